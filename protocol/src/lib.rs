@@ -1,0 +1,173 @@
+//! The Kafka wire protocol, as rafka speaks it.
+//!
+//! - [`primitives`]: every primitive type, written once (nom parsers and encoders).
+//! - [`messages`]: every request and response body of the APIs we serve, plus the request and
+//!   response headers, generated at build time from our schema files (`protocol/schema/`, read
+//!   by `protocol/build/`). One struct per message for all its versions; the version is passed to
+//!   encode, decode and size.
+//! - [`frame`]: request and response frames — header versions, the size prefix, decoding a whole
+//!   request, encoding a response into bytes or into chunks with `sendfile` slots.
+//! - [`record_batch`]: a zero-copy view of RecordBatch v2, its validation and in-place offset
+//!   assignment, record iteration and a builder for the broker's own batches.
+//! - [`ApiKey`] and [`ErrorCode`]: Kafka's tables.
+//!
+//! This crate knows nothing of files, sockets or tasks. Decoding untrusted bytes never panics and
+//! never allocates by a length it has not checked against the bytes present.
+
+pub mod api_key;
+mod codegen;
+pub mod error_code;
+pub mod frame;
+pub mod primitives;
+pub mod record_batch;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use api_key::ApiKey;
+pub use error_code::ErrorCode;
+pub use frame::{RequestFrame, ResponseFrame};
+pub use primitives::{Chunk, ChunkedSink, RawTaggedField, Records, Sink, Uuid, WireError};
+
+/// The generated message types: `messages::ProduceRequest`, `messages::produce_request::*`, ...
+pub mod messages {
+    include!(concat!(env!("OUT_DIR"), "/messages.rs"));
+}
+
+/// An inclusive range of versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionRange {
+    pub min: i16,
+    pub max: i16,
+}
+
+impl VersionRange {
+    pub fn contains(&self, v: i16) -> bool {
+        self.min <= v && v <= self.max
+    }
+}
+
+/// A message body of one API (or a header), declared in the schema.
+pub trait Message: Sized + Default + Clone + std::fmt::Debug + PartialEq {
+    /// Kafka's name for it, e.g. `ProduceRequest`.
+    const NAME: &'static str;
+    /// The versions we implement.
+    const VERSIONS: VersionRange;
+    /// The first flexible version (compact encodings, tagged fields), if any.
+    const FIRST_FLEXIBLE: Option<i16>;
+
+    /// Encodes at `version` without checking it against [`Self::VERSIONS`]; use [`encode`].
+    fn encode_into<W: Sink + ?Sized>(&self, w: &mut W, version: i16) -> Result<(), EncodeError>;
+    /// The encoded size at `version`.
+    fn size_at(&self, version: i16) -> usize;
+    /// Decodes at `version` from `input`, a slice of `frame`; use [`decode`].
+    fn decode_from<'a>(frame: &bytes::Bytes, input: &'a [u8], version: i16) -> DResult<'a, Self>;
+    /// A random value carrying exactly the fields of `version`.
+    #[cfg(any(test, feature = "testing"))]
+    fn random(rng: &mut testing::Rng, version: i16) -> Self;
+
+    fn is_flexible(version: i16) -> bool {
+        Self::FIRST_FLEXIBLE.is_some_and(|f| version >= f)
+    }
+}
+
+/// The result of a generated decoder: a nom result whose error names message, version and field.
+pub type DResult<'a, T> = nom::IResult<&'a [u8], T, DecodeError>;
+
+/// Encodes `m` at `version`, refusing a version we do not implement.
+pub fn encode<M: Message, W: Sink + ?Sized>(
+    m: &M,
+    w: &mut W,
+    version: i16,
+) -> Result<(), EncodeError> {
+    codegen::encode_checked(m, w, version)
+}
+
+/// Decodes all of `body` (a slice of `frame`) as `M` at `version`: a version we do not implement,
+/// a malformed field or bytes left over are errors.
+pub fn decode<M: Message>(
+    frame: &bytes::Bytes,
+    body: &[u8],
+    version: i16,
+) -> Result<M, DecodeError> {
+    codegen::decode_all(frame, body, version)
+}
+
+/// Decodes a whole buffer as `M` at `version`.
+pub fn decode_bytes<M: Message>(buf: &bytes::Bytes, version: i16) -> Result<M, DecodeError> {
+    codegen::decode_all(buf, &buf[..], version)
+}
+
+/// Encodes `m` at `version` into a new buffer.
+pub fn encode_to_bytes<M: Message>(m: &M, version: i16) -> Result<bytes::BytesMut, EncodeError> {
+    let mut b = bytes::BytesMut::with_capacity(m.size_at(version));
+    encode(m, &mut b, version)?;
+    Ok(b)
+}
+
+/// Why bytes did not decode: the message, its version, the field (`Struct.Field`) and the cause.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message} v{version}: {field}: {error}")]
+pub struct DecodeError {
+    pub message: &'static str,
+    pub version: i16,
+    pub field: &'static str,
+    pub error: DecodeErrorKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeErrorKind {
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error("version not implemented")]
+    UnsupportedVersion,
+    #[error("api {0} is not served")]
+    UnsupportedApi(i16),
+}
+
+impl DecodeError {
+    pub(crate) fn unsupported_api(key: ApiKey) -> DecodeError {
+        DecodeError {
+            message: key.name(),
+            version: -1,
+            field: "request_api_key",
+            error: DecodeErrorKind::UnsupportedApi(key.key()),
+        }
+    }
+}
+
+impl<'a> nom::error::ParseError<&'a [u8]> for DecodeError {
+    fn from_error_kind(input: &'a [u8], kind: nom::error::ErrorKind) -> Self {
+        DecodeError {
+            message: "",
+            version: -1,
+            field: "",
+            error: DecodeErrorKind::Wire(WireError::from_error_kind(input, kind)),
+        }
+    }
+    fn append(_: &'a [u8], _: nom::error::ErrorKind, other: Self) -> Self {
+        other
+    }
+}
+
+/// Why a message could not be encoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    #[error(
+        "{message} v{version}: {field} has a non-default value but does not exist in this version"
+    )]
+    UnsupportedField {
+        message: &'static str,
+        field: &'static str,
+        version: i16,
+    },
+    #[error("{message} v{version}: {field} is null but not nullable in this version")]
+    NullField {
+        message: &'static str,
+        field: &'static str,
+        version: i16,
+    },
+    #[error("{message}: version {version} is not implemented")]
+    UnsupportedVersion { message: &'static str, version: i16 },
+    #[error("record slot given to a sink that needs the bytes")]
+    RecordSlot,
+}

@@ -1,0 +1,190 @@
+//! Cross-checks our codec against an independent one, the `kafka-protocol` crate (a test-only
+//! oracle, never in the product), for every (API, version) we implement, requests and
+//! responses:
+//! - bytes we encode decode in theirs, consuming every byte, and their re-encoding is
+//!   byte-identical (so they read the same values we wrote);
+//! - bytes they encode decode in ours to the value we started from, and re-encode identically.
+//!
+//! And it checks that the pairs cross-checked are exactly the "implement" column of
+//! `PROTOCOL.md` for the client-facing APIs.
+
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages as kp;
+use kafka_protocol::protocol::{Decodable, Encodable};
+use rafka_protocol::messages::{self as ours, RequestKind, ResponseKind};
+use rafka_protocol::testing::Rng;
+use rafka_protocol::{ApiKey, Message};
+use std::collections::BTreeSet;
+
+const SEEDS: u64 = 48;
+
+fn check_pair<O: Message, T: Encodable + Decodable>(api: ApiKey, what: &str) -> Vec<i16> {
+    let mut versions = Vec::new();
+    for v in O::VERSIONS.min..=O::VERSIONS.max {
+        for seed in 0..SEEDS {
+            let mut rng =
+                Rng::new(seed.wrapping_mul(0x9e37_79b9) ^ (api.key() as u64) << 32 ^ v as u64);
+            let ours_value = O::random(&mut rng, v);
+            let ours_bytes = rafka_protocol::encode_to_bytes(&ours_value, v)
+                .unwrap_or_else(|e| panic!("{api} v{v} {what}: {e}"))
+                .freeze();
+            // Ours -> theirs.
+            let mut cursor = ours_bytes.clone();
+            let theirs = T::decode(&mut cursor, v).unwrap_or_else(|e| {
+                panic!("{api} v{v} {what}: theirs cannot decode ours: {e:?}\n{ours_value:?}")
+            });
+            assert_eq!(
+                cursor.remaining(),
+                0,
+                "{api} v{v} {what}: theirs left bytes over"
+            );
+            let mut theirs_bytes = BytesMut::new();
+            theirs
+                .encode(&mut theirs_bytes, v)
+                .unwrap_or_else(|e| panic!("{api} v{v} {what}: theirs cannot re-encode: {e:?}"));
+            assert_eq!(
+                theirs.compute_size(v).expect("their size"),
+                ours_bytes.len(),
+                "{api} v{v} {what}: sizes differ"
+            );
+            assert_eq!(
+                &theirs_bytes[..],
+                &ours_bytes[..],
+                "{api} v{v} {what}: theirs re-encoded ours differently\n{ours_value:?}"
+            );
+            // Theirs -> ours.
+            let theirs_bytes: Bytes = theirs_bytes.freeze();
+            let back: O = rafka_protocol::decode_bytes(&theirs_bytes, v)
+                .unwrap_or_else(|e| panic!("{api} v{v} {what}: ours cannot decode theirs: {e}"));
+            assert_eq!(back, ours_value, "{api} v{v} {what}");
+            let again = rafka_protocol::encode_to_bytes(&back, v).expect("re-encodes");
+            assert_eq!(&again[..], &theirs_bytes[..]);
+        }
+        versions.push(v);
+    }
+    versions
+}
+
+macro_rules! oracle {
+    ($($api:ident: $req:ident, $resp:ident;)*) => {
+        fn cross_check_all() -> BTreeSet<(ApiKey, i16)> {
+            let mut done = BTreeSet::new();
+            $(
+                let req = check_pair::<ours::$req, kp::$req>(ApiKey::$api, "request");
+                let resp = check_pair::<ours::$resp, kp::$resp>(ApiKey::$api, "response");
+                assert_eq!(req, resp, "{}: request and response versions differ", ApiKey::$api);
+                done.extend(req.into_iter().map(|v| (ApiKey::$api, v)));
+            )*
+            done
+        }
+    };
+}
+
+oracle! {
+    Produce: ProduceRequest, ProduceResponse;
+    Fetch: FetchRequest, FetchResponse;
+    ListOffsets: ListOffsetsRequest, ListOffsetsResponse;
+    Metadata: MetadataRequest, MetadataResponse;
+    OffsetCommit: OffsetCommitRequest, OffsetCommitResponse;
+    OffsetFetch: OffsetFetchRequest, OffsetFetchResponse;
+    FindCoordinator: FindCoordinatorRequest, FindCoordinatorResponse;
+    JoinGroup: JoinGroupRequest, JoinGroupResponse;
+    Heartbeat: HeartbeatRequest, HeartbeatResponse;
+    LeaveGroup: LeaveGroupRequest, LeaveGroupResponse;
+    SyncGroup: SyncGroupRequest, SyncGroupResponse;
+    DescribeGroups: DescribeGroupsRequest, DescribeGroupsResponse;
+    ListGroups: ListGroupsRequest, ListGroupsResponse;
+    ApiVersions: ApiVersionsRequest, ApiVersionsResponse;
+    CreateTopics: CreateTopicsRequest, CreateTopicsResponse;
+    DeleteTopics: DeleteTopicsRequest, DeleteTopicsResponse;
+    DeleteRecords: DeleteRecordsRequest, DeleteRecordsResponse;
+    InitProducerId: InitProducerIdRequest, InitProducerIdResponse;
+    OffsetForLeaderEpoch: OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse;
+    DescribeConfigs: DescribeConfigsRequest, DescribeConfigsResponse;
+    AlterConfigs: AlterConfigsRequest, AlterConfigsResponse;
+    DescribeLogDirs: DescribeLogDirsRequest, DescribeLogDirsResponse;
+    CreatePartitions: CreatePartitionsRequest, CreatePartitionsResponse;
+    DeleteGroups: DeleteGroupsRequest, DeleteGroupsResponse;
+    ElectLeaders: ElectLeadersRequest, ElectLeadersResponse;
+    IncrementalAlterConfigs: IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse;
+    OffsetDelete: OffsetDeleteRequest, OffsetDeleteResponse;
+    DescribeQuorum: DescribeQuorumRequest, DescribeQuorumResponse;
+    DescribeCluster: DescribeClusterRequest, DescribeClusterResponse;
+    DescribeProducers: DescribeProducersRequest, DescribeProducersResponse;
+    AlterPartition: AlterPartitionRequest, AlterPartitionResponse;
+    BrokerRegistration: BrokerRegistrationRequest, BrokerRegistrationResponse;
+    BrokerHeartbeat: BrokerHeartbeatRequest, BrokerHeartbeatResponse;
+    AllocateProducerIds: AllocateProducerIdsRequest, AllocateProducerIdsResponse;
+}
+
+/// The "implement" column of PROTOCOL.md (the copy at the repository root): (API key, version).
+fn protocol_md_implemented() -> BTreeSet<(ApiKey, i16)> {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../PROTOCOL.md"))
+        .expect("PROTOCOL.md at the repository root");
+    let mut out = BTreeSet::new();
+    for line in text.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // | key | API | implement | advertise | flexible from | needed by |
+        if cells.len() < 5 {
+            continue;
+        }
+        let Ok(key) = cells[1].parse::<i16>() else {
+            continue;
+        };
+        let api = ApiKey::from_key(key).expect("a Kafka api key");
+        // "3–11", "4–12 first, then 13–16 (topic ids)", "0": every range named.
+        let col = cells[3].split('(').next().unwrap_or("");
+        for part in col.split(|c: char| c == ',' || c.is_alphabetic()) {
+            let part = part.trim();
+            if part.is_empty() {
+                continue;
+            }
+            let (lo, hi) = match part.split_once('–') {
+                Some((a, b)) => (a.trim().parse::<i16>(), b.trim().parse::<i16>()),
+                None => (part.parse::<i16>(), part.parse::<i16>()),
+            };
+            let (lo, hi) = (lo.expect("version"), hi.expect("version"));
+            out.extend((lo..=hi).map(|v| (api, v)));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_implemented_version_agrees_with_the_oracle() {
+    let checked = cross_check_all();
+    let controller_apis = [
+        ApiKey::AlterPartition,
+        ApiKey::BrokerRegistration,
+        ApiKey::BrokerHeartbeat,
+        ApiKey::AllocateProducerIds,
+    ];
+    let client_facing: BTreeSet<(ApiKey, i16)> = checked
+        .iter()
+        .copied()
+        .filter(|(api, _)| !controller_apis.contains(api))
+        .collect();
+    let expected = protocol_md_implemented();
+    assert_eq!(
+        client_facing, expected,
+        "cross-checked pairs differ from PROTOCOL.md"
+    );
+    // Every served API is in the oracle list, so nothing escapes the cross-check.
+    for &api in ApiKey::ALL {
+        if let Some(r) = RequestKind::versions(api) {
+            for v in r.min..=r.max {
+                assert!(
+                    checked.contains(&(api, v)),
+                    "{api} v{v} is served but not cross-checked"
+                );
+            }
+            assert_eq!(ResponseKind::versions(api), Some(r));
+        }
+    }
+    println!(
+        "cross-checked {} (API, version) pairs against kafka-protocol: {} client-facing (= PROTOCOL.md), {} controller-listener",
+        checked.len(),
+        client_facing.len(),
+        checked.len() - client_facing.len()
+    );
+}
