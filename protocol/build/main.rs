@@ -362,12 +362,12 @@ fn min_field(c: &Ctx, f: &Field) -> String {
 fn random_elem(t: &Ty) -> String {
     match t {
         Ty::Bool => "rng.bool()".into(),
-        Ty::Int8 => "rng.next() as i8".into(),
-        Ty::Int16 => "rng.next() as i16".into(),
-        Ty::Uint16 => "rng.next() as u16".into(),
-        Ty::Int32 => "rng.next() as i32".into(),
-        Ty::Uint32 => "rng.next() as u32".into(),
-        Ty::Int64 => "rng.next() as i64".into(),
+        Ty::Int8 => "rng.next_u64() as i8".into(),
+        Ty::Int16 => "rng.next_u64() as i16".into(),
+        Ty::Uint16 => "rng.next_u64() as u16".into(),
+        Ty::Int32 => "rng.next_u64() as i32".into(),
+        Ty::Uint32 => "rng.next_u64() as u32".into(),
+        Ty::Int64 => "rng.next_u64() as i64".into(),
         Ty::Float64 => "rng.float()".into(),
         Ty::Uuid => "rng.uuid()".into(),
         Ty::String => "rng.string()".into(),

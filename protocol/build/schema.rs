@@ -266,9 +266,8 @@ fn parse_fields(
             let (k, v) = w
                 .split_once('=')
                 .ok_or_else(|| at(format!("bad attribute `{w}`")))?;
-            let range = || -> Result<Option<Range>, String> {
-                Range::parse(v, m.versions).map_err(|e| at(e))
-            };
+            let range =
+                || -> Result<Option<Range>, String> { Range::parse(v, m.versions).map_err(&at) };
             match k {
                 "versions" => f.versions = range()?.ok_or_else(|| at("no versions".into()))?,
                 "nullable" => f.nullable = range()?,

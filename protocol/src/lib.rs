@@ -19,6 +19,7 @@ mod codegen;
 pub mod error_code;
 pub mod frame;
 pub mod primitives;
+pub mod record;
 pub mod record_batch;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

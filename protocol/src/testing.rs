@@ -12,7 +12,7 @@ impl Rng {
         Rng(seed ^ 0x9e37_79b9_7f4a_7c15 | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -22,19 +22,19 @@ impl Rng {
     }
 
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 
     pub fn bool(&mut self) -> bool {
-        self.next() & 1 == 1
+        self.next_u64() & 1 == 1
     }
 
     pub fn float(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 20) as f64 - 1000.0
+        (self.next_u64() >> 11) as f64 / (1u64 << 20) as f64 - 1000.0
     }
 
     pub fn uuid(&mut self) -> Uuid {
-        Uuid::from_u128((u128::from(self.next()) << 64) | u128::from(self.next()))
+        Uuid::from_u128((u128::from(self.next_u64()) << 64) | u128::from(self.next_u64()))
     }
 
     pub fn string(&mut self) -> String {
@@ -48,7 +48,7 @@ impl Rng {
     pub fn bytes(&mut self) -> Bytes {
         let n = self.below(24) as usize;
         (0..n)
-            .map(|_| self.next() as u8)
+            .map(|_| self.next_u64() as u8)
             .collect::<Vec<u8>>()
             .into()
     }
