@@ -465,9 +465,36 @@ impl RecordBatch {
     ///
     /// [`ensure_valid`]: RecordBatch::ensure_valid
     pub fn validate(&self) -> Result<(), RecordBatchError> {
+        self.validate_header()?;
+        if self.compression()? != Compression::None {
+            return Ok(());
+        }
+        let base_offset = self.base_offset();
+        for (index, record) in self.records()?.enumerate() {
+            let offset_delta = record?.offset_delta;
+            // index < record_count <= i32::MAX, checked by validate_header.
+            let expected = i32::try_from(index).unwrap_or(i32::MAX);
+            if offset_delta != expected {
+                return Err(RecordBatchError::OffsetDeltaMismatch {
+                    base_offset,
+                    index,
+                    offset_delta,
+                    expected,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// What the produce path checks of a client's batch without walking its records (the
+    /// payload is never decoded there; the CRC covers it): [`ensure_valid`], a known codec,
+    /// recordCount >= 1 and equal to lastOffsetDelta + 1, and a base sequence for a producer id.
+    ///
+    /// [`ensure_valid`]: RecordBatch::ensure_valid
+    pub fn validate_header(&self) -> Result<(), RecordBatchError> {
         self.ensure_valid()?;
         let base_offset = self.base_offset();
-        let compression = self.compression()?;
+        self.compression()?;
         let record_count = self.record_count();
         if record_count <= 0 {
             return Err(RecordBatchError::InvalidRecordCount {
@@ -489,22 +516,6 @@ impl RecordBatch {
                 producer_id: self.producer_id(),
                 base_sequence: self.base_sequence(),
             });
-        }
-        if compression != Compression::None {
-            return Ok(());
-        }
-        for (index, record) in self.records()?.enumerate() {
-            let offset_delta = record?.offset_delta;
-            // index < record_count <= i32::MAX, checked above.
-            let expected = i32::try_from(index).unwrap_or(i32::MAX);
-            if offset_delta != expected {
-                return Err(RecordBatchError::OffsetDeltaMismatch {
-                    base_offset,
-                    index,
-                    offset_delta,
-                    expected,
-                });
-            }
         }
         Ok(())
     }
