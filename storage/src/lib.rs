@@ -1,5 +1,38 @@
-//! One partition's log on disk in Apache Kafka's own format: segments, indexes, checkpoints,
-//! recovery and retention. It knows nothing of networks or Kafka error codes.
+//! One partition's log on disk, in Apache Kafka's own format byte for byte.
 //!
-//! The log itself lands with the partition-log issue; the crate exists now so the workspace has
-//! the shape `DESIGN.md` describes and dependencies point one way from the first commit.
+//! - [`UnifiedLog`]: a partition's log — append as leader or follower, read as file slices,
+//!   roll, retention, truncation, flush, recovery.
+//! - [`LogSegment`]: one `<base offset>.log` with its [`OffsetIndex`] and [`TimeIndex`].
+//! - [`LeaderEpochFileCache`]: the `leader-epoch-checkpoint` file.
+//! - [`OffsetCheckpointFile`]: the recovery-point, log-start-offset and replication-offset
+//!   checkpoints at the top of a log directory.
+//! - [`LogManager`]: a log directory: opening every partition in it (lazily), the clean-shutdown
+//!   marker, checkpoints.
+//! - [`fs`]: the file layer, with a simulated disk for power-loss and fault-injection tests.
+//!
+//! This crate is synchronous (std files, memmap2, no tokio) and knows nothing of networks or
+//! Kafka error codes; the broker decides which calls go to blocking threads and maps
+//! [`StorageError`] to error codes.
+
+pub mod checkpoint;
+pub mod compression;
+pub mod config;
+pub mod error;
+pub mod fs;
+pub mod index;
+pub mod leader_epoch;
+pub mod log_manager;
+pub mod log_segment;
+pub mod unified_log;
+
+pub use checkpoint::{OffsetCheckpointFile, TopicPartition};
+pub use config::LogConfig;
+pub use error::{Result, StorageError};
+pub use fs::{DiskFs, FileSystem, LogFile, SimFs};
+pub use index::{OffsetIndex, OffsetPosition, TimeIndex, TimestampOffset};
+pub use leader_epoch::{EpochEntry, LeaderEpochFileCache};
+pub use log_manager::{LogManager, SharedLog};
+pub use log_segment::{FileSlice, LogSegment};
+pub use unified_log::{
+    FetchDataInfo, LogAppendInfo, LogCheckpoints, TimestampAndOffset, UnifiedLog,
+};

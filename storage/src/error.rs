@@ -1,0 +1,75 @@
+//! The storage crate's one error type. Messages name the subject (partition, offset, path); the
+//! broker maps each variant to a Kafka error code with an exhaustive `match`.
+
+use rafka_protocol::record_batch::RecordBatchError;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// A batch failed validation (CRC, magic, lengths, offsets): CORRUPT_MESSAGE.
+    #[error("{partition}: corrupt batch at byte {position} of the request: {source}")]
+    CorruptBatch {
+        partition: String,
+        position: usize,
+        source: RecordBatchError,
+    },
+    /// A batch larger than `max.message.bytes`: MESSAGE_TOO_LARGE.
+    #[error("{partition}: batch of {size} bytes exceeds max.message.bytes {max}")]
+    BatchTooLarge {
+        partition: String,
+        size: usize,
+        max: usize,
+    },
+    /// The whole append is larger than a segment can hold: RECORD_LIST_TOO_LARGE.
+    #[error("{partition}: append of {size} bytes exceeds segment.bytes {max}")]
+    AppendTooLarge {
+        partition: String,
+        size: usize,
+        max: usize,
+    },
+    /// A follower append that overlaps or goes below the log end: the follower must truncate.
+    #[error("{partition}: follower append at offset {first_offset} is below the log end offset {log_end_offset}")]
+    OffsetsOutOfOrder {
+        partition: String,
+        first_offset: i64,
+        log_end_offset: i64,
+    },
+    /// A read outside [log start, log end]: OFFSET_OUT_OF_RANGE.
+    #[error("{partition}: offset {offset} is out of range [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange {
+        partition: String,
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
+    /// An argument the caller should never pass (a truncation above the log end, a log start
+    /// offset beyond the high watermark...).
+    #[error("{partition}: {what}")]
+    InvalidArgument { partition: String, what: String },
+    /// An I/O error on a file of the log directory: KAFKA_STORAGE_ERROR; the directory goes
+    /// offline.
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A file we wrote does not parse (a checkpoint, an index we cannot rebuild).
+    #[error("{path}: {what}")]
+    CorruptFile { path: PathBuf, what: String },
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Attaches a path to an I/O error.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: &std::path::Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: &std::path::Path) -> Result<T> {
+        self.map_err(|source| StorageError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}

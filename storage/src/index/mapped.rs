@@ -1,0 +1,510 @@
+//! `Index<E>`: what the two indexes share, written once — the file and its mapping (made on
+//! first use, dropped on release), the entry count, binary search, truncation, trimming and
+//! resizing, and fallocate(2) ahead of the next entry. The entry formats are in the parent module.
+
+use super::IndexEntry;
+use crate::error::{IoContext, Result, StorageError};
+use memmap2::MmapMut;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+
+/// How far ahead of the next entry fallocate(2) backs the file (a multiple of any page size).
+pub(super) const PREALLOCATE_STEP: u64 = 64 * 1024;
+/// Kafka's "warm section": lookups first check the last 8 KiB of entries, which appends and
+/// readers near the log end keep in the page cache, so they fault in no cold page.
+const WARM_BYTES: usize = 8192;
+
+/// The logic both indexes share. Holds the file and mapping only while hot.
+#[derive(Debug)]
+pub(super) struct Index<E> {
+    pub(super) path: PathBuf,
+    pub(super) base_offset: i64,
+    pub(super) max_index_size: u64,
+    persistent: bool,
+    /// What the first use learnt, kept while cold. `None`: never used.
+    state: Option<State<E>>,
+    /// The mapping and the open file, while hot.
+    hot: Option<Hot>,
+}
+
+#[derive(Debug)]
+pub(super) struct State<E> {
+    pub(super) entries: usize,
+    /// Bytes in the file (or the anonymous mapping).
+    pub(super) length: u64,
+    pub(super) last: Option<E>,
+}
+
+#[derive(Debug)]
+struct Hot {
+    mmap: MmapMut,
+    /// `None` for an anonymous index.
+    file: Option<File>,
+    /// The file has real blocks below this byte.
+    allocated: u64,
+}
+
+fn decode_at<E: IndexEntry>(bytes: &[u8], n: usize, base_offset: i64) -> E {
+    E::decode(&bytes[n * E::SIZE..(n + 1) * E::SIZE], base_offset)
+}
+
+/// The entries of a file that may have been left at full size: the leading entries in order. A
+/// first entry of zeros counts only when an entry follows it (a full-size file that never got an
+/// entry is all zeros).
+fn count_in_order<E: IndexEntry>(bytes: &[u8], base_offset: i64) -> usize {
+    let n = bytes.len() / E::SIZE;
+    if n == 0 {
+        return 0;
+    }
+    let mut prev: E = decode_at(bytes, 0, base_offset);
+    let mut count = 1;
+    while count < n {
+        let next = decode_at(bytes, count, base_offset);
+        if !prev.may_precede(&next) {
+            break;
+        }
+        prev = next;
+        count += 1;
+    }
+    if count == 1 && bytes[..E::SIZE].iter().all(|b| *b == 0) {
+        0
+    } else {
+        count
+    }
+}
+
+/// Whether the last whole entry is all zeros (never so in a trimmed index, but for a lone first
+/// entry).
+fn ends_in_zeros<E: IndexEntry>(bytes: &[u8]) -> bool {
+    let end = bytes.len() / E::SIZE * E::SIZE;
+    end > 0 && bytes[end - E::SIZE..end].iter().all(|b| *b == 0)
+}
+
+/// Backs `[from, to)` of `file` with real blocks; bytes below `free_from` hold entries.
+fn allocate(file: &File, from: u64, to: u64, free_from: u64) -> io::Result<()> {
+    loop {
+        // SAFETY: a plain syscall on a descriptor we own; mode 0 within the file's length
+        // changes neither its contents nor its length.
+        let r = unsafe {
+            libc::fallocate(
+                file.as_raw_fd(),
+                0,
+                from as libc::off_t,
+                (to - from) as libc::off_t,
+            )
+        };
+        if r == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EOPNOTSUPP) => {
+                // No fallocate on this file system: writing zeros over the free part allocates as
+                // well, and fails as cleanly on a full disk.
+                let start = from.max(free_from);
+                if start < to {
+                    file.write_all_at(&vec![0; (to - start) as usize], start)?;
+                }
+                return Ok(());
+            }
+            _ => return Err(e),
+        }
+    }
+}
+
+impl<E: IndexEntry> Index<E> {
+    pub(super) fn new(
+        path: PathBuf,
+        base_offset: i64,
+        max_index_size: u64,
+        persistent: bool,
+    ) -> Self {
+        Index {
+            path,
+            base_offset,
+            max_index_size,
+            persistent,
+            state: None,
+            hot: None,
+        }
+    }
+
+    /// The size a new index file gets.
+    fn full_size(&self) -> u64 {
+        self.max_index_size / E::SIZE as u64 * E::SIZE as u64
+    }
+
+    pub(super) fn invalid(&self, what: String) -> StorageError {
+        StorageError::InvalidArgument {
+            partition: self.path.display().to_string(),
+            what,
+        }
+    }
+
+    pub(super) fn corrupt(&self, what: String) -> StorageError {
+        StorageError::CorruptFile {
+            path: self.path.clone(),
+            what,
+        }
+    }
+
+    /// Maps the index (creating its file if missing) unless it is mapped already.
+    fn open(&mut self) -> Result<()> {
+        if self.hot.is_some() {
+            return Ok(());
+        }
+        let full = self.full_size();
+        let too_small = || {
+            self.invalid(format!(
+                "index size {} is smaller than one {}-byte entry",
+                self.max_index_size,
+                E::SIZE
+            ))
+        };
+        if !self.persistent {
+            // Never released, so this is the first use.
+            if full == 0 {
+                return Err(too_small());
+            }
+            let mmap = MmapMut::map_anon(full as usize).at(&self.path)?;
+            self.state = Some(State {
+                entries: 0,
+                length: full,
+                last: None,
+            });
+            self.hot = Some(Hot {
+                mmap,
+                file: None,
+                allocated: full,
+            });
+            return Ok(());
+        }
+        let mut options = OpenOptions::new();
+        options.read(true).write(true);
+        let (file, created) = match options.clone().create_new(true).open(&self.path) {
+            Ok(f) => (f, true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                (options.open(&self.path).at(&self.path)?, false)
+            }
+            Err(e) => return Err(e).at(&self.path),
+        };
+        if created {
+            if full == 0 {
+                let _ = std::fs::remove_file(&self.path);
+                return Err(too_small());
+            }
+            file.set_len(full).at(&self.path)?;
+        }
+        let length = file.metadata().at(&self.path)?.len();
+        // SAFETY: the file is this index's alone: nothing else maps, writes or resizes it while
+        // it is mapped (`resize` unmaps before changing its length).
+        let mmap = unsafe { MmapMut::map_mut(&file) }.at(&self.path)?;
+        let entries = match &self.state {
+            Some(s) if s.length == length => s.entries,
+            _ if created => 0,
+            // Left at full size, or truncated after a trim: zeros may follow the entries.
+            _ if length >= full || ends_in_zeros::<E>(&mmap) => {
+                count_in_order::<E>(&mmap, self.base_offset)
+            }
+            _ => length as usize / E::SIZE,
+        };
+        let last = entries
+            .checked_sub(1)
+            .map(|n| decode_at(&mmap, n, self.base_offset));
+        tracing::debug!(path = %self.path.display(), entries, length, created, "mapped index");
+        self.state = Some(State {
+            entries,
+            length,
+            last,
+        });
+        self.hot = Some(Hot {
+            mmap,
+            file: Some(file),
+            allocated: 0,
+        });
+        Ok(())
+    }
+
+    /// Whether mapped now.
+    pub(super) fn is_mapped(&self) -> bool {
+        self.hot.is_some()
+    }
+
+    pub(super) fn state(&mut self) -> Result<&State<E>> {
+        if self.state.is_none() {
+            self.open()?;
+        }
+        Ok(self.state.as_ref().expect("invariant: opened"))
+    }
+
+    pub(super) fn max_entries(&mut self) -> Result<usize> {
+        Ok(self.state()?.length as usize / E::SIZE)
+    }
+
+    /// Entry `n` of a mapped index.
+    pub(super) fn read(&self, n: usize) -> E {
+        let hot = self.hot.as_ref().expect("invariant: mapped");
+        decode_at(&hot.mmap, n, self.base_offset)
+    }
+
+    pub(super) fn entry(&mut self, n: usize) -> Result<E> {
+        self.open()?;
+        let entries = self.state()?.entries;
+        if n >= entries {
+            return Err(self.invalid(format!(
+                "entry {n} asked of an index with {entries} entries"
+            )));
+        }
+        Ok(self.read(n))
+    }
+
+    /// The number of leading entries for which `pred` holds (it must hold for a prefix).
+    pub(super) fn partition_point(&mut self, pred: impl Fn(&E) -> bool) -> Result<usize> {
+        self.open()?;
+        let n = self.state()?.entries;
+        if n == 0 {
+            return Ok(0);
+        }
+        let first_warm = n.saturating_sub(1 + WARM_BYTES / E::SIZE);
+        let (mut lo, mut hi) = if pred(&self.read(first_warm)) {
+            (first_warm + 1, n)
+        } else {
+            (0, first_warm)
+        };
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if pred(&self.read(mid)) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(lo)
+    }
+
+    /// The entry with the largest key at or below `target`.
+    pub(super) fn lookup(&mut self, target: i64) -> Result<Option<E>> {
+        let n = self.partition_point(|e| e.key() <= target)?;
+        Ok(n.checked_sub(1).map(|n| self.read(n)))
+    }
+
+    /// Backs the file with blocks up to byte `end` (at least), 64 KiB at a time.
+    fn back(&mut self, end: u64) -> Result<()> {
+        self.open()?;
+        let st = self.state.as_ref().expect("invariant: opened");
+        let hot = self.hot.as_mut().expect("invariant: opened");
+        let Some(file) = &hot.file else {
+            return Ok(());
+        };
+        if end <= hot.allocated {
+            return Ok(());
+        }
+        let to = end
+            .div_ceil(PREALLOCATE_STEP)
+            .saturating_mul(PREALLOCATE_STEP)
+            .min(st.length);
+        let free_from = (st.entries * E::SIZE) as u64;
+        allocate(file, hot.allocated, to, free_from).at(&self.path)?;
+        hot.allocated = to;
+        Ok(())
+    }
+
+    /// Makes sure the next `additional` entries can be written without a disk allocation.
+    pub(super) fn reserve(&mut self, additional: usize) -> Result<()> {
+        let st = self.state()?;
+        let end = ((st.entries + additional) * E::SIZE) as u64;
+        let end = end.min(st.length);
+        self.back(end)
+    }
+
+    /// Writes `e` after the last entry; the caller checked the order.
+    pub(super) fn push(&mut self, e: E) -> Result<()> {
+        let (entries, max) = (self.state()?.entries, self.max_entries()?);
+        if entries >= max {
+            return Err(self.invalid(format!(
+                "attempt to append to a full index ({entries} entries)"
+            )));
+        }
+        let at = entries * E::SIZE;
+        self.back((at + E::SIZE) as u64)?;
+        let hot = self.hot.as_mut().expect("invariant: opened");
+        e.encode(self.base_offset, &mut hot.mmap[at..at + E::SIZE]);
+        let st = self.state.as_mut().expect("invariant: opened");
+        st.entries += 1;
+        st.last = Some(e);
+        Ok(())
+    }
+
+    /// Keeps the first `n` entries and zeroes the rest, so that a full-size file left by a crash
+    /// has nothing stale after its last entry.
+    pub(super) fn truncate_to_entries(&mut self, n: usize) -> Result<()> {
+        self.open()?;
+        let old = self.state()?.entries;
+        if n >= old {
+            return Ok(());
+        }
+        let hot = self.hot.as_mut().expect("invariant: opened");
+        hot.mmap[n * E::SIZE..old * E::SIZE].fill(0);
+        let last = n.checked_sub(1).map(|n| self.read(n));
+        let st = self.state.as_mut().expect("invariant: opened");
+        st.entries = n;
+        st.last = last;
+        tracing::debug!(path = %self.path.display(), entries = n, "truncated index");
+        Ok(())
+    }
+
+    /// Removes the entries pointing at `offset` or above.
+    pub(super) fn truncate_to(&mut self, offset: i64) -> Result<()> {
+        let n = self.partition_point(|e| e.offset() < offset)?;
+        self.truncate_to_entries(n)
+    }
+
+    /// Changes the file's length to `new_size` rounded down to whole entries.
+    pub(super) fn resize(&mut self, new_size: u64) -> Result<()> {
+        self.open()?;
+        let rounded = new_size / E::SIZE as u64 * E::SIZE as u64;
+        let (entries, length) = {
+            let st = self.state()?;
+            (st.entries, st.length)
+        };
+        if rounded == length {
+            return Ok(());
+        }
+        let used = entries * E::SIZE;
+        if rounded < used as u64 {
+            return Err(self.invalid(format!(
+                "cannot resize an index of {entries} entries to {new_size} bytes"
+            )));
+        }
+        if !self.persistent {
+            let mut mmap = MmapMut::map_anon(rounded as usize).at(&self.path)?;
+            let hot = self.hot.as_mut().expect("invariant: opened");
+            mmap[..used].copy_from_slice(&hot.mmap[..used]);
+            hot.mmap = mmap;
+            hot.allocated = rounded;
+            self.state.as_mut().expect("invariant: opened").length = rounded;
+        } else {
+            // Never change a file's length under its mapping. On an error below the index is
+            // left cold, its state matching the file, and the next use maps it again.
+            let Hot {
+                mmap,
+                file,
+                allocated,
+            } = self.hot.take().expect("invariant: opened");
+            drop(mmap);
+            let file = file.expect("invariant: a persistent index has a file");
+            file.set_len(rounded).at(&self.path)?;
+            self.state.as_mut().expect("invariant: opened").length = rounded;
+            // SAFETY: as in `open`.
+            let mmap = unsafe { MmapMut::map_mut(&file) }.at(&self.path)?;
+            self.hot = Some(Hot {
+                mmap,
+                file: Some(file),
+                allocated: allocated.min(rounded),
+            });
+        }
+        tracing::debug!(path = %self.path.display(), entries, length = rounded, "resized index");
+        Ok(())
+    }
+
+    pub(super) fn trim_to_valid_size(&mut self) -> Result<()> {
+        let used = (self.state()?.entries * E::SIZE) as u64;
+        self.resize(used)
+    }
+
+    pub(super) fn flush(&mut self) -> Result<()> {
+        if let Some(Hot {
+            file: Some(file), ..
+        }) = &self.hot
+        {
+            // fdatasync writes back the pages dirtied through the mapping (msync(MS_SYNC) is the
+            // same call on Linux) and the file's length.
+            file.sync_data().at(&self.path)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn release(&mut self) -> Result<()> {
+        if self.persistent && self.hot.is_some() {
+            self.flush()?;
+            self.hot = None;
+        }
+        Ok(())
+    }
+
+    pub(super) fn close(&mut self) -> Result<()> {
+        if self.state.is_none() {
+            return Ok(());
+        }
+        self.trim_to_valid_size()?;
+        self.release()
+    }
+
+    pub(super) fn rename_to(&mut self, new_path: PathBuf) -> Result<()> {
+        if self.persistent {
+            if let Err(e) = std::fs::rename(&self.path, &new_path) {
+                // As Kafka's LazyIndex: a file already moved (or never created) is no error.
+                if e.kind() != io::ErrorKind::NotFound || self.path.exists() {
+                    return Err(e).at(&self.path);
+                }
+            }
+        }
+        self.path = new_path;
+        Ok(())
+    }
+
+    pub(super) fn delete(self) -> Result<bool> {
+        let Index {
+            path,
+            persistent,
+            hot,
+            ..
+        } = self;
+        drop(hot);
+        if !persistent {
+            return Ok(false);
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e).at(&path),
+        }
+    }
+
+    /// Kafka's checks, plus the last two entries in order (which catches a full-size file taken
+    /// for a trimmed one: zeros after the entries).
+    pub(super) fn sanity_check(&mut self) -> Result<()> {
+        self.open()?;
+        let (entries, length, last) = {
+            let st = self.state()?;
+            (st.entries, st.length, st.last)
+        };
+        if length % E::SIZE as u64 != 0 {
+            return Err(self.corrupt(format!(
+                "{length} bytes is not a multiple of the entry size {}",
+                E::SIZE
+            )));
+        }
+        let Some(last) = last else {
+            return Ok(());
+        };
+        if last.offset() < self.base_offset {
+            return Err(self.corrupt(format!(
+                "the last offset {} is below the base offset {}",
+                last.offset(),
+                self.base_offset
+            )));
+        }
+        if entries >= 2 && !self.read(entries - 2).may_precede(&last) {
+            return Err(self.corrupt(format!(
+                "the last two entries are out of order: {:?}, {last:?}",
+                self.read(entries - 2)
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,286 @@
+//! `LogManager`: the log directories of a node and every partition log in them.
+//!
+//! Each directory holds one sub-directory per partition (`<topic>-<partition>`), and at its top
+//! the recovery-point, log-start-offset and replication-offset (high watermark) checkpoints and,
+//! after a clean shutdown, the `.kafka_cleanshutdown` marker. Opening a directory reads the
+//! checkpoints, opens every log (rescanning those that need it when the marker is absent), then
+//! removes the marker so that a crash from now on is detected. Logs are released after loading
+//! (no descriptors or mappings held) and reopen their files on first use.
+//!
+//! Thread-safety: the map of logs is behind a mutex held only to look up, insert or remove an
+//! entry (never during I/O on a log); each log is behind its own mutex. Lock order: the map,
+//! then a log.
+
+use crate::checkpoint::{OffsetCheckpointFile, TopicPartition};
+use crate::config::LogConfig;
+use crate::error::{IoContext, Result, StorageError};
+use crate::fs::FileSystem;
+use crate::unified_log::{LogCheckpoints, UnifiedLog};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
+pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
+pub const REPLICATION_OFFSET_CHECKPOINT: &str = "replication-offset-checkpoint";
+
+/// A shared partition log.
+pub type SharedLog = Arc<Mutex<UnifiedLog>>;
+
+/// Locks a log; a panic while holding it leaves the log as the panicking call left it, which
+/// the next call may still use (every change is written before state is updated).
+pub fn lock_log(log: &SharedLog) -> MutexGuard<'_, UnifiedLog> {
+    log.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Debug)]
+struct LogEntry {
+    dir: PathBuf,
+    log: SharedLog,
+}
+
+#[derive(Debug)]
+pub struct LogManager {
+    fs: Arc<dyn FileSystem>,
+    dirs: Vec<PathBuf>,
+    logs: Mutex<BTreeMap<TopicPartition, LogEntry>>,
+}
+
+impl LogManager {
+    /// Opens every log in `dirs` (creating the directories if needed). `config_for` gives each
+    /// partition its config (broker defaults plus topic overrides).
+    pub fn open(
+        fs: Arc<dyn FileSystem>,
+        dirs: &[PathBuf],
+        config_for: &dyn Fn(&TopicPartition) -> LogConfig,
+        now_ms: i64,
+    ) -> Result<LogManager> {
+        let mut logs = BTreeMap::new();
+        for dir in dirs {
+            fs.create_dir_all(dir).at(dir)?;
+            let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+            let clean = fs.exists(&marker);
+            let recovery =
+                OffsetCheckpointFile::new(fs.clone(), dir.join(RECOVERY_POINT_CHECKPOINT))
+                    .read()?;
+            let starts =
+                OffsetCheckpointFile::new(fs.clone(), dir.join(LOG_START_OFFSET_CHECKPOINT))
+                    .read()?;
+            let hws =
+                OffsetCheckpointFile::new(fs.clone(), dir.join(REPLICATION_OFFSET_CHECKPOINT))
+                    .read()?;
+            for p in fs.list_dir(dir).at(dir)? {
+                if !fs.is_dir(&p) {
+                    continue;
+                }
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if name.ends_with("-delete") {
+                    // A deletion a crash interrupted.
+                    fs.remove_dir_all(&p).at(&p)?;
+                    continue;
+                }
+                let Some(tp) = TopicPartition::parse_dir_name(&name) else {
+                    continue;
+                };
+                let checkpoints = LogCheckpoints {
+                    recovery_point: recovery.get(&tp).copied().unwrap_or(0),
+                    log_start_offset: starts.get(&tp).copied().unwrap_or(0),
+                    high_watermark: hws.get(&tp).copied().unwrap_or(0),
+                    clean_shutdown: clean,
+                };
+                let mut log = UnifiedLog::open(
+                    fs.clone(),
+                    &p,
+                    tp.clone(),
+                    config_for(&tp),
+                    checkpoints,
+                    now_ms,
+                )?;
+                log.release()?;
+                if logs.contains_key(&tp) {
+                    return Err(StorageError::CorruptFile {
+                        path: p,
+                        what: format!("{tp} is in two log directories"),
+                    });
+                }
+                logs.insert(
+                    tp,
+                    LogEntry {
+                        dir: dir.clone(),
+                        log: Arc::new(Mutex::new(log)),
+                    },
+                );
+            }
+            if clean {
+                fs.remove_file(&marker).at(&marker)?;
+                fs.sync_dir(dir).at(dir)?;
+            }
+        }
+        Ok(LogManager {
+            fs,
+            dirs: dirs.to_vec(),
+            logs: Mutex::new(logs),
+        })
+    }
+
+    fn map(&self) -> MutexGuard<'_, BTreeMap<TopicPartition, LogEntry>> {
+        self.logs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn dirs(&self) -> &[PathBuf] {
+        &self.dirs
+    }
+
+    pub fn get_log(&self, tp: &TopicPartition) -> Option<SharedLog> {
+        self.map().get(tp).map(|e| e.log.clone())
+    }
+
+    /// Every partition this node has a log for.
+    pub fn partitions(&self) -> Vec<TopicPartition> {
+        self.map().keys().cloned().collect()
+    }
+
+    /// The log of `tp`, created empty in the least loaded directory if it does not exist.
+    pub fn get_or_create_log(
+        &self,
+        tp: &TopicPartition,
+        config: LogConfig,
+        now_ms: i64,
+    ) -> Result<SharedLog> {
+        if let Some(l) = self.get_log(tp) {
+            return Ok(l);
+        }
+        let dir = {
+            let map = self.map();
+            self.dirs
+                .iter()
+                .min_by_key(|d| map.values().filter(|e| &e.dir == *d).count())
+                .cloned()
+                .expect("invariant: at least one log dir")
+        };
+        let path = dir.join(tp.dir_name());
+        let log = UnifiedLog::open(
+            self.fs.clone(),
+            &path,
+            tp.clone(),
+            config,
+            LogCheckpoints::default(),
+            now_ms,
+        )?;
+        self.fs.sync_dir(&dir).at(&dir)?;
+        let mut map = self.map();
+        // Another caller may have created it meanwhile: keep theirs.
+        let entry = map.entry(tp.clone()).or_insert(LogEntry {
+            dir,
+            log: Arc::new(Mutex::new(log)),
+        });
+        Ok(entry.log.clone())
+    }
+
+    /// Removes a partition's log: its directory is renamed `<topic>-<partition>.<n>-delete` (so a
+    /// crash finishes the deletion at the next start) and then removed.
+    pub fn delete_log(&self, tp: &TopicPartition) -> Result<bool> {
+        let Some(entry) = self.map().remove(tp) else {
+            return Ok(false);
+        };
+        let mut log = lock_log(&entry.log);
+        log.release()?;
+        let from = log.dir().to_path_buf();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let to = entry
+            .dir
+            .join(format!("{}.{nanos:x}-delete", tp.dir_name()));
+        self.fs.rename(&from, &to).at(&from)?;
+        self.fs.sync_dir(&entry.dir).at(&entry.dir)?;
+        self.fs.remove_dir_all(&to).at(&to)?;
+        Ok(true)
+    }
+
+    fn logs_by_dir(&self) -> Vec<(PathBuf, Vec<(TopicPartition, SharedLog)>)> {
+        let map = self.map();
+        self.dirs
+            .iter()
+            .map(|d| {
+                let logs = map
+                    .iter()
+                    .filter(|(_, e)| &e.dir == d)
+                    .map(|(tp, e)| (tp.clone(), e.log.clone()))
+                    .collect();
+                (d.clone(), logs)
+            })
+            .collect()
+    }
+
+    /// Writes the three checkpoints of every directory (atomically and durably).
+    pub fn checkpoint(&self) -> Result<()> {
+        for (dir, logs) in self.logs_by_dir() {
+            let mut recovery = BTreeMap::new();
+            let mut starts = BTreeMap::new();
+            let mut hws = BTreeMap::new();
+            for (tp, log) in logs {
+                let log = lock_log(&log);
+                recovery.insert(tp.clone(), log.recovery_point());
+                starts.insert(tp.clone(), log.log_start_offset());
+                hws.insert(tp, log.high_watermark());
+            }
+            OffsetCheckpointFile::new(self.fs.clone(), dir.join(RECOVERY_POINT_CHECKPOINT))
+                .write(&recovery)?;
+            OffsetCheckpointFile::new(self.fs.clone(), dir.join(LOG_START_OFFSET_CHECKPOINT))
+                .write(&starts)?;
+            OffsetCheckpointFile::new(self.fs.clone(), dir.join(REPLICATION_OFFSET_CHECKPOINT))
+                .write(&hws)?;
+        }
+        Ok(())
+    }
+
+    /// One retention pass over every log: deletes expired segments and removes `.deleted` files
+    /// whose delay has passed. Returns the segments deleted.
+    pub fn cleanup_logs(&self, now_ms: i64) -> Result<usize> {
+        let logs: Vec<SharedLog> = self.map().values().map(|e| e.log.clone()).collect();
+        let mut n = 0;
+        for log in logs {
+            let mut log = lock_log(&log);
+            n += log.delete_old_segments(now_ms)?;
+            log.remove_deleted_segments(now_ms)?;
+        }
+        Ok(n)
+    }
+
+    /// A clean shutdown: every log flushed and closed, the checkpoints written, then the
+    /// clean-shutdown marker, durably, in every directory.
+    pub fn shutdown(&self, now_ms: i64) -> Result<()> {
+        let logs: Vec<SharedLog> = self.map().values().map(|e| e.log.clone()).collect();
+        for log in &logs {
+            let mut log = lock_log(log);
+            let leo = log.log_end_offset();
+            log.flush(leo, now_ms)?;
+            log.close()?;
+        }
+        self.checkpoint()?;
+        for dir in &self.dirs {
+            let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+            self.fs.write_atomic(&marker, b"").at(&marker)?;
+        }
+        Ok(())
+    }
+
+    /// The directory a log lives in.
+    pub fn log_dir_of(&self, tp: &TopicPartition) -> Option<PathBuf> {
+        self.map().get(tp).map(|e| e.dir.clone())
+    }
+
+    pub fn fs(&self) -> &Arc<dyn FileSystem> {
+        &self.fs
+    }
+
+    /// Whether a path is one of our log directories.
+    pub fn is_log_dir(&self, p: &Path) -> bool {
+        self.dirs.iter().any(|d| d == p)
+    }
+}

@@ -1,0 +1,622 @@
+//! `LogSegment`: one `<20-digit base offset>.log` file with its `.index` and `.timeindex`.
+//!
+//! The `.log` file is a concatenation of RecordBatch v2 batches exactly as stored (Kafka's
+//! format). It is written with ordinary positional writes, never mapped. Every
+//! `index.interval.bytes` of appended data, the batch that crosses the interval gets an
+//! [`OffsetIndex`] entry (its last offset → its position) and a [`TimeIndex`] entry (the largest
+//! timestamp so far → its offset), as Kafka's `LogSegment.append` does.
+//!
+//! The file handle and the index mappings are opened on first use and can be released when the
+//! segment goes cold ([`LogSegment::release`]), so a directory of many partitions does not hold
+//! descriptors and mappings for all of them.
+//!
+//! Thread-safety: `&mut self` for everything that changes the segment; owned by its
+//! [`UnifiedLog`](crate::UnifiedLog), whose caller serialises access.
+
+use crate::error::{IoContext, Result, StorageError};
+use crate::fs::{FileSystem, LogFile};
+use crate::index::{OffsetIndex, TimeIndex, TimestampOffset};
+use rafka_protocol::record_batch::{
+    RecordBatch, LAST_OFFSET_DELTA_OFFSET, LENGTH_OFFSET, LOG_OVERHEAD, MAX_TIMESTAMP_OFFSET,
+    RECORD_BATCH_OVERHEAD,
+};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Kafka's `RecordBatch.NO_TIMESTAMP`.
+pub const NO_TIMESTAMP: i64 = -1;
+
+/// The file name of a segment file: the base offset as 20 digits plus `suffix`.
+pub fn file_name(base_offset: i64, suffix: &str) -> String {
+    format!("{base_offset:020}{suffix}")
+}
+
+/// The smallest a stored batch can be: its header with no records.
+const MIN_BATCH_SIZE: usize = RECORD_BATCH_OVERHEAD;
+
+/// What an append writes for one batch: the (possibly rewritten) header and the untouched rest.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchToAppend<'a> {
+    pub header: &'a [u8],
+    pub body: &'a [u8],
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+}
+
+impl BatchToAppend<'_> {
+    pub fn size(&self) -> usize {
+        self.header.len() + self.body.len()
+    }
+}
+
+/// A contiguous run of whole batches in a segment file, ready for `sendfile`.
+#[derive(Debug, Clone)]
+pub struct FileSlice {
+    pub file: Arc<dyn LogFile>,
+    pub position: u64,
+    pub len: u32,
+}
+
+impl FileSlice {
+    /// Copies the slice into memory (tests, tools, the internal topics' loaders).
+    pub fn read_to_vec(&self) -> std::io::Result<Vec<u8>> {
+        let mut buf = vec![0; self.len as usize];
+        self.file.read_exact_at(&mut buf, self.position)?;
+        Ok(buf)
+    }
+}
+
+/// Where a batch is: its base and last offsets, position and size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchPosition {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub position: u64,
+    pub size: u32,
+    pub max_timestamp: i64,
+}
+
+#[derive(Debug)]
+pub struct LogSegment {
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    base_offset: i64,
+    /// `None` while cold: opened on first use.
+    file: Option<Arc<dyn LogFile>>,
+    suffix: &'static str,
+    size: u64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    index_interval_bytes: u64,
+    bytes_since_last_index_entry: u64,
+    max_timestamp_so_far: i64,
+    offset_of_max_timestamp_so_far: i64,
+    /// The first batch's largest timestamp: what `segment.ms` counts from (Kafka's
+    /// `rollingBasedTimestamp`), else the creation time.
+    rolling_based_timestamp: Option<i64>,
+    created_ms: i64,
+}
+
+impl LogSegment {
+    fn paths(dir: &Path, base_offset: i64, suffix: &str) -> (PathBuf, PathBuf, PathBuf) {
+        (
+            dir.join(file_name(base_offset, &format!(".log{suffix}"))),
+            dir.join(file_name(base_offset, &format!(".index{suffix}"))),
+            dir.join(file_name(base_offset, &format!(".timeindex{suffix}"))),
+        )
+    }
+
+    /// Creates a new, empty segment (its `.log` file is created now, durably named).
+    pub fn create(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+        max_index_size: u64,
+        now_ms: i64,
+    ) -> Result<LogSegment> {
+        let (log, idx, tidx) = Self::paths(dir, base_offset, "");
+        let file = fs.open(&log, true).at(&log)?;
+        file.set_len(0).at(&log)?;
+        fs.sync_dir(dir).at(dir)?;
+        let persistent = fs.persistent_indexes();
+        let mut seg = LogSegment {
+            fs,
+            dir: dir.to_path_buf(),
+            base_offset,
+            file: Some(file),
+            suffix: "",
+            size: 0,
+            offset_index: OffsetIndex::new(idx, base_offset, max_index_size, persistent),
+            time_index: TimeIndex::new(tidx, base_offset, max_index_size, persistent),
+            index_interval_bytes,
+            bytes_since_last_index_entry: 0,
+            max_timestamp_so_far: NO_TIMESTAMP,
+            offset_of_max_timestamp_so_far: base_offset,
+            rolling_based_timestamp: None,
+            created_ms: now_ms,
+        };
+        seg.offset_index.truncate()?;
+        seg.time_index.truncate()?;
+        Ok(seg)
+    }
+
+    /// Opens an existing segment without reading it (lazy). The caller either trusts it (below
+    /// the recovery point, with sane indexes) or calls [`LogSegment::recover`].
+    pub fn open(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+        max_index_size: u64,
+        now_ms: i64,
+    ) -> Result<LogSegment> {
+        let (log, idx, tidx) = Self::paths(dir, base_offset, "");
+        let size = fs.file_size(&log).at(&log)?;
+        let persistent = fs.persistent_indexes();
+        Ok(LogSegment {
+            fs,
+            dir: dir.to_path_buf(),
+            base_offset,
+            file: None,
+            suffix: "",
+            size,
+            offset_index: OffsetIndex::new(idx, base_offset, max_index_size, persistent),
+            time_index: TimeIndex::new(tidx, base_offset, max_index_size, persistent),
+            index_interval_bytes,
+            bytes_since_last_index_entry: 0,
+            max_timestamp_so_far: NO_TIMESTAMP,
+            offset_of_max_timestamp_so_far: base_offset,
+            rolling_based_timestamp: None,
+            created_ms: now_ms,
+        })
+    }
+
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    /// Bytes in the `.log` file.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        Self::paths(&self.dir, self.base_offset, self.suffix).0
+    }
+
+    pub fn file(&mut self) -> Result<Arc<dyn LogFile>> {
+        if let Some(f) = &self.file {
+            return Ok(f.clone());
+        }
+        let path = self.log_path();
+        let f = self.fs.open(&path, false).at(&path)?;
+        self.file = Some(f.clone());
+        Ok(f)
+    }
+
+    pub fn max_timestamp_so_far(&self) -> i64 {
+        self.max_timestamp_so_far
+    }
+
+    /// Closes the file handle and unmaps the indexes; the next use reopens them.
+    pub fn release(&mut self) -> Result<()> {
+        self.file = None;
+        self.offset_index.release()?;
+        self.time_index.release()
+    }
+
+    /// Whether appending `size` bytes of batches up to `last_offset` must first roll: the segment
+    /// would pass `segment.bytes`, an index is full, the offset would not fit the index's 32-bit
+    /// relative offset, or `segment.ms` has passed (Kafka's `shouldRoll`).
+    pub fn should_roll(
+        &mut self,
+        size: u64,
+        max_timestamp: i64,
+        last_offset: i64,
+        segment_bytes: u64,
+        segment_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool> {
+        if self.size == 0 {
+            return Ok(false);
+        }
+        if self.rolling_based_timestamp.is_none() {
+            // After a restart: the first batch's largest timestamp, as Kafka loads it.
+            self.rolling_based_timestamp = self.batch_at(0)?.map(|b| b.max_timestamp);
+        }
+        let waited = match self.rolling_based_timestamp {
+            Some(t) if max_timestamp >= 0 => max_timestamp - t,
+            _ => now_ms - self.created_ms,
+        };
+        Ok(self.size > segment_bytes.saturating_sub(size)
+            || waited > segment_ms
+            || self.offset_index.is_full()?
+            || self.time_index.is_full()?
+            || !self.offset_index.can_append_offset(last_offset))
+    }
+
+    /// Appends batches (their offsets already assigned) at the end of the file, adding index
+    /// entries every `index.interval.bytes`.
+    pub fn append(&mut self, batches: &[BatchToAppend<'_>]) -> Result<()> {
+        let file = self.file()?;
+        let path = self.log_path();
+        let parts: Vec<&[u8]> = batches.iter().flat_map(|b| [b.header, b.body]).collect();
+        // Index entries are planned, and their space reserved, before the log is written: a full
+        // disk must fail before the log has the batches.
+        let mut position = self.size;
+        let mut since = self.bytes_since_last_index_entry;
+        let mut max_ts = self.max_timestamp_so_far;
+        let mut max_ts_offset = self.offset_of_max_timestamp_so_far;
+        let mut entries = Vec::new();
+        for b in batches {
+            if b.max_timestamp > max_ts {
+                max_ts = b.max_timestamp;
+                max_ts_offset = b.last_offset;
+            }
+            if since > self.index_interval_bytes {
+                entries.push((b.last_offset, position as u32, max_ts, max_ts_offset));
+                since = 0;
+            }
+            position += b.size() as u64;
+            since += b.size() as u64;
+        }
+        if !entries.is_empty() {
+            self.offset_index.reserve(entries.len())?;
+            self.time_index.reserve(entries.len())?;
+        }
+        file.write_all_at(&parts, self.size).map_err(|e| {
+            // Leave no partial batch behind: the log must stay consistent on a full disk.
+            let _ = file.set_len(self.size);
+            StorageError::Io {
+                path: path.clone(),
+                source: e,
+            }
+        })?;
+        for (offset, pos, ts, ts_offset) in entries {
+            self.offset_index.append(offset, pos)?;
+            self.time_index.maybe_append(ts, ts_offset)?;
+        }
+        if self.rolling_based_timestamp.is_none() {
+            if let Some(b) = batches.first() {
+                self.rolling_based_timestamp = Some(b.max_timestamp);
+            }
+        }
+        self.size = position;
+        self.bytes_since_last_index_entry = since;
+        self.max_timestamp_so_far = max_ts;
+        self.offset_of_max_timestamp_so_far = max_ts_offset;
+        Ok(())
+    }
+
+    /// Reads the header fields of the batch at `position`, or `None` at the end of the file or
+    /// before a partial header.
+    fn batch_at(&mut self, position: u64) -> Result<Option<BatchPosition>> {
+        if position + MIN_BATCH_SIZE as u64 > self.size {
+            return Ok(None);
+        }
+        let file = self.file()?;
+        let mut h = [0u8; MAX_TIMESTAMP_OFFSET + 8];
+        file.read_exact_at(&mut h, position).at(&self.log_path())?;
+        let base_offset = i64::from_be_bytes(h[..8].try_into().expect("invariant: 8 bytes"));
+        let length = i32::from_be_bytes(
+            h[LENGTH_OFFSET..LENGTH_OFFSET + 4]
+                .try_into()
+                .expect("invariant: 4 bytes"),
+        );
+        let delta = i32::from_be_bytes(
+            h[LAST_OFFSET_DELTA_OFFSET..LAST_OFFSET_DELTA_OFFSET + 4]
+                .try_into()
+                .expect("invariant: 4 bytes"),
+        );
+        let max_timestamp = i64::from_be_bytes(
+            h[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
+                .try_into()
+                .expect("invariant: 8 bytes"),
+        );
+        let size = LOG_OVERHEAD as i64 + i64::from(length);
+        if length < 0 || size < MIN_BATCH_SIZE as i64 || position + size as u64 > self.size {
+            return Err(StorageError::CorruptFile {
+                path: self.log_path(),
+                what: format!("batch at position {position} has invalid length {length}"),
+            });
+        }
+        Ok(Some(BatchPosition {
+            base_offset,
+            last_offset: base_offset + i64::from(delta),
+            position,
+            size: size as u32,
+            max_timestamp,
+        }))
+    }
+
+    /// The first batch whose last offset is at least `offset`, searching from the index's hint
+    /// (Kafka's `translateOffset`).
+    pub fn translate_offset(&mut self, offset: i64) -> Result<Option<BatchPosition>> {
+        let start = u64::from(self.offset_index.lookup(offset)?.position);
+        let mut pos = start;
+        while let Some(b) = self.batch_at(pos)? {
+            if b.last_offset >= offset {
+                return Ok(Some(b));
+            }
+            pos += u64::from(b.size);
+        }
+        Ok(None)
+    }
+
+    /// Whole batches from the one holding `start_offset`: at most `max_bytes` (but the first
+    /// batch whole when `min_one_batch`, so a consumer never gets stuck), none whose base offset
+    /// is at or above `max_offset`.
+    pub fn read(
+        &mut self,
+        start_offset: i64,
+        max_bytes: u64,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<Option<(BatchPosition, FileSlice)>> {
+        let Some(first) = self.translate_offset(start_offset)? else {
+            return Ok(None);
+        };
+        let mut len: u64 = 0;
+        let mut pos = first.position;
+        while let Some(b) = self.batch_at(pos)? {
+            if b.base_offset >= max_offset {
+                break;
+            }
+            let fits = len + u64::from(b.size) <= max_bytes;
+            if !fits && !(len == 0 && min_one_batch) {
+                break;
+            }
+            len += u64::from(b.size);
+            pos += u64::from(b.size);
+        }
+        Ok(Some((
+            first,
+            FileSlice {
+                file: self.file()?,
+                position: first.position,
+                len: len as u32,
+            },
+        )))
+    }
+
+    /// Every batch from `position` on (used by recovery, truncation and timestamp search).
+    pub fn batches_from(&mut self, mut position: u64) -> Result<Vec<BatchPosition>> {
+        let mut out = Vec::new();
+        while let Some(b) = self.batch_at(position)? {
+            position += u64::from(b.size);
+            out.push(b);
+        }
+        Ok(out)
+    }
+
+    /// Reads the whole batch at `b` into memory.
+    pub fn read_batch(&mut self, b: &BatchPosition) -> Result<RecordBatch> {
+        let mut buf = vec![0; b.size as usize];
+        self.file()?
+            .read_exact_at(&mut buf, b.position)
+            .at(&self.log_path())?;
+        RecordBatch::parse(buf.into()).map_err(|e| StorageError::CorruptFile {
+            path: self.log_path(),
+            what: e.to_string(),
+        })
+    }
+
+    /// The next offset after the segment's last batch, or its base offset when empty.
+    pub fn read_next_offset(&mut self) -> Result<i64> {
+        let hint = self.offset_index.last_offset()?;
+        let start = u64::from(self.offset_index.lookup(hint)?.position);
+        let mut next = self.base_offset;
+        let mut pos = start;
+        while let Some(b) = self.batch_at(pos)? {
+            next = b.last_offset + 1;
+            pos += u64::from(b.size);
+        }
+        Ok(next)
+    }
+
+    /// Rescans the whole segment: validates every batch (magic, CRC, offsets increasing),
+    /// truncates at the first invalid or torn one, and rebuilds both indexes. Returns the bytes
+    /// truncated.
+    pub fn recover(&mut self, max_batch_size: usize) -> Result<u64> {
+        self.offset_index.truncate()?;
+        self.time_index.truncate()?;
+        let file = self.file()?;
+        let path = self.log_path();
+        let file_len = file.len().at(&path)?;
+        self.size = file_len;
+        self.bytes_since_last_index_entry = 0;
+        self.max_timestamp_so_far = NO_TIMESTAMP;
+        self.offset_of_max_timestamp_so_far = self.base_offset;
+        self.rolling_based_timestamp = None;
+        let mut pos = 0u64;
+        let mut prev_last = self.base_offset - 1;
+        let mut header = [0u8; RECORD_BATCH_OVERHEAD];
+        let mut buf = Vec::new();
+        while pos + RECORD_BATCH_OVERHEAD as u64 <= file_len {
+            file.read_exact_at(&mut header, pos).at(&path)?;
+            let length = i32::from_be_bytes(
+                header[LENGTH_OFFSET..LENGTH_OFFSET + 4]
+                    .try_into()
+                    .expect("invariant: 4 bytes"),
+            );
+            let size = LOG_OVERHEAD as i64 + i64::from(length);
+            if size < MIN_BATCH_SIZE as i64
+                || size as u64 > file_len - pos
+                || size as u64 > max_batch_size.max(MIN_BATCH_SIZE) as u64
+            {
+                break;
+            }
+            buf.resize(size as usize, 0);
+            file.read_exact_at(&mut buf, pos).at(&path)?;
+            let Ok(batch) = RecordBatch::parse(bytes::Bytes::copy_from_slice(&buf)) else {
+                break;
+            };
+            if batch.ensure_valid().is_err()
+                || batch.base_offset() <= prev_last
+                || batch.last_offset() < batch.base_offset()
+                || !self.offset_index.can_append_offset(batch.last_offset())
+            {
+                break;
+            }
+            if batch.max_timestamp() > self.max_timestamp_so_far {
+                self.max_timestamp_so_far = batch.max_timestamp();
+                self.offset_of_max_timestamp_so_far = batch.last_offset();
+            }
+            if self.rolling_based_timestamp.is_none() {
+                self.rolling_based_timestamp = Some(batch.max_timestamp());
+            }
+            if self.bytes_since_last_index_entry > self.index_interval_bytes {
+                self.offset_index.append(batch.last_offset(), pos as u32)?;
+                self.time_index.maybe_append(
+                    self.max_timestamp_so_far,
+                    self.offset_of_max_timestamp_so_far,
+                )?;
+                self.bytes_since_last_index_entry = 0;
+            }
+            self.bytes_since_last_index_entry += size as u64;
+            prev_last = batch.last_offset();
+            pos += size as u64;
+        }
+        let truncated = file_len - pos;
+        if truncated > 0 {
+            file.set_len(pos).at(&path)?;
+            self.size = pos;
+        }
+        Ok(truncated)
+    }
+
+    /// Loads the state a trusted segment needs for appending (the largest timestamp, from the
+    /// time index's last entry, as Kafka does) and checks the indexes' sanity.
+    pub fn load_trusted(&mut self) -> Result<()> {
+        self.offset_index.sanity_check()?;
+        self.time_index.sanity_check()?;
+        let last: TimestampOffset = self.time_index.last_entry()?;
+        if last.timestamp > self.max_timestamp_so_far {
+            self.max_timestamp_so_far = last.timestamp;
+            self.offset_of_max_timestamp_so_far = last.offset;
+        }
+        Ok(())
+    }
+
+    /// Removes every batch holding offsets at or above `offset` (the batch containing `offset`
+    /// goes whole). Returns the bytes removed.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<u64> {
+        let Some(b) = self.translate_offset(offset)? else {
+            return Ok(0);
+        };
+        let position = b.position;
+        self.offset_index.truncate_to(offset)?;
+        self.time_index.truncate_to(offset)?;
+        let file = self.file()?;
+        let path = self.log_path();
+        file.set_len(position).at(&path)?;
+        let removed = self.size - position;
+        self.size = position;
+        self.bytes_since_last_index_entry = 0;
+        if self.size == 0 {
+            self.rolling_based_timestamp = None;
+        }
+        // The largest timestamp may have been truncated away: recompute from what is left.
+        self.max_timestamp_so_far = NO_TIMESTAMP;
+        self.offset_of_max_timestamp_so_far = self.base_offset;
+        for b in self.batches_from(0)? {
+            if b.max_timestamp > self.max_timestamp_so_far {
+                self.max_timestamp_so_far = b.max_timestamp;
+                self.offset_of_max_timestamp_so_far = b.last_offset;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// The first batch holding a record with a timestamp at or above `timestamp` and an offset at
+    /// or above `start_offset`, found through the time index (the caller looks inside it).
+    pub fn find_batch_by_timestamp(
+        &mut self,
+        timestamp: i64,
+        start_offset: i64,
+    ) -> Result<Option<BatchPosition>> {
+        let hint = self.time_index.lookup(timestamp)?;
+        let from = u64::from(
+            self.offset_index
+                .lookup(hint.offset.max(start_offset))?
+                .position,
+        );
+        Ok(self
+            .batches_from(from)?
+            .into_iter()
+            .find(|b| b.max_timestamp >= timestamp && b.last_offset >= start_offset))
+    }
+
+    /// Called when the segment stops being the active one: a last time-index entry for the
+    /// largest timestamp, then both indexes trimmed to their real size.
+    pub fn on_become_inactive(&mut self) -> Result<()> {
+        self.time_index.maybe_append(
+            self.max_timestamp_so_far,
+            self.offset_of_max_timestamp_so_far,
+        )?;
+        self.offset_index.trim_to_valid_size()?;
+        self.time_index.trim_to_valid_size()?;
+        self.flush()
+    }
+
+    /// fsyncs the log file and the indexes.
+    pub fn flush(&mut self) -> Result<()> {
+        let path = self.log_path();
+        self.file()?.sync().at(&path)?;
+        self.offset_index.flush()?;
+        self.time_index.flush()
+    }
+
+    /// Trims the indexes and releases everything (a clean close).
+    pub fn close(&mut self) -> Result<()> {
+        self.offset_index.trim_to_valid_size()?;
+        self.time_index.trim_to_valid_size()?;
+        self.offset_index.flush()?;
+        self.time_index.flush()?;
+        self.release()
+    }
+
+    /// Renames the segment's files to `<name>.deleted` (Kafka's first step of deletion: readers
+    /// holding the file keep reading; removal happens later).
+    pub fn mark_deleted(&mut self) -> Result<()> {
+        self.release()?;
+        let (log, idx, tidx) = Self::paths(&self.dir, self.base_offset, "");
+        for p in [&log, &idx, &tidx] {
+            if self.fs.exists(p) {
+                let to = PathBuf::from(format!("{}.deleted", p.display()));
+                self.fs.rename(p, &to).at(p)?;
+            }
+        }
+        let (_, didx, dtidx) = Self::paths(&self.dir, self.base_offset, ".deleted");
+        self.offset_index.rename_to(didx)?;
+        self.time_index.rename_to(dtidx)?;
+        self.suffix = ".deleted";
+        self.fs.sync_dir(&self.dir).at(&self.dir)
+    }
+
+    /// Removes the segment's files (normally after [`LogSegment::mark_deleted`]).
+    pub fn delete_files(mut self) -> Result<()> {
+        self.release()?;
+        let (log, idx, tidx) = Self::paths(&self.dir, self.base_offset, self.suffix);
+        for p in [&log, &idx, &tidx] {
+            if self.fs.exists(p) {
+                self.fs.remove_file(p).at(p)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes an index that was trimmed (a closed segment) ready to take entries again: the
+    /// segment is the active one after a restart.
+    pub fn make_active(&mut self, max_index_size: u64) -> Result<()> {
+        self.offset_index.resize(max_index_size)?;
+        self.time_index.resize(max_index_size)
+    }
+
+    /// Whether both index files exist (a missing one is rebuilt by recovery).
+    pub fn indexes_exist(&self) -> bool {
+        let (_, idx, tidx) = Self::paths(&self.dir, self.base_offset, self.suffix);
+        self.fs.exists(&idx) && self.fs.exists(&tidx)
+    }
+}

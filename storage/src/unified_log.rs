@@ -1,0 +1,980 @@
+//! `UnifiedLog`: one partition's log — an ordered set of [`LogSegment`]s in
+//! `<log.dir>/<topic>-<partition>/`, the last one active.
+//!
+//! The offsets it keeps, named as Kafka (and Redpanda) name them:
+//! - **log start offset**: the first offset a reader may ask for (retention and DeleteRecords
+//!   move it forward);
+//! - **log end offset** (LEO): the offset the next batch gets;
+//! - **recovery point**: everything below it is known to be on disk (fsynced); after an unclean
+//!   shutdown only segments from it on are rescanned;
+//! - **high watermark**: kept here for the broker, which decides it (replication); readers that
+//!   are consumers are bounded by it.
+//!
+//! Appends as leader validate every batch (magic 2, CRC-32C, lengths, record count vs last offset
+//! delta, `max.message.bytes`) and assign offsets and the leader epoch by rewriting each batch's
+//! header — for LogAppendTime also the timestamp type and maxTimestamp, with the CRC recomputed
+//! from the header and the untouched payload — and never decode or decompress record payloads.
+//! Appends as follower keep the leader's offsets.
+//!
+//! Thread-safety: `&mut self` for changes, `&mut self` for reads too (segments open files and
+//! map indexes lazily); the broker wraps a log in its partition's lock.
+
+use crate::checkpoint::TopicPartition;
+use crate::compression;
+use crate::config::LogConfig;
+use crate::error::{IoContext, Result, StorageError};
+use crate::fs::FileSystem;
+use crate::leader_epoch::LeaderEpochFileCache;
+use crate::log_segment::{
+    file_name, BatchPosition, BatchToAppend, FileSlice, LogSegment, NO_TIMESTAMP,
+};
+use bytes::Bytes;
+use rafka_protocol::record::RecordIter;
+use rafka_protocol::record_batch::{
+    Compression, RecordBatch, TimestampType, ATTRIBUTES_OFFSET, BASE_OFFSET_OFFSET, CRC_OFFSET,
+    MAX_TIMESTAMP_OFFSET, PARTITION_LEADER_EPOCH_OFFSET, RECORD_BATCH_OVERHEAD,
+    TIMESTAMP_TYPE_MASK,
+};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// ListOffsets' special timestamps.
+pub const LATEST_TIMESTAMP: i64 = -1;
+pub const EARLIEST_TIMESTAMP: i64 = -2;
+pub const MAX_TIMESTAMP: i64 = -3;
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogAppendInfo {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    /// The largest timestamp appended (the append time for LogAppendTime).
+    pub max_timestamp: i64,
+    /// The time stamped on the batches under LogAppendTime, else -1.
+    pub log_append_time: i64,
+    pub batches: usize,
+    pub bytes: usize,
+}
+
+/// What a read found: the batches as one file slice (empty when there is nothing to read yet).
+#[derive(Debug, Clone)]
+pub struct FetchDataInfo {
+    /// The first batch's base offset (at or below the offset asked for).
+    pub first_batch_offset: i64,
+    pub slice: Option<FileSlice>,
+}
+
+impl FetchDataInfo {
+    fn empty(offset: i64) -> FetchDataInfo {
+        FetchDataInfo {
+            first_batch_offset: offset,
+            slice: None,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slice.as_ref().map_or(0, |s| s.len as usize)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A timestamp lookup's answer: the record's timestamp and offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampAndOffset {
+    pub timestamp: i64,
+    pub offset: i64,
+    /// The leader epoch of the batch holding it (-1 when unknown).
+    pub leader_epoch: i32,
+}
+
+/// Where the log starts when it is opened: what the log directory's checkpoints say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogCheckpoints {
+    pub recovery_point: i64,
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    /// Whether the previous process shut down cleanly (the marker was present).
+    pub clean_shutdown: bool,
+}
+
+#[derive(Debug)]
+pub struct UnifiedLog {
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    topic_partition: TopicPartition,
+    config: LogConfig,
+    segments: BTreeMap<i64, LogSegment>,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    recovery_point: i64,
+    high_watermark: i64,
+    leader_epoch_cache: LeaderEpochFileCache,
+    unflushed_batches: i64,
+    last_flush_ms: i64,
+    /// Segments renamed to `.deleted`, removed once `file.delete.delay.ms` has passed.
+    pending_deletes: Vec<(i64, LogSegment)>,
+}
+
+/// The file name of the leader-epoch checkpoint inside a partition directory.
+pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
+
+impl UnifiedLog {
+    /// Opens (or creates) the log in `dir`, recovering it if the last shutdown was not clean:
+    /// segments from the recovery point on are rescanned, truncated at the first invalid or torn
+    /// batch, and their indexes rebuilt; a missing or insane index is rebuilt at any time.
+    pub fn open(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        topic_partition: TopicPartition,
+        config: LogConfig,
+        checkpoints: LogCheckpoints,
+        now_ms: i64,
+    ) -> Result<UnifiedLog> {
+        fs.create_dir_all(dir).at(dir)?;
+        let mut bases = Vec::new();
+        for p in fs.list_dir(dir).at(dir)? {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if name.ends_with(".deleted") || name.ends_with(".tmp") || name.ends_with(".cleaned") {
+                // Deletions and rewrites that a crash interrupted: finish or undo them.
+                fs.remove_file(&p).at(&p)?;
+            } else if let Some(base) = name.strip_suffix(".log") {
+                if let Ok(base) = base.parse::<i64>() {
+                    bases.push(base);
+                }
+            } else if let Some(base) = name
+                .strip_suffix(".index")
+                .or_else(|| name.strip_suffix(".timeindex"))
+            {
+                // An index without its log is an orphan.
+                if !fs.exists(&dir.join(file_name(base.parse().unwrap_or(-1), ".log"))) {
+                    fs.remove_file(&p).at(&p)?;
+                }
+            }
+        }
+        bases.sort_unstable();
+        let epoch_path = dir.join(LEADER_EPOCH_CHECKPOINT);
+        let leader_epoch_cache = LeaderEpochFileCache::new(fs.clone(), epoch_path)?;
+        let mut log = UnifiedLog {
+            fs: fs.clone(),
+            dir: dir.to_path_buf(),
+            topic_partition,
+            config,
+            segments: BTreeMap::new(),
+            log_start_offset: checkpoints.log_start_offset.max(0),
+            log_end_offset: 0,
+            recovery_point: checkpoints.recovery_point,
+            high_watermark: checkpoints.high_watermark,
+            leader_epoch_cache,
+            unflushed_batches: 0,
+            last_flush_ms: now_ms,
+            pending_deletes: Vec::new(),
+        };
+        for base in bases {
+            let seg = LogSegment::open(
+                fs.clone(),
+                dir,
+                base,
+                log.config.index_interval_bytes,
+                log.config.segment_index_bytes,
+                now_ms,
+            )?;
+            log.segments.insert(base, seg);
+        }
+        log.load(checkpoints.clean_shutdown)?;
+        if log.segments.is_empty() {
+            let start = log.log_start_offset.max(log.recovery_point).max(0);
+            log.log_start_offset = start;
+            log.add_segment(start, now_ms)?;
+            log.log_end_offset = start;
+        }
+        let first_base = *log
+            .segments
+            .keys()
+            .next()
+            .expect("invariant: a log has a segment");
+        log.log_start_offset = log.log_start_offset.max(first_base);
+        log.recovery_point = log
+            .recovery_point
+            .clamp(log.log_start_offset, log.log_end_offset);
+        log.high_watermark = log
+            .high_watermark
+            .clamp(log.log_start_offset, log.log_end_offset);
+        log.leader_epoch_cache
+            .truncate_from_end(log.log_end_offset)?;
+        log.leader_epoch_cache
+            .truncate_from_start(log.log_start_offset)?;
+        let max = log.config.segment_index_bytes;
+        log.active_segment().make_active(max)?;
+        Ok(log)
+    }
+
+    /// Loads the segments: trusts those below the recovery point after a clean shutdown (with
+    /// sane indexes), rescans the rest, and drops every segment after a truncated one.
+    fn load(&mut self, clean_shutdown: bool) -> Result<()> {
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        let persistent = self.fs.persistent_indexes();
+        let max_batch = self
+            .config
+            .max_message_bytes
+            .max(self.config.segment_bytes as usize);
+        for (i, &base) in bases.iter().enumerate() {
+            let next_base = bases.get(i + 1).copied();
+            let seg = self
+                .segments
+                .get_mut(&base)
+                .expect("invariant: listed segment");
+            let below_recovery = next_base.is_some_and(|n| n <= self.recovery_point);
+            let trusted = persistent
+                && seg.indexes_exist()
+                && (clean_shutdown || below_recovery)
+                && seg.load_trusted().is_ok();
+            if trusted {
+                continue;
+            }
+            let truncated = seg.recover(max_batch)?;
+            if truncated > 0 {
+                tracing::warn!(
+                    topic = %self.topic_partition.topic,
+                    partition = self.topic_partition.partition,
+                    offset = base,
+                    bytes = truncated,
+                    "truncated an invalid or torn tail during recovery"
+                );
+                // Nothing after a torn batch can be trusted.
+                for later in &bases[i + 1..] {
+                    if let Some(s) = self.segments.remove(later) {
+                        s.delete_files()?;
+                    }
+                }
+                break;
+            }
+        }
+        // Empty segments other than the last are dropped (a roll that a crash interrupted).
+        while self.segments.len() > 1 {
+            let (&first, seg) = self
+                .segments
+                .iter_mut()
+                .next()
+                .expect("invariant: non-empty");
+            if seg.size() > 0 {
+                break;
+            }
+            let seg = self.segments.remove(&first).expect("invariant: present");
+            seg.delete_files()?;
+        }
+        if let Some(last) = self.segments.values_mut().next_back() {
+            self.log_end_offset = last.read_next_offset()?;
+        }
+        Ok(())
+    }
+
+    fn add_segment(&mut self, base: i64, now_ms: i64) -> Result<()> {
+        let seg = LogSegment::create(
+            self.fs.clone(),
+            &self.dir,
+            base,
+            self.config.index_interval_bytes,
+            self.config.segment_index_bytes,
+            now_ms,
+        )?;
+        self.segments.insert(base, seg);
+        Ok(())
+    }
+
+    fn active_segment(&mut self) -> &mut LogSegment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("invariant: a log always has an active segment")
+    }
+
+    fn name(&self) -> String {
+        self.topic_partition.to_string()
+    }
+
+    pub fn topic_partition(&self) -> &TopicPartition {
+        &self.topic_partition
+    }
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+    /// Changes the config of a live log: takes effect on the next append, roll or retention.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+    pub fn log_end_offset(&self) -> i64 {
+        self.log_end_offset
+    }
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark
+    }
+    pub fn leader_epoch_cache(&self) -> &LeaderEpochFileCache {
+        &self.leader_epoch_cache
+    }
+    pub fn leader_epoch_cache_mut(&mut self) -> &mut LeaderEpochFileCache {
+        &mut self.leader_epoch_cache
+    }
+    pub fn number_of_segments(&self) -> usize {
+        self.segments.len()
+    }
+    /// Bytes in all segments.
+    pub fn size(&self) -> u64 {
+        self.segments.values().map(LogSegment::size).sum()
+    }
+    pub fn segment_base_offsets(&self) -> Vec<i64> {
+        self.segments.keys().copied().collect()
+    }
+
+    /// Sets the high watermark (the broker's decision), kept within [log start, log end].
+    pub fn set_high_watermark(&mut self, hw: i64) {
+        self.high_watermark = hw.clamp(self.log_start_offset, self.log_end_offset);
+    }
+
+    /// Validates and appends a producer's batches: offsets and the leader epoch are assigned by
+    /// rewriting each batch's header; the payload is written as received.
+    pub fn append_as_leader(
+        &mut self,
+        records: &Bytes,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<LogAppendInfo> {
+        let name = self.name();
+        let mut batches = Vec::new();
+        let mut position = 0usize;
+        for b in RecordBatch::batches(records.clone()) {
+            let batch = b.map_err(|source| StorageError::CorruptBatch {
+                partition: name.clone(),
+                position,
+                source,
+            })?;
+            if batch.size_in_bytes() > self.config.max_message_bytes {
+                return Err(StorageError::BatchTooLarge {
+                    partition: name,
+                    size: batch.size_in_bytes(),
+                    max: self.config.max_message_bytes,
+                });
+            }
+            batch
+                .validate_header()
+                .map_err(|source| StorageError::CorruptBatch {
+                    partition: name.clone(),
+                    position,
+                    source,
+                })?;
+            position += batch.size_in_bytes();
+            batches.push(batch);
+        }
+        if batches.is_empty() {
+            return Err(StorageError::CorruptBatch {
+                partition: name,
+                position: 0,
+                source: rafka_protocol::record_batch::RecordBatchError::TooShort {
+                    size: records.len(),
+                },
+            });
+        }
+        self.check_append_size(position)?;
+        let log_append_time = self.config.log_append_time;
+        let mut offset = self.log_end_offset;
+        // The rewritten header, last offset and largest timestamp of each batch.
+        let mut headers: Vec<([u8; RECORD_BATCH_OVERHEAD], i64, i64)> =
+            Vec::with_capacity(batches.len());
+        let mut info = LogAppendInfo {
+            first_offset: offset,
+            last_offset: offset,
+            max_timestamp: NO_TIMESTAMP,
+            log_append_time: if log_append_time {
+                now_ms
+            } else {
+                NO_TIMESTAMP
+            },
+            batches: batches.len(),
+            bytes: position,
+        };
+        for batch in &batches {
+            let raw = batch.as_bytes();
+            let mut h = [0u8; RECORD_BATCH_OVERHEAD];
+            h.copy_from_slice(&raw[..RECORD_BATCH_OVERHEAD]);
+            h[BASE_OFFSET_OFFSET..BASE_OFFSET_OFFSET + 8].copy_from_slice(&offset.to_be_bytes());
+            h[PARTITION_LEADER_EPOCH_OFFSET..PARTITION_LEADER_EPOCH_OFFSET + 4]
+                .copy_from_slice(&leader_epoch.to_be_bytes());
+            let max_ts = if log_append_time {
+                // LogAppendTime: the type bit and maxTimestamp change, so the CRC (which covers
+                // attributes..end) is recomputed over the new header and the payload as sent.
+                let attrs = i16::from_be_bytes([h[ATTRIBUTES_OFFSET], h[ATTRIBUTES_OFFSET + 1]])
+                    | TIMESTAMP_TYPE_MASK;
+                h[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attrs.to_be_bytes());
+                h[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
+                    .copy_from_slice(&now_ms.to_be_bytes());
+                let crc = crc32c::crc32c_append(
+                    crc32c::crc32c(&h[ATTRIBUTES_OFFSET..]),
+                    &raw[RECORD_BATCH_OVERHEAD..],
+                );
+                h[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+                now_ms
+            } else {
+                batch.max_timestamp()
+            };
+            info.max_timestamp = info.max_timestamp.max(max_ts);
+            info.last_offset = offset + i64::from(batch.last_offset_delta());
+            offset = info.last_offset + 1;
+            headers.push((h, info.last_offset, max_ts));
+        }
+        let to_append: Vec<BatchToAppend<'_>> = batches
+            .iter()
+            .zip(&headers)
+            .map(|(batch, (h, last_offset, max_timestamp))| BatchToAppend {
+                header: &h[..],
+                body: &batch.as_bytes()[RECORD_BATCH_OVERHEAD..],
+                last_offset: *last_offset,
+                max_timestamp: *max_timestamp,
+            })
+            .collect();
+        self.append_batches(info.first_offset, &to_append, position, now_ms)?;
+        if self
+            .leader_epoch_cache
+            .latest_epoch()
+            .is_none_or(|e| leader_epoch > e)
+        {
+            self.leader_epoch_cache
+                .assign(leader_epoch, info.first_offset)?;
+        }
+        Ok(info)
+    }
+
+    /// Appends a leader's batches as they are (a follower's fetch): their offsets must start at
+    /// or above the log end and increase; every batch's CRC is checked. Gaps are allowed (a
+    /// compacted leader has them).
+    pub fn append_as_follower(&mut self, records: &Bytes, now_ms: i64) -> Result<LogAppendInfo> {
+        let name = self.name();
+        let mut batches = Vec::new();
+        let mut position = 0usize;
+        let mut next = self.log_end_offset;
+        for b in RecordBatch::batches(records.clone()) {
+            let batch = b.map_err(|source| StorageError::CorruptBatch {
+                partition: name.clone(),
+                position,
+                source,
+            })?;
+            batch
+                .ensure_valid()
+                .map_err(|source| StorageError::CorruptBatch {
+                    partition: name.clone(),
+                    position,
+                    source,
+                })?;
+            if batch.base_offset() < next || batch.last_offset() < batch.base_offset() {
+                return Err(StorageError::OffsetsOutOfOrder {
+                    partition: name,
+                    first_offset: batch.base_offset(),
+                    log_end_offset: next,
+                });
+            }
+            next = batch.last_offset() + 1;
+            position += batch.size_in_bytes();
+            batches.push(batch);
+        }
+        let Some(first) = batches.first() else {
+            return Ok(LogAppendInfo {
+                first_offset: self.log_end_offset,
+                last_offset: self.log_end_offset - 1,
+                max_timestamp: NO_TIMESTAMP,
+                log_append_time: NO_TIMESTAMP,
+                batches: 0,
+                bytes: 0,
+            });
+        };
+        self.check_append_size(position)?;
+        let first_offset = first.base_offset();
+        let to_append: Vec<BatchToAppend<'_>> = batches
+            .iter()
+            .map(|b| BatchToAppend {
+                header: &b.as_bytes()[..RECORD_BATCH_OVERHEAD],
+                body: &b.as_bytes()[RECORD_BATCH_OVERHEAD..],
+                last_offset: b.last_offset(),
+                max_timestamp: b.max_timestamp(),
+            })
+            .collect();
+        self.append_batches(first_offset, &to_append, position, now_ms)?;
+        for b in &batches {
+            let epoch = b.partition_leader_epoch();
+            if epoch >= 0
+                && self
+                    .leader_epoch_cache
+                    .latest_epoch()
+                    .is_none_or(|e| epoch > e)
+            {
+                self.leader_epoch_cache.assign(epoch, b.base_offset())?;
+            }
+        }
+        Ok(LogAppendInfo {
+            first_offset,
+            last_offset: next - 1,
+            max_timestamp: batches
+                .iter()
+                .map(RecordBatch::max_timestamp)
+                .max()
+                .unwrap_or(NO_TIMESTAMP),
+            log_append_time: NO_TIMESTAMP,
+            batches: batches.len(),
+            bytes: position,
+        })
+    }
+
+    fn check_append_size(&self, size: usize) -> Result<()> {
+        if size as u64 > self.config.segment_bytes {
+            return Err(StorageError::AppendTooLarge {
+                partition: self.name(),
+                size,
+                max: self.config.segment_bytes as usize,
+            });
+        }
+        Ok(())
+    }
+
+    fn append_batches(
+        &mut self,
+        first_offset: i64,
+        batches: &[BatchToAppend<'_>],
+        size: usize,
+        now_ms: i64,
+    ) -> Result<()> {
+        let Some(last) = batches.last() else {
+            return Ok(());
+        };
+        let max_ts = batches
+            .iter()
+            .map(|b| b.max_timestamp)
+            .max()
+            .unwrap_or(NO_TIMESTAMP);
+        let (segment_bytes, segment_ms) = (self.config.segment_bytes, self.config.segment_ms);
+        if self.active_segment().should_roll(
+            size as u64,
+            max_ts,
+            last.last_offset,
+            segment_bytes,
+            segment_ms,
+            now_ms,
+        )? {
+            self.roll_at(first_offset, now_ms)?;
+        }
+        self.active_segment().append(batches)?;
+        self.log_end_offset = last.last_offset + 1;
+        self.unflushed_batches += batches.len() as i64;
+        if self.unflushed_batches >= self.config.flush_messages
+            || now_ms - self.last_flush_ms >= self.config.flush_ms
+        {
+            self.flush(self.log_end_offset, now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Rolls a new active segment at the log end offset (if the active one is not empty).
+    pub fn roll(&mut self, now_ms: i64) -> Result<()> {
+        let leo = self.log_end_offset;
+        self.roll_at(leo, now_ms)
+    }
+
+    fn roll_at(&mut self, base: i64, now_ms: i64) -> Result<()> {
+        if self.active_segment().size() == 0 {
+            return Ok(());
+        }
+        self.active_segment().on_become_inactive()?;
+        tracing::info!(topic = %self.topic_partition.topic, partition = self.topic_partition.partition, offset = base, "rolled a new segment");
+        self.add_segment(base, now_ms)
+    }
+
+    /// Reads whole batches from `start_offset`: at most `max_bytes` (the first batch whole when
+    /// `min_one_batch`), none at or above `max_offset` (the high watermark for consumers, the log
+    /// end for followers). Offsets outside [log start, log end] are OFFSET_OUT_OF_RANGE.
+    pub fn read(
+        &mut self,
+        start_offset: i64,
+        max_bytes: u64,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<FetchDataInfo> {
+        if start_offset < self.log_start_offset || start_offset > self.log_end_offset {
+            return Err(StorageError::OffsetOutOfRange {
+                partition: self.name(),
+                offset: start_offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.log_end_offset,
+            });
+        }
+        let max_offset = max_offset.min(self.log_end_offset);
+        if start_offset >= max_offset {
+            return Ok(FetchDataInfo::empty(start_offset));
+        }
+        let from = self
+            .segments
+            .range(..=start_offset)
+            .next_back()
+            .map(|(b, _)| *b)
+            .unwrap_or(i64::MIN);
+        for (_, seg) in self.segments.range_mut(from..) {
+            if let Some((first, slice)) =
+                seg.read(start_offset, max_bytes, max_offset, min_one_batch)?
+            {
+                if slice.len == 0 {
+                    return Ok(FetchDataInfo::empty(start_offset));
+                }
+                return Ok(FetchDataInfo {
+                    first_batch_offset: first.base_offset,
+                    slice: Some(slice),
+                });
+            }
+        }
+        Ok(FetchDataInfo::empty(start_offset))
+    }
+
+    /// ListOffsets: `EARLIEST_TIMESTAMP` → the log start offset, `LATEST_TIMESTAMP` → the log end
+    /// offset (the broker answers consumers with the high watermark), `MAX_TIMESTAMP` → the
+    /// record with the largest timestamp, otherwise the first record (not batch) whose timestamp
+    /// is at or above `timestamp` — inside compressed batches too — or `None`.
+    pub fn fetch_offset_by_timestamp(
+        &mut self,
+        timestamp: i64,
+    ) -> Result<Option<TimestampAndOffset>> {
+        match timestamp {
+            EARLIEST_TIMESTAMP => {
+                let epoch = self
+                    .leader_epoch_cache
+                    .epoch_for_offset(self.log_start_offset)
+                    .unwrap_or(-1);
+                return Ok(Some(TimestampAndOffset {
+                    timestamp: NO_TIMESTAMP,
+                    offset: self.log_start_offset,
+                    leader_epoch: epoch,
+                }));
+            }
+            LATEST_TIMESTAMP => {
+                let epoch = self.leader_epoch_cache.latest_epoch().unwrap_or(-1);
+                return Ok(Some(TimestampAndOffset {
+                    timestamp: NO_TIMESTAMP,
+                    offset: self.log_end_offset,
+                    leader_epoch: epoch,
+                }));
+            }
+            MAX_TIMESTAMP => return self.max_timestamp_record(),
+            t if t < 0 => return Ok(None),
+            _ => {}
+        }
+        let lso = self.log_start_offset;
+        let limit = self.decompression_limit();
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        for base in bases {
+            let seg = self
+                .segments
+                .get_mut(&base)
+                .expect("invariant: listed segment");
+            if seg.size() == 0
+                || seg.max_timestamp_so_far() < timestamp
+                    && seg.max_timestamp_so_far() != NO_TIMESTAMP
+            {
+                continue;
+            }
+            let mut from_offset = lso;
+            while let Some(b) = seg.find_batch_by_timestamp(timestamp, from_offset)? {
+                let batch = seg.read_batch(&b)?;
+                if let Some(found) =
+                    first_record_at_or_after(&batch, timestamp, lso, limit, &self.dir)?
+                {
+                    return Ok(Some(found));
+                }
+                from_offset = b.last_offset + 1;
+            }
+        }
+        Ok(None)
+    }
+
+    fn max_timestamp_record(&mut self) -> Result<Option<TimestampAndOffset>> {
+        let Some((&base, _)) = self
+            .segments
+            .iter()
+            .filter(|(_, s)| s.size() > 0)
+            .max_by_key(|(b, s)| (s.max_timestamp_so_far(), std::cmp::Reverse(**b)))
+        else {
+            return Ok(None);
+        };
+        let seg = self
+            .segments
+            .get_mut(&base)
+            .expect("invariant: found above");
+        let max = seg.max_timestamp_so_far();
+        let Some(b) = seg
+            .batches_from(0)?
+            .into_iter()
+            .find(|b: &BatchPosition| b.max_timestamp == max)
+        else {
+            return Ok(None);
+        };
+        let batch = seg.read_batch(&b)?;
+        let limit = self.decompression_limit();
+        first_record_at_or_after(&batch, max, self.log_start_offset, limit, &self.dir)
+    }
+
+    /// The most a compressed batch may inflate to when its records must be read.
+    fn decompression_limit(&self) -> usize {
+        self.config.max_message_bytes.max(1 << 20) * 64
+    }
+
+    /// Retention: deletes whole segments older than `retention.ms` (by their largest timestamp),
+    /// beyond `retention.bytes`, or wholly below the log start offset — never at or above the
+    /// high watermark. Deleted segments are renamed to `.deleted` and removed later
+    /// ([`UnifiedLog::remove_deleted_segments`]). The log start offset advances. Returns how many
+    /// segments were deleted.
+    pub fn delete_old_segments(&mut self, now_ms: i64) -> Result<usize> {
+        let retention_ms = self.config.retention_ms;
+        let retention_bytes = self.config.retention_bytes;
+        let mut excess = if retention_bytes >= 0 {
+            self.size() as i64 - retention_bytes
+        } else {
+            0
+        };
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        let mut to_delete = Vec::new();
+        for (i, &base) in bases.iter().enumerate() {
+            let next = bases.get(i + 1).copied().unwrap_or(self.log_end_offset);
+            let seg = self
+                .segments
+                .get_mut(&base)
+                .expect("invariant: listed segment");
+            if seg.size() == 0 || next > self.high_watermark {
+                break;
+            }
+            let by_start = next <= self.log_start_offset;
+            let by_time = retention_ms >= 0
+                && seg.max_timestamp_so_far() != NO_TIMESTAMP
+                && now_ms - seg.max_timestamp_so_far() > retention_ms;
+            let by_size = excess >= seg.size() as i64;
+            if !(by_start || by_time || by_size) {
+                break;
+            }
+            excess -= seg.size() as i64;
+            to_delete.push((base, next));
+        }
+        if to_delete.len() == bases.len() {
+            // Every segment goes: roll first so the log keeps an active segment.
+            self.roll(now_ms)?;
+        }
+        let count = to_delete.len();
+        for (base, next) in to_delete {
+            if let Some(mut seg) = self.segments.remove(&base) {
+                seg.mark_deleted()?;
+                self.pending_deletes
+                    .push((now_ms + self.config.file_delete_delay_ms, seg));
+            }
+            self.log_start_offset = self.log_start_offset.max(next);
+        }
+        if count > 0 {
+            self.leader_epoch_cache
+                .truncate_from_start(self.log_start_offset)?;
+            self.recovery_point = self.recovery_point.max(self.log_start_offset);
+            tracing::info!(topic = %self.topic_partition.topic, partition = self.topic_partition.partition, offset = self.log_start_offset, segments = count, "deleted segments by retention");
+        }
+        Ok(count)
+    }
+
+    /// Removes `.deleted` segment files whose delay has passed.
+    pub fn remove_deleted_segments(&mut self, now_ms: i64) -> Result<usize> {
+        let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_deletes)
+            .into_iter()
+            .partition(|(at, _)| *at <= now_ms);
+        self.pending_deletes = keep;
+        let n = due.len();
+        for (_, seg) in due {
+            seg.delete_files()?;
+        }
+        Ok(n)
+    }
+
+    /// DeleteRecords: moves the log start offset forward (never past the high watermark);
+    /// segments wholly below it go at the next retention pass.
+    pub fn increment_log_start_offset(&mut self, offset: i64) -> Result<()> {
+        if offset > self.high_watermark {
+            return Err(StorageError::OffsetOutOfRange {
+                partition: self.name(),
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: self.high_watermark,
+            });
+        }
+        if offset > self.log_start_offset {
+            self.log_start_offset = offset;
+            self.leader_epoch_cache.truncate_from_start(offset)?;
+            self.recovery_point = self.recovery_point.max(offset);
+        }
+        Ok(())
+    }
+
+    /// Removes every batch at or above `offset` (a follower whose log diverged). Returns whether
+    /// anything was removed.
+    pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> Result<bool> {
+        if offset < 0 {
+            return Err(StorageError::InvalidArgument {
+                partition: self.name(),
+                what: format!("cannot truncate to negative offset {offset}"),
+            });
+        }
+        if offset >= self.log_end_offset {
+            return Ok(false);
+        }
+        if offset < self.log_start_offset {
+            self.truncate_fully_and_start_at(offset, now_ms)?;
+            return Ok(true);
+        }
+        let doomed: Vec<i64> = self.segments.range(offset + 1..).map(|(b, _)| *b).collect();
+        for base in doomed {
+            if let Some(seg) = self.segments.remove(&base) {
+                seg.delete_files()?;
+            }
+        }
+        if self.segments.is_empty() {
+            self.add_segment(offset, now_ms)?;
+        }
+        let max = self.config.segment_index_bytes;
+        let active = self.active_segment();
+        active.make_active(max)?;
+        active.truncate_to(offset)?;
+        self.log_end_offset = self.active_segment().read_next_offset()?;
+        self.high_watermark = self.high_watermark.min(self.log_end_offset);
+        self.recovery_point = self.recovery_point.min(self.log_end_offset);
+        self.leader_epoch_cache
+            .truncate_from_end(self.log_end_offset)?;
+        Ok(true)
+    }
+
+    /// Deletes everything and starts again, empty, at `offset`.
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64, now_ms: i64) -> Result<()> {
+        for (_, seg) in std::mem::take(&mut self.segments) {
+            seg.delete_files()?;
+        }
+        self.add_segment(offset, now_ms)?;
+        self.log_start_offset = offset;
+        self.log_end_offset = offset;
+        self.high_watermark = offset;
+        self.recovery_point = offset;
+        self.leader_epoch_cache.clear_and_flush()?;
+        Ok(())
+    }
+
+    /// fsyncs every segment holding offsets below `offset` (from the recovery point on) and
+    /// advances the recovery point to it.
+    pub fn flush(&mut self, offset: i64, now_ms: i64) -> Result<()> {
+        let offset = offset.min(self.log_end_offset);
+        if offset <= self.recovery_point {
+            return Ok(());
+        }
+        let from = self
+            .segments
+            .range(..=self.recovery_point)
+            .next_back()
+            .map(|(b, _)| *b)
+            .unwrap_or(i64::MIN);
+        for (_, seg) in self.segments.range_mut(from..offset) {
+            seg.flush()?;
+        }
+        self.recovery_point = offset;
+        self.unflushed_batches = 0;
+        self.last_flush_ms = now_ms;
+        Ok(())
+    }
+
+    /// A clean close: trims the indexes and releases files. The caller flushes first and writes
+    /// the checkpoints and the clean-shutdown marker.
+    pub fn close(&mut self) -> Result<()> {
+        for seg in self.segments.values_mut() {
+            seg.close()?;
+        }
+        Ok(())
+    }
+
+    /// Closes file handles and unmaps indexes of every segment (a cold log); they reopen on use.
+    pub fn release(&mut self) -> Result<()> {
+        for seg in self.segments.values_mut() {
+            seg.release()?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the whole partition directory (the topic was deleted).
+    pub fn delete(mut self) -> Result<()> {
+        self.release()?;
+        self.fs.remove_dir_all(&self.dir).at(&self.dir)
+    }
+}
+
+/// The records of a stored batch, decompressed if need be (only where records must be read).
+fn records_of(batch: &RecordBatch, limit: usize, dir: &Path) -> Result<RecordIter> {
+    let corrupt = |what: String| StorageError::CorruptFile {
+        path: dir.to_path_buf(),
+        what: format!("batch at offset {}: {what}", batch.base_offset()),
+    };
+    let codec = batch.compression().map_err(|e| corrupt(e.to_string()))?;
+    let count = usize::try_from(batch.record_count())
+        .map_err(|_| corrupt("negative record count".into()))?;
+    let data = if codec == Compression::None {
+        batch.records_bytes()
+    } else {
+        compression::decompress(codec, &batch.records_bytes(), limit)
+            .map_err(|e| corrupt(e.to_string()))?
+    };
+    Ok(RecordIter::new(data, count))
+}
+
+/// The first record of `batch` at or after `timestamp` with an offset at or above `min_offset`.
+fn first_record_at_or_after(
+    batch: &RecordBatch,
+    timestamp: i64,
+    min_offset: i64,
+    limit: usize,
+    dir: &Path,
+) -> Result<Option<TimestampAndOffset>> {
+    let epoch = batch.partition_leader_epoch();
+    if batch.timestamp_type() == TimestampType::LogAppendTime {
+        // Every record carries the batch's append time.
+        let offset = batch.base_offset().max(min_offset);
+        return Ok(
+            (batch.max_timestamp() >= timestamp && offset <= batch.last_offset()).then_some(
+                TimestampAndOffset {
+                    timestamp: batch.max_timestamp(),
+                    offset,
+                    leader_epoch: epoch,
+                },
+            ),
+        );
+    }
+    for r in records_of(batch, limit, dir)? {
+        let r = r.map_err(|e| StorageError::CorruptFile {
+            path: dir.to_path_buf(),
+            what: e.to_string(),
+        })?;
+        let ts = batch.base_timestamp() + r.timestamp_delta;
+        let offset = batch.base_offset() + i64::from(r.offset_delta);
+        if ts >= timestamp && offset >= min_offset {
+            return Ok(Some(TimestampAndOffset {
+                timestamp: ts,
+                offset,
+                leader_epoch: epoch,
+            }));
+        }
+    }
+    Ok(None)
+}
