@@ -33,6 +33,7 @@ fn main() {
         gen_message(&mut out, m);
     }
     gen_kinds(&mut out, &messages);
+    gen_metadata_records(&mut out, &messages);
     let dest =
         std::path::Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("messages.rs");
     std::fs::write(dest, out).expect("write generated code");
@@ -801,4 +802,76 @@ fn api_name(m: &MessageDef) -> String {
         .or_else(|| m.name.strip_suffix("Response"))
         .unwrap_or(&m.name)
         .to_owned()
+}
+
+/// `MetadataRecord`: every metadata record type, with Kafka's record framing (the records the
+/// controller quorum's log and snapshots hold).
+fn gen_metadata_records(out: &mut String, messages: &[MessageDef]) {
+    let list: Vec<&MessageDef> = messages.iter().filter(|m| m.kind == "metadata").collect();
+    let name = |m: &MessageDef| m.name.strip_suffix("Record").unwrap_or(&m.name).to_owned();
+    let _ = writeln!(out, "/// A metadata record of any type.\n#[derive(Debug, Clone, PartialEq)]\npub enum MetadataRecord {{");
+    for m in &list {
+        let _ = writeln!(out, "    {}({}),", name(m), m.name);
+    }
+    let _ = writeln!(out, "}}\n\nimpl MetadataRecord {{");
+    let _ = writeln!(out, "    /// The record type (Kafka's `apiKey` of the record schema).\n    pub fn record_type(&self) -> i16 {{\n        match self {{");
+    for m in &list {
+        let _ = writeln!(
+            out,
+            "            MetadataRecord::{}(_) => {},",
+            name(m),
+            m.key.expect("metadata record has a key")
+        );
+    }
+    let _ = writeln!(out, "        }}\n    }}\n");
+    let _ = writeln!(out, "    /// The version this code writes for the record's type (the latest it knows).\n    pub fn version(&self) -> i16 {{\n        match self {{");
+    for m in &list {
+        let _ = writeln!(
+            out,
+            "            MetadataRecord::{}(_) => {}::VERSIONS.max,",
+            name(m),
+            m.name
+        );
+    }
+    let _ = writeln!(out, "        }}\n    }}\n");
+    let _ = writeln!(out, "    pub(crate) fn encode_body<W: Sink + ?Sized>(&self, w: &mut W) -> Result<(), EncodeError> {{\n        let v = self.version();\n        match self {{");
+    for m in &list {
+        let _ = writeln!(
+            out,
+            "            MetadataRecord::{}(r) => r.encode_into(w, v),",
+            name(m)
+        );
+    }
+    let _ = writeln!(out, "        }}\n    }}\n");
+    let _ = writeln!(out, "    pub(crate) fn body_size(&self) -> usize {{\n        let v = self.version();\n        match self {{");
+    for m in &list {
+        let _ = writeln!(
+            out,
+            "            MetadataRecord::{}(r) => r.size_at(v),",
+            name(m)
+        );
+    }
+    let _ = writeln!(out, "        }}\n    }}\n");
+    let _ = writeln!(out, "    pub(crate) fn decode_body(record_type: i16, version: i16, frame: &Bytes, body: &[u8]) -> Result<Self, DecodeError> {{\n        match record_type {{");
+    for m in &list {
+        let _ = writeln!(
+            out,
+            "            {} => decode_all::<{}>(frame, body, version).map(MetadataRecord::{}),",
+            m.key.expect("key"),
+            m.name,
+            name(m)
+        );
+    }
+    let _ = writeln!(out, "            other => Err(DecodeError {{ message: \"MetadataRecord\", version, field: \"record_type\", error: DecodeErrorKind::UnsupportedApi(other) }}),\n        }}\n    }}\n");
+    let _ = writeln!(out, "    /// Every record type with a random value (for property tests).\n    #[cfg(any(test, feature = \"testing\"))]\n    pub fn random_all(rng: &mut crate::testing::Rng) -> Vec<MetadataRecord> {{\n        vec![");
+    for m in &list {
+        let _ = writeln!(
+            out,
+            "            MetadataRecord::{}({}::random(rng, {}::VERSIONS.max)),",
+            name(m),
+            m.name,
+            m.name
+        );
+    }
+    let _ = writeln!(out, "        ]\n    }}\n}}\n");
 }

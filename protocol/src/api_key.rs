@@ -9,6 +9,16 @@
 
 use std::fmt;
 
+/// API keys from here up are rafka's own, between our nodes only.
+pub const PRIVATE_RANGE_START: i16 = 30000;
+
+impl ApiKey {
+    /// Whether this key is one of rafka's private ones (never advertised to clients).
+    pub const fn is_private(self) -> bool {
+        self.key() >= PRIVATE_RANGE_START
+    }
+}
+
 /// Builds [`ApiKey`] and its lookup methods from a single table of
 /// `(key, Variant, "KafkaName")` rows.
 macro_rules! api_keys {
@@ -143,6 +153,11 @@ api_keys! {
     (85, WriteShareGroupState, "WriteShareGroupState"),
     (86, DeleteShareGroupState, "DeleteShareGroupState"),
     (87, ReadShareGroupStateSummary, "ReadShareGroupStateSummary"),
+    // rafka's private range: openraft's RPCs between controllers, on the controller listener
+    // only, never advertised.
+    (30000, RaftVote, "RaftVote"),
+    (30001, RaftAppendEntries, "RaftAppendEntries"),
+    (30002, RaftInstallSnapshot, "RaftInstallSnapshot"),
 }
 
 impl fmt::Display for ApiKey {
@@ -171,13 +186,17 @@ mod tests {
 
     #[test]
     fn all_is_sorted_and_contiguous_from_zero() {
-        for (i, k) in ApiKey::ALL.iter().enumerate() {
+        for (i, k) in ApiKey::ALL.iter().filter(|k| !k.is_private()).enumerate() {
             assert_eq!(usize::try_from(k.key()).ok(), Some(i));
         }
         let mut sorted = ApiKey::ALL.to_vec();
         sorted.sort();
         assert_eq!(sorted, ApiKey::ALL);
-        assert_eq!(ApiKey::ALL.len(), 88);
+        assert_eq!(ApiKey::ALL.len(), 88 + 3);
+        assert!(ApiKey::ALL
+            .iter()
+            .filter(|k| k.is_private())
+            .all(|k| k.key() >= PRIVATE_RANGE_START));
     }
 
     #[test]
@@ -190,7 +209,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_none() {
-        for key in [i16::MIN, -1, 88, 1000, i16::MAX] {
+        for key in [i16::MIN, -1, 88, 1000, 29999, 30003, i16::MAX] {
             assert_eq!(ApiKey::from_key(key), None);
         }
         let known = (i16::MIN..=i16::MAX)

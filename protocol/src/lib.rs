@@ -18,6 +18,7 @@ pub mod api_key;
 mod codegen;
 pub mod error_code;
 pub mod frame;
+pub mod metadata_record;
 pub mod primitives;
 pub mod record;
 pub mod record_batch;
