@@ -1,2 +1,15 @@
-//! The Raft metadata quorum: metadata records, the `MetadataImage`, the openraft glue and the
-//! controller logic. Lands with the controller issue.
+//! The Raft metadata quorum (KRaft, in Rust): metadata records, the `MetadataImage` they fold
+//! into, the openraft glue (log store, state machine, network) and the controller logic.
+//!
+//! - [`raft_types`]: the concrete openraft configuration and the command a log entry carries.
+
+pub mod control;
+pub mod convert;
+pub mod image;
+pub mod log_store;
+pub mod network;
+pub mod node;
+pub mod quorum_controller;
+pub mod raft_types;
+pub mod server;
+pub mod state_machine;

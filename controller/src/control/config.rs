@@ -1,0 +1,492 @@
+//! Kafka's `ConfigurationControlManager` (with the checks of `ConfigAdminManager` and
+//! `ControllerConfigurationValidator`): IncrementalAlterConfigs (API 44), AlterConfigs (API 33)
+//! and topic configs given at creation, for topics and brokers; and the config lookups the
+//! other managers need.
+//!
+//! Topic config names must be Kafka's (`TopicConfig`); broker configs may be any name. Values
+//! of the keys in the tables below are type-checked as Kafka's `ConfigDef` parses them (numbers
+//! must parse and be in range, booleans are true/false, enumerations from their list):
+//! INVALID_CONFIG otherwise. APPEND and SUBTRACT apply to list-typed keys only.
+//! Broker configs generate a record even when the value is unchanged (KAFKA-14136: brokers
+//! reload on it).
+
+use super::topics::validate_topic_name;
+use super::{ApiError, ControllerConfig, ControllerResult};
+use crate::image::{ConfigResource, MetadataImage};
+use rafka_protocol::messages::{
+    alter_configs_response as acr, create_topics_request::CreatableTopicConfig,
+    incremental_alter_configs_response as iacr, AlterConfigsRequest, AlterConfigsResponse,
+    ConfigRecord, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, MetadataRecord,
+};
+use rafka_protocol::ErrorCode;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// `unclean.leader.election.enable`.
+pub const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable";
+
+/// A config value's type (Kafka's `ConfigDef.Type` with its validator).
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Int {
+        min: i64,
+    },
+    Long {
+        min: i64,
+    },
+    Ratio,
+    Bool,
+    /// Comma-separated; each item from the list, if it is not empty.
+    List(&'static [&'static str]),
+    /// One of the list, if it is not empty.
+    Str(&'static [&'static str]),
+}
+
+const COMPRESSION: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
+const CLEANUP: &[&str] = &["delete", "compact"];
+
+/// Kafka's `TopicConfig` names; anything else is refused for a topic.
+const TOPIC_CONFIGS: &[(&str, Kind)] = &[
+    ("cleanup.policy", Kind::List(CLEANUP)),
+    ("compression.type", Kind::Str(COMPRESSION)),
+    ("compression.gzip.level", Kind::Int { min: -1 }),
+    ("compression.lz4.level", Kind::Int { min: 1 }),
+    ("compression.zstd.level", Kind::Int { min: -131_072 }),
+    ("delete.retention.ms", Kind::Long { min: 0 }),
+    ("file.delete.delay.ms", Kind::Long { min: 0 }),
+    ("flush.messages", Kind::Long { min: 1 }),
+    ("flush.ms", Kind::Long { min: 0 }),
+    ("follower.replication.throttled.replicas", Kind::List(&[])),
+    ("index.interval.bytes", Kind::Int { min: 0 }),
+    ("leader.replication.throttled.replicas", Kind::List(&[])),
+    ("local.retention.bytes", Kind::Long { min: -2 }),
+    ("local.retention.ms", Kind::Long { min: -2 }),
+    ("max.compaction.lag.ms", Kind::Long { min: 1 }),
+    ("max.message.bytes", Kind::Int { min: 0 }),
+    ("message.downconversion.enable", Kind::Bool),
+    ("message.format.version", Kind::Str(&[])),
+    ("message.timestamp.after.max.ms", Kind::Long { min: 0 }),
+    ("message.timestamp.before.max.ms", Kind::Long { min: 0 }),
+    ("message.timestamp.difference.max.ms", Kind::Long { min: 0 }),
+    (
+        "message.timestamp.type",
+        Kind::Str(&["CreateTime", "LogAppendTime"]),
+    ),
+    ("min.cleanable.dirty.ratio", Kind::Ratio),
+    ("min.compaction.lag.ms", Kind::Long { min: 0 }),
+    ("min.insync.replicas", Kind::Int { min: 1 }),
+    ("preallocate", Kind::Bool),
+    ("remote.storage.enable", Kind::Bool),
+    ("retention.bytes", Kind::Long { min: i64::MIN }),
+    ("retention.ms", Kind::Long { min: -1 }),
+    ("segment.bytes", Kind::Int { min: 14 }),
+    ("segment.index.bytes", Kind::Int { min: 4 }),
+    ("segment.jitter.ms", Kind::Long { min: 0 }),
+    ("segment.ms", Kind::Long { min: 1 }),
+    (UNCLEAN_LEADER_ELECTION_ENABLE, Kind::Bool),
+];
+
+/// Broker keys whose values are checked; other broker keys pass as strings.
+const BROKER_CONFIGS: &[(&str, Kind)] = &[
+    ("auto.create.topics.enable", Kind::Bool),
+    ("compression.type", Kind::Str(COMPRESSION)),
+    ("default.replication.factor", Kind::Int { min: 1 }),
+    ("log.cleanup.policy", Kind::List(CLEANUP)),
+    ("log.flush.interval.messages", Kind::Long { min: 1 }),
+    ("log.flush.interval.ms", Kind::Long { min: i64::MIN }),
+    ("log.retention.bytes", Kind::Long { min: i64::MIN }),
+    ("log.retention.ms", Kind::Long { min: i64::MIN }),
+    ("log.roll.ms", Kind::Long { min: 1 }),
+    ("log.segment.bytes", Kind::Int { min: 14 }),
+    ("message.max.bytes", Kind::Int { min: 0 }),
+    ("min.insync.replicas", Kind::Int { min: 1 }),
+    ("num.partitions", Kind::Int { min: 1 }),
+    ("replica.lag.time.max.ms", Kind::Long { min: 0 }),
+    (UNCLEAN_LEADER_ELECTION_ENABLE, Kind::Bool),
+    ("leader.replication.throttled.rate", Kind::Long { min: 0 }),
+    ("follower.replication.throttled.rate", Kind::Long { min: 0 }),
+];
+
+fn kind_of(resource_type: i8, key: &str) -> Option<Kind> {
+    let table = if resource_type == ConfigResource::TOPIC {
+        TOPIC_CONFIGS
+    } else {
+        BROKER_CONFIGS
+    };
+    table.iter().find(|(k, _)| *k == key).map(|(_, kind)| *kind)
+}
+
+/// Kafka's `ConfigDef.parseType` plus the key's validator (values are trimmed first).
+fn validate_value(key: &str, kind: Kind, value: &str) -> Result<(), String> {
+    let v = value.trim();
+    let bad = |what: &str| {
+        Err(format!(
+            "Invalid value {value} for configuration {key}: {what}"
+        ))
+    };
+    match kind {
+        Kind::Int { min } => match v.parse::<i32>() {
+            Ok(n) if i64::from(n) >= min => Ok(()),
+            Ok(_) => bad(&format!("Value must be at least {min}")),
+            Err(_) => bad("Not a number of type INT"),
+        },
+        Kind::Long { min } => match v.parse::<i64>() {
+            Ok(n) if n >= min => Ok(()),
+            Ok(_) => bad(&format!("Value must be at least {min}")),
+            Err(_) => bad("Not a number of type LONG"),
+        },
+        Kind::Ratio => match v.parse::<f64>() {
+            Ok(x) if (0.0..=1.0).contains(&x) => Ok(()),
+            Ok(_) => bad("Value must be between 0 and 1"),
+            Err(_) => bad("Not a number of type DOUBLE"),
+        },
+        Kind::Bool if v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false") => Ok(()),
+        Kind::Bool => bad("Expected value to be either true or false"),
+        Kind::List(_) if v.is_empty() => Ok(()),
+        Kind::List(allowed) => match v
+            .split(',')
+            .map(str::trim)
+            .find(|i| !allowed.is_empty() && !allowed.contains(i))
+        {
+            Some(item) => bad(&format!(
+                "String must be one of: {} (not {item})",
+                allowed.join(", ")
+            )),
+            None => Ok(()),
+        },
+        Kind::Str(allowed) if allowed.is_empty() || allowed.contains(&v) => Ok(()),
+        Kind::Str(allowed) => bad(&format!("String must be one of: {}", allowed.join(", "))),
+    }
+}
+
+/// Checks a value about to be set for `resource`.
+fn validate_setting(resource: &ConfigResource, key: &str, value: &str) -> Result<(), ApiError> {
+    let invalid = |m: String| Err(ApiError::new(ErrorCode::InvalidConfig, m));
+    match kind_of(resource.resource_type, key) {
+        Some(kind) => validate_value(key, kind, value).or_else(invalid),
+        None if resource.resource_type == ConfigResource::TOPIC => {
+            invalid(format!("Unknown topic config name: {key}"))
+        }
+        None => Ok(()),
+    }
+}
+
+/// The resource a request names, if it is one configs may be set on.
+fn check_resource(
+    image: &MetadataImage,
+    resource_type: i8,
+    name: &str,
+) -> Result<ConfigResource, ApiError> {
+    match resource_type {
+        ConfigResource::TOPIC => {
+            if name.is_empty() {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "Default topic resources are not allowed.",
+                ));
+            }
+            validate_topic_name(name)?;
+            if image.topic_by_name(name).is_none() {
+                return Err(ApiError::new(
+                    ErrorCode::UnknownTopicOrPartition,
+                    format!("The topic '{name}' does not exist."),
+                ));
+            }
+            Ok(ConfigResource::topic(name))
+        }
+        ConfigResource::BROKER => {
+            if !name.is_empty() && name.parse::<i32>().map_or(true, |id| id < 0) {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "Unable to parse broker name as a non-negative base 10 number.",
+                ));
+            }
+            Ok(ConfigResource::broker(name))
+        }
+        t => Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("Unsupported resource type {t} for the controller."),
+        )),
+    }
+}
+
+fn record(resource: &ConfigResource, key: &str, value: Option<String>) -> MetadataRecord {
+    MetadataRecord::Config(ConfigRecord {
+        resource_type: resource.resource_type,
+        resource_name: resource.name.clone(),
+        name: key.to_string(),
+        value,
+        ..Default::default()
+    })
+}
+
+fn check_keys<'a>(keys: impl Iterator<Item = (&'a str, bool)>) -> Result<(), ApiError> {
+    let mut seen = BTreeSet::new();
+    let mut nulls = Vec::new();
+    for (key, null_value) in keys {
+        if !seen.insert(key) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                "Error due to duplicate config keys",
+            ));
+        }
+        if null_value {
+            nulls.push(key);
+        }
+    }
+    if !nulls.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("Null value not supported for : {}", nulls.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
+const SET: i8 = 0;
+const DELETE: i8 = 1;
+const APPEND: i8 = 2;
+const SUBTRACT: i8 = 3;
+
+fn incremental_resource(
+    image: &MetadataImage,
+    r: &rafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource,
+) -> Result<Vec<MetadataRecord>, ApiError> {
+    let resource = check_resource(image, r.resource_type, &r.resource_name)?;
+    check_keys(r.configs.iter().map(|c| {
+        (
+            c.name.as_str(),
+            c.config_operation != DELETE && c.value.is_none(),
+        )
+    }))?;
+    let mut records = Vec::new();
+    for c in &r.configs {
+        let current = image.config(&resource, &c.name).map(str::to_string);
+        let new = match c.config_operation {
+            SET => c.value.clone(),
+            DELETE => None,
+            op @ (APPEND | SUBTRACT) => {
+                if !matches!(
+                    kind_of(resource.resource_type, &c.name),
+                    Some(Kind::List(_))
+                ) {
+                    let verb = if op == APPEND { "APPEND" } else { "SUBTRACT" };
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidConfig,
+                        format!(
+                            "Can't {verb} to key {} because its type is not LIST.",
+                            c.name
+                        ),
+                    ));
+                }
+                let mut parts: Vec<String> = current
+                    .iter()
+                    .flat_map(|v| v.split(','))
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                for item in c.value.as_deref().unwrap_or_default().split(',') {
+                    if op == APPEND && !parts.iter().any(|p| p == item) {
+                        parts.push(item.to_string());
+                    } else if op == SUBTRACT {
+                        parts.retain(|p| p != item);
+                    }
+                }
+                Some(parts.join(","))
+            }
+            op => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("Unknown config operation {op}"),
+                ))
+            }
+        };
+        if let Some(v) = &new {
+            validate_setting(&resource, &c.name, v)?;
+        }
+        if new != current || resource.resource_type == ConfigResource::BROKER {
+            records.push(record(&resource, &c.name, new));
+        }
+    }
+    Ok(records)
+}
+
+/// Resources named more than once in a request (INVALID_REQUEST for each, as Kafka).
+fn duplicated<'a>(resources: impl Iterator<Item = (i8, &'a str)>) -> BTreeSet<(i8, &'a str)> {
+    let mut counts: BTreeMap<(i8, &str), usize> = BTreeMap::new();
+    for r in resources {
+        *counts.entry(r).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(r, _)| r)
+        .collect()
+}
+
+fn duplicate_resource() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidRequest,
+        "Each resource must appear at most once.",
+    )
+}
+
+/// IncrementalAlterConfigs: SET, DELETE, APPEND, SUBTRACT per key; each resource all or nothing.
+pub fn incremental_alter_configs(
+    image: &MetadataImage,
+    request: &IncrementalAlterConfigsRequest,
+) -> ControllerResult<IncrementalAlterConfigsResponse> {
+    let dups = duplicated(
+        request
+            .resources
+            .iter()
+            .map(|r| (r.resource_type, r.resource_name.as_str())),
+    );
+    let mut records = Vec::new();
+    let mut response = IncrementalAlterConfigsResponse::default();
+    for r in &request.resources {
+        let outcome = if dups.contains(&(r.resource_type, r.resource_name.as_str())) {
+            Err(duplicate_resource())
+        } else {
+            incremental_resource(image, r)
+        };
+        let (error_code, error_message) = match outcome {
+            Ok(rs) => {
+                records.extend(rs);
+                (0, None)
+            }
+            Err(e) => (e.code.code(), e.message),
+        };
+        response.responses.push(iacr::AlterConfigsResourceResponse {
+            error_code,
+            error_message,
+            resource_type: r.resource_type,
+            resource_name: r.resource_name.clone(),
+            ..Default::default()
+        });
+    }
+    if request.validate_only {
+        records.clear();
+    }
+    ControllerResult::new(records, response)
+}
+
+fn legacy_resource(
+    image: &MetadataImage,
+    r: &rafka_protocol::messages::alter_configs_request::AlterConfigsResource,
+) -> Result<Vec<MetadataRecord>, ApiError> {
+    let resource = check_resource(image, r.resource_type, &r.resource_name)?;
+    check_keys(
+        r.configs
+            .iter()
+            .map(|c| (c.name.as_str(), c.value.is_none())),
+    )?;
+    let mut records = Vec::new();
+    let mut named = BTreeSet::new();
+    for c in &r.configs {
+        named.insert(c.name.as_str());
+        let value = c.value.clone().unwrap_or_default();
+        validate_setting(&resource, &c.name, &value)?;
+        if image.config(&resource, &c.name) != Some(value.as_str())
+            || resource.resource_type == ConfigResource::BROKER
+        {
+            records.push(record(&resource, &c.name, Some(value)));
+        }
+    }
+    // The legacy API replaces the whole set: keys not named are deleted.
+    if let Some(current) = image.configs().get(&resource) {
+        for key in current.keys().filter(|k| !named.contains(k.as_str())) {
+            records.push(record(&resource, key, None));
+        }
+    }
+    Ok(records)
+}
+
+/// AlterConfigs (the legacy API): each resource's configs are replaced by the request's.
+pub fn alter_configs(
+    image: &MetadataImage,
+    request: &AlterConfigsRequest,
+) -> ControllerResult<AlterConfigsResponse> {
+    let dups = duplicated(
+        request
+            .resources
+            .iter()
+            .map(|r| (r.resource_type, r.resource_name.as_str())),
+    );
+    let mut records = Vec::new();
+    let mut response = AlterConfigsResponse::default();
+    for r in &request.resources {
+        let outcome = if dups.contains(&(r.resource_type, r.resource_name.as_str())) {
+            Err(duplicate_resource())
+        } else {
+            legacy_resource(image, r)
+        };
+        let (error_code, error_message) = match outcome {
+            Ok(rs) => {
+                records.extend(rs);
+                (0, None)
+            }
+            Err(e) => (e.code.code(), e.message),
+        };
+        response.responses.push(acr::AlterConfigsResourceResponse {
+            error_code,
+            error_message,
+            resource_type: r.resource_type,
+            resource_name: r.resource_name.clone(),
+            ..Default::default()
+        });
+    }
+    if request.validate_only {
+        records.clear();
+    }
+    ControllerResult::new(records, response)
+}
+
+/// The `ConfigRecord`s for a topic being created with `configs`.
+pub fn creation_config_records(
+    topic: &str,
+    configs: &[CreatableTopicConfig],
+) -> Result<Vec<MetadataRecord>, ApiError> {
+    let mut seen = BTreeSet::new();
+    let resource = ConfigResource::topic(topic);
+    let mut records = Vec::with_capacity(configs.len());
+    for c in configs {
+        if !seen.insert(c.name.as_str()) {
+            return Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("Duplicate config key {}", c.name),
+            ));
+        }
+        let Some(value) = &c.value else {
+            return Err(ApiError::new(
+                ErrorCode::InvalidConfig,
+                format!("Null value not supported for topic configs: {}", c.name),
+            ));
+        };
+        validate_setting(&resource, &c.name, value)?;
+        records.push(record(&resource, &c.name, Some(value.clone())));
+    }
+    Ok(records)
+}
+
+/// Whether leaders of `topic` may be elected outside the ISR: the topic's config, else the
+/// cluster-wide dynamic broker config, else the static one (Kafka's
+/// `uncleanLeaderElectionEnabledForTopic`; a value other than "true" is false, as Java's
+/// `Boolean.parseBoolean`).
+pub fn unclean_leader_election_enabled(
+    image: &MetadataImage,
+    config: &ControllerConfig,
+    topic: &str,
+) -> bool {
+    image
+        .config(
+            &ConfigResource::topic(topic),
+            UNCLEAN_LEADER_ELECTION_ENABLE,
+        )
+        .or_else(|| image.config(&ConfigResource::broker(""), UNCLEAN_LEADER_ELECTION_ENABLE))
+        .map_or(config.unclean_leader_election_enable, |v| {
+            v.trim().eq_ignore_ascii_case("true")
+        })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,466 @@
+//! IncrementalAlterConfigs, AlterConfigs and config lookup cases.
+
+use super::super::testkit::*;
+use super::*;
+use rafka_protocol::messages::{
+    alter_configs_request as acq, incremental_alter_configs_request as iacq,
+};
+
+fn op(name: &str, operation: i8, value: Option<&str>) -> iacq::AlterableConfig {
+    iacq::AlterableConfig {
+        name: name.into(),
+        config_operation: operation,
+        value: value.map(str::to_string),
+        ..Default::default()
+    }
+}
+
+fn resource(t: i8, name: &str, configs: Vec<iacq::AlterableConfig>) -> iacq::AlterConfigsResource {
+    iacq::AlterConfigsResource {
+        resource_type: t,
+        resource_name: name.into(),
+        configs,
+        ..Default::default()
+    }
+}
+
+/// Topic "t" with cleanup.policy=delete and retention.ms=1000; broker default k=v.
+fn kit() -> Kit {
+    let mut k = Kit::three_brokers();
+    k.create_topic("t", 1, 1);
+    k.apply(&[
+        config_record(ConfigResource::TOPIC, "t", "cleanup.policy", Some("delete")),
+        config_record(ConfigResource::TOPIC, "t", "retention.ms", Some("1000")),
+        config_record(ConfigResource::BROKER, "", "k", Some("v")),
+    ]);
+    k
+}
+
+const T: i8 = ConfigResource::TOPIC;
+const B: i8 = ConfigResource::BROKER;
+
+#[test]
+fn incremental_alter_configs_cases() {
+    // (case, resource, error, records, expected (resource type, name, key, value) after)
+    type Case = (
+        &'static str,
+        iacq::AlterConfigsResource,
+        ErrorCode,
+        usize,
+        Option<(i8, &'static str, &'static str, Option<&'static str>)>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "set topic",
+            resource(T, "t", vec![op("retention.ms", SET, Some("5"))]),
+            ErrorCode::None,
+            1,
+            Some((T, "t", "retention.ms", Some("5"))),
+        ),
+        (
+            "set topic to the same value: no record",
+            resource(T, "t", vec![op("retention.ms", SET, Some("1000"))]),
+            ErrorCode::None,
+            0,
+            None,
+        ),
+        (
+            "delete topic key",
+            resource(T, "t", vec![op("retention.ms", DELETE, None)]),
+            ErrorCode::None,
+            1,
+            Some((T, "t", "retention.ms", None)),
+        ),
+        (
+            "append to a list",
+            resource(T, "t", vec![op("cleanup.policy", APPEND, Some("compact"))]),
+            ErrorCode::None,
+            1,
+            Some((T, "t", "cleanup.policy", Some("delete,compact"))),
+        ),
+        (
+            "append what is there",
+            resource(T, "t", vec![op("cleanup.policy", APPEND, Some("delete"))]),
+            ErrorCode::None,
+            0,
+            None,
+        ),
+        (
+            "subtract from a list",
+            resource(T, "t", vec![op("cleanup.policy", SUBTRACT, Some("delete"))]),
+            ErrorCode::None,
+            1,
+            Some((T, "t", "cleanup.policy", Some(""))),
+        ),
+        (
+            "append to a number",
+            resource(T, "t", vec![op("retention.ms", APPEND, Some("1"))]),
+            ErrorCode::InvalidConfig,
+            0,
+            None,
+        ),
+        (
+            "append a bad item",
+            resource(T, "t", vec![op("cleanup.policy", APPEND, Some("shred"))]),
+            ErrorCode::InvalidConfig,
+            0,
+            None,
+        ),
+        (
+            "not a number",
+            resource(T, "t", vec![op("retention.ms", SET, Some("1h"))]),
+            ErrorCode::InvalidConfig,
+            0,
+            None,
+        ),
+        (
+            "below the minimum",
+            resource(T, "t", vec![op("retention.ms", SET, Some("-5"))]),
+            ErrorCode::InvalidConfig,
+            0,
+            None,
+        ),
+        (
+            "int overflow",
+            resource(T, "t", vec![op("segment.bytes", SET, Some("4294967296"))]),
+            ErrorCode::InvalidConfig,
+            0,
+            None,
+        ),
+        (
+            "bad boolean",
+            resource(T, "t", vec![op("preallocate", SET, Some("yes"))]),
+            ErrorCode::InvalidConfig,
+            0,
+            None,
+        ),
+        (
+            "ratio",
+            resource(
+                T,
+                "t",
+                vec![op("min.cleanable.dirty.ratio", SET, Some("1.5"))],
+            ),
+            ErrorCode::InvalidConfig,
+            0,
+            None,
+        ),
+        (
+            "enum",
+            resource(T, "t", vec![op("compression.type", SET, Some("brotli"))]),
+            ErrorCode::InvalidConfig,
+            0,
+            None,
+        ),
+        (
+            "unknown topic key",
+            resource(T, "t", vec![op("no.such", SET, Some("1"))]),
+            ErrorCode::InvalidConfig,
+            0,
+            None,
+        ),
+        (
+            "unknown topic",
+            resource(T, "nope", vec![op("retention.ms", SET, Some("5"))]),
+            ErrorCode::UnknownTopicOrPartition,
+            0,
+            None,
+        ),
+        (
+            "invalid topic name",
+            resource(T, "bad name", vec![op("retention.ms", SET, Some("5"))]),
+            ErrorCode::InvalidTopicException,
+            0,
+            None,
+        ),
+        (
+            "default topic resource",
+            resource(T, "", vec![op("retention.ms", SET, Some("5"))]),
+            ErrorCode::InvalidRequest,
+            0,
+            None,
+        ),
+        (
+            "null value for SET",
+            resource(T, "t", vec![op("retention.ms", SET, None)]),
+            ErrorCode::InvalidRequest,
+            0,
+            None,
+        ),
+        (
+            "duplicate key",
+            resource(
+                T,
+                "t",
+                vec![
+                    op("retention.ms", SET, Some("5")),
+                    op("retention.ms", DELETE, None),
+                ],
+            ),
+            ErrorCode::InvalidRequest,
+            0,
+            None,
+        ),
+        (
+            "unknown operation",
+            resource(T, "t", vec![op("retention.ms", 9, Some("5"))]),
+            ErrorCode::InvalidRequest,
+            0,
+            None,
+        ),
+        (
+            "one bad key fails the resource",
+            resource(
+                T,
+                "t",
+                vec![
+                    op("retention.ms", SET, Some("5")),
+                    op("preallocate", SET, Some("x")),
+                ],
+            ),
+            ErrorCode::InvalidConfig,
+            0,
+            None,
+        ),
+        (
+            "cluster default",
+            resource(B, "", vec![op("num.partitions", SET, Some("3"))]),
+            ErrorCode::None,
+            1,
+            Some((B, "", "num.partitions", Some("3"))),
+        ),
+        (
+            "broker: same value still recorded",
+            resource(B, "", vec![op("k", SET, Some("v"))]),
+            ErrorCode::None,
+            1,
+            Some((B, "", "k", Some("v"))),
+        ),
+        (
+            "one broker, any key",
+            resource(B, "2", vec![op("some.plugin.key", SET, Some("x"))]),
+            ErrorCode::None,
+            1,
+            Some((B, "2", "some.plugin.key", Some("x"))),
+        ),
+        (
+            "broker typed key",
+            resource(
+                B,
+                "2",
+                vec![op("unclean.leader.election.enable", SET, Some("maybe"))],
+            ),
+            ErrorCode::InvalidConfig,
+            0,
+            None,
+        ),
+        (
+            "broker name not a number",
+            resource(B, "two", vec![op("k", SET, Some("x"))]),
+            ErrorCode::InvalidRequest,
+            0,
+            None,
+        ),
+        (
+            "negative broker",
+            resource(B, "-1", vec![op("k", SET, Some("x"))]),
+            ErrorCode::InvalidRequest,
+            0,
+            None,
+        ),
+        (
+            "broker logger",
+            resource(
+                ConfigResource::BROKER_LOGGER,
+                "1",
+                vec![op("k", SET, Some("x"))],
+            ),
+            ErrorCode::InvalidRequest,
+            0,
+            None,
+        ),
+    ];
+    for (name, res, code, n, after) in cases {
+        for validate_only in [false, true] {
+            let mut k = kit();
+            let req = IncrementalAlterConfigsRequest {
+                resources: vec![res.clone()],
+                validate_only,
+                ..Default::default()
+            };
+            let result = incremental_alter_configs(&k.image, &req);
+            let r = &result.response.responses[0];
+            assert_eq!(
+                (r.error_code, r.resource_type, r.resource_name.as_str()),
+                (code.code(), res.resource_type, res.resource_name.as_str()),
+                "{name}: {:?}",
+                r.error_message
+            );
+            assert_eq!(
+                result.records.len(),
+                if validate_only { 0 } else { n },
+                "{name}"
+            );
+            k.commit(result);
+            if let (Some((t, rn, key, value)), false) = (after, validate_only) {
+                let resource = ConfigResource {
+                    resource_type: t,
+                    name: rn.into(),
+                };
+                assert_eq!(k.image.config(&resource, key), value, "{name}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_resource_named_twice_fails_both_times() {
+    let k = kit();
+    let r = resource(T, "t", vec![op("retention.ms", SET, Some("5"))]);
+    let req = IncrementalAlterConfigsRequest {
+        resources: vec![r.clone(), r],
+        ..Default::default()
+    };
+    let result = incremental_alter_configs(&k.image, &req);
+    assert!(result.records.is_empty());
+    assert!(result
+        .response
+        .responses
+        .iter()
+        .all(|r| r.error_code == ErrorCode::InvalidRequest.code()));
+}
+
+#[test]
+fn legacy_alter_configs_replaces_the_set() {
+    let legacy = |t: i8, name: &str, configs: &[(&str, Option<&str>)]| AlterConfigsRequest {
+        resources: vec![acq::AlterConfigsResource {
+            resource_type: t,
+            resource_name: name.into(),
+            configs: configs
+                .iter()
+                .map(|(k, v)| acq::AlterableConfig {
+                    name: k.to_string(),
+                    value: v.map(str::to_string),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    // (case, request, error, topic "t" configs after)
+    type Case = (
+        &'static str,
+        AlterConfigsRequest,
+        ErrorCode,
+        Vec<(&'static str, &'static str)>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "replace",
+            legacy(T, "t", &[("retention.ms", Some("7"))]),
+            ErrorCode::None,
+            vec![("retention.ms", "7")],
+        ),
+        (
+            "keep one, drop one",
+            legacy(T, "t", &[("retention.ms", Some("1000"))]),
+            ErrorCode::None,
+            vec![("retention.ms", "1000")],
+        ),
+        (
+            "empty set clears",
+            legacy(T, "t", &[]),
+            ErrorCode::None,
+            vec![],
+        ),
+        (
+            "null value",
+            legacy(T, "t", &[("retention.ms", None)]),
+            ErrorCode::InvalidRequest,
+            vec![("cleanup.policy", "delete"), ("retention.ms", "1000")],
+        ),
+        (
+            "bad value",
+            legacy(T, "t", &[("retention.ms", Some("x"))]),
+            ErrorCode::InvalidConfig,
+            vec![("cleanup.policy", "delete"), ("retention.ms", "1000")],
+        ),
+        (
+            "unknown topic",
+            legacy(T, "u", &[]),
+            ErrorCode::UnknownTopicOrPartition,
+            vec![("cleanup.policy", "delete"), ("retention.ms", "1000")],
+        ),
+    ];
+    for (name, req, code, after) in cases {
+        let mut k = kit();
+        let result = alter_configs(&k.image, &req);
+        assert_eq!(
+            result.response.responses[0].error_code,
+            code.code(),
+            "{name}"
+        );
+        k.commit(result);
+        let got: Vec<(&str, &str)> = k
+            .image
+            .configs()
+            .get(&ConfigResource::topic("t"))
+            .map(|m| m.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect())
+            .unwrap_or_default();
+        assert_eq!(got, after, "{name}");
+    }
+}
+
+#[test]
+fn unclean_election_lookup_order() {
+    // (case, topic value, cluster default, static, → enabled)
+    let cases = [
+        ("static only", None, None, true, true),
+        ("nothing set", None, None, false, false),
+        (
+            "cluster default wins over static",
+            None,
+            Some("true"),
+            false,
+            true,
+        ),
+        (
+            "topic wins over cluster default",
+            Some("false"),
+            Some("true"),
+            true,
+            false,
+        ),
+        ("topic true", Some("TRUE"), None, false, true),
+        ("not a boolean is false", Some("yes"), None, true, false),
+    ];
+    for (name, topic, cluster, static_value, want) in cases {
+        let mut k = kit();
+        if let Some(v) = topic {
+            k.apply(&[config_record(
+                T,
+                "t",
+                UNCLEAN_LEADER_ELECTION_ENABLE,
+                Some(v),
+            )]);
+        }
+        if let Some(v) = cluster {
+            k.apply(&[config_record(
+                B,
+                "",
+                UNCLEAN_LEADER_ELECTION_ENABLE,
+                Some(v),
+            )]);
+        }
+        let config = ControllerConfig {
+            unclean_leader_election_enable: static_value,
+            ..ControllerConfig::default()
+        };
+        assert_eq!(
+            unclean_leader_election_enabled(&k.image, &config, "t"),
+            want,
+            "{name}"
+        );
+    }
+}

@@ -1,0 +1,341 @@
+//! Kafka's `BrokerHeartbeatManager` and the heartbeat half of `ReplicationControlManager`:
+//! broker sessions (in memory, on the active controller only), BrokerHeartbeat (API 63), and
+//! fencing brokers whose session expired.
+//!
+//! A broker's state is Kafka's `BrokerControlState`, moved by heartbeats:
+//! - FENCED → UNFENCED once its metadata offset has reached its registration (its epoch);
+//! - UNFENCED → CONTROLLED_SHUTDOWN on `want_shut_down` while it leads partitions: it leaves
+//!   every ISR and its leaderships move (the last ISR member stays, leaderless);
+//! - CONTROLLED_SHUTDOWN → SHUTDOWN_NOW when it leads nothing and every active broker has
+//!   caught up with the offset of those changes; SHUTDOWN_NOW fences it;
+//! - `want_fence` (or a fenced broker's `want_shut_down`) → fenced at once.
+//!
+//! Sessions are state of this process, not of the image: a new active controller starts every
+//! registered broker with a fresh session ([`BrokerHeartbeatManager::activate`]). The manager's
+//! view of fencing moves when records are generated, ahead of the image, so a broker is never
+//! fenced twice for one expiry.
+
+use super::cluster::check_broker_epoch;
+use super::replication::{broker_unfenced_changes, brokers_removed_changes, has_leaderships};
+use super::{ControllerConfig, ControllerResult};
+use crate::image::MetadataImage;
+use rafka_protocol::messages::{
+    BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerRegistrationChangeRecord, MetadataRecord,
+};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Kafka's `BrokerControlState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerControlState {
+    Fenced,
+    Unfenced,
+    ControlledShutdown,
+    ShutdownNow,
+}
+
+impl BrokerControlState {
+    pub fn fenced(self) -> bool {
+        matches!(
+            self,
+            BrokerControlState::Fenced | BrokerControlState::ShutdownNow
+        )
+    }
+
+    pub fn should_shut_down(self) -> bool {
+        self == BrokerControlState::ShutdownNow
+    }
+}
+
+#[derive(Debug, Clone)]
+struct BrokerSession {
+    last_contact: Instant,
+    /// The metadata offset its last heartbeat reported (−1 before any).
+    metadata_offset: i64,
+    fenced: bool,
+    /// Set while in controlled shutdown: the offset every active broker must reach first.
+    controlled_shutdown_offset: Option<i64>,
+}
+
+/// Broker sessions: last contact, reported metadata offset, fencing and controlled shutdown.
+#[derive(Debug, Clone)]
+pub struct BrokerHeartbeatManager {
+    session_timeout: Duration,
+    sessions: BTreeMap<i32, BrokerSession>,
+}
+
+impl BrokerHeartbeatManager {
+    pub fn new(session_timeout: Duration) -> Self {
+        BrokerHeartbeatManager {
+            session_timeout,
+            sessions: BTreeMap::new(),
+        }
+    }
+
+    /// A manager for a new active controller: every broker of `image` gets a session from
+    /// `now`, fenced as the image says.
+    pub fn activate(image: &MetadataImage, session_timeout: Duration, now: Instant) -> Self {
+        let mut m = Self::new(session_timeout);
+        for b in image.brokers().values() {
+            m.register(b.id, b.fenced, now);
+        }
+        m
+    }
+
+    /// Starts (or refreshes) a broker's session.
+    pub fn register(&mut self, broker_id: i32, fenced: bool, now: Instant) {
+        let metadata_offset = self
+            .sessions
+            .get(&broker_id)
+            .map_or(-1, |s| s.metadata_offset);
+        self.touch(broker_id, fenced, metadata_offset, now);
+    }
+
+    pub fn remove(&mut self, broker_id: i32) {
+        self.sessions.remove(&broker_id);
+    }
+
+    fn touch(&mut self, broker_id: i32, fenced: bool, metadata_offset: i64, now: Instant) {
+        let s = self.sessions.entry(broker_id).or_insert(BrokerSession {
+            last_contact: now,
+            metadata_offset,
+            fenced,
+            controlled_shutdown_offset: None,
+        });
+        s.last_contact = now;
+        s.metadata_offset = metadata_offset;
+        s.fenced = fenced;
+        if fenced {
+            // A fenced broker leaves controlled shutdown; its next heartbeat shuts it down.
+            s.controlled_shutdown_offset = None;
+        }
+    }
+
+    /// Unfenced and heard from within the session timeout.
+    pub fn has_valid_session(&self, broker_id: i32, now: Instant) -> bool {
+        self.sessions
+            .get(&broker_id)
+            .is_some_and(|s| !s.fenced && s.last_contact + self.session_timeout >= now)
+    }
+
+    /// The broker's state as this manager sees it (None: no session).
+    pub fn state(&self, broker_id: i32) -> Option<BrokerControlState> {
+        self.sessions.get(&broker_id).map(|s| {
+            if s.controlled_shutdown_offset.is_some() {
+                BrokerControlState::ControlledShutdown
+            } else if s.fenced {
+                BrokerControlState::Fenced
+            } else {
+                BrokerControlState::Unfenced
+            }
+        })
+    }
+
+    /// The lowest metadata offset reported by an unfenced broker that is not shutting down
+    /// (`i64::MAX` if none).
+    pub fn lowest_active_offset(&self) -> i64 {
+        self.sessions
+            .values()
+            .filter(|s| !s.fenced && s.controlled_shutdown_offset.is_none())
+            .map(|s| s.metadata_offset)
+            .min()
+            .unwrap_or(i64::MAX)
+    }
+
+    /// Sets the offset a shutting-down broker waits for (Kafka's
+    /// `maybeUpdateControlledShutdownOffset`): the glue may call it with the offset its records
+    /// were actually committed at.
+    pub fn set_controlled_shutdown_offset(&mut self, broker_id: i32, offset: i64) {
+        if let Some(s) = self.sessions.get_mut(&broker_id) {
+            if !s.fenced {
+                s.controlled_shutdown_offset = Some(offset);
+            }
+        }
+    }
+
+    /// Brokers the manager holds unfenced whose session has expired at `now`, the longest
+    /// silent first.
+    pub fn expired(&self, now: Instant) -> Vec<i32> {
+        let mut expired: Vec<(Instant, i32)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| !s.fenced && s.last_contact + self.session_timeout < now)
+            .map(|(id, s)| (s.last_contact, *id))
+            .collect();
+        expired.sort_unstable();
+        expired.into_iter().map(|(_, id)| id).collect()
+    }
+
+    /// When the next session expires, if any broker is unfenced: when to call
+    /// [`fence_expired`] next.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.sessions
+            .values()
+            .filter(|s| !s.fenced)
+            .map(|s| s.last_contact + self.session_timeout)
+            .min()
+    }
+
+    fn fence(&mut self, broker_id: i32) {
+        if let Some(s) = self.sessions.get_mut(&broker_id) {
+            s.fenced = true;
+            s.controlled_shutdown_offset = None;
+        }
+    }
+}
+
+fn registration_change(
+    broker_id: i32,
+    epoch: i64,
+    fenced: i8,
+    in_controlled_shutdown: i8,
+) -> MetadataRecord {
+    MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord {
+        broker_id,
+        broker_epoch: epoch,
+        fenced,
+        in_controlled_shutdown,
+        ..Default::default()
+    })
+}
+
+/// The records that fence `brokers` (as if one at a time, in this order): their ISR places and
+/// leaderships first, then one `BrokerRegistrationChangeRecord` each (for those the image shows
+/// unfenced).
+pub fn fence_brokers(
+    image: &MetadataImage,
+    config: &ControllerConfig,
+    brokers: &[i32],
+) -> Vec<MetadataRecord> {
+    let mut records = brokers_removed_changes(image, config, brokers);
+    for id in brokers {
+        if let Some(b) = image.broker(*id).filter(|b| !b.fenced) {
+            records.push(registration_change(b.id, b.epoch, 1, 0));
+        }
+    }
+    records
+}
+
+/// BrokerHeartbeat (Kafka's `ReplicationControlManager.processBrokerHeartbeat`).
+/// `next_write_offset` is where the generated records will be committed.
+pub fn process_heartbeat(
+    image: &MetadataImage,
+    config: &ControllerConfig,
+    heartbeats: &mut BrokerHeartbeatManager,
+    request: &BrokerHeartbeatRequest,
+    next_write_offset: i64,
+    now: Instant,
+) -> ControllerResult<BrokerHeartbeatResponse> {
+    let broker_id = request.broker_id;
+    let registration = match check_broker_epoch(image, broker_id, request.broker_epoch) {
+        Ok(r) => r,
+        Err(e) => {
+            return ControllerResult::without_records(BrokerHeartbeatResponse {
+                error_code: e.code.code(),
+                is_fenced: true,
+                ..Default::default()
+            })
+        }
+    };
+    let current = match heartbeats.state(broker_id) {
+        Some(s) => s,
+        None => {
+            heartbeats.register(broker_id, registration.fenced, now);
+            if registration.fenced {
+                BrokerControlState::Fenced
+            } else {
+                BrokerControlState::Unfenced
+            }
+        }
+    };
+    let registration_offset = registration.epoch;
+    let caught_up = request.current_metadata_offset >= registration_offset;
+    use BrokerControlState::*;
+    let next = match current {
+        Fenced if request.want_shut_down => ShutdownNow,
+        Fenced if !request.want_fence && caught_up => Unfenced,
+        Fenced => Fenced,
+        Unfenced if request.want_fence && request.want_shut_down => ShutdownNow,
+        Unfenced if request.want_fence => Fenced,
+        Unfenced if request.want_shut_down && has_leaderships(image, broker_id) => {
+            ControlledShutdown
+        }
+        Unfenced if request.want_shut_down => ShutdownNow,
+        Unfenced => Unfenced,
+        ControlledShutdown if has_leaderships(image, broker_id) => ControlledShutdown,
+        ControlledShutdown => {
+            let offset = heartbeats
+                .sessions
+                .get(&broker_id)
+                .and_then(|s| s.controlled_shutdown_offset);
+            if offset.is_some_and(|o| o <= heartbeats.lowest_active_offset()) {
+                ShutdownNow
+            } else {
+                ControlledShutdown
+            }
+        }
+        ShutdownNow => ShutdownNow,
+    };
+    let mut records = Vec::new();
+    if current != next {
+        match next {
+            Fenced | ShutdownNow => records = fence_brokers(image, config, &[broker_id]),
+            Unfenced => {
+                records.push(registration_change(broker_id, registration.epoch, -1, 0));
+                records.extend(broker_unfenced_changes(image, config, broker_id));
+            }
+            ControlledShutdown => {
+                if !registration.in_controlled_shutdown {
+                    records.push(registration_change(broker_id, registration.epoch, 0, 1));
+                }
+                records.extend(brokers_removed_changes(image, config, &[broker_id]));
+            }
+        }
+        tracing::info!(node_id = broker_id, from = ?current, to = ?next, "broker state change");
+    }
+    heartbeats.touch(
+        broker_id,
+        next.fenced(),
+        request.current_metadata_offset,
+        now,
+    );
+    if next == ControlledShutdown && current != ControlledShutdown {
+        heartbeats.set_controlled_shutdown_offset(broker_id, next_write_offset);
+    }
+    ControllerResult::new(
+        records,
+        BrokerHeartbeatResponse {
+            error_code: 0,
+            is_caught_up: caught_up,
+            is_fenced: next.fenced(),
+            should_shut_down: next.should_shut_down(),
+            ..Default::default()
+        },
+    )
+}
+
+/// Fences every broker whose session expired at `now`, longest silent first (Kafka fences one
+/// per check; these records are the same as fencing them one after another). The response
+/// lists them in that order.
+pub fn fence_expired(
+    image: &MetadataImage,
+    config: &ControllerConfig,
+    heartbeats: &mut BrokerHeartbeatManager,
+    now: Instant,
+) -> ControllerResult<Vec<i32>> {
+    let mut fenced = Vec::new();
+    for id in heartbeats.expired(now) {
+        if image.broker(id).is_some() {
+            heartbeats.fence(id);
+            fenced.push(id);
+            tracing::warn!(node_id = id, "broker session expired; fencing it");
+        } else {
+            heartbeats.remove(id);
+        }
+    }
+    let records = fence_brokers(image, config, &fenced);
+    ControllerResult::new(records, fenced)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,288 @@
+//! The active controller's logic, as Kafka's `QuorumController` managers: each request is
+//! validated against the current [`MetadataImage`] and answered with the records that carry it
+//! out plus the response — never by mutating the image. The caller commits the records through
+//! Raft and replays them into the image on every node (the active controller included), so the
+//! leader, the followers and a node reloading from a snapshot share one path: `apply`.
+//!
+//! - [`cluster`] — `ClusterControlManager`: broker registration, broker epochs, the cluster id.
+//! - [`heartbeats`] — `BrokerHeartbeatManager`: in-memory broker sessions, heartbeats,
+//!   fencing on session expiry, controlled shutdown.
+//! - [`replication`] — `ReplicationControlManager`: leader and ISR changes when brokers come and
+//!   go, AlterPartition, ElectLeaders.
+//! - [`topics`] — the rest of `ReplicationControlManager`: CreateTopics, DeleteTopics,
+//!   CreatePartitions, Kafka's topic-name rules.
+//! - [`config`] — `ConfigurationControlManager`: IncrementalAlterConfigs, AlterConfigs, config
+//!   lookups (`unclean.leader.election.enable`).
+//! - [`producer_ids`] — `ProducerIdControlManager`: AllocateProducerIds.
+//! - [`partition_change`] — `PartitionChangeBuilder`: elections and ISR targets, for all of them.
+//! - [`placement`] — `StripedReplicaPlacer`: replicas for new partitions.
+//!
+//! [`ActiveController`] bundles the state that lives only on the active controller (broker
+//! sessions, the placer's generator) with the configuration, one method per request.
+//!
+//! **Ordering contract.** Each call reads the image as it will be once every record generated
+//! before it has been applied: the caller applies a result's records (after committing them)
+//! before generating the next result, as Kafka's single controller thread does. A request that
+//! fails — as a whole or for one topic, partition or resource — yields no records for it.
+//!
+//! Nothing here is async or touches Raft; time is passed in.
+
+pub mod cluster;
+pub mod config;
+pub mod heartbeats;
+pub mod partition_change;
+pub mod placement;
+pub mod producer_ids;
+pub mod replication;
+pub mod topics;
+
+#[cfg(test)]
+mod invariants;
+#[cfg(test)]
+mod testkit;
+
+pub use heartbeats::{BrokerControlState, BrokerHeartbeatManager};
+pub use partition_change::{Election, PartitionChangeBuilder};
+pub use placement::{PlacementError, StripedReplicaPlacer, UsableBroker};
+
+use crate::image::MetadataImage;
+use rafka_protocol::messages::{
+    AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterConfigsRequest,
+    AlterConfigsResponse, AlterPartitionRequest, AlterPartitionResponse, BrokerHeartbeatRequest,
+    BrokerHeartbeatResponse, BrokerRegistrationRequest, BrokerRegistrationResponse,
+    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    DeleteTopicsRequest, DeleteTopicsResponse, ElectLeadersRequest, ElectLeadersResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, MetadataRecord,
+};
+use rafka_protocol::ErrorCode;
+use std::time::{Duration, Instant};
+
+/// The most records one request may generate (Kafka's `MAX_RECORDS_PER_USER_OP`); a topic
+/// that would pass it fails with POLICY_VIOLATION.
+pub const MAX_RECORDS_PER_USER_OP: usize = 10_000;
+
+/// Records to commit, and the response to send once they are committed (Kafka's
+/// `ControllerResult`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControllerResult<T> {
+    pub records: Vec<MetadataRecord>,
+    pub response: T,
+}
+
+impl<T> ControllerResult<T> {
+    pub fn new(records: Vec<MetadataRecord>, response: T) -> Self {
+        ControllerResult { records, response }
+    }
+
+    /// A response that needs no records (a failure, or nothing to change).
+    pub fn without_records(response: T) -> Self {
+        ControllerResult {
+            records: Vec::new(),
+            response,
+        }
+    }
+}
+
+/// The controller's settings, from `server.properties` (Kafka's keys and defaults).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControllerConfig {
+    /// `cluster.id`, if configured; else the image's (written by the first active controller).
+    pub cluster_id: Option<String>,
+    /// `num.partitions`: partitions of a topic created without a count.
+    pub num_partitions: i32,
+    /// `default.replication.factor`.
+    pub default_replication_factor: i16,
+    /// `unclean.leader.election.enable`, the static default under topic and dynamic configs.
+    pub unclean_leader_election_enable: bool,
+    /// `broker.session.timeout.ms`.
+    pub session_timeout: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            cluster_id: None,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            unclean_leader_election_enable: false,
+            session_timeout: Duration::from_millis(9000),
+        }
+    }
+}
+
+/// A Kafka error code with its message, for one response entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: Some(message.into()),
+        }
+    }
+
+    pub fn code(code: ErrorCode) -> Self {
+        ApiError {
+            code,
+            message: None,
+        }
+    }
+}
+
+/// The active controller: one per Raft leadership — built when this node becomes the leader
+/// (Kafka's `QuorumController` activation), dropped when it stops being one.
+#[derive(Debug, Clone)]
+pub struct ActiveController {
+    config: ControllerConfig,
+    heartbeats: BrokerHeartbeatManager,
+    placer: StripedReplicaPlacer,
+}
+
+impl ActiveController {
+    /// Every broker in `image` starts with a fresh session at `now`; `seed` drives placement.
+    pub fn new(config: ControllerConfig, image: &MetadataImage, now: Instant, seed: u64) -> Self {
+        let heartbeats = BrokerHeartbeatManager::activate(image, config.session_timeout, now);
+        ActiveController {
+            config,
+            heartbeats,
+            placer: StripedReplicaPlacer::new(seed),
+        }
+    }
+
+    pub fn config(&self) -> &ControllerConfig {
+        &self.config
+    }
+
+    pub fn heartbeats(&self) -> &BrokerHeartbeatManager {
+        &self.heartbeats
+    }
+
+    pub fn heartbeats_mut(&mut self) -> &mut BrokerHeartbeatManager {
+        &mut self.heartbeats
+    }
+
+    /// The records that give a cluster without one its id (see [`cluster::cluster_id_record`]).
+    pub fn cluster_id_record(
+        &self,
+        image: &MetadataImage,
+        new_id: &mut dyn FnMut() -> u128,
+    ) -> Option<MetadataRecord> {
+        cluster::cluster_id_record(image, self.config.cluster_id.as_deref(), new_id)
+    }
+
+    /// BrokerRegistration. `next_write_offset` is the metadata offset the records will be
+    /// committed at: it becomes the new broker epoch.
+    pub fn register_broker(
+        &mut self,
+        image: &MetadataImage,
+        request: &BrokerRegistrationRequest,
+        next_write_offset: i64,
+        now: Instant,
+    ) -> ControllerResult<BrokerRegistrationResponse> {
+        cluster::register_broker(
+            image,
+            &self.config,
+            &mut self.heartbeats,
+            request,
+            next_write_offset,
+            now,
+        )
+    }
+
+    /// BrokerHeartbeat.
+    pub fn broker_heartbeat(
+        &mut self,
+        image: &MetadataImage,
+        request: &BrokerHeartbeatRequest,
+        next_write_offset: i64,
+        now: Instant,
+    ) -> ControllerResult<BrokerHeartbeatResponse> {
+        heartbeats::process_heartbeat(
+            image,
+            &self.config,
+            &mut self.heartbeats,
+            request,
+            next_write_offset,
+            now,
+        )
+    }
+
+    /// Fences every broker whose session has expired at `now`; the response lists them.
+    pub fn fence_expired(
+        &mut self,
+        image: &MetadataImage,
+        now: Instant,
+    ) -> ControllerResult<Vec<i32>> {
+        heartbeats::fence_expired(image, &self.config, &mut self.heartbeats, now)
+    }
+
+    /// CreateTopics; `new_id` supplies random bits for topic ids.
+    pub fn create_topics(
+        &mut self,
+        image: &MetadataImage,
+        request: &CreateTopicsRequest,
+        new_id: &mut dyn FnMut() -> u128,
+    ) -> ControllerResult<CreateTopicsResponse> {
+        topics::create_topics(image, &self.config, &mut self.placer, request, new_id)
+    }
+
+    pub fn delete_topics(
+        &self,
+        image: &MetadataImage,
+        request: &DeleteTopicsRequest,
+    ) -> ControllerResult<DeleteTopicsResponse> {
+        topics::delete_topics(image, request)
+    }
+
+    pub fn create_partitions(
+        &mut self,
+        image: &MetadataImage,
+        request: &CreatePartitionsRequest,
+    ) -> ControllerResult<CreatePartitionsResponse> {
+        topics::create_partitions(image, &mut self.placer, request)
+    }
+
+    pub fn alter_partition(
+        &self,
+        image: &MetadataImage,
+        request: &AlterPartitionRequest,
+    ) -> ControllerResult<AlterPartitionResponse> {
+        replication::alter_partition(image, &self.config, request)
+    }
+
+    pub fn elect_leaders(
+        &self,
+        image: &MetadataImage,
+        request: &ElectLeadersRequest,
+    ) -> ControllerResult<ElectLeadersResponse> {
+        replication::elect_leaders(image, request)
+    }
+
+    pub fn incremental_alter_configs(
+        &self,
+        image: &MetadataImage,
+        request: &IncrementalAlterConfigsRequest,
+    ) -> ControllerResult<IncrementalAlterConfigsResponse> {
+        config::incremental_alter_configs(image, request)
+    }
+
+    pub fn alter_configs(
+        &self,
+        image: &MetadataImage,
+        request: &AlterConfigsRequest,
+    ) -> ControllerResult<AlterConfigsResponse> {
+        config::alter_configs(image, request)
+    }
+
+    pub fn allocate_producer_ids(
+        &self,
+        image: &MetadataImage,
+        request: &AllocateProducerIdsRequest,
+    ) -> ControllerResult<AllocateProducerIdsResponse> {
+        producer_ids::allocate_producer_ids(image, request)
+    }
+}

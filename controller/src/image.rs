@@ -1,0 +1,595 @@
+//! The `MetadataImage`: cluster metadata as the fold of the metadata log's records (Kafka's
+//! `org.apache.kafka.image.MetadataImage` with its `ClusterImage`, `TopicsImage`,
+//! `ConfigurationsImage`, `ProducerIdsImage` and `FeaturesImage` in one value).
+//!
+//! This module owns the image and the one way it changes: [`MetadataImage::apply`] (and
+//! [`MetadataImage::apply_batch`], which also reports a [`MetadataDelta`]). Applying a record is
+//! pure and deterministic, so every controller and every broker that applies the same records
+//! holds the same image — the active controller, a follower replaying the log and a node
+//! loading a snapshot all take this one path. [`MetadataImage::to_records`] is the inverse: the
+//! records that rebuild the image from empty (what a snapshot holds).
+//!
+//! It does not decide anything: validating requests and generating records is `control`'s job
+//! (Kafka's `QuorumController` managers); committing them is the Raft glue's.
+//!
+//! Record semantics follow Kafka's replay methods: `PartitionChangeRecord` merges as
+//! `PartitionRegistration.merge` (leader −2 = unchanged, −1 = none; a null array = unchanged;
+//! any leader field other than −2 bumps the leader epoch, every change bumps the partition
+//! epoch), `RemoveTopicRecord` also drops the topic's configs, a `ConfigRecord` with a null value
+//! deletes the key. Directory assignments (JBOD) and ELR fields are not kept.
+
+mod delta;
+mod registration;
+#[cfg(test)]
+mod tests;
+
+pub use delta::{LocalChangeKind, LocalPartitionChange, MetadataDelta};
+pub use registration::{
+    BrokerRegistration, ConfigResource, Endpoint, LeaderRecoveryState, PartitionRegistration,
+    SupportedFeature, TopicImage,
+};
+
+use delta::Journal;
+use rafka_protocol::messages::{
+    BrokerRegistrationChangeRecord, ClusterIdRecord, ConfigRecord, FeatureLevelRecord,
+    MetadataRecord, ProducerIdsRecord, TopicRecord,
+};
+use rafka_protocol::Uuid;
+use std::collections::BTreeMap;
+
+/// No leader (Kafka's `LeaderConstants.NO_LEADER`).
+pub const NO_LEADER: i32 = -1;
+/// In a `PartitionChangeRecord`: the leader does not change (`NO_LEADER_CHANGE`).
+pub const NO_LEADER_CHANGE: i32 = -2;
+
+/// Why a record could not be applied. The image is unchanged when a record fails; a failed
+/// batch is rolled back as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ImageError {
+    #[error("broker {broker_id} is not registered")]
+    UnknownBroker { broker_id: i32 },
+    #[error("broker {broker_id} has epoch {expected}, the record names epoch {got}")]
+    BrokerEpochMismatch {
+        broker_id: i32,
+        expected: i64,
+        got: i64,
+    },
+    #[error("broker {broker_id}: invalid {field} change {value}")]
+    InvalidBrokerChange {
+        broker_id: i32,
+        field: &'static str,
+        value: i8,
+    },
+    #[error("topic {name} already exists with id {existing}")]
+    TopicNameExists { name: String, existing: Uuid },
+    #[error("topic id {topic_id} already exists")]
+    TopicIdExists { topic_id: Uuid },
+    #[error("unknown topic id {topic_id}")]
+    UnknownTopic { topic_id: Uuid },
+    #[error("unknown partition {partition} of topic id {topic_id}")]
+    UnknownPartition { topic_id: Uuid, partition: i32 },
+    #[error("partition {partition} of topic id {topic_id}: {reason}")]
+    InvalidPartition {
+        topic_id: Uuid,
+        partition: i32,
+        reason: String,
+    },
+    #[error("next producer id {got} is not above the current {current}")]
+    ProducerIdNotIncreasing { current: i64, got: i64 },
+    #[error("cluster id is {current}, a record sets it to {got}")]
+    ClusterIdChanged { current: String, got: String },
+    #[error("offset {got} is not above the image's offset {current}")]
+    OffsetNotIncreasing { current: i64, got: i64 },
+    #[error("record {index} of the batch: {source}")]
+    InBatch {
+        index: usize,
+        source: Box<ImageError>,
+    },
+}
+
+/// Cluster metadata as of [`MetadataImage::offset`]. Fields are private: the image changes
+/// only by applying records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetadataImage {
+    cluster_id: Option<String>,
+    brokers: BTreeMap<i32, BrokerRegistration>,
+    topics: BTreeMap<Uuid, TopicImage>,
+    topics_by_name: BTreeMap<String, Uuid>,
+    configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
+    next_producer_id: i64,
+    features: BTreeMap<String, i16>,
+    offset: i64,
+}
+
+impl Default for MetadataImage {
+    fn default() -> Self {
+        MetadataImage {
+            cluster_id: None,
+            brokers: BTreeMap::new(),
+            topics: BTreeMap::new(),
+            topics_by_name: BTreeMap::new(),
+            configs: BTreeMap::new(),
+            next_producer_id: 0,
+            features: BTreeMap::new(),
+            offset: -1,
+        }
+    }
+}
+
+impl MetadataImage {
+    /// The empty image (offset −1: nothing applied).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds an image from a snapshot's records, as of `offset`.
+    pub fn load(records: &[MetadataRecord], offset: i64) -> Result<Self, ImageError> {
+        let mut image = MetadataImage::new();
+        image.apply_batch(records)?;
+        image.offset = offset;
+        Ok(image)
+    }
+
+    pub fn cluster_id(&self) -> Option<&str> {
+        self.cluster_id.as_deref()
+    }
+
+    /// The metadata offset of the last batch applied (−1 for none).
+    pub fn offset(&self) -> i64 {
+        self.offset
+    }
+
+    pub fn brokers(&self) -> &BTreeMap<i32, BrokerRegistration> {
+        &self.brokers
+    }
+
+    pub fn broker(&self, id: i32) -> Option<&BrokerRegistration> {
+        self.brokers.get(&id)
+    }
+
+    /// Whether `id` is registered, unfenced and not in controlled shutdown.
+    pub fn is_active(&self, id: i32) -> bool {
+        self.brokers
+            .get(&id)
+            .is_some_and(BrokerRegistration::is_active)
+    }
+
+    pub fn topics(&self) -> &BTreeMap<Uuid, TopicImage> {
+        &self.topics
+    }
+
+    pub fn topic(&self, id: &Uuid) -> Option<&TopicImage> {
+        self.topics.get(id)
+    }
+
+    pub fn topic_by_name(&self, name: &str) -> Option<&TopicImage> {
+        self.topics_by_name
+            .get(name)
+            .and_then(|id| self.topics.get(id))
+    }
+
+    pub fn topic_names(&self) -> &BTreeMap<String, Uuid> {
+        &self.topics_by_name
+    }
+
+    pub fn partition(&self, topic_id: &Uuid, partition: i32) -> Option<&PartitionRegistration> {
+        self.topics
+            .get(topic_id)
+            .and_then(|t| t.partitions.get(&partition))
+    }
+
+    /// Every partition, in topic-id then partition order.
+    pub fn partitions(&self) -> impl Iterator<Item = (&TopicImage, i32, &PartitionRegistration)> {
+        self.topics
+            .values()
+            .flat_map(|t| t.partitions.iter().map(move |(p, r)| (t, *p, r)))
+    }
+
+    pub fn configs(&self) -> &BTreeMap<ConfigResource, BTreeMap<String, String>> {
+        &self.configs
+    }
+
+    pub fn config(&self, resource: &ConfigResource, key: &str) -> Option<&str> {
+        self.configs
+            .get(resource)
+            .and_then(|c| c.get(key))
+            .map(String::as_str)
+    }
+
+    /// The first producer id of the next block to hand out.
+    pub fn next_producer_id(&self) -> i64 {
+        self.next_producer_id
+    }
+
+    pub fn features(&self) -> &BTreeMap<String, i16> {
+        &self.features
+    }
+
+    /// Applies one record; on error the image is unchanged.
+    pub fn apply(&mut self, record: &MetadataRecord) -> Result<(), ImageError> {
+        self.apply_record(record, &mut Journal::disabled())
+    }
+
+    /// Applies a batch atomically (all or nothing) and reports what changed.
+    pub fn apply_batch(&mut self, records: &[MetadataRecord]) -> Result<MetadataDelta, ImageError> {
+        let mut journal = Journal::enabled();
+        for (index, record) in records.iter().enumerate() {
+            if let Err(e) = self.apply_record(record, &mut journal) {
+                journal.undo(self);
+                return Err(ImageError::InBatch {
+                    index,
+                    source: Box::new(e),
+                });
+            }
+        }
+        Ok(journal.into_delta(records.len()))
+    }
+
+    /// Applies the batch committed at metadata offset `offset`, which must be above the
+    /// image's: metadata never goes backwards (invariant 5).
+    pub fn apply_batch_at(
+        &mut self,
+        offset: i64,
+        records: &[MetadataRecord],
+    ) -> Result<MetadataDelta, ImageError> {
+        if offset <= self.offset {
+            return Err(ImageError::OffsetNotIncreasing {
+                current: self.offset,
+                got: offset,
+            });
+        }
+        let delta = self.apply_batch(records)?;
+        self.offset = offset;
+        Ok(delta)
+    }
+
+    /// Records an offset reached without records to apply (e.g. a Raft entry with none).
+    pub fn advance_offset(&mut self, offset: i64) -> Result<(), ImageError> {
+        if offset < self.offset {
+            return Err(ImageError::OffsetNotIncreasing {
+                current: self.offset,
+                got: offset,
+            });
+        }
+        self.offset = offset;
+        Ok(())
+    }
+
+    /// The records that rebuild this image from empty (what a snapshot holds). The offset
+    /// travels beside them, in the snapshot's metadata.
+    pub fn to_records(&self) -> Vec<MetadataRecord> {
+        let mut out = Vec::new();
+        if let Some(id) = &self.cluster_id {
+            out.push(MetadataRecord::ClusterId(ClusterIdRecord {
+                cluster_id: id.clone(),
+                ..Default::default()
+            }));
+        }
+        for (name, level) in &self.features {
+            out.push(MetadataRecord::FeatureLevel(FeatureLevelRecord {
+                name: name.clone(),
+                feature_level: *level,
+                ..Default::default()
+            }));
+        }
+        for b in self.brokers.values() {
+            out.push(MetadataRecord::RegisterBroker(b.to_record()));
+        }
+        for t in self.topics.values() {
+            out.push(MetadataRecord::Topic(TopicRecord {
+                name: t.name.clone(),
+                topic_id: t.id,
+                ..Default::default()
+            }));
+            for (p, reg) in &t.partitions {
+                out.push(MetadataRecord::Partition(reg.to_record(t.id, *p)));
+            }
+        }
+        for (resource, entries) in &self.configs {
+            for (key, value) in entries {
+                out.push(MetadataRecord::Config(ConfigRecord {
+                    resource_type: resource.resource_type,
+                    resource_name: resource.name.clone(),
+                    name: key.clone(),
+                    value: Some(value.clone()),
+                    ..Default::default()
+                }));
+            }
+        }
+        if self.next_producer_id > 0 {
+            out.push(MetadataRecord::ProducerIds(ProducerIdsRecord {
+                broker_id: -1,
+                broker_epoch: -1,
+                next_producer_id: self.next_producer_id,
+                ..Default::default()
+            }));
+        }
+        out
+    }
+
+    fn broker_with_epoch(
+        &self,
+        broker_id: i32,
+        epoch: i64,
+    ) -> Result<&BrokerRegistration, ImageError> {
+        let b = self
+            .brokers
+            .get(&broker_id)
+            .ok_or(ImageError::UnknownBroker { broker_id })?;
+        if b.epoch != epoch {
+            return Err(ImageError::BrokerEpochMismatch {
+                broker_id,
+                expected: b.epoch,
+                got: epoch,
+            });
+        }
+        Ok(b)
+    }
+
+    /// Validates `record`, then mutates, noting every mutation in `journal` first.
+    fn apply_record(
+        &mut self,
+        record: &MetadataRecord,
+        journal: &mut Journal,
+    ) -> Result<(), ImageError> {
+        match record {
+            MetadataRecord::RegisterBroker(r) => {
+                journal.broker(r.broker_id, self.brokers.get(&r.broker_id));
+                self.brokers
+                    .insert(r.broker_id, BrokerRegistration::from_record(r));
+            }
+            MetadataRecord::UnregisterBroker(r) => {
+                self.broker_with_epoch(r.broker_id, r.broker_epoch)?;
+                journal.broker(r.broker_id, self.brokers.get(&r.broker_id));
+                self.brokers.remove(&r.broker_id);
+            }
+            MetadataRecord::FenceBroker(r) => {
+                self.set_fencing(r.id, r.epoch, Some(true), None, journal)?
+            }
+            MetadataRecord::UnfenceBroker(r) => {
+                self.set_fencing(r.id, r.epoch, Some(false), None, journal)?
+            }
+            MetadataRecord::BrokerRegistrationChange(r) => {
+                self.apply_registration_change(r, journal)?
+            }
+            MetadataRecord::Topic(r) => {
+                if let Some(existing) = self.topics_by_name.get(&r.name) {
+                    return Err(ImageError::TopicNameExists {
+                        name: r.name.clone(),
+                        existing: *existing,
+                    });
+                }
+                if self.topics.contains_key(&r.topic_id) {
+                    return Err(ImageError::TopicIdExists {
+                        topic_id: r.topic_id,
+                    });
+                }
+                journal.topic_created(r.topic_id);
+                self.topics_by_name.insert(r.name.clone(), r.topic_id);
+                let topic = TopicImage {
+                    name: r.name.clone(),
+                    id: r.topic_id,
+                    partitions: BTreeMap::new(),
+                };
+                self.topics.insert(r.topic_id, topic);
+            }
+            MetadataRecord::Partition(r) => {
+                let reg = PartitionRegistration::from_record(r)?;
+                let topic = self
+                    .topics
+                    .get_mut(&r.topic_id)
+                    .ok_or(ImageError::UnknownTopic {
+                        topic_id: r.topic_id,
+                    })?;
+                journal.partition(
+                    r.topic_id,
+                    r.partition_id,
+                    topic.partitions.get(&r.partition_id),
+                );
+                topic.partitions.insert(r.partition_id, reg);
+            }
+            MetadataRecord::PartitionChange(r) => {
+                let topic = self
+                    .topics
+                    .get_mut(&r.topic_id)
+                    .ok_or(ImageError::UnknownTopic {
+                        topic_id: r.topic_id,
+                    })?;
+                let old =
+                    topic
+                        .partitions
+                        .get(&r.partition_id)
+                        .ok_or(ImageError::UnknownPartition {
+                            topic_id: r.topic_id,
+                            partition: r.partition_id,
+                        })?;
+                let new = old.merge(r)?;
+                journal.partition(r.topic_id, r.partition_id, Some(old));
+                topic.partitions.insert(r.partition_id, new);
+            }
+            MetadataRecord::RemoveTopic(r) => {
+                let topic = self
+                    .topics
+                    .remove(&r.topic_id)
+                    .ok_or(ImageError::UnknownTopic {
+                        topic_id: r.topic_id,
+                    })?;
+                self.topics_by_name.remove(&topic.name);
+                let resource = ConfigResource::topic(&topic.name);
+                let configs = self.configs.remove(&resource);
+                journal.topic_removed(topic, resource, configs);
+            }
+            MetadataRecord::Config(r) => {
+                let resource = ConfigResource {
+                    resource_type: r.resource_type,
+                    name: r.resource_name.clone(),
+                };
+                let entries = self.configs.entry(resource.clone()).or_default();
+                journal.config(&resource, &r.name, entries.get(&r.name).cloned());
+                match &r.value {
+                    Some(v) => {
+                        entries.insert(r.name.clone(), v.clone());
+                    }
+                    None => {
+                        entries.remove(&r.name);
+                    }
+                }
+                if entries.is_empty() {
+                    self.configs.remove(&resource);
+                }
+            }
+            MetadataRecord::ProducerIds(r) => {
+                if r.next_producer_id <= self.next_producer_id {
+                    return Err(ImageError::ProducerIdNotIncreasing {
+                        current: self.next_producer_id,
+                        got: r.next_producer_id,
+                    });
+                }
+                journal.producer_ids(self.next_producer_id);
+                self.next_producer_id = r.next_producer_id;
+            }
+            MetadataRecord::FeatureLevel(r) => {
+                journal.feature(&r.name, self.features.get(&r.name).copied());
+                // Level 0 removes the feature, as in Kafka's FeatureControlManager.
+                if r.feature_level == 0 {
+                    self.features.remove(&r.name);
+                } else {
+                    self.features.insert(r.name.clone(), r.feature_level);
+                }
+            }
+            MetadataRecord::NoOp(_) => {}
+            MetadataRecord::ClusterId(r) => match &self.cluster_id {
+                Some(current) if *current != r.cluster_id => {
+                    return Err(ImageError::ClusterIdChanged {
+                        current: current.clone(),
+                        got: r.cluster_id.clone(),
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    journal.cluster_id();
+                    self.cluster_id = Some(r.cluster_id.clone());
+                }
+            },
+        }
+        Ok(())
+    }
+
+    fn apply_registration_change(
+        &mut self,
+        r: &BrokerRegistrationChangeRecord,
+        journal: &mut Journal,
+    ) -> Result<(), ImageError> {
+        // Kafka's BrokerRegistrationFencingChange: 1 fence, 0 none, -1 unfence.
+        let fenced = match r.fenced {
+            1 => Some(true),
+            0 => None,
+            -1 => Some(false),
+            v => {
+                return Err(ImageError::InvalidBrokerChange {
+                    broker_id: r.broker_id,
+                    field: "fencing",
+                    value: v,
+                })
+            }
+        };
+        // BrokerRegistrationInControlledShutdownChange: 0 none, 1 enter. Leaving it takes a new
+        // registration.
+        let shutdown = match r.in_controlled_shutdown {
+            0 => None,
+            1 => Some(true),
+            v => {
+                return Err(ImageError::InvalidBrokerChange {
+                    broker_id: r.broker_id,
+                    field: "controlled shutdown",
+                    value: v,
+                })
+            }
+        };
+        self.set_fencing(r.broker_id, r.broker_epoch, fenced, shutdown, journal)?;
+        if !r.log_dirs.is_empty() {
+            if let Some(b) = self.brokers.get_mut(&r.broker_id) {
+                b.log_dirs = r.log_dirs.clone();
+            }
+        }
+        Ok(())
+    }
+
+    fn set_fencing(
+        &mut self,
+        broker_id: i32,
+        epoch: i64,
+        fenced: Option<bool>,
+        in_controlled_shutdown: Option<bool>,
+        journal: &mut Journal,
+    ) -> Result<(), ImageError> {
+        let old = self.broker_with_epoch(broker_id, epoch)?;
+        journal.broker(broker_id, Some(old));
+        let b = self
+            .brokers
+            .get_mut(&broker_id)
+            .expect("invariant: checked just above");
+        if let Some(f) = fenced {
+            b.fenced = f;
+        }
+        if let Some(s) = in_controlled_shutdown {
+            b.in_controlled_shutdown = s;
+        }
+        Ok(())
+    }
+
+    // Used by the journal to roll a failed batch back.
+    fn restore_broker(&mut self, id: i32, old: Option<BrokerRegistration>) {
+        match old {
+            Some(b) => self.brokers.insert(id, b),
+            None => self.brokers.remove(&id),
+        };
+    }
+
+    fn restore_partition(
+        &mut self,
+        topic_id: Uuid,
+        partition: i32,
+        old: Option<PartitionRegistration>,
+    ) {
+        if let Some(t) = self.topics.get_mut(&topic_id) {
+            match old {
+                Some(p) => t.partitions.insert(partition, p),
+                None => t.partitions.remove(&partition),
+            };
+        }
+    }
+
+    fn restore_topic(
+        &mut self,
+        topic_id: Uuid,
+        old: Option<(TopicImage, Option<BTreeMap<String, String>>)>,
+    ) {
+        if let Some(t) = self.topics.remove(&topic_id) {
+            self.topics_by_name.remove(&t.name);
+        }
+        if let Some((t, configs)) = old {
+            if let Some(c) = configs {
+                self.configs.insert(ConfigResource::topic(&t.name), c);
+            }
+            self.topics_by_name.insert(t.name.clone(), t.id);
+            self.topics.insert(t.id, t);
+        }
+    }
+
+    fn restore_config(&mut self, resource: ConfigResource, key: String, old: Option<String>) {
+        match old {
+            Some(v) => {
+                self.configs.entry(resource).or_default().insert(key, v);
+            }
+            None => {
+                if let Some(entries) = self.configs.get_mut(&resource) {
+                    entries.remove(&key);
+                    if entries.is_empty() {
+                        self.configs.remove(&resource);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! openraft's network over the controller listener: every RPC is a Kafka-framed request
+//! (request header v2) under one of rafka's private API keys (`RaftVote` 30000,
+//! `RaftAppendEntries` 30001, `RaftInstallSnapshot` 30002), answered by a Kafka-framed response.
+//! The serving side is in [`server`](crate::server).
+//!
+//! One client per target node keeps one TCP connection, opened on first use and dropped on any
+//! error (the next RPC reconnects). An RPC that cannot connect is `Unreachable` (openraft backs
+//! off); one that fails mid-way is a `Network` error; one that outlives openraft's hard TTL is a
+//! `Timeout`.
+
+use crate::convert::{entry_to_wire, LogIdWire, MembershipWire, VoteWire};
+use crate::raft_types::{NodeId, TypeConfig};
+use bytes::{Bytes, BytesMut};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::BasicNode;
+use rafka_protocol::messages::{
+    raft_append_entries_request as aer, raft_install_snapshot_request as isr,
+    raft_vote_request as vr, RequestHeader, RequestKind, ResponseKind,
+};
+use rafka_protocol::{ApiKey, RequestFrame, ResponseFrame};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The largest frame our nodes accept from each other (a snapshot chunk or a batch of entries).
+pub const MAX_FRAME_BYTES: usize = 64 << 20;
+
+/// Reads one size-prefixed frame; `None` at a clean end of stream.
+pub async fn read_frame(stream: &mut TcpStream, max: usize) -> std::io::Result<Option<Bytes>> {
+    let mut len = [0u8; 4];
+    match stream.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = i32::from_be_bytes(len);
+    if len < 0 || len as usize > max {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("frame size {len} outside 0..={max}"),
+        ));
+    }
+    let mut buf = BytesMut::zeroed(len as usize);
+    stream.read_exact(&mut buf).await?;
+    Ok(Some(buf.freeze()))
+}
+
+/// Creates a client per target node.
+#[derive(Debug, Clone)]
+pub struct Network {
+    node_id: NodeId,
+    cluster_id: Option<String>,
+}
+
+impl Network {
+    pub fn new(node_id: NodeId, cluster_id: Option<String>) -> Network {
+        Network {
+            node_id,
+            cluster_id,
+        }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Client;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Client {
+        Client {
+            target,
+            addr: node.addr.clone(),
+            client_id: format!("controller-{}", self.node_id),
+            cluster_id: self.cluster_id.clone(),
+            stream: None,
+            correlation_id: 0,
+        }
+    }
+}
+
+/// One connection to one node.
+#[derive(Debug)]
+pub struct Client {
+    target: NodeId,
+    addr: String,
+    client_id: String,
+    cluster_id: Option<String>,
+    stream: Option<TcpStream>,
+    correlation_id: i32,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    #[error("connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Protocol(String),
+    #[error("rpc to {0} timed out")]
+    Timeout(NodeId),
+}
+
+impl<E: std::error::Error> From<CallError> for RPCError<NodeId, BasicNode, E> {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Connect { .. } => RPCError::Unreachable(Unreachable::new(&e)),
+            CallError::Timeout(target) => RPCError::Timeout(openraft::error::Timeout {
+                action: openraft::network::RPCTypes::AppendEntries,
+                id: 0,
+                target,
+                timeout: std::time::Duration::ZERO,
+            }),
+            other => RPCError::Network(NetworkError::new(&other)),
+        }
+    }
+}
+
+impl Client {
+    async fn call(
+        &mut self,
+        body: RequestKind,
+        option: &RPCOption,
+    ) -> Result<ResponseKind, CallError> {
+        let ttl = option.hard_ttl();
+        match tokio::time::timeout(ttl, self.call_inner(body)).await {
+            Ok(r) => {
+                if r.is_err() {
+                    self.stream = None;
+                }
+                r
+            }
+            Err(_) => {
+                self.stream = None;
+                Err(CallError::Timeout(self.target))
+            }
+        }
+    }
+
+    async fn call_inner(&mut self, body: RequestKind) -> Result<ResponseKind, CallError> {
+        let api = body.api_key();
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let frame = RequestFrame {
+            header: RequestHeader {
+                request_api_key: api.key(),
+                request_api_version: 0,
+                correlation_id: self.correlation_id,
+                client_id: Some(self.client_id.clone()),
+                ..Default::default()
+            },
+            body,
+        };
+        let bytes = frame
+            .encode()
+            .map_err(|e| CallError::Protocol(e.to_string()))?;
+        if self.stream.is_none() {
+            let s = TcpStream::connect(&self.addr)
+                .await
+                .map_err(|source| CallError::Connect {
+                    addr: self.addr.clone(),
+                    source,
+                })?;
+            s.set_nodelay(true)?;
+            self.stream = Some(s);
+        }
+        let stream = self.stream.as_mut().expect("invariant: connected above");
+        stream.write_all(&bytes).await?;
+        let Some(resp) = read_frame(stream, MAX_FRAME_BYTES).await? else {
+            return Err(CallError::Protocol(format!(
+                "{} closed the connection",
+                self.addr
+            )));
+        };
+        let resp =
+            ResponseFrame::decode(api, 0, &resp).map_err(|e| CallError::Protocol(e.to_string()))?;
+        if resp.correlation_id != self.correlation_id {
+            return Err(CallError::Protocol(format!(
+                "correlation id {} answered {}",
+                self.correlation_id, resp.correlation_id
+            )));
+        }
+        Ok(resp.body)
+    }
+}
+
+fn remote_error<E: std::error::Error>(target: NodeId, code: i16) -> RPCError<NodeId, BasicNode, E> {
+    let e = CallError::Protocol(format!(
+        "node {target} answered {}",
+        rafka_protocol::ErrorCode::from_code(code).map_or("an unknown error", |c| c.name())
+    ));
+    RPCError::Network(NetworkError::new(&e))
+}
+
+impl RaftNetwork<TypeConfig> for Client {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        let entries = rpc
+            .entries
+            .iter()
+            .map(entry_to_wire)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let req = aer::RaftAppendEntriesRequest {
+            cluster_id: self.cluster_id.clone(),
+            vote: aer::RaftVote::from_vote(&rpc.vote),
+            prev_log_id: aer::RaftLogId::from_log_id(rpc.prev_log_id.as_ref()),
+            leader_commit: aer::RaftLogId::from_log_id(rpc.leader_commit.as_ref()),
+            entries,
+            ..Default::default()
+        };
+        let ResponseKind::RaftAppendEntries(r) = self
+            .call(RequestKind::RaftAppendEntries(req), &option)
+            .await?
+        else {
+            return Err(CallError::Protocol("wrong response type".into()).into());
+        };
+        if r.error_code != 0 {
+            return Err(remote_error(self.target, r.error_code));
+        }
+        let bad = |e: crate::convert::ConvertError| RPCError::Network(NetworkError::new(&e));
+        Ok(match r.result {
+            0 => AppendEntriesResponse::Success,
+            1 => AppendEntriesResponse::PartialSuccess(r.matching_log_id.to_log_id().map_err(bad)?),
+            2 => AppendEntriesResponse::Conflict,
+            3 => AppendEntriesResponse::HigherVote(r.higher_vote.to_vote().map_err(bad)?),
+            other => {
+                return Err(CallError::Protocol(format!("unknown append result {other}")).into());
+            }
+        })
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        let req = isr::RaftInstallSnapshotRequest {
+            cluster_id: self.cluster_id.clone(),
+            vote: isr::RaftVote::from_vote(&rpc.vote),
+            last_log_id: isr::RaftLogId::from_log_id(rpc.meta.last_log_id.as_ref()),
+            last_membership_log_id: isr::RaftLogId::from_log_id(
+                rpc.meta.last_membership.log_id().as_ref(),
+            ),
+            last_membership: isr::RaftMembership::from_membership(
+                rpc.meta.last_membership.membership(),
+            ),
+            snapshot_id: rpc.meta.snapshot_id.clone(),
+            offset: rpc.offset as i64,
+            data: Bytes::from(rpc.data),
+            done: rpc.done,
+            ..Default::default()
+        };
+        let ResponseKind::RaftInstallSnapshot(r) = self
+            .call(RequestKind::RaftInstallSnapshot(req), &option)
+            .await?
+        else {
+            return Err(CallError::Protocol("wrong response type".into()).into());
+        };
+        if r.error_code != 0 {
+            return Err(remote_error(self.target, r.error_code));
+        }
+        let vote = r
+            .vote
+            .to_vote()
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        Ok(InstallSnapshotResponse { vote })
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        let req = vr::RaftVoteRequest {
+            cluster_id: self.cluster_id.clone(),
+            vote: vr::RaftVote::from_vote(&rpc.vote),
+            last_log_id: vr::RaftLogId::from_log_id(rpc.last_log_id.as_ref()),
+            ..Default::default()
+        };
+        let ResponseKind::RaftVote(r) = self.call(RequestKind::RaftVote(req), &option).await?
+        else {
+            return Err(CallError::Protocol("wrong response type".into()).into());
+        };
+        if r.error_code != 0 {
+            return Err(remote_error(self.target, r.error_code));
+        }
+        let bad = |e: crate::convert::ConvertError| RPCError::Network(NetworkError::new(&e));
+        Ok(VoteResponse {
+            vote: r.vote.to_vote().map_err(bad)?,
+            vote_granted: r.vote_granted,
+            last_log_id: r.last_log_id.to_log_id().map_err(bad)?,
+        })
+    }
+}
+
+/// A RemoteError for callers that want to report which node refused (kept for the server).
+pub fn remote<E: std::error::Error>(
+    target: NodeId,
+    node: BasicNode,
+    e: E,
+) -> RemoteError<NodeId, BasicNode, E> {
+    RemoteError::new_with_node(target, node, e)
+}
+
+/// The API keys of openraft's RPCs.
+pub const RAFT_APIS: [ApiKey; 3] = [
+    ApiKey::RaftVote,
+    ApiKey::RaftAppendEntries,
+    ApiKey::RaftInstallSnapshot,
+];

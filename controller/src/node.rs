@@ -1,0 +1,343 @@
+//! `ControllerNode`: one node's part of the metadata quorum — its log store, state machine, Raft
+//! instance, controller listener and (on voters) the [`QuorumController`].
+//!
+//! Voters come from `controller.quorum.voters` (`id@host:port,...`, Kafka's syntax). A voter
+//! whose log is pristine proposes the initial membership (every voter proposes the same one at
+//! the same log position, which openraft allows), so a new cluster forms as soon as a majority
+//! is up. A node that is not a voter runs the same code as a Raft learner: the active controller
+//! adds it when its broker registers, and it follows the log like everyone else.
+//!
+//! The cluster id: `cluster.id` if configured, otherwise the first active controller writes one as
+//! the first metadata record. Each node keeps it in `meta.properties` in its metadata directory
+//! and refuses to start against a quorum or a directory whose id differs.
+
+use crate::control::ControllerConfig;
+use crate::image::MetadataImage;
+use crate::log_store::LogStore;
+use crate::network::Network;
+use crate::quorum_controller::QuorumController;
+use crate::raft_types::{NodeId, Raft};
+use crate::state_machine::StateMachine;
+use openraft::BasicNode;
+use rafka_storage::FileSystem;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("invalid controller.quorum.voters `{0}`: expected id@host:port,...")]
+    InvalidVoters(String),
+    #[error("metadata directory {path}: {what}")]
+    Storage { path: PathBuf, what: String },
+    #[error("raft: {0}")]
+    Raft(String),
+    #[error("refusing to join: this node's meta.properties has cluster.id {on_disk}, the configuration or quorum says {other}")]
+    ClusterIdMismatch { on_disk: String, other: String },
+}
+
+/// Parses `controller.quorum.voters`: `1@host:9093,2@host:9094`.
+pub fn parse_voters(s: &str) -> Result<BTreeMap<NodeId, String>, NodeError> {
+    let bad = || NodeError::InvalidVoters(s.to_owned());
+    let mut out = BTreeMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part.split_once('@').ok_or_else(bad)?;
+        let id: NodeId = id.trim().parse().map_err(|_| bad())?;
+        let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+        if host.is_empty()
+            || port.parse::<u16>().is_err()
+            || out.insert(id, addr.to_owned()).is_some()
+        {
+            return Err(bad());
+        }
+    }
+    if out.is_empty() {
+        return Err(bad());
+    }
+    Ok(out)
+}
+
+/// What a node needs to join the quorum.
+#[derive(Debug, Clone)]
+pub struct ControllerNodeConfig {
+    pub node_id: NodeId,
+    /// The voters and their controller listener addresses.
+    pub voters: BTreeMap<NodeId, String>,
+    /// The metadata directory (the `__cluster_metadata-0` log, quorum state, snapshot).
+    pub metadata_dir: PathBuf,
+    pub controller: ControllerConfig,
+    /// Raft timings, in ms: elections in [min, max), heartbeats every `heartbeat_interval_ms`.
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    pub heartbeat_interval_ms: u64,
+    /// A snapshot every this many log entries (the log is purged behind it).
+    pub snapshot_every: u64,
+}
+
+impl ControllerNodeConfig {
+    /// Kafka-like defaults for a node: elections in 150–300 ms, heartbeats every 50 ms.
+    pub fn new(node_id: NodeId, voters: BTreeMap<NodeId, String>, metadata_dir: PathBuf) -> Self {
+        ControllerNodeConfig {
+            node_id,
+            voters,
+            metadata_dir,
+            controller: ControllerConfig::default(),
+            election_timeout_min_ms: 150,
+            election_timeout_max_ms: 300,
+            heartbeat_interval_ms: 50,
+            snapshot_every: 10_000,
+        }
+    }
+
+    pub fn is_voter(&self) -> bool {
+        self.voters.contains_key(&self.node_id)
+    }
+}
+
+/// The quorum as this node sees it (served by DescribeQuorum and metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumInfo {
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    /// The next log offset on this node (Kafka's high watermark for the quorum is the leader's
+    /// commit index).
+    pub last_log_index: Option<u64>,
+    pub last_applied: Option<u64>,
+    pub voters: BTreeSet<NodeId>,
+    pub learners: BTreeSet<NodeId>,
+    /// On the leader: each replica's last matched log index.
+    pub replicas: BTreeMap<NodeId, Option<u64>>,
+}
+
+/// A running node.
+pub struct ControllerNode {
+    node_id: NodeId,
+    raft: Raft,
+    sm: StateMachine,
+    quorum: QuorumController,
+    server: tokio::task::JoinHandle<()>,
+    local_addr: std::net::SocketAddr,
+}
+
+const META_PROPERTIES: &str = "meta.properties";
+
+fn read_cluster_id(fs: &dyn FileSystem, dir: &std::path::Path) -> Option<String> {
+    let text = fs.read(&dir.join(META_PROPERTIES)).ok()?;
+    String::from_utf8_lossy(&text)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == "cluster.id")
+        .map(|(_, v)| v.trim().to_owned())
+}
+
+fn write_meta_properties(
+    fs: &dyn FileSystem,
+    dir: &std::path::Path,
+    node_id: NodeId,
+    cluster_id: &str,
+) -> std::io::Result<()> {
+    let text = format!(
+        "#\n#{}\nnode.id={node_id}\nversion=1\ncluster.id={cluster_id}\n",
+        "rafka"
+    );
+    fs.write_atomic(&dir.join(META_PROPERTIES), text.as_bytes())
+}
+
+impl ControllerNode {
+    /// Opens the node's storage and starts Raft, the controller listener (on `listener`) and
+    /// the quorum controller.
+    pub async fn start(
+        config: ControllerNodeConfig,
+        fs: Arc<dyn FileSystem>,
+        listener: TcpListener,
+    ) -> Result<ControllerNode, NodeError> {
+        let dir = config.metadata_dir.clone();
+        let storage_err = |what: String| NodeError::Storage {
+            path: dir.clone(),
+            what,
+        };
+        fs.create_dir_all(&dir)
+            .map_err(|e| storage_err(e.to_string()))?;
+        let on_disk = read_cluster_id(fs.as_ref(), &dir);
+        if let (Some(d), Some(c)) = (&on_disk, &config.controller.cluster_id) {
+            if d != c {
+                return Err(NodeError::ClusterIdMismatch {
+                    on_disk: d.clone(),
+                    other: c.clone(),
+                });
+            }
+        }
+        let known_cluster_id = on_disk
+            .clone()
+            .or_else(|| config.controller.cluster_id.clone());
+        let log_store = {
+            let (fs, dir) = (fs.clone(), dir.clone());
+            tokio::task::spawn_blocking(move || LogStore::open(fs, &dir))
+                .await
+                .map_err(|e| storage_err(e.to_string()))?
+                .map_err(|e| storage_err(e.to_string()))?
+        };
+        let sm = StateMachine::open(fs.clone(), &dir.join("state"))
+            .map_err(|e| storage_err(e.to_string()))?;
+        if let (Some(d), Some(img)) = (&on_disk, sm.image().cluster_id()) {
+            if d != img {
+                return Err(NodeError::ClusterIdMismatch {
+                    on_disk: d.clone(),
+                    other: img.to_owned(),
+                });
+            }
+        }
+        let raft_config = openraft::Config {
+            cluster_name: "rafka".into(),
+            election_timeout_min: config.election_timeout_min_ms,
+            election_timeout_max: config.election_timeout_max_ms,
+            heartbeat_interval: config.heartbeat_interval_ms,
+            install_snapshot_timeout: 2000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+            max_in_snapshot_log_to_keep: 1000.min(config.snapshot_every),
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let network = Network::new(config.node_id, known_cluster_id.clone());
+        let raft = Raft::new(
+            config.node_id,
+            Arc::new(raft_config),
+            network,
+            log_store,
+            sm.clone(),
+        )
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let quorum = QuorumController::start(
+            config.node_id,
+            raft.clone(),
+            sm.clone(),
+            config.controller.clone(),
+        );
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let server = tokio::spawn(crate::server::serve(
+            listener,
+            raft.clone(),
+            Arc::new(quorum.clone()),
+        ));
+        if config.is_voter()
+            && !raft
+                .is_initialized()
+                .await
+                .map_err(|e| NodeError::Raft(e.to_string()))?
+        {
+            let members: BTreeMap<NodeId, BasicNode> = config
+                .voters
+                .iter()
+                .map(|(id, addr)| (*id, BasicNode { addr: addr.clone() }))
+                .collect();
+            if let Err(e) = raft.initialize(members).await {
+                // Another voter's membership reached us first: that is the same membership.
+                tracing::info!(node_id = config.node_id, error = %e, "initial membership already proposed");
+            }
+        }
+        // Keep meta.properties in step with the cluster id once the log names one.
+        {
+            let mut images = sm.subscribe();
+            let (fs, dir, node_id) = (fs.clone(), dir.clone(), config.node_id);
+            let mut written = on_disk;
+            tokio::spawn(async move {
+                loop {
+                    let id = images.borrow_and_update().cluster_id().map(str::to_owned);
+                    if let Some(id) = id {
+                        match &written {
+                            Some(w) if *w != id => {
+                                tracing::error!(node_id, on_disk = %w, quorum = %id, "cluster id differs from meta.properties");
+                            }
+                            Some(_) => {}
+                            None => {
+                                if let Err(e) =
+                                    write_meta_properties(fs.as_ref(), &dir, node_id, &id)
+                                {
+                                    tracing::error!(node_id, error = %e, "cannot write meta.properties");
+                                }
+                                written = Some(id);
+                            }
+                        }
+                    }
+                    if images.changed().await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        Ok(ControllerNode {
+            node_id: config.node_id,
+            raft,
+            sm,
+            quorum,
+            server,
+            local_addr,
+        })
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.local_addr
+    }
+    /// The controller APIs, called in-process by a combined node's broker (same code path as
+    /// the listener).
+    pub fn quorum_controller(&self) -> &QuorumController {
+        &self.quorum
+    }
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.sm.image()
+    }
+    /// Every new image, as applied on this node.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.sm.subscribe()
+    }
+
+    /// The quorum's state as this node sees it.
+    pub fn quorum_info(&self) -> QuorumInfo {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let learners: BTreeSet<NodeId> = membership.learner_ids().collect();
+        QuorumInfo {
+            leader: m.current_leader,
+            term: m.current_term,
+            last_log_index: m.last_log_index,
+            last_applied: m.last_applied.map(|l| l.index),
+            voters,
+            learners,
+            replicas: m
+                .replication
+                .as_ref()
+                .map(|r| r.iter().map(|(id, l)| (*id, l.map(|l| l.index))).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Adds a learner (a broker-only node following the log).
+    pub async fn add_learner(&self, node_id: NodeId, addr: String) -> Result<(), NodeError> {
+        self.raft
+            .add_learner(node_id, BasicNode { addr }, false)
+            .await
+            .map(|_| ())
+            .map_err(|e| NodeError::Raft(e.to_string()))
+    }
+
+    /// Stops Raft and the listener (a clean shutdown; storage is durable at every step).
+    pub async fn shutdown(&self) {
+        self.server.abort();
+        let _ = self.raft.shutdown().await;
+    }
+}

@@ -1,0 +1,405 @@
+//! `QuorumController`: runs the controller logic ([`control`](crate::control)) on the Raft
+//! leader, one event at a time, as Kafka's single controller thread does.
+//!
+//! Each request is validated against the image as of every earlier committed write, turned into
+//! records, committed through Raft (`client_write` returns once the records are applied here),
+//! and only then answered. A node that is not the leader answers NOT_CONTROLLER, so a broker
+//! looks for the active controller elsewhere. A periodic tick fences brokers whose session has
+//! expired and, on a new leader, writes the cluster id if the log has none.
+//!
+//! Serialisation is by an mpsc queue drained by one task — no lock is held across `.await`.
+
+use crate::control::{ActiveController, ControllerConfig, ControllerResult};
+use crate::raft_types::{MetadataCommand, NodeId, Raft};
+use crate::server::ControllerApis;
+use crate::state_machine::StateMachine;
+use rafka_protocol::messages::*;
+use rafka_protocol::ErrorCode;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// How often the active controller looks for expired broker sessions.
+const TICK: Duration = Duration::from_millis(100);
+
+enum Event {
+    Request {
+        version: i16,
+        body: RequestKind,
+        reply: oneshot::Sender<Option<ResponseKind>>,
+    },
+}
+
+/// The handle the controller listener and a combined node's broker use.
+#[derive(Clone)]
+pub struct QuorumController {
+    events: mpsc::Sender<Event>,
+}
+
+impl QuorumController {
+    /// Starts the event loop for the node `node_id`.
+    pub fn start(
+        node_id: NodeId,
+        raft: Raft,
+        sm: StateMachine,
+        config: ControllerConfig,
+    ) -> QuorumController {
+        let (tx, rx) = mpsc::channel(1024);
+        let lp = EventLoop {
+            node_id,
+            raft,
+            sm,
+            config,
+            active: None,
+            seed: node_id ^ 0x5eed,
+        };
+        tokio::spawn(lp.run(rx));
+        QuorumController { events: tx }
+    }
+
+    /// Handles a controller API request (the same path for a remote broker and for the broker of
+    /// a combined node). `None`: not a controller API.
+    pub async fn handle_request(&self, version: i16, body: RequestKind) -> Option<ResponseKind> {
+        let (reply, rx) = oneshot::channel();
+        if self
+            .events
+            .send(Event::Request {
+                version,
+                body,
+                reply,
+            })
+            .await
+            .is_err()
+        {
+            return None;
+        }
+        rx.await.ok().flatten()
+    }
+}
+
+impl ControllerApis for QuorumController {
+    fn handle<'a>(
+        &'a self,
+        version: i16,
+        body: RequestKind,
+    ) -> Pin<Box<dyn Future<Output = Option<ResponseKind>> + Send + 'a>> {
+        Box::pin(self.handle_request(version, body))
+    }
+}
+
+struct EventLoop {
+    node_id: NodeId,
+    raft: Raft,
+    sm: StateMachine,
+    config: ControllerConfig,
+    /// Present while this node is the Raft leader.
+    active: Option<ActiveController>,
+    seed: u64,
+}
+
+fn random_bits() -> u128 {
+    // Topic and cluster ids: the OS's randomness through std's hasher seeds, mixed with time.
+    use std::hash::{BuildHasher, Hasher};
+    let mut a = std::collections::hash_map::RandomState::new().build_hasher();
+    a.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    let mut b = std::collections::hash_map::RandomState::new().build_hasher();
+    b.write_u64(a.finish());
+    (u128::from(a.finish()) << 64) | u128::from(b.finish())
+}
+
+impl EventLoop {
+    async fn run(mut self, mut rx: mpsc::Receiver<Event>) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                ev = rx.recv() => match ev {
+                    Some(Event::Request { version, body, reply }) => {
+                        let resp = self.request(version, body).await;
+                        let _ = reply.send(resp);
+                    }
+                    None => return,
+                },
+                _ = tick.tick() => self.tick().await,
+            }
+        }
+    }
+
+    fn is_leader(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.current_leader == Some(self.node_id) && m.state.is_leader()
+    }
+
+    /// The metadata offset the next write will be committed at.
+    fn next_write_offset(&self) -> i64 {
+        self.raft
+            .metrics()
+            .borrow()
+            .last_log_index
+            .map_or(0, |i| i as i64 + 1)
+    }
+
+    /// Keeps `active` in step with leadership; a new leader first makes sure the cluster has an id.
+    async fn activate(&mut self) -> bool {
+        if !self.is_leader() {
+            if self.active.take().is_some() {
+                tracing::info!(node_id = self.node_id, "no longer the active controller");
+            }
+            return false;
+        }
+        if self.active.is_none() {
+            let image = self.sm.image();
+            let active =
+                ActiveController::new(self.config.clone(), &image, Instant::now(), self.seed);
+            self.seed = self.seed.wrapping_add(1);
+            if let Some(r) = active.cluster_id_record(&image, &mut random_bits) {
+                if !self.write(vec![r]).await {
+                    return false;
+                }
+            }
+            tracing::info!(node_id = self.node_id, "became the active controller");
+            self.active = Some(active);
+        }
+        true
+    }
+
+    /// Commits records; false if this node lost leadership meanwhile.
+    async fn write(&mut self, records: Vec<MetadataRecord>) -> bool {
+        if records.is_empty() {
+            return true;
+        }
+        match self.raft.client_write(MetadataCommand { records }).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(node_id = self.node_id, error = %e, "metadata write failed");
+                self.active = None;
+                false
+            }
+        }
+    }
+
+    async fn commit<T>(&mut self, result: ControllerResult<T>) -> Option<T> {
+        self.write(result.records).await.then_some(result.response)
+    }
+
+    async fn tick(&mut self) {
+        if !self.activate().await {
+            return;
+        }
+        let image = self.sm.image();
+        let Some(active) = self.active.as_mut() else {
+            return;
+        };
+        let result = active.fence_expired(&image, Instant::now());
+        if !result.response.is_empty() {
+            tracing::warn!(brokers = ?result.response, "fencing brokers whose session expired");
+        }
+        let _ = self.commit(result).await;
+    }
+
+    async fn request(&mut self, version: i16, body: RequestKind) -> Option<ResponseKind> {
+        if !served(&body) {
+            return None;
+        }
+        if !self.activate().await {
+            return Some(not_controller(version, &body));
+        }
+        let image = self.sm.image();
+        let next = self.next_write_offset();
+        let now = Instant::now();
+        let active = self.active.as_mut().expect("invariant: activated above");
+        let fallback = not_controller(version, &body);
+        let resp = match &body {
+            RequestKind::BrokerRegistration(r) => {
+                let res = active.register_broker(&image, r, next, now);
+                self.commit(res).await.map(ResponseKind::BrokerRegistration)
+            }
+            RequestKind::BrokerHeartbeat(r) => {
+                let res = active.broker_heartbeat(&image, r, next, now);
+                self.commit(res).await.map(ResponseKind::BrokerHeartbeat)
+            }
+            RequestKind::AlterPartition(r) => {
+                let res = active.alter_partition(&image, r);
+                self.commit(res).await.map(ResponseKind::AlterPartition)
+            }
+            RequestKind::AllocateProducerIds(r) => {
+                let res = active.allocate_producer_ids(&image, r);
+                self.commit(res)
+                    .await
+                    .map(ResponseKind::AllocateProducerIds)
+            }
+            RequestKind::CreateTopics(r) => {
+                let res = active.create_topics(&image, r, &mut random_bits);
+                self.commit(res).await.map(ResponseKind::CreateTopics)
+            }
+            RequestKind::DeleteTopics(r) => {
+                let res = active.delete_topics(&image, r);
+                self.commit(res).await.map(ResponseKind::DeleteTopics)
+            }
+            RequestKind::CreatePartitions(r) => {
+                let res = active.create_partitions(&image, r);
+                self.commit(res).await.map(ResponseKind::CreatePartitions)
+            }
+            RequestKind::IncrementalAlterConfigs(r) => {
+                let res = active.incremental_alter_configs(&image, r);
+                self.commit(res)
+                    .await
+                    .map(ResponseKind::IncrementalAlterConfigs)
+            }
+            RequestKind::AlterConfigs(r) => {
+                let res = active.alter_configs(&image, r);
+                self.commit(res).await.map(ResponseKind::AlterConfigs)
+            }
+            RequestKind::ElectLeaders(r) => {
+                let res = active.elect_leaders(&image, r);
+                self.commit(res).await.map(ResponseKind::ElectLeaders)
+            }
+            _ => None,
+        };
+        Some(resp.unwrap_or(fallback))
+    }
+}
+
+/// The APIs the controller serves (besides Raft's own).
+fn served(body: &RequestKind) -> bool {
+    matches!(
+        body,
+        RequestKind::BrokerRegistration(_)
+            | RequestKind::BrokerHeartbeat(_)
+            | RequestKind::AlterPartition(_)
+            | RequestKind::AllocateProducerIds(_)
+            | RequestKind::CreateTopics(_)
+            | RequestKind::DeleteTopics(_)
+            | RequestKind::CreatePartitions(_)
+            | RequestKind::IncrementalAlterConfigs(_)
+            | RequestKind::AlterConfigs(_)
+            | RequestKind::ElectLeaders(_)
+    )
+}
+
+/// The answer of a node that is not (or no longer) the active controller: NOT_CONTROLLER in
+/// every error field the response has, so the sender retries against the new leader.
+pub fn not_controller(_version: i16, body: &RequestKind) -> ResponseKind {
+    let code = ErrorCode::NotController.code();
+    let msg = Some("this node is not the active controller".to_owned());
+    match body {
+        RequestKind::BrokerRegistration(_) => {
+            ResponseKind::BrokerRegistration(BrokerRegistrationResponse {
+                error_code: code,
+                ..Default::default()
+            })
+        }
+        RequestKind::BrokerHeartbeat(_) => ResponseKind::BrokerHeartbeat(BrokerHeartbeatResponse {
+            error_code: code,
+            ..Default::default()
+        }),
+        RequestKind::AlterPartition(_) => ResponseKind::AlterPartition(AlterPartitionResponse {
+            error_code: code,
+            ..Default::default()
+        }),
+        RequestKind::AllocateProducerIds(_) => {
+            ResponseKind::AllocateProducerIds(AllocateProducerIdsResponse {
+                error_code: code,
+                ..Default::default()
+            })
+        }
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(CreateTopicsResponse {
+            topics: r
+                .topics
+                .iter()
+                .map(|t| create_topics_response::CreatableTopicResult {
+                    name: t.name.clone(),
+                    error_code: code,
+                    error_message: msg.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }),
+        RequestKind::DeleteTopics(r) => {
+            ResponseKind::DeleteTopics(DeleteTopicsResponse {
+                responses: r
+                    .topics
+                    .iter()
+                    .map(|t| delete_topics_response::DeletableTopicResult {
+                        name: t.name.clone(),
+                        topic_id: t.topic_id,
+                        error_code: code,
+                        ..Default::default()
+                    })
+                    .chain(r.topic_names.iter().map(|n| {
+                        delete_topics_response::DeletableTopicResult {
+                            name: Some(n.clone()),
+                            error_code: code,
+                            ..Default::default()
+                        }
+                    }))
+                    .collect(),
+                ..Default::default()
+            })
+        }
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(CreatePartitionsResponse {
+                results: r
+                    .topics
+                    .iter()
+                    .map(
+                        |t| create_partitions_response::CreatePartitionsTopicResult {
+                            name: t.name.clone(),
+                            error_code: code,
+                            error_message: msg.clone(),
+                            ..Default::default()
+                        },
+                    )
+                    .collect(),
+                ..Default::default()
+            })
+        }
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ResponseKind::IncrementalAlterConfigs(IncrementalAlterConfigsResponse {
+                responses: r
+                    .resources
+                    .iter()
+                    .map(
+                        |c| incremental_alter_configs_response::AlterConfigsResourceResponse {
+                            error_code: code,
+                            error_message: msg.clone(),
+                            resource_type: c.resource_type,
+                            resource_name: c.resource_name.clone(),
+                            ..Default::default()
+                        },
+                    )
+                    .collect(),
+                ..Default::default()
+            })
+        }
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(AlterConfigsResponse {
+            responses: r
+                .resources
+                .iter()
+                .map(|c| alter_configs_response::AlterConfigsResourceResponse {
+                    error_code: code,
+                    error_message: msg.clone(),
+                    resource_type: c.resource_type,
+                    resource_name: c.resource_name.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }),
+        RequestKind::ElectLeaders(_) => ResponseKind::ElectLeaders(ElectLeadersResponse {
+            error_code: code,
+            ..Default::default()
+        }),
+        _ => ResponseKind::ApiVersions(ApiVersionsResponse {
+            error_code: code,
+            ..Default::default()
+        }),
+    }
+}

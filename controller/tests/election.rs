@@ -1,0 +1,110 @@
+//! Leader election and failover over real TCP on 127.0.0.1, nodes in-process: 3 and 5 voters
+//! elect one leader; the leader is killed (`shutdown()`), a new one is elected and commits a
+//! write; again and again. Every `(term, leader)` any node reports during the whole test is
+//! recorded (`common::History`), and no term may have two leaders (invariant 5).
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+/// A write that commits records: registering a new broker id. Returns the broker epoch (the
+/// offset its record was committed at).
+async fn write(c: &Cluster, client: &mut LeaderClient, cluster_id: &str, broker_id: i32) -> i64 {
+    let epoch = register(client, cluster_id, broker_id).await;
+    // The record reached every running node.
+    c.converged(Duration::from_secs(10), epoch).await;
+    for n in c.nodes.values() {
+        assert!(
+            n.image().broker(broker_id).is_some(),
+            "broker {broker_id} missing on node {}",
+            n.node_id()
+        );
+    }
+    epoch
+}
+
+/// `rounds` times: kill the leader, wait for a new one, commit a write through it. With 5
+/// voters the killed leader stays down for one more round, so two voters are down at once.
+async fn failover_rounds(voters: u64, rounds: usize) {
+    let mut c = Cluster::start(voters).await;
+    let first = c.leader(Duration::from_secs(10)).await;
+    let cluster_id = c.cluster_id(Duration::from_secs(10)).await;
+    let mut client = c.client();
+    let mut broker_id = 1;
+    write(&c, &mut client, &cluster_id, broker_id).await;
+    let mut leaders = vec![first];
+    let mut down: Vec<u64> = Vec::new();
+    let mut failovers = Vec::new();
+    for round in 0..rounds {
+        let old = c.leader(Duration::from_secs(10)).await;
+        let old_term = c.node(old).quorum_info().term;
+        c.stop(old).await;
+        down.push(old);
+        let t = Instant::now();
+        let new = c.leader(Duration::from_secs(10)).await;
+        let elected = t.elapsed();
+        assert_ne!(new, old);
+        let new_term = c.node(new).quorum_info().term;
+        assert!(
+            new_term > old_term,
+            "new leader {new} in term {new_term}, old {old} was in {old_term}"
+        );
+        broker_id += 1;
+        let epoch = register(&mut client, &cluster_id, broker_id).await;
+        let committed = t.elapsed();
+        assert!(epoch > 0);
+        failovers.push((elected, committed));
+        leaders.push(new);
+        println!(
+            "round {round}: killed {old} (term {old_term}); {new} leads term {new_term}; elected in {elected:?}, write committed after {committed:?}"
+        );
+        // Keep a majority of the voters up: bring back the oldest casualty when the next kill
+        // would leave too few.
+        let majority = (voters / 2 + 1) as usize;
+        while c.up().len() - 1 < majority {
+            let back = down.remove(0);
+            c.restart(back).await;
+        }
+        let up_offset = c.node(new).image().offset();
+        c.converged(Duration::from_secs(20), up_offset).await;
+    }
+    for id in down.drain(..) {
+        c.restart(id).await;
+    }
+    // Every node, old leaders included, holds every write.
+    broker_id += 1;
+    let epoch = write(&c, &mut client, &cluster_id, broker_id).await;
+    let image = c.converged(Duration::from_secs(20), epoch).await;
+    assert_eq!(image.brokers().len(), broker_id as usize);
+
+    c.history.check();
+    let terms = c.history.leaders();
+    assert!(
+        terms.len() > rounds,
+        "expected more than {rounds} terms with a leader, saw {terms:?}"
+    );
+    let (metrics, images, offsets) = c.history.sample_counts();
+    println!("{voters} voters: leaders by term {terms:?}; failovers {failovers:?}; {metrics} metrics samples, {images} image samples at {offsets} offsets");
+    c.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_voters_fail_over_again_and_again() {
+    bounded(
+        Duration::from_secs(60),
+        "3-voter failovers",
+        failover_rounds(3, 4),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn five_voters_fail_over_again_and_again() {
+    bounded(
+        Duration::from_secs(90),
+        "5-voter failovers",
+        failover_rounds(5, 5),
+    )
+    .await;
+}
