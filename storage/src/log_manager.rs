@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
+/// The metadata quorum's log topic: never a partition of the log manager's.
+pub const METADATA_TOPIC: &str = "__cluster_metadata";
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
 pub const REPLICATION_OFFSET_CHECKPOINT: &str = "replication-offset-checkpoint";
@@ -86,6 +88,10 @@ impl LogManager {
                 let Some(tp) = TopicPartition::parse_dir_name(&name) else {
                     continue;
                 };
+                if tp.topic == METADATA_TOPIC {
+                    // The controller quorum's own log (KRaft keeps it beside the partitions).
+                    continue;
+                }
                 let checkpoints = LogCheckpoints {
                     recovery_point: recovery.get(&tp).copied().unwrap_or(0),
                     log_start_offset: starts.get(&tp).copied().unwrap_or(0),
