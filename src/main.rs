@@ -1,13 +1,205 @@
-//! The `rafka` binary. Until the broker lands it prints its version and usage.
+//! The `rafka` binary: `rafka [server.properties] [--override key=value]...`.
+//!
+//! With no file it starts one combined broker+controller on localhost:9092 (controller on
+//! localhost:9093) with data under `./rafka-data`. SIGTERM or Ctrl-C shut it down cleanly.
+
+use rafka_broker::config::KafkaConfig;
+use rafka_broker::lifecycle::AdvertisedListener;
+use rafka_broker::network::NetworkConfig;
+use rafka_broker::server::{KafkaServer, ListenerSpec, ServerSettings};
+use rafka_controller::control::ControllerConfig;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+const USAGE: &str = "\
+rafka — a message broker that speaks the Apache Kafka protocol
+
+usage: rafka [server.properties] [--override key=value]...
+
+  server.properties   a Kafka (KRaft) properties file: node.id, process.roles,
+                      controller.quorum.voters, listeners, advertised.listeners,
+                      controller.listener.names, log.dirs, and the log and topic defaults.
+                      Without one: a single combined broker+controller, node id 1,
+                      PLAINTEXT on localhost:9092, controller on localhost:9093,
+                      data under ./rafka-data.
+  --override k=v      set a property (beats the file); may repeat.
+  --help, --version
+
+Logging: RUST_LOG (e.g. RUST_LOG=debug, RUST_LOG=rafka_broker=debug); default info.";
+
+fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
+    if !config.is_controller() {
+        anyhow::bail!("process.roles={}: a node without the controller role is not supported yet; use broker,controller", config.get_list("process.roles").join(","));
+    }
+    if !config.is_broker() {
+        anyhow::bail!("process.roles=controller: a controller-only node is not supported yet; use broker,controller");
+    }
+    let voters = config
+        .quorum_voters()
+        .iter()
+        .map(|v| (v.id as u64, format!("{}:{}", v.host, v.port)))
+        .collect();
+    let listeners: Vec<ListenerSpec> = config
+        .broker_listeners()
+        .into_iter()
+        .map(|e| ListenerSpec {
+            name: e.listener_name.clone(),
+            host: e.host.clone(),
+            port: e.port,
+        })
+        .collect();
+    let controller_listener = config
+        .controller_listeners()
+        .first()
+        .map(|e| ListenerSpec {
+            name: e.listener_name.clone(),
+            host: e.host.clone(),
+            port: e.port,
+        })
+        .ok_or_else(|| {
+            anyhow::anyhow!("listeners: no listener is named in controller.listener.names")
+        })?;
+    let names: Vec<String> = listeners.iter().map(|l| l.name.clone()).collect();
+    let advertised = config
+        .advertised_listeners()
+        .iter()
+        .filter(|e| names.contains(&e.listener_name))
+        .map(|e| AdvertisedListener {
+            name: e.listener_name.clone(),
+            host: if e.host.is_empty() {
+                "localhost".into()
+            } else {
+                e.host.clone()
+            },
+            port: e.port,
+        })
+        .collect();
+    let shared = Arc::new(config.clone());
+    Ok(ServerSettings {
+        node_id: config.node_id(),
+        voters,
+        listeners,
+        controller_listener,
+        advertised,
+        rack: config.rack(),
+        log_dirs: config.log_dirs().to_vec(),
+        metadata_dir: config.metadata_log_dir().to_path_buf(),
+        topic_config: Arc::new(move |overrides| shared.topic_log_config(overrides)),
+        controller: ControllerConfig {
+            cluster_id: config.cluster_id(),
+            num_partitions: config.num_partitions(),
+            default_replication_factor: config.default_replication_factor() as i16,
+            unclean_leader_election_enable: config.unclean_leader_election_enable(),
+            session_timeout: Duration::from_millis(config.broker_session_timeout_ms().max(1) as u64),
+        },
+        network: NetworkConfig {
+            max_request_bytes: config.socket_request_max_bytes().max(1) as usize,
+            idle_timeout: Duration::from_millis(config.connections_max_idle_ms().max(1) as u64),
+            max_connections: (config.max_connections().max(1) as usize).min(100_000),
+        },
+        auto_create_topics: config.auto_create_topics_enable(),
+        num_partitions: config.num_partitions(),
+        default_replication_factor: config.default_replication_factor() as i16,
+        min_insync_replicas: config.min_insync_replicas(),
+        heartbeat_interval: Duration::from_millis(
+            config.broker_heartbeat_interval_ms().max(10) as u64
+        ),
+        retention_check_interval: Duration::from_millis(
+            config
+                .get::<i64>("log.retention.check.interval.ms")
+                .unwrap_or(300_000)
+                .max(100) as u64,
+        ),
+        checkpoint_interval: Duration::from_secs(5),
+    })
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return;
+    }
     if args.iter().any(|a| a == "--version" || a == "-V") {
         println!("rafka {}", env!("CARGO_PKG_VERSION"));
         return;
     }
-    println!(
-        "rafka {} — a Kafka-compatible broker (in construction: the wire protocol crate is in place; the broker is not yet)\n\nusage: rafka [server.properties] [--override key=value]...",
-        env!("CARGO_PKG_VERSION")
-    );
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut file = None;
+    let mut overrides = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(a) = it.next() {
+        if a == "--override" {
+            match it.next() {
+                Some(kv) => overrides.push(kv),
+                None => fail("--override needs key=value"),
+            }
+        } else if let Some(kv) = a.strip_prefix("--override=") {
+            overrides.push(kv.to_owned());
+        } else if a.starts_with('-') {
+            fail(&format!("unknown option {a} (see --help)"));
+        } else if file.is_none() {
+            file = Some(PathBuf::from(a));
+        } else {
+            fail(&format!("unexpected argument {a} (see --help)"));
+        }
+    }
+    let config = match KafkaConfig::load_args(file.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => fail(&e.to_string()),
+    };
+    for w in config.warnings() {
+        tracing::warn!("{w}");
+    }
+    let settings = match settings(&config) {
+        Ok(s) => s,
+        Err(e) => fail(&e.to_string()),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => fail(&format!("cannot start the runtime: {e}")),
+    };
+    runtime.block_on(async move {
+        let server = match KafkaServer::start(settings).await {
+            Ok(s) => s,
+            Err(e) => fail(&e.to_string()),
+        };
+        for (name, addr) in &server.bound {
+            tracing::info!(listener = %name, %addr, "serving");
+        }
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        server.shutdown().await;
+    });
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// One clear line, then exit 1.
+fn fail(msg: &str) -> ! {
+    eprintln!("rafka: {msg}");
+    std::process::exit(1);
 }

@@ -1,2 +1,20 @@
-//! The server: network, request handlers (`KafkaApis`), replica manager, group coordinator and
-//! configuration. Lands with the broker issue.
+//! The server: what turns the codec, the log and the controller into a broker that unmodified
+//! Kafka clients use.
+//!
+//! - [`network`]: Kafka's SocketServer — framing, per-connection tasks, `sendfile` for records.
+//! - [`apis`]: `KafkaApis`, one handler file per API.
+//! - [`replica_manager`]: the partitions this broker hosts; produce and fetch over their logs.
+//! - [`controller_channel`]: reaching the active controller (in-process or over its listener).
+//! - [`lifecycle`]: registration and heartbeats with the controller; controlled shutdown.
+//! - [`server`]: `KafkaServer`, the process put together; start and shutdown order.
+//! - [`config`]: `server.properties`, Kafka's keys and defaults.
+//! - [`errors`]: crate errors to Kafka error codes.
+
+pub mod apis;
+pub mod config;
+pub mod controller_channel;
+pub mod errors;
+pub mod lifecycle;
+pub mod network;
+pub mod replica_manager;
+pub mod server;

@@ -1,0 +1,148 @@
+//! Fetch: whole batches as file slices, never above the high watermark, sent with `sendfile`
+//! (the response's records are slots the network layer fills from the segment files).
+//!
+//! `max_bytes` bounds the response and `partition_max_bytes` each partition, except that the
+//! first batch found is returned whole (so a consumer never gets stuck on a large batch). A
+//! fetch that finds fewer than `min_bytes` waits — woken by appends — until `max_wait_ms`.
+//! Fetch sessions (KIP-227) are refused correctly: a request to open one is answered with
+//! session id 0 (no session; the client keeps sending full fetches), an incremental fetch on a
+//! session id we never gave out gets FETCH_SESSION_ID_NOT_FOUND.
+
+use super::KafkaApis;
+use rafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use rafka_protocol::messages::{FetchRequest, FetchResponse};
+use rafka_protocol::{ErrorCode, Records};
+use rafka_storage::{FileSlice, TopicPartition};
+use std::time::Duration;
+
+pub async fn handle(
+    apis: &KafkaApis,
+    version: i16,
+    req: FetchRequest,
+) -> (FetchResponse, Vec<FileSlice>) {
+    if req.session_id != 0 {
+        return (
+            FetchResponse {
+                error_code: ErrorCode::FetchSessionIdNotFound.code(),
+                ..Default::default()
+            },
+            Vec::new(),
+        );
+    }
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    loop {
+        let next_append = apis.replica_manager.next_append();
+        tokio::pin!(next_append);
+        next_append.as_mut().enable();
+        let (resp, slices, bytes, errors) = read_all(apis, version, &req);
+        let done = bytes >= req.min_bytes.max(0) as usize
+            || errors
+            || tokio::time::Instant::now() >= deadline;
+        if done {
+            return (resp, slices);
+        }
+        if tokio::time::timeout_at(deadline, next_append)
+            .await
+            .is_err()
+        {
+            // Deadline: answer with whatever there is now.
+            let (resp, slices, _, _) = read_all(apis, version, &req);
+            return (resp, slices);
+        }
+    }
+}
+
+fn read_all(
+    apis: &KafkaApis,
+    version: i16,
+    req: &FetchRequest,
+) -> (FetchResponse, Vec<FileSlice>, usize, bool) {
+    let image = apis.image();
+    let mut slices = Vec::new();
+    let mut total: usize = 0;
+    let mut errors = false;
+    let max_bytes = req.max_bytes.max(0) as usize;
+    let mut responses = Vec::with_capacity(req.topics.len());
+    for t in &req.topics {
+        let name = if version >= 13 {
+            image.topic(&t.topic_id).map(|t| t.name.clone())
+        } else {
+            Some(t.topic.clone())
+        };
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            let Some(name) = &name else {
+                errors = true;
+                partitions.push(PartitionData {
+                    partition_index: p.partition,
+                    error_code: ErrorCode::UnknownTopicId.code(),
+                    high_watermark: -1,
+                    records: Some(Records::Bytes(Default::default())),
+                    ..Default::default()
+                });
+                continue;
+            };
+            let tp = TopicPartition {
+                topic: name.clone(),
+                partition: p.partition,
+            };
+            let budget =
+                (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
+            let min_one = total == 0;
+            let r = apis.replica_manager.read(
+                &image,
+                &tp,
+                p.fetch_offset,
+                budget as u64,
+                min_one,
+                p.current_leader_epoch,
+            );
+            if r.error != ErrorCode::None {
+                errors = true;
+            }
+            let records = match r.records {
+                Some(slice) if slice.len > 0 => {
+                    total += slice.len as usize;
+                    let handle = slices.len() as u64;
+                    let len = slice.len;
+                    slices.push(slice);
+                    Records::Slot { handle, len }
+                }
+                _ => Records::Bytes(Default::default()),
+            };
+            partitions.push(PartitionData {
+                partition_index: p.partition,
+                error_code: r.error.code(),
+                high_watermark: r.high_watermark,
+                last_stable_offset: r.last_stable_offset,
+                log_start_offset: r.log_start_offset,
+                records: Some(records),
+                ..Default::default()
+            });
+        }
+        responses.push(FetchableTopicResponse {
+            topic: if version <= 12 {
+                t.topic.clone()
+            } else {
+                String::new()
+            },
+            topic_id: if version >= 13 {
+                t.topic_id
+            } else {
+                Default::default()
+            },
+            partitions,
+            ..Default::default()
+        });
+    }
+    (
+        FetchResponse {
+            responses,
+            ..Default::default()
+        },
+        slices,
+        total,
+        errors,
+    )
+}

@@ -1,0 +1,119 @@
+//! `ControllerChannel`: how the broker reaches the active controller — in-process when this
+//! node's own controller is the Raft leader (the same `QuorumController` path the listener
+//! uses), otherwise over the controller listener of the leader named by the quorum, in Kafka
+//! framing. Requests are retried while there is no leader or it moved, within a deadline.
+
+use rafka_controller::node::ControllerNode;
+use rafka_controller::raft_types::NodeId;
+use rafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
+use rafka_protocol::{RequestFrame, ResponseFrame};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+/// How long a request may wait for a controller before giving up.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+pub struct ControllerChannel {
+    node: Arc<ControllerNode>,
+    voters: BTreeMap<NodeId, String>,
+    client_id: String,
+}
+
+impl ControllerChannel {
+    pub fn new(
+        node: Arc<ControllerNode>,
+        voters: BTreeMap<NodeId, String>,
+        broker_id: i32,
+    ) -> ControllerChannel {
+        ControllerChannel {
+            node,
+            voters,
+            client_id: format!("broker-{broker_id}"),
+        }
+    }
+
+    /// The active controller's id, if the quorum has one.
+    pub fn active_controller(&self) -> Option<i32> {
+        self.node
+            .quorum_info()
+            .leader
+            .and_then(|l| i32::try_from(l).ok())
+    }
+
+    pub fn node(&self) -> &Arc<ControllerNode> {
+        &self.node
+    }
+
+    /// Sends a controller request and returns the controller's answer; `None` if no controller
+    /// answered within the deadline.
+    pub async fn send(&self, version: i16, body: RequestKind) -> Option<ResponseKind> {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while tokio::time::Instant::now() < deadline {
+            match self.node.quorum_info().leader {
+                Some(l) if l == self.node.node_id() => {
+                    if let Some(r) = self
+                        .node
+                        .quorum_controller()
+                        .handle_request(version, body.clone())
+                        .await
+                    {
+                        return Some(r);
+                    }
+                }
+                Some(l) => {
+                    if let Some(addr) = self.voters.get(&l) {
+                        match self.forward(addr, version, body.clone()).await {
+                            Ok(r) => return Some(r),
+                            Err(e) => {
+                                tracing::debug!(node_id = l, error = %e, "controller unreachable")
+                            }
+                        }
+                    }
+                }
+                None => {}
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
+    async fn forward(
+        &self,
+        addr: &str,
+        version: i16,
+        body: RequestKind,
+    ) -> Result<ResponseKind, String> {
+        let api = body.api_key();
+        let frame = RequestFrame {
+            header: RequestHeader {
+                request_api_key: api.key(),
+                request_api_version: version,
+                correlation_id: 1,
+                client_id: Some(self.client_id.clone()),
+                ..Default::default()
+            },
+            body,
+        };
+        let bytes = frame.encode().map_err(|e| e.to_string())?;
+        let io = async {
+            let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+            s.set_nodelay(true).map_err(|e| e.to_string())?;
+            s.write_all(&bytes).await.map_err(|e| e.to_string())?;
+            let resp = rafka_controller::network::read_frame(
+                &mut s,
+                rafka_controller::network::MAX_FRAME_BYTES,
+            )
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "controller closed the connection".to_owned())?;
+            ResponseFrame::decode(api, version, &resp).map_err(|e| e.to_string())
+        };
+        let resp = tokio::time::timeout(Duration::from_secs(5), io)
+            .await
+            .map_err(|_| "timed out".to_owned())??;
+        Ok(resp.body)
+    }
+}

@@ -1,0 +1,18 @@
+//! Crate errors to Kafka error codes: one exhaustive `match` per crate error, so a new variant
+//! forces a decision.
+
+use rafka_protocol::ErrorCode;
+use rafka_storage::StorageError;
+
+/// The error code a client gets for a storage error.
+pub fn storage_error_code(e: &StorageError) -> ErrorCode {
+    match e {
+        StorageError::CorruptBatch { .. } => ErrorCode::CorruptMessage,
+        StorageError::BatchTooLarge { .. } => ErrorCode::MessageTooLarge,
+        StorageError::AppendTooLarge { .. } => ErrorCode::RecordListTooLarge,
+        StorageError::OffsetsOutOfOrder { .. } => ErrorCode::UnknownServerError,
+        StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+        StorageError::InvalidArgument { .. } => ErrorCode::InvalidRequest,
+        StorageError::Io { .. } | StorageError::CorruptFile { .. } => ErrorCode::KafkaStorageError,
+    }
+}

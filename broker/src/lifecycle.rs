@@ -1,0 +1,182 @@
+//! `BrokerLifecycleManager`: registers the broker with the active controller, heartbeats it
+//! (reporting how far it has applied the metadata log, so the controller unfences it once it
+//! has caught up), and on shutdown asks for a controlled shutdown before the process exits.
+
+use crate::controller_channel::ControllerChannel;
+use rafka_controller::image::MetadataImage;
+use rafka_protocol::messages::broker_registration_request::Listener;
+use rafka_protocol::messages::{
+    BrokerHeartbeatRequest, BrokerRegistrationRequest, RequestKind, ResponseKind,
+};
+use rafka_protocol::{ErrorCode, Uuid};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// One advertised listener.
+#[derive(Debug, Clone)]
+pub struct AdvertisedListener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+pub struct BrokerLifecycleManager {
+    broker_id: i32,
+    channel: Arc<ControllerChannel>,
+    listeners: Vec<AdvertisedListener>,
+    rack: Option<String>,
+    heartbeat_interval: Duration,
+    epoch: AtomicI64,
+    fenced: AtomicBool,
+    shutting_down: AtomicBool,
+    incarnation_id: Uuid,
+}
+
+impl BrokerLifecycleManager {
+    pub fn new(
+        broker_id: i32,
+        channel: Arc<ControllerChannel>,
+        listeners: Vec<AdvertisedListener>,
+        rack: Option<String>,
+        heartbeat_interval: Duration,
+    ) -> Arc<BrokerLifecycleManager> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        Arc::new(BrokerLifecycleManager {
+            broker_id,
+            channel,
+            listeners,
+            rack,
+            heartbeat_interval,
+            epoch: AtomicI64::new(-1),
+            fenced: AtomicBool::new(true),
+            shutting_down: AtomicBool::new(false),
+            incarnation_id: Uuid::from_u128(nanos ^ (u128::from(std::process::id()) << 96)),
+        })
+    }
+
+    pub fn is_fenced(&self) -> bool {
+        self.fenced.load(Ordering::Relaxed)
+    }
+
+    /// Registers, then heartbeats until `shutdown`; returns after the controller has allowed a
+    /// controlled shutdown (or after a bounded wait).
+    pub async fn run(
+        self: Arc<Self>,
+        mut metadata: watch::Receiver<Arc<MetadataImage>>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        // The cluster id comes from the log: wait for the first active controller to write it.
+        let cluster_id = loop {
+            if let Some(id) = metadata.borrow_and_update().cluster_id().map(str::to_owned) {
+                break id;
+            }
+            tokio::select! {
+                r = metadata.changed() => if r.is_err() { return; },
+                _ = shutdown.changed() => return,
+            }
+        };
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let req = BrokerRegistrationRequest {
+                broker_id: self.broker_id,
+                cluster_id: cluster_id.clone(),
+                incarnation_id: self.incarnation_id,
+                listeners: self
+                    .listeners
+                    .iter()
+                    .map(|l| Listener {
+                        name: l.name.clone(),
+                        host: l.host.clone(),
+                        port: l.port,
+                        security_protocol: 0,
+                        ..Default::default()
+                    })
+                    .collect(),
+                rack: self.rack.clone(),
+                ..Default::default()
+            };
+            match self
+                .channel
+                .send(2, RequestKind::BrokerRegistration(req))
+                .await
+            {
+                Some(ResponseKind::BrokerRegistration(r)) if r.error_code == 0 => {
+                    self.epoch.store(r.broker_epoch, Ordering::Relaxed);
+                    tracing::info!(
+                        node_id = self.broker_id,
+                        epoch = r.broker_epoch,
+                        "registered with the controller"
+                    );
+                    break;
+                }
+                Some(ResponseKind::BrokerRegistration(r)) => {
+                    tracing::warn!(node_id = self.broker_id, error = ?ErrorCode::from_code(r.error_code), "registration refused; retrying");
+                }
+                _ => tracing::warn!(
+                    node_id = self.broker_id,
+                    "no controller answered the registration; retrying"
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let mut interval = tokio::time::interval(self.heartbeat_interval);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = shutdown.changed() => {}
+                _ = metadata.changed() => {
+                    // Report catching up promptly while still fenced.
+                    if !self.is_fenced() { continue; }
+                }
+            }
+            let want_shut_down = *shutdown.borrow();
+            if want_shut_down && !self.shutting_down.swap(true, Ordering::Relaxed) {
+                tracing::info!(
+                    node_id = self.broker_id,
+                    "asking the controller for a controlled shutdown"
+                );
+            }
+            let offset = metadata.borrow().offset();
+            let req = BrokerHeartbeatRequest {
+                broker_id: self.broker_id,
+                broker_epoch: self.epoch.load(Ordering::Relaxed),
+                current_metadata_offset: offset,
+                want_fence: false,
+                want_shut_down,
+                ..Default::default()
+            };
+            match self
+                .channel
+                .send(1, RequestKind::BrokerHeartbeat(req))
+                .await
+            {
+                Some(ResponseKind::BrokerHeartbeat(r)) if r.error_code == 0 => {
+                    let was = self.fenced.swap(r.is_fenced, Ordering::Relaxed);
+                    if was && !r.is_fenced {
+                        tracing::info!(node_id = self.broker_id, "unfenced: serving");
+                    }
+                    if want_shut_down && r.should_shut_down {
+                        return;
+                    }
+                }
+                Some(ResponseKind::BrokerHeartbeat(r)) => {
+                    tracing::warn!(node_id = self.broker_id, error = ?ErrorCode::from_code(r.error_code), "heartbeat refused");
+                    if want_shut_down {
+                        return;
+                    }
+                }
+                _ => {
+                    if want_shut_down {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}

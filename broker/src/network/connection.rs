@@ -1,0 +1,432 @@
+//! One client connection: the only type that touches its socket.
+//!
+//! [`Connection`] reads request frames into a buffer and writes responses; [`run`] is the
+//! connection's task — read a frame, decode it, let the handler answer, write the answer, repeat —
+//! and logs the one line that says why the connection closed.
+
+use std::io::{self, IoSlice};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use rafka_protocol::frame::FrameError;
+use rafka_protocol::{Chunk, RequestFrame};
+use rafka_storage::FileSlice;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::TcpStream;
+use tokio::sync::{watch, OwnedSemaphorePermit};
+use tracing::debug;
+
+use super::{
+    sendfile, shutdown_signalled, NetworkConfig, RequestContext, RequestHandler, Response,
+    SENDFILE_BYTES,
+};
+
+/// Reads ask for at least this much room, so that one read picks up several small pipelined
+/// requests.
+const READ_MIN: usize = 8 * 1024;
+/// ... and grow the buffer toward a large frame's size in steps of at most this much, so that a
+/// client announcing a 100 MiB frame does not get 100 MiB of memory for four bytes.
+const READ_MAX: usize = 1024 * 1024;
+/// Byte chunks passed to one `writev`.
+const IOV_MAX: usize = 64;
+/// The most one `sendfile` call moves on Linux.
+const SENDFILE_MAX: usize = 0x7fff_f000;
+
+/// Why a connection was closed by us (a clean end of stream and shutdown are not errors).
+#[derive(Debug, thiserror::Error)]
+enum ConnectionError {
+    #[error("request size {size} is negative or above socket.request.max.bytes ({max})")]
+    InvalidRequestSize { size: i32, max: usize },
+    #[error("peer closed the connection after {have} of the {need} bytes of a request")]
+    TruncatedRequest { have: usize, need: usize },
+    #[error("no byte read or written for connections.max.idle.ms ({0:?})")]
+    Idle(Duration),
+    #[error("malformed request: {0}")]
+    Malformed(FrameError),
+    #[error("closed by the request handler")]
+    ClosedByHandler,
+    #[error(
+        "{path}: file slice {position}+{len} ended after {sent} bytes (truncated meanwhile); \
+         closing rather than padding the response"
+    )]
+    SliceTruncated {
+        path: String,
+        position: u64,
+        len: u32,
+        sent: u64,
+    },
+    #[error(
+        "response slot {handle} of {len} bytes has no file slice of that length (slice: {slice:?})"
+    )]
+    BadSlot {
+        handle: u64,
+        len: u32,
+        slice: Option<u32>,
+    },
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// How a connection ended without an error.
+#[derive(Debug)]
+enum Closed {
+    /// The peer closed its side between requests.
+    Eof,
+    Shutdown,
+}
+
+/// The socket of one client and the bytes read from it that are not yet a whole frame.
+///
+/// Not shared: owned by the connection's task.
+pub(super) struct Connection {
+    stream: TcpStream,
+    buffer: BytesMut,
+    max_request_bytes: usize,
+    idle_timeout: Duration,
+}
+
+impl Connection {
+    fn new(stream: TcpStream, config: &NetworkConfig) -> Connection {
+        Connection {
+            stream,
+            buffer: BytesMut::with_capacity(READ_MIN),
+            max_request_bytes: config.max_request_bytes,
+            idle_timeout: config.idle_timeout,
+        }
+    }
+
+    /// The next request frame without its size prefix, or `None` when the peer closed the
+    /// connection between frames.
+    ///
+    /// Cancel-safe: bytes read stay in the buffer.
+    async fn read_frame(&mut self) -> Result<Option<Bytes>, ConnectionError> {
+        loop {
+            if let Some(frame) = self.parse_frame()? {
+                return Ok(Some(frame));
+            }
+            // Room for the rest of the frame (as far as its size is known), within bounds.
+            let need = self.frame_len()?.map_or(4, |n| 4 + n);
+            let missing = need.saturating_sub(self.buffer.len());
+            self.buffer.reserve(missing.clamp(READ_MIN, READ_MAX));
+            let n = idle(self.idle_timeout, self.stream.read_buf(&mut self.buffer)).await?;
+            if n == 0 {
+                return if self.buffer.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(ConnectionError::TruncatedRequest {
+                        have: self.buffer.len(),
+                        need,
+                    })
+                };
+            }
+        }
+    }
+
+    /// The announced size of the frame at the front of the buffer, once its prefix is there;
+    /// refused when negative or above `socket.request.max.bytes`.
+    fn frame_len(&self) -> Result<Option<usize>, ConnectionError> {
+        let Some(prefix) = self.buffer.get(..4) else {
+            return Ok(None);
+        };
+        let size = i32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]);
+        match usize::try_from(size) {
+            Ok(n) if n <= self.max_request_bytes => Ok(Some(n)),
+            _ => Err(ConnectionError::InvalidRequestSize {
+                size,
+                max: self.max_request_bytes,
+            }),
+        }
+    }
+
+    /// Takes a whole frame off the front of the buffer, if one is there.
+    fn parse_frame(&mut self) -> Result<Option<Bytes>, ConnectionError> {
+        let Some(len) = self.frame_len()? else {
+            return Ok(None);
+        };
+        if self.buffer.len() < 4 + len {
+            return Ok(None);
+        }
+        self.buffer.advance(4);
+        let frame = self.buffer.split_to(len).freeze();
+        if len > READ_MAX && self.buffer.is_empty() {
+            // Let the large allocation go with the frame rather than keep it for an idle
+            // connection.
+            self.buffer = BytesMut::new();
+        }
+        Ok(Some(frame))
+    }
+
+    async fn write_response(&mut self, response: Response) -> Result<(), ConnectionError> {
+        match response {
+            Response::Frame(frame) => self.write_all_vectored(&[&frame]).await,
+            Response::Chunks { chunks, slices } => self.write_chunks(&chunks, &slices).await,
+            Response::None => Ok(()),
+            Response::Close => Err(ConnectionError::ClosedByHandler),
+        }
+    }
+
+    /// Byte chunks with `writev`, slots with `sendfile`. When there is a slot, the socket is
+    /// corked for the whole response so that header bytes and record data leave in full-size
+    /// segments rather than one small segment per chunk (TCP_NODELAY is on).
+    async fn write_chunks(
+        &mut self,
+        chunks: &[Chunk],
+        slices: &[FileSlice],
+    ) -> Result<(), ConnectionError> {
+        for c in chunks {
+            if let Chunk::Slot { handle, len } = *c {
+                let slice = usize::try_from(handle).ok().and_then(|h| slices.get(h));
+                if slice.is_none_or(|s| s.len != len) {
+                    return Err(ConnectionError::BadSlot {
+                        handle,
+                        len,
+                        slice: slice.map(|s| s.len),
+                    });
+                }
+            }
+        }
+        let cork = chunks.iter().any(|c| matches!(c, Chunk::Slot { .. }));
+        if cork {
+            sendfile::set_cork(&self.stream, true)?;
+        }
+        let mut rest = chunks;
+        while let Some(first) = rest.first() {
+            match first {
+                Chunk::Slot { handle, .. } => {
+                    // Checked above.
+                    self.send_slice(&slices[*handle as usize]).await?;
+                    rest = &rest[1..];
+                }
+                Chunk::Bytes(_) => {
+                    let run = rest
+                        .iter()
+                        .position(|c| matches!(c, Chunk::Slot { .. }))
+                        .unwrap_or(rest.len());
+                    let bufs: Vec<&[u8]> = rest[..run]
+                        .iter()
+                        .filter_map(|c| match c {
+                            Chunk::Bytes(b) => Some(&b[..]),
+                            Chunk::Slot { .. } => None,
+                        })
+                        .collect();
+                    self.write_all_vectored(&bufs).await?;
+                    rest = &rest[run..];
+                }
+            }
+        }
+        if cork {
+            sendfile::set_cork(&self.stream, false)?;
+        }
+        Ok(())
+    }
+
+    /// Writes every byte of `bufs`, with as few `writev` calls as the socket allows.
+    async fn write_all_vectored(&mut self, bufs: &[&[u8]]) -> Result<(), ConnectionError> {
+        let mut slices: Vec<IoSlice<'_>> = bufs
+            .iter()
+            .filter(|b| !b.is_empty())
+            .map(|b| IoSlice::new(b))
+            .collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            let count = rest.len().min(IOV_MAX);
+            let n = idle(
+                self.idle_timeout,
+                self.stream.write_vectored(&rest[..count]),
+            )
+            .await?;
+            if n == 0 {
+                return Err(io::Error::from(io::ErrorKind::WriteZero).into());
+            }
+            IoSlice::advance_slices(&mut rest, n);
+        }
+        Ok(())
+    }
+
+    /// Sends exactly `slice.len` bytes of the file from `slice.position`: `sendfile` on the
+    /// non-blocking socket, awaiting writability between partial sends. A file that ends early
+    /// closes the connection — the size prefix already promised those bytes, and padding would
+    /// hand the client bytes that are not a batch.
+    async fn send_slice(&mut self, slice: &FileSlice) -> Result<(), ConnectionError> {
+        let truncated = |sent: u64| ConnectionError::SliceTruncated {
+            path: slice.file.path().display().to_string(),
+            position: slice.position,
+            len: slice.len,
+            sent,
+        };
+        let Some(file_fd) = slice.file.raw_fd() else {
+            // The simulated file system of tests has no descriptor: copy through memory.
+            let data = slice.read_to_vec().map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => truncated(0),
+                _ => e.into(),
+            })?;
+            return self.write_all_vectored(&[&data]).await;
+        };
+        let mut offset = i64::try_from(slice.position).map_err(|_| truncated(0))?;
+        let mut remaining = slice.len as usize;
+        while remaining > 0 {
+            let count = remaining.min(SENDFILE_MAX);
+            let stream = &self.stream;
+            let n = idle(self.idle_timeout, async {
+                loop {
+                    stream.writable().await?;
+                    match stream.try_io(Interest::WRITABLE, || {
+                        sendfile::sendfile(stream, file_fd, &mut offset, count)
+                    }) {
+                        Ok(n) => return Ok(n),
+                        // try_io cleared the readiness: wait for the socket to drain.
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+            })
+            .await?;
+            if n == 0 {
+                return Err(truncated(u64::from(slice.len) - remaining as u64));
+            }
+            SENDFILE_BYTES.fetch_add(n as u64, Ordering::Relaxed);
+            remaining -= n;
+        }
+        Ok(())
+    }
+}
+
+/// Awaits `op`, failing with [`ConnectionError::Idle`] when it makes no progress for `timeout`.
+async fn idle<T>(
+    timeout: Duration,
+    op: impl std::future::Future<Output = io::Result<T>>,
+) -> Result<T, ConnectionError> {
+    match tokio::time::timeout(timeout, op).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(ConnectionError::Idle(timeout)),
+    }
+}
+
+/// Who sent the request being handled, for the line logged if the connection closes.
+#[derive(Default)]
+struct LastRequest {
+    /// The client id of the connection's last decoded header (clients keep one per connection).
+    client_id: Option<String>,
+    /// The request in progress: correlation id and API key.
+    current: Option<(i32, i16)>,
+}
+
+impl LastRequest {
+    fn start(&mut self, header: &rafka_protocol::messages::RequestHeader) {
+        if self.client_id != header.client_id {
+            self.client_id.clone_from(&header.client_id);
+        }
+        self.current = Some((header.correlation_id, header.request_api_key));
+    }
+}
+
+/// The connection's task: requests one at a time, in order, until the peer closes, an error
+/// closes it, or shutdown is asked for between two requests.
+pub(super) async fn run(
+    stream: TcpStream,
+    ctx: RequestContext,
+    handler: Arc<dyn RequestHandler>,
+    config: NetworkConfig,
+    mut shutdown: watch::Receiver<bool>,
+    _permit: OwnedSemaphorePermit,
+) {
+    // Kafka sets TCP_NODELAY on every accepted socket: responses must not wait for an ACK.
+    if let Err(e) = stream.set_nodelay(true) {
+        debug!(error = %e, "cannot set TCP_NODELAY");
+    }
+    let mut conn = Connection::new(stream, &config);
+    let mut last = LastRequest::default();
+    let result = serve_requests(&mut conn, &ctx, &*handler, &mut shutdown, &mut last).await;
+    let client_id = last.client_id.as_deref().unwrap_or("");
+    let (correlation_id, api_key) = last.current.unwrap_or((-1, -1));
+    let error = match &result {
+        Ok(Closed::Eof) => return debug!(client_id, "connection closed by peer"),
+        Ok(Closed::Shutdown) => return debug!(client_id, "connection closed: shutting down"),
+        Err(e) => e,
+    };
+    macro_rules! closed {
+        ($level:ident) => {{
+            let error = error as &(dyn std::error::Error + 'static);
+            tracing::event!(
+                tracing::Level::$level,
+                client_id,
+                correlation_id,
+                api_key,
+                error,
+                "connection closed"
+            )
+        }};
+    }
+    match error {
+        // Ordinary ends: a reset by the peer, a client that went quiet.
+        ConnectionError::Io(_) | ConnectionError::Idle(_) => closed!(DEBUG),
+        // Bad input from the client.
+        ConnectionError::InvalidRequestSize { .. }
+        | ConnectionError::TruncatedRequest { .. }
+        | ConnectionError::Malformed(_)
+        | ConnectionError::ClosedByHandler => closed!(INFO),
+        // A log truncated under a fetch: rare, worth seeing.
+        ConnectionError::SliceTruncated { .. } => closed!(WARN),
+        // The handler built a response that does not add up: a bug.
+        ConnectionError::BadSlot { .. } => closed!(ERROR),
+    }
+}
+
+async fn serve_requests(
+    conn: &mut Connection,
+    ctx: &RequestContext,
+    handler: &dyn RequestHandler,
+    shutdown: &mut watch::Receiver<bool>,
+    last: &mut LastRequest,
+) -> Result<Closed, ConnectionError> {
+    loop {
+        last.current = None;
+        let frame = tokio::select! {
+            biased;
+            () = shutdown_signalled(shutdown) => return Ok(Closed::Shutdown),
+            frame = conn.read_frame() => match frame? {
+                Some(frame) => frame,
+                None => return Ok(Closed::Eof),
+            },
+        };
+        // From here on the request is answered even if shutdown is asked for meanwhile.
+        let response = match RequestFrame::decode(&frame) {
+            Ok(request) => {
+                last.start(&request.header);
+                debug!(
+                    client_id = last.client_id.as_deref().unwrap_or(""),
+                    correlation_id = request.header.correlation_id,
+                    api_key = request.header.request_api_key,
+                    api_version = request.header.request_api_version,
+                    "request"
+                );
+                handler.handle(ctx, request).await
+            }
+            Err(error) => {
+                if let Some(h) = frame_error_header(&error) {
+                    last.start(h);
+                }
+                let kept = error.clone();
+                match handler.handle_frame_error(ctx, error).await {
+                    Response::Close => return Err(ConnectionError::Malformed(kept)),
+                    response => {
+                        debug!(error = %kept, "answered an undecodable request");
+                        response
+                    }
+                }
+            }
+        };
+        conn.write_response(response).await?;
+    }
+}
+
+fn frame_error_header(e: &FrameError) -> Option<&rafka_protocol::messages::RequestHeader> {
+    match e {
+        FrameError::Header(_) => None,
+        FrameError::UnknownApi { header, .. } => header.as_ref(),
+        FrameError::UnsupportedVersion { header } | FrameError::Body { header, .. } => Some(header),
+    }
+}

@@ -1,0 +1,432 @@
+//! `ReplicaManager`: the partitions this broker hosts, and the produce and fetch paths over
+//! their logs.
+//!
+//! Leadership comes only from the metadata image: [`ReplicaManager::apply_image`] compares the
+//! image it last acted on with a new one and turns what changed for this broker into "become
+//! leader" / "become follower" / "remove" for each partition (Kafka's `applyDelta`). A broker
+//! that leads a partition appends producers' batches to its log (offsets and leader epoch
+//! assigned by the log, payloads untouched) and serves fetches as file slices bounded by the
+//! high watermark.
+//!
+//! Replication (RF > 1: followers, ISR, acks=all waiting for the high watermark) is its own
+//! issue; here a partition's ISR is what the controller says, and with a single replica the
+//! high watermark follows the log end at once.
+//!
+//! Thread-safety: the partition map is behind a `RwLock` held only to look up, insert or remove
+//! (never during I/O); each log has its own mutex (storage's `SharedLog`); appends wake delayed
+//! fetches through a `Notify`.
+
+use crate::errors::storage_error_code;
+use bytes::Bytes;
+use rafka_controller::image::{MetadataImage, PartitionRegistration};
+use rafka_protocol::{ErrorCode, Uuid};
+use rafka_storage::log_manager::lock_log;
+use rafka_storage::unified_log::TimestampAndOffset;
+use rafka_storage::{FileSlice, LogConfig, LogManager, SharedLog, TopicPartition};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use tokio::sync::Notify;
+
+/// One hosted partition.
+#[derive(Debug)]
+pub struct Partition {
+    pub tp: TopicPartition,
+    pub topic_id: Uuid,
+    pub log: SharedLog,
+    state: RwLock<PartitionState>,
+}
+
+#[derive(Debug, Clone)]
+struct PartitionState {
+    registration: PartitionRegistration,
+    is_leader: bool,
+}
+
+impl Partition {
+    fn state(&self) -> PartitionState {
+        self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.state().is_leader
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.state().registration.leader_epoch
+    }
+}
+
+/// The answer to one partition of a produce request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppendResult {
+    pub error: ErrorCode,
+    pub error_message: Option<String>,
+    pub base_offset: i64,
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+}
+
+impl AppendResult {
+    fn error(error: ErrorCode, message: Option<String>) -> AppendResult {
+        AppendResult {
+            error,
+            error_message: message,
+            base_offset: -1,
+            log_append_time: -1,
+            log_start_offset: -1,
+        }
+    }
+}
+
+/// The answer to one partition of a fetch.
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    pub error: ErrorCode,
+    pub high_watermark: i64,
+    pub last_stable_offset: i64,
+    pub log_start_offset: i64,
+    pub records: Option<FileSlice>,
+}
+
+impl ReadResult {
+    fn error(error: ErrorCode) -> ReadResult {
+        ReadResult {
+            error,
+            high_watermark: -1,
+            last_stable_offset: -1,
+            log_start_offset: -1,
+            records: None,
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.records.as_ref().map_or(0, |s| s.len as usize)
+    }
+}
+
+/// The partitions of this broker.
+pub struct ReplicaManager {
+    broker_id: i32,
+    log_manager: Arc<LogManager>,
+    /// Broker-level log defaults; topic overrides from the image are applied on top.
+    topic_config: Arc<dyn Fn(&MetadataImage, &str) -> LogConfig + Send + Sync>,
+    partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
+    by_id: RwLock<HashMap<(Uuid, i32), TopicPartition>>,
+    /// Woken on every append: delayed fetches re-check their partitions.
+    appended: Notify,
+    min_insync_replicas: Arc<dyn Fn(&MetadataImage, &str) -> i32 + Send + Sync>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl ReplicaManager {
+    pub fn new(
+        broker_id: i32,
+        log_manager: Arc<LogManager>,
+        topic_config: Arc<dyn Fn(&MetadataImage, &str) -> LogConfig + Send + Sync>,
+        min_insync_replicas: Arc<dyn Fn(&MetadataImage, &str) -> i32 + Send + Sync>,
+    ) -> ReplicaManager {
+        ReplicaManager {
+            broker_id,
+            log_manager,
+            topic_config,
+            partitions: RwLock::new(HashMap::new()),
+            by_id: RwLock::new(HashMap::new()),
+            appended: Notify::new(),
+            min_insync_replicas,
+        }
+    }
+
+    pub fn log_manager(&self) -> &Arc<LogManager> {
+        &self.log_manager
+    }
+
+    pub fn broker_id(&self) -> i32 {
+        self.broker_id
+    }
+
+    pub fn partition(&self, tp: &TopicPartition) -> Option<Arc<Partition>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tp)
+            .cloned()
+    }
+
+    pub fn partition_by_id(&self, topic_id: &Uuid, index: i32) -> Option<Arc<Partition>> {
+        let tp = self
+            .by_id
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(*topic_id, index))
+            .cloned()?;
+        self.partition(&tp)
+    }
+
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Acts on what changed for this broker between two images: creates logs for new replicas,
+    /// takes or gives up leadership at the image's leader epoch, deletes logs of replicas that
+    /// are gone, and applies topic config changes to live logs.
+    pub fn apply_image(&self, old: &MetadataImage, new: &MetadataImage) {
+        let me = self.broker_id;
+        let now = now_ms();
+        for (topic, index, reg) in new.partitions() {
+            if !reg.replicas.contains(&me) {
+                continue;
+            }
+            let tp = TopicPartition {
+                topic: topic.name.clone(),
+                partition: index,
+            };
+            let before = old.partition(&topic.id, index);
+            let existing = self.partition(&tp);
+            let config_changed = old
+                .configs()
+                .get(&rafka_controller::image::ConfigResource::topic(&topic.name))
+                != new
+                    .configs()
+                    .get(&rafka_controller::image::ConfigResource::topic(&topic.name));
+            if existing.is_some() && before == Some(reg) && !config_changed {
+                continue;
+            }
+            let config = (self.topic_config)(new, &topic.name);
+            let partition = match existing {
+                Some(p) if p.topic_id == topic.id => {
+                    lock_log(&p.log).set_config(config);
+                    p
+                }
+                stale => {
+                    if stale.is_some() {
+                        // A topic of the same name was deleted and re-created.
+                        let _ = self.log_manager.delete_log(&tp);
+                    }
+                    let log = match self.log_manager.get_or_create_log(&tp, config, now) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "cannot create log");
+                            continue;
+                        }
+                    };
+                    let p = Arc::new(Partition {
+                        tp: tp.clone(),
+                        topic_id: topic.id,
+                        log,
+                        state: RwLock::new(PartitionState {
+                            registration: reg.clone(),
+                            is_leader: false,
+                        }),
+                    });
+                    self.partitions
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(tp.clone(), p.clone());
+                    self.by_id
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert((topic.id, index), tp.clone());
+                    p
+                }
+            };
+            let is_leader = reg.leader == me;
+            {
+                let mut st = partition.state.write().unwrap_or_else(|e| e.into_inner());
+                if is_leader && !st.is_leader {
+                    tracing::info!(topic = %tp.topic, partition = tp.partition, epoch = reg.leader_epoch, "became leader");
+                }
+                st.registration = reg.clone();
+                st.is_leader = is_leader;
+            }
+            if is_leader && reg.isr == [me] {
+                // Alone in the ISR: everything in the log is committed.
+                let mut log = lock_log(&partition.log);
+                let leo = log.log_end_offset();
+                log.set_high_watermark(leo);
+            }
+        }
+        // Replicas that are gone: the topic was deleted or the replica moved away.
+        let gone: Vec<TopicPartition> = self
+            .partitions()
+            .into_iter()
+            .filter(|p| {
+                new.partition(&p.topic_id, p.tp.partition)
+                    .is_none_or(|reg| !reg.replicas.contains(&me))
+            })
+            .map(|p| p.tp.clone())
+            .collect();
+        for tp in gone {
+            if let Some(p) = self
+                .partitions
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&tp)
+            {
+                self.by_id
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&(p.topic_id, tp.partition));
+            }
+            if let Err(e) = self.log_manager.delete_log(&tp) {
+                tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "cannot delete log");
+            } else {
+                tracing::info!(topic = %tp.topic, partition = tp.partition, "deleted partition");
+            }
+        }
+    }
+
+    /// Looks up a partition this broker leads, with the error a client gets otherwise.
+    fn leader_partition(
+        &self,
+        image: &MetadataImage,
+        tp: &TopicPartition,
+    ) -> Result<Arc<Partition>, ErrorCode> {
+        match self.partition(tp) {
+            Some(p) if p.is_leader() => Ok(p),
+            Some(_) => Err(ErrorCode::NotLeaderOrFollower),
+            None => match image.topic_by_name(&tp.topic) {
+                Some(t) if t.partitions.contains_key(&tp.partition) => {
+                    Err(ErrorCode::NotLeaderOrFollower)
+                }
+                _ => Err(ErrorCode::UnknownTopicOrPartition),
+            },
+        }
+    }
+
+    /// Appends a producer's records to a partition this broker leads. acks=all also needs the
+    /// ISR to have at least `min.insync.replicas` members.
+    pub fn append(
+        &self,
+        image: &MetadataImage,
+        tp: &TopicPartition,
+        records: &Bytes,
+        acks: i16,
+    ) -> AppendResult {
+        let p = match self.leader_partition(image, tp) {
+            Ok(p) => p,
+            Err(e) => return AppendResult::error(e, None),
+        };
+        let st = p.state();
+        if acks == -1 {
+            let min_isr = (self.min_insync_replicas)(image, &tp.topic);
+            if (st.registration.isr.len() as i32) < min_isr {
+                return AppendResult::error(ErrorCode::NotEnoughReplicas, None);
+            }
+        }
+        let mut log = lock_log(&p.log);
+        match log.append_as_leader(records, st.registration.leader_epoch, now_ms()) {
+            Ok(info) => {
+                if st.registration.isr == [self.broker_id] {
+                    let leo = log.log_end_offset();
+                    log.set_high_watermark(leo);
+                }
+                let result = AppendResult {
+                    error: ErrorCode::None,
+                    error_message: None,
+                    base_offset: info.first_offset,
+                    log_append_time: info.log_append_time,
+                    log_start_offset: log.log_start_offset(),
+                };
+                drop(log);
+                self.appended.notify_waiters();
+                result
+            }
+            Err(e) => {
+                let code = storage_error_code(&e);
+                tracing::debug!(topic = %tp.topic, partition = tp.partition, error = %e, "append refused");
+                AppendResult::error(code, Some(e.to_string()))
+            }
+        }
+    }
+
+    /// Reads from a partition this broker leads: whole batches from `offset`, at most
+    /// `max_bytes` (the first batch whole when `min_one`), never above the high watermark for
+    /// consumers (`replica_id < 0`).
+    pub fn read(
+        &self,
+        image: &MetadataImage,
+        tp: &TopicPartition,
+        offset: i64,
+        max_bytes: u64,
+        min_one: bool,
+        current_leader_epoch: i32,
+    ) -> ReadResult {
+        let p = match self.leader_partition(image, tp) {
+            Ok(p) => p,
+            Err(e) => return ReadResult::error(e),
+        };
+        let epoch = p.leader_epoch();
+        if current_leader_epoch >= 0 {
+            if current_leader_epoch < epoch {
+                return ReadResult::error(ErrorCode::FencedLeaderEpoch);
+            }
+            if current_leader_epoch > epoch {
+                return ReadResult::error(ErrorCode::UnknownLeaderEpoch);
+            }
+        }
+        let mut log = lock_log(&p.log);
+        let hw = log.high_watermark();
+        let mut out = ReadResult {
+            error: ErrorCode::None,
+            high_watermark: hw,
+            last_stable_offset: hw,
+            log_start_offset: log.log_start_offset(),
+            records: None,
+        };
+        match log.read(offset, max_bytes, hw, min_one) {
+            Ok(info) => out.records = info.slice,
+            Err(e) => out.error = storage_error_code(&e),
+        }
+        out
+    }
+
+    /// ListOffsets for a partition this broker leads (`timestamp` -1 latest = the high
+    /// watermark, -2 earliest, -3 max timestamp, else the first record at or after it).
+    pub fn fetch_offset_for_timestamp(
+        &self,
+        image: &MetadataImage,
+        tp: &TopicPartition,
+        timestamp: i64,
+        current_leader_epoch: i32,
+    ) -> Result<Option<TimestampAndOffset>, ErrorCode> {
+        let p = self.leader_partition(image, tp)?;
+        let epoch = p.leader_epoch();
+        if current_leader_epoch >= 0 && current_leader_epoch != epoch {
+            return Err(if current_leader_epoch < epoch {
+                ErrorCode::FencedLeaderEpoch
+            } else {
+                ErrorCode::UnknownLeaderEpoch
+            });
+        }
+        let mut log = lock_log(&p.log);
+        if timestamp == rafka_storage::unified_log::LATEST_TIMESTAMP {
+            return Ok(Some(TimestampAndOffset {
+                timestamp: -1,
+                offset: log.high_watermark(),
+                leader_epoch: epoch,
+            }));
+        }
+        match log.fetch_offset_by_timestamp(timestamp) {
+            // Never an offset a consumer may not read.
+            Ok(Some(t)) if t.offset > log.high_watermark() => Ok(None),
+            Ok(r) => Ok(r),
+            Err(e) => Err(storage_error_code(&e)),
+        }
+    }
+
+    /// A future that completes at the next append. Create (and `enable`) it before reading, so
+    /// that an append between the read and the wait is not missed.
+    pub fn next_append(&self) -> tokio::sync::futures::Notified<'_> {
+        self.appended.notified()
+    }
+}

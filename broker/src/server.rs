@@ -1,0 +1,322 @@
+//! `KafkaServer`: one rafka process — the controller quorum member, the log directories, the
+//! replica manager, the broker's registration and heartbeats, and the client listeners — started
+//! in that order and shut down in reverse.
+//!
+//! The broker acts on metadata only after the replica manager has applied it: images from the
+//! quorum go through `ReplicaManager::apply_image` first and are then published to the request
+//! handlers, so a topic a client can see in Metadata has its partitions in place.
+//!
+//! Shutdown (SIGTERM): stop accepting, ask the controller for a controlled shutdown (leadership
+//! moves away first), flush and close every log, write the checkpoints and the clean-shutdown
+//! marker, stop Raft.
+
+use crate::apis::KafkaApis;
+use crate::controller_channel::ControllerChannel;
+use crate::lifecycle::{AdvertisedListener, BrokerLifecycleManager};
+use crate::network::{self, NetworkConfig};
+use crate::replica_manager::ReplicaManager;
+use rafka_controller::control::ControllerConfig;
+use rafka_controller::image::{ConfigResource, MetadataImage};
+use rafka_controller::node::{ControllerNode, ControllerNodeConfig};
+use rafka_controller::raft_types::NodeId;
+use rafka_storage::{DiskFs, FileSystem, LogConfig, LogManager};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// A client listener to bind.
+#[derive(Debug, Clone)]
+pub struct ListenerSpec {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+/// Topic configs as the log obeys them: broker defaults with a topic's overrides applied.
+pub type TopicConfigFn = Arc<dyn Fn(&BTreeMap<String, String>) -> LogConfig + Send + Sync>;
+
+/// Everything a server needs, resolved from the configuration.
+#[derive(Clone)]
+pub struct ServerSettings {
+    pub node_id: i32,
+    pub voters: BTreeMap<NodeId, String>,
+    pub listeners: Vec<ListenerSpec>,
+    pub controller_listener: ListenerSpec,
+    pub advertised: Vec<AdvertisedListener>,
+    pub rack: Option<String>,
+    pub log_dirs: Vec<PathBuf>,
+    pub metadata_dir: PathBuf,
+    pub topic_config: TopicConfigFn,
+    pub controller: ControllerConfig,
+    pub network: NetworkConfig,
+    pub auto_create_topics: bool,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub min_insync_replicas: i32,
+    pub heartbeat_interval: Duration,
+    pub retention_check_interval: Duration,
+    pub checkpoint_interval: Duration,
+}
+
+/// Why the server could not start: one clear line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {name} {addr}: {source}")]
+    Bind {
+        name: String,
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("log directory {path} is not usable: {what}")]
+    LogDir { path: PathBuf, what: String },
+    #[error("{0}")]
+    Controller(#[from] rafka_controller::node::NodeError),
+}
+
+/// A running server.
+pub struct KafkaServer {
+    shutdown_tx: watch::Sender<bool>,
+    controller: Arc<ControllerNode>,
+    log_manager: Arc<LogManager>,
+    lifecycle: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The addresses the client listeners are bound to (ports resolved).
+    pub bound: Vec<(String, std::net::SocketAddr)>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+async fn bind(spec: &ListenerSpec) -> Result<TcpListener, StartError> {
+    let addr = format!(
+        "{}:{}",
+        if spec.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &spec.host
+        },
+        spec.port
+    );
+    TcpListener::bind(&addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            name: spec.name.clone(),
+            addr,
+            source,
+        })
+}
+
+fn topic_overrides(image: &MetadataImage, topic: &str) -> BTreeMap<String, String> {
+    image
+        .configs()
+        .get(&ConfigResource::topic(topic))
+        .cloned()
+        .unwrap_or_default()
+}
+
+impl KafkaServer {
+    pub async fn start(settings: ServerSettings) -> Result<KafkaServer, StartError> {
+        let fs: Arc<dyn FileSystem> = Arc::new(DiskFs);
+        // Log directories first: an unwritable one stops the start with its path.
+        for dir in settings
+            .log_dirs
+            .iter()
+            .chain(std::iter::once(&settings.metadata_dir))
+        {
+            let probe = dir.join(".rafka-write-probe");
+            let ok = std::fs::create_dir_all(dir)
+                .and_then(|_| std::fs::write(&probe, b"ok"))
+                .and_then(|_| std::fs::remove_file(&probe));
+            if let Err(e) = ok {
+                return Err(StartError::LogDir {
+                    path: dir.clone(),
+                    what: e.to_string(),
+                });
+            }
+        }
+        // Every listener is bound before anything starts, so a port in use fails cleanly.
+        let controller_listener = bind(&settings.controller_listener).await?;
+        let mut client_listeners = Vec::new();
+        for spec in &settings.listeners {
+            client_listeners.push((spec.name.clone(), bind(spec).await?));
+        }
+        let mut node_config = ControllerNodeConfig::new(
+            settings.node_id as NodeId,
+            settings.voters.clone(),
+            settings.metadata_dir.clone(),
+        );
+        node_config.controller = settings.controller.clone();
+        let controller =
+            Arc::new(ControllerNode::start(node_config, fs.clone(), controller_listener).await?);
+        let topic_config = settings.topic_config.clone();
+        let log_manager = {
+            let fs = fs.clone();
+            let dirs = settings.log_dirs.clone();
+            let image = controller.image();
+            let tc = topic_config.clone();
+            let opened = tokio::task::spawn_blocking(move || {
+                LogManager::open(
+                    fs,
+                    &dirs,
+                    &|tp| tc(&topic_overrides(&image, &tp.topic)),
+                    now_ms(),
+                )
+            })
+            .await
+            .map_err(|e| StartError::LogDir {
+                path: settings.log_dirs[0].clone(),
+                what: e.to_string(),
+            })?;
+            Arc::new(opened.map_err(|e| StartError::LogDir {
+                path: settings.log_dirs[0].clone(),
+                what: e.to_string(),
+            })?)
+        };
+        let min_isr = settings.min_insync_replicas;
+        let replica_manager = Arc::new(ReplicaManager::new(
+            settings.node_id,
+            log_manager.clone(),
+            {
+                let tc = topic_config.clone();
+                Arc::new(move |image: &MetadataImage, topic: &str| {
+                    tc(&topic_overrides(image, topic))
+                })
+            },
+            Arc::new(move |image: &MetadataImage, topic: &str| {
+                topic_overrides(image, topic)
+                    .get("min.insync.replicas")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(min_isr)
+            }),
+        ));
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        // Images reach the handlers only after the replica manager has acted on them.
+        let (broker_images_tx, broker_images) = watch::channel(Arc::new(MetadataImage::new()));
+        {
+            let mut rx = controller.subscribe();
+            let rm = replica_manager.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut current = Arc::new(MetadataImage::new());
+                loop {
+                    let next = rx.borrow_and_update().clone();
+                    if !Arc::ptr_eq(&next, &current) {
+                        let (old, new) = (current.clone(), next.clone());
+                        let rm = rm.clone();
+                        // Log creation and deletion are file-system work.
+                        let _ =
+                            tokio::task::spawn_blocking(move || rm.apply_image(&old, &new)).await;
+                        current = next;
+                        broker_images_tx.send_replace(current.clone());
+                    }
+                    if rx.changed().await.is_err() {
+                        return;
+                    }
+                }
+            }));
+        }
+        let channel = Arc::new(ControllerChannel::new(
+            controller.clone(),
+            settings.voters.clone(),
+            settings.node_id,
+        ));
+        let lifecycle = BrokerLifecycleManager::new(
+            settings.node_id,
+            channel.clone(),
+            settings.advertised.clone(),
+            settings.rack.clone(),
+            settings.heartbeat_interval,
+        );
+        let lifecycle_task =
+            tokio::spawn(lifecycle.run(broker_images.clone(), shutdown_rx.clone()));
+        let apis = Arc::new(KafkaApis {
+            broker_id: settings.node_id,
+            replica_manager: replica_manager.clone(),
+            metadata: broker_images.clone(),
+            controller: channel,
+            auto_create_topics: settings.auto_create_topics,
+            num_partitions: settings.num_partitions,
+            default_replication_factor: settings.default_replication_factor,
+        });
+        let mut bound = Vec::new();
+        for (name, listener) in client_listeners {
+            if let Ok(a) = listener.local_addr() {
+                bound.push((name.clone(), a));
+            }
+            tasks.push(tokio::spawn(network::serve(
+                listener,
+                name,
+                apis.clone(),
+                settings.network.clone(),
+                shutdown_rx.clone(),
+            )));
+        }
+        // Retention and checkpoints, on blocking threads.
+        {
+            let lm = log_manager.clone();
+            let (retention, checkpoint) = (
+                settings.retention_check_interval,
+                settings.checkpoint_interval,
+            );
+            let mut shutdown = shutdown_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut r = tokio::time::interval(retention);
+                let mut c = tokio::time::interval(checkpoint);
+                loop {
+                    tokio::select! {
+                        _ = r.tick() => {
+                            let lm = lm.clone();
+                            let _ = tokio::task::spawn_blocking(move || {
+                                if let Err(e) = lm.cleanup_logs(now_ms()) {
+                                    tracing::error!(error = %e, "retention pass failed");
+                                }
+                            }).await;
+                        }
+                        _ = c.tick() => {
+                            let lm = lm.clone();
+                            let _ = tokio::task::spawn_blocking(move || {
+                                if let Err(e) = lm.checkpoint() {
+                                    tracing::error!(error = %e, "checkpoint failed");
+                                }
+                            }).await;
+                        }
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            }));
+        }
+        Ok(KafkaServer {
+            shutdown_tx,
+            controller,
+            log_manager,
+            lifecycle: lifecycle_task,
+            tasks,
+            bound,
+        })
+    }
+
+    /// A clean shutdown: controlled shutdown through the controller, then logs flushed and
+    /// closed with checkpoints and the clean-shutdown marker, then Raft stopped.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.lifecycle).await;
+        for t in &self.tasks {
+            t.abort();
+        }
+        let lm = self.log_manager.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = lm.shutdown(now_ms()) {
+                tracing::error!(error = %e, "log shutdown failed");
+            }
+        })
+        .await;
+        self.controller.shutdown().await;
+        tracing::info!("shut down cleanly");
+    }
+}
