@@ -190,6 +190,12 @@ macro_rules! common_index_methods {
             self.index.truncate_to_entries(0)
         }
 
+        /// Removes every entry and sets the file to `segment.index.bytes`, all zeros (Kafka's
+        /// `reset`): an empty index with room for what recovery rebuilds, whatever the file held.
+        pub fn reset(&mut self) -> Result<()> {
+            self.index.reset()
+        }
+
         /// Backs the file with disk blocks for the next `additional` entries, so that a full disk
         /// fails here (ENOSPC) rather than in the appends that follow.
         pub fn reserve(&mut self, additional: usize) -> Result<()> {

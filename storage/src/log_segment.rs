@@ -419,8 +419,11 @@ impl LogSegment {
     /// truncates at the first invalid or torn one, and rebuilds both indexes. Returns the bytes
     /// truncated.
     pub fn recover(&mut self, max_batch_size: usize) -> Result<u64> {
-        self.offset_index.truncate()?;
-        self.time_index.truncate()?;
+        // Kafka's reset(): empty indexes at their full size, so a denser rebuild than what a
+        // trimmed (closed) index held still fits, and all zeros: nothing of the old files (a
+        // partial entry at the end of a cut one, junk) is left after the rebuilt entries.
+        self.offset_index.reset()?;
+        self.time_index.reset()?;
         let file = self.file()?;
         let path = self.log_path();
         let file_len = file.len().at(&path)?;
@@ -483,6 +486,15 @@ impl LogSegment {
             file.set_len(pos).at(&path)?;
             self.size = pos;
         }
+        // As Kafka's recover: the largest timestamp gets its time-index entry, as a roll or a
+        // clean close gives it, so that the next start, trusting the index, knows it; then both
+        // indexes are trimmed (the log makes the active segment's indexes full-size again).
+        self.offset_index.trim_to_valid_size()?;
+        self.time_index.maybe_append(
+            self.max_timestamp_so_far,
+            self.offset_of_max_timestamp_so_far,
+        )?;
+        self.time_index.trim_to_valid_size()?;
         Ok(truncated)
     }
 
@@ -570,6 +582,13 @@ impl LogSegment {
 
     /// Trims the indexes and releases everything (a clean close).
     pub fn close(&mut self) -> Result<()> {
+        // As Kafka's close: the largest timestamp gets its time-index entry first.
+        if self.size > 0 {
+            self.time_index.maybe_append(
+                self.max_timestamp_so_far,
+                self.offset_of_max_timestamp_so_far,
+            )?;
+        }
         self.offset_index.trim_to_valid_size()?;
         self.time_index.trim_to_valid_size()?;
         self.offset_index.flush()?;

@@ -25,9 +25,7 @@ use crate::config::LogConfig;
 use crate::error::{IoContext, Result, StorageError};
 use crate::fs::FileSystem;
 use crate::leader_epoch::LeaderEpochFileCache;
-use crate::log_segment::{
-    file_name, BatchPosition, BatchToAppend, FileSlice, LogSegment, NO_TIMESTAMP,
-};
+use crate::log_segment::{file_name, BatchToAppend, FileSlice, LogSegment, NO_TIMESTAMP};
 use bytes::Bytes;
 use rafka_protocol::record::RecordIter;
 use rafka_protocol::record_batch::{
@@ -446,7 +444,8 @@ impl UnifiedLog {
                 max_timestamp: *max_timestamp,
             })
             .collect();
-        self.append_batches(info.first_offset, &to_append, position, now_ms)?;
+        // The epoch first, as Kafka does: a failed checkpoint write must leave the log as it
+        // was (an epoch entry at the log end is harmless: recovery truncates entries from it).
         if self
             .leader_epoch_cache
             .latest_epoch()
@@ -455,6 +454,7 @@ impl UnifiedLog {
             self.leader_epoch_cache
                 .assign(leader_epoch, info.first_offset)?;
         }
+        self.append_batches(info.first_offset, &to_append, position, now_ms)?;
         Ok(info)
     }
 
@@ -511,7 +511,6 @@ impl UnifiedLog {
                 max_timestamp: b.max_timestamp(),
             })
             .collect();
-        self.append_batches(first_offset, &to_append, position, now_ms)?;
         for b in &batches {
             let epoch = b.partition_leader_epoch();
             if epoch >= 0
@@ -523,6 +522,7 @@ impl UnifiedLog {
                 self.leader_epoch_cache.assign(epoch, b.base_offset())?;
             }
         }
+        self.append_batches(first_offset, &to_append, position, now_ms)?;
         Ok(LogAppendInfo {
             first_offset,
             last_offset: next - 1,
@@ -676,6 +676,15 @@ impl UnifiedLog {
             t if t < 0 => return Ok(None),
             _ => {}
         }
+        self.first_record_at_or_after_timestamp(timestamp)
+    }
+
+    /// The first record at or above the log start offset whose timestamp is at or above
+    /// `timestamp`.
+    fn first_record_at_or_after_timestamp(
+        &mut self,
+        timestamp: i64,
+    ) -> Result<Option<TimestampAndOffset>> {
         let lso = self.log_start_offset;
         let limit = self.decompression_limit();
         let bases: Vec<i64> = self.segments.keys().copied().collect();
@@ -704,30 +713,49 @@ impl UnifiedLog {
         Ok(None)
     }
 
+    /// MAX_TIMESTAMP: the first record with the largest timestamp among those at or above the
+    /// log start offset (DeleteRecords may have moved it past the record that has the largest
+    /// timestamp of its segment, or inside its batch).
     fn max_timestamp_record(&mut self) -> Result<Option<TimestampAndOffset>> {
-        let Some((&base, _)) = self
-            .segments
-            .iter()
-            .filter(|(_, s)| s.size() > 0)
-            .max_by_key(|(b, s)| (s.max_timestamp_so_far(), std::cmp::Reverse(**b)))
-        else {
-            return Ok(None);
-        };
-        let seg = self
-            .segments
-            .get_mut(&base)
-            .expect("invariant: found above");
-        let max = seg.max_timestamp_so_far();
-        let Some(b) = seg
-            .batches_from(0)?
-            .into_iter()
-            .find(|b: &BatchPosition| b.max_timestamp == max)
-        else {
-            return Ok(None);
-        };
-        let batch = seg.read_batch(&b)?;
+        let lso = self.log_start_offset;
         let limit = self.decompression_limit();
-        first_record_at_or_after(&batch, max, self.log_start_offset, limit, &self.dir)
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        let mut max: Option<i64> = None;
+        for (i, &base) in bases.iter().enumerate() {
+            if bases.get(i + 1).is_some_and(|&next| next <= lso) {
+                continue; // wholly below the log start
+            }
+            let seg = self
+                .segments
+                .get_mut(&base)
+                .expect("invariant: listed segment");
+            if seg.size() == 0 || max.is_some_and(|m| seg.max_timestamp_so_far() <= m) {
+                continue;
+            }
+            if base >= lso {
+                max = Some(seg.max_timestamp_so_far());
+                continue;
+            }
+            // The segment holding the log start: its batches from there, the one the log start
+            // is inside of by its records.
+            let Some(first) = seg.translate_offset(lso)? else {
+                continue;
+            };
+            for b in seg.batches_from(first.position)? {
+                let m = if b.base_offset >= lso {
+                    Some(b.max_timestamp)
+                } else {
+                    let batch = seg.read_batch(&b)?;
+                    max_record_timestamp_from(&batch, lso, limit, &self.dir)?
+                };
+                max = max.max(m);
+            }
+        }
+        // The first record at or above it is one with it.
+        match max {
+            Some(max) => self.first_record_at_or_after_timestamp(max),
+            None => Ok(None),
+        }
     }
 
     /// The most a compressed batch may inflate to when its records must be read.
@@ -854,6 +882,10 @@ impl UnifiedLog {
         active.make_active(max)?;
         active.truncate_to(offset)?;
         self.log_end_offset = self.active_segment().read_next_offset()?;
+        // The batch holding `offset` goes whole, so the log end can fall below the log start
+        // (DeleteRecords moved it inside that batch): the start follows it down, as Kafka's
+        // `logStartOffset = min(targetOffset, logStartOffset)`, never above the end.
+        self.log_start_offset = self.log_start_offset.min(self.log_end_offset);
         self.high_watermark = self.high_watermark.min(self.log_end_offset);
         self.recovery_point = self.recovery_point.min(self.log_end_offset);
         self.leader_epoch_cache
@@ -937,6 +969,33 @@ fn records_of(batch: &RecordBatch, limit: usize, dir: &Path) -> Result<RecordIte
             .map_err(|e| corrupt(e.to_string()))?
     };
     Ok(RecordIter::new(data, count))
+}
+
+/// The largest timestamp of the records of `batch` with an offset at or above `min_offset`.
+fn max_record_timestamp_from(
+    batch: &RecordBatch,
+    min_offset: i64,
+    limit: usize,
+    dir: &Path,
+) -> Result<Option<i64>> {
+    if batch.last_offset() < min_offset {
+        return Ok(None);
+    }
+    if batch.timestamp_type() == TimestampType::LogAppendTime {
+        // Every record carries the batch's append time.
+        return Ok(Some(batch.max_timestamp()));
+    }
+    let mut max = None;
+    for r in records_of(batch, limit, dir)? {
+        let r = r.map_err(|e| StorageError::CorruptFile {
+            path: dir.to_path_buf(),
+            what: e.to_string(),
+        })?;
+        if batch.base_offset() + i64::from(r.offset_delta) >= min_offset {
+            max = max.max(Some(batch.base_timestamp() + r.timestamp_delta));
+        }
+    }
+    Ok(max)
 }
 
 /// The first record of `batch` at or after `timestamp` with an offset at or above `min_offset`.

@@ -397,6 +397,14 @@ impl<E: IndexEntry> Index<E> {
             } = self.hot.take().expect("invariant: opened");
             drop(mmap);
             let file = file.expect("invariant: a persistent index has a file");
+            let whole = length / E::SIZE as u64 * E::SIZE as u64;
+            if whole < length && rounded > whole {
+                // A partial entry at the end (a file cut or torn mid-entry) is no entry: drop it
+                // first, or the longer file would have its bytes in the slot after the entries,
+                // where only zeros may be (they would read back as a stale entry).
+                file.set_len(whole).at(&self.path)?;
+                self.state.as_mut().expect("invariant: opened").length = whole;
+            }
             file.set_len(rounded).at(&self.path)?;
             self.state.as_mut().expect("invariant: opened").length = rounded;
             // SAFETY: as in `open`.
@@ -408,6 +416,48 @@ impl<E: IndexEntry> Index<E> {
             });
         }
         tracing::debug!(path = %self.path.display(), entries, length = rounded, "resized index");
+        Ok(())
+    }
+
+    /// Removes every entry and leaves the file at its full size, all zeros (Kafka's `reset`:
+    /// truncate, then resize to `segment.index.bytes`), for recovery to rebuild into. Whatever the
+    /// file held goes: entries, a partial entry at its end, junk after the entries counted.
+    pub(super) fn reset(&mut self) -> Result<()> {
+        self.open()?;
+        let full = self.full_size();
+        if !self.persistent {
+            let mmap = MmapMut::map_anon(full as usize).at(&self.path)?;
+            let hot = self.hot.as_mut().expect("invariant: opened");
+            hot.mmap = mmap;
+            hot.allocated = full;
+        } else {
+            // As in `resize`: never change the length under the mapping; on an error the index is
+            // left cold with its state matching the file.
+            let Hot { mmap, file, .. } = self.hot.take().expect("invariant: opened");
+            drop(mmap);
+            let file = file.expect("invariant: a persistent index has a file");
+            // Cut to nothing, then extend: the whole file reads as zeros, at no write's cost.
+            file.set_len(0).at(&self.path)?;
+            *self.state.as_mut().expect("invariant: opened") = State {
+                entries: 0,
+                length: 0,
+                last: None,
+            };
+            file.set_len(full).at(&self.path)?;
+            // SAFETY: as in `open`.
+            let mmap = unsafe { MmapMut::map_mut(&file) }.at(&self.path)?;
+            self.hot = Some(Hot {
+                mmap,
+                file: Some(file),
+                allocated: 0,
+            });
+        }
+        *self.state.as_mut().expect("invariant: opened") = State {
+            entries: 0,
+            length: full,
+            last: None,
+        };
+        tracing::debug!(path = %self.path.display(), length = full, "reset index");
         Ok(())
     }
 

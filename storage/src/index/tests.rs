@@ -381,6 +381,71 @@ fn a_full_size_file_left_by_a_crash_has_its_entries_counted() {
     assert_eq!(empty.entries().expect("entries"), 0);
 }
 
+/// A file cut mid-entry (a torn or damaged trimmed index): its partial last entry is no entry,
+/// and must not come back as one when the file grows — after the entries only zeros may follow,
+/// or the next reader (or a reopen after a crash) takes the bytes for an entry.
+#[test]
+fn a_partial_entry_at_the_end_is_dropped_when_the_file_grows() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut tidx = time_index(dir.path(), 2048);
+    tidx.maybe_append(100, BASE + 3).expect("append");
+    tidx.maybe_append(200, BASE + 9).expect("append");
+    tidx.close().expect("close");
+    let path = tidx.path().to_path_buf();
+    let bytes = fs::read(&path).expect("read");
+    fs::write(&path, &bytes[..21]).expect("cut 3 bytes");
+    let zeros_after = |n: usize| {
+        let data = fs::read(&path).expect("read");
+        assert_eq!(data.len(), 2040, "full size");
+        assert!(
+            data[n * 12..].iter().all(|b| *b == 0),
+            "stale bytes after {n}"
+        );
+    };
+
+    // Resized (made active) with its one whole entry kept.
+    let mut tidx = time_index(dir.path(), 2048);
+    assert!(is_corrupt(tidx.sanity_check()));
+    assert_eq!(tidx.entries().expect("entries"), 1);
+    tidx.resize(2048).expect("resize");
+    zeros_after(1);
+    drop(tidx);
+    let mut tidx = time_index(dir.path(), 2048);
+    assert_eq!(tidx.entries().expect("entries"), 1);
+    assert_eq!(tidx.last_entry().expect("last"), to(100, BASE + 3));
+    tidx.sanity_check().expect("sane");
+
+    // Truncated, then grown (Kafka's reset as truncate + resize).
+    fs::write(&path, &bytes[..21]).expect("cut 3 bytes");
+    let mut tidx = time_index(dir.path(), 2048);
+    tidx.truncate().expect("truncate");
+    tidx.resize(2048).expect("resize");
+    zeros_after(0);
+    drop(tidx);
+    assert_eq!(time_index(dir.path(), 2048).entries().expect("n"), 0);
+
+    // Reset: whatever the file held, nothing is left; the same for an anonymous index.
+    fs::write(&path, &bytes[..21]).expect("cut 3 bytes");
+    let mut tidx = time_index(dir.path(), 2048);
+    tidx.reset().expect("reset");
+    assert_eq!(tidx.entries().expect("entries"), 0);
+    assert_eq!(tidx.max_entries().expect("max"), 170);
+    zeros_after(0);
+    tidx.maybe_append(300, BASE + 1).expect("append");
+    tidx.close().expect("close");
+    assert_eq!(
+        fs::read(&path).expect("read"),
+        [0, 0, 0, 0, 0, 0, 1, 44, 0, 0, 0, 1]
+    );
+    let mut anon = TimeIndex::new(dir.path().join("anon"), BASE, 2048, false);
+    anon.maybe_append(100, BASE + 3).expect("append");
+    anon.trim_to_valid_size().expect("trim");
+    anon.reset().expect("reset");
+    assert_eq!(anon.entries().expect("entries"), 0);
+    assert_eq!(anon.max_entries().expect("max"), 170);
+    assert_eq!(anon.lookup(100).expect("lookup"), to(-1, BASE));
+}
+
 #[test]
 fn sanity_check_rejects_what_kafka_rejects() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -1,0 +1,357 @@
+//! Power-loss and fault-injection tests of `UnifiedLog` on the simulated disk (`SimFs`).
+//!
+//! - `power_cuts_keep_every_flushed_batch`: random appends, flushes and rolls, then a power cut
+//!   (every unsynced write forgotten, or torn at a seeded random point), an unclean reopen, and
+//!   the log must hold a prefix of what was appended that includes everything flushed, valid
+//!   and dense; appends go on after it. Many seeds, several cuts each.
+//! - Full disk (`set_space_left`): a failing append changes nothing; appends resume after.
+//! - Failing fsync (`set_fail_sync`): the flush fails and the recovery point stays.
+//!
+//! Batch contents derive from their first offset; the leader epoch of an append tells which
+//! round wrote it.
+
+use bytes::Bytes;
+use rafka_protocol::record_batch::{RecordBatch, RecordBatchBuilder};
+use rafka_storage::{
+    FileSystem, LogCheckpoints, LogConfig, SimFs, StorageError, TopicPartition, UnifiedLog,
+};
+use std::io::ErrorKind;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+const DIR: &str = "/data/power-0";
+const TS0: i64 = 1_700_000_000_000;
+const SEEDS: u64 = 300;
+
+fn config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 8 << 10,
+        segment_index_bytes: 4096,
+        index_interval_bytes: 256,
+        retention_ms: -1,
+        ..LogConfig::default()
+    }
+}
+
+/// Opens as after an unclean shutdown, with `recovery_point` from a checkpoint.
+fn open(fs: &SimFs, recovery_point: i64) -> rafka_storage::Result<UnifiedLog> {
+    let checkpoints = LogCheckpoints {
+        recovery_point,
+        ..LogCheckpoints::default()
+    };
+    let tp = TopicPartition::new("power", 0);
+    UnifiedLog::open(
+        Arc::new(fs.clone()),
+        Path::new(DIR),
+        tp,
+        config(),
+        checkpoints,
+        TS0,
+    )
+}
+
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = mix(self.0);
+        self.0 % n.max(1)
+    }
+}
+
+fn record_count(first: i64) -> i64 {
+    1 + (mix(first as u64) % 5) as i64
+}
+
+fn value(offset: i64) -> Vec<u8> {
+    let h = mix(offset as u64 ^ 0xFACE);
+    let len = 8 + (h % 120) as usize;
+    (0..len)
+        .map(|i| h.rotate_left(i as u32) as u8 ^ i as u8)
+        .collect()
+}
+
+fn batch_for(first: i64) -> Bytes {
+    let mut b = RecordBatchBuilder::new(0);
+    for o in first..first + record_count(first) {
+        let key = format!("k{o}");
+        b.append(TS0 + o, Some(key.as_bytes()), Some(&value(o)), &[])
+            .expect("record fits");
+    }
+    b.build()
+}
+
+fn check_content(b: &RecordBatch) {
+    let first = b.base_offset();
+    b.validate()
+        .unwrap_or_else(|e| panic!("batch at {first}: {e}"));
+    assert_eq!(
+        b.last_offset() - first + 1,
+        record_count(first),
+        "batch at {first}"
+    );
+    for (i, r) in b.records().expect("uncompressed").enumerate() {
+        let r = r.unwrap_or_else(|e| panic!("batch at {first}: {e}"));
+        let o = first + i as i64;
+        assert_eq!(
+            r.key.as_deref(),
+            Some(format!("k{o}").as_bytes()),
+            "key at {o}"
+        );
+        assert_eq!(r.value.as_deref(), Some(&value(o)[..]), "value at {o}");
+        assert_eq!(r.timestamp(b), TS0 + o, "timestamp at {o}");
+    }
+}
+
+/// (base offset, last offset, leader epoch) of a batch.
+type Entry = (i64, i64, i32);
+
+/// The whole log through `read`: dense from 0, every batch valid with the records written at its
+/// offsets, the LEO right after the last batch.
+fn read_all(log: &mut UnifiedLog) -> Vec<Entry> {
+    assert_eq!(log.log_start_offset(), 0);
+    let (leo, mut next) = (log.log_end_offset(), 0);
+    let mut out = Vec::new();
+    while next < leo {
+        let f = log.read(next, 64 << 10, leo, true).expect("read");
+        assert_eq!(f.first_batch_offset, next, "read at {next}");
+        let slice = f
+            .slice
+            .unwrap_or_else(|| panic!("nothing read at {next} below {leo}"));
+        for b in RecordBatch::batches(slice.read_to_vec().expect("read slice").into()) {
+            let b = b.unwrap_or_else(|e| panic!("batch after {next}: {e}"));
+            assert_eq!(b.base_offset(), next, "offsets are dense");
+            check_content(&b);
+            out.push((next, b.last_offset(), b.partition_leader_epoch()));
+            next = b.last_offset() + 1;
+        }
+    }
+    assert_eq!(next, leo, "the LEO is right after the last batch");
+    out
+}
+
+/// Every `.log` file holds whole valid batches and nothing after them (no partial write left
+/// behind, no torn tail left by recovery).
+fn check_files(fs: &SimFs) {
+    for p in fs.list_dir(Path::new(DIR)).expect("list") {
+        if p.extension().is_some_and(|e| e == "log") {
+            let data = fs.contents(&p).expect("contents");
+            for b in RecordBatch::batches(data.into()) {
+                let valid = b.and_then(|b| b.validate());
+                valid.unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            }
+        }
+    }
+}
+
+fn append(log: &mut UnifiedLog, epoch: i32) -> rafka_storage::Result<Entry> {
+    let first = log.log_end_offset();
+    let info = log.append_as_leader(&batch_for(first), epoch, TS0)?;
+    assert_eq!(info.first_offset, first, "offsets are dense");
+    Ok((first, info.last_offset, epoch))
+}
+
+fn is_enospc(e: &StorageError) -> bool {
+    matches!(e, StorageError::Io { source, .. } if source.kind() == ErrorKind::StorageFull)
+}
+
+#[test]
+fn power_cuts_keep_every_flushed_batch() {
+    let started = Instant::now();
+    let (mut cuts, mut torn_cuts, mut appended, mut lost, mut flushes) = (0, 0, 0, 0, 0);
+    for seed in 0..SEEDS {
+        let mut rng = Rng(seed ^ 0xB0A7);
+        let fs = SimFs::new();
+        // What was appended since the log was last known whole; everything below `durable`
+        // was flushed and must survive every cut.
+        let mut model: Vec<Entry> = Vec::new();
+        let mut durable = 0;
+        for round in 1..=6 {
+            let what = format!("seed {seed}, round {round}");
+            let checkpoint = if rng.below(2) == 0 { 0 } else { durable };
+            let mut log = open(&fs, checkpoint).unwrap_or_else(|e| panic!("{what}: open: {e}"));
+            let got = read_all(&mut log);
+            check_files(&fs);
+            assert!(got.len() <= model.len(), "{what}: more than appended");
+            assert_eq!(
+                got[..],
+                model[..got.len()],
+                "{what}: a prefix of what was appended"
+            );
+            assert!(
+                log.log_end_offset() >= durable,
+                "{what}: flushed offsets lost"
+            );
+            lost += model.len() - got.len();
+            model.truncate(got.len());
+            if round == 6 {
+                break;
+            }
+            for _ in 0..rng.below(80) {
+                model.push(append(&mut log, round).unwrap_or_else(|e| panic!("{what}: {e}")));
+                appended += 1;
+                let leo = log.log_end_offset();
+                match rng.below(16) {
+                    0 | 1 => {
+                        let to = durable + rng.below((leo - durable + 1) as u64) as i64;
+                        log.flush(to, TS0).expect("flush");
+                        assert!(log.recovery_point() >= to, "{what}: flush({to})");
+                        durable = durable.max(to);
+                        flushes += 1;
+                    }
+                    2 => log.roll(TS0).expect("roll"),
+                    _ => {}
+                }
+            }
+            let torn = rng.below(3) > 0;
+            fs.power_cut(torn.then(|| mix(seed * 31 + round as u64)));
+            cuts += 1;
+            torn_cuts += u32::from(torn);
+        }
+        // Appends go on after the last recovery.
+        let mut log = open(&fs, durable).expect("open");
+        let entry = append(&mut log, 9).expect("append");
+        assert_eq!(entry.0, model.last().map_or(0, |e| e.1 + 1));
+        model.push(entry);
+        assert_eq!(read_all(&mut log), model);
+    }
+    println!(
+        "{SEEDS} seeds, {cuts} power cuts ({torn_cuts} torn) in {:.1?}: {appended} batches \
+         appended, {flushes} flushes, {lost} unflushed batches lost",
+        started.elapsed()
+    );
+    assert!(lost > 0 && flushes > 0, "the cuts must lose something");
+}
+
+/// A log of `n` batches in epoch 1 (a few segments).
+fn log_with(fs: &SimFs, n: usize) -> (UnifiedLog, Vec<Entry>) {
+    let mut log = open(fs, 0).expect("open");
+    let model = (0..n)
+        .map(|_| append(&mut log, 1).expect("append"))
+        .collect();
+    (log, model)
+}
+
+#[test]
+fn full_disk_fails_the_append_and_changes_nothing() {
+    let mut failures = 0;
+    // Budgets from nothing to several batches, so the disk fills up at every point of an
+    // append, a roll included.
+    for budget in (0..60u64).map(|i| i * i * 7) {
+        let fs = SimFs::new();
+        let (mut log, mut model) = log_with(&fs, 25);
+        fs.set_space_left(Some(budget));
+        let mut full = 0;
+        while full < 2 {
+            let leo = log.log_end_offset();
+            assert!(leo < 10_000, "budget {budget}: the disk never filled up");
+            match append(&mut log, 1) {
+                Ok(e) => {
+                    assert!(
+                        full == 0,
+                        "budget {budget}: an append after the disk filled up"
+                    );
+                    model.push(e);
+                }
+                Err(e) => {
+                    assert!(is_enospc(&e), "budget {budget}: {e}");
+                    assert_eq!(log.log_end_offset(), leo, "budget {budget}: LEO moved");
+                    assert_eq!(read_all(&mut log), model, "budget {budget}");
+                    check_files(&fs);
+                    full += 1;
+                    failures += 1;
+                }
+            }
+        }
+        fs.set_space_left(None);
+        for _ in 0..20 {
+            model.push(append(&mut log, 1).expect("append after space returns"));
+        }
+        assert_eq!(read_all(&mut log), model, "budget {budget}");
+        // And all of it is durable once flushed.
+        log.flush(log.log_end_offset(), TS0).expect("flush");
+        fs.power_cut(Some(budget));
+        drop(log);
+        let mut log = open(&fs, 0).expect("reopen");
+        assert_eq!(
+            read_all(&mut log),
+            model,
+            "budget {budget}: after a power cut"
+        );
+    }
+    println!("{failures} appends failed on a full disk, each changing nothing");
+}
+
+/// The first append of a new leader epoch also writes the leader-epoch checkpoint: a disk that
+/// fills up in between must not leave the batch in the log while the append fails.
+#[test]
+fn full_disk_on_a_new_epoch_fails_the_append_and_changes_nothing() {
+    let fs = SimFs::new();
+    let (mut log, model) = log_with(&fs, 10);
+    let leo = log.log_end_offset();
+    // Room for the batch, not for the checkpoint.
+    fs.set_space_left(Some(batch_for(leo).len() as u64));
+    match append(&mut log, 2) {
+        Ok(_) => panic!("the append must fail: the checkpoint cannot be written"),
+        Err(e) => assert!(is_enospc(&e), "{e}"),
+    }
+    assert_eq!(log.log_end_offset(), leo, "a failed append moved the LEO");
+    assert_eq!(read_all(&mut log), model);
+}
+
+#[test]
+fn failed_fsync_fails_the_flush_and_keeps_the_recovery_point() {
+    let fs = SimFs::new();
+    let (mut log, mut model) = log_with(&fs, 20);
+    let flushed = log.log_end_offset();
+    log.flush(flushed, TS0).expect("flush");
+    assert_eq!(log.recovery_point(), flushed);
+    for _ in 0..5 {
+        model.push(append(&mut log, 1).expect("append"));
+    }
+    fs.set_fail_sync(true);
+    let leo = log.log_end_offset();
+    let e = log.flush(leo, TS0).expect_err("fsync fails");
+    assert!(matches!(e, StorageError::Io { .. }), "{e}");
+    assert_eq!(log.recovery_point(), flushed, "the recovery point advanced");
+    // Appends need no fsync, until one rolls: rolling fsyncs the old segment, so it fails and
+    // changes nothing.
+    let mut failed = false;
+    for _ in 0..100 {
+        let leo = log.log_end_offset();
+        match append(&mut log, 1) {
+            Ok(e) => model.push(e),
+            Err(e) => {
+                assert!(matches!(e, StorageError::Io { .. }), "{e}");
+                assert_eq!(log.log_end_offset(), leo);
+                failed = true;
+                break;
+            }
+        }
+    }
+    assert!(failed, "a roll must have been needed");
+    assert_eq!(read_all(&mut log), model);
+    check_files(&fs);
+    assert_eq!(log.recovery_point(), flushed);
+    // Power goes: what was flushed before the failures is there, valid; the rest may be gone.
+    fs.power_cut(Some(7));
+    drop(log);
+    fs.set_fail_sync(false);
+    let mut log = open(&fs, flushed).expect("reopen");
+    let got = read_all(&mut log);
+    assert!(log.log_end_offset() >= flushed);
+    assert_eq!(got[..], model[..got.len()]);
+    let mut model = got;
+    model.push(append(&mut log, 2).expect("append"));
+    let leo = log.log_end_offset();
+    log.flush(leo, TS0).expect("flush");
+    assert_eq!(log.recovery_point(), leo);
+    assert_eq!(read_all(&mut log), model);
+}
