@@ -738,12 +738,12 @@ fn gen_kinds(out: &mut String, messages: &[MessageDef]) {
         // decode
         let _ = writeln!(
             out,
-            "    /// Decodes the body of `key` at `version` from all of `body` (a slice of `frame`).\n    pub fn decode(key: ApiKey, version: i16, frame: &Bytes, body: &[u8]) -> Result<Self, DecodeError> {{\n        match key {{"
+            "    /// Decodes the body of `key` at `version` from all of `body` (a slice of `frame`); bytes\n    /// left over are an error.\n    pub fn decode(key: ApiKey, version: i16, frame: &Bytes, body: &[u8]) -> Result<Self, DecodeError> {{\n        Self::decode_with(key, version, frame, body, false)\n    }}\n\n    /// Decodes the body of `key` at `version`; with `allow_trailing`, bytes after the body are\n    /// ignored, as Kafka's request parser ignores them.\n    pub fn decode_with(key: ApiKey, version: i16, frame: &Bytes, body: &[u8], allow_trailing: bool) -> Result<Self, DecodeError> {{\n        match key {{"
         );
         for m in &list {
             let _ = writeln!(
                 out,
-                "            ApiKey::{} => decode_all::<{}>(frame, body, version).map({enum_name}::{}),",
+                "            ApiKey::{} => decode_body::<{}>(frame, body, version, allow_trailing).map({enum_name}::{}),",
                 api_name(m),
                 m.name,
                 api_name(m)

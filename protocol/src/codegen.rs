@@ -57,6 +57,22 @@ pub(crate) fn raw_tagged_size(f: &RawTaggedField) -> usize {
     size::unsigned_varint(f.tag) + size::unsigned_varint(f.data.len() as u32) + f.data.len()
 }
 
+/// Decodes `body` as `M` at `version`; bytes left over are an error unless `allow_trailing`.
+pub(crate) fn decode_body<M: Message>(
+    frame: &Bytes,
+    body: &[u8],
+    version: i16,
+    allow_trailing: bool,
+) -> Result<M, DecodeError> {
+    if allow_trailing && M::VERSIONS.contains(version) {
+        if let Ok((_, m)) = M::decode_from(frame, body, version) {
+            return Ok(m);
+        }
+    }
+    // Strict, or a failure: decode_all names the message, version and field.
+    decode_all(frame, body, version)
+}
+
 /// Decodes all of `body` as `M` at `version`, naming the message and version in any error.
 pub(crate) fn decode_all<M: Message>(
     frame: &Bytes,

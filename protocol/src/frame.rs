@@ -101,7 +101,9 @@ impl RequestFrame {
             }
             Some(_) => {}
         }
-        match RequestKind::decode(api, version, frame, body) {
+        // Bytes after the body are ignored, as Kafka's parser ignores them (librdkafka 2.16
+        // sends three after a Metadata v12 request for all topics).
+        match RequestKind::decode_with(api, version, frame, body, true) {
             Ok(body) => Ok(RequestFrame { header, body }),
             Err(error) => Err(FrameError::Body { header, error }),
         }

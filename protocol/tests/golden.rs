@@ -108,3 +108,24 @@ fn every_corruption_of_a_frame_is_an_error_or_a_value_never_a_panic() {
         }
     }
 }
+
+/// librdkafka 2.16 sends three bytes after the body of a Metadata v12 request for all topics;
+/// Kafka's parser ignores trailing bytes, and so do we (a strict decode still refuses them).
+#[test]
+fn trailing_bytes_after_a_request_body_are_ignored_as_kafka_does() {
+    let hex = "0003000c00000003000772646b61666b610000000000010000";
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect();
+    let frame = Bytes::from(bytes);
+    let req = RequestFrame::decode(&frame).expect("decodes, ignoring the trailing bytes");
+    let RequestKind::Metadata(m) = req.body else {
+        panic!("not metadata")
+    };
+    assert_eq!(m.topics, None, "all topics");
+    assert_eq!(req.header.client_id.as_deref(), Some("rdkafka"));
+    let body = &frame[18..];
+    assert!(RequestKind::decode(ApiKey::Metadata, 12, &frame, body).is_err());
+    assert!(RequestKind::decode_with(ApiKey::Metadata, 12, &frame, body, true).is_ok());
+}
