@@ -112,6 +112,7 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
                 .max(100) as u64,
         ),
         checkpoint_interval: Duration::from_secs(5),
+        kafka_config: Arc::new(config.clone()),
     })
 }
 

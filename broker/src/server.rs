@@ -11,6 +11,7 @@
 //! marker, stop Raft.
 
 use crate::apis::KafkaApis;
+use crate::config::KafkaConfig;
 use crate::controller_channel::ControllerChannel;
 use crate::lifecycle::{AdvertisedListener, BrokerLifecycleManager};
 use crate::network::{self, NetworkConfig};
@@ -59,6 +60,8 @@ pub struct ServerSettings {
     pub heartbeat_interval: Duration,
     pub retention_check_interval: Duration,
     pub checkpoint_interval: Duration,
+    /// The configuration as loaded, for DescribeConfigs and config validation.
+    pub kafka_config: Arc<KafkaConfig>,
 }
 
 /// Why the server could not start: one clear line for the operator.
@@ -243,6 +246,7 @@ impl KafkaServer {
             auto_create_topics: settings.auto_create_topics,
             num_partitions: settings.num_partitions,
             default_replication_factor: settings.default_replication_factor,
+            config: settings.kafka_config.clone(),
         });
         let mut bound = Vec::new();
         for (name, listener) in client_listeners {

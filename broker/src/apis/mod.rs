@@ -6,15 +6,28 @@
 //! not serve never reach a handler: the network layer's `handle_frame_error` answers ApiVersions
 //! (KIP-511) and closes the connection for the rest.
 
+mod alter_configs;
 mod api_versions;
+mod config_admin;
+mod create_partitions;
 mod create_topics;
+mod delete_records;
+mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod describe_log_dirs;
+mod describe_quorum;
+mod elect_leaders;
 mod fetch;
+mod incremental_alter_configs;
 mod list_offsets;
 mod metadata;
+mod offset_for_leader_epoch;
 mod produce;
 
 pub use api_versions::{advertised_versions, api_versions_response};
 
+use crate::config::KafkaConfig;
 use crate::controller_channel::ControllerChannel;
 use crate::network::{RequestContext, RequestHandler, Response};
 use crate::replica_manager::ReplicaManager;
@@ -25,6 +38,7 @@ use rafka_protocol::{RequestFrame, ResponseFrame};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// What the handlers share.
@@ -36,12 +50,37 @@ pub struct KafkaApis {
     pub auto_create_topics: bool,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
+    /// The static configuration (file and overrides); the dynamic broker configs come from the
+    /// image (DescribeConfigs, AlterConfigs validation, topic defaults).
+    pub config: Arc<KafkaConfig>,
 }
 
 impl KafkaApis {
     /// The image this broker acts on now.
     pub fn image(&self) -> Arc<MetadataImage> {
         self.metadata.borrow().clone()
+    }
+
+    /// Waits, at most `timeout`, until this broker's image satisfies `done` — so a client's next
+    /// request to this broker sees what the controller just committed. Returns whether it did.
+    pub async fn wait_for_image(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&MetadataImage) -> bool,
+    ) -> bool {
+        let mut rx = self.metadata.clone();
+        tokio::time::timeout(timeout, async {
+            loop {
+                if done(&rx.borrow_and_update()) {
+                    return true;
+                }
+                if rx.changed().await.is_err() {
+                    return false;
+                }
+            }
+        })
+        .await
+        .unwrap_or(false)
     }
 
     async fn dispatch(&self, ctx: &RequestContext, req: RequestFrame) -> Response {
@@ -84,6 +123,39 @@ impl KafkaApis {
             }
             RequestKind::CreateTopics(r) => {
                 ResponseKind::CreateTopics(create_topics::handle(self, version, r).await)
+            }
+            RequestKind::DeleteTopics(r) => {
+                ResponseKind::DeleteTopics(delete_topics::handle(self, version, r).await)
+            }
+            RequestKind::CreatePartitions(r) => {
+                ResponseKind::CreatePartitions(create_partitions::handle(self, version, r).await)
+            }
+            RequestKind::ElectLeaders(r) => {
+                ResponseKind::ElectLeaders(elect_leaders::handle(self, version, r).await)
+            }
+            RequestKind::DescribeConfigs(r) => {
+                ResponseKind::DescribeConfigs(describe_configs::handle(self, version, r))
+            }
+            RequestKind::AlterConfigs(r) => {
+                ResponseKind::AlterConfigs(alter_configs::handle(self, version, r).await)
+            }
+            RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
+                incremental_alter_configs::handle(self, version, r).await,
+            ),
+            RequestKind::DescribeCluster(r) => {
+                ResponseKind::DescribeCluster(describe_cluster::handle(self, ctx, version, r))
+            }
+            RequestKind::DescribeLogDirs(r) => {
+                ResponseKind::DescribeLogDirs(describe_log_dirs::handle(self, r).await)
+            }
+            RequestKind::DeleteRecords(r) => {
+                ResponseKind::DeleteRecords(delete_records::handle(self, r).await)
+            }
+            RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(
+                offset_for_leader_epoch::handle(self, version, r),
+            ),
+            RequestKind::DescribeQuorum(r) => {
+                ResponseKind::DescribeQuorum(describe_quorum::handle(self, version, r))
             }
             other => {
                 // Controller APIs and admin requests the controller serves.
