@@ -325,7 +325,8 @@ pub fn single_node_props() -> BTreeMap<String, String> {
             "listeners",
             "PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093",
         ),
-        ("advertised.listeners", "PLAINTEXT://localhost:9092"),
+        // advertised.listeners is left to its default (the listeners), so that overriding
+        // `listeners` alone advertises what is really listened on.
         ("inter.broker.listener.name", "PLAINTEXT"),
         ("controller.listener.names", "CONTROLLER"),
         (

@@ -13,17 +13,9 @@ use rafka_protocol::{ApiKey, VersionRange};
 /// it to turn features on (Produce: librdkafka < 2.11.1 stops compressing otherwise; a version
 /// we do not implement is answered UNSUPPORTED_VERSION if ever really sent, as Kafka 4 does).
 pub fn advertised_versions(key: ApiKey) -> Option<VersionRange> {
-    if key.is_private() {
-        return None;
-    }
-    // Controller-listener APIs are not for clients.
-    if matches!(
-        key,
-        ApiKey::BrokerRegistration
-            | ApiKey::BrokerHeartbeat
-            | ApiKey::AlterPartition
-            | ApiKey::AllocateProducerIds
-    ) {
+    // Only what this broker answers: not the private or controller-listener APIs, not the ones
+    // whose handlers have not landed (groups, idempotent producers).
+    if !super::handles(key) {
         return None;
     }
     let r = RequestKind::versions(key)?;

@@ -19,6 +19,7 @@ mod describe_log_dirs;
 mod describe_quorum;
 mod elect_leaders;
 mod fetch;
+mod find_coordinator;
 mod incremental_alter_configs;
 mod list_offsets;
 mod metadata;
@@ -157,12 +158,18 @@ impl KafkaApis {
             RequestKind::DescribeQuorum(r) => {
                 ResponseKind::DescribeQuorum(describe_quorum::handle(self, version, r))
             }
+            RequestKind::FindCoordinator(r) => {
+                ResponseKind::FindCoordinator(find_coordinator::handle(version, r))
+            }
             other => {
-                // Controller APIs and admin requests the controller serves.
-                match self.controller.send(version, other).await {
-                    Some(b) => b,
-                    None => return Response::Close,
-                }
+                // Not a client API of this broker (the controller-listener APIs, or one whose
+                // handler has not landed and which is therefore not advertised): close, as
+                // Kafka does for an API it does not serve.
+                tracing::info!(
+                    api_key = other.api_key().key(),
+                    "request for an API this broker does not serve"
+                );
+                return Response::Close;
             }
         };
         encode(correlation_id, version, body)
@@ -219,4 +226,30 @@ impl RequestHandler for KafkaApis {
             }
         })
     }
+}
+
+/// Whether this broker answers `key` on its client listeners (what ApiVersions advertises).
+pub fn handles(key: rafka_protocol::ApiKey) -> bool {
+    use rafka_protocol::ApiKey::*;
+    matches!(
+        key,
+        ApiVersions
+            | Metadata
+            | Produce
+            | Fetch
+            | ListOffsets
+            | CreateTopics
+            | DeleteTopics
+            | CreatePartitions
+            | ElectLeaders
+            | DescribeConfigs
+            | AlterConfigs
+            | IncrementalAlterConfigs
+            | DescribeCluster
+            | DescribeLogDirs
+            | DeleteRecords
+            | OffsetForLeaderEpoch
+            | DescribeQuorum
+            | FindCoordinator
+    )
 }

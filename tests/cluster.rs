@@ -1,0 +1,183 @@
+//! Three combined broker+controller nodes, one quorum (voters 1, 2, 3). A topic with six
+//! single-replica partitions is spread over all three brokers; librdkafka clients bootstrapped
+//! from one broker find each partition's leader, and every record lands in its leader's log
+//! directory only. A broker asked for a partition it does not lead says NOT_LEADER_OR_FOLLOWER.
+
+mod common;
+
+use common::ffi::BEGINNING;
+use common::{admin, metadata, Cluster, Deadline};
+use rafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use rafka_protocol::messages::{ListOffsetsRequest, RequestKind, ResponseKind};
+use rdkafka::admin::{NewTopic, TopicReplication};
+use rdkafka::producer::BaseRecord;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(20);
+const PARTITIONS: i32 = 6;
+const PER_PARTITION: usize = 500;
+
+fn value(p: i32, i: usize) -> String {
+    format!("partition {p} record {i}")
+}
+
+#[test]
+fn three_brokers_clients_find_each_partition_leader() {
+    let cluster = Cluster::start(3, &[]);
+    let (first, second) = (&cluster.nodes[0], &cluster.nodes[1]);
+
+    // Every node sees the same three brokers and the same controller.
+    let mut controllers = Vec::new();
+    for n in &cluster.nodes {
+        let md = metadata(n.addr(), None, T).expect("metadata");
+        let brokers: BTreeMap<i32, i32> = md.brokers.iter().map(|b| (b.node_id, b.port)).collect();
+        let want: BTreeMap<i32, i32> = cluster
+            .nodes
+            .iter()
+            .map(|n| (n.node_id, n.port as i32))
+            .collect();
+        assert_eq!(brokers, want, "brokers seen by node {}", n.node_id);
+        controllers.push(md.controller_id);
+    }
+    assert!(
+        controllers.windows(2).all(|w| w[0] == w[1]),
+        "controller ids {controllers:?}"
+    );
+
+    // Created through the first broker only.
+    let admin = admin(&first.bootstrap());
+    let t = NewTopic::new("spread", PARTITIONS, TopicReplication::Fixed(1));
+    let res = common::runtime()
+        .block_on(admin.create_topics([&t], &common::admin_options()))
+        .expect("CreateTopics");
+    assert_eq!(res, vec![Ok("spread".to_string())]);
+    // Every node learns the placement; all agree on it.
+    let leaders = common::wait_for_topic(first, "spread", PARTITIONS as usize, T);
+    for n in &cluster.nodes[1..] {
+        assert_eq!(
+            common::wait_for_topic(n, "spread", PARTITIONS as usize, T),
+            leaders,
+            "node {}",
+            n.node_id
+        );
+    }
+    for id in 1..=3 {
+        let led = leaders.iter().filter(|&&l| l == id).count();
+        assert!(led >= 1, "broker {id} leads none of {leaders:?}");
+    }
+    println!("leaders of spread-0..5: {leaders:?}");
+
+    // A producer bootstrapped from the first broker sends to every partition.
+    let p = common::producer(&first.bootstrap(), &[("acks", "all"), ("linger.ms", "5")]);
+    for i in 0..PER_PARTITION {
+        for part in 0..PARTITIONS {
+            let v = value(part, i);
+            p.send(
+                BaseRecord::<(), str>::to("spread")
+                    .partition(part)
+                    .payload(v.as_str()),
+            )
+            .map_err(|(e, _)| e)
+            .expect("send");
+        }
+    }
+    common::flush(&p, Duration::from_secs(60));
+
+    // Each partition's data is on its leader's disk, and nowhere else.
+    for part in 0..PARTITIONS {
+        for n in &cluster.nodes {
+            let has = n.log_dir().join(format!("spread-{part}")).is_dir();
+            assert_eq!(
+                has,
+                n.node_id == leaders[part as usize],
+                "spread-{part} on node {}",
+                n.node_id
+            );
+        }
+        let leader = cluster.node(leaders[part as usize]);
+        let bytes: u64 = common::segment_files(&leader.log_dir(), "spread", part)
+            .iter()
+            .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+            .sum();
+        assert!(
+            bytes > (PER_PARTITION * 10) as u64,
+            "spread-{part}: {bytes} bytes on its leader"
+        );
+    }
+
+    // A consumer bootstrapped from the second broker reads every partition from its leader.
+    let mut c = common::partition_consumer(&second.bootstrap(), &[]);
+    for part in 0..PARTITIONS {
+        c.start("spread", part, BEGINNING);
+    }
+    let mut next = vec![0usize; PARTITIONS as usize];
+    let deadline = Deadline::after(Duration::from_secs(60));
+    while next.iter().sum::<usize>() < PER_PARTITION * PARTITIONS as usize {
+        deadline.check(|| format!("read {next:?}"));
+        let Some(m) = c.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = m.unwrap_or_else(|e| panic!("consume: {e}"));
+        let i = next[m.partition as usize];
+        assert_eq!(m.offset, i as i64, "offset in spread-{}", m.partition);
+        assert_eq!(m.payload.as_deref(), Some(value(m.partition, i).as_bytes()));
+        next[m.partition as usize] += 1;
+    }
+
+    // A broker asked for a partition it does not lead answers NOT_LEADER_OR_FOLLOWER (6).
+    let (part, leader) = leaders
+        .iter()
+        .enumerate()
+        .map(|(p, l)| (p as i32, *l))
+        .next()
+        .expect("a partition");
+    let other = cluster
+        .nodes
+        .iter()
+        .find(|n| n.node_id != leader)
+        .expect("another node");
+    let req = ListOffsetsRequest {
+        replica_id: -1,
+        topics: vec![ListOffsetsTopic {
+            name: "spread".into(),
+            partitions: vec![ListOffsetsPartition {
+                partition_index: part,
+                timestamp: -1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let code = match common::raw_request(other.addr(), 7, RequestKind::ListOffsets(req.clone()), T)
+        .expect("ListOffsets")
+    {
+        ResponseKind::ListOffsets(r) => r.topics[0].partitions[0].error_code,
+        other => panic!("not ListOffsets: {other:?}"),
+    };
+    assert_eq!(
+        code, 6,
+        "ListOffsets for spread-{part} at node {} (leader {leader})",
+        other.node_id
+    );
+    let code = match common::raw_request(
+        cluster.node(leader).addr(),
+        7,
+        RequestKind::ListOffsets(req),
+        T,
+    )
+    .expect("ListOffsets")
+    {
+        ResponseKind::ListOffsets(r) => {
+            let p = &r.topics[0].partitions[0];
+            assert_eq!(
+                p.offset, PER_PARTITION as i64,
+                "latest offset of spread-{part}"
+            );
+            p.error_code
+        }
+        other => panic!("not ListOffsets: {other:?}"),
+    };
+    assert_eq!(code, 0, "ListOffsets at the leader");
+}

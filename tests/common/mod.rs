@@ -1,0 +1,762 @@
+//! The integration-test harness: real `rafka` processes on free 127.0.0.1 ports, each in its
+//! own temporary directory (its cwd, with `log.dirs` under it), and real clients (librdkafka
+//! through the rdkafka crate) against them.
+//!
+//! - [`Cluster::start`] starts N combined broker+controller nodes (node ids 1..=N, one shared
+//!   `controller.quorum.voters`) and returns once every node answers Metadata listing all N
+//!   brokers and an active controller — within [`READY_TIMEOUT`], or it panics with the nodes'
+//!   logs.
+//! - A node is killed with SIGKILL when dropped; [`Node::terminate`] stops it with SIGTERM and
+//!   waits (bounded) for a clean exit; [`Node::start`] starts it again on the same data. Every
+//!   child also gets `PR_SET_PDEATHSIG = SIGKILL`, so a test that dies (a panic, an abort)
+//!   never leaves a broker behind. That signal is tied to the *thread* that spawned the node:
+//!   start nodes on the test's own thread.
+//! - A node that loses a port race (another process bound the port between our probe and its
+//!   start) exits with "cannot listen"; [`Cluster::start`] then retries on fresh ports.
+//! - Each node's stderr goes to `<dir>/rafka.log`; when a test panics, the tail of every
+//!   node's log is printed.
+//! - [`raw_request`] speaks the wire protocol directly (our own codec), for readiness probes
+//!   and checks that need exact error codes.
+//!
+//! Everything blocks with a bound: a test never waits forever.
+
+#![allow(dead_code)]
+
+pub mod ffi;
+
+use rafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use rafka_protocol::messages::{
+    MetadataRequest, MetadataResponse, RequestHeader, RequestKind, ResponseKind,
+};
+use rafka_protocol::{RequestFrame, ResponseFrame};
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::BaseProducer;
+use rdkafka::ClientConfig;
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long a cluster may take to answer Metadata with every broker and a controller.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a SIGTERM may take before the node is killed.
+pub const TERM_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The binary under test: the one `cargo test` built alongside this test.
+pub const RAFKA: &str = env!("CARGO_BIN_EXE_rafka");
+
+/// A point in time that waits must not pass.
+#[derive(Clone, Copy, Debug)]
+pub struct Deadline(Instant);
+
+impl Deadline {
+    pub fn after(d: Duration) -> Deadline {
+        Deadline(Instant::now() + d)
+    }
+    pub fn passed(&self) -> bool {
+        Instant::now() >= self.0
+    }
+    pub fn remaining(&self) -> Duration {
+        self.0.saturating_duration_since(Instant::now())
+    }
+    /// Panics with `what` once passed.
+    pub fn check(&self, what: impl FnOnce() -> String) {
+        if self.passed() {
+            panic!("timed out: {}", what());
+        }
+    }
+}
+
+/// Ports handed out by this test process: two tests running in parallel never get the same
+/// one. (Another process can still take a port between our probe and the broker's bind; then
+/// the broker exits with "cannot listen" and [`Cluster::start`] retries on fresh ports.)
+static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+
+/// A port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let port = l.local_addr().expect("local addr").port();
+        let mut g = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
+        if g.get_or_insert_with(HashSet::new).insert(port) {
+            return port;
+        }
+    }
+}
+
+/// One rafka process.
+pub struct Node {
+    pub node_id: i32,
+    pub port: u16,
+    pub controller_port: u16,
+    /// The node's cwd; `log.dirs` is `dir/data`.
+    pub dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Node {
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+    /// `127.0.0.1:port`, for `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+    pub fn log_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+    pub fn log_file(&self) -> PathBuf {
+        self.dir.join("rafka.log")
+    }
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+    /// The last `lines` lines of the node's stderr.
+    pub fn log_tail(&self, lines: usize) -> String {
+        log_tail(&self.log_file(), lines)
+    }
+    /// The exit status if the process has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// SIGTERM, then wait up to [`TERM_TIMEOUT`] for the exit (SIGKILL after that).
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("node already stopped");
+        // SAFETY: kill(2) on our own child's pid; no memory is involved.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Deadline::after(TERM_TIMEOUT);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for rafka") {
+                return status;
+            }
+            if deadline.passed() {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "node {} did not exit within {TERM_TIMEOUT:?} of SIGTERM\n{}",
+                    self.node_id,
+                    self.log_tail(40)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the node again (after [`Node::terminate`] or [`Node::kill`]) from the same
+    /// `server.properties` and data; its log is appended to. Does not wait: see
+    /// [`Cluster::wait_ready`].
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "node {} is running", self.node_id);
+        let file = self.dir.join("server.properties");
+        self.child = Some(spawn_rafka(&self.dir, &[file.display().to_string()]));
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn log_tail(path: &Path, lines: usize) -> String {
+    let text = strip_ansi(&std::fs::read_to_string(path).unwrap_or_default());
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// `text` without ANSI colour sequences (ESC [ ... m).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Spawns the binary with `args` in `cwd`, stderr and stdout to `cwd/rafka.log`.
+pub fn spawn_rafka(cwd: &Path, args: &[String]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(cwd.join("rafka.log"))
+        .expect("open rafka.log");
+    let log2 = log.try_clone().expect("dup rafka.log");
+    let mut cmd = Command::new(RAFKA);
+    cmd.args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .env(
+            "RUST_LOG",
+            std::env::var("RAFKA_TEST_LOG").unwrap_or("info,openraft=warn".into()),
+        );
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            Ok(())
+        });
+    }
+    cmd.spawn().expect("spawn rafka")
+}
+
+/// N rafka nodes forming one cluster (each broker+controller, ids 1..=N).
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    /// Holds every node's directory; removed on drop (after the nodes are killed).
+    dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// One node.
+    pub fn single() -> Cluster {
+        Cluster::start(1, &[])
+    }
+
+    /// `n` nodes with `extra` properties (key, value) added to every node's file.
+    pub fn start(n: usize, extra: &[(&str, &str)]) -> Cluster {
+        let mut last = String::new();
+        for _attempt in 0..5 {
+            match Cluster::try_start(n, extra) {
+                Ok(c) => return c,
+                Err(Retry(why)) => last = why,
+            }
+        }
+        panic!("could not start a {n}-node cluster: {last}");
+    }
+
+    fn try_start(n: usize, extra: &[(&str, &str)]) -> Result<Cluster, Retry> {
+        let dir = tempfile::Builder::new()
+            .prefix("rafka-it-")
+            .tempdir()
+            .expect("temp dir");
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let voters = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, c))| format!("{}@127.0.0.1:{c}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut nodes = Vec::new();
+        for (i, &(port, controller_port)) in ports.iter().enumerate() {
+            let node_id = i as i32 + 1;
+            let node_dir = dir.path().join(format!("node{node_id}"));
+            std::fs::create_dir_all(&node_dir).expect("node dir");
+            let mut props = format!(
+                "node.id={node_id}\n\
+                 process.roles=broker,controller\n\
+                 listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}\n\
+                 advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+                 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+                 controller.listener.names=CONTROLLER\n\
+                 controller.quorum.voters={voters}\n\
+                 log.dirs={}\n",
+                node_dir.join("data").display()
+            );
+            for (k, v) in extra {
+                props.push_str(&format!("{k}={v}\n"));
+            }
+            let file = node_dir.join("server.properties");
+            std::fs::write(&file, props).expect("write server.properties");
+            let child = spawn_rafka(&node_dir, &[file.display().to_string()]);
+            nodes.push(Node {
+                node_id,
+                port,
+                controller_port,
+                dir: node_dir,
+                child: Some(child),
+            });
+        }
+        let mut cluster = Cluster { nodes, dir };
+        cluster.try_wait_ready(READY_TIMEOUT)?;
+        Ok(cluster)
+    }
+
+    /// Waits until every node answers Metadata listing all the brokers and a controller;
+    /// panics after `timeout` or when a node exits.
+    pub fn wait_ready(&mut self, timeout: Duration) {
+        if let Err(Retry(why)) = self.try_wait_ready(timeout) {
+            panic!("{why}");
+        }
+    }
+
+    fn try_wait_ready(&mut self, timeout: Duration) -> Result<(), Retry> {
+        let deadline = Deadline::after(timeout);
+        let want: Vec<i32> = self.nodes.iter().map(|n| n.node_id).collect();
+        let mut ready = vec![false; self.nodes.len()];
+        loop {
+            for (i, node) in self.nodes.iter_mut().enumerate() {
+                if let Some(status) = node.exited() {
+                    let log = node.log_tail(40);
+                    if log.contains("cannot listen") {
+                        return Err(Retry(format!(
+                            "node {} lost a port race: {log}",
+                            node.node_id
+                        )));
+                    }
+                    panic!(
+                        "node {} exited during startup ({status})\n{log}",
+                        node.node_id
+                    );
+                }
+                if !ready[i] {
+                    if let Ok(md) = metadata(node.addr(), None, Duration::from_secs(2)) {
+                        let mut ids: Vec<i32> = md.brokers.iter().map(|b| b.node_id).collect();
+                        ids.sort_unstable();
+                        ready[i] = ids == want && md.controller_id >= 0;
+                    }
+                }
+            }
+            if ready.iter().all(|r| *r) {
+                return Ok(());
+            }
+            if deadline.passed() {
+                let logs = self.logs(40);
+                panic!("cluster not ready within {timeout:?} (ready: {ready:?})\n{logs}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every node's `127.0.0.1:port`, comma-separated.
+    pub fn bootstrap(&self) -> String {
+        self.nodes
+            .iter()
+            .map(Node::bootstrap)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn node(&self, node_id: i32) -> &Node {
+        self.nodes
+            .iter()
+            .find(|n| n.node_id == node_id)
+            .expect("no such node")
+    }
+
+    /// The tail of every node's log, headed by its id.
+    pub fn logs(&self, lines: usize) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("--- node {} ---\n{}", n.node_id, n.log_tail(lines)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("rafka logs (tail):\n{}", self.logs(60));
+        }
+        for n in &mut self.nodes {
+            n.kill();
+        }
+        if std::env::var_os("RAFKA_TEST_KEEP").is_some() {
+            let kept = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+            eprintln!("kept {}", kept.keep().display());
+        }
+    }
+}
+
+struct Retry(String);
+
+/// One request over a fresh connection, answered within `timeout`.
+pub fn raw_request(
+    addr: SocketAddr,
+    version: i16,
+    body: RequestKind,
+    timeout: Duration,
+) -> std::io::Result<ResponseKind> {
+    let api = body.api_key();
+    let frame = RequestFrame {
+        header: RequestHeader {
+            request_api_key: api.key(),
+            request_api_version: version,
+            correlation_id: 7,
+            client_id: Some("rafka-it".into()),
+            ..Default::default()
+        },
+        body,
+    }
+    .encode()
+    .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
+    s.set_read_timeout(Some(timeout))?;
+    s.set_write_timeout(Some(timeout))?;
+    s.set_nodelay(true)?;
+    s.write_all(&frame)?;
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len)?;
+    let len = i32::from_be_bytes(len);
+    if !(0..=64 << 20).contains(&len) {
+        return Err(std::io::Error::other(format!("response size {len}")));
+    }
+    let mut buf = vec![0u8; len as usize];
+    s.read_exact(&mut buf)?;
+    let r = ResponseFrame::decode(api, version, &bytes::Bytes::from(buf))
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    if r.correlation_id != 7 {
+        return Err(std::io::Error::other("wrong correlation id"));
+    }
+    Ok(r.body)
+}
+
+/// A Metadata v12 request: all topics (`None`) or the ones named, never auto-creating.
+pub fn metadata(
+    addr: SocketAddr,
+    topics: Option<&[&str]>,
+    timeout: Duration,
+) -> std::io::Result<MetadataResponse> {
+    let req = MetadataRequest {
+        topics: topics.map(|ts| {
+            ts.iter()
+                .map(|t| MetadataRequestTopic {
+                    name: Some((*t).to_owned()),
+                    ..Default::default()
+                })
+                .collect()
+        }),
+        allow_auto_topic_creation: false,
+        ..Default::default()
+    };
+    match raw_request(addr, 12, RequestKind::Metadata(req), timeout)? {
+        ResponseKind::Metadata(m) => Ok(m),
+        other => Err(std::io::Error::other(format!(
+            "not a Metadata response: {other:?}"
+        ))),
+    }
+}
+
+/// A client config for `bootstrap` with `extra` settings; short timeouts so failures show fast.
+pub fn client_config(bootstrap: &str, extra: &[(&str, &str)]) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4")
+        .set("socket.timeout.ms", "10000")
+        .set("topic.metadata.refresh.interval.ms", "1000");
+    for (k, v) in extra {
+        c.set(*k, *v);
+    }
+    c
+}
+
+pub fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> BaseProducer {
+    let mut c = client_config(bootstrap, &[("message.timeout.ms", "60000")]);
+    for (k, v) in extra {
+        c.set(*k, *v);
+    }
+    c.create().expect("create producer")
+}
+
+/// A consumer without a group (no `group.id`, so librdkafka never looks for a coordinator):
+/// used with `assign` only. CRCs are checked on every batch it reads.
+pub fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> BaseConsumer {
+    let mut c = client_config(
+        bootstrap,
+        &[
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("auto.offset.reset", "error"),
+            ("check.crcs", "true"),
+        ],
+    );
+    for (k, v) in extra {
+        c.set(*k, *v);
+    }
+    c.create().expect("create consumer")
+}
+
+/// A group-free consumer reading partitions from explicit offsets (see [`ffi::PartitionConsumer`]).
+pub fn partition_consumer(bootstrap: &str, extra: &[(&str, &str)]) -> ffi::PartitionConsumer {
+    let mut all = vec![("auto.commit.enable", "false")];
+    all.extend_from_slice(extra);
+    ffi::PartitionConsumer::new(consumer(bootstrap, &all))
+}
+
+pub fn admin(bootstrap: &str) -> AdminClient<DefaultClientContext> {
+    client_config(bootstrap, &[])
+        .create()
+        .expect("create admin client")
+}
+
+pub fn admin_options() -> AdminOptions {
+    AdminOptions::new()
+        .request_timeout(Some(Duration::from_secs(20)))
+        .operation_timeout(Some(Duration::from_secs(20)))
+}
+
+/// A current-thread tokio runtime for the admin client's futures.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Waits until Metadata from `node` shows `topic` with `partitions` partitions, each with a
+/// leader; returns each partition's leader.
+pub fn wait_for_topic(node: &Node, topic: &str, partitions: usize, timeout: Duration) -> Vec<i32> {
+    let deadline = Deadline::after(timeout);
+    loop {
+        if let Ok(md) = metadata(node.addr(), Some(&[topic]), Duration::from_secs(2)) {
+            if let Some(t) = md.topics.iter().find(|t| t.name.as_deref() == Some(topic)) {
+                if t.error_code == 0
+                    && t.partitions.len() == partitions
+                    && t.partitions.iter().all(|p| p.leader_id >= 0)
+                {
+                    let mut ps = t.partitions.clone();
+                    ps.sort_by_key(|p| p.partition_index);
+                    return ps.iter().map(|p| p.leader_id).collect();
+                }
+            }
+        }
+        deadline.check(|| {
+            format!(
+                "topic {topic} with {partitions} led partitions on node {}",
+                node.node_id
+            )
+        });
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Creates `topic` through the admin client and waits until it has leaders.
+pub fn create_topic(
+    admin: &AdminClient<DefaultClientContext>,
+    node: &Node,
+    topic: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) {
+    use rdkafka::admin::{NewTopic, TopicReplication};
+    let mut nt = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        nt = nt.set(k, v);
+    }
+    let res = runtime()
+        .block_on(admin.create_topics([&nt], &admin_options()))
+        .expect("CreateTopics request");
+    for r in res {
+        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+    }
+    wait_for_topic(node, topic, partitions as usize, Duration::from_secs(20));
+}
+
+/// Produces with `producer` until every message in `flush` is delivered or `timeout` passes.
+pub fn flush(producer: &BaseProducer, timeout: Duration) {
+    use rdkafka::producer::Producer;
+    producer
+        .flush(timeout)
+        .unwrap_or_else(|e| panic!("flush within {timeout:?}: {e}"));
+}
+
+/// Assigns `partitions` of `topic` to `consumer` starting at `offset`.
+pub fn assign(consumer: &BaseConsumer, topic: &str, partitions: &[(i32, rdkafka::Offset)]) {
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for &(p, o) in partitions {
+        tpl.add_partition_offset(topic, p, o).expect("tpl offset");
+    }
+    consumer.assign(&tpl).expect("assign");
+}
+
+/// The bytes of every `.log` segment file of `topic`-`partition` under `log_dir`, in order.
+pub fn segment_files(log_dir: &Path, topic: &str, partition: i32) -> Vec<PathBuf> {
+    let dir = log_dir.join(format!("{topic}-{partition}"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// A record batch's header fields, as read from a segment file.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    /// The bytes after the length field.
+    pub length: i32,
+    pub attributes: i16,
+    pub records: i32,
+}
+
+/// The header of every record batch in `bytes` (one segment file): base offset at byte 0,
+/// length at 8, attributes at 21, record count at 57 (RecordBatch v2).
+pub fn batches(bytes: &[u8]) -> Vec<BatchHeader> {
+    let be32 = |p: usize| i32::from_be_bytes(bytes[p..p + 4].try_into().expect("4 bytes"));
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    while pos + 61 <= bytes.len() {
+        let length = be32(pos + 8);
+        if length <= 0 {
+            break;
+        }
+        out.push(BatchHeader {
+            base_offset: i64::from_be_bytes(bytes[pos..pos + 8].try_into().expect("8 bytes")),
+            length,
+            attributes: i16::from_be_bytes(bytes[pos + 21..pos + 23].try_into().expect("2 bytes")),
+            records: be32(pos + 57),
+        });
+        pos += 12 + length as usize;
+    }
+    out
+}
+
+/// A producer that sends one record at a time and waits for its delivery report: for tests
+/// that need each record's offset or exact error. acks=all, no retries.
+pub struct SyncProducer {
+    producer: BaseProducer<Reports>,
+    last: Arc<Mutex<Option<Delivery>>>,
+}
+
+/// (partition, offset) or the delivery error.
+pub type Delivery = Result<(i32, i64), RDKafkaErrorCode>;
+
+#[derive(Clone, Default)]
+pub struct Reports(Arc<Mutex<Option<Delivery>>>);
+impl rdkafka::ClientContext for Reports {}
+impl rdkafka::producer::ProducerContext for Reports {
+    type DeliveryOpaque = ();
+    fn delivery(&self, r: &rdkafka::producer::DeliveryResult<'_>, _: ()) {
+        use rdkafka::message::Message;
+        let v = match r {
+            Ok(m) => Ok((m.partition(), m.offset())),
+            Err((rdkafka::error::KafkaError::MessageProduction(code), _)) => Err(*code),
+            Err((e, _)) => panic!("unexpected delivery error: {e}"),
+        };
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+    }
+}
+
+impl SyncProducer {
+    pub fn new(bootstrap: &str, extra: &[(&str, &str)]) -> SyncProducer {
+        let ctx = Reports::default();
+        let mut c = client_config(
+            bootstrap,
+            &[
+                ("acks", "all"),
+                ("linger.ms", "0"),
+                ("message.send.max.retries", "0"),
+                ("message.timeout.ms", "20000"),
+            ],
+        );
+        for (k, v) in extra {
+            c.set(*k, *v);
+        }
+        SyncProducer {
+            producer: c.create_with_context(ctx.clone()).expect("producer"),
+            last: ctx.0,
+        }
+    }
+
+    /// Sends `payload` to `topic`/`partition`; its offset or the delivery error.
+    pub fn send(
+        &self,
+        topic: &str,
+        partition: i32,
+        payload: &[u8],
+    ) -> Result<i64, RDKafkaErrorCode> {
+        self.send_record(
+            rdkafka::producer::BaseRecord::<(), [u8]>::to(topic)
+                .partition(partition)
+                .payload(payload),
+        )
+        .map(|(_, o)| o)
+    }
+
+    /// Sends `record` and waits for its delivery report.
+    pub fn send_record<K, P>(&self, record: rdkafka::producer::BaseRecord<'_, K, P>) -> Delivery
+    where
+        K: rdkafka::message::ToBytes + ?Sized,
+        P: rdkafka::message::ToBytes + ?Sized,
+    {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.producer
+            .send(record)
+            .map_err(|(e, _)| e)
+            .expect("enqueue a record");
+        // Poll for the report (rdkafka's `flush` sleeps in 100 ms steps).
+        let deadline = Deadline::after(Duration::from_secs(25));
+        loop {
+            self.producer.poll(Duration::from_millis(1));
+            if let Some(r) = self.last.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                return r;
+            }
+            deadline.check(|| "no delivery report within 25 s".into());
+        }
+    }
+}
+
+/// Reads `topic` partitions `0..counts.len()` from the beginning until partition `p` has given
+/// `counts[p]` messages, within `timeout`; returns them per partition, in order. A consume error
+/// or an offset out of sequence panics.
+pub fn read_all(
+    bootstrap: &str,
+    topic: &str,
+    counts: &[usize],
+    timeout: Duration,
+) -> Vec<Vec<ffi::Msg>> {
+    let mut c = partition_consumer(bootstrap, &[("fetch.wait.max.ms", "100")]);
+    for p in 0..counts.len() {
+        c.start(topic, p as i32, ffi::BEGINNING);
+    }
+    let mut out: Vec<Vec<ffi::Msg>> = counts.iter().map(|_| Vec::new()).collect();
+    let deadline = Deadline::after(timeout);
+    while out.iter().zip(counts).any(|(got, want)| got.len() < *want) {
+        deadline.check(|| {
+            let got: Vec<usize> = out.iter().map(Vec::len).collect();
+            format!("reading {topic}: got {got:?} of {counts:?}")
+        });
+        let Some(m) = c.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let m = m.unwrap_or_else(|e| panic!("consume {topic}: {e}"));
+        let part = &mut out[m.partition as usize];
+        assert_eq!(
+            m.offset,
+            part.len() as i64,
+            "offset in {topic}-{}",
+            m.partition
+        );
+        part.push(m);
+    }
+    out
+}

@@ -1,0 +1,119 @@
+# Shared by the smoke scripts (sourced, not run): start one rafka node on free 127.0.0.1 ports
+# in a temp dir, stop it at exit, report checks.
+#
+#   rafka_start BIN [PREFIX...]   PREFIX: a command the broker runs under (e.g. strace ...)
+#   check NAME                   print "ok NAME"; pair with `expect_same` / `fail`
+#
+# Sets WORK (temp dir), PORT, CPORT, BROKER (127.0.0.1:PORT), RAFKA_PID.
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/rafka-smoke.XXXXXX")
+RAFKA_PID=
+CHECKS=0
+
+# A port nobody listens on now (bash's /dev/tcp; the broker's bind is the final word, and a
+# lost race shows as a failed start).
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"
+      return
+    fi
+  done
+}
+
+stop_rafka() {
+  if [[ -n "$RAFKA_PID" ]] && kill -0 "$RAFKA_PID" 2>/dev/null; then
+    kill -TERM "$(rafka_real_pid)" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+      kill -0 "$RAFKA_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$RAFKA_PID" 2>/dev/null || true
+    wait "$RAFKA_PID" 2>/dev/null || true
+  fi
+  RAFKA_PID=
+}
+
+on_exit() {
+  local rc=$?
+  stop_rafka
+  if [[ $rc -ne 0 ]]; then
+    echo "FAILED (exit $rc) after $CHECKS checks; broker log tail:" >&2
+    tail -n 30 "$WORK/rafka.log" 2>/dev/null | sed 's/\x1b\[[0-9;]*m//g' >&2 || true
+    echo "work dir kept: $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
+  exit $rc
+}
+trap on_exit EXIT
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+check() {
+  CHECKS=$((CHECKS + 1))
+  echo "ok $CHECKS - $*"
+}
+
+# expect_same NAME EXPECTED_FILE ACTUAL_FILE
+expect_same() {
+  if ! diff -u "$2" "$3" > "$WORK/diff.txt"; then
+    head -n 40 "$WORK/diff.txt" >&2
+    fail "$1: content differs (expected $2, got $3)"
+  fi
+  check "$1"
+}
+
+# rafka_start BIN [PREFIX...]
+rafka_start() {
+  local bin=$1
+  shift
+  [[ -x "$bin" ]] || fail "no rafka binary at $bin (build it first, or pass its path)"
+  bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin") # it starts in $WORK
+  PORT=$(free_port)
+  CPORT=$(free_port)
+  [[ "$PORT" != "$CPORT" ]] || CPORT=$(free_port)
+  BROKER="127.0.0.1:$PORT"
+  cat > "$WORK/server.properties" <<EOF
+node.id=1
+process.roles=broker,controller
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+controller.listener.names=CONTROLLER
+controller.quorum.voters=1@127.0.0.1:$CPORT
+log.dirs=$WORK/data
+num.partitions=1
+EOF
+  (cd "$WORK" && exec "$@" "$bin" "$WORK/server.properties" >"$WORK/rafka.log" 2>&1) &
+  RAFKA_PID=$!
+  local i
+  for i in $(seq 1 300); do
+    if ! kill -0 "$RAFKA_PID" 2>/dev/null; then
+      fail "rafka exited during startup"
+    fi
+    if timeout 5 kcat -b "$BROKER" -L -m 2 2>/dev/null | grep -q "broker 1 at 127.0.0.1:$PORT"; then
+      echo "rafka ($bin) serving on $BROKER, data in $WORK/data"
+      return
+    fi
+    sleep 0.1
+  done
+  fail "rafka did not answer Metadata within 30 s"
+}
+
+# The pid of the rafka process itself: $RAFKA_PID, or its child when it runs under a PREFIX
+# such as strace.
+rafka_real_pid() {
+  local pid=$RAFKA_PID kid
+  while [[ "$(cat "/proc/$pid/comm" 2>/dev/null)" != rafka ]]; do
+    kid=$(cat /proc/"$pid"/task/*/children 2>/dev/null | tr ' ' '\n' | grep -m1 . || true)
+    [[ -n "$kid" ]] || break
+    pid=$kid
+  done
+  echo "$pid"
+}
