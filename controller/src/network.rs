@@ -131,19 +131,14 @@ impl Client {
     ) -> Result<ResponseKind, CallError> {
         let ttl = option.hard_ttl();
         match tokio::time::timeout(ttl, self.call_inner(body)).await {
-            Ok(r) => {
-                if r.is_err() {
-                    self.stream = None;
-                }
-                r
-            }
-            Err(_) => {
-                self.stream = None;
-                Err(CallError::Timeout(self.target))
-            }
+            Ok(r) => r,
+            Err(_) => Err(CallError::Timeout(self.target)),
         }
     }
 
+    /// One request and its response. The stream is taken out of `self` for the duration and put
+    /// back only after a whole response was read, so a call that is cancelled (openraft drops an
+    /// RPC future on its own timeout) or fails leaves no half-read connection behind.
     async fn call_inner(&mut self, body: RequestKind) -> Result<ResponseKind, CallError> {
         let api = body.api_key();
         self.correlation_id = self.correlation_id.wrapping_add(1);
@@ -160,19 +155,22 @@ impl Client {
         let bytes = frame
             .encode()
             .map_err(|e| CallError::Protocol(e.to_string()))?;
-        if self.stream.is_none() {
-            let s = TcpStream::connect(&self.addr)
-                .await
-                .map_err(|source| CallError::Connect {
-                    addr: self.addr.clone(),
-                    source,
-                })?;
-            s.set_nodelay(true)?;
-            self.stream = Some(s);
-        }
-        let stream = self.stream.as_mut().expect("invariant: connected above");
+        let mut stream = match self.stream.take() {
+            Some(s) => s,
+            None => {
+                let s =
+                    TcpStream::connect(&self.addr)
+                        .await
+                        .map_err(|source| CallError::Connect {
+                            addr: self.addr.clone(),
+                            source,
+                        })?;
+                s.set_nodelay(true)?;
+                s
+            }
+        };
         stream.write_all(&bytes).await?;
-        let Some(resp) = read_frame(stream, MAX_FRAME_BYTES).await? else {
+        let Some(resp) = read_frame(&mut stream, MAX_FRAME_BYTES).await? else {
             return Err(CallError::Protocol(format!(
                 "{} closed the connection",
                 self.addr
@@ -186,6 +184,7 @@ impl Client {
                 self.correlation_id, resp.correlation_id
             )));
         }
+        self.stream = Some(stream);
         Ok(resp.body)
     }
 }
@@ -225,6 +224,9 @@ impl RaftNetwork<TypeConfig> for Client {
             return Err(CallError::Protocol("wrong response type".into()).into());
         };
         if r.error_code != 0 {
+            // The node answered but its Raft failed (stopped, or refused the request): start
+            // afresh next time.
+            self.stream = None;
             return Err(remote_error(self.target, r.error_code));
         }
         let bad = |e: crate::convert::ConvertError| RPCError::Network(NetworkError::new(&e));
@@ -270,6 +272,9 @@ impl RaftNetwork<TypeConfig> for Client {
             return Err(CallError::Protocol("wrong response type".into()).into());
         };
         if r.error_code != 0 {
+            // The node answered but its Raft failed (stopped, or refused the request): start
+            // afresh next time.
+            self.stream = None;
             return Err(remote_error(self.target, r.error_code));
         }
         let vote = r
@@ -295,6 +300,9 @@ impl RaftNetwork<TypeConfig> for Client {
             return Err(CallError::Protocol("wrong response type".into()).into());
         };
         if r.error_code != 0 {
+            // The node answered but its Raft failed (stopped, or refused the request): start
+            // afresh next time.
+            self.stream = None;
             return Err(remote_error(self.target, r.error_code));
         }
         let bad = |e: crate::convert::ConvertError| RPCError::Network(NetworkError::new(&e));

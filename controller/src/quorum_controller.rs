@@ -154,6 +154,16 @@ impl EventLoop {
             return false;
         }
         if self.active.is_none() {
+            // Kafka's controller claims leadership only once it has replayed up to a record of
+            // its own: a new leader's log may hold entries it has not applied yet (openraft can
+            // bring a restarted node back as leader of its old term without a new entry), and
+            // generating records from a stale image would commit conflicting ones.
+            if !self
+                .write(vec![MetadataRecord::NoOp(Default::default())])
+                .await
+            {
+                return false;
+            }
             let image = self.sm.image();
             let active =
                 ActiveController::new(self.config.clone(), &image, Instant::now(), self.seed);

@@ -35,23 +35,29 @@ pub trait ControllerApis: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = Option<ResponseKind>> + Send + 'a>>;
 }
 
-/// Accepts connections until the task is dropped.
+/// Accepts connections until the task is dropped. Connections live in a `JoinSet` owned by this
+/// task, so aborting it (node shutdown) closes every connection too: a peer must see its old
+/// connection to a stopped node fail, not keep talking to a Raft that no longer runs.
 pub async fn serve(listener: TcpListener, raft: Raft, apis: Arc<dyn ControllerApis>) {
+    let mut connections = tokio::task::JoinSet::new();
     loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                let raft = raft.clone();
-                let apis = apis.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = connection(stream, raft, apis).await {
-                        tracing::info!(%peer, error = %e, "controller connection closed");
-                    }
-                });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "controller listener accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let raft = raft.clone();
+                    let apis = apis.clone();
+                    connections.spawn(async move {
+                        if let Err(e) = connection(stream, raft, apis).await {
+                            tracing::info!(%peer, error = %e, "controller connection closed");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "controller listener accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
 }

@@ -12,7 +12,9 @@ mod common;
 use bytes::BufMut;
 use common::*;
 use rafka_controller::network::MAX_FRAME_BYTES;
-use rafka_protocol::messages::{ApiVersionsRequest, BrokerRegistrationRequest, RequestHeader, RequestKind};
+use rafka_protocol::messages::{
+    ApiVersionsRequest, BrokerRegistrationRequest, RequestHeader, RequestKind,
+};
 use rafka_protocol::{ApiKey, ErrorCode, RequestFrame, Uuid};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -82,8 +84,14 @@ async fn a_bad_frame_closes_that_connection_only() {
         let leader = c.leader(Duration::from_secs(10)).await;
         let term = c.node(leader).quorum_info().term;
         // A well-behaved connection to the leader, opened before the garbage.
-        let mut good = Connection::connect(&c.voters[&leader]).await.expect("connect");
-        let r = as_allocate(good.call(ALLOCATE_V, allocate(1, epoch)).await.expect("allocate"));
+        let mut good = Connection::connect(&c.voters[&leader])
+            .await
+            .expect("connect");
+        let r = as_allocate(
+            good.call(ALLOCATE_V, allocate(1, epoch))
+                .await
+                .expect("allocate"),
+        );
         assert_eq!(r.error_code, 0);
 
         let oversized = (MAX_FRAME_BYTES as i32 + 1).to_be_bytes();
@@ -91,34 +99,73 @@ async fn a_bad_frame_closes_that_connection_only() {
         truncated.truncate(20);
         let cases: Vec<(&str, Vec<u8>, bool)> = vec![
             ("garbage", frame(&[0xff; 10]), false),
-            ("random bytes without a frame", (0..200u8).map(|i| i.wrapping_mul(37)).collect(), false),
+            (
+                "random bytes, then end of stream",
+                (0..200u8).map(|i| i.wrapping_mul(37)).collect(),
+                true,
+            ),
             ("size over the limit", oversized.to_vec(), false),
-            ("size over the limit, with data", [&oversized[..], &[0u8; 100]].concat(), false),
+            (
+                "size over the limit, with data",
+                [&oversized[..], &[0u8; 100]].concat(),
+                false,
+            ),
             ("i32::MAX size", i32::MAX.to_be_bytes().to_vec(), false),
             ("negative size", (-1i32).to_be_bytes().to_vec(), false),
             ("truncated frame", truncated, true),
             ("empty frame", frame(&[]), false),
             ("unknown api key", frame(&header_then(9999, 0, &[])), false),
-            ("unsupported version", frame(&header_then(ApiKey::BrokerHeartbeat.key(), 99, &[0; 16])), false),
-            ("raft vote with a garbage body", frame(&header_then(ApiKey::RaftVote.key(), 0, &[0xfe; 40])), false),
             (
-                "broker registration with a garbage body",
-                frame(&header_then(ApiKey::BrokerRegistration.key(), 4, &[0x7f; 40])),
+                "unsupported version",
+                frame(&header_then(ApiKey::BrokerHeartbeat.key(), 99, &[0; 16])),
                 false,
             ),
-            ("an API the controller does not serve", encoded(3, RequestKind::ApiVersions(ApiVersionsRequest::default())), false),
+            (
+                "raft vote with a garbage body",
+                frame(&header_then(ApiKey::RaftVote.key(), 0, &[0xfe; 40])),
+                false,
+            ),
+            (
+                "broker registration with a garbage body",
+                frame(&header_then(
+                    ApiKey::BrokerRegistration.key(),
+                    4,
+                    &[0x7f; 40],
+                )),
+                false,
+            ),
+            (
+                "an API the controller does not serve",
+                encoded(3, RequestKind::ApiVersions(ApiVersionsRequest::default())),
+                false,
+            ),
         ];
         for (case, bytes, half_close) in &cases {
             for id in c.up() {
-                expect_closed(&c.voters[&id], &format!("{case} → node {id}"), bytes, *half_close).await;
+                expect_closed(
+                    &c.voters[&id],
+                    &format!("{case} → node {id}"),
+                    bytes,
+                    *half_close,
+                )
+                .await;
             }
         }
         // The other connection, and the quorum, go on as before.
-        let r = as_allocate(good.call(ALLOCATE_V, allocate(1, epoch)).await.expect("allocate after the garbage"));
+        let r = as_allocate(
+            good.call(ALLOCATE_V, allocate(1, epoch))
+                .await
+                .expect("allocate after the garbage"),
+        );
         assert_eq!((r.error_code, r.producer_id_start), (0, 1000), "{r:?}");
         let info = c.node(leader).quorum_info();
-        assert_eq!((info.leader, info.term), (Some(leader), term), "the garbage disturbed the quorum");
-        c.converged(Duration::from_secs(10), c.node(leader).image().offset()).await;
+        assert_eq!(
+            (info.leader, info.term),
+            (Some(leader), term),
+            "the garbage disturbed the quorum"
+        );
+        c.converged(Duration::from_secs(10), c.node(leader).image().offset())
+            .await;
         c.history.check();
         c.shutdown().await;
     })
@@ -147,35 +194,67 @@ async fn a_stale_broker_epoch_gets_stale_broker_epoch_and_changes_nothing() {
                 Duration::from_secs(10),
             )
             .await;
-        let rafka_protocol::messages::ResponseKind::BrokerRegistration(r) = r else { panic!("{r:?}") };
+        let rafka_protocol::messages::ResponseKind::BrokerRegistration(r) = r else {
+            panic!("{r:?}")
+        };
         assert_eq!(r.error_code, 0, "{r:?}");
         let epoch = r.broker_epoch;
         assert!(epoch > old_epoch);
         let leader = c.leader(Duration::from_secs(10)).await;
-        let before = c.converged(Duration::from_secs(10), c.node(leader).image().offset()).await;
+        let before = c
+            .converged(Duration::from_secs(10), c.node(leader).image().offset())
+            .await;
         assert_eq!(before.broker(1).map(|b| b.epoch), Some(epoch));
 
         let stale = ErrorCode::StaleBrokerEpoch.code();
         let cases: Vec<(&str, RequestKind)> = vec![
-            ("heartbeat, old incarnation's epoch", heartbeat(1, old_epoch, before.offset())),
-            ("heartbeat, epoch from the future", heartbeat(1, epoch + 100, before.offset())),
-            ("heartbeat, unknown broker", heartbeat(42, epoch, before.offset())),
+            (
+                "heartbeat, old incarnation's epoch",
+                heartbeat(1, old_epoch, before.offset()),
+            ),
+            (
+                "heartbeat, epoch from the future",
+                heartbeat(1, epoch + 100, before.offset()),
+            ),
+            (
+                "heartbeat, unknown broker",
+                heartbeat(42, epoch, before.offset()),
+            ),
             ("allocate, old epoch", allocate(1, old_epoch)),
             ("allocate, unknown broker", allocate(42, 1)),
         ];
         for (case, req) in cases {
-            let version = if matches!(req, RequestKind::BrokerHeartbeat(_)) { HEARTBEAT_V } else { ALLOCATE_V };
+            let version = if matches!(req, RequestKind::BrokerHeartbeat(_)) {
+                HEARTBEAT_V
+            } else {
+                ALLOCATE_V
+            };
             let r = client.call(version, req, Duration::from_secs(10)).await;
             assert_eq!(error_code(&r), stale, "{case}: {r:?}");
         }
         // Nothing was written: the same image, at the same offset, everywhere.
         let after = c.converged(Duration::from_secs(10), before.offset()).await;
         assert_eq!(*after, *before, "a refused request changed the metadata");
-        assert!(after.broker(1).is_some_and(|b| b.fenced), "a stale heartbeat unfenced the broker");
+        assert!(
+            after.broker(1).is_some_and(|b| b.fenced),
+            "a stale heartbeat unfenced the broker"
+        );
         // The controller keeps serving the current epoch.
-        let r = as_heartbeat(client.call(HEARTBEAT_V, heartbeat(1, epoch, after.offset()), Duration::from_secs(10)).await);
+        let r = as_heartbeat(
+            client
+                .call(
+                    HEARTBEAT_V,
+                    heartbeat(1, epoch, after.offset()),
+                    Duration::from_secs(10),
+                )
+                .await,
+        );
         assert_eq!(r.error_code, 0, "{r:?}");
-        let r = as_allocate(client.call(ALLOCATE_V, allocate(1, epoch), Duration::from_secs(10)).await);
+        let r = as_allocate(
+            client
+                .call(ALLOCATE_V, allocate(1, epoch), Duration::from_secs(10))
+                .await,
+        );
         assert_eq!((r.error_code, r.producer_id_start), (0, 0), "{r:?}");
         c.history.check();
         c.shutdown().await;

@@ -26,9 +26,15 @@ async fn write(c: &Cluster, client: &mut LeaderClient, cluster_id: &str, broker_
 
 /// `rounds` times: kill the leader, wait for a new one, commit a write through it. With 5
 /// voters the killed leader stays down for one more round, so two voters are down at once.
-async fn failover_rounds(voters: u64, rounds: usize) {
-    let mut c = Cluster::start(voters).await;
-    let first = c.leader(Duration::from_secs(10)).await;
+/// Returns, for each round, how long the kill took to become a new elected leader and a
+/// committed write.
+async fn failover_rounds(
+    voters: u64,
+    rounds: usize,
+    options: Options,
+) -> Vec<(Duration, Duration)> {
+    let mut c = Cluster::start_with(voters, options).await;
+    let first = c.leader(ELECTION_WAIT).await;
     let cluster_id = c.cluster_id(Duration::from_secs(10)).await;
     let mut client = c.client();
     let mut broker_id = 1;
@@ -37,12 +43,12 @@ async fn failover_rounds(voters: u64, rounds: usize) {
     let mut down: Vec<u64> = Vec::new();
     let mut failovers = Vec::new();
     for round in 0..rounds {
-        let old = c.leader(Duration::from_secs(10)).await;
+        let old = c.leader(ELECTION_WAIT).await;
         let old_term = c.node(old).quorum_info().term;
         c.stop(old).await;
         down.push(old);
         let t = Instant::now();
-        let new = c.leader(Duration::from_secs(10)).await;
+        let new = c.leader(ELECTION_WAIT).await;
         let elected = t.elapsed();
         assert_ne!(new, old);
         let new_term = c.node(new).quorum_info().term;
@@ -87,6 +93,7 @@ async fn failover_rounds(voters: u64, rounds: usize) {
     let (metrics, images, offsets) = c.history.sample_counts();
     println!("{voters} voters: leaders by term {terms:?}; failovers {failovers:?}; {metrics} metrics samples, {images} image samples at {offsets} offsets");
     c.shutdown().await;
+    failovers
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -94,7 +101,7 @@ async fn three_voters_fail_over_again_and_again() {
     bounded(
         Duration::from_secs(60),
         "3-voter failovers",
-        failover_rounds(3, 4),
+        failover_rounds(3, 4, Options::default()),
     )
     .await;
 }
@@ -104,7 +111,42 @@ async fn five_voters_fail_over_again_and_again() {
     bounded(
         Duration::from_secs(90),
         "5-voter failovers",
-        failover_rounds(5, 5),
+        failover_rounds(5, 5, Options::default()),
     )
     .await;
+}
+
+/// The goal: kill the leader → next committed write in under a second, with election
+/// timeouts in 150–300 ms. Ignored: it fails in about one run out of two because two candidates
+/// can keep splitting the vote term after term. openraft 0.9 draws a node's election timeout
+/// once, at start, and checks it on a tick of 1.5 × `heartbeat_interval` (75 ms), so timeouts in
+/// [150, 300) fall into two effective values and two voters whose elections once coincided keep
+/// coinciding. Run with `--ignored`; `RAFKA_TEST_HEARTBEAT_MS` changes the heartbeat interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "fails until elections are re-randomized after a split vote (see the doc comment)"]
+async fn failover_takes_under_a_second() {
+    let heartbeat_interval_ms = std::env::var("RAFKA_TEST_HEARTBEAT_MS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
+    let options = Options {
+        heartbeat_interval_ms,
+        ..Options::default()
+    };
+    let failovers = bounded(
+        Duration::from_secs(120),
+        "failovers",
+        failover_rounds(3, 15, options),
+    )
+    .await;
+    let slow: Vec<_> = failovers
+        .iter()
+        .filter(|(_, committed)| *committed >= Duration::from_secs(1))
+        .collect();
+    assert!(
+        slow.is_empty(),
+        "{} of {} failovers took a second or more: {slow:?}",
+        slow.len(),
+        failovers.len()
+    );
 }

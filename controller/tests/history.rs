@@ -3,9 +3,10 @@
 //!
 //! A client keeps allocating producer-id blocks (AllocateProducerIds, one `ProducerIdsRecord`
 //! each) from whichever node leads, recording every acknowledged block, while the test kills
-//! (`shutdown()`) and restarts random voters — the leader half of the time, now and then two
-//! voters at once so the quorum is lost for a moment. Snapshots are taken every 64 entries, so
-//! restarts load snapshots and lagging voters get them installed. At the end:
+//! (`shutdown()`) and restarts random voters — the leader half of the time, for long enough to
+//! be replaced or not, now and then two voters at once so the quorum is lost for a moment.
+//! Snapshots are taken every 64 entries, so restarts load snapshots and lagging voters get them
+//! installed. At the end:
 //!
 //! - no block was acknowledged twice and no two acknowledged blocks overlap (a lost commit would
 //!   hand its block out again);
@@ -103,7 +104,14 @@ async fn run(kills: usize) {
             _ => up[rng.below(up.len() as u64) as usize],
         };
         c.stop(victim).await;
-        tokio::time::sleep(rng.millis(0, 300)).await;
+        // Short enough for a leader to come back and resume its term, or long enough for the
+        // others to elect a new one.
+        let down = if rng.chance(50) {
+            rng.millis(0, 300)
+        } else {
+            rng.millis(400, 900)
+        };
+        tokio::time::sleep(down).await;
         // Now and then a second voter goes down for a moment: no quorum, no commits.
         if rng.chance(15) {
             let others: Vec<u64> = c.up();
@@ -114,7 +122,7 @@ async fn run(kills: usize) {
             c.restart(second).await;
         }
         c.restart(victim).await;
-        tokio::time::sleep(rng.millis(50, 400)).await;
+        tokio::time::sleep(rng.millis(50, 300)).await;
         if cycle % 10 == 9 {
             let n = acked.lock().expect("acked").len();
             println!(
@@ -136,7 +144,7 @@ async fn run(kills: usize) {
     let unanswered = allocator.await.expect("allocator");
     hb.stop().await;
 
-    let leader = c.leader(Duration::from_secs(10)).await;
+    let leader = c.leader(ELECTION_WAIT).await;
     let target = c.node(leader).image().offset();
     let image = c.converged(Duration::from_secs(20), target).await;
 

@@ -204,3 +204,47 @@ async fn a_voter_down_during_many_writes_catches_up_by_snapshot() {
     })
     .await;
 }
+
+/// `shutdown()` closes the node's connections, not only its listener: a peer that kept a
+/// connection open must see it end, or it goes on talking to a node that is gone (and, once the
+/// node restarts on the same port, never reaches the new one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_closes_the_connections_of_the_node() {
+    bounded(SECS(30), "shutdown closes connections", async {
+        let mut c = Cluster::start(3).await;
+        let cluster_id = c.cluster_id(SECS(10)).await;
+        let mut client = c.client();
+        let epoch = register(&mut client, &cluster_id, 1).await;
+        let leader = c.leader(SECS(10)).await;
+        let follower = c
+            .up()
+            .into_iter()
+            .find(|id| *id != leader)
+            .expect("a follower");
+        // A connection the follower has served a request on.
+        let mut conn = Connection::connect(&c.voters[&follower])
+            .await
+            .expect("connect");
+        let r = conn
+            .call(ALLOCATE_V, allocate(1, epoch))
+            .await
+            .expect("call");
+        assert_eq!(
+            error_code(&r),
+            rafka_protocol::ErrorCode::NotController.code()
+        );
+        c.stop(follower).await;
+        // The connection ends: EOF, a reset, or a failed call — not an answer.
+        let r = tokio::time::timeout(SECS(5), conn.call(ALLOCATE_V, allocate(1, epoch))).await;
+        match r {
+            Err(_) => panic!("the connection to stopped node {follower} is still open after 5 s"),
+            Ok(Ok(answer)) => panic!("stopped node {follower} still answers: {answer:?}"),
+            Ok(Err(_closed)) => {}
+        }
+        c.restart(follower).await;
+        c.converged(SECS(10), c.node(leader).image().offset()).await;
+        c.history.check();
+        c.shutdown().await;
+    })
+    .await;
+}
