@@ -9,10 +9,8 @@ use rafka_protocol::messages::alter_configs_response::AlterConfigsResourceRespon
 use rafka_protocol::messages::{
     AlterConfigsRequest, AlterConfigsResponse, RequestKind, ResponseKind,
 };
-use std::time::Duration;
 
 /// How long the answer waits for this broker's image to show an accepted change.
-const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn handle(
     apis: &KafkaApis,
@@ -76,13 +74,8 @@ pub async fn handle(
             ),
         }
     };
-    let outcomes = config_admin::reassemble(&resources, refused, &answers);
-    let accepted: Vec<&Resource<'_>> = resources
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, (code, _))| *code == 0)
-        .map(|(r, _)| r)
-        .collect();
+    let outcomes =
+        config_admin::settle(apis, &resources, refused, &answers, req.validate_only).await;
     let responses = resources
         .iter()
         .zip(outcomes)
@@ -96,12 +89,6 @@ pub async fn handle(
             },
         )
         .collect();
-    if !req.validate_only && !accepted.is_empty() {
-        apis.wait_for_image(APPLY_TIMEOUT, |img| {
-            accepted.iter().all(|r| config_admin::applied(img, r))
-        })
-        .await;
-    }
     AlterConfigsResponse {
         responses,
         ..Default::default()

@@ -304,6 +304,35 @@ pub fn reassemble(
         .collect()
 }
 
+/// How long an alter waits for this broker's image to show what the controller accepted.
+const APPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The common end of AlterConfigs and IncrementalAlterConfigs: each resource's outcome in
+/// request order ([`reassemble`]), after waiting (bounded) until this broker's image shows every
+/// accepted change, so the client's next read sees it.
+pub async fn settle(
+    apis: &super::KafkaApis,
+    resources: &[Resource<'_>],
+    refused: Vec<Option<Refusal>>,
+    answers: &Answers,
+    validate_only: bool,
+) -> Vec<(i16, Option<String>)> {
+    let outcomes = reassemble(resources, refused, answers);
+    let accepted: Vec<&Resource<'_>> = resources
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, (code, _))| *code == 0)
+        .map(|(r, _)| r)
+        .collect();
+    if !validate_only && !accepted.is_empty() {
+        apis.wait_for_image(APPLY_TIMEOUT, |img| {
+            accepted.iter().all(|r| applied(img, r))
+        })
+        .await;
+    }
+    outcomes
+}
+
 /// Whether `image` shows the change to `r` (for a resource the controller accepted).
 pub fn applied(image: &MetadataImage, r: &Resource<'_>) -> bool {
     if !matches!(
