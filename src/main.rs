@@ -75,7 +75,6 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
             port: e.port,
         })
         .collect();
-    let shared = Arc::new(config.clone());
     Ok(ServerSettings {
         node_id: config.node_id(),
         voters,
@@ -85,7 +84,6 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
         rack: config.rack(),
         log_dirs: config.log_dirs().to_vec(),
         metadata_dir: config.metadata_log_dir().to_path_buf(),
-        topic_config: Arc::new(move |overrides| shared.topic_log_config(overrides)),
         controller: ControllerConfig {
             cluster_id: config.cluster_id(),
             num_partitions: config.num_partitions(),
@@ -101,7 +99,6 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
         auto_create_topics: config.auto_create_topics_enable(),
         num_partitions: config.num_partitions(),
         default_replication_factor: config.default_replication_factor() as i16,
-        min_insync_replicas: config.min_insync_replicas(),
         heartbeat_interval: Duration::from_millis(
             config.broker_heartbeat_interval_ms().max(10) as u64
         ),
@@ -158,6 +155,10 @@ fn main() {
     };
     for w in config.warnings() {
         tracing::warn!("{w}");
+    }
+    // An unwritable log directory stops the start with the key and the path.
+    if let Err(e) = config.check_log_dirs() {
+        fail(&e.to_string());
     }
     let settings = match settings(&config) {
         Ok(s) => s,

@@ -304,6 +304,59 @@ fn incremental_alter_configs_change_the_live_log() {
 }
 
 #[test]
+fn dynamic_broker_configs_change_the_live_logs() {
+    let cluster = node();
+    let n = &cluster.nodes[0];
+    let admin = admin(&n.bootstrap());
+    create_topic(&admin, n, "plain", 1, &[]);
+    create_topic(&admin, n, "own", 1, &[("max.message.bytes", "100000")]);
+    let p = SyncProducer::new(&n.bootstrap(), &[]);
+    let big = vec![b'x'; 4096];
+    assert_eq!(p.send("plain", 0, &big), Ok(0), "4 KiB under the static default");
+
+    // This broker's message.max.bytes is every topic's default max.message.bytes.
+    let r = ffi::incremental_alter_configs(
+        admin.inner(),
+        Resource::Broker(1),
+        &[Op::Set("message.max.bytes", "2048")],
+        T,
+    )
+    .expect("IncrementalAlterConfigs request");
+    assert_eq!(r.map_err(|e| e.0), Ok(()));
+    let deadline = Deadline::after(T);
+    loop {
+        match p.send("plain", 0, &big) {
+            Err(RDKafkaErrorCode::MessageSizeTooLarge) => break,
+            other => {
+                deadline.check(|| format!("4 KiB still accepted after message.max.bytes=2048: {other:?}"));
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    // A topic with its own override keeps it.
+    assert!(p.send("own", 0, &big).is_ok(), "the topic override wins");
+    let cfg = describe(&admin, ResourceSpecifier::Topic("plain"));
+    let e = entry(&cfg, "max.message.bytes");
+    assert_eq!(e.value.as_deref(), Some("2048"));
+    assert_eq!(e.source, ConfigSource::DynamicBroker);
+
+    // Deleting it restores the static default on the live log.
+    let r = ffi::incremental_alter_configs(
+        admin.inner(),
+        Resource::Broker(1),
+        &[Op::Delete("message.max.bytes")],
+        T,
+    )
+    .expect("IncrementalAlterConfigs request");
+    assert_eq!(r.map_err(|e| e.0), Ok(()));
+    let deadline = Deadline::after(T);
+    while p.send("plain", 0, &big).is_err() {
+        deadline.check(|| "4 KiB still refused after deleting message.max.bytes".into());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
 fn alter_configs_replaces_the_topic_overrides() {
     let cluster = node();
     let n = &cluster.nodes[0];

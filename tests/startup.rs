@@ -129,3 +129,71 @@ impl Drop for Guard<'_> {
         let _ = self.0.wait();
     }
 }
+
+/// Runs `rafka` with `overrides` over a valid single-node configuration on free ports and
+/// expects it to refuse to start: a non-zero exit within 10 s, and the output's last line.
+fn refused_start(cwd: &std::path::Path, overrides: &[String]) -> String {
+    let (port, controller) = (common::free_port(), common::free_port());
+    let mut args = vec![
+        format!("listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}"),
+        format!("controller.quorum.voters=1@127.0.0.1:{controller}"),
+        format!("log.dirs={}", cwd.join("data").display()),
+    ];
+    args.extend(overrides.iter().cloned());
+    let args: Vec<String> = args
+        .into_iter()
+        .flat_map(|kv| ["--override".to_string(), kv])
+        .collect();
+    let mut child = spawn_rafka(cwd, &args);
+    let deadline = Deadline::after(Duration::from_secs(10));
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if deadline.passed() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "rafka {overrides:?} still running after 10 s:\n{}",
+                std::fs::read_to_string(cwd.join("rafka.log")).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let log = std::fs::read_to_string(cwd.join("rafka.log")).unwrap_or_default();
+    assert!(!status.success(), "{overrides:?} exited with {status}:\n{log}");
+    log.lines().last().unwrap_or_default().to_string()
+}
+
+#[test]
+fn invalid_configuration_stops_the_start_with_one_line() {
+    // A bad value names the key.
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let line = refused_start(cwd.path(), &["num.partitions=many".into()]);
+    assert!(line.contains("num.partitions"), "bad value: {line:?}");
+
+    // A port in use names the address.
+    let held = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = held.local_addr().expect("addr").port();
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let controller = common::free_port();
+    let line = refused_start(
+        cwd.path(),
+        &[format!(
+            "listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}"
+        )],
+    );
+    assert!(line.contains(&format!("127.0.0.1:{port}")), "port in use: {line:?}");
+
+    // A log directory that cannot be created (its parent is a file) names the key and path.
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let file = cwd.path().join("a-file");
+    std::fs::write(&file, b"x").expect("write");
+    let dir = file.join("logs");
+    let line = refused_start(cwd.path(), &[format!("log.dirs={}", dir.display())]);
+    assert!(
+        line.contains("log.dirs") && line.contains(&dir.display().to_string()),
+        "unwritable log dir: {line:?}"
+    );
+    println!("refusals, one line each, e.g.: {line}");
+}

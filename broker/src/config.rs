@@ -62,6 +62,7 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use rafka_controller::image::{ConfigResource, MetadataImage};
 use rafka_storage::LogConfig;
 
 pub use broker_defs::BROKER_CONFIGS;
@@ -178,6 +179,37 @@ pub struct DynamicBrokerConfigs {
     /// Resource `BROKER` with the empty name: the cluster-wide default (source
     /// `DYNAMIC_DEFAULT_BROKER_CONFIG`).
     pub cluster_default: BTreeMap<String, String>,
+}
+
+impl DynamicBrokerConfigs {
+    /// The dynamic broker configurations `image` holds for `broker_id`: its own (`BROKER`
+    /// resource named by its id) and the cluster-wide default (`BROKER` "").
+    pub fn from_image(image: &MetadataImage, broker_id: i32) -> DynamicBrokerConfigs {
+        let get = |name: &str| {
+            image
+                .configs()
+                .get(&ConfigResource::broker(name))
+                .cloned()
+                .unwrap_or_default()
+        };
+        DynamicBrokerConfigs {
+            per_broker: get(&broker_id.to_string()),
+            cluster_default: get(""),
+        }
+    }
+}
+
+/// The static configuration with the dynamic broker configs of `image` installed: what this
+/// broker obeys now (DescribeConfigs, the live logs' defaults, `min.insync.replicas`).
+pub fn effective_config(base: &KafkaConfig, image: &MetadataImage, broker_id: i32) -> KafkaConfig {
+    let mut config = base.clone();
+    let dynamic = DynamicBrokerConfigs::from_image(image, broker_id);
+    if dynamic != config.dynamic {
+        for w in config.set_dynamic(dynamic) {
+            tracing::debug!("{w}");
+        }
+    }
+    config
 }
 
 /// One synonym of a described configuration (DescribeConfigs `Synonyms`).

@@ -18,7 +18,7 @@
 
 use crate::errors::storage_error_code;
 use bytes::Bytes;
-use rafka_controller::image::{MetadataImage, PartitionRegistration};
+use rafka_controller::image::{ConfigResource, MetadataImage, PartitionRegistration};
 use rafka_protocol::{ErrorCode, Uuid};
 use rafka_storage::log_manager::lock_log;
 use rafka_storage::unified_log::TimestampAndOffset;
@@ -182,6 +182,12 @@ impl ReplicaManager {
     pub fn apply_image(&self, old: &MetadataImage, new: &MetadataImage) {
         let me = self.broker_id;
         let now = now_ms();
+        // Dynamic broker configs (this broker's, or the cluster-wide default) are the defaults
+        // of every topic's configs: a change there reaches every live log.
+        let broker_configs_changed = [me.to_string(), String::new()].iter().any(|name| {
+            let resource = ConfigResource::broker(name);
+            old.configs().get(&resource) != new.configs().get(&resource)
+        });
         for (topic, index, reg) in new.partitions() {
             if !reg.replicas.contains(&me) {
                 continue;
@@ -192,12 +198,9 @@ impl ReplicaManager {
             };
             let before = old.partition(&topic.id, index);
             let existing = self.partition(&tp);
-            let config_changed = old
-                .configs()
-                .get(&rafka_controller::image::ConfigResource::topic(&topic.name))
-                != new
-                    .configs()
-                    .get(&rafka_controller::image::ConfigResource::topic(&topic.name));
+            let config_changed = broker_configs_changed
+                || old.configs().get(&ConfigResource::topic(&topic.name))
+                    != new.configs().get(&ConfigResource::topic(&topic.name));
             if existing.is_some() && before == Some(reg) && !config_changed {
                 continue;
             }

@@ -11,7 +11,7 @@
 //! marker, stop Raft.
 
 use crate::apis::KafkaApis;
-use crate::config::KafkaConfig;
+use crate::config::{effective_config, KafkaConfig};
 use crate::controller_channel::ControllerChannel;
 use crate::lifecycle::{AdvertisedListener, BrokerLifecycleManager};
 use crate::network::{self, NetworkConfig};
@@ -36,9 +36,6 @@ pub struct ListenerSpec {
     pub port: u16,
 }
 
-/// Topic configs as the log obeys them: broker defaults with a topic's overrides applied.
-pub type TopicConfigFn = Arc<dyn Fn(&BTreeMap<String, String>) -> LogConfig + Send + Sync>;
-
 /// Everything a server needs, resolved from the configuration.
 #[derive(Clone)]
 pub struct ServerSettings {
@@ -50,17 +47,16 @@ pub struct ServerSettings {
     pub rack: Option<String>,
     pub log_dirs: Vec<PathBuf>,
     pub metadata_dir: PathBuf,
-    pub topic_config: TopicConfigFn,
     pub controller: ControllerConfig,
     pub network: NetworkConfig,
     pub auto_create_topics: bool,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
-    pub min_insync_replicas: i32,
     pub heartbeat_interval: Duration,
     pub retention_check_interval: Duration,
     pub checkpoint_interval: Duration,
-    /// The configuration as loaded, for DescribeConfigs and config validation.
+    /// The configuration as loaded. Dynamic broker configs from the metadata log are layered
+    /// over it ([`effective_config`]) for DescribeConfigs, validation and the live logs.
     pub kafka_config: Arc<KafkaConfig>,
 }
 
@@ -126,23 +122,6 @@ fn topic_overrides(image: &MetadataImage, topic: &str) -> BTreeMap<String, Strin
 impl KafkaServer {
     pub async fn start(settings: ServerSettings) -> Result<KafkaServer, StartError> {
         let fs: Arc<dyn FileSystem> = Arc::new(DiskFs);
-        // Log directories first: an unwritable one stops the start with its path.
-        for dir in settings
-            .log_dirs
-            .iter()
-            .chain(std::iter::once(&settings.metadata_dir))
-        {
-            let probe = dir.join(".rafka-write-probe");
-            let ok = std::fs::create_dir_all(dir)
-                .and_then(|_| std::fs::write(&probe, b"ok"))
-                .and_then(|_| std::fs::remove_file(&probe));
-            if let Err(e) = ok {
-                return Err(StartError::LogDir {
-                    path: dir.clone(),
-                    what: e.to_string(),
-                });
-            }
-        }
         // Every listener is bound before anything starts, so a port in use fails cleanly.
         let controller_listener = bind(&settings.controller_listener).await?;
         let mut client_listeners = Vec::new();
@@ -157,7 +136,15 @@ impl KafkaServer {
         node_config.controller = settings.controller.clone();
         let controller =
             Arc::new(ControllerNode::start(node_config, fs.clone(), controller_listener).await?);
-        let topic_config = settings.topic_config.clone();
+        // The live logs obey the topic's overrides over this broker's configuration as it
+        // stands in the image, dynamic broker configs included (`log.retention.ms`, …).
+        let topic_config = {
+            let base = settings.kafka_config.clone();
+            let id = settings.node_id;
+            move |image: &MetadataImage, topic: &str| -> LogConfig {
+                effective_config(&base, image, id).topic_log_config(&topic_overrides(image, topic))
+            }
+        };
         let log_manager = {
             let fs = fs.clone();
             let dirs = settings.log_dirs.clone();
@@ -167,7 +154,7 @@ impl KafkaServer {
                 LogManager::open(
                     fs,
                     &dirs,
-                    &|tp| tc(&topic_overrides(&image, &tp.topic)),
+                    &|tp| tc(&image, &tp.topic),
                     now_ms(),
                 )
             })
@@ -181,22 +168,20 @@ impl KafkaServer {
                 what: e.to_string(),
             })?)
         };
-        let min_isr = settings.min_insync_replicas;
         let replica_manager = Arc::new(ReplicaManager::new(
             settings.node_id,
             log_manager.clone(),
+            Arc::new(topic_config.clone()),
             {
-                let tc = topic_config.clone();
+                let base = settings.kafka_config.clone();
+                let id = settings.node_id;
                 Arc::new(move |image: &MetadataImage, topic: &str| {
-                    tc(&topic_overrides(image, topic))
+                    effective_config(&base, image, id)
+                        .topic_value("min.insync.replicas", &topic_overrides(image, topic))
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(1)
                 })
             },
-            Arc::new(move |image: &MetadataImage, topic: &str| {
-                topic_overrides(image, topic)
-                    .get("min.insync.replicas")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(min_isr)
-            }),
         ));
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();

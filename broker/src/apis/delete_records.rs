@@ -12,7 +12,7 @@
 //! Moving the log start rewrites the leader-epoch checkpoint: the work runs on a blocking
 //! thread.
 
-use super::describe_configs::effective_config;
+use crate::config::effective_config;
 use super::offset_for_leader_epoch::hosted_partition;
 use super::KafkaApis;
 use crate::config::KafkaConfig;

@@ -5,7 +5,7 @@
 //! The listing itself is [`KafkaConfig`]'s ([`KafkaConfig::describe_topic`],
 //! [`KafkaConfig::describe_broker`], [`KafkaConfig::describe_broker_defaults`]); this file picks
 //! the resource, layers the dynamic broker configs from the image over the static
-//! configuration ([`effective_config`]), filters by `configuration_keys` and maps to the wire.
+//! configuration ([`effective_config`](crate::config::effective_config)), filters by `configuration_keys` and maps to the wire.
 //!
 //! Resources: a topic (unknown → UNKNOWN_TOPIC_OR_PARTITION, an invalid name →
 //! INVALID_TOPIC_EXCEPTION); a broker named by this node's id, or "" for the cluster-wide
@@ -14,7 +14,7 @@
 //! list). Each resource gets its own error.
 
 use super::KafkaApis;
-use crate::config::{DescribedConfig, DynamicBrokerConfigs, KafkaConfig};
+use crate::config::{effective_config, DescribedConfig, KafkaConfig};
 use rafka_controller::image::{ConfigResource, MetadataImage};
 use rafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use rafka_protocol::messages::describe_configs_response::{
@@ -65,27 +65,6 @@ pub fn handle(
         results,
         ..Default::default()
     }
-}
-
-/// The static configuration with the dynamic broker configs of `image` installed: this
-/// broker's (`BROKER` resource named by its id) and the cluster-wide default (`BROKER` "").
-pub fn effective_config(base: &KafkaConfig, image: &MetadataImage, broker_id: i32) -> KafkaConfig {
-    let mut config = base.clone();
-    let get = |name: &str| {
-        image
-            .configs()
-            .get(&ConfigResource::broker(name))
-            .cloned()
-            .unwrap_or_default()
-    };
-    let dynamic = DynamicBrokerConfigs {
-        per_broker: get(&broker_id.to_string()),
-        cluster_default: get(""),
-    };
-    for w in config.set_dynamic(dynamic) {
-        tracing::debug!("{w}");
-    }
-    config
 }
 
 #[derive(Debug, Clone, Copy)]
