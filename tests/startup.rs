@@ -2,7 +2,10 @@
 //! keeps its data under `./rafka-data` of its cwd, reuses the cluster id after a restart, and
 //! exits cleanly (status 0) on SIGTERM.
 //!
-//! This is the one test that uses the default ports 9092 and 9093; if another process holds
+//! Also: an invalid configuration stops the start with one line, and the resident memory of an
+//! idle broker with 100 partitions (printed; run with `--nocapture` to read it).
+//!
+//! `no_config_answers_metadata_within_a_second` is the one test that uses the default ports 9092 and 9093; if another process holds
 //! them it waits a while, then fails saying so.
 
 mod common;
@@ -196,4 +199,45 @@ fn invalid_configuration_stops_the_start_with_one_line() {
         "unwritable log dir: {line:?}"
     );
     println!("refusals, one line each, e.g.: {line}");
+}
+
+/// A process's `VmRSS` in KiB, from `/proc/<pid>/status`.
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/<pid>/status")
+}
+
+#[test]
+fn idle_resident_memory_with_100_partitions() {
+    let cluster = common::Cluster::start(1, &[]);
+    let n = &cluster.nodes[0];
+    let pid = n.pid().expect("running");
+    std::thread::sleep(Duration::from_millis(500));
+    let empty = resident_kib(pid);
+    let admin = common::admin(&n.bootstrap());
+    common::create_topic(&admin, n, "hundred", 100, &[]);
+    // One record in every partition, so that each has an open segment and written indexes.
+    let p = common::SyncProducer::new(&n.bootstrap(), &[]);
+    for partition in 0..100 {
+        assert_eq!(p.send("hundred", partition, b"hello"), Ok(0));
+    }
+    drop(p);
+    drop(admin);
+    std::thread::sleep(Duration::from_secs(2));
+    let idle = resident_kib(pid);
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    println!(
+        "idle broker RSS: {empty} KiB with no topics, {idle} KiB with 100 partitions \
+         (one record each, clients gone); {fds} open file descriptors \
+         ({} build of rafka)",
+        if cfg!(debug_assertions) { "debug" } else { "release" }
+    );
+    // A bound that catches a leak or an eager allocation per partition, not a target.
+    assert!(idle < 256 * 1024, "idle RSS {idle} KiB with 100 partitions");
 }
