@@ -2,9 +2,11 @@
 //! into, the openraft glue (log store, state machine, network) and the controller logic.
 //!
 //! - [`raft_types`]: the concrete openraft configuration and the command a log entry carries.
+//! - `election`: a candidate's retries after a split vote, re-randomized each time.
 
 pub mod control;
 pub mod convert;
+mod election;
 pub mod image;
 pub mod log_store;
 pub mod network;

@@ -119,6 +119,8 @@ pub struct ControllerNode {
     sm: StateMachine,
     quorum: QuorumController,
     server: tokio::task::JoinHandle<()>,
+    /// Re-randomizes a candidate's retries (`crate::election`).
+    elections: tokio::task::JoinHandle<()>,
     local_addr: std::net::SocketAddr,
 }
 
@@ -212,6 +214,12 @@ impl ControllerNode {
         )
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?;
+        // Before `initialize`: the first election may already split the vote.
+        let elections = crate::election::spawn(
+            config.node_id,
+            raft.clone(),
+            (config.election_timeout_min_ms, config.election_timeout_max_ms),
+        );
         let quorum = QuorumController::start(
             config.node_id,
             raft.clone(),
@@ -278,6 +286,7 @@ impl ControllerNode {
             sm,
             quorum,
             server,
+            elections,
             local_addr,
         })
     }
@@ -338,6 +347,7 @@ impl ControllerNode {
     /// Stops Raft and the listener (a clean shutdown; storage is durable at every step).
     pub async fn shutdown(&self) {
         self.server.abort();
+        self.elections.abort();
         let _ = self.raft.shutdown().await;
     }
 }

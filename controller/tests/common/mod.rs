@@ -37,8 +37,8 @@ pub const ALLOCATE_V: i16 = 0;
 pub const CREATE_TOPICS_V: i16 = 7;
 
 /// How long a test waits for a leader (or for a request to find one) after a failure. Generous:
-/// two candidates can split the vote for several seconds (see `election.rs`,
-/// `failover_takes_under_a_second`).
+/// a failover takes under a second (`election.rs`, `failover_takes_under_a_second`), but a
+/// loaded machine (slow fsyncs, starved tasks) can stretch it.
 pub const ELECTION_WAIT: Duration = Duration::from_secs(30);
 
 /// Per-node settings that differ from `ControllerNodeConfig::new`'s defaults.
