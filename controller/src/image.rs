@@ -9,6 +9,13 @@
 //! loading a snapshot all take this one path. [`MetadataImage::to_records`] is the inverse: the
 //! records that rebuild the image from empty (what a snapshot holds).
 //!
+//! Successive images share what did not change (Kafka's images do the same with immutable maps):
+//! brokers, topics, topic names and configs are [`CowMap`]s, each topic is behind an `Arc`, so
+//! cloning an image copies a few pointers and applying a batch copies only the chunks and
+//! topics it touches (a changed partition copies its topic's partition map, as Kafka's
+//! `TopicDelta` does), not the image. The state machine clones the image for every batch it
+//! applies; at 100,000 partitions that clone used to be the commit's main cost.
+//!
 //! It does not decide anything: validating requests and generating records is `control`'s job
 //! (Kafka's `QuorumController` managers); committing them is the Raft glue's.
 //!
@@ -18,11 +25,13 @@
 //! epoch), `RemoveTopicRecord` also drops the topic's configs, a `ConfigRecord` with a null value
 //! deletes the key. Directory assignments (JBOD) and ELR fields are not kept.
 
+mod cow_map;
 mod delta;
 mod registration;
 #[cfg(test)]
 mod tests;
 
+pub use cow_map::CowMap;
 pub use delta::{LocalChangeKind, LocalPartitionChange, MetadataDelta};
 pub use registration::{
     BrokerRegistration, ConfigResource, Endpoint, LeaderRecoveryState, PartitionRegistration,
@@ -36,6 +45,7 @@ use rafka_protocol::messages::{
 };
 use rafka_protocol::Uuid;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// No leader (Kafka's `LeaderConstants.NO_LEADER`).
 pub const NO_LEADER: i32 = -1;
@@ -87,17 +97,21 @@ pub enum ImageError {
     },
 }
 
+/// A removed topic and the configs it had, as a rollback puts them back.
+type RemovedTopic = (Arc<TopicImage>, Option<BTreeMap<String, String>>);
+
 /// Cluster metadata as of [`MetadataImage::offset`]. Fields are private: the image changes
-/// only by applying records.
+/// only by applying records. Cheap to clone: a clone shares every part with the original until
+/// one of them changes it (see the module doc).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MetadataImage {
     cluster_id: Option<String>,
-    brokers: BTreeMap<i32, BrokerRegistration>,
-    topics: BTreeMap<Uuid, TopicImage>,
-    topics_by_name: BTreeMap<String, Uuid>,
-    configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
+    brokers: CowMap<i32, BrokerRegistration>,
+    topics: CowMap<Uuid, Arc<TopicImage>>,
+    topics_by_name: CowMap<String, Uuid>,
+    configs: CowMap<ConfigResource, BTreeMap<String, String>>,
     next_producer_id: i64,
-    features: BTreeMap<String, i16>,
+    features: Arc<BTreeMap<String, i16>>,
     offset: i64,
 }
 
@@ -105,12 +119,12 @@ impl Default for MetadataImage {
     fn default() -> Self {
         MetadataImage {
             cluster_id: None,
-            brokers: BTreeMap::new(),
-            topics: BTreeMap::new(),
-            topics_by_name: BTreeMap::new(),
-            configs: BTreeMap::new(),
+            brokers: CowMap::new(),
+            topics: CowMap::new(),
+            topics_by_name: CowMap::new(),
+            configs: CowMap::new(),
             next_producer_id: 0,
-            features: BTreeMap::new(),
+            features: Arc::new(BTreeMap::new()),
             offset: -1,
         }
     }
@@ -139,7 +153,7 @@ impl MetadataImage {
         self.offset
     }
 
-    pub fn brokers(&self) -> &BTreeMap<i32, BrokerRegistration> {
+    pub fn brokers(&self) -> &CowMap<i32, BrokerRegistration> {
         &self.brokers
     }
 
@@ -154,38 +168,38 @@ impl MetadataImage {
             .is_some_and(BrokerRegistration::is_active)
     }
 
-    pub fn topics(&self) -> &BTreeMap<Uuid, TopicImage> {
+    /// Every topic by id. A value is an `Arc<TopicImage>`: it derefs to the topic, and is shared
+    /// with the images before and after this one while the topic does not change.
+    pub fn topics(&self) -> &CowMap<Uuid, Arc<TopicImage>> {
         &self.topics
     }
 
     pub fn topic(&self, id: &Uuid) -> Option<&TopicImage> {
-        self.topics.get(id)
+        self.topics.get(id).map(Arc::as_ref)
     }
 
     pub fn topic_by_name(&self, name: &str) -> Option<&TopicImage> {
-        self.topics_by_name
-            .get(name)
-            .and_then(|id| self.topics.get(id))
+        self.topics_by_name.get(name).and_then(|id| self.topic(id))
     }
 
-    pub fn topic_names(&self) -> &BTreeMap<String, Uuid> {
+    pub fn topic_names(&self) -> &CowMap<String, Uuid> {
         &self.topics_by_name
     }
 
     pub fn partition(&self, topic_id: &Uuid, partition: i32) -> Option<&PartitionRegistration> {
-        self.topics
-            .get(topic_id)
+        self.topic(topic_id)
             .and_then(|t| t.partitions.get(&partition))
     }
 
     /// Every partition, in topic-id then partition order.
     pub fn partitions(&self) -> impl Iterator<Item = (&TopicImage, i32, &PartitionRegistration)> {
-        self.topics
-            .values()
-            .flat_map(|t| t.partitions.iter().map(move |(p, r)| (t, *p, r)))
+        self.topics.values().flat_map(|t| {
+            let t: &TopicImage = t;
+            t.partitions.iter().map(move |(p, r)| (t, *p, r))
+        })
     }
 
-    pub fn configs(&self) -> &BTreeMap<ConfigResource, BTreeMap<String, String>> {
+    pub fn configs(&self) -> &CowMap<ConfigResource, BTreeMap<String, String>> {
         &self.configs
     }
 
@@ -265,7 +279,7 @@ impl MetadataImage {
                 ..Default::default()
             }));
         }
-        for (name, level) in &self.features {
+        for (name, level) in self.features.iter() {
             out.push(MetadataRecord::FeatureLevel(FeatureLevelRecord {
                 name: name.clone(),
                 feature_level: *level,
@@ -276,6 +290,7 @@ impl MetadataImage {
             out.push(MetadataRecord::RegisterBroker(b.to_record()));
         }
         for t in self.topics.values() {
+            let t: &TopicImage = t;
             out.push(MetadataRecord::Topic(TopicRecord {
                 name: t.name.clone(),
                 topic_id: t.id,
@@ -371,30 +386,26 @@ impl MetadataImage {
                     id: r.topic_id,
                     partitions: BTreeMap::new(),
                 };
-                self.topics.insert(r.topic_id, topic);
+                self.topics.insert(r.topic_id, Arc::new(topic));
             }
             MetadataRecord::Partition(r) => {
                 let reg = PartitionRegistration::from_record(r)?;
-                let topic = self
-                    .topics
-                    .get_mut(&r.topic_id)
-                    .ok_or(ImageError::UnknownTopic {
-                        topic_id: r.topic_id,
-                    })?;
+                let topic = self.topic(&r.topic_id).ok_or(ImageError::UnknownTopic {
+                    topic_id: r.topic_id,
+                })?;
                 journal.partition(
                     r.topic_id,
                     r.partition_id,
                     topic.partitions.get(&r.partition_id),
                 );
-                topic.partitions.insert(r.partition_id, reg);
+                self.topic_mut(&r.topic_id)
+                    .partitions
+                    .insert(r.partition_id, reg);
             }
             MetadataRecord::PartitionChange(r) => {
-                let topic = self
-                    .topics
-                    .get_mut(&r.topic_id)
-                    .ok_or(ImageError::UnknownTopic {
-                        topic_id: r.topic_id,
-                    })?;
+                let topic = self.topic(&r.topic_id).ok_or(ImageError::UnknownTopic {
+                    topic_id: r.topic_id,
+                })?;
                 let old =
                     topic
                         .partitions
@@ -405,7 +416,9 @@ impl MetadataImage {
                         })?;
                 let new = old.merge(r)?;
                 journal.partition(r.topic_id, r.partition_id, Some(old));
-                topic.partitions.insert(r.partition_id, new);
+                self.topic_mut(&r.topic_id)
+                    .partitions
+                    .insert(r.partition_id, new);
             }
             MetadataRecord::RemoveTopic(r) => {
                 let topic = self
@@ -424,19 +437,9 @@ impl MetadataImage {
                     resource_type: r.resource_type,
                     name: r.resource_name.clone(),
                 };
-                let entries = self.configs.entry(resource.clone()).or_default();
-                journal.config(&resource, &r.name, entries.get(&r.name).cloned());
-                match &r.value {
-                    Some(v) => {
-                        entries.insert(r.name.clone(), v.clone());
-                    }
-                    None => {
-                        entries.remove(&r.name);
-                    }
-                }
-                if entries.is_empty() {
-                    self.configs.remove(&resource);
-                }
+                let old = self.config(&resource, &r.name).map(str::to_owned);
+                journal.config(&resource, &r.name, old);
+                self.set_config(resource, &r.name, r.value.clone());
             }
             MetadataRecord::ProducerIds(r) => {
                 if r.next_producer_id <= self.next_producer_id {
@@ -450,11 +453,12 @@ impl MetadataImage {
             }
             MetadataRecord::FeatureLevel(r) => {
                 journal.feature(&r.name, self.features.get(&r.name).copied());
+                let features = Arc::make_mut(&mut self.features);
                 // Level 0 removes the feature, as in Kafka's FeatureControlManager.
                 if r.feature_level == 0 {
-                    self.features.remove(&r.name);
+                    features.remove(&r.name);
                 } else {
-                    self.features.insert(r.name.clone(), r.feature_level);
+                    features.insert(r.name.clone(), r.feature_level);
                 }
             }
             MetadataRecord::NoOp(_) => {}
@@ -473,6 +477,35 @@ impl MetadataImage {
             },
         }
         Ok(())
+    }
+
+    /// The topic to change in place, copied first if an earlier image shares it.
+    fn topic_mut(&mut self, id: &Uuid) -> &mut TopicImage {
+        Arc::make_mut(
+            self.topics
+                .get_mut(id)
+                .expect("invariant: callers check the topic exists"),
+        )
+    }
+
+    /// Sets (`Some`) or deletes (`None`) one config key; a resource left with no keys goes.
+    fn set_config(&mut self, resource: ConfigResource, key: &str, value: Option<String>) {
+        match (self.configs.get_mut(&resource), value) {
+            (Some(entries), Some(v)) => {
+                entries.insert(key.to_owned(), v);
+            }
+            (None, Some(v)) => {
+                self.configs
+                    .insert(resource, BTreeMap::from([(key.to_owned(), v)]));
+            }
+            (Some(entries), None) => {
+                entries.remove(key);
+                if entries.is_empty() {
+                    self.configs.remove(&resource);
+                }
+            }
+            (None, None) => {}
+        }
     }
 
     fn apply_registration_change(
@@ -553,6 +586,7 @@ impl MetadataImage {
         old: Option<PartitionRegistration>,
     ) {
         if let Some(t) = self.topics.get_mut(&topic_id) {
+            let t = Arc::make_mut(t);
             match old {
                 Some(p) => t.partitions.insert(partition, p),
                 None => t.partitions.remove(&partition),
@@ -563,7 +597,7 @@ impl MetadataImage {
     fn restore_topic(
         &mut self,
         topic_id: Uuid,
-        old: Option<(TopicImage, Option<BTreeMap<String, String>>)>,
+        old: Option<RemovedTopic>,
     ) {
         if let Some(t) = self.topics.remove(&topic_id) {
             self.topics_by_name.remove(&t.name);
@@ -578,18 +612,14 @@ impl MetadataImage {
     }
 
     fn restore_config(&mut self, resource: ConfigResource, key: String, old: Option<String>) {
+        self.set_config(resource, &key, old);
+    }
+
+    fn restore_feature(&mut self, name: String, old: Option<i16>) {
+        let features = Arc::make_mut(&mut self.features);
         match old {
-            Some(v) => {
-                self.configs.entry(resource).or_default().insert(key, v);
-            }
-            None => {
-                if let Some(entries) = self.configs.get_mut(&resource) {
-                    entries.remove(&key);
-                    if entries.is_empty() {
-                        self.configs.remove(&resource);
-                    }
-                }
-            }
-        }
+            Some(level) => features.insert(name, level),
+            None => features.remove(&name),
+        };
     }
 }

@@ -8,6 +8,7 @@
 use super::{BrokerRegistration, ConfigResource, MetadataImage, PartitionRegistration, TopicImage};
 use rafka_protocol::Uuid;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// What a broker must do about one of its partitions after a delta.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,7 +207,7 @@ impl MetadataDelta {
 enum Undo {
     Broker(i32, Option<BrokerRegistration>),
     TopicCreated(Uuid),
-    TopicRemoved(TopicImage, Option<BTreeMap<String, String>>),
+    TopicRemoved(Arc<TopicImage>, Option<BTreeMap<String, String>>),
     Partition(Uuid, i32, Option<PartitionRegistration>),
     Config(ConfigResource, String, Option<String>),
     ProducerIds(i64),
@@ -254,7 +255,7 @@ impl Journal {
 
     pub(super) fn topic_removed(
         &mut self,
-        topic: TopicImage,
+        topic: Arc<TopicImage>,
         resource: ConfigResource,
         configs: Option<BTreeMap<String, String>>,
     ) {
@@ -334,12 +335,7 @@ impl Journal {
                 Undo::Partition(t, p, old) => image.restore_partition(t, p, old),
                 Undo::Config(resource, key, old) => image.restore_config(resource, key, old),
                 Undo::ProducerIds(old) => image.next_producer_id = old,
-                Undo::Feature(name, old) => {
-                    match old {
-                        Some(level) => image.features.insert(name, level),
-                        None => image.features.remove(&name),
-                    };
-                }
+                Undo::Feature(name, old) => image.restore_feature(name, old),
                 Undo::ClusterId => image.cluster_id = None,
             }
         }
