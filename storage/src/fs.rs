@@ -123,19 +123,40 @@ impl LogFile for DiskFile {
 }
 
 /// `pwritev(2)` until every byte of `bufs` is written.
-fn pwritev_all(fd: RawFd, bufs: &[&[u8]], mut pos: u64) -> io::Result<()> {
-    let mut iov: Vec<libc::iovec> = bufs
-        .iter()
-        .filter(|b| !b.is_empty())
-        .map(|b| libc::iovec {
-            iov_base: b.as_ptr() as *mut libc::c_void,
-            iov_len: b.len(),
-        })
-        .collect();
+fn pwritev_all(fd: RawFd, bufs: &[&[u8]], pos: u64) -> io::Result<()> {
+    let iovec = |b: &&[u8]| libc::iovec {
+        iov_base: b.as_ptr() as *mut libc::c_void,
+        iov_len: b.len(),
+    };
+    // A batch is two buffers (its header and the rest): the usual append needs no allocation.
+    const ON_STACK: usize = 8;
+    if bufs.len() <= ON_STACK {
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; ON_STACK];
+        let mut n = 0;
+        for b in bufs.iter().filter(|b| !b.is_empty()) {
+            iov[n] = iovec(b);
+            n += 1;
+        }
+        // SAFETY: each iovec is one slice of `bufs`, borrowed for this call.
+        return unsafe { pwritev_iov(fd, &mut iov[..n], pos) };
+    }
+    let mut iov: Vec<libc::iovec> = bufs.iter().filter(|b| !b.is_empty()).map(iovec).collect();
+    // SAFETY: as above.
+    unsafe { pwritev_iov(fd, &mut iov, pos) }
+}
+
+/// `pwritev(2)` of `iov` (consumed as it is written) until every byte is written.
+///
+/// # Safety
+/// Each iovec must point at `iov_len` readable bytes that stay alive for the call.
+unsafe fn pwritev_iov(fd: RawFd, iov: &mut [libc::iovec], mut pos: u64) -> io::Result<()> {
     let mut first = 0;
     while first < iov.len() {
         let count = (iov.len() - first).min(1024) as libc::c_int;
-        // SAFETY: every iovec points into a live slice of `bufs` for `iov_len` bytes, and the
+        // SAFETY: every iovec points at `iov_len` live bytes (the caller's promise), and the
         // kernel only reads them.
         let n = unsafe { libc::pwritev(fd, iov[first..].as_ptr(), count, pos as libc::off_t) };
         if n < 0 {

@@ -35,9 +35,10 @@ pub fn file_name(base_offset: i64, suffix: &str) -> String {
 const MIN_BATCH_SIZE: usize = RECORD_BATCH_OVERHEAD;
 
 /// What an append writes for one batch: the (possibly rewritten) header and the untouched rest.
+/// The header is a copy (61 bytes), so a leader's rewrite needs no buffer of its own.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchToAppend<'a> {
-    pub header: &'a [u8],
+    pub header: [u8; RECORD_BATCH_OVERHEAD],
     pub body: &'a [u8],
     pub last_offset: i64,
     pub max_timestamp: i64,
@@ -46,6 +47,48 @@ pub struct BatchToAppend<'a> {
 impl BatchToAppend<'_> {
     pub fn size(&self) -> usize {
         self.header.len() + self.body.len()
+    }
+}
+
+/// Kafka's index upkeep on append (`LogSegment.append`), one batch at a time: the batch that
+/// finds more than `index.interval.bytes` appended since the last entry gets an entry at its
+/// position, for its last offset, with the largest timestamp so far.
+#[derive(Debug, Clone, Copy)]
+struct IndexPlan {
+    interval: u64,
+    position: u64,
+    since_last_entry: u64,
+    max_timestamp: i64,
+    offset_of_max_timestamp: i64,
+}
+
+/// One planned entry of both indexes.
+#[derive(Debug, Clone, Copy)]
+struct IndexEntries {
+    offset: i64,
+    position: u32,
+    max_timestamp: i64,
+    offset_of_max_timestamp: i64,
+}
+
+impl IndexPlan {
+    fn step(&mut self, b: &BatchToAppend<'_>) -> Option<IndexEntries> {
+        if b.max_timestamp > self.max_timestamp {
+            self.max_timestamp = b.max_timestamp;
+            self.offset_of_max_timestamp = b.last_offset;
+        }
+        let entry = (self.since_last_entry > self.interval).then(|| {
+            self.since_last_entry = 0;
+            IndexEntries {
+                offset: b.last_offset,
+                position: self.position as u32,
+                max_timestamp: self.max_timestamp,
+                offset_of_max_timestamp: self.offset_of_max_timestamp,
+            }
+        });
+        self.position += b.size() as u64;
+        self.since_last_entry += b.size() as u64;
+        entry
     }
 }
 
@@ -84,6 +127,8 @@ pub struct LogSegment {
     /// `None` while cold: opened on first use.
     file: Option<Arc<dyn LogFile>>,
     suffix: &'static str,
+    /// The `.log` file's path, made once: an append or a read must not format it.
+    log_path: PathBuf,
     size: u64,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
@@ -126,6 +171,7 @@ impl LogSegment {
             base_offset,
             file: Some(file),
             suffix: "",
+            log_path: log,
             size: 0,
             offset_index: OffsetIndex::new(idx, base_offset, max_index_size, persistent),
             time_index: TimeIndex::new(tidx, base_offset, max_index_size, persistent),
@@ -160,6 +206,7 @@ impl LogSegment {
             base_offset,
             file: None,
             suffix: "",
+            log_path: log,
             size,
             offset_index: OffsetIndex::new(idx, base_offset, max_index_size, persistent),
             time_index: TimeIndex::new(tidx, base_offset, max_index_size, persistent),
@@ -181,16 +228,15 @@ impl LogSegment {
         self.size
     }
 
-    pub fn log_path(&self) -> PathBuf {
-        Self::paths(&self.dir, self.base_offset, self.suffix).0
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
     }
 
     pub fn file(&mut self) -> Result<Arc<dyn LogFile>> {
         if let Some(f) = &self.file {
             return Ok(f.clone());
         }
-        let path = self.log_path();
-        let f = self.fs.open(&path, false).at(&path)?;
+        let f = self.fs.open(&self.log_path, false).at(&self.log_path)?;
         self.file = Some(f.clone());
         Ok(f)
     }
@@ -240,53 +286,61 @@ impl LogSegment {
     /// entries every `index.interval.bytes`.
     pub fn append(&mut self, batches: &[BatchToAppend<'_>]) -> Result<()> {
         let file = self.file()?;
-        let path = self.log_path();
-        let parts: Vec<&[u8]> = batches.iter().flat_map(|b| [b.header, b.body]).collect();
         // Index entries are planned, and their space reserved, before the log is written: a full
-        // disk must fail before the log has the batches.
-        let mut position = self.size;
-        let mut since = self.bytes_since_last_index_entry;
-        let mut max_ts = self.max_timestamp_so_far;
-        let mut max_ts_offset = self.offset_of_max_timestamp_so_far;
-        let mut entries = Vec::new();
-        for b in batches {
-            if b.max_timestamp > max_ts {
-                max_ts = b.max_timestamp;
-                max_ts_offset = b.last_offset;
-            }
-            if since > self.index_interval_bytes {
-                entries.push((b.last_offset, position as u32, max_ts, max_ts_offset));
-                since = 0;
-            }
-            position += b.size() as u64;
-            since += b.size() as u64;
+        // disk must fail before the log has the batches. Planned twice (counted now, added after
+        // the write) rather than collected: an append allocates nothing it can do without.
+        let mut plan = self.index_plan();
+        let entries = batches.iter().filter(|b| plan.step(b).is_some()).count();
+        if entries > 0 {
+            self.offset_index.reserve(entries)?;
+            self.time_index.reserve(entries)?;
         }
-        if !entries.is_empty() {
-            self.offset_index.reserve(entries.len())?;
-            self.time_index.reserve(entries.len())?;
-        }
-        file.write_all_at(&parts, self.size).map_err(|e| {
+        let written = match batches {
+            [b] => file.write_all_at(&[&b.header[..], b.body], self.size),
+            _ => {
+                let parts: Vec<&[u8]> = batches
+                    .iter()
+                    .flat_map(|b| [&b.header[..], b.body])
+                    .collect();
+                file.write_all_at(&parts, self.size)
+            }
+        };
+        written.map_err(|e| {
             // Leave no partial batch behind: the log must stay consistent on a full disk.
             let _ = file.set_len(self.size);
             StorageError::Io {
-                path: path.clone(),
+                path: self.log_path.clone(),
                 source: e,
             }
         })?;
-        for (offset, pos, ts, ts_offset) in entries {
-            self.offset_index.append(offset, pos)?;
-            self.time_index.maybe_append(ts, ts_offset)?;
+        let mut plan = self.index_plan();
+        for b in batches {
+            if let Some(e) = plan.step(b) {
+                self.offset_index.append(e.offset, e.position)?;
+                self.time_index.maybe_append(e.max_timestamp, e.offset_of_max_timestamp)?;
+            }
         }
         if self.rolling_based_timestamp.is_none() {
             if let Some(b) = batches.first() {
                 self.rolling_based_timestamp = Some(b.max_timestamp);
             }
         }
-        self.size = position;
-        self.bytes_since_last_index_entry = since;
-        self.max_timestamp_so_far = max_ts;
-        self.offset_of_max_timestamp_so_far = max_ts_offset;
+        self.size = plan.position;
+        self.bytes_since_last_index_entry = plan.since_last_entry;
+        self.max_timestamp_so_far = plan.max_timestamp;
+        self.offset_of_max_timestamp_so_far = plan.offset_of_max_timestamp;
         Ok(())
+    }
+
+    /// Where the index entries of the next appended batches go, from the segment's state now.
+    fn index_plan(&self) -> IndexPlan {
+        IndexPlan {
+            interval: self.index_interval_bytes,
+            position: self.size,
+            since_last_entry: self.bytes_since_last_index_entry,
+            max_timestamp: self.max_timestamp_so_far,
+            offset_of_max_timestamp: self.offset_of_max_timestamp_so_far,
+        }
     }
 
     /// Reads the header fields of the batch at `position`, or `None` at the end of the file or
@@ -297,7 +351,7 @@ impl LogSegment {
         }
         let file = self.file()?;
         let mut h = [0u8; MAX_TIMESTAMP_OFFSET + 8];
-        file.read_exact_at(&mut h, position).at(&self.log_path())?;
+        file.read_exact_at(&mut h, position).at(&self.log_path)?;
         let base_offset = i64::from_be_bytes(h[..8].try_into().expect("invariant: 8 bytes"));
         let length = i32::from_be_bytes(
             h[LENGTH_OFFSET..LENGTH_OFFSET + 4]
@@ -317,7 +371,7 @@ impl LogSegment {
         let size = LOG_OVERHEAD as i64 + i64::from(length);
         if length < 0 || size < MIN_BATCH_SIZE as i64 || position + size as u64 > self.size {
             return Err(StorageError::CorruptFile {
-                path: self.log_path(),
+                path: self.log_path.clone(),
                 what: format!("batch at position {position} has invalid length {length}"),
             });
         }
@@ -395,9 +449,9 @@ impl LogSegment {
         let mut buf = vec![0; b.size as usize];
         self.file()?
             .read_exact_at(&mut buf, b.position)
-            .at(&self.log_path())?;
+            .at(&self.log_path)?;
         RecordBatch::parse(buf.into()).map_err(|e| StorageError::CorruptFile {
-            path: self.log_path(),
+            path: self.log_path.clone(),
             what: e.to_string(),
         })
     }
@@ -425,7 +479,7 @@ impl LogSegment {
         self.offset_index.reset()?;
         self.time_index.reset()?;
         let file = self.file()?;
-        let path = self.log_path();
+        let path = self.log_path.clone();
         let file_len = file.len().at(&path)?;
         self.size = file_len;
         self.bytes_since_last_index_entry = 0;
@@ -521,8 +575,7 @@ impl LogSegment {
         self.offset_index.truncate_to(offset)?;
         self.time_index.truncate_to(offset)?;
         let file = self.file()?;
-        let path = self.log_path();
-        file.set_len(position).at(&path)?;
+        file.set_len(position).at(&self.log_path)?;
         let removed = self.size - position;
         self.size = position;
         self.bytes_since_last_index_entry = 0;
@@ -574,8 +627,7 @@ impl LogSegment {
 
     /// fsyncs the log file and the indexes.
     pub fn flush(&mut self) -> Result<()> {
-        let path = self.log_path();
-        self.file()?.sync().at(&path)?;
+        self.file()?.sync().at(&self.log_path)?;
         self.offset_index.flush()?;
         self.time_index.flush()
     }
@@ -611,6 +663,7 @@ impl LogSegment {
         self.offset_index.rename_to(didx)?;
         self.time_index.rename_to(dtidx)?;
         self.suffix = ".deleted";
+        self.log_path = Self::paths(&self.dir, self.base_offset, self.suffix).0;
         self.fs.sync_dir(&self.dir).at(&self.dir)
     }
 

@@ -352,67 +352,48 @@ impl UnifiedLog {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<LogAppendInfo> {
-        let name = self.name();
-        let mut batches = Vec::new();
-        let mut position = 0usize;
-        for b in RecordBatch::batches(records.clone()) {
-            let batch = b.map_err(|source| StorageError::CorruptBatch {
-                partition: name.clone(),
-                position,
-                source,
-            })?;
-            if batch.size_in_bytes() > self.config.max_message_bytes {
-                return Err(StorageError::BatchTooLarge {
-                    partition: name,
-                    size: batch.size_in_bytes(),
-                    max: self.config.max_message_bytes,
-                });
-            }
-            batch
-                .validate_header()
-                .map_err(|source| StorageError::CorruptBatch {
-                    partition: name.clone(),
-                    position,
-                    source,
-                })?;
-            position += batch.size_in_bytes();
-            batches.push(batch);
-        }
-        if batches.is_empty() {
-            return Err(StorageError::CorruptBatch {
-                partition: name,
-                position: 0,
-                source: rafka_protocol::record_batch::RecordBatchError::TooShort {
-                    size: records.len(),
-                },
-            });
-        }
-        self.check_append_size(position)?;
         let log_append_time = self.config.log_append_time;
-        let mut offset = self.log_end_offset;
-        // The rewritten header, last offset and largest timestamp of each batch.
-        let mut headers: Vec<([u8; RECORD_BATCH_OVERHEAD], i64, i64)> =
-            Vec::with_capacity(batches.len());
         let mut info = LogAppendInfo {
-            first_offset: offset,
-            last_offset: offset,
+            first_offset: self.log_end_offset,
+            last_offset: self.log_end_offset,
             max_timestamp: NO_TIMESTAMP,
             log_append_time: if log_append_time {
                 now_ms
             } else {
                 NO_TIMESTAMP
             },
-            batches: batches.len(),
-            bytes: position,
+            batches: 0,
+            bytes: 0,
         };
-        for batch in &batches {
-            let raw = batch.as_bytes();
+        // One pass: each batch is validated (nothing is written unless all are), then its header
+        // copied and rewritten; the payload is written from `records` as received.
+        let mut offset = self.log_end_offset;
+        let mut to_append: Vec<BatchToAppend<'_>> = Vec::with_capacity(1);
+        let mut position = 0usize;
+        for b in RecordBatch::batches(records.clone()) {
+            let corrupt = |source| StorageError::CorruptBatch {
+                partition: self.name(),
+                position,
+                source,
+            };
+            let batch = b.map_err(corrupt)?;
+            let size = batch.size_in_bytes();
+            if size > self.config.max_message_bytes {
+                return Err(StorageError::BatchTooLarge {
+                    partition: self.name(),
+                    size,
+                    max: self.config.max_message_bytes,
+                });
+            }
+            batch.validate_header().map_err(corrupt)?;
+            let raw = &records[position..position + size];
+            let body = &raw[RECORD_BATCH_OVERHEAD..];
             let mut h = [0u8; RECORD_BATCH_OVERHEAD];
             h.copy_from_slice(&raw[..RECORD_BATCH_OVERHEAD]);
             h[BASE_OFFSET_OFFSET..BASE_OFFSET_OFFSET + 8].copy_from_slice(&offset.to_be_bytes());
             h[PARTITION_LEADER_EPOCH_OFFSET..PARTITION_LEADER_EPOCH_OFFSET + 4]
                 .copy_from_slice(&leader_epoch.to_be_bytes());
-            let max_ts = if log_append_time {
+            let max_timestamp = if log_append_time {
                 // LogAppendTime: the type bit and maxTimestamp change, so the CRC (which covers
                 // attributes..end) is recomputed over the new header and the payload as sent.
                 let attrs = i16::from_be_bytes([h[ATTRIBUTES_OFFSET], h[ATTRIBUTES_OFFSET + 1]])
@@ -420,30 +401,35 @@ impl UnifiedLog {
                 h[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attrs.to_be_bytes());
                 h[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
                     .copy_from_slice(&now_ms.to_be_bytes());
-                let crc = crc32c::crc32c_append(
-                    crc32c::crc32c(&h[ATTRIBUTES_OFFSET..]),
-                    &raw[RECORD_BATCH_OVERHEAD..],
-                );
+                let crc = crc32c::crc32c_append(crc32c::crc32c(&h[ATTRIBUTES_OFFSET..]), body);
                 h[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
                 now_ms
             } else {
                 batch.max_timestamp()
             };
-            info.max_timestamp = info.max_timestamp.max(max_ts);
+            info.max_timestamp = info.max_timestamp.max(max_timestamp);
             info.last_offset = offset + i64::from(batch.last_offset_delta());
             offset = info.last_offset + 1;
-            headers.push((h, info.last_offset, max_ts));
+            position += size;
+            to_append.push(BatchToAppend {
+                header: h,
+                body,
+                last_offset: info.last_offset,
+                max_timestamp,
+            });
         }
-        let to_append: Vec<BatchToAppend<'_>> = batches
-            .iter()
-            .zip(&headers)
-            .map(|(batch, (h, last_offset, max_timestamp))| BatchToAppend {
-                header: &h[..],
-                body: &batch.as_bytes()[RECORD_BATCH_OVERHEAD..],
-                last_offset: *last_offset,
-                max_timestamp: *max_timestamp,
-            })
-            .collect();
+        if to_append.is_empty() {
+            return Err(StorageError::CorruptBatch {
+                partition: self.name(),
+                position: 0,
+                source: rafka_protocol::record_batch::RecordBatchError::TooShort {
+                    size: records.len(),
+                },
+            });
+        }
+        self.check_append_size(position)?;
+        info.batches = to_append.len();
+        info.bytes = position;
         // The epoch first, as Kafka does: a failed checkpoint write must leave the log as it
         // was (an epoch entry at the log end is harmless: recovery truncates entries from it).
         if self
@@ -462,35 +448,38 @@ impl UnifiedLog {
     /// or above the log end and increase; every batch's CRC is checked. Gaps are allowed (a
     /// compacted leader has them).
     pub fn append_as_follower(&mut self, records: &Bytes, now_ms: i64) -> Result<LogAppendInfo> {
-        let name = self.name();
-        let mut batches = Vec::new();
+        let mut to_append: Vec<BatchToAppend<'_>> = Vec::with_capacity(1);
         let mut position = 0usize;
         let mut next = self.log_end_offset;
         for b in RecordBatch::batches(records.clone()) {
-            let batch = b.map_err(|source| StorageError::CorruptBatch {
-                partition: name.clone(),
+            let corrupt = |source| StorageError::CorruptBatch {
+                partition: self.name(),
                 position,
                 source,
-            })?;
-            batch
-                .ensure_valid()
-                .map_err(|source| StorageError::CorruptBatch {
-                    partition: name.clone(),
-                    position,
-                    source,
-                })?;
+            };
+            let batch = b.map_err(corrupt)?;
+            batch.ensure_valid().map_err(corrupt)?;
             if batch.base_offset() < next || batch.last_offset() < batch.base_offset() {
                 return Err(StorageError::OffsetsOutOfOrder {
-                    partition: name,
+                    partition: self.name(),
                     first_offset: batch.base_offset(),
                     log_end_offset: next,
                 });
             }
             next = batch.last_offset() + 1;
-            position += batch.size_in_bytes();
-            batches.push(batch);
+            let size = batch.size_in_bytes();
+            let raw = &records[position..position + size];
+            let mut header = [0u8; RECORD_BATCH_OVERHEAD];
+            header.copy_from_slice(&raw[..RECORD_BATCH_OVERHEAD]);
+            to_append.push(BatchToAppend {
+                header,
+                body: &raw[RECORD_BATCH_OVERHEAD..],
+                last_offset: batch.last_offset(),
+                max_timestamp: batch.max_timestamp(),
+            });
+            position += size;
         }
-        let Some(first) = batches.first() else {
+        let Some(first) = to_append.first() else {
             return Ok(LogAppendInfo {
                 first_offset: self.log_end_offset,
                 last_offset: self.log_end_offset - 1,
@@ -501,38 +490,31 @@ impl UnifiedLog {
             });
         };
         self.check_append_size(position)?;
-        let first_offset = first.base_offset();
-        let to_append: Vec<BatchToAppend<'_>> = batches
-            .iter()
-            .map(|b| BatchToAppend {
-                header: &b.as_bytes()[..RECORD_BATCH_OVERHEAD],
-                body: &b.as_bytes()[RECORD_BATCH_OVERHEAD..],
-                last_offset: b.last_offset(),
-                max_timestamp: b.max_timestamp(),
-            })
-            .collect();
-        for b in &batches {
-            let epoch = b.partition_leader_epoch();
+        let first_offset = header_field::<8>(&first.header, BASE_OFFSET_OFFSET);
+        let first_offset = i64::from_be_bytes(first_offset);
+        for b in &to_append {
+            let epoch = i32::from_be_bytes(header_field(&b.header, PARTITION_LEADER_EPOCH_OFFSET));
             if epoch >= 0
                 && self
                     .leader_epoch_cache
                     .latest_epoch()
                     .is_none_or(|e| epoch > e)
             {
-                self.leader_epoch_cache.assign(epoch, b.base_offset())?;
+                let base = i64::from_be_bytes(header_field(&b.header, BASE_OFFSET_OFFSET));
+                self.leader_epoch_cache.assign(epoch, base)?;
             }
         }
         self.append_batches(first_offset, &to_append, position, now_ms)?;
         Ok(LogAppendInfo {
             first_offset,
             last_offset: next - 1,
-            max_timestamp: batches
+            max_timestamp: to_append
                 .iter()
-                .map(RecordBatch::max_timestamp)
+                .map(|b| b.max_timestamp)
                 .max()
                 .unwrap_or(NO_TIMESTAMP),
             log_append_time: NO_TIMESTAMP,
-            batches: batches.len(),
+            batches: to_append.len(),
             bytes: position,
         })
     }
@@ -951,6 +933,13 @@ impl UnifiedLog {
         self.release()?;
         self.fs.remove_dir_all(&self.dir).at(&self.dir)
     }
+}
+
+/// `N` bytes of a batch header at `at` (a constant inside the header).
+fn header_field<const N: usize>(header: &[u8; RECORD_BATCH_OVERHEAD], at: usize) -> [u8; N] {
+    header[at..at + N]
+        .try_into()
+        .expect("invariant: the field is inside the header")
 }
 
 /// The records of a stored batch, decompressed if need be (only where records must be read).
