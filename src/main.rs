@@ -20,6 +20,8 @@ usage: rafka [server.properties] [--override key=value]...
   server.properties   a Kafka (KRaft) properties file: node.id, process.roles,
                       controller.quorum.voters, listeners, advertised.listeners,
                       controller.listener.names, log.dirs, and the log and topic defaults.
+                      process.roles may be broker,controller (combined), controller
+                      (a quorum voter only) or broker (follows the metadata log).
                       Without one: a single combined broker+controller, node id 1,
                       PLAINTEXT on localhost:9092, controller on localhost:9093,
                       data under ./rafka-data.
@@ -29,12 +31,6 @@ usage: rafka [server.properties] [--override key=value]...
 Logging: RUST_LOG (e.g. RUST_LOG=debug, RUST_LOG=rafka_broker=debug); default info.";
 
 fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
-    if !config.is_controller() {
-        anyhow::bail!("process.roles={}: a node without the controller role is not supported yet; use broker,controller", config.get_list("process.roles").join(","));
-    }
-    if !config.is_broker() {
-        anyhow::bail!("process.roles=controller: a controller-only node is not supported yet; use broker,controller");
-    }
     let voters = config
         .quorum_voters()
         .iter()
@@ -49,17 +45,25 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
             port: e.port,
         })
         .collect();
-    let controller_listener = config
-        .controller_listeners()
-        .first()
-        .map(|e| ListenerSpec {
-            name: e.listener_name.clone(),
-            host: e.host.clone(),
-            port: e.port,
-        })
-        .ok_or_else(|| {
-            anyhow::anyhow!("listeners: no listener is named in controller.listener.names")
-        })?;
+    // A controller binds its controller listener; a broker-only node has none (it reaches the
+    // voters at controller.quorum.voters and follows the log on its client listener).
+    let roles = config.process_roles();
+    let controller_listener = if roles.controller {
+        let spec = config
+            .controller_listeners()
+            .first()
+            .map(|e| ListenerSpec {
+                name: e.listener_name.clone(),
+                host: e.host.clone(),
+                port: e.port,
+            })
+            .ok_or_else(|| {
+                anyhow::anyhow!("listeners: no listener is named in controller.listener.names")
+            })?;
+        Some(spec)
+    } else {
+        None
+    };
     let names: Vec<String> = listeners.iter().map(|l| l.name.clone()).collect();
     let advertised = config
         .advertised_listeners()
@@ -78,6 +82,7 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
     Ok(ServerSettings {
         node_id: config.node_id(),
         voters,
+        roles,
         listeners,
         controller_listener,
         advertised,

@@ -2,6 +2,7 @@
 //! single-replica partitions is spread over all three brokers; librdkafka clients bootstrapped
 //! from one broker find each partition's leader, and every record lands in its leader's log
 //! directory only. A broker asked for a partition it does not lead says NOT_LEADER_OR_FOLLOWER.
+//! And split roles: a controller-only node with two broker-only nodes.
 
 mod common;
 
@@ -180,4 +181,91 @@ fn three_brokers_clients_find_each_partition_leader() {
         other => panic!("not ListOffsets: {other:?}"),
     };
     assert_eq!(code, 0, "ListOffsets at the leader");
+}
+
+/// Split roles, as an operator's Kafka KRaft files set them: node 1 is a controller only (the
+/// one voter), nodes 2 and 3 are brokers only, following the metadata log as Raft learners.
+/// Clients see the two brokers, partitions spread over them, and a broker killed with SIGKILL
+/// comes back, catches up with the log it missed, and serves its partitions again.
+#[test]
+fn controller_only_and_broker_only_nodes() {
+    let mut cluster = Cluster::start_roles(&["controller", "broker", "broker"], &[]);
+    let md = metadata(cluster.node(2).addr(), None, T).expect("metadata");
+    let mut brokers: Vec<i32> = md.brokers.iter().map(|b| b.node_id).collect();
+    brokers.sort_unstable();
+    assert_eq!(brokers, vec![2, 3], "the brokers; the controller is not one");
+    // The active controller is not a broker: Metadata names a live broker, as Kafka does.
+    assert!(
+        [2, 3].contains(&md.controller_id),
+        "controller id {}",
+        md.controller_id
+    );
+
+    let admin = admin(&cluster.bootstrap());
+    let t = NewTopic::new("split", 4, TopicReplication::Fixed(1));
+    let res = common::runtime()
+        .block_on(admin.create_topics([&t], &common::admin_options()))
+        .expect("CreateTopics");
+    assert_eq!(res, vec![Ok("split".to_string())]);
+    let leaders = common::wait_for_topic(cluster.node(2), "split", 4, T);
+    assert_eq!(
+        common::wait_for_topic(cluster.node(3), "split", 4, T),
+        leaders,
+        "both brokers follow the same log"
+    );
+    assert!(
+        leaders.contains(&2) && leaders.contains(&3),
+        "partitions spread over both brokers: {leaders:?}"
+    );
+
+    let bootstrap = cluster.bootstrap();
+    let produce = |round: usize| {
+        let p = common::producer(&bootstrap, &[("acks", "all")]);
+        for i in 0..100 {
+            for part in 0..4 {
+                let v = value(part, round * 100 + i);
+                p.send(BaseRecord::<(), str>::to("split").partition(part).payload(v.as_str()))
+                    .map_err(|(e, _)| e)
+                    .expect("send");
+            }
+        }
+        common::flush(&p, Duration::from_secs(30));
+    };
+    produce(0);
+
+    // Broker 3 dies; a topic is created while it is away, then it returns.
+    cluster.nodes[2].kill();
+    let t = NewTopic::new("while-away", 1, TopicReplication::Fixed(1));
+    let res = common::runtime()
+        .block_on(admin.create_topics([&t], &common::admin_options()))
+        .expect("CreateTopics");
+    assert_eq!(res, vec![Ok("while-away".to_string())]);
+    cluster.nodes[2].start();
+    cluster.wait_ready(T);
+    common::wait_for_topic(cluster.node(3), "while-away", 1, T);
+    produce(1);
+
+    // Everything, from both rounds, reads back in order from each partition's leader.
+    let mut c = common::partition_consumer(&cluster.bootstrap(), &[]);
+    for part in 0..4 {
+        c.start("split", part, BEGINNING);
+    }
+    let mut next = [0usize; 4];
+    let deadline = Deadline::after(Duration::from_secs(60));
+    while next.iter().sum::<usize>() < 800 {
+        deadline.check(|| format!("read {next:?}"));
+        let Some(m) = c.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = m.unwrap_or_else(|e| panic!("consume: {e}"));
+        let i = next[m.partition as usize];
+        assert_eq!(m.offset, i as i64, "offset in split-{}", m.partition);
+        assert_eq!(m.payload.as_deref(), Some(value(m.partition, i).as_bytes()));
+        next[m.partition as usize] += 1;
+    }
+    // The controller-only node keeps no partition data.
+    assert!(
+        !cluster.node(1).log_dir().join("split-0").exists(),
+        "no partition directory on the controller-only node"
+    );
 }

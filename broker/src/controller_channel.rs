@@ -43,6 +43,11 @@ impl ControllerChannel {
             .and_then(|l| i32::try_from(l).ok())
     }
 
+    /// Whether this node is a voter of the metadata quorum (a controller).
+    pub fn is_voter(&self) -> bool {
+        self.voters.contains_key(&self.node.node_id())
+    }
+
     pub fn node(&self) -> &Arc<ControllerNode> {
         &self.node
     }
@@ -51,7 +56,9 @@ impl ControllerChannel {
     /// answered within the deadline.
     pub async fn send(&self, version: i16, body: RequestKind) -> Option<ResponseKind> {
         let deadline = tokio::time::Instant::now() + DEADLINE;
+        let mut attempt = 0usize;
         while tokio::time::Instant::now() < deadline {
+            attempt += 1;
             match self.node.quorum_info().leader {
                 Some(l) if l == self.node.node_id() => {
                     if let Some(r) = self
@@ -70,6 +77,18 @@ impl ControllerChannel {
                             Err(e) => {
                                 tracing::debug!(node_id = l, error = %e, "controller unreachable")
                             }
+                        }
+                    }
+                }
+                None if !self.is_voter() => {
+                    // A broker that is not a voter learns the leader only once the log reaches
+                    // it, which needs its registration first: ask the voters in turn (one that
+                    // is not the leader answers NOT_CONTROLLER, and the caller retries).
+                    let addr = self.voters.values().nth(attempt % self.voters.len().max(1));
+                    if let Some(addr) = addr {
+                        match self.forward(addr, version, body.clone()).await {
+                            Ok(r) => return Some(r),
+                            Err(e) => tracing::debug!(%addr, error = %e, "voter unreachable"),
                         }
                     }
                 }

@@ -70,9 +70,15 @@ impl BrokerLifecycleManager {
         mut shutdown: watch::Receiver<bool>,
     ) {
         // The cluster id comes from the log: wait for the first active controller to write it.
+        // A broker that is not a voter sees the log only once registered (it follows it as a
+        // learner): when it has no id yet it registers without one and adopts the cluster's.
+        let learner = !self.channel.is_voter();
         let cluster_id = loop {
             if let Some(id) = metadata.borrow_and_update().cluster_id().map(str::to_owned) {
                 break id;
+            }
+            if learner {
+                break String::new();
             }
             tokio::select! {
                 r = metadata.changed() => if r.is_err() { return; },

@@ -11,7 +11,7 @@
 //! marker, stop Raft.
 
 use crate::apis::KafkaApis;
-use crate::config::{effective_config, KafkaConfig};
+use crate::config::{effective_config, KafkaConfig, ProcessRoles};
 use crate::controller_channel::ControllerChannel;
 use crate::lifecycle::{AdvertisedListener, BrokerLifecycleManager};
 use crate::network::{self, NetworkConfig};
@@ -41,8 +41,14 @@ pub struct ListenerSpec {
 pub struct ServerSettings {
     pub node_id: i32,
     pub voters: BTreeMap<NodeId, String>,
+    /// `process.roles`: a broker serves clients on `listeners`; a controller is a voter of
+    /// the metadata quorum on `controller_listener`. A broker that is not a controller follows
+    /// the metadata log as a Raft learner.
+    pub roles: ProcessRoles,
+    /// The client listeners (empty without the broker role).
     pub listeners: Vec<ListenerSpec>,
-    pub controller_listener: ListenerSpec,
+    /// The controller listener (only with the controller role).
+    pub controller_listener: Option<ListenerSpec>,
     pub advertised: Vec<AdvertisedListener>,
     pub rack: Option<String>,
     pub log_dirs: Vec<PathBuf>,
@@ -79,11 +85,16 @@ pub enum StartError {
 pub struct KafkaServer {
     shutdown_tx: watch::Sender<bool>,
     controller: Arc<ControllerNode>,
-    log_manager: Arc<LogManager>,
-    lifecycle: tokio::task::JoinHandle<()>,
+    /// The broker's own parts (absent on a controller-only node).
+    broker: Option<BrokerParts>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// The addresses the client listeners are bound to (ports resolved).
     pub bound: Vec<(String, std::net::SocketAddr)>,
+}
+
+struct BrokerParts {
+    log_manager: Arc<LogManager>,
+    lifecycle: tokio::task::JoinHandle<()>,
 }
 
 fn now_ms() -> i64 {
@@ -123,10 +134,15 @@ impl KafkaServer {
     pub async fn start(settings: ServerSettings) -> Result<KafkaServer, StartError> {
         let fs: Arc<dyn FileSystem> = Arc::new(DiskFs);
         // Every listener is bound before anything starts, so a port in use fails cleanly.
-        let controller_listener = bind(&settings.controller_listener).await?;
+        let controller_listener = match &settings.controller_listener {
+            Some(spec) if settings.roles.controller => Some(bind(spec).await?),
+            _ => None,
+        };
         let mut client_listeners = Vec::new();
-        for spec in &settings.listeners {
-            client_listeners.push((spec.name.clone(), bind(spec).await?));
+        if settings.roles.broker {
+            for spec in &settings.listeners {
+                client_listeners.push((spec.name.clone(), bind(spec).await?));
+            }
         }
         let mut node_config = ControllerNodeConfig::new(
             settings.node_id as NodeId,
@@ -136,6 +152,16 @@ impl KafkaServer {
         node_config.controller = settings.controller.clone();
         let controller =
             Arc::new(ControllerNode::start(node_config, fs.clone(), controller_listener).await?);
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        if !settings.roles.broker {
+            return Ok(KafkaServer {
+                shutdown_tx,
+                controller,
+                broker: None,
+                tasks: Vec::new(),
+                bound: Vec::new(),
+            });
+        }
         // The live logs obey the topic's overrides over this broker's configuration as it
         // stands in the image, dynamic broker configs included (`log.retention.ms`, …).
         let topic_config = {
@@ -183,7 +209,6 @@ impl KafkaServer {
                 })
             },
         ));
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
         // Images reach the handlers only after the replica manager has acted on them.
         let (broker_images_tx, broker_images) = watch::channel(Arc::new(MetadataImage::new()));
@@ -283,8 +308,10 @@ impl KafkaServer {
         Ok(KafkaServer {
             shutdown_tx,
             controller,
-            log_manager,
-            lifecycle: lifecycle_task,
+            broker: Some(BrokerParts {
+                log_manager,
+                lifecycle: lifecycle_task,
+            }),
             tasks,
             bound,
         })
@@ -294,17 +321,19 @@ impl KafkaServer {
     /// closed with checkpoints and the clean-shutdown marker, then Raft stopped.
     pub async fn shutdown(self) {
         let _ = self.shutdown_tx.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.lifecycle).await;
-        for t in &self.tasks {
-            t.abort();
-        }
-        let lm = self.log_manager.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            if let Err(e) = lm.shutdown(now_ms()) {
-                tracing::error!(error = %e, "log shutdown failed");
+        if let Some(broker) = self.broker {
+            let _ = tokio::time::timeout(Duration::from_secs(10), broker.lifecycle).await;
+            for t in &self.tasks {
+                t.abort();
             }
-        })
-        .await;
+            let lm = broker.log_manager;
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Err(e) = lm.shutdown(now_ms()) {
+                    tracing::error!(error = %e, "log shutdown failed");
+                }
+            })
+            .await;
+        }
         self.controller.shutdown().await;
         tracing::info!("shut down cleanly");
     }

@@ -118,10 +118,12 @@ pub struct ControllerNode {
     raft: Raft,
     sm: StateMachine,
     quorum: QuorumController,
-    server: tokio::task::JoinHandle<()>,
+    /// The controller listener's task (none on a broker that follows the log as a learner: it
+    /// serves Raft's RPCs on its client listener).
+    server: Option<tokio::task::JoinHandle<()>>,
     /// Re-randomizes a candidate's retries (`crate::election`).
     elections: tokio::task::JoinHandle<()>,
-    local_addr: std::net::SocketAddr,
+    local_addr: Option<std::net::SocketAddr>,
 }
 
 const META_PROPERTIES: &str = "meta.properties";
@@ -149,12 +151,13 @@ fn write_meta_properties(
 }
 
 impl ControllerNode {
-    /// Opens the node's storage and starts Raft, the controller listener (on `listener`) and
+    /// Opens the node's storage and starts Raft, the controller listener (on `listener`, if
+    /// any) and
     /// the quorum controller.
     pub async fn start(
         config: ControllerNodeConfig,
         fs: Arc<dyn FileSystem>,
-        listener: TcpListener,
+        listener: Option<TcpListener>,
     ) -> Result<ControllerNode, NodeError> {
         let dir = config.metadata_dir.clone();
         let storage_err = |what: String| NodeError::Storage {
@@ -227,13 +230,17 @@ impl ControllerNode {
             config.controller.clone(),
         );
         let local_addr = listener
-            .local_addr()
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()
             .map_err(|e| NodeError::Raft(e.to_string()))?;
-        let server = tokio::spawn(crate::server::serve(
-            listener,
-            raft.clone(),
-            Arc::new(quorum.clone()),
-        ));
+        let server = listener.map(|listener| {
+            tokio::spawn(crate::server::serve(
+                listener,
+                raft.clone(),
+                Arc::new(quorum.clone()),
+            ))
+        });
         if config.is_voter()
             && !raft
                 .is_initialized()
@@ -297,7 +304,8 @@ impl ControllerNode {
     pub fn raft(&self) -> &Raft {
         &self.raft
     }
-    pub fn local_addr(&self) -> std::net::SocketAddr {
+    /// The controller listener's address (none on a learner without one).
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
         self.local_addr
     }
     /// The controller APIs, called in-process by a combined node's broker (same code path as
@@ -346,7 +354,9 @@ impl ControllerNode {
 
     /// Stops Raft and the listener (a clean shutdown; storage is durable at every step).
     pub async fn shutdown(&self) {
-        self.server.abort();
+        if let Some(server) = &self.server {
+            server.abort();
+        }
         self.elections.abort();
         let _ = self.raft.shutdown().await;
     }

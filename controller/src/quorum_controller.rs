@@ -5,7 +5,8 @@
 //! records, committed through Raft (`client_write` returns once the records are applied here),
 //! and only then answered. A node that is not the leader answers NOT_CONTROLLER, so a broker
 //! looks for the active controller elsewhere. A periodic tick fences brokers whose session has
-//! expired and, on a new leader, writes the cluster id if the log has none.
+//! expired and, on a new leader, writes the cluster id if the log has none. A broker that
+//! registers and is not a voter is added as a Raft learner, so that it follows the log.
 //!
 //! Serialisation is by an mpsc queue drained by one task — no lock is held across `.await`.
 
@@ -13,6 +14,7 @@ use crate::control::{ActiveController, ControllerConfig, ControllerResult};
 use crate::raft_types::{MetadataCommand, NodeId, Raft};
 use crate::server::ControllerApis;
 use crate::state_machine::StateMachine;
+use openraft::BasicNode;
 use rafka_protocol::messages::*;
 use rafka_protocol::ErrorCode;
 use std::future::Future;
@@ -194,6 +196,35 @@ impl EventLoop {
         }
     }
 
+    /// A registered broker that is not a voter follows the metadata log as a Raft learner,
+    /// reached at its first advertised listener (the leader pushes the log there). A learner
+    /// already known at that address is left alone; a new address replaces the old one.
+    async fn follow_as_learner(&self, r: &BrokerRegistrationRequest) {
+        let Ok(id) = NodeId::try_from(r.broker_id) else {
+            return;
+        };
+        let Some(listener) = r.listeners.first() else {
+            return;
+        };
+        let addr = format!("{}:{}", listener.host, listener.port);
+        let known = {
+            let metrics = self.raft.metrics();
+            let m = metrics.borrow();
+            let membership = m.membership_config.membership();
+            if membership.voter_ids().any(|v| v == id) {
+                return;
+            }
+            membership.get_node(&id).map(|n| n.addr.clone())
+        };
+        if known.as_deref() == Some(addr.as_str()) {
+            return;
+        }
+        match self.raft.add_learner(id, BasicNode { addr: addr.clone() }, false).await {
+            Ok(_) => tracing::info!(broker_id = id, %addr, "broker follows the metadata log as a learner"),
+            Err(e) => tracing::warn!(broker_id = id, %addr, error = %e, "cannot add the broker as a learner"),
+        }
+    }
+
     async fn commit<T>(&mut self, result: ControllerResult<T>) -> Option<T> {
         self.write(result.records).await.then_some(result.response)
     }
@@ -228,7 +259,11 @@ impl EventLoop {
         let resp = match &body {
             RequestKind::BrokerRegistration(r) => {
                 let res = active.register_broker(&image, r, next, now);
-                self.commit(res).await.map(ResponseKind::BrokerRegistration)
+                let resp = self.commit(res).await;
+                if resp.as_ref().is_some_and(|b| b.error_code == 0) {
+                    self.follow_as_learner(r).await;
+                }
+                resp.map(ResponseKind::BrokerRegistration)
             }
             RequestKind::BrokerHeartbeat(r) => {
                 let res = active.broker_heartbeat(&image, r, next, now);

@@ -82,15 +82,9 @@ async fn connection(
             correlation_id,
             "controller request"
         );
-        let body = match req.body {
-            RequestKind::RaftVote(r) => ResponseKind::RaftVote(vote(&raft, r).await),
-            RequestKind::RaftAppendEntries(r) => {
-                ResponseKind::RaftAppendEntries(append(&raft, r).await)
-            }
-            RequestKind::RaftInstallSnapshot(r) => {
-                ResponseKind::RaftInstallSnapshot(snapshot(&raft, r).await)
-            }
-            other => match apis.handle(version, other).await {
+        let body = match raft_rpc(&raft, req.body).await {
+            Ok(b) => b,
+            Err(other) => match apis.handle(version, other).await {
                 Some(b) => b,
                 None => return Err(format!("{api} is not served on the controller listener")),
             },
@@ -105,6 +99,20 @@ async fn connection(
         stream.write_all(&out).await.map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// Answers one of openraft's RPCs (private API keys) with the local Raft node; any other
+/// request is handed back. Brokers that are not voters serve these on their client listener:
+/// they follow the metadata log as learners, and the active controller pushes to them there.
+pub async fn raft_rpc(raft: &Raft, body: RequestKind) -> Result<ResponseKind, RequestKind> {
+    Ok(match body {
+        RequestKind::RaftVote(r) => ResponseKind::RaftVote(vote(raft, r).await),
+        RequestKind::RaftAppendEntries(r) => ResponseKind::RaftAppendEntries(append(raft, r).await),
+        RequestKind::RaftInstallSnapshot(r) => {
+            ResponseKind::RaftInstallSnapshot(snapshot(raft, r).await)
+        }
+        other => return Err(other),
+    })
 }
 
 const INVALID: i16 = ErrorCode::InvalidRequest.code();

@@ -98,6 +98,8 @@ pub struct Node {
     pub controller_port: u16,
     /// The node's cwd; `log.dirs` is `dir/data`.
     pub dir: PathBuf,
+    /// `process.roles`: `broker,controller`, `broker` or `controller`.
+    pub roles: String,
     child: Option<Child>,
 }
 
@@ -108,6 +110,10 @@ impl Node {
     /// `127.0.0.1:port`, for `bootstrap.servers`.
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+    /// Whether the node has the broker role (serves clients).
+    pub fn is_broker(&self) -> bool {
+        self.roles.contains("broker")
     }
     pub fn log_dir(&self) -> PathBuf {
         self.dir.join("data")
@@ -249,9 +255,16 @@ impl Cluster {
 
     /// `n` nodes with `extra` properties (key, value) added to every node's file.
     pub fn start(n: usize, extra: &[(&str, &str)]) -> Cluster {
+        Cluster::start_roles(&vec!["broker,controller"; n], extra)
+    }
+
+    /// One node per entry of `roles` (its `process.roles`; ids 1, 2, …), the voters being
+    /// those with the controller role.
+    pub fn start_roles(roles: &[&str], extra: &[(&str, &str)]) -> Cluster {
+        let n = roles.len();
         let mut last = String::new();
         for _attempt in 0..5 {
-            match Cluster::try_start(n, extra) {
+            match Cluster::try_start(roles, extra) {
                 Ok(c) => return c,
                 Err(Retry(why)) => last = why,
             }
@@ -259,7 +272,8 @@ impl Cluster {
         panic!("could not start a {n}-node cluster: {last}");
     }
 
-    fn try_start(n: usize, extra: &[(&str, &str)]) -> Result<Cluster, Retry> {
+    fn try_start(roles: &[&str], extra: &[(&str, &str)]) -> Result<Cluster, Retry> {
+        let n = roles.len();
         let dir = tempfile::Builder::new()
             .prefix("rafka-it-")
             .tempdir()
@@ -268,6 +282,7 @@ impl Cluster {
         let voters = ports
             .iter()
             .enumerate()
+            .filter(|(i, _)| roles[*i].contains("controller"))
             .map(|(i, (_, c))| format!("{}@127.0.0.1:{c}", i + 1))
             .collect::<Vec<_>>()
             .join(",");
@@ -276,11 +291,24 @@ impl Cluster {
             let node_id = i as i32 + 1;
             let node_dir = dir.path().join(format!("node{node_id}"));
             std::fs::create_dir_all(&node_dir).expect("node dir");
+            let role = roles[i];
+            let listeners = match role {
+                "broker" => format!("PLAINTEXT://127.0.0.1:{port}"),
+                "controller" => format!("CONTROLLER://127.0.0.1:{controller_port}"),
+                _ => format!(
+                    "PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"
+                ),
+            };
+            let advertised = if role == "controller" {
+                String::new()
+            } else {
+                format!("advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n")
+            };
             let mut props = format!(
                 "node.id={node_id}\n\
-                 process.roles=broker,controller\n\
-                 listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}\n\
-                 advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+                 process.roles={role}\n\
+                 listeners={listeners}\n\
+                 {advertised}\
                  listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
                  controller.listener.names=CONTROLLER\n\
                  controller.quorum.voters={voters}\n\
@@ -298,6 +326,7 @@ impl Cluster {
                 port,
                 controller_port,
                 dir: node_dir,
+                roles: role.to_string(),
                 child: Some(child),
             });
         }
@@ -316,8 +345,14 @@ impl Cluster {
 
     fn try_wait_ready(&mut self, timeout: Duration) -> Result<(), Retry> {
         let deadline = Deadline::after(timeout);
-        let want: Vec<i32> = self.nodes.iter().map(|n| n.node_id).collect();
-        let mut ready = vec![false; self.nodes.len()];
+        let want: Vec<i32> = self
+            .nodes
+            .iter()
+            .filter(|n| n.is_broker())
+            .map(|n| n.node_id)
+            .collect();
+        // A controller-only node has no client listener: it is ready once the brokers are.
+        let mut ready: Vec<bool> = self.nodes.iter().map(|n| !n.is_broker()).collect();
         loop {
             for (i, node) in self.nodes.iter_mut().enumerate() {
                 if let Some(status) = node.exited() {
@@ -352,10 +387,11 @@ impl Cluster {
         }
     }
 
-    /// Every node's `127.0.0.1:port`, comma-separated.
+    /// Every broker's `127.0.0.1:port`, comma-separated.
     pub fn bootstrap(&self) -> String {
         self.nodes
             .iter()
+            .filter(|n| n.is_broker())
             .map(Node::bootstrap)
             .collect::<Vec<_>>()
             .join(",")

@@ -161,6 +161,18 @@ impl KafkaApis {
             RequestKind::FindCoordinator(r) => {
                 ResponseKind::FindCoordinator(find_coordinator::handle(version, r))
             }
+            RequestKind::RaftVote(_)
+            | RequestKind::RaftAppendEntries(_)
+            | RequestKind::RaftInstallSnapshot(_) => {
+                // The metadata log reaching a broker that follows it as a learner (never
+                // advertised in ApiVersions: these are rafka's private keys).
+                match rafka_controller::server::raft_rpc(self.controller.node().raft(), req.body)
+                    .await
+                {
+                    Ok(b) => b,
+                    Err(_) => return Response::Close,
+                }
+            }
             other => {
                 // Not a client API of this broker (the controller-listener APIs, or one whose
                 // handler has not landed and which is therefore not advertised): close, as

@@ -96,7 +96,10 @@ pub fn register_broker(
     now: Instant,
 ) -> ControllerResult<BrokerRegistrationResponse> {
     let expected = image.cluster_id().or(config.cluster_id.as_deref());
-    if expected != Some(request.cluster_id.as_str()) {
+    // An empty id is a new broker-only node that has not seen the log yet (it follows it as a
+    // learner only once registered): it adopts the cluster's id. Any other id must match.
+    let adopts = request.cluster_id.is_empty() && image.cluster_id().is_some();
+    if !adopts && expected != Some(request.cluster_id.as_str()) {
         return failure(ApiError::new(
             ErrorCode::InconsistentClusterId,
             format!(
@@ -239,6 +242,13 @@ mod tests {
                 false,
                 ErrorCode::InconsistentClusterId,
                 -1,
+            ),
+            (
+                "a new broker without a cluster id adopts the cluster's",
+                request(4, 7, ""),
+                true,
+                ErrorCode::None,
+                500,
             ),
             (
                 "negative id",

@@ -286,7 +286,7 @@ impl Cluster {
     }
 
     async fn start_node(&mut self, id: u64, listener: TcpListener) {
-        let node = ControllerNode::start(self.config(id), Arc::new(DiskFs), listener)
+        let node = ControllerNode::start(self.config(id), Arc::new(DiskFs), Some(listener))
             .await
             .unwrap_or_else(|e| panic!("start node {id}: {e}"));
         let incarnation = self.incarnations.entry(id).or_insert(0);
