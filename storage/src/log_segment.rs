@@ -317,7 +317,8 @@ impl LogSegment {
         for b in batches {
             if let Some(e) = plan.step(b) {
                 self.offset_index.append(e.offset, e.position)?;
-                self.time_index.maybe_append(e.max_timestamp, e.offset_of_max_timestamp)?;
+                self.time_index
+                    .maybe_append(e.max_timestamp, e.offset_of_max_timestamp)?;
             }
         }
         if self.rolling_based_timestamp.is_none() {

@@ -29,8 +29,8 @@ use crate::log_segment::{file_name, BatchToAppend, FileSlice, LogSegment, NO_TIM
 use bytes::Bytes;
 use rafka_protocol::record::RecordIter;
 use rafka_protocol::record_batch::{
-    Compression, RecordBatch, TimestampType, ATTRIBUTES_OFFSET, BASE_OFFSET_OFFSET, CRC_OFFSET,
-    MAX_TIMESTAMP_OFFSET, PARTITION_LEADER_EPOCH_OFFSET, RECORD_BATCH_OVERHEAD,
+    crc32c, Compression, RecordBatch, TimestampType, ATTRIBUTES_OFFSET, BASE_OFFSET_OFFSET,
+    CRC_OFFSET, MAX_TIMESTAMP_OFFSET, PARTITION_LEADER_EPOCH_OFFSET, RECORD_BATCH_OVERHEAD,
     TIMESTAMP_TYPE_MASK,
 };
 use std::collections::BTreeMap;
@@ -401,7 +401,7 @@ impl UnifiedLog {
                 h[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attrs.to_be_bytes());
                 h[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
                     .copy_from_slice(&now_ms.to_be_bytes());
-                let crc = crc32c::crc32c_append(crc32c::crc32c(&h[ATTRIBUTES_OFFSET..]), body);
+                let crc = crc32c(&[&h[ATTRIBUTES_OFFSET..], body]);
                 h[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
                 now_ms
             } else {
