@@ -109,6 +109,73 @@ impl MetadataDelta {
         self.features_changed
     }
 
+    /// The delta from `old` to `new`, two images of one log (say the image a broker last acted
+    /// on and the latest one published, any number of batches later), as if one batch had made
+    /// every change. Topics an image shares with the other (the same `Arc`) are skipped
+    /// without a look inside. `record_count` is 0: the records themselves are not known here.
+    pub fn between(old: &MetadataImage, new: &MetadataImage) -> MetadataDelta {
+        let mut d = MetadataDelta::default();
+        for (id, b) in new.brokers().iter() {
+            if old.broker(*id) != Some(b) {
+                d.changed_brokers.insert(*id);
+            }
+        }
+        for id in old.brokers().keys() {
+            if new.broker(*id).is_none() {
+                d.changed_brokers.insert(*id);
+            }
+        }
+        for (id, t) in new.topics().iter() {
+            match old.topics().get(id) {
+                Some(o) if Arc::ptr_eq(o, t) => {}
+                Some(o) => {
+                    if o.name != t.name {
+                        d.topics_before.insert(*id, Some(o.name.clone()));
+                    }
+                    for (p, reg) in &t.partitions {
+                        let before = o.partitions.get(p);
+                        if before != Some(reg) {
+                            d.partitions_before.insert((*id, *p), before.cloned());
+                        }
+                    }
+                    for (p, reg) in &o.partitions {
+                        if !t.partitions.contains_key(p) {
+                            d.partitions_before.insert((*id, *p), Some(reg.clone()));
+                        }
+                    }
+                }
+                None => {
+                    d.topics_before.insert(*id, None);
+                    for p in t.partitions.keys() {
+                        d.partitions_before.insert((*id, *p), None);
+                    }
+                }
+            }
+        }
+        for (id, o) in old.topics().iter() {
+            if !new.topics().contains_key(id) {
+                d.topics_before.insert(*id, Some(o.name.clone()));
+                for (p, reg) in &o.partitions {
+                    d.partitions_before.insert((*id, *p), Some(reg.clone()));
+                }
+            }
+        }
+        for (r, c) in new.configs().iter() {
+            if old.configs().get(r) != Some(c) {
+                d.changed_configs.insert(r.clone());
+            }
+        }
+        for r in old.configs().keys() {
+            if !new.configs().contains_key(r) {
+                d.changed_configs.insert(r.clone());
+            }
+        }
+        d.cluster_id_changed = old.cluster_id() != new.cluster_id();
+        d.producer_ids_changed = old.next_producer_id() != new.next_producer_id();
+        d.features_changed = old.features() != new.features();
+        d
+    }
+
     /// The changes that concern `broker_id`, from `old_image` (before the batch) to
     /// `new_image` (after it). Removals come first, then the rest, each in topic and
     /// partition order.

@@ -575,5 +575,15 @@ fn local_changes_tell_a_broker_what_to_do() {
             want,
             "{name} (from the delta)"
         );
+        // The same, found by comparing the two images (a broker that skipped intermediate
+        // images); the delta's other facts agree too.
+        let between = MetadataDelta::between(&old, &new);
+        assert_eq!(
+            between.local_changes(broker, &old, &new),
+            want,
+            "{name} (between images)"
+        );
+        assert_eq!(between.changed_brokers(), delta.changed_brokers(), "{name}");
+        assert_eq!(between.changed_configs(), delta.changed_configs(), "{name}");
     }
 }
