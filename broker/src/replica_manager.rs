@@ -18,12 +18,14 @@
 
 use crate::errors::storage_error_code;
 use bytes::Bytes;
-use rafka_controller::image::{ConfigResource, MetadataImage, PartitionRegistration};
+use rafka_controller::image::{
+    ConfigResource, MetadataDelta, MetadataImage, PartitionRegistration, TopicImage,
+};
 use rafka_protocol::{ErrorCode, Uuid};
 use rafka_storage::log_manager::lock_log;
 use rafka_storage::unified_log::TimestampAndOffset;
 use rafka_storage::{FileSlice, LogConfig, LogManager, SharedLog, TopicPartition};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 use tokio::sync::Notify;
 
@@ -179,16 +181,38 @@ impl ReplicaManager {
     /// Acts on what changed for this broker between two images: creates logs for new replicas,
     /// takes or gives up leadership at the image's leader epoch, deletes logs of replicas that
     /// are gone, and applies topic config changes to live logs.
+    ///
+    /// Only the topics the delta touched are visited (partitions changed, or topic configs), so
+    /// a change costs what it changed, not the size of the image — except a change of dynamic
+    /// broker configs (this broker's, or the cluster-wide default), which are the defaults of
+    /// every topic's configs and so reach every live log.
     pub fn apply_image(&self, old: &MetadataImage, new: &MetadataImage) {
         let me = self.broker_id;
         let now = now_ms();
-        // Dynamic broker configs (this broker's, or the cluster-wide default) are the defaults
-        // of every topic's configs: a change there reaches every live log.
-        let broker_configs_changed = [me.to_string(), String::new()].iter().any(|name| {
-            let resource = ConfigResource::broker(name);
-            old.configs().get(&resource) != new.configs().get(&resource)
-        });
-        for (topic, index, reg) in new.partitions() {
+        let delta = MetadataDelta::between(old, new);
+        let broker_configs_changed = [me.to_string(), String::new()]
+            .iter()
+            .any(|name| delta.changed_configs().contains(&ConfigResource::broker(name)));
+        let mut touched: BTreeSet<Uuid> = delta.changed_partitions().map(|(t, _)| t).collect();
+        touched.extend(
+            delta
+                .changed_configs()
+                .iter()
+                .filter(|r| r.resource_type == ConfigResource::TOPIC)
+                .filter_map(|r| new.topic_by_name(&r.name).map(|t| t.id)),
+        );
+        let visit: Box<dyn Iterator<Item = (&TopicImage, i32, &PartitionRegistration)>> =
+            if broker_configs_changed {
+                Box::new(new.partitions())
+            } else {
+                Box::new(
+                    touched
+                        .iter()
+                        .filter_map(|id| new.topic(id))
+                        .flat_map(|t| t.partitions.iter().map(move |(p, r)| (t, *p, r))),
+                )
+            };
+        for (topic, index, reg) in visit {
             if !reg.replicas.contains(&me) {
                 continue;
             }
@@ -199,8 +223,9 @@ impl ReplicaManager {
             let before = old.partition(&topic.id, index);
             let existing = self.partition(&tp);
             let config_changed = broker_configs_changed
-                || old.configs().get(&ConfigResource::topic(&topic.name))
-                    != new.configs().get(&ConfigResource::topic(&topic.name));
+                || delta
+                    .changed_configs()
+                    .contains(&ConfigResource::topic(&topic.name));
             if existing.is_some() && before == Some(reg) && !config_changed {
                 continue;
             }
@@ -211,9 +236,13 @@ impl ReplicaManager {
                     p
                 }
                 stale => {
-                    if stale.is_some() {
+                    if let Some(stale) = stale {
                         // A topic of the same name was deleted and re-created.
                         let _ = self.log_manager.delete_log(&tp);
+                        self.by_id
+                            .write()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&(stale.topic_id, index));
                     }
                     let log = match self.log_manager.get_or_create_log(&tp, config, now) {
                         Ok(l) => l,
@@ -259,15 +288,23 @@ impl ReplicaManager {
             }
         }
         // Replicas that are gone: the topic was deleted or the replica moved away.
-        let gone: Vec<TopicPartition> = self
-            .partitions()
-            .into_iter()
-            .filter(|p| {
-                new.partition(&p.topic_id, p.tp.partition)
-                    .is_none_or(|reg| !reg.replicas.contains(&me))
-            })
-            .map(|p| p.tp.clone())
-            .collect();
+        let gone: Vec<TopicPartition> = {
+            let by_id = self.by_id.read().unwrap_or_else(|e| e.into_inner());
+            delta
+                .changed_partitions()
+                .filter(|(id, p)| {
+                    new.partition(id, *p)
+                        .is_none_or(|reg| !reg.replicas.contains(&me))
+                })
+                .filter_map(|(id, p)| {
+                    // The name may already belong to a re-created topic (handled above).
+                    by_id
+                        .get(&(id, p))
+                        .filter(|tp| self.partition(tp).is_none_or(|h| h.topic_id == id))
+                        .cloned()
+                })
+                .collect()
+        };
         for tp in gone {
             if let Some(p) = self
                 .partitions
@@ -431,5 +468,122 @@ impl ReplicaManager {
     /// that an append between the read and the wait is not missed.
     pub fn next_append(&self) -> tokio::sync::futures::Notified<'_> {
         self.appended.notified()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rafka_protocol::messages::{
+        MetadataRecord, PartitionChangeRecord, PartitionRecord, RemoveTopicRecord, TopicRecord,
+    };
+    use rafka_storage::DiskFs;
+
+    fn topic(name: &str, id: u128) -> MetadataRecord {
+        MetadataRecord::Topic(TopicRecord {
+            name: name.into(),
+            topic_id: Uuid::from_u128(id),
+            ..Default::default()
+        })
+    }
+
+    fn partition(id: u128, p: i32, replica: i32) -> MetadataRecord {
+        MetadataRecord::Partition(PartitionRecord {
+            partition_id: p,
+            topic_id: Uuid::from_u128(id),
+            replicas: vec![replica],
+            isr: vec![replica],
+            leader: replica,
+            ..Default::default()
+        })
+    }
+
+    fn next(image: &MetadataImage, records: &[MetadataRecord]) -> MetadataImage {
+        let mut image = image.clone();
+        image.apply_batch(records).expect("records apply");
+        image
+    }
+
+    fn hosted(rm: &ReplicaManager) -> Vec<(String, i32, u128)> {
+        let mut v: Vec<_> = rm
+            .partitions()
+            .iter()
+            .map(|p| (p.tp.topic.clone(), p.tp.partition, p.topic_id.as_u128()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// `apply_image` visits only what the delta between two images touched, across any number
+    /// of batches at once — a topic deleted and re-created under the same name in one jump, a
+    /// replica moved away, a partition of another broker's — and hosts exactly what the new
+    /// image gives this broker.
+    #[test]
+    fn apply_image_follows_the_delta_between_images() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lm = Arc::new(
+            LogManager::open(
+                Arc::new(DiskFs),
+                &[dir.path().to_path_buf()],
+                &|_| LogConfig::default(),
+                0,
+            )
+            .expect("log manager"),
+        );
+        let rm = ReplicaManager::new(
+            1,
+            lm,
+            Arc::new(|_: &MetadataImage, _: &str| LogConfig::default()),
+            Arc::new(|_: &MetadataImage, _: &str| 1),
+        );
+        let empty = MetadataImage::new();
+        let a = next(
+            &empty,
+            &[
+                topic("t", 1),
+                partition(1, 0, 1),
+                partition(1, 1, 1),
+                topic("other", 3),
+                partition(3, 0, 2),
+            ],
+        );
+        rm.apply_image(&empty, &a);
+        assert_eq!(hosted(&rm), vec![("t".into(), 0, 1), ("t".into(), 1, 1)]);
+        assert!(rm.partition(&TopicPartition { topic: "t".into(), partition: 0 })
+            .is_some_and(|p| p.is_leader()));
+
+        // Deleted and re-created with one partition, seen in one jump.
+        let b = next(
+            &a,
+            &[
+                MetadataRecord::RemoveTopic(RemoveTopicRecord {
+                    topic_id: Uuid::from_u128(1),
+                    ..Default::default()
+                }),
+                topic("t", 2),
+                partition(2, 0, 1),
+            ],
+        );
+        rm.apply_image(&a, &b);
+        assert_eq!(hosted(&rm), vec![("t".into(), 0, 2)]);
+        assert!(!dir.path().join("t-1").exists(), "t-1's log is deleted");
+
+        // The replica moves to broker 2: gone from here.
+        let c = next(
+            &b,
+            &[MetadataRecord::PartitionChange(PartitionChangeRecord {
+                topic_id: Uuid::from_u128(2),
+                partition_id: 0,
+                replicas: Some(vec![2]),
+                isr: Some(vec![2]),
+                leader: 2,
+                ..Default::default()
+            })],
+        );
+        rm.apply_image(&b, &c);
+        assert_eq!(hosted(&rm), vec![]);
+        // Nothing changed: nothing to do.
+        rm.apply_image(&c, &c);
+        assert_eq!(hosted(&rm), vec![]);
     }
 }
