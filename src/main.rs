@@ -95,6 +95,11 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
             default_replication_factor: config.default_replication_factor() as i16,
             unclean_leader_election_enable: config.unclean_leader_election_enable(),
             session_timeout: Duration::from_millis(config.broker_session_timeout_ms().max(1) as u64),
+            controller_listener_name: config
+                .controller_listener_names()
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "CONTROLLER".to_owned()),
         },
         network: NetworkConfig {
             max_request_bytes: config.socket_request_max_bytes().max(1) as usize,

@@ -23,6 +23,44 @@ fn value(p: i32, i: usize) -> String {
     format!("partition {p} record {i}")
 }
 
+/// DescribeQuorum v2 at `addr`: (leader, voters with their log end offsets > 0, observers,
+/// voters' endpoint ports).
+fn describe_quorum(addr: std::net::SocketAddr) -> (i32, Vec<i32>, Vec<i32>, Vec<(i32, u16)>) {
+    use rafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    use rafka_protocol::messages::DescribeQuorumRequest;
+    let req = DescribeQuorumRequest {
+        topics: vec![TopicData {
+            topic_name: "__cluster_metadata".into(),
+            partitions: vec![PartitionData {
+                partition_index: 0,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let r = match common::raw_request(addr, 2, RequestKind::DescribeQuorum(req), T)
+        .expect("DescribeQuorum")
+    {
+        ResponseKind::DescribeQuorum(r) => r,
+        other => panic!("not DescribeQuorum: {other:?}"),
+    };
+    let p = &r.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0, "DescribeQuorum at {addr}: {r:?}");
+    let ids = |v: &[rafka_protocol::messages::describe_quorum_response::ReplicaState]| {
+        v.iter()
+            .filter(|r| r.log_end_offset > 0)
+            .map(|r| r.replica_id)
+            .collect::<Vec<i32>>()
+    };
+    let ports = r
+        .nodes
+        .iter()
+        .map(|n| (n.node_id, n.listeners[0].port))
+        .collect();
+    (p.leader_id, ids(&p.current_voters), ids(&p.observers), ports)
+}
+
 #[test]
 fn three_brokers_clients_find_each_partition_leader() {
     let cluster = Cluster::start(3, &[]);
@@ -45,6 +83,15 @@ fn three_brokers_clients_find_each_partition_leader() {
         controllers.windows(2).all(|w| w[0] == w[1]),
         "controller ids {controllers:?}"
     );
+    // Every broker answers DescribeQuorum with the active controller's view (forwarded).
+    for n in &cluster.nodes {
+        let (leader, voters, observers, ports) = describe_quorum(n.addr());
+        assert_eq!(leader, controllers[0], "quorum leader seen through node {}", n.node_id);
+        assert_eq!(voters, vec![1, 2, 3], "voters with log, through node {}", n.node_id);
+        assert!(observers.is_empty());
+        let want: Vec<(i32, u16)> = cluster.nodes.iter().map(|n| (n.node_id, n.controller_port)).collect();
+        assert_eq!(ports, want, "voters' controller endpoints");
+    }
 
     // Created through the first broker only.
     let admin = admin(&first.bootstrap());
@@ -262,6 +309,12 @@ fn controller_only_and_broker_only_nodes() {
         assert_eq!(m.offset, i as i64, "offset in split-{}", m.partition);
         assert_eq!(m.payload.as_deref(), Some(value(m.partition, i).as_bytes()));
         next[m.partition as usize] += 1;
+    }
+    // Both brokers answer DescribeQuorum (forwarded to node 1): one voter, two observers.
+    for id in [2, 3] {
+        let (leader, voters, mut observers, _) = describe_quorum(cluster.node(id).addr());
+        observers.sort_unstable();
+        assert_eq!((leader, voters, observers), (1, vec![1], vec![2, 3]), "through node {id}");
     }
     // The controller-only node keeps no partition data.
     assert!(

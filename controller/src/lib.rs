@@ -6,6 +6,7 @@
 
 pub mod control;
 pub mod convert;
+pub mod describe_quorum;
 mod election;
 pub mod image;
 pub mod log_store;

@@ -112,6 +112,42 @@ pub struct QuorumInfo {
     pub replicas: BTreeMap<NodeId, Option<u64>>,
 }
 
+impl QuorumInfo {
+    /// The quorum as `raft` reports it now.
+    pub fn of(raft: &Raft) -> QuorumInfo {
+        let m = raft.metrics();
+        let m = m.borrow();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let learners: BTreeSet<NodeId> = membership.learner_ids().collect();
+        QuorumInfo {
+            leader: m.current_leader,
+            term: m.current_term,
+            last_log_index: m.last_log_index,
+            last_applied: m.last_applied.map(|l| l.index),
+            voters,
+            learners,
+            replicas: m
+                .replication
+                .as_ref()
+                .map(|r| r.iter().map(|(id, l)| (*id, l.map(|l| l.index))).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The address of every member of the quorum, voters and learners (`host:port`, as the Raft
+    /// membership holds them).
+    pub fn endpoints(raft: &Raft) -> BTreeMap<NodeId, String> {
+        let m = raft.metrics();
+        let m = m.borrow();
+        m.membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| (*id, n.addr.clone()))
+            .collect()
+    }
+}
+
 /// A running node.
 pub struct ControllerNode {
     node_id: NodeId,
@@ -323,24 +359,7 @@ impl ControllerNode {
 
     /// The quorum's state as this node sees it.
     pub fn quorum_info(&self) -> QuorumInfo {
-        let m = self.raft.metrics();
-        let m = m.borrow();
-        let membership = m.membership_config.membership();
-        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
-        let learners: BTreeSet<NodeId> = membership.learner_ids().collect();
-        QuorumInfo {
-            leader: m.current_leader,
-            term: m.current_term,
-            last_log_index: m.last_log_index,
-            last_applied: m.last_applied.map(|l| l.index),
-            voters,
-            learners,
-            replicas: m
-                .replication
-                .as_ref()
-                .map(|r| r.iter().map(|(id, l)| (*id, l.map(|l| l.index))).collect())
-                .unwrap_or_default(),
-        }
+        QuorumInfo::of(&self.raft)
     }
 
     /// Adds a learner (a broker-only node following the log).

@@ -11,6 +11,7 @@
 //! Serialisation is by an mpsc queue drained by one task — no lock is held across `.await`.
 
 use crate::control::{ActiveController, ControllerConfig, ControllerResult};
+use crate::node::QuorumInfo;
 use crate::raft_types::{MetadataCommand, NodeId, Raft};
 use crate::server::ControllerApis;
 use crate::state_machine::StateMachine;
@@ -37,6 +38,9 @@ enum Event {
 #[derive(Clone)]
 pub struct QuorumController {
     events: mpsc::Sender<Event>,
+    node_id: NodeId,
+    raft: Raft,
+    listener_name: String,
 }
 
 impl QuorumController {
@@ -48,21 +52,38 @@ impl QuorumController {
         config: ControllerConfig,
     ) -> QuorumController {
         let (tx, rx) = mpsc::channel(1024);
+        let listener_name = config.controller_listener_name.clone();
         let lp = EventLoop {
             node_id,
-            raft,
+            raft: raft.clone(),
             sm,
             config,
             active: None,
             seed: node_id ^ 0x5eed,
         };
         tokio::spawn(lp.run(rx));
-        QuorumController { events: tx }
+        QuorumController {
+            events: tx,
+            node_id,
+            raft,
+            listener_name,
+        }
     }
 
     /// Handles a controller API request (the same path for a remote broker and for the broker of
     /// a combined node). `None`: not a controller API.
     pub async fn handle_request(&self, version: i16, body: RequestKind) -> Option<ResponseKind> {
+        if let RequestKind::DescribeQuorum(r) = body {
+            // Read-only, from Raft's metrics: no need to queue behind writes.
+            return Some(ResponseKind::DescribeQuorum(crate::describe_quorum::handle(
+                self.node_id,
+                &QuorumInfo::of(&self.raft),
+                &QuorumInfo::endpoints(&self.raft),
+                &self.listener_name,
+                version,
+                r,
+            )));
+        }
         let (reply, rx) = oneshot::channel();
         if self
             .events

@@ -156,7 +156,7 @@ impl KafkaApis {
                 offset_for_leader_epoch::handle(self, version, r),
             ),
             RequestKind::DescribeQuorum(r) => {
-                ResponseKind::DescribeQuorum(describe_quorum::handle(self, version, r))
+                ResponseKind::DescribeQuorum(describe_quorum::handle(self, version, r).await)
             }
             RequestKind::FindCoordinator(r) => {
                 ResponseKind::FindCoordinator(find_coordinator::handle(version, r))

@@ -96,6 +96,9 @@ pub struct ControllerConfig {
     pub unclean_leader_election_enable: bool,
     /// `broker.session.timeout.ms`.
     pub session_timeout: Duration,
+    /// The name of the controller listener (the first of `controller.listener.names`), as
+    /// DescribeQuorum v2 names the voters' endpoints.
+    pub controller_listener_name: String,
 }
 
 impl Default for ControllerConfig {
@@ -106,6 +109,7 @@ impl Default for ControllerConfig {
             default_replication_factor: 1,
             unclean_leader_election_enable: false,
             session_timeout: Duration::from_millis(9000),
+            controller_listener_name: "CONTROLLER".to_owned(),
         }
     }
 }
