@@ -5,8 +5,8 @@
 //!   `write(2)` of the same bytes (`File::write_all`) in the same run; both as bytes per second,
 //!   so the log's overhead is their ratio. Both write to the page cache (no fsync). Every 256 MiB
 //!   the log is truncated (and the file cut to 0), outside the timing, so the disk does not fill;
-//!   segments are 1 GiB, so no roll happens in the timing (a roll fsyncs the segment it closes,
-//!   inline: with 128 MiB segments one append in 8192 of 16 KiB took the time of that fsync).
+//!   segments are 1 GiB, so no roll happens in the timing (a roll no longer fsyncs inline, but
+//!   still creates three files and trims two indexes).
 //! - `offset_index_lookup/1M_entries`: `OffsetIndex::lookup` of random offsets in an index of 1M
 //!   entries (8 MB, memory-mapped).
 //! - `read/{one_batch,1MiB}`: `UnifiedLog::read` from random offsets of a 100-segment log
@@ -70,7 +70,7 @@ fn open_log(dir: &Path, config: LogConfig, checkpoints: LogCheckpoints) -> Unifi
 }
 
 /// Kafka's defaults (1 GiB segments) but batches up to 2 MiB. The append bench wraps at 256 MiB,
-/// so it never rolls: a roll fsyncs the whole segment it closes, inline (see `append`).
+/// so it never rolls (see `append`).
 fn big_batches() -> LogConfig {
     LogConfig {
         max_message_bytes: 2 << 20,

@@ -218,6 +218,12 @@ macro_rules! common_index_methods {
             self.index.flush()
         }
 
+        /// The open file, while mapped, to fsync later without the index (`None`: nothing to
+        /// make durable, the index being anonymous or cold).
+        pub fn file_to_sync(&self) -> Option<std::sync::Arc<std::fs::File>> {
+            self.index.file_to_sync()
+        }
+
         /// Flushes, unmaps and closes the file; the next use maps it again. Keeps an anonymous
         /// index (its memory is its only copy).
         pub fn release(&mut self) -> Result<()> {

@@ -223,8 +223,31 @@ impl LogManager {
             .collect()
     }
 
-    /// Writes the three checkpoints of every directory (atomically and durably).
+    /// Runs the flushes that segment rolls left behind ([`UnifiedLog::take_roll_flush`]), each
+    /// log's fsyncs made without its lock, so that its appends go on meanwhile; each recovery
+    /// point advances once its flush has completed. Blocking: for a background thread, soon
+    /// after rolls ([`UnifiedLog::has_roll_flush`]). Returns how many logs were flushed.
+    pub fn flush_rolled_segments(&self) -> Result<usize> {
+        let logs: Vec<SharedLog> = self.map().values().map(|e| e.log.clone()).collect();
+        let mut n = 0;
+        for log in logs {
+            let Some(flush) = lock_log(&log).take_roll_flush()? else {
+                continue;
+            };
+            if let Err(e) = flush.run() {
+                lock_log(&log).abandon_flush(flush);
+                return Err(e);
+            }
+            lock_log(&log).complete_flush(flush);
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Writes the three checkpoints of every directory (atomically and durably), after the
+    /// flushes that rolls left (so the recovery points written include them).
     pub fn checkpoint(&self) -> Result<()> {
+        self.flush_rolled_segments()?;
         for (dir, logs) in self.logs_by_dir() {
             let mut recovery = BTreeMap::new();
             let mut starts = BTreeMap::new();
@@ -288,5 +311,59 @@ impl LogManager {
     /// Whether a path is one of our log directories.
     pub fn is_log_dir(&self, p: &Path) -> bool {
         self.dirs.iter().any(|d| d == p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::SimFs;
+    use bytes::Bytes;
+    use rafka_protocol::record_batch::RecordBatchBuilder;
+
+    fn batch() -> Bytes {
+        let mut b = RecordBatchBuilder::new(0);
+        b.append(0, Some(b"k"), Some(&[7; 100]), &[])
+            .expect("record fits");
+        b.build()
+    }
+
+    #[test]
+    fn a_checkpoint_runs_the_flushes_rolls_left_and_records_their_recovery_points() {
+        let fs = SimFs::new();
+        let dir = PathBuf::from("/data/lm");
+        let lm = LogManager::open(
+            Arc::new(fs.clone()),
+            std::slice::from_ref(&dir),
+            &|_| LogConfig::default(),
+            0,
+        )
+        .expect("open");
+        let tp = TopicPartition::new("t", 0);
+        let log = lm
+            .get_or_create_log(&tp, LogConfig::default(), 0)
+            .expect("log");
+        let rolled_at = {
+            let mut log = lock_log(&log);
+            for _ in 0..3 {
+                log.append_as_leader(&batch(), 0, 0).expect("append");
+            }
+            log.roll(0).expect("roll");
+            log.append_as_leader(&batch(), 0, 0).expect("append");
+            assert_eq!(log.recovery_point(), 0, "a roll syncs nothing itself");
+            log.log_end_offset() - 1
+        };
+        lm.checkpoint().expect("checkpoint");
+        assert_eq!(lock_log(&log).recovery_point(), rolled_at);
+        assert!(!lock_log(&log).has_roll_flush());
+        let written = OffsetCheckpointFile::new(Arc::new(fs), dir.join(RECOVERY_POINT_CHECKPOINT))
+            .read()
+            .expect("read");
+        assert_eq!(written.get(&tp), Some(&rolled_at));
+        assert_eq!(
+            lm.flush_rolled_segments().expect("flush"),
+            0,
+            "nothing left"
+        );
     }
 }

@@ -109,6 +109,27 @@ impl FileSlice {
     }
 }
 
+/// A segment's open files, taken to be fsynced without the segment ([`LogSegment::files_to_sync`]).
+/// The handles stay valid whatever happens to the segment meanwhile (a release, a rename, a
+/// deletion): an fsync then still makes what was written durable, or is harmless.
+#[derive(Debug, Clone)]
+pub struct SegmentFiles {
+    log: Arc<dyn LogFile>,
+    /// The mapped index files (an index that is cold was flushed when released).
+    indexes: Vec<(Arc<std::fs::File>, PathBuf)>,
+}
+
+impl SegmentFiles {
+    /// fsyncs the `.log` file, then the indexes (which writes back what their mappings dirtied).
+    pub fn sync(&self) -> Result<()> {
+        self.log.sync().at(self.log.path())?;
+        for (file, path) in &self.indexes {
+            file.sync_data().at(path)?;
+        }
+        Ok(())
+    }
+}
+
 /// Where a batch is: its base and last offsets, position and size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchPosition {
@@ -615,22 +636,36 @@ impl LogSegment {
     }
 
     /// Called when the segment stops being the active one: a last time-index entry for the
-    /// largest timestamp, then both indexes trimmed to their real size.
+    /// largest timestamp, then both indexes trimmed to their real size. Nothing is fsynced here:
+    /// the log flushes a rolled segment later, off the append path ([`SegmentFiles`]).
     pub fn on_become_inactive(&mut self) -> Result<()> {
         self.time_index.maybe_append(
             self.max_timestamp_so_far,
             self.offset_of_max_timestamp_so_far,
         )?;
         self.offset_index.trim_to_valid_size()?;
-        self.time_index.trim_to_valid_size()?;
-        self.flush()
+        self.time_index.trim_to_valid_size()
     }
 
     /// fsyncs the log file and the indexes.
     pub fn flush(&mut self) -> Result<()> {
-        self.file()?.sync().at(&self.log_path)?;
-        self.offset_index.flush()?;
-        self.time_index.flush()
+        self.files_to_sync()?.sync()
+    }
+
+    /// The segment's open files, to fsync later without the segment (and so without the log's
+    /// lock): what [`LogSegment::flush`] syncs, taken now.
+    pub fn files_to_sync(&mut self) -> Result<SegmentFiles> {
+        let indexes = [
+            (self.offset_index.file_to_sync(), self.offset_index.path()),
+            (self.time_index.file_to_sync(), self.time_index.path()),
+        ]
+        .into_iter()
+        .filter_map(|(f, p)| Some((f?, p.to_path_buf())))
+        .collect();
+        Ok(SegmentFiles {
+            log: self.file()?,
+            indexes,
+        })
     }
 
     /// Trims the indexes and releases everything (a clean close).

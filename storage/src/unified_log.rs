@@ -16,6 +16,12 @@
 //! from the header and the untouched payload — and never decode or decompress record payloads.
 //! Appends as follower keep the leader's offsets.
 //!
+//! A roll fsyncs nothing in the append that rolls: it leaves a [`PendingFlush`] of the closed
+//! segments, which the caller runs without the log's lock (Kafka schedules the same flush on
+//! its scheduler); the recovery point advances once it has completed. Until then a crash
+//! rescans those segments, and one that lost its tail (a later segment's data kept, its own
+//! not) ends the log there.
+//!
 //! Thread-safety: `&mut self` for changes, `&mut self` for reads too (segments open files and
 //! map indexes lazily); the broker wraps a log in its partition's lock.
 
@@ -25,7 +31,9 @@ use crate::config::LogConfig;
 use crate::error::{IoContext, Result, StorageError};
 use crate::fs::FileSystem;
 use crate::leader_epoch::LeaderEpochFileCache;
-use crate::log_segment::{file_name, BatchToAppend, FileSlice, LogSegment, NO_TIMESTAMP};
+use crate::log_segment::{
+    file_name, BatchToAppend, FileSlice, LogSegment, SegmentFiles, NO_TIMESTAMP,
+};
 use bytes::Bytes;
 use rafka_protocol::record::RecordIter;
 use rafka_protocol::record_batch::{
@@ -115,6 +123,39 @@ pub struct UnifiedLog {
     last_flush_ms: i64,
     /// Segments renamed to `.deleted`, removed once `file.delete.delay.ms` has passed.
     pending_deletes: Vec<(i64, LogSegment)>,
+    /// The base offset of the newest segment a roll started, while the segments below it are
+    /// not known to be flushed: what [`UnifiedLog::take_roll_flush`] flushes up to.
+    roll_flush_up_to: Option<i64>,
+    /// Bumped by every truncation, so that a flush taken before one does not move the recovery
+    /// point over data written after it.
+    truncations: u64,
+}
+
+/// The flush a roll leaves behind (Kafka's `flush-log` task that `roll` schedules): the files of
+/// the segments from the recovery point's to the one just closed, to fsync without the log's
+/// lock — the log keeps taking appends in its new segment meanwhile — and then the offset the
+/// recovery point may advance to ([`UnifiedLog::complete_flush`]).
+#[derive(Debug)]
+#[must_use = "the recovery point advances only once the flush is run and completed"]
+pub struct PendingFlush {
+    files: Vec<SegmentFiles>,
+    up_to: i64,
+    truncations: u64,
+}
+
+impl PendingFlush {
+    /// The offset the recovery point moves to once the files are durable.
+    pub fn up_to(&self) -> i64 {
+        self.up_to
+    }
+
+    /// fsyncs every file (blocking: on a thread that holds no lock of the log).
+    pub fn run(&self) -> Result<()> {
+        for f in &self.files {
+            f.sync()?;
+        }
+        Ok(())
+    }
 }
 
 /// The file name of the leader-epoch checkpoint inside a partition directory.
@@ -173,6 +214,8 @@ impl UnifiedLog {
             unflushed_batches: 0,
             last_flush_ms: now_ms,
             pending_deletes: Vec::new(),
+            roll_flush_up_to: None,
+            truncations: 0,
         };
         for base in bases {
             let seg = LogSegment::open(
@@ -237,12 +280,22 @@ impl UnifiedLog {
                 continue;
             }
             let truncated = seg.recover(max_batch)?;
-            if truncated > 0 {
+            // A closed segment is fsynced after its roll, not before the next segment is
+            // written, so a crash can keep a later segment's data and lose this one's tail, cut
+            // at a batch boundary (nothing torn to see): it then ends below the next segment's
+            // base offset. A follower's gap at a roll looks the same, but it is above the
+            // recovery point too, so it may go: the follower fetches it again.
+            let lost_tail = match next_base {
+                Some(next) => seg.read_next_offset()? < next,
+                None => false,
+            };
+            if truncated > 0 || lost_tail {
                 tracing::warn!(
                     topic = %self.topic_partition.topic,
                     partition = self.topic_partition.partition,
                     offset = base,
                     bytes = truncated,
+                    lost_tail,
                     "truncated an invalid or torn tail during recovery"
                 );
                 // Nothing after a torn batch can be trusted.
@@ -573,13 +626,73 @@ impl UnifiedLog {
         self.roll_at(leo, now_ms)
     }
 
+    /// Closes the active segment (its indexes trimmed) and starts one at `base`. The closed
+    /// segment is not fsynced here, in the append that rolled, but by the flush the roll leaves
+    /// behind ([`UnifiedLog::take_roll_flush`]), as Kafka schedules it; until that completes the
+    /// recovery point stays where it was, so a crash rescans the segment.
     fn roll_at(&mut self, base: i64, now_ms: i64) -> Result<()> {
         if self.active_segment().size() == 0 {
             return Ok(());
         }
         self.active_segment().on_become_inactive()?;
         tracing::info!(topic = %self.topic_partition.topic, partition = self.topic_partition.partition, offset = base, "rolled a new segment");
-        self.add_segment(base, now_ms)
+        self.add_segment(base, now_ms)?;
+        self.roll_flush_up_to = Some(base);
+        Ok(())
+    }
+
+    /// Whether a roll left segments to flush ([`UnifiedLog::take_roll_flush`]).
+    pub fn has_roll_flush(&self) -> bool {
+        self.roll_flush_up_to
+            .is_some_and(|up_to| up_to > self.recovery_point)
+    }
+
+    /// The flush the last roll left behind, if it is still needed: the files of every segment
+    /// from the recovery point's to the newest closed one. Cheap (no I/O but opening a cold
+    /// segment's file), for the caller to run without the log's lock and then hand back to
+    /// [`UnifiedLog::complete_flush`].
+    pub fn take_roll_flush(&mut self) -> Result<Option<PendingFlush>> {
+        let Some(up_to) = self.roll_flush_up_to.take() else {
+            return Ok(None);
+        };
+        if up_to <= self.recovery_point {
+            return Ok(None);
+        }
+        let from = self
+            .segments
+            .range(..=self.recovery_point)
+            .next_back()
+            .map(|(b, _)| *b)
+            .unwrap_or(i64::MIN);
+        let files = self
+            .segments
+            .range_mut(from..up_to)
+            .map(|(_, seg)| seg.files_to_sync())
+            .collect::<Result<Vec<_>>>()
+            .inspect_err(|_| self.roll_flush_up_to = Some(up_to))?;
+        Ok(Some(PendingFlush {
+            files,
+            up_to,
+            truncations: self.truncations,
+        }))
+    }
+
+    /// Advances the recovery point to what `flush` made durable — unless the log was truncated
+    /// since it was taken (what is below its offset now may be newer than what it synced; the
+    /// next flush covers it).
+    pub fn complete_flush(&mut self, flush: PendingFlush) {
+        if flush.truncations == self.truncations {
+            self.recovery_point = self
+                .recovery_point
+                .max(flush.up_to.min(self.log_end_offset));
+        }
+    }
+
+    /// Gives a flush that failed back, to be taken again (the recovery point did not move).
+    pub fn abandon_flush(&mut self, flush: PendingFlush) {
+        if flush.truncations == self.truncations {
+            self.roll_flush_up_to = self.roll_flush_up_to.max(Some(flush.up_to));
+        }
     }
 
     /// Reads whole batches from `start_offset`: at most `max_bytes` (the first batch whole when
@@ -870,6 +983,13 @@ impl UnifiedLog {
         self.log_start_offset = self.log_start_offset.min(self.log_end_offset);
         self.high_watermark = self.high_watermark.min(self.log_end_offset);
         self.recovery_point = self.recovery_point.min(self.log_end_offset);
+        self.truncations += 1;
+        if self.roll_flush_up_to.is_some() {
+            // The segments a roll closed above the new active one are gone; those below it are
+            // still to be flushed.
+            let active = self.active_segment().base_offset();
+            self.roll_flush_up_to = Some(active);
+        }
         self.leader_epoch_cache
             .truncate_from_end(self.log_end_offset)?;
         Ok(true)
@@ -885,6 +1005,8 @@ impl UnifiedLog {
         self.log_end_offset = offset;
         self.high_watermark = offset;
         self.recovery_point = offset;
+        self.truncations += 1;
+        self.roll_flush_up_to = None;
         self.leader_epoch_cache.clear_and_flush()?;
         Ok(())
     }

@@ -1,11 +1,14 @@
 //! Power-loss and fault-injection tests of `UnifiedLog` on the simulated disk (`SimFs`).
 //!
-//! - `power_cuts_keep_every_flushed_batch`: random appends, flushes and rolls, then a power cut
+//! - `power_cuts_keep_every_flushed_batch`: random appends, flushes, rolls and the flushes rolls
+//!   leave behind, then a power cut
 //!   (every unsynced write forgotten, or torn at a seeded random point), an unclean reopen, and
 //!   the log must hold a prefix of what was appended that includes everything flushed, valid
 //!   and dense; appends go on after it. Many seeds, several cuts each.
 //! - Full disk (`set_space_left`): a failing append changes nothing; appends resume after.
 //! - Failing fsync (`set_fail_sync`): the flush fails and the recovery point stays.
+//! - A roll fsyncs nothing inline: the flush it leaves runs while appends go on, and the recovery
+//!   point moves only once it has completed (and not over a truncation made meanwhile).
 //!
 //! Batch contents derive from their first offset; the leader epoch of an append tells which
 //! round wrote it.
@@ -207,6 +210,14 @@ fn power_cuts_keep_every_flushed_batch() {
                         flushes += 1;
                     }
                     2 => log.roll(TS0).expect("roll"),
+                    3 => {
+                        if let Some(f) = log.take_roll_flush().expect("take roll flush") {
+                            f.run().expect("roll flush");
+                            log.complete_flush(f);
+                            durable = durable.max(log.recovery_point());
+                            flushes += 1;
+                        }
+                    }
                     _ => {}
                 }
             }
@@ -321,8 +332,8 @@ fn failed_fsync_fails_the_flush_and_keeps_the_recovery_point() {
     let e = log.flush(leo, TS0).expect_err("fsync fails");
     assert!(matches!(e, StorageError::Io { .. }), "{e}");
     assert_eq!(log.recovery_point(), flushed, "the recovery point advanced");
-    // Appends need no fsync, until one rolls: rolling fsyncs the old segment, so it fails and
-    // changes nothing.
+    // Appends need no fsync, until one rolls: creating the new segment fsyncs the directory, so
+    // it fails and changes nothing.
     let mut failed = false;
     for _ in 0..100 {
         let leo = log.log_end_offset();
@@ -354,4 +365,65 @@ fn failed_fsync_fails_the_flush_and_keeps_the_recovery_point() {
     log.flush(leo, TS0).expect("flush");
     assert_eq!(log.recovery_point(), leo);
     assert_eq!(read_all(&mut log), model);
+}
+
+#[test]
+fn a_roll_leaves_its_fsync_to_a_flush_that_moves_the_recovery_point_when_done() {
+    let fs = SimFs::new();
+    let (mut log, mut model) = log_with(&fs, 5);
+    assert_eq!(log.number_of_segments(), 1);
+    log.roll(TS0).expect("roll");
+    let closed_at = log.log_end_offset();
+    for _ in 0..3 {
+        model.push(append(&mut log, 1).expect("append"));
+    }
+    // The roll synced nothing: the recovery point stays where it was, a flush is pending.
+    assert_eq!(log.recovery_point(), 0);
+    assert!(log.has_roll_flush());
+    // It fails: handed back, the recovery point still there.
+    fs.set_fail_sync(true);
+    let flush = log.take_roll_flush().expect("take").expect("pending");
+    assert_eq!(flush.up_to(), closed_at);
+    assert!(matches!(flush.run(), Err(StorageError::Io { .. })));
+    log.abandon_flush(flush);
+    assert_eq!(log.recovery_point(), 0);
+    assert!(log.has_roll_flush());
+    fs.set_fail_sync(false);
+    // Taken again; the log takes appends while it runs (no lock held in between).
+    let flush = log.take_roll_flush().expect("take").expect("pending");
+    model.push(append(&mut log, 1).expect("append"));
+    flush.run().expect("fsync");
+    model.push(append(&mut log, 1).expect("append"));
+    log.complete_flush(flush);
+    assert_eq!(log.recovery_point(), closed_at);
+    assert!(!log.has_roll_flush());
+    assert!(log.take_roll_flush().expect("take").is_none());
+    // Power goes: all below the recovery point is there, whatever else is lost.
+    fs.power_cut(None);
+    drop(log);
+    let mut log = open(&fs, closed_at).expect("reopen");
+    let got = read_all(&mut log);
+    assert!(log.log_end_offset() >= closed_at, "flushed offsets lost");
+    assert_eq!(got[..], model[..got.len()]);
+}
+
+#[test]
+fn a_truncation_voids_a_roll_flush_taken_before_it() {
+    let fs = SimFs::new();
+    let (mut log, _) = log_with(&fs, 5);
+    log.roll(TS0).expect("roll");
+    let closed_at = log.log_end_offset();
+    append(&mut log, 1).expect("append");
+    let flush = log.take_roll_flush().expect("take").expect("pending");
+    flush.run().expect("fsync");
+    // A follower truncates below the flushed offsets and appends anew before the flush is
+    // completed: those appends were not synced, so the recovery point must not cover them.
+    let to = closed_at - 3;
+    assert!(log.truncate_to(to, TS0).expect("truncate"));
+    for _ in 0..3 {
+        append(&mut log, 2).expect("append");
+    }
+    assert!(log.log_end_offset() > closed_at);
+    log.complete_flush(flush);
+    assert!(log.recovery_point() <= to, "{}", log.recovery_point());
 }

@@ -10,6 +10,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// How far ahead of the next entry fallocate(2) backs the file (a multiple of any page size).
 pub(super) const PREALLOCATE_STEP: u64 = 64 * 1024;
@@ -41,8 +42,9 @@ pub(super) struct State<E> {
 #[derive(Debug)]
 struct Hot {
     mmap: MmapMut,
-    /// `None` for an anonymous index.
-    file: Option<File>,
+    /// `None` for an anonymous index. Shared so that a flush can fsync it without the index
+    /// ([`Index::file_to_sync`]).
+    file: Option<Arc<File>>,
     /// The file has real blocks below this byte.
     allocated: u64,
 }
@@ -223,7 +225,7 @@ impl<E: IndexEntry> Index<E> {
         });
         self.hot = Some(Hot {
             mmap,
-            file: Some(file),
+            file: Some(Arc::new(file)),
             allocated: 0,
         });
         Ok(())
@@ -476,6 +478,13 @@ impl<E: IndexEntry> Index<E> {
             file.sync_data().at(&self.path)?;
         }
         Ok(())
+    }
+
+    /// The open file of a mapped persistent index, for an fsync made later without the index
+    /// (it writes back what the mapping dirtied, as [`Index::flush`]). `None` when there is
+    /// nothing to make durable: anonymous, or cold (releasing flushed it).
+    pub(super) fn file_to_sync(&self) -> Option<Arc<File>> {
+        self.hot.as_ref().and_then(|h| h.file.clone())
     }
 
     pub(super) fn release(&mut self) -> Result<()> {
