@@ -92,6 +92,62 @@ impl IndexPlan {
     }
 }
 
+/// The header bytes a walk through the batches reads: up to maxTimestamp.
+const HEADER_FIELDS: usize = MAX_TIMESTAMP_OFFSET + 8;
+/// The most a walk reads at once.
+const HEADER_CHUNK: usize = 64 << 10;
+/// Batches smaller than this are walked a chunk at a time; from this size on a header at a time,
+/// as copying the bytes between headers costs more than a read (~0.5 us, ~10 GB/s here).
+const SMALL_BATCH: u64 = 4 << 10;
+
+/// A walk forward through a segment's batch headers, reading them a chunk at a time (up to
+/// 64 KiB, never past the walk's horizon) while batches are small, so that 1 MiB of 1 KiB
+/// batches takes 16 reads rather than 1000, and a header at a time once they are large. The
+/// first read is at most 4 KiB, not knowing yet which.
+#[derive(Debug)]
+struct HeaderWalk {
+    /// File bytes from `start`.
+    chunk: Vec<u8>,
+    start: u64,
+    /// How far the caller expects to walk: a read stops there, but takes at least a header.
+    horizon: u64,
+    /// The most the next read takes.
+    max_read: usize,
+}
+
+impl HeaderWalk {
+    fn new(horizon: u64) -> HeaderWalk {
+        HeaderWalk {
+            chunk: Vec::new(),
+            start: 0,
+            horizon,
+            max_read: SMALL_BATCH as usize,
+        }
+    }
+
+    /// Where the header at `position` is in the chunk, if all of it is there.
+    fn header_in_chunk(&self, position: u64) -> Option<usize> {
+        let at = usize::try_from(position.checked_sub(self.start)?).ok()?;
+        (at + HEADER_FIELDS <= self.chunk.len()).then_some(at)
+    }
+
+    /// How much to read at `position` (before the file's end is taken into account).
+    fn read_len(&self, position: u64) -> usize {
+        let to_horizon = self.horizon.saturating_sub(position) + HEADER_FIELDS as u64;
+        to_horizon
+            .min(self.max_read as u64)
+            .max(HEADER_FIELDS as u64) as usize
+    }
+
+    fn saw_batch(&mut self, size: u64) {
+        self.max_read = if size < SMALL_BATCH {
+            HEADER_CHUNK
+        } else {
+            HEADER_FIELDS
+        };
+    }
+}
+
 /// A contiguous run of whole batches in a segment file, ready for `sendfile`.
 #[derive(Debug, Clone)]
 pub struct FileSlice {
@@ -368,12 +424,33 @@ impl LogSegment {
     /// Reads the header fields of the batch at `position`, or `None` at the end of the file or
     /// before a partial header.
     fn batch_at(&mut self, position: u64) -> Result<Option<BatchPosition>> {
+        self.next_batch(&mut HeaderWalk::new(position), position)
+    }
+
+    /// The batch at `position` for a walk through the file: its header comes from the walk's
+    /// last chunk when that holds it, else from a new read.
+    fn next_batch(
+        &mut self,
+        walk: &mut HeaderWalk,
+        position: u64,
+    ) -> Result<Option<BatchPosition>> {
         if position + MIN_BATCH_SIZE as u64 > self.size {
             return Ok(None);
         }
-        let file = self.file()?;
-        let mut h = [0u8; MAX_TIMESTAMP_OFFSET + 8];
-        file.read_exact_at(&mut h, position).at(&self.log_path)?;
+        let at = match walk.header_in_chunk(position) {
+            Some(at) => at,
+            None => {
+                let file = self.file()?;
+                // At least the header (MIN_BATCH_SIZE bytes remain), at most to the file's end.
+                let len = walk.read_len(position).min((self.size - position) as usize);
+                walk.chunk.resize(len, 0);
+                file.read_exact_at(&mut walk.chunk, position)
+                    .at(&self.log_path)?;
+                walk.start = position;
+                0
+            }
+        };
+        let h = &walk.chunk[at..at + HEADER_FIELDS];
         let base_offset = i64::from_be_bytes(h[..8].try_into().expect("invariant: 8 bytes"));
         let length = i32::from_be_bytes(
             h[LENGTH_OFFSET..LENGTH_OFFSET + 4]
@@ -397,6 +474,7 @@ impl LogSegment {
                 what: format!("batch at position {position} has invalid length {length}"),
             });
         }
+        walk.saw_batch(size as u64);
         Ok(Some(BatchPosition {
             base_offset,
             last_offset: base_offset + i64::from(delta),
@@ -410,8 +488,19 @@ impl LogSegment {
     /// (Kafka's `translateOffset`).
     pub fn translate_offset(&mut self, offset: i64) -> Result<Option<BatchPosition>> {
         let start = u64::from(self.offset_index.lookup(offset)?.position);
+        // The offset is within about an index interval of its entry.
+        let mut walk = HeaderWalk::new(start + self.index_interval_bytes);
+        self.translate_offset_in(&mut walk, start, offset)
+    }
+
+    fn translate_offset_in(
+        &mut self,
+        walk: &mut HeaderWalk,
+        start: u64,
+        offset: i64,
+    ) -> Result<Option<BatchPosition>> {
         let mut pos = start;
-        while let Some(b) = self.batch_at(pos)? {
+        while let Some(b) = self.next_batch(walk, pos)? {
             if b.last_offset >= offset {
                 return Ok(Some(b));
             }
@@ -430,12 +519,16 @@ impl LogSegment {
         max_offset: i64,
         min_one_batch: bool,
     ) -> Result<Option<(BatchPosition, FileSlice)>> {
-        let Some(first) = self.translate_offset(start_offset)? else {
+        let start = u64::from(self.offset_index.lookup(start_offset)?.position);
+        let mut walk = HeaderWalk::new(start + self.index_interval_bytes);
+        let Some(first) = self.translate_offset_in(&mut walk, start, start_offset)? else {
             return Ok(None);
         };
+        // The headers up to max_bytes from the first batch, and the one after (where it stops).
+        walk.horizon = first.position.saturating_add(max_bytes);
         let mut len: u64 = 0;
         let mut pos = first.position;
-        while let Some(b) = self.batch_at(pos)? {
+        while let Some(b) = self.next_batch(&mut walk, pos)? {
             if b.base_offset >= max_offset {
                 break;
             }
@@ -459,7 +552,8 @@ impl LogSegment {
     /// Every batch from `position` on (used by recovery, truncation and timestamp search).
     pub fn batches_from(&mut self, mut position: u64) -> Result<Vec<BatchPosition>> {
         let mut out = Vec::new();
-        while let Some(b) = self.batch_at(position)? {
+        let mut walk = HeaderWalk::new(self.size);
+        while let Some(b) = self.next_batch(&mut walk, position)? {
             position += u64::from(b.size);
             out.push(b);
         }
@@ -484,7 +578,8 @@ impl LogSegment {
         let start = u64::from(self.offset_index.lookup(hint)?.position);
         let mut next = self.base_offset;
         let mut pos = start;
-        while let Some(b) = self.batch_at(pos)? {
+        let mut walk = HeaderWalk::new(self.size);
+        while let Some(b) = self.next_batch(&mut walk, pos)? {
             next = b.last_offset + 1;
             pos += u64::from(b.size);
         }
@@ -629,10 +724,15 @@ impl LogSegment {
                 .lookup(hint.offset.max(start_offset))?
                 .position,
         );
-        Ok(self
-            .batches_from(from)?
-            .into_iter()
-            .find(|b| b.max_timestamp >= timestamp && b.last_offset >= start_offset))
+        let mut walk = HeaderWalk::new(self.size);
+        let mut pos = from;
+        while let Some(b) = self.next_batch(&mut walk, pos)? {
+            if b.max_timestamp >= timestamp && b.last_offset >= start_offset {
+                return Ok(Some(b));
+            }
+            pos += u64::from(b.size);
+        }
+        Ok(None)
     }
 
     /// Called when the segment stops being the active one: a last time-index entry for the

@@ -430,3 +430,71 @@ fn follower_appends_keep_the_leaders_offsets() {
         .collect();
     assert_eq!(replica, original, "replicas hold the same bytes");
 }
+
+/// A batch of one record with a value of `len` bytes.
+fn batch_of_size(len: usize) -> Bytes {
+    let mut b = RecordBatchBuilder::new(0);
+    b.append(0, Some(b"k"), Some(&vec![0x33; len]), &[])
+        .expect("append record");
+    b.build()
+}
+
+/// Reads walk the batch headers in chunks while batches are small and a header at a time when
+/// they are large: whatever the mix, each read returns the batches a walk one header at a time
+/// would (from the batch holding the offset, whole batches up to max_bytes, the first whole).
+#[test]
+fn reads_find_the_same_batches_whatever_the_batch_sizes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = LogConfig {
+        index_interval_bytes: 1000,
+        max_message_bytes: 1 << 20,
+        ..LogConfig::default()
+    };
+    let mut log = open(dir.path(), config, false);
+    // Runs of small batches between large ones, so that walks switch both ways; then a long run
+    // of small batches of many sizes, so that chunk ends fall at every place of a header.
+    let mixed: [usize; 8] = [10, 900, 3000, 70_000, 50, 4100, 300_000, 7];
+    let lens: Vec<usize> = (0..48)
+        .map(|i| mixed[i % 8] + i * 13)
+        .chain((0..300).map(|i| (i * 7919) % 1900))
+        .collect();
+    let mut positions = Vec::new(); // (offset, position, size)
+    let mut pos = 0u64;
+    for len in lens {
+        let b = batch_of_size(len);
+        let info = log.append_as_leader(&b, 0, 0).expect("append");
+        positions.push((info.first_offset, pos, b.len() as u64));
+        pos += b.len() as u64;
+    }
+    let leo = log.log_end_offset();
+    for &max_bytes in &[
+        1u64,
+        700,
+        5000,
+        65_536,
+        300_000,
+        1 << 20,
+        u64::from(u32::MAX),
+    ] {
+        for (i, &(offset, position, size)) in positions.iter().enumerate() {
+            let info = log.read(offset, max_bytes, leo, true).expect("read");
+            let slice = info.slice.expect("data");
+            let mut len = size;
+            for &(_, _, next) in &positions[i + 1..] {
+                if len + next > max_bytes {
+                    break;
+                }
+                len += next;
+            }
+            assert_eq!(
+                (
+                    info.first_batch_offset,
+                    slice.position,
+                    u64::from(slice.len)
+                ),
+                (offset, position, len),
+                "read at {offset} of {max_bytes} bytes"
+            );
+        }
+    }
+}
