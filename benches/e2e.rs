@@ -1,0 +1,710 @@
+//! End-to-end bench (`cargo bench --bench e2e`): the release `rafka` binary as a process on
+//! loopback, driven by librdkafka (the rdkafka crate), against plain-socket references measured
+//! in the same run.
+//!
+//! - `produce/{acks1,acks_all}/{100B,1KiB,16KiB}`: one partition, librdkafka defaults
+//!   (`linger.ms=5`, `batch.size=1000000`, no compression); one iteration is 4 MiB of payload,
+//!   produced and delivered (every delivery report received).
+//! - `consume/{16KiB,1KiB}`: a group-free librdkafka consumer (the per-partition consumer kcat
+//!   uses) reading a partition filled beforehand (768 MiB of 16 KiB or 256 MiB of 1 KiB
+//!   messages, just written, so in the page cache), going back to offset 0 at the end; one
+//!   iteration is 32 MiB (16 KiB) or 16 MiB (1 KiB) of payload. Payloads are counted, not
+//!   copied.
+//! - `reference/sendfile`: `sendfile(2)` of the 16 KiB topic's segment file (the same bytes the
+//!   broker serves) to a loopback TCP socket, a thread draining it; 32 MiB per iteration. Its
+//!   CPU is the sending thread's (getrusage RUSAGE_THREAD).
+//! - `reference/recv_write`: a thread receiving 1 KiB-message payload bytes over loopback and
+//!   `write(2)`ing them to a file on the same disk (4 MiB per iteration, sent as one request,
+//!   answered when written), appending like the broker's log. Its CPU is the receiving
+//!   thread's. It is also run beside every timed `produce/*/1KiB` call, with the same bytes,
+//!   alternately before and after it (summary rows `reference/recv_write~produce/…`): the
+//!   produce target is judged against that paired figure. The reason: on a VM whose guest
+//!   memory is backed on first touch (and handed back when free), writing page cache onto a
+//!   never-touched page costs several times what it costs on a just-freed one, so two writers
+//!   measured one after the other can meet very different page costs.
+//! - `latency/acks1_1KiB_10k_per_s`: 1 KiB messages paced at 10,000/s with `acks=1`,
+//!   `linger.ms=1`; each message's latency is from `send` to its delivery callback. Criterion's
+//!   figure for it is only the achieved send rate; the percentiles are in the summary.
+//!
+//! Criterion drives the timed loops (`iter_custom`). It cannot report CPU or percentiles, so
+//! every timed call also records its bytes, messages, wall time, the broker's CPU time
+//! (utime + stime of `/proc/<pid>/stat`, before and after the call) and this process's; at the
+//! end a summary table with the targets' ratios is printed and written to
+//! `target/criterion/e2e-summary.txt`. The summary's rates are totals over every timed call
+//! (warm-up included), so they can differ a little from criterion's estimates.
+//!
+//! `$RAFKA_BENCH_FETCH_BYTES` sets the consumer's `fetch.message.max.bytes` (librdkafka's
+//! default, 1 MiB, otherwise).
+//!
+//! The broker is the binary Cargo builds for this bench (the `bench` profile: release with line
+//! debug info), or `$RAFKA_BIN`. It runs with `RUST_LOG=warn` (`$RAFKA_BENCH_LOG` to change),
+//! in a scratch directory under `target/tmp` (the disk, not a tmpfs). Everything runs on this
+//! machine's cores at once — client, broker and references share them — so read the figures
+//! with the load average printed beside them.
+
+#[path = "e2e/support.rs"]
+mod support;
+
+use criterion::{Criterion, SamplingMode, Throughput};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
+};
+use rdkafka::ClientContext;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{thread_cpu, Broker, CountingConsumer, RecvWriteRef, SendfileRef};
+
+const KIB: usize = 1024;
+const MIB: u64 = 1 << 20;
+/// Payload per produce iteration.
+const PRODUCE_ITER_BYTES: u64 = 4 * MIB;
+const SIZES: [(&str, usize); 3] = [("100B", 100), ("1KiB", KIB), ("16KiB", 16 * KIB)];
+/// The consume topics: (name, message size, messages written beforehand, messages per iteration).
+const CONSUME: [(&str, usize, u64, u64); 2] = [
+    (
+        "16KiB",
+        16 * KIB,
+        768 * MIB / (16 * KIB as u64),
+        32 * MIB / (16 * KIB as u64),
+    ),
+    ("1KiB", KIB, 256 * MIB / KIB as u64, 16 * MIB / KIB as u64),
+];
+/// Messages per second in the latency run, and its message size.
+const PACED_RATE: u64 = 10_000;
+const LATENCY_MSG: usize = KIB;
+/// Bounds on waiting for deliveries.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------------------------------------
+// What each timed call recorded.
+
+#[derive(Default, Clone, Copy)]
+struct Acc {
+    calls: u64,
+    bytes: u64,
+    msgs: u64,
+    wall: Duration,
+    /// The broker process's CPU, or for a reference the measured thread's.
+    cpu: Duration,
+    /// This whole process (clients, references' other threads).
+    bench_cpu: Duration,
+}
+
+#[derive(Default)]
+struct Summary {
+    rows: BTreeMap<String, Acc>,
+    /// Per-message delivery latencies of the paced run, microseconds.
+    latencies_us: Vec<u32>,
+    load_start: String,
+}
+
+impl Summary {
+    fn add(
+        &mut self,
+        id: &str,
+        bytes: u64,
+        msgs: u64,
+        wall: Duration,
+        cpu: Duration,
+        bench: Duration,
+    ) {
+        let a = self.rows.entry(id.to_owned()).or_default();
+        a.calls += 1;
+        a.bytes += bytes;
+        a.msgs += msgs;
+        a.wall += wall;
+        a.cpu += cpu;
+        a.bench_cpu += bench;
+    }
+}
+
+/// The broker and its scratch directory, started on first use (so `--list`, a filter that
+/// matches nothing, or `--no-run` start nothing).
+struct Env {
+    broker: Broker,
+    scratch: tempfile::TempDir,
+    /// Consume topics already filled: name -> messages.
+    filled: BTreeMap<String, u64>,
+}
+
+#[derive(Default)]
+struct State {
+    env: Option<Env>,
+    summary: Summary,
+}
+
+fn env(slot: &mut Option<Env>) -> &mut Env {
+    let env = slot.get_or_insert_with(|| {
+        let scratch = tempfile::Builder::new()
+            .prefix("rafka-e2e-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .expect("scratch dir");
+        let dir = scratch.path().join("broker");
+        std::fs::create_dir_all(&dir).expect("broker dir");
+        Env {
+            broker: Broker::start(&dir),
+            scratch,
+            filled: BTreeMap::new(),
+        }
+    });
+    env.broker.check_alive();
+    env
+}
+
+/// Incompressible bytes (xorshift), so nothing along the way could shrink them.
+fn payload(size: usize) -> Vec<u8> {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    (0..size)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Producing.
+
+/// Counts delivery reports; keeps the first error.
+#[derive(Clone, Default)]
+struct Deliveries {
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    first_error: Arc<Mutex<Option<String>>>,
+}
+
+impl ClientContext for Deliveries {}
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+        match r {
+            Ok(_) => {
+                self.ok.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((e, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
+                first.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+}
+
+fn producer(bootstrap: &str, acks: &str) -> (BaseProducer<Deliveries>, Deliveries) {
+    let ctx = Deliveries::default();
+    let mut c = support::client_config(bootstrap);
+    c.set("acks", acks)
+        .set("linger.ms", "5")
+        .set("batch.size", "1000000")
+        .set("compression.type", "none")
+        .set("message.timeout.ms", "30000");
+    let p = c.create_with_context(ctx.clone()).expect("producer");
+    (p, ctx)
+}
+
+/// Enqueues `n` copies of `payload` for `topic`/0, waiting (polling) while the queue is full.
+fn enqueue(p: &BaseProducer<Deliveries>, topic: &str, payload: &[u8], n: u64) {
+    for i in 0..n {
+        let mut rec = BaseRecord::<(), [u8]>::to(topic)
+            .partition(0)
+            .payload(payload);
+        loop {
+            match p.send(rec) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    rec = r;
+                    p.poll(Duration::from_millis(1));
+                }
+                Err((e, _)) => panic!("produce to {topic}: {e}"),
+            }
+        }
+        if i % 4096 == 4095 {
+            p.poll(Duration::ZERO);
+        }
+    }
+}
+
+/// Polls until every enqueued message has its delivery report; panics on a failed delivery.
+/// (Not `Producer::flush`: the crate's `poll` waits out its whole timeout, and `flush` polls in
+/// 100 ms steps.)
+fn drain(p: &BaseProducer<Deliveries>, d: &Deliveries) {
+    let deadline = Instant::now() + DELIVERY_TIMEOUT;
+    while p.in_flight_count() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "deliveries not done within {DELIVERY_TIMEOUT:?}"
+        );
+        p.poll(Duration::from_millis(1));
+    }
+    let failed = d.failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        let first = d
+            .first_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        panic!("{failed} deliveries failed, first: {first:?}");
+    }
+}
+
+fn produce(c: &mut Criterion, st: &RefCell<State>) {
+    let mut g = c.benchmark_group("produce");
+    g.sampling_mode(SamplingMode::Flat);
+    // The receive-and-write reference, run beside each timed 1 KiB call (see `paired`).
+    let mut reference: Option<RecvWriteRef> = None;
+    for (acks_name, acks) in [("acks1", "1"), ("acks_all", "all")] {
+        for (size_name, size) in SIZES {
+            let msgs_per_iter = PRODUCE_ITER_BYTES / size as u64;
+            let bytes_per_iter = msgs_per_iter * size as u64;
+            g.throughput(Throughput::BytesDecimal(bytes_per_iter));
+            let id = format!("{acks_name}/{size_name}");
+            let paired = (size == KIB).then(|| format!("reference/recv_write~produce/{id}"));
+            let data = payload(size);
+            let mut client = None;
+            let mut calls = 0u64;
+            g.bench_function(id.as_str(), |b| {
+                let mut st = st.borrow_mut();
+                let State { env: slot, summary } = &mut *st;
+                let env = env(slot);
+                let (p, d, topic) = client.get_or_insert_with(|| {
+                    let topic = format!("produce-{acks_name}-{size_name}");
+                    env.broker.create_topic(&topic, &[]);
+                    let (p, d) = producer(&env.broker.bootstrap(), acks);
+                    // One message first: connection and metadata outside the timing.
+                    enqueue(&p, &topic, &data, 1);
+                    drain(&p, &d);
+                    (p, d, topic)
+                });
+                if paired.is_some() && reference.is_none() {
+                    let file = env.scratch.path().join("recv-write-paired.bin");
+                    reference = Some(RecvWriteRef::new(&file, &data));
+                }
+                b.iter_custom(|iters| {
+                    let n = iters * msgs_per_iter;
+                    let bytes = n * size as u64;
+                    calls += 1;
+                    // The reference writes as many bytes beside every call, before it and
+                    // after it in turn: on a VM whose guest memory is backed on first touch,
+                    // a page-cache write costs several times more on a page never touched
+                    // than on one just freed, so whichever writes first could take the cheap
+                    // pages. Alternating gives both the same conditions.
+                    let mut run_reference = |summary: &mut Summary| {
+                        if let (Some(rid), Some(r)) = (&paired, reference.as_mut()) {
+                            let t0 = Instant::now();
+                            let cpu = r.send(bytes);
+                            summary.add(rid, bytes, n, t0.elapsed(), cpu, Duration::ZERO);
+                        }
+                    };
+                    if calls % 2 == 0 {
+                        run_reference(summary);
+                    }
+                    let (cpu0, bench0) = (env.broker.cpu(), support::self_cpu());
+                    let t0 = Instant::now();
+                    enqueue(p, topic, &data, n);
+                    drain(p, d);
+                    let wall = t0.elapsed();
+                    let (cpu, bench) = (env.broker.cpu() - cpu0, support::self_cpu() - bench0);
+                    summary.add(&format!("produce/{id}"), bytes, n, wall, cpu, bench);
+                    if calls % 2 == 1 {
+                        run_reference(summary);
+                    }
+                    wall
+                });
+            });
+            drop(client);
+        }
+    }
+    drop(reference);
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Consuming.
+
+/// Fills `consume-<name>` with `msgs` messages of `size` bytes (once), acks=1.
+fn fill(env: &mut Env, name: &str, size: usize, msgs: u64) -> String {
+    let topic = format!("consume-{name}");
+    if !env.filled.contains_key(&topic) {
+        env.broker.create_topic(&topic, &[]);
+        let (p, d) = producer(&env.broker.bootstrap(), "1");
+        let t0 = Instant::now();
+        enqueue(&p, &topic, &payload(size), msgs);
+        drain(&p, &d);
+        eprintln!(
+            "e2e: filled {topic} with {msgs} x {size} B in {:.1?}",
+            t0.elapsed()
+        );
+        env.filled.insert(topic.clone(), msgs);
+    }
+    topic
+}
+
+fn consume(c: &mut Criterion, st: &RefCell<State>) {
+    let mut g = c.benchmark_group("consume");
+    g.sampling_mode(SamplingMode::Flat);
+    for (name, size, fill_msgs, msgs_per_iter) in CONSUME {
+        g.throughput(Throughput::BytesDecimal(msgs_per_iter * size as u64));
+        let mut consumer = None;
+        g.bench_function(name, |b| {
+            let mut st = st.borrow_mut();
+            let State { env: slot, summary } = &mut *st;
+            let env = env(slot);
+            let c = consumer.get_or_insert_with(|| {
+                let topic = fill(env, name, size, fill_msgs);
+                let mut c = CountingConsumer::new(&env.broker.bootstrap(), &topic);
+                c.read(1);
+                c
+            });
+            b.iter_custom(|iters| {
+                let n = iters * msgs_per_iter;
+                let (cpu0, bench0) = (env.broker.cpu(), support::self_cpu());
+                let t0 = Instant::now();
+                let bytes = c.read(n);
+                let wall = t0.elapsed();
+                let (cpu, bench) = (env.broker.cpu() - cpu0, support::self_cpu() - bench0);
+                assert_eq!(bytes, n * size as u64, "payload bytes read");
+                summary.add(&format!("consume/{name}"), bytes, n, wall, cpu, bench);
+                wall
+            });
+        });
+        // Dropped here so it stops fetching before the next bench.
+        drop(consumer);
+    }
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The references.
+
+fn references(c: &mut Criterion, st: &RefCell<State>) {
+    let mut g = c.benchmark_group("reference");
+    g.sampling_mode(SamplingMode::Flat);
+
+    let (name, size, fill_msgs, msgs_per_iter) = CONSUME[0];
+    let bytes_per_iter = msgs_per_iter * size as u64;
+    g.throughput(Throughput::BytesDecimal(bytes_per_iter));
+    let mut sender = None;
+    g.bench_function("sendfile", |b| {
+        let mut st = st.borrow_mut();
+        let State { env: slot, summary } = &mut *st;
+        let env = env(slot);
+        let s = sender.get_or_insert_with(|| {
+            let topic = fill(env, name, size, fill_msgs);
+            SendfileRef::new(&env.broker.first_segment(&topic))
+        });
+        b.iter_custom(|iters| {
+            let bytes = iters * bytes_per_iter;
+            let (cpu0, bench0) = (thread_cpu(), support::self_cpu());
+            let t0 = Instant::now();
+            s.send(bytes);
+            let wall = t0.elapsed();
+            let (cpu, bench) = (thread_cpu() - cpu0, support::self_cpu() - bench0);
+            summary.add(
+                "reference/sendfile",
+                bytes,
+                iters * msgs_per_iter,
+                wall,
+                cpu,
+                bench,
+            );
+            wall
+        });
+    });
+    drop(sender);
+
+    let bytes_per_iter = PRODUCE_ITER_BYTES / KIB as u64 * KIB as u64;
+    g.throughput(Throughput::BytesDecimal(bytes_per_iter));
+    let mut receiver = None;
+    g.bench_function("recv_write", |b| {
+        let mut st = st.borrow_mut();
+        let State { env: slot, summary } = &mut *st;
+        let env = env(slot);
+        let r = receiver.get_or_insert_with(|| {
+            RecvWriteRef::new(&env.scratch.path().join("recv-write.bin"), &payload(KIB))
+        });
+        b.iter_custom(|iters| {
+            let bytes = iters * bytes_per_iter;
+            let bench0 = support::self_cpu();
+            let t0 = Instant::now();
+            let cpu = r.send(bytes);
+            let wall = t0.elapsed();
+            let bench = support::self_cpu() - bench0;
+            let msgs = bytes / KIB as u64;
+            summary.add("reference/recv_write", bytes, msgs, wall, cpu, bench);
+            wall
+        });
+    });
+    drop(receiver);
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Latency.
+
+/// Records each delivery's latency: the opaque is the send time in ns since `base`.
+#[derive(Clone)]
+struct Latencies {
+    base: Instant,
+    us: Arc<Mutex<Vec<u32>>>,
+    delivered: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+}
+
+impl ClientContext for Latencies {}
+impl ProducerContext for Latencies {
+    type DeliveryOpaque = usize;
+    fn delivery(&self, r: &DeliveryResult<'_>, sent_ns: usize) {
+        let now = self.base.elapsed().as_nanos() as usize;
+        if r.is_ok() {
+            let us = (now.saturating_sub(sent_ns) / 1000).min(u32::MAX as usize) as u32;
+            self.us.lock().unwrap_or_else(|e| e.into_inner()).push(us);
+        } else {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.delivered.fetch_add(1, Ordering::Release);
+    }
+}
+
+fn latency(c: &mut Criterion, st: &RefCell<State>) {
+    let mut g = c.benchmark_group("latency");
+    g.sampling_mode(SamplingMode::Flat);
+    // Criterion's figure here is the achieved send rate (messages per second).
+    g.throughput(Throughput::Elements(1));
+    let data = payload(LATENCY_MSG);
+    let interval = Duration::from_nanos(1_000_000_000 / PACED_RATE);
+    let mut client = None;
+    let mut sent = 0u64;
+    g.bench_function("acks1_1KiB_10k_per_s", |b| {
+        let mut st = st.borrow_mut();
+        let State { env: slot, summary } = &mut *st;
+        let env = env(slot);
+        let (p, ctx) = client.get_or_insert_with(|| {
+            let topic = "latency";
+            env.broker.create_topic(topic, &[]);
+            let ctx = Latencies {
+                base: Instant::now(),
+                us: Arc::default(),
+                delivered: Arc::default(),
+                failed: Arc::default(),
+            };
+            let mut c = support::client_config(&env.broker.bootstrap());
+            c.set("acks", "1")
+                .set("linger.ms", "1")
+                .set("message.timeout.ms", "30000");
+            // A polling thread serves delivery reports as they come.
+            let p: ThreadedProducer<Latencies> =
+                c.create_with_context(ctx.clone()).expect("producer");
+            (p, ctx)
+        });
+        b.iter_custom(|iters| {
+            let (cpu0, bench0) = (env.broker.cpu(), support::self_cpu());
+            let t0 = Instant::now();
+            for i in 0..iters {
+                let due = t0 + interval * i as u32;
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+                let opaque = ctx.base.elapsed().as_nanos() as usize;
+                let rec = BaseRecord::<(), [u8], usize>::with_opaque_to("latency", opaque)
+                    .partition(0)
+                    .payload(&data);
+                if let Err((e, _)) = p.send(rec) {
+                    panic!("produce to latency: {e}");
+                }
+            }
+            sent += iters;
+            let deadline = Instant::now() + DELIVERY_TIMEOUT;
+            while ctx.delivered.load(Ordering::Acquire) < sent {
+                assert!(Instant::now() < deadline, "latency deliveries not done");
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            assert_eq!(ctx.failed.load(Ordering::Relaxed), 0, "failed deliveries");
+            let wall = t0.elapsed();
+            let (cpu, bench) = (env.broker.cpu() - cpu0, support::self_cpu() - bench0);
+            let bytes = iters * LATENCY_MSG as u64;
+            summary.add(
+                "latency/acks1_1KiB_10k_per_s",
+                bytes,
+                iters,
+                wall,
+                cpu,
+                bench,
+            );
+            wall
+        });
+    });
+    if let Some((p, ctx)) = client.take() {
+        drop(p);
+        let us = std::mem::take(&mut *ctx.us.lock().unwrap_or_else(|e| e.into_inner()));
+        st.borrow_mut().summary.latencies_us = us;
+    }
+    g.finish();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The summary.
+
+fn per_gb(cpu: Duration, bytes: u64) -> f64 {
+    cpu.as_secs_f64() / (bytes as f64 / 1e9)
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i] as f64 / 1000.0
+}
+
+fn report(s: &mut Summary) -> String {
+    let mut out = String::new();
+    let w = &mut out;
+    let _ = writeln!(w, "\n== rafka end-to-end summary ==");
+    let _ = writeln!(
+        w,
+        "load average (1 5 15 min): at start {}, at end {}; {} CPUs; CPU = utime+stime",
+        s.load_start,
+        load_average(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let _ = writeln!(
+        w,
+        "\n{:<44} {:>9} {:>11} {:>12} {:>14} {:>8}",
+        "bench", "MB/s", "msgs/s", "CPU-s/GB", "bench-proc", "wall-s"
+    );
+    let _ = writeln!(
+        w,
+        "{:<44} {:>9} {:>11} {:>12} {:>14} {:>8}",
+        "", "", "", "(subject)", "CPU-s/GB", ""
+    );
+    for (id, a) in &s.rows {
+        let secs = a.wall.as_secs_f64();
+        let subject = if id == "reference/sendfile" {
+            " (sender thread)"
+        } else if id.starts_with("reference/recv_write") {
+            " (receiver thread)"
+        } else {
+            " (broker)"
+        };
+        let bench_cpu = if a.bench_cpu.is_zero() {
+            "-".to_owned()
+        } else {
+            format!("{:.3}", per_gb(a.bench_cpu, a.bytes))
+        };
+        let _ = writeln!(
+            w,
+            "{:<44} {:>9.1} {:>11.0} {:>12.3} {:>14} {:>8.1}{subject}",
+            id,
+            a.bytes as f64 / 1e6 / secs,
+            a.msgs as f64 / secs,
+            per_gb(a.cpu, a.bytes),
+            bench_cpu,
+            secs,
+        );
+    }
+    if !s.latencies_us.is_empty() {
+        s.latencies_us.sort_unstable();
+        let l = &s.latencies_us;
+        let _ = writeln!(
+            w,
+            "\nlatency acks=1, 1 KiB at {PACED_RATE}/s, linger.ms=1 ({} messages): \
+             p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+            l.len(),
+            percentile(l, 0.50),
+            percentile(l, 0.90),
+            percentile(l, 0.99),
+            percentile(l, 0.999),
+            *l.last().expect("non-empty") as f64 / 1000.0,
+        );
+    }
+
+    let _ = writeln!(w, "\ntargets:");
+    let rate = |a: &Acc| a.bytes as f64 / a.wall.as_secs_f64();
+    let verdict = |ok: bool| if ok { "MET" } else { "MISSED" };
+    let row = |k: &str| s.rows.get(k).copied();
+    if let (Some(c), Some(r)) = (row("consume/16KiB"), row("reference/sendfile")) {
+        let rr = rate(&c) / rate(&r);
+        let cr = per_gb(c.cpu, c.bytes) / per_gb(r.cpu, r.bytes);
+        let _ = writeln!(
+            w,
+            "  consume 16 KiB rate / sendfile rate      = {rr:.2}  (target >= 0.70: {})",
+            verdict(rr >= 0.70)
+        );
+        let _ = writeln!(
+            w,
+            "  consume 16 KiB CPU/GB / sendfile CPU/GB  = {cr:.2}  (target <= 1.3: {})",
+            verdict(cr <= 1.3)
+        );
+    }
+    for acks in ["acks1", "acks_all"] {
+        let id = format!("produce/{acks}/1KiB");
+        let paired = row(&format!("reference/recv_write~{id}"));
+        for (r, how) in [(paired, "paired"), (row("reference/recv_write"), "alone")] {
+            if let (Some(p), Some(r)) = (row(&id), r) {
+                let cr = per_gb(p.cpu, p.bytes) / per_gb(r.cpu, r.bytes);
+                let _ = writeln!(
+                    w,
+                    "  produce 1 KiB {acks:<8} CPU/GB / recv_write ({how:<6}) = {cr:.2}  \
+                     (target <= 1.5: {})",
+                    verdict(cr <= 1.5)
+                );
+            }
+        }
+    }
+    if !s.latencies_us.is_empty() {
+        let p99 = percentile(&s.latencies_us, 0.99);
+        let _ = writeln!(
+            w,
+            "  acks=1 p99 at 10k msg/s                 = {p99:.2} ms  (target <= 5 ms: {})",
+            verdict(p99 <= 5.0)
+        );
+    }
+    out
+}
+
+fn main() {
+    let mut c = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .configure_from_args();
+    let st = RefCell::new(State::default());
+    st.borrow_mut().summary.load_start = load_average();
+
+    produce(&mut c, &st);
+    consume(&mut c, &st);
+    references(&mut c, &st);
+    latency(&mut c, &st);
+    c.final_summary();
+
+    let mut st = st.into_inner();
+    if st.summary.rows.is_empty() {
+        return;
+    }
+    let text = report(&mut st.summary);
+    println!("{text}");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .map(|t| t.join("criterion"))
+        .expect("target dir");
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let file = dir.join("e2e-summary.txt");
+        match std::fs::write(&file, &text) {
+            Ok(()) => println!("(written to {})", file.display()),
+            Err(e) => eprintln!("e2e: cannot write {}: {e}", file.display()),
+        }
+    }
+    // The broker is SIGKILLed and its directory removed as `st.env` drops.
+}

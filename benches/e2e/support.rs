@@ -1,0 +1,642 @@
+//! What the end-to-end bench stands on: the broker process, CPU clocks, a group-free
+//! librdkafka consumer that counts bytes without copying them, and the two plain-socket
+//! references (`sendfile(2)` to a loopback socket; receive over loopback and `write(2)` to a
+//! file).
+//!
+//! Everything blocks with a bound; a broker that dies or never becomes ready panics with the
+//! tail of its log.
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::bindings as rd;
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long the broker may take to answer Metadata and create a topic.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `rafka` binary: `$RAFKA_BIN` if set, else the one Cargo built for this bench (Cargo
+/// builds the package's binaries for benches and sets `CARGO_BIN_EXE_<name>`; with `cargo
+/// bench` it is the `bench`-profile build, i.e. release with debug line info), else
+/// `target/release/rafka` next to the target directory this bench runs from.
+pub fn rafka_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("RAFKA_BIN") {
+        return PathBuf::from(p);
+    }
+    if let Some(p) = option_env!("CARGO_BIN_EXE_rafka") {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    // target/release/deps/e2e-<hash> -> target/release/rafka
+    let exe = std::env::current_exe().expect("current exe");
+    let candidate = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("rafka"))
+        .filter(|p| p.exists());
+    candidate.unwrap_or_else(|| {
+        panic!("no rafka binary: run `cargo build --release --bin rafka` or set RAFKA_BIN")
+    })
+}
+
+/// A port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind 127.0.0.1:0")
+        .port()
+}
+
+/// One single-node rafka (broker+controller) in its own directory; SIGKILLed on drop.
+pub struct Broker {
+    pub port: u16,
+    pub dir: PathBuf,
+    child: Child,
+}
+
+impl Broker {
+    /// Starts the binary in `dir` (its cwd; data under `dir/data`) and waits until it answers
+    /// Metadata with itself as a broker. Retries on fresh ports when the port was taken.
+    pub fn start(dir: &Path) -> Broker {
+        let bin = rafka_binary();
+        let mut last = String::new();
+        for attempt in 0..5 {
+            let (port, controller_port) = (free_port(), free_port());
+            let props = format!(
+                "node.id=1\n\
+                 process.roles=broker,controller\n\
+                 listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}\n\
+                 advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+                 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+                 controller.listener.names=CONTROLLER\n\
+                 controller.quorum.voters=1@127.0.0.1:{controller_port}\n\
+                 num.partitions=1\n\
+                 log.dirs={}\n",
+                dir.join("data").display()
+            );
+            let file = dir.join("server.properties");
+            std::fs::write(&file, props).expect("write server.properties");
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("rafka.log"))
+                .expect("open rafka.log");
+            let log2 = log.try_clone().expect("dup rafka.log");
+            let mut cmd = Command::new(&bin);
+            cmd.arg(&file)
+                .current_dir(dir)
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(log2)
+                .env(
+                    "RUST_LOG",
+                    std::env::var("RAFKA_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
+                );
+            // SAFETY: prctl is async-signal-safe and touches no memory of the parent. The
+            // signal is tied to the spawning thread: the bench's main thread, which outlives
+            // the broker.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(
+                        libc::PR_SET_PDEATHSIG,
+                        libc::SIGKILL as libc::c_ulong,
+                        0,
+                        0,
+                        0,
+                    );
+                    Ok(())
+                });
+            }
+            let child = cmd
+                .spawn()
+                .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
+            let mut broker = Broker {
+                port,
+                dir: dir.to_owned(),
+                child,
+            };
+            match broker.wait_ready() {
+                Ok(()) => {
+                    eprintln!(
+                        "e2e: broker {} pid {} on {}",
+                        bin.display(),
+                        broker.pid(),
+                        broker.bootstrap()
+                    );
+                    return broker;
+                }
+                Err(why) => {
+                    last = format!("attempt {attempt}: {why}");
+                    drop(broker);
+                }
+            }
+        }
+        panic!("could not start rafka: {last}");
+    }
+
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let client: BaseConsumer = client_config(&self.bootstrap())
+            .create()
+            .expect("metadata client");
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for rafka") {
+                return Err(format!("rafka exited ({status}):\n{}", self.log_tail(30)));
+            }
+            if let Ok(md) = client.fetch_metadata(None, Duration::from_secs(2)) {
+                if md.brokers().iter().any(|b| b.id() == 1) {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "rafka not ready within {READY_TIMEOUT:?}:\n{}",
+                    self.log_tail(30)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn log_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(self.dir.join("rafka.log")).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// The broker's CPU time so far (all threads, user + system).
+    pub fn cpu(&self) -> Duration {
+        process_cpu(&format!("/proc/{}/stat", self.pid()))
+    }
+
+    /// Panics with its log if the broker has exited.
+    pub fn check_alive(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("rafka exited ({status}):\n{}", self.log_tail(40));
+        }
+    }
+
+    /// Creates `topic` (1 partition, replication 1, `configs`) and waits until it has a leader.
+    pub fn create_topic(&self, topic: &str, configs: &[(&str, &str)]) {
+        let admin: AdminClient<DefaultClientContext> = client_config(&self.bootstrap())
+            .create()
+            .expect("admin client");
+        let opts = AdminOptions::new()
+            .request_timeout(Some(Duration::from_secs(20)))
+            .operation_timeout(Some(Duration::from_secs(20)));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let mut nt = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
+        for (k, v) in configs {
+            nt = nt.set(k, v);
+        }
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let res = rt.block_on(admin.create_topics([&nt], &opts));
+            match res.as_ref().map(|r| r.first()) {
+                Ok(Some(Ok(_))) => break,
+                other if Instant::now() > deadline => {
+                    panic!("create topic {topic}: {other:?}\n{}", self.log_tail(30))
+                }
+                _ => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+        let client: BaseConsumer = client_config(&self.bootstrap())
+            .create()
+            .expect("metadata client");
+        loop {
+            if let Ok(md) = client.fetch_metadata(Some(topic), Duration::from_secs(2)) {
+                let ok = md.topics().iter().any(|t| {
+                    t.name() == topic
+                        && t.error().is_none()
+                        && t.partitions().len() == 1
+                        && t.partitions().iter().all(|p| p.leader() >= 0)
+                });
+                if ok {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "topic {topic} has no leader\n{}",
+                self.log_tail(30)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The first `.log` segment file of `topic`-0.
+    pub fn first_segment(&self, topic: &str) -> PathBuf {
+        let dir = self.log_dir().join(format!("{topic}-0"));
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("read {}: {e}", dir.display()))
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no segment in {}", dir.display()))
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client config with short timeouts, IPv4 only.
+pub fn client_config(bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4")
+        .set("socket.timeout.ms", "10000");
+    c
+}
+
+/// utime + stime of `/proc/<pid>/stat` (or `/proc/self/task/<tid>/stat`), in clock ticks
+/// converted with `sysconf(_SC_CLK_TCK)`.
+pub fn process_cpu(stat_path: &str) -> Duration {
+    let text =
+        std::fs::read_to_string(stat_path).unwrap_or_else(|e| panic!("read {stat_path}: {e}"));
+    // The command name (field 2) is in parentheses and may hold spaces: count from the last ')'.
+    let rest = &text[text.rfind(')').expect("stat has (comm)") + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Field 3 (state) is fields[0]: utime (14) is fields[11], stime (15) fields[12].
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    Duration::from_secs_f64(ticks as f64 / clock_ticks_per_sec())
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    // SAFETY: sysconf reads a constant.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
+/// This process's CPU time so far (all threads: librdkafka's and ours).
+pub fn self_cpu() -> Duration {
+    process_cpu("/proc/self/stat")
+}
+
+/// The calling thread's CPU time so far (getrusage RUSAGE_THREAD, user + system).
+pub fn thread_cpu() -> Duration {
+    // SAFETY: getrusage fills the struct we pass; zeroed is a valid rusage.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// A group-free librdkafka consumer of one partition (the legacy per-partition consumer, as
+/// kcat uses: only Metadata and Fetch), counting payload bytes without copying them.
+pub struct CountingConsumer {
+    queue: *mut rd::rd_kafka_queue_t,
+    topic: *mut rd::rd_kafka_topic_t,
+    started: bool,
+    batch: Vec<*mut rd::rd_kafka_message_t>,
+    /// Dropped last: owns the rd_kafka_t.
+    _client: BaseConsumer,
+}
+
+impl CountingConsumer {
+    pub fn new(bootstrap: &str, topic: &str) -> CountingConsumer {
+        let mut c = client_config(bootstrap);
+        c.set("enable.auto.commit", "false")
+            .set("auto.commit.enable", "false")
+            .set("enable.partition.eof", "true")
+            // A 16 MiB prefetch queue: what is fetched between two timed calls (while
+            // criterion is not asking for messages) stays small next to a call's bytes.
+            .set("queued.max.messages.kbytes", "16384")
+            .set("fetch.queue.backoff.ms", "1");
+        // librdkafka's default per-partition fetch is 1 MiB (Kafka's `max.partition.fetch.bytes`
+        // default too); `$RAFKA_BENCH_FETCH_BYTES` changes it, to see how the broker scales
+        // with bigger fetches.
+        if let Ok(v) = std::env::var("RAFKA_BENCH_FETCH_BYTES") {
+            c.set("fetch.message.max.bytes", &v);
+        }
+        let client: BaseConsumer = c.create().expect("consumer");
+        let name = CString::new(topic).expect("topic name");
+        // SAFETY: a queue and a topic handle on a live client; destroyed in Drop before it.
+        let (queue, rkt) = unsafe {
+            let rk = client.client().native_ptr();
+            (
+                rd::rd_kafka_queue_new(rk),
+                rd::rd_kafka_topic_new(rk, name.as_ptr(), std::ptr::null_mut()),
+            )
+        };
+        assert!(!queue.is_null() && !rkt.is_null(), "consumer handles");
+        CountingConsumer {
+            queue,
+            topic: rkt,
+            started: false,
+            batch: vec![std::ptr::null_mut(); 1024],
+            _client: client,
+        }
+    }
+
+    fn restart_at_zero(&mut self) {
+        // SAFETY: live topic handle and queue; stop only what was started.
+        unsafe {
+            if self.started {
+                rd::rd_kafka_consume_stop(self.topic, 0);
+            }
+            let r = rd::rd_kafka_consume_start_queue(self.topic, 0, 0, self.queue);
+            assert_eq!(r, 0, "consume_start");
+        }
+        self.started = true;
+    }
+
+    /// Reads `msgs` messages, going back to offset 0 at the end of the partition; returns the
+    /// payload bytes read. Panics on a consume error or when nothing comes for 10 s.
+    pub fn read(&mut self, msgs: u64) -> u64 {
+        if !self.started {
+            self.restart_at_zero();
+        }
+        let mut got = 0u64;
+        let mut bytes = 0u64;
+        let mut idle_since = Instant::now();
+        while got < msgs {
+            // SAFETY: our queue; `batch` has room for its length; each message returned is
+            // destroyed once below.
+            let n = unsafe {
+                rd::rd_kafka_consume_batch_queue(
+                    self.queue,
+                    100,
+                    self.batch.as_mut_ptr(),
+                    self.batch.len().min((msgs - got) as usize),
+                )
+            };
+            assert!(n >= 0, "consume_batch_queue failed");
+            if n == 0 {
+                assert!(
+                    idle_since.elapsed() < Duration::from_secs(10),
+                    "no message for 10 s"
+                );
+                continue;
+            }
+            idle_since = Instant::now();
+            let mut eof = false;
+            for &m in &self.batch[..n as usize] {
+                // SAFETY: a message librdkafka handed us, valid until destroyed.
+                unsafe {
+                    let r = &*m;
+                    if r.err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__PARTITION_EOF {
+                        eof = true;
+                    } else if r.err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                        panic!("consume error {:?} at offset {}", r.err, r.offset);
+                    } else {
+                        got += 1;
+                        bytes += r.len as u64;
+                    }
+                    rd::rd_kafka_message_destroy(m);
+                }
+            }
+            if eof {
+                self.restart_at_zero();
+            }
+        }
+        bytes
+    }
+}
+
+impl Drop for CountingConsumer {
+    fn drop(&mut self) {
+        // SAFETY: stop what we started, then free the topic handle and queue, once each.
+        unsafe {
+            if self.started {
+                rd::rd_kafka_consume_stop(self.topic, 0);
+            }
+            rd::rd_kafka_topic_destroy(self.topic);
+            rd::rd_kafka_queue_destroy(self.queue);
+        }
+    }
+}
+
+/// Reference 1: `sendfile(2)` from a file to a loopback TCP socket, a thread draining the
+/// other end (`read` into a 1 MiB buffer). The calling thread sends; its CPU is the figure.
+pub struct SendfileRef {
+    file: File,
+    file_len: u64,
+    pos: i64,
+    sock: TcpStream,
+    received: Arc<AtomicU64>,
+    sent: u64,
+    reader: Option<JoinHandle<()>>,
+}
+
+impl SendfileRef {
+    pub fn new(path: &Path) -> SendfileRef {
+        let file = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+        let file_len = file.metadata().expect("file size").len();
+        assert!(file_len > 0, "empty {}", path.display());
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let received = Arc::new(AtomicU64::new(0));
+        let rx = received.clone();
+        let reader = std::thread::Builder::new()
+            .name("sendfile-reader".into())
+            .spawn(move || {
+                let (mut s, _) = listener.accept().expect("accept");
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            rx.fetch_add(n as u64, Ordering::Release);
+                        }
+                    }
+                }
+            })
+            .expect("spawn reader");
+        let sock = TcpStream::connect(addr).expect("connect");
+        SendfileRef {
+            file,
+            file_len,
+            pos: 0,
+            sock,
+            received,
+            sent: 0,
+            reader: Some(reader),
+        }
+    }
+
+    /// Sends `bytes` bytes of the file (wrapping to its start) and waits until the reader has
+    /// them all.
+    pub fn send(&mut self, bytes: u64) {
+        let mut left = bytes;
+        while left > 0 {
+            if self.pos as u64 >= self.file_len {
+                self.pos = 0;
+            }
+            let count = left.min(self.file_len - self.pos as u64).min(16 << 20) as usize;
+            // SAFETY: sendfile between two fds we own; `pos` is a valid offset in the file.
+            let n = unsafe {
+                libc::sendfile(
+                    self.sock.as_raw_fd(),
+                    self.file.as_raw_fd(),
+                    &mut self.pos,
+                    count,
+                )
+            };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                panic!("sendfile: {e}");
+            }
+            left -= n as u64;
+        }
+        self.sent += bytes;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.received.load(Ordering::Acquire) < self.sent {
+            assert!(Instant::now() < deadline, "reader stuck");
+            std::thread::yield_now();
+        }
+    }
+}
+
+impl Drop for SendfileRef {
+    fn drop(&mut self) {
+        let _ = self.sock.shutdown(std::net::Shutdown::Both);
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+/// Bytes written to the reference-2 file before it is cut back to empty (between requests,
+/// outside the measured CPU), so the disk cannot fill. Far above what a default run writes:
+/// like the broker's log, the file is appended to, each write landing on newly allocated page
+/// cache. (Cutting it back every GiB would let the writes reuse just-freed pages, which on a VM
+/// whose guest memory is backed on first touch is several times cheaper than new ones: that
+/// would flatter the reference, not measure it.)
+const WRAP_BYTES: u64 = 16 << 30;
+
+/// Reference 2: a thread that receives requests over loopback TCP (an 8-byte length, then that
+/// many bytes), `write(2)`s the bytes to a file as they arrive (read into a 1 MiB buffer), and
+/// answers with the CPU time (ns, 8 bytes) its thread spent on that request.
+pub struct RecvWriteRef {
+    sock: TcpStream,
+    chunk: Vec<u8>,
+    receiver: Option<JoinHandle<()>>,
+}
+
+impl RecvWriteRef {
+    pub fn new(file: &Path, payload: &[u8]) -> RecvWriteRef {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let path = file.to_owned();
+        let receiver = std::thread::Builder::new()
+            .name("recv-write".into())
+            .spawn(move || {
+                let (mut s, _) = listener.accept().expect("accept");
+                let mut f = File::create(&path).expect("create reference file");
+                let mut written = 0u64;
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let mut len = [0u8; 8];
+                    if s.read_exact(&mut len).is_err() {
+                        return;
+                    }
+                    let len = u64::from_be_bytes(len);
+                    if len == 0 {
+                        return;
+                    }
+                    if written >= WRAP_BYTES {
+                        f.set_len(0).expect("truncate");
+                        f.rewind().expect("rewind");
+                        written = 0;
+                    }
+                    let cpu0 = thread_cpu();
+                    let mut left = len;
+                    while left > 0 {
+                        let want = left.min(buf.len() as u64) as usize;
+                        let n = s.read(&mut buf[..want]).expect("receive");
+                        assert!(n > 0, "sender closed mid-request");
+                        f.write_all(&buf[..n]).expect("write reference file");
+                        left -= n as u64;
+                    }
+                    written += len;
+                    let cpu = (thread_cpu() - cpu0).as_nanos() as u64;
+                    s.write_all(&cpu.to_be_bytes()).expect("answer");
+                }
+            })
+            .expect("spawn receiver");
+        let sock = TcpStream::connect(addr).expect("connect");
+        sock.set_nodelay(true).expect("nodelay");
+        // The sender writes the produce payload over and over, 1 MiB at a time.
+        let mut chunk = Vec::with_capacity(1 << 20);
+        while chunk.len() + payload.len() <= 1 << 20 {
+            chunk.extend_from_slice(payload);
+        }
+        RecvWriteRef {
+            sock,
+            chunk,
+            receiver: Some(receiver),
+        }
+    }
+
+    /// Sends `bytes` bytes as one request and waits for the answer: the receiver's CPU time.
+    pub fn send(&mut self, bytes: u64) -> Duration {
+        self.sock
+            .write_all(&bytes.to_be_bytes())
+            .expect("send length");
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(self.chunk.len() as u64) as usize;
+            self.sock.write_all(&self.chunk[..n]).expect("send");
+            left -= n as u64;
+        }
+        let mut cpu = [0u8; 8];
+        self.sock.read_exact(&mut cpu).expect("answer");
+        Duration::from_nanos(u64::from_be_bytes(cpu))
+    }
+}
+
+impl Drop for RecvWriteRef {
+    fn drop(&mut self) {
+        let _ = self.sock.write_all(&0u64.to_be_bytes());
+        if let Some(r) = self.receiver.take() {
+            let _ = r.join();
+        }
+    }
+}
