@@ -239,7 +239,13 @@ impl LogSegment {
     ) -> Result<LogSegment> {
         let (log, idx, tidx) = Self::paths(dir, base_offset, "");
         let file = fs.open(&log, true).at(&log)?;
-        file.set_len(0).at(&log)?;
+        // Only a file left behind has anything to cut. Truncating even an empty file to 0 marks
+        // it on ext4 (auto_da_alloc, for files rewritten by truncate-and-write) to have all its
+        // dirty pages written back when it is closed: a segment released or deleted by
+        // retention would then start writing out up to a whole segment.
+        if file.len().at(&log)? != 0 {
+            file.set_len(0).at(&log)?;
+        }
         fs.sync_dir(dir).at(dir)?;
         let persistent = fs.persistent_indexes();
         let mut seg = LogSegment {

@@ -498,3 +498,17 @@ fn reads_find_the_same_batches_whatever_the_batch_sizes() {
         }
     }
 }
+
+/// A new segment starts empty even where a crashed roll left a file of its name; an empty file
+/// is not truncated (on ext4 that would schedule a write-back of the segment when closed).
+#[test]
+fn a_new_segment_cuts_a_file_left_behind() {
+    use rafka_storage::LogSegment;
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("00000000000000000042.log");
+    std::fs::write(&path, b"left by a crash").expect("write");
+    let seg =
+        LogSegment::create(Arc::new(DiskFs), dir.path(), 42, 4096, 1 << 20, 0).expect("create");
+    assert_eq!(seg.size(), 0);
+    assert_eq!(std::fs::metadata(&path).expect("stat").len(), 0);
+}
