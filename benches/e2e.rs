@@ -94,6 +94,54 @@ struct Acc {
     cpu: Duration,
     /// This whole process (clients, references' other threads).
     bench_cpu: Duration,
+    /// Every other process on the machine (machine-wide busy time less the broker's and
+    /// ours): how contended the measurement was.
+    others_cpu: Duration,
+}
+
+/// The clocks read before and after every timed call.
+#[derive(Clone, Copy)]
+struct Clocks {
+    broker: Duration,
+    bench: Duration,
+    machine: Duration,
+}
+
+/// What a timed call cost: the subject (broker, or a reference's thread), this process, and
+/// everything else running meanwhile.
+struct Spent {
+    subject: Duration,
+    bench: Duration,
+    others: Duration,
+}
+
+impl Clocks {
+    fn read(broker: &Broker) -> Clocks {
+        Clocks {
+            broker: broker.cpu(),
+            bench: support::self_cpu(),
+            machine: support::machine_busy(),
+        }
+    }
+
+    /// Since `before`, with the broker as the subject.
+    fn broker_since(broker: &Broker, before: Clocks) -> Spent {
+        let now = Clocks::read(broker);
+        let (b, us) = (now.broker - before.broker, now.bench - before.bench);
+        Spent {
+            subject: b,
+            bench: us,
+            others: (now.machine - before.machine).saturating_sub(b + us),
+        }
+    }
+
+    /// Since `before`, with `subject` (a reference thread's CPU) as the subject.
+    fn since(broker: &Broker, before: Clocks, subject: Duration) -> Spent {
+        Spent {
+            subject,
+            ..Clocks::broker_since(broker, before)
+        }
+    }
 }
 
 #[derive(Default)]
@@ -105,22 +153,15 @@ struct Summary {
 }
 
 impl Summary {
-    fn add(
-        &mut self,
-        id: &str,
-        bytes: u64,
-        msgs: u64,
-        wall: Duration,
-        cpu: Duration,
-        bench: Duration,
-    ) {
+    fn add(&mut self, id: &str, bytes: u64, msgs: u64, wall: Duration, spent: Spent) {
         let a = self.rows.entry(id.to_owned()).or_default();
         a.calls += 1;
         a.bytes += bytes;
         a.msgs += msgs;
         a.wall += wall;
-        a.cpu += cpu;
-        a.bench_cpu += bench;
+        a.cpu += spent.subject;
+        a.bench_cpu += spent.bench;
+        a.others_cpu += spent.others;
     }
 }
 
@@ -304,21 +345,24 @@ fn produce(c: &mut Criterion, st: &RefCell<State>) {
                     // pages. Alternating gives both the same conditions.
                     let mut run_reference = |summary: &mut Summary| {
                         if let (Some(rid), Some(r)) = (&paired, reference.as_mut()) {
+                            let before = Clocks::read(&env.broker);
                             let t0 = Instant::now();
                             let cpu = r.send(bytes);
-                            summary.add(rid, bytes, n, t0.elapsed(), cpu, Duration::ZERO);
+                            let wall = t0.elapsed();
+                            let spent = Clocks::since(&env.broker, before, cpu);
+                            summary.add(rid, bytes, n, wall, spent);
                         }
                     };
                     if calls % 2 == 0 {
                         run_reference(summary);
                     }
-                    let (cpu0, bench0) = (env.broker.cpu(), support::self_cpu());
+                    let before = Clocks::read(&env.broker);
                     let t0 = Instant::now();
                     enqueue(p, topic, &data, n);
                     drain(p, d);
                     let wall = t0.elapsed();
-                    let (cpu, bench) = (env.broker.cpu() - cpu0, support::self_cpu() - bench0);
-                    summary.add(&format!("produce/{id}"), bytes, n, wall, cpu, bench);
+                    let spent = Clocks::broker_since(&env.broker, before);
+                    summary.add(&format!("produce/{id}"), bytes, n, wall, spent);
                     if calls % 2 == 1 {
                         run_reference(summary);
                     }
@@ -371,13 +415,13 @@ fn consume(c: &mut Criterion, st: &RefCell<State>) {
             });
             b.iter_custom(|iters| {
                 let n = iters * msgs_per_iter;
-                let (cpu0, bench0) = (env.broker.cpu(), support::self_cpu());
+                let before = Clocks::read(&env.broker);
                 let t0 = Instant::now();
                 let bytes = c.read(n);
                 let wall = t0.elapsed();
-                let (cpu, bench) = (env.broker.cpu() - cpu0, support::self_cpu() - bench0);
+                let spent = Clocks::broker_since(&env.broker, before);
                 assert_eq!(bytes, n * size as u64, "payload bytes read");
-                summary.add(&format!("consume/{name}"), bytes, n, wall, cpu, bench);
+                summary.add(&format!("consume/{name}"), bytes, n, wall, spent);
                 wall
             });
         });
@@ -408,19 +452,13 @@ fn references(c: &mut Criterion, st: &RefCell<State>) {
         });
         b.iter_custom(|iters| {
             let bytes = iters * bytes_per_iter;
-            let (cpu0, bench0) = (thread_cpu(), support::self_cpu());
+            let (before, cpu0) = (Clocks::read(&env.broker), thread_cpu());
             let t0 = Instant::now();
             s.send(bytes);
             let wall = t0.elapsed();
-            let (cpu, bench) = (thread_cpu() - cpu0, support::self_cpu() - bench0);
-            summary.add(
-                "reference/sendfile",
-                bytes,
-                iters * msgs_per_iter,
-                wall,
-                cpu,
-                bench,
-            );
+            let spent = Clocks::since(&env.broker, before, thread_cpu() - cpu0);
+            let msgs = iters * msgs_per_iter;
+            summary.add("reference/sendfile", bytes, msgs, wall, spent);
             wall
         });
     });
@@ -438,13 +476,13 @@ fn references(c: &mut Criterion, st: &RefCell<State>) {
         });
         b.iter_custom(|iters| {
             let bytes = iters * bytes_per_iter;
-            let bench0 = support::self_cpu();
+            let before = Clocks::read(&env.broker);
             let t0 = Instant::now();
             let cpu = r.send(bytes);
             let wall = t0.elapsed();
-            let bench = support::self_cpu() - bench0;
+            let spent = Clocks::since(&env.broker, before, cpu);
             let msgs = bytes / KIB as u64;
-            summary.add("reference/recv_write", bytes, msgs, wall, cpu, bench);
+            summary.add("reference/recv_write", bytes, msgs, wall, spent);
             wall
         });
     });
@@ -511,7 +549,7 @@ fn latency(c: &mut Criterion, st: &RefCell<State>) {
             (p, ctx)
         });
         b.iter_custom(|iters| {
-            let (cpu0, bench0) = (env.broker.cpu(), support::self_cpu());
+            let before = Clocks::read(&env.broker);
             let t0 = Instant::now();
             for i in 0..iters {
                 let due = t0 + interval * i as u32;
@@ -535,16 +573,10 @@ fn latency(c: &mut Criterion, st: &RefCell<State>) {
             }
             assert_eq!(ctx.failed.load(Ordering::Relaxed), 0, "failed deliveries");
             let wall = t0.elapsed();
-            let (cpu, bench) = (env.broker.cpu() - cpu0, support::self_cpu() - bench0);
+            let spent = Clocks::broker_since(&env.broker, before);
             let bytes = iters * LATENCY_MSG as u64;
-            summary.add(
-                "latency/acks1_1KiB_10k_per_s",
-                bytes,
-                iters,
-                wall,
-                cpu,
-                bench,
-            );
+            let id = "latency/acks1_1KiB_10k_per_s";
+            summary.add(id, bytes, iters, wall, spent);
             wall
         });
     });
@@ -581,39 +613,41 @@ fn report(s: &mut Summary) -> String {
     );
     let _ = writeln!(
         w,
-        "\n{:<44} {:>9} {:>11} {:>12} {:>14} {:>8}",
-        "bench", "MB/s", "msgs/s", "CPU-s/GB", "bench-proc", "wall-s"
+        "\n{:<42} {:>8} {:>10} {:>10} {:>10} {:>7} {:>6}",
+        "bench", "MB/s", "msgs/s", "CPU-s/GB", "bench-proc", "others", "wall-s"
     );
     let _ = writeln!(
         w,
-        "{:<44} {:>9} {:>11} {:>12} {:>14} {:>8}",
-        "", "", "", "(subject)", "CPU-s/GB", ""
+        "{:<42} {:>8} {:>10} {:>10} {:>10} {:>7} {:>6}",
+        "", "", "", "(subject)", "CPU-s/GB", "CPUs", ""
     );
     for (id, a) in &s.rows {
         let secs = a.wall.as_secs_f64();
         let subject = if id == "reference/sendfile" {
-            " (sender thread)"
+            "sender thread"
         } else if id.starts_with("reference/recv_write") {
-            " (receiver thread)"
+            "receiver thread"
         } else {
-            " (broker)"
-        };
-        let bench_cpu = if a.bench_cpu.is_zero() {
-            "-".to_owned()
-        } else {
-            format!("{:.3}", per_gb(a.bench_cpu, a.bytes))
+            "broker"
         };
         let _ = writeln!(
             w,
-            "{:<44} {:>9.1} {:>11.0} {:>12.3} {:>14} {:>8.1}{subject}",
+            "{:<42} {:>8.1} {:>10.0} {:>10.3} {:>10.3} {:>7.2} {:>6.1}  ({subject})",
             id,
             a.bytes as f64 / 1e6 / secs,
             a.msgs as f64 / secs,
             per_gb(a.cpu, a.bytes),
-            bench_cpu,
+            per_gb(a.bench_cpu, a.bytes),
+            a.others_cpu.as_secs_f64() / secs,
             secs,
         );
     }
+    let _ = writeln!(
+        w,
+        "(CPU-s/GB (subject): the broker process, or the reference's measuring thread; \
+         bench-proc: this process, clients and reference threads; others: CPUs busy with \
+         every other process meanwhile — contention)"
+    );
     if !s.latencies_us.is_empty() {
         s.latencies_us.sort_unstable();
         let l = &s.latencies_us;

@@ -308,6 +308,22 @@ fn clock_ticks_per_sec() -> f64 {
     }
 }
 
+/// CPU time spent by the whole machine so far: every CPU's user, nice, system, irq and
+/// softirq time in `/proc/stat`.
+pub fn machine_busy() -> Duration {
+    let text = std::fs::read_to_string("/proc/stat").expect("read /proc/stat");
+    let line = text.lines().next().expect("cpu line");
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().expect("/proc/stat field"))
+        .collect();
+    // user nice system idle iowait irq softirq (then steal, guest: not this guest's work,
+    // or already in user)
+    let busy: u64 = ticks.iter().take(7).sum::<u64>() - ticks[3] - ticks[4];
+    Duration::from_secs_f64(busy as f64 / clock_ticks_per_sec())
+}
+
 /// This process's CPU time so far (all threads: librdkafka's and ours).
 pub fn self_cpu() -> Duration {
     process_cpu("/proc/self/stat")
