@@ -85,6 +85,21 @@ fn ends_in_zeros<E: IndexEntry>(bytes: &[u8]) -> bool {
     end > 0 && bytes[end - E::SIZE..end].iter().all(|b| *b == 0)
 }
 
+/// Maps an index file for reading and writing, without read-ahead: entries are appended one
+/// at a time and looked up by binary search, and a fault on a file the size of
+/// `segment.index.bytes` would otherwise read ahead (zero-fill, for the unwritten part) far
+/// more than its page — milliseconds, in the first append to a new segment.
+///
+/// # Safety
+/// As `MmapMut::map_mut`: nothing else may change the file's length or contents while mapped.
+unsafe fn map(file: &File) -> io::Result<MmapMut> {
+    // SAFETY: the caller's promise.
+    let mmap = unsafe { MmapMut::map_mut(file) }?;
+    // Only advice: a kernel that refuses it reads ahead as before.
+    let _ = mmap.advise(memmap2::Advice::Random);
+    Ok(mmap)
+}
+
 /// Backs `[from, to)` of `file` with real blocks; bytes below `free_from` hold entries.
 fn allocate(file: &File, from: u64, to: u64, free_from: u64) -> io::Result<()> {
     loop {
@@ -204,7 +219,7 @@ impl<E: IndexEntry> Index<E> {
         let length = file.metadata().at(&self.path)?.len();
         // SAFETY: the file is this index's alone: nothing else maps, writes or resizes it while
         // it is mapped (`resize` unmaps before changing its length).
-        let mmap = unsafe { MmapMut::map_mut(&file) }.at(&self.path)?;
+        let mmap = unsafe { map(&file) }.at(&self.path)?;
         let entries = match &self.state {
             Some(s) if s.length == length => s.entries,
             _ if created => 0,
@@ -410,7 +425,7 @@ impl<E: IndexEntry> Index<E> {
             file.set_len(rounded).at(&self.path)?;
             self.state.as_mut().expect("invariant: opened").length = rounded;
             // SAFETY: as in `open`.
-            let mmap = unsafe { MmapMut::map_mut(&file) }.at(&self.path)?;
+            let mmap = unsafe { map(&file) }.at(&self.path)?;
             self.hot = Some(Hot {
                 mmap,
                 file: Some(file),
@@ -447,7 +462,7 @@ impl<E: IndexEntry> Index<E> {
             };
             file.set_len(full).at(&self.path)?;
             // SAFETY: as in `open`.
-            let mmap = unsafe { MmapMut::map_mut(&file) }.at(&self.path)?;
+            let mmap = unsafe { map(&file) }.at(&self.path)?;
             self.hot = Some(Hot {
                 mmap,
                 file: Some(file),
