@@ -665,6 +665,7 @@ fn report(s: &mut Summary) -> String {
     }
 
     let _ = writeln!(w, "\ntargets:");
+    let align = |label: &str| format!("  {label:<52}");
     let rate = |a: &Acc| a.bytes as f64 / a.wall.as_secs_f64();
     let verdict = |ok: bool| if ok { "MET" } else { "MISSED" };
     let row = |k: &str| s.rows.get(k).copied();
@@ -673,35 +674,46 @@ fn report(s: &mut Summary) -> String {
         let cr = per_gb(c.cpu, c.bytes) / per_gb(r.cpu, r.bytes);
         let _ = writeln!(
             w,
-            "  consume 16 KiB rate / sendfile rate      = {rr:.2}  (target >= 0.70: {})",
+            "{}= {rr:.2}  (target >= 0.70: {})",
+            align("consume 16 KiB rate / sendfile rate"),
             verdict(rr >= 0.70)
         );
         let _ = writeln!(
             w,
-            "  consume 16 KiB CPU/GB / sendfile CPU/GB  = {cr:.2}  (target <= 1.3: {})",
+            "{}= {cr:.2}  (target <= 1.3: {})",
+            align("consume 16 KiB CPU/GB / sendfile CPU/GB"),
             verdict(cr <= 1.3)
         );
     }
     for acks in ["acks1", "acks_all"] {
         let id = format!("produce/{acks}/1KiB");
-        let paired = row(&format!("reference/recv_write~{id}"));
-        for (r, how) in [(paired, "paired"), (row("reference/recv_write"), "alone")] {
-            if let (Some(p), Some(r)) = (row(&id), r) {
-                let cr = per_gb(p.cpu, p.bytes) / per_gb(r.cpu, r.bytes);
-                let _ = writeln!(
-                    w,
-                    "  produce 1 KiB {acks:<8} CPU/GB / recv_write ({how:<6}) = {cr:.2}  \
-                     (target <= 1.5: {})",
-                    verdict(cr <= 1.5)
-                );
-            }
+        if let (Some(p), Some(r)) = (row(&id), row(&format!("reference/recv_write~{id}"))) {
+            let cr = per_gb(p.cpu, p.bytes) / per_gb(r.cpu, r.bytes);
+            let _ = writeln!(
+                w,
+                "{}= {cr:.2}  \
+                 (target <= 1.5: {})",
+                align(&format!("produce 1 KiB {acks} CPU/GB / paired recv_write")),
+                verdict(cr <= 1.5)
+            );
+        }
+        // Against the reference measured on its own, at another time: page-cache conditions
+        // differ (see the module doc), so this is shown, not judged.
+        if let (Some(p), Some(r)) = (row(&id), row("reference/recv_write")) {
+            let cr = per_gb(p.cpu, p.bytes) / per_gb(r.cpu, r.bytes);
+            let _ = writeln!(
+                w,
+                "{}= {cr:.2}  (not judged: measured apart)",
+                align(&format!("produce 1 KiB {acks} CPU/GB / lone recv_write"))
+            );
         }
     }
     if !s.latencies_us.is_empty() {
         let p99 = percentile(&s.latencies_us, 0.99);
         let _ = writeln!(
             w,
-            "  acks=1 p99 at 10k msg/s                 = {p99:.2} ms  (target <= 5 ms: {})",
+            "{}= {p99:.2} ms  (target <= 5 ms: {})",
+            align("acks=1 p99 at 10k msg/s"),
             verdict(p99 <= 5.0)
         );
     }
@@ -724,7 +736,9 @@ fn main() {
     c.final_summary();
 
     let mut st = st.into_inner();
-    if st.summary.rows.is_empty() {
+    // `--test` (as in `cargo test --benches`) runs each bench once, one iteration: nothing
+    // worth a summary.
+    if st.summary.rows.is_empty() || std::env::args().any(|a| a == "--test") {
         return;
     }
     let text = report(&mut st.summary);
