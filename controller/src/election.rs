@@ -11,37 +11,146 @@
 //!
 //! What it does. One task per node follows `Raft::metrics()`. While the node is a candidate it
 //! turns openraft's own tick-driven elections off (`runtime_config().elect(false)`, which only
-//! gates the tick), waits a delay drawn afresh from `[election_timeout_min,
-//! election_timeout_max)`, and if the node is still a candidate in the same term, starts the next
-//! election with `trigger().elect()`. As soon as the node is anything else (a follower, because
-//! it heard from a leader or granted a vote; a leader; a learner) openraft's timer is turned back
-//! on: a follower's first election after losing its leader is still openraft's (leader lease,
-//! then its timeout), only a candidate's retries are ours.
+//! gates the tick) and waits a random delay drawn afresh for every candidacy (see
+//! [`Timing::retry_delay`]). Then, if the election was a split vote — a voter refused because it
+//! had voted for another candidate in the same term, with no more log than ours — and this node
+//! is still that term's candidate, it starts the next election with `trigger().elect()`. In
+//! every other case it hands the retry back to openraft's timer, which knows more: after a
+//! refusal that showed a longer log it waits an extra `2 × election_timeout_max`, so a voter
+//! that cannot win (a restarted node behind the others) does not keep raising the term and
+//! deposing the leader the others elect. As soon as the node is not a candidate openraft's timer
+//! is on again: a follower's first election after losing its leader is always openraft's
+//! (leader lease, then its timeout).
+//!
+//! What it learns outside the metrics comes through an [`ElectionObserver`] that the log store
+//! and the network feed: the vote being saved (before its fsync, so earlier than the metrics
+//! show it) and the answers to this node's vote requests.
 //!
 //! Safety. This changes only *when* a voter campaigns, never how votes are granted: a vote is
 //! still granted at most once per term and persisted before it is answered, and with
 //! `single-term-leader` a term has at most one leader whoever triggers the election. The one
-//! race — the node hears from a new leader between our last look at the metrics and the
-//! election starting — makes it campaign in a higher term, which can make that leader step down
-//! (as openraft's own timer could); it cannot make two leaders in one term.
+//! race left — a vote request or a new leader's append reaches openraft's queue after our last
+//! look but before our trigger — makes this node campaign in a higher term, which can make that
+//! leader step down (as openraft's own timer could); it cannot make two leaders in one term. The
+//! look at the vote being saved keeps that window to the time a request waits in openraft's
+//! queue.
 //!
 //! Not here: the follower's first timeout (openraft's, drawn once), pre-vote (openraft 0.9 has
 //! none).
 
-use crate::raft_types::{NodeId, Raft};
+use crate::raft_types::{NodeId, Raft, Vote};
+use openraft::raft::{VoteRequest, VoteResponse};
 use openraft::ServerState;
 use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::time::Instant;
 
 /// Starts the task that re-randomizes this node's candidate retries; it ends when Raft shuts
-/// down (its metrics channel closes).
+/// down (its metrics channel closes). `observer` must be the one given to this node's log store
+/// and network.
 pub(crate) fn spawn(
     node_id: NodeId,
     raft: Raft,
-    timeout_ms: (u64, u64),
+    timing: Timing,
+    observer: ElectionObserver,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(run(node_id, raft, timeout_ms))
+    tokio::spawn(run(node_id, raft, timing, observer))
+}
+
+/// The node's Raft timings, in ms (`ControllerNodeConfig`'s).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    pub heartbeat_interval_ms: u64,
+}
+
+impl Timing {
+    /// How long a candidate waits before campaigning again after `splits` split votes in a row
+    /// (1 for the first): at least one heartbeat interval — with five or more voters another
+    /// candidate may have won the split term, and its first append (sent at once, then every
+    /// heartbeat) should reach us before we start a term that would depose it — plus a random
+    /// part as wide as the election timeout's range, doubled for each further split in a row up
+    /// to 8× (Kafka's candidates back off exponentially too). The widening matters when saving
+    /// a vote is slow: a candidate's requests leave only once its own vote is durable, so two
+    /// candidates collide whenever their retries fall within one fsync of each other.
+    pub fn retry_delay(&self, splits: u32) -> Duration {
+        let width = self
+            .election_timeout_max_ms
+            .saturating_sub(self.election_timeout_min_ms)
+            .max(1)
+            << splits.saturating_sub(1).min(3);
+        random_delay(
+            self.heartbeat_interval_ms,
+            self.heartbeat_interval_ms + width,
+        )
+    }
+}
+
+/// What the election task learns from the log store and the network. Cheap to clone (shared).
+///
+/// Thread-safety: a std `Mutex`, held for a few field reads or writes, never across `.await`;
+/// no other lock is taken while it is held.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ElectionObserver {
+    inner: Arc<Mutex<Observed>>,
+}
+
+#[derive(Debug, Default)]
+struct Observed {
+    /// The vote the log store was last asked to save (set before the write).
+    saving: Option<Vote>,
+    /// The term of this node's latest vote requests, and what their answers showed.
+    term: u64,
+    split: bool,
+    longer_log: bool,
+}
+
+impl ElectionObserver {
+    fn lock(&self) -> MutexGuard<'_, Observed> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Called by the log store before it writes `vote`.
+    pub(crate) fn saving_vote(&self, vote: &Vote) {
+        self.lock().saving = Some(*vote);
+    }
+
+    /// Called by the network with each answer to this node's vote requests.
+    pub(crate) fn vote_answered(&self, req: &VoteRequest<NodeId>, resp: &VoteResponse<NodeId>) {
+        let term = req.vote.leader_id().term;
+        let mut o = self.lock();
+        if term < o.term {
+            return; // An answer to an older election.
+        }
+        if term > o.term {
+            o.term = term;
+            o.split = false;
+            o.longer_log = false;
+        }
+        if resp.vote_granted {
+            return;
+        }
+        if resp.last_log_id > req.last_log_id {
+            o.longer_log = true;
+        } else if resp.vote.leader_id().term == term
+            && !resp.vote.is_committed()
+            && resp.vote.leader_id().voted_for() != req.vote.leader_id().voted_for()
+        {
+            // It voted for another candidate of this term: neither can win this term.
+            o.split = true;
+        }
+    }
+
+    /// Whether `node_id`, candidate in `term`, should campaign again now rather than leave it
+    /// to openraft: its election in `term` split the vote, no voter showed a longer log, and
+    /// the vote being saved is still its own uncommitted vote for `term` (it has not granted a
+    /// vote to anyone else, or heard from a leader, since).
+    fn split_vote(&self, node_id: NodeId, term: u64) -> bool {
+        let o = self.lock();
+        o.term == term && o.split && !o.longer_log && o.saving == Some(Vote::new(term, node_id))
+    }
 }
 
 /// A delay in `[min_ms, max_ms)`, at microsecond resolution (so that two nodes' draws almost
@@ -54,28 +163,35 @@ pub(crate) fn random_delay(min_ms: u64, max_ms: u64) -> Duration {
     Duration::from_micros(min_ms.saturating_mul(1000) + h.finish() % span_us)
 }
 
-async fn run(node_id: NodeId, raft: Raft, (min_ms, max_ms): (u64, u64)) {
+async fn run(node_id: NodeId, raft: Raft, timing: Timing, observer: ElectionObserver) {
     let mut metrics = raft.metrics();
     // What we last told openraft, to touch its flag only on a change.
     let mut tick_elections = true;
+    // Split votes since this node was last anything but a candidate.
+    let mut splits = 0;
     loop {
         let (state, term) = {
             let m = metrics.borrow_and_update();
             (m.state, m.current_term)
         };
         let candidate = state == ServerState::Candidate;
-        if tick_elections == candidate {
-            // Candidate: ours alone decides when to retry. Anything else: openraft's timer.
-            raft.runtime_config().elect(!candidate);
-            tick_elections = !candidate;
-        }
         if !candidate {
+            splits = 0;
+            if !tick_elections {
+                raft.runtime_config().elect(true);
+                tick_elections = true;
+            }
             if metrics.changed().await.is_err() {
                 return;
             }
             continue;
         }
-        let delay = random_delay(min_ms, max_ms);
+        // A candidate: hold openraft's retry back until we know whether the vote split.
+        if tick_elections {
+            raft.runtime_config().elect(false);
+            tick_elections = false;
+        }
+        let delay = timing.retry_delay(splits + 1);
         let deadline = Instant::now() + delay;
         let still_candidate = |m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>| {
             m.state == ServerState::Candidate && m.current_term == term
@@ -83,10 +199,27 @@ async fn run(node_id: NodeId, raft: Raft, (min_ms, max_ms): (u64, u64)) {
         loop {
             tokio::select! {
                 () = tokio::time::sleep_until(deadline) => {
-                    if still_candidate(&metrics.borrow()) {
-                        tracing::info!(node_id, epoch = term, ?delay, "no leader elected in this term: campaigning again");
+                    if !still_candidate(&metrics.borrow()) {
+                        break;
+                    }
+                    if observer.split_vote(node_id, term) {
+                        splits += 1;
+                        tracing::info!(node_id, epoch = term, ?delay, splits, "split vote: campaigning again");
                         if raft.trigger().elect().await.is_err() {
                             return; // Raft has stopped.
+                        }
+                        break;
+                    }
+                    // Not a split vote (or no answers yet): openraft's timer decides, with its
+                    // back-off for a shorter log. Wait until this candidacy is over.
+                    raft.runtime_config().elect(true);
+                    tick_elections = true;
+                    loop {
+                        if metrics.changed().await.is_err() {
+                            return;
+                        }
+                        if !still_candidate(&metrics.borrow()) {
+                            break;
                         }
                     }
                     break;
@@ -106,9 +239,58 @@ async fn run(node_id: NodeId, raft: Raft, (min_ms, max_ms): (u64, u64)) {
 
 #[cfg(test)]
 mod tests {
-    use super::random_delay;
+    use super::{random_delay, ElectionObserver, Timing};
+    use crate::raft_types::{LogId, Vote};
+    use openraft::raft::{VoteRequest, VoteResponse};
+    use openraft::CommittedLeaderId;
     use std::collections::BTreeSet;
     use std::time::Duration;
+
+    fn log(term: u64, index: u64) -> Option<LogId> {
+        Some(LogId::new(CommittedLeaderId::new(term, 0), index))
+    }
+
+    fn answer(o: &ElectionObserver, term: u64, voter_vote: Vote, voter_log: Option<LogId>) {
+        let req = VoteRequest::new(Vote::new(term, 1), log(1, 10));
+        let resp = VoteResponse::new(voter_vote, voter_log, false);
+        o.vote_answered(&req, &resp);
+    }
+
+    #[test]
+    fn only_a_split_vote_is_retried_early() {
+        let o = ElectionObserver::default();
+        o.saving_vote(&Vote::new(5, 1));
+        assert!(!o.split_vote(1, 5), "no answer yet");
+        // Node 2 voted for itself in term 5, with the same log: a split.
+        answer(&o, 5, Vote::new(5, 2), log(1, 10));
+        assert!(o.split_vote(1, 5));
+        assert!(!o.split_vote(1, 4));
+        // Node 1 then granted node 2 a vote in term 6: no longer its own candidacy.
+        o.saving_vote(&Vote::new(6, 2));
+        assert!(!o.split_vote(1, 5));
+    }
+
+    #[test]
+    fn a_longer_log_or_a_leader_is_left_to_openraft() {
+        let o = ElectionObserver::default();
+        o.saving_vote(&Vote::new(7, 1));
+        answer(&o, 7, Vote::new(7, 2), log(1, 10));
+        answer(&o, 7, Vote::new(6, 3), log(6, 11));
+        assert!(!o.split_vote(1, 7), "a voter has more log than this node");
+
+        let o = ElectionObserver::default();
+        o.saving_vote(&Vote::new(7, 1));
+        let mut leader = Vote::new(7, 2);
+        leader.commit();
+        answer(&o, 7, leader, log(1, 10));
+        assert!(!o.split_vote(1, 7), "node 2 leads term 7");
+        // Answers to an older election change nothing; a newer one starts afresh.
+        answer(&o, 6, Vote::new(6, 3), log(1, 10));
+        assert!(!o.split_vote(1, 7));
+        o.saving_vote(&Vote::new(8, 1));
+        answer(&o, 8, Vote::new(8, 3), log(1, 10));
+        assert!(o.split_vote(1, 8));
+    }
 
     #[test]
     fn delays_are_in_range_and_spread() {
@@ -125,6 +307,25 @@ mod tests {
         // Fresh draws, not one value repeated.
         let distinct: BTreeSet<Duration> = draws.iter().copied().collect();
         assert!(distinct.len() > 900, "{} distinct of 1000", distinct.len());
+    }
+
+    #[test]
+    fn retries_start_after_a_heartbeat_and_widen_with_each_split() {
+        let t = Timing {
+            election_timeout_min_ms: 150,
+            election_timeout_max_ms: 300,
+            heartbeat_interval_ms: 50,
+        };
+        for (splits, max_ms) in [(1, 200), (2, 350), (3, 650), (4, 1250), (9, 1250)] {
+            let draws: Vec<Duration> = (0..500).map(|_| t.retry_delay(splits)).collect();
+            assert!(draws.iter().all(|d| *d >= Duration::from_millis(50)));
+            assert!(draws.iter().all(|d| *d < Duration::from_millis(max_ms)));
+            let top = *draws.iter().max().expect("draws");
+            assert!(
+                top > Duration::from_millis(max_ms - (max_ms - 50) / 4),
+                "{splits} splits: the range is used ({top:?})"
+            );
+        }
     }
 
     #[test]

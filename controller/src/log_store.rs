@@ -169,6 +169,8 @@ pub struct LogStore {
     /// Shared with every reader handed to openraft; see the module docs for why and how it is
     /// locked.
     inner: Arc<Mutex<Inner>>,
+    /// Told of every vote before it is saved (the election task's earliest news of it).
+    elections: Option<crate::election::ElectionObserver>,
 }
 
 #[derive(Debug)]
@@ -187,6 +189,11 @@ struct Inner {
 }
 
 impl LogStore {
+    /// Tells `observer` of every vote before it is saved.
+    pub(crate) fn observe_elections(&mut self, observer: crate::election::ElectionObserver) {
+        self.elections = Some(observer);
+    }
+
     /// Opens (or creates) the metadata log under `dir` with Kafka's default segment settings.
     /// Blocking: recovery reads the whole live log. Call it from a blocking thread in async code.
     // openraft's error type, large as it is: callers hand it straight to openraft.
@@ -205,6 +212,7 @@ impl LogStore {
         let inner = Inner::open(fs, dir, options)
             .map_err(|e| raft_err(ErrorSubject::Store, ErrorVerb::Read, &e))?;
         Ok(LogStore {
+            elections: None,
             inner: Arc::new(Mutex::new(inner)),
         })
     }
@@ -826,6 +834,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        if let Some(o) = &self.elections {
+            o.saving_vote(vote);
+        }
         let vote = *vote;
         self.run(ErrorSubject::Vote, ErrorVerb::Write, move |inner| {
             inner.write(|inner| inner.save_vote(&vote))

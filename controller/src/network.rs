@@ -56,6 +56,10 @@ pub async fn read_frame(stream: &mut TcpStream, max: usize) -> std::io::Result<O
 pub struct Network {
     node_id: NodeId,
     cluster_id: Option<String>,
+    /// Told of every answer to this node's vote requests.
+    elections: Option<crate::election::ElectionObserver>,
+    /// How long a leader waits before trying an unreachable node again.
+    unreachable_backoff: std::time::Duration,
 }
 
 impl Network {
@@ -63,7 +67,25 @@ impl Network {
         Network {
             node_id,
             cluster_id,
+            elections: None,
+            unreachable_backoff: std::time::Duration::from_millis(500),
         }
+    }
+
+    /// How long a leader waits before trying an unreachable node again (openraft's default is
+    /// 500 ms). A node's heartbeat interval is the right value: a voter that restarts waits only
+    /// its election timeout (plus the lease) for news of the leader before it campaigns, and a
+    /// campaign from a node that missed the latest entries cannot win but does depose the
+    /// leader. Retrying at the heartbeat interval gets the leader's append there first.
+    pub fn unreachable_backoff(mut self, backoff: std::time::Duration) -> Self {
+        self.unreachable_backoff = backoff;
+        self
+    }
+
+    /// Tells `observer` of every answer to this node's vote requests.
+    pub(crate) fn observe_elections(mut self, observer: crate::election::ElectionObserver) -> Self {
+        self.elections = Some(observer);
+        self
     }
 }
 
@@ -78,6 +100,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             cluster_id: self.cluster_id.clone(),
             stream: None,
             correlation_id: 0,
+            elections: self.elections.clone(),
+            unreachable_backoff: self.unreachable_backoff,
         }
     }
 }
@@ -91,6 +115,8 @@ pub struct Client {
     cluster_id: Option<String>,
     stream: Option<TcpStream>,
     correlation_id: i32,
+    elections: Option<crate::election::ElectionObserver>,
+    unreachable_backoff: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -198,6 +224,10 @@ fn remote_error<E: std::error::Error>(target: NodeId, code: i16) -> RPCError<Nod
 }
 
 impl RaftNetwork<TypeConfig> for Client {
+    fn backoff(&self) -> openraft::network::Backoff {
+        openraft::network::Backoff::new(std::iter::repeat(self.unreachable_backoff))
+    }
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
@@ -306,11 +336,15 @@ impl RaftNetwork<TypeConfig> for Client {
             return Err(remote_error(self.target, r.error_code));
         }
         let bad = |e: crate::convert::ConvertError| RPCError::Network(NetworkError::new(&e));
-        Ok(VoteResponse {
+        let resp = VoteResponse {
             vote: r.vote.to_vote().map_err(bad)?,
             vote_granted: r.vote_granted,
             last_log_id: r.last_log_id.to_log_id().map_err(bad)?,
-        })
+        };
+        if let Some(o) = &self.elections {
+            o.vote_answered(&rpc, &resp);
+        }
+        Ok(resp)
     }
 }
 

@@ -214,13 +214,16 @@ impl ControllerNode {
         let known_cluster_id = on_disk
             .clone()
             .or_else(|| config.controller.cluster_id.clone());
-        let log_store = {
+        // Feeds the election task what the metrics show late or not at all.
+        let elections = crate::election::ElectionObserver::default();
+        let mut log_store = {
             let (fs, dir) = (fs.clone(), dir.clone());
             tokio::task::spawn_blocking(move || LogStore::open(fs, &dir))
                 .await
                 .map_err(|e| storage_err(e.to_string()))?
                 .map_err(|e| storage_err(e.to_string()))?
         };
+        log_store.observe_elections(elections.clone());
         let sm = StateMachine::open(fs.clone(), &dir.join("state"))
             .map_err(|e| storage_err(e.to_string()))?;
         if let (Some(d), Some(img)) = (&on_disk, sm.image().cluster_id()) {
@@ -243,7 +246,11 @@ impl ControllerNode {
         }
         .validate()
         .map_err(|e| NodeError::Raft(e.to_string()))?;
-        let network = Network::new(config.node_id, known_cluster_id.clone());
+        let network = Network::new(config.node_id, known_cluster_id.clone())
+            .observe_elections(elections.clone())
+            .unreachable_backoff(std::time::Duration::from_millis(
+                config.heartbeat_interval_ms,
+            ));
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config),
@@ -254,10 +261,15 @@ impl ControllerNode {
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?;
         // Before `initialize`: the first election may already split the vote.
-        let elections = crate::election::spawn(
+        let election_task = crate::election::spawn(
             config.node_id,
             raft.clone(),
-            (config.election_timeout_min_ms, config.election_timeout_max_ms),
+            crate::election::Timing {
+                election_timeout_min_ms: config.election_timeout_min_ms,
+                election_timeout_max_ms: config.election_timeout_max_ms,
+                heartbeat_interval_ms: config.heartbeat_interval_ms,
+            },
+            elections,
         );
         let quorum = QuorumController::start(
             config.node_id,
@@ -329,7 +341,7 @@ impl ControllerNode {
             sm,
             quorum,
             server,
-            elections,
+            elections: election_task,
             local_addr,
         })
     }
