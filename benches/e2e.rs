@@ -409,7 +409,8 @@ fn consume(c: &mut Criterion, st: &RefCell<State>) {
             let env = env(slot);
             let c = consumer.get_or_insert_with(|| {
                 let topic = fill(env, name, size, fill_msgs);
-                let mut c = CountingConsumer::new(&env.broker.bootstrap(), &topic);
+                let mut c =
+                    CountingConsumer::new(&env.broker.bootstrap(), &topic, fill_msgs as i64);
                 c.read(1);
                 c
             });

@@ -344,6 +344,8 @@ pub fn thread_cpu() -> Duration {
 /// A group-free librdkafka consumer of one partition (the legacy per-partition consumer, as
 /// kcat uses: only Metadata and Fetch), counting payload bytes without copying them.
 pub struct CountingConsumer {
+    /// The partition's log end: after the message at `end - 1` it starts again at 0.
+    end: i64,
     queue: *mut rd::rd_kafka_queue_t,
     topic: *mut rd::rd_kafka_topic_t,
     started: bool,
@@ -353,11 +355,17 @@ pub struct CountingConsumer {
 }
 
 impl CountingConsumer {
-    pub fn new(bootstrap: &str, topic: &str) -> CountingConsumer {
+    /// Reads `topic`-0, which holds offsets `0..end`.
+    pub fn new(bootstrap: &str, topic: &str, end: i64) -> CountingConsumer {
         let mut c = client_config(bootstrap);
         c.set("enable.auto.commit", "false")
             .set("auto.commit.enable", "false")
             .set("enable.partition.eof", "true")
+            // At the log end the consumer goes back to 0 as soon as it has the last message,
+            // but librdkafka has usually sent the next Fetch already: one the broker holds for
+            // `fetch.wait.max.ms` (500 ms by default), and librdkafka sends no other Fetch to
+            // that broker meanwhile. Keep that wait short, so it is not what gets measured.
+            .set("fetch.wait.max.ms", "5")
             // A 16 MiB prefetch queue: what is fetched between two timed calls (while
             // criterion is not asking for messages) stays small next to a call's bytes.
             .set("queued.max.messages.kbytes", "16384")
@@ -380,6 +388,7 @@ impl CountingConsumer {
         };
         assert!(!queue.is_null() && !rkt.is_null(), "consumer handles");
         CountingConsumer {
+            end,
             queue,
             topic: rkt,
             started: false,
@@ -400,8 +409,8 @@ impl CountingConsumer {
         self.started = true;
     }
 
-    /// Reads `msgs` messages, going back to offset 0 at the end of the partition; returns the
-    /// payload bytes read. Panics on a consume error or when nothing comes for 10 s.
+    /// Reads `msgs` messages, going back to offset 0 after the last one; returns the payload
+    /// bytes read. Panics on a consume error or when nothing comes for 10 s.
     pub fn read(&mut self, msgs: u64) -> u64 {
         if !self.started {
             self.restart_at_zero();
@@ -429,23 +438,24 @@ impl CountingConsumer {
                 continue;
             }
             idle_since = Instant::now();
-            let mut eof = false;
+            let mut wrap = false;
             for &m in &self.batch[..n as usize] {
                 // SAFETY: a message librdkafka handed us, valid until destroyed.
                 unsafe {
                     let r = &*m;
                     if r.err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR__PARTITION_EOF {
-                        eof = true;
+                        wrap = true;
                     } else if r.err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
                         panic!("consume error {:?} at offset {}", r.err, r.offset);
                     } else {
                         got += 1;
                         bytes += r.len as u64;
+                        wrap |= r.offset >= self.end - 1;
                     }
                     rd::rd_kafka_message_destroy(m);
                 }
             }
-            if eof {
+            if wrap {
                 self.restart_at_zero();
             }
         }
