@@ -685,6 +685,15 @@ fn report(s: &mut Summary) -> String {
             align("consume 16 KiB CPU/GB / sendfile CPU/GB"),
             verdict(cr <= 1.3)
         );
+        // Both ends together: on loopback the receiving side's TCP work runs partly on the
+        // sender's CPU (softirq, charged to whoever sends) and partly on the reader's, in
+        // proportions that depend on who is awake; the sum does not.
+        let total = per_gb(c.cpu + c.bench_cpu, c.bytes) / per_gb(r.bench_cpu, r.bytes);
+        let _ = writeln!(
+            w,
+            "{}= {total:.2}  (not judged: both ends)",
+            align("consume 16 KiB (broker+client) / (sender+reader)")
+        );
     }
     for acks in ["acks1", "acks_all"] {
         let id = format!("produce/{acks}/1KiB");
