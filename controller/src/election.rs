@@ -20,7 +20,11 @@
 //! that cannot win (a restarted node behind the others) does not keep raising the term and
 //! deposing the leader the others elect. As soon as the node is not a candidate openraft's timer
 //! is on again: a follower's first election after losing its leader is always openraft's
-//! (leader lease, then its timeout).
+//! (leader lease, then its timeout). One exception: a follower that has just granted its vote
+//! holds openraft's timer back until a random point in `[max, 2·max)` of the timeout range, so
+//! that the candidate it voted for has time to save its leadership and send its first append —
+//! two fsyncs, which on a busy disk outlasted openraft's timeout and let the voter depose the
+//! leader it had just elected.
 //!
 //! What it learns outside the metrics comes through an [`ElectionObserver`] that the log store
 //! and the network feed: the vote being saved (before its fsync, so earlier than the metrics
@@ -170,13 +174,45 @@ async fn run(node_id: NodeId, raft: Raft, timing: Timing, observer: ElectionObse
     // Split votes since this node was last anything but a candidate.
     let mut splits = 0;
     loop {
-        let (state, term) = {
+        let (state, term, vote) = {
             let m = metrics.borrow_and_update();
-            (m.state, m.current_term)
+            (m.state, m.current_term, m.vote)
         };
         let candidate = state == ServerState::Candidate;
         if !candidate {
             splits = 0;
+            // A follower whose vote went to another candidate that has not yet shown itself as
+            // leader: give that candidate until a random point in [max, 2·max) of the timeout
+            // range to save its leadership and send its first append (two fsyncs on a busy
+            // disk can outlast openraft's timeout, and a campaign now would depose it).
+            let granted = state == ServerState::Follower
+                && !vote.is_committed()
+                && vote.leader_id().voted_for().is_some_and(|v| v != node_id);
+            if granted {
+                if tick_elections {
+                    raft.runtime_config().elect(false);
+                    tick_elections = false;
+                }
+                let max = timing.election_timeout_max_ms;
+                let deadline = Instant::now() + random_delay(max, 2 * max);
+                let expired = loop {
+                    tokio::select! {
+                        () = tokio::time::sleep_until(deadline) => break true,
+                        changed = metrics.changed() => {
+                            if changed.is_err() {
+                                return;
+                            }
+                            let m = metrics.borrow();
+                            if m.state != state || m.vote != vote {
+                                break false;
+                            }
+                        }
+                    }
+                };
+                if !expired {
+                    continue; // Decide afresh on the new state.
+                }
+            }
             if !tick_elections {
                 raft.runtime_config().elect(true);
                 tick_elections = true;
