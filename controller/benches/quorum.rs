@@ -5,7 +5,9 @@
 //! - `image_100k_partitions/*`: an image of 1,000 topics × 100 partitions (RF 3) built from its
 //!   records — `load` (records → image), `decode_and_load` (snapshot bytes → image, what a
 //!   restart or a snapshot install does), `to_records` (what building a snapshot does) and
-//!   `clone` (what the state machine does for every applied entry). Printed beside: the
+//!   `clone` (what the state machine does for every applied entry; images share their parts, so
+//!   this copies pointers), `clone_and_apply_one_partition_change` (a clone and one
+//!   `PartitionChangeRecord`: a commit's image work). Printed beside: the
 //!   snapshot's encoded size, the image's heap bytes (counted by this bench's allocator) and
 //!   the RSS growth while loading it (`/proc/self/statm`).
 //! - `commit/one_record_tcp`: one AllocateProducerIds (one `ProducerIdsRecord`) from request to
@@ -31,7 +33,8 @@ use rafka_controller::image::MetadataImage;
 use rafka_controller::raft_types::MetadataCommand;
 use rafka_protocol::messages::{
     delete_topics_request, register_broker_record as rbr, DeleteTopicsRequest, MetadataRecord,
-    NoOpRecord, PartitionRecord, RegisterBrokerRecord, RequestKind, TopicRecord,
+    NoOpRecord, PartitionChangeRecord, PartitionRecord, RegisterBrokerRecord, RequestKind,
+    TopicRecord,
 };
 use rafka_protocol::Uuid;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -86,6 +89,9 @@ fn rss_bytes() -> u64 {
 }
 
 fn percentiles(what: &str, mut samples: Vec<Duration>) {
+    if samples.is_empty() {
+        return; // Filtered out on the command line.
+    }
     samples.sort_unstable();
     let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
     let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
@@ -184,6 +190,24 @@ fn image(c: &mut Criterion) {
     });
     g.bench_function("to_records", |b| b.iter(|| black_box(image.to_records())));
     g.bench_function("clone", |b| b.iter(|| black_box(image.clone())));
+    // What the state machine does per committed entry: clone the image, apply the entry.
+    let topic_id = Uuid::from_u128(0x1000_0000_0000_0000_0000_0000_0000_0000 | 500);
+    let change = [MetadataRecord::PartitionChange(PartitionChangeRecord {
+        topic_id,
+        partition_id: 7,
+        leader: 2,
+        isr: Some(vec![2, 3]),
+        ..Default::default()
+    })];
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("clone_and_apply_one_partition_change", |b| {
+        b.iter(|| {
+            let mut next = image.clone();
+            next.apply_batch_at(image.offset() + 1, &change)
+                .expect("apply");
+            black_box(next)
+        })
+    });
     g.finish();
 }
 
@@ -503,6 +527,10 @@ fn failover(c: &mut Criterion) {
         })
     });
     g.finish();
+    if !all.is_empty() {
+        let ms: Vec<u128> = all.iter().map(Duration::as_millis).collect();
+        println!("failovers measured (ms, in order): {ms:?}");
+    }
     percentiles(
         "failover (leader stopped → next committed write), 3 voters, election 150–300 ms",
         all,
