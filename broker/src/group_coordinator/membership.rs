@@ -1,0 +1,517 @@
+//! Classic group membership, in memory: Kafka's classic group protocol (JoinGroup, SyncGroup,
+//! Heartbeat, LeaveGroup) and the group views of ListGroups, DescribeGroups and DeleteGroups.
+//!
+//! The facts are those of Kafka's `GroupMetadataManager` (its `classicGroup*` methods) and
+//! `ClassicGroup` / `ClassicGroupMember` / `ClassicGroupState`:
+//!
+//! - states `Empty → PreparingRebalance → CompletingRebalance → Stable` (and back to
+//!   PreparingRebalance on any change); an unknown group reads as `Dead`;
+//! - a join phase ends when every known member has rejoined (and no member id handed out with
+//!   MEMBER_ID_REQUIRED is still pending), or at the rebalance timeout (the largest of the
+//!   members' `rebalance.timeout.ms`); dynamic members that did not rejoin are then removed. The
+//!   first rebalance of an Empty group waits `group.initial.rebalance.delay.ms`, extended by the
+//!   same delay while new members keep arriving, up to the rebalance timeout;
+//! - each completed join bumps the generation and selects the protocol by a vote among the
+//!   protocols every member supports; the leader (the first member, kept while it stays) gets
+//!   everyone's metadata and sends the assignment in its SyncGroup, which completes the others';
+//! - a member that neither heartbeats nor waits in a join or sync is removed after its session
+//!   timeout; members that do not SyncGroup within the rebalance timeout are removed;
+//! - static members (`group.instance.id`, KIP-345) keep their place across restarts: a rejoin
+//!   under a new member id replaces the old id (which is fenced, FENCED_INSTANCE_ID), and in
+//!   Stable with unchanged protocols it does not rebalance.
+//!
+//! Not here: committed offsets and the `__consumer_offsets` records (the coordinator in
+//! `mod.rs`), the coordinator's partition ownership (NOT_COORDINATOR), and the new consumer
+//! protocol (KIP-848). Group metadata is not persisted: after a restart members rejoin, as they
+//! do after a coordinator moves. The broker stays neutral about protocol contents (eager or
+//! cooperative, consumer or connect): metadata and assignments are opaque bytes, except that
+//! the subscribed topics of a `consumer` group are read for OffsetDelete, as Kafka does.
+//!
+//! Files: this one is the face the request handlers call ([`GroupMembership`]);
+//! `membership/group.rs` is Kafka's `ClassicGroup` (a group's members and bookkeeping);
+//! `membership/rebalance.rs` is the protocol over it (`GroupMetadataManager`'s classic half).
+//!
+//! Time: nothing here sleeps. Every deadline (session, new-member join, pending member,
+//! rebalance, initial delay, pending sync) is an `Instant` checked by [`GroupMembership::tick`],
+//! which the server calls every ~100 ms. A waiting JoinGroup or SyncGroup is a
+//! `tokio::sync::oneshot` completed under the lock and awaited after it is released; each one
+//! is completed by the end of its phase, by a timeout, or with an error when its member goes.
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use rafka_protocol::messages::describe_groups_response::DescribedGroup;
+use rafka_protocol::messages::leave_group_request::MemberIdentity;
+use rafka_protocol::messages::list_groups_response::ListedGroup;
+use rafka_protocol::messages::{
+    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
+    LeaveGroupResponse, SyncGroupRequest, SyncGroupResponse,
+};
+use rafka_protocol::ErrorCode;
+use tokio::sync::oneshot;
+
+mod group;
+mod rebalance;
+#[cfg(test)]
+mod tests;
+
+use group::{Group, JoinArgs};
+
+/// How long a new member's JoinGroup may wait before the member is dropped (Kafka's
+/// `classicGroupNewMemberJoinTimeoutMs`, 5 minutes, not configurable there either): a client
+/// that gave up on a long rebalance and retried would otherwise leave defunct members behind.
+pub const NEW_MEMBER_JOIN_TIMEOUT_MS: i32 = 5 * 60 * 1000;
+
+/// The protocol type of Kafka's consumers, whose subscriptions OffsetDelete respects.
+const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
+
+/// The broker settings of classic groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MembershipConfig {
+    /// `group.min.session.timeout.ms` (6000).
+    pub min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms` (1800000).
+    pub max_session_timeout_ms: i32,
+    /// `group.initial.rebalance.delay.ms` (3000).
+    pub initial_rebalance_delay_ms: i32,
+    /// `group.max.size` (`i32::MAX`).
+    pub max_size: i32,
+}
+
+impl Default for MembershipConfig {
+    fn default() -> Self {
+        MembershipConfig {
+            min_session_timeout_ms: 6000,
+            max_session_timeout_ms: 1_800_000,
+            initial_rebalance_delay_ms: 3000,
+            max_size: i32::MAX,
+        }
+    }
+}
+
+/// Kafka's `ClassicGroupState`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupState {
+    /// No members (there may be members pending after MEMBER_ID_REQUIRED).
+    Empty,
+    /// Waiting for the members to (re)join.
+    PreparingRebalance,
+    /// Joined; waiting for the leader's assignment.
+    CompletingRebalance,
+    /// Assigned; members heartbeat.
+    Stable,
+}
+
+impl GroupState {
+    /// Kafka's name of the state, as ListGroups and DescribeGroups print it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupState::Empty => "Empty",
+            GroupState::PreparingRebalance => "PreparingRebalance",
+            GroupState::CompletingRebalance => "CompletingRebalance",
+            GroupState::Stable => "Stable",
+        }
+    }
+
+    /// Kafka's `validPreviousStates` of PreparingRebalance: a rebalance can start from here.
+    fn can_rebalance(self) -> bool {
+        matches!(
+            self,
+            GroupState::Empty | GroupState::CompletingRebalance | GroupState::Stable
+        )
+    }
+}
+
+/// What OffsetDelete may remove from a group's offsets (Kafka's `validateOffsetDelete` and
+/// `isSubscribedToTopic` for classic groups).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subscriptions {
+    /// The group has no members: any topic's offsets may go.
+    Nothing,
+    /// The members of a `consumer` group subscribe to these topics (GROUP_SUBSCRIBED_TO_TOPIC).
+    Topics(BTreeSet<String>),
+    /// The subscriptions could not be read: every topic counts as subscribed.
+    Everything,
+}
+
+impl Subscriptions {
+    /// Whether offsets of `topic` must be kept (GROUP_SUBSCRIBED_TO_TOPIC).
+    pub fn contains(&self, topic: &str) -> bool {
+        match self {
+            Subscriptions::Nothing => false,
+            Subscriptions::Topics(t) => t.contains(topic),
+            Subscriptions::Everything => true,
+        }
+    }
+}
+
+/// The groups this broker coordinates, with their members and rebalances. Shared by the
+/// request handlers (as `Arc<GroupMembership>`) and the ticking task.
+pub struct GroupMembership {
+    config: MembershipConfig,
+    /// Where request handlers read the time for the deadlines they set; `tick` gets its own.
+    clock: Box<dyn Fn() -> Instant + Send + Sync>,
+    /// Every group. One lock for all: each operation is a short in-memory update (no I/O),
+    /// it is never held across `.await` (waiters are completed under it, awaited after it), and
+    /// no other lock is taken while it is held.
+    groups: Mutex<HashMap<String, Group>>,
+}
+
+impl std::fmt::Debug for GroupMembership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupMembership")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Reply<T> {
+    Now(T),
+    Wait(oneshot::Receiver<T>),
+}
+
+impl GroupMembership {
+    pub fn new(config: MembershipConfig) -> Arc<GroupMembership> {
+        GroupMembership::with_clock(config, Instant::now)
+    }
+
+    /// As [`GroupMembership::new`], with the clock that request handlers read (tests drive a
+    /// manual one together with [`GroupMembership::tick`]).
+    pub fn with_clock(
+        config: MembershipConfig,
+        clock: impl Fn() -> Instant + Send + Sync + 'static,
+    ) -> Arc<GroupMembership> {
+        Arc::new(GroupMembership {
+            config,
+            clock: Box::new(clock),
+            groups: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Group>> {
+        // A panic under the lock leaves no half-made change that matters more than stopping
+        // every group would: keep serving.
+        self.groups.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// JoinGroup. Completes when the join phase ends (every known member rejoined, or the
+    /// rebalance timeout / initial delay passed — driven by `tick`), or at once for errors and
+    /// MEMBER_ID_REQUIRED (KIP-394, v4+: a new member id `<client_id>-<uuid>` is returned with
+    /// that error and remembered as pending for one session timeout).
+    pub async fn join_group(
+        &self,
+        version: i16,
+        req: JoinGroupRequest,
+        client_id: &str,
+        client_host: &str,
+    ) -> JoinGroupResponse {
+        let member_id = req.member_id.clone();
+        let resp = match self.join_locked(version, req, client_id, client_host) {
+            Reply::Now(r) => r,
+            // Every waiter is completed before its sender goes, unless the groups themselves
+            // are dropped (shutdown): the client then finds its coordinator again.
+            Reply::Wait(rx) => rx
+                .await
+                .unwrap_or_else(|_| join_error(&member_id, ErrorCode::CoordinatorNotAvailable)),
+        };
+        finish_join_response(version, resp)
+    }
+
+    fn join_locked(
+        &self,
+        version: i16,
+        req: JoinGroupRequest,
+        client_id: &str,
+        client_host: &str,
+    ) -> Reply<JoinGroupResponse> {
+        if req.group_id.is_empty() {
+            return Reply::Now(join_error(&req.member_id, ErrorCode::InvalidGroupId));
+        }
+        if req.session_timeout_ms < self.config.min_session_timeout_ms
+            || req.session_timeout_ms > self.config.max_session_timeout_ms
+        {
+            return Reply::Now(join_error(&req.member_id, ErrorCode::InvalidSessionTimeout));
+        }
+        let join = JoinArgs::new(version, req, client_id, client_host);
+        let now = (self.clock)();
+        let mut groups = self.lock();
+        // A group is created by a join without a member id; a member id for an unknown group
+        // is one the coordinator has forgotten.
+        let group = match groups.entry(join.group_id.clone()) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                if !join.member_id.is_empty() {
+                    return Reply::Now(join_error(&join.member_id, ErrorCode::UnknownMemberId));
+                }
+                e.insert(Group::new(join.group_id.clone()))
+            }
+        };
+        group.join(&self.config, now, join)
+    }
+
+    /// SyncGroup. Completes when the leader's assignment arrives (at once for the leader, for
+    /// errors, and in Stable).
+    pub async fn sync_group(&self, version: i16, req: SyncGroupRequest) -> SyncGroupResponse {
+        let _ = version; // no version-dependent behaviour: v5's protocol fields are ignorable.
+        let reply = {
+            if req.group_id.is_empty() {
+                Reply::Now(sync_error(ErrorCode::InvalidGroupId))
+            } else {
+                let now = (self.clock)();
+                let mut groups = self.lock();
+                match groups.get_mut(&req.group_id) {
+                    None => Reply::Now(sync_error(ErrorCode::UnknownMemberId)),
+                    Some(g) => g.sync(now, req),
+                }
+            }
+        };
+        match reply {
+            Reply::Now(r) => r,
+            Reply::Wait(rx) => rx
+                .await
+                .unwrap_or_else(|_| sync_error(ErrorCode::CoordinatorNotAvailable)),
+        }
+    }
+
+    /// Heartbeat: a member's liveness, and the signal to rejoin (REBALANCE_IN_PROGRESS).
+    pub fn heartbeat(&self, version: i16, req: HeartbeatRequest) -> HeartbeatResponse {
+        let _ = version;
+        let code = if req.group_id.is_empty() {
+            ErrorCode::InvalidGroupId
+        } else {
+            let now = (self.clock)();
+            match self.lock().get_mut(&req.group_id) {
+                None => ErrorCode::UnknownMemberId,
+                Some(g) => g.heartbeat(
+                    now,
+                    &req.member_id,
+                    req.group_instance_id.as_deref(),
+                    req.generation_id,
+                ),
+            }
+        };
+        HeartbeatResponse {
+            error_code: code.code(),
+            ..Default::default()
+        }
+    }
+
+    /// LeaveGroup: v0-2 one member (its error at the top), v3+ a batch with an error per
+    /// member (a static member may be removed by its instance id alone, for admin tools).
+    pub fn leave_group(&self, version: i16, req: LeaveGroupRequest) -> LeaveGroupResponse {
+        let top = |code: ErrorCode| LeaveGroupResponse {
+            error_code: code.code(),
+            ..Default::default()
+        };
+        if req.group_id.is_empty() {
+            return top(ErrorCode::InvalidGroupId);
+        }
+        let leaving = if version < 3 {
+            vec![MemberIdentity {
+                member_id: req.member_id,
+                ..Default::default()
+            }]
+        } else {
+            req.members
+        };
+        let now = (self.clock)();
+        let members = {
+            let mut groups = self.lock();
+            match groups.get_mut(&req.group_id) {
+                None => return top(ErrorCode::UnknownMemberId),
+                Some(g) => g.leave(&self.config, now, leaving),
+            }
+        };
+        if version < 3 {
+            // Kafka's LeaveGroupResponse for v0-2: the (only) member's error is the error.
+            let code = members
+                .iter()
+                .map(|m| m.error_code)
+                .find(|&c| c != 0)
+                .unwrap_or(0);
+            LeaveGroupResponse {
+                error_code: code,
+                ..Default::default()
+            }
+        } else {
+            LeaveGroupResponse {
+                members,
+                ..Default::default()
+            }
+        }
+    }
+
+    /// OffsetCommit's membership check (Kafka's `validateOffsetCommit` for classic groups, API
+    /// versions ≤ 8): a simple commit (generation < 0, no member id, no instance id) is
+    /// accepted on a group without members or an unknown one; an unknown group with a
+    /// generation gets ILLEGAL_GENERATION; otherwise the member must be current
+    /// (UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, ILLEGAL_GENERATION) and the group not awaiting
+    /// its assignment (REBALANCE_IN_PROGRESS). A valid member's commit in Stable or
+    /// PreparingRebalance counts as a heartbeat.
+    pub fn check_commit(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<(), ErrorCode> {
+        if group_id.is_empty() {
+            return Err(ErrorCode::InvalidGroupId);
+        }
+        let now = (self.clock)();
+        let mut groups = self.lock();
+        match groups.get_mut(group_id) {
+            // Kafka creates a "simple" Empty group here; the offsets are the coordinator's and
+            // list as such, so nothing is created.
+            None if generation < 0 => Ok(()),
+            None => Err(ErrorCode::IllegalGeneration),
+            Some(g) => g.check_commit(now, generation, member_id, instance_id),
+        }
+    }
+
+    /// ListGroups: every group whose state is in `states_filter` (case-insensitive; all if
+    /// empty), by group id.
+    pub fn list_groups(&self, states_filter: &[String]) -> Vec<ListedGroup> {
+        let filter: HashSet<String> = states_filter
+            .iter()
+            .map(|s| s.trim().to_lowercase())
+            .collect();
+        let groups = self.lock();
+        let mut out: Vec<ListedGroup> = groups
+            .values()
+            .filter(|g| filter.is_empty() || filter.contains(&g.state.as_str().to_lowercase()))
+            .map(|g| ListedGroup {
+                group_id: g.group_id.clone(),
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                group_state: g.state.as_str().to_string(),
+                group_type: "classic".to_string(),
+                ..Default::default()
+            })
+            .collect();
+        out.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+        out
+    }
+
+    /// DescribeGroups for one group. An unknown group is `Dead` without error (as Kafka); an
+    /// empty group id is INVALID_GROUP_ID. Members' metadata (for the selected protocol) only
+    /// in Stable; their assignments always.
+    pub fn describe_group(&self, group_id: &str) -> DescribedGroup {
+        if group_id.is_empty() {
+            return DescribedGroup {
+                error_code: ErrorCode::InvalidGroupId.code(),
+                group_state: "Dead".to_string(),
+                ..Default::default()
+            };
+        }
+        let groups = self.lock();
+        match groups.get(group_id) {
+            None => DescribedGroup {
+                group_id: group_id.to_string(),
+                group_state: "Dead".to_string(),
+                ..Default::default()
+            },
+            Some(g) => g.describe(),
+        }
+    }
+
+    /// DeleteGroups' membership part: NON_EMPTY_GROUP while the group has members; an Empty
+    /// group is removed (with any member ids still pending); GROUP_ID_NOT_FOUND if unknown.
+    pub fn delete_group(&self, group_id: &str) -> Result<(), ErrorCode> {
+        if group_id.is_empty() {
+            return Err(ErrorCode::InvalidGroupId);
+        }
+        let mut groups = self.lock();
+        match groups.get(group_id) {
+            None => Err(ErrorCode::GroupIdNotFound),
+            Some(g) if g.state != GroupState::Empty => Err(ErrorCode::NonEmptyGroup),
+            Some(_) => {
+                groups.remove(group_id);
+                Ok(())
+            }
+        }
+    }
+
+    /// Whether the group is known here in state Empty (`Some(true)`), with members
+    /// (`Some(false)`), or unknown (`None`).
+    pub fn is_empty_group(&self, group_id: &str) -> Option<bool> {
+        self.lock()
+            .get(group_id)
+            .map(|g| g.state == GroupState::Empty)
+    }
+
+    /// OffsetDelete's check (Kafka's `validateOffsetDelete`): GROUP_ID_NOT_FOUND if unknown;
+    /// NON_EMPTY_GROUP for an active group that is not a `consumer` group; otherwise which
+    /// topics' offsets must stay (GROUP_SUBSCRIBED_TO_TOPIC).
+    pub fn offset_delete_check(&self, group_id: &str) -> Result<Subscriptions, ErrorCode> {
+        let groups = self.lock();
+        let g = groups.get(group_id).ok_or(ErrorCode::GroupIdNotFound)?;
+        if g.state == GroupState::Empty {
+            return Ok(Subscriptions::Nothing);
+        }
+        if g.protocol_type.as_deref() != Some(CONSUMER_PROTOCOL_TYPE) {
+            return Err(ErrorCode::NonEmptyGroup);
+        }
+        Ok(match &g.subscribed_topics {
+            Some(t) => Subscriptions::Topics(t.clone()),
+            None => Subscriptions::Everything,
+        })
+    }
+
+    /// The coordinator gave up these groups (its `__consumer_offsets` partition moved): they
+    /// are forgotten and every waiting JoinGroup and SyncGroup answers NOT_COORDINATOR, so
+    /// their members find the new coordinator (Kafka's `onUnloaded`).
+    pub fn unload(&self, mut belongs: impl FnMut(&str) -> bool) {
+        let mut groups = self.lock();
+        let gone: Vec<String> = groups.keys().filter(|id| belongs(id)).cloned().collect();
+        for id in gone {
+            if let Some(mut g) = groups.remove(&id) {
+                g.complete_all_waiters(ErrorCode::NotCoordinator);
+            }
+        }
+    }
+
+    /// Drives every timer up to `now`: members' session expiry (removed, rebalance), pending
+    /// member ids' expiry, the initial rebalance delay and the rebalance timeout (members that
+    /// did not rejoin are removed and the join completes), and the pending-sync timeout.
+    /// Each deadline passed fires once per call; what it reschedules fires on a later call.
+    pub fn tick(&self, now: Instant) {
+        let mut groups = self.lock();
+        for g in groups.values_mut() {
+            g.tick(&self.config, now);
+        }
+    }
+}
+
+fn join_error(member_id: &str, code: ErrorCode) -> JoinGroupResponse {
+    JoinGroupResponse {
+        error_code: code.code(),
+        member_id: member_id.to_string(),
+        protocol_name: None,
+        ..Default::default()
+    }
+}
+
+fn sync_error(code: ErrorCode) -> SyncGroupResponse {
+    SyncGroupResponse {
+        error_code: code.code(),
+        ..Default::default()
+    }
+}
+
+/// Kafka's JoinGroupResponse constructor: the protocol name is "" before v7 (not nullable
+/// there) and null rather than "" from v7; SkipAssignment exists from v9.
+fn finish_join_response(version: i16, mut r: JoinGroupResponse) -> JoinGroupResponse {
+    if version < 7 {
+        if r.protocol_name.is_none() {
+            r.protocol_name = Some(String::new());
+        }
+    } else if r.protocol_name.as_deref() == Some("") {
+        r.protocol_name = None;
+    }
+    if version < 9 {
+        r.skip_assignment = false;
+    }
+    r
+}

@@ -1,0 +1,593 @@
+//! Kafka's `ClassicGroup` and `ClassicGroupMember`: one group's members, their protocols and
+//! waiters, and the bookkeeping every rebalance step uses (adding and removing members, leader
+//! succession, the protocol vote, the generation). The rebalance protocol itself is in
+//! [`super::rebalance`].
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+use rafka_protocol::messages::join_group_response::JoinGroupResponseMember;
+use rafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, SyncGroupResponse};
+use rafka_protocol::ErrorCode;
+use tokio::sync::oneshot;
+
+use super::{join_error, sync_error, GroupState, CONSUMER_PROTOCOL_TYPE};
+
+/// A JoinGroup's inputs, normalized.
+pub(super) struct JoinArgs {
+    pub(super) version: i16,
+    pub(super) group_id: String,
+    pub(super) member_id: String,
+    pub(super) group_instance_id: Option<String>,
+    pub(super) session_timeout_ms: i32,
+    pub(super) rebalance_timeout_ms: i32,
+    pub(super) protocol_type: String,
+    pub(super) protocols: Vec<Protocol>,
+    pub(super) client_id: String,
+    pub(super) client_host: String,
+}
+
+impl JoinArgs {
+    pub(super) fn new(
+        version: i16,
+        req: JoinGroupRequest,
+        client_id: &str,
+        client_host: &str,
+    ) -> JoinArgs {
+        JoinArgs {
+            version,
+            group_id: req.group_id,
+            member_id: req.member_id,
+            // v5 introduced it; older decodes leave None.
+            group_instance_id: req.group_instance_id,
+            session_timeout_ms: req.session_timeout_ms,
+            // v0 has no rebalance timeout: the session timeout serves (Kafka's JoinGroupRequest).
+            rebalance_timeout_ms: if version == 0 {
+                req.session_timeout_ms
+            } else {
+                req.rebalance_timeout_ms
+            },
+            protocol_type: req.protocol_type,
+            protocols: dedup_protocols(req.protocols),
+            client_id: client_id.to_string(),
+            client_host: client_host.to_string(),
+        }
+    }
+}
+
+/// One protocol a member supports, with its opaque metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Protocol {
+    pub(super) name: String,
+    pub(super) metadata: Bytes,
+}
+
+/// The request's protocols in preference order, each name once (the first wins), so that the
+/// support counts below count members, not entries.
+pub(super) fn dedup_protocols(protocols: Vec<JoinGroupRequestProtocol>) -> Vec<Protocol> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for p in protocols {
+        if seen.insert(p.name.clone()) {
+            out.push(Protocol {
+                name: p.name,
+                metadata: p.metadata,
+            });
+        }
+    }
+    out
+}
+
+/// Kafka's `ClassicGroupMember`.
+pub(super) struct Member {
+    pub(super) member_id: String,
+    pub(super) group_instance_id: Option<String>,
+    pub(super) client_id: String,
+    pub(super) client_host: String,
+    pub(super) rebalance_timeout_ms: i32,
+    pub(super) session_timeout_ms: i32,
+    pub(super) protocol_type: String,
+    pub(super) protocols: Vec<Protocol>,
+    pub(super) assignment: Bytes,
+    pub(super) awaiting_join: Option<oneshot::Sender<JoinGroupResponse>>,
+    pub(super) awaiting_sync: Option<oneshot::Sender<SyncGroupResponse>>,
+    /// Added by this join phase: may expire while its JoinGroup waits.
+    pub(super) is_new: bool,
+    /// When the member is dropped unless it heartbeats (or waits in a join or sync) by then.
+    pub(super) heartbeat_deadline: Option<Instant>,
+    /// Join order: the order of the leader's member list and of leader succession.
+    pub(super) seq: u64,
+}
+
+impl Member {
+    /// Kafka's `hasSatisfiedHeartbeat`: a waiting member is alive unless it is new.
+    pub(super) fn has_satisfied_heartbeat(&self) -> bool {
+        !self.is_new && (self.awaiting_join.is_some() || self.awaiting_sync.is_some())
+    }
+
+    pub(super) fn metadata(&self, protocol: Option<&str>) -> Bytes {
+        protocol
+            .and_then(|name| self.protocols.iter().find(|p| p.name == name))
+            .map(|p| p.metadata.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// The timer of a group's join phase (Kafka's join key: one at a time, replaced when set).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum JoinTimer {
+    /// The first rebalance of an Empty group: `delay_ms` at a time while members arrive,
+    /// `remaining_ms` of the rebalance timeout left after this delay.
+    InitialDelay {
+        deadline: Instant,
+        delay_ms: i32,
+        remaining_ms: i32,
+    },
+    /// The rebalance timeout.
+    Rebalance { deadline: Instant },
+}
+
+impl JoinTimer {
+    pub(super) fn deadline(self) -> Instant {
+        match self {
+            JoinTimer::InitialDelay { deadline, .. } | JoinTimer::Rebalance { deadline } => {
+                deadline
+            }
+        }
+    }
+}
+
+pub(super) fn after(now: Instant, ms: i32) -> Instant {
+    now + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+/// Kafka's `ClassicGroup` (the rebalance protocol over it is in `rebalance.rs`).
+pub(super) struct Group {
+    pub(super) group_id: String,
+    pub(super) state: GroupState,
+    pub(super) previous_state: Option<GroupState>,
+    pub(super) generation_id: i32,
+    pub(super) protocol_type: Option<String>,
+    pub(super) protocol_name: Option<String>,
+    pub(super) leader_id: Option<String>,
+    pub(super) members: HashMap<String, Member>,
+    /// group.instance.id → member id.
+    pub(super) static_members: HashMap<String, String>,
+    /// Member ids handed out with MEMBER_ID_REQUIRED, until they join or their session ends.
+    pub(super) pending_join_members: HashMap<String, Instant>,
+    /// Protocol name → how many members support it.
+    pub(super) supported_protocols: HashMap<String, usize>,
+    /// Members of this generation whose SyncGroup has not come yet.
+    pub(super) pending_sync_members: HashSet<String>,
+    /// A member joined during the initial delay: extend it.
+    pub(super) new_member_added: bool,
+    pub(super) join_timer: Option<JoinTimer>,
+    /// The pending-sync deadline and the generation it was set for.
+    pub(super) sync_timer: Option<(Instant, i32)>,
+    /// The topics a `consumer` group's members subscribe to; `None` if not known.
+    pub(super) subscribed_topics: Option<BTreeSet<String>>,
+    pub(super) next_seq: u64,
+}
+
+impl Group {
+    pub(super) fn new(group_id: String) -> Group {
+        Group {
+            group_id,
+            state: GroupState::Empty,
+            previous_state: None,
+            generation_id: 0,
+            protocol_type: None,
+            protocol_name: None,
+            leader_id: None,
+            members: HashMap::new(),
+            static_members: HashMap::new(),
+            pending_join_members: HashMap::new(),
+            supported_protocols: HashMap::new(),
+            pending_sync_members: HashSet::new(),
+            new_member_added: false,
+            join_timer: None,
+            sync_timer: None,
+            subscribed_topics: None,
+            next_seq: 0,
+        }
+    }
+
+    // ---- ClassicGroup: the members and their bookkeeping -------------------------------
+
+    pub(super) fn transition_to(&mut self, state: GroupState) {
+        tracing::debug!(group = %self.group_id, from = self.state.as_str(), to = state.as_str(), "group state");
+        self.previous_state = Some(self.state);
+        self.state = state;
+    }
+
+    pub(super) fn is_leader(&self, member_id: &str) -> bool {
+        self.leader_id.as_deref() == Some(member_id)
+    }
+
+    /// Member ids in join order.
+    pub(super) fn member_ids(&self) -> Vec<String> {
+        let mut m: Vec<(&u64, &String)> = self
+            .members
+            .values()
+            .map(|m| (&m.seq, &m.member_id))
+            .collect();
+        m.sort();
+        m.into_iter().map(|(_, id)| id.clone()).collect()
+    }
+
+    pub(super) fn num_awaiting_join(&self) -> usize {
+        self.members
+            .values()
+            .filter(|m| m.awaiting_join.is_some())
+            .count()
+    }
+
+    pub(super) fn has_all_members_joined(&self) -> bool {
+        self.members.len() == self.num_awaiting_join() && self.pending_join_members.is_empty()
+    }
+
+    /// The largest rebalance timeout among the members.
+    pub(super) fn rebalance_timeout_ms(&self) -> i32 {
+        self.members
+            .values()
+            .map(|m| m.rebalance_timeout_ms)
+            .max()
+            .unwrap_or(0)
+            .max(0)
+    }
+
+    pub(super) fn supports_protocols(&self, protocol_type: &str, protocols: &[Protocol]) -> bool {
+        if self.state == GroupState::Empty {
+            !protocol_type.is_empty() && !protocols.is_empty()
+        } else {
+            self.protocol_type.as_deref() == Some(protocol_type)
+                && protocols.iter().any(|p| {
+                    self.supported_protocols.get(&p.name).copied().unwrap_or(0)
+                        == self.members.len()
+                })
+        }
+    }
+
+    pub(super) fn count_protocols(&mut self, protocols: &[Protocol], up: bool) {
+        for p in protocols {
+            if up {
+                *self.supported_protocols.entry(p.name.clone()).or_insert(0) += 1;
+            } else if let Entry::Occupied(mut e) = self.supported_protocols.entry(p.name.clone()) {
+                *e.get_mut() = e.get().saturating_sub(1);
+                if *e.get() == 0 {
+                    e.remove();
+                }
+            }
+        }
+    }
+
+    /// Kafka's `ClassicGroup.add`.
+    pub(super) fn add(&mut self, mut member: Member) {
+        if let Some(instance) = &member.group_instance_id {
+            self.static_members
+                .insert(instance.clone(), member.member_id.clone());
+        }
+        if self.members.is_empty() {
+            self.protocol_type = Some(member.protocol_type.clone());
+        }
+        if self.leader_id.is_none() {
+            self.leader_id = Some(member.member_id.clone());
+        }
+        member.seq = self.next_seq;
+        self.next_seq += 1;
+        self.count_protocols(&member.protocols, true);
+        self.pending_join_members.remove(&member.member_id);
+        self.members.insert(member.member_id.clone(), member);
+    }
+
+    /// Kafka's `ClassicGroup.remove`; the member's waiters, if any, answer UNKNOWN_MEMBER_ID.
+    pub(super) fn remove(&mut self, member_id: &str) {
+        if let Some(mut m) = self.members.remove(member_id) {
+            self.count_protocols(&m.protocols, false);
+            if let Some(instance) = &m.group_instance_id {
+                if self.static_members.get(instance).map(String::as_str) == Some(member_id) {
+                    self.static_members.remove(instance);
+                }
+            }
+            if let Some(tx) = m.awaiting_join.take() {
+                let _ = tx.send(join_error("", ErrorCode::UnknownMemberId));
+            }
+            if let Some(tx) = m.awaiting_sync.take() {
+                let _ = tx.send(sync_error(ErrorCode::UnknownMemberId));
+            }
+        }
+        if self.is_leader(member_id) {
+            self.leader_id = self.member_ids().into_iter().next();
+        }
+        self.pending_join_members.remove(member_id);
+        self.pending_sync_members.remove(member_id);
+    }
+
+    /// Kafka's `updateMember`: new protocols and timeouts, and the JoinGroup now waiting.
+    pub(super) fn update_member(
+        &mut self,
+        member_id: &str,
+        protocols: Vec<Protocol>,
+        rebalance_timeout_ms: i32,
+        session_timeout_ms: i32,
+        waiter: Option<oneshot::Sender<JoinGroupResponse>>,
+    ) {
+        let Some(m) = self.members.get_mut(member_id) else {
+            return;
+        };
+        let old = std::mem::replace(&mut m.protocols, protocols);
+        m.rebalance_timeout_ms = rebalance_timeout_ms;
+        m.session_timeout_ms = session_timeout_ms;
+        // A JoinGroup it sent before and still waits on is superseded: tell it to retry.
+        if let Some(prev) = std::mem::replace(&mut m.awaiting_join, waiter) {
+            let _ = prev.send(join_error(member_id, ErrorCode::RebalanceInProgress));
+        }
+        let new = m.protocols.clone();
+        self.count_protocols(&old, false);
+        self.count_protocols(&new, true);
+    }
+
+    /// Kafka's `selectProtocol`: each member votes for its most preferred protocol among those
+    /// all members support; the most votes wins (ties: the first voted, in join order).
+    pub(super) fn select_protocol(&self) -> Option<String> {
+        let n = self.members.len();
+        let candidates: HashSet<&str> = self
+            .supported_protocols
+            .iter()
+            .filter(|(_, &c)| c == n)
+            .map(|(name, _)| name.as_str())
+            .collect();
+        let mut votes: Vec<(String, usize)> = Vec::new();
+        for id in self.member_ids() {
+            let Some(m) = self.members.get(&id) else {
+                continue;
+            };
+            if let Some(p) = m
+                .protocols
+                .iter()
+                .find(|p| candidates.contains(p.name.as_str()))
+            {
+                match votes.iter_mut().find(|(name, _)| *name == p.name) {
+                    Some((_, c)) => *c += 1,
+                    None => votes.push((p.name.clone(), 1)),
+                }
+            }
+        }
+        let mut best: Option<(String, usize)> = None;
+        for (name, c) in votes {
+            if best.as_ref().is_none_or(|(_, b)| c > *b) {
+                best = Some((name, c));
+            }
+        }
+        best.map(|(name, _)| name).or_else(|| {
+            // Not reachable while joins check support; fall back to the leader's preference.
+            let leader = self.leader_id.as_ref().and_then(|l| self.members.get(l))?;
+            leader.protocols.first().map(|p| p.name.clone())
+        })
+    }
+
+    /// Kafka's `validateMember`.
+    pub(super) fn validate_member(
+        &self,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<(), ErrorCode> {
+        if let Some(instance) = instance_id {
+            match self.static_members.get(instance) {
+                None => return Err(ErrorCode::UnknownMemberId),
+                Some(existing) if existing != member_id => {
+                    tracing::info!(group = %self.group_id, member_id, instance, existing = %existing, "static member fenced");
+                    return Err(ErrorCode::FencedInstanceId);
+                }
+                Some(_) => {}
+            }
+        }
+        if !self.members.contains_key(member_id) {
+            return Err(ErrorCode::UnknownMemberId);
+        }
+        Ok(())
+    }
+
+    /// Kafka's `maybeElectNewJoinedLeader`: keep the leader if it rejoined, else the first
+    /// member that did; false if nobody rejoined.
+    pub(super) fn maybe_elect_new_joined_leader(&mut self) -> bool {
+        let Some(leader) = self.leader_id.clone() else {
+            return false;
+        };
+        if self
+            .members
+            .get(&leader)
+            .is_some_and(|m| m.awaiting_join.is_some())
+        {
+            return true;
+        }
+        let joined = self.member_ids().into_iter().find(|id| {
+            self.members
+                .get(id)
+                .is_some_and(|m| m.awaiting_join.is_some())
+        });
+        match joined {
+            Some(id) => {
+                tracing::info!(group = %self.group_id, old = %leader, new = %id, "leader did not rejoin; new leader elected");
+                self.leader_id = Some(id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(super) fn init_next_generation(&mut self) {
+        self.generation_id = self.generation_id.wrapping_add(1);
+        if self.members.is_empty() {
+            self.protocol_name = None;
+            self.subscribed_topics = self.compute_subscribed_topics();
+            self.transition_to(GroupState::Empty);
+        } else {
+            self.protocol_name = self.select_protocol();
+            self.subscribed_topics = self.compute_subscribed_topics();
+            self.transition_to(GroupState::CompletingRebalance);
+        }
+        self.pending_sync_members.clear();
+    }
+
+    /// The members with their metadata for the selected protocol, for the leader.
+    pub(super) fn current_members(&self) -> Vec<JoinGroupResponseMember> {
+        let protocol = self.protocol_name.as_deref();
+        self.member_ids()
+            .iter()
+            .filter_map(|id| self.members.get(id))
+            .map(|m| JoinGroupResponseMember {
+                member_id: m.member_id.clone(),
+                group_instance_id: m.group_instance_id.clone(),
+                metadata: m.metadata(protocol),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    /// The successful JoinGroup answer of this generation for `member_id`.
+    pub(super) fn join_response(&self, member_id: &str, with_members: bool) -> JoinGroupResponse {
+        JoinGroupResponse {
+            generation_id: self.generation_id,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol_name.clone(),
+            leader: self.leader_id.clone().unwrap_or_default(),
+            member_id: member_id.to_string(),
+            members: if with_members {
+                self.current_members()
+            } else {
+                Vec::new()
+            },
+            ..Default::default()
+        }
+    }
+
+    pub(super) fn complete_join_waiter(
+        &mut self,
+        member_id: &str,
+        resp: JoinGroupResponse,
+    ) -> bool {
+        match self
+            .members
+            .get_mut(member_id)
+            .and_then(|m| m.awaiting_join.take())
+        {
+            Some(tx) => {
+                let _ = tx.send(resp);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(super) fn complete_sync_waiter(
+        &mut self,
+        member_id: &str,
+        resp: SyncGroupResponse,
+    ) -> bool {
+        match self
+            .members
+            .get_mut(member_id)
+            .and_then(|m| m.awaiting_sync.take())
+        {
+            Some(tx) => {
+                let _ = tx.send(resp);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(super) fn complete_all_waiters(&mut self, code: ErrorCode) {
+        for m in self.members.values_mut() {
+            if let Some(tx) = m.awaiting_join.take() {
+                let _ = tx.send(join_error(&m.member_id, code));
+            }
+            if let Some(tx) = m.awaiting_sync.take() {
+                let _ = tx.send(sync_error(code));
+            }
+        }
+    }
+
+    /// Kafka's `computeSubscribedTopics`: a `consumer` group's topics, read from the V0 prefix
+    /// every ConsumerProtocolSubscription version starts with; `None` if not readable.
+    pub(super) fn compute_subscribed_topics(&self) -> Option<BTreeSet<String>> {
+        if self.protocol_type.as_deref() != Some(CONSUMER_PROTOCOL_TYPE) {
+            return None;
+        }
+        if self.members.is_empty() {
+            return Some(BTreeSet::new());
+        }
+        let protocol = self.protocol_name.as_deref()?;
+        let mut topics = BTreeSet::new();
+        for m in self.members.values() {
+            let meta = m.protocols.iter().find(|p| p.name == protocol)?;
+            topics.extend(parse_subscription_topics(&meta.metadata)?);
+        }
+        Some(topics)
+    }
+}
+
+/// The topics of a ConsumerProtocolSubscription: int16 version, then (in every version) an
+/// array of strings. Reads only what is there; `None` if it is not well formed.
+pub(super) fn parse_subscription_topics(b: &[u8]) -> Option<Vec<String>> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        if b.len() < n {
+            return None;
+        }
+        let (head, tail) = b.split_at(n);
+        *b = tail;
+        Some(head)
+    }
+    let mut b = b;
+    let version = i16::from_be_bytes(take(&mut b, 2)?.try_into().ok()?);
+    if version < 0 {
+        return None;
+    }
+    let count = i32::from_be_bytes(take(&mut b, 4)?.try_into().ok()?);
+    let count = usize::try_from(count).ok()?;
+    // No allocation from the claimed count: each topic needs at least its 2-byte length.
+    let mut topics = Vec::with_capacity(count.min(b.len() / 2));
+    for _ in 0..count {
+        let len = i16::from_be_bytes(take(&mut b, 2)?.try_into().ok()?);
+        let name = take(&mut b, usize::try_from(len).ok()?)?;
+        topics.push(String::from_utf8(name.to_vec()).ok()?);
+    }
+    Some(topics)
+}
+
+/// A random UUID (version 4) as Java's `UUID.randomUUID().toString()` prints it. Member ids
+/// need to be unique, not secret: std's randomly seeded hasher, a counter and the time.
+pub(super) fn random_uuid() -> String {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut a = RandomState::new().build_hasher();
+    a.write_u64(n);
+    a.write_u128(nanos);
+    let hi = a.finish();
+    let mut b = RandomState::new().build_hasher();
+    b.write_u64(hi);
+    b.write_u64(n);
+    let lo = b.finish();
+    let v = (u128::from(hi) << 64) | u128::from(lo);
+    let v = (v & !(0xF_u128 << 76)) | (0x4_u128 << 76); // version 4
+    let v = (v & !(0x3_u128 << 62)) | (0x2_u128 << 62); // IETF variant
+    let h = format!("{v:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
