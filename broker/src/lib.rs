@@ -14,6 +14,7 @@ pub mod apis;
 pub mod config;
 pub mod controller_channel;
 pub mod errors;
+pub mod group_coordinator;
 pub mod lifecycle;
 pub mod network;
 pub mod replica_manager;

@@ -13,6 +13,8 @@
 use crate::apis::KafkaApis;
 use crate::config::{effective_config, KafkaConfig, ProcessRoles};
 use crate::controller_channel::ControllerChannel;
+use crate::group_coordinator::membership::{GroupMembership, MembershipConfig};
+use crate::group_coordinator::{CoordinatorConfig, GroupCoordinator};
 use crate::lifecycle::{AdvertisedListener, BrokerLifecycleManager};
 use crate::network::{self, NetworkConfig};
 use crate::replica_manager::ReplicaManager;
@@ -210,11 +212,50 @@ impl KafkaServer {
             },
         ));
         let mut tasks = Vec::new();
-        // Images reach the handlers only after the replica manager has acted on them.
+        let groups = {
+            let c = &settings.kafka_config;
+            let int = |k: &str, d: i32| c.get::<i32>(k).unwrap_or(d);
+            let membership = GroupMembership::new(MembershipConfig {
+                min_session_timeout_ms: int("group.min.session.timeout.ms", 6000),
+                max_session_timeout_ms: int("group.max.session.timeout.ms", 1_800_000),
+                initial_rebalance_delay_ms: int("group.initial.rebalance.delay.ms", 3000),
+                max_size: int("group.max.size", i32::MAX),
+            });
+            GroupCoordinator::new(
+                settings.node_id,
+                CoordinatorConfig {
+                    num_partitions: int("offsets.topic.num.partitions", 50).max(1),
+                    replication_factor: c
+                        .get::<i16>("offsets.topic.replication.factor")
+                        .unwrap_or(3),
+                    segment_bytes: int("offsets.topic.segment.bytes", 104_857_600),
+                    metadata_max_bytes: int("offset.metadata.max.bytes", 4096).max(0) as usize,
+                },
+                membership,
+                replica_manager.clone(),
+            )
+        };
+        // The group coordinator's timers: sessions, rebalance timeouts, the initial delay.
+        {
+            let membership = groups.membership().clone();
+            let mut shutdown = shutdown_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_millis(100));
+                loop {
+                    tokio::select! {
+                        _ = every.tick() => membership.tick(std::time::Instant::now()),
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            }));
+        }
+        // Images reach the handlers only after the replica manager has acted on them (and the
+        // group coordinator has started loading the `__consumer_offsets` partitions it leads).
         let (broker_images_tx, broker_images) = watch::channel(Arc::new(MetadataImage::new()));
         {
             let mut rx = controller.subscribe();
             let rm = replica_manager.clone();
+            let groups = groups.clone();
             tasks.push(tokio::spawn(async move {
                 let mut current = Arc::new(MetadataImage::new());
                 loop {
@@ -225,6 +266,7 @@ impl KafkaServer {
                         // Log creation and deletion are file-system work.
                         let _ =
                             tokio::task::spawn_blocking(move || rm.apply_image(&old, &new)).await;
+                        groups.on_image(&next);
                         current = next;
                         broker_images_tx.send_replace(current.clone());
                     }
@@ -256,6 +298,7 @@ impl KafkaServer {
             auto_create_topics: settings.auto_create_topics,
             num_partitions: settings.num_partitions,
             default_replication_factor: settings.default_replication_factor,
+            groups,
             config: settings.kafka_config.clone(),
         });
         let mut bound = Vec::new();

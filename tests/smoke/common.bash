@@ -89,6 +89,10 @@ controller.listener.names=CONTROLLER
 controller.quorum.voters=1@127.0.0.1:$CPORT
 log.dirs=$WORK/data
 num.partitions=1
+# For groups on one node: one replica of __consumer_offsets (Kafka's single-node example), and
+# no 3 s wait before a group's first rebalance (Kafka's ZooKeeper-era example config).
+offsets.topic.replication.factor=1
+group.initial.rebalance.delay.ms=0
 EOF
   (cd "$WORK" && exec "$@" "$bin" "$WORK/server.properties" >"$WORK/rafka.log" 2>&1) &
   RAFKA_PID=$!

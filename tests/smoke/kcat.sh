@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kcat against a real rafka: metadata (-L), keys (-K), NULLs (-Z), headers (-H), every codec
 # (-z), explicit offsets (-o N, -o -N, -o beginning/end, -c, -o s@timestamp) and offsets by
-# time (-Q), each checked for exact content with diff.
+# time (-Q), a consumer group (-G) resuming from its commit, each checked for exact content with
+# diff.
 #
 # usage: tests/smoke/kcat.sh [path/to/rafka]
 #   default binary: target/release/rafka if built, else target/debug/rafka.
@@ -126,5 +127,17 @@ check "-Q: offset 10 for the timestamp"
 kc -Q -t "offsets:0:$(( $(date +%s%N) / 1000000 + 3600000 ))" > "$WORK/q2.out"
 grep -Eq 'offset -1$' "$WORK/q2.out" || fail "-Q an hour ahead: $(cat "$WORK/q2.out")"
 check "-Q: offset -1 for a timestamp after every message"
+
+# --- a consumer group (-G): join, consume, commit; a second run resumes after the commit ----
+printf 'g0\ng1\ng2\n' | kc -P -t grouped -p 0
+# -G balances the subscription in a group and commits (auto-commit) as it goes; -e exits at the
+# end of the partitions, committing the final offsets on the way out.
+kc -G smoke-group -X auto.offset.reset=earliest -e -q -f '%p %o %s\n' grouped > "$WORK/g1.out"
+printf '0 0 g0\n0 1 g1\n0 2 g2\n' > "$WORK/g1.want"
+expect_same "-G: a group member reads the partition from the beginning" "$WORK/g1.want" "$WORK/g1.out"
+printf 'g3\n' | kc -P -t grouped -p 0
+kc -G smoke-group -X auto.offset.reset=earliest -e -q -f '%p %o %s\n' grouped > "$WORK/g2.out"
+printf '0 3 g3\n' > "$WORK/g2.want"
+expect_same "-G: the group resumes from its committed offset" "$WORK/g2.want" "$WORK/g2.out"
 
 echo "kcat smoke: all $CHECKS checks passed"

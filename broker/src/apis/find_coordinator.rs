@@ -1,42 +1,166 @@
-//! FindCoordinator: the group coordinator lands with the consumer-groups issue; until then every
-//! key is answered COORDINATOR_NOT_AVAILABLE at once (a retriable error), so a client that only
-//! uses `assign` keeps working and a group consumer retries instead of hanging.
+//! FindCoordinator: a group's coordinator is the leader of its `__consumer_offsets` partition
+//! (see [`crate::group_coordinator`]). The topic is created through the controller on the first
+//! request for a group (`offsets.topic.num.partitions`, `offsets.topic.replication.factor`,
+//! compacted), as Kafka does; until its partition has a leader the answer is
+//! COORDINATOR_NOT_AVAILABLE, which clients retry. v4 answers a batch of keys.
+//!
+//! Transaction coordinators (key type 1) are not served yet: COORDINATOR_NOT_AVAILABLE. An
+//! unknown key type is INVALID_REQUEST.
 
+use super::KafkaApis;
+use crate::group_coordinator::GROUP_METADATA_TOPIC;
+use crate::network::RequestContext;
+use rafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use rafka_protocol::messages::find_coordinator_response::Coordinator;
-use rafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
+use rafka_protocol::messages::{
+    CreateTopicsRequest, FindCoordinatorRequest, FindCoordinatorResponse, RequestKind,
+};
 use rafka_protocol::ErrorCode;
+use std::time::Duration;
 
-const MESSAGE: &str = "the group and transaction coordinators are not available on this broker yet";
+const GROUP: i8 = 0;
+const TRANSACTION: i8 = 1;
 
-pub fn handle(version: i16, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
-    let code = ErrorCode::CoordinatorNotAvailable.code();
+/// How long a request waits for a just-created `__consumer_offsets` partition to get a leader
+/// before answering COORDINATOR_NOT_AVAILABLE.
+const CREATE_WAIT: Duration = Duration::from_secs(2);
+
+struct Found {
+    error: ErrorCode,
+    message: Option<String>,
+    node_id: i32,
+    host: String,
+    port: i32,
+}
+
+impl Found {
+    fn error(error: ErrorCode, message: Option<&str>) -> Found {
+        Found {
+            error,
+            message: message.map(str::to_owned),
+            node_id: -1,
+            host: String::new(),
+            port: -1,
+        }
+    }
+}
+
+pub async fn handle(
+    apis: &KafkaApis,
+    ctx: &RequestContext,
+    version: i16,
+    req: FindCoordinatorRequest,
+) -> FindCoordinatorResponse {
     if version >= 4 {
+        let mut coordinators = Vec::with_capacity(req.coordinator_keys.len());
+        for key in req.coordinator_keys {
+            let f = find(apis, ctx, req.key_type, &key).await;
+            coordinators.push(Coordinator {
+                key,
+                node_id: f.node_id,
+                host: f.host,
+                port: f.port,
+                error_code: f.error.code(),
+                error_message: f.message,
+                ..Default::default()
+            });
+        }
         FindCoordinatorResponse {
-            coordinators: req
-                .coordinator_keys
-                .into_iter()
-                .map(|key| Coordinator {
-                    key,
-                    node_id: -1,
-                    port: -1,
-                    error_code: code,
-                    error_message: Some(MESSAGE.into()),
-                    ..Default::default()
-                })
-                .collect(),
+            coordinators,
             ..Default::default()
         }
     } else {
+        let f = find(apis, ctx, req.key_type, &req.key).await;
         FindCoordinatorResponse {
-            error_code: code,
-            error_message: if version >= 1 {
-                Some(MESSAGE.into())
-            } else {
-                None
-            },
-            node_id: -1,
-            port: -1,
+            error_code: f.error.code(),
+            error_message: if version >= 1 { f.message } else { None },
+            node_id: f.node_id,
+            host: f.host,
+            port: f.port,
             ..Default::default()
         }
+    }
+}
+
+async fn find(apis: &KafkaApis, ctx: &RequestContext, key_type: i8, key: &str) -> Found {
+    match key_type {
+        GROUP => {}
+        TRANSACTION => {
+            return Found::error(
+                ErrorCode::CoordinatorNotAvailable,
+                Some("transactions are not supported by this broker yet"),
+            )
+        }
+        _ => return Found::error(ErrorCode::InvalidRequest, Some("unknown coordinator key type")),
+    }
+    if key.is_empty() {
+        return Found::error(ErrorCode::InvalidRequest, Some("empty group id"));
+    }
+    let partition = apis.groups.partition_for(key);
+    if apis.image().topic_by_name(GROUP_METADATA_TOPIC).is_none() {
+        create_offsets_topic(apis).await;
+        apis.wait_for_image(CREATE_WAIT, |i| {
+            i.topic_by_name(GROUP_METADATA_TOPIC)
+                .and_then(|t| t.partitions.get(&partition))
+                .is_some_and(|p| p.leader >= 0)
+        })
+        .await;
+    }
+    let image = apis.image();
+    let leader = image
+        .topic_by_name(GROUP_METADATA_TOPIC)
+        .and_then(|t| t.partitions.get(&partition))
+        .map_or(-1, |p| p.leader);
+    let endpoint = image
+        .broker(leader)
+        .filter(|b| !b.fenced)
+        .and_then(|b| b.endpoints.iter().find(|e| e.name == ctx.listener));
+    match endpoint {
+        Some(e) => Found {
+            error: ErrorCode::None,
+            message: None,
+            node_id: leader,
+            host: e.host.clone(),
+            port: i32::from(e.port),
+        },
+        None => Found::error(ErrorCode::CoordinatorNotAvailable, None),
+    }
+}
+
+/// Creates `__consumer_offsets` through the controller (another request may have won the race:
+/// TOPIC_ALREADY_EXISTS is fine).
+async fn create_offsets_topic(apis: &KafkaApis) {
+    let c = apis.groups.config();
+    let config = |name: &str, value: String| CreatableTopicConfig {
+        name: name.to_owned(),
+        value: Some(value),
+        ..Default::default()
+    };
+    let req = CreateTopicsRequest {
+        topics: vec![CreatableTopic {
+            name: GROUP_METADATA_TOPIC.to_owned(),
+            num_partitions: c.num_partitions,
+            replication_factor: c.replication_factor,
+            configs: vec![
+                config("cleanup.policy", "compact".into()),
+                config("compression.type", "producer".into()),
+                config("segment.bytes", c.segment_bytes.to_string()),
+            ],
+            ..Default::default()
+        }],
+        timeout_ms: 5000,
+        ..Default::default()
+    };
+    match apis.controller.send(7, RequestKind::CreateTopics(req)).await {
+        Some(rafka_protocol::messages::ResponseKind::CreateTopics(r)) => {
+            for t in &r.topics {
+                if t.error_code != 0 && t.error_code != ErrorCode::TopicAlreadyExists.code() {
+                    tracing::warn!(error = t.error_code, message = ?t.error_message, "cannot create {GROUP_METADATA_TOPIC}");
+                } else if t.error_code == 0 {
+                    tracing::info!(partitions = c.num_partitions, "created {GROUP_METADATA_TOPIC}");
+                }
+            }
+        }
+        _ => tracing::warn!("no controller answered the creation of {GROUP_METADATA_TOPIC}"),
     }
 }

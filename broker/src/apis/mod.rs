@@ -11,25 +11,36 @@ mod api_versions;
 mod config_admin;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod describe_log_dirs;
 mod describe_quorum;
 mod elect_leaders;
 mod fetch;
 mod find_coordinator;
+mod heartbeat;
 mod incremental_alter_configs;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sync_group;
 
 pub use api_versions::{advertised_versions, api_versions_response};
 
 use crate::config::KafkaConfig;
 use crate::controller_channel::ControllerChannel;
+use crate::group_coordinator::GroupCoordinator;
 use crate::network::{RequestContext, RequestHandler, Response};
 use crate::replica_manager::ReplicaManager;
 use rafka_controller::image::MetadataImage;
@@ -51,6 +62,8 @@ pub struct KafkaApis {
     pub auto_create_topics: bool,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
+    /// The group coordinator: groups whose `__consumer_offsets` partition this broker leads.
+    pub groups: Arc<GroupCoordinator>,
     /// The static configuration (file and overrides); the dynamic broker configs come from the
     /// image (DescribeConfigs, AlterConfigs validation, topic defaults).
     pub config: Arc<KafkaConfig>,
@@ -159,8 +172,29 @@ impl KafkaApis {
                 ResponseKind::DescribeQuorum(describe_quorum::handle(self, version, r).await)
             }
             RequestKind::FindCoordinator(r) => {
-                ResponseKind::FindCoordinator(find_coordinator::handle(version, r))
+                ResponseKind::FindCoordinator(find_coordinator::handle(self, ctx, version, r).await)
             }
+            RequestKind::JoinGroup(r) => {
+                let client_id = req.header.client_id.as_deref().unwrap_or("");
+                ResponseKind::JoinGroup(join_group::handle(self, ctx, client_id, version, r).await)
+            }
+            RequestKind::SyncGroup(r) => {
+                ResponseKind::SyncGroup(sync_group::handle(self, version, r).await)
+            }
+            RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(self, version, r)),
+            RequestKind::LeaveGroup(r) => {
+                ResponseKind::LeaveGroup(leave_group::handle(self, version, r))
+            }
+            RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit::handle(self, r)),
+            RequestKind::OffsetFetch(r) => {
+                ResponseKind::OffsetFetch(offset_fetch::handle(self, version, r))
+            }
+            RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(self, r)),
+            RequestKind::DescribeGroups(r) => {
+                ResponseKind::DescribeGroups(describe_groups::handle(self, r))
+            }
+            RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(delete_groups::handle(self, r)),
+            RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offset_delete::handle(self, r)),
             RequestKind::RaftVote(_)
             | RequestKind::RaftAppendEntries(_)
             | RequestKind::RaftInstallSnapshot(_) => {
@@ -263,5 +297,15 @@ pub fn handles(key: rafka_protocol::ApiKey) -> bool {
             | OffsetForLeaderEpoch
             | DescribeQuorum
             | FindCoordinator
+            | JoinGroup
+            | SyncGroup
+            | Heartbeat
+            | LeaveGroup
+            | OffsetCommit
+            | OffsetFetch
+            | ListGroups
+            | DescribeGroups
+            | DeleteGroups
+            | OffsetDelete
     )
 }

@@ -1,0 +1,78 @@
+//! OffsetDelete: removes a group's committed offsets for some partitions (tombstones in
+//! `__consumer_offsets`), as Kafka's `validateOffsetDelete`: any offsets of an Empty group; of
+//! an active `consumer` group, those of topics its members do not subscribe to (the others get
+//! GROUP_SUBSCRIBED_TO_TOPIC); an active group of another protocol type is NON_EMPTY_GROUP.
+//! Unknown group: GROUP_ID_NOT_FOUND; unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION.
+
+use super::KafkaApis;
+use crate::group_coordinator::membership::Subscriptions;
+use rafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use rafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
+use rafka_protocol::ErrorCode;
+
+pub fn handle(apis: &KafkaApis, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    let top = |code: ErrorCode| OffsetDeleteResponse {
+        error_code: code.code(),
+        ..Default::default()
+    };
+    if req.group_id.is_empty() {
+        return top(ErrorCode::InvalidGroupId);
+    }
+    let offsets = match apis.groups.fetch_offsets(&req.group_id) {
+        Ok(o) => o,
+        Err(e) => return top(e),
+    };
+    // A group known only by its offsets has no members: nothing is protected.
+    let subscriptions = match apis.groups.membership().offset_delete_check(&req.group_id) {
+        Ok(s) => s,
+        Err(ErrorCode::GroupIdNotFound) if !offsets.is_empty() => Subscriptions::Nothing,
+        Err(e) => return top(e),
+    };
+    let image = apis.image();
+    let mut delete = Vec::new();
+    let mut topics: Vec<OffsetDeleteResponseTopic> = req
+        .topics
+        .iter()
+        .map(|t| OffsetDeleteResponseTopic {
+            name: t.name.clone(),
+            partitions: t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let known = image
+                        .topic_by_name(&t.name)
+                        .is_some_and(|tt| tt.partitions.contains_key(&p.partition_index));
+                    let code = if !known {
+                        ErrorCode::UnknownTopicOrPartition
+                    } else if subscriptions.contains(&t.name) {
+                        ErrorCode::GroupSubscribedToTopic
+                    } else {
+                        delete.push((t.name.clone(), p.partition_index));
+                        ErrorCode::None
+                    };
+                    OffsetDeleteResponsePartition {
+                        partition_index: p.partition_index,
+                        error_code: code.code(),
+                        ..Default::default()
+                    }
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect();
+    if let Err(e) = apis.groups.delete_offsets(&image, &req.group_id, &delete) {
+        for t in &mut topics {
+            for p in &mut t.partitions {
+                if p.error_code == 0 {
+                    p.error_code = e.code();
+                }
+            }
+        }
+    }
+    OffsetDeleteResponse {
+        topics,
+        ..Default::default()
+    }
+}

@@ -1,0 +1,140 @@
+//! OffsetFetch: a group's committed offsets — those asked for (a partition without one gets
+//! offset -1 and no error) or, with null topics (v2+), all of them. v8 asks for many groups at
+//! once, each with its own error. A group this broker does not coordinate gets NOT_COORDINATOR
+//! (COORDINATOR_LOAD_IN_PROGRESS while loading): per group from v8, at the top from v2, on every
+//! partition in v1.
+
+use super::KafkaApis;
+use crate::group_coordinator::GroupOffsets;
+use rafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use rafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
+use rafka_protocol::ErrorCode;
+use std::collections::BTreeMap;
+
+/// One partition's answer: (partition, offset, leader epoch, metadata).
+type Answer = (i32, i64, i32, String);
+
+/// The answer for one group: per topic, its partitions' answers; or the group's error.
+fn fetch(
+    apis: &KafkaApis,
+    group: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+) -> Result<Vec<(String, Vec<Answer>)>, ErrorCode> {
+    let offsets: GroupOffsets = apis.groups.fetch_offsets(group)?;
+    let answer = |t: &str, p: i32| match offsets.get(&(t.to_owned(), p)) {
+        Some(o) => (p, o.offset, o.leader_epoch, o.metadata.clone()),
+        None => (p, -1, -1, String::new()),
+    };
+    Ok(match topics {
+        Some(topics) => topics
+            .into_iter()
+            .map(|(t, parts)| {
+                let answers = parts.into_iter().map(|p| answer(&t, p)).collect();
+                (t, answers)
+            })
+            .collect(),
+        None => {
+            let mut by_topic: BTreeMap<String, Vec<Answer>> = BTreeMap::new();
+            for (t, p) in offsets.keys() {
+                by_topic.entry(t.clone()).or_default().push(answer(t, *p));
+            }
+            by_topic.into_iter().collect()
+        }
+    })
+}
+
+pub fn handle(apis: &KafkaApis, version: i16, req: OffsetFetchRequest) -> OffsetFetchResponse {
+    if version >= 8 {
+        let groups = req
+            .groups
+            .into_iter()
+            .map(|g| {
+                let topics = g
+                    .topics
+                    .map(|ts| ts.into_iter().map(|t| (t.name, t.partition_indexes)).collect());
+                match fetch(apis, &g.group_id, topics) {
+                    Ok(answers) => OffsetFetchResponseGroup {
+                        group_id: g.group_id,
+                        topics: answers
+                            .into_iter()
+                            .map(|(name, parts)| OffsetFetchResponseTopics {
+                                name,
+                                partitions: parts
+                                    .into_iter()
+                                    .map(|(p, offset, epoch, metadata)| {
+                                        OffsetFetchResponsePartitions {
+                                            partition_index: p,
+                                            committed_offset: offset,
+                                            committed_leader_epoch: epoch,
+                                            metadata: Some(metadata),
+                                            ..Default::default()
+                                        }
+                                    })
+                                    .collect(),
+                                ..Default::default()
+                            })
+                            .collect(),
+                        ..Default::default()
+                    },
+                    Err(e) => OffsetFetchResponseGroup {
+                        group_id: g.group_id,
+                        error_code: e.code(),
+                        ..Default::default()
+                    },
+                }
+            })
+            .collect();
+        return OffsetFetchResponse {
+            groups,
+            ..Default::default()
+        };
+    }
+    let asked: Option<Vec<(String, Vec<i32>)>> = req
+        .topics
+        .map(|ts| ts.into_iter().map(|t| (t.name, t.partition_indexes)).collect());
+    let to_wire = |answers: Vec<(String, Vec<Answer>)>, code: ErrorCode| {
+        answers
+            .into_iter()
+            .map(|(name, parts)| OffsetFetchResponseTopic {
+                name,
+                partitions: parts
+                    .into_iter()
+                    .map(|(p, offset, epoch, metadata)| OffsetFetchResponsePartition {
+                        partition_index: p,
+                        committed_offset: offset,
+                        committed_leader_epoch: epoch,
+                        metadata: Some(metadata),
+                        error_code: code.code(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect()
+    };
+    match fetch(apis, &req.group_id, asked.clone()) {
+        Ok(answers) => OffsetFetchResponse {
+            topics: to_wire(answers, ErrorCode::None),
+            ..Default::default()
+        },
+        Err(e) if version >= 2 => OffsetFetchResponse {
+            error_code: e.code(),
+            ..Default::default()
+        },
+        Err(e) => {
+            // v1 has no top-level error: every partition asked carries it.
+            let answers = asked
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(t, parts)| (t, parts.into_iter().map(|p| (p, -1, -1, String::new())).collect()))
+                .collect();
+            OffsetFetchResponse {
+                topics: to_wire(answers, e),
+                ..Default::default()
+            }
+        }
+    }
+}

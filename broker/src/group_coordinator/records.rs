@@ -1,0 +1,242 @@
+//! The group coordinator's records in `__consumer_offsets`, as Kafka writes them: a key and a
+//! value, each an int16 version then the struct (`protocol/schema/group_coordinator_records.schema`).
+//!
+//! - offset commit: key `OffsetCommitKey` v1 (group, topic, partition), value
+//!   `OffsetCommitValue` v3 (offset, leader epoch, metadata, commit timestamp); a null value
+//!   deletes the offset.
+//! - group metadata: key `GroupMetadataKey` v2 (group), value `GroupMetadataValue`; a null
+//!   value deletes the group.
+//!
+//! Reading accepts every version Kafka has written (keys 0–2, values up to 4), so a log
+//! directory that Kafka wrote loads too.
+
+use bytes::{Bytes, BytesMut};
+use rafka_protocol::messages::{
+    GroupMetadataKey, GroupMetadataValue, OffsetCommitKey, OffsetCommitValue,
+};
+use rafka_protocol::Message;
+
+/// The value version we write for offset commits (no expire timestamp: KIP-211).
+const OFFSET_VALUE_VERSION: i16 = 3;
+const OFFSET_KEY_VERSION: i16 = 1;
+const GROUP_KEY_VERSION: i16 = 2;
+
+/// A committed offset (Kafka's `OffsetAndMetadata`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetAndMetadata {
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: String,
+    pub commit_timestamp: i64,
+}
+
+/// One record of `__consumer_offsets`, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CoordinatorRecord {
+    /// An offset commit; `None` deletes it.
+    Offset {
+        group: String,
+        topic: String,
+        partition: i32,
+        value: Option<OffsetAndMetadata>,
+    },
+    /// A group's metadata; `None` deletes the group.
+    Group {
+        group: String,
+        value: Option<GroupMetadataValue>,
+    },
+}
+
+/// Why a record could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RecordError {
+    #[error("a __consumer_offsets record without a key")]
+    NoKey,
+    #[error("unknown __consumer_offsets key version {0}")]
+    UnknownKeyVersion(i16),
+    #[error("malformed __consumer_offsets record: {0}")]
+    Malformed(String),
+}
+
+fn encode<M: Message>(m: &M, version: i16) -> Bytes {
+    let mut out = BytesMut::with_capacity(2 + m.size_at(version));
+    out.extend_from_slice(&version.to_be_bytes());
+    // Our own values, at versions we implement: encoding cannot fail.
+    if let Err(e) = rafka_protocol::encode(m, &mut out, version) {
+        tracing::error!(error = %e, "cannot encode a coordinator record");
+    }
+    out.freeze()
+}
+
+fn decode<M: Message>(bytes: &Bytes, allowed: std::ops::RangeInclusive<i16>) -> Result<M, RecordError> {
+    if bytes.len() < 2 {
+        return Err(RecordError::Malformed("shorter than its version".into()));
+    }
+    let version = i16::from_be_bytes([bytes[0], bytes[1]]);
+    if !allowed.contains(&version) {
+        return Err(RecordError::Malformed(format!("{} version {version}", M::NAME)));
+    }
+    rafka_protocol::decode(bytes, &bytes[2..], version).map_err(|e| RecordError::Malformed(e.to_string()))
+}
+
+/// The key and value of an offset commit (`value` None: a tombstone).
+pub fn offset_commit(
+    group: &str,
+    topic: &str,
+    partition: i32,
+    value: Option<&OffsetAndMetadata>,
+) -> (Bytes, Option<Bytes>) {
+    let key = OffsetCommitKey {
+        group: group.to_owned(),
+        topic: topic.to_owned(),
+        partition,
+        ..Default::default()
+    };
+    let value = value.map(|v| {
+        let value = OffsetCommitValue {
+            offset: v.offset,
+            leader_epoch: v.leader_epoch,
+            metadata: v.metadata.clone(),
+            commit_timestamp: v.commit_timestamp,
+            ..Default::default()
+        };
+        encode(&value, OFFSET_VALUE_VERSION)
+    });
+    (encode(&key, OFFSET_KEY_VERSION), value)
+}
+
+/// The key of a group's metadata record, and its tombstone's (null) value.
+pub fn group_tombstone(group: &str) -> (Bytes, Option<Bytes>) {
+    let key = GroupMetadataKey {
+        group: group.to_owned(),
+        ..Default::default()
+    };
+    (encode(&key, GROUP_KEY_VERSION), None)
+}
+
+/// Reads one record of `__consumer_offsets`.
+pub fn read(key: Option<&Bytes>, value: Option<&Bytes>) -> Result<CoordinatorRecord, RecordError> {
+    let key = key.ok_or(RecordError::NoKey)?;
+    if key.len() < 2 {
+        return Err(RecordError::Malformed("key shorter than its version".into()));
+    }
+    match i16::from_be_bytes([key[0], key[1]]) {
+        0 | 1 => {
+            let k = decode::<OffsetCommitKey>(key, 0..=1)?;
+            let value = match value {
+                None => None,
+                Some(v) => {
+                    let v = decode::<OffsetCommitValue>(v, 0..=4)?;
+                    Some(OffsetAndMetadata {
+                        offset: v.offset,
+                        leader_epoch: v.leader_epoch,
+                        metadata: v.metadata,
+                        commit_timestamp: v.commit_timestamp,
+                    })
+                }
+            };
+            Ok(CoordinatorRecord::Offset {
+                group: k.group,
+                topic: k.topic,
+                partition: k.partition,
+                value,
+            })
+        }
+        2 => {
+            let k = decode::<GroupMetadataKey>(key, 2..=2)?;
+            let value = match value {
+                None => None,
+                Some(v) => Some(decode::<GroupMetadataValue>(v, 0..=4)?),
+            };
+            Ok(CoordinatorRecord::Group {
+                group: k.group,
+                value,
+            })
+        }
+        v => Err(RecordError::UnknownKeyVersion(v)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bytes Kafka's `GroupCoordinatorRecordHelpers.newOffsetCommitRecord` writes, built by
+    /// hand from the documented layout (int16 version, then big-endian fields; strings as an
+    /// int16 length and UTF-8).
+    #[test]
+    fn offset_commit_bytes_are_kafkas() {
+        let v = OffsetAndMetadata {
+            offset: 42,
+            leader_epoch: 7,
+            metadata: "m".into(),
+            commit_timestamp: 0x0102_0304_0506_0708,
+        };
+        let (key, value) = offset_commit("g", "topic", 3, Some(&v));
+        let mut want_key = vec![0, 1, 0, 1, b'g', 0, 5];
+        want_key.extend_from_slice(b"topic");
+        want_key.extend_from_slice(&[0, 0, 0, 3]);
+        assert_eq!(key.as_ref(), want_key.as_slice());
+        let mut want_value = vec![0, 3];
+        want_value.extend_from_slice(&42i64.to_be_bytes());
+        want_value.extend_from_slice(&7i32.to_be_bytes());
+        want_value.extend_from_slice(&[0, 1, b'm']);
+        want_value.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(value.as_deref(), Some(want_value.as_slice()));
+        assert_eq!(
+            read(Some(&key), value.as_ref()),
+            Ok(CoordinatorRecord::Offset {
+                group: "g".into(),
+                topic: "topic".into(),
+                partition: 3,
+                value: Some(v),
+            })
+        );
+        // A tombstone.
+        let (key, none) = offset_commit("g", "topic", 3, None);
+        assert_eq!(none, None);
+        assert!(matches!(
+            read(Some(&key), None),
+            Ok(CoordinatorRecord::Offset { value: None, .. })
+        ));
+    }
+
+    #[test]
+    fn older_versions_and_group_records_read() {
+        // OffsetCommitValue v1 (with an expire timestamp), as Kafka before 2.1 wrote.
+        let mut v1 = vec![0, 1];
+        v1.extend_from_slice(&9i64.to_be_bytes());
+        v1.extend_from_slice(&[0, 0]);
+        v1.extend_from_slice(&5i64.to_be_bytes());
+        v1.extend_from_slice(&6i64.to_be_bytes());
+        let (key, _) = offset_commit("g", "t", 0, None);
+        match read(Some(&key), Some(&Bytes::from(v1))) {
+            Ok(CoordinatorRecord::Offset { value: Some(v), .. }) => {
+                assert_eq!((v.offset, v.leader_epoch, v.commit_timestamp), (9, -1, 5));
+            }
+            other => panic!("{other:?}"),
+        }
+        let (key, none) = group_tombstone("g");
+        assert_eq!(key.as_ref(), &[0, 2, 0, 1, b'g']);
+        assert_eq!(
+            read(Some(&key), none.as_ref()),
+            Ok(CoordinatorRecord::Group {
+                group: "g".into(),
+                value: None
+            })
+        );
+    }
+
+    #[test]
+    fn bad_records_are_errors() {
+        assert_eq!(read(None, None), Err(RecordError::NoKey));
+        assert_eq!(
+            read(Some(&Bytes::from_static(&[0, 9, 0, 0])), None),
+            Err(RecordError::UnknownKeyVersion(9))
+        );
+        assert!(read(Some(&Bytes::from_static(&[0, 1, 0, 5, b'x'])), None).is_err());
+        assert!(read(Some(&Bytes::from_static(&[0])), None).is_err());
+        let (key, _) = offset_commit("g", "t", 0, None);
+        assert!(read(Some(&key), Some(&Bytes::from_static(&[0, 3, 1]))).is_err());
+    }
+}
