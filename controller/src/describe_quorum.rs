@@ -40,28 +40,7 @@ pub fn handle(
 ) -> DescribeQuorumResponse {
     let message = |code: ErrorCode| (version >= 2).then(|| code.message().to_owned());
     if !names_metadata_partition(&req) {
-        let code = ErrorCode::UnknownTopicOrPartition;
-        return DescribeQuorumResponse {
-            topics: req
-                .topics
-                .into_iter()
-                .map(|t| TopicData {
-                    topic_name: t.topic_name,
-                    partitions: t
-                        .partitions
-                        .into_iter()
-                        .map(|p| PartitionData {
-                            partition_index: p.partition_index,
-                            error_code: code.code(),
-                            error_message: message(code),
-                            ..Default::default()
-                        })
-                        .collect(),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        };
+        return refuse(version, req, ErrorCode::UnknownTopicOrPartition);
     }
     if info.leader != Some(node_id) {
         let code = ErrorCode::NotLeaderOrFollower;
@@ -93,6 +72,31 @@ pub fn handle(
             .collect();
     }
     resp
+}
+
+/// `code` on every partition `req` names (its message from v2).
+pub fn refuse(version: i16, req: DescribeQuorumRequest, code: ErrorCode) -> DescribeQuorumResponse {
+    DescribeQuorumResponse {
+        topics: req
+            .topics
+            .into_iter()
+            .map(|t| TopicData {
+                topic_name: t.topic_name,
+                partitions: t
+                    .partitions
+                    .into_iter()
+                    .map(|p| PartitionData {
+                        partition_index: p.partition_index,
+                        error_code: code.code(),
+                        error_message: (version >= 2).then(|| code.message().to_owned()),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    }
 }
 
 /// Kafka's `hasValidTopicPartition`: exactly `__cluster_metadata` partition 0.
