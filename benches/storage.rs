@@ -348,5 +348,12 @@ fn recovery(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, append, append_paired, offset_index_lookup, read, recovery);
+criterion_group!(
+    benches,
+    append,
+    append_paired,
+    offset_index_lookup,
+    read,
+    recovery
+);
 criterion_main!(benches);

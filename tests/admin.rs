@@ -312,7 +312,11 @@ fn dynamic_broker_configs_change_the_live_logs() {
     create_topic(&admin, n, "own", 1, &[("max.message.bytes", "100000")]);
     let p = SyncProducer::new(&n.bootstrap(), &[]);
     let big = vec![b'x'; 4096];
-    assert_eq!(p.send("plain", 0, &big), Ok(0), "4 KiB under the static default");
+    assert_eq!(
+        p.send("plain", 0, &big),
+        Ok(0),
+        "4 KiB under the static default"
+    );
 
     // This broker's message.max.bytes is every topic's default max.message.bytes.
     let r = ffi::incremental_alter_configs(
@@ -328,7 +332,9 @@ fn dynamic_broker_configs_change_the_live_logs() {
         match p.send("plain", 0, &big) {
             Err(RDKafkaErrorCode::MessageSizeTooLarge) => break,
             other => {
-                deadline.check(|| format!("4 KiB still accepted after message.max.bytes=2048: {other:?}"));
+                deadline.check(|| {
+                    format!("4 KiB still accepted after message.max.bytes=2048: {other:?}")
+                });
                 std::thread::sleep(Duration::from_millis(50));
             }
         }

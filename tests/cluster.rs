@@ -58,7 +58,12 @@ fn describe_quorum(addr: std::net::SocketAddr) -> (i32, Vec<i32>, Vec<i32>, Vec<
         .iter()
         .map(|n| (n.node_id, n.listeners[0].port))
         .collect();
-    (p.leader_id, ids(&p.current_voters), ids(&p.observers), ports)
+    (
+        p.leader_id,
+        ids(&p.current_voters),
+        ids(&p.observers),
+        ports,
+    )
 }
 
 #[test]
@@ -86,10 +91,23 @@ fn three_brokers_clients_find_each_partition_leader() {
     // Every broker answers DescribeQuorum with the active controller's view (forwarded).
     for n in &cluster.nodes {
         let (leader, voters, observers, ports) = describe_quorum(n.addr());
-        assert_eq!(leader, controllers[0], "quorum leader seen through node {}", n.node_id);
-        assert_eq!(voters, vec![1, 2, 3], "voters with log, through node {}", n.node_id);
+        assert_eq!(
+            leader, controllers[0],
+            "quorum leader seen through node {}",
+            n.node_id
+        );
+        assert_eq!(
+            voters,
+            vec![1, 2, 3],
+            "voters with log, through node {}",
+            n.node_id
+        );
         assert!(observers.is_empty());
-        let want: Vec<(i32, u16)> = cluster.nodes.iter().map(|n| (n.node_id, n.controller_port)).collect();
+        let want: Vec<(i32, u16)> = cluster
+            .nodes
+            .iter()
+            .map(|n| (n.node_id, n.controller_port))
+            .collect();
         assert_eq!(ports, want, "voters' controller endpoints");
     }
 
@@ -240,7 +258,11 @@ fn controller_only_and_broker_only_nodes() {
     let md = metadata(cluster.node(2).addr(), None, T).expect("metadata");
     let mut brokers: Vec<i32> = md.brokers.iter().map(|b| b.node_id).collect();
     brokers.sort_unstable();
-    assert_eq!(brokers, vec![2, 3], "the brokers; the controller is not one");
+    assert_eq!(
+        brokers,
+        vec![2, 3],
+        "the brokers; the controller is not one"
+    );
     // The active controller is not a broker: Metadata names a live broker, as Kafka does.
     assert!(
         [2, 3].contains(&md.controller_id),
@@ -271,9 +293,13 @@ fn controller_only_and_broker_only_nodes() {
         for i in 0..100 {
             for part in 0..4 {
                 let v = value(part, round * 100 + i);
-                p.send(BaseRecord::<(), str>::to("split").partition(part).payload(v.as_str()))
-                    .map_err(|(e, _)| e)
-                    .expect("send");
+                p.send(
+                    BaseRecord::<(), str>::to("split")
+                        .partition(part)
+                        .payload(v.as_str()),
+                )
+                .map_err(|(e, _)| e)
+                .expect("send");
             }
         }
         common::flush(&p, Duration::from_secs(30));
@@ -314,7 +340,11 @@ fn controller_only_and_broker_only_nodes() {
     for id in [2, 3] {
         let (leader, voters, mut observers, _) = describe_quorum(cluster.node(id).addr());
         observers.sort_unstable();
-        assert_eq!((leader, voters, observers), (1, vec![1], vec![2, 3]), "through node {id}");
+        assert_eq!(
+            (leader, voters, observers),
+            (1, vec![1], vec![2, 3]),
+            "through node {id}"
+        );
     }
     // The controller-only node keeps no partition data.
     assert!(

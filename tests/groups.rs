@@ -44,9 +44,13 @@ fn produce(bootstrap: &str, round: usize, per_partition: usize) {
     for i in 0..per_partition {
         for part in 0..PARTITIONS {
             let v = format!("round {round} partition {part} record {i}");
-            p.send(BaseRecord::<(), str>::to(TOPIC).partition(part).payload(v.as_str()))
-                .map_err(|(e, _)| e)
-                .expect("send");
+            p.send(
+                BaseRecord::<(), str>::to(TOPIC)
+                    .partition(part)
+                    .payload(v.as_str()),
+            )
+            .map_err(|(e, _)| e)
+            .expect("send");
         }
     }
     common::flush(&p, T);
@@ -54,16 +58,17 @@ fn produce(bootstrap: &str, round: usize, per_partition: usize) {
 
 /// Polls `consumers` in turn until `want` distinct (partition, offset) pairs of round `round`
 /// arrived; returns what each consumer got.
-fn consume(
-    consumers: &[&BaseConsumer],
-    round: usize,
-    want: usize,
-) -> Vec<BTreeSet<(i32, i64)>> {
+fn consume(consumers: &[&BaseConsumer], round: usize, want: usize) -> Vec<BTreeSet<(i32, i64)>> {
     let mut got = vec![BTreeSet::new(); consumers.len()];
     let deadline = Deadline::after(Duration::from_secs(60));
     let total = |got: &Vec<BTreeSet<(i32, i64)>>| got.iter().map(BTreeSet::len).sum::<usize>();
     while total(&got) < want {
-        deadline.check(|| format!("consumed {:?} of {want}", got.iter().map(BTreeSet::len).collect::<Vec<_>>()));
+        deadline.check(|| {
+            format!(
+                "consumed {:?} of {want}",
+                got.iter().map(BTreeSet::len).collect::<Vec<_>>()
+            )
+        });
         for (i, c) in consumers.iter().enumerate() {
             if let Some(m) = c.poll(Duration::from_millis(50)) {
                 let m = m.unwrap_or_else(|e| panic!("consumer {i}: {e}"));
@@ -156,9 +161,14 @@ fn group_members_split_partitions_and_offsets_survive_a_restart() {
     b.commit_consumer_state(CommitMode::Sync).expect("commit b");
 
     // The group as tools see it: Stable, two members.
-    let groups = a.fetch_group_list(Some("g1"), T).expect("ListGroups/DescribeGroups");
+    let groups = a
+        .fetch_group_list(Some("g1"), T)
+        .expect("ListGroups/DescribeGroups");
     let g = &groups.groups()[0];
-    assert_eq!((g.name(), g.state(), g.protocol_type()), ("g1", "Stable", "consumer"));
+    assert_eq!(
+        (g.name(), g.state(), g.protocol_type()),
+        ("g1", "Stable", "consumer")
+    );
     assert_eq!(g.members().len(), 2);
     drop(a);
     drop(b);
@@ -213,7 +223,10 @@ fn a_simple_consumer_commits_without_joining() {
     // The group exists through its offsets: Empty, no protocol type.
     let groups = c.fetch_group_list(Some("simple"), T).expect("group list");
     let g = &groups.groups()[0];
-    assert_eq!((g.name(), g.state(), g.protocol_type()), ("simple", "Empty", ""));
+    assert_eq!(
+        (g.name(), g.state(), g.protocol_type()),
+        ("simple", "Empty", "")
+    );
     // OffsetDelete (no members: allowed), then DeleteGroups removes what is left.
     use rafka_protocol::messages::offset_delete_request::{
         OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
@@ -249,8 +262,11 @@ fn a_simple_consumer_commits_without_joining() {
     };
     match common::raw_request(addr, 2, RequestKind::DeleteGroups(req), T).expect("DeleteGroups") {
         ResponseKind::DeleteGroups(r) => {
-            let codes: Vec<(String, i16)> =
-                r.results.into_iter().map(|g| (g.group_id, g.error_code)).collect();
+            let codes: Vec<(String, i16)> = r
+                .results
+                .into_iter()
+                .map(|g| (g.group_id, g.error_code))
+                .collect();
             // GROUP_ID_NOT_FOUND (69) for a group that never existed.
             assert_eq!(codes, vec![("simple".into(), 0), ("unknown".into(), 69)]);
         }

@@ -164,7 +164,10 @@ fn refused_start(cwd: &std::path::Path, overrides: &[String]) -> String {
         std::thread::sleep(Duration::from_millis(20));
     };
     let log = std::fs::read_to_string(cwd.join("rafka.log")).unwrap_or_default();
-    assert!(!status.success(), "{overrides:?} exited with {status}:\n{log}");
+    assert!(
+        !status.success(),
+        "{overrides:?} exited with {status}:\n{log}"
+    );
     log.lines().last().unwrap_or_default().to_string()
 }
 
@@ -186,7 +189,10 @@ fn invalid_configuration_stops_the_start_with_one_line() {
             "listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}"
         )],
     );
-    assert!(line.contains(&format!("127.0.0.1:{port}")), "port in use: {line:?}");
+    assert!(
+        line.contains(&format!("127.0.0.1:{port}")),
+        "port in use: {line:?}"
+    );
 
     // A log directory that cannot be created (its parent is a file) names the key and path.
     let cwd = tempfile::tempdir().expect("temp dir");
@@ -236,7 +242,11 @@ fn idle_resident_memory_with_100_partitions() {
         "idle broker RSS: {empty} KiB with no topics, {idle} KiB with 100 partitions \
          (one record each, clients gone); {fds} open file descriptors \
          ({} build of rafka)",
-        if cfg!(debug_assertions) { "debug" } else { "release" }
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        }
     );
     // A bound that catches a leak or an eager allocation per partition, not a target.
     assert!(idle < 256 * 1024, "idle RSS {idle} KiB with 100 partitions");

@@ -190,9 +190,11 @@ impl ReplicaManager {
         let me = self.broker_id;
         let now = now_ms();
         let delta = MetadataDelta::between(old, new);
-        let broker_configs_changed = [me.to_string(), String::new()]
-            .iter()
-            .any(|name| delta.changed_configs().contains(&ConfigResource::broker(name)));
+        let broker_configs_changed = [me.to_string(), String::new()].iter().any(|name| {
+            delta
+                .changed_configs()
+                .contains(&ConfigResource::broker(name))
+        });
         let mut touched: BTreeSet<Uuid> = delta.changed_partitions().map(|(t, _)| t).collect();
         touched.extend(
             delta
@@ -549,7 +551,11 @@ mod tests {
         );
         rm.apply_image(&empty, &a);
         assert_eq!(hosted(&rm), vec![("t".into(), 0, 1), ("t".into(), 1, 1)]);
-        assert!(rm.partition(&TopicPartition { topic: "t".into(), partition: 0 })
+        assert!(rm
+            .partition(&TopicPartition {
+                topic: "t".into(),
+                partition: 0
+            })
             .is_some_and(|p| p.is_leader()));
 
         // Deleted and re-created with one partition, seen in one jump.

@@ -179,12 +179,7 @@ impl KafkaServer {
             let image = controller.image();
             let tc = topic_config.clone();
             let opened = tokio::task::spawn_blocking(move || {
-                LogManager::open(
-                    fs,
-                    &dirs,
-                    &|tp| tc(&image, &tp.topic),
-                    now_ms(),
-                )
+                LogManager::open(fs, &dirs, &|tp| tc(&image, &tp.topic), now_ms())
             })
             .await
             .map_err(|e| StartError::LogDir {

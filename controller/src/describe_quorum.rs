@@ -227,9 +227,14 @@ mod tests {
                 (n.node_id, l.name.as_str(), l.host.as_str(), l.port)
             })
             .collect();
-        assert_eq!(nodes, [(1, "CONTROLLER", "h1", 9093), (2, "CONTROLLER", "h2", 9094)]);
+        assert_eq!(
+            nodes,
+            [(1, "CONTROLLER", "h1", 9093), (2, "CONTROLLER", "h2", 9094)]
+        );
         // v1 has no endpoints.
-        assert!(handle(2, &info, &endpoints, "CONTROLLER", 1, ask()).nodes.is_empty());
+        assert!(handle(2, &info, &endpoints, "CONTROLLER", 1, ask())
+            .nodes
+            .is_empty());
     }
 
     #[test]

@@ -594,11 +594,7 @@ impl MetadataImage {
         }
     }
 
-    fn restore_topic(
-        &mut self,
-        topic_id: Uuid,
-        old: Option<RemovedTopic>,
-    ) {
+    fn restore_topic(&mut self, topic_id: Uuid, old: Option<RemovedTopic>) {
         if let Some(t) = self.topics.remove(&topic_id) {
             self.topics_by_name.remove(&t.name);
         }

@@ -75,14 +75,16 @@ impl QuorumController {
     pub async fn handle_request(&self, version: i16, body: RequestKind) -> Option<ResponseKind> {
         if let RequestKind::DescribeQuorum(r) = body {
             // Read-only, from Raft's metrics: no need to queue behind writes.
-            return Some(ResponseKind::DescribeQuorum(crate::describe_quorum::handle(
-                self.node_id,
-                &QuorumInfo::of(&self.raft),
-                &QuorumInfo::endpoints(&self.raft),
-                &self.listener_name,
-                version,
-                r,
-            )));
+            return Some(ResponseKind::DescribeQuorum(
+                crate::describe_quorum::handle(
+                    self.node_id,
+                    &QuorumInfo::of(&self.raft),
+                    &QuorumInfo::endpoints(&self.raft),
+                    &self.listener_name,
+                    version,
+                    r,
+                ),
+            ));
         }
         let (reply, rx) = oneshot::channel();
         if self
@@ -240,9 +242,17 @@ impl EventLoop {
         if known.as_deref() == Some(addr.as_str()) {
             return;
         }
-        match self.raft.add_learner(id, BasicNode { addr: addr.clone() }, false).await {
-            Ok(_) => tracing::info!(broker_id = id, %addr, "broker follows the metadata log as a learner"),
-            Err(e) => tracing::warn!(broker_id = id, %addr, error = %e, "cannot add the broker as a learner"),
+        match self
+            .raft
+            .add_learner(id, BasicNode { addr: addr.clone() }, false)
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(broker_id = id, %addr, "broker follows the metadata log as a learner")
+            }
+            Err(e) => {
+                tracing::warn!(broker_id = id, %addr, error = %e, "cannot add the broker as a learner")
+            }
         }
     }
 

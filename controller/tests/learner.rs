@@ -127,19 +127,33 @@ async fn a_learner_broker_follows_the_log_and_gets_its_changes_as_deltas() {
             other => panic!("{other:?}"),
         };
         // Heartbeats report the learner's own applied offset: unfenced only once it caught up.
-        let hb = Heartbeats::start(c.voters.clone(), BROKER, epoch, offset.clone(), HEARTBEAT_EVERY);
-        wait_until(WAIT, "the learner's image shows it registered and unfenced", || {
-            learner
-                .image()
-                .broker(BROKER)
-                .is_some_and(|b| !b.fenced && b.epoch == epoch)
-        })
+        let hb = Heartbeats::start(
+            c.voters.clone(),
+            BROKER,
+            epoch,
+            offset.clone(),
+            HEARTBEAT_EVERY,
+        );
+        wait_until(
+            WAIT,
+            "the learner's image shows it registered and unfenced",
+            || {
+                learner
+                    .image()
+                    .broker(BROKER)
+                    .is_some_and(|b| !b.fenced && b.epoch == epoch)
+            },
+        )
         .await;
         assert_eq!(learner.image().cluster_id(), Some(cluster_id.as_str()));
         assert!(learner.quorum_info().learners.contains(&(BROKER as u64)));
 
         // A topic placed on it (the only broker): "you lead t-0 and t-1".
-        let r = as_create_topics(client.call(CREATE_TOPICS_V, create_topic("t", 2, 1), WAIT).await);
+        let r = as_create_topics(
+            client
+                .call(CREATE_TOPICS_V, create_topic("t", 2, 1), WAIT)
+                .await,
+        );
         assert_eq!(r.topics[0].error_code, 0, "{r:?}");
         let mut epochs = Vec::new();
         for p in 0..2 {
@@ -178,11 +192,19 @@ async fn a_learner_broker_follows_the_log_and_gets_its_changes_as_deltas() {
         c.stop(old_leader).await;
         let new_leader = c.leader(WAIT).await;
         assert_ne!(new_leader, old_leader);
-        let r = as_create_topics(client.call(CREATE_TOPICS_V, create_topic("u", 1, 1), WAIT).await);
+        let r = as_create_topics(
+            client
+                .call(CREATE_TOPICS_V, create_topic("u", 1, 1), WAIT)
+                .await,
+        );
         assert_eq!(r.topics[0].error_code, 0, "{r:?}");
-        wait_change(&recorded, "u", 0, "lead u-0 under the new controller", |k| {
-            matches!(k, LocalChangeKind::BecameLeader { .. })
-        })
+        wait_change(
+            &recorded,
+            "u",
+            0,
+            "lead u-0 under the new controller",
+            |k| matches!(k, LocalChangeKind::BecameLeader { .. }),
+        )
         .await;
         // And its image is the quorum's image.
         let want = c.leader_image().await;

@@ -295,9 +295,9 @@ impl Cluster {
             let listeners = match role {
                 "broker" => format!("PLAINTEXT://127.0.0.1:{port}"),
                 "controller" => format!("CONTROLLER://127.0.0.1:{controller_port}"),
-                _ => format!(
-                    "PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"
-                ),
+                _ => {
+                    format!("PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}")
+                }
             };
             let advertised = if role == "controller" {
                 String::new()

@@ -12,9 +12,9 @@
 //! Moving the log start rewrites the leader-epoch checkpoint: the work runs on a blocking
 //! thread.
 
-use crate::config::effective_config;
 use super::offset_for_leader_epoch::hosted_partition;
 use super::KafkaApis;
+use crate::config::effective_config;
 use crate::config::KafkaConfig;
 use crate::errors::storage_error_code;
 use crate::replica_manager::ReplicaManager;

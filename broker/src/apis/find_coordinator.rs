@@ -91,7 +91,12 @@ async fn find(apis: &KafkaApis, ctx: &RequestContext, key_type: i8, key: &str) -
                 Some("transactions are not supported by this broker yet"),
             )
         }
-        _ => return Found::error(ErrorCode::InvalidRequest, Some("unknown coordinator key type")),
+        _ => {
+            return Found::error(
+                ErrorCode::InvalidRequest,
+                Some("unknown coordinator key type"),
+            )
+        }
     }
     if key.is_empty() {
         return Found::error(ErrorCode::InvalidRequest, Some("empty group id"));
@@ -151,13 +156,20 @@ async fn create_offsets_topic(apis: &KafkaApis) {
         timeout_ms: 5000,
         ..Default::default()
     };
-    match apis.controller.send(7, RequestKind::CreateTopics(req)).await {
+    match apis
+        .controller
+        .send(7, RequestKind::CreateTopics(req))
+        .await
+    {
         Some(rafka_protocol::messages::ResponseKind::CreateTopics(r)) => {
             for t in &r.topics {
                 if t.error_code != 0 && t.error_code != ErrorCode::TopicAlreadyExists.code() {
                     tracing::warn!(error = t.error_code, message = ?t.error_message, "cannot create {GROUP_METADATA_TOPIC}");
                 } else if t.error_code == 0 {
-                    tracing::info!(partitions = c.num_partitions, "created {GROUP_METADATA_TOPIC}");
+                    tracing::info!(
+                        partitions = c.num_partitions,
+                        "created {GROUP_METADATA_TOPIC}"
+                    );
                 }
             }
         }

@@ -181,11 +181,15 @@ impl KafkaApis {
             RequestKind::SyncGroup(r) => {
                 ResponseKind::SyncGroup(sync_group::handle(self, version, r).await)
             }
-            RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(self, version, r)),
+            RequestKind::Heartbeat(r) => {
+                ResponseKind::Heartbeat(heartbeat::handle(self, version, r))
+            }
             RequestKind::LeaveGroup(r) => {
                 ResponseKind::LeaveGroup(leave_group::handle(self, version, r))
             }
-            RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit::handle(self, r)),
+            RequestKind::OffsetCommit(r) => {
+                ResponseKind::OffsetCommit(offset_commit::handle(self, r))
+            }
             RequestKind::OffsetFetch(r) => {
                 ResponseKind::OffsetFetch(offset_fetch::handle(self, version, r))
             }
@@ -193,8 +197,12 @@ impl KafkaApis {
             RequestKind::DescribeGroups(r) => {
                 ResponseKind::DescribeGroups(describe_groups::handle(self, r))
             }
-            RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(delete_groups::handle(self, r)),
-            RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(offset_delete::handle(self, r)),
+            RequestKind::DeleteGroups(r) => {
+                ResponseKind::DeleteGroups(delete_groups::handle(self, r))
+            }
+            RequestKind::OffsetDelete(r) => {
+                ResponseKind::OffsetDelete(offset_delete::handle(self, r))
+            }
             RequestKind::RaftVote(_)
             | RequestKind::RaftAppendEntries(_)
             | RequestKind::RaftInstallSnapshot(_) => {

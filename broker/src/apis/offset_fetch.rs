@@ -52,9 +52,11 @@ pub fn handle(apis: &KafkaApis, version: i16, req: OffsetFetchRequest) -> Offset
             .groups
             .into_iter()
             .map(|g| {
-                let topics = g
-                    .topics
-                    .map(|ts| ts.into_iter().map(|t| (t.name, t.partition_indexes)).collect());
+                let topics = g.topics.map(|ts| {
+                    ts.into_iter()
+                        .map(|t| (t.name, t.partition_indexes))
+                        .collect()
+                });
                 match fetch(apis, &g.group_id, topics) {
                     Ok(answers) => OffsetFetchResponseGroup {
                         group_id: g.group_id,
@@ -92,9 +94,11 @@ pub fn handle(apis: &KafkaApis, version: i16, req: OffsetFetchRequest) -> Offset
             ..Default::default()
         };
     }
-    let asked: Option<Vec<(String, Vec<i32>)>> = req
-        .topics
-        .map(|ts| ts.into_iter().map(|t| (t.name, t.partition_indexes)).collect());
+    let asked: Option<Vec<(String, Vec<i32>)>> = req.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name, t.partition_indexes))
+            .collect()
+    });
     let to_wire = |answers: Vec<(String, Vec<Answer>)>, code: ErrorCode| {
         answers
             .into_iter()
@@ -102,14 +106,16 @@ pub fn handle(apis: &KafkaApis, version: i16, req: OffsetFetchRequest) -> Offset
                 name,
                 partitions: parts
                     .into_iter()
-                    .map(|(p, offset, epoch, metadata)| OffsetFetchResponsePartition {
-                        partition_index: p,
-                        committed_offset: offset,
-                        committed_leader_epoch: epoch,
-                        metadata: Some(metadata),
-                        error_code: code.code(),
-                        ..Default::default()
-                    })
+                    .map(
+                        |(p, offset, epoch, metadata)| OffsetFetchResponsePartition {
+                            partition_index: p,
+                            committed_offset: offset,
+                            committed_leader_epoch: epoch,
+                            metadata: Some(metadata),
+                            error_code: code.code(),
+                            ..Default::default()
+                        },
+                    )
                     .collect(),
                 ..Default::default()
             })
@@ -129,7 +135,15 @@ pub fn handle(apis: &KafkaApis, version: i16, req: OffsetFetchRequest) -> Offset
             let answers = asked
                 .unwrap_or_default()
                 .into_iter()
-                .map(|(t, parts)| (t, parts.into_iter().map(|p| (p, -1, -1, String::new())).collect()))
+                .map(|(t, parts)| {
+                    (
+                        t,
+                        parts
+                            .into_iter()
+                            .map(|p| (p, -1, -1, String::new()))
+                            .collect(),
+                    )
+                })
                 .collect();
             OffsetFetchResponse {
                 topics: to_wire(answers, e),

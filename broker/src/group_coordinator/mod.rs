@@ -159,7 +159,8 @@ impl GroupCoordinator {
             if !lost.is_empty() {
                 // Their members find the new coordinator (waiters answer NOT_COORDINATOR).
                 let n = self.config.num_partitions;
-                self.membership.unload(|g| lost.contains(&partition_for(g, n)));
+                self.membership
+                    .unload(|g| lost.contains(&partition_for(g, n)));
             }
             parts.retain(|p, _| led.contains(p));
             let new: Vec<i32> = led
@@ -264,7 +265,9 @@ impl GroupCoordinator {
             topic: GROUP_METADATA_TOPIC.to_owned(),
             partition: p,
         };
-        let r = self.replica_manager.append(image, &tp, &builder.build(), -1);
+        let r = self
+            .replica_manager
+            .append(image, &tp, &builder.build(), -1);
         match r.error {
             ErrorCode::None => Ok(()),
             ErrorCode::UnknownTopicOrPartition
@@ -399,7 +402,12 @@ impl GroupCoordinator {
         let mut v: Vec<String> = parts
             .values()
             .filter(|s| s.loaded)
-            .flat_map(|s| s.groups.iter().filter(|(_, o)| !o.is_empty()).map(|(g, _)| g.clone()))
+            .flat_map(|s| {
+                s.groups
+                    .iter()
+                    .filter(|(_, o)| !o.is_empty())
+                    .map(|(g, _)| g.clone())
+            })
             .collect();
         v.sort();
         v
@@ -414,7 +422,10 @@ fn apply(groups: &mut HashMap<String, GroupOffsets>, rec: CoordinatorRecord) {
             partition,
             value: Some(v),
         } => {
-            groups.entry(group).or_default().insert((topic, partition), v);
+            groups
+                .entry(group)
+                .or_default()
+                .insert((topic, partition), v);
         }
         CoordinatorRecord::Offset {
             group,
@@ -516,8 +527,13 @@ mod tests {
     async fn offsets_survive_a_reload_from_the_log() {
         let dir = tempfile::tempdir().expect("tempdir");
         let lm = Arc::new(
-            LogManager::open(Arc::new(DiskFs), &[dir.path().to_path_buf()], &|_| LogConfig::default(), 0)
-                .expect("log manager"),
+            LogManager::open(
+                Arc::new(DiskFs),
+                &[dir.path().to_path_buf()],
+                &|_| LogConfig::default(),
+                0,
+            )
+            .expect("log manager"),
         );
         let rm = Arc::new(ReplicaManager::new(
             1,
@@ -531,14 +547,25 @@ mod tests {
         let (g1, g2) = ("alpha", "beta");
         let (p1, p2) = (partition_for(g1, 2), partition_for(g2, 2));
         let c = coordinator(&rm);
-        assert_eq!(c.check(g1), Err(ErrorCode::NotCoordinator), "before loading");
+        assert_eq!(
+            c.check(g1),
+            Err(ErrorCode::NotCoordinator),
+            "before loading"
+        );
         loaded(&c, &image, g1).await;
         loaded(&c, &image, g2).await;
-        c.commit_offsets(&image, g1, &vec![("t".into(), 0, offset(5)), ("t".into(), 1, offset(7))])
+        c.commit_offsets(
+            &image,
+            g1,
+            &vec![("t".into(), 0, offset(5)), ("t".into(), 1, offset(7))],
+        )
+        .expect("commit");
+        c.commit_offsets(&image, g1, &vec![("t".into(), 0, offset(6))])
             .expect("commit");
-        c.commit_offsets(&image, g1, &vec![("t".into(), 0, offset(6))]).expect("commit");
-        c.commit_offsets(&image, g2, &vec![("t".into(), 1, offset(9))]).expect("commit");
-        c.delete_offsets(&image, g1, &[("t".into(), 1)]).expect("delete");
+        c.commit_offsets(&image, g2, &vec![("t".into(), 1, offset(9))])
+            .expect("commit");
+        c.delete_offsets(&image, g1, &[("t".into(), 1)])
+            .expect("delete");
         let want1: GroupOffsets = [(("t".to_string(), 0), offset(6))].into();
         assert_eq!(c.fetch_offsets(g1), Ok(want1.clone()));
 
@@ -548,7 +575,10 @@ mod tests {
         loaded(&c2, &image, g2).await;
         assert_eq!(c2.fetch_offsets(g1), Ok(want1));
         assert_eq!(c2.fetch_offsets(g2).map(|o| o.len()), Ok(1));
-        assert_eq!(c2.groups_with_offsets(), vec![g1.to_string(), g2.to_string()]);
+        assert_eq!(
+            c2.groups_with_offsets(),
+            vec![g1.to_string(), g2.to_string()]
+        );
         println!("alpha on partition {p1}, beta on {p2}");
 
         // DeleteGroups: tombstones for its offsets and metadata; gone after a reload too.
@@ -558,7 +588,10 @@ mod tests {
         loaded(&c3, &image, g2).await;
         assert_eq!(c3.fetch_offsets(g2).map(|o| o.len()), Ok(0));
         assert_eq!(c3.groups_with_offsets(), vec![g1.to_string()]);
-        assert_eq!(c3.delete_group(&image, "never-seen"), Err(ErrorCode::GroupIdNotFound));
+        assert_eq!(
+            c3.delete_group(&image, "never-seen"),
+            Err(ErrorCode::GroupIdNotFound)
+        );
 
         // Leadership of the partitions moves away: NOT_COORDINATOR.
         c3.on_image(&Arc::new(MetadataImage::new()));

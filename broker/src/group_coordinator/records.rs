@@ -68,15 +68,22 @@ fn encode<M: Message>(m: &M, version: i16) -> Bytes {
     out.freeze()
 }
 
-fn decode<M: Message>(bytes: &Bytes, allowed: std::ops::RangeInclusive<i16>) -> Result<M, RecordError> {
+fn decode<M: Message>(
+    bytes: &Bytes,
+    allowed: std::ops::RangeInclusive<i16>,
+) -> Result<M, RecordError> {
     if bytes.len() < 2 {
         return Err(RecordError::Malformed("shorter than its version".into()));
     }
     let version = i16::from_be_bytes([bytes[0], bytes[1]]);
     if !allowed.contains(&version) {
-        return Err(RecordError::Malformed(format!("{} version {version}", M::NAME)));
+        return Err(RecordError::Malformed(format!(
+            "{} version {version}",
+            M::NAME
+        )));
     }
-    rafka_protocol::decode(bytes, &bytes[2..], version).map_err(|e| RecordError::Malformed(e.to_string()))
+    rafka_protocol::decode(bytes, &bytes[2..], version)
+        .map_err(|e| RecordError::Malformed(e.to_string()))
 }
 
 /// The key and value of an offset commit (`value` None: a tombstone).
@@ -118,7 +125,9 @@ pub fn group_tombstone(group: &str) -> (Bytes, Option<Bytes>) {
 pub fn read(key: Option<&Bytes>, value: Option<&Bytes>) -> Result<CoordinatorRecord, RecordError> {
     let key = key.ok_or(RecordError::NoKey)?;
     if key.len() < 2 {
-        return Err(RecordError::Malformed("key shorter than its version".into()));
+        return Err(RecordError::Malformed(
+            "key shorter than its version".into(),
+        ));
     }
     match i16::from_be_bytes([key[0], key[1]]) {
         0 | 1 => {
