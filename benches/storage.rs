@@ -84,67 +84,96 @@ fn big_batches() -> LogConfig {
     }
 }
 
+/// The log under the append benches: a new epoch recorded outside the timing, and cut back to
+/// empty every [`WRAP_BYTES`] (outside the timing too).
+struct LogTarget {
+    log: UnifiedLog,
+    written: u64,
+}
+
+impl LogTarget {
+    fn open(dir: &Path) -> LogTarget {
+        let mut t = LogTarget {
+            log: open_log(dir, big_batches(), LogCheckpoints::default()),
+            written: 0,
+        };
+        t.new_epoch();
+        t
+    }
+
+    fn new_epoch(&mut self) {
+        let leo = self.log.log_end_offset();
+        self.log
+            .leader_epoch_cache_mut()
+            .assign(LEADER_EPOCH, leo)
+            .expect("epoch")
+    }
+
+    /// One timed append.
+    fn append(&mut self, batch: &Bytes) -> Duration {
+        if self.written >= WRAP_BYTES {
+            self.log
+                .truncate_fully_and_start_at(0, NOW_MS)
+                .expect("truncate");
+            self.new_epoch();
+            self.written = 0;
+        }
+        let start = Instant::now();
+        black_box(
+            self.log
+                .append_as_leader(batch, LEADER_EPOCH, NOW_MS)
+                .expect("append"),
+        );
+        let spent = start.elapsed();
+        self.written += batch.len() as u64;
+        spent
+    }
+}
+
+/// The reference: a plain file written with `write(2)`, cut to 0 every [`WRAP_BYTES`] (outside
+/// the timing).
+struct FileTarget {
+    file: std::fs::File,
+    written: u64,
+}
+
+impl FileTarget {
+    fn create(path: &Path) -> FileTarget {
+        FileTarget {
+            file: std::fs::File::create(path).expect("file"),
+            written: 0,
+        }
+    }
+
+    /// One timed write.
+    fn write(&mut self, batch: &Bytes) -> Duration {
+        if self.written >= WRAP_BYTES {
+            self.file.set_len(0).expect("truncate");
+            self.file.rewind().expect("rewind");
+            self.written = 0;
+        }
+        let start = Instant::now();
+        self.file.write_all(batch).expect("write");
+        let spent = start.elapsed();
+        self.written += batch.len() as u64;
+        spent
+    }
+}
+
 fn append(c: &mut Criterion) {
     let mut g = c.benchmark_group("append");
     for (name, size) in [("16KiB", 16 << 10), ("1MiB", 1 << 20)] {
         let batch = batch_of(size);
         g.throughput(Throughput::Bytes(batch.len() as u64));
-
         let tmp = scratch();
-        let mut log = open_log(
-            &tmp.path().join("bench-0"),
-            big_batches(),
-            LogCheckpoints::default(),
-        );
-        let new_epoch = |log: &mut UnifiedLog| {
-            let leo = log.log_end_offset();
-            log.leader_epoch_cache_mut()
-                .assign(LEADER_EPOCH, leo)
-                .expect("epoch")
-        };
-        new_epoch(&mut log);
-        let mut written = 0u64;
+        let mut log = LogTarget::open(&tmp.path().join("bench-0"));
         g.bench_with_input(BenchmarkId::new("unified_log", name), &batch, |b, batch| {
-            b.iter_custom(|iters| {
-                let mut spent = Duration::ZERO;
-                for _ in 0..iters {
-                    if written >= WRAP_BYTES {
-                        log.truncate_fully_and_start_at(0, NOW_MS)
-                            .expect("truncate");
-                        new_epoch(&mut log);
-                        written = 0;
-                    }
-                    let start = Instant::now();
-                    black_box(
-                        log.append_as_leader(batch, LEADER_EPOCH, NOW_MS)
-                            .expect("append"),
-                    );
-                    spent += start.elapsed();
-                    written += batch.len() as u64;
-                }
-                spent
-            })
+            b.iter_custom(|iters| (0..iters).map(|_| log.append(batch)).sum())
         });
         drop(log);
-
-        let mut file = std::fs::File::create(tmp.path().join("plain")).expect("file");
-        let mut written = 0u64;
+        let mut file = FileTarget::create(&tmp.path().join("plain"));
         g.bench_with_input(BenchmarkId::new("write_all", name), &batch, |b, batch| {
-            b.iter_custom(|iters| {
-                let mut spent = Duration::ZERO;
-                for _ in 0..iters {
-                    if written >= WRAP_BYTES {
-                        file.set_len(0).expect("truncate");
-                        file.rewind().expect("rewind");
-                        written = 0;
-                    }
-                    let start = Instant::now();
-                    file.write_all(batch).expect("write");
-                    spent += start.elapsed();
-                    written += batch.len() as u64;
-                }
-                spent
-            })
+            b.iter_custom(|iters| (0..iters).map(|_| file.write(batch)).sum())
         });
     }
     g.finish();
@@ -161,58 +190,24 @@ fn append_paired(c: &mut Criterion) {
         let batch = batch_of(size);
         g.throughput(Throughput::Bytes(batch.len() as u64));
         let tmp = scratch();
-        let mut log = open_log(
-            &tmp.path().join("bench-0"),
-            big_batches(),
-            LogCheckpoints::default(),
-        );
-        let new_epoch = |log: &mut UnifiedLog| {
-            let leo = log.log_end_offset();
-            log.leader_epoch_cache_mut()
-                .assign(LEADER_EPOCH, leo)
-                .expect("epoch")
-        };
-        new_epoch(&mut log);
-        let mut file = std::fs::File::create(tmp.path().join("plain")).expect("file");
+        let mut log = LogTarget::open(&tmp.path().join("bench-0"));
+        let mut file = FileTarget::create(&tmp.path().join("plain"));
         let (mut log_time, mut write_time, mut pairs) = (Duration::ZERO, Duration::ZERO, 0u64);
-        let mut written = 0u64;
         g.bench_with_input(BenchmarkId::new("unified_log", name), &batch, |b, batch| {
             b.iter_custom(|iters| {
                 let mut spent = Duration::ZERO;
                 for i in 0..iters {
-                    if written >= WRAP_BYTES {
-                        log.truncate_fully_and_start_at(0, NOW_MS)
-                            .expect("truncate");
-                        new_epoch(&mut log);
-                        file.set_len(0).expect("truncate");
-                        file.rewind().expect("rewind");
-                        written = 0;
-                    }
-                    let mut timed_log = || {
-                        let start = Instant::now();
-                        black_box(
-                            log.append_as_leader(batch, LEADER_EPOCH, NOW_MS)
-                                .expect("append"),
-                        );
-                        start.elapsed()
-                    };
-                    let mut timed_write = || {
-                        let start = Instant::now();
-                        file.write_all(batch).expect("write");
-                        start.elapsed()
-                    };
                     let (l, w) = if i % 2 == 0 {
-                        let l = timed_log();
-                        (l, timed_write())
+                        let l = log.append(batch);
+                        (l, file.write(batch))
                     } else {
-                        let w = timed_write();
-                        (timed_log(), w)
+                        let w = file.write(batch);
+                        (log.append(batch), w)
                     };
                     spent += l;
                     log_time += l;
                     write_time += w;
                     pairs += 1;
-                    written += batch.len() as u64;
                 }
                 spent
             })
