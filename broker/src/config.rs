@@ -63,7 +63,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use rafka_controller::image::{ConfigResource, MetadataImage};
-use rafka_storage::LogConfig;
+use rafka_storage::{CleanupPolicy, LogConfig};
 
 pub use broker_defs::BROKER_CONFIGS;
 pub use def::{
@@ -1271,6 +1271,20 @@ impl KafkaConfig {
             flush_ms: int("flush.ms").unwrap_or(base.flush_ms),
             log_append_time: ts_type.as_deref() == Some("LogAppendTime"),
             file_delete_delay_ms: int("file.delete.delay.ms").unwrap_or(base.file_delete_delay_ms),
+            cleanup_policy: self
+                .resolve_topic("cleanup.policy", overrides)
+                .value
+                .map_or(base.cleanup_policy, |v| CleanupPolicy::parse(&v)),
+            delete_retention_ms: int("delete.retention.ms").unwrap_or(base.delete_retention_ms),
+            min_cleanable_dirty_ratio: self
+                .resolve_topic("min.cleanable.dirty.ratio", overrides)
+                .value
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(base.min_cleanable_dirty_ratio),
+            min_compaction_lag_ms: int("min.compaction.lag.ms")
+                .unwrap_or(base.min_compaction_lag_ms),
+            max_compaction_lag_ms: int("max.compaction.lag.ms")
+                .unwrap_or(base.max_compaction_lag_ms),
             ..base
         }
     }
@@ -1633,6 +1647,10 @@ impl KafkaConfig {
         log_flush_start_offset_checkpoint_interval_ms: i32 = "log.flush.start.offset.checkpoint.interval.ms";
         /// Whether compacted topics are cleaned.
         log_cleaner_enable: bool = "log.cleaner.enable";
+        /// The log cleaner's pause between passes.
+        log_cleaner_backoff_ms: i64 = "log.cleaner.backoff.ms";
+        /// The most the log cleaner's offset map holds.
+        log_cleaner_dedupe_buffer_size: i64 = "log.cleaner.dedupe.buffer.size";
         /// Whether controlled shutdown moves leadership first.
         controlled_shutdown_enable: bool = "controlled.shutdown.enable";
         /// Partitions of `__consumer_offsets`.

@@ -343,6 +343,36 @@ impl KafkaServer {
                 }
             }));
         }
+        // The log cleaner: one pass over the compacted logs every `log.cleaner.backoff.ms`, on a
+        // blocking thread (it reads and writes whole segments; each log's lock is taken only to
+        // list its segments and to swap the cleaned ones in).
+        if settings.kafka_config.log_cleaner_enable() {
+            let lm = log_manager.clone();
+            let dedupe = settings.kafka_config.log_cleaner_dedupe_buffer_size();
+            lm.set_cleaner_dedupe_buffer_size(
+                usize::try_from(dedupe.max(1 << 20)).unwrap_or(usize::MAX),
+            );
+            let backoff =
+                Duration::from_millis(settings.kafka_config.log_cleaner_backoff_ms().max(1) as u64);
+            let mut shutdown = shutdown_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut every = tokio::time::interval(backoff);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = every.tick() => {
+                            let lm = lm.clone();
+                            let _ = tokio::task::spawn_blocking(move || {
+                                if let Err(e) = lm.clean_logs(now_ms()) {
+                                    tracing::error!(error = %e, "log cleaner pass failed");
+                                }
+                            }).await;
+                        }
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            }));
+        }
         Ok(KafkaServer {
             shutdown_tx,
             controller,

@@ -6,8 +6,9 @@
 //! This module owns the codecs' stream formats as Kafka's clients write them, and a bound on
 //! what one call may produce; it does not own the batch header (see
 //! [`rafka_protocol::record_batch`]) nor reading records out of the result (see
-//! [`rafka_protocol::record::RecordIter::new`]). There is no compression here: the broker
-//! never recompresses.
+//! [`rafka_protocol::record::RecordIter::new`]). [`compress`] is for the log cleaner alone,
+//! which recompresses the records it keeps with their batch's codec; the produce and fetch
+//! paths never recompress.
 //!
 //! | codec  | stream format (what [`decompress`] accepts)                                      |
 //! |--------|----------------------------------------------------------------------------------|
@@ -102,6 +103,51 @@ pub fn decompress(
         Compression::Zstd => zstd(data, max_output)?,
     };
     Ok(Bytes::from(records))
+}
+
+/// Compresses a records region with `codec` in a stream that Kafka's Java readers and
+/// librdkafka both read: gzip one member; snappy the xerial framing the Java producer writes
+/// (32 KiB blocks, as snappy-java's default); lz4 one frame with independent 64 KiB blocks and
+/// no content size (what Kafka's `KafkaLZ4BlockOutputStream` accepts); zstd one frame at level
+/// 3. `Compression::None` returns a copy.
+pub fn compress(codec: Compression, data: &[u8]) -> io::Result<Vec<u8>> {
+    use std::io::Write;
+    match codec {
+        Compression::None => Ok(data.to_vec()),
+        Compression::Gzip => {
+            let mut e = flate2::write::GzEncoder::new(
+                Vec::with_capacity(data.len() / 2),
+                flate2::Compression::default(),
+            );
+            e.write_all(data)?;
+            e.finish()
+        }
+        Compression::Snappy => {
+            const BLOCK: usize = 32 << 10;
+            let mut out = Vec::with_capacity(XERIAL_HEADER_LEN + data.len() / 2);
+            out.extend_from_slice(&XERIAL_MAGIC);
+            out.extend_from_slice(&1i32.to_be_bytes());
+            out.extend_from_slice(&1i32.to_be_bytes());
+            let mut encoder = snap::raw::Encoder::new();
+            for chunk in data.chunks(BLOCK) {
+                let block = encoder.compress_vec(chunk).map_err(io::Error::other)?;
+                let len = i32::try_from(block.len()).map_err(io::Error::other)?;
+                out.extend_from_slice(&len.to_be_bytes());
+                out.extend_from_slice(&block);
+            }
+            Ok(out)
+        }
+        Compression::Lz4 => {
+            use lz4_flex::frame::{BlockMode, BlockSize, FrameEncoder, FrameInfo};
+            let info = FrameInfo::new()
+                .block_size(BlockSize::Max64KB)
+                .block_mode(BlockMode::Independent);
+            let mut e = FrameEncoder::with_frame_info(info, Vec::with_capacity(data.len() / 2));
+            e.write_all(data)?;
+            e.finish().map_err(io::Error::other)
+        }
+        Compression::Zstd => zstd::bulk::compress(data, 3),
+    }
 }
 
 fn corrupt(codec: Compression, what: &str) -> DecompressError {
@@ -354,6 +400,30 @@ mod tests {
     use std::io::Write;
 
     const MAX: usize = 1 << 20;
+
+    #[test]
+    fn what_compress_writes_decompresses_to_the_input_for_every_codec() {
+        let data: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| (i % 251).to_be_bytes())
+            .collect();
+        for codec in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let packed = compress(codec, &data).unwrap();
+            if codec != Compression::None {
+                assert!(packed.len() < data.len() / 2, "{codec} compresses");
+            }
+            assert_eq!(
+                &decompress(codec, &packed, MAX).unwrap()[..],
+                &data[..],
+                "{codec}"
+            );
+        }
+    }
 
     struct Golden {
         name: &'static str,

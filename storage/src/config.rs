@@ -3,7 +3,7 @@
 //! the next append, roll or retention pass.
 
 /// Kafka's topic-level log settings (defaults as Kafka's).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll when the active segment would grow past this.
     pub segment_bytes: u64,
@@ -27,6 +27,54 @@ pub struct LogConfig {
     pub log_append_time: bool,
     /// `file.delete.delay.ms`: how long a `.deleted` segment stays before removal.
     pub file_delete_delay_ms: i64,
+    /// `cleanup.policy`: retention deletes old segments, the log cleaner compacts, or both.
+    pub cleanup_policy: CleanupPolicy,
+    /// `delete.retention.ms`: how long the cleaner keeps a tombstone after it first cleaned it.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: the share of the cleanable bytes not yet cleaned from which
+    /// the log is cleaned.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: a segment whose newest record is younger stays uncleaned.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a dirty segment whose newest record is older is cleaned
+    /// whatever the dirty ratio.
+    pub max_compaction_lag_ms: i64,
+}
+
+/// `cleanup.policy`: a list of `delete` and `compact`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    pub delete: bool,
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    /// Kafka's default, `delete`.
+    pub const DELETE: CleanupPolicy = CleanupPolicy {
+        delete: true,
+        compact: false,
+    };
+    pub const COMPACT: CleanupPolicy = CleanupPolicy {
+        delete: false,
+        compact: true,
+    };
+
+    /// Reads the list as Kafka writes it (`compact,delete`, spaces allowed); other words are
+    /// ignored (the broker validates the value before it gets here).
+    pub fn parse(list: &str) -> CleanupPolicy {
+        let mut p = CleanupPolicy {
+            delete: false,
+            compact: false,
+        };
+        for word in list.split(',').map(str::trim) {
+            match word {
+                "delete" => p.delete = true,
+                "compact" => p.compact = true,
+                _ => {}
+            }
+        }
+        p
+    }
 }
 
 impl Default for LogConfig {
@@ -43,6 +91,24 @@ impl Default for LogConfig {
             flush_ms: i64::MAX,
             log_append_time: false,
             file_delete_delay_ms: 60_000,
+            cleanup_policy: CleanupPolicy::DELETE,
+            delete_retention_ms: 86_400_000,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cleanup_policy_reads_kafka_lists() {
+        assert_eq!(CleanupPolicy::parse("delete"), CleanupPolicy::DELETE);
+        assert_eq!(CleanupPolicy::parse("compact"), CleanupPolicy::COMPACT);
+        let both = CleanupPolicy::parse("compact, delete");
+        assert!(both.compact && both.delete);
     }
 }

@@ -6,6 +6,7 @@
 //! - [`LeaderEpochFileCache`]: the `leader-epoch-checkpoint` file.
 //! - [`OffsetCheckpointFile`]: the recovery-point, log-start-offset and replication-offset
 //!   checkpoints at the top of a log directory.
+//! - [`LogCleaner`]: log compaction of logs whose `cleanup.policy` includes `compact`.
 //! - [`LogManager`]: a log directory: opening every partition in it (lazily), the clean-shutdown
 //!   marker, checkpoints.
 //! - [`fs`]: the file layer, with a simulated disk for power-loss and fault-injection tests.
@@ -21,16 +22,18 @@ pub mod error;
 pub mod fs;
 pub mod index;
 pub mod leader_epoch;
+pub mod log_cleaner;
 pub mod log_manager;
 pub mod log_segment;
 pub mod unified_log;
 
 pub use checkpoint::{OffsetCheckpointFile, TopicPartition};
-pub use config::LogConfig;
+pub use config::{CleanupPolicy, LogConfig};
 pub use error::{Result, StorageError};
 pub use fs::{DiskFs, FileSystem, LogFile, SimFs};
 pub use index::{OffsetIndex, OffsetPosition, TimeIndex, TimestampOffset};
 pub use leader_epoch::{EpochEntry, LeaderEpochFileCache};
+pub use log_cleaner::{CleanStats, LogCleaner};
 pub use log_manager::{LogManager, SharedLog};
 pub use log_segment::{FileSlice, LogSegment};
 pub use unified_log::{

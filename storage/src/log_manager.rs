@@ -15,6 +15,9 @@ use crate::checkpoint::{OffsetCheckpointFile, TopicPartition};
 use crate::config::LogConfig;
 use crate::error::{IoContext, Result, StorageError};
 use crate::fs::FileSystem;
+use crate::log_cleaner::{
+    CleanStats, LogCleaner, CLEANER_OFFSET_CHECKPOINT, DEFAULT_DEDUPE_BUFFER_SIZE,
+};
 use crate::unified_log::{LogCheckpoints, UnifiedLog};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -47,6 +50,8 @@ pub struct LogManager {
     fs: Arc<dyn FileSystem>,
     dirs: Vec<PathBuf>,
     logs: Mutex<BTreeMap<TopicPartition, LogEntry>>,
+    /// Held for a whole cleaning pass (one cleaner at a time); taken before any log's lock.
+    cleaner: Mutex<LogCleaner>,
 }
 
 impl LogManager {
@@ -127,6 +132,7 @@ impl LogManager {
             }
         }
         Ok(LogManager {
+            cleaner: Mutex::new(LogCleaner::new(fs.clone(), DEFAULT_DEDUPE_BUFFER_SIZE)),
             fs,
             dirs: dirs.to_vec(),
             logs: Mutex::new(logs),
@@ -279,6 +285,50 @@ impl LogManager {
             log.remove_deleted_segments(now_ms)?;
         }
         Ok(n)
+    }
+
+    /// `log.cleaner.dedupe.buffer.size`: the most the cleaner's offset map holds.
+    pub fn set_cleaner_dedupe_buffer_size(&self, bytes: usize) {
+        self.cleaner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .set_dedupe_buffer_size(bytes);
+    }
+
+    /// One pass of the log cleaner over every log whose `cleanup.policy` includes `compact`
+    /// ([`LogCleaner::clean_log`]), each directory's `cleaner-offset-checkpoint` rewritten after
+    /// the logs it cleaned. Blocking and long: for a background thread, every
+    /// `log.cleaner.backoff.ms`. Returns what was done, summed over the logs.
+    pub fn clean_logs(&self, now_ms: i64) -> Result<CleanStats> {
+        let mut cleaner = self.cleaner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut total = CleanStats::default();
+        for (dir, logs) in self.logs_by_dir() {
+            let file =
+                OffsetCheckpointFile::new(self.fs.clone(), dir.join(CLEANER_OFFSET_CHECKPOINT));
+            let mut checkpoints = file.read()?;
+            let mut cleaned = false;
+            for (tp, log) in &logs {
+                let Some((offset, stats)) =
+                    cleaner.clean_log(tp, log, checkpoints.get(tp).copied(), now_ms)?
+                else {
+                    continue;
+                };
+                checkpoints.insert(tp.clone(), offset);
+                cleaned = true;
+                total.segments_cleaned += stats.segments_cleaned;
+                total.bytes_read += stats.bytes_read;
+                total.bytes_written += stats.bytes_written;
+                total.records_read += stats.records_read;
+                total.records_kept += stats.records_kept;
+                total.tombstones_dropped += stats.tombstones_dropped;
+            }
+            if cleaned {
+                // Deleted partitions leave the file with them.
+                checkpoints.retain(|tp, _| logs.iter().any(|(t, _)| t == tp));
+                file.write(&checkpoints)?;
+            }
+        }
+        Ok(total)
     }
 
     /// A clean shutdown: every log flushed and closed, the checkpoints written, then the

@@ -237,7 +237,30 @@ impl LogSegment {
         max_index_size: u64,
         now_ms: i64,
     ) -> Result<LogSegment> {
-        let (log, idx, tidx) = Self::paths(dir, base_offset, "");
+        Self::create_with_suffix(
+            fs,
+            dir,
+            base_offset,
+            index_interval_bytes,
+            max_index_size,
+            now_ms,
+            "",
+        )
+    }
+
+    /// Creates a new, empty segment whose three files carry `suffix` after their usual names
+    /// (`.cleaned`: the log cleaner's output, no part of the log until renamed by
+    /// [`LogSegment::change_suffix`]).
+    pub fn create_with_suffix(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+        max_index_size: u64,
+        now_ms: i64,
+        suffix: &'static str,
+    ) -> Result<LogSegment> {
+        let (log, idx, tidx) = Self::paths(dir, base_offset, suffix);
         let file = fs.open(&log, true).at(&log)?;
         // Only a file left behind has anything to cut. Truncating even an empty file to 0 marks
         // it on ext4 (auto_da_alloc, for files rewritten by truncate-and-write) to have all its
@@ -253,7 +276,7 @@ impl LogSegment {
             dir: dir.to_path_buf(),
             base_offset,
             file: Some(file),
-            suffix: "",
+            suffix,
             log_path: log,
             size: 0,
             offset_index: OffsetIndex::new(idx, base_offset, max_index_size, persistent),
@@ -793,19 +816,25 @@ impl LogSegment {
     /// Renames the segment's files to `<name>.deleted` (Kafka's first step of deletion: readers
     /// holding the file keep reading; removal happens later).
     pub fn mark_deleted(&mut self) -> Result<()> {
+        self.change_suffix(".deleted")
+    }
+
+    /// Renames the segment's files from their current suffix to `suffix` (`""`, `.cleaned`,
+    /// `.swap`, `.deleted`), the `.log` file first, and makes the renames durable. The files
+    /// are released first; open handles (a reader's file slice) keep reading.
+    pub fn change_suffix(&mut self, suffix: &'static str) -> Result<()> {
         self.release()?;
-        let (log, idx, tidx) = Self::paths(&self.dir, self.base_offset, "");
-        for p in [&log, &idx, &tidx] {
-            if self.fs.exists(p) {
-                let to = PathBuf::from(format!("{}.deleted", p.display()));
-                self.fs.rename(p, &to).at(p)?;
+        let (log, idx, tidx) = Self::paths(&self.dir, self.base_offset, self.suffix);
+        let (to_log, to_idx, to_tidx) = Self::paths(&self.dir, self.base_offset, suffix);
+        for (from, to) in [(&log, &to_log), (&idx, &to_idx), (&tidx, &to_tidx)] {
+            if self.fs.exists(from) {
+                self.fs.rename(from, to).at(from)?;
             }
         }
-        let (_, didx, dtidx) = Self::paths(&self.dir, self.base_offset, ".deleted");
-        self.offset_index.rename_to(didx)?;
-        self.time_index.rename_to(dtidx)?;
-        self.suffix = ".deleted";
-        self.log_path = Self::paths(&self.dir, self.base_offset, self.suffix).0;
+        self.offset_index.rename_to(to_idx)?;
+        self.time_index.rename_to(to_tidx)?;
+        self.suffix = suffix;
+        self.log_path = to_log;
         self.fs.sync_dir(&self.dir).at(&self.dir)
     }
 

@@ -31,6 +31,7 @@ use crate::config::LogConfig;
 use crate::error::{IoContext, Result, StorageError};
 use crate::fs::FileSystem;
 use crate::leader_epoch::LeaderEpochFileCache;
+use crate::log_cleaner::{CleanableView, InactiveSegment};
 use crate::log_segment::{
     file_name, BatchToAppend, FileSlice, LogSegment, SegmentFiles, NO_TIMESTAMP,
 };
@@ -174,6 +175,7 @@ impl UnifiedLog {
         now_ms: i64,
     ) -> Result<UnifiedLog> {
         fs.create_dir_all(dir).at(dir)?;
+        crate::log_cleaner::complete_interrupted_swaps(&fs, dir)?;
         let mut bases = Vec::new();
         for p in fs.list_dir(dir).at(dir)? {
             let name = p
@@ -864,8 +866,13 @@ impl UnifiedLog {
     /// ([`UnifiedLog::remove_deleted_segments`]). The log start offset advances. Returns how many
     /// segments were deleted.
     pub fn delete_old_segments(&mut self, now_ms: i64) -> Result<usize> {
-        let retention_ms = self.config.retention_ms;
-        let retention_bytes = self.config.retention_bytes;
+        // A compacted log without `delete` in its policy keeps its segments whatever their age
+        // or size (only the log start offset removes them), as Kafka's `deleteOldSegments`.
+        let (retention_ms, retention_bytes) = if self.config.cleanup_policy.delete {
+            (self.config.retention_ms, self.config.retention_bytes)
+        } else {
+            (-1, -1)
+        };
         let mut excess = if retention_bytes >= 0 {
             self.size() as i64 - retention_bytes
         } else {
@@ -1055,6 +1062,74 @@ impl UnifiedLog {
         self.release()?;
         self.fs.remove_dir_all(&self.dir).at(&self.dir)
     }
+
+    /// For the log cleaner: every segment but the active one, with its file, and the offsets
+    /// that bound a clean — taken under the log's lock, read without it.
+    pub fn cleanable_view(&mut self) -> Result<CleanableView> {
+        let bases: Vec<i64> = self.segments.keys().copied().collect();
+        let mut segments = Vec::with_capacity(bases.len().saturating_sub(1));
+        for pair in bases.windows(2) {
+            let seg = self
+                .segments
+                .get_mut(&pair[0])
+                .expect("invariant: listed segment");
+            segments.push(InactiveSegment {
+                base_offset: pair[0],
+                end_offset: pair[1],
+                size: seg.size(),
+                max_timestamp: seg.max_timestamp_so_far(),
+                file: seg.file()?,
+            });
+        }
+        Ok(CleanableView {
+            dir: self.dir.clone(),
+            config: self.config.clone(),
+            segments,
+            log_start_offset: self.log_start_offset,
+            high_watermark: self.high_watermark,
+            truncations: self.truncations,
+        })
+    }
+
+    /// The log cleaner's swap (Kafka's `replaceSegments`): `cleaned` (its files `.cleaned`,
+    /// fsynced) takes the place of the segments `old` lists by base offset and size. Refused —
+    /// `cleaned` deleted, `false` returned — if the log was truncated since `truncations` was
+    /// read or any of those segments is gone, changed size, or is the active one. Otherwise the
+    /// files go `.cleaned` → `.swap`, the old segments `.deleted` (removed after
+    /// `file.delete.delay.ms`), then `.swap` → final, so that a crash at any point leaves what
+    /// [`crate::log_cleaner::complete_interrupted_swaps`] finishes.
+    pub fn replace_segments(
+        &mut self,
+        mut cleaned: LogSegment,
+        old: &[(i64, u64)],
+        truncations: u64,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let active = *self
+            .segments
+            .keys()
+            .next_back()
+            .expect("invariant: a log has a segment");
+        let unchanged = truncations == self.truncations
+            && old.iter().all(|&(base, size)| {
+                base != active && self.segments.get(&base).map(LogSegment::size) == Some(size)
+            });
+        if !unchanged {
+            cleaned.delete_files()?;
+            return Ok(false);
+        }
+        cleaned.change_suffix(crate::log_cleaner::SWAP_SUFFIX)?;
+        for &(base, _) in old {
+            if let Some(mut seg) = self.segments.remove(&base) {
+                seg.mark_deleted()?;
+                self.pending_deletes
+                    .push((now_ms + self.config.file_delete_delay_ms, seg));
+            }
+        }
+        cleaned.change_suffix("")?;
+        self.segments.insert(cleaned.base_offset(), cleaned);
+        Ok(true)
+    }
 }
 
 /// `N` bytes of a batch header at `at` (a constant inside the header).
@@ -1065,7 +1140,7 @@ fn header_field<const N: usize>(header: &[u8; RECORD_BATCH_OVERHEAD], at: usize)
 }
 
 /// The records of a stored batch, decompressed if need be (only where records must be read).
-fn records_of(batch: &RecordBatch, limit: usize, dir: &Path) -> Result<RecordIter> {
+pub(crate) fn records_of(batch: &RecordBatch, limit: usize, dir: &Path) -> Result<RecordIter> {
     let corrupt = |what: String| StorageError::CorruptFile {
         path: dir.to_path_buf(),
         what: format!("batch at offset {}: {what}", batch.base_offset()),

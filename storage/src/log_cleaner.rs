@@ -1,0 +1,809 @@
+//! `LogCleaner`: log compaction for logs whose `cleanup.policy` includes `compact` (Kafka's
+//! `LogCleaner` and `Cleaner`).
+//!
+//! One pass over a log ([`LogCleaner::clean_log`]):
+//!
+//! 1. **What may be cleaned.** Only whole non-active segments below the *first uncleanable
+//!    offset*: the smallest of the active segment's base, the high watermark, and the base of
+//!    the first segment whose newest record is younger than `min.compaction.lag.ms`. The
+//!    *dirty* part starts at the cleaner checkpoint (`cleaner-offset-checkpoint` at the top of
+//!    the log directory, the format of every offset checkpoint), or the log start.
+//! 2. **Whether to clean.** Dirty bytes / cleanable bytes ≥ `min.cleanable.dirty.ratio`, or a
+//!    dirty segment older than `max.compaction.lag.ms` (its newest record, where Kafka takes its
+//!    first: we only know segments' largest timestamps without reading them), or tombstones
+//!    kept by an earlier clean whose delete horizon has passed.
+//! 3. **The offset map.** Key → latest offset over the dirty records ([`OffsetMap`]): a
+//!    `HashMap` of the keys themselves, not Kafka's MD5-digest `SkimpyOffsetMap`, so no two keys
+//!    can collide; bounded by `log.cleaner.dedupe.buffer.size` (keys plus an estimated entry
+//!    overhead), stopping at a segment boundary when full as Kafka does (at least one segment is
+//!    always mapped).
+//! 4. **Rewrite.** The segments from the log start to the end of the mapped part, grouped so a
+//!    group's source bytes fit `segment.bytes` (and its offsets a 32-bit index), each group into
+//!    one `<base>.log.cleaned` with its indexes built as it is appended. A record is kept unless
+//!    the map holds a later offset for its key, or it is a tombstone (null value) in a batch
+//!    whose delete horizon has passed. Records without a key are kept (the broker should refuse
+//!    them on compacted topics at produce time, as Kafka does; the cleaner does not drop what it
+//!    cannot key). Control batches are kept as they are (transactions are not cleaned).
+//! 5. **Batches.** A batch keeping every record, needing no delete horizon, is copied byte for
+//!    byte. Otherwise its kept records are re-encoded and recompressed with the batch's codec;
+//!    base offset, last offset delta, producer fields and leader epoch stay (Kafka's
+//!    `overrideLastOffset`), so offsets keep their holes but never move. A batch keeping nothing
+//!    vanishes — except the last batch of each group, which stays as an empty batch (header
+//!    only), so that every cleaned segment still ends where its source ended: recovery takes a
+//!    segment ending below the next one's base for a lost tail.
+//! 6. **Tombstones** use KIP-534's delete horizon rather than segment modification times: the
+//!    first clean that keeps a tombstone stamps its batch with `now + delete.retention.ms` in
+//!    baseTimestamp and sets attribute bit 6 (record timestamp deltas are re-based onto it, so
+//!    record timestamps do not change); a clean after that horizon drops the tombstone.
+//! 7. **Swap** ([`UnifiedLog::replace_segments`]) under the log's lock, taken only for it: the
+//!    cleaned files are fsynced, renamed `.cleaned` → `.swap`, the replaced segments renamed
+//!    `.deleted` (removed after `file.delete.delay.ms`; a reader's open file keeps working),
+//!    then `.swap` → final names, the `.log` first. A clean is abandoned if the log was truncated
+//!    or any of its segments changed while it was reading without the lock.
+//!
+//! Crash recovery ([`complete_interrupted_swaps`], run when a log is opened): `.cleaned` files
+//! are deleted (a clean that had not started swapping); a `<base>.log.swap` is completed — the
+//! segments whose base lies in `[base, swap's next offset)` are deleted and the swap files take
+//! their final names — and an index `.swap` left without its log (the log already renamed) takes
+//! its final name.
+//!
+//! Not done: Kafka keeps the last batch of every producer still active so that producer state
+//! can be rebuilt from the log; here a batch whose records are all superseded goes, so an
+//! idempotent producer's state may have to come from its snapshot rather than a log replay.
+//!
+//! Thread-safety: a `LogCleaner` is used by one thread at a time (`&mut self`); it takes a log's
+//! lock only to list its segments and to swap.
+
+use crate::checkpoint::TopicPartition;
+use crate::compression;
+use crate::config::LogConfig;
+use crate::error::{IoContext, Result, StorageError};
+use crate::fs::{FileSystem, LogFile};
+use crate::log_manager::{lock_log, SharedLog};
+use crate::log_segment::{file_name, BatchToAppend, LogSegment, NO_TIMESTAMP};
+use crate::unified_log::records_of;
+use bytes::Bytes;
+use rafka_protocol::record::Record;
+use rafka_protocol::record_batch::{
+    crc32c, RecordBatch, TimestampType, ATTRIBUTES_OFFSET, BASE_TIMESTAMP_OFFSET,
+    COMPRESSION_CODEC_MASK, CRC_OFFSET, DELETE_HORIZON_FLAG_MASK, LENGTH_OFFSET, LOG_OVERHEAD,
+    MAX_TIMESTAMP_OFFSET, RECORDS_COUNT_OFFSET, RECORD_BATCH_OVERHEAD,
+};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The cleaner checkpoint at the top of a log directory: per partition, the first offset not
+/// yet cleaned.
+pub const CLEANER_OFFSET_CHECKPOINT: &str = "cleaner-offset-checkpoint";
+/// Kafka's `log.cleaner.dedupe.buffer.size` default.
+pub const DEFAULT_DEDUPE_BUFFER_SIZE: usize = 128 << 20;
+/// The suffix of a cleaned segment's files before the swap starts.
+pub const CLEANED_SUFFIX: &str = ".cleaned";
+/// The suffix of a cleaned segment's files while the swap is under way.
+pub const SWAP_SUFFIX: &str = ".swap";
+
+/// What one map entry costs beyond its key's bytes (hash table slot, box, offset).
+const ENTRY_OVERHEAD: usize = 48;
+/// How much of a segment is read at once.
+const READ_CHUNK: u64 = 1 << 20;
+/// How many output bytes are gathered before an append to the cleaned segment.
+const WRITE_CHUNK: usize = 1 << 20;
+
+/// A non-active segment as the cleaner reads it, without the log's lock: its file stays
+/// readable whatever the log does meanwhile (a deleted file stays open).
+#[derive(Debug, Clone)]
+pub struct InactiveSegment {
+    pub base_offset: i64,
+    /// The next segment's base offset: where this segment's offsets end.
+    pub end_offset: i64,
+    pub size: u64,
+    /// The largest timestamp in the segment ([`NO_TIMESTAMP`] if unknown).
+    pub max_timestamp: i64,
+    pub file: Arc<dyn LogFile>,
+}
+
+/// A log as the cleaner plans a clean of it ([`UnifiedLog::cleanable_view`]).
+///
+/// [`UnifiedLog::cleanable_view`]: crate::UnifiedLog::cleanable_view
+#[derive(Debug, Clone)]
+pub struct CleanableView {
+    pub dir: PathBuf,
+    pub config: LogConfig,
+    /// Every segment but the active one, in offset order.
+    pub segments: Vec<InactiveSegment>,
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    /// The log's truncation counter: a swap is refused if it moved.
+    pub truncations: u64,
+}
+
+/// Key → the latest offset of a record with that key in the dirty part of a log.
+#[derive(Debug)]
+pub struct OffsetMap {
+    map: HashMap<Box<[u8]>, i64>,
+    bytes: usize,
+    capacity_bytes: usize,
+}
+
+impl OffsetMap {
+    pub fn new(capacity_bytes: usize) -> OffsetMap {
+        OffsetMap {
+            map: HashMap::new(),
+            bytes: 0,
+            capacity_bytes,
+        }
+    }
+
+    /// Records `offset` for `key` (keeping the larger if the key is there).
+    pub fn put(&mut self, key: &[u8], offset: i64) {
+        if let Some(o) = self.map.get_mut(key) {
+            *o = (*o).max(offset);
+        } else {
+            self.map.insert(key.into(), offset);
+            self.bytes += key.len() + ENTRY_OVERHEAD;
+        }
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<i64> {
+        self.map.get(key).copied()
+    }
+
+    /// Whether the map holds its capacity's worth (it is never refused a put).
+    pub fn is_full(&self) -> bool {
+        self.bytes >= self.capacity_bytes
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// What a clean did, for logs and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanStats {
+    pub segments_cleaned: usize,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub records_read: u64,
+    pub records_kept: u64,
+    pub tombstones_dropped: u64,
+}
+
+/// The cleaner: its checkpoint per partition is on disk; in memory only when each log's kept
+/// tombstones are due to go, so that their log is cleaned again then whatever its dirty ratio.
+#[derive(Debug)]
+pub struct LogCleaner {
+    fs: Arc<dyn FileSystem>,
+    dedupe_buffer_size: usize,
+    tombstone_horizons: HashMap<TopicPartition, i64>,
+}
+
+impl LogCleaner {
+    pub fn new(fs: Arc<dyn FileSystem>, dedupe_buffer_size: usize) -> LogCleaner {
+        LogCleaner {
+            fs,
+            dedupe_buffer_size,
+            tombstone_horizons: HashMap::new(),
+        }
+    }
+
+    pub fn set_dedupe_buffer_size(&mut self, bytes: usize) {
+        self.dedupe_buffer_size = bytes;
+    }
+
+    /// Cleans `log` if it is compacted and due. `first_dirty` is its cleaner checkpoint (if
+    /// any). Returns the new checkpoint and what was done, or `None` if nothing was cleaned
+    /// (not compacted, not due, or abandoned because the log changed meanwhile).
+    pub fn clean_log(
+        &mut self,
+        tp: &TopicPartition,
+        log: &SharedLog,
+        first_dirty: Option<i64>,
+        now_ms: i64,
+    ) -> Result<Option<(i64, CleanStats)>> {
+        let view = lock_log(log).cleanable_view()?;
+        if !view.config.cleanup_policy.compact {
+            self.tombstone_horizons.remove(tp);
+            return Ok(None);
+        }
+        let horizon_due = self
+            .tombstone_horizons
+            .get(tp)
+            .is_some_and(|&h| h <= now_ms);
+        let Some(plan) = plan_clean(&view, first_dirty, now_ms, horizon_due) else {
+            return Ok(None);
+        };
+        let mut stats = CleanStats::default();
+        let mut map = OffsetMap::new(self.dedupe_buffer_size);
+        let mut clean_end = plan.first_dirty;
+        for seg in &view.segments[..plan.cleanable] {
+            if seg.end_offset <= plan.first_dirty {
+                continue;
+            }
+            if clean_end > plan.first_dirty && map.is_full() {
+                break; // the map is full: clean up to here, the rest next time
+            }
+            map_segment(&view, seg, plan.first_dirty, &mut map)?;
+            clean_end = seg.end_offset;
+        }
+        let to_clean: Vec<&InactiveSegment> = view.segments[..plan.cleanable]
+            .iter()
+            .filter(|s| s.end_offset <= clean_end.max(plan.first_dirty))
+            .collect();
+        let retention = Retention {
+            map: &map,
+            now_ms,
+            delete_retention_ms: view.config.delete_retention_ms,
+            decompression_limit: view.config.max_message_bytes.max(1 << 20) * 64,
+            dir: &view.dir,
+        };
+        let mut next_horizon: Option<i64> = None;
+        for group in group_by_size(&to_clean, view.config.segment_bytes) {
+            let Some(cleaned) =
+                self.clean_group(&view, group, &retention, &mut stats, &mut next_horizon)?
+            else {
+                continue;
+            };
+            let old: Vec<(i64, u64)> = group.iter().map(|s| (s.base_offset, s.size)).collect();
+            if !lock_log(log).replace_segments(cleaned, &old, view.truncations, now_ms)? {
+                tracing::info!(topic = %tp.topic, partition = tp.partition, "log changed during cleaning: clean abandoned");
+                return Ok(None);
+            }
+            stats.segments_cleaned += group.len();
+        }
+        match next_horizon {
+            Some(h) => self.tombstone_horizons.insert(tp.clone(), h),
+            None => self.tombstone_horizons.remove(tp),
+        };
+        let checkpoint = clean_end.max(plan.first_dirty);
+        tracing::info!(
+            topic = %tp.topic,
+            partition = tp.partition,
+            offset = checkpoint,
+            segments = stats.segments_cleaned,
+            bytes_read = stats.bytes_read,
+            bytes_written = stats.bytes_written,
+            records_kept = stats.records_kept,
+            records_read = stats.records_read,
+            "cleaned log"
+        );
+        Ok(Some((checkpoint, stats)))
+    }
+
+    /// Writes one group of segments into a `.cleaned` segment, fsynced; `None` if cleaning
+    /// changes nothing in it (its files are then removed).
+    fn clean_group(
+        &self,
+        view: &CleanableView,
+        group: &[&InactiveSegment],
+        retention: &Retention<'_>,
+        stats: &mut CleanStats,
+        next_horizon: &mut Option<i64>,
+    ) -> Result<Option<LogSegment>> {
+        let first = group[0].base_offset;
+        let mut out = LogSegment::create_with_suffix(
+            self.fs.clone(),
+            &view.dir,
+            first,
+            view.config.index_interval_bytes,
+            view.config.segment_index_bytes,
+            retention.now_ms,
+            CLEANED_SUFFIX,
+        )?;
+        let result = (|| {
+            let mut changed = group.len() > 1;
+            let mut pending = Pending::default();
+            let mut last_dropped: Option<RecordBatch> = None;
+            for seg in group {
+                let mut batches = SegmentBatches::new(seg);
+                while let Some(batch) = batches.next_batch()? {
+                    stats.bytes_read += batch.size_in_bytes() as u64;
+                    let filtered = filter_batch(&batch, retention, stats, next_horizon)?;
+                    let bytes = match filtered {
+                        Filtered::Unchanged => batch.as_bytes().clone(),
+                        Filtered::Rewritten(b) => {
+                            changed = true;
+                            Bytes::from(b)
+                        }
+                        Filtered::Dropped => {
+                            // An empty batch already (a group's last, kept so by an earlier
+                            // clean) changes nothing if it stays last.
+                            if batch.record_count() != 0 || last_dropped.is_some() {
+                                changed = true;
+                            }
+                            last_dropped = Some(batch);
+                            continue;
+                        }
+                    };
+                    if last_dropped.take().is_some() {
+                        changed = true;
+                    }
+                    pending.push(bytes, &mut out, stats)?;
+                }
+            }
+            if let Some(b) = last_dropped {
+                // The group's offsets end where its source ended (see the module's step 5).
+                pending.push(Bytes::from(empty_batch(&b)), &mut out, stats)?;
+            }
+            pending.flush(&mut out, stats)?;
+            if !changed {
+                return Ok(false);
+            }
+            out.on_become_inactive()?;
+            out.flush()?;
+            Ok(true)
+        })();
+        match result {
+            Ok(true) => Ok(Some(out)),
+            Ok(false) => {
+                out.delete_files()?;
+                Ok(None)
+            }
+            Err(e) => {
+                let _ = out.delete_files();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Batches gathered for one append to the cleaned segment.
+#[derive(Default)]
+struct Pending {
+    batches: Vec<Bytes>,
+    bytes: usize,
+}
+
+impl Pending {
+    fn push(&mut self, b: Bytes, out: &mut LogSegment, stats: &mut CleanStats) -> Result<()> {
+        self.bytes += b.len();
+        self.batches.push(b);
+        if self.bytes >= WRITE_CHUNK {
+            self.flush(out, stats)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, out: &mut LogSegment, stats: &mut CleanStats) -> Result<()> {
+        let mut to_append = Vec::with_capacity(self.batches.len());
+        for b in &self.batches {
+            let batch = RecordBatch::parse(b.clone()).map_err(|e| StorageError::CorruptFile {
+                path: out.log_path().to_path_buf(),
+                what: e.to_string(),
+            })?;
+            let mut header = [0u8; RECORD_BATCH_OVERHEAD];
+            header.copy_from_slice(&b[..RECORD_BATCH_OVERHEAD]);
+            to_append.push(BatchToAppend {
+                header,
+                body: &b[RECORD_BATCH_OVERHEAD..],
+                last_offset: batch.last_offset(),
+                max_timestamp: batch.max_timestamp(),
+            });
+        }
+        if !to_append.is_empty() {
+            out.append(&to_append)?;
+        }
+        stats.bytes_written += self.bytes as u64;
+        self.batches.clear();
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
+/// What a clean covers, decided from a [`CleanableView`] alone.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CleanPlan {
+    /// How many of the view's segments lie wholly below the first uncleanable offset.
+    pub cleanable: usize,
+    /// Where the dirty part starts.
+    pub first_dirty: i64,
+    /// Dirty bytes / cleanable bytes.
+    pub dirty_ratio: f64,
+}
+
+/// Kafka's `LogCleanerManager.cleanableOffsets` and the choice to clean: `None` if the log is
+/// not due.
+pub fn plan_clean(
+    view: &CleanableView,
+    checkpoint: Option<i64>,
+    now_ms: i64,
+    horizon_due: bool,
+) -> Option<CleanPlan> {
+    let config = &view.config;
+    let mut uncleanable = view.high_watermark;
+    if config.min_compaction_lag_ms > 0 {
+        if let Some(young) = view.segments.iter().find(|s| {
+            s.max_timestamp != NO_TIMESTAMP
+                && now_ms.saturating_sub(s.max_timestamp) < config.min_compaction_lag_ms
+        }) {
+            uncleanable = uncleanable.min(young.base_offset);
+        }
+    }
+    let cleanable = view
+        .segments
+        .iter()
+        .take_while(|s| s.end_offset <= uncleanable)
+        .count();
+    let segments = &view.segments[..cleanable];
+    let first = segments.first()?;
+    let start = view.log_start_offset.max(first.base_offset);
+    let first_dirty = match checkpoint {
+        // A checkpoint outside the log (truncated, or moved past by retention) is reset.
+        Some(c) if c >= start && c <= view.segments.last().map_or(c, |s| s.end_offset) => c,
+        _ => start,
+    };
+    let total: u64 = segments.iter().map(|s| s.size).sum();
+    let dirty_segments = || segments.iter().filter(|s| s.end_offset > first_dirty);
+    let dirty: u64 = dirty_segments().map(|s| s.size).sum();
+    let dirty_ratio = if total == 0 {
+        0.0
+    } else {
+        dirty as f64 / total as f64
+    };
+    let overdue = dirty_segments().any(|s| {
+        s.max_timestamp != NO_TIMESTAMP
+            && now_ms.saturating_sub(s.max_timestamp) > config.max_compaction_lag_ms
+    });
+    let due = (dirty > 0 && dirty_ratio >= config.min_cleanable_dirty_ratio)
+        || (dirty > 0 && overdue)
+        || horizon_due;
+    due.then_some(CleanPlan {
+        cleanable,
+        first_dirty,
+        dirty_ratio,
+    })
+}
+
+/// Kafka's `groupSegmentsBySize`: consecutive segments whose bytes together fit `max_bytes`
+/// and whose offsets fit a 32-bit index relative offset; a segment alone is always a group.
+fn group_by_size<'a>(
+    segments: &'a [&'a InactiveSegment],
+    max_bytes: u64,
+) -> Vec<&'a [&'a InactiveSegment]> {
+    let mut groups = Vec::new();
+    let mut i = 0;
+    while i < segments.len() {
+        let base = segments[i].base_offset;
+        let mut size = segments[i].size;
+        let mut j = i + 1;
+        while j < segments.len()
+            && size + segments[j].size <= max_bytes
+            && segments[j].end_offset - 1 - base <= i64::from(i32::MAX)
+        {
+            size += segments[j].size;
+            j += 1;
+        }
+        groups.push(&segments[i..j]);
+        i = j;
+    }
+    groups
+}
+
+/// Adds the keyed records of `seg` at or above `from` to the map (control batches aside).
+fn map_segment(
+    view: &CleanableView,
+    seg: &InactiveSegment,
+    from: i64,
+    map: &mut OffsetMap,
+) -> Result<()> {
+    let limit = view.config.max_message_bytes.max(1 << 20) * 64;
+    let mut batches = SegmentBatches::new(seg);
+    while let Some(batch) = batches.next_batch()? {
+        if batch.is_control() || batch.last_offset() < from {
+            continue;
+        }
+        for r in records_of(&batch, limit, &view.dir)? {
+            let r = r.map_err(|e| corrupt(&view.dir, &batch, e.to_string()))?;
+            let offset = r.offset(&batch);
+            if let (Some(key), true) = (&r.key, offset >= from) {
+                map.put(key, offset);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What decides whether a record stays.
+struct Retention<'a> {
+    map: &'a OffsetMap,
+    now_ms: i64,
+    delete_retention_ms: i64,
+    decompression_limit: usize,
+    dir: &'a Path,
+}
+
+enum Filtered {
+    Unchanged,
+    Rewritten(Vec<u8>),
+    Dropped,
+}
+
+/// Kafka's `shouldRetainRecord` over one batch, and the batch that results.
+fn filter_batch(
+    batch: &RecordBatch,
+    r: &Retention<'_>,
+    stats: &mut CleanStats,
+    next_horizon: &mut Option<i64>,
+) -> Result<Filtered> {
+    if batch.is_control() {
+        return Ok(Filtered::Unchanged);
+    }
+    let horizon = batch.delete_horizon_ms();
+    let mut kept: Vec<Record> = Vec::new();
+    let mut total = 0u64;
+    let mut kept_tombstone = false;
+    for rec in records_of(batch, r.decompression_limit, r.dir)? {
+        let rec = rec.map_err(|e| corrupt(r.dir, batch, e.to_string()))?;
+        total += 1;
+        let offset = rec.offset(batch);
+        let superseded = rec
+            .key
+            .as_ref()
+            .and_then(|k| r.map.get(k))
+            .is_some_and(|latest| latest > offset);
+        if superseded {
+            continue;
+        }
+        if rec.value.is_none() {
+            if horizon.is_some_and(|h| r.now_ms >= h) {
+                stats.tombstones_dropped += 1;
+                continue;
+            }
+            kept_tombstone = true;
+        }
+        kept.push(rec);
+    }
+    stats.records_read += total;
+    stats.records_kept += kept.len() as u64;
+    let new_horizon = match horizon {
+        Some(h) => Some(h),
+        None if kept_tombstone => Some(r.now_ms.saturating_add(r.delete_retention_ms)),
+        None => None,
+    };
+    if kept_tombstone {
+        if let Some(h) = new_horizon {
+            *next_horizon = Some(next_horizon.map_or(h, |n| n.min(h)));
+        }
+    }
+    if kept.is_empty() {
+        return Ok(Filtered::Dropped);
+    }
+    if kept.len() as u64 == total && new_horizon == horizon {
+        return Ok(Filtered::Unchanged);
+    }
+    rebuild_batch(batch, &kept, new_horizon, r.dir).map(Filtered::Rewritten)
+}
+
+/// A batch with `batch`'s header (base offset, last offset delta, producer fields, leader
+/// epoch, codec) holding `kept`, recompressed; with a delete horizon, baseTimestamp holds it
+/// and attribute bit 6 is set, the records' timestamp deltas re-based onto it.
+fn rebuild_batch(
+    batch: &RecordBatch,
+    kept: &[Record],
+    horizon: Option<i64>,
+    dir: &Path,
+) -> Result<Vec<u8>> {
+    let codec = batch
+        .compression()
+        .map_err(|e| corrupt(dir, batch, e.to_string()))?;
+    let old_base = batch.base_timestamp();
+    let new_base = horizon.unwrap_or(old_base);
+    let mut records = Vec::new();
+    let mut max_timestamp = NO_TIMESTAMP;
+    for rec in kept {
+        let timestamp = old_base.wrapping_add(rec.timestamp_delta);
+        max_timestamp = max_timestamp.max(timestamp);
+        let mut rec = rec.clone();
+        rec.timestamp_delta = timestamp.wrapping_sub(new_base);
+        rec.write_to(&mut records)
+            .map_err(|e| corrupt(dir, batch, e.to_string()))?;
+    }
+    let payload = compression::compress(codec, &records).at(dir)?;
+    let mut out = Vec::with_capacity(RECORD_BATCH_OVERHEAD + payload.len());
+    out.extend_from_slice(&batch.as_bytes()[..RECORD_BATCH_OVERHEAD]);
+    out.extend_from_slice(&payload);
+    let mut attributes = batch.attributes();
+    if horizon.is_some() {
+        attributes |= DELETE_HORIZON_FLAG_MASK;
+    }
+    if batch.timestamp_type() == TimestampType::LogAppendTime {
+        max_timestamp = batch.max_timestamp();
+    }
+    finish_header(
+        &mut out,
+        attributes,
+        new_base,
+        max_timestamp,
+        kept.len() as i32,
+    );
+    Ok(out)
+}
+
+/// A header-only batch in place of `batch`: its offsets, producer fields and timestamps, no
+/// records, no codec (Kafka's `writeEmptyHeader`).
+fn empty_batch(batch: &RecordBatch) -> Vec<u8> {
+    let mut out = batch.as_bytes()[..RECORD_BATCH_OVERHEAD].to_vec();
+    let attributes = batch.attributes() & !COMPRESSION_CODEC_MASK;
+    finish_header(
+        &mut out,
+        attributes,
+        batch.base_timestamp(),
+        batch.max_timestamp(),
+        0,
+    );
+    out
+}
+
+/// Sets the header fields a rewrite changes, then the length and the CRC.
+fn finish_header(
+    out: &mut [u8],
+    attributes: i16,
+    base_timestamp: i64,
+    max_timestamp: i64,
+    record_count: i32,
+) {
+    let length = (out.len() - LOG_OVERHEAD) as i32;
+    out[LENGTH_OFFSET..LENGTH_OFFSET + 4].copy_from_slice(&length.to_be_bytes());
+    out[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    out[BASE_TIMESTAMP_OFFSET..BASE_TIMESTAMP_OFFSET + 8]
+        .copy_from_slice(&base_timestamp.to_be_bytes());
+    out[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
+        .copy_from_slice(&max_timestamp.to_be_bytes());
+    out[RECORDS_COUNT_OFFSET..RECORDS_COUNT_OFFSET + 4]
+        .copy_from_slice(&record_count.to_be_bytes());
+    let crc = crc32c(&[&out[ATTRIBUTES_OFFSET..]]);
+    out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+fn corrupt(dir: &Path, batch: &RecordBatch, what: String) -> StorageError {
+    StorageError::CorruptFile {
+        path: dir.to_path_buf(),
+        what: format!("batch at offset {}: {what}", batch.base_offset()),
+    }
+}
+
+/// Whole batches of a segment file read forward a chunk (1 MiB) at a time; each batch a
+/// slice of its chunk.
+struct SegmentBatches {
+    file: Arc<dyn LogFile>,
+    size: u64,
+    position: u64,
+    chunk: Bytes,
+    chunk_start: u64,
+}
+
+impl SegmentBatches {
+    fn new(seg: &InactiveSegment) -> SegmentBatches {
+        SegmentBatches::of_file(seg.file.clone(), seg.size)
+    }
+
+    fn of_file(file: Arc<dyn LogFile>, size: u64) -> SegmentBatches {
+        SegmentBatches {
+            file,
+            size,
+            position: 0,
+            chunk: Bytes::new(),
+            chunk_start: 0,
+        }
+    }
+
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        if self.position + RECORD_BATCH_OVERHEAD as u64 > self.size {
+            return Ok(None);
+        }
+        let head = self.bytes(self.position, LOG_OVERHEAD)?;
+        let length = i32::from_be_bytes(
+            head[LENGTH_OFFSET..LENGTH_OFFSET + 4]
+                .try_into()
+                .expect("invariant: 4 bytes"),
+        );
+        let size = LOG_OVERHEAD as i64 + i64::from(length);
+        let path = self.file.path().to_path_buf();
+        if size < RECORD_BATCH_OVERHEAD as i64 || self.position + size as u64 > self.size {
+            return Err(StorageError::CorruptFile {
+                path,
+                what: format!(
+                    "batch at position {} has invalid length {length}",
+                    self.position
+                ),
+            });
+        }
+        let bytes = self.bytes(self.position, size as usize)?;
+        self.position += size as u64;
+        RecordBatch::parse(bytes)
+            .map(Some)
+            .map_err(|e| StorageError::CorruptFile {
+                path,
+                what: e.to_string(),
+            })
+    }
+
+    fn bytes(&mut self, at: u64, len: usize) -> Result<Bytes> {
+        let chunk_end = self.chunk_start + self.chunk.len() as u64;
+        if at < self.chunk_start || at + len as u64 > chunk_end {
+            let want = (len as u64).max(READ_CHUNK).min(self.size - at) as usize;
+            let mut buf = vec![0; want];
+            self.file.read_exact_at(&mut buf, at).at(self.file.path())?;
+            self.chunk = Bytes::from(buf);
+            self.chunk_start = at;
+        }
+        let from = (at - self.chunk_start) as usize;
+        Ok(self.chunk.slice(from..from + len))
+    }
+}
+
+/// Finishes or undoes, in a partition directory, what a crash interrupted in a swap (the
+/// module's crash-recovery paragraph). Run before the log's files are listed.
+pub fn complete_interrupted_swaps(fs: &Arc<dyn FileSystem>, dir: &Path) -> Result<()> {
+    let names = || -> Result<Vec<String>> {
+        Ok(fs
+            .list_dir(dir)
+            .at(dir)?
+            .iter()
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect())
+    };
+    let swap_log = format!(".log{SWAP_SUFFIX}");
+    let mut changed = false;
+    for name in names()? {
+        let Some(base) = name
+            .strip_suffix(&swap_log)
+            .and_then(|b| b.parse::<i64>().ok())
+        else {
+            continue;
+        };
+        let path = dir.join(&name);
+        let file = fs.open(&path, false).at(&path)?;
+        let size = file.len().at(&path)?;
+        let mut batches = SegmentBatches::of_file(file, size);
+        let mut next = base;
+        // The swap file was fsynced before it was named so: it is whole.
+        while let Some(b) = batches.next_batch()? {
+            next = b.next_offset();
+        }
+        for other in names()? {
+            let Some(b) = other
+                .strip_suffix(".log")
+                .and_then(|b| b.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            if (base..next.max(base + 1)).contains(&b) {
+                for suffix in [".log", ".index", ".timeindex"] {
+                    let p = dir.join(file_name(b, suffix));
+                    if fs.exists(&p) {
+                        fs.remove_file(&p).at(&p)?;
+                    }
+                }
+            }
+        }
+        fs.rename(&path, &dir.join(file_name(base, ".log")))
+            .at(&path)?;
+        tracing::warn!(dir = %dir.display(), offset = base, "completed a cleaner swap interrupted by a crash");
+        changed = true;
+    }
+    for name in names()? {
+        for suffix in [".index", ".timeindex"] {
+            let swap = format!("{suffix}{SWAP_SUFFIX}");
+            if let Some(base) = name.strip_suffix(&swap) {
+                let from = dir.join(&name);
+                let to = dir.join(format!("{base}{suffix}"));
+                fs.rename(&from, &to).at(&from)?;
+                changed = true;
+            }
+        }
+    }
+    if changed {
+        fs.sync_dir(dir).at(dir)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "log_cleaner_tests.rs"]
+mod tests;
