@@ -294,13 +294,25 @@ fn tombstones_stay_until_delete_retention_has_passed_since_their_first_clean() {
     assert_eq!(stamped.delete_horizon_ms(), Some(2000));
     // Before the horizon nothing is due.
     assert!(clean(&mut cleaner, &log, Some(cp), 1999).is_none());
+    // A clean before the horizon (new dirty data) keeps the tombstone.
+    {
+        let mut l = lock_log(&log);
+        l.roll(40).unwrap();
+        put(&mut l, Compression::None, 40, &[("d", Some("1"))]);
+    }
+    let (cp, _) = clean(&mut cleaner, &log, Some(cp), 1500).unwrap();
+    let (_, after) = read_all(&mut lock_log(&log));
+    assert!(
+        after.iter().any(|r| r.1 == "a" && r.2.is_none()),
+        "{after:?}"
+    );
     // After it the log is cleaned again though nothing is dirty, and the tombstone goes.
     let (_, stats) = clean(&mut cleaner, &log, Some(cp), 2000).unwrap();
     assert_eq!(stats.tombstones_dropped, 1);
     let (_, after) = read_all(&mut lock_log(&log));
     assert!(after.iter().all(|r| r.1 != "a"), "{after:?}");
     assert!(after.iter().any(|r| r.1 == "b") && after.iter().any(|r| r.1 == "c"));
-    assert_eq!(lock_log(&log).log_end_offset(), 4);
+    assert_eq!(lock_log(&log).log_end_offset(), 5);
 }
 
 #[test]
