@@ -2,6 +2,7 @@
 //! forces a decision.
 
 use rafka_protocol::ErrorCode;
+use rafka_storage::producer_state::ProducerError;
 use rafka_storage::StorageError;
 
 /// The error code a client gets for a storage error.
@@ -12,6 +13,10 @@ pub fn storage_error_code(e: &StorageError) -> ErrorCode {
         StorageError::AppendTooLarge { .. } => ErrorCode::RecordListTooLarge,
         StorageError::OffsetsOutOfOrder { .. } => ErrorCode::UnknownServerError,
         StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,
+        StorageError::Producer { source, .. } => match source {
+            ProducerError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
+            ProducerError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
+        },
         StorageError::InvalidArgument { .. } => ErrorCode::InvalidRequest,
         StorageError::Io { .. } | StorageError::CorruptFile { .. } => ErrorCode::KafkaStorageError,
     }

@@ -5,6 +5,7 @@
 //! - [`apis`]: `KafkaApis`, one handler file per API.
 //! - [`replica_manager`]: the partitions this broker hosts; produce and fetch over their logs.
 //! - [`controller_channel`]: reaching the active controller (in-process or over its listener).
+//! - [`producer_id_manager`]: producer ids for InitProducerId, in blocks from the controller.
 //! - [`lifecycle`]: registration and heartbeats with the controller; controlled shutdown.
 //! - [`server`]: `KafkaServer`, the process put together; start and shutdown order.
 //! - [`config`]: `server.properties`, Kafka's keys and defaults.
@@ -17,5 +18,6 @@ pub mod errors;
 pub mod group_coordinator;
 pub mod lifecycle;
 pub mod network;
+pub mod producer_id_manager;
 pub mod replica_manager;
 pub mod server;

@@ -58,6 +58,11 @@ impl BrokerLifecycleManager {
         })
     }
 
+    /// The epoch the controller gave this broker at registration (-1 before).
+    pub fn broker_epoch(&self) -> i64 {
+        self.epoch.load(Ordering::Relaxed)
+    }
+
     pub fn is_fenced(&self) -> bool {
         self.fenced.load(Ordering::Relaxed)
     }

@@ -345,6 +345,22 @@ impl ReplicaManager {
         }
     }
 
+    /// The idempotent producers of a partition this broker leads (DescribeProducers).
+    pub fn describe_producers(
+        &self,
+        image: &MetadataImage,
+        tp: &TopicPartition,
+    ) -> Result<Vec<rafka_storage::ProducerStateEntry>, ErrorCode> {
+        let p = self.leader_partition(image, tp)?;
+        let log = lock_log(&p.log);
+        Ok(log
+            .producer_state()
+            .active_producers()
+            .into_iter()
+            .cloned()
+            .collect())
+    }
+
     /// Appends a producer's records to a partition this broker leads. acks=all also needs the
     /// ISR to have at least `min.insync.replicas` members.
     pub fn append(

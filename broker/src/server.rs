@@ -17,6 +17,7 @@ use crate::group_coordinator::membership::{GroupMembership, MembershipConfig};
 use crate::group_coordinator::{CoordinatorConfig, GroupCoordinator};
 use crate::lifecycle::{AdvertisedListener, BrokerLifecycleManager};
 use crate::network::{self, NetworkConfig};
+use crate::producer_id_manager::ProducerIdManager;
 use crate::replica_manager::ReplicaManager;
 use rafka_controller::control::ControllerConfig;
 use rafka_controller::image::{ConfigResource, MetadataImage};
@@ -283,6 +284,11 @@ impl KafkaServer {
             settings.rack.clone(),
             settings.heartbeat_interval,
         );
+        let producer_ids = Arc::new(ProducerIdManager::new(
+            settings.node_id,
+            channel.clone(),
+            lifecycle.clone(),
+        ));
         let lifecycle_task =
             tokio::spawn(lifecycle.run(broker_images.clone(), shutdown_rx.clone()));
         let apis = Arc::new(KafkaApis {
@@ -294,6 +300,7 @@ impl KafkaServer {
             num_partitions: settings.num_partitions,
             default_replication_factor: settings.default_replication_factor,
             groups,
+            producer_ids,
             config: settings.kafka_config.clone(),
         });
         let mut bound = Vec::new();

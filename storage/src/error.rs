@@ -34,6 +34,13 @@ pub enum StorageError {
         first_offset: i64,
         log_end_offset: i64,
     },
+    /// An idempotent producer's batch out of sequence or from a fenced epoch:
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER or INVALID_PRODUCER_EPOCH.
+    #[error("{partition}: {source}")]
+    Producer {
+        partition: String,
+        source: crate::producer_state::ProducerError,
+    },
     /// A read outside [log start, log end]: OFFSET_OUT_OF_RANGE.
     #[error("{partition}: offset {offset} is out of range [{log_start_offset}, {log_end_offset}]")]
     OffsetOutOfRange {

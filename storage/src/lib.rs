@@ -6,6 +6,8 @@
 //! - [`LeaderEpochFileCache`]: the `leader-epoch-checkpoint` file.
 //! - [`OffsetCheckpointFile`]: the recovery-point, log-start-offset and replication-offset
 //!   checkpoints at the top of a log directory.
+//! - [`ProducerStateManager`]: idempotent producers' sequences per partition, and their
+//!   `<offset>.snapshot` files.
 //! - [`LogCleaner`]: log compaction of logs whose `cleanup.policy` includes `compact`.
 //! - [`LogManager`]: a log directory: opening every partition in it (lazily), the clean-shutdown
 //!   marker, checkpoints.
@@ -25,6 +27,7 @@ pub mod leader_epoch;
 pub mod log_cleaner;
 pub mod log_manager;
 pub mod log_segment;
+pub mod producer_state;
 pub mod unified_log;
 
 pub use checkpoint::{OffsetCheckpointFile, TopicPartition};
@@ -36,6 +39,7 @@ pub use leader_epoch::{EpochEntry, LeaderEpochFileCache};
 pub use log_cleaner::{CleanStats, LogCleaner};
 pub use log_manager::{LogManager, SharedLog};
 pub use log_segment::{FileSlice, LogSegment};
+pub use producer_state::{ProducerStateEntry, ProducerStateManager};
 pub use unified_log::{
     FetchDataInfo, LogAppendInfo, LogCheckpoints, TimestampAndOffset, UnifiedLog,
 };

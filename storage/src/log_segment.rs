@@ -17,8 +17,8 @@ use crate::error::{IoContext, Result, StorageError};
 use crate::fs::{FileSystem, LogFile};
 use crate::index::{OffsetIndex, TimeIndex, TimestampOffset};
 use rafka_protocol::record_batch::{
-    RecordBatch, LAST_OFFSET_DELTA_OFFSET, LENGTH_OFFSET, LOG_OVERHEAD, MAX_TIMESTAMP_OFFSET,
-    RECORD_BATCH_OVERHEAD,
+    RecordBatch, BASE_SEQUENCE_OFFSET, LAST_OFFSET_DELTA_OFFSET, LENGTH_OFFSET, LOG_OVERHEAD,
+    MAX_TIMESTAMP_OFFSET, PRODUCER_EPOCH_OFFSET, PRODUCER_ID_OFFSET, RECORD_BATCH_OVERHEAD,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -93,7 +93,7 @@ impl IndexPlan {
 }
 
 /// The header bytes a walk through the batches reads: up to maxTimestamp.
-const HEADER_FIELDS: usize = MAX_TIMESTAMP_OFFSET + 8;
+const HEADER_FIELDS: usize = BASE_SEQUENCE_OFFSET + 4;
 /// The most a walk reads at once.
 const HEADER_CHUNK: usize = 64 << 10;
 /// Batches smaller than this are walked a chunk at a time; from this size on a header at a time,
@@ -194,6 +194,10 @@ pub struct BatchPosition {
     pub position: u64,
     pub size: u32,
     pub max_timestamp: i64,
+    /// The producer fields (-1 when the batch has no producer id), for producer state.
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
 }
 
 #[derive(Debug)]
@@ -496,6 +500,18 @@ impl LogSegment {
                 .try_into()
                 .expect("invariant: 8 bytes"),
         );
+        let producer_id = i64::from_be_bytes(
+            h[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8]
+                .try_into()
+                .expect("invariant: 8 bytes"),
+        );
+        let producer_epoch =
+            i16::from_be_bytes([h[PRODUCER_EPOCH_OFFSET], h[PRODUCER_EPOCH_OFFSET + 1]]);
+        let base_sequence = i32::from_be_bytes(
+            h[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4]
+                .try_into()
+                .expect("invariant: 4 bytes"),
+        );
         let size = LOG_OVERHEAD as i64 + i64::from(length);
         if length < 0 || size < MIN_BATCH_SIZE as i64 || position + size as u64 > self.size {
             return Err(StorageError::CorruptFile {
@@ -510,6 +526,9 @@ impl LogSegment {
             position,
             size: size as u32,
             max_timestamp,
+            producer_id,
+            producer_epoch,
+            base_sequence,
         }))
     }
 

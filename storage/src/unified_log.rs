@@ -35,12 +35,16 @@ use crate::log_cleaner::{CleanableView, InactiveSegment};
 use crate::log_segment::{
     file_name, BatchToAppend, FileSlice, LogSegment, SegmentFiles, NO_TIMESTAMP,
 };
+use crate::producer_state::{
+    PendingProducerState, ProducerBatch, ProducerCheck, ProducerStateManager,
+    DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+};
 use bytes::Bytes;
 use rafka_protocol::record::RecordIter;
 use rafka_protocol::record_batch::{
     crc32c, Compression, RecordBatch, TimestampType, ATTRIBUTES_OFFSET, BASE_OFFSET_OFFSET,
-    CRC_OFFSET, MAX_TIMESTAMP_OFFSET, PARTITION_LEADER_EPOCH_OFFSET, RECORD_BATCH_OVERHEAD,
-    TIMESTAMP_TYPE_MASK,
+    BASE_SEQUENCE_OFFSET, CRC_OFFSET, MAX_TIMESTAMP_OFFSET, PARTITION_LEADER_EPOCH_OFFSET,
+    PRODUCER_EPOCH_OFFSET, PRODUCER_ID_OFFSET, RECORD_BATCH_OVERHEAD, TIMESTAMP_TYPE_MASK,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -62,6 +66,9 @@ pub struct LogAppendInfo {
     pub log_append_time: i64,
     pub batches: usize,
     pub bytes: usize,
+    /// The batch was a retry of one already in the log (an idempotent producer's): nothing was
+    /// appended, and the offsets are the ones it got the first time.
+    pub duplicate: bool,
 }
 
 /// What a read found: the batches as one file slice (empty when there is nothing to read yet).
@@ -120,6 +127,8 @@ pub struct UnifiedLog {
     recovery_point: i64,
     high_watermark: i64,
     leader_epoch_cache: LeaderEpochFileCache,
+    /// Idempotent producers' sequences, rebuilt from `<offset>.snapshot` files and the log.
+    producer_state: ProducerStateManager,
     unflushed_batches: i64,
     last_flush_ms: i64,
     /// Segments renamed to `.deleted`, removed once `file.delete.delay.ms` has passed.
@@ -202,6 +211,7 @@ impl UnifiedLog {
         bases.sort_unstable();
         let epoch_path = dir.join(LEADER_EPOCH_CHECKPOINT);
         let leader_epoch_cache = LeaderEpochFileCache::new(fs.clone(), epoch_path)?;
+        let producer_state = ProducerStateManager::new(fs.clone(), dir)?;
         let mut log = UnifiedLog {
             fs: fs.clone(),
             dir: dir.to_path_buf(),
@@ -213,6 +223,7 @@ impl UnifiedLog {
             recovery_point: checkpoints.recovery_point,
             high_watermark: checkpoints.high_watermark,
             leader_epoch_cache,
+            producer_state,
             unflushed_batches: 0,
             last_flush_ms: now_ms,
             pending_deletes: Vec::new(),
@@ -255,7 +266,54 @@ impl UnifiedLog {
             .truncate_from_start(log.log_start_offset)?;
         let max = log.config.segment_index_bytes;
         log.active_segment().make_active(max)?;
+        log.rebuild_producer_state()?;
         Ok(log)
+    }
+
+    /// Loads the newest producer snapshot at or below the log end and replays the batch headers
+    /// after it (Kafka's `loadProducerState`).
+    fn rebuild_producer_state(&mut self) -> Result<()> {
+        let from = self
+            .producer_state
+            .reload(self.log_start_offset, self.log_end_offset)?;
+        let end = self.log_end_offset;
+        if from < end {
+            let first = self
+                .segments
+                .range(..=from)
+                .next_back()
+                .map_or(i64::MIN, |(b, _)| *b);
+            for (&base, seg) in self.segments.range_mut(first..) {
+                let position = if base == first {
+                    match seg.translate_offset(from)? {
+                        Some(b) => b.position,
+                        None => continue,
+                    }
+                } else {
+                    0
+                };
+                for b in seg.batches_from(position)? {
+                    if b.last_offset < from {
+                        continue;
+                    }
+                    self.producer_state.update(&ProducerBatch {
+                        producer_id: b.producer_id,
+                        producer_epoch: b.producer_epoch,
+                        base_sequence: b.base_sequence,
+                        first_offset: b.base_offset,
+                        last_offset: b.last_offset,
+                        max_timestamp: b.max_timestamp,
+                    });
+                }
+            }
+        }
+        self.producer_state.advance_to(end);
+        Ok(())
+    }
+
+    /// The idempotent producers' state (DescribeProducers).
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producer_state
     }
 
     /// Loads the segments: trusts those below the recovery point after a clean shutdown (with
@@ -419,7 +477,9 @@ impl UnifiedLog {
             },
             batches: 0,
             bytes: 0,
+            duplicate: false,
         };
+        let mut producers = PendingProducerState::default();
         // One pass: each batch is validated (nothing is written unless all are), then its header
         // copied and rewritten; the payload is written from `records` as received.
         let mut offset = self.log_end_offset;
@@ -462,6 +522,35 @@ impl UnifiedLog {
             } else {
                 batch.max_timestamp()
             };
+            if batch.has_producer_id() {
+                let b = ProducerBatch {
+                    producer_id: batch.producer_id(),
+                    producer_epoch: batch.producer_epoch(),
+                    base_sequence: batch.base_sequence(),
+                    first_offset: offset,
+                    last_offset: offset + i64::from(batch.last_offset_delta()),
+                    max_timestamp,
+                };
+                let check = self
+                    .producer_state
+                    .check_and_stage(&mut producers, &b)
+                    .map_err(|source| StorageError::Producer {
+                        partition: self.name(),
+                        source,
+                    })?;
+                if let ProducerCheck::Duplicate(d) = check {
+                    // Kafka answers the whole request with the duplicate's offsets.
+                    return Ok(LogAppendInfo {
+                        first_offset: d.first_offset(),
+                        last_offset: d.last_offset,
+                        max_timestamp: d.timestamp,
+                        log_append_time: NO_TIMESTAMP,
+                        batches: 0,
+                        bytes: 0,
+                        duplicate: true,
+                    });
+                }
+            }
             info.max_timestamp = info.max_timestamp.max(max_timestamp);
             info.last_offset = offset + i64::from(batch.last_offset_delta());
             offset = info.last_offset + 1;
@@ -496,6 +585,7 @@ impl UnifiedLog {
                 .assign(leader_epoch, info.first_offset)?;
         }
         self.append_batches(info.first_offset, &to_append, position, now_ms)?;
+        self.producer_state.apply(producers, self.log_end_offset);
         Ok(info)
     }
 
@@ -542,6 +632,7 @@ impl UnifiedLog {
                 log_append_time: NO_TIMESTAMP,
                 batches: 0,
                 bytes: 0,
+                duplicate: false,
             });
         };
         self.check_append_size(position)?;
@@ -560,6 +651,26 @@ impl UnifiedLog {
             }
         }
         self.append_batches(first_offset, &to_append, position, now_ms)?;
+        for b in &to_append {
+            let producer_id = i64::from_be_bytes(header_field(&b.header, PRODUCER_ID_OFFSET));
+            if producer_id >= 0 {
+                self.producer_state.update(&ProducerBatch {
+                    producer_id,
+                    producer_epoch: i16::from_be_bytes(header_field(
+                        &b.header,
+                        PRODUCER_EPOCH_OFFSET,
+                    )),
+                    base_sequence: i32::from_be_bytes(header_field(
+                        &b.header,
+                        BASE_SEQUENCE_OFFSET,
+                    )),
+                    first_offset: i64::from_be_bytes(header_field(&b.header, BASE_OFFSET_OFFSET)),
+                    last_offset: b.last_offset,
+                    max_timestamp: b.max_timestamp,
+                });
+            }
+        }
+        self.producer_state.advance_to(self.log_end_offset);
         Ok(LogAppendInfo {
             first_offset,
             last_offset: next - 1,
@@ -571,6 +682,7 @@ impl UnifiedLog {
             log_append_time: NO_TIMESTAMP,
             batches: to_append.len(),
             bytes: position,
+            duplicate: false,
         })
     }
 
@@ -640,6 +752,9 @@ impl UnifiedLog {
         tracing::info!(topic = %self.topic_partition.topic, partition = self.topic_partition.partition, offset = base, "rolled a new segment");
         self.add_segment(base, now_ms)?;
         self.roll_flush_up_to = Some(base);
+        // Kafka snapshots producer state at every roll, so a restart replays one segment at most.
+        self.producer_state.advance_to(base);
+        self.producer_state.take_snapshot()?;
         Ok(())
     }
 
@@ -917,8 +1032,11 @@ impl UnifiedLog {
             self.leader_epoch_cache
                 .truncate_from_start(self.log_start_offset)?;
             self.recovery_point = self.recovery_point.max(self.log_start_offset);
+            self.producer_state.truncate_head(self.log_start_offset)?;
             tracing::info!(topic = %self.topic_partition.topic, partition = self.topic_partition.partition, offset = self.log_start_offset, segments = count, "deleted segments by retention");
         }
+        self.producer_state
+            .remove_expired(now_ms, DEFAULT_PRODUCER_ID_EXPIRATION_MS);
         Ok(count)
     }
 
@@ -950,6 +1068,7 @@ impl UnifiedLog {
             self.log_start_offset = offset;
             self.leader_epoch_cache.truncate_from_start(offset)?;
             self.recovery_point = self.recovery_point.max(offset);
+            self.producer_state.truncate_head(offset)?;
         }
         Ok(())
     }
@@ -999,6 +1118,7 @@ impl UnifiedLog {
         }
         self.leader_epoch_cache
             .truncate_from_end(self.log_end_offset)?;
+        self.rebuild_producer_state()?;
         Ok(true)
     }
 
@@ -1015,6 +1135,7 @@ impl UnifiedLog {
         self.truncations += 1;
         self.roll_flush_up_to = None;
         self.leader_epoch_cache.clear_and_flush()?;
+        self.producer_state.truncate_fully(offset)?;
         Ok(())
     }
 
@@ -1043,6 +1164,9 @@ impl UnifiedLog {
     /// A clean close: trims the indexes and releases files. The caller flushes first and writes
     /// the checkpoints and the clean-shutdown marker.
     pub fn close(&mut self) -> Result<()> {
+        // The state at the log end, so the next start replays nothing.
+        self.producer_state.advance_to(self.log_end_offset);
+        self.producer_state.take_snapshot()?;
         for seg in self.segments.values_mut() {
             seg.close()?;
         }

@@ -313,6 +313,19 @@ fn segment_files_are_named_by_their_20_digit_base_offset() {
         .filter(|n| n != "leader-epoch-checkpoint")
         .collect();
     names.sort();
+    // Producer-state snapshots, as Kafka keeps them: one at each rolled segment's base offset
+    // and one at the log end from the clean close.
+    let (snapshots, names): (Vec<String>, Vec<String>) =
+        names.into_iter().partition(|n| n.ends_with(".snapshot"));
+    let mut want_snapshots: Vec<String> = segments[1..]
+        .iter()
+        .map(|s| format!("{:020}.snapshot", s.base))
+        .collect();
+    let last = snapshots.last().cloned().unwrap_or_default();
+    if !want_snapshots.contains(&last) {
+        want_snapshots.push(last);
+    }
+    assert_eq!(snapshots, want_snapshots);
     let mut want: Vec<String> = segments
         .iter()
         .flat_map(|s| ["log", "index", "timeindex"].map(|ext| format!("{:020}.{ext}", s.base)))

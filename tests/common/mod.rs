@@ -23,6 +23,7 @@
 #![allow(dead_code)]
 
 pub mod ffi;
+pub mod proxy;
 
 use rafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use rafka_protocol::messages::{

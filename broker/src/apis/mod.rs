@@ -18,12 +18,14 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_producers;
 mod describe_quorum;
 mod elect_leaders;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
 mod incremental_alter_configs;
+mod init_producer_id;
 mod join_group;
 mod leave_group;
 mod list_groups;
@@ -42,6 +44,7 @@ use crate::config::KafkaConfig;
 use crate::controller_channel::ControllerChannel;
 use crate::group_coordinator::GroupCoordinator;
 use crate::network::{RequestContext, RequestHandler, Response};
+use crate::producer_id_manager::ProducerIdManager;
 use crate::replica_manager::ReplicaManager;
 use rafka_controller::image::MetadataImage;
 use rafka_protocol::frame::FrameError;
@@ -64,6 +67,8 @@ pub struct KafkaApis {
     pub default_replication_factor: i16,
     /// The group coordinator: groups whose `__consumer_offsets` partition this broker leads.
     pub groups: Arc<GroupCoordinator>,
+    /// Producer ids for idempotent producers.
+    pub producer_ids: Arc<ProducerIdManager>,
     /// The static configuration (file and overrides); the dynamic broker configs come from the
     /// image (DescribeConfigs, AlterConfigs validation, topic defaults).
     pub config: Arc<KafkaConfig>,
@@ -203,6 +208,12 @@ impl KafkaApis {
             RequestKind::OffsetDelete(r) => {
                 ResponseKind::OffsetDelete(offset_delete::handle(self, r))
             }
+            RequestKind::InitProducerId(r) => {
+                ResponseKind::InitProducerId(init_producer_id::handle(self, r).await)
+            }
+            RequestKind::DescribeProducers(r) => {
+                ResponseKind::DescribeProducers(describe_producers::handle(self, r))
+            }
             RequestKind::RaftVote(_)
             | RequestKind::RaftAppendEntries(_)
             | RequestKind::RaftInstallSnapshot(_) => {
@@ -315,5 +326,7 @@ pub fn handles(key: rafka_protocol::ApiKey) -> bool {
             | DescribeGroups
             | DeleteGroups
             | OffsetDelete
+            | InitProducerId
+            | DescribeProducers
     )
 }

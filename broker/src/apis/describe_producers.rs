@@ -1,0 +1,60 @@
+//! DescribeProducers: the idempotent producers a partition's leader knows — id, epoch, last
+//! sequence and timestamp — from its producer state (no transactions: no coordinator epoch or
+//! open transaction start).
+
+use super::KafkaApis;
+use rafka_protocol::messages::describe_producers_response::{
+    PartitionResponse, ProducerState, TopicResponse,
+};
+use rafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse};
+use rafka_storage::TopicPartition;
+
+pub fn handle(apis: &KafkaApis, req: DescribeProducersRequest) -> DescribeProducersResponse {
+    let image = apis.image();
+    let topics = req
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partition_indexes
+                .iter()
+                .map(|&partition| {
+                    let tp = TopicPartition::new(t.name.clone(), partition);
+                    match apis.replica_manager.describe_producers(&image, &tp) {
+                        Ok(entries) => PartitionResponse {
+                            partition_index: partition,
+                            active_producers: entries
+                                .iter()
+                                .map(|e| ProducerState {
+                                    producer_id: e.producer_id,
+                                    producer_epoch: i32::from(e.producer_epoch),
+                                    last_sequence: e.last_seq(),
+                                    last_timestamp: e.last_timestamp,
+                                    coordinator_epoch: e.coordinator_epoch,
+                                    current_txn_start_offset: -1,
+                                    ..Default::default()
+                                })
+                                .collect(),
+                            ..Default::default()
+                        },
+                        Err(code) => PartitionResponse {
+                            partition_index: partition,
+                            error_code: code.code(),
+                            error_message: Some(code.message().to_owned()),
+                            ..Default::default()
+                        },
+                    }
+                })
+                .collect();
+            TopicResponse {
+                name: t.name,
+                partitions,
+                ..Default::default()
+            }
+        })
+        .collect();
+    DescribeProducersResponse {
+        topics,
+        ..Default::default()
+    }
+}

@@ -1,0 +1,743 @@
+//! `ProducerStateManager`: one partition's idempotent-producer state, as Kafka keeps it — per
+//! producer id its epoch and the metadata of its last [`NUM_BATCHES_TO_RETAIN`] batches
+//! (sequence range, offsets, timestamp), so that a retried batch is recognised and answered with
+//! the offsets it got the first time, and a gap or a stale epoch is refused.
+//!
+//! Everything comes from batch headers (producer id, epoch, base sequence, last offset delta,
+//! max timestamp): no payload is ever read.
+//!
+//! Durability, as in Kafka: `<offset>.snapshot` files in the partition directory hold the state
+//! as it was just before `offset` (taken at every segment roll and at a clean shutdown; Kafka's
+//! format: version 1, CRC-32C, then per producer its last batch). Opening a log loads the newest
+//! snapshot at or below the log end and replays the batch headers from there; a truncation drops
+//! the snapshots above its point and does the same.
+
+use crate::error::{IoContext, Result, StorageError};
+use crate::fs::FileSystem;
+use crate::log_segment::file_name;
+use rafka_protocol::record_batch::{crc32c, NO_PRODUCER_EPOCH, NO_SEQUENCE};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// How many batches per producer are remembered for duplicate detection (Kafka's
+/// `ProducerStateEntry.NUM_BATCHES_TO_RETAIN`; clients keep at most 5 requests in flight).
+pub const NUM_BATCHES_TO_RETAIN: usize = 5;
+/// The suffix of producer-state snapshot files.
+pub const SNAPSHOT_SUFFIX: &str = ".snapshot";
+/// Kafka's `producer.id.expiration.ms` default: a producer idle this long is forgotten.
+pub const DEFAULT_PRODUCER_ID_EXPIRATION_MS: i64 = 86_400_000;
+
+const SNAPSHOT_VERSION: i16 = 1;
+/// version int16, crc uint32, then the entries array (int32 count).
+const SNAPSHOT_HEADER: usize = 2 + 4;
+/// producer_id int64, epoch int16, last_sequence int32, last_offset int64, offset_delta int32,
+/// timestamp int64, coordinator_epoch int32, current_txn_first_offset int64.
+const SNAPSHOT_ENTRY: usize = 8 + 2 + 4 + 8 + 4 + 8 + 4 + 8;
+
+/// `sequence + increment`, wrapping past `i32::MAX` to 0 as Kafka's sequences do.
+pub fn increment_sequence(sequence: i32, increment: i32) -> i32 {
+    if sequence > i32::MAX - increment {
+        increment - (i32::MAX - sequence) - 1
+    } else {
+        sequence + increment
+    }
+}
+
+/// `sequence - decrement`, wrapping below 0 to `i32::MAX`.
+pub fn decrement_sequence(sequence: i32, decrement: i32) -> i32 {
+    if sequence < decrement {
+        i32::MAX - (decrement - sequence) + 1
+    } else {
+        sequence - decrement
+    }
+}
+
+fn in_sequence(last_sequence: i32, next_sequence: i32) -> bool {
+    next_sequence == last_sequence.wrapping_add(1)
+        || (next_sequence == 0 && last_sequence == i32::MAX)
+}
+
+/// The header fields of one appended batch that producer state needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerBatch {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+}
+
+impl ProducerBatch {
+    pub fn last_sequence(&self) -> i32 {
+        increment_sequence(self.base_sequence, self.offset_delta())
+    }
+
+    fn offset_delta(&self) -> i32 {
+        i32::try_from(self.last_offset - self.first_offset).unwrap_or(i32::MAX)
+    }
+
+    fn metadata(&self) -> BatchMetadata {
+        BatchMetadata {
+            last_seq: self.last_sequence(),
+            last_offset: self.last_offset,
+            offset_delta: self.offset_delta(),
+            timestamp: self.max_timestamp,
+        }
+    }
+}
+
+/// One remembered batch (Kafka's `BatchMetadata`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchMetadata {
+    pub last_seq: i32,
+    pub last_offset: i64,
+    pub offset_delta: i32,
+    pub timestamp: i64,
+}
+
+impl BatchMetadata {
+    pub fn first_seq(&self) -> i32 {
+        decrement_sequence(self.last_seq, self.offset_delta)
+    }
+
+    pub fn first_offset(&self) -> i64 {
+        self.last_offset - i64::from(self.offset_delta)
+    }
+}
+
+/// What is known of one producer (Kafka's `ProducerStateEntry`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerStateEntry {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// The newest last.
+    pub batches: VecDeque<BatchMetadata>,
+    pub coordinator_epoch: i32,
+    pub last_timestamp: i64,
+}
+
+impl ProducerStateEntry {
+    fn empty(producer_id: i64) -> ProducerStateEntry {
+        ProducerStateEntry {
+            producer_id,
+            producer_epoch: NO_PRODUCER_EPOCH,
+            batches: VecDeque::new(),
+            coordinator_epoch: -1,
+            last_timestamp: -1,
+        }
+    }
+
+    pub fn last_seq(&self) -> i32 {
+        self.batches.back().map_or(NO_SEQUENCE, |b| b.last_seq)
+    }
+
+    pub fn last_offset(&self) -> i64 {
+        self.batches.back().map_or(-1, |b| b.last_offset)
+    }
+
+    fn find_duplicate(&self, epoch: i16, first_seq: i32, last_seq: i32) -> Option<BatchMetadata> {
+        if epoch != self.producer_epoch {
+            return None;
+        }
+        self.batches
+            .iter()
+            .find(|b| b.first_seq() == first_seq && b.last_seq == last_seq)
+            .copied()
+    }
+
+    fn add(&mut self, epoch: i16, batch: BatchMetadata) {
+        if epoch != self.producer_epoch {
+            self.batches.clear();
+            self.producer_epoch = epoch;
+        }
+        self.batches.push_back(batch);
+        while self.batches.len() > NUM_BATCHES_TO_RETAIN {
+            self.batches.pop_front();
+        }
+        self.last_timestamp = batch.timestamp;
+    }
+}
+
+/// Why a producer's batch was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProducerError {
+    /// INVALID_PRODUCER_EPOCH (Kafka ≥ 2.7 answers this rather than PRODUCER_FENCED).
+    #[error("epoch {epoch} of producer {producer_id} is older than its last epoch {current}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER.
+    #[error("out of order sequence number for producer {producer_id} at epoch {epoch}: {found}, expected {expected}")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        epoch: i16,
+        found: i32,
+        expected: i32,
+    },
+}
+
+/// What to do with a producer's batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProducerCheck {
+    Append,
+    /// A retry of a batch already in the log: answer with its offsets, append nothing.
+    Duplicate(BatchMetadata),
+}
+
+/// The state of the producers a leader appends for, validated batch by batch within one request
+/// before anything is written (Kafka's `ProducerAppendInfo`), then applied.
+#[derive(Debug, Default)]
+pub struct PendingProducerState {
+    entries: HashMap<i64, ProducerStateEntry>,
+}
+
+impl PendingProducerState {
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[derive(Debug)]
+pub struct ProducerStateManager {
+    fs: Arc<dyn FileSystem>,
+    dir: PathBuf,
+    producers: HashMap<i64, ProducerStateEntry>,
+    /// The offset the state covers the log up to (exclusive).
+    map_end_offset: i64,
+    /// The offsets of the snapshot files in the directory.
+    snapshots: BTreeSet<i64>,
+}
+
+impl ProducerStateManager {
+    /// A manager for the partition directory `dir`, knowing its snapshot files, with no state
+    /// loaded yet.
+    pub fn new(fs: Arc<dyn FileSystem>, dir: &Path) -> Result<ProducerStateManager> {
+        let mut snapshots = BTreeSet::new();
+        for p in fs.list_dir(dir).at(dir)? {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if let Some(offset) = name.strip_suffix(SNAPSHOT_SUFFIX) {
+                match offset.parse::<i64>() {
+                    Ok(o) if o >= 0 => {
+                        snapshots.insert(o);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(ProducerStateManager {
+            fs,
+            dir: dir.to_path_buf(),
+            producers: HashMap::new(),
+            map_end_offset: 0,
+            snapshots,
+        })
+    }
+
+    pub fn map_end_offset(&self) -> i64 {
+        self.map_end_offset
+    }
+
+    pub fn entry(&self, producer_id: i64) -> Option<&ProducerStateEntry> {
+        self.producers.get(&producer_id)
+    }
+
+    /// Every producer with state, by producer id.
+    pub fn active_producers(&self) -> Vec<&ProducerStateEntry> {
+        let mut v: Vec<_> = self.producers.values().collect();
+        v.sort_by_key(|e| e.producer_id);
+        v
+    }
+
+    pub fn snapshot_offsets(&self) -> Vec<i64> {
+        self.snapshots.iter().copied().collect()
+    }
+
+    /// Checks a client's batch against the state (and the batches before it in the same
+    /// request, in `pending`), and records it in `pending` if it is to be appended. Kafka's
+    /// order: a duplicate of a remembered batch first, then the epoch, then the sequence.
+    pub fn check_and_stage(
+        &self,
+        pending: &mut PendingProducerState,
+        batch: &ProducerBatch,
+    ) -> std::result::Result<ProducerCheck, ProducerError> {
+        let pid = batch.producer_id;
+        let epoch = batch.producer_epoch;
+        let first_seq = batch.base_sequence;
+        let current = pending
+            .entries
+            .get(&pid)
+            .or_else(|| self.producers.get(&pid));
+        if let Some(e) = current {
+            if let Some(dup) = e.find_duplicate(epoch, first_seq, batch.last_sequence()) {
+                return Ok(ProducerCheck::Duplicate(dup));
+            }
+        }
+        let current_epoch = current.map_or(NO_PRODUCER_EPOCH, |e| e.producer_epoch);
+        if current_epoch != NO_PRODUCER_EPOCH && epoch < current_epoch {
+            return Err(ProducerError::InvalidProducerEpoch {
+                producer_id: pid,
+                epoch,
+                current: current_epoch,
+            });
+        }
+        if epoch != current_epoch {
+            // A new epoch starts its sequences at 0. A producer with no state at all (new, or
+            // its batches gone with retention) is accepted at any sequence, as Kafka ≥ 2.5 does.
+            if current_epoch != NO_PRODUCER_EPOCH && first_seq != 0 {
+                return Err(ProducerError::OutOfOrderSequence {
+                    producer_id: pid,
+                    epoch,
+                    found: first_seq,
+                    expected: 0,
+                });
+            }
+        } else {
+            let last = current.map_or(NO_SEQUENCE, ProducerStateEntry::last_seq);
+            if last != NO_SEQUENCE && !in_sequence(last, first_seq) {
+                return Err(ProducerError::OutOfOrderSequence {
+                    producer_id: pid,
+                    epoch,
+                    found: first_seq,
+                    expected: increment_sequence(last, 1),
+                });
+            }
+        }
+        let mut entry = current
+            .cloned()
+            .unwrap_or_else(|| ProducerStateEntry::empty(pid));
+        entry.add(epoch, batch.metadata());
+        pending.entries.insert(pid, entry);
+        Ok(ProducerCheck::Append)
+    }
+
+    /// Applies what a successful append staged; the state now covers the log up to `end`.
+    pub fn apply(&mut self, pending: PendingProducerState, end: i64) {
+        self.producers.extend(pending.entries);
+        self.map_end_offset = self.map_end_offset.max(end);
+    }
+
+    /// Records a batch as it is in the log, unchecked (replay, and a follower's appends: the
+    /// leader has checked it).
+    pub fn update(&mut self, batch: &ProducerBatch) {
+        if batch.producer_id >= 0 {
+            self.producers
+                .entry(batch.producer_id)
+                .or_insert_with(|| ProducerStateEntry::empty(batch.producer_id))
+                .add(batch.producer_epoch, batch.metadata());
+        }
+        self.map_end_offset = self.map_end_offset.max(batch.last_offset + 1);
+    }
+
+    /// Moves the covered end over batches without producer ids.
+    pub fn advance_to(&mut self, end: i64) {
+        self.map_end_offset = self.map_end_offset.max(end);
+    }
+
+    /// Forgets producers idle for `expiration_ms` (Kafka's `removeExpiredProducers`).
+    pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        before - self.producers.len()
+    }
+
+    /// The log now starts at `log_start`: producers whose last batch is below it are forgotten,
+    /// and snapshots below it deleted (Kafka's `truncateHead`), keeping the newest one.
+    pub fn truncate_head(&mut self, log_start: i64) -> Result<()> {
+        self.producers.retain(|_, e| e.last_offset() >= log_start);
+        let newest = self.snapshots.iter().next_back().copied();
+        let old: Vec<i64> = self
+            .snapshots
+            .range(..log_start)
+            .copied()
+            .filter(|&o| Some(o) != newest)
+            .collect();
+        for o in old {
+            self.delete_snapshot(o)?;
+        }
+        Ok(())
+    }
+
+    /// Forgets everything and deletes every snapshot (the log was emptied).
+    pub fn truncate_fully(&mut self, start: i64) -> Result<()> {
+        self.producers.clear();
+        for o in self.snapshot_offsets() {
+            self.delete_snapshot(o)?;
+        }
+        self.map_end_offset = start;
+        Ok(())
+    }
+
+    /// Writes the state as a snapshot at the offset it covers. Not fsynced: a snapshot is a
+    /// shortcut over the log, and a lost or torn one (its CRC fails) only means a longer replay.
+    pub fn take_snapshot(&mut self) -> Result<()> {
+        let offset = self.map_end_offset;
+        let path = self.snapshot_path(offset);
+        let bytes = encode_snapshot(self.producers.values());
+        let tmp = path.with_extension("snapshot.tmp");
+        let f = self.fs.open(&tmp, true).at(&tmp)?;
+        f.set_len(0).at(&tmp)?;
+        f.write_all_at(&[&bytes], 0).at(&tmp)?;
+        drop(f);
+        self.fs.rename(&tmp, &path).at(&path)?;
+        self.snapshots.insert(offset);
+        Ok(())
+    }
+
+    /// Drops the state and the snapshots above `offset`, then loads the newest snapshot at or
+    /// below it (a corrupt one is deleted and the next older tried). Returns the offset the
+    /// loaded state covers (the log start if none): the caller replays the log from there up to
+    /// `offset`.
+    pub fn reload(&mut self, log_start: i64, offset: i64) -> Result<i64> {
+        self.producers.clear();
+        let above: Vec<i64> = self.snapshots.range(offset + 1..).copied().collect();
+        for o in above {
+            self.delete_snapshot(o)?;
+        }
+        while let Some(&o) = self.snapshots.iter().next_back() {
+            let path = self.snapshot_path(o);
+            let loaded = self
+                .fs
+                .read(&path)
+                .at(&path)
+                .and_then(|b| decode_snapshot(&path, &b));
+            match loaded {
+                Ok(entries) if o >= log_start => {
+                    for e in entries {
+                        if e.last_offset() >= log_start {
+                            self.producers.insert(e.producer_id, e);
+                        }
+                    }
+                    self.map_end_offset = o;
+                    return Ok(o);
+                }
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "deleting an unreadable producer snapshot");
+                    self.delete_snapshot(o)?;
+                }
+            }
+        }
+        self.map_end_offset = log_start;
+        Ok(log_start)
+    }
+
+    fn snapshot_path(&self, offset: i64) -> PathBuf {
+        self.dir.join(file_name(offset, SNAPSHOT_SUFFIX))
+    }
+
+    fn delete_snapshot(&mut self, offset: i64) -> Result<()> {
+        let path = self.snapshot_path(offset);
+        if self.fs.exists(&path) {
+            self.fs.remove_file(&path).at(&path)?;
+        }
+        self.snapshots.remove(&offset);
+        Ok(())
+    }
+}
+
+/// Kafka's producer snapshot: version, CRC-32C of everything after the CRC field, then for each
+/// producer its last batch.
+fn encode_snapshot<'a>(entries: impl Iterator<Item = &'a ProducerStateEntry>) -> Vec<u8> {
+    let entries: Vec<&ProducerStateEntry> = entries.filter(|e| !e.batches.is_empty()).collect();
+    let mut out = Vec::with_capacity(SNAPSHOT_HEADER + 4 + entries.len() * SNAPSHOT_ENTRY);
+    out.extend_from_slice(&SNAPSHOT_VERSION.to_be_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&(entries.len() as i32).to_be_bytes());
+    for e in entries {
+        let last = e.batches.back().expect("invariant: filtered non-empty");
+        out.extend_from_slice(&e.producer_id.to_be_bytes());
+        out.extend_from_slice(&e.producer_epoch.to_be_bytes());
+        out.extend_from_slice(&last.last_seq.to_be_bytes());
+        out.extend_from_slice(&last.last_offset.to_be_bytes());
+        out.extend_from_slice(&last.offset_delta.to_be_bytes());
+        out.extend_from_slice(&e.last_timestamp.to_be_bytes());
+        out.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
+        out.extend_from_slice(&(-1i64).to_be_bytes());
+    }
+    let crc = crc32c(&[&out[SNAPSHOT_HEADER..]]);
+    out[2..SNAPSHOT_HEADER].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
+fn decode_snapshot(path: &Path, b: &[u8]) -> Result<Vec<ProducerStateEntry>> {
+    let corrupt = |what: String| StorageError::CorruptFile {
+        path: path.to_path_buf(),
+        what,
+    };
+    if b.len() < SNAPSHOT_HEADER + 4 {
+        return Err(corrupt(format!(
+            "snapshot of {} bytes is too short",
+            b.len()
+        )));
+    }
+    let version = i16::from_be_bytes([b[0], b[1]]);
+    if version != SNAPSHOT_VERSION {
+        return Err(corrupt(format!("unknown snapshot version {version}")));
+    }
+    let crc = u32::from_be_bytes([b[2], b[3], b[4], b[5]]);
+    let computed = crc32c(&[&b[SNAPSHOT_HEADER..]]);
+    if crc != computed {
+        return Err(corrupt(format!(
+            "snapshot CRC {crc:#x} does not match its contents ({computed:#x})"
+        )));
+    }
+    let n = i32::from_be_bytes([b[6], b[7], b[8], b[9]]);
+    let body = &b[SNAPSHOT_HEADER + 4..];
+    if n < 0 || body.len() != n as usize * SNAPSHOT_ENTRY {
+        return Err(corrupt(format!(
+            "{n} entries do not fit {} bytes",
+            body.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(n as usize);
+    for c in body.chunks_exact(SNAPSHOT_ENTRY) {
+        let i64_at = |i: usize| i64::from_be_bytes(c[i..i + 8].try_into().expect("8 bytes"));
+        let i32_at = |i: usize| i32::from_be_bytes(c[i..i + 4].try_into().expect("4 bytes"));
+        let producer_id = i64_at(0);
+        let producer_epoch = i16::from_be_bytes([c[8], c[9]]);
+        let last_seq = i32_at(10);
+        let last_offset = i64_at(14);
+        let offset_delta = i32_at(22);
+        let timestamp = i64_at(26);
+        let coordinator_epoch = i32_at(34);
+        let mut entry = ProducerStateEntry::empty(producer_id);
+        entry.producer_epoch = producer_epoch;
+        entry.coordinator_epoch = coordinator_epoch;
+        entry.last_timestamp = timestamp;
+        entry.batches.push_back(BatchMetadata {
+            last_seq,
+            last_offset,
+            offset_delta,
+            timestamp,
+        });
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::SimFs;
+
+    fn batch(pid: i64, epoch: i16, seq: i32, first: i64, count: i64) -> ProducerBatch {
+        ProducerBatch {
+            producer_id: pid,
+            producer_epoch: epoch,
+            base_sequence: seq,
+            first_offset: first,
+            last_offset: first + count - 1,
+            max_timestamp: 1000 + first,
+        }
+    }
+
+    fn manager() -> (Arc<SimFs>, ProducerStateManager) {
+        let fs = Arc::new(SimFs::new());
+        let dir = Path::new("/d/t-0");
+        fs.create_dir_all(dir).unwrap();
+        let m = ProducerStateManager::new(fs.clone(), dir).unwrap();
+        (fs, m)
+    }
+
+    fn append(
+        m: &mut ProducerStateManager,
+        b: ProducerBatch,
+    ) -> std::result::Result<ProducerCheck, ProducerError> {
+        let mut p = PendingProducerState::default();
+        let r = m.check_and_stage(&mut p, &b)?;
+        m.apply(p, b.last_offset + 1);
+        Ok(r)
+    }
+
+    #[test]
+    fn sequences_wrap() {
+        assert_eq!(increment_sequence(i32::MAX, 1), 0);
+        assert_eq!(increment_sequence(i32::MAX - 1, 3), 1);
+        assert_eq!(decrement_sequence(1, 3), i32::MAX - 1);
+        assert_eq!(decrement_sequence(5, 2), 3);
+        assert!(in_sequence(i32::MAX, 0));
+    }
+
+    #[test]
+    fn duplicates_of_the_last_five_batches_get_their_offsets_back() {
+        let (_fs, mut m) = manager();
+        for i in 0..7 {
+            assert_eq!(
+                append(&mut m, batch(7, 0, i * 10, i as i64 * 10, 10)),
+                Ok(ProducerCheck::Append)
+            );
+        }
+        // Batches 2..=6 are remembered; 0 and 1 are not.
+        let dup = append(&mut m, batch(7, 0, 30, 999, 10)).unwrap();
+        match dup {
+            ProducerCheck::Duplicate(d) => {
+                assert_eq!((d.first_offset(), d.last_offset), (30, 39));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            append(&mut m, batch(7, 0, 0, 999, 10)),
+            Err(ProducerError::OutOfOrderSequence {
+                producer_id: 7,
+                epoch: 0,
+                found: 0,
+                expected: 70
+            })
+        );
+        // A gap.
+        assert!(matches!(
+            append(&mut m, batch(7, 0, 80, 70, 10)),
+            Err(ProducerError::OutOfOrderSequence { expected: 70, .. })
+        ));
+        // In order.
+        assert_eq!(
+            append(&mut m, batch(7, 0, 70, 70, 10)),
+            Ok(ProducerCheck::Append)
+        );
+    }
+
+    #[test]
+    fn epochs_fence_and_restart_sequences() {
+        let (_fs, mut m) = manager();
+        append(&mut m, batch(1, 3, 0, 0, 5)).unwrap();
+        assert!(matches!(
+            append(&mut m, batch(1, 2, 5, 5, 1)),
+            Err(ProducerError::InvalidProducerEpoch { current: 3, .. })
+        ));
+        // A new epoch must start at 0.
+        assert!(matches!(
+            append(&mut m, batch(1, 4, 5, 5, 1)),
+            Err(ProducerError::OutOfOrderSequence { expected: 0, .. })
+        ));
+        assert_eq!(
+            append(&mut m, batch(1, 4, 0, 5, 1)),
+            Ok(ProducerCheck::Append)
+        );
+        assert_eq!(m.entry(1).unwrap().batches.len(), 1);
+        // An unknown producer is accepted at any sequence (its state may have expired).
+        assert_eq!(
+            append(&mut m, batch(2, 0, 42, 6, 1)),
+            Ok(ProducerCheck::Append)
+        );
+    }
+
+    #[test]
+    fn batches_in_one_request_are_checked_against_each_other() {
+        let (_fs, mut m) = manager();
+        let mut p = PendingProducerState::default();
+        assert_eq!(
+            m.check_and_stage(&mut p, &batch(1, 0, 0, 0, 2)),
+            Ok(ProducerCheck::Append)
+        );
+        assert!(m.check_and_stage(&mut p, &batch(1, 0, 5, 2, 2)).is_err());
+        assert_eq!(
+            m.check_and_stage(&mut p, &batch(1, 0, 2, 2, 2)),
+            Ok(ProducerCheck::Append)
+        );
+        // Nothing applied yet.
+        assert!(m.entry(1).is_none());
+        m.apply(p, 4);
+        assert_eq!(m.entry(1).unwrap().last_seq(), 3);
+        assert_eq!(m.map_end_offset(), 4);
+    }
+
+    #[test]
+    fn snapshots_round_trip_and_reload_picks_the_newest_below() {
+        let (fs, mut m) = manager();
+        append(&mut m, batch(1, 0, 0, 0, 3)).unwrap();
+        append(&mut m, batch(2, 5, 100, 3, 2)).unwrap();
+        m.take_snapshot().unwrap();
+        append(&mut m, batch(1, 0, 3, 5, 1)).unwrap();
+        m.take_snapshot().unwrap();
+        assert_eq!(m.snapshot_offsets(), vec![5, 6]);
+        assert!(fs.exists(Path::new("/d/t-0/00000000000000000005.snapshot")));
+
+        let mut again = ProducerStateManager::new(fs.clone(), Path::new("/d/t-0")).unwrap();
+        assert_eq!(again.reload(0, 100).unwrap(), 6);
+        assert_eq!(again.entry(1).unwrap().last_seq(), 3);
+        assert_eq!(again.entry(2).unwrap().producer_epoch, 5);
+        // A duplicate of the newest batch is still found after the reload.
+        let mut p = PendingProducerState::default();
+        assert!(matches!(
+            again.check_and_stage(&mut p, &batch(1, 0, 3, 77, 1)),
+            Ok(ProducerCheck::Duplicate(b)) if b.last_offset == 5
+        ));
+        // A truncation to 5 drops the snapshot at 6 and loads the one at 5.
+        assert_eq!(again.reload(0, 5).unwrap(), 5);
+        assert_eq!(again.snapshot_offsets(), vec![5]);
+        assert_eq!(again.entry(1).unwrap().last_seq(), 2);
+        // Producers entirely below the log start are not loaded.
+        assert_eq!(again.reload(4, 5).unwrap(), 5);
+        assert!(again.entry(1).is_none());
+        assert!(again.entry(2).is_some());
+    }
+
+    #[test]
+    fn a_corrupt_snapshot_is_deleted_and_an_older_one_used() {
+        let (fs, mut m) = manager();
+        append(&mut m, batch(1, 0, 0, 0, 3)).unwrap();
+        m.take_snapshot().unwrap();
+        append(&mut m, batch(1, 0, 3, 3, 3)).unwrap();
+        m.take_snapshot().unwrap();
+        let newest = Path::new("/d/t-0/00000000000000000006.snapshot");
+        let mut bytes = fs.contents(newest).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        fs.overwrite(newest, &bytes);
+        let mut again = ProducerStateManager::new(fs.clone(), Path::new("/d/t-0")).unwrap();
+        assert_eq!(again.reload(0, 6).unwrap(), 3);
+        assert!(!fs.exists(newest));
+        assert_eq!(again.entry(1).unwrap().last_seq(), 2);
+    }
+
+    #[test]
+    fn snapshot_bytes_are_kafkas() {
+        // One producer: id 1, epoch 2, last batch sequences 0..=9 at offsets 90..=99, timestamp 7.
+        let mut e = ProducerStateEntry::empty(1);
+        e.add(
+            2,
+            BatchMetadata {
+                last_seq: 9,
+                last_offset: 99,
+                offset_delta: 9,
+                timestamp: 7,
+            },
+        );
+        let b = encode_snapshot([e].iter());
+        let mut want = vec![0, 1, 0, 0, 0, 0, 0, 0, 0, 1];
+        want.extend_from_slice(&1i64.to_be_bytes());
+        want.extend_from_slice(&2i16.to_be_bytes());
+        want.extend_from_slice(&9i32.to_be_bytes());
+        want.extend_from_slice(&99i64.to_be_bytes());
+        want.extend_from_slice(&9i32.to_be_bytes());
+        want.extend_from_slice(&7i64.to_be_bytes());
+        want.extend_from_slice(&(-1i32).to_be_bytes());
+        want.extend_from_slice(&(-1i64).to_be_bytes());
+        let crc = crc32c::crc32c(&want[6..]);
+        want[2..6].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(b, want);
+    }
+
+    #[test]
+    fn expiry_and_head_truncation_forget_producers() {
+        let (_fs, mut m) = manager();
+        append(&mut m, batch(1, 0, 0, 0, 3)).unwrap(); // timestamp 1002
+        append(&mut m, batch(2, 0, 0, 3, 3)).unwrap(); // timestamp 1005
+        m.take_snapshot().unwrap();
+        append(&mut m, batch(2, 0, 3, 6, 1)).unwrap();
+        m.take_snapshot().unwrap();
+        assert_eq!(m.remove_expired(1004 + 100, 100), 1);
+        assert!(m.entry(1).is_none());
+        m.truncate_head(7).unwrap();
+        assert!(m.entry(2).is_none());
+        assert_eq!(m.snapshot_offsets(), vec![7]);
+    }
+}
