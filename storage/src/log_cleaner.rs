@@ -30,7 +30,9 @@
 //!    `overrideLastOffset`), so offsets keep their holes but never move. A batch keeping nothing
 //!    vanishes — except the last batch of each group, which stays as an empty batch (header
 //!    only), so that every cleaned segment still ends where its source ended: recovery takes a
-//!    segment ending below the next one's base for a lost tail.
+//!    segment ending below the next one's base for a lost tail — and the last batch of each
+//!    active idempotent producer, kept empty as Kafka keeps it, so that the producer's state
+//!    (sequence, epoch) can still be rebuilt from the log when no snapshot covers it.
 //! 6. **Tombstones** use KIP-534's delete horizon rather than segment modification times: the
 //!    first clean that keeps a tombstone stamps its batch with `now + delete.retention.ms` in
 //!    baseTimestamp and sets attribute bit 6 (record timestamp deltas are re-based onto it, so
@@ -116,6 +118,9 @@ pub struct CleanableView {
     pub high_watermark: i64,
     /// The log's truncation counter: a swap is refused if it moved.
     pub truncations: u64,
+    /// Each active idempotent producer's last offset: its last batch is kept (emptied if need
+    /// be), as Kafka keeps it, so that its state can be rebuilt from the log.
+    pub producer_last_offsets: HashMap<i64, i64>,
 }
 
 /// Key → the latest offset of a record with that key in the dirty part of a log.
@@ -309,6 +314,16 @@ impl LogCleaner {
                         Filtered::Rewritten(b) => {
                             changed = true;
                             Bytes::from(b)
+                        }
+                        Filtered::Dropped
+                            if batch.has_producer_id()
+                                && view.producer_last_offsets.get(&batch.producer_id())
+                                    == Some(&batch.last_offset()) =>
+                        {
+                            if batch.record_count() != 0 {
+                                changed = true;
+                            }
+                            Bytes::from(empty_batch(&batch))
                         }
                         Filtered::Dropped => {
                             // An empty batch already (a group's last, kept so by an earlier

@@ -538,3 +538,53 @@ fn the_offset_map_stops_at_a_segment_boundary_when_full() {
     let (cp, _) = clean(&mut LogCleaner::new(fs(), 100), &log, None, 0).unwrap();
     assert_eq!(cp, first_end);
 }
+
+#[test]
+fn the_last_batch_of_an_active_producer_is_kept_empty_so_its_state_can_be_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), compact_config(1024), true);
+    // Producer 7 writes key k twice (sequences 0 and 1), then plain writes supersede k.
+    for seq in 0..2 {
+        let mut b = RecordBatchBuilder::new(0).producer(7, 3, seq);
+        b.append(i64::from(seq), Some(b"k"), Some(b"idempotent"), &[])
+            .unwrap();
+        log.append_as_leader(&b.build(), 0, 0).unwrap();
+    }
+    for i in 0..100 {
+        put(&mut log, Compression::None, i, &[("k", Some("plain"))]);
+    }
+    assert!(log.number_of_segments() > 3);
+    let log = shared(log);
+    clean(&mut LogCleaner::new(fs(), 1 << 20), &log, None, 1000).unwrap();
+    let mut l = lock_log(&log);
+    let (batches, records) = read_all(&mut l);
+    // No record of producer 7 is left, but its last batch is, empty, at its offsets.
+    assert!(records.iter().all(|r| r.2.as_deref() == Some("plain")));
+    let kept: Vec<&RecordBatch> = batches.iter().filter(|b| b.producer_id() == 7).collect();
+    assert_eq!(kept.len(), 1, "only the producer's last batch");
+    assert_eq!(
+        (
+            kept[0].base_offset(),
+            kept[0].last_offset(),
+            kept[0].record_count()
+        ),
+        (1, 1, 0)
+    );
+    assert_eq!((kept[0].producer_epoch(), kept[0].base_sequence()), (3, 1));
+    let dir_path = l.dir().to_path_buf();
+    drop(l);
+    drop(log);
+    // Without any snapshot, the state comes back from that batch.
+    for e in std::fs::read_dir(&dir_path).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "snapshot") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    let reopened = open(&dir_path, compact_config(1024), false);
+    let e = reopened
+        .producer_state()
+        .entry(7)
+        .expect("producer 7 rebuilt");
+    assert_eq!((e.producer_epoch, e.last_seq(), e.last_offset()), (3, 1, 1));
+}

@@ -1212,6 +1212,12 @@ impl UnifiedLog {
             log_start_offset: self.log_start_offset,
             high_watermark: self.high_watermark,
             truncations: self.truncations,
+            producer_last_offsets: self
+                .producer_state
+                .active_producers()
+                .iter()
+                .map(|e| (e.producer_id, e.last_offset()))
+                .collect(),
         })
     }
 
