@@ -226,20 +226,25 @@ impl KafkaServer {
                         .unwrap_or(3),
                     segment_bytes: int("offsets.topic.segment.bytes", 104_857_600),
                     metadata_max_bytes: int("offset.metadata.max.bytes", 4096).max(0) as usize,
+                    retention_ms: i64::from(int("offsets.retention.minutes", 10080)) * 60_000,
+                    retention_check_interval_ms: c
+                        .get::<i64>("offsets.retention.check.interval.ms")
+                        .unwrap_or(600_000),
                 },
                 membership,
                 replica_manager.clone(),
             )
         };
-        // The group coordinator's timers: sessions, rebalance timeouts, the initial delay.
+        // The group coordinator's timers: sessions, rebalance timeouts, the initial delay, group
+        // metadata records and offset expiry.
         {
-            let membership = groups.membership().clone();
+            let groups = groups.clone();
             let mut shutdown = shutdown_rx.clone();
             tasks.push(tokio::spawn(async move {
                 let mut every = tokio::time::interval(Duration::from_millis(100));
                 loop {
                     tokio::select! {
-                        _ = every.tick() => membership.tick(std::time::Instant::now()),
+                        _ = every.tick() => groups.tick(std::time::Instant::now()),
                         _ = shutdown.changed() => return,
                     }
                 }

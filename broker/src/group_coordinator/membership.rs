@@ -22,8 +22,10 @@
 //!
 //! Not here: committed offsets and the `__consumer_offsets` records (the coordinator in
 //! `mod.rs`), the coordinator's partition ownership (NOT_COORDINATOR), and the new consumer
-//! protocol (KIP-848). Group metadata is not persisted: after a restart members rejoin, as they
-//! do after a coordinator moves. The broker stays neutral about protocol contents (eager or
+//! protocol (KIP-848). Whenever a group becomes Stable with its assignment, or Empty, it takes
+//! its metadata record (Kafka's `GroupMetadataValue`) for the coordinator to write
+//! ([`GroupMembership::take_records`]); a loading coordinator rebuilds groups from those
+//! records ([`GroupMembership::load_group`]). The broker stays neutral about protocol contents (eager or
 //! cooperative, consumer or connect): metadata and assignments are opaque bytes, except that
 //! the subscribed topics of a `consumer` group are read for OffsetDelete, as Kafka does.
 //!
@@ -39,6 +41,7 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -46,8 +49,8 @@ use rafka_protocol::messages::describe_groups_response::DescribedGroup;
 use rafka_protocol::messages::leave_group_request::MemberIdentity;
 use rafka_protocol::messages::list_groups_response::ListedGroup;
 use rafka_protocol::messages::{
-    HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest,
-    LeaveGroupResponse, SyncGroupRequest, SyncGroupResponse,
+    GroupMetadataValue, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
+    LeaveGroupRequest, LeaveGroupResponse, SyncGroupRequest, SyncGroupResponse,
 };
 use rafka_protocol::ErrorCode;
 use tokio::sync::oneshot;
@@ -157,6 +160,11 @@ pub struct GroupMembership {
     /// it is never held across `.await` (waiters are completed under it, awaited after it), and
     /// no other lock is taken while it is held.
     groups: Mutex<HashMap<String, Group>>,
+    /// An instant of `clock` and the wall-clock milliseconds it stands for: group metadata
+    /// records carry wall time (`currentStateTimestamp`), deadlines are instants.
+    epoch: (Instant, i64),
+    /// Some group has a metadata record to be written ([`GroupMembership::take_records`]).
+    records_pending: AtomicBool,
 }
 
 impl std::fmt::Debug for GroupMembership {
@@ -183,10 +191,13 @@ impl GroupMembership {
         config: MembershipConfig,
         clock: impl Fn() -> Instant + Send + Sync + 'static,
     ) -> Arc<GroupMembership> {
+        let epoch = (clock(), wall_clock_ms());
         Arc::new(GroupMembership {
             config,
             clock: Box::new(clock),
             groups: Mutex::new(HashMap::new()),
+            epoch,
+            records_pending: AtomicBool::new(false),
         })
     }
 
@@ -248,7 +259,9 @@ impl GroupMembership {
                 e.insert(Group::new(join.group_id.clone()))
             }
         };
-        group.join(&self.config, now, join)
+        let reply = group.join(&self.config, now, join);
+        self.note_record(group);
+        reply
     }
 
     /// SyncGroup. Completes when the leader's assignment arrives (at once for the leader, for
@@ -263,7 +276,11 @@ impl GroupMembership {
                 let mut groups = self.lock();
                 match groups.get_mut(&req.group_id) {
                     None => Reply::Now(sync_error(ErrorCode::UnknownMemberId)),
-                    Some(g) => g.sync(now, req),
+                    Some(g) => {
+                        let reply = g.sync(now, req);
+                        self.note_record(g);
+                        reply
+                    }
                 }
             }
         };
@@ -321,7 +338,11 @@ impl GroupMembership {
             let mut groups = self.lock();
             match groups.get_mut(&req.group_id) {
                 None => return top(ErrorCode::UnknownMemberId),
-                Some(g) => g.leave(&self.config, now, leaving),
+                Some(g) => {
+                    let members = g.leave(&self.config, now, leaving);
+                    self.note_record(g);
+                    members
+                }
             }
         };
         if version < 3 {
@@ -480,8 +501,150 @@ impl GroupMembership {
         let mut groups = self.lock();
         for g in groups.values_mut() {
             g.tick(&self.config, now);
+            self.note_record(g);
         }
     }
+
+    fn note_record(&self, g: &Group) {
+        if g.pending_record.is_some() {
+            self.records_pending.store(true, Ordering::Release);
+        }
+    }
+
+    /// Whether some group has a metadata record to be written.
+    pub fn has_pending_records(&self) -> bool {
+        self.records_pending.load(Ordering::Acquire)
+    }
+
+    /// Takes the groups' metadata records to be written (Kafka writes one whenever a group
+    /// becomes Stable with its assignment or Empty), with their state timestamps in wall time.
+    pub fn take_records(&self) -> Vec<(String, GroupMetadataValue)> {
+        self.records_pending.store(false, Ordering::Release);
+        let mut groups = self.lock();
+        let mut out = Vec::new();
+        for g in groups.values_mut() {
+            if let Some(mut value) = g.pending_record.take() {
+                value.current_state_timestamp = g.state_since.map_or(-1, |t| self.epoch_ms(t));
+                out.push((g.group_id.clone(), value));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Rebuilds a group from its latest metadata record (the coordinator's load): its members
+    /// keep their ids and generation, and are removed unless they heartbeat within their
+    /// session timeout (Kafka's `ClassicGroup.fromRecord` and the rescheduled heartbeats).
+    pub fn load_group(&self, group_id: &str, value: GroupMetadataValue) {
+        let now = (self.clock)();
+        let since = (value.current_state_timestamp >= 0)
+            .then(|| self.instant_at(value.current_state_timestamp));
+        let g = Group::from_record(group_id.to_owned(), value, since, now);
+        tracing::debug!(
+            group = group_id,
+            generation = g.generation_id,
+            members = g.members.len(),
+            state = g.state.as_str(),
+            "group loaded"
+        );
+        self.lock().insert(group_id.to_owned(), g);
+    }
+
+    /// How the committed offsets of `group_id` expire (Kafka's `offsetExpirationCondition` of
+    /// classic groups, KIP-211).
+    pub fn offset_expiry(&self, group_id: &str) -> OffsetExpiry {
+        let groups = self.lock();
+        let Some(g) = groups.get(group_id) else {
+            // Committed without group management (simple consumers, admin tools).
+            return OffsetExpiry::ByCommitTimestamp;
+        };
+        match g.state {
+            GroupState::Empty if g.protocol_type.is_none() => OffsetExpiry::ByCommitTimestamp,
+            GroupState::Empty => OffsetExpiry::EmptySince(g.state_since.map(|t| self.epoch_ms(t))),
+            GroupState::Stable if g.protocol_type.as_deref() == Some(CONSUMER_PROTOCOL_TYPE) => {
+                match &g.subscribed_topics {
+                    Some(t) => OffsetExpiry::Unsubscribed(t.clone()),
+                    None => OffsetExpiry::Never,
+                }
+            }
+            _ => OffsetExpiry::Never,
+        }
+    }
+
+    /// The groups in state Empty (with no member ids pending) among those `belongs` selects:
+    /// a group without offsets in this state is deleted by the offset expiry, as Kafka does.
+    pub fn empty_groups(&self, belongs: impl Fn(&str) -> bool) -> Vec<String> {
+        let groups = self.lock();
+        let mut v: Vec<String> = groups
+            .values()
+            .filter(|g| {
+                g.state == GroupState::Empty
+                    && g.pending_join_members.is_empty()
+                    && belongs(&g.group_id)
+            })
+            .map(|g| g.group_id.clone())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Removes `group_id` if it is still Empty with no member ids pending (it goes Dead).
+    pub fn remove_if_empty(&self, group_id: &str) -> bool {
+        let mut groups = self.lock();
+        let empty = groups
+            .get(group_id)
+            .is_some_and(|g| g.state == GroupState::Empty && g.pending_join_members.is_empty());
+        if empty {
+            groups.remove(group_id);
+        }
+        empty
+    }
+
+    /// The wall-clock milliseconds of an instant of this membership's clock.
+    pub fn epoch_ms(&self, t: Instant) -> i64 {
+        let (base, base_ms) = self.epoch;
+        if t >= base {
+            base_ms.saturating_add(i64::try_from((t - base).as_millis()).unwrap_or(i64::MAX))
+        } else {
+            base_ms.saturating_sub(i64::try_from((base - t).as_millis()).unwrap_or(i64::MAX))
+        }
+    }
+
+    /// The instant of this membership's clock at wall-clock `ms` (the clock's start if earlier
+    /// than an instant can express).
+    fn instant_at(&self, ms: i64) -> Instant {
+        let (base, base_ms) = self.epoch;
+        let d = |x: i64| std::time::Duration::from_millis(u64::try_from(x).unwrap_or(0));
+        if ms >= base_ms {
+            base + d(ms - base_ms)
+        } else {
+            base.checked_sub(d(base_ms - ms)).unwrap_or(base)
+        }
+    }
+
+    /// The time the clock reads now, as wall-clock milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        self.epoch_ms((self.clock)())
+    }
+}
+
+/// How a group's committed offsets expire (`offsets.retention.minutes` after the base time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OffsetExpiry {
+    /// Each offset from its own commit timestamp (no group management).
+    ByCommitTimestamp,
+    /// Every offset from when the group became Empty (its commit timestamp if not known).
+    EmptySince(Option<i64>),
+    /// A Stable consumer group: offsets of topics outside these, by commit timestamp.
+    Unsubscribed(BTreeSet<String>),
+    /// Not while the group is active.
+    Never,
+}
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn join_error(member_id: &str, code: ErrorCode) -> JoinGroupResponse {

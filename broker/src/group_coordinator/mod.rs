@@ -18,23 +18,33 @@
 //! Losing leadership of a partition unloads its groups: waiting joins and syncs answer
 //! NOT_COORDINATOR and their members look the coordinator up again.
 //!
-//! Not yet (issue #6): group metadata records (a restarted coordinator's members rejoin, as
-//! after any coordinator move), expiry of old offsets (`offsets.retention.minutes`), and the
-//! compaction of `__consumer_offsets` (the log cleaner).
+//! Group metadata: whenever a group becomes Stable with its assignment, or Empty, its record
+//! (`GroupMetadataValue`: generation, protocol, leader, members with their subscriptions and
+//! assignments) is appended by [`GroupCoordinator::tick`] on a blocking thread, and a
+//! DeleteGroups or an expiry that leaves an Empty group without offsets tombstones it. Loading
+//! a partition rebuilds its groups from the latest records: after a restart a group exists with
+//! its generation and members, who keep their place if they heartbeat within their session.
+//!
+//! Offset expiry (`offsets.retention.minutes`, checked every
+//! `offsets.retention.check.interval.ms`): see [`GroupCoordinator::expire_offsets`].
 
 pub mod membership;
 pub mod records;
 
 use crate::replica_manager::ReplicaManager;
 use membership::GroupMembership;
+use membership::OffsetExpiry;
 use rafka_controller::image::MetadataImage;
+use rafka_protocol::messages::GroupMetadataValue;
 use rafka_protocol::record::RecordBatchBuilder;
 use rafka_protocol::record_batch::RecordBatch;
 use rafka_protocol::ErrorCode;
 use rafka_storage::TopicPartition;
 use records::{CoordinatorRecord, OffsetAndMetadata};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 /// The internal topic of group offsets and metadata.
 pub const GROUP_METADATA_TOPIC: &str = "__consumer_offsets";
@@ -61,6 +71,10 @@ pub struct CoordinatorConfig {
     pub segment_bytes: i32,
     /// `offset.metadata.max.bytes`: longer commit metadata gets OFFSET_METADATA_TOO_LARGE.
     pub metadata_max_bytes: usize,
+    /// `offsets.retention.minutes`, in milliseconds.
+    pub retention_ms: i64,
+    /// `offsets.retention.check.interval.ms`.
+    pub retention_check_interval_ms: i64,
 }
 
 impl Default for CoordinatorConfig {
@@ -70,6 +84,8 @@ impl Default for CoordinatorConfig {
             replication_factor: 3,
             segment_bytes: 104_857_600,
             metadata_max_bytes: 4096,
+            retention_ms: 10080 * 60 * 1000,
+            retention_check_interval_ms: 600_000,
         }
     }
 }
@@ -93,7 +109,14 @@ pub struct GroupCoordinator {
     config: CoordinatorConfig,
     membership: Arc<GroupMembership>,
     replica_manager: Arc<ReplicaManager>,
+    /// Lock order: `partitions`, then the membership's own lock (never the other way).
     partitions: Mutex<HashMap<i32, OffsetsPartition>>,
+    /// The latest image `on_image` saw: the background writes append under it.
+    image: Mutex<Arc<MetadataImage>>,
+    /// A background write (group metadata records, offset expiry) is running.
+    writing: Arc<AtomicBool>,
+    /// When offsets were last checked for expiry.
+    last_expiry_check: Mutex<Option<Instant>>,
 }
 
 impl GroupCoordinator {
@@ -109,6 +132,9 @@ impl GroupCoordinator {
             membership,
             replica_manager,
             partitions: Mutex::new(HashMap::new()),
+            image: Mutex::new(Arc::new(MetadataImage::new())),
+            writing: Arc::new(AtomicBool::new(false)),
+            last_expiry_check: Mutex::new(None),
         })
     }
 
@@ -143,6 +169,7 @@ impl GroupCoordinator {
     /// Follows leadership of `__consumer_offsets`: loads each partition this broker has come
     /// to lead (on a blocking thread) and forgets those it no longer leads.
     pub fn on_image(self: &Arc<Self>, image: &Arc<MetadataImage>) {
+        *self.image.lock().unwrap_or_else(|e| e.into_inner()) = image.clone();
         let led: Vec<i32> = image
             .topic_by_name(GROUP_METADATA_TOPIC)
             .map(|t| {
@@ -202,6 +229,7 @@ impl GroupCoordinator {
             partition: p,
         };
         let mut groups: HashMap<String, GroupOffsets> = HashMap::new();
+        let mut metadata: HashMap<String, GroupMetadataValue> = HashMap::new();
         let mut offset = {
             let r = self.replica_manager.read(image, &tp, 0, 0, false, -1);
             if r.error != ErrorCode::None {
@@ -230,7 +258,7 @@ impl GroupCoordinator {
                     let record = record.map_err(|e| e.to_string())?;
                     count += 1;
                     match records::read(record.key.as_ref(), record.value.as_ref()) {
-                        Ok(rec) => apply(&mut groups, rec),
+                        Ok(rec) => apply(&mut groups, &mut metadata, rec),
                         Err(e) => tracing::warn!(partition = p, error = %e, "skipping a record"),
                     }
                 }
@@ -239,7 +267,12 @@ impl GroupCoordinator {
                 break;
             }
         }
-        if let Some(s) = self.lock().get_mut(&p) {
+        let mut parts = self.lock();
+        if let Some(s) = parts.get_mut(&p) {
+            // Groups first, then "loaded": no request sees the partition half loaded.
+            for (group, value) in metadata {
+                self.membership.load_group(&group, value);
+            }
             s.groups = groups;
             s.loaded = true;
         }
@@ -395,6 +428,169 @@ impl GroupCoordinator {
         Ok(())
     }
 
+    /// The coordinator's periodic work, called every ~100 ms: the membership's timers, then —
+    /// on a blocking thread, never in the caller — the group metadata records the membership
+    /// has taken and, every `offsets.retention.check.interval.ms`, the expiry of offsets.
+    pub fn tick(self: &Arc<Self>, now: Instant) {
+        self.membership.tick(now);
+        let expiry_due = {
+            let mut last = self
+                .last_expiry_check
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let interval = std::time::Duration::from_millis(
+                u64::try_from(self.config.retention_check_interval_ms).unwrap_or(0),
+            );
+            match *last {
+                Some(t) if now.saturating_duration_since(t) < interval => false,
+                Some(_) => {
+                    *last = Some(now);
+                    true
+                }
+                None => {
+                    // The first check one interval after start, as Kafka schedules it.
+                    *last = Some(now);
+                    false
+                }
+            }
+        };
+        if !expiry_due && !self.membership.has_pending_records() {
+            return;
+        }
+        if self.writing.swap(true, Ordering::AcqRel) {
+            return; // the running one will be followed by the next tick
+        }
+        let this = self.clone();
+        let image = self.image.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let writing = self.writing.clone();
+        let now_ms = self.membership.epoch_ms(now);
+        tokio::task::spawn_blocking(move || {
+            this.write_group_records(&image);
+            if expiry_due {
+                let n = this.expire_offsets(&image, now_ms);
+                if n > 0 {
+                    tracing::info!(removed = n, "expired committed offsets");
+                }
+            }
+            writing.store(false, Ordering::Release);
+        });
+    }
+
+    /// Appends the group metadata records the membership has taken, one batch per partition.
+    /// Held under the partitions lock, so that a DeleteGroups tombstone cannot come between
+    /// taking a group's record and writing it. A record that cannot be written is logged and
+    /// dropped: the group then reloads as its previous record left it, and its members rejoin.
+    /// (Kafka answers the leader's SyncGroup only after the record is written and fails the
+    /// assignment if it cannot be; we answer first and write within one tick.)
+    pub fn write_group_records(&self, image: &MetadataImage) -> usize {
+        let parts = self.lock();
+        let mut by_partition: BTreeMap<i32, Vec<(bytes::Bytes, Option<bytes::Bytes>)>> =
+            BTreeMap::new();
+        for (group, value) in self.membership.take_records() {
+            let p = self.partition_for(&group);
+            if parts.get(&p).is_some_and(|s| s.loaded) {
+                by_partition
+                    .entry(p)
+                    .or_default()
+                    .push(records::group_metadata(&group, &value));
+            }
+        }
+        let mut written = 0;
+        for (p, records) in by_partition {
+            match self.append(image, p, &records) {
+                Ok(()) => written += records.len(),
+                Err(e) => {
+                    tracing::warn!(partition = p, error = ?e, "cannot write group metadata")
+                }
+            }
+        }
+        written
+    }
+
+    /// Removes the committed offsets that `offsets.retention.minutes` has passed for, as of
+    /// wall-clock `now_ms` (KIP-211): those of an Empty group once it has been empty that long;
+    /// those committed without group management that long after their commit; those of a
+    /// Stable consumer group's topics it no longer subscribes to, likewise. Tombstones first,
+    /// then memory. An Empty group left without offsets is deleted (its metadata tombstoned),
+    /// as Kafka does. The number of offsets removed.
+    pub fn expire_offsets(&self, image: &MetadataImage, now_ms: i64) -> usize {
+        let retention = self.config.retention_ms;
+        let expired_at = |base: i64| now_ms.saturating_sub(base) >= retention;
+        let mut parts = self.lock();
+        let led: Vec<i32> = parts
+            .iter()
+            .filter(|(_, s)| s.loaded)
+            .map(|(p, _)| *p)
+            .collect();
+        let mut removed = 0;
+        for p in led {
+            let Some(s) = parts.get(&p) else { continue };
+            // (group, expired keys, whether the group is then left without offsets)
+            let mut expired: Vec<(String, Vec<(String, i32)>, bool)> = Vec::new();
+            for (group, offsets) in &s.groups {
+                let keys: Vec<(String, i32)> = match self.membership.offset_expiry(group) {
+                    OffsetExpiry::Never => Vec::new(),
+                    OffsetExpiry::EmptySince(since) => offsets
+                        .iter()
+                        .filter(|(_, v)| expired_at(since.unwrap_or(v.commit_timestamp)))
+                        .map(|(k, _)| k.clone())
+                        .collect(),
+                    OffsetExpiry::ByCommitTimestamp => offsets
+                        .iter()
+                        .filter(|(_, v)| expired_at(v.commit_timestamp))
+                        .map(|(k, _)| k.clone())
+                        .collect(),
+                    OffsetExpiry::Unsubscribed(topics) => offsets
+                        .iter()
+                        .filter(|((t, _), v)| !topics.contains(t) && expired_at(v.commit_timestamp))
+                        .map(|(k, _)| k.clone())
+                        .collect(),
+                };
+                if !keys.is_empty() {
+                    let all = keys.len() == offsets.len();
+                    expired.push((group.clone(), keys, all));
+                }
+            }
+            // Empty groups that never committed (or whose offsets went before) are deleted too.
+            let n = self.config.num_partitions;
+            for group in self.membership.empty_groups(|g| partition_for(g, n) == p) {
+                if !s.groups.contains_key(&group) {
+                    expired.push((group, Vec::new(), true));
+                }
+            }
+            expired.sort();
+            for (group, keys, all) in expired {
+                let mut records: Vec<_> = keys
+                    .iter()
+                    .map(|(t, part)| records::offset_commit(&group, t, *part, None))
+                    .collect();
+                let delete_group = all && self.membership.remove_if_empty(&group);
+                if delete_group {
+                    records.push(records::group_tombstone(&group));
+                }
+                if let Err(e) = self.append(image, p, &records) {
+                    tracing::warn!(partition = p, group = %group, error = ?e, "cannot expire offsets");
+                    continue;
+                }
+                if delete_group {
+                    tracing::info!(group = %group, "empty group without offsets deleted");
+                }
+                if let Some(s) = parts.get_mut(&p) {
+                    if let Some(o) = s.groups.get_mut(&group) {
+                        for k in &keys {
+                            o.remove(k);
+                        }
+                        if o.is_empty() {
+                            s.groups.remove(&group);
+                        }
+                    }
+                }
+                removed += keys.len();
+            }
+        }
+        removed
+    }
+
     /// Groups that exist only through committed offsets (no members ever joined here): Kafka
     /// lists them as Empty groups with no protocol type.
     pub fn groups_with_offsets(&self) -> Vec<String> {
@@ -414,7 +610,11 @@ impl GroupCoordinator {
     }
 }
 
-fn apply(groups: &mut HashMap<String, GroupOffsets>, rec: CoordinatorRecord) {
+fn apply(
+    groups: &mut HashMap<String, GroupOffsets>,
+    metadata: &mut HashMap<String, GroupMetadataValue>,
+    rec: CoordinatorRecord,
+) {
     match rec {
         CoordinatorRecord::Offset {
             group,
@@ -442,8 +642,14 @@ fn apply(groups: &mut HashMap<String, GroupOffsets>, rec: CoordinatorRecord) {
         }
         CoordinatorRecord::Group { group, value: None } => {
             groups.remove(&group);
+            metadata.remove(&group);
         }
-        CoordinatorRecord::Group { value: Some(_), .. } => {}
+        CoordinatorRecord::Group {
+            group,
+            value: Some(v),
+        } => {
+            metadata.insert(group, v);
+        }
     }
 }
 
@@ -456,8 +662,15 @@ fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
     use membership::MembershipConfig;
-    use rafka_protocol::messages::{MetadataRecord, PartitionRecord, TopicRecord};
+    use rafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use rafka_protocol::messages::leave_group_request::MemberIdentity;
+    use rafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+    use rafka_protocol::messages::{
+        HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, MetadataRecord, PartitionRecord,
+        SyncGroupRequest, TopicRecord,
+    };
     use rafka_protocol::Uuid;
     use rafka_storage::{DiskFs, LogConfig, LogManager};
 
@@ -487,17 +700,331 @@ mod tests {
     }
 
     fn coordinator(rm: &Arc<ReplicaManager>) -> Arc<GroupCoordinator> {
-        let membership = GroupMembership::new(MembershipConfig {
-            min_session_timeout_ms: 6000,
-            max_session_timeout_ms: 1_800_000,
-            initial_rebalance_delay_ms: 0,
-            max_size: i32::MAX,
-        });
+        coordinator_with_clock(rm, Arc::new(Mutex::new(Instant::now())))
+    }
+
+    /// A coordinator whose membership reads the manual clock `now`.
+    fn coordinator_with_clock(
+        rm: &Arc<ReplicaManager>,
+        now: Arc<Mutex<Instant>>,
+    ) -> Arc<GroupCoordinator> {
+        let membership = GroupMembership::with_clock(
+            MembershipConfig {
+                min_session_timeout_ms: 6000,
+                max_session_timeout_ms: 1_800_000,
+                initial_rebalance_delay_ms: 0,
+                max_size: i32::MAX,
+            },
+            move || *now.lock().expect("clock"),
+        );
         let config = CoordinatorConfig {
             num_partitions: 2,
+            retention_ms: 60_000,
             ..CoordinatorConfig::default()
         };
         GroupCoordinator::new(1, config, membership, rm.clone())
+    }
+
+    /// A replica manager over a fresh directory, leading every partition of [`image`].
+    fn replica_manager(dir: &std::path::Path, image: &Arc<MetadataImage>) -> Arc<ReplicaManager> {
+        let lm = Arc::new(
+            LogManager::open(
+                Arc::new(DiskFs),
+                &[dir.to_path_buf()],
+                &|_| LogConfig::default(),
+                0,
+            )
+            .expect("log manager"),
+        );
+        let rm = Arc::new(ReplicaManager::new(
+            1,
+            lm,
+            Arc::new(|_: &MetadataImage, _: &str| LogConfig::default()),
+            Arc::new(|_: &MetadataImage, _: &str| 1),
+        ));
+        rm.apply_image(&MetadataImage::new(), image);
+        rm
+    }
+
+    fn join(group: &str, member: &str) -> JoinGroupRequest {
+        JoinGroupRequest {
+            group_id: group.into(),
+            session_timeout_ms: 10_000,
+            rebalance_timeout_ms: 20_000,
+            member_id: member.into(),
+            group_instance_id: None,
+            protocol_type: "consumer".into(),
+            protocols: vec![JoinGroupRequestProtocol {
+                name: "range".into(),
+                metadata: Bytes::from_static(b"subscription"),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    /// Two members (v3 joins: no MEMBER_ID_REQUIRED) join and the leader assigns: the group
+    /// is Stable. Returns (generation, leader, follower).
+    async fn stable_group(
+        c: &Arc<GroupCoordinator>,
+        now: &Arc<Mutex<Instant>>,
+        group: &str,
+    ) -> (i32, String, String) {
+        let m = c.membership().clone();
+        let joins: Vec<_> = (0..2)
+            .map(|i| {
+                let m = m.clone();
+                let req = join(group, "");
+                tokio::spawn(async move {
+                    m.join_group(3, req, &format!("client-{i}"), "/10.0.0.1")
+                        .await
+                })
+            })
+            .collect();
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        // The initial delay (0 ms, extended once per newcomer) ends at a tick.
+        for _ in 0..10 {
+            if joins.iter().all(|j| j.is_finished()) {
+                break;
+            }
+            let t = *now.lock().expect("clock");
+            c.membership().tick(t);
+            for _ in 0..50 {
+                tokio::task::yield_now().await;
+            }
+        }
+        let mut answers = Vec::new();
+        for j in joins {
+            answers.push(j.await.expect("join task"));
+        }
+        let leader = answers[0].leader.clone();
+        let generation = answers[0].generation_id;
+        let ids: Vec<String> = answers.iter().map(|a| a.member_id.clone()).collect();
+        let follower = ids.iter().find(|id| **id != leader).expect("two").clone();
+        let sync = SyncGroupRequest {
+            group_id: group.into(),
+            generation_id: generation,
+            member_id: leader.clone(),
+            assignments: ids
+                .iter()
+                .map(|id| SyncGroupRequestAssignment {
+                    member_id: id.clone(),
+                    assignment: Bytes::from(format!("assigned to {id}")),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let r = c.membership().sync_group(5, sync).await;
+        assert_eq!(r.error_code, 0);
+        (generation, leader, follower)
+    }
+
+    fn heartbeat(c: &GroupCoordinator, group: &str, member: &str, generation: i32) -> i16 {
+        c.membership()
+            .heartbeat(
+                4,
+                HeartbeatRequest {
+                    group_id: group.into(),
+                    generation_id: generation,
+                    member_id: member.into(),
+                    ..Default::default()
+                },
+            )
+            .error_code
+    }
+
+    /// A group's metadata is written when it becomes Stable and read back by a restarted
+    /// coordinator: the group is Stable with its generation, leader, members and assignments;
+    /// a member that heartbeats with its old id and generation stays, one that does not is
+    /// removed after its session timeout. Once the group is Empty its record says so, and a
+    /// DeleteGroups tombstone keeps it deleted across a reload.
+    #[tokio::test]
+    async fn group_metadata_survives_a_reload_from_the_log() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let image = image();
+        let rm = replica_manager(dir.path(), &image);
+        let now = Arc::new(Mutex::new(Instant::now()));
+        let c = coordinator_with_clock(&rm, now.clone());
+        let g = "gamma";
+        loaded(&c, &image, g).await;
+        let (generation, leader, follower) = stable_group(&c, &now, g).await;
+        assert!(c.membership().has_pending_records());
+        assert_eq!(c.write_group_records(&image), 1);
+        assert_eq!(c.write_group_records(&image), 0, "written once");
+
+        // A restart: a new coordinator over the same log.
+        let c2 = coordinator_with_clock(&rm, now.clone());
+        loaded(&c2, &image, g).await;
+        let d = c2.membership().describe_group(g);
+        assert_eq!(d.group_state, "Stable");
+        assert_eq!(d.protocol_data, "range");
+        assert_eq!(d.protocol_type, "consumer");
+        let mut members: Vec<(String, String, Bytes)> = d
+            .members
+            .iter()
+            .map(|m| {
+                (
+                    m.member_id.clone(),
+                    m.client_host.clone(),
+                    m.member_assignment.clone(),
+                )
+            })
+            .collect();
+        members.sort();
+        let mut want: Vec<(String, String, Bytes)> = [&leader, &follower]
+            .iter()
+            .map(|id| {
+                (
+                    (*id).clone(),
+                    "/10.0.0.1".to_string(),
+                    Bytes::from(format!("assigned to {id}")),
+                )
+            })
+            .collect();
+        want.sort();
+        assert_eq!(members, want);
+        // Both members resume with their old id and generation.
+        assert_eq!(heartbeat(&c2, g, &leader, generation), 0);
+        assert_eq!(heartbeat(&c2, g, &follower, generation), 0);
+        assert_eq!(
+            heartbeat(&c2, g, &leader, generation + 1),
+            ErrorCode::IllegalGeneration.code()
+        );
+        // Only the leader keeps heartbeating: the follower's session (10 s) ends, the group
+        // rebalances without it.
+        for _ in 0..12 {
+            let t = {
+                let mut n = now.lock().expect("clock");
+                *n += std::time::Duration::from_secs(1);
+                *n
+            };
+            assert!(matches!(heartbeat(&c2, g, &leader, generation), 0 | 27));
+            c2.membership().tick(t);
+        }
+        assert_eq!(
+            heartbeat(&c2, g, &follower, generation),
+            ErrorCode::UnknownMemberId.code()
+        );
+        assert_eq!(
+            heartbeat(&c2, g, &leader, generation),
+            ErrorCode::RebalanceInProgress.code()
+        );
+
+        // The leader leaves too: the group is Empty, and its record says so.
+        let left = c2.membership().leave_group(
+            3,
+            LeaveGroupRequest {
+                group_id: g.into(),
+                members: vec![MemberIdentity {
+                    member_id: leader.clone(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        );
+        assert_eq!(left.members[0].error_code, 0);
+        assert_eq!(c2.membership().describe_group(g).group_state, "Empty");
+        assert_eq!(c2.write_group_records(&image), 1);
+        let c3 = coordinator_with_clock(&rm, now.clone());
+        loaded(&c3, &image, g).await;
+        let d = c3.membership().describe_group(g);
+        assert_eq!((d.group_state.as_str(), d.members.len()), ("Empty", 0));
+        assert_eq!(d.protocol_type, "consumer");
+
+        // Deleted: the tombstone wins on the next load.
+        c3.delete_group(&image, g).expect("delete");
+        let c4 = coordinator_with_clock(&rm, now.clone());
+        loaded(&c4, &image, g).await;
+        assert_eq!(c4.membership().describe_group(g).group_state, "Dead");
+    }
+
+    /// offsets.retention.minutes (here 1 minute) on the manual clock: an Empty group's offsets
+    /// expire one retention after the group became empty, however old the commits; simple
+    /// commits (no group) expire by their commit time; a Stable group's offsets stay. Expiry
+    /// writes tombstones, so a reload does not bring them back, and deletes the Empty group.
+    #[tokio::test]
+    async fn offsets_expire_after_the_retention() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let image = image();
+        let rm = replica_manager(dir.path(), &image);
+        let now = Arc::new(Mutex::new(Instant::now()));
+        let c = coordinator_with_clock(&rm, now.clone());
+        let (active, emptied, simple) = ("active", "emptied", "simple");
+        for g in [active, emptied, simple] {
+            loaded(&c, &image, g).await;
+        }
+        let clock_ms = |c: &GroupCoordinator| c.membership().now_ms();
+        let at = |o: i64, ts: i64| OffsetAndMetadata {
+            offset: o,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_timestamp: ts,
+        };
+        let t0 = clock_ms(&c);
+        let (gen_a, leader_a, follower_a) = stable_group(&c, &now, active).await;
+        let (_, leader_e, follower_e) = stable_group(&c, &now, emptied).await;
+        // Commits made long ago (two retentions back): only the state time counts for groups.
+        let old = t0 - 120_000;
+        for g in [active, emptied, simple] {
+            c.commit_offsets(
+                &image,
+                g,
+                &vec![("t".into(), 0, at(10, old)), ("t".into(), 1, at(11, old))],
+            )
+            .expect("commit");
+        }
+        // "emptied" loses its members now (t0).
+        for m in [&leader_e, &follower_e] {
+            c.membership().leave_group(
+                3,
+                LeaveGroupRequest {
+                    group_id: emptied.into(),
+                    members: vec![MemberIdentity {
+                        member_id: m.clone(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                },
+            );
+        }
+        assert_eq!(c.membership().describe_group(emptied).group_state, "Empty");
+
+        // Half a retention later: only the simple commits (two retentions old) go.
+        *now.lock().expect("clock") += std::time::Duration::from_secs(30);
+        assert_eq!(c.expire_offsets(&image, clock_ms(&c)), 2);
+        assert_eq!(c.fetch_offsets(simple).map(|o| o.len()), Ok(0));
+        assert_eq!(c.fetch_offsets(emptied).map(|o| o.len()), Ok(2));
+        assert_eq!(c.fetch_offsets(active).map(|o| o.len()), Ok(2));
+
+        // One retention after it became empty: "emptied"'s offsets go, and the group with
+        // them; the active group (its members heartbeat) keeps its offsets.
+        *now.lock().expect("clock") += std::time::Duration::from_secs(31);
+        assert_eq!(heartbeat(&c, active, &leader_a, gen_a), 0);
+        assert_eq!(heartbeat(&c, active, &follower_a, gen_a), 0);
+        assert_eq!(c.expire_offsets(&image, clock_ms(&c)), 2);
+        assert_eq!(c.fetch_offsets(emptied).map(|o| o.len()), Ok(0));
+        assert_eq!(c.membership().describe_group(emptied).group_state, "Dead");
+        assert_eq!(c.fetch_offsets(active).map(|o| o.len()), Ok(2));
+        assert_eq!(
+            c.expire_offsets(&image, clock_ms(&c)),
+            0,
+            "nothing left to expire"
+        );
+
+        // The tombstones hold across a reload.
+        c.write_group_records(&image);
+        let c2 = coordinator_with_clock(&rm, now.clone());
+        for g in [active, emptied, simple] {
+            loaded(&c2, &image, g).await;
+        }
+        assert_eq!(c2.fetch_offsets(simple).map(|o| o.len()), Ok(0));
+        assert_eq!(c2.fetch_offsets(emptied).map(|o| o.len()), Ok(0));
+        assert_eq!(c2.membership().describe_group(emptied).group_state, "Dead");
+        assert_eq!(c2.fetch_offsets(active).map(|o| o.len()), Ok(2));
+        assert_eq!(c2.membership().describe_group(active).group_state, "Stable");
     }
 
     async fn loaded(c: &Arc<GroupCoordinator>, image: &Arc<MetadataImage>, group: &str) {
@@ -526,23 +1053,8 @@ mod tests {
     #[tokio::test]
     async fn offsets_survive_a_reload_from_the_log() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let lm = Arc::new(
-            LogManager::open(
-                Arc::new(DiskFs),
-                &[dir.path().to_path_buf()],
-                &|_| LogConfig::default(),
-                0,
-            )
-            .expect("log manager"),
-        );
-        let rm = Arc::new(ReplicaManager::new(
-            1,
-            lm,
-            Arc::new(|_: &MetadataImage, _: &str| LogConfig::default()),
-            Arc::new(|_: &MetadataImage, _: &str| 1),
-        ));
         let image = image();
-        rm.apply_image(&MetadataImage::new(), &image);
+        let rm = replica_manager(dir.path(), &image);
         // Two groups on different partitions.
         let (g1, g2) = ("alpha", "beta");
         let (p1, p2) = (partition_for(g1, 2), partition_for(g2, 2));

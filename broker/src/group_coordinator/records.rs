@@ -112,6 +112,15 @@ pub fn offset_commit(
     (encode(&key, OFFSET_KEY_VERSION), value)
 }
 
+/// The value version we write for group metadata (Kafka's `GROUP_METADATA_VALUE_VERSION`).
+const GROUP_VALUE_VERSION: i16 = 3;
+
+/// The key and value of a group's metadata record.
+pub fn group_metadata(group: &str, value: &GroupMetadataValue) -> (Bytes, Option<Bytes>) {
+    let (key, _) = group_tombstone(group);
+    (key, Some(encode(value, GROUP_VALUE_VERSION)))
+}
+
 /// The key of a group's metadata record, and its tombstone's (null) value.
 pub fn group_tombstone(group: &str) -> (Bytes, Option<Bytes>) {
     let key = GroupMetadataKey {
@@ -208,6 +217,98 @@ mod tests {
             read(Some(&key), None),
             Ok(CoordinatorRecord::Offset { value: None, .. })
         ));
+    }
+
+    /// The bytes of Kafka's `newGroupMetadataRecord` (GroupMetadataValue v3), built by hand:
+    /// int16 version; strings as int16 length + UTF-8 (null: -1); bytes as int32 length;
+    /// arrays as an int32 count.
+    #[test]
+    fn group_metadata_bytes_are_kafkas() {
+        use rafka_protocol::messages::group_metadata_value::MemberMetadata;
+        let value = GroupMetadataValue {
+            protocol_type: "consumer".into(),
+            generation: 5,
+            protocol: Some("range".into()),
+            leader: Some("m1".into()),
+            current_state_timestamp: 0x0102_0304_0506_0708,
+            members: vec![
+                MemberMetadata {
+                    member_id: "m1".into(),
+                    group_instance_id: Some("i".into()),
+                    client_id: "c".into(),
+                    client_host: "/h".into(),
+                    rebalance_timeout: 300_000,
+                    session_timeout: 6000,
+                    subscription: Bytes::from_static(&[9, 8]),
+                    assignment: Bytes::from_static(&[7]),
+                    ..Default::default()
+                },
+                MemberMetadata {
+                    member_id: "m2".into(),
+                    group_instance_id: None,
+                    client_id: "".into(),
+                    client_host: "h".into(),
+                    rebalance_timeout: 1,
+                    session_timeout: 2,
+                    subscription: Bytes::new(),
+                    assignment: Bytes::new(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let (key, v) = group_metadata("g", &value);
+        assert_eq!(key.as_ref(), &[0, 2, 0, 1, b'g']);
+        let mut want = vec![0, 3];
+        want.extend_from_slice(&[0, 8]);
+        want.extend_from_slice(b"consumer");
+        want.extend_from_slice(&5i32.to_be_bytes());
+        want.extend_from_slice(&[0, 5]);
+        want.extend_from_slice(b"range");
+        want.extend_from_slice(&[0, 2, b'm', b'1']);
+        want.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        want.extend_from_slice(&2i32.to_be_bytes());
+        // m1
+        want.extend_from_slice(&[0, 2, b'm', b'1']);
+        want.extend_from_slice(&[0, 1, b'i']);
+        want.extend_from_slice(&[0, 1, b'c']);
+        want.extend_from_slice(&[0, 2, b'/', b'h']);
+        want.extend_from_slice(&300_000i32.to_be_bytes());
+        want.extend_from_slice(&6000i32.to_be_bytes());
+        want.extend_from_slice(&[0, 0, 0, 2, 9, 8]);
+        want.extend_from_slice(&[0, 0, 0, 1, 7]);
+        // m2: a null group instance id, empty strings and bytes
+        want.extend_from_slice(&[0, 2, b'm', b'2']);
+        want.extend_from_slice(&[0xff, 0xff]);
+        want.extend_from_slice(&[0, 0]);
+        want.extend_from_slice(&[0, 1, b'h']);
+        want.extend_from_slice(&1i32.to_be_bytes());
+        want.extend_from_slice(&2i32.to_be_bytes());
+        want.extend_from_slice(&[0, 0, 0, 0]);
+        want.extend_from_slice(&[0, 0, 0, 0]);
+        assert_eq!(v.as_deref(), Some(want.as_slice()));
+        assert_eq!(
+            read(Some(&key), v.as_ref()),
+            Ok(CoordinatorRecord::Group {
+                group: "g".into(),
+                value: Some(value)
+            })
+        );
+        // An Empty group's record: no protocol, no leader (nulls), no members.
+        let empty = GroupMetadataValue {
+            protocol_type: "".into(),
+            generation: 0,
+            protocol: None,
+            leader: None,
+            current_state_timestamp: -1,
+            members: vec![],
+            ..Default::default()
+        };
+        let (_, v) = group_metadata("g", &empty);
+        let mut want = vec![0, 3, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
+        want.extend_from_slice(&(-1i64).to_be_bytes());
+        want.extend_from_slice(&[0, 0, 0, 0]);
+        assert_eq!(v.as_deref(), Some(want.as_slice()));
     }
 
     #[test]

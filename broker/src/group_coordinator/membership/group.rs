@@ -8,9 +8,12 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use rafka_protocol::messages::group_metadata_value::MemberMetadata;
 use rafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use rafka_protocol::messages::join_group_response::JoinGroupResponseMember;
-use rafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, SyncGroupResponse};
+use rafka_protocol::messages::{
+    GroupMetadataValue, JoinGroupRequest, JoinGroupResponse, SyncGroupResponse,
+};
 use rafka_protocol::ErrorCode;
 use tokio::sync::oneshot;
 
@@ -170,6 +173,13 @@ pub(super) struct Group {
     /// The topics a `consumer` group's members subscribe to; `None` if not known.
     pub(super) subscribed_topics: Option<BTreeSet<String>>,
     pub(super) next_seq: u64,
+    /// When the group entered its current state (Kafka's `currentStateTimestamp`); `None` for
+    /// a group loaded from a record that did not carry it.
+    pub(super) state_since: Option<Instant>,
+    /// The group's metadata record still to be appended to `__consumer_offsets`, taken when
+    /// the group became Stable or Empty (only the latest matters: records of one key replace
+    /// each other).
+    pub(super) pending_record: Option<GroupMetadataValue>,
 }
 
 impl Group {
@@ -192,15 +202,100 @@ impl Group {
             sync_timer: None,
             subscribed_topics: None,
             next_seq: 0,
+            state_since: None,
+            pending_record: None,
         }
     }
 
     // ---- ClassicGroup: the members and their bookkeeping -------------------------------
 
-    pub(super) fn transition_to(&mut self, state: GroupState) {
+    pub(super) fn transition_to(&mut self, state: GroupState, now: Instant) {
         tracing::debug!(group = %self.group_id, from = self.state.as_str(), to = state.as_str(), "group state");
         self.previous_state = Some(self.state);
         self.state = state;
+        self.state_since = Some(now);
+    }
+
+    /// Takes the group's metadata record as it is now (Kafka's `newGroupMetadataRecord`): every
+    /// member with its metadata for the selected protocol and its assignment. The state
+    /// timestamp is filled in when the record is written (`GroupMembership` owns the clock's
+    /// mapping to wall time).
+    pub(super) fn store_record(&mut self) {
+        let protocol = self.protocol_name.as_deref();
+        let members = self
+            .member_ids()
+            .iter()
+            .filter_map(|id| self.members.get(id))
+            .map(|m| MemberMetadata {
+                member_id: m.member_id.clone(),
+                group_instance_id: m.group_instance_id.clone(),
+                client_id: m.client_id.clone(),
+                client_host: m.client_host.clone(),
+                rebalance_timeout: m.rebalance_timeout_ms,
+                session_timeout: m.session_timeout_ms,
+                subscription: m.metadata(protocol),
+                assignment: m.assignment.clone(),
+                ..Default::default()
+            })
+            .collect();
+        self.pending_record = Some(GroupMetadataValue {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation: self.generation_id,
+            protocol: self.protocol_name.clone(),
+            leader: self.leader_id.clone(),
+            members,
+            ..Default::default()
+        });
+    }
+
+    /// A group as its metadata record left it (Kafka's `ClassicGroup.fromRecord`): Stable with
+    /// the recorded members, each of whom must heartbeat within its session timeout from `now`
+    /// or is removed; Empty if the record has no members.
+    pub(super) fn from_record(
+        group_id: String,
+        value: GroupMetadataValue,
+        state_since: Option<Instant>,
+        now: Instant,
+    ) -> Group {
+        let mut g = Group::new(group_id);
+        g.generation_id = value.generation;
+        g.protocol_type = Some(value.protocol_type).filter(|t| !t.is_empty());
+        g.protocol_name = value.protocol.filter(|p| !p.is_empty());
+        let protocol = g.protocol_name.clone().unwrap_or_default();
+        for m in value.members {
+            let protocols = vec![Protocol {
+                name: protocol.clone(),
+                metadata: m.subscription,
+            }];
+            g.add(Member {
+                member_id: m.member_id,
+                group_instance_id: m.group_instance_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+                rebalance_timeout_ms: m.rebalance_timeout,
+                session_timeout_ms: m.session_timeout,
+                protocol_type: g.protocol_type.clone().unwrap_or_default(),
+                protocols,
+                assignment: m.assignment,
+                awaiting_join: None,
+                awaiting_sync: None,
+                is_new: false,
+                heartbeat_deadline: Some(after(now, m.session_timeout)),
+                seq: 0,
+            });
+        }
+        if g.members.is_empty() {
+            g.state = GroupState::Empty;
+        } else {
+            g.state = GroupState::Stable;
+            g.leader_id = value
+                .leader
+                .filter(|l| g.members.contains_key(l))
+                .or_else(|| g.member_ids().into_iter().next());
+        }
+        g.subscribed_topics = g.compute_subscribed_topics();
+        g.state_since = state_since;
+        g
     }
 
     pub(super) fn is_leader(&self, member_id: &str) -> bool {
@@ -419,16 +514,16 @@ impl Group {
         }
     }
 
-    pub(super) fn init_next_generation(&mut self) {
+    pub(super) fn init_next_generation(&mut self, now: Instant) {
         self.generation_id = self.generation_id.wrapping_add(1);
         if self.members.is_empty() {
             self.protocol_name = None;
             self.subscribed_topics = self.compute_subscribed_topics();
-            self.transition_to(GroupState::Empty);
+            self.transition_to(GroupState::Empty, now);
         } else {
             self.protocol_name = self.select_protocol();
             self.subscribed_topics = self.compute_subscribed_topics();
-            self.transition_to(GroupState::CompletingRebalance);
+            self.transition_to(GroupState::CompletingRebalance, now);
         }
         self.pending_sync_members.clear();
     }

@@ -254,6 +254,8 @@ impl Group {
                         }
                     };
                     self.complete_join_waiter(&new_member_id, resp);
+                    // The member id changed without a rebalance: record the new one.
+                    self.store_record();
                 } else {
                     self.maybe_prepare_rebalance_or_complete_join(
                         cfg,
@@ -319,7 +321,7 @@ impl Group {
                 remaining_ms,
             });
         }
-        self.transition_to(GroupState::PreparingRebalance);
+        self.transition_to(GroupState::PreparingRebalance, now);
         tracing::info!(group = %self.group_id, generation = self.generation_id, reason, "preparing to rebalance");
         if !initial {
             if self.has_all_members_joined() {
@@ -381,8 +383,9 @@ impl Group {
             });
             return;
         }
-        self.init_next_generation();
+        self.init_next_generation(now);
         if self.state == GroupState::Empty {
+            self.store_record();
             tracing::info!(group = %self.group_id, generation = self.generation_id, "group is now empty");
             return;
         }
@@ -478,7 +481,8 @@ impl Group {
                             .unwrap_or_default();
                     }
                     self.propagate_assignment(now, ErrorCode::None);
-                    self.transition_to(GroupState::Stable);
+                    self.transition_to(GroupState::Stable, now);
+                    self.store_record();
                 }
                 Reply::Wait(rx)
             }
