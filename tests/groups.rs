@@ -279,3 +279,259 @@ fn a_simple_consumer_commits_without_joining() {
         .expect("metadata");
     assert_eq!(md.topics[0].partitions.len(), 50);
 }
+
+const TRIO_TOPIC: &str = "trio";
+const TRIO_PARTITIONS: i32 = 6;
+const TRIO_GROUP: &str = "trio-group";
+/// Set in the environment of the child process that runs [`trio_member_process`].
+const TRIO_CHILD_ENV: &str = "RAFKA_TRIO_MEMBER_BOOTSTRAP";
+
+fn trio_produce(bootstrap: &str, round: usize, per_partition: usize) {
+    let p = common::producer(bootstrap, &[("acks", "all")]);
+    for i in 0..per_partition {
+        for part in 0..TRIO_PARTITIONS {
+            let v = format!("round {round} partition {part} record {i}");
+            p.send(
+                BaseRecord::<(), str>::to(TRIO_TOPIC)
+                    .partition(part)
+                    .payload(v.as_str()),
+            )
+            .map_err(|(e, _)| e)
+            .expect("send");
+        }
+    }
+    common::flush(&p, T);
+}
+
+/// One message as a member handles it: recorded, then its offset committed synchronously —
+/// so that a clean leave loses nothing and repeats nothing.
+fn trio_handle(c: &BaseConsumer, m: &rdkafka::message::BorrowedMessage<'_>) -> (i32, i64) {
+    let at = (m.partition(), m.offset());
+    c.commit_message(m, CommitMode::Sync)
+        .unwrap_or_else(|e| panic!("commit {at:?}: {e}"));
+    at
+}
+
+/// The member that gets killed: run by the test binary itself in a child process (so that
+/// SIGKILL stops it without a LeaveGroup, which dropping an in-process consumer would send).
+/// It prints `assigned <partitions>` when its assignment changes and `got <p> <o>` for each
+/// message before committing it, so the parent knows everything it may have consumed.
+#[test]
+#[ignore = "a helper: run by three_consumers_split_six_partitions_and_survive_a_leave_and_a_kill"]
+fn trio_member_process() {
+    use std::io::Write;
+    let Ok(bootstrap) = std::env::var(TRIO_CHILD_ENV) else {
+        return;
+    };
+    let c = group_consumer(&bootstrap, TRIO_GROUP);
+    c.subscribe(&[TRIO_TOPIC]).expect("subscribe");
+    let mut out = std::io::stdout().lock();
+    // libtest has printed "test trio_member_process ... " without a newline: end that line.
+    writeln!(out).expect("stdout");
+    let mut last = BTreeSet::new();
+    // Never outlives a test that forgot it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(50)) {
+            writeln!(out, "got {} {}", m.partition(), m.offset()).expect("stdout");
+            out.flush().expect("stdout");
+            trio_handle(&c, &m);
+        }
+        let now: BTreeSet<i32> = c
+            .assignment()
+            .map(|a| a.elements().iter().map(|e| e.partition()).collect())
+            .unwrap_or_default();
+        if now != last {
+            let list: Vec<String> = now.iter().map(i32::to_string).collect();
+            writeln!(out, "assigned {}", list.join(",")).expect("stdout");
+            out.flush().expect("stdout");
+            last = now;
+        }
+    }
+}
+
+/// What the child member reported, read from its stdout by a thread.
+#[derive(Default)]
+struct ChildReport {
+    assigned: BTreeSet<i32>,
+    got: Vec<(i32, i64)>,
+}
+
+/// Issue #6: three consumers in one group over six partitions each get a share, no partition
+/// twice; then one closes (LeaveGroup) and one is SIGKILLed (no LeaveGroup): within
+/// session.timeout.ms (6 s) plus a rebalance — 20 s allowed — the survivor owns all six. Every
+/// message is consumed at least once; with offsets committed per message, none is consumed
+/// twice except possibly the killed member's last (consumed, not yet committed).
+#[test]
+fn three_consumers_split_six_partitions_and_survive_a_leave_and_a_kill() {
+    use std::io::BufRead;
+    use std::sync::{Arc, Mutex};
+    let cluster = Cluster::start(1, &GROUP_CONFIG);
+    let bootstrap = cluster.bootstrap();
+    {
+        let admin = admin(&bootstrap);
+        create_topic(&admin, &cluster.nodes[0], TRIO_TOPIC, TRIO_PARTITIONS, &[]);
+    }
+    trio_produce(&bootstrap, 0, 20);
+
+    // The member to be killed, in a child process.
+    let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "trio_member_process",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(TRIO_CHILD_ENV, &bootstrap)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn the child member");
+    let report = Arc::new(Mutex::new(ChildReport::default()));
+    {
+        let report = report.clone();
+        let stdout = child.stdout.take().expect("child stdout");
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                let mut r = report.lock().expect("report");
+                if let Some(list) = line.strip_prefix("assigned ") {
+                    r.assigned = list.split(',').filter_map(|p| p.parse().ok()).collect();
+                } else if let Some(rest) = line.strip_prefix("got ") {
+                    let mut it = rest.split(' ').filter_map(|x| x.parse::<i64>().ok());
+                    if let (Some(p), Some(o)) = (it.next(), it.next()) {
+                        r.got.push((p as i32, o));
+                    }
+                }
+            }
+        });
+    }
+    let a = group_consumer(&bootstrap, TRIO_GROUP);
+    a.subscribe(&[TRIO_TOPIC]).expect("subscribe a");
+    let b = group_consumer(&bootstrap, TRIO_GROUP);
+    b.subscribe(&[TRIO_TOPIC]).expect("subscribe b");
+    let assigned_of = |c: &BaseConsumer| -> BTreeSet<i32> {
+        c.assignment()
+            .expect("assignment")
+            .elements()
+            .iter()
+            .map(|e| e.partition())
+            .collect()
+    };
+
+    // Everyone consumes round 0; the partitions are split three ways, each owned once.
+    let mut got_a: Vec<(i32, i64)> = Vec::new();
+    let mut got_b: Vec<(i32, i64)> = Vec::new();
+    let deadline = Deadline::after(Duration::from_secs(60));
+    let all: BTreeSet<(i32, i64)> = (0..TRIO_PARTITIONS)
+        .flat_map(|p| (0..20).map(move |o| (p, o)))
+        .collect();
+    let mut split = None;
+    let mut seen: BTreeSet<(i32, i64)>;
+    loop {
+        for (c, got) in [(&a, &mut got_a), (&b, &mut got_b)] {
+            if let Some(m) = c.poll(Duration::from_millis(20)) {
+                let m = m.expect("message");
+                got.push(trio_handle(c, &m));
+            }
+        }
+        let (pa, pb) = (assigned_of(&a), assigned_of(&b));
+        let pc = report.lock().expect("report").assigned.clone();
+        if split.is_none() && !pa.is_empty() && !pb.is_empty() && !pc.is_empty() {
+            let total = pa.len() + pb.len() + pc.len();
+            if total == TRIO_PARTITIONS as usize {
+                assert!(
+                    pa.is_disjoint(&pb) && pa.is_disjoint(&pc) && pb.is_disjoint(&pc),
+                    "a partition assigned twice: {pa:?} {pb:?} {pc:?}"
+                );
+                split = Some((pa.clone(), pb.clone(), pc.clone()));
+            }
+        }
+        seen = got_a
+            .iter()
+            .chain(&got_b)
+            .chain(&report.lock().expect("report").got)
+            .copied()
+            .collect();
+        if split.is_some() && seen == all {
+            break;
+        }
+        deadline.check(|| {
+            format!(
+                "round 0: split {split:?}, assigned {pa:?} {pb:?} {pc:?}, consumed {} of {}",
+                seen.len(),
+                all.len()
+            )
+        });
+    }
+    let (pa, pb, pc) = split.expect("split");
+    println!("split three ways: a {pa:?}, b {pb:?}, c {pc:?}");
+
+    // b leaves cleanly (its offsets committed), c is killed without a LeaveGroup.
+    drop(b);
+    child.kill().expect("SIGKILL the child member");
+    let _ = child.wait();
+    let gone = std::time::Instant::now();
+    trio_produce(&bootstrap, 1, 20);
+
+    // The survivor owns all six within session.timeout.ms + a rebalance (20 s allowed).
+    let mut got_after: Vec<(i32, i64)> = Vec::new();
+    let deadline = Deadline::after(Duration::from_secs(20));
+    while assigned_of(&a).len() < TRIO_PARTITIONS as usize {
+        if let Some(m) = a.poll(Duration::from_millis(50)) {
+            let m = m.expect("message");
+            got_after.push(trio_handle(&a, &m));
+        }
+        deadline.check(|| {
+            format!(
+                "a owns only {:?} after the leave and the kill",
+                assigned_of(&a)
+            )
+        });
+    }
+    println!(
+        "the survivor owned all partitions {:?} after the leave and the kill",
+        gone.elapsed()
+    );
+
+    // It reads the rest: every message of both rounds consumed at least once.
+    let all_both: BTreeSet<(i32, i64)> = (0..TRIO_PARTITIONS)
+        .flat_map(|p| (0..40).map(move |o| (p, o)))
+        .collect();
+    let deadline = Deadline::after(Duration::from_secs(60));
+    loop {
+        let consumed: BTreeSet<(i32, i64)> = seen.iter().chain(&got_after).copied().collect();
+        if consumed == all_both {
+            break;
+        }
+        deadline.check(|| format!("consumed {} of {}", consumed.len(), all_both.len()));
+        if let Some(m) = a.poll(Duration::from_millis(50)) {
+            let m = m.expect("message");
+            got_after.push(trio_handle(&a, &m));
+        }
+    }
+    // Nothing twice, except the killed member's messages consumed but not yet committed.
+    let child_got = report.lock().expect("report").got.clone();
+    let mut counts: BTreeMap<(i32, i64), usize> = BTreeMap::new();
+    for at in got_a
+        .iter()
+        .chain(&got_b)
+        .chain(&child_got)
+        .chain(&got_after)
+    {
+        *counts.entry(*at).or_default() += 1;
+    }
+    let twice: Vec<_> = counts
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(at, _)| *at)
+        .collect();
+    for (p, o) in &twice {
+        assert!(
+            pc.contains(p) && child_got.contains(&(*p, *o)),
+            "({p}, {o}) consumed twice though its owner committed it (b owned {pb:?})"
+        );
+    }
+    println!("consumed twice (the killed member's uncommitted tail): {twice:?}");
+}
