@@ -4,6 +4,8 @@
 //! - [`network`]: Kafka's SocketServer — framing, per-connection tasks, `sendfile` for records.
 //! - [`apis`]: `KafkaApis`, one handler file per API.
 //! - [`replica_manager`]: the partitions this broker hosts; produce and fetch over their logs.
+//! - [`replica_fetcher`], [`alter_partition_manager`]: a follower's fetchers; a leader's ISR
+//!   proposals to the controller.
 //! - [`controller_channel`]: reaching the active controller (in-process or over its listener).
 //! - [`producer_id_manager`]: producer ids for InitProducerId, in blocks from the controller.
 //! - [`lifecycle`]: registration and heartbeats with the controller; controlled shutdown.
@@ -11,6 +13,7 @@
 //! - [`config`]: `server.properties`, Kafka's keys and defaults.
 //! - [`errors`]: crate errors to Kafka error codes.
 
+pub mod alter_partition_manager;
 pub mod apis;
 pub mod config;
 pub mod controller_channel;
@@ -19,5 +22,6 @@ pub mod group_coordinator;
 pub mod lifecycle;
 pub mod network;
 pub mod producer_id_manager;
+pub mod replica_fetcher;
 pub mod replica_manager;
 pub mod server;

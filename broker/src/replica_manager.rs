@@ -8,9 +8,11 @@
 //! assigned by the log, payloads untouched) and serves fetches as file slices bounded by the
 //! high watermark.
 //!
-//! Replication (RF > 1: followers, ISR, acks=all waiting for the high watermark) is its own
-//! issue; here a partition's ISR is what the controller says, and with a single replica the
-//! high watermark follows the log end at once.
+//! Replication ([`replication`]): a leader tracks each follower's log end offset from its
+//! fetches, moves the high watermark to the smallest log end offset over the ISR (the ISR the
+//! controller committed), and proposes ISR changes through AlterPartition; followers fetch from
+//! their leader ([`crate::replica_fetcher`]). With a single replica the high watermark follows
+//! the log end at once.
 //!
 //! Thread-safety: the partition map is behind a `RwLock` held only to look up, insert or remove
 //! (never during I/O); each log has its own mutex (storage's `SharedLog`); appends wake delayed
@@ -26,8 +28,12 @@ use rafka_storage::log_manager::lock_log;
 use rafka_storage::unified_log::TimestampAndOffset;
 use rafka_storage::{FileSlice, LogConfig, LogManager, SharedLog, TopicPartition};
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::Notify;
+
+pub mod replication;
+use replication::ReplicaStates;
 
 /// One hosted partition.
 #[derive(Debug)]
@@ -36,6 +42,8 @@ pub struct Partition {
     pub topic_id: Uuid,
     pub log: SharedLog,
     state: RwLock<PartitionState>,
+    /// As leader: what each follower's fetches showed, and the ISR change in flight.
+    replicas: Mutex<ReplicaStates>,
 }
 
 #[derive(Debug, Clone)]
@@ -64,16 +72,19 @@ pub struct AppendResult {
     pub error: ErrorCode,
     pub error_message: Option<String>,
     pub base_offset: i64,
+    /// The last offset appended (acks=all waits for the high watermark to pass it).
+    pub last_offset: i64,
     pub log_append_time: i64,
     pub log_start_offset: i64,
 }
 
 impl AppendResult {
-    fn error(error: ErrorCode, message: Option<String>) -> AppendResult {
+    pub fn error(error: ErrorCode, message: Option<String>) -> AppendResult {
         AppendResult {
             error,
             error_message: message,
             base_offset: -1,
+            last_offset: -1,
             log_append_time: -1,
             log_start_offset: -1,
         }
@@ -116,7 +127,11 @@ pub struct ReplicaManager {
     by_id: RwLock<HashMap<(Uuid, i32), TopicPartition>>,
     /// Woken on every append: delayed fetches re-check their partitions.
     appended: Notify,
+    /// Woken when a high watermark advances or leadership changes: acks=all produces re-check.
+    hw_advanced: Notify,
     min_insync_replicas: Arc<dyn Fn(&MetadataImage, &str) -> i32 + Send + Sync>,
+    /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
+    replica_lag_time_max_ms: AtomicI64,
 }
 
 fn now_ms() -> i64 {
@@ -139,8 +154,14 @@ impl ReplicaManager {
             partitions: RwLock::new(HashMap::new()),
             by_id: RwLock::new(HashMap::new()),
             appended: Notify::new(),
+            hw_advanced: Notify::new(),
             min_insync_replicas,
+            replica_lag_time_max_ms: AtomicI64::new(30_000),
         }
+    }
+
+    pub fn set_replica_lag_time_max_ms(&self, ms: i64) {
+        self.replica_lag_time_max_ms.store(ms, Ordering::Relaxed);
     }
 
     pub fn log_manager(&self) -> &Arc<LogManager> {
@@ -261,6 +282,7 @@ impl ReplicaManager {
                             registration: reg.clone(),
                             is_leader: false,
                         }),
+                        replicas: Mutex::new(ReplicaStates::default()),
                     });
                     self.partitions
                         .write()
@@ -274,19 +296,26 @@ impl ReplicaManager {
                 }
             };
             let is_leader = reg.leader == me;
-            {
+            let new_leadership = {
                 let mut st = partition.state.write().unwrap_or_else(|e| e.into_inner());
                 if is_leader && !st.is_leader {
                     tracing::info!(topic = %tp.topic, partition = tp.partition, epoch = reg.leader_epoch, "became leader");
+                } else if !is_leader
+                    && reg.leader >= 0
+                    && (st.is_leader || st.registration.leader != reg.leader)
+                {
+                    tracing::info!(topic = %tp.topic, partition = tp.partition, leader = reg.leader, epoch = reg.leader_epoch, "became follower");
                 }
+                let new = is_leader
+                    && (!st.is_leader || st.registration.leader_epoch != reg.leader_epoch);
                 st.registration = reg.clone();
                 st.is_leader = is_leader;
-            }
-            if is_leader && reg.isr == [me] {
-                // Alone in the ISR: everything in the log is committed.
+                new
+            };
+            partition.on_registration(reg, me, is_leader, new_leadership, now);
+            if is_leader {
                 let mut log = lock_log(&partition.log);
-                let leo = log.log_end_offset();
-                log.set_high_watermark(leo);
+                self.maybe_increment_high_watermark(&partition, reg, &mut log);
             }
         }
         // Replicas that are gone: the topic was deleted or the replica moved away.
@@ -325,6 +354,8 @@ impl ReplicaManager {
                 tracing::info!(topic = %tp.topic, partition = tp.partition, "deleted partition");
             }
         }
+        // Leadership or ISR changes decide waiting acks=all produces.
+        self.hw_advanced.notify_waiters();
     }
 
     /// Looks up a partition this broker leads, with the error a client gets otherwise.
@@ -392,6 +423,7 @@ impl ReplicaManager {
                     error: ErrorCode::None,
                     error_message: None,
                     base_offset: info.first_offset,
+                    last_offset: info.last_offset,
                     log_append_time: info.log_append_time,
                     log_start_offset: log.log_start_offset(),
                 };

@@ -294,6 +294,37 @@ impl KafkaServer {
             channel.clone(),
             lifecycle.clone(),
         ));
+        // Replication: fetchers for the partitions this broker follows, ISR proposals for those
+        // it leads.
+        {
+            let c = &settings.kafka_config;
+            replica_manager.set_replica_lag_time_max_ms(c.replica_lag_time_max_ms());
+            let fetcher = crate::replica_fetcher::FetcherConfig {
+                broker_id: settings.node_id,
+                max_wait_ms: c.replica_fetch_wait_max_ms(),
+                partition_max_bytes: c.replica_fetch_max_bytes(),
+                response_max_bytes: c.replica_fetch_response_max_bytes(),
+                backoff: Duration::from_millis(c.replica_fetch_backoff_ms().max(0) as u64),
+            };
+            tasks.push(tokio::spawn(crate::replica_fetcher::run(
+                fetcher,
+                replica_manager.clone(),
+                broker_images.clone(),
+                shutdown_rx.clone(),
+            )));
+            // Kafka checks the ISR at half the lag time; at most every 500 ms here.
+            let interval =
+                Duration::from_millis((c.replica_lag_time_max_ms() / 2).clamp(50, 500) as u64);
+            tasks.push(tokio::spawn(crate::alter_partition_manager::run(
+                settings.node_id,
+                interval,
+                replica_manager.clone(),
+                channel.clone(),
+                lifecycle.clone(),
+                broker_images.clone(),
+                shutdown_rx.clone(),
+            )));
+        }
         let lifecycle_task =
             tokio::spawn(lifecycle.run(broker_images.clone(), shutdown_rx.clone()));
         let apis = Arc::new(KafkaApis {

@@ -1,4 +1,6 @@
-//! Fetch: whole batches as file slices, never above the high watermark, sent with `sendfile`
+//! Fetch: whole batches as file slices, never above the high watermark for consumers (a
+//! follower, replica id >= 0, reads to the log end and gets a diverging epoch when its log went
+//! past the leader's, KIP-320), sent with `sendfile`
 //! (the response's records are slots the network layer fills from the segment files).
 //!
 //! `max_bytes` bounds the response and `partition_max_bytes` each partition, except that the
@@ -9,7 +11,9 @@
 //! session id we never gave out gets FETCH_SESSION_ID_NOT_FOUND.
 
 use super::KafkaApis;
-use rafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use rafka_protocol::messages::fetch_response::{
+    EpochEndOffset, FetchableTopicResponse, PartitionData,
+};
 use rafka_protocol::messages::{FetchRequest, FetchResponse};
 use rafka_protocol::{ErrorCode, Records};
 use rafka_storage::{FileSlice, TopicPartition};
@@ -63,6 +67,12 @@ fn read_all(
     let mut total: usize = 0;
     let mut errors = false;
     let max_bytes = req.max_bytes.max(0) as usize;
+    // A follower (replica id >= 0) reads up to the log end and tells its progress.
+    let replica_id = if version >= 15 {
+        req.replica_state.replica_id
+    } else {
+        req.replica_id
+    };
     let mut responses = Vec::with_capacity(req.topics.len());
     for t in &req.topics {
         let name = if version >= 13 {
@@ -90,6 +100,48 @@ fn read_all(
             let budget =
                 (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
             let min_one = total == 0;
+            if replica_id >= 0 {
+                let r = apis.replica_manager.read_for_follower(
+                    &image,
+                    &tp,
+                    replica_id,
+                    p.fetch_offset,
+                    p.last_fetched_epoch,
+                    budget as u64,
+                    p.current_leader_epoch,
+                );
+                if r.error != ErrorCode::None {
+                    errors = true;
+                }
+                let records = slot(r.records, &mut slices, &mut total);
+                let diverging_epoch = match r.diverging_epoch {
+                    Some((epoch, end_offset)) => {
+                        // Answer at once: the follower must truncate before anything else.
+                        errors = true;
+                        EpochEndOffset {
+                            epoch,
+                            end_offset,
+                            ..Default::default()
+                        }
+                    }
+                    None => EpochEndOffset {
+                        epoch: -1,
+                        end_offset: -1,
+                        ..Default::default()
+                    },
+                };
+                partitions.push(PartitionData {
+                    partition_index: p.partition,
+                    error_code: r.error.code(),
+                    high_watermark: r.high_watermark,
+                    last_stable_offset: r.high_watermark,
+                    log_start_offset: r.log_start_offset,
+                    diverging_epoch,
+                    records: Some(records),
+                    ..Default::default()
+                });
+                continue;
+            }
             let r = apis.replica_manager.read(
                 &image,
                 &tp,
@@ -101,16 +153,7 @@ fn read_all(
             if r.error != ErrorCode::None {
                 errors = true;
             }
-            let records = match r.records {
-                Some(slice) if slice.len > 0 => {
-                    total += slice.len as usize;
-                    let handle = slices.len() as u64;
-                    let len = slice.len;
-                    slices.push(slice);
-                    Records::Slot { handle, len }
-                }
-                _ => Records::Bytes(Default::default()),
-            };
+            let records = slot(r.records, &mut slices, &mut total);
             partitions.push(PartitionData {
                 partition_index: p.partition,
                 error_code: r.error.code(),
@@ -145,4 +188,19 @@ fn read_all(
         total,
         errors,
     )
+}
+
+/// The response's records for a read: a slot the network layer fills from `slice` with
+/// `sendfile`, or empty.
+fn slot(slice: Option<FileSlice>, slices: &mut Vec<FileSlice>, total: &mut usize) -> Records {
+    match slice {
+        Some(slice) if slice.len > 0 => {
+            *total += slice.len as usize;
+            let handle = slices.len() as u64;
+            let len = slice.len;
+            slices.push(slice);
+            Records::Slot { handle, len }
+        }
+        _ => Records::Bytes(Default::default()),
+    }
 }

@@ -117,7 +117,7 @@ impl KafkaApis {
             RequestKind::Metadata(r) => {
                 ResponseKind::Metadata(metadata::handle(self, ctx, version, r).await)
             }
-            RequestKind::Produce(r) => match produce::handle(self, version, r) {
+            RequestKind::Produce(r) => match produce::handle(self, version, r).await {
                 produce::Outcome::Respond(b) => ResponseKind::Produce(b),
                 produce::Outcome::Nothing => return Response::None,
                 produce::Outcome::Close => return Response::Close,

@@ -1,7 +1,7 @@
 //! Produce: each partition's records go to `ReplicaManager::append` untouched (the log assigns
-//! offsets in the batch headers). acks=0 sends nothing back (`None`); acks=1 and acks=all answer
-//! after the local append — with a single replica the high watermark is the log end, so acks=all
-//! is satisfied at once; waiting for followers lands with replication.
+//! offsets in the batch headers). acks=0 sends nothing back (`None`); acks=1 answers after the
+//! local append; acks=all then waits (Kafka's delayed produce) until the high watermark passes
+//! every partition's append, or the request's `timeout_ms` — with a single replica at once.
 
 use super::KafkaApis;
 use rafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -19,11 +19,14 @@ pub enum Outcome {
     Close,
 }
 
-pub fn handle(apis: &KafkaApis, version: i16, req: ProduceRequest) -> Outcome {
+pub async fn handle(apis: &KafkaApis, version: i16, req: ProduceRequest) -> Outcome {
     let image = apis.image();
     let mut responses = Vec::with_capacity(req.topic_data.len());
     let invalid_acks = !matches!(req.acks, -1..=1);
     let transactional = req.transactional_id.is_some();
+    // acks=all: (topic index, partition index, partition, the offset the high watermark must
+    // reach).
+    let mut waits: Vec<(usize, usize, TopicPartition, i64)> = Vec::new();
     for topic in req.topic_data {
         let mut partition_responses = Vec::with_capacity(topic.partition_data.len());
         for p in topic.partition_data {
@@ -41,6 +44,14 @@ pub fn handle(apis: &KafkaApis, version: i16, req: ProduceRequest) -> Outcome {
                     None => error(p.index, ErrorCode::CorruptMessage),
                     Some(bytes) => {
                         let r = apis.replica_manager.append(&image, &tp, bytes, req.acks);
+                        if req.acks == -1 && r.error == ErrorCode::None {
+                            waits.push((
+                                responses.len(),
+                                partition_responses.len(),
+                                tp.clone(),
+                                r.last_offset + 1,
+                            ));
+                        }
                         PartitionProduceResponse {
                             index: p.index,
                             error_code: r.error.code(),
@@ -71,6 +82,19 @@ pub fn handle(apis: &KafkaApis, version: i16, req: ProduceRequest) -> Outcome {
         } else {
             Outcome::Nothing
         };
+    }
+    let deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_millis(req.timeout_ms.max(0) as u64);
+    for (t, p, tp, required) in waits {
+        let code = apis
+            .replica_manager
+            .wait_for_high_watermark(&image, &tp, required, deadline)
+            .await;
+        if code != ErrorCode::None {
+            let r = &mut responses[t].partition_responses[p];
+            r.error_code = code.code();
+            r.base_offset = -1;
+        }
     }
     Outcome::Respond(ProduceResponse {
         responses,

@@ -1,0 +1,257 @@
+//! `ReplicaFetcherManager`: a follower's fetchers, one task per source broker (Kafka's
+//! `ReplicaFetcherThread`), each fetching every partition this broker follows on that leader in
+//! one Fetch (version 12: topic names, the last fetched epoch, KIP-320's diverging epoch) with
+//! this broker's replica id, over one connection it keeps. What comes back is applied by
+//! [`ReplicaManager::process_fetched`] on a blocking thread; errors back off for
+//! `replica.fetch.backoff.ms`. A fetcher ends when this broker no longer follows anything on
+//! its leader; the manager starts fetchers for new leaders as the image changes.
+
+use crate::replica_manager::replication::{FetchedPartition, FollowedPartition};
+use crate::replica_manager::ReplicaManager;
+use rafka_controller::image::MetadataImage;
+use rafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use rafka_protocol::messages::{FetchRequest, RequestHeader, RequestKind, ResponseKind};
+use rafka_protocol::{ApiKey, ErrorCode, Records, RequestFrame, ResponseFrame};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+/// The Fetch version followers send.
+const FETCH_VERSION: i16 = 12;
+
+#[derive(Debug, Clone)]
+pub struct FetcherConfig {
+    pub broker_id: i32,
+    /// `replica.fetch.wait.max.ms`.
+    pub max_wait_ms: i32,
+    /// `replica.fetch.max.bytes` (per partition) and `replica.fetch.response.max.bytes`.
+    pub partition_max_bytes: i32,
+    pub response_max_bytes: i32,
+    /// `replica.fetch.backoff.ms`.
+    pub backoff: Duration,
+}
+
+/// Runs until `shutdown`: keeps one fetcher per leader this broker follows partitions on.
+pub async fn run(
+    config: FetcherConfig,
+    replica_manager: Arc<ReplicaManager>,
+    mut images: watch::Receiver<Arc<MetadataImage>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut fetchers: HashMap<i32, tokio::task::JoinHandle<()>> = HashMap::new();
+    let mut every = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            r = images.changed() => if r.is_err() { break },
+            _ = shutdown.changed() => break,
+        }
+        fetchers.retain(|_, t| !t.is_finished());
+        for leader in replica_manager.followed_leaders() {
+            fetchers.entry(leader).or_insert_with(|| {
+                tokio::spawn(fetch_from(
+                    config.clone(),
+                    leader,
+                    replica_manager.clone(),
+                    images.clone(),
+                    shutdown.clone(),
+                ))
+            });
+        }
+    }
+    for (_, t) in fetchers {
+        t.abort();
+    }
+}
+
+/// The client listener of `broker` in the image.
+fn address_of(image: &MetadataImage, broker: i32) -> Option<String> {
+    let b = image.broker(broker)?;
+    let e = b.endpoints.first()?;
+    Some(format!("{}:{}", e.host, e.port))
+}
+
+async fn fetch_from(
+    config: FetcherConfig,
+    leader: i32,
+    rm: Arc<ReplicaManager>,
+    images: watch::Receiver<Arc<MetadataImage>>,
+    shutdown: watch::Receiver<bool>,
+) {
+    tracing::info!(leader, "replica fetcher started");
+    let mut conn: Option<(String, TcpStream)> = None;
+    let mut correlation_id = 0i32;
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let followed = {
+            let rm = rm.clone();
+            match tokio::task::spawn_blocking(move || rm.followed_from(leader)).await {
+                Ok(f) => f,
+                Err(_) => return,
+            }
+        };
+        if followed.is_empty() {
+            tracing::info!(leader, "replica fetcher stopped: nothing left to follow");
+            return;
+        }
+        let image = images.borrow().clone();
+        let Some(addr) = address_of(&image, leader) else {
+            tokio::time::sleep(config.backoff).await;
+            continue;
+        };
+        if conn.as_ref().is_none_or(|(a, _)| *a != addr) {
+            match tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&addr)).await {
+                Ok(Ok(s)) => {
+                    let _ = s.set_nodelay(true);
+                    conn = Some((addr.clone(), s));
+                }
+                _ => {
+                    tracing::debug!(leader, %addr, "cannot reach the leader");
+                    conn = None;
+                    tokio::time::sleep(config.backoff).await;
+                    continue;
+                }
+            }
+        }
+        let Some((_, stream)) = conn.as_mut() else {
+            continue;
+        };
+        correlation_id = correlation_id.wrapping_add(1);
+        let request = fetch_request(&config, &followed);
+        let answer = tokio::time::timeout(
+            Duration::from_millis(config.max_wait_ms.max(0) as u64) + Duration::from_secs(10),
+            exchange(stream, config.broker_id, correlation_id, request),
+        )
+        .await;
+        let response = match answer {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                tracing::debug!(leader, error = %e, "fetch from the leader failed");
+                conn = None;
+                tokio::time::sleep(config.backoff).await;
+                continue;
+            }
+            Err(_) => {
+                tracing::debug!(leader, "fetch from the leader timed out");
+                conn = None;
+                continue;
+            }
+        };
+        let by_name: HashMap<(String, i32), &FollowedPartition> = followed
+            .iter()
+            .map(|f| ((f.tp.topic.clone(), f.tp.partition), f))
+            .collect();
+        let mut work = Vec::new();
+        for t in response.responses {
+            for p in t.partitions {
+                let Some(f) = by_name.get(&(t.topic.clone(), p.partition_index)) else {
+                    continue;
+                };
+                let records = match p.records {
+                    Some(Records::Bytes(b)) => b,
+                    _ => Default::default(),
+                };
+                let diverging = (p.diverging_epoch.epoch >= 0)
+                    .then_some((p.diverging_epoch.epoch, p.diverging_epoch.end_offset));
+                work.push((
+                    f.tp.clone(),
+                    f.leader_epoch,
+                    FetchedPartition {
+                        error: ErrorCode::from_code(p.error_code)
+                            .unwrap_or(ErrorCode::UnknownServerError),
+                        high_watermark: p.high_watermark,
+                        log_start_offset: p.log_start_offset,
+                        diverging_epoch: diverging,
+                        records,
+                    },
+                ));
+            }
+        }
+        let rm2 = rm.clone();
+        let errors = tokio::task::spawn_blocking(move || {
+            work.iter()
+                .map(|(tp, epoch, data)| rm2.process_fetched(tp, *epoch, data))
+                .filter(|e| !matches!(e, ErrorCode::None | ErrorCode::OffsetOutOfRange))
+                .count()
+        })
+        .await
+        .unwrap_or(1);
+        if errors > 0 {
+            // Leadership is moving or a batch was refused: wait for the image, then refetch.
+            tokio::time::sleep(config.backoff).await;
+        }
+    }
+}
+
+fn fetch_request(config: &FetcherConfig, followed: &[FollowedPartition]) -> FetchRequest {
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    for f in followed {
+        let partition = FetchPartition {
+            partition: f.tp.partition,
+            current_leader_epoch: f.leader_epoch,
+            fetch_offset: f.fetch_offset,
+            last_fetched_epoch: f.last_fetched_epoch,
+            log_start_offset: f.log_start_offset,
+            partition_max_bytes: config.partition_max_bytes,
+            ..Default::default()
+        };
+        match topics.iter_mut().find(|t| t.topic == f.tp.topic) {
+            Some(t) => t.partitions.push(partition),
+            None => topics.push(FetchTopic {
+                topic: f.tp.topic.clone(),
+                partitions: vec![partition],
+                ..Default::default()
+            }),
+        }
+    }
+    FetchRequest {
+        replica_id: config.broker_id,
+        max_wait_ms: config.max_wait_ms,
+        min_bytes: 1,
+        max_bytes: config.response_max_bytes,
+        topics,
+        ..Default::default()
+    }
+}
+
+async fn exchange(
+    stream: &mut TcpStream,
+    broker_id: i32,
+    correlation_id: i32,
+    request: FetchRequest,
+) -> Result<rafka_protocol::messages::FetchResponse, String> {
+    let frame = RequestFrame {
+        header: RequestHeader {
+            request_api_key: ApiKey::Fetch.key(),
+            request_api_version: FETCH_VERSION,
+            correlation_id,
+            client_id: Some(format!("replica-fetcher-{broker_id}")),
+            ..Default::default()
+        },
+        body: RequestKind::Fetch(request),
+    };
+    let bytes = frame.encode().map_err(|e| e.to_string())?;
+    stream.write_all(&bytes).await.map_err(|e| e.to_string())?;
+    let resp =
+        rafka_controller::network::read_frame(stream, rafka_controller::network::MAX_FRAME_BYTES)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "the leader closed the connection".to_owned())?;
+    let frame =
+        ResponseFrame::decode(ApiKey::Fetch, FETCH_VERSION, &resp).map_err(|e| e.to_string())?;
+    if frame.correlation_id != correlation_id {
+        return Err(format!(
+            "correlation id {} for request {correlation_id}",
+            frame.correlation_id
+        ));
+    }
+    match frame.body {
+        ResponseKind::Fetch(r) => Ok(r),
+        other => Err(format!("not a fetch response: {:?}", other.api_key())),
+    }
+}

@@ -1,0 +1,201 @@
+//! Replication across three real broker processes (RF=3, min.insync.replicas=2): followers copy
+//! the leader's log byte for byte, the ISR shrinks when a follower dies and grows back when it
+//! returns, acks=all keeps working with two in-sync replicas, and after the leader is SIGKILLed
+//! the new leader has every acknowledged message, once and in order.
+
+mod common;
+
+use common::ffi::BEGINNING;
+use common::{admin, admin_options, metadata, partition_consumer, runtime, Cluster, Deadline};
+use rdkafka::admin::{NewTopic, TopicReplication};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::ClientConfig;
+use std::time::Duration;
+
+const TOPIC: &str = "replicated";
+
+/// The partition's (leader, ISR) as `node` sees it.
+fn leader_and_isr(cluster: &Cluster, node: usize) -> Option<(i32, Vec<i32>)> {
+    let md = metadata(
+        cluster.nodes[node].addr(),
+        Some(&[TOPIC]),
+        Duration::from_secs(2),
+    )
+    .ok()?;
+    let t = md
+        .topics
+        .iter()
+        .find(|t| t.name.as_deref() == Some(TOPIC))?;
+    let p = t.partitions.iter().find(|p| p.partition_index == 0)?;
+    let mut isr = p.isr_nodes.clone();
+    isr.sort_unstable();
+    Some((p.leader_id, isr))
+}
+
+fn wait_for_isr(cluster: &Cluster, via: usize, want: &[i32], timeout: Duration) -> i32 {
+    let deadline = Deadline::after(timeout);
+    loop {
+        if let Some((leader, isr)) = leader_and_isr(cluster, via) {
+            if isr == want && leader >= 0 {
+                return leader;
+            }
+        }
+        deadline.check(|| {
+            format!(
+                "ISR {want:?}, seen {:?}\n{}",
+                leader_and_isr(cluster, via),
+                cluster.logs(30)
+            )
+        });
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The bytes of every segment of the partition on `node`, concatenated.
+fn log_bytes(cluster: &Cluster, node: usize) -> Vec<u8> {
+    common::segment_files(&cluster.nodes[node].log_dir(), TOPIC, 0)
+        .iter()
+        .flat_map(|f| std::fs::read(f).unwrap_or_default())
+        .collect()
+}
+
+fn wait_for_identical_logs(cluster: &Cluster, nodes: &[usize], timeout: Duration) -> usize {
+    let deadline = Deadline::after(timeout);
+    loop {
+        let logs: Vec<Vec<u8>> = nodes.iter().map(|&n| log_bytes(cluster, n)).collect();
+        if !logs[0].is_empty() && logs.windows(2).all(|w| w[0] == w[1]) {
+            return logs[0].len();
+        }
+        deadline.check(|| {
+            format!(
+                "identical logs on nodes {nodes:?}: sizes {:?}",
+                logs.iter().map(Vec::len).collect::<Vec<_>>()
+            )
+        });
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn produce(bootstrap: &str, from: u64, to: u64) {
+    let p: ThreadedProducer<_> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4")
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "60000")
+        .set("topic.metadata.refresh.interval.ms", "500")
+        .create()
+        .expect("producer");
+    for i in from..to {
+        let v = i.to_string();
+        let mut r = BaseRecord::<(), _>::to(TOPIC).partition(0).payload(&v);
+        loop {
+            match p.send(r) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    r = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+        }
+    }
+    // flush fails if any message was not acknowledged (acks=all) within the timeout.
+    p.flush(Duration::from_secs(60))
+        .expect("every message acknowledged by acks=all");
+}
+
+fn read_all(bootstrap: &str, expect: u64) -> Vec<u64> {
+    let mut c = partition_consumer(bootstrap, &[]);
+    c.start(TOPIC, 0, BEGINNING);
+    let deadline = Deadline::after(Duration::from_secs(60));
+    let mut out = Vec::new();
+    while (out.len() as u64) < expect {
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => out.push(
+                String::from_utf8(m.payload.unwrap())
+                    .unwrap()
+                    .parse()
+                    .unwrap(),
+            ),
+            Some(Err(e)) if e.contains("PARTITION_EOF") => {}
+            Some(Err(e)) => eprintln!("consume: {e}"),
+            None => {}
+        }
+        deadline.check(|| format!("{expect} messages, read {}", out.len()));
+    }
+    // Nothing beyond.
+    while let Some(m) = c.poll(Duration::from_millis(500)) {
+        if let Ok(m) = m {
+            out.push(
+                String::from_utf8(m.payload.unwrap())
+                    .unwrap()
+                    .parse()
+                    .unwrap(),
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn three_replicas_follow_shrink_grow_and_survive_the_leader() {
+    let mut cluster = Cluster::start(
+        3,
+        &[
+            ("min.insync.replicas", "2"),
+            ("replica.lag.time.max.ms", "3000"),
+            ("replica.fetch.wait.max.ms", "200"),
+            ("broker.session.timeout.ms", "4000"),
+        ],
+    );
+    let bootstrap = cluster.bootstrap();
+    let res = runtime()
+        .block_on(admin(&bootstrap).create_topics(
+            [&NewTopic::new(TOPIC, 1, TopicReplication::Fixed(3))],
+            &admin_options(),
+        ))
+        .expect("CreateTopics");
+    assert_eq!(res, vec![Ok(TOPIC.to_string())]);
+    let leader = wait_for_isr(&cluster, 0, &[1, 2, 3], Duration::from_secs(20));
+
+    // 1. acks=all through three in-sync replicas; the followers' logs are the leader's, byte
+    //    for byte.
+    produce(&bootstrap, 0, 2000);
+    let size = wait_for_identical_logs(&cluster, &[0, 1, 2], Duration::from_secs(20));
+    println!("leader {leader}; three identical logs of {size} bytes");
+
+    // 2. A follower dies: the ISR shrinks to two, acks=all goes on.
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    let f = (follower - 1) as usize;
+    cluster.nodes[f].kill();
+    let others: Vec<i32> = (1..=3).filter(|&id| id != follower).collect();
+    let via = (leader - 1) as usize;
+    wait_for_isr(&cluster, via, &others, Duration::from_secs(20));
+    produce(&bootstrap, 2000, 2500);
+
+    // 3. It comes back, catches up, and rejoins the ISR.
+    cluster.nodes[f].start();
+    wait_for_isr(&cluster, via, &[1, 2, 3], Duration::from_secs(30));
+    wait_for_identical_logs(&cluster, &[0, 1, 2], Duration::from_secs(20));
+
+    // 4. The leader is SIGKILLed: another replica leads, with every acknowledged message.
+    cluster.nodes[via].kill();
+    let survivors: Vec<i32> = (1..=3).filter(|&id| id != leader).collect();
+    let other = (survivors[0] - 1) as usize;
+    let new_leader = wait_for_isr(&cluster, other, &survivors, Duration::from_secs(30));
+    assert_ne!(new_leader, leader);
+    let alive: String = survivors
+        .iter()
+        .map(|&id| cluster.nodes[(id - 1) as usize].bootstrap())
+        .collect::<Vec<_>>()
+        .join(",");
+    produce(&alive, 2500, 2600);
+    let got = read_all(&alive, 2600);
+    let want: Vec<u64> = (0..2600).collect();
+    assert_eq!(got.len(), want.len(), "every acknowledged message, once");
+    assert_eq!(got, want, "in order");
+    if std::env::var_os("RAFKA_IT_SHOW_LOGS").is_some() {
+        println!("{}", cluster.logs(400));
+    }
+}
