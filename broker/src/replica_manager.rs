@@ -499,6 +499,13 @@ impl ReplicaManager {
             });
         }
         let mut log = lock_log(&p.log);
+        // KIP-207: a new leader answers only once its high watermark has reached the start of
+        // its epoch, so no client sees the partition's end move backwards after a failover.
+        if timestamp != rafka_storage::unified_log::EARLIEST_TIMESTAMP
+            && replication::epoch_start_offset(&log, epoch) > log.high_watermark()
+        {
+            return Err(ErrorCode::OffsetNotAvailable);
+        }
         if timestamp == rafka_storage::unified_log::LATEST_TIMESTAMP {
             return Ok(Some(TimestampAndOffset {
                 timestamp: -1,

@@ -151,7 +151,7 @@ impl Partition {
 
 /// The offset the current leader epoch starts at in `log` (its log end if it has not
 /// appended yet).
-fn epoch_start_offset(log: &UnifiedLog, leader_epoch: i32) -> i64 {
+pub(super) fn epoch_start_offset(log: &UnifiedLog, leader_epoch: i32) -> i64 {
     log.leader_epoch_cache()
         .epoch_entries()
         .iter()
@@ -470,5 +470,238 @@ impl ReplicaManager {
                 ErrorCode::CorruptMessage
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ReplicaManager;
+    use super::*;
+    use rafka_protocol::messages::{
+        MetadataRecord, PartitionChangeRecord, PartitionRecord, RegisterBrokerRecord, TopicRecord,
+    };
+    use rafka_protocol::record_batch::RecordBatchBuilder;
+    use rafka_storage::{DiskFs, LogConfig, LogManager};
+    use std::sync::Arc;
+
+    const ID: u128 = 7;
+
+    fn tp() -> TopicPartition {
+        TopicPartition::new("r", 0)
+    }
+
+    fn next(image: &MetadataImage, records: &[MetadataRecord]) -> MetadataImage {
+        let mut image = image.clone();
+        image.apply_batch(records).expect("records apply");
+        image
+    }
+
+    fn leader_change(leader: i32) -> MetadataRecord {
+        MetadataRecord::PartitionChange(PartitionChangeRecord {
+            topic_id: Uuid::from_u128(ID),
+            partition_id: 0,
+            leader,
+            ..Default::default()
+        })
+    }
+
+    fn records(n: usize) -> Bytes {
+        let mut b = RecordBatchBuilder::new(0);
+        for i in 0..n {
+            b.append(i as i64, None, Some(b"v"), &[]).unwrap();
+        }
+        b.build()
+    }
+
+    /// Broker 1 leading `r-0` with replicas [1, 2], both in sync.
+    fn setup(dir: &std::path::Path) -> (ReplicaManager, MetadataImage) {
+        let lm = Arc::new(
+            LogManager::open(
+                Arc::new(DiskFs),
+                &[dir.to_path_buf()],
+                &|_| LogConfig::default(),
+                0,
+            )
+            .unwrap(),
+        );
+        let rm = ReplicaManager::new(
+            1,
+            lm,
+            Arc::new(|_: &MetadataImage, _: &str| LogConfig::default()),
+            Arc::new(|_: &MetadataImage, _: &str| 2),
+        );
+        let empty = MetadataImage::new();
+        let broker = |id: i32| {
+            MetadataRecord::RegisterBroker(RegisterBrokerRecord {
+                broker_id: id,
+                broker_epoch: 10 + i64::from(id),
+                fenced: false,
+                ..Default::default()
+            })
+        };
+        let image = next(
+            &empty,
+            &[
+                broker(1),
+                broker(2),
+                MetadataRecord::Topic(TopicRecord {
+                    name: "r".into(),
+                    topic_id: Uuid::from_u128(ID),
+                    ..Default::default()
+                }),
+                MetadataRecord::Partition(PartitionRecord {
+                    partition_id: 0,
+                    topic_id: Uuid::from_u128(ID),
+                    replicas: vec![1, 2],
+                    isr: vec![1, 2],
+                    leader: 1,
+                    leader_epoch: 0,
+                    partition_epoch: 0,
+                    ..Default::default()
+                }),
+            ],
+        );
+        rm.apply_image(&empty, &image);
+        (rm, image)
+    }
+
+    fn hw(rm: &ReplicaManager) -> i64 {
+        lock_log(&rm.partition(&tp()).unwrap().log).high_watermark()
+    }
+
+    #[test]
+    fn the_high_watermark_follows_the_slowest_in_sync_follower() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rm, image) = setup(dir.path());
+        let r = rm.append(&image, &tp(), &records(5), -1);
+        assert_eq!(
+            (r.error, r.last_offset),
+            (ErrorCode::None, 4),
+            "{:?}",
+            r.error_message
+        );
+        assert_eq!(hw(&rm), 0, "follower 2 has not fetched");
+        let read = rm.read_for_follower(&image, &tp(), 2, 0, -1, 1 << 20, 0);
+        assert_eq!(read.error, ErrorCode::None);
+        assert!(
+            read.records.is_some_and(|s| s.len > 0),
+            "followers read above the HW"
+        );
+        assert_eq!(hw(&rm), 0);
+        let read = rm.read_for_follower(&image, &tp(), 2, 5, 0, 1 << 20, 0);
+        assert_eq!((read.error, read.high_watermark), (ErrorCode::None, 5));
+        assert_eq!(hw(&rm), 5);
+        // Not a replica: an error, not data.
+        let read = rm.read_for_follower(&image, &tp(), 3, 0, -1, 1 << 20, 0);
+        assert_eq!(read.error, ErrorCode::NotLeaderOrFollower);
+        assert!(read.records.is_none());
+        // Stale and future epochs.
+        let stale = rm.read_for_follower(&image, &tp(), 2, 5, 0, 1 << 20, -5);
+        assert_eq!(
+            stale.error,
+            ErrorCode::None,
+            "no epoch given (-5 < 0) is not checked"
+        );
+        let future = rm.read_for_follower(&image, &tp(), 2, 5, 0, 1 << 20, 9);
+        assert_eq!(future.error, ErrorCode::UnknownLeaderEpoch);
+        // A follower past the leader's end of its epoch diverged (KIP-320).
+        let read = rm.read_for_follower(&image, &tp(), 2, 7, 0, 1 << 20, 0);
+        assert_eq!(read.diverging_epoch, Some((0, 5)));
+    }
+
+    #[test]
+    fn a_new_leader_answers_offset_not_available_until_its_high_watermark_reaches_its_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rm, image) = setup(dir.path());
+        rm.append(&image, &tp(), &records(5), 1);
+        rm.read_for_follower(&image, &tp(), 2, 5, 0, 1 << 20, 0);
+        rm.append(&image, &tp(), &records(3), 1);
+        assert_eq!(
+            (hw(&rm), rm.partition(&tp()).unwrap().leader_epoch()),
+            (5, 0)
+        );
+        // Leadership goes to 2 and comes back: epoch 2 starts at 8, above the HW of 5.
+        let away = next(&image, &[leader_change(2)]);
+        rm.apply_image(&image, &away);
+        let back = next(&away, &[leader_change(1)]);
+        rm.apply_image(&away, &back);
+        let epoch = rm.partition(&tp()).unwrap().leader_epoch();
+        assert_eq!(epoch, 2);
+        assert_eq!(
+            rm.fetch_offset_for_timestamp(&back, &tp(), -1, epoch),
+            Err(ErrorCode::OffsetNotAvailable)
+        );
+        // EARLIEST is still answered.
+        assert!(rm
+            .fetch_offset_for_timestamp(&back, &tp(), -2, epoch)
+            .is_ok());
+        // The follower catches up: the HW reaches the epoch's start.
+        rm.read_for_follower(&back, &tp(), 2, 8, 0, 1 << 20, epoch);
+        assert_eq!(
+            rm.fetch_offset_for_timestamp(&back, &tp(), -1, epoch)
+                .unwrap()
+                .map(|t| t.offset),
+            Some(8)
+        );
+    }
+
+    #[test]
+    fn isr_changes_propose_shrinks_and_expansions_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rm, image) = setup(dir.path());
+        rm.set_replica_lag_time_max_ms(1000);
+        let now = now_ms();
+        assert_eq!(
+            rm.isr_changes(&image, now),
+            vec![],
+            "caught up at leadership"
+        );
+        let shrink = rm.isr_changes(&image, now + 5000);
+        assert_eq!(shrink.len(), 1);
+        assert_eq!(shrink[0].new_isr, vec![1]);
+        assert_eq!(
+            rm.isr_changes(&image, now + 6000),
+            vec![],
+            "one proposal in flight at a time"
+        );
+        // Refused: proposed again.
+        rm.isr_change_failed(&tp());
+        assert_eq!(rm.isr_changes(&image, now + 6000).len(), 1);
+        // Committed: the image has ISR [1]. The follower fetches up to the HW: back in.
+        let shrunk = next(
+            &image,
+            &[MetadataRecord::PartitionChange(PartitionChangeRecord {
+                topic_id: Uuid::from_u128(ID),
+                partition_id: 0,
+                isr: Some(vec![1]),
+                leader: -2,
+                ..Default::default()
+            })],
+        );
+        rm.apply_image(&image, &shrunk);
+        rm.append(&shrunk, &tp(), &records(2), 1);
+        rm.read_for_follower(&shrunk, &tp(), 2, 2, 0, 1 << 20, -1);
+        let grow = rm.isr_changes(&shrunk, now_ms());
+        assert_eq!(grow.len(), 1, "{grow:?}");
+        assert_eq!(grow[0].new_isr, vec![1, 2]);
+    }
+
+    #[test]
+    fn acks_all_waits_for_the_high_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rm, image) = setup(dir.path());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let r = rm.append(&image, &tp(), &records(3), -1);
+        let soon = tokio::time::Instant::now() + std::time::Duration::from_millis(50);
+        let timed_out =
+            rt.block_on(rm.wait_for_high_watermark(&image, &tp(), r.last_offset + 1, soon));
+        assert_eq!(timed_out, ErrorCode::RequestTimedOut);
+        rm.read_for_follower(&image, &tp(), 2, 3, 0, 1 << 20, 0);
+        let later = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        let done = rt.block_on(rm.wait_for_high_watermark(&image, &tp(), r.last_offset + 1, later));
+        assert_eq!(done, ErrorCode::None);
     }
 }
