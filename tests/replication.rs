@@ -1,15 +1,23 @@
 //! Replication across three real broker processes (RF=3, min.insync.replicas=2): followers copy
 //! the leader's log byte for byte, the ISR shrinks when a follower dies and grows back when it
 //! returns, acks=all keeps working with two in-sync replicas, and after the leader is SIGKILLed
-//! the new leader has every acknowledged message, once and in order.
+//! the new leader has every acknowledged message, once and in order. A follower whose
+//! replication alone is cut (its heartbeats go on) leaves the ISR by the leader's AlterPartition
+//! and comes back once its fetches flow again.
 
 mod common;
 
 use common::ffi::BEGINNING;
-use common::{admin, admin_options, metadata, partition_consumer, runtime, Cluster, Deadline};
+use common::proxy::TcpProxy;
+use common::{
+    admin, admin_options, free_port, metadata, partition_consumer, runtime, Cluster, Deadline,
+    NodePorts,
+};
 use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 const TOPIC: &str = "replicated";
@@ -150,13 +158,7 @@ fn three_replicas_follow_shrink_grow_and_survive_the_leader() {
         ],
     );
     let bootstrap = cluster.bootstrap();
-    let res = runtime()
-        .block_on(admin(&bootstrap).create_topics(
-            [&NewTopic::new(TOPIC, 1, TopicReplication::Fixed(3))],
-            &admin_options(),
-        ))
-        .expect("CreateTopics");
-    assert_eq!(res, vec![Ok(TOPIC.to_string())]);
+    create_replicated_topic(&bootstrap);
     let leader = wait_for_isr(&cluster, 0, &[1, 2, 3], Duration::from_secs(20));
 
     // 1. acks=all through three in-sync replicas; the followers' logs are the leader's, byte
@@ -198,4 +200,96 @@ fn three_replicas_follow_shrink_grow_and_survive_the_leader() {
     if std::env::var_os("RAFKA_IT_SHOW_LOGS").is_some() {
         println!("{}", cluster.logs(400));
     }
+}
+
+fn create_replicated_topic(bootstrap: &str) {
+    let res = runtime()
+        .block_on(admin(bootstrap).create_topics(
+            [&NewTopic::new(TOPIC, 1, TopicReplication::Fixed(3))],
+            &admin_options(),
+        ))
+        .expect("CreateTopics");
+    assert_eq!(res, vec![Ok(TOPIC.to_string())]);
+}
+
+#[test]
+fn a_follower_cut_off_from_replication_leaves_the_isr_and_returns() {
+    // Replication goes over its own listener, advertised through a proxy in front of each
+    // node, so one follower's fetches (client id replica-fetcher-<id>) can be cut while its
+    // controller heartbeats and clients' traffic go on.
+    let proxies: Vec<TcpProxy> = (0..3).map(|_| TcpProxy::start()).collect();
+    let replication_ports: Mutex<HashMap<i32, u16>> = Mutex::new(HashMap::new());
+    let proxy_ports: Vec<u16> = proxies.iter().map(TcpProxy::port).collect();
+    let per_node = |n: &NodePorts| {
+        let r = free_port();
+        replication_ports.lock().unwrap().insert(n.node_id, r);
+        let proxy = proxy_ports[(n.node_id - 1) as usize];
+        vec![
+            (
+                "listeners".to_string(),
+                format!(
+                    "PLAINTEXT://127.0.0.1:{},REPLICATION://127.0.0.1:{r},CONTROLLER://127.0.0.1:{}",
+                    n.port, n.controller_port
+                ),
+            ),
+            (
+                "advertised.listeners".to_string(),
+                format!(
+                    "PLAINTEXT://127.0.0.1:{},REPLICATION://127.0.0.1:{proxy}",
+                    n.port
+                ),
+            ),
+            (
+                "listener.security.protocol.map".to_string(),
+                "PLAINTEXT:PLAINTEXT,REPLICATION:PLAINTEXT,CONTROLLER:PLAINTEXT".to_string(),
+            ),
+            (
+                "inter.broker.listener.name".to_string(),
+                "REPLICATION".to_string(),
+            ),
+        ]
+    };
+    let cluster = Cluster::start_with(
+        &["broker,controller"; 3],
+        &[
+            ("min.insync.replicas", "2"),
+            ("replica.lag.time.max.ms", "3000"),
+            ("replica.fetch.wait.max.ms", "200"),
+            ("replica.fetch.backoff.ms", "200"),
+        ],
+        &per_node,
+    );
+    for (id, port) in replication_ports.lock().unwrap().iter() {
+        proxies[(*id - 1) as usize].set_target(format!("127.0.0.1:{port}").parse().unwrap());
+    }
+    let bootstrap = cluster.bootstrap();
+    create_replicated_topic(&bootstrap);
+    let leader = wait_for_isr(&cluster, 0, &[1, 2, 3], Duration::from_secs(20));
+    produce(&bootstrap, 0, 500);
+    wait_for_identical_logs(&cluster, &[0, 1, 2], Duration::from_secs(20));
+
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    let cut = format!("replica-fetcher-{follower}");
+    for p in &proxies {
+        p.block_client(Some(&cut));
+    }
+    let others: Vec<i32> = (1..=3).filter(|&id| id != follower).collect();
+    let via = (leader - 1) as usize;
+    wait_for_isr(&cluster, via, &others, Duration::from_secs(20));
+    // Not fenced: still a registered, live broker in the metadata.
+    let md = metadata(cluster.nodes[via].addr(), None, Duration::from_secs(2)).unwrap();
+    assert!(
+        md.brokers.iter().any(|b| b.node_id == follower),
+        "broker {follower} is alive, only its replication is cut"
+    );
+    // acks=all goes on with two in-sync replicas.
+    produce(&bootstrap, 500, 1000);
+
+    for p in &proxies {
+        p.block_client(None);
+    }
+    wait_for_isr(&cluster, via, &[1, 2, 3], Duration::from_secs(30));
+    wait_for_identical_logs(&cluster, &[0, 1, 2], Duration::from_secs(20));
+    let got = read_all(&bootstrap, 1000);
+    assert_eq!(got, (0..1000).collect::<Vec<u64>>());
 }

@@ -25,6 +25,8 @@ const FETCH_VERSION: i16 = 12;
 #[derive(Debug, Clone)]
 pub struct FetcherConfig {
     pub broker_id: i32,
+    /// `inter.broker.listener.name`: the leader's listener followers connect to.
+    pub listener_name: String,
     /// `replica.fetch.wait.max.ms`.
     pub max_wait_ms: i32,
     /// `replica.fetch.max.bytes` (per partition) and `replica.fetch.response.max.bytes`.
@@ -67,10 +69,15 @@ pub async fn run(
     }
 }
 
-/// The client listener of `broker` in the image.
-fn address_of(image: &MetadataImage, broker: i32) -> Option<String> {
+/// The inter-broker listener of `broker` in the image (its first one if it has none by that
+/// name).
+fn address_of(image: &MetadataImage, broker: i32, listener: &str) -> Option<String> {
     let b = image.broker(broker)?;
-    let e = b.endpoints.first()?;
+    let e = b
+        .endpoints
+        .iter()
+        .find(|e| e.name == listener)
+        .or_else(|| b.endpoints.first())?;
     Some(format!("{}:{}", e.host, e.port))
 }
 
@@ -100,7 +107,7 @@ async fn fetch_from(
             return;
         }
         let image = images.borrow().clone();
-        let Some(addr) = address_of(&image, leader) else {
+        let Some(addr) = address_of(&image, leader, &config.listener_name) else {
             tokio::time::sleep(config.backoff).await;
             continue;
         };

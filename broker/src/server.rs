@@ -301,6 +301,7 @@ impl KafkaServer {
             replica_manager.set_replica_lag_time_max_ms(c.replica_lag_time_max_ms());
             let fetcher = crate::replica_fetcher::FetcherConfig {
                 broker_id: settings.node_id,
+                listener_name: c.inter_broker_listener_name().to_owned(),
                 max_wait_ms: c.replica_fetch_wait_max_ms(),
                 partition_max_bytes: c.replica_fetch_max_bytes(),
                 response_max_bytes: c.replica_fetch_response_max_bytes(),

@@ -242,6 +242,14 @@ pub fn spawn_rafka(cwd: &Path, args: &[String]) -> Child {
 }
 
 /// N rafka nodes forming one cluster (each broker+controller, ids 1..=N).
+/// A node's id and ports, for per-node properties.
+#[derive(Debug, Clone, Copy)]
+pub struct NodePorts {
+    pub node_id: i32,
+    pub port: u16,
+    pub controller_port: u16,
+}
+
 pub struct Cluster {
     pub nodes: Vec<Node>,
     /// Holds every node's directory; removed on drop (after the nodes are killed).
@@ -262,10 +270,21 @@ impl Cluster {
     /// One node per entry of `roles` (its `process.roles`; ids 1, 2, …), the voters being
     /// those with the controller role.
     pub fn start_roles(roles: &[&str], extra: &[(&str, &str)]) -> Cluster {
+        Cluster::start_with(roles, extra, &|_| Vec::new())
+    }
+
+    /// Like [`Cluster::start_roles`], with properties for each node from `per_node` (given the
+    /// node's id, client port and controller port), written after the rest so they win — e.g.
+    /// more listeners.
+    pub fn start_with(
+        roles: &[&str],
+        extra: &[(&str, &str)],
+        per_node: &dyn Fn(&NodePorts) -> Vec<(String, String)>,
+    ) -> Cluster {
         let n = roles.len();
         let mut last = String::new();
         for _attempt in 0..5 {
-            match Cluster::try_start(roles, extra) {
+            match Cluster::try_start(roles, extra, per_node) {
                 Ok(c) => return c,
                 Err(Retry(why)) => last = why,
             }
@@ -273,7 +292,11 @@ impl Cluster {
         panic!("could not start a {n}-node cluster: {last}");
     }
 
-    fn try_start(roles: &[&str], extra: &[(&str, &str)]) -> Result<Cluster, Retry> {
+    fn try_start(
+        roles: &[&str],
+        extra: &[(&str, &str)],
+        per_node: &dyn Fn(&NodePorts) -> Vec<(String, String)>,
+    ) -> Result<Cluster, Retry> {
         let n = roles.len();
         let dir = tempfile::Builder::new()
             .prefix("rafka-it-")
@@ -317,6 +340,14 @@ impl Cluster {
                 node_dir.join("data").display()
             );
             for (k, v) in extra {
+                props.push_str(&format!("{k}={v}\n"));
+            }
+            let ports = NodePorts {
+                node_id,
+                port,
+                controller_port,
+            };
+            for (k, v) in per_node(&ports) {
                 props.push_str(&format!("{k}={v}\n"));
             }
             let file = node_dir.join("server.properties");

@@ -24,6 +24,9 @@ struct Shared {
     cuts: AtomicUsize,
     streams: Mutex<Vec<TcpStream>>,
     stop: AtomicBool,
+    /// Requests from clients whose id starts with this are dropped and their connection
+    /// closed (e.g. `replica-fetcher-2`: one follower's replication, and nothing else).
+    blocked_client: Mutex<Option<String>>,
 }
 
 pub struct TcpProxy {
@@ -69,6 +72,12 @@ impl TcpProxy {
     /// producer stretches to `message.timeout.ms`.
     pub fn drop_produce_responses(&self, n: usize) {
         self.shared.drop_produce.store(n, Ordering::Relaxed);
+    }
+
+    /// Cuts off (`Some(prefix)`) or lets through again (`None`) the clients whose id starts
+    /// with `prefix`.
+    pub fn block_client(&self, prefix: Option<&str>) {
+        *self.shared.blocked_client.lock().unwrap() = prefix.map(str::to_owned);
     }
 
     /// How many Produce responses were dropped.
@@ -122,8 +131,14 @@ fn connect(s: &Arc<Shared>, client: TcpStream) {
         broker.try_clone().expect("clone"),
     );
     let ids = produce_ids.clone();
+    let blocked = s.clone();
     let up = std::thread::spawn(move || {
         pump(c_in, b_out, |frame| {
+            if let Some(prefix) = blocked.blocked_client.lock().unwrap().as_deref() {
+                if client_id(frame).is_some_and(|c| c.starts_with(prefix)) {
+                    return Forward::Close;
+                }
+            }
             // Request header: api key, api version, correlation id.
             if frame.len() >= 8 && i16::from_be_bytes([frame[0], frame[1]]) == PRODUCE {
                 let id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
@@ -155,6 +170,14 @@ fn connect(s: &Arc<Shared>, client: TcpStream) {
         }
     });
     let _ = up.join();
+}
+
+/// The client id of a request frame (header v1+: api key, version, correlation id, then an
+/// int16-length string).
+fn client_id(frame: &[u8]) -> Option<&str> {
+    let len = i16::from_be_bytes([*frame.get(8)?, *frame.get(9)?]);
+    let len = usize::try_from(len).ok()?;
+    std::str::from_utf8(frame.get(10..10 + len)?).ok()
 }
 
 /// What to do with a frame.
