@@ -1,0 +1,447 @@
+//! Leader-kill chaos on three real broker processes (RF=3, min.insync.replicas=2): an idempotent
+//! acks=all producer writes without pause while the leader of partition 0 is SIGKILLed, a new
+//! leader takes over, and the killed broker comes back and rejoins the ISR — round after round.
+//! A consumer reads all the while. Afterwards every acknowledged message is in the log exactly
+//! once, in the order it was sent, at the offset its acknowledgement named (invariant 1 of
+//! DESIGN.md), and nothing the consumer saw during the rounds has disappeared or changed since
+//! (invariants 2 and 4: a consumer never reads above the high watermark, and replicas never
+//! fork below it).
+//!
+//! `RAFKA_CHAOS_ROUNDS` sets the number of rounds (default 20).
+
+mod common;
+
+use common::ffi::BEGINNING;
+use common::{admin, admin_options, metadata, partition_consumer, runtime, Cluster, Deadline};
+use rdkafka::admin::{NewTopic, TopicReplication};
+use rdkafka::consumer::Consumer;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientConfig, ClientContext};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const TOPIC: &str = "chaos";
+const PARTITIONS: i32 = 3;
+/// The bound on one round: the kill, a new leader serving, the restart, the full ISR again.
+const ROUND_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// Broker settings that keep a round short: fencing 3 s after the last heartbeat, followers
+/// out of the ISR after 3 s, short follower waits and backoffs.
+const FAST_FAILOVER: &[(&str, &str)] = &[
+    ("min.insync.replicas", "2"),
+    ("broker.session.timeout.ms", "3000"),
+    ("broker.heartbeat.interval.ms", "500"),
+    ("replica.lag.time.max.ms", "3000"),
+    ("replica.fetch.wait.max.ms", "200"),
+    ("replica.fetch.backoff.ms", "200"),
+];
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One acknowledged message.
+#[derive(Debug, Clone, Copy)]
+struct Ack {
+    seq: u64,
+    partition: i32,
+    /// The offset the acknowledgement named (-1 when the client does not know it).
+    offset: i64,
+}
+
+/// What the producer's delivery callbacks reported.
+#[derive(Default)]
+struct Deliveries {
+    acks: Vec<Ack>,
+    /// (seq, error) for each message that was not delivered.
+    errors: Vec<(u64, String)>,
+}
+
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Deliveries>>);
+
+impl ClientContext for Recorder {}
+
+impl ProducerContext for Recorder {
+    type DeliveryOpaque = ();
+    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+        let seq = |m: &rdkafka::message::BorrowedMessage<'_>| -> u64 {
+            let v = m.payload().expect("a payload");
+            std::str::from_utf8(v)
+                .expect("utf-8 payload")
+                .parse()
+                .expect("a sequence number")
+        };
+        let mut d = lock(&self.0);
+        match r {
+            Ok(m) => d.acks.push(Ack {
+                seq: seq(m),
+                partition: m.partition(),
+                offset: m.offset(),
+            }),
+            Err((e, m)) => d.errors.push((seq(m), e.to_string())),
+        }
+    }
+}
+
+/// An idempotent acks=all producer on its own thread, sending sequence numbers 0, 1, 2, …
+/// (message `seq` to partition `seq % PARTITIONS`) about every `pace` until stopped, then
+/// flushing. The thread returns how many messages it sent.
+struct Writer {
+    deliveries: Arc<Mutex<Deliveries>>,
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<u64>,
+}
+
+impl Writer {
+    fn start(bootstrap: &str, pace: Duration) -> Writer {
+        let recorder = Recorder::default();
+        let deliveries = recorder.0.clone();
+        let producer: ThreadedProducer<Recorder> = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("broker.address.family", "v4")
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            // Generous: a partition may be leaderless for a few seconds in every round.
+            .set("message.timeout.ms", "120000")
+            .set("topic.metadata.refresh.interval.ms", "500")
+            .set("retry.backoff.ms", "50")
+            .set("retry.backoff.max.ms", "500")
+            .create_with_context(recorder)
+            .expect("producer");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seq = 0u64;
+            while !stopped.load(Ordering::Relaxed) {
+                let v = seq.to_string();
+                let mut r = BaseRecord::<(), _>::to(TOPIC)
+                    .partition((seq % PARTITIONS as u64) as i32)
+                    .payload(&v);
+                loop {
+                    match producer.send(r) {
+                        Ok(()) => break,
+                        Err((_, back)) => {
+                            r = back;
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                    }
+                }
+                seq += 1;
+                std::thread::sleep(pace);
+            }
+            // Errors show up in the delivery reports, which the test checks.
+            let _ = producer.flush(Duration::from_secs(60));
+            seq
+        });
+        Writer {
+            deliveries,
+            stop,
+            thread,
+        }
+    }
+
+    fn acked_in(&self, partition: i32) -> usize {
+        lock(&self.deliveries)
+            .acks
+            .iter()
+            .filter(|a| a.partition == partition)
+            .count()
+    }
+
+    /// Stops sending, flushes; returns how many messages were sent.
+    fn finish(self) -> (u64, Deliveries) {
+        self.stop.store(true, Ordering::Relaxed);
+        let sent = self.thread.join().expect("producer thread");
+        let d = std::mem::take(&mut *lock(&self.deliveries));
+        (sent, d)
+    }
+}
+
+/// A consumer on its own thread reading every partition from the beginning, recording each
+/// (partition, offset) → value it is given and each error.
+struct Reader {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<(Vec<(i32, i64, u64)>, Vec<String>)>,
+}
+
+impl Reader {
+    fn start(bootstrap: &str) -> Reader {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let bootstrap = bootstrap.to_string();
+        let thread = std::thread::spawn(move || {
+            let mut c = partition_consumer(&bootstrap, &[("fetch.wait.max.ms", "100")]);
+            for p in 0..PARTITIONS {
+                c.start(TOPIC, p, BEGINNING);
+            }
+            let (mut seen, mut errors) = (Vec::new(), Vec::new());
+            while !stopped.load(Ordering::Relaxed) {
+                match c.poll(Duration::from_millis(100)) {
+                    Some(Ok(m)) => {
+                        let v = m.payload.as_deref().expect("a payload");
+                        let seq = std::str::from_utf8(v)
+                            .expect("utf-8")
+                            .parse()
+                            .expect("a sequence number");
+                        seen.push((m.partition, m.offset, seq));
+                    }
+                    Some(Err(e)) => errors.push(e),
+                    None => {}
+                }
+            }
+            (seen, errors)
+        });
+        Reader { stop, thread }
+    }
+
+    fn finish(self) -> (Vec<(i32, i64, u64)>, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("consumer thread")
+    }
+}
+
+/// Each partition's (leader, sorted ISR) as `node` sees it, when it answers and knows the topic.
+fn partitions(cluster: &Cluster, node: i32) -> Option<Vec<(i32, Vec<i32>)>> {
+    let md = metadata(
+        cluster.node(node).addr(),
+        Some(&[TOPIC]),
+        Duration::from_secs(2),
+    )
+    .ok()?;
+    let t = md
+        .topics
+        .iter()
+        .find(|t| t.name.as_deref() == Some(TOPIC) && t.error_code == 0)?;
+    let mut ps: Vec<_> = t.partitions.iter().collect();
+    ps.sort_by_key(|p| p.partition_index);
+    if ps.len() != PARTITIONS as usize {
+        return None;
+    }
+    Some(
+        ps.iter()
+            .map(|p| {
+                let mut isr = p.isr_nodes.clone();
+                isr.sort_unstable();
+                (p.leader_id, isr)
+            })
+            .collect(),
+    )
+}
+
+/// Waits until `via` shows every partition led, with the ISR [1, 2, 3].
+fn wait_for_full_isr(cluster: &Cluster, via: i32, deadline: Deadline) {
+    loop {
+        let seen = partitions(cluster, via);
+        if let Some(ps) = &seen {
+            if ps.iter().all(|(l, isr)| *l > 0 && isr == &[1, 2, 3]) {
+                return;
+            }
+        }
+        deadline.check(|| format!("full ISR via node {via}; seen {seen:?}"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn leader_kill_chaos_loses_no_acknowledged_message() {
+    let rounds: usize = std::env::var("RAFKA_CHAOS_ROUNDS")
+        .ok()
+        .map(|v| v.parse().expect("RAFKA_CHAOS_ROUNDS: a number"))
+        .unwrap_or(20);
+    let started = Instant::now();
+    let mut cluster = Cluster::start(3, FAST_FAILOVER);
+    let bootstrap = cluster.bootstrap();
+    let res = runtime()
+        .block_on(admin(&bootstrap).create_topics(
+            [&NewTopic::new(
+                TOPIC,
+                PARTITIONS,
+                TopicReplication::Fixed(3),
+            )],
+            &admin_options(),
+        ))
+        .expect("CreateTopics");
+    assert_eq!(res, vec![Ok(TOPIC.to_string())]);
+    wait_for_full_isr(&cluster, 1, Deadline::after(Duration::from_secs(30)));
+
+    let writer = Writer::start(&bootstrap, Duration::from_millis(2));
+    let reader = Reader::start(&bootstrap);
+
+    let mut round_times = Vec::new();
+    let mut failover_times = Vec::new();
+    let mut live = 1;
+    for round in 0..rounds {
+        let deadline = Deadline::after(ROUND_TIMEOUT);
+        let leader = loop {
+            match partitions(&cluster, live) {
+                Some(ps) if ps[0].0 > 0 => break ps[0].0,
+                seen => deadline
+                    .check(|| format!("round {round}: a leader of {TOPIC}-0, seen {seen:?}")),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        live = (1..=3).find(|&id| id != leader).expect("another node");
+        let t0 = Instant::now();
+        cluster.nodes[(leader - 1) as usize].kill();
+
+        // Another replica leads, and acks=all writes to partition 0 go through it.
+        let new_leader = loop {
+            match partitions(&cluster, live) {
+                Some(ps) if ps[0].0 > 0 && ps[0].0 != leader => break ps[0].0,
+                seen => deadline.check(|| {
+                    format!(
+                        "round {round}: a leader of {TOPIC}-0 other than {leader}, seen {seen:?}\n{}",
+                        cluster.logs(30)
+                    )
+                }),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let acked = writer.acked_in(0);
+        while writer.acked_in(0) == acked {
+            deadline.check(|| {
+                format!(
+                    "round {round}: no acks=all write to {TOPIC}-0 acknowledged by new leader \
+                     {new_leader}\n{}",
+                    cluster.logs(30)
+                )
+            });
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let failover = t0.elapsed();
+
+        // The killed broker comes back and every partition has three in-sync replicas again.
+        cluster.nodes[(leader - 1) as usize].start();
+        wait_for_full_isr(&cluster, new_leader, deadline);
+        println!(
+            "round {round}: killed {leader}, {new_leader} leads and serves after {failover:?}, \
+             full ISR after {:?}",
+            t0.elapsed()
+        );
+        failover_times.push(failover);
+        round_times.push(t0.elapsed());
+    }
+
+    // Let the writes go on a little past the last round, then stop and flush.
+    std::thread::sleep(Duration::from_millis(500));
+    let (sent, deliveries) = writer.finish();
+    let (seen, consume_errors) = reader.finish();
+
+    // Read the whole log back from the beginning, through every broker.
+    let wm = common::consumer(&bootstrap, &[]);
+    let counts: Vec<usize> = (0..PARTITIONS)
+        .map(|p| {
+            let (lo, hi) = wm
+                .fetch_watermarks(TOPIC, p, Duration::from_secs(10))
+                .expect("watermarks");
+            assert_eq!(lo, 0, "log start of {TOPIC}-{p}");
+            hi as usize
+        })
+        .collect();
+    let log: Vec<Vec<u64>> = common::read_all(&bootstrap, TOPIC, &counts, Duration::from_secs(60))
+        .into_iter()
+        .map(|msgs| {
+            msgs.into_iter()
+                .map(|m| {
+                    std::str::from_utf8(m.payload.as_deref().expect("a payload"))
+                        .expect("utf-8")
+                        .parse()
+                        .expect("a sequence number")
+                })
+                .collect()
+        })
+        .collect();
+
+    let max_failover = failover_times.iter().max().copied().unwrap_or_default();
+    println!(
+        "{rounds} rounds in {:?} (whole test so far {:?}); failover max {max_failover:?}; \
+         sent {sent}, acknowledged {}, delivery errors {}, log sizes {counts:?}, consumer saw {} \
+         messages and {} errors",
+        round_times.iter().sum::<Duration>(),
+        started.elapsed(),
+        deliveries.acks.len(),
+        deliveries.errors.len(),
+        seen.len(),
+        consume_errors.len(),
+    );
+    for e in consume_errors.iter().take(20) {
+        println!("consumer error: {e}");
+    }
+
+    // Every message in the log once, in its partition, in the order sent.
+    let mut where_is: HashMap<u64, (i32, i64)> = HashMap::new();
+    for (p, msgs) in log.iter().enumerate() {
+        for (o, &seq) in msgs.iter().enumerate() {
+            assert_eq!(seq % PARTITIONS as u64, p as u64, "{seq} in {TOPIC}-{p}");
+            if let Some(first) = where_is.insert(seq, (p as i32, o as i64)) {
+                panic!("{seq} twice in the log: at {first:?} and at ({p}, {o})");
+            }
+            assert!(seq < sent, "{seq} in the log, but only {sent} were sent");
+        }
+        if let Some(w) = msgs.windows(2).find(|w| w[0] >= w[1]) {
+            panic!("{TOPIC}-{p} out of order: {} before {}", w[0], w[1]);
+        }
+    }
+    // Every acknowledged message where its acknowledgement said.
+    let mut unknown_offsets = 0;
+    for a in &deliveries.acks {
+        let at = where_is.get(&a.seq).unwrap_or_else(|| {
+            panic!(
+                "acknowledged message {} ({TOPIC}-{} offset {}) is not in the log",
+                a.seq, a.partition, a.offset
+            )
+        });
+        assert_eq!(at.0, a.partition, "partition of acknowledged {}", a.seq);
+        if a.offset < 0 {
+            unknown_offsets += 1;
+        } else {
+            assert_eq!(
+                at.1, a.offset,
+                "acknowledged {} at offset {} is at {} in the log",
+                a.seq, a.offset, at.1
+            );
+        }
+    }
+    println!("acknowledgements without an offset: {unknown_offsets}");
+    // Nothing the consumer saw changed or went away.
+    let mut seen_at: BTreeMap<(i32, i64), u64> = BTreeMap::new();
+    for &(p, o, seq) in &seen {
+        let now = log[p as usize].get(o as usize).copied();
+        assert_eq!(
+            now,
+            Some(seq),
+            "the consumer read {seq} at {TOPIC}-{p} offset {o}; the log now has {now:?} there"
+        );
+        if let Some(before) = seen_at.insert((p, o), seq) {
+            assert_eq!(
+                before, seq,
+                "{TOPIC}-{p} offset {o} read twice with different values"
+            );
+        }
+    }
+    // The idempotent producer delivered everything, and the consumer saw no truncation.
+    assert!(
+        deliveries.errors.is_empty(),
+        "delivery errors (first 10): {:?}",
+        &deliveries.errors[..deliveries.errors.len().min(10)]
+    );
+    assert_eq!(
+        deliveries.acks.len() as u64,
+        sent,
+        "every message acknowledged"
+    );
+    let bad: Vec<&String> = consume_errors
+        .iter()
+        .filter(|e| e.contains("OUT_OF_RANGE") || e.contains("TRUNCATION"))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "the consumer was told of lost data: {bad:?}"
+    );
+}
