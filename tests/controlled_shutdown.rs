@@ -1,0 +1,487 @@
+//! Controlled shutdown under load, on three real broker processes (RF=3,
+//! min.insync.replicas=2): SIGTERM to the leader of a partition while an idempotent acks=all
+//! producer writes moves its leaderships away *before* the process exits (as another broker's
+//! Metadata shows), the producer sees no delivery error, and its longest stall on that
+//! partition is shorter than after a SIGKILL of the same broker once it leads the partition
+//! again (restarted, back in the ISR, made leader by a preferred ElectLeaders through
+//! librdkafka's admin API).
+
+mod common;
+
+use common::{admin, admin_options, metadata, runtime, Cluster, Deadline};
+use rdkafka::admin::{NewTopic, TopicReplication};
+use rdkafka::bindings as rd;
+use rdkafka::client::Client;
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientConfig, ClientContext};
+use std::ffi::{CStr, CString};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const TOPIC: &str = "drained";
+const PARTITIONS: i32 = 3;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What the producer's callbacks reported.
+#[derive(Default)]
+struct Reports {
+    /// (partition, when) per acknowledged message.
+    acks: Vec<(i32, Instant)>,
+    /// Undelivered messages' errors.
+    delivery_errors: Vec<String>,
+    /// Errors librdkafka reported on the client (connection losses are expected; a fatal one
+    /// — the idempotent producer giving up — is not).
+    client_errors: Vec<(bool, String)>,
+}
+
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Reports>>);
+
+impl ClientContext for Recorder {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let fatal = error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::Fatal);
+        lock(&self.0)
+            .client_errors
+            .push((fatal, format!("{error}: {reason}")));
+    }
+}
+
+impl ProducerContext for Recorder {
+    type DeliveryOpaque = ();
+    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
+        let mut d = lock(&self.0);
+        match r {
+            Ok(m) => d.acks.push((m.partition(), Instant::now())),
+            Err((e, m)) => d
+                .delivery_errors
+                .push(format!("{TOPIC}-{}: {e}", m.partition())),
+        }
+    }
+}
+
+/// An idempotent acks=all producer on its own thread, one message about every 2 ms,
+/// round-robin over the partitions, until stopped.
+struct Writer {
+    reports: Arc<Mutex<Reports>>,
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<u64>,
+}
+
+impl Writer {
+    fn start(bootstrap: &str) -> Writer {
+        let recorder = Recorder::default();
+        let reports = recorder.0.clone();
+        let producer: ThreadedProducer<Recorder> = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("broker.address.family", "v4")
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "60000")
+            .set("topic.metadata.refresh.interval.ms", "500")
+            .set("retry.backoff.ms", "50")
+            .set("retry.backoff.max.ms", "500")
+            .create_with_context(recorder)
+            .expect("producer");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seq = 0u64;
+            while !stopped.load(Ordering::Relaxed) {
+                let v = seq.to_string();
+                let mut r = BaseRecord::<(), _>::to(TOPIC)
+                    .partition((seq % PARTITIONS as u64) as i32)
+                    .payload(&v);
+                loop {
+                    match producer.send(r) {
+                        Ok(()) => break,
+                        Err((_, back)) => {
+                            r = back;
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                    }
+                }
+                seq += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let _ = producer.flush(Duration::from_secs(60));
+            seq
+        });
+        Writer {
+            reports,
+            stop,
+            thread,
+        }
+    }
+
+    /// The times of partition `p`'s acknowledgements, in order.
+    fn ack_times(&self, p: i32) -> Vec<Instant> {
+        lock(&self.reports)
+            .acks
+            .iter()
+            .filter(|(q, _)| *q == p)
+            .map(|(_, t)| *t)
+            .collect()
+    }
+
+    /// Waits until partition `p` has an acknowledgement later than `after`.
+    fn wait_for_ack(&self, p: i32, after: Instant, deadline: Deadline, what: &str) {
+        loop {
+            if self.ack_times(p).last().is_some_and(|t| *t > after) {
+                return;
+            }
+            deadline.check(|| format!("{what}: no acknowledgement on {TOPIC}-{p}"));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The longest time partition `p` went without an acknowledgement between `from` and
+    /// `to`: the gaps between consecutive acknowledgements, counting `from` as one.
+    fn longest_stall(&self, p: i32, from: Instant, to: Instant) -> Duration {
+        let mut last = from;
+        let mut longest = Duration::ZERO;
+        for t in self.ack_times(p) {
+            if t <= from || t > to {
+                continue;
+            }
+            longest = longest.max(t - last);
+            last = t;
+        }
+        longest.max(to - last)
+    }
+
+    fn finish(self) -> (u64, Reports) {
+        self.stop.store(true, Ordering::Relaxed);
+        let sent = self.thread.join().expect("producer thread");
+        (sent, std::mem::take(&mut *lock(&self.reports)))
+    }
+}
+
+/// Each partition's (leader, replicas, sorted ISR) as `node` sees it.
+type PartitionView = (i32, Vec<i32>, Vec<i32>);
+
+fn partitions(cluster: &Cluster, node: i32) -> Option<Vec<PartitionView>> {
+    let md = metadata(
+        cluster.node(node).addr(),
+        Some(&[TOPIC]),
+        Duration::from_secs(2),
+    )
+    .ok()?;
+    let t = md
+        .topics
+        .iter()
+        .find(|t| t.name.as_deref() == Some(TOPIC) && t.error_code == 0)?;
+    let mut ps: Vec<_> = t.partitions.iter().collect();
+    ps.sort_by_key(|p| p.partition_index);
+    if ps.len() != PARTITIONS as usize {
+        return None;
+    }
+    Some(
+        ps.iter()
+            .map(|p| {
+                let mut isr = p.isr_nodes.clone();
+                isr.sort_unstable();
+                (p.leader_id, p.replica_nodes.clone(), isr)
+            })
+            .collect(),
+    )
+}
+
+/// Waits until `via` shows every partition led, with the ISR [1, 2, 3].
+fn wait_for_full_isr(cluster: &Cluster, via: i32, timeout: Duration) -> Vec<PartitionView> {
+    let deadline = Deadline::after(timeout);
+    loop {
+        let seen = partitions(cluster, via);
+        if let Some(ps) = &seen {
+            if ps.iter().all(|(l, _, isr)| *l > 0 && isr == &[1, 2, 3]) {
+                return ps.clone();
+            }
+        }
+        deadline.check(|| format!("full ISR via node {via}; seen {seen:?}"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A preferred-replica ElectLeaders for `topic`-`partition` through librdkafka's admin API
+/// (`rd_kafka_ElectLeaders`, which the rdkafka crate does not wrap): the partition's error
+/// name, `None` when it succeeded.
+fn elect_preferred<C: ClientContext>(
+    client: &Client<C>,
+    topic: &str,
+    partition: i32,
+    timeout: Duration,
+) -> Option<String> {
+    let name = |e: rd::rd_kafka_resp_err_t| {
+        // SAFETY: rd_kafka_err2name returns a static string for every code.
+        unsafe { CStr::from_ptr(rd::rd_kafka_err2name(e)) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    let topic = CString::new(topic).expect("topic name");
+    let rk = client.native_ptr();
+    // SAFETY: every handle below is created here on a live client, used while alive, and
+    // destroyed once; the result event's partition array lives as long as the event.
+    unsafe {
+        let tpl = rd::rd_kafka_topic_partition_list_new(1);
+        rd::rd_kafka_topic_partition_list_add(tpl, topic.as_ptr(), partition);
+        let elect = rd::rd_kafka_ElectLeaders_new(
+            rd::rd_kafka_ElectionType_t::RD_KAFKA_ELECTION_TYPE_PREFERRED,
+            tpl,
+        );
+        rd::rd_kafka_topic_partition_list_destroy(tpl);
+        let options = rd::rd_kafka_AdminOptions_new(
+            rk,
+            rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_ELECTLEADERS,
+        );
+        let mut errbuf = [0 as std::os::raw::c_char; 256];
+        rd::rd_kafka_AdminOptions_set_request_timeout(
+            options,
+            timeout.as_millis() as i32,
+            errbuf.as_mut_ptr(),
+            errbuf.len(),
+        );
+        let queue = rd::rd_kafka_queue_new(rk);
+        rd::rd_kafka_ElectLeaders(rk, elect, options, queue);
+        let event =
+            rd::rd_kafka_queue_poll(queue, (timeout + Duration::from_secs(5)).as_millis() as i32);
+        let outcome = if event.is_null() {
+            Some(format!("no ElectLeaders result within {timeout:?}"))
+        } else if rd::rd_kafka_event_error(event)
+            != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        {
+            Some(name(rd::rd_kafka_event_error(event)))
+        } else {
+            let result = rd::rd_kafka_event_ElectLeaders_result(event);
+            let mut n = 0usize;
+            let parts = rd::rd_kafka_ElectLeaders_result_partitions(result, &mut n);
+            if n != 1 {
+                Some(format!("{n} partition results"))
+            } else {
+                let err = rd::rd_kafka_topic_partition_result_error(*parts);
+                let code = if err.is_null() {
+                    rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+                } else {
+                    rd::rd_kafka_error_code(err)
+                };
+                (code != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR).then(|| name(code))
+            }
+        };
+        if !event.is_null() {
+            rd::rd_kafka_event_destroy(event);
+        }
+        rd::rd_kafka_queue_destroy(queue);
+        rd::rd_kafka_AdminOptions_destroy(options);
+        rd::rd_kafka_ElectLeaders_destroy(elect);
+        outcome
+    }
+}
+
+/// Polls `via`'s Metadata about every 10 ms from its own thread, recording when each answer
+/// arrived and each partition's leader.
+struct LeaderWatch {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Vec<(Instant, Vec<i32>)>>,
+}
+
+impl LeaderWatch {
+    fn start(addr: std::net::SocketAddr) -> LeaderWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            while !stopped.load(Ordering::Relaxed) {
+                if let Ok(md) = metadata(addr, Some(&[TOPIC]), Duration::from_secs(1)) {
+                    if let Some(t) = md.topics.iter().find(|t| t.name.as_deref() == Some(TOPIC)) {
+                        let mut ps: Vec<_> = t.partitions.iter().collect();
+                        ps.sort_by_key(|p| p.partition_index);
+                        seen.push((Instant::now(), ps.iter().map(|p| p.leader_id).collect()));
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            seen
+        });
+        LeaderWatch { stop, thread }
+    }
+
+    fn finish(self) -> Vec<(Instant, Vec<i32>)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("metadata poller")
+    }
+}
+
+#[test]
+fn controlled_shutdown_moves_leadership_before_exit_and_stalls_less_than_a_kill() {
+    let started = Instant::now();
+    let mut cluster = Cluster::start(
+        3,
+        &[
+            ("min.insync.replicas", "2"),
+            ("broker.session.timeout.ms", "3000"),
+            ("broker.heartbeat.interval.ms", "500"),
+            ("replica.lag.time.max.ms", "3000"),
+            ("replica.fetch.wait.max.ms", "200"),
+            ("replica.fetch.backoff.ms", "200"),
+        ],
+    );
+    let bootstrap = cluster.bootstrap();
+    let admin = admin(&bootstrap);
+    let res = runtime()
+        .block_on(admin.create_topics(
+            [&NewTopic::new(
+                TOPIC,
+                PARTITIONS,
+                TopicReplication::Fixed(3),
+            )],
+            &admin_options(),
+        ))
+        .expect("CreateTopics");
+    assert_eq!(res, vec![Ok(TOPIC.to_string())]);
+    let ps = wait_for_full_isr(&cluster, 1, Duration::from_secs(30));
+    let victim = ps[0].0;
+    let observer = (1..=3).find(|&id| id != victim).expect("another node");
+
+    let writer = Writer::start(&bootstrap);
+    writer.wait_for_ack(
+        0,
+        Instant::now() + Duration::from_secs(1),
+        Deadline::after(Duration::from_secs(20)),
+        "steady writes before the shutdown",
+    );
+
+    // 1. SIGTERM to partition 0's leader: its leaderships move before it exits.
+    let watch = LeaderWatch::start(cluster.node(observer).addr());
+    std::thread::sleep(Duration::from_millis(200));
+    let t_term = Instant::now();
+    let status = cluster.nodes[(victim - 1) as usize].terminate();
+    // terminate() looks for the exit every 20 ms: the process was gone by now, alive before
+    // `exited - 20 ms`.
+    let exited = Instant::now();
+    let seen = watch.finish();
+    let log = std::fs::read_to_string(cluster.node(victim).log_file()).unwrap_or_default();
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+    assert!(
+        log.contains("asking the controller for a controlled shutdown"),
+        "no controlled shutdown in node {victim}'s log:\n{}",
+        cluster.node(victim).log_tail(40)
+    );
+    let moved = seen
+        .iter()
+        .find(|(at, leaders)| *at > t_term && leaders.iter().all(|&l| l > 0 && l != victim));
+    let before_exit = exited - Duration::from_millis(20);
+    match moved {
+        Some((at, leaders)) if *at < before_exit => println!(
+            "node {victim} led nothing {:?} after SIGTERM (leaders {leaders:?}), exited after {:?}",
+            *at - t_term,
+            exited - t_term
+        ),
+        _ => panic!(
+            "node {observer} never showed node {victim} leading nothing before it exited \
+             ({:?} after SIGTERM); first change seen: {:?}; last seen: {:?}\n{}",
+            exited - t_term,
+            moved.map(|(at, l)| (*at - t_term, l.clone())),
+            seen.last().map(|(at, l)| (*at - t_term, l.clone())),
+            cluster.logs(40)
+        ),
+    }
+    writer.wait_for_ack(
+        0,
+        exited,
+        Deadline::after(Duration::from_secs(30)),
+        "writes after the controlled shutdown",
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let stall_term = writer.longest_stall(0, t_term, Instant::now());
+
+    // 2. It returns, rejoins the ISR and, by a preferred election, leads partition 0 again.
+    cluster.nodes[(victim - 1) as usize].start();
+    let ps = wait_for_full_isr(&cluster, observer, Duration::from_secs(40));
+    assert_eq!(
+        ps[0].1.first(),
+        Some(&victim),
+        "node {victim}, partition 0's first leader, is its preferred replica: {ps:?}"
+    );
+    let deadline = Deadline::after(Duration::from_secs(30));
+    let mut elections = Vec::new();
+    loop {
+        let leader = partitions(&cluster, observer).map(|ps| ps[0].0);
+        if leader == Some(victim) {
+            break;
+        }
+        let outcome = elect_preferred(admin.inner(), TOPIC, 0, Duration::from_secs(10));
+        elections.push(outcome.clone().unwrap_or_else(|| "NO_ERROR".into()));
+        if let Some(e) = outcome {
+            // ELECTION_NOT_NEEDED: it already leads and the observer has not seen it yet.
+            assert!(
+                e.contains("ELECTION_NOT_NEEDED") || e.contains("NOT_CONTROLLER"),
+                "preferred ElectLeaders of {TOPIC}-0: {e}"
+            );
+        }
+        deadline.check(|| format!("node {victim} leading {TOPIC}-0 again, seen {leader:?}"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let led_again = Instant::now();
+    println!("node {victim} leads {TOPIC}-0 again; preferred elections asked: {elections:?}");
+    writer.wait_for_ack(
+        0,
+        led_again + Duration::from_secs(1),
+        Deadline::after(Duration::from_secs(30)),
+        "writes through the restored leader",
+    );
+
+    // 3. SIGKILL to the same broker leading the same partition: the stall lasts until the
+    //    controller fences it.
+    let t_kill = Instant::now();
+    cluster.nodes[(victim - 1) as usize].kill();
+    writer.wait_for_ack(
+        0,
+        t_kill,
+        Deadline::after(Duration::from_secs(30)),
+        "writes after the SIGKILL",
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let stall_kill = writer.longest_stall(0, t_kill, Instant::now());
+
+    let (sent, reports) = writer.finish();
+    let fatal: Vec<&String> = reports
+        .client_errors
+        .iter()
+        .filter(|(f, _)| *f)
+        .map(|(_, e)| e)
+        .collect();
+    println!(
+        "longest stall on {TOPIC}-0: {stall_term:?} after SIGTERM, {stall_kill:?} after SIGKILL; \
+         sent {sent}, acknowledged {}, delivery errors {}, client errors {} (fatal {}); \
+         test took {:?}",
+        reports.acks.len(),
+        reports.delivery_errors.len(),
+        reports.client_errors.len(),
+        fatal.len(),
+        started.elapsed()
+    );
+    for (_, e) in reports.client_errors.iter().take(10) {
+        println!("client error: {e}");
+    }
+    assert!(
+        reports.delivery_errors.is_empty(),
+        "delivery errors: {:?}",
+        &reports.delivery_errors[..reports.delivery_errors.len().min(10)]
+    );
+    assert!(fatal.is_empty(), "fatal client errors: {fatal:?}");
+    assert_eq!(
+        reports.acks.len() as u64,
+        sent,
+        "every message acknowledged"
+    );
+    assert!(
+        stall_term < stall_kill,
+        "a controlled shutdown stalls {TOPIC}-0 for {stall_term:?}, a SIGKILL for {stall_kill:?}"
+    );
+}
