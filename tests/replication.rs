@@ -212,11 +212,10 @@ fn create_replicated_topic(bootstrap: &str) {
     assert_eq!(res, vec![Ok(TOPIC.to_string())]);
 }
 
-#[test]
-fn a_follower_cut_off_from_replication_leaves_the_isr_and_returns() {
-    // Replication goes over its own listener, advertised through a proxy in front of each
-    // node, so one follower's fetches (client id replica-fetcher-<id>) can be cut while its
-    // controller heartbeats and clients' traffic go on.
+/// Three combined nodes whose replication goes over its own listener, advertised through a
+/// proxy in front of each node, so followers' fetches (client id `replica-fetcher-<id>`) can be
+/// cut while controller heartbeats and clients' traffic go on.
+fn proxied_cluster(extra: &[(&str, &str)]) -> (Cluster, Vec<TcpProxy>) {
     let proxies: Vec<TcpProxy> = (0..3).map(|_| TcpProxy::start()).collect();
     let replication_ports: Mutex<HashMap<i32, u16>> = Mutex::new(HashMap::new());
     let proxy_ports: Vec<u16> = proxies.iter().map(TcpProxy::port).collect();
@@ -249,19 +248,21 @@ fn a_follower_cut_off_from_replication_leaves_the_isr_and_returns() {
             ),
         ]
     };
-    let cluster = Cluster::start_with(
-        &["broker,controller"; 3],
-        &[
-            ("min.insync.replicas", "2"),
-            ("replica.lag.time.max.ms", "3000"),
-            ("replica.fetch.wait.max.ms", "200"),
-            ("replica.fetch.backoff.ms", "200"),
-        ],
-        &per_node,
-    );
+    let cluster = Cluster::start_with(&["broker,controller"; 3], extra, &per_node);
     for (id, port) in replication_ports.lock().unwrap().iter() {
         proxies[(*id - 1) as usize].set_target(format!("127.0.0.1:{port}").parse().unwrap());
     }
+    (cluster, proxies)
+}
+
+#[test]
+fn a_follower_cut_off_from_replication_leaves_the_isr_and_returns() {
+    let (cluster, proxies) = proxied_cluster(&[
+        ("min.insync.replicas", "2"),
+        ("replica.lag.time.max.ms", "3000"),
+        ("replica.fetch.wait.max.ms", "200"),
+        ("replica.fetch.backoff.ms", "200"),
+    ]);
     let bootstrap = cluster.bootstrap();
     create_replicated_topic(&bootstrap);
     let leader = wait_for_isr(&cluster, 0, &[1, 2, 3], Duration::from_secs(20));
@@ -292,4 +293,88 @@ fn a_follower_cut_off_from_replication_leaves_the_isr_and_returns() {
     wait_for_identical_logs(&cluster, &[0, 1, 2], Duration::from_secs(20));
     let got = read_all(&bootstrap, 1000);
     assert_eq!(got, (0..1000).collect::<Vec<u64>>());
+}
+
+fn produce_acks_1(bootstrap: &str, from: u64, to: u64) {
+    let p: ThreadedProducer<_> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4")
+        .set("acks", "1")
+        .set("linger.ms", "0")
+        .set("message.timeout.ms", "10000")
+        .create()
+        .expect("producer");
+    for i in from..to {
+        let v = i.to_string();
+        p.send(BaseRecord::<(), _>::to(TOPIC).partition(0).payload(&v))
+            .map_err(|(e, _)| e)
+            .expect("queue");
+    }
+    p.flush(Duration::from_secs(10))
+        .expect("acks=1: the leader alone acknowledges");
+}
+
+#[test]
+fn a_paused_leaders_unreplicated_tail_is_truncated_when_it_returns() {
+    let (cluster, proxies) = proxied_cluster(&[
+        ("min.insync.replicas", "2"),
+        ("replica.lag.time.max.ms", "20000"),
+        ("replica.fetch.wait.max.ms", "200"),
+        ("replica.fetch.backoff.ms", "200"),
+        ("broker.session.timeout.ms", "3000"),
+        ("broker.heartbeat.interval.ms", "500"),
+    ]);
+    let bootstrap = cluster.bootstrap();
+    create_replicated_topic(&bootstrap);
+    let leader = wait_for_isr(&cluster, 0, &[1, 2, 3], Duration::from_secs(20));
+    let index = |id: i32| (id - 1) as usize;
+    produce(&bootstrap, 0, 300);
+    wait_for_identical_logs(&cluster, &[0, 1, 2], Duration::from_secs(20));
+
+    // Replication stops (the followers stay in the ISR: the lag allowed is long); the leader
+    // takes acks=1 writes that no follower gets; then the leader stops answering (SIGSTOP:
+    // its connections stay open) and replication flows again.
+    for p in &proxies {
+        p.block_client(Some("replica-fetcher-"));
+        p.cut_all();
+    }
+    produce_acks_1(&cluster.nodes[index(leader)].bootstrap(), 1000, 1100);
+    cluster.nodes[index(leader)].pause();
+    for p in &proxies {
+        p.block_client(None);
+    }
+    // The paused leader is fenced; a follower leads, with the two of them in the ISR.
+    let followers: Vec<i32> = (1..=3).filter(|&id| id != leader).collect();
+    let new_leader = wait_for_isr(
+        &cluster,
+        index(followers[0]),
+        &followers,
+        Duration::from_secs(30),
+    );
+    assert_ne!(new_leader, leader);
+    let alive: String = followers
+        .iter()
+        .map(|&id| cluster.nodes[index(id)].bootstrap())
+        .collect::<Vec<_>>()
+        .join(",");
+    produce(&alive, 2000, 2200);
+
+    // The old leader returns: it follows, finds where its log diverged and drops its tail.
+    cluster.nodes[index(leader)].resume();
+    wait_for_isr(
+        &cluster,
+        index(new_leader),
+        &[1, 2, 3],
+        Duration::from_secs(30),
+    );
+    wait_for_identical_logs(&cluster, &[0, 1, 2], Duration::from_secs(20));
+    let got = read_all(&alive, 500);
+    let want: Vec<u64> = (0..300).chain(2000..2200).collect();
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "the acks=all messages, and none of the lost acks=1 tail: {:?}",
+        got.iter().filter(|v| (1000..1100).contains(*v)).count()
+    );
+    assert_eq!(got, want);
 }

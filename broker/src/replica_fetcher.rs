@@ -12,6 +12,7 @@ use rafka_controller::image::MetadataImage;
 use rafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use rafka_protocol::messages::{FetchRequest, RequestHeader, RequestKind, ResponseKind};
 use rafka_protocol::{ApiKey, ErrorCode, Records, RequestFrame, ResponseFrame};
+use rafka_storage::TopicPartition;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,8 @@ pub struct FetcherConfig {
     pub response_max_bytes: i32,
     /// `replica.fetch.backoff.ms`.
     pub backoff: Duration,
+    /// `replica.socket.timeout.ms`: how long a fetch may go unanswered.
+    pub socket_timeout: Duration,
 }
 
 /// Runs until `shutdown`: keeps one fetcher per leader this broker follows partitions on.
@@ -85,7 +88,7 @@ async fn fetch_from(
     config: FetcherConfig,
     leader: i32,
     rm: Arc<ReplicaManager>,
-    images: watch::Receiver<Arc<MetadataImage>>,
+    mut images: watch::Receiver<Arc<MetadataImage>>,
     shutdown: watch::Receiver<bool>,
 ) {
     tracing::info!(leader, "replica fetcher started");
@@ -130,11 +133,45 @@ async fn fetch_from(
         };
         correlation_id = correlation_id.wrapping_add(1);
         let request = fetch_request(&config, &followed);
-        let answer = tokio::time::timeout(
-            Duration::from_millis(config.max_wait_ms.max(0) as u64) + Duration::from_secs(10),
-            exchange(stream, config.broker_id, correlation_id, request),
-        )
-        .await;
+        let fetched: Vec<(TopicPartition, i32)> = followed
+            .iter()
+            .map(|f| (f.tp.clone(), f.leader_epoch))
+            .collect();
+        let answer = {
+            let exchange = tokio::time::timeout(
+                config.socket_timeout,
+                exchange(stream, config.broker_id, correlation_id, request),
+            );
+            tokio::pin!(exchange);
+            // A leader that stops answering without closing (paused, cut off) must not hold
+            // its followers: once the image moves these partitions elsewhere, give up on it.
+            loop {
+                tokio::select! {
+                    a = &mut exchange => break Some(a),
+                    changed = images.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        let rm = rm.clone();
+                        let now = tokio::task::spawn_blocking(move || rm.followed_from(leader))
+                            .await
+                            .unwrap_or_default();
+                        let same = now.len() == fetched.len()
+                            && now.iter().zip(&fetched).all(|(n, (tp, epoch))| {
+                                n.tp == *tp && n.leader_epoch == *epoch
+                            });
+                        if !same {
+                            break None;
+                        }
+                    }
+                }
+            }
+        };
+        let Some(answer) = answer else {
+            tracing::debug!(leader, "leadership moved during a fetch: dropping it");
+            conn = None;
+            continue;
+        };
         let response = match answer {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {

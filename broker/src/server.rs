@@ -306,6 +306,7 @@ impl KafkaServer {
                 partition_max_bytes: c.replica_fetch_max_bytes(),
                 response_max_bytes: c.replica_fetch_response_max_bytes(),
                 backoff: Duration::from_millis(c.replica_fetch_backoff_ms().max(0) as u64),
+                socket_timeout: Duration::from_millis(c.replica_socket_timeout_ms().max(1) as u64),
             };
             tasks.push(tokio::spawn(crate::replica_fetcher::run(
                 fetcher,

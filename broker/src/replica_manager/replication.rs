@@ -409,6 +409,7 @@ impl ReplicaManager {
                 log_start_offset: log.log_start_offset(),
             });
         }
+        out.sort_by(|a, b| a.tp.cmp(&b.tp));
         out
     }
 
