@@ -71,6 +71,11 @@ impl Broker {
     /// Starts the binary in `dir` (its cwd; data under `dir/data`) and waits until it answers
     /// Metadata with itself as a broker. Retries on fresh ports when the port was taken.
     pub fn start(dir: &Path) -> Broker {
+        Broker::start_with(dir, "")
+    }
+
+    /// As [`Broker::start`], with `extra` lines appended to `server.properties`.
+    pub fn start_with(dir: &Path, extra: &str) -> Broker {
         let bin = rafka_binary();
         let mut last = String::new();
         for attempt in 0..5 {
@@ -84,7 +89,8 @@ impl Broker {
                  controller.listener.names=CONTROLLER\n\
                  controller.quorum.voters=1@127.0.0.1:{controller_port}\n\
                  num.partitions=1\n\
-                 log.dirs={}\n",
+                 log.dirs={}\n\
+                 {extra}\n",
                 dir.join("data").display()
             );
             let file = dir.join("server.properties");
@@ -203,6 +209,12 @@ impl Broker {
 
     /// Creates `topic` (1 partition, replication 1, `configs`) and waits until it has a leader.
     pub fn create_topic(&self, topic: &str, configs: &[(&str, &str)]) {
+        self.create_topic_partitions(topic, 1, configs);
+    }
+
+    /// Creates `topic` with `partitions` partitions (replication 1, `configs`) and waits until
+    /// every partition has a leader.
+    pub fn create_topic_partitions(&self, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
         let admin: AdminClient<DefaultClientContext> = client_config(&self.bootstrap())
             .create()
             .expect("admin client");
@@ -213,7 +225,7 @@ impl Broker {
             .enable_all()
             .build()
             .expect("tokio runtime");
-        let mut nt = NewTopic::new(topic, 1, TopicReplication::Fixed(1));
+        let mut nt = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
         for (k, v) in configs {
             nt = nt.set(k, v);
         }
@@ -236,7 +248,7 @@ impl Broker {
                 let ok = md.topics().iter().any(|t| {
                     t.name() == topic
                         && t.error().is_none()
-                        && t.partitions().len() == 1
+                        && t.partitions().len() == partitions as usize
                         && t.partitions().iter().all(|p| p.leader() >= 0)
                 });
                 if ok {
