@@ -100,6 +100,10 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
                 .first()
                 .cloned()
                 .unwrap_or_else(|| "CONTROLLER".to_owned()),
+            auto_leader_rebalance_enable: config.auto_leader_rebalance_enable(),
+            leader_imbalance_check_interval: Duration::from_secs(
+                config.leader_imbalance_check_interval_seconds().max(1) as u64,
+            ),
         },
         network: NetworkConfig {
             max_request_bytes: config.socket_request_max_bytes().max(1) as usize,

@@ -323,6 +323,7 @@ fn a_paused_leaders_unreplicated_tail_is_truncated_when_it_returns() {
         ("replica.fetch.backoff.ms", "200"),
         ("broker.session.timeout.ms", "3000"),
         ("broker.heartbeat.interval.ms", "500"),
+        ("leader.imbalance.check.interval.seconds", "1"),
     ]);
     let bootstrap = cluster.bootstrap();
     create_replicated_topic(&bootstrap);
@@ -368,6 +369,12 @@ fn a_paused_leaders_unreplicated_tail_is_truncated_when_it_returns() {
         Duration::from_secs(30),
     );
     wait_for_identical_logs(&cluster, &[0, 1, 2], Duration::from_secs(20));
+    // auto.leader.rebalance.enable: the preferred replica (the first leader) leads again.
+    let deadline = Deadline::after(Duration::from_secs(20));
+    while leader_and_isr(&cluster, index(new_leader)).map(|(l, _)| l) != Some(leader) {
+        deadline.check(|| format!("broker {leader}, the preferred replica, leading again"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let got = read_all(&alive, 500);
     let want: Vec<u64> = (0..300).chain(2000..2200).collect();
     assert_eq!(

@@ -60,6 +60,7 @@ impl QuorumController {
             config,
             active: None,
             seed: node_id ^ 0x5eed,
+            last_balance: Instant::now(),
         };
         tokio::spawn(lp.run(rx));
         QuorumController {
@@ -121,6 +122,8 @@ struct EventLoop {
     /// Present while this node is the Raft leader.
     active: Option<ActiveController>,
     seed: u64,
+    /// When leader balance was last checked.
+    last_balance: Instant,
 }
 
 fn random_bits() -> u128 {
@@ -273,6 +276,21 @@ impl EventLoop {
             tracing::warn!(brokers = ?result.response, "fencing brokers whose session expired");
         }
         let _ = self.commit(result).await;
+        if self.last_balance.elapsed() >= self.config.leader_imbalance_check_interval {
+            self.last_balance = Instant::now();
+            let image = self.sm.image();
+            let Some(active) = self.active.as_ref() else {
+                return;
+            };
+            let result = active.balance_partition_leaders(&image);
+            if result.response > 0 {
+                tracing::info!(
+                    partitions = result.response,
+                    "auto leader rebalance: preferred replicas lead again"
+                );
+            }
+            let _ = self.commit(result).await;
+        }
     }
 
     async fn request(&mut self, version: i16, body: RequestKind) -> Option<ResponseKind> {

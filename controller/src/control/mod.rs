@@ -99,6 +99,10 @@ pub struct ControllerConfig {
     /// The name of the controller listener (the first of `controller.listener.names`), as
     /// DescribeQuorum v2 names the voters' endpoints.
     pub controller_listener_name: String,
+    /// `auto.leader.rebalance.enable`.
+    pub auto_leader_rebalance_enable: bool,
+    /// `leader.imbalance.check.interval.seconds`.
+    pub leader_imbalance_check_interval: Duration,
 }
 
 impl Default for ControllerConfig {
@@ -110,6 +114,8 @@ impl Default for ControllerConfig {
             unclean_leader_election_enable: false,
             session_timeout: Duration::from_millis(9000),
             controller_listener_name: "CONTROLLER".to_owned(),
+            auto_leader_rebalance_enable: true,
+            leader_imbalance_check_interval: Duration::from_secs(300),
         }
     }
 }
@@ -216,6 +222,16 @@ impl ActiveController {
     }
 
     /// Fences every broker whose session has expired at `now`; the response lists them.
+    /// Preferred elections for partitions whose preferred replica can lead again, when
+    /// `auto.leader.rebalance.enable` is on.
+    pub fn balance_partition_leaders(&self, image: &MetadataImage) -> ControllerResult<usize> {
+        if !self.config.auto_leader_rebalance_enable {
+            return ControllerResult::without_records(0);
+        }
+        // Kafka's batch size for one round (`maxElectionsPerImbalance`).
+        replication::balance_partition_leaders(image, 1000)
+    }
+
     pub fn fence_expired(
         &mut self,
         image: &MetadataImage,

@@ -300,6 +300,30 @@ fn elect_leader(
     }
 }
 
+/// Kafka's `maybeBalancePartitionLeaders` (auto.leader.rebalance.enable): a preferred election
+/// for each partition not led by its preferred replica (the first) while that replica is
+/// active and in the ISR, at most `max` per call. Returns how many were moved.
+pub fn balance_partition_leaders(image: &MetadataImage, max: usize) -> ControllerResult<usize> {
+    let mut records = Vec::new();
+    for (topic, index, reg) in image.partitions() {
+        if records.len() >= max {
+            break;
+        }
+        let preferred = reg.preferred_replica();
+        if reg.has_preferred_leader()
+            || !reg.isr.contains(&preferred)
+            || !image.is_active(preferred)
+        {
+            continue;
+        }
+        if let Ok(r) = elect_leader(image, &topic.name, index, Election::Preferred) {
+            records.push(r);
+        }
+    }
+    let n = records.len();
+    ControllerResult::new(records, n)
+}
+
 /// ElectLeaders (Kafka's `ReplicationControlManager.electLeaders`): type 0 preferred, 1 unclean.
 /// Without a partition list every partition is tried and those already led as wanted are left
 /// out of the response.

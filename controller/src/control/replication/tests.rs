@@ -3,6 +3,7 @@
 use super::super::heartbeats::fence_brokers;
 use super::super::invariants::check_image;
 use super::super::testkit::*;
+use super::super::ActiveController;
 use super::*;
 use crate::image::ConfigResource;
 use rafka_protocol::messages::{
@@ -585,4 +586,43 @@ fn elect_leaders_cases() {
         "ELECTION_NOT_NEEDED left out"
     );
     assert_eq!(result.records.len(), 1);
+}
+
+#[test]
+fn auto_leader_rebalance_moves_leadership_back_to_preferred_replicas_that_can_lead() {
+    // "b"-0: preferred 1, in the ISR, led by 2 (moves back); "b"-1: preferred 3 out of the
+    // ISR (stays); "b"-2: led by its preferred 2 (stays).
+    let mut k = Kit::three_brokers();
+    k.create_topic_on("b", &[&[1, 2], &[3, 2], &[2, 1]]);
+    let b = k.topic_id("b");
+    let change = |i, leader, isr: &[i32]| {
+        MetadataRecord::PartitionChange(PartitionChangeRecord {
+            topic_id: b,
+            partition_id: i,
+            leader,
+            isr: Some(isr.to_vec()),
+            ..Default::default()
+        })
+    };
+    k.apply(&[change(0, 2, &[2, 1]), change(1, 2, &[2])]);
+    let result = k.controller.balance_partition_leaders(&k.image);
+    assert_eq!(result.response, 1);
+    k.commit(result);
+    assert_eq!(k.partition("b", 0).leader, 1);
+    assert_eq!(k.partition("b", 1).leader, 2);
+    assert_eq!(k.partition("b", 2).leader, 2);
+    // Balanced: nothing more to do.
+    assert_eq!(k.controller.balance_partition_leaders(&k.image).response, 0);
+    // Off: nothing, even when unbalanced.
+    k.apply(&[change(0, 2, &[2, 1])]);
+    let off = ActiveController::new(
+        ControllerConfig {
+            auto_leader_rebalance_enable: false,
+            ..k.config.clone()
+        },
+        &k.image,
+        k.now,
+        1,
+    );
+    assert_eq!(off.balance_partition_leaders(&k.image).response, 0);
 }
