@@ -4,19 +4,16 @@
 //! Metadata shows), the producer sees no delivery error, and its longest stall on that
 //! partition is shorter than after a SIGKILL of the same broker once it leads the partition
 //! again (restarted, back in the ISR, made leader by a preferred ElectLeaders through
-//! librdkafka's admin API).
+//! librdkafka's admin API, `rd_kafka_ElectLeaders`, which the rdkafka crate does not wrap).
 
 mod common;
 
-use common::{admin, admin_options, metadata, runtime, Cluster, Deadline};
+use common::{admin, admin_options, ffi, metadata, runtime, Cluster, Deadline};
 use rdkafka::admin::{NewTopic, TopicReplication};
-use rdkafka::bindings as rd;
-use rdkafka::client::Client;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext};
-use std::ffi::{CStr, CString};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -209,80 +206,6 @@ fn wait_for_full_isr(cluster: &Cluster, via: i32, timeout: Duration) -> Vec<Part
     }
 }
 
-/// A preferred-replica ElectLeaders for `topic`-`partition` through librdkafka's admin API
-/// (`rd_kafka_ElectLeaders`, which the rdkafka crate does not wrap): the partition's error
-/// name, `None` when it succeeded.
-fn elect_preferred<C: ClientContext>(
-    client: &Client<C>,
-    topic: &str,
-    partition: i32,
-    timeout: Duration,
-) -> Option<String> {
-    let name = |e: rd::rd_kafka_resp_err_t| {
-        // SAFETY: rd_kafka_err2name returns a static string for every code.
-        unsafe { CStr::from_ptr(rd::rd_kafka_err2name(e)) }
-            .to_string_lossy()
-            .into_owned()
-    };
-    let topic = CString::new(topic).expect("topic name");
-    let rk = client.native_ptr();
-    // SAFETY: every handle below is created here on a live client, used while alive, and
-    // destroyed once; the result event's partition array lives as long as the event.
-    unsafe {
-        let tpl = rd::rd_kafka_topic_partition_list_new(1);
-        rd::rd_kafka_topic_partition_list_add(tpl, topic.as_ptr(), partition);
-        let elect = rd::rd_kafka_ElectLeaders_new(
-            rd::rd_kafka_ElectionType_t::RD_KAFKA_ELECTION_TYPE_PREFERRED,
-            tpl,
-        );
-        rd::rd_kafka_topic_partition_list_destroy(tpl);
-        let options = rd::rd_kafka_AdminOptions_new(
-            rk,
-            rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_ELECTLEADERS,
-        );
-        let mut errbuf = [0 as std::os::raw::c_char; 256];
-        rd::rd_kafka_AdminOptions_set_request_timeout(
-            options,
-            timeout.as_millis() as i32,
-            errbuf.as_mut_ptr(),
-            errbuf.len(),
-        );
-        let queue = rd::rd_kafka_queue_new(rk);
-        rd::rd_kafka_ElectLeaders(rk, elect, options, queue);
-        let event =
-            rd::rd_kafka_queue_poll(queue, (timeout + Duration::from_secs(5)).as_millis() as i32);
-        let outcome = if event.is_null() {
-            Some(format!("no ElectLeaders result within {timeout:?}"))
-        } else if rd::rd_kafka_event_error(event)
-            != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-        {
-            Some(name(rd::rd_kafka_event_error(event)))
-        } else {
-            let result = rd::rd_kafka_event_ElectLeaders_result(event);
-            let mut n = 0usize;
-            let parts = rd::rd_kafka_ElectLeaders_result_partitions(result, &mut n);
-            if n != 1 {
-                Some(format!("{n} partition results"))
-            } else {
-                let err = rd::rd_kafka_topic_partition_result_error(*parts);
-                let code = if err.is_null() {
-                    rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-                } else {
-                    rd::rd_kafka_error_code(err)
-                };
-                (code != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR).then(|| name(code))
-            }
-        };
-        if !event.is_null() {
-            rd::rd_kafka_event_destroy(event);
-        }
-        rd::rd_kafka_queue_destroy(queue);
-        rd::rd_kafka_AdminOptions_destroy(options);
-        rd::rd_kafka_ElectLeaders_destroy(elect);
-        outcome
-    }
-}
-
 /// Polls `via`'s Metadata about every 10 ms from its own thread, recording when each answer
 /// arrived and each partition's leader.
 struct LeaderWatch {
@@ -357,6 +280,12 @@ fn controlled_shutdown_moves_leadership_before_exit_and_stalls_less_than_a_kill(
     );
 
     // 1. SIGTERM to partition 0's leader: its leaderships move before it exits.
+    let controller = metadata(
+        cluster.node(observer).addr(),
+        Some(&[]),
+        Duration::from_secs(2),
+    )
+    .map_or(-1, |md| md.controller_id);
     let watch = LeaderWatch::start(cluster.node(observer).addr());
     std::thread::sleep(Duration::from_millis(200));
     let t_term = Instant::now();
@@ -378,7 +307,8 @@ fn controlled_shutdown_moves_leadership_before_exit_and_stalls_less_than_a_kill(
     let before_exit = exited - Duration::from_millis(20);
     match moved {
         Some((at, leaders)) if *at < before_exit => println!(
-            "node {victim} led nothing {:?} after SIGTERM (leaders {leaders:?}), exited after {:?}",
+            "node {victim} (controller: {controller}) led nothing {:?} after SIGTERM (leaders \
+             {leaders:?}), exited after {:?}",
             *at - t_term,
             exited - t_term
         ),
@@ -415,14 +345,18 @@ fn controlled_shutdown_moves_leadership_before_exit_and_stalls_less_than_a_kill(
         if leader == Some(victim) {
             break;
         }
-        let outcome = elect_preferred(admin.inner(), TOPIC, 0, Duration::from_secs(10));
-        elections.push(outcome.clone().unwrap_or_else(|| "NO_ERROR".into()));
-        if let Some(e) = outcome {
+        let outcome =
+            ffi::elect_leaders(admin.inner(), false, TOPIC, &[0], Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("ElectLeaders request: {e:?}"));
+        elections.push(format!("{outcome:?}"));
+        for (_, r) in outcome {
             // ELECTION_NOT_NEEDED: it already leads and the observer has not seen it yet.
-            assert!(
-                e.contains("ELECTION_NOT_NEEDED") || e.contains("NOT_CONTROLLER"),
-                "preferred ElectLeaders of {TOPIC}-0: {e}"
-            );
+            if let Err(e) = r {
+                assert_eq!(
+                    e, "ELECTION_NOT_NEEDED",
+                    "preferred ElectLeaders of {TOPIC}-0"
+                );
+            }
         }
         deadline.check(|| format!("node {victim} leading {TOPIC}-0 again, seen {leader:?}"));
         std::thread::sleep(Duration::from_millis(200));

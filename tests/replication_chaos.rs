@@ -1,7 +1,9 @@
 //! Leader-kill chaos on three real broker processes (RF=3, min.insync.replicas=2): an idempotent
-//! acks=all producer writes without pause while the leader of partition 0 is SIGKILLed, a new
-//! leader takes over, and the killed broker comes back and rejoins the ISR — round after round.
-//! A consumer reads all the while. Afterwards every acknowledged message is in the log exactly
+//! acks=all producer writes without pause while a partition's leader is SIGKILLed, a new
+//! leader takes over, the killed broker comes back and rejoins the ISR, and a preferred
+//! ElectLeaders spreads the leaderships again — round after round, the victim being the leader
+//! of partition 0, 1, 2, 0, … in turn, so every node (the active controller too) dies in some
+//! round. A consumer reads all the while. Afterwards every acknowledged message is in the log exactly
 //! once, in the order it was sent, at the offset its acknowledgement named (invariant 1 of
 //! DESIGN.md), and nothing the consumer saw during the rounds has disappeared or changed since
 //! (invariants 2 and 4: a consumer never reads above the high watermark, and replicas never
@@ -12,7 +14,7 @@
 mod common;
 
 use common::ffi::BEGINNING;
-use common::{admin, admin_options, metadata, partition_consumer, runtime, Cluster, Deadline};
+use common::{admin, admin_options, ffi, metadata, partition_consumer, runtime, Cluster, Deadline};
 use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
@@ -206,8 +208,9 @@ impl Reader {
     }
 }
 
-/// Each partition's (leader, sorted ISR) as `node` sees it, when it answers and knows the topic.
-fn partitions(cluster: &Cluster, node: i32) -> Option<Vec<(i32, Vec<i32>)>> {
+/// Each partition's (leader, sorted ISR, preferred replica) as `node` sees it, when it answers
+/// and knows the topic.
+fn partitions(cluster: &Cluster, node: i32) -> Option<Vec<(i32, Vec<i32>, i32)>> {
     let md = metadata(
         cluster.node(node).addr(),
         Some(&[TOPIC]),
@@ -228,7 +231,11 @@ fn partitions(cluster: &Cluster, node: i32) -> Option<Vec<(i32, Vec<i32>)>> {
             .map(|p| {
                 let mut isr = p.isr_nodes.clone();
                 isr.sort_unstable();
-                (p.leader_id, isr)
+                (
+                    p.leader_id,
+                    isr,
+                    p.replica_nodes.first().copied().unwrap_or(-1),
+                )
             })
             .collect(),
     )
@@ -239,7 +246,7 @@ fn wait_for_full_isr(cluster: &Cluster, via: i32, deadline: Deadline) {
     loop {
         let seen = partitions(cluster, via);
         if let Some(ps) = &seen {
-            if ps.iter().all(|(l, isr)| *l > 0 && isr == &[1, 2, 3]) {
+            if ps.iter().all(|(l, isr, _)| *l > 0 && isr == &[1, 2, 3]) {
                 return;
             }
         }
@@ -257,8 +264,9 @@ fn leader_kill_chaos_loses_no_acknowledged_message() {
     let started = Instant::now();
     let mut cluster = Cluster::start(3, FAST_FAILOVER);
     let bootstrap = cluster.bootstrap();
+    let admin = admin(&bootstrap);
     let res = runtime()
-        .block_on(admin(&bootstrap).create_topics(
+        .block_on(admin.create_topics(
             [&NewTopic::new(
                 TOPIC,
                 PARTITIONS,
@@ -276,38 +284,47 @@ fn leader_kill_chaos_loses_no_acknowledged_message() {
     let mut round_times = Vec::new();
     let mut failover_times = Vec::new();
     let mut live = 1;
+    let all: Vec<i32> = (0..PARTITIONS).collect();
     for round in 0..rounds {
         let deadline = Deadline::after(ROUND_TIMEOUT);
+        let p = (round % PARTITIONS as usize) as i32;
+        let tp = format!("{TOPIC}-{p}");
         let leader = loop {
             match partitions(&cluster, live) {
-                Some(ps) if ps[0].0 > 0 => break ps[0].0,
-                seen => deadline
-                    .check(|| format!("round {round}: a leader of {TOPIC}-0, seen {seen:?}")),
+                Some(ps) if ps[p as usize].0 > 0 => break ps[p as usize].0,
+                seen => {
+                    deadline.check(|| format!("round {round}: a leader of {tp}, seen {seen:?}"))
+                }
             }
             std::thread::sleep(Duration::from_millis(50));
         };
         live = (1..=3).find(|&id| id != leader).expect("another node");
+        // Whether this kill also takes the active controller (a Raft election on top).
+        let controller = metadata(cluster.node(live).addr(), Some(&[]), Duration::from_secs(2))
+            .map_or(-1, |md| md.controller_id);
         let t0 = Instant::now();
         cluster.nodes[(leader - 1) as usize].kill();
 
-        // Another replica leads, and acks=all writes to partition 0 go through it.
+        // Another replica leads, and acks=all writes to the partition go through it.
         let new_leader = loop {
             match partitions(&cluster, live) {
-                Some(ps) if ps[0].0 > 0 && ps[0].0 != leader => break ps[0].0,
+                Some(ps) if ps[p as usize].0 > 0 && ps[p as usize].0 != leader => {
+                    break ps[p as usize].0
+                }
                 seen => deadline.check(|| {
                     format!(
-                        "round {round}: a leader of {TOPIC}-0 other than {leader}, seen {seen:?}\n{}",
+                        "round {round}: a leader of {tp} other than {leader}, seen {seen:?}\n{}",
                         cluster.logs(30)
                     )
                 }),
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        let acked = writer.acked_in(0);
-        while writer.acked_in(0) == acked {
+        let acked = writer.acked_in(p);
+        while writer.acked_in(p) == acked {
             deadline.check(|| {
                 format!(
-                    "round {round}: no acks=all write to {TOPIC}-0 acknowledged by new leader \
+                    "round {round}: no acks=all write to {tp} acknowledged by new leader \
                      {new_leader}\n{}",
                     cluster.logs(30)
                 )
@@ -316,12 +333,37 @@ fn leader_kill_chaos_loses_no_acknowledged_message() {
         }
         let failover = t0.elapsed();
 
-        // The killed broker comes back and every partition has three in-sync replicas again.
+        // The killed broker comes back, every partition has three in-sync replicas again, and
+        // a preferred election hands each back to its first replica.
         cluster.nodes[(leader - 1) as usize].start();
         wait_for_full_isr(&cluster, new_leader, deadline);
+        let rejoined = t0.elapsed();
+        loop {
+            let seen = partitions(&cluster, new_leader);
+            if seen
+                .as_ref()
+                .is_some_and(|ps| ps.iter().all(|(l, _, preferred)| l == preferred))
+            {
+                break;
+            }
+            let outcome =
+                ffi::elect_leaders(admin.inner(), false, TOPIC, &all, Duration::from_secs(10))
+                    .unwrap_or_else(|e| panic!("round {round}: ElectLeaders request: {e:?}"));
+            for (q, r) in outcome {
+                if let Err(e) = r {
+                    assert_eq!(
+                        e, "ELECTION_NOT_NEEDED",
+                        "round {round}: preferred ElectLeaders of {TOPIC}-{q}"
+                    );
+                }
+            }
+            deadline.check(|| format!("round {round}: preferred leaders, seen {seen:?}"));
+            std::thread::sleep(Duration::from_millis(100));
+        }
         println!(
-            "round {round}: killed {leader}, {new_leader} leads and serves after {failover:?}, \
-             full ISR after {:?}",
+            "round {round}: killed {leader} (leader of {tp}; controller {controller}), \
+             {new_leader} leads it and serves after {failover:?}, full ISR after {rejoined:?}, \
+             preferred leaders after {:?}",
             t0.elapsed()
         );
         failover_times.push(failover);

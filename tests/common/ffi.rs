@@ -1,6 +1,6 @@
 //! Admin calls the rdkafka crate does not wrap, made through librdkafka's C API:
-//! IncrementalAlterConfigs (KIP-339) and DescribeCluster. Each call runs on its own result
-//! queue, polled with a timeout, and frees everything it allocated.
+//! IncrementalAlterConfigs (KIP-339), DescribeCluster and ElectLeaders (KIP-460). Each call
+//! runs on its own result queue, polled with a timeout, and frees everything it allocated.
 
 use rdkafka::bindings as rd;
 use rdkafka::client::Client;
@@ -236,6 +236,68 @@ pub fn describe_cluster<C: ClientContext>(
             controller: (!c.is_null()).then(|| rd::rd_kafka_Node_id(c)),
             nodes: out,
         })
+    }
+}
+
+/// ElectLeaders (KIP-460) of `partitions` of `topic`, preferred (`unclean` false) or
+/// unclean: each partition's outcome, `Ok` or its error name (ELECTION_NOT_NEEDED when the
+/// preferred replica already leads). `Err`: the request as a whole failed.
+pub fn elect_leaders<C: ClientContext>(
+    client: &Client<C>,
+    unclean: bool,
+    topic: &str,
+    partitions: &[i32],
+    timeout: Duration,
+) -> Result<Vec<(i32, Result<(), String>)>, (String, String)> {
+    let election = if unclean {
+        rd::rd_kafka_ElectionType_t::RD_KAFKA_ELECTION_TYPE_UNCLEAN
+    } else {
+        rd::rd_kafka_ElectionType_t::RD_KAFKA_ELECTION_TYPE_PREFERRED
+    };
+    let name = CString::new(topic).expect("topic name");
+    let mut call = Call::new(
+        client,
+        rd::rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_ELECTLEADERS,
+        timeout,
+    );
+    // SAFETY: the list and the request are created, passed once and freed here (librdkafka
+    // copies the list into the request and the request into the call).
+    unsafe {
+        let tpl = rd::rd_kafka_topic_partition_list_new(partitions.len() as i32);
+        for &p in partitions {
+            rd::rd_kafka_topic_partition_list_add(tpl, name.as_ptr(), p);
+        }
+        let elect = rd::rd_kafka_ElectLeaders_new(election, tpl);
+        rd::rd_kafka_topic_partition_list_destroy(tpl);
+        rd::rd_kafka_ElectLeaders(client.native_ptr(), elect, call.options, call.queue);
+        rd::rd_kafka_ElectLeaders_destroy(elect);
+    }
+    call.wait(timeout)?;
+    // SAFETY: the event is an ElectLeaders result that lives in `call`.
+    unsafe {
+        let result = rd::rd_kafka_event_ElectLeaders_result(call.event);
+        assert!(!result.is_null(), "not an ElectLeaders result");
+        let mut n = 0usize;
+        let results = rd::rd_kafka_ElectLeaders_result_partitions(result, &mut n);
+        let mut out = Vec::new();
+        for i in 0..n {
+            let r = *results.add(i);
+            let tp = rd::rd_kafka_topic_partition_result_partition(r);
+            let err = rd::rd_kafka_topic_partition_result_error(r);
+            let code = if err.is_null() {
+                rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+            } else {
+                rd::rd_kafka_error_code(err)
+            };
+            let outcome = if code == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                Ok(())
+            } else {
+                Err(err_name(code))
+            };
+            out.push(((*tp).partition, outcome));
+        }
+        out.sort_by_key(|(p, _)| *p);
+        Ok(out)
     }
 }
 
