@@ -385,3 +385,93 @@ fn a_paused_leaders_unreplicated_tail_is_truncated_when_it_returns() {
     );
     assert_eq!(got, want);
 }
+
+/// The broker coordinating `group` (FindCoordinator v3 asked of `node`).
+fn coordinator(cluster: &Cluster, node: usize, group: &str) -> Option<i32> {
+    use rafka_protocol::messages::{FindCoordinatorRequest, RequestKind, ResponseKind};
+    let r = common::raw_request(
+        cluster.nodes[node].addr(),
+        3,
+        RequestKind::FindCoordinator(FindCoordinatorRequest {
+            key: group.into(),
+            key_type: 0,
+            ..Default::default()
+        }),
+        Duration::from_secs(5),
+    )
+    .ok()?;
+    match r {
+        ResponseKind::FindCoordinator(f) if f.error_code == 0 => Some(f.node_id),
+        _ => None,
+    }
+}
+
+#[test]
+fn committed_offsets_survive_the_coordinators_death() {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let mut cluster = Cluster::start(
+        3,
+        &[
+            ("offsets.topic.replication.factor", "3"),
+            ("offsets.topic.num.partitions", "3"),
+            ("min.insync.replicas", "2"),
+            ("replica.fetch.wait.max.ms", "200"),
+            ("broker.session.timeout.ms", "3000"),
+            ("broker.heartbeat.interval.ms", "500"),
+        ],
+    );
+    let bootstrap = cluster.bootstrap();
+    create_replicated_topic(&bootstrap);
+    wait_for_isr(&cluster, 0, &[1, 2, 3], Duration::from_secs(20));
+    produce(&bootstrap, 0, 100);
+    let group = "survivors";
+    let consumer = |bootstrap: &str| -> BaseConsumer {
+        common::client_config(
+            bootstrap,
+            &[
+                ("group.id", group),
+                ("enable.auto.commit", "false"),
+                ("auto.offset.reset", "earliest"),
+            ],
+        )
+        .create()
+        .expect("consumer")
+    };
+    // A commit, acknowledged once replicated to the ISR of its __consumer_offsets partition.
+    let c = consumer(&bootstrap);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(TOPIC, 0, Offset::Offset(42))
+        .unwrap();
+    c.commit(&tpl, CommitMode::Sync).expect("commit");
+    drop(c);
+    let dead = coordinator(&cluster, 0, group).expect("a coordinator");
+    cluster.nodes[(dead - 1) as usize].kill();
+
+    // Another broker takes the partition over, loads it, and answers with the commit.
+    let alive: String = (1..=3)
+        .filter(|&id| id != dead)
+        .map(|id| cluster.nodes[(id - 1) as usize].bootstrap())
+        .collect::<Vec<_>>()
+        .join(",");
+    let deadline = Deadline::after(Duration::from_secs(40));
+    let c = consumer(&alive);
+    loop {
+        let mut want = TopicPartitionList::new();
+        want.add_partition(TOPIC, 0);
+        if let Ok(got) = c.committed_offsets(want, Duration::from_secs(5)) {
+            if let Some(e) = got.find_partition(TOPIC, 0) {
+                if e.offset() == Offset::Offset(42) {
+                    break;
+                }
+            }
+        }
+        deadline.check(|| format!("the commit, from a new coordinator\n{}", cluster.logs(30)));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let now = (1..=3)
+        .filter(|&id| id != dead)
+        .find_map(|id| coordinator(&cluster, (id - 1) as usize, group))
+        .expect("a coordinator");
+    assert_ne!(now, dead);
+}

@@ -193,7 +193,7 @@ impl KafkaApis {
                 ResponseKind::LeaveGroup(leave_group::handle(self, version, r))
             }
             RequestKind::OffsetCommit(r) => {
-                ResponseKind::OffsetCommit(offset_commit::handle(self, r))
+                ResponseKind::OffsetCommit(offset_commit::handle(self, r).await)
             }
             RequestKind::OffsetFetch(r) => {
                 ResponseKind::OffsetFetch(offset_fetch::handle(self, version, r))

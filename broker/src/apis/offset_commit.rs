@@ -1,4 +1,4 @@
-//! OffsetCommit: a group's consumed positions, durable in `__consumer_offsets` before they are
+//! OffsetCommit: a group's consumed positions, replicated in `__consumer_offsets` before they are
 //! acknowledged ([`crate::group_coordinator::GroupCoordinator::commit_offsets`]).
 //!
 //! Checks, in Kafka's order: the group id (INVALID_GROUP_ID), this broker coordinating it
@@ -17,7 +17,7 @@ use rafka_protocol::messages::offset_commit_response::{
 use rafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use rafka_protocol::ErrorCode;
 
-pub fn handle(apis: &KafkaApis, req: OffsetCommitRequest) -> OffsetCommitResponse {
+pub async fn handle(apis: &KafkaApis, req: OffsetCommitRequest) -> OffsetCommitResponse {
     let image = apis.image();
     let group_check = if req.group_id.is_empty() {
         Err(ErrorCode::InvalidGroupId)
@@ -84,7 +84,20 @@ pub fn handle(apis: &KafkaApis, req: OffsetCommitRequest) -> OffsetCommitRespons
             ..Default::default()
         })
         .collect();
-    if let Err(e) = apis.groups.commit_offsets(&image, &req.group_id, &commits) {
+    // Acknowledged once replicated, as Kafka appends commits with acks=all
+    // (`offsets.commit.timeout.ms`).
+    let result = match apis.groups.commit_offsets(&image, &req.group_id, &commits) {
+        Ok(Some(required)) => {
+            let timeout = apis.config.offsets_commit_timeout_ms().max(1) as u64;
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(timeout);
+            apis.groups
+                .wait_for_commit(&image, &req.group_id, required, deadline)
+                .await
+        }
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
         for (ti, pi) in accepted {
             topics[ti].partitions[pi].error_code = e.code();
         }

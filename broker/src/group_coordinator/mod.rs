@@ -279,14 +279,15 @@ impl GroupCoordinator {
         Ok(count)
     }
 
-    /// Appends `records` (key, value) to partition `p` as one batch (acks=all): the error a
-    /// coordinator answers when it cannot (Kafka's mapping in `GroupMetadataManager`).
+    /// Appends `records` (key, value) to partition `p` as one batch (acks=all): the offset the
+    /// high watermark must reach for them to be replicated, or the error a coordinator answers
+    /// when it cannot append (Kafka's mapping in `GroupMetadataManager`).
     fn append(
         &self,
         image: &MetadataImage,
         p: i32,
         records: &[(bytes::Bytes, Option<bytes::Bytes>)],
-    ) -> Result<(), ErrorCode> {
+    ) -> Result<i64, ErrorCode> {
         let now = now_ms();
         let mut builder = RecordBatchBuilder::new(0);
         for (k, v) in records {
@@ -302,7 +303,7 @@ impl GroupCoordinator {
             .replica_manager
             .append(image, &tp, &builder.build(), -1);
         match r.error {
-            ErrorCode::None => Ok(()),
+            ErrorCode::None => Ok(r.last_offset + 1),
             ErrorCode::UnknownTopicOrPartition
             | ErrorCode::NotEnoughReplicas
             | ErrorCode::NotEnoughReplicasAfterAppend
@@ -321,16 +322,18 @@ impl GroupCoordinator {
     }
 
     /// Commits offsets of `group` (already checked against its membership): appended first,
-    /// applied in memory only once the append succeeded.
+    /// applied in memory only once the append succeeded. Returns the offset of `__consumer_offsets`
+    /// the high watermark must pass before the commit is acknowledged
+    /// ([`GroupCoordinator::wait_for_commit`]), `None` if there was nothing to write.
     pub fn commit_offsets(
         &self,
         image: &MetadataImage,
         group: &str,
         commits: &OffsetCommits,
-    ) -> Result<(), ErrorCode> {
+    ) -> Result<Option<i64>, ErrorCode> {
         let p = self.check(group)?;
         if commits.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let records: Vec<_> = commits
             .iter()
@@ -341,7 +344,7 @@ impl GroupCoordinator {
         if !parts.get(&p).is_some_and(|s| s.loaded) {
             return Err(ErrorCode::NotCoordinator);
         }
-        self.append(image, p, &records)?;
+        let required = self.append(image, p, &records)?;
         let Some(s) = parts.get_mut(&p) else {
             return Err(ErrorCode::NotCoordinator);
         };
@@ -349,7 +352,32 @@ impl GroupCoordinator {
         for (t, part, v) in commits {
             offsets.insert((t.clone(), *part), v.clone());
         }
-        Ok(())
+        Ok(Some(required))
+    }
+
+    /// Waits until a commit of `group` is replicated (the high watermark of its
+    /// `__consumer_offsets` partition reaches `required`), at most until `deadline`; Kafka's
+    /// mapping of the failures to coordinator errors.
+    pub async fn wait_for_commit(
+        &self,
+        image: &MetadataImage,
+        group: &str,
+        required: i64,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), ErrorCode> {
+        let tp = TopicPartition {
+            topic: GROUP_METADATA_TOPIC.to_owned(),
+            partition: self.partition_for(group),
+        };
+        match self
+            .replica_manager
+            .wait_for_high_watermark(image, &tp, required, deadline)
+            .await
+        {
+            ErrorCode::None => Ok(()),
+            ErrorCode::NotLeaderOrFollower => Err(ErrorCode::NotCoordinator),
+            _ => Err(ErrorCode::CoordinatorNotAvailable),
+        }
     }
 
     /// The committed offsets of `group` (all of them, or those of `wanted`).
@@ -498,7 +526,7 @@ impl GroupCoordinator {
         let mut written = 0;
         for (p, records) in by_partition {
             match self.append(image, p, &records) {
-                Ok(()) => written += records.len(),
+                Ok(_) => written += records.len(),
                 Err(e) => {
                     tracing::warn!(partition = p, error = ?e, "cannot write group metadata")
                 }
