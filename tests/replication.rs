@@ -475,3 +475,79 @@ fn committed_offsets_survive_the_coordinators_death() {
         .expect("a coordinator");
     assert_ne!(now, dead);
 }
+
+#[test]
+fn a_follower_paused_past_its_session_is_fenced_and_leaves_every_isr() {
+    let cluster = Cluster::start(
+        3,
+        &[
+            ("min.insync.replicas", "2"),
+            ("replica.lag.time.max.ms", "30000"),
+            ("replica.fetch.wait.max.ms", "200"),
+            ("broker.session.timeout.ms", "3000"),
+            ("broker.heartbeat.interval.ms", "500"),
+        ],
+    );
+    let bootstrap = cluster.bootstrap();
+    let res = runtime()
+        .block_on(admin(&bootstrap).create_topics(
+            [&NewTopic::new(TOPIC, 3, TopicReplication::Fixed(3))],
+            &admin_options(),
+        ))
+        .expect("CreateTopics");
+    assert_eq!(res, vec![Ok(TOPIC.to_string())]);
+    let isrs = |via: usize| -> Option<Vec<(i32, Vec<i32>)>> {
+        let md = metadata(
+            cluster.nodes[via].addr(),
+            Some(&[TOPIC]),
+            Duration::from_secs(2),
+        )
+        .ok()?;
+        let t = md
+            .topics
+            .iter()
+            .find(|t| t.name.as_deref() == Some(TOPIC))?;
+        let mut v: Vec<(i32, Vec<i32>)> = t
+            .partitions
+            .iter()
+            .map(|p| {
+                let mut isr = p.isr_nodes.clone();
+                isr.sort_unstable();
+                (p.leader_id, isr)
+            })
+            .collect();
+        v.sort();
+        Some(v)
+    };
+    let deadline = Deadline::after(Duration::from_secs(20));
+    while !isrs(0).is_some_and(|v| v.len() == 3 && v.iter().all(|(_, isr)| isr.len() == 3)) {
+        deadline.check(|| format!("three full ISRs: {:?}", isrs(0)));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The lag allowed (30 s) is far longer than the session (3 s): only fencing can drop it.
+    let paused = 3;
+    cluster.nodes[2].pause();
+    let deadline = Deadline::after(Duration::from_secs(20));
+    loop {
+        let v = isrs(0).unwrap_or_default();
+        let md = metadata(cluster.nodes[0].addr(), None, Duration::from_secs(2)).ok();
+        let fenced = md.is_some_and(|m| m.brokers.iter().all(|b| b.node_id != paused));
+        if fenced
+            && v.len() == 3
+            && v.iter()
+                .all(|(leader, isr)| *leader != paused && !isr.contains(&paused))
+        {
+            break;
+        }
+        deadline.check(|| format!("broker {paused} fenced and out of every ISR: {v:?}"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // acks=all goes on with the two others.
+    produce(&bootstrap, 0, 200);
+    cluster.nodes[2].resume();
+    let deadline = Deadline::after(Duration::from_secs(30));
+    while !isrs(0).is_some_and(|v| v.iter().all(|(_, isr)| isr.len() == 3)) {
+        deadline.check(|| format!("broker {paused} back in every ISR: {:?}", isrs(0)));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

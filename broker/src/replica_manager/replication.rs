@@ -687,6 +687,70 @@ mod tests {
         assert_eq!(grow[0].new_isr, vec![1, 2]);
     }
 
+    /// Broker 1 following `r-0`, led by 2 at epoch 1.
+    fn follower_setup(dir: &std::path::Path) -> (ReplicaManager, MetadataImage) {
+        let (rm, image) = setup(dir);
+        let moved = next(&image, &[leader_change(2)]);
+        rm.apply_image(&image, &moved);
+        (rm, moved)
+    }
+
+    fn leader_batch(offset: i64, epoch: i32, n: usize) -> Bytes {
+        let mut b = RecordBatchBuilder::new(offset).partition_leader_epoch(epoch);
+        for i in 0..n {
+            b.append(i as i64, None, Some(b"v"), &[]).unwrap();
+        }
+        b.build()
+    }
+
+    #[test]
+    fn a_follower_refuses_corrupt_data_and_keeps_its_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rm, image) = follower_setup(dir.path());
+        assert!(!rm.partition(&tp()).unwrap().is_leader());
+        let epoch = rm.partition(&tp()).unwrap().leader_epoch();
+        let fetched = |records: Bytes| FetchedPartition {
+            error: ErrorCode::None,
+            high_watermark: 3,
+            log_start_offset: 0,
+            diverging_epoch: None,
+            records,
+        };
+        let good = leader_batch(0, epoch, 3);
+        let mut bad = good.to_vec();
+        let last = bad.len() - 1;
+        bad[last] ^= 0x55; // the CRC no longer matches
+        assert_eq!(
+            rm.process_fetched(&tp(), epoch, &fetched(Bytes::from(bad))),
+            ErrorCode::CorruptMessage
+        );
+        let leo =
+            |rm: &ReplicaManager| lock_log(&rm.partition(&tp()).unwrap().log).log_end_offset();
+        assert_eq!(leo(&rm), 0, "nothing of a corrupt batch is appended");
+        // The refetch brings it whole: appended with the leader's offsets, HW taken.
+        assert_eq!(
+            rm.process_fetched(&tp(), epoch, &fetched(good)),
+            ErrorCode::None
+        );
+        assert_eq!((leo(&rm), hw(&rm)), (3, 3));
+        // A fetch made at an older epoch is ignored.
+        assert_eq!(
+            rm.process_fetched(&tp(), epoch - 1, &fetched(leader_batch(3, epoch, 2))),
+            ErrorCode::None
+        );
+        assert_eq!(leo(&rm), 3);
+        // A diverging epoch truncates where the logs agree.
+        rm.process_fetched(&tp(), epoch, &fetched(leader_batch(3, epoch, 2)));
+        assert_eq!(leo(&rm), 5);
+        let diverged = FetchedPartition {
+            diverging_epoch: Some((epoch, 3)),
+            ..fetched(Bytes::new())
+        };
+        rm.process_fetched(&tp(), epoch, &diverged);
+        assert_eq!(leo(&rm), 3);
+        let _ = image;
+    }
+
     #[test]
     fn acks_all_waits_for_the_high_watermark() {
         let dir = tempfile::tempdir().unwrap();
