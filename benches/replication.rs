@@ -158,11 +158,20 @@ fn create_topic(cluster: &Cluster, topic: &str, replicas: &[i32], configs: &[(&s
         nt = nt.set(k, v);
     }
     let a = admin(&cluster.bootstrap());
-    let res = runtime()
-        .block_on(a.create_topics([&nt], &admin_options()))
-        .expect("CreateTopics request");
-    for r in res {
-        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+    // A controller change answers NOT_CONTROLLER, which librdkafka's admin client does not
+    // retry: retry here (and accept the topic existing, from an attempt that did land).
+    for attempt in 1.. {
+        let res = runtime()
+            .block_on(a.create_topics([&nt], &admin_options()))
+            .expect("CreateTopics request");
+        match res.into_iter().next().expect("one result") {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => break,
+            Err((t, e)) if attempt < 20 && e == RDKafkaErrorCode::NotController => {
+                eprintln!("replication: create topic {t}: {e}, retrying");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err((t, e)) => panic!("create topic {t}: {e}"),
+        }
     }
     let mut want = replicas.to_vec();
     want.sort_unstable();
@@ -695,6 +704,14 @@ fn failovers(
             leader,
             fault,
             data,
+        );
+        eprintln!(
+            "replication:   elected {} ms, first ack {} ms, stall {} ms, {} failed {}",
+            ms(t.elected),
+            ms(t.first_ack),
+            ms(Some(t.stall)),
+            t.failed,
+            t.note
         );
         out.push(t);
     }
