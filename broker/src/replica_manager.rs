@@ -451,6 +451,41 @@ impl ReplicaManager {
         min_one: bool,
         current_leader_epoch: i32,
     ) -> ReadResult {
+        self.read_up_to(
+            image,
+            tp,
+            offset,
+            max_bytes,
+            min_one,
+            current_leader_epoch,
+            false,
+        )
+    }
+
+    /// A leader's own read of a partition it leads, up to its log end rather than the high
+    /// watermark (Kafka's `FetchIsolation.LOG_END`): a new group coordinator loads everything
+    /// its log has, which as leader's log is what will be committed.
+    pub fn read_to_log_end(
+        &self,
+        image: &MetadataImage,
+        tp: &TopicPartition,
+        offset: i64,
+        max_bytes: u64,
+    ) -> ReadResult {
+        self.read_up_to(image, tp, offset, max_bytes, true, -1, true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn read_up_to(
+        &self,
+        image: &MetadataImage,
+        tp: &TopicPartition,
+        offset: i64,
+        max_bytes: u64,
+        min_one: bool,
+        current_leader_epoch: i32,
+        to_log_end: bool,
+    ) -> ReadResult {
         let p = match self.leader_partition(image, tp) {
             Ok(p) => p,
             Err(e) => return ReadResult::error(e),
@@ -473,7 +508,8 @@ impl ReplicaManager {
             log_start_offset: log.log_start_offset(),
             records: None,
         };
-        match log.read(offset, max_bytes, hw, min_one) {
+        let upper = if to_log_end { log.log_end_offset() } else { hw };
+        match log.read(offset, max_bytes, upper, min_one) {
             Ok(info) => out.records = info.slice,
             Err(e) => out.error = storage_error_code(&e),
         }

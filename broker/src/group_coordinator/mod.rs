@@ -222,7 +222,9 @@ impl GroupCoordinator {
         }
     }
 
-    /// Reads partition `p` up to its high watermark into memory; the number of records read.
+    /// Reads partition `p` up to its log end into memory (as Kafka's coordinator does: a new
+    /// leader's high watermark may lag behind commits its followers acknowledged); the number of
+    /// records read.
     fn load(&self, image: &MetadataImage, p: i32) -> Result<usize, String> {
         let tp = TopicPartition {
             topic: GROUP_METADATA_TOPIC.to_owned(),
@@ -241,7 +243,7 @@ impl GroupCoordinator {
         loop {
             let r = self
                 .replica_manager
-                .read(image, &tp, offset, 1 << 20, true, -1);
+                .read_to_log_end(image, &tp, offset, 1 << 20);
             if r.error != ErrorCode::None {
                 return Err(format!("read at {offset}: {:?}", r.error));
             }
