@@ -148,6 +148,7 @@ fn read_all(bootstrap: &str, expect: u64) -> Vec<u64> {
 
 #[test]
 fn three_replicas_follow_shrink_grow_and_survive_the_leader() {
+    let _serial = common::one_cluster_at_a_time();
     let mut cluster = Cluster::start(
         3,
         &[
@@ -257,6 +258,7 @@ fn proxied_cluster(extra: &[(&str, &str)]) -> (Cluster, Vec<TcpProxy>) {
 
 #[test]
 fn a_follower_cut_off_from_replication_leaves_the_isr_and_returns() {
+    let _serial = common::one_cluster_at_a_time();
     let (cluster, proxies) = proxied_cluster(&[
         ("min.insync.replicas", "2"),
         ("replica.lag.time.max.ms", "3000"),
@@ -316,12 +318,14 @@ fn produce_acks_1(bootstrap: &str, from: u64, to: u64) {
 
 #[test]
 fn a_paused_leaders_unreplicated_tail_is_truncated_when_it_returns() {
+    let _serial = common::one_cluster_at_a_time();
     let (cluster, proxies) = proxied_cluster(&[
         ("min.insync.replicas", "2"),
         ("replica.lag.time.max.ms", "20000"),
         ("replica.fetch.wait.max.ms", "200"),
         ("replica.fetch.backoff.ms", "200"),
         ("broker.session.timeout.ms", "3000"),
+        ("controller.quorum.request.timeout.ms", "1000"),
         ("broker.heartbeat.interval.ms", "500"),
         ("leader.imbalance.check.interval.seconds", "1"),
     ]);
@@ -408,6 +412,7 @@ fn coordinator(cluster: &Cluster, node: usize, group: &str) -> Option<i32> {
 
 #[test]
 fn committed_offsets_survive_the_coordinators_death() {
+    let _serial = common::one_cluster_at_a_time();
     use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
     use rdkafka::{Offset, TopicPartitionList};
     let mut cluster = Cluster::start(
@@ -418,6 +423,7 @@ fn committed_offsets_survive_the_coordinators_death() {
             ("min.insync.replicas", "2"),
             ("replica.fetch.wait.max.ms", "200"),
             ("broker.session.timeout.ms", "3000"),
+            ("controller.quorum.request.timeout.ms", "1000"),
             ("broker.heartbeat.interval.ms", "500"),
         ],
     );
@@ -478,6 +484,7 @@ fn committed_offsets_survive_the_coordinators_death() {
 
 #[test]
 fn a_follower_paused_past_its_session_is_fenced_and_leaves_every_isr() {
+    let _serial = common::one_cluster_at_a_time();
     let cluster = Cluster::start(
         3,
         &[
@@ -485,6 +492,7 @@ fn a_follower_paused_past_its_session_is_fenced_and_leaves_every_isr() {
             ("replica.lag.time.max.ms", "30000"),
             ("replica.fetch.wait.max.ms", "200"),
             ("broker.session.timeout.ms", "3000"),
+            ("controller.quorum.request.timeout.ms", "1000"),
             ("broker.heartbeat.interval.ms", "500"),
         ],
     );
@@ -525,12 +533,20 @@ fn a_follower_paused_past_its_session_is_fenced_and_leaves_every_isr() {
         std::thread::sleep(Duration::from_millis(100));
     }
     // The lag allowed (30 s) is far longer than the session (3 s): only fencing can drop it.
-    let paused = 3;
-    cluster.nodes[2].pause();
+    // The broker paused is the active controller's node, the hardest case: the others'
+    // heartbeats in flight to it hang until `controller.quorum.request.timeout.ms`, then go to
+    // the newly elected controller, within their sessions.
+    let paused = metadata(cluster.nodes[0].addr(), None, Duration::from_secs(2))
+        .expect("metadata")
+        .controller_id;
+    assert!((1..=3).contains(&paused));
+    let p = (paused - 1) as usize;
+    let via = (p + 1) % 3;
+    cluster.nodes[p].pause();
     let deadline = Deadline::after(Duration::from_secs(20));
     loop {
-        let v = isrs(0).unwrap_or_default();
-        let md = metadata(cluster.nodes[0].addr(), None, Duration::from_secs(2)).ok();
+        let v = isrs(via).unwrap_or_default();
+        let md = metadata(cluster.nodes[via].addr(), None, Duration::from_secs(2)).ok();
         let fenced = md.is_some_and(|m| m.brokers.iter().all(|b| b.node_id != paused));
         if fenced
             && v.len() == 3
@@ -544,10 +560,10 @@ fn a_follower_paused_past_its_session_is_fenced_and_leaves_every_isr() {
     }
     // acks=all goes on with the two others.
     produce(&bootstrap, 0, 200);
-    cluster.nodes[2].resume();
+    cluster.nodes[p].resume();
     let deadline = Deadline::after(Duration::from_secs(30));
-    while !isrs(0).is_some_and(|v| v.iter().all(|(_, isr)| isr.len() == 3)) {
-        deadline.check(|| format!("broker {paused} back in every ISR: {:?}", isrs(0)));
+    while !isrs(via).is_some_and(|v| v.iter().all(|(_, isr)| isr.len() == 3)) {
+        deadline.check(|| format!("broker {paused} back in every ISR: {:?}", isrs(via)));
         std::thread::sleep(Duration::from_millis(100));
     }
 }

@@ -20,6 +20,11 @@ pub struct ControllerChannel {
     node: Arc<ControllerNode>,
     voters: BTreeMap<NodeId, String>,
     client_id: String,
+    /// `controller.quorum.request.timeout.ms`: one attempt's bound. It must stay below the
+    /// broker session timeout, or a controller that stops answering without closing (paused,
+    /// cut off) holds a heartbeat until this broker is fenced; after it the next attempt goes
+    /// to whichever voter leads by then.
+    request_timeout: Duration,
 }
 
 impl ControllerChannel {
@@ -27,11 +32,13 @@ impl ControllerChannel {
         node: Arc<ControllerNode>,
         voters: BTreeMap<NodeId, String>,
         broker_id: i32,
+        request_timeout: Duration,
     ) -> ControllerChannel {
         ControllerChannel {
             node,
             voters,
             client_id: format!("broker-{broker_id}"),
+            request_timeout,
         }
     }
 
@@ -130,7 +137,7 @@ impl ControllerChannel {
             .ok_or_else(|| "controller closed the connection".to_owned())?;
             ResponseFrame::decode(api, version, &resp).map_err(|e| e.to_string())
         };
-        let resp = tokio::time::timeout(Duration::from_secs(5), io)
+        let resp = tokio::time::timeout(self.request_timeout, io)
             .await
             .map_err(|_| "timed out".to_owned())??;
         Ok(resp.body)

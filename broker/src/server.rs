@@ -281,6 +281,7 @@ impl KafkaServer {
             controller.clone(),
             settings.voters.clone(),
             settings.node_id,
+            Duration::from_millis(settings.kafka_config.quorum_request_timeout_ms().max(1) as u64),
         ));
         let lifecycle = BrokerLifecycleManager::new(
             settings.node_id,

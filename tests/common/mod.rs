@@ -53,6 +53,14 @@ pub const TERM_TIMEOUT: Duration = Duration::from_secs(20);
 /// The binary under test: the one `cargo test` built alongside this test.
 pub const RAFKA: &str = env!("CARGO_BIN_EXE_rafka");
 
+/// Tests of one file that each run a multi-node cluster with tight timeouts (sessions of a
+/// few seconds) take this first, so that they run one at a time rather than all at once on a
+/// small machine, where the load alone could fence a broker.
+pub fn one_cluster_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A point in time that waits must not pass.
 #[derive(Clone, Copy, Debug)]
 pub struct Deadline(Instant);
