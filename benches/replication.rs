@@ -33,6 +33,13 @@
 //! bench checks that no leader epoch moved meanwhile: the tighter session survives a saturated
 //! two-core machine (that is the justification the summary prints).
 //!
+//! `$RAFKA_BENCH_ONLY` runs a subset (`throughput`, `latency`, `failover`, comma-separated);
+//! `$RAFKA_BENCH_CLIENT` adds settings to the paced producers (`key=value;key=value`, e.g.
+//! `topic.metadata.refresh.interval.ms=100` or `socket.timeout.ms=3000`): the time from
+//! "elected" to "first ack" is the client's, spent until librdkafka refreshes its metadata (after
+//! a SIGKILL) or times out the requests the paused leader holds (`socket.timeout.ms`, 10 s in the
+//! harness's client config, after a SIGSTOP), and these settings move it.
+//!
 //! Nodes log at `info,openraft=warn` (`$RAFKA_TEST_LOG` to change) into their directories;
 //! `$RAFKA_TEST_KEEP=1` keeps the directories (their path is printed). Everything runs on this
 //! machine's cores at once (three brokers and the clients), so read the figures with the load
@@ -950,7 +957,11 @@ fn failover_table(w: &mut String, trials: &[Trial]) {
         w,
         "\n(a) failover, RF=3 min.insync.replicas=2, acks=all producer at {FO_RATE}/s \
          (linger.ms=1, socket.timeout.ms=10000, topic.metadata.refresh.interval.ms=1000, \
-         librdkafka defaults otherwise); ms from the fault:"
+         librdkafka defaults otherwise{}); ms from the fault:",
+        client_extra()
+            .iter()
+            .map(|(k, v)| format!("; {k}={v}"))
+            .collect::<String>()
     );
     let _ = writeln!(
         w,
@@ -961,6 +972,12 @@ fn failover_table(w: &mut String, trials: &[Trial]) {
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(", ")
+    );
+    let _ = writeln!(
+        w,
+        "  (elected: a survivor's Metadata names the new leader — the broker's part; elected → \
+         first ack: the client's, until librdkafka refreshes its metadata (SIGKILL) or times out \
+         the paused leader's requests (SIGSTOP, socket.timeout.ms); see $RAFKA_BENCH_CLIENT)"
     );
     let _ = writeln!(
         w,
