@@ -61,6 +61,7 @@ impl QuorumController {
             active: None,
             seed: node_id ^ 0x5eed,
             last_balance: Instant::now(),
+            active_term: 0,
         };
         tokio::spawn(lp.run(rx));
         QuorumController {
@@ -124,6 +125,8 @@ struct EventLoop {
     seed: u64,
     /// When leader balance was last checked.
     last_balance: Instant,
+    /// The Raft term `active` was built in.
+    active_term: u64,
 }
 
 fn random_bits() -> u128 {
@@ -181,6 +184,19 @@ impl EventLoop {
             }
             return false;
         }
+        let term = self.raft.metrics().borrow().current_term;
+        if self.active.is_some() && self.active_term != term {
+            // Leadership was lost and won again between two looks: the sessions and state of
+            // the old term are stale (brokers heartbeated to another controller meanwhile), and
+            // fencing by them would fence live brokers. Start over, as a new leader does.
+            tracing::info!(
+                node_id = self.node_id,
+                old_term = self.active_term,
+                term,
+                "active controller again in a new term"
+            );
+            self.active = None;
+        }
         if self.active.is_none() {
             // Kafka's controller claims leadership only once it has replayed up to a record of
             // its own: a new leader's log may hold entries it has not applied yet (openraft can
@@ -201,8 +217,9 @@ impl EventLoop {
                     return false;
                 }
             }
-            tracing::info!(node_id = self.node_id, "became the active controller");
+            tracing::info!(node_id = self.node_id, term, "became the active controller");
             self.active = Some(active);
+            self.active_term = term;
         }
         true
     }
