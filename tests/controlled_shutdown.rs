@@ -8,202 +8,59 @@
 
 mod common;
 
-use common::{admin, admin_options, ffi, metadata, runtime, Cluster, Deadline};
+use common::load::Writer;
+use common::{
+    admin, admin_options, ffi, metadata, partition_views, runtime, wait_for_isrs, Cluster,
+    Deadline, PartitionView,
+};
 use rdkafka::admin::{NewTopic, TopicReplication};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientConfig, ClientContext};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const TOPIC: &str = "drained";
 const PARTITIONS: i32 = 3;
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// What the producer's callbacks reported.
-#[derive(Default)]
-struct Reports {
-    /// (partition, when) per acknowledged message.
-    acks: Vec<(i32, Instant)>,
-    /// Undelivered messages' errors.
-    delivery_errors: Vec<String>,
-    /// Errors librdkafka reported on the client (connection losses are expected; a fatal one
-    /// — the idempotent producer giving up — is not).
-    client_errors: Vec<(bool, String)>,
-}
-
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Reports>>);
-
-impl ClientContext for Recorder {
-    fn error(&self, error: KafkaError, reason: &str) {
-        let fatal = error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::Fatal);
-        lock(&self.0)
-            .client_errors
-            .push((fatal, format!("{error}: {reason}")));
-    }
-}
-
-impl ProducerContext for Recorder {
-    type DeliveryOpaque = ();
-    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
-        let mut d = lock(&self.0);
-        match r {
-            Ok(m) => d.acks.push((m.partition(), Instant::now())),
-            Err((e, m)) => d
-                .delivery_errors
-                .push(format!("{TOPIC}-{}: {e}", m.partition())),
+/// Waits until partition `p` has an acknowledgement later than `after`.
+fn wait_for_ack(writer: &Writer, p: i32, after: Instant, deadline: Deadline, what: &str) {
+    loop {
+        if writer.ack_times(p).last().is_some_and(|t| *t > after) {
+            return;
         }
+        deadline.check(|| format!("{what}: no acknowledgement on {TOPIC}-{p}"));
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
-/// An idempotent acks=all producer on its own thread, one message about every 2 ms,
-/// round-robin over the partitions, until stopped.
-struct Writer {
-    reports: Arc<Mutex<Reports>>,
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<u64>,
+/// The longest time partition `p` went without an acknowledgement between `from` and `to`:
+/// the gaps between consecutive acknowledgements, counting `from` as one.
+fn longest_stall(writer: &Writer, p: i32, from: Instant, to: Instant) -> Duration {
+    let mut last = from;
+    let mut longest = Duration::ZERO;
+    for t in writer.ack_times(p) {
+        if t <= from || t > to {
+            continue;
+        }
+        longest = longest.max(t - last);
+        last = t;
+    }
+    longest.max(to - last)
 }
-
-impl Writer {
-    fn start(bootstrap: &str) -> Writer {
-        let recorder = Recorder::default();
-        let reports = recorder.0.clone();
-        let producer: ThreadedProducer<Recorder> = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .set("broker.address.family", "v4")
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", "60000")
-            .set("topic.metadata.refresh.interval.ms", "500")
-            .set("retry.backoff.ms", "50")
-            .set("retry.backoff.max.ms", "500")
-            .create_with_context(recorder)
-            .expect("producer");
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut seq = 0u64;
-            while !stopped.load(Ordering::Relaxed) {
-                let v = seq.to_string();
-                let mut r = BaseRecord::<(), _>::to(TOPIC)
-                    .partition((seq % PARTITIONS as u64) as i32)
-                    .payload(&v);
-                loop {
-                    match producer.send(r) {
-                        Ok(()) => break,
-                        Err((_, back)) => {
-                            r = back;
-                            std::thread::sleep(Duration::from_millis(5));
-                        }
-                    }
-                }
-                seq += 1;
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            let _ = producer.flush(Duration::from_secs(60));
-            seq
-        });
-        Writer {
-            reports,
-            stop,
-            thread,
-        }
-    }
-
-    /// The times of partition `p`'s acknowledgements, in order.
-    fn ack_times(&self, p: i32) -> Vec<Instant> {
-        lock(&self.reports)
-            .acks
-            .iter()
-            .filter(|(q, _)| *q == p)
-            .map(|(_, t)| *t)
-            .collect()
-    }
-
-    /// Waits until partition `p` has an acknowledgement later than `after`.
-    fn wait_for_ack(&self, p: i32, after: Instant, deadline: Deadline, what: &str) {
-        loop {
-            if self.ack_times(p).last().is_some_and(|t| *t > after) {
-                return;
-            }
-            deadline.check(|| format!("{what}: no acknowledgement on {TOPIC}-{p}"));
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// The longest time partition `p` went without an acknowledgement between `from` and
-    /// `to`: the gaps between consecutive acknowledgements, counting `from` as one.
-    fn longest_stall(&self, p: i32, from: Instant, to: Instant) -> Duration {
-        let mut last = from;
-        let mut longest = Duration::ZERO;
-        for t in self.ack_times(p) {
-            if t <= from || t > to {
-                continue;
-            }
-            longest = longest.max(t - last);
-            last = t;
-        }
-        longest.max(to - last)
-    }
-
-    fn finish(self) -> (u64, Reports) {
-        self.stop.store(true, Ordering::Relaxed);
-        let sent = self.thread.join().expect("producer thread");
-        (sent, std::mem::take(&mut *lock(&self.reports)))
-    }
-}
-
-/// Each partition's (leader, replicas, sorted ISR) as `node` sees it.
-type PartitionView = (i32, Vec<i32>, Vec<i32>);
 
 fn partitions(cluster: &Cluster, node: i32) -> Option<Vec<PartitionView>> {
-    let md = metadata(
-        cluster.node(node).addr(),
-        Some(&[TOPIC]),
-        Duration::from_secs(2),
-    )
-    .ok()?;
-    let t = md
-        .topics
-        .iter()
-        .find(|t| t.name.as_deref() == Some(TOPIC) && t.error_code == 0)?;
-    let mut ps: Vec<_> = t.partitions.iter().collect();
-    ps.sort_by_key(|p| p.partition_index);
-    if ps.len() != PARTITIONS as usize {
-        return None;
-    }
-    Some(
-        ps.iter()
-            .map(|p| {
-                let mut isr = p.isr_nodes.clone();
-                isr.sort_unstable();
-                (p.leader_id, p.replica_nodes.clone(), isr)
-            })
-            .collect(),
-    )
+    partition_views(cluster.node(node), TOPIC, PARTITIONS as usize)
 }
 
 /// Waits until `via` shows every partition led, with the ISR [1, 2, 3].
 fn wait_for_full_isr(cluster: &Cluster, via: i32, timeout: Duration) -> Vec<PartitionView> {
-    let deadline = Deadline::after(timeout);
-    loop {
-        let seen = partitions(cluster, via);
-        if let Some(ps) = &seen {
-            if ps.iter().all(|(l, _, isr)| *l > 0 && isr == &[1, 2, 3]) {
-                return ps.clone();
-            }
-        }
-        deadline.check(|| format!("full ISR via node {via}; seen {seen:?}"));
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_isrs(
+        cluster.node(via),
+        TOPIC,
+        PARTITIONS as usize,
+        &[1, 2, 3],
+        Deadline::after(timeout),
+    )
 }
 
 /// Polls `via`'s Metadata about every 10 ms from its own thread, recording when each answer
@@ -268,11 +125,18 @@ fn controlled_shutdown_moves_leadership_before_exit_and_stalls_less_than_a_kill(
         .expect("CreateTopics");
     assert_eq!(res, vec![Ok(TOPIC.to_string())]);
     let ps = wait_for_full_isr(&cluster, 1, Duration::from_secs(30));
-    let victim = ps[0].0;
+    let victim = ps[0].leader;
     let observer = (1..=3).find(|&id| id != victim).expect("another node");
 
-    let writer = Writer::start(&bootstrap);
-    writer.wait_for_ack(
+    let writer = Writer::start(
+        &bootstrap,
+        TOPIC,
+        PARTITIONS,
+        Duration::from_millis(2),
+        Duration::from_secs(60),
+    );
+    wait_for_ack(
+        &writer,
         0,
         Instant::now() + Duration::from_secs(1),
         Deadline::after(Duration::from_secs(20)),
@@ -321,27 +185,28 @@ fn controlled_shutdown_moves_leadership_before_exit_and_stalls_less_than_a_kill(
             cluster.logs(40)
         ),
     }
-    writer.wait_for_ack(
+    wait_for_ack(
+        &writer,
         0,
         exited,
         Deadline::after(Duration::from_secs(30)),
         "writes after the controlled shutdown",
     );
     std::thread::sleep(Duration::from_secs(1));
-    let stall_term = writer.longest_stall(0, t_term, Instant::now());
+    let stall_term = longest_stall(&writer, 0, t_term, Instant::now());
 
     // 2. It returns, rejoins the ISR and, by a preferred election, leads partition 0 again.
     cluster.nodes[(victim - 1) as usize].start();
     let ps = wait_for_full_isr(&cluster, observer, Duration::from_secs(40));
     assert_eq!(
-        ps[0].1.first(),
+        ps[0].replicas.first(),
         Some(&victim),
         "node {victim}, partition 0's first leader, is its preferred replica: {ps:?}"
     );
     let deadline = Deadline::after(Duration::from_secs(30));
     let mut elections = Vec::new();
     loop {
-        let leader = partitions(&cluster, observer).map(|ps| ps[0].0);
+        let leader = partitions(&cluster, observer).map(|ps| ps[0].leader);
         if leader == Some(victim) {
             break;
         }
@@ -363,7 +228,8 @@ fn controlled_shutdown_moves_leadership_before_exit_and_stalls_less_than_a_kill(
     }
     let led_again = Instant::now();
     println!("node {victim} leads {TOPIC}-0 again; preferred elections asked: {elections:?}");
-    writer.wait_for_ack(
+    wait_for_ack(
+        &writer,
         0,
         led_again + Duration::from_secs(1),
         Deadline::after(Duration::from_secs(30)),
@@ -374,14 +240,15 @@ fn controlled_shutdown_moves_leadership_before_exit_and_stalls_less_than_a_kill(
     //    controller fences it.
     let t_kill = Instant::now();
     cluster.nodes[(victim - 1) as usize].kill();
-    writer.wait_for_ack(
+    wait_for_ack(
+        &writer,
         0,
         t_kill,
         Deadline::after(Duration::from_secs(30)),
         "writes after the SIGKILL",
     );
     std::thread::sleep(Duration::from_secs(1));
-    let stall_kill = writer.longest_stall(0, t_kill, Instant::now());
+    let stall_kill = longest_stall(&writer, 0, t_kill, Instant::now());
 
     let (sent, reports) = writer.finish();
     let fatal: Vec<&String> = reports

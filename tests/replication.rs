@@ -8,10 +8,11 @@
 mod common;
 
 use common::ffi::BEGINNING;
+use common::load::send_waiting;
 use common::proxy::TcpProxy;
 use common::{
-    admin, admin_options, free_port, metadata, partition_consumer, runtime, Cluster, Deadline,
-    NodePorts,
+    admin, admin_options, free_port, metadata, partition_consumer, partition_views, runtime,
+    Cluster, Deadline, NodePorts,
 };
 use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
@@ -24,20 +25,10 @@ const TOPIC: &str = "replicated";
 
 /// The partition's (leader, ISR) as `node` sees it.
 fn leader_and_isr(cluster: &Cluster, node: usize) -> Option<(i32, Vec<i32>)> {
-    let md = metadata(
-        cluster.nodes[node].addr(),
-        Some(&[TOPIC]),
-        Duration::from_secs(2),
-    )
-    .ok()?;
-    let t = md
-        .topics
-        .iter()
-        .find(|t| t.name.as_deref() == Some(TOPIC))?;
-    let p = t.partitions.iter().find(|p| p.partition_index == 0)?;
-    let mut isr = p.isr_nodes.clone();
-    isr.sort_unstable();
-    Some((p.leader_id, isr))
+    let p = partition_views(&cluster.nodes[node], TOPIC, 1)?
+        .into_iter()
+        .next()?;
+    Some((p.leader, p.isr))
 }
 
 fn wait_for_isr(cluster: &Cluster, via: usize, want: &[i32], timeout: Duration) -> i32 {
@@ -97,16 +88,7 @@ fn produce(bootstrap: &str, from: u64, to: u64) {
         .expect("producer");
     for i in from..to {
         let v = i.to_string();
-        let mut r = BaseRecord::<(), _>::to(TOPIC).partition(0).payload(&v);
-        loop {
-            match p.send(r) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    r = back;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-            }
-        }
+        send_waiting(&p, BaseRecord::<(), _>::to(TOPIC).partition(0).payload(&v));
     }
     // flush fails if any message was not acknowledged (acks=all) within the timeout.
     p.flush(Duration::from_secs(60))
@@ -505,27 +487,8 @@ fn a_follower_paused_past_its_session_is_fenced_and_leaves_every_isr() {
         .expect("CreateTopics");
     assert_eq!(res, vec![Ok(TOPIC.to_string())]);
     let isrs = |via: usize| -> Option<Vec<(i32, Vec<i32>)>> {
-        let md = metadata(
-            cluster.nodes[via].addr(),
-            Some(&[TOPIC]),
-            Duration::from_secs(2),
-        )
-        .ok()?;
-        let t = md
-            .topics
-            .iter()
-            .find(|t| t.name.as_deref() == Some(TOPIC))?;
-        let mut v: Vec<(i32, Vec<i32>)> = t
-            .partitions
-            .iter()
-            .map(|p| {
-                let mut isr = p.isr_nodes.clone();
-                isr.sort_unstable();
-                (p.leader_id, isr)
-            })
-            .collect();
-        v.sort();
-        Some(v)
+        let views = partition_views(&cluster.nodes[via], TOPIC, 3)?;
+        Some(views.into_iter().map(|p| (p.leader, p.isr)).collect())
     };
     let deadline = Deadline::after(Duration::from_secs(20));
     while !isrs(0).is_some_and(|v| v.len() == 3 && v.iter().all(|(_, isr)| isr.len() == 3)) {

@@ -14,15 +14,16 @@
 mod common;
 
 use common::ffi::BEGINNING;
-use common::{admin, admin_options, ffi, metadata, partition_consumer, runtime, Cluster, Deadline};
+use common::load::Writer;
+use common::{
+    admin, admin_options, ffi, metadata, partition_consumer, partition_views, runtime,
+    wait_for_isrs, Cluster, Deadline, PartitionView,
+};
 use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::consumer::Consumer;
-use rdkafka::message::Message;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientConfig, ClientContext};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -41,129 +42,6 @@ const FAST_FAILOVER: &[(&str, &str)] = &[
     ("replica.fetch.wait.max.ms", "200"),
     ("replica.fetch.backoff.ms", "200"),
 ];
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// One acknowledged message.
-#[derive(Debug, Clone, Copy)]
-struct Ack {
-    seq: u64,
-    partition: i32,
-    /// The offset the acknowledgement named (-1 when the client does not know it).
-    offset: i64,
-}
-
-/// What the producer's delivery callbacks reported.
-#[derive(Default)]
-struct Deliveries {
-    acks: Vec<Ack>,
-    /// (seq, error) for each message that was not delivered.
-    errors: Vec<(u64, String)>,
-}
-
-#[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Deliveries>>);
-
-impl ClientContext for Recorder {}
-
-impl ProducerContext for Recorder {
-    type DeliveryOpaque = ();
-    fn delivery(&self, r: &DeliveryResult<'_>, _: ()) {
-        let seq = |m: &rdkafka::message::BorrowedMessage<'_>| -> u64 {
-            let v = m.payload().expect("a payload");
-            std::str::from_utf8(v)
-                .expect("utf-8 payload")
-                .parse()
-                .expect("a sequence number")
-        };
-        let mut d = lock(&self.0);
-        match r {
-            Ok(m) => d.acks.push(Ack {
-                seq: seq(m),
-                partition: m.partition(),
-                offset: m.offset(),
-            }),
-            Err((e, m)) => d.errors.push((seq(m), e.to_string())),
-        }
-    }
-}
-
-/// An idempotent acks=all producer on its own thread, sending sequence numbers 0, 1, 2, …
-/// (message `seq` to partition `seq % PARTITIONS`) about every `pace` until stopped, then
-/// flushing. The thread returns how many messages it sent.
-struct Writer {
-    deliveries: Arc<Mutex<Deliveries>>,
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<u64>,
-}
-
-impl Writer {
-    fn start(bootstrap: &str, pace: Duration) -> Writer {
-        let recorder = Recorder::default();
-        let deliveries = recorder.0.clone();
-        let producer: ThreadedProducer<Recorder> = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .set("broker.address.family", "v4")
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            // Generous: a partition may be leaderless for a few seconds in every round.
-            .set("message.timeout.ms", "120000")
-            .set("topic.metadata.refresh.interval.ms", "500")
-            .set("retry.backoff.ms", "50")
-            .set("retry.backoff.max.ms", "500")
-            .create_with_context(recorder)
-            .expect("producer");
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut seq = 0u64;
-            while !stopped.load(Ordering::Relaxed) {
-                let v = seq.to_string();
-                let mut r = BaseRecord::<(), _>::to(TOPIC)
-                    .partition((seq % PARTITIONS as u64) as i32)
-                    .payload(&v);
-                loop {
-                    match producer.send(r) {
-                        Ok(()) => break,
-                        Err((_, back)) => {
-                            r = back;
-                            std::thread::sleep(Duration::from_millis(5));
-                        }
-                    }
-                }
-                seq += 1;
-                std::thread::sleep(pace);
-            }
-            // Errors show up in the delivery reports, which the test checks.
-            let _ = producer.flush(Duration::from_secs(60));
-            seq
-        });
-        Writer {
-            deliveries,
-            stop,
-            thread,
-        }
-    }
-
-    fn acked_in(&self, partition: i32) -> usize {
-        lock(&self.deliveries)
-            .acks
-            .iter()
-            .filter(|a| a.partition == partition)
-            .count()
-    }
-
-    /// Stops sending, flushes; returns how many messages were sent.
-    fn finish(self) -> (u64, Deliveries) {
-        self.stop.store(true, Ordering::Relaxed);
-        let sent = self.thread.join().expect("producer thread");
-        let d = std::mem::take(&mut *lock(&self.deliveries));
-        (sent, d)
-    }
-}
 
 /// A consumer on its own thread reading every partition from the beginning, recording each
 /// (partition, offset) → value it is given and each error.
@@ -208,51 +86,20 @@ impl Reader {
     }
 }
 
-/// Each partition's (leader, sorted ISR, preferred replica) as `node` sees it, when it answers
-/// and knows the topic.
-fn partitions(cluster: &Cluster, node: i32) -> Option<Vec<(i32, Vec<i32>, i32)>> {
-    let md = metadata(
-        cluster.node(node).addr(),
-        Some(&[TOPIC]),
-        Duration::from_secs(2),
-    )
-    .ok()?;
-    let t = md
-        .topics
-        .iter()
-        .find(|t| t.name.as_deref() == Some(TOPIC) && t.error_code == 0)?;
-    let mut ps: Vec<_> = t.partitions.iter().collect();
-    ps.sort_by_key(|p| p.partition_index);
-    if ps.len() != PARTITIONS as usize {
-        return None;
-    }
-    Some(
-        ps.iter()
-            .map(|p| {
-                let mut isr = p.isr_nodes.clone();
-                isr.sort_unstable();
-                (
-                    p.leader_id,
-                    isr,
-                    p.replica_nodes.first().copied().unwrap_or(-1),
-                )
-            })
-            .collect(),
-    )
+/// Each partition of the topic as `node` sees it.
+fn partitions(cluster: &Cluster, node: i32) -> Option<Vec<PartitionView>> {
+    partition_views(cluster.node(node), TOPIC, PARTITIONS as usize)
 }
 
 /// Waits until `via` shows every partition led, with the ISR [1, 2, 3].
 fn wait_for_full_isr(cluster: &Cluster, via: i32, deadline: Deadline) {
-    loop {
-        let seen = partitions(cluster, via);
-        if let Some(ps) = &seen {
-            if ps.iter().all(|(l, isr, _)| *l > 0 && isr == &[1, 2, 3]) {
-                return;
-            }
-        }
-        deadline.check(|| format!("full ISR via node {via}; seen {seen:?}"));
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_isrs(
+        cluster.node(via),
+        TOPIC,
+        PARTITIONS as usize,
+        &[1, 2, 3],
+        deadline,
+    );
 }
 
 #[test]
@@ -278,7 +125,14 @@ fn leader_kill_chaos_loses_no_acknowledged_message() {
     assert_eq!(res, vec![Ok(TOPIC.to_string())]);
     wait_for_full_isr(&cluster, 1, Deadline::after(Duration::from_secs(30)));
 
-    let writer = Writer::start(&bootstrap, Duration::from_millis(2));
+    // Generous: a partition may be leaderless for a few seconds in every round.
+    let writer = Writer::start(
+        &bootstrap,
+        TOPIC,
+        PARTITIONS,
+        Duration::from_millis(2),
+        Duration::from_secs(120),
+    );
     let reader = Reader::start(&bootstrap);
 
     let mut round_times = Vec::new();
@@ -291,7 +145,7 @@ fn leader_kill_chaos_loses_no_acknowledged_message() {
         let tp = format!("{TOPIC}-{p}");
         let leader = loop {
             match partitions(&cluster, live) {
-                Some(ps) if ps[p as usize].0 > 0 => break ps[p as usize].0,
+                Some(ps) if ps[p as usize].leader > 0 => break ps[p as usize].leader,
                 seen => {
                     deadline.check(|| format!("round {round}: a leader of {tp}, seen {seen:?}"))
                 }
@@ -308,8 +162,8 @@ fn leader_kill_chaos_loses_no_acknowledged_message() {
         // Another replica leads, and acks=all writes to the partition go through it.
         let new_leader = loop {
             match partitions(&cluster, live) {
-                Some(ps) if ps[p as usize].0 > 0 && ps[p as usize].0 != leader => {
-                    break ps[p as usize].0
+                Some(ps) if ps[p as usize].leader > 0 && ps[p as usize].leader != leader => {
+                    break ps[p as usize].leader
                 }
                 seen => deadline.check(|| {
                     format!(
@@ -342,7 +196,7 @@ fn leader_kill_chaos_loses_no_acknowledged_message() {
             let seen = partitions(&cluster, new_leader);
             if seen
                 .as_ref()
-                .is_some_and(|ps| ps.iter().all(|(l, _, preferred)| l == preferred))
+                .is_some_and(|ps| ps.iter().all(|v| v.replicas.first() == Some(&v.leader)))
             {
                 break;
             }
@@ -408,7 +262,7 @@ fn leader_kill_chaos_loses_no_acknowledged_message() {
         round_times.iter().sum::<Duration>(),
         started.elapsed(),
         deliveries.acks.len(),
-        deliveries.errors.len(),
+        deliveries.delivery_errors.len(),
         seen.len(),
         consume_errors.len(),
     );
@@ -469,9 +323,9 @@ fn leader_kill_chaos_loses_no_acknowledged_message() {
     }
     // The idempotent producer delivered everything, and the consumer saw no truncation.
     assert!(
-        deliveries.errors.is_empty(),
+        deliveries.delivery_errors.is_empty(),
         "delivery errors (first 10): {:?}",
-        &deliveries.errors[..deliveries.errors.len().min(10)]
+        &deliveries.delivery_errors[..deliveries.delivery_errors.len().min(10)]
     );
     assert_eq!(
         deliveries.acks.len() as u64,

@@ -23,6 +23,7 @@
 #![allow(dead_code)]
 
 pub mod ffi;
+pub mod load;
 pub mod proxy;
 
 use rafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -622,6 +623,69 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
+}
+
+/// A partition as Metadata shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionView {
+    pub leader: i32,
+    /// In assignment order: the first is the preferred replica.
+    pub replicas: Vec<i32>,
+    /// Sorted.
+    pub isr: Vec<i32>,
+}
+
+/// Every partition of `topic` as `node` sees it, in partition order — when it answers and knows
+/// the topic with `partitions` partitions.
+pub fn partition_views(node: &Node, topic: &str, partitions: usize) -> Option<Vec<PartitionView>> {
+    let md = metadata(node.addr(), Some(&[topic]), Duration::from_secs(2)).ok()?;
+    let t = md
+        .topics
+        .iter()
+        .find(|t| t.name.as_deref() == Some(topic) && t.error_code == 0)?;
+    if t.partitions.len() != partitions {
+        return None;
+    }
+    let mut ps: Vec<_> = t.partitions.iter().collect();
+    ps.sort_by_key(|p| p.partition_index);
+    Some(
+        ps.iter()
+            .map(|p| {
+                let mut isr = p.isr_nodes.clone();
+                isr.sort_unstable();
+                PartitionView {
+                    leader: p.leader_id,
+                    replicas: p.replica_nodes.clone(),
+                    isr,
+                }
+            })
+            .collect(),
+    )
+}
+
+/// Waits until `node` shows every partition of `topic` led, with the ISR `isr` (sorted).
+pub fn wait_for_isrs(
+    node: &Node,
+    topic: &str,
+    partitions: usize,
+    isr: &[i32],
+    deadline: Deadline,
+) -> Vec<PartitionView> {
+    loop {
+        let seen = partition_views(node, topic, partitions);
+        if let Some(ps) = &seen {
+            if ps.iter().all(|p| p.leader > 0 && p.isr == isr) {
+                return ps.clone();
+            }
+        }
+        deadline.check(|| {
+            format!(
+                "ISR {isr:?} for every partition of {topic} via node {}; seen {seen:?}",
+                node.node_id
+            )
+        });
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Waits until Metadata from `node` shows `topic` with `partitions` partitions, each with a
