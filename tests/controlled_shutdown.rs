@@ -10,10 +10,9 @@ mod common;
 
 use common::load::Writer;
 use common::{
-    admin, admin_options, ffi, metadata, partition_views, runtime, wait_for_isrs, Cluster,
+    admin, create_replicated_topic, ffi, metadata, partition_views, wait_for_isrs, Cluster,
     Deadline, PartitionView,
 };
-use rdkafka::admin::{NewTopic, TopicReplication};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -113,17 +112,7 @@ fn controlled_shutdown_moves_leadership_before_exit_and_stalls_less_than_a_kill(
     );
     let bootstrap = cluster.bootstrap();
     let admin = admin(&bootstrap);
-    let res = runtime()
-        .block_on(admin.create_topics(
-            [&NewTopic::new(
-                TOPIC,
-                PARTITIONS,
-                TopicReplication::Fixed(3),
-            )],
-            &admin_options(),
-        ))
-        .expect("CreateTopics");
-    assert_eq!(res, vec![Ok(TOPIC.to_string())]);
+    create_replicated_topic(&bootstrap, TOPIC, PARTITIONS, 3);
     let ps = wait_for_full_isr(&cluster, 1, Duration::from_secs(30));
     let victim = ps[0].leader;
     let observer = (1..=3).find(|&id| id != victim).expect("another node");

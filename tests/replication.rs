@@ -11,10 +11,9 @@ use common::ffi::BEGINNING;
 use common::load::send_waiting;
 use common::proxy::TcpProxy;
 use common::{
-    admin, admin_options, free_port, metadata, partition_consumer, partition_views, runtime,
-    Cluster, Deadline, NodePorts,
+    create_replicated_topic, free_port, metadata, partition_consumer, partition_views, Cluster,
+    Deadline, NodePorts,
 };
-use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
 use std::collections::HashMap;
@@ -141,7 +140,7 @@ fn three_replicas_follow_shrink_grow_and_survive_the_leader() {
         ],
     );
     let bootstrap = cluster.bootstrap();
-    create_replicated_topic(&bootstrap);
+    create_replicated_topic(&bootstrap, TOPIC, 1, 3);
     let leader = wait_for_isr(&cluster, 0, &[1, 2, 3], Duration::from_secs(20));
 
     // 1. acks=all through three in-sync replicas; the followers' logs are the leader's, byte
@@ -183,16 +182,6 @@ fn three_replicas_follow_shrink_grow_and_survive_the_leader() {
     if std::env::var_os("RAFKA_IT_SHOW_LOGS").is_some() {
         println!("{}", cluster.logs(400));
     }
-}
-
-fn create_replicated_topic(bootstrap: &str) {
-    let res = runtime()
-        .block_on(admin(bootstrap).create_topics(
-            [&NewTopic::new(TOPIC, 1, TopicReplication::Fixed(3))],
-            &admin_options(),
-        ))
-        .expect("CreateTopics");
-    assert_eq!(res, vec![Ok(TOPIC.to_string())]);
 }
 
 /// Three combined nodes whose replication goes over its own listener, advertised through a
@@ -248,7 +237,7 @@ fn a_follower_cut_off_from_replication_leaves_the_isr_and_returns() {
         ("replica.fetch.backoff.ms", "200"),
     ]);
     let bootstrap = cluster.bootstrap();
-    create_replicated_topic(&bootstrap);
+    create_replicated_topic(&bootstrap, TOPIC, 1, 3);
     let leader = wait_for_isr(&cluster, 0, &[1, 2, 3], Duration::from_secs(20));
     produce(&bootstrap, 0, 500);
     wait_for_identical_logs(&cluster, &[0, 1, 2], Duration::from_secs(20));
@@ -312,7 +301,7 @@ fn a_paused_leaders_unreplicated_tail_is_truncated_when_it_returns() {
         ("leader.imbalance.check.interval.seconds", "1"),
     ]);
     let bootstrap = cluster.bootstrap();
-    create_replicated_topic(&bootstrap);
+    create_replicated_topic(&bootstrap, TOPIC, 1, 3);
     let leader = wait_for_isr(&cluster, 0, &[1, 2, 3], Duration::from_secs(20));
     let index = |id: i32| (id - 1) as usize;
     produce(&bootstrap, 0, 300);
@@ -410,7 +399,7 @@ fn committed_offsets_survive_the_coordinators_death() {
         ],
     );
     let bootstrap = cluster.bootstrap();
-    create_replicated_topic(&bootstrap);
+    create_replicated_topic(&bootstrap, TOPIC, 1, 3);
     wait_for_isr(&cluster, 0, &[1, 2, 3], Duration::from_secs(20));
     produce(&bootstrap, 0, 100);
     let group = "survivors";
@@ -479,13 +468,7 @@ fn a_follower_paused_past_its_session_is_fenced_and_leaves_every_isr() {
         ],
     );
     let bootstrap = cluster.bootstrap();
-    let res = runtime()
-        .block_on(admin(&bootstrap).create_topics(
-            [&NewTopic::new(TOPIC, 3, TopicReplication::Fixed(3))],
-            &admin_options(),
-        ))
-        .expect("CreateTopics");
-    assert_eq!(res, vec![Ok(TOPIC.to_string())]);
+    create_replicated_topic(&bootstrap, TOPIC, 3, 3);
     let isrs = |via: usize| -> Option<Vec<(i32, Vec<i32>)>> {
         let views = partition_views(&cluster.nodes[via], TOPIC, 3)?;
         Some(views.into_iter().map(|p| (p.leader, p.isr)).collect())

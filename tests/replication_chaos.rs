@@ -16,10 +16,9 @@ mod common;
 use common::ffi::BEGINNING;
 use common::load::Writer;
 use common::{
-    admin, admin_options, ffi, metadata, partition_consumer, partition_views, runtime,
+    admin, create_replicated_topic, ffi, metadata, partition_consumer, partition_views,
     wait_for_isrs, Cluster, Deadline, PartitionView,
 };
-use rdkafka::admin::{NewTopic, TopicReplication};
 use rdkafka::consumer::Consumer;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -112,17 +111,7 @@ fn leader_kill_chaos_loses_no_acknowledged_message() {
     let mut cluster = Cluster::start(3, FAST_FAILOVER);
     let bootstrap = cluster.bootstrap();
     let admin = admin(&bootstrap);
-    let res = runtime()
-        .block_on(admin.create_topics(
-            [&NewTopic::new(
-                TOPIC,
-                PARTITIONS,
-                TopicReplication::Fixed(3),
-            )],
-            &admin_options(),
-        ))
-        .expect("CreateTopics");
-    assert_eq!(res, vec![Ok(TOPIC.to_string())]);
+    create_replicated_topic(&bootstrap, TOPIC, PARTITIONS, 3);
     wait_for_full_isr(&cluster, 1, Deadline::after(Duration::from_secs(30)));
 
     // Generous: a partition may be leaderless for a few seconds in every round.

@@ -737,6 +737,27 @@ pub fn create_topic(
     wait_for_topic(node, topic, partitions as usize, Duration::from_secs(20));
 }
 
+/// Creates `topic` with `partitions` partitions of `replication_factor` replicas through the
+/// admin client of `bootstrap`, and checks that it was created (leaders come later: see
+/// [`wait_for_isrs`]).
+pub fn create_replicated_topic(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    replication_factor: i32,
+) {
+    use rdkafka::admin::{NewTopic, TopicReplication};
+    let nt = NewTopic::new(
+        topic,
+        partitions,
+        TopicReplication::Fixed(replication_factor),
+    );
+    let res = runtime()
+        .block_on(admin(bootstrap).create_topics([&nt], &admin_options()))
+        .expect("CreateTopics request");
+    assert_eq!(res, vec![Ok(topic.to_string())], "CreateTopics {topic}");
+}
+
 /// Produces with `producer` until every message in `flush` is delivered or `timeout` passes.
 pub fn flush(producer: &BaseProducer, timeout: Duration) {
     use rdkafka::producer::Producer;
