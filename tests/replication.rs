@@ -11,8 +11,8 @@ use common::ffi::BEGINNING;
 use common::load::send_waiting;
 use common::proxy::TcpProxy;
 use common::{
-    create_replicated_topic, free_port, metadata, partition_consumer, partition_views, Cluster,
-    Deadline, NodePorts,
+    create_replicated_topic, free_port, metadata, partition_consumer, partition_views,
+    wait_for_isrs, Cluster, Deadline, NodePorts,
 };
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
@@ -31,22 +31,14 @@ fn leader_and_isr(cluster: &Cluster, node: usize) -> Option<(i32, Vec<i32>)> {
 }
 
 fn wait_for_isr(cluster: &Cluster, via: usize, want: &[i32], timeout: Duration) -> i32 {
-    let deadline = Deadline::after(timeout);
-    loop {
-        if let Some((leader, isr)) = leader_and_isr(cluster, via) {
-            if isr == want && leader >= 0 {
-                return leader;
-            }
-        }
-        deadline.check(|| {
-            format!(
-                "ISR {want:?}, seen {:?}\n{}",
-                leader_and_isr(cluster, via),
-                cluster.logs(30)
-            )
-        });
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let views = wait_for_isrs(
+        &cluster.nodes[via],
+        TOPIC,
+        1,
+        want,
+        Deadline::after(timeout),
+    );
+    views[0].leader
 }
 
 /// The bytes of every segment of the partition on `node`, concatenated.

@@ -33,9 +33,7 @@ pub async fn run(
             _ = shutdown.changed() => return,
         }
         let image = images.borrow().clone();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        let now = crate::now_ms();
         let rm = replica_manager.clone();
         let img = image.clone();
         let changes = match tokio::task::spawn_blocking(move || rm.isr_changes(&img, now)).await {

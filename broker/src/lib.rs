@@ -25,3 +25,10 @@ pub mod producer_id_manager;
 pub mod replica_fetcher;
 pub mod replica_manager;
 pub mod server;
+
+/// Wall-clock milliseconds since the Unix epoch, as Kafka's timestamps count them.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}

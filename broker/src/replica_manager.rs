@@ -19,6 +19,7 @@
 //! fetches through a `Notify`.
 
 use crate::errors::storage_error_code;
+use crate::now_ms;
 use bytes::Bytes;
 use rafka_controller::image::{
     ConfigResource, MetadataDelta, MetadataImage, PartitionRegistration, TopicImage,
@@ -132,12 +133,6 @@ pub struct ReplicaManager {
     min_insync_replicas: Arc<dyn Fn(&MetadataImage, &str) -> i32 + Send + Sync>,
     /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
     replica_lag_time_max_ms: AtomicI64,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl ReplicaManager {

@@ -17,6 +17,7 @@ use crate::group_coordinator::membership::{GroupMembership, MembershipConfig};
 use crate::group_coordinator::{CoordinatorConfig, GroupCoordinator};
 use crate::lifecycle::{AdvertisedListener, BrokerLifecycleManager};
 use crate::network::{self, NetworkConfig};
+use crate::now_ms;
 use crate::producer_id_manager::ProducerIdManager;
 use crate::replica_manager::ReplicaManager;
 use rafka_controller::control::ControllerConfig;
@@ -98,12 +99,6 @@ pub struct KafkaServer {
 struct BrokerParts {
     log_manager: Arc<LogManager>,
     lifecycle: tokio::task::JoinHandle<()>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 async fn bind(spec: &ListenerSpec) -> Result<TcpListener, StartError> {

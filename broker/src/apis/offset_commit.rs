@@ -11,6 +11,7 @@
 
 use super::KafkaApis;
 use crate::group_coordinator::records::OffsetAndMetadata;
+use crate::now_ms;
 use rafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -106,10 +107,4 @@ pub async fn handle(apis: &KafkaApis, req: OffsetCommitRequest) -> OffsetCommitR
         topics,
         ..Default::default()
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

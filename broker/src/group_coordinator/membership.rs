@@ -191,7 +191,7 @@ impl GroupMembership {
         config: MembershipConfig,
         clock: impl Fn() -> Instant + Send + Sync + 'static,
     ) -> Arc<GroupMembership> {
-        let epoch = (clock(), wall_clock_ms());
+        let epoch = (clock(), crate::now_ms());
         Arc::new(GroupMembership {
             config,
             clock: Box::new(clock),
@@ -639,12 +639,6 @@ pub enum OffsetExpiry {
     Unsubscribed(BTreeSet<String>),
     /// Not while the group is active.
     Never,
-}
-
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn join_error(member_id: &str, code: ErrorCode) -> JoinGroupResponse {

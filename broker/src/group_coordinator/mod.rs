@@ -31,6 +31,7 @@
 pub mod membership;
 pub mod records;
 
+use crate::now_ms;
 use crate::replica_manager::ReplicaManager;
 use membership::GroupMembership;
 use membership::OffsetExpiry;
@@ -681,12 +682,6 @@ fn apply(
             metadata.insert(group, v);
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]
