@@ -75,6 +75,9 @@ pub struct AppendResult {
     pub base_offset: i64,
     /// The last offset appended (acks=all waits for the high watermark to pass it).
     pub last_offset: i64,
+    /// Whether the high watermark already passed it (a partition alone in its ISR): acks=all
+    /// has nothing to wait for.
+    pub replicated: bool,
     pub log_append_time: i64,
     pub log_start_offset: i64,
 }
@@ -86,6 +89,7 @@ impl AppendResult {
             error_message: message,
             base_offset: -1,
             last_offset: -1,
+            replicated: false,
             log_append_time: -1,
             log_start_offset: -1,
         }
@@ -410,15 +414,14 @@ impl ReplicaManager {
         let mut log = lock_log(&p.log);
         match log.append_as_leader(records, st.registration.leader_epoch, now_ms()) {
             Ok(info) => {
-                if st.registration.isr == [self.broker_id] {
-                    let leo = log.log_end_offset();
-                    log.set_high_watermark(leo);
-                }
+                // Alone in the ISR, the append is committed at once.
+                self.maybe_increment_high_watermark(&p, &st.registration, &mut log);
                 let result = AppendResult {
                     error: ErrorCode::None,
                     error_message: None,
                     base_offset: info.first_offset,
                     last_offset: info.last_offset,
+                    replicated: log.high_watermark() > info.last_offset,
                     log_append_time: info.log_append_time,
                     log_start_offset: log.log_start_offset(),
                 };

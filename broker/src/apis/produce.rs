@@ -44,7 +44,7 @@ pub async fn handle(apis: &KafkaApis, version: i16, req: ProduceRequest) -> Outc
                     None => error(p.index, ErrorCode::CorruptMessage),
                     Some(bytes) => {
                         let r = apis.replica_manager.append(&image, &tp, bytes, req.acks);
-                        if req.acks == -1 && r.error == ErrorCode::None {
+                        if req.acks == -1 && r.error == ErrorCode::None && !r.replicated {
                             waits.push((
                                 responses.len(),
                                 partition_responses.len(),
