@@ -105,11 +105,7 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
                 config.leader_imbalance_check_interval_seconds().max(1) as u64,
             ),
         },
-        network: NetworkConfig {
-            max_request_bytes: config.socket_request_max_bytes().max(1) as usize,
-            idle_timeout: Duration::from_millis(config.connections_max_idle_ms().max(1) as u64),
-            max_connections: (config.max_connections().max(1) as usize).min(100_000),
-        },
+        network: NetworkConfig::from_kafka_config(config)?,
         auto_create_topics: config.auto_create_topics_enable(),
         num_partitions: config.num_partitions(),
         default_replication_factor: config.default_replication_factor() as i16,

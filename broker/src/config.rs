@@ -545,6 +545,17 @@ impl KafkaConfig {
                     def.parse(value)
                         .map_err(|reason| ConfigError::invalid_value(key, value, reason))?;
                 }
+                // `listener.name.<name>.max.connections`: read by the socket server for the
+                // listener it names (`network::NetworkConfig::from_kafka_config`).
+                None if key.starts_with("listener.name.") && key.ends_with(".max.connections") => {
+                    if !value.trim().parse::<i32>().is_ok_and(|v| v > 0) {
+                        return Err(ConfigError::invalid_value(
+                            key,
+                            value,
+                            "must be a number >= 1".to_owned(),
+                        ));
+                    }
+                }
                 None => warnings.push(unknown_key_warning(key)),
             }
         }

@@ -1,8 +1,10 @@
 //! The socket server: Kafka's `SocketServer` (Acceptor + Processors) as tokio tasks.
 //!
-//! Owns: accepting connections on one listener (bounded by `max.connections` through a
-//! semaphore), reading size-prefixed request frames (bounded by `socket.request.max.bytes`,
-//! checked *before* anything is allocated), closing idle connections
+//! Owns: accepting connections on the client listeners (bounded by `max.connections`,
+//! `listener.name.<name>.max.connections`, `max.connections.per.ip` and its overrides — see
+//! `network/connection_quotas.rs`), reading size-prefixed request frames (bounded by
+//! `socket.request.max.bytes`, checked *before* anything is allocated, and in total over every
+//! connection by `queued.max.request.bytes` — `network/memory_pool.rs`), closing idle connections
 //! (`connections.max.idle.ms`), writing responses — whole frames, or header bytes interleaved with
 //! `sendfile(2)` of log-segment slices so that record data never passes through user space — and a
 //! controlled shutdown. Does not own: what a request means. Every decoded request goes to a
@@ -30,6 +32,8 @@
 //! shorter than promised, error for a handler bug.
 
 mod connection;
+pub mod connection_quotas;
+pub mod memory_pool;
 mod sendfile;
 #[cfg(test)]
 mod tests;
@@ -46,9 +50,16 @@ use rafka_protocol::frame::FrameError;
 use rafka_protocol::{Chunk, RequestFrame};
 use rafka_storage::FileSlice;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn, Instrument};
+
+use crate::config::KafkaConfig;
+use connection_quotas::{
+    parse_overrides, resolve_overrides, ConnectionLimits, ConnectionQuotas, ConnectionSlot,
+    OverridesError,
+};
+use memory_pool::MemoryPool;
 
 /// Bytes written to sockets by `sendfile(2)` since the process started, over all connections.
 /// Record data sent this way never passed through user space; tests (and the zero-copy check)
@@ -58,18 +69,34 @@ pub static SENDFILE_BYTES: AtomicU64 = AtomicU64::new(0);
 /// Connection ids are unique in the process, across listeners.
 static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 
+/// `queued.max.request.bytes` when it is not set (or set to Kafka's -1, "unbounded"): 512 MiB.
+///
+/// Kafka leaves the request pool unbounded by default; rafka always bounds it. The bound cannot
+/// hurt a normal client: it only makes a connection *wait* before reading a body that does not
+/// fit, never fail; it holds five requests of the largest size (`socket.request.max.bytes`,
+/// 100 MiB) at once; and the bytes a broker really has in flight are the requests being handled
+/// right now — a few MiB at a GB/s of produce traffic with millisecond handling, hundreds of
+/// MiB only when hundreds of producers each have a 1 MiB batch parked in acks=all purgatory at
+/// the same moment, and even then they only queue for their turn. 512 MiB is also the order of
+/// a Kafka broker's default heap (1 GiB, half of it for requests at most).
+pub const DEFAULT_QUEUED_MAX_REQUEST_BYTES: usize = 512 * 1024 * 1024;
+
 /// The socket server's settings (Kafka's names and defaults).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkConfig {
     /// `socket.request.max.bytes`: the largest request frame accepted (size prefix excluded);
     /// a larger or negative size closes the connection before anything is allocated.
     pub max_request_bytes: usize,
     /// `connections.max.idle.ms`: a connection that neither sends a byte nor accepts a byte of
-    /// its response for this long is closed. Time spent in the handler does not count.
+    /// its response for this long is closed. Time spent in the handler, or waiting for room in
+    /// the request memory pool, does not count.
     pub idle_timeout: Duration,
-    /// `max.connections`: connections open at once on this listener; more wait in the kernel's
-    /// accept backlog until one closes (Kafka's acceptor blocks the same way). 0 counts as 1.
-    pub max_connections: usize,
+    /// `queued.max.request.bytes`: the bytes of requests read and not yet answered, over every
+    /// connection of every client listener.
+    pub queued_max_request_bytes: usize,
+    /// `max.connections`, `listener.name.<name>.max.connections`, `max.connections.per.ip` and
+    /// its overrides.
+    pub limits: ConnectionLimits,
 }
 
 impl Default for NetworkConfig {
@@ -77,8 +104,93 @@ impl Default for NetworkConfig {
         NetworkConfig {
             max_request_bytes: 104_857_600,
             idle_timeout: Duration::from_millis(600_000),
-            max_connections: i32::MAX as usize,
+            queued_max_request_bytes: DEFAULT_QUEUED_MAX_REQUEST_BYTES,
+            limits: ConnectionLimits::default(),
         }
+    }
+}
+
+impl NetworkConfig {
+    /// The socket server's settings from the broker's configuration. Fails when
+    /// `max.connections.per.ip.overrides` is malformed or names a host that does not resolve
+    /// (Kafka refuses such a configuration at start too).
+    pub fn from_kafka_config(c: &KafkaConfig) -> Result<NetworkConfig, OverridesError> {
+        let count = |v: i32| usize::try_from(v).unwrap_or(0);
+        let overrides = c
+            .get::<String>("max.connections.per.ip.overrides")
+            .unwrap_or_default();
+        let listeners = c.broker_listeners();
+        // Kafka's per-listener settings: `listener.name.<lower-cased name>.max.connections`.
+        let max_connections_per_listener = listeners
+            .iter()
+            .filter_map(|l| {
+                let key = listener_max_connections_key(&l.listener_name);
+                let (raw, _) = c.raw(&key)?;
+                match raw.trim().parse::<i32>() {
+                    Ok(v) if v > 0 => Some((l.listener_name.clone(), count(v))),
+                    _ => {
+                        warn!(key, value = raw, "ignored: not a positive number");
+                        None
+                    }
+                }
+            })
+            .collect();
+        let queued = c.get::<i64>("queued.max.request.bytes").unwrap_or(-1);
+        Ok(NetworkConfig {
+            max_request_bytes: c.socket_request_max_bytes().max(1) as usize,
+            idle_timeout: Duration::from_millis(c.connections_max_idle_ms().max(1) as u64),
+            queued_max_request_bytes: if queued > 0 {
+                usize::try_from(queued).unwrap_or(usize::MAX)
+            } else {
+                DEFAULT_QUEUED_MAX_REQUEST_BYTES
+            },
+            limits: ConnectionLimits {
+                max_connections: count(c.max_connections()),
+                max_connections_per_listener,
+                max_connections_per_ip: count(c.max_connections_per_ip()),
+                max_connections_per_ip_overrides: resolve_overrides(&parse_overrides(&overrides)?)?,
+                // Kafka's `protectedListener`: the inter-broker listener, when there are others.
+                protected_listener: (listeners.len() > 1)
+                    .then(|| c.inter_broker_listener_name().to_owned()),
+            },
+        })
+    }
+}
+
+/// `listener.name.<name>.max.connections`, with the name lower-cased as Kafka's
+/// `ListenerName.configPrefix` does.
+pub fn listener_max_connections_key(listener: &str) -> String {
+    format!("listener.name.{}.max.connections", listener.to_lowercase())
+}
+
+/// The state shared by every client listener of one broker: its settings, the connection counts
+/// and the request memory pool.
+#[derive(Debug)]
+pub struct SocketServer {
+    config: NetworkConfig,
+    quotas: Arc<ConnectionQuotas>,
+    pool: Arc<MemoryPool>,
+}
+
+impl SocketServer {
+    pub fn new(config: NetworkConfig) -> Arc<SocketServer> {
+        Arc::new(SocketServer {
+            quotas: ConnectionQuotas::new(config.limits.clone()),
+            pool: Arc::new(MemoryPool::new(config.queued_max_request_bytes)),
+            config,
+        })
+    }
+
+    pub fn config(&self) -> &NetworkConfig {
+        &self.config
+    }
+
+    pub fn quotas(&self) -> &Arc<ConnectionQuotas> {
+        &self.quotas
+    }
+
+    pub fn pool(&self) -> &Arc<MemoryPool> {
+        &self.pool
     }
 }
 
@@ -132,7 +244,8 @@ pub trait RequestHandler: Send + Sync + 'static {
 
 /// Serves `listener` until `shutdown` becomes `true` (or its sender is dropped).
 ///
-/// One task per connection, at most `config.max_connections` at once. On shutdown the listener
+/// One task per connection, within the connection quotas of `server` (shared with the broker's
+/// other listeners). On shutdown the listener
 /// is closed at once (new connections are refused); each connection finishes the response it is
 /// working on, or stops waiting for its next request, and closes. `serve` returns when every
 /// connection has closed. A caller that cannot wait that long (a handler parked for minutes, a
@@ -142,29 +255,42 @@ pub async fn serve(
     listener: TcpListener,
     name: String,
     handler: Arc<dyn RequestHandler>,
-    config: NetworkConfig,
+    server: Arc<SocketServer>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let local = listener.local_addr().ok();
     info!(listener = %name, addr = ?local, "accepting connections");
-    // Permits are connections; a permit moves into its connection's task and is released when
-    // the task ends, however it ends (panics included).
-    let limit = Arc::new(Semaphore::new(
-        config.max_connections.clamp(1, Semaphore::MAX_PERMITS),
-    ));
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             biased;
             () = shutdown_signalled(&mut shutdown) => break,
             Some(done) = connections.join_next(), if !connections.is_empty() => report_task_end(done),
-            (permit, stream, peer) = accept(&listener, &limit) => {
+            (slot, stream, peer) = accept(&listener, &server.quotas, &name) => {
+                // A permit moves into its connection's task and gives its counts back when the
+                // task ends, however it ends (panics included).
+                let permit = match slot.admit(peer.ip()) {
+                    Ok(permit) => permit,
+                    Err(e) => {
+                        // Closed at once, as Kafka's acceptor does; counted in the quotas.
+                        info!(listener = %name, %peer, error = %e, "connection refused");
+                        drop(stream);
+                        continue;
+                    }
+                };
                 let connection_id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
                 let ctx = RequestContext { connection_id, peer, listener: name.clone() };
                 let span = tracing::debug_span!("connection", connection_id, %peer, listener = %name);
                 connections.spawn(
-                    connection::run(stream, ctx, handler.clone(), config, shutdown.clone(), permit)
-                        .instrument(span),
+                    connection::run(
+                        stream,
+                        ctx,
+                        handler.clone(),
+                        server.clone(),
+                        shutdown.clone(),
+                        permit,
+                    )
+                    .instrument(span),
                 );
             }
         }
@@ -178,17 +304,16 @@ pub async fn serve(
     info!(listener = %name, "all connections closed");
 }
 
-/// Waits for a connection slot, then for a connection. Cancel-safe: dropping it releases the
-/// permit, and `TcpListener::accept` loses no connection when cancelled.
+/// Waits for a connection slot on the listener `name` (its own and the broker-wide limit), then
+/// for a connection; while no slot is free new clients wait in the kernel's accept backlog, as
+/// behind Kafka's blocked acceptor. Cancel-safe: dropping it releases the slot, and
+/// `TcpListener::accept` loses no connection when cancelled.
 async fn accept(
     listener: &TcpListener,
-    limit: &Arc<Semaphore>,
-) -> (OwnedSemaphorePermit, TcpStream, SocketAddr) {
-    let permit = limit
-        .clone()
-        .acquire_owned()
-        .await
-        .expect("invariant: the connection semaphore is never closed");
+    quotas: &Arc<ConnectionQuotas>,
+    name: &str,
+) -> (ConnectionSlot, TcpStream, SocketAddr) {
+    let permit = quotas.slot(name).await;
     let mut backoff = Duration::from_millis(10);
     loop {
         match listener.accept().await {

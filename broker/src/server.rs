@@ -338,6 +338,9 @@ impl KafkaServer {
             config: settings.kafka_config.clone(),
         });
         let mut bound = Vec::new();
+        // One set of connection counts and one request memory pool for all client listeners:
+        // `max.connections` and `queued.max.request.bytes` are broker-wide.
+        let sockets = network::SocketServer::new(settings.network.clone());
         for (name, listener) in client_listeners {
             if let Ok(a) = listener.local_addr() {
                 bound.push((name.clone(), a));
@@ -346,7 +349,7 @@ impl KafkaServer {
                 listener,
                 name,
                 apis.clone(),
-                settings.network.clone(),
+                sockets.clone(),
                 shutdown_rx.clone(),
             )));
         }

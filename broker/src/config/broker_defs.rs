@@ -72,6 +72,13 @@ fn check_listener_names(v: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `max.connections.per.ip.overrides`: `host:count` entries (hosts are resolved at start).
+fn check_connection_overrides(v: &str) -> Result<(), String> {
+    crate::network::connection_quotas::parse_overrides(v)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 fn check_roles(v: &str) -> Result<(), String> {
     endpoints::parse_roles(v).map(|_| ())
 }
@@ -237,6 +244,7 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         .note(NOT_LIVE),
     k("max.connections.per.ip.overrides", T::String, Some(""), I::Medium,
         "Per-IP or per-hostname overrides of max.connections.per.ip: host:count entries.")
+        .check(V::Custom(check_connection_overrides))
         .note(NOT_LIVE),
     k("max.connections", T::Int, Some(INT_MAX), I::Medium,
         "The maximum number of connections the broker accepts at any time.")
@@ -252,9 +260,12 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         "The number of queued requests allowed before blocking the network threads.")
         .check(V::AtLeast(1))
         .note("accepted and ignored: each connection task answers its own requests in order"),
-    k("queued.max.request.bytes", T::Long, Some("-1"), I::Medium,
-        "The number of queued bytes allowed before no more requests are read (-1: unlimited).")
-        .note(IGNORED),
+    // Kafka's default is -1 (unbounded); rafka always bounds the request pool (see
+    // `network::DEFAULT_QUEUED_MAX_REQUEST_BYTES` for why 512 MiB cannot hurt a normal client).
+    k("queued.max.request.bytes", T::Long, Some("536870912"), I::Medium,
+        "The bytes of requests read and not yet answered, over all connections; a connection \
+         waits before reading a request that does not fit (-1: the default).")
+        .note("rafka's default is 512 MiB, Kafka's -1 (unbounded); -1 means the default"),
     k("num.network.threads", T::Int, Some("3"), I::High,
         "The number of threads receiving requests from and sending responses to the network.")
         .check(V::AtLeast(1))

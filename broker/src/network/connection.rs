@@ -15,12 +15,14 @@ use rafka_protocol::{Chunk, RequestFrame};
 use rafka_storage::FileSlice;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
-use tokio::sync::{watch, OwnedSemaphorePermit};
+use tokio::sync::watch;
 use tracing::debug;
 
+use super::connection_quotas::ConnectionPermit;
+use super::memory_pool::{MemoryLease, MemoryPool};
 use super::{
     sendfile, shutdown_signalled, NetworkConfig, RequestContext, RequestHandler, Response,
-    SENDFILE_BYTES,
+    SocketServer, SENDFILE_BYTES,
 };
 
 /// Reads ask for at least this much room, so that one read picks up several small pipelined
@@ -85,26 +87,45 @@ pub(super) struct Connection {
     buffer: BytesMut,
     max_request_bytes: usize,
     idle_timeout: Duration,
+    /// `queued.max.request.bytes`, shared by every connection.
+    pool: Arc<MemoryPool>,
+    /// The room taken for the frame being read, once its size is known.
+    lease: Option<MemoryLease>,
 }
 
 impl Connection {
-    fn new(stream: TcpStream, config: &NetworkConfig) -> Connection {
+    fn new(stream: TcpStream, config: &NetworkConfig, pool: Arc<MemoryPool>) -> Connection {
         Connection {
             stream,
             buffer: BytesMut::with_capacity(READ_MIN),
             max_request_bytes: config.max_request_bytes,
             idle_timeout: config.idle_timeout,
+            pool,
+            lease: None,
         }
     }
 
-    /// The next request frame without its size prefix, or `None` when the peer closed the
-    /// connection between frames.
+    /// The next request frame without its size prefix, with the pool room it holds until it is
+    /// answered; `None` when the peer closed the connection between frames.
     ///
-    /// Cancel-safe: bytes read stay in the buffer.
-    async fn read_frame(&mut self) -> Result<Option<Bytes>, ConnectionError> {
+    /// The body of a frame is read only once the pool has room for it: until then the connection
+    /// waits (without the idle timeout running — the wait is ours, not the client's) and the
+    /// client's bytes stay in the kernel.
+    ///
+    /// Cancel-safe: bytes read and room taken stay with the connection.
+    async fn read_frame(&mut self) -> Result<Option<(Bytes, MemoryLease)>, ConnectionError> {
         loop {
+            if let Some(len) = self.frame_len()? {
+                if self.lease.is_none() {
+                    self.lease = Some(self.pool.acquire(len).await);
+                }
+            }
             if let Some(frame) = self.parse_frame()? {
-                return Ok(Some(frame));
+                let lease = self
+                    .lease
+                    .take()
+                    .expect("invariant: a whole frame's room was taken once its size was known");
+                return Ok(Some((frame, lease)));
             }
             // Room for the rest of the frame (as far as its size is known), within bounds.
             let need = self.frame_len()?.map_or(4, |n| 4 + n);
@@ -329,15 +350,15 @@ pub(super) async fn run(
     stream: TcpStream,
     ctx: RequestContext,
     handler: Arc<dyn RequestHandler>,
-    config: NetworkConfig,
+    server: Arc<SocketServer>,
     mut shutdown: watch::Receiver<bool>,
-    _permit: OwnedSemaphorePermit,
+    _permit: ConnectionPermit,
 ) {
     // Kafka sets TCP_NODELAY on every accepted socket: responses must not wait for an ACK.
     if let Err(e) = stream.set_nodelay(true) {
         debug!(error = %e, "cannot set TCP_NODELAY");
     }
-    let mut conn = Connection::new(stream, &config);
+    let mut conn = Connection::new(stream, server.config(), server.pool().clone());
     let mut last = LastRequest::default();
     let result = serve_requests(&mut conn, &ctx, &*handler, &mut shutdown, &mut last).await;
     let client_id = last.client_id.as_deref().unwrap_or("");
@@ -384,7 +405,8 @@ async fn serve_requests(
 ) -> Result<Closed, ConnectionError> {
     loop {
         last.current = None;
-        let frame = tokio::select! {
+        // `_lease` holds the frame's room in the memory pool until its response is written.
+        let (frame, _lease) = tokio::select! {
             biased;
             () = shutdown_signalled(shutdown) => return Ok(Closed::Shutdown),
             frame = conn.read_frame() => match frame? {

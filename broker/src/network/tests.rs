@@ -158,6 +158,7 @@ impl RequestHandler for Toy {
 struct Server {
     addr: std::net::SocketAddr,
     handler: Arc<Toy>,
+    sockets: Arc<SocketServer>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -167,16 +168,18 @@ async fn start(handler: Toy, config: NetworkConfig) -> Server {
     let addr = listener.local_addr().expect("addr");
     let handler = Arc::new(handler);
     let (shutdown, rx) = watch::channel(false);
+    let sockets = SocketServer::new(config);
     let task = tokio::spawn(serve(
         listener,
         "PLAINTEXT".into(),
         handler.clone(),
-        config,
+        sockets.clone(),
         rx,
     ));
     Server {
         addr,
         handler,
+        sockets,
         shutdown,
         task,
     }
@@ -186,7 +189,11 @@ fn config() -> NetworkConfig {
     NetworkConfig {
         max_request_bytes: 1024,
         idle_timeout: Duration::from_secs(30),
-        max_connections: 100,
+        queued_max_request_bytes: 1 << 20,
+        limits: ConnectionLimits {
+            max_connections: 100,
+            ..Default::default()
+        },
     }
 }
 
@@ -218,6 +225,17 @@ impl Client {
     async fn connect(server: &Server) -> Client {
         Client {
             stream: TcpStream::connect(server.addr).await.expect("connect"),
+        }
+    }
+
+    /// A connection from the local address `from` (any of 127.0.0.0/8).
+    async fn connect_from(server: &Server, from: &str) -> Client {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(format!("{from}:0").parse().expect("address"))
+            .expect("bind the client side");
+        Client {
+            stream: socket.connect(server.addr).await.expect("connect"),
         }
     }
 
@@ -418,6 +436,15 @@ async fn network_idle_connections_are_closed() {
         let mut half = Client::connect(&server).await;
         half.send(&request(1, "c")[..6]).await;
         assert!(half.until_eof().await.is_empty());
+        // Only the size prefix, then silence: closed too, and its pool room given back.
+        let mut prefix = Client::connect(&server).await;
+        prefix.send(&request(1, "c")[..4]).await;
+        assert!(prefix.until_eof().await.is_empty());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            server.sockets.pool().available(),
+            server.sockets.pool().capacity()
+        );
     })
     .await;
 }
@@ -616,7 +643,13 @@ async fn network_bad_slot_closes_the_connection() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (_tx, rx) = watch::channel(false);
-        tokio::spawn(serve(listener, "x".into(), Arc::new(BadSlot), config(), rx));
+        tokio::spawn(serve(
+            listener,
+            "x".into(),
+            Arc::new(BadSlot),
+            SocketServer::new(config()),
+            rx,
+        ));
         let mut c = TcpStream::connect(addr).await.expect("connect");
         c.write_all(&request(1, "c")).await.expect("send");
         let mut rest = Vec::new();
@@ -629,10 +662,8 @@ async fn network_bad_slot_closes_the_connection() {
 #[tokio::test]
 async fn network_max_connections_holds_the_next_one_back() {
     bounded(async {
-        let config = NetworkConfig {
-            max_connections: 1,
-            ..config()
-        };
+        let mut config = config();
+        config.limits.max_connections = 1;
         let server = start(Toy::default(), config).await;
         let mut first = Client::connect(&server).await;
         first.send(&request(1, "c")).await;
@@ -668,6 +699,90 @@ async fn network_shutdown_finishes_the_current_response_and_stops_accepting() {
         assert!(busy.until_eof().await.is_empty());
         server.task.await.expect("serve returns");
         assert!(TcpStream::connect(server.addr).await.is_err());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn network_per_ip_limit_closes_the_extra_connection_at_once_and_counts_it() {
+    bounded(async {
+        let mut config = config();
+        config.limits.max_connections_per_ip = 1;
+        config.limits.max_connections_per_ip_overrides =
+            [("127.0.0.2".parse().expect("ip"), 2)].into();
+        let server = start(Toy::default(), config).await;
+        let mut a1 = Client::connect_from(&server, "127.0.0.1").await;
+        a1.send(&request(1, "c")).await;
+        assert_eq!(a1.recv_correlation_id().await, 1);
+        // The second from 127.0.0.1 is closed without an answer...
+        let mut a2 = Client::connect_from(&server, "127.0.0.1").await;
+        a2.send(&request(2, "c")).await;
+        assert!(a2.until_eof().await.is_empty());
+        assert_eq!(server.sockets.quotas().rejected(), 1);
+        // ...while 127.0.0.2 has two by its override, and not three.
+        let mut b1 = Client::connect_from(&server, "127.0.0.2").await;
+        let mut b2 = Client::connect_from(&server, "127.0.0.2").await;
+        for (i, b) in [&mut b1, &mut b2].into_iter().enumerate() {
+            b.send(&request(10 + i as i32, "c")).await;
+            assert_eq!(b.recv_correlation_id().await, 10 + i as i32);
+        }
+        let mut b3 = Client::connect_from(&server, "127.0.0.2").await;
+        assert!(b3.until_eof().await.is_empty());
+        assert_eq!(server.sockets.quotas().rejected(), 2);
+        // The first connection still works, and closing it makes room for its address.
+        a1.send(&request(3, "c")).await;
+        assert_eq!(a1.recv_correlation_id().await, 3);
+        drop(a1);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while server
+            .sockets
+            .quotas()
+            .count("127.0.0.1".parse().expect("ip"))
+            > 0
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "count not given back"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut a4 = Client::connect_from(&server, "127.0.0.1").await;
+        a4.send(&request(4, "c")).await;
+        assert_eq!(a4.recv_correlation_id().await, 4);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_a_frame_that_does_not_fit_the_pool_waits_for_room_and_is_then_answered() {
+    bounded(async {
+        let slow = request(1, "sleep:400");
+        let mut config = config();
+        // Room for the slow request's frame and not one byte more.
+        config.queued_max_request_bytes = slow.len() - 4;
+        let server = start(Toy::default(), config).await;
+        let mut a = Client::connect(&server).await;
+        a.send(&slow).await;
+        while server.handler.requests.load(Ordering::SeqCst) < 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(server.sockets.pool().available(), 0);
+        // B's frame does not fit while A's is being handled: B waits, it is not refused.
+        let mut b = Client::connect(&server).await;
+        b.send(&request(2, "c")).await;
+        b.expect_silence(Duration::from_millis(200)).await;
+        assert_eq!(server.handler.requests.load(Ordering::SeqCst), 1);
+        assert_eq!(a.recv_correlation_id().await, 1);
+        assert_eq!(b.recv_correlation_id().await, 2);
+        // A frame larger than the whole pool is served alone rather than never.
+        let big = request(3, &"x".repeat(200));
+        b.send(&big).await;
+        assert_eq!(b.recv_correlation_id().await, 3);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            server.sockets.pool().available(),
+            server.sockets.pool().capacity()
+        );
     })
     .await;
 }

@@ -1,0 +1,133 @@
+//! The request memory pool: Kafka's `SimpleMemoryPool` behind `queued.max.request.bytes` — the
+//! bytes of requests read from the sockets and not yet answered, over every connection of every
+//! client listener, never exceed the pool's capacity.
+//!
+//! A connection that has read a frame's size prefix takes the frame's size from the pool before
+//! it reads the body, and gives it back once the response has been written (the decoded request
+//! borrows the frame's bytes — record data stays a slice of it — so they live that long). When
+//! the pool has no room the connection *waits*, it does not fail: its unread bytes stay in the
+//! kernel's socket buffer and TCP holds the client back. Waiters are served in order (the
+//! semaphore is fair), so a large request is not starved by small ones.
+//!
+//! A frame larger than the whole pool (possible only when `queued.max.request.bytes` is set below
+//! `socket.request.max.bytes`) takes the whole pool: it waits until nothing else is in flight and
+//! is then served alone, rather than never.
+//!
+//! Thread-safety: a tokio semaphore counting bytes; leases are RAII.
+
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// A pool of `capacity` bytes.
+#[derive(Debug)]
+pub struct MemoryPool {
+    capacity: usize,
+    bytes: Arc<Semaphore>,
+}
+
+/// Bytes taken from the pool; given back when dropped.
+#[derive(Debug)]
+pub struct MemoryLease {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl MemoryPool {
+    /// A pool of `capacity` bytes (at least 1, at most what a semaphore counts).
+    pub fn new(capacity: usize) -> MemoryPool {
+        let capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
+        MemoryPool {
+            capacity,
+            bytes: Arc::new(Semaphore::new(capacity)),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Bytes free now.
+    pub fn available(&self) -> usize {
+        self.bytes.available_permits()
+    }
+
+    /// What a request of `bytes` takes: itself, or the whole pool when it is larger. Also bounded
+    /// by `u32` (a frame size is an `i32`).
+    fn charge(&self, bytes: usize) -> u32 {
+        u32::try_from(bytes.min(self.capacity)).unwrap_or(u32::MAX)
+    }
+
+    /// Waits for `bytes` of room and takes them. Cancel-safe: a cancelled wait takes nothing.
+    pub async fn acquire(&self, bytes: usize) -> MemoryLease {
+        let permit = self
+            .bytes
+            .clone()
+            .acquire_many_owned(self.charge(bytes))
+            .await
+            .expect("invariant: the memory pool's semaphore is never closed");
+        MemoryLease { _permit: permit }
+    }
+
+    /// Takes `bytes` if there is room now.
+    pub fn try_acquire(&self, bytes: usize) -> Option<MemoryLease> {
+        self.bytes
+            .clone()
+            .try_acquire_many_owned(self.charge(bytes))
+            .ok()
+            .map(|permit| MemoryLease { _permit: permit })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn leases_take_and_give_back() {
+        let pool = MemoryPool::new(100);
+        let a = pool.try_acquire(60).expect("room");
+        assert_eq!(pool.available(), 40);
+        assert!(pool.try_acquire(41).is_none());
+        let b = pool.try_acquire(40).expect("exactly the rest");
+        assert_eq!(pool.available(), 0);
+        drop(a);
+        assert_eq!(pool.available(), 60);
+        drop(b);
+        assert_eq!(pool.available(), 100);
+    }
+
+    #[test]
+    fn a_request_larger_than_the_pool_takes_the_whole_pool() {
+        let pool = MemoryPool::new(100);
+        let small = pool.try_acquire(1).expect("room");
+        assert!(pool.try_acquire(1000).is_none(), "waits for everything");
+        drop(small);
+        let big = pool.try_acquire(1000).expect("alone");
+        assert_eq!(pool.available(), 0);
+        drop(big);
+        assert_eq!(pool.available(), 100);
+    }
+
+    #[tokio::test]
+    async fn a_waiter_gets_its_room_when_a_lease_is_dropped_and_order_is_kept() {
+        let pool = Arc::new(MemoryPool::new(100));
+        let held = pool.acquire(90).await;
+        let big = {
+            let pool = pool.clone();
+            tokio::spawn(async move { pool.acquire(50).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Fair: a later small request does not overtake the waiting large one.
+        assert!(pool.try_acquire(5).is_none());
+        assert!(!big.is_finished());
+        drop(held);
+        let lease = tokio::time::timeout(Duration::from_secs(5), big)
+            .await
+            .expect("woken")
+            .expect("task");
+        assert_eq!(pool.available(), 50);
+        drop(lease);
+        assert_eq!(pool.available(), 100);
+    }
+}
