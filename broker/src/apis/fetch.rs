@@ -3,21 +3,71 @@
 //! past the leader's, KIP-320), sent with `sendfile`
 //! (the response's records are slots the network layer fills from the segment files).
 //!
-//! `max_bytes` bounds the response and `partition_max_bytes` each partition, except that the
-//! first batch found is returned whole (so a consumer never gets stuck on a large batch). A
-//! fetch that finds fewer than `min_bytes` waits — woken by appends — until `max_wait_ms`.
+//! The response's record bytes are bounded by `min(max_bytes, fetch.max.bytes)` — the broker's
+//! `fetch.max.bytes` (default 57671680) caps whatever the request asks, for consumers and
+//! followers alike, as Kafka's `KafkaApis.handleFetchRequest` does — and each partition's by its
+//! `partition_max_bytes`, except that the first batch of the first partition that has data is
+//! returned whole even when larger (KIP-74: a consumer never gets stuck on a large batch); no
+//! later partition gets a batch that does not fit what is left. A partition listed more than once
+//! in one request is served once, as Kafka's `FetchRequest.fetchData` map does: at the place of
+//! its first listing, with the fields of its last (keyed by topic id, topic name and partition,
+//! so two unknown topic ids are two entries). A fetch that finds fewer than
+//! `min(min_bytes, fetch max)` bytes waits — woken by appends — until `max_wait_ms`.
 //! Fetch sessions (KIP-227) are refused correctly: a request to open one is answered with
 //! session id 0 (no session; the client keeps sending full fetches), an incremental fetch on a
 //! session id we never gave out gets FETCH_SESSION_ID_NOT_FOUND.
 
 use super::KafkaApis;
+use rafka_controller::image::MetadataImage;
+use rafka_protocol::messages::fetch_request::FetchPartition;
 use rafka_protocol::messages::fetch_response::{
     EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
 use rafka_protocol::messages::{FetchRequest, FetchResponse};
-use rafka_protocol::{ErrorCode, Records};
+use rafka_protocol::{ErrorCode, Records, Uuid};
 use rafka_storage::{FileSlice, TopicPartition};
+use std::collections::HashMap;
 use std::time::Duration;
+
+/// One partition to read, once, whatever the number of times the request lists it.
+#[derive(Debug, Clone, PartialEq)]
+struct FetchItem {
+    /// The topic id (v13+; zero before).
+    topic_id: Uuid,
+    /// The topic's name: as sent (v4–v12), or resolved from the id (`None`: unknown id).
+    name: Option<String>,
+    partition: FetchPartition,
+}
+
+/// The request's partitions without repeats, in the order of their first listing, each with the
+/// fields of its last listing (Kafka's `LinkedHashMap.put` keeps the first position and the last
+/// value).
+fn distinct_partitions(version: i16, req: &FetchRequest, image: &MetadataImage) -> Vec<FetchItem> {
+    let mut items: Vec<FetchItem> = Vec::new();
+    let mut index: HashMap<(Uuid, Option<String>, i32), usize> = HashMap::new();
+    for t in &req.topics {
+        let (topic_id, name) = if version >= 13 {
+            (t.topic_id, image.topic(&t.topic_id).map(|t| t.name.clone()))
+        } else {
+            (Uuid::default(), Some(t.topic.clone()))
+        };
+        for p in &t.partitions {
+            let key = (topic_id, name.clone(), p.partition);
+            match index.get(&key) {
+                Some(&i) => items[i].partition = p.clone(),
+                None => {
+                    index.insert(key, items.len());
+                    items.push(FetchItem {
+                        topic_id,
+                        name: name.clone(),
+                        partition: p.clone(),
+                    });
+                }
+            }
+        }
+    }
+    items
+}
 
 pub async fn handle(
     apis: &KafkaApis,
@@ -35,14 +85,20 @@ pub async fn handle(
     }
     let deadline =
         tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    // Kafka: fetchMaxBytes = min(request max_bytes, fetch.max.bytes), fetchMinBytes = min(min_bytes,
+    // fetchMaxBytes).
+    let broker_max = apis.config.fetch_max_bytes().max(0) as usize;
+    let max_bytes = (req.max_bytes.max(0) as usize).min(broker_max);
+    let min_bytes = (req.min_bytes.max(0) as usize).min(max_bytes);
+    // Topic ids resolve against the image at the start; a topic created meanwhile is found on the
+    // client's next fetch.
+    let items = distinct_partitions(version, &req, &apis.image());
     loop {
         let next_append = apis.replica_manager.next_append();
         tokio::pin!(next_append);
         next_append.as_mut().enable();
-        let (resp, slices, bytes, errors) = read_all(apis, version, &req);
-        let done = bytes >= req.min_bytes.max(0) as usize
-            || errors
-            || tokio::time::Instant::now() >= deadline;
+        let (resp, slices, bytes, errors) = read_all(apis, version, &req, &items, max_bytes);
+        let done = bytes >= min_bytes || errors || tokio::time::Instant::now() >= deadline;
         if done {
             return (resp, slices);
         }
@@ -51,133 +107,92 @@ pub async fn handle(
             .is_err()
         {
             // Deadline: answer with whatever there is now.
-            let (resp, slices, _, _) = read_all(apis, version, &req);
+            let (resp, slices, _, _) = read_all(apis, version, &req, &items, max_bytes);
             return (resp, slices);
         }
     }
 }
 
+/// Reads every item once, within `max_bytes` in total (the first batch of the first partition
+/// with data excepted). Answers the response, its file slices, their total length, and whether
+/// an error or a divergence means the fetch must not wait.
 fn read_all(
     apis: &KafkaApis,
     version: i16,
     req: &FetchRequest,
+    items: &[FetchItem],
+    max_bytes: usize,
 ) -> (FetchResponse, Vec<FileSlice>, usize, bool) {
     let image = apis.image();
     let mut slices = Vec::new();
     let mut total: usize = 0;
     let mut errors = false;
-    let max_bytes = req.max_bytes.max(0) as usize;
     // A follower (replica id >= 0) reads up to the log end and tells its progress.
     let replica_id = if version >= 15 {
         req.replica_state.replica_id
     } else {
         req.replica_id
     };
-    let mut responses = Vec::with_capacity(req.topics.len());
-    for t in &req.topics {
-        let name = if version >= 13 {
-            image.topic(&t.topic_id).map(|t| t.name.clone())
-        } else {
-            Some(t.topic.clone())
-        };
-        let mut partitions = Vec::with_capacity(t.partitions.len());
-        for p in &t.partitions {
-            let Some(name) = &name else {
+    let mut responses: Vec<FetchableTopicResponse> = Vec::new();
+    let mut current: Option<(Uuid, Option<&str>)> = None;
+    for item in items {
+        let p = &item.partition;
+        let data = match &item.name {
+            None => {
                 errors = true;
-                partitions.push(PartitionData {
+                PartitionData {
                     partition_index: p.partition,
                     error_code: ErrorCode::UnknownTopicId.code(),
                     high_watermark: -1,
                     records: Some(Records::Bytes(Default::default())),
                     ..Default::default()
-                });
-                continue;
-            };
-            let tp = TopicPartition {
-                topic: name.clone(),
-                partition: p.partition,
-            };
-            let budget =
-                (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
-            let min_one = total == 0;
-            if replica_id >= 0 {
-                let r = apis.replica_manager.read_for_follower(
+                }
+            }
+            Some(name) => {
+                let tp = TopicPartition {
+                    topic: name.clone(),
+                    partition: p.partition,
+                };
+                let budget =
+                    (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
+                // KIP-74: only the first partition that returns data may exceed the limits.
+                let min_one = total == 0;
+                read_partition(
+                    apis,
                     &image,
                     &tp,
+                    p,
                     replica_id,
-                    p.fetch_offset,
-                    p.last_fetched_epoch,
-                    budget as u64,
-                    p.current_leader_epoch,
-                );
-                if r.error != ErrorCode::None {
-                    errors = true;
-                }
-                let records = slot(r.records, &mut slices, &mut total);
-                let diverging_epoch = match r.diverging_epoch {
-                    Some((epoch, end_offset)) => {
-                        // Answer at once: the follower must truncate before anything else.
-                        errors = true;
-                        EpochEndOffset {
-                            epoch,
-                            end_offset,
-                            ..Default::default()
-                        }
-                    }
-                    None => EpochEndOffset {
-                        epoch: -1,
-                        end_offset: -1,
-                        ..Default::default()
-                    },
-                };
-                partitions.push(PartitionData {
-                    partition_index: p.partition,
-                    error_code: r.error.code(),
-                    high_watermark: r.high_watermark,
-                    last_stable_offset: r.high_watermark,
-                    log_start_offset: r.log_start_offset,
-                    diverging_epoch,
-                    records: Some(records),
-                    ..Default::default()
-                });
-                continue;
+                    budget,
+                    min_one,
+                    &mut slices,
+                    &mut total,
+                    &mut errors,
+                )
             }
-            let r = apis.replica_manager.read(
-                &image,
-                &tp,
-                p.fetch_offset,
-                budget as u64,
-                min_one,
-                p.current_leader_epoch,
-            );
-            if r.error != ErrorCode::None {
-                errors = true;
-            }
-            let records = slot(r.records, &mut slices, &mut total);
-            partitions.push(PartitionData {
-                partition_index: p.partition,
-                error_code: r.error.code(),
-                high_watermark: r.high_watermark,
-                last_stable_offset: r.last_stable_offset,
-                log_start_offset: r.log_start_offset,
-                records: Some(records),
+        };
+        // Consecutive partitions of one topic share a topic entry, as Kafka's `FetchResponse.of`.
+        let key = (item.topic_id, item.name.as_deref());
+        if current != Some(key) {
+            current = Some(key);
+            responses.push(FetchableTopicResponse {
+                topic: if version <= 12 {
+                    item.name.clone().unwrap_or_default()
+                } else {
+                    String::new()
+                },
+                topic_id: if version >= 13 {
+                    item.topic_id
+                } else {
+                    Default::default()
+                },
+                partitions: Vec::new(),
                 ..Default::default()
             });
         }
-        responses.push(FetchableTopicResponse {
-            topic: if version <= 12 {
-                t.topic.clone()
-            } else {
-                String::new()
-            },
-            topic_id: if version >= 13 {
-                t.topic_id
-            } else {
-                Default::default()
-            },
-            partitions,
-            ..Default::default()
-        });
+        if let Some(t) = responses.last_mut() {
+            t.partitions.push(data);
+        }
     }
     (
         FetchResponse {
@@ -188,6 +203,89 @@ fn read_all(
         total,
         errors,
     )
+}
+
+/// One partition's read, for a follower or a consumer, within `budget` bytes (or its first batch
+/// whole when `min_one`).
+#[allow(clippy::too_many_arguments)]
+fn read_partition(
+    apis: &KafkaApis,
+    image: &MetadataImage,
+    tp: &TopicPartition,
+    p: &FetchPartition,
+    replica_id: i32,
+    budget: usize,
+    min_one: bool,
+    slices: &mut Vec<FileSlice>,
+    total: &mut usize,
+    errors: &mut bool,
+) -> PartitionData {
+    // A read that ignored the budget (a follower's read always returns its first batch whole)
+    // is dropped unless this partition may exceed it: the follower's progress was still recorded,
+    // and it fetches the batch again, first, next time.
+    let within = |slice: Option<FileSlice>| slice.filter(|s| min_one || s.len as usize <= budget);
+    if replica_id >= 0 {
+        let r = apis.replica_manager.read_for_follower(
+            image,
+            tp,
+            replica_id,
+            p.fetch_offset,
+            p.last_fetched_epoch,
+            budget as u64,
+            p.current_leader_epoch,
+        );
+        if r.error != ErrorCode::None {
+            *errors = true;
+        }
+        let records = slot(within(r.records), slices, total);
+        let diverging_epoch = match r.diverging_epoch {
+            Some((epoch, end_offset)) => {
+                // Answer at once: the follower must truncate before anything else.
+                *errors = true;
+                EpochEndOffset {
+                    epoch,
+                    end_offset,
+                    ..Default::default()
+                }
+            }
+            None => EpochEndOffset {
+                epoch: -1,
+                end_offset: -1,
+                ..Default::default()
+            },
+        };
+        return PartitionData {
+            partition_index: p.partition,
+            error_code: r.error.code(),
+            high_watermark: r.high_watermark,
+            last_stable_offset: r.high_watermark,
+            log_start_offset: r.log_start_offset,
+            diverging_epoch,
+            records: Some(records),
+            ..Default::default()
+        };
+    }
+    let r = apis.replica_manager.read(
+        image,
+        tp,
+        p.fetch_offset,
+        budget as u64,
+        min_one,
+        p.current_leader_epoch,
+    );
+    if r.error != ErrorCode::None {
+        *errors = true;
+    }
+    let records = slot(within(r.records), slices, total);
+    PartitionData {
+        partition_index: p.partition,
+        error_code: r.error.code(),
+        high_watermark: r.high_watermark,
+        last_stable_offset: r.last_stable_offset,
+        log_start_offset: r.log_start_offset,
+        records: Some(records),
+        ..Default::default()
+    }
 }
 
 /// The response's records for a read: a slot the network layer fills from `slice` with
