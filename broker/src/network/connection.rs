@@ -108,15 +108,21 @@ impl Connection {
     /// The next request frame without its size prefix, with the pool room it holds until it is
     /// answered; `None` when the peer closed the connection between frames.
     ///
-    /// The body of a frame is read only once the pool has room for it: until then the connection
-    /// waits (without the idle timeout running — the wait is ours, not the client's) and the
-    /// client's bytes stay in the kernel.
+    /// The room for a frame is taken once its size is known *and its body has begun to arrive*
+    /// (a size prefix alone claims nothing: a thousand clients that send four bytes and stop
+    /// cannot lock the pool; the idle timeout closes them), and the body is read only once the
+    /// pool has room for all of it: until then the connection waits — without the idle timeout
+    /// running, the wait is ours, not the client's — and the client's bytes stay in the kernel.
+    /// Room is taken for the whole frame at once, never piecemeal, so two half-read frames can
+    /// never each wait for room the other holds. Before its room is taken, a connection reads
+    /// only into the small buffer it already has, so what it holds outside the pool is a few KiB.
     ///
     /// Cancel-safe: bytes read and room taken stay with the connection.
     async fn read_frame(&mut self) -> Result<Option<(Bytes, MemoryLease)>, ConnectionError> {
         loop {
-            if let Some(len) = self.frame_len()? {
-                if self.lease.is_none() {
+            let len = self.frame_len()?;
+            if let Some(len) = len {
+                if self.lease.is_none() && (self.buffer.len() > 4 || len == 0) {
                     self.lease = Some(self.pool.acquire(len).await);
                 }
             }
@@ -124,13 +130,19 @@ impl Connection {
                 let lease = self
                     .lease
                     .take()
-                    .expect("invariant: a whole frame's room was taken once its size was known");
+                    .expect("invariant: a whole frame's room was taken before its body was read");
                 return Ok(Some((frame, lease)));
             }
-            // Room for the rest of the frame (as far as its size is known), within bounds.
-            let need = self.frame_len()?.map_or(4, |n| 4 + n);
-            let missing = need.saturating_sub(self.buffer.len());
-            self.buffer.reserve(missing.clamp(READ_MIN, READ_MAX));
+            let need = len.map_or(4, |n| 4 + n);
+            if len.is_none() || self.lease.is_some() {
+                // Room for the rest of the frame (as far as its size is known), within bounds.
+                let missing = need.saturating_sub(self.buffer.len());
+                self.buffer.reserve(missing.clamp(READ_MIN, READ_MAX));
+            } else if self.buffer.len() == self.buffer.capacity() {
+                // A size prefix and no body yet, and no room taken: wait for the first body
+                // byte with a small buffer.
+                self.buffer.reserve(READ_MIN);
+            }
             let n = idle(self.idle_timeout, self.stream.read_buf(&mut self.buffer)).await?;
             if n == 0 {
                 return if self.buffer.is_empty() {
