@@ -302,3 +302,81 @@ fn slot(slice: Option<FileSlice>, slices: &mut Vec<FileSlice>, total: &mut usize
         _ => Records::Bytes(Default::default()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rafka_protocol::messages::fetch_request::FetchTopic;
+
+    fn partition(partition: i32, fetch_offset: i64) -> FetchPartition {
+        FetchPartition {
+            partition,
+            fetch_offset,
+            partition_max_bytes: i32::MAX,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn fetch_repeated_partitions_are_served_once_first_place_last_fields() {
+        let req = FetchRequest {
+            topics: vec![
+                FetchTopic {
+                    topic: "a".into(),
+                    partitions: vec![partition(0, 1), partition(1, 1), partition(0, 2)],
+                    ..Default::default()
+                },
+                FetchTopic {
+                    topic: "b".into(),
+                    partitions: vec![partition(0, 5)],
+                    ..Default::default()
+                },
+                FetchTopic {
+                    topic: "a".into(),
+                    partitions: vec![partition(1, 3)],
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let items = distinct_partitions(12, &req, &MetadataImage::new());
+        let got: Vec<(Option<&str>, i32, i64)> = items
+            .iter()
+            .map(|i| {
+                (
+                    i.name.as_deref(),
+                    i.partition.partition,
+                    i.partition.fetch_offset,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![(Some("a"), 0, 2), (Some("a"), 1, 3), (Some("b"), 0, 5)]
+        );
+    }
+
+    #[test]
+    fn fetch_unknown_topic_ids_are_keyed_by_id() {
+        let (x, y) = (Uuid([1; 16]), Uuid([2; 16]));
+        let req = FetchRequest {
+            topics: [x, y, x]
+                .into_iter()
+                .map(|id| FetchTopic {
+                    topic_id: id,
+                    partitions: vec![partition(0, 0)],
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let items = distinct_partitions(16, &req, &MetadataImage::new());
+        assert_eq!(
+            items
+                .iter()
+                .map(|i| (i.topic_id, i.name.clone()))
+                .collect::<Vec<_>>(),
+            vec![(x, None), (y, None)]
+        );
+    }
+}

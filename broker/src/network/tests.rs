@@ -786,3 +786,82 @@ async fn network_a_frame_that_does_not_fit_the_pool_waits_for_room_and_is_then_a
     })
     .await;
 }
+
+fn kafka_config(extra: &[(&str, &str)]) -> Result<crate::config::KafkaConfig, String> {
+    let mut p = crate::config::single_node_props();
+    for (k, v) in extra {
+        p.insert(k.to_string(), v.to_string());
+    }
+    crate::config::KafkaConfig::from_props(p).map_err(|e| e.to_string())
+}
+
+#[test]
+fn network_config_reads_kafkas_keys_and_bounds_the_pool_by_default() {
+    let c = kafka_config(&[]).expect("valid");
+    let n = NetworkConfig::from_kafka_config(&c).expect("network config");
+    assert_eq!(n, NetworkConfig::default());
+    assert_eq!(n.queued_max_request_bytes, DEFAULT_QUEUED_MAX_REQUEST_BYTES);
+
+    let c = kafka_config(&[
+        ("max.connections", "100"),
+        ("max.connections.per.ip", "3"),
+        (
+            "max.connections.per.ip.overrides",
+            "127.0.0.2:5, localhost:7",
+        ),
+        ("listener.name.plaintext.max.connections", "10"),
+        ("queued.max.request.bytes", "1000"),
+        ("socket.request.max.bytes", "500"),
+        ("connections.max.idle.ms", "1234"),
+    ])
+    .expect("valid");
+    assert!(
+        !c.warnings().iter().any(|w| w.contains("max.connections")),
+        "the listener-prefixed key is known: {:?}",
+        c.warnings()
+    );
+    let n = NetworkConfig::from_kafka_config(&c).expect("network config");
+    assert_eq!(n.max_request_bytes, 500);
+    assert_eq!(n.idle_timeout, Duration::from_millis(1234));
+    assert_eq!(n.queued_max_request_bytes, 1000);
+    assert_eq!(n.limits.max_connections, 100);
+    assert_eq!(n.limits.max_connections_per_ip, 3);
+    assert_eq!(
+        n.limits.max_connections_per_listener,
+        [("PLAINTEXT".to_owned(), 10)].into()
+    );
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+    assert_eq!(
+        n.limits
+            .max_connections_per_ip_overrides
+            .get(&ip("127.0.0.2")),
+        Some(&5)
+    );
+    assert_eq!(
+        n.limits
+            .max_connections_per_ip_overrides
+            .get(&ip("127.0.0.1")),
+        Some(&7)
+    );
+    // One broker listener: nothing to protect.
+    assert_eq!(n.limits.protected_listener, None);
+
+    // Kafka's -1 ("unbounded") is our bound.
+    let c = kafka_config(&[("queued.max.request.bytes", "-1")]).expect("valid");
+    let n = NetworkConfig::from_kafka_config(&c).expect("network config");
+    assert_eq!(n.queued_max_request_bytes, DEFAULT_QUEUED_MAX_REQUEST_BYTES);
+
+    // Malformed values stop the start with the key named.
+    let e =
+        kafka_config(&[("max.connections.per.ip.overrides", "127.0.0.1")]).expect_err("no count");
+    assert!(e.contains("max.connections.per.ip.overrides"), "{e}");
+    let e = kafka_config(&[("listener.name.plaintext.max.connections", "0")])
+        .expect_err("not positive");
+    assert!(e.contains("listener.name.plaintext.max.connections"), "{e}");
+    let c = kafka_config(&[("max.connections.per.ip.overrides", "no-such-host.invalid:3")])
+        .expect("the format is valid");
+    assert!(matches!(
+        NetworkConfig::from_kafka_config(&c),
+        Err(connection_quotas::OverridesError::Resolve { .. })
+    ));
+}
