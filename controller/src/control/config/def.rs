@@ -9,6 +9,9 @@
 
 use std::fmt;
 
+/// `Long.MAX_VALUE` as Kafka prints it.
+pub const LONG_MAX: &str = "9223372036854775807";
+
 /// A configuration's type, numbered as DescribeConfigs' `ConfigType` (v3+).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConfigType {

@@ -3,8 +3,13 @@
 //! (`ServerTopicConfigSynonyms.ALL_TOPIC_CONFIG_SYNONYMS`): e.g. `retention.ms` ←
 //! `log.retention.ms`, then `log.retention.minutes` (×60 000), then `log.retention.hours`
 //! (×3 600 000).
+//!
+//! This table is the one rule for topic configs: the controller checks CreateTopics' configs,
+//! AlterConfigs and IncrementalAlterConfigs with [`validate_topic_config`] /
+//! [`validate_topic_configs`], and the broker (its DescribeConfigs, its preprocessing of the
+//! alter requests, the configs its logs run with) reads the same table through re-exports.
 
-use super::broker_defs::LONG_MAX;
+use super::def::{one_line, LONG_MAX};
 use super::def::{ConfigKey, ConfigType as T, Conversion as C, Importance as I, Validator as V};
 
 /// A topic configuration and its broker synonyms.
@@ -30,6 +35,18 @@ const fn t(
         synonyms,
     }
 }
+
+/// The smallest `segment.bytes` (and `log.segment.bytes`): 1 MiB, Kafka 4.0's floor (KIP-1030).
+/// Below it a client could make the broker roll, and so create files, at every append.
+pub const MIN_SEGMENT_BYTES: i64 = 1024 * 1024;
+
+/// The smallest `segment.index.bytes` (and `log.index.size.max.bytes`): one 4 KiB page, the
+/// unit an index file is mapped in. Kafka accepts 4, which holds not even one 8-byte
+/// offset-index or 12-byte time-index entry, so every append would find the index full and roll
+/// a new segment (three new files). One page holds 341 time-index entries: at the default
+/// `index.interval.bytes` that is over 1 MiB of log, so a minimum segment is never cut short by
+/// its index.
+pub const MIN_SEGMENT_INDEX_BYTES: i64 = 4096;
 
 const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
 
@@ -173,10 +190,10 @@ pub static TOPIC_CONFIGS: &[TopicKey] = &[
             ("log.retention.hours", C::HoursToMs),
         ],
         "How long a record is kept before its segment may be deleted (-1: forever)."),
-    t("segment.bytes", T::Int, Some("1073741824"), V::AtLeast(14),
+    t("segment.bytes", T::Int, Some("1073741824"), V::AtLeast(MIN_SEGMENT_BYTES),
         &[("log.segment.bytes", C::Same)],
         "The size of a segment file; the log rolls when the active one would grow past it."),
-    t("segment.index.bytes", T::Int, Some("10485760"), V::AtLeast(4),
+    t("segment.index.bytes", T::Int, Some("10485760"), V::AtLeast(MIN_SEGMENT_INDEX_BYTES),
         &[("log.index.size.max.bytes", C::Same)],
         "The size an offset or time index file is created at."),
     t("segment.jitter.ms", T::Long, Some("0"), V::AtLeast(0),
@@ -189,3 +206,124 @@ pub static TOPIC_CONFIGS: &[TopicKey] = &[
         &[("unclean.leader.election.enable", C::Same)],
         "Allow a replica outside the ISR to become leader as a last resort (may lose data)."),
 ];
+
+/// Look up a topic configuration's definition.
+pub fn topic_config(name: &str) -> Option<&'static TopicKey> {
+    TOPIC_CONFIGS.iter().find(|t| t.key.name == name)
+}
+
+/// Checks one topic configuration (CreateTopics, AlterConfigs, IncrementalAlterConfigs): an
+/// unknown key or a value its `ConfigDef` refuses is an error, answered with INVALID_CONFIG and
+/// this message (Kafka's `ConfigException` text: "Invalid value … for configuration …: …").
+pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
+    let def = topic_config(key).ok_or_else(|| format!("Unknown topic config name: {key}"))?;
+    def.key.parse(value).map(|_| ()).map_err(|reason| {
+        format!(
+            "Invalid value {} for configuration {key}: {reason}",
+            one_line(value.trim())
+        )
+    })
+}
+
+/// Checks a topic's whole set of overrides: each one, then how they fit together (Kafka's
+/// `LogConfig.validateValues`: `min.compaction.lag.ms` <= `max.compaction.lag.ms`).
+pub fn validate_topic_configs<'a>(
+    configs: impl IntoIterator<Item = (&'a str, &'a str)> + Clone,
+) -> Result<(), String> {
+    for (k, v) in configs.clone() {
+        validate_topic_config(k, v)?;
+    }
+    let long = |name: &str| -> i64 {
+        configs
+            .clone()
+            .into_iter()
+            .find(|(k, _)| *k == name)
+            .and_then(|(_, v)| v.trim().parse().ok())
+            .or_else(|| topic_config(name).and_then(|t| t.key.default?.parse().ok()))
+            .unwrap_or(0)
+    };
+    let (min, max) = (long("min.compaction.lag.ms"), long("max.compaction.lag.ms"));
+    if min > max {
+        return Err(format!(
+            "conflict topic config setting min.compaction.lag.ms ({min}) > max.compaction.lag.ms ({max})"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(key: &str, value: &str) -> String {
+        validate_topic_config(key, value).expect_err("refused")
+    }
+
+    #[test]
+    fn kafka_4_ranges() {
+        assert_eq!(
+            refused("segment.bytes", "100"),
+            "Invalid value 100 for configuration segment.bytes: Value must be at least 1048576"
+        );
+        assert!(validate_topic_config("segment.bytes", "1048576").is_ok());
+        assert!(validate_topic_config("segment.bytes", "2147483648").is_err());
+        assert!(refused("segment.index.bytes", "4").contains("at least 4096"));
+        assert!(validate_topic_config("segment.index.bytes", "4096").is_ok());
+        for (key, bad, good) in [
+            ("segment.ms", "0", "1"),
+            ("segment.jitter.ms", "-1", "0"),
+            ("retention.ms", "-2", "-1"),
+            ("max.message.bytes", "-1", "0"),
+            ("min.insync.replicas", "0", "1"),
+            ("flush.messages", "0", "1"),
+            ("index.interval.bytes", "-1", "0"),
+            ("delete.retention.ms", "-1", "0"),
+            ("max.compaction.lag.ms", "0", "1"),
+            ("min.cleanable.dirty.ratio", "1.01", "1"),
+            ("cleanup.policy", "compact,forever", "compact,delete"),
+            ("compression.type", "brotli", "zstd"),
+            ("compression.zstd.level", "23", "22"),
+            ("compression.lz4.level", "18", "17"),
+            ("compression.gzip.level", "0", "9"),
+            ("message.timestamp.type", "logappendtime", "LogAppendTime"),
+            ("message.timestamp.before.max.ms", "-1", "0"),
+            ("message.timestamp.after.max.ms", "x", "3600000"),
+            ("local.retention.ms", "-3", "-2"),
+            ("unclean.leader.election.enable", "yes", "TRUE"),
+        ] {
+            assert!(validate_topic_config(key, bad).is_err(), "{key}={bad}");
+            assert!(validate_topic_config(key, good).is_ok(), "{key}={good}");
+        }
+        assert_eq!(
+            refused("segment.byte", "1"),
+            "Unknown topic config name: segment.byte"
+        );
+        // A value with a newline is reported on one line.
+        assert!(!refused("segment.bytes", "1\n2").contains('\n'));
+    }
+
+    #[test]
+    fn overrides_fit_together() {
+        let e = validate_topic_configs([
+            ("min.compaction.lag.ms", "10"),
+            ("max.compaction.lag.ms", "5"),
+        ])
+        .expect_err("refused");
+        assert!(e.contains("min.compaction.lag.ms (10)"), "{e}");
+        assert!(validate_topic_configs([("min.compaction.lag.ms", "10")]).is_ok());
+        assert!(validate_topic_configs([("segment.bytes", "100")]).is_err());
+    }
+
+    #[test]
+    fn every_default_passes_its_own_rule() {
+        for t in TOPIC_CONFIGS {
+            if let Some(d) = t.key.default {
+                assert!(
+                    validate_topic_config(t.key.name, d).is_ok(),
+                    "{}",
+                    t.key.name
+                );
+            }
+        }
+    }
+}
