@@ -11,6 +11,7 @@
 //! session id we never gave out gets FETCH_SESSION_ID_NOT_FOUND.
 
 use super::KafkaApis;
+use rafka_controller::control::topics::internal::check_fetch;
 use rafka_protocol::messages::fetch_response::{
     EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
@@ -80,13 +81,18 @@ fn read_all(
         } else {
             Some(t.topic.clone())
         };
+        // The metadata log is no client's topic, by name or by its reserved id.
+        let refused = check_fetch(name.as_deref(), &t.topic_id).err();
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
-            let Some(name) = &name else {
+            let (Some(name), None) = (&name, &refused) else {
                 errors = true;
                 partitions.push(PartitionData {
                     partition_index: p.partition,
-                    error_code: ErrorCode::UnknownTopicId.code(),
+                    error_code: refused
+                        .as_ref()
+                        .map_or(ErrorCode::UnknownTopicId, |e| e.code)
+                        .code(),
                     high_watermark: -1,
                     records: Some(Records::Bytes(Default::default())),
                     ..Default::default()
