@@ -429,6 +429,14 @@ pub fn delete_topics(
                 *id,
                 Err(ApiError::new(ErrorCode::InvalidRequest, *m)),
             ),
+            TopicRef::Name(n) if internal::is_cluster_metadata(n) => {
+                (Some(n.clone()), Uuid::ZERO, internal::check_delete(n))
+            }
+            TopicRef::Id(id) if *id == internal::CLUSTER_METADATA_TOPIC_ID => (
+                None,
+                *id,
+                internal::check_delete(internal::CLUSTER_METADATA_TOPIC_NAME),
+            ),
             TopicRef::Name(n) => match image.topic_by_name(n) {
                 _ if names[n.as_str()] > 1 => (
                     Some(n.clone()),

@@ -661,6 +661,32 @@ fn reserved_and_internal_topics() {
         );
         assert!(result.records.is_empty());
     }
+    // Nor deletes the metadata log, which is no topic, by name or by its reserved id.
+    let result = delete_topics(
+        &k.image,
+        &DeleteTopicsRequest {
+            topics: vec![
+                dtq::DeleteTopicState {
+                    name: Some(internal::CLUSTER_METADATA_TOPIC_NAME.into()),
+                    topic_id: Uuid::ZERO,
+                    ..Default::default()
+                },
+                dtq::DeleteTopicState {
+                    name: None,
+                    topic_id: internal::CLUSTER_METADATA_TOPIC_ID,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        },
+    );
+    let codes: Vec<i16> = result
+        .response
+        .responses
+        .iter()
+        .map(|r| r.error_code)
+        .collect();
+    assert_eq!(codes, vec![ErrorCode::InvalidRequest.code(); 2]);
     // Nor grows the metadata log.
     let result = create_partitions(
         &k.image,
