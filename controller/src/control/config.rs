@@ -7,7 +7,8 @@
 //! `LogConfig` definitions — the one table in [`topic_defs`], which the broker reads too;
 //! broker configs may be any name, and the broker keys in the table below are type-checked as
 //! Kafka's `ConfigDef` parses them (numbers must parse and be in range, booleans are
-//! true/false, enumerations from their list): INVALID_CONFIG otherwise. APPEND and SUBTRACT apply to list-typed keys only.
+//! true/false, enumerations from their list): INVALID_CONFIG otherwise. APPEND and SUBTRACT
+//! apply to list-typed keys only.
 //! Broker configs generate a record even when the value is unchanged (KAFKA-14136: brokers
 //! reload on it).
 
