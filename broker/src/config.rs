@@ -274,41 +274,23 @@ pub fn broker_config(name: &str) -> Option<&'static ConfigKey> {
 
 /// Look up a topic configuration's definition.
 pub fn topic_config(name: &str) -> Option<&'static TopicKey> {
-    TOPIC_CONFIGS.iter().find(|t| t.key.name == name)
+    rafka_controller::control::config::topic_defs::topic_config(name)
 }
 
 /// Check one topic configuration (CreateTopics / AlterConfigs / IncrementalAlterConfigs): an
-/// unknown key or a bad value is an error, answered with INVALID_CONFIG and this message.
+/// unknown key or a bad value is an error, answered with INVALID_CONFIG and this message. The
+/// rule is the controller's ([`rafka_controller::control::config::topic_defs`]), so a request
+/// refused here is refused there too.
 pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
-    let def = topic_config(key).ok_or_else(|| format!("Unknown topic config name: {key}"))?;
-    def.key.parse(value).map(|_| ()).map_err(|reason| {
-        format!(
-            "Invalid value {} for configuration {key}: {reason}",
-            one_line(value.trim())
-        )
-    })
+    rafka_controller::control::config::topic_defs::validate_topic_config(key, value)
 }
 
 /// Check a topic's whole set of overrides: each one, then how they fit together (Kafka's
 /// `LogConfig.validateValues`: `min.compaction.lag.ms` ≤ `max.compaction.lag.ms`).
 pub fn validate_topic_configs(configs: &BTreeMap<String, String>) -> Result<(), String> {
-    for (k, v) in configs {
-        validate_topic_config(k, v)?;
-    }
-    let long = |name: &str| -> i64 {
-        configs
-            .get(name)
-            .and_then(|v| v.trim().parse().ok())
-            .or_else(|| topic_config(name).and_then(|t| t.key.default?.parse().ok()))
-            .unwrap_or(0)
-    };
-    let (min, max) = (long("min.compaction.lag.ms"), long("max.compaction.lag.ms"));
-    if min > max {
-        return Err(format!(
-            "conflict topic config setting min.compaction.lag.ms ({min}) > max.compaction.lag.ms ({max})"
-        ));
-    }
-    Ok(())
+    rafka_controller::control::config::topic_defs::validate_topic_configs(
+        configs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    )
 }
 
 /// Parse one `--override key=value` argument (split at the first `=`, as Kafka's

@@ -163,6 +163,14 @@ impl LogManager {
         config: LogConfig,
         now_ms: i64,
     ) -> Result<SharedLog> {
+        if tp.topic == METADATA_TOPIC {
+            // Its directory is the controller quorum's log (it may share this log dir): never
+            // opened, created or deleted as a partition, whatever an image says.
+            return Err(StorageError::InvalidArgument {
+                partition: tp.to_string(),
+                what: "the metadata log is not a partition log".into(),
+            });
+        }
         if let Some(l) = self.get_log(tp) {
             return Ok(l);
         }
@@ -415,5 +423,30 @@ mod tests {
             0,
             "nothing left"
         );
+    }
+
+    #[test]
+    fn the_metadata_log_is_never_a_partition() {
+        let fs = SimFs::new();
+        let dir = PathBuf::from("/data/lm");
+        // The controller's log beside the partitions, as with metadata.log.dir = log.dirs.
+        let meta = dir.join(TopicPartition::new(METADATA_TOPIC, 0).dir_name());
+        fs.create_dir_all(&meta).expect("mkdir");
+        let lm = LogManager::open(
+            Arc::new(fs.clone()),
+            std::slice::from_ref(&dir),
+            &|_| LogConfig::default(),
+            0,
+        )
+        .expect("open");
+        assert!(lm.partitions().is_empty(), "not opened");
+        let tp = TopicPartition::new(METADATA_TOPIC, 0);
+        assert!(matches!(
+            lm.get_or_create_log(&tp, LogConfig::default(), 0),
+            Err(StorageError::InvalidArgument { .. })
+        ));
+        assert!(!lm.delete_log(&tp).expect("nothing to delete"));
+        assert!(fs.is_dir(&meta), "left alone");
+        assert!(lm.partitions().is_empty(), "not created");
     }
 }

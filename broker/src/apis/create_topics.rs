@@ -1,9 +1,13 @@
 //! CreateTopics: forwarded to the active controller unchanged (placement, validation and the
 //! records are the controller's); the response waits until this broker's image has the new
 //! topics, so a client's next Metadata request finds them. Also auto-creation for Metadata.
+//! Neither creates what no client may: the metadata log or an internal topic (the group
+//! coordinator creates `__consumer_offsets` itself, through the controller, with its configs).
 
 use super::KafkaApis;
+use rafka_controller::control::topics::internal::check_client_create;
 use rafka_protocol::messages::create_topics_request::CreatableTopic;
+use rafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use rafka_protocol::messages::{
     CreateTopicsRequest, CreateTopicsResponse, RequestKind, ResponseKind,
 };
@@ -16,11 +20,48 @@ pub fn valid_topic_name(name: &str) -> Result<(), String> {
     validate_topic_name(name).map_err(|e| e.message.unwrap_or_default())
 }
 
+/// A client's CreateTopics: the topics no client may create (the metadata log, internal
+/// topics: [`check_client_create`]) are answered here, the rest forwarded; the answer keeps the
+/// request's order.
 pub async fn handle(
     apis: &KafkaApis,
     version: i16,
-    req: CreateTopicsRequest,
+    mut req: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
+    let order: Vec<String> = req.topics.iter().map(|t| t.name.clone()).collect();
+    let mut refused = Vec::new();
+    req.topics.retain(|t| match check_client_create(&t.name) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::info!(topic = %t.name, "CreateTopics: internal topic refused");
+            refused.push(CreatableTopicResult {
+                name: t.name.clone(),
+                error_code: e.code.code(),
+                error_message: e.message,
+                configs: Some(Vec::new()),
+                ..Default::default()
+            });
+            false
+        }
+    });
+    let mut resp = if req.topics.is_empty() {
+        CreateTopicsResponse::default()
+    } else {
+        forward(apis, version, req).await
+    };
+    resp.topics.extend(refused);
+    // Request order (a name given twice is answered twice, in its places).
+    let mut answered = std::mem::take(&mut resp.topics);
+    for name in order {
+        if let Some(i) = answered.iter().position(|t| t.name == name) {
+            resp.topics.push(answered.remove(i));
+        }
+    }
+    resp.topics.extend(answered);
+    resp
+}
+
+async fn forward(apis: &KafkaApis, version: i16, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let names: Vec<String> = req.topics.iter().map(|t| t.name.clone()).collect();
     let validate_only = req.validate_only;
     let timeout = Duration::from_millis(req.timeout_ms.clamp(0, 60_000) as u64);
@@ -34,12 +75,10 @@ pub async fn handle(
             return CreateTopicsResponse {
                 topics: names
                     .into_iter()
-                    .map(|name| {
-                        rafka_protocol::messages::create_topics_response::CreatableTopicResult {
-                            name,
-                            error_code: rafka_protocol::ErrorCode::RequestTimedOut.code(),
-                            ..Default::default()
-                        }
+                    .map(|name| CreatableTopicResult {
+                        name,
+                        error_code: rafka_protocol::ErrorCode::RequestTimedOut.code(),
+                        ..Default::default()
                     })
                     .collect(),
                 ..Default::default()

@@ -30,9 +30,6 @@ use rafka_storage::TopicPartition;
 /// `offset` -1: up to the high watermark.
 const HIGH_WATERMARK: i64 = -1;
 
-/// Kafka's `Topic.isInternal`.
-const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
-
 pub async fn handle(apis: &KafkaApis, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let image = apis.image();
     let config = effective_config(&apis.config, &image, apis.broker_id);
@@ -120,7 +117,7 @@ fn delete(
     tp: &TopicPartition,
     offset: i64,
 ) -> Result<i64, ErrorCode> {
-    if INTERNAL_TOPICS.contains(&tp.topic.as_str()) {
+    if rafka_controller::control::topics::internal::is_internal(&tp.topic) {
         return Err(ErrorCode::InvalidTopicException);
     }
     let p = hosted_partition(rm, image, tp)?;

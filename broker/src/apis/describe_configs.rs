@@ -228,7 +228,7 @@ mod tests {
     #[test]
     fn topic_values_follow_precedence() {
         let img = image(&[
-            config_record(ConfigResource::topic("t"), "segment.bytes", "2048"),
+            config_record(ConfigResource::topic("t"), "segment.bytes", "2097152"),
             config_record(ConfigResource::broker(""), "log.retention.ms", "5000"),
         ]);
         let config = effective_config(&base(), &img, 1);
@@ -242,7 +242,7 @@ mod tests {
         // Every topic config is listed, not only the overridden ones.
         assert!(configs.len() > 20, "{} configs", configs.len());
         let seg = find(&configs, "segment.bytes");
-        assert_eq!(seg.value.as_deref(), Some("2048"));
+        assert_eq!(seg.value.as_deref(), Some("2097152"));
         assert_eq!(seg.source, ConfigSource::DynamicTopicConfig);
         // The cluster-wide dynamic default beats the static log.retention.hours.
         let ret = find(&configs, "retention.ms");

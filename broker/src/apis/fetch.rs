@@ -18,6 +18,7 @@
 //! session id we never gave out gets FETCH_SESSION_ID_NOT_FOUND.
 
 use super::KafkaApis;
+use rafka_controller::control::topics::internal::check_fetch;
 use rafka_controller::image::MetadataImage;
 use rafka_protocol::messages::fetch_request::FetchPartition;
 use rafka_protocol::messages::fetch_response::{
@@ -137,18 +138,23 @@ fn read_all(
     let mut current: Option<(Uuid, Option<&str>)> = None;
     for item in items {
         let p = &item.partition;
-        let data = match &item.name {
-            None => {
+        // The metadata log is no client's topic, by name or by its reserved id.
+        let refused = check_fetch(item.name.as_deref(), &item.topic_id).err();
+        let data = match (&item.name, &refused) {
+            (None, _) | (_, Some(_)) => {
                 errors = true;
                 PartitionData {
                     partition_index: p.partition,
-                    error_code: ErrorCode::UnknownTopicId.code(),
+                    error_code: refused
+                        .as_ref()
+                        .map_or(ErrorCode::UnknownTopicId, |e| e.code)
+                        .code(),
                     high_watermark: -1,
                     records: Some(Records::Bytes(Default::default())),
                     ..Default::default()
                 }
             }
-            Some(name) => {
+            (Some(name), None) => {
                 let tp = TopicPartition {
                     topic: name.clone(),
                     partition: p.partition,

@@ -2,10 +2,13 @@
 //! the controller id, and topics with their ids and partitions (leader, leader epoch, replicas,
 //! ISR, offline replicas). Unknown topics are created through the controller when
 //! `auto.create.topics.enable` and the request allow it, and answered LEADER_NOT_AVAILABLE
-//! meanwhile, as Kafka does.
+//! meanwhile, as Kafka does — except the topics no client may create: an internal topic not
+//! created yet is UNKNOWN_TOPIC_OR_PARTITION (its coordinator creates it, with its own
+//! configs), the metadata log INVALID_TOPIC_EXCEPTION (it is not a topic).
 
 use super::KafkaApis;
 use crate::network::RequestContext;
+use rafka_controller::control::topics::internal;
 use rafka_controller::image::{MetadataImage, TopicImage};
 use rafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -37,6 +40,7 @@ pub async fn handle(
             .filter(|n| {
                 image.topic_by_name(n).is_none()
                     && super::create_topics::valid_topic_name(n).is_ok()
+                    && internal::check_client_create(n).is_ok()
             })
             .collect();
         if !missing.is_empty() {
@@ -61,7 +65,10 @@ pub async fn handle(
                 }
                 _ => {
                     let error = match &name {
-                        Some(n) if super::create_topics::valid_topic_name(n).is_err() => {
+                        Some(n)
+                            if super::create_topics::valid_topic_name(n).is_err()
+                                || internal::is_cluster_metadata(n) =>
+                        {
                             ErrorCode::InvalidTopicException
                         }
                         Some(n) if created.contains(n) => ErrorCode::LeaderNotAvailable,
@@ -147,7 +154,7 @@ fn describe_topic(image: &MetadataImage, t: &TopicImage, version: i16) -> Metada
         error_code: 0,
         name: Some(t.name.clone()),
         topic_id: t.id,
-        is_internal: t.name.starts_with("__"),
+        is_internal: internal::is_internal(&t.name),
         partitions,
         ..Default::default()
     }

@@ -4,6 +4,7 @@
 //! every partition's append, or the request's `timeout_ms` — with a single replica at once.
 
 use super::KafkaApis;
+use rafka_controller::control::topics::internal::check_client_produce;
 use rafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use rafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use rafka_protocol::ErrorCode;
@@ -28,6 +29,9 @@ pub async fn handle(apis: &KafkaApis, version: i16, req: ProduceRequest) -> Outc
     // reach).
     let mut waits: Vec<(usize, usize, TopicPartition, i64)> = Vec::new();
     for topic in req.topic_data {
+        // Internal topics and the metadata log take no client writes (their owners append
+        // through the replica manager directly).
+        let refused = check_client_produce(&topic.name).err();
         let mut partition_responses = Vec::with_capacity(topic.partition_data.len());
         for p in topic.partition_data {
             let tp = TopicPartition {
@@ -36,6 +40,8 @@ pub async fn handle(apis: &KafkaApis, version: i16, req: ProduceRequest) -> Outc
             };
             let result = if invalid_acks {
                 error(p.index, ErrorCode::InvalidRequiredAcks)
+            } else if let Some(e) = &refused {
+                error(p.index, e.code)
             } else if transactional {
                 // Transactions land in their own issue.
                 error(p.index, ErrorCode::TransactionalIdAuthorizationFailed)

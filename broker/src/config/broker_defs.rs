@@ -13,7 +13,9 @@
 //! so in the key's note.
 
 use super::def::{ConfigKey, ConfigType as T, Importance as I, Validator as V};
+// The topic configs' floors apply to their broker defaults too: one rule for both.
 use super::endpoints;
+use rafka_controller::control::config::topic_defs::{MIN_SEGMENT_BYTES, MIN_SEGMENT_INDEX_BYTES};
 
 const fn k(
     name: &'static str,
@@ -25,8 +27,7 @@ const fn k(
     ConfigKey::new(name, ty, default, importance, doc)
 }
 
-/// `Long.MAX_VALUE` as Kafka prints it.
-pub const LONG_MAX: &str = "9223372036854775807";
+pub use super::def::LONG_MAX;
 /// `Integer.MAX_VALUE` as Kafka prints it.
 pub const INT_MAX: &str = "2147483647";
 
@@ -367,7 +368,7 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         "The directory holding the partition logs, when log.dirs is not set."),
     k("log.segment.bytes", T::Int, Some("1073741824"), I::High,
         "The maximum size of a log segment file (broker default of segment.bytes).")
-        .check(V::AtLeast(14))
+        .check(V::AtLeast(MIN_SEGMENT_BYTES))
         .cluster_wide(),
     k("log.roll.ms", T::Long, None, I::High,
         "The maximum age of the active segment before a roll (segment.ms); overrides log.roll.hours.")
@@ -400,7 +401,7 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         .cluster_wide(),
     k("log.index.size.max.bytes", T::Int, Some("10485760"), I::Medium,
         "The size an offset or time index file is created at (segment.index.bytes).")
-        .check(V::AtLeast(4))
+        .check(V::AtLeast(MIN_SEGMENT_INDEX_BYTES))
         .cluster_wide(),
     k("log.index.interval.bytes", T::Int, Some("4096"), I::Medium,
         "The bytes of log between two index entries (index.interval.bytes).")

@@ -3,6 +3,8 @@
 //! - [`membership`]: the groups' members and rebalances, in memory (JoinGroup, SyncGroup,
 //!   Heartbeat, LeaveGroup, ListGroups, DescribeGroups, DeleteGroups).
 //! - [`records`]: the records of `__consumer_offsets`, in Kafka's format.
+//! - [`loader`]: reading a partition back, skipping what cannot be read (compressed batches
+//!   included), so a partition never stays loading.
 //! - [`GroupCoordinator`] (here): which groups this broker coordinates, and their committed
 //!   offsets, durable in `__consumer_offsets`.
 //!
@@ -28,17 +30,18 @@
 //! Offset expiry (`offsets.retention.minutes`, checked every
 //! `offsets.retention.check.interval.ms`): see [`GroupCoordinator::expire_offsets`].
 
+pub mod loader;
 pub mod membership;
 pub mod records;
 
 use crate::now_ms;
 use crate::replica_manager::ReplicaManager;
+use loader::{ChunkEnd, PartitionLoad};
 use membership::GroupMembership;
 use membership::OffsetExpiry;
 use rafka_controller::image::MetadataImage;
 use rafka_protocol::messages::GroupMetadataValue;
 use rafka_protocol::record::RecordBatchBuilder;
-use rafka_protocol::record_batch::RecordBatch;
 use rafka_protocol::ErrorCode;
 use rafka_storage::TopicPartition;
 use records::{CoordinatorRecord, OffsetAndMetadata};
@@ -47,8 +50,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-/// The internal topic of group offsets and metadata.
-pub const GROUP_METADATA_TOPIC: &str = "__consumer_offsets";
+/// The internal topic of group offsets and metadata (one name, kept with the other internal
+/// topics).
+pub const GROUP_METADATA_TOPIC: &str =
+    rafka_controller::control::topics::internal::GROUP_METADATA_TOPIC_NAME;
 
 /// Java's `String.hashCode` (over UTF-16 code units), which places groups.
 pub fn java_string_hash(s: &str) -> i32 {
@@ -240,7 +245,7 @@ impl GroupCoordinator {
             }
             r.log_start_offset
         };
-        let mut count = 0;
+        let mut load = PartitionLoad::new(p);
         loop {
             let r = self
                 .replica_manager
@@ -250,26 +255,18 @@ impl GroupCoordinator {
             }
             let Some(slice) = r.records else { break };
             let bytes = bytes::Bytes::from(slice.read_to_vec().map_err(|e| e.to_string())?);
-            let before = offset;
-            for batch in RecordBatch::batches(bytes) {
-                let batch = batch.map_err(|e| e.to_string())?;
-                offset = batch.next_offset();
-                if batch.is_control() {
-                    continue;
-                }
-                for record in batch.records().map_err(|e| e.to_string())? {
-                    let record = record.map_err(|e| e.to_string())?;
-                    count += 1;
-                    match records::read(record.key.as_ref(), record.value.as_ref()) {
-                        Ok(rec) => apply(&mut groups, &mut metadata, rec),
-                        Err(e) => tracing::warn!(partition = p, error = %e, "skipping a record"),
-                    }
-                }
-            }
-            if offset == before {
-                break;
+            let end = load.read_chunk(bytes, offset, &mut |rec| {
+                apply(&mut groups, &mut metadata, rec)
+            });
+            match end {
+                ChunkEnd::Next(next) if next > offset => offset = next,
+                // The end of the log, or nothing more that can be read: serve what was read
+                // rather than leave the partition loading forever.
+                ChunkEnd::Next(_) | ChunkEnd::Broken => break,
             }
         }
+        let count = load.records();
+        load.finish();
         let mut parts = self.lock();
         if let Some(s) = parts.get_mut(&p) {
             // Groups first, then "loaded": no request sees the partition half loaded.

@@ -3,10 +3,12 @@
 //! and topic configs given at creation, for topics and brokers; and the config lookups the
 //! other managers need.
 //!
-//! Topic config names must be Kafka's (`TopicConfig`); broker configs may be any name. Values
-//! of the keys in the tables below are type-checked as Kafka's `ConfigDef` parses them (numbers
-//! must parse and be in range, booleans are true/false, enumerations from their list):
-//! INVALID_CONFIG otherwise. APPEND and SUBTRACT apply to list-typed keys only.
+//! Topic config names must be Kafka's (`TopicConfig`) and their values pass Kafka 4.0's
+//! `LogConfig` definitions — the one table in [`topic_defs`], which the broker reads too;
+//! broker configs may be any name, and the broker keys in the table below are type-checked as
+//! Kafka's `ConfigDef` parses them (numbers must parse and be in range, booleans are
+//! true/false, enumerations from their list): INVALID_CONFIG otherwise. APPEND and SUBTRACT
+//! apply to list-typed keys only.
 //! Broker configs generate a record even when the value is unchanged (KAFKA-14136: brokers
 //! reload on it).
 
@@ -21,6 +23,9 @@ use rafka_protocol::messages::{
 use rafka_protocol::ErrorCode;
 use std::collections::{BTreeMap, BTreeSet};
 
+pub mod def;
+pub mod topic_defs;
+
 /// `unclean.leader.election.enable`.
 pub const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable";
 
@@ -33,7 +38,6 @@ enum Kind {
     Long {
         min: i64,
     },
-    Ratio,
     Bool,
     /// Comma-separated; each item from the list, if it is not empty.
     List(&'static [&'static str]),
@@ -43,47 +47,6 @@ enum Kind {
 
 const COMPRESSION: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
 const CLEANUP: &[&str] = &["delete", "compact"];
-
-/// Kafka's `TopicConfig` names; anything else is refused for a topic.
-const TOPIC_CONFIGS: &[(&str, Kind)] = &[
-    ("cleanup.policy", Kind::List(CLEANUP)),
-    ("compression.type", Kind::Str(COMPRESSION)),
-    ("compression.gzip.level", Kind::Int { min: -1 }),
-    ("compression.lz4.level", Kind::Int { min: 1 }),
-    ("compression.zstd.level", Kind::Int { min: -131_072 }),
-    ("delete.retention.ms", Kind::Long { min: 0 }),
-    ("file.delete.delay.ms", Kind::Long { min: 0 }),
-    ("flush.messages", Kind::Long { min: 1 }),
-    ("flush.ms", Kind::Long { min: 0 }),
-    ("follower.replication.throttled.replicas", Kind::List(&[])),
-    ("index.interval.bytes", Kind::Int { min: 0 }),
-    ("leader.replication.throttled.replicas", Kind::List(&[])),
-    ("local.retention.bytes", Kind::Long { min: -2 }),
-    ("local.retention.ms", Kind::Long { min: -2 }),
-    ("max.compaction.lag.ms", Kind::Long { min: 1 }),
-    ("max.message.bytes", Kind::Int { min: 0 }),
-    ("message.downconversion.enable", Kind::Bool),
-    ("message.format.version", Kind::Str(&[])),
-    ("message.timestamp.after.max.ms", Kind::Long { min: 0 }),
-    ("message.timestamp.before.max.ms", Kind::Long { min: 0 }),
-    ("message.timestamp.difference.max.ms", Kind::Long { min: 0 }),
-    (
-        "message.timestamp.type",
-        Kind::Str(&["CreateTime", "LogAppendTime"]),
-    ),
-    ("min.cleanable.dirty.ratio", Kind::Ratio),
-    ("min.compaction.lag.ms", Kind::Long { min: 0 }),
-    ("min.insync.replicas", Kind::Int { min: 1 }),
-    ("preallocate", Kind::Bool),
-    ("remote.storage.enable", Kind::Bool),
-    ("retention.bytes", Kind::Long { min: i64::MIN }),
-    ("retention.ms", Kind::Long { min: -1 }),
-    ("segment.bytes", Kind::Int { min: 14 }),
-    ("segment.index.bytes", Kind::Int { min: 4 }),
-    ("segment.jitter.ms", Kind::Long { min: 0 }),
-    ("segment.ms", Kind::Long { min: 1 }),
-    (UNCLEAN_LEADER_ELECTION_ENABLE, Kind::Bool),
-];
 
 /// Broker keys whose values are checked; other broker keys pass as strings.
 const BROKER_CONFIGS: &[(&str, Kind)] = &[
@@ -96,7 +59,12 @@ const BROKER_CONFIGS: &[(&str, Kind)] = &[
     ("log.retention.bytes", Kind::Long { min: i64::MIN }),
     ("log.retention.ms", Kind::Long { min: i64::MIN }),
     ("log.roll.ms", Kind::Long { min: 1 }),
-    ("log.segment.bytes", Kind::Int { min: 14 }),
+    (
+        "log.segment.bytes",
+        Kind::Int {
+            min: topic_defs::MIN_SEGMENT_BYTES,
+        },
+    ),
     ("message.max.bytes", Kind::Int { min: 0 }),
     ("min.insync.replicas", Kind::Int { min: 1 }),
     ("num.partitions", Kind::Int { min: 1 }),
@@ -106,13 +74,21 @@ const BROKER_CONFIGS: &[(&str, Kind)] = &[
     ("follower.replication.throttled.rate", Kind::Long { min: 0 }),
 ];
 
-fn kind_of(resource_type: i8, key: &str) -> Option<Kind> {
-    let table = if resource_type == ConfigResource::TOPIC {
-        TOPIC_CONFIGS
+/// A broker key's checked type, if it has one.
+fn broker_kind(key: &str) -> Option<Kind> {
+    BROKER_CONFIGS
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, kind)| *kind)
+}
+
+/// Whether `key` of a resource of `resource_type` holds a list (APPEND and SUBTRACT apply).
+fn is_list(resource_type: i8, key: &str) -> bool {
+    if resource_type == ConfigResource::TOPIC {
+        topic_defs::topic_config(key).is_some_and(|t| t.key.ty == def::ConfigType::List)
     } else {
-        BROKER_CONFIGS
-    };
-    table.iter().find(|(k, _)| *k == key).map(|(_, kind)| *kind)
+        matches!(broker_kind(key), Some(Kind::List(_)))
+    }
 }
 
 /// Kafka's `ConfigDef.parseType` plus the key's validator (values are trimmed first).
@@ -134,11 +110,6 @@ fn validate_value(key: &str, kind: Kind, value: &str) -> Result<(), String> {
             Ok(_) => bad(&format!("Value must be at least {min}")),
             Err(_) => bad("Not a number of type LONG"),
         },
-        Kind::Ratio => match v.parse::<f64>() {
-            Ok(x) if (0.0..=1.0).contains(&x) => Ok(()),
-            Ok(_) => bad("Value must be between 0 and 1"),
-            Err(_) => bad("Not a number of type DOUBLE"),
-        },
         Kind::Bool if v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false") => Ok(()),
         Kind::Bool => bad("Expected value to be either true or false"),
         Kind::List(_) if v.is_empty() => Ok(()),
@@ -158,16 +129,35 @@ fn validate_value(key: &str, kind: Kind, value: &str) -> Result<(), String> {
     }
 }
 
-/// Checks a value about to be set for `resource`.
+/// Checks a value about to be set for `resource`: a topic's by the topic config table (the one
+/// rule the broker applies too), a broker's by the keys above.
 fn validate_setting(resource: &ConfigResource, key: &str, value: &str) -> Result<(), ApiError> {
     let invalid = |m: String| Err(ApiError::new(ErrorCode::InvalidConfig, m));
-    match kind_of(resource.resource_type, key) {
+    if resource.resource_type == ConfigResource::TOPIC {
+        return topic_defs::validate_topic_config(key, value).or_else(invalid);
+    }
+    match broker_kind(key) {
         Some(kind) => validate_value(key, kind, value).or_else(invalid),
-        None if resource.resource_type == ConfigResource::TOPIC => {
-            invalid(format!("Unknown topic config name: {key}"))
-        }
         None => Ok(()),
     }
+}
+
+/// Checks a topic's resulting set of overrides as a whole (`min.compaction.lag.ms` <=
+/// `max.compaction.lag.ms`); other resources pass.
+fn validate_resulting(
+    resource: &ConfigResource,
+    configs: &BTreeMap<String, String>,
+) -> Result<(), ApiError> {
+    if resource.resource_type != ConfigResource::TOPIC {
+        return Ok(());
+    }
+    topic_defs::validate_topic_configs(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))
+}
+
+/// The overrides `resource` has in `image`.
+fn current_configs(image: &MetadataImage, resource: &ConfigResource) -> BTreeMap<String, String> {
+    image.configs().get(resource).cloned().unwrap_or_default()
 }
 
 /// The resource a request names, if it is one configs may be set on.
@@ -259,16 +249,14 @@ fn incremental_resource(
         )
     }))?;
     let mut records = Vec::new();
+    let mut resulting = current_configs(image, &resource);
     for c in &r.configs {
         let current = image.config(&resource, &c.name).map(str::to_string);
         let new = match c.config_operation {
             SET => c.value.clone(),
             DELETE => None,
             op @ (APPEND | SUBTRACT) => {
-                if !matches!(
-                    kind_of(resource.resource_type, &c.name),
-                    Some(Kind::List(_))
-                ) {
+                if !is_list(resource.resource_type, &c.name) {
                     let verb = if op == APPEND { "APPEND" } else { "SUBTRACT" };
                     return Err(ApiError::new(
                         ErrorCode::InvalidConfig,
@@ -300,13 +288,20 @@ fn incremental_resource(
                 ))
             }
         };
-        if let Some(v) = &new {
-            validate_setting(&resource, &c.name, v)?;
+        match &new {
+            Some(v) => {
+                validate_setting(&resource, &c.name, v)?;
+                resulting.insert(c.name.clone(), v.clone());
+            }
+            None => {
+                resulting.remove(&c.name);
+            }
         }
         if new != current || resource.resource_type == ConfigResource::BROKER {
             records.push(record(&resource, &c.name, new));
         }
     }
+    validate_resulting(&resource, &resulting)?;
     Ok(records)
 }
 
@@ -392,6 +387,12 @@ fn legacy_resource(
             records.push(record(&resource, &c.name, Some(value)));
         }
     }
+    let resulting: BTreeMap<String, String> = r
+        .configs
+        .iter()
+        .map(|c| (c.name.clone(), c.value.clone().unwrap_or_default()))
+        .collect();
+    validate_resulting(&resource, &resulting)?;
     // The legacy API replaces the whole set: keys not named are deleted.
     if let Some(current) = image.configs().get(&resource) {
         for key in current.keys().filter(|k| !named.contains(k.as_str())) {
@@ -465,6 +466,12 @@ pub fn creation_config_records(
         validate_setting(&resource, &c.name, value)?;
         records.push(record(&resource, &c.name, Some(value.clone())));
     }
+    topic_defs::validate_topic_configs(
+        configs
+            .iter()
+            .filter_map(|c| Some((c.name.as_str(), c.value.as_deref()?))),
+    )
+    .map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))?;
     Ok(records)
 }
 

@@ -19,6 +19,8 @@ use rafka_protocol::messages::{
 use rafka_protocol::{ErrorCode, Uuid};
 use std::collections::{BTreeMap, BTreeSet};
 
+pub mod internal;
+
 /// The longest topic name Kafka accepts.
 pub const MAX_TOPIC_NAME_LENGTH: usize = 249;
 
@@ -319,6 +321,9 @@ pub fn create_topics(
             ))
         } else if let Err(e) = validate_topic_name(name) {
             Err(e)
+        } else if let Err(e) = internal::check_create(name) {
+            tracing::info!(topic = name, "Rejecting creation of internal topic");
+            Err(e)
         } else if image.topic_by_name(name).is_some() {
             Err(ApiError::new(
                 ErrorCode::TopicAlreadyExists,
@@ -424,6 +429,14 @@ pub fn delete_topics(
                 *id,
                 Err(ApiError::new(ErrorCode::InvalidRequest, *m)),
             ),
+            TopicRef::Name(n) if internal::is_cluster_metadata(n) => {
+                (Some(n.clone()), Uuid::ZERO, internal::check_delete(n))
+            }
+            TopicRef::Id(id) if *id == internal::CLUSTER_METADATA_TOPIC_ID => (
+                None,
+                *id,
+                internal::check_delete(internal::CLUSTER_METADATA_TOPIC_NAME),
+            ),
             TopicRef::Name(n) => match image.topic_by_name(n) {
                 _ if names[n.as_str()] > 1 => (
                     Some(n.clone()),
@@ -446,7 +459,7 @@ pub fn delete_topics(
                         "The provided topic name maps to an ID that was already supplied.",
                     )),
                 ),
-                Some(t) => (Some(n.clone()), t.id, Ok(())),
+                Some(t) => (Some(n.clone()), t.id, internal::check_delete(&t.name)),
             },
             TopicRef::Id(id) => match image.topic(id) {
                 _ if ids[id] > 1 => (
@@ -466,7 +479,7 @@ pub fn delete_topics(
                         "Duplicate topic id.",
                     )),
                 ),
-                Some(t) => (Some(t.name.clone()), *id, Ok(())),
+                Some(t) => (Some(t.name.clone()), *id, internal::check_delete(&t.name)),
             },
         };
         let (error_code, error_message) = match outcome {
@@ -496,6 +509,7 @@ fn create_partitions_for(
     topic: &rafka_protocol::messages::create_partitions_request::CreatePartitionsTopic,
     room: usize,
 ) -> Result<Vec<MetadataRecord>, ApiError> {
+    internal::check_create_partitions(&topic.name)?;
     let t = image
         .topic_by_name(&topic.name)
         .ok_or_else(|| ApiError::code(ErrorCode::UnknownTopicOrPartition))?;

@@ -51,6 +51,34 @@ fn incremental_alter_configs_cases() {
     );
     let cases: Vec<Case> = vec![
         (
+            "segment.bytes under Kafka 4.0's 1 MiB floor",
+            resource(T, "t", vec![op("segment.bytes", SET, Some("100"))]),
+            ErrorCode::InvalidConfig,
+            0,
+            None,
+        ),
+        (
+            "segment.index.bytes that holds no index entry",
+            resource(T, "t", vec![op("segment.index.bytes", SET, Some("4"))]),
+            ErrorCode::InvalidConfig,
+            0,
+            None,
+        ),
+        (
+            "min.compaction.lag.ms above max.compaction.lag.ms",
+            resource(
+                T,
+                "t",
+                vec![
+                    op("min.compaction.lag.ms", SET, Some("10")),
+                    op("max.compaction.lag.ms", SET, Some("5")),
+                ],
+            ),
+            ErrorCode::InvalidConfig,
+            0,
+            None,
+        ),
+        (
             "set topic",
             resource(T, "t", vec![op("retention.ms", SET, Some("5"))]),
             ErrorCode::None,

@@ -611,3 +611,99 @@ fn create_partitions_cases() {
         .all(|r| r.error_code == ErrorCode::InvalidRequest.code()));
     assert!(result.records.is_empty());
 }
+
+#[test]
+fn reserved_and_internal_topics() {
+    let mut k = Kit::three_brokers();
+    // Nobody creates the metadata log, validate_only or not.
+    for validate_only in [false, true] {
+        let req = CreateTopicsRequest {
+            topics: vec![topic(internal::CLUSTER_METADATA_TOPIC_NAME, 1, 1)],
+            validate_only,
+            ..Default::default()
+        };
+        let result = create_topics(
+            &k.image,
+            &k.config,
+            &mut StripedReplicaPlacer::new(7),
+            &req,
+            &mut || 7,
+        );
+        let t = &result.response.topics[0];
+        assert_eq!(t.error_code, ErrorCode::InvalidRequest.code());
+        assert_eq!(
+            t.error_message.as_deref(),
+            Some("Creation of internal topic __cluster_metadata is prohibited.")
+        );
+        assert!(result.records.is_empty());
+    }
+    // The group coordinator creates __consumer_offsets through the controller.
+    let offsets = k.create_topic(internal::GROUP_METADATA_TOPIC_NAME, 3, 1);
+    // Nobody deletes it, by name or by id.
+    for req in [
+        DeleteTopicsRequest {
+            topic_names: vec![internal::GROUP_METADATA_TOPIC_NAME.into()],
+            ..Default::default()
+        },
+        DeleteTopicsRequest {
+            topics: vec![dtq::DeleteTopicState {
+                name: None,
+                topic_id: offsets,
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    ] {
+        let result = delete_topics(&k.image, &req);
+        assert_eq!(
+            result.response.responses[0].error_code,
+            ErrorCode::InvalidTopicException.code()
+        );
+        assert!(result.records.is_empty());
+    }
+    // Nor deletes the metadata log, which is no topic, by name or by its reserved id.
+    let result = delete_topics(
+        &k.image,
+        &DeleteTopicsRequest {
+            topics: vec![
+                dtq::DeleteTopicState {
+                    name: Some(internal::CLUSTER_METADATA_TOPIC_NAME.into()),
+                    topic_id: Uuid::ZERO,
+                    ..Default::default()
+                },
+                dtq::DeleteTopicState {
+                    name: None,
+                    topic_id: internal::CLUSTER_METADATA_TOPIC_ID,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        },
+    );
+    let codes: Vec<i16> = result
+        .response
+        .responses
+        .iter()
+        .map(|r| r.error_code)
+        .collect();
+    assert_eq!(codes, vec![ErrorCode::InvalidRequest.code(); 2]);
+    // Nor grows the metadata log.
+    let result = create_partitions(
+        &k.image,
+        &mut StripedReplicaPlacer::new(7),
+        &CreatePartitionsRequest {
+            topics: vec![cpq::CreatePartitionsTopic {
+                name: internal::CLUSTER_METADATA_TOPIC_NAME.into(),
+                count: 2,
+                ..Default::default()
+            }],
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        result.response.results[0].error_code,
+        ErrorCode::InvalidRequest.code()
+    );
+    assert!(result.records.is_empty());
+    assert!(k.image.topic(&offsets).is_some());
+}
