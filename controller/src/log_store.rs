@@ -370,8 +370,7 @@ impl Inner {
                 .log
                 .segment_base_offsets()
                 .into_iter()
-                .filter(|b| *b <= at)
-                .next_back()
+                .rfind(|b| *b <= at)
                 .unwrap_or(0);
             return Err(LogStoreError::CorruptCommitted {
                 path: inner.dir.join(file_name(base, ".log")),
