@@ -362,6 +362,69 @@ fn the_controller_listener_claims_memory_as_bytes_arrive_and_closes_idle_connect
     assert!(node.pid().is_some());
 }
 
+/// With `max.connections=20`, 20 silent connections hold every place on the controller listener:
+/// a 21st waits in the backlog, unanswered, until the idle ones are closed — then it is served.
+#[test]
+fn the_controller_listener_caps_its_connections() {
+    const IDLE_MS: u64 = 2000;
+    let idle = IDLE_MS.to_string();
+    let cluster = Cluster::start(
+        1,
+        &[
+            ("connections.max.idle.ms", idle.as_str()),
+            ("max.connections", "20"),
+        ],
+    );
+    let node = cluster.node(1);
+    let held: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect_timeout(&controller_addr(node), T).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let frame = rafka_protocol::RequestFrame {
+        header: rafka_protocol::messages::RequestHeader {
+            request_api_key: rafka_protocol::ApiKey::CreateTopics.key(),
+            request_api_version: 7,
+            correlation_id: 3,
+            client_id: Some("21st".into()),
+            ..Default::default()
+        },
+        body: RequestKind::CreateTopics(CreateTopicsRequest {
+            topics: vec![create_topics_request::CreatableTopic {
+                name: "the-21st".into(),
+                num_partitions: 1,
+                replication_factor: 1,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+    }
+    .encode()
+    .expect("encode");
+    let started = std::time::Instant::now();
+    let mut late = TcpStream::connect_timeout(&controller_addr(node), T).expect("backlog");
+    late.write_all(&frame).expect("send");
+    late.set_read_timeout(Some(Duration::from_millis(IDLE_MS / 2)))
+        .expect("timeout");
+    let mut len = [0u8; 4];
+    let early = late.read(&mut len);
+    assert!(
+        matches!(&early, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "the 21st connection was served while 20 were open: {early:?}"
+    );
+    // Once the idle ones are closed, it is accepted and answered.
+    late.set_read_timeout(Some(Duration::from_millis(IDLE_MS * 3)))
+        .expect("timeout");
+    late.read_exact(&mut len)
+        .expect("answered after the idle ones closed");
+    assert!(
+        started.elapsed() >= Duration::from_millis(IDLE_MS / 2),
+        "answered after {:?}",
+        started.elapsed()
+    );
+    drop(held);
+    common::wait_for_topic(node, "the-21st", 1, T);
+}
+
 /// The byte positions of the batches in a segment file.
 fn batch_positions(bytes: &[u8]) -> Vec<usize> {
     let mut out = Vec::new();
