@@ -291,6 +291,42 @@ fn raft_rpcs_on_the_controller_listener_are_checked_before_anything_is_persisted
     common::wait_for_topic(cluster.node(1), "after-client", 1, T);
 }
 
+/// On three voters, an AppendEntries that claims to come from voter 2 in a new term — the right
+/// cluster id, a term in range — but would rewrite the log from index 0 contradicts what each
+/// node has applied: every node refuses it, and nothing committed is lost.
+#[test]
+fn a_forged_append_from_a_voter_id_cannot_rewrite_committed_metadata() {
+    let _serial = common::one_cluster_at_a_time();
+    let mut cluster = Cluster::start(3, &[]);
+    let id = cluster_id(cluster.node(1));
+    assert_eq!(create_topic_at(cluster.node(1).addr(), "keep"), 0);
+    for n in 1..=3 {
+        common::wait_for_topic(cluster.node(n), "keep", 1, T);
+    }
+    for n in 1..=3 {
+        let resp = raw_request(
+            controller_addr(cluster.node(n)),
+            0,
+            append(Some(&id), 1_000, if n == 2 { 3 } else { 2 }),
+            T,
+        )
+        .expect("answered");
+        assert_eq!(
+            raft_error(resp),
+            ErrorCode::InvalidRequest.code(),
+            "node {n} refuses the rewrite"
+        );
+    }
+    for n in 1..=3 {
+        assert!(topic_exists(cluster.node(n), "keep"), "node {n}");
+    }
+    assert_eq!(create_topic_at(cluster.node(2).addr(), "after"), 0);
+    for n in 1..=3 {
+        common::wait_for_topic(cluster.node(n), "after", 1, T);
+    }
+    cluster.wait_ready(T);
+}
+
 /// VmHWM and VmSize of `pid`, in KiB.
 fn memory_kib(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");

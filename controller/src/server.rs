@@ -25,8 +25,10 @@
 //! reachable by the cluster's nodes only; these checks stop a stray or misconfigured sender,
 //! another cluster's nodes and forged nonsense. The RPCs must also carry terms and
 //! log ids that fit Kafka's int32 leader epochs and are consistent with each other (entries dense
-//! after the previous log id, terms never above the sender's). A refused RPC is answered with
-//! INCONSISTENT_CLUSTER_ID, INCONSISTENT_VOTER_SET or INVALID_REQUEST and changes nothing.
+//! after the previous log id, terms never above the sender's) and with what this node has
+//! applied (an append that could only truncate committed metadata is refused). A refused RPC is
+//! answered with INCONSISTENT_CLUSTER_ID, INCONSISTENT_VOTER_SET or INVALID_REQUEST and changes
+//! nothing.
 //!
 //! # Resources
 //!
@@ -327,6 +329,35 @@ fn not_above(what: &str, id: Option<&LogId>, term: u64) -> Result<(), Refusal> {
     }
 }
 
+/// An append must agree with what this node has applied: applied entries are committed, and a
+/// legitimate leader's log holds every committed entry (Leader Completeness), so at an index up to
+/// `applied` the leader's entry is ours. Without reading the log, two disagreements show: a log
+/// id at `applied`'s own index that is not `applied`, and a term above `applied`'s at or below
+/// its index (our entries there have terms at most `applied`'s). Such an append could only
+/// truncate committed metadata; it is refused.
+pub fn check_against_applied(
+    applied: Option<LogId>,
+    prev_log_id: Option<&LogId>,
+    entries: &[crate::raft_types::Entry],
+) -> Result<(), Refusal> {
+    let Some(applied) = applied else {
+        return Ok(());
+    };
+    for id in prev_log_id
+        .into_iter()
+        .chain(entries.iter().map(|e| &e.log_id))
+    {
+        let conflicts = (id.index == applied.index && *id != applied)
+            || (id.index <= applied.index && id.leader_id.term > applied.leader_id.term);
+        if conflicts {
+            return Err(Refusal::Malformed(format!(
+                "log id {id} contradicts the applied {applied}"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The vote request as openraft takes it, once it is sane.
 pub fn check_vote(r: &RaftVoteRequest) -> Result<VoteRequest<NodeId>, Refusal> {
     let vote = r.vote.to_vote()?;
@@ -484,6 +515,8 @@ async fn append(
         check.cluster(r.cluster_id.as_deref())?;
         let req = check_append(&r)?;
         PeerCheck::sender(&check.voters(raft), &req.vote, &local_vote(raft))?;
+        let applied = raft.metrics().borrow().last_applied;
+        check_against_applied(applied, req.prev_log_id.as_ref(), &req.entries)?;
         Ok(req)
     })();
     let req = match checked {
@@ -692,6 +725,24 @@ mod tests {
             let e = check_append(&bad).expect_err(case);
             assert_eq!(e.code(), ErrorCode::InvalidRequest.code(), "{case}");
         }
+    }
+
+    #[test]
+    fn an_append_contradicting_the_applied_log_is_refused() {
+        let id = |term, index| LogId::new(openraft::CommittedLeaderId::new(term, 0), index);
+        let blank = |term, index| crate::raft_types::Entry {
+            log_id: id(term, index),
+            payload: openraft::EntryPayload::Blank,
+        };
+        let applied = Some(id(3, 10));
+        // A leader's normal traffic: prev at or after the applied entry, the same ids below.
+        assert!(check_against_applied(applied, Some(&id(3, 10)), &[blank(4, 11)]).is_ok());
+        assert!(check_against_applied(applied, Some(&id(2, 5)), &[blank(3, 6)]).is_ok());
+        assert!(check_against_applied(None, None, &[blank(9, 0)]).is_ok());
+        // A forged rewrite from index 0 in a new term, or another entry at the applied index.
+        assert!(check_against_applied(applied, None, &[blank(1000, 0)]).is_err());
+        assert!(check_against_applied(applied, Some(&id(4, 9)), &[]).is_err());
+        assert!(check_against_applied(applied, Some(&id(2, 9)), &[blank(2, 10)]).is_err());
     }
 
     #[test]
