@@ -45,9 +45,25 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
             port: e.port,
         })
         .collect();
-    // A controller binds its controller listener; a broker-only node has none (it reaches the
-    // voters at controller.quorum.voters and follows the log on its client listener).
+    // A controller binds its controller listener. A broker-only node reaches the voters at
+    // controller.quorum.voters and follows the log as a Raft learner: it binds a learner listener
+    // (any free port, on its inter-broker listener's host) for the leader's pushes — never its
+    // client listener.
     let roles = config.process_roles();
+    let learner_listener = if roles.broker && !roles.controller {
+        let inter_broker = config.inter_broker_listener_name();
+        listeners
+            .iter()
+            .find(|l| l.name == inter_broker)
+            .or_else(|| listeners.first())
+            .map(|l| ListenerSpec {
+                name: rafka_controller::server::LEARNER_LISTENER_NAME.to_owned(),
+                host: l.host.clone(),
+                port: 0,
+            })
+    } else {
+        None
+    };
     let controller_listener = if roles.controller {
         let spec = config
             .controller_listeners()
@@ -85,6 +101,14 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
         roles,
         listeners,
         controller_listener,
+        learner_listener,
+        controller_listener_config: rafka_controller::server::ListenerConfig {
+            max_request_bytes: (config.socket_request_max_bytes().max(1) as usize)
+                .min(rafka_controller::network::MAX_FRAME_BYTES),
+            idle_timeout: Duration::from_millis(config.connections_max_idle_ms().max(1) as u64),
+            max_connections: (config.max_connections().max(1) as usize)
+                .min(rafka_controller::server::ListenerConfig::default().max_connections),
+        },
         advertised,
         rack: config.rack(),
         log_dirs: config.log_dirs().to_vec(),
@@ -189,7 +213,10 @@ fn main() {
         for (name, addr) in &server.bound {
             tracing::info!(listener = %name, %addr, "serving");
         }
-        wait_for_signal().await;
+        tokio::select! {
+            _ = wait_for_signal() => {}
+            why = server.failed() => fail(&why),
+        }
         tracing::info!("shutting down");
         server.shutdown().await;
     });

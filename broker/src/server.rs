@@ -6,6 +6,11 @@
 //! quorum go through `ReplicaManager::apply_image` first and are then published to the request
 //! handlers, so a topic a client can see in Metadata has its partitions in place.
 //!
+//! Listeners keep their roles: a voter's controller listener serves the controller and Raft
+//! APIs; a broker-only node, which follows the metadata log as a Raft learner, binds a learner
+//! listener for the leader's pushes (`learner_listener`, on the inter-broker listener's host)
+//! and registers it under [`LEARNER_LISTENER_NAME`]; the client listeners serve neither.
+//!
 //! Shutdown (SIGTERM): stop accepting, ask the controller for a controlled shutdown (leadership
 //! moves away first), flush and close every log, write the checkpoints and the clean-shutdown
 //! marker, stop Raft.
@@ -24,6 +29,7 @@ use rafka_controller::control::ControllerConfig;
 use rafka_controller::image::{ConfigResource, MetadataImage};
 use rafka_controller::node::{ControllerNode, ControllerNodeConfig};
 use rafka_controller::raft_types::NodeId;
+use rafka_controller::server::{ListenerConfig, LEARNER_LISTENER_NAME};
 use rafka_storage::{DiskFs, FileSystem, LogConfig, LogManager};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -53,6 +59,12 @@ pub struct ServerSettings {
     pub listeners: Vec<ListenerSpec>,
     /// The controller listener (only with the controller role).
     pub controller_listener: Option<ListenerSpec>,
+    /// A broker-only node's learner listener: where the active controller pushes the metadata
+    /// log (port 0: any free port; it is registered with the controller, never advertised to
+    /// clients).
+    pub learner_listener: Option<ListenerSpec>,
+    /// The bounds of the controller (or learner) listener.
+    pub controller_listener_config: ListenerConfig,
     pub advertised: Vec<AdvertisedListener>,
     pub rack: Option<String>,
     pub log_dirs: Vec<PathBuf>,
@@ -132,10 +144,41 @@ impl KafkaServer {
     pub async fn start(settings: ServerSettings) -> Result<KafkaServer, StartError> {
         let fs: Arc<dyn FileSystem> = Arc::new(DiskFs);
         // Every listener is bound before anything starts, so a port in use fails cleanly.
-        let controller_listener = match &settings.controller_listener {
-            Some(spec) if settings.roles.controller => Some(bind(spec).await?),
+        let controller_listener = match (&settings.controller_listener, &settings.learner_listener)
+        {
+            (Some(spec), _) if settings.roles.controller => Some(bind(spec).await?),
+            (_, Some(spec)) if settings.roles.broker => Some(bind(spec).await?),
             _ => None,
         };
+        // The learner listener is registered with the controller at its bound port, on the host
+        // the inter-broker listener advertises.
+        let mut advertised = settings.advertised.clone();
+        if let (false, Some(l), Some(spec)) = (
+            settings.roles.controller,
+            controller_listener.as_ref(),
+            settings.learner_listener.as_ref(),
+        ) {
+            let port = l
+                .local_addr()
+                .map_err(|source| StartError::Bind {
+                    name: spec.name.clone(),
+                    addr: format!("{}:{}", spec.host, spec.port),
+                    source,
+                })?
+                .port();
+            let inter_broker = settings.kafka_config.inter_broker_listener_name();
+            let host = advertised
+                .iter()
+                .find(|a| a.name == inter_broker)
+                .or_else(|| advertised.first())
+                .map(|a| a.host.clone())
+                .unwrap_or_else(|| spec.host.clone());
+            advertised.push(AdvertisedListener {
+                name: LEARNER_LISTENER_NAME.to_owned(),
+                host,
+                port,
+            });
+        }
         let mut client_listeners = Vec::new();
         if settings.roles.broker {
             for spec in &settings.listeners {
@@ -148,6 +191,7 @@ impl KafkaServer {
             settings.metadata_dir.clone(),
         );
         node_config.controller = settings.controller.clone();
+        node_config.listener = settings.controller_listener_config;
         let controller =
             Arc::new(ControllerNode::start(node_config, fs.clone(), controller_listener).await?);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -281,7 +325,7 @@ impl KafkaServer {
         let lifecycle = BrokerLifecycleManager::new(
             settings.node_id,
             channel.clone(),
-            settings.advertised.clone(),
+            advertised,
             settings.rack.clone(),
             settings.heartbeat_interval,
         );
@@ -427,6 +471,12 @@ impl KafkaServer {
             tasks,
             bound,
         })
+    }
+
+    /// Resolves, with one line for the operator, once the node can no longer run (its metadata
+    /// log names another cluster than its `meta.properties`).
+    pub async fn failed(&self) -> String {
+        self.controller.failed().await
     }
 
     /// A clean shutdown: controlled shutdown through the controller, then logs flushed and

@@ -4,6 +4,12 @@
 //!
 //! Each message of the schema declares its own nested structs, so the conversions are stamped
 //! out per message module by small macros.
+//!
+//! Converting back from the wire is where a peer's numbers are first checked: a term must lie in
+//! Kafka's leader-epoch range (`0..=i32::MAX`, because the log store keeps it as a batch's
+//! partitionLeaderEpoch), a log index is `-1` (none) or non-negative, a node id is `-1` (none)
+//! or non-negative. A value that passes can be persisted and loaded again; one that does not
+//! never reaches openraft.
 
 use crate::raft_types::{Entry, LogId, Membership, MetadataCommand, NodeId, Vote};
 use openraft::{BasicNode, CommittedLeaderId, EntryPayload};
@@ -23,6 +29,20 @@ pub enum ConvertError {
     Membership(String),
     #[error("negative node id {0}")]
     NodeId(i64),
+    #[error("term {0} outside the leader epoch range 0..={max}", max = i32::MAX)]
+    Term(i64),
+    #[error("log index {0} is negative")]
+    Index(i64),
+}
+
+/// A term from the wire: Kafka's leader epochs are int32, and the metadata log stores each
+/// entry's term as its batch's partitionLeaderEpoch.
+pub fn term_from_wire(term: i64) -> Result<u64, ConvertError> {
+    if (0..=i64::from(i32::MAX)).contains(&term) {
+        Ok(term as u64)
+    } else {
+        Err(ConvertError::Term(term))
+    }
 }
 
 /// A vote's wire form (one per schema message).
@@ -59,14 +79,14 @@ macro_rules! vote_conv {
                 }
             }
             fn to_vote(&self) -> Result<Vote, ConvertError> {
-                let voted_for = if self.node_id < 0 {
+                let voted_for = if self.node_id == -1 {
                     None
                 } else {
                     Some(node(self.node_id)?)
                 };
                 Ok(Vote {
                     leader_id: openraft::LeaderId {
-                        term: self.term.max(0) as u64,
+                        term: term_from_wire(self.term)?,
                         voted_for,
                     },
                     committed: self.committed,
@@ -98,11 +118,14 @@ macro_rules! log_id_conv {
                 }
             }
             fn to_log_id(&self) -> Result<Option<LogId>, ConvertError> {
-                if self.index < 0 {
+                if self.index == -1 {
                     return Ok(None);
                 }
+                if self.index < 0 {
+                    return Err(ConvertError::Index(self.index));
+                }
                 Ok(Some(LogId::new(
-                    CommittedLeaderId::new(self.term.max(0) as u64, 0),
+                    CommittedLeaderId::new(term_from_wire(self.term)?, 0),
                     self.index as u64,
                 )))
             }
@@ -306,6 +329,48 @@ mod tests {
             assert_eq!(back.log_id, e.log_id);
             assert_eq!(format!("{:?}", back.payload), format!("{:?}", e.payload));
         }
+    }
+
+    #[test]
+    fn terms_outside_the_leader_epoch_range_are_refused() {
+        for term in [i64::MAX, i64::from(i32::MAX) + 1, -1, i64::MIN] {
+            let v = vr::RaftVote {
+                term,
+                node_id: 1,
+                ..Default::default()
+            };
+            assert!(
+                matches!(v.to_vote(), Err(ConvertError::Term(t)) if t == term),
+                "vote term {term}"
+            );
+            let l = aer::RaftLogId {
+                term,
+                index: 3,
+                ..Default::default()
+            };
+            assert!(l.to_log_id().is_err(), "log id term {term}");
+        }
+        let top = vr::RaftVote {
+            term: i64::from(i32::MAX),
+            node_id: 1,
+            ..Default::default()
+        };
+        assert_eq!(
+            top.to_vote().expect("in range").leader_id.term,
+            i32::MAX as u64
+        );
+        let neg = aer::RaftLogId {
+            term: 1,
+            index: -2,
+            ..Default::default()
+        };
+        assert!(matches!(neg.to_log_id(), Err(ConvertError::Index(-2))));
+        let bad_node = vr::RaftVote {
+            term: 1,
+            node_id: -5,
+            ..Default::default()
+        };
+        assert!(matches!(bad_node.to_vote(), Err(ConvertError::NodeId(-5))));
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod convert;
 pub mod describe_quorum;
 mod election;
 pub mod image;
+pub mod log_scan;
 pub mod log_store;
 pub mod network;
 pub mod node;

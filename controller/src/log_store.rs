@@ -44,11 +44,22 @@
 //!   fsynced: losing it only makes a restarted node re-apply from its snapshot. At open it is
 //!   believed only if the entry at its index carries its log id (or it is at or below the purge
 //!   point).
-//! - Opening never trusts a tail: the log recovers as after an unclean shutdown (batches from
-//!   the recovery point on are CRC-checked, a torn tail truncated), and then every entry after the
-//!   purge point is decoded and checked — indexes dense, index = baseOffset, term =
-//!   partitionLeaderEpoch, terms never decreasing — and the log is truncated (durably) at the
-//!   first that fails.
+//! - Opening never trusts a tail, and never drops committed metadata. Before the log is opened,
+//!   every segment is walked batch by batch ([`crate::log_scan`]); then the log recovers as
+//!   after an unclean shutdown (batches CRC-checked, a torn tail truncated), and every entry
+//!   after the purge point is decoded and checked — indexes dense, index = baseOffset, term =
+//!   partitionLeaderEpoch, terms never decreasing. Damage is told apart as Kafka tells a torn
+//!   tail from corruption: every entry up to the committed point (the committed hint, or the
+//!   purge point) was fsynced and acknowledged, so a batch that fails there is corruption and
+//!   the store refuses to open, with one line naming the segment file, the byte position and the
+//!   offset (the operator restores the directory, or removes it so the node refetches from the
+//!   quorum). Damage past the committed point is a torn tail of unacknowledged appends: the log
+//!   is truncated (durably) at it.
+//!
+//! Every value the store persists is one it can load again: terms are Kafka leader epochs
+//! (`0..=i32::MAX`, a batch's partitionLeaderEpoch) and indexes are log offsets (`0..=i64::MAX`)
+//! in entries, the vote, the purge point and the committed hint alike; a write of anything else
+//! is refused before it reaches the disk, and the parsers refuse the same values.
 //!
 //! After an I/O error on a write or an fsync the store refuses every later write: the state of
 //! unsynced pages is unknown (fsyncgate), so only a reopen, which rescans, may trust the disk.
@@ -128,6 +139,14 @@ pub enum LogStoreError {
     },
     #[error("{path}: {what}")]
     CorruptFile { path: PathBuf, what: String },
+    #[error("{path}: invalid metadata log entry at offset {offset} (byte {position}), inside the committed log (committed up to offset {committed}): {what}; refusing to start rather than drop committed metadata")]
+    CorruptCommitted {
+        path: PathBuf,
+        position: u64,
+        offset: i64,
+        committed: i64,
+        what: String,
+    },
     #[error("raft entry at index {index}: {what}")]
     Entry { index: u64, what: String },
     /// A request openraft never makes (overlapping appends, truncating purged entries...).
@@ -293,6 +312,29 @@ impl Inner {
             ..LogConfig::default()
         };
         let next_after_purge = purged.map_or(0, |p| p.index as i64 + 1);
+        // The last offset known committed: every entry up to it was fsynced and acknowledged.
+        let committed_end = committed_hint.max(purged).map_or(-1, |c| c.index as i64);
+        if let Some(bad) =
+            crate::log_scan::first_invalid_batch(&*fs, &pdir, options.segment_bytes as usize)
+                .map_err(io_at(&pdir))?
+        {
+            if bad.offset <= committed_end {
+                return Err(LogStoreError::CorruptCommitted {
+                    path: bad.path,
+                    position: bad.position,
+                    offset: bad.offset,
+                    committed: committed_end,
+                    what: bad.what,
+                });
+            }
+            tracing::warn!(
+                path = %bad.path.display(),
+                offset = bad.offset,
+                position = bad.position,
+                what = bad.what,
+                "metadata log: a torn tail past the committed point; recovery truncates it"
+            );
+        }
         let log = UnifiedLog::open(
             fs.clone(),
             &pdir,
@@ -323,6 +365,26 @@ impl Inner {
             inner.move_log_start(p.index)?;
         }
         let (bad, last) = inner.verify()?;
+        if let Some(at) = bad.filter(|at| *at <= committed_end) {
+            let base = inner
+                .log
+                .segment_base_offsets()
+                .into_iter()
+                .rfind(|b| *b <= at)
+                .unwrap_or(0);
+            return Err(LogStoreError::CorruptCommitted {
+                path: inner.dir.join(file_name(base, ".log")),
+                position: inner
+                    .log
+                    .read(at, 1, at + 1, true)
+                    .ok()
+                    .and_then(|i| i.slice.map(|s| s.position))
+                    .unwrap_or(0),
+                offset: at,
+                committed: committed_end,
+                what: "not the entry that belongs there".into(),
+            });
+        }
         if let Some(at) = bad {
             tracing::warn!(
                 topic = METADATA_TOPIC,
@@ -539,6 +601,7 @@ impl Inner {
         if self.purged.is_some_and(|p| p >= upto) {
             return Ok(());
         }
+        check_log_id(&upto).map_err(LogStoreError::Rejected)?;
         let path = self.dir.join(PURGED_FILE);
         self.fs
             .write_atomic(&path, encode_log_id(Some(upto)).as_bytes())
@@ -567,6 +630,7 @@ impl Inner {
     }
 
     fn save_vote(&mut self, vote: &Vote) -> Result<()> {
+        check_term(vote.leader_id.term).map_err(LogStoreError::Rejected)?;
         let path = self.dir.join(QUORUM_STATE_FILE);
         self.fs
             .write_atomic(&path, encode_vote(vote).as_bytes())
@@ -579,6 +643,9 @@ impl Inner {
     /// over it, so a reader finds the old or the new contents, or — after a power cut — maybe
     /// garbage, which the strict parser and the check at open refuse.
     fn save_committed(&mut self, committed: Option<LogId>) -> Result<()> {
+        if let Some(c) = &committed {
+            check_log_id(c).map_err(LogStoreError::Rejected)?;
+        }
         let path = self.dir.join(COMMITTED_FILE);
         let tmp = path.with_extension("tmp");
         let data = encode_log_id(committed);
@@ -744,9 +811,29 @@ fn encode_vote(v: &Vote) -> String {
     )
 }
 
+/// A term the store can persist and load again: a Kafka leader epoch.
+fn check_term(term: u64) -> Result<(), String> {
+    if term <= i32::MAX as u64 {
+        Ok(())
+    } else {
+        Err(format!("term {term} does not fit a leader epoch"))
+    }
+}
+
+/// A log id the store can persist and load again: a leader epoch and a log offset.
+fn check_log_id(l: &LogId) -> Result<(), String> {
+    check_term(l.leader_id.term)?;
+    if l.index <= i64::MAX as u64 {
+        Ok(())
+    } else {
+        Err(format!("index {} does not fit an offset", l.index))
+    }
+}
+
 fn parse_vote(text: &str) -> Result<Vote, String> {
     let f = parse_fields(text, &["term", "voted_for", "committed"])?;
     let term = f[0].parse::<u64>().map_err(|e| format!("term: {e}"))?;
+    check_term(term)?;
     let voted_for = match f[1] {
         "-1" => None,
         n => Some(n.parse::<NodeId>().map_err(|e| format!("voted_for: {e}"))?),
@@ -774,7 +861,9 @@ fn parse_log_id(text: &str) -> Result<Option<LogId>, String> {
     }
     let term = f[0].parse::<u64>().map_err(|e| format!("term: {e}"))?;
     let index = f[1].parse::<u64>().map_err(|e| format!("index: {e}"))?;
-    Ok(Some(log_id(term, index)))
+    let l = log_id(term, index);
+    check_log_id(&l)?;
+    Ok(Some(l))
 }
 
 fn range_of<RB: RangeBounds<u64>>(range: &RB) -> (u64, u64) {
@@ -1412,5 +1501,71 @@ mod tests {
         std::fs::create_dir_all(&log_dir).expect("dir");
         std::fs::write(log_dir.join(QUORUM_STATE_FILE), "version=0\nterm=").expect("write");
         assert!(LogStore::open(Arc::new(DiskFs), dir.path()).is_err());
+    }
+
+    /// Damage inside the committed part is corruption, not a torn tail: the store refuses to
+    /// open, naming the file, the byte position and the offset, and truncates nothing.
+    #[tokio::test]
+    async fn a_corrupt_committed_entry_refuses_to_open_and_truncates_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fs: Arc<dyn FileSystem> = Arc::new(DiskFs);
+        let all: Vec<Entry> = (0..6).map(|i| entry(1, i)).collect();
+        let mut s = LogStore::open(fs.clone(), dir.path()).expect("open");
+        s.blocking_append(all.clone()).await.expect("append");
+        s.save_committed(Some(log_id(1, 5))).await.expect("commit");
+        drop(s);
+        let path = segment_files(&*fs, dir.path()).pop().expect("segment");
+        let mut bytes = std::fs::read(&path).expect("read");
+        // The third batch (index 2): find its position by walking the first two.
+        let mut pos = 0usize;
+        for _ in 0..2 {
+            let len = i32::from_be_bytes(bytes[pos + 8..pos + 12].try_into().expect("4"));
+            pos += 12 + len as usize;
+        }
+        bytes[pos + 70] ^= 0x10;
+        std::fs::write(&path, &bytes).expect("write");
+
+        let e = LogStore::open(fs.clone(), dir.path()).expect_err("refuses");
+        let msg = e.to_string();
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+        assert!(msg.contains("offset 2 "), "{msg}");
+        assert!(msg.contains(&format!("byte {pos}")), "{msg}");
+        assert!(!msg.contains('\n'), "one line: {msg}");
+        assert_eq!(
+            std::fs::read(&path).expect("read").len(),
+            bytes.len(),
+            "nothing truncated"
+        );
+
+        // Past the committed point the same damage is a torn tail: truncated.
+        std::fs::write(
+            LogStore::log_dir(dir.path()).join(COMMITTED_FILE),
+            encode_log_id(Some(log_id(1, 1))),
+        )
+        .expect("write");
+        let mut s = LogStore::open(fs.clone(), dir.path()).expect("reopen");
+        assert_eq!(state(&mut s).await.1, Some(log_id(1, 1)));
+    }
+
+    /// A vote or log id the store could not load again is never written; the parsers refuse
+    /// the same values.
+    #[tokio::test]
+    async fn terms_beyond_a_leader_epoch_are_never_persisted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = LogStore::open(Arc::new(DiskFs), dir.path()).expect("open");
+        let huge = Vote::new(i64::MAX as u64, 1);
+        assert!(s.save_vote(&huge).await.is_err());
+        assert_eq!(s.read_vote().await.expect("read"), None);
+        let ok = Vote::new(i32::MAX as u64, 1);
+        s.save_vote(&ok).await.expect("the largest epoch is fine");
+        assert!(s
+            .save_committed(Some(log_id(u64::from(u32::MAX), 3)))
+            .await
+            .is_err());
+        drop(s);
+        let mut s = LogStore::open(Arc::new(DiskFs), dir.path()).expect("reopen");
+        assert_eq!(s.read_vote().await.expect("read"), Some(ok));
+        assert!(parse_vote("version=0\nterm=2147483648\nvoted_for=1\ncommitted=false\n").is_err());
+        assert!(parse_log_id("version=0\nterm=1\nindex=18446744073709551615\n").is_err());
     }
 }

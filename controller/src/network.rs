@@ -7,6 +7,9 @@
 //! error (the next RPC reconnects). An RPC that cannot connect is `Unreachable` (openraft backs
 //! off); one that fails mid-way is a `Network` error; one that outlives openraft's hard TTL is a
 //! `Timeout`.
+//!
+//! Frames are read with [`read_frame`] on both sides: its buffer grows as the bytes arrive, so
+//! neither a request's nor a response's size prefix alone claims memory.
 
 use crate::convert::{entry_to_wire, LogIdWire, MembershipWire, VoteWire};
 use crate::raft_types::{NodeId, TypeConfig};
@@ -25,19 +28,78 @@ use rafka_protocol::messages::{
     raft_vote_request as vr, RequestHeader, RequestKind, ResponseKind,
 };
 use rafka_protocol::{ApiKey, RequestFrame, ResponseFrame};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::sync::{Arc, OnceLock};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// The largest frame our nodes accept from each other (a snapshot chunk or a batch of entries).
 pub const MAX_FRAME_BYTES: usize = 64 << 20;
 
+/// This node's cluster id as far as it is known: from `cluster.id` or `meta.properties` at
+/// start, or from the metadata log once the first controller writes it. Set once, never changed;
+/// the network sends it with every Raft RPC and the listener checks it on every one received.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterId(Arc<OnceLock<String>>);
+
+impl ClusterId {
+    pub fn new(known: Option<String>) -> ClusterId {
+        let id = ClusterId::default();
+        if let Some(k) = known {
+            id.set(&k);
+        }
+        id
+    }
+    pub fn get(&self) -> Option<&str> {
+        self.0.get().map(String::as_str)
+    }
+    /// Records the id; a later, different one is ignored (the first is the cluster's).
+    pub fn set(&self, id: &str) {
+        let _ = self.0.set(id.to_owned());
+    }
+}
+
+/// How much buffer a frame may claim ahead of its bytes arriving.
+const READ_STEP_BYTES: usize = 64 * 1024;
+
 /// Reads one size-prefixed frame; `None` at a clean end of stream.
 pub async fn read_frame(stream: &mut TcpStream, max: usize) -> std::io::Result<Option<Bytes>> {
+    read_frame_within(stream, max, None).await
+}
+
+/// [`read_frame`], failing with `TimedOut` when the peer sends nothing for `idle` (each read
+/// that brings bytes starts the wait afresh, as `connections.max.idle.ms` counts silence). The
+/// buffer grows by at most [`READ_STEP_BYTES`] ahead of the bytes received.
+pub async fn read_frame_within<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    max: usize,
+    idle: Option<std::time::Duration>,
+) -> std::io::Result<Option<Bytes>> {
+    async fn within<T>(
+        idle: Option<std::time::Duration>,
+        f: impl std::future::Future<Output = std::io::Result<T>>,
+    ) -> std::io::Result<T> {
+        match idle {
+            None => f.await,
+            Some(d) => tokio::time::timeout(d, f).await.unwrap_or_else(|_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("idle for {} ms", d.as_millis()),
+                ))
+            }),
+        }
+    }
     let mut len = [0u8; 4];
-    match stream.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
+    let mut got = 0;
+    while got < 4 {
+        let n = within(idle, stream.read(&mut len[got..])).await?;
+        if n == 0 {
+            return if got == 0 {
+                Ok(None)
+            } else {
+                Err(std::io::ErrorKind::UnexpectedEof.into())
+            };
+        }
+        got += n;
     }
     let len = i32::from_be_bytes(len);
     if len < 0 || len as usize > max {
@@ -46,8 +108,16 @@ pub async fn read_frame(stream: &mut TcpStream, max: usize) -> std::io::Result<O
             format!("frame size {len} outside 0..={max}"),
         ));
     }
-    let mut buf = BytesMut::zeroed(len as usize);
-    stream.read_exact(&mut buf).await?;
+    let len = len as usize;
+    let mut buf = BytesMut::with_capacity(len.min(READ_STEP_BYTES));
+    while buf.len() < len {
+        let want = (len - buf.len()).min(READ_STEP_BYTES);
+        buf.reserve(want);
+        let n = within(idle, (&mut *stream).take(want as u64).read_buf(&mut buf)).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
     Ok(Some(buf.freeze()))
 }
 
@@ -55,7 +125,7 @@ pub async fn read_frame(stream: &mut TcpStream, max: usize) -> std::io::Result<O
 #[derive(Debug, Clone)]
 pub struct Network {
     node_id: NodeId,
-    cluster_id: Option<String>,
+    cluster_id: ClusterId,
     /// Told of every answer to this node's vote requests.
     elections: Option<crate::election::ElectionObserver>,
     /// How long a leader waits before trying an unreachable node again.
@@ -63,7 +133,7 @@ pub struct Network {
 }
 
 impl Network {
-    pub fn new(node_id: NodeId, cluster_id: Option<String>) -> Network {
+    pub fn new(node_id: NodeId, cluster_id: ClusterId) -> Network {
         Network {
             node_id,
             cluster_id,
@@ -112,7 +182,7 @@ pub struct Client {
     target: NodeId,
     addr: String,
     client_id: String,
-    cluster_id: Option<String>,
+    cluster_id: ClusterId,
     stream: Option<TcpStream>,
     correlation_id: i32,
     elections: Option<crate::election::ElectionObserver>,
@@ -240,7 +310,7 @@ impl RaftNetwork<TypeConfig> for Client {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let req = aer::RaftAppendEntriesRequest {
-            cluster_id: self.cluster_id.clone(),
+            cluster_id: self.cluster_id.get().map(str::to_owned),
             vote: aer::RaftVote::from_vote(&rpc.vote),
             prev_log_id: aer::RaftLogId::from_log_id(rpc.prev_log_id.as_ref()),
             leader_commit: aer::RaftLogId::from_log_id(rpc.leader_commit.as_ref()),
@@ -280,7 +350,7 @@ impl RaftNetwork<TypeConfig> for Client {
         RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
         let req = isr::RaftInstallSnapshotRequest {
-            cluster_id: self.cluster_id.clone(),
+            cluster_id: self.cluster_id.get().map(str::to_owned),
             vote: isr::RaftVote::from_vote(&rpc.vote),
             last_log_id: isr::RaftLogId::from_log_id(rpc.meta.last_log_id.as_ref()),
             last_membership_log_id: isr::RaftLogId::from_log_id(
@@ -320,7 +390,7 @@ impl RaftNetwork<TypeConfig> for Client {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         let req = vr::RaftVoteRequest {
-            cluster_id: self.cluster_id.clone(),
+            cluster_id: self.cluster_id.get().map(str::to_owned),
             vote: vr::RaftVote::from_vote(&rpc.vote),
             last_log_id: vr::RaftLogId::from_log_id(rpc.last_log_id.as_ref()),
             ..Default::default()

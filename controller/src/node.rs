@@ -10,6 +10,15 @@
 //! The cluster id: `cluster.id` if configured, otherwise the first active controller writes one as
 //! the first metadata record. Each node keeps it in `meta.properties` in its metadata directory
 //! and refuses to start against a quorum or a directory whose id differs.
+//!
+//! `meta.properties` is enforced as Kafka's `MetaPropertiesEnsemble` does: once it exists, a
+//! file that cannot be read or parsed (every line a comment, blank, or `key=value`; `version`,
+//! `node.id` and `cluster.id` all present), or one naming another node.id or another cluster.id
+//! than the configuration, stops the start with one line naming the file.
+//!
+//! The node's listener (if given) has a role by the node's: a voter's is the controller listener
+//! (Raft RPCs and the controller APIs), a broker-only node's is its learner listener (the
+//! leader's pushes only) — see [`crate::server`].
 
 use crate::control::ControllerConfig;
 use crate::image::MetadataImage;
@@ -37,6 +46,14 @@ pub enum NodeError {
     Raft(String),
     #[error("refusing to join: this node's meta.properties has cluster.id {on_disk}, the configuration or quorum says {other}")]
     ClusterIdMismatch { on_disk: String, other: String },
+    #[error("{path}: {what}")]
+    MetaProperties { path: PathBuf, what: String },
+    #[error("{path} has node.id {on_disk}, but this node is {configured}: refusing to start on another node's metadata")]
+    NodeIdMismatch {
+        path: PathBuf,
+        on_disk: String,
+        configured: NodeId,
+    },
 }
 
 /// Parses `controller.quorum.voters`: `1@host:9093,2@host:9094`.
@@ -75,6 +92,8 @@ pub struct ControllerNodeConfig {
     pub heartbeat_interval_ms: u64,
     /// A snapshot every this many log entries (the log is purged behind it).
     pub snapshot_every: u64,
+    /// The bounds of this node's listener.
+    pub listener: crate::server::ListenerConfig,
 }
 
 impl ControllerNodeConfig {
@@ -89,6 +108,7 @@ impl ControllerNodeConfig {
             election_timeout_max_ms: 300,
             heartbeat_interval_ms: 50,
             snapshot_every: 10_000,
+            listener: crate::server::ListenerConfig::default(),
         }
     }
 
@@ -154,23 +174,88 @@ pub struct ControllerNode {
     raft: Raft,
     sm: StateMachine,
     quorum: QuorumController,
-    /// The controller listener's task (none on a broker that follows the log as a learner: it
-    /// serves Raft's RPCs on its client listener).
+    /// The listener's task: the controller listener on a voter, the learner listener on a
+    /// broker-only node (none when started without a listener).
     server: Option<tokio::task::JoinHandle<()>>,
     /// Re-randomizes a candidate's retries (`crate::election`).
     elections: tokio::task::JoinHandle<()>,
     local_addr: Option<std::net::SocketAddr>,
+    /// Set once this node must stop (its metadata log names another cluster than its
+    /// `meta.properties`).
+    fatal: watch::Receiver<Option<String>>,
 }
 
 const META_PROPERTIES: &str = "meta.properties";
 
-fn read_cluster_id(fs: &dyn FileSystem, dir: &std::path::Path) -> Option<String> {
-    let text = fs.read(&dir.join(META_PROPERTIES)).ok()?;
-    String::from_utf8_lossy(&text)
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .find(|(k, _)| k.trim() == "cluster.id")
-        .map(|(_, v)| v.trim().to_owned())
+/// What `meta.properties` holds (Kafka's v1 format: `version`, `node.id`, `cluster.id`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaProperties {
+    pub node_id: NodeId,
+    pub cluster_id: String,
+}
+
+/// Parses `meta.properties`: see the module docs for what is refused.
+pub fn parse_meta_properties(text: &[u8]) -> Result<MetaProperties, String> {
+    let text = std::str::from_utf8(text).map_err(|_| "not UTF-8 text".to_owned())?;
+    let mut props = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let (k, v) = line
+            .split_once('=')
+            .ok_or_else(|| format!("line {} is not key=value", n + 1))?;
+        if props.insert(k.trim(), v.trim()).is_some() {
+            return Err(format!("{} appears twice", k.trim()));
+        }
+    }
+    let get = |k: &str| props.get(k).copied().ok_or_else(|| format!("no {k}"));
+    let version = get("version")?;
+    if version != "1" {
+        return Err(format!("version {version} (only 1 is known)"));
+    }
+    let node_id = get("node.id")?;
+    let node_id = node_id
+        .parse::<NodeId>()
+        .map_err(|_| format!("node.id {node_id} is not a node id"))?;
+    let cluster_id = get("cluster.id")?;
+    if cluster_id.is_empty() {
+        return Err("cluster.id is empty".into());
+    }
+    Ok(MetaProperties {
+        node_id,
+        cluster_id: cluster_id.to_owned(),
+    })
+}
+
+/// The cluster id in `dir`'s `meta.properties` (none if the file does not exist yet); any file
+/// that is there must parse and name this node.
+fn read_cluster_id(
+    fs: &dyn FileSystem,
+    dir: &std::path::Path,
+    node_id: NodeId,
+) -> Result<Option<String>, NodeError> {
+    let path = dir.join(META_PROPERTIES);
+    if !fs.exists(&path) {
+        return Ok(None);
+    }
+    let bad = |what: String| NodeError::MetaProperties {
+        path: path.clone(),
+        what,
+    };
+    let text = fs
+        .read(&path)
+        .map_err(|e| bad(format!("unreadable: {e}")))?;
+    let meta = parse_meta_properties(&text).map_err(bad)?;
+    if meta.node_id != node_id {
+        return Err(NodeError::NodeIdMismatch {
+            path,
+            on_disk: meta.node_id.to_string(),
+            configured: node_id,
+        });
+    }
+    Ok(Some(meta.cluster_id))
 }
 
 fn write_meta_properties(
@@ -202,7 +287,7 @@ impl ControllerNode {
         };
         fs.create_dir_all(&dir)
             .map_err(|e| storage_err(e.to_string()))?;
-        let on_disk = read_cluster_id(fs.as_ref(), &dir);
+        let on_disk = read_cluster_id(fs.as_ref(), &dir, config.node_id)?;
         if let (Some(d), Some(c)) = (&on_disk, &config.controller.cluster_id) {
             if d != c {
                 return Err(NodeError::ClusterIdMismatch {
@@ -246,7 +331,11 @@ impl ControllerNode {
         }
         .validate()
         .map_err(|e| NodeError::Raft(e.to_string()))?;
-        let network = Network::new(config.node_id, known_cluster_id.clone())
+        let cluster_id = crate::network::ClusterId::new(known_cluster_id.clone());
+        if let Some(img) = sm.image().cluster_id() {
+            cluster_id.set(img);
+        }
+        let network = Network::new(config.node_id, cluster_id.clone())
             .observe_elections(elections.clone())
             .unreachable_backoff(std::time::Duration::from_millis(
                 config.heartbeat_interval_ms,
@@ -283,10 +372,24 @@ impl ControllerNode {
             .transpose()
             .map_err(|e| NodeError::Raft(e.to_string()))?;
         let server = listener.map(|listener| {
+            let (role, apis) = if config.is_voter() {
+                let apis: Arc<dyn crate::server::ControllerApis> = Arc::new(quorum.clone());
+                (crate::server::ListenerRole::Controller, Some(apis))
+            } else {
+                (crate::server::ListenerRole::Learner, None)
+            };
+            let check = crate::server::PeerCheck::new(
+                config.node_id,
+                role,
+                cluster_id.clone(),
+                config.voters.keys().copied().collect(),
+            );
             tokio::spawn(crate::server::serve(
                 listener,
                 raft.clone(),
-                Arc::new(quorum.clone()),
+                apis,
+                check,
+                config.listener,
             ))
         });
         if config.is_voter()
@@ -305,18 +408,28 @@ impl ControllerNode {
                 tracing::info!(node_id = config.node_id, error = %e, "initial membership already proposed");
             }
         }
-        // Keep meta.properties in step with the cluster id once the log names one.
+        // Keep meta.properties in step with the cluster id once the log names one; a log that
+        // names another cluster than meta.properties is fatal (see `failed`).
+        let (fatal_tx, fatal) = watch::channel(None::<String>);
         {
             let mut images = sm.subscribe();
             let (fs, dir, node_id) = (fs.clone(), dir.clone(), config.node_id);
             let mut written = on_disk;
+            let cluster_id = cluster_id.clone();
             tokio::spawn(async move {
                 loop {
                     let id = images.borrow_and_update().cluster_id().map(str::to_owned);
                     if let Some(id) = id {
+                        cluster_id.set(&id);
                         match &written {
                             Some(w) if *w != id => {
-                                tracing::error!(node_id, on_disk = %w, quorum = %id, "cluster id differs from meta.properties");
+                                let e = NodeError::ClusterIdMismatch {
+                                    on_disk: w.clone(),
+                                    other: id,
+                                };
+                                tracing::error!(node_id, error = %e, "stopping");
+                                let _ = fatal_tx.send(Some(e.to_string()));
+                                return;
                             }
                             Some(_) => {}
                             None => {
@@ -336,6 +449,7 @@ impl ControllerNode {
             });
         }
         Ok(ControllerNode {
+            fatal,
             node_id: config.node_id,
             raft,
             sm,
@@ -346,13 +460,29 @@ impl ControllerNode {
         })
     }
 
+    /// Resolves, with the reason, once this node can no longer run: its log names another
+    /// cluster than its `meta.properties` (found only after the log is replayed, so after
+    /// `start`). The process should stop with that line.
+    pub async fn failed(&self) -> String {
+        let mut rx = self.fatal.clone();
+        loop {
+            if let Some(why) = rx.borrow_and_update().clone() {
+                return why;
+            }
+            if rx.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
     pub fn node_id(&self) -> NodeId {
         self.node_id
     }
     pub fn raft(&self) -> &Raft {
         &self.raft
     }
-    /// The controller listener's address (none on a learner without one).
+    /// The listener's address: the controller listener's on a voter, the learner listener's on a
+    /// broker-only node.
     pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
         self.local_addr
     }
@@ -390,5 +520,53 @@ impl ControllerNode {
         }
         self.elections.abort();
         let _ = self.raft.shutdown().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rafka_storage::DiskFs;
+
+    #[test]
+    fn meta_properties_parse_strictly() {
+        let ok = parse_meta_properties(b"#\n#rafka\nnode.id=3\nversion=1\ncluster.id=abc\n");
+        assert_eq!(
+            ok,
+            Ok(MetaProperties {
+                node_id: 3,
+                cluster_id: "abc".into()
+            })
+        );
+        for (case, text) in [
+            ("garbage", &b"\x00\xffgarbage"[..]),
+            (
+                "not key=value",
+                b"version=1\nnode.id=1\ncluster.id=a\njunk\n",
+            ),
+            ("no cluster.id", b"version=1\nnode.id=1\n"),
+            ("no node.id", b"version=1\ncluster.id=a\n"),
+            ("bad node.id", b"version=1\nnode.id=x\ncluster.id=a\n"),
+            ("unknown version", b"version=7\nnode.id=1\ncluster.id=a\n"),
+            ("twice", b"version=1\nnode.id=1\nnode.id=2\ncluster.id=a\n"),
+        ] {
+            assert!(parse_meta_properties(text).is_err(), "{case}");
+        }
+    }
+
+    #[test]
+    fn meta_properties_of_another_node_or_unreadable_stop_the_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(read_cluster_id(&DiskFs, dir.path(), 1).expect("none"), None);
+        write_meta_properties(&DiskFs, dir.path(), 1, "abc").expect("write");
+        assert_eq!(
+            read_cluster_id(&DiskFs, dir.path(), 1).expect("ours"),
+            Some("abc".into())
+        );
+        let e = read_cluster_id(&DiskFs, dir.path(), 2).expect_err("another node");
+        assert!(matches!(e, NodeError::NodeIdMismatch { .. }), "{e}");
+        std::fs::write(dir.path().join(META_PROPERTIES), b"garbage").expect("write");
+        let e = read_cluster_id(&DiskFs, dir.path(), 1).expect_err("garbage");
+        assert!(e.to_string().contains("meta.properties"), "{e}");
     }
 }

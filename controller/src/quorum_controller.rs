@@ -6,7 +6,9 @@
 //! and only then answered. A node that is not the leader answers NOT_CONTROLLER, so a broker
 //! looks for the active controller elsewhere. A periodic tick fences brokers whose session has
 //! expired and, on a new leader, writes the cluster id if the log has none. A broker that
-//! registers and is not a voter is added as a Raft learner, so that it follows the log.
+//! registers and is not a voter is added as a Raft learner, so that it follows the log; the
+//! leader pushes the log to the learner listener it registered (never to a client listener:
+//! see [`crate::server`]).
 //!
 //! Serialisation is by an mpsc queue drained by one task — no lock is held across `.await`.
 
@@ -240,13 +242,34 @@ impl EventLoop {
     }
 
     /// A registered broker that is not a voter follows the metadata log as a Raft learner,
-    /// reached at its first advertised listener (the leader pushes the log there). A learner
-    /// already known at that address is left alone; a new address replaces the old one.
+    /// reached at the learner listener it registered (named
+    /// [`LEARNER_LISTENER_NAME`](crate::server::LEARNER_LISTENER_NAME); the leader pushes the
+    /// log there). A learner already known at that address is left alone; a new address
+    /// replaces the old one. A broker without one is not added: its client listeners refuse
+    /// Raft's RPCs.
     async fn follow_as_learner(&self, r: &BrokerRegistrationRequest) {
         let Ok(id) = NodeId::try_from(r.broker_id) else {
             return;
         };
-        let Some(listener) = r.listeners.first() else {
+        let Some(listener) = r
+            .listeners
+            .iter()
+            .find(|l| l.name == crate::server::LEARNER_LISTENER_NAME)
+        else {
+            let is_voter = self
+                .raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .voter_ids()
+                .any(|v| v == id);
+            if !is_voter {
+                tracing::warn!(
+                    broker_id = id,
+                    "the broker registered no learner listener: it cannot follow the metadata log"
+                );
+            }
             return;
         };
         let addr = format!("{}:{}", listener.host, listener.port);
@@ -262,11 +285,29 @@ impl EventLoop {
         if known.as_deref() == Some(addr.as_str()) {
             return;
         }
-        match self
-            .raft
-            .add_learner(id, BasicNode { addr: addr.clone() }, false)
-            .await
-        {
+        // A broker whose learner listener moved (a restart on another port) keeps its place as
+        // a learner with the new address: `add_learner` leaves a known node alone, so the
+        // address is replaced with `SetNodes` — safe for a learner, which never votes.
+        let node = BasicNode { addr: addr.clone() };
+        let res = if known.is_some() {
+            self.raft
+                .change_membership(
+                    openraft::ChangeMembers::SetNodes(std::collections::BTreeMap::from([(
+                        id, node,
+                    )])),
+                    false,
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        } else {
+            self.raft
+                .add_learner(id, node, false)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        match res {
             Ok(_) => {
                 tracing::info!(broker_id = id, %addr, "broker follows the metadata log as a learner")
             }

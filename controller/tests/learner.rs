@@ -112,7 +112,7 @@ async fn a_learner_broker_follows_the_log_and_gets_its_changes_as_deltas() {
             cluster_id: cluster_id.clone(),
             incarnation_id: Uuid::from_u128(44),
             listeners: vec![Listener {
-                name: "PLAINTEXT".into(),
+                name: rafka_controller::server::LEARNER_LISTENER_NAME.into(),
                 host: addr.ip().to_string(),
                 port: addr.port(),
                 ..Default::default()

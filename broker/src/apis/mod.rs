@@ -214,22 +214,13 @@ impl KafkaApis {
             RequestKind::DescribeProducers(r) => {
                 ResponseKind::DescribeProducers(describe_producers::handle(self, r))
             }
-            RequestKind::RaftVote(_)
-            | RequestKind::RaftAppendEntries(_)
-            | RequestKind::RaftInstallSnapshot(_) => {
-                // The metadata log reaching a broker that follows it as a learner (never
-                // advertised in ApiVersions: these are rafka's private keys).
-                match rafka_controller::server::raft_rpc(self.controller.node().raft(), req.body)
-                    .await
-                {
-                    Ok(b) => b,
-                    Err(_) => return Response::Close,
-                }
-            }
             other => {
-                // Not a client API of this broker (the controller-listener APIs, or one whose
-                // handler has not landed and which is therefore not advertised): close, as
-                // Kafka does for an API it does not serve.
+                // Not a client API of this broker: the controller-listener APIs (Raft's private
+                // keys, BrokerRegistration, BrokerHeartbeat, AlterPartition, AllocateProducerIds,
+                // …), or one whose handler has not landed and which is therefore not advertised.
+                // Kafka's SocketServer throws InvalidRequestException for an API not enabled on
+                // the listener and closes the connection; so do we. Raft's RPCs reach a
+                // broker-only node on its learner listener (`rafka_controller::server`).
                 tracing::info!(
                     api_key = other.api_key().key(),
                     "request for an API this broker does not serve"
