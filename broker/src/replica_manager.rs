@@ -26,7 +26,7 @@ use rafka_controller::image::{
 };
 use rafka_protocol::{ErrorCode, Uuid};
 use rafka_storage::log_manager::lock_log;
-use rafka_storage::unified_log::TimestampAndOffset;
+use rafka_storage::unified_log::{TimestampAndOffset, TimestampSearch, TimestampStep};
 use rafka_storage::{FileSlice, LogConfig, LogManager, SharedLog, TopicPartition};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -516,6 +516,10 @@ impl ReplicaManager {
 
     /// ListOffsets for a partition this broker leads (`timestamp` -1 latest = the high
     /// watermark, -2 earliest, -3 max timestamp, else the first record at or after it).
+    ///
+    /// A search by time may read and decompress batches: that half runs without the log's lock
+    /// ([`TimestampSearch`]), so appends and fetches of the partition go on meanwhile; the
+    /// caller runs this on a blocking thread ([`ReplicaManager::needs_blocking_search`]).
     pub fn fetch_offset_for_timestamp(
         &self,
         image: &MetadataImage,
@@ -532,27 +536,55 @@ impl ReplicaManager {
                 ErrorCode::UnknownLeaderEpoch
             });
         }
-        let mut log = lock_log(&p.log);
-        // KIP-207: a new leader answers only once its high watermark has reached the start of
-        // its epoch, so no client sees the partition's end move backwards after a failover.
-        if timestamp != rafka_storage::unified_log::EARLIEST_TIMESTAMP
-            && replication::epoch_start_offset(&log, epoch) > log.high_watermark()
-        {
-            return Err(ErrorCode::OffsetNotAvailable);
+        let mut search = TimestampSearch::new(timestamp);
+        loop {
+            // Lock held for: the KIP-207 check, in-memory answers, and walking batch headers.
+            let (read, high_watermark) = {
+                let mut log = lock_log(&p.log);
+                let hw = log.high_watermark();
+                // KIP-207: a new leader answers only once its high watermark has reached the
+                // start of its epoch, so no client sees the partition's end move backwards after
+                // a failover.
+                if timestamp != rafka_storage::unified_log::EARLIEST_TIMESTAMP
+                    && replication::epoch_start_offset(&log, epoch) > hw
+                {
+                    return Err(ErrorCode::OffsetNotAvailable);
+                }
+                if timestamp == rafka_storage::unified_log::LATEST_TIMESTAMP {
+                    return Ok(Some(TimestampAndOffset {
+                        timestamp: -1,
+                        offset: hw,
+                        leader_epoch: epoch,
+                    }));
+                }
+                if !Self::needs_blocking_search(timestamp) {
+                    // EARLIEST, or a negative target no record can have: nothing to read.
+                    return match log.fetch_offset_by_timestamp(timestamp) {
+                        Ok(r) => Ok(r.filter(|t| t.offset <= hw)),
+                        Err(e) => Err(storage_error_code(&e)),
+                    };
+                }
+                match search.step(&mut log) {
+                    // Never an offset a consumer may not read.
+                    Ok(TimestampStep::Done(r)) => return Ok(r.filter(|t| t.offset <= hw)),
+                    Ok(TimestampStep::Read(read)) => (read, hw),
+                    Err(e) => return Err(storage_error_code(&e)),
+                }
+            };
+            // Off the lock: read the batch and decompress it.
+            match search.read(read) {
+                // The high watermark never moves back: the one seen under the lock bounds it.
+                Ok(Some(found)) => return Ok(Some(found).filter(|t| t.offset <= high_watermark)),
+                Ok(None) => continue,
+                Err(e) => return Err(storage_error_code(&e)),
+            }
         }
-        if timestamp == rafka_storage::unified_log::LATEST_TIMESTAMP {
-            return Ok(Some(TimestampAndOffset {
-                timestamp: -1,
-                offset: log.high_watermark(),
-                leader_epoch: epoch,
-            }));
-        }
-        match log.fetch_offset_by_timestamp(timestamp) {
-            // Never an offset a consumer may not read.
-            Ok(Some(t)) if t.offset > log.high_watermark() => Ok(None),
-            Ok(r) => Ok(r),
-            Err(e) => Err(storage_error_code(&e)),
-        }
+    }
+
+    /// Whether ListOffsets for `timestamp` may read and decompress batches (a time, or the max
+    /// timestamp), so belongs on a blocking thread rather than an async worker.
+    pub fn needs_blocking_search(timestamp: i64) -> bool {
+        timestamp >= 0 || timestamp == rafka_storage::unified_log::MAX_TIMESTAMP
     }
 
     /// A future that completes at the next append. Create (and `enable`) it before reading, so
