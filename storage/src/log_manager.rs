@@ -7,6 +7,11 @@
 //! removes the marker so that a crash from now on is detected. Logs are released after loading
 //! (no descriptors or mappings held) and reopen their files on first use.
 //!
+//! A log that cannot be opened at startup is left out and remembered as offline
+//! ([`LogManager::offline_log`]): the node starts and serves every other partition, and that
+//! partition's log is never re-created elsewhere; the replica manager reports it to the
+//! controller as it does a log that cannot be created.
+//!
 //! Thread-safety: the map of logs is behind a mutex held only to look up, insert or remove an
 //! entry (never during I/O on a log); each log is behind its own mutex. Lock order: the map,
 //! then a log.
@@ -83,6 +88,9 @@ pub struct LogManager {
     fs: Arc<dyn FileSystem>,
     dirs: Vec<PathBuf>,
     logs: Mutex<BTreeMap<TopicPartition, LogEntry>>,
+    /// Logs found at startup that could not be opened: their directory and why. Never created
+    /// afresh elsewhere (that would fork the partition's data); only deleted, with the topic.
+    offline: Mutex<BTreeMap<TopicPartition, (PathBuf, String)>>,
     /// Held for a whole cleaning pass (one cleaner at a time); taken before any log's lock.
     cleaner: Mutex<LogCleaner>,
 }
@@ -97,6 +105,7 @@ impl LogManager {
         now_ms: i64,
     ) -> Result<LogManager> {
         let mut logs = BTreeMap::new();
+        let mut offline = BTreeMap::new();
         for dir in dirs {
             fs.create_dir_all(dir).at(dir)?;
             let marker = dir.join(CLEAN_SHUTDOWN_FILE);
@@ -136,16 +145,26 @@ impl LogManager {
                     high_watermark: hws.get(&tp).copied().unwrap_or(0),
                     clean_shutdown: clean,
                 };
-                let mut log = UnifiedLog::open(
+                let opened = UnifiedLog::open(
                     fs.clone(),
                     &p,
                     tp.clone(),
                     config_for(&tp),
                     checkpoints,
                     now_ms,
-                )?;
-                log.release()?;
-                if logs.contains_key(&tp) {
+                )
+                .and_then(|mut log| log.release().map(|()| log));
+                let log = match opened {
+                    Ok(log) => log,
+                    Err(e) => {
+                        // One log that cannot be opened takes only its partition offline (Kafka
+                        // takes its whole directory): the others are served.
+                        tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "cannot open log: partition offline until restart");
+                        offline.insert(tp, (p, e.to_string()));
+                        continue;
+                    }
+                };
+                if logs.contains_key(&tp) || offline.contains_key(&tp) {
                     return Err(StorageError::CorruptFile {
                         path: p,
                         what: format!("{tp} is in two log directories"),
@@ -169,6 +188,7 @@ impl LogManager {
             fs,
             dirs: dirs.to_vec(),
             logs: Mutex::new(logs),
+            offline: Mutex::new(offline),
         })
     }
 
@@ -198,6 +218,12 @@ impl LogManager {
     ) -> Result<SharedLog> {
         if let Some(l) = self.get_log(tp) {
             return Ok(l);
+        }
+        if let Some((path, why)) = self.offline_log(tp) {
+            return Err(StorageError::Io {
+                path,
+                source: std::io::Error::other(format!("log could not be opened at startup: {why}")),
+            });
         }
         let dir = {
             let map = self.map();
@@ -229,17 +255,42 @@ impl LogManager {
     /// Removes a partition's log: its directory is renamed [`delete_dir_name`] (so a crash
     /// finishes the deletion at the next start) and then removed.
     pub fn delete_log(&self, tp: &TopicPartition) -> Result<bool> {
-        let Some(entry) = self.map().remove(tp) else {
-            return Ok(false);
+        let (parent, from, _log) = match self.map().remove(tp) {
+            Some(entry) => {
+                let mut log = lock_log(&entry.log);
+                log.release()?;
+                let from = log.dir().to_path_buf();
+                drop(log);
+                (entry.dir, from, Some(entry.log))
+            }
+            None => {
+                // A log that could not be opened goes with its topic all the same.
+                let offline = self
+                    .offline
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(tp);
+                match offline.and_then(|(path, _)| Some((path.parent()?.to_path_buf(), path))) {
+                    Some((parent, path)) => (parent, path, None),
+                    None => return Ok(false),
+                }
+            }
         };
-        let mut log = lock_log(&entry.log);
-        log.release()?;
-        let from = log.dir().to_path_buf();
-        let to = entry.dir.join(delete_dir_name(tp, unique_id()));
+        let to = parent.join(delete_dir_name(tp, unique_id()));
         self.fs.rename(&from, &to).at(&from)?;
-        self.fs.sync_dir(&entry.dir).at(&entry.dir)?;
+        self.fs.sync_dir(&parent).at(&parent)?;
         self.fs.remove_dir_all(&to).at(&to)?;
         Ok(true)
+    }
+
+    /// Why `tp`'s log is offline, if it could not be opened at startup (its directory, and the
+    /// error).
+    pub fn offline_log(&self, tp: &TopicPartition) -> Option<(PathBuf, String)> {
+        self.offline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tp)
+            .cloned()
     }
 
     fn logs_by_dir(&self) -> Vec<(PathBuf, Vec<(TopicPartition, SharedLog)>)> {
@@ -494,6 +545,61 @@ mod tests {
             delete_dir_name(&TopicPartition::new("t", 0), 1),
             format!("t-0.{:032x}-delete", 1)
         );
+    }
+
+    /// A log that cannot be opened takes only its partition offline: the node opens, serves
+    /// the others, never re-creates that log, and deletes it with its topic.
+    #[test]
+    fn a_log_that_cannot_be_opened_is_offline_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let open = || {
+            LogManager::open(
+                Arc::new(crate::fs::DiskFs),
+                &[dir.path().to_path_buf()],
+                &|_| LogConfig::default(),
+                0,
+            )
+            .expect("the node opens")
+        };
+        let (bad, good) = (
+            TopicPartition::new("bad", 0),
+            TopicPartition::new("good", 0),
+        );
+        {
+            let lm = open();
+            for tp in [&bad, &good] {
+                let log = lm
+                    .get_or_create_log(tp, LogConfig::default(), 0)
+                    .expect("log");
+                lock_log(&log)
+                    .append_as_leader(&batch(), 0, 0)
+                    .expect("append");
+            }
+            lm.shutdown(0).expect("shutdown");
+        }
+        // Where the first segment's file must be, a directory: the log cannot be opened.
+        let segment = dir.path().join("bad-0").join("00000000000000000000.log");
+        std::fs::remove_file(&segment).expect("remove");
+        std::fs::create_dir(&segment).expect("dir in its place");
+        let lm = open();
+        assert!(lm.offline_log(&bad).is_some());
+        assert_eq!(lm.partitions(), vec![good.clone()]);
+        assert_eq!(
+            lock_log(&lm.get_log(&good).expect("good is served")).log_end_offset(),
+            1
+        );
+        assert!(
+            lm.get_or_create_log(&bad, LogConfig::default(), 0).is_err(),
+            "never re-created empty"
+        );
+        assert!(lm.delete_log(&bad).expect("deleted"));
+        assert!(!dir.path().join("bad-0").exists());
+        assert!(lm.offline_log(&bad).is_none());
+        // Re-created (a new topic of that name): a new, empty log.
+        let log = lm
+            .get_or_create_log(&bad, LogConfig::default(), 0)
+            .expect("log");
+        assert_eq!(lock_log(&log).log_end_offset(), 0);
     }
 
     #[test]
