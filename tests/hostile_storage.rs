@@ -444,3 +444,64 @@ fn list_offsets_by_time_finds_records_inside_compressed_batches() {
         assert_eq!(stored, vec![codec; 3]);
     }
 }
+
+/// CreateTopics (v7) of one partition on the given replicas (the first preferred); the error.
+fn create_on(node: &Node, name: &str, replicas: &[i32]) -> i16 {
+    use rafka_protocol::messages::create_topics_request::CreatableReplicaAssignment;
+    let req = CreateTopicsRequest {
+        topics: vec![CreatableTopic {
+            name: name.into(),
+            num_partitions: -1,
+            replication_factor: -1,
+            assignments: vec![CreatableReplicaAssignment {
+                partition_index: 0,
+                broker_ids: replicas.to_vec(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        timeout_ms: 10_000,
+        ..Default::default()
+    };
+    match raw_request(node.addr(), 7, RequestKind::CreateTopics(req), T) {
+        Ok(ResponseKind::CreateTopics(r)) => r.topics[0].error_code,
+        other => panic!("CreateTopics {name}: {other:?}"),
+    }
+}
+
+/// (b, replicated) The preferred leader cannot create its log: the controller, told by that
+/// broker, hands leadership to another ISR member and takes the broker out of the ISR, and the
+/// partition is served by the new leader.
+#[test]
+fn leadership_moves_away_from_a_broker_that_cannot_create_its_log() {
+    let _serial = common::one_cluster_at_a_time();
+    let cluster = Cluster::start(3, &[]);
+    let (n1, n2) = (&cluster.nodes[0], &cluster.nodes[1]);
+    std::fs::write(n2.log_dir().join("moved-0"), b"in the way").expect("file");
+    // Asked of node 1, which hosts its own replica: for it the topic is created.
+    assert_eq!(create_on(n1, "moved", &[2, 1, 3]), 0);
+    let views = common::wait_for_isrs(n1, "moved", 1, &[1, 3], Deadline::after(T));
+    assert_eq!(views[0].leader, 1, "{views:?}");
+    let rec = vec![("k".to_string(), "v".to_string(), common_now_ms())];
+    assert_eq!(
+        produce(n1, "moved", 0, batch(Compression::None, &rec)),
+        (0, 0)
+    );
+    let (code, _) = produce(n2, "moved", 0, batch(Compression::None, &rec));
+    assert!(
+        code == ErrorCode::KafkaStorageError.code()
+            || code == ErrorCode::NotLeaderOrFollower.code(),
+        "produce to the broker without the log: {code}"
+    );
+    // Node 2 leads and serves a topic it can host.
+    assert_eq!(create_on(n1, "elsewhere", &[2]), 0);
+    wait_until(
+        T,
+        || format!("elsewhere led by 2: {:?}", leaders(n1, "elsewhere")),
+        || leaders(n2, "elsewhere") == Some(vec![2]),
+    );
+    assert_eq!(
+        produce(n2, "elsewhere", 0, batch(Compression::None, &rec)),
+        (0, 0)
+    );
+}
