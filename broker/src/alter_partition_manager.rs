@@ -3,6 +3,12 @@
 //! ISR member with its broker epoch), batched, every `interval`. An ISR is in force only once the
 //! controller has committed it and the image brings it back; a refused or unanswered proposal
 //! is forgotten so the next round proposes again from the committed state.
+//!
+//! The same rounds report the replicas this broker cannot host (their log could not be created
+//! or opened: [`ReplicaManager::unreported_offline_replicas`]) as AssignReplicasToDirs to
+//! Kafka's `DirectoryId.LOST` (KIP-858's message, the one a Kafka broker uses to tell the
+//! controller where its replicas are), so the controller moves their leadership away; a report
+//! not acknowledged is sent again the next round.
 
 use crate::controller_channel::ControllerChannel;
 use crate::lifecycle::BrokerLifecycleManager;
@@ -10,12 +16,19 @@ use crate::replica_manager::replication::IsrChange;
 use crate::replica_manager::ReplicaManager;
 use rafka_controller::image::MetadataImage;
 use rafka_protocol::messages::alter_partition_request::{BrokerState, PartitionData, TopicData};
-use rafka_protocol::messages::{AlterPartitionRequest, RequestKind, ResponseKind};
+use rafka_protocol::messages::assign_replicas_to_dirs_request as arq;
+use rafka_protocol::messages::{
+    AlterPartitionRequest, AssignReplicasToDirsRequest, RequestKind, ResponseKind,
+};
+use rafka_protocol::Uuid;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
 const ALTER_PARTITION_VERSION: i16 = 3;
+const ASSIGN_REPLICAS_TO_DIRS_VERSION: i16 = 0;
+/// Kafka's `DirectoryId.LOST`: the directory of a replica its broker cannot host.
+pub const LOST_DIRECTORY: Uuid = Uuid(1u128.to_be_bytes());
 
 pub async fn run(
     broker_id: i32,
@@ -32,6 +45,7 @@ pub async fn run(
             _ = every.tick() => {}
             _ = shutdown.changed() => return,
         }
+        report_offline_replicas(broker_id, &replica_manager, &channel, &lifecycle).await;
         let image = images.borrow().clone();
         let now = crate::now_ms();
         let rm = replica_manager.clone();
@@ -73,6 +87,69 @@ pub async fn run(
             replica_manager.isr_change_failed(&c.tp);
         }
     }
+}
+
+/// Sends the offline replicas not yet acknowledged (see the module docs).
+async fn report_offline_replicas(
+    broker_id: i32,
+    replica_manager: &ReplicaManager,
+    channel: &ControllerChannel,
+    lifecycle: &BrokerLifecycleManager,
+) {
+    let offline = replica_manager.unreported_offline_replicas();
+    if offline.is_empty() {
+        return;
+    }
+    let mut topics: Vec<arq::TopicData> = Vec::new();
+    for &(topic_id, partition_index) in &offline {
+        let p = arq::PartitionData {
+            partition_index,
+            ..Default::default()
+        };
+        match topics.iter_mut().find(|t| t.topic_id == topic_id) {
+            Some(t) => t.partitions.push(p),
+            None => topics.push(arq::TopicData {
+                topic_id,
+                partitions: vec![p],
+                ..Default::default()
+            }),
+        }
+    }
+    let request = AssignReplicasToDirsRequest {
+        broker_id,
+        broker_epoch: lifecycle.broker_epoch(),
+        directories: vec![arq::DirectoryData {
+            id: LOST_DIRECTORY,
+            topics,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let response = channel
+        .send(
+            ASSIGN_REPLICAS_TO_DIRS_VERSION,
+            RequestKind::AssignReplicasToDirs(request),
+        )
+        .await;
+    let Some(ResponseKind::AssignReplicasToDirs(r)) = response else {
+        return; // no answer: sent again next round
+    };
+    if r.error_code != 0 {
+        tracing::info!(
+            error = r.error_code,
+            "offline replicas not acknowledged by the controller"
+        );
+        return;
+    }
+    // Acknowledged, or refused for good (the topic is gone, the replica moved): either way the
+    // controller needs no more from us about them.
+    let done: Vec<(Uuid, i32)> = r
+        .directories
+        .iter()
+        .flat_map(|d| &d.topics)
+        .flat_map(|t| t.partitions.iter().map(|p| (t.topic_id, p.partition_index)))
+        .collect();
+    replica_manager.offline_replicas_reported(&done);
 }
 
 fn alter_partition_request(

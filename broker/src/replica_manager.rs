@@ -14,6 +14,12 @@
 //! their leader ([`crate::replica_fetcher`]). With a single replica the high watermark follows
 //! the log end at once.
 //!
+//! A replica whose log cannot be created or opened is never hosted: it answers
+//! KAFKA_STORAGE_ERROR, CreateTopics reports it ([`ReplicaManager::offline_topics`]), and the
+//! controller is told ([`crate::alter_partition_manager`] sends AssignReplicasToDirs to Kafka's
+//! `DirectoryId.LOST`), which moves leadership to another ISR member or leaves the partition
+//! leaderless — so no broker is advertised as the leader of a partition it has no log for.
+//!
 //! Thread-safety: the partition map is behind a `RwLock` held only to look up, insert or remove
 //! (never during I/O); each log has its own mutex (storage's `SharedLog`); appends wake delayed
 //! fetches through a `Notify`.
@@ -26,7 +32,7 @@ use rafka_controller::image::{
 };
 use rafka_protocol::{ErrorCode, Uuid};
 use rafka_storage::log_manager::lock_log;
-use rafka_storage::unified_log::TimestampAndOffset;
+use rafka_storage::unified_log::{TimestampAndOffset, TimestampSearch, TimestampStep};
 use rafka_storage::{FileSlice, LogConfig, LogManager, SharedLog, TopicPartition};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -137,6 +143,21 @@ pub struct ReplicaManager {
     min_insync_replicas: Arc<dyn Fn(&MetadataImage, &str) -> i32 + Send + Sync>,
     /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
     replica_lag_time_max_ms: AtomicI64,
+    /// Replicas this broker cannot host: their log could not be created or opened. They are
+    /// answered KAFKA_STORAGE_ERROR and reported to the controller (AssignReplicasToDirs to
+    /// Kafka's `DirectoryId.LOST`), which moves leadership away. Cleared when the replica
+    /// goes away (topic deleted, replica moved) or its log is created after all.
+    offline: Mutex<HashMap<TopicPartition, OfflineReplica>>,
+}
+
+/// A replica whose log could not be created or opened.
+#[derive(Debug, Clone)]
+pub struct OfflineReplica {
+    pub topic_id: Uuid,
+    pub error: String,
+    /// Whether the controller has acknowledged it (reported again when the image shows this
+    /// broker leading it or in its ISR once more).
+    pub reported: bool,
 }
 
 impl ReplicaManager {
@@ -156,6 +177,7 @@ impl ReplicaManager {
             hw_advanced: Notify::new(),
             min_insync_replicas,
             replica_lag_time_max_ms: AtomicI64::new(30_000),
+            offline: Mutex::new(HashMap::new()),
         }
     }
 
@@ -266,10 +288,23 @@ impl ReplicaManager {
                             .unwrap_or_else(|e| e.into_inner())
                             .remove(&(stale.topic_id, index));
                     }
+                    let stale_offline = self
+                        .offline_map()
+                        .get(&tp)
+                        .is_some_and(|o| o.topic_id != topic.id);
+                    if stale_offline {
+                        // A topic whose log was offline was deleted and re-created: its old
+                        // log goes, and the new one is created.
+                        self.offline_map().remove(&tp);
+                        let _ = self.log_manager.delete_log(&tp);
+                    }
                     let log = match self.log_manager.get_or_create_log(&tp, config, now) {
-                        Ok(l) => l,
+                        Ok(l) => {
+                            self.offline_map().remove(&tp);
+                            l
+                        }
                         Err(e) => {
-                            tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "cannot create log");
+                            self.mark_offline(&tp, topic.id, reg, &e.to_string());
                             continue;
                         }
                     };
@@ -335,6 +370,25 @@ impl ReplicaManager {
                 })
                 .collect()
         };
+        // Offline replicas that are gone: their topic was deleted (perhaps re-created: a new
+        // id) or the replica moved away. A deleted topic takes its unopenable log with it.
+        let offline_gone: Vec<TopicPartition> = self
+            .offline_map()
+            .iter()
+            .filter(|(tp, o)| {
+                new.partition(&o.topic_id, tp.partition)
+                    .is_none_or(|reg| !reg.replicas.contains(&me))
+            })
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in offline_gone {
+            self.offline_map().remove(&tp);
+            if self.partition(&tp).is_none() {
+                if let Err(e) = self.log_manager.delete_log(&tp) {
+                    tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "cannot delete log");
+                }
+            }
+        }
         for tp in gone {
             if let Some(p) = self
                 .partitions
@@ -357,6 +411,81 @@ impl ReplicaManager {
         self.hw_advanced.notify_waiters();
     }
 
+    fn offline_map(&self) -> std::sync::MutexGuard<'_, HashMap<TopicPartition, OfflineReplica>> {
+        self.offline.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records that this broker cannot host `tp` (its log could not be created or opened). It
+    /// is (re)reported to the controller when the image still has this broker leading it or in
+    /// its ISR; otherwise the controller has already moved it out.
+    fn mark_offline(
+        &self,
+        tp: &TopicPartition,
+        topic_id: Uuid,
+        reg: &PartitionRegistration,
+        error: &str,
+    ) {
+        let me = self.broker_id;
+        let needs_report = reg.leader == me || reg.isr.contains(&me);
+        let mut offline = self.offline_map();
+        let known = offline.get(tp).is_some_and(|o| o.topic_id == topic_id);
+        if !known {
+            tracing::error!(topic = %tp.topic, partition = tp.partition, error, "cannot create or open log: replica offline, reported to the controller");
+        }
+        let reported = known && !needs_report && offline.get(tp).is_some_and(|o| o.reported);
+        offline.insert(
+            tp.clone(),
+            OfflineReplica {
+                topic_id,
+                error: error.to_owned(),
+                reported,
+            },
+        );
+    }
+
+    /// The offline replicas the controller has not acknowledged yet: (topic id, partition).
+    pub fn unreported_offline_replicas(&self) -> Vec<(Uuid, i32)> {
+        let mut v: Vec<(Uuid, i32)> = self
+            .offline_map()
+            .iter()
+            .filter(|(_, o)| !o.reported)
+            .map(|(tp, o)| (o.topic_id, tp.partition))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// The controller acknowledged these offline replicas.
+    pub fn offline_replicas_reported(&self, replicas: &[(Uuid, i32)]) {
+        for o in self.offline_map().iter_mut() {
+            if replicas.contains(&(o.1.topic_id, o.0.partition)) {
+                o.1.reported = true;
+            }
+        }
+    }
+
+    /// For CreateTopics: each of `topics` with a replica on this broker whose log could not be
+    /// created, with the reason (the topic exists, but is not healthy).
+    pub fn offline_topics(&self, topics: &[String]) -> Vec<(String, String)> {
+        let offline = self.offline_map();
+        let mut v: Vec<(String, String)> = topics
+            .iter()
+            .filter_map(|t| {
+                offline
+                    .iter()
+                    .find(|(tp, _)| &tp.topic == t)
+                    .map(|(tp, o)| {
+                        (
+                            t.clone(),
+                            format!("partition {}: {}", tp.partition, o.error),
+                        )
+                    })
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
     /// Looks up a partition this broker leads, with the error a client gets otherwise.
     fn leader_partition(
         &self,
@@ -366,6 +495,8 @@ impl ReplicaManager {
         match self.partition(tp) {
             Some(p) if p.is_leader() => Ok(p),
             Some(_) => Err(ErrorCode::NotLeaderOrFollower),
+            // A replica without its log (Kafka's offline partition).
+            None if self.offline_map().contains_key(tp) => Err(ErrorCode::KafkaStorageError),
             None => match image.topic_by_name(&tp.topic) {
                 Some(t) if t.partitions.contains_key(&tp.partition) => {
                     Err(ErrorCode::NotLeaderOrFollower)
@@ -516,6 +647,10 @@ impl ReplicaManager {
 
     /// ListOffsets for a partition this broker leads (`timestamp` -1 latest = the high
     /// watermark, -2 earliest, -3 max timestamp, else the first record at or after it).
+    ///
+    /// A search by time may read and decompress batches: that half runs without the log's lock
+    /// ([`TimestampSearch`]), so appends and fetches of the partition go on meanwhile; the
+    /// caller runs this on a blocking thread ([`ReplicaManager::needs_blocking_search`]).
     pub fn fetch_offset_for_timestamp(
         &self,
         image: &MetadataImage,
@@ -532,27 +667,55 @@ impl ReplicaManager {
                 ErrorCode::UnknownLeaderEpoch
             });
         }
-        let mut log = lock_log(&p.log);
-        // KIP-207: a new leader answers only once its high watermark has reached the start of
-        // its epoch, so no client sees the partition's end move backwards after a failover.
-        if timestamp != rafka_storage::unified_log::EARLIEST_TIMESTAMP
-            && replication::epoch_start_offset(&log, epoch) > log.high_watermark()
-        {
-            return Err(ErrorCode::OffsetNotAvailable);
+        let mut search = TimestampSearch::new(timestamp);
+        loop {
+            // Lock held for: the KIP-207 check, in-memory answers, and walking batch headers.
+            let (read, high_watermark) = {
+                let mut log = lock_log(&p.log);
+                let hw = log.high_watermark();
+                // KIP-207: a new leader answers only once its high watermark has reached the
+                // start of its epoch, so no client sees the partition's end move backwards after
+                // a failover.
+                if timestamp != rafka_storage::unified_log::EARLIEST_TIMESTAMP
+                    && replication::epoch_start_offset(&log, epoch) > hw
+                {
+                    return Err(ErrorCode::OffsetNotAvailable);
+                }
+                if timestamp == rafka_storage::unified_log::LATEST_TIMESTAMP {
+                    return Ok(Some(TimestampAndOffset {
+                        timestamp: -1,
+                        offset: hw,
+                        leader_epoch: epoch,
+                    }));
+                }
+                if !Self::needs_blocking_search(timestamp) {
+                    // EARLIEST, or a negative target no record can have: nothing to read.
+                    return match log.fetch_offset_by_timestamp(timestamp) {
+                        Ok(r) => Ok(r.filter(|t| t.offset <= hw)),
+                        Err(e) => Err(storage_error_code(&e)),
+                    };
+                }
+                match search.step(&mut log) {
+                    // Never an offset a consumer may not read.
+                    Ok(TimestampStep::Done(r)) => return Ok(r.filter(|t| t.offset <= hw)),
+                    Ok(TimestampStep::Read(read)) => (read, hw),
+                    Err(e) => return Err(storage_error_code(&e)),
+                }
+            };
+            // Off the lock: read the batch and decompress it.
+            match search.read(read) {
+                // The high watermark never moves back: the one seen under the lock bounds it.
+                Ok(Some(found)) => return Ok(Some(found).filter(|t| t.offset <= high_watermark)),
+                Ok(None) => continue,
+                Err(e) => return Err(storage_error_code(&e)),
+            }
         }
-        if timestamp == rafka_storage::unified_log::LATEST_TIMESTAMP {
-            return Ok(Some(TimestampAndOffset {
-                timestamp: -1,
-                offset: log.high_watermark(),
-                leader_epoch: epoch,
-            }));
-        }
-        match log.fetch_offset_by_timestamp(timestamp) {
-            // Never an offset a consumer may not read.
-            Ok(Some(t)) if t.offset > log.high_watermark() => Ok(None),
-            Ok(r) => Ok(r),
-            Err(e) => Err(storage_error_code(&e)),
-        }
+    }
+
+    /// Whether ListOffsets for `timestamp` may read and decompress batches (a time, or the max
+    /// timestamp), so belongs on a blocking thread rather than an async worker.
+    pub fn needs_blocking_search(timestamp: i64) -> bool {
+        timestamp >= 0 || timestamp == rafka_storage::unified_log::MAX_TIMESTAMP
     }
 
     /// A future that completes at the next append. Create (and `enable`) it before reading, so
@@ -680,5 +843,98 @@ mod tests {
         // Nothing changed: nothing to do.
         rm.apply_image(&c, &c);
         assert_eq!(hosted(&rm), vec![]);
+    }
+
+    /// A replica whose log cannot be created is never hosted: it answers KAFKA_STORAGE_ERROR,
+    /// CreateTopics learns of it, it waits to be reported to the controller (again whenever
+    /// the image still shows this broker leading it or in its ISR), and it goes with its topic.
+    #[test]
+    fn a_replica_whose_log_cannot_be_created_is_offline_and_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lm = Arc::new(
+            LogManager::open(
+                Arc::new(DiskFs),
+                &[dir.path().to_path_buf()],
+                &|_| LogConfig::default(),
+                0,
+            )
+            .expect("log manager"),
+        );
+        let rm = ReplicaManager::new(
+            1,
+            lm,
+            Arc::new(|_: &MetadataImage, _: &str| LogConfig::default()),
+            Arc::new(|_: &MetadataImage, _: &str| 1),
+        );
+        // A file where partition "bad"-0's directory must go.
+        std::fs::write(dir.path().join("bad-0"), b"not a directory").expect("write");
+        let empty = MetadataImage::new();
+        let a = next(
+            &empty,
+            &[
+                topic("bad", 1),
+                partition(1, 0, 1),
+                partition(1, 1, 1),
+                topic("good", 2),
+                partition(2, 0, 1),
+            ],
+        );
+        rm.apply_image(&empty, &a);
+        assert_eq!(
+            hosted(&rm),
+            vec![("bad".into(), 1, 1), ("good".into(), 0, 2)]
+        );
+        let bad = TopicPartition::new("bad", 0);
+        assert_eq!(
+            rm.append(&a, &bad, &Bytes::new(), 1).error,
+            ErrorCode::KafkaStorageError
+        );
+        assert_eq!(
+            rm.read(&a, &bad, 0, 1024, true, -1).error,
+            ErrorCode::KafkaStorageError
+        );
+        assert_eq!(
+            rm.fetch_offset_for_timestamp(&a, &bad, -1, -1),
+            Err(ErrorCode::KafkaStorageError)
+        );
+        let offline = rm.offline_topics(&["bad".into(), "good".into()]);
+        assert_eq!(offline.len(), 1);
+        assert_eq!(offline[0].0, "bad");
+        assert_eq!(
+            rm.unreported_offline_replicas(),
+            vec![(Uuid::from_u128(1), 0)]
+        );
+        rm.offline_replicas_reported(&[(Uuid::from_u128(1), 0)]);
+        assert!(rm.unreported_offline_replicas().is_empty());
+
+        // The controller left it leaderless (this broker the last ISR member): it is still
+        // offline here, and reported again since the image keeps this broker in its ISR.
+        let b = next(
+            &a,
+            &[MetadataRecord::PartitionChange(PartitionChangeRecord {
+                topic_id: Uuid::from_u128(1),
+                partition_id: 0,
+                leader: -1,
+                ..Default::default()
+            })],
+        );
+        rm.apply_image(&a, &b);
+        assert_eq!(
+            rm.unreported_offline_replicas(),
+            vec![(Uuid::from_u128(1), 0)]
+        );
+
+        // Deleted: nothing offline is left, and the other topic is still served.
+        let c = next(
+            &b,
+            &[MetadataRecord::RemoveTopic(RemoveTopicRecord {
+                topic_id: Uuid::from_u128(1),
+                ..Default::default()
+            })],
+        );
+        rm.apply_image(&b, &c);
+        assert!(rm.unreported_offline_replicas().is_empty());
+        assert!(rm.offline_topics(&["bad".into()]).is_empty());
+        assert_eq!(hosted(&rm), vec![("good".into(), 0, 2)]);
     }
 }

@@ -380,6 +380,12 @@ impl EventLoop {
                 let res = active.alter_partition(&image, r);
                 self.commit(res).await.map(ResponseKind::AlterPartition)
             }
+            RequestKind::AssignReplicasToDirs(r) => {
+                let res = active.assign_replicas_to_dirs(&image, r);
+                self.commit(res)
+                    .await
+                    .map(ResponseKind::AssignReplicasToDirs)
+            }
             RequestKind::AllocateProducerIds(r) => {
                 let res = active.allocate_producer_ids(&image, r);
                 self.commit(res)
@@ -425,6 +431,7 @@ fn served(body: &RequestKind) -> bool {
         RequestKind::BrokerRegistration(_)
             | RequestKind::BrokerHeartbeat(_)
             | RequestKind::AlterPartition(_)
+            | RequestKind::AssignReplicasToDirs(_)
             | RequestKind::AllocateProducerIds(_)
             | RequestKind::CreateTopics(_)
             | RequestKind::DeleteTopics(_)
@@ -455,6 +462,12 @@ pub fn not_controller(_version: i16, body: &RequestKind) -> ResponseKind {
             error_code: code,
             ..Default::default()
         }),
+        RequestKind::AssignReplicasToDirs(_) => {
+            ResponseKind::AssignReplicasToDirs(AssignReplicasToDirsResponse {
+                error_code: code,
+                ..Default::default()
+            })
+        }
         RequestKind::AllocateProducerIds(_) => {
             ResponseKind::AllocateProducerIds(AllocateProducerIdsResponse {
                 error_code: code,

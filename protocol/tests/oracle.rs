@@ -115,6 +115,7 @@ oracle! {
     BrokerRegistration: BrokerRegistrationRequest, BrokerRegistrationResponse;
     BrokerHeartbeat: BrokerHeartbeatRequest, BrokerHeartbeatResponse;
     AllocateProducerIds: AllocateProducerIdsRequest, AllocateProducerIdsResponse;
+    AssignReplicasToDirs: AssignReplicasToDirsRequest, AssignReplicasToDirsResponse;
 }
 
 /// The "implement" column of PROTOCOL.md (the copy at the repository root): (API key, version).
@@ -158,6 +159,7 @@ fn every_implemented_version_agrees_with_the_oracle() {
         ApiKey::BrokerRegistration,
         ApiKey::BrokerHeartbeat,
         ApiKey::AllocateProducerIds,
+        ApiKey::AssignReplicasToDirs,
     ];
     let client_facing: BTreeSet<(ApiKey, i16)> = checked
         .iter()

@@ -53,6 +53,10 @@
 //! can be rebuilt from the log; here a batch whose records are all superseded goes, so an
 //! idempotent producer's state may have to come from its snapshot rather than a log replay.
 //!
+//! Faults: a log whose clean fails is marked uncleanable ([`LogCleaner::mark_uncleanable`]) by
+//! the pass over all logs ([`crate::LogManager::clean_logs`]) and skipped from then on, so that
+//! one bad batch never stops the compaction of every other partition.
+//!
 //! Thread-safety: a `LogCleaner` is used by one thread at a time (`&mut self`); it takes a log's
 //! lock only to list its segments and to swap.
 
@@ -63,7 +67,7 @@ use crate::error::{IoContext, Result, StorageError};
 use crate::fs::{FileSystem, LogFile};
 use crate::log_manager::{lock_log, SharedLog};
 use crate::log_segment::{file_name, BatchToAppend, LogSegment, NO_TIMESTAMP};
-use crate::unified_log::records_of;
+use crate::unified_log::{records_of, UnifiedLog};
 use bytes::Bytes;
 use rafka_protocol::record::Record;
 use rafka_protocol::record_batch::{
@@ -73,7 +77,7 @@ use rafka_protocol::record_batch::{
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 /// The cleaner checkpoint at the top of a log directory: per partition, the first offset not
 /// yet cleaned.
@@ -186,6 +190,10 @@ pub struct LogCleaner {
     fs: Arc<dyn FileSystem>,
     dedupe_buffer_size: usize,
     tombstone_horizons: HashMap<TopicPartition, i64>,
+    /// Kafka's `uncleanablePartitions`: logs whose clean failed, never tried again. Held as a
+    /// `Weak` of the very log, so that a partition deleted and re-created under the same name (a
+    /// new log) is cleaned again, and the allocation it points to cannot be reused meanwhile.
+    uncleanable: HashMap<TopicPartition, Weak<Mutex<UnifiedLog>>>,
 }
 
 impl LogCleaner {
@@ -194,7 +202,33 @@ impl LogCleaner {
             fs,
             dedupe_buffer_size,
             tombstone_horizons: HashMap::new(),
+            uncleanable: HashMap::new(),
         }
+    }
+
+    /// Sets `log` aside: no later pass cleans it (see [`LogCleaner::is_uncleanable`]).
+    pub fn mark_uncleanable(&mut self, tp: &TopicPartition, log: &SharedLog) {
+        self.tombstone_horizons.remove(tp);
+        self.uncleanable.insert(tp.clone(), Arc::downgrade(log));
+    }
+
+    /// Whether `log` (this very log, not another of the same name) was set aside.
+    pub fn is_uncleanable(&self, tp: &TopicPartition, log: &SharedLog) -> bool {
+        self.uncleanable
+            .get(tp)
+            .is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(log)))
+    }
+
+    /// Keeps only the marks `keep` accepts (given the partition and its marked log, still alive).
+    pub fn retain_uncleanable(&mut self, keep: impl Fn(&TopicPartition, &SharedLog) -> bool) {
+        self.uncleanable
+            .retain(|tp, w| w.upgrade().is_some_and(|log| keep(tp, &log)));
+    }
+
+    pub fn uncleanable_partitions(&self) -> Vec<TopicPartition> {
+        let mut v: Vec<TopicPartition> = self.uncleanable.keys().cloned().collect();
+        v.sort();
+        v
     }
 
     pub fn set_dedupe_buffer_size(&mut self, bytes: usize) {

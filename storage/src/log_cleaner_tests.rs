@@ -588,3 +588,111 @@ fn the_last_batch_of_an_active_producer_is_kept_empty_so_its_state_can_be_rebuil
         .expect("producer 7 rebuilt");
     assert_eq!((e.producer_epoch, e.last_seq(), e.last_offset()), (3, 1, 1));
 }
+
+/// Writes 200 keyed gzip batches (10 keys) to `tp`'s log through the manager; every segment
+/// but the active one is then cleanable (high watermark at the log end).
+fn fill_compacted(lm: &crate::LogManager, tp: &TopicPartition) -> SharedLog {
+    let log = lm.get_or_create_log(tp, compact_config(2048), 0).unwrap();
+    let mut l = lock_log(&log);
+    for i in 0..200 {
+        let (k, v) = (format!("k{}", i % 10), format!("v{i}"));
+        put(&mut l, Compression::Gzip, i, &[(&k, Some(&v))]);
+    }
+    assert!(l.number_of_segments() > 3);
+    drop(l);
+    log
+}
+
+/// Overwrites the compressed payload of the first batch of `log`'s first segment with
+/// garbage (its header, CRC included, stays as it was): what a bad disk sector or a buggy
+/// writer leaves behind, found only when the cleaner decompresses it.
+fn corrupt_first_batch_payload(log: &SharedLog) {
+    use std::os::unix::fs::FileExt;
+    let l = lock_log(log);
+    let base = l.segment_base_offsets()[0];
+    let path = l.dir().join(file_name(base, ".log"));
+    drop(l);
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_all_at(&[0xAB; 16], RECORD_BATCH_OVERHEAD as u64)
+        .unwrap();
+}
+
+#[test]
+fn a_partition_that_fails_to_clean_is_set_aside_and_the_others_keep_compacting() {
+    let dir = tempfile::tempdir().unwrap();
+    let lm = crate::LogManager::open(
+        fs(),
+        &[dir.path().to_path_buf()],
+        &|_| compact_config(2048),
+        0,
+    )
+    .unwrap();
+    // "b" sorts between the others: the pass meets the bad log in the middle.
+    let (a, b, c) = (
+        TopicPartition::new("a", 0),
+        TopicPartition::new("b", 0),
+        TopicPartition::new("c", 0),
+    );
+    let (la, lb, lc) = (
+        fill_compacted(&lm, &a),
+        fill_compacted(&lm, &b),
+        fill_compacted(&lm, &c),
+    );
+    corrupt_first_batch_payload(&lb);
+    let b_before = std::fs::read(lock_log(&lb).dir().join(file_name(0, ".log"))).unwrap();
+
+    let stats = lm
+        .clean_logs(1000)
+        .expect("one bad partition is no error of the pass");
+    assert_eq!(lm.uncleanable_partitions(), vec![b.clone()]);
+    // a and c were both cleaned: one record per key below their active segments.
+    assert!(stats.segments_cleaned >= 6, "{stats:?}");
+    for log in [&la, &lc] {
+        let mut l = lock_log(log);
+        let active = *l.segment_base_offsets().last().unwrap();
+        let (_, records) = read_all(&mut l);
+        let cleaned = records.iter().filter(|r| r.0 < active).count();
+        assert!(
+            cleaned <= 10,
+            "{cleaned} records left below the active segment"
+        );
+    }
+    // b is as it was: nothing swapped in, nothing left behind.
+    assert_eq!(
+        std::fs::read(lock_log(&lb).dir().join(file_name(0, ".log"))).unwrap(),
+        b_before
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(lock_log(&lb).dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(CLEANED_SUFFIX))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // New data in a: cleaned again; b stays set aside.
+    {
+        let mut l = lock_log(&la);
+        for i in 200..300 {
+            put(
+                &mut l,
+                Compression::Gzip,
+                i,
+                &[(&format!("k{}", i % 10), Some("w"))],
+            );
+        }
+    }
+    let stats = lm.clean_logs(2000).unwrap();
+    assert!(stats.segments_cleaned > 0, "{stats:?}");
+    assert_eq!(lm.uncleanable_partitions(), vec![b.clone()]);
+
+    // Deleted and re-created (a new log): cleaned again.
+    drop(lb);
+    assert!(lm.delete_log(&b).unwrap());
+    let lb = fill_compacted(&lm, &b);
+    lm.clean_logs(3000).unwrap();
+    assert!(lm.uncleanable_partitions().is_empty());
+    let mut l = lock_log(&lb);
+    let active = *l.segment_base_offsets().last().unwrap();
+    let (_, records) = read_all(&mut l);
+    assert!(records.iter().filter(|r| r.0 < active).count() <= 10);
+}

@@ -7,6 +7,11 @@
 //! removes the marker so that a crash from now on is detected. Logs are released after loading
 //! (no descriptors or mappings held) and reopen their files on first use.
 //!
+//! A log that cannot be opened at startup is left out and remembered as offline
+//! ([`LogManager::offline_log`]): the node starts and serves every other partition, and that
+//! partition's log is never re-created elsewhere; the replica manager reports it to the
+//! controller as it does a log that cannot be created.
+//!
 //! Thread-safety: the map of logs is behind a mutex held only to look up, insert or remove an
 //! entry (never during I/O on a log); each log is behind its own mutex. Lock order: the map,
 //! then a log.
@@ -39,6 +44,39 @@ pub fn lock_log(log: &SharedLog) -> MutexGuard<'_, UnifiedLog> {
     log.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The longest file name Linux (and every file system Kafka runs on) accepts.
+const MAX_FILE_NAME_BYTES: usize = 255;
+/// The suffix of a partition directory being deleted (Kafka's `DeleteDirSuffix`).
+pub const DELETE_DIR_SUFFIX: &str = "-delete";
+
+/// The name a partition directory takes while it is deleted, Kafka's `logDeleteDirName`:
+/// `<topic>-<partition>.<unique id>-delete`, the topic cut short so the whole fits a file name
+/// (255 bytes). A topic name may have 249 characters, so the plain form would not fit; the
+/// name is never parsed back (a `-delete` directory is only removed), so nothing is lost.
+pub fn delete_dir_name(tp: &TopicPartition, unique_id: u128) -> String {
+    let suffix = format!("-{}.{unique_id:032x}{DELETE_DIR_SUFFIX}", tp.partition);
+    let mut keep = tp
+        .topic
+        .len()
+        .min(MAX_FILE_NAME_BYTES.saturating_sub(suffix.len()));
+    // Topic names are ASCII; a boundary check keeps any other name valid UTF-8 all the same.
+    while !tp.topic.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}{suffix}", &tp.topic[..keep])
+}
+
+/// A value unique to this deletion (Kafka takes a random UUID): the clock's nanoseconds, the
+/// process id and a counter, so two deletions of one partition never collide.
+fn unique_id() -> u128 {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    (nanos << 32) ^ (u128::from(std::process::id()) << 16) ^ u128::from(n)
+}
+
 #[derive(Debug)]
 struct LogEntry {
     dir: PathBuf,
@@ -50,6 +88,9 @@ pub struct LogManager {
     fs: Arc<dyn FileSystem>,
     dirs: Vec<PathBuf>,
     logs: Mutex<BTreeMap<TopicPartition, LogEntry>>,
+    /// Logs found at startup that could not be opened: their directory and why. Never created
+    /// afresh elsewhere (that would fork the partition's data); only deleted, with the topic.
+    offline: Mutex<BTreeMap<TopicPartition, (PathBuf, String)>>,
     /// Held for a whole cleaning pass (one cleaner at a time); taken before any log's lock.
     cleaner: Mutex<LogCleaner>,
 }
@@ -64,6 +105,7 @@ impl LogManager {
         now_ms: i64,
     ) -> Result<LogManager> {
         let mut logs = BTreeMap::new();
+        let mut offline = BTreeMap::new();
         for dir in dirs {
             fs.create_dir_all(dir).at(dir)?;
             let marker = dir.join(CLEAN_SHUTDOWN_FILE);
@@ -85,7 +127,7 @@ impl LogManager {
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                if name.ends_with("-delete") {
+                if name.ends_with(DELETE_DIR_SUFFIX) {
                     // A deletion a crash interrupted.
                     fs.remove_dir_all(&p).at(&p)?;
                     continue;
@@ -103,16 +145,26 @@ impl LogManager {
                     high_watermark: hws.get(&tp).copied().unwrap_or(0),
                     clean_shutdown: clean,
                 };
-                let mut log = UnifiedLog::open(
+                let opened = UnifiedLog::open(
                     fs.clone(),
                     &p,
                     tp.clone(),
                     config_for(&tp),
                     checkpoints,
                     now_ms,
-                )?;
-                log.release()?;
-                if logs.contains_key(&tp) {
+                )
+                .and_then(|mut log| log.release().map(|()| log));
+                let log = match opened {
+                    Ok(log) => log,
+                    Err(e) => {
+                        // One log that cannot be opened takes only its partition offline (Kafka
+                        // takes its whole directory): the others are served.
+                        tracing::error!(topic = %tp.topic, partition = tp.partition, error = %e, "cannot open log: partition offline until restart");
+                        offline.insert(tp, (p, e.to_string()));
+                        continue;
+                    }
+                };
+                if logs.contains_key(&tp) || offline.contains_key(&tp) {
                     return Err(StorageError::CorruptFile {
                         path: p,
                         what: format!("{tp} is in two log directories"),
@@ -136,6 +188,7 @@ impl LogManager {
             fs,
             dirs: dirs.to_vec(),
             logs: Mutex::new(logs),
+            offline: Mutex::new(offline),
         })
     }
 
@@ -174,6 +227,12 @@ impl LogManager {
         if let Some(l) = self.get_log(tp) {
             return Ok(l);
         }
+        if let Some((path, why)) = self.offline_log(tp) {
+            return Err(StorageError::Io {
+                path,
+                source: std::io::Error::other(format!("log could not be opened at startup: {why}")),
+            });
+        }
         let dir = {
             let map = self.map();
             self.dirs
@@ -201,25 +260,45 @@ impl LogManager {
         Ok(entry.log.clone())
     }
 
-    /// Removes a partition's log: its directory is renamed `<topic>-<partition>.<n>-delete` (so a
-    /// crash finishes the deletion at the next start) and then removed.
+    /// Removes a partition's log: its directory is renamed [`delete_dir_name`] (so a crash
+    /// finishes the deletion at the next start) and then removed.
     pub fn delete_log(&self, tp: &TopicPartition) -> Result<bool> {
-        let Some(entry) = self.map().remove(tp) else {
-            return Ok(false);
+        let (parent, from, _log) = match self.map().remove(tp) {
+            Some(entry) => {
+                let mut log = lock_log(&entry.log);
+                log.release()?;
+                let from = log.dir().to_path_buf();
+                drop(log);
+                (entry.dir, from, Some(entry.log))
+            }
+            None => {
+                // A log that could not be opened goes with its topic all the same.
+                let offline = self
+                    .offline
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(tp);
+                match offline.and_then(|(path, _)| Some((path.parent()?.to_path_buf(), path))) {
+                    Some((parent, path)) => (parent, path, None),
+                    None => return Ok(false),
+                }
+            }
         };
-        let mut log = lock_log(&entry.log);
-        log.release()?;
-        let from = log.dir().to_path_buf();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let to = entry
-            .dir
-            .join(format!("{}.{nanos:x}-delete", tp.dir_name()));
+        let to = parent.join(delete_dir_name(tp, unique_id()));
         self.fs.rename(&from, &to).at(&from)?;
-        self.fs.sync_dir(&entry.dir).at(&entry.dir)?;
+        self.fs.sync_dir(&parent).at(&parent)?;
         self.fs.remove_dir_all(&to).at(&to)?;
         Ok(true)
+    }
+
+    /// Why `tp`'s log is offline, if it could not be opened at startup (its directory, and the
+    /// error).
+    pub fn offline_log(&self, tp: &TopicPartition) -> Option<(PathBuf, String)> {
+        self.offline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(tp)
+            .cloned()
     }
 
     fn logs_by_dir(&self) -> Vec<(PathBuf, Vec<(TopicPartition, SharedLog)>)> {
@@ -307,19 +386,58 @@ impl LogManager {
     /// ([`LogCleaner::clean_log`]), each directory's `cleaner-offset-checkpoint` rewritten after
     /// the logs it cleaned. Blocking and long: for a background thread, every
     /// `log.cleaner.backoff.ms`. Returns what was done, summed over the logs.
+    ///
+    /// Faults are isolated per partition, as Kafka's `LogCleanerManager` does with its
+    /// `uncleanablePartitions`: a log whose clean fails (a corrupt batch, a decompression
+    /// failure, an I/O error on its files) is marked uncleanable, logged once, and skipped by
+    /// every later pass, while the other logs go on being cleaned. The mark is held in memory
+    /// against that very log (its `SharedLog`): it ends when the partition is deleted (or deleted
+    /// and re-created under the same name — a new log) or the broker restarts, as in Kafka.
+    /// Kafka takes the whole log directory offline for an `IOException` while cleaning; here only
+    /// the partition is set aside, since its appends and reads report their own I/O errors.
+    /// Only a directory's checkpoint file failing to be read or written is an error of the pass,
+    /// and only after every directory was tried.
     pub fn clean_logs(&self, now_ms: i64) -> Result<CleanStats> {
         let mut cleaner = self.cleaner.lock().unwrap_or_else(|e| e.into_inner());
         let mut total = CleanStats::default();
-        for (dir, logs) in self.logs_by_dir() {
+        let mut first_error = None;
+        let by_dir = self.logs_by_dir();
+        // Kafka's `maintainUncleanablePartitions`: marks of deleted logs go with them.
+        cleaner.retain_uncleanable(|tp, log| {
+            by_dir
+                .iter()
+                .flat_map(|(_, logs)| logs)
+                .any(|(t, l)| t == tp && Arc::ptr_eq(l, log))
+        });
+        for (dir, logs) in by_dir {
             let file =
                 OffsetCheckpointFile::new(self.fs.clone(), dir.join(CLEANER_OFFSET_CHECKPOINT));
-            let mut checkpoints = file.read()?;
+            let mut checkpoints = match file.read() {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::error!(dir = %dir.display(), error = %e, "cannot read the cleaner checkpoint: directory not cleaned");
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
             let mut cleaned = false;
             for (tp, log) in &logs {
-                let Some((offset, stats)) =
-                    cleaner.clean_log(tp, log, checkpoints.get(tp).copied(), now_ms)?
-                else {
+                if cleaner.is_uncleanable(tp, log) {
                     continue;
+                }
+                let (offset, stats) = match cleaner.clean_log(
+                    tp,
+                    log,
+                    checkpoints.get(tp).copied(),
+                    now_ms,
+                ) {
+                    Ok(Some(done)) => done,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "cleaning failed: partition marked uncleanable until it is deleted or the broker restarts");
+                        cleaner.mark_uncleanable(tp, log);
+                        continue;
+                    }
                 };
                 checkpoints.insert(tp.clone(), offset);
                 cleaned = true;
@@ -333,10 +451,24 @@ impl LogManager {
             if cleaned {
                 // Deleted partitions leave the file with them.
                 checkpoints.retain(|tp, _| logs.iter().any(|(t, _)| t == tp));
-                file.write(&checkpoints)?;
+                if let Err(e) = file.write(&checkpoints) {
+                    tracing::error!(dir = %dir.display(), error = %e, "cannot write the cleaner checkpoint");
+                    first_error.get_or_insert(e);
+                }
             }
         }
-        Ok(total)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(total),
+        }
+    }
+
+    /// The partitions the cleaner has set aside after a failure ([`LogManager::clean_logs`]).
+    pub fn uncleanable_partitions(&self) -> Vec<TopicPartition> {
+        self.cleaner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .uncleanable_partitions()
     }
 
     /// A clean shutdown: every log flushed and closed, the checkpoints written, then the
@@ -384,6 +516,98 @@ mod tests {
         b.append(0, Some(b"k"), Some(&[7; 100]), &[])
             .expect("record fits");
         b.build()
+    }
+
+    /// Kafka allows 249-character topic names: `<topic>-<partition>` fits a file name, but the
+    /// directory's name during deletion must be cut short to fit too.
+    #[test]
+    fn a_partition_of_a_249_character_topic_is_created_and_deleted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lm = LogManager::open(
+            Arc::new(crate::fs::DiskFs),
+            &[dir.path().to_path_buf()],
+            &|_| LogConfig::default(),
+            0,
+        )
+        .expect("open");
+        let tp = TopicPartition::new("t".repeat(249), 12_345);
+        let log = lm
+            .get_or_create_log(&tp, LogConfig::default(), 0)
+            .expect("log");
+        lock_log(&log)
+            .append_as_leader(&batch(), 0, 0)
+            .expect("append");
+        drop(log);
+        assert!(lm.delete_log(&tp).expect("deleted"));
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        let name = delete_dir_name(&tp, u128::MAX);
+        assert_eq!(name.len(), 255);
+        assert!(name.ends_with(&format!("-12345.{}-delete", "f".repeat(32))));
+        // A short name is kept whole.
+        assert_eq!(
+            delete_dir_name(&TopicPartition::new("t", 0), 1),
+            format!("t-0.{:032x}-delete", 1)
+        );
+    }
+
+    /// A log that cannot be opened takes only its partition offline: the node opens, serves
+    /// the others, never re-creates that log, and deletes it with its topic.
+    #[test]
+    fn a_log_that_cannot_be_opened_is_offline_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let open = || {
+            LogManager::open(
+                Arc::new(crate::fs::DiskFs),
+                &[dir.path().to_path_buf()],
+                &|_| LogConfig::default(),
+                0,
+            )
+            .expect("the node opens")
+        };
+        let (bad, good) = (
+            TopicPartition::new("bad", 0),
+            TopicPartition::new("good", 0),
+        );
+        {
+            let lm = open();
+            for tp in [&bad, &good] {
+                let log = lm
+                    .get_or_create_log(tp, LogConfig::default(), 0)
+                    .expect("log");
+                lock_log(&log)
+                    .append_as_leader(&batch(), 0, 0)
+                    .expect("append");
+            }
+            lm.shutdown(0).expect("shutdown");
+        }
+        // Where the first segment's file must be, a directory: the log cannot be opened.
+        let segment = dir.path().join("bad-0").join("00000000000000000000.log");
+        std::fs::remove_file(&segment).expect("remove");
+        std::fs::create_dir(&segment).expect("dir in its place");
+        let lm = open();
+        assert!(lm.offline_log(&bad).is_some());
+        assert_eq!(lm.partitions(), vec![good.clone()]);
+        assert_eq!(
+            lock_log(&lm.get_log(&good).expect("good is served")).log_end_offset(),
+            1
+        );
+        assert!(
+            lm.get_or_create_log(&bad, LogConfig::default(), 0).is_err(),
+            "never re-created empty"
+        );
+        assert!(lm.delete_log(&bad).expect("deleted"));
+        assert!(!dir.path().join("bad-0").exists());
+        assert!(lm.offline_log(&bad).is_none());
+        // Re-created (a new topic of that name): a new, empty log.
+        let log = lm
+            .get_or_create_log(&bad, LogConfig::default(), 0)
+            .expect("log");
+        assert_eq!(lock_log(&log).log_end_offset(), 0);
     }
 
     #[test]

@@ -50,6 +50,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+#[path = "timestamp_search.rs"]
+mod timestamp_search;
+pub use timestamp_search::{BatchRead, TimestampSearch, TimestampStep};
+
 /// ListOffsets' special timestamps.
 pub const LATEST_TIMESTAMP: i64 = -1;
 pub const EARLIEST_TIMESTAMP: i64 = -2;
@@ -884,89 +888,20 @@ impl UnifiedLog {
                     leader_epoch: epoch,
                 }));
             }
-            MAX_TIMESTAMP => return self.max_timestamp_record(),
-            t if t < 0 => return Ok(None),
+            t if t < 0 && t != MAX_TIMESTAMP => return Ok(None),
             _ => {}
         }
-        self.first_record_at_or_after_timestamp(timestamp)
-    }
-
-    /// The first record at or above the log start offset whose timestamp is at or above
-    /// `timestamp`.
-    fn first_record_at_or_after_timestamp(
-        &mut self,
-        timestamp: i64,
-    ) -> Result<Option<TimestampAndOffset>> {
-        let lso = self.log_start_offset;
-        let limit = self.decompression_limit();
-        let bases: Vec<i64> = self.segments.keys().copied().collect();
-        for base in bases {
-            let seg = self
-                .segments
-                .get_mut(&base)
-                .expect("invariant: listed segment");
-            if seg.size() == 0
-                || seg.max_timestamp_so_far() < timestamp
-                    && seg.max_timestamp_so_far() != NO_TIMESTAMP
-            {
-                continue;
-            }
-            let mut from_offset = lso;
-            while let Some(b) = seg.find_batch_by_timestamp(timestamp, from_offset)? {
-                let batch = seg.read_batch(&b)?;
-                if let Some(found) =
-                    first_record_at_or_after(&batch, timestamp, lso, limit, &self.dir)?
-                {
-                    return Ok(Some(found));
+        // Both halves of the search here, under the caller's hold of the log.
+        let mut search = TimestampSearch::new(timestamp);
+        loop {
+            match search.step(self)? {
+                TimestampStep::Done(found) => return Ok(found),
+                TimestampStep::Read(read) => {
+                    if let Some(found) = search.read(read)? {
+                        return Ok(Some(found));
+                    }
                 }
-                from_offset = b.last_offset + 1;
             }
-        }
-        Ok(None)
-    }
-
-    /// MAX_TIMESTAMP: the first record with the largest timestamp among those at or above the
-    /// log start offset (DeleteRecords may have moved it past the record that has the largest
-    /// timestamp of its segment, or inside its batch).
-    fn max_timestamp_record(&mut self) -> Result<Option<TimestampAndOffset>> {
-        let lso = self.log_start_offset;
-        let limit = self.decompression_limit();
-        let bases: Vec<i64> = self.segments.keys().copied().collect();
-        let mut max: Option<i64> = None;
-        for (i, &base) in bases.iter().enumerate() {
-            if bases.get(i + 1).is_some_and(|&next| next <= lso) {
-                continue; // wholly below the log start
-            }
-            let seg = self
-                .segments
-                .get_mut(&base)
-                .expect("invariant: listed segment");
-            if seg.size() == 0 || max.is_some_and(|m| seg.max_timestamp_so_far() <= m) {
-                continue;
-            }
-            if base >= lso {
-                max = Some(seg.max_timestamp_so_far());
-                continue;
-            }
-            // The segment holding the log start: its batches from there, the one the log start
-            // is inside of by its records.
-            let Some(first) = seg.translate_offset(lso)? else {
-                continue;
-            };
-            for b in seg.batches_from(first.position)? {
-                let m = if b.base_offset >= lso {
-                    Some(b.max_timestamp)
-                } else {
-                    let batch = seg.read_batch(&b)?;
-                    max_record_timestamp_from(&batch, lso, limit, &self.dir)?
-                };
-                max = max.max(m);
-            }
-        }
-        // The first record at or above it is one with it.
-        match max {
-            Some(max) => self.first_record_at_or_after_timestamp(max),
-            None => Ok(None),
         }
     }
 

@@ -65,7 +65,7 @@ async fn forward(apis: &KafkaApis, version: i16, req: CreateTopicsRequest) -> Cr
     let names: Vec<String> = req.topics.iter().map(|t| t.name.clone()).collect();
     let validate_only = req.validate_only;
     let timeout = Duration::from_millis(req.timeout_ms.clamp(0, 60_000) as u64);
-    let resp = match apis
+    let mut resp = match apis
         .controller
         .send(version, RequestKind::CreateTopics(req))
         .await
@@ -93,6 +93,13 @@ async fn forward(apis: &KafkaApis, version: i16, req: CreateTopicsRequest) -> Cr
             .map(|t| t.name.clone())
             .collect();
         wait_for_topics(apis, &created, timeout).await;
+        // A topic whose log this broker could not create exists, but is not healthy.
+        for (name, why) in apis.replica_manager.offline_topics(&created) {
+            if let Some(t) = resp.topics.iter_mut().find(|t| t.name == name) {
+                t.error_code = rafka_protocol::ErrorCode::KafkaStorageError.code();
+                t.error_message = Some(why);
+            }
+        }
     }
     resp
 }

@@ -1,15 +1,80 @@
 //! ListOffsets: earliest (-2), latest (-1: the high watermark), max timestamp (-3), or the first
 //! record whose timestamp is at or after the target (-1 offset when there is none).
+//!
+//! A search by time may read and decompress batches (the first record at or after a time can be
+//! inside a compressed batch): a request holding one runs on a blocking thread, never on the
+//! async workers, and the replica manager reads and decompresses without the partition's lock.
 
 use super::KafkaApis;
+use crate::replica_manager::ReplicaManager;
+use rafka_controller::image::MetadataImage;
 use rafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use rafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use rafka_protocol::ErrorCode;
 use rafka_storage::TopicPartition;
+use std::sync::Arc;
 
-pub fn handle(apis: &KafkaApis, version: i16, req: ListOffsetsRequest) -> ListOffsetsResponse {
+pub async fn handle(
+    apis: &KafkaApis,
+    version: i16,
+    req: ListOffsetsRequest,
+) -> ListOffsetsResponse {
     let image = apis.image();
+    let rm = apis.replica_manager.clone();
+    let blocking = req.topics.iter().any(|t| {
+        t.partitions
+            .iter()
+            .any(|p| ReplicaManager::needs_blocking_search(p.timestamp))
+    });
+    if !blocking {
+        return answer(&rm, &image, version, req);
+    }
+    let topics: Vec<(String, Vec<i32>)> = req
+        .topics
+        .iter()
+        .map(|t| {
+            (
+                t.name.clone(),
+                t.partitions.iter().map(|p| p.partition_index).collect(),
+            )
+        })
+        .collect();
+    match tokio::task::spawn_blocking(move || answer(&rm, &image, version, req)).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            // Only a panic in the search gets here: that request's partitions fail alone.
+            tracing::error!(error = %e, "ListOffsets search failed");
+            ListOffsetsResponse {
+                topics: topics
+                    .into_iter()
+                    .map(|(name, partitions)| ListOffsetsTopicResponse {
+                        name,
+                        partitions: partitions
+                            .into_iter()
+                            .map(|partition_index| ListOffsetsPartitionResponse {
+                                partition_index,
+                                error_code: ErrorCode::UnknownServerError.code(),
+                                ..Default::default()
+                            })
+                            .collect(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }
+        }
+    }
+}
+
+/// Answers every partition of the request (may block on reads; see the module docs).
+fn answer(
+    rm: &Arc<ReplicaManager>,
+    image: &MetadataImage,
+    version: i16,
+    req: ListOffsetsRequest,
+) -> ListOffsetsResponse {
     let topics = req
         .topics
         .into_iter()
@@ -27,12 +92,7 @@ pub fn handle(apis: &KafkaApis, version: i16, req: ListOffsetsRequest) -> ListOf
                     } else {
                         -1
                     };
-                    match apis.replica_manager.fetch_offset_for_timestamp(
-                        &image,
-                        &tp,
-                        p.timestamp,
-                        epoch,
-                    ) {
+                    match rm.fetch_offset_for_timestamp(image, &tp, p.timestamp, epoch) {
                         Ok(Some(found)) => ListOffsetsPartitionResponse {
                             partition_index: p.partition_index,
                             timestamp: found.timestamp,

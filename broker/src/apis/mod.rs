@@ -138,7 +138,7 @@ impl KafkaApis {
                 };
             }
             RequestKind::ListOffsets(r) => {
-                ResponseKind::ListOffsets(list_offsets::handle(self, version, r))
+                ResponseKind::ListOffsets(list_offsets::handle(self, version, r).await)
             }
             RequestKind::CreateTopics(r) => {
                 ResponseKind::CreateTopics(create_topics::handle(self, version, r).await)

@@ -14,6 +14,7 @@
 //! - [`config`] — `ConfigurationControlManager`: IncrementalAlterConfigs, AlterConfigs, config
 //!   lookups (`unclean.leader.election.enable`).
 //! - [`producer_ids`] — `ProducerIdControlManager`: AllocateProducerIds.
+//! - [`directories`] — AssignReplicasToDirs: a replica its broker cannot host loses leadership.
 //! - [`partition_change`] — `PartitionChangeBuilder`: elections and ISR targets, for all of them.
 //! - [`placement`] — `StripedReplicaPlacer`: replicas for new partitions.
 //!
@@ -29,6 +30,7 @@
 
 pub mod cluster;
 pub mod config;
+pub mod directories;
 pub mod heartbeats;
 pub mod partition_change;
 pub mod placement;
@@ -48,7 +50,8 @@ pub use placement::{PlacementError, StripedReplicaPlacer, UsableBroker};
 use crate::image::MetadataImage;
 use rafka_protocol::messages::{
     AllocateProducerIdsRequest, AllocateProducerIdsResponse, AlterConfigsRequest,
-    AlterConfigsResponse, AlterPartitionRequest, AlterPartitionResponse, BrokerHeartbeatRequest,
+    AlterConfigsResponse, AlterPartitionRequest, AlterPartitionResponse,
+    AssignReplicasToDirsRequest, AssignReplicasToDirsResponse, BrokerHeartbeatRequest,
     BrokerHeartbeatResponse, BrokerRegistrationRequest, BrokerRegistrationResponse,
     CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
     DeleteTopicsRequest, DeleteTopicsResponse, ElectLeadersRequest, ElectLeadersResponse,
@@ -296,6 +299,14 @@ impl ActiveController {
         request: &AlterConfigsRequest,
     ) -> ControllerResult<AlterConfigsResponse> {
         config::alter_configs(image, request)
+    }
+
+    pub fn assign_replicas_to_dirs(
+        &self,
+        image: &MetadataImage,
+        request: &AssignReplicasToDirsRequest,
+    ) -> ControllerResult<AssignReplicasToDirsResponse> {
+        directories::assign_replicas_to_dirs(image, &self.config, request)
     }
 
     pub fn allocate_producer_ids(

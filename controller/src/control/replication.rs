@@ -102,6 +102,26 @@ pub fn broker_unfenced_changes(
     leader_and_isr_updates(image, config, leaderless, &[], Some(broker_id))
 }
 
+/// The change when `broker` cannot host its replica of one partition (its log is lost, see
+/// [`super::directories`]): it leaves the ISR — the last member stays — and leadership moves
+/// to another ISR member, or to none.
+pub fn replica_offline_changes(
+    image: &MetadataImage,
+    config: &ControllerConfig,
+    topic: &TopicImage,
+    partition: i32,
+    registration: &PartitionRegistration,
+    broker: i32,
+) -> Vec<MetadataRecord> {
+    leader_and_isr_updates(
+        image,
+        config,
+        std::iter::once((topic, partition, registration)),
+        &[broker],
+        None,
+    )
+}
+
 fn partition_error(index: i32, code: ErrorCode) -> apr::PartitionData {
     apr::PartitionData {
         partition_index: index,
