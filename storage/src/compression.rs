@@ -1,7 +1,8 @@
-//! Decompressing the records region of a compressed RecordBatch v2, for the few places that
-//! must read the records themselves: ListOffsets by timestamp inside a compressed batch, log
-//! compaction, and the internal topics. Never used on the produce or fetch path, which move
-//! batches as they are.
+//! Decompressing the records region of a compressed RecordBatch v2, for the places that must
+//! read the records themselves: the produce path's validation ([`decompress_stream`], into the
+//! caller's bounded buffer, nothing kept — see [`crate::log_validator`]), ListOffsets by
+//! timestamp inside a compressed batch, log compaction, and the internal topics ([`decompress`],
+//! the whole region). The fetch path never decompresses, and nothing stored is re-encoded.
 //!
 //! This module owns the codecs' stream formats as Kafka's clients write them, and a bound on
 //! what one call may produce; it does not own the batch header (see
@@ -1064,6 +1065,65 @@ mod tests {
                 Err(DecompressError::TooLarge { .. })
             ));
         }
+    }
+
+    /// Reads `stream` to its end through a small buffer.
+    fn drain(mut stream: DecompressStream<'_>) -> Result<Vec<u8>, DecompressError> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 1000];
+        loop {
+            match stream.read(&mut buf)? {
+                0 => return Ok(out),
+                n => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    /// The stream gives what `decompress` gives — golden batches, multi-frame and multi-chunk
+    /// streams — fails where it fails (every truncation), and stops at the same bound.
+    #[test]
+    fn the_stream_reads_what_decompress_reads() {
+        for golden in &GOLDEN {
+            let (codec, _, data) = region(golden);
+            let whole = decompress(codec, &data, MAX).unwrap();
+            let streamed = drain(decompress_stream(codec, &data, MAX).unwrap()).unwrap();
+            assert_eq!(streamed, whole, "{}", golden.name);
+            for cut in 0..data.len() {
+                let whole = decompress(codec, &data[..cut], MAX);
+                let streamed = decompress_stream(codec, &data[..cut], MAX).and_then(|s| drain(s));
+                assert_eq!(
+                    whole.is_ok(),
+                    streamed.is_ok(),
+                    "{} cut at {cut}",
+                    golden.name
+                );
+            }
+        }
+        for codec in CODECS.into_iter().skip(1) {
+            let four = zeros(codec, 4);
+            let out = drain(decompress_stream(codec, &four, 4 * MIB).unwrap()).unwrap();
+            assert!(
+                out.len() == 4 * MIB && out.iter().all(|&b| b == 0),
+                "{codec}"
+            );
+            let over = decompress_stream(codec, &four, 4 * MIB - 1).and_then(|s| drain(s));
+            assert!(
+                matches!(over, Err(DecompressError::TooLarge { .. })),
+                "{codec}: {over:?}"
+            );
+        }
+        let mut two = lz4_frame(&plain_records(), false, false, false);
+        two.extend_from_slice(&lz4_frame(&plain_records(), true, true, true));
+        assert_eq!(
+            drain(decompress_stream(Compression::Lz4, &two, MAX).unwrap()).unwrap(),
+            decompress(Compression::Lz4, &two, MAX).unwrap()
+        );
+        let plain = plain_records();
+        let chunks = xerial(&[&plain[..100], &plain[100..]]);
+        assert_eq!(
+            drain(decompress_stream(Compression::Snappy, &chunks, MAX).unwrap()).unwrap(),
+            plain
+        );
     }
 
     /// Declared sizes are not trusted: a raw snappy block claiming 4 GiB and a zstd frame
