@@ -348,9 +348,10 @@ fn produce(c: &mut Criterion, st: &RefCell<State>) {
     let mut reference: Option<RecvWriteRef> = None;
     // (id prefix, acks, compression.type, sizes): uncompressed at acks=1 and acks=all, then each
     // codec at acks=1 with text-like payloads (random bytes would not compress).
-    let mut cases: Vec<(String, &str, &str, &[(&str, usize)])> = vec![
-        ("acks1".into(), "1", "none", &SIZES[..]),
-        ("acks_all".into(), "all", "none", &SIZES[..]),
+    type Sizes = &'static [(&'static str, usize)];
+    let mut cases: Vec<(String, &str, &str, Sizes)> = vec![
+        ("acks1".into(), "1", "none", &SIZES),
+        ("acks_all".into(), "all", "none", &SIZES),
     ];
     for codec in CODECS {
         cases.push((format!("acks1_{codec}"), "1", codec, &SIZES[1..]));
