@@ -5,6 +5,10 @@
 //! - `produce/{acks1,acks_all}/{100B,1KiB,16KiB}`: one partition, librdkafka defaults
 //!   (`linger.ms=5`, `batch.size=1000000`, no compression); one iteration is 4 MiB of payload,
 //!   produced and delivered (every delivery report received).
+//! - `produce/acks1_{gzip,snappy,lz4,zstd}/{1KiB,16KiB}`: the same at acks=1 with librdkafka
+//!   compressing (`compression.type`), and text-like payloads that compress 3-4x; throughput and
+//!   CPU per GB count the uncompressed payload. The broker validates every record of these
+//!   batches by streaming them through their decompressor (`storage::log_validator`).
 //! - `consume/{16KiB,1KiB}`: a group-free librdkafka consumer (the per-partition consumer kcat
 //!   uses) reading a partition filled beforehand (768 MiB of 16 KiB or 256 MiB of 1 KiB
 //!   messages, just written, so in the page cache), going back to offset 0 at the end; one
@@ -65,6 +69,8 @@ const MIB: u64 = 1 << 20;
 /// Payload per produce iteration.
 const PRODUCE_ITER_BYTES: u64 = 4 * MIB;
 const SIZES: [(&str, usize); 3] = [("100B", 100), ("1KiB", KIB), ("16KiB", 16 * KIB)];
+/// The codecs of the `produce/acks1_<codec>/*` benches.
+const CODECS: [&str; 4] = ["gzip", "snappy", "lz4", "zstd"];
 /// The consume topics: (name, message size, messages written beforehand, messages per iteration).
 const CONSUME: [(&str, usize, u64, u64); 2] = [
     (
@@ -211,6 +217,39 @@ fn payload(size: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Words drawn at random from a small vocabulary: compresses 3-4x, like text, so that the
+/// codec benches decompress something.
+fn text_payload(size: usize) -> Vec<u8> {
+    const WORDS: [&str; 16] = [
+        "broker ",
+        "partition ",
+        "offset ",
+        "leader ",
+        "replica ",
+        "segment ",
+        "index ",
+        "record ",
+        "batch ",
+        "fetch ",
+        "produce ",
+        "epoch ",
+        "topic ",
+        "consumer ",
+        "group ",
+        "commit ",
+    ];
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut out = Vec::with_capacity(size + 16);
+    while out.len() < size {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(WORDS[(x % 16) as usize].as_bytes());
+    }
+    out.truncate(size);
+    out
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -245,13 +284,13 @@ impl ProducerContext for Deliveries {
     }
 }
 
-fn producer(bootstrap: &str, acks: &str) -> (BaseProducer<Deliveries>, Deliveries) {
+fn producer(bootstrap: &str, acks: &str, codec: &str) -> (BaseProducer<Deliveries>, Deliveries) {
     let ctx = Deliveries::default();
     let mut c = support::client_config(bootstrap);
     c.set("acks", acks)
         .set("linger.ms", "5")
         .set("batch.size", "1000000")
-        .set("compression.type", "none")
+        .set("compression.type", codec)
         .set("message.timeout.ms", "30000");
     let p = c.create_with_context(ctx.clone()).expect("producer");
     (p, ctx)
@@ -307,14 +346,29 @@ fn produce(c: &mut Criterion, st: &RefCell<State>) {
     g.sampling_mode(SamplingMode::Flat);
     // The receive-and-write reference, run beside each timed 1 KiB call (see `paired`).
     let mut reference: Option<RecvWriteRef> = None;
-    for (acks_name, acks) in [("acks1", "1"), ("acks_all", "all")] {
-        for (size_name, size) in SIZES {
+    // (id prefix, acks, compression.type, sizes): uncompressed at acks=1 and acks=all, then each
+    // codec at acks=1 with text-like payloads (random bytes would not compress).
+    type Sizes = &'static [(&'static str, usize)];
+    let mut cases: Vec<(String, &str, &str, Sizes)> = vec![
+        ("acks1".into(), "1", "none", &SIZES),
+        ("acks_all".into(), "all", "none", &SIZES),
+    ];
+    for codec in CODECS {
+        cases.push((format!("acks1_{codec}"), "1", codec, &SIZES[1..]));
+    }
+    for (acks_name, acks, codec, sizes) in cases {
+        for &(size_name, size) in sizes {
             let msgs_per_iter = PRODUCE_ITER_BYTES / size as u64;
             let bytes_per_iter = msgs_per_iter * size as u64;
             g.throughput(Throughput::BytesDecimal(bytes_per_iter));
             let id = format!("{acks_name}/{size_name}");
-            let paired = (size == KIB).then(|| format!("reference/recv_write~produce/{id}"));
-            let data = payload(size);
+            let paired = (size == KIB && codec == "none")
+                .then(|| format!("reference/recv_write~produce/{id}"));
+            let data = if codec == "none" {
+                payload(size)
+            } else {
+                text_payload(size)
+            };
             let mut client = None;
             let mut calls = 0u64;
             g.bench_function(id.as_str(), |b| {
@@ -324,7 +378,7 @@ fn produce(c: &mut Criterion, st: &RefCell<State>) {
                 let (p, d, topic) = client.get_or_insert_with(|| {
                     let topic = format!("produce-{acks_name}-{size_name}");
                     env.broker.create_topic(&topic, &[]);
-                    let (p, d) = producer(&env.broker.bootstrap(), acks);
+                    let (p, d) = producer(&env.broker.bootstrap(), acks, codec);
                     // One message first: connection and metadata outside the timing.
                     enqueue(&p, &topic, &data, 1);
                     drain(&p, &d);
@@ -384,7 +438,7 @@ fn fill(env: &mut Env, name: &str, size: usize, msgs: u64) -> String {
     let topic = format!("consume-{name}");
     if !env.filled.contains_key(&topic) {
         env.broker.create_topic(&topic, &[]);
-        let (p, d) = producer(&env.broker.bootstrap(), "1");
+        let (p, d) = producer(&env.broker.bootstrap(), "1", "none");
         let t0 = Instant::now();
         enqueue(&p, &topic, &payload(size), msgs);
         drain(&p, &d);

@@ -18,6 +18,16 @@
 //!   (1 KiB batches): the time per call to find the position and size the slice (the data is
 //!   not copied: the slice is for `sendfile`). `one_batch` asks for 1 byte (the first batch
 //!   whole), `1MiB` for Kafka's default `max.partition.fetch.bytes`.
+//! - `validate/{none,gzip,snappy,lz4,zstd}/{1KiB,16KiB}/{header,records}`: the produce path's
+//!   validation of one 1 MiB batch (librdkafka's `batch.size` is 1000000) of records with values
+//!   of that size, text-like so that they compress 3-4x: `header` is what Produce checked before
+//!   record validation (magic, CRC, counts: `RecordBatch::validate_header`), `records` the
+//!   `LogValidator` in full (header, then every record walked, a compressed batch streamed
+//!   through its decompressor into the 64 KiB scratch buffer). Throughput is in uncompressed
+//!   record bytes, so figures compare across codecs.
+//! - `decompress_stream/{gzip,snappy,lz4,zstd}/{1KiB,16KiB}`: the floor for the compressed
+//!   `records` rows — the same payload streamed through the same decompressor into a 64 KiB
+//!   buffer, the bytes discarded (`compression::decompress_stream`), nothing else.
 //! - `recovery/1GiB`: `UnifiedLog::open` after an unclean shutdown with recovery point 0 on a
 //!   1 GiB log of 16 KiB batches, written once: every batch is read, CRC-checked and indexed.
 //!   The log was just written, so it is read from the page cache: this is the CPU cost, not the
@@ -27,8 +37,15 @@ use bytes::Bytes;
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use rafka_protocol::record_batch::RecordBatchBuilder;
-use rafka_storage::{DiskFs, LogCheckpoints, LogConfig, OffsetIndex, TopicPartition, UnifiedLog};
+use rafka_protocol::record_batch::{
+    crc32c, Compression, RecordBatch, RecordBatchBuilder, ATTRIBUTES_OFFSET, CRC_OFFSET, CRC_START,
+    LENGTH_OFFSET, LOG_OVERHEAD, RECORDS_OFFSET,
+};
+use rafka_storage::compression;
+use rafka_storage::log_validator::SCRATCH_BYTES as LOG_VALIDATOR_SCRATCH;
+use rafka_storage::{
+    DiskFs, LogCheckpoints, LogConfig, LogValidator, OffsetIndex, TopicPartition, UnifiedLog,
+};
 use std::hint::black_box;
 use std::io::{Seek, Write};
 use std::path::Path;
@@ -343,8 +360,136 @@ fn recovery(c: &mut Criterion) {
     g.finish();
 }
 
+// ---------------------------------------------------------------------------------------------
+// Validation.
+
+const CODECS: [Compression; 5] = [
+    Compression::None,
+    Compression::Gzip,
+    Compression::Snappy,
+    Compression::Lz4,
+    Compression::Zstd,
+];
+
+/// `len` bytes of words drawn at random from a small vocabulary: compresses like text.
+fn text(len: usize, seed: u64) -> Vec<u8> {
+    const WORDS: [&str; 16] = [
+        "broker ",
+        "partition ",
+        "offset ",
+        "leader ",
+        "replica ",
+        "segment ",
+        "index ",
+        "record ",
+        "batch ",
+        "fetch ",
+        "produce ",
+        "epoch ",
+        "topic ",
+        "consumer ",
+        "group ",
+        "commit ",
+    ];
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 16);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(WORDS[(x % 16) as usize].as_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A batch of about 1 MiB of uncompressed records with `value_len`-byte values, compressed
+/// with `codec` as a producer would send it; and its uncompressed size.
+fn produced_batch(codec: Compression, value_len: usize) -> (Bytes, u64) {
+    let mut b = RecordBatchBuilder::new(0);
+    let mut i = 0u64;
+    while b.build().len() + value_len + 64 <= 1 << 20 {
+        let key = format!("key-{i}");
+        b.append(
+            NOW_MS,
+            Some(key.as_bytes()),
+            Some(&text(value_len, i + 1)),
+            &[],
+        )
+        .expect("record fits");
+        i += 1;
+    }
+    let plain = b.build();
+    let raw = plain.len() as u64;
+    if codec == Compression::None {
+        return (plain, raw);
+    }
+    let payload = compression::compress(codec, &plain[RECORDS_OFFSET..]).expect("compress");
+    let mut out = plain[..RECORDS_OFFSET].to_vec();
+    out.extend_from_slice(&payload);
+    let length = (out.len() - LOG_OVERHEAD) as i32;
+    out[LENGTH_OFFSET..LENGTH_OFFSET + 4].copy_from_slice(&length.to_be_bytes());
+    out[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2]
+        .copy_from_slice(&i16::from(codec.id()).to_be_bytes());
+    let crc = crc32c(&[&out[CRC_START..]]);
+    out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    (Bytes::from(out), raw)
+}
+
+fn validate(c: &mut Criterion) {
+    let mut g = c.benchmark_group("validate");
+    let config = LogConfig {
+        max_message_bytes: 2 << 20,
+        ..LogConfig::default()
+    };
+    let validator = LogValidator::new(&config, NOW_MS);
+    for codec in CODECS {
+        for (size_name, value_len) in [("1KiB", 1 << 10), ("16KiB", 16 << 10)] {
+            let (batch, raw) = produced_batch(codec, value_len);
+            validator
+                .validate(&"bench-0", &batch)
+                .expect("the bench batch is valid");
+            g.throughput(Throughput::Bytes(raw));
+            g.bench_function(format!("{codec}/{size_name}/header"), |b| {
+                b.iter(|| {
+                    let view = RecordBatch::parse(batch.clone()).expect("batch");
+                    view.validate_header().expect("valid");
+                })
+            });
+            g.bench_function(format!("{codec}/{size_name}/records"), |b| {
+                b.iter(|| {
+                    validator
+                        .validate(&"bench-0", black_box(&batch))
+                        .expect("valid")
+                })
+            });
+        }
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("decompress_stream");
+    for codec in CODECS.into_iter().skip(1) {
+        for (size_name, value_len) in [("1KiB", 1 << 10), ("16KiB", 16 << 10)] {
+            let (batch, raw) = produced_batch(codec, value_len);
+            let payload = batch.slice(RECORDS_OFFSET..);
+            let mut scratch = vec![0u8; LOG_VALIDATOR_SCRATCH];
+            g.throughput(Throughput::Bytes(raw));
+            g.bench_function(format!("{codec}/{size_name}"), |b| {
+                b.iter(|| {
+                    let mut s =
+                        compression::decompress_stream(codec, &payload, 64 << 20).expect("stream");
+                    while s.read(&mut scratch).expect("decompresses") > 0 {}
+                    black_box(s.produced())
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
+    validate,
     append,
     append_paired,
     offset_index_lookup,

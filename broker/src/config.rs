@@ -1263,6 +1263,10 @@ impl KafkaConfig {
             flush_messages: int("flush.messages").unwrap_or(base.flush_messages),
             flush_ms: int("flush.ms").unwrap_or(base.flush_ms),
             log_append_time: ts_type.as_deref() == Some("LogAppendTime"),
+            message_timestamp_before_max_ms: int("message.timestamp.before.max.ms")
+                .unwrap_or(base.message_timestamp_before_max_ms),
+            message_timestamp_after_max_ms: int("message.timestamp.after.max.ms")
+                .unwrap_or(base.message_timestamp_after_max_ms),
             file_delete_delay_ms: int("file.delete.delay.ms").unwrap_or(base.file_delete_delay_ms),
             cleanup_policy: self
                 .resolve_topic("cleanup.policy", overrides)

@@ -2,6 +2,7 @@
 //! forces a decision.
 
 use rafka_protocol::ErrorCode;
+use rafka_storage::compression::DecompressError;
 use rafka_storage::producer_state::ProducerError;
 use rafka_storage::StorageError;
 
@@ -10,6 +11,13 @@ pub fn storage_error_code(e: &StorageError) -> ErrorCode {
     match e {
         StorageError::CorruptBatch { .. } => ErrorCode::CorruptMessage,
         StorageError::BatchTooLarge { .. } => ErrorCode::MessageTooLarge,
+        StorageError::Decompression { source, .. } => match source {
+            DecompressError::Corrupt { .. } => ErrorCode::CorruptMessage,
+            DecompressError::TooLarge { .. } => ErrorCode::MessageTooLarge,
+        },
+        StorageError::InvalidRecord { .. } => ErrorCode::InvalidRecord,
+        StorageError::InvalidTimestamp { .. } => ErrorCode::InvalidTimestamp,
+        StorageError::TransactionalBatch { .. } => ErrorCode::TransactionalIdAuthorizationFailed,
         StorageError::AppendTooLarge { .. } => ErrorCode::RecordListTooLarge,
         StorageError::OffsetsOutOfOrder { .. } => ErrorCode::UnknownServerError,
         StorageError::OffsetOutOfRange { .. } => ErrorCode::OffsetOutOfRange,

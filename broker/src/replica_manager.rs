@@ -32,8 +32,13 @@ use rafka_controller::image::{
 };
 use rafka_protocol::{ErrorCode, Uuid};
 use rafka_storage::log_manager::lock_log;
-use rafka_storage::unified_log::{TimestampAndOffset, TimestampSearch, TimestampStep};
-use rafka_storage::{FileSlice, LogConfig, LogManager, SharedLog, TopicPartition};
+use rafka_storage::unified_log::{
+    LogAppendInfo, TimestampAndOffset, TimestampSearch, TimestampStep, UnifiedLog,
+};
+use rafka_storage::{
+    FileSlice, LogConfig, LogManager, LogValidator, RecordError, SharedLog, StorageError,
+    TopicPartition, ValidatedRecords,
+};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -78,6 +83,8 @@ impl Partition {
 pub struct AppendResult {
     pub error: ErrorCode,
     pub error_message: Option<String>,
+    /// The records the log's validation refused, for Produce's `record_errors`.
+    pub record_errors: Vec<RecordError>,
     pub base_offset: i64,
     /// The last offset appended (acks=all waits for the high watermark to pass it).
     pub last_offset: i64,
@@ -93,12 +100,23 @@ impl AppendResult {
         AppendResult {
             error,
             error_message: message,
+            record_errors: Vec::new(),
             base_offset: -1,
             last_offset: -1,
             replicated: false,
             log_append_time: -1,
             log_start_offset: -1,
         }
+    }
+}
+
+/// A refused append: the error code for `e`, its message, and the records it names.
+fn refused(tp: &TopicPartition, e: &StorageError) -> AppendResult {
+    let code = storage_error_code(e);
+    tracing::debug!(topic = %tp.topic, partition = tp.partition, error = %e, "append refused");
+    AppendResult {
+        record_errors: e.record_errors().to_vec(),
+        ..AppendResult::error(code, Some(e.to_string()))
     }
 }
 
@@ -522,14 +540,76 @@ impl ReplicaManager {
             .collect())
     }
 
-    /// Appends a producer's records to a partition this broker leads. acks=all also needs the
-    /// ISR to have at least `min.insync.replicas` members.
+    /// Validates a producer's records for a partition this broker leads, with its log's
+    /// settings, before the log's lock is taken (validation reads every record). Uncompressed
+    /// batches are walked inline — a pass over bytes already in memory, cheaper than a hop to
+    /// another thread; compressed ones are streamed through their decompressor on a blocking
+    /// thread, so a slow or hostile batch never holds an async worker.
+    pub async fn validate_for_append(
+        &self,
+        image: &MetadataImage,
+        tp: &TopicPartition,
+        records: &Bytes,
+    ) -> Result<ValidatedRecords, AppendResult> {
+        let p = self
+            .leader_partition(image, tp)
+            .map_err(|e| AppendResult::error(e, None))?;
+        // The lock only to copy the settings out: they may change between here and the
+        // append, as they may in Kafka between two produces.
+        let config = lock_log(&p.log).config().clone();
+        let validator = LogValidator::new(&config, now_ms());
+        let result = if LogValidator::any_compressed(records) {
+            let (records, name) = (records.clone(), tp.clone());
+            match tokio::task::spawn_blocking(move || validator.validate(&name, &records)).await {
+                Ok(result) => result,
+                Err(e) => {
+                    return Err(AppendResult::error(
+                        ErrorCode::UnknownServerError,
+                        Some(format!("{tp}: validation task failed: {e}")),
+                    ))
+                }
+            }
+        } else {
+            validator.validate(tp, records)
+        };
+        result.map_err(|e| refused(tp, &e))
+    }
+
+    /// Appends records [`ReplicaManager::validate_for_append`] accepted to a partition this
+    /// broker leads. acks=all also needs the ISR to have at least `min.insync.replicas` members.
+    pub fn append_validated(
+        &self,
+        image: &MetadataImage,
+        tp: &TopicPartition,
+        validated: &ValidatedRecords,
+        acks: i16,
+    ) -> AppendResult {
+        self.append_with(image, tp, acks, |log, epoch| {
+            log.append_validated(validated, epoch, now_ms())
+        })
+    }
+
+    /// Validates (inline, under the log's lock) and appends a producer's records; the produce
+    /// path uses [`ReplicaManager::validate_for_append`] and
+    /// [`ReplicaManager::append_validated`] instead.
     pub fn append(
         &self,
         image: &MetadataImage,
         tp: &TopicPartition,
         records: &Bytes,
         acks: i16,
+    ) -> AppendResult {
+        self.append_with(image, tp, acks, |log, epoch| {
+            log.append_as_leader(records, epoch, now_ms())
+        })
+    }
+
+    fn append_with(
+        &self,
+        image: &MetadataImage,
+        tp: &TopicPartition,
+        acks: i16,
+        append: impl FnOnce(&mut UnifiedLog, i32) -> rafka_storage::Result<LogAppendInfo>,
     ) -> AppendResult {
         let p = match self.leader_partition(image, tp) {
             Ok(p) => p,
@@ -543,13 +623,14 @@ impl ReplicaManager {
             }
         }
         let mut log = lock_log(&p.log);
-        match log.append_as_leader(records, st.registration.leader_epoch, now_ms()) {
+        match append(&mut log, st.registration.leader_epoch) {
             Ok(info) => {
                 // Alone in the ISR, the append is committed at once.
                 self.maybe_increment_high_watermark(&p, &st.registration, &mut log);
                 let result = AppendResult {
                     error: ErrorCode::None,
                     error_message: None,
+                    record_errors: Vec::new(),
                     base_offset: info.first_offset,
                     last_offset: info.last_offset,
                     replicated: log.high_watermark() > info.last_offset,
@@ -560,11 +641,7 @@ impl ReplicaManager {
                 self.appended.notify_waiters();
                 result
             }
-            Err(e) => {
-                let code = storage_error_code(&e);
-                tracing::debug!(topic = %tp.topic, partition = tp.partition, error = %e, "append refused");
-                AppendResult::error(code, Some(e.to_string()))
-            }
+            Err(e) => refused(tp, &e),
         }
     }
 

@@ -1,7 +1,8 @@
-//! Decompressing the records region of a compressed RecordBatch v2, for the few places that
-//! must read the records themselves: ListOffsets by timestamp inside a compressed batch, log
-//! compaction, and the internal topics. Never used on the produce or fetch path, which move
-//! batches as they are.
+//! Decompressing the records region of a compressed RecordBatch v2, for the places that must
+//! read the records themselves: the produce path's validation ([`decompress_stream`], into the
+//! caller's bounded buffer, nothing kept — see [`crate::log_validator`]), ListOffsets by
+//! timestamp inside a compressed batch, log compaction, and the internal topics ([`decompress`],
+//! the whole region). The fetch path never decompresses, and nothing stored is re-encoded.
 //!
 //! This module owns the codecs' stream formats as Kafka's clients write them, and a bound on
 //! what one call may produce; it does not own the batch header (see
@@ -389,6 +390,244 @@ fn zstd(data: &[u8], max_output: usize) -> Result<Vec<u8>, DecompressError> {
     let mut out = Vec::new();
     read_bounded(CODEC, decoder, &mut out, data.len(), max_output)?;
     Ok(out)
+}
+
+/// A records region decompressed as a stream, for the produce path's validation
+/// ([`crate::log_validator`]): each [`DecompressStream::read`] hands out the next decompressed
+/// bytes into the caller's buffer, so the caller bounds its own memory and nothing holds the
+/// whole output. The codecs' own working buffers are bounded as the module says; a raw snappy
+/// block (librdkafka's framing), which has no streaming form, is decoded whole into a buffer of
+/// the size it declares, checked first against `max_output` and in any case at most about 22
+/// times the block's compressed size (snappy's best ratio: 64 bytes from a 3-byte copy).
+///
+/// More than `max_output` bytes in total is [`DecompressError::TooLarge`], whatever the stream
+/// declares. Reading to the end (a read of 0 bytes) also checks what follows the last bytes
+/// of content: checksums, end marks, trailing garbage.
+pub struct DecompressStream<'a> {
+    codec: Compression,
+    inner: StreamInner<'a>,
+    produced: usize,
+    max_output: usize,
+}
+
+enum StreamInner<'a> {
+    None(&'a [u8]),
+    Gzip(Box<flate2::bufread::MultiGzDecoder<&'a [u8]>>),
+    Snappy(SnappyStream<'a>),
+    Lz4(Lz4Stream<'a>),
+    Zstd(Box<zstd::stream::read::Decoder<'static, &'a [u8]>>),
+}
+
+impl std::fmt::Debug for DecompressStream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecompressStream")
+            .field("codec", &self.codec)
+            .field("produced", &self.produced)
+            .field("max_output", &self.max_output)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts decompressing `data`, the records region of a batch compressed with `codec`, as a
+/// stream; see [`DecompressStream`]. `Compression::None` streams `data` itself.
+pub fn decompress_stream(
+    codec: Compression,
+    data: &[u8],
+    max_output: usize,
+) -> Result<DecompressStream<'_>, DecompressError> {
+    if codec != Compression::None && data.is_empty() {
+        return Err(corrupt(codec, "empty input"));
+    }
+    let inner = match codec {
+        Compression::None => StreamInner::None(data),
+        Compression::Gzip => {
+            StreamInner::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(data)))
+        }
+        Compression::Snappy => StreamInner::Snappy(SnappyStream {
+            rest: data,
+            xerial: data.starts_with(&XERIAL_MAGIC),
+            started: false,
+            decoder: snap::raw::Decoder::new(),
+            block: Vec::new(),
+            at: 0,
+            max_output,
+        }),
+        Compression::Lz4 => {
+            let frames = lz4_frames(data).map_err(|what| corrupt(codec, &what))?;
+            StreamInner::Lz4(Lz4Stream {
+                frames: frames.into_iter(),
+                current: None,
+                left: 0,
+            })
+        }
+        Compression::Zstd => {
+            let to_corrupt = |source| DecompressError::Corrupt { codec, source };
+            let mut decoder = zstd::stream::read::Decoder::with_buffer(data).map_err(to_corrupt)?;
+            decoder
+                .window_log_max(ZSTD_WINDOW_LOG_MAX)
+                .map_err(to_corrupt)?;
+            StreamInner::Zstd(Box::new(decoder))
+        }
+    };
+    Ok(DecompressStream {
+        codec,
+        inner,
+        produced: 0,
+        max_output,
+    })
+}
+
+impl DecompressStream<'_> {
+    pub fn codec(&self) -> Compression {
+        self.codec
+    }
+
+    /// Decompressed bytes handed out so far.
+    pub fn produced(&self) -> usize {
+        self.produced
+    }
+
+    /// Fills the start of `buf` with the next decompressed bytes; 0 at the end of the stream
+    /// (or for an empty `buf`).
+    pub fn read(&mut self, buf: &mut [u8]) -> Result<usize, DecompressError> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let codec = self.codec;
+        let to_corrupt = |source| DecompressError::Corrupt { codec, source };
+        let n = match &mut self.inner {
+            StreamInner::None(rest) => {
+                let n = rest.len().min(buf.len());
+                buf[..n].copy_from_slice(&rest[..n]);
+                *rest = &rest[n..];
+                n
+            }
+            StreamInner::Gzip(d) => read_retrying(d, buf).map_err(to_corrupt)?,
+            StreamInner::Zstd(d) => read_retrying(d, buf).map_err(to_corrupt)?,
+            StreamInner::Snappy(s) => s.read(buf)?,
+            StreamInner::Lz4(s) => s.read(buf)?,
+        };
+        self.produced = self.produced.saturating_add(n);
+        if self.produced > self.max_output {
+            return Err(DecompressError::TooLarge {
+                codec,
+                max_output: self.max_output,
+            });
+        }
+        Ok(n)
+    }
+}
+
+/// Snappy, one raw block or xerial chunk at a time (see [`snappy`] for the framing).
+struct SnappyStream<'a> {
+    rest: &'a [u8],
+    xerial: bool,
+    /// A raw block has been taken (raw mode holds exactly one).
+    started: bool,
+    decoder: snap::raw::Decoder,
+    /// The current block's content, handed out from `at`.
+    block: Vec<u8>,
+    at: usize,
+    max_output: usize,
+}
+
+impl SnappyStream<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, DecompressError> {
+        const CODEC: Compression = Compression::Snappy;
+        while self.at == self.block.len() {
+            self.block.clear();
+            self.at = 0;
+            if !self.xerial {
+                if self.started {
+                    return Ok(0);
+                }
+                self.started = true;
+                snappy_block(
+                    &mut self.decoder,
+                    self.rest,
+                    &mut self.block,
+                    self.max_output,
+                )?;
+                continue;
+            }
+            if self.rest.is_empty() {
+                return Ok(0);
+            }
+            if self.rest.starts_with(&XERIAL_MAGIC) {
+                if self.rest.len() < XERIAL_HEADER_LEN {
+                    return Err(corrupt(CODEC, "xerial header truncated"));
+                }
+                self.rest = &self.rest[XERIAL_HEADER_LEN..];
+                continue;
+            }
+            let Some((length, after)) = self.rest.split_first_chunk::<4>() else {
+                return Err(corrupt(CODEC, "xerial chunk length truncated"));
+            };
+            let length = i32::from_be_bytes(*length);
+            let Some(block) = usize::try_from(length).ok().and_then(|l| after.get(..l)) else {
+                return Err(corrupt(
+                    CODEC,
+                    &format!(
+                        "xerial chunk of {length} bytes, {} bytes left in the stream",
+                        after.len()
+                    ),
+                ));
+            };
+            self.rest = &after[block.len()..];
+            snappy_block(&mut self.decoder, block, &mut self.block, self.max_output)?;
+        }
+        let n = (self.block.len() - self.at).min(buf.len());
+        buf[..n].copy_from_slice(&self.block[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// LZ4 frames one after another, with the same end-of-frame checks as [`lz4`].
+struct Lz4Stream<'a> {
+    frames: std::vec::IntoIter<&'a [u8]>,
+    current: Option<lz4_flex::frame::FrameDecoder<&'a [u8]>>,
+    /// The current frame's input left when its decoder last reported an end.
+    left: usize,
+}
+
+impl Lz4Stream<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, DecompressError> {
+        const CODEC: Compression = Compression::Lz4;
+        loop {
+            let decoder = match &mut self.current {
+                Some(d) => d,
+                None => match self.frames.next() {
+                    None => return Ok(0),
+                    Some(frame) => {
+                        self.left = frame.len();
+                        self.current
+                            .insert(lz4_flex::frame::FrameDecoder::new(frame))
+                    }
+                },
+            };
+            let n = read_retrying(decoder, buf).map_err(|source| DecompressError::Corrupt {
+                codec: CODEC,
+                source,
+            })?;
+            if n > 0 {
+                return Ok(n);
+            }
+            // An end: of the frame if its input is used up; after an empty block otherwise
+            // (go on), unless the decoder made no progress at all.
+            let now = decoder.get_ref().len();
+            if now == 0 {
+                self.current = None;
+            } else if now == self.left {
+                return Err(corrupt(
+                    CODEC,
+                    &format!("frame decoding stopped with {now} of its bytes left"),
+                ));
+            } else {
+                self.left = now;
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -826,6 +1065,65 @@ mod tests {
                 Err(DecompressError::TooLarge { .. })
             ));
         }
+    }
+
+    /// Reads `stream` to its end through a small buffer.
+    fn drain(mut stream: DecompressStream<'_>) -> Result<Vec<u8>, DecompressError> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 1000];
+        loop {
+            match stream.read(&mut buf)? {
+                0 => return Ok(out),
+                n => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
+    /// The stream gives what `decompress` gives — golden batches, multi-frame and multi-chunk
+    /// streams — fails where it fails (every truncation), and stops at the same bound.
+    #[test]
+    fn the_stream_reads_what_decompress_reads() {
+        for golden in &GOLDEN {
+            let (codec, _, data) = region(golden);
+            let whole = decompress(codec, &data, MAX).unwrap();
+            let streamed = drain(decompress_stream(codec, &data, MAX).unwrap()).unwrap();
+            assert_eq!(streamed, whole, "{}", golden.name);
+            for cut in 0..data.len() {
+                let whole = decompress(codec, &data[..cut], MAX);
+                let streamed = decompress_stream(codec, &data[..cut], MAX).and_then(|s| drain(s));
+                assert_eq!(
+                    whole.is_ok(),
+                    streamed.is_ok(),
+                    "{} cut at {cut}",
+                    golden.name
+                );
+            }
+        }
+        for codec in CODECS.into_iter().skip(1) {
+            let four = zeros(codec, 4);
+            let out = drain(decompress_stream(codec, &four, 4 * MIB).unwrap()).unwrap();
+            assert!(
+                out.len() == 4 * MIB && out.iter().all(|&b| b == 0),
+                "{codec}"
+            );
+            let over = decompress_stream(codec, &four, 4 * MIB - 1).and_then(|s| drain(s));
+            assert!(
+                matches!(over, Err(DecompressError::TooLarge { .. })),
+                "{codec}: {over:?}"
+            );
+        }
+        let mut two = lz4_frame(&plain_records(), false, false, false);
+        two.extend_from_slice(&lz4_frame(&plain_records(), true, true, true));
+        assert_eq!(
+            drain(decompress_stream(Compression::Lz4, &two, MAX).unwrap()).unwrap(),
+            decompress(Compression::Lz4, &two, MAX).unwrap()
+        );
+        let plain = plain_records();
+        let chunks = xerial(&[&plain[..100], &plain[100..]]);
+        assert_eq!(
+            drain(decompress_stream(Compression::Snappy, &chunks, MAX).unwrap()).unwrap(),
+            plain
+        );
     }
 
     /// Declared sizes are not trusted: a raw snappy block claiming 4 GiB and a zstd frame

@@ -25,6 +25,10 @@ pub struct LogConfig {
     pub flush_ms: i64,
     /// `message.timestamp.type`: LogAppendTime stamps batches on append.
     pub log_append_time: bool,
+    /// `message.timestamp.before.max.ms`: how far in the past a CreateTime timestamp may be.
+    pub message_timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: how far in the future (Kafka 4.0: one hour).
+    pub message_timestamp_after_max_ms: i64,
     /// `file.delete.delay.ms`: how long a `.deleted` segment stays before removal.
     pub file_delete_delay_ms: i64,
     /// `cleanup.policy`: retention deletes old segments, the log cleaner compacts, or both.
@@ -90,6 +94,8 @@ impl Default for LogConfig {
             flush_messages: i64::MAX,
             flush_ms: i64::MAX,
             log_append_time: false,
+            message_timestamp_before_max_ms: i64::MAX,
+            message_timestamp_after_max_ms: 3_600_000,
             file_delete_delay_ms: 60_000,
             cleanup_policy: CleanupPolicy::DELETE,
             delete_retention_ms: 86_400_000,

@@ -13,6 +13,36 @@ pub enum StorageError {
         position: usize,
         source: RecordBatchError,
     },
+    /// A compressed batch whose payload does not decompress (CORRUPT_MESSAGE) or decompresses
+    /// to more than the log allows (MESSAGE_TOO_LARGE; see [`crate::log_validator`]).
+    #[error("{partition}: batch at byte {position} of the request: {source}")]
+    Decompression {
+        partition: String,
+        position: usize,
+        source: crate::compression::DecompressError,
+    },
+    /// A batch Kafka's `LogValidator` refuses as INVALID_RECORD: a control batch from a
+    /// client, or records without a key on a compacted topic (then `record_errors` names them).
+    #[error("{reason}")]
+    InvalidRecord {
+        partition: String,
+        position: usize,
+        reason: String,
+        record_errors: Vec<RecordError>,
+    },
+    /// Records whose timestamps are out of the topic's range, or a LogAppendTime batch from a
+    /// producer: INVALID_TIMESTAMP, with `record_errors`.
+    #[error("One or more records have been rejected due to invalid timestamp")]
+    InvalidTimestamp {
+        partition: String,
+        position: usize,
+        record_errors: Vec<RecordError>,
+    },
+    /// A transactional batch: there are no transactions to write it in
+    /// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED, Kafka's answer to a transactional batch it
+    /// cannot authorize).
+    #[error("{partition}: transactional batch at byte {position} of the request, and transactions are not supported")]
+    TransactionalBatch { partition: String, position: usize },
     /// A batch larger than `max.message.bytes`: MESSAGE_TOO_LARGE.
     #[error("{partition}: batch of {size} bytes exceeds max.message.bytes {max}")]
     BatchTooLarge {
@@ -63,6 +93,25 @@ pub enum StorageError {
     /// A file we wrote does not parse (a checkpoint, an index we cannot rebuild).
     #[error("{path}: {what}")]
     CorruptFile { path: PathBuf, what: String },
+}
+
+impl StorageError {
+    /// The per-record refusals, for Produce's `record_errors` (empty for most errors).
+    pub fn record_errors(&self) -> &[RecordError] {
+        match self {
+            StorageError::InvalidRecord { record_errors, .. }
+            | StorageError::InvalidTimestamp { record_errors, .. } => record_errors,
+            _ => &[],
+        }
+    }
+}
+
+/// One record a produce refused, as Produce's `record_errors` (Kafka's `RecordError`): its
+/// index in the batch and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError {
+    pub batch_index: i32,
+    pub message: String,
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

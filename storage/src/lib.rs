@@ -27,18 +27,20 @@ pub mod leader_epoch;
 pub mod log_cleaner;
 pub mod log_manager;
 pub mod log_segment;
+pub mod log_validator;
 pub mod producer_state;
 pub mod unified_log;
 
 pub use checkpoint::{OffsetCheckpointFile, TopicPartition};
 pub use config::{CleanupPolicy, LogConfig};
-pub use error::{Result, StorageError};
+pub use error::{RecordError, Result, StorageError};
 pub use fs::{DiskFs, FileSystem, LogFile, SimFs};
 pub use index::{OffsetIndex, OffsetPosition, TimeIndex, TimestampOffset};
 pub use leader_epoch::{EpochEntry, LeaderEpochFileCache};
 pub use log_cleaner::{CleanStats, LogCleaner};
 pub use log_manager::{LogManager, SharedLog};
 pub use log_segment::{FileSlice, LogSegment};
+pub use log_validator::{LogValidator, ValidatedRecords};
 pub use producer_state::{ProducerStateEntry, ProducerStateManager};
 pub use unified_log::{
     FetchDataInfo, LogAppendInfo, LogCheckpoints, TimestampAndOffset, UnifiedLog,

@@ -10,10 +10,11 @@
 //! - **high watermark**: kept here for the broker, which decides it (replication); readers that
 //!   are consumers are bounded by it.
 //!
-//! Appends as leader validate every batch (magic 2, CRC-32C, lengths, record count vs last offset
-//! delta, `max.message.bytes`) and assign offsets and the leader epoch by rewriting each batch's
-//! header — for LogAppendTime also the timestamp type and maxTimestamp, with the CRC recomputed
-//! from the header and the untouched payload — and never decode or decompress record payloads.
+//! Appends as leader take batches the [`LogValidator`] accepted (header, CRC, size, and every
+//! record, streamed through a decompressor if compressed — read, never re-encoded) and assign
+//! offsets and the leader epoch by rewriting each batch's header — for LogAppendTime also the
+//! timestamp type and maxTimestamp, with the CRC recomputed from the header and the untouched
+//! payload.
 //! Appends as follower keep the leader's offsets.
 //!
 //! A roll fsyncs nothing in the append that rolls: it leaves a [`PendingFlush`] of the closed
@@ -35,6 +36,7 @@ use crate::log_cleaner::{CleanableView, InactiveSegment};
 use crate::log_segment::{
     file_name, BatchToAppend, FileSlice, LogSegment, SegmentFiles, NO_TIMESTAMP,
 };
+use crate::log_validator::{LogValidator, ValidatedRecords};
 use crate::producer_state::{
     PendingProducerState, ProducerBatch, ProducerCheck, ProducerStateManager,
     DEFAULT_PRODUCER_ID_EXPIRATION_MS,
@@ -461,14 +463,28 @@ impl UnifiedLog {
         self.high_watermark = hw.clamp(self.log_start_offset, self.log_end_offset);
     }
 
-    /// Validates and appends a producer's batches: offsets and the leader epoch are assigned by
-    /// rewriting each batch's header; the payload is written as received.
+    /// Validates ([`LogValidator`], with this log's settings) and appends a producer's batches:
+    /// offsets and the leader epoch are assigned by rewriting each batch's header; the payload
+    /// is written as received.
     pub fn append_as_leader(
         &mut self,
         records: &Bytes,
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<LogAppendInfo> {
+        let validated = LogValidator::new(&self.config, now_ms).validate(&self.name(), records)?;
+        self.append_validated(&validated, leader_epoch, now_ms)
+    }
+
+    /// Appends batches [`LogValidator::validate`] accepted (the broker validates before it takes
+    /// the partition's lock); otherwise as [`UnifiedLog::append_as_leader`].
+    pub fn append_validated(
+        &mut self,
+        validated: &ValidatedRecords,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<LogAppendInfo> {
+        let records = validated.bytes();
         let log_append_time = self.config.log_append_time;
         let mut info = LogAppendInfo {
             first_offset: self.log_end_offset,
@@ -495,16 +511,9 @@ impl UnifiedLog {
                 position,
                 source,
             };
+            // Validated: the header, size and records were checked by the LogValidator.
             let batch = b.map_err(corrupt)?;
             let size = batch.size_in_bytes();
-            if size > self.config.max_message_bytes {
-                return Err(StorageError::BatchTooLarge {
-                    partition: self.name(),
-                    size,
-                    max: self.config.max_message_bytes,
-                });
-            }
-            batch.validate_header().map_err(corrupt)?;
             let raw = &records[position..position + size];
             let body = &raw[RECORD_BATCH_OVERHEAD..];
             let mut h = [0u8; RECORD_BATCH_OVERHEAD];

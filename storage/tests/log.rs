@@ -248,7 +248,11 @@ fn offsets_by_timestamp_look_inside_compressed_batches() {
         // A batch of earlier records first, so the answer is not simply offset 0.
         log.append_as_leader(&self::batch(3, 0), 0, 0)
             .expect("append");
-        let info = log.append_as_leader(&b, 0, 0).expect("append compressed");
+        // Appended at the time librdkafka sent it: validation checks record timestamps
+        // against message.timestamp.after.max.ms.
+        let info = log
+            .append_as_leader(&b, 0, batch.max_timestamp())
+            .expect("append compressed");
         let data = rafka_storage::compression::decompress(
             batch.compression().expect("codec"),
             &batch.records_bytes(),

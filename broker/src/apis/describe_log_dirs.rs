@@ -176,7 +176,9 @@ mod tests {
             for _ in 0..batches {
                 let b = batch(5);
                 bytes += b.len() as i64;
-                log.append_as_leader(&b, 0, 0).expect("append");
+                // Appended "now" for the batch's timestamps (1.7e12): validation checks them.
+                log.append_as_leader(&b, 0, 1_700_000_000_000)
+                    .expect("append");
             }
             let leo = log.log_end_offset();
             log.set_high_watermark(leo);

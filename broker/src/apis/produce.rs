@@ -1,11 +1,14 @@
-//! Produce: each partition's records go to `ReplicaManager::append` untouched (the log assigns
-//! offsets in the batch headers). acks=0 sends nothing back (`None`); acks=1 answers after the
+//! Produce: each partition's records are validated (`ReplicaManager::validate_for_append`, Kafka's
+//! `LogValidator`: refusals carry Kafka's error code, `error_message` and, from v8, per-record
+//! `record_errors`), then appended untouched (the log assigns offsets in the batch headers). acks=0 sends nothing back (`None`); acks=1 answers after the
 //! local append; acks=all then waits (Kafka's delayed produce) until the high watermark passes
 //! every partition's append, or the request's `timeout_ms` — with a single replica at once.
 
 use super::KafkaApis;
 use rafka_controller::control::topics::internal::check_client_produce;
-use rafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use rafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use rafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use rafka_protocol::ErrorCode;
 use rafka_storage::TopicPartition;
@@ -49,7 +52,18 @@ pub async fn handle(apis: &KafkaApis, version: i16, req: ProduceRequest) -> Outc
                 match p.records.as_ref().and_then(|r| r.as_bytes()) {
                     None => error(p.index, ErrorCode::CorruptMessage),
                     Some(bytes) => {
-                        let r = apis.replica_manager.append(&image, &tp, bytes, req.acks);
+                        // Validated before the partition's lock (and for compressed batches on
+                        // a blocking thread), then appended.
+                        let r = match apis
+                            .replica_manager
+                            .validate_for_append(&image, &tp, bytes)
+                            .await
+                        {
+                            Ok(validated) => apis
+                                .replica_manager
+                                .append_validated(&image, &tp, &validated, req.acks),
+                            Err(refused) => refused,
+                        };
                         if req.acks == -1 && r.error == ErrorCode::None && !r.replicated {
                             waits.push((
                                 responses.len(),
@@ -64,7 +78,20 @@ pub async fn handle(apis: &KafkaApis, version: i16, req: ProduceRequest) -> Outc
                             base_offset: r.base_offset,
                             log_append_time_ms: r.log_append_time,
                             log_start_offset: r.log_start_offset,
+                            // Fields of v8+: Kafka drops them (ignorable) for older clients.
                             error_message: if version >= 8 { r.error_message } else { None },
+                            record_errors: if version >= 8 {
+                                r.record_errors
+                                    .into_iter()
+                                    .map(|e| BatchIndexAndErrorMessage {
+                                        batch_index: e.batch_index,
+                                        batch_index_error_message: Some(e.message),
+                                        ..Default::default()
+                                    })
+                                    .collect()
+                            } else {
+                                Vec::new()
+                            },
                             ..Default::default()
                         }
                     }

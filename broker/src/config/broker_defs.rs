@@ -444,7 +444,8 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         "How far in the past a CreateTime timestamp may be (message.timestamp.before.max.ms).")
         .check(V::AtLeast(0))
         .cluster_wide(),
-    k("log.message.timestamp.after.max.ms", T::Long, Some(LONG_MAX), I::Medium,
+    // Kafka 4.0's default (KIP-1030): one hour, no longer Long.MAX_VALUE.
+    k("log.message.timestamp.after.max.ms", T::Long, Some("3600000"), I::Medium,
         "How far in the future a CreateTime timestamp may be (message.timestamp.after.max.ms).")
         .check(V::AtLeast(0))
         .cluster_wide(),

@@ -147,7 +147,8 @@ pub static TOPIC_CONFIGS: &[TopicKey] = &[
     t("message.format.version", T::String, Some("3.0-IV1"), V::Any,
         &[("log.message.format.version", C::Same)],
         "Deprecated; ignored from inter-broker protocol 3.0 on."),
-    t("message.timestamp.after.max.ms", T::Long, Some(LONG_MAX), V::AtLeast(0),
+    // Kafka 4.0's default (KIP-1030): one hour.
+    t("message.timestamp.after.max.ms", T::Long, Some("3600000"), V::AtLeast(0),
         &[("log.message.timestamp.after.max.ms", C::Same)],
         "How far in the future a CreateTime timestamp may be."),
     t("message.timestamp.before.max.ms", T::Long, Some(LONG_MAX), V::AtLeast(0),
