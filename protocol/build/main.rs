@@ -259,17 +259,18 @@ fn dec_elem(t: &Ty, compact: &str, fname: &str) -> String {
         Ty::Int64 => prim("int64(i)"),
         Ty::Float64 => prim("float64(i)"),
         Ty::Uuid => prim("uuid(i)"),
-        Ty::String => prim(&format!("string(i, {compact})")),
+        Ty::String => prim(&format!("cx.string(i, {compact})")),
         Ty::Bytes => prim(&format!("bytes(frame, i, {compact})")),
         Ty::Records => prim(&format!("records(frame, i, {compact})")),
         Ty::Array(inner) => format!(
             "(|i: &'a [u8]| {{ let (i, n) = at({fname:?}, array_len(i, {compact}, {min}))?; \
              let Some(n) = n else {{ return Err(nom::Err::Failure(err({fname:?}, WireError::UnexpectedNull))); }}; \
-             decode_array(i, n, |i| {elem}) }})(i)",
+             at({fname:?}, cx.charge_array::<{ty}>(i, n))?; decode_array(i, n, |i| {elem}) }})(i)",
+            ty = base_type(inner),
             min = min_elem(inner, compact),
             elem = dec_elem(inner, compact, fname)
         ),
-        Ty::Struct(s) => format!("{s}::decode_from(frame, i, v)"),
+        Ty::Struct(s) => format!("{s}::decode_in(cx, i, v)"),
     }
 }
 
@@ -285,18 +286,19 @@ fn dec_field(c: &Ctx, f: &Field, sname: &str) -> String {
         "if x.is_none() && !({nullable_at}) {{ return Err(nom::Err::Failure(err({fname:?}, WireError::UnexpectedNull))); }}"
     );
     let inner = match &f.ty {
-        Ty::String => format!("at({fname:?}, nullable_string(i, {compact}))"),
+        Ty::String => format!("at({fname:?}, cx.nullable_string(i, {compact}))"),
         Ty::Bytes => format!("at({fname:?}, nullable_bytes(frame, i, {compact}))"),
         Ty::Records => format!("at({fname:?}, nullable_records(frame, i, {compact}))"),
         Ty::Array(inner) => format!(
             "(|i: &'a [u8]| {{ let (i, n) = at({fname:?}, array_len(i, {compact}, {min}))?; \
-             match n {{ None => Ok((i, None)), Some(n) => decode_array(i, n, |i| {elem}).map(|(i, x)| (i, Some(x))) }} }})(i)",
+             match n {{ None => Ok((i, None)), Some(n) => {{ at({fname:?}, cx.charge_array::<{ty}>(i, n))?; decode_array(i, n, |i| {elem}).map(|(i, x)| (i, Some(x))) }} }} }})(i)",
+            ty = base_type(inner),
             min = min_elem(inner, &compact),
             elem = dec_elem(inner, &compact, &fname)
         ),
         Ty::Struct(s) => format!(
             "(|i: &'a [u8]| {{ let (i, marker) = at({fname:?}, int8(i))?; match marker {{ \
-             -1 => Ok((i, None)), 1 => {s}::decode_from(frame, i, v).map(|(i, x)| (i, Some(x))), \
+             -1 => Ok((i, None)), 1 => {s}::decode_in(cx, i, v).map(|(i, x)| (i, Some(x))), \
              m => Err(nom::Err::Failure(err({fname:?}, WireError::InvalidStructMarker(m)))) }} }})(i)"
         ),
         other => panic!("{fname}: {other:?} cannot be nullable"),
@@ -557,7 +559,7 @@ fn gen_struct(out: &mut String, c: &Ctx, s: &StructDef, is_message: bool) {
     // decode_from
     let _ = writeln!(
         out,
-        "    /// Decodes this struct at version `v` from `i`, a slice of `frame` (record and byte\n    /// fields are sliced from `frame` without copying).\n    #[allow(unused_variables, unused_mut)]\n    pub fn decode_from<'a>(frame: &Bytes, i: &'a [u8], v: i16) -> DResult<'a, Self> {{\n        let flexible = {};\n        let mut s = Self::default();",
+        "    /// Decodes this struct at version `v` from `i`, a slice of `frame` (record and byte\n    /// fields are sliced from `frame` without copying), within a memory budget of\n    /// [`DECODE_MEMORY_PER_BYTE`](crate::DECODE_MEMORY_PER_BYTE) times `i`'s length.\n    pub fn decode_from<'a>(frame: &Bytes, i: &'a [u8], v: i16) -> DResult<'a, Self> {{\n        Self::decode_in(&DecodeCx::new(frame, i.len()), i, v)\n    }}\n\n    /// Decodes this struct within `cx`'s frame and memory budget.\n    #[allow(unused_variables, unused_mut)]\n    pub(crate) fn decode_in<'a>(cx: &DecodeCx, i: &'a [u8], v: i16) -> DResult<'a, Self> {{\n        let frame = cx.frame();\n        let flexible = {};\n        let mut s = Self::default();",
         c.flexible()
     );
     for f in &s.fields {
@@ -573,8 +575,13 @@ fn gen_struct(out: &mut String, c: &Ctx, s: &StructDef, is_message: bool) {
     if flex {
         let _ = writeln!(
             out,
-            "        let i = if flexible {{\n            let (mut i, count) = at(\"{0}._tagged_fields\", unsigned_varint(i))?;\n            for _ in 0..count {{\n                let (rest, (tag, data, raw)) = at(\"{0}._tagged_fields\", tagged_field(frame, i))?;\n                i = rest;\n                match tag {{",
-            s.name
+            "        let i = if flexible {{\n            let (mut i, count) = at(\"{0}._tagged_fields\", unsigned_varint(i))?;\n            // The unknown tags are counted first so that their vector is charged and sized once.\n            let known = |tag: u32| match tag {{ {1} _ => false }};\n            let (_, unknown) = at(\"{0}._tagged_fields\", count_unknown_tags(i, count, known))?;\n            at(\"{0}._tagged_fields\", cx.charge_array::<RawTaggedField>(i, unknown))?;\n            s.unknown_tagged_fields = Vec::with_capacity(unknown);\n            for _ in 0..count {{\n                let (rest, (tag, data, raw)) = at(\"{0}._tagged_fields\", tagged_field(frame, i))?;\n                i = rest;\n                match tag {{",
+            s.name,
+            s.fields
+                .iter()
+                .filter(|f| f.tag.is_some())
+                .map(|f| format!("{} if {} => true,", f.tag.expect("tagged"), c.tagged(f)))
+                .collect::<String>()
         );
         for f in s.fields.iter().filter(|f| f.tag.is_some()) {
             let fname = format!("{}.{}", s.name, f.name);
@@ -674,10 +681,73 @@ fn gen_message(out: &mut String, m: &MessageDef) {
     for (n, s) in m.structs.iter().enumerate() {
         gen_struct(out, &c, s, n == 0);
     }
+    // Each struct's size in memory, its smallest encoding and the versions that carry it, for
+    // the decoder's memory tests.
+    let reach = reachable_versions(m);
+    let _ = writeln!(
+        out,
+        "    /// Every struct of this message: its name, its size in memory, its smallest encoding by\n    /// version, and the versions in which the message carries it (for the decoder's memory\n    /// tests).\n    #[cfg(any(test, feature = \"testing\"))]\n    pub fn footprints() -> Vec<(&'static str, usize, fn(i16) -> usize, VersionRange)> {{\n        vec![{}]\n    }}",
+        m.structs
+            .iter()
+            .filter_map(|s| reach.get(&s.name).map(|r| (s, r)))
+            .map(|(s, r)| format!(
+                "({0:?}, std::mem::size_of::<{0}>(), {0}::min_size as fn(i16) -> usize, VersionRange {{ min: {1}, max: {2} }}),",
+                s.name, r.lo, r.hi
+            ))
+            .collect::<String>()
+    );
     let _ = writeln!(out, "}}\npub use {module}::{};\n", m.name);
 }
 
+/// The versions in which each struct of `m` can appear: the message's own versions for its own
+/// struct, and for a nested one the versions of the fields that hold it, within its parent's.
+/// (A span, not a set: enough for the tests that use it.)
+fn reachable_versions(m: &MessageDef) -> std::collections::HashMap<String, Range> {
+    fn target(t: &Ty) -> Option<&str> {
+        match t {
+            Ty::Struct(s) => Some(s),
+            Ty::Array(inner) => target(inner),
+            _ => None,
+        }
+    }
+    let mut reach = std::collections::HashMap::new();
+    reach.insert(m.structs[0].name.clone(), m.versions);
+    // Shared structs may be declared after their users: iterate until nothing changes.
+    for _ in 0..m.structs.len() {
+        for s in &m.structs {
+            let Some(&parent) = reach.get(&s.name) else {
+                continue;
+            };
+            for f in &s.fields {
+                let Some(child) = target(&f.ty) else { continue };
+                let lo = parent.lo.max(f.versions.lo);
+                let hi = parent.hi.min(f.versions.hi);
+                if lo > hi {
+                    continue;
+                }
+                let r = reach.entry(child.to_owned()).or_insert(Range { lo, hi });
+                r.lo = r.lo.min(lo);
+                r.hi = r.hi.max(hi);
+            }
+        }
+    }
+    reach
+}
+
 fn gen_kinds(out: &mut String, messages: &[MessageDef]) {
+    let _ = writeln!(
+        out,
+        "/// Every message's kind (`request`, `response`, `metadata`, `header`...), versions and\n/// struct footprints (for the decoder's memory tests).\n#[cfg(any(test, feature = \"testing\"))]\npub fn all_footprints() -> Vec<(&'static str, VersionRange, Vec<(&'static str, usize, fn(i16) -> usize, VersionRange)>)> {{\n    vec![{}]\n}}\n",
+        messages
+            .iter()
+            .map(|m| format!(
+                "({:?}, {}::VERSIONS, {}::footprints()),",
+                m.kind,
+                m.name,
+                snake(&m.name)
+            ))
+            .collect::<String>()
+    );
     for kind in ["request", "response"] {
         let enum_name = if kind == "request" {
             "RequestKind"

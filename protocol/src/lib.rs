@@ -35,6 +35,18 @@ pub mod messages {
     include!(concat!(env!("OUT_DIR"), "/messages.rs"));
 }
 
+/// The memory a message's decoding may take, per byte of its input: every array, string and
+/// unknown-tagged-field vector is charged against `DECODE_MEMORY_PER_BYTE * input length +
+/// DECODE_MEMORY_BASE` before it is allocated, and a message that would need more is a decode
+/// error. Byte and record fields are slices of the frame, free. The densest element any request
+/// can hold is LeaveGroup v4's `MemberIdentity`, 96 bytes in memory for 3 on the wire; arrays of
+/// one-byte strings take 28 times their frame (`tests/decode_memory.rs` measures both), so 32
+/// refuses no well-formed request, and bounds every one, including those that fail late.
+pub const DECODE_MEMORY_PER_BYTE: usize = 32;
+/// The fixed part of the decoding budget, so that a small message may hold a struct or two
+/// whose memory is larger than its few bytes.
+pub const DECODE_MEMORY_BASE: usize = 16 * 1024;
+
 /// An inclusive range of versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VersionRange {

@@ -45,6 +45,8 @@ pub enum WireError {
     TagOrder { tag: u32, previous: u32 },
     #[error("{0} bytes left over after the message")]
     TrailingBytes(usize),
+    #[error("decoding needs {needed} more bytes of memory, {left} left of the frame's budget")]
+    OverBudget { needed: usize, left: usize },
 }
 
 impl<'a> nom::error::ParseError<&'a [u8]> for WireError {
@@ -250,17 +252,30 @@ fn length(i: &[u8], compact: bool, short: bool) -> WResult<'_, Option<usize>> {
     }
 }
 
-/// A nullable string (classic or compact).
-pub fn nullable_string(i: &[u8], compact: bool) -> WResult<'_, Option<String>> {
+/// The longest string Kafka reads or writes, compact or not: its classic length is an `i16`, and
+/// Kafka's generated code refuses a longer compact string too (`0x7fff`).
+pub const MAX_STRING_LEN: usize = i16::MAX as usize;
+
+/// A nullable string (classic or compact), borrowed from the input.
+pub fn nullable_str(i: &[u8], compact: bool) -> WResult<'_, Option<&str>> {
     let (rest, len) = length(i, compact, true)?;
     let Some(len) = len else {
         return Ok((rest, None));
     };
+    if len > MAX_STRING_LEN {
+        return fail(WireError::InvalidLength(len as i64));
+    }
     let (rest, b) = take_n(rest, len)?;
     match std::str::from_utf8(b) {
-        Ok(s) => Ok((rest, Some(s.to_owned()))),
+        Ok(s) => Ok((rest, Some(s))),
         Err(_) => fail(WireError::InvalidUtf8),
     }
+}
+
+/// A nullable string (classic or compact).
+pub fn nullable_string(i: &[u8], compact: bool) -> WResult<'_, Option<String>> {
+    let (rest, s) = nullable_str(i, compact)?;
+    Ok((rest, s.map(str::to_owned)))
 }
 
 /// A non-null string.
