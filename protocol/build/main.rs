@@ -188,8 +188,10 @@ fn default_expr(f: &Field) -> String {
     }
 }
 
-/// Encodes one element (`e` is a reference) of type `t`.
-fn enc_elem(t: &Ty, e: &str, compact: &str) -> String {
+/// Encodes one element (`e` is a reference) of type `t`; a length the wire cannot carry is an
+/// error naming `fname`.
+fn enc_elem(t: &Ty, e: &str, compact: &str, fname: &str) -> String {
+    let named = |call: String| format!("named({call}, MESSAGE, {fname:?}, v)?;");
     match t {
         Ty::Bool => format!("put::boolean(w, *{e});"),
         Ty::Int8 => format!("put::int8(w, *{e});"),
@@ -200,12 +202,13 @@ fn enc_elem(t: &Ty, e: &str, compact: &str) -> String {
         Ty::Int64 => format!("put::int64(w, *{e});"),
         Ty::Float64 => format!("put::float64(w, *{e});"),
         Ty::Uuid => format!("put::uuid(w, {e});"),
-        Ty::String => format!("put::string(w, Some({e}.as_str()), {compact});"),
-        Ty::Bytes => format!("put::bytes(w, Some(&{e}[..]), {compact});"),
-        Ty::Records => format!("put::records(w, Some({e}), {compact})?;"),
+        Ty::String => named(format!("put::string(w, Some({e}.as_str()), {compact})")),
+        Ty::Bytes => named(format!("put::bytes(w, Some(&{e}[..]), {compact})")),
+        Ty::Records => named(format!("put::records(w, Some({e}), {compact})")),
         Ty::Array(inner) => format!(
-            "put::array_len(w, Some({e}.len()), {compact}); for x in {e}.iter() {{ {} }}",
-            enc_elem(inner, "x", compact)
+            "{} for x in {e}.iter() {{ {} }}",
+            named(format!("put::array_len(w, Some({e}.len()), {compact})")),
+            enc_elem(inner, "x", compact, fname)
         ),
         Ty::Struct(_) => format!("{e}.encode_into(w, v)?;"),
     }
@@ -310,21 +313,23 @@ fn dec_field(c: &Ctx, f: &Field, sname: &str) -> String {
 fn enc_field(c: &Ctx, f: &Field, sname: &str) -> String {
     let id = ident(&f.name);
     let compact = c.compact(f);
-    if !is_nullable(f) {
-        return enc_elem(&f.ty, &format!("(&self.{id})"), &compact);
-    }
     let fname = format!("{sname}.{}", f.name);
+    if !is_nullable(f) {
+        return enc_elem(&f.ty, &format!("(&self.{id})"), &compact, &fname);
+    }
+    let named = |call: String| format!("named({call}, MESSAGE, {fname:?}, v)?;");
     let check = format!(
         "if self.{id}.is_none() && !({}) {{ return Err(EncodeError::NullField {{ message: MESSAGE, field: {fname:?}, version: v }}); }}",
         c.nullable_at(f)
     );
     let body = match &f.ty {
-        Ty::String => format!("put::string(w, self.{id}.as_deref(), {compact});"),
-        Ty::Bytes => format!("put::bytes(w, self.{id}.as_deref(), {compact});"),
-        Ty::Records => format!("put::records(w, self.{id}.as_ref(), {compact})?;"),
+        Ty::String => named(format!("put::string(w, self.{id}.as_deref(), {compact})")),
+        Ty::Bytes => named(format!("put::bytes(w, self.{id}.as_deref(), {compact})")),
+        Ty::Records => named(format!("put::records(w, self.{id}.as_ref(), {compact})")),
         Ty::Array(inner) => format!(
-            "match &self.{id} {{ None => put::array_len(w, None, {compact}), Some(a) => {{ {} }} }}",
-            enc_elem(&Ty::Array(inner.clone()), "a", &compact)
+            "match &self.{id} {{ None => {{ {} }} Some(a) => {{ {} }} }}",
+            named(format!("put::array_len(w, None, {compact})")),
+            enc_elem(&Ty::Array(inner.clone()), "a", &compact, &fname)
         ),
         Ty::Struct(_) => format!(
             "match &self.{id} {{ None => put::int8(w, -1), Some(s) => {{ put::int8(w, 1); s.encode_into(w, v)?; }} }}"
@@ -493,23 +498,27 @@ fn gen_struct(out: &mut String, c: &Ctx, s: &StructDef, is_message: bool) {
         }
         let _ = writeln!(
             out,
-            "            put::unsigned_varint(w, count as u32);\n            let mut unknown = self.unknown_tagged_fields.iter().peekable();"
+            "            named(put::varint_len(w, count), MESSAGE, \"{}._tagged_fields\", v)?;\n            let mut unknown = self.unknown_tagged_fields.iter().peekable();",
+            s.name
         );
         for f in &tagged {
             let tag = f.tag.expect("tagged");
             let _ = writeln!(
                 out,
-                "            if ({}) && self.{id} != {} {{\n                while let Some(u) = unknown.next_if(|u| u.tag < {tag}) {{ put_raw_tagged(w, u); }}\n                put::unsigned_varint(w, {tag});\n                put::unsigned_varint(w, ({}) as u32);\n                {}\n            }}",
+                "            if ({}) && self.{id} != {} {{\n                while let Some(u) = unknown.next_if(|u| u.tag < {tag}) {{ named(put_raw_tagged(w, u), MESSAGE, \"{sname}._tagged_fields\", v)?; }}\n                put::unsigned_varint(w, {tag});\n                named(put::varint_len(w, {}), MESSAGE, {fname:?}, v)?;\n                {}\n            }}",
                 c.tagged(f),
                 default_expr(f),
                 size_field(c, f),
                 enc_field(c, f, &s.name),
+                sname = s.name,
+                fname = format!("{}.{}", s.name, f.name),
                 id = ident(&f.name),
             );
         }
         let _ = writeln!(
             out,
-            "            for u in unknown {{ put_raw_tagged(w, u); }}\n        }}"
+            "            for u in unknown {{ named(put_raw_tagged(w, u), MESSAGE, \"{}._tagged_fields\", v)?; }}\n        }}",
+            s.name
         );
     }
     let _ = writeln!(out, "        Ok(())\n    }}\n");
@@ -541,7 +550,7 @@ fn gen_struct(out: &mut String, c: &Ctx, s: &StructDef, is_message: bool) {
         for f in s.fields.iter().filter(|f| f.tag.is_some()) {
             let _ = writeln!(
                 out,
-                "            if ({}) && self.{} != {} {{ count += 1; let len = {}; n += size::unsigned_varint({}) + size::unsigned_varint(len as u32) + len; }}",
+                "            if ({}) && self.{} != {} {{ count += 1; let len = {}; n += size::unsigned_varint({}) + size::unsigned_varlong(len as u64) + len; }}",
                 c.tagged(f),
                 ident(&f.name),
                 default_expr(f),
@@ -551,7 +560,7 @@ fn gen_struct(out: &mut String, c: &Ctx, s: &StructDef, is_message: bool) {
         }
         let _ = writeln!(
             out,
-            "            n += size::unsigned_varint(count as u32);\n        }}"
+            "            n += size::unsigned_varlong(count as u64);\n        }}"
         );
     }
     let _ = writeln!(out, "        n\n    }}\n");

@@ -150,14 +150,37 @@ pub(crate) fn decode_array<'a, T>(
     Ok((i, out))
 }
 
-pub(crate) fn put_raw_tagged<W: Sink + ?Sized>(w: &mut W, f: &RawTaggedField) {
+pub(crate) fn put_raw_tagged<W: Sink + ?Sized>(
+    w: &mut W,
+    f: &RawTaggedField,
+) -> Result<(), EncodeError> {
     put::unsigned_varint(w, f.tag);
-    put::unsigned_varint(w, f.data.len() as u32);
+    put::varint_len(w, f.data.len())?;
     w.put_slice(&f.data);
+    Ok(())
 }
 
 pub(crate) fn raw_tagged_size(f: &RawTaggedField) -> usize {
-    size::unsigned_varint(f.tag) + size::unsigned_varint(f.data.len() as u32) + f.data.len()
+    size::unsigned_varint(f.tag) + size::unsigned_varlong(f.data.len() as u64) + f.data.len()
+}
+
+/// Names the message, field and version in an encoding error from a primitive.
+pub(crate) fn named(
+    r: Result<(), EncodeError>,
+    message: &'static str,
+    field: &'static str,
+    version: i16,
+) -> Result<(), EncodeError> {
+    r.map_err(|e| match e {
+        EncodeError::TooLong { len, max, .. } => EncodeError::TooLong {
+            message,
+            field,
+            version,
+            len,
+            max,
+        },
+        other => other,
+    })
 }
 
 /// Decodes `body` as `M` at `version`; bytes left over are an error unless `allow_trailing`.

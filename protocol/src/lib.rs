@@ -184,4 +184,14 @@ pub enum EncodeError {
     UnsupportedVersion { message: &'static str, version: i16 },
     #[error("record slot given to a sink that needs the bytes")]
     RecordSlot,
+    /// A string, bytes, array or tagged field longer than its length prefix can say (Kafka's
+    /// "field is too long to be serialized"), or a frame larger than its `int32` size.
+    #[error("{message} v{version}: {field} is {len} long, more than the {max} the wire allows")]
+    TooLong {
+        message: &'static str,
+        field: &'static str,
+        version: i16,
+        len: usize,
+        max: usize,
+    },
 }
