@@ -487,6 +487,19 @@ fn gen_struct(out: &mut String, c: &Ctx, s: &StructDef, is_message: bool) {
             out,
             "        if flexible {{\n            let mut count = self.unknown_tagged_fields.len();"
         );
+        if !tagged.is_empty() {
+            // An unknown tag that this version knows (one decoded at an older version, where it
+            // meant nothing, written at a newer one) would be read back as that field, or written
+            // twice beside it: the bytes would say something the value does not.
+            let _ = writeln!(
+                out,
+                "            let known = |tag: u32| match tag {{ {} _ => false }};\n            if let Some(u) = self.unknown_tagged_fields.iter().find(|u| known(u.tag)) {{ return Err(EncodeError::TagCollision {{ message: MESSAGE, tag: u.tag, version: v }}); }}",
+                tagged
+                    .iter()
+                    .map(|f| format!("{} if {} => true,", f.tag.expect("tagged"), c.tagged(f)))
+                    .collect::<String>()
+            );
+        }
         for f in &tagged {
             let _ = writeln!(
                 out,

@@ -45,6 +45,8 @@ pub enum WireError {
     TagOrder { tag: u32, previous: u32 },
     #[error("{0} bytes left over after the message")]
     TrailingBytes(usize),
+    #[error("unknown tagged field {0} would be read as a known field once written again")]
+    TagCollision(u32),
     #[error("decoding needs {needed} more bytes of memory, {left} left of the frame's budget")]
     OverBudget { needed: usize, left: usize },
 }
