@@ -759,7 +759,7 @@ fn reachable_versions(m: &MessageDef) -> std::collections::HashMap<String, Range
 fn gen_kinds(out: &mut String, messages: &[MessageDef]) {
     let _ = writeln!(
         out,
-        "/// Every message's kind (`request`, `response`, `metadata`, `header`...), versions and\n/// struct footprints (for the decoder's memory tests).\n#[cfg(any(test, feature = \"testing\"))]\npub fn all_footprints() -> Vec<(&'static str, VersionRange, Vec<(&'static str, usize, fn(i16) -> usize, VersionRange)>)> {{\n    vec![{}]\n}}\n",
+        "/// Every message's kind (`request`, `response`, `metadata`, `header`...), versions and\n/// struct footprints (for the decoder's memory tests).\n#[cfg(any(test, feature = \"testing\"))]\n#[allow(clippy::type_complexity)]\npub fn all_footprints() -> Vec<(&'static str, VersionRange, Vec<(&'static str, usize, fn(i16) -> usize, VersionRange)>)> {{\n    vec![{}]\n}}\n",
         messages
             .iter()
             .map(|m| format!(
