@@ -44,6 +44,11 @@ pub struct CommandResult {
     pub index: u64,
 }
 
+/// The smallest framed record in a command: its length (one byte), frame version, type and
+/// version (one byte each), and a body of at least its tagged-field count (every metadata record
+/// is flexible; NoOpRecord has nothing else).
+const MIN_FRAMED_RECORD: usize = 5;
+
 impl MetadataCommand {
     /// Encodes the records: an unsigned-varint count, then each framed record behind an
     /// unsigned-varint length.
@@ -62,7 +67,13 @@ impl MetadataCommand {
         use rafka_protocol::primitives::{take_n, unsigned_varint};
         let bad = |what: &str| format!("metadata command: {what}");
         let (mut i, n) = unsigned_varint(b).map_err(|_| bad("bad record count"))?;
-        let mut records = Vec::with_capacity((n as usize).min(i.len()));
+        // Each framed record takes at least MIN_FRAMED_RECORD bytes: a count the payload cannot
+        // hold is refused before anything is allocated (a record is ~230 bytes in memory, so
+        // sizing the vector by the payload's length alone let 7 KB claim 1.6 MB).
+        if n as usize > i.len() / MIN_FRAMED_RECORD {
+            return Err(bad("more records claimed than the command holds"));
+        }
+        let mut records = Vec::with_capacity(n as usize);
         for _ in 0..n {
             let (rest, len) = unsigned_varint(i).map_err(|_| bad("bad record length"))?;
             let (rest, rec) = take_n(rest, len as usize).map_err(|_| bad("truncated record"))?;
@@ -87,5 +98,32 @@ impl std::fmt::Display for MetadataCommand {
 impl std::fmt::Display for CommandResult {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "applied at {}", self.index)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rafka_protocol::messages::NoOpRecord;
+
+    /// Found by the decode_raft fuzz target: a 7 KB append-entries request whose entry claimed
+    /// 7,000 records made the conversion allocate 1.6 MB before the first record failed.
+    #[test]
+    fn a_record_count_the_payload_cannot_hold_is_refused() {
+        let mut b = Vec::new();
+        rafka_protocol::primitives::put::unsigned_varint(&mut b, 7000);
+        b.extend_from_slice(&[5; 7000]);
+        let err = MetadataCommand::from_bytes(&Bytes::from(b)).expect_err("refused");
+        assert!(err.contains("more records claimed"), "{err}");
+    }
+
+    #[test]
+    fn the_smallest_records_fill_a_command_exactly() {
+        let cmd = MetadataCommand {
+            records: vec![MetadataRecord::NoOp(NoOpRecord::default()); 3],
+        };
+        let b = cmd.to_bytes().expect("encodes");
+        assert_eq!(b.len(), 1 + 3 * MIN_FRAMED_RECORD);
+        assert_eq!(MetadataCommand::from_bytes(&b), Ok(cmd));
     }
 }

@@ -188,8 +188,10 @@ fn default_expr(f: &Field) -> String {
     }
 }
 
-/// Encodes one element (`e` is a reference) of type `t`.
-fn enc_elem(t: &Ty, e: &str, compact: &str) -> String {
+/// Encodes one element (`e` is a reference) of type `t`; a length the wire cannot carry is an
+/// error naming `fname`.
+fn enc_elem(t: &Ty, e: &str, compact: &str, fname: &str) -> String {
+    let named = |call: String| format!("named({call}, MESSAGE, {fname:?}, v)?;");
     match t {
         Ty::Bool => format!("put::boolean(w, *{e});"),
         Ty::Int8 => format!("put::int8(w, *{e});"),
@@ -200,12 +202,13 @@ fn enc_elem(t: &Ty, e: &str, compact: &str) -> String {
         Ty::Int64 => format!("put::int64(w, *{e});"),
         Ty::Float64 => format!("put::float64(w, *{e});"),
         Ty::Uuid => format!("put::uuid(w, {e});"),
-        Ty::String => format!("put::string(w, Some({e}.as_str()), {compact});"),
-        Ty::Bytes => format!("put::bytes(w, Some(&{e}[..]), {compact});"),
-        Ty::Records => format!("put::records(w, Some({e}), {compact})?;"),
+        Ty::String => named(format!("put::string(w, Some({e}.as_str()), {compact})")),
+        Ty::Bytes => named(format!("put::bytes(w, Some(&{e}[..]), {compact})")),
+        Ty::Records => named(format!("put::records(w, Some({e}), {compact})")),
         Ty::Array(inner) => format!(
-            "put::array_len(w, Some({e}.len()), {compact}); for x in {e}.iter() {{ {} }}",
-            enc_elem(inner, "x", compact)
+            "{} for x in {e}.iter() {{ {} }}",
+            named(format!("put::array_len(w, Some({e}.len()), {compact})")),
+            enc_elem(inner, "x", compact, fname)
         ),
         Ty::Struct(_) => format!("{e}.encode_into(w, v)?;"),
     }
@@ -259,17 +262,18 @@ fn dec_elem(t: &Ty, compact: &str, fname: &str) -> String {
         Ty::Int64 => prim("int64(i)"),
         Ty::Float64 => prim("float64(i)"),
         Ty::Uuid => prim("uuid(i)"),
-        Ty::String => prim(&format!("string(i, {compact})")),
+        Ty::String => prim(&format!("cx.string(i, {compact})")),
         Ty::Bytes => prim(&format!("bytes(frame, i, {compact})")),
         Ty::Records => prim(&format!("records(frame, i, {compact})")),
         Ty::Array(inner) => format!(
             "(|i: &'a [u8]| {{ let (i, n) = at({fname:?}, array_len(i, {compact}, {min}))?; \
              let Some(n) = n else {{ return Err(nom::Err::Failure(err({fname:?}, WireError::UnexpectedNull))); }}; \
-             decode_array(i, n, |i| {elem}) }})(i)",
+             at({fname:?}, cx.charge_array::<{ty}>(i, n))?; decode_array(i, n, |i| {elem}) }})(i)",
+            ty = base_type(inner),
             min = min_elem(inner, compact),
             elem = dec_elem(inner, compact, fname)
         ),
-        Ty::Struct(s) => format!("{s}::decode_from(frame, i, v)"),
+        Ty::Struct(s) => format!("{s}::decode_in(cx, i, v)"),
     }
 }
 
@@ -285,18 +289,19 @@ fn dec_field(c: &Ctx, f: &Field, sname: &str) -> String {
         "if x.is_none() && !({nullable_at}) {{ return Err(nom::Err::Failure(err({fname:?}, WireError::UnexpectedNull))); }}"
     );
     let inner = match &f.ty {
-        Ty::String => format!("at({fname:?}, nullable_string(i, {compact}))"),
+        Ty::String => format!("at({fname:?}, cx.nullable_string(i, {compact}))"),
         Ty::Bytes => format!("at({fname:?}, nullable_bytes(frame, i, {compact}))"),
         Ty::Records => format!("at({fname:?}, nullable_records(frame, i, {compact}))"),
         Ty::Array(inner) => format!(
             "(|i: &'a [u8]| {{ let (i, n) = at({fname:?}, array_len(i, {compact}, {min}))?; \
-             match n {{ None => Ok((i, None)), Some(n) => decode_array(i, n, |i| {elem}).map(|(i, x)| (i, Some(x))) }} }})(i)",
+             match n {{ None => Ok((i, None)), Some(n) => {{ at({fname:?}, cx.charge_array::<{ty}>(i, n))?; decode_array(i, n, |i| {elem}).map(|(i, x)| (i, Some(x))) }} }} }})(i)",
+            ty = base_type(inner),
             min = min_elem(inner, &compact),
             elem = dec_elem(inner, &compact, &fname)
         ),
         Ty::Struct(s) => format!(
             "(|i: &'a [u8]| {{ let (i, marker) = at({fname:?}, int8(i))?; match marker {{ \
-             -1 => Ok((i, None)), 1 => {s}::decode_from(frame, i, v).map(|(i, x)| (i, Some(x))), \
+             -1 => Ok((i, None)), 1 => {s}::decode_in(cx, i, v).map(|(i, x)| (i, Some(x))), \
              m => Err(nom::Err::Failure(err({fname:?}, WireError::InvalidStructMarker(m)))) }} }})(i)"
         ),
         other => panic!("{fname}: {other:?} cannot be nullable"),
@@ -308,21 +313,23 @@ fn dec_field(c: &Ctx, f: &Field, sname: &str) -> String {
 fn enc_field(c: &Ctx, f: &Field, sname: &str) -> String {
     let id = ident(&f.name);
     let compact = c.compact(f);
-    if !is_nullable(f) {
-        return enc_elem(&f.ty, &format!("(&self.{id})"), &compact);
-    }
     let fname = format!("{sname}.{}", f.name);
+    if !is_nullable(f) {
+        return enc_elem(&f.ty, &format!("(&self.{id})"), &compact, &fname);
+    }
+    let named = |call: String| format!("named({call}, MESSAGE, {fname:?}, v)?;");
     let check = format!(
         "if self.{id}.is_none() && !({}) {{ return Err(EncodeError::NullField {{ message: MESSAGE, field: {fname:?}, version: v }}); }}",
         c.nullable_at(f)
     );
     let body = match &f.ty {
-        Ty::String => format!("put::string(w, self.{id}.as_deref(), {compact});"),
-        Ty::Bytes => format!("put::bytes(w, self.{id}.as_deref(), {compact});"),
-        Ty::Records => format!("put::records(w, self.{id}.as_ref(), {compact})?;"),
+        Ty::String => named(format!("put::string(w, self.{id}.as_deref(), {compact})")),
+        Ty::Bytes => named(format!("put::bytes(w, self.{id}.as_deref(), {compact})")),
+        Ty::Records => named(format!("put::records(w, self.{id}.as_ref(), {compact})")),
         Ty::Array(inner) => format!(
-            "match &self.{id} {{ None => put::array_len(w, None, {compact}), Some(a) => {{ {} }} }}",
-            enc_elem(&Ty::Array(inner.clone()), "a", &compact)
+            "match &self.{id} {{ None => {{ {} }} Some(a) => {{ {} }} }}",
+            named(format!("put::array_len(w, None, {compact})")),
+            enc_elem(&Ty::Array(inner.clone()), "a", &compact, &fname)
         ),
         Ty::Struct(_) => format!(
             "match &self.{id} {{ None => put::int8(w, -1), Some(s) => {{ put::int8(w, 1); s.encode_into(w, v)?; }} }}"
@@ -480,6 +487,19 @@ fn gen_struct(out: &mut String, c: &Ctx, s: &StructDef, is_message: bool) {
             out,
             "        if flexible {{\n            let mut count = self.unknown_tagged_fields.len();"
         );
+        if !tagged.is_empty() {
+            // An unknown tag that this version knows (one decoded at an older version, where it
+            // meant nothing, written at a newer one) would be read back as that field, or written
+            // twice beside it: the bytes would say something the value does not.
+            let _ = writeln!(
+                out,
+                "            let known = |tag: u32| match tag {{ {} _ => false }};\n            if let Some(u) = self.unknown_tagged_fields.iter().find(|u| known(u.tag)) {{ return Err(EncodeError::TagCollision {{ message: MESSAGE, tag: u.tag, version: v }}); }}",
+                tagged
+                    .iter()
+                    .map(|f| format!("{} if {} => true,", f.tag.expect("tagged"), c.tagged(f)))
+                    .collect::<String>()
+            );
+        }
         for f in &tagged {
             let _ = writeln!(
                 out,
@@ -491,23 +511,27 @@ fn gen_struct(out: &mut String, c: &Ctx, s: &StructDef, is_message: bool) {
         }
         let _ = writeln!(
             out,
-            "            put::unsigned_varint(w, count as u32);\n            let mut unknown = self.unknown_tagged_fields.iter().peekable();"
+            "            named(put::varint_len(w, count), MESSAGE, \"{}._tagged_fields\", v)?;\n            let mut unknown = self.unknown_tagged_fields.iter().peekable();",
+            s.name
         );
         for f in &tagged {
             let tag = f.tag.expect("tagged");
             let _ = writeln!(
                 out,
-                "            if ({}) && self.{id} != {} {{\n                while let Some(u) = unknown.next_if(|u| u.tag < {tag}) {{ put_raw_tagged(w, u); }}\n                put::unsigned_varint(w, {tag});\n                put::unsigned_varint(w, ({}) as u32);\n                {}\n            }}",
+                "            if ({}) && self.{id} != {} {{\n                while let Some(u) = unknown.next_if(|u| u.tag < {tag}) {{ named(put_raw_tagged(w, u), MESSAGE, \"{sname}._tagged_fields\", v)?; }}\n                put::unsigned_varint(w, {tag});\n                named(put::varint_len(w, {}), MESSAGE, {fname:?}, v)?;\n                {}\n            }}",
                 c.tagged(f),
                 default_expr(f),
                 size_field(c, f),
                 enc_field(c, f, &s.name),
+                sname = s.name,
+                fname = format!("{}.{}", s.name, f.name),
                 id = ident(&f.name),
             );
         }
         let _ = writeln!(
             out,
-            "            for u in unknown {{ put_raw_tagged(w, u); }}\n        }}"
+            "            for u in unknown {{ named(put_raw_tagged(w, u), MESSAGE, \"{}._tagged_fields\", v)?; }}\n        }}",
+            s.name
         );
     }
     let _ = writeln!(out, "        Ok(())\n    }}\n");
@@ -539,7 +563,7 @@ fn gen_struct(out: &mut String, c: &Ctx, s: &StructDef, is_message: bool) {
         for f in s.fields.iter().filter(|f| f.tag.is_some()) {
             let _ = writeln!(
                 out,
-                "            if ({}) && self.{} != {} {{ count += 1; let len = {}; n += size::unsigned_varint({}) + size::unsigned_varint(len as u32) + len; }}",
+                "            if ({}) && self.{} != {} {{ count += 1; let len = {}; n += size::unsigned_varint({}) + size::unsigned_varlong(len as u64) + len; }}",
                 c.tagged(f),
                 ident(&f.name),
                 default_expr(f),
@@ -549,7 +573,7 @@ fn gen_struct(out: &mut String, c: &Ctx, s: &StructDef, is_message: bool) {
         }
         let _ = writeln!(
             out,
-            "            n += size::unsigned_varint(count as u32);\n        }}"
+            "            n += size::unsigned_varlong(count as u64);\n        }}"
         );
     }
     let _ = writeln!(out, "        n\n    }}\n");
@@ -557,7 +581,7 @@ fn gen_struct(out: &mut String, c: &Ctx, s: &StructDef, is_message: bool) {
     // decode_from
     let _ = writeln!(
         out,
-        "    /// Decodes this struct at version `v` from `i`, a slice of `frame` (record and byte\n    /// fields are sliced from `frame` without copying).\n    #[allow(unused_variables, unused_mut)]\n    pub fn decode_from<'a>(frame: &Bytes, i: &'a [u8], v: i16) -> DResult<'a, Self> {{\n        let flexible = {};\n        let mut s = Self::default();",
+        "    /// Decodes this struct at version `v` from `i`, a slice of `frame` (record and byte\n    /// fields are sliced from `frame` without copying), within a memory budget of\n    /// [`DECODE_MEMORY_PER_BYTE`](crate::DECODE_MEMORY_PER_BYTE) times `i`'s length.\n    pub fn decode_from<'a>(frame: &Bytes, i: &'a [u8], v: i16) -> DResult<'a, Self> {{\n        Self::decode_in(&DecodeCx::new(frame, i.len()), i, v)\n    }}\n\n    /// Decodes this struct within `cx`'s frame and memory budget.\n    #[allow(unused_variables, unused_mut)]\n    pub(crate) fn decode_in<'a>(cx: &DecodeCx, i: &'a [u8], v: i16) -> DResult<'a, Self> {{\n        let frame = cx.frame();\n        let flexible = {};\n        let mut s = Self::default();",
         c.flexible()
     );
     for f in &s.fields {
@@ -573,8 +597,13 @@ fn gen_struct(out: &mut String, c: &Ctx, s: &StructDef, is_message: bool) {
     if flex {
         let _ = writeln!(
             out,
-            "        let i = if flexible {{\n            let (mut i, count) = at(\"{0}._tagged_fields\", unsigned_varint(i))?;\n            for _ in 0..count {{\n                let (rest, (tag, data, raw)) = at(\"{0}._tagged_fields\", tagged_field(frame, i))?;\n                i = rest;\n                match tag {{",
-            s.name
+            "        let i = if flexible {{\n            let (mut i, count) = at(\"{0}._tagged_fields\", unsigned_varint(i))?;\n            // The unknown tags are counted first so that their vector is charged and sized once.\n            let known = |tag: u32| match tag {{ {1} _ => false }};\n            let (_, unknown) = at(\"{0}._tagged_fields\", count_unknown_tags(i, count, known))?;\n            at(\"{0}._tagged_fields\", cx.charge_array::<RawTaggedField>(i, unknown))?;\n            s.unknown_tagged_fields = Vec::with_capacity(unknown);\n            for _ in 0..count {{\n                let (rest, (tag, data, raw)) = at(\"{0}._tagged_fields\", tagged_field(frame, i))?;\n                i = rest;\n                match tag {{",
+            s.name,
+            s.fields
+                .iter()
+                .filter(|f| f.tag.is_some())
+                .map(|f| format!("{} if {} => true,", f.tag.expect("tagged"), c.tagged(f)))
+                .collect::<String>()
         );
         for f in s.fields.iter().filter(|f| f.tag.is_some()) {
             let fname = format!("{}.{}", s.name, f.name);
@@ -674,10 +703,73 @@ fn gen_message(out: &mut String, m: &MessageDef) {
     for (n, s) in m.structs.iter().enumerate() {
         gen_struct(out, &c, s, n == 0);
     }
+    // Each struct's size in memory, its smallest encoding and the versions that carry it, for
+    // the decoder's memory tests.
+    let reach = reachable_versions(m);
+    let _ = writeln!(
+        out,
+        "    /// Every struct of this message: its name, its size in memory, its smallest encoding by\n    /// version, and the versions in which the message carries it (for the decoder's memory\n    /// tests).\n    #[cfg(any(test, feature = \"testing\"))]\n    pub fn footprints() -> Vec<(&'static str, usize, fn(i16) -> usize, VersionRange)> {{\n        vec![{}]\n    }}",
+        m.structs
+            .iter()
+            .filter_map(|s| reach.get(&s.name).map(|r| (s, r)))
+            .map(|(s, r)| format!(
+                "({0:?}, std::mem::size_of::<{0}>(), {0}::min_size as fn(i16) -> usize, VersionRange {{ min: {1}, max: {2} }}),",
+                s.name, r.lo, r.hi
+            ))
+            .collect::<String>()
+    );
     let _ = writeln!(out, "}}\npub use {module}::{};\n", m.name);
 }
 
+/// The versions in which each struct of `m` can appear: the message's own versions for its own
+/// struct, and for a nested one the versions of the fields that hold it, within its parent's.
+/// (A span, not a set: enough for the tests that use it.)
+fn reachable_versions(m: &MessageDef) -> std::collections::HashMap<String, Range> {
+    fn target(t: &Ty) -> Option<&str> {
+        match t {
+            Ty::Struct(s) => Some(s),
+            Ty::Array(inner) => target(inner),
+            _ => None,
+        }
+    }
+    let mut reach = std::collections::HashMap::new();
+    reach.insert(m.structs[0].name.clone(), m.versions);
+    // Shared structs may be declared after their users: iterate until nothing changes.
+    for _ in 0..m.structs.len() {
+        for s in &m.structs {
+            let Some(&parent) = reach.get(&s.name) else {
+                continue;
+            };
+            for f in &s.fields {
+                let Some(child) = target(&f.ty) else { continue };
+                let lo = parent.lo.max(f.versions.lo);
+                let hi = parent.hi.min(f.versions.hi);
+                if lo > hi {
+                    continue;
+                }
+                let r = reach.entry(child.to_owned()).or_insert(Range { lo, hi });
+                r.lo = r.lo.min(lo);
+                r.hi = r.hi.max(hi);
+            }
+        }
+    }
+    reach
+}
+
 fn gen_kinds(out: &mut String, messages: &[MessageDef]) {
+    let _ = writeln!(
+        out,
+        "/// Every message's kind (`request`, `response`, `metadata`, `header`...), versions and\n/// struct footprints (for the decoder's memory tests).\n#[cfg(any(test, feature = \"testing\"))]\n#[allow(clippy::type_complexity)]\npub fn all_footprints() -> Vec<(&'static str, VersionRange, Vec<(&'static str, usize, fn(i16) -> usize, VersionRange)>)> {{\n    vec![{}]\n}}\n",
+        messages
+            .iter()
+            .map(|m| format!(
+                "({:?}, {}::VERSIONS, {}::footprints()),",
+                m.kind,
+                m.name,
+                snake(&m.name)
+            ))
+            .collect::<String>()
+    );
     for kind in ["request", "response"] {
         let enum_name = if kind == "request" {
             "RequestKind"

@@ -31,14 +31,117 @@ pub(crate) fn at<'a, T>(field: &'static str, r: WResult<'a, T>) -> DResult<'a, T
     })
 }
 
-/// Decodes `n` elements (already checked against the bytes present). The first allocation is
-/// capped; the vector grows only with elements that actually decoded.
+/// The frame a message is decoded from, and what is left of the memory its decoding may take.
+///
+/// A request's decoded size is bounded by its frame: every allocation the decoder makes (an
+/// array's elements, a string's bytes, the unknown tagged fields of a struct) is charged here
+/// *before* it is made, and one that would exceed the budget fails the decode with
+/// [`WireError::OverBudget`]. The budget is [`crate::DECODE_MEMORY_PER_BYTE`] times the input's
+/// length plus [`crate::DECODE_MEMORY_BASE`]; byte and record fields are slices of the frame and
+/// cost nothing. Checking each count against the bytes that remain (`array_len`) alone is not
+/// enough: a string is 24 bytes in memory for one byte on the wire, a struct can be hundreds of
+/// bytes for a handful, and an array that fails half-way has already allocated its elements.
+pub(crate) struct DecodeCx<'f> {
+    frame: &'f Bytes,
+    left: std::cell::Cell<usize>,
+}
+
+impl<'f> DecodeCx<'f> {
+    /// A budget for decoding `input_len` bytes of `frame`.
+    pub(crate) fn new(frame: &'f Bytes, input_len: usize) -> DecodeCx<'f> {
+        DecodeCx {
+            frame,
+            left: std::cell::Cell::new(
+                input_len
+                    .saturating_mul(crate::DECODE_MEMORY_PER_BYTE)
+                    .saturating_add(crate::DECODE_MEMORY_BASE),
+            ),
+        }
+    }
+
+    pub(crate) fn frame(&self) -> &'f Bytes {
+        self.frame
+    }
+
+    /// Takes an allocation of `bytes` from the budget, as glibc's malloc rounds it (16-byte
+    /// chunks with an 8-byte header, 32 bytes at least), so that the bound is on real memory.
+    fn charge(&self, bytes: usize) -> Result<(), nom::Err<WireError>> {
+        if bytes == 0 {
+            return Ok(());
+        }
+        let cost = bytes.saturating_add(8 + 15) & !15;
+        let cost = cost.max(32);
+        let left = self.left.get();
+        if cost > left {
+            return Err(nom::Err::Failure(WireError::OverBudget {
+                needed: cost,
+                left,
+            }));
+        }
+        self.left.set(left - cost);
+        Ok(())
+    }
+
+    /// Charges a vector of `n` elements of `T` (`n` already checked against the bytes present).
+    pub(crate) fn charge_array<'a, T>(&self, i: &'a [u8], n: usize) -> WResult<'a, ()> {
+        self.charge(n.saturating_mul(std::mem::size_of::<T>()))?;
+        Ok((i, ()))
+    }
+
+    /// A nullable string, charged before its bytes are copied.
+    pub(crate) fn nullable_string<'a>(
+        &self,
+        i: &'a [u8],
+        compact: bool,
+    ) -> WResult<'a, Option<String>> {
+        let (rest, s) = nullable_str(i, compact)?;
+        match s {
+            None => Ok((rest, None)),
+            Some(s) => {
+                self.charge(s.len())?;
+                Ok((rest, Some(s.to_owned())))
+            }
+        }
+    }
+
+    /// A non-null string, charged before its bytes are copied.
+    pub(crate) fn string<'a>(&self, i: &'a [u8], compact: bool) -> WResult<'a, String> {
+        match self.nullable_string(i, compact)? {
+            (rest, Some(s)) => Ok((rest, s)),
+            (_, None) => Err(nom::Err::Failure(WireError::UnexpectedNull)),
+        }
+    }
+}
+
+/// Walks the `count` entries of a tagged-field buffer (each must be whole) and counts those whose
+/// tag `known` does not claim.
+pub(crate) fn count_unknown_tags(
+    mut i: &[u8],
+    count: u32,
+    known: impl Fn(u32) -> bool,
+) -> WResult<'_, usize> {
+    let start = i;
+    let mut unknown = 0;
+    for _ in 0..count {
+        let (rest, tag) = unsigned_varint(i)?;
+        let (rest, size) = unsigned_varint(rest)?;
+        let (rest, _) = take_n(rest, size as usize)?;
+        if !known(tag) {
+            unknown += 1;
+        }
+        i = rest;
+    }
+    Ok((start, unknown))
+}
+
+/// Decodes `n` elements, already checked against the bytes present and charged to the budget:
+/// the vector is allocated once, at its final size.
 pub(crate) fn decode_array<'a, T>(
     mut i: &'a [u8],
     n: usize,
     mut elem: impl FnMut(&'a [u8]) -> DResult<'a, T>,
 ) -> DResult<'a, Vec<T>> {
-    let mut out = Vec::with_capacity(n.min(1024));
+    let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let (rest, x) = elem(i)?;
         out.push(x);
@@ -47,14 +150,37 @@ pub(crate) fn decode_array<'a, T>(
     Ok((i, out))
 }
 
-pub(crate) fn put_raw_tagged<W: Sink + ?Sized>(w: &mut W, f: &RawTaggedField) {
+pub(crate) fn put_raw_tagged<W: Sink + ?Sized>(
+    w: &mut W,
+    f: &RawTaggedField,
+) -> Result<(), EncodeError> {
     put::unsigned_varint(w, f.tag);
-    put::unsigned_varint(w, f.data.len() as u32);
+    put::varint_len(w, f.data.len())?;
     w.put_slice(&f.data);
+    Ok(())
 }
 
 pub(crate) fn raw_tagged_size(f: &RawTaggedField) -> usize {
-    size::unsigned_varint(f.tag) + size::unsigned_varint(f.data.len() as u32) + f.data.len()
+    size::unsigned_varint(f.tag) + size::unsigned_varlong(f.data.len() as u64) + f.data.len()
+}
+
+/// Names the message, field and version in an encoding error from a primitive.
+pub(crate) fn named(
+    r: Result<(), EncodeError>,
+    message: &'static str,
+    field: &'static str,
+    version: i16,
+) -> Result<(), EncodeError> {
+    r.map_err(|e| match e {
+        EncodeError::TooLong { len, max, .. } => EncodeError::TooLong {
+            message,
+            field,
+            version,
+            len,
+            max,
+        },
+        other => other,
+    })
 }
 
 /// Decodes `body` as `M` at `version`; bytes left over are an error unless `allow_trailing`.

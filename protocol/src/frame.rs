@@ -116,11 +116,23 @@ impl RequestFrame {
         let hv = request_header_version(api, version);
         let size = self.header.size_at(hv) + self.body.size_at(version);
         let mut b = BytesMut::with_capacity(4 + size);
-        put::int32(&mut b, size as i32);
+        put::int32(&mut b, frame_size(RequestHeader::NAME, version, size)?);
         self.header.encode_into(&mut b, hv)?;
         self.body.encode(&mut b, version)?;
         Ok(b)
     }
+}
+
+/// The size prefix of a frame of `size` bytes: an `int32`, so a larger frame is an error, never
+/// a wrapped (negative or short) size that would desynchronise the connection.
+fn frame_size(message: &'static str, version: i16, size: usize) -> Result<i32, EncodeError> {
+    i32::try_from(size).map_err(|_| EncodeError::TooLong {
+        message,
+        field: "(size)",
+        version,
+        len: size,
+        max: i32::MAX as usize,
+    })
 }
 
 fn header_error(frame: &Bytes, hv: i16) -> DecodeError {
@@ -160,7 +172,7 @@ impl ResponseFrame {
 
     fn encode_to<W: Sink>(&self, w: &mut W) -> Result<(), EncodeError> {
         let (header, hv, size) = self.header_and_size();
-        put::int32(w, size as i32);
+        put::int32(w, frame_size(ResponseHeader::NAME, self.api_version, size)?);
         header.encode_into(w, hv)?;
         self.body.encode(w, self.api_version)
     }

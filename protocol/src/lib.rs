@@ -35,6 +35,18 @@ pub mod messages {
     include!(concat!(env!("OUT_DIR"), "/messages.rs"));
 }
 
+/// The memory a message's decoding may take, per byte of its input: every array, string and
+/// unknown-tagged-field vector is charged against `DECODE_MEMORY_PER_BYTE * input length +
+/// DECODE_MEMORY_BASE` before it is allocated, and a message that would need more is a decode
+/// error. Byte and record fields are slices of the frame, free. The densest element any request
+/// can hold is LeaveGroup v4's `MemberIdentity`, 96 bytes in memory for 3 on the wire; arrays of
+/// one-byte strings take 28 times their frame (`tests/decode_memory.rs` measures both), so 32
+/// refuses no well-formed request, and bounds every one, including those that fail late.
+pub const DECODE_MEMORY_PER_BYTE: usize = 32;
+/// The fixed part of the decoding budget, so that a small message may hold a struct or two
+/// whose memory is larger than its few bytes.
+pub const DECODE_MEMORY_BASE: usize = 16 * 1024;
+
 /// An inclusive range of versions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VersionRange {
@@ -172,4 +184,21 @@ pub enum EncodeError {
     UnsupportedVersion { message: &'static str, version: i16 },
     #[error("record slot given to a sink that needs the bytes")]
     RecordSlot,
+    /// An unknown tagged field whose tag this version declares (kept from an older version).
+    #[error("{message} v{version}: unknown tagged field {tag} is a known field at this version")]
+    TagCollision {
+        message: &'static str,
+        tag: u32,
+        version: i16,
+    },
+    /// A string, bytes, array or tagged field longer than its length prefix can say (Kafka's
+    /// "field is too long to be serialized"), or a frame larger than its `int32` size.
+    #[error("{message} v{version}: {field} is {len} long, more than the {max} the wire allows")]
+    TooLong {
+        message: &'static str,
+        field: &'static str,
+        version: i16,
+        len: usize,
+        max: usize,
+    },
 }

@@ -4,7 +4,7 @@
 //! `schema/metadata_records.schema` like every other message.
 
 use crate::messages::MetadataRecord;
-use crate::primitives::{put, size, unsigned_varint};
+use crate::primitives::{put, size, unsigned_varint, Counter};
 use crate::{DecodeError, DecodeErrorKind, EncodeError, WireError};
 use bytes::{Bytes, BytesMut};
 
@@ -58,7 +58,19 @@ impl MetadataRecord {
             .map_err(|_| err("record_type", WireError::InvalidLength(i64::from(t))))?;
         let v = i16::try_from(v)
             .map_err(|_| err("record_version", WireError::InvalidLength(i64::from(v))))?;
-        MetadataRecord::decode_body(t, v, buf, i)
+        let r = MetadataRecord::decode_body(t, v, buf, i)?;
+        // The record is written back at the latest version (`version()`): a record from an older
+        // version must be one that version can say, or the log would change its meaning when it
+        // is replicated or stored again (an unknown tag of the old version is a field of the new).
+        if let Err(EncodeError::TagCollision { tag, .. }) = r.encode_body(&mut Counter::default()) {
+            return Err(DecodeError {
+                message: "MetadataRecord",
+                version: v,
+                field: "_tagged_fields",
+                error: DecodeErrorKind::Wire(WireError::TagCollision(tag)),
+            });
+        }
+        Ok(r)
     }
 }
 
@@ -78,6 +90,38 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Found by the decode_raft fuzz target: a BrokerRegistrationChangeRecord v0 carrying an
+    /// unknown tag 1 came back from re-encoding (at v2, where tag 1 is InControlledShutdown) with
+    /// in_controlled_shutdown = 1.
+    #[test]
+    fn an_old_record_whose_unknown_tag_is_a_newer_field_is_refused() {
+        // frame 0, type 17, version 0, broker id 0, epoch 1, one tagged field: tag 1, 1 byte.
+        let mut b = vec![0u8, 17, 0, 0, 0, 0, 0];
+        b.extend_from_slice(&1i64.to_be_bytes());
+        b.extend_from_slice(&[1, 1, 1, 1]);
+        let err = MetadataRecord::decode(&Bytes::from(b.clone())).expect_err("refused");
+        assert_eq!(err.error, DecodeErrorKind::Wire(WireError::TagCollision(1)));
+        // The same tag is fine where the latest version does not know it either.
+        let tag_at = b.len() - 3;
+        b[tag_at] = 9;
+        assert!(MetadataRecord::decode(&Bytes::from(b)).is_ok());
+    }
+
+    #[test]
+    fn an_unknown_tag_the_version_knows_is_not_encoded() {
+        let r = crate::messages::BrokerRegistrationChangeRecord {
+            unknown_tagged_fields: vec![crate::RawTaggedField {
+                tag: 1,
+                data: Bytes::from_static(b"\x01"),
+            }],
+            ..Default::default()
+        };
+        assert!(matches!(
+            MetadataRecord::BrokerRegistrationChange(r).encode(),
+            Err(EncodeError::TagCollision { tag: 1, .. })
+        ));
     }
 
     #[test]

@@ -45,6 +45,10 @@ pub enum WireError {
     TagOrder { tag: u32, previous: u32 },
     #[error("{0} bytes left over after the message")]
     TrailingBytes(usize),
+    #[error("unknown tagged field {0} would be read as a known field once written again")]
+    TagCollision(u32),
+    #[error("decoding needs {needed} more bytes of memory, {left} left of the frame's budget")]
+    OverBudget { needed: usize, left: usize },
 }
 
 impl<'a> nom::error::ParseError<&'a [u8]> for WireError {
@@ -250,17 +254,30 @@ fn length(i: &[u8], compact: bool, short: bool) -> WResult<'_, Option<usize>> {
     }
 }
 
-/// A nullable string (classic or compact).
-pub fn nullable_string(i: &[u8], compact: bool) -> WResult<'_, Option<String>> {
+/// The longest string Kafka reads or writes, compact or not: its classic length is an `i16`, and
+/// Kafka's generated code refuses a longer compact string too (`0x7fff`).
+pub const MAX_STRING_LEN: usize = i16::MAX as usize;
+
+/// A nullable string (classic or compact), borrowed from the input.
+pub fn nullable_str(i: &[u8], compact: bool) -> WResult<'_, Option<&str>> {
     let (rest, len) = length(i, compact, true)?;
     let Some(len) = len else {
         return Ok((rest, None));
     };
+    if len > MAX_STRING_LEN {
+        return fail(WireError::InvalidLength(len as i64));
+    }
     let (rest, b) = take_n(rest, len)?;
     match std::str::from_utf8(b) {
-        Ok(s) => Ok((rest, Some(s.to_owned()))),
+        Ok(s) => Ok((rest, Some(s))),
         Err(_) => fail(WireError::InvalidUtf8),
     }
+}
+
+/// A nullable string (classic or compact).
+pub fn nullable_string(i: &[u8], compact: bool) -> WResult<'_, Option<String>> {
+    let (rest, s) = nullable_str(i, compact)?;
+    Ok((rest, s.map(str::to_owned)))
 }
 
 /// A non-null string.
@@ -547,8 +564,35 @@ pub mod put {
         unsigned_varlong(w, ((v << 1) ^ (v >> 63)) as u64);
     }
 
-    /// A length prefix; `None` is null.
-    fn length<W: Sink + ?Sized>(w: &mut W, len: Option<usize>, compact: bool, short: bool) {
+    /// The longest array, bytes or records value the wire can carry: Kafka's lengths are `int32`,
+    /// compact ones included (Kafka reads a compact length into an `int`).
+    pub const MAX_LENGTH: usize = i32::MAX as usize;
+
+    fn too_long(len: usize, max: usize) -> crate::EncodeError {
+        crate::EncodeError::TooLong {
+            message: "",
+            field: "",
+            version: -1,
+            len,
+            max,
+        }
+    }
+
+    /// A length prefix; `None` is null. A length the prefix cannot hold (above `i16::MAX` for a
+    /// string, `i32::MAX` otherwise) is an error: wrapping it would write a frame that says
+    /// something else than its bytes.
+    fn length<W: Sink + ?Sized>(
+        w: &mut W,
+        len: Option<usize>,
+        compact: bool,
+        short: bool,
+    ) -> Result<(), crate::EncodeError> {
+        let max = if short { MAX_STRING_LEN } else { MAX_LENGTH };
+        match len {
+            Some(n) if n > max => return Err(too_long(n, max)),
+            _ => {}
+        }
+        // Both casts are in range: `n <= max <= i32::MAX`.
         match (compact, short, len) {
             (true, _, None) => unsigned_varint(w, 0),
             (true, _, Some(n)) => unsigned_varint(w, n as u32 + 1),
@@ -557,33 +601,57 @@ pub mod put {
             (false, false, None) => int32(w, -1),
             (false, false, Some(n)) => int32(w, n as i32),
         }
+        Ok(())
     }
 
-    pub fn string<W: Sink + ?Sized>(w: &mut W, s: Option<&str>, compact: bool) {
-        length(w, s.map(str::len), compact, true);
+    pub fn string<W: Sink + ?Sized>(
+        w: &mut W,
+        s: Option<&str>,
+        compact: bool,
+    ) -> Result<(), crate::EncodeError> {
+        length(w, s.map(str::len), compact, true)?;
         if let Some(s) = s {
             w.put_slice(s.as_bytes());
         }
+        Ok(())
     }
-    pub fn bytes<W: Sink + ?Sized>(w: &mut W, b: Option<&[u8]>, compact: bool) {
-        length(w, b.map(<[u8]>::len), compact, false);
+    pub fn bytes<W: Sink + ?Sized>(
+        w: &mut W,
+        b: Option<&[u8]>,
+        compact: bool,
+    ) -> Result<(), crate::EncodeError> {
+        length(w, b.map(<[u8]>::len), compact, false)?;
         if let Some(b) = b {
             w.put_slice(b);
         }
+        Ok(())
     }
     pub fn records<W: Sink + ?Sized>(
         w: &mut W,
         r: Option<&Records>,
         compact: bool,
     ) -> Result<(), crate::EncodeError> {
-        length(w, r.map(Records::len), compact, false);
+        length(w, r.map(Records::len), compact, false)?;
         match r {
             Some(r) => w.put_records(r),
             None => Ok(()),
         }
     }
-    pub fn array_len<W: Sink + ?Sized>(w: &mut W, n: Option<usize>, compact: bool) {
-        length(w, n, compact, false);
+    pub fn array_len<W: Sink + ?Sized>(
+        w: &mut W,
+        n: Option<usize>,
+        compact: bool,
+    ) -> Result<(), crate::EncodeError> {
+        length(w, n, compact, false)
+    }
+    /// A count or size written as an unsigned varint (tagged fields: their number, each one's
+    /// size), at most `i32::MAX` as Kafka reads it into an `int`.
+    pub fn varint_len<W: Sink + ?Sized>(w: &mut W, n: usize) -> Result<(), crate::EncodeError> {
+        if n > MAX_LENGTH {
+            return Err(too_long(n, MAX_LENGTH));
+        }
+        unsigned_varint(w, n as u32);
+        Ok(())
     }
 }
 
@@ -612,11 +680,12 @@ pub mod size {
     pub fn varlong(v: i64) -> usize {
         unsigned_varlong(((v << 1) ^ (v >> 63)) as u64)
     }
-    /// A length prefix's size; `short` is the classic `i16` prefix of strings.
+    /// A length prefix's size; `short` is the classic `i16` prefix of strings. (A length too
+    /// large for the wire is sized as if it fitted; encoding it is the error.)
     pub fn length(len: Option<usize>, compact: bool, short: bool) -> usize {
         match (compact, short, len) {
             (true, _, None) => 1,
-            (true, _, Some(n)) => unsigned_varint(n as u32 + 1),
+            (true, _, Some(n)) => unsigned_varlong(n as u64 + 1),
             (false, true, _) => 2,
             (false, false, _) => 4,
         }
@@ -682,11 +751,99 @@ mod tests {
     }
 
     #[test]
+    fn overlong_varlongs_are_refused() {
+        // Ten bytes whose last carries more than the 64th bit.
+        let mut b = [0xffu8; 10];
+        b[9] = 0x02;
+        assert!(matches!(
+            unsigned_varlong(&b),
+            Err(nom::Err::Failure(WireError::VarintTooLong { max: 10 }))
+        ));
+        b[9] = 0x01;
+        assert_eq!(unsigned_varlong(&b).map(|x| x.1), Ok(u64::MAX));
+        assert!(varint(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x00]).is_err());
+        assert!(varlong(&[0x80; 11]).is_err());
+    }
+
+    #[test]
+    fn negative_lengths_other_than_null_are_refused() {
+        for (b, short) in [(&[0xff, 0xfe][..], true), (&[0x80, 0x00][..], true)] {
+            assert_eq!(
+                length(b, false, short).err(),
+                Some(nom::Err::Failure(WireError::InvalidLength(i64::from(
+                    i16::from_be_bytes([b[0], b[1]])
+                ))))
+            );
+        }
+        assert!(length(&[0xff, 0xff, 0xff, 0xfe], false, false).is_err());
+        assert!(length(&[0x80, 0x00, 0x00, 0x00], false, false).is_err());
+        assert_eq!(
+            length(&[0xff, 0xff, 0xff, 0xff], false, false).map(|x| x.1),
+            Ok(None)
+        );
+        let frame = Bytes::from_static(b"\xff\xff\xff\xf0abcd");
+        assert!(nullable_bytes(&frame, &frame, false).is_err());
+        assert!(array_len(&frame, false, 1).is_err());
+    }
+
+    #[test]
+    fn strings_longer_than_kafka_allows_are_refused_compact_or_not() {
+        let long = "x".repeat(MAX_STRING_LEN + 1);
+        let mut b = Vec::new();
+        put::unsigned_varint(&mut b, long.len() as u32 + 1);
+        b.extend_from_slice(long.as_bytes());
+        assert_eq!(
+            nullable_string(&b, true).err(),
+            Some(nom::Err::Failure(WireError::InvalidLength(
+                long.len() as i64
+            )))
+        );
+        let ok = &long[1..];
+        let mut b = Vec::new();
+        put::string(&mut b, Some(ok), true).expect("0x7fff bytes fit");
+        assert_eq!(string(&b, true).map(|x| x.1.len()), Ok(MAX_STRING_LEN));
+    }
+
+    #[test]
+    fn lengths_the_wire_cannot_carry_are_encode_errors() {
+        let too_long = |r: Result<(), crate::EncodeError>| {
+            matches!(r, Err(crate::EncodeError::TooLong { .. }))
+        };
+        // A 32,768-byte string: its classic i16 prefix would wrap to -32768 (null-like garbage).
+        let s = "x".repeat(MAX_STRING_LEN + 1);
+        for compact in [false, true] {
+            let mut w = Vec::new();
+            assert!(too_long(put::string(&mut w, Some(&s), compact)));
+            assert!(w.is_empty(), "nothing is written before the error");
+            let mut w = Vec::new();
+            assert!(put::string(&mut w, Some(&s[1..]), compact).is_ok());
+        }
+        // Arrays and bytes: the check is on the length alone, so no 2 GiB value is needed.
+        let mut w = Vec::new();
+        assert!(too_long(put::array_len(
+            &mut w,
+            Some(i32::MAX as usize + 1),
+            false
+        )));
+        assert!(too_long(put::array_len(
+            &mut w,
+            Some(u32::MAX as usize),
+            true
+        )));
+        assert!(too_long(put::array_len(&mut w, Some(usize::MAX), true)));
+        assert!(too_long(put::varint_len(&mut w, i32::MAX as usize + 1)));
+        assert!(w.is_empty());
+        assert!(put::array_len(&mut w, Some(i32::MAX as usize), true).is_ok());
+        assert_eq!(w, [0x80, 0x80, 0x80, 0x80, 0x08]);
+        assert_eq!(size::length(Some(usize::MAX - 1), true, false), 10);
+    }
+
+    #[test]
     fn strings_classic_and_compact() {
-        let b = enc(|w| put::string(w, Some("kafka"), false));
+        let b = enc(|w| put::string(w, Some("kafka"), false).expect("short"));
         assert_eq!(b, b"\x00\x05kafka");
         assert_eq!(string(&b, false).map(|x| x.1), Ok("kafka".to_owned()));
-        let b = enc(|w| put::string(w, Some("kafka"), true));
+        let b = enc(|w| put::string(w, Some("kafka"), true).expect("short"));
         assert_eq!(b, b"\x06kafka");
         assert_eq!(nullable_string(&[0], true).map(|x| x.1), Ok(None));
         assert_eq!(nullable_string(&[0xff, 0xff], false).map(|x| x.1), Ok(None));
