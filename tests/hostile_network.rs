@@ -505,7 +505,7 @@ fn fetch_listing_partitions_a_thousand_times_answers_each_once_within_fetch_max_
     for i in 0..4 * 3072 {
         p.send(
             rdkafka::producer::BaseRecord::<(), [u8]>::to("wide")
-                .partition((i % 4) as i32)
+                .partition(i % 4)
                 .payload(&value[..]),
         )
         .map_err(|(e, _)| e)

@@ -73,12 +73,13 @@ static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
 ///
 /// Kafka leaves the request pool unbounded by default; rafka always bounds it. The bound cannot
 /// hurt a normal client: it only makes a connection *wait* before reading a body that does not
-/// fit, never fail; it holds five requests of the largest size (`socket.request.max.bytes`,
-/// 100 MiB) at once; and the bytes a broker really has in flight are the requests being handled
+/// fit, never fail; it holds five Produce requests of the largest size
+/// (`socket.request.max.bytes`, 100 MiB) at once, and other requests — whose decoded form and
+/// response are counted in a second pool of the same size, at `memory_pool::DECODE_AMPLIFICATION`
+/// times their bytes — are a few KiB each; and the bytes a broker really has in flight are the requests being handled
 /// right now — a few MiB at a GB/s of produce traffic with millisecond handling, hundreds of
 /// MiB only when hundreds of producers each have a 1 MiB batch parked in acks=all purgatory at
-/// the same moment, and even then they only queue for their turn. 512 MiB is also the order of
-/// a Kafka broker's default heap (1 GiB, half of it for requests at most).
+/// the same moment, and even then they only queue for their turn.
 pub const DEFAULT_QUEUED_MAX_REQUEST_BYTES: usize = 512 * 1024 * 1024;
 
 /// The socket server's settings (Kafka's names and defaults).
@@ -169,7 +170,10 @@ pub fn listener_max_connections_key(listener: &str) -> String {
 pub struct SocketServer {
     config: NetworkConfig,
     quotas: Arc<ConnectionQuotas>,
+    /// The bytes of requests read and not yet answered (`queued.max.request.bytes`)...
     pool: Arc<MemoryPool>,
+    /// ... and, as much again, what decoding and answering them costs (see `memory_pool`).
+    decode_pool: Arc<MemoryPool>,
 }
 
 impl SocketServer {
@@ -177,6 +181,7 @@ impl SocketServer {
         Arc::new(SocketServer {
             quotas: ConnectionQuotas::new(config.limits.clone()),
             pool: Arc::new(MemoryPool::new(config.queued_max_request_bytes)),
+            decode_pool: Arc::new(MemoryPool::new(config.queued_max_request_bytes)),
             config,
         })
     }
@@ -191,6 +196,10 @@ impl SocketServer {
 
     pub fn pool(&self) -> &Arc<MemoryPool> {
         &self.pool
+    }
+
+    pub fn decode_pool(&self) -> &Arc<MemoryPool> {
+        &self.decode_pool
     }
 }
 

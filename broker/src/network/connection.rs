@@ -19,10 +19,10 @@ use tokio::sync::watch;
 use tracing::debug;
 
 use super::connection_quotas::ConnectionPermit;
-use super::memory_pool::{MemoryLease, MemoryPool};
+use super::memory_pool::{decode_charge, MemoryLease, MemoryPool};
 use super::{
-    sendfile, shutdown_signalled, NetworkConfig, RequestContext, RequestHandler, Response,
-    SocketServer, SENDFILE_BYTES,
+    sendfile, shutdown_signalled, RequestContext, RequestHandler, Response, SocketServer,
+    SENDFILE_BYTES,
 };
 
 /// Reads ask for at least this much room, so that one read picks up several small pipelined
@@ -87,22 +87,34 @@ pub(super) struct Connection {
     buffer: BytesMut,
     max_request_bytes: usize,
     idle_timeout: Duration,
-    /// `queued.max.request.bytes`, shared by every connection.
+    /// `queued.max.request.bytes`, shared by every connection: the frames' bytes...
     pool: Arc<MemoryPool>,
+    /// ... and what decoding and answering them costs (`memory_pool::decode_charge`).
+    decode_pool: Arc<MemoryPool>,
     /// The room taken for the frame being read, once its size is known.
     lease: Option<MemoryLease>,
 }
 
 impl Connection {
-    fn new(stream: TcpStream, config: &NetworkConfig, pool: Arc<MemoryPool>) -> Connection {
+    fn new(stream: TcpStream, server: &SocketServer) -> Connection {
         Connection {
             stream,
             buffer: BytesMut::with_capacity(READ_MIN),
-            max_request_bytes: config.max_request_bytes,
-            idle_timeout: config.idle_timeout,
-            pool,
+            max_request_bytes: server.config().max_request_bytes,
+            idle_timeout: server.config().idle_timeout,
+            pool: server.pool().clone(),
+            decode_pool: server.decode_pool().clone(),
             lease: None,
         }
+    }
+
+    /// Waits for the room decoding and answering `frame` takes (nothing for Produce). Called
+    /// with the frame's own room held, never the other way round.
+    async fn decode_room(&self, frame: &[u8]) -> MemoryLease {
+        let api_key = frame.get(..2).map(|k| i16::from_be_bytes([k[0], k[1]]));
+        self.decode_pool
+            .acquire(decode_charge(api_key, frame.len()))
+            .await
     }
 
     /// The next request frame without its size prefix, with the pool room it holds until it is
@@ -370,7 +382,7 @@ pub(super) async fn run(
     if let Err(e) = stream.set_nodelay(true) {
         debug!(error = %e, "cannot set TCP_NODELAY");
     }
-    let mut conn = Connection::new(stream, server.config(), server.pool().clone());
+    let mut conn = Connection::new(stream, &server);
     let mut last = LastRequest::default();
     let result = serve_requests(&mut conn, &ctx, &*handler, &mut shutdown, &mut last).await;
     let client_id = last.client_id.as_deref().unwrap_or("");
@@ -425,6 +437,12 @@ async fn serve_requests(
                 Some(frame) => frame,
                 None => return Ok(Closed::Eof),
             },
+        };
+        // `_decoded` holds the room its decoded form and response take, as long.
+        let _decoded = tokio::select! {
+            biased;
+            () = shutdown_signalled(shutdown) => return Ok(Closed::Shutdown),
+            lease = conn.decode_room(&frame) => lease,
         };
         // From here on the request is answered even if shutdown is asked for meanwhile.
         let response = match RequestFrame::decode(&frame) {

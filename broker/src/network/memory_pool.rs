@@ -9,6 +9,19 @@
 //! kernel's socket buffer and TCP holds the client back. Waiters are served in order (the
 //! semaphore is fair), so a large request is not starved by small ones.
 //!
+//! What a request costs is more than its frame: decoding turns each element into a Rust value
+//! (a one-byte group id becomes a 24-byte `String` plus its allocation), and the handler builds a
+//! response of the same shape. So the socket server keeps a second pool of the same capacity for
+//! that cost, [`decode_charge`]: nothing for Produce, whose bulk — the record batches — stays a
+//! slice of the frame, and [`DECODE_AMPLIFICATION`] times the frame's size for every other API,
+//! which covers the worst measured (a DescribeGroups of one-byte group ids: +105 bytes of peak
+//! memory per frame byte, request and response together). It is taken once the whole frame has
+//! arrived, after the frame's own room and never the other way round (so the two pools cannot
+//! deadlock), and held until the response is written. Taking it only then keeps a client that
+//! announces a large frame and trickles it from holding more than Kafka's pool would let it hold.
+//! Normal non-Produce requests are a few KiB, so the factor costs them nothing; a large one only
+//! waits longer for its turn.
+//!
 //! A frame larger than the whole pool (possible only when `queued.max.request.bytes` is set below
 //! `socket.request.max.bytes`) takes the whole pool: it waits until nothing else is in flight and
 //! is then served alone, rather than never.
@@ -18,6 +31,22 @@
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The bytes of memory one byte of a non-Produce request may cost once decoded and answered:
+/// measured at 105 for a DescribeGroups of one-byte ids (4 MiB frame, +420 MiB VmHWM), rounded
+/// up. The decoder's own bound (an array claims no more elements than its bytes can hold) keeps
+/// the per-byte cost finite; this makes the pool count it.
+pub const DECODE_AMPLIFICATION: usize = 128;
+
+/// What decoding and answering a request frame of `len` bytes takes from the decode pool, given
+/// its API key (the frame's first two bytes; `None` for a frame too short to hold one).
+pub fn decode_charge(api_key: Option<i16>, len: usize) -> usize {
+    if api_key == Some(rafka_protocol::ApiKey::Produce as i16) {
+        0
+    } else {
+        len.saturating_mul(DECODE_AMPLIFICATION)
+    }
+}
 
 /// A pool of `capacity` bytes.
 #[derive(Debug)]
@@ -82,6 +111,19 @@ impl MemoryPool {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn produce_costs_no_decode_room_other_requests_their_decoded_cost() {
+        let produce = rafka_protocol::ApiKey::Produce as i16;
+        let describe_groups = rafka_protocol::ApiKey::DescribeGroups as i16;
+        assert_eq!(decode_charge(Some(produce), 1000), 0);
+        assert_eq!(
+            decode_charge(Some(describe_groups), 1000),
+            1000 * DECODE_AMPLIFICATION
+        );
+        assert_eq!(decode_charge(None, 1), DECODE_AMPLIFICATION);
+        assert_eq!(decode_charge(None, usize::MAX), usize::MAX);
+    }
 
     #[test]
     fn leases_take_and_give_back() {

@@ -754,20 +754,28 @@ async fn network_per_ip_limit_closes_the_extra_connection_at_once_and_counts_it(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn network_a_frame_that_does_not_fit_the_pool_waits_for_room_and_is_then_answered() {
+async fn network_a_request_whose_decoded_cost_does_not_fit_the_pool_waits_for_room_and_is_then_answered(
+) {
     bounded(async {
         let slow = request(1, "sleep:400");
         let mut config = config();
-        // Room for the slow request's frame and not one byte more.
-        config.queued_max_request_bytes = slow.len() - 4;
+        // Room for the slow request's frame bytes a hundred times over, but not for what
+        // decoding it may cost (`DECODE_AMPLIFICATION` times them): it takes the whole decode
+        // pool.
+        config.queued_max_request_bytes = (slow.len() - 4) * 100;
         let server = start(Toy::default(), config).await;
         let mut a = Client::connect(&server).await;
         a.send(&slow).await;
         while server.handler.requests.load(Ordering::SeqCst) < 1 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        assert_eq!(server.sockets.pool().available(), 0);
-        // B's frame does not fit while A's is being handled: B waits, it is not refused.
+        assert_eq!(server.sockets.decode_pool().available(), 0);
+        assert_eq!(
+            server.sockets.pool().available(),
+            server.sockets.pool().capacity() - (slow.len() - 4)
+        );
+        // B's frame (smaller than A's) does not fit while A's is being handled: B waits, it is
+        // not refused.
         let mut b = Client::connect(&server).await;
         b.send(&request(2, "c")).await;
         b.expect_silence(Duration::from_millis(200)).await;
@@ -779,10 +787,9 @@ async fn network_a_frame_that_does_not_fit_the_pool_waits_for_room_and_is_then_a
         b.send(&big).await;
         assert_eq!(b.recv_correlation_id().await, 3);
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(
-            server.sockets.pool().available(),
-            server.sockets.pool().capacity()
-        );
+        for pool in [server.sockets.pool(), server.sockets.decode_pool()] {
+            assert_eq!(pool.available(), pool.capacity());
+        }
     })
     .await;
 }
