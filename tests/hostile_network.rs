@@ -14,9 +14,10 @@ mod common;
 
 use common::{Cluster, Deadline, SyncProducer, READY_TIMEOUT};
 use rafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use rafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use rafka_protocol::messages::{
-    ApiVersionsRequest, DescribeGroupsRequest, FetchRequest, RequestHeader, RequestKind,
-    ResponseKind,
+    ApiVersionsRequest, DescribeGroupsRequest, FetchRequest, ProduceRequest, RequestHeader,
+    RequestKind, ResponseKind,
 };
 use rafka_protocol::{ApiKey, ErrorCode, Records, RequestFrame, ResponseFrame, Uuid};
 use std::io::{ErrorKind, Read, Write};
@@ -357,17 +358,78 @@ fn connections_that_send_only_a_prefix_or_part_of_a_frame_claim_little_and_are_c
     restarts_cleanly(&mut cluster, acked);
 }
 
-/// The request pool of the next test (`queued.max.request.bytes`) and its frame size: one
-/// frame fits at a time, eight are sent at once.
+/// The pools of the next test (`queued.max.request.bytes`: the frames' bytes, and what decoding
+/// and answering them may cost, each this size).
 const POOL_BYTES: usize = 24 << 20;
+/// Produce frames (their records stay slices of the frame: no decode room): one fits the byte
+/// pool at a time, eight are sent at once.
 const FRAME_BYTES: usize = 20 << 20;
-/// What the broker may add to its peak resident memory while the eight are handled: the one
-/// frame the pool admits at a time, its decoded request and its response (a DescribeGroups
-/// response repeats each group id), measured at +95 MiB, with room to spare — and well below
-/// what the same broker reached with an unbounded pool (measured: +262 MiB; with a 48 MiB
-/// pool, two frames at a time: +150 MiB).
+/// DescribeGroups frames whose decoded cost (128 times their bytes) just fits the decode pool:
+/// four sent at once are served one at a time; one of 1 MiB could never fit and is refused.
+const COSTLY_FRAME_BYTES: usize = POOL_BYTES / 128 - 4096;
+const TOO_COSTLY_FRAME_BYTES: usize = 1 << 20;
+/// What the broker may add to its peak resident memory while they are handled: the one Produce
+/// frame the byte pool admits at a time plus one DescribeGroups and its decoded form and
+/// response, measured (with 20 MiB DescribeGroups frames served one at a time) at +95 MiB, with
+/// room to spare — and well below what the same broker reached with an unbounded pool
+/// (measured: +262 MiB).
 const HUGE_FRAMES_HWM_GROWTH_KIB: u64 = 180 * 1024;
 const HUGE_FRAMES: usize = 8;
+const COSTLY_FRAMES: usize = 4;
+
+/// A DescribeGroups v5 request of about `bytes` bytes: group ids of 256 bytes.
+fn describe_groups_frame(correlation_id: i32, bytes: usize) -> Vec<u8> {
+    let groups: Vec<String> = (0..bytes / 262)
+        .map(|g| format!("{correlation_id:02}-{g:08}-{}", "g".repeat(244)))
+        .collect();
+    RequestFrame {
+        header: RequestHeader {
+            request_api_key: ApiKey::DescribeGroups as i16,
+            request_api_version: 5,
+            correlation_id,
+            client_id: Some("hostile".into()),
+            ..Default::default()
+        },
+        body: RequestKind::DescribeGroups(DescribeGroupsRequest {
+            groups,
+            ..Default::default()
+        }),
+    }
+    .encode()
+    .expect("encodes")
+    .to_vec()
+}
+
+/// A Produce v7 request (acks=1) of about `bytes` bytes of records to a topic that does not
+/// exist: answered UNKNOWN_TOPIC_OR_PARTITION once the broker has read it whole.
+fn produce_frame(correlation_id: i32, bytes: usize) -> Vec<u8> {
+    RequestFrame {
+        header: RequestHeader {
+            request_api_key: ApiKey::Produce as i16,
+            request_api_version: 7,
+            correlation_id,
+            client_id: Some("hostile".into()),
+            ..Default::default()
+        },
+        body: RequestKind::Produce(ProduceRequest {
+            acks: 1,
+            timeout_ms: 30_000,
+            topic_data: vec![TopicProduceData {
+                name: format!("absent-{correlation_id}"),
+                partition_data: vec![PartitionProduceData {
+                    index: 0,
+                    records: Some(Records::Bytes(bytes::Bytes::from(vec![0u8; bytes]))),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+    }
+    .encode()
+    .expect("encodes")
+    .to_vec()
+}
 
 #[test]
 fn huge_frames_from_several_connections_at_once_are_held_to_queued_max_request_bytes() {
@@ -384,59 +446,64 @@ fn huge_frames_from_several_connections_at_once_are_held_to_queued_max_request_b
     let pid = broker_pid(&cluster);
     let (hwm0, _) = memory_kib(pid);
 
-    // DescribeGroups of ~20 MiB: 80 000 group ids of 256 bytes (long ids: what is measured here
-    // is the pool, not the decoder's per-element overhead, which is bounded elsewhere).
-    let frame = |i: usize| {
-        let groups: Vec<String> = (0..FRAME_BYTES / 262)
-            .map(|g| format!("{i:02}-{g:08}-{}", "g".repeat(244)))
-            .collect();
-        RequestFrame {
-            header: RequestHeader {
-                request_api_key: ApiKey::DescribeGroups as i16,
-                request_api_version: 5,
-                correlation_id: i as i32,
-                client_id: Some("hostile".into()),
-                ..Default::default()
-            },
-            body: RequestKind::DescribeGroups(DescribeGroupsRequest {
-                groups,
-                ..Default::default()
-            }),
-        }
-        .encode()
-        .expect("encodes")
-        .to_vec()
+    let send = |bytes: Vec<u8>| {
+        std::thread::spawn(move || {
+            let mut s = TcpStream::connect(addr).expect("connect");
+            s.set_read_timeout(Some(Duration::from_secs(40)))
+                .expect("timeout");
+            s.write_all(&bytes).expect("send the frame");
+            read_response(&mut s)
+        })
     };
-    let senders: Vec<_> = (0..HUGE_FRAMES)
+    let produces: Vec<_> = (0..HUGE_FRAMES)
         .map(|i| {
-            let bytes = frame(i);
+            let bytes = produce_frame(i as i32, FRAME_BYTES);
             assert!(bytes.len() - 4 < 21 << 20, "under socket.request.max.bytes");
-            std::thread::spawn(move || {
-                let mut s = TcpStream::connect(addr).expect("connect");
-                s.set_read_timeout(Some(Duration::from_secs(40)))
-                    .expect("timeout");
-                s.write_all(&bytes).expect("send the frame");
-                let response = read_response(&mut s).expect("a response");
-                let r =
-                    ResponseFrame::decode(ApiKey::DescribeGroups, 5, &bytes::Bytes::from(response))
-                        .expect("decodes");
-                let ResponseKind::DescribeGroups(body) = r.body else {
-                    panic!("not DescribeGroups");
-                };
-                (r.correlation_id, body.groups.len())
-            })
+            send(bytes)
         })
         .collect();
+    let costly: Vec<_> = (0..COSTLY_FRAMES)
+        .map(|i| send(describe_groups_frame(100 + i as i32, COSTLY_FRAME_BYTES)))
+        .collect();
+    let too_costly = send(describe_groups_frame(200, TOO_COSTLY_FRAME_BYTES));
     // A normal client is served while they are.
     let acked = normal_client_works(&cluster, 10, 5);
-    for (i, h) in senders.into_iter().enumerate() {
-        let (correlation_id, groups) = h.join().expect("sender");
-        assert_eq!(correlation_id, i as i32);
-        assert_eq!(groups, FRAME_BYTES / 262, "every group answered");
+    for (i, h) in produces.into_iter().enumerate() {
+        let response = h.join().expect("sender").expect("a Produce response");
+        let r = ResponseFrame::decode(ApiKey::Produce, 7, &bytes::Bytes::from(response))
+            .expect("decodes");
+        assert_eq!(r.correlation_id, i as i32);
+        let ResponseKind::Produce(body) = r.body else {
+            panic!("not Produce");
+        };
+        assert_eq!(
+            body.responses[0].partition_responses[0].error_code,
+            ErrorCode::UnknownTopicOrPartition.code()
+        );
     }
+    for (i, h) in costly.into_iter().enumerate() {
+        let response = h
+            .join()
+            .expect("sender")
+            .expect("a DescribeGroups response");
+        let r = ResponseFrame::decode(ApiKey::DescribeGroups, 5, &bytes::Bytes::from(response))
+            .expect("decodes");
+        assert_eq!(r.correlation_id, 100 + i as i32);
+        let ResponseKind::DescribeGroups(body) = r.body else {
+            panic!("not DescribeGroups");
+        };
+        assert_eq!(
+            body.groups.len(),
+            COSTLY_FRAME_BYTES / 262,
+            "every group answered"
+        );
+    }
+    // Decoding it could cost more than the whole pool: closed without an answer.
+    assert!(too_costly.join().expect("sender").is_none());
     let (hwm1, size1) = memory_kib(pid);
     eprintln!(
-        "eight 20 MiB frames, 24 MiB pool: VmHWM {hwm0} -> {hwm1} KiB (+{}), VmSize {size1} KiB",
+        "eight 20 MiB Produce frames and five costly DescribeGroups, 24 MiB pools: VmHWM {hwm0} \
+         -> {hwm1} KiB (+{}), VmSize {size1} KiB",
         hwm1 - hwm0
     );
     assert!(

@@ -45,6 +45,16 @@ enum ConnectionError {
     TruncatedRequest { have: usize, need: usize },
     #[error("no byte read or written for connections.max.idle.ms ({0:?})")]
     Idle(Duration),
+    #[error(
+        "request of {len} bytes (api key {api_key:?}) may cost {charge} bytes once decoded and \
+         answered, more than queued.max.request.bytes allows one request ({capacity})"
+    )]
+    TooCostly {
+        api_key: Option<i16>,
+        len: usize,
+        charge: usize,
+        capacity: usize,
+    },
     #[error("malformed request: {0}")]
     Malformed(FrameError),
     #[error("closed by the request handler")]
@@ -109,12 +119,20 @@ impl Connection {
     }
 
     /// Waits for the room decoding and answering `frame` takes (nothing for Produce). Called
-    /// with the frame's own room held, never the other way round.
-    async fn decode_room(&self, frame: &[u8]) -> MemoryLease {
+    /// with the frame's own room held, never the other way round. A request whose cost is larger
+    /// than the whole decode pool could never be granted honestly: it is refused.
+    async fn decode_room(&self, frame: &[u8]) -> Result<MemoryLease, ConnectionError> {
         let api_key = frame.get(..2).map(|k| i16::from_be_bytes([k[0], k[1]]));
-        self.decode_pool
-            .acquire(decode_charge(api_key, frame.len()))
-            .await
+        let charge = decode_charge(api_key, frame.len());
+        if !self.decode_pool.fits(charge) {
+            return Err(ConnectionError::TooCostly {
+                api_key,
+                len: frame.len(),
+                charge,
+                capacity: self.decode_pool.capacity(),
+            });
+        }
+        Ok(self.decode_pool.acquire(charge).await)
     }
 
     /// The next request frame without its size prefix, with the pool room it holds until it is
@@ -412,6 +430,7 @@ pub(super) async fn run(
         ConnectionError::InvalidRequestSize { .. }
         | ConnectionError::TruncatedRequest { .. }
         | ConnectionError::Malformed(_)
+        | ConnectionError::TooCostly { .. }
         | ConnectionError::ClosedByHandler => closed!(INFO),
         // A log truncated under a fetch: rare, worth seeing.
         ConnectionError::SliceTruncated { .. } => closed!(WARN),
@@ -442,7 +461,7 @@ async fn serve_requests(
         let _decoded = tokio::select! {
             biased;
             () = shutdown_signalled(shutdown) => return Ok(Closed::Shutdown),
-            lease = conn.decode_room(&frame) => lease,
+            lease = conn.decode_room(&frame) => lease?,
         };
         // From here on the request is answered even if shutdown is asked for meanwhile.
         let response = match RequestFrame::decode(&frame) {

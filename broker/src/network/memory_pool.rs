@@ -22,9 +22,14 @@
 //! Normal non-Produce requests are a few KiB, so the factor costs them nothing; a large one only
 //! waits longer for its turn.
 //!
-//! A frame larger than the whole pool (possible only when `queued.max.request.bytes` is set below
-//! `socket.request.max.bytes`) takes the whole pool: it waits until nothing else is in flight and
-//! is then served alone, rather than never.
+//! A frame larger than the whole byte pool (possible only when `queued.max.request.bytes` is set
+//! below `socket.request.max.bytes`) takes the whole pool: it waits until nothing else is in
+//! flight and is then served alone, rather than never — its bytes are real and bounded by
+//! `socket.request.max.bytes`. A request whose *decoded cost* exceeds the whole decode pool is
+//! different: serving it alone would still let one frame of `socket.request.max.bytes` cost a
+//! hundred times that in memory, so it is refused and its connection closed ([`fits`]). With the
+//! default pool (512 MiB) that is a non-Produce request above 4 MiB (a Fetch above 16 MiB — about
+//! 500,000 partitions): far above what clients send, and raised with `queued.max.request.bytes`.
 //!
 //! Thread-safety: a tokio semaphore counting bytes; leases are RAII.
 
@@ -38,13 +43,20 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// the per-byte cost finite; this makes the pool count it.
 pub const DECODE_AMPLIFICATION: usize = 128;
 
+/// The same for Fetch, whose elements are fixed-size partition entries (33 bytes or more on the
+/// wire each; about 72 bytes decoded, about 260 in the response, plus the de-duplication map):
+/// a quarter of the general factor, so a follower's fetch of hundreds of thousands of
+/// partitions still fits the default pool.
+pub const FETCH_DECODE_AMPLIFICATION: usize = 32;
+
 /// What decoding and answering a request frame of `len` bytes takes from the decode pool, given
 /// its API key (the frame's first two bytes; `None` for a frame too short to hold one).
 pub fn decode_charge(api_key: Option<i16>, len: usize) -> usize {
-    if api_key == Some(rafka_protocol::ApiKey::Produce as i16) {
-        0
-    } else {
-        len.saturating_mul(DECODE_AMPLIFICATION)
+    use rafka_protocol::ApiKey;
+    match api_key {
+        Some(k) if k == ApiKey::Produce as i16 => 0,
+        Some(k) if k == ApiKey::Fetch as i16 => len.saturating_mul(FETCH_DECODE_AMPLIFICATION),
+        _ => len.saturating_mul(DECODE_AMPLIFICATION),
     }
 }
 
@@ -73,6 +85,11 @@ impl MemoryPool {
 
     pub fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    /// Whether a charge of `bytes` can ever be granted (it is not larger than the whole pool).
+    pub fn fits(&self, bytes: usize) -> bool {
+        bytes <= self.capacity
     }
 
     /// Bytes free now.
@@ -121,7 +138,13 @@ mod tests {
             decode_charge(Some(describe_groups), 1000),
             1000 * DECODE_AMPLIFICATION
         );
+        assert_eq!(
+            decode_charge(Some(rafka_protocol::ApiKey::Fetch as i16), 1000),
+            1000 * FETCH_DECODE_AMPLIFICATION
+        );
         assert_eq!(decode_charge(None, 1), DECODE_AMPLIFICATION);
+        let pool = MemoryPool::new(1000);
+        assert!(pool.fits(1000) && !pool.fits(1001));
         assert_eq!(decode_charge(None, usize::MAX), usize::MAX);
     }
 

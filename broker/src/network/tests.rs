@@ -754,15 +754,15 @@ async fn network_per_ip_limit_closes_the_extra_connection_at_once_and_counts_it(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn network_a_request_whose_decoded_cost_does_not_fit_the_pool_waits_for_room_and_is_then_answered(
+async fn network_a_request_whose_decoded_cost_takes_the_pool_waits_for_room_and_one_that_never_fits_is_refused(
 ) {
     bounded(async {
         let slow = request(1, "sleep:400");
         let mut config = config();
-        // Room for the slow request's frame bytes a hundred times over, but not for what
-        // decoding it may cost (`DECODE_AMPLIFICATION` times them): it takes the whole decode
-        // pool.
-        config.queued_max_request_bytes = (slow.len() - 4) * 100;
+        // Room for exactly what decoding the slow request may cost (`DECODE_AMPLIFICATION` times
+        // its bytes): it takes the whole decode pool.
+        config.queued_max_request_bytes =
+            (slow.len() - 4) * super::memory_pool::DECODE_AMPLIFICATION;
         let server = start(Toy::default(), config).await;
         let mut a = Client::connect(&server).await;
         a.send(&slow).await;
@@ -782,10 +782,14 @@ async fn network_a_request_whose_decoded_cost_does_not_fit_the_pool_waits_for_ro
         assert_eq!(server.handler.requests.load(Ordering::SeqCst), 1);
         assert_eq!(a.recv_correlation_id().await, 1);
         assert_eq!(b.recv_correlation_id().await, 2);
-        // A frame larger than the whole pool is served alone rather than never.
+        // A request whose decoded cost is larger than the whole pool is refused: its
+        // connection is closed, the pools are given back, and the next client is served.
         let big = request(3, &"x".repeat(200));
         b.send(&big).await;
-        assert_eq!(b.recv_correlation_id().await, 3);
+        assert!(b.until_eof().await.is_empty(), "closed without an answer");
+        let mut c = Client::connect(&server).await;
+        c.send(&request(4, "c")).await;
+        assert_eq!(c.recv_correlation_id().await, 4);
         tokio::time::sleep(Duration::from_millis(50)).await;
         for pool in [server.sockets.pool(), server.sockets.decode_pool()] {
             assert_eq!(pool.available(), pool.capacity());
