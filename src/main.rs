@@ -95,6 +95,7 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
             port: e.port,
         })
         .collect();
+    let network = NetworkConfig::from_kafka_config(config)?;
     Ok(ServerSettings {
         node_id: config.node_id(),
         voters,
@@ -106,8 +107,18 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
             max_request_bytes: (config.socket_request_max_bytes().max(1) as usize)
                 .min(rafka_controller::network::MAX_FRAME_BYTES),
             idle_timeout: Duration::from_millis(config.connections_max_idle_ms().max(1) as u64),
-            max_connections: (config.max_connections().max(1) as usize)
-                .min(rafka_controller::server::ListenerConfig::default().max_connections),
+            // The client listeners' per-address limits; `max.connections` capped at the
+            // controller listener's own default (it serves only the cluster's nodes).
+            limits: rafka_controller::connection_quotas::ConnectionLimits {
+                max_connections: (config.max_connections().max(1) as usize)
+                    .min(rafka_controller::server::DEFAULT_MAX_CONNECTIONS),
+                max_connections_per_ip: network.limits.max_connections_per_ip,
+                max_connections_per_ip_overrides: network
+                    .limits
+                    .max_connections_per_ip_overrides
+                    .clone(),
+                ..Default::default()
+            },
         },
         advertised,
         rack: config.rack(),
@@ -129,7 +140,7 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
                 config.leader_imbalance_check_interval_seconds().max(1) as u64,
             ),
         },
-        network: NetworkConfig::from_kafka_config(config)?,
+        network,
         auto_create_topics: config.auto_create_topics_enable(),
         num_partitions: config.num_partitions(),
         default_replication_factor: config.default_replication_factor() as i16,

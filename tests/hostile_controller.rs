@@ -461,6 +461,55 @@ fn the_controller_listener_caps_its_connections() {
     common::wait_for_topic(node, "the-21st", 1, T);
 }
 
+/// A connection to `addr` from the local address `from` (any of 127.0.0.0/8): std cannot bind
+/// before connecting, tokio's `TcpSocket` can.
+fn connect_from(addr: SocketAddr, from: &str) -> TcpStream {
+    let stream = common::runtime().block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::new(from.parse().expect("address"), 0))
+            .expect("bind the client side");
+        socket.connect(addr).await.expect("connect")
+    });
+    let stream = stream.into_std().expect("std stream");
+    stream.set_nonblocking(false).expect("blocking");
+    stream
+}
+
+/// Whether the peer closed `s` within `wait` (an end of stream or a reset).
+fn closed_within(s: &mut TcpStream, wait: Duration) -> bool {
+    s.set_read_timeout(Some(wait)).expect("timeout");
+    let mut b = [0u8; 1];
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => true,
+        _ => false,
+    }
+}
+
+#[test]
+fn the_controller_listener_limits_connections_per_address() {
+    let cluster = Cluster::start(1, &[("max.connections.per.ip.overrides", "127.0.0.2:2")]);
+    let node = cluster.node(1);
+    let addr = controller_addr(node);
+    let mut held: Vec<TcpStream> = (0..2).map(|_| connect_from(addr, "127.0.0.2")).collect();
+    // The third from 127.0.0.2 is closed at once, without an answer...
+    let mut third = connect_from(addr, "127.0.0.2");
+    assert!(
+        closed_within(&mut third, T),
+        "a third connection from 127.0.0.2 was kept"
+    );
+    // ... while the two it has stay open, and 127.0.0.1 is served.
+    assert!(!closed_within(&mut held[0], Duration::from_millis(200)));
+    assert_eq!(create_topic_at(addr, "per-ip"), ErrorCode::None.code());
+    // Once one closes, 127.0.0.2 may connect again and is kept.
+    held.pop();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut again = connect_from(addr, "127.0.0.2");
+    assert!(!closed_within(&mut again, Duration::from_millis(300)));
+    common::wait_for_topic(node, "per-ip", 1, T);
+}
+
 /// The byte positions of the batches in a segment file.
 fn batch_positions(bytes: &[u8]) -> Vec<usize> {
     let mut out = Vec::new();

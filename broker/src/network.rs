@@ -32,7 +32,9 @@
 //! shorter than promised, error for a handler bug.
 
 mod connection;
-pub mod connection_quotas;
+/// Kafka's `ConnectionQuotas`, shared with the controller listener (hence in the controller
+/// crate, which the broker depends on).
+pub use rafka_controller::connection_quotas;
 pub mod memory_pool;
 mod sendfile;
 #[cfg(test)]

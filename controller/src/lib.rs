@@ -4,6 +4,7 @@
 //! - [`raft_types`]: the concrete openraft configuration and the command a log entry carries.
 //! - `election`: a candidate's retries after a split vote, re-randomized each time.
 
+pub mod connection_quotas;
 pub mod control;
 pub mod convert;
 pub mod describe_quorum;

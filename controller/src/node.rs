@@ -389,7 +389,7 @@ impl ControllerNode {
                 raft.clone(),
                 apis,
                 check,
-                config.listener,
+                config.listener.clone(),
             ))
         });
         if config.is_voter()

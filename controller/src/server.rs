@@ -32,12 +32,15 @@
 //!
 //! # Resources
 //!
-//! Bounded as the client listeners are: at most `max_connections` connections (more wait in
-//! the kernel's accept backlog), a frame's buffer grows as its bytes arrive (the size prefix
+//! Bounded as the client listeners are, with the same [`ConnectionQuotas`]: at most
+//! `max_connections` connections (more wait in the kernel's accept backlog), at most
+//! `max.connections.per.ip` (or its override) from one address (more are closed at once), a
+//! frame's buffer grows as its bytes arrive (the size prefix
 //! alone allocates nothing), a frame is at most `max_request_bytes`, and a connection silent for
 //! `idle_timeout` is closed. A frame that does not decode, or an API this listener does not
 //! serve, closes that connection only, after one log line.
 
+use crate::connection_quotas::{ConnectionLimits, ConnectionQuotas};
 use crate::convert::{entry_from_wire, LogIdWire, MembershipWire, VoteWire};
 use crate::network::{read_frame_within, ClusterId, MAX_FRAME_BYTES};
 use crate::raft_types::{LogId, NodeId, Raft, SnapshotMeta, StoredMembership, Vote};
@@ -58,7 +61,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 
 /// The listener name a broker-only node registers its learner endpoint under (never a client
 /// listener's name: clients are never sent to it).
@@ -84,17 +86,19 @@ pub enum ListenerRole {
 }
 
 /// The listener's bounds (Kafka's names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerConfig {
     /// `socket.request.max.bytes`, capped at [`MAX_FRAME_BYTES`] (what our nodes send each other).
     pub max_request_bytes: usize,
     /// `connections.max.idle.ms`: a connection that sends nothing for this long is closed.
     pub idle_timeout: Duration,
-    /// Connections open at once. Kafka's `max.connections` is unbounded by default; the
+    /// Connections open at once (`max_connections`: more wait in the backlog) and per client
+    /// address (`max.connections.per.ip` and its overrides: more are closed at once), with the
+    /// client listeners' semantics. Kafka's `max.connections` is unbounded by default; the
     /// controller listener serves only the cluster's own nodes (a few connections each), so its
     /// default bound is 1000 — a flood of connections waits in the backlog instead of claiming
     /// memory and file descriptors.
-    pub max_connections: usize,
+    pub limits: ConnectionLimits,
 }
 
 impl Default for ListenerConfig {
@@ -102,10 +106,16 @@ impl Default for ListenerConfig {
         ListenerConfig {
             max_request_bytes: MAX_FRAME_BYTES,
             idle_timeout: Duration::from_millis(600_000),
-            max_connections: 1000,
+            limits: ConnectionLimits {
+                max_connections: DEFAULT_MAX_CONNECTIONS,
+                ..ConnectionLimits::default()
+            },
         }
     }
 }
+
+/// The controller listener's default connection limit (see [`ListenerConfig::limits`]).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
 
 /// Accepts connections until the task is dropped. Connections live in a `JoinSet` owned by this
 /// task, so aborting it (node shutdown) closes every connection too: a peer must see its old
@@ -118,23 +128,31 @@ pub async fn serve(
     config: ListenerConfig,
 ) {
     let mut connections = tokio::task::JoinSet::new();
-    // A permit per open connection, taken before accepting (mini-redis's shape): at the limit
-    // the listener stops accepting and new connections wait in the kernel's backlog.
-    let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let quotas = ConnectionQuotas::new(config.limits.clone());
+    let config = Arc::new(config);
+    // A slot per open connection, taken before accepting (mini-redis's shape): at the limit the
+    // listener stops accepting and new connections wait in the kernel's backlog.
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
+        let slot = tokio::select! {
+            slot = quotas.slot(LISTENER_COUNTS) => slot,
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let (raft, apis, check) = (raft.clone(), apis.clone(), check.clone());
+                    // Over its address's limit: closed at once, as on the client listeners.
+                    let permit = match slot.admit(peer.ip()) {
+                        Ok(permit) => permit,
+                        Err(e) => {
+                            tracing::info!(%peer, error = %e, "controller connection refused");
+                            drop(stream);
+                            continue;
+                        }
+                    };
+                    let (raft, apis, check, config) =
+                        (raft.clone(), apis.clone(), check.clone(), config.clone());
                     connections.spawn(async move {
-                        if let Err(e) = connection(stream, raft, apis, check, config).await {
+                        if let Err(e) = connection(stream, raft, apis, check, &config).await {
                             tracing::info!(%peer, error = %e, "controller connection closed");
                         }
                         drop(permit);
@@ -150,12 +168,15 @@ pub async fn serve(
     }
 }
 
+/// The name this listener's connections are counted under in its own [`ConnectionQuotas`].
+const LISTENER_COUNTS: &str = "CONTROLLER";
+
 async fn connection(
     mut stream: TcpStream,
     raft: Raft,
     apis: Option<Arc<dyn ControllerApis>>,
     check: PeerCheck,
-    config: ListenerConfig,
+    config: &ListenerConfig,
 ) -> Result<(), String> {
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     while let Some(frame) = read_frame_within(

@@ -18,6 +18,9 @@
 //! simply does not wait), so the broker-wide count may exceed `max.connections` by the
 //! inter-broker connections.
 //!
+//! Used by every listener of a node: the broker's client listeners (`broker::network`) and the
+//! controller and learner listeners ([`crate::server`]), each with its own counts.
+//!
 //! Does not own: the sockets. The accept loop asks for a [`ConnectionSlot`] before `accept`, turns
 //! it into a [`ConnectionPermit`] with the peer's address, and the connection's task holds the
 //! permit; dropping either gives the counts back, however the task ends.
