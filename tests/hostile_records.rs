@@ -15,8 +15,8 @@ use rafka_protocol::messages::{ProduceRequest, RequestKind, ResponseKind};
 use rafka_protocol::record::{Record, RecordBatchBuilder};
 use rafka_protocol::record_batch::{
     crc32c, Compression, ATTRIBUTES_OFFSET, CONTROL_FLAG_MASK, CRC_OFFSET, CRC_START,
-    LAST_OFFSET_DELTA_OFFSET, LENGTH_OFFSET, LOG_OVERHEAD, PRODUCER_ID_OFFSET,
-    RECORDS_COUNT_OFFSET, RECORDS_OFFSET, TRANSACTIONAL_FLAG_MASK,
+    LAST_OFFSET_DELTA_OFFSET, LENGTH_OFFSET, LOG_OVERHEAD, MAX_TIMESTAMP_OFFSET,
+    PRODUCER_ID_OFFSET, RECORDS_COUNT_OFFSET, RECORDS_OFFSET, TRANSACTIONAL_FLAG_MASK,
 };
 use rafka_protocol::{ErrorCode, Records};
 use rafka_storage::compression::compress;
@@ -354,6 +354,18 @@ fn hostile_batches_are_refused_and_the_partition_stays_readable() {
     assert_eq!(r.error_code, ErrorCode::InvalidTimestamp.code());
     assert!(r.record_errors.is_empty() && r.error_message.is_none());
     p.append_good();
+    // Honest records under a batch header claiming maxTimestamp 2^62 (which would keep its
+    // segment past time-based retention forever): INVALID_TIMESTAMP too.
+    for codec in CODECS {
+        let mut claim = good_batch("claim", 2, codec).to_vec();
+        claim[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
+            .copy_from_slice(&(1i64 << 62).to_be_bytes());
+        p.refuse(
+            "maxTimestamp 2^62",
+            finish(claim),
+            ErrorCode::InvalidTimestamp,
+        );
+    }
 
     // Decompression bombs: 128 MiB (gzip, lz4) and 1 GiB (zstd) of zeros in one record, each
     // well under max.message.bytes compressed. (Snappy cannot inflate a 1 MiB batch past the

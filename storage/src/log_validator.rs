@@ -187,6 +187,26 @@ impl LogValidator {
         let codec = batch.compression().unwrap_or(Compression::None);
         let count = usize::try_from(batch.record_count()).unwrap_or(0);
         let mut errors = RecordErrors::default();
+        // The batch's maxTimestamp drives time-based retention and the time index: a claim
+        // outside the range its records may have would keep a segment past retention forever
+        // (2^62) or misplace ListOffsets by time. Kafka rewrites it from the records; we keep the
+        // producer's bytes, so a claim no record of this topic could make is refused — an
+        // honest client's maxTimestamp is one of its records' timestamps.
+        let claimed = batch.max_timestamp();
+        if self.timestamp_type == TimestampType::CreateTime
+            && batch.timestamp_type() == TimestampType::CreateTime
+            && claimed != NO_TIMESTAMP
+            && self.out_of_range(claimed)
+        {
+            errors.push(Kind::Timestamp, 0, || {
+                format!(
+                    "The batch's maxTimestamp {claimed} is out of range. The timestamp should be within [{}, {}]",
+                    self.now_ms.saturating_sub(self.timestamp_before_max_ms),
+                    self.now_ms.saturating_add(self.timestamp_after_max_ms),
+                )
+            });
+            return errors.into_result(partition, position);
+        }
         let walked = if codec == Compression::None {
             let bytes = batch.as_bytes();
             let mut source = SliceSource {
@@ -221,6 +241,15 @@ impl LogValidator {
             }
         }
         errors.into_result(partition, position)
+    }
+
+    /// Whether a CreateTime `timestamp` lies outside `message.timestamp.before.max.ms` /
+    /// `after.max.ms` of now.
+    fn out_of_range(&self, timestamp: i64) -> bool {
+        // In i128: neither difference may wrap (timestamps are any int64 on the wire).
+        let (now, ts) = (i128::from(self.now_ms), i128::from(timestamp));
+        ts - now > i128::from(self.timestamp_after_max_ms)
+            || now - ts > i128::from(self.timestamp_before_max_ms)
     }
 
     /// Reads `count` records from `source`, then requires it to end.
@@ -283,11 +312,7 @@ impl LogValidator {
         if timestamp == NO_TIMESTAMP {
             return;
         }
-        // In i128: neither difference may wrap (timestamps are any int64 on the wire).
-        let (now, ts) = (i128::from(self.now_ms), i128::from(timestamp));
-        if ts - now > i128::from(self.timestamp_after_max_ms)
-            || now - ts > i128::from(self.timestamp_before_max_ms)
-        {
+        if self.out_of_range(timestamp) {
             let offset = batch.base_offset().wrapping_add(index as i64);
             errors.push(Kind::Timestamp, index, || {
                 format!(
@@ -675,7 +700,7 @@ mod tests {
     use crate::config::CleanupPolicy;
     use rafka_protocol::record::{Record, RecordBatchBuilder, RecordHeader};
     use rafka_protocol::record_batch::{
-        crc32c, ATTRIBUTES_OFFSET, CONTROL_FLAG_MASK, CRC_OFFSET, CRC_START,
+        crc32c, RecordBatchMut, ATTRIBUTES_OFFSET, CONTROL_FLAG_MASK, CRC_OFFSET, CRC_START,
         LAST_OFFSET_DELTA_OFFSET, LENGTH_OFFSET, LOG_OVERHEAD, RECORDS_COUNT_OFFSET,
         TIMESTAMP_TYPE_MASK, TRANSACTIONAL_FLAG_MASK,
     };
@@ -1123,6 +1148,34 @@ mod tests {
             LogValidator::new(&config, NOW)
                 .validate(&"t-0", &batch)
                 .unwrap();
+        }
+    }
+
+    /// A batch whose header claims a maxTimestamp no record of the topic may have is refused
+    /// before its records are read, whatever its records say; a claim within range passes.
+    #[test]
+    fn a_max_timestamp_outside_the_topic_range_is_an_invalid_timestamp() {
+        for codec in CODECS {
+            for (claimed, ok) in [(NOW, true), (NOW - 1000, true), (1 << 62, false)] {
+                let mut batch = frame(&region(&[at(0)]), 1, codec, 0).to_vec();
+                RecordBatchMut::new(&mut batch)
+                    .unwrap()
+                    .set_max_timestamp(TimestampType::CreateTime, claimed);
+                let result = check(&validator(), &Bytes::from(batch));
+                match (ok, result) {
+                    (true, Ok(_)) => {}
+                    (false, Err(StorageError::InvalidTimestamp { record_errors, .. })) => {
+                        assert!(
+                            record_errors[0].message.starts_with(&format!(
+                                "The batch's maxTimestamp {claimed} is out of range"
+                            )),
+                            "{}",
+                            record_errors[0].message
+                        );
+                    }
+                    (ok, other) => panic!("{codec} {claimed} expected ok={ok}: {other:?}"),
+                }
+            }
         }
     }
 
