@@ -48,6 +48,8 @@
 
 #[path = "e2e/support.rs"]
 mod support;
+#[path = "common/text.rs"]
+mod text;
 
 use criterion::{Criterion, SamplingMode, Throughput};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -217,37 +219,9 @@ fn payload(size: usize) -> Vec<u8> {
         .collect()
 }
 
-/// Words drawn at random from a small vocabulary: compresses 3-4x, like text, so that the
-/// codec benches decompress something.
+/// Text-like payload for the codec benches (so that they decompress something).
 fn text_payload(size: usize) -> Vec<u8> {
-    const WORDS: [&str; 16] = [
-        "broker ",
-        "partition ",
-        "offset ",
-        "leader ",
-        "replica ",
-        "segment ",
-        "index ",
-        "record ",
-        "batch ",
-        "fetch ",
-        "produce ",
-        "epoch ",
-        "topic ",
-        "consumer ",
-        "group ",
-        "commit ",
-    ];
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let mut out = Vec::with_capacity(size + 16);
-    while out.len() < size {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(WORDS[(x % 16) as usize].as_bytes());
-    }
-    out.truncate(size);
-    out
+    text::text(size, 0x2545_f491_4f6c_dd1d)
 }
 
 fn load_average() -> String {

@@ -33,6 +33,10 @@
 //!   The log was just written, so it is read from the page cache: this is the CPU cost, not the
 //!   disk's.
 
+#[path = "common/text.rs"]
+mod text;
+use text::text;
+
 use bytes::Bytes;
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
@@ -370,38 +374,6 @@ const CODECS: [Compression; 5] = [
     Compression::Lz4,
     Compression::Zstd,
 ];
-
-/// `len` bytes of words drawn at random from a small vocabulary: compresses like text.
-fn text(len: usize, seed: u64) -> Vec<u8> {
-    const WORDS: [&str; 16] = [
-        "broker ",
-        "partition ",
-        "offset ",
-        "leader ",
-        "replica ",
-        "segment ",
-        "index ",
-        "record ",
-        "batch ",
-        "fetch ",
-        "produce ",
-        "epoch ",
-        "topic ",
-        "consumer ",
-        "group ",
-        "commit ",
-    ];
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 16);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        out.extend_from_slice(WORDS[(x % 16) as usize].as_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 /// A batch of about 1 MiB of uncompressed records with `value_len`-byte values, compressed
 /// with `codec` as a producer would send it; and its uncompressed size.
