@@ -1037,6 +1037,18 @@ impl KafkaConfig {
             .map(|d| (d, ConfigSource::DefaultConfig))
     }
 
+    /// A listener's own value of `key`, as Kafka's per-listener overrides work: the first of
+    /// `listener.name.<listener>.<key>` (the listener's name in lower case, as Kafka spells
+    /// these keys) and `key` itself (through [`KafkaConfig::raw`]). Used for the listener-scoped
+    /// security keys (`ssl.*`, `sasl.*`, `<mechanism>.sasl.jaas.config`, `connections.max.reauth.ms`).
+    pub fn listener_value(&self, listener: &str, key: &str) -> Option<String> {
+        let scoped = format!("listener.name.{}.{key}", listener.to_ascii_lowercase());
+        if let Some(v) = self.static_props.get(&scoped) {
+            return Some(v.clone());
+        }
+        self.raw(key).map(|(v, _)| v.to_owned())
+    }
+
     /// The parsed value of a known broker key in force; `None` for an unknown key or when the
     /// key has no value (Kafka's `null`).
     pub fn value(&self, name: &str) -> Option<Value> {

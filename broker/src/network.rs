@@ -50,6 +50,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rafka_protocol::frame::FrameError;
 use rafka_protocol::{Chunk, RequestFrame};
+use rafka_security::{KafkaPrincipal, SecurityProtocol};
 use rafka_storage::FileSlice;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -230,6 +231,10 @@ pub struct RequestContext {
     pub peer: SocketAddr,
     /// The listener's name (`PLAINTEXT`, `CONTROLLER`, ...).
     pub listener: String,
+    /// What the listener speaks (`listener.security.protocol.map`).
+    pub security_protocol: SecurityProtocol,
+    /// Who the connection acts as: `User:ANONYMOUS` until TLS or SASL says otherwise.
+    pub principal: KafkaPrincipal,
 }
 
 /// The request side of the broker (`KafkaApis`, or the controller's listener).
@@ -290,7 +295,13 @@ pub async fn serve(
                     }
                 };
                 let connection_id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
-                let ctx = RequestContext { connection_id, peer, listener: name.clone() };
+                let ctx = RequestContext {
+                    connection_id,
+                    peer,
+                    listener: name.clone(),
+                    security_protocol: SecurityProtocol::Plaintext,
+                    principal: KafkaPrincipal::anonymous(),
+                };
                 let span = tracing::debug_span!("connection", connection_id, %peer, listener = %name);
                 connections.spawn(
                     connection::run(

@@ -5,57 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-/// Kafka's security protocols. rafka serves only [`SecurityProtocol::Plaintext`] for now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SecurityProtocol {
-    /// No encryption, no authentication.
-    Plaintext,
-    /// TLS.
-    Ssl,
-    /// SASL over plaintext.
-    SaslPlaintext,
-    /// SASL over TLS.
-    SaslSsl,
-}
-
-impl SecurityProtocol {
-    /// Kafka's name (`SecurityProtocol.forName` is case-insensitive).
-    pub fn parse(name: &str) -> Option<SecurityProtocol> {
-        match name.trim().to_ascii_uppercase().as_str() {
-            "PLAINTEXT" => Some(SecurityProtocol::Plaintext),
-            "SSL" => Some(SecurityProtocol::Ssl),
-            "SASL_PLAINTEXT" => Some(SecurityProtocol::SaslPlaintext),
-            "SASL_SSL" => Some(SecurityProtocol::SaslSsl),
-            _ => None,
-        }
-    }
-
-    /// Kafka's name.
-    pub fn name(self) -> &'static str {
-        match self {
-            SecurityProtocol::Plaintext => "PLAINTEXT",
-            SecurityProtocol::Ssl => "SSL",
-            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
-            SecurityProtocol::SaslSsl => "SASL_SSL",
-        }
-    }
-
-    /// The wire id (`SecurityProtocol.id`, as in BrokerRegistration's listeners).
-    pub fn id(self) -> i16 {
-        match self {
-            SecurityProtocol::Plaintext => 0,
-            SecurityProtocol::Ssl => 1,
-            SecurityProtocol::SaslPlaintext => 2,
-            SecurityProtocol::SaslSsl => 3,
-        }
-    }
-}
-
-impl fmt::Display for SecurityProtocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use rafka_security::SecurityProtocol;
 
 /// One listener or advertised listener: `NAME://host:port`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
