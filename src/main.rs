@@ -8,6 +8,7 @@ use rafka_broker::lifecycle::AdvertisedListener;
 use rafka_broker::network::NetworkConfig;
 use rafka_broker::server::{KafkaServer, ListenerSpec, ServerSettings};
 use rafka_controller::control::ControllerConfig;
+use rafka_security::transport::ClientSecurity;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -120,6 +121,17 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
                 ..Default::default()
             },
         },
+        controller_client_security: Arc::new(client_security(
+            config,
+            config
+                .controller_listener_names()
+                .first()
+                .map(String::as_str),
+        )),
+        inter_broker_client_security: Arc::new(client_security(
+            config,
+            Some(config.inter_broker_listener_name()),
+        )),
         advertised,
         rack: config.rack(),
         log_dirs: config.log_dirs().to_vec(),
@@ -252,4 +264,13 @@ async fn wait_for_signal() {
 fn fail(msg: &str) -> ! {
     eprintln!("rafka: {msg}");
     std::process::exit(1);
+}
+
+/// How this node connects to other nodes' `listener` (by its name): its security protocol from
+/// `listener.security.protocol.map`.
+fn client_security(config: &KafkaConfig, listener: Option<&str>) -> ClientSecurity {
+    let protocol = listener
+        .and_then(|l| config.listener_security_protocol_map().get(l).copied())
+        .unwrap_or(rafka_security::SecurityProtocol::Plaintext);
+    ClientSecurity { protocol }
 }

@@ -7,11 +7,11 @@ use rafka_controller::node::ControllerNode;
 use rafka_controller::raft_types::NodeId;
 use rafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
 use rafka_protocol::{RequestFrame, ResponseFrame};
+use rafka_security::transport::{connect, ClientSecurity};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 /// How long a request may wait for a controller before giving up.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -25,6 +25,8 @@ pub struct ControllerChannel {
     /// cut off) holds a heartbeat until this broker is fenced; after it the next attempt goes
     /// to whichever voter leads by then.
     request_timeout: Duration,
+    /// How to connect to the controller listener (its security protocol).
+    security: Arc<ClientSecurity>,
 }
 
 impl ControllerChannel {
@@ -33,12 +35,14 @@ impl ControllerChannel {
         voters: BTreeMap<NodeId, String>,
         broker_id: i32,
         request_timeout: Duration,
+        security: Arc<ClientSecurity>,
     ) -> ControllerChannel {
         ControllerChannel {
             node,
             voters,
             client_id: format!("broker-{broker_id}"),
             request_timeout,
+            security,
         }
     }
 
@@ -125,8 +129,9 @@ impl ControllerChannel {
         };
         let bytes = frame.encode().map_err(|e| e.to_string())?;
         let io = async {
-            let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
-            s.set_nodelay(true).map_err(|e| e.to_string())?;
+            let mut s = connect(addr, &self.security)
+                .await
+                .map_err(|e| e.to_string())?;
             s.write_all(&bytes).await.map_err(|e| e.to_string())?;
             let resp = rafka_controller::network::read_frame(
                 &mut s,

@@ -12,12 +12,12 @@ use rafka_controller::image::MetadataImage;
 use rafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use rafka_protocol::messages::{FetchRequest, RequestHeader, RequestKind, ResponseKind};
 use rafka_protocol::{ApiKey, ErrorCode, Records, RequestFrame, ResponseFrame};
+use rafka_security::transport::{connect, ClientSecurity, Stream};
 use rafka_storage::TopicPartition;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 /// The Fetch version followers send.
@@ -37,6 +37,8 @@ pub struct FetcherConfig {
     pub backoff: Duration,
     /// `replica.socket.timeout.ms`: how long a fetch may go unanswered.
     pub socket_timeout: Duration,
+    /// How to connect to the leaders' inter-broker listener (its security protocol).
+    pub security: Arc<ClientSecurity>,
 }
 
 /// Runs until `shutdown`: keeps one fetcher per leader this broker follows partitions on.
@@ -92,7 +94,7 @@ async fn fetch_from(
     shutdown: watch::Receiver<bool>,
 ) {
     tracing::info!(leader, "replica fetcher started");
-    let mut conn: Option<(String, TcpStream)> = None;
+    let mut conn: Option<(String, Stream)> = None;
     let mut correlation_id = 0i32;
     loop {
         if *shutdown.borrow() {
@@ -115,9 +117,10 @@ async fn fetch_from(
             continue;
         };
         if conn.as_ref().is_none_or(|(a, _)| *a != addr) {
-            match tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(&addr)).await {
+            match tokio::time::timeout(Duration::from_secs(2), connect(&addr, &config.security))
+                .await
+            {
                 Ok(Ok(s)) => {
-                    let _ = s.set_nodelay(true);
                     conn = Some((addr.clone(), s));
                 }
                 _ => {
@@ -264,7 +267,7 @@ fn fetch_request(config: &FetcherConfig, followed: &[FollowedPartition]) -> Fetc
 }
 
 async fn exchange(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     broker_id: i32,
     correlation_id: i32,
     request: FetchRequest,

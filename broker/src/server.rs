@@ -30,6 +30,7 @@ use rafka_controller::image::{ConfigResource, MetadataImage};
 use rafka_controller::node::{ControllerNode, ControllerNodeConfig};
 use rafka_controller::raft_types::NodeId;
 use rafka_controller::server::{ListenerConfig, LEARNER_LISTENER_NAME};
+use rafka_security::transport::ClientSecurity;
 use rafka_storage::{DiskFs, FileSystem, LogConfig, LogManager};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -65,6 +66,11 @@ pub struct ServerSettings {
     pub learner_listener: Option<ListenerSpec>,
     /// The bounds of the controller (or learner) listener.
     pub controller_listener_config: ListenerConfig,
+    /// How this node connects to the controllers (`controller.listener.names`' protocol): the
+    /// broker's controller channel and a voter's Raft RPCs.
+    pub controller_client_security: Arc<ClientSecurity>,
+    /// How a follower connects to leaders (`inter.broker.listener.name`'s protocol).
+    pub inter_broker_client_security: Arc<ClientSecurity>,
     pub advertised: Vec<AdvertisedListener>,
     pub rack: Option<String>,
     pub log_dirs: Vec<PathBuf>,
@@ -192,6 +198,7 @@ impl KafkaServer {
         );
         node_config.controller = settings.controller.clone();
         node_config.listener = settings.controller_listener_config;
+        node_config.client_security = settings.controller_client_security.clone();
         let controller =
             Arc::new(ControllerNode::start(node_config, fs.clone(), controller_listener).await?);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -321,6 +328,7 @@ impl KafkaServer {
             settings.voters.clone(),
             settings.node_id,
             Duration::from_millis(settings.kafka_config.quorum_request_timeout_ms().max(1) as u64),
+            settings.controller_client_security.clone(),
         ));
         let lifecycle = BrokerLifecycleManager::new(
             settings.node_id,
@@ -347,6 +355,7 @@ impl KafkaServer {
                 response_max_bytes: c.replica_fetch_response_max_bytes(),
                 backoff: Duration::from_millis(c.replica_fetch_backoff_ms().max(0) as u64),
                 socket_timeout: Duration::from_millis(c.replica_socket_timeout_ms().max(1) as u64),
+                security: settings.inter_broker_client_security.clone(),
             };
             tasks.push(tokio::spawn(crate::replica_fetcher::run(
                 fetcher,

@@ -28,9 +28,9 @@ use rafka_protocol::messages::{
     raft_vote_request as vr, RequestHeader, RequestKind, ResponseKind,
 };
 use rafka_protocol::{ApiKey, RequestFrame, ResponseFrame};
+use rafka_security::transport::{connect, ClientSecurity, Stream};
 use std::sync::{Arc, OnceLock};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// The largest frame our nodes accept from each other (a snapshot chunk or a batch of entries).
 pub const MAX_FRAME_BYTES: usize = 64 << 20;
@@ -62,7 +62,10 @@ impl ClusterId {
 const READ_STEP_BYTES: usize = 64 * 1024;
 
 /// Reads one size-prefixed frame; `None` at a clean end of stream.
-pub async fn read_frame(stream: &mut TcpStream, max: usize) -> std::io::Result<Option<Bytes>> {
+pub async fn read_frame<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    max: usize,
+) -> std::io::Result<Option<Bytes>> {
     read_frame_within(stream, max, None).await
 }
 
@@ -130,6 +133,8 @@ pub struct Network {
     elections: Option<crate::election::ElectionObserver>,
     /// How long a leader waits before trying an unreachable node again.
     unreachable_backoff: std::time::Duration,
+    /// How to connect to the other voters' controller listeners.
+    security: Arc<ClientSecurity>,
 }
 
 impl Network {
@@ -139,7 +144,14 @@ impl Network {
             cluster_id,
             elections: None,
             unreachable_backoff: std::time::Duration::from_millis(500),
+            security: Arc::new(ClientSecurity::default()),
         }
+    }
+
+    /// How to connect to the other voters (the controller listener's security protocol).
+    pub fn client_security(mut self, security: Arc<ClientSecurity>) -> Self {
+        self.security = security;
+        self
     }
 
     /// How long a leader waits before trying an unreachable node again (openraft's default is
@@ -169,6 +181,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             client_id: format!("controller-{}", self.node_id),
             cluster_id: self.cluster_id.clone(),
             stream: None,
+            security: self.security.clone(),
             correlation_id: 0,
             elections: self.elections.clone(),
             unreachable_backoff: self.unreachable_backoff,
@@ -183,7 +196,8 @@ pub struct Client {
     addr: String,
     client_id: String,
     cluster_id: ClusterId,
-    stream: Option<TcpStream>,
+    stream: Option<Stream>,
+    security: Arc<ClientSecurity>,
     correlation_id: i32,
     elections: Option<crate::election::ElectionObserver>,
     unreachable_backoff: std::time::Duration,
@@ -253,17 +267,12 @@ impl Client {
             .map_err(|e| CallError::Protocol(e.to_string()))?;
         let mut stream = match self.stream.take() {
             Some(s) => s,
-            None => {
-                let s =
-                    TcpStream::connect(&self.addr)
-                        .await
-                        .map_err(|source| CallError::Connect {
-                            addr: self.addr.clone(),
-                            source,
-                        })?;
-                s.set_nodelay(true)?;
-                s
-            }
+            None => connect(&self.addr, &self.security)
+                .await
+                .map_err(|source| CallError::Connect {
+                    addr: self.addr.clone(),
+                    source,
+                })?,
         };
         stream.write_all(&bytes).await?;
         let Some(resp) = read_frame(&mut stream, MAX_FRAME_BYTES).await? else {

@@ -94,6 +94,8 @@ pub struct ControllerNodeConfig {
     pub snapshot_every: u64,
     /// The bounds of this node's listener.
     pub listener: crate::server::ListenerConfig,
+    /// How this node connects to the other voters' controller listeners.
+    pub client_security: Arc<rafka_security::transport::ClientSecurity>,
 }
 
 impl ControllerNodeConfig {
@@ -109,6 +111,7 @@ impl ControllerNodeConfig {
             heartbeat_interval_ms: 50,
             snapshot_every: 10_000,
             listener: crate::server::ListenerConfig::default(),
+            client_security: Arc::default(),
         }
     }
 
@@ -336,6 +339,7 @@ impl ControllerNode {
             cluster_id.set(img);
         }
         let network = Network::new(config.node_id, cluster_id.clone())
+            .client_security(config.client_security.clone())
             .observe_elections(elections.clone())
             .unreachable_backoff(std::time::Duration::from_millis(
                 config.heartbeat_interval_ms,

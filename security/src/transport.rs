@@ -4,6 +4,8 @@
 //! inter-node clients) reads and writes a `Stream`, never a bare `TcpStream`, so that a listener's
 //! security protocol decides the transport in one place. A PLAINTEXT or SASL_PLAINTEXT connection
 //! is [`Stream::Plain`]; zero-copy `sendfile(2)` needs the socket itself ([`Stream::tcp_for_sendfile`]).
+//! Outgoing connections to other nodes are opened by [`connect`], with the layers a
+//! [`ClientSecurity`] asks for.
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
@@ -12,6 +14,8 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+
+use crate::SecurityProtocol;
 
 /// One connection's byte stream.
 #[derive(Debug)]
@@ -97,5 +101,37 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
         }
+    }
+}
+
+/// How this node connects to another node's listener: the inter-broker listener for replica
+/// fetchers, the controller listener for the broker's controller channel and the Raft RPCs.
+/// The listener's security protocol decides the layers (TLS, SASL) [`connect`] puts on the TCP
+/// connection; every inter-node client connects through [`connect`] and nothing else.
+#[derive(Debug, Clone)]
+pub struct ClientSecurity {
+    /// The security protocol of the listener connected to.
+    pub protocol: SecurityProtocol,
+}
+
+impl Default for ClientSecurity {
+    fn default() -> Self {
+        ClientSecurity {
+            protocol: SecurityProtocol::Plaintext,
+        }
+    }
+}
+
+/// Opens a connection to `addr` (`host:port`) with the layers `security` asks for, ready for
+/// Kafka requests. TCP_NODELAY is on: requests and responses must not wait for an ACK.
+pub async fn connect(addr: &str, security: &ClientSecurity) -> io::Result<Stream> {
+    let tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    match security.protocol {
+        SecurityProtocol::Plaintext => Ok(Stream::Plain(tcp)),
+        other => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("connecting to a {other} listener is not supported yet"),
+        )),
     }
 }
