@@ -20,3 +20,4 @@ pub mod transport;
 
 pub use principal::KafkaPrincipal;
 pub use protocol::SecurityProtocol;
+pub mod tls;

@@ -3,7 +3,10 @@
 //! Every network layer (the broker's socket server, the controller and learner listeners, the
 //! inter-node clients) reads and writes a `Stream`, never a bare `TcpStream`, so that a listener's
 //! security protocol decides the transport in one place. A PLAINTEXT or SASL_PLAINTEXT connection
-//! is [`Stream::Plain`]; zero-copy `sendfile(2)` needs the socket itself ([`Stream::tcp_for_sendfile`]).
+//! is [`Stream::Plain`]; an SSL or SASL_SSL one is [`Stream::TlsServer`] (accepted) or
+//! [`Stream::TlsClient`] (opened by [`connect`]), a rustls session over the socket. Zero-copy
+//! `sendfile(2)` needs the socket itself ([`Stream::tcp_for_sendfile`]): only a plain stream
+//! offers it (rustls encrypts in user space; see `tls` on kernel TLS).
 //! Outgoing connections to other nodes are opened by [`connect`], with the layers a
 //! [`ClientSecurity`] asks for.
 
@@ -15,6 +18,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::tls::TlsClient;
 use crate::SecurityProtocol;
 
 /// One connection's byte stream.
@@ -22,6 +26,21 @@ use crate::SecurityProtocol;
 pub enum Stream {
     /// A TCP socket: bytes as they are on the wire.
     Plain(TcpStream),
+    /// The server side of a TLS session (an accepted connection on an SSL listener).
+    TlsServer(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// The client side of a TLS session (an inter-node connection to an SSL listener).
+    TlsClient(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// Calls `$f` on the inner stream of whatever variant, pinned.
+macro_rules! each {
+    ($self:expr, $s:ident => $e:expr) => {
+        match $self {
+            Stream::Plain($s) => $e,
+            Stream::TlsServer($s) => $e,
+            Stream::TlsClient($s) => $e,
+        }
+    };
 }
 
 impl Stream {
@@ -29,7 +48,14 @@ impl Stream {
     pub fn tcp(&self) -> &TcpStream {
         match self {
             Stream::Plain(s) => s,
+            Stream::TlsServer(s) => s.get_ref().0,
+            Stream::TlsClient(s) => s.get_ref().0,
         }
+    }
+
+    /// Whether the bytes are a TLS session.
+    pub fn is_tls(&self) -> bool {
+        !matches!(self, Stream::Plain(_))
     }
 
     /// The socket, when bytes written to it reach the peer unchanged so that `sendfile(2)` may
@@ -38,6 +64,7 @@ impl Stream {
     pub fn tcp_for_sendfile(&self) -> Option<&TcpStream> {
         match self {
             Stream::Plain(s) => Some(s),
+            Stream::TlsServer(_) | Stream::TlsClient(_) => None,
         }
     }
 
@@ -58,9 +85,7 @@ impl AsyncRead for Stream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-        }
+        each!(self.get_mut(), s => Pin::new(s).poll_read(cx, buf))
     }
 }
 
@@ -70,9 +95,7 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-        }
+        each!(self.get_mut(), s => Pin::new(s).poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -80,27 +103,19 @@ impl AsyncWrite for Stream {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-        }
+        each!(self.get_mut(), s => Pin::new(s).poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
-        match self {
-            Stream::Plain(s) => s.is_write_vectored(),
-        }
+        each!(self, s => s.is_write_vectored())
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-        }
+        each!(self.get_mut(), s => Pin::new(s).poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-        }
+        each!(self.get_mut(), s => Pin::new(s).poll_shutdown(cx))
     }
 }
 
@@ -112,12 +127,16 @@ impl AsyncWrite for Stream {
 pub struct ClientSecurity {
     /// The security protocol of the listener connected to.
     pub protocol: SecurityProtocol,
+    /// The TLS client side, from that listener's `ssl.*` keys; required when the protocol uses
+    /// TLS (SSL, SASL_SSL). The server name checked is the host of the address connected to.
+    pub tls: Option<TlsClient>,
 }
 
 impl Default for ClientSecurity {
     fn default() -> Self {
         ClientSecurity {
             protocol: SecurityProtocol::Plaintext,
+            tls: None,
         }
     }
 }
@@ -129,9 +148,26 @@ pub async fn connect(addr: &str, security: &ClientSecurity) -> io::Result<Stream
     tcp.set_nodelay(true)?;
     match security.protocol {
         SecurityProtocol::Plaintext => Ok(Stream::Plain(tcp)),
+        SecurityProtocol::Ssl => {
+            let tls = security.tls.as_ref().ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "connecting to an SSL listener needs a TLS client configuration",
+                )
+            })?;
+            tls.connect(tcp, host_of(addr)).await
+        }
         other => Err(io::Error::new(
             io::ErrorKind::Unsupported,
             format!("connecting to a {other} listener is not supported yet"),
         )),
+    }
+}
+
+/// The host part of `host:port` (`[v6]:port` too).
+fn host_of(addr: &str) -> &str {
+    match addr.rsplit_once(':') {
+        Some((host, _)) => host,
+        None => addr,
     }
 }
