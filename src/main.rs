@@ -8,7 +8,8 @@ use rafka_broker::lifecycle::AdvertisedListener;
 use rafka_broker::network::NetworkConfig;
 use rafka_broker::server::{KafkaServer, ListenerSpec, ServerSettings};
 use rafka_controller::control::ControllerConfig;
-use rafka_security::transport::ClientSecurity;
+use rafka_security::tls::{SslConfig, TlsClient, TlsServer};
+use rafka_security::transport::{ClientSecurity, ServerSecurity};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,12 +41,15 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
     let listeners: Vec<ListenerSpec> = config
         .broker_listeners()
         .into_iter()
-        .map(|e| ListenerSpec {
-            name: e.listener_name.clone(),
-            host: e.host.clone(),
-            port: e.port,
+        .map(|e| {
+            Ok(ListenerSpec {
+                name: e.listener_name.clone(),
+                host: e.host.clone(),
+                port: e.port,
+                security: server_security(config, &e.listener_name)?,
+            })
         })
-        .collect();
+        .collect::<anyhow::Result<_>>()?;
     // A controller binds its controller listener. A broker-only node reaches the voters at
     // controller.quorum.voters and follows the log as a Raft learner: it binds a learner listener
     // (any free port, on its inter-broker listener's host) for the leader's pushes — never its
@@ -61,6 +65,8 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
                 name: rafka_controller::server::LEARNER_LISTENER_NAME.to_owned(),
                 host: l.host.clone(),
                 port: 0,
+                // What the controllers connect with; see `controller_listener_security`.
+                security: ServerSecurity::default(),
             })
     } else {
         None
@@ -73,6 +79,7 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
                 name: e.listener_name.clone(),
                 host: e.host.clone(),
                 port: e.port,
+                security: ServerSecurity::default(),
             })
             .ok_or_else(|| {
                 anyhow::anyhow!("listeners: no listener is named in controller.listener.names")
@@ -105,6 +112,7 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
         controller_listener,
         learner_listener,
         controller_listener_config: rafka_controller::server::ListenerConfig {
+            security: controller_listener_security(config)?,
             max_request_bytes: (config.socket_request_max_bytes().max(1) as usize)
                 .min(rafka_controller::network::MAX_FRAME_BYTES),
             idle_timeout: Duration::from_millis(config.connections_max_idle_ms().max(1) as u64),
@@ -127,11 +135,11 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
                 .controller_listener_names()
                 .first()
                 .map(String::as_str),
-        )),
+        )?),
         inter_broker_client_security: Arc::new(client_security(
             config,
             Some(config.inter_broker_listener_name()),
-        )),
+        )?),
         advertised,
         rack: config.rack(),
         log_dirs: config.log_dirs().to_vec(),
@@ -267,10 +275,53 @@ fn fail(msg: &str) -> ! {
 }
 
 /// How this node connects to other nodes' `listener` (by its name): its security protocol from
-/// `listener.security.protocol.map`.
-fn client_security(config: &KafkaConfig, listener: Option<&str>) -> ClientSecurity {
+/// `listener.security.protocol.map` and, when it uses TLS, a TLS client built from that
+/// listener's own `ssl.*` keys (as Kafka uses a listener's keystore and truststore on both sides).
+fn client_security(config: &KafkaConfig, listener: Option<&str>) -> anyhow::Result<ClientSecurity> {
     let protocol = listener
         .and_then(|l| config.listener_security_protocol_map().get(l).copied())
         .unwrap_or(rafka_security::SecurityProtocol::Plaintext);
-    ClientSecurity { protocol }
+    let tls = match listener {
+        Some(l) if protocol.uses_tls() => Some(
+            TlsClient::new(&ssl_config(config, l)?)
+                .map_err(|e| anyhow::anyhow!("listener {l} (client side): {e}"))?,
+        ),
+        _ => None,
+    };
+    Ok(ClientSecurity { protocol, tls })
+}
+
+/// The `ssl.*` keys of `listener` (`listener.name.<listener>.ssl.*` first).
+fn ssl_config(config: &KafkaConfig, listener: &str) -> anyhow::Result<SslConfig> {
+    SslConfig::from_keys(listener, |key| config.listener_value(listener, key))
+        .map_err(|e| anyhow::anyhow!("listener {listener}: {e}"))
+}
+
+/// What the listener `name` speaks to the connections it accepts; its TLS configuration is
+/// loaded (and checked) now, so a bad keystore stops the start.
+fn server_security(config: &KafkaConfig, name: &str) -> anyhow::Result<ServerSecurity> {
+    let protocol = config
+        .listener_security_protocol_map()
+        .get(name)
+        .copied()
+        .unwrap_or(rafka_security::SecurityProtocol::Plaintext);
+    let tls = if protocol.uses_tls() {
+        Some(
+            TlsServer::new(ssl_config(config, name)?)
+                .map_err(|e| anyhow::anyhow!("listener {name}: {e}"))?,
+        )
+    } else {
+        None
+    };
+    Ok(ServerSecurity { protocol, tls })
+}
+
+/// The controller listener's security (the first of `controller.listener.names`), which a
+/// broker-only node's learner listener speaks too: the controllers reach both with the same
+/// client settings.
+fn controller_listener_security(config: &KafkaConfig) -> anyhow::Result<ServerSecurity> {
+    match config.controller_listener_names().first() {
+        Some(name) => server_security(config, name),
+        None => Ok(ServerSecurity::default()),
+    }
 }

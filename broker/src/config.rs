@@ -37,7 +37,8 @@
 //!   differs: [`KafkaConfig::default_single_node`] is Kafka's single-node KRaft example.
 //! - `cluster.id` is rafka's own key (Kafka takes the id from `kafka-storage format`): when it
 //!   is unset the first active controller creates one.
-//! - Only PLAINTEXT listeners are served; a listener mapped to SSL or SASL stops the start.
+//! - PLAINTEXT and SSL listeners are served; a listener mapped to SASL stops the start. TLS
+//!   keystores and truststores must be PEM (`ssl.keystore.type=PEM`); JKS and PKCS12 are refused.
 //!   `authorizer.class.name` must be empty (there is no authorizer), and
 //!   `remote.log.storage.system.enable` must be false (no tiered storage).
 //! - Thread-pool sizes (`num.network.threads`, `num.io.threads`, `background.threads`, ...) are
@@ -382,15 +383,20 @@ fn broker_synonym_group(name: &str) -> &'static [&'static str] {
     }
 }
 
+/// `ssl.x` for `listener.name.<listener>.ssl.x` when `ssl.x` is a known key.
+fn listener_scoped_ssl_key(key: &str) -> Option<&str> {
+    let (_, rest) = key.strip_prefix("listener.name.")?.split_once('.')?;
+    (rest.starts_with("ssl.") && broker_config(rest).is_some()).then_some(rest)
+}
+
 /// Why an unknown key is ignored.
 fn unknown_key_warning(key: &str) -> String {
-    let why = if key.starts_with("ssl.")
-        || key.starts_with("sasl.")
+    let why = if key.starts_with("sasl.")
         || key.starts_with("listener.name.")
         || key.starts_with("security.")
         || key.starts_with("principal.")
     {
-        "rafka serves only PLAINTEXT listeners for now"
+        "rafka serves only PLAINTEXT and SSL listeners for now"
     } else if key.starts_with("zookeeper.") {
         "rafka runs in KRaft mode only"
     } else if let Some(tk) = topic_config(key) {
@@ -536,6 +542,14 @@ impl KafkaConfig {
                             value,
                             "must be a number >= 1".to_owned(),
                         ));
+                    }
+                }
+                // `listener.name.<name>.ssl.*`: the listener's own value of an ssl key, checked
+                // as the key itself is (read through `KafkaConfig::listener_value`).
+                None if listener_scoped_ssl_key(key).is_some() => {
+                    if let Some(def) = listener_scoped_ssl_key(key).and_then(broker_config) {
+                        def.parse(value)
+                            .map_err(|reason| ConfigError::invalid_value(key, value, reason))?;
                     }
                 }
                 None => warnings.push(unknown_key_warning(key)),
@@ -801,12 +815,12 @@ impl KafkaConfig {
             });
         }
         for l in &self.listeners {
-            if l.security_protocol != SecurityProtocol::Plaintext {
+            if l.security_protocol.uses_sasl() {
                 return Err(ConfigError::invalid_value(
                     "listeners",
                     &listeners_raw,
                     format!(
-                        "listener {} uses security protocol {}; rafka serves only PLAINTEXT \
+                        "listener {} uses security protocol {}; rafka serves PLAINTEXT and SSL \
                          listeners for now",
                         l.listener_name, l.security_protocol
                     ),
@@ -884,12 +898,12 @@ impl KafkaConfig {
                             ),
                         ))
                     }
-                    Some(p) if *p != SecurityProtocol::Plaintext => {
+                    Some(p) if p.uses_sasl() => {
                         return Err(ConfigError::invalid(
                             "listener.security.protocol.map",
                             format!(
                                 "controller listener {name} uses security protocol {p}; rafka \
-                                 supports only PLAINTEXT for now"
+                                 supports PLAINTEXT and SSL for now"
                             ),
                         ))
                     }

@@ -133,6 +133,8 @@ impl ControllerChannel {
                 .await
                 .map_err(|e| e.to_string())?;
             s.write_all(&bytes).await.map_err(|e| e.to_string())?;
+            // TLS may hold the last records until flushed.
+            s.flush().await.map_err(|e| e.to_string())?;
             let resp = rafka_controller::network::read_frame(
                 &mut s,
                 rafka_controller::network::MAX_FRAME_BYTES,

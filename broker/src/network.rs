@@ -50,6 +50,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rafka_protocol::frame::FrameError;
 use rafka_protocol::{Chunk, RequestFrame};
+use rafka_security::transport::ServerSecurity;
 use rafka_security::{KafkaPrincipal, SecurityProtocol};
 use rafka_storage::FileSlice;
 use tokio::net::{TcpListener, TcpStream};
@@ -260,6 +261,11 @@ pub trait RequestHandler: Send + Sync + 'static {
 
 /// Serves `listener` until `shutdown` becomes `true` (or its sender is dropped).
 ///
+/// `security` is what the listener speaks: on a TLS listener each connection's handshake runs in
+/// that connection's task (under a timeout) before its first request, and its principal is the
+/// client certificate's; responses on TLS connections cannot use `sendfile(2)` and are copied
+/// through user space in bounded chunks.
+///
 /// One task per connection, within the connection quotas of `server` (shared with the broker's
 /// other listeners). On shutdown the listener
 /// is closed at once (new connections are refused); each connection finishes the response it is
@@ -270,12 +276,15 @@ pub trait RequestHandler: Send + Sync + 'static {
 pub async fn serve(
     listener: TcpListener,
     name: String,
+    security: ServerSecurity,
     handler: Arc<dyn RequestHandler>,
     server: Arc<SocketServer>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let local = listener.local_addr().ok();
-    info!(listener = %name, addr = ?local, "accepting connections");
+    info!(listener = %name, addr = ?local, protocol = %security.protocol, "accepting connections");
+    // New certificates in the keystore/truststore files reach new connections while we serve.
+    let _reload = security.tls.as_ref().and_then(|tls| tls.watch());
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -299,7 +308,7 @@ pub async fn serve(
                     connection_id,
                     peer,
                     listener: name.clone(),
-                    security_protocol: SecurityProtocol::Plaintext,
+                    security_protocol: security.protocol,
                     principal: KafkaPrincipal::anonymous(),
                 };
                 let span = tracing::debug_span!("connection", connection_id, %peer, listener = %name);
@@ -307,6 +316,7 @@ pub async fn serve(
                     connection::run(
                         stream,
                         ctx,
+                        security.clone(),
                         handler.clone(),
                         server.clone(),
                         shutdown.clone(),

@@ -284,6 +284,8 @@ async fn exchange(
     };
     let bytes = frame.encode().map_err(|e| e.to_string())?;
     stream.write_all(&bytes).await.map_err(|e| e.to_string())?;
+    // TLS may hold the last records until flushed.
+    stream.flush().await.map_err(|e| e.to_string())?;
     let resp =
         rafka_controller::network::read_frame(stream, rafka_controller::network::MAX_FRAME_BYTES)
             .await

@@ -30,7 +30,7 @@ use rafka_controller::image::{ConfigResource, MetadataImage};
 use rafka_controller::node::{ControllerNode, ControllerNodeConfig};
 use rafka_controller::raft_types::NodeId;
 use rafka_controller::server::{ListenerConfig, LEARNER_LISTENER_NAME};
-use rafka_security::transport::ClientSecurity;
+use rafka_security::transport::{ClientSecurity, ServerSecurity};
 use rafka_storage::{DiskFs, FileSystem, LogConfig, LogManager};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -45,6 +45,8 @@ pub struct ListenerSpec {
     pub name: String,
     pub host: String,
     pub port: u16,
+    /// What the listener speaks (`listener.security.protocol.map`), with its TLS configuration.
+    pub security: ServerSecurity,
 }
 
 /// Everything a server needs, resolved from the configuration.
@@ -188,7 +190,11 @@ impl KafkaServer {
         let mut client_listeners = Vec::new();
         if settings.roles.broker {
             for spec in &settings.listeners {
-                client_listeners.push((spec.name.clone(), bind(spec).await?));
+                client_listeners.push((
+                    spec.name.clone(),
+                    spec.security.clone(),
+                    bind(spec).await?,
+                ));
             }
         }
         let mut node_config = ControllerNodeConfig::new(
@@ -394,13 +400,14 @@ impl KafkaServer {
         // One set of connection counts and one request memory pool for all client listeners:
         // `max.connections` and `queued.max.request.bytes` are broker-wide.
         let sockets = network::SocketServer::new(settings.network.clone());
-        for (name, listener) in client_listeners {
+        for (name, security, listener) in client_listeners {
             if let Ok(a) = listener.local_addr() {
                 bound.push((name.clone(), a));
             }
             tasks.push(tokio::spawn(network::serve(
                 listener,
                 name,
+                security,
                 apis.clone(),
                 sockets.clone(),
                 shutdown_rx.clone(),

@@ -275,6 +275,8 @@ impl Client {
                 })?,
         };
         stream.write_all(&bytes).await?;
+        // TLS may hold the last records until flushed.
+        stream.flush().await?;
         let Some(resp) = read_frame(&mut stream, MAX_FRAME_BYTES).await? else {
             return Err(CallError::Protocol(format!(
                 "{} closed the connection",

@@ -54,6 +54,7 @@ use rafka_protocol::messages::{
     RequestKind, ResponseKind,
 };
 use rafka_protocol::{ErrorCode, RequestFrame, ResponseFrame};
+use rafka_security::transport::{ServerSecurity, HANDSHAKE_TIMEOUT};
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
@@ -99,6 +100,9 @@ pub struct ListenerConfig {
     /// default bound is 1000 — a flood of connections waits in the backlog instead of claiming
     /// memory and file descriptors.
     pub limits: ConnectionLimits,
+    /// What the listener speaks (the controller listener's protocol, with its TLS
+    /// configuration; a learner listener speaks the controller listener's).
+    pub security: ServerSecurity,
 }
 
 impl Default for ListenerConfig {
@@ -110,6 +114,7 @@ impl Default for ListenerConfig {
                 max_connections: DEFAULT_MAX_CONNECTIONS,
                 ..ConnectionLimits::default()
             },
+            security: ServerSecurity::default(),
         }
     }
 }
@@ -129,6 +134,7 @@ pub async fn serve(
 ) {
     let mut connections = tokio::task::JoinSet::new();
     let quotas = ConnectionQuotas::new(config.limits.clone());
+    let _reload = config.security.tls.as_ref().and_then(|tls| tls.watch());
     let config = Arc::new(config);
     // A slot per open connection, taken before accepting (mini-redis's shape): at the limit the
     // listener stops accepting and new connections wait in the kernel's backlog.
@@ -172,13 +178,21 @@ pub async fn serve(
 const LISTENER_COUNTS: &str = "CONTROLLER";
 
 async fn connection(
-    mut stream: TcpStream,
+    tcp: TcpStream,
     raft: Raft,
     apis: Option<Arc<dyn ControllerApis>>,
     check: PeerCheck,
     config: &ListenerConfig,
 ) -> Result<(), String> {
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    // The TLS handshake, in this connection's own task under a timeout: a slow peer delays no
+    // other connection.
+    let timeout = config.idle_timeout.min(HANDSHAKE_TIMEOUT);
+    let (mut stream, _principal) = config
+        .security
+        .accept(tcp, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
     while let Some(frame) = read_frame_within(
         &mut stream,
         config.max_request_bytes,
@@ -219,6 +233,8 @@ async fn connection(
         .encode()
         .map_err(|e| e.to_string())?;
         stream.write_all(&out).await.map_err(|e| e.to_string())?;
+        // A TLS stream may still hold the last records.
+        stream.flush().await.map_err(|e| e.to_string())?;
     }
     Ok(())
 }

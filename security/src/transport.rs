@@ -13,13 +13,15 @@
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::tls::TlsClient;
-use crate::SecurityProtocol;
+use crate::tls::{TlsClient, TlsHandshakeError, TlsServer};
+use crate::{KafkaPrincipal, SecurityProtocol};
 
 /// One connection's byte stream.
 #[derive(Debug)]
@@ -116,6 +118,78 @@ impl AsyncWrite for Stream {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         each!(self.get_mut(), s => Pin::new(s).poll_shutdown(cx))
+    }
+}
+
+/// The longest an accepted connection may take to finish its TLS handshake. Each connection
+/// runs its handshake in its own task, so a slow one delays nobody else; this bounds what it holds
+/// (a connection slot, a task) meanwhile.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a listener speaks, for its accepted connections: the protocol and, when it uses TLS, the
+/// listener's [`TlsServer`]. The SASL layer, on SASL listeners, runs after [`ServerSecurity::accept`]
+/// on the stream it returns.
+#[derive(Debug, Clone)]
+pub struct ServerSecurity {
+    pub protocol: SecurityProtocol,
+    /// Required when `protocol` uses TLS.
+    pub tls: Option<Arc<TlsServer>>,
+}
+
+impl Default for ServerSecurity {
+    fn default() -> Self {
+        ServerSecurity {
+            protocol: SecurityProtocol::Plaintext,
+            tls: None,
+        }
+    }
+}
+
+/// Two listeners' security is the same when they speak the same protocol with the same
+/// [`TlsServer`] (the same instance).
+impl PartialEq for ServerSecurity {
+    fn eq(&self, other: &Self) -> bool {
+        self.protocol == other.protocol
+            && match (&self.tls, &other.tls) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            }
+    }
+}
+
+impl Eq for ServerSecurity {}
+
+impl ServerSecurity {
+    /// A PLAINTEXT listener.
+    pub fn plaintext() -> ServerSecurity {
+        ServerSecurity::default()
+    }
+
+    /// An SSL listener served by `tls`.
+    pub fn ssl(tls: Arc<TlsServer>) -> ServerSecurity {
+        ServerSecurity {
+            protocol: SecurityProtocol::Ssl,
+            tls: Some(tls),
+        }
+    }
+
+    /// Turns an accepted socket into the connection's stream and the principal its transport
+    /// establishes: a TLS handshake (within `timeout`) when the protocol uses TLS — with the
+    /// client certificate's principal — else the socket itself and `User:ANONYMOUS`.
+    pub async fn accept(
+        &self,
+        tcp: TcpStream,
+        timeout: Duration,
+    ) -> Result<(Stream, KafkaPrincipal), TlsHandshakeError> {
+        match (&self.tls, self.protocol.uses_tls()) {
+            (Some(tls), true) => tls.accept(tcp, timeout).await,
+            (None, true) => Err(TlsHandshakeError::Failed(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a TLS listener without a TLS configuration",
+            ))),
+            (_, false) => Ok((Stream::Plain(tcp), KafkaPrincipal::anonymous())),
+        }
     }
 }
 

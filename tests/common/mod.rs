@@ -22,6 +22,7 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod ffi;
 pub mod load;
 pub mod proxy;

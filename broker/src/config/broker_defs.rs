@@ -257,6 +257,75 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         .note("accepted and ignored"),
     k("connections.max.idle.ms", T::Long, Some("600000"), I::Medium,
         "Idle connections are closed after this long."),
+    // TLS (Kafka's SslConfigs and BrokerSecurityConfigs). Each may be set per listener as
+    // listener.name.<listener>.<key>, which wins over the global key.
+    k("ssl.protocol", T::String, Some("TLSv1.3"), I::Medium,
+        "The SSL protocol used to generate the SSLContext; rafka negotiates the highest of ssl.enabled.protocols.")
+        .note(IGNORED),
+    k("ssl.enabled.protocols", T::List, Some("TLSv1.2,TLSv1.3"), I::Medium,
+        "The list of protocols enabled for SSL connections (TLSv1.2, TLSv1.3; older ones are skipped with a warning).")
+        .note(NOT_LIVE),
+    k("ssl.cipher.suites", T::List, Some(""), I::Low,
+        "A list of cipher suites (IANA names, e.g. TLS_AES_128_GCM_SHA256); all suites of the TLS implementation by default. An unknown suite stops the start.")
+        .note(NOT_LIVE),
+    k("ssl.keystore.type", T::String, Some("JKS"), I::Medium,
+        "The file format of the key store; rafka supports PEM only.")
+        .note(NOT_LIVE),
+    k("ssl.keystore.location", T::String, None, I::High,
+        "The location of the key store file (PEM: the private key and the certificate chain). Reloaded when the file changes.")
+        .note(NOT_LIVE),
+    k("ssl.keystore.password", T::Password, None, I::High,
+        "The store password for the key store file; not used with PEM (use ssl.key.password for an encrypted key)."),
+    k("ssl.key.password", T::Password, None, I::High,
+        "The password of the private key (an encrypted PKCS#8 key in PEM)."),
+    k("ssl.keystore.key", T::Password, None, I::High,
+        "Private key in the format specified by ssl.keystore.type (PEM PKCS#8, encrypted with ssl.key.password if set).")
+        .note(NOT_LIVE),
+    k("ssl.keystore.certificate.chain", T::Password, None, I::High,
+        "Certificate chain in the format specified by ssl.keystore.type (PEM X.509 certificates).")
+        .note(NOT_LIVE),
+    k("ssl.truststore.type", T::String, Some("JKS"), I::Medium,
+        "The file format of the trust store; rafka supports PEM only.")
+        .note(NOT_LIVE),
+    k("ssl.truststore.location", T::String, None, I::High,
+        "The location of the trust store file (PEM certificates). Reloaded when the file changes.")
+        .note(NOT_LIVE),
+    k("ssl.truststore.password", T::Password, None, I::High,
+        "The password for the trust store file; not used with PEM."),
+    k("ssl.truststore.certificates", T::Password, None, I::High,
+        "Trusted certificates in the format specified by ssl.truststore.type (PEM X.509 certificates).")
+        .note(NOT_LIVE),
+    k("ssl.client.auth", T::String, Some("none"), I::Medium,
+        "Whether the server requests client authentication: required, requested or none.")
+        .check(V::OneOf(&["required", "requested", "none"]))
+        .note(NOT_LIVE),
+    k("ssl.endpoint.identification.algorithm", T::String, Some("https"), I::Low,
+        "The endpoint identification algorithm to validate the server hostname using the server certificate (https, or empty to not check).")
+        .note(NOT_LIVE),
+    k("ssl.principal.mapping.rules", T::String, Some("DEFAULT"), I::Low,
+        "Rules mapping the distinguished name of a client certificate to a short name: RULE:pattern/replacement/[LU], DEFAULT.")
+        .note(NOT_LIVE),
+    k("ssl.keymanager.algorithm", T::String, Some("SunX509"), I::Low,
+        "The algorithm used by the key manager factory for SSL connections.")
+        .note(IGNORED),
+    k("ssl.trustmanager.algorithm", T::String, Some("PKIX"), I::Low,
+        "The algorithm used by the trust manager factory for SSL connections.")
+        .note(IGNORED),
+    k("ssl.secure.random.implementation", T::String, None, I::Low,
+        "The SecureRandom PRNG implementation to use for SSL cryptography operations.")
+        .note(IGNORED),
+    k("ssl.provider", T::String, None, I::Low,
+        "The name of the security provider used for SSL connections.")
+        .note(IGNORED),
+    k("ssl.engine.factory.class", T::Class, None, I::Low,
+        "The class of type SslEngineFactory to provide SSLEngine objects.")
+        .note(IGNORED),
+    k("ssl.allow.dn.changes", T::Boolean, Some("false"), I::Low,
+        "Whether a dynamic keystore update may change the certificate's distinguished name.")
+        .note(IGNORED),
+    k("ssl.allow.san.changes", T::Boolean, Some("false"), I::Low,
+        "Whether a dynamic keystore update may change the certificate's subject alternative names.")
+        .note(IGNORED),
     k("queued.max.requests", T::Int, Some("500"), I::High,
         "The number of queued requests allowed before blocking the network threads.")
         .check(V::AtLeast(1))

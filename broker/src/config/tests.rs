@@ -345,14 +345,14 @@ fn config_cross_key_errors_name_the_key() {
             &[
                 (
                     "listeners",
-                    "SSL://localhost:9092,CONTROLLER://localhost:9093",
+                    "SASL_SSL://localhost:9092,CONTROLLER://localhost:9093",
                 ),
                 (
                     "listener.security.protocol.map",
-                    "SSL:SSL,CONTROLLER:PLAINTEXT",
+                    "SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
                 ),
-                ("advertised.listeners", "SSL://localhost:9092"),
-                ("inter.broker.listener.name", "SSL"),
+                ("advertised.listeners", "SASL_SSL://localhost:9092"),
+                ("inter.broker.listener.name", "SASL_SSL"),
             ],
             "listeners",
         ),
@@ -432,6 +432,44 @@ fn config_cross_key_errors_name_the_key() {
     // A value with a newline is escaped: the error stays on one line.
     let e = single(&[("num.partitions", "1\n2")]).expect_err("newline");
     assert!(!e.to_string().contains('\n'));
+}
+
+#[test]
+fn config_ssl_listeners_and_keys_are_accepted() {
+    let c = single(&[
+        (
+            "listeners",
+            "SSL://localhost:9092,CONTROLLER://localhost:9093",
+        ),
+        ("listener.security.protocol.map", "SSL:SSL,CONTROLLER:SSL"),
+        ("advertised.listeners", "SSL://localhost:9092"),
+        ("inter.broker.listener.name", "SSL"),
+        ("ssl.keystore.type", "PEM"),
+        ("ssl.client.auth", "required"),
+        ("listener.name.ssl.ssl.client.auth", "requested"),
+    ])
+    .expect("SSL listeners are served");
+    assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+    assert_eq!(
+        c.listener_value("SSL", "ssl.client.auth").as_deref(),
+        Some("requested")
+    );
+    assert_eq!(
+        c.listener_value("CONTROLLER", "ssl.client.auth").as_deref(),
+        Some("required")
+    );
+    assert_eq!(
+        c.listener_value("SSL", "ssl.keystore.type").as_deref(),
+        Some("PEM")
+    );
+    assert_eq!(
+        c.listener_value("SSL", "ssl.truststore.type").as_deref(),
+        Some("JKS")
+    );
+    // A per-listener value is checked as the key itself.
+    let e = single(&[("listener.name.ssl.ssl.client.auth", "maybe")]).expect_err("bad value");
+    assert_eq!(e.key(), Some("listener.name.ssl.ssl.client.auth"), "{e}");
+    assert!(single(&[("ssl.client.auth", "maybe")]).is_err());
 }
 
 #[test]
@@ -600,7 +638,7 @@ fn config_unknown_keys_warn_and_do_not_fail() {
         KRAFT_COMBINED,
         &[
             ("no.such.setting", "1"),
-            ("ssl.keystore.location", "/x"),
+            ("sasl.mechanism.inter.broker.protocol", "PLAIN"),
             ("zookeeper.connect", "localhost:2181"),
             ("retention.ms", "1000"),
         ],
@@ -609,7 +647,7 @@ fn config_unknown_keys_warn_and_do_not_fail() {
     let w = c.warnings().join("\n");
     for key in [
         "no.such.setting",
-        "ssl.keystore.location",
+        "sasl.mechanism.inter.broker.protocol",
         "zookeeper.connect",
         "retention.ms",
     ] {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use rafka_protocol::frame::FrameError;
 use rafka_protocol::{Chunk, RequestFrame};
+use rafka_security::transport::{ServerSecurity, Stream, HANDSHAKE_TIMEOUT};
 use rafka_storage::FileSlice;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::TcpStream;
@@ -35,6 +36,9 @@ const READ_MAX: usize = 1024 * 1024;
 const IOV_MAX: usize = 64;
 /// The most one `sendfile` call moves on Linux.
 const SENDFILE_MAX: usize = 0x7fff_f000;
+/// On a TLS connection a file slice is read and encrypted in chunks of this size, through one
+/// buffer per connection: a large fetch never sits in memory whole (see [`Connection::copy_slice`]).
+pub(super) const TLS_COPY_CHUNK: usize = 256 * 1024;
 
 /// Why a connection was closed by us (a clean end of stream and shutdown are not errors).
 #[derive(Debug, thiserror::Error)]
@@ -93,8 +97,10 @@ enum Closed {
 ///
 /// Not shared: owned by the connection's task.
 pub(super) struct Connection {
-    stream: TcpStream,
+    stream: Stream,
     buffer: BytesMut,
+    /// The buffer file slices pass through on a TLS connection (allocated on first use).
+    copy_buffer: Vec<u8>,
     max_request_bytes: usize,
     idle_timeout: Duration,
     /// `queued.max.request.bytes`, shared by every connection: the frames' bytes...
@@ -106,9 +112,10 @@ pub(super) struct Connection {
 }
 
 impl Connection {
-    fn new(stream: TcpStream, server: &SocketServer) -> Connection {
+    fn new(stream: Stream, server: &SocketServer) -> Connection {
         Connection {
             stream,
+            copy_buffer: Vec::new(),
             buffer: BytesMut::with_capacity(READ_MIN),
             max_request_bytes: server.config().max_request_bytes,
             idle_timeout: server.config().idle_timeout,
@@ -223,11 +230,21 @@ impl Connection {
 
     async fn write_response(&mut self, response: Response) -> Result<(), ConnectionError> {
         match response {
-            Response::Frame(frame) => self.write_all_vectored(&[&frame]).await,
-            Response::Chunks { chunks, slices } => self.write_chunks(&chunks, &slices).await,
-            Response::None => Ok(()),
-            Response::Close => Err(ConnectionError::ClosedByHandler),
+            Response::Frame(frame) => self.write_all_vectored(&[&frame]).await?,
+            Response::Chunks { chunks, slices } => self.write_chunks(&chunks, &slices).await?,
+            Response::None => return Ok(()),
+            Response::Close => return Err(ConnectionError::ClosedByHandler),
         }
+        self.flush().await
+    }
+
+    /// Pushes out what a layer above the socket still holds (TLS records rustls could not
+    /// write yet); nothing to do on a plain socket.
+    async fn flush(&mut self) -> Result<(), ConnectionError> {
+        if self.stream.is_tls() {
+            idle(self.idle_timeout, self.stream.flush()).await?;
+        }
+        Ok(())
     }
 
     /// Byte chunks with `writev`, slots with `sendfile`. When there is a slot, the socket is
@@ -252,7 +269,7 @@ impl Connection {
         }
         let cork = chunks.iter().any(|c| matches!(c, Chunk::Slot { .. }));
         if cork {
-            sendfile::set_cork(&self.stream, true)?;
+            sendfile::set_cork(self.stream.tcp(), true)?;
         }
         let mut rest = chunks;
         while let Some(first) = rest.first() {
@@ -280,7 +297,9 @@ impl Connection {
             }
         }
         if cork {
-            sendfile::set_cork(&self.stream, false)?;
+            // Whatever TLS still holds goes out before the cork is pulled.
+            self.flush().await?;
+            sendfile::set_cork(self.stream.tcp(), false)?;
         }
         Ok(())
     }
@@ -319,6 +338,9 @@ impl Connection {
             len: slice.len,
             sent,
         };
+        if self.stream.tcp_for_sendfile().is_none() {
+            return self.copy_slice(slice).await;
+        }
         let Some(file_fd) = slice.file.raw_fd() else {
             // The simulated file system of tests has no descriptor: copy through memory.
             let data = slice.read_to_vec().map_err(|e| match e.kind() {
@@ -331,7 +353,9 @@ impl Connection {
         let mut remaining = slice.len as usize;
         while remaining > 0 {
             let count = remaining.min(SENDFILE_MAX);
-            let stream = &self.stream;
+            let Some(stream) = self.stream.tcp_for_sendfile() else {
+                return self.copy_slice(slice).await;
+            };
             let n = idle(self.idle_timeout, async {
                 loop {
                     stream.writable().await?;
@@ -352,6 +376,43 @@ impl Connection {
             }
             SENDFILE_BYTES.fetch_add(n as u64, Ordering::Relaxed);
             remaining -= n;
+        }
+        Ok(())
+    }
+}
+
+impl Connection {
+    /// The fallback for a stream `sendfile(2)` cannot fill (TLS in user space; the kernel here
+    /// offers no kTLS): the slice is read from the page cache in [`TLS_COPY_CHUNK`] pieces into
+    /// the connection's one buffer and written through the stream, so a fetch of any size holds
+    /// at most one chunk in memory. A file that ends early closes the connection, as with
+    /// `sendfile`.
+    async fn copy_slice(&mut self, slice: &FileSlice) -> Result<(), ConnectionError> {
+        let total = u64::from(slice.len);
+        if self.copy_buffer.len() < TLS_COPY_CHUNK {
+            self.copy_buffer = vec![0; TLS_COPY_CHUNK];
+        }
+        let mut done = 0u64;
+        while done < total {
+            let n = (total - done).min(TLS_COPY_CHUNK as u64) as usize;
+            let buf = &mut self.copy_buffer[..n];
+            if let Err(e) = slice.file.read_exact_at(buf, slice.position + done) {
+                return Err(match e.kind() {
+                    io::ErrorKind::UnexpectedEof => ConnectionError::SliceTruncated {
+                        path: slice.file.path().display().to_string(),
+                        position: slice.position,
+                        len: slice.len,
+                        sent: done,
+                    },
+                    _ => e.into(),
+                });
+            }
+            idle(
+                self.idle_timeout,
+                self.stream.write_all(&self.copy_buffer[..n]),
+            )
+            .await?;
+            done += n as u64;
         }
         Ok(())
     }
@@ -389,17 +450,39 @@ impl LastRequest {
 /// The connection's task: requests one at a time, in order, until the peer closes, an error
 /// closes it, or shutdown is asked for between two requests.
 pub(super) async fn run(
-    stream: TcpStream,
-    ctx: RequestContext,
+    tcp: TcpStream,
+    mut ctx: RequestContext,
+    security: ServerSecurity,
     handler: Arc<dyn RequestHandler>,
     server: Arc<SocketServer>,
     mut shutdown: watch::Receiver<bool>,
     _permit: ConnectionPermit,
 ) {
     // Kafka sets TCP_NODELAY on every accepted socket: responses must not wait for an ACK.
-    if let Err(e) = stream.set_nodelay(true) {
+    if let Err(e) = tcp.set_nodelay(true) {
         debug!(error = %e, "cannot set TCP_NODELAY");
     }
+    // The TLS handshake runs here, in the connection's own task: a slow or failing one holds up
+    // no other connection and not the accept loop. Shutdown abandons it.
+    let timeout = server.config().idle_timeout.min(HANDSHAKE_TIMEOUT);
+    let accepted = tokio::select! {
+        biased;
+        () = shutdown_signalled(&mut shutdown) => return,
+        accepted = security.accept(tcp, timeout) => accepted,
+    };
+    let stream = match accepted {
+        Ok((stream, principal)) => {
+            if stream.is_tls() {
+                debug!(%principal, "TLS session established");
+            }
+            ctx.principal = principal;
+            stream
+        }
+        Err(error) => {
+            let error = &error as &(dyn std::error::Error + 'static);
+            return tracing::info!(error, "connection closed: TLS handshake failed");
+        }
+    };
     let mut conn = Connection::new(stream, &server);
     let mut last = LastRequest::default();
     let result = serve_requests(&mut conn, &ctx, &*handler, &mut shutdown, &mut last).await;

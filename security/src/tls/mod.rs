@@ -27,7 +27,7 @@ pub mod ssl_config;
 
 pub use client::TlsClient;
 pub use principal_mapper::SslPrincipalMapper;
-pub use server::{TlsHandshakeError, TlsServer};
+pub use server::{ReloadTask, TlsHandshakeError, TlsServer};
 pub use ssl_config::{ClientAuth, SslConfig};
 
 use std::path::PathBuf;

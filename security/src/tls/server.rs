@@ -158,17 +158,19 @@ impl TlsServer {
 
     /// Watches the keystore and truststore files (every [`RELOAD_CHECK_INTERVAL`]) and reloads
     /// them when they change, for as long as the server exists. Nothing to watch for inline PEM.
-    pub fn watch(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+    /// The watch stops when the returned [`ReloadTask`] is dropped. Must run inside a tokio
+    /// runtime.
+    pub fn watch(self: &Arc<Self>) -> Option<ReloadTask> {
         self.watch_every(RELOAD_CHECK_INTERVAL)
     }
 
     /// [`TlsServer::watch`] with another interval.
-    pub fn watch_every(self: &Arc<Self>, every: Duration) -> Option<tokio::task::JoinHandle<()>> {
+    pub fn watch_every(self: &Arc<Self>, every: Duration) -> Option<ReloadTask> {
         if watched_files(&self.config).is_empty() {
             return None;
         }
         let weak: Weak<TlsServer> = Arc::downgrade(self);
-        Some(tokio::spawn(async move {
+        Some(ReloadTask(tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
@@ -186,7 +188,17 @@ impl TlsServer {
                     ),
                 }
             }
-        }))
+        })))
+    }
+}
+
+/// The task of [`TlsServer::watch`]; dropping it stops the watch.
+#[derive(Debug)]
+pub struct ReloadTask(tokio::task::JoinHandle<()>);
+
+impl Drop for ReloadTask {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
