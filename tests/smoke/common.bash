@@ -94,6 +94,11 @@ num.partitions=1
 offsets.topic.replication.factor=1
 group.initial.rebalance.delay.ms=0
 EOF
+  # A script may add (or override: the last value wins) properties by defining
+  # rafka_extra_props, which sees PORT and CPORT.
+  if declare -F rafka_extra_props >/dev/null; then
+    rafka_extra_props >> "$WORK/server.properties"
+  fi
   (cd "$WORK" && exec "$@" "$bin" "$WORK/server.properties" >"$WORK/rafka.log" 2>&1) &
   RAFKA_PID=$!
   local i
