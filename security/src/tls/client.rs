@@ -62,6 +62,20 @@ impl TlsClient {
         })
     }
 
+    /// The same client with TLS session resumption on (the default) or off (every connection
+    /// a full handshake: benchmarks, tests).
+    pub fn with_resumption(&self, enabled: bool) -> TlsClient {
+        let mut config = (*self.config).clone();
+        config.resumption = if enabled {
+            rustls::client::Resumption::default()
+        } else {
+            rustls::client::Resumption::disabled()
+        };
+        TlsClient {
+            config: Arc::new(config),
+        }
+    }
+
     /// The rustls configuration.
     pub fn client_config(&self) -> &Arc<ClientConfig> {
         &self.config

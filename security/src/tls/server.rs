@@ -258,3 +258,259 @@ pub fn build_server_config(config: &SslConfig) -> Result<ServerConfig, TlsError>
     };
     Ok(builder.with_single_cert(pair.chain, pair.key)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::TlsClient;
+    use std::collections::HashMap;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    struct Pki {
+        dir: tempfile::TempDir,
+        ca: rcgen::Certificate,
+        ca_key: rcgen::KeyPair,
+    }
+
+    impl Pki {
+        fn new() -> Pki {
+            let ca_key = rcgen::KeyPair::generate().expect("key");
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, "unit CA");
+            let ca = params.self_signed(&ca_key).expect("ca");
+            let dir = tempfile::tempdir().expect("dir");
+            std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("write");
+            Pki { dir, ca, ca_key }
+        }
+
+        /// Writes `<name>.pem` (key + certificate) for `cn`, valid for localhost.
+        fn leaf(&self, name: &str, cn: &str) -> String {
+            let key = rcgen::KeyPair::generate().expect("key");
+            let mut params =
+                rcgen::CertificateParams::new(vec!["localhost".to_owned()]).expect("params");
+            params.distinguished_name = rcgen::DistinguishedName::new();
+            params
+                .distinguished_name
+                .push(rcgen::DnType::OrganizationName, "unit");
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, cn);
+            let cert = params
+                .signed_by(&key, &self.ca, &self.ca_key)
+                .expect("sign");
+            let path = self.dir.path().join(format!("{name}.pem"));
+            std::fs::write(&path, format!("{}{}", key.serialize_pem(), cert.pem())).expect("write");
+            path.display().to_string()
+        }
+
+        fn ca_path(&self) -> String {
+            self.dir.path().join("ca.pem").display().to_string()
+        }
+    }
+
+    fn ssl(pairs: &[(&str, String)]) -> SslConfig {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        SslConfig::from_keys("UNIT", |k| map.get(k).cloned()).expect("ssl config")
+    }
+
+    async fn listener() -> (tokio::net::TcpListener, u16) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = l.local_addr().expect("addr").port();
+        (l, port)
+    }
+
+    /// One connection: the server accepts, the client (if any) connects; the server's result.
+    async fn one(
+        server: &TlsServer,
+        client: Option<TlsClient>,
+    ) -> (Result<(Stream, KafkaPrincipal), TlsHandshakeError>, bool) {
+        let (l, port) = listener().await;
+        let client_task = tokio::spawn(async move {
+            let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .expect("connect");
+            match client {
+                Some(c) => match c.connect(tcp, "localhost").await {
+                    Ok(mut s) => {
+                        // A round trip proves the session works both ways.
+                        if s.write_all(b"ping").await.is_err() || s.flush().await.is_err() {
+                            return false;
+                        }
+                        let mut buf = [0u8; 4];
+                        s.read_exact(&mut buf).await.is_ok() && &buf == b"pong"
+                    }
+                    Err(_) => false,
+                },
+                None => false,
+            }
+        });
+        let (tcp, _) = l.accept().await.expect("accept");
+        let result = server.accept(tcp, Duration::from_secs(5)).await;
+        let result = match result {
+            Ok((mut s, p)) => {
+                let mut buf = [0u8; 4];
+                let ok = s.read_exact(&mut buf).await.is_ok() && &buf == b"ping";
+                if ok {
+                    let _ = s.write_all(b"pong").await;
+                    let _ = s.flush().await;
+                }
+                Ok((s, p))
+            }
+            Err(e) => Err(e),
+        };
+        let client_ok = client_task.await.expect("client task");
+        (result, client_ok)
+    }
+
+    #[tokio::test]
+    async fn mtls_principal_anonymous_and_refusals() {
+        let pki = Pki::new();
+        let server_pem = pki.leaf("server", "localhost");
+        let client_pem = pki.leaf("client", "Alice");
+        let server = TlsServer::new(ssl(&[
+            ("ssl.keystore.type", "PEM".into()),
+            ("ssl.keystore.location", server_pem.clone()),
+            ("ssl.truststore.type", "PEM".into()),
+            ("ssl.truststore.location", pki.ca_path()),
+            ("ssl.client.auth", "requested".into()),
+            (
+                "ssl.principal.mapping.rules",
+                "RULE:^CN=([^,]*),O=unit$/$1/L".into(),
+            ),
+        ]))
+        .expect("server");
+        let trust = || {
+            vec![
+                ("ssl.truststore.type", "PEM".to_owned()),
+                ("ssl.truststore.location", pki.ca_path()),
+            ]
+        };
+        let mut with_cert = trust();
+        with_cert.push(("ssl.keystore.type", "PEM".into()));
+        with_cert.push(("ssl.keystore.location", client_pem));
+        let (r, ok) = one(&server, Some(TlsClient::new(&ssl(&with_cert)).expect("c"))).await;
+        assert!(ok);
+        assert_eq!(r.expect("accepted").1, KafkaPrincipal::user("alice"));
+
+        // Requested, not required: no certificate is User:ANONYMOUS.
+        let (r, ok) = one(&server, Some(TlsClient::new(&ssl(&trust())).expect("c"))).await;
+        assert!(ok);
+        assert!(r.expect("accepted").1.is_anonymous());
+
+        // A subject no rule maps (and no DEFAULT rule) is refused.
+        let strict = TlsServer::new(ssl(&[
+            ("ssl.keystore.type", "PEM".into()),
+            ("ssl.keystore.location", server_pem),
+            ("ssl.truststore.type", "PEM".into()),
+            ("ssl.truststore.location", pki.ca_path()),
+            ("ssl.client.auth", "required".into()),
+            (
+                "ssl.principal.mapping.rules",
+                "RULE:^CN=admin,.*$/admin/".into(),
+            ),
+        ]))
+        .expect("server");
+        let (r, _) = one(&strict, Some(TlsClient::new(&ssl(&with_cert)).expect("c"))).await;
+        assert!(
+            matches!(r, Err(TlsHandshakeError::NoMatchingRule { .. })),
+            "{r:?}"
+        );
+        // Required: no certificate fails the handshake.
+        let (r, ok) = one(&strict, Some(TlsClient::new(&ssl(&trust())).expect("c"))).await;
+        assert!(!ok);
+        assert!(matches!(r, Err(TlsHandshakeError::Failed(_))), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn plaintext_silence_and_reload() {
+        let pki = Pki::new();
+        let first = pki.leaf("first", "first");
+        let keystore = pki.dir.path().join("keystore.pem");
+        std::fs::copy(&first, &keystore).expect("copy");
+        let server = TlsServer::new(ssl(&[
+            ("ssl.keystore.type", "PEM".into()),
+            ("ssl.keystore.location", keystore.display().to_string()),
+        ]))
+        .expect("server");
+
+        // Plaintext Kafka bytes: refused on the first byte.
+        let (l, port) = listener().await;
+        let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        c.write_all(&[0, 0, 0, 10, 0, 18]).await.expect("write");
+        let (tcp, _) = l.accept().await.expect("accept");
+        let r = server.accept(tcp, Duration::from_secs(5)).await;
+        assert!(matches!(r, Err(TlsHandshakeError::NotTls(0))), "{r:?}");
+
+        // Silence: the timeout ends it.
+        let _silent = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        let (tcp, _) = l.accept().await.expect("accept");
+        let r = server.accept(tcp, Duration::from_millis(200)).await;
+        assert!(matches!(r, Err(TlsHandshakeError::Timeout(_))), "{r:?}");
+
+        // Unchanged files: nothing to do. A broken file: an error, the old config stays.
+        assert!(!server.reload().expect("unchanged"));
+        let before = server.server_config();
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(&keystore, "garbage").expect("write");
+        bump_mtime(&keystore);
+        assert!(server.reload().is_err());
+        assert!(Arc::ptr_eq(&before, &server.server_config()));
+        // A good new file: a new config.
+        let second = pki.leaf("second", "second");
+        std::fs::copy(&second, &keystore).expect("copy");
+        bump_mtime(&keystore);
+        assert!(server.reload().expect("reloaded"));
+        assert!(!Arc::ptr_eq(&before, &server.server_config()));
+    }
+
+    /// Moves the file's modification time forward, so a change within the file system's
+    /// timestamp granularity is still seen.
+    fn bump_mtime(path: &std::path::Path) {
+        let f = std::fs::File::options()
+            .write(true)
+            .open(path)
+            .expect("open");
+        let t = SystemTime::now() + Duration::from_secs(1 + rand_secs());
+        f.set_modified(t).expect("set mtime");
+    }
+
+    fn rand_secs() -> u64 {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[test]
+    fn configuration_errors_name_what_is_missing() {
+        let pki = Pki::new();
+        let e = TlsServer::new(ssl(&[])).expect_err("no keystore");
+        assert!(e.to_string().contains("ssl.keystore.location"), "{e}");
+        let server_pem = pki.leaf("server", "localhost");
+        let e = TlsServer::new(ssl(&[
+            ("ssl.keystore.type", "PEM".into()),
+            ("ssl.keystore.location", server_pem),
+            ("ssl.client.auth", "required".into()),
+        ]))
+        .expect_err("no truststore");
+        assert!(e.to_string().contains("truststore"), "{e}");
+        let e = TlsServer::new(ssl(&[
+            ("ssl.keystore.type", "PEM".into()),
+            ("ssl.keystore.location", "/nonexistent/k.pem".into()),
+        ]))
+        .expect_err("no file");
+        assert!(e.to_string().contains("/nonexistent/k.pem"), "{e}");
+        let e = TlsClient::new(&ssl(&[])).expect_err("client without truststore");
+        assert!(e.to_string().contains("truststore"), "{e}");
+    }
+}
