@@ -11,6 +11,7 @@
 //!
 //! Errors never carry a password, a salted password or a token: only what went wrong.
 
+pub mod authenticator;
 pub mod jaas;
 pub mod plain;
 pub mod scram;
