@@ -5,7 +5,7 @@
 
 use rafka_broker::config::KafkaConfig;
 use rafka_broker::lifecycle::AdvertisedListener;
-use rafka_broker::network::NetworkConfig;
+use rafka_broker::network::{ListenerSecurity, NetworkConfig};
 use rafka_broker::server::{KafkaServer, ListenerSpec, ServerSettings};
 use rafka_controller::control::ControllerConfig;
 use rafka_security::transport::ClientSecurity;
@@ -40,12 +40,18 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
     let listeners: Vec<ListenerSpec> = config
         .broker_listeners()
         .into_iter()
-        .map(|e| ListenerSpec {
-            name: e.listener_name.clone(),
-            host: e.host.clone(),
-            port: e.port,
+        .map(|e| {
+            Ok(ListenerSpec {
+                name: e.listener_name.clone(),
+                host: e.host.clone(),
+                port: e.port,
+                security: ListenerSecurity {
+                    protocol: e.security_protocol,
+                    sasl: config.sasl_server_config(&e.listener_name)?.map(Arc::new),
+                },
+            })
         })
-        .collect();
+        .collect::<Result<_, rafka_broker::config::ConfigError>>()?;
     // A controller binds its controller listener. A broker-only node reaches the voters at
     // controller.quorum.voters and follows the log as a Raft learner: it binds a learner listener
     // (any free port, on its inter-broker listener's host) for the leader's pushes — never its
@@ -61,6 +67,7 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
                 name: rafka_controller::server::LEARNER_LISTENER_NAME.to_owned(),
                 host: l.host.clone(),
                 port: 0,
+                security: ListenerSecurity::default(),
             })
     } else {
         None
@@ -73,6 +80,7 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
                 name: e.listener_name.clone(),
                 host: e.host.clone(),
                 port: e.port,
+                security: ListenerSecurity::default(),
             })
             .ok_or_else(|| {
                 anyhow::anyhow!("listeners: no listener is named in controller.listener.names")

@@ -54,6 +54,7 @@ mod broker_defs;
 mod def;
 mod endpoints;
 mod properties;
+pub mod sasl;
 mod topic_defs;
 
 #[cfg(test)]
@@ -538,6 +539,9 @@ impl KafkaConfig {
                         ));
                     }
                 }
+                // `listener.name.<name>.[<mechanism>.]<sasl key>`: read per listener (and
+                // mechanism) by `config::sasl`.
+                None if key.starts_with("listener.name.") && sasl::is_listener_sasl_key(key) => {}
                 None => warnings.push(unknown_key_warning(key)),
             }
         }
@@ -801,13 +805,13 @@ impl KafkaConfig {
             });
         }
         for l in &self.listeners {
-            if l.security_protocol != SecurityProtocol::Plaintext {
+            if l.security_protocol.uses_tls() {
                 return Err(ConfigError::invalid_value(
                     "listeners",
                     &listeners_raw,
                     format!(
                         "listener {} uses security protocol {}; rafka serves only PLAINTEXT \
-                         listeners for now",
+                         and SASL_PLAINTEXT listeners for now",
                         l.listener_name, l.security_protocol
                     ),
                 ));
@@ -884,12 +888,12 @@ impl KafkaConfig {
                             ),
                         ))
                     }
-                    Some(p) if *p != SecurityProtocol::Plaintext => {
+                    Some(p) if p.uses_tls() => {
                         return Err(ConfigError::invalid(
                             "listener.security.protocol.map",
                             format!(
                                 "controller listener {name} uses security protocol {p}; rafka \
-                                 supports only PLAINTEXT for now"
+                                 supports only PLAINTEXT and SASL_PLAINTEXT for now"
                             ),
                         ))
                     }

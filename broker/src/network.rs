@@ -50,6 +50,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use rafka_protocol::frame::FrameError;
 use rafka_protocol::{Chunk, RequestFrame};
+pub use rafka_security::sasl::authenticator::SaslServerConfig;
 use rafka_security::{KafkaPrincipal, SecurityProtocol};
 use rafka_storage::FileSlice;
 use tokio::net::{TcpListener, TcpStream};
@@ -224,6 +225,23 @@ pub enum Response {
     Close,
 }
 
+/// What a listener speaks: its security protocol and, on SASL_* listeners, the SASL settings
+/// every connection authenticates against.
+#[derive(Debug, Clone)]
+pub struct ListenerSecurity {
+    pub protocol: SecurityProtocol,
+    pub sasl: Option<Arc<SaslServerConfig>>,
+}
+
+impl Default for ListenerSecurity {
+    fn default() -> Self {
+        ListenerSecurity {
+            protocol: SecurityProtocol::Plaintext,
+            sasl: None,
+        }
+    }
+}
+
 /// Who sent a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestContext {
@@ -270,6 +288,7 @@ pub trait RequestHandler: Send + Sync + 'static {
 pub async fn serve(
     listener: TcpListener,
     name: String,
+    security: ListenerSecurity,
     handler: Arc<dyn RequestHandler>,
     server: Arc<SocketServer>,
     mut shutdown: watch::Receiver<bool>,
@@ -299,7 +318,7 @@ pub async fn serve(
                     connection_id,
                     peer,
                     listener: name.clone(),
-                    security_protocol: SecurityProtocol::Plaintext,
+                    security_protocol: security.protocol,
                     principal: KafkaPrincipal::anonymous(),
                 };
                 let span = tracing::debug_span!("connection", connection_id, %peer, listener = %name);
@@ -311,6 +330,7 @@ pub async fn serve(
                         server.clone(),
                         shutdown.clone(),
                         permit,
+                        security.sasl.clone(),
                     )
                     .instrument(span),
                 );

@@ -45,6 +45,9 @@ pub struct ListenerSpec {
     pub name: String,
     pub host: String,
     pub port: u16,
+    /// The listener's security protocol and SASL settings (SCRAM credentials are added at
+    /// start, from the metadata image).
+    pub security: network::ListenerSecurity,
 }
 
 /// Everything a server needs, resolved from the configuration.
@@ -188,7 +191,11 @@ impl KafkaServer {
         let mut client_listeners = Vec::new();
         if settings.roles.broker {
             for spec in &settings.listeners {
-                client_listeners.push((spec.name.clone(), bind(spec).await?));
+                client_listeners.push((
+                    spec.name.clone(),
+                    spec.security.clone(),
+                    bind(spec).await?,
+                ));
             }
         }
         let mut node_config = ControllerNodeConfig::new(
@@ -394,13 +401,15 @@ impl KafkaServer {
         // One set of connection counts and one request memory pool for all client listeners:
         // `max.connections` and `queued.max.request.bytes` are broker-wide.
         let sockets = network::SocketServer::new(settings.network.clone());
-        for (name, listener) in client_listeners {
+        for (name, security, listener) in client_listeners {
             if let Ok(a) = listener.local_addr() {
                 bound.push((name.clone(), a));
             }
+            let security = with_scram_store(security, &broker_images);
             tasks.push(tokio::spawn(network::serve(
                 listener,
                 name,
+                security,
                 apis.clone(),
                 sockets.clone(),
                 shutdown_rx.clone(),
@@ -508,4 +517,19 @@ impl KafkaServer {
         self.controller.shutdown().await;
         tracing::info!("shut down cleanly");
     }
+}
+
+/// `security` with the SCRAM credentials of the metadata image this node follows.
+fn with_scram_store(
+    mut security: network::ListenerSecurity,
+    images: &watch::Receiver<Arc<MetadataImage>>,
+) -> network::ListenerSecurity {
+    if let Some(sasl) = &mut security.sasl {
+        let mut config = (**sasl).clone();
+        config.scram_credentials = Some(Arc::new(
+            rafka_controller::scram_credentials::ImageScramCredentials::new(images.clone()),
+        ));
+        *sasl = Arc::new(config);
+    }
+    security
 }

@@ -110,7 +110,7 @@ impl SaslError {
 }
 
 /// The server side of one mechanism's exchange on one connection.
-pub trait SaslServer: Send {
+pub trait SaslServer: Send + Sync {
     fn mechanism(&self) -> SaslMechanism;
     /// Evaluates the client's next token.
     fn evaluate(&mut self, token: &[u8]) -> Result<ServerStep, SaslError>;

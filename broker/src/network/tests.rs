@@ -172,6 +172,7 @@ async fn start(handler: Toy, config: NetworkConfig) -> Server {
     let task = tokio::spawn(serve(
         listener,
         "PLAINTEXT".into(),
+        super::ListenerSecurity::default(),
         handler.clone(),
         sockets.clone(),
         rx,
@@ -646,6 +647,7 @@ async fn network_bad_slot_closes_the_connection() {
         tokio::spawn(serve(
             listener,
             "x".into(),
+            super::ListenerSecurity::default(),
             Arc::new(BadSlot),
             SocketServer::new(config()),
             rx,

@@ -32,6 +32,7 @@ use super::{SaslError, SaslMechanism, SaslServer, ServerStep};
 use crate::KafkaPrincipal;
 
 /// One SASL listener's settings (Kafka's keys, resolved per listener and mechanism).
+#[derive(Clone)]
 pub struct SaslServerConfig {
     /// `sasl.enabled.mechanisms`, in the order the handshake lists them.
     pub enabled_mechanisms: Vec<SaslMechanism>,
@@ -43,6 +44,8 @@ pub struct SaslServerConfig {
     pub max_reauth_ms: BTreeMap<SaslMechanism, i64>,
     /// `connection.failed.authentication.delay.ms`.
     pub failed_authentication_delay: Duration,
+    /// `sasl.server.max.receive.size`: the largest request before authentication.
+    pub max_receive_size: usize,
 }
 
 impl std::fmt::Debug for SaslServerConfig {
