@@ -474,6 +474,8 @@ async fn serve_requests(
     last: &mut LastRequest,
     mut sasl: Option<&mut SaslServerAuthenticator>,
 ) -> Result<Closed, ConnectionError> {
+    // Authentications logged so far (the first, then re-authentications).
+    let mut authentications = 0u64;
     loop {
         last.current = None;
         // `_lease` holds the frame's room in the memory pool until its response is written.
@@ -496,7 +498,7 @@ async fn serve_requests(
             if auth.expects_raw_token() {
                 // After a SaslHandshake v0 the frame is a bare SASL token.
                 let decision = auth.on_raw_token(&frame, std::time::Instant::now());
-                sasl_decision(conn, ctx, auth, decision).await?;
+                sasl_decision(conn, ctx, auth, &mut authentications, decision).await?;
                 continue;
             }
         }
@@ -513,7 +515,7 @@ async fn serve_requests(
                 if let Some(auth) = sasl.as_deref_mut() {
                     let decision = auth.on_request(&request, std::time::Instant::now());
                     if !matches!(decision, Decision::Forward) {
-                        sasl_decision(conn, ctx, auth, decision).await?;
+                        sasl_decision(conn, ctx, auth, &mut authentications, decision).await?;
                         continue;
                     }
                 }
@@ -543,22 +545,23 @@ async fn sasl_decision(
     conn: &mut Connection,
     ctx: &mut RequestContext,
     auth: &SaslServerAuthenticator,
+    authentications: &mut u64,
     decision: Decision,
 ) -> Result<(), ConnectionError> {
     match decision {
         Decision::Forward => Ok(()),
         Decision::Respond(frame) => {
-            if let Some(p) = auth.principal() {
-                if ctx.principal != *p {
-                    ctx.principal = p.clone();
+            if auth.authentications() > *authentications {
+                *authentications = auth.authentications();
+                let principal = auth.principal().cloned().unwrap_or_default();
+                let mechanism = auth.mechanism().map_or("", |m| m.name());
+                if *authentications == 1 {
+                    ctx.principal = principal;
                     // Authenticated: the listener's own request size limit applies from now on.
                     conn.max_request_bytes = conn.server_max_request_bytes;
-                    tracing::info!(
-                        peer = %ctx.peer,
-                        principal = %ctx.principal,
-                        mechanism = auth.mechanism().map_or("", |m| m.name()),
-                        "authenticated"
-                    );
+                    tracing::info!(peer = %ctx.peer, principal = %ctx.principal, mechanism, "authenticated");
+                } else {
+                    tracing::info!(peer = %ctx.peer, principal = %ctx.principal, mechanism, "re-authenticated");
                 }
             }
             conn.write_response(Response::Frame(frame)).await

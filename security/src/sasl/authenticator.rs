@@ -114,6 +114,8 @@ pub struct SaslServerAuthenticator {
     session_expiry: Option<Instant>,
     /// The version of the SaslAuthenticate being answered.
     authenticate_version: i16,
+    /// Completed authentications on this connection (the first, then each re-authentication).
+    authentications: u64,
 }
 
 impl SaslServerAuthenticator {
@@ -126,7 +128,14 @@ impl SaslServerAuthenticator {
             principal: None,
             session_expiry: None,
             authenticate_version: 0,
+            authentications: 0,
         }
+    }
+
+    /// How many times this connection has authenticated (1 after the first authentication, one
+    /// more for each KIP-368 re-authentication).
+    pub fn authentications(&self) -> u64 {
+        self.authentications
     }
 
     /// The authenticated principal, once there is one (it stays through a re-authentication).
@@ -282,6 +291,7 @@ impl SaslServerAuthenticator {
                 self.session_expiry =
                     (lifetime > 0).then(|| now + Duration::from_millis(lifetime as u64));
                 self.principal = Some(principal);
+                self.authentications += 1;
                 self.server = None;
                 self.phase = Phase::Authenticated;
                 Decision::Respond(self.answer(
