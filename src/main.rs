@@ -128,6 +128,13 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
                     .clone(),
                 ..Default::default()
             },
+            sasl: config
+                .controller_listener_names()
+                .first()
+                .map(|l| config.sasl_server_config(l))
+                .transpose()?
+                .flatten()
+                .map(Arc::new),
         },
         controller_client_security: Arc::new(client_security(
             config,
@@ -135,11 +142,13 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
                 .controller_listener_names()
                 .first()
                 .map(String::as_str),
-        )),
+            "sasl.mechanism.controller.protocol",
+        )?),
         inter_broker_client_security: Arc::new(client_security(
             config,
             Some(config.inter_broker_listener_name()),
-        )),
+            "sasl.mechanism.inter.broker.protocol",
+        )?),
         advertised,
         rack: config.rack(),
         log_dirs: config.log_dirs().to_vec(),
@@ -275,10 +284,19 @@ fn fail(msg: &str) -> ! {
 }
 
 /// How this node connects to other nodes' `listener` (by its name): its security protocol from
-/// `listener.security.protocol.map`.
-fn client_security(config: &KafkaConfig, listener: Option<&str>) -> ClientSecurity {
+/// `listener.security.protocol.map` and, on a SASL listener, the mechanism `mechanism_key` names
+/// with the username and password of the listener's JAAS configuration.
+fn client_security(
+    config: &KafkaConfig,
+    listener: Option<&str>,
+    mechanism_key: &str,
+) -> anyhow::Result<ClientSecurity> {
     let protocol = listener
         .and_then(|l| config.listener_security_protocol_map().get(l).copied())
         .unwrap_or(rafka_security::SecurityProtocol::Plaintext);
-    ClientSecurity { protocol }
+    let sasl = match listener {
+        Some(l) => config.sasl_client_credentials(l, mechanism_key)?,
+        None => None,
+    };
+    Ok(ClientSecurity { protocol, sasl })
 }

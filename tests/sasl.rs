@@ -573,22 +573,7 @@ fn a_slow_or_failing_handshake_delays_no_one() {
 
 /// A node's log without ANSI colour codes.
 fn node_log(c: &SaslCluster, node_id: i32) -> String {
-    let raw = std::fs::read_to_string(c.cluster.node(node_id).log_file()).expect("log");
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(ch) = chars.next() {
-        if ch == '\u{1b}' {
-            // CSI: ESC [ parameters final-byte
-            for n in chars.by_ref() {
-                if n.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(ch);
-        }
-    }
-    out
+    node_log_at(&c.cluster.node(node_id).log_file())
 }
 
 fn resp_code(r: &ResponseKind) -> i16 {
@@ -726,4 +711,138 @@ fn round_trip_metadata(bootstrap: &str, user: &str, password: &str) {
         .fetch_metadata(None, Duration::from_secs(10))
         .expect("metadata over SCRAM");
     assert_eq!(md.brokers().len(), 3);
+}
+
+const NODE_JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="node" password="node-pw" user_node="node-pw";"#;
+
+/// Nodes whose controller and inter-broker listeners are SASL_PLAINTEXT with PLAIN (clients
+/// keep a PLAINTEXT listener, which the harness probes).
+fn internal_sasl_cluster() -> Cluster {
+    let per_node = |p: &NodePorts| {
+        let internal = common::free_port();
+        vec![
+            (
+                "listeners".to_owned(),
+                format!(
+                    "PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{},INTERNAL://127.0.0.1:{internal}",
+                    p.port, p.controller_port
+                ),
+            ),
+            (
+                "advertised.listeners".to_owned(),
+                format!(
+                    "PLAINTEXT://127.0.0.1:{},INTERNAL://127.0.0.1:{internal}",
+                    p.port
+                ),
+            ),
+        ]
+    };
+    Cluster::start_with(
+        &["broker,controller"; 3],
+        &[
+            (
+                "listener.security.protocol.map",
+                "PLAINTEXT:PLAINTEXT,CONTROLLER:SASL_PLAINTEXT,INTERNAL:SASL_PLAINTEXT",
+            ),
+            ("inter.broker.listener.name", "INTERNAL"),
+            ("sasl.enabled.mechanisms", "PLAIN"),
+            ("sasl.mechanism.inter.broker.protocol", "PLAIN"),
+            ("sasl.mechanism.controller.protocol", "PLAIN"),
+            ("listener.name.internal.plain.sasl.jaas.config", NODE_JAAS),
+            ("listener.name.controller.plain.sasl.jaas.config", NODE_JAAS),
+        ],
+        &per_node,
+    )
+}
+
+#[test]
+fn nodes_authenticate_to_each_other_and_replicate() {
+    let _one = common::one_cluster_at_a_time();
+    let mut c = internal_sasl_cluster();
+    let admin = common::admin(&c.bootstrap());
+    let rt = common::runtime();
+    use rdkafka::admin::{NewTopic, TopicReplication};
+    let res = rt
+        .block_on(admin.create_topics(
+            &[NewTopic::new("replicated", 1, TopicReplication::Fixed(3))],
+            &common::admin_options(),
+        ))
+        .expect("create");
+    assert!(res.iter().all(|r| r.is_ok()), "{res:?}");
+    // acks=all needs every in-sync follower to have fetched over the SASL inter-broker listener.
+    let producer: FutureProducer = common::client_config(&c.bootstrap(), &[("acks", "all")])
+        .set("message.timeout.ms", "30000")
+        .create()
+        .expect("producer");
+    for i in 0..20 {
+        rt.block_on(
+            producer.send(
+                FutureRecord::to("replicated")
+                    .key("k")
+                    .payload(&format!("m{i}")),
+                Duration::from_secs(30),
+            ),
+        )
+        .unwrap_or_else(|(e, _)| panic!("produce {i}: {e}"));
+    }
+    let deadline = Deadline::after(Duration::from_secs(20));
+    loop {
+        if let Some(views) = common::partition_views(c.node(1), "replicated", 1) {
+            if views[0].isr == vec![1, 2, 3] {
+                break;
+            }
+        }
+        deadline.check(|| "ISR never had all three replicas".into());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Node 3 restarted with a wrong password stays out, and says why.
+    c.nodes[2].terminate();
+    let file = c.nodes[2].dir.join("server.properties");
+    let props = std::fs::read_to_string(&file).expect("props");
+    std::fs::write(
+        &file,
+        props.replace(
+            r#"password="node-pw" user_node"#,
+            r#"password="wrong-pw" user_node"#,
+        ),
+    )
+    .expect("rewrite");
+    c.nodes[2].start();
+    let deadline = Deadline::after(Duration::from_secs(20));
+    loop {
+        let log = node_log_at(&c.nodes[2].log_file());
+        if log.contains("SASL PLAIN authentication as \"node\" refused") {
+            assert!(!log.contains("wrong-pw"));
+            break;
+        }
+        deadline.check(|| format!("node 3 never said why it is out:\n{log}"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let others = node_log_at(&c.nodes[0].log_file()) + &node_log_at(&c.nodes[1].log_file());
+    assert!(others.contains("failed authentication"));
+    // The others never list node 3 as a live broker again.
+    let md = common::metadata(c.node(1).addr(), None, Duration::from_secs(5)).expect("md");
+    assert!(
+        md.brokers.iter().all(|b| b.node_id != 3),
+        "{:?}",
+        md.brokers
+    );
+}
+
+fn node_log_at(path: &std::path::Path) -> String {
+    let raw = std::fs::read_to_string(path).unwrap_or_default();
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(ch) = chars.next() {
+        if ch == '\u{1b}' {
+            for n in chars.by_ref() {
+                if n.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(ch);
+        }
+    }
+    out
 }

@@ -54,6 +54,7 @@ use rafka_protocol::messages::{
     RequestKind, ResponseKind,
 };
 use rafka_protocol::{ErrorCode, RequestFrame, ResponseFrame};
+use rafka_security::sasl::authenticator::{Decision, SaslServerAuthenticator, SaslServerConfig};
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
@@ -86,7 +87,7 @@ pub enum ListenerRole {
 }
 
 /// The listener's bounds (Kafka's names).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ListenerConfig {
     /// `socket.request.max.bytes`, capped at [`MAX_FRAME_BYTES`] (what our nodes send each other).
     pub max_request_bytes: usize,
@@ -99,7 +100,23 @@ pub struct ListenerConfig {
     /// default bound is 1000 — a flood of connections waits in the backlog instead of claiming
     /// memory and file descriptors.
     pub limits: ConnectionLimits,
+    /// On a SASL_* controller listener: every connection authenticates first (the learner
+    /// listener of a broker-only node uses the controller listener's settings, since the
+    /// controller reaches it with the controller listener's client security). SCRAM credentials
+    /// are added by the node from its metadata image.
+    pub sasl: Option<Arc<SaslServerConfig>>,
 }
+
+impl PartialEq for ListenerConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.max_request_bytes == other.max_request_bytes
+            && self.idle_timeout == other.idle_timeout
+            && self.limits == other.limits
+            && self.sasl.is_some() == other.sasl.is_some()
+    }
+}
+
+impl Eq for ListenerConfig {}
 
 impl Default for ListenerConfig {
     fn default() -> Self {
@@ -110,6 +127,7 @@ impl Default for ListenerConfig {
                 max_connections: DEFAULT_MAX_CONNECTIONS,
                 ..ConnectionLimits::default()
             },
+            sasl: None,
         }
     }
 }
@@ -152,7 +170,7 @@ pub async fn serve(
                     let (raft, apis, check, config) =
                         (raft.clone(), apis.clone(), check.clone(), config.clone());
                     connections.spawn(async move {
-                        if let Err(e) = connection(stream, raft, apis, check, &config).await {
+                        if let Err(e) = connection(stream, peer, raft, apis, check, &config).await {
                             tracing::info!(%peer, error = %e, "controller connection closed");
                         }
                         drop(permit);
@@ -173,22 +191,51 @@ const LISTENER_COUNTS: &str = "CONTROLLER";
 
 async fn connection(
     mut stream: TcpStream,
+    peer: std::net::SocketAddr,
     raft: Raft,
     apis: Option<Arc<dyn ControllerApis>>,
     check: PeerCheck,
     config: &ListenerConfig,
 ) -> Result<(), String> {
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    while let Some(frame) = read_frame_within(
-        &mut stream,
-        config.max_request_bytes,
-        Some(config.idle_timeout),
-    )
-    .await
-    .map_err(|e| e.to_string())?
-    {
+    let mut sasl = config.sasl.clone().map(SaslServerAuthenticator::new);
+    loop {
+        // Before a SASL peer authenticates, `sasl.server.max.receive.size` bounds its frames.
+        let max = match (&sasl, config.sasl.as_deref()) {
+            (Some(a), Some(c)) if a.principal().is_none() => {
+                config.max_request_bytes.min(c.max_receive_size.max(1))
+            }
+            _ => config.max_request_bytes,
+        };
+        let Some(frame) = read_frame_within(&mut stream, max, Some(config.idle_timeout))
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            break;
+        };
+        if let Some(auth) = sasl.as_mut() {
+            let now = std::time::Instant::now();
+            let decision = if auth.expects_raw_token() {
+                Some(auth.on_raw_token(&frame, now))
+            } else {
+                None
+            };
+            if let Some(d) = decision {
+                sasl_decision(&mut stream, peer, auth, d).await?;
+                continue;
+            }
+        }
         let req = RequestFrame::decode(&frame).map_err(|e| e.to_string())?;
         drop(frame);
+        if let Some(auth) = sasl.as_mut() {
+            match auth.on_request(&req, std::time::Instant::now()) {
+                Decision::Forward => {}
+                d => {
+                    sasl_decision(&mut stream, peer, auth, d).await?;
+                    continue;
+                }
+            }
+        }
         let version = req.header.request_api_version;
         let correlation_id = req.header.correlation_id;
         let api = req.body.api_key();
@@ -221,6 +268,38 @@ async fn connection(
         stream.write_all(&out).await.map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// Carries out an authenticator's decision on the controller listener.
+async fn sasl_decision(
+    stream: &mut TcpStream,
+    peer: std::net::SocketAddr,
+    auth: &SaslServerAuthenticator,
+    decision: Decision,
+) -> Result<(), String> {
+    match decision {
+        Decision::Forward => Ok(()),
+        Decision::Respond(b) => {
+            stream.write_all(&b).await.map_err(|e| e.to_string())?;
+            if let (Some(p), Some(m)) = (auth.principal(), auth.mechanism()) {
+                tracing::debug!(%peer, principal = %p, mechanism = m.name(), "controller connection authenticated");
+            }
+            Ok(())
+        }
+        Decision::Fail {
+            response,
+            delay,
+            reason,
+        } => {
+            tracing::info!(%peer, reason, "failed authentication on the controller listener");
+            tokio::time::sleep(delay).await;
+            if let Some(b) = response {
+                let _ = stream.write_all(&b).await;
+            }
+            Err(format!("authentication failed: {reason}"))
+        }
+        Decision::Close { reason } => Err(format!("SASL: {reason}")),
+    }
 }
 
 /// Why a Raft RPC was refused before openraft saw it.

@@ -12,6 +12,7 @@
 //! Errors never carry a password, a salted password or a token: only what went wrong.
 
 pub mod authenticator;
+pub mod client_authenticator;
 pub mod jaas;
 pub mod plain;
 pub mod scram;

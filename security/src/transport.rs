@@ -15,6 +15,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::sasl::client_authenticator::SaslClientConfig;
 use crate::SecurityProtocol;
 
 /// One connection's byte stream.
@@ -112,12 +113,17 @@ impl AsyncWrite for Stream {
 pub struct ClientSecurity {
     /// The security protocol of the listener connected to.
     pub protocol: SecurityProtocol,
+    /// On a SASL_* listener: the mechanism and credentials this node authenticates with
+    /// (`sasl.mechanism.inter.broker.protocol` / `sasl.mechanism.controller.protocol` and the
+    /// listener's JAAS `username`/`password`).
+    pub sasl: Option<SaslClientConfig>,
 }
 
 impl Default for ClientSecurity {
     fn default() -> Self {
         ClientSecurity {
             protocol: SecurityProtocol::Plaintext,
+            sasl: None,
         }
     }
 }
@@ -129,9 +135,48 @@ pub async fn connect(addr: &str, security: &ClientSecurity) -> io::Result<Stream
     tcp.set_nodelay(true)?;
     match security.protocol {
         SecurityProtocol::Plaintext => Ok(Stream::Plain(tcp)),
+        SecurityProtocol::SaslPlaintext => {
+            let mut stream = Stream::Plain(tcp);
+            let sasl = security.sasl.as_ref().ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{addr} is a SASL_PLAINTEXT listener and no SASL credentials are set"),
+                )
+            })?;
+            if let Err(e) = crate::sasl::client_authenticator::authenticate(&mut stream, sasl).await
+            {
+                warn_refused(addr, &e);
+                return Err(e);
+            }
+            Ok(stream)
+        }
         other => Err(io::Error::new(
             io::ErrorKind::Unsupported,
             format!("connecting to a {other} listener is not supported yet"),
         )),
     }
 }
+
+/// Logs a refused authentication to another node at WARN — the operator must fix credentials —
+/// at most once per [`REFUSAL_LOG_INTERVAL`] (callers retry in loops).
+fn warn_refused(addr: &str, e: &io::Error) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    if e.kind() != io::ErrorKind::PermissionDenied {
+        return tracing::debug!(addr, error = %e, "SASL authentication to a node failed");
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let last = LAST.load(Ordering::Relaxed);
+    if now.saturating_sub(last) >= REFUSAL_LOG_INTERVAL.as_millis() as u64
+        && LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(addr, error = %e, "another node refused this node's credentials");
+    }
+}
+
+/// See [`warn_refused`].
+const REFUSAL_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rafka_security::sasl::authenticator::SaslServerConfig;
+use rafka_security::sasl::client_authenticator::SaslClientConfig;
 use rafka_security::sasl::jaas::JaasConfig;
 use rafka_security::sasl::plain::PlainUsers;
 use rafka_security::sasl::SaslMechanism;
@@ -31,23 +32,6 @@ pub fn is_listener_sasl_key(key: &str) -> bool {
     LISTENER_KEYS
         .iter()
         .any(|k| key.ends_with(&format!(".{k}")))
-}
-
-/// The credentials this node authenticates with on another node's SASL listener.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SaslClientCredentials {
-    pub mechanism: SaslMechanism,
-    pub username: String,
-    pub password: String,
-}
-
-impl std::fmt::Debug for SaslClientCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SaslClientCredentials")
-            .field("mechanism", &self.mechanism)
-            .field("username", &self.username)
-            .finish_non_exhaustive()
-    }
 }
 
 impl KafkaConfig {
@@ -188,7 +172,7 @@ impl KafkaConfig {
         &self,
         listener: &str,
         mechanism_key: &str,
-    ) -> Result<Option<SaslClientCredentials>, ConfigError> {
+    ) -> Result<Option<SaslClientConfig>, ConfigError> {
         let uses_sasl = self
             .listener_security_protocol_map()
             .get(&listener.to_ascii_uppercase())
@@ -223,7 +207,7 @@ impl KafkaConfig {
             )
         })?;
         match (jaas.option("username"), jaas.option("password")) {
-            (Some(u), Some(p)) => Ok(Some(SaslClientCredentials {
+            (Some(u), Some(p)) => Ok(Some(SaslClientConfig {
                 mechanism,
                 username: u.to_owned(),
                 password: p.to_owned(),
