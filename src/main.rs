@@ -135,10 +135,12 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
                 .controller_listener_names()
                 .first()
                 .map(String::as_str),
+            "sasl.mechanism.controller.protocol",
         )?),
         inter_broker_client_security: Arc::new(client_security(
             config,
             Some(config.inter_broker_listener_name()),
+            "sasl.mechanism.inter.broker.protocol",
         )?),
         advertised,
         rack: config.rack(),
@@ -275,9 +277,15 @@ fn fail(msg: &str) -> ! {
 }
 
 /// How this node connects to other nodes' `listener` (by its name): its security protocol from
-/// `listener.security.protocol.map` and, when it uses TLS, a TLS client built from that
-/// listener's own `ssl.*` keys (as Kafka uses a listener's keystore and truststore on both sides).
-fn client_security(config: &KafkaConfig, listener: Option<&str>) -> anyhow::Result<ClientSecurity> {
+/// `listener.security.protocol.map`; when it uses TLS, a TLS client built from that listener's
+/// own `ssl.*` keys (as Kafka uses a listener's keystore and truststore on both sides); when it
+/// uses SASL, the mechanism `mechanism_key` names with the username and password of the
+/// listener's JAAS configuration.
+fn client_security(
+    config: &KafkaConfig,
+    listener: Option<&str>,
+    mechanism_key: &str,
+) -> anyhow::Result<ClientSecurity> {
     let protocol = listener
         .and_then(|l| config.listener_security_protocol_map().get(l).copied())
         .unwrap_or(rafka_security::SecurityProtocol::Plaintext);
@@ -288,7 +296,15 @@ fn client_security(config: &KafkaConfig, listener: Option<&str>) -> anyhow::Resu
         ),
         _ => None,
     };
-    Ok(ClientSecurity { protocol, tls })
+    let sasl = match listener {
+        Some(l) if protocol.uses_sasl() => config.sasl_client_credentials(l, mechanism_key)?,
+        _ => None,
+    };
+    Ok(ClientSecurity {
+        protocol,
+        tls,
+        sasl,
+    })
 }
 
 /// The `ssl.*` keys of `listener` (`listener.name.<listener>.ssl.*` first).
@@ -297,8 +313,8 @@ fn ssl_config(config: &KafkaConfig, listener: &str) -> anyhow::Result<SslConfig>
         .map_err(|e| anyhow::anyhow!("listener {listener}: {e}"))
 }
 
-/// What the listener `name` speaks to the connections it accepts; its TLS configuration is
-/// loaded (and checked) now, so a bad keystore stops the start.
+/// What the listener `name` speaks to the connections it accepts; its TLS and SASL
+/// configurations are loaded (and checked) now, so a bad keystore or JAAS file stops the start.
 fn server_security(config: &KafkaConfig, name: &str) -> anyhow::Result<ServerSecurity> {
     let protocol = config
         .listener_security_protocol_map()
@@ -313,7 +329,18 @@ fn server_security(config: &KafkaConfig, name: &str) -> anyhow::Result<ServerSec
     } else {
         None
     };
-    Ok(ServerSecurity { protocol, tls })
+    // On SASL listeners the mechanisms and credentials (SCRAM's come from the metadata image,
+    // added at start).
+    let sasl = if protocol.uses_sasl() {
+        config.sasl_server_config(name)?.map(Arc::new)
+    } else {
+        None
+    };
+    Ok(ServerSecurity {
+        protocol,
+        tls,
+        sasl,
+    })
 }
 
 /// The controller listener's security (the first of `controller.listener.names`), which a

@@ -37,8 +37,9 @@
 //!   differs: [`KafkaConfig::default_single_node`] is Kafka's single-node KRaft example.
 //! - `cluster.id` is rafka's own key (Kafka takes the id from `kafka-storage format`): when it
 //!   is unset the first active controller creates one.
-//! - PLAINTEXT and SSL listeners are served; a listener mapped to SASL stops the start. TLS
+//! - Every security protocol is served (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL). TLS
 //!   keystores and truststores must be PEM (`ssl.keystore.type=PEM`); JKS and PKCS12 are refused.
+//!   GSSAPI (Kerberos) is not a SASL mechanism rafka offers.
 //!   `authorizer.class.name` must be empty (there is no authorizer), and
 //!   `remote.log.storage.system.enable` must be false (no tiered storage).
 //! - Thread-pool sizes (`num.network.threads`, `num.io.threads`, `background.threads`, ...) are
@@ -55,6 +56,7 @@ mod broker_defs;
 mod def;
 mod endpoints;
 mod properties;
+pub mod sasl;
 mod topic_defs;
 
 #[cfg(test)]
@@ -392,11 +394,12 @@ fn listener_scoped_ssl_key(key: &str) -> Option<&str> {
 /// Why an unknown key is ignored.
 fn unknown_key_warning(key: &str) -> String {
     let why = if key.starts_with("sasl.")
+        || key.starts_with("ssl.")
         || key.starts_with("listener.name.")
         || key.starts_with("security.")
         || key.starts_with("principal.")
     {
-        "rafka serves only PLAINTEXT and SSL listeners for now"
+        "not a security setting rafka knows (see README, Securing a cluster)"
     } else if key.starts_with("zookeeper.") {
         "rafka runs in KRaft mode only"
     } else if let Some(tk) = topic_config(key) {
@@ -552,6 +555,9 @@ impl KafkaConfig {
                             .map_err(|reason| ConfigError::invalid_value(key, value, reason))?;
                     }
                 }
+                // `listener.name.<name>.[<mechanism>.]<sasl key>`: read per listener (and
+                // mechanism) by `config::sasl`.
+                None if key.starts_with("listener.name.") && sasl::is_listener_sasl_key(key) => {}
                 None => warnings.push(unknown_key_warning(key)),
             }
         }
@@ -814,19 +820,6 @@ impl KafkaConfig {
                 reason: "at least one listener NAME://host:port is required".into(),
             });
         }
-        for l in &self.listeners {
-            if l.security_protocol.uses_sasl() {
-                return Err(ConfigError::invalid_value(
-                    "listeners",
-                    &listeners_raw,
-                    format!(
-                        "listener {} uses security protocol {}; rafka serves PLAINTEXT and SSL \
-                         listeners for now",
-                        l.listener_name, l.security_protocol
-                    ),
-                ));
-            }
-        }
         let advertised_raw = self.get::<String>("advertised.listeners");
         let advertised = match &advertised_raw {
             Some(raw) => endpoints::parse_listeners(raw, &self.protocol_map, false)
@@ -895,15 +888,6 @@ impl KafkaConfig {
                                 "controller listener with name {name} defined in \
                                  controller.listener.names not found in \
                                  listener.security.protocol.map"
-                            ),
-                        ))
-                    }
-                    Some(p) if p.uses_sasl() => {
-                        return Err(ConfigError::invalid(
-                            "listener.security.protocol.map",
-                            format!(
-                                "controller listener {name} uses security protocol {p}; rafka \
-                                 supports PLAINTEXT and SSL for now"
                             ),
                         ))
                     }

@@ -45,7 +45,8 @@ pub struct ListenerSpec {
     pub name: String,
     pub host: String,
     pub port: u16,
-    /// What the listener speaks (`listener.security.protocol.map`), with its TLS configuration.
+    /// What the listener speaks (`listener.security.protocol.map`), with its TLS and SASL
+    /// configurations (SCRAM credentials are added at start, from the metadata image).
     pub security: ServerSecurity,
 }
 
@@ -404,6 +405,7 @@ impl KafkaServer {
             if let Ok(a) = listener.local_addr() {
                 bound.push((name.clone(), a));
             }
+            let security = with_scram_store(security, &broker_images);
             tasks.push(tokio::spawn(network::serve(
                 listener,
                 name,
@@ -515,4 +517,19 @@ impl KafkaServer {
         self.controller.shutdown().await;
         tracing::info!("shut down cleanly");
     }
+}
+
+/// `security` with the SCRAM credentials of the metadata image this node follows.
+fn with_scram_store(
+    mut security: ServerSecurity,
+    images: &watch::Receiver<Arc<MetadataImage>>,
+) -> ServerSecurity {
+    if let Some(sasl) = &mut security.sasl {
+        let mut config = (**sasl).clone();
+        config.scram_credentials = Some(Arc::new(
+            rafka_controller::scram_credentials::ImageScramCredentials::new(images.clone()),
+        ));
+        *sasl = Arc::new(config);
+    }
+    security
 }

@@ -39,11 +39,13 @@ pub use registration::{
 };
 
 use delta::Journal;
+use rafka_protocol::messages::UserScramCredentialRecord;
 use rafka_protocol::messages::{
     BrokerRegistrationChangeRecord, ClusterIdRecord, ConfigRecord, FeatureLevelRecord,
     MetadataRecord, ProducerIdsRecord, TopicRecord,
 };
 use rafka_protocol::Uuid;
+use rafka_security::sasl::scram::{ScramCredential, ScramMechanism};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -56,6 +58,13 @@ pub const NO_LEADER_CHANGE: i32 = -2;
 /// batch is rolled back as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ImageError {
+    #[error("unknown SCRAM mechanism id {mechanism}")]
+    UnknownScramMechanism { mechanism: i8 },
+    #[error("user {user} has no {mechanism} credential to remove")]
+    UnknownScramCredential {
+        user: String,
+        mechanism: &'static str,
+    },
     #[error("broker {broker_id} is not registered")]
     UnknownBroker { broker_id: i32 },
     #[error("broker {broker_id} has epoch {expected}, the record names epoch {got}")]
@@ -112,6 +121,8 @@ pub struct MetadataImage {
     configs: CowMap<ConfigResource, BTreeMap<String, String>>,
     next_producer_id: i64,
     features: Arc<BTreeMap<String, i16>>,
+    /// SCRAM credentials by user and mechanism (`UserScramCredentialRecord`).
+    scram: Arc<BTreeMap<(String, ScramMechanism), ScramCredential>>,
     offset: i64,
 }
 
@@ -125,6 +136,7 @@ impl Default for MetadataImage {
             configs: CowMap::new(),
             next_producer_id: 0,
             features: Arc::new(BTreeMap::new()),
+            scram: Arc::new(BTreeMap::new()),
             offset: -1,
         }
     }
@@ -311,6 +323,19 @@ impl MetadataImage {
                 }));
             }
         }
+        for ((name, mechanism), c) in self.scram.iter() {
+            out.push(MetadataRecord::UserScramCredential(
+                UserScramCredentialRecord {
+                    name: name.clone(),
+                    mechanism: mechanism.id(),
+                    salt: c.salt.clone().into(),
+                    stored_key: c.stored_key.clone().into(),
+                    server_key: c.server_key.clone().into(),
+                    iterations: c.iterations,
+                    ..Default::default()
+                },
+            ));
+        }
         if self.next_producer_id > 0 {
             out.push(MetadataRecord::ProducerIds(ProducerIdsRecord {
                 broker_id: -1,
@@ -462,6 +487,41 @@ impl MetadataImage {
                 }
             }
             MetadataRecord::NoOp(_) => {}
+            MetadataRecord::UserScramCredential(r) => {
+                let mechanism = ScramMechanism::from_id(r.mechanism).ok_or(
+                    ImageError::UnknownScramMechanism {
+                        mechanism: r.mechanism,
+                    },
+                )?;
+                let key = (r.name.clone(), mechanism);
+                journal.scram(&key, self.scram.get(&key).cloned());
+                Arc::make_mut(&mut self.scram).insert(
+                    key,
+                    ScramCredential {
+                        salt: r.salt.to_vec(),
+                        stored_key: r.stored_key.to_vec(),
+                        server_key: r.server_key.to_vec(),
+                        iterations: r.iterations,
+                    },
+                );
+            }
+            MetadataRecord::RemoveUserScramCredential(r) => {
+                let mechanism = ScramMechanism::from_id(r.mechanism).ok_or(
+                    ImageError::UnknownScramMechanism {
+                        mechanism: r.mechanism,
+                    },
+                )?;
+                let key = (r.name.clone(), mechanism);
+                let old = self.scram.get(&key).cloned();
+                if old.is_none() {
+                    return Err(ImageError::UnknownScramCredential {
+                        user: r.name.clone(),
+                        mechanism: mechanism.sasl().name(),
+                    });
+                }
+                journal.scram(&key, old);
+                Arc::make_mut(&mut self.scram).remove(&key);
+            }
             MetadataRecord::ClusterId(r) => match &self.cluster_id {
                 Some(current) if *current != r.cluster_id => {
                     return Err(ImageError::ClusterIdChanged {
@@ -609,6 +669,28 @@ impl MetadataImage {
 
     fn restore_config(&mut self, resource: ConfigResource, key: String, old: Option<String>) {
         self.set_config(resource, &key, old);
+    }
+
+    fn restore_scram(&mut self, key: (String, ScramMechanism), old: Option<ScramCredential>) {
+        let scram = Arc::make_mut(&mut self.scram);
+        match old {
+            Some(c) => scram.insert(key, c),
+            None => scram.remove(&key),
+        };
+    }
+
+    /// The SCRAM credential of `user` for `mechanism`.
+    pub fn scram_credential(
+        &self,
+        user: &str,
+        mechanism: ScramMechanism,
+    ) -> Option<&ScramCredential> {
+        self.scram.get(&(user.to_owned(), mechanism))
+    }
+
+    /// Every SCRAM credential, by user and mechanism.
+    pub fn scram_credentials(&self) -> &BTreeMap<(String, ScramMechanism), ScramCredential> {
+        &self.scram
     }
 
     fn restore_feature(&mut self, name: String, old: Option<i16>) {

@@ -16,5 +16,6 @@ pub mod network;
 pub mod node;
 pub mod quorum_controller;
 pub mod raft_types;
+pub mod scram_credentials;
 pub mod server;
 pub mod state_machine;

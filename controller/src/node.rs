@@ -393,7 +393,7 @@ impl ControllerNode {
                 raft.clone(),
                 apis,
                 check,
-                config.listener.clone(),
+                listener_config_with_scram(config.listener.clone(), &sm),
             ))
         });
         if config.is_voter()
@@ -573,4 +573,19 @@ mod tests {
         let e = read_cluster_id(&DiskFs, dir.path(), 1).expect_err("garbage");
         assert!(e.to_string().contains("meta.properties"), "{e}");
     }
+}
+
+/// `config` with the SCRAM credentials of this node's metadata image.
+fn listener_config_with_scram(
+    mut config: crate::server::ListenerConfig,
+    sm: &StateMachine,
+) -> crate::server::ListenerConfig {
+    if let Some(sasl) = &mut config.security.sasl {
+        let mut c = (**sasl).clone();
+        c.scram_credentials = Some(Arc::new(
+            crate::scram_credentials::ImageScramCredentials::new(sm.subscribe()),
+        ));
+        *sasl = Arc::new(c);
+    }
+    config
 }

@@ -418,6 +418,12 @@ impl EventLoop {
                 let res = active.elect_leaders(&image, r);
                 self.commit(res).await.map(ResponseKind::ElectLeaders)
             }
+            RequestKind::AlterUserScramCredentials(r) => {
+                let res = active.alter_user_scram_credentials(&image, r);
+                self.commit(res)
+                    .await
+                    .map(ResponseKind::AlterUserScramCredentials)
+            }
             _ => None,
         };
         Some(resp.unwrap_or(fallback))
@@ -439,6 +445,7 @@ fn served(body: &RequestKind) -> bool {
             | RequestKind::IncrementalAlterConfigs(_)
             | RequestKind::AlterConfigs(_)
             | RequestKind::ElectLeaders(_)
+            | RequestKind::AlterUserScramCredentials(_)
     )
 }
 
@@ -562,9 +569,45 @@ pub fn not_controller(_version: i16, body: &RequestKind) -> ResponseKind {
             error_code: code,
             ..Default::default()
         }),
+        RequestKind::AlterUserScramCredentials(r) => {
+            ResponseKind::AlterUserScramCredentials(scram_results(r, code, msg))
+        }
         _ => ResponseKind::ApiVersions(ApiVersionsResponse {
             error_code: code,
             ..Default::default()
         }),
+    }
+}
+
+/// An AlterUserScramCredentials answer with `code` for every user the request names.
+pub fn scram_results(
+    r: &AlterUserScramCredentialsRequest,
+    code: i16,
+    message: Option<String>,
+) -> AlterUserScramCredentialsResponse {
+    let mut users: Vec<&str> = Vec::new();
+    for name in r
+        .deletions
+        .iter()
+        .map(|d| d.name.as_str())
+        .chain(r.upsertions.iter().map(|u| u.name.as_str()))
+    {
+        if !users.contains(&name) {
+            users.push(name);
+        }
+    }
+    AlterUserScramCredentialsResponse {
+        results: users
+            .into_iter()
+            .map(
+                |user| alter_user_scram_credentials_response::AlterUserScramCredentialsResult {
+                    user: user.to_owned(),
+                    error_code: code,
+                    error_message: message.clone(),
+                    ..Default::default()
+                },
+            )
+            .collect(),
+        ..Default::default()
     }
 }

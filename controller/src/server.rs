@@ -54,7 +54,8 @@ use rafka_protocol::messages::{
     RequestKind, ResponseKind,
 };
 use rafka_protocol::{ErrorCode, RequestFrame, ResponseFrame};
-use rafka_security::transport::{ServerSecurity, HANDSHAKE_TIMEOUT};
+use rafka_security::sasl::authenticator::{Decision, SaslServerAuthenticator};
+use rafka_security::transport::{ServerSecurity, Stream, HANDSHAKE_TIMEOUT};
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
@@ -87,7 +88,7 @@ pub enum ListenerRole {
 }
 
 /// The listener's bounds (Kafka's names).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ListenerConfig {
     /// `socket.request.max.bytes`, capped at [`MAX_FRAME_BYTES`] (what our nodes send each other).
     pub max_request_bytes: usize,
@@ -104,6 +105,17 @@ pub struct ListenerConfig {
     /// configuration; a learner listener speaks the controller listener's).
     pub security: ServerSecurity,
 }
+
+impl PartialEq for ListenerConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.max_request_bytes == other.max_request_bytes
+            && self.idle_timeout == other.idle_timeout
+            && self.limits == other.limits
+            && self.security == other.security
+    }
+}
+
+impl Eq for ListenerConfig {}
 
 impl Default for ListenerConfig {
     fn default() -> Self {
@@ -158,7 +170,7 @@ pub async fn serve(
                     let (raft, apis, check, config) =
                         (raft.clone(), apis.clone(), check.clone(), config.clone());
                     connections.spawn(async move {
-                        if let Err(e) = connection(stream, raft, apis, check, &config).await {
+                        if let Err(e) = connection(stream, peer, raft, apis, check, &config).await {
                             tracing::info!(%peer, error = %e, "controller connection closed");
                         }
                         drop(permit);
@@ -179,6 +191,7 @@ const LISTENER_COUNTS: &str = "CONTROLLER";
 
 async fn connection(
     tcp: TcpStream,
+    peer: std::net::SocketAddr,
     raft: Raft,
     apis: Option<Arc<dyn ControllerApis>>,
     check: PeerCheck,
@@ -193,16 +206,46 @@ async fn connection(
         .accept(tcp, timeout)
         .await
         .map_err(|e| e.to_string())?;
-    while let Some(frame) = read_frame_within(
-        &mut stream,
-        config.max_request_bytes,
-        Some(config.idle_timeout),
-    )
-    .await
-    .map_err(|e| e.to_string())?
-    {
+    // Then, on a SASL listener, authentication over that transport.
+    let sasl_config = config.security.sasl.clone();
+    let mut sasl = sasl_config.clone().map(SaslServerAuthenticator::new);
+    loop {
+        // Before a SASL peer authenticates, `sasl.server.max.receive.size` bounds its frames.
+        let max = match (&sasl, sasl_config.as_deref()) {
+            (Some(a), Some(c)) if a.principal().is_none() => {
+                config.max_request_bytes.min(c.max_receive_size.max(1))
+            }
+            _ => config.max_request_bytes,
+        };
+        let Some(frame) = read_frame_within(&mut stream, max, Some(config.idle_timeout))
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            break;
+        };
+        if let Some(auth) = sasl.as_mut() {
+            let now = std::time::Instant::now();
+            let decision = if auth.expects_raw_token() {
+                Some(auth.on_raw_token(&frame, now))
+            } else {
+                None
+            };
+            if let Some(d) = decision {
+                sasl_decision(&mut stream, peer, auth, d).await?;
+                continue;
+            }
+        }
         let req = RequestFrame::decode(&frame).map_err(|e| e.to_string())?;
         drop(frame);
+        if let Some(auth) = sasl.as_mut() {
+            match auth.on_request(&req, std::time::Instant::now()) {
+                Decision::Forward => {}
+                d => {
+                    sasl_decision(&mut stream, peer, auth, d).await?;
+                    continue;
+                }
+            }
+        }
         let version = req.header.request_api_version;
         let correlation_id = req.header.correlation_id;
         let api = req.body.api_key();
@@ -237,6 +280,38 @@ async fn connection(
         stream.flush().await.map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// Carries out an authenticator's decision on the controller listener.
+async fn sasl_decision(
+    stream: &mut Stream,
+    peer: std::net::SocketAddr,
+    auth: &SaslServerAuthenticator,
+    decision: Decision,
+) -> Result<(), String> {
+    match decision {
+        Decision::Forward => Ok(()),
+        Decision::Respond(b) => {
+            stream.write_all(&b).await.map_err(|e| e.to_string())?;
+            if let (Some(p), Some(m)) = (auth.principal(), auth.mechanism()) {
+                tracing::debug!(%peer, principal = %p, mechanism = m.name(), "controller connection authenticated");
+            }
+            Ok(())
+        }
+        Decision::Fail {
+            response,
+            delay,
+            reason,
+        } => {
+            tracing::info!(%peer, reason, "failed authentication on the controller listener");
+            tokio::time::sleep(delay).await;
+            if let Some(b) = response {
+                let _ = stream.write_all(&b).await;
+            }
+            Err(format!("authentication failed: {reason}"))
+        }
+        Decision::Close { reason } => Err(format!("SASL: {reason}")),
+    }
 }
 
 /// Why a Raft RPC was refused before openraft saw it.

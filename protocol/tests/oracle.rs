@@ -111,6 +111,10 @@ oracle! {
     DescribeQuorum: DescribeQuorumRequest, DescribeQuorumResponse;
     DescribeCluster: DescribeClusterRequest, DescribeClusterResponse;
     DescribeProducers: DescribeProducersRequest, DescribeProducersResponse;
+    SaslHandshake: SaslHandshakeRequest, SaslHandshakeResponse;
+    SaslAuthenticate: SaslAuthenticateRequest, SaslAuthenticateResponse;
+    DescribeUserScramCredentials: DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse;
+    AlterUserScramCredentials: AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse;
     AlterPartition: AlterPartitionRequest, AlterPartitionResponse;
     BrokerRegistration: BrokerRegistrationRequest, BrokerRegistrationResponse;
     BrokerHeartbeat: BrokerHeartbeatRequest, BrokerHeartbeatResponse;

@@ -16,6 +16,7 @@
 
 pub mod principal;
 pub mod protocol;
+pub mod sasl;
 pub mod transport;
 
 pub use principal::KafkaPrincipal;

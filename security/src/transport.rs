@@ -20,6 +20,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::sasl::authenticator::SaslServerConfig;
+use crate::sasl::client_authenticator::SaslClientConfig;
 use crate::tls::{TlsClient, TlsHandshakeError, TlsServer};
 use crate::{KafkaPrincipal, SecurityProtocol};
 
@@ -134,6 +136,9 @@ pub struct ServerSecurity {
     pub protocol: SecurityProtocol,
     /// Required when `protocol` uses TLS.
     pub tls: Option<Arc<TlsServer>>,
+    /// Required when `protocol` uses SASL: the mechanisms and credentials every connection
+    /// authenticates against, after the transport (see `sasl::authenticator`).
+    pub sasl: Option<Arc<SaslServerConfig>>,
 }
 
 impl Default for ServerSecurity {
@@ -141,20 +146,25 @@ impl Default for ServerSecurity {
         ServerSecurity {
             protocol: SecurityProtocol::Plaintext,
             tls: None,
+            sasl: None,
         }
     }
 }
 
 /// Two listeners' security is the same when they speak the same protocol with the same
-/// [`TlsServer`] (the same instance).
+/// [`TlsServer`] and SASL configuration (the same instances).
 impl PartialEq for ServerSecurity {
     fn eq(&self, other: &Self) -> bool {
-        self.protocol == other.protocol
-            && match (&self.tls, &other.tls) {
+        fn same<T>(a: &Option<Arc<T>>, b: &Option<Arc<T>>) -> bool {
+            match (a, b) {
                 (None, None) => true,
                 (Some(a), Some(b)) => Arc::ptr_eq(a, b),
                 _ => false,
             }
+        }
+        self.protocol == other.protocol
+            && same(&self.tls, &other.tls)
+            && same(&self.sasl, &other.sasl)
     }
 }
 
@@ -171,6 +181,7 @@ impl ServerSecurity {
         ServerSecurity {
             protocol: SecurityProtocol::Ssl,
             tls: Some(tls),
+            sasl: None,
         }
     }
 
@@ -204,6 +215,10 @@ pub struct ClientSecurity {
     /// The TLS client side, from that listener's `ssl.*` keys; required when the protocol uses
     /// TLS (SSL, SASL_SSL). The server name checked is the host of the address connected to.
     pub tls: Option<TlsClient>,
+    /// On a SASL_* listener: the mechanism and credentials this node authenticates with
+    /// (`sasl.mechanism.inter.broker.protocol` / `sasl.mechanism.controller.protocol` and the
+    /// listener's JAAS `username`/`password`).
+    pub sasl: Option<SaslClientConfig>,
 }
 
 impl Default for ClientSecurity {
@@ -211,6 +226,7 @@ impl Default for ClientSecurity {
         ClientSecurity {
             protocol: SecurityProtocol::Plaintext,
             tls: None,
+            sasl: None,
         }
     }
 }
@@ -220,22 +236,33 @@ impl Default for ClientSecurity {
 pub async fn connect(addr: &str, security: &ClientSecurity) -> io::Result<Stream> {
     let tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
-    match security.protocol {
-        SecurityProtocol::Plaintext => Ok(Stream::Plain(tcp)),
-        SecurityProtocol::Ssl => {
-            let tls = security.tls.as_ref().ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "connecting to an SSL listener needs a TLS client configuration",
-                )
-            })?;
-            tls.connect(tcp, host_of(addr)).await
+    let protocol = security.protocol;
+    // The transport first: TLS on SSL and SASL_SSL listeners...
+    let mut stream = if protocol.uses_tls() {
+        let tls = security.tls.as_ref().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{addr} is a {protocol} listener and no TLS client configuration is set"),
+            )
+        })?;
+        tls.connect(tcp, host_of(addr)).await?
+    } else {
+        Stream::Plain(tcp)
+    };
+    // ... then SASL over it on SASL_PLAINTEXT and SASL_SSL listeners.
+    if protocol.uses_sasl() {
+        let sasl = security.sasl.as_ref().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{addr} is a {protocol} listener and no SASL credentials are set"),
+            )
+        })?;
+        if let Err(e) = crate::sasl::client_authenticator::authenticate(&mut stream, sasl).await {
+            warn_refused(addr, &e);
+            return Err(e);
         }
-        other => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!("connecting to a {other} listener is not supported yet"),
-        )),
     }
+    Ok(stream)
 }
 
 /// The host part of `host:port` (`[v6]:port` too).
@@ -245,3 +272,26 @@ fn host_of(addr: &str) -> &str {
         None => addr,
     }
 }
+/// Logs a refused authentication to another node at WARN — the operator must fix credentials —
+/// at most once per [`REFUSAL_LOG_INTERVAL`] (callers retry in loops).
+fn warn_refused(addr: &str, e: &io::Error) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    if e.kind() != io::ErrorKind::PermissionDenied {
+        return tracing::debug!(addr, error = %e, "SASL authentication to a node failed");
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let last = LAST.load(Ordering::Relaxed);
+    if now.saturating_sub(last) >= REFUSAL_LOG_INTERVAL.as_millis() as u64
+        && LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(addr, error = %e, "another node refused this node's credentials");
+    }
+}
+
+/// See [`warn_refused`].
+const REFUSAL_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);

@@ -26,6 +26,7 @@ pub mod certs;
 pub mod ffi;
 pub mod load;
 pub mod proxy;
+pub mod scram;
 
 use rafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use rafka_protocol::messages::{

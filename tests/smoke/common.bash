@@ -4,7 +4,9 @@
 #   rafka_start BIN [PREFIX...]   PREFIX: a command the broker runs under (e.g. strace ...)
 #   check NAME                   print "ok NAME"; pair with `expect_same` / `fail`
 #
-# Sets WORK (temp dir), PORT, CPORT, BROKER (127.0.0.1:PORT), RAFKA_PID.
+# Sets WORK (temp dir), PORT, CPORT, BROKER (127.0.0.1:PORT), RAFKA_PID. With RAFKA_SASL=1 set
+# before rafka_start, the node also has a SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256/512;
+# PLAIN user admin/admin-secret) at SASL_BROKER (127.0.0.1:SPORT).
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/rafka-smoke.XXXXXX")
 RAFKA_PID=
@@ -79,12 +81,22 @@ rafka_start() {
   CPORT=$(free_port)
   [[ "$PORT" != "$CPORT" ]] || CPORT=$(free_port)
   BROKER="127.0.0.1:$PORT"
+  local sasl_listener="" sasl_advertised="" sasl_map=""
+  if [[ "${RAFKA_SASL:-}" == 1 ]]; then
+    SPORT=$(free_port)
+    SASL_BROKER="127.0.0.1:$SPORT"
+    sasl_listener=",SASL_PLAINTEXT://127.0.0.1:$SPORT"
+    sasl_advertised=",SASL_PLAINTEXT://127.0.0.1:$SPORT"
+    sasl_map=",SASL_PLAINTEXT:SASL_PLAINTEXT"
+  fi
   cat > "$WORK/server.properties" <<EOF
 node.id=1
 process.roles=broker,controller
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT$sasl_listener
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT$sasl_advertised
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT$sasl_map
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret";
 controller.listener.names=CONTROLLER
 controller.quorum.voters=1@127.0.0.1:$CPORT
 log.dirs=$WORK/data

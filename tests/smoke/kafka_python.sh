@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # kafka-python's group consumer against rafka: a KafkaConsumer with a group_id joins, reads what
 # a KafkaProducer wrote to a two-partition topic, commits; a second consumer of the group resumes
-# from the commit and reads only what came after. Each read is checked for exact content.
+# from the commit and reads only what came after. Each read is checked for exact content. Then
+# SASL_PLAINTEXT with SCRAM: users created with the admin client's AlterUserScramCredentials
+# over the PLAINTEXT listener, a SCRAM-SHA-256 producer and a SCRAM-SHA-512 consumer, and a
+# wrong password refused.
 #
 #   bash tests/smoke/kafka_python.sh [path/to/rafka]   (default target/debug/rafka)
 #
@@ -11,7 +14,7 @@ cd "$(dirname "$0")/../.."
 source tests/smoke/common.bash
 
 python3 -c 'import kafka' 2>/dev/null || fail "kafka-python is not installed (pip install kafka-python)"
-rafka_start "${1:-target/debug/rafka}"
+RAFKA_SASL=1 rafka_start "${1:-target/debug/rafka}"
 
 cat > "$WORK/client.py" <<'PY'
 import sys, time
@@ -81,4 +84,52 @@ admin.close()
 PY
 echo "py-group Empty consumer 0" > "$WORK/g.want"
 expect_same "kafka-python: DescribeGroups shows the group Empty after its members left" "$WORK/g.want" "$WORK/g.out"
+# SASL_PLAINTEXT with SCRAM.
+timeout 120 python3 - "$BROKER" "$SASL_BROKER" > "$WORK/scram.out" <<'PY'
+import sys
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import NewTopic, UserScramCredentialUpsertion
+
+plain, sasl = sys.argv[1], sys.argv[2]
+admin = KafkaAdminClient(bootstrap_servers=plain)
+admin.alter_user_scram_credentials([
+    UserScramCredentialUpsertion("py-user", "SCRAM-SHA-256", "py-256", iterations=4096),
+    UserScramCredentialUpsertion("py-user", "SCRAM-SHA-512", "py-512", iterations=8192),
+])
+admin.create_topics([NewTopic("py-scram", num_partitions=1, replication_factor=1)])
+for user, creds in sorted(admin.describe_user_scram_credentials().items()):
+    print(user, sorted((int(c["mechanism"]), c["iterations"]) for c in creds["credential_infos"]))
+admin.close()
+
+def sasl_args(mechanism, password):
+    return dict(bootstrap_servers=sasl, security_protocol="SASL_PLAINTEXT",
+                sasl_mechanism=mechanism, sasl_plain_username="py-user",
+                sasl_plain_password=password)
+
+p = KafkaProducer(acks="all", **sasl_args("SCRAM-SHA-256", "py-256"))
+for i in range(3):
+    p.send("py-scram", value=b"s%d" % i).get(timeout=30)
+p.close()
+c = KafkaConsumer(enable_auto_commit=False, consumer_timeout_ms=10000,
+                  **sasl_args("SCRAM-SHA-512", "py-512"))
+tp = TopicPartition("py-scram", 0)
+c.assign([tp])
+c.seek_to_beginning(tp)
+got = []
+for m in c:
+    got.append(m.value.decode())
+    if len(got) == 3:
+        break
+c.close()
+print(" ".join(got))
+try:
+    bad = KafkaProducer(request_timeout_ms=5000, max_block_ms=5000,
+                        **sasl_args("SCRAM-SHA-512", "wrong"))
+    bad.send("py-scram", value=b"no").get(timeout=10)
+    print("wrong password accepted")
+except Exception as e:
+    print("wrong password refused")
+PY
+printf '%s\n' "py-user [(1, 4096), (2, 8192)]" "s0 s1 s2" "wrong password refused" > "$WORK/scram.want"
+expect_same "kafka-python: SCRAM users created with AlterUserScramCredentials produce and consume over SASL_PLAINTEXT" "$WORK/scram.want" "$WORK/scram.out"
 echo "kafka_python.sh: $CHECKS checks passed"

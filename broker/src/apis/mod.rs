@@ -7,6 +7,7 @@
 //! (KIP-511) and closes the connection for the rest.
 
 mod alter_configs;
+mod alter_user_scram_credentials;
 mod api_versions;
 mod config_admin;
 mod create_partitions;
@@ -20,6 +21,7 @@ mod describe_groups;
 mod describe_log_dirs;
 mod describe_producers;
 mod describe_quorum;
+mod describe_user_scram_credentials;
 mod elect_leaders;
 mod fetch;
 mod find_coordinator;
@@ -214,6 +216,32 @@ impl KafkaApis {
             RequestKind::DescribeProducers(r) => {
                 ResponseKind::DescribeProducers(describe_producers::handle(self, r))
             }
+            RequestKind::AlterUserScramCredentials(r) => ResponseKind::AlterUserScramCredentials(
+                alter_user_scram_credentials::handle(self, ctx, version, r).await,
+            ),
+            RequestKind::DescribeUserScramCredentials(r) => {
+                ResponseKind::DescribeUserScramCredentials(describe_user_scram_credentials::handle(
+                    self, ctx, r,
+                ))
+            }
+            // The network layer answers these on SASL listeners until the connection is
+            // authenticated (and for re-authentication); here they come after authentication
+            // or on a listener without SASL, and Kafka answers ILLEGAL_SASL_STATE.
+            RequestKind::SaslHandshake(_) => {
+                ResponseKind::SaslHandshake(rafka_protocol::messages::SaslHandshakeResponse {
+                    error_code: rafka_protocol::ErrorCode::IllegalSaslState.code(),
+                    ..Default::default()
+                })
+            }
+            RequestKind::SaslAuthenticate(_) => {
+                ResponseKind::SaslAuthenticate(rafka_protocol::messages::SaslAuthenticateResponse {
+                    error_code: rafka_protocol::ErrorCode::IllegalSaslState.code(),
+                    error_message: Some(
+                        "SaslAuthenticate request received outside a SASL exchange".to_owned(),
+                    ),
+                    ..Default::default()
+                })
+            }
             other => {
                 // Not a client API of this broker: the controller-listener APIs (Raft's private
                 // keys, BrokerRegistration, BrokerHeartbeat, AlterPartition, AllocateProducerIds,
@@ -319,5 +347,9 @@ pub fn handles(key: rafka_protocol::ApiKey) -> bool {
             | OffsetDelete
             | InitProducerId
             | DescribeProducers
+            | SaslHandshake
+            | SaslAuthenticate
+            | DescribeUserScramCredentials
+            | AlterUserScramCredentials
     )
 }

@@ -229,6 +229,24 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
     k("security.inter.broker.protocol", T::String, Some("PLAINTEXT"), I::Medium,
         "Security protocol between brokers; only one of this and inter.broker.listener.name may be set.")
         .check(V::OneOf(SECURITY_PROTOCOLS)),
+    // ---- SASL (config::sasl reads them per listener and mechanism) ----
+    k("sasl.enabled.mechanisms", T::List, Some("GSSAPI"), I::Medium,
+        "The SASL mechanisms enabled on SASL listeners (listener.name.<l>.sasl.enabled.mechanisms per listener).")
+        .note("rafka serves PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512; other names are ignored with a warning; read at start"),
+    k("sasl.mechanism.inter.broker.protocol", T::String, Some("GSSAPI"), I::Medium,
+        "The SASL mechanism brokers use to authenticate to each other."),
+    k("sasl.mechanism.controller.protocol", T::String, Some("GSSAPI"), I::High,
+        "The SASL mechanism nodes use to authenticate to the controllers."),
+    k("sasl.jaas.config", T::Password, None, I::Medium,
+        "A JAAS login module configuration: PlainLoginModule user_<name>=\"<password>\" entries for PLAIN, username/password for this node's own connections."),
+    k("sasl.server.max.receive.size", T::Int, Some("524288"), I::Low,
+        "The largest request accepted before a SASL client has authenticated.")
+        .check(V::AtLeast(1)),
+    k("connections.max.reauth.ms", T::Long, Some("0"), I::Medium,
+        "KIP-368: the longest a SASL session lasts before the client must re-authenticate (0: forever); per listener and mechanism with listener.name.<l>.<mechanism>. prefixes."),
+    k("connection.failed.authentication.delay.ms", T::Int, Some("100"), I::Low,
+        "How long the broker waits before answering a failed authentication and closing the connection.")
+        .check(V::AtLeast(0)),
     k("socket.send.buffer.bytes", T::Int, Some("102400"), I::High,
         "SO_SNDBUF of the server sockets (-1: the OS default)."),
     k("socket.receive.buffer.bytes", T::Int, Some("102400"), I::High,

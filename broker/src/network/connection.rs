@@ -19,6 +19,8 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::debug;
 
+use rafka_security::sasl::authenticator::{Decision, SaslServerAuthenticator};
+
 use super::connection_quotas::ConnectionPermit;
 use super::memory_pool::{decode_charge, MemoryLease, MemoryPool};
 use super::{
@@ -83,6 +85,10 @@ enum ConnectionError {
     },
     #[error("i/o error: {0}")]
     Io(#[from] io::Error),
+    #[error("authentication failed: {0}")]
+    AuthenticationFailed(String),
+    #[error("SASL: {0}")]
+    SaslState(String),
 }
 
 /// How a connection ended without an error.
@@ -102,6 +108,8 @@ pub(super) struct Connection {
     /// The buffer file slices pass through on a TLS connection (allocated on first use).
     copy_buffer: Vec<u8>,
     max_request_bytes: usize,
+    /// `socket.request.max.bytes` (`max_request_bytes` is lower until a SASL client authenticates).
+    server_max_request_bytes: usize,
     idle_timeout: Duration,
     /// `queued.max.request.bytes`, shared by every connection: the frames' bytes...
     pool: Arc<MemoryPool>,
@@ -118,6 +126,7 @@ impl Connection {
             copy_buffer: Vec::new(),
             buffer: BytesMut::with_capacity(READ_MIN),
             max_request_bytes: server.config().max_request_bytes,
+            server_max_request_bytes: server.config().max_request_bytes,
             idle_timeout: server.config().idle_timeout,
             pool: server.pool().clone(),
             decode_pool: server.decode_pool().clone(),
@@ -448,7 +457,9 @@ impl LastRequest {
 }
 
 /// The connection's task: requests one at a time, in order, until the peer closes, an error
-/// closes it, or shutdown is asked for between two requests.
+/// closes it, or shutdown is asked for between two requests. On a TLS listener the handshake
+/// comes first; on a SASL listener the connection must then authenticate
+/// ([`SaslServerAuthenticator`]).
 pub(super) async fn run(
     tcp: TcpStream,
     mut ctx: RequestContext,
@@ -485,7 +496,23 @@ pub(super) async fn run(
     };
     let mut conn = Connection::new(stream, &server);
     let mut last = LastRequest::default();
-    let result = serve_requests(&mut conn, &ctx, &*handler, &mut shutdown, &mut last).await;
+    // On SASL listeners the client authenticates next, over the transport (SASL_SSL: the SASL
+    // principal replaces the certificate's, as in Kafka).
+    let mut sasl = security.sasl.clone().map(|c| {
+        // `sasl.server.max.receive.size`: an unauthenticated client cannot make the broker take
+        // room for a 100 MiB frame.
+        conn.max_request_bytes = conn.max_request_bytes.min(c.max_receive_size.max(1));
+        SaslServerAuthenticator::new(c)
+    });
+    let result = serve_requests(
+        &mut conn,
+        &mut ctx,
+        &*handler,
+        &mut shutdown,
+        &mut last,
+        sasl.as_mut(),
+    )
+    .await;
     let client_id = last.client_id.as_deref().unwrap_or("");
     let (correlation_id, api_key) = last.current.unwrap_or((-1, -1));
     let error = match &result {
@@ -514,7 +541,9 @@ pub(super) async fn run(
         | ConnectionError::TruncatedRequest { .. }
         | ConnectionError::Malformed(_)
         | ConnectionError::TooCostly { .. }
-        | ConnectionError::ClosedByHandler => closed!(INFO),
+        | ConnectionError::ClosedByHandler
+        | ConnectionError::AuthenticationFailed(_)
+        | ConnectionError::SaslState(_) => closed!(INFO),
         // A log truncated under a fetch: rare, worth seeing.
         ConnectionError::SliceTruncated { .. } => closed!(WARN),
         // The handler built a response that does not add up: a bug.
@@ -524,11 +553,14 @@ pub(super) async fn run(
 
 async fn serve_requests(
     conn: &mut Connection,
-    ctx: &RequestContext,
+    ctx: &mut RequestContext,
     handler: &dyn RequestHandler,
     shutdown: &mut watch::Receiver<bool>,
     last: &mut LastRequest,
+    mut sasl: Option<&mut SaslServerAuthenticator>,
 ) -> Result<Closed, ConnectionError> {
+    // Authentications logged so far (the first, then re-authentications).
+    let mut authentications = 0u64;
     loop {
         last.current = None;
         // `_lease` holds the frame's room in the memory pool until its response is written.
@@ -547,6 +579,14 @@ async fn serve_requests(
             lease = conn.decode_room(&frame) => lease?,
         };
         // From here on the request is answered even if shutdown is asked for meanwhile.
+        if let Some(auth) = sasl.as_deref_mut() {
+            if auth.expects_raw_token() {
+                // After a SaslHandshake v0 the frame is a bare SASL token.
+                let decision = auth.on_raw_token(&frame, std::time::Instant::now());
+                sasl_decision(conn, ctx, auth, &mut authentications, decision).await?;
+                continue;
+            }
+        }
         let response = match RequestFrame::decode(&frame) {
             Ok(request) => {
                 last.start(&request.header);
@@ -557,6 +597,13 @@ async fn serve_requests(
                     api_version = request.header.request_api_version,
                     "request"
                 );
+                if let Some(auth) = sasl.as_deref_mut() {
+                    let decision = auth.on_request(&request, std::time::Instant::now());
+                    if !matches!(decision, Decision::Forward) {
+                        sasl_decision(conn, ctx, auth, &mut authentications, decision).await?;
+                        continue;
+                    }
+                }
                 handler.handle(ctx, request).await
             }
             Err(error) => {
@@ -574,6 +621,50 @@ async fn serve_requests(
             }
         };
         conn.write_response(response).await?;
+    }
+}
+
+/// Carries out what the authenticator decided about a request it answers itself: the answer,
+/// the principal once authenticated, or the delayed failure and the close.
+async fn sasl_decision(
+    conn: &mut Connection,
+    ctx: &mut RequestContext,
+    auth: &SaslServerAuthenticator,
+    authentications: &mut u64,
+    decision: Decision,
+) -> Result<(), ConnectionError> {
+    match decision {
+        Decision::Forward => Ok(()),
+        Decision::Respond(frame) => {
+            if auth.authentications() > *authentications {
+                *authentications = auth.authentications();
+                let principal = auth.principal().cloned().unwrap_or_default();
+                let mechanism = auth.mechanism().map_or("", |m| m.name());
+                if *authentications == 1 {
+                    ctx.principal = principal;
+                    // Authenticated: the listener's own request size limit applies from now on.
+                    conn.max_request_bytes = conn.server_max_request_bytes;
+                    tracing::info!(peer = %ctx.peer, principal = %ctx.principal, mechanism, "authenticated");
+                } else {
+                    tracing::info!(peer = %ctx.peer, principal = %ctx.principal, mechanism, "re-authenticated");
+                }
+            }
+            conn.write_response(Response::Frame(frame)).await
+        }
+        Decision::Fail {
+            response,
+            delay,
+            reason,
+        } => {
+            tracing::info!(peer = %ctx.peer, reason, "failed authentication");
+            // Kafka's `connection.failed.authentication.delay.ms`: this task waits, no other.
+            tokio::time::sleep(delay).await;
+            if let Some(frame) = response {
+                conn.write_response(Response::Frame(frame)).await?;
+            }
+            Err(ConnectionError::AuthenticationFailed(reason))
+        }
+        Decision::Close { reason } => Err(ConnectionError::SaslState(reason)),
     }
 }
 

@@ -14,6 +14,7 @@
 //! - [`config`] — `ConfigurationControlManager`: IncrementalAlterConfigs, AlterConfigs, config
 //!   lookups (`unclean.leader.election.enable`).
 //! - [`producer_ids`] — `ProducerIdControlManager`: AllocateProducerIds.
+//! - [`scram`] — `ScramControlManager`: AlterUserScramCredentials.
 //! - [`directories`] — AssignReplicasToDirs: a replica its broker cannot host loses leadership.
 //! - [`partition_change`] — `PartitionChangeBuilder`: elections and ISR targets, for all of them.
 //! - [`placement`] — `StripedReplicaPlacer`: replicas for new partitions.
@@ -36,6 +37,7 @@ pub mod partition_change;
 pub mod placement;
 pub mod producer_ids;
 pub mod replication;
+pub mod scram;
 pub mod topics;
 
 #[cfg(test)]
@@ -307,6 +309,14 @@ impl ActiveController {
         request: &AssignReplicasToDirsRequest,
     ) -> ControllerResult<AssignReplicasToDirsResponse> {
         directories::assign_replicas_to_dirs(image, &self.config, request)
+    }
+
+    pub fn alter_user_scram_credentials(
+        &self,
+        image: &MetadataImage,
+        request: &rafka_protocol::messages::AlterUserScramCredentialsRequest,
+    ) -> ControllerResult<rafka_protocol::messages::AlterUserScramCredentialsResponse> {
+        scram::alter_user_scram_credentials(image, request)
     }
 
     pub fn allocate_producer_ids(

@@ -7,6 +7,7 @@
 
 use super::{BrokerRegistration, ConfigResource, MetadataImage, PartitionRegistration, TopicImage};
 use rafka_protocol::Uuid;
+use rafka_security::sasl::scram::ScramMechanism;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -45,6 +46,8 @@ pub struct MetadataDelta {
     cluster_id_changed: bool,
     producer_ids_changed: bool,
     features_changed: bool,
+    /// Users whose SCRAM credentials changed.
+    changed_scram_users: BTreeSet<String>,
 }
 
 impl MetadataDelta {
@@ -62,6 +65,12 @@ impl MetadataDelta {
             && !self.cluster_id_changed
             && !self.producer_ids_changed
             && !self.features_changed
+            && self.changed_scram_users.is_empty()
+    }
+
+    /// Users whose SCRAM credentials were added, changed or removed.
+    pub fn changed_scram_users(&self) -> &BTreeSet<String> {
+        &self.changed_scram_users
     }
 
     pub fn changed_brokers(&self) -> &BTreeSet<i32> {
@@ -123,6 +132,18 @@ impl MetadataDelta {
         for id in old.brokers().keys() {
             if new.broker(*id).is_none() {
                 d.changed_brokers.insert(*id);
+            }
+        }
+        if !Arc::ptr_eq(&old.scram, &new.scram) {
+            for (key, c) in new.scram.iter() {
+                if old.scram.get(key) != Some(c) {
+                    d.changed_scram_users.insert(key.0.clone());
+                }
+            }
+            for key in old.scram.keys() {
+                if !new.scram.contains_key(key) {
+                    d.changed_scram_users.insert(key.0.clone());
+                }
             }
         }
         for (id, t) in new.topics().iter() {
@@ -280,6 +301,10 @@ enum Undo {
     ProducerIds(i64),
     Feature(String, Option<i16>),
     ClusterId,
+    Scram(
+        (String, ScramMechanism),
+        Option<rafka_security::sasl::scram::ScramCredential>,
+    ),
 }
 
 /// Notes every mutation of a batch before it happens: its inverse (to roll back) and what it
@@ -383,6 +408,17 @@ impl Journal {
         }
     }
 
+    pub(super) fn scram(
+        &mut self,
+        key: &(String, ScramMechanism),
+        old: Option<rafka_security::sasl::scram::ScramCredential>,
+    ) {
+        if self.enabled {
+            self.undo.push(Undo::Scram(key.clone(), old));
+            self.delta.changed_scram_users.insert(key.0.clone());
+        }
+    }
+
     pub(super) fn cluster_id(&mut self) {
         if self.enabled {
             self.undo.push(Undo::ClusterId);
@@ -404,6 +440,7 @@ impl Journal {
                 Undo::ProducerIds(old) => image.next_producer_id = old,
                 Undo::Feature(name, old) => image.restore_feature(name, old),
                 Undo::ClusterId => image.cluster_id = None,
+                Undo::Scram(key, old) => image.restore_scram(key, old),
             }
         }
     }

@@ -587,3 +587,59 @@ fn local_changes_tell_a_broker_what_to_do() {
         assert_eq!(between.changed_configs(), delta.changed_configs(), "{name}");
     }
 }
+
+fn scram(name: &str, mechanism: i8, iterations: i32) -> MetadataRecord {
+    MetadataRecord::UserScramCredential(rafka_protocol::messages::UserScramCredentialRecord {
+        name: name.into(),
+        mechanism,
+        salt: vec![1, 2, 3].into(),
+        stored_key: vec![4; 32].into(),
+        server_key: vec![5; 32].into(),
+        iterations,
+        ..Default::default()
+    })
+}
+
+fn remove_scram(name: &str, mechanism: i8) -> MetadataRecord {
+    MetadataRecord::RemoveUserScramCredential(
+        rafka_protocol::messages::RemoveUserScramCredentialRecord {
+            name: name.into(),
+            mechanism,
+            ..Default::default()
+        },
+    )
+}
+
+#[test]
+fn scram_credentials_replay_snapshot_and_roll_back() {
+    use rafka_security::sasl::scram::ScramMechanism::{Sha256, Sha512};
+    let mut image = base();
+    let delta = image
+        .apply_batch(&[scram("alice", 1, 4096), scram("alice", 2, 8192)])
+        .expect("applies");
+    assert!(delta.changed_scram_users().contains("alice"));
+    assert_eq!(
+        image
+            .scram_credential("alice", Sha512)
+            .map(|c| c.iterations),
+        Some(8192)
+    );
+    // An update replaces; a snapshot rebuilds the same credentials.
+    image.apply(&scram("alice", 1, 5000)).expect("updates");
+    let again = MetadataImage::load(&image.to_records(), image.offset()).expect("loads");
+    assert_eq!(again.scram_credentials(), image.scram_credentials());
+    // A removal of a credential that does not exist, or an unknown mechanism, fails the batch
+    // and rolls back what came before it in the batch.
+    assert!(image
+        .apply_batch(&[remove_scram("alice", 1), remove_scram("bob", 1)])
+        .is_err());
+    assert!(image.scram_credential("alice", Sha256).is_some());
+    assert!(image.apply(&scram("carol", 9, 4096)).is_err());
+    image.apply(&remove_scram("alice", 1)).expect("removes");
+    assert!(image.scram_credential("alice", Sha256).is_none());
+    let old = image.clone();
+    image.apply(&remove_scram("alice", 2)).expect("removes");
+    assert!(MetadataDelta::between(&old, &image)
+        .changed_scram_users()
+        .contains("alice"));
+}

@@ -1,0 +1,313 @@
+//! The SASL settings of a listener, from Kafka's keys: `sasl.enabled.mechanisms`, the JAAS
+//! configuration per listener and mechanism (`listener.name.<l>.<mechanism>.sasl.jaas.config`,
+//! then `listener.name.<l>.sasl.jaas.config`, then `sasl.jaas.config`),
+//! `connections.max.reauth.ms` per listener and mechanism, `connection.failed.authentication.
+//! delay.ms` and `sasl.server.max.receive.size`; and the credentials this node presents to other
+//! nodes' SASL listeners (`sasl.mechanism.inter.broker.protocol`,
+//! `sasl.mechanism.controller.protocol`, the listener's JAAS `username`/`password`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rafka_security::sasl::authenticator::SaslServerConfig;
+use rafka_security::sasl::client_authenticator::SaslClientConfig;
+use rafka_security::sasl::jaas::JaasConfig;
+use rafka_security::sasl::plain::PlainUsers;
+use rafka_security::sasl::SaslMechanism;
+
+use super::{ConfigError, KafkaConfig};
+
+/// Keys read per listener (`listener.name.<l>.<key>`) or per listener and mechanism
+/// (`listener.name.<l>.<mechanism>.<key>`).
+const LISTENER_KEYS: &[&str] = &[
+    "sasl.enabled.mechanisms",
+    "sasl.jaas.config",
+    "connections.max.reauth.ms",
+    "sasl.server.max.receive.size",
+];
+
+/// Whether `key` (`listener.name.…`) is one of the SASL keys read per listener.
+pub fn is_listener_sasl_key(key: &str) -> bool {
+    LISTENER_KEYS
+        .iter()
+        .any(|k| key.ends_with(&format!(".{k}")))
+}
+
+impl KafkaConfig {
+    fn listener_mechanism_value(
+        &self,
+        listener: &str,
+        mechanism: SaslMechanism,
+        key: &str,
+    ) -> Option<String> {
+        let scoped = format!(
+            "listener.name.{}.{}.{key}",
+            listener.to_ascii_lowercase(),
+            mechanism.name().to_ascii_lowercase()
+        );
+        self.raw(&scoped)
+            .map(|(v, _)| v.to_owned())
+            .or_else(|| self.listener_value(listener, key))
+    }
+
+    /// The JAAS configuration of `mechanism` on `listener`, if any.
+    pub fn sasl_jaas_config(
+        &self,
+        listener: &str,
+        mechanism: SaslMechanism,
+    ) -> Result<Option<JaasConfig>, ConfigError> {
+        let Some(text) = self.listener_mechanism_value(listener, mechanism, "sasl.jaas.config")
+        else {
+            return Ok(None);
+        };
+        JaasConfig::parse(&text).map(Some).map_err(|e| {
+            ConfigError::invalid("sasl.jaas.config", format!("listener {listener}: {e}"))
+        })
+    }
+
+    /// The SASL settings of `listener` (None unless its protocol is SASL_*). SCRAM credentials
+    /// are not here: the server adds its metadata image as their store.
+    pub fn sasl_server_config(
+        &self,
+        listener: &str,
+    ) -> Result<Option<SaslServerConfig>, ConfigError> {
+        let uses_sasl = self
+            .listener_security_protocol_map()
+            .get(&listener.to_ascii_uppercase())
+            .is_some_and(|p| p.uses_sasl());
+        if !uses_sasl {
+            return Ok(None);
+        }
+        let raw = self
+            .listener_value(listener, "sasl.enabled.mechanisms")
+            .unwrap_or_else(|| "GSSAPI".to_owned());
+        let mut enabled = Vec::new();
+        for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match SaslMechanism::parse(name) {
+                Some(m) if !enabled.contains(&m) => enabled.push(m),
+                Some(_) => {}
+                None => tracing::warn!(
+                    listener,
+                    mechanism = name,
+                    "sasl.enabled.mechanisms: mechanism not served by rafka; ignored"
+                ),
+            }
+        }
+        // OAUTHBEARER is recognised but not served yet.
+        enabled.retain(|m| *m != SaslMechanism::OAuthBearer);
+        if enabled.is_empty() {
+            return Err(ConfigError::invalid(
+                "sasl.enabled.mechanisms",
+                format!(
+                    "listener {listener} uses SASL but enables none of PLAIN, SCRAM-SHA-256, \
+                     SCRAM-SHA-512 ({raw:?})"
+                ),
+            ));
+        }
+        let plain_users = if enabled.contains(&SaslMechanism::Plain) {
+            let jaas = self
+                .sasl_jaas_config(listener, SaslMechanism::Plain)?
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        "sasl.jaas.config",
+                        format!(
+                            "listener {listener} enables PLAIN but has no JAAS configuration \
+                             (listener.name.{}.plain.sasl.jaas.config)",
+                            listener.to_ascii_lowercase()
+                        ),
+                    )
+                })?;
+            if jaas.login_module != JaasConfig::PLAIN_LOGIN_MODULE {
+                return Err(ConfigError::invalid(
+                    "sasl.jaas.config",
+                    format!(
+                        "listener {listener}: PLAIN needs {} (got {})",
+                        JaasConfig::PLAIN_LOGIN_MODULE,
+                        jaas.login_module
+                    ),
+                ));
+            }
+            PlainUsers::from_jaas(&jaas)
+        } else {
+            PlainUsers::default()
+        };
+        let mut max_reauth_ms = BTreeMap::new();
+        for &m in &enabled {
+            let v = match self.listener_mechanism_value(listener, m, "connections.max.reauth.ms") {
+                Some(raw) => raw.trim().parse::<i64>().map_err(|_| {
+                    ConfigError::invalid_value(
+                        "connections.max.reauth.ms",
+                        &raw,
+                        "not a number".to_owned(),
+                    )
+                })?,
+                None => 0,
+            };
+            max_reauth_ms.insert(m, v.max(0));
+        }
+        let max_receive_size = self
+            .listener_value(listener, "sasl.server.max.receive.size")
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(524_288);
+        let delay = self
+            .get::<i32>("connection.failed.authentication.delay.ms")
+            .unwrap_or(100)
+            .max(0);
+        Ok(Some(SaslServerConfig {
+            enabled_mechanisms: enabled,
+            plain_users: Arc::new(plain_users),
+            scram_credentials: None,
+            max_reauth_ms,
+            failed_authentication_delay: Duration::from_millis(delay as u64),
+            max_receive_size,
+        }))
+    }
+
+    /// What this node presents on `listener` of another node when it is SASL_*: the mechanism
+    /// `mechanism_key` names (`sasl.mechanism.inter.broker.protocol` or
+    /// `sasl.mechanism.controller.protocol`) and the `username`/`password` of the listener's JAAS
+    /// configuration for it.
+    pub fn sasl_client_credentials(
+        &self,
+        listener: &str,
+        mechanism_key: &str,
+    ) -> Result<Option<SaslClientConfig>, ConfigError> {
+        let uses_sasl = self
+            .listener_security_protocol_map()
+            .get(&listener.to_ascii_uppercase())
+            .is_some_and(|p| p.uses_sasl());
+        if !uses_sasl {
+            return Ok(None);
+        }
+        let name = self
+            .get::<String>(mechanism_key)
+            .unwrap_or_else(|| "GSSAPI".to_owned());
+        let mechanism = SaslMechanism::parse(name.trim())
+            .filter(|m| *m != SaslMechanism::OAuthBearer)
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    mechanism_key,
+                    format!(
+                        "listener {listener} uses SASL; {mechanism_key} must be PLAIN, \
+                         SCRAM-SHA-256 or SCRAM-SHA-512 (got {name:?})"
+                    ),
+                )
+            })?;
+        let jaas = self.sasl_jaas_config(listener, mechanism)?.ok_or_else(|| {
+            ConfigError::invalid(
+                "sasl.jaas.config",
+                format!(
+                    "listener {listener}: no JAAS configuration for {mechanism} \
+                     (listener.name.{}.{}.sasl.jaas.config) to take this node's username and \
+                     password from",
+                    listener.to_ascii_lowercase(),
+                    mechanism.name().to_ascii_lowercase()
+                ),
+            )
+        })?;
+        match (jaas.option("username"), jaas.option("password")) {
+            (Some(u), Some(p)) => Ok(Some(SaslClientConfig {
+                mechanism,
+                username: u.to_owned(),
+                password: p.to_owned(),
+            })),
+            _ => Err(ConfigError::invalid(
+                "sasl.jaas.config",
+                format!(
+                    "listener {listener}: the {mechanism} JAAS configuration needs username and \
+                     password for this node's own connections"
+                ),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(lines: &[(&str, &str)]) -> Result<KafkaConfig, ConfigError> {
+        let overrides: Vec<String> = lines.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        KafkaConfig::load_args(None, &overrides)
+    }
+
+    const BASE: &[(&str, &str)] = &[
+        (
+            "listeners",
+            "SASL_PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0",
+        ),
+        (
+            "listener.security.protocol.map",
+            "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+        ),
+        ("inter.broker.listener.name", "SASL_PLAINTEXT"),
+    ];
+
+    #[test]
+    fn reads_mechanisms_jaas_and_reauth_per_listener() {
+        let mut lines = BASE.to_vec();
+        lines.extend([
+            ("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-512,GSSAPI"),
+            ("sasl.mechanism.inter.broker.protocol", "PLAIN"),
+            (
+                "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+                r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="a-pw" user_admin="a-pw" user_alice="x";"#,
+            ),
+            ("listener.name.sasl_plaintext.scram-sha-512.connections.max.reauth.ms", "5000"),
+            ("connection.failed.authentication.delay.ms", "250"),
+        ]);
+        let c = load(&lines).expect("valid");
+        assert!(
+            c.warnings().iter().all(|w| !w.contains("listener.name.")),
+            "{:?}",
+            c.warnings()
+        );
+        let s = c
+            .sasl_server_config("SASL_PLAINTEXT")
+            .expect("ok")
+            .expect("sasl");
+        assert_eq!(
+            s.enabled_mechanisms,
+            vec![SaslMechanism::Plain, SaslMechanism::ScramSha512]
+        );
+        assert!(s.plain_users.authenticate("alice", "x"));
+        assert_eq!(s.max_reauth_ms[&SaslMechanism::ScramSha512], 5000);
+        assert_eq!(s.max_reauth_ms[&SaslMechanism::Plain], 0);
+        assert_eq!(s.failed_authentication_delay, Duration::from_millis(250));
+        assert!(c.sasl_server_config("CONTROLLER").expect("ok").is_none());
+        let creds = c
+            .sasl_client_credentials("SASL_PLAINTEXT", "sasl.mechanism.inter.broker.protocol")
+            .expect("ok")
+            .expect("sasl");
+        assert_eq!(
+            (creds.username.as_str(), creds.password.as_str()),
+            ("admin", "a-pw")
+        );
+        assert!(!format!("{creds:?}").contains("a-pw"));
+    }
+
+    #[test]
+    fn refuses_what_cannot_work() {
+        // PLAIN without a JAAS configuration; only unserved mechanisms.
+        let mut lines = BASE.to_vec();
+        lines.push(("sasl.enabled.mechanisms", "PLAIN"));
+        let c = load(&lines).expect("loads");
+        assert!(c.sasl_server_config("SASL_PLAINTEXT").is_err());
+        let mut lines = BASE.to_vec();
+        lines.push(("sasl.enabled.mechanisms", "GSSAPI"));
+        let c = load(&lines).expect("loads");
+        assert!(c.sasl_server_config("SASL_PLAINTEXT").is_err());
+        // A JAAS value that does not parse.
+        let mut lines = BASE.to_vec();
+        lines.extend([
+            ("sasl.enabled.mechanisms", "PLAIN"),
+            (
+                "sasl.jaas.config",
+                "org.apache.kafka.common.security.plain.PlainLoginModule",
+            ),
+        ]);
+        let c = load(&lines).expect("loads");
+        assert!(c.sasl_server_config("SASL_PLAINTEXT").is_err());
+    }
+}
