@@ -111,6 +111,9 @@ oracle! {
     DescribeQuorum: DescribeQuorumRequest, DescribeQuorumResponse;
     DescribeCluster: DescribeClusterRequest, DescribeClusterResponse;
     DescribeProducers: DescribeProducersRequest, DescribeProducersResponse;
+    DescribeAcls: DescribeAclsRequest, DescribeAclsResponse;
+    CreateAcls: CreateAclsRequest, CreateAclsResponse;
+    DeleteAcls: DeleteAclsRequest, DeleteAclsResponse;
     AlterPartition: AlterPartitionRequest, AlterPartitionResponse;
     BrokerRegistration: BrokerRegistrationRequest, BrokerRegistrationResponse;
     BrokerHeartbeat: BrokerHeartbeatRequest, BrokerHeartbeatResponse;

@@ -7,6 +7,7 @@
 
 use super::{BrokerRegistration, ConfigResource, MetadataImage, PartitionRegistration, TopicImage};
 use rafka_protocol::Uuid;
+use rafka_security::authorizer::AclBinding;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -45,6 +46,7 @@ pub struct MetadataDelta {
     cluster_id_changed: bool,
     producer_ids_changed: bool,
     features_changed: bool,
+    acls_changed: bool,
 }
 
 impl MetadataDelta {
@@ -62,6 +64,7 @@ impl MetadataDelta {
             && !self.cluster_id_changed
             && !self.producer_ids_changed
             && !self.features_changed
+            && !self.acls_changed
     }
 
     pub fn changed_brokers(&self) -> &BTreeSet<i32> {
@@ -107,6 +110,11 @@ impl MetadataDelta {
 
     pub fn features_changed(&self) -> bool {
         self.features_changed
+    }
+
+    /// Whether an ACL was added or removed.
+    pub fn acls_changed(&self) -> bool {
+        self.acls_changed
     }
 
     /// The delta from `old` to `new`, two images of one log (say the image a broker last acted
@@ -173,6 +181,8 @@ impl MetadataDelta {
         d.cluster_id_changed = old.cluster_id() != new.cluster_id();
         d.producer_ids_changed = old.next_producer_id() != new.next_producer_id();
         d.features_changed = old.features() != new.features();
+        d.acls_changed =
+            !Arc::ptr_eq(old.acls_shared(), new.acls_shared()) && old.acls() != new.acls();
         d
     }
 
@@ -280,6 +290,7 @@ enum Undo {
     ProducerIds(i64),
     Feature(String, Option<i16>),
     ClusterId,
+    Acl(u128, Option<AclBinding>),
 }
 
 /// Notes every mutation of a batch before it happens: its inverse (to roll back) and what it
@@ -383,6 +394,13 @@ impl Journal {
         }
     }
 
+    pub(super) fn acl(&mut self, id: u128, old: Option<&AclBinding>) {
+        if self.enabled {
+            self.undo.push(Undo::Acl(id, old.cloned()));
+            self.delta.acls_changed = true;
+        }
+    }
+
     pub(super) fn cluster_id(&mut self) {
         if self.enabled {
             self.undo.push(Undo::ClusterId);
@@ -404,6 +422,7 @@ impl Journal {
                 Undo::ProducerIds(old) => image.next_producer_id = old,
                 Undo::Feature(name, old) => image.restore_feature(name, old),
                 Undo::ClusterId => image.cluster_id = None,
+                Undo::Acl(id, old) => image.restore_acl(id, old),
             }
         }
     }
