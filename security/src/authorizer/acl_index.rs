@@ -120,6 +120,22 @@ impl AclIndex {
             .flat_map(|entries| entries.values())
     }
 
+    /// Every ACL on resources of `resource_type` with the pattern it is on (a scan of that
+    /// type's ACLs: for decisions by resource type, not per resource).
+    pub fn of_type(
+        &self,
+        resource_type: ResourceType,
+    ) -> impl Iterator<Item = (PatternType, &str, &AccessControlEntry)> + '_ {
+        [PatternType::Literal, PatternType::Prefixed]
+            .into_iter()
+            .filter_map(move |p| self.by_pattern.get(&(resource_type, p)).map(|m| (p, m)))
+            .flat_map(|(p, names)| {
+                names
+                    .iter()
+                    .flat_map(move |(n, entries)| entries.values().map(move |e| (p, n.as_str(), e)))
+            })
+    }
+
     /// The patterns stored (for tests and listings).
     pub fn patterns(&self) -> impl Iterator<Item = ResourcePattern> + '_ {
         self.by_pattern.iter().flat_map(|((t, p), names)| {

@@ -14,7 +14,9 @@
 //! The authorizer holds only its configuration; the ACLs are the metadata image's, so a
 //! decision always uses the image the broker acts on.
 
-use super::{AclIndex, AclOperation, AclPermissionType, ResourceType};
+use super::{
+    AclIndex, AclOperation, AclPermissionType, PatternType, ResourceType, WILDCARD_RESOURCE,
+};
 use crate::KafkaPrincipal;
 use std::collections::BTreeSet;
 
@@ -103,6 +105,63 @@ impl StandardAuthorizer {
             }
         }
         if allowed || (!any_acl && self.allow_everyone_if_no_acl_found) {
+            AuthorizationResult::Allowed
+        } else {
+            AuthorizationResult::Denied
+        }
+    }
+
+    /// Whether the principal may do `operation` on at least one resource of `resource_type`
+    /// (Kafka's `authorizeByResourceType`, KIP-679: what an idempotent producer needs when it
+    /// lacks CLUSTER IDEMPOTENT_WRITE is WRITE on some topic). Allowed when some ALLOW ACL for
+    /// the principal and host grants the operation on a pattern that no DENY ACL for them
+    /// covers (a DENY on the same literal name, or on a prefix of the pattern's name); never
+    /// when a DENY covers every name (LITERAL `*`, or PREFIXED with the empty prefix). With no
+    /// ACL on the type at all, `allow.everyone.if.no.acl.found` decides.
+    pub fn authorize_by_resource_type(
+        &self,
+        acls: &AclIndex,
+        principal: &KafkaPrincipal,
+        host: &str,
+        operation: AclOperation,
+        resource_type: ResourceType,
+    ) -> AuthorizationResult {
+        let principal = principal.to_string();
+        if self.super_users.contains(&principal) {
+            return AuthorizationResult::Allowed;
+        }
+        let mut any_acl = false;
+        let mut denies: Vec<(PatternType, &str)> = Vec::new();
+        let mut allows: Vec<(PatternType, &str)> = Vec::new();
+        for (pattern_type, name, entry) in acls.of_type(resource_type) {
+            any_acl = true;
+            if !entry.applies_to(&principal, host) {
+                continue;
+            }
+            match entry.permission_type {
+                AclPermissionType::Deny if entry.operation.deny_implies(operation) => {
+                    if (pattern_type == PatternType::Literal && name == WILDCARD_RESOURCE)
+                        || (pattern_type == PatternType::Prefixed && name.is_empty())
+                    {
+                        return AuthorizationResult::Denied;
+                    }
+                    denies.push((pattern_type, name));
+                }
+                AclPermissionType::Allow if entry.operation.allow_implies(operation) => {
+                    allows.push((pattern_type, name));
+                }
+                _ => {}
+            }
+        }
+        let covered = |(pt, name): (PatternType, &str)| {
+            denies.iter().any(|(dpt, dname)| match dpt {
+                PatternType::Prefixed => name.starts_with(dname),
+                _ => pt == PatternType::Literal && name == *dname,
+            })
+        };
+        if allows.into_iter().any(|a| !covered(a))
+            || (!any_acl && self.allow_everyone_if_no_acl_found)
+        {
             AuthorizationResult::Allowed
         } else {
             AuthorizationResult::Denied

@@ -290,3 +290,40 @@ fn authorized_operations_bit_sets() {
         0
     );
 }
+
+#[test]
+fn authorize_by_resource_type_as_kip_679() {
+    let auth = StandardAuthorizer::new("User:root", false);
+    let a = KafkaPrincipal::user("a");
+    let by_type = |index: &AclIndex| {
+        auth.authorize_by_resource_type(index, &a, "h", AclOperation::Write, ResourceType::Topic)
+    };
+    let mut index = AclIndex::new();
+    assert_eq!(by_type(&index), AuthorizationResult::Denied);
+    index.insert(1, binding("TOPIC PREFIXED app- User:a * WRITE ALLOW"));
+    assert_eq!(by_type(&index), AuthorizationResult::Allowed);
+    // A DENY on a shorter prefix covers the allowed prefix.
+    index.insert(2, binding("TOPIC PREFIXED app User:a * WRITE DENY"));
+    assert_eq!(by_type(&index), AuthorizationResult::Denied);
+    // An ALLOW elsewhere that no DENY covers.
+    index.insert(3, binding("TOPIC LITERAL other User:* * ALL ALLOW"));
+    assert_eq!(by_type(&index), AuthorizationResult::Allowed);
+    // DENY on every topic.
+    index.insert(4, binding("TOPIC LITERAL * User:a * WRITE DENY"));
+    assert_eq!(by_type(&index), AuthorizationResult::Denied);
+    // READ does not grant WRITE; a super user is allowed.
+    let mut readers = AclIndex::new();
+    readers.insert(1, binding("TOPIC LITERAL t User:a * READ ALLOW"));
+    assert_eq!(by_type(&readers), AuthorizationResult::Denied);
+    let root = KafkaPrincipal::user("root");
+    assert_eq!(
+        auth.authorize_by_resource_type(
+            &readers,
+            &root,
+            "h",
+            AclOperation::Write,
+            ResourceType::Topic
+        ),
+        AuthorizationResult::Allowed
+    );
+}
