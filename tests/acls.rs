@@ -162,6 +162,31 @@ fn metadata(p: &Principal, addr: SocketAddr, topics: Option<&[&str]>) -> Vec<(St
     }
 }
 
+/// Metadata v10 of one topic asking for the authorized-operations bit sets: (topic's, cluster's).
+fn authorized_operations(p: &Principal, addr: SocketAddr, topic: &str) -> (i32, i32) {
+    let req = MetadataRequest {
+        topics: Some(vec![metadata_request::MetadataRequestTopic {
+            name: Some(topic.to_owned()),
+            ..Default::default()
+        }]),
+        include_cluster_authorized_operations: true,
+        include_topic_authorized_operations: true,
+        ..Default::default()
+    };
+    match p.raw(addr, 10, RequestKind::Metadata(req)) {
+        ResponseKind::Metadata(m) => (
+            m.topics[0].topic_authorized_operations,
+            m.cluster_authorized_operations,
+        ),
+        other => panic!("not a Metadata response: {other:?}"),
+    }
+}
+
+/// Kafka's bit set of operation codes.
+fn bits(ops: &[i8]) -> i32 {
+    ops.iter().fold(0, |acc, op| acc | (1 << op))
+}
+
 fn fetch_error(p: &Principal, addr: SocketAddr, topic: &str) -> i16 {
     let req = FetchRequest {
         max_wait_ms: 0,
@@ -439,6 +464,12 @@ fn acl_matrix_for_a_principal_allowed_one_prefix_and_one_group() {
             ("no-such-topic".to_owned(), TOPIC_AUTHORIZATION_FAILED),
             ("secret".to_owned(), TOPIC_AUTHORIZATION_FAILED),
         ]
+    );
+
+    // The bit sets: READ, WRITE, CREATE and the DESCRIBE they imply; nothing on the cluster.
+    assert_eq!(
+        authorized_operations(&me, addr, "app-orders"),
+        (bits(&[READ, WRITE, CREATE, DESCRIBE]), 0)
     );
 
     // Produce: the prefix yes (idempotent: InitProducerId allowed by WRITE on a topic), the
@@ -724,4 +755,22 @@ fn without_an_authorizer_everything_is_allowed_and_acl_calls_are_security_disabl
     assert_eq!(delete_acls_errors(&me, addr, any_filter()).0, 54);
     assert_eq!(describe_cluster_error(&me, addr), 0);
     assert_eq!(describe_configs_error(&me, addr, 4, "1"), 0);
+    // With no authorizer: every operation the resource type supports (Kafka's sets, which
+    // librdkafka's test 0081 checks): TOPIC READ WRITE CREATE DELETE ALTER DESCRIBE
+    // DESCRIBE_CONFIGS ALTER_CONFIGS; CLUSTER CREATE ALTER DESCRIBE CLUSTER_ACTION
+    // DESCRIBE_CONFIGS ALTER_CONFIGS IDEMPOTENT_WRITE.
+    common::create_topic(
+        &common::admin(&cluster.bootstrap()),
+        &cluster.nodes[0],
+        "t",
+        1,
+        &[],
+    );
+    assert_eq!(
+        authorized_operations(&me, addr, "t"),
+        (
+            bits(&[3, 4, 5, 6, 7, 8, 10, 11]),
+            bits(&[5, 7, 8, 9, 10, 11, 12])
+        )
+    );
 }
