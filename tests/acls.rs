@@ -187,6 +187,34 @@ fn bits(ops: &[i8]) -> i32 {
     ops.iter().fold(0, |acc, op| acc | (1 << op))
 }
 
+/// DescribeGroups (with the operations bit sets): (group, error, authorized operations).
+fn describe_groups(p: &Principal, addr: SocketAddr, groups: &[&str]) -> Vec<(String, i16, i32)> {
+    let req = DescribeGroupsRequest {
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        include_authorized_operations: true,
+        ..Default::default()
+    };
+    match p.raw(addr, 5, RequestKind::DescribeGroups(req)) {
+        ResponseKind::DescribeGroups(r) => r
+            .groups
+            .into_iter()
+            .map(|g| (g.group_id, g.error_code, g.authorized_operations))
+            .collect(),
+        other => panic!("not a DescribeGroups response: {other:?}"),
+    }
+}
+
+fn list_groups(p: &Principal, addr: SocketAddr) -> Vec<String> {
+    match p.raw(
+        addr,
+        4,
+        RequestKind::ListGroups(ListGroupsRequest::default()),
+    ) {
+        ResponseKind::ListGroups(r) => r.groups.into_iter().map(|g| g.group_id).collect(),
+        other => panic!("not a ListGroups response: {other:?}"),
+    }
+}
+
 fn fetch_error(p: &Principal, addr: SocketAddr, topic: &str) -> i16 {
     let req = FetchRequest {
         max_wait_ms: 0,
@@ -447,6 +475,15 @@ fn acl_matrix_for_a_principal_allowed_one_prefix_and_one_group() {
         ]
     );
 
+    // A group the principal will not be allowed to see (offsets committed while everyone may).
+    let deadline = Deadline::after(T);
+    while find_coordinator_error(&me, addr, "early-group") != 0
+        || commit_error(&me, addr, "early-group", "app-orders") != 0
+    {
+        deadline.check(|| "no commit for early-group".to_owned());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     // From now on nothing is allowed without an ACL (the ACLs survive the restart).
     restart_with_allow_everyone(&mut cluster, false);
     let bootstrap = cluster.bootstrap();
@@ -563,6 +600,18 @@ fn acl_matrix_for_a_principal_allowed_one_prefix_and_one_group() {
         }
     }
     drop(outsider);
+    // Groups: app-group readable (READ implies DESCRIBE), the rest refused or hidden.
+    assert_eq!(
+        describe_groups(&me, addr, &["app-group", "other-group"]),
+        [
+            ("app-group".to_owned(), 0, bits(&[READ, DESCRIBE])),
+            (
+                "other-group".to_owned(),
+                GROUP_AUTHORIZATION_FAILED,
+                i32::MIN
+            ),
+        ]
+    );
     assert_eq!(commit_error(&me, addr, "app-group", "app-orders"), 0);
     assert_eq!(
         commit_error(&me, addr, "app-group", "secret"),
@@ -642,6 +691,8 @@ fn acl_matrix_for_a_principal_allowed_one_prefix_and_one_group() {
         delete_acls_errors(&me, addr, any_filter()),
         (CLUSTER_AUTHORIZATION_FAILED, 0)
     );
+    // No CLUSTER DESCRIBE: ListGroups shows only the groups it may describe (not early-group).
+    assert_eq!(list_groups(&me, addr), ["app-group"]);
     // Nothing the refused calls asked for happened.
     assert_eq!(
         metadata(&me, addr, Some(&["app-orders", "app-new"])),
