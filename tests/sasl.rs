@@ -9,13 +9,11 @@ mod common;
 
 use common::scram::{alter_scram, upsert};
 use common::{Cluster, Deadline, NodePorts};
-use rafka_protocol::messages::alter_user_scram_credentials_request::{
-    ScramCredentialDeletion, ScramCredentialUpsertion,
-};
+use rafka_protocol::messages::alter_user_scram_credentials_request::ScramCredentialDeletion;
 use rafka_protocol::messages::{
-    AlterUserScramCredentialsRequest, ApiVersionsRequest, DescribeUserScramCredentialsRequest,
-    MetadataRequest, RequestHeader, RequestKind, ResponseKind, SaslAuthenticateRequest,
-    SaslAuthenticateResponse, SaslHandshakeRequest,
+    ApiVersionsRequest, DescribeUserScramCredentialsRequest, MetadataRequest, RequestHeader,
+    RequestKind, ResponseKind, SaslAuthenticateRequest, SaslAuthenticateResponse,
+    SaslHandshakeRequest,
 };
 use rafka_protocol::{ApiKey, ErrorCode, RequestFrame, ResponseFrame};
 use rafka_security::sasl::scram::{ScramClient, ScramMechanism};

@@ -40,7 +40,8 @@
 //! - Every security protocol is served (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL). TLS
 //!   keystores and truststores must be PEM (`ssl.keystore.type=PEM`); JKS and PKCS12 are refused.
 //!   GSSAPI (Kerberos) is not a SASL mechanism rafka offers.
-//!   `authorizer.class.name` must be empty (there is no authorizer), and
+//!   `authorizer.class.name` must be empty or Kafka's StandardAuthorizer (ACLs in the
+//!   metadata log, [`KafkaConfig::authorizer`]), and
 //!   `remote.log.storage.system.enable` must be false (no tiered storage).
 //! - Thread-pool sizes (`num.network.threads`, `num.io.threads`, `background.threads`, ...) are
 //!   accepted and ignored: one tokio runtime serves everything. Keys Kafka can change
@@ -1073,6 +1074,20 @@ impl KafkaConfig {
 
     fn string(&self, name: &str) -> String {
         self.get::<String>(name).unwrap_or_default()
+    }
+
+    /// The authorizer `authorizer.class.name` turns on, with `super.users` and
+    /// `allow.everyone.if.no.acl.found`; `None` (everything allowed) when it is empty.
+    /// Validation has already refused any class but Kafka's StandardAuthorizer.
+    pub fn authorizer(&self) -> Option<rafka_security::authorizer::StandardAuthorizer> {
+        if self.string("authorizer.class.name").is_empty() {
+            return None;
+        }
+        Some(rafka_security::authorizer::StandardAuthorizer::new(
+            &self.string("super.users"),
+            self.get::<bool>("allow.everyone.if.no.acl.found")
+                .unwrap_or(false),
+        ))
     }
 
     // ---- Identity, roles, quorum, listeners, directories ----

@@ -396,6 +396,7 @@ impl KafkaServer {
             groups,
             producer_ids,
             config: settings.kafka_config.clone(),
+            authorizer: settings.kafka_config.authorizer(),
         });
         let mut bound = Vec::new();
         // One set of connection counts and one request memory pool for all client listeners:

@@ -24,6 +24,10 @@
 //! any leader field other than −2 bumps the leader epoch, every change bumps the partition
 //! epoch), `RemoveTopicRecord` also drops the topic's configs, a `ConfigRecord` with a null value
 //! deletes the key. Directory assignments (JBOD) and ELR fields are not kept.
+//! `AccessControlEntryRecord` adds an ACL under its id (an id in use, or a binding that fails
+//! [`AclBinding::validate`], is refused) and `RemoveAccessControlEntryRecord` removes one (an
+//! unknown id is refused), as Kafka's `AclControlManager.replay`; the ACLs are kept indexed
+//! ([`AclIndex`]) so the broker's authorizer decides from the image without a copy.
 
 mod cow_map;
 mod delta;
@@ -41,10 +45,14 @@ pub use registration::{
 use delta::Journal;
 use rafka_protocol::messages::UserScramCredentialRecord;
 use rafka_protocol::messages::{
-    BrokerRegistrationChangeRecord, ClusterIdRecord, ConfigRecord, FeatureLevelRecord,
-    MetadataRecord, ProducerIdsRecord, TopicRecord,
+    AccessControlEntryRecord, BrokerRegistrationChangeRecord, ClusterIdRecord, ConfigRecord,
+    FeatureLevelRecord, MetadataRecord, ProducerIdsRecord, TopicRecord,
 };
 use rafka_protocol::Uuid;
+use rafka_security::authorizer::{
+    AccessControlEntry, AclBinding, AclIndex, AclOperation, AclPermissionType, PatternType,
+    ResourcePattern, ResourceType,
+};
 use rafka_security::sasl::scram::{ScramCredential, ScramMechanism};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -99,6 +107,12 @@ pub enum ImageError {
     ClusterIdChanged { current: String, got: String },
     #[error("offset {got} is not above the image's offset {current}")]
     OffsetNotIncreasing { current: i64, got: i64 },
+    #[error("ACL id {id} is already in use")]
+    AclIdExists { id: Uuid },
+    #[error("unknown ACL id {id}")]
+    UnknownAcl { id: Uuid },
+    #[error("ACL {id} is invalid: {reason}")]
+    InvalidAcl { id: Uuid, reason: String },
     #[error("record {index} of the batch: {source}")]
     InBatch {
         index: usize,
@@ -123,6 +137,7 @@ pub struct MetadataImage {
     features: Arc<BTreeMap<String, i16>>,
     /// SCRAM credentials by user and mechanism (`UserScramCredentialRecord`).
     scram: Arc<BTreeMap<(String, ScramMechanism), ScramCredential>>,
+    acls: Arc<AclIndex>,
     offset: i64,
 }
 
@@ -137,6 +152,7 @@ impl Default for MetadataImage {
             next_producer_id: 0,
             features: Arc::new(BTreeMap::new()),
             scram: Arc::new(BTreeMap::new()),
+            acls: Arc::new(AclIndex::new()),
             offset: -1,
         }
     }
@@ -229,6 +245,16 @@ impl MetadataImage {
 
     pub fn features(&self) -> &BTreeMap<String, i16> {
         &self.features
+    }
+
+    /// Every ACL, indexed for authorization decisions.
+    pub fn acls(&self) -> &AclIndex {
+        &self.acls
+    }
+
+    /// The ACLs as shared with neighbouring images (unchanged ACLs are the same `Arc`).
+    pub fn acls_shared(&self) -> &Arc<AclIndex> {
+        &self.acls
     }
 
     /// Applies one record; on error the image is unchanged.
@@ -335,6 +361,12 @@ impl MetadataImage {
                     ..Default::default()
                 },
             ));
+        }
+        for (id, b) in self.acls.iter() {
+            out.push(MetadataRecord::AccessControlEntry(acl_record(
+                Uuid::from_u128(id),
+                b,
+            )));
         }
         if self.next_producer_id > 0 {
             out.push(MetadataRecord::ProducerIds(ProducerIdsRecord {
@@ -485,6 +517,28 @@ impl MetadataImage {
                 } else {
                     features.insert(r.name.clone(), r.feature_level);
                 }
+            }
+            MetadataRecord::AccessControlEntry(r) => {
+                let id = r.id.as_u128();
+                if self.acls.get(id).is_some() {
+                    return Err(ImageError::AclIdExists { id: r.id });
+                }
+                let binding = acl_binding(r);
+                binding.validate().map_err(|e| ImageError::InvalidAcl {
+                    id: r.id,
+                    reason: e.to_string(),
+                })?;
+                journal.acl(id, None);
+                Arc::make_mut(&mut self.acls).insert(id, binding);
+            }
+            MetadataRecord::RemoveAccessControlEntry(r) => {
+                let id = r.id.as_u128();
+                let old = self
+                    .acls
+                    .get(id)
+                    .ok_or(ImageError::UnknownAcl { id: r.id })?;
+                journal.acl(id, Some(old));
+                Arc::make_mut(&mut self.acls).remove(id);
             }
             MetadataRecord::NoOp(_) => {}
             MetadataRecord::UserScramCredential(r) => {
@@ -693,11 +747,52 @@ impl MetadataImage {
         &self.scram
     }
 
+    fn restore_acl(&mut self, id: u128, old: Option<AclBinding>) {
+        let acls = Arc::make_mut(&mut self.acls);
+        match old {
+            Some(b) => acls.insert(id, b),
+            None => acls.remove(id),
+        };
+    }
+
     fn restore_feature(&mut self, name: String, old: Option<i16>) {
         let features = Arc::make_mut(&mut self.features);
         match old {
             Some(level) => features.insert(name, level),
             None => features.remove(&name),
         };
+    }
+}
+
+/// The binding an `AccessControlEntryRecord` carries (unknown codes become `Unknown`, which
+/// [`AclBinding::validate`] refuses).
+pub fn acl_binding(r: &AccessControlEntryRecord) -> AclBinding {
+    AclBinding::new(
+        ResourcePattern::new(
+            ResourceType::from_code(r.resource_type),
+            r.resource_name.clone(),
+            PatternType::from_code(r.pattern_type),
+        ),
+        AccessControlEntry {
+            principal: r.principal.clone(),
+            host: r.host.clone(),
+            operation: AclOperation::from_code(r.operation),
+            permission_type: AclPermissionType::from_code(r.permission_type),
+        },
+    )
+}
+
+/// The record that adds `binding` under `id`.
+pub fn acl_record(id: Uuid, binding: &AclBinding) -> AccessControlEntryRecord {
+    AccessControlEntryRecord {
+        id,
+        resource_type: binding.pattern.resource_type.code(),
+        resource_name: binding.pattern.name.clone(),
+        pattern_type: binding.pattern.pattern_type.code(),
+        principal: binding.entry.principal.clone(),
+        host: binding.entry.host.clone(),
+        operation: binding.entry.operation.code(),
+        permission_type: binding.entry.permission_type.code(),
+        ..Default::default()
     }
 }

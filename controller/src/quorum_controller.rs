@@ -424,6 +424,14 @@ impl EventLoop {
                     .await
                     .map(ResponseKind::AlterUserScramCredentials)
             }
+            RequestKind::CreateAcls(r) => {
+                let res = active.create_acls(&image, r, &mut random_bits);
+                self.commit(res).await.map(ResponseKind::CreateAcls)
+            }
+            RequestKind::DeleteAcls(r) => {
+                let res = active.delete_acls(&image, r);
+                self.commit(res).await.map(ResponseKind::DeleteAcls)
+            }
             _ => None,
         };
         Some(resp.unwrap_or(fallback))
@@ -446,6 +454,8 @@ fn served(body: &RequestKind) -> bool {
             | RequestKind::AlterConfigs(_)
             | RequestKind::ElectLeaders(_)
             | RequestKind::AlterUserScramCredentials(_)
+            | RequestKind::CreateAcls(_)
+            | RequestKind::DeleteAcls(_)
     )
 }
 
@@ -572,6 +582,30 @@ pub fn not_controller(_version: i16, body: &RequestKind) -> ResponseKind {
         RequestKind::AlterUserScramCredentials(r) => {
             ResponseKind::AlterUserScramCredentials(scram_results(r, code, msg))
         }
+        RequestKind::CreateAcls(r) => ResponseKind::CreateAcls(CreateAclsResponse {
+            results: r
+                .creations
+                .iter()
+                .map(|_| create_acls_response::AclCreationResult {
+                    error_code: code,
+                    error_message: msg.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }),
+        RequestKind::DeleteAcls(r) => ResponseKind::DeleteAcls(DeleteAclsResponse {
+            filter_results: r
+                .filters
+                .iter()
+                .map(|_| delete_acls_response::DeleteAclsFilterResult {
+                    error_code: code,
+                    error_message: msg.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }),
         _ => ResponseKind::ApiVersions(ApiVersionsResponse {
             error_code: code,
             ..Default::default()

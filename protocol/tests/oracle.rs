@@ -115,6 +115,9 @@ oracle! {
     SaslAuthenticate: SaslAuthenticateRequest, SaslAuthenticateResponse;
     DescribeUserScramCredentials: DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse;
     AlterUserScramCredentials: AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse;
+    DescribeAcls: DescribeAclsRequest, DescribeAclsResponse;
+    CreateAcls: CreateAclsRequest, CreateAclsResponse;
+    DeleteAcls: DeleteAclsRequest, DeleteAclsResponse;
     AlterPartition: AlterPartitionRequest, AlterPartitionResponse;
     BrokerRegistration: BrokerRegistrationRequest, BrokerRegistrationResponse;
     BrokerHeartbeat: BrokerHeartbeatRequest, BrokerHeartbeatResponse;

@@ -10,10 +10,12 @@
 //!   on an SSL listener, the authenticated SASL user on a SASL listener.
 //! - [`transport`]: [`transport::Stream`], the byte stream of one connection, a TCP socket or a
 //!   TLS session over one; the one type the network layers read and write.
+//! - [`authorizer`]: ACLs and Kafka's `StandardAuthorizer` decision over them.
 //!
 //! Not here: configuration parsing (the broker's `config`), the records that carry ACLs and SCRAM
 //! credentials (the controller's metadata image), and what a request means (`KafkaApis`).
 
+pub mod authorizer;
 pub mod principal;
 pub mod protocol;
 pub mod sasl;

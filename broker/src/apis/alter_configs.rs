@@ -5,15 +5,18 @@
 
 use super::config_admin::{self, Change, Op, Resource};
 use super::KafkaApis;
+use crate::network::RequestContext;
 use rafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use rafka_protocol::messages::{
     AlterConfigsRequest, AlterConfigsResponse, RequestKind, ResponseKind,
 };
+use rafka_security::authorizer::AclOperation;
 
 /// How long the answer waits for this broker's image to show an accepted change.
 
 pub async fn handle(
     apis: &KafkaApis,
+    ctx: &RequestContext,
     version: i16,
     req: AlterConfigsRequest,
 ) -> AlterConfigsResponse {
@@ -36,7 +39,22 @@ pub async fn handle(
             legacy: true,
         })
         .collect();
-    let refused = config_admin::preprocess(&image, apis.broker_id, &resources);
+    // ALTER_CONFIGS on each resource first, as Kafka: refused resources never reach the
+    // controller.
+    let authz = apis.authorizer_for(ctx, &image);
+    let refused: Vec<_> = config_admin::preprocess(&image, apis.broker_id, &resources)
+        .into_iter()
+        .zip(&resources)
+        .map(|(refusal, r)| {
+            match authz.allows_config(AclOperation::AlterConfigs, r.resource_type, r.name) {
+                Err(code) => Some(config_admin::Refusal {
+                    code,
+                    message: "Authorization failed.".to_owned(),
+                }),
+                Ok(()) => refusal,
+            }
+        })
+        .collect();
     let forward = AlterConfigsRequest {
         resources: req
             .resources

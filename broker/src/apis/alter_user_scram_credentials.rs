@@ -3,8 +3,8 @@
 //! at most) until this broker's image has every change that succeeded, so a client that next
 //! connects to this broker with the new credential authenticates.
 //!
-//! Authorization (Kafka: CLUSTER ALTER) belongs in [`handle`] before the request is forwarded; a
-//! refused request is answered with [`refuse_all`] and CLUSTER_AUTHORIZATION_FAILED.
+//! Authorization (Kafka: CLUSTER ALTER) comes first: a refused request is answered with
+//! [`refuse_all`] and CLUSTER_AUTHORIZATION_FAILED, and nothing is forwarded.
 
 use super::KafkaApis;
 use crate::network::RequestContext;
@@ -13,6 +13,7 @@ use rafka_protocol::messages::{
     AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, RequestKind, ResponseKind,
 };
 use rafka_protocol::ErrorCode;
+use rafka_security::authorizer::AclOperation;
 use rafka_security::sasl::scram::ScramMechanism;
 use std::time::Duration;
 
@@ -21,10 +22,17 @@ const WAIT_FOR_IMAGE: Duration = Duration::from_secs(5);
 
 pub async fn handle(
     apis: &KafkaApis,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     version: i16,
     req: AlterUserScramCredentialsRequest,
 ) -> AlterUserScramCredentialsResponse {
+    if !apis.authorize_cluster(ctx, AclOperation::Alter) {
+        return refuse_all(
+            &req,
+            ErrorCode::ClusterAuthorizationFailed,
+            "not authorized to alter SCRAM credentials (CLUSTER ALTER)",
+        );
+    }
     let fallback = refuse_all(
         &req,
         ErrorCode::RequestTimedOut,

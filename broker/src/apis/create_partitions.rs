@@ -4,15 +4,49 @@
 //! exist here and a client's next Metadata request finds them.
 
 use super::KafkaApis;
+use crate::network::RequestContext;
 use rafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use rafka_protocol::messages::{
     CreatePartitionsRequest, CreatePartitionsResponse, RequestKind, ResponseKind,
 };
 use rafka_protocol::ErrorCode;
+use rafka_security::authorizer::{AclOperation, ResourceType};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub async fn handle(
+    apis: &KafkaApis,
+    ctx: &RequestContext,
+    version: i16,
+    mut req: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
+    // TOPIC ALTER on each topic; the refused are answered here, TOPIC_AUTHORIZATION_FAILED.
+    let authz = apis.authorizer_for(ctx, &apis.image());
+    let mut refused = Vec::new();
+    req.topics.retain(|t| {
+        let ok = authz.allows(AclOperation::Alter, ResourceType::Topic, &t.name);
+        if !ok {
+            refused.push(CreatePartitionsTopicResult {
+                name: t.name.clone(),
+                error_code: ErrorCode::TopicAuthorizationFailed.code(),
+                error_message: Some("Authorization failed.".to_owned()),
+                ..Default::default()
+            });
+        }
+        ok
+    });
+    if req.topics.is_empty() {
+        return CreatePartitionsResponse {
+            results: refused,
+            ..Default::default()
+        };
+    }
+    let mut resp = inner(apis, version, req).await;
+    resp.results.extend(refused);
+    resp
+}
+
+async fn inner(
     apis: &KafkaApis,
     version: i16,
     req: CreatePartitionsRequest,

@@ -5,12 +5,14 @@
 //! coordinator creates `__consumer_offsets` itself, through the controller, with its configs).
 
 use super::KafkaApis;
+use crate::network::RequestContext;
 use rafka_controller::control::topics::internal::check_client_create;
 use rafka_protocol::messages::create_topics_request::CreatableTopic;
 use rafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use rafka_protocol::messages::{
     CreateTopicsRequest, CreateTopicsResponse, RequestKind, ResponseKind,
 };
+use rafka_security::authorizer::{AclOperation, ResourceType};
 use std::time::Duration;
 
 pub use rafka_controller::control::topics::validate_topic_name;
@@ -20,16 +22,33 @@ pub fn valid_topic_name(name: &str) -> Result<(), String> {
     validate_topic_name(name).map_err(|e| e.message.unwrap_or_default())
 }
 
-/// A client's CreateTopics: the topics no client may create (the metadata log, internal
-/// topics: [`check_client_create`]) are answered here, the rest forwarded; the answer keeps the
-/// request's order.
+/// A client's CreateTopics: the topics the principal may not create (CLUSTER CREATE or TOPIC
+/// CREATE on the name: else TOPIC_AUTHORIZATION_FAILED) and those no client may create (the
+/// metadata log, internal topics: [`check_client_create`]) are answered here, the rest
+/// forwarded; the answer keeps the request's order.
 pub async fn handle(
     apis: &KafkaApis,
+    ctx: &RequestContext,
     version: i16,
     mut req: CreateTopicsRequest,
 ) -> CreateTopicsResponse {
     let order: Vec<String> = req.topics.iter().map(|t| t.name.clone()).collect();
     let mut refused = Vec::new();
+    let authz = apis.authorizer_for(ctx, &apis.image());
+    let cluster_create = authz.allows_cluster(AclOperation::Create);
+    req.topics.retain(|t| {
+        if !cluster_create && !authz.allows(AclOperation::Create, ResourceType::Topic, &t.name) {
+            refused.push(CreatableTopicResult {
+                name: t.name.clone(),
+                error_code: rafka_protocol::ErrorCode::TopicAuthorizationFailed.code(),
+                error_message: Some("Authorization failed.".to_owned()),
+                configs: Some(Vec::new()),
+                ..Default::default()
+            });
+            return false;
+        }
+        true
+    });
     req.topics.retain(|t| match check_client_create(&t.name) {
         Ok(()) => true,
         Err(e) => {

@@ -17,6 +17,7 @@ use super::KafkaApis;
 use crate::config::effective_config;
 use crate::config::KafkaConfig;
 use crate::errors::storage_error_code;
+use crate::network::RequestContext;
 use crate::replica_manager::ReplicaManager;
 use rafka_controller::image::{ConfigResource, MetadataImage};
 use rafka_protocol::messages::delete_records_response::{
@@ -24,18 +25,46 @@ use rafka_protocol::messages::delete_records_response::{
 };
 use rafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use rafka_protocol::ErrorCode;
+use rafka_security::authorizer::{AclOperation, ResourceType};
 use rafka_storage::log_manager::lock_log;
 use rafka_storage::TopicPartition;
 
 /// `offset` -1: up to the high watermark.
 const HIGH_WATERMARK: i64 = -1;
 
-pub async fn handle(apis: &KafkaApis, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub async fn handle(
+    apis: &KafkaApis,
+    ctx: &RequestContext,
+    req: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let image = apis.image();
     let config = effective_config(&apis.config, &image, apis.broker_id);
+    // TOPIC DELETE on each topic, else TOPIC_AUTHORIZATION_FAILED for its partitions.
+    let authz = apis.authorizer_for(ctx, &image);
+    let mut refused = Vec::new();
     let topics: Vec<(String, Vec<(i32, i64)>)> = req
         .topics
         .into_iter()
+        .filter(|t| {
+            let ok = authz.allows(AclOperation::Delete, ResourceType::Topic, &t.name);
+            if !ok {
+                refused.push(DeleteRecordsTopicResult {
+                    name: t.name.clone(),
+                    partitions: t
+                        .partitions
+                        .iter()
+                        .map(|p| DeleteRecordsPartitionResult {
+                            partition_index: p.partition_index,
+                            low_watermark: -1,
+                            error_code: ErrorCode::TopicAuthorizationFailed.code(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                });
+            }
+            ok
+        })
         .map(|t| {
             let parts = t
                 .partitions
@@ -81,7 +110,7 @@ pub async fn handle(apis: &KafkaApis, req: DeleteRecordsRequest) -> DeleteRecord
             })
             .collect()
     });
-    let topics = match work.await {
+    let mut topics: Vec<DeleteRecordsTopicResult> = match work.await {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(error = %e, "delete records failed");
@@ -103,6 +132,7 @@ pub async fn handle(apis: &KafkaApis, req: DeleteRecordsRequest) -> DeleteRecord
                 .collect()
         }
     };
+    topics.extend(refused);
     DeleteRecordsResponse {
         topics,
         ..Default::default()

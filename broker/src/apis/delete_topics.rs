@@ -4,22 +4,63 @@
 //! so their logs are gone here and a client's next Metadata request does not find them.
 
 use super::KafkaApis;
+use crate::network::RequestContext;
 use rafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use rafka_protocol::messages::{
     DeleteTopicsRequest, DeleteTopicsResponse, RequestKind, ResponseKind,
 };
 use rafka_protocol::{ErrorCode, Uuid};
+use rafka_security::authorizer::{AclOperation, ResourceType};
 use std::time::Duration;
 
 pub async fn handle(
     apis: &KafkaApis,
+    ctx: &RequestContext,
     version: i16,
-    req: DeleteTopicsRequest,
+    mut req: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
     let before = apis.image();
     let timeout = Duration::from_millis(req.timeout_ms.clamp(0, 60_000) as u64);
+    // TOPIC DELETE on each topic (named, or resolved from its id); the refused are answered
+    // here, TOPIC_AUTHORIZATION_FAILED, and never reach the controller.
+    let authz = apis.authorizer_for(ctx, &before);
+    let may_delete = |name: &str| authz.allows(AclOperation::Delete, ResourceType::Topic, name);
+    let mut refused = Vec::new();
+    let denied_result = |name: Option<String>, topic_id: Uuid| DeletableTopicResult {
+        name,
+        topic_id,
+        error_code: ErrorCode::TopicAuthorizationFailed.code(),
+        error_message: Some("Authorization failed.".to_owned()),
+        ..Default::default()
+    };
+    req.topic_names.retain(|n| {
+        let ok = may_delete(n);
+        if !ok {
+            refused.push(denied_result(Some(n.clone()), Uuid::default()));
+        }
+        ok
+    });
+    req.topics.retain(|t| {
+        let name = t
+            .name
+            .clone()
+            .or_else(|| before.topic(&t.topic_id).map(|i| i.name.clone()));
+        match name {
+            Some(n) if !may_delete(&n) => {
+                refused.push(denied_result(t.name.clone(), t.topic_id));
+                false
+            }
+            _ => true,
+        }
+    });
+    if req.topic_names.is_empty() && req.topics.is_empty() {
+        return DeleteTopicsResponse {
+            responses: refused,
+            ..Default::default()
+        };
+    }
     let fallback = timed_out(&req);
-    let resp = match apis
+    let mut resp = match apis
         .controller
         .send(version, RequestKind::DeleteTopics(req))
         .await
@@ -27,6 +68,7 @@ pub async fn handle(
         Some(ResponseKind::DeleteTopics(r)) => r,
         _ => return fallback,
     };
+    resp.responses.extend(refused);
     // The ids of the deleted topics: the answer's (v6), else the name's in the image the
     // request was checked against (a topic re-created under the same name is another id).
     let deleted: Vec<Uuid> = resp

@@ -12,6 +12,7 @@ use crate::network::RequestContext;
 use rafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use rafka_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse};
 use rafka_protocol::ErrorCode;
+use rafka_security::authorizer::{AclOperation, ResourceType, CLUSTER_NAME};
 
 /// `endpoint_type`: brokers.
 const BROKER_ENDPOINTS: i8 = 1;
@@ -20,12 +21,6 @@ const CONTROLLER_ENDPOINTS: i8 = 2;
 
 /// The schema's "not requested" value of `cluster_authorized_operations`.
 const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
-
-/// Kafka's `AclEntry.supportedOperations(CLUSTER)` as a bit field of `AclOperation` codes:
-/// CREATE (5), ALTER (7), DESCRIBE (8), CLUSTER_ACTION (9), DESCRIBE_CONFIGS (10),
-/// ALTER_CONFIGS (11), IDEMPOTENT_WRITE (12).
-const CLUSTER_OPERATIONS: i32 =
-    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 pub fn handle(
     apis: &KafkaApis,
@@ -61,6 +56,16 @@ pub fn handle(
         };
     }
     let image = apis.image();
+    let authz = apis.authorizer_for(ctx, &image);
+    // CLUSTER DESCRIBE, else CLUSTER_AUTHORIZATION_FAILED (Kafka).
+    if !authz.allows_cluster(AclOperation::Describe) {
+        return DescribeClusterResponse {
+            error_code: ErrorCode::ClusterAuthorizationFailed.code(),
+            error_message: Some("Cluster authorization failed.".to_owned()),
+            endpoint_type: BROKER_ENDPOINTS,
+            ..Default::default()
+        };
+    }
     let brokers: Vec<DescribeClusterBroker> = image
         .brokers()
         .values()
@@ -86,7 +91,7 @@ pub fn handle(
             -1
         },
         cluster_authorized_operations: if req.include_cluster_authorized_operations {
-            CLUSTER_OPERATIONS
+            authz.authorized_operations(ResourceType::Cluster, CLUSTER_NAME)
         } else {
             OPERATIONS_NOT_REQUESTED
         },

@@ -15,6 +15,7 @@
 
 use super::KafkaApis;
 use crate::config::{effective_config, DescribedConfig, KafkaConfig};
+use crate::network::RequestContext;
 use rafka_controller::image::{ConfigResource, MetadataImage};
 use rafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use rafka_protocol::messages::describe_configs_response::{
@@ -22,13 +23,16 @@ use rafka_protocol::messages::describe_configs_response::{
 };
 use rafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use rafka_protocol::ErrorCode;
+use rafka_security::authorizer::AclOperation;
 
 pub fn handle(
     apis: &KafkaApis,
+    ctx: &RequestContext,
     version: i16,
     req: DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
     let image = apis.image();
+    let authz = apis.authorizer_for(ctx, &image);
     let config = effective_config(&apis.config, &image, apis.broker_id);
     let options = Options {
         include_synonyms: req.include_synonyms,
@@ -38,19 +42,27 @@ pub fn handle(
         .resources
         .iter()
         .map(|r| {
-            let (error_code, error_message, configs) =
-                match describe(&config, &image, apis.broker_id, r) {
-                    Ok(configs) => (
-                        0,
-                        None,
-                        configs
-                            .into_iter()
-                            .filter(|c| wanted(r, &c.name))
-                            .map(|c| to_wire(c, options))
-                            .collect(),
-                    ),
-                    Err((code, message)) => (code.code(), message, Vec::new()),
-                };
+            // DESCRIBE_CONFIGS on the resource (topic, or the cluster for a broker).
+            let described = authz
+                .allows_config(
+                    AclOperation::DescribeConfigs,
+                    r.resource_type,
+                    &r.resource_name,
+                )
+                .map_err(|code| (code, Some("Authorization failed.".to_owned())))
+                .and_then(|()| describe(&config, &image, apis.broker_id, r));
+            let (error_code, error_message, configs) = match described {
+                Ok(configs) => (
+                    0,
+                    None,
+                    configs
+                        .into_iter()
+                        .filter(|c| wanted(r, &c.name))
+                        .map(|c| to_wire(c, options))
+                        .collect(),
+                ),
+                Err((code, message)) => (code.code(), message, Vec::new()),
+            };
             DescribeConfigsResult {
                 error_code,
                 error_message,

@@ -2,17 +2,35 @@
 //! assignment), from [`crate::group_coordinator::membership`]. A group with only committed
 //! offsets is Empty; an unknown one is Dead, without an error (as Kafka answers). A group this
 //! broker does not coordinate gets NOT_COORDINATOR (COORDINATOR_LOAD_IN_PROGRESS while loading).
+//! Needs GROUP DESCRIBE per group (else GROUP_AUTHORIZATION_FAILED); with
+//! `include_authorized_operations` (v3+) each group carries Kafka's operations bit set.
 
 use super::KafkaApis;
+use crate::network::RequestContext;
 use rafka_protocol::messages::describe_groups_response::DescribedGroup;
 use rafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+use rafka_protocol::ErrorCode;
+use rafka_security::authorizer::{AclOperation, ResourceType};
 
-pub fn handle(apis: &KafkaApis, req: DescribeGroupsRequest) -> DescribeGroupsResponse {
+pub fn handle(
+    apis: &KafkaApis,
+    ctx: &RequestContext,
+    req: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
+    let authz = apis.authorizer_for(ctx, &apis.image());
+    let include_ops = req.include_authorized_operations;
     let with_offsets = apis.groups.groups_with_offsets();
     let groups = req
         .groups
         .into_iter()
         .map(|g| {
+            if !authz.allows(AclOperation::Describe, ResourceType::Group, &g) {
+                return DescribedGroup {
+                    error_code: ErrorCode::GroupAuthorizationFailed.code(),
+                    group_id: g,
+                    ..Default::default()
+                };
+            }
             if let Err(code) = apis.groups.check(&g) {
                 return DescribedGroup {
                     error_code: code.code(),
@@ -23,6 +41,9 @@ pub fn handle(apis: &KafkaApis, req: DescribeGroupsRequest) -> DescribeGroupsRes
             let mut d = apis.groups.membership().describe_group(&g);
             if d.group_state == "Dead" && with_offsets.contains(&g) {
                 d.group_state = "Empty".into();
+            }
+            if include_ops {
+                d.authorized_operations = authz.authorized_operations(ResourceType::Group, &g);
             }
             d
         })

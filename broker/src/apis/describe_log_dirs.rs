@@ -8,17 +8,30 @@
 //! Locking every log and `statvfs` can wait on the disk: the work runs on a blocking thread.
 
 use super::KafkaApis;
+use crate::network::RequestContext;
 use rafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
 };
 use rafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse};
 use rafka_protocol::ErrorCode;
+use rafka_security::authorizer::AclOperation;
 use rafka_storage::log_manager::lock_log;
 use rafka_storage::{LogManager, TopicPartition};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-pub async fn handle(apis: &KafkaApis, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+pub async fn handle(
+    apis: &KafkaApis,
+    ctx: &RequestContext,
+    req: DescribeLogDirsRequest,
+) -> DescribeLogDirsResponse {
+    // CLUSTER DESCRIBE, else CLUSTER_AUTHORIZATION_FAILED and no directories (Kafka).
+    if !apis.authorize_cluster(ctx, AclOperation::Describe) {
+        return DescribeLogDirsResponse {
+            error_code: rafka_protocol::ErrorCode::ClusterAuthorizationFailed.code(),
+            ..Default::default()
+        };
+    }
     // Null topics: every partition.
     let wanted: Option<BTreeSet<TopicPartition>> = req.topics.map(|topics| {
         topics

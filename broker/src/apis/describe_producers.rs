@@ -3,24 +3,38 @@
 //! open transaction start).
 
 use super::KafkaApis;
+use crate::network::RequestContext;
 use rafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
 };
 use rafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse};
+use rafka_security::authorizer::{AclOperation, ResourceType};
 use rafka_storage::TopicPartition;
 
-pub fn handle(apis: &KafkaApis, req: DescribeProducersRequest) -> DescribeProducersResponse {
+pub fn handle(
+    apis: &KafkaApis,
+    ctx: &RequestContext,
+    req: DescribeProducersRequest,
+) -> DescribeProducersResponse {
     let image = apis.image();
+    let authz = apis.authorizer_for(ctx, &image);
     let topics = req
         .topics
         .into_iter()
         .map(|t| {
+            // TOPIC READ, else TOPIC_AUTHORIZATION_FAILED for its partitions (Kafka).
+            let allowed = authz.allows(AclOperation::Read, ResourceType::Topic, &t.name);
             let partitions = t
                 .partition_indexes
                 .iter()
                 .map(|&partition| {
                     let tp = TopicPartition::new(t.name.clone(), partition);
-                    match apis.replica_manager.describe_producers(&image, &tp) {
+                    let described = if allowed {
+                        apis.replica_manager.describe_producers(&image, &tp)
+                    } else {
+                        Err(rafka_protocol::ErrorCode::TopicAuthorizationFailed)
+                    };
+                    match described {
                         Ok(entries) => PartitionResponse {
                             partition_index: partition,
                             active_producers: entries

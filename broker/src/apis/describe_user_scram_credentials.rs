@@ -3,9 +3,8 @@
 //! never the salt or keys. No user list (null) describes every user with a credential; a named
 //! user without one is RESOURCE_NOT_FOUND, a name given twice DUPLICATE_RESOURCE.
 //!
-//! Authorization (Kafka: CLUSTER DESCRIBE) belongs in [`handle`] before the image is read; a
-//! refused request is answered with the response's top-level `error_code`
-//! CLUSTER_AUTHORIZATION_FAILED and no results, as Kafka does.
+//! Authorization (Kafka: CLUSTER DESCRIBE) comes first: a refused request is answered with the
+//! response's top-level `error_code` CLUSTER_AUTHORIZATION_FAILED and no results, as Kafka does.
 
 use super::KafkaApis;
 use crate::network::RequestContext;
@@ -16,13 +15,23 @@ use rafka_protocol::messages::{
     DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
 };
 use rafka_protocol::ErrorCode;
+use rafka_security::authorizer::AclOperation;
 use std::collections::BTreeMap;
 
 pub fn handle(
     apis: &KafkaApis,
-    _ctx: &RequestContext,
+    ctx: &RequestContext,
     req: DescribeUserScramCredentialsRequest,
 ) -> DescribeUserScramCredentialsResponse {
+    if !apis.authorize_cluster(ctx, AclOperation::Describe) {
+        return DescribeUserScramCredentialsResponse {
+            error_code: ErrorCode::ClusterAuthorizationFailed.code(),
+            error_message: Some(
+                "not authorized to describe SCRAM credentials (CLUSTER DESCRIBE)".to_owned(),
+            ),
+            ..Default::default()
+        };
+    }
     let image = apis.image();
     let mut by_user: BTreeMap<&str, Vec<CredentialInfo>> = BTreeMap::new();
     for ((user, mechanism), c) in image.scram_credentials() {

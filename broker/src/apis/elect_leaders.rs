@@ -6,31 +6,33 @@
 //! own) is given to every partition the request named instead, so the response still encodes.
 
 use super::KafkaApis;
+use crate::network::RequestContext;
 use rafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use rafka_protocol::messages::{
     ElectLeadersRequest, ElectLeadersResponse, RequestKind, ResponseKind,
 };
 use rafka_protocol::ErrorCode;
+use rafka_security::authorizer::AclOperation;
 use std::time::Duration;
 
 pub async fn handle(
     apis: &KafkaApis,
+    ctx: &RequestContext,
     version: i16,
     req: ElectLeadersRequest,
 ) -> ElectLeadersResponse {
     let before = apis.image();
     let timeout = Duration::from_millis(req.timeout_ms.clamp(0, 60_000) as u64);
     let named = req.topic_partitions.clone();
-    let mut resp = match apis
-        .controller
-        .send(version, RequestKind::ElectLeaders(req))
-        .await
-    {
-        Some(ResponseKind::ElectLeaders(r)) => r,
-        _ => ElectLeadersResponse {
-            error_code: ErrorCode::RequestTimedOut.code(),
+    // CLUSTER ALTER, else CLUSTER_AUTHORIZATION_FAILED (at the top and on every partition).
+    let authorized = apis.authorize_cluster(ctx, AclOperation::Alter);
+    let mut resp = if !authorized {
+        ElectLeadersResponse {
+            error_code: ErrorCode::ClusterAuthorizationFailed.code(),
             ..Default::default()
-        },
+        }
+    } else {
+        forward(apis, version, req).await
     };
     if resp.error_code != 0 {
         // Kafka's getErrorResponse: the error on every partition named, and at the top (v1+).
@@ -83,4 +85,19 @@ pub async fn handle(
         .await;
     }
     resp
+}
+
+/// The request as the active controller answers it; REQUEST_TIMED_OUT when none does.
+async fn forward(apis: &KafkaApis, version: i16, req: ElectLeadersRequest) -> ElectLeadersResponse {
+    match apis
+        .controller
+        .send(version, RequestKind::ElectLeaders(req))
+        .await
+    {
+        Some(ResponseKind::ElectLeaders(r)) => r,
+        _ => ElectLeadersResponse {
+            error_code: ErrorCode::RequestTimedOut.code(),
+            ..Default::default()
+        },
+    }
 }

@@ -16,8 +16,11 @@
 //! Fetch sessions (KIP-227) are refused correctly: a request to open one is answered with
 //! session id 0 (no session; the client keeps sending full fetches), an incremental fetch on a
 //! session id we never gave out gets FETCH_SESSION_ID_NOT_FOUND.
+//! A follower's fetch needs CLUSTER CLUSTER_ACTION, a consumer's TOPIC READ on each topic; a
+//! partition refused either way answers TOPIC_AUTHORIZATION_FAILED (as Kafka).
 
 use super::KafkaApis;
+use crate::network::RequestContext;
 use rafka_controller::control::topics::internal::check_fetch;
 use rafka_controller::image::MetadataImage;
 use rafka_protocol::messages::fetch_request::FetchPartition;
@@ -26,6 +29,7 @@ use rafka_protocol::messages::fetch_response::{
 };
 use rafka_protocol::messages::{FetchRequest, FetchResponse};
 use rafka_protocol::{ErrorCode, Records, Uuid};
+use rafka_security::authorizer::{AclOperation, ResourceType};
 use rafka_storage::{FileSlice, TopicPartition};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -72,6 +76,7 @@ fn distinct_partitions(version: i16, req: &FetchRequest, image: &MetadataImage) 
 
 pub async fn handle(
     apis: &KafkaApis,
+    ctx: &RequestContext,
     version: i16,
     req: FetchRequest,
 ) -> (FetchResponse, Vec<FileSlice>) {
@@ -93,12 +98,15 @@ pub async fn handle(
     let min_bytes = (req.min_bytes.max(0) as usize).min(max_bytes);
     // Topic ids resolve against the image at the start; a topic created meanwhile is found on the
     // client's next fetch.
-    let items = distinct_partitions(version, &req, &apis.image());
+    let image = apis.image();
+    let items = distinct_partitions(version, &req, &image);
+    let denied = denied_items(apis, ctx, &image, version, &req, &items);
     loop {
         let next_append = apis.replica_manager.next_append();
         tokio::pin!(next_append);
         next_append.as_mut().enable();
-        let (resp, slices, bytes, errors) = read_all(apis, version, &req, &items, max_bytes);
+        let (resp, slices, bytes, errors) =
+            read_all(apis, version, &req, &items, &denied, max_bytes);
         let done = bytes >= min_bytes || errors || tokio::time::Instant::now() >= deadline;
         if done {
             return (resp, slices);
@@ -108,7 +116,7 @@ pub async fn handle(
             .is_err()
         {
             // Deadline: answer with whatever there is now.
-            let (resp, slices, _, _) = read_all(apis, version, &req, &items, max_bytes);
+            let (resp, slices, _, _) = read_all(apis, version, &req, &items, &denied, max_bytes);
             return (resp, slices);
         }
     }
@@ -117,11 +125,49 @@ pub async fn handle(
 /// Reads every item once, within `max_bytes` in total (the first batch of the first partition
 /// with data excepted). Answers the response, its file slices, their total length, and whether
 /// an error or a divergence means the fetch must not wait.
+/// The follower's id (replica id ≥ 0), or −1 for a consumer.
+fn replica_id(version: i16, req: &FetchRequest) -> i32 {
+    if version >= 15 {
+        req.replica_state.replica_id
+    } else {
+        req.replica_id
+    }
+}
+
+/// For each item, whether the principal may not read it: a follower's fetch needs CLUSTER
+/// CLUSTER_ACTION, a consumer's TOPIC READ on the topic (an unknown topic id is answered
+/// UNKNOWN_TOPIC_ID, not refused).
+fn denied_items(
+    apis: &KafkaApis,
+    ctx: &RequestContext,
+    image: &std::sync::Arc<MetadataImage>,
+    version: i16,
+    req: &FetchRequest,
+    items: &[FetchItem],
+) -> Vec<bool> {
+    let authz = apis.authorizer_for(ctx, image);
+    if replica_id(version, req) >= 0 {
+        let allowed = authz.allows_cluster(AclOperation::ClusterAction);
+        return vec![!allowed; items.len()];
+    }
+    let mut by_topic: HashMap<&str, bool> = HashMap::new();
+    items
+        .iter()
+        .map(|item| match &item.name {
+            None => false,
+            Some(name) => *by_topic
+                .entry(name.as_str())
+                .or_insert_with(|| !authz.allows(AclOperation::Read, ResourceType::Topic, name)),
+        })
+        .collect()
+}
+
 fn read_all(
     apis: &KafkaApis,
     version: i16,
     req: &FetchRequest,
     items: &[FetchItem],
+    denied: &[bool],
     max_bytes: usize,
 ) -> (FetchResponse, Vec<FileSlice>, usize, bool) {
     let image = apis.image();
@@ -129,17 +175,19 @@ fn read_all(
     let mut total: usize = 0;
     let mut errors = false;
     // A follower (replica id >= 0) reads up to the log end and tells its progress.
-    let replica_id = if version >= 15 {
-        req.replica_state.replica_id
-    } else {
-        req.replica_id
-    };
+    let replica_id = replica_id(version, req);
     let mut responses: Vec<FetchableTopicResponse> = Vec::new();
     let mut current: Option<(Uuid, Option<&str>)> = None;
-    for item in items {
+    for (item, denied) in items.iter().zip(denied) {
         let p = &item.partition;
         // The metadata log is no client's topic, by name or by its reserved id.
-        let refused = check_fetch(item.name.as_deref(), &item.topic_id).err();
+        let refused = if *denied {
+            Some(rafka_controller::control::ApiError::code(
+                ErrorCode::TopicAuthorizationFailed,
+            ))
+        } else {
+            check_fetch(item.name.as_deref(), &item.topic_id).err()
+        };
         let data = match (&item.name, &refused) {
             (None, _) | (_, Some(_)) => {
                 errors = true;

@@ -6,6 +6,7 @@
 //!
 //! Transaction coordinators (key type 1) are not served yet: COORDINATOR_NOT_AVAILABLE. An
 //! unknown key type is INVALID_REQUEST.
+//! Needs GROUP DESCRIBE on a group key, TRANSACTIONAL_ID DESCRIBE on a transactional id.
 
 use super::KafkaApis;
 use crate::group_coordinator::GROUP_METADATA_TOPIC;
@@ -16,6 +17,7 @@ use rafka_protocol::messages::{
     CreateTopicsRequest, FindCoordinatorRequest, FindCoordinatorResponse, RequestKind,
 };
 use rafka_protocol::ErrorCode;
+use rafka_security::authorizer::{AclOperation, ResourceType};
 use std::time::Duration;
 
 const GROUP: i8 = 0;
@@ -83,7 +85,21 @@ pub async fn handle(
 }
 
 async fn find(apis: &KafkaApis, ctx: &RequestContext, key_type: i8, key: &str) -> Found {
+    // Kafka: GROUP DESCRIBE on the group, TRANSACTIONAL_ID DESCRIBE on the transactional id.
     match key_type {
+        GROUP if !apis.authorize(ctx, AclOperation::Describe, ResourceType::Group, key) => {
+            return Found::error(ErrorCode::GroupAuthorizationFailed, None)
+        }
+        TRANSACTION
+            if !apis.authorize(
+                ctx,
+                AclOperation::Describe,
+                ResourceType::TransactionalId,
+                key,
+            ) =>
+        {
+            return Found::error(ErrorCode::TransactionalIdAuthorizationFailed, None)
+        }
         GROUP => {}
         TRANSACTION => {
             return Found::error(

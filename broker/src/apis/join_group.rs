@@ -2,10 +2,12 @@
 //! ([`crate::group_coordinator::membership`]). A broker that does not coordinate the group
 //! answers NOT_COORDINATOR (or COORDINATOR_LOAD_IN_PROGRESS while it loads), and the member looks
 //! the coordinator up again.
+//! Needs GROUP READ (else GROUP_AUTHORIZATION_FAILED).
 
 use super::KafkaApis;
 use crate::network::RequestContext;
 use rafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
+use rafka_security::authorizer::AclOperation;
 
 pub async fn handle(
     apis: &KafkaApis,
@@ -14,7 +16,10 @@ pub async fn handle(
     version: i16,
     req: JoinGroupRequest,
 ) -> JoinGroupResponse {
-    if let Err(code) = apis.groups.check(&req.group_id) {
+    if let Err(code) = apis
+        .authorize_group(ctx, AclOperation::Read, &req.group_id)
+        .and_then(|()| apis.groups.check(&req.group_id))
+    {
         return JoinGroupResponse {
             error_code: code.code(),
             generation_id: -1,

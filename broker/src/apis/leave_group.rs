@@ -1,11 +1,22 @@
 //! LeaveGroup: members leave (v3+: a batch of them, each with its own result)
 //! ([`crate::group_coordinator::membership`]); NOT_COORDINATOR elsewhere.
+//! Needs GROUP READ (else GROUP_AUTHORIZATION_FAILED).
 
 use super::KafkaApis;
+use crate::network::RequestContext;
 use rafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
+use rafka_security::authorizer::AclOperation;
 
-pub fn handle(apis: &KafkaApis, version: i16, req: LeaveGroupRequest) -> LeaveGroupResponse {
-    if let Err(code) = apis.groups.check(&req.group_id) {
+pub fn handle(
+    apis: &KafkaApis,
+    ctx: &RequestContext,
+    version: i16,
+    req: LeaveGroupRequest,
+) -> LeaveGroupResponse {
+    if let Err(code) = apis
+        .authorize_group(ctx, AclOperation::Read, &req.group_id)
+        .and_then(|()| apis.groups.check(&req.group_id))
+    {
         return LeaveGroupResponse {
             error_code: code.code(),
             ..Default::default()

@@ -2,12 +2,19 @@
 //! [`crate::group_coordinator::membership`]) and those that exist only through committed offsets
 //! (Kafka lists them as Empty, with no protocol type). v4 filters by state, v5 by type (every
 //! group here is "classic").
+//! CLUSTER DESCRIBE lists every group; otherwise only the groups the principal may DESCRIBE.
 
 use super::KafkaApis;
+use crate::network::RequestContext;
 use rafka_protocol::messages::list_groups_response::ListedGroup;
 use rafka_protocol::messages::{ListGroupsRequest, ListGroupsResponse};
+use rafka_security::authorizer::{AclOperation, ResourceType};
 
-pub fn handle(apis: &KafkaApis, req: ListGroupsRequest) -> ListGroupsResponse {
+pub fn handle(
+    apis: &KafkaApis,
+    ctx: &RequestContext,
+    req: ListGroupsRequest,
+) -> ListGroupsResponse {
     let types_ok = req.types_filter.is_empty()
         || req
             .types_filter
@@ -37,6 +44,10 @@ pub fn handle(apis: &KafkaApis, req: ListGroupsRequest) -> ListGroupsResponse {
     }
     for g in &mut groups {
         g.group_type = "classic".into();
+    }
+    let authz = apis.authorizer_for(ctx, &apis.image());
+    if !authz.allows_cluster(AclOperation::Describe) {
+        groups.retain(|g| authz.allows(AclOperation::Describe, ResourceType::Group, &g.group_id));
     }
     groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
     ListGroupsResponse {

@@ -4,8 +4,10 @@
 //! A search by time may read and decompress batches (the first record at or after a time can be
 //! inside a compressed batch): a request holding one runs on a blocking thread, never on the
 //! async workers, and the replica manager reads and decompresses without the partition's lock.
+//! Each topic needs TOPIC DESCRIBE (else TOPIC_AUTHORIZATION_FAILED for its partitions).
 
 use super::KafkaApis;
+use crate::network::RequestContext;
 use crate::replica_manager::ReplicaManager;
 use rafka_controller::image::MetadataImage;
 use rafka_protocol::messages::list_offsets_response::{
@@ -13,15 +15,25 @@ use rafka_protocol::messages::list_offsets_response::{
 };
 use rafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use rafka_protocol::ErrorCode;
+use rafka_security::authorizer::{AclOperation, ResourceType};
 use rafka_storage::TopicPartition;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 pub async fn handle(
     apis: &KafkaApis,
+    ctx: &RequestContext,
     version: i16,
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
     let image = apis.image();
+    let authz = apis.authorizer_for(ctx, &image);
+    let denied: BTreeSet<String> = req
+        .topics
+        .iter()
+        .filter(|t| !authz.allows(AclOperation::Describe, ResourceType::Topic, &t.name))
+        .map(|t| t.name.clone())
+        .collect();
     let rm = apis.replica_manager.clone();
     let blocking = req.topics.iter().any(|t| {
         t.partitions
@@ -29,7 +41,7 @@ pub async fn handle(
             .any(|p| ReplicaManager::needs_blocking_search(p.timestamp))
     });
     if !blocking {
-        return answer(&rm, &image, version, req);
+        return answer(&rm, &image, &denied, version, req);
     }
     let topics: Vec<(String, Vec<i32>)> = req
         .topics
@@ -41,7 +53,7 @@ pub async fn handle(
             )
         })
         .collect();
-    match tokio::task::spawn_blocking(move || answer(&rm, &image, version, req)).await {
+    match tokio::task::spawn_blocking(move || answer(&rm, &image, &denied, version, req)).await {
         Ok(resp) => resp,
         Err(e) => {
             // Only a panic in the search gets here: that request's partitions fail alone.
@@ -72,6 +84,7 @@ pub async fn handle(
 fn answer(
     rm: &Arc<ReplicaManager>,
     image: &MetadataImage,
+    denied: &BTreeSet<String>,
     version: i16,
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
@@ -92,7 +105,12 @@ fn answer(
                     } else {
                         -1
                     };
-                    match rm.fetch_offset_for_timestamp(image, &tp, p.timestamp, epoch) {
+                    let found = if denied.contains(&t.name) {
+                        Err(ErrorCode::TopicAuthorizationFailed)
+                    } else {
+                        rm.fetch_offset_for_timestamp(image, &tp, p.timestamp, epoch)
+                    };
+                    match found {
                         Ok(Some(found)) => ListOffsetsPartitionResponse {
                             partition_index: p.partition_index,
                             timestamp: found.timestamp,

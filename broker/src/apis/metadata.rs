@@ -5,6 +5,13 @@
 //! meanwhile, as Kafka does — except the topics no client may create: an internal topic not
 //! created yet is UNKNOWN_TOPIC_OR_PARTITION (its coordinator creates it, with its own
 //! configs), the metadata log INVALID_TOPIC_EXCEPTION (it is not a topic).
+//!
+//! Authorization, as Kafka's `handleTopicMetadataRequest`: a listing of all topics holds only
+//! those the principal may DESCRIBE; a named topic it may not describe is
+//! TOPIC_AUTHORIZATION_FAILED (whether it exists or not, so names do not leak); auto-creation
+//! needs CLUSTER CREATE or TOPIC CREATE on the name (else TOPIC_AUTHORIZATION_FAILED). With
+//! `include_topic_authorized_operations` / `include_cluster_authorized_operations` (v8+) the
+//! answer carries Kafka's bit sets.
 
 use super::KafkaApis;
 use crate::network::RequestContext;
@@ -15,6 +22,8 @@ use rafka_protocol::messages::metadata_response::{
 };
 use rafka_protocol::messages::{MetadataRequest, MetadataResponse};
 use rafka_protocol::ErrorCode;
+use rafka_security::authorizer::{AclOperation, ResourceType, CLUSTER_NAME};
+use std::collections::BTreeSet;
 
 pub async fn handle(
     apis: &KafkaApis,
@@ -23,6 +32,9 @@ pub async fn handle(
     req: MetadataRequest,
 ) -> MetadataResponse {
     let mut image = apis.image();
+    let include_topic_ops = version >= 8 && req.include_topic_authorized_operations;
+    let include_cluster_ops =
+        (8..=10).contains(&version) && req.include_cluster_authorized_operations;
     // Which topics: null (or, before v1, empty) means all of them.
     let all =
         req.topics.is_none() || (version == 0 && req.topics.as_ref().is_some_and(Vec::is_empty));
@@ -33,25 +45,64 @@ pub async fn handle(
         .map(|t| (t.name, t.topic_id))
         .collect();
     let mut created = Vec::new();
+    // Named topics the principal may not describe, or may not create when they would be
+    // auto-created: TOPIC_AUTHORIZATION_FAILED.
+    let mut unauthorized: BTreeSet<String> = BTreeSet::new();
+    {
+        let authz = apis.authorizer_for(ctx, &image);
+        for (name, id) in &wanted {
+            let name = match name {
+                Some(n) => Some(n.as_str()),
+                None => image.topic(id).map(|t| t.name.as_str()),
+            };
+            if let Some(n) = name {
+                if !authz.allows(AclOperation::Describe, ResourceType::Topic, n) {
+                    unauthorized.insert(n.to_owned());
+                }
+            }
+        }
+    }
     if !all && apis.auto_create_topics && (req.allow_auto_topic_creation || version < 4) {
-        let missing: Vec<String> = wanted
+        let authz = apis.authorizer_for(ctx, &image);
+        let mut missing: Vec<String> = wanted
             .iter()
             .filter_map(|(n, _)| n.clone())
             .filter(|n| {
-                image.topic_by_name(n).is_none()
+                !unauthorized.contains(n)
+                    && image.topic_by_name(n).is_none()
                     && super::create_topics::valid_topic_name(n).is_ok()
                     && internal::check_client_create(n).is_ok()
             })
             .collect();
+        if !authz.allows_cluster(AclOperation::Create) {
+            missing.retain(|n| {
+                let ok = authz.allows(AclOperation::Create, ResourceType::Topic, n);
+                if !ok {
+                    unauthorized.insert(n.clone());
+                }
+                ok
+            });
+        }
         if !missing.is_empty() {
             created = super::create_topics::auto_create(apis, &missing).await;
             image = apis.image();
         }
     }
+    let authz = apis.authorizer_for(ctx, &image);
+    let describe = |t: &TopicImage| {
+        let mut d = describe_topic(&image, t, version);
+        if include_topic_ops {
+            d.topic_authorized_operations =
+                authz.authorized_operations(ResourceType::Topic, &t.name);
+        }
+        d
+    };
     let mut topics = Vec::new();
     if all {
         for t in image.topics().values() {
-            topics.push(describe_topic(&image, t, version));
+            if authz.allows(AclOperation::Describe, ResourceType::Topic, &t.name) {
+                topics.push(describe(t));
+            }
         }
     } else {
         for (name, id) in wanted.drain(..) {
@@ -59,10 +110,27 @@ pub async fn handle(
                 Some(n) => image.topic_by_name(n),
                 None => image.topic(&id),
             };
+            let refused = match (&name, topic) {
+                (Some(n), _) => unauthorized.contains(n),
+                (None, Some(t)) => unauthorized.contains(&t.name),
+                (None, None) => false,
+            };
+            if refused {
+                topics.push(MetadataResponseTopic {
+                    error_code: ErrorCode::TopicAuthorizationFailed.code(),
+                    name: name.clone().or(Some(String::new())),
+                    topic_id: if name.is_some() {
+                        Default::default()
+                    } else {
+                        id
+                    },
+                    is_internal: name.as_deref().is_some_and(internal::is_internal),
+                    ..Default::default()
+                });
+                continue;
+            }
             match topic {
-                Some(t) if !created.contains(&t.name) => {
-                    topics.push(describe_topic(&image, t, version))
-                }
+                Some(t) if !created.contains(&t.name) => topics.push(describe(t)),
                 _ => {
                     let error = match &name {
                         Some(n)
@@ -105,6 +173,11 @@ pub async fn handle(
         cluster_id: image.cluster_id().map(str::to_owned),
         controller_id: controller_id(apis, &image),
         topics,
+        cluster_authorized_operations: if include_cluster_ops {
+            authz.authorized_operations(ResourceType::Cluster, CLUSTER_NAME)
+        } else {
+            i32::MIN
+        },
         ..Default::default()
     }
 }

@@ -9,12 +9,16 @@
 mod alter_configs;
 mod alter_user_scram_credentials;
 mod api_versions;
+mod authorize;
 mod config_admin;
+mod create_acls;
 mod create_partitions;
 mod create_topics;
+mod delete_acls;
 mod delete_groups;
 mod delete_records;
 mod delete_topics;
+mod describe_acls;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
@@ -41,6 +45,7 @@ mod produce;
 mod sync_group;
 
 pub use api_versions::{advertised_versions, api_versions_response};
+pub use authorize::RequestAuthorizer;
 
 use crate::config::KafkaConfig;
 use crate::controller_channel::ControllerChannel;
@@ -74,6 +79,9 @@ pub struct KafkaApis {
     /// The static configuration (file and overrides); the dynamic broker configs come from the
     /// image (DescribeConfigs, AlterConfigs validation, topic defaults).
     pub config: Arc<KafkaConfig>,
+    /// The authorizer `authorizer.class.name` turns on; `None`: everything is allowed.
+    /// Every check goes through [`KafkaApis::authorize`] / [`KafkaApis::authorizer_for`].
+    pub authorizer: Option<rafka_security::authorizer::StandardAuthorizer>,
 }
 
 impl KafkaApis {
@@ -119,13 +127,13 @@ impl KafkaApis {
             RequestKind::Metadata(r) => {
                 ResponseKind::Metadata(metadata::handle(self, ctx, version, r).await)
             }
-            RequestKind::Produce(r) => match produce::handle(self, version, r).await {
+            RequestKind::Produce(r) => match produce::handle(self, ctx, version, r).await {
                 produce::Outcome::Respond(b) => ResponseKind::Produce(b),
                 produce::Outcome::Nothing => return Response::None,
                 produce::Outcome::Close => return Response::Close,
             },
             RequestKind::Fetch(r) => {
-                let (resp, slices) = fetch::handle(self, version, r).await;
+                let (resp, slices) = fetch::handle(self, ctx, version, r).await;
                 let frame = ResponseFrame {
                     correlation_id,
                     api_version: version,
@@ -140,43 +148,43 @@ impl KafkaApis {
                 };
             }
             RequestKind::ListOffsets(r) => {
-                ResponseKind::ListOffsets(list_offsets::handle(self, version, r).await)
+                ResponseKind::ListOffsets(list_offsets::handle(self, ctx, version, r).await)
             }
             RequestKind::CreateTopics(r) => {
-                ResponseKind::CreateTopics(create_topics::handle(self, version, r).await)
+                ResponseKind::CreateTopics(create_topics::handle(self, ctx, version, r).await)
             }
             RequestKind::DeleteTopics(r) => {
-                ResponseKind::DeleteTopics(delete_topics::handle(self, version, r).await)
+                ResponseKind::DeleteTopics(delete_topics::handle(self, ctx, version, r).await)
             }
-            RequestKind::CreatePartitions(r) => {
-                ResponseKind::CreatePartitions(create_partitions::handle(self, version, r).await)
-            }
+            RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(
+                create_partitions::handle(self, ctx, version, r).await,
+            ),
             RequestKind::ElectLeaders(r) => {
-                ResponseKind::ElectLeaders(elect_leaders::handle(self, version, r).await)
+                ResponseKind::ElectLeaders(elect_leaders::handle(self, ctx, version, r).await)
             }
             RequestKind::DescribeConfigs(r) => {
-                ResponseKind::DescribeConfigs(describe_configs::handle(self, version, r))
+                ResponseKind::DescribeConfigs(describe_configs::handle(self, ctx, version, r))
             }
             RequestKind::AlterConfigs(r) => {
-                ResponseKind::AlterConfigs(alter_configs::handle(self, version, r).await)
+                ResponseKind::AlterConfigs(alter_configs::handle(self, ctx, version, r).await)
             }
             RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
-                incremental_alter_configs::handle(self, version, r).await,
+                incremental_alter_configs::handle(self, ctx, version, r).await,
             ),
             RequestKind::DescribeCluster(r) => {
                 ResponseKind::DescribeCluster(describe_cluster::handle(self, ctx, version, r))
             }
             RequestKind::DescribeLogDirs(r) => {
-                ResponseKind::DescribeLogDirs(describe_log_dirs::handle(self, r).await)
+                ResponseKind::DescribeLogDirs(describe_log_dirs::handle(self, ctx, r).await)
             }
             RequestKind::DeleteRecords(r) => {
-                ResponseKind::DeleteRecords(delete_records::handle(self, r).await)
+                ResponseKind::DeleteRecords(delete_records::handle(self, ctx, r).await)
             }
             RequestKind::OffsetForLeaderEpoch(r) => ResponseKind::OffsetForLeaderEpoch(
-                offset_for_leader_epoch::handle(self, version, r),
+                offset_for_leader_epoch::handle(self, ctx, version, r),
             ),
             RequestKind::DescribeQuorum(r) => {
-                ResponseKind::DescribeQuorum(describe_quorum::handle(self, version, r).await)
+                ResponseKind::DescribeQuorum(describe_quorum::handle(self, ctx, version, r).await)
             }
             RequestKind::FindCoordinator(r) => {
                 ResponseKind::FindCoordinator(find_coordinator::handle(self, ctx, version, r).await)
@@ -186,35 +194,46 @@ impl KafkaApis {
                 ResponseKind::JoinGroup(join_group::handle(self, ctx, client_id, version, r).await)
             }
             RequestKind::SyncGroup(r) => {
-                ResponseKind::SyncGroup(sync_group::handle(self, version, r).await)
+                ResponseKind::SyncGroup(sync_group::handle(self, ctx, version, r).await)
             }
             RequestKind::Heartbeat(r) => {
-                ResponseKind::Heartbeat(heartbeat::handle(self, version, r))
+                ResponseKind::Heartbeat(heartbeat::handle(self, ctx, version, r))
             }
             RequestKind::LeaveGroup(r) => {
-                ResponseKind::LeaveGroup(leave_group::handle(self, version, r))
+                ResponseKind::LeaveGroup(leave_group::handle(self, ctx, version, r))
             }
             RequestKind::OffsetCommit(r) => {
-                ResponseKind::OffsetCommit(offset_commit::handle(self, r).await)
+                ResponseKind::OffsetCommit(offset_commit::handle(self, ctx, r).await)
             }
             RequestKind::OffsetFetch(r) => {
-                ResponseKind::OffsetFetch(offset_fetch::handle(self, version, r))
+                ResponseKind::OffsetFetch(offset_fetch::handle(self, ctx, version, r))
             }
-            RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(self, r)),
+            RequestKind::ListGroups(r) => {
+                ResponseKind::ListGroups(list_groups::handle(self, ctx, r))
+            }
             RequestKind::DescribeGroups(r) => {
-                ResponseKind::DescribeGroups(describe_groups::handle(self, r))
+                ResponseKind::DescribeGroups(describe_groups::handle(self, ctx, r))
             }
             RequestKind::DeleteGroups(r) => {
-                ResponseKind::DeleteGroups(delete_groups::handle(self, r))
+                ResponseKind::DeleteGroups(delete_groups::handle(self, ctx, r))
             }
             RequestKind::OffsetDelete(r) => {
-                ResponseKind::OffsetDelete(offset_delete::handle(self, r))
+                ResponseKind::OffsetDelete(offset_delete::handle(self, ctx, r))
             }
             RequestKind::InitProducerId(r) => {
-                ResponseKind::InitProducerId(init_producer_id::handle(self, r).await)
+                ResponseKind::InitProducerId(init_producer_id::handle(self, ctx, r).await)
+            }
+            RequestKind::DescribeAcls(r) => {
+                ResponseKind::DescribeAcls(describe_acls::handle(self, ctx, r))
+            }
+            RequestKind::CreateAcls(r) => {
+                ResponseKind::CreateAcls(create_acls::handle(self, ctx, version, r).await)
+            }
+            RequestKind::DeleteAcls(r) => {
+                ResponseKind::DeleteAcls(delete_acls::handle(self, ctx, version, r).await)
             }
             RequestKind::DescribeProducers(r) => {
-                ResponseKind::DescribeProducers(describe_producers::handle(self, r))
+                ResponseKind::DescribeProducers(describe_producers::handle(self, ctx, r))
             }
             RequestKind::AlterUserScramCredentials(r) => ResponseKind::AlterUserScramCredentials(
                 alter_user_scram_credentials::handle(self, ctx, version, r).await,
@@ -351,5 +370,8 @@ pub fn handles(key: rafka_protocol::ApiKey) -> bool {
             | SaslAuthenticate
             | DescribeUserScramCredentials
             | AlterUserScramCredentials
+            | DescribeAcls
+            | CreateAcls
+            | DeleteAcls
     )
 }

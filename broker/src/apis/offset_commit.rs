@@ -8,19 +8,30 @@
 //! partition: an unknown topic or partition (UNKNOWN_TOPIC_OR_PARTITION), metadata longer than
 //! `offset.metadata.max.bytes` (OFFSET_METADATA_TOO_LARGE). The rest are written as one batch;
 //! if that fails, each of them gets the error.
+//! Needs GROUP READ (else GROUP_AUTHORIZATION_FAILED for every partition) and TOPIC READ on
+//! each topic (else TOPIC_AUTHORIZATION_FAILED for its partitions), as Kafka.
 
 use super::KafkaApis;
 use crate::group_coordinator::records::OffsetAndMetadata;
+use crate::network::RequestContext;
 use crate::now_ms;
 use rafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use rafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use rafka_protocol::ErrorCode;
+use rafka_security::authorizer::{AclOperation, ResourceType};
 
-pub async fn handle(apis: &KafkaApis, req: OffsetCommitRequest) -> OffsetCommitResponse {
+pub async fn handle(
+    apis: &KafkaApis,
+    ctx: &RequestContext,
+    req: OffsetCommitRequest,
+) -> OffsetCommitResponse {
     let image = apis.image();
-    let group_check = if req.group_id.is_empty() {
+    let authz = apis.authorizer_for(ctx, &image);
+    let group_check = if !authz.allows(AclOperation::Read, ResourceType::Group, &req.group_id) {
+        Err(ErrorCode::GroupAuthorizationFailed)
+    } else if req.group_id.is_empty() {
         Err(ErrorCode::InvalidGroupId)
     } else {
         apis.groups.check(&req.group_id).and_then(|_| {
@@ -41,7 +52,14 @@ pub async fn handle(apis: &KafkaApis, req: OffsetCommitRequest) -> OffsetCommitR
         .topics
         .iter()
         .enumerate()
-        .map(|(ti, t)| OffsetCommitResponseTopic {
+        .map(|(ti, t)| {
+            (
+                ti,
+                t,
+                authz.allows(AclOperation::Read, ResourceType::Topic, &t.name),
+            )
+        })
+        .map(|(ti, t, topic_allowed)| OffsetCommitResponseTopic {
             name: t.name.clone(),
             partitions: t
                 .partitions
@@ -50,6 +68,7 @@ pub async fn handle(apis: &KafkaApis, req: OffsetCommitRequest) -> OffsetCommitR
                 .map(|(pi, p)| {
                     let code = match &group_check {
                         Err(e) => *e,
+                        Ok(()) if !topic_allowed => ErrorCode::TopicAuthorizationFailed,
                         Ok(()) => {
                             let known = image
                                 .topic_by_name(&t.name)

@@ -3,20 +3,31 @@
 //! an active `consumer` group, those of topics its members do not subscribe to (the others get
 //! GROUP_SUBSCRIBED_TO_TOPIC); an active group of another protocol type is NON_EMPTY_GROUP.
 //! Unknown group: GROUP_ID_NOT_FOUND; unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION.
+//! Needs GROUP DELETE (else GROUP_AUTHORIZATION_FAILED) and TOPIC READ on each topic (else
+//! TOPIC_AUTHORIZATION_FAILED for its partitions).
 
 use super::KafkaApis;
 use crate::group_coordinator::membership::Subscriptions;
+use crate::network::RequestContext;
 use rafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use rafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 use rafka_protocol::ErrorCode;
+use rafka_security::authorizer::{AclOperation, ResourceType};
 
-pub fn handle(apis: &KafkaApis, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub fn handle(
+    apis: &KafkaApis,
+    ctx: &RequestContext,
+    req: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
     let top = |code: ErrorCode| OffsetDeleteResponse {
         error_code: code.code(),
         ..Default::default()
     };
+    if let Err(e) = apis.authorize_group(ctx, AclOperation::Delete, &req.group_id) {
+        return top(e);
+    }
     if req.group_id.is_empty() {
         return top(ErrorCode::InvalidGroupId);
     }
@@ -31,11 +42,18 @@ pub fn handle(apis: &KafkaApis, req: OffsetDeleteRequest) -> OffsetDeleteRespons
         Err(e) => return top(e),
     };
     let image = apis.image();
+    let authz = apis.authorizer_for(ctx, &image);
     let mut delete = Vec::new();
     let mut topics: Vec<OffsetDeleteResponseTopic> = req
         .topics
         .iter()
-        .map(|t| OffsetDeleteResponseTopic {
+        .map(|t| {
+            (
+                t,
+                authz.allows(AclOperation::Read, ResourceType::Topic, &t.name),
+            )
+        })
+        .map(|(t, topic_allowed)| OffsetDeleteResponseTopic {
             name: t.name.clone(),
             partitions: t
                 .partitions
@@ -44,7 +62,9 @@ pub fn handle(apis: &KafkaApis, req: OffsetDeleteRequest) -> OffsetDeleteRespons
                     let known = image
                         .topic_by_name(&t.name)
                         .is_some_and(|tt| tt.partitions.contains_key(&p.partition_index));
-                    let code = if !known {
+                    let code = if !topic_allowed {
+                        ErrorCode::TopicAuthorizationFailed
+                    } else if !known {
                         ErrorCode::UnknownTopicOrPartition
                     } else if subscriptions.contains(&t.name) {
                         ErrorCode::GroupSubscribedToTopic

@@ -3,42 +3,74 @@
 //! once, each with its own error. A group this broker does not coordinate gets NOT_COORDINATOR
 //! (COORDINATOR_LOAD_IN_PROGRESS while loading): per group from v8, at the top from v2, on every
 //! partition in v1.
+//! Needs GROUP DESCRIBE (else GROUP_AUTHORIZATION_FAILED); a named topic the principal may not
+//! DESCRIBE answers TOPIC_AUTHORIZATION_FAILED, and a listing of all the group's offsets
+//! leaves such topics out (Kafka's `handleOffsetFetchRequest`).
 
 use super::KafkaApis;
+use super::RequestAuthorizer;
 use crate::group_coordinator::GroupOffsets;
+use crate::network::RequestContext;
 use rafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use rafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
 use rafka_protocol::ErrorCode;
+use rafka_security::authorizer::{AclOperation, ResourceType};
 use std::collections::BTreeMap;
 
-/// One partition's answer: (partition, offset, leader epoch, metadata).
-type Answer = (i32, i64, i32, String);
+/// One partition's answer: (partition, offset, leader epoch, metadata, error).
+type Answer = (i32, i64, i32, String, ErrorCode);
 
 /// The answer for one group: per topic, its partitions' answers; or the group's error.
 fn fetch(
     apis: &KafkaApis,
+    authz: &RequestAuthorizer<'_>,
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
 ) -> Result<Vec<(String, Vec<Answer>)>, ErrorCode> {
+    if !authz.allows(AclOperation::Describe, ResourceType::Group, group) {
+        return Err(ErrorCode::GroupAuthorizationFailed);
+    }
     let offsets: GroupOffsets = apis.groups.fetch_offsets(group)?;
+    let allowed = |t: &str| authz.allows(AclOperation::Describe, ResourceType::Topic, t);
     let answer = |t: &str, p: i32| match offsets.get(&(t.to_owned(), p)) {
-        Some(o) => (p, o.offset, o.leader_epoch, o.metadata.clone()),
-        None => (p, -1, -1, String::new()),
+        Some(o) => (
+            p,
+            o.offset,
+            o.leader_epoch,
+            o.metadata.clone(),
+            ErrorCode::None,
+        ),
+        None => (p, -1, -1, String::new(), ErrorCode::None),
     };
     Ok(match topics {
         Some(topics) => topics
             .into_iter()
             .map(|(t, parts)| {
-                let answers = parts.into_iter().map(|p| answer(&t, p)).collect();
+                let answers = if allowed(&t) {
+                    parts.into_iter().map(|p| answer(&t, p)).collect()
+                } else {
+                    parts
+                        .into_iter()
+                        .map(|p| {
+                            (
+                                p,
+                                -1,
+                                -1,
+                                String::new(),
+                                ErrorCode::TopicAuthorizationFailed,
+                            )
+                        })
+                        .collect()
+                };
                 (t, answers)
             })
             .collect(),
         None => {
             let mut by_topic: BTreeMap<String, Vec<Answer>> = BTreeMap::new();
-            for (t, p) in offsets.keys() {
+            for (t, p) in offsets.keys().filter(|(t, _)| allowed(t)) {
                 by_topic.entry(t.clone()).or_default().push(answer(t, *p));
             }
             by_topic.into_iter().collect()
@@ -46,7 +78,13 @@ fn fetch(
     })
 }
 
-pub fn handle(apis: &KafkaApis, version: i16, req: OffsetFetchRequest) -> OffsetFetchResponse {
+pub fn handle(
+    apis: &KafkaApis,
+    ctx: &RequestContext,
+    version: i16,
+    req: OffsetFetchRequest,
+) -> OffsetFetchResponse {
+    let authz = apis.authorizer_for(ctx, &apis.image());
     if version >= 8 {
         let groups = req
             .groups
@@ -57,7 +95,7 @@ pub fn handle(apis: &KafkaApis, version: i16, req: OffsetFetchRequest) -> Offset
                         .map(|t| (t.name, t.partition_indexes))
                         .collect()
                 });
-                match fetch(apis, &g.group_id, topics) {
+                match fetch(apis, &authz, &g.group_id, topics) {
                     Ok(answers) => OffsetFetchResponseGroup {
                         group_id: g.group_id,
                         topics: answers
@@ -66,12 +104,13 @@ pub fn handle(apis: &KafkaApis, version: i16, req: OffsetFetchRequest) -> Offset
                                 name,
                                 partitions: parts
                                     .into_iter()
-                                    .map(|(p, offset, epoch, metadata)| {
+                                    .map(|(p, offset, epoch, metadata, error)| {
                                         OffsetFetchResponsePartitions {
                                             partition_index: p,
                                             committed_offset: offset,
                                             committed_leader_epoch: epoch,
                                             metadata: Some(metadata),
+                                            error_code: error.code(),
                                             ..Default::default()
                                         }
                                     })
@@ -107,12 +146,16 @@ pub fn handle(apis: &KafkaApis, version: i16, req: OffsetFetchRequest) -> Offset
                 partitions: parts
                     .into_iter()
                     .map(
-                        |(p, offset, epoch, metadata)| OffsetFetchResponsePartition {
+                        |(p, offset, epoch, metadata, error)| OffsetFetchResponsePartition {
                             partition_index: p,
                             committed_offset: offset,
                             committed_leader_epoch: epoch,
                             metadata: Some(metadata),
-                            error_code: code.code(),
+                            error_code: if error == ErrorCode::None {
+                                code.code()
+                            } else {
+                                error.code()
+                            },
                             ..Default::default()
                         },
                     )
@@ -121,7 +164,7 @@ pub fn handle(apis: &KafkaApis, version: i16, req: OffsetFetchRequest) -> Offset
             })
             .collect()
     };
-    match fetch(apis, &req.group_id, asked.clone()) {
+    match fetch(apis, &authz, &req.group_id, asked.clone()) {
         Ok(answers) => OffsetFetchResponse {
             topics: to_wire(answers, ErrorCode::None),
             ..Default::default()
@@ -140,7 +183,7 @@ pub fn handle(apis: &KafkaApis, version: i16, req: OffsetFetchRequest) -> Offset
                         t,
                         parts
                             .into_iter()
-                            .map(|p| (p, -1, -1, String::new()))
+                            .map(|p| (p, -1, -1, String::new(), ErrorCode::None))
                             .collect(),
                     )
                 })

@@ -8,8 +8,11 @@
 //! (NOT_LEADER_OR_FOLLOWER; only leaders answer here, followers' own requests included). A
 //! partition not hosted here is NOT_LEADER_OR_FOLLOWER if the image has it, else
 //! UNKNOWN_TOPIC_OR_PARTITION.
+//! Authorization as Kafka: CLUSTER CLUSTER_ACTION (followers) allows every topic, otherwise each
+//! topic needs TOPIC DESCRIBE (else TOPIC_AUTHORIZATION_FAILED).
 
 use super::KafkaApis;
+use crate::network::RequestContext;
 use crate::replica_manager::{Partition, ReplicaManager};
 use rafka_controller::image::MetadataImage;
 use rafka_protocol::messages::offset_for_leader_epoch_response::{
@@ -17,6 +20,7 @@ use rafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use rafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use rafka_protocol::ErrorCode;
+use rafka_security::authorizer::{AclOperation, ResourceType};
 use rafka_storage::leader_epoch::UNDEFINED_EPOCH_OFFSET;
 use rafka_storage::log_manager::lock_log;
 use rafka_storage::TopicPartition;
@@ -24,14 +28,22 @@ use std::sync::Arc;
 
 pub fn handle(
     apis: &KafkaApis,
+    ctx: &RequestContext,
     _version: i16,
     req: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let image = apis.image();
+    let authz = apis.authorizer_for(ctx, &image);
+    let cluster_action = authz.allows_cluster(AclOperation::ClusterAction);
     let topics = req
         .topics
         .into_iter()
-        .map(|t| OffsetForLeaderTopicResult {
+        .map(|t| {
+            let allowed = cluster_action
+                || authz.allows(AclOperation::Describe, ResourceType::Topic, &t.topic);
+            (t, allowed)
+        })
+        .map(|(t, allowed)| OffsetForLeaderTopicResult {
             partitions: t
                 .partitions
                 .iter()
@@ -40,7 +52,12 @@ pub fn handle(
                         topic: t.topic.clone(),
                         partition: p.partition,
                     };
-                    match end_offset(apis, &image, &tp, p.current_leader_epoch, p.leader_epoch) {
+                    let found = if allowed {
+                        end_offset(apis, &image, &tp, p.current_leader_epoch, p.leader_epoch)
+                    } else {
+                        Err(ErrorCode::TopicAuthorizationFailed)
+                    };
+                    match found {
                         Ok((leader_epoch, end_offset)) => EpochEndOffset {
                             partition: p.partition,
                             leader_epoch,

@@ -3,14 +3,17 @@
 //! `record_errors`), then appended untouched (the log assigns offsets in the batch headers). acks=0 sends nothing back (`None`); acks=1 answers after the
 //! local append; acks=all then waits (Kafka's delayed produce) until the high watermark passes
 //! every partition's append, or the request's `timeout_ms` — with a single replica at once.
+//! Each topic needs TOPIC WRITE (else TOPIC_AUTHORIZATION_FAILED for its partitions).
 
 use super::KafkaApis;
+use crate::network::RequestContext;
 use rafka_controller::control::topics::internal::check_client_produce;
 use rafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
 use rafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use rafka_protocol::ErrorCode;
+use rafka_security::authorizer::{AclOperation, ResourceType};
 use rafka_storage::TopicPartition;
 
 /// What to send back.
@@ -23,8 +26,14 @@ pub enum Outcome {
     Close,
 }
 
-pub async fn handle(apis: &KafkaApis, version: i16, req: ProduceRequest) -> Outcome {
+pub async fn handle(
+    apis: &KafkaApis,
+    ctx: &RequestContext,
+    version: i16,
+    req: ProduceRequest,
+) -> Outcome {
     let image = apis.image();
+    let authz = apis.authorizer_for(ctx, &image);
     let mut responses = Vec::with_capacity(req.topic_data.len());
     let invalid_acks = !matches!(req.acks, -1..=1);
     let transactional = req.transactional_id.is_some();
@@ -34,6 +43,7 @@ pub async fn handle(apis: &KafkaApis, version: i16, req: ProduceRequest) -> Outc
     for topic in req.topic_data {
         // Internal topics and the metadata log take no client writes (their owners append
         // through the replica manager directly).
+        let authorized = authz.allows(AclOperation::Write, ResourceType::Topic, &topic.name);
         let refused = check_client_produce(&topic.name).err();
         let mut partition_responses = Vec::with_capacity(topic.partition_data.len());
         for p in topic.partition_data {
@@ -43,6 +53,8 @@ pub async fn handle(apis: &KafkaApis, version: i16, req: ProduceRequest) -> Outc
             };
             let result = if invalid_acks {
                 error(p.index, ErrorCode::InvalidRequiredAcks)
+            } else if !authorized {
+                error(p.index, ErrorCode::TopicAuthorizationFailed)
             } else if let Some(e) = &refused {
                 error(p.index, e.code)
             } else if transactional {

@@ -129,15 +129,15 @@ fn check_gzip_level(v: &str) -> Result<(), String> {
     }
 }
 
-fn check_no_authorizer(v: &str) -> Result<(), String> {
-    if v.is_empty() {
+fn check_authorizer(v: &str) -> Result<(), String> {
+    if v.is_empty() || v == rafka_security::authorizer::StandardAuthorizer::CLASS_NAME {
         Ok(())
     } else {
-        Err(
-            "rafka has no authorizer (and no authenticated listeners to authorize); \
-             remove authorizer.class.name"
-                .to_string(),
-        )
+        Err(format!(
+            "rafka's only authorizer is {} (ACLs in the metadata log); \
+             other authorizer classes cannot be loaded",
+            rafka_security::authorizer::StandardAuthorizer::CLASS_NAME
+        ))
     }
 }
 
@@ -436,9 +436,15 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         "The maximum number of partitions in one share-fetch request.")
         .check(V::AtLeast(1)),
     k("authorizer.class.name", T::String, Some(""), I::Low,
-        "The authorizer class; empty means no authorization.")
-        .check(V::Custom(check_no_authorizer))
-        .note("rafka has no authorizer: a non-empty value stops the start rather than run unprotected"),
+        "The authorizer class; empty means no authorization. \
+         org.apache.kafka.metadata.authorizer.StandardAuthorizer turns on ACLs.")
+        .check(V::Custom(check_authorizer))
+        .note("only org.apache.kafka.metadata.authorizer.StandardAuthorizer (or empty): another class stops the start rather than run unprotected"),
+    k("super.users", T::String, Some(""), I::Low,
+        "Principals allowed everything by the StandardAuthorizer, separated by semicolons \
+         (User:admin;User:ops)."),
+    k("allow.everyone.if.no.acl.found", T::Boolean, Some("false"), I::Low,
+        "Whether the StandardAuthorizer allows an operation on a resource no ACL applies to."),
     k("create.topic.policy.class.name", T::Class, None, I::Low,
         "A CreateTopicPolicy class to validate topic creation.")
         .note("accepted and ignored: rafka loads no plugins"),

@@ -979,3 +979,36 @@ fn config_advertised_empty_host_is_the_hostname() {
     assert_eq!(c.advertised_listeners()[0].host, local_hostname());
     assert_eq!(c.advertised_controller_listeners()[0].host, "127.0.0.1");
 }
+
+#[test]
+fn authorizer_keys() {
+    let none = single(&[]).expect("default");
+    assert!(none.authorizer().is_none(), "no authorizer by default");
+    let on = single(&[
+        (
+            "authorizer.class.name",
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        ),
+        ("super.users", "User:admin; User:ops;"),
+        ("allow.everyone.if.no.acl.found", "true"),
+    ])
+    .expect("StandardAuthorizer is accepted");
+    let a = on.authorizer().expect("authorizer on");
+    assert!(a.allow_everyone_if_no_acl_found());
+    assert_eq!(
+        a.super_users().iter().cloned().collect::<Vec<_>>(),
+        ["User:admin", "User:ops"]
+    );
+    let default_everyone = single(&[(
+        "authorizer.class.name",
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+    )])
+    .expect("accepted");
+    assert!(!default_everyone
+        .authorizer()
+        .expect("on")
+        .allow_everyone_if_no_acl_found());
+    let e = single(&[("authorizer.class.name", "com.example.MyAuthorizer")])
+        .expect_err("other classes are refused");
+    assert!(e.to_string().contains("StandardAuthorizer"), "{e}");
+}

@@ -4,6 +4,7 @@
 //! Raft and replays them into the image on every node (the active controller included), so the
 //! leader, the followers and a node reloading from a snapshot share one path: `apply`.
 //!
+//! - [`acls`] — `AclControlManager`: CreateAcls, DeleteAcls.
 //! - [`cluster`] — `ClusterControlManager`: broker registration, broker epochs, the cluster id.
 //! - [`heartbeats`] — `BrokerHeartbeatManager`: in-memory broker sessions, heartbeats,
 //!   fencing on session expiry, controlled shutdown.
@@ -29,6 +30,7 @@
 //!
 //! Nothing here is async or touches Raft; time is passed in.
 
+pub mod acls;
 pub mod cluster;
 pub mod config;
 pub mod directories;
@@ -55,7 +57,8 @@ use rafka_protocol::messages::{
     AlterConfigsResponse, AlterPartitionRequest, AlterPartitionResponse,
     AssignReplicasToDirsRequest, AssignReplicasToDirsResponse, BrokerHeartbeatRequest,
     BrokerHeartbeatResponse, BrokerRegistrationRequest, BrokerRegistrationResponse,
-    CreatePartitionsRequest, CreatePartitionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    CreateAclsRequest, CreateAclsResponse, CreatePartitionsRequest, CreatePartitionsResponse,
+    CreateTopicsRequest, CreateTopicsResponse, DeleteAclsRequest, DeleteAclsResponse,
     DeleteTopicsRequest, DeleteTopicsResponse, ElectLeadersRequest, ElectLeadersResponse,
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, MetadataRecord,
 };
@@ -243,6 +246,24 @@ impl ActiveController {
         now: Instant,
     ) -> ControllerResult<Vec<i32>> {
         heartbeats::fence_expired(image, &self.config, &mut self.heartbeats, now)
+    }
+
+    /// CreateAcls; `new_id` supplies random bits for ACL ids.
+    pub fn create_acls(
+        &self,
+        image: &MetadataImage,
+        request: &CreateAclsRequest,
+        new_id: &mut dyn FnMut() -> u128,
+    ) -> ControllerResult<CreateAclsResponse> {
+        acls::create_acls(image, request, new_id)
+    }
+
+    pub fn delete_acls(
+        &self,
+        image: &MetadataImage,
+        request: &DeleteAclsRequest,
+    ) -> ControllerResult<DeleteAclsResponse> {
+        acls::delete_acls(image, request)
     }
 
     /// CreateTopics; `new_id` supplies random bits for topic ids.

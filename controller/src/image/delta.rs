@@ -7,6 +7,7 @@
 
 use super::{BrokerRegistration, ConfigResource, MetadataImage, PartitionRegistration, TopicImage};
 use rafka_protocol::Uuid;
+use rafka_security::authorizer::AclBinding;
 use rafka_security::sasl::scram::ScramMechanism;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub struct MetadataDelta {
     features_changed: bool,
     /// Users whose SCRAM credentials changed.
     changed_scram_users: BTreeSet<String>,
+    acls_changed: bool,
 }
 
 impl MetadataDelta {
@@ -66,6 +68,7 @@ impl MetadataDelta {
             && !self.producer_ids_changed
             && !self.features_changed
             && self.changed_scram_users.is_empty()
+            && !self.acls_changed
     }
 
     /// Users whose SCRAM credentials were added, changed or removed.
@@ -116,6 +119,11 @@ impl MetadataDelta {
 
     pub fn features_changed(&self) -> bool {
         self.features_changed
+    }
+
+    /// Whether an ACL was added or removed.
+    pub fn acls_changed(&self) -> bool {
+        self.acls_changed
     }
 
     /// The delta from `old` to `new`, two images of one log (say the image a broker last acted
@@ -194,6 +202,8 @@ impl MetadataDelta {
         d.cluster_id_changed = old.cluster_id() != new.cluster_id();
         d.producer_ids_changed = old.next_producer_id() != new.next_producer_id();
         d.features_changed = old.features() != new.features();
+        d.acls_changed =
+            !Arc::ptr_eq(old.acls_shared(), new.acls_shared()) && old.acls() != new.acls();
         d
     }
 
@@ -305,6 +315,7 @@ enum Undo {
         (String, ScramMechanism),
         Option<rafka_security::sasl::scram::ScramCredential>,
     ),
+    Acl(u128, Option<AclBinding>),
 }
 
 /// Notes every mutation of a batch before it happens: its inverse (to roll back) and what it
@@ -419,6 +430,13 @@ impl Journal {
         }
     }
 
+    pub(super) fn acl(&mut self, id: u128, old: Option<&AclBinding>) {
+        if self.enabled {
+            self.undo.push(Undo::Acl(id, old.cloned()));
+            self.delta.acls_changed = true;
+        }
+    }
+
     pub(super) fn cluster_id(&mut self) {
         if self.enabled {
             self.undo.push(Undo::ClusterId);
@@ -441,6 +459,7 @@ impl Journal {
                 Undo::Feature(name, old) => image.restore_feature(name, old),
                 Undo::ClusterId => image.cluster_id = None,
                 Undo::Scram(key, old) => image.restore_scram(key, old),
+                Undo::Acl(id, old) => image.restore_acl(id, old),
             }
         }
     }

@@ -600,11 +600,34 @@ fn scram(name: &str, mechanism: i8, iterations: i32) -> MetadataRecord {
     })
 }
 
+fn acl(id: u128, name: &str, pattern: i8, op: i8) -> MetadataRecord {
+    MetadataRecord::AccessControlEntry(rafka_protocol::messages::AccessControlEntryRecord {
+        id: tid(id),
+        resource_type: 2,
+        resource_name: name.to_owned(),
+        pattern_type: pattern,
+        principal: "User:alice".to_owned(),
+        host: "*".to_owned(),
+        operation: op,
+        permission_type: 3,
+        ..Default::default()
+    })
+}
+
 fn remove_scram(name: &str, mechanism: i8) -> MetadataRecord {
     MetadataRecord::RemoveUserScramCredential(
         rafka_protocol::messages::RemoveUserScramCredentialRecord {
             name: name.into(),
             mechanism,
+            ..Default::default()
+        },
+    )
+}
+
+fn remove_acl(id: u128) -> MetadataRecord {
+    MetadataRecord::RemoveAccessControlEntry(
+        rafka_protocol::messages::RemoveAccessControlEntryRecord {
+            id: tid(id),
             ..Default::default()
         },
     )
@@ -642,4 +665,37 @@ fn scram_credentials_replay_snapshot_and_roll_back() {
     assert!(MetadataDelta::between(&old, &image)
         .changed_scram_users()
         .contains("alice"));
+}
+
+#[test]
+fn acls_are_added_removed_rolled_back_and_snapshotted() {
+    let mut image = base();
+    let before = image.clone();
+    let delta = image
+        .apply_batch(&[acl(1, "a-", 4, 3), acl(2, "t", 3, 4)])
+        .expect("applies");
+    assert!(delta.acls_changed());
+    assert_eq!(image.acls().len(), 2);
+    assert!(
+        MetadataDelta::between(&before, &image).acls_changed(),
+        "between sees the ACL change"
+    );
+    // A reused id, an unknown id, an invalid binding: refused, and a failed batch rolls back.
+    for bad in [
+        vec![remove_acl(2), acl(1, "x", 3, 3)],
+        vec![remove_acl(1), remove_acl(9)],
+        vec![remove_acl(1), acl(3, "x", 2, 3)],
+        vec![remove_acl(1), acl(3, "x", 3, 1)],
+        vec![remove_acl(1), acl(3, "", 3, 3)],
+    ] {
+        let snapshot = image.clone();
+        assert!(image.apply_batch(&bad).is_err(), "{bad:?}");
+        assert_eq!(image, snapshot, "{bad:?} rolled back");
+    }
+    let loaded = MetadataImage::load(&image.to_records(), image.offset()).expect("loads");
+    assert_eq!(loaded, image);
+    image.apply(&remove_acl(1)).expect("removes");
+    assert_eq!(image.acls().len(), 1);
+    assert!(image.acls().get(1).is_none());
+    assert!(!MetadataDelta::between(&image, &image.clone()).acls_changed());
 }
