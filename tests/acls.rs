@@ -645,6 +645,28 @@ fn acl_matrix_for_a_principal_allowed_one_prefix_and_one_group() {
             ))
         ]
     );
+    // Created without DESCRIBE_CONFIGS: its configs are withheld, with the reason (v5+).
+    let req = CreateTopicsRequest {
+        topics: vec![create_topics_request::CreatableTopic {
+            name: "app-raw".to_owned(),
+            num_partitions: 1,
+            replication_factor: 1,
+            ..Default::default()
+        }],
+        timeout_ms: 20000,
+        ..Default::default()
+    };
+    match me.raw(addr, 7, RequestKind::CreateTopics(req)) {
+        ResponseKind::CreateTopics(r) => {
+            let t = &r.topics[0];
+            assert_eq!(
+                (t.error_code, t.topic_config_error_code),
+                (0, TOPIC_AUTHORIZATION_FAILED)
+            );
+            assert_eq!(t.configs.as_deref().map(<[_]>::len), Some(0));
+        }
+        other => panic!("not a CreateTopics response: {other:?}"),
+    }
     let deleted = rt
         .block_on(admin.delete_topics(&["app-orders"], &common::admin_options()))
         .expect("DeleteTopics");

@@ -68,6 +68,16 @@ pub async fn handle(
     } else {
         forward(apis, version, req).await
     };
+    // Kafka: a created topic's configs are shown only with TOPIC DESCRIBE_CONFIGS; without it
+    // they are left out and `topic_config_error_code` says why (v5+).
+    for t in &mut resp.topics {
+        if t.error_code == 0
+            && !authz.allows(AclOperation::DescribeConfigs, ResourceType::Topic, &t.name)
+        {
+            t.topic_config_error_code = rafka_protocol::ErrorCode::TopicAuthorizationFailed.code();
+            t.configs = Some(Vec::new());
+        }
+    }
     resp.topics.extend(refused);
     // Request order (a name given twice is answered twice, in its places).
     let mut answered = std::mem::take(&mut resp.topics);
