@@ -4,6 +4,7 @@
 
 use super::IndexEntry;
 use crate::error::{IoContext, Result, StorageError};
+use crate::file_budget::{LogHandles, OpenFile};
 use memmap2::MmapMut;
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -29,6 +30,8 @@ pub(super) struct Index<E> {
     state: Option<State<E>>,
     /// The mapping and the open file, while hot.
     hot: Option<Hot>,
+    /// Where a hot index counts itself (one open file: its descriptor and mapping).
+    handles: Option<Arc<LogHandles>>,
 }
 
 #[derive(Debug)]
@@ -47,6 +50,11 @@ struct Hot {
     file: Option<Arc<File>>,
     /// The file has real blocks below this byte.
     allocated: u64,
+    /// Written through the mapping (or resized) since it was mapped or flushed: a release must
+    /// fsync first. A clean index is released without a syscall but munmap and close.
+    dirty: bool,
+    /// Counts the mapping against the log's [`crate::FileBudget`] while it lives.
+    _token: Option<OpenFile>,
 }
 
 fn decode_at<E: IndexEntry>(bytes: &[u8], n: usize, base_offset: i64) -> E {
@@ -147,7 +155,21 @@ impl<E: IndexEntry> Index<E> {
             persistent,
             state: None,
             hot: None,
+            handles: None,
         }
+    }
+
+    /// Counts this index's mapping against `handles` from now on (a mapping made before is
+    /// counted too).
+    pub(super) fn set_handles(&mut self, handles: Arc<LogHandles>) {
+        if let Some(hot) = &mut self.hot {
+            hot._token = Some(handles.open_file());
+        }
+        self.handles = Some(handles);
+    }
+
+    fn token(&self) -> Option<OpenFile> {
+        self.handles.as_ref().map(LogHandles::open_file)
     }
 
     /// The size a new index file gets.
@@ -197,6 +219,8 @@ impl<E: IndexEntry> Index<E> {
                 mmap,
                 file: None,
                 allocated: full,
+                dirty: false,
+                _token: self.token(),
             });
             return Ok(());
         }
@@ -242,6 +266,8 @@ impl<E: IndexEntry> Index<E> {
             mmap,
             file: Some(Arc::new(file)),
             allocated: 0,
+            dirty: created,
+            _token: self.token(),
         });
         Ok(())
     }
@@ -350,6 +376,7 @@ impl<E: IndexEntry> Index<E> {
         self.back((at + E::SIZE) as u64)?;
         let hot = self.hot.as_mut().expect("invariant: opened");
         e.encode(self.base_offset, &mut hot.mmap[at..at + E::SIZE]);
+        hot.dirty = true;
         let st = self.state.as_mut().expect("invariant: opened");
         st.entries += 1;
         st.last = Some(e);
@@ -366,6 +393,7 @@ impl<E: IndexEntry> Index<E> {
         }
         let hot = self.hot.as_mut().expect("invariant: opened");
         hot.mmap[n * E::SIZE..old * E::SIZE].fill(0);
+        hot.dirty = true;
         let last = n.checked_sub(1).map(|n| self.read(n));
         let st = self.state.as_mut().expect("invariant: opened");
         st.entries = n;
@@ -411,6 +439,8 @@ impl<E: IndexEntry> Index<E> {
                 mmap,
                 file,
                 allocated,
+                _token,
+                ..
             } = self.hot.take().expect("invariant: opened");
             drop(mmap);
             let file = file.expect("invariant: a persistent index has a file");
@@ -430,6 +460,8 @@ impl<E: IndexEntry> Index<E> {
                 mmap,
                 file: Some(file),
                 allocated: allocated.min(rounded),
+                dirty: true,
+                _token,
             });
         }
         tracing::debug!(path = %self.path.display(), entries, length = rounded, "resized index");
@@ -450,7 +482,9 @@ impl<E: IndexEntry> Index<E> {
         } else {
             // As in `resize`: never change the length under the mapping; on an error the index is
             // left cold with its state matching the file.
-            let Hot { mmap, file, .. } = self.hot.take().expect("invariant: opened");
+            let Hot {
+                mmap, file, _token, ..
+            } = self.hot.take().expect("invariant: opened");
             drop(mmap);
             let file = file.expect("invariant: a persistent index has a file");
             // Cut to nothing, then extend: the whole file reads as zeros, at no write's cost.
@@ -467,6 +501,8 @@ impl<E: IndexEntry> Index<E> {
                 mmap,
                 file: Some(file),
                 allocated: 0,
+                dirty: true,
+                _token,
             });
         }
         *self.state.as_mut().expect("invariant: opened") = State {
@@ -485,12 +521,15 @@ impl<E: IndexEntry> Index<E> {
 
     pub(super) fn flush(&mut self) -> Result<()> {
         if let Some(Hot {
-            file: Some(file), ..
-        }) = &self.hot
+            file: Some(file),
+            dirty,
+            ..
+        }) = &mut self.hot
         {
             // fdatasync writes back the pages dirtied through the mapping (msync(MS_SYNC) is the
             // same call on Linux) and the file's length.
             file.sync_data().at(&self.path)?;
+            *dirty = false;
         }
         Ok(())
     }
@@ -504,7 +543,9 @@ impl<E: IndexEntry> Index<E> {
 
     pub(super) fn release(&mut self) -> Result<()> {
         if self.persistent && self.hot.is_some() {
-            self.flush()?;
+            if self.hot.as_ref().is_some_and(|h| h.dirty) {
+                self.flush()?;
+            }
             self.hot = None;
         }
         Ok(())
