@@ -559,15 +559,23 @@ impl LogManager {
             .uncleanable_partitions()
     }
 
-    /// A clean shutdown: every log flushed and closed, the checkpoints written, then the
-    /// clean-shutdown marker, durably, in every directory.
+    /// A clean shutdown: every log closed (indexes trimmed, producer snapshots written), then
+    /// each directory's file system synced once (`syncfs(2)`, rather than several fsyncs per
+    /// log: 100,000 logs would take minutes), then the recovery points moved to the log ends
+    /// the closes saw, the checkpoints written, and the clean-shutdown marker, durably, in
+    /// every directory. A failed sync fails the shutdown: no marker, so the next start recovers.
     pub fn shutdown(&self, now_ms: i64) -> Result<()> {
         let logs: Vec<SharedLog> = self.map().values().map(|e| e.log.clone()).collect();
+        let mut closed = Vec::with_capacity(logs.len());
         for log in &logs {
-            let mut log = lock_log(log);
-            let leo = log.log_end_offset();
-            log.flush(leo, now_ms)?;
-            log.close()?;
+            let end = lock_log(log).close_unsynced()?;
+            closed.push(end);
+        }
+        for dir in &self.dirs {
+            self.fs.sync_filesystem(dir).at(dir)?;
+        }
+        for (log, end) in logs.iter().zip(closed) {
+            lock_log(log).mark_flushed(end, now_ms);
         }
         self.checkpoint()?;
         for dir in &self.dirs {
@@ -740,6 +748,55 @@ mod tests {
             0,
             "nothing left"
         );
+    }
+
+    /// A clean shutdown syncs the file system once instead of each file: after a power cut
+    /// right after it, every log is whole and trusted; a failed sync leaves no marker.
+    #[test]
+    fn a_clean_shutdown_is_durable_through_one_file_system_sync() {
+        let fs = SimFs::new();
+        let dir = PathBuf::from("/data/lm");
+        let open = |fs: &SimFs| {
+            LogManager::open(
+                Arc::new(fs.clone()),
+                std::slice::from_ref(&dir),
+                &|_| LogConfig::default(),
+                0,
+            )
+            .expect("open")
+        };
+        let lm = open(&fs);
+        for p in 0..3 {
+            let log = lm
+                .get_or_create_log(&TopicPartition::new("t", p), LogConfig::default(), 0)
+                .expect("log");
+            let mut log = lock_log(&log);
+            for _ in 0..=p {
+                log.append_as_leader(&batch(), 0, 0).expect("append");
+            }
+            assert_eq!(log.recovery_point(), 0, "nothing fsynced yet");
+        }
+        lm.shutdown(0).expect("shutdown");
+        drop(lm);
+        fs.power_cut(None);
+        assert!(fs.exists(&dir.join(CLEAN_SHUTDOWN_FILE)));
+        let lm = open(&fs);
+        for p in 0..3 {
+            let log = lm.get_log(&TopicPartition::new("t", p)).expect("log");
+            let log = lock_log(&log);
+            assert_eq!(log.log_end_offset(), i64::from(p) + 1);
+            assert_eq!(log.recovery_point(), i64::from(p) + 1);
+        }
+        let log = lm.get_log(&TopicPartition::new("t", 0)).expect("log");
+        lock_log(&log)
+            .append_as_leader(&batch(), 0, 0)
+            .expect("append");
+        drop(log);
+        fs.set_fail_sync(true);
+        assert!(lm.shutdown(0).is_err());
+        fs.set_fail_sync(false);
+        drop(lm);
+        assert!(!fs.exists(&dir.join(CLEAN_SHUTDOWN_FILE)), "no marker");
     }
 
     #[test]

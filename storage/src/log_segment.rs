@@ -859,6 +859,23 @@ impl LogSegment {
         self.release()
     }
 
+    /// [`LogSegment::close`] without any fsync: the indexes trimmed (an index already trimmed is
+    /// not even mapped) and everything released, for a shutdown that then syncs the whole file
+    /// system ([`crate::fs::FileSystem::sync_filesystem`]).
+    pub fn close_unsynced(&mut self) -> Result<()> {
+        if self.size > 0 {
+            self.time_index.maybe_append(
+                self.max_timestamp_so_far,
+                self.offset_of_max_timestamp_so_far,
+            )?;
+        }
+        self.offset_index.close_unsynced()?;
+        self.time_index.close_unsynced()?;
+        self.file = None;
+        self.file_token = None;
+        Ok(())
+    }
+
     /// Renames the segment's files to `<name>.deleted` (Kafka's first step of deletion: readers
     /// holding the file keep reading; removal happens later).
     pub fn mark_deleted(&mut self) -> Result<()> {

@@ -1145,6 +1145,30 @@ impl UnifiedLog {
         Ok(())
     }
 
+    /// [`UnifiedLog::close`] without any fsync, for a shutdown that then syncs the whole file
+    /// system and calls [`UnifiedLog::mark_flushed`] with the offset returned (the log end at
+    /// the close).
+    pub fn close_unsynced(&mut self) -> Result<i64> {
+        self.producer_state.advance_to(self.log_end_offset);
+        self.producer_state.take_snapshot()?;
+        for seg in self.segments.values_mut() {
+            seg.close_unsynced()?;
+        }
+        Ok(self.log_end_offset)
+    }
+
+    /// Advances the recovery point to `offset` (at most the log end) once the caller has made
+    /// everything below it durable by other means: a sync of the whole file system after
+    /// [`UnifiedLog::close_unsynced`].
+    pub fn mark_flushed(&mut self, offset: i64, now_ms: i64) {
+        let offset = offset.min(self.log_end_offset);
+        if offset > self.recovery_point {
+            self.recovery_point = offset;
+            self.unflushed_batches = 0;
+            self.last_flush_ms = now_ms;
+        }
+    }
+
     /// Closes file handles and unmaps indexes of every segment (a cold log); they reopen on use.
     pub fn release(&mut self) -> Result<()> {
         for seg in self.segments.values_mut() {

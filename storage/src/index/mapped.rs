@@ -50,8 +50,12 @@ struct Hot {
     file: Option<Arc<File>>,
     /// The file has real blocks below this byte.
     allocated: u64,
-    /// Written through the mapping (or resized) since it was mapped or flushed: a release must
-    /// fsync first. A clean index is released without a syscall but munmap and close.
+    /// Entries written or zeroed through the mapping since it was mapped or flushed: a release
+    /// must fsync first, so that a cold index has nothing to make durable. A change of length
+    /// alone (creation at full size, a trim, a reset) does not count: a crash that loses it
+    /// leaves a file whose entries are counted as they are after any crash (zeros after the
+    /// entries, or a missing file that recovery rebuilds). A clean index is released without a
+    /// syscall but munmap and close.
     dirty: bool,
     /// Counts the mapping against the log's [`crate::FileBudget`] while it lives.
     _token: Option<OpenFile>,
@@ -266,7 +270,7 @@ impl<E: IndexEntry> Index<E> {
             mmap,
             file: Some(Arc::new(file)),
             allocated: 0,
-            dirty: created,
+            dirty: false,
             _token: self.token(),
         });
         Ok(())
@@ -439,8 +443,8 @@ impl<E: IndexEntry> Index<E> {
                 mmap,
                 file,
                 allocated,
+                dirty,
                 _token,
-                ..
             } = self.hot.take().expect("invariant: opened");
             drop(mmap);
             let file = file.expect("invariant: a persistent index has a file");
@@ -460,7 +464,7 @@ impl<E: IndexEntry> Index<E> {
                 mmap,
                 file: Some(file),
                 allocated: allocated.min(rounded),
-                dirty: true,
+                dirty,
                 _token,
             });
         }
@@ -501,7 +505,7 @@ impl<E: IndexEntry> Index<E> {
                 mmap,
                 file: Some(file),
                 allocated: 0,
-                dirty: true,
+                dirty: false,
                 _token,
             });
         }
@@ -548,6 +552,31 @@ impl<E: IndexEntry> Index<E> {
             }
             self.hot = None;
         }
+        Ok(())
+    }
+
+    /// Unmaps and closes without an fsync: for a shutdown that then syncs the whole file system
+    /// ([`crate::fs::FileSystem::sync_filesystem`]). Until that sync, a cold index may have
+    /// unwritten entries.
+    pub(super) fn release_unsynced(&mut self) {
+        if self.persistent {
+            self.hot = None;
+        }
+    }
+
+    /// Trims the file to its entries and unmaps it, without an fsync (as `release_unsynced`).
+    pub(super) fn close_unsynced(&mut self) -> Result<()> {
+        if self.state.is_none() {
+            return Ok(());
+        }
+        let trimmed = self
+            .state
+            .as_ref()
+            .is_some_and(|s| s.length == (s.entries * E::SIZE) as u64);
+        if !trimmed {
+            self.trim_to_valid_size()?;
+        }
+        self.release_unsynced();
         Ok(())
     }
 
