@@ -17,6 +17,7 @@
 //! - `RAFKA_BENCH_EXTRA`: extra `server.properties` lines (`\n`-separated, e.g.
 //!   `log.open.files.max=2000`).
 //! - `RAFKA_BIN`: the binary (else the one Cargo built for the bench).
+//! - `RAFKA_BENCH_KEEP`: keep the node's directory (its path is printed).
 //!
 //! The data directory is under `target/tmp` (the disk, not a tmpfs) and removed at the end.
 
@@ -502,6 +503,9 @@ fn main() {
         .count();
     println!("partitions: {warnings} ERROR lines in the broker's log");
     node.stop(libc::SIGTERM, Duration::from_secs(120));
+    if std::env::var_os("RAFKA_BENCH_KEEP").is_some() {
+        println!("partitions: kept {}", tmp.keep().display());
+    }
     if !failed.is_empty() {
         eprintln!("partitions: FAILED phases: {failed:?}");
         std::process::exit(1);
