@@ -69,15 +69,14 @@ fn produce_one_to_each(bootstrap: &str) {
     let total = (TOPICS as u64) * PER_TOPIC as u64;
     let deadline = Deadline::after(Duration::from_secs(150));
     while counts.ok.load(Ordering::Relaxed) + counts.failed.load(Ordering::Relaxed) < total {
-        deadline.check(|| {
-            format!(
-                "{} of {total} delivered",
-                counts.ok.load(Ordering::Relaxed)
-            )
-        });
+        deadline.check(|| format!("{} of {total} delivered", counts.ok.load(Ordering::Relaxed)));
         producer.poll(Duration::from_millis(50));
     }
-    assert_eq!(counts.failed.load(Ordering::Relaxed), 0, "failed deliveries");
+    assert_eq!(
+        counts.failed.load(Ordering::Relaxed),
+        0,
+        "failed deliveries"
+    );
 }
 
 fn consume_all(bootstrap: &str, want: u64) {
@@ -153,9 +152,5 @@ fn three_thousand_partitions_under_ulimit_1024() {
     let fds = open_fds(pid);
     assert!(fds < NOFILE as usize, "{fds} descriptors after the restart");
     let log = std::fs::read_to_string(cluster.nodes[0].log_file()).unwrap_or_default();
-    assert!(
-        !log.contains("Too many open files"),
-        "{}",
-        cluster.logs(20)
-    );
+    assert!(!log.contains("Too many open files"), "{}", cluster.logs(20));
 }

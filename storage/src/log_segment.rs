@@ -663,8 +663,9 @@ impl LogSegment {
 
     /// Rescans the whole segment: validates every batch (magic, CRC, offsets increasing),
     /// truncates at the first invalid or torn one, and rebuilds both indexes. Returns the bytes
-    /// truncated.
-    pub fn recover(&mut self, max_batch_size: usize) -> Result<u64> {
+    /// truncated. The indexes are trimmed to their entries unless `active` (the log's last
+    /// segment, whose indexes the log keeps at full size to append to).
+    pub fn recover(&mut self, max_batch_size: usize, active: bool) -> Result<u64> {
         // Kafka's reset(): empty indexes at their full size, so a denser rebuild than what a
         // trimmed (closed) index held still fits, and all zeros: nothing of the old files (a
         // partial entry at the end of a cut one, junk) is left after the rebuilt entries.
@@ -733,14 +734,16 @@ impl LogSegment {
             self.size = pos;
         }
         // As Kafka's recover: the largest timestamp gets its time-index entry, as a roll or a
-        // clean close gives it, so that the next start, trusting the index, knows it; then both
-        // indexes are trimmed (the log makes the active segment's indexes full-size again).
-        self.offset_index.trim_to_valid_size()?;
+        // clean close gives it, so that the next start, trusting the index, knows it; then, for a
+        // closed segment, both indexes are trimmed (the active one keeps them at full size).
         self.time_index.maybe_append(
             self.max_timestamp_so_far,
             self.offset_of_max_timestamp_so_far,
         )?;
-        self.time_index.trim_to_valid_size()?;
+        if !active {
+            self.offset_index.trim_to_valid_size()?;
+            self.time_index.trim_to_valid_size()?;
+        }
         Ok(truncated)
     }
 

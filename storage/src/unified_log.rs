@@ -372,7 +372,7 @@ impl UnifiedLog {
             if trusted {
                 continue;
             }
-            let truncated = seg.recover(max_batch)?;
+            let truncated = seg.recover(max_batch, next_base.is_none())?;
             // A closed segment is fsynced after its roll, not before the next segment is
             // written, so a crash can keep a later segment's data and lose this one's tail, cut
             // at a batch boundary (nothing torn to see): it then ends below the next segment's

@@ -112,6 +112,39 @@ unsafe fn map(file: &File) -> io::Result<MmapMut> {
     Ok(mmap)
 }
 
+/// Writes zeros over every range of `file` below `length` that has data (`SEEK_DATA` /
+/// `SEEK_HOLE`: the holes of a sparse index read as zeros already). A file system without them
+/// reports the whole file as data, which is then all written.
+fn zero_allocated(file: &File, length: u64) -> io::Result<()> {
+    const ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+    let fd = file.as_raw_fd();
+    let mut at = 0u64;
+    while at < length {
+        // SAFETY: plain syscalls on a descriptor we own.
+        let data = unsafe { libc::lseek(fd, at as libc::off_t, libc::SEEK_DATA) };
+        if data < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ENXIO) {
+                return Ok(()); // no data from `at` on
+            }
+            return Err(e);
+        }
+        // SAFETY: as above.
+        let hole = unsafe { libc::lseek(fd, data, libc::SEEK_HOLE) };
+        if hole < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let (mut from, to) = (data as u64, (hole as u64).min(length));
+        while from < to {
+            let n = ((to - from) as usize).min(ZEROS.len());
+            file.write_all_at(&ZEROS[..n], from)?;
+            from += n as u64;
+        }
+        at = (hole as u64).max(at + 1);
+    }
+    Ok(())
+}
+
 /// Backs `[from, to)` of `file` with real blocks; bytes below `free_from` hold entries.
 fn allocate(file: &File, from: u64, to: u64, free_from: u64) -> io::Result<()> {
     loop {
@@ -491,14 +524,20 @@ impl<E: IndexEntry> Index<E> {
             } = self.hot.take().expect("invariant: opened");
             drop(mmap);
             let file = file.expect("invariant: a persistent index has a file");
-            // Cut to nothing, then extend: the whole file reads as zeros, at no write's cost.
-            file.set_len(0).at(&self.path)?;
+            let length = self.state.as_ref().map_or(0, |s| s.length);
+            // Zeros over every allocated range, then the full length: the whole file reads as
+            // zeros. Not a cut to nothing and a re-extension: on a file system mounted with
+            // `discard` that frees the blocks with a synchronous discard, ~3 ms an index, which
+            // made the recovery of 10,000 logs after a crash take over a minute.
             *self.state.as_mut().expect("invariant: opened") = State {
                 entries: 0,
-                length: 0,
+                length,
                 last: None,
             };
-            file.set_len(full).at(&self.path)?;
+            zero_allocated(&file, length).at(&self.path)?;
+            if length != full {
+                file.set_len(full).at(&self.path)?;
+            }
             // SAFETY: as in `open`.
             let mmap = unsafe { map(&file) }.at(&self.path)?;
             self.hot = Some(Hot {
@@ -650,5 +689,37 @@ impl<E: IndexEntry> Index<E> {
             )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod zero_tests {
+    use super::zero_allocated;
+    use std::os::unix::fs::FileExt;
+
+    /// Junk anywhere in a sparse file — in its first block, past a hole, in its last bytes,
+    /// across a 64 KiB chunk boundary — reads as zeros after `zero_allocated`, length unchanged.
+    #[test]
+    fn every_allocated_range_is_zeroed_and_holes_stay_holes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("i.index");
+        let f = std::fs::File::options()
+            .create(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .expect("open");
+        let len = 4u64 << 20;
+        f.set_len(len).expect("len");
+        for at in [0, 5, 300_000, (1 << 20) - 3, 3 << 20, len - 7] {
+            f.write_all_at(&[0xAB; 7], at).expect("junk");
+        }
+        f.write_all_at(&[0xCD; 200_000], 2 << 20)
+            .expect("a long run");
+        zero_allocated(&f, len).expect("zero");
+        let mut all = vec![1u8; len as usize];
+        f.read_exact_at(&mut all, 0).expect("read");
+        assert!(all.iter().all(|b| *b == 0));
+        assert_eq!(f.metadata().expect("meta").len(), len);
     }
 }
