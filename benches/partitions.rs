@@ -271,7 +271,7 @@ fn produce_all(
         .set("linger.ms", "20")
         .set("batch.num.messages", "100000")
         .set("queue.buffering.max.messages", "2000000")
-        .set("message.timeout.ms", &bound.as_millis().to_string())
+        .set("message.timeout.ms", bound.as_millis().to_string())
         .create_with_context(Ctx(d.clone()))
         .expect("producer");
     let total = topics.len() as u64 * per_topic as u64;

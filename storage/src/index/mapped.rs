@@ -116,7 +116,7 @@ unsafe fn map(file: &File) -> io::Result<MmapMut> {
 /// `SEEK_HOLE`: the holes of a sparse index read as zeros already). A file system without them
 /// reports the whole file as data, which is then all written.
 fn zero_allocated(file: &File, length: u64) -> io::Result<()> {
-    const ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+    static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
     let fd = file.as_raw_fd();
     let mut at = 0u64;
     while at < length {
@@ -705,6 +705,7 @@ mod zero_tests {
         let path = dir.path().join("i.index");
         let f = std::fs::File::options()
             .create(true)
+            .truncate(false)
             .read(true)
             .write(true)
             .open(&path)
