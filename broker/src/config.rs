@@ -1673,6 +1673,8 @@ impl KafkaConfig {
         log_cleaner_backoff_ms: i64 = "log.cleaner.backoff.ms";
         /// The most the log cleaner's offset map holds.
         log_cleaner_dedupe_buffer_size: i64 = "log.cleaner.dedupe.buffer.size";
+        /// The bound on open segment files and index maps (-1: from the process's limits).
+        log_open_files_max: i32 = "log.open.files.max";
         /// Whether controlled shutdown moves leadership first.
         controlled_shutdown_enable: bool = "controlled.shutdown.enable";
         /// Partitions of `__consumer_offsets`.

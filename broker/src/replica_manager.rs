@@ -69,6 +69,12 @@ impl Partition {
         self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Reads the state in place (no clone of the registration): for scans over every hosted
+    /// partition, which must stay cheap at 100,000 partitions.
+    fn with_state<R>(&self, f: impl FnOnce(&PartitionState) -> R) -> R {
+        f(&self.state.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
     pub fn is_leader(&self) -> bool {
         self.state().is_leader
     }
@@ -166,6 +172,15 @@ pub struct ReplicaManager {
     /// Kafka's `DirectoryId.LOST`), which moves leadership away. Cleared when the replica
     /// goes away (topic deleted, replica moved) or its log is created after all.
     offline: Mutex<HashMap<TopicPartition, OfflineReplica>>,
+    /// How many hosted partitions this broker follows on each leader, kept by `apply_image`
+    /// as states change, so that the fetcher manager's round (every 100 ms and every image)
+    /// costs O(leaders), not O(partitions hosted). Lock order: after a partition's state.
+    followed: Mutex<HashMap<i32, usize>>,
+}
+
+/// The leader a partition in `st` is followed on, if this broker follows it.
+fn followed_leader(st: &PartitionState) -> Option<i32> {
+    (!st.is_leader && st.registration.leader >= 0).then_some(st.registration.leader)
 }
 
 /// A replica whose log could not be created or opened.
@@ -191,6 +206,7 @@ impl ReplicaManager {
             topic_config,
             partitions: RwLock::new(HashMap::new()),
             by_id: RwLock::new(HashMap::new()),
+            followed: Mutex::new(HashMap::new()),
             appended: Notify::new(),
             hw_advanced: Notify::new(),
             min_insync_replicas,
@@ -336,10 +352,15 @@ impl ReplicaManager {
                         }),
                         replicas: Mutex::new(ReplicaStates::default()),
                     });
-                    self.partitions
+                    let replaced = self
+                        .partitions
                         .write()
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(tp.clone(), p.clone());
+                    self.follow_change(
+                        replaced.and_then(|r| r.with_state(followed_leader)),
+                        p.with_state(followed_leader),
+                    );
                     self.by_id
                         .write()
                         .unwrap_or_else(|e| e.into_inner())
@@ -360,8 +381,10 @@ impl ReplicaManager {
                 }
                 let new = is_leader
                     && (!st.is_leader || st.registration.leader_epoch != reg.leader_epoch);
+                let followed_before = followed_leader(&st);
                 st.registration = reg.clone();
                 st.is_leader = is_leader;
+                self.follow_change(followed_before, followed_leader(&st));
                 new
             };
             partition.on_registration(reg, me, is_leader, new_leadership, now);
@@ -414,6 +437,7 @@ impl ReplicaManager {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&tp)
             {
+                self.follow_change(p.with_state(followed_leader), None);
                 self.by_id
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
@@ -427,6 +451,25 @@ impl ReplicaManager {
         }
         // Leadership or ISR changes decide waiting acks=all produces.
         self.hw_advanced.notify_waiters();
+    }
+
+    /// A hosted partition stopped following `before` and now follows `after` (either `None`).
+    fn follow_change(&self, before: Option<i32>, after: Option<i32>) {
+        if before == after {
+            return;
+        }
+        let mut followed = self.followed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = before {
+            if let Some(n) = followed.get_mut(&b) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    followed.remove(&b);
+                }
+            }
+        }
+        if let Some(a) = after {
+            *followed.entry(a).or_default() += 1;
+        }
     }
 
     fn offline_map(&self) -> std::sync::MutexGuard<'_, HashMap<TopicPartition, OfflineReplica>> {
@@ -920,6 +963,100 @@ mod tests {
         // Nothing changed: nothing to do.
         rm.apply_image(&c, &c);
         assert_eq!(hosted(&rm), vec![]);
+    }
+
+    /// The leaders followed, as the fetcher manager asks every 100 ms, are kept by
+    /// `apply_image` as states change, and match a scan of every hosted partition through
+    /// follower, leader and gone transitions and a topic re-created under its name.
+    #[test]
+    fn followed_leaders_follow_the_images() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lm = Arc::new(
+            LogManager::open(
+                Arc::new(DiskFs),
+                &[dir.path().to_path_buf()],
+                &|_| LogConfig::default(),
+                0,
+            )
+            .expect("log manager"),
+        );
+        let rm = ReplicaManager::new(
+            1,
+            lm,
+            Arc::new(|_: &MetadataImage, _: &str| LogConfig::default()),
+            Arc::new(|_: &MetadataImage, _: &str| 1),
+        );
+        let scan = |rm: &ReplicaManager| {
+            let mut v: Vec<i32> = rm
+                .partitions()
+                .iter()
+                .filter_map(|p| p.with_state(followed_leader))
+                .collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let led_by = |id: u128, p: i32, leader: i32| {
+            MetadataRecord::Partition(PartitionRecord {
+                partition_id: p,
+                topic_id: Uuid::from_u128(id),
+                replicas: vec![leader, 1],
+                isr: vec![leader, 1],
+                leader,
+                ..Default::default()
+            })
+        };
+        let change = |id: u128, p: i32, leader: i32, replicas: Vec<i32>| {
+            MetadataRecord::PartitionChange(PartitionChangeRecord {
+                topic_id: Uuid::from_u128(id),
+                partition_id: p,
+                replicas: Some(replicas.clone()),
+                isr: Some(replicas),
+                leader,
+                ..Default::default()
+            })
+        };
+        let empty = MetadataImage::new();
+        let a = next(
+            &empty,
+            &[
+                topic("t", 1),
+                led_by(1, 0, 2),
+                led_by(1, 1, 3),
+                led_by(1, 2, 2),
+                led_by(1, 3, 1),
+            ],
+        );
+        rm.apply_image(&empty, &a);
+        assert_eq!(rm.followed_leaders(), vec![2, 3]);
+        assert_eq!(rm.followed_leaders(), scan(&rm));
+        // 3 → this broker leads; 2 → 3 for one partition; the other of 2 moves away.
+        let b = next(
+            &a,
+            &[
+                change(1, 1, 1, vec![1, 3]),
+                change(1, 0, 3, vec![3, 1]),
+                change(1, 2, 2, vec![2]),
+            ],
+        );
+        rm.apply_image(&a, &b);
+        assert_eq!(rm.followed_leaders(), vec![3]);
+        assert_eq!(rm.followed_leaders(), scan(&rm));
+        // Deleted and re-created under its name, led by 4.
+        let c = next(
+            &b,
+            &[
+                MetadataRecord::RemoveTopic(RemoveTopicRecord {
+                    topic_id: Uuid::from_u128(1),
+                    ..Default::default()
+                }),
+                topic("t", 2),
+                led_by(2, 0, 4),
+            ],
+        );
+        rm.apply_image(&b, &c);
+        assert_eq!(rm.followed_leaders(), vec![4]);
+        assert_eq!(rm.followed_leaders(), scan(&rm));
     }
 
     /// A replica whose log cannot be created is never hosted: it answers KAFKA_STORAGE_ERROR,

@@ -31,7 +31,7 @@ use rafka_controller::node::{ControllerNode, ControllerNodeConfig};
 use rafka_controller::raft_types::NodeId;
 use rafka_controller::server::{ListenerConfig, LEARNER_LISTENER_NAME};
 use rafka_security::transport::{ClientSecurity, ServerSecurity};
-use rafka_storage::{DiskFs, FileSystem, LogConfig, LogManager};
+use rafka_storage::{DiskFs, FileBudget, FileSystem, LogConfig, LogManager};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -232,8 +232,24 @@ impl KafkaServer {
             let dirs = settings.log_dirs.clone();
             let image = controller.image();
             let tc = topic_config.clone();
+            let budget = match settings.kafka_config.log_open_files_max() {
+                n if n > 0 => FileBudget::new(n as usize),
+                _ => FileBudget::from_process_limits(),
+            };
+            tracing::info!(
+                max_open_files = budget.max_open_files(),
+                nofile = ?rafka_storage::file_budget::nofile_limit(),
+                max_map_count = ?rafka_storage::file_budget::max_map_count(),
+                "log file budget"
+            );
             let opened = tokio::task::spawn_blocking(move || {
-                LogManager::open(fs, &dirs, &|tp| tc(&image, &tp.topic), now_ms())
+                LogManager::open_with_budget(
+                    fs,
+                    &dirs,
+                    &|tp| tc(&image, &tp.topic),
+                    now_ms(),
+                    budget,
+                )
             })
             .await
             .map_err(|e| StartError::LogDir {

@@ -63,6 +63,10 @@ pub trait FileSystem: Send + Sync + Debug {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes the directory's entries durable (creations, renames, removals).
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Makes everything written to the file system that holds `dir` durable — every file's
+    /// contents and every directory's entries (`syncfs(2)`): one call instead of an fsync per
+    /// file, for a shutdown that closes thousands of logs.
+    fn sync_filesystem(&self, dir: &Path) -> io::Result<()>;
     /// Whether index files are real memory-mapped files that outlive the process.
     fn persistent_indexes(&self) -> bool;
 
@@ -230,6 +234,15 @@ impl FileSystem for DiskFs {
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         std::fs::File::open(path)?.sync_all()
+    }
+    fn sync_filesystem(&self, dir: &Path) -> io::Result<()> {
+        let d = std::fs::File::open(dir)?;
+        // SAFETY: a plain syscall on a descriptor we own. Since Linux 5.8 it reports writeback
+        // errors of the file system as fsync does.
+        if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
     fn persistent_indexes(&self) -> bool {
         true
@@ -529,6 +542,18 @@ impl FileSystem for SimFs {
             .collect();
         st.durable_files.retain(|p, _| p.parent() != Some(path));
         st.durable_files.extend(current);
+        Ok(())
+    }
+    fn sync_filesystem(&self, _dir: &Path) -> io::Result<()> {
+        let mut st = lock(&self.state);
+        if st.fail_sync {
+            return Err(io::Error::from_raw_os_error(libc::EIO));
+        }
+        st.durable_files = st.files.clone();
+        for data in st.files.values() {
+            let mut c = lock(&data.contents);
+            c.durable = c.current.clone();
+        }
         Ok(())
     }
     fn persistent_indexes(&self) -> bool {

@@ -147,6 +147,18 @@ macro_rules! common_index_methods {
             self.index.max_index_size
         }
 
+        /// Trims the file to its entries and unmaps it without an fsync: for a shutdown that
+        /// syncs the whole file system afterwards.
+        pub fn close_unsynced(&mut self) -> Result<()> {
+            self.index.close_unsynced()
+        }
+
+        /// Counts this index's mapping against a log's share of the node's
+        /// [`crate::FileBudget`] from now on.
+        pub fn set_handles(&mut self, handles: std::sync::Arc<crate::file_budget::LogHandles>) {
+            self.index.set_handles(handles)
+        }
+
         /// Whether the index is mapped now (it maps on first use and unmaps on `release`).
         pub fn is_mapped(&self) -> bool {
             self.index.is_mapped()

@@ -11,6 +11,7 @@
 //! - [`LogCleaner`]: log compaction of logs whose `cleanup.policy` includes `compact`.
 //! - [`LogManager`]: a log directory: opening every partition in it (lazily), the clean-shutdown
 //!   marker, checkpoints.
+//! - [`FileBudget`]: the node-wide bound on open segment files and index maps.
 //! - [`fs`]: the file layer, with a simulated disk for power-loss and fault-injection tests.
 //!
 //! This crate is synchronous (std files, memmap2, no tokio) and knows nothing of networks or
@@ -21,6 +22,7 @@ pub mod checkpoint;
 pub mod compression;
 pub mod config;
 pub mod error;
+pub mod file_budget;
 pub mod fs;
 pub mod index;
 pub mod leader_epoch;
@@ -34,6 +36,7 @@ pub mod unified_log;
 pub use checkpoint::{OffsetCheckpointFile, TopicPartition};
 pub use config::{CleanupPolicy, LogConfig};
 pub use error::{RecordError, Result, StorageError};
+pub use file_budget::FileBudget;
 pub use fs::{DiskFs, FileSystem, LogFile, SimFs};
 pub use index::{OffsetIndex, OffsetPosition, TimeIndex, TimestampOffset};
 pub use leader_epoch::{EpochEntry, LeaderEpochFileCache};

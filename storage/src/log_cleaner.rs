@@ -245,7 +245,17 @@ impl LogCleaner {
         first_dirty: Option<i64>,
         now_ms: i64,
     ) -> Result<Option<(i64, CleanStats)>> {
-        let view = lock_log(log).cleanable_view()?;
+        let view = {
+            let mut log = lock_log(log);
+            // Checked before the view: building it opens every closed segment's file, which a
+            // pass over every log of a node must not do for logs it will not clean.
+            if !log.config().cleanup_policy.compact {
+                drop(log);
+                self.tombstone_horizons.remove(tp);
+                return Ok(None);
+            }
+            log.cleanable_view()?
+        };
         if !view.config.cleanup_policy.compact {
             self.tombstone_horizons.remove(tp);
             return Ok(None);

@@ -14,6 +14,7 @@
 //! [`UnifiedLog`](crate::UnifiedLog), whose caller serialises access.
 
 use crate::error::{IoContext, Result, StorageError};
+use crate::file_budget::{LogHandles, OpenFile};
 use crate::fs::{FileSystem, LogFile};
 use crate::index::{OffsetIndex, TimeIndex, TimestampOffset};
 use rafka_protocol::record_batch::{
@@ -207,6 +208,10 @@ pub struct LogSegment {
     base_offset: i64,
     /// `None` while cold: opened on first use.
     file: Option<Arc<dyn LogFile>>,
+    /// Counts the open `.log` descriptor against the log's [`crate::FileBudget`].
+    file_token: Option<OpenFile>,
+    /// Where the segment's open files are counted (set by its log).
+    handles: Option<Arc<LogHandles>>,
     suffix: &'static str,
     /// The `.log` file's path, made once: an append or a read must not format it.
     log_path: PathBuf,
@@ -280,6 +285,8 @@ impl LogSegment {
             dir: dir.to_path_buf(),
             base_offset,
             file: Some(file),
+            file_token: None,
+            handles: None,
             suffix,
             log_path: log,
             size: 0,
@@ -315,6 +322,8 @@ impl LogSegment {
             dir: dir.to_path_buf(),
             base_offset,
             file: None,
+            file_token: None,
+            handles: None,
             suffix: "",
             log_path: log,
             size,
@@ -348,7 +357,24 @@ impl LogSegment {
         }
         let f = self.fs.open(&self.log_path, false).at(&self.log_path)?;
         self.file = Some(f.clone());
+        self.file_token = self.handles.as_ref().map(LogHandles::open_file);
         Ok(f)
+    }
+
+    /// Counts this segment's open files (its `.log` descriptor, its index maps) against a log's
+    /// share of the node's [`crate::FileBudget`] from now on, those open now included.
+    pub fn set_handles(&mut self, handles: Arc<LogHandles>) {
+        if self.file.is_some() {
+            self.file_token = Some(handles.open_file());
+        }
+        self.offset_index.set_handles(handles.clone());
+        self.time_index.set_handles(handles.clone());
+        self.handles = Some(handles);
+    }
+
+    /// Whether the segment holds any file or mapping open now.
+    pub fn is_open(&self) -> bool {
+        self.file.is_some() || self.offset_index.is_mapped() || self.time_index.is_mapped()
     }
 
     pub fn max_timestamp_so_far(&self) -> i64 {
@@ -358,6 +384,7 @@ impl LogSegment {
     /// Closes the file handle and unmaps the indexes; the next use reopens them.
     pub fn release(&mut self) -> Result<()> {
         self.file = None;
+        self.file_token = None;
         self.offset_index.release()?;
         self.time_index.release()
     }
@@ -636,8 +663,9 @@ impl LogSegment {
 
     /// Rescans the whole segment: validates every batch (magic, CRC, offsets increasing),
     /// truncates at the first invalid or torn one, and rebuilds both indexes. Returns the bytes
-    /// truncated.
-    pub fn recover(&mut self, max_batch_size: usize) -> Result<u64> {
+    /// truncated. The indexes are trimmed to their entries unless `active` (the log's last
+    /// segment, whose indexes the log keeps at full size to append to).
+    pub fn recover(&mut self, max_batch_size: usize, active: bool) -> Result<u64> {
         // Kafka's reset(): empty indexes at their full size, so a denser rebuild than what a
         // trimmed (closed) index held still fits, and all zeros: nothing of the old files (a
         // partial entry at the end of a cut one, junk) is left after the rebuilt entries.
@@ -706,14 +734,16 @@ impl LogSegment {
             self.size = pos;
         }
         // As Kafka's recover: the largest timestamp gets its time-index entry, as a roll or a
-        // clean close gives it, so that the next start, trusting the index, knows it; then both
-        // indexes are trimmed (the log makes the active segment's indexes full-size again).
-        self.offset_index.trim_to_valid_size()?;
+        // clean close gives it, so that the next start, trusting the index, knows it; then, for a
+        // closed segment, both indexes are trimmed (the active one keeps them at full size).
         self.time_index.maybe_append(
             self.max_timestamp_so_far,
             self.offset_of_max_timestamp_so_far,
         )?;
-        self.time_index.trim_to_valid_size()?;
+        if !active {
+            self.offset_index.trim_to_valid_size()?;
+            self.time_index.trim_to_valid_size()?;
+        }
         Ok(truncated)
     }
 
@@ -830,6 +860,23 @@ impl LogSegment {
         self.offset_index.flush()?;
         self.time_index.flush()?;
         self.release()
+    }
+
+    /// [`LogSegment::close`] without any fsync: the indexes trimmed (an index already trimmed is
+    /// not even mapped) and everything released, for a shutdown that then syncs the whole file
+    /// system ([`crate::fs::FileSystem::sync_filesystem`]).
+    pub fn close_unsynced(&mut self) -> Result<()> {
+        if self.size > 0 {
+            self.time_index.maybe_append(
+                self.max_timestamp_so_far,
+                self.offset_of_max_timestamp_so_far,
+            )?;
+        }
+        self.offset_index.close_unsynced()?;
+        self.time_index.close_unsynced()?;
+        self.file = None;
+        self.file_token = None;
+        Ok(())
     }
 
     /// Renames the segment's files to `<name>.deleted` (Kafka's first step of deletion: readers

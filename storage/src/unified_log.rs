@@ -30,6 +30,7 @@ use crate::checkpoint::TopicPartition;
 use crate::compression;
 use crate::config::LogConfig;
 use crate::error::{IoContext, Result, StorageError};
+use crate::file_budget::{FileBudget, LogHandles, MAX_OPEN_FILES_PER_LOG};
 use crate::fs::FileSystem;
 use crate::leader_epoch::LeaderEpochFileCache;
 use crate::log_cleaner::{CleanableView, InactiveSegment};
@@ -145,6 +146,8 @@ pub struct UnifiedLog {
     /// Bumped by every truncation, so that a flush taken before one does not move the recovery
     /// point over data written after it.
     truncations: u64,
+    /// This log's share of the node's [`FileBudget`]: every segment counts its open files here.
+    handles: Arc<LogHandles>,
 }
 
 /// The flush a roll leaves behind (Kafka's `flush-log` task that `roll` schedules): the files of
@@ -188,6 +191,28 @@ impl UnifiedLog {
         config: LogConfig,
         checkpoints: LogCheckpoints,
         now_ms: i64,
+    ) -> Result<UnifiedLog> {
+        Self::open_with_budget(
+            fs,
+            dir,
+            topic_partition,
+            config,
+            checkpoints,
+            now_ms,
+            &FileBudget::unlimited(),
+        )
+    }
+
+    /// [`UnifiedLog::open`], the log's open files counted against `budget` (which releases
+    /// them when the node holds too many: see [`crate::file_budget`]).
+    pub fn open_with_budget(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        topic_partition: TopicPartition,
+        config: LogConfig,
+        checkpoints: LogCheckpoints,
+        now_ms: i64,
+        budget: &Arc<FileBudget>,
     ) -> Result<UnifiedLog> {
         fs.create_dir_all(dir).at(dir)?;
         crate::log_cleaner::complete_interrupted_swaps(&fs, dir)?;
@@ -235,9 +260,10 @@ impl UnifiedLog {
             pending_deletes: Vec::new(),
             roll_flush_up_to: None,
             truncations: 0,
+            handles: budget.new_log(),
         };
         for base in bases {
-            let seg = LogSegment::open(
+            let mut seg = LogSegment::open(
                 fs.clone(),
                 dir,
                 base,
@@ -245,6 +271,7 @@ impl UnifiedLog {
                 log.config.segment_index_bytes,
                 now_ms,
             )?;
+            seg.set_handles(log.handles.clone());
             log.segments.insert(base, seg);
         }
         log.load(checkpoints.clean_shutdown)?;
@@ -345,7 +372,7 @@ impl UnifiedLog {
             if trusted {
                 continue;
             }
-            let truncated = seg.recover(max_batch)?;
+            let truncated = seg.recover(max_batch, next_base.is_none())?;
             // A closed segment is fsynced after its roll, not before the next segment is
             // written, so a crash can keep a later segment's data and lose this one's tail, cut
             // at a batch boundary (nothing torn to see): it then ends below the next segment's
@@ -393,7 +420,7 @@ impl UnifiedLog {
     }
 
     fn add_segment(&mut self, base: i64, now_ms: i64) -> Result<()> {
-        let seg = LogSegment::create(
+        let mut seg = LogSegment::create(
             self.fs.clone(),
             &self.dir,
             base,
@@ -401,6 +428,7 @@ impl UnifiedLog {
             self.config.segment_index_bytes,
             now_ms,
         )?;
+        seg.set_handles(self.handles.clone());
         self.segments.insert(base, seg);
         Ok(())
     }
@@ -1117,12 +1145,73 @@ impl UnifiedLog {
         Ok(())
     }
 
+    /// [`UnifiedLog::close`] without any fsync, for a shutdown that then syncs the whole file
+    /// system and calls [`UnifiedLog::mark_flushed`] with the offset returned (the log end at
+    /// the close).
+    pub fn close_unsynced(&mut self) -> Result<i64> {
+        self.producer_state.advance_to(self.log_end_offset);
+        self.producer_state.take_snapshot()?;
+        for seg in self.segments.values_mut() {
+            seg.close_unsynced()?;
+        }
+        Ok(self.log_end_offset)
+    }
+
+    /// Advances the recovery point to `offset` (at most the log end) once the caller has made
+    /// everything below it durable by other means: a sync of the whole file system after
+    /// [`UnifiedLog::close_unsynced`].
+    pub fn mark_flushed(&mut self, offset: i64, now_ms: i64) {
+        let offset = offset.min(self.log_end_offset);
+        if offset > self.recovery_point {
+            self.recovery_point = offset;
+            self.unflushed_batches = 0;
+            self.last_flush_ms = now_ms;
+        }
+    }
+
     /// Closes file handles and unmaps indexes of every segment (a cold log); they reopen on use.
     pub fn release(&mut self) -> Result<()> {
         for seg in self.segments.values_mut() {
             seg.release()?;
         }
         Ok(())
+    }
+
+    /// This log's share of the node's [`FileBudget`].
+    pub fn handles(&self) -> &Arc<LogHandles> {
+        &self.handles
+    }
+
+    /// Files and index maps this log holds open now.
+    pub fn open_files(&self) -> usize {
+        self.handles.open_files()
+    }
+
+    /// Keeps the log within its budget, after a use (the log manager's guard calls it when the
+    /// log's lock is let go): marks the log used; when it holds more than
+    /// [`MAX_OPEN_FILES_PER_LOG`] releases its inactive segments; and when the node is over its
+    /// budget releases the least recently used other logs ([`FileBudget::enforce`]). A failure
+    /// to release (an index's fsync) is logged; the segment stays open and is tried again.
+    pub fn settle(&mut self) {
+        self.handles.touch();
+        if self.handles.open_files() > MAX_OPEN_FILES_PER_LOG {
+            self.release_inactive();
+        }
+        self.handles.budget().enforce(self.handles.id());
+    }
+
+    /// Releases every open segment but the active one.
+    pub fn release_inactive(&mut self) {
+        let Some(&active) = self.segments.keys().next_back() else {
+            return;
+        };
+        for seg in self.segments.range_mut(..active).map(|(_, s)| s) {
+            if seg.is_open() {
+                if let Err(e) = seg.release() {
+                    tracing::warn!(topic = %self.topic_partition.topic, partition = self.topic_partition.partition, error = %e, "cannot release a segment's files");
+                }
+            }
+        }
     }
 
     /// Deletes the whole partition directory (the topic was deleted).
@@ -1201,6 +1290,7 @@ impl UnifiedLog {
             }
         }
         cleaned.change_suffix("")?;
+        cleaned.set_handles(self.handles.clone());
         self.segments.insert(cleaned.base_offset(), cleaned);
         Ok(true)
     }

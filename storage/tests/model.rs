@@ -20,6 +20,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 use rafka_protocol::record_batch::RecordBatchBuilder;
+use rafka_storage::file_budget::MAX_OPEN_FILES_PER_LOG;
 use rafka_storage::unified_log::{EARLIEST_TIMESTAMP, LATEST_TIMESTAMP, MAX_TIMESTAMP};
 use rafka_storage::{
     DiskFs, FileSystem, LogCheckpoints, LogConfig, SimFs, StorageError, TimestampAndOffset,
@@ -579,6 +580,8 @@ struct Harness {
     now: i64,
     epoch: i32,
     rng: u64,
+    /// Files are released at random points, as a node's file budget does ([`Harness::pressure`]).
+    evict: bool,
 }
 
 fn tp() -> TopicPartition {
@@ -589,7 +592,7 @@ fn tp() -> TopicPartition {
 type Check = Result<(), TestCaseError>;
 
 impl Harness {
-    fn new(disk: bool, setup: &Setup) -> Harness {
+    fn new(disk: bool, setup: &Setup, evict: bool) -> Harness {
         let (fs, tmp, dir): (Arc<dyn FileSystem>, _, _) = if disk {
             let tmp = tempfile::tempdir().unwrap();
             let dir = tmp.path().join("model-0");
@@ -610,6 +613,7 @@ impl Harness {
             now: START_MS,
             epoch: 0,
             rng: setup.seed | 1,
+            evict,
         };
         h.open(LogCheckpoints::default());
         h
@@ -630,6 +634,32 @@ impl Harness {
 
     fn log(&mut self) -> &mut UnifiedLog {
         self.log.as_mut().unwrap()
+    }
+
+    /// Under a file budget: releases the whole log (the budget's eviction), its inactive segments
+    /// (the per-log bound) or nothing, at random; then the log settles, after which it holds at
+    /// most `MAX_OPEN_FILES_PER_LOG`. Whatever was released reopens on the next use.
+    fn pressure(&mut self) -> Check {
+        if !self.evict {
+            return Ok(());
+        }
+        let what = self.below(3);
+        let log = self.log.as_mut().unwrap();
+        match what {
+            0 => {
+                log.release().unwrap();
+                prop_assert_eq!(log.open_files(), 0, "a released log holds no file");
+            }
+            1 => log.release_inactive(),
+            _ => {}
+        }
+        log.settle();
+        prop_assert!(
+            log.open_files() <= MAX_OPEN_FILES_PER_LOG,
+            "{} files open after settling",
+            log.open_files()
+        );
+        Ok(())
     }
 
     /// xorshift64*: the probes are a function of the case, so failures replay.
@@ -887,6 +917,7 @@ impl Harness {
         targets.push(self.now - self.below(10_000) as i64);
         targets.push(self.now + 2_000);
         for t in targets {
+            self.pressure()?;
             let mut got = self.log().fetch_offset_by_timestamp(t).unwrap();
             let want = self.model.offset_for_timestamp(t);
             if (t == EARLIEST_TIMESTAMP || t == LATEST_TIMESTAMP) && lso == leo {
@@ -903,8 +934,13 @@ impl Harness {
     }
 
     fn check_read(&mut self, start: i64, max_bytes: u64, max_offset: i64, min_one: bool) -> Check {
+        self.pressure()?;
         let want = self.model.read(start, max_bytes, max_offset, min_one);
         let got = self.log().read(start, max_bytes, max_offset, min_one);
+        if self.evict && self.below(2) == 0 {
+            // The slice's file outlives its segment's release (a fetch being sent).
+            self.log().release().unwrap();
+        }
         let what = format!(
             "read({start}, max_bytes {max_bytes}, max_offset {max_offset}, min_one {min_one})"
         );
@@ -942,11 +978,17 @@ impl Harness {
 }
 
 fn run(disk: bool, setup: &Setup, ops: &[Op]) -> Check {
-    let mut h = Harness::new(disk, setup);
+    run_with(disk, setup, ops, false)
+}
+
+fn run_with(disk: bool, setup: &Setup, ops: &[Op], evict: bool) -> Check {
+    let mut h = Harness::new(disk, setup, evict);
     h.check()?;
     for (i, op) in ops.iter().enumerate() {
+        h.pressure()?;
         h.apply(op)
             .map_err(|e| TestCaseError::fail(format!("op #{i} {op:?}: {e}")))?;
+        h.pressure()?;
         h.check()
             .map_err(|e| TestCaseError::fail(format!("after op #{i} {op:?}: {e}")))?;
     }
@@ -976,6 +1018,16 @@ proptest! {
     #[test]
     fn log_matches_model_on_disk(setup in setup_strategy(), ops in prop::collection::vec(op_strategy(), 1..60)) {
         run(true, &setup, &ops)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(config(48))]
+    /// The same, with the log's files released at random points (a node's file budget evicting
+    /// it, or its own bound releasing its inactive segments): every answer is the same.
+    #[test]
+    fn log_matches_model_on_disk_with_files_released(setup in setup_strategy(), ops in prop::collection::vec(op_strategy(), 1..60)) {
+        run_with(true, &setup, &ops, true)?;
     }
 }
 

@@ -500,6 +500,13 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         "The bytes of log between two index entries (index.interval.bytes).")
         .check(V::AtLeast(0))
         .cluster_wide(),
+    k("log.open.files.max", T::Int, Some("-1"), I::Medium,
+        "The most segment files and index maps the node's logs hold open at once (each open \
+         .log file counts one, each mapped index one descriptor and one map); the least recently \
+         used logs' files are closed beyond it and reopen on their next use. -1: half the \
+         process's RLIMIT_NOFILE, at most three quarters of vm.max_map_count, at least 64.")
+        .check(V::AtLeast(-1))
+        .note("a rafka key, not Kafka's (Kafka keeps every segment's files open); read at start"),
     k("log.flush.interval.messages", T::Long, Some(LONG_MAX), I::High,
         "The messages appended to a partition before its log is fsynced (flush.messages).")
         .check(V::AtLeast(1))

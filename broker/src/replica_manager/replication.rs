@@ -314,6 +314,11 @@ impl ReplicaManager {
         let me = self.broker_id;
         let mut out = Vec::new();
         for p in self.partitions() {
+            // A partition this broker does not lead, or whose only replica is this broker, has
+            // no ISR to change: skipped without cloning its state or locking its log.
+            if !p.with_state(|st| st.is_leader && st.registration.replicas.len() > 1) {
+                continue;
+            }
             let st = p.state();
             if !st.is_leader {
                 continue;
@@ -379,15 +384,15 @@ impl ReplicaManager {
 
     /// The leaders this broker follows partitions of.
     pub fn followed_leaders(&self) -> Vec<i32> {
+        // Run every 100 ms and on every image change: the counts `apply_image` keeps, O(leaders).
         let mut leaders: Vec<i32> = self
-            .partitions()
-            .iter()
-            .map(|p| p.state())
-            .filter(|st| !st.is_leader && st.registration.leader >= 0)
-            .map(|st| st.registration.leader)
+            .followed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
             .collect();
         leaders.sort_unstable();
-        leaders.dedup();
         leaders
     }
 
