@@ -1,0 +1,223 @@
+//! Config administration as librdkafka's own suite drives it (0081, 0092), in raw frames so that
+//! every operation and resource is reachable: IncrementalAlterConfigs APPEND and SUBTRACT start
+//! from the value in force, and every key DescribeConfigs lists is accepted back by
+//! AlterConfigs and IncrementalAlterConfigs (describe-then-alter).
+
+mod common;
+
+use common::{create_topic, raw_request, Cluster, SyncProducer};
+use rafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+use rafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
+use rafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use rafka_protocol::messages::describe_configs_response::DescribeConfigsResourceResult;
+use rafka_protocol::messages::incremental_alter_configs_request as iacq;
+use rafka_protocol::messages::{
+    AlterConfigsRequest, DeleteRecordsRequest, DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest, RequestKind, ResponseKind,
+};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(20);
+const TOPIC: i8 = 2;
+const BROKER: i8 = 4;
+const APPEND: i8 = 2;
+const SUBTRACT: i8 = 3;
+
+fn describe(addr: SocketAddr, resource_type: i8, name: &str) -> Vec<DescribeConfigsResourceResult> {
+    let req = DescribeConfigsRequest {
+        resources: vec![DescribeConfigsResource {
+            resource_type,
+            resource_name: name.into(),
+            configuration_keys: None,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    match raw_request(addr, 4, RequestKind::DescribeConfigs(req), T).expect("DescribeConfigs") {
+        ResponseKind::DescribeConfigs(r) => {
+            let res = r.results.into_iter().next().expect("one result");
+            assert_eq!(res.error_code, 0, "{name}: {:?}", res.error_message);
+            res.configs
+        }
+        other => panic!("not a DescribeConfigs response: {other:?}"),
+    }
+}
+
+fn value(configs: &[DescribeConfigsResourceResult], key: &str) -> Option<String> {
+    configs
+        .iter()
+        .find(|c| c.name == key)
+        .unwrap_or_else(|| panic!("no {key} described"))
+        .value
+        .clone()
+}
+
+/// One IncrementalAlterConfigs resource: its (error code, message).
+fn incremental(
+    addr: SocketAddr,
+    resource_type: i8,
+    name: &str,
+    ops: &[(&str, i8, Option<&str>)],
+) -> (i16, Option<String>) {
+    let req = IncrementalAlterConfigsRequest {
+        resources: vec![iacq::AlterConfigsResource {
+            resource_type,
+            resource_name: name.into(),
+            configs: ops
+                .iter()
+                .map(|(k, op, v)| iacq::AlterableConfig {
+                    name: (*k).into(),
+                    config_operation: *op,
+                    value: v.map(str::to_owned),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    match raw_request(addr, 1, RequestKind::IncrementalAlterConfigs(req), T)
+        .expect("IncrementalAlterConfigs")
+    {
+        ResponseKind::IncrementalAlterConfigs(r) => {
+            let r = r.responses.into_iter().next().expect("one response");
+            (r.error_code, r.error_message)
+        }
+        other => panic!("not an IncrementalAlterConfigs response: {other:?}"),
+    }
+}
+
+fn delete_records(addr: SocketAddr, topic: &str, offset: i64) -> i16 {
+    let req = DeleteRecordsRequest {
+        topics: vec![DeleteRecordsTopic {
+            name: topic.into(),
+            partitions: vec![DeleteRecordsPartition {
+                partition_index: 0,
+                offset,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        timeout_ms: 10_000,
+        ..Default::default()
+    };
+    match raw_request(addr, 2, RequestKind::DeleteRecords(req), T).expect("DeleteRecords") {
+        ResponseKind::DeleteRecords(r) => r.topics[0].partitions[0].error_code,
+        other => panic!("not a DeleteRecords response: {other:?}"),
+    }
+}
+
+#[test]
+fn append_and_subtract_start_from_the_value_in_force() {
+    let cluster = Cluster::single();
+    let n = &cluster.nodes[0];
+    let addr = n.addr();
+    let admin = common::admin(&n.bootstrap());
+    create_topic(&admin, n, "plain", 1, &[]);
+
+    // A topic with the default `delete`: APPEND compact gives Kafka's `delete,compact`.
+    assert_eq!(
+        incremental(
+            addr,
+            TOPIC,
+            "plain",
+            &[("cleanup.policy", APPEND, Some("compact"))]
+        ),
+        (0, None)
+    );
+    assert_eq!(
+        value(&describe(addr, TOPIC, "plain"), "cleanup.policy").as_deref(),
+        Some("delete,compact")
+    );
+
+    // The broker resource (librdkafka 0081): APPEND then SUBTRACT compact gives back `delete`.
+    let me = n.node_id.to_string();
+    assert_eq!(
+        incremental(
+            addr,
+            BROKER,
+            &me,
+            &[("log.cleanup.policy", APPEND, Some("compact"))]
+        ),
+        (0, None)
+    );
+    assert_eq!(
+        value(&describe(addr, BROKER, &me), "log.cleanup.policy").as_deref(),
+        Some("delete,compact")
+    );
+    assert_eq!(
+        incremental(
+            addr,
+            BROKER,
+            &me,
+            &[("log.cleanup.policy", SUBTRACT, Some("compact"))]
+        ),
+        (0, None)
+    );
+    assert_eq!(
+        value(&describe(addr, BROKER, &me), "log.cleanup.policy").as_deref(),
+        Some("delete")
+    );
+    // The same on the cluster-wide resource.
+    assert_eq!(
+        incremental(
+            addr,
+            BROKER,
+            "",
+            &[("log.cleanup.policy", APPEND, Some("compact"))]
+        ),
+        (0, None)
+    );
+    assert_eq!(
+        incremental(
+            addr,
+            BROKER,
+            "",
+            &[("log.cleanup.policy", SUBTRACT, Some("compact"))]
+        ),
+        (0, None)
+    );
+    assert_eq!(
+        value(&describe(addr, BROKER, ""), "log.cleanup.policy").as_deref(),
+        Some("delete")
+    );
+
+    // A new topic reports `delete`, and DeleteRecords works on it.
+    create_topic(&admin, n, "after", 1, &[]);
+    assert_eq!(
+        value(&describe(addr, TOPIC, "after"), "cleanup.policy").as_deref(),
+        Some("delete")
+    );
+    let p = SyncProducer::new(&n.bootstrap(), &[]);
+    for i in 0..3 {
+        assert_eq!(p.send("after", 0, b"x"), Ok(i));
+    }
+    assert_eq!(
+        delete_records(addr, "after", 2),
+        0,
+        "DeleteRecords on a delete topic"
+    );
+
+    // Subtracting every policy leaves Kafka's empty list: the log is kept whole, so
+    // DeleteRecords is a POLICY_VIOLATION there (44), as in Kafka — and only there.
+    assert_eq!(
+        incremental(
+            addr,
+            TOPIC,
+            "after",
+            &[("cleanup.policy", SUBTRACT, Some("delete"))]
+        ),
+        (0, None)
+    );
+    let after = describe(addr, TOPIC, "after");
+    assert_eq!(value(&after, "cleanup.policy").as_deref(), Some(""));
+    assert_eq!(delete_records(addr, "after", 3), 44);
+    create_topic(&admin, n, "other", 1, &[]);
+    assert_eq!(
+        value(&describe(addr, TOPIC, "other"), "cleanup.policy").as_deref(),
+        Some("delete")
+    );
+}
