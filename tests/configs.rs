@@ -221,3 +221,125 @@ fn append_and_subtract_start_from_the_value_in_force() {
         Some("delete")
     );
 }
+
+fn legacy_alter(
+    addr: SocketAddr,
+    resource_type: i8,
+    name: &str,
+    configs: &[(&str, &str)],
+) -> (i16, Option<String>) {
+    let req = AlterConfigsRequest {
+        resources: vec![AlterConfigsResource {
+            resource_type,
+            resource_name: name.into(),
+            configs: configs
+                .iter()
+                .map(|(k, v)| AlterableConfig {
+                    name: (*k).into(),
+                    value: Some((*v).into()),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    match raw_request(addr, 2, RequestKind::AlterConfigs(req), T).expect("AlterConfigs") {
+        ResponseKind::AlterConfigs(r) => {
+            let r = r.responses.into_iter().next().expect("one response");
+            (r.error_code, r.error_message)
+        }
+        other => panic!("not an AlterConfigs response: {other:?}"),
+    }
+}
+
+/// librdkafka 0092: what DescribeConfigs lists, AlterConfigs and IncrementalAlterConfigs take
+/// back unchanged — every topic key, and every broker key that is not read-only (those answer
+/// Kafka's INVALID_REQUEST for a config that cannot be updated dynamically, never an unknown
+/// key).
+#[test]
+fn every_described_key_is_accepted_back() {
+    let cluster = Cluster::single();
+    let n = &cluster.nodes[0];
+    let addr = n.addr();
+    let admin = common::admin(&n.bootstrap());
+    create_topic(&admin, n, "roundtrip", 1, &[("retention.ms", "3600000")]);
+
+    let topic = describe(addr, TOPIC, "roundtrip");
+    assert!(topic.len() > 30, "{} topic configs", topic.len());
+    let settable: Vec<(&str, &str)> = topic
+        .iter()
+        .filter_map(|c| Some((c.name.as_str(), c.value.as_deref()?)))
+        .collect();
+    for k in ["remote.log.copy.disable", "remote.log.delete.on.disable"] {
+        assert!(settable.iter().any(|(n, _)| *n == k), "{k} described");
+    }
+    // Each key alone, so that a refusal names it; then all at once.
+    for (k, v) in &settable {
+        let ops = [(*k, 0, Some(*v))];
+        assert_eq!(
+            incremental(addr, TOPIC, "roundtrip", &ops),
+            (0, None),
+            "{k}={v}"
+        );
+        assert_eq!(
+            legacy_alter(addr, TOPIC, "roundtrip", &[(*k, *v)]),
+            (0, None),
+            "{k}={v}"
+        );
+    }
+    assert_eq!(legacy_alter(addr, TOPIC, "roundtrip", &settable), (0, None));
+    let after = describe(addr, TOPIC, "roundtrip");
+    for (k, v) in &settable {
+        assert_eq!(
+            value(&after, k).as_deref(),
+            Some(*v),
+            "{k} after the round trip"
+        );
+    }
+
+    let me = n.node_id.to_string();
+    let broker = describe(addr, BROKER, &me);
+    assert!(broker.len() > 100, "{} broker configs", broker.len());
+    let mut refused = Vec::new();
+    for c in &broker {
+        let Some(v) = c.value.as_deref() else {
+            continue;
+        };
+        let got = incremental(addr, BROKER, &me, &[(&c.name, 0, Some(v))]);
+        let want = if c.read_only { 42 } else { 0 };
+        if got.0 != want {
+            refused.push(format!(
+                "{}={v} (read_only {}): {got:?}",
+                c.name, c.read_only
+            ));
+        }
+    }
+    assert!(
+        refused.is_empty(),
+        "broker keys not taken back:\n{}",
+        refused.join("\n")
+    );
+    // The legacy API takes the whole dynamic set back at once.
+    let dynamic: Vec<(&str, &str)> = broker
+        .iter()
+        .filter(|c| !c.read_only)
+        .filter_map(|c| Some((c.name.as_str(), c.value.as_deref()?)))
+        .collect();
+    assert!(
+        dynamic.len() > 20,
+        "{} dynamic broker configs",
+        dynamic.len()
+    );
+    assert_eq!(legacy_alter(addr, BROKER, &me, &dynamic), (0, None));
+    // Kafka's known broker keys are accepted, e.g. the Kerberos relogin settings (0081).
+    assert_eq!(
+        incremental(
+            addr,
+            BROKER,
+            &me,
+            &[("sasl.kerberos.min.time.before.relogin", 0, Some("60000"))]
+        ),
+        (0, None)
+    );
+}
