@@ -117,6 +117,13 @@ impl KafkaApis {
             RequestKind::Metadata(r) => {
                 ResponseKind::Metadata(metadata::handle(self, ctx, version, r).await)
             }
+            RequestKind::Produce(r) if version < produce::MIN_SERVED_VERSION => {
+                match produce::unsupported_version(&r) {
+                    produce::Outcome::Respond(b) => ResponseKind::Produce(b),
+                    produce::Outcome::Nothing => return Response::None,
+                    produce::Outcome::Close => return Response::Close,
+                }
+            }
             RequestKind::Produce(r) => match produce::handle(self, version, r).await {
                 produce::Outcome::Respond(b) => ResponseKind::Produce(b),
                 produce::Outcome::Nothing => return Response::None,
