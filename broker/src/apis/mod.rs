@@ -291,6 +291,18 @@ impl RequestHandler for KafkaApis {
     }
 }
 
+impl KafkaApis {
+    /// Whether `replica.selector.class` is Kafka's rack-aware selector (KIP-392), the one rafka
+    /// implements; unset (Kafka's default) sends every consumer to the leader.
+    pub fn replica_selector_is_rack_aware(&self) -> bool {
+        self.config
+            .get::<String>("replica.selector.class")
+            .is_some_and(|c| {
+                c.trim() == crate::replica_manager::read_replica::RACK_AWARE_REPLICA_SELECTOR
+            })
+    }
+}
+
 /// Whether this broker answers `key` on its client listeners (what ApiVersions advertises).
 pub fn handles(key: rafka_protocol::ApiKey) -> bool {
     use rafka_protocol::ApiKey::*;

@@ -361,7 +361,7 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         .note("accepted and ignored: rafka loads no plugins"),
     k("replica.selector.class", T::String, None, I::Medium,
         "A ReplicaSelector class for fetching from the closest replica (KIP-392).")
-        .note("accepted and ignored: consumers always fetch from the leader"),
+        .note("org.apache.kafka.common.replica.RackAwareReplicaSelector is implemented (KIP-392: a consumer with client.rack reads from a replica in its rack); other classes are ignored (the leader serves)"),
     // ---- Log directories and log defaults (ServerLogConfigs) ----
     k("log.dirs", T::String, None, I::High,
         "Comma-separated directories holding the partition logs; overrides log.dir."),

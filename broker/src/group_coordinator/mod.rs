@@ -239,7 +239,9 @@ impl GroupCoordinator {
         let mut groups: HashMap<String, GroupOffsets> = HashMap::new();
         let mut metadata: HashMap<String, GroupMetadataValue> = HashMap::new();
         let mut offset = {
-            let r = self.replica_manager.read(image, &tp, 0, 0, false, -1);
+            let r = self
+                .replica_manager
+                .read(image, &tp, 0, 0, false, -1, false);
             if r.error != ErrorCode::None {
                 return Err(format!("{:?}", r.error));
             }
