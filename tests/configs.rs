@@ -343,3 +343,44 @@ fn every_described_key_is_accepted_back() {
         (0, None)
     );
 }
+
+/// The same round trip through librdkafka's admin client (DescribeConfigs, then AlterConfigs
+/// with every described topic entry), as describe-then-alter tools do.
+#[test]
+fn librdkafka_describe_then_alter_a_topic() {
+    use rdkafka::admin::{AlterConfig, ResourceSpecifier};
+    let cluster = Cluster::single();
+    let n = &cluster.nodes[0];
+    let admin = common::admin(&n.bootstrap());
+    create_topic(&admin, n, "described", 1, &[]);
+    let spec = ResourceSpecifier::Topic("described");
+    let described = common::runtime()
+        .block_on(admin.describe_configs([&spec], &common::admin_options()))
+        .expect("DescribeConfigs");
+    let config = described
+        .into_iter()
+        .next()
+        .expect("one result")
+        .expect("described");
+    let mut alter = AlterConfig::new(ResourceSpecifier::Topic("described"));
+    let mut count = 0;
+    for e in &config.entries {
+        if let Some(v) = e.value.as_deref() {
+            alter = alter.set(&e.name, v);
+            count += 1;
+        }
+    }
+    assert!(count > 30, "{count} entries");
+    assert!(config
+        .entries
+        .iter()
+        .any(|e| e.name == "remote.log.copy.disable"));
+    let res = common::runtime()
+        .block_on(admin.alter_configs([&alter], &common::admin_options()))
+        .expect("AlterConfigs");
+    assert!(
+        res[0].is_ok(),
+        "AlterConfigs with every described entry: {:?}",
+        res[0]
+    );
+}
