@@ -44,6 +44,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::Notify;
 
+pub mod read_replica;
 pub mod replication;
 use replication::ReplicaStates;
 
@@ -688,9 +689,9 @@ impl ReplicaManager {
         }
     }
 
-    /// Reads from a partition this broker leads: whole batches from `offset`, at most
-    /// `max_bytes` (the first batch whole when `min_one`), never above the high watermark for
-    /// consumers (`replica_id < 0`).
+    /// Reads from a partition this broker leads — or, with `any_replica` (a Fetch v11+ consumer,
+    /// KIP-392), one it follows: whole batches from `offset`, at most `max_bytes` (the first
+    /// batch whole when `min_one`), never above this replica's high watermark.
     pub fn read(
         &self,
         image: &MetadataImage,
@@ -699,6 +700,7 @@ impl ReplicaManager {
         max_bytes: u64,
         min_one: bool,
         current_leader_epoch: i32,
+        any_replica: bool,
     ) -> ReadResult {
         self.read_up_to(
             image,
@@ -708,6 +710,7 @@ impl ReplicaManager {
             min_one,
             current_leader_epoch,
             false,
+            any_replica,
         )
     }
 
@@ -721,7 +724,7 @@ impl ReplicaManager {
         offset: i64,
         max_bytes: u64,
     ) -> ReadResult {
-        self.read_up_to(image, tp, offset, max_bytes, true, -1, true)
+        self.read_up_to(image, tp, offset, max_bytes, true, -1, true, false)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -734,10 +737,16 @@ impl ReplicaManager {
         min_one: bool,
         current_leader_epoch: i32,
         to_log_end: bool,
+        any_replica: bool,
     ) -> ReadResult {
-        let p = match self.leader_partition(image, tp) {
-            Ok(p) => p,
-            Err(e) => return ReadResult::error(e),
+        // KIP-392: a follower serves consumers that may read from any replica, up to its own
+        // high watermark (learned from the leader); its epoch is the leader's it follows.
+        let p = match self.partition(tp) {
+            Some(p) if any_replica && !to_log_end => p,
+            _ => match self.leader_partition(image, tp) {
+                Ok(p) => p,
+                Err(e) => return ReadResult::error(e),
+            },
         };
         let epoch = p.leader_epoch();
         if current_leader_epoch >= 0 {
@@ -1104,7 +1113,7 @@ mod tests {
             ErrorCode::KafkaStorageError
         );
         assert_eq!(
-            rm.read(&a, &bad, 0, 1024, true, -1).error,
+            rm.read(&a, &bad, 0, 1024, true, -1, false).error,
             ErrorCode::KafkaStorageError
         );
         assert_eq!(

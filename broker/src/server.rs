@@ -305,15 +305,26 @@ impl KafkaServer {
             )
         };
         // The group coordinator's timers: sessions, rebalance timeouts, the initial delay, group
-        // metadata records and offset expiry.
+        // metadata records and offset expiry. It ticks every 100 ms and also wakes at the
+        // earliest membership deadline, so a session expires at its deadline (Kafka's timer
+        // wheel does the same); a deadline set less than 100 ms ahead is met at the next tick.
         {
             let groups = groups.clone();
             let mut shutdown = shutdown_rx.clone();
             tasks.push(tokio::spawn(async move {
-                let mut every = tokio::time::interval(Duration::from_millis(100));
+                const PERIOD: Duration = Duration::from_millis(100);
                 loop {
+                    let now = tokio::time::Instant::now();
+                    let wake = groups
+                        .next_deadline()
+                        .map(tokio::time::Instant::from_std)
+                        .map_or(now + PERIOD, |d| {
+                            d.clamp(now + Duration::from_millis(1), now + PERIOD)
+                        });
                     tokio::select! {
-                        _ = every.tick() => groups.tick(std::time::Instant::now()),
+                        _ = tokio::time::sleep_until(wake) => {
+                            groups.tick(std::time::Instant::now())
+                        }
                         _ = shutdown.changed() => return,
                     }
                 }

@@ -18,11 +18,9 @@ pub fn advertised_versions(key: ApiKey) -> Option<VersionRange> {
     if !super::handles(key) {
         return None;
     }
-    let r = RequestKind::versions(key)?;
-    Some(match key {
-        ApiKey::Produce => VersionRange { min: 0, max: r.max },
-        _ => r,
-    })
+    // Produce's schema declares 0–11 so that v0–v2 can be answered UNSUPPORTED_VERSION in their
+    // own format (`produce::unsupported_version`); v3–11 are served.
+    RequestKind::versions(key)
 }
 
 /// The ApiVersions body (any version encodes from it).

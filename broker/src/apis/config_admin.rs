@@ -17,6 +17,7 @@
 use crate::config::{
     broker_config, topic_config, validate_dynamic_broker_config, validate_topic_configs, ConfigType,
 };
+use rafka_controller::control::config::{list_op as controller_list_op, value_in_force};
 use rafka_controller::image::{ConfigResource, MetadataImage};
 use rafka_protocol::ErrorCode;
 use std::collections::{BTreeMap, BTreeSet};
@@ -177,7 +178,7 @@ fn check_broker(image: &MetadataImage, broker_id: i32, r: &Resource<'_>) -> Resu
                             c.name
                         )))
                     }
-                    Some(_) => list_op(current.get(c.name), c),
+                    Some(_) => list_op(image, r, current.get(c.name), c),
                 }
             }
         };
@@ -222,7 +223,7 @@ fn check_topic(image: &MetadataImage, r: &Resource<'_>) -> Result<(), Refusal> {
                         c.name
                     )));
                 }
-                let v = list_op(next.get(c.name), c);
+                let v = list_op(image, r, next.get(c.name), c);
                 next.insert(c.name.to_owned(), v);
             }
             Op::Unknown(op) => {
@@ -246,20 +247,30 @@ fn current_configs(image: &MetadataImage, r: &Resource<'_>) -> BTreeMap<String, 
         .unwrap_or_default()
 }
 
-/// APPEND or SUBTRACT on a comma-separated value, as the controller computes it (from the
-/// resource's own value, not the default).
-fn list_op(current: Option<&String>, c: &Change<'_>) -> String {
-    let mut parts: Vec<&str> = current
-        .map(|v| v.split(',').filter(|s| !s.is_empty()).collect())
-        .unwrap_or_default();
-    for item in c.value.unwrap_or_default().split(',') {
-        match c.op {
-            Op::Append if !parts.contains(&item) => parts.push(item),
-            Op::Subtract => parts.retain(|p| *p != item),
-            _ => {}
-        }
-    }
-    parts.join(",")
+/// APPEND or SUBTRACT on a comma-separated value, as the controller computes it: from the
+/// resource's own value, else the value in force (the default, or the cluster-wide dynamic
+/// broker config).
+fn list_op(
+    image: &MetadataImage,
+    r: &Resource<'_>,
+    current: Option<&String>,
+    c: &Change<'_>,
+) -> String {
+    let start = current.cloned().or_else(|| {
+        value_in_force(
+            image,
+            &ConfigResource {
+                resource_type: r.resource_type,
+                name: r.name.to_owned(),
+            },
+            c.name,
+        )
+    });
+    controller_list_op(
+        start.as_deref(),
+        c.op == Op::Append,
+        c.value.unwrap_or_default(),
+    )
 }
 
 /// The controller's answers to the forwarded resources, by (type, name) — unique among them,
@@ -358,13 +369,14 @@ pub fn applied(image: &MetadataImage, r: &Resource<'_>) -> bool {
     let changes_shown = r.changes.iter().all(|c| match c.op {
         Op::Set => current.get(c.name).map(String::as_str) == c.value,
         Op::Delete => !current.contains_key(c.name),
+        // Both always leave an override (the controller writes the resulting list).
         Op::Append => {
             let have = list(c.name);
-            items(c).iter().all(|i| have.contains(i))
+            current.contains_key(c.name) && items(c).iter().all(|i| have.contains(i))
         }
         Op::Subtract => {
             let have = list(c.name);
-            items(c).iter().all(|i| !have.contains(i))
+            current.contains_key(c.name) && items(c).iter().all(|i| !have.contains(i))
         }
         Op::Unknown(_) => true,
     });

@@ -133,6 +133,9 @@ async fn forward(apis: &KafkaApis, version: i16, req: CreateTopicsRequest) -> Cr
     resp
 }
 
+/// How long an auto-creation that lost a race waits for this broker's image to show the topic.
+const RACE_WAIT: Duration = Duration::from_secs(2);
+
 /// Waits (bounded) until this broker's image has every topic in `names`.
 async fn wait_for_topics(apis: &KafkaApis, names: &[String], timeout: Duration) {
     let mut rx = apis.metadata.clone();
@@ -153,7 +156,10 @@ async fn wait_for_topics(apis: &KafkaApis, names: &[String], timeout: Duration) 
 }
 
 /// Creates `names` with the broker defaults (`num.partitions`, `default.replication.factor`)
-/// for a Metadata request; returns the ones created.
+/// for a Metadata request; returns the ones to answer LEADER_NOT_AVAILABLE: those created, and
+/// those another request created first (TOPIC_ALREADY_EXISTS, a race) that this broker's image
+/// does not show yet after a short wait — the client retries, as for a new topic, instead of
+/// being told UNKNOWN_TOPIC_OR_PARTITION about a topic that exists.
 pub async fn auto_create(apis: &KafkaApis, names: &[String]) -> Vec<String> {
     let req = CreateTopicsRequest {
         topics: names
@@ -174,14 +180,30 @@ pub async fn auto_create(apis: &KafkaApis, names: &[String]) -> Vec<String> {
         .await
     {
         Some(ResponseKind::CreateTopics(r)) => {
-            let created: Vec<String> = r
+            let mut created: Vec<String> = r
                 .topics
                 .iter()
                 .filter(|t| t.error_code == 0)
                 .map(|t| t.name.clone())
                 .collect();
+            let mut raced = Vec::new();
             for t in r.topics.iter().filter(|t| t.error_code != 0) {
-                tracing::info!(topic = %t.name, error = t.error_code, "auto-creation refused");
+                // Another request created it first: a handled race, not news.
+                if t.error_code == rafka_protocol::ErrorCode::TopicAlreadyExists.code() {
+                    tracing::debug!(topic = %t.name, "auto-creation raced: the topic exists");
+                    raced.push(t.name.clone());
+                } else {
+                    tracing::info!(topic = %t.name, error = t.error_code, "auto-creation refused");
+                }
+            }
+            if !raced.is_empty() {
+                wait_for_topics(apis, &raced, RACE_WAIT).await;
+                let image = apis.image();
+                created.extend(
+                    raced
+                        .into_iter()
+                        .filter(|n| image.topic_by_name(n).is_none()),
+                );
             }
             created
         }

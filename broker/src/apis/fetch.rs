@@ -211,12 +211,15 @@ fn read_all(
                     (p.partition_max_bytes.max(0) as usize).min(max_bytes.saturating_sub(total));
                 // KIP-74: only the first partition that returns data may exceed the limits.
                 let min_one = total == 0;
+                // KIP-392: v11+ consumers send their rack and may read from any replica.
+                let client_rack = (version >= 11).then_some(req.rack_id.as_str());
                 read_partition(
                     apis,
                     &image,
                     &tp,
                     p,
                     replica_id,
+                    client_rack,
                     budget,
                     min_one,
                     &mut slices,
@@ -268,6 +271,7 @@ fn read_partition(
     tp: &TopicPartition,
     p: &FetchPartition,
     replica_id: i32,
+    client_rack: Option<&str>,
     budget: usize,
     min_one: bool,
     slices: &mut Vec<FileSlice>,
@@ -319,6 +323,36 @@ fn read_partition(
             ..Default::default()
         };
     }
+    // KIP-392: the leader sends a consumer in another rack's replica there, without reading.
+    let preferred = client_rack
+        .filter(|_| apis.replica_selector_is_rack_aware())
+        .and_then(|rack| {
+            apis.replica_manager
+                .preferred_read_replica(image, tp, p.fetch_offset, rack)
+        });
+    if let Some(preferred_read_replica) = preferred {
+        let r = apis.replica_manager.read(
+            image,
+            tp,
+            p.fetch_offset,
+            0,
+            false,
+            p.current_leader_epoch,
+            false,
+        );
+        // Answered now: the consumer's next fetch goes to that replica.
+        *errors = true;
+        return PartitionData {
+            partition_index: p.partition,
+            error_code: r.error.code(),
+            high_watermark: r.high_watermark,
+            last_stable_offset: r.last_stable_offset,
+            log_start_offset: r.log_start_offset,
+            preferred_read_replica,
+            records: Some(Records::Bytes(Default::default())),
+            ..Default::default()
+        };
+    }
     let r = apis.replica_manager.read(
         image,
         tp,
@@ -326,6 +360,7 @@ fn read_partition(
         budget as u64,
         min_one,
         p.current_leader_epoch,
+        client_rack.is_some(),
     );
     if r.error != ErrorCode::None {
         *errors = true;

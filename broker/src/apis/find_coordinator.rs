@@ -4,8 +4,11 @@
 //! compacted), as Kafka does; until its partition has a leader the answer is
 //! COORDINATOR_NOT_AVAILABLE, which clients retry. v4 answers a batch of keys.
 //!
-//! Transaction coordinators (key type 1) are not served yet: COORDINATOR_NOT_AVAILABLE. An
-//! unknown key type is INVALID_REQUEST.
+//! Transaction coordinators (key type 1) are not served yet (#15): TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+//! with a message that says so — librdkafka (and so the rdkafka crate, confluent-kafka, kcat)
+//! treats that answer as fatal and fails `init_transactions()` at once with the message,
+//! where the retriable COORDINATOR_NOT_AVAILABLE made it spin until its timeout. InitProducerId
+//! with a transactional id answers the same code. An unknown key type is INVALID_REQUEST.
 //! Needs GROUP DESCRIBE on a group key, TRANSACTIONAL_ID DESCRIBE on a transactional id.
 
 use super::KafkaApis;
@@ -19,6 +22,11 @@ use rafka_protocol::messages::{
 use rafka_protocol::ErrorCode;
 use rafka_security::authorizer::{AclOperation, ResourceType};
 use std::time::Duration;
+
+/// Why a transactional id is refused (the client shows it).
+pub const TRANSACTIONS_UNSUPPORTED: &str =
+    "rafka does not support transactions yet; unset transactional.id (an idempotent producer \
+     still writes each partition exactly once)";
 
 const GROUP: i8 = 0;
 const TRANSACTION: i8 = 1;
@@ -103,8 +111,8 @@ async fn find(apis: &KafkaApis, ctx: &RequestContext, key_type: i8, key: &str) -
         GROUP => {}
         TRANSACTION => {
             return Found::error(
-                ErrorCode::CoordinatorNotAvailable,
-                Some("transactions are not supported by this broker yet"),
+                ErrorCode::TransactionalIdAuthorizationFailed,
+                Some(TRANSACTIONS_UNSUPPORTED),
             )
         }
         _ => {

@@ -127,6 +127,13 @@ impl KafkaApis {
             RequestKind::Metadata(r) => {
                 ResponseKind::Metadata(metadata::handle(self, ctx, version, r).await)
             }
+            RequestKind::Produce(r) if version < produce::MIN_SERVED_VERSION => {
+                match produce::unsupported_version(&r) {
+                    produce::Outcome::Respond(b) => ResponseKind::Produce(b),
+                    produce::Outcome::Nothing => return Response::None,
+                    produce::Outcome::Close => return Response::Close,
+                }
+            }
             RequestKind::Produce(r) => match produce::handle(self, ctx, version, r).await {
                 produce::Outcome::Respond(b) => ResponseKind::Produce(b),
                 produce::Outcome::Nothing => return Response::None,
@@ -328,6 +335,18 @@ impl RequestHandler for KafkaApis {
                 _ => Response::Close,
             }
         })
+    }
+}
+
+impl KafkaApis {
+    /// Whether `replica.selector.class` is Kafka's rack-aware selector (KIP-392), the one rafka
+    /// implements; unset (Kafka's default) sends every consumer to the leader.
+    pub fn replica_selector_is_rack_aware(&self) -> bool {
+        self.config
+            .get::<String>("replica.selector.class")
+            .is_some_and(|c| {
+                c.trim() == crate::replica_manager::read_replica::RACK_AWARE_REPLICA_SELECTOR
+            })
     }
 }
 

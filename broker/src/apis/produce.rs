@@ -147,6 +147,37 @@ pub async fn handle(
     })
 }
 
+/// The oldest Produce version served: v3 (the first with RecordBatch v2 only). v0–v2 carry
+/// message sets v0/v1; they are advertised because librdkafka < 2.11.1 stops compressing when
+/// the advertised range does not start at 0 (PROTOCOL.md).
+pub const MIN_SERVED_VERSION: i16 = 3;
+
+/// A Produce v0–v2 request: as Kafka 4 does (KAFKA-18659), every partition is answered
+/// UNSUPPORTED_VERSION in the request's own version's format, so the client reports a clear
+/// error instead of seeing its connection closed. acks=0 gets no response, so the connection
+/// is closed, as for any failed acks=0 produce.
+pub fn unsupported_version(req: &ProduceRequest) -> Outcome {
+    if req.acks == 0 {
+        return Outcome::Close;
+    }
+    Outcome::Respond(ProduceResponse {
+        responses: req
+            .topic_data
+            .iter()
+            .map(|t| TopicProduceResponse {
+                name: t.name.clone(),
+                partition_responses: t
+                    .partition_data
+                    .iter()
+                    .map(|p| error(p.index, ErrorCode::UnsupportedVersion))
+                    .collect(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    })
+}
+
 fn error(index: i32, code: ErrorCode) -> PartitionProduceResponse {
     PartitionProduceResponse {
         index,

@@ -34,6 +34,7 @@ pub const INT_MAX: &str = "2147483647";
 const IGNORED_THREADS: &str = "accepted and ignored: rafka runs one tokio runtime whose worker \
      threads serve every connection and request; size it with TOKIO_WORKER_THREADS";
 const IGNORED: &str = "accepted and ignored";
+const KERBEROS: &str = "accepted and ignored: rafka does not support SASL/GSSAPI (Kerberos)";
 const NOT_LIVE: &str = "dynamic in Kafka; read-only in rafka (changes need a restart)";
 
 const SECURITY_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
@@ -453,7 +454,7 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         .note("accepted and ignored: rafka loads no plugins"),
     k("replica.selector.class", T::String, None, I::Medium,
         "A ReplicaSelector class for fetching from the closest replica (KIP-392).")
-        .note("accepted and ignored: consumers always fetch from the leader"),
+        .note("org.apache.kafka.common.replica.RackAwareReplicaSelector is implemented (KIP-392: a consumer with client.rack reads from a replica in its rack); other classes are ignored (the leader serves)"),
     // ---- Log directories and log defaults (ServerLogConfigs) ----
     k("log.dirs", T::String, None, I::High,
         "Comma-separated directories holding the partition logs; overrides log.dir."),
@@ -766,6 +767,33 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         "The segment size of __share_group_state.")
         .check(V::AtLeast(1))
         .note("accepted and ignored: rafka has no share groups"),
+    // ---- Kerberos (BrokerSecurityConfigs / SaslConfigs): GSSAPI is not supported ----
+    // Kafka updates these per broker (as listener-reconfigurable SASL settings); librdkafka's
+    // suite (0081) sets one on the broker resource. rafka keeps the values and uses none.
+    k("sasl.kerberos.kinit.cmd", T::String, Some("/usr/bin/kinit"), I::Medium,
+        "The Kerberos kinit command path.")
+        .per_broker()
+        .note(KERBEROS),
+    k("sasl.kerberos.min.time.before.relogin", T::Long, Some("60000"), I::Medium,
+        "The login thread's sleep time between refresh attempts.")
+        .per_broker()
+        .note(KERBEROS),
+    k("sasl.kerberos.principal.to.local.rules", T::List, Some("DEFAULT"), I::Medium,
+        "Rules that map a principal name to a short name.")
+        .per_broker()
+        .note(KERBEROS),
+    k("sasl.kerberos.service.name", T::String, None, I::Medium,
+        "The Kerberos principal name that Kafka runs as.")
+        .per_broker()
+        .note(KERBEROS),
+    k("sasl.kerberos.ticket.renew.jitter", T::Double, Some("0.05"), I::Low,
+        "Percentage of random jitter added to the renewal time.")
+        .per_broker()
+        .note(KERBEROS),
+    k("sasl.kerberos.ticket.renew.window.factor", T::Double, Some("0.8"), I::Low,
+        "The login thread sleeps until this fraction of the ticket's lifetime has passed.")
+        .per_broker()
+        .note(KERBEROS),
     // ---- Metrics (MetricConfigs) ----
     k("metric.reporters", T::List, Some(""), I::Low,
         "Classes of metric reporters.")

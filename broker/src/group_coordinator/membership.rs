@@ -505,6 +505,12 @@ impl GroupMembership {
         }
     }
 
+    /// The earliest deadline of any group's timers (sessions, join and sync timeouts), so the
+    /// coordinator's timer task wakes at it rather than at its next periodic tick.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.lock().values().filter_map(Group::next_deadline).min()
+    }
+
     fn note_record(&self, g: &Group) {
         if g.pending_record.is_some() {
             self.records_pending.store(true, Ordering::Release);

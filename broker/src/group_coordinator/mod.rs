@@ -239,7 +239,9 @@ impl GroupCoordinator {
         let mut groups: HashMap<String, GroupOffsets> = HashMap::new();
         let mut metadata: HashMap<String, GroupMetadataValue> = HashMap::new();
         let mut offset = {
-            let r = self.replica_manager.read(image, &tp, 0, 0, false, -1);
+            let r = self
+                .replica_manager
+                .read(image, &tp, 0, 0, false, -1, false);
             if r.error != ErrorCode::None {
                 return Err(format!("{:?}", r.error));
             }
@@ -456,7 +458,15 @@ impl GroupCoordinator {
         Ok(())
     }
 
-    /// The coordinator's periodic work, called every ~100 ms: the membership's timers, then —
+    /// When the membership's next timer is due ([`GroupMembership::next_deadline`](membership::GroupMembership::next_deadline)): the timer task
+    /// sleeps until then (or its periodic tick, whichever is first), so a session expires at its
+    /// deadline, not up to a tick later.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.membership.next_deadline()
+    }
+
+    /// The coordinator's periodic work, called every ~100 ms and at each timer's deadline: the
+    /// membership's timers, then —
     /// on a blocking thread, never in the caller — the group metadata records the membership
     /// has taken and, every `offsets.retention.check.interval.ms`, the expiry of offsets.
     pub fn tick(self: &Arc<Self>, now: Instant) {

@@ -46,6 +46,16 @@ pub struct ReplicaStates {
     pending_isr: Option<(i32, Vec<i32>)>,
 }
 
+impl ReplicaStates {
+    /// Each follower's log end offset as its last fetch showed it (-1 before any fetch).
+    pub fn follower_log_end_offsets(&self) -> Vec<(i32, i64)> {
+        self.followers
+            .iter()
+            .map(|(id, f)| (*id, f.log_end_offset))
+            .collect()
+    }
+}
+
 /// An ISR change to propose to the controller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IsrChange {

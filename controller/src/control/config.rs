@@ -8,7 +8,9 @@
 //! broker configs may be any name, and the broker keys in the table below are type-checked as
 //! Kafka's `ConfigDef` parses them (numbers must parse and be in range, booleans are
 //! true/false, enumerations from their list): INVALID_CONFIG otherwise. APPEND and SUBTRACT
-//! apply to list-typed keys only.
+//! apply to list-typed keys only, and start from the value in force when the resource has no
+//! override ([`value_in_force`]): APPEND `compact` to a topic's default `delete` gives
+//! `delete,compact`, as Kafka.
 //! Broker configs generate a record even when the value is unchanged (KAFKA-14136: brokers
 //! reload on it).
 
@@ -232,6 +234,55 @@ fn check_keys<'a>(keys: impl Iterator<Item = (&'a str, bool)>) -> Result<(), Api
     Ok(())
 }
 
+/// The value `key` has for `resource` when the resource has no override of its own: where
+/// APPEND and SUBTRACT start (Kafka's `ConfigurationControlManager.getParts` starts from the
+/// key's default; rafka starts from the value in force, which is that default unless the
+/// cluster-wide dynamic broker config sets it). A topic key: the cluster-wide value of its
+/// broker synonyms, in their order, else the topic default; a per-broker key: its cluster-wide
+/// value, else the default of the topic key it is the synonym of. `None`: no value.
+pub fn value_in_force(
+    image: &MetadataImage,
+    resource: &ConfigResource,
+    key: &str,
+) -> Option<String> {
+    let cluster = ConfigResource::broker("");
+    if resource.resource_type == ConfigResource::TOPIC {
+        let def = topic_defs::topic_config(key)?;
+        return def
+            .synonyms
+            .iter()
+            .find_map(|(name, conv)| image.config(&cluster, name).map(|v| conv.apply(v)))
+            .or_else(|| def.key.default.map(str::to_string));
+    }
+    if !resource.name.is_empty() {
+        if let Some(v) = image.config(&cluster, key) {
+            return Some(v.to_string());
+        }
+    }
+    topic_defs::TOPIC_CONFIGS
+        .iter()
+        .find(|t| t.synonyms.contains(&(key, def::Conversion::Same)))
+        .and_then(|t| t.key.default.map(str::to_string))
+}
+
+/// APPEND (`append`) or SUBTRACT the comma-separated `items` to or from the list `start`
+/// (Kafka's semantics: APPEND adds the items not yet present, in order; SUBTRACT removes every
+/// occurrence; empty items are dropped). The result may be empty: Kafka accepts an empty list
+/// (for `cleanup.policy`, neither delete nor compact: the log is kept whole).
+pub fn list_op(start: Option<&str>, append: bool, items: &str) -> String {
+    let mut parts: Vec<&str> = start
+        .map(|v| v.split(',').filter(|s| !s.is_empty()).collect())
+        .unwrap_or_default();
+    for item in items.split(',') {
+        if append && !item.is_empty() && !parts.contains(&item) {
+            parts.push(item);
+        } else if !append {
+            parts.retain(|p| *p != item);
+        }
+    }
+    parts.join(",")
+}
+
 const SET: i8 = 0;
 const DELETE: i8 = 1;
 const APPEND: i8 = 2;
@@ -266,20 +317,14 @@ fn incremental_resource(
                         ),
                     ));
                 }
-                let mut parts: Vec<String> = current
-                    .iter()
-                    .flat_map(|v| v.split(','))
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-                    .collect();
-                for item in c.value.as_deref().unwrap_or_default().split(',') {
-                    if op == APPEND && !parts.iter().any(|p| p == item) {
-                        parts.push(item.to_string());
-                    } else if op == SUBTRACT {
-                        parts.retain(|p| p != item);
-                    }
-                }
-                Some(parts.join(","))
+                let start = current
+                    .clone()
+                    .or_else(|| value_in_force(image, &resource, &c.name));
+                Some(list_op(
+                    start.as_deref(),
+                    op == APPEND,
+                    c.value.as_deref().unwrap_or_default(),
+                ))
             }
             op => {
                 return Err(ApiError::new(

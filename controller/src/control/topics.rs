@@ -346,11 +346,17 @@ pub fn create_topics(
                 response.topics.push(result);
             }
             Err(e) => {
-                tracing::info!(
-                    topic = name,
-                    error = e.code.name(),
-                    "CreateTopics: topic refused"
-                );
+                // An existing topic is the common answer to auto-creation races and to
+                // idempotent admin tools: per-request detail, not a lifecycle event.
+                if e.code == ErrorCode::TopicAlreadyExists {
+                    tracing::debug!(topic = name, "CreateTopics: the topic exists");
+                } else {
+                    tracing::info!(
+                        topic = name,
+                        error = e.code.name(),
+                        "CreateTopics: topic refused"
+                    );
+                }
                 response.topics.push(ctr::CreatableTopicResult {
                     name: name.to_string(),
                     error_code: e.code.code(),

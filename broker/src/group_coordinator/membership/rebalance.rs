@@ -731,6 +731,16 @@ impl Group {
         }
     }
 
+    /// The earliest instant at which [`tick`](Self::tick) has something to do: a pending
+    /// member's join deadline, a member's session deadline, the join or sync timer.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        let pending = self.pending_join_members.values().copied();
+        let sessions = self.members.values().filter_map(|m| m.heartbeat_deadline);
+        let join = self.join_timer.map(|t| t.deadline());
+        let sync = self.sync_timer.map(|(d, _)| d);
+        pending.chain(sessions).chain(join).chain(sync).min()
+    }
+
     /// A member's session ended: gone, and the group rebalances (or finishes its join).
     pub(super) fn remove_member_and_update(
         &mut self,

@@ -492,3 +492,59 @@ fn unclean_election_lookup_order() {
         );
     }
 }
+
+#[test]
+fn append_and_subtract_start_from_the_value_in_force() {
+    let run = |k: &mut Kit, t: i8, name: &str, key: &str, operation: i8, value: &str| {
+        let req = IncrementalAlterConfigsRequest {
+            resources: vec![resource(t, name, vec![op(key, operation, Some(value))])],
+            ..Default::default()
+        };
+        let result = incremental_alter_configs(&k.image, &req);
+        assert_eq!(result.response.responses[0].error_code, 0, "{key} {value}");
+        k.commit(result);
+        let resource = ConfigResource {
+            resource_type: t,
+            name: name.into(),
+        };
+        k.image.config(&resource, key).map(str::to_string)
+    };
+    // A topic without an override: APPEND starts from the default `delete` (Kafka's result).
+    let mut k = kit();
+    k.create_topic("plain", 1, 1);
+    assert_eq!(
+        run(&mut k, T, "plain", "cleanup.policy", APPEND, "compact").as_deref(),
+        Some("delete,compact")
+    );
+    // The broker resource: APPEND then SUBTRACT gives back the default, never an empty list.
+    for name in ["", "1"] {
+        let mut k = kit();
+        assert_eq!(
+            run(&mut k, B, name, "log.cleanup.policy", APPEND, "compact").as_deref(),
+            Some("delete,compact"),
+            "broker {name:?}"
+        );
+        assert_eq!(
+            run(&mut k, B, name, "log.cleanup.policy", SUBTRACT, "compact").as_deref(),
+            Some("delete"),
+            "broker {name:?}"
+        );
+    }
+    // A cluster-wide value is the one in force for a broker and for a topic without overrides.
+    let mut k = kit();
+    k.create_topic("plain", 1, 1);
+    k.apply(&[config_record(B, "", "log.cleanup.policy", Some("compact"))]);
+    assert_eq!(
+        run(&mut k, B, "1", "log.cleanup.policy", APPEND, "delete").as_deref(),
+        Some("compact,delete")
+    );
+    assert_eq!(
+        run(&mut k, T, "plain", "cleanup.policy", SUBTRACT, "delete").as_deref(),
+        Some("compact")
+    );
+    // Kafka accepts an empty list when everything is subtracted.
+    assert_eq!(
+        run(&mut k, T, "plain", "cleanup.policy", SUBTRACT, "compact").as_deref(),
+        Some("")
+    );
+}

@@ -1,0 +1,386 @@
+//! Config administration as librdkafka's own suite drives it (0081, 0092), in raw frames so that
+//! every operation and resource is reachable: IncrementalAlterConfigs APPEND and SUBTRACT start
+//! from the value in force, and every key DescribeConfigs lists is accepted back by
+//! AlterConfigs and IncrementalAlterConfigs (describe-then-alter).
+
+mod common;
+
+use common::{create_topic, raw_request, Cluster, SyncProducer};
+use rafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+use rafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
+use rafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use rafka_protocol::messages::describe_configs_response::DescribeConfigsResourceResult;
+use rafka_protocol::messages::incremental_alter_configs_request as iacq;
+use rafka_protocol::messages::{
+    AlterConfigsRequest, DeleteRecordsRequest, DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest, RequestKind, ResponseKind,
+};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(20);
+const TOPIC: i8 = 2;
+const BROKER: i8 = 4;
+const APPEND: i8 = 2;
+const SUBTRACT: i8 = 3;
+
+fn describe(addr: SocketAddr, resource_type: i8, name: &str) -> Vec<DescribeConfigsResourceResult> {
+    let req = DescribeConfigsRequest {
+        resources: vec![DescribeConfigsResource {
+            resource_type,
+            resource_name: name.into(),
+            configuration_keys: None,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    match raw_request(addr, 4, RequestKind::DescribeConfigs(req), T).expect("DescribeConfigs") {
+        ResponseKind::DescribeConfigs(r) => {
+            let res = r.results.into_iter().next().expect("one result");
+            assert_eq!(res.error_code, 0, "{name}: {:?}", res.error_message);
+            res.configs
+        }
+        other => panic!("not a DescribeConfigs response: {other:?}"),
+    }
+}
+
+fn value(configs: &[DescribeConfigsResourceResult], key: &str) -> Option<String> {
+    configs
+        .iter()
+        .find(|c| c.name == key)
+        .unwrap_or_else(|| panic!("no {key} described"))
+        .value
+        .clone()
+}
+
+/// One IncrementalAlterConfigs resource: its (error code, message).
+fn incremental(
+    addr: SocketAddr,
+    resource_type: i8,
+    name: &str,
+    ops: &[(&str, i8, Option<&str>)],
+) -> (i16, Option<String>) {
+    let req = IncrementalAlterConfigsRequest {
+        resources: vec![iacq::AlterConfigsResource {
+            resource_type,
+            resource_name: name.into(),
+            configs: ops
+                .iter()
+                .map(|(k, op, v)| iacq::AlterableConfig {
+                    name: (*k).into(),
+                    config_operation: *op,
+                    value: v.map(str::to_owned),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    match raw_request(addr, 1, RequestKind::IncrementalAlterConfigs(req), T)
+        .expect("IncrementalAlterConfigs")
+    {
+        ResponseKind::IncrementalAlterConfigs(r) => {
+            let r = r.responses.into_iter().next().expect("one response");
+            (r.error_code, r.error_message)
+        }
+        other => panic!("not an IncrementalAlterConfigs response: {other:?}"),
+    }
+}
+
+fn delete_records(addr: SocketAddr, topic: &str, offset: i64) -> i16 {
+    let req = DeleteRecordsRequest {
+        topics: vec![DeleteRecordsTopic {
+            name: topic.into(),
+            partitions: vec![DeleteRecordsPartition {
+                partition_index: 0,
+                offset,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        timeout_ms: 10_000,
+        ..Default::default()
+    };
+    match raw_request(addr, 2, RequestKind::DeleteRecords(req), T).expect("DeleteRecords") {
+        ResponseKind::DeleteRecords(r) => r.topics[0].partitions[0].error_code,
+        other => panic!("not a DeleteRecords response: {other:?}"),
+    }
+}
+
+#[test]
+fn append_and_subtract_start_from_the_value_in_force() {
+    let cluster = Cluster::single();
+    let n = &cluster.nodes[0];
+    let addr = n.addr();
+    let admin = common::admin(&n.bootstrap());
+    create_topic(&admin, n, "plain", 1, &[]);
+
+    // A topic with the default `delete`: APPEND compact gives Kafka's `delete,compact`.
+    assert_eq!(
+        incremental(
+            addr,
+            TOPIC,
+            "plain",
+            &[("cleanup.policy", APPEND, Some("compact"))]
+        ),
+        (0, None)
+    );
+    assert_eq!(
+        value(&describe(addr, TOPIC, "plain"), "cleanup.policy").as_deref(),
+        Some("delete,compact")
+    );
+
+    // The broker resource (librdkafka 0081): APPEND then SUBTRACT compact gives back `delete`.
+    let me = n.node_id.to_string();
+    assert_eq!(
+        incremental(
+            addr,
+            BROKER,
+            &me,
+            &[("log.cleanup.policy", APPEND, Some("compact"))]
+        ),
+        (0, None)
+    );
+    assert_eq!(
+        value(&describe(addr, BROKER, &me), "log.cleanup.policy").as_deref(),
+        Some("delete,compact")
+    );
+    assert_eq!(
+        incremental(
+            addr,
+            BROKER,
+            &me,
+            &[("log.cleanup.policy", SUBTRACT, Some("compact"))]
+        ),
+        (0, None)
+    );
+    assert_eq!(
+        value(&describe(addr, BROKER, &me), "log.cleanup.policy").as_deref(),
+        Some("delete")
+    );
+    // The same on the cluster-wide resource.
+    assert_eq!(
+        incremental(
+            addr,
+            BROKER,
+            "",
+            &[("log.cleanup.policy", APPEND, Some("compact"))]
+        ),
+        (0, None)
+    );
+    assert_eq!(
+        incremental(
+            addr,
+            BROKER,
+            "",
+            &[("log.cleanup.policy", SUBTRACT, Some("compact"))]
+        ),
+        (0, None)
+    );
+    assert_eq!(
+        value(&describe(addr, BROKER, ""), "log.cleanup.policy").as_deref(),
+        Some("delete")
+    );
+
+    // A new topic reports `delete`, and DeleteRecords works on it.
+    create_topic(&admin, n, "after", 1, &[]);
+    assert_eq!(
+        value(&describe(addr, TOPIC, "after"), "cleanup.policy").as_deref(),
+        Some("delete")
+    );
+    let p = SyncProducer::new(&n.bootstrap(), &[]);
+    for i in 0..3 {
+        assert_eq!(p.send("after", 0, b"x"), Ok(i));
+    }
+    assert_eq!(
+        delete_records(addr, "after", 2),
+        0,
+        "DeleteRecords on a delete topic"
+    );
+
+    // Subtracting every policy leaves Kafka's empty list: the log is kept whole, so
+    // DeleteRecords is a POLICY_VIOLATION there (44), as in Kafka — and only there.
+    assert_eq!(
+        incremental(
+            addr,
+            TOPIC,
+            "after",
+            &[("cleanup.policy", SUBTRACT, Some("delete"))]
+        ),
+        (0, None)
+    );
+    let after = describe(addr, TOPIC, "after");
+    assert_eq!(value(&after, "cleanup.policy").as_deref(), Some(""));
+    assert_eq!(delete_records(addr, "after", 3), 44);
+    create_topic(&admin, n, "other", 1, &[]);
+    assert_eq!(
+        value(&describe(addr, TOPIC, "other"), "cleanup.policy").as_deref(),
+        Some("delete")
+    );
+}
+
+fn legacy_alter(
+    addr: SocketAddr,
+    resource_type: i8,
+    name: &str,
+    configs: &[(&str, &str)],
+) -> (i16, Option<String>) {
+    let req = AlterConfigsRequest {
+        resources: vec![AlterConfigsResource {
+            resource_type,
+            resource_name: name.into(),
+            configs: configs
+                .iter()
+                .map(|(k, v)| AlterableConfig {
+                    name: (*k).into(),
+                    value: Some((*v).into()),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    match raw_request(addr, 2, RequestKind::AlterConfigs(req), T).expect("AlterConfigs") {
+        ResponseKind::AlterConfigs(r) => {
+            let r = r.responses.into_iter().next().expect("one response");
+            (r.error_code, r.error_message)
+        }
+        other => panic!("not an AlterConfigs response: {other:?}"),
+    }
+}
+
+/// librdkafka 0092: what DescribeConfigs lists, AlterConfigs and IncrementalAlterConfigs take
+/// back unchanged — every topic key, and every broker key that is not read-only (those answer
+/// Kafka's INVALID_REQUEST for a config that cannot be updated dynamically, never an unknown
+/// key).
+#[test]
+fn every_described_key_is_accepted_back() {
+    let cluster = Cluster::single();
+    let n = &cluster.nodes[0];
+    let addr = n.addr();
+    let admin = common::admin(&n.bootstrap());
+    create_topic(&admin, n, "roundtrip", 1, &[("retention.ms", "3600000")]);
+
+    let topic = describe(addr, TOPIC, "roundtrip");
+    assert!(topic.len() > 30, "{} topic configs", topic.len());
+    let settable: Vec<(&str, &str)> = topic
+        .iter()
+        .filter_map(|c| Some((c.name.as_str(), c.value.as_deref()?)))
+        .collect();
+    for k in ["remote.log.copy.disable", "remote.log.delete.on.disable"] {
+        assert!(settable.iter().any(|(n, _)| *n == k), "{k} described");
+    }
+    // Each key alone, so that a refusal names it; then all at once.
+    for (k, v) in &settable {
+        let ops = [(*k, 0, Some(*v))];
+        assert_eq!(
+            incremental(addr, TOPIC, "roundtrip", &ops),
+            (0, None),
+            "{k}={v}"
+        );
+        assert_eq!(
+            legacy_alter(addr, TOPIC, "roundtrip", &[(*k, *v)]),
+            (0, None),
+            "{k}={v}"
+        );
+    }
+    assert_eq!(legacy_alter(addr, TOPIC, "roundtrip", &settable), (0, None));
+    let after = describe(addr, TOPIC, "roundtrip");
+    for (k, v) in &settable {
+        assert_eq!(
+            value(&after, k).as_deref(),
+            Some(*v),
+            "{k} after the round trip"
+        );
+    }
+
+    let me = n.node_id.to_string();
+    let broker = describe(addr, BROKER, &me);
+    assert!(broker.len() > 100, "{} broker configs", broker.len());
+    let mut refused = Vec::new();
+    for c in &broker {
+        let Some(v) = c.value.as_deref() else {
+            continue;
+        };
+        let got = incremental(addr, BROKER, &me, &[(&c.name, 0, Some(v))]);
+        let want = if c.read_only { 42 } else { 0 };
+        if got.0 != want {
+            refused.push(format!(
+                "{}={v} (read_only {}): {got:?}",
+                c.name, c.read_only
+            ));
+        }
+    }
+    assert!(
+        refused.is_empty(),
+        "broker keys not taken back:\n{}",
+        refused.join("\n")
+    );
+    // The legacy API takes the whole dynamic set back at once.
+    let dynamic: Vec<(&str, &str)> = broker
+        .iter()
+        .filter(|c| !c.read_only)
+        .filter_map(|c| Some((c.name.as_str(), c.value.as_deref()?)))
+        .collect();
+    assert!(
+        dynamic.len() > 20,
+        "{} dynamic broker configs",
+        dynamic.len()
+    );
+    assert_eq!(legacy_alter(addr, BROKER, &me, &dynamic), (0, None));
+    // Kafka's known broker keys are accepted, e.g. the Kerberos relogin settings (0081).
+    assert_eq!(
+        incremental(
+            addr,
+            BROKER,
+            &me,
+            &[("sasl.kerberos.min.time.before.relogin", 0, Some("60000"))]
+        ),
+        (0, None)
+    );
+}
+
+/// The same round trip through librdkafka's admin client (DescribeConfigs, then AlterConfigs
+/// with every described topic entry), as describe-then-alter tools do.
+#[test]
+fn librdkafka_describe_then_alter_a_topic() {
+    use rdkafka::admin::{AlterConfig, ResourceSpecifier};
+    let cluster = Cluster::single();
+    let n = &cluster.nodes[0];
+    let admin = common::admin(&n.bootstrap());
+    create_topic(&admin, n, "described", 1, &[]);
+    let spec = ResourceSpecifier::Topic("described");
+    let described = common::runtime()
+        .block_on(admin.describe_configs([&spec], &common::admin_options()))
+        .expect("DescribeConfigs");
+    let config = described
+        .into_iter()
+        .next()
+        .expect("one result")
+        .expect("described");
+    let mut alter = AlterConfig::new(ResourceSpecifier::Topic("described"));
+    let mut count = 0;
+    for e in &config.entries {
+        if let Some(v) = e.value.as_deref() {
+            alter = alter.set(&e.name, v);
+            count += 1;
+        }
+    }
+    assert!(count > 30, "{count} entries");
+    assert!(config
+        .entries
+        .iter()
+        .any(|e| e.name == "remote.log.copy.disable"));
+    let res = common::runtime()
+        .block_on(admin.alter_configs([&alter], &common::admin_options()))
+        .expect("AlterConfigs");
+    assert!(
+        res[0].is_ok(),
+        "AlterConfigs with every described entry: {:?}",
+        res[0]
+    );
+}
