@@ -420,7 +420,6 @@ fn handshake_response(
         ResponseKind::SaslHandshake(SaslHandshakeResponse {
             error_code: error.code(),
             mechanisms: enabled.iter().map(|m| m.name().to_owned()).collect(),
-            ..Default::default()
         }),
     )
 }

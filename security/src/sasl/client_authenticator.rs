@@ -93,7 +93,6 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         1,
         RequestKind::SaslHandshake(SaslHandshakeRequest {
             mechanism: config.mechanism.name().to_owned(),
-            ..Default::default()
         }),
     )
     .await?;
