@@ -800,3 +800,61 @@ fn node_log_at(path: &std::path::Path) -> String {
     }
     out
 }
+
+#[test]
+fn oauthbearer_unsecured_tokens() {
+    let c = SaslCluster::start(1, &[("sasl.enabled.mechanisms", "PLAIN,OAUTHBEARER")]);
+    let admin = common::admin(&c.cluster.node(1).bootstrap());
+    common::create_topic(&admin, c.cluster.node(1), "oauth", 1, &[]);
+    // librdkafka's own unsecured JWT (alg none, sub=carol, an hour's lifetime).
+    let rt = common::runtime();
+    let producer: FutureProducer = common::client_config(
+        &c.sasl_bootstrap(1),
+        &[
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanisms", "OAUTHBEARER"),
+            ("enable.sasl.oauthbearer.unsecure.jwt", "true"),
+            ("sasl.oauthbearer.config", "principal=carol"),
+            ("message.timeout.ms", "20000"),
+        ],
+    )
+    .create()
+    .expect("producer");
+    rt.block_on(producer.send(
+        FutureRecord::to("oauth").key("k").payload("bearer"),
+        Duration::from_secs(20),
+    ))
+    .unwrap_or_else(|(e, _)| panic!("produce over OAUTHBEARER: {e}"));
+    assert!(node_log(&c, 1).contains("principal=User:carol"));
+    // An expired token and a signed one (where only unsecured are served): the RFC 7628 error
+    // challenge, then SASL_AUTHENTICATION_FAILED and a close.
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    for token in [
+        format!(
+            "{}.{}.",
+            b64(r#"{"alg":"none"}"#),
+            b64(&format!(r#"{{"sub":"carol","exp":{}}}"#, now - 60))
+        ),
+        format!(
+            "{}.{}.c2lnbmF0dXJl",
+            b64(r#"{"alg":"RS256"}"#),
+            b64(&format!(r#"{{"sub":"carol","exp":{}}}"#, now + 600))
+        ),
+    ] {
+        let mut r = Raw::connect(c.sasl_addr(1));
+        assert_eq!(r.handshake("OAUTHBEARER").0, 0);
+        let challenge = r
+            .authenticate(format!("n,,\u{1}auth=Bearer {token}\u{1}\u{1}").as_bytes())
+            .expect("challenge");
+        assert_eq!(challenge.error_code, 0);
+        assert_eq!(&challenge.auth_bytes[..], br#"{"status":"invalid_token"}"#);
+        let resp = r.authenticate(b"\x01").expect("answer");
+        assert_eq!(resp.error_code, ErrorCode::SaslAuthenticationFailed.code());
+        assert!(r.closed());
+    }
+}

@@ -74,12 +74,16 @@ impl Broker {
         Broker::start_with(dir, "")
     }
 
-    /// As [`Broker::start`], with `extra` lines appended to `server.properties`.
+    /// As [`Broker::start`], with `extra` lines appended to `server.properties` (where
+    /// `{port}` and `{controller_port}` stand for the ports chosen, e.g. to add listeners).
     pub fn start_with(dir: &Path, extra: &str) -> Broker {
         let bin = rafka_binary();
         let mut last = String::new();
         for attempt in 0..5 {
             let (port, controller_port) = (free_port(), free_port());
+            let extra = extra
+                .replace("{port}", &port.to_string())
+                .replace("{controller_port}", &controller_port.to_string());
             let props = format!(
                 "node.id=1\n\
                  process.roles=broker,controller\n\

@@ -14,6 +14,7 @@
 pub mod authenticator;
 pub mod client_authenticator;
 pub mod jaas;
+pub mod oauthbearer;
 pub mod plain;
 pub mod scram;
 

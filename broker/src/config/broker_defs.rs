@@ -233,13 +233,15 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
     // ---- SASL (config::sasl reads them per listener and mechanism) ----
     k("sasl.enabled.mechanisms", T::List, Some("GSSAPI"), I::Medium,
         "The SASL mechanisms enabled on SASL listeners (listener.name.<l>.sasl.enabled.mechanisms per listener).")
-        .note("rafka serves PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512; other names are ignored with a warning; read at start"),
+        .note("rafka serves PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER (unsecured tokens); other names are ignored with a warning; read at start"),
     k("sasl.mechanism.inter.broker.protocol", T::String, Some("GSSAPI"), I::Medium,
         "The SASL mechanism brokers use to authenticate to each other."),
     k("sasl.mechanism.controller.protocol", T::String, Some("GSSAPI"), I::High,
         "The SASL mechanism nodes use to authenticate to the controllers."),
     k("sasl.jaas.config", T::Password, None, I::Medium,
         "A JAAS login module configuration: PlainLoginModule user_<name>=\"<password>\" entries for PLAIN, username/password for this node's own connections."),
+    k("sasl.oauthbearer.expected.audience", T::List, Some(""), I::Low,
+        "OAUTHBEARER: the audiences (aud claim) a token must name one of; empty accepts any."),
     k("sasl.server.max.receive.size", T::Int, Some("524288"), I::Low,
         "The largest request accepted before a SASL client has authenticated.")
         .check(V::AtLeast(1)),

@@ -13,6 +13,7 @@ use std::time::Duration;
 use rafka_security::sasl::authenticator::SaslServerConfig;
 use rafka_security::sasl::client_authenticator::SaslClientConfig;
 use rafka_security::sasl::jaas::JaasConfig;
+use rafka_security::sasl::oauthbearer::UnsecuredValidator;
 use rafka_security::sasl::plain::PlainUsers;
 use rafka_security::sasl::SaslMechanism;
 
@@ -25,7 +26,11 @@ const LISTENER_KEYS: &[&str] = &[
     "sasl.jaas.config",
     "connections.max.reauth.ms",
     "sasl.server.max.receive.size",
+    "sasl.server.callback.handler.class",
 ];
+
+/// Kafka's default OAUTHBEARER server callback handler: unsecured JWS tokens.
+const UNSECURED_VALIDATOR_CLASS: &str = "org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler";
 
 /// Whether `key` (`listener.name.…`) is one of the SASL keys read per listener.
 pub fn is_listener_sasl_key(key: &str) -> bool {
@@ -94,14 +99,12 @@ impl KafkaConfig {
                 ),
             }
         }
-        // OAUTHBEARER is recognised but not served yet.
-        enabled.retain(|m| *m != SaslMechanism::OAuthBearer);
         if enabled.is_empty() {
             return Err(ConfigError::invalid(
                 "sasl.enabled.mechanisms",
                 format!(
                     "listener {listener} uses SASL but enables none of PLAIN, SCRAM-SHA-256, \
-                     SCRAM-SHA-512 ({raw:?})"
+                     SCRAM-SHA-512, OAUTHBEARER ({raw:?})"
                 ),
             ));
         }
@@ -132,6 +135,42 @@ impl KafkaConfig {
         } else {
             PlainUsers::default()
         };
+        let oauthbearer = if enabled.contains(&SaslMechanism::OAuthBearer) {
+            if let Some(class) = self.listener_mechanism_value(
+                listener,
+                SaslMechanism::OAuthBearer,
+                "sasl.server.callback.handler.class",
+            ) {
+                if class.trim() != UNSECURED_VALIDATOR_CLASS {
+                    return Err(ConfigError::invalid(
+                        "sasl.server.callback.handler.class",
+                        format!(
+                            "listener {listener}: OAUTHBEARER handler {} is not supported; rafka \
+                             validates only unsecured tokens ({UNSECURED_VALIDATOR_CLASS}) — \
+                             signed JWTs against a JWKS are not implemented",
+                            class.trim()
+                        ),
+                    ));
+                }
+            }
+            let jaas = self.sasl_jaas_config(listener, SaslMechanism::OAuthBearer)?;
+            let audience = self
+                .listener_value(listener, "sasl.oauthbearer.expected.audience")
+                .map(|a| {
+                    a.split(',')
+                        .map(str::trim)
+                        .filter(|x| !x.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            Some(Arc::new(UnsecuredValidator::from_jaas(
+                jaas.as_ref(),
+                audience,
+            )))
+        } else {
+            None
+        };
         let mut max_reauth_ms = BTreeMap::new();
         for &m in &enabled {
             let v = match self.listener_mechanism_value(listener, m, "connections.max.reauth.ms") {
@@ -161,6 +200,7 @@ impl KafkaConfig {
             max_reauth_ms,
             failed_authentication_delay: Duration::from_millis(delay as u64),
             max_receive_size,
+            oauthbearer,
         }))
     }
 
@@ -309,5 +349,25 @@ mod tests {
         ]);
         let c = load(&lines).expect("loads");
         assert!(c.sasl_server_config("SASL_PLAINTEXT").is_err());
+        // Signed-JWT validation asked for: refused, never served unsecured.
+        let mut lines = BASE.to_vec();
+        lines.extend([
+            ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+            (
+                "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class",
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+            ),
+        ]);
+        let c = load(&lines).expect("loads");
+        assert!(c.sasl_server_config("SASL_PLAINTEXT").is_err());
+        let mut lines = BASE.to_vec();
+        lines.push(("sasl.enabled.mechanisms", "OAUTHBEARER"));
+        let c = load(&lines).expect("loads");
+        assert!(c
+            .sasl_server_config("SASL_PLAINTEXT")
+            .expect("ok")
+            .expect("sasl")
+            .oauthbearer
+            .is_some());
     }
 }

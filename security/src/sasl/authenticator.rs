@@ -26,6 +26,7 @@ use rafka_protocol::messages::{
 };
 use rafka_protocol::{ErrorCode, RequestFrame, ResponseFrame};
 
+use super::oauthbearer::{OAuthBearerServer, UnsecuredValidator};
 use super::plain::{PlainServer, PlainUsers};
 use super::scram::{ScramCredentialStore, ScramServer};
 use super::{SaslError, SaslMechanism, SaslServer, ServerStep};
@@ -46,6 +47,8 @@ pub struct SaslServerConfig {
     pub failed_authentication_delay: Duration,
     /// `sasl.server.max.receive.size`: the largest request before authentication.
     pub max_receive_size: usize,
+    /// OAUTHBEARER's token validator (Kafka's unsecured one); `None` refuses OAUTHBEARER.
+    pub oauthbearer: Option<Arc<UnsecuredValidator>>,
 }
 
 impl std::fmt::Debug for SaslServerConfig {
@@ -70,7 +73,9 @@ impl SaslServerConfig {
                 let store = self.scram_credentials.clone()?;
                 Some(Box::new(ScramServer::new(mechanism.scram()?, store)))
             }
-            SaslMechanism::OAuthBearer => None,
+            SaslMechanism::OAuthBearer => {
+                Some(Box::new(OAuthBearerServer::new(self.oauthbearer.clone()?)))
+            }
         }
     }
 }
@@ -415,7 +420,6 @@ fn handshake_response(
         ResponseKind::SaslHandshake(SaslHandshakeResponse {
             error_code: error.code(),
             mechanisms: enabled.iter().map(|m| m.name().to_owned()).collect(),
-            ..Default::default()
         }),
     )
 }

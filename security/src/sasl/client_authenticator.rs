@@ -93,7 +93,6 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         1,
         RequestKind::SaslHandshake(SaslHandshakeRequest {
             mechanism: config.mechanism.name().to_owned(),
-            ..Default::default()
         }),
     )
     .await?;
@@ -239,6 +238,7 @@ mod tests {
             max_reauth_ms: Default::default(),
             failed_authentication_delay: Duration::ZERO,
             max_receive_size: 1 << 20,
+            oauthbearer: None,
         });
         for (password, ok) in [("pw", true), ("nope", false)] {
             let (mut a, b) = tokio::io::duplex(4096);

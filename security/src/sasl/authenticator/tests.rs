@@ -31,6 +31,7 @@ fn config(reauth_ms: i64) -> Arc<SaslServerConfig> {
         max_reauth_ms: [(SaslMechanism::Plain, reauth_ms)].into_iter().collect(),
         failed_authentication_delay: Duration::from_millis(100),
         max_receive_size: 524_288,
+        oauthbearer: None,
     })
 }
 
