@@ -283,7 +283,7 @@ fn parse_protocols(raw: &str) -> Result<Vec<&'static SupportedProtocolVersion>, 
             }
             other => return Err(invalid(format!("unknown protocol {other:?}"))),
         };
-        if !out.iter().any(|v| *v == version) {
+        if !out.contains(&version) {
             out.push(version);
         }
     }
