@@ -5,13 +5,16 @@
 //! - `produce/{PLAINTEXT,SSL}/{1KiB,16KiB}`: one partition, acks=1, `linger.ms=5`,
 //!   `batch.size=1000000`, no compression; `$RAFKA_TLS_BENCH_MIB` MiB of payload (default 256),
 //!   every delivery report received.
-//! - `consume/{PLAINTEXT,SSL}/{1KiB,16KiB}`: a librdkafka consumer (assign, no group
-//!   protocol) reading back what was produced, from offset 0; payloads counted, not copied. On
+//! - `consume/{PLAINTEXT,SSL}/{1KiB,16KiB}`: the e2e bench's group-free librdkafka consumer
+//!   (`support::CountingConsumer`: Metadata and Fetch only, 1 MiB per partition fetch) reading
+//!   back what was produced, from offset 0; payloads counted, not copied. On
 //!   PLAINTEXT the broker sends record data with `sendfile(2)`; on SSL it reads the log in
 //!   256 KiB chunks and encrypts them in user space (this kernel offers no kTLS).
-//! - `handshake/SSL`: new TLS connections per second — TCP connect, a TLS 1.3 handshake, close —
-//!   from the rustls client the nodes use: full handshakes (session resumption off) with one
-//!   client at a time and with 8 at once, and resumed ones (the server's session cache) with 8.
+//! - `connect/{PLAINTEXT,SSL/full,SSL/resumed}`: new connections per second — TCP connect, a
+//!   TLS 1.3 handshake on SSL, one ApiVersions request and its answer, close — from the rustls
+//!   client the nodes use: full handshakes (session resumption off) with one client at a time
+//!   and with 8 at once, resumed ones (the server's session cache) with 8, and PLAINTEXT with 8
+//!   for the cost of a connection without TLS.
 //!
 //! For each: wall time, throughput, and the broker's CPU time (utime + stime of
 //! `/proc/<pid>/stat`) per GB of payload or per handshake. Client and broker share this
@@ -25,14 +28,15 @@ mod certs;
 mod support;
 
 use rafka_security::tls::{SslConfig, TlsClient};
+use rafka_security::transport::Stream;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const KIB: usize = 1024;
 const MIB: u64 = 1 << 20;
@@ -165,32 +169,20 @@ fn produce(bootstrap: &str, ca: Option<&Path>, topic: &str, size: usize, total: 
 }
 
 fn consume(bootstrap: &str, ca: Option<&Path>, topic: &str, count: u64) -> u64 {
-    let consumer: BaseConsumer = config(bootstrap, ca)
-        .set("group.id", format!("bench-{topic}"))
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
-        .expect("tpl");
-    consumer.assign(&tpl).expect("assign");
-    let (mut n, mut bytes) = (0u64, 0u64);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while n < count {
-        assert!(Instant::now() < deadline, "consumed {n} of {count}");
-        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
-            let m = m.expect("consume");
-            bytes += m.payload_len() as u64;
-            n += 1;
-        }
+    let ca = ca.map(|p| p.display().to_string());
+    let mut settings = Vec::new();
+    if let Some(ca) = &ca {
+        settings.push(("security.protocol", "SSL"));
+        settings.push(("ssl.ca.location", ca.as_str()));
     }
-    bytes
+    let mut consumer =
+        support::CountingConsumer::with_settings(bootstrap, topic, count as i64, &settings);
+    consumer.read(count)
 }
 
 fn handshakes(
     rt: &tokio::runtime::Runtime,
-    client: &TlsClient,
+    client: Option<&TlsClient>,
     port: u16,
     parallel: usize,
     run: Duration,
@@ -199,14 +191,28 @@ fn handshakes(
         let stop = Instant::now() + run;
         let mut tasks = Vec::new();
         for _ in 0..parallel {
-            let client = client.clone();
+            let client = client.cloned();
             tasks.push(tokio::spawn(async move {
                 let mut done = 0u64;
                 while Instant::now() < stop {
                     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
                         .await
                         .expect("connect");
-                    let stream = client.connect(tcp, "localhost").await.expect("handshake");
+                    tcp.set_nodelay(true).expect("nodelay");
+                    let mut stream = match &client {
+                        Some(c) => c.connect(tcp, "localhost").await.expect("handshake"),
+                        None => Stream::Plain(tcp),
+                    };
+                    // One ApiVersions v0 request and its answer: a connection a client can use
+                    // (and, in TLS 1.3, the read that takes in the server's session tickets).
+                    const API_VERSIONS_V0: [u8; 15] =
+                        [0, 0, 0, 11, 0, 18, 0, 0, 0, 0, 0, 1, 0, 1, b'b'];
+                    stream.write_all(&API_VERSIONS_V0).await.expect("request");
+                    stream.flush().await.expect("flush");
+                    let mut size = [0u8; 4];
+                    stream.read_exact(&mut size).await.expect("response size");
+                    let mut body = vec![0u8; u32::from_be_bytes(size) as usize];
+                    stream.read_exact(&mut body).await.expect("response");
                     drop(stream);
                     done += 1;
                 }
@@ -282,13 +288,14 @@ fn main() {
         .expect("runtime");
     let mut handshake_rows = Vec::new();
     let full = client.with_resumption(false);
-    for (kind, client, parallel) in [
-        ("full", &full, 1),
-        ("full", &full, 8),
-        ("resumed", &client, 8),
+    for (kind, client, port, parallel) in [
+        ("PLAINTEXT", None, broker.plain, 8),
+        ("SSL/full", Some(&full), broker.ssl, 1),
+        ("SSL/full", Some(&full), broker.ssl, 8),
+        ("SSL/resumed", Some(&client), broker.ssl, 8),
     ] {
         let (cpu0, t0) = (broker.cpu(), Instant::now());
-        let n = handshakes(&rt, client, broker.ssl, parallel, Duration::from_secs(5));
+        let n = handshakes(&rt, client, port, parallel, Duration::from_secs(5));
         handshake_rows.push((kind, parallel, n, t0.elapsed(), broker.cpu() - cpu0));
     }
 
@@ -320,13 +327,13 @@ fn main() {
     let _ = writeln!(
         out,
         "{:<26} {:>10} {:>12} {:>16}",
-        "handshake/SSL", "clients", "per second", "broker CPU µs each"
+        "connect+ApiVersions", "clients", "per second", "broker CPU µs each"
     );
     for (kind, parallel, n, wall, cpu) in handshake_rows {
         let _ = writeln!(
             out,
             "{:<26} {:>10} {:>12.0} {:>16.0}",
-            format!("handshake/SSL/{kind}"),
+            format!("connect/{kind}"),
             parallel,
             n as f64 / wall.as_secs_f64(),
             cpu.as_secs_f64() * 1e6 / n.max(1) as f64

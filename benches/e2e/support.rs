@@ -373,7 +373,20 @@ pub struct CountingConsumer {
 impl CountingConsumer {
     /// Reads `topic`-0, which holds offsets `0..end`.
     pub fn new(bootstrap: &str, topic: &str, end: i64) -> CountingConsumer {
+        CountingConsumer::with_settings(bootstrap, topic, end, &[])
+    }
+
+    /// As [`CountingConsumer::new`], with more client settings (e.g. `security.protocol`).
+    pub fn with_settings(
+        bootstrap: &str,
+        topic: &str,
+        end: i64,
+        settings: &[(&str, &str)],
+    ) -> CountingConsumer {
         let mut c = client_config(bootstrap);
+        for (k, v) in settings {
+            c.set(*k, *v);
+        }
         c.set("enable.auto.commit", "false")
             .set("auto.commit.enable", "false")
             .set("enable.partition.eof", "true")
