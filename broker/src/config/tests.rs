@@ -342,21 +342,6 @@ fn config_cross_key_errors_name_the_key() {
             "listeners",
         ),
         (
-            &[
-                (
-                    "listeners",
-                    "SASL_SSL://localhost:9092,CONTROLLER://localhost:9093",
-                ),
-                (
-                    "listener.security.protocol.map",
-                    "SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
-                ),
-                ("advertised.listeners", "SASL_SSL://localhost:9092"),
-                ("inter.broker.listener.name", "SASL_SSL"),
-            ],
-            "listeners",
-        ),
-        (
             &[("listener.security.protocol.map", "PLAINTEXT:TLS")],
             "listener.security.protocol.map",
         ),
@@ -470,6 +455,20 @@ fn config_ssl_listeners_and_keys_are_accepted() {
     let e = single(&[("listener.name.ssl.ssl.client.auth", "maybe")]).expect_err("bad value");
     assert_eq!(e.key(), Some("listener.name.ssl.ssl.client.auth"), "{e}");
     assert!(single(&[("ssl.client.auth", "maybe")]).is_err());
+    // SASL_SSL (and SASL_PLAINTEXT) listeners are served too, on any role.
+    single(&[
+        (
+            "listeners",
+            "SASL_SSL://localhost:9092,CONTROLLER://localhost:9093",
+        ),
+        (
+            "listener.security.protocol.map",
+            "SASL_SSL:SASL_SSL,CONTROLLER:SASL_PLAINTEXT",
+        ),
+        ("advertised.listeners", "SASL_SSL://localhost:9092"),
+        ("inter.broker.listener.name", "SASL_SSL"),
+    ])
+    .expect("SASL listeners are served");
 }
 
 #[test]
@@ -638,7 +637,7 @@ fn config_unknown_keys_warn_and_do_not_fail() {
         KRAFT_COMBINED,
         &[
             ("no.such.setting", "1"),
-            ("sasl.mechanism.inter.broker.protocol", "PLAIN"),
+            ("ssl.no.such.key", "x"),
             ("zookeeper.connect", "localhost:2181"),
             ("retention.ms", "1000"),
         ],
@@ -647,13 +646,13 @@ fn config_unknown_keys_warn_and_do_not_fail() {
     let w = c.warnings().join("\n");
     for key in [
         "no.such.setting",
-        "sasl.mechanism.inter.broker.protocol",
+        "ssl.no.such.key",
         "zookeeper.connect",
         "retention.ms",
     ] {
         assert!(w.contains(key), "{key} warned about: {w}");
     }
-    assert!(w.contains("PLAINTEXT"));
+    assert!(w.contains("Securing a cluster"));
     assert!(w.contains("KRaft"));
     // Duplicate keys in a file are warned about too; the last one wins.
     let mut warnings = Vec::new();
