@@ -897,6 +897,25 @@ mod tests {
         v
     }
 
+    /// Broker 1 hosting its logs under `dir`, default log configs, min ISR 1.
+    fn broker_one(dir: &std::path::Path) -> ReplicaManager {
+        let lm = Arc::new(
+            LogManager::open(
+                Arc::new(DiskFs),
+                &[dir.to_path_buf()],
+                &|_| LogConfig::default(),
+                0,
+            )
+            .expect("log manager"),
+        );
+        ReplicaManager::new(
+            1,
+            lm,
+            Arc::new(|_: &MetadataImage, _: &str| LogConfig::default()),
+            Arc::new(|_: &MetadataImage, _: &str| 1),
+        )
+    }
+
     /// `apply_image` visits only what the delta between two images touched, across any number
     /// of batches at once — a topic deleted and re-created under the same name in one jump, a
     /// replica moved away, a partition of another broker's — and hosts exactly what the new
@@ -904,21 +923,7 @@ mod tests {
     #[test]
     fn apply_image_follows_the_delta_between_images() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let lm = Arc::new(
-            LogManager::open(
-                Arc::new(DiskFs),
-                &[dir.path().to_path_buf()],
-                &|_| LogConfig::default(),
-                0,
-            )
-            .expect("log manager"),
-        );
-        let rm = ReplicaManager::new(
-            1,
-            lm,
-            Arc::new(|_: &MetadataImage, _: &str| LogConfig::default()),
-            Arc::new(|_: &MetadataImage, _: &str| 1),
-        );
+        let rm = broker_one(dir.path());
         let empty = MetadataImage::new();
         let a = next(
             &empty,
@@ -980,21 +985,7 @@ mod tests {
     #[test]
     fn followed_leaders_follow_the_images() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let lm = Arc::new(
-            LogManager::open(
-                Arc::new(DiskFs),
-                &[dir.path().to_path_buf()],
-                &|_| LogConfig::default(),
-                0,
-            )
-            .expect("log manager"),
-        );
-        let rm = ReplicaManager::new(
-            1,
-            lm,
-            Arc::new(|_: &MetadataImage, _: &str| LogConfig::default()),
-            Arc::new(|_: &MetadataImage, _: &str| 1),
-        );
+        let rm = broker_one(dir.path());
         let scan = |rm: &ReplicaManager| {
             let mut v: Vec<i32> = rm
                 .partitions()
@@ -1074,21 +1065,7 @@ mod tests {
     #[test]
     fn a_replica_whose_log_cannot_be_created_is_offline_and_reported() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let lm = Arc::new(
-            LogManager::open(
-                Arc::new(DiskFs),
-                &[dir.path().to_path_buf()],
-                &|_| LogConfig::default(),
-                0,
-            )
-            .expect("log manager"),
-        );
-        let rm = ReplicaManager::new(
-            1,
-            lm,
-            Arc::new(|_: &MetadataImage, _: &str| LogConfig::default()),
-            Arc::new(|_: &MetadataImage, _: &str| 1),
-        );
+        let rm = broker_one(dir.path());
         // A file where partition "bad"-0's directory must go.
         std::fs::write(dir.path().join("bad-0"), b"not a directory").expect("write");
         let empty = MetadataImage::new();

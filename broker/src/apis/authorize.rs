@@ -180,6 +180,27 @@ impl KafkaApis {
 }
 
 impl KafkaApis {
+    /// Whether `ctx` may create or delete ACLs (CLUSTER ALTER), else Kafka's answer for every
+    /// entry: SECURITY_DISABLED without an authorizer, CLUSTER_AUTHORIZATION_FAILED.
+    pub fn may_alter_acls(
+        &self,
+        ctx: &RequestContext,
+    ) -> Result<(), (rafka_protocol::ErrorCode, &'static str)> {
+        if self.authorizer.is_none() {
+            return Err((
+                rafka_protocol::ErrorCode::SecurityDisabled,
+                "No Authorizer is configured.",
+            ));
+        }
+        if !self.authorize_cluster(ctx, AclOperation::Alter) {
+            return Err((
+                rafka_protocol::ErrorCode::ClusterAuthorizationFailed,
+                "Cluster authorization failed.",
+            ));
+        }
+        Ok(())
+    }
+
     /// `operation` on the group `group_id`, or GROUP_AUTHORIZATION_FAILED.
     pub fn authorize_group(
         &self,

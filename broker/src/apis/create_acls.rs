@@ -11,7 +11,6 @@ use rafka_controller::control::acls::creation_binding;
 use rafka_protocol::messages::create_acls_response::AclCreationResult;
 use rafka_protocol::messages::{CreateAclsRequest, CreateAclsResponse, RequestKind, ResponseKind};
 use rafka_protocol::ErrorCode;
-use rafka_security::authorizer::AclOperation;
 use std::time::Duration;
 
 /// How long the answer waits for this broker's image to show the new ACLs.
@@ -35,14 +34,8 @@ pub async fn handle(
             .collect(),
         ..Default::default()
     };
-    if apis.authorizer.is_none() {
-        return all(ErrorCode::SecurityDisabled, "No Authorizer is configured.");
-    }
-    if !apis.authorize_cluster(ctx, AclOperation::Alter) {
-        return all(
-            ErrorCode::ClusterAuthorizationFailed,
-            "Cluster authorization failed.",
-        );
+    if let Err((code, message)) = apis.may_alter_acls(ctx) {
+        return all(code, message);
     }
     if req.creations.is_empty() {
         return CreateAclsResponse::default();

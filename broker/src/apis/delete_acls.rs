@@ -36,14 +36,8 @@ pub async fn handle(
             .collect(),
         ..Default::default()
     };
-    if apis.authorizer.is_none() {
-        return all(ErrorCode::SecurityDisabled, "No Authorizer is configured.");
-    }
-    if !apis.authorize_cluster(ctx, AclOperation::Alter) {
-        return all(
-            ErrorCode::ClusterAuthorizationFailed,
-            "Cluster authorization failed.",
-        );
+    if let Err((code, message)) = apis.may_alter_acls(ctx) {
+        return all(code, message);
     }
     if req.filters.is_empty() {
         return DeleteAclsResponse::default();
