@@ -64,6 +64,7 @@ impl Node {
              listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
              controller.listener.names=CONTROLLER\n\
              controller.quorum.voters=1@127.0.0.1:{controller_port}\n\
+             http.listeners=\n\
              log.dirs={}\n\
              {extra}\n",
             dir.join("data").display()

@@ -78,6 +78,7 @@ fn start(dir: &Path, keystore: &Path) -> Broker {
          inter.broker.listener.name=PLAINTEXT\n\
          controller.listener.names=CONTROLLER\n\
          controller.quorum.voters=1@127.0.0.1:{controller}\n\
+         http.listeners=\n\
          num.partitions=1\n\
          log.dirs={}\n\
          ssl.keystore.type=PEM\n\

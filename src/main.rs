@@ -176,6 +176,7 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
                 .max(100) as u64,
         ),
         checkpoint_interval: Duration::from_secs(5),
+        http: config.http_config(),
         kafka_config: Arc::new(config.clone()),
     })
 }

@@ -5,7 +5,7 @@
 //! Also: an invalid configuration stops the start with one line, and the resident memory of an
 //! idle broker with 100 partitions (printed; run with `--nocapture` to read it).
 //!
-//! `no_config_answers_metadata_within_a_second` is the one test that uses the default ports 9092 and 9093; if another process holds
+//! `no_config_answers_metadata_within_a_second` is the one test that uses the default ports 9092, 9093 and 9644; if another process holds
 //! them it waits a while, then fails saying so.
 
 mod common;
@@ -21,11 +21,12 @@ fn wait_for_default_ports() {
     let deadline = Deadline::after(Duration::from_secs(30));
     loop {
         let free = TcpListener::bind("127.0.0.1:9092").is_ok()
-            && TcpListener::bind("127.0.0.1:9093").is_ok();
+            && TcpListener::bind("127.0.0.1:9093").is_ok()
+            && TcpListener::bind("127.0.0.1:9644").is_ok();
         if free {
             return;
         }
-        deadline.check(|| "ports 9092/9093 on 127.0.0.1 are held by another process; this test needs them free".into());
+        deadline.check(|| "ports 9092/9093/9644 on 127.0.0.1 are held by another process; this test needs them free".into());
         std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -1138,6 +1138,25 @@ impl KafkaConfig {
         &self.listeners
     }
 
+    /// `http.listeners`: where the HTTP listener binds (host, port).
+    pub fn http_listeners(&self) -> Vec<(String, u16)> {
+        // Validated at load (`check_http_listeners`).
+        endpoints::parse_http_listeners(&self.get_list("http.listeners").join(","))
+            .unwrap_or_default()
+    }
+
+    /// The HTTP listener's configuration.
+    pub fn http_config(&self) -> crate::http::HttpConfig {
+        crate::http::HttpConfig {
+            listeners: self.http_listeners(),
+            max_connections: self.http_max_connections().max(1) as usize,
+            max_request_bytes: self.http_max_request_bytes().max(8192) as usize,
+            request_timeout: std::time::Duration::from_millis(
+                self.http_request_timeout_ms().max(1) as u64,
+            ),
+        }
+    }
+
     /// The listeners serving clients and other brokers (those not in
     /// `controller.listener.names`).
     pub fn broker_listeners(&self) -> Vec<&Endpoint> {
@@ -1587,6 +1606,12 @@ impl KafkaConfig {
         socket_listen_backlog_size: i32 = "socket.listen.backlog.size";
         /// Connection limit.
         max_connections: i32 = "max.connections";
+        /// The HTTP listener's connection limit.
+        http_max_connections: i32 = "http.max.connections";
+        /// The HTTP listener's bound on a request's head and body.
+        http_max_request_bytes: i32 = "http.max.request.bytes";
+        /// How long the HTTP listener waits for a request's head.
+        http_request_timeout_ms: i64 = "http.request.timeout.ms";
         /// Per-IP connection limit.
         max_connections_per_ip: i32 = "max.connections.per.ip";
         /// Default partitions of a new topic.

@@ -12,6 +12,7 @@
 //! - [`server`]: `KafkaServer`, the process put together; start and shutdown order.
 //! - [`config`]: `server.properties`, Kafka's keys and defaults.
 //! - [`errors`]: crate errors to Kafka error codes.
+//! - [`http`]: the HTTP listener (health, metrics, console).
 
 pub mod alter_partition_manager;
 pub mod apis;
@@ -19,6 +20,7 @@ pub mod config;
 pub mod controller_channel;
 pub mod errors;
 pub mod group_coordinator;
+pub mod http;
 pub mod lifecycle;
 pub mod network;
 pub mod producer_id_manager;

@@ -67,6 +67,11 @@ impl BrokerLifecycleManager {
         self.fenced.load(Ordering::Relaxed)
     }
 
+    /// Whether a controlled shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+
     /// Registers, then heartbeats until `shutdown`; returns after the controller has allowed a
     /// controlled shutdown (or after a bounded wait).
     pub async fn run(

@@ -86,6 +86,8 @@ pub struct ServerSettings {
     pub heartbeat_interval: Duration,
     pub retention_check_interval: Duration,
     pub checkpoint_interval: Duration,
+    /// The HTTP listener (health, metrics, console).
+    pub http: crate::http::HttpConfig,
     /// The configuration as loaded. Dynamic broker configs from the metadata log are layered
     /// over it ([`effective_config`]) for DescribeConfigs, validation and the live logs.
     pub kafka_config: Arc<KafkaConfig>,
@@ -188,6 +190,18 @@ impl KafkaServer {
                 port,
             });
         }
+        let mut http_listeners = Vec::new();
+        for (host, port) in &settings.http.listeners {
+            let listener =
+                crate::http::bind(host, *port)
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        name: "HTTP".into(),
+                        addr: format!("{host}:{port}"),
+                        source,
+                    })?;
+            http_listeners.push(listener);
+        }
         let mut client_listeners = Vec::new();
         if settings.roles.broker {
             for spec in &settings.listeners {
@@ -204,18 +218,29 @@ impl KafkaServer {
             settings.metadata_dir.clone(),
         );
         node_config.controller = settings.controller.clone();
-        node_config.listener = settings.controller_listener_config;
+        node_config.listener = settings.controller_listener_config.clone();
         node_config.client_security = settings.controller_client_security.clone();
         let controller =
             Arc::new(ControllerNode::start(node_config, fs.clone(), controller_listener).await?);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         if !settings.roles.broker {
+            let mut tasks = Vec::new();
+            let mut bound = Vec::new();
+            serve_http(
+                &settings,
+                http_listeners,
+                &controller,
+                None,
+                &shutdown_rx,
+                &mut tasks,
+                &mut bound,
+            );
             return Ok(KafkaServer {
                 shutdown_tx,
                 controller,
                 broker: None,
-                tasks: Vec::new(),
-                bound: Vec::new(),
+                tasks,
+                bound,
             });
         }
         // The live logs obey the topic's overrides over this broker's configuration as it
@@ -411,7 +436,7 @@ impl KafkaServer {
             )));
         }
         let lifecycle_task =
-            tokio::spawn(lifecycle.run(broker_images.clone(), shutdown_rx.clone()));
+            tokio::spawn(lifecycle.clone().run(broker_images.clone(), shutdown_rx.clone()));
         let apis = Arc::new(KafkaApis {
             broker_id: settings.node_id,
             replica_manager: replica_manager.clone(),
@@ -443,6 +468,18 @@ impl KafkaServer {
                 shutdown_rx.clone(),
             )));
         }
+        serve_http(
+            &settings,
+            http_listeners,
+            &controller,
+            Some(crate::http::BrokerState {
+                apis: apis.clone(),
+                lifecycle,
+            }),
+            &shutdown_rx,
+            &mut tasks,
+            &mut bound,
+        );
         // Retention and checkpoints, on blocking threads.
         {
             let lm = log_manager.clone();
@@ -544,6 +581,40 @@ impl KafkaServer {
         }
         self.controller.shutdown().await;
         tracing::info!("shut down cleanly");
+    }
+}
+
+/// Starts the HTTP listeners (already bound) over this node's parts.
+fn serve_http(
+    settings: &ServerSettings,
+    listeners: Vec<TcpListener>,
+    controller: &Arc<ControllerNode>,
+    broker: Option<crate::http::BrokerState>,
+    shutdown: &watch::Receiver<bool>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+    bound: &mut Vec<(String, std::net::SocketAddr)>,
+) {
+    if listeners.is_empty() {
+        return;
+    }
+    let state = Arc::new(crate::http::HttpState {
+        node_id: settings.node_id,
+        controller: controller.clone(),
+        broker,
+        config: settings.kafka_config.clone(),
+        is_controller: settings.roles.controller,
+    });
+    let router = crate::http::router(state, &settings.http);
+    for listener in listeners {
+        if let Ok(a) = listener.local_addr() {
+            bound.push(("HTTP".to_owned(), a));
+        }
+        tasks.push(tokio::spawn(crate::http::serve(
+            listener,
+            router.clone(),
+            settings.http.clone(),
+            shutdown.clone(),
+        )));
     }
 }
 

@@ -24,6 +24,7 @@
 
 pub mod certs;
 pub mod ffi;
+pub mod http;
 pub mod load;
 pub mod proxy;
 pub mod scram;
@@ -108,6 +109,8 @@ pub struct Node {
     pub node_id: i32,
     pub port: u16,
     pub controller_port: u16,
+    /// The HTTP listener's port (`http.listeners`: health, metrics, console).
+    pub http_port: u16,
     /// The node's cwd; `log.dirs` is `dir/data`.
     pub dir: PathBuf,
     /// `process.roles`: `broker,controller`, `broker` or `controller`.
@@ -118,6 +121,10 @@ pub struct Node {
 impl Node {
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+    /// The HTTP listener's address.
+    pub fn http_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.http_port))
     }
     /// `127.0.0.1:port`, for `bootstrap.servers`.
     pub fn bootstrap(&self) -> String {
@@ -333,16 +340,18 @@ impl Cluster {
             .prefix("rafka-it-")
             .tempdir()
             .expect("temp dir");
-        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let ports: Vec<(u16, u16, u16)> = (0..n)
+            .map(|_| (free_port(), free_port(), free_port()))
+            .collect();
         let voters = ports
             .iter()
             .enumerate()
             .filter(|(i, _)| roles[*i].contains("controller"))
-            .map(|(i, (_, c))| format!("{}@127.0.0.1:{c}", i + 1))
+            .map(|(i, (_, c, _))| format!("{}@127.0.0.1:{c}", i + 1))
             .collect::<Vec<_>>()
             .join(",");
         let mut nodes = Vec::new();
-        for (i, &(port, controller_port)) in ports.iter().enumerate() {
+        for (i, &(port, controller_port, http_port)) in ports.iter().enumerate() {
             let node_id = i as i32 + 1;
             let node_dir = dir.path().join(format!("node{node_id}"));
             std::fs::create_dir_all(&node_dir).expect("node dir");
@@ -367,6 +376,7 @@ impl Cluster {
                  listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
                  controller.listener.names=CONTROLLER\n\
                  controller.quorum.voters={voters}\n\
+                 http.listeners=http://127.0.0.1:{http_port}\n\
                  log.dirs={}\n",
                 node_dir.join("data").display()
             );
@@ -388,6 +398,7 @@ impl Cluster {
                 node_id,
                 port,
                 controller_port,
+                http_port,
                 dir: node_dir,
                 roles: role.to_string(),
                 child: Some(child),

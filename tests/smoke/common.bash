@@ -81,6 +81,7 @@ rafka_start() {
   CPORT=$(free_port)
   [[ "$PORT" != "$CPORT" ]] || CPORT=$(free_port)
   BROKER="127.0.0.1:$PORT"
+  HPORT=$(free_port)
   local sasl_listener="" sasl_advertised="" sasl_map=""
   if [[ "${RAFKA_SASL:-}" == 1 ]]; then
     SPORT=$(free_port)
@@ -98,6 +99,7 @@ listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT$sasl_map
 sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
 listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret";
 controller.listener.names=CONTROLLER
+http.listeners=http://127.0.0.1:$HPORT
 controller.quorum.voters=1@127.0.0.1:$CPORT
 log.dirs=$WORK/data
 num.partitions=1

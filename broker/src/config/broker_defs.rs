@@ -57,6 +57,10 @@ fn check_listeners(v: &str) -> Result<(), String> {
     Ok(())
 }
 
+fn check_http_listeners(v: &str) -> Result<(), String> {
+    endpoints::parse_http_listeners(v).map(|_| ())
+}
+
 fn check_protocol_map(v: &str) -> Result<(), String> {
     endpoints::parse_protocol_map(v).map(|_| ())
 }
@@ -796,6 +800,24 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         "The login thread sleeps until this fraction of the ticket's lifetime has passed.")
         .per_broker()
         .note(KERBEROS),
+    // ---- The HTTP listener (rafka's own: health, metrics, console) ----
+    k("http.listeners", T::List, Some("http://localhost:9644"), I::High,
+        "Where the HTTP listener (/metrics, /health/live, /health/ready, the console) binds: a \
+         list of http://host:port; empty for none.")
+        .check(V::Custom(check_http_listeners))
+        .note(NOT_LIVE),
+    k("http.max.connections", T::Int, Some("64"), I::Medium,
+        "The most connections the HTTP listener holds open at once; one more is closed at once.")
+        .check(V::AtLeast(1))
+        .note(NOT_LIVE),
+    k("http.max.request.bytes", T::Int, Some("65536"), I::Low,
+        "The largest HTTP request head, and the largest request body, the HTTP listener reads.")
+        .check(V::AtLeast(8192))
+        .note(NOT_LIVE),
+    k("http.request.timeout.ms", T::Long, Some("30000"), I::Low,
+        "How long the HTTP listener waits for a request's head (also between keep-alive requests).")
+        .check(V::AtLeast(1))
+        .note(NOT_LIVE),
     // ---- Metrics (MetricConfigs) ----
     k("metric.reporters", T::List, Some(""), I::Low,
         "Classes of metric reporters.")

@@ -160,6 +160,23 @@ pub fn parse_listener(s: &str) -> Result<(String, String, u16), String> {
     Ok((name.to_ascii_uppercase(), host, port))
 }
 
+/// Parses `http.listeners`: `http://host:port` items (an empty host binds every address).
+pub fn parse_http_listeners(value: &str) -> Result<Vec<(String, u16)>, String> {
+    let mut out = Vec::new();
+    for item in super::def::parse_list(value) {
+        let item = item.trim();
+        if item.is_empty() {
+            continue;
+        }
+        let rest = item
+            .strip_prefix("http://")
+            .or_else(|| item.strip_prefix("HTTP://"))
+            .ok_or_else(|| format!("{item} is not of the form http://host:port"))?;
+        out.push(parse_host_port(rest.trim_end_matches('/'))?);
+    }
+    Ok(out)
+}
+
 /// Parse a listener list with the given security protocol map. `require_distinct_ports` as
 /// Kafka's (for `listeners`; not for `advertised.listeners`).
 pub fn parse_listeners(
