@@ -26,7 +26,13 @@ fn health_and_unknown_paths() {
         deadline.check(|| format!("never ready: {}", ready.text()));
         std::thread::sleep(Duration::from_millis(50));
     }
-    for path in ["/", "/nope", "/health", "/health/live/x", "/../../etc/passwd"] {
+    for path in [
+        "/",
+        "/nope",
+        "/health",
+        "/health/live/x",
+        "/../../etc/passwd",
+    ] {
         let r = get(node.http_addr(), path).expect("answer");
         assert_eq!(r.status, 404, "{path}: {}", r.text());
     }
@@ -46,8 +52,12 @@ fn malformed_oversized_and_slow_requests_are_refused() {
     // Not HTTP at all.
     let r = exchange(node.http_addr(), b"GARBAGE\r\n\r\n", t).expect("answer");
     assert_eq!(r.status, 400);
-    let r = exchange(node.http_addr(), b"\x00\x00\x00\x10\x00\x12\x00\x03\r\n\r\n", t)
-        .expect("answer");
+    let r = exchange(
+        node.http_addr(),
+        b"\x00\x00\x00\x10\x00\x12\x00\x03\r\n\r\n",
+        t,
+    )
+    .expect("answer");
     assert_eq!(r.status, 400);
     // A head above http.max.request.bytes: 431, then closed.
     let mut big = b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Big: ".to_vec();

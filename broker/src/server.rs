@@ -435,8 +435,11 @@ impl KafkaServer {
                 shutdown_rx.clone(),
             )));
         }
-        let lifecycle_task =
-            tokio::spawn(lifecycle.clone().run(broker_images.clone(), shutdown_rx.clone()));
+        let lifecycle_task = tokio::spawn(
+            lifecycle
+                .clone()
+                .run(broker_images.clone(), shutdown_rx.clone()),
+        );
         let apis = Arc::new(KafkaApis {
             broker_id: settings.node_id,
             replica_manager: replica_manager.clone(),

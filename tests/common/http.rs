@@ -58,7 +58,12 @@ pub fn get_with(
 }
 
 /// `POST path` with a body.
-pub fn post(addr: SocketAddr, path: &str, content_type: &str, body: &[u8]) -> std::io::Result<Response> {
+pub fn post(
+    addr: SocketAddr,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> std::io::Result<Response> {
     let mut req = format!(
         "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
         body.len()

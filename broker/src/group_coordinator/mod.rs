@@ -30,6 +30,7 @@
 //! Offset expiry (`offsets.retention.minutes`, checked every
 //! `offsets.retention.check.interval.ms`): see [`GroupCoordinator::expire_offsets`].
 
+pub mod lag;
 pub mod loader;
 pub mod membership;
 pub mod records;
@@ -1081,6 +1082,43 @@ mod tests {
 
     /// Commits are appended to the group's partition of `__consumer_offsets` and read back by a
     /// new coordinator over the same logs (a restart); deletions are tombstones that also
+    /// Lag: the local high watermark minus the committed offset, clamped at 0; unknown for a
+    /// partition this broker does not host.
+    #[tokio::test]
+    async fn lag_is_the_high_watermark_minus_the_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let image = image();
+        let rm = replica_manager(dir.path(), &image);
+        let c = coordinator(&rm);
+        loaded(&c, &image, "g").await;
+        c.commit_offsets(
+            &image,
+            "g",
+            &vec![
+                ("t".into(), 1, offset(3)),
+                ("elsewhere".into(), 0, offset(2)),
+            ],
+        )
+        .expect("commit");
+        let lag = c.lag("g").expect("lag");
+        assert_eq!(lag.len(), 2);
+        assert_eq!(
+            (lag[0].topic.as_str(), lag[0].end_offset, lag[0].lag()),
+            ("elsewhere", None, None)
+        );
+        // An empty log's high watermark is 0: a commit ahead of it is no lag.
+        assert_eq!(
+            (
+                lag[1].topic.as_str(),
+                lag[1].committed,
+                lag[1].end_offset,
+                lag[1].lag()
+            ),
+            ("t", 3, Some(0), Some(0))
+        );
+        assert_eq!(c.lag("no-commits"), Ok(Vec::new()));
+    }
+
     /// survive; groups on other partitions are not mixed in.
     #[tokio::test]
     async fn offsets_survive_a_reload_from_the_log() {

@@ -20,7 +20,10 @@ async fn live() -> &'static str {
 async fn ready(State(state): State<Arc<HttpState>>) -> (StatusCode, String) {
     match not_ready(&state) {
         None => (StatusCode::OK, "ready\n".into()),
-        Some(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
     }
 }
 
