@@ -227,6 +227,55 @@ impl BrokerConnection {
     }
 }
 
+impl BrokerConnection {
+    /// Sends `request` and reads no answer: a Produce with acks=0, which the broker never
+    /// answers (it closes the connection on an error instead).
+    pub async fn send_oneway<R: KafkaRequest>(&mut self, request: R) -> Result<(), ClientError> {
+        let version = self.version_for(R::API)?;
+        let Some(mut stream) = self.stream.take() else {
+            return Err(ClientError::Exchange {
+                addr: self.addr.clone(),
+                source: ExchangeError::Closed,
+            });
+        };
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let frame = rafka_protocol::RequestFrame {
+            header: rafka_protocol::messages::RequestHeader {
+                request_api_key: R::API.key(),
+                request_api_version: version,
+                correlation_id: self.correlation_id,
+                client_id: Some(self.client_id.clone()),
+                ..Default::default()
+            },
+            body: request.into_kind(),
+        };
+        let bytes = frame.encode().map_err(|e| ClientError::Exchange {
+            addr: self.addr.clone(),
+            source: e.into(),
+        })?;
+        let write = async {
+            use tokio::io::AsyncWriteExt;
+            stream.write_all(&bytes).await?;
+            stream.flush().await
+        };
+        match tokio::time::timeout(self.request_timeout, write).await {
+            Ok(Ok(())) => {
+                self.stream = Some(stream);
+                Ok(())
+            }
+            Ok(Err(e)) => Err(ClientError::Exchange {
+                addr: self.addr.clone(),
+                source: e.into(),
+            }),
+            Err(_) => Err(ClientError::Timeout {
+                addr: self.addr.clone(),
+                what: R::API.name().to_owned(),
+                after: self.request_timeout,
+            }),
+        }
+    }
+}
+
 /// The highest version in both ranges.
 pub fn negotiate(ours: VersionRange, theirs: VersionRange) -> Option<i16> {
     let max = ours.max.min(theirs.max);
