@@ -16,7 +16,6 @@ pub mod dump_log;
 pub mod groups;
 pub mod output;
 pub mod perf;
-pub mod producer;
 pub mod quorum;
 pub mod topics;
 
