@@ -75,10 +75,10 @@ impl BrokerConnection {
         .await
         {
             Ok(Ok(s)) => s,
-            Ok(Err(source)) => {
+            Ok(Err(error)) => {
                 return Err(ClientError::Connect {
                     addr: addr.to_owned(),
-                    source,
+                    error,
                 })
             }
             Err(_) => {
@@ -191,7 +191,7 @@ impl BrokerConnection {
         let Some(mut stream) = self.stream.take() else {
             return Err(ClientError::Exchange {
                 addr: self.addr.clone(),
-                source: ExchangeError::Closed,
+                error: ExchangeError::Closed,
             });
         };
         self.correlation_id = self.correlation_id.wrapping_add(1);
@@ -205,10 +205,10 @@ impl BrokerConnection {
         );
         let body = match tokio::time::timeout(self.request_timeout, exchange).await {
             Ok(Ok(body)) => body,
-            Ok(Err(source)) => {
+            Ok(Err(error)) => {
                 return Err(ClientError::Exchange {
                     addr: self.addr.clone(),
-                    source,
+                    error,
                 })
             }
             Err(_) => {
@@ -235,7 +235,7 @@ impl BrokerConnection {
         let Some(mut stream) = self.stream.take() else {
             return Err(ClientError::Exchange {
                 addr: self.addr.clone(),
-                source: ExchangeError::Closed,
+                error: ExchangeError::Closed,
             });
         };
         self.correlation_id = self.correlation_id.wrapping_add(1);
@@ -251,7 +251,7 @@ impl BrokerConnection {
         };
         let bytes = frame.encode().map_err(|e| ClientError::Exchange {
             addr: self.addr.clone(),
-            source: e.into(),
+            error: e.into(),
         })?;
         let write = async {
             use tokio::io::AsyncWriteExt;
@@ -265,7 +265,7 @@ impl BrokerConnection {
             }
             Ok(Err(e)) => Err(ClientError::Exchange {
                 addr: self.addr.clone(),
-                source: e.into(),
+                error: e.into(),
             }),
             Err(_) => Err(ClientError::Timeout {
                 addr: self.addr.clone(),

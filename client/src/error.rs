@@ -9,11 +9,8 @@ pub enum ClientError {
     #[error("client configuration: {0}")]
     Config(String),
     /// A TCP connection (with its TLS and SASL layers) could not be opened.
-    #[error("cannot connect to {addr}: {source}")]
-    Connect {
-        addr: String,
-        source: std::io::Error,
-    },
+    #[error("cannot connect to {addr}: {error}")]
+    Connect { addr: String, error: std::io::Error },
     /// No answer within the bound.
     #[error("{addr}: no answer to {what} within {} ms", after.as_millis())]
     Timeout {
@@ -22,10 +19,10 @@ pub enum ClientError {
         after: Duration,
     },
     /// The connection failed mid-request, or the answer was not a valid response.
-    #[error("{addr}: {source}")]
+    #[error("{addr}: {error}")]
     Exchange {
         addr: String,
-        source: crate::wire::ExchangeError,
+        error: crate::wire::ExchangeError,
     },
     /// The broker serves no version of an API that this client implements.
     #[error("{addr} does not support {api} in any version this client speaks")]

@@ -108,7 +108,8 @@ impl Client {
             let result = r
                 .send_with(|v| OffsetFetchRequest {
                     group_id: if v < 8 { group.to_owned() } else { String::new() },
-                    topics: None,
+                    // Null asks for every topic (v2-7); v8 carries it per group.
+                    topics: if v < 8 { None } else { Some(Vec::new()) },
                     groups: if v >= 8 {
                         vec![OffsetFetchRequestGroup {
                             group_id: group.to_owned(),

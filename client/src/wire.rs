@@ -18,16 +18,35 @@ const READ_STEP_BYTES: usize = 64 * 1024;
 /// Why an exchange failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExchangeError {
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
+    // The causes are part of each message (not `source`s), so a chain printer repeats nothing.
+    #[error("{0}")]
+    Io(std::io::Error),
     #[error("the peer closed the connection")]
     Closed,
     #[error("cannot encode the request: {0}")]
-    Encode(#[from] rafka_protocol::EncodeError),
+    Encode(rafka_protocol::EncodeError),
     #[error("cannot decode the response: {0}")]
-    Decode(#[from] rafka_protocol::DecodeError),
+    Decode(rafka_protocol::DecodeError),
     #[error("correlation id {got} answers request {sent}")]
     Correlation { sent: i32, got: i32 },
+}
+
+impl From<std::io::Error> for ExchangeError {
+    fn from(e: std::io::Error) -> Self {
+        ExchangeError::Io(e)
+    }
+}
+
+impl From<rafka_protocol::EncodeError> for ExchangeError {
+    fn from(e: rafka_protocol::EncodeError) -> Self {
+        ExchangeError::Encode(e)
+    }
+}
+
+impl From<rafka_protocol::DecodeError> for ExchangeError {
+    fn from(e: rafka_protocol::DecodeError) -> Self {
+        ExchangeError::Decode(e)
+    }
 }
 
 /// Reads one size-prefixed frame; `None` at a clean end of stream.
