@@ -1,4 +1,6 @@
-//! The `rafka` binary: `rafka [server.properties] [--override key=value]...`.
+//! The `rafka` binary: `rafka [server.properties] [--override key=value]...` runs the broker;
+//! `rafka <tool> …` (topics, configs, groups, quorum, produce, consume, perf-test, dump-log,
+//! completion) runs a tool (see `tools`).
 //!
 //! With no file it starts one combined broker+controller on localhost:9092 (controller on
 //! localhost:9093) with data under `./rafka-data`. SIGTERM or Ctrl-C shut it down cleanly.
@@ -13,6 +15,8 @@ use rafka_security::transport::{ClientSecurity, ServerSecurity};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+
+mod tools;
 
 const USAGE: &str = "\
 rafka — a message broker that speaks the Apache Kafka protocol
@@ -29,6 +33,9 @@ usage: rafka [server.properties] [--override key=value]...
                       data under ./rafka-data.
   --override k=v      set a property (beats the file); may repeat.
   --help, --version
+
+Tools (rafka <tool> --help for each):
+  topics, configs, groups, quorum, produce, consume, perf-test, dump-log, completion
 
 Logging: RUST_LOG (e.g. RUST_LOG=debug, RUST_LOG=rafka_broker=debug); default info.";
 
@@ -182,6 +189,14 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
 }
 
 fn main() {
+    let os_args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if os_args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .is_some_and(|a| tools::TOOLS.contains(&a))
+    {
+        std::process::exit(tools::main(os_args));
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         println!("{USAGE}");

@@ -56,7 +56,7 @@
 mod broker_defs;
 mod def;
 mod endpoints;
-mod properties;
+use rafka_client::properties;
 pub mod sasl;
 mod topic_defs;
 

@@ -5,13 +5,11 @@
 
 use rafka_controller::node::ControllerNode;
 use rafka_controller::raft_types::NodeId;
-use rafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
-use rafka_protocol::{RequestFrame, ResponseFrame};
+use rafka_protocol::messages::{RequestKind, ResponseKind};
 use rafka_security::transport::{connect, ClientSecurity};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 
 /// How long a request may wait for a controller before giving up.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -116,37 +114,24 @@ impl ControllerChannel {
         version: i16,
         body: RequestKind,
     ) -> Result<ResponseKind, String> {
-        let api = body.api_key();
-        let frame = RequestFrame {
-            header: RequestHeader {
-                request_api_key: api.key(),
-                request_api_version: version,
-                correlation_id: 1,
-                client_id: Some(self.client_id.clone()),
-                ..Default::default()
-            },
-            body,
-        };
-        let bytes = frame.encode().map_err(|e| e.to_string())?;
         let io = async {
             let mut s = connect(addr, &self.security)
                 .await
                 .map_err(|e| e.to_string())?;
-            s.write_all(&bytes).await.map_err(|e| e.to_string())?;
-            // TLS may hold the last records until flushed.
-            s.flush().await.map_err(|e| e.to_string())?;
-            let resp = rafka_controller::network::read_frame(
+            rafka_client::wire::exchange(
                 &mut s,
+                version,
+                1,
+                &self.client_id,
+                body,
                 rafka_controller::network::MAX_FRAME_BYTES,
             )
             .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| "controller closed the connection".to_owned())?;
-            ResponseFrame::decode(api, version, &resp).map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())
         };
         let resp = tokio::time::timeout(self.request_timeout, io)
             .await
             .map_err(|_| "timed out".to_owned())??;
-        Ok(resp.body)
+        Ok(resp)
     }
 }

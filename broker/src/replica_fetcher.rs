@@ -10,14 +10,13 @@ use crate::replica_manager::replication::{FetchedPartition, FollowedPartition};
 use crate::replica_manager::ReplicaManager;
 use rafka_controller::image::MetadataImage;
 use rafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use rafka_protocol::messages::{FetchRequest, RequestHeader, RequestKind, ResponseKind};
-use rafka_protocol::{ApiKey, ErrorCode, Records, RequestFrame, ResponseFrame};
+use rafka_protocol::messages::{FetchRequest, RequestKind, ResponseKind};
+use rafka_protocol::{ErrorCode, Records};
 use rafka_security::transport::{connect, ClientSecurity, Stream};
 use rafka_storage::TopicPartition;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
 /// The Fetch version followers send.
@@ -272,34 +271,17 @@ async fn exchange(
     correlation_id: i32,
     request: FetchRequest,
 ) -> Result<rafka_protocol::messages::FetchResponse, String> {
-    let frame = RequestFrame {
-        header: RequestHeader {
-            request_api_key: ApiKey::Fetch.key(),
-            request_api_version: FETCH_VERSION,
-            correlation_id,
-            client_id: Some(format!("replica-fetcher-{broker_id}")),
-            ..Default::default()
-        },
-        body: RequestKind::Fetch(request),
-    };
-    let bytes = frame.encode().map_err(|e| e.to_string())?;
-    stream.write_all(&bytes).await.map_err(|e| e.to_string())?;
-    // TLS may hold the last records until flushed.
-    stream.flush().await.map_err(|e| e.to_string())?;
-    let resp =
-        rafka_controller::network::read_frame(stream, rafka_controller::network::MAX_FRAME_BYTES)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| "the leader closed the connection".to_owned())?;
-    let frame =
-        ResponseFrame::decode(ApiKey::Fetch, FETCH_VERSION, &resp).map_err(|e| e.to_string())?;
-    if frame.correlation_id != correlation_id {
-        return Err(format!(
-            "correlation id {} for request {correlation_id}",
-            frame.correlation_id
-        ));
-    }
-    match frame.body {
+    let body = rafka_client::wire::exchange(
+        stream,
+        FETCH_VERSION,
+        correlation_id,
+        &format!("replica-fetcher-{broker_id}"),
+        RequestKind::Fetch(request),
+        rafka_controller::network::MAX_FRAME_BYTES,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    match body {
         ResponseKind::Fetch(r) => Ok(r),
         other => Err(format!("not a fetch response: {:?}", other.api_key())),
     }

@@ -58,71 +58,8 @@ impl ClusterId {
     }
 }
 
-/// How much buffer a frame may claim ahead of its bytes arriving.
-const READ_STEP_BYTES: usize = 64 * 1024;
-
-/// Reads one size-prefixed frame; `None` at a clean end of stream.
-pub async fn read_frame<S: AsyncRead + Unpin>(
-    stream: &mut S,
-    max: usize,
-) -> std::io::Result<Option<Bytes>> {
-    read_frame_within(stream, max, None).await
-}
-
-/// [`read_frame`], failing with `TimedOut` when the peer sends nothing for `idle` (each read
-/// that brings bytes starts the wait afresh, as `connections.max.idle.ms` counts silence). The
-/// buffer grows by at most [`READ_STEP_BYTES`] ahead of the bytes received.
-pub async fn read_frame_within<S: AsyncRead + Unpin>(
-    stream: &mut S,
-    max: usize,
-    idle: Option<std::time::Duration>,
-) -> std::io::Result<Option<Bytes>> {
-    async fn within<T>(
-        idle: Option<std::time::Duration>,
-        f: impl std::future::Future<Output = std::io::Result<T>>,
-    ) -> std::io::Result<T> {
-        match idle {
-            None => f.await,
-            Some(d) => tokio::time::timeout(d, f).await.unwrap_or_else(|_| {
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("idle for {} ms", d.as_millis()),
-                ))
-            }),
-        }
-    }
-    let mut len = [0u8; 4];
-    let mut got = 0;
-    while got < 4 {
-        let n = within(idle, stream.read(&mut len[got..])).await?;
-        if n == 0 {
-            return if got == 0 {
-                Ok(None)
-            } else {
-                Err(std::io::ErrorKind::UnexpectedEof.into())
-            };
-        }
-        got += n;
-    }
-    let len = i32::from_be_bytes(len);
-    if len < 0 || len as usize > max {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("frame size {len} outside 0..={max}"),
-        ));
-    }
-    let len = len as usize;
-    let mut buf = BytesMut::with_capacity(len.min(READ_STEP_BYTES));
-    while buf.len() < len {
-        let want = (len - buf.len()).min(READ_STEP_BYTES);
-        buf.reserve(want);
-        let n = within(idle, (&mut *stream).take(want as u64).read_buf(&mut buf)).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-    }
-    Ok(Some(buf.freeze()))
-}
+// Frames are read by the workspace's one frame reader (the tools' client uses it too).
+pub use rafka_client::wire::{read_frame, read_frame_within};
 
 /// Creates a client per target node.
 #[derive(Debug, Clone)]
@@ -250,21 +187,7 @@ impl Client {
     /// back only after a whole response was read, so a call that is cancelled (openraft drops an
     /// RPC future on its own timeout) or fails leaves no half-read connection behind.
     async fn call_inner(&mut self, body: RequestKind) -> Result<ResponseKind, CallError> {
-        let api = body.api_key();
         self.correlation_id = self.correlation_id.wrapping_add(1);
-        let frame = RequestFrame {
-            header: RequestHeader {
-                request_api_key: api.key(),
-                request_api_version: 0,
-                correlation_id: self.correlation_id,
-                client_id: Some(self.client_id.clone()),
-                ..Default::default()
-            },
-            body,
-        };
-        let bytes = frame
-            .encode()
-            .map_err(|e| CallError::Protocol(e.to_string()))?;
         let mut stream = match self.stream.take() {
             Some(s) => s,
             None => connect(&self.addr, &self.security)
@@ -274,25 +197,24 @@ impl Client {
                     source,
                 })?,
         };
-        stream.write_all(&bytes).await?;
-        // TLS may hold the last records until flushed.
-        stream.flush().await?;
-        let Some(resp) = read_frame(&mut stream, MAX_FRAME_BYTES).await? else {
-            return Err(CallError::Protocol(format!(
-                "{} closed the connection",
-                self.addr
-            )));
-        };
-        let resp =
-            ResponseFrame::decode(api, 0, &resp).map_err(|e| CallError::Protocol(e.to_string()))?;
-        if resp.correlation_id != self.correlation_id {
-            return Err(CallError::Protocol(format!(
-                "correlation id {} answered {}",
-                self.correlation_id, resp.correlation_id
-            )));
-        }
+        let body = rafka_client::wire::exchange(
+            &mut stream,
+            0,
+            self.correlation_id,
+            &self.client_id,
+            body,
+            MAX_FRAME_BYTES,
+        )
+        .await
+        .map_err(|e| match e {
+            rafka_client::wire::ExchangeError::Io(e) => CallError::Io(e),
+            rafka_client::wire::ExchangeError::Closed => {
+                CallError::Protocol(format!("{} closed the connection", self.addr))
+            }
+            e => CallError::Protocol(e.to_string()),
+        })?;
         self.stream = Some(stream);
-        Ok(resp.body)
+        Ok(body)
     }
 }
 

@@ -467,7 +467,9 @@ fn encode_snapshot<'a>(entries: impl Iterator<Item = &'a ProducerStateEntry>) ->
     out
 }
 
-fn decode_snapshot(path: &Path, b: &[u8]) -> Result<Vec<ProducerStateEntry>> {
+/// Reads a producer snapshot's bytes (`path` names the file in errors): its version, CRC and
+/// entries; a corrupt one is an error (the tools' `dump-log` prints them).
+pub fn decode_snapshot(path: &Path, b: &[u8]) -> Result<Vec<ProducerStateEntry>> {
     let corrupt = |what: String| StorageError::CorruptFile {
         path: path.to_path_buf(),
         what,

@@ -1,0 +1,175 @@
+//! `rafka <tool> …`: the administration and test tools, as subcommands of the broker's binary
+//! (the broker itself stays `rafka [server.properties]`). Each tool is one file; this one holds
+//! the command line (clap), the connection options every networked tool shares, and the exit
+//! codes:
+//!
+//! - 0: done;
+//! - 1: the operation failed (a broker unreachable, a Kafka error, a refused reset, a corrupt
+//!   file found by `dump-log`);
+//! - 2: the command line is wrong (clap prints usage).
+//!
+//! The tools talk to brokers through `rafka_client`, so they work against any Kafka broker.
+
+pub mod configs;
+pub mod console;
+pub mod dump_log;
+pub mod groups;
+pub mod output;
+pub mod perf;
+pub mod quorum;
+pub mod topics;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use output::Format;
+use rafka_client::{Client, ClientConfig, ClientError};
+use std::path::PathBuf;
+
+/// The subcommands; `main` hands the arguments here when the first one names a tool.
+pub const TOOLS: &[&str] = &[
+    "topics",
+    "configs",
+    "groups",
+    "quorum",
+    "produce",
+    "consume",
+    "perf-test",
+    "dump-log",
+    "completion",
+];
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rafka",
+    version,
+    about = "rafka's tools (the broker itself: rafka [server.properties])",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List, describe, create, alter and delete topics (as kafka-topics).
+    Topics(topics::TopicsArgs),
+    /// Describe and alter topic and broker configurations (as kafka-configs).
+    Configs(configs::ConfigsArgs),
+    /// Consumer groups: list, describe with lag, reset offsets, delete (as kafka-consumer-groups).
+    Groups(groups::GroupsArgs),
+    /// The controller quorum's status and replication (as kafka-metadata-quorum).
+    Quorum(quorum::QuorumArgs),
+    /// Console producer: one record per line of standard input.
+    Produce(console::ProduceArgs),
+    /// Console consumer: records to standard output.
+    Consume(console::ConsumeArgs),
+    /// Load generators with Kafka's perf-test semantics and summary lines.
+    #[command(name = "perf-test")]
+    PerfTest(perf::PerfArgs),
+    /// Print log segments, indexes, time indexes and producer snapshots (as kafka-dump-log).
+    #[command(name = "dump-log")]
+    DumpLog(dump_log::DumpLogArgs),
+    /// Print a shell completion script (e.g. `rafka completion bash > /etc/bash_completion.d/rafka`).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// How to reach the cluster; every networked tool takes these.
+#[derive(Debug, Clone, Args)]
+pub struct Connection {
+    /// Brokers to bootstrap from, comma-separated host:port.
+    #[arg(long, short = 'b', default_value = "localhost:9092", global = true)]
+    pub bootstrap_server: String,
+    /// A properties file of Kafka client keys: security.protocol, ssl.truststore.location,
+    /// sasl.mechanism, sasl.jaas.config, request.timeout.ms, …
+    #[arg(long, global = true)]
+    pub command_config: Option<PathBuf>,
+    /// table for people, json for scripts.
+    #[arg(long, value_enum, default_value = "table", global = true)]
+    pub output: Format,
+}
+
+impl Connection {
+    pub fn client_config(&self) -> Result<ClientConfig, ClientError> {
+        match &self.command_config {
+            Some(p) => ClientConfig::load(p),
+            None => Ok(ClientConfig::default()),
+        }
+    }
+
+    pub async fn connect(&self) -> Result<Client, ClientError> {
+        Client::connect(&self.bootstrap_server, self.client_config()?).await
+    }
+}
+
+/// A tool's failure: printed as one line, exit 1.
+pub type ToolResult = anyhow::Result<()>;
+
+/// Runs the tool the arguments name (the first is the program name) and returns the exit code.
+pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    if let Command::Completion { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "rafka", &mut std::io::stdout());
+        return 0;
+    }
+    if let Command::DumpLog(a) = cli.command {
+        return exit_code(dump_log::run(a));
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rafka: cannot start the runtime: {e}");
+            return 1;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Topics(a) => topics::run(a).await,
+            Command::Configs(a) => configs::run(a).await,
+            Command::Groups(a) => groups::run(a).await,
+            Command::Quorum(a) => quorum::run(a).await,
+            Command::Produce(a) => console::produce(a).await,
+            Command::Consume(a) => console::consume(a).await,
+            Command::PerfTest(a) => perf::run(a).await,
+            Command::DumpLog(_) | Command::Completion { .. } => unreachable!("handled above"),
+        }
+    });
+    exit_code(result)
+}
+
+fn exit_code(r: ToolResult) -> i32 {
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("rafka: {e:#}");
+            1
+        }
+    }
+}
+
+/// `now` in ms since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// `key=value` → (key, value), for clap.
+pub fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected key=value, got {s:?}"))
+}
