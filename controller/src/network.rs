@@ -13,7 +13,7 @@
 
 use crate::convert::{entry_to_wire, LogIdWire, MembershipWire, VoteWire};
 use crate::raft_types::{NodeId, TypeConfig};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -25,12 +25,11 @@ use openraft::raft::{
 use openraft::BasicNode;
 use rafka_protocol::messages::{
     raft_append_entries_request as aer, raft_install_snapshot_request as isr,
-    raft_vote_request as vr, RequestHeader, RequestKind, ResponseKind,
+    raft_vote_request as vr, RequestKind, ResponseKind,
 };
-use rafka_protocol::{ApiKey, RequestFrame, ResponseFrame};
+use rafka_protocol::ApiKey;
 use rafka_security::transport::{connect, ClientSecurity, Stream};
 use std::sync::{Arc, OnceLock};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 /// The largest frame our nodes accept from each other (a snapshot chunk or a batch of entries).
 pub const MAX_FRAME_BYTES: usize = 64 << 20;

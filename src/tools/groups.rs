@@ -55,7 +55,7 @@ pub enum GroupsAction {
         to_earliest: bool,
         #[arg(long)]
         to_latest: bool,
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         to_offset: Option<i64>,
         /// YYYY-MM-DDTHH:mm:SS[.sss][Z|±hh:mm] (UTC when no zone).
         #[arg(long)]
