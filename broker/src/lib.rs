@@ -13,6 +13,7 @@
 //! - [`config`]: `server.properties`, Kafka's keys and defaults.
 //! - [`errors`]: crate errors to Kafka error codes.
 //! - [`http`]: the HTTP listener (health, metrics, console).
+//! - [`metrics`]: the node's metrics, named after Kafka's JMX MBeans (`/metrics`).
 
 pub mod alter_partition_manager;
 pub mod apis;
@@ -22,6 +23,7 @@ pub mod errors;
 pub mod group_coordinator;
 pub mod http;
 pub mod lifecycle;
+pub mod metrics;
 pub mod network;
 pub mod producer_id_manager;
 pub mod replica_fetcher;

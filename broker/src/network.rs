@@ -179,16 +179,31 @@ pub struct SocketServer {
     pool: Arc<MemoryPool>,
     /// ... and, as much again, what decoding and answering them costs (see `memory_pool`).
     decode_pool: Arc<MemoryPool>,
+    /// Where each request's times are recorded (Kafka's RequestMetrics); none: not recorded.
+    metrics: Option<Arc<crate::metrics::NodeMetrics>>,
 }
 
 impl SocketServer {
     pub fn new(config: NetworkConfig) -> Arc<SocketServer> {
+        SocketServer::with_metrics(config, None)
+    }
+
+    /// As [`SocketServer::new`], recording each request's times in `metrics`.
+    pub fn with_metrics(
+        config: NetworkConfig,
+        metrics: Option<Arc<crate::metrics::NodeMetrics>>,
+    ) -> Arc<SocketServer> {
         Arc::new(SocketServer {
             quotas: ConnectionQuotas::new(config.limits.clone()),
             pool: Arc::new(MemoryPool::new(config.queued_max_request_bytes)),
             decode_pool: Arc::new(MemoryPool::new(config.queued_max_request_bytes)),
             config,
+            metrics,
         })
+    }
+
+    pub fn metrics(&self) -> Option<&Arc<crate::metrics::NodeMetrics>> {
+        self.metrics.as_ref()
     }
 
     pub fn config(&self) -> &NetworkConfig {

@@ -41,9 +41,12 @@ use rafka_storage::{
 };
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use crate::metrics::topic::TopicMetrics;
+use crate::metrics::NodeMetrics;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use tokio::sync::Notify;
 
+pub mod metrics;
 pub mod read_replica;
 pub mod replication;
 use replication::ReplicaStates;
@@ -57,6 +60,9 @@ pub struct Partition {
     state: RwLock<PartitionState>,
     /// As leader: what each follower's fetches showed, and the ISR change in flight.
     replicas: Mutex<ReplicaStates>,
+    /// Its topic's metrics handle, resolved when the partition is created (none with
+    /// `metrics.enable=false`): the produce and fetch paths record through it without a lookup.
+    pub stats: Option<Arc<TopicMetrics>>,
 }
 
 #[derive(Debug, Clone)]
@@ -135,6 +141,8 @@ pub struct ReadResult {
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
     pub records: Option<FileSlice>,
+    /// The partition's topic metrics, for the bytes the response ends up carrying.
+    pub stats: Option<Arc<TopicMetrics>>,
 }
 
 impl ReadResult {
@@ -145,6 +153,7 @@ impl ReadResult {
             last_stable_offset: -1,
             log_start_offset: -1,
             records: None,
+            stats: None,
         }
     }
 
@@ -177,6 +186,8 @@ pub struct ReplicaManager {
     /// as states change, so that the fetcher manager's round (every 100 ms and every image)
     /// costs O(leaders), not O(partitions hosted). Lock order: after a partition's state.
     followed: Mutex<HashMap<i32, usize>>,
+    /// The node's metrics, once set ([`ReplicaManager::set_metrics`]); unset: nothing recorded.
+    metrics: OnceLock<Arc<NodeMetrics>>,
 }
 
 /// The leader a partition in `st` is followed on, if this broker follows it.
@@ -213,6 +224,7 @@ impl ReplicaManager {
             min_insync_replicas,
             replica_lag_time_max_ms: AtomicI64::new(30_000),
             offline: Mutex::new(HashMap::new()),
+            metrics: OnceLock::new(),
         }
     }
 
@@ -352,6 +364,7 @@ impl ReplicaManager {
                             is_leader: false,
                         }),
                         replicas: Mutex::new(ReplicaStates::default()),
+                        stats: self.topic_metrics(&tp.topic),
                     });
                     let replaced = self
                         .partitions
@@ -382,6 +395,16 @@ impl ReplicaManager {
                 }
                 let new = is_leader
                     && (!st.is_leader || st.registration.leader_epoch != reg.leader_epoch);
+                // A committed ISR change of a partition this broker kept leading (Kafka's
+                // IsrShrinksPerSec / IsrExpandsPerSec).
+                if let (true, true, Some(m)) = (is_leader, st.is_leader, self.metrics.get()) {
+                    let (before, after) = (st.registration.isr.len(), reg.isr.len());
+                    if after < before {
+                        m.isr_shrinks.fetch_add(1, Ordering::Relaxed);
+                    } else if after > before {
+                        m.isr_expands.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
                 let followed_before = followed_leader(&st);
                 st.registration = reg.clone();
                 st.is_leader = is_leader;
@@ -595,9 +618,10 @@ impl ReplicaManager {
         tp: &TopicPartition,
         records: &Bytes,
     ) -> Result<ValidatedRecords, AppendResult> {
-        let p = self
-            .leader_partition(image, tp)
-            .map_err(|e| AppendResult::error(e, None))?;
+        let p = self.leader_partition(image, tp).map_err(|e| {
+            self.produce_failed_unhosted();
+            AppendResult::error(e, None)
+        })?;
         // The lock only to copy the settings out: they may change between here and the
         // append, as they may in Kafka between two produces.
         let config = lock_log(&p.log).config().clone();
@@ -616,7 +640,18 @@ impl ReplicaManager {
         } else {
             validator.validate(tp, records)
         };
-        result.map_err(|e| refused(tp, &e))
+        result.map_err(|e| {
+            if let Some(stats) = &p.stats {
+                stats.produce_failed(records.len() as u64);
+            }
+            refused(tp, &e)
+        })
+    }
+
+    fn produce_failed_unhosted(&self) {
+        if let Some(m) = self.metrics.get() {
+            m.topics.produce_failed_unhosted();
+        }
     }
 
     /// Appends records [`ReplicaManager::validate_for_append`] accepted to a partition this
@@ -657,12 +692,18 @@ impl ReplicaManager {
     ) -> AppendResult {
         let p = match self.leader_partition(image, tp) {
             Ok(p) => p,
-            Err(e) => return AppendResult::error(e, None),
+            Err(e) => {
+                self.produce_failed_unhosted();
+                return AppendResult::error(e, None);
+            }
         };
         let st = p.state();
         if acks == -1 {
             let min_isr = (self.min_insync_replicas)(image, &tp.topic);
             if (st.registration.isr.len() as i32) < min_isr {
+                if let Some(stats) = &p.stats {
+                    stats.produce_failed(0);
+                }
                 return AppendResult::error(ErrorCode::NotEnoughReplicas, None);
             }
         }
@@ -683,9 +724,23 @@ impl ReplicaManager {
                 };
                 drop(log);
                 self.appended.notify_waiters();
+                if let Some(stats) = &p.stats {
+                    // A producer's retry of a batch already in the log appends nothing.
+                    let (bytes, messages) = if info.duplicate {
+                        (0, 0)
+                    } else {
+                        (info.bytes as u64, (info.last_offset - info.first_offset + 1).max(0) as u64)
+                    };
+                    stats.produced(bytes, messages);
+                }
                 result
             }
-            Err(e) => refused(tp, &e),
+            Err(e) => {
+                if let Some(stats) = &p.stats {
+                    stats.produce_failed(0);
+                }
+                refused(tp, &e)
+            }
         }
     }
 
@@ -745,7 +800,12 @@ impl ReplicaManager {
             Some(p) if any_replica && !to_log_end => p,
             _ => match self.leader_partition(image, tp) {
                 Ok(p) => p,
-                Err(e) => return ReadResult::error(e),
+                Err(e) => {
+                    if let Some(m) = self.metrics.get() {
+                        m.topics.fetch_failed_unhosted();
+                    }
+                    return ReadResult::error(e);
+                }
             },
         };
         let epoch = p.leader_epoch();
@@ -765,11 +825,20 @@ impl ReplicaManager {
             last_stable_offset: hw,
             log_start_offset: log.log_start_offset(),
             records: None,
+            stats: None,
         };
         let upper = if to_log_end { log.log_end_offset() } else { hw };
         match log.read(offset, max_bytes, upper, min_one) {
             Ok(info) => out.records = info.slice,
             Err(e) => out.error = storage_error_code(&e),
+        }
+        drop(log);
+        // The coordinator's own loading read (to the log end) is no client's fetch.
+        if !to_log_end {
+            if let Some(stats) = &p.stats {
+                stats.fetched(out.error != ErrorCode::None);
+            }
+            out.stats = p.stats.clone();
         }
         out
     }

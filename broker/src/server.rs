@@ -154,6 +154,12 @@ fn topic_overrides(image: &MetadataImage, topic: &str) -> BTreeMap<String, Strin
 impl KafkaServer {
     pub async fn start(settings: ServerSettings) -> Result<KafkaServer, StartError> {
         let fs: Arc<dyn FileSystem> = Arc::new(DiskFs);
+        // `metrics.enable=false`: nothing records, and `/metrics` answers 404.
+        let metrics = {
+            let c = crate::metrics::MetricsConfig::from_kafka_config(&settings.kafka_config);
+            c.enabled
+                .then(|| Arc::new(crate::metrics::NodeMetrics::new(c)))
+        };
         // Every listener is bound before anything starts, so a port in use fails cleanly.
         let controller_listener = match (&settings.controller_listener, &settings.learner_listener)
         {
@@ -230,6 +236,7 @@ impl KafkaServer {
                 &settings,
                 http_listeners,
                 &controller,
+                &metrics,
                 None,
                 &shutdown_rx,
                 &mut tasks,
@@ -267,6 +274,7 @@ impl KafkaServer {
                 max_map_count = ?rafka_storage::file_budget::max_map_count(),
                 "log file budget"
             );
+            let started = std::time::Instant::now();
             let opened = tokio::task::spawn_blocking(move || {
                 LogManager::open_with_budget(
                     fs,
@@ -281,6 +289,9 @@ impl KafkaServer {
                 path: settings.log_dirs[0].clone(),
                 what: e.to_string(),
             })?;
+            if let Some(m) = &metrics {
+                m.set_log_recovery_time(started.elapsed());
+            }
             Arc::new(opened.map_err(|e| StartError::LogDir {
                 path: settings.log_dirs[0].clone(),
                 what: e.to_string(),
@@ -301,6 +312,9 @@ impl KafkaServer {
                 })
             },
         ));
+        if let Some(m) = &metrics {
+            replica_manager.set_metrics(m.clone());
+        }
         let mut tasks = Vec::new();
         let groups = {
             let c = &settings.kafka_config;
@@ -456,7 +470,7 @@ impl KafkaServer {
         let mut bound = Vec::new();
         // One set of connection counts and one request memory pool for all client listeners:
         // `max.connections` and `queued.max.request.bytes` are broker-wide.
-        let sockets = network::SocketServer::new(settings.network.clone());
+        let sockets = network::SocketServer::with_metrics(settings.network.clone(), metrics.clone());
         for (name, security, listener) in client_listeners {
             if let Ok(a) = listener.local_addr() {
                 bound.push((name.clone(), a));
@@ -475,9 +489,11 @@ impl KafkaServer {
             &settings,
             http_listeners,
             &controller,
+            &metrics,
             Some(crate::http::BrokerState {
                 apis: apis.clone(),
                 lifecycle,
+                sockets: sockets.clone(),
             }),
             &shutdown_rx,
             &mut tasks,
@@ -592,6 +608,7 @@ fn serve_http(
     settings: &ServerSettings,
     listeners: Vec<TcpListener>,
     controller: &Arc<ControllerNode>,
+    metrics: &Option<Arc<crate::metrics::NodeMetrics>>,
     broker: Option<crate::http::BrokerState>,
     shutdown: &watch::Receiver<bool>,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
@@ -606,6 +623,7 @@ fn serve_http(
         broker,
         config: settings.kafka_config.clone(),
         is_controller: settings.roles.controller,
+        metrics: metrics.clone(),
     });
     let router = crate::http::router(state, &settings.http);
     for listener in listeners {

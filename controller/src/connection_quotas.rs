@@ -245,6 +245,18 @@ impl ConnectionQuotas {
         self.counts().total
     }
 
+    /// Connections open now on each listener that has had one, by name.
+    pub fn per_listener(&self) -> Vec<(String, usize)> {
+        let mut v: Vec<(String, usize)> = self
+            .counts()
+            .per_listener
+            .iter()
+            .map(|(l, n)| (l.clone(), *n))
+            .collect();
+        v.sort();
+        v
+    }
+
     /// Connections closed at once for being over their address's limit, since the start.
     pub fn rejected(&self) -> u64 {
         self.rejected.load(Ordering::Relaxed)

@@ -57,6 +57,16 @@ use std::sync::Arc;
 mod timestamp_search;
 pub use timestamp_search::{BatchRead, TimestampSearch, TimestampStep};
 
+
+/// Told how long each [`UnifiedLog::flush`] took (the broker's log-flush metric); set once per
+/// process. Storage knows nothing of metrics: it only reports the time.
+static FLUSH_OBSERVER: std::sync::OnceLock<fn(std::time::Duration)> = std::sync::OnceLock::new();
+
+/// Installs the flush observer (the first call wins).
+pub fn set_flush_observer(observe: fn(std::time::Duration)) {
+    let _ = FLUSH_OBSERVER.set(observe);
+}
+
 /// ListOffsets' special timestamps.
 pub const LATEST_TIMESTAMP: i64 = -1;
 pub const EARLIEST_TIMESTAMP: i64 = -2;
@@ -1124,8 +1134,12 @@ impl UnifiedLog {
             .next_back()
             .map(|(b, _)| *b)
             .unwrap_or(i64::MIN);
+        let start = std::time::Instant::now();
         for (_, seg) in self.segments.range_mut(from..offset) {
             seg.flush()?;
+        }
+        if let Some(observe) = FLUSH_OBSERVER.get() {
+            observe(start.elapsed());
         }
         self.recovery_point = offset;
         self.unflushed_batches = 0;

@@ -31,8 +31,13 @@ use rafka_protocol::messages::{FetchRequest, FetchResponse};
 use rafka_protocol::{ErrorCode, Records, Uuid};
 use rafka_security::authorizer::{AclOperation, ResourceType};
 use rafka_storage::{FileSlice, TopicPartition};
+use crate::metrics::topic::TopicMetrics;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
+
+/// A slot's file slice and the topic metrics its bytes count in (none for a follower's read).
+type SlotSource = (FileSlice, Option<Arc<TopicMetrics>>);
 
 /// One partition to read, once, whatever the number of times the request lists it.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,17 +114,45 @@ pub async fn handle(
             read_all(apis, version, &req, &items, &denied, max_bytes);
         let done = bytes >= min_bytes || errors || tokio::time::Instant::now() >= deadline;
         if done {
-            return (resp, slices);
+            return answer(apis, version, &req, resp, slices);
         }
-        if tokio::time::timeout_at(deadline, next_append)
-            .await
-            .is_err()
-        {
+        // Kafka's delayed-fetch purgatory.
+        let waited = crate::metrics::request::remote(
+            crate::metrics::request::Purgatory::Fetch,
+            tokio::time::timeout_at(deadline, next_append),
+        );
+        if waited.await.is_err() {
             // Deadline: answer with whatever there is now.
             let (resp, slices, _, _) = read_all(apis, version, &req, &items, &denied, max_bytes);
-            return (resp, slices);
+            return answer(apis, version, &req, resp, slices);
         }
     }
+}
+
+/// The response as it goes out, its record bytes counted: a consumer's per topic (BytesOut),
+/// a follower's over the broker (ReplicationBytesOut).
+fn answer(
+    apis: &KafkaApis,
+    version: i16,
+    req: &FetchRequest,
+    resp: FetchResponse,
+    slices: Vec<(FileSlice, Option<Arc<TopicMetrics>>)>,
+) -> (FetchResponse, Vec<FileSlice>) {
+    if let Some(m) = apis.replica_manager.metrics() {
+        if replica_id(version, req) >= 0 {
+            let bytes: u64 = slices.iter().map(|(s, _)| u64::from(s.len)).sum();
+            m.topics
+                .replication_bytes_out
+                .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            for (slice, stats) in &slices {
+                if let Some(stats) = stats {
+                    stats.bytes_out(u64::from(slice.len));
+                }
+            }
+        }
+    }
+    (resp, slices.into_iter().map(|(s, _)| s).collect())
 }
 
 /// Reads every item once, within `max_bytes` in total (the first batch of the first partition
@@ -169,7 +202,7 @@ fn read_all(
     items: &[FetchItem],
     denied: &[bool],
     max_bytes: usize,
-) -> (FetchResponse, Vec<FileSlice>, usize, bool) {
+) -> (FetchResponse, Vec<SlotSource>, usize, bool) {
     let image = apis.image();
     let mut slices = Vec::new();
     let mut total: usize = 0;
@@ -274,7 +307,7 @@ fn read_partition(
     client_rack: Option<&str>,
     budget: usize,
     min_one: bool,
-    slices: &mut Vec<FileSlice>,
+    slices: &mut Vec<SlotSource>,
     total: &mut usize,
     errors: &mut bool,
 ) -> PartitionData {
@@ -295,7 +328,7 @@ fn read_partition(
         if r.error != ErrorCode::None {
             *errors = true;
         }
-        let records = slot(within(r.records), slices, total);
+        let records = slot(within(r.records), None, slices, total);
         let diverging_epoch = match r.diverging_epoch {
             Some((epoch, end_offset)) => {
                 // Answer at once: the follower must truncate before anything else.
@@ -365,7 +398,7 @@ fn read_partition(
     if r.error != ErrorCode::None {
         *errors = true;
     }
-    let records = slot(within(r.records), slices, total);
+    let records = slot(within(r.records), r.stats, slices, total);
     PartitionData {
         partition_index: p.partition,
         error_code: r.error.code(),
@@ -379,13 +412,18 @@ fn read_partition(
 
 /// The response's records for a read: a slot the network layer fills from `slice` with
 /// `sendfile`, or empty.
-fn slot(slice: Option<FileSlice>, slices: &mut Vec<FileSlice>, total: &mut usize) -> Records {
+fn slot(
+    slice: Option<FileSlice>,
+    stats: Option<Arc<TopicMetrics>>,
+    slices: &mut Vec<SlotSource>,
+    total: &mut usize,
+) -> Records {
     match slice {
         Some(slice) if slice.len > 0 => {
             *total += slice.len as usize;
             let handle = slices.len() as u64;
             let len = slice.len;
-            slices.push(slice);
+            slices.push((slice, stats));
             Records::Slot { handle, len }
         }
         _ => Records::Bytes(Default::default()),

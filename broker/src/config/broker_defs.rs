@@ -819,6 +819,15 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         .check(V::AtLeast(1))
         .note(NOT_LIVE),
     // ---- Metrics (MetricConfigs) ----
+    k("metrics.enable", T::Boolean, Some("true"), I::Medium,
+        "Whether the node records metrics and serves them at /metrics on the HTTP listener; \
+         false: nothing is recorded (and /metrics answers 404).")
+        .note("a rafka key, not Kafka's; read at start"),
+    k("metrics.partition.level.enable", T::Boolean, Some("false"), I::Medium,
+        "Whether /metrics has per-partition series (log size, segments, start and end \
+         offsets). Off by default: a node with 100,000 partitions would serve 400,000 more \
+         series per scrape.")
+        .note("a rafka key, not Kafka's; read at start"),
     k("metric.reporters", T::List, Some(""), I::Low,
         "Classes of metric reporters.")
         .note("accepted and ignored: rafka loads no plugins"),

@@ -355,6 +355,12 @@ impl GroupCoordinator {
         for (t, part, v) in commits {
             offsets.insert((t.clone(), *part), v.clone());
         }
+        if let Some(m) = self.replica_manager.metrics() {
+            m.offset_commits.fetch_add(
+                records.len() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
         Ok(Some(required))
     }
 

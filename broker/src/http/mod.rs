@@ -7,12 +7,13 @@
 //! closes the connection), bodies within `http.max.request.bytes` (413). Handlers that walk every
 //! partition run on blocking threads, so nothing here can hold up the Kafka listeners' tasks.
 //!
-//! Routes: `/health/live` (200 while the process serves), `/health/ready` (200 once the node
+//! Routes: `/metrics` (see [`crate::metrics`]), `/health/live` (200 while the process serves), `/health/ready` (200 once the node
 //! can serve: a broker registered and unfenced — the controller unfences it only once it has
 //! caught up with the metadata log — and, on a controller, a known quorum leader; 503 with the
 //! reason otherwise). Anything else is 404.
 
 mod health;
+mod metrics;
 
 use crate::apis::KafkaApis;
 use crate::lifecycle::BrokerLifecycleManager;
@@ -61,6 +62,8 @@ pub struct HttpState {
     pub config: Arc<crate::config::KafkaConfig>,
     /// Whether this node is a controller (a quorum voter).
     pub is_controller: bool,
+    /// What `/metrics` serves (none with `metrics.enable=false`: 404).
+    pub metrics: Option<Arc<crate::metrics::NodeMetrics>>,
 }
 
 /// A broker's parts, for the handlers: the request handlers (and through them the replica
@@ -68,12 +71,15 @@ pub struct HttpState {
 pub struct BrokerState {
     pub apis: Arc<KafkaApis>,
     pub lifecycle: Arc<BrokerLifecycleManager>,
+    /// The client listeners' shared state (connection counts).
+    pub sockets: Arc<crate::network::SocketServer>,
 }
 
 /// Every route of the HTTP listener.
 pub fn router(state: Arc<HttpState>, config: &HttpConfig) -> Router {
     Router::new()
         .merge(health::routes())
+        .merge(metrics::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(config.max_request_bytes))
         .with_state(state)

@@ -7,7 +7,9 @@
 use std::io::{self, IoSlice};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::metrics::request::{with_remote_time, RequestMetrics, RequestTimes};
 
 use bytes::{Buf, Bytes, BytesMut};
 use rafka_protocol::frame::FrameError;
@@ -511,6 +513,7 @@ pub(super) async fn run(
         &mut shutdown,
         &mut last,
         sasl.as_mut(),
+        server.metrics().map(|m| &m.requests),
     )
     .await;
     let client_id = last.client_id.as_deref().unwrap_or("");
@@ -558,6 +561,7 @@ async fn serve_requests(
     shutdown: &mut watch::Receiver<bool>,
     last: &mut LastRequest,
     mut sasl: Option<&mut SaslServerAuthenticator>,
+    metrics: Option<&RequestMetrics>,
 ) -> Result<Closed, ConnectionError> {
     // Authentications logged so far (the first, then re-authentications).
     let mut authentications = 0u64;
@@ -572,12 +576,17 @@ async fn serve_requests(
                 None => return Ok(Closed::Eof),
             },
         };
+        // Kafka's RequestMetrics: taken only when recorded.
+        let received = metrics.map(|_| Instant::now());
         // `_decoded` holds the room its decoded form and response take, as long.
         let _decoded = tokio::select! {
             biased;
             () = shutdown_signalled(shutdown) => return Ok(Closed::Shutdown),
             lease = conn.decode_room(&frame) => lease?,
         };
+        let dequeued = metrics.map(|_| Instant::now());
+        // The API key and purgatory time of a request that reached the handler.
+        let mut timed: Option<(i16, Duration)> = None;
         // From here on the request is answered even if shutdown is asked for meanwhile.
         if let Some(auth) = sasl.as_deref_mut() {
             if auth.expects_raw_token() {
@@ -604,7 +613,14 @@ async fn serve_requests(
                         continue;
                     }
                 }
-                handler.handle(ctx, request).await
+                let api_key = request.header.request_api_key;
+                if metrics.is_some() {
+                    let (response, remote) = with_remote_time(handler.handle(ctx, request)).await;
+                    timed = Some((api_key, remote));
+                    response
+                } else {
+                    handler.handle(ctx, request).await
+                }
             }
             Err(error) => {
                 if let Some(h) = frame_error_header(&error) {
@@ -620,7 +636,20 @@ async fn serve_requests(
                 }
             }
         };
+        let handled = metrics.map(|_| Instant::now());
         conn.write_response(response).await?;
+        if let (Some(m), Some((api_key, remote)), Some(received), Some(dequeued), Some(handled)) =
+            (metrics, timed, received, dequeued, handled)
+        {
+            let times = RequestTimes {
+                received,
+                dequeued,
+                handled,
+                sent: Instant::now(),
+                remote,
+            };
+            m.record(api_key, &times);
+        }
     }
 }
 

@@ -310,7 +310,12 @@ impl ReplicaManager {
                     ErrorCode::None
                 };
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            // Kafka's delayed-produce purgatory (offset commits wait here too).
+            let waited = crate::metrics::request::remote(
+                crate::metrics::request::Purgatory::Produce,
+                tokio::time::timeout_at(deadline, notified),
+            );
+            if waited.await.is_err() {
                 return ErrorCode::RequestTimedOut;
             }
         }
@@ -471,6 +476,11 @@ impl ReplicaManager {
             }
             if !data.records.is_empty() {
                 log.append_as_follower(&data.records, now)?;
+                if let Some(m) = self.metrics() {
+                    m.topics
+                        .replication_bytes_in
+                        .fetch_add(data.records.len() as u64, Ordering::Relaxed);
+                }
             }
             let hw = data.high_watermark.min(log.log_end_offset());
             if hw > log.high_watermark() {

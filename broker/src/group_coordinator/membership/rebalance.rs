@@ -389,6 +389,7 @@ impl Group {
             tracing::info!(group = %self.group_id, generation = self.generation_id, "group is now empty");
             return;
         }
+        crate::metrics::GROUP_REBALANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::info!(group = %self.group_id, generation = self.generation_id, members = self.members.len(), protocol = ?self.protocol_name, "stabilized group");
         for id in self.member_ids() {
             let leader = self.is_leader(&id);

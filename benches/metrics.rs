@@ -1,0 +1,226 @@
+//! Metrics bench (`cargo bench --bench metrics`): what recording metrics costs the produce path,
+//! and how long a `/metrics` scrape takes on a node with many partitions.
+//!
+//! 1. **CPU per GB produced, metrics on vs off, same run.** Two single-node brokers run side by
+//!    side — one with the defaults (`metrics.enable=true`), one with `metrics.enable=false` (it
+//!    records nothing at all) — and receive the same produce load in interleaved rounds (on, off,
+//!    off, on, …) so that drift on a shared machine falls on both. Each round sends
+//!    `RAFKA_MB` MiB (256) of 1 KiB records with acks=1 from librdkafka; the broker's CPU time
+//!    (utime + stime of `/proc/<pid>/stat`) over the round is divided by the bytes sent.
+//!    `RAFKA_ROUNDS` (4) rounds per broker.
+//! 2. **`/metrics` response time.** For each count in `RAFKA_METRICS_PARTITIONS` ("10000"), one
+//!    node gets that many partitions (topics of 100, created 20 topics per CreateTopics request,
+//!    as `benches/partitions.rs` does), then `/metrics` is fetched 20 times; the median and the
+//!    slowest are printed, with the response size. Per-partition series are off (the default);
+//!    `RAFKA_METRICS_PARTITION_LEVEL=true` measures them on. `RAFKA_NOFILE_NOTE` is printed as is.
+//!
+//! Every figure is printed; nothing is asserted here (the tests check correctness).
+
+#[path = "e2e/support.rs"]
+#[allow(dead_code)]
+mod support;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+use support::Broker;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind")
+        .port()
+}
+
+/// A broker with its HTTP listener on a port of its own.
+fn broker(dir: &std::path::Path, extra: &str) -> (Broker, u16) {
+    let http = free_port();
+    let b = Broker::start_with(
+        dir,
+        &format!("http.listeners=http://127.0.0.1:{http}\n{extra}"),
+    );
+    (b, http)
+}
+
+/// `GET /metrics`: (status line, body bytes, time to the last byte).
+fn scrape(port: u16) -> (String, usize, Duration) {
+    let start = Instant::now();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).expect("read");
+    let took = start.elapsed();
+    let text = String::from_utf8_lossy(&buf);
+    let status = text.lines().next().unwrap_or("").to_owned();
+    let body = text.find("\r\n\r\n").map_or(0, |i| buf.len() - i - 4);
+    (status, body, took)
+}
+
+fn gauge(port: u16, name: &str) -> Option<f64> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.lines()
+        .find(|l| l.split(' ').next() == Some(name))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+fn produce_round(bootstrap: &str, topic: &str, payload: &[u8], n: usize) {
+    let p: BaseProducer = support::client_config(bootstrap)
+        .set("acks", "1")
+        .set("linger.ms", "5")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .create()
+        .expect("producer");
+    let mut sent = 0;
+    while sent < n {
+        match p.send(BaseRecord::<(), [u8]>::to(topic).payload(payload)) {
+            Ok(()) => sent += 1,
+            Err(_) => {
+                p.poll(Duration::from_millis(5));
+            }
+        }
+    }
+    p.flush(Duration::from_secs(120)).expect("flush");
+}
+
+fn cpu_per_gb() {
+    let mb: usize = env_or("RAFKA_MB", 256);
+    let rounds: usize = env_or("RAFKA_ROUNDS", 4);
+    let payload = vec![b'm'; 1024];
+    let n = mb * 1024;
+    let base = tempfile::tempdir().expect("tempdir");
+    let (on_dir, off_dir) = (base.path().join("on"), base.path().join("off"));
+    std::fs::create_dir_all(&on_dir).expect("dir");
+    std::fs::create_dir_all(&off_dir).expect("dir");
+    let (on, _) = broker(&on_dir, "");
+    let (off, off_http) = broker(&off_dir, "metrics.enable=false");
+    assert!(gauge(off_http, "kafka_server_replicamanager_partitioncount").is_none());
+    for b in [&on, &off] {
+        b.create_topic("load", &[]);
+        // Warm-up: page cache, segment files, the producer's connections.
+        produce_round(&b.bootstrap(), "load", &payload, n / 4);
+    }
+    let (mut cpu_on, mut cpu_off) = (Duration::ZERO, Duration::ZERO);
+    for r in 0..rounds {
+        let order: [(&Broker, bool); 2] = if r % 2 == 0 {
+            [(&on, true), (&off, false)]
+        } else {
+            [(&off, false), (&on, true)]
+        };
+        for (b, is_on) in order {
+            let before = b.cpu();
+            produce_round(&b.bootstrap(), "load", &payload, n);
+            let spent = b.cpu() - before;
+            println!(
+                "round {r} metrics {}: {:.3} s broker CPU for {mb} MiB",
+                if is_on { "on " } else { "off" },
+                spent.as_secs_f64()
+            );
+            if is_on {
+                cpu_on += spent;
+            } else {
+                cpu_off += spent;
+            }
+        }
+    }
+    let gb = (mb * rounds) as f64 / 1024.0;
+    let (per_on, per_off) = (cpu_on.as_secs_f64() / gb, cpu_off.as_secs_f64() / gb);
+    println!(
+        "produce path, broker CPU per GiB: metrics on {per_on:.3} s, off {per_off:.3} s, \
+         on/off = {:+.2}% ({rounds} rounds of {mb} MiB each, 1 KiB records, acks=1)",
+        (per_on / per_off - 1.0) * 100.0
+    );
+}
+
+fn scrape_time(partitions: usize, partition_level: bool) {
+    let per_topic = 100;
+    let topics: Vec<String> = (0..partitions.div_ceil(per_topic))
+        .map(|i| format!("t{i:05}"))
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (b, http) = broker(
+        dir.path(),
+        &format!("metrics.partition.level.enable={partition_level}\nlog.segment.bytes=1048576"),
+    );
+    let created = Instant::now();
+    let admin: AdminClient<DefaultClientContext> =
+        support::client_config(&b.bootstrap()).create().expect("admin");
+    let opts = AdminOptions::new()
+        .request_timeout(Some(Duration::from_secs(120)))
+        .operation_timeout(Some(Duration::from_secs(120)));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    for chunk in topics.chunks(20) {
+        let nts: Vec<NewTopic<'_>> = chunk
+            .iter()
+            .map(|t| NewTopic::new(t, per_topic as i32, TopicReplication::Fixed(1)))
+            .collect();
+        for r in rt.block_on(admin.create_topics(&nts, &opts)).expect("CreateTopics") {
+            r.unwrap_or_else(|(t, e)| panic!("create {t}: {e}"));
+        }
+    }
+    // Every partition hosted and led, as the node's own gauge says.
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let want = (topics.len() * per_topic) as f64;
+    while gauge(http, "kafka_server_replicamanager_leadercount") < Some(want) {
+        assert!(Instant::now() < deadline, "partitions not led within 900 s");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    println!(
+        "{} partitions created and led in {:.1} s",
+        want,
+        created.elapsed().as_secs_f64()
+    );
+    let mut times = Vec::new();
+    let mut size = 0;
+    for _ in 0..20 {
+        let (status, body, took) = scrape(http);
+        assert!(status.contains("200"), "{status}");
+        size = body;
+        times.push(took);
+    }
+    times.sort();
+    println!(
+        "/metrics at {want} partitions (per-partition series {}): median {:.1} ms, slowest \
+         {:.1} ms, {} KiB",
+        if partition_level { "on" } else { "off" },
+        times[times.len() / 2].as_secs_f64() * 1e3,
+        times[times.len() - 1].as_secs_f64() * 1e3,
+        size / 1024
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter selects a part.
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let run = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+    if run("cpu") {
+        cpu_per_gb();
+    }
+    if run("scrape") {
+        let partition_level = env_or("RAFKA_METRICS_PARTITION_LEVEL", false);
+        let counts: String = env_or("RAFKA_METRICS_PARTITIONS", "10000".to_owned());
+        for c in counts.split(',').filter_map(|c| c.trim().parse().ok()) {
+            scrape_time(c, partition_level);
+        }
+    }
+}
