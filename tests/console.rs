@@ -253,12 +253,13 @@ fn bad_parameters_are_refused() {
         ("/api/groups?limit=-5", 400),
         ("/api/throughput?x=1", 400),
         ("/api/nope", 404),
-        ("/nope", 404),
+        ("/api/topics/t/partitions/0/nope", 404),
     ] {
         let (got, v) = json(http, path);
         assert_eq!(got, status, "{path}: {v}");
         assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{path}: {v}");
     }
+    assert_eq!(get(http, "/nope").expect("answer").status, 404);
     // The 416 says what is readable.
     let (_, v) = json(http, "/api/topics/t/partitions/0/messages?offset=6");
     assert!(v["error"].as_str().unwrap_or("").contains("0 to 5"), "{v}");

@@ -145,7 +145,13 @@ pub(super) fn routes(http: Arc<HttpState>) -> Router<Arc<HttpState>> {
         .route("/api/groups", get(groups::list))
         .route("/api/groups/{group}", get(groups::describe))
         .route("/api/groups/{group}/offsets", post(actions::reset_offsets))
+        .route("/api/{*rest}", get(unknown_api).post(unknown_api))
         .with_state(console)
+}
+
+/// An `/api/` path the console does not serve: 404, in JSON like its other answers.
+async fn unknown_api() -> ApiError {
+    ApiError::not_found("no such console endpoint")
 }
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
