@@ -26,8 +26,8 @@ fn health_and_unknown_paths() {
         deadline.check(|| format!("never ready: {}", ready.text()));
         std::thread::sleep(Duration::from_millis(50));
     }
+    // `/` is the console (tests/console.rs).
     for path in [
-        "/",
         "/nope",
         "/health",
         "/health/live/x",

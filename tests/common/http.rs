@@ -73,6 +73,26 @@ pub fn post(
     exchange(addr, &req, Duration::from_secs(10))
 }
 
+/// `POST path` with a body and extra headers.
+pub fn post_with(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let mut req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut req = req.into_bytes();
+    req.extend_from_slice(body);
+    exchange(addr, &req, Duration::from_secs(30))
+}
+
 /// Reads one answer from `s`: the head, then a Content-Length or chunked body, or to EOF.
 pub fn read_response(s: &mut TcpStream) -> std::io::Result<Response> {
     let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_owned());

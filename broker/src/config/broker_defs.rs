@@ -818,6 +818,22 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         "How long the HTTP listener waits for a request's head (also between keep-alive requests).")
         .check(V::AtLeast(1))
         .note(NOT_LIVE),
+    k("http.console.enable", T::Boolean, Some("true"), I::Medium,
+        "Serve the web console (at / on the HTTP listener, and its JSON under /api/).")
+        .note(NOT_LIVE),
+    k("http.console.write.enable", T::Boolean, Some("false"), I::Medium,
+        "Allow the console's write actions (create topic, change a topic config, reset a \
+         group's offsets); read-only when false.")
+        .note(NOT_LIVE),
+    k("http.console.principal", T::String, Some("User:ANONYMOUS"), I::Medium,
+        "The principal the console acts as when it calls the Kafka API handlers (the \
+         authorizer checks its ACLs like a client's).")
+        .note(NOT_LIVE),
+    k("http.console.sample.interval.ms", T::Long, Some("5000"), I::Low,
+        "How often the console samples group lag and topic throughput for its charts (120 \
+         samples are kept).")
+        .check(V::AtLeast(100))
+        .note(NOT_LIVE),
     // ---- Metrics (MetricConfigs) ----
     k("metrics.enable", T::Boolean, Some("true"), I::Medium,
         "Whether the node records metrics and serves them at /metrics on the HTTP listener; \

@@ -54,3 +54,10 @@ impl GroupCoordinator {
             .collect())
     }
 }
+
+/// A group's total lag: the sum over the partitions whose end is known, `None` if none is.
+pub fn total_lag(partitions: &[PartitionLag]) -> Option<i64> {
+    let mut known = partitions.iter().filter_map(PartitionLag::lag).peekable();
+    known.peek()?;
+    Some(known.sum())
+}

@@ -61,6 +61,7 @@ mod rebalance;
 mod tests;
 
 use group::{Group, JoinArgs};
+pub use group::parse_assignment;
 
 /// How long a new member's JoinGroup may wait before the member is dropped (Kafka's
 /// `classicGroupNewMemberJoinTimeoutMs`, 5 minutes, not configurable there either): a client

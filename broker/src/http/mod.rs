@@ -12,6 +12,7 @@
 //! caught up with the metadata log — and, on a controller, a known quorum leader; 503 with the
 //! reason otherwise). Anything else is 404.
 
+pub mod console;
 mod health;
 mod metrics;
 
@@ -80,6 +81,7 @@ pub fn router(state: Arc<HttpState>, config: &HttpConfig) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(metrics::routes())
+        .merge(console::routes(state.clone()))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(config.max_request_bytes))
         .with_state(state)

@@ -654,6 +654,59 @@ pub(super) fn parse_subscription_topics(b: &[u8]) -> Option<Vec<String>> {
     Some(topics)
 }
 
+/// The partitions of a ConsumerProtocolAssignment: int16 version, then (in every version) an
+/// array of (topic string, int32 array); what follows (user data) is not read. `None` if it is
+/// not well formed. For showing a `consumer` group's assignments (the console); the broker
+/// itself never needs them.
+pub fn parse_assignment(b: &[u8]) -> Option<Vec<(String, Vec<i32>)>> {
+    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
+        if b.len() < n {
+            return None;
+        }
+        let (head, tail) = b.split_at(n);
+        *b = tail;
+        Some(head)
+    }
+    fn int32(b: &mut &[u8]) -> Option<i32> {
+        Some(i32::from_be_bytes(take(b, 4)?.try_into().ok()?))
+    }
+    let mut b = b;
+    let version = i16::from_be_bytes(take(&mut b, 2)?.try_into().ok()?);
+    if version < 0 {
+        return None;
+    }
+    let count = usize::try_from(int32(&mut b)?).ok()?;
+    // No allocation from a claimed count: each entry needs at least 6 bytes, each partition 4.
+    let mut out = Vec::with_capacity(count.min(b.len() / 6));
+    for _ in 0..count {
+        let len = i16::from_be_bytes(take(&mut b, 2)?.try_into().ok()?);
+        let name = take(&mut b, usize::try_from(len).ok()?)?;
+        let name = String::from_utf8(name.to_vec()).ok()?;
+        let n = usize::try_from(int32(&mut b)?).ok()?;
+        let mut partitions = Vec::with_capacity(n.min(b.len() / 4));
+        for _ in 0..n {
+            partitions.push(int32(&mut b)?);
+        }
+        out.push((name, partitions));
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod assignment_tests {
+    use super::parse_assignment;
+
+    #[test]
+    fn reads_assignments_and_refuses_short_ones() {
+        let mut b = vec![0, 1, 0, 0, 0, 1, 0, 1, b't', 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3];
+        b.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]); // null user data: not read
+        assert_eq!(parse_assignment(&b), Some(vec![("t".to_owned(), vec![0, 3])]));
+        assert_eq!(parse_assignment(&b[..12]), None);
+        assert_eq!(parse_assignment(&[0, 0, 0x7f, 0xff, 0xff, 0xff]), None);
+        assert_eq!(parse_assignment(&[]), None);
+    }
+}
+
 /// A random UUID (version 4) as Java's `UUID.randomUUID().toString()` prints it. Member ids
 /// need to be unique, not secret: std's randomly seeded hasher, a counter and the time.
 pub(super) fn random_uuid() -> String {
