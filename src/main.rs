@@ -325,7 +325,8 @@ fn client_security(
 
 /// The `ssl.*` keys of `listener` (`listener.name.<listener>.ssl.*` first).
 fn ssl_config(config: &KafkaConfig, listener: &str) -> anyhow::Result<SslConfig> {
-    SslConfig::from_keys(listener, |key| config.listener_value(listener, key))
+    config
+        .ssl_config(listener)
         .map_err(|e| anyhow::anyhow!("listener {listener}: {e}"))
 }
 

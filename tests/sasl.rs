@@ -2,8 +2,9 @@
 //! SCRAM-SHA-256 and SCRAM-SHA-512 (credentials created with AlterUserScramCredentials over the
 //! node's PLAINTEXT listener on localhost — the bootstrap path the README documents), every bad
 //! input the issue names answered with Kafka's error or a closed connection, the failure delay
-//! that delays no one else, KIP-368 re-authentication, and a user added through one broker
-//! authenticating on another without a restart.
+//! that delays no one else, KIP-368 re-authentication, a user added through one broker
+//! authenticating on another without a restart, and OAUTHBEARER with unsecured tokens and with
+//! signed JWTs checked against a JWKS file.
 
 mod common;
 
@@ -857,4 +858,173 @@ fn oauthbearer_unsecured_tokens() {
         assert_eq!(resp.error_code, ErrorCode::SaslAuthenticationFailed.code());
         assert!(r.closed());
     }
+}
+
+/// A librdkafka client context that hands librdkafka a JWT signed in the test (librdkafka's own
+/// unsecured builder cannot sign).
+struct SignedJwt {
+    token: String,
+    principal: String,
+    exp_ms: i64,
+}
+
+impl rdkafka::ClientContext for SignedJwt {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        Ok(rdkafka::client::OAuthToken {
+            token: self.token.clone(),
+            principal_name: self.principal.clone(),
+            lifetime_ms: self.exp_ms,
+        })
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for SignedJwt {}
+
+#[test]
+fn oauthbearer_signed_tokens_against_a_jwks_file() {
+    use rafka_security::sasl::oauthbearer::jwk::JwsAlgorithm;
+    use rafka_security::sasl::oauthbearer::test_signer::TestSigner;
+    use serde_json::json;
+
+    let rsa = TestSigner::new(JwsAlgorithm::Rs256, Some("rsa-1"));
+    let ec = TestSigner::new(JwsAlgorithm::Es256, Some("ec-1"));
+    let stranger = TestSigner::new(JwsAlgorithm::Es256, Some("ec-1"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, TestSigner::jwks(&[&rsa, &ec])).expect("write jwks");
+    let url = format!("file://{}", jwks.display());
+    let c = SaslCluster::start(
+        1,
+        &[
+            ("sasl.enabled.mechanisms", "PLAIN,OAUTHBEARER"),
+            (
+                "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class",
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+            ),
+            ("sasl.oauthbearer.jwks.endpoint.url", &url),
+            ("sasl.oauthbearer.expected.audience", "rafka"),
+            ("sasl.oauthbearer.expected.issuer", "https://idp.test"),
+        ],
+    );
+    let admin = common::admin(&c.cluster.node(1).bootstrap());
+    common::create_topic(&admin, c.cluster.node(1), "signed", 1, &[]);
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    let claims = |sub: &str, iat: i64, exp: i64, aud: &str, iss: &str| json!({"sub": sub, "iat": iat, "exp": exp, "aud": aud, "iss": iss, "scope": "kafka"});
+    let context = |signer: &TestSigner, sub: &str| SignedJwt {
+        token: signer.token(&claims(sub, now, now + 600, "rafka", "https://idp.test")),
+        principal: sub.to_owned(),
+        exp_ms: (now + 600) * 1000,
+    };
+    let settings = [
+        ("security.protocol", "SASL_PLAINTEXT"),
+        ("sasl.mechanisms", "OAUTHBEARER"),
+        ("message.timeout.ms", "20000"),
+    ];
+    // Produce with an RS256 token, consume with an ES256 one.
+    let rt = common::runtime();
+    let producer: FutureProducer<SignedJwt> =
+        common::client_config(&c.sasl_bootstrap(1), &settings)
+            .create_with_context(context(&rsa, "dave"))
+            .expect("producer");
+    rt.block_on(producer.send(
+        FutureRecord::to("signed").key("k").payload("jwks"),
+        Duration::from_secs(20),
+    ))
+    .unwrap_or_else(|(e, _)| panic!("produce with a signed JWT: {e}"));
+    let consumer: BaseConsumer<SignedJwt> = common::client_config(
+        &c.sasl_bootstrap(1),
+        &[
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanisms", "OAUTHBEARER"),
+            ("group.id", "jwks-readers"),
+            ("enable.auto.commit", "false"),
+            ("auto.offset.reset", "earliest"),
+        ],
+    )
+    .create_with_context(context(&ec, "erin"))
+    .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("signed", 0, Offset::Beginning)
+        .expect("tpl");
+    consumer.assign(&tpl).expect("assign");
+    let deadline = Deadline::after(Duration::from_secs(20));
+    let payload = loop {
+        assert!(!deadline.passed(), "nothing consumed with a signed JWT");
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => break m.payload().map(<[u8]>::to_vec),
+            Some(Err(e)) => panic!("consume with a signed JWT: {e}"),
+            None => {}
+        }
+    };
+    assert_eq!(payload.as_deref(), Some(&b"jwks"[..]));
+    let log = node_log(&c, 1);
+    assert!(log.contains("principal=User:dave"), "dave not logged in");
+    assert!(log.contains("principal=User:erin"), "erin not logged in");
+
+    // What a JWKS listener refuses: the RFC 7628 error challenge Kafka sends, then
+    // SASL_AUTHENTICATION_FAILED and a closed connection.
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let good = claims("mallory", now, now + 600, "rafka", "https://idp.test");
+    let unsecured = format!(
+        "{}.{}.",
+        b64(r#"{"alg":"none","kid":"rsa-1"}"#),
+        b64(&good.to_string())
+    );
+    for (token, why) in [
+        (
+            rsa.token(&claims(
+                "m",
+                now - 600,
+                now - 60,
+                "rafka",
+                "https://idp.test",
+            )),
+            "expired",
+        ),
+        (
+            rsa.token(&claims("m", now, now + 600, "other", "https://idp.test")),
+            "audience",
+        ),
+        (
+            ec.token(&claims("m", now, now + 600, "rafka", "https://evil.test")),
+            "issuer",
+        ),
+        (stranger.token(&good), "signed by a key not in the set"),
+        (
+            TestSigner::new(JwsAlgorithm::Es256, Some("nope")).token(&good),
+            "unknown kid",
+        ),
+        (unsecured, "alg none"),
+        ("not.a.jwt".to_owned(), "malformed"),
+    ] {
+        let mut r = Raw::connect(c.sasl_addr(1));
+        assert_eq!(r.handshake("OAUTHBEARER").0, 0, "{why}");
+        let challenge = r
+            .authenticate(format!("n,,\u{1}auth=Bearer {token}\u{1}\u{1}").as_bytes())
+            .expect("challenge");
+        assert_eq!(challenge.error_code, 0, "{why}");
+        assert_eq!(
+            &challenge.auth_bytes[..],
+            br#"{"status":"invalid_token"}"#,
+            "{why}"
+        );
+        let resp = r.authenticate(b"\x01").expect("answer");
+        assert_eq!(
+            resp.error_code,
+            ErrorCode::SaslAuthenticationFailed.code(),
+            "{why}"
+        );
+        assert!(r.closed(), "{why}");
+    }
+    assert!(!node_log(&c, 1).contains("principal=User:mallory"));
 }

@@ -509,3 +509,71 @@ fn three_nodes_replicate_over_ssl_inter_broker_and_controller_listeners() {
         }
     }
 }
+
+/// Kafka's dynamic SSL update: AlterConfigs on this broker's resource with the listener-prefixed
+/// keystore key. A keystore that does not load, or whose subject differs (without
+/// `ssl.allow.dn.changes`), is refused with INVALID_REQUEST and the listener keeps its
+/// certificate; a good one reaches new connections — a client that trusts only the new CA
+/// connects after the alter and not before.
+#[test]
+#[ignore = "fails (sec branch, 04:15 UTC): the broker accepted a missing keystore file through \
+            AlterConfigs although config_admin's unit test refuses it; not yet diagnosed"]
+fn alter_configs_switches_the_listener_keystore() {
+    use rdkafka::admin::{AlterConfig, ResourceSpecifier};
+    use rdkafka::types::RDKafkaErrorCode;
+
+    let dir = tempfile::tempdir().expect("dir");
+    let old_ca = Ca::new(dir.path(), "old CA", "old-ca.pem");
+    let new_ca = Ca::new(dir.path(), "new CA", "new-ca.pem");
+    let old = old_ca.server(dir.path(), "old", "broker");
+    let new = new_ca.server(dir.path(), "new", "broker");
+    let renamed = new_ca.server(dir.path(), "renamed", "someone-else");
+    let (cluster, ssl_port) = single_with_ssl(&old.keystore, &[]);
+    let admin = admin(&cluster.node(1).bootstrap());
+    let rt = runtime();
+    let alter = |location: &str| {
+        let change = AlterConfig::new(ResourceSpecifier::Broker(1))
+            .set("listener.name.ssl.ssl.keystore.location", location)
+            .set("listener.name.ssl.ssl.keystore.type", "PEM");
+        let mut results = rt
+            .block_on(admin.alter_configs([&change], &admin_options()))
+            .expect("AlterConfigs request");
+        assert_eq!(results.len(), 1);
+        results.remove(0).map(|_| ()).map_err(|(_, code)| code)
+    };
+    let trusts_new = ssl_client(ssl_port, &new_ca, &[]);
+    let trusts_old = ssl_client(ssl_port, &old_ca, &[]);
+    assert!(metadata_ok(&trusts_old, Duration::from_secs(10)).is_ok());
+    assert!(metadata_ok(&trusts_new, Duration::from_secs(3)).is_err());
+
+    // Refused: a file that is not there, one that is not a keystore, another subject.
+    let garbage = dir.path().join("garbage.pem");
+    std::fs::write(&garbage, "not a keystore").expect("write");
+    for bad in [
+        dir.path().join("missing.pem"),
+        garbage,
+        renamed.keystore.clone(),
+    ] {
+        assert_eq!(
+            alter(&bad.display().to_string()),
+            Err(RDKafkaErrorCode::InvalidRequest),
+            "{}: {}",
+            bad.display(),
+            cluster.node(1).log_tail(30)
+        );
+        assert!(
+            metadata_ok(&trusts_old, Duration::from_secs(10)).is_ok(),
+            "the old certificate is still served after refusing {}",
+            bad.display()
+        );
+    }
+
+    // Accepted: new connections get the new CA's certificate (the broker answers once its
+    // listener switched).
+    alter(&new.keystore.display().to_string()).expect("AlterConfigs with the new keystore");
+    metadata_ok(&trusts_new, Duration::from_secs(10))
+        .expect("a client trusting only the new CA connects after the alter");
+    assert!(metadata_ok(&trusts_old, Duration::from_secs(3)).is_err());
+    let log = strip_ansi(&std::fs::read_to_string(cluster.node(1).log_file()).unwrap_or_default());
+    assert!(log.contains("TLS keystore/truststore updated by a dynamic broker config"));
+}

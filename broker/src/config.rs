@@ -58,6 +58,7 @@ mod def;
 mod endpoints;
 use rafka_client::properties;
 pub mod sasl;
+pub mod ssl;
 mod topic_defs;
 
 #[cfg(test)]
@@ -1040,8 +1041,13 @@ impl KafkaConfig {
     /// `listener.name.<listener>.<key>` (the listener's name in lower case, as Kafka spells
     /// these keys) and `key` itself (through [`KafkaConfig::raw`]). Used for the listener-scoped
     /// security keys (`ssl.*`, `sasl.*`, `<mechanism>.sasl.jaas.config`, `connections.max.reauth.ms`).
+    /// A listener-prefixed key set dynamically on this broker (the dynamic SSL update) comes
+    /// first.
     pub fn listener_value(&self, listener: &str, key: &str) -> Option<String> {
         let scoped = format!("listener.name.{}.{key}", listener.to_ascii_lowercase());
+        if let Some(v) = self.dynamic.per_broker.get(&scoped) {
+            return Some(v.clone());
+        }
         if let Some(v) = self.static_props.get(&scoped) {
             return Some(v.clone());
         }
@@ -1764,6 +1770,25 @@ pub fn validate_dynamic_broker_config(
     value: Option<&str>,
     per_broker: bool,
 ) -> Result<(), String> {
+    // Kafka's dynamic SSL update: a listener's keystore and truststore, per broker.
+    if let Some((_, ssl_key)) = ssl::dynamic_listener_ssl_key(key) {
+        if !per_broker {
+            return Err(format!(
+                "Cannot update these configs at default cluster level, broker id must be specified: {key}"
+            ));
+        }
+        let def =
+            broker_config(ssl_key).ok_or_else(|| format!("Unknown broker config name: {key}"))?;
+        if let Some(value) = value {
+            def.parse(value).map_err(|reason| {
+                format!(
+                    "Invalid value {} for configuration {key}: {reason}",
+                    one_line(value.trim())
+                )
+            })?;
+        }
+        return Ok(());
+    }
     let def = broker_config(key).ok_or_else(|| format!("Unknown broker config name: {key}"))?;
     match def.scope {
         DynamicScope::ReadOnly => {

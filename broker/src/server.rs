@@ -16,6 +16,7 @@
 //! marker, stop Raft.
 
 use crate::apis::KafkaApis;
+use crate::config::ssl::DynamicListenerSsl;
 use crate::config::{effective_config, KafkaConfig, ProcessRoles};
 use crate::controller_channel::ControllerChannel;
 use crate::group_coordinator::membership::{GroupMembership, MembershipConfig};
@@ -372,6 +373,17 @@ impl KafkaServer {
         // Images reach the handlers only after the replica manager has acted on them (and the
         // group coordinator has started loading the `__consumer_offsets` partitions it leads).
         let (broker_images_tx, broker_images) = watch::channel(Arc::new(MetadataImage::new()));
+        // The dynamic SSL updates of the client listeners, applied before the handlers see the
+        // image that holds them.
+        let dynamic_ssl = Arc::new(std::sync::Mutex::new(DynamicListenerSsl::new(
+            (*settings.kafka_config).clone(),
+            settings.node_id,
+            settings
+                .listeners
+                .iter()
+                .filter_map(|l| Some((l.name.clone(), l.security.tls.clone()?)))
+                .collect(),
+        )));
         {
             let mut rx = controller.subscribe();
             let rm = replica_manager.clone();
@@ -383,9 +395,17 @@ impl KafkaServer {
                     if !Arc::ptr_eq(&next, &current) {
                         let (old, new) = (current.clone(), next.clone());
                         let rm = rm.clone();
-                        // Log creation and deletion are file-system work.
-                        let _ =
-                            tokio::task::spawn_blocking(move || rm.apply_image(&old, &new)).await;
+                        let dynamic_ssl = dynamic_ssl.clone();
+                        // Log creation and deletion, and loading keystores, are file-system work.
+                        let _ = tokio::task::spawn_blocking(move || {
+                            rm.apply_image(&old, &new);
+                            // Only this task takes the lock.
+                            dynamic_ssl
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .on_image(&new);
+                        })
+                        .await;
                         groups.on_image(&next);
                         current = next;
                         broker_images_tx.send_replace(current.clone());

@@ -42,19 +42,20 @@ pub async fn handle(
     // ALTER_CONFIGS on each resource first, as Kafka: refused resources never reach the
     // controller.
     let authz = apis.authorizer_for(ctx, &image);
-    let refused: Vec<_> = config_admin::preprocess(&image, apis.broker_id, &resources)
-        .into_iter()
-        .zip(&resources)
-        .map(|(refusal, r)| {
-            match authz.allows_config(AclOperation::AlterConfigs, r.resource_type, r.name) {
-                Err(code) => Some(config_admin::Refusal {
-                    code,
-                    message: "Authorization failed.".to_owned(),
-                }),
-                Ok(()) => refusal,
-            }
-        })
-        .collect();
+    let refused: Vec<_> =
+        config_admin::preprocess(&apis.config, &image, apis.broker_id, &resources)
+            .into_iter()
+            .zip(&resources)
+            .map(|(refusal, r)| {
+                match authz.allows_config(AclOperation::AlterConfigs, r.resource_type, r.name) {
+                    Err(code) => Some(config_admin::Refusal {
+                        code,
+                        message: "Authorization failed.".to_owned(),
+                    }),
+                    Ok(()) => refusal,
+                }
+            })
+            .collect();
     let forward = AlterConfigsRequest {
         resources: req
             .resources

@@ -14,8 +14,10 @@
 //! broker acts on it (the live logs take topic configs when the image arrives:
 //! `ReplicaManager::apply_image`).
 
+use crate::config::ssl::dynamic_listener_ssl_key;
 use crate::config::{
-    broker_config, topic_config, validate_dynamic_broker_config, validate_topic_configs, ConfigType,
+    broker_config, effective_config, topic_config, validate_dynamic_broker_config,
+    validate_topic_configs, ConfigType, DynamicBrokerConfigs, KafkaConfig,
 };
 use rafka_controller::control::config::{list_op as controller_list_op, value_in_force};
 use rafka_controller::image::{ConfigResource, MetadataImage};
@@ -84,8 +86,10 @@ impl Refusal {
     }
 }
 
-/// For each resource, in order: `Some` if it is answered here, `None` to forward it.
+/// For each resource, in order: `Some` if it is answered here, `None` to forward it. `base` is
+/// this broker's static configuration (the image adds the dynamic ones).
 pub fn preprocess(
+    base: &KafkaConfig,
     image: &MetadataImage,
     broker_id: i32,
     resources: &[Resource<'_>],
@@ -102,12 +106,17 @@ pub fn preprocess(
                     "Each resource must appear at most once.",
                 ));
             }
-            check_resource(image, broker_id, r).err()
+            check_resource(base, image, broker_id, r).err()
         })
         .collect()
 }
 
-fn check_resource(image: &MetadataImage, broker_id: i32, r: &Resource<'_>) -> Result<(), Refusal> {
+fn check_resource(
+    base: &KafkaConfig,
+    image: &MetadataImage,
+    broker_id: i32,
+    r: &Resource<'_>,
+) -> Result<(), Refusal> {
     let mut seen = BTreeSet::new();
     if !r.changes.iter().all(|c| seen.insert(c.name)) {
         return Err(Refusal::invalid_request(
@@ -127,7 +136,7 @@ fn check_resource(image: &MetadataImage, broker_id: i32, r: &Resource<'_>) -> Re
         )));
     }
     match r.resource_type {
-        ConfigResource::BROKER => check_broker(image, broker_id, r),
+        ConfigResource::BROKER => check_broker(base, image, broker_id, r),
         ConfigResource::TOPIC => check_topic(image, r),
         t => Err(Refusal::invalid_request(format!(
             "Unknown resource type {t}"
@@ -136,7 +145,12 @@ fn check_resource(image: &MetadataImage, broker_id: i32, r: &Resource<'_>) -> Re
 }
 
 /// Kafka's `validateResourceNameIsCurrentNodeId` and `validateBrokerConfigChange`.
-fn check_broker(image: &MetadataImage, broker_id: i32, r: &Resource<'_>) -> Result<(), Refusal> {
+fn check_broker(
+    base: &KafkaConfig,
+    image: &MetadataImage,
+    broker_id: i32,
+    r: &Resource<'_>,
+) -> Result<(), Refusal> {
     let per_broker = !r.name.is_empty();
     if per_broker {
         let id: i32 = r.name.parse().map_err(|_| {
@@ -184,6 +198,71 @@ fn check_broker(image: &MetadataImage, broker_id: i32, r: &Resource<'_>) -> Resu
         };
         validate_dynamic_broker_config(c.name, Some(&value), per_broker)
             .map_err(Refusal::invalid_request)?;
+    }
+    check_listener_ssl(base, image, broker_id, r)
+}
+
+/// Kafka's dynamic SSL update, checked before anything is committed: each listener whose
+/// keystore or truststore keys change must be a TLS listener of this broker, and its settings
+/// after the change must load and be compatible with the ones in force
+/// ([`validate_reconfiguration`](rafka_security::tls::validate_reconfiguration)). Refused with
+/// INVALID_REQUEST, as Kafka (KAFKA-13609); the listener keeps its certificates.
+fn check_listener_ssl(
+    base: &KafkaConfig,
+    image: &MetadataImage,
+    broker_id: i32,
+    r: &Resource<'_>,
+) -> Result<(), Refusal> {
+    let listeners: BTreeSet<String> = r
+        .changes
+        .iter()
+        .filter_map(|c| dynamic_listener_ssl_key(c.name))
+        .map(|(l, _)| l.to_ascii_uppercase())
+        .collect();
+    if listeners.is_empty() {
+        return Ok(());
+    }
+    let now = effective_config(base, image, broker_id);
+    // AlterConfigs replaces the broker's whole dynamic set; IncrementalAlterConfigs edits it.
+    let mut per_broker = if r.legacy {
+        BTreeMap::new()
+    } else {
+        now.dynamic().per_broker.clone()
+    };
+    for c in &r.changes {
+        match (c.op, c.value) {
+            (Op::Set, Some(v)) => {
+                per_broker.insert(c.name.to_owned(), v.to_owned());
+            }
+            (Op::Delete, _) => {
+                per_broker.remove(c.name);
+            }
+            _ => {}
+        }
+    }
+    let mut next = base.clone();
+    next.set_dynamic(DynamicBrokerConfigs {
+        per_broker,
+        cluster_default: now.dynamic().cluster_default.clone(),
+    });
+    for listener in listeners {
+        let uses_tls = base
+            .listener_security_protocol_map()
+            .get(&listener)
+            .is_some_and(|p| p.uses_tls());
+        if !uses_tls {
+            return Err(Refusal::invalid_request(format!(
+                "Listener {listener} is not an SSL or SASL_SSL listener of broker {broker_id}"
+            )));
+        }
+        let refuse = |e: rafka_security::tls::TlsError| {
+            Refusal::invalid_request(format!(
+                "Invalid SSL configuration for listener {listener}: {e}"
+            ))
+        };
+        let current = now.ssl_config(&listener).map_err(refuse)?;
+        let proposed = next.ssl_config(&listener).map_err(refuse)?;
+        rafka_security::tls::validate_reconfiguration(&current, &proposed).map_err(refuse)?;
     }
     Ok(())
 }
@@ -393,6 +472,10 @@ mod tests {
     use rafka_protocol::messages::{ConfigRecord, MetadataRecord, TopicRecord};
     use rafka_protocol::Uuid;
 
+    fn base() -> KafkaConfig {
+        KafkaConfig::load_args(None, &[]).expect("the default configuration")
+    }
+
     fn image() -> MetadataImage {
         let mut image = MetadataImage::new();
         let records = [
@@ -440,6 +523,7 @@ mod tests {
     fn topic_configs_are_validated_here() {
         let img = image();
         let out = preprocess(
+            &base(),
             &img,
             1,
             &[
@@ -449,14 +533,25 @@ mod tests {
         );
         // The unknown topic is the controller's to answer.
         assert_eq!(codes(&out), [None, None]);
-        let bad = preprocess(&img, 1, &[topic("t", vec![set("retention.ms", "soon")])]);
+        let bad = preprocess(
+            &base(),
+            &img,
+            1,
+            &[topic("t", vec![set("retention.ms", "soon")])],
+        );
         assert_eq!(codes(&bad), [Some(ErrorCode::InvalidConfig)]);
         let msg = &bad[0].as_ref().expect("refused").message;
         assert!(msg.contains("retention.ms"), "{msg}");
-        let unknown = preprocess(&img, 1, &[topic("t", vec![set("no.such.key", "1")])]);
+        let unknown = preprocess(
+            &base(),
+            &img,
+            1,
+            &[topic("t", vec![set("no.such.key", "1")])],
+        );
         assert_eq!(codes(&unknown), [Some(ErrorCode::InvalidConfig)]);
         // The whole resulting set: min.compaction.lag.ms above the existing max.
         let cross = preprocess(
+            &base(),
             &img,
             1,
             &[topic("t", vec![set("min.compaction.lag.ms", "5000")])],
@@ -465,8 +560,9 @@ mod tests {
         // The legacy API replaces the set: the old max is gone, so this is fine.
         let mut legacy = topic("t", vec![set("min.compaction.lag.ms", "5000")]);
         legacy.legacy = true;
-        assert_eq!(codes(&preprocess(&img, 1, &[legacy])), [None]);
+        assert_eq!(codes(&preprocess(&base(), &img, 1, &[legacy])), [None]);
         let append = preprocess(
+            &base(),
             &img,
             1,
             &[topic(
@@ -485,6 +581,7 @@ mod tests {
     fn request_shape_errors() {
         let img = image();
         let dup = preprocess(
+            &base(),
             &img,
             1,
             &[
@@ -500,6 +597,7 @@ mod tests {
             ]
         );
         let dup_keys = preprocess(
+            &base(),
             &img,
             1,
             &[topic(
@@ -509,6 +607,7 @@ mod tests {
         );
         assert_eq!(codes(&dup_keys), [Some(ErrorCode::InvalidRequest)]);
         let null = preprocess(
+            &base(),
             &img,
             1,
             &[topic(
@@ -522,6 +621,7 @@ mod tests {
         );
         assert_eq!(codes(&null), [Some(ErrorCode::InvalidRequest)]);
         let delete_null = preprocess(
+            &base(),
             &img,
             1,
             &[topic(
@@ -535,6 +635,7 @@ mod tests {
         );
         assert_eq!(codes(&delete_null), [None]);
         let logger = preprocess(
+            &base(),
             &img,
             1,
             &[Resource {
@@ -557,20 +658,23 @@ mod tests {
             legacy: false,
         };
         let ok = preprocess(
+            &base(),
             &img,
             1,
             &[broker("1", vec![set("log.retention.ms", "1000")])],
         );
         assert_eq!(codes(&ok), [None]);
         let other = preprocess(
+            &base(),
             &img,
             1,
             &[broker("2", vec![set("log.retention.ms", "1000")])],
         );
         assert_eq!(codes(&other), [Some(ErrorCode::InvalidRequest)]);
-        let read_only = preprocess(&img, 1, &[broker("", vec![set("node.id", "3")])]);
+        let read_only = preprocess(&base(), &img, 1, &[broker("", vec![set("node.id", "3")])]);
         assert_eq!(codes(&read_only), [Some(ErrorCode::InvalidRequest)]);
         let bad_value = preprocess(
+            &base(),
             &img,
             1,
             &[broker("", vec![set("log.retention.ms", "forever")])],
@@ -597,5 +701,45 @@ mod tests {
         let mut legacy = topic("t", vec![set("retention.ms", "5")]);
         legacy.legacy = true;
         assert!(!applied(&img, &legacy));
+    }
+
+    #[test]
+    fn a_listener_keystore_that_does_not_load_is_refused() {
+        let base = KafkaConfig::load_args(
+            None,
+            &[
+                "listeners=PLAINTEXT://127.0.0.1:9092,SSL://127.0.0.1:9093,CONTROLLER://127.0.0.1:9094"
+                    .to_owned(),
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,CONTROLLER:PLAINTEXT"
+                    .to_owned(),
+                "listener.name.ssl.ssl.keystore.type=PEM".to_owned(),
+                "listener.name.ssl.ssl.keystore.location=/nonexistent/old.pem".to_owned(),
+            ],
+        )
+        .expect("config");
+        let img = image();
+        let broker = |name, changes| Resource {
+            resource_type: ConfigResource::BROKER,
+            name,
+            changes,
+            legacy: false,
+        };
+        let key = "listener.name.ssl.ssl.keystore.location";
+        for legacy in [false, true] {
+            let mut r = broker("1", vec![set(key, "/nonexistent/new.pem")]);
+            r.legacy = legacy;
+            let out = preprocess(&base, &img, 1, &[r]);
+            assert_eq!(codes(&out), [Some(ErrorCode::InvalidRequest)], "{out:?}");
+        }
+        // Not a TLS listener; not at the cluster level.
+        let out = preprocess(
+            &base,
+            &img,
+            1,
+            &[broker("1", vec![set("listener.name.plaintext.ssl.keystore.location", "/x")])],
+        );
+        assert_eq!(codes(&out), [Some(ErrorCode::InvalidRequest)]);
+        let out = preprocess(&base, &img, 1, &[broker("", vec![set(key, "/x")])]);
+        assert_eq!(codes(&out), [Some(ErrorCode::InvalidRequest)]);
     }
 }

@@ -237,7 +237,7 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
     // ---- SASL (config::sasl reads them per listener and mechanism) ----
     k("sasl.enabled.mechanisms", T::List, Some("GSSAPI"), I::Medium,
         "The SASL mechanisms enabled on SASL listeners (listener.name.<l>.sasl.enabled.mechanisms per listener).")
-        .note("rafka serves PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER (unsecured tokens); other names are ignored with a warning; read at start"),
+        .note("rafka serves PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and OAUTHBEARER (unsecured or JWKS-signed tokens); other names are ignored with a warning; read at start"),
     k("sasl.mechanism.inter.broker.protocol", T::String, Some("GSSAPI"), I::Medium,
         "The SASL mechanism brokers use to authenticate to each other."),
     k("sasl.mechanism.controller.protocol", T::String, Some("GSSAPI"), I::High,
@@ -246,6 +246,29 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         "A JAAS login module configuration: PlainLoginModule user_<name>=\"<password>\" entries for PLAIN, username/password for this node's own connections."),
     k("sasl.oauthbearer.expected.audience", T::List, Some(""), I::Low,
         "OAUTHBEARER: the audiences (aud claim) a token must name one of; empty accepts any."),
+    k("sasl.server.callback.handler.class", T::Class, None, I::Medium,
+        "The SASL server callback handler; for OAUTHBEARER, Kafka's OAuthBearerUnsecuredValidatorCallbackHandler (default) or OAuthBearerValidatorCallbackHandler (signed JWTs against a JWKS).")
+        .note("per listener and mechanism: listener.name.<l>.oauthbearer.sasl.server.callback.handler.class; other classes stop the start"),
+    k("sasl.oauthbearer.jwks.endpoint.url", T::String, None, I::Medium,
+        "OAUTHBEARER: the JWKS (a file: URL, read at start, or an http(s) URL, refreshed) whose keys verify signed tokens."),
+    k("sasl.oauthbearer.jwks.endpoint.refresh.ms", T::Long, Some("3600000"), I::Low,
+        "OAUTHBEARER: how often an http(s) JWKS is retrieved again.")
+        .check(V::AtLeast(0)),
+    k("sasl.oauthbearer.jwks.endpoint.retry.backoff.ms", T::Long, Some("100"), I::Low,
+        "OAUTHBEARER: the first wait between JWKS retrieval attempts (doubling).")
+        .check(V::AtLeast(0)),
+    k("sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms", T::Long, Some("10000"), I::Low,
+        "OAUTHBEARER: the longest wait between JWKS retrieval attempts, and their total.")
+        .check(V::AtLeast(0)),
+    k("sasl.oauthbearer.expected.issuer", T::String, None, I::Low,
+        "OAUTHBEARER: the issuer (iss claim) a signed token must have; unset accepts any."),
+    k("sasl.oauthbearer.sub.claim.name", T::String, Some("sub"), I::Low,
+        "OAUTHBEARER: the claim holding a signed token's principal."),
+    k("sasl.oauthbearer.scope.claim.name", T::String, Some("scope"), I::Low,
+        "OAUTHBEARER: the claim holding a signed token's scope."),
+    k("sasl.oauthbearer.clock.skew.seconds", T::Int, Some("30"), I::Low,
+        "OAUTHBEARER: the clock difference tolerated when checking exp, iat and nbf.")
+        .check(V::AtLeast(0)),
     k("sasl.server.max.receive.size", T::Int, Some("524288"), I::Low,
         "The largest request accepted before a SASL client has authenticated.")
         .check(V::AtLeast(1)),

@@ -13,9 +13,14 @@ use std::time::Duration;
 use rafka_security::sasl::authenticator::SaslServerConfig;
 use rafka_security::sasl::client_authenticator::SaslClientConfig;
 use rafka_security::sasl::jaas::JaasConfig;
-use rafka_security::sasl::oauthbearer::UnsecuredValidator;
+use rafka_security::sasl::oauthbearer::jwks_endpoint::{
+    self, JwksEndpoint, RefreshSettings, RefreshingJwks,
+};
+use rafka_security::sasl::oauthbearer::jwks_validator::{self, ClaimRules, JwksValidator};
+use rafka_security::sasl::oauthbearer::{TokenValidator, UnsecuredValidator};
 use rafka_security::sasl::plain::PlainUsers;
 use rafka_security::sasl::SaslMechanism;
+use rafka_security::tls::ssl_config::TruststoreSource;
 
 use super::{ConfigError, KafkaConfig};
 
@@ -27,10 +32,25 @@ const LISTENER_KEYS: &[&str] = &[
     "connections.max.reauth.ms",
     "sasl.server.max.receive.size",
     "sasl.server.callback.handler.class",
+    "sasl.oauthbearer.jwks.endpoint.url",
+    "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+    "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms",
+    "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+    "sasl.oauthbearer.expected.audience",
+    "sasl.oauthbearer.expected.issuer",
+    "sasl.oauthbearer.sub.claim.name",
+    "sasl.oauthbearer.scope.claim.name",
+    "sasl.oauthbearer.clock.skew.seconds",
 ];
 
 /// Kafka's default OAUTHBEARER server callback handler: unsecured JWS tokens.
 const UNSECURED_VALIDATOR_CLASS: &str = "org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler";
+/// Kafka's handler for signed JWTs checked against a JWKS (KIP-768), under its current and its
+/// earlier (3.1–3.x `secured`) package names.
+const VALIDATOR_CLASSES: &[&str] = &[
+    "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
+    "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerValidatorCallbackHandler",
+];
 
 /// Whether `key` (`listener.name.…`) is one of the SASL keys read per listener.
 pub fn is_listener_sasl_key(key: &str) -> bool {
@@ -136,38 +156,7 @@ impl KafkaConfig {
             PlainUsers::default()
         };
         let oauthbearer = if enabled.contains(&SaslMechanism::OAuthBearer) {
-            if let Some(class) = self.listener_mechanism_value(
-                listener,
-                SaslMechanism::OAuthBearer,
-                "sasl.server.callback.handler.class",
-            ) {
-                if class.trim() != UNSECURED_VALIDATOR_CLASS {
-                    return Err(ConfigError::invalid(
-                        "sasl.server.callback.handler.class",
-                        format!(
-                            "listener {listener}: OAUTHBEARER handler {} is not supported; rafka \
-                             validates only unsecured tokens ({UNSECURED_VALIDATOR_CLASS}) — \
-                             signed JWTs against a JWKS are not implemented",
-                            class.trim()
-                        ),
-                    ));
-                }
-            }
-            let jaas = self.sasl_jaas_config(listener, SaslMechanism::OAuthBearer)?;
-            let audience = self
-                .listener_value(listener, "sasl.oauthbearer.expected.audience")
-                .map(|a| {
-                    a.split(',')
-                        .map(str::trim)
-                        .filter(|x| !x.is_empty())
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
-            Some(Arc::new(UnsecuredValidator::from_jaas(
-                jaas.as_ref(),
-                audience,
-            )))
+            Some(Arc::new(self.oauthbearer_validator(listener)?))
         } else {
             None
         };
@@ -202,6 +191,141 @@ impl KafkaConfig {
             max_receive_size,
             oauthbearer,
         }))
+    }
+
+    /// OAUTHBEARER's token check on `listener`, from its `sasl.server.callback.handler.class`:
+    /// Kafka's unsecured validator (the default), or signed JWTs against the JWKS of
+    /// `sasl.oauthbearer.jwks.endpoint.url` (retrieved now: a JWKS that cannot be read stops the
+    /// start, as in Kafka). Each `sasl.oauthbearer.*` key may be prefixed with
+    /// `listener.name.<l>.oauthbearer.` or `listener.name.<l>.`.
+    fn oauthbearer_validator(&self, listener: &str) -> Result<TokenValidator, ConfigError> {
+        const M: SaslMechanism = SaslMechanism::OAuthBearer;
+        let value = |key: &str| {
+            self.listener_mechanism_value(listener, M, key)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let list = |key: &str| -> Vec<String> {
+            value(key)
+                .map(|a| {
+                    a.split(',')
+                        .map(str::trim)
+                        .filter(|x| !x.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let number = |key: &str, default: i64, min: i64| -> Result<i64, ConfigError> {
+            match value(key) {
+                None => Ok(default),
+                Some(raw) => match raw.parse::<i64>() {
+                    Ok(n) if n >= min => Ok(n),
+                    _ => Err(ConfigError::invalid_value(
+                        key,
+                        &raw,
+                        format!("listener {listener}: not a number of at least {min}"),
+                    )),
+                },
+            }
+        };
+        let jaas = self.sasl_jaas_config(listener, M)?;
+        let class = value("sasl.server.callback.handler.class");
+        match class.as_deref() {
+            None | Some(UNSECURED_VALIDATOR_CLASS) => {
+                return Ok(TokenValidator::Unsecured(UnsecuredValidator::from_jaas(
+                    jaas.as_ref(),
+                    list("sasl.oauthbearer.expected.audience"),
+                )))
+            }
+            Some(c) if VALIDATOR_CLASSES.contains(&c) => {}
+            Some(c) => {
+                return Err(ConfigError::invalid(
+                    "sasl.server.callback.handler.class",
+                    format!(
+                        "listener {listener}: OAUTHBEARER handler {c} is not supported; rafka \
+                         offers {UNSECURED_VALIDATOR_CLASS} (unsecured tokens) and {} (signed \
+                         JWTs against a JWKS)",
+                        VALIDATOR_CLASSES[0]
+                    ),
+                ))
+            }
+        }
+        let url_key = "sasl.oauthbearer.jwks.endpoint.url";
+        let url = value(url_key).ok_or_else(|| {
+            ConfigError::invalid(
+                url_key,
+                format!(
+                    "listener {listener}: {} needs {url_key} (a file: or https: URL of the JWKS)",
+                    VALIDATOR_CLASSES[0]
+                ),
+            )
+        })?;
+        // The https client's truststore, from the JAAS options as Kafka reads it.
+        let truststore = match &jaas {
+            Some(j) => {
+                let kind = j.option("ssl.truststore.type").unwrap_or("PEM");
+                match (
+                    j.option("ssl.truststore.location"),
+                    j.option("ssl.truststore.certificates"),
+                ) {
+                    _ if !kind.eq_ignore_ascii_case("PEM") => {
+                        return Err(ConfigError::invalid(
+                            "sasl.jaas.config",
+                            format!(
+                                "listener {listener}: the JWKS client's ssl.truststore.type \
+                                 must be PEM (got {kind})"
+                            ),
+                        ))
+                    }
+                    (Some(path), _) => Some(TruststoreSource::File(path.into())),
+                    (None, Some(pem)) => Some(TruststoreSource::Inline(pem.to_owned())),
+                    (None, None) => None,
+                }
+            }
+            None => None,
+        };
+        let endpoint = JwksEndpoint::parse(&url, truststore.as_ref()).map_err(|e| {
+            ConfigError::invalid_value(url_key, &url, format!("listener {listener}: {e}"))
+        })?;
+        let ms = |key: &str, default: u64| -> Result<Duration, ConfigError> {
+            number(key, default as i64, 0).map(|n| Duration::from_millis(n as u64))
+        };
+        let settings = RefreshSettings {
+            refresh: ms(
+                "sasl.oauthbearer.jwks.endpoint.refresh.ms",
+                jwks_endpoint::defaults::REFRESH_MS,
+            )?,
+            retry_backoff: ms(
+                "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms",
+                jwks_endpoint::defaults::RETRY_BACKOFF_MS,
+            )?,
+            retry_backoff_max: ms(
+                "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
+                jwks_endpoint::defaults::RETRY_BACKOFF_MAX_MS,
+            )?,
+            ..RefreshSettings::default()
+        };
+        let rules = ClaimRules {
+            clock_skew_seconds: number(
+                "sasl.oauthbearer.clock.skew.seconds",
+                jwks_validator::defaults::CLOCK_SKEW_SECONDS,
+                0,
+            )?,
+            expected_audience: list("sasl.oauthbearer.expected.audience"),
+            expected_issuer: value("sasl.oauthbearer.expected.issuer"),
+            sub_claim_name: value("sasl.oauthbearer.sub.claim.name")
+                .unwrap_or_else(|| jwks_validator::defaults::SUB_CLAIM_NAME.into()),
+            scope_claim_name: value("sasl.oauthbearer.scope.claim.name")
+                .unwrap_or_else(|| jwks_validator::defaults::SCOPE_CLAIM_NAME.into()),
+        };
+        let keys = RefreshingJwks::start(endpoint, settings).map_err(|e| {
+            ConfigError::invalid(
+                url_key,
+                format!("listener {listener}: cannot load the JWKS: {e}"),
+            )
+        })?;
+        Ok(TokenValidator::Jwks(JwksValidator::new(keys, rules)))
     }
 
     /// What this node presents on `listener` of another node when it is SASL_*: the mechanism
@@ -349,17 +473,31 @@ mod tests {
         ]);
         let c = load(&lines).expect("loads");
         assert!(c.sasl_server_config("SASL_PLAINTEXT").is_err());
-        // Signed-JWT validation asked for: refused, never served unsecured.
-        let mut lines = BASE.to_vec();
-        lines.extend([
-            ("sasl.enabled.mechanisms", "OAUTHBEARER"),
-            (
-                "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class",
-                "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
-            ),
-        ]);
-        let c = load(&lines).expect("loads");
-        assert!(c.sasl_server_config("SASL_PLAINTEXT").is_err());
+        // Signed-JWT validation without a JWKS, or with one that cannot be read, or an unknown
+        // handler class: refused, never served unsecured.
+        for (class, url) in [
+            (VALIDATOR_CLASSES[0], None),
+            (VALIDATOR_CLASSES[1], Some("file:/nonexistent/jwks.json")),
+            (VALIDATOR_CLASSES[0], Some("ldap://x/")),
+            ("com.example.MyHandler", None),
+        ] {
+            let mut lines = BASE.to_vec();
+            lines.extend([
+                ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+                (
+                    "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class",
+                    class,
+                ),
+            ]);
+            if let Some(url) = url {
+                lines.push(("sasl.oauthbearer.jwks.endpoint.url", url));
+            }
+            let c = load(&lines).expect("loads");
+            assert!(
+                c.sasl_server_config("SASL_PLAINTEXT").is_err(),
+                "{class} {url:?}"
+            );
+        }
         let mut lines = BASE.to_vec();
         lines.push(("sasl.enabled.mechanisms", "OAUTHBEARER"));
         let c = load(&lines).expect("loads");
@@ -369,5 +507,75 @@ mod tests {
             .expect("sasl")
             .oauthbearer
             .is_some());
+    }
+
+    #[test]
+    fn signed_jwts_against_a_jwks_file() {
+        use rafka_security::sasl::oauthbearer::jwk::JwkSet;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("jwks.json");
+        // One EC P-256 key (the point is the P-256 generator).
+        std::fs::write(
+            &path,
+            r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"k",
+                "x":"axfR8uEsQkf4vOblY6RA8ncDfYEt6zOg9KE5RdiYwpY",
+                "y":"T-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU"}]}"#,
+        )
+        .expect("write");
+        assert_eq!(
+            JwkSet::parse(&std::fs::read(&path).expect("read"))
+                .expect("jwks")
+                .keys
+                .len(),
+            1
+        );
+        let url = format!("file://{}", path.display());
+        let mut lines = BASE.to_vec();
+        lines.extend([
+            ("sasl.enabled.mechanisms", "OAUTHBEARER"),
+            (
+                "listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class",
+                VALIDATOR_CLASSES[1],
+            ),
+            ("sasl.oauthbearer.jwks.endpoint.url", url.as_str()),
+            ("sasl.oauthbearer.expected.audience", "a, b"),
+            ("sasl.oauthbearer.expected.issuer", "https://idp"),
+            (
+                "listener.name.sasl_plaintext.oauthbearer.sasl.oauthbearer.sub.claim.name",
+                "azp",
+            ),
+            ("sasl.oauthbearer.clock.skew.seconds", "5"),
+        ]);
+        let c = load(&lines).expect("loads");
+        assert!(
+            c.warnings().iter().all(|w| !w.contains("oauthbearer")),
+            "{:?}",
+            c.warnings()
+        );
+        let s = c
+            .sasl_server_config("SASL_PLAINTEXT")
+            .expect("ok")
+            .expect("sasl");
+        let Some(TokenValidator::Jwks(v)) = s.oauthbearer.as_deref() else {
+            panic!("expected the JWKS validator")
+        };
+        assert_eq!(
+            v.rules(),
+            &ClaimRules {
+                clock_skew_seconds: 5,
+                expected_audience: vec!["a".into(), "b".into()],
+                expected_issuer: Some("https://idp".into()),
+                sub_claim_name: "azp".into(),
+                scope_claim_name: "scope".into(),
+            }
+        );
+        lines.push(("sasl.oauthbearer.clock.skew.seconds", "-1"));
+        assert!(
+            load(&lines).is_err()
+                || load(&lines)
+                    .expect("loads")
+                    .sasl_server_config("SASL_PLAINTEXT")
+                    .is_err()
+        );
     }
 }

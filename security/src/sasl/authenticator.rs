@@ -26,7 +26,7 @@ use rafka_protocol::messages::{
 };
 use rafka_protocol::{ErrorCode, RequestFrame, ResponseFrame};
 
-use super::oauthbearer::{OAuthBearerServer, UnsecuredValidator};
+use super::oauthbearer::{OAuthBearerServer, TokenValidator};
 use super::plain::{PlainServer, PlainUsers};
 use super::scram::{ScramCredentialStore, ScramServer};
 use super::{SaslError, SaslMechanism, SaslServer, ServerStep};
@@ -47,8 +47,8 @@ pub struct SaslServerConfig {
     pub failed_authentication_delay: Duration,
     /// `sasl.server.max.receive.size`: the largest request before authentication.
     pub max_receive_size: usize,
-    /// OAUTHBEARER's token validator (Kafka's unsecured one); `None` refuses OAUTHBEARER.
-    pub oauthbearer: Option<Arc<UnsecuredValidator>>,
+    /// OAUTHBEARER's token validator (unsecured or JWKS); `None` refuses OAUTHBEARER.
+    pub oauthbearer: Option<Arc<TokenValidator>>,
 }
 
 impl std::fmt::Debug for SaslServerConfig {

@@ -1,5 +1,6 @@
-//! SASL/OAUTHBEARER (RFC 7628) with Kafka's default server handler: unsecured JWS tokens
-//! (`OAuthBearerUnsecuredValidatorCallbackHandler`), for development.
+//! SASL/OAUTHBEARER (RFC 7628) with Kafka's two server handlers: unsecured JWS tokens
+//! (`OAuthBearerUnsecuredValidatorCallbackHandler`, the default, for development) and signed JWTs
+//! checked against a JWKS (`OAuthBearerValidatorCallbackHandler`, [`jwks_validator`]).
 //!
 //! The client's one message is `gs2-header %x01 auth=Bearer <token> %x01 [key=value %x01]... %x01`.
 //! The token is a JWS in compact form whose header says `"alg":"none"` and whose signature part
@@ -11,8 +12,14 @@
 //! in `aud`. A refused token is answered, as RFC 7628 and Kafka do, with a JSON error challenge;
 //! the client's `%x01` reply then ends the exchange as a failure.
 //!
-//! Signed tokens checked against a JWKS (Kafka's `OAuthBearerValidatorCallbackHandler`) are not
-//! implemented: a listener configured for them is refused at start, never served unsecured.
+//! The unsecured validator is here; the signed one is [`jwks_validator`], its keys [`jwk`] and
+//! their retrieval [`jwks_endpoint`]. Both answer a refused token the same way.
+
+pub mod jwk;
+pub mod jwks_endpoint;
+pub mod jwks_validator;
+#[cfg(any(test, feature = "testing"))]
+pub mod test_signer;
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -154,6 +161,31 @@ impl UnsecuredValidator {
     }
 }
 
+/// The token check a listener's OAUTHBEARER uses (its `sasl.server.callback.handler.class`).
+#[derive(Debug)]
+pub enum TokenValidator {
+    /// Kafka's default: unsecured (`alg: none`) tokens.
+    Unsecured(UnsecuredValidator),
+    /// `OAuthBearerValidatorCallbackHandler`: signed tokens, keys from a JWKS.
+    Jwks(jwks_validator::JwksValidator),
+}
+
+impl TokenValidator {
+    /// Validates `token`; the principal and the expiry (ms since the epoch).
+    pub fn validate(&self, token: &str, now_ms: i64) -> Result<(String, i64), String> {
+        match self {
+            TokenValidator::Unsecured(v) => v.validate(token, now_ms),
+            TokenValidator::Jwks(v) => v.validate(token, now_ms),
+        }
+    }
+}
+
+impl From<UnsecuredValidator> for TokenValidator {
+    fn from(v: UnsecuredValidator) -> Self {
+        TokenValidator::Unsecured(v)
+    }
+}
+
 enum State {
     Initial,
     /// The error challenge was sent; the client's `%x01` ends the exchange.
@@ -163,12 +195,12 @@ enum State {
 
 /// The server side of one OAUTHBEARER exchange.
 pub struct OAuthBearerServer {
-    validator: Arc<UnsecuredValidator>,
+    validator: Arc<TokenValidator>,
     state: State,
 }
 
 impl OAuthBearerServer {
-    pub fn new(validator: Arc<UnsecuredValidator>) -> OAuthBearerServer {
+    pub fn new(validator: Arc<TokenValidator>) -> OAuthBearerServer {
         OAuthBearerServer {
             validator,
             state: State::Initial,
@@ -267,11 +299,11 @@ mod tests {
 
     #[test]
     fn unsecured_tokens_as_kafka_checks_them() {
-        let v = Arc::new(UnsecuredValidator {
+        let v = Arc::new(TokenValidator::from(UnsecuredValidator {
             required_scope: vec!["kafka".into()],
             expected_audience: vec!["rafka".into()],
             ..Default::default()
-        });
+        }));
         let exp = now_ms() / 1000 + 3600;
         let good = jwt(
             r#"{"alg":"none"}"#,

@@ -27,7 +27,7 @@ pub mod ssl_config;
 
 pub use client::TlsClient;
 pub use principal_mapper::SslPrincipalMapper;
-pub use server::{ReloadTask, TlsHandshakeError, TlsServer};
+pub use server::{validate_reconfiguration, ReloadTask, TlsHandshakeError, TlsServer};
 pub use ssl_config::{ClientAuth, SslConfig};
 
 use std::path::PathBuf;
@@ -62,4 +62,7 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
     #[error("cannot build the certificate verifier: {0}")]
     Verifier(String),
+    /// A dynamic update whose keystore does not match the one in force.
+    #[error("{0}")]
+    Incompatible(String),
 }

@@ -1,10 +1,12 @@
 //! [`TlsServer`]: the TLS side of one listener — its rustls configuration (swapped when the
-//! keystore or truststore files change), the handshake of each accepted connection, and the
-//! principal its client certificate names.
+//! keystore or truststore files change, or when Kafka's dynamic SSL update gives the listener
+//! new `ssl.*` settings: [`TlsServer::reconfigure`]), the handshake of each accepted connection,
+//! and the principal its client certificate names.
 //!
-//! Thread-safety: shared by every connection of the listener (`Arc`). The current rustls
-//! configuration sits behind a `RwLock` held only to clone or replace an `Arc`, never across an
-//! `.await`; a connection takes the configuration in force when it is accepted and keeps it.
+//! Thread-safety: shared by every connection of the listener (`Arc`). The settings and the
+//! rustls configuration built from them sit together behind one `RwLock`, held only to clone or
+//! replace them, never across an `.await`; a connection takes the configuration in force when
+//! it is accepted and keeps it.
 
 use std::io;
 use std::path::PathBuf;
@@ -47,13 +49,20 @@ pub enum TlsHandshakeError {
     NoMatchingRule { subject: String, rules: String },
 }
 
+/// The listener's settings and the rustls configuration built from them.
+#[derive(Debug, Clone)]
+struct Active {
+    config: Arc<SslConfig>,
+    server: Arc<ServerConfig>,
+}
+
 /// The TLS side of one listener.
 #[derive(Debug)]
 pub struct TlsServer {
-    config: SslConfig,
-    /// The configuration new connections use; replaced by [`TlsServer::reload`].
-    current: RwLock<Arc<ServerConfig>>,
-    /// The files' modification times when `current` was built.
+    /// What new connections use; replaced by [`TlsServer::reload`] and
+    /// [`TlsServer::reconfigure`].
+    active: RwLock<Active>,
+    /// The files' modification times when `active` was built.
     stamps: RwLock<Vec<Option<SystemTime>>>,
 }
 
@@ -64,24 +73,54 @@ impl TlsServer {
         let stamps = file_stamps(&config);
         let built = build_server_config(&config)?;
         Ok(Arc::new(TlsServer {
-            config,
-            current: RwLock::new(Arc::new(built)),
+            active: RwLock::new(Active {
+                config: Arc::new(config),
+                server: Arc::new(built),
+            }),
             stamps: RwLock::new(stamps),
         }))
     }
 
-    /// The listener's settings.
-    pub fn ssl_config(&self) -> &SslConfig {
-        &self.config
+    fn active(&self) -> Active {
+        // A poisoned lock still holds a whole value: use it.
+        match self.active.read() {
+            Ok(a) => a.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    fn set_active(&self, active: Active) {
+        match self.active.write() {
+            Ok(mut a) => *a = active,
+            Err(p) => *p.into_inner() = active,
+        }
+    }
+
+    /// The listener's settings in force.
+    pub fn ssl_config(&self) -> Arc<SslConfig> {
+        self.active().config
     }
 
     /// The configuration new connections get.
     pub fn server_config(&self) -> Arc<ServerConfig> {
-        // A poisoned lock still holds a whole Arc: use it.
-        match self.current.read() {
-            Ok(c) => c.clone(),
-            Err(p) => p.into_inner().clone(),
+        self.active().server
+    }
+
+    /// Kafka's dynamic SSL update: new connections use `new` from now on (connections already
+    /// open keep their session). Checked first as [`validate_reconfiguration`] does; an error
+    /// leaves the settings in force unchanged.
+    pub fn reconfigure(&self, new: SslConfig) -> Result<(), TlsError> {
+        let built = validate_reconfiguration(&self.ssl_config(), &new)?;
+        let stamps = file_stamps(&new);
+        self.set_active(Active {
+            config: Arc::new(new),
+            server: Arc::new(built),
+        });
+        match self.stamps.write() {
+            Ok(mut s) => *s = stamps,
+            Err(p) => *p.into_inner() = stamps,
         }
+        Ok(())
     }
 
     /// Runs the server side of the handshake on an accepted connection, within `timeout`, and
@@ -115,7 +154,8 @@ impl TlsServer {
             None => KafkaPrincipal::anonymous(),
             Some(cert) => {
                 let subject = subject_rfc2253(cert)?;
-                let mapper = &self.config.principal_mapper;
+                let config = self.ssl_config();
+                let mapper = &config.principal_mapper;
                 match mapper.name(&subject) {
                     Some(name) => KafkaPrincipal::user(name),
                     None => {
@@ -134,7 +174,8 @@ impl TlsServer {
     /// build: `Ok(true)` when new connections now get the new certificates, `Ok(false)` when
     /// nothing changed. A file that does not load leaves the old configuration in force.
     pub fn reload(&self) -> Result<bool, TlsError> {
-        let stamps = file_stamps(&self.config);
+        let config = self.ssl_config();
+        let stamps = file_stamps(&config);
         let unchanged = match self.stamps.read() {
             Ok(s) => *s == stamps,
             Err(p) => *p.into_inner() == stamps,
@@ -148,11 +189,11 @@ impl TlsServer {
             Ok(mut s) => *s = stamps,
             Err(p) => *p.into_inner() = stamps,
         }
-        let built = Arc::new(build_server_config(&self.config)?);
-        match self.current.write() {
-            Ok(mut c) => *c = built,
-            Err(p) => *p.into_inner() = built,
-        }
+        let built = Arc::new(build_server_config(&config)?);
+        self.set_active(Active {
+            config,
+            server: built,
+        });
         Ok(true)
     }
 
@@ -166,7 +207,7 @@ impl TlsServer {
 
     /// [`TlsServer::watch`] with another interval.
     pub fn watch_every(self: &Arc<Self>, every: Duration) -> Option<ReloadTask> {
-        if watched_files(&self.config).is_empty() {
+        if watched_files(&self.ssl_config()).is_empty() {
             return None;
         }
         let weak: Weak<TlsServer> = Arc::downgrade(self);
@@ -177,7 +218,8 @@ impl TlsServer {
             loop {
                 tick.tick().await;
                 let Some(server) = weak.upgrade() else { return };
-                let listener = &server.config.listener;
+                let config = server.ssl_config();
+                let listener = &config.listener;
                 match server.reload() {
                     Ok(true) => info!(listener, "TLS keystore/truststore reloaded"),
                     Ok(false) => {}
@@ -218,6 +260,61 @@ fn file_stamps(config: &SslConfig) -> Vec<Option<SystemTime>> {
         .iter()
         .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
         .collect()
+}
+
+/// Kafka's checks of a dynamic SSL update (`SslFactory.validateReconfiguration`): the new
+/// settings build, and — unless `ssl.allow.dn.changes` / `ssl.allow.san.changes` — the new
+/// keystore's certificate has the subject and subject alternative names of the one in force
+/// (clients that pinned the broker's identity keep working). The rustls configuration, built.
+pub fn validate_reconfiguration(
+    current: &SslConfig,
+    new: &SslConfig,
+) -> Result<ServerConfig, TlsError> {
+    let built = build_server_config(new)?;
+    if let (Some(old_ks), Some(new_ks)) = (&current.keystore, &new.keystore) {
+        if old_ks != new_ks && !(new.allow_dn_changes && new.allow_san_changes) {
+            // The old keystore may be gone (replaced files): then there is nothing to compare.
+            if let Ok(old) = load_key_pair(old_ks, current.key_password.as_deref()) {
+                let fresh = load_key_pair(new_ks, new.key_password.as_deref())?;
+                let (old_cert, new_cert) = (&old.chain[0], &fresh.chain[0]);
+                let listener = &new.listener;
+                if !new.allow_dn_changes {
+                    let (a, b) = (subject_rfc2253(old_cert), subject_rfc2253(new_cert));
+                    if a.as_ref().ok() != b.as_ref().ok() || b.is_err() {
+                        return Err(TlsError::Incompatible(format!(
+                            "listener {listener}: the new keystore's DistinguishedName does not \
+                             match the current one ({} vs {}); set ssl.allow.dn.changes=true to \
+                             allow it",
+                            b.unwrap_or_default(),
+                            a.unwrap_or_default()
+                        )));
+                    }
+                }
+                if !new.allow_san_changes
+                    && subject_alt_names(old_cert) != subject_alt_names(new_cert)
+                {
+                    return Err(TlsError::Incompatible(format!(
+                        "listener {listener}: the new keystore's SubjectAltNames do not match the \
+                         current one's; set ssl.allow.san.changes=true to allow it"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(built)
+}
+
+/// The subject alternative names extension of a DER certificate, as its DER value (`None`
+/// without one, or for a certificate that does not parse).
+fn subject_alt_names(cert: &[u8]) -> Option<Vec<u8>> {
+    use pkcs8::der::Decode;
+    const SAN: &str = "2.5.29.17";
+    let cert = x509_cert::Certificate::from_der(cert).ok()?;
+    cert.tbs_certificate
+        .extensions?
+        .into_iter()
+        .find(|e| e.extn_id.to_string() == SAN)
+        .map(|e| e.extn_value.as_bytes().to_vec())
 }
 
 /// The rustls server configuration of `config`.

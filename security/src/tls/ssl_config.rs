@@ -62,6 +62,10 @@ pub struct SslConfig {
     pub endpoint_identification: bool,
     /// `ssl.principal.mapping.rules`.
     pub principal_mapper: SslPrincipalMapper,
+    /// `ssl.allow.dn.changes`: a dynamic keystore update may change the certificate's subject.
+    pub allow_dn_changes: bool,
+    /// `ssl.allow.san.changes`: … and its subject alternative names.
+    pub allow_san_changes: bool,
 }
 
 impl std::fmt::Debug for SslConfig {
@@ -84,6 +88,8 @@ impl std::fmt::Debug for SslConfig {
             .field("protocols", &self.protocols)
             .field("cipher_suites", &self.cipher_suites)
             .field("endpoint_identification", &self.endpoint_identification)
+            .field("allow_dn_changes", &self.allow_dn_changes)
+            .field("allow_san_changes", &self.allow_san_changes)
             .finish()
     }
 }
@@ -238,8 +244,25 @@ impl SslConfig {
                 reason,
             })?;
 
+        let flag = |key: &str| -> Result<bool, TlsError> {
+            match get(key) {
+                None => Ok(false),
+                Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+                Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+                Some(v) => Err(TlsError::InvalidValue {
+                    key: key.into(),
+                    value: v,
+                    reason: "must be true or false".into(),
+                }),
+            }
+        };
+        let allow_dn_changes = flag("ssl.allow.dn.changes")?;
+        let allow_san_changes = flag("ssl.allow.san.changes")?;
+
         Ok(SslConfig {
             listener: listener.to_owned(),
+            allow_dn_changes,
+            allow_san_changes,
             keystore,
             key_password: get("ssl.key.password"),
             truststore,

@@ -1,0 +1,135 @@
+//! A listener's `ssl.*` settings as this broker obeys them: the static keys
+//! (`listener.name.<l>.ssl.*`, then `ssl.*`) under the listener-prefixed keys set dynamically
+//! on this broker (Kafka's dynamic SSL update: IncrementalAlterConfigs / AlterConfigs on the
+//! `BROKER` resource named by this node's id).
+//!
+//! Only the keystore and truststore keys may be changed dynamically, per broker and per
+//! listener (Kafka's `SslConfigs.RECONFIGURABLE_CONFIGS`); everything else about a listener's
+//! TLS is read at start.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rafka_controller::image::MetadataImage;
+use rafka_security::tls::{SslConfig, TlsError, TlsServer};
+
+use super::{effective_config, KafkaConfig};
+
+/// The `ssl.*` keys a listener takes dynamically (as `listener.name.<l>.<key>`).
+pub const RECONFIGURABLE_SSL_KEYS: &[&str] = &[
+    "ssl.keystore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.password",
+    "ssl.key.password",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.key",
+    "ssl.truststore.type",
+    "ssl.truststore.location",
+    "ssl.truststore.password",
+    "ssl.truststore.certificates",
+];
+
+/// `listener.name.<l>.<key>` with a reconfigurable `key`: the listener's name (as written, lower
+/// case in Kafka's spelling) and the key.
+pub fn dynamic_listener_ssl_key(key: &str) -> Option<(&str, &str)> {
+    let (listener, rest) = key.strip_prefix("listener.name.")?.split_once('.')?;
+    (!listener.is_empty() && RECONFIGURABLE_SSL_KEYS.contains(&rest)).then_some((listener, rest))
+}
+
+impl KafkaConfig {
+    /// The `ssl.*` settings of `listener` in force (dynamic per-broker values first).
+    pub fn ssl_config(&self, listener: &str) -> Result<SslConfig, TlsError> {
+        SslConfig::from_keys(listener, |key| self.listener_value(listener, key))
+    }
+}
+
+/// Applies the dynamic SSL updates the image holds for this broker to its listeners' TLS
+/// servers: once a listener's keys change, new connections get the new keystore and truststore.
+/// The broker calls [`DynamicListenerSsl::on_image`] for each new image before its handlers see
+/// it, so an AlterConfigs that waits for its change to reach the image answers after the
+/// listener switched.
+pub struct DynamicListenerSsl {
+    base: KafkaConfig,
+    broker_id: i32,
+    listeners: Vec<(String, Arc<TlsServer>)>,
+    /// The listener-prefixed reconfigurable keys last applied.
+    applied: BTreeMap<String, String>,
+}
+
+impl DynamicListenerSsl {
+    /// `listeners`: the TLS listeners (name, server) of this broker.
+    pub fn new(
+        base: KafkaConfig,
+        broker_id: i32,
+        listeners: Vec<(String, Arc<TlsServer>)>,
+    ) -> DynamicListenerSsl {
+        DynamicListenerSsl {
+            base,
+            broker_id,
+            listeners,
+            applied: BTreeMap::new(),
+        }
+    }
+
+    pub fn on_image(&mut self, image: &MetadataImage) {
+        if self.listeners.is_empty() {
+            return;
+        }
+        let config = effective_config(&self.base, image, self.broker_id);
+        let now: BTreeMap<String, String> = config
+            .dynamic()
+            .per_broker
+            .iter()
+            .filter(|(k, _)| dynamic_listener_ssl_key(k).is_some())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        if now == self.applied {
+            return;
+        }
+        for (name, tls) in &self.listeners {
+            let prefix = format!("listener.name.{}.", name.to_ascii_lowercase());
+            let of = |m: &BTreeMap<String, String>| -> Vec<(String, String)> {
+                m.iter()
+                    .filter(|(k, _)| k.starts_with(&prefix))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            };
+            if of(&now) == of(&self.applied) {
+                continue;
+            }
+            match config.ssl_config(name).and_then(|c| tls.reconfigure(c)) {
+                Ok(()) => tracing::info!(
+                    listener = %name,
+                    "TLS keystore/truststore updated by a dynamic broker config"
+                ),
+                Err(e) => tracing::warn!(
+                    listener = %name,
+                    error = %e,
+                    "dynamic SSL update cannot be applied; keeping the certificates in force"
+                ),
+            }
+        }
+        self.applied = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconfigurable_keys() {
+        assert_eq!(
+            dynamic_listener_ssl_key("listener.name.ssl.ssl.keystore.location"),
+            Some(("ssl", "ssl.keystore.location"))
+        );
+        for no in [
+            "ssl.keystore.location",
+            "listener.name.ssl.ssl.client.auth",
+            "listener.name..ssl.keystore.location",
+            "listener.name.ssl.ssl.principal.mapping.rules",
+        ] {
+            assert_eq!(dynamic_listener_ssl_key(no), None, "{no}");
+        }
+    }
+}
