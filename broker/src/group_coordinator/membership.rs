@@ -60,6 +60,7 @@ mod rebalance;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use group::random_uuid;
 use group::{Group, JoinArgs};
 
 /// How long a new member's JoinGroup may wait before the member is dropped (Kafka's
