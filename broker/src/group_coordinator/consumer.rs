@@ -31,6 +31,8 @@
 pub mod assignor;
 pub mod group;
 pub mod records;
+#[cfg(test)]
+mod tests;
 
 use assignor::{Assignment, Assignor, MemberSpec};
 use group::{reconcile, ConsumerGroup, Member, MemberState};
