@@ -339,6 +339,24 @@ impl KafkaServer {
                     retention_check_interval_ms: c
                         .get::<i64>("offsets.retention.check.interval.ms")
                         .unwrap_or(600_000),
+                    consumer: crate::group_coordinator::consumer::ConsumerGroupConfig {
+                        session_timeout_ms: int("group.consumer.session.timeout.ms", 45_000),
+                        heartbeat_interval_ms: int("group.consumer.heartbeat.interval.ms", 5_000),
+                        max_size: int("group.consumer.max.size", i32::MAX),
+                        assignors: {
+                            let a: Vec<_> = c
+                                .get_list("group.consumer.assignors")
+                                .iter()
+                                .map(String::as_str)
+                                .filter_map(crate::group_coordinator::consumer::assignor::Assignor::from_name)
+                                .collect();
+                            if a.is_empty() {
+                                crate::group_coordinator::consumer::ConsumerGroupConfig::default().assignors
+                            } else {
+                                a
+                            }
+                        },
+                    },
                 },
                 membership,
                 replica_manager.clone(),

@@ -127,6 +127,8 @@ oracle! {
     SaslAuthenticate: SaslAuthenticateRequest, SaslAuthenticateResponse;
     DescribeUserScramCredentials: DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse;
     AlterUserScramCredentials: AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse;
+    ConsumerGroupHeartbeat: ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse;
+    ConsumerGroupDescribe: ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse;
     DescribeAcls: DescribeAclsRequest, DescribeAclsResponse;
     CreateAcls: CreateAclsRequest, CreateAclsResponse;
     DeleteAcls: DeleteAclsRequest, DeleteAclsResponse;

@@ -1,7 +1,9 @@
 //! DescribeGroups: each group's state, protocol and members (with their metadata and
 //! assignment), from [`crate::group_coordinator::membership`]. A group with only committed
 //! offsets is Empty; an unknown one is Dead, without an error (as Kafka answers). A group this
-//! broker does not coordinate gets NOT_COORDINATOR (COORDINATOR_LOAD_IN_PROGRESS while loading).
+//! broker does not coordinate gets NOT_COORDINATOR. A consumer group (KIP-848) is described as
+//! Kafka's `ConsumerGroup.asDescribedGroup` does: protocol type `consumer`, the assignor as the
+//! protocol, and each member's subscription and assignment in the consumer protocol's encoding. A group that (COORDINATOR_LOAD_IN_PROGRESS while loading).
 //! Needs GROUP DESCRIBE per group (else GROUP_AUTHORIZATION_FAILED); with
 //! `include_authorized_operations` (v3+) each group carries Kafka's operations bit set.
 
@@ -38,7 +40,10 @@ pub fn handle(
                     ..Default::default()
                 };
             }
-            let mut d = apis.groups.membership().describe_group(&g);
+            let mut d = match apis.groups.consumer().describe_classic(&g, &apis.image()) {
+                Some(d) => d,
+                None => apis.groups.membership().describe_group(&g),
+            };
             if d.group_state == "Dead" && with_offsets.contains(&g) {
                 d.group_state = "Empty".into();
             }

@@ -1,7 +1,7 @@
 //! ListGroups: the groups this broker coordinates — those with members (from
 //! [`crate::group_coordinator::membership`]) and those that exist only through committed offsets
-//! (Kafka lists them as Empty, with no protocol type). v4 filters by state, v5 by type (every
-//! group here is "classic").
+//! (Kafka lists them as Empty, with no protocol type), and the consumer groups of KIP-848
+//! (type `consumer`, protocol type `consumer`). v4 filters by state, v5 by type.
 //! CLUSTER DESCRIBE lists every group; otherwise only the groups the principal may DESCRIBE.
 
 use super::KafkaApis;
@@ -15,23 +15,25 @@ pub fn handle(
     ctx: &RequestContext,
     req: ListGroupsRequest,
 ) -> ListGroupsResponse {
-    let types_ok = req.types_filter.is_empty()
-        || req
-            .types_filter
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case("classic"));
-    if !types_ok {
-        return ListGroupsResponse::default();
-    }
-    let mut groups = apis.groups.membership().list_groups(&req.states_filter);
+    let wants = |ty: &str| {
+        req.types_filter.is_empty() || req.types_filter.iter().any(|t| t.trim().eq_ignore_ascii_case(ty))
+    };
+    let consumer = apis.groups.consumer().list_groups(&req.states_filter);
+    let mut groups = if wants("classic") {
+        apis.groups.membership().list_groups(&req.states_filter)
+    } else {
+        Vec::new()
+    };
     let empty_ok = req.states_filter.is_empty()
         || req
             .states_filter
             .iter()
             .any(|s| s.eq_ignore_ascii_case("Empty"));
-    if empty_ok {
+    if empty_ok && wants("classic") {
         for g in apis.groups.groups_with_offsets() {
-            if !groups.iter().any(|l| l.group_id == g) {
+            if !groups.iter().any(|l| l.group_id == g)
+                && !consumer.iter().any(|l| l.group_id == g)
+            {
                 groups.push(ListedGroup {
                     group_id: g,
                     protocol_type: String::new(),
@@ -44,6 +46,9 @@ pub fn handle(
     }
     for g in &mut groups {
         g.group_type = "classic".into();
+    }
+    if wants("consumer") {
+        groups.extend(consumer);
     }
     let authz = apis.authorizer_for(ctx, &apis.image());
     if !authz.allows_cluster(AclOperation::Describe) {

@@ -7,6 +7,8 @@
 //! (KIP-511) and closes the connection for the rest.
 
 mod alter_configs;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod alter_user_scram_credentials;
 mod api_versions;
 mod authorize;
@@ -203,6 +205,15 @@ impl KafkaApis {
             RequestKind::SyncGroup(r) => {
                 ResponseKind::SyncGroup(sync_group::handle(self, ctx, version, r).await)
             }
+            RequestKind::ConsumerGroupHeartbeat(r) => {
+                let client_id = req.header.client_id.as_deref().unwrap_or("");
+                ResponseKind::ConsumerGroupHeartbeat(
+                    consumer_group_heartbeat::handle(self, ctx, client_id, version, r).await,
+                )
+            }
+            RequestKind::ConsumerGroupDescribe(r) => ResponseKind::ConsumerGroupDescribe(
+                consumer_group_describe::handle(self, ctx, r),
+            ),
             RequestKind::Heartbeat(r) => {
                 ResponseKind::Heartbeat(heartbeat::handle(self, ctx, version, r))
             }
@@ -210,7 +221,7 @@ impl KafkaApis {
                 ResponseKind::LeaveGroup(leave_group::handle(self, ctx, version, r))
             }
             RequestKind::OffsetCommit(r) => {
-                ResponseKind::OffsetCommit(offset_commit::handle(self, ctx, r).await)
+                ResponseKind::OffsetCommit(offset_commit::handle(self, ctx, version, r).await)
             }
             RequestKind::OffsetFetch(r) => {
                 ResponseKind::OffsetFetch(offset_fetch::handle(self, ctx, version, r))
@@ -376,6 +387,8 @@ pub fn handles(key: rafka_protocol::ApiKey) -> bool {
             | JoinGroup
             | SyncGroup
             | Heartbeat
+            | ConsumerGroupHeartbeat
+            | ConsumerGroupDescribe
             | LeaveGroup
             | OffsetCommit
             | OffsetFetch

@@ -5,7 +5,8 @@
 //! (NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS), the member and generation (a simple
 //! commit — generation -1, no member id — is allowed on a group without members; otherwise
 //! ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, REBALANCE_IN_PROGRESS), then per
-//! partition: an unknown topic or partition (UNKNOWN_TOPIC_OR_PARTITION), metadata longer than
+//! partition (for a KIP-848 consumer group: the member and its epoch — UNKNOWN_MEMBER_ID,
+//! STALE_MEMBER_EPOCH, UNSUPPORTED_VERSION below v9), then per partition: an unknown topic or partition (UNKNOWN_TOPIC_OR_PARTITION), metadata longer than
 //! `offset.metadata.max.bytes` (OFFSET_METADATA_TOO_LARGE). The rest are written as one batch;
 //! if that fails, each of them gets the error.
 //! Needs GROUP READ (else GROUP_AUTHORIZATION_FAILED for every partition) and TOPIC READ on
@@ -25,6 +26,7 @@ use rafka_security::authorizer::{AclOperation, ResourceType};
 pub async fn handle(
     apis: &KafkaApis,
     ctx: &RequestContext,
+    version: i16,
     req: OffsetCommitRequest,
 ) -> OffsetCommitResponse {
     let image = apis.image();
@@ -35,6 +37,14 @@ pub async fn handle(
         Err(ErrorCode::InvalidGroupId)
     } else {
         apis.groups.check(&req.group_id).and_then(|_| {
+            if let Some(r) = apis.groups.consumer().check_commit(
+                &req.group_id,
+                &req.member_id,
+                req.generation_id_or_member_epoch,
+                version,
+            ) {
+                return r;
+            }
             apis.groups.membership().check_commit(
                 &req.group_id,
                 req.generation_id_or_member_epoch,

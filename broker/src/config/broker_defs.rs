@@ -719,6 +719,16 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
     k("group.consumer.max.size", T::Int, Some(INT_MAX), I::Medium,
         "The maximum number of members in one consumer-protocol group.")
         .check(V::AtLeast(1)),
+    k("group.consumer.assignors", T::List,
+        Some("org.apache.kafka.coordinator.group.assignor.UniformAssignor,org.apache.kafka.coordinator.group.assignor.RangeAssignor"),
+        I::Medium,
+        "The server-side assignors of consumer groups (uniform, range or Kafka's class names); the first is the default.")
+        .check(V::ListOf(&["uniform", "range",
+            "org.apache.kafka.coordinator.group.assignor.UniformAssignor",
+            "org.apache.kafka.coordinator.group.assignor.RangeAssignor"])),
+    k("group.consumer.migration.policy", T::String, Some("bidirectional"), I::Medium,
+        "Conversion between classic and consumer groups; rafka converts empty groups both ways and never mixes members of both protocols in one group, whatever the value.")
+        .check(V::OneOf(&["disabled", "downgrade", "upgrade", "bidirectional"])),
     k("offset.metadata.max.bytes", T::Int, Some("4096"), I::High,
         "The maximum size of the metadata string of an offset commit."),
     k("offsets.load.buffer.size", T::Int, Some("5242880"), I::High,

@@ -60,6 +60,7 @@ mod rebalance;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use group::random_uuid;
 use group::{Group, JoinArgs};
 pub use group::parse_assignment;
 

@@ -30,12 +30,16 @@
 //! Offset expiry (`offsets.retention.minutes`, checked every
 //! `offsets.retention.check.interval.ms`): see [`GroupCoordinator::expire_offsets`].
 
+pub mod consumer;
 pub mod lag;
 pub mod loader;
 pub mod membership;
 pub mod records;
 
 use crate::now_ms;
+use consumer::records::ConsumerRecord;
+use consumer::{ConsumerGroupConfig, ConsumerGroups};
+use rafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 use crate::replica_manager::ReplicaManager;
 use loader::{ChunkEnd, PartitionLoad};
 use membership::GroupMembership;
@@ -82,6 +86,8 @@ pub struct CoordinatorConfig {
     pub retention_ms: i64,
     /// `offsets.retention.check.interval.ms`.
     pub retention_check_interval_ms: i64,
+    /// `group.consumer.*`: consumer groups (KIP-848).
+    pub consumer: ConsumerGroupConfig,
 }
 
 impl Default for CoordinatorConfig {
@@ -93,6 +99,7 @@ impl Default for CoordinatorConfig {
             metadata_max_bytes: 4096,
             retention_ms: 10080 * 60 * 1000,
             retention_check_interval_ms: 600_000,
+            consumer: ConsumerGroupConfig::default(),
         }
     }
 }
@@ -115,8 +122,11 @@ pub struct GroupCoordinator {
     broker_id: i32,
     config: CoordinatorConfig,
     membership: Arc<GroupMembership>,
+    /// Consumer groups (KIP-848).
+    consumer: ConsumerGroups,
     replica_manager: Arc<ReplicaManager>,
-    /// Lock order: `partitions`, then the membership's own lock (never the other way).
+    /// Lock order: `partitions`, then the consumer groups' lock, then the membership's own
+    /// lock (never the other way).
     partitions: Mutex<HashMap<i32, OffsetsPartition>>,
     /// The latest image `on_image` saw: the background writes append under it.
     image: Mutex<Arc<MetadataImage>>,
@@ -135,6 +145,7 @@ impl GroupCoordinator {
     ) -> Arc<GroupCoordinator> {
         Arc::new(GroupCoordinator {
             broker_id,
+            consumer: ConsumerGroups::new(config.consumer.clone()),
             config,
             membership,
             replica_manager,
@@ -151,6 +162,11 @@ impl GroupCoordinator {
 
     pub fn membership(&self) -> &Arc<GroupMembership> {
         &self.membership
+    }
+
+    /// The consumer groups (KIP-848).
+    pub fn consumer(&self) -> &ConsumerGroups {
+        &self.consumer
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<i32, OffsetsPartition>> {
@@ -194,6 +210,8 @@ impl GroupCoordinator {
                 // Their members find the new coordinator (waiters answer NOT_COORDINATOR).
                 let n = self.config.num_partitions;
                 self.membership
+                    .unload(|g| lost.contains(&partition_for(g, n)));
+                self.consumer
                     .unload(|g| lost.contains(&partition_for(g, n)));
             }
             parts.retain(|p, _| led.contains(p));
@@ -239,6 +257,7 @@ impl GroupCoordinator {
         };
         let mut groups: HashMap<String, GroupOffsets> = HashMap::new();
         let mut metadata: HashMap<String, GroupMetadataValue> = HashMap::new();
+        let mut consumer: Vec<(String, ConsumerRecord)> = Vec::new();
         let mut offset = {
             let r = self
                 .replica_manager
@@ -259,7 +278,7 @@ impl GroupCoordinator {
             let Some(slice) = r.records else { break };
             let bytes = bytes::Bytes::from(slice.read_to_vec().map_err(|e| e.to_string())?);
             let end = load.read_chunk(bytes, offset, &mut |rec| {
-                apply(&mut groups, &mut metadata, rec)
+                apply(&mut groups, &mut metadata, &mut consumer, rec)
             });
             match end {
                 ChunkEnd::Next(next) if next > offset => offset = next,
@@ -276,6 +295,13 @@ impl GroupCoordinator {
             for (group, value) in metadata {
                 self.membership.load_group(&group, value);
             }
+            let now = Instant::now();
+            let n = self.config.num_partitions;
+            self.consumer.unload(|g| partition_for(g, n) == p);
+            for (group, rec) in consumer {
+                self.consumer.replay(&group, rec, now);
+            }
+            self.consumer.start_sessions(|g| partition_for(g, n) == p, now);
             s.groups = groups;
             s.loaded = true;
         }
@@ -438,6 +464,9 @@ impl GroupCoordinator {
     /// its offsets and metadata are tombstoned and it is gone.
     pub fn delete_group(&self, image: &MetadataImage, group: &str) -> Result<(), ErrorCode> {
         let p = self.check(group)?;
+        if self.consumer.is_empty_group(group).is_some() {
+            return self.delete_consumer_group(image, p, group);
+        }
         let has_offsets = self
             .lock()
             .get(&p)
@@ -469,7 +498,155 @@ impl GroupCoordinator {
     /// sleeps until then (or its periodic tick, whichever is first), so a session expires at its
     /// deadline, not up to a tick later.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.membership.next_deadline()
+        match (self.membership.next_deadline(), self.consumer.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// DeleteGroups for an empty consumer group: its offsets' and records' tombstones.
+    fn delete_consumer_group(
+        &self,
+        image: &MetadataImage,
+        p: i32,
+        group: &str,
+    ) -> Result<(), ErrorCode> {
+        let mut parts = self.lock();
+        let tombstones = self.consumer.delete_group(group)?;
+        let mut records: Vec<_> = parts
+            .get(&p)
+            .and_then(|s| s.groups.get(group))
+            .map(|o| {
+                o.keys()
+                    .map(|(t, part)| records::offset_commit(group, t, *part, None))
+                    .collect()
+            })
+            .unwrap_or_default();
+        records.extend(tombstones.iter().map(|r| r.encode(group)));
+        self.append(image, p, &records)?;
+        if let Some(s) = parts.get_mut(&p) {
+            s.groups.remove(group);
+        }
+        Ok(())
+    }
+
+    /// An empty consumer group a classic JoinGroup turns back into a classic group (Kafka's
+    /// downgrade of an empty group): its records are tombstoned, its offsets stay. Ok(false) if
+    /// the group is not a consumer group; INCONSISTENT_GROUP_PROTOCOL if it has members.
+    pub fn convert_consumer_to_classic(
+        &self,
+        image: &MetadataImage,
+        group: &str,
+    ) -> Result<bool, ErrorCode> {
+        match self.consumer.is_empty_group(group) {
+            None => Ok(false),
+            Some(false) => Err(ErrorCode::InconsistentGroupProtocol),
+            Some(true) => {
+                let p = self.check(group)?;
+                let _parts = self.lock();
+                let tombstones = match self.consumer.delete_group(group) {
+                    Ok(t) => t,
+                    Err(ErrorCode::NonEmptyGroup) => return Err(ErrorCode::InconsistentGroupProtocol),
+                    Err(_) => return Ok(false),
+                };
+                let records: Vec<_> = tombstones.iter().map(|r| r.encode(group)).collect();
+                self.append(image, p, &records)?;
+                tracing::info!(group, "converted an empty consumer group to a classic group");
+                Ok(true)
+            }
+        }
+    }
+
+    /// ConsumerGroupHeartbeat (KIP-848): the state change is appended to `__consumer_offsets`
+    /// before the answer, which goes once it is replicated (as Kafka's coordinator answers
+    /// after its write commits). An empty classic group of the same id is converted (its
+    /// classic metadata is superseded by the consumer group's records; its offsets stay).
+    pub async fn consumer_heartbeat(
+        &self,
+        image: &MetadataImage,
+        version: i16,
+        req: ConsumerGroupHeartbeatRequest,
+        client_id: &str,
+        client_host: &str,
+        commit_timeout: std::time::Duration,
+    ) -> ConsumerGroupHeartbeatResponse {
+        let group = req.group_id.clone();
+        let fail = |code: ErrorCode| ConsumerGroupHeartbeatResponse {
+            error_code: code.code(),
+            ..Default::default()
+        };
+        let required = {
+            let p = match self.check(&group) {
+                Ok(p) => p,
+                Err(e) if !group.is_empty() => return fail(e),
+                Err(_) => 0,
+            };
+            let parts = self.lock();
+            let classic = self.membership.is_empty_group(&group);
+            let outcome = self.consumer.heartbeat(
+                version,
+                req,
+                client_id,
+                client_host,
+                image,
+                classic,
+                Instant::now(),
+            );
+            if let Some(g) = &outcome.converted_classic {
+                // Empty: nothing waits on it. Its metadata record is superseded on reload by
+                // the consumer group's records, so no classic tombstone (which would take the
+                // offsets with it).
+                if self.membership.remove_if_empty(g) {
+                    tracing::info!(group = %g, "converted an empty classic group to a consumer group");
+                }
+            }
+            if outcome.records.is_empty() {
+                return outcome.response;
+            }
+            let records: Vec<_> = outcome
+                .records
+                .iter()
+                .map(|(g, r)| r.encode(g))
+                .collect();
+            if !parts.get(&p).is_some_and(|s| s.loaded) {
+                return fail(ErrorCode::NotCoordinator);
+            }
+            match self.append(image, p, &records) {
+                Ok(required) => (required, outcome.response),
+                Err(e) => {
+                    // The change stays in memory; a reload would not have it. Kafka reverts its
+                    // in-memory state here; we make the member rejoin instead.
+                    tracing::warn!(group = %group, error = ?e, "cannot write consumer group records");
+                    return fail(e);
+                }
+            }
+        };
+        let deadline = tokio::time::Instant::now() + commit_timeout;
+        match self.wait_for_commit(image, &group, required.0, deadline).await {
+            Ok(()) => required.1,
+            Err(e) => fail(e),
+        }
+    }
+
+    /// Removes consumer group members whose session (or revocation) deadline passed, writing
+    /// their tombstones and the new assignment.
+    pub fn expire_consumer_members(&self, image: &MetadataImage, now: Instant) -> usize {
+        let parts = self.lock();
+        let recs = self.consumer.expire(image, now);
+        let mut by_partition: BTreeMap<i32, Vec<(bytes::Bytes, Option<bytes::Bytes>)>> =
+            BTreeMap::new();
+        for (g, r) in &recs {
+            let p = self.partition_for(g);
+            if parts.get(&p).is_some_and(|s| s.loaded) {
+                by_partition.entry(p).or_default().push(r.encode(g));
+            }
+        }
+        for (p, records) in by_partition {
+            if let Err(e) = self.append(image, p, &records) {
+                tracing::warn!(partition = p, error = ?e, "cannot write consumer group records");
+            }
+        }
+        recs.len()
     }
 
     /// The coordinator's periodic work, called every ~100 ms and at each timer's deadline: the
@@ -499,7 +676,8 @@ impl GroupCoordinator {
                 }
             }
         };
-        if !expiry_due && !self.membership.has_pending_records() {
+        let consumer_due = self.consumer.next_deadline().is_some_and(|d| d <= now);
+        if !expiry_due && !consumer_due && !self.membership.has_pending_records() {
             return;
         }
         if self.writing.swap(true, Ordering::AcqRel) {
@@ -511,6 +689,9 @@ impl GroupCoordinator {
         let now_ms = self.membership.epoch_ms(now);
         tokio::task::spawn_blocking(move || {
             this.write_group_records(&image);
+            if consumer_due {
+                this.expire_consumer_members(&image, now);
+            }
             if expiry_due {
                 let n = this.expire_offsets(&image, now_ms);
                 if n > 0 {
@@ -573,7 +754,14 @@ impl GroupCoordinator {
             // (group, expired keys, whether the group is then left without offsets)
             let mut expired: Vec<(String, Vec<(String, i32)>, bool)> = Vec::new();
             for (group, offsets) in &s.groups {
-                let keys: Vec<(String, i32)> = match self.membership.offset_expiry(group) {
+                // A consumer group with members keeps its offsets; an empty one expires them
+                // by commit time.
+                let expiry = match self.consumer.is_empty_group(group) {
+                    Some(false) => OffsetExpiry::Never,
+                    Some(true) => OffsetExpiry::ByCommitTimestamp,
+                    None => self.membership.offset_expiry(group),
+                };
+                let keys: Vec<(String, i32)> = match expiry {
                     OffsetExpiry::Never => Vec::new(),
                     OffsetExpiry::EmptySince(since) => offsets
                         .iter()
@@ -658,9 +846,17 @@ impl GroupCoordinator {
 fn apply(
     groups: &mut HashMap<String, GroupOffsets>,
     metadata: &mut HashMap<String, GroupMetadataValue>,
+    consumer: &mut Vec<(String, ConsumerRecord)>,
     rec: CoordinatorRecord,
 ) {
     match rec {
+        // A group converted from classic to consumer (or back): the later kind wins.
+        CoordinatorRecord::Consumer { group, record } => {
+            if matches!(record, ConsumerRecord::GroupEpoch(Some(_))) {
+                metadata.remove(&group);
+            }
+            consumer.push((group, record));
+        }
         CoordinatorRecord::Offset {
             group,
             topic,
@@ -693,6 +889,7 @@ fn apply(
             group,
             value: Some(v),
         } => {
+            consumer.push((group.clone(), ConsumerRecord::GroupEpoch(None)));
             metadata.insert(group, v);
         }
     }

@@ -7,6 +7,8 @@
 //! - group metadata: key `GroupMetadataKey` v2 (group), value `GroupMetadataValue`; a null
 //!   value deletes the group.
 //!
+//! - consumer groups (KIP-848): key types 3–8, in `consumer/records.rs`.
+//!
 //! Reading accepts every version Kafka has written (keys 0–2, values up to 4), so a log
 //! directory that Kafka wrote loads too.
 
@@ -44,6 +46,11 @@ pub enum CoordinatorRecord {
     Group {
         group: String,
         value: Option<GroupMetadataValue>,
+    },
+    /// A consumer group's record (KIP-848, key types 3–8).
+    Consumer {
+        group: String,
+        record: super::consumer::records::ConsumerRecord,
     },
 }
 
@@ -170,6 +177,11 @@ pub fn read(key: Option<&Bytes>, value: Option<&Bytes>) -> Result<CoordinatorRec
                 group: k.group,
                 value,
             })
+        }
+        3..=8 => {
+            let (group, record) = super::consumer::records::ConsumerRecord::decode(key, value)
+                .map_err(RecordError::Malformed)?;
+            Ok(CoordinatorRecord::Consumer { group, record })
         }
         v => Err(RecordError::UnknownKeyVersion(v)),
     }

@@ -709,7 +709,7 @@ mod assignment_tests {
 
 /// A random UUID (version 4) as Java's `UUID.randomUUID().toString()` prints it. Member ids
 /// need to be unique, not secret: std's randomly seeded hasher, a counter and the time.
-pub(super) fn random_uuid() -> String {
+pub(crate) fn random_uuid() -> String {
     use std::collections::hash_map::RandomState;
     use std::hash::{BuildHasher, Hasher};
     use std::sync::atomic::{AtomicU64, Ordering};

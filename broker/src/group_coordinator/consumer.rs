@@ -1,0 +1,893 @@
+//! Consumer groups of KIP-848 (Kafka 4's consumer group protocol), in memory: the
+//! ConsumerGroupHeartbeat state machine (Kafka's `GroupMetadataManager.consumerGroupHeartbeat`),
+//! ConsumerGroupDescribe, and the consumer-group side of ListGroups, DescribeGroups,
+//! DeleteGroups and OffsetCommit.
+//!
+//! Files: this one is the face ([`ConsumerGroups`]); `consumer/group.rs` is one group and the
+//! member reconciliation; `consumer/assignor.rs` the server-side assignors;
+//! `consumer/records.rs` the `__consumer_offsets` records (types 3–8).
+//!
+//! Every change is described by records (Kafka's "generate records, then replay" model, in
+//! one direction): a heartbeat changes the group and returns the records that say so; the
+//! coordinator appends them before it answers ([`super::GroupCoordinator::consumer_heartbeat`]),
+//! and a loading coordinator rebuilds the group from them ([`ConsumerGroups::replay`]).
+//!
+//! Differences from Kafka 4.0, on purpose or for now:
+//! - the target assignment is computed in the heartbeat that bumps the group epoch (Kafka may
+//!   defer it by `group.consumer.min.assignment.interval.ms`); the group is never seen
+//!   `Assigning`;
+//! - regular expressions are evaluated in the heartbeat with the `regex` crate against the
+//!   whole topic name (as Java's `Matcher.matches`), not on a background thread, and their
+//!   resolution is not persisted (record 16): it is recomputed from the metadata image. The
+//!   crate's syntax is RE2's, which is what Kafka's RE2/J also accepts, except that RE2/J has no
+//!   `\C`, and Unicode classes follow the crate's tables; internal topics never match;
+//! - a heartbeat with epoch ≠ 0 for a group that does not exist answers UNKNOWN_MEMBER_ID (the
+//!   member rejoins), where Kafka 4.0 answers GROUP_ID_NOT_FOUND;
+//! - classic members cannot join a consumer group and consumer members cannot join a non-empty
+//!   classic group (`group.consumer.migration.policy=disabled` semantics for non-empty groups):
+//!   JoinGroup answers INCONSISTENT_GROUP_PROTOCOL, ConsumerGroupHeartbeat GROUP_ID_NOT_FOUND.
+//!   Empty groups convert both ways (the online upgrade/downgrade of an empty group).
+
+pub mod assignor;
+pub mod group;
+pub mod records;
+#[cfg(test)]
+mod tests;
+
+use assignor::{Assignment, Assignor, MemberSpec};
+use group::{reconcile, ConsumerGroup, Member, MemberState};
+use rafka_controller::image::MetadataImage;
+use rafka_protocol::messages::consumer_group_describe_response::{
+    ConsumerGroupMember, DescribedAssignment, DescribedConsumerGroup, DescribedTopicPartitions,
+};
+use rafka_protocol::messages::consumer_group_heartbeat_response::{
+    HeartbeatAssignment, HeartbeatTopicPartitions,
+};
+use rafka_protocol::messages::list_groups_response::ListedGroup;
+use rafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
+use rafka_protocol::{ErrorCode, Uuid};
+use records::ConsumerRecord;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+/// The epoch a member sends to leave.
+pub const LEAVE_GROUP_MEMBER_EPOCH: i32 = -1;
+/// The epoch a static member sends to leave for now, keeping its place for its session.
+pub const LEAVE_GROUP_STATIC_MEMBER_EPOCH: i32 = -2;
+/// The longest `SubscribedTopicRegex` accepted (INVALID_REGULAR_EXPRESSION beyond).
+pub const MAX_REGEX_LEN: usize = 1024;
+/// The most topic names one member may subscribe to (INVALID_REQUEST beyond).
+pub const MAX_SUBSCRIBED_TOPICS: usize = 10_000;
+/// The most owned partitions one heartbeat may report (INVALID_REQUEST beyond).
+pub const MAX_OWNED_PARTITIONS: usize = 100_000;
+/// The compiled size limit of one regex.
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+/// The broker settings of consumer groups (Kafka's names).
+#[derive(Debug, Clone)]
+pub struct ConsumerGroupConfig {
+    /// `group.consumer.session.timeout.ms` (45000).
+    pub session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms` (5000).
+    pub heartbeat_interval_ms: i32,
+    /// `group.consumer.max.size` (`i32::MAX`).
+    pub max_size: i32,
+    /// `group.consumer.assignors`; the first is the default.
+    pub assignors: Vec<Assignor>,
+}
+
+impl Default for ConsumerGroupConfig {
+    fn default() -> Self {
+        ConsumerGroupConfig {
+            session_timeout_ms: 45_000,
+            heartbeat_interval_ms: 5_000,
+            max_size: i32::MAX,
+            assignors: vec![Assignor::Uniform, Assignor::Range],
+        }
+    }
+}
+
+/// The outcome of a heartbeat: the answer and the records to append before sending it.
+pub struct HeartbeatOutcome {
+    pub response: ConsumerGroupHeartbeatResponse,
+    pub records: Vec<(String, ConsumerRecord)>,
+    /// An empty classic group this heartbeat converts (its metadata record must be tombstoned).
+    pub converted_classic: Option<String>,
+}
+
+/// The consumer groups this broker coordinates.
+pub struct ConsumerGroups {
+    config: ConsumerGroupConfig,
+    /// Every consumer group. One lock: every operation is a short in-memory update; the
+    /// coordinator takes it after its partitions lock and before the classic membership's.
+    groups: Mutex<HashMap<String, ConsumerGroup>>,
+}
+
+impl std::fmt::Debug for ConsumerGroups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsumerGroups")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn error(code: ErrorCode, message: &str) -> ConsumerGroupHeartbeatResponse {
+    ConsumerGroupHeartbeatResponse {
+        error_code: code.code(),
+        error_message: Some(message.to_owned()),
+        ..Default::default()
+    }
+}
+
+/// A compiled subscription regex: matched against the whole topic name.
+pub fn compile_regex(re: &str) -> Result<regex::Regex, ErrorCode> {
+    if re.len() > MAX_REGEX_LEN {
+        return Err(ErrorCode::InvalidRegularExpression);
+    }
+    regex::RegexBuilder::new(&format!("^(?:{re})$"))
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|_| ErrorCode::InvalidRegularExpression)
+}
+
+/// The wire form of owned partitions, bounded.
+fn owned_from(req: &ConsumerGroupHeartbeatRequest) -> Result<Option<Assignment>, ErrorCode> {
+    let Some(tps) = &req.topic_partitions else {
+        return Ok(None);
+    };
+    let mut n = 0usize;
+    let mut out = Assignment::new();
+    for tp in tps {
+        n = n.saturating_add(tp.partitions.len());
+        if n > MAX_OWNED_PARTITIONS {
+            return Err(ErrorCode::InvalidRequest);
+        }
+        if !tp.partitions.is_empty() {
+            out.entry(tp.topic_id)
+                .or_default()
+                .extend(tp.partitions.iter().copied());
+        }
+    }
+    Ok(Some(out))
+}
+
+impl ConsumerGroups {
+    pub fn new(config: ConsumerGroupConfig) -> ConsumerGroups {
+        ConsumerGroups {
+            config,
+            groups: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn config(&self) -> &ConsumerGroupConfig {
+        &self.config
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, ConsumerGroup>> {
+        self.groups.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Kafka's request validation (`throwIfConsumerGroupHeartbeatRequestIsInvalid`).
+    fn validate(
+        &self,
+        version: i16,
+        req: &ConsumerGroupHeartbeatRequest,
+    ) -> Result<(), (ErrorCode, &'static str)> {
+        let bad = |m| Err((ErrorCode::InvalidRequest, m));
+        if req.group_id.is_empty() {
+            return bad("GroupId can't be empty.");
+        }
+        if req.instance_id.as_deref() == Some("") {
+            return bad("InstanceId can't be empty.");
+        }
+        if req.rack_id.as_deref() == Some("") {
+            return bad("RackId can't be empty.");
+        }
+        if version >= 1 && req.member_id.is_empty() {
+            return bad("MemberId can't be empty.");
+        }
+        match req.member_epoch {
+            0 => {
+                if req.rebalance_timeout_ms == -1 {
+                    return bad("RebalanceTimeoutMs must be provided in first request.");
+                }
+                if req.topic_partitions.as_ref().is_none_or(|t| !t.is_empty()) {
+                    return bad("TopicPartitions must be empty when (re-)joining.");
+                }
+                if req.subscribed_topic_names.is_none() && req.subscribed_topic_regex.is_none() {
+                    return bad(
+                        "SubscribedTopicNames or SubscribedTopicRegex must be set in first request.",
+                    );
+                }
+            }
+            e if e > 0 || e == LEAVE_GROUP_MEMBER_EPOCH => {
+                if req.member_id.is_empty() {
+                    return bad("MemberId can't be empty.");
+                }
+            }
+            LEAVE_GROUP_STATIC_MEMBER_EPOCH => {
+                if req.instance_id.is_none() {
+                    return bad("InstanceId can't be null.");
+                }
+            }
+            _ => return bad("MemberEpoch is invalid."),
+        }
+        if req
+            .subscribed_topic_names
+            .as_ref()
+            .is_some_and(|t| t.len() > MAX_SUBSCRIBED_TOPICS)
+        {
+            return bad("Too many SubscribedTopicNames.");
+        }
+        if let Some(a) = &req.server_assignor {
+            if Assignor::from_name(a).is_none_or(|a| !self.config.assignors.contains(&a)) {
+                return Err((
+                    ErrorCode::UnsupportedAssignor,
+                    "ServerAssignor is not supported.",
+                ));
+            }
+        }
+        if let Some(re) = &req.subscribed_topic_regex {
+            if compile_regex(re).is_err() {
+                return Err((
+                    ErrorCode::InvalidRegularExpression,
+                    "SubscribedTopicRegex is not a valid regular expression.",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// ConsumerGroupHeartbeat. `classic_state`: whether a classic group of this id exists and
+    /// is empty (`Some(true)`), has members (`Some(false)`), or not (`None`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn heartbeat(
+        &self,
+        version: i16,
+        req: ConsumerGroupHeartbeatRequest,
+        client_id: &str,
+        client_host: &str,
+        image: &MetadataImage,
+        classic_state: Option<bool>,
+        now: Instant,
+    ) -> HeartbeatOutcome {
+        let fail = |r| HeartbeatOutcome {
+            response: r,
+            records: Vec::new(),
+            converted_classic: None,
+        };
+        if let Err((code, msg)) = self.validate(version, &req) {
+            return fail(error(code, msg));
+        }
+        let owned = match owned_from(&req) {
+            Ok(o) => o,
+            Err(code) => return fail(error(code, "Too many TopicPartitions.")),
+        };
+        let mut groups = self.lock();
+        let mut out: Vec<ConsumerRecord> = Vec::new();
+        let mut converted_classic = None;
+        if !groups.contains_key(&req.group_id) {
+            if req.member_epoch != 0 {
+                return fail(error(
+                    ErrorCode::UnknownMemberId,
+                    "The group is unknown to this coordinator.",
+                ));
+            }
+            match classic_state {
+                Some(false) => {
+                    return fail(error(
+                        ErrorCode::GroupIdNotFound,
+                        "The group is a classic group with members.",
+                    ))
+                }
+                Some(true) => converted_classic = Some(req.group_id.clone()),
+                None => {}
+            }
+            groups.insert(req.group_id.clone(), ConsumerGroup::new(req.group_id.clone()));
+        }
+        let Some(g) = groups.get_mut(&req.group_id) else {
+            return fail(error(ErrorCode::UnknownServerError, "group vanished"));
+        };
+        let session = Duration::from_millis(u64::try_from(self.config.session_timeout_ms).unwrap_or(0));
+        let mut response_member_id = req.member_id.clone();
+
+        // Find or create the member.
+        let member_id: String = match req.member_epoch {
+            LEAVE_GROUP_MEMBER_EPOCH | LEAVE_GROUP_STATIC_MEMBER_EPOCH => {
+                let id = match (&req.instance_id, g.members.contains_key(&req.member_id)) {
+                    (_, true) => req.member_id.clone(),
+                    (Some(i), false) => match g.static_members.get(i) {
+                        Some(id) => id.clone(),
+                        None => {
+                            return fail(error(ErrorCode::UnknownMemberId, "Unknown member."))
+                        }
+                    },
+                    (None, false) => {
+                        return fail(error(ErrorCode::UnknownMemberId, "Unknown member."))
+                    }
+                };
+                if req.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH
+                    && g.members.get(&id).is_some_and(|m| m.metadata.instance_id.is_some())
+                {
+                    // A static member leaves for now: it keeps its assignment for its session.
+                    if let Some(m) = g.members.get_mut(&id) {
+                        m.previous_member_epoch = m.member_epoch;
+                        m.member_epoch = LEAVE_GROUP_STATIC_MEMBER_EPOCH;
+                        m.session_deadline = now + session;
+                        out.push(m.current_record());
+                    }
+                } else {
+                    g.remove_member(&id, &mut out);
+                    self.compute_target(g, image, &mut out);
+                }
+                let records = out.into_iter().map(|r| (req.group_id.clone(), r)).collect();
+                return HeartbeatOutcome {
+                    response: ConsumerGroupHeartbeatResponse {
+                        member_id: Some(id),
+                        member_epoch: req.member_epoch,
+                        heartbeat_interval_ms: 0,
+                        ..Default::default()
+                    },
+                    records,
+                    converted_classic,
+                };
+            }
+            0 => {
+                if req.member_id.is_empty() {
+                    response_member_id = crate::group_coordinator::membership::random_uuid();
+                }
+                let id = response_member_id.clone();
+                // A static member coming back under a new member id replaces the old one if it
+                // left with epoch -2; otherwise the instance id is still in use.
+                let mut replaced: Option<Member> = None;
+                if let Some(i) = &req.instance_id {
+                    if let Some(old_id) = g.static_members.get(i).cloned() {
+                        if old_id != id {
+                            let old_left = g.members.get(&old_id).is_some_and(Member::is_static_left);
+                            if !old_left {
+                                return fail(error(
+                                    ErrorCode::UnreleasedInstanceId,
+                                    "The instance id is still used by another member.",
+                                ));
+                            }
+                            replaced = g.members.remove(&old_id);
+                            g.target.remove(&old_id).map(|t| g.target.insert(id.clone(), t));
+                            out.push(ConsumerRecord::CurrentAssignment(old_id.clone(), None));
+                            out.push(ConsumerRecord::TargetAssignment(old_id.clone(), None));
+                            out.push(ConsumerRecord::Member(old_id.clone(), None));
+                        }
+                    }
+                }
+                let is_new = !g.members.contains_key(&id);
+                if is_new
+                    && replaced.is_none()
+                    && g.members.len() >= usize::try_from(self.config.max_size).unwrap_or(usize::MAX)
+                {
+                    return fail(error(
+                        ErrorCode::GroupMaxSizeReached,
+                        "The consumer group has reached its maximum size.",
+                    ));
+                }
+                let m = g.members.entry(id.clone()).or_insert_with(|| match replaced {
+                    Some(mut old) => {
+                        old.member_id = id.clone();
+                        // The replacement starts from the old member's epoch and assignment.
+                        if old.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH {
+                            old.member_epoch = old.previous_member_epoch.max(0);
+                        }
+                        old
+                    }
+                    None => Member::new(id.clone(), now),
+                });
+                if !is_new && m.member_epoch != 0 && req.instance_id.is_none() {
+                    // A known member rejoining: it owns nothing now (TopicPartitions is empty).
+                    m.assigned.clear();
+                    m.pending_revocation.clear();
+                    m.previous_member_epoch = m.member_epoch;
+                    m.member_epoch = 0;
+                    m.state = MemberState::Stable;
+                }
+                if let Some(i) = &req.instance_id {
+                    g.static_members.insert(i.clone(), id.clone());
+                }
+                id
+            }
+            epoch => {
+                let Some(m) = g.members.get(&req.member_id) else {
+                    return fail(error(
+                        ErrorCode::UnknownMemberId,
+                        "The member is not in the group.",
+                    ));
+                };
+                // Kafka's throwIfMemberEpochIsInvalid: a member may lag one epoch behind if
+                // it lost the response that moved it (and owns nothing it should not).
+                let lagging_ok = epoch == m.previous_member_epoch
+                    && owned.as_ref().is_some_and(|o| {
+                        o.iter().all(|(t, ps)| {
+                            m.assigned.get(t).is_some_and(|a| ps.is_subset(a))
+                        })
+                    });
+                if epoch > m.member_epoch || (epoch < m.member_epoch && !lagging_ok) {
+                    return fail(error(
+                        ErrorCode::FencedMemberEpoch,
+                        "The consumer group member has a smaller member epoch than expected.",
+                    ));
+                }
+                req.member_id.clone()
+            }
+        };
+
+        // Update the member's metadata from the fields it sent.
+        let mut bump = false;
+        {
+            let Some(m) = g.members.get_mut(&member_id) else {
+                return fail(error(ErrorCode::UnknownServerError, "member vanished"));
+            };
+            let before = m.metadata.clone();
+            let md = &mut m.metadata;
+            if let Some(i) = &req.instance_id {
+                md.instance_id = Some(i.clone());
+            }
+            if let Some(r) = &req.rack_id {
+                md.rack_id = Some(r.clone());
+            }
+            if req.rebalance_timeout_ms > 0 {
+                md.rebalance_timeout_ms = req.rebalance_timeout_ms;
+            }
+            if let Some(t) = &req.subscribed_topic_names {
+                let mut t = t.clone();
+                t.sort();
+                t.dedup();
+                md.subscribed_topic_names = t;
+            }
+            if let Some(re) = &req.subscribed_topic_regex {
+                md.subscribed_topic_regex = (!re.is_empty()).then(|| re.clone());
+            }
+            if let Some(a) = &req.server_assignor {
+                md.server_assignor = Some(a.clone());
+            }
+            md.client_id = client_id.to_owned();
+            md.client_host = client_host.to_owned();
+            if *md != before || req.member_epoch == 0 && m.member_epoch == 0 && before.client_id.is_empty() {
+                out.push(ConsumerRecord::Member(member_id.clone(), Some(md.clone())));
+            }
+            let subscription_changed = md.subscribed_topic_names != before.subscribed_topic_names
+                || md.subscribed_topic_regex != before.subscribed_topic_regex
+                || md.server_assignor != before.server_assignor;
+            bump |= subscription_changed;
+            m.session_deadline = now + session;
+        }
+        // Topic metadata: new partitions, deleted topics, regex matches.
+        if bump || g.metadata_checked_at != image.offset() {
+            let md = subscription_metadata(g, image);
+            g.metadata_checked_at = image.offset();
+            if md != g.subscription_metadata {
+                g.subscription_metadata = md.clone();
+                out.push(ConsumerRecord::PartitionMetadata(Some(md)));
+                bump = true;
+            }
+        }
+        if bump {
+            g.bump_epoch(&mut out);
+        }
+        if g.group_epoch > g.assignment_epoch {
+            self.compute_target(g, image, &mut out);
+        }
+
+        // Reconcile this member toward its target.
+        let target_epoch = g.assignment_epoch;
+        let target = g.target.get(&member_id).cloned().unwrap_or_default();
+        let owners = g.owners();
+        let Some(m) = g.members.get(&member_id) else {
+            return fail(error(ErrorCode::UnknownServerError, "member vanished"));
+        };
+        let is_free = |t: &Uuid, p: i32| {
+            owners
+                .get(&(*t, p))
+                .is_none_or(|o| *o == member_id.as_str())
+        };
+        let before_assigned = m.assigned.clone();
+        let next = reconcile(m, target_epoch, &target, owned.as_ref(), &is_free);
+        let m = g.members.get_mut(&member_id).expect("invariant: member present");
+        if let Some((epoch, state, assigned, pending)) = next {
+            if epoch != m.member_epoch {
+                m.previous_member_epoch = m.member_epoch;
+            }
+            m.member_epoch = epoch;
+            m.state = state;
+            m.assigned = assigned;
+            m.pending_revocation = pending;
+            m.revocation_deadline = (state == MemberState::UnrevokedPartitions).then(|| {
+                now + Duration::from_millis(u64::try_from(m.metadata.rebalance_timeout_ms.max(0)).unwrap_or(0))
+            });
+            out.push(m.current_record());
+        }
+        let send_assignment = req.member_epoch == 0
+            || m.assigned != before_assigned
+            || owned.as_ref().is_some_and(|o| *o != m.assigned);
+        let assignment = send_assignment.then(|| HeartbeatAssignment {
+            topic_partitions: m
+                .assigned
+                .iter()
+                .map(|(t, p)| HeartbeatTopicPartitions {
+                    topic_id: *t,
+                    partitions: p.iter().copied().collect(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        });
+        let response = ConsumerGroupHeartbeatResponse {
+            member_id: Some(response_member_id),
+            member_epoch: m.member_epoch,
+            heartbeat_interval_ms: self.config.heartbeat_interval_ms,
+            assignment,
+            ..Default::default()
+        };
+        g.empty_since_ms = None;
+        HeartbeatOutcome {
+            response,
+            records: out.into_iter().map(|r| (req.group_id.clone(), r)).collect(),
+            converted_classic,
+        }
+    }
+
+    /// The assignor for the group: the one its members ask for (the most requested; ties by
+    /// name), else the first of `group.consumer.assignors`.
+    fn assignor_for(&self, g: &ConsumerGroup) -> Assignor {
+        let mut votes: BTreeMap<&'static str, (usize, Assignor)> = BTreeMap::new();
+        for m in g.members.values() {
+            if let Some(a) = m.metadata.server_assignor.as_deref().and_then(Assignor::from_name) {
+                votes.entry(a.name()).or_insert((0, a)).0 += 1;
+            }
+        }
+        votes
+            .values()
+            .max_by_key(|(n, a)| (*n, std::cmp::Reverse(a.name())))
+            .map(|(_, a)| *a)
+            .or_else(|| self.config.assignors.first().copied())
+            .unwrap_or(Assignor::Uniform)
+    }
+
+    /// Computes the target assignment at the group epoch: records for the members whose target
+    /// changed, then the assignment epoch.
+    fn compute_target(&self, g: &mut ConsumerGroup, image: &MetadataImage, out: &mut Vec<ConsumerRecord>) {
+        let topics: BTreeMap<Uuid, i32> = g
+            .subscription_metadata
+            .iter()
+            .map(|(id, (_, n))| (*id, *n))
+            .collect();
+        let subs: BTreeMap<String, BTreeSet<Uuid>> = g
+            .members
+            .iter()
+            .map(|(id, m)| (id.clone(), subscribed_ids(m, image)))
+            .collect();
+        let empty = Assignment::new();
+        let specs: BTreeMap<String, MemberSpec<'_>> = g
+            .members
+            .keys()
+            .map(|id| {
+                (
+                    id.clone(),
+                    MemberSpec {
+                        subscribed: &subs[id],
+                        current: g.target.get(id).unwrap_or(&empty),
+                    },
+                )
+            })
+            .collect();
+        let assignor = self.assignor_for(g);
+        let new = assignor.assign(&specs, &topics);
+        for (id, a) in &new {
+            if g.target.get(id) != Some(a) {
+                out.push(ConsumerRecord::TargetAssignment(id.clone(), Some(a.clone())));
+            }
+        }
+        g.target = new;
+        g.assignment_epoch = g.group_epoch;
+        g.assignor_name = assignor.name().to_owned();
+        out.push(ConsumerRecord::AssignmentEpoch(Some(g.assignment_epoch)));
+    }
+
+    /// Members whose session or revocation deadline passed are removed (Kafka fences them):
+    /// the records to append, by group.
+    pub fn expire(&self, image: &MetadataImage, now: Instant) -> Vec<(String, ConsumerRecord)> {
+        let mut groups = self.lock();
+        let mut out = Vec::new();
+        for g in groups.values_mut() {
+            let expired: Vec<String> = g
+                .members
+                .values()
+                .filter(|m| {
+                    m.session_deadline <= now || m.revocation_deadline.is_some_and(|d| d <= now)
+                })
+                .map(|m| m.member_id.clone())
+                .collect();
+            if expired.is_empty() {
+                continue;
+            }
+            let mut recs = Vec::new();
+            for id in &expired {
+                tracing::info!(group = %g.group_id, member = %id, "consumer group member expired");
+                g.remove_member(id, &mut recs);
+            }
+            self.compute_target(g, image, &mut recs);
+            out.extend(recs.into_iter().map(|r| (g.group_id.clone(), r)));
+        }
+        out
+    }
+
+    /// The earliest member deadline.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.lock()
+            .values()
+            .flat_map(|g| g.members.values())
+            .flat_map(|m| std::iter::once(m.session_deadline).chain(m.revocation_deadline))
+            .min()
+    }
+
+    /// Applies records read back from `__consumer_offsets`.
+    pub fn replay(&self, group: &str, rec: ConsumerRecord, now: Instant) {
+        let mut groups = self.lock();
+        if rec == ConsumerRecord::GroupEpoch(None) {
+            groups.remove(group);
+            return;
+        }
+        let g = groups
+            .entry(group.to_owned())
+            .or_insert_with(|| ConsumerGroup::new(group.to_owned()));
+        g.replay(rec, now);
+    }
+
+    /// After loading: every loaded member's session starts now.
+    pub fn start_sessions(&self, belongs: impl Fn(&str) -> bool, now: Instant) {
+        let session = Duration::from_millis(u64::try_from(self.config.session_timeout_ms).unwrap_or(0));
+        for g in self.lock().values_mut().filter(|g| belongs(&g.group_id)) {
+            for m in g.members.values_mut() {
+                m.session_deadline = now + session;
+            }
+        }
+    }
+
+    /// Forgets the groups `belongs` selects (leadership moved away).
+    pub fn unload(&self, belongs: impl Fn(&str) -> bool) {
+        self.lock().retain(|g, _| !belongs(g));
+    }
+
+    /// Whether a consumer group exists: `Some(is_empty)`.
+    pub fn is_empty_group(&self, group: &str) -> Option<bool> {
+        self.lock().get(group).map(|g| g.members.is_empty())
+    }
+
+    /// Deletes an empty group: the tombstones to append; NON_EMPTY_GROUP or GROUP_ID_NOT_FOUND.
+    pub fn delete_group(&self, group: &str) -> Result<Vec<ConsumerRecord>, ErrorCode> {
+        let mut groups = self.lock();
+        match groups.get(group) {
+            None => Err(ErrorCode::GroupIdNotFound),
+            Some(g) if !g.members.is_empty() => Err(ErrorCode::NonEmptyGroup),
+            Some(g) => {
+                let t = g.tombstones();
+                groups.remove(group);
+                Ok(t)
+            }
+        }
+    }
+
+    /// OffsetCommit's check for a consumer group (Kafka's `ConsumerGroup.validateOffsetCommit`):
+    /// `None` if `group` is not a consumer group.
+    pub fn check_commit(
+        &self,
+        group: &str,
+        member_id: &str,
+        member_epoch: i32,
+        version: i16,
+    ) -> Option<Result<(), ErrorCode>> {
+        let groups = self.lock();
+        let g = groups.get(group)?;
+        // Commits from outside the group (admin tools) carry no member.
+        if member_epoch < 0 && member_id.is_empty() {
+            return Some(if g.members.is_empty() {
+                Ok(())
+            } else {
+                Err(ErrorCode::UnknownMemberId)
+            });
+        }
+        let Some(m) = g.members.get(member_id) else {
+            return Some(Err(ErrorCode::UnknownMemberId));
+        };
+        if version < 9 {
+            return Some(Err(ErrorCode::UnsupportedVersion));
+        }
+        Some(if member_epoch == m.member_epoch {
+            Ok(())
+        } else {
+            Err(ErrorCode::StaleMemberEpoch)
+        })
+    }
+
+    /// ListGroups' consumer groups (type `consumer`).
+    pub fn list_groups(&self, states_filter: &[String]) -> Vec<ListedGroup> {
+        let filter: BTreeSet<String> = states_filter.iter().map(|s| s.trim().to_lowercase()).collect();
+        self.lock()
+            .values()
+            .filter(|g| filter.is_empty() || filter.contains(&g.state().as_str().to_lowercase()))
+            .map(|g| ListedGroup {
+                group_id: g.group_id.clone(),
+                protocol_type: "consumer".to_owned(),
+                group_state: g.state().as_str().to_owned(),
+                group_type: "consumer".to_owned(),
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    /// ConsumerGroupDescribe for one group (GROUP_ID_NOT_FOUND when it is not a consumer group).
+    pub fn describe(&self, group: &str, image: &MetadataImage) -> DescribedConsumerGroup {
+        let groups = self.lock();
+        let Some(g) = groups.get(group) else {
+            return DescribedConsumerGroup {
+                error_code: ErrorCode::GroupIdNotFound.code(),
+                error_message: Some(format!("Group {group} not found.")),
+                group_id: group.to_owned(),
+                ..Default::default()
+            };
+        };
+        let described = |a: &Assignment| DescribedAssignment {
+            topic_partitions: a
+                .iter()
+                .map(|(t, p)| DescribedTopicPartitions {
+                    topic_id: *t,
+                    topic_name: image.topic(t).map(|t| t.name.clone()).unwrap_or_default(),
+                    partitions: p.iter().copied().collect(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let empty = Assignment::new();
+        DescribedConsumerGroup {
+            group_id: g.group_id.clone(),
+            group_state: g.state().as_str().to_owned(),
+            group_epoch: g.group_epoch,
+            assignment_epoch: g.assignment_epoch,
+            assignor_name: if g.assignor_name.is_empty() {
+                self.assignor_for(g).name().to_owned()
+            } else {
+                g.assignor_name.clone()
+            },
+            members: g
+                .members
+                .values()
+                .map(|m| ConsumerGroupMember {
+                    member_id: m.member_id.clone(),
+                    instance_id: m.metadata.instance_id.clone(),
+                    rack_id: m.metadata.rack_id.clone(),
+                    member_epoch: m.member_epoch,
+                    client_id: m.metadata.client_id.clone(),
+                    client_host: m.metadata.client_host.clone(),
+                    subscribed_topic_names: m.metadata.subscribed_topic_names.clone(),
+                    subscribed_topic_regex: m.metadata.subscribed_topic_regex.clone(),
+                    assignment: described(&m.assigned),
+                    target_assignment: described(g.target.get(&m.member_id).unwrap_or(&empty)),
+                    member_type: 1,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    /// The topics the group's members subscribe to (offset expiry keeps their offsets).
+    pub fn subscribed_topics(&self, group: &str) -> Option<BTreeSet<String>> {
+        self.lock().get(group).map(|g| {
+            g.subscription_metadata
+                .values()
+                .map(|(n, _)| n.clone())
+                .collect()
+        })
+    }
+}
+
+/// The topic ids a member subscribes to that exist in `image`.
+fn subscribed_ids(m: &Member, image: &MetadataImage) -> BTreeSet<Uuid> {
+    let mut out: BTreeSet<Uuid> = m
+        .metadata
+        .subscribed_topic_names
+        .iter()
+        .filter_map(|n| image.topic_by_name(n).map(|t| t.id))
+        .collect();
+    if let Some(re) = m.metadata.subscribed_topic_regex.as_deref().and_then(|r| compile_regex(r).ok()) {
+        for (name, id) in image.topic_names().iter() {
+            if !rafka_controller::control::topics::internal::is_internal(name) && re.is_match(name) {
+                out.insert(*id);
+            }
+        }
+    }
+    out
+}
+
+/// The subscribed topics of every member, with their partition counts (record 4's content).
+fn subscription_metadata(g: &ConsumerGroup, image: &MetadataImage) -> BTreeMap<Uuid, (String, i32)> {
+    let mut out = BTreeMap::new();
+    for m in g.members.values() {
+        for id in subscribed_ids(m, image) {
+            if let Some(t) = image.topic(&id) {
+                out.insert(id, (t.name.clone(), i32::try_from(t.partitions.len()).unwrap_or(i32::MAX)));
+            }
+        }
+    }
+    out
+}
+
+impl ConsumerGroups {
+    /// DescribeGroups (the classic API) on a consumer group, as Kafka's
+    /// `ConsumerGroup.asDescribedGroup`: `None` if `group` is not a consumer group.
+    pub fn describe_classic(
+        &self,
+        group: &str,
+        image: &MetadataImage,
+    ) -> Option<rafka_protocol::messages::describe_groups_response::DescribedGroup> {
+        use rafka_protocol::messages::describe_groups_response::{
+            DescribedGroup, DescribedGroupMember,
+        };
+        let groups = self.lock();
+        let g = groups.get(group)?;
+        let name = |t: &Uuid| image.topic(t).map(|t| t.name.clone()).unwrap_or_default();
+        Some(DescribedGroup {
+            group_id: g.group_id.clone(),
+            group_state: g.state().as_str().to_owned(),
+            protocol_type: "consumer".to_owned(),
+            protocol_data: self.assignor_for(g).name().to_owned(),
+            members: g
+                .members
+                .values()
+                .map(|m| DescribedGroupMember {
+                    member_id: m.member_id.clone(),
+                    group_instance_id: m.metadata.instance_id.clone(),
+                    client_id: m.metadata.client_id.clone(),
+                    client_host: m.metadata.client_host.clone(),
+                    member_metadata: consumer_protocol_subscription(&m.metadata.subscribed_topic_names),
+                    member_assignment: consumer_protocol_assignment(
+                        m.assigned.iter().map(|(t, p)| (name(t), p)),
+                    ),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        })
+    }
+}
+
+/// A consumer protocol `Subscription` v0 (int16 version, topics, null user data).
+fn consumer_protocol_subscription(topics: &[String]) -> bytes::Bytes {
+    let mut b = Vec::new();
+    b.extend_from_slice(&0i16.to_be_bytes());
+    b.extend_from_slice(&i32::try_from(topics.len()).unwrap_or(0).to_be_bytes());
+    for t in topics {
+        b.extend_from_slice(&i16::try_from(t.len()).unwrap_or(0).to_be_bytes());
+        b.extend_from_slice(t.as_bytes());
+    }
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.into()
+}
+
+/// A consumer protocol `Assignment` v0 (int16 version, topic partitions, null user data).
+fn consumer_protocol_assignment<'a>(
+    topics: impl Iterator<Item = (String, &'a BTreeSet<i32>)>,
+) -> bytes::Bytes {
+    let topics: Vec<_> = topics.collect();
+    let mut b = Vec::new();
+    b.extend_from_slice(&0i16.to_be_bytes());
+    b.extend_from_slice(&i32::try_from(topics.len()).unwrap_or(0).to_be_bytes());
+    for (t, parts) in topics {
+        b.extend_from_slice(&i16::try_from(t.len()).unwrap_or(0).to_be_bytes());
+        b.extend_from_slice(t.as_bytes());
+        b.extend_from_slice(&i32::try_from(parts.len()).unwrap_or(0).to_be_bytes());
+        for p in parts {
+            b.extend_from_slice(&p.to_be_bytes());
+        }
+    }
+    b.extend_from_slice(&(-1i32).to_be_bytes());
+    b.into()
+}

@@ -1,0 +1,263 @@
+//! KIP-848 consumer groups (`group.protocol=consumer`) with librdkafka 2.12 against the real
+//! binary: the broker assigns partitions (uniform assignor), members join and leave
+//! incrementally, a SIGKILLed member's partitions move after its session timeout, the group and
+//! its offsets survive a broker restart, and a regex subscription picks up a new topic.
+
+mod common;
+
+use common::{admin, create_topic, Cluster, Deadline};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::BaseRecord;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(30);
+const TOPIC: &str = "kip848";
+const PARTITIONS: i32 = 6;
+/// One replica of `__consumer_offsets`; a short consumer-group session so a killed member
+/// goes within seconds, and a short heartbeat interval so reconciliation is quick.
+const CONFIG: [(&str, &str); 4] = [
+    ("offsets.topic.replication.factor", "1"),
+    ("group.initial.rebalance.delay.ms", "0"),
+    ("group.consumer.session.timeout.ms", "6000"),
+    ("group.consumer.heartbeat.interval.ms", "300"),
+];
+
+fn member(bootstrap: &str, group: &str) -> BaseConsumer {
+    common::client_config(
+        bootstrap,
+        &[
+            ("group.id", group),
+            ("group.protocol", "consumer"),
+            ("enable.auto.commit", "false"),
+            ("auto.offset.reset", "earliest"),
+        ],
+    )
+    .create()
+    .expect("create consumer")
+}
+
+fn produce(bootstrap: &str, topic: &str, round: usize, per_partition: usize) {
+    let p = common::producer(bootstrap, &[("acks", "all")]);
+    for i in 0..per_partition {
+        for part in 0..PARTITIONS {
+            let v = format!("round {round} partition {part} record {i}");
+            p.send(BaseRecord::<(), str>::to(topic).partition(part).payload(v.as_str()))
+                .map_err(|(e, _)| e)
+                .expect("send");
+        }
+    }
+    common::flush(&p, T);
+}
+
+fn assigned(c: &BaseConsumer) -> BTreeSet<(String, i32)> {
+    c.assignment()
+        .expect("assignment")
+        .elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect()
+}
+
+/// Polls everyone until their assignments are disjoint, non-empty and cover `TOPIC`.
+fn wait_for_split(consumers: &[&BaseConsumer], what: &str) {
+    let deadline = Deadline::after(Duration::from_secs(60));
+    loop {
+        for c in consumers {
+            // Polling serves the rebalance callbacks; no records are produced meanwhile.
+            match c.poll(Duration::from_millis(20)) {
+                Some(Err(e)) if !transient(&e) => panic!("{what}: {e}"),
+                _ => {}
+            }
+        }
+        let sets: Vec<_> = consumers.iter().map(|c| assigned(c)).collect();
+        let total: usize = sets.iter().map(BTreeSet::len).sum();
+        let union: BTreeSet<_> = sets.iter().flatten().cloned().collect();
+        if union.len() == PARTITIONS as usize && total == union.len() && sets.iter().all(|s| !s.is_empty()) {
+            return;
+        }
+        // Never two owners at once, even while reconciling.
+        assert_eq!(total, union.len(), "{what}: a partition owned twice: {sets:?}");
+        deadline.check(|| format!("{what}: no split assignment: {sets:?}"));
+    }
+}
+
+/// Polls until `want` records of round `round` arrived; each (partition, offset) once, each
+/// consumer only from its own partitions.
+fn consume_round(consumers: &[&BaseConsumer], round: usize, want: usize) {
+    let mut seen = BTreeSet::new();
+    let deadline = Deadline::after(Duration::from_secs(60));
+    while seen.len() < want {
+        deadline.check(|| format!("round {round}: consumed {} of {want}", seen.len()));
+        for (i, c) in consumers.iter().enumerate() {
+            if let Some(m) = c.poll(Duration::from_millis(20)) {
+                let m = match m {
+                    Ok(m) => m,
+                    // The broker restarting: librdkafka reports it and reconnects.
+                    Err(e) if transient(&e) => continue,
+                    Err(e) => panic!("consumer {i}: {e}"),
+                };
+                let text = std::str::from_utf8(m.payload().unwrap_or_default()).unwrap_or("");
+                assert!(
+                    text.starts_with(&format!("round {round} partition {}", m.partition())),
+                    "consumer {i} got {text:?} at {}@{}",
+                    m.partition(),
+                    m.offset()
+                );
+                assert!(
+                    assigned(c).contains(&(m.topic().to_string(), m.partition())),
+                    "consumer {i} read partition {} it does not own",
+                    m.partition()
+                );
+                assert!(seen.insert((m.partition(), m.offset())), "read twice: {}@{}", m.partition(), m.offset());
+            }
+        }
+    }
+}
+
+fn transient(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode::{AllBrokersDown, BrokerTransportFailure};
+    matches!(
+        e.rdkafka_error_code(),
+        Some(BrokerTransportFailure | AllBrokersDown)
+    )
+}
+
+fn commit(consumers: &[&BaseConsumer]) {
+    for c in consumers {
+        c.commit_consumer_state(CommitMode::Sync).expect("commit");
+    }
+}
+
+/// Run as a child process by the test below (then SIGKILLed): one member that consumes.
+#[test]
+fn child_member() {
+    let Ok(bootstrap) = std::env::var("RAFKA_KIP848_CHILD") else {
+        return;
+    };
+    let c = member(&bootstrap, "g848");
+    c.subscribe(&[TOPIC]).expect("subscribe");
+    let deadline = Deadline::after(Duration::from_secs(120));
+    while !deadline.passed() {
+        let _ = c.poll(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn members_share_partitions_join_leave_die_and_survive_a_restart() {
+    let mut cluster = Cluster::start(1, &CONFIG);
+    let bootstrap = cluster.bootstrap();
+    create_topic(&admin(&bootstrap), &cluster.nodes[0], TOPIC, PARTITIONS, &[]);
+
+    // Two members split the partitions; every record is read once.
+    let a = member(&bootstrap, "g848");
+    let b = member(&bootstrap, "g848");
+    a.subscribe(&[TOPIC]).expect("subscribe");
+    b.subscribe(&[TOPIC]).expect("subscribe");
+    wait_for_split(&[&a, &b], "two members");
+    produce(&bootstrap, TOPIC, 0, 20);
+    consume_round(&[&a, &b], 0, 120);
+    commit(&[&a, &b]);
+
+    // A third joins: three ways, no partition owned twice on the way.
+    let c = member(&bootstrap, "g848");
+    c.subscribe(&[TOPIC]).expect("subscribe");
+    wait_for_split(&[&a, &b, &c], "three members");
+    produce(&bootstrap, TOPIC, 1, 20);
+    consume_round(&[&a, &b, &c], 1, 120);
+    commit(&[&a, &b, &c]);
+
+    // It leaves (epoch -1): the other two take its partitions.
+    c.unsubscribe();
+    drop(c);
+    wait_for_split(&[&a, &b], "after a leave");
+    produce(&bootstrap, TOPIC, 2, 10);
+    consume_round(&[&a, &b], 2, 60);
+    commit(&[&a, &b]);
+
+    // A member in another process is SIGKILLed: after its session its partitions come back.
+    let exe = std::env::current_exe().expect("test binary");
+    let mut child = std::process::Command::new(exe)
+        .args(["--exact", "child_member", "--nocapture"])
+        .env("RAFKA_KIP848_CHILD", &bootstrap)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn child member");
+    let deadline = Deadline::after(Duration::from_secs(60));
+    loop {
+        let _ = a.poll(Duration::from_millis(20));
+        let _ = b.poll(Duration::from_millis(20));
+        if assigned(&a).len() + assigned(&b).len() < PARTITIONS as usize {
+            break; // the child owns some
+        }
+        if deadline.passed() {
+            let _ = child.kill();
+            panic!("the child member never got partitions");
+        }
+    }
+    child.kill().expect("SIGKILL the child member");
+    let _ = child.wait();
+    let killed = std::time::Instant::now();
+    wait_for_split(&[&a, &b], "after a SIGKILL");
+    // Its partitions came back through its session timeout (6 s), not sooner.
+    assert!(killed.elapsed() >= Duration::from_secs(4), "{:?}", killed.elapsed());
+    produce(&bootstrap, TOPIC, 3, 10);
+    consume_round(&[&a, &b], 3, 60);
+    commit(&[&a, &b]);
+
+    // The broker restarts: the group comes back from __consumer_offsets with its offsets;
+    // only the new round is read.
+    cluster.nodes[0].terminate();
+    cluster.nodes[0].start();
+    cluster.wait_ready(T);
+    produce(&bootstrap, TOPIC, 4, 10);
+    consume_round(&[&a, &b], 4, 60);
+    let groups = a.fetch_group_list(Some("g848"), T).expect("ListGroups/DescribeGroups");
+    let g = &groups.groups()[0];
+    assert_eq!((g.name(), g.protocol_type()), ("g848", "consumer"));
+    // A newcomer after everyone left starts from the committed offsets (round 4 is not
+    // committed: it is read again, rounds 0–3 are not).
+    drop(a);
+    drop(b);
+    let d = member(&bootstrap, "g848");
+    d.subscribe(&[TOPIC]).expect("subscribe");
+    consume_round(&[&d], 4, 60);
+}
+
+#[test]
+fn a_regex_subscription_picks_up_a_new_topic() {
+    let cluster = Cluster::start(1, &CONFIG);
+    let bootstrap = cluster.bootstrap();
+    let admin = admin(&bootstrap);
+    create_topic(&admin, &cluster.nodes[0], "rx-one", PARTITIONS, &[]);
+    create_topic(&admin, &cluster.nodes[0], "other", PARTITIONS, &[]);
+    let c = member(&bootstrap, "gregex");
+    c.subscribe(&["^rx-.*"]).expect("subscribe");
+    let deadline = Deadline::after(Duration::from_secs(60));
+    let want = |topics: &[&str]| -> BTreeSet<(String, i32)> {
+        topics
+            .iter()
+            .flat_map(|t| (0..PARTITIONS).map(move |p| (t.to_string(), p)))
+            .collect()
+    };
+    while assigned(&c) != want(&["rx-one"]) {
+        let _ = c.poll(Duration::from_millis(20));
+        deadline.check(|| format!("assignment {:?}", assigned(&c)));
+    }
+    create_topic(&admin, &cluster.nodes[0], "rx-two", PARTITIONS, &[]);
+    while assigned(&c) != want(&["rx-one", "rx-two"]) {
+        let _ = c.poll(Duration::from_millis(20));
+        deadline.check(|| format!("assignment {:?}", assigned(&c)));
+    }
+    produce(&bootstrap, "rx-two", 0, 5);
+    let mut n = 0;
+    while n < 30 {
+        if let Some(m) = c.poll(Duration::from_millis(50)) {
+            let m = m.expect("message");
+            assert_eq!(m.topic(), "rx-two");
+            n += 1;
+        }
+        deadline.check(|| format!("read {n} of 30 from rx-two"));
+    }
+}
