@@ -267,9 +267,11 @@ pub async fn reset_offsets(
         .iter()
         .map(|c| json!({"partition": c.partition_index, "offset": c.committed_offset}))
         .collect();
+    // An admin's commit (no member, epoch -1) at the newest version, as Kafka's tools send it.
     let resp = offset_commit::handle(
         apis,
         &console.context(),
+        <OffsetCommitRequest as rafka_protocol::Message>::VERSIONS.max,
         OffsetCommitRequest {
             group_id: group.clone(),
             generation_id_or_member_epoch: -1,
