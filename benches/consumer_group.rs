@@ -78,7 +78,9 @@ impl Client {
     }
 
     fn beat(&mut self, g: &ConsumerGroups, image: &MetadataImage, now: Instant) {
-        let r = g.heartbeat(1, self.request(), "bench", "/127.0.0.1", image, None, now).response;
+        let r = g
+            .heartbeat(1, self.request(), "bench", "/127.0.0.1", image, None, now)
+            .response;
         assert_eq!(r.error_code, 0, "{:?}", r.error_message);
         self.epoch = r.member_epoch;
         if let Some(a) = r.assignment {
@@ -92,7 +94,12 @@ impl Client {
 }
 
 /// Heartbeat rounds until every client is at the group's assignment epoch, Stable.
-fn settle(g: &ConsumerGroups, image: &MetadataImage, clients: &mut [Client], now: Instant) -> usize {
+fn settle(
+    g: &ConsumerGroups,
+    image: &MetadataImage,
+    clients: &mut [Client],
+    now: Instant,
+) -> usize {
     for round in 1..=100 {
         for c in clients.iter_mut() {
             c.beat(g, image, now);
@@ -108,7 +115,11 @@ fn settle(g: &ConsumerGroups, image: &MetadataImage, clients: &mut [Client], now
 fn group_of(n: usize, image: &MetadataImage, now: Instant) -> (ConsumerGroups, Vec<Client>) {
     let g = ConsumerGroups::new(ConsumerGroupConfig::default());
     let mut clients: Vec<Client> = (0..n)
-        .map(|i| Client { id: format!("member-{i:05}"), epoch: 0, owned: BTreeMap::new() })
+        .map(|i| Client {
+            id: format!("member-{i:05}"),
+            epoch: 0,
+            owned: BTreeMap::new(),
+        })
         .collect();
     settle(&g, image, &mut clients, now);
     (g, clients)
@@ -120,17 +131,32 @@ fn bench(c: &mut Criterion) {
     for n in [10usize, 100] {
         let image = image(2 * n as i32);
         let (g0, c0) = group_of(n - 1, &image, now);
-        let mut probe: Vec<Client> = c0.iter().map(|c| Client { id: c.id.clone(), epoch: c.epoch, owned: c.owned.clone() }).collect();
+        let mut probe: Vec<Client> = c0
+            .iter()
+            .map(|c| Client {
+                id: c.id.clone(),
+                epoch: c.epoch,
+                owned: c.owned.clone(),
+            })
+            .collect();
         drop(g0);
         let (g1, _) = group_of(n - 1, &image, now);
-        probe.push(Client { id: "newcomer".into(), epoch: 0, owned: BTreeMap::new() });
+        probe.push(Client {
+            id: "newcomer".into(),
+            epoch: 0,
+            owned: BTreeMap::new(),
+        });
         let rounds = settle(&g1, &image, &mut probe, now);
         println!("join_to_stable/{n}: {rounds} heartbeat rounds");
         group.bench_function(format!("join_to_stable/{n}"), |b| {
             b.iter_batched(
                 || {
                     let (g, mut clients) = group_of(n - 1, &image, now);
-                    clients.push(Client { id: "newcomer".into(), epoch: 0, owned: BTreeMap::new() });
+                    clients.push(Client {
+                        id: "newcomer".into(),
+                        epoch: 0,
+                        owned: BTreeMap::new(),
+                    });
                     (g, clients)
                 },
                 |(g, mut clients)| settle(&g, &image, &mut clients, now),

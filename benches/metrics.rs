@@ -56,7 +56,8 @@ fn broker(dir: &std::path::Path, extra: &str) -> (Broker, u16) {
 fn scrape(port: u16) -> (String, usize, Duration) {
     let start = Instant::now();
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .expect("write");
     let mut buf = Vec::new();
@@ -160,8 +161,9 @@ fn scrape_time(partitions: usize, partition_level: bool) {
         &format!("metrics.partition.level.enable={partition_level}\nlog.segment.bytes=1048576"),
     );
     let created = Instant::now();
-    let admin: AdminClient<DefaultClientContext> =
-        support::client_config(&b.bootstrap()).create().expect("admin");
+    let admin: AdminClient<DefaultClientContext> = support::client_config(&b.bootstrap())
+        .create()
+        .expect("admin");
     let opts = AdminOptions::new()
         .request_timeout(Some(Duration::from_secs(120)))
         .operation_timeout(Some(Duration::from_secs(120)));
@@ -174,7 +176,10 @@ fn scrape_time(partitions: usize, partition_level: bool) {
             .iter()
             .map(|t| NewTopic::new(t, per_topic as i32, TopicReplication::Fixed(1)))
             .collect();
-        for r in rt.block_on(admin.create_topics(&nts, &opts)).expect("CreateTopics") {
+        for r in rt
+            .block_on(admin.create_topics(&nts, &opts))
+            .expect("CreateTopics")
+        {
             r.unwrap_or_else(|(t, e)| panic!("create {t}: {e}"));
         }
     }

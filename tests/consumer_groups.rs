@@ -43,9 +43,13 @@ fn produce(bootstrap: &str, topic: &str, round: usize, per_partition: usize) {
     for i in 0..per_partition {
         for part in 0..PARTITIONS {
             let v = format!("round {round} partition {part} record {i}");
-            p.send(BaseRecord::<(), str>::to(topic).partition(part).payload(v.as_str()))
-                .map_err(|(e, _)| e)
-                .expect("send");
+            p.send(
+                BaseRecord::<(), str>::to(topic)
+                    .partition(part)
+                    .payload(v.as_str()),
+            )
+            .map_err(|(e, _)| e)
+            .expect("send");
         }
     }
     common::flush(&p, T);
@@ -74,11 +78,18 @@ fn wait_for_split(consumers: &[&BaseConsumer], what: &str) {
         let sets: Vec<_> = consumers.iter().map(|c| assigned(c)).collect();
         let total: usize = sets.iter().map(BTreeSet::len).sum();
         let union: BTreeSet<_> = sets.iter().flatten().cloned().collect();
-        if union.len() == PARTITIONS as usize && total == union.len() && sets.iter().all(|s| !s.is_empty()) {
+        if union.len() == PARTITIONS as usize
+            && total == union.len()
+            && sets.iter().all(|s| !s.is_empty())
+        {
             return;
         }
         // Never two owners at once, even while reconciling.
-        assert_eq!(total, union.len(), "{what}: a partition owned twice: {sets:?}");
+        assert_eq!(
+            total,
+            union.len(),
+            "{what}: a partition owned twice: {sets:?}"
+        );
         deadline.check(|| format!("{what}: no split assignment: {sets:?}"));
     }
 }
@@ -110,7 +121,12 @@ fn consume_round(consumers: &[&BaseConsumer], round: usize, want: usize) {
                     "consumer {i} read partition {} it does not own",
                     m.partition()
                 );
-                assert!(seen.insert((m.partition(), m.offset())), "read twice: {}@{}", m.partition(), m.offset());
+                assert!(
+                    seen.insert((m.partition(), m.offset())),
+                    "read twice: {}@{}",
+                    m.partition(),
+                    m.offset()
+                );
             }
         }
     }
@@ -148,7 +164,13 @@ fn child_member() {
 fn members_share_partitions_join_leave_die_and_survive_a_restart() {
     let mut cluster = Cluster::start(1, &CONFIG);
     let bootstrap = cluster.bootstrap();
-    create_topic(&admin(&bootstrap), &cluster.nodes[0], TOPIC, PARTITIONS, &[]);
+    create_topic(
+        &admin(&bootstrap),
+        &cluster.nodes[0],
+        TOPIC,
+        PARTITIONS,
+        &[],
+    );
 
     // Two members split the partitions; every record is read once.
     let a = member(&bootstrap, "g848");
@@ -201,7 +223,11 @@ fn members_share_partitions_join_leave_die_and_survive_a_restart() {
     let killed = std::time::Instant::now();
     wait_for_split(&[&a, &b], "after a SIGKILL");
     // Its partitions came back through its session timeout (6 s), not sooner.
-    assert!(killed.elapsed() >= Duration::from_secs(4), "{:?}", killed.elapsed());
+    assert!(
+        killed.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        killed.elapsed()
+    );
     produce(&bootstrap, TOPIC, 3, 10);
     consume_round(&[&a, &b], 3, 60);
     commit(&[&a, &b]);
@@ -213,7 +239,9 @@ fn members_share_partitions_join_leave_die_and_survive_a_restart() {
     cluster.wait_ready(T);
     produce(&bootstrap, TOPIC, 4, 10);
     consume_round(&[&a, &b], 4, 60);
-    let groups = a.fetch_group_list(Some("g848"), T).expect("ListGroups/DescribeGroups");
+    let groups = a
+        .fetch_group_list(Some("g848"), T)
+        .expect("ListGroups/DescribeGroups");
     let g = &groups.groups()[0];
     assert_eq!((g.name(), g.protocol_type()), ("g848", "consumer"));
     // A newcomer after everyone left starts from the committed offsets (round 4 is not

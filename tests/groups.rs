@@ -24,21 +24,6 @@ const GROUP_CONFIG: [(&str, &str); 2] = [
     ("group.initial.rebalance.delay.ms", "0"),
 ];
 
-fn group_consumer(bootstrap: &str, group: &str) -> BaseConsumer {
-    common::client_config(
-        bootstrap,
-        &[
-            ("group.id", group),
-            ("enable.auto.commit", "false"),
-            ("auto.offset.reset", "earliest"),
-            ("session.timeout.ms", "6000"),
-            ("heartbeat.interval.ms", "500"),
-        ],
-    )
-    .create()
-    .expect("create consumer")
-}
-
 fn produce(bootstrap: &str, round: usize, per_partition: usize) {
     let p = common::producer(bootstrap, &[("acks", "all")]);
     for i in 0..per_partition {
@@ -126,7 +111,7 @@ fn group_members_split_partitions_and_offsets_survive_a_restart() {
     produce(&bootstrap, 0, 50);
 
     // One member: it gets every partition, reads round 0, commits.
-    let a = group_consumer(&bootstrap, "g1");
+    let a = common::group_consumer(&bootstrap, "g1");
     a.subscribe(&[TOPIC]).expect("subscribe");
     let got = consume(&[&a], 0, 200);
     assert_eq!(got[0].len(), 200);
@@ -135,7 +120,7 @@ fn group_members_split_partitions_and_offsets_survive_a_restart() {
     assert_eq!(committed(&a), (0..PARTITIONS).map(|p| (p, 50)).collect());
 
     // A second member joins: the partitions are split between them, each read by one.
-    let b = group_consumer(&bootstrap, "g1");
+    let b = common::group_consumer(&bootstrap, "g1");
     b.subscribe(&[TOPIC]).expect("subscribe");
     let deadline = Deadline::after(T);
     loop {
@@ -178,7 +163,7 @@ fn group_members_split_partitions_and_offsets_survive_a_restart() {
     cluster.nodes[0].start();
     cluster.wait_ready(T);
     produce(&bootstrap, 2, 10);
-    let c = group_consumer(&bootstrap, "g1");
+    let c = common::group_consumer(&bootstrap, "g1");
     c.subscribe(&[TOPIC]).expect("subscribe");
     // Only round 2 arrives: rounds 0 and 1 were committed before the restart.
     let got = consume(&[&c], 2, 40);
@@ -199,7 +184,7 @@ fn a_simple_consumer_commits_without_joining() {
     create_topic(&admin, &cluster.nodes[0], TOPIC, PARTITIONS, &[]);
     produce(&bootstrap, 0, 5);
     // assign() with a group.id: offset commits with generation -1, no membership.
-    let c = group_consumer(&bootstrap, "simple");
+    let c = common::group_consumer(&bootstrap, "simple");
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(TOPIC, 0, Offset::Beginning)
         .expect("tpl");
@@ -323,7 +308,7 @@ fn trio_member_process() {
     let Ok(bootstrap) = std::env::var(TRIO_CHILD_ENV) else {
         return;
     };
-    let c = group_consumer(&bootstrap, TRIO_GROUP);
+    let c = common::group_consumer(&bootstrap, TRIO_GROUP);
     c.subscribe(&[TRIO_TOPIC]).expect("subscribe");
     let mut out = std::io::stdout().lock();
     // libtest has printed "test trio_member_process ... " without a newline: end that line.
@@ -407,9 +392,9 @@ fn three_consumers_split_six_partitions_and_survive_a_leave_and_a_kill() {
             }
         });
     }
-    let a = group_consumer(&bootstrap, TRIO_GROUP);
+    let a = common::group_consumer(&bootstrap, TRIO_GROUP);
     a.subscribe(&[TRIO_TOPIC]).expect("subscribe a");
-    let b = group_consumer(&bootstrap, TRIO_GROUP);
+    let b = common::group_consumer(&bootstrap, TRIO_GROUP);
     b.subscribe(&[TRIO_TOPIC]).expect("subscribe b");
     let assigned_of = |c: &BaseConsumer| -> BTreeSet<i32> {
         c.assignment()

@@ -27,12 +27,7 @@ fn health_and_unknown_paths() {
         std::thread::sleep(Duration::from_millis(50));
     }
     // `/` is the console (tests/console.rs).
-    for path in [
-        "/nope",
-        "/health",
-        "/health/live/x",
-        "/../../etc/passwd",
-    ] {
+    for path in ["/nope", "/health", "/health/live/x", "/../../etc/passwd"] {
         let r = get(node.http_addr(), path).expect("answer");
         assert_eq!(r.status, 404, "{path}: {}", r.text());
     }

@@ -7,7 +7,9 @@
 mod common;
 
 use common::http::{get, get_with};
-use common::{create_replicated_topic, create_topic, segment_files, wait_for_isrs, Cluster, Deadline, Node};
+use common::{
+    create_replicated_topic, create_topic, segment_files, wait_for_isrs, Cluster, Deadline, Node,
+};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::BaseRecord;
@@ -71,16 +73,30 @@ fn parse(text: &str, openmetrics: bool) -> Scrape {
             }
             let mut parts = rest.splitn(3, ' ');
             let kind = parts.next().unwrap_or("");
-            let name = parts.next().unwrap_or_else(|| panic!("{}", at())).to_owned();
+            let name = parts
+                .next()
+                .unwrap_or_else(|| panic!("{}", at()))
+                .to_owned();
             assert!(valid_name(&name), "bad metric name: {}", at());
             match kind {
                 "HELP" => {}
                 "UNIT" => assert!(openmetrics, "UNIT in the Prometheus text format"),
                 "TYPE" => {
-                    let t = parts.next().unwrap_or_else(|| panic!("{}", at())).to_owned();
+                    let t = parts
+                        .next()
+                        .unwrap_or_else(|| panic!("{}", at()))
+                        .to_owned();
                     assert!(
-                        ["counter", "gauge", "histogram", "summary", "untyped", "unknown", "info"]
-                            .contains(&t.as_str()),
+                        [
+                            "counter",
+                            "gauge",
+                            "histogram",
+                            "summary",
+                            "untyped",
+                            "unknown",
+                            "info"
+                        ]
+                        .contains(&t.as_str()),
                         "bad type: {}",
                         at()
                     );
@@ -97,7 +113,9 @@ fn parse(text: &str, openmetrics: bool) -> Scrape {
         }
         assert!(!line.is_empty(), "empty line: {}", at());
         let (name, labels, value) = sample(line).unwrap_or_else(|e| panic!("{e}: {}", at()));
-        let (fam, t) = family.as_ref().unwrap_or_else(|| panic!("sample before TYPE: {}", at()));
+        let (fam, t) = family
+            .as_ref()
+            .unwrap_or_else(|| panic!("sample before TYPE: {}", at()));
         let allowed: Vec<String> = match t.as_str() {
             "counter" if openmetrics => vec![format!("{fam}_total"), format!("{fam}_created")],
             "histogram" => ["_bucket", "_sum", "_count", "_created"]
@@ -106,7 +124,11 @@ fn parse(text: &str, openmetrics: bool) -> Scrape {
                 .collect(),
             _ => vec![fam.clone()],
         };
-        assert!(allowed.contains(&name), "{name} outside its family {fam}: {}", at());
+        assert!(
+            allowed.contains(&name),
+            "{name} outside its family {fam}: {}",
+            at()
+        );
         if t == "counter" && !openmetrics {
             assert!(name.ends_with("_total"), "counter without _total: {}", at());
         }
@@ -127,13 +149,20 @@ fn parse(text: &str, openmetrics: bool) -> Scrape {
             if name == &format!("{fam}_bucket") {
                 let mut l = labels.clone();
                 let le = l.remove("le").expect("bucket without le");
-                let le: f64 = if le == "+Inf" { f64::INFINITY } else { le.parse().expect("le") };
+                let le: f64 = if le == "+Inf" {
+                    f64::INFINITY
+                } else {
+                    le.parse().expect("le")
+                };
                 by_series.entry(l).or_default().push((le, *v));
             }
         }
         for (labels, mut buckets) in by_series {
             buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-            assert!(buckets.windows(2).all(|w| w[0].1 <= w[1].1), "{fam}{labels:?} not cumulative");
+            assert!(
+                buckets.windows(2).all(|w| w[0].1 <= w[1].1),
+                "{fam}{labels:?} not cumulative"
+            );
             let last = buckets.last().expect("buckets");
             assert!(last.0.is_infinite(), "{fam}{labels:?} without +Inf");
             let count = s.samples[&(format!("{fam}_count"), labels.clone())];
@@ -145,15 +174,14 @@ fn parse(text: &str, openmetrics: bool) -> Scrape {
 
 fn valid_name(n: &str) -> bool {
     let mut c = n.chars();
-    c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_' || f == ':')
+    c.next()
+        .is_some_and(|f| f.is_ascii_alphabetic() || f == '_' || f == ':')
         && c.all(|x| x.is_ascii_alphanumeric() || x == '_' || x == ':')
 }
 
 /// `name{k="v",...} value`.
 fn sample(line: &str) -> Result<(String, Labels, f64), String> {
-    let name_end = line
-        .find(['{', ' '])
-        .ok_or("no value")?;
+    let name_end = line.find(['{', ' ']).ok_or("no value")?;
     let name = &line[..name_end];
     if !valid_name(name) {
         return Err(format!("bad name {name:?}"));
@@ -171,7 +199,9 @@ fn sample(line: &str) -> Result<(String, Labels, f64), String> {
             if !valid_name(key) || key.contains(':') {
                 return Err(format!("bad label name {key:?}"));
             }
-            r = r[eq + 1..].strip_prefix('"').ok_or("unquoted label value")?;
+            r = r[eq + 1..]
+                .strip_prefix('"')
+                .ok_or("unquoted label value")?;
             let mut value = String::new();
             let mut chars = r.char_indices();
             let end = loop {
@@ -211,7 +241,8 @@ fn sample(line: &str) -> Result<(String, Labels, f64), String> {
         v => v.parse::<f64>().map_err(|e| format!("value {v:?}: {e}"))?,
     };
     if let Some(ts) = fields.next() {
-        ts.parse::<f64>().map_err(|_| format!("bad timestamp {ts:?}"))?;
+        ts.parse::<f64>()
+            .map_err(|_| format!("bad timestamp {ts:?}"))?;
     }
     if fields.next().is_some() {
         return Err("trailing fields".into());
@@ -224,15 +255,18 @@ fn parser_refuses_what_is_not_the_format() {
     let ok = "# HELP a_total x\n# TYPE a_total counter\na_total{t=\"q\\\"\\n\"} 1\n";
     assert_eq!(parse(ok, false).value("a_total", &[("t", "q\"\n")]), 1.0);
     for bad in [
-        "a_total 1\n",                                                  // no TYPE
-        "# TYPE a_total counter\na_total{t=\"x\",} 1\n",                // trailing comma
-        "# TYPE a_total counter\na_total{t=x} 1\n",                     // unquoted
-        "# TYPE a_total counter\na_total 1\na_total 2\n",               // duplicate
-        "# TYPE a_total counter\nb_total 1\n",                          // outside its family
-        "# TYPE a gauge\na one\n",                                      // not a number
+        "a_total 1\n",                                    // no TYPE
+        "# TYPE a_total counter\na_total{t=\"x\",} 1\n",  // trailing comma
+        "# TYPE a_total counter\na_total{t=x} 1\n",       // unquoted
+        "# TYPE a_total counter\na_total 1\na_total 2\n", // duplicate
+        "# TYPE a_total counter\nb_total 1\n",            // outside its family
+        "# TYPE a gauge\na one\n",                        // not a number
         "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_count 1\nh_sum 0\n",
     ] {
-        assert!(std::panic::catch_unwind(|| parse(bad, false)).is_err(), "accepted {bad:?}");
+        assert!(
+            std::panic::catch_unwind(|| parse(bad, false)).is_err(),
+            "accepted {bad:?}"
+        );
     }
 }
 
@@ -313,17 +347,40 @@ fn series_match_what_clients_did() {
     // Bytes and records in: the bytes stored are the bytes the producer sent.
     let s = scrape(node);
     let topic = [("topic", "metered")];
-    assert_eq!(s.value("kafka_server_brokertopicmetrics_messagesin_total", &topic), N as f64);
-    assert_eq!(s.value("kafka_server_brokertopicmetrics_bytesin_total", &topic), stored as f64);
+    assert_eq!(
+        s.value("kafka_server_brokertopicmetrics_messagesin_total", &topic),
+        N as f64
+    );
+    assert_eq!(
+        s.value("kafka_server_brokertopicmetrics_bytesin_total", &topic),
+        stored as f64
+    );
     assert!(s.value("kafka_server_brokertopicmetrics_bytesin_total", &[]) >= stored as f64);
-    let appends = s.value("kafka_server_brokertopicmetrics_totalproducerequests_total", &topic);
+    let appends = s.value(
+        "kafka_server_brokertopicmetrics_totalproducerequests_total",
+        &topic,
+    );
     assert!(appends >= 2.0, "{appends}");
-    assert_eq!(s.value("kafka_server_brokertopicmetrics_failedproducerequests_total", &topic), 0.0);
-    assert_eq!(s.types["kafka_network_requestmetrics_totaltimems"], "histogram");
+    assert_eq!(
+        s.value(
+            "kafka_server_brokertopicmetrics_failedproducerequests_total",
+            &topic
+        ),
+        0.0
+    );
+    assert_eq!(
+        s.types["kafka_network_requestmetrics_totaltimems"],
+        "histogram"
+    );
     let produce = [("request", "Produce")];
     assert!(s.value("kafka_network_requestmetrics_totaltimems_count", &produce) >= 1.0);
     assert!(s.value("kafka_network_requestmetrics_requests_total", &produce) >= 1.0);
-    for part in ["requestqueuetimems", "localtimems", "remotetimems", "responsesendtimems"] {
+    for part in [
+        "requestqueuetimems",
+        "localtimems",
+        "remotetimems",
+        "responsesendtimems",
+    ] {
         let name = format!("kafka_network_requestmetrics_{part}_count");
         assert_eq!(
             s.value(&name, &produce),
@@ -331,19 +388,50 @@ fn series_match_what_clients_did() {
             "{part}"
         );
     }
-    assert_eq!(s.value("kafka_controller_kafkacontroller_activecontrollercount", &[]), 1.0);
-    assert_eq!(s.value("kafka_controller_kafkacontroller_offlinepartitionscount", &[]), 0.0);
-    assert_eq!(s.value("kafka_server_replicamanager_underreplicatedpartitions", &[]), 0.0);
+    assert_eq!(
+        s.value(
+            "kafka_controller_kafkacontroller_activecontrollercount",
+            &[]
+        ),
+        1.0
+    );
+    assert_eq!(
+        s.value(
+            "kafka_controller_kafkacontroller_offlinepartitionscount",
+            &[]
+        ),
+        0.0
+    );
+    assert_eq!(
+        s.value("kafka_server_replicamanager_underreplicatedpartitions", &[]),
+        0.0
+    );
     assert!(s.value("kafka_server_replicamanager_partitioncount", &[]) >= 2.0);
     assert_eq!(
         s.value("kafka_server_replicamanager_leadercount", &[]),
         s.value("kafka_server_replicamanager_partitioncount", &[])
     );
-    assert_eq!(s.value("kafka_server_raft_metrics_current_leader", &[]), 1.0);
-    assert!(s.value("kafka_server_socket_server_metrics_connection_count", &[("listener", "PLAINTEXT")]) >= 1.0);
-    let idle = s.value("kafka_network_socketserver_networkprocessoravgidlepercent", &[]);
+    assert_eq!(
+        s.value("kafka_server_raft_metrics_current_leader", &[]),
+        1.0
+    );
+    assert!(
+        s.value(
+            "kafka_server_socket_server_metrics_connection_count",
+            &[("listener", "PLAINTEXT")]
+        ) >= 1.0
+    );
+    let idle = s.value(
+        "kafka_network_socketserver_networkprocessoravgidlepercent",
+        &[],
+    );
     assert!((0.0..=1.0).contains(&idle), "{idle}");
-    assert!(s.get("kafka_server_delayedoperationpurgatory_purgatorysize", &[("delayedOperation", "Fetch")]).is_some());
+    assert!(s
+        .get(
+            "kafka_server_delayedoperationpurgatory_purgatorysize",
+            &[("delayedOperation", "Fetch")]
+        )
+        .is_some());
     // Per-partition series are off by default.
     assert_eq!(s.series("kafka_log_log_size"), 0);
 
@@ -358,8 +446,18 @@ fn series_match_what_clients_did() {
     let s = scrape_until(node, "bytes out", |s| {
         s.get("kafka_server_brokertopicmetrics_bytesout_total", &topic) == Some(stored as f64)
     });
-    assert!(s.value("kafka_server_brokertopicmetrics_totalfetchrequests_total", &topic) >= 2.0);
-    assert!(s.value("kafka_network_requestmetrics_totaltimems_count", &[("request", "Fetch")]) >= 1.0);
+    assert!(
+        s.value(
+            "kafka_server_brokertopicmetrics_totalfetchrequests_total",
+            &topic
+        ) >= 2.0
+    );
+    assert!(
+        s.value(
+            "kafka_network_requestmetrics_totaltimems_count",
+            &[("request", "Fetch")]
+        ) >= 1.0
+    );
 
     // A group's lag: partition 0 has `per_partition[0]` records; the group commits M of them.
     const M: i64 = 40;
@@ -371,32 +469,62 @@ fn series_match_what_clients_did() {
     .expect("group consumer");
     consume(&g, "metered", 0, M as usize);
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("metered", 0, Offset::Offset(M)).expect("tpl");
+    tpl.add_partition_offset("metered", 0, Offset::Offset(M))
+        .expect("tpl");
     g.commit(&tpl, CommitMode::Sync).expect("commit");
     let lag = per_partition[0] as f64 - M as f64;
-    let labels = [("group", "lagging"), ("topic", "metered"), ("partition", "0")];
-    let s = scrape_until(node, "group lag", |s| s.get("rafka_consumergroup_lag", &labels).is_some());
+    let labels = [
+        ("group", "lagging"),
+        ("topic", "metered"),
+        ("partition", "0"),
+    ];
+    let s = scrape_until(node, "group lag", |s| {
+        s.get("rafka_consumergroup_lag", &labels).is_some()
+    });
     assert_eq!(s.value("rafka_consumergroup_lag", &labels), lag);
-    assert_eq!(s.value("rafka_consumergroup_lag_sum", &[("group", "lagging")]), lag);
-    assert!(s.value("kafka_server_group_coordinator_metrics_offset_commit_total", &[]) >= 1.0);
-    assert!(s.value("kafka_coordinator_group_groupmetadatamanager_numgroups", &[]) >= 1.0);
+    assert_eq!(
+        s.value("rafka_consumergroup_lag_sum", &[("group", "lagging")]),
+        lag
+    );
+    assert!(
+        s.value(
+            "kafka_server_group_coordinator_metrics_offset_commit_total",
+            &[]
+        ) >= 1.0
+    );
+    assert!(
+        s.value(
+            "kafka_coordinator_group_groupmetadatamanager_numgroups",
+            &[]
+        ) >= 1.0
+    );
 
     // OpenMetrics when asked for.
     let r = get_with(
         node.http_addr(),
         "/metrics",
-        &[("Accept", "application/openmetrics-text;version=1.0.0,text/plain;q=0.5")],
+        &[(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+        )],
     )
     .expect("GET /metrics");
     assert_eq!(r.status, 200);
     assert!(
-        r.header("content-type").is_some_and(|c| c.starts_with("application/openmetrics-text")),
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("application/openmetrics-text")),
         "{:?}",
         r.headers
     );
     let om = parse(&r.text(), true);
-    assert_eq!(om.types["kafka_server_brokertopicmetrics_messagesin"], "counter");
-    assert_eq!(om.value("kafka_server_brokertopicmetrics_messagesin_total", &topic), N as f64);
+    assert_eq!(
+        om.types["kafka_server_brokertopicmetrics_messagesin"],
+        "counter"
+    );
+    assert_eq!(
+        om.value("kafka_server_brokertopicmetrics_messagesin_total", &topic),
+        N as f64
+    );
 }
 
 #[test]
@@ -408,7 +536,10 @@ fn per_partition_series_when_switched_on_and_none_when_metrics_are_off() {
     produce(&bootstrap, "sized", 1, 50);
     let s = scrape(node);
     let p0 = [("topic", "sized"), ("partition", "0")];
-    assert_eq!(s.value("kafka_log_log_size", &p0), on_disk(node, "sized", 0) as f64);
+    assert_eq!(
+        s.value("kafka_log_log_size", &p0),
+        on_disk(node, "sized", 0) as f64
+    );
     assert_eq!(s.value("kafka_log_log_logendoffset", &p0), 50.0);
     assert_eq!(s.value("kafka_log_log_numlogsegments", &p0), 1.0);
     drop(cluster);
@@ -417,7 +548,10 @@ fn per_partition_series_when_switched_on_and_none_when_metrics_are_off() {
     let node = &cluster.nodes[0];
     let r = get(node.http_addr(), "/metrics").expect("GET /metrics");
     assert_eq!(r.status, 404, "{}", r.text());
-    assert_eq!(get(node.http_addr(), "/health/live").expect("live").status, 200);
+    assert_eq!(
+        get(node.http_addr(), "/health/live").expect("live").status,
+        200
+    );
 }
 
 #[test]
@@ -433,12 +567,23 @@ fn under_replicated_after_a_follower_dies_and_one_active_controller() {
     );
     let bootstrap = cluster.bootstrap();
     create_replicated_topic(&bootstrap, "replicated", 1, 3);
-    let views = wait_for_isrs(&cluster.nodes[0], "replicated", 1, &[1, 2, 3], Deadline::after(T));
+    let views = wait_for_isrs(
+        &cluster.nodes[0],
+        "replicated",
+        1,
+        &[1, 2, 3],
+        Deadline::after(T),
+    );
     let leader = views[0].leader;
     let active = |cluster: &Cluster, alive: &[i32]| -> f64 {
         alive
             .iter()
-            .map(|&id| scrape(cluster.node(id)).value("kafka_controller_kafkacontroller_activecontrollercount", &[]))
+            .map(|&id| {
+                scrape(cluster.node(id)).value(
+                    "kafka_controller_kafkacontroller_activecontrollercount",
+                    &[],
+                )
+            })
             .sum()
     };
     // Exactly one active controller, once the quorum has a leader.
@@ -448,7 +593,10 @@ fn under_replicated_after_a_follower_dies_and_one_active_controller() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let s = scrape(cluster.node(leader));
-    assert_eq!(s.value("kafka_server_replicamanager_underreplicatedpartitions", &[]), 0.0);
+    assert_eq!(
+        s.value("kafka_server_replicamanager_underreplicatedpartitions", &[]),
+        0.0
+    );
     let shrinks_before = s.value("kafka_server_replicamanager_isrshrinks_total", &[]);
 
     // A follower dies: the leader reports the partition under-replicated.

@@ -35,7 +35,11 @@ impl Out {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}\nstderr: {}", self.stdout, self.stderr))
     }
     fn ok(self) -> Out {
-        assert_eq!(self.code, 0, "stdout: {}\nstderr: {}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "stdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
@@ -95,16 +99,62 @@ fn topics_configs_quorum_and_console_clients() {
     let cluster = Cluster::start(1, &GROUP_CONFIG);
     let b = cluster.bootstrap();
     let b = b.as_str();
-    tool(&["topics", "create", "-b", b, "-t", "tools-a", "--partitions", "3", "--replication-factor", "1"]).ok();
-    let again = tool(&["topics", "create", "-b", b, "-t", "tools-a", "--partitions", "3"]);
+    tool(&[
+        "topics",
+        "create",
+        "-b",
+        b,
+        "-t",
+        "tools-a",
+        "--partitions",
+        "3",
+        "--replication-factor",
+        "1",
+    ])
+    .ok();
+    let again = tool(&[
+        "topics",
+        "create",
+        "-b",
+        b,
+        "-t",
+        "tools-a",
+        "--partitions",
+        "3",
+    ]);
     assert_eq!(again.code, 1, "{}", again.stderr);
-    assert!(again.stderr.contains("TOPIC_ALREADY_EXISTS"), "{}", again.stderr);
-    tool(&["topics", "create", "-b", b, "-t", "tools-a", "--if-not-exists"]).ok();
+    assert!(
+        again.stderr.contains("TOPIC_ALREADY_EXISTS"),
+        "{}",
+        again.stderr
+    );
+    tool(&[
+        "topics",
+        "create",
+        "-b",
+        b,
+        "-t",
+        "tools-a",
+        "--if-not-exists",
+    ])
+    .ok();
 
-    let list = tool(&["topics", "list", "-b", b, "--output", "json"]).ok().json();
-    assert!(list.as_array().expect("array").iter().any(|t| t["topic"] == "tools-a"), "{list}");
+    let list = tool(&["topics", "list", "-b", b, "--output", "json"])
+        .ok()
+        .json();
+    assert!(
+        list.as_array()
+            .expect("array")
+            .iter()
+            .any(|t| t["topic"] == "tools-a"),
+        "{list}"
+    );
 
-    let parts = tool(&["topics", "describe", "-b", b, "-t", "tools-a", "--output", "json"]).ok().json();
+    let parts = tool(&[
+        "topics", "describe", "-b", b, "-t", "tools-a", "--output", "json",
+    ])
+    .ok()
+    .json();
     let parts = parts.as_array().expect("array");
     assert_eq!(parts.len(), 3);
     for (i, p) in parts.iter().enumerate() {
@@ -113,83 +163,257 @@ fn topics_configs_quorum_and_console_clients() {
         assert_eq!(p["replicas"], serde_json::json!([1]));
         assert_eq!(p["isr"], serde_json::json!([1]));
     }
-    let table = tool(&["topics", "describe", "-b", b, "-t", "tools-a"]).ok().stdout;
+    let table = tool(&["topics", "describe", "-b", b, "-t", "tools-a"])
+        .ok()
+        .stdout;
     let mut lines = table.lines();
     assert_eq!(
-        lines.next().map(|l| l.split_whitespace().collect::<Vec<_>>()),
-        Some(vec!["TOPIC", "PARTITION", "LEADER", "LEADER-EPOCH", "REPLICAS", "ISR", "OFFLINE"])
+        lines
+            .next()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>()),
+        Some(vec![
+            "TOPIC",
+            "PARTITION",
+            "LEADER",
+            "LEADER-EPOCH",
+            "REPLICAS",
+            "ISR",
+            "OFFLINE"
+        ])
     );
-    assert_eq!(lines.filter(|l| l.starts_with("tools-a ")).count(), 3, "{table}");
-    let under = tool(&["topics", "describe", "-b", b, "--under-replicated", "--output", "json"]).ok().json();
+    assert_eq!(
+        lines.filter(|l| l.starts_with("tools-a ")).count(),
+        3,
+        "{table}"
+    );
+    let under = tool(&[
+        "topics",
+        "describe",
+        "-b",
+        b,
+        "--under-replicated",
+        "--output",
+        "json",
+    ])
+    .ok()
+    .json();
     assert_eq!(under, serde_json::json!([]));
-    let unavailable = tool(&["topics", "describe", "-b", b, "--unavailable", "--output", "json"]).ok().json();
+    let unavailable = tool(&[
+        "topics",
+        "describe",
+        "-b",
+        b,
+        "--unavailable",
+        "--output",
+        "json",
+    ])
+    .ok()
+    .json();
     assert_eq!(unavailable, serde_json::json!([]));
 
-    tool(&["topics", "alter", "-b", b, "-t", "tools-a", "--partitions", "5"]).ok();
-    let parts = tool(&["topics", "describe", "-b", b, "-t", "tools-a", "--output", "json"]).ok().json();
+    tool(&[
+        "topics",
+        "alter",
+        "-b",
+        b,
+        "-t",
+        "tools-a",
+        "--partitions",
+        "5",
+    ])
+    .ok();
+    let parts = tool(&[
+        "topics", "describe", "-b", b, "-t", "tools-a", "--output", "json",
+    ])
+    .ok()
+    .json();
     assert_eq!(parts.as_array().map(Vec::len), Some(5));
 
     // Configs: set, append to a list, describe with sources, delete.
     tool(&[
-        "configs", "alter", "-b", b, "--entity-type", "topics", "--entity-name", "tools-a",
-        "--add-config", "retention.ms=123456,cleanup.policy=[delete]",
+        "configs",
+        "alter",
+        "-b",
+        b,
+        "--entity-type",
+        "topics",
+        "--entity-name",
+        "tools-a",
+        "--add-config",
+        "retention.ms=123456,cleanup.policy=[delete]",
     ])
     .ok();
     tool(&[
-        "configs", "alter", "-b", b, "--entity-type", "topics", "--entity-name", "tools-a",
-        "--append-config", "cleanup.policy=compact",
+        "configs",
+        "alter",
+        "-b",
+        b,
+        "--entity-type",
+        "topics",
+        "--entity-name",
+        "tools-a",
+        "--append-config",
+        "cleanup.policy=compact",
     ])
     .ok();
     let configs = tool(&[
-        "configs", "describe", "-b", b, "--entity-type", "topics", "--entity-name", "tools-a", "--output", "json",
+        "configs",
+        "describe",
+        "-b",
+        b,
+        "--entity-type",
+        "topics",
+        "--entity-name",
+        "tools-a",
+        "--output",
+        "json",
     ])
     .ok()
     .json();
     let get = |name: &str| {
-        configs.as_array().expect("array").iter().find(|c| c["name"] == name).cloned()
+        configs
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
     };
     let retention = get("retention.ms").expect("retention.ms overridden");
     assert_eq!(retention["value"], "123456");
     assert_eq!(retention["source"], "DYNAMIC_TOPIC_CONFIG");
-    assert_eq!(get("cleanup.policy").expect("cleanup.policy")["value"], "delete,compact");
+    assert_eq!(
+        get("cleanup.policy").expect("cleanup.policy")["value"],
+        "delete,compact"
+    );
     tool(&[
-        "configs", "alter", "-b", b, "--entity-type", "topics", "--entity-name", "tools-a",
-        "--delete-config", "retention.ms",
+        "configs",
+        "alter",
+        "-b",
+        b,
+        "--entity-type",
+        "topics",
+        "--entity-name",
+        "tools-a",
+        "--delete-config",
+        "retention.ms",
     ])
     .ok();
     let all = tool(&[
-        "configs", "describe", "-b", b, "--entity-type", "topics", "--entity-name", "tools-a", "--all", "--output", "json",
+        "configs",
+        "describe",
+        "-b",
+        b,
+        "--entity-type",
+        "topics",
+        "--entity-name",
+        "tools-a",
+        "--all",
+        "--output",
+        "json",
     ])
     .ok()
     .json();
-    let retention = all.as_array().expect("array").iter().find(|c| c["name"] == "retention.ms").cloned();
-    assert_ne!(retention.expect("retention.ms listed with --all")["source"], "DYNAMIC_TOPIC_CONFIG");
+    let retention = all
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|c| c["name"] == "retention.ms")
+        .cloned();
+    assert_ne!(
+        retention.expect("retention.ms listed with --all")["source"],
+        "DYNAMIC_TOPIC_CONFIG"
+    );
     let broker = tool(&[
-        "configs", "describe", "-b", b, "--entity-type", "brokers", "--entity-name", "1", "--all",
+        "configs",
+        "describe",
+        "-b",
+        b,
+        "--entity-type",
+        "brokers",
+        "--entity-name",
+        "1",
+        "--all",
     ])
     .ok()
     .stdout;
-    assert!(broker.lines().any(|l| l.starts_with("node.id ") && l.contains("STATIC_BROKER_CONFIG")), "{broker}");
-    let bad = tool(&["configs", "alter", "-b", b, "--entity-type", "topics", "--entity-name", "tools-a", "--add-config", "no.such.key=1"]);
+    assert!(
+        broker
+            .lines()
+            .any(|l| l.starts_with("node.id ") && l.contains("STATIC_BROKER_CONFIG")),
+        "{broker}"
+    );
+    let bad = tool(&[
+        "configs",
+        "alter",
+        "-b",
+        b,
+        "--entity-type",
+        "topics",
+        "--entity-name",
+        "tools-a",
+        "--add-config",
+        "no.such.key=1",
+    ]);
     assert_eq!(bad.code, 1, "{}", bad.stdout);
 
     // Quorum.
-    let status = tool(&["quorum", "describe", "--status", "-b", b, "--output", "json"]).ok().json();
+    let status = tool(&[
+        "quorum", "describe", "--status", "-b", b, "--output", "json",
+    ])
+    .ok()
+    .json();
     assert_eq!(status["leader_id"], 1);
     assert_eq!(status["current_voters"], serde_json::json!([1]));
     assert!(status["high_watermark"].as_i64().expect("hw") > 0);
-    let replication = tool(&["quorum", "describe", "--replication", "-b", b]).ok().stdout;
-    assert!(replication.lines().nth(1).is_some_and(|l| l.starts_with("1 ") && l.ends_with("Leader")), "{replication}");
+    let replication = tool(&["quorum", "describe", "--replication", "-b", b])
+        .ok()
+        .stdout;
+    assert!(
+        replication
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("1 ") && l.ends_with("Leader")),
+        "{replication}"
+    );
 
     // Console producer and consumer: keys, headers, partitions, offsets.
     let input: String = (0..30).map(|i| format!("h:{i}\tk{i}:v{i}\n")).collect();
-    tool_with(&["produce", "-b", b, "-t", "tools-a", "--key-separator", ":", "--parse-headers"], &input, T).ok();
+    tool_with(
+        &[
+            "produce",
+            "-b",
+            b,
+            "-t",
+            "tools-a",
+            "--key-separator",
+            ":",
+            "--parse-headers",
+        ],
+        &input,
+        T,
+    )
+    .ok();
     let got = tool(&[
-        "consume", "-b", b, "-t", "tools-a", "--offset", "earliest", "--max-messages", "30", "--timeout-ms", "10000",
-        "--output", "json",
+        "consume",
+        "-b",
+        b,
+        "-t",
+        "tools-a",
+        "--offset",
+        "earliest",
+        "--max-messages",
+        "30",
+        "--timeout-ms",
+        "10000",
+        "--output",
+        "json",
     ])
     .ok();
-    let records: Vec<Value> = got.stdout.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    let records: Vec<Value> = got
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
     assert_eq!(records.len(), 30, "{}", got.stderr);
     for r in &records {
         let k = r["key"].as_str().expect("key");
@@ -200,10 +424,26 @@ fn topics_configs_quorum_and_console_clients() {
     }
     // The same key always lands on the same partition (murmur2, as Kafka's partitioner).
     let again: String = (0..30).map(|i| format!("k{i}:again{i}\n")).collect();
-    tool_with(&["produce", "-b", b, "-t", "tools-a", "--key-separator", ":"], &again, T).ok();
+    tool_with(
+        &["produce", "-b", b, "-t", "tools-a", "--key-separator", ":"],
+        &again,
+        T,
+    )
+    .ok();
     let all = tool(&[
-        "consume", "-b", b, "-t", "tools-a", "--offset", "earliest", "--max-messages", "60", "--timeout-ms", "10000",
-        "--output", "json",
+        "consume",
+        "-b",
+        b,
+        "-t",
+        "tools-a",
+        "--offset",
+        "earliest",
+        "--max-messages",
+        "60",
+        "--timeout-ms",
+        "10000",
+        "--output",
+        "json",
     ])
     .ok();
     let mut partition_of = std::collections::BTreeMap::new();
@@ -211,22 +451,49 @@ fn topics_configs_quorum_and_console_clients() {
         let r: Value = serde_json::from_str(l).expect("json");
         let k = r["key"].as_str().expect("key").to_owned();
         let p = r["partition"].as_i64().expect("partition");
-        assert_eq!(*partition_of.entry(k.clone()).or_insert(p), p, "key {k} on two partitions");
+        assert_eq!(
+            *partition_of.entry(k.clone()).or_insert(p),
+            p,
+            "key {k} on two partitions"
+        );
     }
     assert_eq!(partition_of.len(), 30);
     let one = tool(&[
-        "consume", "-b", b, "-t", "tools-a", "--partition", "0", "--offset", "1", "--max-messages", "1",
-        "--timeout-ms", "10000", "--print-offset",
+        "consume",
+        "-b",
+        b,
+        "-t",
+        "tools-a",
+        "--partition",
+        "0",
+        "--offset",
+        "1",
+        "--max-messages",
+        "1",
+        "--timeout-ms",
+        "10000",
+        "--print-offset",
     ])
     .ok();
-    assert!(one.stdout.starts_with("Partition:0\tOffset:1\t"), "{}", one.stdout);
+    assert!(
+        one.stdout.starts_with("Partition:0\tOffset:1\t"),
+        "{}",
+        one.stdout
+    );
 
     // Delete.
     tool(&["topics", "delete", "-b", b, "-t", "tools-a"]).ok();
     let deadline = Deadline::after(T);
     loop {
-        let list = tool(&["topics", "list", "-b", b, "--output", "json"]).ok().json();
-        if !list.as_array().expect("array").iter().any(|t| t["topic"] == "tools-a") {
+        let list = tool(&["topics", "list", "-b", b, "--output", "json"])
+            .ok()
+            .json();
+        if !list
+            .as_array()
+            .expect("array")
+            .iter()
+            .any(|t| t["topic"] == "tools-a")
+        {
             break;
         }
         deadline.check(|| format!("tools-a still listed: {list}"));
@@ -235,21 +502,6 @@ fn topics_configs_quorum_and_console_clients() {
     let gone = tool(&["topics", "delete", "-b", b, "-t", "tools-a"]);
     assert_eq!(gone.code, 1);
     tool(&["topics", "delete", "-b", b, "-t", "tools-a", "--if-exists"]).ok();
-}
-
-fn group_consumer(bootstrap: &str, group: &str) -> BaseConsumer {
-    common::client_config(
-        bootstrap,
-        &[
-            ("group.id", group),
-            ("enable.auto.commit", "false"),
-            ("auto.offset.reset", "earliest"),
-            ("session.timeout.ms", "6000"),
-            ("heartbeat.interval.ms", "500"),
-        ],
-    )
-    .create()
-    .expect("create consumer")
 }
 
 /// Consumes until `want` records arrived (bounded), committing them; returns their offsets.
@@ -287,40 +539,87 @@ fn groups_describe_lag_and_reset_offsets_of_a_librdkafka_group() {
     let cluster = Cluster::start(1, &GROUP_CONFIG);
     let b = cluster.bootstrap();
     let b = b.as_str();
-    tool(&["topics", "create", "-b", b, "-t", "reset-me", "--partitions", "3", "--replication-factor", "1"]).ok();
+    tool(&[
+        "topics",
+        "create",
+        "-b",
+        b,
+        "-t",
+        "reset-me",
+        "--partitions",
+        "3",
+        "--replication-factor",
+        "1",
+    ])
+    .ok();
     let p = common::producer(b, &[("acks", "all")]);
     for i in 0..30 {
         let v = format!("v{i}");
-        p.send(BaseRecord::<(), str>::to("reset-me").partition(i % 3).payload(v.as_str()))
-            .map_err(|(e, _)| e)
-            .expect("send");
+        p.send(
+            BaseRecord::<(), str>::to("reset-me")
+                .partition(i % 3)
+                .payload(v.as_str()),
+        )
+        .map_err(|(e, _)| e)
+        .expect("send");
     }
     common::flush(&p, T);
 
     let g = "tools-group";
-    let c = group_consumer(b, g);
+    let c = common::group_consumer(b, g);
     c.subscribe(&["reset-me"]).expect("subscribe");
     assert_eq!(consume_n(&c, 30).len(), 30);
 
     // With a member, describe shows it and its partitions; lag 0; reset is refused.
-    let d = tool(&["groups", "describe", "-b", b, "-g", g, "--output", "json"]).ok().json();
+    let d = tool(&["groups", "describe", "-b", b, "-g", g, "--output", "json"])
+        .ok()
+        .json();
     assert_eq!(d["state"], "Stable", "{d}");
     assert_eq!(d["members"].as_array().map(Vec::len), Some(1), "{d}");
-    assert_eq!(d["members"][0]["assignment"].as_array().map(Vec::len), Some(3), "{d}");
+    assert_eq!(
+        d["members"][0]["assignment"].as_array().map(Vec::len),
+        Some(3),
+        "{d}"
+    );
     assert_eq!(d["total_lag"], 0, "{d}");
     assert_eq!(lag_rows(&d), vec![(0, 10, 0), (1, 10, 0), (2, 10, 0)]);
     let table = tool(&["groups", "describe", "-b", b, "-g", g]).ok().stdout;
     assert!(table.contains("TOTAL-LAG 0"), "{table}");
-    let refused = tool(&["groups", "reset-offsets", "-b", b, "-g", g, "--all-topics", "--to-earliest", "--execute"]);
+    let refused = tool(&[
+        "groups",
+        "reset-offsets",
+        "-b",
+        b,
+        "-g",
+        g,
+        "--all-topics",
+        "--to-earliest",
+        "--execute",
+    ]);
     assert_eq!(refused.code, 1);
-    assert!(refused.stderr.contains("inactive") && refused.stderr.contains("Stable"), "{}", refused.stderr);
-    let listed = tool(&["groups", "list", "-b", b, "--output", "json"]).ok().json();
-    assert!(listed.as_array().expect("array").iter().any(|x| x["group"] == g), "{listed}");
+    assert!(
+        refused.stderr.contains("inactive") && refused.stderr.contains("Stable"),
+        "{}",
+        refused.stderr
+    );
+    let listed = tool(&["groups", "list", "-b", b, "--output", "json"])
+        .ok()
+        .json();
+    assert!(
+        listed
+            .as_array()
+            .expect("array")
+            .iter()
+            .any(|x| x["group"] == g),
+        "{listed}"
+    );
     drop(c); // leaves the group
 
     let deadline = Deadline::after(T);
     loop {
-        let d = tool(&["groups", "describe", "-b", b, "-g", g, "--output", "json"]).ok().json();
+        let d = tool(&["groups", "describe", "-b", b, "-g", g, "--output", "json"])
+            .ok()
+            .json();
         if d["state"] == "Empty" {
             break;
         }
@@ -329,57 +628,184 @@ fn groups_describe_lag_and_reset_offsets_of_a_librdkafka_group() {
     }
 
     // The dry run prints the plan and changes nothing.
-    let plan = tool(&["groups", "reset-offsets", "-b", b, "-g", g, "--topic", "reset-me:0,2", "--shift-by", "-4", "--output", "json"])
-        .ok()
-        .json();
+    let plan = tool(&[
+        "groups",
+        "reset-offsets",
+        "-b",
+        b,
+        "-g",
+        g,
+        "--topic",
+        "reset-me:0,2",
+        "--shift-by",
+        "-4",
+        "--output",
+        "json",
+    ])
+    .ok()
+    .json();
     let rows: Vec<(i64, i64, i64)> = plan
         .as_array()
         .expect("plan")
         .iter()
-        .map(|r| (r["partition"].as_i64().expect("p"), r["current_offset"].as_i64().expect("c"), r["new_offset"].as_i64().expect("n")))
+        .map(|r| {
+            (
+                r["partition"].as_i64().expect("p"),
+                r["current_offset"].as_i64().expect("c"),
+                r["new_offset"].as_i64().expect("n"),
+            )
+        })
         .collect();
     assert_eq!(rows, vec![(0, 10, 6), (2, 10, 6)]);
-    let table = tool(&["groups", "reset-offsets", "-b", b, "-g", g, "--all-topics", "--to-earliest"]).ok().stdout;
-    assert!(table.lines().next().is_some_and(|h| h.split_whitespace().collect::<Vec<_>>() == ["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET"]), "{table}");
+    let table = tool(&[
+        "groups",
+        "reset-offsets",
+        "-b",
+        b,
+        "-g",
+        g,
+        "--all-topics",
+        "--to-earliest",
+    ])
+    .ok()
+    .stdout;
+    assert!(
+        table
+            .lines()
+            .next()
+            .is_some_and(|h| h.split_whitespace().collect::<Vec<_>>()
+                == [
+                    "GROUP",
+                    "TOPIC",
+                    "PARTITION",
+                    "CURRENT-OFFSET",
+                    "NEW-OFFSET"
+                ]),
+        "{table}"
+    );
     assert!(table.contains("dry run"), "{table}");
-    let d = tool(&["groups", "describe", "-b", b, "-g", g, "--output", "json"]).ok().json();
+    let d = tool(&["groups", "describe", "-b", b, "-g", g, "--output", "json"])
+        .ok()
+        .json();
     assert_eq!(d["total_lag"], 0, "the dry run changed offsets: {d}");
 
     // Executed: partition 0 and 2 back by 4, partition 1 to the start (clamped --to-offset).
-    tool(&["groups", "reset-offsets", "-b", b, "-g", g, "--topic", "reset-me:0,2", "--shift-by", "-4", "--execute"]).ok();
-    tool(&["groups", "reset-offsets", "-b", b, "-g", g, "--topic", "reset-me:1", "--to-offset", "-5", "--execute"]).ok();
-    let d = tool(&["groups", "describe", "-b", b, "-g", g, "--output", "json"]).ok().json();
+    tool(&[
+        "groups",
+        "reset-offsets",
+        "-b",
+        b,
+        "-g",
+        g,
+        "--topic",
+        "reset-me:0,2",
+        "--shift-by",
+        "-4",
+        "--execute",
+    ])
+    .ok();
+    tool(&[
+        "groups",
+        "reset-offsets",
+        "-b",
+        b,
+        "-g",
+        g,
+        "--topic",
+        "reset-me:1",
+        "--to-offset",
+        "-5",
+        "--execute",
+    ])
+    .ok();
+    let d = tool(&["groups", "describe", "-b", b, "-g", g, "--output", "json"])
+        .ok()
+        .json();
     assert_eq!(lag_rows(&d), vec![(0, 6, 4), (1, 0, 10), (2, 6, 4)]);
     assert_eq!(d["total_lag"], 18);
 
     // A real consumer of the group now gets exactly those 18 records.
-    let c = group_consumer(b, g);
+    let c = common::group_consumer(b, g);
     c.subscribe(&["reset-me"]).expect("subscribe");
     let mut got = consume_n(&c, 18);
     got.sort();
-    let want: Vec<(i32, i64)> = (6..10).map(|o| (0, o)).chain((0..10).map(|o| (1, o))).chain((6..10).map(|o| (2, o))).collect();
+    let want: Vec<(i32, i64)> = (6..10)
+        .map(|o| (0, o))
+        .chain((0..10).map(|o| (1, o)))
+        .chain((6..10).map(|o| (2, o)))
+        .collect();
     assert_eq!(got, want);
-    assert!(c.poll(Duration::from_millis(500)).is_none(), "more than the reset offsets allowed");
+    assert!(
+        c.poll(Duration::from_millis(500)).is_none(),
+        "more than the reset offsets allowed"
+    );
     drop(c);
     let deadline = Deadline::after(T);
-    while tool(&["groups", "describe", "-b", b, "-g", g, "--output", "json"]).ok().json()["state"] != "Empty" {
+    while tool(&["groups", "describe", "-b", b, "-g", g, "--output", "json"])
+        .ok()
+        .json()["state"]
+        != "Empty"
+    {
         deadline.check(|| "group did not empty".into());
         std::thread::sleep(Duration::from_millis(200));
     }
     // By time: a datetime after every record moves to the end; by-duration a day back, to the start.
-    tool(&["groups", "reset-offsets", "-b", b, "-g", g, "--all-topics", "--to-datetime", "2999-01-01T00:00:00.000", "--execute"]).ok();
-    let d = tool(&["groups", "describe", "-b", b, "-g", g, "--output", "json"]).ok().json();
+    tool(&[
+        "groups",
+        "reset-offsets",
+        "-b",
+        b,
+        "-g",
+        g,
+        "--all-topics",
+        "--to-datetime",
+        "2999-01-01T00:00:00.000",
+        "--execute",
+    ])
+    .ok();
+    let d = tool(&["groups", "describe", "-b", b, "-g", g, "--output", "json"])
+        .ok()
+        .json();
     assert_eq!(d["total_lag"], 0, "{d}");
-    tool(&["groups", "reset-offsets", "-b", b, "-g", g, "--all-topics", "--by-duration", "P1D", "--execute"]).ok();
-    let d = tool(&["groups", "describe", "-b", b, "-g", g, "--output", "json"]).ok().json();
+    tool(&[
+        "groups",
+        "reset-offsets",
+        "-b",
+        b,
+        "-g",
+        g,
+        "--all-topics",
+        "--by-duration",
+        "P1D",
+        "--execute",
+    ])
+    .ok();
+    let d = tool(&["groups", "describe", "-b", b, "-g", g, "--output", "json"])
+        .ok()
+        .json();
     assert_eq!(d["total_lag"], 30, "{d}");
 
     // Console consumer in group mode commits what it printed.
-    let out = tool(&["consume", "-b", b, "-t", "reset-me", "-g", g, "--max-messages", "30", "--timeout-ms", "15000"]).ok();
+    let out = tool(&[
+        "consume",
+        "-b",
+        b,
+        "-t",
+        "reset-me",
+        "-g",
+        g,
+        "--max-messages",
+        "30",
+        "--timeout-ms",
+        "15000",
+    ])
+    .ok();
     assert_eq!(out.stdout.lines().count(), 30, "{}", out.stderr);
     let deadline = Deadline::after(T);
     loop {
-        let d = tool(&["groups", "describe", "-b", b, "-g", g, "--output", "json"]).ok().json();
+        let d = tool(&["groups", "describe", "-b", b, "-g", g, "--output", "json"])
+            .ok()
+            .json();
         if d["total_lag"] == 0 && d["state"] == "Empty" {
             break;
         }
@@ -388,30 +814,122 @@ fn groups_describe_lag_and_reset_offsets_of_a_librdkafka_group() {
     }
 
     // Delete offsets, then the group.
-    let del = tool(&["groups", "delete-offsets", "-b", b, "-g", g, "--topic", "reset-me:1", "--output", "json"]).ok().json();
-    assert_eq!(del, serde_json::json!([{"topic": "reset-me", "partition": 1, "status": "Successful"}]));
-    let d = tool(&["groups", "describe", "-b", b, "-g", g, "--output", "json"]).ok().json();
-    assert_eq!(lag_rows(&d).iter().map(|r| r.0).collect::<Vec<_>>(), vec![0, 2]);
+    let del = tool(&[
+        "groups",
+        "delete-offsets",
+        "-b",
+        b,
+        "-g",
+        g,
+        "--topic",
+        "reset-me:1",
+        "--output",
+        "json",
+    ])
+    .ok()
+    .json();
+    assert_eq!(
+        del,
+        serde_json::json!([{"topic": "reset-me", "partition": 1, "status": "Successful"}])
+    );
+    let d = tool(&["groups", "describe", "-b", b, "-g", g, "--output", "json"])
+        .ok()
+        .json();
+    assert_eq!(
+        lag_rows(&d).iter().map(|r| r.0).collect::<Vec<_>>(),
+        vec![0, 2]
+    );
     tool(&["groups", "delete", "-b", b, "-g", g]).ok();
-    let listed = tool(&["groups", "list", "-b", b, "--output", "json"]).ok().json();
-    assert!(!listed.as_array().expect("array").iter().any(|x| x["group"] == g), "{listed}");
+    let listed = tool(&["groups", "list", "-b", b, "--output", "json"])
+        .ok()
+        .json();
+    assert!(
+        !listed
+            .as_array()
+            .expect("array")
+            .iter()
+            .any(|x| x["group"] == g),
+        "{listed}"
+    );
 
     // Perf tests on the same broker: Kafka's summary lines.
-    tool(&["topics", "create", "-b", b, "-t", "perf", "--partitions", "1", "--replication-factor", "1"]).ok();
-    let produced = tool(&["perf-test", "produce", "-b", b, "-t", "perf", "--num-records", "5000", "--record-size", "100", "--throughput", "-1", "--acks", "1"]).ok();
-    let last = produced.stdout.lines().last().unwrap_or_default().to_owned();
-    assert!(last.starts_with("5000 records sent, ") && last.contains("records/sec (") && last.ends_with("ms 99.9th."), "{last}");
-    let consumed = tool(&["perf-test", "consume", "-b", b, "-t", "perf", "--messages", "5000", "--output", "json"]).ok().json();
+    tool(&[
+        "topics",
+        "create",
+        "-b",
+        b,
+        "-t",
+        "perf",
+        "--partitions",
+        "1",
+        "--replication-factor",
+        "1",
+    ])
+    .ok();
+    let produced = tool(&[
+        "perf-test",
+        "produce",
+        "-b",
+        b,
+        "-t",
+        "perf",
+        "--num-records",
+        "5000",
+        "--record-size",
+        "100",
+        "--throughput",
+        "-1",
+        "--acks",
+        "1",
+    ])
+    .ok();
+    let last = produced
+        .stdout
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        last.starts_with("5000 records sent, ")
+            && last.contains("records/sec (")
+            && last.ends_with("ms 99.9th."),
+        "{last}"
+    );
+    let consumed = tool(&[
+        "perf-test",
+        "consume",
+        "-b",
+        b,
+        "-t",
+        "perf",
+        "--messages",
+        "5000",
+        "--output",
+        "json",
+    ])
+    .ok()
+    .json();
     assert_eq!(consumed["records"], 5000);
-    assert!((consumed["data_consumed_mb"].as_f64().expect("mb") - 5000.0 * 100.0 / 1048576.0).abs() < 1e-6);
+    assert!(
+        (consumed["data_consumed_mb"].as_f64().expect("mb") - 5000.0 * 100.0 / 1048576.0).abs()
+            < 1e-6
+    );
 
     // The broker's own files: the tools' dump of the perf topic's segment, with its index.
     let dir = cluster.node(1).log_dir().join("perf-0");
     let log = dir.join("00000000000000000000.log");
-    let dumped = tool(&["dump-log", "--files", log.to_str().expect("path")]).ok().stdout;
-    let batches: Vec<&str> = dumped.lines().filter(|l| l.starts_with("baseOffset:")).collect();
+    let dumped = tool(&["dump-log", "--files", log.to_str().expect("path")])
+        .ok()
+        .stdout;
+    let batches: Vec<&str> = dumped
+        .lines()
+        .filter(|l| l.starts_with("baseOffset:"))
+        .collect();
     assert!(!batches.is_empty(), "{dumped}");
-    assert!(batches.iter().all(|l| l.ends_with("isvalid: true")), "{dumped}");
+    assert!(
+        batches.iter().all(|l| l.ends_with("isvalid: true")),
+        "{dumped}"
+    );
     let last_offset: i64 = batches
         .last()
         .and_then(|l| l.split_whitespace().nth(3))
@@ -419,22 +937,39 @@ fn groups_describe_lag_and_reset_offsets_of_a_librdkafka_group() {
         .expect("lastOffset");
     assert_eq!(last_offset, 4999);
     let index = dir.join("00000000000000000000.index");
-    tool(&["dump-log", "--verify-index-only", "--files", index.to_str().expect("path")]).ok();
+    tool(&[
+        "dump-log",
+        "--verify-index-only",
+        "--files",
+        index.to_str().expect("path"),
+    ])
+    .ok();
     let timeindex = dir.join("00000000000000000000.timeindex");
-    tool(&["dump-log", "--verify-index-only", "--files", timeindex.to_str().expect("path")]).ok();
+    tool(&[
+        "dump-log",
+        "--verify-index-only",
+        "--files",
+        timeindex.to_str().expect("path"),
+    ])
+    .ok();
 }
 
 /// librdkafka's batches from `shared/testdata` laid end to end as a segment, offsets assigned
 /// as the broker would (baseOffset is outside the CRC).
 fn testdata_segment(dir: &Path) -> (PathBuf, Vec<(String, usize, usize)>) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/librdkafka-batches");
-    let src = if src.exists() { src } else { PathBuf::from("/work/shared/testdata/librdkafka-batches") };
+    let src = if src.exists() {
+        src
+    } else {
+        PathBuf::from("/work/shared/testdata/librdkafka-batches")
+    };
     let mut seg = Vec::new();
     let mut layout = Vec::new();
     let mut offset = 0i64;
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
         for i in 1..=4 {
-            let mut b = std::fs::read(src.join(format!("{codec}-{i}.bin"))).expect("testdata batch");
+            let mut b =
+                std::fs::read(src.join(format!("{codec}-{i}.bin"))).expect("testdata batch");
             let count = i32::from_be_bytes([b[57], b[58], b[59], b[60]]) as i64;
             b[..8].copy_from_slice(&offset.to_be_bytes());
             layout.push((codec.to_owned(), seg.len(), b.len()));
@@ -452,8 +987,13 @@ fn dump_log_reads_kafka_files_in_every_codec_and_reports_corruption() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (path, layout) = testdata_segment(dir.path());
     let p = path.to_str().expect("path");
-    let out = tool(&["dump-log", "--print-data-log", "--files", p]).ok().stdout;
-    let batches: Vec<&str> = out.lines().filter(|l| l.starts_with("baseOffset:")).collect();
+    let out = tool(&["dump-log", "--print-data-log", "--files", p])
+        .ok()
+        .stdout;
+    let batches: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("baseOffset:"))
+        .collect();
     assert_eq!(batches.len(), 20, "{out}");
     for ((codec, position, size), line) in layout.iter().zip(&batches) {
         assert!(line.contains(&format!("compresscodec: {codec} ")), "{line}");
@@ -464,7 +1004,10 @@ fn dump_log_reads_kafka_files_in_every_codec_and_reports_corruption() {
     let records: Vec<&str> = out.lines().filter(|l| l.starts_with("| offset:")).collect();
     assert_eq!(records.len(), 250, "50 records in each of 5 codecs");
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
-        let n = records.iter().filter(|r| r.contains(&format!("payload: value-{codec}-"))).count();
+        let n = records
+            .iter()
+            .filter(|r| r.contains(&format!("payload: value-{codec}-")))
+            .count();
         assert_eq!(n, 50, "{codec}");
     }
     assert!(records.iter().any(|r| r.contains("headerKeys: [h]")));
@@ -477,25 +1020,52 @@ fn dump_log_reads_kafka_files_in_every_codec_and_reports_corruption() {
     std::fs::write(&path, &bytes).expect("write");
     let out = tool(&["dump-log", "--files", p]);
     assert_eq!(out.code, 1);
-    let lines: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("baseOffset:")).collect();
+    let lines: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("baseOffset:"))
+        .collect();
     assert_eq!(lines.len(), 20);
     assert!(lines[2].ends_with("isvalid: false"), "{}", lines[2]);
-    assert_eq!(lines.iter().filter(|l| l.ends_with("isvalid: true")).count(), 19);
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.ends_with("isvalid: true"))
+            .count(),
+        19
+    );
 
     // Cut in the middle of the fifth batch: four batches, then the position named.
     let (_, pos5, _) = layout[4].clone();
     std::fs::write(&path, &bytes[..pos5 + 30]).expect("truncate");
     let out = tool(&["dump-log", "--files", p]);
     assert_eq!(out.code, 1);
-    assert_eq!(out.stdout.lines().filter(|l| l.starts_with("baseOffset:")).count(), 4);
-    assert!(out.stdout.contains(&format!("Found corrupt data at position {pos5}:")), "{}", out.stdout);
+    assert_eq!(
+        out.stdout
+            .lines()
+            .filter(|l| l.starts_with("baseOffset:"))
+            .count(),
+        4
+    );
+    assert!(
+        out.stdout
+            .contains(&format!("Found corrupt data at position {pos5}:")),
+        "{}",
+        out.stdout
+    );
     // A nonsense length.
     let mut bad = bytes[..pos5].to_vec();
     bad.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 9, 0x7f, 0xff, 0xff, 0xff]);
     std::fs::write(&path, &bad).expect("write");
     let out = tool(&["dump-log", "--files", p]);
     assert_eq!(out.code, 1);
-    assert!(out.stdout.contains(&format!("Found corrupt data at position {pos5}: batch length 2147483647")), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!(
+            "Found corrupt data at position {pos5}: batch length 2147483647"
+        )),
+        "{}",
+        out.stdout
+    );
 
     // An index whose entry points into the middle of a batch fails verification.
     std::fs::write(&path, &bytes[..pos5]).expect("write");
@@ -505,12 +1075,28 @@ fn dump_log_reads_kafka_files_in_every_codec_and_reports_corruption() {
     idx.extend_from_slice(&last_of_first.to_be_bytes());
     idx.extend_from_slice(&0i32.to_be_bytes());
     std::fs::write(&index, &idx).expect("index");
-    let ok = tool(&["dump-log", "--verify-index", "--files", index.to_str().expect("path")]).ok();
-    assert!(ok.stdout.contains(&format!("offset: {last_of_first} position: 0")), "{}", ok.stdout);
+    let ok = tool(&[
+        "dump-log",
+        "--verify-index",
+        "--files",
+        index.to_str().expect("path"),
+    ])
+    .ok();
+    assert!(
+        ok.stdout
+            .contains(&format!("offset: {last_of_first} position: 0")),
+        "{}",
+        ok.stdout
+    );
     idx.extend_from_slice(&(last_of_first + 5).to_be_bytes());
     idx.extend_from_slice(&7i32.to_be_bytes());
     std::fs::write(&index, &idx).expect("index");
-    let bad = tool(&["dump-log", "--verify-index-only", "--files", index.to_str().expect("path")]);
+    let bad = tool(&[
+        "dump-log",
+        "--verify-index-only",
+        "--files",
+        index.to_str().expect("path"),
+    ]);
     assert_eq!(bad.code, 1);
     assert!(bad.stdout.contains("position 7"), "{}", bad.stdout);
 
@@ -530,9 +1116,16 @@ fn bad_flags_exit_2_and_a_down_broker_is_one_line() {
     let missing = tool(&["groups", "reset-offsets", "-g", "x", "--all-topics"]);
     assert_eq!(missing.code, 2, "{}", missing.stderr);
     let completion = tool(&["completion", "bash"]).ok();
-    assert!(completion.stdout.contains("reset-offsets"), "completion lacks subcommands");
+    assert!(
+        completion.stdout.contains("reset-offsets"),
+        "completion lacks subcommands"
+    );
     let help = tool(&["--help"]).ok();
-    assert!(help.stdout.contains("server.properties") && help.stdout.contains("perf-test"), "{}", help.stdout);
+    assert!(
+        help.stdout.contains("server.properties") && help.stdout.contains("perf-test"),
+        "{}",
+        help.stdout
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
     let props = dir.path().join("client.properties");
@@ -540,14 +1133,36 @@ fn bad_flags_exit_2_and_a_down_broker_is_one_line() {
     let port = common::free_port();
     let addr = format!("127.0.0.1:{port}");
     let start = Instant::now();
-    let down = tool(&["topics", "list", "-b", &addr, "--command-config", props.to_str().expect("path")]);
-    assert!(start.elapsed() < Duration::from_secs(10), "took {:?}", start.elapsed());
+    let down = tool(&[
+        "topics",
+        "list",
+        "-b",
+        &addr,
+        "--command-config",
+        props.to_str().expect("path"),
+    ]);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        start.elapsed()
+    );
     assert_eq!(down.code, 1);
     assert_eq!(down.stderr.lines().count(), 1, "{}", down.stderr);
     assert!(down.stderr.contains(&addr), "{}", down.stderr);
     let bad_config = dir.path().join("bad.properties");
-    std::fs::write(&bad_config, "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n").expect("write");
-    let out = tool(&["topics", "list", "-b", &addr, "--command-config", bad_config.to_str().expect("path")]);
+    std::fs::write(
+        &bad_config,
+        "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=PLAIN\n",
+    )
+    .expect("write");
+    let out = tool(&[
+        "topics",
+        "list",
+        "-b",
+        &addr,
+        "--command-config",
+        bad_config.to_str().expect("path"),
+    ]);
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("sasl.jaas.config"), "{}", out.stderr);
 }

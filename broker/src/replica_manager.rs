@@ -25,6 +25,8 @@
 //! fetches through a `Notify`.
 
 use crate::errors::storage_error_code;
+use crate::metrics::topic::TopicMetrics;
+use crate::metrics::NodeMetrics;
 use crate::now_ms;
 use bytes::Bytes;
 use rafka_controller::image::{
@@ -41,8 +43,6 @@ use rafka_storage::{
 };
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
-use crate::metrics::topic::TopicMetrics;
-use crate::metrics::NodeMetrics;
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use tokio::sync::Notify;
 
@@ -729,7 +729,10 @@ impl ReplicaManager {
                     let (bytes, messages) = if info.duplicate {
                         (0, 0)
                     } else {
-                        (info.bytes as u64, (info.last_offset - info.first_offset + 1).max(0) as u64)
+                        (
+                            info.bytes as u64,
+                            (info.last_offset - info.first_offset + 1).max(0) as u64,
+                        )
                     };
                     stats.produced(bytes, messages);
                 }

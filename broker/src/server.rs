@@ -351,7 +351,8 @@ impl KafkaServer {
                                 .filter_map(crate::group_coordinator::consumer::assignor::Assignor::from_name)
                                 .collect();
                             if a.is_empty() {
-                                crate::group_coordinator::consumer::ConsumerGroupConfig::default().assignors
+                                crate::group_coordinator::consumer::ConsumerGroupConfig::default()
+                                    .assignors
                             } else {
                                 a
                             }
@@ -508,7 +509,8 @@ impl KafkaServer {
         let mut bound = Vec::new();
         // One set of connection counts and one request memory pool for all client listeners:
         // `max.connections` and `queued.max.request.bytes` are broker-wide.
-        let sockets = network::SocketServer::with_metrics(settings.network.clone(), metrics.clone());
+        let sockets =
+            network::SocketServer::with_metrics(settings.network.clone(), metrics.clone());
         for (name, security, listener) in client_listeners {
             if let Ok(a) = listener.local_addr() {
                 bound.push((name.clone(), a));

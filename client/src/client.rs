@@ -108,8 +108,15 @@ impl Client {
     /// A connection to any broker: the bootstrap connection, an open one, or a new one to a
     /// known broker or bootstrap server.
     pub async fn any(&mut self) -> Result<&mut BrokerConnection, ClientError> {
-        if self.bootstrap_connection.as_ref().is_some_and(|c| c.is_open()) {
-            return Ok(self.bootstrap_connection.as_mut().expect("invariant: checked above"));
+        if self
+            .bootstrap_connection
+            .as_ref()
+            .is_some_and(|c| c.is_open())
+        {
+            return Ok(self
+                .bootstrap_connection
+                .as_mut()
+                .expect("invariant: checked above"));
         }
         if let Some(id) = self
             .connections
@@ -130,7 +137,10 @@ impl Client {
             match BrokerConnection::open(&addr, &self.config).await {
                 Ok(c) => {
                     self.bootstrap_connection = Some(c);
-                    return Ok(self.bootstrap_connection.as_mut().expect("invariant: just set"));
+                    return Ok(self
+                        .bootstrap_connection
+                        .as_mut()
+                        .expect("invariant: just set"));
                 }
                 Err(e) => last = e.to_string(),
             }
@@ -226,7 +236,11 @@ impl Client {
                 .send_with(|v| FindCoordinatorRequest {
                     key: if v < 4 { key.clone() } else { String::new() },
                     key_type,
-                    coordinator_keys: if v >= 4 { vec![key.clone()] } else { Vec::new() },
+                    coordinator_keys: if v >= 4 {
+                        vec![key.clone()]
+                    } else {
+                        Vec::new()
+                    },
                     ..Default::default()
                 })
                 .await?;
@@ -288,7 +302,11 @@ impl Client {
                 Err(e) if e.is_retriable() && Instant::now() + backoff < deadline => {
                     tracing::debug!(what, error = %e, "retrying");
                     self.connections.retain(|_, c| c.is_open());
-                    if self.bootstrap_connection.as_ref().is_some_and(|c| !c.is_open()) {
+                    if self
+                        .bootstrap_connection
+                        .as_ref()
+                        .is_some_and(|c| !c.is_open())
+                    {
                         self.bootstrap_connection = None;
                     }
                     tokio::time::sleep(backoff).await;

@@ -69,7 +69,12 @@ impl ClientConfig {
 
     /// Builds the configuration from client keys.
     pub fn from_properties(props: BTreeMap<String, String>) -> Result<ClientConfig, ClientError> {
-        let get = |k: &str| props.get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            props
+                .get(k)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let ms = |k: &str, default: Duration| -> Result<Duration, ClientError> {
             match get(k) {
                 None => Ok(default),
@@ -107,7 +112,10 @@ impl ClientConfig {
                 sasl,
             },
             client_id: get("client.id").unwrap_or(defaults.client_id),
-            connect_timeout: ms("socket.connection.setup.timeout.ms", defaults.connect_timeout)?,
+            connect_timeout: ms(
+                "socket.connection.setup.timeout.ms",
+                defaults.connect_timeout,
+            )?,
             request_timeout: ms("request.timeout.ms", defaults.request_timeout)?,
             api_timeout: ms("default.api.timeout.ms", defaults.api_timeout)?,
             retry_backoff: ms("retry.backoff.ms", defaults.retry_backoff)?,
@@ -117,7 +125,10 @@ impl ClientConfig {
 
     /// A key the caller reads itself.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.properties.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
+        self.properties
+            .get(key)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
     }
 }
 
@@ -164,7 +175,9 @@ mod tests {
     use super::*;
 
     fn props(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
-        kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -180,7 +193,10 @@ mod tests {
         ]))
         .expect("config");
         let s = c.security.sasl.expect("sasl");
-        assert_eq!((s.username.as_str(), s.password.as_str()), ("alice", "secret"));
+        assert_eq!(
+            (s.username.as_str(), s.password.as_str()),
+            ("alice", "secret")
+        );
         let c = ClientConfig::from_properties(props(&[
             ("security.protocol", "sasl_plaintext"),
             ("sasl.mechanism", "PLAIN"),

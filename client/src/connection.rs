@@ -68,27 +68,25 @@ impl BrokerConnection {
         config: &ClientConfig,
         version: i16,
     ) -> Result<BrokerConnection, ClientError> {
-        let stream = match tokio::time::timeout(
-            config.connect_timeout,
-            connect(addr, &config.security),
-        )
-        .await
-        {
-            Ok(Ok(s)) => s,
-            Ok(Err(error)) => {
-                return Err(ClientError::Connect {
-                    addr: addr.to_owned(),
-                    error,
-                })
-            }
-            Err(_) => {
-                return Err(ClientError::Timeout {
-                    addr: addr.to_owned(),
-                    what: "the connection".into(),
-                    after: config.connect_timeout,
-                })
-            }
-        };
+        let stream =
+            match tokio::time::timeout(config.connect_timeout, connect(addr, &config.security))
+                .await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(error)) => {
+                    return Err(ClientError::Connect {
+                        addr: addr.to_owned(),
+                        error,
+                    })
+                }
+                Err(_) => {
+                    return Err(ClientError::Timeout {
+                        addr: addr.to_owned(),
+                        what: "the connection".into(),
+                        after: config.connect_timeout,
+                    })
+                }
+            };
         let mut conn = BrokerConnection {
             addr: addr.to_owned(),
             stream: Some(stream),
@@ -103,7 +101,11 @@ impl BrokerConnection {
             ..Default::default()
         };
         let resp = conn.send_at(version, request).await?;
-        ClientError::check(format!("{addr} ApiVersions v{version}"), resp.error_code, None)?;
+        ClientError::check(
+            format!("{addr} ApiVersions v{version}"),
+            resp.error_code,
+            None,
+        )?;
         conn.versions = resp
             .api_keys
             .iter()

@@ -122,7 +122,10 @@ impl Consumer {
         partitions: &[i32],
         timestamp: i64,
     ) -> Result<BTreeMap<i32, i64>, ClientError> {
-        let tps: Vec<(String, i32)> = partitions.iter().map(|p| (self.topic.clone(), *p)).collect();
+        let tps: Vec<(String, i32)> = partitions
+            .iter()
+            .map(|p| (self.topic.clone(), *p))
+            .collect();
         let mut found = self.client.list_offsets(&tps, timestamp).await?;
         if found.values().any(|o| *o < 0) {
             let ends = self.client.list_offsets(&tps, LATEST).await?;
@@ -196,7 +199,11 @@ impl Consumer {
                     match ErrorCode::from_code(p.error_code) {
                         Some(ErrorCode::None) => {}
                         Some(ErrorCode::OffsetOutOfRange) => {
-                            let to = if self.config.reset_to_earliest { EARLIEST } else { LATEST };
+                            let to = if self.config.reset_to_earliest {
+                                EARLIEST
+                            } else {
+                                LATEST
+                            };
                             let reset = self.offsets_for(&[partition], to).await?;
                             if let Some(o) = reset.get(&partition) {
                                 self.positions.insert(partition, *o);

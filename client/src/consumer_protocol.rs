@@ -107,8 +107,10 @@ pub fn range_assign(
     members: &BTreeMap<String, Vec<String>>,
     partitions: &BTreeMap<String, i32>,
 ) -> BTreeMap<String, Assignment> {
-    let mut out: BTreeMap<String, Assignment> =
-        members.keys().map(|m| (m.clone(), Assignment::new())).collect();
+    let mut out: BTreeMap<String, Assignment> = members
+        .keys()
+        .map(|m| (m.clone(), Assignment::new()))
+        .collect();
     for (topic, &count) in partitions {
         let subscribed: Vec<&String> = members
             .iter()

@@ -74,7 +74,11 @@ impl ClientError {
     }
 
     /// Turns a response's error code into `Ok(())` or the error it names.
-    pub fn check(subject: impl Into<String>, code: i16, message: Option<&str>) -> Result<(), ClientError> {
+    pub fn check(
+        subject: impl Into<String>,
+        code: i16,
+        message: Option<&str>,
+    ) -> Result<(), ClientError> {
         match ErrorCode::from_code(code) {
             Some(ErrorCode::None) => Ok(()),
             Some(code) => Err(ClientError::Kafka {

@@ -7,7 +7,7 @@ use crate::{Client, ClientError};
 use rafka_protocol::messages::heartbeat_request::HeartbeatRequest;
 use rafka_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol};
 use rafka_protocol::messages::leave_group_request::{LeaveGroupRequest, MemberIdentity};
-use rafka_protocol::messages::sync_group_request::{SyncGroupRequestAssignment, SyncGroupRequest};
+use rafka_protocol::messages::sync_group_request::{SyncGroupRequest, SyncGroupRequestAssignment};
 use rafka_protocol::ErrorCode;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -48,8 +48,12 @@ impl GroupMember {
                         && (e.is_retriable()
                             || matches!(
                                 e.code(),
-                                Some(ErrorCode::MemberIdRequired | ErrorCode::RebalanceInProgress
-                                    | ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration)
+                                Some(
+                                    ErrorCode::MemberIdRequired
+                                        | ErrorCode::RebalanceInProgress
+                                        | ErrorCode::UnknownMemberId
+                                        | ErrorCode::IllegalGeneration
+                                )
                             )) =>
                 {
                     if e.code() == Some(ErrorCode::UnknownMemberId) {
@@ -91,8 +95,8 @@ impl GroupMember {
             let mut subscriptions = BTreeMap::new();
             let mut topics: Vec<String> = Vec::new();
             for m in &r.members {
-                let ts = consumer_protocol::decode_subscription_topics(&m.metadata)
-                    .unwrap_or_default();
+                let ts =
+                    consumer_protocol::decode_subscription_topics(&m.metadata).unwrap_or_default();
                 topics.extend(ts.iter().cloned());
                 subscriptions.insert(m.member_id.clone(), ts);
             }
@@ -132,7 +136,8 @@ impl GroupMember {
     /// Heartbeats if a third of the session has passed; `Ok(true)` when the group is
     /// rebalancing and this member must rejoin.
     pub async fn heartbeat(&mut self, client: &mut Client) -> Result<bool, ClientError> {
-        if self.last_heartbeat.elapsed() < Duration::from_millis(self.session_timeout_ms as u64 / 3) {
+        if self.last_heartbeat.elapsed() < Duration::from_millis(self.session_timeout_ms as u64 / 3)
+        {
             return Ok(false);
         }
         let coordinator = client.coordinator(&self.group, 0).await?;
@@ -155,7 +160,8 @@ impl GroupMember {
                 self.member_id.clear();
                 Ok(true)
             }
-            _ => ClientError::check(format!("group {}", self.group), r.error_code, None).map(|()| false),
+            _ => ClientError::check(format!("group {}", self.group), r.error_code, None)
+                .map(|()| false),
         }
     }
 

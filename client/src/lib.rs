@@ -16,13 +16,13 @@
 pub mod client;
 pub mod config;
 pub mod connection;
+pub mod consumer;
 pub mod consumer_protocol;
 pub mod error;
 pub mod group_member;
 pub mod offsets;
 pub mod producer;
 pub mod properties;
-pub mod consumer;
 pub mod records;
 pub mod request;
 pub mod wire;

@@ -8,9 +8,7 @@ use rafka_protocol::messages::list_offsets_request::{
 use rafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequest, OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
-use rafka_protocol::messages::offset_fetch_request::{
-    OffsetFetchRequest, OffsetFetchRequestGroup,
-};
+use rafka_protocol::messages::offset_fetch_request::{OffsetFetchRequest, OffsetFetchRequestGroup};
 use std::collections::BTreeMap;
 
 /// (topic, partition).
@@ -107,7 +105,11 @@ impl Client {
             let r = c.broker(coordinator).await?;
             let result = r
                 .send_with(|v| OffsetFetchRequest {
-                    group_id: if v < 8 { group.to_owned() } else { String::new() },
+                    group_id: if v < 8 {
+                        group.to_owned()
+                    } else {
+                        String::new()
+                    },
                     // Null asks for every topic (v2-7); v8 carries it per group.
                     topics: if v < 8 { None } else { Some(Vec::new()) },
                     groups: if v >= 8 {
@@ -170,12 +172,15 @@ impl Client {
     ) -> Result<(), ClientError> {
         let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
         for ((t, p), o) in offsets {
-            topics.entry(t).or_default().push(OffsetCommitRequestPartition {
-                partition_index: *p,
-                committed_offset: *o,
-                committed_metadata: Some(String::new()),
-                ..Default::default()
-            });
+            topics
+                .entry(t)
+                .or_default()
+                .push(OffsetCommitRequestPartition {
+                    partition_index: *p,
+                    committed_offset: *o,
+                    committed_metadata: Some(String::new()),
+                    ..Default::default()
+                });
         }
         let request = OffsetCommitRequest {
             group_id: group.to_owned(),

@@ -174,7 +174,12 @@ impl Producer {
             .collect();
         pending
             .builder
-            .append(record.timestamp, record.key.as_deref(), record.value.as_deref(), &headers)
+            .append(
+                record.timestamp,
+                record.key.as_deref(),
+                record.value.as_deref(),
+                &headers,
+            )
             .map_err(|e| ClientError::Protocol(format!("record too large: {e}")))?;
         pending.created.push(now);
         pending.bytes += record.key.as_ref().map_or(0, Bytes::len)
@@ -197,8 +202,13 @@ impl Producer {
     pub async fn poll(&mut self) -> Result<Vec<Acked>, ClientError> {
         let now = Instant::now();
         let linger = self.config.linger;
-        if self.pending.values().any(|p| now.duration_since(p.since) >= linger) {
-            self.flush_where(|p| now.duration_since(p.since) >= linger).await
+        if self
+            .pending
+            .values()
+            .any(|p| now.duration_since(p.since) >= linger)
+        {
+            self.flush_where(|p| now.duration_since(p.since) >= linger)
+                .await
         } else {
             Ok(Vec::new())
         }
@@ -209,7 +219,10 @@ impl Producer {
         self.flush_where(|_| true).await
     }
 
-    async fn flush_where(&mut self, ready: impl Fn(&Pending) -> bool) -> Result<Vec<Acked>, ClientError> {
+    async fn flush_where(
+        &mut self,
+        ready: impl Fn(&Pending) -> bool,
+    ) -> Result<Vec<Acked>, ClientError> {
         let parts: Vec<i32> = self
             .pending
             .iter()
@@ -317,7 +330,11 @@ impl Producer {
             ..Default::default()
         };
         if self.config.acks == 0 {
-            self.client.broker(leader).await?.send_oneway(request).await?;
+            self.client
+                .broker(leader)
+                .await?
+                .send_oneway(request)
+                .await?;
             return Ok(group.iter().map(|_| Ok(-1)).collect());
         }
         let resp = self.client.send_to(leader, request).await?;
@@ -398,7 +415,10 @@ mod tests {
         assert_eq!(murmur2(b"foobar"), -790332482);
         assert_eq!(murmur2(b"a-little-bit-long-string"), -985981536);
         assert_eq!(murmur2(b"a-little-bit-longer-string"), -1486304829);
-        assert_eq!(murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"), -58897971);
+        assert_eq!(
+            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"),
+            -58897971
+        );
         assert_eq!(murmur2(b"abc"), 479470107);
     }
 }

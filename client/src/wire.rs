@@ -162,7 +162,9 @@ mod tests {
         let e = read_frame(&mut b, 100).await.expect_err("negative size");
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
         let (mut a, mut b) = tokio::io::duplex(64);
-        a.write_all(&1_000_000i32.to_be_bytes()).await.expect("write");
+        a.write_all(&1_000_000i32.to_be_bytes())
+            .await
+            .expect("write");
         let e = read_frame(&mut b, 100).await.expect_err("too large");
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
         let (mut a, mut b) = tokio::io::duplex(64);

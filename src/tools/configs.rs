@@ -105,7 +105,10 @@ fn split_entries(s: &str) -> Vec<String> {
         cur.push(ch);
     }
     out.push(cur);
-    out.into_iter().map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).collect()
+    out.into_iter()
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty())
+        .collect()
 }
 
 fn parse_set(s: &str) -> anyhow::Result<(String, String)> {
@@ -113,15 +116,24 @@ fn parse_set(s: &str) -> anyhow::Result<(String, String)> {
         .split_once('=')
         .with_context(|| format!("expected key=value, got {s:?}"))?;
     let v = v.trim();
-    let v = v.strip_prefix('[').and_then(|v| v.strip_suffix(']')).unwrap_or(v);
+    let v = v
+        .strip_prefix('[')
+        .and_then(|v| v.strip_suffix(']'))
+        .unwrap_or(v);
     Ok((k.trim().to_owned(), v.to_owned()))
 }
 
-async fn target(client: &mut Client, entity: EntityType, name: &str) -> anyhow::Result<Option<i32>> {
+async fn target(
+    client: &mut Client,
+    entity: EntityType,
+    name: &str,
+) -> anyhow::Result<Option<i32>> {
     // A broker's own configuration is answered by that broker, as Kafka's admin client sends it.
     Ok(match entity {
         EntityType::Brokers if !name.is_empty() => {
-            let id: i32 = name.parse().with_context(|| format!("broker id {name:?} is not a number"))?;
+            let id: i32 = name
+                .parse()
+                .with_context(|| format!("broker id {name:?} is not a number"))?;
             if !client.brokers().contains_key(&id) {
                 bail!("broker {id} is not in the cluster");
             }
@@ -171,7 +183,11 @@ pub async fn run(args: ConfigsArgs) -> ToolResult {
                     if !all && !dynamic {
                         continue;
                     }
-                    let value = if c.is_sensitive { json!(null) } else { json!(c.value) };
+                    let value = if c.is_sensitive {
+                        json!(null)
+                    } else {
+                        json!(c.value)
+                    };
                     table.push(vec![
                         json!(c.name),
                         value,
@@ -192,7 +208,11 @@ pub async fn run(args: ConfigsArgs) -> ToolResult {
             subtract_config,
         } => {
             let mut configs = Vec::new();
-            for (op, list) in [(0i8, &add_config), (2, &append_config), (3, &subtract_config)] {
+            for (op, list) in [
+                (0i8, &add_config),
+                (2, &append_config),
+                (3, &subtract_config),
+            ] {
                 for entry in list.iter().flat_map(|s| split_entries(s)) {
                     let (name, value) = parse_set(&entry)?;
                     configs.push(AlterableConfig {
@@ -226,21 +246,36 @@ pub async fn run(args: ConfigsArgs) -> ToolResult {
                 ..Default::default()
             };
             let resp = client
-                .retry("IncrementalAlterConfigs", async |c: &mut Client| match node {
-                    Some(id) => c.send_to(id, request.clone()).await,
-                    None => c.any().await?.send(request.clone()).await,
-                })
+                .retry(
+                    "IncrementalAlterConfigs",
+                    async |c: &mut Client| match node {
+                        Some(id) => c.send_to(id, request.clone()).await,
+                        None => c.any().await?.send(request.clone()).await,
+                    },
+                )
                 .await?;
             for r in resp.responses {
                 ClientError::check(
-                    format!("{} {}", if r.resource_type == 4 { "broker" } else { "topic" }, r.resource_name),
+                    format!(
+                        "{} {}",
+                        if r.resource_type == 4 {
+                            "broker"
+                        } else {
+                            "topic"
+                        },
+                        r.resource_name
+                    ),
                     r.error_code,
                     r.error_message.as_deref(),
                 )?;
             }
             println!(
                 "Completed updating config for {} {entity_name}.",
-                if entity_type == EntityType::Topics { "topic" } else { "broker" }
+                if entity_type == EntityType::Topics {
+                    "topic"
+                } else {
+                    "broker"
+                }
             );
         }
     }
@@ -257,6 +292,9 @@ mod tests {
             split_entries("a=1, b=[x,y],c=2"),
             vec!["a=1".to_owned(), "b=[x,y]".into(), "c=2".into()]
         );
-        assert_eq!(parse_set("b=[x,y]").expect("kv"), ("b".into(), "x,y".into()));
+        assert_eq!(
+            parse_set("b=[x,y]").expect("kv"),
+            ("b".into(), "x,y".into())
+        );
     }
 }

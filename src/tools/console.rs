@@ -154,12 +154,21 @@ fn start_spec(offset: &str, from_timestamp: &Option<String>) -> anyhow::Result<i
     match offset {
         "earliest" => Ok(EARLIEST),
         "latest" => Ok(LATEST),
-        _ => bail!("--offset must be earliest, latest or a number with --partition, not {offset:?}"),
+        _ => {
+            bail!("--offset must be earliest, latest or a number with --partition, not {offset:?}")
+        }
     }
 }
 
-fn print_record(args: &ConsumeArgs, out: &mut impl Write, r: &ConsumedRecord) -> std::io::Result<()> {
-    let text = |b: &Option<Bytes>| b.as_ref().map_or("null".into(), |b| String::from_utf8_lossy(b).into_owned());
+fn print_record(
+    args: &ConsumeArgs,
+    out: &mut impl Write,
+    r: &ConsumedRecord,
+) -> std::io::Result<()> {
+    let text = |b: &Option<Bytes>| {
+        b.as_ref()
+            .map_or("null".into(), |b| String::from_utf8_lossy(b).into_owned())
+    };
     if args.conn.output == super::output::Format::Json {
         let j = json!({
             "partition": r.partition,
@@ -175,7 +184,11 @@ fn print_record(args: &ConsumeArgs, out: &mut impl Write, r: &ConsumedRecord) ->
         return writeln!(out, "{j}");
     }
     if args.print_offset {
-        write!(out, "Partition:{}\tOffset:{}\tCreateTime:{}\t", r.partition, r.offset, r.timestamp)?;
+        write!(
+            out,
+            "Partition:{}\tOffset:{}\tCreateTime:{}\t",
+            r.partition, r.offset, r.timestamp
+        )?;
     }
     if args.print_headers {
         let h: Vec<String> = r
@@ -183,7 +196,15 @@ fn print_record(args: &ConsumeArgs, out: &mut impl Write, r: &ConsumedRecord) ->
             .iter()
             .map(|(k, v)| format!("{}:{}", String::from_utf8_lossy(k), text(v)))
             .collect();
-        write!(out, "{}\t", if h.is_empty() { "NO_HEADERS".into() } else { h.join(",") })?;
+        write!(
+            out,
+            "{}\t",
+            if h.is_empty() {
+                "NO_HEADERS".into()
+            } else {
+                h.join(",")
+            }
+        )?;
     }
     if args.print_key {
         write!(out, "{}{}", text(&r.key), args.key_separator)?;
@@ -198,7 +219,10 @@ pub async fn consume(args: ConsumeArgs) -> ToolResult {
         ..Default::default()
     };
     let mut consumer = Consumer::new(client, &args.topic, config).await?;
-    let mut member = args.group.as_ref().map(|g| GroupMember::new(g, vec![args.topic.clone()]));
+    let mut member = args
+        .group
+        .as_ref()
+        .map(|g| GroupMember::new(g, vec![args.topic.clone()]));
     let topic = args.topic.clone();
     if let Some(m) = member.as_mut() {
         if args.partition.is_some() {
@@ -237,7 +261,10 @@ pub async fn consume(args: ConsumeArgs) -> ToolResult {
             if args.max_messages.is_some_and(|m| count >= m) {
                 break;
             }
-            if args.timeout_ms.is_some_and(|t| last_record.elapsed() >= Duration::from_millis(t)) {
+            if args
+                .timeout_ms
+                .is_some_and(|t| last_record.elapsed() >= Duration::from_millis(t))
+            {
                 break;
             }
             let records = consumer.poll().await?;

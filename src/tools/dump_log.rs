@@ -58,7 +58,10 @@ pub fn run(args: DumpLogArgs) -> ToolResult {
         } else if name.ends_with(".snapshot") {
             dump_snapshot(f)
         } else {
-            bail!("{}: not a .log, .index, .timeindex or .snapshot file", f.display());
+            bail!(
+                "{}: not a .log, .index, .timeindex or .snapshot file",
+                f.display()
+            );
         };
         match result {
             Ok(n) => problems += n,
@@ -76,18 +79,27 @@ pub fn run(args: DumpLogArgs) -> ToolResult {
 
 /// The base offset in a file name (`00000000000000000123.log` → 123).
 fn base_offset(path: &Path) -> anyhow::Result<i64> {
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
     stem.parse::<i64>()
         .with_context(|| format!("{}: the file name is not a base offset", path.display()))
 }
 
 /// What reading the next batch of a segment gave.
 enum Next {
-    Batch { position: u64, batch: RecordBatch },
+    Batch {
+        position: u64,
+        batch: RecordBatch,
+    },
     /// The file ends here.
     End,
     /// Nothing after `position` can be framed.
-    Broken { position: u64, why: String },
+    Broken {
+        position: u64,
+        why: String,
+    },
 }
 
 struct SegmentReader {
@@ -100,7 +112,11 @@ impl SegmentReader {
     fn open(path: &Path) -> anyhow::Result<SegmentReader> {
         let file = File::open(path).with_context(|| format!("{}", path.display()))?;
         let size = file.metadata()?.len();
-        Ok(SegmentReader { file: BufReader::new(file), position: 0, size })
+        Ok(SegmentReader {
+            file: BufReader::new(file),
+            position: 0,
+            size,
+        })
     }
 
     fn seek(&mut self, position: u64) -> std::io::Result<()> {
@@ -128,14 +144,25 @@ impl SegmentReader {
             Ok(l) if (MIN_BATCH_LENGTH..=MAX_BATCH_BYTES).contains(&l) => l,
             // A preallocated (zero-filled) tail, as a segment of an unclean shutdown can have.
             _ if head == [0; LOG_OVERHEAD] => {
-                return Ok(Next::Broken { position, why: "zero bytes (no batch) from here".into() })
+                return Ok(Next::Broken {
+                    position,
+                    why: "zero bytes (no batch) from here".into(),
+                })
             }
-            _ => return Ok(Next::Broken { position, why: format!("batch length {length} cannot be right") }),
+            _ => {
+                return Ok(Next::Broken {
+                    position,
+                    why: format!("batch length {length} cannot be right"),
+                })
+            }
         };
         if (LOG_OVERHEAD + body) as u64 > remaining {
             return Ok(Next::Broken {
                 position,
-                why: format!("batch of {} bytes, but the file ends {remaining} bytes after its start", LOG_OVERHEAD + body),
+                why: format!(
+                    "batch of {} bytes, but the file ends {remaining} bytes after its start",
+                    LOG_OVERHEAD + body
+                ),
             });
         }
         let mut buf = vec![0u8; LOG_OVERHEAD + body];
@@ -144,13 +171,17 @@ impl SegmentReader {
         self.position += buf.len() as u64;
         match RecordBatch::parse(Bytes::from(buf)) {
             Ok(batch) => Ok(Next::Batch { position, batch }),
-            Err(e) => Ok(Next::Broken { position, why: e.to_string() }),
+            Err(e) => Ok(Next::Broken {
+                position,
+                why: e.to_string(),
+            }),
         }
     }
 }
 
 fn text(b: &Option<Bytes>) -> String {
-    b.as_ref().map_or("null".into(), |b| String::from_utf8_lossy(b).into_owned())
+    b.as_ref()
+        .map_or("null".into(), |b| String::from_utf8_lossy(b).into_owned())
 }
 
 fn dump_segment(path: &Path, args: &DumpLogArgs) -> anyhow::Result<usize> {
@@ -172,11 +203,15 @@ fn dump_segment(path: &Path, args: &DumpLogArgs) -> anyhow::Result<usize> {
                 if !valid {
                     problems += 1;
                 }
-                let codec = batch.compression().map_or("unknown".into(), |c| c.name().to_owned());
+                let codec = batch
+                    .compression()
+                    .map_or("unknown".into(), |c| c.name().to_owned());
                 let last_seq = if batch.base_sequence() < 0 {
                     -1
                 } else {
-                    batch.base_sequence().wrapping_add(batch.last_offset_delta())
+                    batch
+                        .base_sequence()
+                        .wrapping_add(batch.last_offset_delta())
                 };
                 println!(
                     "baseOffset: {} lastOffset: {} count: {} baseSequence: {} lastSequence: {} producerId: {} \
@@ -227,14 +262,20 @@ fn dump_segment(path: &Path, args: &DumpLogArgs) -> anyhow::Result<usize> {
                                     if batch.is_control() {
                                         line.push_str(&format!(" {}", control_record(&r.key)));
                                     } else {
-                                        line.push_str(&format!(" key: {} payload: {}", text(&r.key), text(&r.value)));
+                                        line.push_str(&format!(
+                                            " key: {} payload: {}",
+                                            text(&r.key),
+                                            text(&r.value)
+                                        ));
                                     }
                                 }
                                 println!("{line}");
                             }
                         }
                         Err(e) => {
-                            println!("| records of the batch at position {position} cannot be read: {e}");
+                            println!(
+                                "| records of the batch at position {position} cannot be read: {e}"
+                            );
                             problems += 1;
                         }
                     }
@@ -303,7 +344,11 @@ fn dump_offset_index(path: &Path, args: &DumpLogArgs) -> anyhow::Result<usize> {
         problems += 1;
     }
     let verify = args.verify_index || args.verify_index_only;
-    let mut segment = if verify { Some(SegmentReader::open(&segment_beside(path))?) } else { None };
+    let mut segment = if verify {
+        Some(SegmentReader::open(&segment_beside(path))?)
+    } else {
+        None
+    };
     let mut previous: Option<i64> = None;
     for (i, (relative, position)) in entries.iter().enumerate() {
         let offset = base + relative;
@@ -312,12 +357,17 @@ fn dump_offset_index(path: &Path, args: &DumpLogArgs) -> anyhow::Result<usize> {
         }
         if let Some(seg) = segment.as_mut() {
             if previous.is_some_and(|p| offset <= p) {
-                println!("Index offset {offset} (entry {i}) does not increase over {}", previous.unwrap_or(0));
+                println!(
+                    "Index offset {offset} (entry {i}) does not increase over {}",
+                    previous.unwrap_or(0)
+                );
                 problems += 1;
             }
             previous = Some(offset);
             let at = u64::try_from(*position).unwrap_or(u64::MAX);
-            let found = if at >= seg.size { None } else {
+            let found = if at >= seg.size {
+                None
+            } else {
                 seg.seek(at)?;
                 match seg.next()? {
                     Next::Batch { batch, .. } => Some(batch.last_offset()),
@@ -393,7 +443,10 @@ fn dump_time_index(path: &Path, args: &DumpLogArgs) -> anyhow::Result<usize> {
         }
     }
     if verify && problems == 0 {
-        println!("The time index agrees with the log ({} entries).", entries.len());
+        println!(
+            "The time index agrees with the log ({} entries).",
+            entries.len()
+        );
     }
     Ok(problems)
 }

@@ -122,7 +122,16 @@ pub async fn run(args: GroupsArgs) -> ToolResult {
             } else {
                 bail!("give one of --to-earliest, --to-latest, --to-offset, --to-datetime, --by-duration, --shift-by");
             };
-            reset(&mut client, &group, &topic, all_topics, spec, execute, format).await
+            reset(
+                &mut client,
+                &group,
+                &topic,
+                all_topics,
+                spec,
+                execute,
+                format,
+            )
+            .await
         }
         GroupsAction::DeleteOffsets { group, topic } => {
             delete_offsets(&mut client, &group, &topic, format).await
@@ -143,7 +152,11 @@ async fn list(client: &mut Client, format: Format) -> ToolResult {
     }
     let mut table = Table::new(&["GROUP", "STATE", "PROTOCOL-TYPE"]);
     for (g, (state, ptype)) in groups {
-        let state = if state.is_empty() { Value::Null } else { json!(state) };
+        let state = if state.is_empty() {
+            Value::Null
+        } else {
+            json!(state)
+        };
         table.push(vec![json!(g), state, json!(ptype)]);
     }
     table.print(format);
@@ -208,8 +221,15 @@ async fn describe(client: &mut Client, group: &str, format: Format) -> ToolResul
         client.list_offsets(&partitions, LATEST).await?
     };
     let mut table = Table::new(&[
-        "GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID",
-        "HOST", "CLIENT-ID",
+        "GROUP",
+        "TOPIC",
+        "PARTITION",
+        "CURRENT-OFFSET",
+        "LOG-END-OFFSET",
+        "LAG",
+        "CONSUMER-ID",
+        "HOST",
+        "CLIENT-ID",
     ]);
     let mut total_lag = 0i64;
     for tp in &partitions {
@@ -251,11 +271,21 @@ async fn describe(client: &mut Client, group: &str, format: Format) -> ToolResul
                 "Group {group} is {} ({} member{}); total lag {total_lag}.\n",
                 described.group_state,
                 described.members.len(),
-                if described.members.len() == 1 { "" } else { "s" }
+                if described.members.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                }
             );
             print!("{}", table.render());
             if !described.members.is_empty() {
-                let mut mt = Table::new(&["CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS", "ASSIGNMENT"]);
+                let mut mt = Table::new(&[
+                    "CONSUMER-ID",
+                    "HOST",
+                    "CLIENT-ID",
+                    "#PARTITIONS",
+                    "ASSIGNMENT",
+                ]);
                 for m in &members {
                     let parts = m["assignment"].as_array().map_or(0, Vec::len);
                     mt.push(vec![
@@ -293,7 +323,11 @@ fn parse_topic_partitions(s: &str) -> anyhow::Result<(String, Option<Vec<i32>>)>
         Some((t, ps)) => {
             let ps = ps
                 .split(',')
-                .map(|p| p.trim().parse::<i32>().with_context(|| format!("partition {p:?} in {s:?}")))
+                .map(|p| {
+                    p.trim()
+                        .parse::<i32>()
+                        .with_context(|| format!("partition {p:?} in {s:?}"))
+                })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             Ok((t.to_owned(), Some(ps)))
         }
@@ -302,13 +336,19 @@ fn parse_topic_partitions(s: &str) -> anyhow::Result<(String, Option<Vec<i32>>)>
 
 /// The partitions named by `--topic` arguments (all of a topic's when none are listed).
 async fn resolve_partitions(client: &mut Client, topics: &[String]) -> anyhow::Result<Vec<Tp>> {
-    let parsed: Vec<(String, Option<Vec<i32>>)> =
-        topics.iter().map(|t| parse_topic_partitions(t)).collect::<anyhow::Result<_>>()?;
+    let parsed: Vec<(String, Option<Vec<i32>>)> = topics
+        .iter()
+        .map(|t| parse_topic_partitions(t))
+        .collect::<anyhow::Result<_>>()?;
     let names: Vec<String> = parsed.iter().map(|(t, _)| t.clone()).collect();
     let leaders = client.leaders(&names).await?;
     let mut out = Vec::new();
     for (t, ps) in parsed {
-        let all: Vec<i32> = leaders.keys().filter(|(n, _)| *n == t).map(|(_, p)| *p).collect();
+        let all: Vec<i32> = leaders
+            .keys()
+            .filter(|(n, _)| *n == t)
+            .map(|(_, p)| *p)
+            .collect();
         match ps {
             None => out.extend(all.into_iter().map(|p| (t.clone(), p))),
             Some(ps) => {
@@ -390,9 +430,21 @@ async fn reset(
         (e, l, t)
     };
     let new = plan(spec, &partitions, &committed, &earliest, &latest, &by_time);
-    let mut table = Table::new(&["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET"]);
+    let mut table = Table::new(&[
+        "GROUP",
+        "TOPIC",
+        "PARTITION",
+        "CURRENT-OFFSET",
+        "NEW-OFFSET",
+    ]);
     for (tp, o) in &new {
-        table.push(vec![json!(group), json!(tp.0), json!(tp.1), json!(committed.get(tp)), json!(o)]);
+        table.push(vec![
+            json!(group),
+            json!(tp.0),
+            json!(tp.1),
+            json!(committed.get(tp)),
+            json!(o),
+        ]);
     }
     if execute && !new.is_empty() {
         client.commit_offsets(group, -1, "", &new).await?;
@@ -404,7 +456,12 @@ async fn reset(
     Ok(())
 }
 
-async fn delete_offsets(client: &mut Client, group: &str, topics: &[String], format: Format) -> ToolResult {
+async fn delete_offsets(
+    client: &mut Client,
+    group: &str,
+    topics: &[String],
+    format: Format,
+) -> ToolResult {
     let partitions = resolve_partitions(client, topics).await?;
     let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
     for (t, p) in &partitions {
@@ -583,10 +640,22 @@ mod tests {
         let none = BTreeMap::new();
         assert_eq!(plan(ResetSpec::Earliest, &parts, &c, &e, &l, &none)[&tp], 2);
         assert_eq!(plan(ResetSpec::Latest, &parts, &c, &e, &l, &none)[&tp], 10);
-        assert_eq!(plan(ResetSpec::Offset(100), &parts, &c, &e, &l, &none)[&tp], 10);
-        assert_eq!(plan(ResetSpec::Shift(-4), &parts, &c, &e, &l, &none)[&tp], 2);
+        assert_eq!(
+            plan(ResetSpec::Offset(100), &parts, &c, &e, &l, &none)[&tp],
+            10
+        );
+        assert_eq!(
+            plan(ResetSpec::Shift(-4), &parts, &c, &e, &l, &none)[&tp],
+            2
+        );
         assert_eq!(plan(ResetSpec::Shift(2), &parts, &c, &e, &l, &none)[&tp], 7);
-        assert_eq!(plan(ResetSpec::Timestamp(0), &parts, &c, &e, &l, &m(-1))[&tp], 10);
-        assert_eq!(plan(ResetSpec::Timestamp(0), &parts, &c, &e, &l, &m(4))[&tp], 4);
+        assert_eq!(
+            plan(ResetSpec::Timestamp(0), &parts, &c, &e, &l, &m(-1))[&tp],
+            10
+        );
+        assert_eq!(
+            plan(ResetSpec::Timestamp(0), &parts, &c, &e, &l, &m(4))[&tp],
+            4
+        );
     }
 }

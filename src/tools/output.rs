@@ -117,7 +117,10 @@ mod tests {
         let mut t = Table::new(&["TOPIC", "LOG-END-OFFSET"]);
         t.push(vec![json!("a"), json!(10)]);
         t.push(vec![json!("longer"), Value::Null]);
-        assert_eq!(t.render(), "TOPIC   LOG-END-OFFSET\na       10\nlonger  -\n");
+        assert_eq!(
+            t.render(),
+            "TOPIC   LOG-END-OFFSET\na       10\nlonger  -\n"
+        );
         assert_eq!(
             t.to_json(),
             json!([{"topic": "a", "log_end_offset": 10}, {"topic": "longer", "log_end_offset": null}])

@@ -76,8 +76,10 @@ pub enum PerfMode {
 fn progress(total: u64) -> ProgressBar {
     let bar = ProgressBar::new(total);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {pos}/{len} records [{elapsed_precise}] {per_sec} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} {pos}/{len} records [{elapsed_precise}] {per_sec} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar
 }
@@ -124,7 +126,13 @@ struct Window {
 
 impl Window {
     fn new() -> Window {
-        Window { start: Instant::now(), count: 0, bytes: 0, total_us: 0, max_us: 0 }
+        Window {
+            start: Instant::now(),
+            count: 0,
+            bytes: 0,
+            total_us: 0,
+            max_us: 0,
+        }
     }
     fn line(&self) -> String {
         let secs = self.start.elapsed().as_secs_f64().max(1e-9);
@@ -143,7 +151,15 @@ pub async fn run(args: PerfArgs) -> ToolResult {
     let format = args.conn.output;
     let client = args.conn.connect().await?;
     match args.mode {
-        PerfMode::Produce { topic, num_records, record_size, throughput, acks, batch_size, linger_ms } => {
+        PerfMode::Produce {
+            topic,
+            num_records,
+            record_size,
+            throughput,
+            acks,
+            batch_size,
+            linger_ms,
+        } => {
             if num_records == 0 {
                 bail!("--num-records must be positive");
             }
@@ -174,25 +190,27 @@ pub async fn run(args: PerfArgs) -> ToolResult {
             let mut window = Window::new();
             let start = Instant::now();
             let mut acked_total = 0u64;
-            let on_ack = |acks: Vec<Acked>, lat: &mut Latencies, window: &mut Window, total: &mut u64| {
-                let now = Instant::now();
-                for a in acks {
-                    for c in a.created {
-                        let us = now.duration_since(c).as_micros().min(u128::from(u32::MAX)) as u32;
-                        lat.record(us);
-                        window.count += 1;
-                        window.bytes += record_size as u64;
-                        window.total_us += u128::from(us);
-                        window.max_us = window.max_us.max(us);
-                        *total += 1;
+            let on_ack =
+                |acks: Vec<Acked>, lat: &mut Latencies, window: &mut Window, total: &mut u64| {
+                    let now = Instant::now();
+                    for a in acks {
+                        for c in a.created {
+                            let us =
+                                now.duration_since(c).as_micros().min(u128::from(u32::MAX)) as u32;
+                            lat.record(us);
+                            window.count += 1;
+                            window.bytes += record_size as u64;
+                            window.total_us += u128::from(us);
+                            window.max_us = window.max_us.max(us);
+                            *total += 1;
+                        }
                     }
-                }
-                bar.set_position(*total);
-                if window.start.elapsed() >= Duration::from_secs(5) {
-                    bar.suspend(|| println!("{}", window.line()));
-                    *window = Window::new();
-                }
-            };
+                    bar.set_position(*total);
+                    if window.start.elapsed() >= Duration::from_secs(5) {
+                        bar.suspend(|| println!("{}", window.line()));
+                        *window = Window::new();
+                    }
+                };
             for i in 0..num_records {
                 if throughput > 0.0 {
                     // Kafka's ThroughputThrottler: sleep when ahead of the target rate.
@@ -240,8 +258,16 @@ pub async fn run(args: PerfArgs) -> ToolResult {
                 ),
             }
         }
-        PerfMode::Consume { topic, messages, fetch_size, timeout_ms } => {
-            let config = ConsumerConfig { partition_max_bytes: fetch_size, ..Default::default() };
+        PerfMode::Consume {
+            topic,
+            messages,
+            fetch_size,
+            timeout_ms,
+        } => {
+            let config = ConsumerConfig {
+                partition_max_bytes: fetch_size,
+                ..Default::default()
+            };
             let start_ms = now_ms();
             let start = Instant::now();
             let mut consumer = Consumer::new(client, &topic, config).await?;
@@ -275,8 +301,9 @@ pub async fn run(args: PerfArgs) -> ToolResult {
             let fetch = (start.elapsed() - setup).as_secs_f64().max(1e-9);
             let mb = bytes as f64 / (1024.0 * 1024.0);
             let fmt_time = |ms: i64| {
-                chrono::DateTime::from_timestamp_millis(ms)
-                    .map_or(ms.to_string(), |d| d.format("%Y-%m-%d %H:%M:%S:%3f").to_string())
+                chrono::DateTime::from_timestamp_millis(ms).map_or(ms.to_string(), |d| {
+                    d.format("%Y-%m-%d %H:%M:%S:%3f").to_string()
+                })
             };
             let end_ms = now_ms();
             match format {

@@ -60,13 +60,29 @@ pub async fn run(args: QuorumArgs) -> ToolResult {
         .flat_map(|t| t.partitions)
         .next()
         .context("DescribeQuorum answered no partition")?;
-    ClientError::check("__cluster_metadata-0", p.error_code, p.error_message.as_deref())?;
-    let leader = p.current_voters.iter().find(|v| v.replica_id == p.leader_id);
+    ClientError::check(
+        "__cluster_metadata-0",
+        p.error_code,
+        p.error_message.as_deref(),
+    )?;
+    let leader = p
+        .current_voters
+        .iter()
+        .find(|v| v.replica_id == p.leader_id);
     let leader_leo = leader.map_or(p.high_watermark, |l| l.log_end_offset);
-    let leader_fetch = leader.map_or(now_ms(), |l| l.last_fetch_timestamp.max(l.last_caught_up_timestamp));
+    let leader_fetch = leader.map_or(now_ms(), |l| {
+        l.last_fetch_timestamp.max(l.last_caught_up_timestamp)
+    });
     if status {
-        let followers = p.current_voters.iter().filter(|v| v.replica_id != p.leader_id);
-        let max_lag = followers.clone().map(|v| (leader_leo - v.log_end_offset).max(0)).max().unwrap_or(0);
+        let followers = p
+            .current_voters
+            .iter()
+            .filter(|v| v.replica_id != p.leader_id);
+        let max_lag = followers
+            .clone()
+            .map(|v| (leader_leo - v.log_end_offset).max(0))
+            .max()
+            .unwrap_or(0);
         let max_lag_ms = followers
             .filter(|v| v.last_caught_up_timestamp >= 0)
             .map(|v| (now_ms() - v.last_caught_up_timestamp).max(0))
@@ -99,12 +115,26 @@ pub async fn run(args: QuorumArgs) -> ToolResult {
     } else {
         let _ = leader_fetch;
         let mut table = Table::new(&[
-            "NODE-ID", "LOG-END-OFFSET", "LAG", "LAST-FETCH-TIMESTAMP", "LAST-CAUGHT-UP-TIMESTAMP", "STATUS",
+            "NODE-ID",
+            "LOG-END-OFFSET",
+            "LAG",
+            "LAST-FETCH-TIMESTAMP",
+            "LAST-CAUGHT-UP-TIMESTAMP",
+            "STATUS",
         ]);
         let rows = p
             .current_voters
             .iter()
-            .map(|v| (v, if v.replica_id == p.leader_id { "Leader" } else { "Follower" }))
+            .map(|v| {
+                (
+                    v,
+                    if v.replica_id == p.leader_id {
+                        "Leader"
+                    } else {
+                        "Follower"
+                    },
+                )
+            })
             .chain(p.observers.iter().map(|v| (v, "Observer")));
         for (v, role) in rows {
             table.push(vec![

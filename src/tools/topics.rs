@@ -113,7 +113,13 @@ pub async fn run(args: TopicsArgs) -> ToolResult {
             let mut topics = md.topics;
             topics.sort_by(|a, b| a.name.cmp(&b.name));
             let mut table = Table::new(&[
-                "TOPIC", "PARTITION", "LEADER", "LEADER-EPOCH", "REPLICAS", "ISR", "OFFLINE",
+                "TOPIC",
+                "PARTITION",
+                "LEADER",
+                "LEADER-EPOCH",
+                "REPLICAS",
+                "ISR",
+                "OFFLINE",
             ]);
             let mut failed = Vec::new();
             for t in topics {
@@ -136,7 +142,11 @@ pub async fn run(args: TopicsArgs) -> ToolResult {
                     table.push(vec![
                         json!(name),
                         json!(p.partition_index),
-                        if p.leader_id < 0 { json!(null) } else { json!(p.leader_id) },
+                        if p.leader_id < 0 {
+                            json!(null)
+                        } else {
+                            json!(p.leader_id)
+                        },
                         json!(p.leader_epoch),
                         json!(p.replica_nodes),
                         json!(p.isr_nodes),
@@ -180,7 +190,11 @@ pub async fn run(args: TopicsArgs) -> ToolResult {
                 })
                 .await?;
             for r in resp.topics {
-                match ClientError::check(format!("topic {}", r.name), r.error_code, r.error_message.as_deref()) {
+                match ClientError::check(
+                    format!("topic {}", r.name),
+                    r.error_code,
+                    r.error_message.as_deref(),
+                ) {
                     Ok(()) => println!("Created topic {}.", r.name),
                     Err(e) if if_not_exists && e.code() == Some(ErrorCode::TopicAlreadyExists) => {
                         println!("Topic {} exists already.", r.name)
@@ -206,7 +220,11 @@ pub async fn run(args: TopicsArgs) -> ToolResult {
                 })
                 .await?;
             for r in resp.results {
-                ClientError::check(format!("topic {}", r.name), r.error_code, r.error_message.as_deref())?;
+                ClientError::check(
+                    format!("topic {}", r.name),
+                    r.error_code,
+                    r.error_message.as_deref(),
+                )?;
                 println!("Topic {} now has {partitions} partitions.", r.name);
             }
         }
@@ -239,9 +257,14 @@ pub async fn run(args: TopicsArgs) -> ToolResult {
             let mut failed = Vec::new();
             for r in resp.responses {
                 let name = r.name.unwrap_or_default();
-                match ClientError::check(format!("topic {name}"), r.error_code, r.error_message.as_deref()) {
+                match ClientError::check(
+                    format!("topic {name}"),
+                    r.error_code,
+                    r.error_message.as_deref(),
+                ) {
                     Ok(()) => println!("Deleted topic {name}."),
-                    Err(e) if if_exists && e.code() == Some(ErrorCode::UnknownTopicOrPartition) => {}
+                    Err(e) if if_exists && e.code() == Some(ErrorCode::UnknownTopicOrPartition) => {
+                    }
                     Err(e) => failed.push(e.to_string()),
                 }
             }

@@ -57,7 +57,6 @@ use std::sync::Arc;
 mod timestamp_search;
 pub use timestamp_search::{BatchRead, TimestampSearch, TimestampStep};
 
-
 /// Told how long each [`UnifiedLog::flush`] took (the broker's log-flush metric); set once per
 /// process. Storage knows nothing of metrics: it only reports the time.
 static FLUSH_OBSERVER: std::sync::OnceLock<fn(std::time::Duration)> = std::sync::OnceLock::new();

@@ -611,6 +611,23 @@ pub fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> BaseConsumer {
     c.create().expect("create consumer")
 }
 
+/// A consumer in `group` that commits by hand, from the earliest offset, with a short session
+/// (6 s) and frequent heartbeats.
+pub fn group_consumer(bootstrap: &str, group: &str) -> BaseConsumer {
+    client_config(
+        bootstrap,
+        &[
+            ("group.id", group),
+            ("enable.auto.commit", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "500"),
+        ],
+    )
+    .create()
+    .expect("create consumer")
+}
+
 /// A group-free consumer reading partitions from explicit offsets (see [`ffi::PartitionConsumer`]).
 pub fn partition_consumer(bootstrap: &str, extra: &[(&str, &str)]) -> ffi::PartitionConsumer {
     let mut all = vec![("auto.commit.enable", "false")];

@@ -10,7 +10,6 @@ use rafka_protocol::messages::alter_configs_response::AlterConfigsResourceRespon
 use rafka_protocol::messages::{
     AlterConfigsRequest, AlterConfigsResponse, RequestKind, ResponseKind,
 };
-use rafka_security::authorizer::AclOperation;
 
 /// How long the answer waits for this broker's image to show an accepted change.
 
@@ -39,23 +38,8 @@ pub async fn handle(
             legacy: true,
         })
         .collect();
-    // ALTER_CONFIGS on each resource first, as Kafka: refused resources never reach the
-    // controller.
-    let authz = apis.authorizer_for(ctx, &image);
-    let refused: Vec<_> =
-        config_admin::preprocess(&apis.config, &image, apis.broker_id, &resources)
-            .into_iter()
-            .zip(&resources)
-            .map(|(refusal, r)| {
-                match authz.allows_config(AclOperation::AlterConfigs, r.resource_type, r.name) {
-                    Err(code) => Some(config_admin::Refusal {
-                        code,
-                        message: "Authorization failed.".to_owned(),
-                    }),
-                    Ok(()) => refusal,
-                }
-            })
-            .collect();
+    // Refused resources never reach the controller.
+    let refused = config_admin::refusals(apis, ctx, &image, &resources);
     let forward = AlterConfigsRequest {
         resources: req
             .resources

@@ -86,6 +86,35 @@ impl Refusal {
     }
 }
 
+/// What AlterConfigs and IncrementalAlterConfigs refuse on this broker, per resource in order:
+/// ALTER_CONFIGS on the resource (as Kafka, an unauthorized resource is answered so whatever
+/// else is wrong with it), then [`preprocess`]'s checks. `None`: forward it to the controller.
+pub fn refusals(
+    apis: &super::KafkaApis,
+    ctx: &crate::network::RequestContext,
+    image: &std::sync::Arc<MetadataImage>,
+    resources: &[Resource<'_>],
+) -> Vec<Option<Refusal>> {
+    let authz = apis.authorizer_for(ctx, image);
+    preprocess(&apis.config, image, apis.broker_id, resources)
+        .into_iter()
+        .zip(resources)
+        .map(|(refusal, r)| {
+            match authz.allows_config(
+                rafka_security::authorizer::AclOperation::AlterConfigs,
+                r.resource_type,
+                r.name,
+            ) {
+                Err(code) => Some(Refusal {
+                    code,
+                    message: "Authorization failed.".to_owned(),
+                }),
+                Ok(()) => refusal,
+            }
+        })
+        .collect()
+}
+
 /// For each resource, in order: `Some` if it is answered here, `None` to forward it. `base` is
 /// this broker's static configuration (the image adds the dynamic ones).
 pub fn preprocess(
@@ -736,7 +765,10 @@ mod tests {
             &base,
             &img,
             1,
-            &[broker("1", vec![set("listener.name.plaintext.ssl.keystore.location", "/x")])],
+            &[broker(
+                "1",
+                vec![set("listener.name.plaintext.ssl.keystore.location", "/x")],
+            )],
         );
         assert_eq!(codes(&out), [Some(ErrorCode::InvalidRequest)]);
         let out = preprocess(&base, &img, 1, &[broker("", vec![set(key, "/x")])]);

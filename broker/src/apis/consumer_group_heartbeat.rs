@@ -23,7 +23,8 @@ pub async fn handle(
     }
     // Kafka's client host: the peer address with a leading slash (InetAddress.toString).
     let host = format!("/{}", ctx.peer.ip());
-    let timeout = std::time::Duration::from_millis(apis.config.offsets_commit_timeout_ms().max(1) as u64);
+    let timeout =
+        std::time::Duration::from_millis(apis.config.offsets_commit_timeout_ms().max(1) as u64);
     apis.groups
         .consumer_heartbeat(&apis.image(), version, req, client_id, &host, timeout)
         .await

@@ -20,6 +20,7 @@
 //! partition refused either way answers TOPIC_AUTHORIZATION_FAILED (as Kafka).
 
 use super::KafkaApis;
+use crate::metrics::topic::TopicMetrics;
 use crate::network::RequestContext;
 use rafka_controller::control::topics::internal::check_fetch;
 use rafka_controller::image::MetadataImage;
@@ -31,7 +32,6 @@ use rafka_protocol::messages::{FetchRequest, FetchResponse};
 use rafka_protocol::{ErrorCode, Records, Uuid};
 use rafka_security::authorizer::{AclOperation, ResourceType};
 use rafka_storage::{FileSlice, TopicPartition};
-use crate::metrics::topic::TopicMetrics;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -11,7 +11,6 @@ use rafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use rafka_protocol::messages::{
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, RequestKind, ResponseKind,
 };
-use rafka_security::authorizer::AclOperation;
 
 /// How long the answer waits for this broker's image to show an accepted change.
 
@@ -40,23 +39,8 @@ pub async fn handle(
             legacy: false,
         })
         .collect();
-    // ALTER_CONFIGS on each resource first, as Kafka: refused resources never reach the
-    // controller.
-    let authz = apis.authorizer_for(ctx, &image);
-    let refused: Vec<_> =
-        config_admin::preprocess(&apis.config, &image, apis.broker_id, &resources)
-            .into_iter()
-            .zip(&resources)
-            .map(|(refusal, r)| {
-                match authz.allows_config(AclOperation::AlterConfigs, r.resource_type, r.name) {
-                    Err(code) => Some(config_admin::Refusal {
-                        code,
-                        message: "Authorization failed.".to_owned(),
-                    }),
-                    Ok(()) => refusal,
-                }
-            })
-            .collect();
+    // Refused resources never reach the controller.
+    let refused = config_admin::refusals(apis, ctx, &image, &resources);
     let forward = IncrementalAlterConfigsRequest {
         resources: req
             .resources

@@ -41,7 +41,11 @@ pub async fn handle(
         return JoinGroupResponse {
             error_code: code.code(),
             generation_id: -1,
-            protocol_name: if version >= 7 { None } else { Some(String::new()) },
+            protocol_name: if version >= 7 {
+                None
+            } else {
+                Some(String::new())
+            },
             member_id: req.member_id,
             ..Default::default()
         };

@@ -16,7 +16,11 @@ pub fn handle(
     req: ListGroupsRequest,
 ) -> ListGroupsResponse {
     let wants = |ty: &str| {
-        req.types_filter.is_empty() || req.types_filter.iter().any(|t| t.trim().eq_ignore_ascii_case(ty))
+        req.types_filter.is_empty()
+            || req
+                .types_filter
+                .iter()
+                .any(|t| t.trim().eq_ignore_ascii_case(ty))
     };
     let consumer = apis.groups.consumer().list_groups(&req.states_filter);
     let mut groups = if wants("classic") {
@@ -31,8 +35,7 @@ pub fn handle(
             .any(|s| s.eq_ignore_ascii_case("Empty"));
     if empty_ok && wants("classic") {
         for g in apis.groups.groups_with_offsets() {
-            if !groups.iter().any(|l| l.group_id == g)
-                && !consumer.iter().any(|l| l.group_id == g)
+            if !groups.iter().any(|l| l.group_id == g) && !consumer.iter().any(|l| l.group_id == g)
             {
                 groups.push(ListedGroup {
                     group_id: g,

@@ -7,12 +7,12 @@
 //! (KIP-511) and closes the connection for the rest.
 
 mod alter_configs;
-mod consumer_group_describe;
-mod consumer_group_heartbeat;
 mod alter_user_scram_credentials;
 mod api_versions;
 mod authorize;
 mod config_admin;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_acls;
 mod create_partitions;
 pub(crate) mod create_topics;
@@ -211,9 +211,9 @@ impl KafkaApis {
                     consumer_group_heartbeat::handle(self, ctx, client_id, version, r).await,
                 )
             }
-            RequestKind::ConsumerGroupDescribe(r) => ResponseKind::ConsumerGroupDescribe(
-                consumer_group_describe::handle(self, ctx, r),
-            ),
+            RequestKind::ConsumerGroupDescribe(r) => {
+                ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(self, ctx, r))
+            }
             RequestKind::Heartbeat(r) => {
                 ResponseKind::Heartbeat(heartbeat::handle(self, ctx, version, r))
             }

@@ -284,12 +284,16 @@ impl ConsumerGroups {
                 Some(true) => converted_classic = Some(req.group_id.clone()),
                 None => {}
             }
-            groups.insert(req.group_id.clone(), ConsumerGroup::new(req.group_id.clone()));
+            groups.insert(
+                req.group_id.clone(),
+                ConsumerGroup::new(req.group_id.clone()),
+            );
         }
         let Some(g) = groups.get_mut(&req.group_id) else {
             return fail(error(ErrorCode::UnknownServerError, "group vanished"));
         };
-        let session = Duration::from_millis(u64::try_from(self.config.session_timeout_ms).unwrap_or(0));
+        let session =
+            Duration::from_millis(u64::try_from(self.config.session_timeout_ms).unwrap_or(0));
         let mut response_member_id = req.member_id.clone();
 
         // Find or create the member.
@@ -299,16 +303,16 @@ impl ConsumerGroups {
                     (_, true) => req.member_id.clone(),
                     (Some(i), false) => match g.static_members.get(i) {
                         Some(id) => id.clone(),
-                        None => {
-                            return fail(error(ErrorCode::UnknownMemberId, "Unknown member."))
-                        }
+                        None => return fail(error(ErrorCode::UnknownMemberId, "Unknown member.")),
                     },
                     (None, false) => {
                         return fail(error(ErrorCode::UnknownMemberId, "Unknown member."))
                     }
                 };
                 if req.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH
-                    && g.members.get(&id).is_some_and(|m| m.metadata.instance_id.is_some())
+                    && g.members
+                        .get(&id)
+                        .is_some_and(|m| m.metadata.instance_id.is_some())
                 {
                     // A static member leaves for now: it keeps its assignment for its session.
                     if let Some(m) = g.members.get_mut(&id) {
@@ -344,7 +348,8 @@ impl ConsumerGroups {
                 if let Some(i) = &req.instance_id {
                     if let Some(old_id) = g.static_members.get(i).cloned() {
                         if old_id != id {
-                            let old_left = g.members.get(&old_id).is_some_and(Member::is_static_left);
+                            let old_left =
+                                g.members.get(&old_id).is_some_and(Member::is_static_left);
                             if !old_left {
                                 return fail(error(
                                     ErrorCode::UnreleasedInstanceId,
@@ -352,7 +357,9 @@ impl ConsumerGroups {
                                 ));
                             }
                             replaced = g.members.remove(&old_id);
-                            g.target.remove(&old_id).map(|t| g.target.insert(id.clone(), t));
+                            g.target
+                                .remove(&old_id)
+                                .map(|t| g.target.insert(id.clone(), t));
                             out.push(ConsumerRecord::CurrentAssignment(old_id.clone(), None));
                             out.push(ConsumerRecord::TargetAssignment(old_id.clone(), None));
                             out.push(ConsumerRecord::Member(old_id.clone(), None));
@@ -362,24 +369,28 @@ impl ConsumerGroups {
                 let is_new = !g.members.contains_key(&id);
                 if is_new
                     && replaced.is_none()
-                    && g.members.len() >= usize::try_from(self.config.max_size).unwrap_or(usize::MAX)
+                    && g.members.len()
+                        >= usize::try_from(self.config.max_size).unwrap_or(usize::MAX)
                 {
                     return fail(error(
                         ErrorCode::GroupMaxSizeReached,
                         "The consumer group has reached its maximum size.",
                     ));
                 }
-                let m = g.members.entry(id.clone()).or_insert_with(|| match replaced {
-                    Some(mut old) => {
-                        old.member_id = id.clone();
-                        // The replacement starts from the old member's epoch and assignment.
-                        if old.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH {
-                            old.member_epoch = old.previous_member_epoch.max(0);
+                let m = g
+                    .members
+                    .entry(id.clone())
+                    .or_insert_with(|| match replaced {
+                        Some(mut old) => {
+                            old.member_id = id.clone();
+                            // The replacement starts from the old member's epoch and assignment.
+                            if old.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH {
+                                old.member_epoch = old.previous_member_epoch.max(0);
+                            }
+                            old
                         }
-                        old
-                    }
-                    None => Member::new(id.clone(), now),
-                });
+                        None => Member::new(id.clone(), now),
+                    });
                 if !is_new && m.member_epoch != 0 && req.instance_id.is_none() {
                     // A known member rejoining: it owns nothing now (TopicPartitions is empty).
                     m.assigned.clear();
@@ -404,9 +415,8 @@ impl ConsumerGroups {
                 // it lost the response that moved it (and owns nothing it should not).
                 let lagging_ok = epoch == m.previous_member_epoch
                     && owned.as_ref().is_some_and(|o| {
-                        o.iter().all(|(t, ps)| {
-                            m.assigned.get(t).is_some_and(|a| ps.is_subset(a))
-                        })
+                        o.iter()
+                            .all(|(t, ps)| m.assigned.get(t).is_some_and(|a| ps.is_subset(a)))
                     });
                 if epoch > m.member_epoch || (epoch < m.member_epoch && !lagging_ok) {
                     return fail(error(
@@ -449,7 +459,9 @@ impl ConsumerGroups {
             }
             md.client_id = client_id.to_owned();
             md.client_host = client_host.to_owned();
-            if *md != before || req.member_epoch == 0 && m.member_epoch == 0 && before.client_id.is_empty() {
+            if *md != before
+                || req.member_epoch == 0 && m.member_epoch == 0 && before.client_id.is_empty()
+            {
                 out.push(ConsumerRecord::Member(member_id.clone(), Some(md.clone())));
             }
             let subscription_changed = md.subscribed_topic_names != before.subscribed_topic_names
@@ -489,7 +501,10 @@ impl ConsumerGroups {
         };
         let before_assigned = m.assigned.clone();
         let next = reconcile(m, target_epoch, &target, owned.as_ref(), &is_free);
-        let m = g.members.get_mut(&member_id).expect("invariant: member present");
+        let m = g
+            .members
+            .get_mut(&member_id)
+            .expect("invariant: member present");
         if let Some((epoch, state, assigned, pending)) = next {
             if epoch != m.member_epoch {
                 m.previous_member_epoch = m.member_epoch;
@@ -499,7 +514,9 @@ impl ConsumerGroups {
             m.assigned = assigned;
             m.pending_revocation = pending;
             m.revocation_deadline = (state == MemberState::UnrevokedPartitions).then(|| {
-                now + Duration::from_millis(u64::try_from(m.metadata.rebalance_timeout_ms.max(0)).unwrap_or(0))
+                now + Duration::from_millis(
+                    u64::try_from(m.metadata.rebalance_timeout_ms.max(0)).unwrap_or(0),
+                )
             });
             out.push(m.current_record());
         }
@@ -538,7 +555,12 @@ impl ConsumerGroups {
     fn assignor_for(&self, g: &ConsumerGroup) -> Assignor {
         let mut votes: BTreeMap<&'static str, (usize, Assignor)> = BTreeMap::new();
         for m in g.members.values() {
-            if let Some(a) = m.metadata.server_assignor.as_deref().and_then(Assignor::from_name) {
+            if let Some(a) = m
+                .metadata
+                .server_assignor
+                .as_deref()
+                .and_then(Assignor::from_name)
+            {
                 votes.entry(a.name()).or_insert((0, a)).0 += 1;
             }
         }
@@ -552,7 +574,12 @@ impl ConsumerGroups {
 
     /// Computes the target assignment at the group epoch: records for the members whose target
     /// changed, then the assignment epoch.
-    fn compute_target(&self, g: &mut ConsumerGroup, image: &MetadataImage, out: &mut Vec<ConsumerRecord>) {
+    fn compute_target(
+        &self,
+        g: &mut ConsumerGroup,
+        image: &MetadataImage,
+        out: &mut Vec<ConsumerRecord>,
+    ) {
         let topics: BTreeMap<Uuid, i32> = g
             .subscription_metadata
             .iter()
@@ -581,7 +608,10 @@ impl ConsumerGroups {
         let new = assignor.assign(&specs, &topics);
         for (id, a) in &new {
             if g.target.get(id) != Some(a) {
-                out.push(ConsumerRecord::TargetAssignment(id.clone(), Some(a.clone())));
+                out.push(ConsumerRecord::TargetAssignment(
+                    id.clone(),
+                    Some(a.clone()),
+                ));
             }
         }
         g.target = new;
@@ -642,7 +672,8 @@ impl ConsumerGroups {
 
     /// After loading: every loaded member's session starts now.
     pub fn start_sessions(&self, belongs: impl Fn(&str) -> bool, now: Instant) {
-        let session = Duration::from_millis(u64::try_from(self.config.session_timeout_ms).unwrap_or(0));
+        let session =
+            Duration::from_millis(u64::try_from(self.config.session_timeout_ms).unwrap_or(0));
         for g in self.lock().values_mut().filter(|g| belongs(&g.group_id)) {
             for m in g.members.values_mut() {
                 m.session_deadline = now + session;
@@ -708,7 +739,10 @@ impl ConsumerGroups {
 
     /// ListGroups' consumer groups (type `consumer`).
     pub fn list_groups(&self, states_filter: &[String]) -> Vec<ListedGroup> {
-        let filter: BTreeSet<String> = states_filter.iter().map(|s| s.trim().to_lowercase()).collect();
+        let filter: BTreeSet<String> = states_filter
+            .iter()
+            .map(|s| s.trim().to_lowercase())
+            .collect();
         self.lock()
             .values()
             .filter(|g| filter.is_empty() || filter.contains(&g.state().as_str().to_lowercase()))
@@ -797,9 +831,15 @@ fn subscribed_ids(m: &Member, image: &MetadataImage) -> BTreeSet<Uuid> {
         .iter()
         .filter_map(|n| image.topic_by_name(n).map(|t| t.id))
         .collect();
-    if let Some(re) = m.metadata.subscribed_topic_regex.as_deref().and_then(|r| compile_regex(r).ok()) {
+    if let Some(re) = m
+        .metadata
+        .subscribed_topic_regex
+        .as_deref()
+        .and_then(|r| compile_regex(r).ok())
+    {
         for (name, id) in image.topic_names().iter() {
-            if !rafka_controller::control::topics::internal::is_internal(name) && re.is_match(name) {
+            if !rafka_controller::control::topics::internal::is_internal(name) && re.is_match(name)
+            {
                 out.insert(*id);
             }
         }
@@ -808,12 +848,21 @@ fn subscribed_ids(m: &Member, image: &MetadataImage) -> BTreeSet<Uuid> {
 }
 
 /// The subscribed topics of every member, with their partition counts (record 4's content).
-fn subscription_metadata(g: &ConsumerGroup, image: &MetadataImage) -> BTreeMap<Uuid, (String, i32)> {
+fn subscription_metadata(
+    g: &ConsumerGroup,
+    image: &MetadataImage,
+) -> BTreeMap<Uuid, (String, i32)> {
     let mut out = BTreeMap::new();
     for m in g.members.values() {
         for id in subscribed_ids(m, image) {
             if let Some(t) = image.topic(&id) {
-                out.insert(id, (t.name.clone(), i32::try_from(t.partitions.len()).unwrap_or(i32::MAX)));
+                out.insert(
+                    id,
+                    (
+                        t.name.clone(),
+                        i32::try_from(t.partitions.len()).unwrap_or(i32::MAX),
+                    ),
+                );
             }
         }
     }
@@ -847,7 +896,9 @@ impl ConsumerGroups {
                     group_instance_id: m.metadata.instance_id.clone(),
                     client_id: m.metadata.client_id.clone(),
                     client_host: m.metadata.client_host.clone(),
-                    member_metadata: consumer_protocol_subscription(&m.metadata.subscribed_topic_names),
+                    member_metadata: consumer_protocol_subscription(
+                        &m.metadata.subscribed_topic_names,
+                    ),
                     member_assignment: consumer_protocol_assignment(
                         m.assigned.iter().map(|(t, p)| (name(t), p)),
                     ),

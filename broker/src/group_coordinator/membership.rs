@@ -60,9 +60,9 @@ mod rebalance;
 #[cfg(test)]
 mod tests;
 
+pub use group::parse_assignment;
 pub(crate) use group::random_uuid;
 use group::{Group, JoinArgs};
-pub use group::parse_assignment;
 
 /// How long a new member's JoinGroup may wait before the member is dropped (Kafka's
 /// `classicGroupNewMemberJoinTimeoutMs`, 5 minutes, not configurable there either): a client

@@ -37,15 +37,15 @@ pub mod membership;
 pub mod records;
 
 use crate::now_ms;
+use crate::replica_manager::ReplicaManager;
 use consumer::records::ConsumerRecord;
 use consumer::{ConsumerGroupConfig, ConsumerGroups};
-use rafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
-use crate::replica_manager::ReplicaManager;
 use loader::{ChunkEnd, PartitionLoad};
 use membership::GroupMembership;
 use membership::OffsetExpiry;
 use rafka_controller::image::MetadataImage;
 use rafka_protocol::messages::GroupMetadataValue;
+use rafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 use rafka_protocol::record::RecordBatchBuilder;
 use rafka_protocol::ErrorCode;
 use rafka_storage::TopicPartition;
@@ -301,7 +301,8 @@ impl GroupCoordinator {
             for (group, rec) in consumer {
                 self.consumer.replay(&group, rec, now);
             }
-            self.consumer.start_sessions(|g| partition_for(g, n) == p, now);
+            self.consumer
+                .start_sessions(|g| partition_for(g, n) == p, now);
             s.groups = groups;
             s.loaded = true;
         }
@@ -382,10 +383,8 @@ impl GroupCoordinator {
             offsets.insert((t.clone(), *part), v.clone());
         }
         if let Some(m) = self.replica_manager.metrics() {
-            m.offset_commits.fetch_add(
-                records.len() as u64,
-                std::sync::atomic::Ordering::Relaxed,
-            );
+            m.offset_commits
+                .fetch_add(records.len() as u64, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(Some(required))
     }
@@ -498,7 +497,10 @@ impl GroupCoordinator {
     /// sleeps until then (or its periodic tick, whichever is first), so a session expires at its
     /// deadline, not up to a tick later.
     pub fn next_deadline(&self) -> Option<Instant> {
-        match (self.membership.next_deadline(), self.consumer.next_deadline()) {
+        match (
+            self.membership.next_deadline(),
+            self.consumer.next_deadline(),
+        ) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -546,12 +548,17 @@ impl GroupCoordinator {
                 let _parts = self.lock();
                 let tombstones = match self.consumer.delete_group(group) {
                     Ok(t) => t,
-                    Err(ErrorCode::NonEmptyGroup) => return Err(ErrorCode::InconsistentGroupProtocol),
+                    Err(ErrorCode::NonEmptyGroup) => {
+                        return Err(ErrorCode::InconsistentGroupProtocol)
+                    }
                     Err(_) => return Ok(false),
                 };
                 let records: Vec<_> = tombstones.iter().map(|r| r.encode(group)).collect();
                 self.append(image, p, &records)?;
-                tracing::info!(group, "converted an empty consumer group to a classic group");
+                tracing::info!(
+                    group,
+                    "converted an empty consumer group to a classic group"
+                );
                 Ok(true)
             }
         }
@@ -603,11 +610,7 @@ impl GroupCoordinator {
             if outcome.records.is_empty() {
                 return outcome.response;
             }
-            let records: Vec<_> = outcome
-                .records
-                .iter()
-                .map(|(g, r)| r.encode(g))
-                .collect();
+            let records: Vec<_> = outcome.records.iter().map(|(g, r)| r.encode(g)).collect();
             if !parts.get(&p).is_some_and(|s| s.loaded) {
                 return fail(ErrorCode::NotCoordinator);
             }
@@ -622,7 +625,10 @@ impl GroupCoordinator {
             }
         };
         let deadline = tokio::time::Instant::now() + commit_timeout;
-        match self.wait_for_commit(image, &group, required.0, deadline).await {
+        match self
+            .wait_for_commit(image, &group, required.0, deadline)
+            .await
+        {
             Ok(()) => required.1,
             Err(e) => fail(e),
         }

@@ -29,14 +29,17 @@ fn wants_openmetrics(headers: &HeaderMap) -> bool {
 
 async fn metrics(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
     let Some(metrics) = state.metrics.clone() else {
-        return (StatusCode::NOT_FOUND, "metrics are off (metrics.enable=false)\n").into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            "metrics are off (metrics.enable=false)\n",
+        )
+            .into_response();
     };
     let openmetrics = wants_openmetrics(&headers);
     let runtime = tokio::runtime::Handle::current();
-    let rendered = tokio::task::spawn_blocking(move || {
-        collect::render(state, metrics, runtime, openmetrics)
-    })
-    .await;
+    let rendered =
+        tokio::task::spawn_blocking(move || collect::render(state, metrics, runtime, openmetrics))
+            .await;
     match rendered {
         Ok(Ok(body)) => {
             let content_type = if openmetrics {
@@ -48,7 +51,11 @@ async fn metrics(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Res
         }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "cannot encode the metrics");
-            (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the metrics\n").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot encode the metrics\n",
+            )
+                .into_response()
         }
         Err(e) => {
             tracing::error!(error = %e, "metrics task failed");

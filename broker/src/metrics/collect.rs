@@ -180,12 +180,24 @@ impl Scrape {
         let topics = stats.topics();
         type Field = fn(&TopicCounters) -> &AtomicU64;
         let families: [(&str, &str, Field); 8] = [
-            ("bytesin", "Bytes appended from producers (BytesInPerSec).", |c| &c.bytes_in),
-            ("messagesin", "Records appended (MessagesInPerSec).", |c| &c.messages_in),
-            ("bytesout", "Record bytes sent to consumers (BytesOutPerSec).", |c| &c.bytes_out),
-            ("bytesrejected", "Bytes of produced records refused (BytesRejectedPerSec).", |c| {
-                &c.bytes_rejected
+            (
+                "bytesin",
+                "Bytes appended from producers (BytesInPerSec).",
+                |c| &c.bytes_in,
+            ),
+            ("messagesin", "Records appended (MessagesInPerSec).", |c| {
+                &c.messages_in
             }),
+            (
+                "bytesout",
+                "Record bytes sent to consumers (BytesOutPerSec).",
+                |c| &c.bytes_out,
+            ),
+            (
+                "bytesrejected",
+                "Bytes of produced records refused (BytesRejectedPerSec).",
+                |c| &c.bytes_rejected,
+            ),
             (
                 "totalproducerequests",
                 "Partition appends asked for (TotalProduceRequestsPerSec).",
@@ -251,13 +263,21 @@ impl Scrape {
         )?;
         type Part = fn(&super::request::ApiTimes) -> &Histogram;
         let parts: [(&str, &str, Part); 5] = [
-            ("totaltimems", "A request's whole time, received to sent, in ms.", |a| &a.total),
+            (
+                "totaltimems",
+                "A request's whole time, received to sent, in ms.",
+                |a| &a.total,
+            ),
             (
                 "requestqueuetimems",
                 "Time a read request waited for room in the request memory pool, in ms.",
                 |a| &a.request_queue,
             ),
-            ("localtimems", "Time the handler worked on a request, in ms.", |a| &a.local),
+            (
+                "localtimems",
+                "Time the handler worked on a request, in ms.",
+                |a| &a.local,
+            ),
             (
                 "remotetimems",
                 "Time a request waited in a purgatory (acks=all, fetch min_bytes), in ms.",
@@ -291,8 +311,18 @@ impl Scrape {
         let g = |enc: &mut DescriptorEncoder, name: &str, help: &str, v: usize| {
             gauge(enc, name, help, [(none(), v as i64)])
         };
-        g(enc, "kafka_server_replicamanager_partitioncount", "Partitions hosted here.", s.partitions)?;
-        g(enc, "kafka_server_replicamanager_leadercount", "Partitions led here.", s.leaders)?;
+        g(
+            enc,
+            "kafka_server_replicamanager_partitioncount",
+            "Partitions hosted here.",
+            s.partitions,
+        )?;
+        g(
+            enc,
+            "kafka_server_replicamanager_leadercount",
+            "Partitions led here.",
+            s.leaders,
+        )?;
         g(
             enc,
             "kafka_server_replicamanager_underreplicatedpartitions",
@@ -319,7 +349,10 @@ impl Scrape {
         )?;
         if let Some(logs) = &s.logs {
             let part = |l: &crate::replica_manager::metrics::LogStats| {
-                vec![("topic", l.topic.clone()), ("partition", l.partition.to_string())]
+                vec![
+                    ("topic", l.topic.clone()),
+                    ("partition", l.partition.to_string()),
+                ]
             };
             gauge(
                 enc,
@@ -412,7 +445,9 @@ impl Scrape {
         let mut per_partition = Vec::new();
         let mut per_group = Vec::new();
         for group in &ids {
-            let Ok(lags) = groups.lag(group) else { continue };
+            let Ok(lags) = groups.lag(group) else {
+                continue;
+            };
             let mut total = 0i64;
             let mut known = false;
             for l in &lags {

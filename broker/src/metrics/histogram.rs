@@ -50,7 +50,9 @@ impl Histogram {
         for (i, b) in self.buckets.iter().enumerate() {
             let n = b.load(Ordering::Relaxed);
             count += n;
-            let le = BOUNDS_US.get(i).map_or(f64::INFINITY, |&us| us as f64 / 1000.0);
+            let le = BOUNDS_US
+                .get(i)
+                .map_or(f64::INFINITY, |&us| us as f64 / 1000.0);
             buckets.push((le, n));
         }
         let sum_ms = self.sum_us.load(Ordering::Relaxed) as f64 / 1000.0;

@@ -116,7 +116,8 @@ impl NodeMetrics {
         let busy: Duration = (0..workers).map(|w| m.worker_total_busy_duration(w)).sum();
         let now = Instant::now();
         let mut prev = self.runtime_busy.lock().unwrap_or_else(|e| e.into_inner());
-        let (since, busy_before) = prev.unwrap_or((*START.get_or_init(Instant::now), Duration::ZERO));
+        let (since, busy_before) =
+            prev.unwrap_or((*START.get_or_init(Instant::now), Duration::ZERO));
         *prev = Some((now, busy));
         let wall = now.saturating_duration_since(since).as_secs_f64() * workers as f64;
         if wall <= 0.0 {

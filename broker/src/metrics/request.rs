@@ -70,7 +70,8 @@ impl RequestMetrics {
         api.local.observe(handler.saturating_sub(t.remote));
         api.response_send
             .observe(t.sent.saturating_duration_since(t.handled));
-        api.total.observe(t.sent.saturating_duration_since(t.received));
+        api.total
+            .observe(t.sent.saturating_duration_since(t.received));
     }
 
     /// The APIs that served at least one request, with their key.

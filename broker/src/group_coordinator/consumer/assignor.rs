@@ -76,8 +76,10 @@ fn range(
     members: &BTreeMap<String, MemberSpec<'_>>,
     topics: &BTreeMap<Uuid, i32>,
 ) -> BTreeMap<String, Assignment> {
-    let mut out: BTreeMap<String, Assignment> =
-        members.keys().map(|m| (m.clone(), Assignment::new())).collect();
+    let mut out: BTreeMap<String, Assignment> = members
+        .keys()
+        .map(|m| (m.clone(), Assignment::new()))
+        .collect();
     for (topic, &count) in topics {
         let subscribers: Vec<&String> = members
             .iter()
@@ -107,8 +109,10 @@ fn uniform(
     members: &BTreeMap<String, MemberSpec<'_>>,
     topics: &BTreeMap<Uuid, i32>,
 ) -> BTreeMap<String, Assignment> {
-    let mut out: BTreeMap<String, Assignment> =
-        members.keys().map(|m| (m.clone(), Assignment::new())).collect();
+    let mut out: BTreeMap<String, Assignment> = members
+        .keys()
+        .map(|m| (m.clone(), Assignment::new()))
+        .collect();
     let mut count: BTreeMap<String, usize> = members.keys().map(|m| (m.clone(), 0)).collect();
     // Every partition some member subscribes to.
     let mut unassigned: BTreeSet<(Uuid, i32)> = BTreeSet::new();
@@ -134,7 +138,8 @@ fn uniform(
             for p in parts {
                 let c = count.get(m.as_str()).copied().unwrap_or(0);
                 if c < cap && unassigned.remove(&(*topic, *p)) {
-                    out.get_mut(m).map(|a| a.entry(*topic).or_default().insert(*p));
+                    out.get_mut(m)
+                        .map(|a| a.entry(*topic).or_default().insert(*p));
                     count.insert(m.clone(), c + 1);
                 }
             }
@@ -148,7 +153,8 @@ fn uniform(
             .map(|(m, _)| m)
             .min_by_key(|m| (count.get(m.as_str()).copied().unwrap_or(0), *m));
         if let Some(m) = target {
-            out.get_mut(m).map(|a| a.entry(topic).or_default().insert(p));
+            out.get_mut(m)
+                .map(|a| a.entry(topic).or_default().insert(p));
             *count.entry(m.clone()).or_default() += 1;
         }
     }
@@ -186,7 +192,8 @@ fn uniform(
                 }
             }
         }
-        out.get_mut(&r).map(|a| a.entry(topic).or_default().insert(p));
+        out.get_mut(&r)
+            .map(|a| a.entry(topic).or_default().insert(p));
         *count.entry(d).or_default() -= 1;
         *count.entry(r).or_default() += 1;
     }
@@ -295,7 +302,10 @@ mod tests {
         let out = Assignor::Uniform.assign(&specs(&subs), &topics);
         check_complete(&specs(&subs), &topics, &out);
         let c = counts(&out);
-        assert!(c.iter().max().unwrap() - c.iter().min().unwrap() <= 2, "{c:?}");
+        assert!(
+            c.iter().max().unwrap() - c.iter().min().unwrap() <= 2,
+            "{c:?}"
+        );
     }
 
     #[test]

@@ -116,7 +116,13 @@ pub fn reconcile(
             if !acked {
                 return None;
             }
-            Some(next(m.member_epoch, &m.assigned, target_epoch, target, is_free))
+            Some(next(
+                m.member_epoch,
+                &m.assigned,
+                target_epoch,
+                target,
+                is_free,
+            ))
         }
         MemberState::UnreleasedPartitions | MemberState::Stable | MemberState::Unknown => {
             if m.state == MemberState::Stable && m.member_epoch == target_epoch {
@@ -233,9 +239,11 @@ impl ConsumerGroup {
             ConsumerGroupState::Empty
         } else if self.group_epoch > self.assignment_epoch {
             ConsumerGroupState::Assigning
-        } else if self.members.values().any(|m| {
-            m.state != MemberState::Stable || m.member_epoch != self.assignment_epoch
-        }) && self.members.values().any(|m| !m.is_static_left())
+        } else if self
+            .members
+            .values()
+            .any(|m| m.state != MemberState::Stable || m.member_epoch != self.assignment_epoch)
+            && self.members.values().any(|m| !m.is_static_left())
         {
             ConsumerGroupState::Reconciling
         } else {
@@ -324,7 +332,10 @@ impl ConsumerGroup {
             }
         }
         self.target.remove(member_id);
-        out.push(ConsumerRecord::CurrentAssignment(member_id.to_owned(), None));
+        out.push(ConsumerRecord::CurrentAssignment(
+            member_id.to_owned(),
+            None,
+        ));
         out.push(ConsumerRecord::TargetAssignment(member_id.to_owned(), None));
         out.push(ConsumerRecord::Member(member_id.to_owned(), None));
         self.bump_epoch(out);
@@ -409,17 +420,28 @@ mod tests {
         let n = reconcile(&old, 4, &a(&[0]), None, &|_, _| true);
         apply(&mut old, n);
         assert_eq!(old.state, MemberState::UnrevokedPartitions);
-        assert_eq!(old.member_epoch, 3, "epoch held until the revocation is acknowledged");
+        assert_eq!(
+            old.member_epoch, 3,
+            "epoch held until the revocation is acknowledged"
+        );
         assert_eq!(old.assigned, a(&[0]));
         assert_eq!(old.pending_revocation, a(&[1]));
-        let held_by_old = |_: &Uuid, p: i32| !(old.assigned.values().any(|s| s.contains(&p))
-            || old.pending_revocation.values().any(|s| s.contains(&p)));
+        let held_by_old = |_: &Uuid, p: i32| {
+            !(old.assigned.values().any(|s| s.contains(&p))
+                || old.pending_revocation.values().any(|s| s.contains(&p)))
+        };
         let n = reconcile(&new, 4, &a(&[1]), Some(&a(&[])), &held_by_old);
         apply(&mut new, n);
-        assert_eq!((new.member_epoch, new.state), (4, MemberState::UnreleasedPartitions));
+        assert_eq!(
+            (new.member_epoch, new.state),
+            (4, MemberState::UnreleasedPartitions)
+        );
         assert_eq!(new.assigned, a(&[]));
         // A heartbeat that still owns 1 changes nothing.
-        assert_eq!(reconcile(&old, 4, &a(&[0]), Some(&a(&[0, 1])), &|_, _| true), None);
+        assert_eq!(
+            reconcile(&old, 4, &a(&[0]), Some(&a(&[0, 1])), &|_, _| true),
+            None
+        );
         // The acknowledgement: old reaches epoch 4.
         let n = reconcile(&old, 4, &a(&[0]), Some(&a(&[0])), &|_, _| true);
         apply(&mut old, n);

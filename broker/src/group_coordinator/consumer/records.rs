@@ -95,13 +95,31 @@ impl ConsumerRecord {
         let g = group.to_owned();
         match self {
             ConsumerRecord::GroupEpoch(v) => (
-                encode(&ConsumerGroupMetadataKey { group_id: g, ..Default::default() }, 3),
+                encode(
+                    &ConsumerGroupMetadataKey {
+                        group_id: g,
+                        ..Default::default()
+                    },
+                    3,
+                ),
                 v.map(|epoch| {
-                    encode(&ConsumerGroupMetadataValue { epoch, ..Default::default() }, 0)
+                    encode(
+                        &ConsumerGroupMetadataValue {
+                            epoch,
+                            ..Default::default()
+                        },
+                        0,
+                    )
                 }),
             ),
             ConsumerRecord::PartitionMetadata(v) => (
-                encode(&ConsumerGroupPartitionMetadataKey { group_id: g, ..Default::default() }, 4),
+                encode(
+                    &ConsumerGroupPartitionMetadataKey {
+                        group_id: g,
+                        ..Default::default()
+                    },
+                    4,
+                ),
                 v.as_ref().map(|topics| {
                     let value = ConsumerGroupPartitionMetadataValue {
                         topics: topics
@@ -120,7 +138,11 @@ impl ConsumerRecord {
             ),
             ConsumerRecord::Member(m, v) => (
                 encode(
-                    &ConsumerGroupMemberMetadataKey { group_id: g, member_id: m.clone(), ..Default::default() },
+                    &ConsumerGroupMemberMetadataKey {
+                        group_id: g,
+                        member_id: m.clone(),
+                        ..Default::default()
+                    },
                     5,
                 ),
                 v.as_ref().map(|v| {
@@ -139,7 +161,13 @@ impl ConsumerRecord {
                 }),
             ),
             ConsumerRecord::AssignmentEpoch(v) => (
-                encode(&ConsumerGroupTargetAssignmentMetadataKey { group_id: g, ..Default::default() }, 6),
+                encode(
+                    &ConsumerGroupTargetAssignmentMetadataKey {
+                        group_id: g,
+                        ..Default::default()
+                    },
+                    6,
+                ),
                 v.map(|assignment_epoch| {
                     let value = ConsumerGroupTargetAssignmentMetadataValue {
                         assignment_epoch,
@@ -150,7 +178,11 @@ impl ConsumerRecord {
             ),
             ConsumerRecord::TargetAssignment(m, v) => (
                 encode(
-                    &ConsumerGroupTargetAssignmentMemberKey { group_id: g, member_id: m.clone(), ..Default::default() },
+                    &ConsumerGroupTargetAssignmentMemberKey {
+                        group_id: g,
+                        member_id: m.clone(),
+                        ..Default::default()
+                    },
                     7,
                 ),
                 v.as_ref().map(|a| {
@@ -170,7 +202,11 @@ impl ConsumerRecord {
             ),
             ConsumerRecord::CurrentAssignment(m, v) => (
                 encode(
-                    &ConsumerGroupCurrentMemberAssignmentKey { group_id: g, member_id: m.clone(), ..Default::default() },
+                    &ConsumerGroupCurrentMemberAssignmentKey {
+                        group_id: g,
+                        member_id: m.clone(),
+                        ..Default::default()
+                    },
                     8,
                 ),
                 v.as_ref().map(|c| {
@@ -266,7 +302,9 @@ impl ConsumerRecord {
                     .map(|v| {
                         decode::<ConsumerGroupCurrentMemberAssignmentValue>(v, 0).map(|v| {
                             let wire = |x: Vec<RecordTopicPartitions>| {
-                                from_wire(x.into_iter().map(|t| (t.topic_id, t.partitions)).collect())
+                                from_wire(
+                                    x.into_iter().map(|t| (t.topic_id, t.partitions)).collect(),
+                                )
                             };
                             CurrentAssignment {
                                 member_epoch: v.member_epoch,
@@ -278,7 +316,10 @@ impl ConsumerRecord {
                         })
                     })
                     .transpose()?;
-                (k.group_id, ConsumerRecord::CurrentAssignment(k.member_id, v))
+                (
+                    k.group_id,
+                    ConsumerRecord::CurrentAssignment(k.member_id, v),
+                )
             }
             other => return Err(format!("not a consumer group record type: {other}")),
         })

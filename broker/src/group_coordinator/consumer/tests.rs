@@ -70,9 +70,26 @@ struct Client {
 }
 
 impl Client {
-    fn beat(&mut self, g: &ConsumerGroups, image: &MetadataImage, now: Instant) -> HeartbeatOutcome {
-        let out = g.heartbeat(1, beat(&self.id, self.epoch, Some(&self.owned)), "c", "/h", image, None, now);
-        assert_eq!(out.response.error_code, 0, "{:?}", out.response.error_message);
+    fn beat(
+        &mut self,
+        g: &ConsumerGroups,
+        image: &MetadataImage,
+        now: Instant,
+    ) -> HeartbeatOutcome {
+        let out = g.heartbeat(
+            1,
+            beat(&self.id, self.epoch, Some(&self.owned)),
+            "c",
+            "/h",
+            image,
+            None,
+            now,
+        );
+        assert_eq!(
+            out.response.error_code, 0,
+            "{:?}",
+            out.response.error_message
+        );
         self.epoch = out.response.member_epoch;
         if let Some(a) = &out.response.assignment {
             // Revoke at once, take what was given.
@@ -99,17 +116,34 @@ fn two_members_reconcile_without_ever_sharing_a_partition() {
     assert_eq!(out.response.error_code, 0);
     assert_eq!(out.response.member_epoch, 1);
     assert_eq!(out.response.heartbeat_interval_ms, 5000);
-    let a_parts = &out.response.assignment.as_ref().expect("assignment").topic_partitions;
+    let a_parts = &out
+        .response
+        .assignment
+        .as_ref()
+        .expect("assignment")
+        .topic_partitions;
     assert_eq!(a_parts[0].partitions.len(), 6);
-    let types: Vec<i16> = out.records.iter().map(|(_, r)| r.encode("g").0[1] as i16).collect();
+    let types: Vec<i16> = out
+        .records
+        .iter()
+        .map(|(_, r)| r.encode("g").0[1] as i16)
+        .collect();
     assert!(types.contains(&3) && types.contains(&4) && types.contains(&5));
     assert!(types.contains(&6) && types.contains(&7) && types.contains(&8));
-    let mut a = Client { id: "a".into(), epoch: 1, owned: [(Uuid::from_u128(1), (0..6).collect())].into() };
+    let mut a = Client {
+        id: "a".into(),
+        epoch: 1,
+        owned: [(Uuid::from_u128(1), (0..6).collect())].into(),
+    };
 
     // b joins: epoch 2; b gets nothing until a revokes.
     let out = g.heartbeat(1, join("b", &["t"]), "c", "/h", &image, None, now);
     assert_eq!(out.response.member_epoch, 2);
-    let mut b = Client { id: "b".into(), epoch: 2, owned: Assignment::new() };
+    let mut b = Client {
+        id: "b".into(),
+        epoch: 2,
+        owned: Assignment::new(),
+    };
     assert_eq!(b.beat(&g, &image, now).response.member_epoch, 2);
     assert!(b.owned.is_empty(), "a still owns everything");
     // a is told to keep three; its epoch stays 1 until it acknowledges.
@@ -121,7 +155,10 @@ fn two_members_reconcile_without_ever_sharing_a_partition() {
     assert_eq!(a.beat(&g, &image, now).response.member_epoch, 2);
     b.beat(&g, &image, now);
     assert_eq!(owned_count(&b.owned), 3);
-    let union: BTreeSet<i32> = [&a.owned, &b.owned].iter().flat_map(|o| o.values().flatten().copied()).collect();
+    let union: BTreeSet<i32> = [&a.owned, &b.owned]
+        .iter()
+        .flat_map(|o| o.values().flatten().copied())
+        .collect();
     assert_eq!(union.len(), 6);
     assert_eq!(g.describe("g", &image).group_state, "Stable");
 
@@ -135,9 +172,19 @@ fn replayed_records_rebuild_the_group() {
     let image = image(&[("t", 1, 4)]);
     let now = Instant::now();
     let mut records = Vec::new();
-    records.extend(g.heartbeat(1, join("a", &["t"]), "c", "/h", &image, None, now).records);
-    records.extend(g.heartbeat(1, join("b", &["t"]), "c", "/h", &image, None, now).records);
-    let mut a = Client { id: "a".into(), epoch: 1, owned: [(Uuid::from_u128(1), (0..4).collect())].into() };
+    records.extend(
+        g.heartbeat(1, join("a", &["t"]), "c", "/h", &image, None, now)
+            .records,
+    );
+    records.extend(
+        g.heartbeat(1, join("b", &["t"]), "c", "/h", &image, None, now)
+            .records,
+    );
+    let mut a = Client {
+        id: "a".into(),
+        epoch: 1,
+        owned: [(Uuid::from_u128(1), (0..4).collect())].into(),
+    };
     records.extend(a.beat(&g, &image, now).records);
     records.extend(a.beat(&g, &image, now).records);
     let copy = ConsumerGroups::new(ConsumerGroupConfig::default());
@@ -148,18 +195,33 @@ fn replayed_records_rebuild_the_group() {
         copy.replay(&group, r, now);
     }
     let (x, y) = (g.describe("g", &image), copy.describe("g", &image));
-    assert_eq!((x.group_epoch, x.assignment_epoch), (y.group_epoch, y.assignment_epoch));
+    assert_eq!(
+        (x.group_epoch, x.assignment_epoch),
+        (y.group_epoch, y.assignment_epoch)
+    );
     assert_eq!(x.members, y.members);
     assert_eq!(copy.check_commit("g", "a", 2, 9), Some(Ok(())));
-    assert_eq!(copy.check_commit("g", "a", 1, 9), Some(Err(ErrorCode::StaleMemberEpoch)));
-    assert_eq!(copy.check_commit("g", "a", 2, 8), Some(Err(ErrorCode::UnsupportedVersion)));
-    assert_eq!(copy.check_commit("g", "zz", 2, 9), Some(Err(ErrorCode::UnknownMemberId)));
+    assert_eq!(
+        copy.check_commit("g", "a", 1, 9),
+        Some(Err(ErrorCode::StaleMemberEpoch))
+    );
+    assert_eq!(
+        copy.check_commit("g", "a", 2, 8),
+        Some(Err(ErrorCode::UnsupportedVersion))
+    );
+    assert_eq!(
+        copy.check_commit("g", "zz", 2, 9),
+        Some(Err(ErrorCode::UnknownMemberId))
+    );
     assert_eq!(copy.check_commit("other", "a", 2, 9), None);
 }
 
 #[test]
 fn leave_expiry_and_topic_changes_bump_the_group_epoch() {
-    let g = ConsumerGroups::new(ConsumerGroupConfig { session_timeout_ms: 1000, ..Default::default() });
+    let g = ConsumerGroups::new(ConsumerGroupConfig {
+        session_timeout_ms: 1000,
+        ..Default::default()
+    });
     let img = image(&[("t", 1, 2)]);
     let now = Instant::now();
     g.heartbeat(1, join("a", &["t", "u"]), "c", "/h", &img, None, now);
@@ -167,18 +229,35 @@ fn leave_expiry_and_topic_changes_bump_the_group_epoch() {
     assert_eq!(g.describe("g", &img).group_epoch, 2);
     // Topic u appears: the next heartbeat sees it and bumps the epoch.
     let img2 = image(&[("t", 1, 2), ("u", 2, 3)]);
-    let mut a = Client { id: "a".into(), epoch: 1, owned: Assignment::new() };
+    let mut a = Client {
+        id: "a".into(),
+        epoch: 1,
+        owned: Assignment::new(),
+    };
     a.beat(&g, &img2, now);
     assert_eq!(g.describe("g", &img2).group_epoch, 3);
     // b leaves (epoch -1): tombstones for its records, and a new epoch.
-    let out = g.heartbeat(1, beat("b", LEAVE_GROUP_MEMBER_EPOCH, None), "c", "/h", &img2, None, now);
+    let out = g.heartbeat(
+        1,
+        beat("b", LEAVE_GROUP_MEMBER_EPOCH, None),
+        "c",
+        "/h",
+        &img2,
+        None,
+        now,
+    );
     assert_eq!(out.response.member_epoch, -1);
-    assert!(out.records.iter().any(|(_, r)| *r == ConsumerRecord::Member("b".into(), None)));
+    assert!(out
+        .records
+        .iter()
+        .any(|(_, r)| *r == ConsumerRecord::Member("b".into(), None)));
     assert_eq!(g.describe("g", &img2).group_epoch, 4);
     // a stops heartbeating: gone after its session.
     assert!(g.expire(&img2, now + Duration::from_millis(500)).is_empty());
     let recs = g.expire(&img2, now + Duration::from_millis(1500));
-    assert!(recs.iter().any(|(_, r)| *r == ConsumerRecord::Member("a".into(), None)));
+    assert!(recs
+        .iter()
+        .any(|(_, r)| *r == ConsumerRecord::Member("a".into(), None)));
     assert_eq!(g.is_empty_group("g"), Some(true));
     assert_eq!(g.delete_group("g").map(|t| t.len()), Ok(3));
     assert_eq!(g.is_empty_group("g"), None);
@@ -197,32 +276,54 @@ fn static_members_come_back_under_a_new_id() {
     let mut j2 = j.clone();
     j2.member_id = "a2".into();
     let r = g.heartbeat(1, j2.clone(), "c", "/h", &img, None, now);
-    assert_eq!(r.response.error_code, ErrorCode::UnreleasedInstanceId.code());
+    assert_eq!(
+        r.response.error_code,
+        ErrorCode::UnreleasedInstanceId.code()
+    );
     // a leaves for now (epoch -2), a2 takes its place and its partitions, same epoch.
     let mut leave = beat("a", LEAVE_GROUP_STATIC_MEMBER_EPOCH, None);
     leave.instance_id = Some("i1".into());
-    assert_eq!(g.heartbeat(1, leave, "c", "/h", &img, None, now).response.member_epoch, -2);
+    assert_eq!(
+        g.heartbeat(1, leave, "c", "/h", &img, None, now)
+            .response
+            .member_epoch,
+        -2
+    );
     let r = g.heartbeat(1, j2, "c", "/h", &img, None, now);
     assert_eq!(r.response.error_code, 0);
     assert_eq!(r.response.member_epoch, first.response.member_epoch);
-    assert_eq!(r.response.assignment.expect("assignment").topic_partitions[0].partitions.len(), 2);
+    assert_eq!(
+        r.response.assignment.expect("assignment").topic_partitions[0]
+            .partitions
+            .len(),
+        2
+    );
     assert_eq!(g.describe("g", &img).members.len(), 1);
 }
 
 /// Kafka's errors for bad heartbeats; none of them changes the group.
 #[test]
 fn bad_heartbeats_get_kafkas_errors() {
-    let g = ConsumerGroups::new(ConsumerGroupConfig { max_size: 1, ..Default::default() });
+    let g = ConsumerGroups::new(ConsumerGroupConfig {
+        max_size: 1,
+        ..Default::default()
+    });
     let img = image(&[("t", 1, 2)]);
     let now = Instant::now();
     let code = |req: ConsumerGroupHeartbeatRequest, v: i16| {
-        g.heartbeat(v, req, "c", "/h", &img, None, now).response.error_code
+        g.heartbeat(v, req, "c", "/h", &img, None, now)
+            .response
+            .error_code
     };
     let invalid = ErrorCode::InvalidRequest.code();
     let mut r = join("a", &["t"]);
     r.group_id.clear();
     assert_eq!(code(r, 1), invalid);
-    assert_eq!(code(join("", &["t"]), 1), invalid, "v1: the client chooses the member id");
+    assert_eq!(
+        code(join("", &["t"]), 1),
+        invalid,
+        "v1: the client chooses the member id"
+    );
     let mut r = join("a", &["t"]);
     r.rebalance_timeout_ms = -1;
     assert_eq!(code(r, 1), invalid);
@@ -230,7 +331,11 @@ fn bad_heartbeats_get_kafkas_errors() {
     r.subscribed_topic_names = None;
     assert_eq!(code(r, 1), invalid);
     let mut r = join("a", &["t"]);
-    r.topic_partitions = Some(vec![Owned { topic_id: Uuid::from_u128(1), partitions: vec![0], ..Default::default() }]);
+    r.topic_partitions = Some(vec![Owned {
+        topic_id: Uuid::from_u128(1),
+        partitions: vec![0],
+        ..Default::default()
+    }]);
     assert_eq!(code(r, 1), invalid);
     assert_eq!(code(beat("a", -3, None), 1), invalid);
     let mut r = join("a", &["t"]);
@@ -246,27 +351,72 @@ fn bad_heartbeats_get_kafkas_errors() {
     r.subscribed_topic_names = Some(vec!["x".into(); MAX_SUBSCRIBED_TOPICS + 1]);
     assert_eq!(code(r, 1), invalid);
     let mut r = beat("a", 1, None);
-    r.topic_partitions = Some(vec![Owned { topic_id: Uuid::from_u128(1), partitions: vec![0; MAX_OWNED_PARTITIONS + 1], ..Default::default() }]);
+    r.topic_partitions = Some(vec![Owned {
+        topic_id: Uuid::from_u128(1),
+        partitions: vec![0; MAX_OWNED_PARTITIONS + 1],
+        ..Default::default()
+    }]);
     assert_eq!(code(r, 1), invalid);
-    assert_eq!(g.is_empty_group("g"), None, "nothing created by bad requests");
-    assert_eq!(code(beat("a", 1, None), 1), ErrorCode::UnknownMemberId.code());
+    assert_eq!(
+        g.is_empty_group("g"),
+        None,
+        "nothing created by bad requests"
+    );
+    assert_eq!(
+        code(beat("a", 1, None), 1),
+        ErrorCode::UnknownMemberId.code()
+    );
 
     // v0: the coordinator names the member.
     let out = g.heartbeat(0, join("", &["t"]), "c", "/h", &img, None, now);
     assert_eq!(out.response.error_code, 0);
     let id = out.response.member_id.expect("member id");
     assert!(!id.is_empty());
-    assert_eq!(code(beat(&id, 7, None), 0), ErrorCode::FencedMemberEpoch.code());
-    assert_eq!(code(beat("nobody", 1, None), 0), ErrorCode::UnknownMemberId.code());
-    assert_eq!(code(join("b", &["t"]), 1), ErrorCode::GroupMaxSizeReached.code());
+    assert_eq!(
+        code(beat(&id, 7, None), 0),
+        ErrorCode::FencedMemberEpoch.code()
+    );
+    assert_eq!(
+        code(beat("nobody", 1, None), 0),
+        ErrorCode::UnknownMemberId.code()
+    );
+    assert_eq!(
+        code(join("b", &["t"]), 1),
+        ErrorCode::GroupMaxSizeReached.code()
+    );
     // Unknown topics in a subscription are not an error: they get nothing until they exist.
     let mut j = join(&id, &["t", "no-such-topic"]);
     j.member_epoch = 1;
     j.topic_partitions = None;
     assert_eq!(code(j, 0), 0);
     // A non-empty classic group of the same id is not taken over.
-    let r = g.heartbeat(1, ConsumerGroupHeartbeatRequest { group_id: "classic".into(), ..join("x", &["t"]) }, "c", "/h", &img, Some(false), now);
+    let r = g.heartbeat(
+        1,
+        ConsumerGroupHeartbeatRequest {
+            group_id: "classic".into(),
+            ..join("x", &["t"])
+        },
+        "c",
+        "/h",
+        &img,
+        Some(false),
+        now,
+    );
     assert_eq!(r.response.error_code, ErrorCode::GroupIdNotFound.code());
-    let r = g.heartbeat(1, ConsumerGroupHeartbeatRequest { group_id: "classic".into(), ..join("x", &["t"]) }, "c", "/h", &img, Some(true), now);
-    assert_eq!((r.response.error_code, r.converted_classic.as_deref()), (0, Some("classic")));
+    let r = g.heartbeat(
+        1,
+        ConsumerGroupHeartbeatRequest {
+            group_id: "classic".into(),
+            ..join("x", &["t"])
+        },
+        "c",
+        "/h",
+        &img,
+        Some(true),
+        now,
+    );
+    assert_eq!(
+        (r.response.error_code, r.converted_classic.as_deref()),
+        (0, Some("classic"))
+    );
 }

@@ -698,9 +698,14 @@ mod assignment_tests {
 
     #[test]
     fn reads_assignments_and_refuses_short_ones() {
-        let mut b = vec![0, 1, 0, 0, 0, 1, 0, 1, b't', 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3];
+        let mut b = vec![
+            0, 1, 0, 0, 0, 1, 0, 1, b't', 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3,
+        ];
         b.extend_from_slice(&[0xff, 0xff, 0xff, 0xff]); // null user data: not read
-        assert_eq!(parse_assignment(&b), Some(vec![("t".to_owned(), vec![0, 3])]));
+        assert_eq!(
+            parse_assignment(&b),
+            Some(vec![("t".to_owned(), vec![0, 3])])
+        );
         assert_eq!(parse_assignment(&b[..12]), None);
         assert_eq!(parse_assignment(&[0, 0, 0x7f, 0xff, 0xff, 0xff]), None);
         assert_eq!(parse_assignment(&[]), None);

@@ -59,7 +59,9 @@ fn string_map(v: Option<&Value>, what: &str) -> Result<Vec<(String, Option<Strin
                 Value::Number(n) => Ok((k.clone(), Some(n.to_string()))),
                 Value::Bool(b) => Ok((k.clone(), Some(b.to_string()))),
                 Value::Null => Ok((k.clone(), None)),
-                _ => Err(ApiError::bad_request(format!("{what}.{k} must be a string"))),
+                _ => Err(ApiError::bad_request(format!(
+                    "{what}.{k} must be a string"
+                ))),
             })
             .collect(),
         Some(_) => Err(ApiError::bad_request(format!("{what} must be an object"))),
@@ -167,7 +169,9 @@ pub async fn alter_configs(
         Some(_) => return Err(ApiError::bad_request("delete must be an array")),
     }
     if configs.is_empty() {
-        return Err(ApiError::bad_request("nothing to change: give set and/or delete"));
+        return Err(ApiError::bad_request(
+            "nothing to change: give set and/or delete",
+        ));
     }
     let apis = console.apis()?;
     let resp = incremental_alter_configs::handle(
@@ -214,7 +218,11 @@ pub async fn reset_offsets(
         Some(Value::String(s)) if s == "latest" => Target::Latest,
         Some(v) => match v.as_i64().filter(|n| *n >= 0) {
             Some(n) => Target::Offset(n),
-            None => return Err(ApiError::bad_request("to: \"earliest\", \"latest\" or an offset")),
+            None => {
+                return Err(ApiError::bad_request(
+                    "to: \"earliest\", \"latest\" or an offset",
+                ))
+            }
         },
         None => return Err(ApiError::bad_request("to is required")),
     };
@@ -243,7 +251,9 @@ pub async fn reset_offsets(
         let hosted = apis.replica_manager.partition(&tp).ok_or_else(|| {
             ApiError::new(
                 axum::http::StatusCode::CONFLICT,
-                format!("this node hosts no replica of {topic}-{p}: reset it on its leader's console"),
+                format!(
+                    "this node hosts no replica of {topic}-{p}: reset it on its leader's console"
+                ),
             )
         })?;
         let (start, end) = {
@@ -290,7 +300,9 @@ pub async fn reset_offsets(
             kafka_result(p.error_code, None)?;
         }
     }
-    Ok(ok(json!({ "group": group, "topic": topic, "offsets": offsets })))
+    Ok(ok(
+        json!({ "group": group, "topic": topic, "offsets": offsets }),
+    ))
 }
 
 #[derive(Clone, Copy)]

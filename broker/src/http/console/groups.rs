@@ -20,7 +20,9 @@ const MAX_GROUP_ID: usize = 1024;
 
 /// The groups this broker coordinates, with their state (Empty for one that has only committed
 /// offsets, as DescribeGroups says).
-pub fn coordinated_groups(console: &Console) -> Result<BTreeMap<String, (String, String)>, ApiError> {
+pub fn coordinated_groups(
+    console: &Console,
+) -> Result<BTreeMap<String, (String, String)>, ApiError> {
     let apis = console.apis()?;
     let mut groups: BTreeMap<String, (String, String)> = apis
         .groups
@@ -63,7 +65,12 @@ pub async fn list(
             .skip(offset)
             .take(limit)
             .map(|(group, (state, protocol_type))| {
-                let members = apis.groups.membership().describe_group(&group).members.len();
+                let members = apis
+                    .groups
+                    .membership()
+                    .describe_group(&group)
+                    .members
+                    .len();
                 json!({
                     "group": group,
                     "state": state,
@@ -73,7 +80,9 @@ pub async fn list(
                 })
             })
             .collect();
-        Ok(ok(json!({"total": total, "offset": offset, "limit": limit, "groups": page})))
+        Ok(ok(
+            json!({"total": total, "offset": offset, "limit": limit, "groups": page}),
+        ))
     })
     .await
 }
@@ -115,7 +124,9 @@ pub async fn describe(
             let assignment = if d.protocol_type == "consumer" {
                 parse_assignment(&m.member_assignment).map(|a| {
                     a.into_iter()
-                        .map(|(topic, partitions)| json!({"topic": topic, "partitions": partitions}))
+                        .map(
+                            |(topic, partitions)| json!({"topic": topic, "partitions": partitions}),
+                        )
                         .collect::<Vec<_>>()
                 })
             } else {

@@ -137,7 +137,12 @@ impl History {
         }
         push(&mut inner.total, (now, all_bytes, all_msgs));
         let current: std::collections::HashSet<&String> = inner.last.keys().collect();
-        let gone: Vec<String> = inner.topics.keys().filter(|t| !current.contains(t)).cloned().collect();
+        let gone: Vec<String> = inner
+            .topics
+            .keys()
+            .filter(|t| !current.contains(t))
+            .cloned()
+            .collect();
         for t in gone {
             inner.topics.remove(&t);
         }
@@ -183,7 +188,9 @@ pub fn start_sampler(console: &Arc<Console>) {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            let Some(console) = weak.upgrade() else { return };
+            let Some(console) = weak.upgrade() else {
+                return;
+            };
             let _ = tokio::task::spawn_blocking(move || console.history.sample(&console)).await;
         }
     });

@@ -42,11 +42,9 @@ pub async fn browse(
     Query(raw): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let params = Params::new(raw, &["offset", "timestamp", "limit", "max_bytes"])?;
-    let partition: i32 = partition
-        .parse()
-        .ok()
-        .filter(|p| *p >= 0)
-        .ok_or_else(|| ApiError::bad_request(format!("partition {partition:?} is not a partition number")))?;
+    let partition: i32 = partition.parse().ok().filter(|p| *p >= 0).ok_or_else(|| {
+        ApiError::bad_request(format!("partition {partition:?} is not a partition number"))
+    })?;
     let offset = params.opt_int("offset", 0, i64::MAX)?;
     let timestamp = params.opt_int("timestamp", 0, i64::MAX)?;
     if offset.is_some() && timestamp.is_some() {
@@ -158,9 +156,9 @@ fn read_page(
         if budget == 0 {
             break;
         }
-        let result = apis
-            .replica_manager
-            .read(&image, &tp, next, budget, records.is_empty(), -1, true);
+        let result =
+            apis.replica_manager
+                .read(&image, &tp, next, budget, records.is_empty(), -1, true);
         if result.error != ErrorCode::None {
             return Err(ApiError::kafka(result.error, None));
         }
@@ -223,7 +221,8 @@ fn batch_records(batch: &RecordBatch) -> Result<Vec<(i64, Value)>, ApiError> {
     let data = if codec == Compression::None {
         batch.records_bytes()
     } else {
-        decompress(codec, &batch.records_bytes(), MAX_DECOMPRESSED_BATCH).map_err(|e| damaged(&e))?
+        decompress(codec, &batch.records_bytes(), MAX_DECOMPRESSED_BATCH)
+            .map_err(|e| damaged(&e))?
     };
     let timestamp_type = match batch.timestamp_type() {
         TimestampType::CreateTime => "CreateTime",

@@ -98,11 +98,9 @@ pub struct Console {
 impl Console {
     /// The broker's request handlers, or 503 on a controller-only node.
     fn apis(&self) -> Result<&Arc<KafkaApis>, ApiError> {
-        self.http
-            .broker
-            .as_ref()
-            .map(|b| &b.apis)
-            .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "this node is not a broker"))
+        self.http.broker.as_ref().map(|b| &b.apis).ok_or_else(|| {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "this node is not a broker")
+        })
     }
 
     /// The request context the console's calls to the Kafka API handlers carry.
@@ -220,9 +218,10 @@ impl ApiError {
             | E::LeaderNotAvailable
             | E::NotController
             | E::RequestTimedOut => StatusCode::SERVICE_UNAVAILABLE,
-            E::TopicAlreadyExists | E::NonEmptyGroup | E::UnknownMemberId | E::RebalanceInProgress => {
-                StatusCode::CONFLICT
-            }
+            E::TopicAlreadyExists
+            | E::NonEmptyGroup
+            | E::UnknownMemberId
+            | E::RebalanceInProgress => StatusCode::CONFLICT,
             _ => StatusCode::BAD_REQUEST,
         };
         ApiError::new(
@@ -252,9 +251,12 @@ pub fn ok(value: Value) -> Response {
 pub async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|_| Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "handler failed")))
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|_| {
+        Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "handler failed",
+        ))
+    })
 }
 
 /// Query parameters, strictly read: an unknown parameter or a malformed value is a 400.

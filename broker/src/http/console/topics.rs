@@ -30,12 +30,18 @@ pub async fn list(
     let (offset, limit) = page(&params)?;
     let filter = params.str("q").unwrap_or("").to_owned();
     if filter.len() > 249 {
-        return Err(ApiError::bad_request("q is longer than a topic name can be"));
+        return Err(ApiError::bad_request(
+            "q is longer than a topic name can be",
+        ));
     }
     let internal = match params.str("internal") {
         None | Some("true") => true,
         Some("false") => false,
-        Some(v) => return Err(ApiError::bad_request(format!("internal={v:?}: true or false"))),
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "internal={v:?}: true or false"
+            )))
+        }
     };
     blocking(move || list_page(&console, &filter, internal, offset, limit)).await
 }

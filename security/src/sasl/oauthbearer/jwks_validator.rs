@@ -169,19 +169,7 @@ impl JwksValidator {
                 return Err("the token is not valid yet (nbf)".into());
             }
         }
-        if !rules.expected_audience.is_empty() {
-            let aud: Vec<&str> = match claims.get("aud") {
-                Some(Value::String(s)) => vec![s.as_str()],
-                Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-                _ => Vec::new(),
-            };
-            if !aud
-                .iter()
-                .any(|a| rules.expected_audience.iter().any(|e| e == a))
-            {
-                return Err("the token's audience is not an expected one".into());
-            }
-        }
+        super::check_audience(claims, &rules.expected_audience)?;
         if let Some(issuer) = &rules.expected_issuer {
             if claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str()) {
                 return Err("the token's issuer is not the expected one".into());
