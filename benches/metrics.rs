@@ -171,16 +171,30 @@ fn scrape_time(partitions: usize, partition_level: bool) {
         .enable_all()
         .build()
         .expect("runtime");
-    for chunk in topics.chunks(20) {
+    for (i, chunk) in topics.chunks(20).enumerate() {
         let nts: Vec<NewTopic<'_>> = chunk
             .iter()
             .map(|t| NewTopic::new(t, per_topic as i32, TopicReplication::Fixed(1)))
             .collect();
-        for r in rt
-            .block_on(admin.create_topics(&nts, &opts))
-            .expect("CreateTopics")
-        {
+        let asked = Instant::now();
+        let answer = rt.block_on(admin.create_topics(&nts, &opts));
+        let results = answer.unwrap_or_else(|e| {
+            panic!(
+                "CreateTopics #{i} ({} partitions so far, {:.1} s in this request): {e}\n{}",
+                i * 20 * per_topic,
+                asked.elapsed().as_secs_f64(),
+                b.log_tail(30)
+            )
+        });
+        for r in results {
             r.unwrap_or_else(|(t, e)| panic!("create {t}: {e}"));
+        }
+        if i % 10 == 9 {
+            println!(
+                "  {} partitions asked for after {:.1} s",
+                (i + 1) * 20 * per_topic,
+                created.elapsed().as_secs_f64()
+            );
         }
     }
     // Every partition hosted and led, as the node's own gauge says.

@@ -536,7 +536,7 @@ fn lag_rows(described: &Value) -> Vec<(i64, i64, i64)> {
 
 #[test]
 fn groups_describe_lag_and_reset_offsets_of_a_librdkafka_group() {
-    let cluster = Cluster::start(1, &GROUP_CONFIG);
+    let mut cluster = Cluster::start(1, &GROUP_CONFIG);
     let b = cluster.bootstrap();
     let b = b.as_str();
     tool(&[
@@ -915,6 +915,177 @@ fn groups_describe_lag_and_reset_offsets_of_a_librdkafka_group() {
             < 1e-6
     );
 
+    // Kafka's way of giving the producer its settings: --producer-props, bootstrap included.
+    let bootstrap_prop = format!("bootstrap.servers={b}");
+    let props = tool(&[
+        "perf-test",
+        "produce",
+        "-t",
+        "perf",
+        "--num-records",
+        "300",
+        "--record-size",
+        "10",
+        "--throughput",
+        "1000",
+        "--output",
+        "json",
+        "--producer-props",
+        "acks=1",
+        "batch.size=200",
+        bootstrap_prop.as_str(),
+    ])
+    .ok()
+    .json();
+    assert_eq!(props["records"], 300, "{props}");
+    // Paced at 1,000/s: 300 records take about 0.3 s, not less.
+    let wrong = tool(&[
+        "perf-test",
+        "produce",
+        "-t",
+        "perf",
+        "--num-records",
+        "1",
+        "--record-size",
+        "1",
+        "--throughput",
+        "-1",
+        "--producer-props",
+        "acks=2",
+        bootstrap_prop.as_str(),
+    ]);
+    assert_eq!(wrong.code, 1, "{}", wrong.stderr);
+    assert!(wrong.stderr.contains("acks must be"), "{}", wrong.stderr);
+
+    // End to end: each record produced, then read back, in one process.
+    tool(&[
+        "topics",
+        "create",
+        "-b",
+        b,
+        "-t",
+        "e2e",
+        "--partitions",
+        "2",
+        "--replication-factor",
+        "1",
+    ])
+    .ok();
+    let e2e = tool(&[
+        "perf-test",
+        "e2e",
+        "-b",
+        b,
+        "-t",
+        "e2e",
+        "--num-records",
+        "200",
+        "--record-size",
+        "64",
+        "--acks",
+        "1",
+    ])
+    .ok();
+    let last = e2e.stdout.lines().last().unwrap_or_default().to_owned();
+    assert!(
+        last.starts_with("200 records sent, ") && last.ends_with("ms 99.9th."),
+        "{}",
+        e2e.stdout
+    );
+    let e2e = tool(&[
+        "perf-test",
+        "e2e",
+        "-b",
+        b,
+        "-t",
+        "e2e",
+        "--num-records",
+        "50",
+        "--record-size",
+        "1000",
+        "--fetch-max-wait-ms",
+        "500",
+        "--output",
+        "json",
+    ])
+    .ok()
+    .json();
+    assert_eq!(e2e["records"], 50, "{e2e}");
+    let (p50, max) = (
+        e2e["p50_ms"].as_f64().expect("p50"),
+        e2e["max_latency_ms"].as_f64().expect("max"),
+    );
+    assert!(p50 > 0.0 && p50 <= max, "{e2e}");
+    // Every record the e2e runs sent is in the topic, once.
+    let consumed = tool(&[
+        "perf-test",
+        "consume",
+        "-b",
+        b,
+        "-t",
+        "e2e",
+        "--messages",
+        "250",
+        "--timeout",
+        "3000",
+        "--output",
+        "json",
+    ])
+    .ok()
+    .json();
+    assert_eq!(consumed["records"], 250, "{consumed}");
+    // A topic someone else writes to cannot be measured: the run says so and fails.
+    let busy = common::producer(b, &[("acks", "1"), ("linger.ms", "0")]);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = busy.send(BaseRecord::<(), str>::to("e2e").payload("intruder"));
+                busy.poll(Duration::from_millis(1));
+            }
+            common::flush(&busy, T);
+        })
+    };
+    let intruded = tool(&[
+        "perf-test",
+        "e2e",
+        "-b",
+        b,
+        "-t",
+        "e2e",
+        "--num-records",
+        "2000",
+        "--record-size",
+        "64",
+    ]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().expect("writer");
+    assert_eq!(intruded.code, 1, "{}", intruded.stdout);
+    assert!(
+        intruded.stderr.contains("not the value sent")
+            || intruded.stderr.contains("where one was sent"),
+        "{}",
+        intruded.stderr
+    );
+
+    // An idempotent producer's state, for the producer snapshot a clean stop writes.
+    let idempotent = common::producer(b, &[("enable.idempotence", "true")]);
+    for i in 0..10 {
+        idempotent
+            .send(
+                BaseRecord::<(), str>::to("perf")
+                    .partition(0)
+                    .payload(format!("i{i}").as_str()),
+            )
+            .map_err(|(e, _)| e)
+            .expect("enqueue");
+    }
+    common::flush(&idempotent, T);
+    drop(idempotent);
+    let status = cluster.nodes[0].terminate();
+    assert!(status.success(), "{status:?}");
+
     // The broker's own files: the tools' dump of the perf topic's segment, with its index.
     let dir = cluster.node(1).log_dir().join("perf-0");
     let log = dir.join("00000000000000000000.log");
@@ -935,7 +1106,33 @@ fn groups_describe_lag_and_reset_offsets_of_a_librdkafka_group() {
         .and_then(|l| l.split_whitespace().nth(3))
         .and_then(|o| o.parse().ok())
         .expect("lastOffset");
-    assert_eq!(last_offset, 4999);
+    assert_eq!(last_offset, 5000 + 300 + 10 - 1);
+    let idempotent_batches: Vec<&&str> = batches
+        .iter()
+        .filter(|l| !l.contains(" producerId: -1 "))
+        .collect();
+    assert!(!idempotent_batches.is_empty(), "{dumped}");
+    let snapshots: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("partition dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "snapshot"))
+        .collect();
+    // The newest snapshot: the one the clean stop wrote at the log end.
+    let newest = snapshots.iter().max().expect("a producer snapshot");
+    let snap = tool(&["dump-log", "--files", newest.to_str().expect("path")])
+    .ok()
+    .stdout;
+    let entry = snap
+        .lines()
+        .find(|l| l.starts_with("producerId: "))
+        .unwrap_or_else(|| panic!("{snap}"));
+    // The producer's last batch: its sequences end at 9, its last offset the segment's.
+    assert!(
+        entry.contains(" producerEpoch: 0 ")
+            && entry.contains(" lastSequence: 9 ")
+            && entry.contains(&format!(" lastOffset: {last_offset} ")),
+        "{entry}"
+    );
     let index = dir.join("00000000000000000000.index");
     tool(&[
         "dump-log",
@@ -1106,6 +1303,191 @@ fn dump_log_reads_kafka_files_in_every_codec_and_reports_corruption() {
     let out = tool(&["dump-log", "--files", snap.to_str().expect("path")]);
     assert_eq!(out.code, 1);
     assert!(out.stdout.contains("corrupt snapshot"), "{}", out.stdout);
+}
+
+/// A magic-0/1 message entry: `offset, size`, then crc, magic, attributes, [timestamp], key,
+/// value (Kafka's format before 0.11).
+fn legacy_entry(offset: i64, magic: u8, attributes: u8, ts: i64, value: &[u8]) -> Vec<u8> {
+    let mut m = vec![magic, attributes];
+    if magic == 1 {
+        m.extend_from_slice(&ts.to_be_bytes());
+    }
+    m.extend_from_slice(&(-1i32).to_be_bytes()); // null key
+    m.extend_from_slice(&(value.len() as i32).to_be_bytes());
+    m.extend_from_slice(value);
+    let mut e = offset.to_be_bytes().to_vec();
+    e.extend_from_slice(&(m.len() as i32 + 4).to_be_bytes());
+    e.extend_from_slice(&crc32fast::hash(&m).to_be_bytes());
+    e.extend_from_slice(&m);
+    e
+}
+
+/// A compressed wrapper of `values` at `offsets` (inner offsets as each magic stores them).
+fn legacy_wrapper(
+    magic: u8,
+    codec: rafka_protocol::record_batch::Compression,
+    attributes: u8,
+    ts: i64,
+    offsets: std::ops::Range<i64>,
+) -> Vec<u8> {
+    let last = offsets.end - 1;
+    let first = offsets.start;
+    let inner: Vec<u8> = offsets
+        .flat_map(|o| {
+            let stored = if magic == 0 { o } else { o - first };
+            legacy_entry(stored, magic, 0, ts - 1, format!("legacy-{o}").as_bytes())
+        })
+        .collect();
+    let mut c = rafka_storage::compression::compress(codec, &inner).expect("compress");
+    if codec == rafka_protocol::record_batch::Compression::Lz4 && magic == 0 {
+        // KAFKA-3160: magic-0 writers hashed the frame magic into the header checksum.
+        c[6] = (twox_hash::XxHash32::oneshot(0, &c[..6]) >> 8) as u8;
+    }
+    legacy_entry(last, magic, attributes | codec.id(), ts, &c)
+}
+
+#[test]
+fn dump_log_reads_magic_0_and_1_and_resumes_after_corruption() {
+    use rafka_protocol::record_batch::Compression::{Gzip, Lz4, Snappy};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let entries = vec![
+        legacy_entry(0, 0, 0, 0, b"legacy-0"),
+        legacy_wrapper(0, Gzip, 0, 0, 1..4),
+        legacy_wrapper(0, Lz4, 0, 0, 4..6),
+        legacy_entry(6, 1, 0, 1000, b"legacy-6"),
+        legacy_wrapper(1, Snappy, 0, 2000, 7..10),
+        legacy_wrapper(1, Gzip, 0x08, 3000, 10..12),
+        legacy_wrapper(1, Lz4, 0, 4000, 12..14),
+    ];
+    let mut seg = Vec::new();
+    let mut positions = Vec::new();
+    for e in &entries {
+        positions.push(seg.len());
+        seg.extend_from_slice(e);
+    }
+    // After an upgrade a segment goes on with v2 batches.
+    let src = Path::new("/work/shared/testdata/librdkafka-batches/none-1.bin");
+    let src = if src.exists() {
+        src.to_path_buf()
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/librdkafka-batches/none-1.bin")
+    };
+    let mut v2 = std::fs::read(src).expect("testdata batch");
+    v2[..8].copy_from_slice(&14i64.to_be_bytes());
+    let v2_position = seg.len();
+    seg.extend_from_slice(&v2);
+    let path = dir.path().join("00000000000000000000.log");
+    std::fs::write(&path, &seg).expect("segment");
+    let p = path.to_str().expect("path");
+
+    let out = tool(&["dump-log", "--print-data-log", "--files", p]).ok().stdout;
+    let shallow: Vec<&str> = out.lines().filter(|l| l.starts_with("offset: ")).collect();
+    let wanted = [
+        (0, 0, "NoTimestampType: -1", "none"),
+        (3, 0, "NoTimestampType: -1", "gzip"),
+        (5, 0, "NoTimestampType: -1", "lz4"),
+        (6, 1, "CreateTime: 1000", "none"),
+        (9, 1, "CreateTime: 2000", "snappy"),
+        (11, 1, "LogAppendTime: 3000", "gzip"),
+        (13, 1, "CreateTime: 4000", "lz4"),
+    ];
+    assert_eq!(shallow.len(), wanted.len(), "{out}");
+    for (i, ((offset, magic, ts, codec), line)) in wanted.iter().zip(&shallow).enumerate() {
+        let want = format!(
+            "offset: {offset} position: {} {ts} size: {} magic: {magic} compresscodec: {codec} ",
+            positions[i],
+            entries[i].len()
+        );
+        assert!(line.starts_with(&want), "{line}\nwanted {want}");
+        assert!(line.ends_with("isvalid: true"), "{line}");
+    }
+    let deep: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("| offset:") && l.contains(" crc: "))
+        .collect();
+    assert_eq!(deep.len(), 14, "{out}");
+    for (o, line) in deep.iter().enumerate() {
+        assert!(
+            line.starts_with(&format!("| offset: {o} "))
+                && line.contains("isvalid: true")
+                && line.ends_with(&format!("payload: legacy-{o}")),
+            "{line}"
+        );
+    }
+    // LogAppendTime: the inner messages carry the wrapper's time.
+    assert!(deep[10].contains("LogAppendTime: 3000"), "{}", deep[10]);
+    assert!(out.contains(&format!("baseOffset: 14 ")), "{out}");
+    assert!(out.contains(&format!("position: {v2_position} ")), "{out}");
+
+    // An offset index over the legacy entries checks against their (last) offsets.
+    let index = dir.path().join("00000000000000000000.index");
+    let mut idx = Vec::new();
+    for (offset, at) in [(5i32, positions[2] as i32), (9, positions[4] as i32)] {
+        idx.extend_from_slice(&offset.to_be_bytes());
+        idx.extend_from_slice(&at.to_be_bytes());
+    }
+    std::fs::write(&index, &idx).expect("index");
+    let verified = tool(&[
+        "dump-log",
+        "--verify-index-only",
+        "--files",
+        index.to_str().expect("path"),
+    ])
+    .ok();
+    assert!(verified.stdout.contains("agrees with the log (2 entries)"), "{}", verified.stdout);
+
+    // A size field gone bad in the third entry: reported at its position, the reader finds the
+    // fourth entry and carries on to the end.
+    let mut bad = seg.clone();
+    bad[positions[2] + 8..positions[2] + 12].copy_from_slice(&0x7fff_0000i32.to_be_bytes());
+    std::fs::write(&path, &bad).expect("write");
+    let out = tool(&["dump-log", "--files", p]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("Found corrupt data at position {}: ", positions[2]))
+            && out.stdout.contains(&format!("Resuming at position {}", positions[3])),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        out.stdout.lines().filter(|l| l.starts_with("offset: ")).count(),
+        6,
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("baseOffset: 14 "), "{}", out.stdout);
+
+    // A file cut inside the fifth entry: four entries, the position, nothing after.
+    std::fs::write(&path, &seg[..positions[4] + 20]).expect("truncate");
+    let out = tool(&["dump-log", "--files", p]);
+    assert_eq!(out.code, 1);
+    assert_eq!(out.stdout.lines().filter(|l| l.starts_with("offset: ")).count(), 4);
+    assert!(
+        out.stdout.contains(&format!("Found corrupt data at position {}: ", positions[4]))
+            && out.stdout.contains(&format!("No whole batch after position {}", positions[4])),
+        "{}",
+        out.stdout
+    );
+
+    // v2 batches the same way: the third batch's length broken, the other 19 still read.
+    let (v2path, layout) = testdata_segment(dir.path());
+    let mut bytes = std::fs::read(&v2path).expect("read");
+    let (_, pos3, _) = layout[2].clone();
+    bytes[pos3 + 8..pos3 + 12].copy_from_slice(&5i32.to_be_bytes());
+    std::fs::write(&v2path, &bytes).expect("write");
+    let out = tool(&["dump-log", "--files", v2path.to_str().expect("path")]);
+    assert_eq!(out.code, 1);
+    assert_eq!(
+        out.stdout.lines().filter(|l| l.starts_with("baseOffset:")).count(),
+        19,
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains(&format!("Resuming at position {}", layout[3].1)),
+        "{}",
+        out.stdout
+    );
 }
 
 #[test]

@@ -4,11 +4,14 @@
 //! time index's entries (with `--verify-index`, each checked against the segment beside it),
 //! and a producer snapshot's entries.
 //!
-//! Files are read in a stream, a batch at a time. A batch whose CRC does not match is reported
-//! and passed (its length is still good); a length that cannot be right or a file that ends
-//! mid-batch is reported with its position and ends that file (nothing after it can be framed).
-//! Any such finding makes the exit code 1.
+//! Segments may hold v2 batches and magic-0/1 messages (`legacy_records`), printed as Kafka
+//! prints each. Files are read in a stream, an entry at a time. An entry whose CRC does not match
+//! is reported and passed (its length is still good); where no entry can be framed (a length
+//! that cannot be right, an unknown magic, a file that ends mid-batch) the position is reported
+//! and the reader looks for the next whole entry with a good CRC and an offset past the last good
+//! one, and carries on there (or says that none follows). Any such finding makes the exit code 1.
 
+use super::legacy_records::{LegacyRecord, MIN_MESSAGE_V0};
 use super::ToolResult;
 use anyhow::{bail, Context};
 use bytes::Bytes;
@@ -18,12 +21,16 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-/// baseOffset and batchLength.
+/// baseOffset and batchLength (a legacy message's offset and size).
 const LOG_OVERHEAD: usize = 12;
+/// Where the magic byte sits in an entry, batch or legacy message alike.
+const MAGIC_AT: usize = LOG_OVERHEAD + 4;
 /// The smallest batchLength a v2 batch can have (its header after the length field).
 const MIN_BATCH_LENGTH: usize = 49;
 /// The largest batch this tool reads into memory.
 const MAX_BATCH_BYTES: usize = 256 << 20;
+/// How far past the last good entry a resynchronised entry's offset may be.
+const RESYNC_OFFSET_SPAN: i64 = 1 << 31;
 
 #[derive(Debug, Args)]
 pub struct DumpLogArgs {
@@ -87,15 +94,42 @@ fn base_offset(path: &Path) -> anyhow::Result<i64> {
         .with_context(|| format!("{}: the file name is not a base offset", path.display()))
 }
 
-/// What reading the next batch of a segment gave.
+/// One entry of a segment: a v2 batch or a magic-0/1 message (plain or a compressed wrapper).
+enum Entry {
+    V2(RecordBatch),
+    Legacy(LegacyRecord),
+}
+
+impl Entry {
+    fn last_offset(&self) -> i64 {
+        match self {
+            Entry::V2(b) => b.last_offset(),
+            Entry::Legacy(r) => r.offset,
+        }
+    }
+    fn max_timestamp(&self) -> i64 {
+        match self {
+            Entry::V2(b) => b.max_timestamp(),
+            Entry::Legacy(r) => r.timestamp,
+        }
+    }
+    fn is_valid(&self) -> bool {
+        match self {
+            Entry::V2(b) => b.crc() == b.compute_crc(),
+            Entry::Legacy(r) => r.is_valid(),
+        }
+    }
+}
+
+/// What reading the next entry of a segment gave.
 enum Next {
     Batch {
         position: u64,
-        batch: RecordBatch,
+        entry: Entry,
     },
     /// The file ends here.
     End,
-    /// Nothing after `position` can be framed.
+    /// No entry can be framed at `position`.
     Broken {
         position: u64,
         why: String,
@@ -139,9 +173,11 @@ impl SegmentReader {
         }
         let mut head = [0u8; LOG_OVERHEAD];
         self.file.read_exact(&mut head)?;
+        self.position += LOG_OVERHEAD as u64;
+        let offset = i64::from_be_bytes(head[..8].try_into().expect("invariant: 8 bytes"));
         let length = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
         let body = match usize::try_from(length) {
-            Ok(l) if (MIN_BATCH_LENGTH..=MAX_BATCH_BYTES).contains(&l) => l,
+            Ok(l) if (MIN_MESSAGE_V0..=MAX_BATCH_BYTES).contains(&l) => l,
             // A preallocated (zero-filled) tail, as a segment of an unclean shutdown can have.
             _ if head == [0; LOG_OVERHEAD] => {
                 return Ok(Next::Broken {
@@ -168,14 +204,62 @@ impl SegmentReader {
         let mut buf = vec![0u8; LOG_OVERHEAD + body];
         buf[..LOG_OVERHEAD].copy_from_slice(&head);
         self.file.read_exact(&mut buf[LOG_OVERHEAD..])?;
-        self.position += buf.len() as u64;
-        match RecordBatch::parse(Bytes::from(buf)) {
-            Ok(batch) => Ok(Next::Batch { position, batch }),
-            Err(e) => Ok(Next::Broken {
-                position,
-                why: e.to_string(),
-            }),
+        self.position += body as u64;
+        let magic = buf[MAGIC_AT] as i8;
+        let parsed = match magic {
+            2 if body < MIN_BATCH_LENGTH => Err(format!(
+                "batch length {length} is less than a magic-2 batch header"
+            )),
+            2 => RecordBatch::parse(Bytes::from(buf))
+                .map(Entry::V2)
+                .map_err(|e| e.to_string()),
+            0 | 1 => LegacyRecord::parse(offset, Bytes::from(buf).slice(LOG_OVERHEAD..))
+                .map(Entry::Legacy),
+            m => Err(format!("unknown magic {m}")),
+        };
+        Ok(match parsed {
+            Ok(entry) => Next::Batch { position, entry },
+            Err(why) => Next::Broken { position, why },
+        })
+    }
+
+    /// The first position after `from` where a whole entry with a good CRC starts whose offset
+    /// lies in `[min_offset, min_offset + 2^31)` (offsets only grow in a segment, so random
+    /// bytes rarely pass); `None` when there is none. Leaves the reader anywhere.
+    fn resync(&mut self, from: u64, min_offset: i64) -> std::io::Result<Option<u64>> {
+        const WINDOW: usize = 1 << 20;
+        let head = MAGIC_AT + 1;
+        let mut window = vec![0u8; WINDOW + head];
+        let mut start = from;
+        while start + head as u64 <= self.size {
+            let want = (self.size - start).min(window.len() as u64) as usize;
+            self.seek(start)?;
+            self.file.read_exact(&mut window[..want])?;
+            let last = want - head;
+            for i in 0..=last {
+                let w = &window[i..i + head];
+                let offset = i64::from_be_bytes(w[..8].try_into().expect("invariant: 8 bytes"));
+                let length = i32::from_be_bytes(w[8..12].try_into().expect("invariant: 4 bytes"));
+                let at = start + i as u64;
+                let plausible = matches!(w[MAGIC_AT], 0..=2)
+                    && offset
+                        .checked_sub(min_offset)
+                        .is_some_and(|d| (0..RESYNC_OFFSET_SPAN).contains(&d))
+                    && usize::try_from(length)
+                        .is_ok_and(|l| l >= MIN_MESSAGE_V0 && at + (LOG_OVERHEAD + l) as u64 <= self.size);
+                if !plausible {
+                    continue;
+                }
+                self.seek(at)?;
+                if let Next::Batch { entry, .. } = self.next()? {
+                    if entry.is_valid() {
+                        return Ok(Some(at));
+                    }
+                }
+            }
+            start += last as u64 + 1;
         }
+        Ok(None)
     }
 }
 
@@ -189,101 +273,176 @@ fn dump_segment(path: &Path, args: &DumpLogArgs) -> anyhow::Result<usize> {
     println!("Log starting offset: {base}");
     let mut reader = SegmentReader::open(path)?;
     let mut problems = 0;
+    // The offset the next entry must reach at least (resynchronisation's sanity bound).
+    let mut next_offset = base;
     loop {
         match reader.next()? {
             Next::End => break,
             Next::Broken { position, why } => {
-                println!("Found corrupt data at position {position}: {why}; nothing after it can be read");
+                println!("Found corrupt data at position {position}: {why}");
                 problems += 1;
-                break;
-            }
-            Next::Batch { position, batch } => {
-                let stored = batch.crc();
-                let valid = stored == batch.compute_crc();
-                if !valid {
-                    problems += 1;
-                }
-                let codec = batch
-                    .compression()
-                    .map_or("unknown".into(), |c| c.name().to_owned());
-                let last_seq = if batch.base_sequence() < 0 {
-                    -1
-                } else {
-                    batch
-                        .base_sequence()
-                        .wrapping_add(batch.last_offset_delta())
-                };
-                println!(
-                    "baseOffset: {} lastOffset: {} count: {} baseSequence: {} lastSequence: {} producerId: {} \
-                     producerEpoch: {} partitionLeaderEpoch: {} isTransactional: {} isControl: {} \
-                     deleteHorizonMs: {} position: {position} {}: {} size: {} magic: {} compresscodec: {codec} \
-                     crc: {stored} isvalid: {valid}",
-                    batch.base_offset(),
-                    batch.last_offset(),
-                    batch.record_count(),
-                    batch.base_sequence(),
-                    last_seq,
-                    batch.producer_id(),
-                    batch.producer_epoch(),
-                    batch.partition_leader_epoch(),
-                    batch.is_transactional(),
-                    batch.is_control(),
-                    batch.delete_horizon_ms().map_or("OptionalLong.empty".into(), |d| format!("OptionalLong[{d}]")),
-                    match batch.timestamp_type() {
-                        TimestampType::CreateTime => "CreateTime",
-                        TimestampType::LogAppendTime => "LogAppendTime",
-                    },
-                    batch.max_timestamp(),
-                    batch.size_in_bytes(),
-                    batch.magic(),
-                );
-                if args.print_data_log || args.deep_iteration {
-                    match rafka_client::records::records(&batch) {
-                        Ok(records) => {
-                            for r in records {
-                                let seq = if batch.base_sequence() < 0 {
-                                    -1
-                                } else {
-                                    batch.base_sequence().wrapping_add(r.offset_delta)
-                                };
-                                let mut line = format!(
-                                    "| offset: {} {}: {} keySize: {} valueSize: {} sequence: {seq} headerKeys: [{}]",
-                                    r.offset(&batch),
-                                    match batch.timestamp_type() {
-                                        TimestampType::CreateTime => "CreateTime",
-                                        TimestampType::LogAppendTime => "LogAppendTime",
-                                    },
-                                    r.timestamp(&batch),
-                                    r.key.as_ref().map_or(-1, |k| k.len() as i64),
-                                    r.value.as_ref().map_or(-1, |v| v.len() as i64),
-                                    r.headers.iter().map(|h| String::from_utf8_lossy(&h.key).into_owned()).collect::<Vec<_>>().join(","),
-                                );
-                                if args.print_data_log {
-                                    if batch.is_control() {
-                                        line.push_str(&format!(" {}", control_record(&r.key)));
-                                    } else {
-                                        line.push_str(&format!(
-                                            " key: {} payload: {}",
-                                            text(&r.key),
-                                            text(&r.value)
-                                        ));
-                                    }
-                                }
-                                println!("{line}");
-                            }
-                        }
-                        Err(e) => {
-                            println!(
-                                "| records of the batch at position {position} cannot be read: {e}"
-                            );
-                            problems += 1;
-                        }
+                match reader.resync(position + 1, next_offset)? {
+                    Some(at) => {
+                        println!(
+                            "Resuming at position {at}, the next whole batch ({} bytes skipped)",
+                            at - position
+                        );
+                        reader.seek(at)?;
+                    }
+                    None => {
+                        println!("No whole batch after position {position}");
+                        break;
                     }
                 }
+            }
+            Next::Batch { position, entry } => {
+                if !entry.is_valid() {
+                    problems += 1;
+                } else {
+                    next_offset = next_offset.max(entry.last_offset().saturating_add(1));
+                }
+                problems += match &entry {
+                    Entry::V2(batch) => print_batch(batch, position, args),
+                    Entry::Legacy(record) => print_legacy(record, position, args),
+                };
             }
         }
     }
     Ok(problems)
+}
+
+fn timestamp_type(batch: &RecordBatch) -> &'static str {
+    match batch.timestamp_type() {
+        TimestampType::CreateTime => "CreateTime",
+        TimestampType::LogAppendTime => "LogAppendTime",
+    }
+}
+
+/// A v2 batch's line and, when asked, its records' lines; the problems found.
+fn print_batch(batch: &RecordBatch, position: u64, args: &DumpLogArgs) -> usize {
+    let stored = batch.crc();
+    let valid = stored == batch.compute_crc();
+    let codec = batch
+        .compression()
+        .map_or("unknown".into(), |c| c.name().to_owned());
+    let last_seq = if batch.base_sequence() < 0 {
+        -1
+    } else {
+        batch
+            .base_sequence()
+            .wrapping_add(batch.last_offset_delta())
+    };
+    println!(
+        "baseOffset: {} lastOffset: {} count: {} baseSequence: {} lastSequence: {} producerId: {} \
+         producerEpoch: {} partitionLeaderEpoch: {} isTransactional: {} isControl: {} \
+         deleteHorizonMs: {} position: {position} {}: {} size: {} magic: {} compresscodec: {codec} \
+         crc: {stored} isvalid: {valid}",
+        batch.base_offset(),
+        batch.last_offset(),
+        batch.record_count(),
+        batch.base_sequence(),
+        last_seq,
+        batch.producer_id(),
+        batch.producer_epoch(),
+        batch.partition_leader_epoch(),
+        batch.is_transactional(),
+        batch.is_control(),
+        batch
+            .delete_horizon_ms()
+            .map_or("OptionalLong.empty".into(), |d| format!("OptionalLong[{d}]")),
+        timestamp_type(batch),
+        batch.max_timestamp(),
+        batch.size_in_bytes(),
+        batch.magic(),
+    );
+    if !(args.print_data_log || args.deep_iteration) {
+        return 0;
+    }
+    let records = match rafka_client::records::records(batch) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("| records of the batch at position {position} cannot be read: {e}");
+            return 1;
+        }
+    };
+    for r in records {
+        let seq = if batch.base_sequence() < 0 {
+            -1
+        } else {
+            batch.base_sequence().wrapping_add(r.offset_delta)
+        };
+        let mut line = format!(
+            "| offset: {} {}: {} keySize: {} valueSize: {} sequence: {seq} headerKeys: [{}]",
+            r.offset(batch),
+            timestamp_type(batch),
+            r.timestamp(batch),
+            r.key.as_ref().map_or(-1, |k| k.len() as i64),
+            r.value.as_ref().map_or(-1, |v| v.len() as i64),
+            r.headers
+                .iter()
+                .map(|h| String::from_utf8_lossy(&h.key).into_owned())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        if args.print_data_log {
+            if batch.is_control() {
+                line.push_str(&format!(" {}", control_record(&r.key)));
+            } else {
+                line.push_str(&format!(" key: {} payload: {}", text(&r.key), text(&r.value)));
+            }
+        }
+        println!("{line}");
+    }
+    0
+}
+
+/// A magic-0/1 entry's line as Kafka prints a legacy batch (`offset:` its last offset) and,
+/// when asked, its messages' lines (with their own CRC verdicts); the problems found.
+fn print_legacy(record: &LegacyRecord, position: u64, args: &DumpLogArgs) -> usize {
+    let codec = record
+        .compression()
+        .map_or("unknown".into(), |c| c.name().to_owned());
+    println!(
+        "offset: {} position: {position} {}: {} size: {} magic: {} compresscodec: {codec} crc: {} isvalid: {}",
+        record.offset,
+        record.timestamp_type(),
+        record.timestamp,
+        record.size_in_bytes,
+        record.magic,
+        record.crc,
+        record.is_valid()
+    );
+    if !(args.print_data_log || args.deep_iteration) {
+        return 0;
+    }
+    let inner = match record.records(rafka_client::records::MAX_DECOMPRESSED_BYTES) {
+        Ok(r) => r,
+        Err(e) => {
+            println!("| messages of the entry at position {position} cannot be read: {e}");
+            return 1;
+        }
+    };
+    let mut problems = 0;
+    for r in inner {
+        if !r.is_valid() {
+            problems += 1;
+        }
+        let mut line = format!(
+            "| offset: {} {}: {} keySize: {} valueSize: {} crc: {} isvalid: {}",
+            r.offset,
+            record.timestamp_type(),
+            r.timestamp,
+            r.key.as_ref().map_or(-1, |k| k.len() as i64),
+            r.value.as_ref().map_or(-1, |v| v.len() as i64),
+            r.crc,
+            r.is_valid()
+        );
+        if args.print_data_log {
+            line.push_str(&format!(" key: {} payload: {}", text(&r.key), text(&r.value)));
+        }
+        println!("{line}");
+    }
+    problems
 }
 
 /// A control record's key: version, type (0 abort, 1 commit).
@@ -370,7 +529,7 @@ fn dump_offset_index(path: &Path, args: &DumpLogArgs) -> anyhow::Result<usize> {
             } else {
                 seg.seek(at)?;
                 match seg.next()? {
-                    Next::Batch { batch, .. } => Some(batch.last_offset()),
+                    Next::Batch { entry, .. } => Some(entry.last_offset()),
                     _ => None,
                 }
             };
@@ -406,8 +565,8 @@ fn dump_time_index(path: &Path, args: &DumpLogArgs) -> anyhow::Result<usize> {
     let batches: Vec<(i64, i64)> = if verify {
         let mut seg = SegmentReader::open(&segment_beside(path))?;
         let mut out = Vec::new();
-        while let Next::Batch { batch, .. } = seg.next()? {
-            out.push((batch.last_offset(), batch.max_timestamp()));
+        while let Next::Batch { entry, .. } = seg.next()? {
+            out.push((entry.last_offset(), entry.max_timestamp()));
         }
         out
     } else {

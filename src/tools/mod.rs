@@ -14,6 +14,7 @@ pub mod configs;
 pub mod console;
 pub mod dump_log;
 pub mod groups;
+pub mod legacy_records;
 pub mod output;
 pub mod perf;
 pub mod quorum;
