@@ -1120,8 +1120,8 @@ fn groups_describe_lag_and_reset_offsets_of_a_librdkafka_group() {
     // The newest snapshot: the one the clean stop wrote at the log end.
     let newest = snapshots.iter().max().expect("a producer snapshot");
     let snap = tool(&["dump-log", "--files", newest.to_str().expect("path")])
-    .ok()
-    .stdout;
+        .ok()
+        .stdout;
     let entry = snap
         .lines()
         .find(|l| l.starts_with("producerId: "))
@@ -1370,7 +1370,8 @@ fn dump_log_reads_magic_0_and_1_and_resumes_after_corruption() {
     let src = if src.exists() {
         src.to_path_buf()
     } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/librdkafka-batches/none-1.bin")
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/testdata/librdkafka-batches/none-1.bin")
     };
     let mut v2 = std::fs::read(src).expect("testdata batch");
     v2[..8].copy_from_slice(&14i64.to_be_bytes());
@@ -1380,7 +1381,9 @@ fn dump_log_reads_magic_0_and_1_and_resumes_after_corruption() {
     std::fs::write(&path, &seg).expect("segment");
     let p = path.to_str().expect("path");
 
-    let out = tool(&["dump-log", "--print-data-log", "--files", p]).ok().stdout;
+    let out = tool(&["dump-log", "--print-data-log", "--files", p])
+        .ok()
+        .stdout;
     let shallow: Vec<&str> = out.lines().filter(|l| l.starts_with("offset: ")).collect();
     let wanted = [
         (0, 0, "NoTimestampType: -1", "none"),
@@ -1434,7 +1437,11 @@ fn dump_log_reads_magic_0_and_1_and_resumes_after_corruption() {
         index.to_str().expect("path"),
     ])
     .ok();
-    assert!(verified.stdout.contains("agrees with the log (2 entries)"), "{}", verified.stdout);
+    assert!(
+        verified.stdout.contains("agrees with the log (2 entries)"),
+        "{}",
+        verified.stdout
+    );
 
     // A size field gone bad in the third entry: reported at its position, the reader finds the
     // fourth entry and carries on to the end.
@@ -1444,13 +1451,20 @@ fn dump_log_reads_magic_0_and_1_and_resumes_after_corruption() {
     let out = tool(&["dump-log", "--files", p]);
     assert_eq!(out.code, 1, "{}", out.stdout);
     assert!(
-        out.stdout.contains(&format!("Found corrupt data at position {}: ", positions[2]))
-            && out.stdout.contains(&format!("Resuming at position {}", positions[3])),
+        out.stdout.contains(&format!(
+            "Found corrupt data at position {}: ",
+            positions[2]
+        )) && out
+            .stdout
+            .contains(&format!("Resuming at position {}", positions[3])),
         "{}",
         out.stdout
     );
     assert_eq!(
-        out.stdout.lines().filter(|l| l.starts_with("offset: ")).count(),
+        out.stdout
+            .lines()
+            .filter(|l| l.starts_with("offset: "))
+            .count(),
         6,
         "{}",
         out.stdout
@@ -1461,10 +1475,20 @@ fn dump_log_reads_magic_0_and_1_and_resumes_after_corruption() {
     std::fs::write(&path, &seg[..positions[4] + 20]).expect("truncate");
     let out = tool(&["dump-log", "--files", p]);
     assert_eq!(out.code, 1);
-    assert_eq!(out.stdout.lines().filter(|l| l.starts_with("offset: ")).count(), 4);
+    assert_eq!(
+        out.stdout
+            .lines()
+            .filter(|l| l.starts_with("offset: "))
+            .count(),
+        4
+    );
     assert!(
-        out.stdout.contains(&format!("Found corrupt data at position {}: ", positions[4]))
-            && out.stdout.contains(&format!("No whole batch after position {}", positions[4])),
+        out.stdout.contains(&format!(
+            "Found corrupt data at position {}: ",
+            positions[4]
+        )) && out
+            .stdout
+            .contains(&format!("No whole batch after position {}", positions[4])),
         "{}",
         out.stdout
     );
@@ -1478,13 +1502,17 @@ fn dump_log_reads_magic_0_and_1_and_resumes_after_corruption() {
     let out = tool(&["dump-log", "--files", v2path.to_str().expect("path")]);
     assert_eq!(out.code, 1);
     assert_eq!(
-        out.stdout.lines().filter(|l| l.starts_with("baseOffset:")).count(),
+        out.stdout
+            .lines()
+            .filter(|l| l.starts_with("baseOffset:"))
+            .count(),
         19,
         "{}",
         out.stdout
     );
     assert!(
-        out.stdout.contains(&format!("Resuming at position {}", layout[3].1)),
+        out.stdout
+            .contains(&format!("Resuming at position {}", layout[3].1)),
         "{}",
         out.stdout
     );

@@ -245,8 +245,9 @@ impl SegmentReader {
                     && offset
                         .checked_sub(min_offset)
                         .is_some_and(|d| (0..RESYNC_OFFSET_SPAN).contains(&d))
-                    && usize::try_from(length)
-                        .is_ok_and(|l| l >= MIN_MESSAGE_V0 && at + (LOG_OVERHEAD + l) as u64 <= self.size);
+                    && usize::try_from(length).is_ok_and(|l| {
+                        l >= MIN_MESSAGE_V0 && at + (LOG_OVERHEAD + l) as u64 <= self.size
+                    });
                 if !plausible {
                     continue;
                 }
@@ -349,7 +350,9 @@ fn print_batch(batch: &RecordBatch, position: u64, args: &DumpLogArgs) -> usize 
         batch.is_control(),
         batch
             .delete_horizon_ms()
-            .map_or("OptionalLong.empty".into(), |d| format!("OptionalLong[{d}]")),
+            .map_or("OptionalLong.empty".into(), |d| format!(
+                "OptionalLong[{d}]"
+            )),
         timestamp_type(batch),
         batch.max_timestamp(),
         batch.size_in_bytes(),
@@ -388,7 +391,11 @@ fn print_batch(batch: &RecordBatch, position: u64, args: &DumpLogArgs) -> usize 
             if batch.is_control() {
                 line.push_str(&format!(" {}", control_record(&r.key)));
             } else {
-                line.push_str(&format!(" key: {} payload: {}", text(&r.key), text(&r.value)));
+                line.push_str(&format!(
+                    " key: {} payload: {}",
+                    text(&r.key),
+                    text(&r.value)
+                ));
             }
         }
         println!("{line}");
@@ -438,7 +445,11 @@ fn print_legacy(record: &LegacyRecord, position: u64, args: &DumpLogArgs) -> usi
             r.is_valid()
         );
         if args.print_data_log {
-            line.push_str(&format!(" key: {} payload: {}", text(&r.key), text(&r.value)));
+            line.push_str(&format!(
+                " key: {} payload: {}",
+                text(&r.key),
+                text(&r.value)
+            ));
         }
         println!("{line}");
     }

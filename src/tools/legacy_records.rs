@@ -158,7 +158,9 @@ impl LegacyRecord {
             let size = usize::try_from(size)
                 .ok()
                 .filter(|s| *s >= MIN_MESSAGE_V0 && at + LOG_OVERHEAD + s <= inner.len())
-                .ok_or_else(|| format!("inner message at byte {at}: size {size} cannot be right"))?;
+                .ok_or_else(|| {
+                    format!("inner message at byte {at}: size {size} cannot be right")
+                })?;
             let body = inner.slice(at + LOG_OVERHEAD..at + LOG_OVERHEAD + size);
             let mut r = LegacyRecord::parse(offset, body)
                 .map_err(|e| format!("inner message at byte {at}: {e}"))?;
@@ -229,7 +231,13 @@ mod tests {
     use super::*;
 
     /// A message body (after `offset, size`).
-    pub fn message(magic: i8, attributes: i8, ts: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Vec<u8> {
+    pub fn message(
+        magic: i8,
+        attributes: i8,
+        ts: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> Vec<u8> {
         let mut m = vec![magic as u8, attributes as u8];
         if magic == 1 {
             m.extend_from_slice(&ts.to_be_bytes());
@@ -257,12 +265,19 @@ mod tests {
 
     #[test]
     fn plain_v0_and_v1() {
-        let r = LegacyRecord::parse(7, message(0, 0, 0, Some(b"k"), Some(b"v")).into()).expect("v0");
+        let r =
+            LegacyRecord::parse(7, message(0, 0, 0, Some(b"k"), Some(b"v")).into()).expect("v0");
         assert!(r.is_valid());
-        assert_eq!((r.offset, r.timestamp, r.timestamp_type()), (7, -1, "NoTimestampType"));
+        assert_eq!(
+            (r.offset, r.timestamp, r.timestamp_type()),
+            (7, -1, "NoTimestampType")
+        );
         assert_eq!(r.key.as_deref(), Some(&b"k"[..]));
         let r = LegacyRecord::parse(8, message(1, 0, 1234, None, Some(b"v")).into()).expect("v1");
-        assert_eq!((r.timestamp, r.timestamp_type(), r.key.is_none()), (1234, "CreateTime", true));
+        assert_eq!(
+            (r.timestamp, r.timestamp_type(), r.key.is_none()),
+            (1234, "CreateTime", true)
+        );
         assert_eq!(r.records(1 << 20).expect("records").len(), 1);
     }
 
@@ -277,7 +292,9 @@ mod tests {
         let mut flipped = message(0, 0, 0, None, Some(b"abc"));
         let n = flipped.len();
         flipped[n - 1] ^= 1;
-        assert!(!LegacyRecord::parse(0, flipped.into()).expect("parses").is_valid());
+        assert!(!LegacyRecord::parse(0, flipped.into())
+            .expect("parses")
+            .is_valid());
         // zstd did not exist for magic 0/1.
         let z = LegacyRecord::parse(0, message(1, 4, 0, None, Some(b"x")).into()).expect("parses");
         assert!(z.compression().is_err());
@@ -291,7 +308,10 @@ mod tests {
                 let inner: Vec<u8> = (0..4)
                     .flat_map(|i| {
                         let o = if magic == 0 { 100 + i } else { i };
-                        entry(o, &message(magic, 0, 50 + i, None, Some(format!("m{i}").as_bytes())))
+                        entry(
+                            o,
+                            &message(magic, 0, 50 + i, None, Some(format!("m{i}").as_bytes())),
+                        )
                     })
                     .collect();
                 let mut compressed =
@@ -299,14 +319,17 @@ mod tests {
                 if codec == Compression::Lz4 && magic == 0 {
                     // As KAFKA-3160's writers: the header checksum over the frame magic too.
                     let hc = 6;
-                    compressed[hc] = (twox_hash::XxHash32::oneshot(0, &compressed[..hc]) >> 8) as u8;
+                    compressed[hc] =
+                        (twox_hash::XxHash32::oneshot(0, &compressed[..hc]) >> 8) as u8;
                 }
                 let w = LegacyRecord::parse(
                     103,
                     message(magic, codec.id() as i8, 99, None, Some(&compressed)).into(),
                 )
                 .expect("wrapper");
-                let rs = w.records(1 << 20).unwrap_or_else(|e| panic!("{codec} v{magic}: {e}"));
+                let rs = w
+                    .records(1 << 20)
+                    .unwrap_or_else(|e| panic!("{codec} v{magic}: {e}"));
                 let offsets: Vec<i64> = rs.iter().map(|r| r.offset).collect();
                 assert_eq!(offsets, vec![100, 101, 102, 103], "{codec} v{magic}");
                 assert_eq!(rs[2].value.as_deref(), Some(&b"m2"[..]));
@@ -318,7 +341,8 @@ mod tests {
     fn log_append_time_wrappers_give_inner_messages_their_timestamp() {
         let inner = entry(0, &message(1, 0, 5, None, Some(b"a")));
         let c = rafka_storage::compression::compress(Compression::Gzip, &inner).expect("gzip");
-        let w = LegacyRecord::parse(9, message(1, 1 | 0x08, 777, None, Some(&c)).into()).expect("w");
+        let w =
+            LegacyRecord::parse(9, message(1, 1 | 0x08, 777, None, Some(&c)).into()).expect("w");
         let rs = w.records(1 << 20).expect("records");
         assert_eq!((rs[0].offset, rs[0].timestamp), (9, 777));
         assert_eq!(w.timestamp_type(), "LogAppendTime");
