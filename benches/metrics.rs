@@ -6,8 +6,14 @@
 //!    records nothing at all) — and receive the same produce load in interleaved rounds (on, off,
 //!    off, on, …) so that drift on a shared machine falls on both. Each round sends
 //!    `RAFKA_MB` MiB (256) of 1 KiB records with acks=1 from librdkafka; the broker's CPU time
-//!    (utime + stime of `/proc/<pid>/stat`) over the round is divided by the bytes sent.
-//!    `RAFKA_ROUNDS` (4) rounds per broker.
+//!    over the round is divided by the bytes sent: in all (the on-CPU ns of
+//!    `/proc/<pid>/schedstat`) and in user mode (`/proc/<pid>/stat`, 10 ms ticks).
+//!    `RAFKA_ROUNDS` (4) rounds per broker; besides the totals, the median of the rounds' on/off
+//!    ratios. System time is mostly the page cache taking the writes, which on this VM swings
+//!    several-fold between rounds (reclaim, first touch); the logs keep 128 MiB (64 MiB
+//!    segments) so their pages are reused. `RAFKA_LINGER_MS` (5) and `RAFKA_BATCH_BYTES`
+//!    (1000000) set the producer's batching: `0` and `16384` make many small requests, the case
+//!    where per-request recording weighs most.
 //! 2. **`/metrics` response time.** For each count in `RAFKA_METRICS_PARTITIONS` ("10000"), one
 //!    node gets that many partitions (topics of 100, created 20 topics per CreateTopics request,
 //!    as `benches/partitions.rs` does), then `/metrics` is fetched 20 times; the median and the
@@ -83,8 +89,11 @@ fn gauge(port: u16, name: &str) -> Option<f64> {
 fn produce_round(bootstrap: &str, topic: &str, payload: &[u8], n: usize) {
     let p: BaseProducer = support::client_config(bootstrap)
         .set("acks", "1")
-        .set("linger.ms", "5")
-        .set("batch.size", "1000000")
+        .set("linger.ms", env_or("RAFKA_LINGER_MS", 5u64).to_string())
+        .set(
+            "batch.size",
+            env_or("RAFKA_BATCH_BYTES", 1_000_000u64).to_string(),
+        )
         .set("queue.buffering.max.messages", "1000000")
         .set("queue.buffering.max.kbytes", "1048576")
         .create()
@@ -110,43 +119,86 @@ fn cpu_per_gb() {
     let (on_dir, off_dir) = (base.path().join("on"), base.path().join("off"));
     std::fs::create_dir_all(&on_dir).expect("dir");
     std::fs::create_dir_all(&off_dir).expect("dir");
-    let (on, _) = broker(&on_dir, "");
-    let (off, off_http) = broker(&off_dir, "metrics.enable=false");
+    // Old segments deleted as the rounds go, so the page cache the logs use stays small and
+    // its pages are reused: less of the kernel's reclaim in the figures.
+    let logs = "log.segment.bytes=67108864\nlog.retention.bytes=134217728\n\
+                log.retention.check.interval.ms=1000";
+    let (on, _) = broker(&on_dir, logs);
+    let (off, off_http) = broker(&off_dir, &format!("metrics.enable=false\n{logs}"));
     assert!(gauge(off_http, "kafka_server_replicamanager_partitioncount").is_none());
     for b in [&on, &off] {
         b.create_topic("load", &[]);
         // Warm-up: page cache, segment files, the producer's connections.
         produce_round(&b.bootstrap(), "load", &payload, n / 4);
     }
-    let (mut cpu_on, mut cpu_off) = (Duration::ZERO, Duration::ZERO);
+    // (user, total): user time from /proc/<pid>/stat (10 ms ticks), the total on-CPU time from
+    // /proc/<pid>/schedstat (ns), which the ratios use.
+    let cpu = |b: &Broker| {
+        let (user, system) = support::process_cpu_parts(&format!("/proc/{}/stat", b.pid()));
+        let ns: u64 = std::fs::read_to_string(format!("/proc/{}/schedstat", b.pid()))
+            .ok()
+            .and_then(|t| t.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0);
+        let total = if ns > 0 {
+            Duration::from_nanos(ns)
+        } else {
+            user + system
+        };
+        (user, total)
+    };
+    // Per broker: (user, system) summed; per round: on ÷ off of user and of user + system.
+    let (mut sum_on, mut sum_off) = (
+        (Duration::ZERO, Duration::ZERO),
+        (Duration::ZERO, Duration::ZERO),
+    );
+    let (mut user_ratios, mut total_ratios) = (Vec::new(), Vec::new());
     for r in 0..rounds {
         let order: [(&Broker, bool); 2] = if r % 2 == 0 {
             [(&on, true), (&off, false)]
         } else {
             [(&off, false), (&on, true)]
         };
+        let mut this = [(0.0, 0.0); 2];
         for (b, is_on) in order {
-            let before = b.cpu();
+            let (u0, t0) = cpu(b);
             produce_round(&b.bootstrap(), "load", &payload, n);
-            let spent = b.cpu() - before;
+            let (u1, t1) = cpu(b);
+            // The two clocks differ: system time is what the total has beyond user time.
+            let user = u1.saturating_sub(u0);
+            let system = t1.saturating_sub(t0).saturating_sub(user);
             println!(
-                "round {r} metrics {}: {:.3} s broker CPU for {mb} MiB",
+                "round {r} metrics {}: {:.2} s broker CPU for {mb} MiB (user {:.2}, system {:.2})",
                 if is_on { "on " } else { "off" },
-                spent.as_secs_f64()
+                (user + system).as_secs_f64(),
+                user.as_secs_f64(),
+                system.as_secs_f64()
             );
-            if is_on {
-                cpu_on += spent;
-            } else {
-                cpu_off += spent;
-            }
+            let sum = if is_on { &mut sum_on } else { &mut sum_off };
+            sum.0 += user;
+            sum.1 += system;
+            this[usize::from(!is_on)] = (user.as_secs_f64(), (user + system).as_secs_f64());
         }
+        user_ratios.push(this[0].0 / this[1].0.max(1e-9));
+        total_ratios.push(this[0].1 / this[1].1.max(1e-9));
     }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
     let gb = (mb * rounds) as f64 / 1024.0;
-    let (per_on, per_off) = (cpu_on.as_secs_f64() / gb, cpu_off.as_secs_f64() / gb);
+    let per = |d: Duration| d.as_secs_f64() / gb;
     println!(
-        "produce path, broker CPU per GiB: metrics on {per_on:.3} s, off {per_off:.3} s, \
-         on/off = {:+.2}% ({rounds} rounds of {mb} MiB each, 1 KiB records, acks=1)",
-        (per_on / per_off - 1.0) * 100.0
+        "produce path, broker CPU per GiB ({rounds} rounds of {mb} MiB each, 1 KiB records, acks=1):\n  \
+         user:         metrics on {:.3} s, off {:.3} s, on/off {:+.1}% (median of the rounds' on/off: {:+.1}%)\n  \
+         user+system:  metrics on {:.3} s, off {:.3} s, on/off {:+.1}% (median of the rounds' on/off: {:+.1}%)",
+        per(sum_on.0),
+        per(sum_off.0),
+        (per(sum_on.0) / per(sum_off.0) - 1.0) * 100.0,
+        (median(&mut user_ratios) - 1.0) * 100.0,
+        per(sum_on.0 + sum_on.1),
+        per(sum_off.0 + sum_off.1),
+        (per(sum_on.0 + sum_on.1) / per(sum_off.0 + sum_off.1) - 1.0) * 100.0,
+        (median(&mut total_ratios) - 1.0) * 100.0,
     );
 }
 
@@ -161,7 +213,10 @@ fn scrape_time(partitions: usize, partition_level: bool) {
         &format!("metrics.partition.level.enable={partition_level}\nlog.segment.bytes=1048576"),
     );
     let created = Instant::now();
+    // A CreateTopics of 2,000 partitions can take more than librdkafka's 10 s socket timeout
+    // of the other benches on this shared machine: wait as long as the request timeout.
     let admin: AdminClient<DefaultClientContext> = support::client_config(&b.bootstrap())
+        .set("socket.timeout.ms", "180000")
         .create()
         .expect("admin");
     let opts = AdminOptions::new()

@@ -303,15 +303,23 @@ pub fn client_config(bootstrap: &str) -> ClientConfig {
 /// utime + stime of `/proc/<pid>/stat` (or `/proc/self/task/<tid>/stat`), in clock ticks
 /// converted with `sysconf(_SC_CLK_TCK)`.
 pub fn process_cpu(stat_path: &str) -> Duration {
+    let (user, system) = process_cpu_parts(stat_path);
+    user + system
+}
+
+/// utime and stime of `/proc/<pid>/stat` apart: (user, system).
+pub fn process_cpu_parts(stat_path: &str) -> (Duration, Duration) {
     let text =
         std::fs::read_to_string(stat_path).unwrap_or_else(|e| panic!("read {stat_path}: {e}"));
     // The command name (field 2) is in parentheses and may hold spaces: count from the last ')'.
     let rest = &text[text.rfind(')').expect("stat has (comm)") + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // Field 3 (state) is fields[0]: utime (14) is fields[11], stime (15) fields[12].
-    let ticks: u64 =
-        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-    Duration::from_secs_f64(ticks as f64 / clock_ticks_per_sec())
+    let ticks = |i: usize, what: &str| -> Duration {
+        let t: u64 = fields[i].parse().expect(what);
+        Duration::from_secs_f64(t as f64 / clock_ticks_per_sec())
+    };
+    (ticks(11, "utime"), ticks(12, "stime"))
 }
 
 fn clock_ticks_per_sec() -> f64 {
