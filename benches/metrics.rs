@@ -7,7 +7,8 @@
 //!    off, on, …) so that drift on a shared machine falls on both. Each round sends
 //!    `RAFKA_MB` MiB (256) of 1 KiB records with acks=1 from librdkafka; the broker's CPU time
 //!    over the round is divided by the bytes sent: in all (the on-CPU ns of
-//!    `/proc/<pid>/schedstat`) and in user mode (`/proc/<pid>/stat`, 10 ms ticks).
+//!    `/proc/<pid>/task/*/schedstat`, summed over the live threads) and in user mode
+//!    (`/proc/<pid>/stat`, 10 ms ticks).
 //!    `RAFKA_ROUNDS` (4) rounds per broker; besides the totals, the median of the rounds' on/off
 //!    ratios. System time is mostly the page cache taking the writes, which on this VM swings
 //!    several-fold between rounds (reclaim, first touch); the logs keep 128 MiB (64 MiB
@@ -132,12 +133,19 @@ fn cpu_per_gb() {
         produce_round(&b.bootstrap(), "load", &payload, n / 4);
     }
     // (user, total): user time from /proc/<pid>/stat (10 ms ticks), the total on-CPU time from
-    // /proc/<pid>/schedstat (ns), which the ratios use.
+    // the threads' schedstat (ns), which the ratios use.
     let cpu = |b: &Broker| {
         let (user, system) = support::process_cpu_parts(&format!("/proc/{}/stat", b.pid()));
-        let ns: u64 = std::fs::read_to_string(format!("/proc/{}/schedstat", b.pid()))
-            .ok()
-            .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        // schedstat is per thread: the sum over the live threads (the tokio workers that run
+        // the produce path live as long as the broker).
+        let ns: u64 = std::fs::read_dir(format!("/proc/{}/task", b.pid()))
+            .map(|tasks| {
+                tasks
+                    .flatten()
+                    .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+                    .filter_map(|t| t.split_whitespace().next()?.parse::<u64>().ok())
+                    .sum()
+            })
             .unwrap_or(0);
         let total = if ns > 0 {
             Duration::from_nanos(ns)
