@@ -81,10 +81,7 @@ impl Drop for Proc {
 }
 
 fn run_tool(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(RAFKA)
-        .args(args)
-        .output()
-        .expect("run rafka");
+    let out = Command::new(RAFKA).args(args).output().expect("run rafka");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -180,11 +177,16 @@ fn output(dir: &Path) -> BTreeMap<String, Vec<Out>> {
         let topic = t.file_name().to_string_lossy().into_owned();
         let mut recs = Vec::new();
         for date in std::fs::read_dir(t.path()).into_iter().flatten().flatten() {
-            for f in std::fs::read_dir(date.path()).into_iter().flatten().flatten() {
+            for f in std::fs::read_dir(date.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 let text = std::fs::read_to_string(f.path()).unwrap_or_default();
                 for line in text.lines() {
-                    let v: Value = serde_json::from_str(line)
-                        .unwrap_or_else(|e| panic!("{}: bad line {line:?}: {e}", f.path().display()));
+                    let v: Value = serde_json::from_str(line).unwrap_or_else(|e| {
+                        panic!("{}: bad line {line:?}: {e}", f.path().display())
+                    });
                     let value = match (&v["value"], &v["value_base64"]) {
                         (Value::String(s), _) => s.as_bytes().to_vec(),
                         (_, Value::String(b)) => {
@@ -318,7 +320,7 @@ fn stats(state_dir: &Path) -> Value {
 }
 
 /// Waits until the agent's saved positions name `path` (the agent follows it); returns how long.
-fn wait_followed(state_dir: &Path, path: &Path, limit: Duration) -> Duration {
+fn wait_followed(agent: &Proc, state_dir: &Path, path: &Path, limit: Duration) -> Duration {
     let start = Instant::now();
     let needle = path.display().to_string();
     while start.elapsed() < limit {
@@ -328,7 +330,10 @@ fn wait_followed(state_dir: &Path, path: &Path, limit: Duration) -> Duration {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    panic!("the agent did not follow {needle} within {limit:?}");
+    panic!(
+        "the agent did not follow {needle} within {limit:?}\n{}",
+        agent.log()
+    );
 }
 
 #[test]
@@ -360,7 +365,12 @@ fn exactly_once_without_crashes_with_rotation_and_live_tasks() {
             src.display()
         ),
     );
-    wait_followed(&agent_dir.join("state"), &app.path, Duration::from_secs(10));
+    wait_followed(
+        &agent,
+        &agent_dir.join("state"),
+        &app.path,
+        Duration::from_secs(10),
+    );
     for i in 50..200 {
         app.write(format!("app-0-{i}"));
     }
@@ -380,10 +390,15 @@ fn exactly_once_without_crashes_with_rotation_and_live_tasks() {
     for i in 0..30 {
         other.write(format!("other-{i}"));
     }
-    wait_output(&out_dir, Duration::from_secs(30), &[&agent, &transfer], |o| {
-        let recs = o.get("logs-app").map(Vec::as_slice).unwrap_or(&[]);
-        check_sources(recs, &[&rotated, &app2, &other]).map(|_| ())
-    });
+    wait_output(
+        &out_dir,
+        Duration::from_secs(30),
+        &[&agent, &transfer],
+        |o| {
+            let recs = o.get("logs-app").map(Vec::as_slice).unwrap_or(&[]);
+            check_sources(recs, &[&rotated, &app2, &other]).map(|_| ())
+        },
+    );
 
     // Rotation by truncation (copytruncate), once everything before it is collected.
     std::fs::write(&app2.path, b"").expect("truncate");
@@ -410,31 +425,48 @@ fn exactly_once_without_crashes_with_rotation_and_live_tasks() {
         ),
     );
     let put_took = t0.elapsed();
-    let took = wait_followed(&agent_dir.join("state"), &web.path, Duration::from_secs(10));
-    println!("task added: followed {took:?} after `rafka tasks put` returned (which took {put_took:?})");
+    let took = wait_followed(
+        &agent,
+        &agent_dir.join("state"),
+        &web.path,
+        Duration::from_secs(10),
+    );
+    println!(
+        "task added: followed {took:?} after `rafka tasks put` returned (which took {put_took:?})"
+    );
     assert!(took <= Duration::from_secs(1), "a new task took {took:?}");
     for i in 1..20 {
         web.write(format!("web-{i}"));
     }
-    let out = wait_output(&out_dir, Duration::from_secs(30), &[&agent, &transfer], |o| {
-        let app_recs = o.get("logs-app").map(Vec::as_slice).unwrap_or(&[]);
-        let web_recs = o.get("logs-web").map(Vec::as_slice).unwrap_or(&[]);
-        // The truncated file: its earlier lines and the new ones, under one identity.
-        let mut whole = app2.lines.clone();
-        whole.extend(truncated.lines.iter().cloned());
-        let got: Vec<String> = values_of_file(app_recs, &app2.id)
-            .into_iter()
-            .map(|v| String::from_utf8_lossy(&v).into_owned())
-            .collect();
-        if got != whole {
-            return Err(format!("truncated file: {} of {} lines", got.len(), whole.len()));
-        }
-        let d = check_sources(app_recs, &[&rotated, &other])? + check_sources(web_recs, &[&web])?;
-        if d > 0 {
-            return Err(format!("{d} duplicates"));
-        }
-        Ok(())
-    });
+    let out = wait_output(
+        &out_dir,
+        Duration::from_secs(30),
+        &[&agent, &transfer],
+        |o| {
+            let app_recs = o.get("logs-app").map(Vec::as_slice).unwrap_or(&[]);
+            let web_recs = o.get("logs-web").map(Vec::as_slice).unwrap_or(&[]);
+            // The truncated file: its earlier lines and the new ones, under one identity.
+            let mut whole = app2.lines.clone();
+            whole.extend(truncated.lines.iter().cloned());
+            let got: Vec<String> = values_of_file(app_recs, &app2.id)
+                .into_iter()
+                .map(|v| String::from_utf8_lossy(&v).into_owned())
+                .collect();
+            if got != whole {
+                return Err(format!(
+                    "truncated file: {} of {} lines",
+                    got.len(),
+                    whole.len()
+                ));
+            }
+            let d =
+                check_sources(app_recs, &[&rotated, &other])? + check_sources(web_recs, &[&web])?;
+            if d > 0 {
+                return Err(format!("{d} duplicates"));
+            }
+            Ok(())
+        },
+    );
     // Headers: file, host, business line.
     let r = &out["logs-web"][0];
     assert_eq!(r.headers["path"], web.path.display().to_string());
@@ -480,6 +512,12 @@ fn sigkill_of_agent_transfer_and_broker_loses_nothing() {
     );
     let mut sources: Vec<Source> = Vec::new();
     let mut current = Source::create(&src.join("a.log"));
+    wait_followed(
+        &agent,
+        &agent_dir.join("state"),
+        &current.path,
+        Duration::from_secs(10),
+    );
     let mut n = 0;
     // Write continuously; crash things between bursts.
     for round in 0..8 {
@@ -538,11 +576,16 @@ fn sigkill_of_agent_transfer_and_broker_loses_nothing() {
     sources.push(current);
     let refs: Vec<&Source> = sources.iter().collect();
     let mut duplicates = 0;
-    wait_output(&out_dir, Duration::from_secs(90), &[&agent, &transfer], |o| {
-        let recs = o.get("logs-k").map(Vec::as_slice).unwrap_or(&[]);
-        duplicates = check_sources(recs, &refs)?;
-        Ok(())
-    });
+    wait_output(
+        &out_dir,
+        Duration::from_secs(90),
+        &[&agent, &transfer],
+        |o| {
+            let recs = o.get("logs-k").map(Vec::as_slice).unwrap_or(&[]);
+            duplicates = check_sources(recs, &refs)?;
+            Ok(())
+        },
+    );
     let total: usize = sources.iter().map(|s| s.lines.len()).sum();
     println!(
         "{total} lines written across {} files; all in the output in order; {duplicates} duplicates (resent after a SIGKILL)",
@@ -550,7 +593,10 @@ fn sigkill_of_agent_transfer_and_broker_loses_nothing() {
     );
     // At least once across crashes, and not wildly more: a crash resends at most what was
     // acknowledged but not yet saved (one loop of the agent).
-    assert!(duplicates <= total / 2, "{duplicates} duplicates of {total}");
+    assert!(
+        duplicates <= total / 2,
+        "{duplicates} duplicates of {total}"
+    );
     // The transfer never writes a record twice: offsets are unique in the output.
     let out = output(&out_dir);
     let mut seen = HashMap::new();
@@ -595,37 +641,46 @@ fn bad_input_binary_overlong_unreadable_and_deleted_directories() {
     );
     // Binary content and an overlong line (3500 bytes: 4 pieces of at most 1000).
     let mut data = b"bin-\x00\xff\xfe\x01-end\n".to_vec();
-    let long: String = (0..3500).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let long: String = (0..3500)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
     data.extend_from_slice(long.as_bytes());
     data.push(b'\n');
     data.extend_from_slice(b"after-long\n");
     std::fs::write(src.join("mixed.log"), &data).expect("write");
-    wait_output(&out_dir, Duration::from_secs(30), &[&agent, &transfer], |o| {
-        let recs = o.get("logs-bad").map(Vec::as_slice).unwrap_or(&[]);
-        let values: Vec<&[u8]> = recs.iter().map(|r| r.value.as_slice()).collect();
-        if !values.contains(&&b"bin-\x00\xff\xfe\x01-end"[..]) {
-            return Err("binary line missing".into());
-        }
-        if !values.contains(&&b"gone-1"[..]) || !values.contains(&&b"after-long"[..]) {
-            return Err(format!("lines missing: {} records", values.len()));
-        }
-        let pieces: Vec<&Out> = recs
-            .iter()
-            .filter(|r| r.headers.contains_key("rafka.split"))
-            .collect();
-        if pieces.len() != 4 {
-            return Err(format!("{} pieces of the long line", pieces.len()));
-        }
-        let joined: Vec<u8> = pieces.iter().flat_map(|p| p.value.clone()).collect();
-        assert_eq!(joined, long.as_bytes());
-        assert!(pieces.iter().all(|p| p.value.len() <= 1000));
-        Ok(())
-    });
+    wait_output(
+        &out_dir,
+        Duration::from_secs(30),
+        &[&agent, &transfer],
+        |o| {
+            let recs = o.get("logs-bad").map(Vec::as_slice).unwrap_or(&[]);
+            let values: Vec<&[u8]> = recs.iter().map(|r| r.value.as_slice()).collect();
+            if !values.contains(&&b"bin-\x00\xff\xfe\x01-end"[..]) {
+                return Err("binary line missing".into());
+            }
+            if !values.contains(&&b"gone-1"[..]) || !values.contains(&&b"after-long"[..]) {
+                return Err(format!("lines missing: {} records", values.len()));
+            }
+            let pieces: Vec<&Out> = recs
+                .iter()
+                .filter(|r| r.headers.contains_key("rafka.split"))
+                .collect();
+            if pieces.len() != 4 {
+                return Err(format!("{} pieces of the long line", pieces.len()));
+            }
+            let joined: Vec<u8> = pieces.iter().flat_map(|p| p.value.clone()).collect();
+            assert_eq!(joined, long.as_bytes());
+            assert!(pieces.iter().all(|p| p.value.len() <= 1000));
+            Ok(())
+        },
+    );
     let st = stats(&agent_dir.join("state"));
     assert_eq!(st["split_pieces"], 4, "{st}");
     if !root {
         assert!(st["unreadable"].as_u64().unwrap_or(0) >= 1, "{st}");
-        assert!(!output(&out_dir)["logs-bad"].iter().any(|r| r.value == b"secret-1"));
+        assert!(!output(&out_dir)["logs-bad"]
+            .iter()
+            .any(|r| r.value == b"secret-1"));
     }
     // Permission restored: the file is collected.
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
@@ -637,15 +692,20 @@ fn bad_input_binary_overlong_unreadable_and_deleted_directories() {
         .open(src.join("mixed.log"))
         .and_then(|mut f| f.write_all(b"still-alive\n"))
         .expect("append");
-    wait_output(&out_dir, Duration::from_secs(30), &[&agent, &transfer], |o| {
-        let recs = o.get("logs-bad").map(Vec::as_slice).unwrap_or(&[]);
-        for want in [&b"still-alive"[..], b"secret-1"] {
-            if !recs.iter().any(|r| r.value == want) {
-                return Err(format!("{} missing", String::from_utf8_lossy(want)));
+    wait_output(
+        &out_dir,
+        Duration::from_secs(30),
+        &[&agent, &transfer],
+        |o| {
+            let recs = o.get("logs-bad").map(Vec::as_slice).unwrap_or(&[]);
+            for want in [&b"still-alive"[..], b"secret-1"] {
+                if !recs.iter().any(|r| r.value == want) {
+                    return Err(format!("{} missing", String::from_utf8_lossy(want)));
+                }
             }
-        }
-        Ok(())
-    });
+            Ok(())
+        },
+    );
 }
 
 #[test]
@@ -744,7 +804,9 @@ fn produce_through_lossy_proxy(idempotent: bool, topic: &str, drop: usize) -> (u
         producer.flush().await.expect("flush");
         assert!(!producer.has_unacked());
         assert_eq!(proxy.dropped(), drop, "responses dropped");
-        let client = Client::connect(&proxy.addr(), config).await.expect("connect");
+        let client = Client::connect(&proxy.addr(), config)
+            .await
+            .expect("connect");
         let mut consumer = Consumer::new(client, topic, ConsumerConfig::default())
             .await
             .expect("consumer");
@@ -784,5 +846,8 @@ fn the_idempotent_producer_resends_without_duplicates_in_order() {
     assert_eq!((duplicates, out_of_order), (0, 0));
     // The check can fail: without idempotence, the same lost answers make duplicates.
     let (duplicates, _) = produce_through_lossy_proxy(false, "plain-client", 3);
-    assert!(duplicates > 0, "a resend without idempotence should duplicate");
+    assert!(
+        duplicates > 0,
+        "a resend without idempotence should duplicate"
+    );
 }

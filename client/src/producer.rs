@@ -221,7 +221,11 @@ impl Producer {
                 Ok(r)
             })
             .await?;
-        tracing::debug!(producer_id = r.producer_id, epoch = r.producer_epoch, "producer id");
+        tracing::debug!(
+            producer_id = r.producer_id,
+            epoch = r.producer_epoch,
+            "producer id"
+        );
         self.identity = Some(ProducerIdentity {
             producer_id: r.producer_id,
             producer_epoch: r.producer_epoch,

@@ -136,17 +136,31 @@ pub async fn ensure_tasks_topic(client: &mut Client, topic: &str) -> Result<(), 
 /// Follows the tasks topic: reads it to its end (the returned receiver then holds every live
 /// task), then keeps applying changes in the background. A broker that goes away is retried
 /// (with a warning) until it comes back; the last known tasks stay in force meanwhile.
-pub async fn watch_tasks(
-    conn: &Connection,
-    topic: &str,
-) -> anyhow::Result<watch::Receiver<Tasks>> {
+pub async fn watch_tasks(conn: &Connection, topic: &str) -> anyhow::Result<watch::Receiver<Tasks>> {
     let mut client = conn.connect().await?;
     ensure_tasks_topic(&mut client, topic).await?;
     let config = ConsumerConfig {
         max_wait_ms: WATCH_WAIT_MS,
         ..Default::default()
     };
-    let mut consumer = Consumer::new(client, topic, config).await?;
+    // A topic just created (here or by another process) takes a moment to reach every
+    // broker's metadata: UNKNOWN_TOPIC_OR_PARTITION meanwhile, retried within the API timeout.
+    let deadline = tokio::time::Instant::now() + client.config().api_timeout;
+    let mut consumer = loop {
+        match Consumer::new(client, topic, config.clone()).await {
+            Ok(c) => break c,
+            Err(e)
+                if tokio::time::Instant::now() < deadline
+                    && (e.is_retriable()
+                        || e.code() == Some(ErrorCode::UnknownTopicOrPartition)) =>
+            {
+                tracing::debug!(%topic, error = %e, "waiting for the tasks topic");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                client = conn.connect().await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     let partitions = consumer.partitions();
     let start = consumer.offsets_for(&partitions, EARLIEST).await?;
     let end = consumer.offsets_for(&partitions, LATEST).await?;

@@ -138,7 +138,10 @@ mod tests {
     #[test]
     fn empty_lines_are_records() {
         let buf = b"\n\nx\n";
-        assert_eq!(texts(buf, &split(buf, None, 10, false, false)), ["", "", "x"]);
+        assert_eq!(
+            texts(buf, &split(buf, None, 10, false, false)),
+            ["", "", "x"]
+        );
     }
 
     #[test]
@@ -186,6 +189,9 @@ mod tests {
         let buf = b"\x00\xff\xfe\n";
         let cut = split(buf, None, 10, false, false);
         assert_eq!(cut.pieces.len(), 1);
-        assert_eq!(&buf[cut.pieces[0].start..cut.pieces[0].end], b"\x00\xff\xfe");
+        assert_eq!(
+            &buf[cut.pieces[0].start..cut.pieces[0].end],
+            b"\x00\xff\xfe"
+        );
     }
 }

@@ -111,8 +111,10 @@ pub async fn run(args: AgentArgs) -> ToolResult {
     tailer.set_tasks(&tasks);
     tracing::info!(%host, tasks = tasks.len(), "agent started");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    // `changed()` below marks the value seen, so its wake-up is remembered here.
+    let mut tasks_changed = false;
     loop {
-        if tasks_rx.has_changed().unwrap_or(false) {
+        if std::mem::take(&mut tasks_changed) || tasks_rx.has_changed().unwrap_or(false) {
             tasks = tasks_rx.borrow_and_update().clone();
             tailer.set_tasks(&tasks);
         }
@@ -138,7 +140,7 @@ pub async fn run(args: AgentArgs) -> ToolResult {
         if !batch.more {
             tokio::select! {
                 _ = tokio::time::sleep(TICK) => {}
-                _ = tasks_rx.changed() => {}
+                Ok(()) = tasks_rx.changed() => tasks_changed = true,
                 _ = term.recv() => break,
                 _ = tokio::signal::ctrl_c() => break,
             }
@@ -168,7 +170,10 @@ async fn produce(
     }
     let mut result = BTreeMap::new();
     for (topic, recs) in by_topic {
-        if broken.get(topic).is_some_and(|t| t.elapsed() < Duration::from_secs(2)) {
+        if broken
+            .get(topic)
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(2))
+        {
             result.insert(topic.to_owned(), false);
             continue;
         }

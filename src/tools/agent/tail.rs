@@ -84,7 +84,12 @@ pub struct Tailer {
 }
 
 impl Tailer {
-    pub fn new(host: String, positions: Positions, max_record: usize, idle_after: Duration) -> Self {
+    pub fn new(
+        host: String,
+        positions: Positions,
+        max_record: usize,
+        idle_after: Duration,
+    ) -> Self {
         Tailer {
             host,
             positions,
@@ -337,7 +342,12 @@ impl Tailer {
 
     /// Moves the positions of the files whose topic's records were acknowledged (or refused
     /// for good); the others are read again next loop.
-    pub fn acknowledge(&mut self, batch: &ReadBatch, advance: &BTreeMap<String, bool>, stats: &mut Stats) {
+    pub fn acknowledge(
+        &mut self,
+        batch: &ReadBatch,
+        advance: &BTreeMap<String, bool>,
+        stats: &mut Stats,
+    ) {
         for end in &batch.ends {
             if !advance.get(&end.topic).copied().unwrap_or(false) {
                 continue;

@@ -71,7 +71,7 @@ pub async fn run(args: TransferArgs) -> ToolResult {
             .collect();
         if topics.is_empty() {
             tokio::select! {
-                _ = tasks_rx.changed() => continue,
+                Ok(()) = tasks_rx.changed() => continue,
                 _ = term.recv() => return Ok(()),
                 _ = tokio::signal::ctrl_c() => return Ok(()),
             }
@@ -109,7 +109,7 @@ pub async fn run(args: TransferArgs) -> ToolResult {
         if existing.is_empty() {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                _ = tasks_rx.changed() => continue,
+                Ok(()) = tasks_rx.changed() => continue,
                 _ = term.recv() => return Ok(()),
             }
         }
@@ -134,7 +134,10 @@ pub async fn run(args: TransferArgs) -> ToolResult {
         };
         let stop = match stop {
             Ok(s) => s,
-            Err(e) if e.downcast_ref::<ClientError>().is_some_and(super::transient) => {
+            Err(e)
+                if e.downcast_ref::<ClientError>()
+                    .is_some_and(super::transient) =>
+            {
                 tracing::warn!(error = %e, "the cluster is away; joining again");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 Stop::Rejoin

@@ -57,8 +57,10 @@ impl JsonLinesSink {
     }
 
     fn path(&self, topic: &str, record: &ConsumedRecord) -> PathBuf {
-        let date = chrono::DateTime::from_timestamp_millis(record.timestamp)
-            .map_or_else(|| "unknown-date".to_owned(), |t| t.format("%Y-%m-%d").to_string());
+        let date = chrono::DateTime::from_timestamp_millis(record.timestamp).map_or_else(
+            || "unknown-date".to_owned(),
+            |t| t.format("%Y-%m-%d").to_string(),
+        );
         self.dir
             .join(topic)
             .join(date)
@@ -160,7 +162,8 @@ impl Sink for JsonLinesSink {
             );
         }
         let o = self.open.get_mut(&path).expect("invariant: inserted above");
-        let mut line = serde_json::to_vec(&to_json(topic, record)).map_err(std::io::Error::other)?;
+        let mut line =
+            serde_json::to_vec(&to_json(topic, record)).map_err(std::io::Error::other)?;
         line.push(b'\n');
         o.out.write_all(&line)?;
         o.dirty = true;
@@ -244,7 +247,11 @@ mod tests {
         std::fs::read_to_string(path)
             .expect("read")
             .lines()
-            .map(|l| serde_json::from_str::<Value>(l).expect("json")["offset"].as_i64().expect("offset"))
+            .map(|l| {
+                serde_json::from_str::<Value>(l).expect("json")["offset"]
+                    .as_i64()
+                    .expect("offset")
+            })
             .collect()
     }
 
@@ -271,7 +278,8 @@ mod tests {
         sink.flush().expect("flush");
         assert_eq!(offsets(&path), (0..8).collect::<Vec<_>>());
         // The other partition is untouched; binary values are base64.
-        let other = std::fs::read_to_string(dir.path().join("t/2023-11-14/t-1.jsonl")).expect("read");
+        let other =
+            std::fs::read_to_string(dir.path().join("t/2023-11-14/t-1.jsonl")).expect("read");
         let v: Value = serde_json::from_str(other.trim()).expect("json");
         assert_eq!(v["value_base64"], "/wA=");
         assert_eq!(v["headers"]["h"], "v");
