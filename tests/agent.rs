@@ -1,9 +1,10 @@
 //! `rafka agent` and `rafka transfer` end to end, as processes against a real broker: files
-//! written, rotated by rename and by truncation while the agent runs; the agent, the transfer
-//! and the broker SIGKILLed mid-way; tasks added and removed through the compacted tasks topic
-//! while everything runs (taking effect within a second). Afterwards every line written is in
-//! the transfer's JSON-lines output, in order per file: exactly once without crashes, and with
-//! crashes the duplicates are counted and printed (the agent's at-least-once across a crash).
+//! written, rotated by rename and by truncation while the agent runs, multi-line records; the
+//! agent, the transfer and the broker SIGKILLed mid-way; tasks added and removed through the
+//! compacted tasks topic while everything runs (taking effect within a second). Afterwards every
+//! line written is in the transfer's JSON-lines output, in order per file: exactly once without
+//! crashes, and with crashes the duplicates are counted and printed (the agent's at-least-once
+//! across a crash).
 //! Bad input: unreadable files, binary content, overlong lines, a deleted directory, unknown
 //! flags (exit 2), a broker that is down (one line, bounded wait).
 
@@ -420,7 +421,7 @@ fn exactly_once_without_crashes_with_rotation_and_live_tasks() {
         b,
         "web",
         &format!(
-            r#"{{"paths":["{}/web/*.txt"],"topic":"logs-web","business_line":"ads"}}"#,
+            r#"{{"paths":["{}/web/*.txt"],"topic":"logs-web","business_line":"ads","multiline_start":"^web-"}}"#,
             src.display()
         ),
     );
@@ -436,7 +437,12 @@ fn exactly_once_without_crashes_with_rotation_and_live_tasks() {
     );
     assert!(took <= Duration::from_secs(1), "a new task took {took:?}");
     for i in 1..20 {
-        web.write(format!("web-{i}"));
+        // Multi-line records: a line that does not start with `web-` joins the one before.
+        if i % 5 == 0 {
+            web.write(format!("web-{i} failed\n  at frame 1\n  at frame 2"));
+        } else {
+            web.write(format!("web-{i}"));
+        }
     }
     let out = wait_output(
         &out_dir,
