@@ -1,6 +1,6 @@
 //! The `rafka` binary: `rafka [server.properties] [--override key=value]...` runs the broker;
 //! `rafka <tool> …` (topics, configs, groups, quorum, produce, consume, perf-test, dump-log,
-//! completion) runs a tool (see `tools`).
+//! agent, transfer, tasks, completion) runs a tool (see `tools`).
 //!
 //! With no file it starts one combined broker+controller on localhost:9092 (controller on
 //! localhost:9093) with data under `./rafka-data`. SIGTERM or Ctrl-C shut it down cleanly.
@@ -35,7 +35,8 @@ usage: rafka [server.properties] [--override key=value]...
   --help, --version
 
 Tools (rafka <tool> --help for each):
-  topics, configs, groups, quorum, produce, consume, perf-test, dump-log, completion
+  topics, configs, groups, quorum, produce, consume, perf-test, dump-log, completion;
+  log collection: agent, transfer, tasks
 
 Logging: RUST_LOG (e.g. RUST_LOG=debug, RUST_LOG=rafka_broker=debug); default info.";
 

@@ -34,6 +34,13 @@ impl GroupMember {
         }
     }
 
+    /// `session.timeout.ms` (45 s by default, as Kafka's consumer): how long the coordinator keeps
+    /// a member that stopped heartbeating.
+    pub fn with_session_timeout(mut self, ms: i32) -> GroupMember {
+        self.session_timeout_ms = ms;
+        self
+    }
+
     /// Joins (or rejoins) the group and returns this member's assignment.
     pub async fn join(&mut self, client: &mut Client) -> Result<Assignment, ClientError> {
         let deadline = Instant::now() + client.config().api_timeout;

@@ -5,9 +5,22 @@
 //! is sent), and retries of retriable errors (leadership moved, …) after a metadata refresh,
 //! within `default.api.timeout.ms`. Requests are sent one at a time per producer; what a caller
 //! needs more of, it gets by batching (or by running producers side by side).
+//!
+//! With `enable.idempotence` ([`ProducerConfig::idempotent`]) the producer takes a producer id
+//! from InitProducerId and stamps every batch with it, its epoch and the partition's next
+//! sequence number, so a batch resent after a lost answer is written once (the broker answers a
+//! duplicate with the original offset, or DUPLICATE_SEQUENCE_NUMBER, both success here, as in
+//! Kafka's client). Order holds because one Produce is in flight at a time and a batch that
+//! could not be delivered in time is kept, with its sequence, and sent again first by the next
+//! [`Producer::flush`]: nothing behind it overtakes it. When the broker no longer knows the
+//! producer (UNKNOWN_PRODUCER_ID) or sees a gap (OUT_OF_ORDER_SEQUENCE_NUMBER, e.g. after it lost
+//! its producer state), the producer takes a new producer id and restamps the batches it still
+//! holds from sequence 0 — as Kafka's idempotent producer resets its producer id; a batch the
+//! broker did write before forgetting the producer may then be written twice.
 
 use crate::{Client, ClientError};
 use bytes::Bytes;
+use rafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use rafka_protocol::messages::produce_request::{
     PartitionProduceData, ProduceRequest, TopicProduceData,
 };
@@ -26,6 +39,9 @@ pub struct ProducerConfig {
     pub linger: Duration,
     /// `request.timeout.ms` as the Produce timeout the broker applies to acks=all.
     pub timeout_ms: i32,
+    /// `enable.idempotence`: producer id, epoch and sequence numbers on every batch (needs
+    /// acks=all, as Kafka requires).
+    pub idempotent: bool,
 }
 
 impl Default for ProducerConfig {
@@ -35,6 +51,7 @@ impl Default for ProducerConfig {
             batch_size: 16384,
             linger: Duration::from_millis(5),
             timeout_ms: 30_000,
+            idempotent: false,
         }
     }
 }
@@ -73,6 +90,13 @@ struct Built {
     created: Vec<Instant>,
 }
 
+/// The idempotent producer's identity and each partition's next sequence number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerIdentity {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}
+
 pub struct Producer {
     client: Client,
     topic: String,
@@ -81,6 +105,43 @@ pub struct Producer {
     config: ProducerConfig,
     pending: BTreeMap<i32, Pending>,
     sticky: usize,
+    /// With idempotence: the producer id, and the next sequence number by partition.
+    identity: Option<ProducerIdentity>,
+    sequences: BTreeMap<i32, i32>,
+    /// Batches built and stamped but not yet acknowledged (their delivery timed out): sent again,
+    /// first, by the next flush.
+    unacked: Vec<Built>,
+    /// A new producer id is needed before the next Produce.
+    needs_reset: bool,
+}
+
+enum Outcome {
+    Acked(i64),
+    Retry(ClientError),
+    Reset(ClientError),
+    Fatal(ClientError),
+}
+
+/// The record count of a RecordBatch v2 (bytes 57..61).
+fn batch_record_count(batch: &[u8]) -> i32 {
+    batch
+        .get(57..61)
+        .map_or(0, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+/// `batch` with producer id, epoch and base sequence set (bytes 43..57) and its CRC-32C
+/// (over attributes..end, stored at 17..21) recomputed.
+fn restamp(batch: &[u8], id: ProducerIdentity, base_sequence: i32) -> Bytes {
+    let mut b = batch.to_vec();
+    if b.len() < 61 {
+        return Bytes::from(b);
+    }
+    b[43..51].copy_from_slice(&id.producer_id.to_be_bytes());
+    b[51..53].copy_from_slice(&id.producer_epoch.to_be_bytes());
+    b[53..57].copy_from_slice(&base_sequence.to_be_bytes());
+    let crc = rafka_protocol::record_batch::crc32c(&[&b[21..]]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    Bytes::from(b)
 }
 
 impl Producer {
@@ -97,8 +158,20 @@ impl Producer {
             config,
             pending: BTreeMap::new(),
             sticky: 0,
+            identity: None,
+            sequences: BTreeMap::new(),
+            unacked: Vec::new(),
+            needs_reset: false,
         };
+        if producer.config.idempotent && producer.config.acks != -1 {
+            return Err(ClientError::Config(
+                "enable.idempotence needs acks=all (-1)".into(),
+            ));
+        }
         producer.refresh().await?;
+        if producer.config.idempotent {
+            producer.init_producer_id().await?;
+        }
         // A random first sticky partition, as Kafka's.
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -125,6 +198,67 @@ impl Producer {
             .await?;
         self.leaders = leaders.into_iter().map(|((_, p), l)| (p, l)).collect();
         Ok(())
+    }
+
+    /// Asks for a (new) producer id; sequences start again at 0.
+    async fn init_producer_id(&mut self) -> Result<(), ClientError> {
+        let timeout_ms = self.config.timeout_ms;
+        let r = self
+            .client
+            .retry("InitProducerId", async |c: &mut Client| {
+                let r = c
+                    .any()
+                    .await?
+                    .send(InitProducerIdRequest {
+                        transactional_id: None,
+                        transaction_timeout_ms: timeout_ms,
+                        producer_id: -1,
+                        producer_epoch: -1,
+                        ..Default::default()
+                    })
+                    .await?;
+                ClientError::check("InitProducerId", r.error_code, None)?;
+                Ok(r)
+            })
+            .await?;
+        tracing::debug!(
+            producer_id = r.producer_id,
+            epoch = r.producer_epoch,
+            "producer id"
+        );
+        self.identity = Some(ProducerIdentity {
+            producer_id: r.producer_id,
+            producer_epoch: r.producer_epoch,
+        });
+        self.sequences.clear();
+        Ok(())
+    }
+
+    /// The producer id and epoch (with idempotence).
+    pub fn identity(&self) -> Option<ProducerIdentity> {
+        self.identity
+    }
+
+    /// Whether batches are built or kept that the broker has not acknowledged.
+    pub fn has_unacked(&self) -> bool {
+        !self.unacked.is_empty() || !self.pending.is_empty()
+    }
+
+    /// Stamps `batch` with the producer id and the partition's next sequence numbers.
+    fn stamp(&mut self, partition: i32, batch: Bytes) -> Bytes {
+        let Some(id) = self.identity else {
+            return batch;
+        };
+        let count = batch_record_count(&batch);
+        let next = self.sequences.entry(partition).or_insert(0);
+        let sequence = *next;
+        // Sequences wrap at i32::MAX, as Kafka's.
+        *next = if *next > i32::MAX - count {
+            count - (i32::MAX - *next) - 1
+        } else {
+            *next + count
+        };
+        restamp(&batch, id, sequence)
     }
 
     pub fn client(&mut self) -> &mut Client {
@@ -229,12 +363,14 @@ impl Producer {
             .filter(|(_, p)| ready(p))
             .map(|(k, _)| *k)
             .collect();
-        let mut built = Vec::new();
+        // Batches kept from a failed flush go first: a partition's sequences stay in order.
+        let mut built = std::mem::take(&mut self.unacked);
         for p in parts {
             if let Some(pending) = self.pending.remove(&p) {
+                let batch = self.stamp(p, pending.builder.build());
                 built.push(Built {
                     partition: p,
-                    batch: pending.builder.build(),
+                    batch,
                     created: pending.created,
                 });
             }
@@ -242,19 +378,42 @@ impl Producer {
         self.send_batches(built).await
     }
 
-    async fn send_batches(&mut self, mut batches: Vec<Built>) -> Result<Vec<Acked>, ClientError> {
+    /// Sends `batches` (in order per partition; one batch per partition per Produce), retrying
+    /// what may succeed later until `default.api.timeout.ms`. What is not acknowledged when it
+    /// gives up is kept for the next flush (the error is returned); a batch refused for good is
+    /// dropped (its error is returned).
+    async fn send_batches(&mut self, batches: Vec<Built>) -> Result<Vec<Acked>, ClientError> {
         let deadline = Instant::now() + self.client.config().api_timeout;
         let mut backoff = self.client.config().retry_backoff;
         let mut acked = Vec::new();
-        while !batches.is_empty() {
+        let mut queue = batches;
+        while !queue.is_empty() {
+            if self.needs_reset {
+                self.reset_identity(&mut queue).await?;
+            }
+            // This round: the first batch of each partition; the rest wait their turn.
+            let mut round: Vec<Built> = Vec::new();
+            let mut later: Vec<Built> = Vec::new();
+            for b in queue.drain(..) {
+                if round.iter().any(|r| r.partition == b.partition) {
+                    later.push(b);
+                } else {
+                    round.push(b);
+                }
+            }
             let mut by_leader: BTreeMap<i32, Vec<Built>> = BTreeMap::new();
-            for b in batches.drain(..) {
+            for b in round {
                 let leader = self.leaders.get(&b.partition).copied().unwrap_or(-1);
                 by_leader.entry(leader).or_default().push(b);
             }
             let mut retry: Vec<Built> = Vec::new();
             let mut last_error = None;
+            let mut fatal = None;
             for (leader, group) in by_leader {
+                if fatal.is_some() {
+                    retry.extend(group);
+                    continue;
+                }
                 if leader < 0 {
                     last_error = Some(ClientError::Kafka {
                         subject: format!("topic {}", self.topic),
@@ -267,17 +426,28 @@ impl Producer {
                 match self.produce(leader, &group).await {
                     Ok(results) => {
                         for (b, result) in group.into_iter().zip(results) {
-                            match result {
-                                Ok(base_offset) => acked.push(Acked {
+                            match self.classify(result) {
+                                Outcome::Acked(base_offset) => acked.push(Acked {
                                     partition: b.partition,
                                     base_offset,
                                     created: b.created,
                                 }),
-                                Err(e) if e.is_retriable() => {
+                                Outcome::Retry(e) => {
                                     last_error = Some(e);
                                     retry.push(b);
                                 }
-                                Err(e) => return Err(e),
+                                Outcome::Reset(e) => {
+                                    tracing::warn!(topic = %self.topic, partition = b.partition, error = %e, "resetting the producer id");
+                                    self.needs_reset = true;
+                                    last_error = Some(e);
+                                    retry.push(b);
+                                }
+                                Outcome::Fatal(e) => {
+                                    // Later batches of an idempotent producer would now see a
+                                    // gap in the sequence: restamp them under a new id.
+                                    self.needs_reset = self.identity.is_some();
+                                    fatal = Some(e);
+                                }
                             }
                         }
                     }
@@ -286,23 +456,88 @@ impl Producer {
                         last_error = Some(e);
                         retry.extend(group);
                     }
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        fatal = Some(e);
+                        retry.extend(group);
+                    }
                 }
             }
-            if retry.is_empty() {
+            // A partition's retried batch goes before its later ones.
+            retry.extend(later);
+            queue = retry;
+            if let Some(e) = fatal {
+                self.unacked = queue;
+                return Err(e);
+            }
+            if queue.is_empty() {
                 break;
             }
+            if last_error.is_none() {
+                // Only batches that waited their partition's turn: no backoff.
+                continue;
+            }
             if Instant::now() + backoff >= deadline {
+                self.unacked = queue;
                 return Err(last_error.unwrap_or_else(|| {
                     ClientError::Protocol(format!("topic {}: produce did not complete", self.topic))
                 }));
             }
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(1));
-            self.refresh().await?;
-            batches = retry;
+            if let Err(e) = self.refresh().await {
+                self.unacked = queue;
+                return Err(e);
+            }
         }
         Ok(acked)
+    }
+
+    /// What to do with one partition's answer.
+    fn classify(&self, result: Result<i64, ClientError>) -> Outcome {
+        use rafka_protocol::ErrorCode as E;
+        match result {
+            Ok(o) => Outcome::Acked(o),
+            // Already written (the original answer was lost): success, as Kafka's client.
+            Err(e) if self.identity.is_some() && e.code() == Some(E::DuplicateSequenceNumber) => {
+                Outcome::Acked(-1)
+            }
+            Err(e)
+                if self.identity.is_some()
+                    && matches!(
+                        e.code(),
+                        Some(E::OutOfOrderSequenceNumber | E::UnknownProducerId)
+                    ) =>
+            {
+                Outcome::Reset(e)
+            }
+            Err(e) if e.is_retriable() => Outcome::Retry(e),
+            Err(e) => Outcome::Fatal(e),
+        }
+    }
+
+    /// A new producer id; the batches still to send are restamped from sequence 0, in order.
+    async fn reset_identity(&mut self, queue: &mut Vec<Built>) -> Result<(), ClientError> {
+        if let Err(e) = self.init_producer_id().await {
+            self.unacked = std::mem::take(queue);
+            return Err(e);
+        }
+        self.needs_reset = false;
+        for b in queue.iter_mut() {
+            let batch = std::mem::take(&mut b.batch);
+            b.batch = self.stamp(b.partition, batch);
+        }
+        Ok(())
+    }
+
+    /// Drops every record not yet acknowledged (built or kept); with idempotence the next batch
+    /// goes out under a new producer id, since its sequence would follow a gap.
+    pub fn discard(&mut self) {
+        self.pending.clear();
+        self.unacked.clear();
+        if self.identity.is_some() {
+            self.needs_reset = true;
+            self.sequences.clear();
+        }
     }
 
     /// One Produce to `leader`; each batch's base offset or error, in order.

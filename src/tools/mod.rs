@@ -10,6 +10,7 @@
 //!
 //! The tools talk to brokers through `rafka_client`, so they work against any Kafka broker.
 
+pub mod agent;
 pub mod configs;
 pub mod console;
 pub mod dump_log;
@@ -18,7 +19,9 @@ pub mod legacy_records;
 pub mod output;
 pub mod perf;
 pub mod quorum;
+pub mod tasks;
 pub mod topics;
+pub mod transfer;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use output::Format;
@@ -35,6 +38,9 @@ pub const TOOLS: &[&str] = &[
     "consume",
     "perf-test",
     "dump-log",
+    "agent",
+    "transfer",
+    "tasks",
     "completion",
 ];
 
@@ -70,6 +76,12 @@ pub enum Command {
     /// Print log segments, indexes, time indexes and producer snapshots (as kafka-dump-log).
     #[command(name = "dump-log")]
     DumpLog(dump_log::DumpLogArgs),
+    /// The log-collection agent: tails the files of the collection tasks, produces their lines.
+    Agent(agent::AgentArgs),
+    /// The transfer: a consumer group that writes the tasks' topics to date-partitioned JSON lines.
+    Transfer(transfer::TransferArgs),
+    /// Edit and list the collection tasks (the compacted tasks topic).
+    Tasks(tasks::TasksArgs),
     /// Print a shell completion script (e.g. `rafka completion bash > /etc/bash_completion.d/rafka`).
     Completion {
         #[arg(value_enum)]
@@ -144,6 +156,9 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
             Command::Produce(a) => console::produce(a).await,
             Command::Consume(a) => console::consume(a).await,
             Command::PerfTest(a) => perf::run(a).await,
+            Command::Agent(a) => agent::run(a).await,
+            Command::Transfer(a) => transfer::run(a).await,
+            Command::Tasks(a) => tasks::run(a).await,
             Command::DumpLog(_) | Command::Completion { .. } => unreachable!("handled above"),
         }
     });
@@ -158,6 +173,24 @@ fn exit_code(r: ToolResult) -> i32 {
             1
         }
     }
+}
+
+/// Log lines (tracing) to standard error for the long-running tools (agent, transfer); levels
+/// from RUST_LOG, info by default.
+pub fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Whether a long-running tool (agent, transfer) should wait and try again after `e`: what
+/// [`ClientError::is_retriable`] says, and also no broker reachable at all (a broker restart).
+pub fn transient(e: &ClientError) -> bool {
+    e.is_retriable() || matches!(e, ClientError::Unreachable { .. })
 }
 
 /// `now` in ms since the epoch.
