@@ -143,8 +143,9 @@ fn leader_kill_chaos_loses_no_acknowledged_message() {
         };
         live = (1..=3).find(|&id| id != leader).expect("another node");
         // Whether this kill also takes the active controller (a Raft election on top).
-        let controller = metadata(cluster.node(live).addr(), Some(&[]), Duration::from_secs(2))
-            .map_or(-1, |md| md.controller_id);
+        let controller =
+            common::active_controller(cluster.node(live).addr(), Duration::from_secs(2))
+                .unwrap_or(-1);
         let t0 = Instant::now();
         cluster.nodes[(leader - 1) as usize].kill();
 
