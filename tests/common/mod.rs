@@ -23,6 +23,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod failover;
 pub mod ffi;
 pub mod http;
 pub mod load;
