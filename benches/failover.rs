@@ -11,7 +11,9 @@
 //!    ≤ 1 s.
 //! 4. A saturating load (`$RAFKA_FAILOVER_SATURATE_SECS`, default 60 s: a producer sending as
 //!    fast as librdkafka batches, 1 KiB messages, to a second RF=3 topic) fences no broker and
-//!    changes no ISR or leader epoch (polled every 100 ms).
+//!    changes no ISR or leader epoch (polled every 100 ms). That topic keeps 64 MiB
+//!    (`retention.bytes`, checked every second: `log.retention.check.interval.ms=1000`, the one
+//!    setting besides `min.insync.replicas`), so the run's disk use stays bounded.
 //!
 //! Everything shares this machine's cores (three brokers, the clients, and whatever else runs):
 //! the load average is printed beside the figures. The shared harness is `tests/common/failover.rs`.
@@ -37,10 +39,30 @@ fn load_average() -> String {
         .unwrap_or_else(|_| "?".into())
 }
 
+/// Free bytes on the file system holding `path`.
+fn free_bytes(path: &std::path::Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return 0;
+    };
+    // SAFETY: statvfs writes only into the zeroed struct we pass; `c` is a valid C string.
+    unsafe {
+        let mut st: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(c.as_ptr(), &mut st) != 0 {
+            return 0;
+        }
+        st.f_bavail as u64 * st.f_frsize as u64
+    }
+}
+
 fn main() {
     let kills = env_usize("RAFKA_FAILOVER_KILLS", 20);
     let saturate = Duration::from_secs(env_usize("RAFKA_FAILOVER_SATURATE_SECS", 60) as u64);
-    let mut cluster = Cluster::start(3, &failover::SETTINGS);
+    // The defaults, and one setting that only bounds the disk: the saturating phase writes
+    // gigabytes a minute, so its topic keeps 64 MiB and retention is checked every second.
+    let mut settings = failover::SETTINGS.to_vec();
+    settings.push(("log.retention.check.interval.ms", "1000"));
+    let mut cluster = Cluster::start(3, &settings);
     let topic = "failover";
     failover::create_topic(&cluster, topic);
     let mut out = String::new();
@@ -63,9 +85,10 @@ fn main() {
         times.push(k.first_ack);
         elected.push(k.elected);
     }
-    let (median, max) = failover::median_max(&times);
-    let (e_median, e_max) = failover::median_max(&elected);
-    out += &format!(
+    if kills > 0 {
+        let (median, max) = failover::median_max(&times);
+        let (e_median, e_max) = failover::median_max(&elected);
+        out += &format!(
         "leader SIGKILL x{kills} → first ack on the new leader: median {} ms, max {} ms (all: {:?})\n\
          leader SIGKILL x{kills} → a survivor's Metadata names the new leader: median {} ms, max {} ms\n",
         median.as_millis(),
@@ -74,15 +97,25 @@ fn main() {
         e_median.as_millis(),
         e_max.as_millis(),
     );
+    }
 
     // 2. Leader SIGSTOPped for 10 s.
-    let (paused, took) = failover::pause_leader(&mut cluster, topic, &load, Duration::from_secs(10));
+    let (paused, took) =
+        failover::pause_leader(&mut cluster, topic, &load, Duration::from_secs(10));
     out += &format!(
         "leader SIGSTOP 10 s (node {paused}) → first ack: {}\n",
-        took.map_or("none during the pause".to_owned(), |d| format!("{} ms", d.as_millis()))
+        took.map_or("none during the pause".to_owned(), |d| format!(
+            "{} ms",
+            d.as_millis()
+        ))
     );
     let errors = load.acks.errors();
-    out += &format!("producer: {} acknowledged, {} delivery errors {:?}\n", load.acks.acked(), errors.len(), errors.iter().take(3).collect::<Vec<_>>());
+    out += &format!(
+        "producer: {} acknowledged, {} delivery errors {:?}\n",
+        load.acks.acked(),
+        errors.len(),
+        errors.iter().take(3).collect::<Vec<_>>()
+    );
     drop(load);
 
     // 3. Active controller SIGKILLed → next metadata write.
@@ -97,19 +130,41 @@ fn main() {
 
     // 4. Saturating load: nothing fenced, no ISR or leader change.
     let busy = "saturate";
-    failover::create_topic(&cluster, busy);
+    failover::create_topic_with(
+        &cluster,
+        busy,
+        &[
+            ("segment.bytes", "16777216"),
+            ("retention.bytes", "67108864"),
+            ("file.delete.delay.ms", "1000"),
+        ],
+    );
     // (Only the fresh topic: the other may see an auto leader rebalance, which is no fencing.)
     let before = failover::partition_state(&cluster, 1, busy);
     let load = Load::start(&cluster.bootstrap(), busy, Duration::ZERO, 1024);
     let start = Instant::now();
     let mut changes = Vec::new();
+    let mut stopped_early = None;
     while start.elapsed() < saturate {
         std::thread::sleep(Duration::from_millis(100));
+        // The disk is shared: stop before it fills, and say so.
+        let free = free_bytes(&cluster.nodes[0].dir);
+        if free < 8 << 30 {
+            stopped_early = Some(format!(
+                "stopped after {:?}: {} GB free",
+                start.elapsed(),
+                free >> 30
+            ));
+            break;
+        }
         for via in 1..=3 {
             let brokers = failover::live_brokers(&cluster, via);
             let now = failover::partition_state(&cluster, via, busy);
             if brokers.as_deref() != Some(&[1, 2, 3][..]) || now != before {
-                changes.push(format!("{:?} via {via}: brokers {brokers:?}, {now:?}", start.elapsed()));
+                changes.push(format!(
+                    "{:?} via {via}: brokers {brokers:?}, {now:?}",
+                    start.elapsed()
+                ));
             }
         }
     }
@@ -122,6 +177,9 @@ fn main() {
         changes.len(),
         changes.iter().take(5).collect::<Vec<_>>()
     );
+    if let Some(why) = stopped_early {
+        out += &format!("saturating phase {why}\n");
+    }
     out += &format!("load average at the end: {}\n", load_average());
     print!("{out}");
     let _ = std::fs::create_dir_all("target/criterion");

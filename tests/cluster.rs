@@ -83,7 +83,11 @@ fn three_brokers_clients_find_each_partition_leader() {
             .map(|n| (n.node_id, n.port as i32))
             .collect();
         assert_eq!(brokers, want, "brokers seen by node {}", n.node_id);
-        assert_eq!(md.controller_id, n.node_id, "controller id from node {}", n.node_id);
+        assert_eq!(
+            md.controller_id, n.node_id,
+            "controller id from node {}",
+            n.node_id
+        );
         controllers.push(common::active_controller(n.addr(), T).expect("DescribeQuorum"));
     }
     assert!(

@@ -34,14 +34,24 @@ fn leader_kills_and_a_controller_kill_fail_over_promptly_with_default_settings()
     }
     let (median, max) = failover::median_max(&times);
     eprintln!("leader SIGKILL → first ack: median {median:?}, max {max:?}");
-    assert!(median <= Duration::from_secs(3), "median {median:?} ({times:?})");
+    assert!(
+        median <= Duration::from_secs(3),
+        "median {median:?} ({times:?})"
+    );
     assert!(max <= Duration::from_secs(6), "max {max:?} ({times:?})");
-    assert!(load.acks.errors().is_empty(), "delivery errors: {:?}", load.acks.errors());
+    assert!(
+        load.acks.errors().is_empty(),
+        "delivery errors: {:?}",
+        load.acks.errors()
+    );
     drop(load);
 
     let (controller, took, attempts) =
         failover::kill_controller_then_create(&mut cluster, "after-controller-kill");
     eprintln!("killed controller {controller}: CreateTopics succeeded after {took:?} ({attempts} attempts)");
-    assert!(took <= Duration::from_secs(3), "metadata write after {took:?}");
+    assert!(
+        took <= Duration::from_secs(3),
+        "metadata write after {took:?}"
+    );
     cluster.wait_ready(Duration::from_secs(30));
 }

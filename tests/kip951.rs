@@ -14,7 +14,11 @@ use std::time::Duration;
 
 const T: Duration = Duration::from_secs(20);
 
-fn produce(addr: std::net::SocketAddr, version: i16, topic: &str) -> rafka_protocol::messages::ProduceResponse {
+fn produce(
+    addr: std::net::SocketAddr,
+    version: i16,
+    topic: &str,
+) -> rafka_protocol::messages::ProduceResponse {
     let req = ProduceRequest {
         acks: -1,
         timeout_ms: 5_000,
@@ -53,8 +57,16 @@ fn not_leader_answers_name_the_leader_and_its_endpoint() {
     let (leader, epoch, follower, topic_id) = loop {
         let md = metadata(cluster.nodes[0].addr(), Some(&[topic]), T).expect("metadata");
         let t = &md.topics[0];
-        if let Some(p) = t.partitions.first().filter(|p| p.leader_id > 0 && p.isr_nodes.len() == 2) {
-            let follower = *p.replica_nodes.iter().find(|r| **r != p.leader_id).expect("two replicas");
+        if let Some(p) = t
+            .partitions
+            .first()
+            .filter(|p| p.leader_id > 0 && p.isr_nodes.len() == 2)
+        {
+            let follower = *p
+                .replica_nodes
+                .iter()
+                .find(|r| **r != p.leader_id)
+                .expect("two replicas");
             break (p.leader_id, p.leader_epoch, follower, t.topic_id);
         }
         deadline.check(|| format!("{topic}: leader and ISR of two: {md:?}"));
@@ -67,9 +79,21 @@ fn not_leader_answers_name_the_leader_and_its_endpoint() {
     for v in [10, 11] {
         let r = produce(at_follower, v, topic);
         let p = &r.responses[0].partition_responses[0];
-        assert_eq!(p.error_code, ErrorCode::NotLeaderOrFollower.code(), "v{v}: {r:?}");
-        assert_eq!((p.current_leader.leader_id, p.current_leader.leader_epoch), (leader, epoch), "v{v}");
-        let eps: Vec<(i32, &str, i32)> = r.node_endpoints.iter().map(|e| (e.node_id, e.host.as_str(), e.port)).collect();
+        assert_eq!(
+            p.error_code,
+            ErrorCode::NotLeaderOrFollower.code(),
+            "v{v}: {r:?}"
+        );
+        assert_eq!(
+            (p.current_leader.leader_id, p.current_leader.leader_epoch),
+            (leader, epoch),
+            "v{v}"
+        );
+        let eps: Vec<(i32, &str, i32)> = r
+            .node_endpoints
+            .iter()
+            .map(|e| (e.node_id, e.host.as_str(), e.port))
+            .collect();
         assert_eq!(eps, vec![(leader, "127.0.0.1", leader_port)], "v{v}");
     }
     // v9 has no such fields: defaults.
@@ -81,7 +105,9 @@ fn not_leader_answers_name_the_leader_and_its_endpoint() {
 
     // A consumer's Fetch v16 at the broker that holds no replica (a follower may serve a v11+
     // consumer, as in Kafka).
-    let outsider = (1..=3).find(|id| *id != leader && *id != follower).expect("a third broker");
+    let outsider = (1..=3)
+        .find(|id| *id != leader && *id != follower)
+        .expect("a third broker");
     let req = FetchRequest {
         max_wait_ms: 0,
         min_bytes: 1,
@@ -98,13 +124,25 @@ fn not_leader_answers_name_the_leader_and_its_endpoint() {
         }],
         ..Default::default()
     };
-    let r = match raw_request(cluster.node(outsider).addr(), 16, RequestKind::Fetch(req), T) {
+    let r = match raw_request(
+        cluster.node(outsider).addr(),
+        16,
+        RequestKind::Fetch(req),
+        T,
+    ) {
         Ok(ResponseKind::Fetch(r)) => r,
         other => panic!("not a Fetch response: {other:?}"),
     };
     let p = &r.responses[0].partitions[0];
     assert_eq!(p.error_code, ErrorCode::NotLeaderOrFollower.code(), "{r:?}");
-    assert_eq!((p.current_leader.leader_id, p.current_leader.leader_epoch), (leader, epoch));
-    let eps: Vec<(i32, i32)> = r.node_endpoints.iter().map(|e| (e.node_id, e.port)).collect();
+    assert_eq!(
+        (p.current_leader.leader_id, p.current_leader.leader_epoch),
+        (leader, epoch)
+    );
+    let eps: Vec<(i32, i32)> = r
+        .node_endpoints
+        .iter()
+        .map(|e| (e.node_id, e.port))
+        .collect();
     assert_eq!(eps, vec![(leader, leader_port)]);
 }

@@ -22,7 +22,11 @@ const PROMPT: Duration = Duration::from_secs(3);
 
 /// Connects to `addr` as soon as it accepts a TCP connection (tried every millisecond): the
 /// stream and the instant it connected. Panics after `within`.
-fn connect_at_open(addr: SocketAddr, within: Duration, node: &mut common::Node) -> (TcpStream, Instant) {
+fn connect_at_open(
+    addr: SocketAddr,
+    within: Duration,
+    node: &mut common::Node,
+) -> (TcpStream, Instant) {
     let deadline = Deadline::after(within);
     loop {
         if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {

@@ -435,16 +435,20 @@ impl KafkaServer {
                 }
             }));
         }
-        let channel = Arc::new(ControllerChannel::new(
-            controller.clone(),
-            settings.voters.clone(),
-            settings.node_id,
-            Duration::from_millis(settings.kafka_config.quorum_request_timeout_ms().max(1) as u64),
-            settings.controller_client_security.clone(),
-        )
-        // Two heartbeat intervals: a controller that stops answering costs one attempt, well
-        // within the session.
-        .with_heartbeat_timeout(settings.heartbeat_interval * 2));
+        let channel = Arc::new(
+            ControllerChannel::new(
+                controller.clone(),
+                settings.voters.clone(),
+                settings.node_id,
+                Duration::from_millis(
+                    settings.kafka_config.quorum_request_timeout_ms().max(1) as u64
+                ),
+                settings.controller_client_security.clone(),
+            )
+            // Two heartbeat intervals: a controller that stops answering costs one attempt, well
+            // within the session.
+            .with_heartbeat_timeout(settings.heartbeat_interval * 2),
+        );
         let lifecycle = BrokerLifecycleManager::new(
             settings.node_id,
             channel.clone(),

@@ -32,7 +32,12 @@ pub struct PartitionState {
 
 /// Partition 0 of `topic` as node `via` sees it.
 pub fn partition_state(cluster: &Cluster, via: i32, topic: &str) -> Option<PartitionState> {
-    let md = metadata(cluster.node(via).addr(), Some(&[topic]), Duration::from_secs(2)).ok()?;
+    let md = metadata(
+        cluster.node(via).addr(),
+        Some(&[topic]),
+        Duration::from_secs(2),
+    )
+    .ok()?;
     let p = md
         .topics
         .iter()
@@ -60,8 +65,16 @@ pub fn live_brokers(cluster: &Cluster, via: i32) -> Option<Vec<i32>> {
 
 /// Creates the one-partition RF=3 `topic` and waits for its full ISR.
 pub fn create_topic(cluster: &Cluster, topic: &str) {
+    create_topic_with(cluster, topic, &[]);
+}
+
+/// [`create_topic`] with topic configs.
+pub fn create_topic_with(cluster: &Cluster, topic: &str, configs: &[(&str, &str)]) {
     let a = admin(&cluster.bootstrap());
-    let nt = NewTopic::new(topic, 1, TopicReplication::Fixed(3));
+    let mut nt = NewTopic::new(topic, 1, TopicReplication::Fixed(3));
+    for (k, v) in configs {
+        nt = nt.set(k, v);
+    }
     let r = runtime()
         .block_on(a.create_topics([&nt], &admin_options()))
         .expect("CreateTopics");
@@ -77,7 +90,8 @@ pub fn wait_full_isr(cluster: &Cluster, via: i32, topic: &str) {
     let deadline = Deadline::after(BOUND);
     loop {
         let s = partition_state(cluster, via, topic);
-        if s.as_ref().is_some_and(|s| s.leader > 0 && s.isr == [1, 2, 3])
+        if s.as_ref()
+            .is_some_and(|s| s.leader > 0 && s.isr == [1, 2, 3])
             && live_brokers(cluster, via).is_some_and(|b| b == [1, 2, 3])
         {
             return;
@@ -100,7 +114,11 @@ impl ClientContext for Acks {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        eprintln!("{}.{:03} rdkafka {level:?} {fac}: {msg}", t.as_secs() % 1000, t.subsec_millis());
+        eprintln!(
+            "{}.{:03} rdkafka {level:?} {fac}: {msg}",
+            t.as_secs() % 1000,
+            t.subsec_millis()
+        );
     }
 }
 impl ProducerContext for Acks {
@@ -139,7 +157,10 @@ impl Acks {
     }
 
     pub fn errors(&self) -> Vec<String> {
-        self.errors.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -188,7 +209,10 @@ impl Load {
                     loop {
                         match producer.send(rec) {
                             Ok(()) => break,
-                            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                            Err((
+                                KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull),
+                                r,
+                            )) => {
                                 if stop.load(Ordering::Relaxed) {
                                     break;
                                 }
@@ -262,13 +286,23 @@ pub fn kill_leader(cluster: &mut Cluster, topic: &str, load: &Load) -> Kill {
         let t = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        eprintln!("{}.{:03} killed {leader}", t.as_secs() % 1000, t.subsec_millis());
+        eprintln!(
+            "{}.{:03} killed {leader}",
+            t.as_secs() % 1000,
+            t.subsec_millis()
+        );
     }
     let elected = loop {
-        if partition_state(cluster, survivor, topic).is_some_and(|s| s.leader > 0 && s.leader != leader) {
+        if partition_state(cluster, survivor, topic)
+            .is_some_and(|s| s.leader > 0 && s.leader != leader)
+        {
             break fault.elapsed();
         }
-        assert!(fault.elapsed() < BOUND, "no new leader within {BOUND:?}\n{}", cluster.logs(30));
+        assert!(
+            fault.elapsed() < BOUND,
+            "no new leader within {BOUND:?}\n{}",
+            cluster.logs(30)
+        );
         std::thread::sleep(Duration::from_millis(5));
     };
     let took = time_to_first_ack(&load.acks, fault, BOUND).unwrap_or_else(|| {
@@ -324,8 +358,8 @@ pub fn kill_controller_then_create(cluster: &mut Cluster, topic: &str) -> (i32, 
     for r in r {
         r.unwrap_or_else(|(t, e)| panic!("create {t}: {e}"));
     }
-    let controller = active_controller(cluster.node(1).addr(), Duration::from_secs(2))
-        .expect("DescribeQuorum");
+    let controller =
+        active_controller(cluster.node(1).addr(), Duration::from_secs(2)).expect("DescribeQuorum");
     let fault = Instant::now();
     cluster.nodes[(controller - 1) as usize].kill();
     let nt = NewTopic::new(topic, 1, TopicReplication::Fixed(2));

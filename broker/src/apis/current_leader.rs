@@ -52,12 +52,14 @@ impl LeaderHints {
         };
         if let Some(b) = image.broker(p.leader).filter(|b| !b.fenced) {
             if let Some(ep) = b.endpoints.iter().find(|e| e.name == listener) {
-                self.endpoints.entry(b.id).or_insert_with(|| LeaderEndpoint {
-                    node_id: b.id,
-                    host: ep.host.clone(),
-                    port: i32::from(ep.port),
-                    rack: b.rack.clone(),
-                });
+                self.endpoints
+                    .entry(b.id)
+                    .or_insert_with(|| LeaderEndpoint {
+                        node_id: b.id,
+                        host: ep.host.clone(),
+                        port: i32::from(ep.port),
+                        rack: b.rack.clone(),
+                    });
             }
         }
         CurrentLeader {

@@ -239,7 +239,11 @@ fn a_session_expired_early_ends_at_its_deadline_unless_the_broker_heartbeats() {
     k.advance(grace / 2);
     assert!(k.fence_expired().is_empty(), "not before the deadline");
     k.advance(Duration::from_millis(1));
-    assert_eq!(k.fence_expired(), vec![1], "only the broker that did not come back");
+    assert_eq!(
+        k.fence_expired(),
+        vec![1],
+        "only the broker that did not come back"
+    );
     let p = k.partition("t", 0);
     assert_eq!((p.leader, p.isr.clone()), (2, vec![2, 3]));
     // A deadline later than the session's own changes nothing.
