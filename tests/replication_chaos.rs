@@ -16,8 +16,8 @@ mod common;
 use common::ffi::BEGINNING;
 use common::load::Writer;
 use common::{
-    admin, create_replicated_topic, ffi, metadata, partition_consumer, partition_views,
-    wait_for_isrs, Cluster, Deadline, PartitionView,
+    admin, create_replicated_topic, ffi, partition_consumer, partition_views, wait_for_isrs,
+    Cluster, Deadline, PartitionView,
 };
 use rdkafka::consumer::Consumer;
 use std::collections::{BTreeMap, HashMap};
