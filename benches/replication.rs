@@ -130,9 +130,10 @@ fn pid_of(cluster: &Cluster, id: i32) -> u32 {
 fn controller_id(cluster: &Cluster, via: i32) -> i32 {
     let deadline = Instant::now() + BOUND;
     loop {
-        if let Ok(md) = metadata(addr_of(cluster, via), None, Duration::from_secs(2)) {
-            if md.controller_id > 0 {
-                return md.controller_id;
+        // DescribeQuorum: Metadata's controller id is a live broker, not the quorum's leader.
+        if let Ok(id) = common::active_controller(addr_of(cluster, via), Duration::from_secs(2)) {
+            if id > 0 {
+                return id;
             }
         }
         assert!(Instant::now() < deadline, "no active controller");

@@ -71,7 +71,8 @@ fn three_brokers_clients_find_each_partition_leader() {
     let cluster = Cluster::start(3, &[]);
     let (first, second) = (&cluster.nodes[0], &cluster.nodes[1]);
 
-    // Every node sees the same three brokers and the same controller.
+    // Every node sees the same three brokers and names itself as the controller (a live broker,
+    // as Kafka's KRaft brokers do: the broker forwards metadata writes to the quorum).
     let mut controllers = Vec::new();
     for n in &cluster.nodes {
         let md = metadata(n.addr(), None, T).expect("metadata");
@@ -82,11 +83,16 @@ fn three_brokers_clients_find_each_partition_leader() {
             .map(|n| (n.node_id, n.port as i32))
             .collect();
         assert_eq!(brokers, want, "brokers seen by node {}", n.node_id);
-        controllers.push(md.controller_id);
+        assert_eq!(
+            md.controller_id, n.node_id,
+            "controller id from node {}",
+            n.node_id
+        );
+        controllers.push(common::active_controller(n.addr(), T).expect("DescribeQuorum"));
     }
     assert!(
-        controllers.windows(2).all(|w| w[0] == w[1]),
-        "controller ids {controllers:?}"
+        controllers.windows(2).all(|w| w[0] == w[1]) && controllers[0] > 0,
+        "active controllers {controllers:?}"
     );
     // Every broker answers DescribeQuorum with the active controller's view (forwarded).
     for n in &cluster.nodes {

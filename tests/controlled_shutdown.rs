@@ -133,12 +133,9 @@ fn controlled_shutdown_moves_leadership_before_exit_and_stalls_less_than_a_kill(
     );
 
     // 1. SIGTERM to partition 0's leader: its leaderships move before it exits.
-    let controller = metadata(
-        cluster.node(observer).addr(),
-        Some(&[]),
-        Duration::from_secs(2),
-    )
-    .map_or(-1, |md| md.controller_id);
+    let controller =
+        common::active_controller(cluster.node(observer).addr(), Duration::from_secs(2))
+            .unwrap_or(-1);
     let watch = LeaderWatch::start(cluster.node(observer).addr());
     std::thread::sleep(Duration::from_millis(200));
     let t_term = Instant::now();

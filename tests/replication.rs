@@ -474,9 +474,8 @@ fn a_follower_paused_past_its_session_is_fenced_and_leaves_every_isr() {
     // The broker paused is the active controller's node, the hardest case: the others'
     // heartbeats in flight to it hang until `controller.quorum.request.timeout.ms`, then go to
     // the newly elected controller, within their sessions.
-    let paused = metadata(cluster.nodes[0].addr(), None, Duration::from_secs(2))
-        .expect("metadata")
-        .controller_id;
+    let paused = common::active_controller(cluster.nodes[0].addr(), Duration::from_secs(2))
+        .expect("DescribeQuorum");
     assert!((1..=3).contains(&paused));
     let p = (paused - 1) as usize;
     let via = (p + 1) % 3;

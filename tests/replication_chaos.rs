@@ -16,8 +16,8 @@ mod common;
 use common::ffi::BEGINNING;
 use common::load::Writer;
 use common::{
-    admin, create_replicated_topic, ffi, metadata, partition_consumer, partition_views,
-    wait_for_isrs, Cluster, Deadline, PartitionView,
+    admin, create_replicated_topic, ffi, partition_consumer, partition_views, wait_for_isrs,
+    Cluster, Deadline, PartitionView,
 };
 use rdkafka::consumer::Consumer;
 use std::collections::{BTreeMap, HashMap};
@@ -143,8 +143,9 @@ fn leader_kill_chaos_loses_no_acknowledged_message() {
         };
         live = (1..=3).find(|&id| id != leader).expect("another node");
         // Whether this kill also takes the active controller (a Raft election on top).
-        let controller = metadata(cluster.node(live).addr(), Some(&[]), Duration::from_secs(2))
-            .map_or(-1, |md| md.controller_id);
+        let controller =
+            common::active_controller(cluster.node(live).addr(), Duration::from_secs(2))
+                .unwrap_or(-1);
         let t0 = Instant::now();
         cluster.nodes[(leader - 1) as usize].kill();
 

@@ -1,6 +1,15 @@
 //! `BrokerLifecycleManager`: registers the broker with the active controller, heartbeats it
 //! (reporting how far it has applied the metadata log, so the controller unfences it once it
 //! has caught up), and on shutdown asks for a controlled shutdown before the process exits.
+//!
+//! It also decides when the broker may serve clients ([`BrokerLifecycleManager::serving`]):
+//! once the metadata image the request handlers read shows this broker's current registration
+//! unfenced. The controller unfences a broker only after its heartbeats report that it has
+//! applied the metadata log up to its registration, and the handlers' image comes after the
+//! replica manager has acted on it, so from that moment a Metadata answer lists this broker (and
+//! every other live one) and a CreateTopics is forwarded to a controller that knows it. Kafka's
+//! `BrokerServer` starts its request processing at the same point (after the initial unfence).
+//! Serving, once begun, does not stop when the broker is fenced later (as in Kafka).
 
 use crate::controller_channel::ControllerChannel;
 use rafka_controller::image::MetadataImage;
@@ -32,6 +41,8 @@ pub struct BrokerLifecycleManager {
     fenced: AtomicBool,
     shutting_down: AtomicBool,
     incarnation_id: Uuid,
+    /// Becomes `true` once, when the broker may serve clients (see the module doc).
+    serving: watch::Sender<bool>,
 }
 
 impl BrokerLifecycleManager {
@@ -55,7 +66,40 @@ impl BrokerLifecycleManager {
             fenced: AtomicBool::new(true),
             shutting_down: AtomicBool::new(false),
             incarnation_id: Uuid::from_u128(nanos ^ (u128::from(std::process::id()) << 96)),
+            serving: watch::channel(false).0,
         })
+    }
+
+    /// Whether the broker serves clients yet (see the module doc).
+    pub fn is_serving(&self) -> bool {
+        *self.serving.borrow()
+    }
+
+    /// Resolves once the broker may serve clients; never, if the lifecycle manager is gone
+    /// before that. Cancel-safe.
+    pub async fn wait_serving(&self) {
+        let mut rx = self.serving.subscribe();
+        let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// Starts serving once `image` shows this broker's current registration unfenced.
+    fn check_serving(&self, image: &MetadataImage) {
+        if self.is_serving() {
+            return;
+        }
+        let epoch = self.broker_epoch();
+        let unfenced = image
+            .broker(self.broker_id)
+            .is_some_and(|b| epoch >= 0 && b.epoch == epoch && !b.fenced);
+        if unfenced {
+            tracing::info!(
+                node_id = self.broker_id,
+                epoch,
+                offset = image.offset(),
+                "caught up with the metadata log and unfenced: serving clients"
+            );
+            self.serving.send_replace(true);
+        }
     }
 
     /// The epoch the controller gave this broker at registration (-1 before).
@@ -147,6 +191,7 @@ impl BrokerLifecycleManager {
                 _ = interval.tick() => {}
                 _ = shutdown.changed() => {}
                 _ = metadata.changed() => {
+                    self.check_serving(&metadata.borrow_and_update());
                     // Report catching up promptly while still fenced.
                     if !self.is_fenced() { continue; }
                 }
@@ -169,14 +214,15 @@ impl BrokerLifecycleManager {
             };
             match self
                 .channel
-                .send(1, RequestKind::BrokerHeartbeat(req))
+                .send_heartbeat(1, RequestKind::BrokerHeartbeat(req))
                 .await
             {
                 Some(ResponseKind::BrokerHeartbeat(r)) if r.error_code == 0 => {
                     let was = self.fenced.swap(r.is_fenced, Ordering::Relaxed);
                     if was && !r.is_fenced {
-                        tracing::info!(node_id = self.broker_id, "unfenced: serving");
+                        tracing::info!(node_id = self.broker_id, "unfenced");
                     }
+                    self.check_serving(&metadata.borrow());
                     if want_shut_down && r.should_shut_down {
                         return;
                     }

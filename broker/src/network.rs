@@ -399,7 +399,7 @@ fn report_task_end(done: Result<(), tokio::task::JoinError>) {
 
 /// Resolves once shutdown is asked for: the value is `true`, or the sender is gone (whoever
 /// could have asked for it no longer exists). Cancel-safe.
-pub(crate) async fn shutdown_signalled(shutdown: &mut watch::Receiver<bool>) {
+pub async fn shutdown_signalled(shutdown: &mut watch::Receiver<bool>) {
     loop {
         if *shutdown.borrow_and_update() {
             return;

@@ -435,13 +435,20 @@ impl KafkaServer {
                 }
             }));
         }
-        let channel = Arc::new(ControllerChannel::new(
-            controller.clone(),
-            settings.voters.clone(),
-            settings.node_id,
-            Duration::from_millis(settings.kafka_config.quorum_request_timeout_ms().max(1) as u64),
-            settings.controller_client_security.clone(),
-        ));
+        let channel = Arc::new(
+            ControllerChannel::new(
+                controller.clone(),
+                settings.voters.clone(),
+                settings.node_id,
+                Duration::from_millis(
+                    settings.kafka_config.quorum_request_timeout_ms().max(1) as u64
+                ),
+                settings.controller_client_security.clone(),
+            )
+            // Two heartbeat intervals: a controller that stops answering costs one attempt, well
+            // within the session.
+            .with_heartbeat_timeout(settings.heartbeat_interval * 2),
+        );
         let lifecycle = BrokerLifecycleManager::new(
             settings.node_id,
             channel.clone(),
@@ -516,14 +523,27 @@ impl KafkaServer {
                 bound.push((name.clone(), a));
             }
             let security = with_scram_store(security, &broker_images);
-            tasks.push(tokio::spawn(network::serve(
+            // Bound now (a port in use fails the start), accepted from only once the broker
+            // serves: until then clients wait in the kernel's accept backlog, their requests
+            // unread, and are answered as soon as the broker is ready — with the brokers listed
+            // and a controller that knows this one — instead of getting an answer without
+            // brokers and backing off (Kafka's `enableRequestProcessing` after the unfence).
+            let serve = network::serve(
                 listener,
                 name,
                 security,
                 apis.clone(),
                 sockets.clone(),
                 shutdown_rx.clone(),
-            )));
+            );
+            let lifecycle = lifecycle.clone();
+            let mut shutdown = shutdown_rx.clone();
+            tasks.push(tokio::spawn(async move {
+                tokio::select! {
+                    () = lifecycle.wait_serving() => serve.await,
+                    () = network::shutdown_signalled(&mut shutdown) => {}
+                }
+            }));
         }
         serve_http(
             &settings,

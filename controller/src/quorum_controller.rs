@@ -12,7 +12,7 @@
 //!
 //! Serialisation is by an mpsc queue drained by one task — no lock is held across `.await`.
 
-use crate::control::{ActiveController, ControllerConfig, ControllerResult};
+use crate::control::{ActiveController, BrokerControlState, ControllerConfig, ControllerResult};
 use crate::node::QuorumInfo;
 use crate::raft_types::{MetadataCommand, NodeId, Raft};
 use crate::server::ControllerApis;
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// How often the active controller looks for expired broker sessions.
-const TICK: Duration = Duration::from_millis(100);
+const TICK: Duration = Duration::from_millis(50);
 
 enum Event {
     Request {
@@ -34,6 +34,8 @@ enum Event {
         body: RequestKind,
         reply: oneshot::Sender<Option<ResponseKind>>,
     },
+    /// A broker's heartbeat connection closed.
+    HeartbeatConnectionClosed { broker_id: i32 },
 }
 
 /// The handle the controller listener and a combined node's broker use.
@@ -64,6 +66,7 @@ impl QuorumController {
             seed: node_id ^ 0x5eed,
             last_balance: Instant::now(),
             active_term: 0,
+            previous_leader: None,
         };
         tokio::spawn(lp.run(rx));
         QuorumController {
@@ -115,6 +118,14 @@ impl ControllerApis for QuorumController {
     ) -> Pin<Box<dyn Future<Output = Option<ResponseKind>> + Send + 'a>> {
         Box::pin(self.handle_request(version, body))
     }
+
+    fn heartbeat_connection_closed(&self, broker_id: i32) {
+        // Called from a connection's drop: never waits. A full queue drops the hint; the
+        // session timeout still holds.
+        let _ = self
+            .events
+            .try_send(Event::HeartbeatConnectionClosed { broker_id });
+    }
 }
 
 struct EventLoop {
@@ -129,6 +140,10 @@ struct EventLoop {
     last_balance: Instant,
     /// The Raft term `active` was built in.
     active_term: u64,
+    /// The last other node this one saw lead the quorum. When this node takes over, that node
+    /// has most likely died (or paused) with its in-process broker: its session gets the
+    /// heartbeat-connection grace instead of a whole session timeout from the takeover.
+    previous_leader: Option<NodeId>,
 }
 
 fn random_bits() -> u128 {
@@ -156,9 +171,30 @@ impl EventLoop {
                         let resp = self.request(version, body).await;
                         let _ = reply.send(resp);
                     }
+                    Some(Event::HeartbeatConnectionClosed { broker_id }) => {
+                        self.heartbeat_connection_closed(broker_id);
+                    }
                     None => return,
                 },
                 _ = tick.tick() => self.tick().await,
+            }
+        }
+    }
+
+    /// A broker's heartbeat connection closed: its session ends after the grace unless it
+    /// heartbeats again (over a new connection) before.
+    fn heartbeat_connection_closed(&mut self, broker_id: i32) {
+        if let Some(active) = self.active.as_mut() {
+            if active.heartbeats().state(broker_id) == Some(BrokerControlState::Unfenced) {
+                let grace = self.config.heartbeat_connection_grace;
+                tracing::info!(
+                    node_id = broker_id,
+                    ?grace,
+                    "heartbeat connection closed: the broker is fenced unless it heartbeats again"
+                );
+                active
+                    .heartbeats_mut()
+                    .expire_early(broker_id, Instant::now() + grace);
             }
         }
     }
@@ -180,6 +216,11 @@ impl EventLoop {
 
     /// Keeps `active` in step with leadership; a new leader first makes sure the cluster has an id.
     async fn activate(&mut self) -> bool {
+        if let Some(l) = self.raft.metrics().borrow().current_leader {
+            if l != self.node_id {
+                self.previous_leader = Some(l);
+            }
+        }
         if !self.is_leader() {
             if self.active.take().is_some() {
                 tracing::info!(node_id = self.node_id, "no longer the active controller");
@@ -211,8 +252,19 @@ impl EventLoop {
                 return false;
             }
             let image = self.sm.image();
-            let active =
-                ActiveController::new(self.config.clone(), &image, Instant::now(), self.seed);
+            let now = Instant::now();
+            let mut active = ActiveController::new(self.config.clone(), &image, now, self.seed);
+            if let Some(prev) = self.previous_leader.and_then(|p| i32::try_from(p).ok()) {
+                if active.heartbeats().state(prev) == Some(BrokerControlState::Unfenced) {
+                    let grace = self.config.heartbeat_connection_grace;
+                    tracing::info!(
+                        node_id = prev,
+                        ?grace,
+                        "the previous active controller's broker is fenced unless it heartbeats"
+                    );
+                    active.heartbeats_mut().expire_early(prev, now + grace);
+                }
+            }
             self.seed = self.seed.wrapping_add(1);
             if let Some(r) = active.cluster_id_record(&image, &mut random_bits) {
                 if !self.write(vec![r]).await {

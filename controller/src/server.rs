@@ -76,6 +76,26 @@ pub trait ControllerApis: Send + Sync + 'static {
         version: i16,
         body: RequestKind,
     ) -> Pin<Box<dyn Future<Output = Option<ResponseKind>> + Send + 'a>>;
+
+    /// A connection that carried broker `broker_id`'s heartbeats has closed: the broker has
+    /// most likely died (its process's death closed it), so its session ends soon unless it
+    /// heartbeats again.
+    fn heartbeat_connection_closed(&self, _broker_id: i32) {}
+}
+
+/// Tells the controller when the connection it lives in closes (however the connection's task
+/// ends), if that connection carried a broker's heartbeats.
+struct HeartbeatConnection {
+    apis: Option<Arc<dyn ControllerApis>>,
+    broker_id: Option<i32>,
+}
+
+impl Drop for HeartbeatConnection {
+    fn drop(&mut self) {
+        if let (Some(apis), Some(id)) = (&self.apis, self.broker_id) {
+            apis.heartbeat_connection_closed(id);
+        }
+    }
 }
 
 /// What a listener serves.
@@ -209,6 +229,10 @@ async fn connection(
     // Then, on a SASL listener, authentication over that transport.
     let sasl_config = config.security.sasl.clone();
     let mut sasl = sasl_config.clone().map(SaslServerAuthenticator::new);
+    let mut heartbeats = HeartbeatConnection {
+        apis: apis.clone(),
+        broker_id: None,
+    };
     loop {
         // Before a SASL peer authenticates, `sasl.server.max.receive.size` bounds its frames.
         let max = match (&sasl, sasl_config.as_deref()) {
@@ -258,6 +282,9 @@ async fn connection(
         let body = match raft_rpc(&raft, &check, req.body).await {
             Ok(b) => b,
             Err(other) => {
+                if let RequestKind::BrokerHeartbeat(h) = &other {
+                    heartbeats.broker_id = Some(h.broker_id);
+                }
                 let answer = match &apis {
                     Some(apis) => apis.handle(version, other).await,
                     None => None,

@@ -23,6 +23,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod failover;
 pub mod ffi;
 pub mod http;
 pub mod load;
@@ -335,6 +336,18 @@ impl Cluster {
         extra: &[(&str, &str)],
         per_node: &dyn Fn(&NodePorts) -> Vec<(String, String)>,
     ) -> Result<Cluster, Retry> {
+        let mut cluster = Cluster::spawn(roles, extra, per_node);
+        cluster.try_wait_ready(READY_TIMEOUT)?;
+        Ok(cluster)
+    }
+
+    /// Like [`Cluster::start_with`] without waiting for anything: the processes are spawned and
+    /// the cluster is returned at once (a port lost to another process is not retried).
+    pub fn spawn(
+        roles: &[&str],
+        extra: &[(&str, &str)],
+        per_node: &dyn Fn(&NodePorts) -> Vec<(String, String)>,
+    ) -> Cluster {
         let n = roles.len();
         let dir = tempfile::Builder::new()
             .prefix("rafka-it-")
@@ -404,9 +417,7 @@ impl Cluster {
                 child: Some(child),
             });
         }
-        let mut cluster = Cluster { nodes, dir };
-        cluster.try_wait_ready(READY_TIMEOUT)?;
-        Ok(cluster)
+        Cluster { nodes, dir }
     }
 
     /// Waits until every node answers Metadata listing all the brokers and a controller;
@@ -512,6 +523,17 @@ pub fn raw_request(
     body: RequestKind,
     timeout: Duration,
 ) -> std::io::Result<ResponseKind> {
+    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
+    raw_exchange(&mut s, version, body, timeout)
+}
+
+/// One request over `s` (already connected), answered within `timeout`.
+pub fn raw_exchange(
+    s: &mut TcpStream,
+    version: i16,
+    body: RequestKind,
+    timeout: Duration,
+) -> std::io::Result<ResponseKind> {
     let api = body.api_key();
     let frame = RequestFrame {
         header: RequestHeader {
@@ -525,7 +547,6 @@ pub fn raw_request(
     }
     .encode()
     .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let mut s = TcpStream::connect_timeout(&addr, timeout)?;
     s.set_read_timeout(Some(timeout))?;
     s.set_write_timeout(Some(timeout))?;
     s.set_nodelay(true)?;
@@ -568,6 +589,37 @@ pub fn metadata(
         ResponseKind::Metadata(m) => Ok(m),
         other => Err(std::io::Error::other(format!(
             "not a Metadata response: {other:?}"
+        ))),
+    }
+}
+
+/// The active controller's id as the quorum reports it (DescribeQuorum through the broker at
+/// `addr`; -1 when it has no leader). Metadata's controller id is not it: a broker names a live
+/// broker there, as Kafka's KRaft brokers do.
+pub fn active_controller(addr: SocketAddr, timeout: Duration) -> std::io::Result<i32> {
+    use rafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+    use rafka_protocol::messages::DescribeQuorumRequest;
+    let req = DescribeQuorumRequest {
+        topics: vec![TopicData {
+            topic_name: "__cluster_metadata".into(),
+            partitions: vec![PartitionData {
+                partition_index: 0,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    match raw_request(addr, 2, RequestKind::DescribeQuorum(req), timeout)? {
+        ResponseKind::DescribeQuorum(r) => r
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .filter(|p| p.error_code == 0)
+            .map(|p| p.leader_id)
+            .ok_or_else(|| std::io::Error::other(format!("DescribeQuorum failed: {r:?}"))),
+        other => Err(std::io::Error::other(format!(
+            "not a DescribeQuorum response: {other:?}"
         ))),
     }
 }

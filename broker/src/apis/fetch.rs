@@ -18,7 +18,10 @@
 //! session id we never gave out gets FETCH_SESSION_ID_NOT_FOUND.
 //! A follower's fetch needs CLUSTER CLUSTER_ACTION, a consumer's TOPIC READ on each topic; a
 //! partition refused either way answers TOPIC_AUTHORIZATION_FAILED (as Kafka).
+//! From v16 a NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH partition names the current leader
+//! and the response its endpoint (KIP-951, `current_leader`).
 
+use super::current_leader::LeaderHints;
 use super::KafkaApis;
 use crate::metrics::topic::TopicMetrics;
 use crate::network::RequestContext;
@@ -26,7 +29,7 @@ use rafka_controller::control::topics::internal::check_fetch;
 use rafka_controller::image::MetadataImage;
 use rafka_protocol::messages::fetch_request::FetchPartition;
 use rafka_protocol::messages::fetch_response::{
-    EpochEndOffset, FetchableTopicResponse, PartitionData,
+    EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
 use rafka_protocol::messages::{FetchRequest, FetchResponse};
 use rafka_protocol::{ErrorCode, Records, Uuid};
@@ -114,7 +117,7 @@ pub async fn handle(
             read_all(apis, version, &req, &items, &denied, max_bytes);
         let done = bytes >= min_bytes || errors || tokio::time::Instant::now() >= deadline;
         if done {
-            return answer(apis, version, &req, resp, slices);
+            return answer(apis, ctx, version, &req, resp, slices);
         }
         // Kafka's delayed-fetch purgatory.
         let waited = crate::metrics::request::remote(
@@ -124,7 +127,7 @@ pub async fn handle(
         if waited.await.is_err() {
             // Deadline: answer with whatever there is now.
             let (resp, slices, _, _) = read_all(apis, version, &req, &items, &denied, max_bytes);
-            return answer(apis, version, &req, resp, slices);
+            return answer(apis, ctx, version, &req, resp, slices);
         }
     }
 }
@@ -133,11 +136,15 @@ pub async fn handle(
 /// a follower's over the broker (ReplicationBytesOut).
 fn answer(
     apis: &KafkaApis,
+    ctx: &RequestContext,
     version: i16,
     req: &FetchRequest,
-    resp: FetchResponse,
+    mut resp: FetchResponse,
     slices: Vec<(FileSlice, Option<Arc<TopicMetrics>>)>,
 ) -> (FetchResponse, Vec<FileSlice>) {
+    if version >= 16 {
+        add_leader_hints(apis, ctx, &mut resp);
+    }
     if let Some(m) = apis.replica_manager.metrics() {
         if replica_id(version, req) >= 0 {
             let bytes: u64 = slices.iter().map(|(s, _)| u64::from(s.len)).sum();
@@ -153,6 +160,42 @@ fn answer(
         }
     }
     (resp, slices.into_iter().map(|(s, _)| s).collect())
+}
+
+/// KIP-951: each NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH partition names the current
+/// leader and epoch, the response the leaders' endpoints (v16+; topics are named by id there).
+fn add_leader_hints(apis: &KafkaApis, ctx: &RequestContext, resp: &mut FetchResponse) {
+    let image = apis.image();
+    let mut hints = LeaderHints::default();
+    let redirect = [
+        ErrorCode::NotLeaderOrFollower.code(),
+        ErrorCode::FencedLeaderEpoch.code(),
+    ];
+    for t in &mut resp.responses {
+        let Some(name) = image.topic(&t.topic_id).map(|t| t.name.clone()) else {
+            continue;
+        };
+        for p in &mut t.partitions {
+            if redirect.contains(&p.error_code) {
+                let l = hints.current_leader(&image, &name, p.partition_index, &ctx.listener);
+                p.current_leader = LeaderIdAndEpoch {
+                    leader_id: l.leader_id,
+                    leader_epoch: l.leader_epoch,
+                    ..Default::default()
+                };
+            }
+        }
+    }
+    resp.node_endpoints = hints
+        .endpoints()
+        .map(|e| NodeEndpoint {
+            node_id: e.node_id,
+            host: e.host,
+            port: e.port,
+            rack: e.rack,
+            ..Default::default()
+        })
+        .collect();
 }
 
 /// Reads every item once, within `max_bytes` in total (the first batch of the first partition

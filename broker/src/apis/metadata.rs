@@ -182,18 +182,37 @@ pub async fn handle(
     }
 }
 
-/// The active controller when it is also a broker, otherwise a live broker (as Kafka does).
+/// The controller id a client is told (Metadata and DescribeCluster): a live broker, never the
+/// quorum's controller node. Clients cannot reach the controllers; a broker forwards their
+/// metadata writes (CreateTopics, ...) to the active controller, wherever it is. Kafka's KRaft
+/// brokers answer a random alive broker (`KRaftMetadataCache.getRandomAliveBrokerId`); of those,
+/// this broker answers itself whenever it is alive in the image, the one broker known to be up
+/// at that instant — the client has just heard from it. Naming the active controller instead
+/// sent admin clients after a dead node for as long as its registration outlived it.
+/// -1 when no broker is alive.
 pub fn controller_id(apis: &KafkaApis, image: &MetadataImage) -> i32 {
-    if let Some(leader) = apis.controller.active_controller() {
-        if image.broker(leader).is_some_and(|b| !b.fenced) {
-            return leader;
-        }
+    if image.broker(apis.broker_id).is_some_and(|b| !b.fenced) {
+        return apis.broker_id;
     }
-    image
+    let alive: Vec<i32> = image
         .brokers()
         .values()
-        .find(|b| !b.fenced)
-        .map_or(-1, |b| b.id)
+        .filter(|b| !b.fenced)
+        .map(|b| b.id)
+        .collect();
+    if alive.is_empty() {
+        return -1;
+    }
+    alive[random_index(alive.len())]
+}
+
+/// A random index below `n` (> 0), from the process's random hasher seed and a counter.
+fn random_index(n: usize) -> usize {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    (h.finish() % n as u64) as usize
 }
 
 fn describe_topic(image: &MetadataImage, t: &TopicImage, version: i16) -> MetadataResponseTopic {

@@ -16,6 +16,7 @@ mod consumer_group_heartbeat;
 mod create_acls;
 mod create_partitions;
 pub(crate) mod create_topics;
+mod current_leader;
 mod delete_acls;
 mod delete_groups;
 mod delete_records;

@@ -4,12 +4,16 @@
 //! local append; acks=all then waits (Kafka's delayed produce) until the high watermark passes
 //! every partition's append, or the request's `timeout_ms` — with a single replica at once.
 //! Each topic needs TOPIC WRITE (else TOPIC_AUTHORIZATION_FAILED for its partitions).
+//! From v10 a NOT_LEADER_OR_FOLLOWER partition names the current leader and the response its
+//! endpoint (KIP-951, `current_leader`).
 
+use super::current_leader::LeaderHints;
 use super::KafkaApis;
 use crate::network::RequestContext;
 use rafka_controller::control::topics::internal::check_client_produce;
 use rafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
 use rafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use rafka_protocol::ErrorCode;
@@ -141,8 +145,35 @@ pub async fn handle(
             r.base_offset = -1;
         }
     }
+    // KIP-951 (v10+): where the leader went, from the image as it is now.
+    let mut hints = LeaderHints::default();
+    if version >= 10 {
+        let image = apis.image();
+        for t in &mut responses {
+            for p in &mut t.partition_responses {
+                if p.error_code == ErrorCode::NotLeaderOrFollower.code() {
+                    let l = hints.current_leader(&image, &t.name, p.index, &ctx.listener);
+                    p.current_leader = LeaderIdAndEpoch {
+                        leader_id: l.leader_id,
+                        leader_epoch: l.leader_epoch,
+                        ..Default::default()
+                    };
+                }
+            }
+        }
+    }
     Outcome::Respond(ProduceResponse {
         responses,
+        node_endpoints: hints
+            .endpoints()
+            .map(|e| NodeEndpoint {
+                node_id: e.node_id,
+                host: e.host,
+                port: e.port,
+                rack: e.rack,
+                ..Default::default()
+            })
+            .collect(),
         ..Default::default()
     })
 }

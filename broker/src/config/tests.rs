@@ -152,7 +152,8 @@ fn config_parses_a_kraft_combined_file() {
     assert_eq!(c.offsets_topic_replication_factor(), 1);
     assert_eq!(c.transaction_state_log_min_isr(), 1);
     assert_eq!(c.log_retention_ms(), 168 * 3_600_000);
-    assert_eq!(c.broker_session_timeout_ms(), 9000);
+    assert_eq!(c.broker_session_timeout_ms(), 1500);
+    assert_eq!(c.broker_heartbeat_interval_ms(), 250);
     assert_eq!(c.message_max_bytes(), 1_048_588);
     let lc = c.log_config();
     assert_eq!(lc, rafka_storage::LogConfig::default());

@@ -36,8 +36,13 @@ pub(crate) fn not_ready(state: &HttpState) -> Option<&'static str> {
         if broker.lifecycle.broker_epoch() < 0 {
             return Some("the broker is not registered with the controller");
         }
+        if !broker.lifecycle.is_serving() {
+            return Some(
+                "the broker is catching up with the metadata log (its client listeners accept no connection yet)",
+            );
+        }
         if broker.lifecycle.is_fenced() {
-            return Some("the broker is fenced (catching up with the metadata log)");
+            return Some("the broker is fenced");
         }
         if broker.lifecycle.is_shutting_down() {
             return Some("the broker is shutting down");

@@ -10,6 +10,12 @@
 //!   caught up with the offset of those changes; SHUTDOWN_NOW fences it;
 //! - `want_fence` (or a fenced broker's `want_shut_down`) → fenced at once.
 //!
+//! A session also ends early, at a deadline set by [`BrokerHeartbeatManager::expire_early`], when
+//! the broker has most likely died: its heartbeat connection closed (a process's death closes
+//! its sockets), or it was the previous active controller's node when this one took over. Any
+//! heartbeat lifts that deadline, so a live broker that reconnects within the grace keeps its
+//! session; a pause closes nothing and is caught by the session timeout alone.
+//!
 //! Sessions are state of this process, not of the image: a new active controller starts every
 //! registered broker with a fresh session ([`BrokerHeartbeatManager::activate`]). The manager's
 //! view of fencing moves when records are generated, ahead of the image, so a broker is never
@@ -55,6 +61,16 @@ struct BrokerSession {
     fenced: bool,
     /// Set while in controlled shutdown: the offset every active broker must reach first.
     controlled_shutdown_offset: Option<i64>,
+    /// An earlier end of the session than `last_contact + session_timeout` (see the module
+    /// doc); cleared by the next heartbeat.
+    early_expiry: Option<Instant>,
+}
+
+impl BrokerSession {
+    fn expires(&self, session_timeout: Duration) -> Instant {
+        let normal = self.last_contact + session_timeout;
+        self.early_expiry.map_or(normal, |e| e.min(normal))
+    }
 }
 
 /// Broker sessions: last contact, reported metadata offset, fencing and controlled shutdown.
@@ -101,8 +117,10 @@ impl BrokerHeartbeatManager {
             metadata_offset,
             fenced,
             controlled_shutdown_offset: None,
+            early_expiry: None,
         });
         s.last_contact = now;
+        s.early_expiry = None;
         s.metadata_offset = metadata_offset;
         s.fenced = fenced;
         if fenced {
@@ -115,7 +133,17 @@ impl BrokerHeartbeatManager {
     pub fn has_valid_session(&self, broker_id: i32, now: Instant) -> bool {
         self.sessions
             .get(&broker_id)
-            .is_some_and(|s| !s.fenced && s.last_contact + self.session_timeout >= now)
+            .is_some_and(|s| !s.fenced && s.expires(self.session_timeout) >= now)
+    }
+
+    /// Ends `broker_id`'s session at `deadline` unless it heartbeats before (see the module
+    /// doc). A later deadline than the session's own changes nothing.
+    pub fn expire_early(&mut self, broker_id: i32, deadline: Instant) {
+        if let Some(s) = self.sessions.get_mut(&broker_id) {
+            if !s.fenced {
+                s.early_expiry = Some(s.early_expiry.map_or(deadline, |e| e.min(deadline)));
+            }
+        }
     }
 
     /// The broker's state as this manager sees it (None: no session).
@@ -159,7 +187,7 @@ impl BrokerHeartbeatManager {
         let mut expired: Vec<(Instant, i32)> = self
             .sessions
             .iter()
-            .filter(|(_, s)| !s.fenced && s.last_contact + self.session_timeout < now)
+            .filter(|(_, s)| !s.fenced && s.expires(self.session_timeout) < now)
             .map(|(id, s)| (s.last_contact, *id))
             .collect();
         expired.sort_unstable();
@@ -172,7 +200,7 @@ impl BrokerHeartbeatManager {
         self.sessions
             .values()
             .filter(|s| !s.fenced)
-            .map(|s| s.last_contact + self.session_timeout)
+            .map(|s| s.expires(self.session_timeout))
             .min()
     }
 

@@ -104,6 +104,10 @@ pub struct ControllerConfig {
     pub unclean_leader_election_enable: bool,
     /// `broker.session.timeout.ms`.
     pub session_timeout: Duration,
+    /// How long a broker whose heartbeat connection closed (or that was the previous active
+    /// controller's node) has to heartbeat again before it is fenced: one
+    /// `broker.heartbeat.interval.ms` (see `heartbeats`).
+    pub heartbeat_connection_grace: Duration,
     /// The name of the controller listener (the first of `controller.listener.names`), as
     /// DescribeQuorum v2 names the voters' endpoints.
     pub controller_listener_name: String,
@@ -120,7 +124,8 @@ impl Default for ControllerConfig {
             num_partitions: 1,
             default_replication_factor: 1,
             unclean_leader_election_enable: false,
-            session_timeout: Duration::from_millis(9000),
+            session_timeout: Duration::from_millis(1500),
+            heartbeat_connection_grace: Duration::from_millis(250),
             controller_listener_name: "CONTROLLER".to_owned(),
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval: Duration::from_secs(300),

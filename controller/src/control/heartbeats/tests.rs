@@ -224,6 +224,38 @@ fn sessions_expire_after_the_timeout_not_at_it() {
     assert_eq!((p.leader, p.isr.clone(), p.leader_epoch), (2, vec![2], 1));
 }
 
+#[test]
+fn a_session_expired_early_ends_at_its_deadline_unless_the_broker_heartbeats() {
+    let mut k = kit_with_broker1(BrokerControlState::Unfenced);
+    let grace = Duration::from_millis(500);
+    // Broker 1's heartbeat connection closed; broker 3's too, but it heartbeats again in time.
+    let deadline = k.now + grace;
+    k.controller.heartbeats_mut().expire_early(1, deadline);
+    k.controller.heartbeats_mut().expire_early(3, deadline);
+    assert_eq!(k.controller.heartbeats().next_expiry(), Some(deadline));
+    k.advance(grace / 2);
+    k.heartbeat(3, |_| {});
+    k.heartbeat(2, |_| {});
+    k.advance(grace / 2);
+    assert!(k.fence_expired().is_empty(), "not before the deadline");
+    k.advance(Duration::from_millis(1));
+    assert_eq!(
+        k.fence_expired(),
+        vec![1],
+        "only the broker that did not come back"
+    );
+    let p = k.partition("t", 0);
+    assert_eq!((p.leader, p.isr.clone()), (2, vec![2, 3]));
+    // A deadline later than the session's own changes nothing.
+    k.controller
+        .heartbeats_mut()
+        .expire_early(2, k.now + k.config.session_timeout * 10);
+    k.heartbeat(3, |_| {});
+    k.advance(k.config.session_timeout + Duration::from_millis(1));
+    k.heartbeat(3, |_| {});
+    assert_eq!(k.fence_expired(), vec![2]);
+}
+
 /// The scenario at the level of records: registration → heartbeat → expiry →
 /// fencing → leaders moved inside the ISR; with the whole ISR gone the partition is
 /// leaderless, and comes back with its old leader.
@@ -251,11 +283,13 @@ fn fencing_moves_leaders_inside_the_isr_and_the_last_member_restores_it() {
         assert!(!k.heartbeat(id, |_| {}).is_fenced);
     }
     k.create_topic_on("t", &[&[1, 2, 3]]);
+    // Time in ninths of the session (written for Kafka's 9 s: one unit is a second there).
+    let unit = k.config.session_timeout / 9;
     // Broker 1 (the leader) goes silent: broker 2 takes over at the next epoch.
-    k.advance(Duration::from_secs(5));
+    k.advance(unit * 5);
     k.heartbeat(2, |_| {});
     k.heartbeat(3, |_| {});
-    k.advance(Duration::from_secs(5));
+    k.advance(unit * 5);
     assert_eq!(k.fence_expired(), vec![1]);
     let p = k.partition("t", 0);
     assert_eq!(
@@ -264,11 +298,11 @@ fn fencing_moves_leaders_inside_the_isr_and_the_last_member_restores_it() {
     );
     // Then 3, then 2: the ISR shrinks to its last member, which stays, leaderless.
     k.heartbeat(2, |_| {});
-    k.advance(Duration::from_secs(5));
+    k.advance(unit * 5);
     k.heartbeat(2, |_| {});
-    k.advance(Duration::from_secs(5));
+    k.advance(unit * 5);
     assert_eq!(k.fence_expired(), vec![3]);
-    k.advance(Duration::from_secs(10));
+    k.advance(unit * 10);
     assert_eq!(k.fence_expired(), vec![2]);
     let p = k.partition("t", 0);
     assert_eq!((p.leader, p.leader_epoch, p.isr.clone()), (-1, 2, vec![2]));
