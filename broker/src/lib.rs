@@ -19,6 +19,7 @@ pub mod alter_partition_manager;
 pub mod apis;
 pub mod config;
 pub mod controller_channel;
+pub mod coordinator_common;
 pub mod errors;
 pub mod group_coordinator;
 pub mod http;
@@ -29,6 +30,7 @@ pub mod producer_id_manager;
 pub mod replica_fetcher;
 pub mod replica_manager;
 pub mod server;
+pub mod transaction_coordinator;
 
 /// Wall-clock milliseconds since the Unix epoch, as Kafka's timestamps count them.
 pub(crate) fn now_ms() -> i64 {
