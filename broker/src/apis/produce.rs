@@ -3,7 +3,10 @@
 //! `record_errors`), then appended untouched (the log assigns offsets in the batch headers). acks=0 sends nothing back (`None`); acks=1 answers after the
 //! local append; acks=all then waits (Kafka's delayed produce) until the high watermark passes
 //! every partition's append, or the request's `timeout_ms` — with a single replica at once.
-//! Each topic needs TOPIC WRITE (else TOPIC_AUTHORIZATION_FAILED for its partitions).
+//! Each topic needs TOPIC WRITE (else TOPIC_AUTHORIZATION_FAILED for its partitions), a
+//! transactional producer TRANSACTIONAL_ID WRITE on its id. Transactional batches open the
+//! producer's transaction in the partition (the log's producer state); the coordinator's
+//! markers close it.
 
 use super::KafkaApis;
 use crate::network::RequestContext;
@@ -36,7 +39,10 @@ pub async fn handle(
     let authz = apis.authorizer_for(ctx, &image);
     let mut responses = Vec::with_capacity(req.topic_data.len());
     let invalid_acks = !matches!(req.acks, -1..=1);
-    let transactional = req.transactional_id.is_some();
+    // A transactional producer needs TRANSACTIONAL_ID WRITE on its id (Kafka's check).
+    let txn_refused = req.transactional_id.as_deref().is_some_and(|id| {
+        !authz.allows(AclOperation::Write, ResourceType::TransactionalId, id)
+    });
     // acks=all: (topic index, partition index, partition, the offset the high watermark must
     // reach).
     let mut waits: Vec<(usize, usize, TopicPartition, i64)> = Vec::new();
@@ -57,8 +63,7 @@ pub async fn handle(
                 error(p.index, ErrorCode::TopicAuthorizationFailed)
             } else if let Some(e) = &refused {
                 error(p.index, e.code)
-            } else if transactional {
-                // Transactions land in their own issue.
+            } else if txn_refused {
                 error(p.index, ErrorCode::TransactionalIdAuthorizationFailed)
             } else {
                 match p.records.as_ref().and_then(|r| r.as_bytes()) {
