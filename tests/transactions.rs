@@ -9,10 +9,11 @@ mod common;
 
 use common::{raw_request, Cluster, NodePorts};
 use rafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
+use rafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use rafka_protocol::messages::{
-    EndTxnRequest, FindCoordinatorRequest, InitProducerIdRequest, RequestKind, ResponseKind, WriteTxnMarkersRequest,
+    EndTxnRequest, ProduceRequest, FindCoordinatorRequest, InitProducerIdRequest, RequestKind, ResponseKind, WriteTxnMarkersRequest,
 };
-use rafka_protocol::ErrorCode;
+use rafka_protocol::{ErrorCode, Records};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -307,6 +308,50 @@ fn bad_transactional_requests_get_kafkas_errors() {
         panic!("EndTxn")
     };
     assert_eq!(r.error_code, ErrorCode::InvalidProducerIdMapping.code());
+
+    // KIP-890 part 1: a transactional batch for a partition never added to the producer's
+    // transaction is refused and not stored (it would hold read_committed consumers forever).
+    let init = InitProducerIdRequest {
+        transactional_id: Some("tx-never".into()),
+        transaction_timeout_ms: 10_000,
+        ..Default::default()
+    };
+    let ResponseKind::InitProducerId(ids) =
+        retry_coordinator(|| raw_request(addr, 4, RequestKind::InitProducerId(init.clone()), T))
+    else {
+        panic!("InitProducerId")
+    };
+    assert_eq!(ids.error_code, 0);
+    let mut b = rafka_protocol::record::RecordBatchBuilder::new(0)
+        .producer(ids.producer_id, ids.producer_epoch, 0)
+        .transactional(true);
+    b.append(0, Some(b"k"), Some(b"v"), &[]).unwrap();
+    for txn_id in [Some("tx-never"), None] {
+        let req = ProduceRequest {
+            transactional_id: txn_id.map(str::to_owned),
+            acks: -1,
+            timeout_ms: 10_000,
+            topic_data: vec![TopicProduceData {
+                name: "w".into(),
+                partition_data: vec![PartitionProduceData {
+                    index: 0,
+                    records: Some(Records::Bytes(b.build())),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let Ok(ResponseKind::Produce(r)) = raw_request(addr, 9, RequestKind::Produce(req), T) else {
+            panic!("Produce")
+        };
+        assert_eq!(
+            r.responses[0].partition_responses[0].error_code,
+            ErrorCode::InvalidTxnState.code(),
+            "{txn_id:?}"
+        );
+    }
+    assert_eq!(leo(&cluster), 0);
 }
 
 /// Retries while the coordinator is still loading or not yet elected.

@@ -19,6 +19,31 @@ use rafka_protocol::ErrorCode;
 use rafka_security::authorizer::{AclOperation, ResourceType};
 use rafka_storage::TopicPartition;
 
+/// A transactional batch must belong to a transaction its producer has open with this partition
+/// added (KIP-890 part 1's check, so a late or stray transactional write can never open a
+/// transaction no coordinator will end and hold read_committed consumers forever): it needs the
+/// request's transactional id, and when this broker is that id's coordinator the partition must
+/// be in its Ongoing transaction at the batch's producer id and epoch (INVALID_TXN_STATE,
+/// PRODUCER_FENCED otherwise). When the coordinator is another broker the check is not made yet
+/// (Kafka asks it with AddPartitionsToTxn v4 verifyOnly). The answer for a refused batch.
+fn verify_transactional(
+    apis: &KafkaApis,
+    transactional_id: Option<&str>,
+    tp: &TopicPartition,
+    bytes: &bytes::Bytes,
+) -> Option<ErrorCode> {
+    let batch = rafka_protocol::record_batch::RecordBatch::parse(bytes.clone()).ok()?;
+    if !batch.is_transactional() {
+        return None;
+    }
+    let Some(id) = transactional_id else {
+        return Some(ErrorCode::InvalidTxnState);
+    };
+    apis.transactions
+        .verify(id, batch.producer_id(), batch.producer_epoch(), tp)
+        .err()
+}
+
 /// What to send back.
 pub enum Outcome {
     Respond(ProduceResponse),
@@ -66,8 +91,21 @@ pub async fn handle(
             } else if txn_refused {
                 error(p.index, ErrorCode::TransactionalIdAuthorizationFailed)
             } else {
-                match p.records.as_ref().and_then(|r| r.as_bytes()) {
+                let bytes = p.records.as_ref().and_then(|r| r.as_bytes());
+                let unverified = bytes.and_then(|b| {
+                    verify_transactional(apis, req.transactional_id.as_deref(), &tp, b)
+                });
+                match bytes {
                     None => error(p.index, ErrorCode::CorruptMessage),
+                    Some(_) if unverified.is_some() => {
+                        let code = unverified.unwrap_or(ErrorCode::InvalidTxnState);
+                        PartitionProduceResponse {
+                            error_message: (version >= 8).then(|| {
+                                format!("transactional records for {tp} outside an ongoing transaction of this producer that includes the partition")
+                            }),
+                            ..error(p.index, code)
+                        }
+                    }
                     Some(bytes) => {
                         // Validated before the partition's lock (and for compressed batches on
                         // a blocking thread), then appended.

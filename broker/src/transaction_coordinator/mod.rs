@@ -22,8 +22,11 @@
 //! `transaction.abort.timed.out.transaction.cleanup.interval.ms`), so its producer is fenced. A
 //! new coordinator (after a failover or a restart) finishes the Prepare* transactions it loads.
 //!
-//! Not yet: TxnOffsetCommit (offsets committed with the transaction), KIP-890 verification,
-//! transactions v2, DescribeTransactions / ListTransactions, `transactional.id.expiration.ms`.
+//! [`TransactionCoordinator::verify`] is KIP-890 part 1's check for the transactional ids this
+//! broker coordinates (the produce path calls it).
+//!
+//! Not yet: TxnOffsetCommit (offsets committed with the transaction), KIP-890 verification
+//! against a coordinator on another broker, transactions v2, DescribeTransactions / ListTransactions, `transactional.id.expiration.ms`.
 
 pub mod markers;
 pub mod metadata;
@@ -669,6 +672,40 @@ impl TransactionCoordinator {
                 }
             }
         });
+    }
+
+    /// Whether a transactional write of `producer_id` at `producer_epoch` to `tp` belongs to the
+    /// id's ongoing transaction — checked only when this broker coordinates the id (`Ok` when it
+    /// does not: see `apis::produce`).
+    pub fn verify(
+        &self,
+        id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        tp: &TopicPartition,
+    ) -> Result<(), ErrorCode> {
+        let p = self.partition_for(id);
+        let parts = self.lock();
+        let Some(s) = parts.get(&p).filter(|s| s.loaded) else {
+            return Ok(());
+        };
+        let Some(e) = s.txns.get(id) else {
+            return Err(ErrorCode::InvalidTxnState);
+        };
+        let m = &e.metadata;
+        if m.producer_id != producer_id {
+            return Err(ErrorCode::InvalidTxnState);
+        }
+        if producer_epoch < m.producer_epoch {
+            return Err(ErrorCode::ProducerFenced);
+        }
+        if m.state != TransactionState::Ongoing
+            || m.producer_epoch != producer_epoch
+            || !m.partitions.contains(&(tp.topic.clone(), tp.partition))
+        {
+            return Err(ErrorCode::InvalidTxnState);
+        }
+        Ok(())
     }
 
     /// Aborts every Ongoing transaction older than its timeout, with a bumped epoch so its
