@@ -8,10 +8,13 @@
 mod common;
 
 use common::{raw_request, Cluster, NodePorts};
-use rafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
 use rafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use rafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
 use rafka_protocol::messages::{
-    EndTxnRequest, ProduceRequest, FindCoordinatorRequest, InitProducerIdRequest, RequestKind, ResponseKind, WriteTxnMarkersRequest,
+    EndTxnRequest, FindCoordinatorRequest, InitProducerIdRequest, ProduceRequest, RequestKind,
+    ResponseKind, WriteTxnMarkersRequest,
 };
 use rafka_protocol::{ErrorCode, Records};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -47,13 +50,19 @@ fn node() -> (Cluster, SocketAddr) {
                 "listener.security.protocol.map".to_string(),
                 "PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT".to_string(),
             ),
-            ("inter.broker.listener.name".to_string(), "INTERNAL".to_string()),
+            (
+                "inter.broker.listener.name".to_string(),
+                "INTERNAL".to_string(),
+            ),
         ]
     };
     let cluster = Cluster::start_with(
         &["broker,controller"],
         &[
-            ("transaction.abort.timed.out.transaction.cleanup.interval.ms", "500"),
+            (
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                "500",
+            ),
             ("transaction.state.log.num.partitions", "5"),
             ("transaction.state.log.replication.factor", "1"),
             ("transaction.state.log.min.isr", "1"),
@@ -209,7 +218,10 @@ fn a_transaction_past_its_timeout_is_aborted() {
     p.begin_transaction().unwrap();
     send(&p, "slow", &["late"]);
     std::thread::sleep(Duration::from_secs(4));
-    assert!(p.commit_transaction(T).is_err(), "a timed-out transaction cannot commit");
+    assert!(
+        p.commit_transaction(T).is_err(),
+        "a timed-out transaction cannot commit"
+    );
     // The abort marker is written: the LSO moves past it and later records are readable.
     let other = common::producer(&b, &[]);
     send(&other, "slow", &["after"]);
@@ -269,7 +281,8 @@ fn bad_transactional_requests_get_kafkas_errors() {
             transaction_timeout_ms: timeout,
             ..Default::default()
         };
-        let r = retry_coordinator(|| raw_request(addr, 4, RequestKind::InitProducerId(req.clone()), T));
+        let r =
+            retry_coordinator(|| raw_request(addr, 4, RequestKind::InitProducerId(req.clone()), T));
         let ResponseKind::InitProducerId(r) = r else {
             panic!("InitProducerId")
         };
@@ -292,7 +305,10 @@ fn bad_transactional_requests_get_kafkas_errors() {
             assert_eq!(r.node_id, 1);
             break;
         }
-        assert!(Instant::now() < deadline, "no transaction coordinator: {r:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no transaction coordinator: {r:?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let req = EndTxnRequest {
@@ -342,7 +358,8 @@ fn bad_transactional_requests_get_kafkas_errors() {
             }],
             ..Default::default()
         };
-        let Ok(ResponseKind::Produce(r)) = raw_request(addr, 9, RequestKind::Produce(req), T) else {
+        let Ok(ResponseKind::Produce(r)) = raw_request(addr, 9, RequestKind::Produce(req), T)
+        else {
             panic!("Produce")
         };
         assert_eq!(
@@ -355,9 +372,7 @@ fn bad_transactional_requests_get_kafkas_errors() {
 }
 
 /// Retries while the coordinator is still loading or not yet elected.
-fn retry_coordinator(
-    mut f: impl FnMut() -> std::io::Result<ResponseKind>,
-) -> ResponseKind {
+fn retry_coordinator(mut f: impl FnMut() -> std::io::Result<ResponseKind>) -> ResponseKind {
     let deadline = Instant::now() + T;
     loop {
         let r = f().expect("request");

@@ -8,6 +8,8 @@
 //!   proposals to the controller.
 //! - [`controller_channel`]: reaching the active controller (in-process or over its listener).
 //! - [`producer_id_manager`]: producer ids for InitProducerId, in blocks from the controller.
+//! - [`group_coordinator`], [`transaction_coordinator`]: the coordinators of groups and of
+//!   transactions, over what they share in [`coordinator_common`].
 //! - [`lifecycle`]: registration and heartbeats with the controller; controlled shutdown.
 //! - [`server`]: `KafkaServer`, the process put together; start and shutdown order.
 //! - [`config`]: `server.properties`, Kafka's keys and defaults.

@@ -39,8 +39,8 @@ use rafka_storage::unified_log::{
     LogAppendInfo, TimestampAndOffset, TimestampSearch, TimestampStep, UnifiedLog,
 };
 use rafka_storage::{
-    AbortedTxn, FileSlice, LogConfig, LogManager, LogValidator, RecordError, SharedLog, StorageError,
-    TopicPartition, ValidatedRecords,
+    AbortedTxn, FileSlice, LogConfig, LogManager, LogValidator, RecordError, SharedLog,
+    StorageError, TopicPartition, ValidatedRecords,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};

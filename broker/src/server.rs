@@ -21,13 +21,13 @@ use crate::config::{effective_config, KafkaConfig, ProcessRoles};
 use crate::controller_channel::ControllerChannel;
 use crate::group_coordinator::membership::{GroupMembership, MembershipConfig};
 use crate::group_coordinator::{CoordinatorConfig, GroupCoordinator};
-use crate::transaction_coordinator::markers::MarkerChannel;
-use crate::transaction_coordinator::{TransactionConfig, TransactionCoordinator};
 use crate::lifecycle::{AdvertisedListener, BrokerLifecycleManager};
 use crate::network::{self, NetworkConfig};
 use crate::now_ms;
 use crate::producer_id_manager::ProducerIdManager;
 use crate::replica_manager::ReplicaManager;
+use crate::transaction_coordinator::markers::MarkerChannel;
+use crate::transaction_coordinator::{TransactionConfig, TransactionCoordinator};
 use rafka_controller::control::ControllerConfig;
 use rafka_controller::image::{ConfigResource, MetadataImage};
 use rafka_controller::node::{ControllerNode, ControllerNodeConfig};
@@ -423,8 +423,11 @@ impl KafkaServer {
                     min_isr: int("transaction.state.log.min.isr", 2),
                     max_timeout_ms: int("transaction.max.timeout.ms", 900_000),
                     abort_timed_out_interval_ms: i64::from(
-                        int("transaction.abort.timed.out.transaction.cleanup.interval.ms", 10_000)
-                            .max(1),
+                        int(
+                            "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                            10_000,
+                        )
+                        .max(1),
                     ),
                 },
                 replica_manager.clone(),

@@ -109,7 +109,11 @@ mod tests {
         batch.ensure_valid().unwrap();
         assert!(batch.is_control() && batch.is_transactional());
         assert_eq!(
-            (batch.producer_id(), batch.producer_epoch(), batch.base_sequence()),
+            (
+                batch.producer_id(),
+                batch.producer_epoch(),
+                batch.base_sequence()
+            ),
             (42, 3, -1)
         );
         let r = batch.records().unwrap().next().unwrap().unwrap();

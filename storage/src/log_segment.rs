@@ -317,7 +317,10 @@ impl LogSegment {
             size: 0,
             offset_index: OffsetIndex::new(idx, base_offset, max_index_size, persistent),
             time_index: TimeIndex::new(tidx, base_offset, max_index_size, persistent),
-            txn_index: TransactionIndex::new(fs.clone(), Self::txn_index_path(dir, base_offset, suffix)),
+            txn_index: TransactionIndex::new(
+                fs.clone(),
+                Self::txn_index_path(dir, base_offset, suffix),
+            ),
             index_interval_bytes,
             bytes_since_last_index_entry: 0,
             max_timestamp_so_far: NO_TIMESTAMP,
@@ -356,7 +359,10 @@ impl LogSegment {
             size,
             offset_index: OffsetIndex::new(idx, base_offset, max_index_size, persistent),
             time_index: TimeIndex::new(tidx, base_offset, max_index_size, persistent),
-            txn_index: TransactionIndex::new(fs.clone(), Self::txn_index_path(dir, base_offset, "")),
+            txn_index: TransactionIndex::new(
+                fs.clone(),
+                Self::txn_index_path(dir, base_offset, ""),
+            ),
             index_interval_bytes,
             bytes_since_last_index_entry: 0,
             max_timestamp_so_far: NO_TIMESTAMP,

@@ -199,10 +199,14 @@ pub enum ProducerError {
         expected: i32,
     },
     /// INVALID_TXN_STATE: a non-transactional batch from a producer with an open transaction.
-    #[error("expected a transactional write from producer {producer_id}, which has a transaction open")]
+    #[error(
+        "expected a transactional write from producer {producer_id}, which has a transaction open"
+    )]
     InvalidTxnState { producer_id: i64 },
     /// PRODUCER_FENCED: an end marker for an epoch older than the producer's.
-    #[error("end marker for producer {producer_id} at epoch {epoch} is older than its epoch {current}")]
+    #[error(
+        "end marker for producer {producer_id} at epoch {epoch} is older than its epoch {current}"
+    )]
     ProducerFenced {
         producer_id: i64,
         epoch: i16,
@@ -334,8 +338,7 @@ impl ProducerStateManager {
             }
         }
         let current_epoch = current.map_or(NO_PRODUCER_EPOCH, |e| e.producer_epoch);
-        if !batch.is_transactional
-            && current.is_some_and(|e| e.current_txn_first_offset.is_some())
+        if !batch.is_transactional && current.is_some_and(|e| e.current_txn_first_offset.is_some())
         {
             return Err(ProducerError::InvalidTxnState { producer_id: pid });
         }
@@ -690,7 +693,8 @@ pub fn decode_snapshot(path: &Path, b: &[u8]) -> Result<Vec<ProducerStateEntry>>
         let coordinator_epoch = i32_at(34);
         let current_txn_first_offset = i64_at(38);
         let mut entry = ProducerStateEntry::empty(producer_id);
-        entry.current_txn_first_offset = (current_txn_first_offset >= 0).then_some(current_txn_first_offset);
+        entry.current_txn_first_offset =
+            (current_txn_first_offset >= 0).then_some(current_txn_first_offset);
         entry.producer_epoch = producer_epoch;
         entry.coordinator_epoch = coordinator_epoch;
         entry.last_timestamp = timestamp;

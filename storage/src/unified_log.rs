@@ -756,8 +756,7 @@ impl UnifiedLog {
                     })?;
                 if let Some(marker) = batch {
                     let offset = i64::from_be_bytes(header_field(&b.header, BASE_OFFSET_OFFSET));
-                    let epoch =
-                        i16::from_be_bytes(header_field(&b.header, PRODUCER_EPOCH_OFFSET));
+                    let epoch = i16::from_be_bytes(header_field(&b.header, PRODUCER_EPOCH_OFFSET));
                     self.record_end_txn(producer_id, epoch, &marker, offset, b.max_timestamp)?;
                 }
                 continue;
@@ -864,9 +863,13 @@ impl UnifiedLog {
         offset: i64,
         timestamp: i64,
     ) -> Result<()> {
-        let done =
-            self.producer_state
-                .complete_txn(producer_id, producer_epoch, marker, offset, timestamp);
+        let done = self.producer_state.complete_txn(
+            producer_id,
+            producer_epoch,
+            marker,
+            offset,
+            timestamp,
+        );
         if done.is_aborted {
             let lso = self.producer_state.last_stable_offset_after(&done);
             self.active_segment()
@@ -899,7 +902,10 @@ impl UnifiedLog {
             .next_back()
             .map_or(i64::MIN, |(b, _)| *b);
         for seg in self.segments.range(from..).map(|(_, s)| s) {
-            if seg.txn_index().collect_aborted(start_offset, upper_bound, &mut out, limit)? {
+            if seg
+                .txn_index()
+                .collect_aborted(start_offset, upper_bound, &mut out, limit)?
+            {
                 break;
             }
         }

@@ -67,8 +67,10 @@ fn lso_aborted_index_and_recovery() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), true, 0);
     // 0..3: producer 1 opens a transaction; 3..5: a plain idempotent producer.
-    log.append_as_leader(&batch(1, 0, 0, 3, true), 0, 0).unwrap();
-    log.append_as_leader(&batch(2, 0, 0, 2, false), 0, 0).unwrap();
+    log.append_as_leader(&batch(1, 0, 0, 3, true), 0, 0)
+        .unwrap();
+    log.append_as_leader(&batch(2, 0, 0, 2, false), 0, 0)
+        .unwrap();
     end(&mut log);
     assert_eq!(log.last_stable_offset(), 0, "held at the open transaction");
     // A non-transactional write from a producer inside a transaction is refused.
@@ -80,7 +82,8 @@ fn lso_aborted_index_and_recovery() {
         })
     ));
     // 5..7: producer 3 opens another; producer 1 aborts at 7.
-    log.append_as_leader(&batch(3, 0, 0, 2, true), 0, 0).unwrap();
+    log.append_as_leader(&batch(3, 0, 0, 2, true), 0, 0)
+        .unwrap();
     let a = log
         .append_end_txn_marker(1, 0, &marker(false, 4), 0, 0)
         .unwrap();
@@ -88,7 +91,11 @@ fn lso_aborted_index_and_recovery() {
     // The marker is not replicated yet: the aborted transaction is still unstable.
     assert_eq!(log.last_stable_offset(), 0);
     end(&mut log);
-    assert_eq!(log.last_stable_offset(), 5, "now at producer 3's transaction");
+    assert_eq!(
+        log.last_stable_offset(),
+        5,
+        "now at producer 3's transaction"
+    );
     // Producer 3 commits at 8; everything is stable.
     log.append_end_txn_marker(3, 0, &marker(true, 4), 0, 0)
         .unwrap();
@@ -114,13 +121,16 @@ fn lso_aborted_index_and_recovery() {
     let slice = log.read(7, 1 << 20, 9, true).unwrap().slice.unwrap();
     let read = Bytes::from(slice.read_to_vec().unwrap());
     let batches: Vec<RecordBatch> = RecordBatch::batches(read).map(|b| b.unwrap()).collect();
-    assert!(batches.iter().all(|b| b.is_control() && b.is_transactional()));
+    assert!(batches
+        .iter()
+        .all(|b| b.is_control() && b.is_transactional()));
     assert_eq!(
         EndTransactionMarker::parse(&batches[0]).unwrap(),
         Some(marker(false, 4))
     );
     // An older coordinator, or an older producer epoch, is fenced.
-    log.append_as_leader(&batch(5, 2, 0, 1, true), 0, 0).unwrap();
+    log.append_as_leader(&batch(5, 2, 0, 1, true), 0, 0)
+        .unwrap();
     assert!(matches!(
         log.append_end_txn_marker(5, 1, &marker(true, 4), 0, 0),
         Err(StorageError::Producer {
@@ -138,7 +148,8 @@ fn lso_aborted_index_and_recovery() {
         })
     ));
     // An open transaction survives a clean close (in the producer snapshot) ...
-    log.append_as_leader(&batch(6, 0, 0, 2, true), 0, 0).unwrap();
+    log.append_as_leader(&batch(6, 0, 0, 2, true), 0, 0)
+        .unwrap();
     let open_at = log.log_end_offset() - 2;
     let leo = end(&mut log);
     log.close().unwrap();

@@ -20,7 +20,12 @@ pub async fn handle(
         error_code: code.code(),
         ..Default::default()
     };
-    if !apis.authorize(ctx, AclOperation::Write, ResourceType::TransactionalId, &req.transactional_id) {
+    if !apis.authorize(
+        ctx,
+        AclOperation::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id,
+    ) {
         return fail(ErrorCode::TransactionalIdAuthorizationFailed);
     }
     if !apis.authorize(ctx, AclOperation::Read, ResourceType::Group, &req.group_id) {
@@ -29,7 +34,10 @@ pub async fn handle(
     if req.group_id.is_empty() {
         return fail(ErrorCode::InvalidGroupId);
     }
-    let partition = (GROUP_METADATA_TOPIC.to_owned(), apis.groups.partition_for(&req.group_id));
+    let partition = (
+        GROUP_METADATA_TOPIC.to_owned(),
+        apis.groups.partition_for(&req.group_id),
+    );
     match apis
         .transactions
         .add_partitions(

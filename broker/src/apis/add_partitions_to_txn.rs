@@ -39,7 +39,11 @@ pub async fn handle(
     let id = req.v3_and_below_transactional_id.clone();
     let mut per_partition: Vec<(String, i32, ErrorCode)> = Vec::new();
     let mut failed = false;
-    let count: usize = req.v3_and_below_topics.iter().map(|t| t.partitions.len()).sum();
+    let count: usize = req
+        .v3_and_below_topics
+        .iter()
+        .map(|t| t.partitions.len())
+        .sum();
     let id_allowed = authz.allows(AclOperation::Write, ResourceType::TransactionalId, &id);
     for t in &req.v3_and_below_topics {
         let allowed = authz.allows(AclOperation::Write, ResourceType::Topic, &t.name);
@@ -51,9 +55,7 @@ pub async fn handle(
                 ErrorCode::InvalidRequest
             } else if !allowed {
                 ErrorCode::TopicAuthorizationFailed
-            } else if is_internal(&t.name)
-                || topic.is_none_or(|t| !t.partitions.contains_key(&p))
-            {
+            } else if is_internal(&t.name) || topic.is_none_or(|t| !t.partitions.contains_key(&p)) {
                 // Internal topics join a transaction only through AddOffsetsToTxn.
                 ErrorCode::UnknownTopicOrPartition
             } else {
@@ -68,8 +70,10 @@ pub async fn handle(
             e.2 = ErrorCode::OperationNotAttempted;
         }
     } else {
-        let partitions: Vec<(String, i32)> =
-            per_partition.iter().map(|(t, p, _)| (t.clone(), *p)).collect();
+        let partitions: Vec<(String, i32)> = per_partition
+            .iter()
+            .map(|(t, p, _)| (t.clone(), *p))
+            .collect();
         let result = apis
             .transactions
             .add_partitions(

@@ -45,7 +45,9 @@ pub fn handle(
                                     last_sequence: e.last_seq(),
                                     last_timestamp: e.last_timestamp,
                                     coordinator_epoch: e.coordinator_epoch,
-                                    current_txn_start_offset: e.current_txn_first_offset.unwrap_or(-1),
+                                    current_txn_start_offset: e
+                                        .current_txn_first_offset
+                                        .unwrap_or(-1),
                                     ..Default::default()
                                 })
                                 .collect(),

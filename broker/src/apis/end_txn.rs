@@ -15,7 +15,12 @@ pub async fn handle(
     version: i16,
     req: EndTxnRequest,
 ) -> EndTxnResponse {
-    let code = if !apis.authorize(ctx, AclOperation::Write, ResourceType::TransactionalId, &req.transactional_id) {
+    let code = if !apis.authorize(
+        ctx,
+        AclOperation::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id,
+    ) {
         ErrorCode::TransactionalIdAuthorizationFailed
     } else {
         apis.transactions

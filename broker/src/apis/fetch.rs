@@ -22,10 +22,10 @@
 use super::KafkaApis;
 use crate::metrics::topic::TopicMetrics;
 use crate::network::RequestContext;
+use crate::replica_manager::FetchIsolation;
 use rafka_controller::control::topics::internal::check_fetch;
 use rafka_controller::image::MetadataImage;
 use rafka_protocol::messages::fetch_request::FetchPartition;
-use crate::replica_manager::FetchIsolation;
 use rafka_protocol::messages::fetch_response::{
     AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
 };

@@ -8,10 +8,10 @@
 //! DESCRIBE on a transactional id.
 
 use super::KafkaApis;
-use crate::group_coordinator::GROUP_METADATA_TOPIC;
-use crate::transaction_coordinator::TRANSACTION_STATE_TOPIC;
-use crate::network::RequestContext;
 use crate::coordinator_common::{create_internal_topic, InternalTopic};
+use crate::group_coordinator::GROUP_METADATA_TOPIC;
+use crate::network::RequestContext;
+use crate::transaction_coordinator::TRANSACTION_STATE_TOPIC;
 use rafka_protocol::messages::find_coordinator_response::Coordinator;
 use rafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
 use rafka_protocol::ErrorCode;

@@ -252,9 +252,9 @@ impl KafkaApis {
             RequestKind::AddPartitionsToTxn(r) => ResponseKind::AddPartitionsToTxn(
                 add_partitions_to_txn::handle(self, ctx, version, r).await,
             ),
-            RequestKind::AddOffsetsToTxn(r) => {
-                ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(self, ctx, version, r).await)
-            }
+            RequestKind::AddOffsetsToTxn(r) => ResponseKind::AddOffsetsToTxn(
+                add_offsets_to_txn::handle(self, ctx, version, r).await,
+            ),
             RequestKind::EndTxn(r) => {
                 ResponseKind::EndTxn(end_txn::handle(self, ctx, version, r).await)
             }

@@ -65,9 +65,10 @@ pub async fn handle(
     let mut responses = Vec::with_capacity(req.topic_data.len());
     let invalid_acks = !matches!(req.acks, -1..=1);
     // A transactional producer needs TRANSACTIONAL_ID WRITE on its id (Kafka's check).
-    let txn_refused = req.transactional_id.as_deref().is_some_and(|id| {
-        !authz.allows(AclOperation::Write, ResourceType::TransactionalId, id)
-    });
+    let txn_refused = req
+        .transactional_id
+        .as_deref()
+        .is_some_and(|id| !authz.allows(AclOperation::Write, ResourceType::TransactionalId, id));
     // acks=all: (topic index, partition index, partition, the offset the high watermark must
     // reach).
     let mut waits: Vec<(usize, usize, TopicPartition, i64)> = Vec::new();

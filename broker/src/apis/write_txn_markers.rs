@@ -106,7 +106,8 @@ pub async fn write_markers(
             let mut partitions = Vec::with_capacity(t.partition_indexes.len());
             for &p in &t.partition_indexes {
                 let tp = TopicPartition::new(t.name.clone(), p);
-                let r = rm.append_end_txn_marker(image, &tp, m.producer_id, m.producer_epoch, &marker);
+                let r =
+                    rm.append_end_txn_marker(image, &tp, m.producer_id, m.producer_epoch, &marker);
                 let code = if r.error != ErrorCode::None {
                     r.error
                 } else if r.replicated {

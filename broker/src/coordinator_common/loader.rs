@@ -25,6 +25,9 @@ use std::fmt::Display;
 /// skipped rather than allowed to claim memory.
 pub const MAX_DECOMPRESSED_BATCH_BYTES: usize = 16 << 20;
 
+/// How a coordinator reads one record's key and value into its own record type.
+pub type DecodeRecord<R, E> = dyn Fn(Option<&Bytes>, Option<&Bytes>) -> Result<R, E>;
+
 /// Where a chunk's reading ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChunkEnd {
@@ -89,7 +92,7 @@ impl PartitionLoad {
         &mut self,
         bytes: Bytes,
         from: i64,
-        decode: &dyn Fn(Option<&Bytes>, Option<&Bytes>) -> Result<R, E>,
+        decode: &DecodeRecord<R, E>,
         apply: &mut dyn FnMut(R),
     ) -> ChunkEnd {
         let mut next = from;
@@ -114,7 +117,7 @@ impl PartitionLoad {
     fn read_batch<R, E: Display>(
         &mut self,
         batch: &RecordBatch,
-        decode: &dyn Fn(Option<&Bytes>, Option<&Bytes>) -> Result<R, E>,
+        decode: &DecodeRecord<R, E>,
         apply: &mut dyn FnMut(R),
     ) {
         let base = batch.base_offset();

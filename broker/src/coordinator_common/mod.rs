@@ -19,7 +19,7 @@ use crate::controller_channel::ControllerChannel;
 use crate::now_ms;
 use crate::replica_manager::ReplicaManager;
 use bytes::{Bytes, BytesMut};
-use loader::{ChunkEnd, PartitionLoad};
+use loader::{ChunkEnd, DecodeRecord, PartitionLoad};
 use rafka_controller::image::MetadataImage;
 use rafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use rafka_protocol::messages::{CreateTopicsRequest, RequestKind, ResponseKind};
@@ -112,13 +112,13 @@ pub async fn wait_replicated(
 
 /// Reads a coordinator partition this broker leads from its log start to its log end (as
 /// Kafka's coordinators load: a new leader's high watermark may lag behind what its followers
-/// acknowledged), handing each record `decode` can read to `apply`; the number of records read.
+/// acknowledged), handing each record `decode` can read to `apply` (`load` counts them).
 pub fn read_partition<R, E: Display>(
     rm: &ReplicaManager,
     image: &MetadataImage,
     tp: &TopicPartition,
     load: &mut PartitionLoad,
-    decode: &dyn Fn(Option<&Bytes>, Option<&Bytes>) -> Result<R, E>,
+    decode: &DecodeRecord<R, E>,
     apply: &mut dyn FnMut(R),
 ) -> Result<(), String> {
     let mut offset = {
@@ -190,10 +190,17 @@ pub async fn create_internal_topic(controller: &ControllerChannel, t: &InternalT
                 if res.error_code != 0 && res.error_code != ErrorCode::TopicAlreadyExists.code() {
                     tracing::warn!(topic = t.name, error = res.error_code, message = ?res.error_message, "cannot create an internal topic");
                 } else if res.error_code == 0 {
-                    tracing::info!(topic = t.name, partitions = t.num_partitions, "created internal topic");
+                    tracing::info!(
+                        topic = t.name,
+                        partitions = t.num_partitions,
+                        "created internal topic"
+                    );
                 }
             }
         }
-        _ => tracing::warn!(topic = t.name, "no controller answered the creation of an internal topic"),
+        _ => tracing::warn!(
+            topic = t.name,
+            "no controller answered the creation of an internal topic"
+        ),
     }
 }

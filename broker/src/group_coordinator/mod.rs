@@ -35,11 +35,11 @@ pub mod lag;
 pub mod membership;
 pub mod records;
 
+use crate::coordinator_common::loader::PartitionLoad;
+use crate::coordinator_common::{append_records, read_partition, wait_replicated};
 use crate::replica_manager::ReplicaManager;
 use consumer::records::ConsumerRecord;
 use consumer::{ConsumerGroupConfig, ConsumerGroups};
-use crate::coordinator_common::loader::PartitionLoad;
-use crate::coordinator_common::{append_records, read_partition, wait_replicated};
 use membership::GroupMembership;
 use membership::OffsetExpiry;
 use rafka_controller::image::MetadataImage;

@@ -9,8 +9,12 @@ use crate::apis::write_txn_markers::write_markers;
 use crate::replica_fetcher::address_of;
 use crate::replica_manager::ReplicaManager;
 use rafka_controller::image::MetadataImage;
-use rafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
-use rafka_protocol::messages::{RequestKind, ResponseKind, WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+use rafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
+use rafka_protocol::messages::{
+    RequestKind, ResponseKind, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+};
 use rafka_protocol::ErrorCode;
 use rafka_security::transport::{connect, ClientSecurity};
 use std::collections::{BTreeMap, BTreeSet};
@@ -69,7 +73,10 @@ impl MarkerChannel {
         for (leader, parts) in by_leader {
             let marker = marker_of(txn, &parts);
             let answer = if leader == self.broker_id {
-                Some(write_markers(&self.replica_manager, image, std::slice::from_ref(&marker)).await)
+                Some(
+                    write_markers(&self.replica_manager, image, std::slice::from_ref(&marker))
+                        .await,
+                )
             } else {
                 self.send_remote(image, leader, marker).await
             };

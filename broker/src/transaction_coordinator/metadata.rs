@@ -85,7 +85,6 @@ impl TransactionMetadata {
     pub fn to_record(&self, transactional_id: &str) -> (Bytes, Option<Bytes>) {
         let key = TransactionLogKey {
             transactional_id: transactional_id.to_owned(),
-            ..Default::default()
         };
         let partitions = if self.partitions.is_empty() {
             None
@@ -124,7 +123,10 @@ impl TransactionMetadata {
 pub type TransactionRecord = (String, Option<TransactionMetadata>);
 
 /// Reads one record of `__transaction_state`.
-pub fn read_record(key: Option<&Bytes>, value: Option<&Bytes>) -> Result<TransactionRecord, String> {
+pub fn read_record(
+    key: Option<&Bytes>,
+    value: Option<&Bytes>,
+) -> Result<TransactionRecord, String> {
     let key = key.ok_or("a __transaction_state record without a key")?;
     let key: TransactionLogKey = decode_record(key, 0..=0)?;
     let Some(value) = value else {
@@ -168,9 +170,13 @@ mod tests {
             producer_epoch: 2,
             txn_timeout_ms: 60_000,
             state: TransactionState::Ongoing,
-            partitions: [("a".to_owned(), 1), ("a".to_owned(), 0), ("b".to_owned(), 3)]
-                .into_iter()
-                .collect(),
+            partitions: [
+                ("a".to_owned(), 1),
+                ("a".to_owned(), 0),
+                ("b".to_owned(), 3),
+            ]
+            .into_iter()
+            .collect(),
             txn_start_timestamp: 100,
             txn_last_update_timestamp: 200,
         };
@@ -187,7 +193,10 @@ mod tests {
         let (id, back) = read_record(Some(&k), Some(&v)).unwrap();
         assert_eq!(id, "tx");
         assert_eq!(back.unwrap(), m);
-        assert_eq!(read_record(Some(&k), None).unwrap(), ("tx".to_owned(), None));
+        assert_eq!(
+            read_record(Some(&k), None).unwrap(),
+            ("tx".to_owned(), None)
+        );
         assert!(read_record(None, Some(&v)).is_err());
         assert!(read_record(Some(&k), Some(&Bytes::from_static(&[0, 0, 1]))).is_err());
     }

@@ -239,7 +239,9 @@ impl TransactionCoordinator {
                     Ok(Err(e)) => {
                         tracing::error!(partition = p, error = %e, "cannot load transaction state")
                     }
-                    Err(e) => tracing::error!(partition = p, error = %e, "transaction state load failed"),
+                    Err(e) => {
+                        tracing::error!(partition = p, error = %e, "transaction state load failed")
+                    }
                 }
             });
         }
@@ -582,12 +584,10 @@ impl TransactionCoordinator {
                     Ok(next)
                 }
                 // A retry of an EndTxn already done.
-                (TransactionState::CompleteCommit, true) | (TransactionState::CompleteAbort, false) => {
-                    Err(ErrorCode::None)
-                }
-                (TransactionState::PrepareCommit, true) | (TransactionState::PrepareAbort, false) => {
-                    Err(ErrorCode::ConcurrentTransactions)
-                }
+                (TransactionState::CompleteCommit, true)
+                | (TransactionState::CompleteAbort, false) => Err(ErrorCode::None),
+                (TransactionState::PrepareCommit, true)
+                | (TransactionState::PrepareAbort, false) => Err(ErrorCode::ConcurrentTransactions),
                 _ => Err(ErrorCode::InvalidTxnState),
             }
         });
@@ -659,7 +659,12 @@ impl TransactionCoordinator {
             // pending meanwhile.
             loop {
                 match self
-                    .write(c.partition, c.coordinator_epoch, &c.transactional_id, next.clone())
+                    .write(
+                        c.partition,
+                        c.coordinator_epoch,
+                        &c.transactional_id,
+                        next.clone(),
+                    )
                     .await
                 {
                     Ok(()) => return,
