@@ -330,10 +330,11 @@ fn hostile_batches_are_refused_and_the_partition_stays_readable() {
     txn[PRODUCER_ID_OFFSET..PRODUCER_ID_OFFSET + 8].copy_from_slice(&7i64.to_be_bytes());
     txn[PRODUCER_ID_OFFSET + 8..PRODUCER_ID_OFFSET + 10].copy_from_slice(&0i16.to_be_bytes());
     txn[PRODUCER_ID_OFFSET + 10..PRODUCER_ID_OFFSET + 14].copy_from_slice(&0i32.to_be_bytes());
+    // Outside any transaction (no transactional id: KIP-890's check refuses it).
     p.refuse(
         "transactional batch",
         finish(txn),
-        ErrorCode::TransactionalIdAuthorizationFailed,
+        ErrorCode::InvalidTxnState,
     );
     // A timestamp of 2^62 in the second record: INVALID_TIMESTAMP naming it.
     let future = region(&[

@@ -8,6 +8,8 @@
 //!   proposals to the controller.
 //! - [`controller_channel`]: reaching the active controller (in-process or over its listener).
 //! - [`producer_id_manager`]: producer ids for InitProducerId, in blocks from the controller.
+//! - [`group_coordinator`], [`transaction_coordinator`]: the coordinators of groups and of
+//!   transactions, over what they share in [`coordinator_common`].
 //! - [`lifecycle`]: registration and heartbeats with the controller; controlled shutdown.
 //! - [`server`]: `KafkaServer`, the process put together; start and shutdown order.
 //! - [`config`]: `server.properties`, Kafka's keys and defaults.
@@ -19,6 +21,7 @@ pub mod alter_partition_manager;
 pub mod apis;
 pub mod config;
 pub mod controller_channel;
+pub mod coordinator_common;
 pub mod errors;
 pub mod group_coordinator;
 pub mod http;
@@ -29,6 +32,7 @@ pub mod producer_id_manager;
 pub mod replica_fetcher;
 pub mod replica_manager;
 pub mod server;
+pub mod transaction_coordinator;
 
 /// Wall-clock milliseconds since the Unix epoch, as Kafka's timestamps count them.
 pub(crate) fn now_ms() -> i64 {

@@ -75,7 +75,7 @@ pub async fn run(
 
 /// The inter-broker listener of `broker` in the image (its first one if it has none by that
 /// name).
-fn address_of(image: &MetadataImage, broker: i32, listener: &str) -> Option<String> {
+pub(crate) fn address_of(image: &MetadataImage, broker: i32, listener: &str) -> Option<String> {
     let b = image.broker(broker)?;
     let e = b
         .endpoints

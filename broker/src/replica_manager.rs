@@ -32,14 +32,15 @@ use bytes::Bytes;
 use rafka_controller::image::{
     ConfigResource, MetadataDelta, MetadataImage, PartitionRegistration, TopicImage,
 };
+use rafka_protocol::control_record::EndTransactionMarker;
 use rafka_protocol::{ErrorCode, Uuid};
 use rafka_storage::log_manager::lock_log;
 use rafka_storage::unified_log::{
     LogAppendInfo, TimestampAndOffset, TimestampSearch, TimestampStep, UnifiedLog,
 };
 use rafka_storage::{
-    FileSlice, LogConfig, LogManager, LogValidator, RecordError, SharedLog, StorageError,
-    TopicPartition, ValidatedRecords,
+    AbortedTxn, FileSlice, LogConfig, LogManager, LogValidator, RecordError, SharedLog,
+    StorageError, TopicPartition, ValidatedRecords,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -143,7 +144,37 @@ pub struct ReadResult {
     pub records: Option<FileSlice>,
     /// The partition's topic metrics, for the bytes the response ends up carrying.
     pub stats: Option<Arc<TopicMetrics>>,
+    /// For a read_committed read: the aborted transactions that may hold records in the range
+    /// read (`None` for other reads, as Kafka answers read_uncommitted with null).
+    pub aborted_transactions: Option<Vec<AbortedTxn>>,
 }
+
+/// How far a read may go (Kafka's `FetchIsolation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchIsolation {
+    /// The log end: a leader's own reads (a coordinator loading its partition).
+    LogEnd,
+    /// The high watermark: read_uncommitted consumers.
+    HighWatermark,
+    /// The last stable offset: read_committed consumers, who also get the aborted transactions.
+    TxnCommitted,
+}
+
+impl FetchIsolation {
+    /// A consumer's `isolation_level` (0 read_uncommitted, 1 read_committed).
+    pub fn of_consumer(isolation_level: i8) -> FetchIsolation {
+        if isolation_level == 1 {
+            FetchIsolation::TxnCommitted
+        } else {
+            FetchIsolation::HighWatermark
+        }
+    }
+}
+
+/// The most aborted transactions one partition's read_committed fetch answers with. Kafka has no
+/// bound; a consumer that gets fewer than its range holds simply fetches again from where it
+/// stopped, and the bound keeps a response's memory bounded.
+pub const MAX_ABORTED_TXNS_PER_FETCH: usize = 10_000;
 
 impl ReadResult {
     fn error(error: ErrorCode) -> ReadResult {
@@ -154,6 +185,7 @@ impl ReadResult {
             log_start_offset: -1,
             records: None,
             stats: None,
+            aborted_transactions: None,
         }
     }
 
@@ -683,6 +715,21 @@ impl ReplicaManager {
         })
     }
 
+    /// Appends a transaction's end marker for `producer_id` to a partition this broker leads
+    /// (WriteTxnMarkers; acks=all, as Kafka's coordinator-origin append).
+    pub fn append_end_txn_marker(
+        &self,
+        image: &MetadataImage,
+        tp: &TopicPartition,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: &EndTransactionMarker,
+    ) -> AppendResult {
+        self.append_with(image, tp, -1, |log, epoch| {
+            log.append_end_txn_marker(producer_id, producer_epoch, marker, epoch, now_ms())
+        })
+    }
+
     fn append_with(
         &self,
         image: &MetadataImage,
@@ -767,7 +814,33 @@ impl ReplicaManager {
             max_bytes,
             min_one,
             current_leader_epoch,
-            false,
+            FetchIsolation::HighWatermark,
+            any_replica,
+        )
+    }
+
+    /// [`ReplicaManager::read`] with a consumer's isolation: read_committed stops at the last
+    /// stable offset and answers the aborted transactions in range.
+    #[allow(clippy::too_many_arguments)]
+    pub fn read_isolated(
+        &self,
+        image: &MetadataImage,
+        tp: &TopicPartition,
+        offset: i64,
+        max_bytes: u64,
+        min_one: bool,
+        current_leader_epoch: i32,
+        isolation: FetchIsolation,
+        any_replica: bool,
+    ) -> ReadResult {
+        self.read_up_to(
+            image,
+            tp,
+            offset,
+            max_bytes,
+            min_one,
+            current_leader_epoch,
+            isolation,
             any_replica,
         )
     }
@@ -782,7 +855,16 @@ impl ReplicaManager {
         offset: i64,
         max_bytes: u64,
     ) -> ReadResult {
-        self.read_up_to(image, tp, offset, max_bytes, true, -1, true, false)
+        self.read_up_to(
+            image,
+            tp,
+            offset,
+            max_bytes,
+            true,
+            -1,
+            FetchIsolation::LogEnd,
+            false,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -794,9 +876,10 @@ impl ReplicaManager {
         max_bytes: u64,
         min_one: bool,
         current_leader_epoch: i32,
-        to_log_end: bool,
+        isolation: FetchIsolation,
         any_replica: bool,
     ) -> ReadResult {
+        let to_log_end = isolation == FetchIsolation::LogEnd;
         // KIP-392: a follower serves consumers that may read from any replica, up to its own
         // high watermark (learned from the leader); its epoch is the leader's it follows.
         let p = match self.partition(tp) {
@@ -822,18 +905,38 @@ impl ReplicaManager {
         }
         let mut log = lock_log(&p.log);
         let hw = log.high_watermark();
+        let lso = log.last_stable_offset();
         let mut out = ReadResult {
             error: ErrorCode::None,
             high_watermark: hw,
-            last_stable_offset: hw,
+            last_stable_offset: lso,
             log_start_offset: log.log_start_offset(),
             records: None,
             stats: None,
+            aborted_transactions: None,
         };
-        let upper = if to_log_end { log.log_end_offset() } else { hw };
+        let upper = match isolation {
+            FetchIsolation::LogEnd => log.log_end_offset(),
+            FetchIsolation::HighWatermark => hw,
+            FetchIsolation::TxnCommitted => lso,
+        };
         match log.read(offset, max_bytes, upper, min_one) {
             Ok(info) => out.records = info.slice,
             Err(e) => out.error = storage_error_code(&e),
+        }
+        if isolation == FetchIsolation::TxnCommitted && out.error == ErrorCode::None {
+            let aborted = if out.records.is_some() {
+                log.collect_aborted_txns(offset, upper, MAX_ABORTED_TXNS_PER_FETCH)
+            } else {
+                Ok(Vec::new())
+            };
+            match aborted {
+                Ok(a) => out.aborted_transactions = Some(a),
+                Err(e) => {
+                    out.error = storage_error_code(&e);
+                    out.records = None;
+                }
+            }
         }
         drop(log);
         // The coordinator's own loading read (to the log end) is no client's fetch.
@@ -859,6 +962,25 @@ impl ReplicaManager {
         timestamp: i64,
         current_leader_epoch: i32,
     ) -> Result<Option<TimestampAndOffset>, ErrorCode> {
+        self.fetch_offset_for_timestamp_isolated(
+            image,
+            tp,
+            timestamp,
+            current_leader_epoch,
+            FetchIsolation::HighWatermark,
+        )
+    }
+
+    /// [`ReplicaManager::fetch_offset_for_timestamp`] for a consumer's isolation: for
+    /// read_committed, latest is the last stable offset and nothing above it is answered.
+    pub fn fetch_offset_for_timestamp_isolated(
+        &self,
+        image: &MetadataImage,
+        tp: &TopicPartition,
+        timestamp: i64,
+        current_leader_epoch: i32,
+        isolation: FetchIsolation,
+    ) -> Result<Option<TimestampAndOffset>, ErrorCode> {
         let p = self.leader_partition(image, tp)?;
         let epoch = p.leader_epoch();
         if current_leader_epoch >= 0 && current_leader_epoch != epoch {
@@ -873,15 +995,22 @@ impl ReplicaManager {
             // Lock held for: the KIP-207 check, in-memory answers, and walking batch headers.
             let (read, high_watermark) = {
                 let mut log = lock_log(&p.log);
-                let hw = log.high_watermark();
+                let real_hw = log.high_watermark();
                 // KIP-207: a new leader answers only once its high watermark has reached the
                 // start of its epoch, so no client sees the partition's end move backwards after
                 // a failover.
                 if timestamp != rafka_storage::unified_log::EARLIEST_TIMESTAMP
-                    && replication::epoch_start_offset(&log, epoch) > hw
+                    && replication::epoch_start_offset(&log, epoch) > real_hw
                 {
                     return Err(ErrorCode::OffsetNotAvailable);
                 }
+                // What the consumer may read: the high watermark, or for read_committed the
+                // last stable offset.
+                let hw = if isolation == FetchIsolation::TxnCommitted {
+                    log.last_stable_offset()
+                } else {
+                    real_hw
+                };
                 if timestamp == rafka_storage::unified_log::LATEST_TIMESTAMP {
                     return Ok(Some(TimestampAndOffset {
                         timestamp: -1,

@@ -26,6 +26,8 @@ use crate::network::{self, NetworkConfig};
 use crate::now_ms;
 use crate::producer_id_manager::ProducerIdManager;
 use crate::replica_manager::ReplicaManager;
+use crate::transaction_coordinator::markers::MarkerChannel;
+use crate::transaction_coordinator::{TransactionConfig, TransactionCoordinator};
 use rafka_controller::control::ControllerConfig;
 use rafka_controller::image::{ConfigResource, MetadataImage};
 use rafka_controller::node::{ControllerNode, ControllerNodeConfig};
@@ -389,52 +391,6 @@ impl KafkaServer {
                 }
             }));
         }
-        // Images reach the handlers only after the replica manager has acted on them (and the
-        // group coordinator has started loading the `__consumer_offsets` partitions it leads).
-        let (broker_images_tx, broker_images) = watch::channel(Arc::new(MetadataImage::new()));
-        // The dynamic SSL updates of the client listeners, applied before the handlers see the
-        // image that holds them.
-        let dynamic_ssl = Arc::new(std::sync::Mutex::new(DynamicListenerSsl::new(
-            (*settings.kafka_config).clone(),
-            settings.node_id,
-            settings
-                .listeners
-                .iter()
-                .filter_map(|l| Some((l.name.clone(), l.security.tls.clone()?)))
-                .collect(),
-        )));
-        {
-            let mut rx = controller.subscribe();
-            let rm = replica_manager.clone();
-            let groups = groups.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut current = Arc::new(MetadataImage::new());
-                loop {
-                    let next = rx.borrow_and_update().clone();
-                    if !Arc::ptr_eq(&next, &current) {
-                        let (old, new) = (current.clone(), next.clone());
-                        let rm = rm.clone();
-                        let dynamic_ssl = dynamic_ssl.clone();
-                        // Log creation and deletion, and loading keystores, are file-system work.
-                        let _ = tokio::task::spawn_blocking(move || {
-                            rm.apply_image(&old, &new);
-                            // Only this task takes the lock.
-                            dynamic_ssl
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .on_image(&new);
-                        })
-                        .await;
-                        groups.on_image(&next);
-                        current = next;
-                        broker_images_tx.send_replace(current.clone());
-                    }
-                    if rx.changed().await.is_err() {
-                        return;
-                    }
-                }
-            }));
-        }
         let channel = Arc::new(
             ControllerChannel::new(
                 controller.clone(),
@@ -461,6 +417,100 @@ impl KafkaServer {
             channel.clone(),
             lifecycle.clone(),
         ));
+        let transactions = {
+            let c = &settings.kafka_config;
+            let int = |k: &str, d: i32| c.get::<i32>(k).unwrap_or(d);
+            TransactionCoordinator::new(
+                TransactionConfig {
+                    num_partitions: int("transaction.state.log.num.partitions", 50).max(1),
+                    replication_factor: c
+                        .get::<i16>("transaction.state.log.replication.factor")
+                        .unwrap_or(3),
+                    segment_bytes: int("transaction.state.log.segment.bytes", 104_857_600),
+                    min_isr: int("transaction.state.log.min.isr", 2),
+                    max_timeout_ms: int("transaction.max.timeout.ms", 900_000),
+                    abort_timed_out_interval_ms: i64::from(
+                        int(
+                            "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                            10_000,
+                        )
+                        .max(1),
+                    ),
+                },
+                replica_manager.clone(),
+                producer_ids.clone(),
+                MarkerChannel {
+                    broker_id: settings.node_id,
+                    replica_manager: replica_manager.clone(),
+                    listener_name: c.inter_broker_listener_name().to_owned(),
+                    security: settings.inter_broker_client_security.clone(),
+                },
+            )
+        };
+        // The transaction coordinator's timer: timed-out transactions are aborted.
+        {
+            let transactions = transactions.clone();
+            let mut shutdown = shutdown_rx.clone();
+            let every = Duration::from_millis(
+                transactions.config().abort_timed_out_interval_ms.max(1) as u64,
+            );
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => transactions.abort_timed_out().await,
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            }));
+        }
+        // Images reach the handlers only after the replica manager has acted on them (and the
+        // group coordinator has started loading the `__consumer_offsets` partitions it leads).
+        let (broker_images_tx, broker_images) = watch::channel(Arc::new(MetadataImage::new()));
+        // The dynamic SSL updates of the client listeners, applied before the handlers see the
+        // image that holds them.
+        let dynamic_ssl = Arc::new(std::sync::Mutex::new(DynamicListenerSsl::new(
+            (*settings.kafka_config).clone(),
+            settings.node_id,
+            settings
+                .listeners
+                .iter()
+                .filter_map(|l| Some((l.name.clone(), l.security.tls.clone()?)))
+                .collect(),
+        )));
+        {
+            let mut rx = controller.subscribe();
+            let rm = replica_manager.clone();
+            let groups = groups.clone();
+            let transactions = transactions.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut current = Arc::new(MetadataImage::new());
+                loop {
+                    let next = rx.borrow_and_update().clone();
+                    if !Arc::ptr_eq(&next, &current) {
+                        let (old, new) = (current.clone(), next.clone());
+                        let rm = rm.clone();
+                        let dynamic_ssl = dynamic_ssl.clone();
+                        // Log creation and deletion, and loading keystores, are file-system work.
+                        let _ = tokio::task::spawn_blocking(move || {
+                            rm.apply_image(&old, &new);
+                            // Only this task takes the lock.
+                            dynamic_ssl
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .on_image(&new);
+                        })
+                        .await;
+                        groups.on_image(&next);
+                        transactions.on_image(&next);
+                        current = next;
+                        broker_images_tx.send_replace(current.clone());
+                    }
+                    if rx.changed().await.is_err() {
+                        return;
+                    }
+                }
+            }));
+        }
         // Replication: fetchers for the partitions this broker follows, ISR proposals for those
         // it leads.
         {
@@ -510,6 +560,7 @@ impl KafkaServer {
             default_replication_factor: settings.default_replication_factor,
             groups,
             producer_ids,
+            transactions,
             config: settings.kafka_config.clone(),
             authorizer: settings.kafka_config.authorizer(),
         });

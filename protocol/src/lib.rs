@@ -16,6 +16,7 @@
 
 pub mod api_key;
 mod codegen;
+pub mod control_record;
 pub mod error_code;
 pub mod frame;
 pub mod metadata_record;

@@ -149,6 +149,8 @@ pub enum RecordBatchError {
     },
     #[error("record batch builder: {what} exceeds the format's int32 limit")]
     BuilderOverflow { what: &'static str },
+    #[error("invalid control record: {reason}")]
+    InvalidControlRecord { reason: &'static str },
 }
 
 /// The compression codec in attribute bits 0-2.

@@ -123,6 +123,10 @@ oracle! {
     DescribeQuorum: DescribeQuorumRequest, DescribeQuorumResponse;
     DescribeCluster: DescribeClusterRequest, DescribeClusterResponse;
     DescribeProducers: DescribeProducersRequest, DescribeProducersResponse;
+    AddPartitionsToTxn: AddPartitionsToTxnRequest, AddPartitionsToTxnResponse;
+    AddOffsetsToTxn: AddOffsetsToTxnRequest, AddOffsetsToTxnResponse;
+    EndTxn: EndTxnRequest, EndTxnResponse;
+    WriteTxnMarkers: WriteTxnMarkersRequest, WriteTxnMarkersResponse;
     SaslHandshake: SaslHandshakeRequest, SaslHandshakeResponse;
     SaslAuthenticate: SaslAuthenticateRequest, SaslAuthenticateResponse;
     DescribeUserScramCredentials: DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse;
@@ -253,6 +257,8 @@ fn every_implemented_version_agrees_with_the_oracle() {
         ApiKey::BrokerHeartbeat,
         ApiKey::AllocateProducerIds,
         ApiKey::AssignReplicasToDirs,
+        // Inter-broker, not a client listener's API (PROTOCOL.md lists it apart).
+        ApiKey::WriteTxnMarkers,
     ];
     let client_facing: BTreeSet<(ApiKey, i16)> = checked
         .iter()

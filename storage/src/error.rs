@@ -38,11 +38,6 @@ pub enum StorageError {
         position: usize,
         record_errors: Vec<RecordError>,
     },
-    /// A transactional batch: there are no transactions to write it in
-    /// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED, Kafka's answer to a transactional batch it
-    /// cannot authorize).
-    #[error("{partition}: transactional batch at byte {position} of the request, and transactions are not supported")]
-    TransactionalBatch { partition: String, position: usize },
     /// A batch larger than `max.message.bytes`: MESSAGE_TOO_LARGE.
     #[error("{partition}: batch of {size} bytes exceeds max.message.bytes {max}")]
     BatchTooLarge {

@@ -8,6 +8,8 @@
 //!   checkpoints at the top of a log directory.
 //! - [`ProducerStateManager`]: idempotent producers' sequences per partition, and their
 //!   `<offset>.snapshot` files.
+//! - [`TransactionIndex`]: a segment's `.txnindex`, the aborted transactions read_committed
+//!   consumers skip.
 //! - [`LogCleaner`]: log compaction of logs whose `cleanup.policy` includes `compact`.
 //! - [`LogManager`]: a log directory: opening every partition in it (lazily), the clean-shutdown
 //!   marker, checkpoints.
@@ -31,6 +33,7 @@ pub mod log_manager;
 pub mod log_segment;
 pub mod log_validator;
 pub mod producer_state;
+pub mod transaction_index;
 pub mod unified_log;
 
 pub use checkpoint::{OffsetCheckpointFile, TopicPartition};
@@ -45,6 +48,7 @@ pub use log_manager::{LogManager, SharedLog};
 pub use log_segment::{FileSlice, LogSegment};
 pub use log_validator::{LogValidator, ValidatedRecords};
 pub use producer_state::{ProducerStateEntry, ProducerStateManager};
+pub use transaction_index::{AbortedTxn, TransactionIndex};
 pub use unified_log::{
     FetchDataInfo, LogAppendInfo, LogCheckpoints, TimestampAndOffset, UnifiedLog,
 };

@@ -17,9 +17,11 @@ use crate::error::{IoContext, Result, StorageError};
 use crate::file_budget::{LogHandles, OpenFile};
 use crate::fs::{FileSystem, LogFile};
 use crate::index::{OffsetIndex, TimeIndex, TimestampOffset};
+use crate::transaction_index::TransactionIndex;
 use rafka_protocol::record_batch::{
-    RecordBatch, BASE_SEQUENCE_OFFSET, LAST_OFFSET_DELTA_OFFSET, LENGTH_OFFSET, LOG_OVERHEAD,
-    MAX_TIMESTAMP_OFFSET, PRODUCER_EPOCH_OFFSET, PRODUCER_ID_OFFSET, RECORD_BATCH_OVERHEAD,
+    RecordBatch, ATTRIBUTES_OFFSET, BASE_SEQUENCE_OFFSET, CONTROL_FLAG_MASK,
+    LAST_OFFSET_DELTA_OFFSET, LENGTH_OFFSET, LOG_OVERHEAD, MAX_TIMESTAMP_OFFSET,
+    PRODUCER_EPOCH_OFFSET, PRODUCER_ID_OFFSET, RECORD_BATCH_OVERHEAD, TRANSACTIONAL_FLAG_MASK,
 };
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -174,6 +176,8 @@ pub struct SegmentFiles {
     log: Arc<dyn LogFile>,
     /// The mapped index files (an index that is cold was flushed when released).
     indexes: Vec<(Arc<std::fs::File>, PathBuf)>,
+    /// The `.txnindex`, if the segment has one.
+    txn_index: Option<Arc<dyn LogFile>>,
 }
 
 impl SegmentFiles {
@@ -182,6 +186,9 @@ impl SegmentFiles {
         self.log.sync().at(self.log.path())?;
         for (file, path) in &self.indexes {
             file.sync_data().at(path)?;
+        }
+        if let Some(f) = &self.txn_index {
+            f.sync().at(f.path())?;
         }
         Ok(())
     }
@@ -199,6 +206,18 @@ pub struct BatchPosition {
     pub producer_id: i64,
     pub producer_epoch: i16,
     pub base_sequence: i32,
+    /// The batch's attributes (transactional and control flags).
+    pub attributes: i16,
+}
+
+impl BatchPosition {
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_FLAG_MASK != 0
+    }
+
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_FLAG_MASK != 0
+    }
 }
 
 #[derive(Debug)]
@@ -218,6 +237,8 @@ pub struct LogSegment {
     size: u64,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
+    /// The aborted transactions whose marker is in this segment (`.txnindex`).
+    txn_index: TransactionIndex,
     index_interval_bytes: u64,
     bytes_since_last_index_entry: u64,
     max_timestamp_so_far: i64,
@@ -235,6 +256,10 @@ impl LogSegment {
             dir.join(file_name(base_offset, &format!(".index{suffix}"))),
             dir.join(file_name(base_offset, &format!(".timeindex{suffix}"))),
         )
+    }
+
+    fn txn_index_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
+        dir.join(file_name(base_offset, &format!(".txnindex{suffix}")))
     }
 
     /// Creates a new, empty segment (its `.log` file is created now, durably named).
@@ -281,7 +306,7 @@ impl LogSegment {
         fs.sync_dir(dir).at(dir)?;
         let persistent = fs.persistent_indexes();
         let mut seg = LogSegment {
-            fs,
+            fs: fs.clone(),
             dir: dir.to_path_buf(),
             base_offset,
             file: Some(file),
@@ -292,6 +317,10 @@ impl LogSegment {
             size: 0,
             offset_index: OffsetIndex::new(idx, base_offset, max_index_size, persistent),
             time_index: TimeIndex::new(tidx, base_offset, max_index_size, persistent),
+            txn_index: TransactionIndex::new(
+                fs.clone(),
+                Self::txn_index_path(dir, base_offset, suffix),
+            ),
             index_interval_bytes,
             bytes_since_last_index_entry: 0,
             max_timestamp_so_far: NO_TIMESTAMP,
@@ -301,6 +330,7 @@ impl LogSegment {
         };
         seg.offset_index.truncate()?;
         seg.time_index.truncate()?;
+        seg.txn_index.reset()?;
         Ok(seg)
     }
 
@@ -318,7 +348,7 @@ impl LogSegment {
         let size = fs.file_size(&log).at(&log)?;
         let persistent = fs.persistent_indexes();
         Ok(LogSegment {
-            fs,
+            fs: fs.clone(),
             dir: dir.to_path_buf(),
             base_offset,
             file: None,
@@ -329,6 +359,10 @@ impl LogSegment {
             size,
             offset_index: OffsetIndex::new(idx, base_offset, max_index_size, persistent),
             time_index: TimeIndex::new(tidx, base_offset, max_index_size, persistent),
+            txn_index: TransactionIndex::new(
+                fs.clone(),
+                Self::txn_index_path(dir, base_offset, ""),
+            ),
             index_interval_bytes,
             bytes_since_last_index_entry: 0,
             max_timestamp_so_far: NO_TIMESTAMP,
@@ -340,6 +374,11 @@ impl LogSegment {
 
     pub fn base_offset(&self) -> i64 {
         self.base_offset
+    }
+
+    /// The segment's `.txnindex`.
+    pub fn txn_index(&self) -> &TransactionIndex {
+        &self.txn_index
     }
 
     /// Bytes in the `.log` file.
@@ -546,6 +585,7 @@ impl LogSegment {
                 what: format!("batch at position {position} has invalid length {length}"),
             });
         }
+        let attributes = i16::from_be_bytes([h[ATTRIBUTES_OFFSET], h[ATTRIBUTES_OFFSET + 1]]);
         walk.saw_batch(size as u64);
         Ok(Some(BatchPosition {
             base_offset,
@@ -556,6 +596,7 @@ impl LogSegment {
             producer_id,
             producer_epoch,
             base_sequence,
+            attributes,
         }))
     }
 
@@ -769,6 +810,7 @@ impl LogSegment {
         let position = b.position;
         self.offset_index.truncate_to(offset)?;
         self.time_index.truncate_to(offset)?;
+        self.txn_index.truncate_to(offset)?;
         let file = self.file()?;
         file.set_len(position).at(&self.log_path)?;
         let removed = self.size - position;
@@ -843,6 +885,7 @@ impl LogSegment {
         Ok(SegmentFiles {
             log: self.file()?,
             indexes,
+            txn_index: self.txn_index.file_to_sync()?,
         })
     }
 
@@ -899,6 +942,8 @@ impl LogSegment {
         }
         self.offset_index.rename_to(to_idx)?;
         self.time_index.rename_to(to_tidx)?;
+        self.txn_index
+            .rename_to(Self::txn_index_path(&self.dir, self.base_offset, suffix))?;
         self.suffix = suffix;
         self.log_path = to_log;
         self.fs.sync_dir(&self.dir).at(&self.dir)
@@ -908,7 +953,8 @@ impl LogSegment {
     pub fn delete_files(mut self) -> Result<()> {
         self.release()?;
         let (log, idx, tidx) = Self::paths(&self.dir, self.base_offset, self.suffix);
-        for p in [&log, &idx, &tidx] {
+        let txn = self.txn_index.path().to_path_buf();
+        for p in [&log, &idx, &tidx, &txn] {
             if self.fs.exists(p) {
                 self.fs.remove_file(p).at(p)?;
             }

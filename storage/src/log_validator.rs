@@ -4,9 +4,8 @@
 //! Per batch, in order: the header ([`RecordBatch::validate_header`]: magic 2, CRC-32C, a known
 //! codec, recordCount >= 1 and equal to lastOffsetDelta + 1, a base sequence for a producer
 //! id), `max.message.bytes`, no control batch (Kafka: "Clients are not allowed to write control
-//! records", INVALID_RECORD) and no transactional flag (transactions do not exist here yet:
-//! Kafka answers a transactional batch it cannot authorize with
-//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED). Then the records themselves, walked where they lie —
+//! records", INVALID_RECORD; only WriteTxnMarkers appends them), no transactional batch without
+//! a producer id (INVALID_RECORD). Then the records themselves, walked where they lie —
 //! in the request's bytes for an uncompressed batch, or as they stream out of the decompressor
 //! into a fixed 64 KiB scratch buffer for a compressed one (the decompressed batch is never
 //! held whole, and the scratch buffer is dropped with the call):
@@ -152,10 +151,14 @@ impl LogValidator {
                     record_errors: Vec::new(),
                 });
             }
-            if batch.is_transactional() {
-                return Err(StorageError::TransactionalBatch {
+            if batch.is_transactional() && !batch.has_producer_id() {
+                return Err(StorageError::InvalidRecord {
                     partition: partition.to_string(),
                     position,
+                    reason: format!(
+                        "Cannot produce transactional records without a producer id in topic partition {partition}"
+                    ),
+                    record_errors: Vec::new(),
                 });
             }
             self.validate_records(&batch, partition, position)?;
@@ -1028,7 +1031,7 @@ mod tests {
     }
 
     #[test]
-    fn control_batches_and_transactional_batches_from_a_client_are_refused() {
+    fn control_batches_and_transactional_batches_without_producer_id_are_refused() {
         let records = region(&keyed(2, 3));
         for codec in CODECS {
             let batch = frame(&records, 2, codec, CONTROL_FLAG_MASK);
@@ -1049,7 +1052,7 @@ mod tests {
             let batch = frame(&records, 2, codec, TRANSACTIONAL_FLAG_MASK);
             assert!(matches!(
                 check(&validator(), &batch).unwrap_err(),
-                StorageError::TransactionalBatch { position: 0, .. }
+                StorageError::InvalidRecord { position: 0, .. }
             ));
         }
     }

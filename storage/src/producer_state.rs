@@ -6,6 +6,13 @@
 //! Everything comes from batch headers (producer id, epoch, base sequence, last offset delta,
 //! max timestamp): no payload is ever read.
 //!
+//! Transactions (KIP-98), as Kafka's `ProducerStateManager` keeps them: a producer's first
+//! transactional batch opens its transaction at that offset; the end marker (COMMIT or ABORT,
+//! appended by WriteTxnMarkers) closes it. The first offset of the oldest transaction still open
+//! — or completed but with its marker not yet under the high watermark — is the first unstable
+//! offset; the last stable offset (LSO) is the lower of it and the high watermark, and
+//! read_committed consumers read no further.
+//!
 //! Durability, as in Kafka: `<offset>.snapshot` files in the partition directory hold the state
 //! as it was just before `offset` (taken at every segment roll and at a clean shutdown; Kafka's
 //! format: version 1, CRC-32C, then per producer its last batch). Opening a log loads the newest
@@ -15,8 +22,9 @@
 use crate::error::{IoContext, Result, StorageError};
 use crate::fs::FileSystem;
 use crate::log_segment::file_name;
+use rafka_protocol::control_record::{ControlRecordType, EndTransactionMarker};
 use rafka_protocol::record_batch::{crc32c, NO_PRODUCER_EPOCH, NO_SEQUENCE};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -67,6 +75,7 @@ pub struct ProducerBatch {
     pub first_offset: i64,
     pub last_offset: i64,
     pub max_timestamp: i64,
+    pub is_transactional: bool,
 }
 
 impl ProducerBatch {
@@ -116,6 +125,8 @@ pub struct ProducerStateEntry {
     pub batches: VecDeque<BatchMetadata>,
     pub coordinator_epoch: i32,
     pub last_timestamp: i64,
+    /// The first offset of the producer's open transaction in this partition.
+    pub current_txn_first_offset: Option<i64>,
 }
 
 impl ProducerStateEntry {
@@ -126,6 +137,15 @@ impl ProducerStateEntry {
             batches: VecDeque::new(),
             coordinator_epoch: -1,
             last_timestamp: -1,
+            current_txn_first_offset: None,
+        }
+    }
+
+    /// Records a batch: its metadata, and the start of a transaction if it opens one.
+    fn add_batch(&mut self, batch: &ProducerBatch) {
+        self.add(batch.producer_epoch, batch.metadata());
+        if batch.is_transactional && self.current_txn_first_offset.is_none() {
+            self.current_txn_first_offset = Some(batch.first_offset);
         }
     }
 
@@ -178,6 +198,37 @@ pub enum ProducerError {
         found: i32,
         expected: i32,
     },
+    /// INVALID_TXN_STATE: a non-transactional batch from a producer with an open transaction.
+    #[error(
+        "expected a transactional write from producer {producer_id}, which has a transaction open"
+    )]
+    InvalidTxnState { producer_id: i64 },
+    /// PRODUCER_FENCED: an end marker for an epoch older than the producer's.
+    #[error(
+        "end marker for producer {producer_id} at epoch {epoch} is older than its epoch {current}"
+    )]
+    ProducerFenced {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
+    /// TRANSACTION_COORDINATOR_FENCED: an end marker from an older coordinator.
+    #[error("end marker for producer {producer_id} from coordinator epoch {coordinator_epoch}, older than {current}")]
+    CoordinatorFenced {
+        producer_id: i64,
+        coordinator_epoch: i32,
+        current: i32,
+    },
+}
+
+/// A transaction an end marker closed (Kafka's `CompletedTxn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    /// The marker's offset.
+    pub last_offset: i64,
+    pub is_aborted: bool,
 }
 
 /// What to do with a producer's batch.
@@ -210,6 +261,11 @@ pub struct ProducerStateManager {
     map_end_offset: i64,
     /// The offsets of the snapshot files in the directory.
     snapshots: BTreeSet<i64>,
+    /// Open transactions: first offset → producer id.
+    ongoing_txns: BTreeMap<i64, i64>,
+    /// Completed transactions whose marker may not be under the high watermark yet: first
+    /// offset → marker offset. They stay unstable until it is.
+    unreplicated_txns: BTreeMap<i64, i64>,
 }
 
 impl ProducerStateManager {
@@ -237,6 +293,8 @@ impl ProducerStateManager {
             producers: HashMap::new(),
             map_end_offset: 0,
             snapshots,
+            ongoing_txns: BTreeMap::new(),
+            unreplicated_txns: BTreeMap::new(),
         })
     }
 
@@ -280,6 +338,10 @@ impl ProducerStateManager {
             }
         }
         let current_epoch = current.map_or(NO_PRODUCER_EPOCH, |e| e.producer_epoch);
+        if !batch.is_transactional && current.is_some_and(|e| e.current_txn_first_offset.is_some())
+        {
+            return Err(ProducerError::InvalidTxnState { producer_id: pid });
+        }
         if current_epoch != NO_PRODUCER_EPOCH && epoch < current_epoch {
             return Err(ProducerError::InvalidProducerEpoch {
                 producer_id: pid,
@@ -312,27 +374,128 @@ impl ProducerStateManager {
         let mut entry = current
             .cloned()
             .unwrap_or_else(|| ProducerStateEntry::empty(pid));
-        entry.add(epoch, batch.metadata());
+        entry.add_batch(batch);
         pending.entries.insert(pid, entry);
         Ok(ProducerCheck::Append)
     }
 
     /// Applies what a successful append staged; the state now covers the log up to `end`.
     pub fn apply(&mut self, pending: PendingProducerState, end: i64) {
-        self.producers.extend(pending.entries);
+        for (pid, e) in pending.entries {
+            if let Some(first) = e.current_txn_first_offset {
+                self.ongoing_txns.insert(first, pid);
+            }
+            self.producers.insert(pid, e);
+        }
         self.map_end_offset = self.map_end_offset.max(end);
     }
 
     /// Records a batch as it is in the log, unchecked (replay, and a follower's appends: the
-    /// leader has checked it).
+    /// leader has checked it). Not for control batches: see [`Self::complete_txn`].
     pub fn update(&mut self, batch: &ProducerBatch) {
         if batch.producer_id >= 0 {
-            self.producers
+            let e = self
+                .producers
                 .entry(batch.producer_id)
-                .or_insert_with(|| ProducerStateEntry::empty(batch.producer_id))
-                .add(batch.producer_epoch, batch.metadata());
+                .or_insert_with(|| ProducerStateEntry::empty(batch.producer_id));
+            e.add_batch(batch);
+            if let Some(first) = e.current_txn_first_offset {
+                self.ongoing_txns.insert(first, batch.producer_id);
+            }
         }
         self.map_end_offset = self.map_end_offset.max(batch.last_offset + 1);
+    }
+
+    /// Checks an end marker a coordinator is about to append for `producer_id` (Kafka's
+    /// `appendEndTxnMarker` checks): not from an older producer epoch, nor an older coordinator.
+    pub fn check_end_txn(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+    ) -> std::result::Result<(), ProducerError> {
+        let Some(e) = self.producers.get(&producer_id) else {
+            return Ok(());
+        };
+        if e.producer_epoch != NO_PRODUCER_EPOCH && producer_epoch < e.producer_epoch {
+            return Err(ProducerError::ProducerFenced {
+                producer_id,
+                epoch: producer_epoch,
+                current: e.producer_epoch,
+            });
+        }
+        if e.coordinator_epoch > coordinator_epoch {
+            return Err(ProducerError::CoordinatorFenced {
+                producer_id,
+                coordinator_epoch,
+                current: e.coordinator_epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// Records an end marker at `offset` (appended, or replayed): the producer's transaction, if
+    /// any, is closed, and stays unstable until the high watermark passes the marker.
+    pub fn complete_txn(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: &EndTransactionMarker,
+        offset: i64,
+        timestamp: i64,
+    ) -> CompletedTxn {
+        let e = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerStateEntry::empty(producer_id));
+        if producer_epoch > e.producer_epoch {
+            e.producer_epoch = producer_epoch;
+            e.batches.clear();
+        }
+        e.coordinator_epoch = marker.coordinator_epoch;
+        e.last_timestamp = timestamp;
+        let first_offset = e.current_txn_first_offset.take().unwrap_or(offset);
+        self.ongoing_txns.remove(&first_offset);
+        self.unreplicated_txns.insert(first_offset, offset);
+        self.map_end_offset = self.map_end_offset.max(offset + 1);
+        CompletedTxn {
+            producer_id,
+            first_offset,
+            last_offset: offset,
+            is_aborted: marker.control_type == ControlRecordType::Abort,
+        }
+    }
+
+    /// The LSO a completed transaction leaves (what its `.txnindex` entry records): the first
+    /// offset of the oldest transaction still open, else just past its marker (Kafka's
+    /// `lastStableOffset(completedTxn)`).
+    pub fn last_stable_offset_after(&self, txn: &CompletedTxn) -> i64 {
+        self.ongoing_txns
+            .iter()
+            .find(|(_, &pid)| pid != txn.producer_id)
+            .map_or(txn.last_offset + 1, |(&first, _)| first)
+    }
+
+    /// The high watermark moved: completed transactions whose marker is below it are stable.
+    pub fn on_high_watermark_updated(&mut self, high_watermark: i64) {
+        self.unreplicated_txns
+            .retain(|_, &mut marker| marker >= high_watermark);
+    }
+
+    /// The first offset a read_committed consumer may not read yet: the oldest open or
+    /// unreplicated transaction's first offset.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        let ongoing = self.ongoing_txns.keys().next().copied();
+        let unreplicated = self.unreplicated_txns.keys().next().copied();
+        match (ongoing, unreplicated) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Every open transaction: (first offset, producer id), oldest first.
+    pub fn ongoing_txns(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.ongoing_txns.iter().map(|(&f, &p)| (f, p))
     }
 
     /// Moves the covered end over batches without producer ids.
@@ -343,8 +506,11 @@ impl ProducerStateManager {
     /// Forgets producers idle for `expiration_ms` (Kafka's `removeExpiredProducers`).
     pub fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, e| now_ms.saturating_sub(e.last_timestamp) < expiration_ms);
+        // A producer with an open transaction is kept (Kafka: `isProducerExpired`).
+        self.producers.retain(|_, e| {
+            e.current_txn_first_offset.is_some()
+                || now_ms.saturating_sub(e.last_timestamp) < expiration_ms
+        });
         before - self.producers.len()
     }
 
@@ -352,6 +518,7 @@ impl ProducerStateManager {
     /// and snapshots below it deleted (Kafka's `truncateHead`), keeping the newest one.
     pub fn truncate_head(&mut self, log_start: i64) -> Result<()> {
         self.producers.retain(|_, e| e.last_offset() >= log_start);
+        self.rebuild_txn_maps();
         let newest = self.snapshots.iter().next_back().copied();
         let old: Vec<i64> = self
             .snapshots
@@ -368,6 +535,7 @@ impl ProducerStateManager {
     /// Forgets everything and deletes every snapshot (the log was emptied).
     pub fn truncate_fully(&mut self, start: i64) -> Result<()> {
         self.producers.clear();
+        self.rebuild_txn_maps();
         for o in self.snapshot_offsets() {
             self.delete_snapshot(o)?;
         }
@@ -397,6 +565,7 @@ impl ProducerStateManager {
     /// `offset`.
     pub fn reload(&mut self, log_start: i64, offset: i64) -> Result<i64> {
         self.producers.clear();
+        self.rebuild_txn_maps();
         let above: Vec<i64> = self.snapshots.range(offset + 1..).copied().collect();
         for o in above {
             self.delete_snapshot(o)?;
@@ -415,6 +584,7 @@ impl ProducerStateManager {
                             self.producers.insert(e.producer_id, e);
                         }
                     }
+                    self.rebuild_txn_maps();
                     self.map_end_offset = o;
                     return Ok(o);
                 }
@@ -427,6 +597,17 @@ impl ProducerStateManager {
         }
         self.map_end_offset = log_start;
         Ok(log_start)
+    }
+
+    /// The open transactions as the producers' entries say; unreplicated ones forgotten (after
+    /// a reload everything below the log end is as replicated as the log start allows).
+    fn rebuild_txn_maps(&mut self) {
+        self.unreplicated_txns.clear();
+        self.ongoing_txns = self
+            .producers
+            .values()
+            .filter_map(|e| Some((e.current_txn_first_offset?, e.producer_id)))
+            .collect();
     }
 
     fn snapshot_path(&self, offset: i64) -> PathBuf {
@@ -460,7 +641,7 @@ fn encode_snapshot<'a>(entries: impl Iterator<Item = &'a ProducerStateEntry>) ->
         out.extend_from_slice(&last.offset_delta.to_be_bytes());
         out.extend_from_slice(&e.last_timestamp.to_be_bytes());
         out.extend_from_slice(&e.coordinator_epoch.to_be_bytes());
-        out.extend_from_slice(&(-1i64).to_be_bytes());
+        out.extend_from_slice(&e.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
     }
     let crc = crc32c(&[&out[SNAPSHOT_HEADER..]]);
     out[2..SNAPSHOT_HEADER].copy_from_slice(&crc.to_be_bytes());
@@ -510,7 +691,10 @@ pub fn decode_snapshot(path: &Path, b: &[u8]) -> Result<Vec<ProducerStateEntry>>
         let offset_delta = i32_at(22);
         let timestamp = i64_at(26);
         let coordinator_epoch = i32_at(34);
+        let current_txn_first_offset = i64_at(38);
         let mut entry = ProducerStateEntry::empty(producer_id);
+        entry.current_txn_first_offset =
+            (current_txn_first_offset >= 0).then_some(current_txn_first_offset);
         entry.producer_epoch = producer_epoch;
         entry.coordinator_epoch = coordinator_epoch;
         entry.last_timestamp = timestamp;
@@ -538,6 +722,7 @@ mod tests {
             first_offset: first,
             last_offset: first + count - 1,
             max_timestamp: 1000 + first,
+            is_transactional: false,
         }
     }
 

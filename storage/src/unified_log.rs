@@ -39,15 +39,18 @@ use crate::log_segment::{
 };
 use crate::log_validator::{LogValidator, ValidatedRecords};
 use crate::producer_state::{
-    PendingProducerState, ProducerBatch, ProducerCheck, ProducerStateManager,
+    CompletedTxn, PendingProducerState, ProducerBatch, ProducerCheck, ProducerStateManager,
     DEFAULT_PRODUCER_ID_EXPIRATION_MS,
 };
+use crate::transaction_index::AbortedTxn;
 use bytes::Bytes;
+use rafka_protocol::control_record::EndTransactionMarker;
 use rafka_protocol::record::RecordIter;
 use rafka_protocol::record_batch::{
     crc32c, Compression, RecordBatch, TimestampType, ATTRIBUTES_OFFSET, BASE_OFFSET_OFFSET,
-    BASE_SEQUENCE_OFFSET, CRC_OFFSET, MAX_TIMESTAMP_OFFSET, PARTITION_LEADER_EPOCH_OFFSET,
-    PRODUCER_EPOCH_OFFSET, PRODUCER_ID_OFFSET, RECORD_BATCH_OVERHEAD, TIMESTAMP_TYPE_MASK,
+    BASE_SEQUENCE_OFFSET, CONTROL_FLAG_MASK, CRC_OFFSET, MAX_TIMESTAMP_OFFSET,
+    PARTITION_LEADER_EPOCH_OFFSET, PRODUCER_EPOCH_OFFSET, PRODUCER_ID_OFFSET,
+    RECORD_BATCH_OVERHEAD, TIMESTAMP_TYPE_MASK, TRANSACTIONAL_FLAG_MASK,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -319,6 +322,10 @@ impl UnifiedLog {
             .producer_state
             .reload(self.log_start_offset, self.log_end_offset)?;
         let end = self.log_end_offset;
+        // The aborted transactions from `from` on are rebuilt from their markers.
+        for seg in self.segments.values() {
+            seg.txn_index().truncate_to(from)?;
+        }
         if from < end {
             let first = self
                 .segments
@@ -338,6 +345,30 @@ impl UnifiedLog {
                     if b.last_offset < from {
                         continue;
                     }
+                    if b.is_control() && b.producer_id >= 0 {
+                        let batch = seg.read_batch(&b)?;
+                        let marker = EndTransactionMarker::parse(&batch).map_err(|source| {
+                            StorageError::CorruptBatch {
+                                partition: self.topic_partition.to_string(),
+                                position: b.position as usize,
+                                source,
+                            }
+                        })?;
+                        if let Some(marker) = marker {
+                            let done = self.producer_state.complete_txn(
+                                b.producer_id,
+                                b.producer_epoch,
+                                &marker,
+                                b.base_offset,
+                                b.max_timestamp,
+                            );
+                            if done.is_aborted {
+                                let lso = self.producer_state.last_stable_offset_after(&done);
+                                seg.txn_index().append(&aborted_txn(&done, lso))?;
+                            }
+                        }
+                        continue;
+                    }
                     self.producer_state.update(&ProducerBatch {
                         producer_id: b.producer_id,
                         producer_epoch: b.producer_epoch,
@@ -345,11 +376,14 @@ impl UnifiedLog {
                         first_offset: b.base_offset,
                         last_offset: b.last_offset,
                         max_timestamp: b.max_timestamp,
+                        is_transactional: b.is_transactional(),
                     });
                 }
             }
         }
         self.producer_state.advance_to(end);
+        self.producer_state
+            .on_high_watermark_updated(self.high_watermark);
         Ok(())
     }
 
@@ -498,6 +532,8 @@ impl UnifiedLog {
     /// Sets the high watermark (the broker's decision), kept within [log start, log end].
     pub fn set_high_watermark(&mut self, hw: i64) {
         self.high_watermark = hw.clamp(self.log_start_offset, self.log_end_offset);
+        self.producer_state
+            .on_high_watermark_updated(self.high_watermark);
     }
 
     /// Validates ([`LogValidator`], with this log's settings) and appends a producer's batches:
@@ -580,6 +616,7 @@ impl UnifiedLog {
                     first_offset: offset,
                     last_offset: offset + i64::from(batch.last_offset_delta()),
                     max_timestamp,
+                    is_transactional: batch.is_transactional(),
                 };
                 let check = self
                     .producer_state
@@ -701,8 +738,29 @@ impl UnifiedLog {
             }
         }
         self.append_batches(first_offset, &to_append, position, now_ms)?;
+        let mut at = 0usize;
         for b in &to_append {
+            let size = RECORD_BATCH_OVERHEAD + b.body.len();
+            let batch_at = at;
+            at += size;
             let producer_id = i64::from_be_bytes(header_field(&b.header, PRODUCER_ID_OFFSET));
+            let attributes = i16::from_be_bytes(header_field(&b.header, ATTRIBUTES_OFFSET));
+            if producer_id >= 0 && attributes & CONTROL_FLAG_MASK != 0 {
+                // The leader's marker: the same transaction ends here.
+                let batch = RecordBatch::parse(records.slice(batch_at..batch_at + size))
+                    .and_then(|batch| EndTransactionMarker::parse(&batch))
+                    .map_err(|source| StorageError::CorruptBatch {
+                        partition: self.name(),
+                        position: batch_at,
+                        source,
+                    })?;
+                if let Some(marker) = batch {
+                    let offset = i64::from_be_bytes(header_field(&b.header, BASE_OFFSET_OFFSET));
+                    let epoch = i16::from_be_bytes(header_field(&b.header, PRODUCER_EPOCH_OFFSET));
+                    self.record_end_txn(producer_id, epoch, &marker, offset, b.max_timestamp)?;
+                }
+                continue;
+            }
             if producer_id >= 0 {
                 self.producer_state.update(&ProducerBatch {
                     producer_id,
@@ -717,6 +775,7 @@ impl UnifiedLog {
                     first_offset: i64::from_be_bytes(header_field(&b.header, BASE_OFFSET_OFFSET)),
                     last_offset: b.last_offset,
                     max_timestamp: b.max_timestamp,
+                    is_transactional: attributes & TRANSACTIONAL_FLAG_MASK != 0,
                 });
             }
         }
@@ -734,6 +793,123 @@ impl UnifiedLog {
             bytes: position,
             duplicate: false,
         })
+    }
+
+    /// Appends an end-of-transaction marker for a producer (WriteTxnMarkers, from the
+    /// transaction coordinator; Kafka's `appendAsLeader` with origin COORDINATOR): checked
+    /// against the producer's epoch and coordinator epoch, written as a control batch, and the
+    /// transaction closed — an aborted one gets its `.txnindex` entry.
+    pub fn append_end_txn_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: &EndTransactionMarker,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<LogAppendInfo> {
+        self.producer_state
+            .check_end_txn(producer_id, producer_epoch, marker.coordinator_epoch)
+            .map_err(|source| StorageError::Producer {
+                partition: self.name(),
+                source,
+            })?;
+        let bytes = marker
+            .batch(producer_id, producer_epoch, now_ms)
+            .map_err(|source| StorageError::CorruptBatch {
+                partition: self.name(),
+                position: 0,
+                source,
+            })?;
+        let offset = self.log_end_offset;
+        let mut h = [0u8; RECORD_BATCH_OVERHEAD];
+        h.copy_from_slice(&bytes[..RECORD_BATCH_OVERHEAD]);
+        h[BASE_OFFSET_OFFSET..BASE_OFFSET_OFFSET + 8].copy_from_slice(&offset.to_be_bytes());
+        h[PARTITION_LEADER_EPOCH_OFFSET..PARTITION_LEADER_EPOCH_OFFSET + 4]
+            .copy_from_slice(&leader_epoch.to_be_bytes());
+        let to_append = [BatchToAppend {
+            header: h,
+            body: &bytes[RECORD_BATCH_OVERHEAD..],
+            last_offset: offset,
+            max_timestamp: now_ms,
+        }];
+        self.check_append_size(bytes.len())?;
+        if self
+            .leader_epoch_cache
+            .latest_epoch()
+            .is_none_or(|e| leader_epoch > e)
+        {
+            self.leader_epoch_cache.assign(leader_epoch, offset)?;
+        }
+        self.append_batches(offset, &to_append, bytes.len(), now_ms)?;
+        self.record_end_txn(producer_id, producer_epoch, marker, offset, now_ms)?;
+        Ok(LogAppendInfo {
+            first_offset: offset,
+            last_offset: offset,
+            max_timestamp: now_ms,
+            log_append_time: NO_TIMESTAMP,
+            batches: 1,
+            bytes: bytes.len(),
+            duplicate: false,
+        })
+    }
+
+    /// A marker at `offset` is in the active segment: the producer's transaction ends, and an
+    /// aborted one is indexed there.
+    fn record_end_txn(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: &EndTransactionMarker,
+        offset: i64,
+        timestamp: i64,
+    ) -> Result<()> {
+        let done = self.producer_state.complete_txn(
+            producer_id,
+            producer_epoch,
+            marker,
+            offset,
+            timestamp,
+        );
+        if done.is_aborted {
+            let lso = self.producer_state.last_stable_offset_after(&done);
+            self.active_segment()
+                .txn_index()
+                .append(&aborted_txn(&done, lso))?;
+        }
+        Ok(())
+    }
+
+    /// The first offset a read_committed consumer may not read: the oldest transaction still
+    /// open or not yet replicated, else the high watermark.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.producer_state
+            .first_unstable_offset()
+            .map_or(self.high_watermark, |f| f.min(self.high_watermark))
+    }
+
+    /// The aborted transactions that may hold records in `[start_offset, upper_bound)`, for a
+    /// read_committed fetch (Kafka's `collectAbortedTransactions`): at most `limit` of them.
+    pub fn collect_aborted_txns(
+        &self,
+        start_offset: i64,
+        upper_bound: i64,
+        limit: usize,
+    ) -> Result<Vec<AbortedTxn>> {
+        let mut out = Vec::new();
+        let from = self
+            .segments
+            .range(..=start_offset)
+            .next_back()
+            .map_or(i64::MIN, |(b, _)| *b);
+        for seg in self.segments.range(from..).map(|(_, s)| s) {
+            if seg
+                .txn_index()
+                .collect_aborted(start_offset, upper_bound, &mut out, limit)?
+            {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     fn check_append_size(&self, size: usize) -> Result<()> {
@@ -1317,6 +1493,15 @@ fn header_field<const N: usize>(header: &[u8; RECORD_BATCH_OVERHEAD], at: usize)
 }
 
 /// The records of a stored batch, decompressed if need be (only where records must be read).
+fn aborted_txn(done: &CompletedTxn, last_stable_offset: i64) -> AbortedTxn {
+    AbortedTxn {
+        producer_id: done.producer_id,
+        first_offset: done.first_offset,
+        last_offset: done.last_offset,
+        last_stable_offset,
+    }
+}
+
 pub(crate) fn records_of(batch: &RecordBatch, limit: usize, dir: &Path) -> Result<RecordIter> {
     let corrupt = |what: String| StorageError::CorruptFile {
         path: dir.to_path_buf(),

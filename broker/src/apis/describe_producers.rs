@@ -1,6 +1,6 @@
-//! DescribeProducers: the idempotent producers a partition's leader knows — id, epoch, last
-//! sequence and timestamp — from its producer state (no transactions: no coordinator epoch or
-//! open transaction start).
+//! DescribeProducers: the producers a partition's leader knows — id, epoch, last sequence and
+//! timestamp, the coordinator epoch of their last marker and the first offset of their open
+//! transaction — from its producer state.
 
 use super::KafkaApis;
 use crate::network::RequestContext;
@@ -45,7 +45,9 @@ pub fn handle(
                                     last_sequence: e.last_seq(),
                                     last_timestamp: e.last_timestamp,
                                     coordinator_epoch: e.coordinator_epoch,
-                                    current_txn_start_offset: -1,
+                                    current_txn_start_offset: e
+                                        .current_txn_first_offset
+                                        .unwrap_or(-1),
                                     ..Default::default()
                                 })
                                 .collect(),

@@ -25,11 +25,13 @@ use super::current_leader::LeaderHints;
 use super::KafkaApis;
 use crate::metrics::topic::TopicMetrics;
 use crate::network::RequestContext;
+use crate::replica_manager::FetchIsolation;
 use rafka_controller::control::topics::internal::check_fetch;
 use rafka_controller::image::MetadataImage;
 use rafka_protocol::messages::fetch_request::FetchPartition;
 use rafka_protocol::messages::fetch_response::{
-    EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint,
+    PartitionData,
 };
 use rafka_protocol::messages::{FetchRequest, FetchResponse};
 use rafka_protocol::{ErrorCode, Records, Uuid};
@@ -295,6 +297,7 @@ fn read_all(
                     &tp,
                     p,
                     replica_id,
+                    req.isolation_level,
                     client_rack,
                     budget,
                     min_one,
@@ -347,6 +350,7 @@ fn read_partition(
     tp: &TopicPartition,
     p: &FetchPartition,
     replica_id: i32,
+    isolation_level: i8,
     client_rack: Option<&str>,
     budget: usize,
     min_one: bool,
@@ -429,18 +433,28 @@ fn read_partition(
             ..Default::default()
         };
     }
-    let r = apis.replica_manager.read(
+    let r = apis.replica_manager.read_isolated(
         image,
         tp,
         p.fetch_offset,
         budget as u64,
         min_one,
         p.current_leader_epoch,
+        FetchIsolation::of_consumer(isolation_level),
         client_rack.is_some(),
     );
     if r.error != ErrorCode::None {
         *errors = true;
     }
+    let aborted_transactions = r.aborted_transactions.map(|a| {
+        a.iter()
+            .map(|t| AbortedTransaction {
+                producer_id: t.producer_id,
+                first_offset: t.first_offset,
+                ..Default::default()
+            })
+            .collect()
+    });
     let records = slot(within(r.records), r.stats, slices, total);
     PartitionData {
         partition_index: p.partition,
@@ -448,6 +462,7 @@ fn read_partition(
         high_watermark: r.high_watermark,
         last_stable_offset: r.last_stable_offset,
         log_start_offset: r.log_start_offset,
+        aborted_transactions,
         records: Some(records),
         ..Default::default()
     }

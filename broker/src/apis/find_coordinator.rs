@@ -1,32 +1,22 @@
 //! FindCoordinator: a group's coordinator is the leader of its `__consumer_offsets` partition
-//! (see [`crate::group_coordinator`]). The topic is created through the controller on the first
-//! request for a group (`offsets.topic.num.partitions`, `offsets.topic.replication.factor`,
-//! compacted), as Kafka does; until its partition has a leader the answer is
-//! COORDINATOR_NOT_AVAILABLE, which clients retry. v4 answers a batch of keys.
-//!
-//! Transaction coordinators (key type 1) are not served yet (#15): TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-//! with a message that says so — librdkafka (and so the rdkafka crate, confluent-kafka, kcat)
-//! treats that answer as fatal and fails `init_transactions()` at once with the message,
-//! where the retriable COORDINATOR_NOT_AVAILABLE made it spin until its timeout. InitProducerId
-//! with a transactional id answers the same code. An unknown key type is INVALID_REQUEST.
-//! Needs GROUP DESCRIBE on a group key, TRANSACTIONAL_ID DESCRIBE on a transactional id.
+//! (see [`crate::group_coordinator`]), a transactional id's the leader of its
+//! `__transaction_state` partition (see [`crate::transaction_coordinator`]). The topic is created
+//! through the controller on the first request for a key of its type (`offsets.topic.*` /
+//! `transaction.state.log.*`, compacted), as Kafka does; until its partition has a leader the
+//! answer is COORDINATOR_NOT_AVAILABLE, which clients retry. v4 answers a batch of keys. An
+//! unknown key type is INVALID_REQUEST. Needs GROUP DESCRIBE on a group key, TRANSACTIONAL_ID
+//! DESCRIBE on a transactional id.
 
 use super::KafkaApis;
+use crate::coordinator_common::{create_internal_topic, InternalTopic};
 use crate::group_coordinator::GROUP_METADATA_TOPIC;
 use crate::network::RequestContext;
-use rafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use crate::transaction_coordinator::TRANSACTION_STATE_TOPIC;
 use rafka_protocol::messages::find_coordinator_response::Coordinator;
-use rafka_protocol::messages::{
-    CreateTopicsRequest, FindCoordinatorRequest, FindCoordinatorResponse, RequestKind,
-};
+use rafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
 use rafka_protocol::ErrorCode;
 use rafka_security::authorizer::{AclOperation, ResourceType};
 use std::time::Duration;
-
-/// Why a transactional id is refused (the client shows it).
-pub const TRANSACTIONS_UNSUPPORTED: &str =
-    "rafka does not support transactions yet; unset transactional.id (an idempotent producer \
-     still writes each partition exactly once)";
 
 const GROUP: i8 = 0;
 const TRANSACTION: i8 = 1;
@@ -108,13 +98,7 @@ async fn find(apis: &KafkaApis, ctx: &RequestContext, key_type: i8, key: &str) -
         {
             return Found::error(ErrorCode::TransactionalIdAuthorizationFailed, None)
         }
-        GROUP => {}
-        TRANSACTION => {
-            return Found::error(
-                ErrorCode::TransactionalIdAuthorizationFailed,
-                Some(TRANSACTIONS_UNSUPPORTED),
-            )
-        }
+        GROUP | TRANSACTION => {}
         _ => {
             return Found::error(
                 ErrorCode::InvalidRequest,
@@ -123,13 +107,37 @@ async fn find(apis: &KafkaApis, ctx: &RequestContext, key_type: i8, key: &str) -
         }
     }
     if key.is_empty() {
-        return Found::error(ErrorCode::InvalidRequest, Some("empty group id"));
+        return Found::error(ErrorCode::InvalidRequest, Some("empty coordinator key"));
     }
-    let partition = apis.groups.partition_for(key);
-    if apis.image().topic_by_name(GROUP_METADATA_TOPIC).is_none() {
-        create_offsets_topic(apis).await;
+    let (topic, partition) = if key_type == GROUP {
+        let c = apis.groups.config();
+        (
+            InternalTopic {
+                name: GROUP_METADATA_TOPIC,
+                num_partitions: c.num_partitions,
+                replication_factor: c.replication_factor,
+                segment_bytes: c.segment_bytes,
+                min_insync_replicas: None,
+            },
+            apis.groups.partition_for(key),
+        )
+    } else {
+        let c = apis.transactions.config();
+        (
+            InternalTopic {
+                name: TRANSACTION_STATE_TOPIC,
+                num_partitions: c.num_partitions,
+                replication_factor: c.replication_factor,
+                segment_bytes: c.segment_bytes,
+                min_insync_replicas: Some(c.min_isr),
+            },
+            apis.transactions.partition_for(key),
+        )
+    };
+    if apis.image().topic_by_name(topic.name).is_none() {
+        create_internal_topic(&apis.controller, &topic).await;
         apis.wait_for_image(CREATE_WAIT, |i| {
-            i.topic_by_name(GROUP_METADATA_TOPIC)
+            i.topic_by_name(topic.name)
                 .and_then(|t| t.partitions.get(&partition))
                 .is_some_and(|p| p.leader >= 0)
         })
@@ -137,7 +145,7 @@ async fn find(apis: &KafkaApis, ctx: &RequestContext, key_type: i8, key: &str) -
     }
     let image = apis.image();
     let leader = image
-        .topic_by_name(GROUP_METADATA_TOPIC)
+        .topic_by_name(topic.name)
         .and_then(|t| t.partitions.get(&partition))
         .map_or(-1, |p| p.leader);
     let endpoint = image
@@ -153,50 +161,5 @@ async fn find(apis: &KafkaApis, ctx: &RequestContext, key_type: i8, key: &str) -
             port: i32::from(e.port),
         },
         None => Found::error(ErrorCode::CoordinatorNotAvailable, None),
-    }
-}
-
-/// Creates `__consumer_offsets` through the controller (another request may have won the race:
-/// TOPIC_ALREADY_EXISTS is fine).
-async fn create_offsets_topic(apis: &KafkaApis) {
-    let c = apis.groups.config();
-    let config = |name: &str, value: String| CreatableTopicConfig {
-        name: name.to_owned(),
-        value: Some(value),
-        ..Default::default()
-    };
-    let req = CreateTopicsRequest {
-        topics: vec![CreatableTopic {
-            name: GROUP_METADATA_TOPIC.to_owned(),
-            num_partitions: c.num_partitions,
-            replication_factor: c.replication_factor,
-            configs: vec![
-                config("cleanup.policy", "compact".into()),
-                config("compression.type", "producer".into()),
-                config("segment.bytes", c.segment_bytes.to_string()),
-            ],
-            ..Default::default()
-        }],
-        timeout_ms: 5000,
-        ..Default::default()
-    };
-    match apis
-        .controller
-        .send(7, RequestKind::CreateTopics(req))
-        .await
-    {
-        Some(rafka_protocol::messages::ResponseKind::CreateTopics(r)) => {
-            for t in &r.topics {
-                if t.error_code != 0 && t.error_code != ErrorCode::TopicAlreadyExists.code() {
-                    tracing::warn!(error = t.error_code, message = ?t.error_message, "cannot create {GROUP_METADATA_TOPIC}");
-                } else if t.error_code == 0 {
-                    tracing::info!(
-                        partitions = c.num_partitions,
-                        "created {GROUP_METADATA_TOPIC}"
-                    );
-                }
-            }
-        }
-        _ => tracing::warn!("no controller answered the creation of {GROUP_METADATA_TOPIC}"),
     }
 }

@@ -1,5 +1,7 @@
-//! ListOffsets: earliest (-2), latest (-1: the high watermark), max timestamp (-3), or the first
-//! record whose timestamp is at or after the target (-1 offset when there is none).
+//! ListOffsets: earliest (-2), latest (-1: the high watermark, or for isolation_level
+//! read_committed the last stable offset), max timestamp (-3), or the first record whose
+//! timestamp is at or after the target (-1 offset when there is none; never one a consumer of that
+//! isolation may not read).
 //!
 //! A search by time may read and decompress batches (the first record at or after a time can be
 //! inside a compressed batch): a request holding one runs on a blocking thread, never on the
@@ -8,7 +10,7 @@
 
 use super::KafkaApis;
 use crate::network::RequestContext;
-use crate::replica_manager::ReplicaManager;
+use crate::replica_manager::{FetchIsolation, ReplicaManager};
 use rafka_controller::image::MetadataImage;
 use rafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -88,6 +90,8 @@ fn answer(
     version: i16,
     req: ListOffsetsRequest,
 ) -> ListOffsetsResponse {
+    // v0-1 have no isolation level (read_uncommitted).
+    let isolation_level = if version >= 2 { req.isolation_level } else { 0 };
     let topics = req
         .topics
         .into_iter()
@@ -108,7 +112,13 @@ fn answer(
                     let found = if denied.contains(&t.name) {
                         Err(ErrorCode::TopicAuthorizationFailed)
                     } else {
-                        rm.fetch_offset_for_timestamp(image, &tp, p.timestamp, epoch)
+                        rm.fetch_offset_for_timestamp_isolated(
+                            image,
+                            &tp,
+                            p.timestamp,
+                            epoch,
+                            FetchIsolation::of_consumer(isolation_level),
+                        )
                     };
                     match found {
                         Ok(Some(found)) => ListOffsetsPartitionResponse {

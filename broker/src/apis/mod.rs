@@ -6,6 +6,8 @@
 //! not serve never reach a handler: the network layer's `handle_frame_error` answers ApiVersions
 //! (KIP-511) and closes the connection for the rest.
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod alter_configs;
 mod alter_user_scram_credentials;
 mod api_versions;
@@ -30,6 +32,7 @@ mod describe_producers;
 pub(crate) mod describe_quorum;
 mod describe_user_scram_credentials;
 mod elect_leaders;
+mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -46,6 +49,7 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
+pub(crate) mod write_txn_markers;
 
 pub use api_versions::{advertised_versions, api_versions_response};
 pub use authorize::RequestAuthorizer;
@@ -56,6 +60,7 @@ use crate::group_coordinator::GroupCoordinator;
 use crate::network::{RequestContext, RequestHandler, Response};
 use crate::producer_id_manager::ProducerIdManager;
 use crate::replica_manager::ReplicaManager;
+use crate::transaction_coordinator::TransactionCoordinator;
 use rafka_controller::image::MetadataImage;
 use rafka_protocol::frame::FrameError;
 use rafka_protocol::messages::{RequestKind, ResponseKind};
@@ -79,6 +84,9 @@ pub struct KafkaApis {
     pub groups: Arc<GroupCoordinator>,
     /// Producer ids for idempotent producers.
     pub producer_ids: Arc<ProducerIdManager>,
+    /// The transaction coordinator: transactional ids whose `__transaction_state` partition this
+    /// broker leads.
+    pub transactions: Arc<TransactionCoordinator>,
     /// The static configuration (file and overrides); the dynamic broker configs come from the
     /// image (DescribeConfigs, AlterConfigs validation, topic defaults).
     pub config: Arc<KafkaConfig>,
@@ -240,7 +248,16 @@ impl KafkaApis {
                 ResponseKind::OffsetDelete(offset_delete::handle(self, ctx, r))
             }
             RequestKind::InitProducerId(r) => {
-                ResponseKind::InitProducerId(init_producer_id::handle(self, ctx, r).await)
+                ResponseKind::InitProducerId(init_producer_id::handle(self, ctx, version, r).await)
+            }
+            RequestKind::AddPartitionsToTxn(r) => ResponseKind::AddPartitionsToTxn(
+                add_partitions_to_txn::handle(self, ctx, version, r).await,
+            ),
+            RequestKind::AddOffsetsToTxn(r) => ResponseKind::AddOffsetsToTxn(
+                add_offsets_to_txn::handle(self, ctx, version, r).await,
+            ),
+            RequestKind::EndTxn(r) => {
+                ResponseKind::EndTxn(end_txn::handle(self, ctx, version, r).await)
             }
             RequestKind::DescribeAcls(r) => {
                 ResponseKind::DescribeAcls(describe_acls::handle(self, ctx, r))
@@ -250,6 +267,9 @@ impl KafkaApis {
             }
             RequestKind::DeleteAcls(r) => {
                 ResponseKind::DeleteAcls(delete_acls::handle(self, ctx, version, r).await)
+            }
+            RequestKind::WriteTxnMarkers(r) if write_txn_markers::served_on(self, ctx) => {
+                ResponseKind::WriteTxnMarkers(write_txn_markers::handle(self, ctx, r).await)
             }
             RequestKind::DescribeProducers(r) => {
                 ResponseKind::DescribeProducers(describe_producers::handle(self, ctx, r))
@@ -398,6 +418,9 @@ pub fn handles(key: rafka_protocol::ApiKey) -> bool {
             | DeleteGroups
             | OffsetDelete
             | InitProducerId
+            | AddPartitionsToTxn
+            | AddOffsetsToTxn
+            | EndTxn
             | DescribeProducers
             | SaslHandshake
             | SaslAuthenticate

@@ -3,7 +3,10 @@
 //! `record_errors`), then appended untouched (the log assigns offsets in the batch headers). acks=0 sends nothing back (`None`); acks=1 answers after the
 //! local append; acks=all then waits (Kafka's delayed produce) until the high watermark passes
 //! every partition's append, or the request's `timeout_ms` — with a single replica at once.
-//! Each topic needs TOPIC WRITE (else TOPIC_AUTHORIZATION_FAILED for its partitions).
+//! Each topic needs TOPIC WRITE (else TOPIC_AUTHORIZATION_FAILED for its partitions), a
+//! transactional producer TRANSACTIONAL_ID WRITE on its id. Transactional batches open the
+//! producer's transaction in the partition (the log's producer state); the coordinator's
+//! markers close it.
 //! From v10 a NOT_LEADER_OR_FOLLOWER partition names the current leader and the response its
 //! endpoint (KIP-951, `current_leader`).
 
@@ -19,6 +22,31 @@ use rafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use rafka_protocol::ErrorCode;
 use rafka_security::authorizer::{AclOperation, ResourceType};
 use rafka_storage::TopicPartition;
+
+/// A transactional batch must belong to a transaction its producer has open with this partition
+/// added (KIP-890 part 1's check, so a late or stray transactional write can never open a
+/// transaction no coordinator will end and hold read_committed consumers forever): it needs the
+/// request's transactional id, and when this broker is that id's coordinator the partition must
+/// be in its Ongoing transaction at the batch's producer id and epoch (INVALID_TXN_STATE,
+/// PRODUCER_FENCED otherwise). When the coordinator is another broker the check is not made yet
+/// (Kafka asks it with AddPartitionsToTxn v4 verifyOnly). The answer for a refused batch.
+fn verify_transactional(
+    apis: &KafkaApis,
+    transactional_id: Option<&str>,
+    tp: &TopicPartition,
+    bytes: &bytes::Bytes,
+) -> Option<ErrorCode> {
+    let batch = rafka_protocol::record_batch::RecordBatch::parse(bytes.clone()).ok()?;
+    if !batch.is_transactional() {
+        return None;
+    }
+    let Some(id) = transactional_id else {
+        return Some(ErrorCode::InvalidTxnState);
+    };
+    apis.transactions
+        .verify(id, batch.producer_id(), batch.producer_epoch(), tp)
+        .err()
+}
 
 /// What to send back.
 pub enum Outcome {
@@ -40,7 +68,11 @@ pub async fn handle(
     let authz = apis.authorizer_for(ctx, &image);
     let mut responses = Vec::with_capacity(req.topic_data.len());
     let invalid_acks = !matches!(req.acks, -1..=1);
-    let transactional = req.transactional_id.is_some();
+    // A transactional producer needs TRANSACTIONAL_ID WRITE on its id (Kafka's check).
+    let txn_refused = req
+        .transactional_id
+        .as_deref()
+        .is_some_and(|id| !authz.allows(AclOperation::Write, ResourceType::TransactionalId, id));
     // acks=all: (topic index, partition index, partition, the offset the high watermark must
     // reach).
     let mut waits: Vec<(usize, usize, TopicPartition, i64)> = Vec::new();
@@ -61,12 +93,24 @@ pub async fn handle(
                 error(p.index, ErrorCode::TopicAuthorizationFailed)
             } else if let Some(e) = &refused {
                 error(p.index, e.code)
-            } else if transactional {
-                // Transactions land in their own issue.
+            } else if txn_refused {
                 error(p.index, ErrorCode::TransactionalIdAuthorizationFailed)
             } else {
-                match p.records.as_ref().and_then(|r| r.as_bytes()) {
+                let bytes = p.records.as_ref().and_then(|r| r.as_bytes());
+                let unverified = bytes.and_then(|b| {
+                    verify_transactional(apis, req.transactional_id.as_deref(), &tp, b)
+                });
+                match bytes {
                     None => error(p.index, ErrorCode::CorruptMessage),
+                    Some(_) if unverified.is_some() => {
+                        let code = unverified.unwrap_or(ErrorCode::InvalidTxnState);
+                        PartitionProduceResponse {
+                            error_message: (version >= 8).then(|| {
+                                format!("transactional records for {tp} outside an ongoing transaction of this producer that includes the partition")
+                            }),
+                            ..error(p.index, code)
+                        }
+                    }
                     Some(bytes) => {
                         // Validated before the partition's lock (and for compressed batches on
                         // a blocking thread), then appended.

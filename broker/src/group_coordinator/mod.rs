@@ -3,8 +3,8 @@
 //! - [`membership`]: the groups' members and rebalances, in memory (JoinGroup, SyncGroup,
 //!   Heartbeat, LeaveGroup, ListGroups, DescribeGroups, DeleteGroups).
 //! - [`records`]: the records of `__consumer_offsets`, in Kafka's format.
-//! - [`loader`]: reading a partition back, skipping what cannot be read (compressed batches
-//!   included), so a partition never stays loading.
+//! - loading, appending and waiting for replication are shared with the transaction
+//!   coordinator ([`crate::coordinator_common`]).
 //! - [`GroupCoordinator`] (here): which groups this broker coordinates, and their committed
 //!   offsets, durable in `__consumer_offsets`.
 //!
@@ -32,21 +32,19 @@
 
 pub mod consumer;
 pub mod lag;
-pub mod loader;
 pub mod membership;
 pub mod records;
 
-use crate::now_ms;
+use crate::coordinator_common::loader::PartitionLoad;
+use crate::coordinator_common::{append_records, read_partition, wait_replicated};
 use crate::replica_manager::ReplicaManager;
 use consumer::records::ConsumerRecord;
 use consumer::{ConsumerGroupConfig, ConsumerGroups};
-use loader::{ChunkEnd, PartitionLoad};
 use membership::GroupMembership;
 use membership::OffsetExpiry;
 use rafka_controller::image::MetadataImage;
 use rafka_protocol::messages::GroupMetadataValue;
 use rafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
-use rafka_protocol::record::RecordBatchBuilder;
 use rafka_protocol::ErrorCode;
 use rafka_storage::TopicPartition;
 use records::{CoordinatorRecord, OffsetAndMetadata};
@@ -258,35 +256,15 @@ impl GroupCoordinator {
         let mut groups: HashMap<String, GroupOffsets> = HashMap::new();
         let mut metadata: HashMap<String, GroupMetadataValue> = HashMap::new();
         let mut consumer: Vec<(String, ConsumerRecord)> = Vec::new();
-        let mut offset = {
-            let r = self
-                .replica_manager
-                .read(image, &tp, 0, 0, false, -1, false);
-            if r.error != ErrorCode::None {
-                return Err(format!("{:?}", r.error));
-            }
-            r.log_start_offset
-        };
-        let mut load = PartitionLoad::new(p);
-        loop {
-            let r = self
-                .replica_manager
-                .read_to_log_end(image, &tp, offset, 1 << 20);
-            if r.error != ErrorCode::None {
-                return Err(format!("read at {offset}: {:?}", r.error));
-            }
-            let Some(slice) = r.records else { break };
-            let bytes = bytes::Bytes::from(slice.read_to_vec().map_err(|e| e.to_string())?);
-            let end = load.read_chunk(bytes, offset, &mut |rec| {
-                apply(&mut groups, &mut metadata, &mut consumer, rec)
-            });
-            match end {
-                ChunkEnd::Next(next) if next > offset => offset = next,
-                // The end of the log, or nothing more that can be read: serve what was read
-                // rather than leave the partition loading forever.
-                ChunkEnd::Next(_) | ChunkEnd::Broken => break,
-            }
-        }
+        let mut load = PartitionLoad::new(GROUP_METADATA_TOPIC, p);
+        read_partition(
+            &self.replica_manager,
+            image,
+            &tp,
+            &mut load,
+            &records::read,
+            &mut |rec| apply(&mut groups, &mut metadata, &mut consumer, rec),
+        )?;
         let count = load.records();
         load.finish();
         let mut parts = self.lock();
@@ -318,37 +296,17 @@ impl GroupCoordinator {
         p: i32,
         records: &[(bytes::Bytes, Option<bytes::Bytes>)],
     ) -> Result<i64, ErrorCode> {
-        let now = now_ms();
-        let mut builder = RecordBatchBuilder::new(0);
-        for (k, v) in records {
-            builder
-                .append(now, Some(k), v.as_deref(), &[])
-                .map_err(|_| ErrorCode::InvalidCommitOffsetSize)?;
-        }
         let tp = TopicPartition {
             topic: GROUP_METADATA_TOPIC.to_owned(),
             partition: p,
         };
-        let r = self
-            .replica_manager
-            .append(image, &tp, &builder.build(), -1);
-        match r.error {
-            ErrorCode::None => Ok(r.last_offset + 1),
-            ErrorCode::UnknownTopicOrPartition
-            | ErrorCode::NotEnoughReplicas
-            | ErrorCode::NotEnoughReplicasAfterAppend
-            | ErrorCode::RequestTimedOut => Err(ErrorCode::CoordinatorNotAvailable),
-            ErrorCode::NotLeaderOrFollower | ErrorCode::KafkaStorageError => {
-                Err(ErrorCode::NotCoordinator)
-            }
-            ErrorCode::MessageTooLarge | ErrorCode::RecordListTooLarge => {
-                Err(ErrorCode::InvalidCommitOffsetSize)
-            }
-            other => {
-                tracing::warn!(partition = p, error = ?other, "cannot append to __consumer_offsets");
-                Err(ErrorCode::UnknownServerError)
-            }
-        }
+        append_records(
+            &self.replica_manager,
+            image,
+            &tp,
+            records,
+            ErrorCode::InvalidCommitOffsetSize,
+        )
     }
 
     /// Commits offsets of `group` (already checked against its membership): appended first,
@@ -403,15 +361,7 @@ impl GroupCoordinator {
             topic: GROUP_METADATA_TOPIC.to_owned(),
             partition: self.partition_for(group),
         };
-        match self
-            .replica_manager
-            .wait_for_high_watermark(image, &tp, required, deadline)
-            .await
-        {
-            ErrorCode::None => Ok(()),
-            ErrorCode::NotLeaderOrFollower => Err(ErrorCode::NotCoordinator),
-            _ => Err(ErrorCode::CoordinatorNotAvailable),
-        }
+        wait_replicated(&self.replica_manager, image, &tp, required, deadline).await
     }
 
     /// The committed offsets of `group` (all of them, or those of `wanted`).

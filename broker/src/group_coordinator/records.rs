@@ -12,7 +12,8 @@
 //! Reading accepts every version Kafka has written (keys 0–2, values up to 4), so a log
 //! directory that Kafka wrote loads too.
 
-use bytes::{Bytes, BytesMut};
+use crate::coordinator_common::encode_record as encode;
+use bytes::Bytes;
 use rafka_protocol::messages::{
     GroupMetadataKey, GroupMetadataValue, OffsetCommitKey, OffsetCommitValue,
 };
@@ -65,32 +66,11 @@ pub enum RecordError {
     Malformed(String),
 }
 
-fn encode<M: Message>(m: &M, version: i16) -> Bytes {
-    let mut out = BytesMut::with_capacity(2 + m.size_at(version));
-    out.extend_from_slice(&version.to_be_bytes());
-    // Our own values, at versions we implement: encoding cannot fail.
-    if let Err(e) = rafka_protocol::encode(m, &mut out, version) {
-        tracing::error!(error = %e, "cannot encode a coordinator record");
-    }
-    out.freeze()
-}
-
 fn decode<M: Message>(
     bytes: &Bytes,
     allowed: std::ops::RangeInclusive<i16>,
 ) -> Result<M, RecordError> {
-    if bytes.len() < 2 {
-        return Err(RecordError::Malformed("shorter than its version".into()));
-    }
-    let version = i16::from_be_bytes([bytes[0], bytes[1]]);
-    if !allowed.contains(&version) {
-        return Err(RecordError::Malformed(format!(
-            "{} version {version}",
-            M::NAME
-        )));
-    }
-    rafka_protocol::decode(bytes, &bytes[2..], version)
-        .map_err(|e| RecordError::Malformed(e.to_string()))
+    crate::coordinator_common::decode_record(bytes, allowed).map_err(RecordError::Malformed)
 }
 
 /// The key and value of an offset commit (`value` None: a tombstone).

@@ -1,4 +1,4 @@
-//! Reading a `__consumer_offsets` partition back into memory, one chunk of the log at a time,
+//! Reading a coordinator's partition (`__consumer_offsets`, `__transaction_state`) back into memory, one chunk of the log at a time,
 //! in a way that cannot leave the partition stuck "loading": compressed batches (any codec) are
 //! decompressed into a bounded buffer that is dropped after the batch, and whatever cannot be
 //! read — a batch whose CRC fails or that does not decompress, a record cut short, a key or
@@ -11,10 +11,9 @@
 //! stores such bytes (appends and recovery check every batch), so this is a last resort, and
 //! the partition is still served with what was read before it.
 //!
-//! Not here: which partitions to load and when (the coordinator in `mod.rs`), and the record
-//! formats (`records`).
+//! Not here: which partitions to load and when (each coordinator), and the record formats (the
+//! `decode` each coordinator passes in).
 
-use super::records::{self, CoordinatorRecord};
 use bytes::Bytes;
 use rafka_protocol::record::RecordIter;
 use rafka_protocol::record_batch::{Compression, RecordBatch};
@@ -25,6 +24,9 @@ use std::fmt::Display;
 /// far smaller (bounded by `max.message.bytes`); a bigger one is not the coordinator's and is
 /// skipped rather than allowed to claim memory.
 pub const MAX_DECOMPRESSED_BATCH_BYTES: usize = 16 << 20;
+
+/// How a coordinator reads one record's key and value into its own record type.
+pub type DecodeRecord<R, E> = dyn Fn(Option<&Bytes>, Option<&Bytes>) -> Result<R, E>;
 
 /// Where a chunk's reading ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +40,7 @@ pub enum ChunkEnd {
 /// One partition's load in progress: counts and the first problem, for one log line.
 #[derive(Debug)]
 pub struct PartitionLoad {
+    topic: &'static str,
     partition: i32,
     records: usize,
     skipped_records: usize,
@@ -46,8 +49,9 @@ pub struct PartitionLoad {
 }
 
 impl PartitionLoad {
-    pub fn new(partition: i32) -> PartitionLoad {
+    pub fn new(topic: &'static str, partition: i32) -> PartitionLoad {
         PartitionLoad {
+            topic,
             partition,
             records: 0,
             skipped_records: 0,
@@ -82,13 +86,14 @@ impl PartitionLoad {
         self.note(offset, what);
     }
 
-    /// Reads the batches of one chunk of the log starting at `from`, handing each record it
-    /// can read to `apply`, in log order.
-    pub fn read_chunk(
+    /// Reads the batches of one chunk of the log starting at `from`, handing each record that
+    /// `decode` can read to `apply`, in log order.
+    pub fn read_chunk<R, E: Display>(
         &mut self,
         bytes: Bytes,
         from: i64,
-        apply: &mut dyn FnMut(CoordinatorRecord),
+        decode: &DecodeRecord<R, E>,
+        apply: &mut dyn FnMut(R),
     ) -> ChunkEnd {
         let mut next = from;
         for batch in RecordBatch::batches(bytes) {
@@ -104,12 +109,17 @@ impl PartitionLoad {
             if batch.is_control() {
                 continue;
             }
-            self.read_batch(&batch, apply);
+            self.read_batch(&batch, decode, apply);
         }
         ChunkEnd::Next(next)
     }
 
-    fn read_batch(&mut self, batch: &RecordBatch, apply: &mut dyn FnMut(CoordinatorRecord)) {
+    fn read_batch<R, E: Display>(
+        &mut self,
+        batch: &RecordBatch,
+        decode: &DecodeRecord<R, E>,
+        apply: &mut dyn FnMut(R),
+    ) {
         let base = batch.base_offset();
         if let Err(e) = batch.ensure_valid() {
             return self.skip_batch(base, e);
@@ -138,7 +148,7 @@ impl PartitionLoad {
                 }
             };
             let offset = base + i64::from(record.offset_delta);
-            match records::read(record.key.as_ref(), record.value.as_ref()) {
+            match decode(record.key.as_ref(), record.value.as_ref()) {
                 Ok(rec) => {
                     self.records += 1;
                     apply(rec);
@@ -152,12 +162,13 @@ impl PartitionLoad {
     pub fn finish(self) {
         if let Some(first) = &self.first_problem {
             tracing::warn!(
+                topic = self.topic,
                 partition = self.partition,
                 records = self.records,
                 skipped_records = self.skipped_records,
                 skipped_batches = self.skipped_batches,
                 first = %first,
-                "skipped what could not be read while loading __consumer_offsets"
+                "skipped what could not be read while loading a coordinator partition"
             );
         }
     }
@@ -166,7 +177,7 @@ impl PartitionLoad {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::group_coordinator::records::OffsetAndMetadata;
+    use crate::group_coordinator::records::{self, CoordinatorRecord, OffsetAndMetadata};
     use rafka_protocol::record::RecordBatchBuilder;
     use rafka_protocol::record_batch::RecordBatchMut;
     use rafka_storage::compression::compress;
@@ -224,9 +235,9 @@ mod tests {
     }
 
     fn load(chunk: Vec<u8>) -> (PartitionLoad, Vec<CoordinatorRecord>, ChunkEnd) {
-        let mut l = PartitionLoad::new(0);
+        let mut l = PartitionLoad::new("__consumer_offsets", 0);
         let mut got = Vec::new();
-        let end = l.read_chunk(Bytes::from(chunk), 0, &mut |r| got.push(r));
+        let end = l.read_chunk(Bytes::from(chunk), 0, &records::read, &mut |r| got.push(r));
         (l, got, end)
     }
 

@@ -1,0 +1,206 @@
+//! What the coordinators share — the group coordinator (`__consumer_offsets`) and the transaction
+//! coordinator (`__transaction_state`) keep their state the same way (Kafka 4's
+//! `coordinator-common`): in a compacted internal topic whose partition leader is the coordinator
+//! of the keys hashed to it, loaded into memory on becoming leader, written acks=all and applied
+//! only once appended (and answered only once replicated).
+//!
+//! - [`loader`]: reading a partition back, skipping what cannot be read.
+//! - [`encode_record`] / [`decode_record`]: a record key or value as Kafka writes them, an int16
+//!   version then the struct at that version.
+//! - [`append_records`], [`wait_replicated`], [`read_partition`]: the partition's log through
+//!   the replica manager, with Kafka's mapping of log errors to coordinator errors.
+//! - [`create_internal_topic`]: creating the topic through the controller on first use.
+//!
+//! Not here: what each coordinator keeps, its record types, which requests it serves.
+
+pub mod loader;
+
+use crate::controller_channel::ControllerChannel;
+use crate::now_ms;
+use crate::replica_manager::ReplicaManager;
+use bytes::{Bytes, BytesMut};
+use loader::{ChunkEnd, DecodeRecord, PartitionLoad};
+use rafka_controller::image::MetadataImage;
+use rafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use rafka_protocol::messages::{CreateTopicsRequest, RequestKind, ResponseKind};
+use rafka_protocol::record::RecordBatchBuilder;
+use rafka_protocol::{ErrorCode, Message};
+use rafka_storage::TopicPartition;
+use std::fmt::Display;
+
+/// A record key or value: `version`, then `m` at that version.
+pub fn encode_record<M: Message>(m: &M, version: i16) -> Bytes {
+    let mut out = BytesMut::with_capacity(2 + m.size_at(version));
+    out.extend_from_slice(&version.to_be_bytes());
+    // Our own values, at versions we implement: encoding cannot fail.
+    if let Err(e) = rafka_protocol::encode(m, &mut out, version) {
+        tracing::error!(error = %e, "cannot encode a coordinator record");
+    }
+    out.freeze()
+}
+
+/// Reads a record key or value written by [`encode_record`] at one of the `allowed` versions;
+/// the error says what is wrong.
+pub fn decode_record<M: Message>(
+    bytes: &Bytes,
+    allowed: std::ops::RangeInclusive<i16>,
+) -> Result<M, String> {
+    if bytes.len() < 2 {
+        return Err("shorter than its version".into());
+    }
+    let version = i16::from_be_bytes([bytes[0], bytes[1]]);
+    if !allowed.contains(&version) {
+        return Err(format!("{} version {version}", M::NAME));
+    }
+    rafka_protocol::decode(bytes, &bytes[2..], version).map_err(|e| e.to_string())
+}
+
+/// Appends `records` (key, value) to a coordinator partition as one batch (acks=all): the offset
+/// the high watermark must reach for them to be replicated, or the error a coordinator answers
+/// when it cannot append (Kafka's mapping); `too_large` is what a batch over the size limits
+/// answers.
+pub fn append_records(
+    rm: &ReplicaManager,
+    image: &MetadataImage,
+    tp: &TopicPartition,
+    records: &[(Bytes, Option<Bytes>)],
+    too_large: ErrorCode,
+) -> Result<i64, ErrorCode> {
+    let now = now_ms();
+    let mut builder = RecordBatchBuilder::new(0);
+    for (k, v) in records {
+        builder
+            .append(now, Some(k), v.as_deref(), &[])
+            .map_err(|_| too_large)?;
+    }
+    let r = rm.append(image, tp, &builder.build(), -1);
+    match r.error {
+        ErrorCode::None => Ok(r.last_offset + 1),
+        ErrorCode::UnknownTopicOrPartition
+        | ErrorCode::NotEnoughReplicas
+        | ErrorCode::NotEnoughReplicasAfterAppend
+        | ErrorCode::RequestTimedOut => Err(ErrorCode::CoordinatorNotAvailable),
+        ErrorCode::NotLeaderOrFollower | ErrorCode::KafkaStorageError => {
+            Err(ErrorCode::NotCoordinator)
+        }
+        ErrorCode::MessageTooLarge | ErrorCode::RecordListTooLarge => Err(too_large),
+        other => {
+            tracing::warn!(topic = %tp.topic, partition = tp.partition, error = ?other, "cannot append to a coordinator partition");
+            Err(ErrorCode::UnknownServerError)
+        }
+    }
+}
+
+/// Waits until a coordinator partition's high watermark reaches `required`, at most until
+/// `deadline`; Kafka's mapping of the failures to coordinator errors.
+pub async fn wait_replicated(
+    rm: &ReplicaManager,
+    image: &MetadataImage,
+    tp: &TopicPartition,
+    required: i64,
+    deadline: tokio::time::Instant,
+) -> Result<(), ErrorCode> {
+    match rm
+        .wait_for_high_watermark(image, tp, required, deadline)
+        .await
+    {
+        ErrorCode::None => Ok(()),
+        ErrorCode::NotLeaderOrFollower => Err(ErrorCode::NotCoordinator),
+        _ => Err(ErrorCode::CoordinatorNotAvailable),
+    }
+}
+
+/// Reads a coordinator partition this broker leads from its log start to its log end (as
+/// Kafka's coordinators load: a new leader's high watermark may lag behind what its followers
+/// acknowledged), handing each record `decode` can read to `apply` (`load` counts them).
+pub fn read_partition<R, E: Display>(
+    rm: &ReplicaManager,
+    image: &MetadataImage,
+    tp: &TopicPartition,
+    load: &mut PartitionLoad,
+    decode: &DecodeRecord<R, E>,
+    apply: &mut dyn FnMut(R),
+) -> Result<(), String> {
+    let mut offset = {
+        let r = rm.read(image, tp, 0, 0, false, -1, false);
+        if r.error != ErrorCode::None {
+            return Err(format!("{:?}", r.error));
+        }
+        r.log_start_offset
+    };
+    loop {
+        let r = rm.read_to_log_end(image, tp, offset, 1 << 20);
+        if r.error != ErrorCode::None {
+            return Err(format!("read at {offset}: {:?}", r.error));
+        }
+        let Some(slice) = r.records else { break };
+        let bytes = Bytes::from(slice.read_to_vec().map_err(|e| e.to_string())?);
+        match load.read_chunk(bytes, offset, decode, apply) {
+            ChunkEnd::Next(next) if next > offset => offset = next,
+            // The end of the log, or nothing more that can be read: serve what was read
+            // rather than leave the partition loading forever.
+            ChunkEnd::Next(_) | ChunkEnd::Broken => break,
+        }
+    }
+    Ok(())
+}
+
+/// An internal topic's shape (Kafka's `*.topic.*` / `transaction.state.log.*` settings).
+#[derive(Debug, Clone)]
+pub struct InternalTopic {
+    pub name: &'static str,
+    pub num_partitions: i32,
+    pub replication_factor: i16,
+    pub segment_bytes: i32,
+    /// The topic's `min.insync.replicas` (`transaction.state.log.min.isr`), if set.
+    pub min_insync_replicas: Option<i32>,
+}
+
+/// Creates a compacted internal topic through the controller (another request may have won the
+/// race: TOPIC_ALREADY_EXISTS is fine).
+pub async fn create_internal_topic(controller: &ControllerChannel, t: &InternalTopic) {
+    let config = |name: &str, value: String| CreatableTopicConfig {
+        name: name.to_owned(),
+        value: Some(value),
+        ..Default::default()
+    };
+    let req = CreateTopicsRequest {
+        topics: vec![CreatableTopic {
+            name: t.name.to_owned(),
+            num_partitions: t.num_partitions,
+            replication_factor: t.replication_factor,
+            configs: [
+                Some(config("cleanup.policy", "compact".into())),
+                Some(config("compression.type", "producer".into())),
+                Some(config("segment.bytes", t.segment_bytes.to_string())),
+                t.min_insync_replicas
+                    .map(|m| config("min.insync.replicas", m.to_string())),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+            ..Default::default()
+        }],
+        timeout_ms: 5000,
+        ..Default::default()
+    };
+    match controller.send(7, RequestKind::CreateTopics(req)).await {
+        Some(ResponseKind::CreateTopics(r)) => {
+            for res in &r.topics {
+                if res.error_code != 0 && res.error_code != ErrorCode::TopicAlreadyExists.code() {
+                    tracing::warn!(topic = t.name, error = res.error_code, message = ?res.error_message, "cannot create an internal topic");
+                } else if res.error_code == 0 {
+                    tracing::info!(
+                        topic = t.name,
+                        partitions = t.num_partitions,
+                        "created internal topic"
+                    );
+                }
+            }
+        }
+        _ => tracing::warn!(
+            topic = t.name,
+            "no controller answered the creation of an internal topic"
+        ),
+    }
+}

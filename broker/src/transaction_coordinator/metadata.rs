@@ -1,0 +1,203 @@
+//! One transactional id's state (Kafka's `TransactionMetadata` and `TransactionState`), and its
+//! record in `__transaction_state` (`TransactionLogKey` v0 / `TransactionLogValue` v0, read at
+//! v0 and v1).
+
+use crate::coordinator_common::{decode_record, encode_record};
+use bytes::Bytes;
+use rafka_protocol::messages::transaction_log_value::PartitionsSchema;
+use rafka_protocol::messages::{TransactionLogKey, TransactionLogValue};
+use std::collections::BTreeSet;
+
+const KEY_VERSION: i16 = 0;
+const VALUE_VERSION: i16 = 0;
+
+/// Kafka's transaction states, with the ids it writes in `TransactionStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionState {
+    Empty,
+    Ongoing,
+    PrepareCommit,
+    PrepareAbort,
+    CompleteCommit,
+    CompleteAbort,
+    Dead,
+    PrepareEpochFence,
+}
+
+impl TransactionState {
+    pub fn id(self) -> i8 {
+        match self {
+            TransactionState::Empty => 0,
+            TransactionState::Ongoing => 1,
+            TransactionState::PrepareCommit => 2,
+            TransactionState::PrepareAbort => 3,
+            TransactionState::CompleteCommit => 4,
+            TransactionState::CompleteAbort => 5,
+            TransactionState::Dead => 6,
+            TransactionState::PrepareEpochFence => 7,
+        }
+    }
+
+    pub fn from_id(id: i8) -> Option<TransactionState> {
+        Some(match id {
+            0 => TransactionState::Empty,
+            1 => TransactionState::Ongoing,
+            2 => TransactionState::PrepareCommit,
+            3 => TransactionState::PrepareAbort,
+            4 => TransactionState::CompleteCommit,
+            5 => TransactionState::CompleteAbort,
+            6 => TransactionState::Dead,
+            7 => TransactionState::PrepareEpochFence,
+            _ => return None,
+        })
+    }
+
+    /// Kafka's names (ListTransactions, DescribeTransactions).
+    pub fn name(self) -> &'static str {
+        match self {
+            TransactionState::Empty => "Empty",
+            TransactionState::Ongoing => "Ongoing",
+            TransactionState::PrepareCommit => "PrepareCommit",
+            TransactionState::PrepareAbort => "PrepareAbort",
+            TransactionState::CompleteCommit => "CompleteCommit",
+            TransactionState::CompleteAbort => "CompleteAbort",
+            TransactionState::Dead => "Dead",
+            TransactionState::PrepareEpochFence => "PrepareEpochFence",
+        }
+    }
+}
+
+/// What the coordinator knows of one transactional id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionMetadata {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub txn_timeout_ms: i32,
+    pub state: TransactionState,
+    /// The partitions added to the ongoing transaction (or the one being completed).
+    pub partitions: BTreeSet<(String, i32)>,
+    pub txn_start_timestamp: i64,
+    pub txn_last_update_timestamp: i64,
+}
+
+impl TransactionMetadata {
+    /// The record that stores this state.
+    pub fn to_record(&self, transactional_id: &str) -> (Bytes, Option<Bytes>) {
+        let key = TransactionLogKey {
+            transactional_id: transactional_id.to_owned(),
+        };
+        let partitions = if self.partitions.is_empty() {
+            None
+        } else {
+            let mut topics: Vec<PartitionsSchema> = Vec::new();
+            for (topic, p) in &self.partitions {
+                match topics.last_mut() {
+                    Some(t) if &t.topic == topic => t.partition_ids.push(*p),
+                    _ => topics.push(PartitionsSchema {
+                        topic: topic.clone(),
+                        partition_ids: vec![*p],
+                        ..Default::default()
+                    }),
+                }
+            }
+            Some(topics)
+        };
+        let value = TransactionLogValue {
+            producer_id: self.producer_id,
+            producer_epoch: self.producer_epoch,
+            transaction_timeout_ms: self.txn_timeout_ms,
+            transaction_status: self.state.id(),
+            transaction_partitions: partitions,
+            transaction_last_update_timestamp_ms: self.txn_last_update_timestamp,
+            transaction_start_timestamp_ms: self.txn_start_timestamp,
+            ..Default::default()
+        };
+        (
+            encode_record(&key, KEY_VERSION),
+            Some(encode_record(&value, VALUE_VERSION)),
+        )
+    }
+}
+
+/// One record of `__transaction_state`: the id and its state (`None`: a tombstone).
+pub type TransactionRecord = (String, Option<TransactionMetadata>);
+
+/// Reads one record of `__transaction_state`.
+pub fn read_record(
+    key: Option<&Bytes>,
+    value: Option<&Bytes>,
+) -> Result<TransactionRecord, String> {
+    let key = key.ok_or("a __transaction_state record without a key")?;
+    let key: TransactionLogKey = decode_record(key, 0..=0)?;
+    let Some(value) = value else {
+        return Ok((key.transactional_id, None));
+    };
+    let v: TransactionLogValue = decode_record(value, 0..=1)?;
+    let state = TransactionState::from_id(v.transaction_status)
+        .ok_or_else(|| format!("unknown transaction status {}", v.transaction_status))?;
+    let partitions = v
+        .transaction_partitions
+        .unwrap_or_default()
+        .into_iter()
+        .flat_map(|t| {
+            let topic = t.topic;
+            t.partition_ids.into_iter().map(move |p| (topic.clone(), p))
+        })
+        .collect();
+    Ok((
+        key.transactional_id,
+        Some(TransactionMetadata {
+            producer_id: v.producer_id,
+            producer_epoch: v.producer_epoch,
+            txn_timeout_ms: v.transaction_timeout_ms,
+            state,
+            partitions,
+            txn_start_timestamp: v.transaction_start_timestamp_ms,
+            txn_last_update_timestamp: v.transaction_last_update_timestamp_ms,
+        }),
+    ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_in_kafkas_layout() {
+        let m = TransactionMetadata {
+            producer_id: 7,
+            producer_epoch: 2,
+            txn_timeout_ms: 60_000,
+            state: TransactionState::Ongoing,
+            partitions: [
+                ("a".to_owned(), 1),
+                ("a".to_owned(), 0),
+                ("b".to_owned(), 3),
+            ]
+            .into_iter()
+            .collect(),
+            txn_start_timestamp: 100,
+            txn_last_update_timestamp: 200,
+        };
+        let (k, v) = m.to_record("tx");
+        // Key: version 0, then the id as an int16-prefixed string.
+        assert_eq!(&k[..], &[0, 0, 0, 2, b't', b'x']);
+        let v = v.unwrap();
+        // Value v0: version, producer id, epoch, timeout, status 1 (Ongoing), ...
+        assert_eq!(&v[..2], &[0, 0]);
+        assert_eq!(&v[2..10], &7i64.to_be_bytes());
+        assert_eq!(&v[10..12], &2i16.to_be_bytes());
+        assert_eq!(&v[12..16], &60_000i32.to_be_bytes());
+        assert_eq!(v[16], 1);
+        let (id, back) = read_record(Some(&k), Some(&v)).unwrap();
+        assert_eq!(id, "tx");
+        assert_eq!(back.unwrap(), m);
+        assert_eq!(
+            read_record(Some(&k), None).unwrap(),
+            ("tx".to_owned(), None)
+        );
+        assert!(read_record(None, Some(&v)).is_err());
+        assert!(read_record(Some(&k), Some(&Bytes::from_static(&[0, 0, 1]))).is_err());
+    }
+}

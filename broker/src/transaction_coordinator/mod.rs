@@ -1,0 +1,765 @@
+//! The transaction coordinator (Kafka's `TransactionCoordinator`, KIP-98).
+//!
+//! - [`metadata`]: a transactional id's state and its `__transaction_state` record.
+//! - [`markers`]: writing COMMIT / ABORT markers to the transaction's partitions' leaders.
+//! - [`TransactionCoordinator`] (here): which transactional ids this broker coordinates, and the
+//!   state machine InitProducerId, AddPartitionsToTxn, AddOffsetsToTxn and EndTxn drive.
+//!
+//! A transactional id belongs to partition `(javaStringHash(id) & 0x7fffffff) %
+//! transaction.state.log.num.partitions` of `__transaction_state` (created through the
+//! controller on the first FindCoordinator for a transactional id), and its coordinator is that
+//! partition's leader; the coordinator epoch is the partition's leader epoch. Loading, appending
+//! and waiting for replication are the group coordinator's ([`crate::coordinator_common`]): a
+//! state change is appended (acks=all), answered and applied in memory only once replicated, and
+//! while it is in flight the id answers CONCURRENT_TRANSACTIONS.
+//!
+//! The state machine, as Kafka's: InitProducerId bumps the epoch (fencing older instances; a
+//! fresh producer id once the epoch is exhausted) from Empty / CompleteCommit / CompleteAbort,
+//! and aborts an Ongoing transaction first (the client retries on CONCURRENT_TRANSACTIONS);
+//! AddPartitionsToTxn / AddOffsetsToTxn move to Ongoing; EndTxn writes PrepareCommit or
+//! PrepareAbort, answers, then sends the markers and writes CompleteCommit / CompleteAbort. A
+//! transaction open longer than its timeout is aborted with a bumped epoch (checked every
+//! `transaction.abort.timed.out.transaction.cleanup.interval.ms`), so its producer is fenced. A
+//! new coordinator (after a failover or a restart) finishes the Prepare* transactions it loads.
+//!
+//! [`TransactionCoordinator::verify`] is KIP-890 part 1's check for the transactional ids this
+//! broker coordinates (the produce path calls it).
+//!
+//! Not yet: TxnOffsetCommit (offsets committed with the transaction), KIP-890 verification
+//! against a coordinator on another broker, transactions v2, DescribeTransactions / ListTransactions, `transactional.id.expiration.ms`.
+
+pub mod markers;
+pub mod metadata;
+
+use crate::coordinator_common::loader::PartitionLoad;
+use crate::coordinator_common::{append_records, read_partition, wait_replicated};
+use crate::group_coordinator::partition_for;
+use crate::now_ms;
+use crate::producer_id_manager::ProducerIdManager;
+use crate::replica_manager::ReplicaManager;
+use markers::{MarkerChannel, TxnMarkers};
+use metadata::{read_record, TransactionMetadata, TransactionState};
+use rafka_controller::image::MetadataImage;
+use rafka_protocol::ErrorCode;
+use rafka_storage::TopicPartition;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+/// The internal topic of transaction state.
+pub const TRANSACTION_STATE_TOPIC: &str =
+    rafka_controller::control::topics::internal::TRANSACTION_STATE_TOPIC_NAME;
+
+/// How long a state change waits to be replicated.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The pause before markers that could not be written are sent again.
+const MARKER_RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The coordinator's settings (Kafka's names).
+#[derive(Debug, Clone)]
+pub struct TransactionConfig {
+    /// `transaction.state.log.num.partitions`.
+    pub num_partitions: i32,
+    /// `transaction.state.log.replication.factor`.
+    pub replication_factor: i16,
+    /// `transaction.state.log.segment.bytes`.
+    pub segment_bytes: i32,
+    /// `transaction.state.log.min.isr`.
+    pub min_isr: i32,
+    /// `transaction.max.timeout.ms`: a longer transaction timeout is INVALID_TRANSACTION_TIMEOUT.
+    pub max_timeout_ms: i32,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
+    pub abort_timed_out_interval_ms: i64,
+}
+
+impl Default for TransactionConfig {
+    fn default() -> Self {
+        TransactionConfig {
+            num_partitions: 50,
+            replication_factor: 3,
+            segment_bytes: 104_857_600,
+            min_isr: 2,
+            max_timeout_ms: 900_000,
+            abort_timed_out_interval_ms: 10_000,
+        }
+    }
+}
+
+/// One transactional id: its state, and whether a change is being written.
+#[derive(Debug, Clone)]
+struct Entry {
+    metadata: TransactionMetadata,
+    /// A state change (or markers) in flight: other requests get CONCURRENT_TRANSACTIONS.
+    pending: bool,
+}
+
+/// One `__transaction_state` partition this broker leads.
+#[derive(Debug, Default)]
+struct StatePartition {
+    loaded: bool,
+    coordinator_epoch: i32,
+    txns: HashMap<String, Entry>,
+}
+
+/// The outcome of EndTxn's first half: markers to send.
+struct Completion {
+    transactional_id: String,
+    partition: i32,
+    coordinator_epoch: i32,
+    markers: TxnMarkers,
+    partitions: BTreeSet<(String, i32)>,
+}
+
+/// The transaction coordinator of this broker.
+pub struct TransactionCoordinator {
+    config: TransactionConfig,
+    replica_manager: Arc<ReplicaManager>,
+    producer_ids: Arc<ProducerIdManager>,
+    channel: MarkerChannel,
+    /// Lock order: this lock alone; never held across an await (appends are synchronous).
+    partitions: Mutex<HashMap<i32, StatePartition>>,
+    image: Mutex<Arc<MetadataImage>>,
+}
+
+/// A request's producer id and epoch against the current state (Kafka's checks).
+fn check_producer(
+    m: &TransactionMetadata,
+    producer_id: i64,
+    producer_epoch: i16,
+    fenced: ErrorCode,
+) -> Result<(), ErrorCode> {
+    if m.producer_id != producer_id {
+        return Err(ErrorCode::InvalidProducerIdMapping);
+    }
+    if m.producer_epoch != producer_epoch {
+        return Err(fenced);
+    }
+    Ok(())
+}
+
+impl TransactionCoordinator {
+    pub fn new(
+        config: TransactionConfig,
+        replica_manager: Arc<ReplicaManager>,
+        producer_ids: Arc<ProducerIdManager>,
+        channel: MarkerChannel,
+    ) -> Arc<TransactionCoordinator> {
+        Arc::new(TransactionCoordinator {
+            config,
+            replica_manager,
+            producer_ids,
+            channel,
+            partitions: Mutex::new(HashMap::new()),
+            image: Mutex::new(Arc::new(MetadataImage::new())),
+        })
+    }
+
+    pub fn config(&self) -> &TransactionConfig {
+        &self.config
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<i32, StatePartition>> {
+        self.partitions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn image(&self) -> Arc<MetadataImage> {
+        self.image.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The `__transaction_state` partition of `transactional_id`.
+    pub fn partition_for(&self, transactional_id: &str) -> i32 {
+        partition_for(transactional_id, self.config.num_partitions)
+    }
+
+    fn tp(p: i32) -> TopicPartition {
+        TopicPartition::new(TRANSACTION_STATE_TOPIC, p)
+    }
+
+    /// Whether this broker coordinates the id now: NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS
+    /// otherwise.
+    fn check_coordinator(
+        parts: &HashMap<i32, StatePartition>,
+        p: i32,
+    ) -> Result<&StatePartition, ErrorCode> {
+        match parts.get(&p) {
+            Some(s) if s.loaded => Ok(s),
+            Some(_) => Err(ErrorCode::CoordinatorLoadInProgress),
+            None => Err(ErrorCode::NotCoordinator),
+        }
+    }
+
+    /// Follows leadership of `__transaction_state`: loads each partition this broker has come to
+    /// lead (on a blocking thread), then completes the transactions it finds half-ended; forgets
+    /// those it no longer leads.
+    pub fn on_image(self: &Arc<Self>, image: &Arc<MetadataImage>) {
+        *self.image.lock().unwrap_or_else(|e| e.into_inner()) = image.clone();
+        let me = self.replica_manager.broker_id();
+        let led: HashMap<i32, i32> = image
+            .topic_by_name(TRANSACTION_STATE_TOPIC)
+            .map(|t| {
+                t.partitions
+                    .iter()
+                    .filter(|(_, r)| r.leader == me)
+                    .map(|(p, r)| (*p, r.leader_epoch))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let to_load: Vec<i32> = {
+            let mut parts = self.lock();
+            // A new leader epoch is a new coordinator epoch: reload.
+            parts.retain(|p, s| led.get(p) == Some(&s.coordinator_epoch));
+            let new: Vec<i32> = led
+                .keys()
+                .copied()
+                .filter(|p| !parts.contains_key(p))
+                .collect();
+            for p in &new {
+                parts.insert(
+                    *p,
+                    StatePartition {
+                        coordinator_epoch: led[p],
+                        ..Default::default()
+                    },
+                );
+            }
+            new
+        };
+        for p in to_load {
+            let this = self.clone();
+            let image = image.clone();
+            tokio::spawn(async move {
+                let loader = this.clone();
+                let loaded = tokio::task::spawn_blocking(move || loader.load(&image, p)).await;
+                match loaded {
+                    Ok(Ok(pending)) => {
+                        for c in pending {
+                            this.clone().spawn_markers(c);
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!(partition = p, error = %e, "cannot load transaction state")
+                    }
+                    Err(e) => {
+                        tracing::error!(partition = p, error = %e, "transaction state load failed")
+                    }
+                }
+            });
+        }
+    }
+
+    /// Reads partition `p` into memory; the half-ended transactions to complete.
+    fn load(&self, image: &MetadataImage, p: i32) -> Result<Vec<Completion>, String> {
+        let mut txns: HashMap<String, TransactionMetadata> = HashMap::new();
+        let mut load = PartitionLoad::new(TRANSACTION_STATE_TOPIC, p);
+        read_partition(
+            &self.replica_manager,
+            image,
+            &Self::tp(p),
+            &mut load,
+            &read_record,
+            &mut |(id, m)| match m {
+                Some(m) => {
+                    txns.insert(id, m);
+                }
+                None => {
+                    txns.remove(&id);
+                }
+            },
+        )?;
+        load.finish();
+        let mut parts = self.lock();
+        let Some(s) = parts.get_mut(&p) else {
+            return Ok(Vec::new());
+        };
+        let mut pending = Vec::new();
+        for (id, m) in txns {
+            let commit = match m.state {
+                TransactionState::PrepareCommit => Some(true),
+                TransactionState::PrepareAbort => Some(false),
+                _ => None,
+            };
+            let in_flight = commit.is_some();
+            if let Some(commit) = commit {
+                pending.push(Completion {
+                    transactional_id: id.clone(),
+                    partition: p,
+                    coordinator_epoch: s.coordinator_epoch,
+                    markers: TxnMarkers {
+                        producer_id: m.producer_id,
+                        producer_epoch: m.producer_epoch,
+                        commit,
+                        coordinator_epoch: s.coordinator_epoch,
+                    },
+                    partitions: m.partitions.clone(),
+                });
+            }
+            s.txns.insert(
+                id,
+                Entry {
+                    metadata: m,
+                    pending: in_flight,
+                },
+            );
+        }
+        s.loaded = true;
+        tracing::info!(
+            partition = p,
+            transactions = s.txns.len(),
+            epoch = s.coordinator_epoch,
+            "loaded transaction state"
+        );
+        Ok(pending)
+    }
+
+    /// Appends the new state of `id` (its entry already marked pending), waits for it to be
+    /// replicated, then applies it; on failure the entry is left as it was, not pending.
+    async fn write(
+        &self,
+        p: i32,
+        coordinator_epoch: i32,
+        id: &str,
+        new: TransactionMetadata,
+    ) -> Result<(), ErrorCode> {
+        let image = self.image();
+        let tp = Self::tp(p);
+        let required = {
+            let parts = self.lock();
+            match parts.get(&p) {
+                Some(s) if s.coordinator_epoch == coordinator_epoch => {}
+                _ => return Err(ErrorCode::NotCoordinator),
+            }
+            append_records(
+                &self.replica_manager,
+                &image,
+                &tp,
+                &[new.to_record(id)],
+                ErrorCode::UnknownServerError,
+            )
+        };
+        let result = match required {
+            Ok(required) => {
+                let deadline = tokio::time::Instant::now() + WRITE_TIMEOUT;
+                wait_replicated(&self.replica_manager, &image, &tp, required, deadline).await
+            }
+            Err(e) => Err(e),
+        };
+        let mut parts = self.lock();
+        let Some(s) = parts
+            .get_mut(&p)
+            .filter(|s| s.coordinator_epoch == coordinator_epoch)
+        else {
+            return Err(ErrorCode::NotCoordinator);
+        };
+        match result {
+            Ok(()) => {
+                s.txns.insert(
+                    id.to_owned(),
+                    Entry {
+                        metadata: new,
+                        pending: false,
+                    },
+                );
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(entry) = s.txns.get_mut(id) {
+                    entry.pending = false;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Marks `id` pending and returns its state and the coordinator epoch, after `check`.
+    fn begin<T>(
+        &self,
+        id: &str,
+        check: impl FnOnce(Option<&TransactionMetadata>) -> Result<T, ErrorCode>,
+    ) -> Result<(i32, i32, T), ErrorCode> {
+        let p = self.partition_for(id);
+        let mut parts = self.lock();
+        let s = Self::check_coordinator(&parts, p)?;
+        let epoch = s.coordinator_epoch;
+        let entry = s.txns.get(id);
+        if entry.is_some_and(|e| e.pending) {
+            return Err(ErrorCode::ConcurrentTransactions);
+        }
+        let out = check(entry.map(|e| &e.metadata))?;
+        if let Some(e) = parts.get_mut(&p).and_then(|s| s.txns.get_mut(id)) {
+            e.pending = true;
+        }
+        Ok((p, epoch, out))
+    }
+
+    /// InitProducerId with a transactional id: the producer id and (bumped) epoch.
+    pub async fn init_producer_id(
+        self: &Arc<Self>,
+        id: &str,
+        txn_timeout_ms: i32,
+        expected_producer_id: i64,
+        expected_epoch: i16,
+    ) -> Result<(i64, i16), ErrorCode> {
+        if txn_timeout_ms <= 0 || txn_timeout_ms > self.config.max_timeout_ms {
+            return Err(ErrorCode::InvalidTransactionTimeout);
+        }
+        // A new id needs a producer id before its first state is written.
+        let known = {
+            let p = self.partition_for(id);
+            let parts = self.lock();
+            Self::check_coordinator(&parts, p)?.txns.contains_key(id)
+        };
+        let fresh = if known {
+            None
+        } else {
+            Some(self.producer_ids.generate_producer_id().await?)
+        };
+        enum Plan {
+            Bump(TransactionMetadata),
+            AbortFirst(TransactionMetadata),
+        }
+        let now = now_ms();
+        let (p, coordinator_epoch, plan) = {
+            let p = self.partition_for(id);
+            let mut parts = self.lock();
+            let s = match parts.get_mut(&p) {
+                Some(s) if s.loaded => s,
+                Some(_) => return Err(ErrorCode::CoordinatorLoadInProgress),
+                None => return Err(ErrorCode::NotCoordinator),
+            };
+            let coordinator_epoch = s.coordinator_epoch;
+            let entry = match (s.txns.get_mut(id), fresh) {
+                (Some(e), _) => e,
+                (None, Some(pid)) => s.txns.entry(id.to_owned()).or_insert(Entry {
+                    metadata: TransactionMetadata {
+                        producer_id: pid,
+                        producer_epoch: -1,
+                        txn_timeout_ms,
+                        state: TransactionState::Empty,
+                        partitions: BTreeSet::new(),
+                        txn_start_timestamp: -1,
+                        txn_last_update_timestamp: now,
+                    },
+                    pending: false,
+                }),
+                (None, None) => return Err(ErrorCode::ConcurrentTransactions),
+            };
+            if entry.pending {
+                return Err(ErrorCode::ConcurrentTransactions);
+            }
+            let m = &entry.metadata;
+            // KIP-360: a producer that names its id and epoch must name the current ones.
+            if expected_producer_id >= 0
+                && (m.producer_id != expected_producer_id || m.producer_epoch != expected_epoch)
+            {
+                return Err(ErrorCode::ProducerFenced);
+            }
+            let plan = match m.state {
+                TransactionState::PrepareCommit
+                | TransactionState::PrepareAbort
+                | TransactionState::PrepareEpochFence => {
+                    return Err(ErrorCode::ConcurrentTransactions)
+                }
+                TransactionState::Ongoing => {
+                    // Fence the old producer, abort its transaction with the new epoch.
+                    let mut next = m.clone();
+                    next.producer_epoch = m.producer_epoch.saturating_add(1);
+                    next.state = TransactionState::PrepareAbort;
+                    next.txn_last_update_timestamp = now;
+                    Plan::AbortFirst(next)
+                }
+                _ => {
+                    let mut next = m.clone();
+                    if m.producer_epoch >= i16::MAX - 1 {
+                        // Epoch exhausted: a new producer id is needed; ask again.
+                        return Err(ErrorCode::ConcurrentTransactions);
+                    }
+                    next.producer_epoch = m.producer_epoch + 1;
+                    next.txn_timeout_ms = txn_timeout_ms;
+                    next.state = TransactionState::Empty;
+                    next.partitions.clear();
+                    next.txn_start_timestamp = -1;
+                    next.txn_last_update_timestamp = now;
+                    Plan::Bump(next)
+                }
+            };
+            entry.pending = true;
+            (p, coordinator_epoch, plan)
+        };
+        match plan {
+            Plan::Bump(next) => {
+                let r = (next.producer_id, next.producer_epoch);
+                self.write(p, coordinator_epoch, id, next).await?;
+                Ok(r)
+            }
+            Plan::AbortFirst(next) => {
+                let c = Completion {
+                    transactional_id: id.to_owned(),
+                    partition: p,
+                    coordinator_epoch,
+                    markers: TxnMarkers {
+                        producer_id: next.producer_id,
+                        producer_epoch: next.producer_epoch,
+                        commit: false,
+                        coordinator_epoch,
+                    },
+                    partitions: next.partitions.clone(),
+                };
+                self.write(p, coordinator_epoch, id, next).await?;
+                self.mark_pending(p, id);
+                self.clone().spawn_markers(c);
+                Err(ErrorCode::ConcurrentTransactions)
+            }
+        }
+    }
+
+    fn mark_pending(&self, p: i32, id: &str) {
+        if let Some(e) = self.lock().get_mut(&p).and_then(|s| s.txns.get_mut(id)) {
+            e.pending = true;
+        }
+    }
+
+    /// AddPartitionsToTxn / AddOffsetsToTxn: `partitions` join the transaction (Ongoing).
+    /// `fenced` is the code for a stale epoch (PRODUCER_FENCED from v2, else
+    /// INVALID_PRODUCER_EPOCH).
+    pub async fn add_partitions(
+        &self,
+        id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[(String, i32)],
+        fenced: ErrorCode,
+    ) -> Result<(), ErrorCode> {
+        let now = now_ms();
+        let p = self.partition_for(id);
+        let (p2, coordinator_epoch, next) = self.begin(id, |m| {
+            let m = m.ok_or(ErrorCode::InvalidProducerIdMapping)?;
+            check_producer(m, producer_id, producer_epoch, fenced)?;
+            match m.state {
+                TransactionState::PrepareCommit | TransactionState::PrepareAbort => {
+                    return Err(ErrorCode::ConcurrentTransactions)
+                }
+                TransactionState::PrepareEpochFence | TransactionState::Dead => {
+                    return Err(ErrorCode::InvalidTxnState)
+                }
+                _ => {}
+            }
+            let mut next = m.clone();
+            if next.state != TransactionState::Ongoing {
+                next.txn_start_timestamp = now;
+                next.partitions.clear();
+            }
+            next.state = TransactionState::Ongoing;
+            next.txn_last_update_timestamp = now;
+            next.partitions.extend(partitions.iter().cloned());
+            Ok(next)
+        })?;
+        debug_assert_eq!(p, p2);
+        self.write(p, coordinator_epoch, id, next).await
+    }
+
+    /// EndTxn: writes PrepareCommit / PrepareAbort, then (in the background) the markers and
+    /// CompleteCommit / CompleteAbort.
+    pub async fn end_txn(
+        self: &Arc<Self>,
+        id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        fenced: ErrorCode,
+    ) -> Result<(), ErrorCode> {
+        let now = now_ms();
+        let p = self.partition_for(id);
+        let result = self.begin(id, |m| {
+            let m = m.ok_or(ErrorCode::InvalidProducerIdMapping)?;
+            check_producer(m, producer_id, producer_epoch, fenced)?;
+            match (m.state, commit) {
+                (TransactionState::Ongoing, _) => {
+                    let mut next = m.clone();
+                    next.state = if commit {
+                        TransactionState::PrepareCommit
+                    } else {
+                        TransactionState::PrepareAbort
+                    };
+                    next.txn_last_update_timestamp = now;
+                    Ok(next)
+                }
+                // A retry of an EndTxn already done.
+                (TransactionState::CompleteCommit, true)
+                | (TransactionState::CompleteAbort, false) => Err(ErrorCode::None),
+                (TransactionState::PrepareCommit, true)
+                | (TransactionState::PrepareAbort, false) => Err(ErrorCode::ConcurrentTransactions),
+                _ => Err(ErrorCode::InvalidTxnState),
+            }
+        });
+        let (_, coordinator_epoch, next) = match result {
+            Ok(r) => r,
+            Err(ErrorCode::None) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let c = Completion {
+            transactional_id: id.to_owned(),
+            partition: p,
+            coordinator_epoch,
+            markers: TxnMarkers {
+                producer_id: next.producer_id,
+                producer_epoch: next.producer_epoch,
+                commit,
+                coordinator_epoch,
+            },
+            partitions: next.partitions.clone(),
+        };
+        self.write(p, coordinator_epoch, id, next).await?;
+        self.mark_pending(p, id);
+        self.clone().spawn_markers(c);
+        Ok(())
+    }
+
+    /// Sends a completion's markers until every partition has one, then writes the Complete
+    /// state; gives up if this broker stops coordinating the id.
+    fn spawn_markers(self: Arc<Self>, c: Completion) {
+        tokio::spawn(async move {
+            let mut left = c.partitions.clone();
+            loop {
+                let still = {
+                    let parts = self.lock();
+                    parts
+                        .get(&c.partition)
+                        .is_some_and(|s| s.coordinator_epoch == c.coordinator_epoch)
+                };
+                if !still {
+                    return;
+                }
+                let image = self.image();
+                left = self.channel.send_once(&image, &c.markers, &left).await;
+                if left.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(MARKER_RETRY_BACKOFF).await;
+            }
+            let next = {
+                let parts = self.lock();
+                let Some(m) = parts
+                    .get(&c.partition)
+                    .and_then(|s| s.txns.get(&c.transactional_id))
+                    .map(|e| e.metadata.clone())
+                else {
+                    return;
+                };
+                let mut next = m;
+                next.state = if c.markers.commit {
+                    TransactionState::CompleteCommit
+                } else {
+                    TransactionState::CompleteAbort
+                };
+                next.partitions.clear();
+                next.txn_last_update_timestamp = now_ms();
+                next
+            };
+            // Retried until written or no longer the coordinator: the Prepare state stays
+            // pending meanwhile.
+            loop {
+                match self
+                    .write(
+                        c.partition,
+                        c.coordinator_epoch,
+                        &c.transactional_id,
+                        next.clone(),
+                    )
+                    .await
+                {
+                    Ok(()) => return,
+                    Err(ErrorCode::NotCoordinator) => return,
+                    Err(e) => {
+                        tracing::warn!(transactional_id = %c.transactional_id, error = ?e, "cannot write a completed transaction; retrying");
+                        self.mark_pending(c.partition, &c.transactional_id);
+                        tokio::time::sleep(MARKER_RETRY_BACKOFF).await;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Whether a transactional write of `producer_id` at `producer_epoch` to `tp` belongs to the
+    /// id's ongoing transaction — checked only when this broker coordinates the id (`Ok` when it
+    /// does not: see `apis::produce`).
+    pub fn verify(
+        &self,
+        id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        tp: &TopicPartition,
+    ) -> Result<(), ErrorCode> {
+        let p = self.partition_for(id);
+        let parts = self.lock();
+        let Some(s) = parts.get(&p).filter(|s| s.loaded) else {
+            return Ok(());
+        };
+        let Some(e) = s.txns.get(id) else {
+            return Err(ErrorCode::InvalidTxnState);
+        };
+        let m = &e.metadata;
+        if m.producer_id != producer_id {
+            return Err(ErrorCode::InvalidTxnState);
+        }
+        if producer_epoch < m.producer_epoch {
+            return Err(ErrorCode::ProducerFenced);
+        }
+        if m.state != TransactionState::Ongoing
+            || m.producer_epoch != producer_epoch
+            || !m.partitions.contains(&(tp.topic.clone(), tp.partition))
+        {
+            return Err(ErrorCode::InvalidTxnState);
+        }
+        Ok(())
+    }
+
+    /// Aborts every Ongoing transaction older than its timeout, with a bumped epoch so its
+    /// producer is fenced (Kafka's `abortTimedOutTransactions`).
+    pub async fn abort_timed_out(self: &Arc<Self>) {
+        let now = now_ms();
+        let timed_out: Vec<(i32, i32, String, TransactionMetadata)> = {
+            let mut parts = self.lock();
+            let mut out = Vec::new();
+            for (p, s) in parts.iter_mut() {
+                if !s.loaded {
+                    continue;
+                }
+                for (id, e) in s.txns.iter_mut() {
+                    let m = &e.metadata;
+                    if e.pending
+                        || m.state != TransactionState::Ongoing
+                        || m.txn_start_timestamp + i64::from(m.txn_timeout_ms) > now
+                    {
+                        continue;
+                    }
+                    let mut next = m.clone();
+                    next.producer_epoch = m.producer_epoch.saturating_add(1);
+                    next.state = TransactionState::PrepareAbort;
+                    next.txn_last_update_timestamp = now;
+                    e.pending = true;
+                    out.push((*p, s.coordinator_epoch, id.clone(), next));
+                }
+            }
+            out
+        };
+        for (p, coordinator_epoch, id, next) in timed_out {
+            tracing::info!(transactional_id = %id, producer_id = next.producer_id, "aborting a timed-out transaction");
+            let c = Completion {
+                transactional_id: id.clone(),
+                partition: p,
+                coordinator_epoch,
+                markers: TxnMarkers {
+                    producer_id: next.producer_id,
+                    producer_epoch: next.producer_epoch,
+                    commit: false,
+                    coordinator_epoch,
+                },
+                partitions: next.partitions.clone(),
+            };
+            if self.write(p, coordinator_epoch, &id, next).await.is_ok() {
+                self.mark_pending(p, &id);
+                self.clone().spawn_markers(c);
+            }
+        }
+    }
+}
