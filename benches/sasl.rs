@@ -83,7 +83,6 @@ impl Conn<TlsStream> {
 }
 
 impl<S: Read + Write> Conn<S> {
-
     fn call(&mut self, version: i16, body: RequestKind) -> ResponseKind {
         self.correlation_id += 1;
         let api: ApiKey = body.api_key();
