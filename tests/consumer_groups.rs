@@ -1,11 +1,12 @@
 //! KIP-848 consumer groups (`group.protocol=consumer`) with librdkafka 2.12 against the real
 //! binary: the broker assigns partitions (uniform assignor), members join and leave
 //! incrementally, a SIGKILLed member's partitions move after its session timeout, the group and
-//! its offsets survive a broker restart, and a regex subscription picks up a new topic.
+//! its offsets survive a broker restart, a regex subscription picks up a new topic, and on a
+//! three-node cluster a SIGKILLed coordinator loses no committed offset and no assignment.
 
 mod common;
 
-use common::{admin, create_topic, Cluster, Deadline};
+use common::{admin, create_replicated_topic, create_topic, Cluster, Deadline};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::BaseRecord;
@@ -288,4 +289,88 @@ fn a_regex_subscription_picks_up_a_new_topic() {
         }
         deadline.check(|| format!("read {n} of 30 from rx-two"));
     }
+}
+
+/// KIP-848 on three nodes: the group coordinator is SIGKILLed. Another broker takes over its
+/// `__consumer_offsets` partition (replicated three ways) and loads the group from its records:
+/// the members keep exactly the partitions they had (no assignment lost or moved while they
+/// stay), and only what was produced after the last commit is read again — no committed offset
+/// lost.
+#[test]
+fn a_sigkilled_coordinator_loses_no_offset_and_no_assignment() {
+    let _serial = common::one_cluster_at_a_time();
+    let mut cluster = Cluster::start(
+        3,
+        &[
+            ("offsets.topic.replication.factor", "3"),
+            ("offsets.topic.num.partitions", "3"),
+            ("min.insync.replicas", "2"),
+            ("group.initial.rebalance.delay.ms", "0"),
+            ("group.consumer.session.timeout.ms", "20000"),
+            ("group.consumer.heartbeat.interval.ms", "300"),
+            ("replica.fetch.wait.max.ms", "200"),
+            ("broker.session.timeout.ms", "3000"),
+            ("controller.quorum.request.timeout.ms", "1000"),
+            ("broker.heartbeat.interval.ms", "500"),
+        ],
+    );
+    let group = "g848-failover";
+    // The coordinator is known before anyone joins; the members bootstrap from the others, so
+    // losing it is losing only the coordinator (and a third of the partition leaders).
+    let deadline = Deadline::after(T);
+    let dead = loop {
+        if let Some(id) = common::group_coordinator(&cluster.nodes[0], group) {
+            break id;
+        }
+        deadline.check(|| "a coordinator for the group".into());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let alive: String = (1..=3)
+        .filter(|&id| id != dead)
+        .map(|id| cluster.nodes[(id - 1) as usize].bootstrap())
+        .collect::<Vec<_>>()
+        .join(",");
+    create_replicated_topic(&alive, TOPIC, PARTITIONS, 3);
+    let a = member(&alive, group);
+    let b = member(&alive, group);
+    a.subscribe(&[TOPIC]).expect("subscribe");
+    b.subscribe(&[TOPIC]).expect("subscribe");
+    wait_for_split(&[&a, &b], "two members");
+    produce(&alive, TOPIC, 0, 10);
+    consume_round(&[&a, &b], 0, 60);
+    commit(&[&a, &b]);
+    let before = (assigned(&a), assigned(&b));
+
+    cluster.nodes[(dead - 1) as usize].kill();
+    let deadline = Deadline::after(Duration::from_secs(40));
+    let now = loop {
+        let now = (1..=3)
+            .filter(|&id| id != dead)
+            .find_map(|id| common::group_coordinator(&cluster.nodes[(id - 1) as usize], group));
+        if let Some(id) = now.filter(|&id| id != dead) {
+            break id;
+        }
+        let _ = a.poll(Duration::from_millis(20));
+        let _ = b.poll(Duration::from_millis(20));
+        deadline.check(|| format!("a new coordinator\n{}", cluster.logs(30)));
+    };
+    assert_ne!(now, dead);
+    // Round 1, produced after the failover, is read once, each record by the member that had
+    // its partition before: round 0 (committed) is not read again.
+    produce(&alive, TOPIC, 1, 10);
+    consume_round(&[&a, &b], 1, 60);
+    assert_eq!(
+        (assigned(&a), assigned(&b)),
+        before,
+        "the assignment survived the coordinator"
+    );
+    commit(&[&a, &b]);
+    // The new coordinator has the offsets: a newcomer after everyone left starts at the end of
+    // round 1, reading only round 2.
+    drop(a);
+    drop(b);
+    produce(&alive, TOPIC, 2, 5);
+    let d = member(&alive, group);
+    d.subscribe(&[TOPIC]).expect("subscribe");
+    consume_round(&[&d], 2, 30);
 }

@@ -581,6 +581,27 @@ pub fn legacy_alter_configs(
     }
 }
 
+/// The broker coordinating `group`, as `node` answers FindCoordinator v3; `None` while it has
+/// none (or does not answer).
+pub fn group_coordinator(node: &Node, group: &str) -> Option<i32> {
+    use rafka_protocol::messages::FindCoordinatorRequest;
+    let r = raw_request(
+        node.addr(),
+        3,
+        RequestKind::FindCoordinator(FindCoordinatorRequest {
+            key: group.into(),
+            key_type: 0,
+            ..Default::default()
+        }),
+        Duration::from_secs(5),
+    )
+    .ok()?;
+    match r {
+        ResponseKind::FindCoordinator(f) if f.error_code == 0 => Some(f.node_id),
+        _ => None,
+    }
+}
+
 /// A Metadata v12 request: all topics (`None`) or the ones named, never auto-creating.
 pub fn metadata(
     addr: SocketAddr,
