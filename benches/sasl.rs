@@ -1,8 +1,9 @@
 //! SASL handshake rate (`cargo bench --bench sasl`): the release `rafka` binary as a process on
-//! loopback (started by `benches/e2e/support.rs`) with a SASL_PLAINTEXT listener. One iteration
-//! is one new client connection that authenticates completely: TCP connect, SaslHandshake v1,
-//! SaslAuthenticate v2 rounds until the mechanism completes (for SCRAM, the server's signature is
-//! verified), one ApiVersions on the authenticated connection, close. Throughput in connections.
+//! loopback (started by `benches/e2e/support.rs`) with a SASL_PLAINTEXT and a SASL_SSL listener.
+//! One iteration is one new client connection that authenticates completely: TCP connect (on
+//! SASL_SSL then a TLS handshake), SaslHandshake v1, SaslAuthenticate v2 rounds until the
+//! mechanism completes (for SCRAM, the server's signature is verified), one ApiVersions on the
+//! authenticated connection, close. Throughput in connections, one client at a time.
 //!
 //! - `handshake/PLAIN`: one round.
 //! - `handshake/SCRAM-SHA-256`, `handshake/SCRAM-SHA-512` (4096 iterations, the minimum Kafka
@@ -10,9 +11,16 @@
 //!   as a pool of reconnecting clients can, so what is measured is the broker's side of the
 //!   exchange plus the connection, not the client's PBKDF2 (which costs a real client about as
 //!   much again per connection).
+//! - `handshake/SASL_SSL/SCRAM-SHA-512/full`: the same SCRAM-SHA-512 exchange inside a full
+//!   TLS 1.3 handshake (rustls client, session resumption off: what a new client process does;
+//!   certificate verified against the test CA) — the rate of new TLS+SCRAM connections.
+//! - `handshake/SASL_SSL/SCRAM-SHA-512/resumed`: the same with TLS session resumption (the
+//!   server's ticket), as a client that reconnects does.
 //!
 //! After each group the broker's CPU time per handshake is printed.
 
+#[path = "../tests/common/certs.rs"]
+mod certs;
 #[path = "e2e/support.rs"]
 #[allow(dead_code)]
 mod support;
@@ -31,28 +39,50 @@ use rafka_security::sasl::scram::ScramMechanism;
 use ring::{digest, hmac};
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::Duration;
 use support::Broker;
 
 const ITERATIONS: i32 = 4096;
 
-struct Conn {
-    s: TcpStream,
+/// One client connection: plain TCP, or TLS over it (`rustls::StreamOwned`, whose handshake
+/// runs on the first write and read).
+struct Conn<S = TcpStream> {
+    s: S,
     correlation_id: i32,
+}
+
+fn tcp(addr: &str) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_nodelay(true).expect("nodelay");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s
 }
 
 impl Conn {
     fn connect(addr: &str) -> Conn {
-        let s = TcpStream::connect(addr).expect("connect");
-        s.set_nodelay(true).expect("nodelay");
-        s.set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("timeout");
         Conn {
-            s,
+            s: tcp(addr),
             correlation_id: 0,
         }
     }
+}
 
+type TlsStream = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+impl Conn<TlsStream> {
+    fn connect_tls(addr: &str, config: &Arc<rustls::ClientConfig>) -> Conn<TlsStream> {
+        let name = rustls::pki_types::ServerName::try_from("localhost").expect("server name");
+        let tls = rustls::ClientConnection::new(config.clone(), name).expect("TLS client");
+        Conn {
+            s: rustls::StreamOwned::new(tls, tcp(addr)),
+            correlation_id: 0,
+        }
+    }
+}
+
+impl<S: Read + Write> Conn<S> {
     fn call(&mut self, version: i16, body: RequestKind) -> ResponseKind {
         self.correlation_id += 1;
         let api: ApiKey = body.api_key();
@@ -134,9 +164,10 @@ impl CachedScram {
             .to_vec()
     }
 
-    fn exchange(&self, c: &mut Conn) {
+    /// The client side of one exchange; `nonce` must differ between connections.
+    fn exchange<S: Read + Write>(&self, c: &mut Conn<S>, nonce: u64) {
         c.handshake(self.m.sasl().name());
-        let nonce = format!("{:x}", c.s.local_addr().expect("addr").port() as u64 * 7919);
+        let nonce = format!("{:x}", nonce.wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let bare = format!("n={},r={nonce}", self.user);
         let server_first =
             String::from_utf8(c.authenticate(format!("n,,{bare}").into_bytes())).expect("utf8");
@@ -173,21 +204,41 @@ fn main() {
         .prefix("sasl-bench")
         .tempdir_in(&scratch)
         .expect("scratch dir");
-    let sasl_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port()
+    };
+    let (sasl_port, sasl_ssl_port) = (free_port(), free_port());
+    let ca = certs::Ca::new(dir.path(), "bench CA", "ca.pem");
+    let server = ca.server(dir.path(), "server", "localhost");
     let broker = Broker::start_with(
         dir.path(),
         &format!(
-            "listeners=PLAINTEXT://127.0.0.1:{{port}},CONTROLLER://127.0.0.1:{{controller_port}},SASL_PLAINTEXT://127.0.0.1:{sasl_port}\n\
-             advertised.listeners=PLAINTEXT://127.0.0.1:{{port}},SASL_PLAINTEXT://127.0.0.1:{sasl_port}\n\
-             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT\n\
+            "listeners=PLAINTEXT://127.0.0.1:{{port}},CONTROLLER://127.0.0.1:{{controller_port}},SASL_PLAINTEXT://127.0.0.1:{sasl_port},SASL_SSL://127.0.0.1:{sasl_ssl_port}\n\
+             advertised.listeners=PLAINTEXT://127.0.0.1:{{port}},SASL_PLAINTEXT://127.0.0.1:{sasl_port},SASL_SSL://127.0.0.1:{sasl_ssl_port}\n\
+             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL\n\
              sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512\n\
-             listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_bench=\"bench-pw\";"
+             listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_bench=\"bench-pw\";\n\
+             listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512\n\
+             listener.name.sasl_ssl.ssl.keystore.type=PEM\n\
+             listener.name.sasl_ssl.ssl.keystore.location={}",
+            server.keystore.display()
         ),
     );
     let sasl = format!("127.0.0.1:{sasl_port}");
+    let sasl_ssl = format!("127.0.0.1:{sasl_ssl_port}");
+    let ca_path = ca.pem_path.display().to_string();
+    let tls = rafka_security::tls::TlsClient::new(
+        &rafka_security::tls::SslConfig::from_keys("BENCH", |k| match k {
+            "ssl.truststore.type" => Some("PEM".into()),
+            "ssl.truststore.location" => Some(ca_path.clone()),
+            _ => None,
+        })
+        .expect("client TLS config"),
+    )
+    .expect("TLS client");
     // SCRAM users, over the PLAINTEXT listener.
     let salt = b"bench-salt".to_vec();
     let mut users = Vec::new();
@@ -245,6 +296,7 @@ fn main() {
         })
     });
     report("PLAIN", before, count);
+    let mut nonce = 0u64;
     for u in &users {
         let name = u.m.sasl().name();
         let mut count = 0u64;
@@ -252,12 +304,38 @@ fn main() {
         g.bench_function(name, |b| {
             b.iter(|| {
                 let mut conn = Conn::connect(&sasl);
-                u.exchange(&mut conn);
+                nonce += 1;
+                u.exchange(&mut conn, nonce);
                 conn.api_versions();
                 count += 1;
             })
         });
         report(name, before, count);
+    }
+    let sha512 = users
+        .iter()
+        .find(|u| u.m == ScramMechanism::Sha512)
+        .expect("a SCRAM-SHA-512 user");
+    for (kind, client) in [
+        ("full", tls.with_resumption(false)),
+        ("resumed", tls.with_resumption(true)),
+    ] {
+        let name = format!("SASL_SSL/SCRAM-SHA-512/{kind}");
+        let config = client.client_config().clone();
+        let mut count = 0u64;
+        let before = broker.cpu();
+        g.bench_function(&name, |b| {
+            b.iter(|| {
+                let mut conn = Conn::connect_tls(&sasl_ssl, &config);
+                nonce += 1;
+                sha512.exchange(&mut conn, nonce);
+                conn.api_versions();
+                conn.s.conn.send_close_notify();
+                let _ = conn.s.flush();
+                count += 1;
+            })
+        });
+        report(&name, before, count);
     }
     g.finish();
     c.final_summary();

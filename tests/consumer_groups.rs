@@ -1,11 +1,13 @@
 //! KIP-848 consumer groups (`group.protocol=consumer`) with librdkafka 2.12 against the real
 //! binary: the broker assigns partitions (uniform assignor), members join and leave
 //! incrementally, a SIGKILLed member's partitions move after its session timeout, the group and
-//! its offsets survive a broker restart, and a regex subscription picks up a new topic.
+//! its offsets survive a broker restart, a regex subscription picks up a new topic, and on a
+//! three-node cluster a SIGKILLed coordinator loses no committed offset and no assignment.
+//! Hostile ConsumerGroupHeartbeat and ConsumerGroupDescribe frames get Kafka's errors.
 
 mod common;
 
-use common::{admin, create_topic, Cluster, Deadline};
+use common::{admin, create_replicated_topic, create_topic, Cluster, Deadline};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::BaseRecord;
@@ -288,4 +290,363 @@ fn a_regex_subscription_picks_up_a_new_topic() {
         }
         deadline.check(|| format!("read {n} of 30 from rx-two"));
     }
+}
+
+/// KIP-848 on three nodes: the group coordinator is SIGKILLed. Another broker takes over its
+/// `__consumer_offsets` partition (replicated three ways) and loads the group from its records:
+/// the members keep exactly the partitions they had (no assignment lost or moved while they
+/// stay), and only what was produced after the last commit is read again — no committed offset
+/// lost.
+#[test]
+fn a_sigkilled_coordinator_loses_no_offset_and_no_assignment() {
+    let _serial = common::one_cluster_at_a_time();
+    let mut cluster = Cluster::start(
+        3,
+        &[
+            ("offsets.topic.replication.factor", "3"),
+            ("offsets.topic.num.partitions", "3"),
+            ("min.insync.replicas", "2"),
+            ("group.initial.rebalance.delay.ms", "0"),
+            ("group.consumer.session.timeout.ms", "20000"),
+            ("group.consumer.heartbeat.interval.ms", "300"),
+            ("replica.fetch.wait.max.ms", "200"),
+            ("broker.session.timeout.ms", "3000"),
+            ("controller.quorum.request.timeout.ms", "1000"),
+            ("broker.heartbeat.interval.ms", "500"),
+        ],
+    );
+    let group = "g848-failover";
+    // The coordinator is known before anyone joins; the members bootstrap from the others, so
+    // losing it is losing only the coordinator (and a third of the partition leaders).
+    let deadline = Deadline::after(T);
+    let dead = loop {
+        if let Some(id) = common::group_coordinator(&cluster.nodes[0], group) {
+            break id;
+        }
+        deadline.check(|| "a coordinator for the group".into());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let alive: String = (1..=3)
+        .filter(|&id| id != dead)
+        .map(|id| cluster.nodes[(id - 1) as usize].bootstrap())
+        .collect::<Vec<_>>()
+        .join(",");
+    create_replicated_topic(&alive, TOPIC, PARTITIONS, 3);
+    let a = member(&alive, group);
+    let b = member(&alive, group);
+    a.subscribe(&[TOPIC]).expect("subscribe");
+    b.subscribe(&[TOPIC]).expect("subscribe");
+    wait_for_split(&[&a, &b], "two members");
+    produce(&alive, TOPIC, 0, 10);
+    consume_round(&[&a, &b], 0, 60);
+    commit(&[&a, &b]);
+    let before = (assigned(&a), assigned(&b));
+
+    cluster.nodes[(dead - 1) as usize].kill();
+    let deadline = Deadline::after(Duration::from_secs(40));
+    let now = loop {
+        let now = (1..=3)
+            .filter(|&id| id != dead)
+            .find_map(|id| common::group_coordinator(&cluster.nodes[(id - 1) as usize], group));
+        if let Some(id) = now.filter(|&id| id != dead) {
+            break id;
+        }
+        let _ = a.poll(Duration::from_millis(20));
+        let _ = b.poll(Duration::from_millis(20));
+        deadline.check(|| format!("a new coordinator\n{}", cluster.logs(30)));
+    };
+    assert_ne!(now, dead);
+    // Round 1, produced after the failover, is read once, each record by the member that had
+    // its partition before: round 0 (committed) is not read again.
+    produce(&alive, TOPIC, 1, 10);
+    consume_round(&[&a, &b], 1, 60);
+    assert_eq!(
+        (assigned(&a), assigned(&b)),
+        before,
+        "the assignment survived the coordinator"
+    );
+    commit(&[&a, &b]);
+    // The new coordinator has the offsets: a newcomer after everyone left starts at the end of
+    // round 1, reading only round 2.
+    drop(a);
+    drop(b);
+    produce(&alive, TOPIC, 2, 5);
+    let d = member(&alive, group);
+    d.subscribe(&[TOPIC]).expect("subscribe");
+    consume_round(&[&d], 2, 30);
+}
+
+/// Raw ConsumerGroupHeartbeat v1 / ConsumerGroupDescribe v1 frames a client library would never
+/// send: each gets Kafka's error code (`throwIfConsumerGroupHeartbeatRequestIsInvalid`, then the
+/// coordinator's checks), a truncated frame closes only its connection, and the broker goes on
+/// serving the group.
+#[test]
+fn hostile_heartbeats_and_describes_get_kafkas_errors() {
+    use rafka_protocol::messages::consumer_group_heartbeat_request::HeartbeatTopicPartitions;
+    use rafka_protocol::messages::{
+        ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest,
+        ConsumerGroupHeartbeatResponse, RequestKind, ResponseKind,
+    };
+    use rafka_protocol::{ErrorCode, Uuid};
+    use std::io::{Read, Write};
+
+    let cluster = Cluster::start(1, &CONFIG);
+    let node = &cluster.nodes[0];
+    create_topic(&admin(&node.bootstrap()), node, TOPIC, PARTITIONS, &[]);
+    let heartbeat = |req: ConsumerGroupHeartbeatRequest| -> ConsumerGroupHeartbeatResponse {
+        match common::raw_request(node.addr(), 1, RequestKind::ConsumerGroupHeartbeat(req), T)
+            .expect("ConsumerGroupHeartbeat")
+        {
+            ResponseKind::ConsumerGroupHeartbeat(r) => r,
+            other => panic!("not a ConsumerGroupHeartbeat response: {other:?}"),
+        }
+    };
+    let join = |member: &str| ConsumerGroupHeartbeatRequest {
+        group_id: "hostile".into(),
+        member_id: member.into(),
+        member_epoch: 0,
+        rebalance_timeout_ms: 30_000,
+        subscribed_topic_names: Some(vec![TOPIC.into()]),
+        topic_partitions: Some(vec![]),
+        ..Default::default()
+    };
+    // Once this broker coordinates the group (FindCoordinator creates __consumer_offsets, as
+    // Kafka's does, and its partition is loaded), a member joins and leaves.
+    let deadline = Deadline::after(T);
+    loop {
+        if common::group_coordinator(node, "hostile").is_none() {
+            deadline.check(|| "a coordinator for the group".into());
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        let r = heartbeat(join("m0"));
+        if r.error_code == 0 {
+            let left = heartbeat(ConsumerGroupHeartbeatRequest {
+                member_epoch: -1,
+                topic_partitions: None,
+                subscribed_topic_names: None,
+                ..join("m0")
+            });
+            assert_eq!(left.error_code, 0, "{:?}", left.error_message);
+            break;
+        }
+        deadline.check(|| format!("the group's coordinator: {:?}", r.error_message));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let code = |r: &ConsumerGroupHeartbeatResponse| {
+        ErrorCode::from_code(r.error_code).expect("a known error code")
+    };
+    let cases: Vec<(&str, ConsumerGroupHeartbeatRequest, ErrorCode)> = vec![
+        (
+            "empty group id",
+            ConsumerGroupHeartbeatRequest {
+                group_id: String::new(),
+                ..join("m1")
+            },
+            ErrorCode::InvalidRequest,
+        ),
+        ("empty member id (v1)", join(""), ErrorCode::InvalidRequest),
+        (
+            "no rebalance timeout on join",
+            ConsumerGroupHeartbeatRequest {
+                rebalance_timeout_ms: -1,
+                ..join("m1")
+            },
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            "no subscription on join",
+            ConsumerGroupHeartbeatRequest {
+                subscribed_topic_names: None,
+                ..join("m1")
+            },
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            "owned partitions on join",
+            ConsumerGroupHeartbeatRequest {
+                topic_partitions: Some(vec![HeartbeatTopicPartitions {
+                    topic_id: Uuid::from_u128(7),
+                    partitions: vec![0],
+                    ..Default::default()
+                }]),
+                ..join("m1")
+            },
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            "epoch -3",
+            ConsumerGroupHeartbeatRequest {
+                member_epoch: -3,
+                ..join("m1")
+            },
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            "static leave without an instance id",
+            ConsumerGroupHeartbeatRequest {
+                member_epoch: -2,
+                ..join("m1")
+            },
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            "empty instance id",
+            ConsumerGroupHeartbeatRequest {
+                instance_id: Some(String::new()),
+                ..join("m1")
+            },
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            "too many subscribed topics",
+            ConsumerGroupHeartbeatRequest {
+                subscribed_topic_names: Some((0..10_001).map(|i| format!("t{i}")).collect()),
+                ..join("m1")
+            },
+            ErrorCode::InvalidRequest,
+        ),
+        (
+            "a regex that does not compile",
+            ConsumerGroupHeartbeatRequest {
+                subscribed_topic_names: None,
+                subscribed_topic_regex: Some("(unclosed".into()),
+                ..join("m1")
+            },
+            ErrorCode::InvalidRegularExpression,
+        ),
+        (
+            "a huge regex",
+            ConsumerGroupHeartbeatRequest {
+                subscribed_topic_names: None,
+                subscribed_topic_regex: Some("a|".repeat(15_000) + "a"),
+                ..join("m1")
+            },
+            ErrorCode::InvalidRegularExpression,
+        ),
+        (
+            "a regex whose automaton explodes",
+            ConsumerGroupHeartbeatRequest {
+                subscribed_topic_names: None,
+                subscribed_topic_regex: Some("(((a{100}){100}){100})".into()),
+                ..join("m1")
+            },
+            ErrorCode::InvalidRegularExpression,
+        ),
+        (
+            "an unknown server assignor",
+            ConsumerGroupHeartbeatRequest {
+                server_assignor: Some("sticky-by-vibes".into()),
+                ..join("m1")
+            },
+            ErrorCode::UnsupportedAssignor,
+        ),
+        (
+            "an unknown member with a positive epoch",
+            ConsumerGroupHeartbeatRequest {
+                member_epoch: 5,
+                topic_partitions: None,
+                ..join("nobody")
+            },
+            ErrorCode::UnknownMemberId,
+        ),
+    ];
+    for (what, req, want) in cases {
+        let r = heartbeat(req);
+        assert_eq!(code(&r), want, "{what}: {:?}", r.error_message);
+    }
+
+    // A real member, then heartbeats with a bad epoch and too many owned partitions.
+    let r = heartbeat(join("m1"));
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    let epoch = r.member_epoch;
+    assert!(epoch > 0);
+    let r = heartbeat(ConsumerGroupHeartbeatRequest {
+        member_epoch: epoch + 5,
+        topic_partitions: None,
+        subscribed_topic_names: None,
+        ..join("m1")
+    });
+    assert_eq!(
+        code(&r),
+        ErrorCode::FencedMemberEpoch,
+        "{:?}",
+        r.error_message
+    );
+    let r = heartbeat(join("m2"));
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    let r = heartbeat(ConsumerGroupHeartbeatRequest {
+        member_epoch: r.member_epoch,
+        topic_partitions: Some(vec![HeartbeatTopicPartitions {
+            topic_id: Uuid::from_u128(7),
+            partitions: (0..100_001).collect(),
+            ..Default::default()
+        }]),
+        subscribed_topic_names: None,
+        ..join("m2")
+    });
+    assert_eq!(code(&r), ErrorCode::InvalidRequest, "{:?}", r.error_message);
+
+    // ConsumerGroupDescribe: an unknown group is GROUP_ID_NOT_FOUND and an empty name
+    // INVALID_GROUP_ID (Kafka's GroupCoordinatorService), beside the real group, which lists
+    // its member.
+    let describe = ConsumerGroupDescribeRequest {
+        group_ids: vec!["hostile".into(), "nope".into(), String::new()],
+        ..Default::default()
+    };
+    let groups = match common::raw_request(
+        node.addr(),
+        1,
+        RequestKind::ConsumerGroupDescribe(describe),
+        T,
+    )
+    .expect("ConsumerGroupDescribe")
+    {
+        ResponseKind::ConsumerGroupDescribe(r) => r.groups,
+        other => panic!("not a ConsumerGroupDescribe response: {other:?}"),
+    };
+    let got: Vec<(String, ErrorCode)> = groups
+        .iter()
+        .map(|g| {
+            (
+                g.group_id.clone(),
+                ErrorCode::from_code(g.error_code).expect("a known error code"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("hostile".to_owned(), ErrorCode::None),
+            ("nope".to_owned(), ErrorCode::GroupIdNotFound),
+            (String::new(), ErrorCode::InvalidGroupId),
+        ]
+    );
+    assert!(groups[0].members.iter().any(|m| m.member_id == "m1"));
+
+    // A truncated ConsumerGroupHeartbeat frame (header, then a group id that claims more bytes
+    // than the frame has) closes that connection and nothing else.
+    let mut s = std::net::TcpStream::connect(node.addr()).expect("connect");
+    s.set_read_timeout(Some(T)).expect("timeout");
+    let mut body = vec![0, 68, 0, 1, 0, 0, 0, 9, 0, 1, b'x', 0];
+    body.extend_from_slice(&[0x7f, b'g']);
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    s.write_all(&frame).expect("write");
+    let mut buf = [0u8; 1];
+    assert!(
+        matches!(s.read(&mut buf), Ok(0) | Err(_)),
+        "a malformed frame is not answered"
+    );
+    let r = heartbeat(ConsumerGroupHeartbeatRequest {
+        member_epoch: epoch,
+        topic_partitions: None,
+        subscribed_topic_names: None,
+        ..join("m1")
+    });
+    assert_eq!(
+        r.error_code, 0,
+        "the group is still served: {:?}",
+        r.error_message
+    );
 }

@@ -353,26 +353,6 @@ fn a_paused_leaders_unreplicated_tail_is_truncated_when_it_returns() {
     assert_eq!(got, want);
 }
 
-/// The broker coordinating `group` (FindCoordinator v3 asked of `node`).
-fn coordinator(cluster: &Cluster, node: usize, group: &str) -> Option<i32> {
-    use rafka_protocol::messages::{FindCoordinatorRequest, RequestKind, ResponseKind};
-    let r = common::raw_request(
-        cluster.nodes[node].addr(),
-        3,
-        RequestKind::FindCoordinator(FindCoordinatorRequest {
-            key: group.into(),
-            key_type: 0,
-            ..Default::default()
-        }),
-        Duration::from_secs(5),
-    )
-    .ok()?;
-    match r {
-        ResponseKind::FindCoordinator(f) if f.error_code == 0 => Some(f.node_id),
-        _ => None,
-    }
-}
-
 #[test]
 fn committed_offsets_survive_the_coordinators_death() {
     let _serial = common::one_cluster_at_a_time();
@@ -414,7 +394,7 @@ fn committed_offsets_survive_the_coordinators_death() {
         .unwrap();
     c.commit(&tpl, CommitMode::Sync).expect("commit");
     drop(c);
-    let dead = coordinator(&cluster, 0, group).expect("a coordinator");
+    let dead = common::group_coordinator(&cluster.nodes[0], group).expect("a coordinator");
     cluster.nodes[(dead - 1) as usize].kill();
 
     // Another broker takes the partition over, loads it, and answers with the commit.
@@ -440,7 +420,7 @@ fn committed_offsets_survive_the_coordinators_death() {
     }
     let now = (1..=3)
         .filter(|&id| id != dead)
-        .find_map(|id| coordinator(&cluster, (id - 1) as usize, group))
+        .find_map(|id| common::group_coordinator(&cluster.nodes[(id - 1) as usize], group))
         .expect("a coordinator");
     assert_ne!(now, dead);
 }

@@ -166,24 +166,6 @@ fn server_subject(rt: &tokio::runtime::Runtime, client: &TlsClient, port: u16) -
     })
 }
 
-/// The log without its terminal colour codes.
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for d in chars.by_ref() {
-                if d == 'm' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[test]
 fn produce_and_consume_over_ssl() {
     let dir = tempfile::tempdir().expect("dir");
@@ -510,17 +492,19 @@ fn three_nodes_replicate_over_ssl_inter_broker_and_controller_listeners() {
     }
 }
 
-/// Kafka's dynamic SSL update: AlterConfigs on this broker's resource with the listener-prefixed
-/// keystore key. A keystore that does not load, or whose subject differs (without
+/// Kafka's dynamic SSL update on this broker's resource with the listener-prefixed keystore key,
+/// through both alter APIs. A keystore that does not load, or whose subject differs (without
 /// `ssl.allow.dn.changes`), is refused with INVALID_REQUEST and the listener keeps its
 /// certificate; a good one reaches new connections — a client that trusts only the new CA
-/// connects after the alter and not before.
+/// connects after the alter and not before. (The rdkafka crate's `alter_configs` drops each
+/// resource's error — 0.39 reports `Ok` for every resource — so IncrementalAlterConfigs goes
+/// through librdkafka's C API and AlterConfigs in raw frames.)
 #[test]
-#[ignore = "fails (sec branch, 04:15 UTC): the broker accepted a missing keystore file through \
-            AlterConfigs although config_admin's unit test refuses it; not yet diagnosed"]
 fn alter_configs_switches_the_listener_keystore() {
-    use rdkafka::admin::{AlterConfig, ResourceSpecifier};
-    use rdkafka::types::RDKafkaErrorCode;
+    const KEY: &str = "listener.name.ssl.ssl.keystore.location";
+    const BROKER: i8 = 4;
+    const INVALID_REQUEST: i16 = 42;
+    let t = Duration::from_secs(20);
 
     let dir = tempfile::tempdir().expect("dir");
     let old_ca = Ca::new(dir.path(), "old CA", "old-ca.pem");
@@ -529,24 +513,37 @@ fn alter_configs_switches_the_listener_keystore() {
     let new = new_ca.server(dir.path(), "new", "broker");
     let renamed = new_ca.server(dir.path(), "renamed", "someone-else");
     let (cluster, ssl_port) = single_with_ssl(&old.keystore, &[]);
-    let admin = admin(&cluster.node(1).bootstrap());
-    let rt = runtime();
-    let alter = |location: &str| {
-        let change = AlterConfig::new(ResourceSpecifier::Broker(1))
-            .set("listener.name.ssl.ssl.keystore.location", location)
-            .set("listener.name.ssl.ssl.keystore.type", "PEM");
-        let mut results = rt
-            .block_on(admin.alter_configs([&change], &admin_options()))
-            .expect("AlterConfigs request");
-        assert_eq!(results.len(), 1);
-        results.remove(0).map(|_| ()).map_err(|(_, code)| code)
+    let node = cluster.node(1);
+    let admin = admin(&node.bootstrap());
+    let incremental = |location: &Path| {
+        ffi::incremental_alter_configs(
+            admin.inner(),
+            ffi::Resource::Broker(1),
+            &[ffi::Op::Set(KEY, &location.display().to_string())],
+            t,
+        )
+        .expect("IncrementalAlterConfigs request")
+        .map_err(|(name, _)| name)
+    };
+    let legacy = |location: &Path| {
+        legacy_alter_configs(
+            node.addr(),
+            BROKER,
+            "1",
+            &[
+                (KEY, &location.display().to_string()),
+                ("listener.name.ssl.ssl.keystore.type", "PEM"),
+            ],
+            t,
+        )
     };
     let trusts_new = ssl_client(ssl_port, &new_ca, &[]);
     let trusts_old = ssl_client(ssl_port, &old_ca, &[]);
     assert!(metadata_ok(&trusts_old, Duration::from_secs(10)).is_ok());
     assert!(metadata_ok(&trusts_new, Duration::from_secs(3)).is_err());
 
-    // Refused: a file that is not there, one that is not a keystore, another subject.
+    // Refused by both APIs: a file that is not there, one that is not a keystore, another
+    // subject.
     let garbage = dir.path().join("garbage.pem");
     std::fs::write(&garbage, "not a keystore").expect("write");
     for bad in [
@@ -555,11 +552,22 @@ fn alter_configs_switches_the_listener_keystore() {
         renamed.keystore.clone(),
     ] {
         assert_eq!(
-            alter(&bad.display().to_string()),
-            Err(RDKafkaErrorCode::InvalidRequest),
-            "{}: {}",
+            incremental(&bad),
+            Err("INVALID_REQUEST".to_owned()),
+            "IncrementalAlterConfigs {}: {}",
             bad.display(),
-            cluster.node(1).log_tail(30)
+            node.log_tail(30)
+        );
+        let (code, message) = legacy(&bad);
+        assert_eq!(
+            code,
+            INVALID_REQUEST,
+            "AlterConfigs {}: {message:?}",
+            bad.display()
+        );
+        assert!(
+            message.as_deref().unwrap_or("").contains("listener SSL"),
+            "{message:?}"
         );
         assert!(
             metadata_ok(&trusts_old, Duration::from_secs(10)).is_ok(),
@@ -570,10 +578,20 @@ fn alter_configs_switches_the_listener_keystore() {
 
     // Accepted: new connections get the new CA's certificate (the broker answers once its
     // listener switched).
-    alter(&new.keystore.display().to_string()).expect("AlterConfigs with the new keystore");
+    assert_eq!(incremental(&new.keystore), Ok(()));
     metadata_ok(&trusts_new, Duration::from_secs(10))
         .expect("a client trusting only the new CA connects after the alter");
     assert!(metadata_ok(&trusts_old, Duration::from_secs(3)).is_err());
-    let log = strip_ansi(&std::fs::read_to_string(cluster.node(1).log_file()).unwrap_or_default());
-    assert!(log.contains("TLS keystore/truststore updated by a dynamic broker config"));
+    // And back through the legacy API.
+    assert_eq!(legacy(&old.keystore), (0, None));
+    metadata_ok(&trusts_old, Duration::from_secs(10))
+        .expect("a client trusting only the old CA connects after switching back");
+    assert!(metadata_ok(&trusts_new, Duration::from_secs(3)).is_err());
+    let log = strip_ansi(&std::fs::read_to_string(node.log_file()).unwrap_or_default());
+    assert_eq!(
+        log.matches("TLS keystore/truststore updated by a dynamic broker config")
+            .count(),
+        2,
+        "one switch per accepted alter, none for the refused ones"
+    );
 }

@@ -229,7 +229,7 @@ fn log_tail(path: &Path, lines: usize) -> String {
 }
 
 /// `text` without ANSI colour sequences (ESC [ ... m).
-fn strip_ansi(text: &str) -> String {
+pub fn strip_ansi(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
@@ -565,6 +565,62 @@ pub fn raw_exchange(
         return Err(std::io::Error::other("wrong correlation id"));
     }
     Ok(r.body)
+}
+
+/// AlterConfigs v2 (the legacy API, which rdkafka's `alter_configs` drives but whose
+/// per-resource errors it drops) on one resource: its (error code, message).
+pub fn legacy_alter_configs(
+    addr: SocketAddr,
+    resource_type: i8,
+    name: &str,
+    configs: &[(&str, &str)],
+    timeout: Duration,
+) -> (i16, Option<String>) {
+    use rafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+    let req = rafka_protocol::messages::AlterConfigsRequest {
+        resources: vec![AlterConfigsResource {
+            resource_type,
+            resource_name: name.into(),
+            configs: configs
+                .iter()
+                .map(|(k, v)| AlterableConfig {
+                    name: (*k).into(),
+                    value: Some((*v).into()),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    match raw_request(addr, 2, RequestKind::AlterConfigs(req), timeout).expect("AlterConfigs") {
+        ResponseKind::AlterConfigs(r) => {
+            let r = r.responses.into_iter().next().expect("one response");
+            (r.error_code, r.error_message)
+        }
+        other => panic!("not an AlterConfigs response: {other:?}"),
+    }
+}
+
+/// The broker coordinating `group`, as `node` answers FindCoordinator v3; `None` while it has
+/// none (or does not answer).
+pub fn group_coordinator(node: &Node, group: &str) -> Option<i32> {
+    use rafka_protocol::messages::FindCoordinatorRequest;
+    let r = raw_request(
+        node.addr(),
+        3,
+        RequestKind::FindCoordinator(FindCoordinatorRequest {
+            key: group.into(),
+            key_type: 0,
+            ..Default::default()
+        }),
+        Duration::from_secs(5),
+    )
+    .ok()?;
+    match r {
+        ResponseKind::FindCoordinator(f) if f.error_code == 0 => Some(f.node_id),
+        _ => None,
+    }
 }
 
 /// A Metadata v12 request: all topics (`None`) or the ones named, never auto-creating.

@@ -339,7 +339,20 @@ impl ScramServer {
                 "channel binding does not match the first message".into(),
             ));
         }
-        if got_nonce != nonce {
+        // RFC 5802: the client echoes the server's nonce (its own, then the server's). librdkafka
+        // before 2.6.1 (Debian's kcat links 2.0.2) puts its own nonce in front once more
+        // (librdkafka #4895); Kafka 3.8.1+ accepts that (`endsWith`). We accept exactly that form
+        // and nothing else: the server's fresh part is still there, and the proof covers the
+        // message as sent.
+        let client_nonce = client_first_bare
+            .split(',')
+            .nth(1)
+            .and_then(|a| a.strip_prefix("r="))
+            .unwrap_or_default();
+        let doubled = got_nonce
+            .strip_prefix(client_nonce)
+            .is_some_and(|rest| rest == nonce);
+        if got_nonce != nonce && !doubled {
             return Err(SaslError::AuthenticationFailed(
                 "nonce does not match".into(),
             ));
@@ -574,6 +587,45 @@ mod tests {
         }
     }
 
+    /// librdkafka before 2.6.1 (Debian's kcat) sends `r=<client nonce><server-first nonce>`
+    /// and computes its proof over that message: accepted, as Kafka 3.8.1+ does.
+    #[test]
+    fn a_final_nonce_with_the_client_nonce_twice_is_accepted() {
+        for m in [ScramMechanism::Sha256, ScramMechanism::Sha512] {
+            let mut server = ScramServer::new(m, store(m));
+            let client_nonce = "-=abc~XYZ";
+            let bare = format!("n=alice,r={client_nonce}");
+            let ServerStep::Challenge(c) = server
+                .evaluate(format!("n,,{bare}").as_bytes())
+                .expect("first")
+            else {
+                panic!("expected a challenge")
+            };
+            let server_first = String::from_utf8(c).expect("utf8");
+            let mut attrs = server_first.split(',');
+            let nonce = attrs.next().and_then(|a| a.strip_prefix("r=")).expect("r");
+            let salt = attrs
+                .next()
+                .and_then(|a| a.strip_prefix("s="))
+                .map(|s| B64.decode(s).expect("salt"))
+                .expect("s");
+            let salted = m.salted_password(b"secret", &salt, 4096);
+            let without_proof = format!("c=biws,r={client_nonce}{nonce}");
+            let auth = format!("{bare},{server_first},{without_proof}");
+            let client_key = m.hmac(&salted, b"Client Key");
+            let signature = m.hmac(&m.hash(&client_key), auth.as_bytes());
+            let proof: Vec<u8> = client_key
+                .iter()
+                .zip(&signature)
+                .map(|(a, b)| a ^ b)
+                .collect();
+            let step = server
+                .evaluate(format!("{without_proof},p={}", B64.encode(proof)).as_bytes())
+                .expect("accepted");
+            assert!(matches!(step, ServerStep::Complete { .. }), "{m:?}");
+        }
+    }
+
     #[test]
     fn both_hashes_authenticate_and_refuse() {
         for m in [ScramMechanism::Sha256, ScramMechanism::Sha512] {
@@ -656,6 +708,13 @@ mod tests {
         };
         assert!(finals(&|g| g.to_owned()).is_ok());
         assert!(finals(&|g| g.replacen(",r=", ",r=X", 1)).is_err());
+        // Only the client's own nonce may come first once more (librdkafka < 2.6.1), and the
+        // proof must then cover that message: here it covers the other one.
+        assert!(finals(&|g| {
+            let (_, rest) = g.split_once(",r=").expect("r");
+            g.replacen(",r=", &format!(",r={}", &rest[..8]), 1)
+        })
+        .is_err());
         assert!(finals(&|g| g.replacen("c=biws", "c=eSws", 1)).is_err());
         assert!(finals(&|g| {
             let (a, _) = g.rsplit_once(",p=").expect("p");
