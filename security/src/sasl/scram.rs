@@ -341,7 +341,8 @@ impl ScramServer {
         }
         // RFC 5802: the client echoes the server's nonce (its own, then the server's). librdkafka
         // before 2.6.1 (Debian's kcat links 2.0.2) puts its own nonce in front once more
-        // (librdkafka #4895); Kafka 3.8.1+ accepts that (`endsWith`). We accept exactly that form
+        // (librdkafka #4895); Kafka 3.8.1–3.9 accept that (`endsWith`), Kafka 4 refuses it again and
+        // so locks those clients out. We accept exactly that form
         // and nothing else: the server's fresh part is still there, and the proof covers the
         // message as sent.
         let client_nonce = client_first_bare
@@ -588,7 +589,7 @@ mod tests {
     }
 
     /// librdkafka before 2.6.1 (Debian's kcat) sends `r=<client nonce><server-first nonce>`
-    /// and computes its proof over that message: accepted, as Kafka 3.8.1+ does.
+    /// and computes its proof over that message: accepted, as Kafka 3.8.1–3.9 do.
     #[test]
     fn a_final_nonce_with_the_client_nonce_twice_is_accepted() {
         for m in [ScramMechanism::Sha256, ScramMechanism::Sha512] {
