@@ -341,10 +341,9 @@ impl ScramServer {
         }
         // RFC 5802: the client echoes the server's nonce (its own, then the server's). librdkafka
         // before 2.6.1 (Debian's kcat links 2.0.2) puts its own nonce in front once more
-        // (librdkafka #4895); Kafka 3.8.1–3.9 accept that (`endsWith`), Kafka 4 refuses it again and
-        // so locks those clients out. We accept exactly that form
-        // and nothing else: the server's fresh part is still there, and the proof covers the
-        // message as sent.
+        // (librdkafka #4895); Kafka 3.8.1–3.9 accept that (`endsWith`), Kafka 4 refuses it again
+        // and so locks those clients out. We accept exactly that form and nothing else: the
+        // server's fresh part is still there, and the proof covers the message as sent.
         let client_nonce = client_first_bare
             .split(',')
             .nth(1)
