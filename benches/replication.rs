@@ -966,7 +966,7 @@ fn failover_table(w: &mut String, trials: &[Trial]) {
     );
     let _ = writeln!(
         w,
-        "  defaults: broker.session.timeout.ms=9000, broker.heartbeat.interval.ms=2000; tight: \
+        "  defaults: broker.session.timeout.ms=1500, broker.heartbeat.interval.ms=250; tight: \
          {}",
         TIGHT
             .iter()
