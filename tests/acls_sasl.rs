@@ -166,7 +166,14 @@ fn consume_and_commit(
         match c.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 assert_eq!(m.offset(), offset);
-                return c.commit_message(&m, rdkafka::consumer::CommitMode::Sync);
+                match c.commit_message(&m, rdkafka::consumer::CommitMode::Sync) {
+                    // The fetch may deliver the record before the group's FindCoordinator is
+                    // answered (a loaded machine); a refused group then leaves the commit
+                    // waiting for a coordinator, and librdkafka reports the refusal itself as a
+                    // consumer error on the next poll — keep polling for it.
+                    Err(e) if code(&e) == Some(RDKafkaErrorCode::WaitingForCoordinator) => {}
+                    done => return done,
+                }
             }
             Some(Err(e)) => return Err(e),
             None => {}
