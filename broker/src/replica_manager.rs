@@ -807,7 +807,7 @@ impl ReplicaManager {
         current_leader_epoch: i32,
         any_replica: bool,
     ) -> ReadResult {
-        self.read_up_to(
+        self.read_isolated(
             image,
             tp,
             offset,
@@ -815,32 +815,6 @@ impl ReplicaManager {
             min_one,
             current_leader_epoch,
             FetchIsolation::HighWatermark,
-            any_replica,
-        )
-    }
-
-    /// [`ReplicaManager::read`] with a consumer's isolation: read_committed stops at the last
-    /// stable offset and answers the aborted transactions in range.
-    #[allow(clippy::too_many_arguments)]
-    pub fn read_isolated(
-        &self,
-        image: &MetadataImage,
-        tp: &TopicPartition,
-        offset: i64,
-        max_bytes: u64,
-        min_one: bool,
-        current_leader_epoch: i32,
-        isolation: FetchIsolation,
-        any_replica: bool,
-    ) -> ReadResult {
-        self.read_up_to(
-            image,
-            tp,
-            offset,
-            max_bytes,
-            min_one,
-            current_leader_epoch,
-            isolation,
             any_replica,
         )
     }
@@ -855,7 +829,7 @@ impl ReplicaManager {
         offset: i64,
         max_bytes: u64,
     ) -> ReadResult {
-        self.read_up_to(
+        self.read_isolated(
             image,
             tp,
             offset,
@@ -867,8 +841,10 @@ impl ReplicaManager {
         )
     }
 
+    /// [`ReplicaManager::read`] with a consumer's isolation: read_committed stops at the last
+    /// stable offset and answers the aborted transactions in range.
     #[allow(clippy::too_many_arguments)]
-    fn read_up_to(
+    pub fn read_isolated(
         &self,
         image: &MetadataImage,
         tp: &TopicPartition,
