@@ -39,9 +39,10 @@ impl std::fmt::Display for FileId {
 /// How many first bytes of a file fingerprint it.
 pub const FINGERPRINT_BYTES: u64 = 64;
 
-/// The CRC-32C of a file's first `len` bytes (None: the file is shorter).
+/// The CRC-32C of a file's first `len` bytes (None: the file is shorter). `len` may come from
+/// the positions file, so it is capped at [`FINGERPRINT_BYTES`] before it sizes the buffer.
 pub fn fingerprint(file: &mut File, len: u64) -> Option<u32> {
-    let mut buf = vec![0u8; len as usize];
+    let mut buf = vec![0u8; len.min(FINGERPRINT_BYTES) as usize];
     file.seek(SeekFrom::Start(0)).ok()?;
     file.read_exact(&mut buf).ok()?;
     Some(rafka_protocol::record_batch::crc32c(&[&buf]))
