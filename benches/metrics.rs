@@ -14,7 +14,12 @@
 //!    several-fold between rounds (reclaim, first touch); the logs keep 128 MiB (64 MiB
 //!    segments) so their pages are reused. `RAFKA_LINGER_MS` (5) and `RAFKA_BATCH_BYTES`
 //!    (1000000) set the producer's batching: `0` and `16384` make many small requests, the case
-//!    where per-request recording weighs most.
+//!    where per-request recording weighs most. `RAFKA_DATA_DIR` puts both brokers' logs under
+//!    that directory instead of the system's temporary one: `/dev/shm` (tmpfs) keeps the kernel's
+//!    part of a write a plain copy, without writeback and reclaim, so the variance left is the
+//!    brokers' own. Besides the totals, the mean and spread of the rounds' paired differences
+//!    (on − off, ms of CPU per round) are printed with a 95% interval, which is what says whether
+//!    a difference is resolved at all.
 //! 2. **`/metrics` response time.** For each count in `RAFKA_METRICS_PARTITIONS` ("10000"), one
 //!    node gets that many partitions (topics of 100, created 20 topics per CreateTopics request,
 //!    as `benches/partitions.rs` does), then `/metrics` is fetched 20 times; the median and the
@@ -116,7 +121,11 @@ fn cpu_per_gb() {
     let rounds: usize = env_or("RAFKA_ROUNDS", 4);
     let payload = vec![b'm'; 1024];
     let n = mb * 1024;
-    let base = tempfile::tempdir().expect("tempdir");
+    let base = match std::env::var("RAFKA_DATA_DIR") {
+        Ok(dir) => tempfile::tempdir_in(dir),
+        Err(_) => tempfile::tempdir(),
+    }
+    .expect("tempdir");
     let (on_dir, off_dir) = (base.path().join("on"), base.path().join("off"));
     std::fs::create_dir_all(&on_dir).expect("dir");
     std::fs::create_dir_all(&off_dir).expect("dir");
@@ -160,6 +169,8 @@ fn cpu_per_gb() {
         (Duration::ZERO, Duration::ZERO),
     );
     let (mut user_ratios, mut total_ratios) = (Vec::new(), Vec::new());
+    // Per round: (on − off) of user + system, in seconds.
+    let mut diffs = Vec::new();
     for r in 0..rounds {
         let order: [(&Broker, bool); 2] = if r % 2 == 0 {
             [(&on, true), (&off, false)]
@@ -188,6 +199,7 @@ fn cpu_per_gb() {
         }
         user_ratios.push(this[0].0 / this[1].0.max(1e-9));
         total_ratios.push(this[0].1 / this[1].1.max(1e-9));
+        diffs.push((this[0].1 - this[1].1, this[1].1));
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -208,6 +220,74 @@ fn cpu_per_gb() {
         (per(sum_on.0 + sum_on.1) / per(sum_off.0 + sum_off.1) - 1.0) * 100.0,
         (median(&mut total_ratios) - 1.0) * 100.0,
     );
+    // The paired differences as a share of the off broker's CPU per round: their mean, standard
+    // deviation and a 95% interval of the mean (Student's t for rounds − 1 degrees of freedom).
+    let shares: Vec<f64> = diffs.iter().map(|(d, off)| d / off.max(1e-9)).collect();
+    let k = shares.len() as f64;
+    let mean = shares.iter().sum::<f64>() / k;
+    let sd = (shares.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (k - 1.0).max(1.0)).sqrt();
+    let t = student_t95(shares.len().saturating_sub(1));
+    let half = t * sd / k.sqrt();
+    println!(
+        "  paired rounds: on − off = {:+.2}% of off's CPU (mean of {} rounds, sd {:.2}%), 95% \
+         interval [{:+.2}%, {:+.2}%]",
+        mean * 100.0,
+        shares.len(),
+        sd * 100.0,
+        (mean - half) * 100.0,
+        (mean + half) * 100.0
+    );
+    // The same without assuming a distribution: the median of the paired shares and its 95%
+    // interval from order statistics (the sign test's), which a few outlying rounds — page
+    // allocation or reclaim landing in one broker's round — cannot widen.
+    let mut sorted = shares.clone();
+    sorted.sort_by(f64::total_cmp);
+    let (lo, hi) = median_interval95(&sorted);
+    println!(
+        "  paired rounds: median on − off = {:+.2}% of off's CPU, 95% interval [{:+.2}%, {:+.2}%]",
+        sorted[sorted.len() / 2] * 100.0,
+        lo * 100.0,
+        hi * 100.0
+    );
+}
+
+/// A distribution-free 95% interval for the median of `sorted` (ascending): the widest `k` with
+/// P(Binomial(n, ½) < k) ≤ 2.5% gives [x₍ₖ₎, x₍ₙ₋ₖ₊₁₎] (1-based); the whole range when `n` is too
+/// small for any `k` (fewer than 6 rounds).
+fn median_interval95(sorted: &[f64]) -> (f64, f64) {
+    let n = sorted.len();
+    // P(X <= j) for X ~ Binomial(n, 1/2), summed term by term.
+    let mut term = 0.5f64.powi(n as i32);
+    let mut cdf = term;
+    let mut k = 0;
+    for j in 0..n {
+        // cdf = P(X <= j); order statistic j+1 qualifies when P(X <= j) <= 0.025.
+        if cdf > 0.025 {
+            break;
+        }
+        k = j + 1;
+        term *= (n - j) as f64 / (j + 1) as f64;
+        cdf += term;
+    }
+    if k == 0 {
+        (sorted[0], sorted[n - 1])
+    } else {
+        (sorted[k - 1], sorted[n - k])
+    }
+}
+
+/// The two-sided 95% quantile of Student's t with `df` degrees of freedom (1.96 beyond 30).
+fn student_t95(df: usize) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    match df {
+        0 => f64::INFINITY,
+        1..=30 => T[df - 1],
+        _ => 1.96,
+    }
 }
 
 fn scrape_time(partitions: usize, partition_level: bool) {
