@@ -20,6 +20,10 @@
 //!    brokers' own. Besides the totals, the mean and spread of the rounds' paired differences
 //!    (on − off, ms of CPU per round) are printed with a 95% interval, which is what says whether
 //!    a difference is resolved at all.
+//!    `RAFKA_PERF=1` also samples each broker's user-mode CPU with `perf record -e cpu-clock:u`
+//!    (a sample every 50 µs of the broker's CPU time, kept only when it lands in user mode):
+//!    recording metrics is user-mode work only (relaxed atomics and vDSO clock reads, no system
+//!    call), and user time sampled this way resolves it where `/proc`'s 10 ms ticks cannot.
 //! 2. **`/metrics` response time.** For each count in `RAFKA_METRICS_PARTITIONS` ("10000"), one
 //!    node gets that many partitions (topics of 100, created 20 topics per CreateTopics request,
 //!    as `benches/partitions.rs` does), then `/metrics` is fetched 20 times; the median and the
@@ -171,6 +175,10 @@ fn cpu_per_gb() {
     let (mut user_ratios, mut total_ratios) = (Vec::new(), Vec::new());
     // Per round: (on − off) of user + system, in seconds.
     let mut diffs = Vec::new();
+    // `RAFKA_PERF`: user time sampled by perf, per broker in all, and per round on/off shares.
+    let perf = env_or("RAFKA_PERF", 0u8) == 1;
+    let (mut perf_on, mut perf_off) = (Duration::ZERO, Duration::ZERO);
+    let (mut perf_diffs, mut perf_total_diffs) = (Vec::new(), Vec::new());
     for r in 0..rounds {
         let order: [(&Broker, bool); 2] = if r % 2 == 0 {
             [(&on, true), (&off, false)]
@@ -178,10 +186,22 @@ fn cpu_per_gb() {
             [(&off, false), (&on, true)]
         };
         let mut this = [(0.0, 0.0); 2];
+        let mut perf_this = [0.0f64; 2];
         for (b, is_on) in order {
+            let sampler = perf.then(|| UserSampler::start(b.pid(), base.path()));
             let (u0, t0) = cpu(b);
             produce_round(&b.bootstrap(), "load", &payload, n);
             let (u1, t1) = cpu(b);
+            if let Some(s) = sampler {
+                let sampled = s.finish();
+                let (sum, shares) = if is_on {
+                    (&mut perf_on, &mut perf_this[0])
+                } else {
+                    (&mut perf_off, &mut perf_this[1])
+                };
+                *sum += sampled;
+                *shares = sampled.as_secs_f64();
+            }
             // The two clocks differ: system time is what the total has beyond user time.
             let user = u1.saturating_sub(u0);
             let system = t1.saturating_sub(t0).saturating_sub(user);
@@ -200,6 +220,9 @@ fn cpu_per_gb() {
         user_ratios.push(this[0].0 / this[1].0.max(1e-9));
         total_ratios.push(this[0].1 / this[1].1.max(1e-9));
         diffs.push((this[0].1 - this[1].1, this[1].1));
+        // As a share of the off broker's user time, and of its whole CPU (user + system).
+        perf_diffs.push((perf_this[0] - perf_this[1], perf_this[1]));
+        perf_total_diffs.push((perf_this[0] - perf_this[1], this[1].1));
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -220,8 +243,28 @@ fn cpu_per_gb() {
         (per(sum_on.0 + sum_on.1) / per(sum_off.0 + sum_off.1) - 1.0) * 100.0,
         (median(&mut total_ratios) - 1.0) * 100.0,
     );
-    // The paired differences as a share of the off broker's CPU per round: their mean, standard
-    // deviation and a 95% interval of the mean (Student's t for rounds − 1 degrees of freedom).
+    paired_summary("user+system", &diffs);
+    if perf {
+        println!(
+            "  user (perf cpu-clock:u samples): metrics on {:.3} s, off {:.3} s per GiB, on/off \
+             {:+.1}%; as a share of off's user+system: {:+.2}%",
+            per(perf_on),
+            per(perf_off),
+            (perf_on.as_secs_f64() / perf_off.as_secs_f64().max(1e-9) - 1.0) * 100.0,
+            (per(perf_on) - per(perf_off)) / per(sum_off.0 + sum_off.1) * 100.0,
+        );
+        paired_summary("user (perf)", &perf_diffs);
+        paired_summary(
+            "user (perf) on − off as a share of off's user+system",
+            &perf_total_diffs,
+        );
+    }
+}
+
+/// The paired differences `(on − off, off)` of one measure as a share of off per round: their
+/// mean, standard deviation and a 95% interval of the mean (Student's t for rounds − 1 degrees
+/// of freedom); and the median with a distribution-free interval.
+fn paired_summary(what: &str, diffs: &[(f64, f64)]) {
     let shares: Vec<f64> = diffs.iter().map(|(d, off)| d / off.max(1e-9)).collect();
     let k = shares.len() as f64;
     let mean = shares.iter().sum::<f64>() / k;
@@ -229,7 +272,7 @@ fn cpu_per_gb() {
     let t = student_t95(shares.len().saturating_sub(1));
     let half = t * sd / k.sqrt();
     println!(
-        "  paired rounds: on − off = {:+.2}% of off's CPU (mean of {} rounds, sd {:.2}%), 95% \
+        "  {what}, paired rounds: on − off = {:+.2}% of off (mean of {} rounds, sd {:.2}%), 95% \
          interval [{:+.2}%, {:+.2}%]",
         mean * 100.0,
         shares.len(),
@@ -244,11 +287,57 @@ fn cpu_per_gb() {
     sorted.sort_by(f64::total_cmp);
     let (lo, hi) = median_interval95(&sorted);
     println!(
-        "  paired rounds: median on − off = {:+.2}% of off's CPU, 95% interval [{:+.2}%, {:+.2}%]",
+        "  {what}, paired rounds: median on − off = {:+.2}% of off, 95% interval [{:+.2}%, {:+.2}%]",
         sorted[sorted.len() / 2] * 100.0,
         lo * 100.0,
         hi * 100.0
     );
+}
+
+/// `perf record -e cpu-clock:u` attached to one process: a sample every 50 µs of its CPU time,
+/// kept when it lands in user mode; the samples times the period estimate its user time.
+struct UserSampler {
+    child: std::process::Child,
+    out: std::path::PathBuf,
+}
+
+const PERF_PERIOD_NS: u64 = 50_000;
+
+impl UserSampler {
+    fn start(pid: u32, dir: &std::path::Path) -> UserSampler {
+        let out = dir.join(format!("perf-{pid}.data"));
+        let child = std::process::Command::new("perf")
+            .args(["record", "-q", "-e", "cpu-clock:u", "-c"])
+            .arg(PERF_PERIOD_NS.to_string())
+            .args(["-p", &pid.to_string(), "-o"])
+            .arg(&out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("RAFKA_PERF=1 needs perf (linux-perf) on the PATH");
+        // perf attaches to every thread of the process before the round starts.
+        std::thread::sleep(Duration::from_millis(300));
+        UserSampler { child, out }
+    }
+
+    fn finish(mut self) -> Duration {
+        // SAFETY: kill(2) on our own child; SIGINT makes perf write its file and exit.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGINT) };
+        let _ = self.child.wait();
+        let report = std::process::Command::new("perf")
+            .args(["report", "--stats", "-i"])
+            .arg(&self.out)
+            .output()
+            .expect("perf report");
+        let _ = std::fs::remove_file(&self.out);
+        let text = String::from_utf8_lossy(&report.stdout);
+        let samples: u64 = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("SAMPLE events:"))
+            .and_then(|l| l.split(':').nth(1)?.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no SAMPLE count in perf report --stats:\n{text}"));
+        Duration::from_nanos(samples * PERF_PERIOD_NS)
+    }
 }
 
 /// A distribution-free 95% interval for the median of `sorted` (ascending): the widest `k` with
