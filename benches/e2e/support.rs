@@ -615,12 +615,13 @@ impl Drop for SendfileRef {
 }
 
 /// Bytes written to the reference-2 file before it is cut back to empty (between requests,
-/// outside the measured CPU), so the disk cannot fill. Far above what a default run writes:
-/// like the broker's log, the file is appended to, each write landing on newly allocated page
-/// cache. (Cutting it back every GiB would let the writes reuse just-freed pages, which on a VM
-/// whose guest memory is backed on first touch is several times cheaper than new ones: that
-/// would flatter the reference, not measure it.)
-const WRAP_BYTES: u64 = 16 << 30;
+/// outside the measured CPU), so the disk cannot fill: a default run of the e2e bench pairs the
+/// reference with every uncompressed produce bench and writes about as much as they do (several
+/// GiB). Like the broker's log, the file is appended to, each write landing on newly allocated
+/// page cache; cut back every few GiB rather than every one, so that the writes do not keep
+/// reusing just-freed pages, which on a VM whose guest memory is backed on first touch can be
+/// cheaper than new ones and would flatter the reference.
+const WRAP_BYTES: u64 = 4 << 30;
 
 /// Reference 2: a thread that receives requests over loopback TCP (an 8-byte length, then that
 /// many bytes), `write(2)`s the bytes to a file as they arrive (read into a 1 MiB buffer), and
