@@ -392,3 +392,125 @@ fn retry_coordinator(mut f: impl FnMut() -> std::io::Result<ResponseKind>) -> Re
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// AddPartitionsToTxn v4+ (KIP-890 part 1, partition leader to coordinator): refused on the
+/// client listener; on the inter-broker listener VerifyOnly answers, per partition, whether it
+/// is in the producer's ongoing transaction, and adds nothing.
+#[test]
+fn verify_only_add_partitions_is_served_to_brokers_only() {
+    use rafka_protocol::messages::add_partitions_to_txn_request::{
+        AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction, AddPartitionsToTxnTransactionTopic,
+    };
+    use rafka_protocol::messages::AddPartitionsToTxnRequest;
+    let _serial = common::one_cluster_at_a_time();
+    let (cluster, internal) = node();
+    let addr = cluster.nodes[0].addr();
+    let admin = common::admin(&cluster.bootstrap());
+    common::create_topic(&admin, &cluster.nodes[0], "v", 2, &[]);
+    // The coordinator (and `__transaction_state`) exists once FindCoordinator asked for it.
+    let find = FindCoordinatorRequest {
+        key: "tx-v".into(),
+        key_type: 1,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + T;
+    while !matches!(
+        raw_request(addr, 3, RequestKind::FindCoordinator(find.clone()), T),
+        Ok(ResponseKind::FindCoordinator(ref r)) if r.error_code == 0
+    ) {
+        assert!(Instant::now() < deadline, "no transaction coordinator");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let init = InitProducerIdRequest {
+        transactional_id: Some("tx-v".into()),
+        transaction_timeout_ms: 60_000,
+        ..Default::default()
+    };
+    let ResponseKind::InitProducerId(ids) =
+        retry_coordinator(|| raw_request(addr, 4, RequestKind::InitProducerId(init.clone()), T))
+    else {
+        panic!("InitProducerId")
+    };
+    assert_eq!(ids.error_code, 0);
+    let add = AddPartitionsToTxnRequest {
+        v3_and_below_transactional_id: "tx-v".into(),
+        v3_and_below_producer_id: ids.producer_id,
+        v3_and_below_producer_epoch: ids.producer_epoch,
+        v3_and_below_topics: vec![AddPartitionsToTxnTopic {
+            name: "v".into(),
+            partitions: vec![0],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let Ok(ResponseKind::AddPartitionsToTxn(r)) =
+        raw_request(addr, 3, RequestKind::AddPartitionsToTxn(add), T)
+    else {
+        panic!("AddPartitionsToTxn v3")
+    };
+    assert_eq!(r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code, 0);
+    let verify = |epoch: i16, partitions: Vec<i32>| AddPartitionsToTxnRequest {
+        transactions: vec![AddPartitionsToTxnTransaction {
+            transactional_id: "tx-v".into(),
+            producer_id: ids.producer_id,
+            producer_epoch: epoch,
+            verify_only: true,
+            topics: vec![AddPartitionsToTxnTransactionTopic {
+                name: "v".into(),
+                partitions,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let codes = |r: ResponseKind| -> (i16, Vec<(i32, i16)>) {
+        let ResponseKind::AddPartitionsToTxn(r) = r else {
+            panic!("AddPartitionsToTxn v4: {r:?}")
+        };
+        let parts = r
+            .results_by_transaction
+            .iter()
+            .flat_map(|t| &t.topic_results)
+            .flat_map(|t| &t.results_by_partition)
+            .map(|p| (p.partition_index, p.partition_error_code))
+            .collect();
+        (r.error_code, parts)
+    };
+    // A client cannot ask (CLUSTER_AUTHORIZATION_FAILED for the whole request).
+    let r = raw_request(addr, 4, RequestKind::AddPartitionsToTxn(verify(ids.producer_epoch, vec![0])), T)
+        .expect("AddPartitionsToTxn v4 on the client listener");
+    assert_eq!(codes(r).0, ErrorCode::ClusterAuthorizationFailed.code());
+    // A broker can: partition 0 is in the transaction, 1 is not (and is not added by asking).
+    for _ in 0..2 {
+        let r = raw_request(
+            internal,
+            5,
+            RequestKind::AddPartitionsToTxn(verify(ids.producer_epoch, vec![0, 1])),
+            T,
+        )
+        .expect("AddPartitionsToTxn v5 on the inter-broker listener");
+        assert_eq!(
+            codes(r),
+            (0, vec![(0, 0), (1, ErrorCode::InvalidTxnState.code())])
+        );
+    }
+    // An older epoch is fenced.
+    let r = raw_request(
+        internal,
+        4,
+        RequestKind::AddPartitionsToTxn(verify(ids.producer_epoch - 1, vec![0])),
+        T,
+    )
+    .expect("AddPartitionsToTxn v4");
+    assert_eq!(codes(r).1, vec![(0, ErrorCode::ProducerFenced.code())]);
+    // Too many partitions in one request: INVALID_REQUEST, nothing looked at.
+    let r = raw_request(
+        internal,
+        4,
+        RequestKind::AddPartitionsToTxn(verify(ids.producer_epoch, (0..10_001).collect())),
+        T,
+    )
+    .expect("AddPartitionsToTxn v4");
+    assert_eq!(codes(r), (ErrorCode::InvalidRequest.code(), vec![]));
+}

@@ -23,7 +23,9 @@ pub fn storage_error_code(e: &StorageError) -> ErrorCode {
         StorageError::Producer { source, .. } => match source {
             ProducerError::InvalidProducerEpoch { .. } => ErrorCode::InvalidProducerEpoch,
             ProducerError::OutOfOrderSequence { .. } => ErrorCode::OutOfOrderSequenceNumber,
-            ProducerError::InvalidTxnState { .. } => ErrorCode::InvalidTxnState,
+            ProducerError::InvalidTxnState { .. } | ProducerError::NotVerified { .. } => {
+                ErrorCode::InvalidTxnState
+            }
             ProducerError::ProducerFenced { .. } => ErrorCode::ProducerFenced,
             ProducerError::CoordinatorFenced { .. } => ErrorCode::TransactionCoordinatorFenced,
         },

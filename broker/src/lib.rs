@@ -17,6 +17,7 @@
 //! - [`http`]: the HTTP listener (health, metrics, console).
 //! - [`metrics`]: the node's metrics, named after Kafka's JMX MBeans (`/metrics`).
 
+pub mod add_partitions_to_txn_manager;
 pub mod alter_partition_manager;
 pub mod apis;
 pub mod config;

@@ -40,7 +40,7 @@ use rafka_storage::unified_log::{
 };
 use rafka_storage::{
     AbortedTxn, FileSlice, LogConfig, LogManager, LogValidator, RecordError, SharedLog,
-    StorageError, TopicPartition, ValidatedRecords,
+    StorageError, TopicPartition, ValidatedRecords, VerificationGuard,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -688,16 +688,35 @@ impl ReplicaManager {
 
     /// Appends records [`ReplicaManager::validate_for_append`] accepted to a partition this
     /// broker leads. acks=all also needs the ISR to have at least `min.insync.replicas` members.
+    /// With `guard` (a produce request with a transactional id), a transactional batch that
+    /// would open a transaction needs it to be its producer's current guard (KIP-890 part 1).
     pub fn append_validated(
         &self,
         image: &MetadataImage,
         tp: &TopicPartition,
         validated: &ValidatedRecords,
         acks: i16,
+        guard: Option<VerificationGuard>,
     ) -> AppendResult {
-        self.append_with(image, tp, acks, |log, epoch| {
-            log.append_validated(validated, epoch, now_ms())
+        self.append_with(image, tp, acks, |log, epoch| match guard {
+            Some(g) => log.append_validated_verified(validated, epoch, now_ms(), g),
+            None => log.append_validated(validated, epoch, now_ms()),
         })
+    }
+
+    /// The guard a transactional produce of `producer_id` at `producer_epoch` to a partition
+    /// this broker leads presents with its append; unless it is the sentinel (the producer's
+    /// transaction is already open there) the coordinator must be asked first (KIP-890 part 1).
+    pub fn start_txn_verification(
+        &self,
+        image: &MetadataImage,
+        tp: &TopicPartition,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> Result<VerificationGuard, ErrorCode> {
+        let p = self.leader_partition(image, tp)?;
+        let mut log = lock_log(&p.log);
+        Ok(log.maybe_start_txn_verification(producer_id, producer_epoch))
     }
 
     /// Validates (inline, under the log's lock) and appends a producer's records; the produce

@@ -26,6 +26,7 @@ use crate::network::{self, NetworkConfig};
 use crate::now_ms;
 use crate::producer_id_manager::ProducerIdManager;
 use crate::replica_manager::ReplicaManager;
+use crate::add_partitions_to_txn_manager::AddPartitionsToTxnManager;
 use crate::transaction_coordinator::markers::MarkerChannel;
 use crate::transaction_coordinator::{TransactionConfig, TransactionCoordinator};
 use rafka_controller::control::ControllerConfig;
@@ -417,6 +418,12 @@ impl KafkaServer {
             channel.clone(),
             lifecycle.clone(),
         ));
+        let marker_channel = MarkerChannel {
+            broker_id: settings.node_id,
+            replica_manager: replica_manager.clone(),
+            listener_name: settings.kafka_config.inter_broker_listener_name().to_owned(),
+            security: settings.inter_broker_client_security.clone(),
+        };
         let transactions = {
             let c = &settings.kafka_config;
             let int = |k: &str, d: i32| c.get::<i32>(k).unwrap_or(d);
@@ -439,14 +446,10 @@ impl KafkaServer {
                 },
                 replica_manager.clone(),
                 producer_ids.clone(),
-                MarkerChannel {
-                    broker_id: settings.node_id,
-                    replica_manager: replica_manager.clone(),
-                    listener_name: c.inter_broker_listener_name().to_owned(),
-                    security: settings.inter_broker_client_security.clone(),
-                },
+                marker_channel.clone(),
             )
         };
+        let txn_verifier = AddPartitionsToTxnManager::new(marker_channel, transactions.clone());
         // The transaction coordinator's timer: timed-out transactions are aborted.
         {
             let transactions = transactions.clone();
@@ -561,6 +564,7 @@ impl KafkaServer {
             groups,
             producer_ids,
             transactions,
+            txn_verifier,
             config: settings.kafka_config.clone(),
             authorizer: settings.kafka_config.authorizer(),
         });

@@ -47,7 +47,7 @@ pub use log_cleaner::{CleanStats, LogCleaner};
 pub use log_manager::{LogManager, SharedLog};
 pub use log_segment::{FileSlice, LogSegment};
 pub use log_validator::{LogValidator, ValidatedRecords};
-pub use producer_state::{ProducerStateEntry, ProducerStateManager};
+pub use producer_state::{ProducerStateEntry, ProducerStateManager, VerificationGuard};
 pub use transaction_index::{AbortedTxn, TransactionIndex};
 pub use unified_log::{
     FetchDataInfo, LogAppendInfo, LogCheckpoints, TimestampAndOffset, UnifiedLog,

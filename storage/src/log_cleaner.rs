@@ -4,7 +4,8 @@
 //! One pass over a log ([`LogCleaner::clean_log`]):
 //!
 //! 1. **What may be cleaned.** Only whole non-active segments below the *first uncleanable
-//!    offset*: the smallest of the active segment's base, the high watermark, and the base of
+//!    offset*: the smallest of the active segment's base, the high watermark, the first
+//!    unstable offset (an open or unreplicated transaction's first offset), and the base of
 //!    the first segment whose newest record is younger than `min.compaction.lag.ms`. The
 //!    *dirty* part starts at the cleaner checkpoint (`cleaner-offset-checkpoint` at the top of
 //!    the log directory, the format of every offset checkpoint), or the log start.
@@ -23,7 +24,16 @@
 //!    the map holds a later offset for its key, or it is a tombstone (null value) in a batch
 //!    whose delete horizon has passed. Records without a key are kept (the broker should refuse
 //!    them on compacted topics at produce time, as Kafka does; the cleaner does not drop what it
-//!    cannot key). Control batches are kept as they are (transactions are not cleaned).
+//!    cannot key). Transactions as Kafka's `CleanedTransactionMetadata` handles them, from
+//!    the aborted transactions the `.txnindex` files list: records of an aborted transaction
+//!    never enter the map and are removed; its ABORT marker stays (and its `.txnindex` entry
+//!    goes to the cleaned segment's index) while a clean still finds its data, and once none
+//!    does, the marker is stamped with a delete horizon (`now + delete.retention.ms`, KIP-534)
+//!    and removed by a clean after it, index entry and all. A COMMIT marker likewise goes once
+//!    no clean finds a batch of its transaction before it. Unlike Kafka (which tracks this per
+//!    group of segments) one clean tracks it over all the groups it rewrites, so a marker stays
+//!    while any earlier batch of its transaction does. A log with more than
+//!    [`MAX_ABORTED_TXNS_PER_CLEAN`] aborted transactions is not cleaned (logged).
 //! 5. **Batches.** A batch keeping every record, needing no delete horizon, is copied byte for
 //!    byte. Otherwise its kept records are re-encoded and recompressed with the batch's codec;
 //!    base offset, last offset delta, producer fields and leader epoch stay (Kafka's
@@ -69,13 +79,15 @@ use crate::log_manager::{lock_log, SharedLog};
 use crate::log_segment::{file_name, BatchToAppend, LogSegment, NO_TIMESTAMP};
 use crate::unified_log::{records_of, UnifiedLog};
 use bytes::Bytes;
+use crate::transaction_index::AbortedTxn;
+use rafka_protocol::control_record::{ControlRecordType, EndTransactionMarker};
 use rafka_protocol::record::Record;
 use rafka_protocol::record_batch::{
     crc32c, RecordBatch, TimestampType, ATTRIBUTES_OFFSET, BASE_TIMESTAMP_OFFSET,
     COMPRESSION_CODEC_MASK, CRC_OFFSET, DELETE_HORIZON_FLAG_MASK, LENGTH_OFFSET, LOG_OVERHEAD,
     MAX_TIMESTAMP_OFFSET, RECORDS_COUNT_OFFSET, RECORD_BATCH_OVERHEAD,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -125,6 +137,93 @@ pub struct CleanableView {
     /// Each active idempotent producer's last offset: its last batch is kept (emptied if need
     /// be), as Kafka keeps it, so that its state can be rebuilt from the log.
     pub producer_last_offsets: HashMap<i64, i64>,
+    /// The first offset of the oldest transaction still open or unreplicated: nothing from it
+    /// on is cleaned.
+    pub first_unstable_offset: Option<i64>,
+    /// The aborted transactions of the whole log (from every `.txnindex`), in marker order;
+    /// `None` if there are more than [`MAX_ABORTED_TXNS_PER_CLEAN`].
+    pub aborted_txns: Option<Vec<AbortedTxn>>,
+}
+
+/// The most aborted transactions one clean tracks (32 bytes each in memory).
+pub const MAX_ABORTED_TXNS_PER_CLEAN: usize = 1_000_000;
+
+/// Kafka's `CleanedTransactionMetadata`: which transactions a pass over batches in offset order
+/// is inside, to drop aborted data and tell which markers may go.
+#[derive(Debug)]
+struct TxnTracker {
+    /// Aborted transactions not reached yet, by first offset (next last).
+    upcoming: Vec<AbortedTxn>,
+    /// Aborted transactions reached whose marker has not been read: producer id → the
+    /// transaction and whether a batch of it was read.
+    ongoing_aborted: HashMap<i64, (AbortedTxn, bool)>,
+    /// Producers with a batch of a (not aborted) transaction read and its marker not yet.
+    ongoing_committed: HashSet<i64>,
+}
+
+impl TxnTracker {
+    /// A tracker for a pass from `from`: only transactions ending at or after it matter.
+    fn new(aborted: &[AbortedTxn], from: i64) -> TxnTracker {
+        let mut upcoming: Vec<AbortedTxn> = aborted
+            .iter()
+            .filter(|t| t.last_offset >= from)
+            .copied()
+            .collect();
+        upcoming.sort_by_key(|t| std::cmp::Reverse(t.first_offset));
+        TxnTracker {
+            upcoming,
+            ongoing_aborted: HashMap::new(),
+            ongoing_committed: HashSet::new(),
+        }
+    }
+
+    fn reach(&mut self, offset: i64) {
+        while self.upcoming.last().is_some_and(|t| t.first_offset <= offset) {
+            if let Some(t) = self.upcoming.pop() {
+                self.ongoing_aborted.insert(t.producer_id, (t, false));
+            }
+        }
+    }
+
+    /// A data batch: whether it belongs to an aborted transaction.
+    fn on_batch(&mut self, batch: &RecordBatch) -> bool {
+        self.reach(batch.last_offset());
+        if !batch.is_transactional() {
+            return false;
+        }
+        match self.ongoing_aborted.get_mut(&batch.producer_id()) {
+            Some((_, seen)) => {
+                *seen = true;
+                true
+            }
+            None => {
+                self.ongoing_committed.insert(batch.producer_id());
+                false
+            }
+        }
+    }
+
+    /// A control batch: whether it may go (its transaction has no data left in this pass), and
+    /// the `.txnindex` entry to keep for an ABORT marker that stays.
+    fn on_control(&mut self, batch: &RecordBatch) -> (bool, Option<AbortedTxn>) {
+        self.reach(batch.last_offset());
+        let pid = batch.producer_id();
+        if batch.record_count() == 0 {
+            // An emptied control batch: nothing left to keep.
+            return (true, None);
+        }
+        match EndTransactionMarker::parse(batch) {
+            Ok(Some(m)) if m.control_type == ControlRecordType::Abort => {
+                match self.ongoing_aborted.remove(&pid) {
+                    Some((t, true)) => (false, Some(t)),
+                    _ => (true, None),
+                }
+            }
+            Ok(Some(_)) => (!self.ongoing_committed.remove(&pid), None),
+            // Another control type, or one we cannot read: kept.
+            _ => (false, None),
+        }
+    }
 }
 
 /// Key → the latest offset of a record with that key in the dirty part of a log.
@@ -267,6 +366,11 @@ impl LogCleaner {
         let Some(plan) = plan_clean(&view, first_dirty, now_ms, horizon_due) else {
             return Ok(None);
         };
+        let Some(aborted) = view.aborted_txns.as_deref() else {
+            tracing::warn!(topic = %tp.topic, partition = tp.partition, max = MAX_ABORTED_TXNS_PER_CLEAN, "too many aborted transactions to clean the log");
+            return Ok(None);
+        };
+        let mut map_txns = TxnTracker::new(aborted, plan.first_dirty);
         let mut stats = CleanStats::default();
         let mut map = OffsetMap::new(self.dedupe_buffer_size);
         let mut clean_end = plan.first_dirty;
@@ -277,7 +381,7 @@ impl LogCleaner {
             if clean_end > plan.first_dirty && map.is_full() {
                 break; // the map is full: clean up to here, the rest next time
             }
-            map_segment(&view, seg, plan.first_dirty, &mut map)?;
+            map_segment(&view, seg, plan.first_dirty, &mut map, &mut map_txns)?;
             clean_end = seg.end_offset;
         }
         let to_clean: Vec<&InactiveSegment> = view.segments[..plan.cleanable]
@@ -292,9 +396,16 @@ impl LogCleaner {
             dir: &view.dir,
         };
         let mut next_horizon: Option<i64> = None;
+        let mut txns = TxnTracker::new(aborted, view.log_start_offset);
         for group in group_by_size(&to_clean, view.config.segment_bytes) {
-            let Some(cleaned) =
-                self.clean_group(&view, group, &retention, &mut stats, &mut next_horizon)?
+            let Some(cleaned) = self.clean_group(
+                &view,
+                group,
+                &retention,
+                &mut txns,
+                &mut stats,
+                &mut next_horizon,
+            )?
             else {
                 continue;
             };
@@ -331,6 +442,7 @@ impl LogCleaner {
         view: &CleanableView,
         group: &[&InactiveSegment],
         retention: &Retention<'_>,
+        txns: &mut TxnTracker,
         stats: &mut CleanStats,
         next_horizon: &mut Option<i64>,
     ) -> Result<Option<LogSegment>> {
@@ -352,7 +464,20 @@ impl LogCleaner {
                 let mut batches = SegmentBatches::new(seg);
                 while let Some(batch) = batches.next_batch()? {
                     stats.bytes_read += batch.size_in_bytes() as u64;
-                    let filtered = filter_batch(&batch, retention, stats, next_horizon)?;
+                    let filtered = if batch.is_control() {
+                        let (may_go, keep_entry) = txns.on_control(&batch);
+                        if let Some(t) = keep_entry {
+                            out.txn_index().append(&t)?;
+                            // The source index had it too: only a changed batch marks the group.
+                        }
+                        filter_marker(&batch, may_go, retention, next_horizon)?
+                    } else if txns.on_batch(&batch) {
+                        // Aborted: none of its records stay.
+                        stats.records_read += u64::try_from(batch.record_count()).unwrap_or(0);
+                        Filtered::Dropped
+                    } else {
+                        filter_batch(&batch, retention, stats, next_horizon)?
+                    };
                     let bytes = match filtered {
                         Filtered::Unchanged => batch.as_bytes().clone(),
                         Filtered::Rewritten(b) => {
@@ -475,6 +600,9 @@ pub fn plan_clean(
 ) -> Option<CleanPlan> {
     let config = &view.config;
     let mut uncleanable = view.high_watermark;
+    if let Some(f) = view.first_unstable_offset {
+        uncleanable = uncleanable.min(f);
+    }
     if config.min_compaction_lag_ms > 0 {
         if let Some(young) = view.segments.iter().find(|s| {
             s.max_timestamp != NO_TIMESTAMP
@@ -549,11 +677,20 @@ fn map_segment(
     seg: &InactiveSegment,
     from: i64,
     map: &mut OffsetMap,
+    txns: &mut TxnTracker,
 ) -> Result<()> {
     let limit = view.config.max_message_bytes.max(1 << 20) * 64;
     let mut batches = SegmentBatches::new(seg);
     while let Some(batch) = batches.next_batch()? {
-        if batch.is_control() || batch.last_offset() < from {
+        if batch.last_offset() < from {
+            continue;
+        }
+        if batch.is_control() {
+            txns.on_control(&batch);
+            continue;
+        }
+        // An aborted transaction's records supersede nothing.
+        if txns.on_batch(&batch) {
             continue;
         }
         for r in records_of(&batch, limit, &view.dir)? {
@@ -636,6 +773,39 @@ fn filter_batch(
         return Ok(Filtered::Unchanged);
     }
     rebuild_batch(batch, &kept, new_horizon, r.dir).map(Filtered::Rewritten)
+}
+
+/// A transaction marker: kept while its transaction may still have data; once it has none,
+/// stamped with a delete horizon, and dropped by a clean after it (Kafka's handling of
+/// `containsMarkerForEmptyTxn` with KIP-534).
+fn filter_marker(
+    batch: &RecordBatch,
+    may_go: bool,
+    r: &Retention<'_>,
+    next_horizon: &mut Option<i64>,
+) -> Result<Filtered> {
+    if !may_go {
+        return Ok(Filtered::Unchanged);
+    }
+    if batch.record_count() == 0 {
+        return Ok(Filtered::Dropped);
+    }
+    match batch.delete_horizon_ms() {
+        Some(h) if r.now_ms >= h => Ok(Filtered::Dropped),
+        Some(h) => {
+            *next_horizon = Some(next_horizon.map_or(h, |n| n.min(h)));
+            Ok(Filtered::Unchanged)
+        }
+        None => {
+            let h = r.now_ms.saturating_add(r.delete_retention_ms);
+            *next_horizon = Some(next_horizon.map_or(h, |n| n.min(h)));
+            let mut kept = Vec::new();
+            for rec in records_of(batch, r.decompression_limit, r.dir)? {
+                kept.push(rec.map_err(|e| corrupt(r.dir, batch, e.to_string()))?);
+            }
+            rebuild_batch(batch, &kept, Some(h), r.dir).map(Filtered::Rewritten)
+        }
+    }
 }
 
 /// A batch with `batch`'s header (base offset, last offset delta, producer fields, leader
@@ -833,7 +1003,7 @@ pub fn complete_interrupted_swaps(fs: &Arc<dyn FileSystem>, dir: &Path) -> Resul
                 continue;
             };
             if (base..next.max(base + 1)).contains(&b) {
-                for suffix in [".log", ".index", ".timeindex"] {
+                for suffix in [".log", ".index", ".timeindex", ".txnindex"] {
                     let p = dir.join(file_name(b, suffix));
                     if fs.exists(&p) {
                         fs.remove_file(&p).at(&p)?;
@@ -847,7 +1017,7 @@ pub fn complete_interrupted_swaps(fs: &Arc<dyn FileSystem>, dir: &Path) -> Resul
         changed = true;
     }
     for name in names()? {
-        for suffix in [".index", ".timeindex"] {
+        for suffix in [".index", ".timeindex", ".txnindex"] {
             let swap = format!("{suffix}{SWAP_SUFFIX}");
             if let Some(base) = name.strip_suffix(&swap) {
                 let from = dir.join(&name);

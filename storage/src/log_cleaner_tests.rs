@@ -387,8 +387,9 @@ fn a_truncation_during_a_clean_abandons_the_swap() {
     let view = lock_log(&log).cleanable_view().unwrap();
     let cleaner = LogCleaner::new(fs(), 1 << 20);
     let mut map = OffsetMap::new(1 << 20);
+    let no_txns = || TxnTracker::new(&[], 0);
     for s in &view.segments {
-        map_segment(&view, s, 0, &mut map).unwrap();
+        map_segment(&view, s, 0, &mut map, &mut no_txns()).unwrap();
     }
     let retention = Retention {
         map: &map,
@@ -400,7 +401,7 @@ fn a_truncation_during_a_clean_abandons_the_swap() {
     let group: Vec<&InactiveSegment> = view.segments.iter().take(1).collect();
     let (mut stats, mut h) = (CleanStats::default(), None);
     let cleaned = cleaner
-        .clean_group(&view, &group, &retention, &mut stats, &mut h)
+        .clean_group(&view, &group, &retention, &mut no_txns(), &mut stats, &mut h)
         .unwrap()
         .unwrap();
     let cleaned_path = dir
@@ -432,8 +433,9 @@ fn log_with_cleaned_copy(dir: &Path) -> (SharedLog, LogSegment, Vec<Stored>) {
     let log = shared(log);
     let view = lock_log(&log).cleanable_view().unwrap();
     let mut map = OffsetMap::new(1 << 20);
+    let no_txns = || TxnTracker::new(&[], 0);
     for s in &view.segments {
-        map_segment(&view, s, 0, &mut map).unwrap();
+        map_segment(&view, s, 0, &mut map, &mut no_txns()).unwrap();
     }
     let retention = Retention {
         map: &map,
@@ -445,7 +447,7 @@ fn log_with_cleaned_copy(dir: &Path) -> (SharedLog, LogSegment, Vec<Stored>) {
     let group: Vec<&InactiveSegment> = view.segments.iter().take(2).collect();
     let (mut stats, mut h) = (CleanStats::default(), None);
     let cleaned = LogCleaner::new(fs(), 1 << 20)
-        .clean_group(&view, &group, &retention, &mut stats, &mut h)
+        .clean_group(&view, &group, &retention, &mut no_txns(), &mut stats, &mut h)
         .unwrap()
         .unwrap();
     (log, cleaned, before)
@@ -695,4 +697,162 @@ fn a_partition_that_fails_to_clean_is_set_aside_and_the_others_keep_compacting()
     let active = *l.segment_base_offsets().last().unwrap();
     let (_, records) = read_all(&mut l);
     assert!(records.iter().filter(|r| r.0 < active).count() <= 10);
+}
+
+/// A transactional batch of producer `pid` (epoch 0, sequence `seq`) with `(key, value)`s.
+fn txn_batch(pid: i64, seq: i32, ts: i64, records: &[(&str, &str)]) -> Bytes {
+    let mut b = RecordBatchBuilder::new(0)
+        .producer(pid, 0, seq)
+        .transactional(true);
+    for (k, v) in records {
+        b.append(ts, Some(k.as_bytes()), Some(v.as_bytes()), &[])
+            .unwrap();
+    }
+    b.build()
+}
+
+fn txn_put(log: &mut UnifiedLog, pid: i64, seq: i32, ts: i64, records: &[(&str, &str)]) {
+    log.append_as_leader(&txn_batch(pid, seq, ts, records), 0, ts)
+        .unwrap();
+}
+
+fn txn_end(log: &mut UnifiedLog, pid: i64, commit: bool, ts: i64) {
+    let marker = EndTransactionMarker {
+        control_type: if commit {
+            ControlRecordType::Commit
+        } else {
+            ControlRecordType::Abort
+        },
+        coordinator_epoch: 0,
+    };
+    log.append_end_txn_marker(pid, 0, &marker, 0, ts).unwrap();
+    let leo = log.log_end_offset();
+    log.set_high_watermark(leo);
+}
+
+/// Each control batch's (offset, producer id, record count, delete horizon).
+fn markers(batches: &[RecordBatch]) -> Vec<(i64, i64, i32, Option<i64>)> {
+    batches
+        .iter()
+        .filter(|b| b.is_control())
+        .map(|b| {
+            (
+                b.base_offset(),
+                b.producer_id(),
+                b.record_count(),
+                b.delete_horizon_ms(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn aborted_data_is_removed_and_markers_go_after_delete_retention_once_their_data_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), compact_config(1 << 20), true);
+    // 0: k=old. 1-2: producer 1's transaction (k, x), aborted at 3. 4: producer 2's (y),
+    // committed at 5. 6: producer 1's next (q), committed at 7. Then an active segment.
+    put(&mut log, Compression::None, 10, &[("k", Some("old"))]);
+    txn_put(&mut log, 1, 0, 10, &[("k", "aborted"), ("x", "aborted")]);
+    txn_end(&mut log, 1, false, 10);
+    txn_put(&mut log, 2, 0, 10, &[("y", "committed")]);
+    txn_end(&mut log, 2, true, 10);
+    txn_put(&mut log, 1, 2, 10, &[("q", "later")]);
+    txn_end(&mut log, 1, true, 10);
+    log.roll(10).unwrap();
+    put(&mut log, Compression::None, 10, &[("z", Some("1"))]);
+    let aborted = log.collect_aborted_txns(0, 100, 10).unwrap();
+    assert_eq!(aborted.len(), 1);
+    let log = shared(log);
+    let mut cleaner = LogCleaner::new(fs(), 1 << 20);
+
+    // First clean: the aborted records go and do not supersede k=old; the markers stay (their
+    // transactions' data was seen), and so does the aborted transaction's index entry.
+    let (cp, _) = clean(&mut cleaner, &log, None, 1000).unwrap();
+    let (batches, records) = read_all(&mut lock_log(&log));
+    let control: Vec<i64> = markers(&batches).iter().map(|m| m.0).collect();
+    let kv: Vec<(i64, &str, Option<&str>)> = records
+        .iter()
+        .filter(|r| !control.contains(&r.0))
+        .map(|(o, k, v, _)| (*o, k.as_str(), v.as_deref()))
+        .collect();
+    assert_eq!(
+        kv,
+        [
+            (0, "k", Some("old")),
+            (4, "y", Some("committed")),
+            (6, "q", Some("later")),
+            (8, "z", Some("1"))
+        ]
+    );
+    assert_eq!(
+        markers(&batches),
+        [(3, 1, 1, None), (5, 2, 1, None), (7, 1, 1, None)],
+        "the markers as they were"
+    );
+    assert_eq!(lock_log(&log).collect_aborted_txns(0, 100, 10).unwrap(), aborted);
+    assert!(
+        batches.iter().all(|b| b.base_offset() != 1),
+        "the aborted batch is gone"
+    );
+
+    // Second clean (new dirty data): the abort marker's transaction has no data left, so the
+    // marker is stamped with a delete horizon; the commit marker's data is still there.
+    {
+        let mut l = lock_log(&log);
+        l.roll(20).unwrap();
+        put(&mut l, Compression::None, 20, &[("w", Some("1"))]);
+    }
+    let (cp, _) = clean(&mut cleaner, &log, Some(cp), 1500).unwrap();
+    let (batches, _) = read_all(&mut lock_log(&log));
+    assert_eq!(
+        markers(&batches),
+        [(3, 1, 1, Some(2500)), (5, 2, 1, None), (7, 1, 1, None)]
+    );
+    assert_eq!(
+        lock_log(&log).collect_aborted_txns(0, 100, 10).unwrap(),
+        [],
+        "no data left for the aborted transaction: its index entry went with the rewrite"
+    );
+    // Not due before the horizon; after it, the abort marker goes.
+    assert!(clean(&mut cleaner, &log, Some(cp), 2499).is_none());
+    clean(&mut cleaner, &log, Some(cp), 2500).unwrap();
+    let (batches, records) = read_all(&mut lock_log(&log));
+    assert_eq!(markers(&batches), [(5, 2, 1, None), (7, 1, 1, None)]);
+    assert!(records.iter().any(|r| r.1 == "k" && r.2.as_deref() == Some("old")));
+    // The cleaned log reopens (after a crash) to the same LSO and aborted list.
+    let dir_path = lock_log(&log).dir().to_path_buf();
+    let leo = lock_log(&log).log_end_offset();
+    drop(log);
+    let mut reopened = open(&dir_path, compact_config(1 << 20), false);
+    reopened.set_high_watermark(leo);
+    assert_eq!(reopened.last_stable_offset(), leo);
+    assert_eq!(reopened.collect_aborted_txns(0, 100, 10).unwrap(), []);
+}
+
+#[test]
+fn nothing_from_an_open_transaction_on_is_cleaned() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), compact_config(1 << 20), true);
+    put(&mut log, Compression::None, 10, &[("a", Some("1"))]);
+    put(&mut log, Compression::None, 10, &[("a", Some("2"))]);
+    log.roll(10).unwrap();
+    // Producer 3 opens a transaction at 2 and never ends it; later segments supersede keys.
+    txn_put(&mut log, 3, 0, 10, &[("b", "open")]);
+    put(&mut log, Compression::None, 10, &[("b", Some("later"))]);
+    log.roll(10).unwrap();
+    put(&mut log, Compression::None, 10, &[("a", Some("3"))]);
+    log.roll(10).unwrap();
+    put(&mut log, Compression::None, 10, &[("c", Some("1"))]);
+    let leo = log.log_end_offset();
+    log.set_high_watermark(leo);
+    assert_eq!(log.last_stable_offset(), 2);
+    let log = shared(log);
+    let (cp, _) = clean(&mut LogCleaner::new(fs(), 1 << 20), &log, None, 1000).unwrap();
+    assert_eq!(cp, 2, "the clean stops at the first unstable offset");
+    let (_, records) = read_all(&mut lock_log(&log));
+    let offsets: Vec<i64> = records.iter().map(|r| r.0).collect();
+    // a=1 went (superseded by a=2 inside the cleanable part); the open transaction's record and
+    // everything after it stay.
+    assert_eq!(offsets, [1, 2, 3, 4, 5]);
 }

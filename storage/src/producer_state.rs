@@ -180,6 +180,36 @@ impl ProducerStateEntry {
     }
 }
 
+/// KIP-890 part 1 (Kafka's `VerificationGuard`): a token a partition leader takes before it asks
+/// the transaction coordinator whether a producer's first transactional batch belongs to an
+/// ongoing transaction, and presents with the append. An end marker (or the transaction
+/// starting) drops the producer's token, so a request verified before a marker and appended
+/// after it is refused rather than opening a transaction no coordinator will ever end.
+/// [`VerificationGuard::SENTINEL`] (asked for a producer already in a transaction here) matches
+/// nothing: it only lets the append through while that transaction is still open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerificationGuard(u64);
+
+impl VerificationGuard {
+    pub const SENTINEL: VerificationGuard = VerificationGuard(0);
+
+    pub fn is_sentinel(self) -> bool {
+        self == Self::SENTINEL
+    }
+}
+
+/// The most producers of one partition that may be waiting for a verification at once; past it
+/// the oldest waiting one loses its guard (its append is then refused INVALID_TXN_STATE and its
+/// client aborts and retries the transaction), so a flood of producer ids cannot grow the map.
+pub const MAX_PENDING_VERIFICATIONS: usize = 10_000;
+
+/// One producer's outstanding verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct VerificationState {
+    guard: VerificationGuard,
+    epoch: i16,
+}
+
 /// Why a producer's batch was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProducerError {
@@ -203,6 +233,10 @@ pub enum ProducerError {
         "expected a transactional write from producer {producer_id}, which has a transaction open"
     )]
     InvalidTxnState { producer_id: i64 },
+    /// INVALID_TXN_STATE: a transactional batch that would open a transaction without the
+    /// coordinator's verification (KIP-890 part 1), or verified before a marker ended it.
+    #[error("transactional batch of producer {producer_id} at epoch {epoch} opens a transaction the coordinator has not verified")]
+    NotVerified { producer_id: i64, epoch: i16 },
     /// PRODUCER_FENCED: an end marker for an epoch older than the producer's.
     #[error(
         "end marker for producer {producer_id} at epoch {epoch} is older than its epoch {current}"
@@ -244,9 +278,21 @@ pub enum ProducerCheck {
 #[derive(Debug, Default)]
 pub struct PendingProducerState {
     entries: HashMap<i64, ProducerStateEntry>,
+    /// `Some`: a transactional batch that opens a transaction needs this guard to be its
+    /// producer's current one (the produce path of a request with a transactional id); `None`:
+    /// not checked (appends the broker makes itself).
+    verification: Option<VerificationGuard>,
 }
 
 impl PendingProducerState {
+    /// State for a request whose transactional batches must carry `guard` (KIP-890 part 1).
+    pub fn verified_by(guard: VerificationGuard) -> PendingProducerState {
+        PendingProducerState {
+            verification: Some(guard),
+            ..Default::default()
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -266,6 +312,10 @@ pub struct ProducerStateManager {
     /// Completed transactions whose marker may not be under the high watermark yet: first
     /// offset → marker offset. They stay unstable until it is.
     unreplicated_txns: BTreeMap<i64, i64>,
+    /// KIP-890 part 1: producers waiting for their coordinator's verification (at most
+    /// [`MAX_PENDING_VERIFICATIONS`]). In memory only: a new leader verifies again.
+    verifications: HashMap<i64, VerificationState>,
+    next_guard: u64,
 }
 
 impl ProducerStateManager {
@@ -295,6 +345,8 @@ impl ProducerStateManager {
             snapshots,
             ongoing_txns: BTreeMap::new(),
             unreplicated_txns: BTreeMap::new(),
+            verifications: HashMap::new(),
+            next_guard: 1,
         })
     }
 
@@ -315,6 +367,52 @@ impl ProducerStateManager {
 
     pub fn snapshot_offsets(&self) -> Vec<i64> {
         self.snapshots.iter().copied().collect()
+    }
+
+    /// Whether `producer_id` has a transaction open here at `epoch` (its later batches need no
+    /// verification).
+    pub fn has_ongoing_txn(&self, producer_id: i64, epoch: i16) -> bool {
+        self.producers
+            .get(&producer_id)
+            .is_some_and(|e| e.current_txn_first_offset.is_some() && e.producer_epoch == epoch)
+    }
+
+    /// The guard a transactional produce of `producer_id` at `epoch` presents with its append
+    /// (Kafka's `maybeStartTransactionVerification`): the sentinel when the producer already has
+    /// a transaction open here (nothing to ask the coordinator), else its current guard, a new
+    /// one if it has none at this epoch.
+    pub fn maybe_start_verification(&mut self, producer_id: i64, epoch: i16) -> VerificationGuard {
+        if self.has_ongoing_txn(producer_id, epoch) {
+            return VerificationGuard::SENTINEL;
+        }
+        if let Some(v) = self.verifications.get(&producer_id) {
+            if v.epoch == epoch {
+                return v.guard;
+            }
+        }
+        if self.verifications.len() >= MAX_PENDING_VERIFICATIONS
+            && !self.verifications.contains_key(&producer_id)
+        {
+            // Guards grow: the smallest is the oldest.
+            if let Some(oldest) = self
+                .verifications
+                .iter()
+                .min_by_key(|(_, v)| v.guard.0)
+                .map(|(&pid, _)| pid)
+            {
+                self.verifications.remove(&oldest);
+            }
+        }
+        let guard = VerificationGuard(self.next_guard);
+        self.next_guard += 1;
+        self.verifications
+            .insert(producer_id, VerificationState { guard, epoch });
+        guard
+    }
+
+    /// How many producers wait for a verification.
+    pub fn pending_verifications(&self) -> usize {
+        self.verifications.len()
     }
 
     /// Checks a client's batch against the state (and the batches before it in the same
@@ -348,6 +446,21 @@ impl ProducerStateManager {
                 epoch,
                 current: current_epoch,
             });
+        }
+        // KIP-890 part 1: a batch that opens a transaction needs the producer's guard.
+        let opens_txn = batch.is_transactional
+            && !current.is_some_and(|e| e.current_txn_first_offset.is_some() && e.producer_epoch == epoch);
+        if let (true, Some(guard)) = (opens_txn, pending.verification) {
+            let verified = self
+                .verifications
+                .get(&pid)
+                .is_some_and(|v| v.epoch == epoch && v.guard == guard && !guard.is_sentinel());
+            if !verified {
+                return Err(ProducerError::NotVerified {
+                    producer_id: pid,
+                    epoch,
+                });
+            }
         }
         if epoch != current_epoch {
             // A new epoch starts its sequences at 0. A producer with no state at all (new, or
@@ -384,6 +497,8 @@ impl ProducerStateManager {
         for (pid, e) in pending.entries {
             if let Some(first) = e.current_txn_first_offset {
                 self.ongoing_txns.insert(first, pid);
+                // The transaction is open: its guard has served.
+                self.verifications.remove(&pid);
             }
             self.producers.insert(pid, e);
         }
@@ -454,6 +569,8 @@ impl ProducerStateManager {
         }
         e.coordinator_epoch = marker.coordinator_epoch;
         e.last_timestamp = timestamp;
+        // A request verified before this marker must not open a transaction after it.
+        self.verifications.remove(&producer_id);
         let first_offset = e.current_txn_first_offset.take().unwrap_or(offset);
         self.ongoing_txns.remove(&first_offset);
         self.unreplicated_txns.insert(first_offset, offset);
@@ -518,7 +635,14 @@ impl ProducerStateManager {
     /// and snapshots below it deleted (Kafka's `truncateHead`), keeping the newest one.
     pub fn truncate_head(&mut self, log_start: i64) -> Result<()> {
         self.producers.retain(|_, e| e.last_offset() >= log_start);
-        self.rebuild_txn_maps();
+        // Kafka's `removeEvictedOngoingTransactions` and `removeUnreplicatedTransactions`: a
+        // completed transaction whose marker is above the new start stays unstable until the
+        // high watermark passes its marker.
+        let producers = &self.producers;
+        self.ongoing_txns
+            .retain(|_, pid| producers.get(pid).is_some_and(|e| e.current_txn_first_offset.is_some()));
+        self.unreplicated_txns
+            .retain(|_, &mut marker| marker >= log_start);
         let newest = self.snapshots.iter().next_back().copied();
         let old: Vec<i64> = self
             .snapshots
@@ -603,6 +727,7 @@ impl ProducerStateManager {
     /// a reload everything below the log end is as replicated as the log start allows).
     fn rebuild_txn_maps(&mut self) {
         self.unreplicated_txns.clear();
+        self.verifications.clear();
         self.ongoing_txns = self
             .producers
             .values()

@@ -40,6 +40,7 @@ use crate::log_segment::{
 use crate::log_validator::{LogValidator, ValidatedRecords};
 use crate::producer_state::{
     CompletedTxn, PendingProducerState, ProducerBatch, ProducerCheck, ProducerStateManager,
+    VerificationGuard,
     DEFAULT_PRODUCER_ID_EXPIRATION_MS,
 };
 use crate::transaction_index::AbortedTxn;
@@ -557,6 +558,46 @@ impl UnifiedLog {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<LogAppendInfo> {
+        self.append_validated_with(validated, leader_epoch, now_ms, PendingProducerState::default())
+    }
+
+    /// The guard a transactional produce of `producer_id` at `producer_epoch` presents with its
+    /// append, after asking the coordinator unless it is the sentinel (KIP-890 part 1; see
+    /// [`ProducerStateManager::maybe_start_verification`]).
+    pub fn maybe_start_txn_verification(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+    ) -> VerificationGuard {
+        self.producer_state
+            .maybe_start_verification(producer_id, producer_epoch)
+    }
+
+    /// [`UnifiedLog::append_validated`] for a request whose transactional batches must carry
+    /// `guard`: one that would open a transaction is refused (INVALID_TXN_STATE) unless the
+    /// guard is still its producer's.
+    pub fn append_validated_verified(
+        &mut self,
+        validated: &ValidatedRecords,
+        leader_epoch: i32,
+        now_ms: i64,
+        guard: VerificationGuard,
+    ) -> Result<LogAppendInfo> {
+        self.append_validated_with(
+            validated,
+            leader_epoch,
+            now_ms,
+            PendingProducerState::verified_by(guard),
+        )
+    }
+
+    fn append_validated_with(
+        &mut self,
+        validated: &ValidatedRecords,
+        leader_epoch: i32,
+        now_ms: i64,
+        mut producers: PendingProducerState,
+    ) -> Result<LogAppendInfo> {
         let records = validated.bytes();
         let log_append_time = self.config.log_append_time;
         let mut info = LogAppendInfo {
@@ -572,7 +613,6 @@ impl UnifiedLog {
             bytes: 0,
             duplicate: false,
         };
-        let mut producers = PendingProducerState::default();
         // One pass: each batch is validated (nothing is written unless all are), then its header
         // copied and rewritten; the payload is written from `records` as received.
         let mut offset = self.log_end_offset;
@@ -880,11 +920,16 @@ impl UnifiedLog {
     }
 
     /// The first offset a read_committed consumer may not read: the oldest transaction still
-    /// open or not yet replicated, else the high watermark.
+    /// open or not yet replicated, else the high watermark. A transaction whose first records
+    /// went with retention or DeleteRecords holds it at the log start (Kafka's
+    /// `updateFirstUnstableOffset`: the log start may pass unstable data, the LSO never goes
+    /// below the log start).
     pub fn last_stable_offset(&self) -> i64 {
         self.producer_state
             .first_unstable_offset()
-            .map_or(self.high_watermark, |f| f.min(self.high_watermark))
+            .map_or(self.high_watermark, |f| {
+                f.max(self.log_start_offset).min(self.high_watermark)
+            })
     }
 
     /// The aborted transactions that may hold records in `[start_offset, upper_bound)`, for a
@@ -1440,6 +1485,13 @@ impl UnifiedLog {
                 .iter()
                 .map(|e| (e.producer_id, e.last_offset()))
                 .collect(),
+            first_unstable_offset: self.producer_state.first_unstable_offset(),
+            aborted_txns: {
+                let limit = crate::log_cleaner::MAX_ABORTED_TXNS_PER_CLEAN;
+                let all =
+                    self.collect_aborted_txns(self.log_start_offset, i64::MAX, limit + 1)?;
+                (all.len() <= limit).then_some(all)
+            },
         })
     }
 

@@ -9,7 +9,8 @@ use rafka_protocol::control_record::{ControlRecordType, EndTransactionMarker};
 use rafka_protocol::record_batch::{RecordBatch, RecordBatchBuilder};
 use rafka_storage::producer_state::ProducerError;
 use rafka_storage::{
-    AbortedTxn, DiskFs, LogCheckpoints, LogConfig, StorageError, TopicPartition, UnifiedLog,
+    AbortedTxn, DiskFs, LogCheckpoints, LogConfig, LogValidator, StorageError, TopicPartition,
+    UnifiedLog, VerificationGuard,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -193,4 +194,95 @@ fn control_batches_from_clients_are_refused() {
         Err(StorageError::InvalidRecord { .. })
     ));
     assert_eq!(log.log_end_offset(), 0);
+}
+
+/// Appends `bytes` presenting `guard` (KIP-890 part 1's produce path).
+fn append_verified(
+    log: &mut UnifiedLog,
+    bytes: &Bytes,
+    guard: VerificationGuard,
+) -> Result<i64, StorageError> {
+    let validated = LogValidator::new(log.config(), 0).validate(&"t-0", bytes)?;
+    log.append_validated_verified(&validated, 0, 0, guard)
+        .map(|i| i.first_offset)
+}
+
+fn not_verified(r: Result<i64, StorageError>) -> bool {
+    matches!(
+        r,
+        Err(StorageError::Producer {
+            source: ProducerError::NotVerified { .. },
+            ..
+        })
+    )
+}
+
+#[test]
+fn a_transaction_opens_only_with_the_guard_its_verification_took() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), true, 0);
+    // No guard, or the sentinel: a first transactional batch is refused, nothing stored.
+    assert!(not_verified(append_verified(
+        &mut log,
+        &batch(1, 0, 0, 1, true),
+        VerificationGuard::SENTINEL
+    )));
+    let g = log.maybe_start_txn_verification(1, 0);
+    assert!(!g.is_sentinel());
+    assert_eq!(log.maybe_start_txn_verification(1, 0), g, "one guard per producer");
+    // A request verified before a marker and appended after it is refused: the marker drops
+    // the guard (here the coordinator aborts the producer's earlier transaction).
+    log.append_end_txn_marker(1, 0, &marker(false, 0), 0, 0)
+        .unwrap();
+    assert!(not_verified(append_verified(&mut log, &batch(1, 0, 0, 1, true), g)));
+    assert_eq!(log.log_end_offset(), 1, "only the marker");
+    // A fresh verification opens the transaction; its next batches need none (the sentinel).
+    let g = log.maybe_start_txn_verification(1, 0);
+    assert_eq!(append_verified(&mut log, &batch(1, 0, 0, 2, true), g).unwrap(), 1);
+    assert!(log.maybe_start_txn_verification(1, 0).is_sentinel());
+    assert_eq!(
+        append_verified(&mut log, &batch(1, 0, 2, 1, true), VerificationGuard::SENTINEL)
+            .unwrap(),
+        3
+    );
+    // Once the commit marker closes it, the sentinel opens nothing.
+    log.append_end_txn_marker(1, 0, &marker(true, 0), 0, 0)
+        .unwrap();
+    assert!(not_verified(append_verified(
+        &mut log,
+        &batch(1, 0, 3, 1, true),
+        VerificationGuard::SENTINEL
+    )));
+    // Non-transactional batches of other producers need no guard.
+    assert!(append_verified(&mut log, &batch(2, 0, 0, 1, false), VerificationGuard::SENTINEL).is_ok());
+    // The guards a flood of producers can hold are bounded.
+    for pid in 100..(100 + rafka_storage::producer_state::MAX_PENDING_VERIFICATIONS as i64 + 50) {
+        log.maybe_start_txn_verification(pid, 0);
+    }
+    assert_eq!(
+        log.producer_state().pending_verifications(),
+        rafka_storage::producer_state::MAX_PENDING_VERIFICATIONS
+    );
+}
+
+#[test]
+fn delete_records_may_pass_an_open_transaction_and_the_lso_stays_at_the_log_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), true, 0);
+    // 0-1 plain, 2-3 producer 1's open transaction, 4-5 plain.
+    log.append_as_leader(&batch(9, 0, 0, 2, false), 0, 0).unwrap();
+    log.append_as_leader(&batch(1, 0, 0, 2, true), 0, 0).unwrap();
+    log.append_as_leader(&batch(9, 0, 2, 2, false), 0, 0).unwrap();
+    end(&mut log);
+    assert_eq!(log.last_stable_offset(), 2);
+    // Never past the high watermark (Kafka's only rule) ...
+    assert!(log.increment_log_start_offset(7).is_err());
+    // ... but past unstable data: the LSO is then the log start, never below it.
+    log.increment_log_start_offset(3).unwrap();
+    assert_eq!(log.log_start_offset(), 3);
+    assert_eq!(log.last_stable_offset(), 3);
+    // The transaction's marker still ends it.
+    log.append_end_txn_marker(1, 0, &marker(true, 0), 0, 0).unwrap();
+    let leo = end(&mut log);
+    assert_eq!(log.last_stable_offset(), leo);
 }

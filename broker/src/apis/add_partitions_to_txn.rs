@@ -4,12 +4,21 @@
 //! TOPIC_AUTHORIZATION_FAILED for it, and OPERATION_NOT_ATTEMPTED for the others, as Kafka), the
 //! transactional id needs TRANSACTIONAL_ID WRITE; then the coordinator's answer applies to all.
 //! A stale epoch is PRODUCER_FENCED from v2, INVALID_PRODUCER_EPOCH before.
+//!
+//! v4+ (batched, one entry per transactional id) is the brokers' form (KIP-890 part 1): a
+//! partition leader asks with VerifyOnly whether partitions are in a producer's ongoing
+//! transaction ([`crate::add_partitions_to_txn_manager`]). It is served only on the inter-broker
+//! listener to a principal with CLUSTER CLUSTER_ACTION (Kafka's rule), else the whole request is
+//! answered CLUSTER_AUTHORIZATION_FAILED; more than [`MAX_PARTITIONS_PER_REQUEST`] partitions is
+//! INVALID_REQUEST.
 
 use super::KafkaApis;
 use crate::network::RequestContext;
 use rafka_controller::control::topics::internal::is_internal;
 use rafka_protocol::messages::add_partitions_to_txn_response::{
-    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult,
+    AddPartitionsToTxnTopicResult, AddPartitionsToTxnTransactionPartitionResult,
+    AddPartitionsToTxnTransactionTopicResult,
 };
 use rafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
 use rafka_protocol::ErrorCode;
@@ -34,6 +43,9 @@ pub async fn handle(
     version: i16,
     req: AddPartitionsToTxnRequest,
 ) -> AddPartitionsToTxnResponse {
+    if version >= 4 {
+        return handle_batched(apis, ctx, req).await;
+    }
     let image = apis.image();
     let authz = apis.authorizer_for(ctx, &image);
     let id = req.v3_and_below_transactional_id.clone();
@@ -107,6 +119,99 @@ pub async fn handle(
     }
     AddPartitionsToTxnResponse {
         results_by_topic_v3_and_below: topics,
+        ..Default::default()
+    }
+}
+
+/// v4+: each transaction's partitions verified (VerifyOnly) or added, answered per transaction.
+async fn handle_batched(
+    apis: &KafkaApis,
+    ctx: &RequestContext,
+    req: AddPartitionsToTxnRequest,
+) -> AddPartitionsToTxnResponse {
+    let image = apis.image();
+    let authz = apis.authorizer_for(ctx, &image);
+    let top = if !super::write_txn_markers::served_on(apis, ctx)
+        || !authz.allows_cluster(AclOperation::ClusterAction)
+    {
+        Some(ErrorCode::ClusterAuthorizationFailed)
+    } else if req
+        .transactions
+        .iter()
+        .flat_map(|t| &t.topics)
+        .map(|t| t.partitions.len())
+        .sum::<usize>()
+        > MAX_PARTITIONS_PER_REQUEST
+    {
+        Some(ErrorCode::InvalidRequest)
+    } else {
+        None
+    };
+    if let Some(code) = top {
+        return AddPartitionsToTxnResponse {
+            error_code: code.code(),
+            ..Default::default()
+        };
+    }
+    let mut results = Vec::with_capacity(req.transactions.len());
+    for t in req.transactions {
+        let partitions: Vec<(String, i32)> = t
+            .topics
+            .iter()
+            .flat_map(|topic| topic.partitions.iter().map(|&p| (topic.name.clone(), p)))
+            .collect();
+        let codes = if t.verify_only {
+            apis.transactions
+                .verify_partitions(&t.transactional_id, t.producer_id, t.producer_epoch, &partitions)
+                .unwrap_or_else(|e| vec![e; partitions.len()])
+        } else {
+            let known = partitions.iter().all(|(topic, p)| {
+                !is_internal(topic)
+                    && image
+                        .topic_by_name(topic)
+                        .is_some_and(|t| t.partitions.contains_key(p))
+            });
+            let code = if known {
+                apis.transactions
+                    .add_partitions(
+                        &t.transactional_id,
+                        t.producer_id,
+                        t.producer_epoch,
+                        &partitions,
+                        ErrorCode::ProducerFenced,
+                    )
+                    .await
+                    .err()
+                    .unwrap_or(ErrorCode::None)
+            } else {
+                ErrorCode::UnknownTopicOrPartition
+            };
+            vec![code; partitions.len()]
+        };
+        let mut topics: Vec<AddPartitionsToTxnTransactionTopicResult> = Vec::new();
+        for ((name, p), code) in partitions.into_iter().zip(codes) {
+            let r = AddPartitionsToTxnTransactionPartitionResult {
+                partition_index: p,
+                partition_error_code: code.code(),
+                ..Default::default()
+            };
+            match topics.last_mut() {
+                Some(t) if t.name == name => t.results_by_partition.push(r),
+                _ => topics.push(AddPartitionsToTxnTransactionTopicResult {
+                    name,
+                    results_by_partition: vec![r],
+                    ..Default::default()
+                }),
+            }
+        }
+        results.push(AddPartitionsToTxnResult {
+            transactional_id: t.transactional_id,
+            topic_results: topics,
+            ..Default::default()
+        });
+    }
+    AddPartitionsToTxnResponse {
+        results_by_transaction: results,
         ..Default::default()
     }
 }

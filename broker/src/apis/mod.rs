@@ -87,6 +87,9 @@ pub struct KafkaApis {
     /// The transaction coordinator: transactional ids whose `__transaction_state` partition this
     /// broker leads.
     pub transactions: Arc<TransactionCoordinator>,
+    /// KIP-890 part 1: asks a transactional id's coordinator before a produce opens a
+    /// transaction in a partition this broker leads.
+    pub txn_verifier: Arc<crate::add_partitions_to_txn_manager::AddPartitionsToTxnManager>,
     /// The static configuration (file and overrides); the dynamic broker configs come from the
     /// image (DescribeConfigs, AlterConfigs validation, topic defaults).
     pub config: Arc<KafkaConfig>,

@@ -21,31 +21,75 @@ use rafka_protocol::messages::produce_response::{
 use rafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use rafka_protocol::ErrorCode;
 use rafka_security::authorizer::{AclOperation, ResourceType};
-use rafka_storage::TopicPartition;
+use rafka_storage::{TopicPartition, VerificationGuard};
+use std::collections::{BTreeMap, HashMap};
 
-/// A transactional batch must belong to a transaction its producer has open with this partition
-/// added (KIP-890 part 1's check, so a late or stray transactional write can never open a
-/// transaction no coordinator will end and hold read_committed consumers forever): it needs the
-/// request's transactional id, and when this broker is that id's coordinator the partition must
-/// be in its Ongoing transaction at the batch's producer id and epoch (INVALID_TXN_STATE,
-/// PRODUCER_FENCED otherwise). When the coordinator is another broker the check is not made yet
-/// (Kafka asks it with AddPartitionsToTxn v4 verifyOnly). The answer for a refused batch.
-fn verify_transactional(
-    apis: &KafkaApis,
-    transactional_id: Option<&str>,
-    tp: &TopicPartition,
-    bytes: &bytes::Bytes,
-) -> Option<ErrorCode> {
+/// The producer id and epoch of a partition's records if its first batch is transactional
+/// (Kafka takes a request's producer from its first batch; a later batch of another producer
+/// fails the append's own check).
+fn transactional_producer(bytes: &bytes::Bytes) -> Option<(i64, i16)> {
     let batch = rafka_protocol::record_batch::RecordBatch::parse(bytes.clone()).ok()?;
-    if !batch.is_transactional() {
-        return None;
+    batch
+        .is_transactional()
+        .then(|| (batch.producer_id(), batch.producer_epoch()))
+}
+
+/// KIP-890 part 1: a transactional batch must belong to a transaction its producer has open
+/// with this partition added, so that a late or stray transactional write can never open a
+/// transaction no coordinator will end and hold read_committed consumers forever. It needs the
+/// request's transactional id; a producer with no transaction open in the partition is checked
+/// with the id's coordinator ([`crate::add_partitions_to_txn_manager`]) under a guard the append
+/// presents. Per partition with transactional records: the guard to append with, or the code
+/// that refuses them.
+async fn verify_transactional(
+    apis: &KafkaApis,
+    image: &std::sync::Arc<rafka_controller::image::MetadataImage>,
+    req: &ProduceRequest,
+    may_write: impl Fn(&str) -> bool,
+) -> HashMap<(String, i32), Result<VerificationGuard, ErrorCode>> {
+    let mut out = HashMap::new();
+    // (producer id, epoch) → the partitions to ask about.
+    let mut ask: BTreeMap<(i64, i16), Vec<(String, i32)>> = BTreeMap::new();
+    for t in req.topic_data.iter().filter(|t| may_write(&t.name)) {
+        for p in &t.partition_data {
+            let Some(bytes) = p.records.as_ref().and_then(|r| r.as_bytes()) else {
+                continue;
+            };
+            let Some((pid, epoch)) = transactional_producer(bytes) else {
+                continue;
+            };
+            let key = (t.name.clone(), p.index);
+            if req.transactional_id.is_none() {
+                out.insert(key, Err(ErrorCode::InvalidTxnState));
+                continue;
+            }
+            let tp = TopicPartition::new(&t.name, p.index);
+            let started = apis
+                .replica_manager
+                .start_txn_verification(image, &tp, pid, epoch);
+            if let Ok(g) = started {
+                if !g.is_sentinel() {
+                    ask.entry((pid, epoch)).or_default().push(key.clone());
+                }
+            }
+            out.insert(key, started);
+        }
     }
-    let Some(id) = transactional_id else {
-        return Some(ErrorCode::InvalidTxnState);
+    let Some(id) = req.transactional_id.as_deref() else {
+        return out;
     };
-    apis.transactions
-        .verify(id, batch.producer_id(), batch.producer_epoch(), tp)
-        .err()
+    for ((pid, epoch), partitions) in ask {
+        let codes = apis
+            .txn_verifier
+            .verify(image, id, pid, epoch, partitions.clone())
+            .await;
+        for (key, code) in partitions.into_iter().zip(codes) {
+            if code != ErrorCode::None {
+                out.insert(key, Err(code));
+            }
+        }
+    }
+    out
 }
 
 /// What to send back.
@@ -73,6 +117,15 @@ pub async fn handle(
         .transactional_id
         .as_deref()
         .is_some_and(|id| !authz.allows(AclOperation::Write, ResourceType::TransactionalId, id));
+    let verified = if invalid_acks || txn_refused {
+        HashMap::new()
+    } else {
+        let may_write = |topic: &str| {
+            authz.allows(AclOperation::Write, ResourceType::Topic, topic)
+                && check_client_produce(topic).is_ok()
+        };
+        verify_transactional(apis, &image, &req, may_write).await
+    };
     // acks=all: (topic index, partition index, partition, the offset the high watermark must
     // reach).
     let mut waits: Vec<(usize, usize, TopicPartition, i64)> = Vec::new();
@@ -97,21 +150,22 @@ pub async fn handle(
                 error(p.index, ErrorCode::TransactionalIdAuthorizationFailed)
             } else {
                 let bytes = p.records.as_ref().and_then(|r| r.as_bytes());
-                let unverified = bytes.and_then(|b| {
-                    verify_transactional(apis, req.transactional_id.as_deref(), &tp, b)
-                });
-                match bytes {
-                    None => error(p.index, ErrorCode::CorruptMessage),
-                    Some(_) if unverified.is_some() => {
-                        let code = unverified.unwrap_or(ErrorCode::InvalidTxnState);
-                        PartitionProduceResponse {
-                            error_message: (version >= 8).then(|| {
-                                format!("transactional records for {tp} outside an ongoing transaction of this producer that includes the partition")
-                            }),
-                            ..error(p.index, code)
-                        }
-                    }
-                    Some(bytes) => {
+                // Listed twice, a partition gets the same verdict twice.
+                let verdict = verified.get(&(tp.topic.clone(), tp.partition)).copied();
+                match (bytes, verdict) {
+                    (None, _) => error(p.index, ErrorCode::CorruptMessage),
+                    (Some(_), Some(Err(code))) => PartitionProduceResponse {
+                        error_message: (version >= 8 && code == ErrorCode::InvalidTxnState).then(|| {
+                            format!("transactional records for {tp} outside an ongoing transaction of this producer that includes the partition")
+                        }),
+                        ..error(p.index, code)
+                    },
+                    (Some(bytes), guard) => {
+                        // Without a verified guard (a first batch that is not transactional,
+                        // say) no batch of the request may open a transaction.
+                        let guard = guard
+                            .and_then(Result::ok)
+                            .unwrap_or(VerificationGuard::SENTINEL);
                         // Validated before the partition's lock (and for compressed batches on
                         // a blocking thread), then appended.
                         let r = match apis
@@ -121,7 +175,7 @@ pub async fn handle(
                         {
                             Ok(validated) => apis
                                 .replica_manager
-                                .append_validated(&image, &tp, &validated, req.acks),
+                                .append_validated(&image, &tp, &validated, req.acks, Some(guard)),
                             Err(refused) => refused,
                         };
                         if req.acks == -1 && r.error == ErrorCode::None && !r.replicated {

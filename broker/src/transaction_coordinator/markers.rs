@@ -121,27 +121,49 @@ impl MarkerChannel {
         leader: i32,
         marker: WritableTxnMarker,
     ) -> Option<WriteTxnMarkersResponse> {
-        let addr = address_of(image, leader, &self.listener_name)?;
+        let request = RequestKind::WriteTxnMarkers(WriteTxnMarkersRequest {
+            markers: vec![marker],
+            ..Default::default()
+        });
+        match self
+            .request(image, leader, WRITE_TXN_MARKERS_VERSION, request, REMOTE_TIMEOUT)
+            .await
+        {
+            Some(ResponseKind::WriteTxnMarkers(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// One request to broker `node` on the inter-broker listener (a short-lived connection),
+    /// bounded by `timeout`; `None` when it cannot be reached or does not answer in time (the
+    /// caller retries, or answers with a retriable error). Also used by the partition leaders'
+    /// KIP-890 verification ([`crate::add_partitions_to_txn_manager`]).
+    pub async fn request(
+        &self,
+        image: &MetadataImage,
+        node: i32,
+        version: i16,
+        request: RequestKind,
+        timeout: Duration,
+    ) -> Option<ResponseKind> {
+        let addr = address_of(image, node, &self.listener_name)?;
         let exchange = async {
             let mut stream = connect(&addr, &self.security).await.ok()?;
             rafka_client::wire::exchange(
                 &mut stream,
-                WRITE_TXN_MARKERS_VERSION,
+                version,
                 1,
-                &format!("txn-coordinator-{}", self.broker_id),
-                RequestKind::WriteTxnMarkers(WriteTxnMarkersRequest {
-                    markers: vec![marker],
-                    ..Default::default()
-                }),
+                &format!("broker-{}", self.broker_id),
+                request,
                 rafka_controller::network::MAX_FRAME_BYTES,
             )
             .await
             .ok()
         };
-        match tokio::time::timeout(REMOTE_TIMEOUT, exchange).await {
-            Ok(Some(ResponseKind::WriteTxnMarkers(r))) => Some(r),
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(Some(r)) => Some(r),
             _ => {
-                tracing::debug!(leader, %addr, "cannot send transaction markers");
+                tracing::debug!(node, %addr, "no answer from a broker on the inter-broker listener");
                 None
             }
         }

@@ -22,11 +22,11 @@
 //! `transaction.abort.timed.out.transaction.cleanup.interval.ms`), so its producer is fenced. A
 //! new coordinator (after a failover or a restart) finishes the Prepare* transactions it loads.
 //!
-//! [`TransactionCoordinator::verify`] is KIP-890 part 1's check for the transactional ids this
-//! broker coordinates (the produce path calls it).
+//! [`TransactionCoordinator::verify_partitions`] is KIP-890 part 1's check, asked by partition
+//! leaders (AddPartitionsToTxn v4+ VerifyOnly, or a direct call from this node's leaders: see
+//! [`crate::add_partitions_to_txn_manager`]).
 //!
-//! Not yet: TxnOffsetCommit (offsets committed with the transaction), KIP-890 verification
-//! against a coordinator on another broker, transactions v2, DescribeTransactions / ListTransactions, `transactional.id.expiration.ms`.
+//! Not yet: TxnOffsetCommit (offsets committed with the transaction), transactions v2, DescribeTransactions / ListTransactions, `transactional.id.expiration.ms`.
 
 pub mod markers;
 pub mod metadata;
@@ -54,6 +54,9 @@ pub const TRANSACTION_STATE_TOPIC: &str =
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The pause before markers that could not be written are sent again.
 const MARKER_RETRY_BACKOFF: Duration = Duration::from_millis(100);
+/// The most marker sends (WriteTxnMarkers to one transaction's leaders) in flight at once; the
+/// other completions wait their turn (each holds only its transaction's partitions).
+const MAX_MARKER_SENDS: usize = 64;
 
 /// The coordinator's settings (Kafka's names).
 #[derive(Debug, Clone)]
@@ -116,6 +119,8 @@ pub struct TransactionCoordinator {
     replica_manager: Arc<ReplicaManager>,
     producer_ids: Arc<ProducerIdManager>,
     channel: MarkerChannel,
+    /// Bounds the marker sends in flight ([`MAX_MARKER_SENDS`]).
+    marker_sends: tokio::sync::Semaphore,
     /// Lock order: this lock alone; never held across an await (appends are synchronous).
     partitions: Mutex<HashMap<i32, StatePartition>>,
     image: Mutex<Arc<MetadataImage>>,
@@ -149,6 +154,7 @@ impl TransactionCoordinator {
             replica_manager,
             producer_ids,
             channel,
+            marker_sends: tokio::sync::Semaphore::new(MAX_MARKER_SENDS),
             partitions: Mutex::new(HashMap::new()),
             image: Mutex::new(Arc::new(MetadataImage::new())),
         })
@@ -629,8 +635,14 @@ impl TransactionCoordinator {
                 if !still {
                     return;
                 }
+                // The leaders as the metadata names them now: a partition whose leader moved
+                // (or answered NOT_LEADER_OR_FOLLOWER) is sent to its new leader.
+                let Ok(permit) = self.marker_sends.acquire().await else {
+                    return;
+                };
                 let image = self.image();
                 left = self.channel.send_once(&image, &c.markers, &left).await;
+                drop(permit);
                 if left.is_empty() {
                     break;
                 }
@@ -679,38 +691,47 @@ impl TransactionCoordinator {
         });
     }
 
-    /// Whether a transactional write of `producer_id` at `producer_epoch` to `tp` belongs to the
-    /// id's ongoing transaction — checked only when this broker coordinates the id (`Ok` when it
-    /// does not: see `apis::produce`).
-    pub fn verify(
+    /// KIP-890 part 1, the coordinator's half (AddPartitionsToTxn v4+ with VerifyOnly, Kafka's
+    /// `handleVerifyPartitionsInTransaction`): whether each of `partitions` is in the ongoing
+    /// transaction of `id` at `producer_id` / `producer_epoch`. `Err` applies to every partition
+    /// (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, INVALID_PRODUCER_ID_MAPPING,
+    /// PRODUCER_FENCED, CONCURRENT_TRANSACTIONS while the transaction is being ended); `Ok` has
+    /// one code per partition: NONE, or INVALID_TXN_STATE for one not in the transaction.
+    pub fn verify_partitions(
         &self,
         id: &str,
         producer_id: i64,
         producer_epoch: i16,
-        tp: &TopicPartition,
-    ) -> Result<(), ErrorCode> {
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<ErrorCode>, ErrorCode> {
         let p = self.partition_for(id);
         let parts = self.lock();
-        let Some(s) = parts.get(&p).filter(|s| s.loaded) else {
-            return Ok(());
-        };
-        let Some(e) = s.txns.get(id) else {
-            return Err(ErrorCode::InvalidTxnState);
-        };
-        let m = &e.metadata;
-        if m.producer_id != producer_id {
-            return Err(ErrorCode::InvalidTxnState);
+        let s = Self::check_coordinator(&parts, p)?;
+        let m = &s
+            .txns
+            .get(id)
+            .ok_or(ErrorCode::InvalidProducerIdMapping)?
+            .metadata;
+        check_producer(m, producer_id, producer_epoch, ErrorCode::ProducerFenced)?;
+        match m.state {
+            TransactionState::PrepareCommit | TransactionState::PrepareAbort => {
+                return Err(ErrorCode::ConcurrentTransactions)
+            }
+            // An Ongoing transaction with a change in flight only grows (AddPartitionsToTxn) or
+            // is about to be ended, whose markers come after any append verified now.
+            TransactionState::Ongoing => {}
+            _ => return Ok(vec![ErrorCode::InvalidTxnState; partitions.len()]),
         }
-        if producer_epoch < m.producer_epoch {
-            return Err(ErrorCode::ProducerFenced);
-        }
-        if m.state != TransactionState::Ongoing
-            || m.producer_epoch != producer_epoch
-            || !m.partitions.contains(&(tp.topic.clone(), tp.partition))
-        {
-            return Err(ErrorCode::InvalidTxnState);
-        }
-        Ok(())
+        Ok(partitions
+            .iter()
+            .map(|tp| {
+                if m.partitions.contains(tp) {
+                    ErrorCode::None
+                } else {
+                    ErrorCode::InvalidTxnState
+                }
+            })
+            .collect())
     }
 
     /// Aborts every Ongoing transaction older than its timeout, with a bumped epoch so its
