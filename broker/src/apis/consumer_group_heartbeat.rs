@@ -1,7 +1,9 @@
 //! ConsumerGroupHeartbeat (KIP-848): a member of a consumer group joins, heartbeats, receives
-//! its assignment and leaves ([`crate::group_coordinator::consumer`]). NOT_COORDINATOR (or
-//! COORDINATOR_LOAD_IN_PROGRESS) from a broker that does not coordinate the group.
-//! Needs GROUP READ (else GROUP_AUTHORIZATION_FAILED).
+//! its assignment and leaves ([`crate::group_coordinator::consumer`]). Needs GROUP READ (else
+//! GROUP_AUTHORIZATION_FAILED); then the request is validated (INVALID_REQUEST,
+//! UNSUPPORTED_ASSIGNOR, INVALID_REGULAR_EXPRESSION), and only then does a broker that does not
+//! coordinate the group answer NOT_COORDINATOR (or COORDINATOR_LOAD_IN_PROGRESS), in Kafka's
+//! order.
 
 use super::KafkaApis;
 use crate::network::RequestContext;

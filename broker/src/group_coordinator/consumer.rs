@@ -36,7 +36,8 @@ mod tests;
 
 use assignor::{Assignment, Assignor, MemberSpec};
 use group::{reconcile, ConsumerGroup, Member, MemberState};
-use rafka_controller::image::MetadataImage;
+use crate::config::{group_int, CONSUMER_HEARTBEAT_INTERVAL_MS, CONSUMER_SESSION_TIMEOUT_MS};
+use rafka_controller::image::{ConfigResource, MetadataImage};
 use rafka_protocol::messages::consumer_group_describe_response::{
     ConsumerGroupMember, DescribedAssignment, DescribedConsumerGroup, DescribedTopicPartitions,
 };
@@ -67,9 +68,11 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// The broker settings of consumer groups (Kafka's names).
 #[derive(Debug, Clone)]
 pub struct ConsumerGroupConfig {
-    /// `group.consumer.session.timeout.ms` (45000).
+    /// `group.consumer.session.timeout.ms` (45000); a group's `consumer.session.timeout.ms`
+    /// overrides it.
     pub session_timeout_ms: i32,
-    /// `group.consumer.heartbeat.interval.ms` (5000).
+    /// `group.consumer.heartbeat.interval.ms` (5000); a group's
+    /// `consumer.heartbeat.interval.ms` overrides it.
     pub heartbeat_interval_ms: i32,
     /// `group.consumer.max.size` (`i32::MAX`).
     pub max_size: i32,
@@ -169,7 +172,7 @@ impl ConsumerGroups {
     }
 
     /// Kafka's request validation (`throwIfConsumerGroupHeartbeatRequestIsInvalid`).
-    fn validate(
+    pub fn validate(
         &self,
         version: i16,
         req: &ConsumerGroupHeartbeatRequest,
@@ -239,6 +242,23 @@ impl ConsumerGroups {
         Ok(())
     }
 
+    /// The group's session timeout: its `consumer.session.timeout.ms` (a dynamic group config,
+    /// KIP-848) if it has one, else `group.consumer.session.timeout.ms`. Read at every heartbeat,
+    /// so a change applies to each member from its next heartbeat on, as Kafka's
+    /// `GroupMetadataManager` reads `GroupConfigManager`.
+    fn session_timeout(&self, image: &MetadataImage, group: &str) -> Duration {
+        let ms = group_int(image.config(&ConfigResource::group(group), CONSUMER_SESSION_TIMEOUT_MS))
+            .unwrap_or(self.config.session_timeout_ms);
+        Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+    }
+
+    /// The heartbeat interval told to the group's members: its `consumer.heartbeat.interval.ms`,
+    /// else `group.consumer.heartbeat.interval.ms`.
+    fn heartbeat_interval_ms(&self, image: &MetadataImage, group: &str) -> i32 {
+        group_int(image.config(&ConfigResource::group(group), CONSUMER_HEARTBEAT_INTERVAL_MS))
+            .unwrap_or(self.config.heartbeat_interval_ms)
+    }
+
     /// ConsumerGroupHeartbeat. `classic_state`: whether a classic group of this id exists and
     /// is empty (`Some(true)`), has members (`Some(false)`), or not (`None`).
     #[allow(clippy::too_many_arguments)]
@@ -292,8 +312,7 @@ impl ConsumerGroups {
         let Some(g) = groups.get_mut(&req.group_id) else {
             return fail(error(ErrorCode::UnknownServerError, "group vanished"));
         };
-        let session =
-            Duration::from_millis(u64::try_from(self.config.session_timeout_ms).unwrap_or(0));
+        let session = self.session_timeout(image, &req.group_id);
         let mut response_member_id = req.member_id.clone();
 
         // Find or create the member.
@@ -538,7 +557,7 @@ impl ConsumerGroups {
         let response = ConsumerGroupHeartbeatResponse {
             member_id: Some(response_member_id),
             member_epoch: m.member_epoch,
-            heartbeat_interval_ms: self.config.heartbeat_interval_ms,
+            heartbeat_interval_ms: self.heartbeat_interval_ms(image, &req.group_id),
             assignment,
             ..Default::default()
         };
@@ -671,10 +690,14 @@ impl ConsumerGroups {
     }
 
     /// After loading: every loaded member's session starts now.
-    pub fn start_sessions(&self, belongs: impl Fn(&str) -> bool, now: Instant) {
-        let session =
-            Duration::from_millis(u64::try_from(self.config.session_timeout_ms).unwrap_or(0));
+    pub fn start_sessions(
+        &self,
+        image: &MetadataImage,
+        belongs: impl Fn(&str) -> bool,
+        now: Instant,
+    ) {
         for g in self.lock().values_mut().filter(|g| belongs(&g.group_id)) {
+            let session = self.session_timeout(image, &g.group_id);
             for m in g.members.values_mut() {
                 m.session_deadline = now + session;
             }

@@ -420,3 +420,49 @@ fn bad_heartbeats_get_kafkas_errors() {
         (0, Some("classic"))
     );
 }
+
+/// A group's dynamic configs (KIP-848) override the broker's: the heartbeat interval members
+/// are told and the session after which a silent member expires; other groups keep the
+/// broker's.
+#[test]
+fn a_groups_own_session_and_heartbeat_configs_apply() {
+    use rafka_protocol::messages::ConfigRecord;
+    let g = ConsumerGroups::new(ConsumerGroupConfig {
+        session_timeout_ms: 45_000,
+        heartbeat_interval_ms: 5_000,
+        ..Default::default()
+    });
+    let mut records = vec![MetadataRecord::Topic(TopicRecord {
+        name: "t".into(),
+        topic_id: Uuid::from_u128(1),
+        ..Default::default()
+    })];
+    for (k, v) in [
+        ("consumer.session.timeout.ms", "2000"),
+        ("consumer.heartbeat.interval.ms", "250"),
+    ] {
+        records.push(MetadataRecord::Config(ConfigRecord {
+            resource_type: ConfigResource::GROUP,
+            resource_name: "g".into(),
+            name: k.into(),
+            value: Some(v.into()),
+            ..Default::default()
+        }));
+    }
+    let img = MetadataImage::load(&records, 1).expect("records");
+    let now = Instant::now();
+    let own = g.heartbeat(1, join("a", &["t"]), "c", "/h", &img, None, now);
+    assert_eq!(own.response.heartbeat_interval_ms, 250);
+    let other = ConsumerGroupHeartbeatRequest {
+        group_id: "other".into(),
+        ..join("b", &["t"])
+    };
+    let broker = g.heartbeat(1, other, "c", "/h", &img, None, now);
+    assert_eq!(broker.response.heartbeat_interval_ms, 5_000);
+    // After 2 s only the member of "g" is gone.
+    let expired = g.expire(&img, now + Duration::from_millis(2_001));
+    assert!(expired.iter().all(|(group, _)| group == "g"), "{expired:?}");
+    assert!(!expired.is_empty());
+    assert_eq!(g.describe("g", &img).members.len(), 0);
+    assert_eq!(g.describe("other", &img).members.len(), 1);
+}
