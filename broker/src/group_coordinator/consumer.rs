@@ -16,9 +16,12 @@
 //! - the target assignment is computed in the heartbeat that bumps the group epoch (Kafka may
 //!   defer it by `group.consumer.min.assignment.interval.ms`); the group is never seen
 //!   `Assigning`;
-//! - regular expressions are evaluated in the heartbeat with the `regex` crate against the
-//!   whole topic name (as Java's `Matcher.matches`), not on a background thread, and their
-//!   resolution is not persisted (record 16): it is recomputed from the metadata image. The
+//! - regular expressions are evaluated with the `regex` crate against the whole topic name (as
+//!   Java's `Matcher.matches`), not on a background thread: one new to the group matches
+//!   nothing in the heartbeat that brings it and is resolved at the group's next heartbeat (as
+//!   Kafka answers with the literal topics first and bumps the epoch once its background
+//!   resolution is done); the resolution is not persisted (record 16): a reloaded group's
+//!   expressions are resolved at once, from the metadata image. The
 //!   crate's syntax is RE2's, which is what Kafka's RE2/J also accepts, except that RE2/J has no
 //!   `\C`, and Unicode classes follow the crate's tables; internal topics never match;
 //! - a heartbeat with epoch ≠ 0 for a group that does not exist answers UNKNOWN_MEMBER_ID (the
@@ -37,6 +40,7 @@ mod tests;
 use assignor::{Assignment, Assignor, MemberSpec};
 use group::{reconcile, ConsumerGroup, Member, MemberState};
 use crate::config::{group_int, CONSUMER_HEARTBEAT_INTERVAL_MS, CONSUMER_SESSION_TIMEOUT_MS};
+use crate::group_coordinator::membership::Subscriptions;
 use rafka_controller::image::{ConfigResource, MetadataImage};
 use rafka_protocol::messages::consumer_group_describe_response::{
     ConsumerGroupMember, DescribedAssignment, DescribedConsumerGroup, DescribedTopicPartitions,
@@ -313,6 +317,20 @@ impl ConsumerGroups {
             return fail(error(ErrorCode::UnknownServerError, "group vanished"));
         };
         let session = self.session_timeout(image, &req.group_id);
+        // Regular expressions a previous heartbeat introduced are resolved now, and those no
+        // member uses any more are forgotten; a change shows in the subscription metadata below
+        // and bumps the group epoch (Kafka's regex resolution completing between heartbeats).
+        if !g.pending_regexes.is_empty() {
+            let pending = std::mem::take(&mut g.pending_regexes);
+            g.resolved_regexes.extend(pending);
+            g.metadata_checked_at = -1;
+        }
+        let members = &g.members;
+        g.resolved_regexes.retain(|r| {
+            members
+                .values()
+                .any(|m| m.metadata.subscribed_topic_regex.as_deref() == Some(r.as_str()))
+        });
         let mut response_member_id = req.member_id.clone();
 
         // Find or create the member.
@@ -488,6 +506,13 @@ impl ConsumerGroups {
                 || md.server_assignor != before.server_assignor;
             bump |= subscription_changed;
             m.session_deadline = now + session;
+            // A regular expression new to the group matches nothing in this heartbeat: it is
+            // resolved for the next one, as Kafka answers with the literal topics first.
+            if let Some(re) = md.subscribed_topic_regex.clone() {
+                if !g.resolved_regexes.contains(&re) {
+                    g.pending_regexes.insert(re);
+                }
+            }
         }
         // Topic metadata: new partitions, deleted topics, regex matches.
         if bump || g.metadata_checked_at != image.offset() {
@@ -607,7 +632,7 @@ impl ConsumerGroups {
         let subs: BTreeMap<String, BTreeSet<Uuid>> = g
             .members
             .iter()
-            .map(|(id, m)| (id.clone(), subscribed_ids(m, image)))
+            .map(|(id, m)| (id.clone(), subscribed_ids(m, image, &g.resolved_regexes)))
             .collect();
         let empty = Assignment::new();
         let specs: BTreeMap<String, MemberSpec<'_>> = g
@@ -835,6 +860,24 @@ impl ConsumerGroups {
         }
     }
 
+    /// OffsetDelete's check on a consumer group (Kafka's `ConsumerGroup.validateOffsetDelete`
+    /// and `isSubscribedToTopic`): any state may delete, except the offsets of topics its
+    /// members subscribe to (by name or by a resolved regex). `None`: not a consumer group.
+    pub fn offset_delete_check(&self, group: &str) -> Option<Subscriptions> {
+        self.lock().get(group).map(|g| {
+            if g.members.is_empty() {
+                Subscriptions::Nothing
+            } else {
+                Subscriptions::Topics(
+                    g.subscription_metadata
+                        .values()
+                        .map(|(n, _)| n.clone())
+                        .collect(),
+                )
+            }
+        })
+    }
+
     /// The topics the group's members subscribe to (offset expiry keeps their offsets).
     pub fn subscribed_topics(&self, group: &str) -> Option<BTreeSet<String>> {
         self.lock().get(group).map(|g| {
@@ -846,8 +889,9 @@ impl ConsumerGroups {
     }
 }
 
-/// The topic ids a member subscribes to that exist in `image`.
-fn subscribed_ids(m: &Member, image: &MetadataImage) -> BTreeSet<Uuid> {
+/// The topic ids a member subscribes to that exist in `image`: its topic names, and the topics
+/// its regular expression matches once that is among the group's `resolved` ones.
+fn subscribed_ids(m: &Member, image: &MetadataImage, resolved: &BTreeSet<String>) -> BTreeSet<Uuid> {
     let mut out: BTreeSet<Uuid> = m
         .metadata
         .subscribed_topic_names
@@ -858,6 +902,7 @@ fn subscribed_ids(m: &Member, image: &MetadataImage) -> BTreeSet<Uuid> {
         .metadata
         .subscribed_topic_regex
         .as_deref()
+        .filter(|r| resolved.contains(*r))
         .and_then(|r| compile_regex(r).ok())
     {
         for (name, id) in image.topic_names().iter() {
@@ -877,7 +922,7 @@ fn subscription_metadata(
 ) -> BTreeMap<Uuid, (String, i32)> {
     let mut out = BTreeMap::new();
     for m in g.members.values() {
-        for id in subscribed_ids(m, image) {
+        for id in subscribed_ids(m, image, &g.resolved_regexes) {
             if let Some(t) = image.topic(&id) {
                 out.insert(
                     id,
