@@ -117,9 +117,7 @@ impl Member {
             // The session and heartbeat interval are the broker's (see `main`).
             Protocol::Consumer => config.set("group.protocol", "consumer"),
         };
-        let consumer: BaseConsumer<Ctx> = config
-            .create_with_context(ctx)
-            .expect("member consumer");
+        let consumer: BaseConsumer<Ctx> = config.create_with_context(ctx).expect("member consumer");
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let stop = stop.clone();
@@ -192,7 +190,8 @@ fn state(members: &[&Member]) -> String {
 
 /// Nine members share the `MEMBERS` partitions: each owns at least one, together all.
 fn nine_settled(nine: &[Member]) -> bool {
-    nine.iter().all(|m| m.owned() >= 1) && nine.iter().map(Member::owned).sum::<i64>() == MEMBERS as i64
+    nine.iter().all(|m| m.owned() >= 1)
+        && nine.iter().map(Member::owned).sum::<i64>() == MEMBERS as i64
 }
 
 fn bench_rebalance(c: &mut Criterion, broker: &Broker, protocol: Protocol) {
@@ -209,9 +208,12 @@ fn bench_rebalance(c: &mut Criterion, broker: &Broker, protocol: Protocol) {
             || state(&refs),
         );
     }
-    wait_until("nine settled", broker, || nine_settled(&nine), || {
-        state(&nine.iter().collect::<Vec<_>>())
-    });
+    wait_until(
+        "nine settled",
+        broker,
+        || nine_settled(&nine),
+        || state(&nine.iter().collect::<Vec<_>>()),
+    );
     let name = match protocol {
         Protocol::Classic => "join_10th_member/classic",
         Protocol::Consumer => "join_10th_member/consumer",
@@ -247,8 +249,7 @@ fn bench_rebalance(c: &mut Criterion, broker: &Broker, protocol: Protocol) {
                     broker,
                     || {
                         nine_settled(&nine)
-                            && (protocol == Protocol::Consumer
-                                || settled(protocol, &refs, &left))
+                            && (protocol == Protocol::Consumer || settled(protocol, &refs, &left))
                     },
                     || state(&refs),
                 );

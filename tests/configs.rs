@@ -390,8 +390,7 @@ fn librdkafka_describe_then_alter_a_topic() {
 #[test]
 fn group_configs_are_validated_persisted_and_applied() {
     use rafka_protocol::messages::{
-        ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest,
-        ConsumerGroupHeartbeatResponse,
+        ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse,
     };
     const GROUP: i8 = 32;
     const SESSION: &str = "consumer.session.timeout.ms";
@@ -445,15 +444,42 @@ fn group_configs_are_validated_persisted_and_applied() {
     );
 
     // Set, then refused: below and above the bounds, unknown key, bad type, APPEND, empty name.
-    assert_eq!(incremental(addr, GROUP, "g", &[(SESSION, 0, Some("50000"))]), (0, None));
+    assert_eq!(
+        incremental(addr, GROUP, "g", &[(SESSION, 0, Some("50000"))]),
+        (0, None)
+    );
     let described = describe(addr, GROUP, "g");
     assert_eq!(value(&described, SESSION).as_deref(), Some("50000"));
     assert_eq!(source(&described, SESSION), Some(8), "GROUP_CONFIG");
     let refused = [
-        (SESSION, 0, Some("999"), 40, "greater than or equal to group.consumer.min.session.timeout.ms"),
-        (SESSION, 0, Some("60001"), 40, "less than or equal to group.consumer.max.session.timeout.ms"),
-        (HEARTBEAT, 0, Some("50000"), 40, "less than or equal to group.consumer.max.heartbeat.interval.ms"),
-        ("session.timeout.ms", 0, Some("50000"), 40, "Unknown group config name"),
+        (
+            SESSION,
+            0,
+            Some("999"),
+            40,
+            "greater than or equal to group.consumer.min.session.timeout.ms",
+        ),
+        (
+            SESSION,
+            0,
+            Some("60001"),
+            40,
+            "less than or equal to group.consumer.max.session.timeout.ms",
+        ),
+        (
+            HEARTBEAT,
+            0,
+            Some("50000"),
+            40,
+            "less than or equal to group.consumer.max.heartbeat.interval.ms",
+        ),
+        (
+            "session.timeout.ms",
+            0,
+            Some("50000"),
+            40,
+            "Unknown group config name",
+        ),
         (SESSION, 0, Some("soon"), 40, "INT"),
         (SESSION, APPEND, Some("1"), 40, "LIST"),
     ];
@@ -471,9 +497,15 @@ fn group_configs_are_validated_persisted_and_applied() {
         &[(SESSION, 0, Some("2000")), (HEARTBEAT, 0, Some("2000"))],
     );
     assert_eq!(got, 40, "{msg:?}");
-    assert_eq!(incremental(addr, GROUP, "", &[(SESSION, 0, Some("50000"))]).0, 42);
+    assert_eq!(
+        incremental(addr, GROUP, "", &[(SESSION, 0, Some("50000"))]).0,
+        42
+    );
     // Nothing refused was applied.
-    assert_eq!(value(&describe(addr, GROUP, "g"), SESSION).as_deref(), Some("50000"));
+    assert_eq!(
+        value(&describe(addr, GROUP, "g"), SESSION).as_deref(),
+        Some("50000")
+    );
     // The legacy API replaces the group's set.
     assert_eq!(
         legacy_alter_configs(addr, GROUP, "legacy", &[(SESSION, "55000")], T),
@@ -493,8 +525,14 @@ fn group_configs_are_validated_persisted_and_applied() {
     cluster.nodes[0].start();
     cluster.wait_ready(T);
     let addr = cluster.nodes[0].addr();
-    assert_eq!(value(&describe(addr, GROUP, "g"), SESSION).as_deref(), Some("50000"));
-    assert_eq!(incremental(addr, GROUP, "g", &[(SESSION, 1, None)]), (0, None));
+    assert_eq!(
+        value(&describe(addr, GROUP, "g"), SESSION).as_deref(),
+        Some("50000")
+    );
+    assert_eq!(
+        incremental(addr, GROUP, "g", &[(SESSION, 1, None)]),
+        (0, None)
+    );
     let deleted = describe(addr, GROUP, "g");
     assert_eq!(value(&deleted, SESSION).as_deref(), Some("45000"));
     assert_eq!(source(&deleted, SESSION), Some(5));

@@ -1082,8 +1082,14 @@ impl KafkaConfig {
         let defaults = GroupConfigBounds::default();
         GroupConfigBounds {
             consumer_session_timeout_ms: (
-                int("group.consumer.min.session.timeout.ms", defaults.consumer_session_timeout_ms.0),
-                int("group.consumer.max.session.timeout.ms", defaults.consumer_session_timeout_ms.1),
+                int(
+                    "group.consumer.min.session.timeout.ms",
+                    defaults.consumer_session_timeout_ms.0,
+                ),
+                int(
+                    "group.consumer.max.session.timeout.ms",
+                    defaults.consumer_session_timeout_ms.1,
+                ),
             ),
             consumer_heartbeat_interval_ms: (
                 int(

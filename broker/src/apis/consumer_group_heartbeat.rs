@@ -27,7 +27,11 @@ pub async fn handle(
     }
     // Members may not subscribe to topics they cannot see: one subscribed name without TOPIC
     // DESCRIBE fails the whole heartbeat, as Kafka 4.0's KafkaApis checks it.
-    if let Some(names) = req.subscribed_topic_names.as_ref().filter(|n| !n.is_empty()) {
+    if let Some(names) = req
+        .subscribed_topic_names
+        .as_ref()
+        .filter(|n| !n.is_empty())
+    {
         let image = apis.image();
         let authz = apis.authorizer_for(ctx, &image);
         if !names

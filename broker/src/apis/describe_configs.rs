@@ -305,8 +305,13 @@ mod tests {
             "6000".to_owned(),
         );
         let config = KafkaConfig::from_props(props).expect("valid config");
-        let configs = describe(&config, &img, 1, &resource(ConfigResource::GROUP, "g", None))
-            .expect("group described");
+        let configs = describe(
+            &config,
+            &img,
+            1,
+            &resource(ConfigResource::GROUP, "g", None),
+        )
+        .expect("group described");
         assert_eq!(configs.len(), 6);
         let s = find(&configs, "consumer.session.timeout.ms");
         assert_eq!(s.value.as_deref(), Some("50000"));
@@ -320,7 +325,10 @@ mod tests {
             chain,
             [
                 ("consumer.session.timeout.ms", ConfigSource::GroupConfig),
-                ("group.consumer.session.timeout.ms", ConfigSource::DefaultConfig),
+                (
+                    "group.consumer.session.timeout.ms",
+                    ConfigSource::DefaultConfig
+                ),
             ]
         );
         // The broker key it defaults from, as set in the file.
@@ -332,7 +340,13 @@ mod tests {
         assert_eq!(r.value.as_deref(), Some("latest"));
         assert_eq!(r.source, ConfigSource::DefaultConfig);
         // Any group, existing or not; but not the empty name.
-        assert!(describe(&config, &img, 1, &resource(ConfigResource::GROUP, "nope", None)).is_ok());
+        assert!(describe(
+            &config,
+            &img,
+            1,
+            &resource(ConfigResource::GROUP, "nope", None)
+        )
+        .is_ok());
         let empty = describe(&config, &img, 1, &resource(ConfigResource::GROUP, "", None));
         assert_eq!(empty.err().map(|e| e.0), Some(ErrorCode::InvalidRequest));
     }

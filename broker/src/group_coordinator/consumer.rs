@@ -37,10 +37,10 @@ pub mod records;
 #[cfg(test)]
 mod tests;
 
-use assignor::{Assignment, Assignor, MemberSpec};
-use group::{reconcile, ConsumerGroup, Member, MemberState};
 use crate::config::{group_int, CONSUMER_HEARTBEAT_INTERVAL_MS, CONSUMER_SESSION_TIMEOUT_MS};
 use crate::group_coordinator::membership::Subscriptions;
+use assignor::{Assignment, Assignor, MemberSpec};
+use group::{reconcile, ConsumerGroup, Member, MemberState};
 use rafka_controller::image::{ConfigResource, MetadataImage};
 use rafka_protocol::messages::consumer_group_describe_response::{
     ConsumerGroupMember, DescribedAssignment, DescribedConsumerGroup, DescribedTopicPartitions,
@@ -251,16 +251,20 @@ impl ConsumerGroups {
     /// so a change applies to each member from its next heartbeat on, as Kafka's
     /// `GroupMetadataManager` reads `GroupConfigManager`.
     fn session_timeout(&self, image: &MetadataImage, group: &str) -> Duration {
-        let ms = group_int(image.config(&ConfigResource::group(group), CONSUMER_SESSION_TIMEOUT_MS))
-            .unwrap_or(self.config.session_timeout_ms);
+        let ms =
+            group_int(image.config(&ConfigResource::group(group), CONSUMER_SESSION_TIMEOUT_MS))
+                .unwrap_or(self.config.session_timeout_ms);
         Duration::from_millis(u64::try_from(ms).unwrap_or(0))
     }
 
     /// The heartbeat interval told to the group's members: its `consumer.heartbeat.interval.ms`,
     /// else `group.consumer.heartbeat.interval.ms`.
     fn heartbeat_interval_ms(&self, image: &MetadataImage, group: &str) -> i32 {
-        group_int(image.config(&ConfigResource::group(group), CONSUMER_HEARTBEAT_INTERVAL_MS))
-            .unwrap_or(self.config.heartbeat_interval_ms)
+        group_int(image.config(
+            &ConfigResource::group(group),
+            CONSUMER_HEARTBEAT_INTERVAL_MS,
+        ))
+        .unwrap_or(self.config.heartbeat_interval_ms)
     }
 
     /// ConsumerGroupHeartbeat. `classic_state`: whether a classic group of this id exists and
@@ -891,7 +895,11 @@ impl ConsumerGroups {
 
 /// The topic ids a member subscribes to that exist in `image`: its topic names, and the topics
 /// its regular expression matches once that is among the group's `resolved` ones.
-fn subscribed_ids(m: &Member, image: &MetadataImage, resolved: &BTreeSet<String>) -> BTreeSet<Uuid> {
+fn subscribed_ids(
+    m: &Member,
+    image: &MetadataImage,
+    resolved: &BTreeSet<String>,
+) -> BTreeSet<Uuid> {
     let mut out: BTreeSet<Uuid> = m
         .metadata
         .subscribed_topic_names

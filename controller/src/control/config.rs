@@ -23,8 +23,8 @@
 
 use super::topics::validate_topic_name;
 use super::{ApiError, ControllerConfig, ControllerResult};
-use group_defs::GroupConfigBounds;
 use crate::image::{ConfigResource, MetadataImage};
+use group_defs::GroupConfigBounds;
 use rafka_protocol::messages::{
     alter_configs_response as acr, create_topics_request::CreatableTopicConfig,
     incremental_alter_configs_response as iacr, AlterConfigsRequest, AlterConfigsResponse,

@@ -485,12 +485,28 @@ fn a_new_regex_is_resolved_for_the_next_heartbeat() {
             .map(|a| a.topic_partitions.iter().map(|t| t.partitions.len()).sum())
             .unwrap_or(0)
     };
-    assert_eq!(count(&first.response.assignment), 2, "the literal topic only");
+    assert_eq!(
+        count(&first.response.assignment),
+        2,
+        "the literal topic only"
+    );
     let epoch = first.response.member_epoch;
     let mut owned = Assignment::new();
     owned.insert(Uuid::from_u128(1), [0, 1].into_iter().collect());
-    let second = g.heartbeat(1, beat("a", epoch, Some(&owned)), "c", "/h", &img, None, now);
-    assert_eq!(count(&second.response.assignment), 10, "and the matched ones");
+    let second = g.heartbeat(
+        1,
+        beat("a", epoch, Some(&owned)),
+        "c",
+        "/h",
+        &img,
+        None,
+        now,
+    );
+    assert_eq!(
+        count(&second.response.assignment),
+        10,
+        "and the matched ones"
+    );
     assert!(second.response.member_epoch > epoch);
 
     // Replayed elsewhere, the member's expression is resolved already: its next heartbeat
@@ -501,7 +517,13 @@ fn a_new_regex_is_resolved_for_the_next_heartbeat() {
         copy.replay(&group, rec, now);
     }
     let mut all = Assignment::new();
-    for t in &second.response.assignment.as_ref().expect("assignment").topic_partitions {
+    for t in &second
+        .response
+        .assignment
+        .as_ref()
+        .expect("assignment")
+        .topic_partitions
+    {
         all.insert(t.topic_id, t.partitions.iter().copied().collect());
     }
     let after = copy.heartbeat(1, beat("a", e2, Some(&all)), "c", "/h", &img, None, now);
@@ -528,7 +550,15 @@ fn offset_delete_protects_the_members_topics() {
     let s = g.offset_delete_check("g").expect("a consumer group");
     assert!(s.contains("t"));
     assert!(!s.contains("u"));
-    g.heartbeat(1, beat("a", LEAVE_GROUP_MEMBER_EPOCH, None), "c", "/h", &img, None, now);
+    g.heartbeat(
+        1,
+        beat("a", LEAVE_GROUP_MEMBER_EPOCH, None),
+        "c",
+        "/h",
+        &img,
+        None,
+        now,
+    );
     let s = g.offset_delete_check("g").expect("still a consumer group");
     assert!(!s.contains("t"), "an empty group protects nothing");
 }

@@ -53,21 +53,33 @@ fn incremental_alter_configs_cases() {
     let cases: Vec<Case> = vec![
         (
             "a group config, for a group that need not exist",
-            resource(G, "g", vec![op("consumer.session.timeout.ms", SET, Some("50000"))]),
+            resource(
+                G,
+                "g",
+                vec![op("consumer.session.timeout.ms", SET, Some("50000"))],
+            ),
             ErrorCode::None,
             1,
             Some((G, "g", "consumer.session.timeout.ms", Some("50000"))),
         ),
         (
             "a group session timeout under group.consumer.min.session.timeout.ms",
-            resource(G, "g", vec![op("consumer.session.timeout.ms", SET, Some("44999"))]),
+            resource(
+                G,
+                "g",
+                vec![op("consumer.session.timeout.ms", SET, Some("44999"))],
+            ),
             ErrorCode::InvalidConfig,
             0,
             None,
         ),
         (
             "a group heartbeat interval over group.consumer.max.heartbeat.interval.ms",
-            resource(G, "g", vec![op("consumer.heartbeat.interval.ms", SET, Some("15001"))]),
+            resource(
+                G,
+                "g",
+                vec![op("consumer.heartbeat.interval.ms", SET, Some("15001"))],
+            ),
             ErrorCode::InvalidConfig,
             0,
             None,
@@ -81,21 +93,33 @@ fn incremental_alter_configs_cases() {
         ),
         (
             "APPEND to a group config",
-            resource(G, "g", vec![op("consumer.session.timeout.ms", APPEND, Some("1"))]),
+            resource(
+                G,
+                "g",
+                vec![op("consumer.session.timeout.ms", APPEND, Some("1"))],
+            ),
             ErrorCode::InvalidConfig,
             0,
             None,
         ),
         (
             "the default group",
-            resource(G, "", vec![op("consumer.session.timeout.ms", SET, Some("50000"))]),
+            resource(
+                G,
+                "",
+                vec![op("consumer.session.timeout.ms", SET, Some("50000"))],
+            ),
             ErrorCode::InvalidRequest,
             0,
             None,
         ),
         (
             "DELETE of a group config it does not have",
-            resource(G, "g", vec![op("consumer.session.timeout.ms", DELETE, None)]),
+            resource(
+                G,
+                "g",
+                vec![op("consumer.session.timeout.ms", DELETE, None)],
+            ),
             ErrorCode::None,
             0,
             None,
@@ -617,16 +641,29 @@ fn group_configs_follow_the_controllers_bounds() {
         )],
         ..Default::default()
     };
-    let code = |r: &ControllerResult<IncrementalAlterConfigsResponse>| {
-        r.response.responses[0].error_code
-    };
-    let narrow = incremental_alter_configs(&k.image, &Default::default(), &set(&[("consumer.session.timeout.ms", "2000")]));
+    let code =
+        |r: &ControllerResult<IncrementalAlterConfigsResponse>| r.response.responses[0].error_code;
+    let narrow = incremental_alter_configs(
+        &k.image,
+        &Default::default(),
+        &set(&[("consumer.session.timeout.ms", "2000")]),
+    );
     assert_eq!(code(&narrow), ErrorCode::InvalidConfig.code());
     // Within the bounds, but not above the heartbeat interval's default (5 s).
-    let alone = incremental_alter_configs(&k.image, &wide, &set(&[("consumer.session.timeout.ms", "2000")]));
-    let msg = alone.response.responses[0].error_message.clone().unwrap_or_default();
+    let alone = incremental_alter_configs(
+        &k.image,
+        &wide,
+        &set(&[("consumer.session.timeout.ms", "2000")]),
+    );
+    let msg = alone.response.responses[0]
+        .error_message
+        .clone()
+        .unwrap_or_default();
     assert_eq!(code(&alone), ErrorCode::InvalidConfig.code(), "{msg}");
-    assert!(msg.contains("must be greater than consumer.heartbeat.interval.ms"), "{msg}");
+    assert!(
+        msg.contains("must be greater than consumer.heartbeat.interval.ms"),
+        "{msg}"
+    );
     let ok = incremental_alter_configs(
         &k.image,
         &wide,
@@ -638,7 +675,11 @@ fn group_configs_follow_the_controllers_bounds() {
     assert_eq!(code(&ok), 0);
     k.commit(ok);
     // Now at 2000: a heartbeat interval of 2000 is not below it.
-    let equal = incremental_alter_configs(&k.image, &wide, &set(&[("consumer.heartbeat.interval.ms", "2000")]));
+    let equal = incremental_alter_configs(
+        &k.image,
+        &wide,
+        &set(&[("consumer.heartbeat.interval.ms", "2000")]),
+    );
     assert_eq!(code(&equal), ErrorCode::InvalidConfig.code());
     // The legacy API replaces the set: the heartbeat override goes.
     let legacy = AlterConfigsRequest {
@@ -658,6 +699,9 @@ fn group_configs_follow_the_controllers_bounds() {
     assert_eq!(replaced.response.responses[0].error_code, 0);
     k.commit(replaced);
     let g = ConfigResource::group("g");
-    assert_eq!(k.image.config(&g, "consumer.session.timeout.ms"), Some("6000"));
+    assert_eq!(
+        k.image.config(&g, "consumer.session.timeout.ms"),
+        Some("6000")
+    );
     assert_eq!(k.image.config(&g, "consumer.heartbeat.interval.ms"), None);
 }
