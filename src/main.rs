@@ -174,6 +174,7 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
             leader_imbalance_check_interval: Duration::from_secs(
                 config.leader_imbalance_check_interval_seconds().max(1) as u64,
             ),
+            group_config_bounds: config.group_config_bounds(),
         },
         network,
         auto_create_topics: config.auto_create_topics_enable(),

@@ -693,6 +693,39 @@ fn acl_matrix_for_a_principal_allowed_one_prefix_and_one_group() {
         alter_configs_error(&me, addr, 4, "", "log.retention.ms"),
         CLUSTER_AUTHORIZATION_FAILED
     );
+    // A group's configs (KIP-848): DESCRIBE_CONFIGS / ALTER_CONFIGS on the group; READ is not
+    // enough.
+    assert_eq!(
+        describe_configs_error(&me, addr, 32, "app-group"),
+        GROUP_AUTHORIZATION_FAILED
+    );
+    assert_eq!(
+        alter_configs_error(&me, addr, 32, "app-group", "consumer.session.timeout.ms"),
+        GROUP_AUTHORIZATION_FAILED
+    );
+    // A consumer-protocol member may join its group (READ) but not subscribe to a topic it
+    // cannot describe.
+    let heartbeat = |topic: &str| -> i16 {
+        let req = rafka_protocol::messages::ConsumerGroupHeartbeatRequest {
+            group_id: "app-group".into(),
+            member_id: "m1".into(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 30_000,
+            subscribed_topic_names: Some(vec![topic.into()]),
+            topic_partitions: Some(vec![]),
+            ..Default::default()
+        };
+        match me.raw(addr, 1, RequestKind::ConsumerGroupHeartbeat(req)) {
+            ResponseKind::ConsumerGroupHeartbeat(r) => r.error_code,
+            other => panic!("not a ConsumerGroupHeartbeat response: {other:?}"),
+        }
+    };
+    assert_eq!(heartbeat("secret"), TOPIC_AUTHORIZATION_FAILED);
+    let allowed = heartbeat("app-orders");
+    assert!(
+        ![TOPIC_AUTHORIZATION_FAILED, GROUP_AUTHORIZATION_FAILED].contains(&allowed),
+        "{allowed}"
+    );
     assert_eq!(
         describe_cluster_error(&me, addr),
         CLUSTER_AUTHORIZATION_FAILED

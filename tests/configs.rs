@@ -379,3 +379,231 @@ fn librdkafka_describe_then_alter_a_topic() {
         );
     }
 }
+
+/// KIP-848's dynamic group configs (resource type 32), as librdkafka 4.0's 0081 uses them:
+/// described for any group name (existing or not) with the broker's defaults; set, deleted and
+/// refused as Kafka's `GroupConfig.validate` does (names, types, the broker's
+/// `group.consumer.min/max.*` bounds, session above heartbeat; INVALID_CONFIG); persisted in the
+/// metadata log (they survive a restart); by the legacy AlterConfigs too; and applied by the
+/// group coordinator: a member is told the group's heartbeat interval and expires after the
+/// group's session timeout.
+#[test]
+fn group_configs_are_validated_persisted_and_applied() {
+    use rafka_protocol::messages::{
+        ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse,
+    };
+    const GROUP: i8 = 32;
+    const SESSION: &str = "consumer.session.timeout.ms";
+    const HEARTBEAT: &str = "consumer.heartbeat.interval.ms";
+    let mut cluster = Cluster::start(
+        1,
+        &[
+            ("group.consumer.min.session.timeout.ms", "1000"),
+            ("group.consumer.min.heartbeat.interval.ms", "100"),
+            ("offsets.topic.replication.factor", "1"),
+        ],
+    );
+    let addr = cluster.nodes[0].addr();
+    let source = |configs: &[DescribeConfigsResourceResult], key: &str| {
+        configs
+            .iter()
+            .find(|c| c.name == key)
+            .map(|c| c.config_source)
+    };
+
+    // Any group, existing or not: Kafka's six keys, the consumer ones from the broker's keys.
+    let fresh = describe(addr, GROUP, "no-such-group");
+    let names: Vec<&str> = fresh.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            SESSION,
+            HEARTBEAT,
+            "share.session.timeout.ms",
+            "share.heartbeat.interval.ms",
+            "share.record.lock.duration.ms",
+            "share.auto.offset.reset"
+        ]
+    );
+    assert_eq!(value(&fresh, SESSION).as_deref(), Some("45000"));
+    assert_eq!(source(&fresh, SESSION), Some(5), "DEFAULT_CONFIG");
+    assert_eq!(fresh[0].config_type, 3, "INT");
+    // Every described value is accepted back (describe-then-alter).
+    for c in &fresh {
+        let v = c.value.as_deref().expect("a value");
+        assert_eq!(
+            incremental(addr, GROUP, "no-such-group", &[(&c.name, 0, Some(v))]),
+            (0, None),
+            "{}={v}",
+            c.name
+        );
+    }
+    assert_eq!(
+        incremental(addr, GROUP, "no-such-group", &[(SESSION, 1, None)]).0,
+        0
+    );
+
+    // Set, then refused: below and above the bounds, unknown key, bad type, APPEND, empty name.
+    assert_eq!(
+        incremental(addr, GROUP, "g", &[(SESSION, 0, Some("50000"))]),
+        (0, None)
+    );
+    let described = describe(addr, GROUP, "g");
+    assert_eq!(value(&described, SESSION).as_deref(), Some("50000"));
+    assert_eq!(source(&described, SESSION), Some(8), "GROUP_CONFIG");
+    let refused = [
+        (
+            SESSION,
+            0,
+            Some("999"),
+            40,
+            "greater than or equal to group.consumer.min.session.timeout.ms",
+        ),
+        (
+            SESSION,
+            0,
+            Some("60001"),
+            40,
+            "less than or equal to group.consumer.max.session.timeout.ms",
+        ),
+        (
+            HEARTBEAT,
+            0,
+            Some("50000"),
+            40,
+            "less than or equal to group.consumer.max.heartbeat.interval.ms",
+        ),
+        (
+            "session.timeout.ms",
+            0,
+            Some("50000"),
+            40,
+            "Unknown group config name",
+        ),
+        (SESSION, 0, Some("soon"), 40, "INT"),
+        (SESSION, APPEND, Some("1"), 40, "LIST"),
+    ];
+    for (k, op, v, code, says) in refused {
+        let (got, msg) = incremental(addr, GROUP, "g", &[(k, op, v)]);
+        assert_eq!(got, code, "{k} {op} {v:?}: {msg:?}");
+        let msg = msg.unwrap_or_default();
+        assert!(msg.contains(says), "{k} {op} {v:?}: {msg}");
+    }
+    // Session at or below the heartbeat interval, in one request.
+    let (got, msg) = incremental(
+        addr,
+        GROUP,
+        "g",
+        &[(SESSION, 0, Some("2000")), (HEARTBEAT, 0, Some("2000"))],
+    );
+    assert_eq!(got, 40, "{msg:?}");
+    assert_eq!(
+        incremental(addr, GROUP, "", &[(SESSION, 0, Some("50000"))]).0,
+        42
+    );
+    // Nothing refused was applied.
+    assert_eq!(
+        value(&describe(addr, GROUP, "g"), SESSION).as_deref(),
+        Some("50000")
+    );
+    // The legacy API replaces the group's set.
+    assert_eq!(
+        legacy_alter_configs(addr, GROUP, "legacy", &[(SESSION, "55000")], T),
+        (0, None)
+    );
+    assert_eq!(
+        legacy_alter_configs(addr, GROUP, "legacy", &[(SESSION, "5")], T).0,
+        40
+    );
+    assert_eq!(
+        value(&describe(addr, GROUP, "legacy"), SESSION).as_deref(),
+        Some("55000")
+    );
+
+    // Persisted through the metadata log: a restarted node still has them.
+    cluster.nodes[0].terminate();
+    cluster.nodes[0].start();
+    cluster.wait_ready(T);
+    let addr = cluster.nodes[0].addr();
+    assert_eq!(
+        value(&describe(addr, GROUP, "g"), SESSION).as_deref(),
+        Some("50000")
+    );
+    assert_eq!(
+        incremental(addr, GROUP, "g", &[(SESSION, 1, None)]),
+        (0, None)
+    );
+    let deleted = describe(addr, GROUP, "g");
+    assert_eq!(value(&deleted, SESSION).as_deref(), Some("45000"));
+    assert_eq!(source(&deleted, SESSION), Some(5));
+
+    // Applied by the coordinator: the heartbeat interval members are told, and the session
+    // after which a silent member is removed.
+    let n = &cluster.nodes[0];
+    let admin = common::admin(&n.bootstrap());
+    create_topic(&admin, n, "grouped", 2, &[]);
+    assert_eq!(
+        incremental(
+            addr,
+            GROUP,
+            "applied",
+            &[(SESSION, 0, Some("1500")), (HEARTBEAT, 0, Some("300"))]
+        ),
+        (0, None)
+    );
+    let heartbeat = |req: ConsumerGroupHeartbeatRequest| -> ConsumerGroupHeartbeatResponse {
+        match raw_request(addr, 1, RequestKind::ConsumerGroupHeartbeat(req), T)
+            .expect("ConsumerGroupHeartbeat")
+        {
+            ResponseKind::ConsumerGroupHeartbeat(r) => r,
+            other => panic!("not a ConsumerGroupHeartbeat response: {other:?}"),
+        }
+    };
+    let join = ConsumerGroupHeartbeatRequest {
+        group_id: "applied".into(),
+        member_id: "member-1".into(),
+        member_epoch: 0,
+        rebalance_timeout_ms: 30_000,
+        subscribed_topic_names: Some(vec!["grouped".into()]),
+        topic_partitions: Some(vec![]),
+        ..Default::default()
+    };
+    let deadline = common::Deadline::after(T);
+    let joined = loop {
+        if common::group_coordinator(n, "applied").is_some() {
+            let r = heartbeat(join.clone());
+            if r.error_code == 0 {
+                break r;
+            }
+            deadline.check(|| format!("the group's coordinator: {:?}", r.error_message));
+        }
+        deadline.check(|| "a coordinator for the group".into());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(joined.heartbeat_interval_ms, 300);
+    let members = || -> usize {
+        let req = ConsumerGroupDescribeRequest {
+            group_ids: vec!["applied".into()],
+            ..Default::default()
+        };
+        match raw_request(addr, 0, RequestKind::ConsumerGroupDescribe(req), T)
+            .expect("ConsumerGroupDescribe")
+        {
+            ResponseKind::ConsumerGroupDescribe(r) => r.groups[0].members.len(),
+            other => panic!("not a ConsumerGroupDescribe response: {other:?}"),
+        }
+    };
+    assert_eq!(members(), 1);
+    // Silent for longer than the group's 1.5 s session (the broker's is 45 s): removed.
+    let deadline = common::Deadline::after(Duration::from_secs(10));
+    let started = std::time::Instant::now();
+    while members() != 0 {
+        deadline.check(|| "the silent member removed after the group's session timeout".into());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "removed after {:?}",
+        started.elapsed()
+    );
+}

@@ -410,6 +410,30 @@ fn hostile_heartbeats_and_describes_get_kafkas_errors() {
         topic_partitions: Some(vec![]),
         ..Default::default()
     };
+    // Before this broker coordinates anything (no __consumer_offsets yet), a malformed
+    // heartbeat is answered for what it is, and only a well-formed one gets NOT_COORDINATOR:
+    // Kafka's `GroupCoordinatorService` validates before it looks for the coordinator.
+    let early = heartbeat(join(""));
+    assert_eq!(
+        early.error_code,
+        ErrorCode::InvalidRequest.code(),
+        "{:?}",
+        early.error_message
+    );
+    let early = heartbeat(ConsumerGroupHeartbeatRequest {
+        member_epoch: -3,
+        ..join("m0")
+    });
+    assert_eq!(early.error_code, ErrorCode::InvalidRequest.code());
+    let early = heartbeat(ConsumerGroupHeartbeatRequest {
+        server_assignor: Some("no-such-assignor".into()),
+        ..join("m0")
+    });
+    assert_eq!(early.error_code, ErrorCode::UnsupportedAssignor.code());
+    assert_eq!(
+        heartbeat(join("m0")).error_code,
+        ErrorCode::NotCoordinator.code()
+    );
     // Once this broker coordinates the group (FindCoordinator creates __consumer_offsets, as
     // Kafka's does, and its partition is loaded), a member joins and leaves.
     let deadline = Deadline::after(T);
@@ -649,4 +673,112 @@ fn hostile_heartbeats_and_describes_get_kafkas_errors() {
         "the group is still served: {:?}",
         r.error_message
     );
+}
+
+/// The type ListGroups v5 reports for `group` (`classic` or `consumer`); `None` if not listed.
+fn group_type(node: &common::Node, group: &str) -> Option<String> {
+    use rafka_protocol::messages::{ListGroupsRequest, RequestKind, ResponseKind};
+    match common::raw_request(
+        node.addr(),
+        5,
+        RequestKind::ListGroups(ListGroupsRequest::default()),
+        T,
+    )
+    .expect("ListGroups")
+    {
+        ResponseKind::ListGroups(r) => r
+            .groups
+            .into_iter()
+            .find(|g| g.group_id == group)
+            .map(|g| g.group_type),
+        other => panic!("not a ListGroups response: {other:?}"),
+    }
+}
+
+/// Conversion as Kafka 4 does it for empty groups (`group.consumer.migration.policy`): an empty
+/// classic group becomes a consumer group when a `group.protocol=consumer` member joins, and an
+/// empty consumer group becomes classic again when a classic member joins; the committed
+/// offsets stay through both, so each newcomer reads only what was not committed.
+#[test]
+fn an_empty_classic_group_converts_to_a_consumer_group_and_back() {
+    let cluster = Cluster::start(1, &CONFIG);
+    let node = &cluster.nodes[0];
+    let bootstrap = cluster.bootstrap();
+    create_topic(&admin(&bootstrap), node, TOPIC, PARTITIONS, &[]);
+    let group = "converts";
+    let wait_type = |want: &str| {
+        let deadline = Deadline::after(T);
+        while group_type(node, group).as_deref() != Some(want) {
+            deadline.check(|| format!("group type {want}: {:?}", group_type(node, group)));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    // A classic member reads round 0 and commits; it leaves.
+    let classic = common::group_consumer(&bootstrap, group);
+    classic.subscribe(&[TOPIC]).expect("subscribe");
+    produce(&bootstrap, TOPIC, 0, 10);
+    consume_round(&[&classic], 0, 60);
+    commit(&[&classic]);
+    assert_eq!(group_type(node, group).as_deref(), Some("classic"));
+    classic.unsubscribe();
+    drop(classic);
+
+    // The empty classic group becomes a consumer group: the new member starts at round 1.
+    produce(&bootstrap, TOPIC, 1, 10);
+    let modern = member(&bootstrap, group);
+    modern.subscribe(&[TOPIC]).expect("subscribe");
+    consume_round(&[&modern], 1, 60);
+    wait_type("consumer");
+    // While it has a member, a classic member cannot join it: INCONSISTENT_GROUP_PROTOCOL
+    // (rafka does not mix members of both protocols in one group).
+    let intruder = common::group_consumer(&bootstrap, group);
+    intruder.subscribe(&[TOPIC]).expect("subscribe");
+    let deadline = Deadline::after(T);
+    loop {
+        let _ = modern.poll(Duration::from_millis(10));
+        match intruder.poll(Duration::from_millis(50)) {
+            Some(Err(e))
+                if e.rdkafka_error_code()
+                    == Some(rdkafka::types::RDKafkaErrorCode::InconsistentGroupProtocol) =>
+            {
+                break
+            }
+            _ => deadline.check(|| "INCONSISTENT_GROUP_PROTOCOL for the classic member".into()),
+        }
+    }
+    drop(intruder);
+    commit(&[&modern]);
+    modern.unsubscribe();
+    drop(modern);
+
+    // Empty again: a classic member turns it back into a classic group, from round 2 on.
+    produce(&bootstrap, TOPIC, 2, 10);
+    let deadline = Deadline::after(T);
+    let back = loop {
+        // The consumer member's leave (epoch -1) may still be on its way: a classic join into a
+        // consumer group with members is refused; a fresh consumer retries.
+        let c = common::group_consumer(&bootstrap, group);
+        c.subscribe(&[TOPIC]).expect("subscribe");
+        let until = Deadline::after(Duration::from_secs(10));
+        let mut ok = true;
+        while c.assignment().map(|a| a.count()).unwrap_or(0) == 0 {
+            if let Some(Err(e)) = c.poll(Duration::from_millis(50)) {
+                if !transient(&e) {
+                    ok = false;
+                    break;
+                }
+            }
+            if until.passed() {
+                ok = false;
+                break;
+            }
+        }
+        if ok {
+            break c;
+        }
+        deadline.check(|| "a classic member joins the emptied consumer group".into());
+    };
+    consume_round(&[&back], 2, 60);
+    wait_type("classic");
 }

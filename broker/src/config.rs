@@ -56,6 +56,7 @@
 mod broker_defs;
 mod def;
 mod endpoints;
+mod group_defs;
 use rafka_client::properties;
 pub mod sasl;
 pub mod ssl;
@@ -76,6 +77,10 @@ pub use def::{
     Importance, Validator, Value,
 };
 pub use endpoints::{local_hostname, Endpoint, HostPort, ProcessRoles, SecurityProtocol, Voter};
+pub use group_defs::{
+    group_config, group_int, GroupConfigBounds, GroupKey, CONSUMER_HEARTBEAT_INTERVAL_MS,
+    CONSUMER_SESSION_TIMEOUT_MS, GROUP_CONFIGS,
+};
 pub use topic_defs::{TopicKey, TOPIC_CONFIGS};
 
 use def::one_line;
@@ -1069,6 +1074,37 @@ impl KafkaConfig {
         self.value(name).and_then(|v| T::from_value(&v))
     }
 
+    /// The bounds group configs must stay within: `group.consumer.min/max.session.timeout.ms`
+    /// and `group.consumer.min/max.heartbeat.interval.ms` (rafka has no `group.share.*` keys:
+    /// Kafka's defaults).
+    pub fn group_config_bounds(&self) -> GroupConfigBounds {
+        let int = |name: &str, default: i64| self.get::<i32>(name).map_or(default, i64::from);
+        let defaults = GroupConfigBounds::default();
+        GroupConfigBounds {
+            consumer_session_timeout_ms: (
+                int(
+                    "group.consumer.min.session.timeout.ms",
+                    defaults.consumer_session_timeout_ms.0,
+                ),
+                int(
+                    "group.consumer.max.session.timeout.ms",
+                    defaults.consumer_session_timeout_ms.1,
+                ),
+            ),
+            consumer_heartbeat_interval_ms: (
+                int(
+                    "group.consumer.min.heartbeat.interval.ms",
+                    defaults.consumer_heartbeat_interval_ms.0,
+                ),
+                int(
+                    "group.consumer.max.heartbeat.interval.ms",
+                    defaults.consumer_heartbeat_interval_ms.1,
+                ),
+            ),
+            ..defaults
+        }
+    }
+
     /// A LIST key's elements (empty when unset).
     pub fn get_list(&self, name: &str) -> Vec<String> {
         match self.value(name) {
@@ -1592,6 +1628,65 @@ impl KafkaConfig {
                     synonyms: r.synonyms,
                     config_type: tk.key.ty,
                     documentation: Some(tk.key.documentation()),
+                }
+            })
+            .collect()
+    }
+
+    /// DescribeConfigs for a group (resource `GROUP`): every group configuration (Kafka's
+    /// `GroupConfig`), its value the group's override (source GROUP_CONFIG), else the broker key
+    /// it defaults from (`group.` + the key, with that key's source), else the key's own default;
+    /// the synonym chain in that order, as Kafka's `ConfigHelper.createGroupConfigEntry`.
+    pub fn describe_group(&self, overrides: &BTreeMap<String, String>) -> Vec<DescribedConfig> {
+        GROUP_CONFIGS
+            .iter()
+            .map(|gk| {
+                let name = gk.key.name;
+                let mut synonyms = Vec::new();
+                if let Some(v) = overrides.get(name).and_then(|raw| gk.key.parse(raw).ok()) {
+                    synonyms.push(DescribedSynonym {
+                        name: name.to_string(),
+                        value: Some(v.to_string()),
+                        source: ConfigSource::GroupConfig,
+                    });
+                }
+                match gk.broker_synonym {
+                    Some(syn) => {
+                        for (layer, source) in self.layers() {
+                            let raw = match layer {
+                                Some(map) => map.get(syn).map(String::as_str),
+                                None => broker_config(syn).and_then(|d| d.default),
+                            };
+                            let parsed = raw.and_then(|raw| gk.key.parse(raw).ok());
+                            if let Some(v) = parsed {
+                                synonyms.push(DescribedSynonym {
+                                    name: syn.to_string(),
+                                    value: Some(v.to_string()),
+                                    source,
+                                });
+                            }
+                        }
+                    }
+                    None => synonyms.extend(gk.key.default.map(|d| DescribedSynonym {
+                        name: name.to_string(),
+                        value: Some(d.to_string()),
+                        source: ConfigSource::DefaultConfig,
+                    })),
+                }
+                let (value, source) = synonyms
+                    .first()
+                    .map_or((None, ConfigSource::DefaultConfig), |s| {
+                        (s.value.clone(), s.source)
+                    });
+                DescribedConfig {
+                    name: name.to_string(),
+                    value,
+                    source,
+                    read_only: false,
+                    is_sensitive: false,
+                    synonyms,
+                    config_type: gk.key.ty,
+                    documentation: Some(gk.key.documentation()),
                 }
             })
             .collect()

@@ -26,6 +26,8 @@ pub struct ConfigsArgs {
 pub enum EntityType {
     Topics,
     Brokers,
+    /// A group's dynamic configs (KIP-848).
+    Groups,
 }
 
 impl EntityType {
@@ -34,24 +36,25 @@ impl EntityType {
         match self {
             EntityType::Topics => 2,
             EntityType::Brokers => 4,
+            EntityType::Groups => 32,
         }
     }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigsAction {
-    /// The configuration of a topic or broker with the source of each value.
+    /// The configuration of a topic, broker or group with the source of each value.
     Describe {
         #[arg(long, value_enum)]
         entity_type: EntityType,
-        /// Topic name or broker id.
+        /// Topic name, broker id or group id.
         #[arg(long)]
         entity_name: String,
         /// Every key with its value, not only the overrides.
         #[arg(long)]
         all: bool,
     },
-    /// Change a topic's or broker's configuration.
+    /// Change a topic's, broker's or group's configuration.
     Alter {
         #[arg(long, value_enum)]
         entity_type: EntityType,
@@ -179,7 +182,7 @@ pub async fn run(args: ConfigsArgs) -> ToolResult {
                 let mut configs = r.configs;
                 configs.sort_by(|a, b| a.name.cmp(&b.name));
                 for c in configs {
-                    let dynamic = matches!(c.config_source, 1 | 2 | 3);
+                    let dynamic = matches!(c.config_source, 1 | 2 | 3 | 8);
                     if !all && !dynamic {
                         continue;
                     }

@@ -21,9 +21,6 @@ use rafka_security::authorizer::{
 use rafka_security::KafkaPrincipal;
 use std::sync::Arc;
 
-/// Kafka's `ConfigResource.Type.GROUP`.
-const CONFIG_RESOURCE_GROUP: i8 = 32;
-
 /// Decisions for one request's principal and host against one image.
 pub struct RequestAuthorizer<'a> {
     authorizer: Option<&'a StandardAuthorizer>,
@@ -122,7 +119,7 @@ impl RequestAuthorizer<'_> {
                 CLUSTER_NAME,
                 ErrorCode::ClusterAuthorizationFailed,
             ),
-            CONFIG_RESOURCE_GROUP => (
+            ConfigResource::GROUP => (
                 ResourceType::Group,
                 name,
                 ErrorCode::GroupAuthorizationFailed,

@@ -7,7 +7,8 @@
 //! twice, a null value (INVALID_REQUEST, Kafka's messages); a `BROKER` resource naming another
 //! broker, or a change that cannot be made dynamically (INVALID_REQUEST, as Kafka — KAFKA-13609);
 //! a topic config key or value the log would not accept, checked on the topic's whole resulting
-//! set (INVALID_CONFIG with the reason); an unknown operation or resource type. A topic that
+//! set (INVALID_CONFIG with the reason); an unknown operation or resource type. A `GROUP`
+//! resource (KIP-848's dynamic group configs) is the controller's to check, as in Kafka. A topic that
 //! does not exist (or an invalid name) is left to the controller, which names the error.
 //!
 //! [`applied`] says whether an image already shows a change, so a handler can answer once this
@@ -167,6 +168,9 @@ fn check_resource(
     match r.resource_type {
         ConfigResource::BROKER => check_broker(base, image, broker_id, r),
         ConfigResource::TOPIC => check_topic(image, r),
+        // Names, values and the broker's bounds are the controller's to check (Kafka's
+        // `ControllerConfigurationValidator`), against its own `group.consumer.*` bounds.
+        ConfigResource::GROUP => Ok(()),
         t => Err(Refusal::invalid_request(format!(
             "Unknown resource type {t}"
         ))),
@@ -456,7 +460,7 @@ pub async fn settle(
 pub fn applied(image: &MetadataImage, r: &Resource<'_>) -> bool {
     if !matches!(
         r.resource_type,
-        ConfigResource::TOPIC | ConfigResource::BROKER
+        ConfigResource::TOPIC | ConfigResource::BROKER | ConfigResource::GROUP
     ) {
         return true;
     }

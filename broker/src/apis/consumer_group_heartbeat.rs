@@ -1,12 +1,16 @@
 //! ConsumerGroupHeartbeat (KIP-848): a member of a consumer group joins, heartbeats, receives
-//! its assignment and leaves ([`crate::group_coordinator::consumer`]). NOT_COORDINATOR (or
-//! COORDINATOR_LOAD_IN_PROGRESS) from a broker that does not coordinate the group.
-//! Needs GROUP READ (else GROUP_AUTHORIZATION_FAILED).
+//! its assignment and leaves ([`crate::group_coordinator::consumer`]). Needs GROUP READ (else
+//! GROUP_AUTHORIZATION_FAILED) and TOPIC DESCRIBE on every subscribed topic name (else
+//! TOPIC_AUTHORIZATION_FAILED for the whole heartbeat); then the request is validated (INVALID_REQUEST,
+//! UNSUPPORTED_ASSIGNOR, INVALID_REGULAR_EXPRESSION), and only then does a broker that does not
+//! coordinate the group answer NOT_COORDINATOR (or COORDINATOR_LOAD_IN_PROGRESS), in Kafka's
+//! order.
 
 use super::KafkaApis;
 use crate::network::RequestContext;
 use rafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
-use rafka_security::authorizer::AclOperation;
+use rafka_protocol::ErrorCode;
+use rafka_security::authorizer::{AclOperation, ResourceType};
 
 pub async fn handle(
     apis: &KafkaApis,
@@ -20,6 +24,29 @@ pub async fn handle(
             error_code: code.code(),
             ..Default::default()
         };
+    }
+    // Members may not subscribe to topics they cannot see: one subscribed name without TOPIC
+    // DESCRIBE fails the whole heartbeat, as Kafka 4.0's KafkaApis checks it.
+    if let Some(names) = req
+        .subscribed_topic_names
+        .as_ref()
+        .filter(|n| !n.is_empty())
+    {
+        let image = apis.image();
+        let authz = apis.authorizer_for(ctx, &image);
+        if !names
+            .iter()
+            .all(|n| authz.allows(AclOperation::Describe, ResourceType::Topic, n))
+        {
+            return ConsumerGroupHeartbeatResponse {
+                error_code: ErrorCode::TopicAuthorizationFailed.code(),
+                error_message: Some(
+                    "The member is not authorized to describe some of its subscribed topics."
+                        .to_owned(),
+                ),
+                ..Default::default()
+            };
+        }
     }
     // Kafka's client host: the peer address with a leading slash (InetAddress.toString).
     let host = format!("/{}", ctx.peer.ip());

@@ -11,7 +11,8 @@
 //! INVALID_TOPIC_EXCEPTION); a broker named by this node's id, or "" for the cluster-wide
 //! dynamic defaults (another id or a name that is not a number → INVALID_REQUEST, as Kafka
 //! answers only for itself); a broker logger of this node (rafka has no log4j loggers: an empty
-//! list). Each resource gets its own error.
+//! list); a group (KIP-848's dynamic group configs, DESCRIBE_CONFIGS on the group; the group
+//! need not exist; an empty name → INVALID_REQUEST). Each resource gets its own error.
 
 use super::KafkaApis;
 use crate::config::{effective_config, DescribedConfig, KafkaConfig};
@@ -135,6 +136,18 @@ fn describe(
             }
             // Log levels come from RUST_LOG: there are no log4j loggers to list.
             Ok(Vec::new())
+        }
+        ConfigResource::GROUP => {
+            // A group need not exist to have (or show) configs, as Kafka.
+            if name.is_empty() {
+                return Err(invalid_request("Group name must not be empty".to_owned()));
+            }
+            let overrides = image
+                .configs()
+                .get(&ConfigResource::group(name))
+                .cloned()
+                .unwrap_or_default();
+            Ok(config.describe_group(&overrides))
         }
         t => Err(invalid_request(format!("Unsupported resource type: {t}"))),
     }
@@ -277,6 +290,65 @@ mod tests {
         let idx = find(&configs, "index.interval.bytes");
         assert_eq!(idx.source, ConfigSource::DefaultConfig);
         assert_eq!(idx.value.as_deref(), Some("4096"));
+    }
+
+    #[test]
+    fn group_values_follow_precedence() {
+        let img = image(&[config_record(
+            ConfigResource::group("g"),
+            "consumer.session.timeout.ms",
+            "50000",
+        )]);
+        let mut props = crate::config::single_node_props();
+        props.insert(
+            "group.consumer.heartbeat.interval.ms".to_owned(),
+            "6000".to_owned(),
+        );
+        let config = KafkaConfig::from_props(props).expect("valid config");
+        let configs = describe(
+            &config,
+            &img,
+            1,
+            &resource(ConfigResource::GROUP, "g", None),
+        )
+        .expect("group described");
+        assert_eq!(configs.len(), 6);
+        let s = find(&configs, "consumer.session.timeout.ms");
+        assert_eq!(s.value.as_deref(), Some("50000"));
+        assert_eq!(s.source, ConfigSource::GroupConfig);
+        let chain: Vec<(&str, ConfigSource)> = s
+            .synonyms
+            .iter()
+            .map(|s| (s.name.as_str(), s.source))
+            .collect();
+        assert_eq!(
+            chain,
+            [
+                ("consumer.session.timeout.ms", ConfigSource::GroupConfig),
+                (
+                    "group.consumer.session.timeout.ms",
+                    ConfigSource::DefaultConfig
+                ),
+            ]
+        );
+        // The broker key it defaults from, as set in the file.
+        let h = find(&configs, "consumer.heartbeat.interval.ms");
+        assert_eq!(h.value.as_deref(), Some("6000"));
+        assert_eq!(h.source, ConfigSource::StaticBrokerConfig);
+        // No broker key: the group config's own default.
+        let r = find(&configs, "share.auto.offset.reset");
+        assert_eq!(r.value.as_deref(), Some("latest"));
+        assert_eq!(r.source, ConfigSource::DefaultConfig);
+        // Any group, existing or not; but not the empty name.
+        assert!(describe(
+            &config,
+            &img,
+            1,
+            &resource(ConfigResource::GROUP, "nope", None)
+        )
+        .is_ok());
+        let empty = describe(&config, &img, 1, &resource(ConfigResource::GROUP, "", None));
+        assert_eq!(empty.err().map(|e| e.0), Some(ErrorCode::InvalidRequest));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! OffsetDelete: removes a group's committed offsets for some partitions (tombstones in
 //! `__consumer_offsets`), as Kafka's `validateOffsetDelete`: any offsets of an Empty group; of
 //! an active `consumer` group, those of topics its members do not subscribe to (the others get
-//! GROUP_SUBSCRIBED_TO_TOPIC); an active group of another protocol type is NON_EMPTY_GROUP.
+//! GROUP_SUBSCRIBED_TO_TOPIC); an active group of another protocol type is NON_EMPTY_GROUP. A
+//! consumer-protocol group (KIP-848) likewise keeps the offsets of its members' topics.
 //! Unknown group: GROUP_ID_NOT_FOUND; unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION.
 //! Needs GROUP DELETE (else GROUP_AUTHORIZATION_FAILED) and TOPIC READ on each topic (else
 //! TOPIC_AUTHORIZATION_FAILED for its partitions).
@@ -35,11 +36,15 @@ pub fn handle(
         Ok(o) => o,
         Err(e) => return top(e),
     };
-    // A group known only by its offsets has no members: nothing is protected.
-    let subscriptions = match apis.groups.membership().offset_delete_check(&req.group_id) {
-        Ok(s) => s,
-        Err(ErrorCode::GroupIdNotFound) if !offsets.is_empty() => Subscriptions::Nothing,
-        Err(e) => return top(e),
+    // A consumer-protocol group (KIP-848) protects the topics its members subscribe to; a group
+    // known only by its offsets has no members: nothing is protected.
+    let subscriptions = match apis.groups.consumer().offset_delete_check(&req.group_id) {
+        Some(s) => s,
+        None => match apis.groups.membership().offset_delete_check(&req.group_id) {
+            Ok(s) => s,
+            Err(ErrorCode::GroupIdNotFound) if !offsets.is_empty() => Subscriptions::Nothing,
+            Err(e) => return top(e),
+        },
     };
     let image = apis.image();
     let authz = apis.authorizer_for(ctx, &image);

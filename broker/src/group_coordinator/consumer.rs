@@ -16,9 +16,12 @@
 //! - the target assignment is computed in the heartbeat that bumps the group epoch (Kafka may
 //!   defer it by `group.consumer.min.assignment.interval.ms`); the group is never seen
 //!   `Assigning`;
-//! - regular expressions are evaluated in the heartbeat with the `regex` crate against the
-//!   whole topic name (as Java's `Matcher.matches`), not on a background thread, and their
-//!   resolution is not persisted (record 16): it is recomputed from the metadata image. The
+//! - regular expressions are evaluated with the `regex` crate against the whole topic name (as
+//!   Java's `Matcher.matches`), not on a background thread: one new to the group matches
+//!   nothing in the heartbeat that brings it and is resolved at the group's next heartbeat (as
+//!   Kafka answers with the literal topics first and bumps the epoch once its background
+//!   resolution is done); the resolution is not persisted (record 16): a reloaded group's
+//!   expressions are resolved at once, from the metadata image. The
 //!   crate's syntax is RE2's, which is what Kafka's RE2/J also accepts, except that RE2/J has no
 //!   `\C`, and Unicode classes follow the crate's tables; internal topics never match;
 //! - a heartbeat with epoch ≠ 0 for a group that does not exist answers UNKNOWN_MEMBER_ID (the
@@ -34,9 +37,11 @@ pub mod records;
 #[cfg(test)]
 mod tests;
 
+use crate::config::{group_int, CONSUMER_HEARTBEAT_INTERVAL_MS, CONSUMER_SESSION_TIMEOUT_MS};
+use crate::group_coordinator::membership::Subscriptions;
 use assignor::{Assignment, Assignor, MemberSpec};
 use group::{reconcile, ConsumerGroup, Member, MemberState};
-use rafka_controller::image::MetadataImage;
+use rafka_controller::image::{ConfigResource, MetadataImage};
 use rafka_protocol::messages::consumer_group_describe_response::{
     ConsumerGroupMember, DescribedAssignment, DescribedConsumerGroup, DescribedTopicPartitions,
 };
@@ -67,9 +72,11 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// The broker settings of consumer groups (Kafka's names).
 #[derive(Debug, Clone)]
 pub struct ConsumerGroupConfig {
-    /// `group.consumer.session.timeout.ms` (45000).
+    /// `group.consumer.session.timeout.ms` (45000); a group's `consumer.session.timeout.ms`
+    /// overrides it.
     pub session_timeout_ms: i32,
-    /// `group.consumer.heartbeat.interval.ms` (5000).
+    /// `group.consumer.heartbeat.interval.ms` (5000); a group's
+    /// `consumer.heartbeat.interval.ms` overrides it.
     pub heartbeat_interval_ms: i32,
     /// `group.consumer.max.size` (`i32::MAX`).
     pub max_size: i32,
@@ -169,7 +176,7 @@ impl ConsumerGroups {
     }
 
     /// Kafka's request validation (`throwIfConsumerGroupHeartbeatRequestIsInvalid`).
-    fn validate(
+    pub fn validate(
         &self,
         version: i16,
         req: &ConsumerGroupHeartbeatRequest,
@@ -239,6 +246,27 @@ impl ConsumerGroups {
         Ok(())
     }
 
+    /// The group's session timeout: its `consumer.session.timeout.ms` (a dynamic group config,
+    /// KIP-848) if it has one, else `group.consumer.session.timeout.ms`. Read at every heartbeat,
+    /// so a change applies to each member from its next heartbeat on, as Kafka's
+    /// `GroupMetadataManager` reads `GroupConfigManager`.
+    fn session_timeout(&self, image: &MetadataImage, group: &str) -> Duration {
+        let ms =
+            group_int(image.config(&ConfigResource::group(group), CONSUMER_SESSION_TIMEOUT_MS))
+                .unwrap_or(self.config.session_timeout_ms);
+        Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+    }
+
+    /// The heartbeat interval told to the group's members: its `consumer.heartbeat.interval.ms`,
+    /// else `group.consumer.heartbeat.interval.ms`.
+    fn heartbeat_interval_ms(&self, image: &MetadataImage, group: &str) -> i32 {
+        group_int(image.config(
+            &ConfigResource::group(group),
+            CONSUMER_HEARTBEAT_INTERVAL_MS,
+        ))
+        .unwrap_or(self.config.heartbeat_interval_ms)
+    }
+
     /// ConsumerGroupHeartbeat. `classic_state`: whether a classic group of this id exists and
     /// is empty (`Some(true)`), has members (`Some(false)`), or not (`None`).
     #[allow(clippy::too_many_arguments)]
@@ -292,8 +320,21 @@ impl ConsumerGroups {
         let Some(g) = groups.get_mut(&req.group_id) else {
             return fail(error(ErrorCode::UnknownServerError, "group vanished"));
         };
-        let session =
-            Duration::from_millis(u64::try_from(self.config.session_timeout_ms).unwrap_or(0));
+        let session = self.session_timeout(image, &req.group_id);
+        // Regular expressions a previous heartbeat introduced are resolved now, and those no
+        // member uses any more are forgotten; a change shows in the subscription metadata below
+        // and bumps the group epoch (Kafka's regex resolution completing between heartbeats).
+        if !g.pending_regexes.is_empty() {
+            let pending = std::mem::take(&mut g.pending_regexes);
+            g.resolved_regexes.extend(pending);
+            g.metadata_checked_at = -1;
+        }
+        let members = &g.members;
+        g.resolved_regexes.retain(|r| {
+            members
+                .values()
+                .any(|m| m.metadata.subscribed_topic_regex.as_deref() == Some(r.as_str()))
+        });
         let mut response_member_id = req.member_id.clone();
 
         // Find or create the member.
@@ -469,6 +510,13 @@ impl ConsumerGroups {
                 || md.server_assignor != before.server_assignor;
             bump |= subscription_changed;
             m.session_deadline = now + session;
+            // A regular expression new to the group matches nothing in this heartbeat: it is
+            // resolved for the next one, as Kafka answers with the literal topics first.
+            if let Some(re) = md.subscribed_topic_regex.clone() {
+                if !g.resolved_regexes.contains(&re) {
+                    g.pending_regexes.insert(re);
+                }
+            }
         }
         // Topic metadata: new partitions, deleted topics, regex matches.
         if bump || g.metadata_checked_at != image.offset() {
@@ -538,7 +586,7 @@ impl ConsumerGroups {
         let response = ConsumerGroupHeartbeatResponse {
             member_id: Some(response_member_id),
             member_epoch: m.member_epoch,
-            heartbeat_interval_ms: self.config.heartbeat_interval_ms,
+            heartbeat_interval_ms: self.heartbeat_interval_ms(image, &req.group_id),
             assignment,
             ..Default::default()
         };
@@ -588,7 +636,7 @@ impl ConsumerGroups {
         let subs: BTreeMap<String, BTreeSet<Uuid>> = g
             .members
             .iter()
-            .map(|(id, m)| (id.clone(), subscribed_ids(m, image)))
+            .map(|(id, m)| (id.clone(), subscribed_ids(m, image, &g.resolved_regexes)))
             .collect();
         let empty = Assignment::new();
         let specs: BTreeMap<String, MemberSpec<'_>> = g
@@ -671,10 +719,14 @@ impl ConsumerGroups {
     }
 
     /// After loading: every loaded member's session starts now.
-    pub fn start_sessions(&self, belongs: impl Fn(&str) -> bool, now: Instant) {
-        let session =
-            Duration::from_millis(u64::try_from(self.config.session_timeout_ms).unwrap_or(0));
+    pub fn start_sessions(
+        &self,
+        image: &MetadataImage,
+        belongs: impl Fn(&str) -> bool,
+        now: Instant,
+    ) {
         for g in self.lock().values_mut().filter(|g| belongs(&g.group_id)) {
+            let session = self.session_timeout(image, &g.group_id);
             for m in g.members.values_mut() {
                 m.session_deadline = now + session;
             }
@@ -812,6 +864,24 @@ impl ConsumerGroups {
         }
     }
 
+    /// OffsetDelete's check on a consumer group (Kafka's `ConsumerGroup.validateOffsetDelete`
+    /// and `isSubscribedToTopic`): any state may delete, except the offsets of topics its
+    /// members subscribe to (by name or by a resolved regex). `None`: not a consumer group.
+    pub fn offset_delete_check(&self, group: &str) -> Option<Subscriptions> {
+        self.lock().get(group).map(|g| {
+            if g.members.is_empty() {
+                Subscriptions::Nothing
+            } else {
+                Subscriptions::Topics(
+                    g.subscription_metadata
+                        .values()
+                        .map(|(n, _)| n.clone())
+                        .collect(),
+                )
+            }
+        })
+    }
+
     /// The topics the group's members subscribe to (offset expiry keeps their offsets).
     pub fn subscribed_topics(&self, group: &str) -> Option<BTreeSet<String>> {
         self.lock().get(group).map(|g| {
@@ -823,8 +893,13 @@ impl ConsumerGroups {
     }
 }
 
-/// The topic ids a member subscribes to that exist in `image`.
-fn subscribed_ids(m: &Member, image: &MetadataImage) -> BTreeSet<Uuid> {
+/// The topic ids a member subscribes to that exist in `image`: its topic names, and the topics
+/// its regular expression matches once that is among the group's `resolved` ones.
+fn subscribed_ids(
+    m: &Member,
+    image: &MetadataImage,
+    resolved: &BTreeSet<String>,
+) -> BTreeSet<Uuid> {
     let mut out: BTreeSet<Uuid> = m
         .metadata
         .subscribed_topic_names
@@ -835,6 +910,7 @@ fn subscribed_ids(m: &Member, image: &MetadataImage) -> BTreeSet<Uuid> {
         .metadata
         .subscribed_topic_regex
         .as_deref()
+        .filter(|r| resolved.contains(*r))
         .and_then(|r| compile_regex(r).ok())
     {
         for (name, id) in image.topic_names().iter() {
@@ -854,7 +930,7 @@ fn subscription_metadata(
 ) -> BTreeMap<Uuid, (String, i32)> {
     let mut out = BTreeMap::new();
     for m in g.members.values() {
-        for id in subscribed_ids(m, image) {
+        for id in subscribed_ids(m, image, &g.resolved_regexes) {
             if let Some(t) = image.topic(&id) {
                 out.insert(
                     id,

@@ -446,6 +446,13 @@ impl GroupMembership {
             return Err(ErrorCode::InvalidGroupId);
         }
         let mut groups = self.lock();
+        // The group's timers first: a session that ended before this request is over even if
+        // the timer task has not run yet (it wakes at the deadline, a few ms can pass), so a
+        // DeleteGroups right after the last member's deadline finds the group empty.
+        if let Some(g) = groups.get_mut(group_id) {
+            g.tick(&self.config, (self.clock)());
+            self.note_record(g);
+        }
         match groups.get(group_id) {
             None => Err(ErrorCode::GroupIdNotFound),
             Some(g) if g.state != GroupState::Empty => Err(ErrorCode::NonEmptyGroup),

@@ -280,7 +280,7 @@ impl GroupCoordinator {
                 self.consumer.replay(&group, rec, now);
             }
             self.consumer
-                .start_sessions(|g| partition_for(g, n) == p, now);
+                .start_sessions(image, |g| partition_for(g, n) == p, now);
             s.groups = groups;
             s.loaded = true;
         }
@@ -532,11 +532,20 @@ impl GroupCoordinator {
             error_code: code.code(),
             ..Default::default()
         };
+        // The request is validated before the coordinator is looked for, as Kafka's
+        // `GroupCoordinatorService` does: a malformed heartbeat gets its INVALID_REQUEST (or
+        // UNSUPPORTED_ASSIGNOR, INVALID_REGULAR_EXPRESSION) from any broker, not NOT_COORDINATOR.
+        if let Err((code, message)) = self.consumer.validate(version, &req) {
+            return ConsumerGroupHeartbeatResponse {
+                error_code: code.code(),
+                error_message: Some(message.to_owned()),
+                ..Default::default()
+            };
+        }
         let required = {
             let p = match self.check(&group) {
                 Ok(p) => p,
-                Err(e) if !group.is_empty() => return fail(e),
-                Err(_) => 0,
+                Err(e) => return fail(e),
             };
             let parts = self.lock();
             let classic = self.membership.is_empty_group(&group);

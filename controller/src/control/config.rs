@@ -13,10 +13,18 @@
 //! `delete,compact`, as Kafka.
 //! Broker configs generate a record even when the value is unchanged (KAFKA-14136: brokers
 //! reload on it).
+//!
+//! Group configs (resource type 32, KIP-848's dynamic group configs) must be Kafka's
+//! `GroupConfig` keys, and a group's resulting set of overrides must stay within this
+//! controller's `group.consumer.min/max.*` bounds ([`group_defs::validate_group_configs`]), as
+//! Kafka's `ControllerConfigurationValidator` checks them: INVALID_CONFIG otherwise. A group
+//! need not exist to have configs; at most [`MAX_GROUPS_WITH_CONFIGS`] groups have them (a
+//! rafka bound; INVALID_REQUEST beyond).
 
 use super::topics::validate_topic_name;
 use super::{ApiError, ControllerConfig, ControllerResult};
 use crate::image::{ConfigResource, MetadataImage};
+use group_defs::GroupConfigBounds;
 use rafka_protocol::messages::{
     alter_configs_response as acr, create_topics_request::CreatableTopicConfig,
     incremental_alter_configs_response as iacr, AlterConfigsRequest, AlterConfigsResponse,
@@ -26,7 +34,12 @@ use rafka_protocol::ErrorCode;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub mod def;
+pub mod group_defs;
 pub mod topic_defs;
+
+/// The most groups that may have configs at once (rafka's bound: any group name may get
+/// configs, existing or not, and each is kept in every node's metadata image).
+pub const MAX_GROUPS_WITH_CONFIGS: usize = 100_000;
 
 /// `unclean.leader.election.enable`.
 pub const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable";
@@ -138,6 +151,12 @@ fn validate_setting(resource: &ConfigResource, key: &str, value: &str) -> Result
     if resource.resource_type == ConfigResource::TOPIC {
         return topic_defs::validate_topic_config(key, value).or_else(invalid);
     }
+    if resource.resource_type == ConfigResource::GROUP {
+        // Names and types here; the bounds on the resulting set in `validate_resulting`.
+        return group_defs::validate_group_config(key, value)
+            .map(|_| ())
+            .or_else(invalid);
+    }
     match broker_kind(key) {
         Some(kind) => validate_value(key, kind, value).or_else(invalid),
         None => Ok(()),
@@ -145,16 +164,20 @@ fn validate_setting(resource: &ConfigResource, key: &str, value: &str) -> Result
 }
 
 /// Checks a topic's resulting set of overrides as a whole (`min.compaction.lag.ms` <=
-/// `max.compaction.lag.ms`); other resources pass.
+/// `max.compaction.lag.ms`), and a group's against the broker bounds (`GroupConfig.validate`);
+/// other resources pass.
 fn validate_resulting(
     resource: &ConfigResource,
     configs: &BTreeMap<String, String>,
+    bounds: &GroupConfigBounds,
 ) -> Result<(), ApiError> {
-    if resource.resource_type != ConfigResource::TOPIC {
-        return Ok(());
+    let pairs = configs.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    match resource.resource_type {
+        ConfigResource::TOPIC => topic_defs::validate_topic_configs(pairs),
+        ConfigResource::GROUP => group_defs::validate_group_configs(pairs, bounds),
+        _ => Ok(()),
     }
-    topic_defs::validate_topic_configs(configs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))
+    .map_err(|m| ApiError::new(ErrorCode::InvalidConfig, m))
 }
 
 /// The overrides `resource` has in `image`.
@@ -193,6 +216,30 @@ fn check_resource(
                 ));
             }
             Ok(ConfigResource::broker(name))
+        }
+        ConfigResource::GROUP => {
+            if name.is_empty() {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    "Default group resources are not allowed.",
+                ));
+            }
+            let resource = ConfigResource::group(name);
+            // Any name may get configs (the group need not exist), so their number is bounded.
+            if image.configs().get(&resource).is_none()
+                && image
+                    .configs()
+                    .iter()
+                    .filter(|(r, _)| r.resource_type == ConfigResource::GROUP)
+                    .count()
+                    >= MAX_GROUPS_WITH_CONFIGS
+            {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("At most {MAX_GROUPS_WITH_CONFIGS} groups may have configs."),
+                ));
+            }
+            Ok(resource)
         }
         t => Err(ApiError::new(
             ErrorCode::InvalidRequest,
@@ -290,6 +337,7 @@ const SUBTRACT: i8 = 3;
 
 fn incremental_resource(
     image: &MetadataImage,
+    bounds: &GroupConfigBounds,
     r: &rafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource,
 ) -> Result<Vec<MetadataRecord>, ApiError> {
     let resource = check_resource(image, r.resource_type, &r.resource_name)?;
@@ -346,7 +394,7 @@ fn incremental_resource(
             records.push(record(&resource, &c.name, new));
         }
     }
-    validate_resulting(&resource, &resulting)?;
+    validate_resulting(&resource, &resulting, bounds)?;
     Ok(records)
 }
 
@@ -373,6 +421,7 @@ fn duplicate_resource() -> ApiError {
 /// IncrementalAlterConfigs: SET, DELETE, APPEND, SUBTRACT per key; each resource all or nothing.
 pub fn incremental_alter_configs(
     image: &MetadataImage,
+    bounds: &GroupConfigBounds,
     request: &IncrementalAlterConfigsRequest,
 ) -> ControllerResult<IncrementalAlterConfigsResponse> {
     let dups = duplicated(
@@ -387,7 +436,7 @@ pub fn incremental_alter_configs(
         let outcome = if dups.contains(&(r.resource_type, r.resource_name.as_str())) {
             Err(duplicate_resource())
         } else {
-            incremental_resource(image, r)
+            incremental_resource(image, bounds, r)
         };
         let (error_code, error_message) = match outcome {
             Ok(rs) => {
@@ -412,6 +461,7 @@ pub fn incremental_alter_configs(
 
 fn legacy_resource(
     image: &MetadataImage,
+    bounds: &GroupConfigBounds,
     r: &rafka_protocol::messages::alter_configs_request::AlterConfigsResource,
 ) -> Result<Vec<MetadataRecord>, ApiError> {
     let resource = check_resource(image, r.resource_type, &r.resource_name)?;
@@ -437,7 +487,7 @@ fn legacy_resource(
         .iter()
         .map(|c| (c.name.clone(), c.value.clone().unwrap_or_default()))
         .collect();
-    validate_resulting(&resource, &resulting)?;
+    validate_resulting(&resource, &resulting, bounds)?;
     // The legacy API replaces the whole set: keys not named are deleted.
     if let Some(current) = image.configs().get(&resource) {
         for key in current.keys().filter(|k| !named.contains(k.as_str())) {
@@ -450,6 +500,7 @@ fn legacy_resource(
 /// AlterConfigs (the legacy API): each resource's configs are replaced by the request's.
 pub fn alter_configs(
     image: &MetadataImage,
+    bounds: &GroupConfigBounds,
     request: &AlterConfigsRequest,
 ) -> ControllerResult<AlterConfigsResponse> {
     let dups = duplicated(
@@ -464,7 +515,7 @@ pub fn alter_configs(
         let outcome = if dups.contains(&(r.resource_type, r.resource_name.as_str())) {
             Err(duplicate_resource())
         } else {
-            legacy_resource(image, r)
+            legacy_resource(image, bounds, r)
         };
         let (error_code, error_message) = match outcome {
             Ok(rs) => {

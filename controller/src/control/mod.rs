@@ -115,6 +115,8 @@ pub struct ControllerConfig {
     pub auto_leader_rebalance_enable: bool,
     /// `leader.imbalance.check.interval.seconds`.
     pub leader_imbalance_check_interval: Duration,
+    /// The bounds group configs must stay within (`group.consumer.min/max.*`).
+    pub group_config_bounds: config::group_defs::GroupConfigBounds,
 }
 
 impl Default for ControllerConfig {
@@ -129,6 +131,7 @@ impl Default for ControllerConfig {
             controller_listener_name: "CONTROLLER".to_owned(),
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval: Duration::from_secs(300),
+            group_config_bounds: Default::default(),
         }
     }
 }
@@ -318,7 +321,7 @@ impl ActiveController {
         image: &MetadataImage,
         request: &IncrementalAlterConfigsRequest,
     ) -> ControllerResult<IncrementalAlterConfigsResponse> {
-        config::incremental_alter_configs(image, request)
+        config::incremental_alter_configs(image, &self.config.group_config_bounds, request)
     }
 
     pub fn alter_configs(
@@ -326,7 +329,7 @@ impl ActiveController {
         image: &MetadataImage,
         request: &AlterConfigsRequest,
     ) -> ControllerResult<AlterConfigsResponse> {
-        config::alter_configs(image, request)
+        config::alter_configs(image, &self.config.group_config_bounds, request)
     }
 
     pub fn assign_replicas_to_dirs(

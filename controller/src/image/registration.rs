@@ -267,6 +267,8 @@ impl ConfigResource {
     pub const TOPIC: i8 = 2;
     pub const BROKER: i8 = 4;
     pub const BROKER_LOGGER: i8 = 8;
+    /// A group's configs (KIP-848's dynamic group configs).
+    pub const GROUP: i8 = 32;
 
     pub fn topic(name: &str) -> Self {
         ConfigResource {
@@ -278,6 +280,13 @@ impl ConfigResource {
     pub fn broker(name: &str) -> Self {
         ConfigResource {
             resource_type: Self::BROKER,
+            name: name.to_string(),
+        }
+    }
+
+    pub fn group(name: &str) -> Self {
+        ConfigResource {
+            resource_type: Self::GROUP,
             name: name.to_string(),
         }
     }

@@ -223,6 +223,13 @@ pub struct ConsumerGroup {
     pub assignor_name: String,
     /// Wall-clock ms when the group became empty (offset expiry).
     pub empty_since_ms: Option<i64>,
+    /// The members' regular expressions that have been resolved (matched against the topics):
+    /// only these select topics (Kafka's record 16, kept in memory; rebuilt from the members'
+    /// records on load).
+    pub resolved_regexes: BTreeSet<String>,
+    /// Regular expressions a heartbeat introduced, resolved from the group's next heartbeat on
+    /// (Kafka resolves a new one off the heartbeat path and then bumps the group epoch).
+    pub pending_regexes: BTreeSet<String>,
 }
 
 impl ConsumerGroup {
@@ -281,6 +288,9 @@ impl ConsumerGroup {
                     .or_insert_with(|| Member::new(id.clone(), now));
                 if let Some(i) = &md.instance_id {
                     self.static_members.insert(i.clone(), id.clone());
+                }
+                if let Some(re) = &md.subscribed_topic_regex {
+                    self.resolved_regexes.insert(re.clone());
                 }
                 m.metadata = md;
             }

@@ -420,3 +420,145 @@ fn bad_heartbeats_get_kafkas_errors() {
         (0, Some("classic"))
     );
 }
+
+/// A group's dynamic configs (KIP-848) override the broker's: the heartbeat interval members
+/// are told and the session after which a silent member expires; other groups keep the
+/// broker's.
+#[test]
+fn a_groups_own_session_and_heartbeat_configs_apply() {
+    use rafka_protocol::messages::ConfigRecord;
+    let g = ConsumerGroups::new(ConsumerGroupConfig {
+        session_timeout_ms: 45_000,
+        heartbeat_interval_ms: 5_000,
+        ..Default::default()
+    });
+    let mut records = vec![MetadataRecord::Topic(TopicRecord {
+        name: "t".into(),
+        topic_id: Uuid::from_u128(1),
+        ..Default::default()
+    })];
+    for (k, v) in [
+        ("consumer.session.timeout.ms", "2000"),
+        ("consumer.heartbeat.interval.ms", "250"),
+    ] {
+        records.push(MetadataRecord::Config(ConfigRecord {
+            resource_type: ConfigResource::GROUP,
+            resource_name: "g".into(),
+            name: k.into(),
+            value: Some(v.into()),
+            ..Default::default()
+        }));
+    }
+    let img = MetadataImage::load(&records, 1).expect("records");
+    let now = Instant::now();
+    let own = g.heartbeat(1, join("a", &["t"]), "c", "/h", &img, None, now);
+    assert_eq!(own.response.heartbeat_interval_ms, 250);
+    let other = ConsumerGroupHeartbeatRequest {
+        group_id: "other".into(),
+        ..join("b", &["t"])
+    };
+    let broker = g.heartbeat(1, other, "c", "/h", &img, None, now);
+    assert_eq!(broker.response.heartbeat_interval_ms, 5_000);
+    // After 2 s only the member of "g" is gone.
+    let expired = g.expire(&img, now + Duration::from_millis(2_001));
+    assert!(expired.iter().all(|(group, _)| group == "g"), "{expired:?}");
+    assert!(!expired.is_empty());
+    assert_eq!(g.describe("g", &img).members.len(), 0);
+    assert_eq!(g.describe("other", &img).members.len(), 1);
+}
+
+/// A regular expression new to the group is resolved between heartbeats, as Kafka resolves it
+/// off the heartbeat path: the first answer assigns the literal topics, the next one the
+/// matched topics too (librdkafka's 0045 expects exactly this); a reloaded group has its
+/// members' expressions resolved at once.
+#[test]
+fn a_new_regex_is_resolved_for_the_next_heartbeat() {
+    let g = ConsumerGroups::new(ConsumerGroupConfig::default());
+    let img = image(&[("lit", 1, 2), ("re-1", 2, 4), ("re-2", 3, 4)]);
+    let now = Instant::now();
+    let mut req = join("a", &["lit"]);
+    req.subscribed_topic_regex = Some("re-.*".into());
+    let first = g.heartbeat(1, req, "c", "/h", &img, None, now);
+    assert_eq!(first.response.error_code, 0);
+    let count = |a: &Option<HeartbeatAssignment>| -> usize {
+        a.as_ref()
+            .map(|a| a.topic_partitions.iter().map(|t| t.partitions.len()).sum())
+            .unwrap_or(0)
+    };
+    assert_eq!(
+        count(&first.response.assignment),
+        2,
+        "the literal topic only"
+    );
+    let epoch = first.response.member_epoch;
+    let mut owned = Assignment::new();
+    owned.insert(Uuid::from_u128(1), [0, 1].into_iter().collect());
+    let second = g.heartbeat(
+        1,
+        beat("a", epoch, Some(&owned)),
+        "c",
+        "/h",
+        &img,
+        None,
+        now,
+    );
+    assert_eq!(
+        count(&second.response.assignment),
+        10,
+        "and the matched ones"
+    );
+    assert!(second.response.member_epoch > epoch);
+
+    // Replayed elsewhere, the member's expression is resolved already: its next heartbeat
+    // keeps everything, at the same epoch.
+    let e2 = second.response.member_epoch;
+    let copy = ConsumerGroups::new(ConsumerGroupConfig::default());
+    for (group, rec) in first.records.into_iter().chain(second.records) {
+        copy.replay(&group, rec, now);
+    }
+    let mut all = Assignment::new();
+    for t in &second
+        .response
+        .assignment
+        .as_ref()
+        .expect("assignment")
+        .topic_partitions
+    {
+        all.insert(t.topic_id, t.partitions.iter().copied().collect());
+    }
+    let after = copy.heartbeat(1, beat("a", e2, Some(&all)), "c", "/h", &img, None, now);
+    assert_eq!(after.response.error_code, 0);
+    assert_eq!(after.response.member_epoch, e2);
+    let target: usize = copy.describe("g", &img).members[0]
+        .target_assignment
+        .topic_partitions
+        .iter()
+        .map(|t| t.partitions.len())
+        .sum();
+    assert_eq!(target, 10);
+}
+
+/// OffsetDelete on a consumer group keeps the offsets of its members' topics
+/// (GROUP_SUBSCRIBED_TO_TOPIC, librdkafka's 0081 in consumer-protocol mode).
+#[test]
+fn offset_delete_protects_the_members_topics() {
+    let g = ConsumerGroups::new(ConsumerGroupConfig::default());
+    let img = image(&[("t", 1, 2), ("u", 2, 2)]);
+    let now = Instant::now();
+    assert!(g.offset_delete_check("g").is_none(), "not a consumer group");
+    g.heartbeat(1, join("a", &["t"]), "c", "/h", &img, None, now);
+    let s = g.offset_delete_check("g").expect("a consumer group");
+    assert!(s.contains("t"));
+    assert!(!s.contains("u"));
+    g.heartbeat(
+        1,
+        beat("a", LEAVE_GROUP_MEMBER_EPOCH, None),
+        "c",
+        "/h",
+        &img,
+        None,
+        now,
+    );
+    let s = g.offset_delete_check("g").expect("still a consumer group");
+    assert!(!s.contains("t"), "an empty group protects nothing");
+}

@@ -444,6 +444,20 @@ async fn session_expiry_removes_a_silent_member_and_rebalances() {
     assert_eq!(r.leader, a);
 }
 
+/// DeleteGroups right after the members' session deadline, before the timer task has run:
+/// the sessions are over, the group is empty and goes (librdkafka's 0081 deletes static groups
+/// at the deadline).
+#[tokio::test]
+async fn delete_groups_after_the_deadline_does_not_wait_for_the_timer() {
+    let h = Harness::new();
+    let (_a, _b) = h.stable_pair("g").await;
+    assert_eq!(h.m.delete_group("g"), Err(ErrorCode::NonEmptyGroup));
+    // The clock passes both deadlines; nothing ticks.
+    *h.now.lock().expect("clock") += Duration::from_millis(SESSION_MS as u64 + 1);
+    assert_eq!(h.m.delete_group("g"), Ok(()));
+    assert_eq!(h.m.is_empty_group("g"), None);
+}
+
 #[tokio::test]
 async fn the_rebalance_timeout_drops_members_that_did_not_rejoin() {
     let h = Harness::new();

@@ -78,6 +78,8 @@ pub enum ConfigSource {
     DefaultConfig = 5,
     /// A broker logger level.
     DynamicBrokerLoggerConfig = 6,
+    /// A group's own override (Kafka's `GROUP_CONFIG`, KIP-848's dynamic group configs).
+    GroupConfig = 8,
 }
 
 impl ConfigSource {

@@ -38,6 +38,7 @@ fn kit() -> Kit {
 
 const T: i8 = ConfigResource::TOPIC;
 const B: i8 = ConfigResource::BROKER;
+const G: i8 = ConfigResource::GROUP;
 
 #[test]
 fn incremental_alter_configs_cases() {
@@ -50,6 +51,79 @@ fn incremental_alter_configs_cases() {
         Option<(i8, &'static str, &'static str, Option<&'static str>)>,
     );
     let cases: Vec<Case> = vec![
+        (
+            "a group config, for a group that need not exist",
+            resource(
+                G,
+                "g",
+                vec![op("consumer.session.timeout.ms", SET, Some("50000"))],
+            ),
+            ErrorCode::None,
+            1,
+            Some((G, "g", "consumer.session.timeout.ms", Some("50000"))),
+        ),
+        (
+            "a group session timeout under group.consumer.min.session.timeout.ms",
+            resource(
+                G,
+                "g",
+                vec![op("consumer.session.timeout.ms", SET, Some("44999"))],
+            ),
+            ErrorCode::InvalidConfig,
+            0,
+            None,
+        ),
+        (
+            "a group heartbeat interval over group.consumer.max.heartbeat.interval.ms",
+            resource(
+                G,
+                "g",
+                vec![op("consumer.heartbeat.interval.ms", SET, Some("15001"))],
+            ),
+            ErrorCode::InvalidConfig,
+            0,
+            None,
+        ),
+        (
+            "an unknown group config",
+            resource(G, "g", vec![op("session.timeout.ms", SET, Some("50000"))]),
+            ErrorCode::InvalidConfig,
+            0,
+            None,
+        ),
+        (
+            "APPEND to a group config",
+            resource(
+                G,
+                "g",
+                vec![op("consumer.session.timeout.ms", APPEND, Some("1"))],
+            ),
+            ErrorCode::InvalidConfig,
+            0,
+            None,
+        ),
+        (
+            "the default group",
+            resource(
+                G,
+                "",
+                vec![op("consumer.session.timeout.ms", SET, Some("50000"))],
+            ),
+            ErrorCode::InvalidRequest,
+            0,
+            None,
+        ),
+        (
+            "DELETE of a group config it does not have",
+            resource(
+                G,
+                "g",
+                vec![op("consumer.session.timeout.ms", DELETE, None)],
+            ),
+            ErrorCode::None,
+            0,
+            None,
+        ),
         (
             "segment.bytes under Kafka 4.0's 1 MiB floor",
             resource(T, "t", vec![op("segment.bytes", SET, Some("100"))]),
@@ -316,7 +390,7 @@ fn incremental_alter_configs_cases() {
                 validate_only,
                 ..Default::default()
             };
-            let result = incremental_alter_configs(&k.image, &req);
+            let result = incremental_alter_configs(&k.image, &Default::default(), &req);
             let r = &result.response.responses[0];
             assert_eq!(
                 (r.error_code, r.resource_type, r.resource_name.as_str()),
@@ -349,7 +423,7 @@ fn a_resource_named_twice_fails_both_times() {
         resources: vec![r.clone(), r],
         ..Default::default()
     };
-    let result = incremental_alter_configs(&k.image, &req);
+    let result = incremental_alter_configs(&k.image, &Default::default(), &req);
     assert!(result.records.is_empty());
     assert!(result
         .response
@@ -423,7 +497,7 @@ fn legacy_alter_configs_replaces_the_set() {
     ];
     for (name, req, code, after) in cases {
         let mut k = kit();
-        let result = alter_configs(&k.image, &req);
+        let result = alter_configs(&k.image, &Default::default(), &req);
         assert_eq!(
             result.response.responses[0].error_code,
             code.code(),
@@ -500,7 +574,7 @@ fn append_and_subtract_start_from_the_value_in_force() {
             resources: vec![resource(t, name, vec![op(key, operation, Some(value))])],
             ..Default::default()
         };
-        let result = incremental_alter_configs(&k.image, &req);
+        let result = incremental_alter_configs(&k.image, &Default::default(), &req);
         assert_eq!(result.response.responses[0].error_code, 0, "{key} {value}");
         k.commit(result);
         let resource = ConfigResource {
@@ -547,4 +621,87 @@ fn append_and_subtract_start_from_the_value_in_force() {
         run(&mut k, T, "plain", "cleanup.policy", SUBTRACT, "compact").as_deref(),
         Some("")
     );
+}
+
+/// A group's resulting set is checked against the controller's bounds, with the keys it
+/// does not set at their defaults; the legacy API replaces the set.
+#[test]
+fn group_configs_follow_the_controllers_bounds() {
+    let mut k = kit();
+    let wide = group_defs::GroupConfigBounds {
+        consumer_session_timeout_ms: (1000, 100_000),
+        consumer_heartbeat_interval_ms: (100, 100_000),
+        ..Default::default()
+    };
+    let set = |pairs: &[(&str, &str)]| IncrementalAlterConfigsRequest {
+        resources: vec![resource(
+            G,
+            "g",
+            pairs.iter().map(|(n, v)| op(n, SET, Some(v))).collect(),
+        )],
+        ..Default::default()
+    };
+    let code =
+        |r: &ControllerResult<IncrementalAlterConfigsResponse>| r.response.responses[0].error_code;
+    let narrow = incremental_alter_configs(
+        &k.image,
+        &Default::default(),
+        &set(&[("consumer.session.timeout.ms", "2000")]),
+    );
+    assert_eq!(code(&narrow), ErrorCode::InvalidConfig.code());
+    // Within the bounds, but not above the heartbeat interval's default (5 s).
+    let alone = incremental_alter_configs(
+        &k.image,
+        &wide,
+        &set(&[("consumer.session.timeout.ms", "2000")]),
+    );
+    let msg = alone.response.responses[0]
+        .error_message
+        .clone()
+        .unwrap_or_default();
+    assert_eq!(code(&alone), ErrorCode::InvalidConfig.code(), "{msg}");
+    assert!(
+        msg.contains("must be greater than consumer.heartbeat.interval.ms"),
+        "{msg}"
+    );
+    let ok = incremental_alter_configs(
+        &k.image,
+        &wide,
+        &set(&[
+            ("consumer.session.timeout.ms", "2000"),
+            ("consumer.heartbeat.interval.ms", "500"),
+        ]),
+    );
+    assert_eq!(code(&ok), 0);
+    k.commit(ok);
+    // Now at 2000: a heartbeat interval of 2000 is not below it.
+    let equal = incremental_alter_configs(
+        &k.image,
+        &wide,
+        &set(&[("consumer.heartbeat.interval.ms", "2000")]),
+    );
+    assert_eq!(code(&equal), ErrorCode::InvalidConfig.code());
+    // The legacy API replaces the set: the heartbeat override goes.
+    let legacy = AlterConfigsRequest {
+        resources: vec![acq::AlterConfigsResource {
+            resource_type: G,
+            resource_name: "g".into(),
+            configs: vec![acq::AlterableConfig {
+                name: "consumer.session.timeout.ms".into(),
+                value: Some("6000".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let replaced = alter_configs(&k.image, &wide, &legacy);
+    assert_eq!(replaced.response.responses[0].error_code, 0);
+    k.commit(replaced);
+    let g = ConfigResource::group("g");
+    assert_eq!(
+        k.image.config(&g, "consumer.session.timeout.ms"),
+        Some("6000")
+    );
+    assert_eq!(k.image.config(&g, "consumer.heartbeat.interval.ms"), None);
 }
