@@ -20,14 +20,22 @@
 //! `DirectoryId.LOST`), which moves leadership to another ISR member or leaves the partition
 //! leaderless — so no broker is advertised as the leader of a partition it has no log for.
 //!
+//! Each partition ([`crate::partition::Partition`]) keeps its own state, settings and
+//! replication rules. Requests that cannot be answered yet wait in the purgatory keyed by
+//! partition ([`crate::purgatory`]): an append wakes only the fetches waiting on that
+//! partition's log end, a high watermark's move only the acks=all produces and consumers'
+//! fetches waiting on that partition.
+//!
 //! Thread-safety: the partition map is behind a `RwLock` held only to look up, insert or remove
-//! (never during I/O); each log has its own mutex (storage's `SharedLog`); appends wake delayed
-//! fetches through a `Notify`.
+//! (never during I/O); each log has its own mutex (storage's `SharedLog`). `ReplicaSets` (the
+//! partitions followed per leader and led with followers) is kept by `apply_image` as states
+//! change; its mutex is a leaf, taken under a partition's state lock at most.
 
 use crate::errors::storage_error_code;
 use crate::metrics::topic::TopicMetrics;
 use crate::metrics::NodeMetrics;
 use crate::now_ms;
+use crate::purgatory::Purgatory;
 use bytes::Bytes;
 use rafka_controller::image::{
     ConfigResource, MetadataDelta, MetadataImage, PartitionRegistration, TopicImage,
@@ -42,55 +50,16 @@ use rafka_storage::{
     AbortedTxn, FileSlice, LogConfig, LogManager, LogValidator, RecordError, SharedLog,
     StorageError, TopicPartition, ValidatedRecords, VerificationGuard,
 };
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
-use tokio::sync::Notify;
 
 pub mod metrics;
 pub mod read_replica;
 pub mod replication;
-use replication::ReplicaStates;
 
-/// One hosted partition.
-#[derive(Debug)]
-pub struct Partition {
-    pub tp: TopicPartition,
-    pub topic_id: Uuid,
-    pub log: SharedLog,
-    state: RwLock<PartitionState>,
-    /// As leader: what each follower's fetches showed, and the ISR change in flight.
-    replicas: Mutex<ReplicaStates>,
-    /// Its topic's metrics handle, resolved when the partition is created (none with
-    /// `metrics.enable=false`): the produce and fetch paths record through it without a lookup.
-    pub stats: Option<Arc<TopicMetrics>>,
-}
-
-#[derive(Debug, Clone)]
-struct PartitionState {
-    registration: PartitionRegistration,
-    is_leader: bool,
-}
-
-impl Partition {
-    fn state(&self) -> PartitionState {
-        self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Reads the state in place (no clone of the registration): for scans over every hosted
-    /// partition, which must stay cheap at 100,000 partitions.
-    fn with_state<R>(&self, f: impl FnOnce(&PartitionState) -> R) -> R {
-        f(&self.state.read().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    pub fn is_leader(&self) -> bool {
-        self.state().is_leader
-    }
-
-    pub fn leader_epoch(&self) -> i32 {
-        self.state().registration.leader_epoch
-    }
-}
+pub use crate::partition::Partition;
+use crate::partition::{followed_leader, AppendRefused};
 
 /// The answer to one partition of a produce request.
 #[derive(Debug, Clone, PartialEq)]
@@ -202,10 +171,8 @@ pub struct ReplicaManager {
     topic_config: Arc<dyn Fn(&MetadataImage, &str) -> LogConfig + Send + Sync>,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     by_id: RwLock<HashMap<(Uuid, i32), TopicPartition>>,
-    /// Woken on every append: delayed fetches re-check their partitions.
-    appended: Notify,
-    /// Woken when a high watermark advances or leadership changes: acks=all produces re-check.
-    hw_advanced: Notify,
+    /// The delayed produces and fetches: what they were woken by, how they ended.
+    purgatory: Purgatory,
     min_insync_replicas: Arc<dyn Fn(&MetadataImage, &str) -> i32 + Send + Sync>,
     /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
     replica_lag_time_max_ms: AtomicI64,
@@ -214,17 +181,29 @@ pub struct ReplicaManager {
     /// Kafka's `DirectoryId.LOST`), which moves leadership away. Cleared when the replica
     /// goes away (topic deleted, replica moved) or its log is created after all.
     offline: Mutex<HashMap<TopicPartition, OfflineReplica>>,
-    /// How many hosted partitions this broker follows on each leader, kept by `apply_image`
-    /// as states change, so that the fetcher manager's round (every 100 ms and every image)
-    /// costs O(leaders), not O(partitions hosted). Lock order: after a partition's state.
-    followed: Mutex<HashMap<i32, usize>>,
+    /// The partitions this broker follows on each leader and those it leads with followers,
+    /// kept by `apply_image` as states change, so that a fetcher's round costs O(partitions
+    /// followed on its leader) and the ISR checks O(partitions led with followers), not
+    /// O(partitions hosted). Lock order: after a partition's state.
+    sets: Mutex<ReplicaSets>,
     /// The node's metrics, once set ([`ReplicaManager::set_metrics`]); unset: nothing recorded.
     metrics: OnceLock<Arc<NodeMetrics>>,
 }
 
-/// The leader a partition in `st` is followed on, if this broker follows it.
-fn followed_leader(st: &PartitionState) -> Option<i32> {
-    (!st.is_leader && st.registration.leader >= 0).then_some(st.registration.leader)
+/// Partitions by role, kept as the image changes.
+#[derive(Debug, Default)]
+struct ReplicaSets {
+    /// Per leader, the partitions this broker follows on it.
+    followed: HashMap<i32, BTreeMap<TopicPartition, Arc<Partition>>>,
+    /// The partitions this broker leads that have other replicas (an ISR to check).
+    led_with_followers: BTreeMap<TopicPartition, Arc<Partition>>,
+}
+
+/// Removes `p` from `set` if it is the entry for its name (not a re-created topic's).
+fn remove_same(set: &mut BTreeMap<TopicPartition, Arc<Partition>>, p: &Arc<Partition>) {
+    if set.get(&p.tp).is_some_and(|e| Arc::ptr_eq(e, p)) {
+        set.remove(&p.tp);
+    }
 }
 
 /// A replica whose log could not be created or opened.
@@ -250,9 +229,8 @@ impl ReplicaManager {
             topic_config,
             partitions: RwLock::new(HashMap::new()),
             by_id: RwLock::new(HashMap::new()),
-            followed: Mutex::new(HashMap::new()),
-            appended: Notify::new(),
-            hw_advanced: Notify::new(),
+            sets: Mutex::new(ReplicaSets::default()),
+            purgatory: Purgatory::default(),
             min_insync_replicas,
             replica_lag_time_max_ms: AtomicI64::new(30_000),
             offline: Mutex::new(HashMap::new()),
@@ -262,6 +240,11 @@ impl ReplicaManager {
 
     pub fn set_replica_lag_time_max_ms(&self, ms: i64) {
         self.replica_lag_time_max_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The delayed-operation purgatories' counters.
+    pub fn purgatory(&self) -> &Purgatory {
+        &self.purgatory
     }
 
     pub fn log_manager(&self) -> &Arc<LogManager> {
@@ -352,10 +335,20 @@ impl ReplicaManager {
             if existing.is_some() && before == Some(reg) && !config_changed {
                 continue;
             }
-            let config = (self.topic_config)(new, &topic.name);
+            // The topic's effective settings, resolved here (when a partition is created or its
+            // configs changed) and cached on the partition, never per request.
+            let settings = || {
+                (
+                    (self.topic_config)(new, &topic.name),
+                    (self.min_insync_replicas)(new, &topic.name),
+                )
+            };
             let partition = match existing {
                 Some(p) if p.topic_id == topic.id => {
-                    lock_log(&p.log).set_config(config);
+                    if config_changed {
+                        let (config, min_isr) = settings();
+                        p.update_config(config, min_isr);
+                    }
                     p
                 }
                 stale => {
@@ -377,7 +370,8 @@ impl ReplicaManager {
                         self.offline_map().remove(&tp);
                         let _ = self.log_manager.delete_log(&tp);
                     }
-                    let log = match self.log_manager.get_or_create_log(&tp, config, now) {
+                    let (config, min_isr) = settings();
+                    let log = match self.log_manager.get_or_create_log(&tp, config.clone(), now) {
                         Ok(l) => {
                             self.offline_map().remove(&tp);
                             l
@@ -387,26 +381,26 @@ impl ReplicaManager {
                             continue;
                         }
                     };
-                    let p = Arc::new(Partition {
-                        tp: tp.clone(),
-                        topic_id: topic.id,
+                    let p = Arc::new(Partition::new(
+                        tp.clone(),
+                        topic.id,
                         log,
-                        state: RwLock::new(PartitionState {
-                            registration: reg.clone(),
-                            is_leader: false,
-                        }),
-                        replicas: Mutex::new(ReplicaStates::default()),
-                        stats: self.topic_metrics(&tp.topic),
-                    });
+                        me,
+                        reg.clone(),
+                        config,
+                        min_isr,
+                        self.topic_metrics(&tp.topic),
+                    ));
                     let replaced = self
                         .partitions
                         .write()
                         .unwrap_or_else(|e| e.into_inner())
                         .insert(tp.clone(), p.clone());
-                    self.follow_change(
-                        replaced.and_then(|r| r.with_state(followed_leader)),
-                        p.with_state(followed_leader),
-                    );
+                    if let Some(r) = replaced {
+                        self.set_change(&r, r.with_state(followed_leader), None, false);
+                        r.remove();
+                    }
+                    self.set_change(&p, None, p.with_state(followed_leader), false);
                     self.by_id
                         .write()
                         .unwrap_or_else(|e| e.into_inner())
@@ -414,40 +408,23 @@ impl ReplicaManager {
                     p
                 }
             };
-            let is_leader = reg.leader == me;
-            let new_leadership = {
-                let mut st = partition.state.write().unwrap_or_else(|e| e.into_inner());
-                if is_leader && !st.is_leader {
-                    tracing::info!(topic = %tp.topic, partition = tp.partition, epoch = reg.leader_epoch, "became leader");
-                } else if !is_leader
-                    && reg.leader >= 0
-                    && (st.is_leader || st.registration.leader != reg.leader)
-                {
-                    tracing::info!(topic = %tp.topic, partition = tp.partition, leader = reg.leader, epoch = reg.leader_epoch, "became follower");
+            let (_, change) = partition.set_registration(reg, now);
+            // A committed ISR change of a partition this broker kept leading (Kafka's
+            // IsrShrinksPerSec / IsrExpandsPerSec).
+            if let (Some((before, after)), Some(m)) = (change.isr_sizes, self.metrics.get()) {
+                if after < before {
+                    m.isr_shrinks.fetch_add(1, Ordering::Relaxed);
+                } else if after > before {
+                    m.isr_expands.fetch_add(1, Ordering::Relaxed);
                 }
-                let new = is_leader
-                    && (!st.is_leader || st.registration.leader_epoch != reg.leader_epoch);
-                // A committed ISR change of a partition this broker kept leading (Kafka's
-                // IsrShrinksPerSec / IsrExpandsPerSec).
-                if let (true, true, Some(m)) = (is_leader, st.is_leader, self.metrics.get()) {
-                    let (before, after) = (st.registration.isr.len(), reg.isr.len());
-                    if after < before {
-                        m.isr_shrinks.fetch_add(1, Ordering::Relaxed);
-                    } else if after > before {
-                        m.isr_expands.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                let followed_before = followed_leader(&st);
-                st.registration = reg.clone();
-                st.is_leader = is_leader;
-                self.follow_change(followed_before, followed_leader(&st));
-                new
-            };
-            partition.on_registration(reg, me, is_leader, new_leadership, now);
-            if is_leader {
-                let mut log = lock_log(&partition.log);
-                self.maybe_increment_high_watermark(&partition, reg, &mut log);
             }
+            let led_with_followers = reg.leader == me && reg.replicas.len() > 1;
+            self.set_change(
+                &partition,
+                change.followed_before,
+                change.followed_after,
+                led_with_followers,
+            );
         }
         // Replicas that are gone: the topic was deleted or the replica moved away.
         let gone: Vec<TopicPartition> = {
@@ -493,7 +470,8 @@ impl ReplicaManager {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(&tp)
             {
-                self.follow_change(p.with_state(followed_leader), None);
+                self.set_change(&p, p.with_state(followed_leader), None, false);
+                p.remove();
                 self.by_id
                     .write()
                     .unwrap_or_else(|e| e.into_inner())
@@ -505,26 +483,38 @@ impl ReplicaManager {
                 tracing::info!(topic = %tp.topic, partition = tp.partition, "deleted partition");
             }
         }
-        // Leadership or ISR changes decide waiting acks=all produces.
-        self.hw_advanced.notify_waiters();
     }
 
-    /// A hosted partition stopped following `before` and now follows `after` (either `None`).
-    fn follow_change(&self, before: Option<i32>, after: Option<i32>) {
-        if before == after {
-            return;
-        }
-        let mut followed = self.followed.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(b) = before {
-            if let Some(n) = followed.get_mut(&b) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    followed.remove(&b);
+    /// Keeps the sets in step with `p`'s role: it stopped following `before` and now follows
+    /// `after` (either `None`), and leads with followers or not.
+    fn set_change(
+        &self,
+        p: &Arc<Partition>,
+        before: Option<i32>,
+        after: Option<i32>,
+        led_with_followers: bool,
+    ) {
+        let mut sets = self.sets.lock().unwrap_or_else(|e| e.into_inner());
+        if before != after {
+            if let Some(b) = before {
+                if let Some(set) = sets.followed.get_mut(&b) {
+                    remove_same(set, p);
+                    if set.is_empty() {
+                        sets.followed.remove(&b);
+                    }
                 }
             }
+            if let Some(a) = after {
+                sets.followed
+                    .entry(a)
+                    .or_default()
+                    .insert(p.tp.clone(), p.clone());
+            }
         }
-        if let Some(a) = after {
-            *followed.entry(a).or_default() += 1;
+        if led_with_followers {
+            sets.led_with_followers.insert(p.tp.clone(), p.clone());
+        } else {
+            remove_same(&mut sets.led_with_followers, p);
         }
     }
 
@@ -654,9 +644,9 @@ impl ReplicaManager {
             self.produce_failed_unhosted();
             AppendResult::error(e, None)
         })?;
-        // The lock only to copy the settings out: they may change between here and the
-        // append, as they may in Kafka between two produces.
-        let config = lock_log(&p.log).config().clone();
+        // The settings as the image last set them (no lock on the log): they may change between
+        // here and the append, as they may in Kafka between two produces.
+        let config = p.config();
         let validator = LogValidator::new(&config, now_ms());
         let result = if LogValidator::any_compressed(records) {
             let (records, name) = (records.clone(), tp.clone());
@@ -763,33 +753,8 @@ impl ReplicaManager {
                 return AppendResult::error(e, None);
             }
         };
-        let st = p.state();
-        if acks == -1 {
-            let min_isr = (self.min_insync_replicas)(image, &tp.topic);
-            if (st.registration.isr.len() as i32) < min_isr {
-                if let Some(stats) = &p.stats {
-                    stats.produce_failed(0);
-                }
-                return AppendResult::error(ErrorCode::NotEnoughReplicas, None);
-            }
-        }
-        let mut log = lock_log(&p.log);
-        match append(&mut log, st.registration.leader_epoch) {
-            Ok(info) => {
-                // Alone in the ISR, the append is committed at once.
-                self.maybe_increment_high_watermark(&p, &st.registration, &mut log);
-                let result = AppendResult {
-                    error: ErrorCode::None,
-                    error_message: None,
-                    record_errors: Vec::new(),
-                    base_offset: info.first_offset,
-                    last_offset: info.last_offset,
-                    replicated: log.high_watermark() > info.last_offset,
-                    log_append_time: info.log_append_time,
-                    log_start_offset: log.log_start_offset(),
-                };
-                drop(log);
-                self.appended.notify_waiters();
+        match p.append_records_to_leader(acks, append) {
+            Ok((info, offsets)) => {
                 if let Some(stats) = &p.stats {
                     // A producer's retry of a batch already in the log appends nothing.
                     let (bytes, messages) = if info.duplicate {
@@ -802,13 +767,27 @@ impl ReplicaManager {
                     };
                     stats.produced(bytes, messages);
                 }
-                result
+                AppendResult {
+                    error: ErrorCode::None,
+                    error_message: None,
+                    record_errors: Vec::new(),
+                    base_offset: info.first_offset,
+                    last_offset: info.last_offset,
+                    replicated: offsets.high_watermark > info.last_offset,
+                    log_append_time: info.log_append_time,
+                    log_start_offset: offsets.log_start_offset,
+                }
             }
-            Err(e) => {
+            Err(refusal) => {
                 if let Some(stats) = &p.stats {
                     stats.produce_failed(0);
                 }
-                refused(tp, &e)
+                match refusal {
+                    AppendRefused::NotEnoughReplicas => {
+                        AppendResult::error(ErrorCode::NotEnoughReplicas, None)
+                    }
+                    AppendRefused::Log(e) => refused(tp, &e),
+                }
             }
         }
     }
@@ -898,42 +877,7 @@ impl ReplicaManager {
                 return ReadResult::error(ErrorCode::UnknownLeaderEpoch);
             }
         }
-        let mut log = lock_log(&p.log);
-        let hw = log.high_watermark();
-        let lso = log.last_stable_offset();
-        let mut out = ReadResult {
-            error: ErrorCode::None,
-            high_watermark: hw,
-            last_stable_offset: lso,
-            log_start_offset: log.log_start_offset(),
-            records: None,
-            stats: None,
-            aborted_transactions: None,
-        };
-        let upper = match isolation {
-            FetchIsolation::LogEnd => log.log_end_offset(),
-            FetchIsolation::HighWatermark => hw,
-            FetchIsolation::TxnCommitted => lso,
-        };
-        match log.read(offset, max_bytes, upper, min_one) {
-            Ok(info) => out.records = info.slice,
-            Err(e) => out.error = storage_error_code(&e),
-        }
-        if isolation == FetchIsolation::TxnCommitted && out.error == ErrorCode::None {
-            let aborted = if out.records.is_some() {
-                log.collect_aborted_txns(offset, upper, MAX_ABORTED_TXNS_PER_FETCH)
-            } else {
-                Ok(Vec::new())
-            };
-            match aborted {
-                Ok(a) => out.aborted_transactions = Some(a),
-                Err(e) => {
-                    out.error = storage_error_code(&e);
-                    out.records = None;
-                }
-            }
-        }
-        drop(log);
+        let mut out = p.read_records(offset, max_bytes, min_one, isolation);
         // The coordinator's own loading read (to the log end) is no client's fetch.
         if !to_log_end {
             if let Some(stats) = &p.stats {
@@ -995,7 +939,7 @@ impl ReplicaManager {
                 // start of its epoch, so no client sees the partition's end move backwards after
                 // a failover.
                 if timestamp != rafka_storage::unified_log::EARLIEST_TIMESTAMP
-                    && replication::epoch_start_offset(&log, epoch) > real_hw
+                    && crate::partition::epoch_start_offset(&log, epoch) > real_hw
                 {
                     return Err(ErrorCode::OffsetNotAvailable);
                 }
@@ -1041,12 +985,6 @@ impl ReplicaManager {
     /// timestamp), so belongs on a blocking thread rather than an async worker.
     pub fn needs_blocking_search(timestamp: i64) -> bool {
         timestamp >= 0 || timestamp == rafka_storage::unified_log::MAX_TIMESTAMP
-    }
-
-    /// A future that completes at the next append. Create (and `enable`) it before reading, so
-    /// that an append between the read and the wait is not missed.
-    pub fn next_append(&self) -> tokio::sync::futures::Notified<'_> {
-        self.appended.notified()
     }
 }
 

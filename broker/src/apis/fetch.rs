@@ -12,7 +12,9 @@
 //! in one request is served once, as Kafka's `FetchRequest.fetchData` map does: at the place of
 //! its first listing, with the fields of its last (keyed by topic id, topic name and partition,
 //! so two unknown topic ids are two entries). A fetch that finds fewer than
-//! `min(min_bytes, fetch max)` bytes waits — woken by appends — until `max_wait_ms`.
+//! `min(min_bytes, fetch max)` bytes waits in the fetch purgatory, keyed by its partitions
+//! ([`crate::purgatory::delayed_fetch`]), until they have enough or `max_wait_ms`: an append or
+//! a high-watermark move elsewhere does not wake it.
 //! Fetch sessions (KIP-227) are refused correctly: a request to open one is answered with
 //! session id 0 (no session; the client keeps sending full fetches), an incremental fetch on a
 //! session id we never gave out gets FETCH_SESSION_ID_NOT_FOUND.
@@ -25,6 +27,7 @@ use super::current_leader::LeaderHints;
 use super::KafkaApis;
 use crate::metrics::topic::TopicMetrics;
 use crate::network::RequestContext;
+use crate::purgatory::delayed_fetch::FetchWatch;
 use crate::replica_manager::FetchIsolation;
 use rafka_controller::control::topics::internal::check_fetch;
 use rafka_controller::image::MetadataImage;
@@ -112,24 +115,27 @@ pub async fn handle(
     let items = distinct_partitions(version, &req, &image);
     let denied = denied_items(apis, ctx, &image, version, &req, &items);
     loop {
-        let next_append = apis.replica_manager.next_append();
-        tokio::pin!(next_append);
-        next_append.as_mut().enable();
-        let (resp, slices, bytes, errors) =
-            read_all(apis, version, &req, &items, &denied, max_bytes);
-        let done = bytes >= min_bytes || errors || tokio::time::Instant::now() >= deadline;
+        let read = read_all(apis, version, &req, &items, &denied, max_bytes);
+        let done =
+            read.bytes >= min_bytes || read.errors || tokio::time::Instant::now() >= deadline;
         if done {
-            return answer(apis, ctx, version, &req, resp, slices);
+            return answer(apis, ctx, version, &req, read.response, read.slices);
         }
-        // Kafka's delayed-fetch purgatory.
-        let waited = crate::metrics::request::remote(
+        // Kafka's delayed-fetch purgatory: parked on these partitions only, until they have
+        // enough (then read again) or the deadline.
+        let mut delayed = apis
+            .replica_manager
+            .delayed_fetch(read.watches, min_bytes as u64);
+        let ready = crate::metrics::request::remote(
             crate::metrics::request::Purgatory::Fetch,
-            tokio::time::timeout_at(deadline, next_append),
-        );
-        if waited.await.is_err() {
+            delayed.wait(deadline),
+        )
+        .await;
+        drop(delayed);
+        if !ready {
             // Deadline: answer with whatever there is now.
-            let (resp, slices, _, _) = read_all(apis, version, &req, &items, &denied, max_bytes);
-            return answer(apis, ctx, version, &req, resp, slices);
+            let read = read_all(apis, version, &req, &items, &denied, max_bytes);
+            return answer(apis, ctx, version, &req, read.response, read.slices);
         }
     }
 }
@@ -200,9 +206,6 @@ fn add_leader_hints(apis: &KafkaApis, ctx: &RequestContext, resp: &mut FetchResp
         .collect();
 }
 
-/// Reads every item once, within `max_bytes` in total (the first batch of the first partition
-/// with data excepted). Answers the response, its file slices, their total length, and whether
-/// an error or a divergence means the fetch must not wait.
 /// The follower's id (replica id ≥ 0), or −1 for a consumer.
 fn replica_id(version: i16, req: &FetchRequest) -> i32 {
     if version >= 15 {
@@ -240,6 +243,20 @@ fn denied_items(
         .collect()
 }
 
+/// One read of every item of a fetch.
+struct FetchRead {
+    response: FetchResponse,
+    slices: Vec<SlotSource>,
+    /// The slices' total length.
+    bytes: usize,
+    /// Whether an error or a divergence means the fetch must not wait.
+    errors: bool,
+    /// What each partition read would wait on, if the fetch waits.
+    watches: Vec<FetchWatch>,
+}
+
+/// Reads every item once, within `max_bytes` in total (the first batch of the first partition
+/// with data excepted).
 fn read_all(
     apis: &KafkaApis,
     version: i16,
@@ -247,11 +264,12 @@ fn read_all(
     items: &[FetchItem],
     denied: &[bool],
     max_bytes: usize,
-) -> (FetchResponse, Vec<SlotSource>, usize, bool) {
+) -> FetchRead {
     let image = apis.image();
     let mut slices = Vec::new();
     let mut total: usize = 0;
     let mut errors = false;
+    let mut watches = Vec::new();
     // A follower (replica id >= 0) reads up to the log end and tells its progress.
     let replica_id = replica_id(version, req);
     let mut responses: Vec<FetchableTopicResponse> = Vec::new();
@@ -304,6 +322,7 @@ fn read_all(
                     &mut slices,
                     &mut total,
                     &mut errors,
+                    &mut watches,
                 )
             }
         };
@@ -330,15 +349,16 @@ fn read_all(
             t.partitions.push(data);
         }
     }
-    (
-        FetchResponse {
+    FetchRead {
+        response: FetchResponse {
             responses,
             ..Default::default()
         },
         slices,
-        total,
+        bytes: total,
         errors,
-    )
+        watches,
+    }
 }
 
 /// One partition's read, for a follower or a consumer, within `budget` bytes (or its first batch
@@ -357,7 +377,21 @@ fn read_partition(
     slices: &mut Vec<SlotSource>,
     total: &mut usize,
     errors: &mut bool,
+    watches: &mut Vec<FetchWatch>,
 ) -> PartitionData {
+    let mut watch = |isolation: FetchIsolation, read_bound: i64, bytes: &Records| {
+        watches.push(FetchWatch {
+            tp: tp.clone(),
+            fetch_offset: p.fetch_offset,
+            isolation,
+            read_bound,
+            bytes: match bytes {
+                Records::Slot { len, .. } => u64::from(*len),
+                _ => 0,
+            },
+            max_bytes: p.partition_max_bytes.max(0) as u64,
+        });
+    };
     // A read that ignored the budget (a follower's read always returns its first batch whole)
     // is dropped unless this partition may exceed it: the follower's progress was still recorded,
     // and it fetches the batch again, first, next time.
@@ -376,6 +410,9 @@ fn read_partition(
             *errors = true;
         }
         let records = slot(within(r.records), None, slices, total);
+        if r.error == ErrorCode::None {
+            watch(FetchIsolation::LogEnd, r.log_end_offset, &records);
+        }
         let diverging_epoch = match r.diverging_epoch {
             Some((epoch, end_offset)) => {
                 // Answer at once: the follower must truncate before anything else.
@@ -456,6 +493,15 @@ fn read_partition(
             .collect()
     });
     let records = slot(within(r.records), r.stats, slices, total);
+    if r.error == ErrorCode::None {
+        let isolation = FetchIsolation::of_consumer(isolation_level);
+        let bound = if isolation == FetchIsolation::TxnCommitted {
+            r.last_stable_offset
+        } else {
+            r.high_watermark
+        };
+        watch(isolation, bound, &records);
+    }
     PartitionData {
         partition_index: p.partition,
         error_code: r.error.code(),

@@ -232,13 +232,19 @@ pub async fn handle(
     }
     let deadline = tokio::time::Instant::now()
         + std::time::Duration::from_millis(req.timeout_ms.max(0) as u64);
-    for (t, p, tp, required) in waits {
-        let code = apis
-            .replica_manager
-            .wait_for_high_watermark(&image, &tp, required, deadline)
-            .await;
+    // Kafka's delayed produce: one wait over the partitions, woken by their own high
+    // watermarks only.
+    let required: Vec<(TopicPartition, i64)> = waits
+        .iter()
+        .map(|(_, _, tp, required)| (tp.clone(), *required))
+        .collect();
+    let codes = apis
+        .replica_manager
+        .wait_for_high_watermarks(&required, deadline)
+        .await;
+    for ((t, p, _, _), code) in waits.iter().zip(codes) {
         if code != ErrorCode::None {
-            let r = &mut responses[t].partition_responses[p];
+            let r = &mut responses[*t].partition_responses[*p];
             r.error_code = code.code();
             r.base_offset = -1;
         }

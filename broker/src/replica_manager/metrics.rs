@@ -6,7 +6,6 @@ use crate::metrics::topic::TopicMetrics;
 use crate::metrics::NodeMetrics;
 use rafka_controller::image::MetadataImage;
 use rafka_storage::log_manager::lock_log;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// One partition's log, for the per-partition series.
@@ -51,15 +50,13 @@ impl ReplicaManager {
 
     /// Scans the hosted partitions: reads each one's registration in place (no clone) and, with
     /// `with_logs`, takes each log's lock briefly for its size and offsets.
-    pub fn partition_summary(&self, image: &MetadataImage, with_logs: bool) -> PartitionSummary {
+    pub fn partition_summary(&self, _image: &MetadataImage, with_logs: bool) -> PartitionSummary {
         let partitions: Vec<Arc<Partition>> = self.partitions();
         let mut s = PartitionSummary {
             partitions: partitions.len(),
             offline_replicas: self.offline_map().len(),
             ..Default::default()
         };
-        // min.insync.replicas resolves the topic's configs: once per topic per scrape.
-        let mut min_isr: HashMap<String, i32> = HashMap::new();
         for p in &partitions {
             let (leader, replicas, isr) = p.with_state(|st| {
                 (
@@ -75,14 +72,8 @@ impl ReplicaManager {
             if isr < replicas {
                 s.under_replicated += 1;
             }
-            let min = match min_isr.get(&p.tp.topic) {
-                Some(m) => *m,
-                None => {
-                    let m = (self.min_insync_replicas)(image, &p.tp.topic);
-                    min_isr.insert(p.tp.topic.clone(), m);
-                    m
-                }
-            };
+            // As the image last set it on the partition.
+            let min = p.min_insync_replicas();
             let isr = i32::try_from(isr).unwrap_or(i32::MAX);
             if isr < min {
                 s.under_min_isr += 1;

@@ -63,11 +63,7 @@ impl ReplicaManager {
             return None;
         }
         let rack = |id: i32| image.broker(id).and_then(|b| b.rack.as_deref());
-        let ends = p
-            .replicas
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .follower_log_end_offsets();
+        let ends = p.replicas_lock().follower_log_end_offsets();
         let followers: Vec<ReplicaView<'_>> = ends
             .into_iter()
             .filter(|(id, leo)| {

@@ -9,52 +9,30 @@
 //!   watermark and the start of the leader's epoch is proposed back in — always through
 //!   AlterPartition ([`crate::alter_partition_manager`]), in force only once the controller has
 //!   committed it and the image brings it back.
-//! - **acks=all** waits in [`ReplicaManager::wait_for_high_watermark`] until the high watermark
-//!   passes the append (NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below
-//!   `min.insync.replicas` meanwhile, REQUEST_TIMED_OUT at the request's timeout,
+//! - **acks=all** waits in the produce purgatory ([`crate::purgatory::delayed_produce`]) until
+//!   the high watermark passes the append (NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank
+//!   below `min.insync.replicas` meanwhile, REQUEST_TIMED_OUT at the request's timeout,
 //!   NOT_LEADER_OR_FOLLOWER if leadership moved).
 //! - **Follower:** [`ReplicaManager::process_fetched`] applies what a fetch from the leader
 //!   brought: a diverging epoch (KIP-320) truncates the log to where it agrees with the leader's
 //!   (so a former leader's unreplicated tail goes, KIP-101), records are appended with the
 //!   leader's offsets after their CRCs are checked, the high watermark follows the leader's.
+//!
+//! The per-partition rules (the high watermark, follower states, the ISR check) are
+//! [`crate::partition::Partition`]'s; this file finds the partitions and checks the requests.
 
-use super::{now_ms, Partition, ReplicaManager};
+use super::{now_ms, ReplicaManager};
 use bytes::Bytes;
-use rafka_controller::image::{MetadataImage, PartitionRegistration};
+use rafka_controller::image::MetadataImage;
 use rafka_protocol::{ErrorCode, Uuid};
 use rafka_storage::log_manager::lock_log;
-use rafka_storage::{FileSlice, StorageError, TopicPartition, UnifiedLog};
-use std::collections::HashMap;
+use rafka_storage::{FileSlice, StorageError, TopicPartition};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
-/// What the leader knows of one follower.
-#[derive(Debug, Clone, Copy)]
-pub struct FollowerState {
-    /// Its log end offset (the offset of its last fetch), -1 until it has fetched.
-    pub log_end_offset: i64,
-    pub last_caught_up_ms: i64,
-    last_fetch_ms: i64,
-    /// The leader's log end offset at that fetch.
-    last_fetch_leader_leo: i64,
-}
+use crate::partition::Partition;
 
-/// A leader's view of its followers, and the ISR change it has proposed.
-#[derive(Debug, Default)]
-pub struct ReplicaStates {
-    followers: HashMap<i32, FollowerState>,
-    /// The ISR sent to the controller, with the partition epoch it was proposed at.
-    pending_isr: Option<(i32, Vec<i32>)>,
-}
-
-impl ReplicaStates {
-    /// Each follower's log end offset as its last fetch showed it (-1 before any fetch).
-    pub fn follower_log_end_offsets(&self) -> Vec<(i32, i64)> {
-        self.followers
-            .iter()
-            .map(|(id, f)| (*id, f.log_end_offset))
-            .collect()
-    }
-}
+pub use crate::partition::{FollowerState, ReplicaStates};
 
 /// An ISR change to propose to the controller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,6 +50,8 @@ pub struct FollowerRead {
     pub error: ErrorCode,
     pub high_watermark: i64,
     pub log_start_offset: i64,
+    /// The leader's log end offset when it read (what a delayed follower fetch waits past).
+    pub log_end_offset: i64,
     pub records: Option<FileSlice>,
     /// KIP-320: the end of the follower's last fetched epoch on the leader, when the
     /// follower's log goes past it (it must truncate there).
@@ -84,6 +64,7 @@ impl FollowerRead {
             error,
             high_watermark: -1,
             log_start_offset: -1,
+            log_end_offset: -1,
             records: None,
             diverging_epoch: None,
         }
@@ -109,65 +90,6 @@ pub struct FetchedPartition {
     pub log_start_offset: i64,
     pub diverging_epoch: Option<(i32, i64)>,
     pub records: Bytes,
-}
-
-impl Partition {
-    /// Keeps the replica bookkeeping in step with a new registration: a new leadership starts
-    /// with every follower unknown but counted as caught up now (as Kafka does, so an ISR member
-    /// is not dropped before it could fetch); a decided ISR proposal is forgotten.
-    pub(super) fn on_registration(
-        &self,
-        reg: &PartitionRegistration,
-        me: i32,
-        is_leader: bool,
-        new_leadership: bool,
-        now: i64,
-    ) {
-        let mut r = self.replicas.lock().unwrap_or_else(|e| e.into_inner());
-        if !is_leader {
-            r.followers.clear();
-            r.pending_isr = None;
-            return;
-        }
-        if new_leadership {
-            r.followers.clear();
-        }
-        for &id in reg.replicas.iter().filter(|&&id| id != me) {
-            r.followers.entry(id).or_insert(FollowerState {
-                log_end_offset: -1,
-                last_caught_up_ms: now,
-                last_fetch_ms: now,
-                last_fetch_leader_leo: -1,
-            });
-        }
-        r.followers.retain(|id, _| reg.replicas.contains(id));
-        if r.pending_isr
-            .as_ref()
-            .is_some_and(|(epoch, _)| *epoch != reg.partition_epoch)
-        {
-            r.pending_isr = None;
-        }
-    }
-
-    /// The followers' states (tests, DescribeTopicPartitions-like views).
-    pub fn follower_states(&self) -> HashMap<i32, FollowerState> {
-        self.replicas
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .followers
-            .clone()
-    }
-}
-
-/// The offset the current leader epoch starts at in `log` (its log end if it has not
-/// appended yet).
-pub(super) fn epoch_start_offset(log: &UnifiedLog, leader_epoch: i32) -> i64 {
-    log.leader_epoch_cache()
-        .epoch_entries()
-        .iter()
-        .rev()
-        .find(|e| e.epoch == leader_epoch)
-        .map_or(log.log_end_offset(), |e| e.start_offset)
 }
 
 impl ReplicaManager {
@@ -203,122 +125,14 @@ impl ReplicaManager {
             // Not a replica of this partition: an error, never data.
             return FollowerRead::error(ErrorCode::NotLeaderOrFollower);
         }
-        let now = now_ms();
-        let mut log = lock_log(&p.log);
-        let leo = log.log_end_offset();
-        let mut out = FollowerRead {
-            error: ErrorCode::None,
-            high_watermark: log.high_watermark(),
-            log_start_offset: log.log_start_offset(),
-            records: None,
-            diverging_epoch: None,
-        };
-        if last_fetched_epoch >= 0 {
-            let (epoch, end) = log
-                .leader_epoch_cache()
-                .end_offset_for(last_fetched_epoch, leo);
-            if epoch < 0 || end < 0 {
-                // Kafka: the end of the last fetched epoch cannot be determined.
-                out.error = ErrorCode::OffsetOutOfRange;
-                return out;
-            }
-            if epoch < last_fetched_epoch || end < fetch_offset {
-                out.diverging_epoch = Some((epoch, end));
-                return out;
-            }
-        }
-        match log.read(fetch_offset, max_bytes, leo, true) {
-            Ok(info) => out.records = info.slice,
-            Err(e) => {
-                out.error = crate::errors::storage_error_code(&e);
-                return out;
-            }
-        }
-        {
-            let mut r = p.replicas.lock().unwrap_or_else(|e| e.into_inner());
-            let f = r.followers.entry(replica_id).or_insert(FollowerState {
-                log_end_offset: -1,
-                last_caught_up_ms: now,
-                last_fetch_ms: now,
-                last_fetch_leader_leo: -1,
-            });
-            if fetch_offset >= leo {
-                f.last_caught_up_ms = now;
-            } else if fetch_offset >= f.last_fetch_leader_leo && f.last_fetch_leader_leo >= 0 {
-                f.last_caught_up_ms = f.last_caught_up_ms.max(f.last_fetch_ms);
-            }
-            f.last_fetch_leader_leo = leo;
-            f.last_fetch_ms = now;
-            f.log_end_offset = fetch_offset;
-        }
-        self.maybe_increment_high_watermark(&p, reg, &mut log);
-        out.high_watermark = log.high_watermark();
-        out
-    }
-
-    /// Moves the high watermark to the smallest log end offset over the ISR, if that is higher;
-    /// wakes acks=all produces and consumers' fetches when it moves.
-    pub(super) fn maybe_increment_high_watermark(
-        &self,
-        p: &Partition,
-        reg: &PartitionRegistration,
-        log: &mut UnifiedLog,
-    ) {
-        if reg.leader != self.broker_id {
-            return;
-        }
-        let mut hw = log.log_end_offset();
-        {
-            let r = p.replicas.lock().unwrap_or_else(|e| e.into_inner());
-            for id in reg.isr.iter().filter(|&&id| id != self.broker_id) {
-                match r.followers.get(id) {
-                    Some(f) if f.log_end_offset >= 0 => hw = hw.min(f.log_end_offset),
-                    // An ISR member not heard from yet: the high watermark waits for it.
-                    _ => return,
-                }
-            }
-        }
-        if hw > log.high_watermark() {
-            log.set_high_watermark(hw);
-            self.hw_advanced.notify_waiters();
-            self.appended.notify_waiters();
-        }
-    }
-
-    /// acks=all: waits until the high watermark of `tp` reaches `required` (the offset after
-    /// the append), at most until `deadline`.
-    pub async fn wait_for_high_watermark(
-        &self,
-        image: &MetadataImage,
-        tp: &TopicPartition,
-        required: i64,
-        deadline: tokio::time::Instant,
-    ) -> ErrorCode {
-        loop {
-            let notified = self.hw_advanced.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let Some(p) = self.partition(tp).filter(|p| p.is_leader()) else {
-                return ErrorCode::NotLeaderOrFollower;
-            };
-            let hw = lock_log(&p.log).high_watermark();
-            if hw >= required {
-                let isr = p.state().registration.isr.len() as i32;
-                return if isr < (self.min_insync_replicas)(image, &tp.topic) {
-                    ErrorCode::NotEnoughReplicasAfterAppend
-                } else {
-                    ErrorCode::None
-                };
-            }
-            // Kafka's delayed-produce purgatory (offset commits wait here too).
-            let waited = crate::metrics::request::remote(
-                crate::metrics::request::Purgatory::Produce,
-                tokio::time::timeout_at(deadline, notified),
-            );
-            if waited.await.is_err() {
-                return ErrorCode::RequestTimedOut;
-            }
-        }
+        p.read_for_follower(
+            reg,
+            replica_id,
+            fetch_offset,
+            last_fetched_epoch,
+            max_bytes,
+            now_ms(),
+        )
     }
 
     /// The ISR changes this leader should propose now: followers not caught up for
@@ -326,84 +140,35 @@ impl ReplicaManager {
     /// at a time.
     pub fn isr_changes(&self, image: &MetadataImage, now: i64) -> Vec<IsrChange> {
         let lag = self.replica_lag_time_max_ms.load(Ordering::Relaxed);
-        let me = self.broker_id;
-        let mut out = Vec::new();
-        for p in self.partitions() {
-            // A partition this broker does not lead, or whose only replica is this broker, has
-            // no ISR to change: skipped without cloning its state or locking its log.
-            if !p.with_state(|st| st.is_leader && st.registration.replicas.len() > 1) {
-                continue;
-            }
-            let st = p.state();
-            if !st.is_leader {
-                continue;
-            }
-            let reg = &st.registration;
-            let (hw, epoch_start) = {
-                let log = lock_log(&p.log);
-                (
-                    log.high_watermark(),
-                    epoch_start_offset(&log, reg.leader_epoch),
-                )
-            };
-            let mut r = p.replicas.lock().unwrap_or_else(|e| e.into_inner());
-            if r.pending_isr.is_some() {
-                continue;
-            }
-            let mut isr: Vec<i32> = reg
-                .isr
-                .iter()
-                .copied()
-                .filter(|&id| {
-                    id == me
-                        || r.followers
-                            .get(&id)
-                            .is_some_and(|f| now - f.last_caught_up_ms <= lag)
-                })
-                .collect();
-            for &id in &reg.replicas {
-                if isr.contains(&id) || !image.is_active(id) {
-                    continue;
-                }
-                if r.followers.get(&id).is_some_and(|f| {
-                    f.log_end_offset >= hw
-                        && f.log_end_offset >= epoch_start
-                        && now - f.last_caught_up_ms <= lag
-                }) {
-                    isr.push(id);
-                }
-            }
-            if isr != reg.isr {
-                r.pending_isr = Some((reg.partition_epoch, isr.clone()));
-                out.push(IsrChange {
-                    tp: p.tp.clone(),
-                    topic_id: p.topic_id,
-                    leader_epoch: reg.leader_epoch,
-                    partition_epoch: reg.partition_epoch,
-                    new_isr: isr,
-                });
-            }
-        }
-        out
+        // Only the partitions led with followers (kept by `apply_image`), not every one hosted.
+        let led: Vec<Arc<Partition>> = self
+            .sets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .led_with_followers
+            .values()
+            .cloned()
+            .collect();
+        led.iter()
+            .filter_map(|p| p.isr_change(image, lag, now))
+            .collect()
     }
 
     /// The controller refused (or never answered) a proposal: forget it, to propose again.
     pub fn isr_change_failed(&self, tp: &TopicPartition) {
         if let Some(p) = self.partition(tp) {
-            p.replicas
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pending_isr = None;
+            p.isr_change_failed();
         }
     }
 
     /// The leaders this broker follows partitions of.
     pub fn followed_leaders(&self) -> Vec<i32> {
-        // Run every 100 ms and on every image change: the counts `apply_image` keeps, O(leaders).
+        // Run every 100 ms and on every image change: the sets `apply_image` keeps, O(leaders).
         let mut leaders: Vec<i32> = self
-            .followed
+            .sets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+            .followed
             .keys()
             .copied()
             .collect();
@@ -413,23 +178,34 @@ impl ReplicaManager {
 
     /// The partitions this broker follows on `leader`, with what to fetch next.
     pub fn followed_from(&self, leader: i32) -> Vec<FollowedPartition> {
-        let mut out = Vec::new();
-        for p in self.partitions() {
-            let st = p.state();
-            if st.is_leader || st.registration.leader != leader {
+        // The set `apply_image` keeps for this leader, in name order: O(partitions followed
+        // on it), not O(partitions hosted).
+        let followed: Vec<Arc<Partition>> = self
+            .sets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .followed
+            .get(&leader)
+            .map(|set| set.values().cloned().collect())
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(followed.len());
+        for p in followed {
+            let Some(leader_epoch) = p.with_state(|st| {
+                (!st.is_leader && st.registration.leader == leader)
+                    .then_some(st.registration.leader_epoch)
+            }) else {
                 continue;
-            }
+            };
             let log = lock_log(&p.log);
             out.push(FollowedPartition {
                 tp: p.tp.clone(),
                 topic_id: p.topic_id,
-                leader_epoch: st.registration.leader_epoch,
+                leader_epoch,
                 fetch_offset: log.log_end_offset(),
                 last_fetched_epoch: log.leader_epoch_cache().latest_epoch().unwrap_or(-1),
                 log_start_offset: log.log_start_offset(),
             });
         }
-        out.sort_by(|a, b| a.tp.cmp(&b.tp));
         out
     }
 
@@ -446,8 +222,7 @@ impl ReplicaManager {
         let Some(p) = self.partition(tp) else {
             return ErrorCode::UnknownTopicOrPartition;
         };
-        let st = p.state();
-        if st.is_leader || st.registration.leader_epoch != leader_epoch {
+        if p.with_state(|st| st.is_leader || st.registration.leader_epoch != leader_epoch) {
             return ErrorCode::None;
         }
         let now = now_ms();
@@ -488,6 +263,8 @@ impl ReplicaManager {
             }
             Ok(())
         })();
+        // Consumers reading from this follower (KIP-392) wait on its offsets.
+        p.release(log);
         match result {
             Ok(()) => data.error,
             Err(e) => {
