@@ -74,15 +74,21 @@ impl Broker {
     }
 
     /// As [`Broker::start`], with `extra` lines appended to `server.properties` (where
-    /// `{port}` and `{controller_port}` stand for the ports chosen, e.g. to add listeners).
+    /// `{port}` and `{controller_port}` stand for the ports chosen, e.g. to add listeners). The
+    /// HTTP listener gets a free port unless `extra` sets `http.listeners`.
     pub fn start_with(dir: &Path, extra: &str) -> Broker {
         let bin = rafka_binary();
         let mut last = String::new();
         for attempt in 0..5 {
             let (port, controller_port) = (free_port(), free_port());
-            let extra = extra
+            let mut extra = extra
                 .replace("{port}", &port.to_string())
                 .replace("{controller_port}", &controller_port.to_string());
+            // The HTTP listener too on a port of its own unless the caller chose one (its
+            // zero-config default, localhost:9644, would collide with any other broker here).
+            if !extra.contains("http.listeners") {
+                extra.push_str(&format!("\nhttp.listeners=http://127.0.0.1:{}", free_port()));
+            }
             let props = format!(
                 "node.id=1\n\
                  process.roles=broker,controller\n\
