@@ -448,7 +448,10 @@ fn verify_only_add_partitions_is_served_to_brokers_only() {
     else {
         panic!("AddPartitionsToTxn v3")
     };
-    assert_eq!(r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code, 0);
+    assert_eq!(
+        r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        0
+    );
     let verify = |epoch: i16, partitions: Vec<i32>| AddPartitionsToTxnRequest {
         transactions: vec![AddPartitionsToTxnTransaction {
             transactional_id: "tx-v".into(),
@@ -478,8 +481,13 @@ fn verify_only_add_partitions_is_served_to_brokers_only() {
         (r.error_code, parts)
     };
     // A client cannot ask (CLUSTER_AUTHORIZATION_FAILED for the whole request).
-    let r = raw_request(addr, 4, RequestKind::AddPartitionsToTxn(verify(ids.producer_epoch, vec![0])), T)
-        .expect("AddPartitionsToTxn v4 on the client listener");
+    let r = raw_request(
+        addr,
+        4,
+        RequestKind::AddPartitionsToTxn(verify(ids.producer_epoch, vec![0])),
+        T,
+    )
+    .expect("AddPartitionsToTxn v4 on the client listener");
     assert_eq!(codes(r).0, ErrorCode::ClusterAuthorizationFailed.code());
     // A broker can: partition 0 is in the transaction, 1 is not (and is not added by asking).
     for _ in 0..2 {

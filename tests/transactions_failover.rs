@@ -112,7 +112,10 @@ struct Ledger(Arc<Mutex<BTreeMap<u64, Outcome>>>);
 
 impl Ledger {
     fn record(&self, txn: u64, o: Outcome) {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).insert(txn, o);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(txn, o);
     }
     fn count(&self, o: Outcome) -> usize {
         let l = self.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -441,7 +444,9 @@ fn transactions_survive_coordinator_and_leader_kills() {
         panic!("{} read {n} times by read_committed", value(*txn, *i));
     }
     for (&txn, &outcome) in &ledger {
-        let present = (0..PER_TXN).filter(|&i| seen.contains_key(&(txn, i))).count();
+        let present = (0..PER_TXN)
+            .filter(|&i| seen.contains_key(&(txn, i)))
+            .count();
         match outcome {
             Outcome::Committed => assert_eq!(
                 present, PER_TXN,
@@ -525,7 +530,12 @@ fn try_committed_fetch(
                 .flatten()
                 .map(|a| (a.producer_id, a.first_offset))
                 .collect();
-            Some((p.error_code, p.high_watermark, p.last_stable_offset, aborted))
+            Some((
+                p.error_code,
+                p.high_watermark,
+                p.last_stable_offset,
+                aborted,
+            ))
         }
         _ => None,
     }
@@ -568,7 +578,12 @@ fn read_one(bootstrap: &str, topic: &str, isolation: &str) -> Vec<String> {
                     return out;
                 }
                 std::thread::sleep(Duration::from_millis(200));
-                let _ = c.seek(topic, 0, rdkafka::Offset::Offset(pos.max(0)), Duration::from_secs(5));
+                let _ = c.seek(
+                    topic,
+                    0,
+                    rdkafka::Offset::Offset(pos.max(0)),
+                    Duration::from_secs(5),
+                );
             }
             Some(Err(e)) => eprintln!("consume {topic}: {e}"),
             None => {}
@@ -672,7 +687,13 @@ fn a_node_killed_mid_transaction_comes_back_right() {
         }
         let preferred = v.as_ref().and_then(|v| v[0].replicas.first().copied());
         if preferred == Some(victim) {
-            let _ = common::ffi::elect_leaders(admin.inner(), false, topic, &[0], Duration::from_secs(10));
+            let _ = common::ffi::elect_leaders(
+                admin.inner(),
+                false,
+                topic,
+                &[0],
+                Duration::from_secs(10),
+            );
         } else {
             // Not its preferred replica: fetch from it as a follower is not possible for a
             // consumer without KIP-392, so check its log through the leader's answers only.
@@ -777,7 +798,13 @@ fn a_leader_asks_a_remote_coordinator_before_a_transaction_opens() {
         .block_on(admin.create_topics([&nt], &common::admin_options()))
         .expect("CreateTopics");
     assert_eq!(r, vec![Ok(topic.to_string())]);
-    wait_for_isrs(cluster.node(leader), topic, 1, &[leader], Deadline::after(Duration::from_secs(30)));
+    wait_for_isrs(
+        cluster.node(leader),
+        topic,
+        1,
+        &[leader],
+        Deadline::after(Duration::from_secs(30)),
+    );
     let init = InitProducerIdRequest {
         transactional_id: Some(id.into()),
         transaction_timeout_ms: 60_000,
@@ -833,7 +860,10 @@ fn a_leader_asks_a_remote_coordinator_before_a_transaction_opens() {
         ),
         other => panic!("AddPartitionsToTxn: {other:?}"),
     }
-    assert_eq!(raw_txn_produce(&cluster, leader, topic, id, (pid, epoch, 0)), 0);
+    assert_eq!(
+        raw_txn_produce(&cluster, leader, topic, id, (pid, epoch, 0)),
+        0
+    );
     // A stale epoch is fenced by the coordinator's answer.
     assert_eq!(
         raw_txn_produce(&cluster, leader, topic, id, (pid, epoch - 1, 0)),
@@ -860,7 +890,9 @@ fn a_new_coordinator_completes_a_commit_its_predecessor_could_not() {
     let coordinator = txn_coordinator(&cluster, 1, id).expect("the coordinator");
     // The partition's preferred leader is not the coordinator.
     let leader = (1..=3).find(|&n| n != coordinator).expect("another node");
-    let other = (1..=3).find(|&n| n != coordinator && n != leader).expect("a third node");
+    let other = (1..=3)
+        .find(|&n| n != coordinator && n != leader)
+        .expect("a third node");
     let topic = "prepared";
     let replicas = [leader, other, coordinator];
     let assignment = [&replicas[..]];
@@ -901,7 +933,10 @@ fn a_new_coordinator_completes_a_commit_its_predecessor_could_not() {
             .filter(|&l| l > 0)
             .and_then(|l| try_committed_fetch(&cluster, l, topic));
         // p0 p1 COMMIT, all stable.
-        if seen.as_ref().is_some_and(|(code, hw, lso, _)| (*code, *hw, *lso) == (0, 3, 3)) {
+        if seen
+            .as_ref()
+            .is_some_and(|(code, hw, lso, _)| (*code, *hw, *lso) == (0, 3, 3))
+        {
             break;
         }
         deadline.check(|| {

@@ -87,7 +87,10 @@ impl Broker {
             // The HTTP listener too on a port of its own unless the caller chose one (its
             // zero-config default, localhost:9644, would collide with any other broker here).
             if !extra.contains("http.listeners") {
-                extra.push_str(&format!("\nhttp.listeners=http://127.0.0.1:{}", free_port()));
+                extra.push_str(&format!(
+                    "\nhttp.listeners=http://127.0.0.1:{}",
+                    free_port()
+                ));
             }
             let props = format!(
                 "node.id=1\n\

@@ -160,9 +160,7 @@ impl AddPartitionsToTxnManager {
                 }
                 Some(t) if (t.producer_id, t.producer_epoch) > (producer_id, producer_epoch) => {
                     // An older instance than the one already queued: fenced.
-                    let _ = waiter
-                        .reply
-                        .send(vec![ErrorCode::InvalidProducerEpoch; n]);
+                    let _ = waiter.reply.send(vec![ErrorCode::InvalidProducerEpoch; n]);
                     queued = 0;
                 }
                 _ => {

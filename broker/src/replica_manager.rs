@@ -47,8 +47,8 @@ use rafka_storage::unified_log::{
     LogAppendInfo, TimestampAndOffset, TimestampSearch, TimestampStep, UnifiedLog,
 };
 use rafka_storage::{
-    AbortedTxn, FileSlice, LogConfig, LogManager, LogValidator, RecordError, SharedLog,
-    StorageError, TopicPartition, ValidatedRecords, VerificationGuard,
+    AbortedTxn, FileSlice, LogConfig, LogManager, LogValidator, RecordError, StorageError,
+    TopicPartition, ValidatedRecords, VerificationGuard,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -15,6 +15,7 @@
 //! moves away first), flush and close every log, write the checkpoints and the clean-shutdown
 //! marker, stop Raft.
 
+use crate::add_partitions_to_txn_manager::AddPartitionsToTxnManager;
 use crate::apis::KafkaApis;
 use crate::config::ssl::DynamicListenerSsl;
 use crate::config::{effective_config, KafkaConfig, ProcessRoles};
@@ -26,7 +27,6 @@ use crate::network::{self, NetworkConfig};
 use crate::now_ms;
 use crate::producer_id_manager::ProducerIdManager;
 use crate::replica_manager::ReplicaManager;
-use crate::add_partitions_to_txn_manager::AddPartitionsToTxnManager;
 use crate::transaction_coordinator::markers::MarkerChannel;
 use crate::transaction_coordinator::{TransactionConfig, TransactionCoordinator};
 use rafka_controller::control::ControllerConfig;
@@ -421,7 +421,10 @@ impl KafkaServer {
         let marker_channel = MarkerChannel {
             broker_id: settings.node_id,
             replica_manager: replica_manager.clone(),
-            listener_name: settings.kafka_config.inter_broker_listener_name().to_owned(),
+            listener_name: settings
+                .kafka_config
+                .inter_broker_listener_name()
+                .to_owned(),
             security: settings.inter_broker_client_security.clone(),
         };
         let transactions = {

@@ -77,9 +77,9 @@ use crate::error::{IoContext, Result, StorageError};
 use crate::fs::{FileSystem, LogFile};
 use crate::log_manager::{lock_log, SharedLog};
 use crate::log_segment::{file_name, BatchToAppend, LogSegment, NO_TIMESTAMP};
+use crate::transaction_index::AbortedTxn;
 use crate::unified_log::{records_of, UnifiedLog};
 use bytes::Bytes;
-use crate::transaction_index::AbortedTxn;
 use rafka_protocol::control_record::{ControlRecordType, EndTransactionMarker};
 use rafka_protocol::record::Record;
 use rafka_protocol::record_batch::{
@@ -178,7 +178,11 @@ impl TxnTracker {
     }
 
     fn reach(&mut self, offset: i64) {
-        while self.upcoming.last().is_some_and(|t| t.first_offset <= offset) {
+        while self
+            .upcoming
+            .last()
+            .is_some_and(|t| t.first_offset <= offset)
+        {
             if let Some(t) = self.upcoming.pop() {
                 self.ongoing_aborted.insert(t.producer_id, (t, false));
             }

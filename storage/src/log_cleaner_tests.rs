@@ -401,7 +401,14 @@ fn a_truncation_during_a_clean_abandons_the_swap() {
     let group: Vec<&InactiveSegment> = view.segments.iter().take(1).collect();
     let (mut stats, mut h) = (CleanStats::default(), None);
     let cleaned = cleaner
-        .clean_group(&view, &group, &retention, &mut no_txns(), &mut stats, &mut h)
+        .clean_group(
+            &view,
+            &group,
+            &retention,
+            &mut no_txns(),
+            &mut stats,
+            &mut h,
+        )
         .unwrap()
         .unwrap();
     let cleaned_path = dir
@@ -447,7 +454,14 @@ fn log_with_cleaned_copy(dir: &Path) -> (SharedLog, LogSegment, Vec<Stored>) {
     let group: Vec<&InactiveSegment> = view.segments.iter().take(2).collect();
     let (mut stats, mut h) = (CleanStats::default(), None);
     let cleaned = LogCleaner::new(fs(), 1 << 20)
-        .clean_group(&view, &group, &retention, &mut no_txns(), &mut stats, &mut h)
+        .clean_group(
+            &view,
+            &group,
+            &retention,
+            &mut no_txns(),
+            &mut stats,
+            &mut h,
+        )
         .unwrap()
         .unwrap();
     (log, cleaned, before)
@@ -790,7 +804,10 @@ fn aborted_data_is_removed_and_markers_go_after_delete_retention_once_their_data
         [(3, 1, 1, None), (5, 2, 1, None), (7, 1, 1, None)],
         "the markers as they were"
     );
-    assert_eq!(lock_log(&log).collect_aborted_txns(0, 100, 10).unwrap(), aborted);
+    assert_eq!(
+        lock_log(&log).collect_aborted_txns(0, 100, 10).unwrap(),
+        aborted
+    );
     assert!(
         batches.iter().all(|b| b.base_offset() != 1),
         "the aborted batch is gone"
@@ -819,7 +836,9 @@ fn aborted_data_is_removed_and_markers_go_after_delete_retention_once_their_data
     clean(&mut cleaner, &log, Some(cp), 2500).unwrap();
     let (batches, records) = read_all(&mut lock_log(&log));
     assert_eq!(markers(&batches), [(5, 2, 1, None), (7, 1, 1, None)]);
-    assert!(records.iter().any(|r| r.1 == "k" && r.2.as_deref() == Some("old")));
+    assert!(records
+        .iter()
+        .any(|r| r.1 == "k" && r.2.as_deref() == Some("old")));
     // The cleaned log reopens (after a crash) to the same LSO and aborted list.
     let dir_path = lock_log(&log).dir().to_path_buf();
     let leo = lock_log(&log).log_end_offset();

@@ -449,7 +449,8 @@ impl ProducerStateManager {
         }
         // KIP-890 part 1: a batch that opens a transaction needs the producer's guard.
         let opens_txn = batch.is_transactional
-            && !current.is_some_and(|e| e.current_txn_first_offset.is_some() && e.producer_epoch == epoch);
+            && !current
+                .is_some_and(|e| e.current_txn_first_offset.is_some() && e.producer_epoch == epoch);
         if let (true, Some(guard)) = (opens_txn, pending.verification) {
             let verified = self
                 .verifications
@@ -639,8 +640,11 @@ impl ProducerStateManager {
         // completed transaction whose marker is above the new start stays unstable until the
         // high watermark passes its marker.
         let producers = &self.producers;
-        self.ongoing_txns
-            .retain(|_, pid| producers.get(pid).is_some_and(|e| e.current_txn_first_offset.is_some()));
+        self.ongoing_txns.retain(|_, pid| {
+            producers
+                .get(pid)
+                .is_some_and(|e| e.current_txn_first_offset.is_some())
+        });
         self.unreplicated_txns
             .retain(|_, &mut marker| marker >= log_start);
         let newest = self.snapshots.iter().next_back().copied();

@@ -40,8 +40,7 @@ use crate::log_segment::{
 use crate::log_validator::{LogValidator, ValidatedRecords};
 use crate::producer_state::{
     CompletedTxn, PendingProducerState, ProducerBatch, ProducerCheck, ProducerStateManager,
-    VerificationGuard,
-    DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+    VerificationGuard, DEFAULT_PRODUCER_ID_EXPIRATION_MS,
 };
 use crate::transaction_index::AbortedTxn;
 use bytes::Bytes;
@@ -558,7 +557,12 @@ impl UnifiedLog {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<LogAppendInfo> {
-        self.append_validated_with(validated, leader_epoch, now_ms, PendingProducerState::default())
+        self.append_validated_with(
+            validated,
+            leader_epoch,
+            now_ms,
+            PendingProducerState::default(),
+        )
     }
 
     /// The guard a transactional produce of `producer_id` at `producer_epoch` presents with its
@@ -1488,8 +1492,7 @@ impl UnifiedLog {
             first_unstable_offset: self.producer_state.first_unstable_offset(),
             aborted_txns: {
                 let limit = crate::log_cleaner::MAX_ABORTED_TXNS_PER_CLEAN;
-                let all =
-                    self.collect_aborted_txns(self.log_start_offset, i64::MAX, limit + 1)?;
+                let all = self.collect_aborted_txns(self.log_start_offset, i64::MAX, limit + 1)?;
                 (all.len() <= limit).then_some(all)
             },
         })

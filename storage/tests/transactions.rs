@@ -229,20 +229,35 @@ fn a_transaction_opens_only_with_the_guard_its_verification_took() {
     )));
     let g = log.maybe_start_txn_verification(1, 0);
     assert!(!g.is_sentinel());
-    assert_eq!(log.maybe_start_txn_verification(1, 0), g, "one guard per producer");
+    assert_eq!(
+        log.maybe_start_txn_verification(1, 0),
+        g,
+        "one guard per producer"
+    );
     // A request verified before a marker and appended after it is refused: the marker drops
     // the guard (here the coordinator aborts the producer's earlier transaction).
     log.append_end_txn_marker(1, 0, &marker(false, 0), 0, 0)
         .unwrap();
-    assert!(not_verified(append_verified(&mut log, &batch(1, 0, 0, 1, true), g)));
+    assert!(not_verified(append_verified(
+        &mut log,
+        &batch(1, 0, 0, 1, true),
+        g
+    )));
     assert_eq!(log.log_end_offset(), 1, "only the marker");
     // A fresh verification opens the transaction; its next batches need none (the sentinel).
     let g = log.maybe_start_txn_verification(1, 0);
-    assert_eq!(append_verified(&mut log, &batch(1, 0, 0, 2, true), g).unwrap(), 1);
+    assert_eq!(
+        append_verified(&mut log, &batch(1, 0, 0, 2, true), g).unwrap(),
+        1
+    );
     assert!(log.maybe_start_txn_verification(1, 0).is_sentinel());
     assert_eq!(
-        append_verified(&mut log, &batch(1, 0, 2, 1, true), VerificationGuard::SENTINEL)
-            .unwrap(),
+        append_verified(
+            &mut log,
+            &batch(1, 0, 2, 1, true),
+            VerificationGuard::SENTINEL
+        )
+        .unwrap(),
         3
     );
     // Once the commit marker closes it, the sentinel opens nothing.
@@ -254,7 +269,12 @@ fn a_transaction_opens_only_with_the_guard_its_verification_took() {
         VerificationGuard::SENTINEL
     )));
     // Non-transactional batches of other producers need no guard.
-    assert!(append_verified(&mut log, &batch(2, 0, 0, 1, false), VerificationGuard::SENTINEL).is_ok());
+    assert!(append_verified(
+        &mut log,
+        &batch(2, 0, 0, 1, false),
+        VerificationGuard::SENTINEL
+    )
+    .is_ok());
     // The guards a flood of producers can hold are bounded.
     for pid in 100..(100 + rafka_storage::producer_state::MAX_PENDING_VERIFICATIONS as i64 + 50) {
         log.maybe_start_txn_verification(pid, 0);
@@ -270,9 +290,12 @@ fn delete_records_may_pass_an_open_transaction_and_the_lso_stays_at_the_log_star
     let dir = tempfile::tempdir().unwrap();
     let mut log = open(dir.path(), true, 0);
     // 0-1 plain, 2-3 producer 1's open transaction, 4-5 plain.
-    log.append_as_leader(&batch(9, 0, 0, 2, false), 0, 0).unwrap();
-    log.append_as_leader(&batch(1, 0, 0, 2, true), 0, 0).unwrap();
-    log.append_as_leader(&batch(9, 0, 2, 2, false), 0, 0).unwrap();
+    log.append_as_leader(&batch(9, 0, 0, 2, false), 0, 0)
+        .unwrap();
+    log.append_as_leader(&batch(1, 0, 0, 2, true), 0, 0)
+        .unwrap();
+    log.append_as_leader(&batch(9, 0, 2, 2, false), 0, 0)
+        .unwrap();
     end(&mut log);
     assert_eq!(log.last_stable_offset(), 2);
     // Never past the high watermark (Kafka's only rule) ...
@@ -282,7 +305,8 @@ fn delete_records_may_pass_an_open_transaction_and_the_lso_stays_at_the_log_star
     assert_eq!(log.log_start_offset(), 3);
     assert_eq!(log.last_stable_offset(), 3);
     // The transaction's marker still ends it.
-    log.append_end_txn_marker(1, 0, &marker(true, 0), 0, 0).unwrap();
+    log.append_end_txn_marker(1, 0, &marker(true, 0), 0, 0)
+        .unwrap();
     let leo = end(&mut log);
     assert_eq!(log.last_stable_offset(), leo);
 }

@@ -16,9 +16,8 @@ use super::KafkaApis;
 use crate::network::RequestContext;
 use rafka_controller::control::topics::internal::is_internal;
 use rafka_protocol::messages::add_partitions_to_txn_response::{
-    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult,
-    AddPartitionsToTxnTopicResult, AddPartitionsToTxnTransactionPartitionResult,
-    AddPartitionsToTxnTransactionTopicResult,
+    AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
+    AddPartitionsToTxnTransactionPartitionResult, AddPartitionsToTxnTransactionTopicResult,
 };
 use rafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
 use rafka_protocol::ErrorCode;
@@ -162,7 +161,12 @@ async fn handle_batched(
             .collect();
         let codes = if t.verify_only {
             apis.transactions
-                .verify_partitions(&t.transactional_id, t.producer_id, t.producer_epoch, &partitions)
+                .verify_partitions(
+                    &t.transactional_id,
+                    t.producer_id,
+                    t.producer_epoch,
+                    &partitions,
+                )
                 .unwrap_or_else(|e| vec![e; partitions.len()])
         } else {
             let known = partitions.iter().all(|(topic, p)| {

@@ -126,7 +126,13 @@ impl MarkerChannel {
             ..Default::default()
         });
         match self
-            .request(image, leader, WRITE_TXN_MARKERS_VERSION, request, REMOTE_TIMEOUT)
+            .request(
+                image,
+                leader,
+                WRITE_TXN_MARKERS_VERSION,
+                request,
+                REMOTE_TIMEOUT,
+            )
             .await
         {
             Some(ResponseKind::WriteTxnMarkers(r)) => Some(r),
