@@ -278,6 +278,12 @@ impl KafkaServer {
                 max_map_count = ?rafka_storage::file_budget::max_map_count(),
                 "log file budget"
             );
+            let threads = settings
+                .kafka_config
+                .get::<i32>("num.recovery.threads.per.data.dir")
+                .map_or(rafka_storage::log_manager::DEFAULT_RECOVERY_THREADS, |n| {
+                    n.max(1) as usize
+                });
             let started = std::time::Instant::now();
             let opened = tokio::task::spawn_blocking(move || {
                 LogManager::open_with_budget(
@@ -286,6 +292,7 @@ impl KafkaServer {
                     &|tp| tc(&image, &tp.topic),
                     now_ms(),
                     budget,
+                    threads,
                 )
             })
             .await

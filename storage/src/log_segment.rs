@@ -294,6 +294,50 @@ impl LogSegment {
         now_ms: i64,
         suffix: &'static str,
     ) -> Result<LogSegment> {
+        let seg = Self::create_in(
+            fs.clone(),
+            dir,
+            base_offset,
+            index_interval_bytes,
+            max_index_size,
+            now_ms,
+            suffix,
+        )?;
+        fs.sync_dir(dir).at(dir)?;
+        Ok(seg)
+    }
+
+    /// [`LogSegment::create`] without the fsync of the directory that makes the new files'
+    /// names durable: for a caller that creates many logs and then fsyncs each one's directory
+    /// once ([`crate::LogManager::create_logs`]), before anything relies on them.
+    pub fn create_unsynced(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+        max_index_size: u64,
+        now_ms: i64,
+    ) -> Result<LogSegment> {
+        Self::create_in(
+            fs,
+            dir,
+            base_offset,
+            index_interval_bytes,
+            max_index_size,
+            now_ms,
+            "",
+        )
+    }
+
+    fn create_in(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        base_offset: i64,
+        index_interval_bytes: u64,
+        max_index_size: u64,
+        now_ms: i64,
+        suffix: &'static str,
+    ) -> Result<LogSegment> {
         let (log, idx, tidx) = Self::paths(dir, base_offset, suffix);
         let file = fs.open(&log, true).at(&log)?;
         // Only a file left behind has anything to cut. Truncating even an empty file to 0 marks
@@ -303,7 +347,6 @@ impl LogSegment {
         if file.len().at(&log)? != 0 {
             file.set_len(0).at(&log)?;
         }
-        fs.sync_dir(dir).at(dir)?;
         let persistent = fs.persistent_indexes();
         let mut seg = LogSegment {
             fs: fs.clone(),

@@ -140,7 +140,9 @@ pub struct UnifiedLog {
     dir: PathBuf,
     topic_partition: TopicPartition,
     config: LogConfig,
-    segments: BTreeMap<i64, LogSegment>,
+    /// Boxed: a map's node holds room for 11 entries, and a log mostly has one segment (a
+    /// `LogSegment` inline would cost its node 11 segments' size, ~5.6 KB a log).
+    segments: BTreeMap<i64, Box<LogSegment>>,
     log_start_offset: i64,
     log_end_offset: i64,
     recovery_point: i64,
@@ -226,6 +228,52 @@ impl UnifiedLog {
         now_ms: i64,
         budget: &Arc<FileBudget>,
     ) -> Result<UnifiedLog> {
+        Self::open_in(
+            fs,
+            dir,
+            topic_partition,
+            config,
+            checkpoints,
+            now_ms,
+            budget,
+            true,
+        )
+    }
+
+    /// [`UnifiedLog::open_with_budget`] for a new log, without the fsync that makes its first
+    /// segment's files durably named: the caller fsyncs the log's directory (and the directory
+    /// above) before anything is appended ([`crate::LogManager::create_logs`]).
+    pub fn create_unsynced(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        topic_partition: TopicPartition,
+        config: LogConfig,
+        now_ms: i64,
+        budget: &Arc<FileBudget>,
+    ) -> Result<UnifiedLog> {
+        Self::open_in(
+            fs,
+            dir,
+            topic_partition,
+            config,
+            LogCheckpoints::default(),
+            now_ms,
+            budget,
+            false,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open_in(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        topic_partition: TopicPartition,
+        config: LogConfig,
+        checkpoints: LogCheckpoints,
+        now_ms: i64,
+        budget: &Arc<FileBudget>,
+        sync_new_segment: bool,
+    ) -> Result<UnifiedLog> {
         fs.create_dir_all(dir).at(dir)?;
         crate::log_cleaner::complete_interrupted_swaps(&fs, dir)?;
         let mut bases = Vec::new();
@@ -284,13 +332,26 @@ impl UnifiedLog {
                 now_ms,
             )?;
             seg.set_handles(log.handles.clone());
-            log.segments.insert(base, seg);
+            log.segments.insert(base, Box::new(seg));
         }
         log.load(checkpoints.clean_shutdown)?;
         if log.segments.is_empty() {
             let start = log.log_start_offset.max(log.recovery_point).max(0);
             log.log_start_offset = start;
-            log.add_segment(start, now_ms)?;
+            if sync_new_segment {
+                log.add_segment(start, now_ms)?;
+            } else {
+                let mut seg = LogSegment::create_unsynced(
+                    log.fs.clone(),
+                    &log.dir,
+                    start,
+                    log.config.index_interval_bytes,
+                    log.config.segment_index_bytes,
+                    now_ms,
+                )?;
+                seg.set_handles(log.handles.clone());
+                log.segments.insert(start, Box::new(seg));
+            }
             log.log_end_offset = start;
         }
         let first_base = *log
@@ -472,7 +533,7 @@ impl UnifiedLog {
             now_ms,
         )?;
         seg.set_handles(self.handles.clone());
-        self.segments.insert(base, seg);
+        self.segments.insert(base, Box::new(seg));
         Ok(())
     }
 
@@ -523,7 +584,7 @@ impl UnifiedLog {
     }
     /// Bytes in all segments.
     pub fn size(&self) -> u64 {
-        self.segments.values().map(LogSegment::size).sum()
+        self.segments.values().map(|s| s.size()).sum()
     }
     pub fn segment_base_offsets(&self) -> Vec<i64> {
         self.segments.keys().copied().collect()
@@ -1230,7 +1291,7 @@ impl UnifiedLog {
             if let Some(mut seg) = self.segments.remove(&base) {
                 seg.mark_deleted()?;
                 self.pending_deletes
-                    .push((now_ms + self.config.file_delete_delay_ms, seg));
+                    .push((now_ms + self.config.file_delete_delay_ms, *seg));
             }
             self.log_start_offset = self.log_start_offset.max(next);
         }
@@ -1519,7 +1580,7 @@ impl UnifiedLog {
             .expect("invariant: a log has a segment");
         let unchanged = truncations == self.truncations
             && old.iter().all(|&(base, size)| {
-                base != active && self.segments.get(&base).map(LogSegment::size) == Some(size)
+                base != active && self.segments.get(&base).map(|s| s.size()) == Some(size)
             });
         if !unchanged {
             cleaned.delete_files()?;
@@ -1530,12 +1591,12 @@ impl UnifiedLog {
             if let Some(mut seg) = self.segments.remove(&base) {
                 seg.mark_deleted()?;
                 self.pending_deletes
-                    .push((now_ms + self.config.file_delete_delay_ms, seg));
+                    .push((now_ms + self.config.file_delete_delay_ms, *seg));
             }
         }
         cleaned.change_suffix("")?;
         cleaned.set_handles(self.handles.clone());
-        self.segments.insert(cleaned.base_offset(), cleaned);
+        self.segments.insert(cleaned.base_offset(), Box::new(cleaned));
         Ok(true)
     }
 }

@@ -95,6 +95,7 @@ fn open(dir: &Path, budget: Arc<FileBudget>) -> LogManager {
         &|tp| config(tp.topic == "compacted"),
         NOW,
         budget,
+        4,
     )
     .unwrap()
 }

@@ -403,10 +403,10 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         "The number of threads for background processing tasks.")
         .check(V::AtLeast(1))
         .note(IGNORED_THREADS),
-    k("num.recovery.threads.per.data.dir", T::Int, Some("1"), I::High,
+    k("num.recovery.threads.per.data.dir", T::Int, Some("8"), I::High,
         "The number of threads per log directory for recovery at startup and flushing at shutdown.")
         .check(V::AtLeast(1))
-        .note("accepted; recovery runs on tokio's blocking pool"),
+        .note("default 8 (Kafka: 1): the work waits on the disk, and 8 threads recover 10,000 logs after a crash 9x faster than one (16.4 s -> 1.8 s, storage/examples/open_logs.rs)"),
     k("num.replica.fetchers", T::Int, Some("1"), I::High,
         "The number of fetcher threads per source broker.")
         .note("accepted and ignored: rafka runs one fetcher task per leader broker"),
