@@ -803,7 +803,7 @@ fn a_leader_asks_a_remote_coordinator_before_a_transaction_opens() {
         ErrorCode::InvalidTxnState.code()
     );
     let hw = |c: &Cluster| {
-        common::consumer(&c.bootstrap(), &[])
+        common::consumer(&c.bootstrap(), &[("isolation.level", "read_uncommitted")])
             .fetch_watermarks(topic, 0, Duration::from_secs(10))
             .expect("watermarks")
             .1

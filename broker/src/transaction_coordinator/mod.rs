@@ -119,7 +119,8 @@ pub struct TransactionCoordinator {
     replica_manager: Arc<ReplicaManager>,
     producer_ids: Arc<ProducerIdManager>,
     channel: MarkerChannel,
-    /// Bounds the marker sends in flight ([`MAX_MARKER_SENDS`]).
+    /// Bounds the marker sends in flight ([`MAX_MARKER_SENDS`]). Lock order: a permit is
+    /// taken with no lock held, and `partitions` is never locked while one waits.
     marker_sends: tokio::sync::Semaphore,
     /// Lock order: this lock alone; never held across an await (appends are synchronous).
     partitions: Mutex<HashMap<i32, StatePartition>>,
