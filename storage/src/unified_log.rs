@@ -39,9 +39,8 @@ use crate::log_segment::{
 };
 use crate::log_validator::{LogValidator, ValidatedRecords};
 use crate::producer_state::{
-    CompletedTxn, PendingProducerState, ProducerBatch, ProducerCheck, ProducerStateManager,
-    VerificationGuard,
-    DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+    AppendOrigin, CompletedTxn, PendingProducerState, ProducerBatch, ProducerCheck,
+    ProducerStateManager, VerificationGuard, DEFAULT_PRODUCER_ID_EXPIRATION_MS,
 };
 use crate::transaction_index::AbortedTxn;
 use bytes::Bytes;
@@ -558,7 +557,33 @@ impl UnifiedLog {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<LogAppendInfo> {
-        self.append_validated_with(validated, leader_epoch, now_ms, PendingProducerState::default())
+        self.append_validated_with(
+            validated,
+            leader_epoch,
+            now_ms,
+            PendingProducerState::default(),
+            AppendOrigin::Client,
+        )
+    }
+
+    /// Appends a coordinator's own batches (Kafka's `appendAsLeader` with origin COORDINATOR):
+    /// validated as a client's, but a transactional batch (the group coordinator's TxnOffsetCommit
+    /// records, all at base sequence 0) is checked only for its producer's epoch and
+    /// transaction state.
+    pub fn append_as_coordinator(
+        &mut self,
+        records: &Bytes,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<LogAppendInfo> {
+        let validated = LogValidator::new(&self.config, now_ms).validate(&self.name(), records)?;
+        self.append_validated_with(
+            &validated,
+            leader_epoch,
+            now_ms,
+            PendingProducerState::default(),
+            AppendOrigin::Coordinator,
+        )
     }
 
     /// The guard a transactional produce of `producer_id` at `producer_epoch` presents with its
@@ -588,6 +613,7 @@ impl UnifiedLog {
             leader_epoch,
             now_ms,
             PendingProducerState::verified_by(guard),
+            AppendOrigin::Client,
         )
     }
 
@@ -597,6 +623,7 @@ impl UnifiedLog {
         leader_epoch: i32,
         now_ms: i64,
         mut producers: PendingProducerState,
+        origin: AppendOrigin,
     ) -> Result<LogAppendInfo> {
         let records = validated.bytes();
         let log_append_time = self.config.log_append_time;
@@ -660,7 +687,7 @@ impl UnifiedLog {
                 };
                 let check = self
                     .producer_state
-                    .check_and_stage(&mut producers, &b)
+                    .check_and_stage_from(&mut producers, &b, origin)
                     .map_err(|source| StorageError::Producer {
                         partition: self.name(),
                         source,
