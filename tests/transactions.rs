@@ -30,6 +30,11 @@ const T: Duration = Duration::from_secs(30);
 /// One combined node with client listener PLAINTEXT and inter-broker listener INTERNAL;
 /// timed-out transactions are looked for every 500 ms. Returns the INTERNAL address too.
 fn node() -> (Cluster, SocketAddr) {
+    node_with(&[])
+}
+
+/// [`node`] with `extra` settings.
+fn node_with(extra: &[(&str, &str)]) -> (Cluster, SocketAddr) {
     let internal = Mutex::new(0u16);
     let per_node = |n: &NodePorts| {
         let i = common::free_port();
@@ -56,21 +61,19 @@ fn node() -> (Cluster, SocketAddr) {
             ),
         ]
     };
-    let cluster = Cluster::start_with(
-        &["broker,controller"],
-        &[
-            (
-                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
-                "500",
-            ),
-            ("transaction.state.log.num.partitions", "5"),
-            ("transaction.state.log.replication.factor", "1"),
-            ("transaction.state.log.min.isr", "1"),
-            ("offsets.topic.replication.factor", "1"),
-            ("offsets.topic.num.partitions", "5"),
-        ],
-        &per_node,
-    );
+    let mut settings = vec![
+        (
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+            "500",
+        ),
+        ("transaction.state.log.num.partitions", "5"),
+        ("transaction.state.log.replication.factor", "1"),
+        ("transaction.state.log.min.isr", "1"),
+        ("offsets.topic.replication.factor", "1"),
+        ("offsets.topic.num.partitions", "5"),
+    ];
+    settings.extend_from_slice(extra);
+    let cluster = Cluster::start_with(&["broker,controller"], &settings, &per_node);
     let port = *internal.lock().unwrap();
     (cluster, SocketAddr::from(([127, 0, 0, 1], port)))
 }
@@ -389,6 +392,624 @@ fn retry_coordinator(mut f: impl FnMut() -> std::io::Result<ResponseKind>) -> Re
         if !retriable.contains(&code) || Instant::now() > deadline {
             return r;
         }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+// ---- TxnOffsetCommit: offsets committed with the transaction --------------------------------
+
+/// OffsetFetch v7 of partition 0 of `topic` for `group`: (offset, error), retried while the
+/// group's coordinator is missing or loading.
+fn offset_fetch(addr: SocketAddr, group: &str, topic: &str, require_stable: bool) -> (i64, i16) {
+    use rafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    let req = rafka_protocol::messages::OffsetFetchRequest {
+        group_id: group.into(),
+        topics: Some(vec![OffsetFetchRequestTopic {
+            name: topic.into(),
+            partition_indexes: vec![0],
+            ..Default::default()
+        }]),
+        require_stable,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + T;
+    loop {
+        let Ok(ResponseKind::OffsetFetch(r)) =
+            raw_request(addr, 7, RequestKind::OffsetFetch(req.clone()), T)
+        else {
+            panic!("OffsetFetch")
+        };
+        let retriable = [
+            ErrorCode::CoordinatorNotAvailable.code(),
+            ErrorCode::CoordinatorLoadInProgress.code(),
+            ErrorCode::NotCoordinator.code(),
+        ];
+        if retriable.contains(&r.error_code) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        }
+        assert_eq!(r.error_code, 0, "OffsetFetch {group}");
+        let p = &r.topics[0].partitions[0];
+        return (p.committed_offset, p.error_code);
+    }
+}
+
+/// Polls `offset_fetch` until it answers `want` (within `T`).
+fn wait_offset(addr: SocketAddr, group: &str, topic: &str, stable: bool, want: (i64, i16)) {
+    let deadline = Instant::now() + T;
+    loop {
+        let got = offset_fetch(addr, group, topic, stable);
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{group} {topic} (require_stable {stable}): {got:?}, want {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn offsets(topic: &str, offset: i64) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Offset(offset))
+        .unwrap();
+    tpl
+}
+
+const UNSTABLE: i16 = 88;
+
+/// librdkafka's `send_offsets_to_transaction`: the offsets are invisible (and unstable for a
+/// require_stable fetch) until the transaction commits, dropped when it aborts; a restart after
+/// SIGKILL rebuilds committed, aborted and still-pending transactional offsets from
+/// `__consumer_offsets` (the pending ones stay unstable until the coordinator aborts their
+/// timed-out transaction).
+#[test]
+fn offsets_sent_to_a_transaction_are_visible_only_once_it_commits() {
+    let _serial = common::one_cluster_at_a_time();
+    let (mut cluster, _) = node();
+    let addr = cluster.nodes[0].addr();
+    let bootstrap = cluster.bootstrap();
+    create(&cluster, "ofs-in");
+    create(&cluster, "ofs-out");
+    let group: BaseConsumer = common::client_config(&bootstrap, &[("group.id", "ofs-g")])
+        .create()
+        .unwrap();
+    let meta = group.group_metadata().expect("group metadata");
+    let p = txn_producer(&bootstrap, "tx-offsets", "10000");
+    p.init_transactions(T).expect("init");
+
+    p.begin_transaction().unwrap();
+    send(&p, "ofs-out", &["a"]);
+    p.send_offsets_to_transaction(&offsets("ofs-in", 5), &meta, T)
+        .expect("send offsets");
+    assert_eq!(offset_fetch(addr, "ofs-g", "ofs-in", false), (-1, 0));
+    assert_eq!(offset_fetch(addr, "ofs-g", "ofs-in", true), (-1, UNSTABLE));
+    p.commit_transaction(T).expect("commit");
+    wait_offset(addr, "ofs-g", "ofs-in", true, (5, 0));
+
+    p.begin_transaction().unwrap();
+    send(&p, "ofs-out", &["b"]);
+    p.send_offsets_to_transaction(&offsets("ofs-in", 8), &meta, T)
+        .expect("send offsets");
+    assert_eq!(offset_fetch(addr, "ofs-g", "ofs-in", true), (-1, UNSTABLE));
+    assert_eq!(offset_fetch(addr, "ofs-g", "ofs-in", false), (5, 0));
+    p.abort_transaction(T).expect("abort");
+    wait_offset(addr, "ofs-g", "ofs-in", true, (5, 0));
+
+    // A transaction left open across a SIGKILL.
+    p.begin_transaction().unwrap();
+    send(&p, "ofs-out", &["c"]);
+    p.send_offsets_to_transaction(&offsets("ofs-in", 9), &meta, T)
+        .expect("send offsets");
+    // The producer stays alive (not closed: nothing aborts its transaction) across the kill.
+    cluster.nodes[0].kill();
+    cluster.nodes[0].start();
+    cluster.wait_ready(T);
+    // Reloaded: 5 committed (a transactional record and its COMMIT marker), 8 aborted, 9
+    // pending until the coordinator aborts its transaction (timeout 10 s).
+    assert_eq!(offset_fetch(addr, "ofs-g", "ofs-in", false), (5, 0));
+    assert_eq!(offset_fetch(addr, "ofs-g", "ofs-in", true), (-1, UNSTABLE));
+    wait_offset(addr, "ofs-g", "ofs-in", true, (5, 0));
+    assert_eq!(read(&bootstrap, "ofs-out", "read_committed"), vec!["a"]);
+    drop(p);
+}
+
+/// A consume-transform-produce loop with librdkafka (a subscribed group member, so TxnOffsetCommit
+/// v3 carries its generation and member id): 300 input records, transformed in transactions of
+/// up to 25, every third transaction aborted and its input consumed again from the committed
+/// offset. Every input appears exactly once in the committed output, in order, and the group's
+/// committed offset is the input's end.
+#[test]
+fn a_consume_transform_produce_loop_outputs_each_record_once() {
+    let _serial = common::one_cluster_at_a_time();
+    let (cluster, _) = node();
+    let addr = cluster.nodes[0].addr();
+    let bootstrap = cluster.bootstrap();
+    create(&cluster, "ctp-in");
+    create(&cluster, "ctp-out");
+    let input: Vec<String> = (0..300).map(|i| format!("r{i}")).collect();
+    let plain = common::producer(&bootstrap, &[]);
+    for v in &input {
+        plain
+            .send(BaseRecord::<(), str>::to("ctp-in").payload(v).partition(0))
+            .unwrap();
+    }
+    plain.flush(T).unwrap();
+
+    let consumer: BaseConsumer = common::client_config(
+        &bootstrap,
+        &[
+            ("group.id", "ctp-g"),
+            ("enable.auto.commit", "false"),
+            ("auto.offset.reset", "earliest"),
+            ("isolation.level", "read_committed"),
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "500"),
+        ],
+    )
+    .create()
+    .unwrap();
+    consumer.subscribe(&["ctp-in"]).unwrap();
+    let p = txn_producer(&bootstrap, "tx-ctp", "10000");
+    p.init_transactions(T).expect("init");
+
+    let mut committed = 0i64;
+    let mut transactions = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while committed < input.len() as i64 {
+        assert!(Instant::now() < deadline, "stuck at {committed}");
+        let mut batch = Vec::new();
+        let mut next = committed;
+        while batch.len() < 25 {
+            match consumer.poll(Duration::from_millis(300)) {
+                Some(Ok(m)) => {
+                    batch.push(String::from_utf8_lossy(m.payload().unwrap()).into_owned());
+                    next = m.offset() + 1;
+                }
+                Some(Err(e)) => panic!("consume: {e}"),
+                None => break,
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        transactions += 1;
+        p.begin_transaction().unwrap();
+        for v in &batch {
+            p.send(
+                BaseRecord::<(), str>::to("ctp-out")
+                    .payload(&format!("x-{v}"))
+                    .partition(0),
+            )
+            .unwrap();
+        }
+        // BaseProducer: delivery reports are served by polling (flush polls).
+        p.flush(T).expect("flush");
+        let meta = consumer.group_metadata().expect("group metadata");
+        p.send_offsets_to_transaction(&offsets("ctp-in", next), &meta, T)
+            .expect("send offsets");
+        if transactions % 3 == 0 {
+            p.abort_transaction(T).expect("abort");
+            consumer
+                .seek("ctp-in", 0, rdkafka::Offset::Offset(committed), T)
+                .expect("seek back");
+        } else {
+            p.commit_transaction(T).expect("commit");
+            committed = next;
+        }
+    }
+    let want: Vec<String> = input.iter().map(|v| format!("x-{v}")).collect();
+    assert_eq!(read(&bootstrap, "ctp-out", "read_committed"), want);
+    wait_offset(addr, "ctp-g", "ctp-in", true, (input.len() as i64, 0));
+    assert!(transactions >= 12, "{transactions} transactions");
+}
+
+/// TxnOffsetCommit with bad input gets Kafka's codes and leaves no offset behind: a group not
+/// added to the transaction (INVALID_TXN_STATE), another epoch (INVALID_PRODUCER_EPOCH), another
+/// producer id or an unknown transactional id (INVALID_PRODUCER_ID_MAPPING), a generation for a
+/// group without members (ILLEGAL_GENERATION), an unknown partition, metadata too long, an empty
+/// group id; a v0 request without member fields is accepted.
+#[test]
+fn bad_txn_offset_commits_get_kafkas_errors() {
+    use rafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    use rafka_protocol::messages::{AddOffsetsToTxnRequest, TxnOffsetCommitRequest};
+    let _serial = common::one_cluster_at_a_time();
+    let (cluster, _) = node();
+    let addr = cluster.nodes[0].addr();
+    create(&cluster, "bad-in");
+    // FindCoordinator creates __transaction_state (and, for a group, __consumer_offsets).
+    find_coordinator(addr, "tx-bad-offsets", 1);
+    let init = InitProducerIdRequest {
+        transactional_id: Some("tx-bad-offsets".into()),
+        transaction_timeout_ms: 60_000,
+        ..Default::default()
+    };
+    let ResponseKind::InitProducerId(ids) =
+        retry_coordinator(|| raw_request(addr, 4, RequestKind::InitProducerId(init.clone()), T))
+    else {
+        panic!("InitProducerId")
+    };
+    assert_eq!(ids.error_code, 0);
+    let (pid, epoch) = (ids.producer_id, ids.producer_epoch);
+    // The group's coordinator exists and has loaded its partition.
+    find_coordinator(addr, "bad-g", 0);
+    assert_eq!(offset_fetch(addr, "bad-g", "bad-in", true), (-1, 0));
+    let commit = |version: i16, f: &dyn Fn(&mut TxnOffsetCommitRequest)| -> i16 {
+        let mut req = TxnOffsetCommitRequest {
+            transactional_id: "tx-bad-offsets".into(),
+            group_id: "bad-g".into(),
+            producer_id: pid,
+            producer_epoch: epoch,
+            topics: vec![TxnOffsetCommitRequestTopic {
+                name: "bad-in".into(),
+                partitions: vec![TxnOffsetCommitRequestPartition {
+                    partition_index: 0,
+                    committed_offset: 7,
+                    committed_metadata: Some("m".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        f(&mut req);
+        let Ok(ResponseKind::TxnOffsetCommit(r)) =
+            raw_request(addr, version, RequestKind::TxnOffsetCommit(req), T)
+        else {
+            panic!("TxnOffsetCommit v{version}")
+        };
+        r.topics[0].partitions[0].error_code
+    };
+    let none = |_: &mut TxnOffsetCommitRequest| {};
+    // Before AddOffsetsToTxn: the group's partition is not in the transaction.
+    assert_eq!(commit(3, &none), ErrorCode::InvalidTxnState.code());
+    let add = AddOffsetsToTxnRequest {
+        transactional_id: "tx-bad-offsets".into(),
+        producer_id: pid,
+        producer_epoch: epoch,
+        group_id: "bad-g".into(),
+        ..Default::default()
+    };
+    let Ok(ResponseKind::AddOffsetsToTxn(r)) =
+        raw_request(addr, 3, RequestKind::AddOffsetsToTxn(add), T)
+    else {
+        panic!("AddOffsetsToTxn")
+    };
+    assert_eq!(r.error_code, 0);
+    let cases: Vec<(
+        &str,
+        i16,
+        Box<dyn Fn(&mut TxnOffsetCommitRequest)>,
+        ErrorCode,
+    )> = vec![
+        (
+            "newer epoch",
+            3,
+            Box::new(move |r: &mut TxnOffsetCommitRequest| r.producer_epoch = epoch + 1),
+            ErrorCode::InvalidProducerEpoch,
+        ),
+        (
+            "older epoch",
+            0,
+            Box::new(move |r: &mut TxnOffsetCommitRequest| r.producer_epoch = epoch - 1),
+            ErrorCode::InvalidProducerEpoch,
+        ),
+        (
+            "another producer id",
+            3,
+            Box::new(move |r: &mut TxnOffsetCommitRequest| r.producer_id = pid + 1000),
+            ErrorCode::InvalidProducerIdMapping,
+        ),
+        (
+            "unknown transactional id",
+            3,
+            Box::new(|r: &mut TxnOffsetCommitRequest| r.transactional_id = "tx-nobody".into()),
+            ErrorCode::InvalidProducerIdMapping,
+        ),
+        (
+            "a generation of a group without members",
+            3,
+            Box::new(|r: &mut TxnOffsetCommitRequest| {
+                r.generation_id = 4;
+                r.member_id = "m-1".into();
+            }),
+            ErrorCode::IllegalGeneration,
+        ),
+        (
+            "an unknown partition",
+            3,
+            Box::new(|r: &mut TxnOffsetCommitRequest| {
+                r.topics[0].partitions[0].partition_index = 9
+            }),
+            ErrorCode::UnknownTopicOrPartition,
+        ),
+        (
+            "an unknown topic",
+            3,
+            Box::new(|r: &mut TxnOffsetCommitRequest| r.topics[0].name = "nope".into()),
+            ErrorCode::UnknownTopicOrPartition,
+        ),
+        (
+            "metadata over offset.metadata.max.bytes",
+            3,
+            Box::new(|r: &mut TxnOffsetCommitRequest| {
+                r.topics[0].partitions[0].committed_metadata = Some("x".repeat(5000))
+            }),
+            ErrorCode::OffsetMetadataTooLarge,
+        ),
+        (
+            "an empty group id",
+            3,
+            Box::new(|r: &mut TxnOffsetCommitRequest| r.group_id = String::new()),
+            ErrorCode::InvalidGroupId,
+        ),
+    ];
+    for (what, version, f, want) in &cases {
+        assert_eq!(commit(*version, f.as_ref()), want.code(), "{what}");
+    }
+    assert_eq!(
+        offset_fetch(addr, "bad-g", "bad-in", true),
+        (-1, 0),
+        "nothing pending"
+    );
+    // A v0 commit (no member fields) is accepted, pending until EndTxn; abort drops it.
+    assert_eq!(commit(0, &none), 0);
+    assert_eq!(offset_fetch(addr, "bad-g", "bad-in", true), (-1, UNSTABLE));
+    let end = EndTxnRequest {
+        transactional_id: "tx-bad-offsets".into(),
+        producer_id: pid,
+        producer_epoch: epoch,
+        committed: false,
+        ..Default::default()
+    };
+    let ResponseKind::EndTxn(r) =
+        retry_coordinator(|| raw_request(addr, 3, RequestKind::EndTxn(end.clone()), T))
+    else {
+        panic!("EndTxn")
+    };
+    assert_eq!(r.error_code, 0);
+    wait_offset(addr, "bad-g", "bad-in", true, (-1, 0));
+}
+
+// ---- DescribeTransactions, ListTransactions, transactional.id.expiration.ms -------------------
+
+fn list_transactions(
+    addr: SocketAddr,
+    version: i16,
+    states: &[&str],
+    producer_ids: &[i64],
+    duration_ms: i64,
+) -> rafka_protocol::messages::ListTransactionsResponse {
+    let req = rafka_protocol::messages::ListTransactionsRequest {
+        state_filters: states.iter().map(|s| s.to_string()).collect(),
+        producer_id_filters: producer_ids.to_vec(),
+        duration_filter: duration_ms,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + T;
+    loop {
+        let Ok(ResponseKind::ListTransactions(r)) =
+            raw_request(addr, version, RequestKind::ListTransactions(req.clone()), T)
+        else {
+            panic!("ListTransactions")
+        };
+        if r.error_code == ErrorCode::CoordinatorLoadInProgress.code() && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        return r;
+    }
+}
+
+fn describe_transactions(
+    addr: SocketAddr,
+    ids: &[&str],
+) -> Vec<rafka_protocol::messages::describe_transactions_response::TransactionState> {
+    let req = rafka_protocol::messages::DescribeTransactionsRequest {
+        transactional_ids: ids.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let Ok(ResponseKind::DescribeTransactions(r)) =
+        raw_request(addr, 0, RequestKind::DescribeTransactions(req), T)
+    else {
+        panic!("DescribeTransactions")
+    };
+    r.transaction_states
+}
+
+/// Listed (id, state) pairs of a ListTransactions answer, for the ids starting with `prefix`.
+fn listed(
+    r: &rafka_protocol::messages::ListTransactionsResponse,
+    prefix: &str,
+) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = r
+        .transaction_states
+        .iter()
+        .filter(|t| t.transactional_id.starts_with(prefix))
+        .map(|t| (t.transactional_id.clone(), t.transaction_state.clone()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// DescribeTransactions and ListTransactions (v0 and v1 with KIP-994's duration filter) as
+/// `kafka-transactions.sh` uses them: states, partitions, filters by state, producer id and
+/// duration, unknown state names returned, unknown and empty ids refused with Kafka's codes.
+#[test]
+fn transactions_are_described_and_listed_with_filters() {
+    let _serial = common::one_cluster_at_a_time();
+    let (cluster, _) = node();
+    let addr = cluster.nodes[0].addr();
+    let bootstrap = cluster.bootstrap();
+    create(&cluster, "lt");
+    let open = txn_producer(&bootstrap, "lt-open", "60000");
+    open.init_transactions(T).expect("init");
+    open.begin_transaction().unwrap();
+    send(&open, "lt", &["x"]);
+    let idle = txn_producer(&bootstrap, "lt-idle", "60000");
+    idle.init_transactions(T).expect("init");
+
+    let d = describe_transactions(addr, &["lt-open", "lt-idle", "lt-never", ""]);
+    assert_eq!(d.len(), 4);
+    assert_eq!(
+        (d[0].error_code, d[0].transaction_state.as_str()),
+        (0, "Ongoing")
+    );
+    assert_eq!(d[0].transaction_timeout_ms, 60_000);
+    assert!(d[0].transaction_start_time_ms > 0);
+    assert_eq!(d[0].topic_partitions.len(), 1);
+    assert_eq!(
+        (
+            d[0].topic_partitions[0].name.as_str(),
+            d[0].topic_partitions[0].partition_indexes.clone()
+        ),
+        ("lt", vec![0])
+    );
+    assert_eq!(
+        (d[1].error_code, d[1].transaction_state.as_str()),
+        (0, "Empty")
+    );
+    assert!(d[1].topic_partitions.is_empty());
+    assert_eq!(d[2].error_code, ErrorCode::TransactionalIdNotFound.code());
+    assert_eq!(d[3].error_code, ErrorCode::InvalidRequest.code());
+    let (open_pid, idle_pid) = (d[0].producer_id, d[1].producer_id);
+    assert_ne!(open_pid, idle_pid);
+
+    let all = list_transactions(addr, 0, &[], &[], -1);
+    assert_eq!(all.error_code, 0);
+    assert_eq!(
+        listed(&all, "lt-"),
+        vec![
+            ("lt-idle".into(), "Empty".into()),
+            ("lt-open".into(), "Ongoing".into())
+        ]
+    );
+    let ongoing = list_transactions(addr, 0, &["Ongoing", "Bogus"], &[], -1);
+    assert_eq!(
+        listed(&ongoing, "lt-"),
+        vec![("lt-open".into(), "Ongoing".into())]
+    );
+    assert_eq!(ongoing.unknown_state_filters, vec!["Bogus".to_string()]);
+    let by_pid = list_transactions(addr, 0, &[], &[idle_pid], -1);
+    assert_eq!(
+        listed(&by_pid, ""),
+        vec![("lt-idle".into(), "Empty".into())]
+    );
+    // KIP-994: only transactions open longer than the duration.
+    let long = list_transactions(addr, 1, &["Ongoing"], &[], 3_600_000);
+    assert_eq!(listed(&long, "lt-"), vec![]);
+    let short = list_transactions(addr, 1, &["Ongoing"], &[], 0);
+    assert_eq!(
+        listed(&short, "lt-"),
+        vec![("lt-open".into(), "Ongoing".into())]
+    );
+    open.commit_transaction(T).expect("commit");
+    let deadline = Instant::now() + T;
+    while listed(
+        &list_transactions(addr, 0, &["CompleteCommit"], &[], -1),
+        "lt-",
+    ) != vec![("lt-open".to_string(), "CompleteCommit".to_string())]
+    {
+        assert!(Instant::now() < deadline, "never CompleteCommit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `transactional.id.expiration.ms` (here 2 s, checked every 300 ms): an id idle that long after
+/// its last transaction is removed with a tombstone — gone for DescribeTransactions, still gone
+/// after a restart, and a new InitProducerId gets a new producer id; an id with a transaction open
+/// is kept.
+#[test]
+fn idle_transactional_ids_expire() {
+    let _serial = common::one_cluster_at_a_time();
+    let (mut cluster, _) = node_with(&[
+        ("transactional.id.expiration.ms", "2000"),
+        (
+            "transaction.remove.expired.transaction.cleanup.interval.ms",
+            "300",
+        ),
+    ]);
+    let addr = cluster.nodes[0].addr();
+    let bootstrap = cluster.bootstrap();
+    create(&cluster, "exp");
+    find_coordinator(addr, "exp-idle", 1);
+    let init = |id: &str| {
+        let req = InitProducerIdRequest {
+            transactional_id: Some(id.into()),
+            transaction_timeout_ms: 60_000,
+            ..Default::default()
+        };
+        let ResponseKind::InitProducerId(r) =
+            retry_coordinator(|| raw_request(addr, 4, RequestKind::InitProducerId(req.clone()), T))
+        else {
+            panic!("InitProducerId")
+        };
+        assert_eq!(r.error_code, 0, "{id}");
+        r.producer_id
+    };
+    let first = init("exp-idle");
+    let open = txn_producer(&bootstrap, "exp-open", "60000");
+    open.init_transactions(T).expect("init");
+    open.begin_transaction().unwrap();
+    send(&open, "exp", &["x"]);
+    assert_eq!(describe_transactions(addr, &["exp-idle"])[0].error_code, 0);
+    let deadline = Instant::now() + T;
+    while describe_transactions(addr, &["exp-idle"])[0].error_code
+        != ErrorCode::TransactionalIdNotFound.code()
+    {
+        assert!(Instant::now() < deadline, "exp-idle never expired");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let d = describe_transactions(addr, &["exp-open"]);
+    assert_eq!(
+        (d[0].error_code, d[0].transaction_state.as_str()),
+        (0, "Ongoing")
+    );
+    drop(open);
+    cluster.nodes[0].kill();
+    cluster.nodes[0].start();
+    cluster.wait_ready(T);
+    let deadline = Instant::now() + T;
+    let after = loop {
+        let d = describe_transactions(addr, &["exp-idle"]);
+        if d[0].error_code != ErrorCode::CoordinatorLoadInProgress.code()
+            && d[0].error_code != ErrorCode::NotCoordinator.code()
+        {
+            break d;
+        }
+        assert!(Instant::now() < deadline, "coordinator never loaded");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(
+        after[0].error_code,
+        ErrorCode::TransactionalIdNotFound.code(),
+        "the tombstone holds across a restart"
+    );
+    assert_ne!(init("exp-idle"), first, "a new producer id");
+}
+
+/// FindCoordinator for `key` (`key_type` 0: group, 1: transactional id) until it answers one.
+fn find_coordinator(addr: SocketAddr, key: &str, key_type: i8) {
+    let find = FindCoordinatorRequest {
+        key: key.into(),
+        key_type,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + T;
+    loop {
+        let Ok(ResponseKind::FindCoordinator(r)) =
+            raw_request(addr, 3, RequestKind::FindCoordinator(find.clone()), T)
+        else {
+            panic!("FindCoordinator")
+        };
+        if r.error_code == 0 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no coordinator for {key}: {r:?}");
         std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -255,6 +255,16 @@ impl Drop for TxnLoad {
 /// the end of each partition as the high watermark stands when it gets there (for
 /// read_committed, that is the last stable offset once every transaction is complete).
 fn read_everything(bootstrap: &str, isolation: &str, timeout: Duration) -> Vec<Vec<String>> {
+    read_topic(bootstrap, TOPIC, isolation, timeout)
+}
+
+/// [`read_everything`] for any three-partition topic.
+fn read_topic(
+    bootstrap: &str,
+    topic: &str,
+    isolation: &str,
+    timeout: Duration,
+) -> Vec<Vec<String>> {
     let c: BaseConsumer = common::consumer(
         bootstrap,
         &[
@@ -267,7 +277,7 @@ fn read_everything(bootstrap: &str, isolation: &str, timeout: Duration) -> Vec<V
     );
     let mut tpl = TopicPartitionList::new();
     for p in 0..PARTITIONS {
-        tpl.add_partition_offset(TOPIC, p, rdkafka::Offset::Beginning)
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
             .expect("assignment");
     }
     c.assign(&tpl).expect("assign");
@@ -277,7 +287,7 @@ fn read_everything(bootstrap: &str, isolation: &str, timeout: Duration) -> Vec<V
     while done.iter().any(|d| !d) {
         deadline.check(|| {
             format!(
-                "reading {TOPIC} ({isolation}): done {done:?}, got {:?}",
+                "reading {topic} ({isolation}): done {done:?}, got {:?}",
                 out.iter().map(Vec::len).collect::<Vec<_>>()
             )
         });
@@ -290,26 +300,26 @@ fn read_everything(bootstrap: &str, isolation: &str, timeout: Duration) -> Vec<V
                 // At the end only if its position is the high watermark (read_committed stops
                 // at the last stable offset, which reaches it once nothing is open).
                 let (_, hw) = c
-                    .fetch_watermarks(TOPIC, p, Duration::from_secs(5))
+                    .fetch_watermarks(topic, p, Duration::from_secs(5))
                     .unwrap_or((0, i64::MAX));
                 let pos = c
                     .position()
                     .ok()
-                    .and_then(|l| l.find_partition(TOPIC, p).and_then(|e| e.offset().to_raw()))
+                    .and_then(|l| l.find_partition(topic, p).and_then(|e| e.offset().to_raw()))
                     .unwrap_or(-1);
                 if pos >= hw {
                     done[p as usize] = true;
                 } else {
                     std::thread::sleep(Duration::from_millis(200));
                     let _ = c.seek(
-                        TOPIC,
+                        topic,
                         p,
                         rdkafka::Offset::Offset(pos.max(0)),
                         Duration::from_secs(5),
                     );
                 }
             }
-            Some(Err(e)) => eprintln!("consume {TOPIC} ({isolation}): {e}"),
+            Some(Err(e)) => eprintln!("consume {topic} ({isolation}): {e}"),
             None => {}
         }
     }
@@ -319,20 +329,34 @@ fn read_everything(bootstrap: &str, isolation: &str, timeout: Duration) -> Vec<V
 /// Waits until `via` shows every partition of `TOPIC` and of `__transaction_state` with all
 /// three replicas in sync.
 fn wait_all_in_sync(cluster: &Cluster, via: i32, deadline: Deadline) {
-    wait_for_isrs(
-        cluster.node(via),
-        TOPIC,
-        PARTITIONS as usize,
-        &[1, 2, 3],
-        Deadline::after(deadline.remaining()),
-    );
-    wait_for_isrs(
-        cluster.node(via),
-        TXN_STATE,
-        TXN_STATE_PARTITIONS,
-        &[1, 2, 3],
-        Deadline::after(deadline.remaining()),
-    );
+    wait_all_in_sync_of(cluster, via, &[TOPIC], deadline)
+}
+
+/// Waits until `via` shows every partition of `topics` (three partitions each),
+/// `__transaction_state` and `__consumer_offsets` (if it exists) with all three replicas in sync.
+fn wait_all_in_sync_of(cluster: &Cluster, via: i32, topics: &[&str], deadline: Deadline) {
+    let with_txn_state = topics
+        .iter()
+        .map(|t| (*t, PARTITIONS as usize))
+        .chain([(TXN_STATE, TXN_STATE_PARTITIONS)]);
+    for (topic, partitions) in with_txn_state {
+        wait_for_isrs(
+            cluster.node(via),
+            topic,
+            partitions,
+            &[1, 2, 3],
+            Deadline::after(deadline.remaining()),
+        );
+    }
+    if partition_views(cluster.node(via), "__consumer_offsets", 3).is_some() {
+        wait_for_isrs(
+            cluster.node(via),
+            "__consumer_offsets",
+            3,
+            &[1, 2, 3],
+            Deadline::after(deadline.remaining()),
+        );
+    }
 }
 
 /// The leader of `TOPIC`-`p` as `via` sees it.
@@ -830,7 +854,7 @@ fn a_leader_asks_a_remote_coordinator_before_a_transaction_opens() {
         ErrorCode::InvalidTxnState.code()
     );
     let hw = |c: &Cluster| {
-        common::consumer(&c.bootstrap(), &[])
+        common::consumer(&c.bootstrap(), &[("isolation.level", "read_uncommitted")])
             .fetch_watermarks(topic, 0, Duration::from_secs(10))
             .expect("watermarks")
             .1
@@ -948,4 +972,336 @@ fn a_new_coordinator_completes_a_commit_its_predecessor_could_not() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(read_one(&bootstrap, topic, "read_committed"), ["p0", "p1"]);
+}
+
+const CTP_IN: &str = "ctp-in";
+const CTP_OUT: &str = "ctp-out";
+/// Input records per partition.
+const CTP_PER_PARTITION: i64 = 600;
+
+/// The broker coordinating `group` as node `via` answers.
+fn group_coordinator(cluster: &Cluster, via: i32, group: &str) -> Option<i32> {
+    common::group_coordinator(cluster.node(via), group)
+}
+
+/// One consume-transform-produce worker: a read_committed consumer of `CTP_IN` (assigned, the
+/// group's committed offsets as start) and a transactional producer writing `o-<value>` to the
+/// same partition of `CTP_OUT`, the input offsets sent to each transaction. Any error: both are
+/// dropped and made again (the new producer fences the old, the new consumer starts at the
+/// committed offsets). Every fifth transaction is aborted on purpose and the consumer rewound.
+/// Returns how many transactions committed and aborted.
+fn ctp_worker(
+    bootstrap: &str,
+    stop: &AtomicBool,
+    hurry: &AtomicBool,
+    progress: &AtomicU64,
+) -> (u64, u64) {
+    let (mut commits, mut aborts) = (0u64, 0u64);
+    let t = Duration::from_secs(15);
+    'instances: while !stop.load(Ordering::Relaxed) {
+        let consumer: BaseConsumer = common::client_config(
+            bootstrap,
+            &[
+                ("group.id", "ctp-g"),
+                ("enable.auto.commit", "false"),
+                ("auto.offset.reset", "earliest"),
+                ("isolation.level", "read_committed"),
+                ("fetch.wait.max.ms", "100"),
+            ],
+        )
+        .create()
+        .expect("consumer");
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..PARTITIONS {
+            tpl.add_partition_offset(CTP_IN, p, rdkafka::Offset::Stored)
+                .expect("assignment");
+        }
+        if consumer.assign(&tpl).is_err() {
+            continue;
+        }
+        let producer = txn_producer(bootstrap, "ctp-txn", "10000");
+        if let Err(e) = producer.init_transactions(t) {
+            eprintln!("ctp init_transactions: {e}");
+            std::thread::sleep(Duration::from_millis(200));
+            continue;
+        }
+        // Where each partition's committed offset is (for a deliberate abort's rewind).
+        let mut committed = [0i64; PARTITIONS as usize];
+        match consumer.committed(t) {
+            Ok(l) => {
+                for p in 0..PARTITIONS {
+                    if let Some(o) = l
+                        .find_partition(CTP_IN, p)
+                        .and_then(|e| e.offset().to_raw())
+                        .filter(|&o| o >= 0)
+                    {
+                        committed[p as usize] = o;
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("ctp committed: {e}");
+                continue;
+            }
+        }
+        let mut next = committed;
+        let mut txn = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            // A few records from each partition per transaction, so the input lasts.
+            let mut batch: Vec<(i32, String)> = Vec::new();
+            // Slow while the rounds run (the input must last them), fast after.
+            let most = if hurry.load(Ordering::Relaxed) {
+                200
+            } else {
+                9
+            };
+            let until = Instant::now() + Duration::from_millis(200);
+            while batch.len() < most && Instant::now() < until {
+                match consumer.poll(Duration::from_millis(50)) {
+                    Some(Ok(m)) => {
+                        let v =
+                            String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
+                        next[m.partition() as usize] = m.offset() + 1;
+                        batch.push((m.partition(), v));
+                    }
+                    Some(Err(e)) => eprintln!("ctp consume: {e}"),
+                    None => {}
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            txn += 1;
+            let abort = txn % 5 == 0;
+            let outcome = (|| -> Result<(), KafkaError> {
+                producer.begin_transaction()?;
+                for (p, v) in &batch {
+                    let out = format!("o-{v}");
+                    producer
+                        .send(
+                            BaseRecord::<(), str>::to(CTP_OUT)
+                                .payload(&out)
+                                .partition(*p),
+                        )
+                        .map_err(|(e, _)| e)?;
+                }
+                let mut offsets = TopicPartitionList::new();
+                for p in 0..PARTITIONS {
+                    offsets.add_partition_offset(
+                        CTP_IN,
+                        p,
+                        rdkafka::Offset::Offset(next[p as usize]),
+                    )?;
+                }
+                let meta = consumer.group_metadata().ok_or(KafkaError::Canceled)?;
+                producer.send_offsets_to_transaction(&offsets, &meta, t)?;
+                if abort {
+                    producer.flush(t)?;
+                    producer.abort_transaction(t)
+                } else {
+                    producer.commit_transaction(t)
+                }
+            })();
+            match outcome {
+                Ok(()) if abort => {
+                    aborts += 1;
+                    // Rewind to the committed offsets: these records go again.
+                    for p in 0..PARTITIONS {
+                        if consumer
+                            .seek(CTP_IN, p, rdkafka::Offset::Offset(committed[p as usize]), t)
+                            .is_err()
+                        {
+                            continue 'instances;
+                        }
+                    }
+                    next = committed;
+                }
+                Ok(()) => {
+                    commits += 1;
+                    committed = next;
+                    progress.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    eprintln!("ctp transaction {txn}: {e}; starting over");
+                    continue 'instances;
+                }
+            }
+            if !hurry.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    (commits, aborts)
+}
+
+/// The group's committed offset of every `CTP_IN` partition, as a fresh consumer reads it.
+fn ctp_committed(bootstrap: &str) -> Vec<i64> {
+    let c: BaseConsumer = common::client_config(bootstrap, &[("group.id", "ctp-g")])
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition(CTP_IN, p);
+    }
+    match c.committed_offsets(tpl, Duration::from_secs(5)) {
+        Ok(l) => (0..PARTITIONS)
+            .map(|p| {
+                l.find_partition(CTP_IN, p)
+                    .and_then(|e| e.offset().to_raw())
+                    .unwrap_or(-1)
+            })
+            .collect(),
+        Err(_) => vec![-1; PARTITIONS as usize],
+    }
+}
+
+/// Exactly-once consume-transform-produce over three input partitions while the transaction
+/// coordinator, the group coordinator and partition leaders are SIGKILLed in turn (as
+/// `transactions_survive_coordinator_and_leader_kills`): afterwards every input record is in the
+/// committed output exactly once, and the group's offsets are at the end of the input.
+#[test]
+#[ignore = "not yet green: the loop stalls in some runs after a partition leader's SIGKILL \
+            (no commit for 45 s, cause not found yet); run with `cargo test --test \
+            transactions_failover -- --ignored consume_transform`"]
+fn consume_transform_produce_is_exactly_once_across_kills() {
+    let rounds: usize = std::env::var("RAFKA_TXN_CHAOS_ROUNDS")
+        .ok()
+        .map(|v| v.parse().expect("RAFKA_TXN_CHAOS_ROUNDS: a number"))
+        .unwrap_or(10);
+    let _serial = common::one_cluster_at_a_time();
+    let started = Instant::now();
+    let mut cluster = Cluster::start(3, SETTINGS);
+    let bootstrap = cluster.bootstrap();
+    common::create_replicated_topic(&bootstrap, CTP_IN, PARTITIONS, 3);
+    common::create_replicated_topic(&bootstrap, CTP_OUT, PARTITIONS, 3);
+    wait_for_isrs(
+        cluster.node(1),
+        CTP_IN,
+        PARTITIONS as usize,
+        &[1, 2, 3],
+        Deadline::after(Duration::from_secs(30)),
+    );
+    wait_for_isrs(
+        cluster.node(1),
+        CTP_OUT,
+        PARTITIONS as usize,
+        &[1, 2, 3],
+        Deadline::after(Duration::from_secs(30)),
+    );
+    let input = common::producer(&bootstrap, &[("enable.idempotence", "true")]);
+    for n in 0..CTP_PER_PARTITION * i64::from(PARTITIONS) {
+        let v = format!("i{n}");
+        input
+            .send(
+                BaseRecord::<(), str>::to(CTP_IN)
+                    .payload(&v)
+                    .partition((n % i64::from(PARTITIONS)) as i32),
+            )
+            .unwrap_or_else(|(e, _)| panic!("send {v}: {e}"));
+    }
+    input
+        .flush(Duration::from_secs(30))
+        .expect("flush the input");
+    drop(input);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let hurry = Arc::new(AtomicBool::new(false));
+    let progress = Arc::new(AtomicU64::new(0));
+    let worker = {
+        let (stop, hurry, progress, bootstrap) = (
+            stop.clone(),
+            hurry.clone(),
+            progress.clone(),
+            bootstrap.clone(),
+        );
+        std::thread::spawn(move || ctp_worker(&bootstrap, &stop, &hurry, &progress))
+    };
+    let finished = |b: &str| ctp_committed(b).iter().all(|&o| o == CTP_PER_PARTITION);
+    let deadline = Deadline::after(ROUND_TIMEOUT);
+    while progress.load(Ordering::Relaxed) < 3 {
+        deadline.check(|| format!("no committed transaction yet\n{}", cluster.logs(30)));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut live = 1;
+    for round in 0..rounds {
+        let deadline = Deadline::after(ROUND_TIMEOUT);
+        let p = ((round / 3) % PARTITIONS as usize) as i32;
+        let what = match round % 3 {
+            0 => "the transaction coordinator".to_owned(),
+            1 => "the group coordinator".to_owned(),
+            _ => format!("the leader of {CTP_OUT}-{p}"),
+        };
+        let victim = loop {
+            let v = match round % 3 {
+                0 => txn_coordinator(&cluster, live, "ctp-txn"),
+                1 => group_coordinator(&cluster, live, "ctp-g"),
+                _ => partition_views(cluster.node(live), CTP_OUT, PARTITIONS as usize)
+                    .map(|ps| ps[p as usize].leader)
+                    .filter(|&l| l > 0),
+            };
+            if let Some(v) = v {
+                break v;
+            }
+            deadline.check(|| format!("round {round}: {what}"));
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        live = (1..=3).find(|&n| n != victim).expect("another node");
+        let t0 = Instant::now();
+        let before = progress.load(Ordering::Relaxed);
+        cluster.nodes[(victim - 1) as usize].kill();
+        while progress.load(Ordering::Relaxed) < before + 2 && !finished(&bootstrap) {
+            deadline.check(|| {
+                format!(
+                    "round {round}: no commit after killing {victim} ({what})\n{}",
+                    cluster.logs(40)
+                )
+            });
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let recovered = t0.elapsed();
+        cluster.nodes[(victim - 1) as usize].start();
+        wait_all_in_sync_of(&cluster, live, &[CTP_IN, CTP_OUT], deadline);
+        println!("round {round}: killed {victim} ({what}); commits again after {recovered:?}, all in sync after {:?}", t0.elapsed());
+    }
+    // The rest of the input goes through.
+    hurry.store(true, Ordering::Relaxed);
+    let deadline = Deadline::after(Duration::from_secs(90));
+    while !finished(&bootstrap) {
+        deadline.check(|| format!("committed offsets {:?}", ctp_committed(&bootstrap)));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (commits, aborts) = worker.join().expect("worker");
+    let out = read_topic(
+        &bootstrap,
+        CTP_OUT,
+        "read_committed",
+        Duration::from_secs(60),
+    );
+    let all = read_topic(
+        &bootstrap,
+        CTP_OUT,
+        "read_uncommitted",
+        Duration::from_secs(60),
+    );
+    println!(
+        "{rounds} rounds, {:?} in all; {commits} transactions committed, {aborts} aborted on purpose; output: read_committed {}, read_uncommitted {}",
+        started.elapsed(),
+        out.iter().map(Vec::len).sum::<usize>(),
+        all.iter().map(Vec::len).sum::<usize>()
+    );
+    for p in 0..PARTITIONS {
+        let want: Vec<String> = (0..CTP_PER_PARTITION)
+            .map(|k| format!("o-i{}", k * i64::from(PARTITIONS) + i64::from(p)))
+            .collect();
+        assert_eq!(
+            out[p as usize], want,
+            "{CTP_OUT}-{p}: every input record once, in order"
+        );
+    }
+    assert!(
+        aborts > 0
+            && all.iter().map(Vec::len).sum::<usize>() > out.iter().map(Vec::len).sum::<usize>(),
+        "aborted output existed"
+    );
 }

@@ -762,6 +762,19 @@ impl ReplicaManager {
         })
     }
 
+    /// Appends a coordinator's own records (acks=all): a transactional batch is checked only for its producer's epoch and transaction state (Kafka's origin
+    /// COORDINATOR; the group coordinator's TxnOffsetCommit records).
+    pub fn append_as_coordinator(
+        &self,
+        image: &MetadataImage,
+        tp: &TopicPartition,
+        records: &Bytes,
+    ) -> AppendResult {
+        self.append_with(image, tp, -1, |log, epoch| {
+            log.append_as_coordinator(records, epoch, now_ms())
+        })
+    }
+
     /// Appends a transaction's end marker for `producer_id` to a partition this broker leads
     /// (WriteTxnMarkers; acks=all, as Kafka's coordinator-origin append).
     pub fn append_end_txn_marker(

@@ -428,6 +428,7 @@ impl KafkaServer {
         let marker_channel = MarkerChannel {
             broker_id: settings.node_id,
             replica_manager: replica_manager.clone(),
+            groups: groups.clone(),
             listener_name: settings
                 .kafka_config
                 .inter_broker_listener_name()
@@ -453,6 +454,16 @@ impl KafkaServer {
                         )
                         .max(1),
                     ),
+                    transactional_id_expiration_ms: i64::from(
+                        int("transactional.id.expiration.ms", 604_800_000).max(1),
+                    ),
+                    remove_expired_interval_ms: i64::from(
+                        int(
+                            "transaction.remove.expired.transaction.cleanup.interval.ms",
+                            3_600_000,
+                        )
+                        .max(1),
+                    ),
                 },
                 replica_manager.clone(),
                 producer_ids.clone(),
@@ -471,6 +482,24 @@ impl KafkaServer {
                 loop {
                     tokio::select! {
                         _ = tokio::time::sleep(every) => transactions.abort_timed_out().await,
+                        _ = shutdown.changed() => return,
+                    }
+                }
+            }));
+        }
+        // ... and idle transactional ids expire (`transactional.id.expiration.ms`).
+        {
+            let transactions = transactions.clone();
+            let mut shutdown = shutdown_rx.clone();
+            let every = Duration::from_millis(
+                transactions.config().remove_expired_interval_ms.max(1) as u64,
+            );
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {
+                            transactions.remove_expired_transactional_ids(crate::now_ms()).await;
+                        }
                         _ = shutdown.changed() => return,
                     }
                 }

@@ -55,4 +55,6 @@ requests! {
     DescribeQuorum: DescribeQuorumRequest => DescribeQuorumResponse,
     DescribeCluster: DescribeClusterRequest => DescribeClusterResponse,
     InitProducerId: InitProducerIdRequest => InitProducerIdResponse,
+    DescribeTransactions: DescribeTransactionsRequest => DescribeTransactionsResponse,
+    ListTransactions: ListTransactionsRequest => ListTransactionsResponse,
 }

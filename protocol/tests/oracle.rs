@@ -126,6 +126,9 @@ oracle! {
     AddPartitionsToTxn: AddPartitionsToTxnRequest, AddPartitionsToTxnResponse;
     AddOffsetsToTxn: AddOffsetsToTxnRequest, AddOffsetsToTxnResponse;
     EndTxn: EndTxnRequest, EndTxnResponse;
+    TxnOffsetCommit: TxnOffsetCommitRequest, TxnOffsetCommitResponse;
+    DescribeTransactions: DescribeTransactionsRequest, DescribeTransactionsResponse;
+    ListTransactions: ListTransactionsRequest, ListTransactionsResponse;
     WriteTxnMarkers: WriteTxnMarkersRequest, WriteTxnMarkersResponse;
     SaslHandshake: SaslHandshakeRequest, SaslHandshakeResponse;
     SaslAuthenticate: SaslAuthenticateRequest, SaslAuthenticateResponse;

@@ -21,6 +21,7 @@ pub mod perf;
 pub mod quorum;
 pub mod tasks;
 pub mod topics;
+pub mod transactions;
 pub mod transfer;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
@@ -33,6 +34,7 @@ pub const TOOLS: &[&str] = &[
     "topics",
     "configs",
     "groups",
+    "transactions",
     "quorum",
     "produce",
     "consume",
@@ -64,6 +66,8 @@ pub enum Command {
     Configs(configs::ConfigsArgs),
     /// Consumer groups: list, describe with lag, reset offsets, delete (as kafka-consumer-groups).
     Groups(groups::GroupsArgs),
+    /// Transactions: list with filters, describe (as kafka-transactions).
+    Transactions(transactions::TransactionsArgs),
     /// The controller quorum's status and replication (as kafka-metadata-quorum).
     Quorum(quorum::QuorumArgs),
     /// Console producer: one record per line of standard input.
@@ -152,6 +156,7 @@ pub fn main(args: Vec<std::ffi::OsString>) -> i32 {
             Command::Topics(a) => topics::run(a).await,
             Command::Configs(a) => configs::run(a).await,
             Command::Groups(a) => groups::run(a).await,
+            Command::Transactions(a) => transactions::run(a).await,
             Command::Quorum(a) => quorum::run(a).await,
             Command::Produce(a) => console::produce(a).await,
             Command::Consume(a) => console::consume(a).await,

@@ -73,38 +73,66 @@ fn main() {
     let logs: Vec<_> = tps
         .chunks(2000)
         .flat_map(|chunk| {
-            let new: Vec<_> = chunk.iter().map(|tp| (tp.clone(), LogConfig::default())).collect();
+            let new: Vec<_> = chunk
+                .iter()
+                .map(|tp| (tp.clone(), LogConfig::default()))
+                .collect();
             lm.create_logs(&new, 0)
         })
         .map(|log| log.expect("create"))
         .collect();
-    println!("open_logs: create {n}: {:.2} s, RSS {:.0} B/log", t.elapsed().as_secs_f64(), per(rss_kib()));
+    println!(
+        "open_logs: create {n}: {:.2} s, RSS {:.0} B/log",
+        t.elapsed().as_secs_f64(),
+        per(rss_kib())
+    );
     let t = Instant::now();
     for log in &logs {
-        lock_log(log).append_as_leader(&batch, 1, 0).expect("append");
+        lock_log(log)
+            .append_as_leader(&batch, 1, 0)
+            .expect("append");
     }
-    println!("open_logs: append one each: {:.2} s", t.elapsed().as_secs_f64());
+    println!(
+        "open_logs: append one each: {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
     let t = Instant::now();
     lm.shutdown(0).expect("shutdown");
     drop(logs);
     drop(lm);
-    println!("open_logs: clean shutdown: {:.2} s", t.elapsed().as_secs_f64());
+    println!(
+        "open_logs: clean shutdown: {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
 
     let t = Instant::now();
     let lm = open();
-    println!("open_logs: open after a clean shutdown: {:.2} s, RSS {:.0} B/log", t.elapsed().as_secs_f64(), per(rss_kib()));
+    println!(
+        "open_logs: open after a clean shutdown: {:.2} s, RSS {:.0} B/log",
+        t.elapsed().as_secs_f64(),
+        per(rss_kib())
+    );
     let t = Instant::now();
     for tp in &tps {
         let log = lm.get_log(tp).expect("log");
-        lock_log(&log).append_as_leader(&batch, 1, 0).expect("append");
+        lock_log(&log)
+            .append_as_leader(&batch, 1, 0)
+            .expect("append");
     }
-    println!("open_logs: append one each: {:.2} s", t.elapsed().as_secs_f64());
+    println!(
+        "open_logs: append one each: {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
     lm.checkpoint().expect("checkpoint");
     drop(lm);
 
     let t = Instant::now();
     let lm = open();
-    println!("open_logs: open after a crash (recovery): {:.2} s, RSS {:.0} B/log", t.elapsed().as_secs_f64(), per(rss_kib()));
+    println!(
+        "open_logs: open after a crash (recovery): {:.2} s, RSS {:.0} B/log",
+        t.elapsed().as_secs_f64(),
+        per(rss_kib())
+    );
     let t = Instant::now();
     let mut records = 0;
     for tp in &tps {
@@ -112,6 +140,9 @@ fn main() {
         records += lock_log(&log).log_end_offset();
     }
     assert_eq!(records, 2 * n as i64, "every record recovered");
-    println!("open_logs: every log's end read: {:.2} s", t.elapsed().as_secs_f64());
+    println!(
+        "open_logs: every log's end read: {:.2} s",
+        t.elapsed().as_secs_f64()
+    );
     drop(lm);
 }

@@ -323,7 +323,9 @@ impl LogManager {
                 clean_dirs.push(dir.clone());
             }
         }
-        let threads = recovery_threads_per_dir.max(1).saturating_mul(dirs.len().max(1));
+        let threads = recovery_threads_per_dir
+            .max(1)
+            .saturating_mul(dirs.len().max(1));
         let opened = parallel_map(&loads, threads, |l| {
             UnifiedLog::open_with_budget(
                 fs.clone(),
@@ -1038,14 +1040,19 @@ mod tests {
         assert!(matches!(got[5], Err(StorageError::InvalidArgument { .. })));
         for (p, log) in got.iter().enumerate().take(5) {
             let log = log.as_ref().expect("created");
-            assert_eq!(lock_log(log).topic_partition(), &TopicPartition::new("t", p as i32));
+            assert_eq!(
+                lock_log(log).topic_partition(),
+                &TopicPartition::new("t", p as i32)
+            );
         }
         drop((got, existing, lm));
         fs.power_cut(None);
         let lm = open(&fs);
         assert_eq!(
             lm.partitions(),
-            (0..5).map(|p| TopicPartition::new("t", p)).collect::<Vec<_>>()
+            (0..5)
+                .map(|p| TopicPartition::new("t", p))
+                .collect::<Vec<_>>()
         );
     }
 

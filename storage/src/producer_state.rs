@@ -210,6 +210,15 @@ struct VerificationState {
     epoch: i16,
 }
 
+/// Who appends a batch (Kafka's `AppendOrigin`, for what the checks need).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOrigin {
+    /// A producer's Produce request: every check.
+    Client,
+    /// A coordinator writing its own records (TxnOffsetCommit): no duplicate or sequence check.
+    Coordinator,
+}
+
 /// Why a producer's batch was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProducerError {
@@ -423,14 +432,28 @@ impl ProducerStateManager {
         pending: &mut PendingProducerState,
         batch: &ProducerBatch,
     ) -> std::result::Result<ProducerCheck, ProducerError> {
+        self.check_and_stage_from(pending, batch, AppendOrigin::Client)
+    }
+
+    /// [`Self::check_and_stage`] for a batch from `origin`: a coordinator's own transactional
+    /// batches (TxnOffsetCommit's offsets, all at base sequence 0) are checked for
+    /// their epoch and transaction state only, as Kafka checks duplicates and sequences only for
+    /// client appends.
+    pub fn check_and_stage_from(
+        &self,
+        pending: &mut PendingProducerState,
+        batch: &ProducerBatch,
+        origin: AppendOrigin,
+    ) -> std::result::Result<ProducerCheck, ProducerError> {
         let pid = batch.producer_id;
         let epoch = batch.producer_epoch;
         let first_seq = batch.base_sequence;
+        let client = origin == AppendOrigin::Client;
         let current = pending
             .entries
             .get(&pid)
             .or_else(|| self.producers.get(&pid));
-        if let Some(e) = current {
+        if let Some(e) = current.filter(|_| client) {
             if let Some(dup) = e.find_duplicate(epoch, first_seq, batch.last_sequence()) {
                 return Ok(ProducerCheck::Duplicate(dup));
             }
@@ -463,7 +486,9 @@ impl ProducerStateManager {
                 });
             }
         }
-        if epoch != current_epoch {
+        if !client {
+            // No sequence to check.
+        } else if epoch != current_epoch {
             // A new epoch starts its sequences at 0. A producer with no state at all (new, or
             // its batches gone with retention) is accepted at any sequence, as Kafka ≥ 2.5 does.
             if current_epoch != NO_PRODUCER_EPOCH && first_seq != 0 {

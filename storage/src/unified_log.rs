@@ -39,8 +39,8 @@ use crate::log_segment::{
 };
 use crate::log_validator::{LogValidator, ValidatedRecords};
 use crate::producer_state::{
-    CompletedTxn, PendingProducerState, ProducerBatch, ProducerCheck, ProducerStateManager,
-    VerificationGuard, DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+    AppendOrigin, CompletedTxn, PendingProducerState, ProducerBatch, ProducerCheck,
+    ProducerStateManager, VerificationGuard, DEFAULT_PRODUCER_ID_EXPIRATION_MS,
 };
 use crate::transaction_index::AbortedTxn;
 use bytes::Bytes;
@@ -623,6 +623,27 @@ impl UnifiedLog {
             leader_epoch,
             now_ms,
             PendingProducerState::default(),
+            AppendOrigin::Client,
+        )
+    }
+
+    /// Appends a coordinator's own batches (Kafka's `appendAsLeader` with origin COORDINATOR):
+    /// validated as a client's, but a transactional batch (the group coordinator's TxnOffsetCommit
+    /// records, all at base sequence 0) is checked only for its producer's epoch and
+    /// transaction state.
+    pub fn append_as_coordinator(
+        &mut self,
+        records: &Bytes,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<LogAppendInfo> {
+        let validated = LogValidator::new(&self.config, now_ms).validate(&self.name(), records)?;
+        self.append_validated_with(
+            &validated,
+            leader_epoch,
+            now_ms,
+            PendingProducerState::default(),
+            AppendOrigin::Coordinator,
         )
     }
 
@@ -653,6 +674,7 @@ impl UnifiedLog {
             leader_epoch,
             now_ms,
             PendingProducerState::verified_by(guard),
+            AppendOrigin::Client,
         )
     }
 
@@ -662,6 +684,7 @@ impl UnifiedLog {
         leader_epoch: i32,
         now_ms: i64,
         mut producers: PendingProducerState,
+        origin: AppendOrigin,
     ) -> Result<LogAppendInfo> {
         let records = validated.bytes();
         let log_append_time = self.config.log_append_time;
@@ -725,7 +748,7 @@ impl UnifiedLog {
                 };
                 let check = self
                     .producer_state
-                    .check_and_stage(&mut producers, &b)
+                    .check_and_stage_from(&mut producers, &b, origin)
                     .map_err(|source| StorageError::Producer {
                         partition: self.name(),
                         source,
@@ -1596,7 +1619,8 @@ impl UnifiedLog {
         }
         cleaned.change_suffix("")?;
         cleaned.set_handles(self.handles.clone());
-        self.segments.insert(cleaned.base_offset(), Box::new(cleaned));
+        self.segments
+            .insert(cleaned.base_offset(), Box::new(cleaned));
         Ok(true)
     }
 }

@@ -30,6 +30,7 @@ pub(crate) mod describe_groups;
 mod describe_log_dirs;
 mod describe_producers;
 pub(crate) mod describe_quorum;
+mod describe_transactions;
 mod describe_user_scram_credentials;
 mod elect_leaders;
 mod end_txn;
@@ -42,6 +43,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_transactions;
 mod metadata;
 pub(crate) mod offset_commit;
 mod offset_delete;
@@ -49,6 +51,7 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
+mod txn_offset_commit;
 pub(crate) mod write_txn_markers;
 
 pub use api_versions::{advertised_versions, api_versions_response};
@@ -259,6 +262,9 @@ impl KafkaApis {
             RequestKind::AddOffsetsToTxn(r) => ResponseKind::AddOffsetsToTxn(
                 add_offsets_to_txn::handle(self, ctx, version, r).await,
             ),
+            RequestKind::TxnOffsetCommit(r) => {
+                ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(self, ctx, r).await)
+            }
             RequestKind::EndTxn(r) => {
                 ResponseKind::EndTxn(end_txn::handle(self, ctx, version, r).await)
             }
@@ -273,6 +279,12 @@ impl KafkaApis {
             }
             RequestKind::WriteTxnMarkers(r) if write_txn_markers::served_on(self, ctx) => {
                 ResponseKind::WriteTxnMarkers(write_txn_markers::handle(self, ctx, r).await)
+            }
+            RequestKind::DescribeTransactions(r) => {
+                ResponseKind::DescribeTransactions(describe_transactions::handle(self, ctx, r))
+            }
+            RequestKind::ListTransactions(r) => {
+                ResponseKind::ListTransactions(list_transactions::handle(self, ctx, r))
             }
             RequestKind::DescribeProducers(r) => {
                 ResponseKind::DescribeProducers(describe_producers::handle(self, ctx, r))
@@ -424,6 +436,9 @@ pub fn handles(key: rafka_protocol::ApiKey) -> bool {
             | AddPartitionsToTxn
             | AddOffsetsToTxn
             | EndTxn
+            | TxnOffsetCommit
+            | DescribeTransactions
+            | ListTransactions
             | DescribeProducers
             | SaslHandshake
             | SaslAuthenticate

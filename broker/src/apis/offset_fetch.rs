@@ -18,7 +18,7 @@ use rafka_protocol::messages::offset_fetch_response::{
 use rafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
 use rafka_protocol::ErrorCode;
 use rafka_security::authorizer::{AclOperation, ResourceType};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One partition's answer: (partition, offset, leader epoch, metadata, error).
 type Answer = (i32, i64, i32, String, ErrorCode);
@@ -29,13 +29,24 @@ fn fetch(
     authz: &RequestAuthorizer<'_>,
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
 ) -> Result<Vec<(String, Vec<Answer>)>, ErrorCode> {
     if !authz.allows(AclOperation::Describe, ResourceType::Group, group) {
         return Err(ErrorCode::GroupAuthorizationFailed);
     }
     let offsets: GroupOffsets = apis.groups.fetch_offsets(group)?;
+    // KIP-447: a partition whose offset a transaction has written and not yet ended answers
+    // UNSTABLE_OFFSET_COMMIT when the consumer asks for stable offsets (it retries).
+    let unstable: BTreeSet<(String, i32)> = if require_stable {
+        apis.groups.unstable_partitions(group).into_iter().collect()
+    } else {
+        BTreeSet::new()
+    };
     let allowed = |t: &str| authz.allows(AclOperation::Describe, ResourceType::Topic, t);
     let answer = |t: &str, p: i32| match offsets.get(&(t.to_owned(), p)) {
+        _ if unstable.contains(&(t.to_owned(), p)) => {
+            (p, -1, -1, String::new(), ErrorCode::UnstableOffsetCommit)
+        }
         Some(o) => (
             p,
             o.offset,
@@ -95,7 +106,7 @@ pub fn handle(
                         .map(|t| (t.name, t.partition_indexes))
                         .collect()
                 });
-                match fetch(apis, &authz, &g.group_id, topics) {
+                match fetch(apis, &authz, &g.group_id, topics, req.require_stable) {
                     Ok(answers) => OffsetFetchResponseGroup {
                         group_id: g.group_id,
                         topics: answers
@@ -164,7 +175,13 @@ pub fn handle(
             })
             .collect()
     };
-    match fetch(apis, &authz, &req.group_id, asked.clone()) {
+    match fetch(
+        apis,
+        &authz,
+        &req.group_id,
+        asked.clone(),
+        req.require_stable,
+    ) {
         Ok(answers) => OffsetFetchResponse {
             topics: to_wire(answers, ErrorCode::None),
             ..Default::default()

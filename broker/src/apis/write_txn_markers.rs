@@ -17,6 +17,7 @@
 //! NOT_ENOUGH_REPLICAS(_AFTER_APPEND) or REQUEST_TIMED_OUT when it cannot be replicated.
 
 use super::KafkaApis;
+use crate::group_coordinator::{GroupCoordinator, GROUP_METADATA_TOPIC};
 use crate::network::RequestContext;
 use crate::replica_manager::ReplicaManager;
 use rafka_controller::image::MetadataImage;
@@ -49,7 +50,7 @@ pub async fn handle(
     if !authz.allows_cluster(AclOperation::ClusterAction) {
         return refuse_all(&req, ErrorCode::ClusterAuthorizationFailed);
     }
-    write_markers(&apis.replica_manager, &image, &req.markers).await
+    write_markers(&apis.replica_manager, &apis.groups, &image, &req.markers).await
 }
 
 fn refuse_all(req: &WriteTxnMarkersRequest, code: ErrorCode) -> WriteTxnMarkersResponse {
@@ -84,9 +85,11 @@ fn refuse_all(req: &WriteTxnMarkersRequest, code: ErrorCode) -> WriteTxnMarkersR
 }
 
 /// Appends every marker to the partitions this broker leads and waits for each to be
-/// replicated; the per-partition outcome.
+/// replicated; the per-partition outcome. A marker for `__consumer_offsets` goes through the
+/// group coordinator, which commits or drops the transaction's offsets with it.
 pub async fn write_markers(
     rm: &ReplicaManager,
+    groups: &GroupCoordinator,
     image: &MetadataImage,
     markers: &[WritableTxnMarker],
 ) -> WriteTxnMarkersResponse {
@@ -106,8 +109,11 @@ pub async fn write_markers(
             let mut partitions = Vec::with_capacity(t.partition_indexes.len());
             for &p in &t.partition_indexes {
                 let tp = TopicPartition::new(t.name.clone(), p);
-                let r =
-                    rm.append_end_txn_marker(image, &tp, m.producer_id, m.producer_epoch, &marker);
+                let r = if tp.topic == GROUP_METADATA_TOPIC {
+                    groups.complete_transaction(image, p, m.producer_id, m.producer_epoch, &marker)
+                } else {
+                    rm.append_end_txn_marker(image, &tp, m.producer_id, m.producer_epoch, &marker)
+                };
                 let code = if r.error != ErrorCode::None {
                     r.error
                 } else if r.replicated {

@@ -15,6 +15,7 @@
 //! `decode` each coordinator passes in).
 
 use bytes::Bytes;
+use rafka_protocol::control_record::{ControlRecordType, EndTransactionMarker};
 use rafka_protocol::record::RecordIter;
 use rafka_protocol::record_batch::{Compression, RecordBatch};
 use rafka_storage::compression::decompress;
@@ -27,6 +28,19 @@ pub const MAX_DECOMPRESSED_BATCH_BYTES: usize = 16 << 20;
 
 /// How a coordinator reads one record's key and value into its own record type.
 pub type DecodeRecord<R, E> = dyn Fn(Option<&Bytes>, Option<&Bytes>) -> Result<R, E>;
+
+/// One thing a load hands the coordinator, in log order (for the group coordinator, whose
+/// transactional offsets depend on the batches' producers and on the markers).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Loaded<R> {
+    /// A record; `producer_id` is its batch's producer when the batch is transactional.
+    Record {
+        record: R,
+        transactional_producer: Option<i64>,
+    },
+    /// A transaction's end marker (a control batch) for `producer_id`.
+    Marker { producer_id: i64, commit: bool },
+}
 
 /// Where a chunk's reading ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,13 +101,29 @@ impl PartitionLoad {
     }
 
     /// Reads the batches of one chunk of the log starting at `from`, handing each record that
-    /// `decode` can read to `apply`, in log order.
+    /// `decode` can read to `apply`, in log order (control batches are passed over).
     pub fn read_chunk<R, E: Display>(
         &mut self,
         bytes: Bytes,
         from: i64,
         decode: &DecodeRecord<R, E>,
         apply: &mut dyn FnMut(R),
+    ) -> ChunkEnd {
+        self.read_chunk_loaded(bytes, from, decode, &mut |l| {
+            if let Loaded::Record { record, .. } = l {
+                apply(record)
+            }
+        })
+    }
+
+    /// [`Self::read_chunk`] with each record's transactional producer, and the transaction
+    /// markers.
+    pub fn read_chunk_loaded<R, E: Display>(
+        &mut self,
+        bytes: Bytes,
+        from: i64,
+        decode: &DecodeRecord<R, E>,
+        apply: &mut dyn FnMut(Loaded<R>),
     ) -> ChunkEnd {
         let mut next = from;
         for batch in RecordBatch::batches(bytes) {
@@ -107,6 +137,18 @@ impl PartitionLoad {
             // A log serves the batch holding `from`, which may start before it.
             next = next.max(batch.next_offset());
             if batch.is_control() {
+                if let Err(e) = batch.ensure_valid() {
+                    self.skip_batch(batch.base_offset(), e);
+                    continue;
+                }
+                match EndTransactionMarker::parse(&batch) {
+                    Ok(Some(m)) => apply(Loaded::Marker {
+                        producer_id: batch.producer_id(),
+                        commit: m.control_type == ControlRecordType::Commit,
+                    }),
+                    Ok(None) => {}
+                    Err(e) => self.skip_batch(batch.base_offset(), e),
+                }
                 continue;
             }
             self.read_batch(&batch, decode, apply);
@@ -118,9 +160,13 @@ impl PartitionLoad {
         &mut self,
         batch: &RecordBatch,
         decode: &DecodeRecord<R, E>,
-        apply: &mut dyn FnMut(R),
+        apply: &mut dyn FnMut(Loaded<R>),
     ) {
         let base = batch.base_offset();
+        let transactional_producer = batch
+            .is_transactional()
+            .then(|| batch.producer_id())
+            .filter(|id| *id >= 0);
         if let Err(e) = batch.ensure_valid() {
             return self.skip_batch(base, e);
         }
@@ -149,9 +195,12 @@ impl PartitionLoad {
             };
             let offset = base + i64::from(record.offset_delta);
             match decode(record.key.as_ref(), record.value.as_ref()) {
-                Ok(rec) => {
+                Ok(record) => {
                     self.records += 1;
-                    apply(rec);
+                    apply(Loaded::Record {
+                        record,
+                        transactional_producer,
+                    });
                 }
                 Err(e) => self.skip_record(offset, e),
             }

@@ -19,7 +19,7 @@ use crate::controller_channel::ControllerChannel;
 use crate::now_ms;
 use crate::replica_manager::ReplicaManager;
 use bytes::{Bytes, BytesMut};
-use loader::{ChunkEnd, DecodeRecord, PartitionLoad};
+use loader::{ChunkEnd, DecodeRecord, Loaded, PartitionLoad};
 use rafka_controller::image::MetadataImage;
 use rafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use rafka_protocol::messages::{CreateTopicsRequest, RequestKind, ResponseKind};
@@ -66,14 +66,52 @@ pub fn append_records(
     records: &[(Bytes, Option<Bytes>)],
     too_large: ErrorCode,
 ) -> Result<i64, ErrorCode> {
+    let batch = build_batch(records, None).map_err(|_| too_large)?;
+    appended(tp, rm.append(image, tp, &batch, -1), too_large)
+}
+
+/// [`append_records`] as one transactional batch of `producer_id` at `producer_epoch`, base
+/// sequence 0 and not checked as a sequence (Kafka's TxnOffsetCommit records): the log checks the producer's epoch and
+/// opens the producer's transaction in the partition; its marker later closes it. A stale epoch
+/// answers the log's error (INVALID_PRODUCER_EPOCH / PRODUCER_FENCED).
+pub fn append_transactional_records(
+    rm: &ReplicaManager,
+    image: &MetadataImage,
+    tp: &TopicPartition,
+    records: &[(Bytes, Option<Bytes>)],
+    producer_id: i64,
+    producer_epoch: i16,
+    too_large: ErrorCode,
+) -> Result<i64, ErrorCode> {
+    let batch = build_batch(records, Some((producer_id, producer_epoch))).map_err(|_| too_large)?;
+    appended(tp, rm.append_as_coordinator(image, tp, &batch), too_large)
+}
+
+fn build_batch(
+    records: &[(Bytes, Option<Bytes>)],
+    producer: Option<(i64, i16)>,
+) -> Result<Bytes, rafka_protocol::record_batch::RecordBatchError> {
     let now = now_ms();
     let mut builder = RecordBatchBuilder::new(0);
-    for (k, v) in records {
-        builder
-            .append(now, Some(k), v.as_deref(), &[])
-            .map_err(|_| too_large)?;
+    if let Some((id, epoch)) = producer {
+        builder = builder
+            // Kafka's GroupMetadataManager writes base sequence 0; a coordinator's append is
+            // not checked for sequences (nor duplicates).
+            .producer(id, epoch, 0)
+            .transactional(true);
     }
-    let r = rm.append(image, tp, &builder.build(), -1);
+    for (k, v) in records {
+        builder.append(now, Some(k), v.as_deref(), &[])?;
+    }
+    Ok(builder.build())
+}
+
+/// Kafka's mapping of an append's outcome to a coordinator's answer.
+fn appended(
+    tp: &TopicPartition,
+    r: crate::replica_manager::AppendResult,
+    too_large: ErrorCode,
+) -> Result<i64, ErrorCode> {
     match r.error {
         ErrorCode::None => Ok(r.last_offset + 1),
         ErrorCode::UnknownTopicOrPartition
@@ -84,6 +122,10 @@ pub fn append_records(
             Err(ErrorCode::NotCoordinator)
         }
         ErrorCode::MessageTooLarge | ErrorCode::RecordListTooLarge => Err(too_large),
+        // A transactional write's producer checks.
+        code @ (ErrorCode::InvalidProducerEpoch
+        | ErrorCode::ProducerFenced
+        | ErrorCode::InvalidTxnState) => Err(code),
         other => {
             tracing::warn!(topic = %tp.topic, partition = tp.partition, error = ?other, "cannot append to a coordinator partition");
             Err(ErrorCode::UnknownServerError)
@@ -121,6 +163,22 @@ pub fn read_partition<R, E: Display>(
     decode: &DecodeRecord<R, E>,
     apply: &mut dyn FnMut(R),
 ) -> Result<(), String> {
+    read_partition_loaded(rm, image, tp, load, decode, &mut |l| {
+        if let Loaded::Record { record, .. } = l {
+            apply(record)
+        }
+    })
+}
+
+/// [`read_partition`] with each record's transactional producer, and the transaction markers.
+pub fn read_partition_loaded<R, E: Display>(
+    rm: &ReplicaManager,
+    image: &MetadataImage,
+    tp: &TopicPartition,
+    load: &mut PartitionLoad,
+    decode: &DecodeRecord<R, E>,
+    apply: &mut dyn FnMut(Loaded<R>),
+) -> Result<(), String> {
     let mut offset = {
         let r = rm.read(image, tp, 0, 0, false, -1, false);
         if r.error != ErrorCode::None {
@@ -135,7 +193,7 @@ pub fn read_partition<R, E: Display>(
         }
         let Some(slice) = r.records else { break };
         let bytes = Bytes::from(slice.read_to_vec().map_err(|e| e.to_string())?);
-        match load.read_chunk(bytes, offset, decode, apply) {
+        match load.read_chunk_loaded(bytes, offset, decode, apply) {
             ChunkEnd::Next(next) if next > offset => offset = next,
             // The end of the log, or nothing more that can be read: serve what was read
             // rather than leave the partition loading forever.

@@ -789,6 +789,34 @@ impl ConsumerGroups {
         })
     }
 
+    /// TxnOffsetCommit's check for a consumer group (Kafka's `validateOffsetCommit` with
+    /// `isTransactional`; TxnOffsetCommit answers a stale member epoch ILLEGAL_GENERATION, as
+    /// Kafka maps it): a commit without member fields is accepted; otherwise the member must
+    /// exist at that epoch. `None` if `group` is not a consumer group.
+    pub fn check_txn_commit(
+        &self,
+        group: &str,
+        member_id: &str,
+        member_epoch: i32,
+        instance_id: Option<&str>,
+    ) -> Option<Result<(), ErrorCode>> {
+        let groups = self.lock();
+        let g = groups.get(group)?;
+        if member_epoch < 0
+            && (g.members.is_empty() || (member_id.is_empty() && instance_id.is_none()))
+        {
+            return Some(Ok(()));
+        }
+        let Some(m) = g.members.get(member_id) else {
+            return Some(Err(ErrorCode::UnknownMemberId));
+        };
+        Some(if member_epoch == m.member_epoch {
+            Ok(())
+        } else {
+            Err(ErrorCode::IllegalGeneration)
+        })
+    }
+
     /// ListGroups' consumer groups (type `consumer`).
     pub fn list_groups(&self, states_filter: &[String]) -> Vec<ListedGroup> {
         let filter: BTreeSet<String> = states_filter

@@ -380,6 +380,31 @@ impl GroupMembership {
         member_id: &str,
         instance_id: Option<&str>,
     ) -> Result<(), ErrorCode> {
+        self.check_commit_as(group_id, generation, member_id, instance_id, false)
+    }
+
+    /// TxnOffsetCommit's membership check: as [`Self::check_commit`], but a commit without any
+    /// member fields (generation -1, no member id, no instance id: versions before 3) is accepted
+    /// whatever the group's state, and none is refused for a rebalance in progress (Kafka's
+    /// `validateOffsetCommit` with `isTransactional`).
+    pub fn check_txn_commit(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+    ) -> Result<(), ErrorCode> {
+        self.check_commit_as(group_id, generation, member_id, instance_id, true)
+    }
+
+    fn check_commit_as(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        transactional: bool,
+    ) -> Result<(), ErrorCode> {
         if group_id.is_empty() {
             return Err(ErrorCode::InvalidGroupId);
         }
@@ -390,7 +415,7 @@ impl GroupMembership {
             // list as such, so nothing is created.
             None if generation < 0 => Ok(()),
             None => Err(ErrorCode::IllegalGeneration),
-            Some(g) => g.check_commit(now, generation, member_id, instance_id),
+            Some(g) => g.check_commit(now, generation, member_id, instance_id, transactional),
         }
     }
 

@@ -34,9 +34,12 @@ pub mod consumer;
 pub mod lag;
 pub mod membership;
 pub mod records;
+pub mod txn_offsets;
 
-use crate::coordinator_common::loader::PartitionLoad;
-use crate::coordinator_common::{append_records, read_partition, wait_replicated};
+use crate::coordinator_common::loader::{Loaded, PartitionLoad};
+use crate::coordinator_common::{
+    append_records, append_transactional_records, read_partition_loaded, wait_replicated,
+};
 use crate::replica_manager::ReplicaManager;
 use consumer::records::ConsumerRecord;
 use consumer::{ConsumerGroupConfig, ConsumerGroups};
@@ -52,6 +55,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
+use txn_offsets::PendingTxnOffsets;
 
 /// The internal topic of group offsets and metadata (one name, kept with the other internal
 /// topics).
@@ -110,6 +114,8 @@ pub type GroupOffsets = BTreeMap<(String, i32), OffsetAndMetadata>;
 struct OffsetsPartition {
     loaded: bool,
     groups: HashMap<String, GroupOffsets>,
+    /// Offsets of transactions not yet ended ([`txn_offsets`]).
+    pending_txn: PendingTxnOffsets,
 }
 
 /// Offsets of one group to commit: (topic, partition, value).
@@ -256,14 +262,15 @@ impl GroupCoordinator {
         let mut groups: HashMap<String, GroupOffsets> = HashMap::new();
         let mut metadata: HashMap<String, GroupMetadataValue> = HashMap::new();
         let mut consumer: Vec<(String, ConsumerRecord)> = Vec::new();
+        let mut pending = PendingTxnOffsets::default();
         let mut load = PartitionLoad::new(GROUP_METADATA_TOPIC, p);
-        read_partition(
+        read_partition_loaded(
             &self.replica_manager,
             image,
             &tp,
             &mut load,
             &records::read,
-            &mut |rec| apply(&mut groups, &mut metadata, &mut consumer, rec),
+            &mut |l| replay(&mut groups, &mut metadata, &mut consumer, &mut pending, l),
         )?;
         let count = load.records();
         load.finish();
@@ -282,6 +289,7 @@ impl GroupCoordinator {
             self.consumer
                 .start_sessions(image, |g| partition_for(g, n) == p, now);
             s.groups = groups;
+            s.pending_txn = pending;
             s.loaded = true;
         }
         Ok(count)
@@ -338,13 +346,133 @@ impl GroupCoordinator {
         };
         let offsets = s.groups.entry(group.to_owned()).or_default();
         for (t, part, v) in commits {
-            offsets.insert((t.clone(), *part), v.clone());
+            let key = (t.clone(), *part);
+            s.pending_txn.on_plain_commit(group, &key);
+            offsets.insert(key, v.clone());
         }
         if let Some(m) = self.replica_manager.metrics() {
             m.offset_commits
                 .fetch_add(records.len() as u64, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(Some(required))
+    }
+
+    /// TxnOffsetCommit (already checked against the transaction and the membership): the offsets
+    /// are appended as one transactional batch of `producer_id` (the log refuses a stale epoch:
+    /// INVALID_PRODUCER_EPOCH), then held pending until the transaction's marker
+    /// ([`Self::complete_transaction`]). INVALID_COMMIT_OFFSET_SIZE when they would pass the
+    /// partition's bound on pending offsets ([`txn_offsets::MAX_PENDING_BYTES`]). Returns what
+    /// [`Self::commit_offsets`] does.
+    pub fn commit_txn_offsets(
+        &self,
+        image: &MetadataImage,
+        group: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commits: &OffsetCommits,
+    ) -> Result<Option<i64>, ErrorCode> {
+        let p = self.check(group)?;
+        if commits.is_empty() {
+            return Ok(None);
+        }
+        let records: Vec<_> = commits
+            .iter()
+            .map(|(t, part, v)| records::offset_commit(group, t, *part, Some(v)))
+            .collect();
+        // Held across the append, so that memory changes in the order the log does.
+        let mut parts = self.lock();
+        match parts.get(&p) {
+            Some(s) if s.loaded => {
+                if !s.pending_txn.fits(producer_id, group, commits) {
+                    tracing::warn!(
+                        group,
+                        producer_id,
+                        pending_bytes = s.pending_txn.bytes(),
+                        "pending transactional offsets at their bound; commit refused"
+                    );
+                    return Err(ErrorCode::InvalidCommitOffsetSize);
+                }
+            }
+            _ => return Err(ErrorCode::NotCoordinator),
+        }
+        let tp = TopicPartition::new(GROUP_METADATA_TOPIC, p);
+        let required = append_transactional_records(
+            &self.replica_manager,
+            image,
+            &tp,
+            &records,
+            producer_id,
+            producer_epoch,
+            ErrorCode::InvalidCommitOffsetSize,
+        )?;
+        let Some(s) = parts.get_mut(&p) else {
+            return Err(ErrorCode::NotCoordinator);
+        };
+        for (t, part, v) in commits {
+            s.pending_txn
+                .add(producer_id, group, (t.clone(), *part), v.clone());
+        }
+        Ok(Some(required))
+    }
+
+    /// A transaction's end marker for partition `p` of `__consumer_offsets` (WriteTxnMarkers):
+    /// appended under this coordinator's lock, then the producer's pending offsets there become
+    /// the committed offsets (COMMIT) or are dropped (ABORT) — memory changes in the log's order,
+    /// as Kafka 4 writes these markers through its group coordinator. While the partition is
+    /// loading the marker is refused (COORDINATOR_LOAD_IN_PROGRESS; the transaction coordinator
+    /// sends it again), so the load cannot miss it.
+    pub fn complete_transaction(
+        &self,
+        image: &MetadataImage,
+        p: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: &rafka_protocol::control_record::EndTransactionMarker,
+    ) -> crate::replica_manager::AppendResult {
+        use crate::replica_manager::AppendResult;
+        let mut parts = self.lock();
+        match parts.get(&p) {
+            Some(s) if s.loaded => {}
+            Some(_) => return AppendResult::error(ErrorCode::CoordinatorLoadInProgress, None),
+            None => return AppendResult::error(ErrorCode::NotLeaderOrFollower, None),
+        }
+        let tp = TopicPartition::new(GROUP_METADATA_TOPIC, p);
+        let r = self.replica_manager.append_end_txn_marker(
+            image,
+            &tp,
+            producer_id,
+            producer_epoch,
+            marker,
+        );
+        if r.error != ErrorCode::None {
+            return r;
+        }
+        let commit =
+            marker.control_type == rafka_protocol::control_record::ControlRecordType::Commit;
+        if let Some(s) = parts.get_mut(&p) {
+            let done = s.pending_txn.complete(producer_id, commit);
+            tracing::debug!(
+                partition = p,
+                producer_id,
+                commit,
+                offsets = done.len(),
+                "transactional offsets completed"
+            );
+            for (group, key, v) in done {
+                s.groups.entry(group).or_default().insert(key, v);
+            }
+        }
+        r
+    }
+
+    /// The partitions of `group` whose offsets a transaction has written and not yet ended
+    /// (OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT for them, KIP-447).
+    pub fn unstable_partitions(&self, group: &str) -> Vec<(String, i32)> {
+        let p = self.partition_for(group);
+        self.lock()
+            .get(&p)
+            .map(|s| s.pending_txn.partitions_of(group))
+            .unwrap_or_default()
     }
 
     /// Waits until a commit of `group` is replicated (the high watermark of its
@@ -401,9 +529,14 @@ impl GroupCoordinator {
             .collect();
         let mut parts = self.lock();
         self.append(image, p, &records)?;
-        if let Some(offsets) = parts.get_mut(&p).and_then(|s| s.groups.get_mut(group)) {
+        if let Some(s) = parts.get_mut(&p) {
             for k in &present {
-                offsets.remove(k);
+                s.pending_txn.on_plain_tombstone(group, k);
+            }
+            if let Some(offsets) = s.groups.get_mut(group) {
+                for k in &present {
+                    offsets.remove(k);
+                }
             }
         }
         Ok(())
@@ -419,7 +552,7 @@ impl GroupCoordinator {
         let has_offsets = self
             .lock()
             .get(&p)
-            .is_some_and(|s| s.groups.contains_key(group));
+            .is_some_and(|s| s.groups.contains_key(group) || s.pending_txn.has_group(group));
         match self.membership.delete_group(group) {
             Ok(()) => {}
             Err(ErrorCode::GroupIdNotFound) if has_offsets => {}
@@ -428,17 +561,13 @@ impl GroupCoordinator {
         let mut parts = self.lock();
         let mut records: Vec<_> = parts
             .get(&p)
-            .and_then(|s| s.groups.get(group))
-            .map(|o| {
-                o.keys()
-                    .map(|(t, part)| records::offset_commit(group, t, *part, None))
-                    .collect()
-            })
+            .map(|s| offset_tombstones(s, group))
             .unwrap_or_default();
         records.push(records::group_tombstone(group));
         self.append(image, p, &records)?;
         if let Some(s) = parts.get_mut(&p) {
             s.groups.remove(group);
+            s.pending_txn.remove_group(group);
         }
         Ok(())
     }
@@ -467,17 +596,13 @@ impl GroupCoordinator {
         let tombstones = self.consumer.delete_group(group)?;
         let mut records: Vec<_> = parts
             .get(&p)
-            .and_then(|s| s.groups.get(group))
-            .map(|o| {
-                o.keys()
-                    .map(|(t, part)| records::offset_commit(group, t, *part, None))
-                    .collect()
-            })
+            .map(|s| offset_tombstones(s, group))
             .unwrap_or_default();
         records.extend(tombstones.iter().map(|r| r.encode(group)));
         self.append(image, p, &records)?;
         if let Some(s) = parts.get_mut(&p) {
             s.groups.remove(group);
+            s.pending_txn.remove_group(group);
         }
         Ok(())
     }
@@ -726,6 +851,8 @@ impl GroupCoordinator {
                     Some(true) => OffsetExpiry::ByCommitTimestamp,
                     None => self.membership.offset_expiry(group),
                 };
+                // An offset a transaction is about to replace does not expire (Kafka's
+                // `isOffsetInPendingTransaction`).
                 let keys: Vec<(String, i32)> = match expiry {
                     OffsetExpiry::Never => Vec::new(),
                     OffsetExpiry::EmptySince(since) => offsets
@@ -744,15 +871,19 @@ impl GroupCoordinator {
                         .map(|(k, _)| k.clone())
                         .collect(),
                 };
+                let keys: Vec<(String, i32)> = keys
+                    .into_iter()
+                    .filter(|k| !s.pending_txn.is_pending(group, k))
+                    .collect();
                 if !keys.is_empty() {
-                    let all = keys.len() == offsets.len();
+                    let all = keys.len() == offsets.len() && !s.pending_txn.has_group(group);
                     expired.push((group.clone(), keys, all));
                 }
             }
             // Empty groups that never committed (or whose offsets went before) are deleted too.
             let n = self.config.num_partitions;
             for group in self.membership.empty_groups(|g| partition_for(g, n) == p) {
-                if !s.groups.contains_key(&group) {
+                if !s.groups.contains_key(&group) && !s.pending_txn.has_group(&group) {
                     expired.push((group, Vec::new(), true));
                 }
             }
@@ -805,6 +936,79 @@ impl GroupCoordinator {
             .collect();
         v.sort();
         v
+    }
+}
+
+/// The tombstones of every offset of `group`: committed, and held by pending transactions (so
+/// that none comes back when its transaction commits; Kafka 4's `deleteAllOffsets`).
+fn offset_tombstones(
+    s: &OffsetsPartition,
+    group: &str,
+) -> Vec<(bytes::Bytes, Option<bytes::Bytes>)> {
+    let mut keys: Vec<(String, i32)> = s
+        .groups
+        .get(group)
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    keys.extend(s.pending_txn.partitions_of(group));
+    keys.sort();
+    keys.dedup();
+    keys.iter()
+        .map(|(t, part)| records::offset_commit(group, t, *part, None))
+        .collect()
+}
+
+/// One loaded item of `__consumer_offsets`, in log order: transactional offsets wait for their
+/// marker ([`txn_offsets`]); everything else is [`apply`]'d.
+fn replay(
+    groups: &mut HashMap<String, GroupOffsets>,
+    metadata: &mut HashMap<String, GroupMetadataValue>,
+    consumer: &mut Vec<(String, ConsumerRecord)>,
+    pending: &mut PendingTxnOffsets,
+    item: Loaded<CoordinatorRecord>,
+) {
+    match item {
+        Loaded::Marker {
+            producer_id,
+            commit,
+        } => {
+            for (group, key, v) in pending.complete(producer_id, commit) {
+                groups.entry(group).or_default().insert(key, v);
+            }
+        }
+        Loaded::Record {
+            record:
+                CoordinatorRecord::Offset {
+                    group,
+                    topic,
+                    partition,
+                    value,
+                },
+            transactional_producer: Some(producer_id),
+        } => match value {
+            Some(v) => pending.add(producer_id, &group, (topic, partition), v),
+            None => pending.remove(producer_id, &group, &(topic, partition)),
+        },
+        Loaded::Record { record, .. } => {
+            match &record {
+                CoordinatorRecord::Offset {
+                    group,
+                    topic,
+                    partition,
+                    value,
+                } => {
+                    let key = (topic.clone(), *partition);
+                    if value.is_some() {
+                        pending.on_plain_commit(group, &key);
+                    } else {
+                        pending.on_plain_tombstone(group, &key);
+                    }
+                }
+                CoordinatorRecord::Group { group, value: None } => pending.remove_group(group),
+                _ => {}
+            }
+            apply(groups, metadata, consumer, record)
+        }
     }
 }
 
@@ -1346,6 +1550,109 @@ mod tests {
         // Leadership of the partitions moves away: NOT_COORDINATOR.
         c3.on_image(&Arc::new(MetadataImage::new()));
         assert_eq!(c3.check(g1), Err(ErrorCode::NotCoordinator));
+    }
+
+    /// Transactional offsets: pending until their marker; COMMIT applies them, ABORT drops
+    /// them; a plain commit written after a pending offset wins over it; a new coordinator over
+    /// the same log (a restart) rebuilds committed, aborted and pending alike; a marker while the
+    /// partition is not loaded is refused so that the load cannot miss it.
+    #[tokio::test]
+    async fn transactional_offsets_wait_for_their_marker_and_reload_from_the_log() {
+        use rafka_protocol::control_record::{ControlRecordType, EndTransactionMarker};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let image = image();
+        let rm = replica_manager(dir.path(), &image);
+        let c = coordinator(&rm);
+        let g = "txg";
+        loaded(&c, &image, g).await;
+        let p = c.partition_for(g);
+        let marker = |commit: bool| EndTransactionMarker {
+            control_type: if commit {
+                ControlRecordType::Commit
+            } else {
+                ControlRecordType::Abort
+            },
+            coordinator_epoch: 0,
+        };
+        let commit = |pid: i64, part: i32, o: i64| {
+            c.commit_txn_offsets(&image, g, pid, 0, &vec![("t".into(), part, offset(o))])
+                .expect("txn commit")
+        };
+        // Producer 10 commits offset 5 of t-0; producer 11 aborts offset 9 of t-0.
+        commit(10, 0, 5);
+        commit(11, 0, 9);
+        assert_eq!(c.fetch_offsets(g).map(|o| o.len()), Ok(0));
+        assert_eq!(c.unstable_partitions(g), vec![("t".to_string(), 0)]);
+        assert_eq!(
+            c.complete_transaction(&image, p, 10, 0, &marker(true))
+                .error,
+            ErrorCode::None
+        );
+        assert_eq!(
+            c.complete_transaction(&image, p, 11, 0, &marker(false))
+                .error,
+            ErrorCode::None
+        );
+        let want: GroupOffsets = [(("t".to_string(), 0), offset(5))].into();
+        assert_eq!(c.fetch_offsets(g), Ok(want.clone()));
+        assert!(c.unstable_partitions(g).is_empty());
+        // A stale epoch of producer 10 is refused by the log.
+        assert_eq!(
+            c.commit_txn_offsets(&image, g, 10, -1, &vec![("t".into(), 0, offset(1))]),
+            Err(ErrorCode::InvalidProducerEpoch)
+        );
+        // Producer 12's offset of t-1 is superseded by a plain commit written after it; producer
+        // 13's offset of t-0 stays pending.
+        commit(12, 1, 20);
+        c.commit_offsets(&image, g, &vec![("t".into(), 1, offset(21))])
+            .expect("commit");
+        assert_eq!(
+            c.complete_transaction(&image, p, 12, 0, &marker(true))
+                .error,
+            ErrorCode::None
+        );
+        commit(13, 0, 30);
+        let want: GroupOffsets = [
+            (("t".to_string(), 0), offset(5)),
+            (("t".to_string(), 1), offset(21)),
+        ]
+        .into();
+        assert_eq!(c.fetch_offsets(g), Ok(want.clone()));
+
+        // A restart: the same state from the log, 13 still pending, then committed.
+        let c2 = coordinator(&rm);
+        assert_eq!(
+            c2.complete_transaction(&image, p, 13, 0, &marker(true))
+                .error,
+            ErrorCode::NotLeaderOrFollower,
+            "not loaded yet"
+        );
+        loaded(&c2, &image, g).await;
+        assert_eq!(c2.fetch_offsets(g), Ok(want));
+        assert_eq!(c2.unstable_partitions(g), vec![("t".to_string(), 0)]);
+        assert_eq!(
+            c2.complete_transaction(&image, p, 13, 0, &marker(true))
+                .error,
+            ErrorCode::None
+        );
+        let c3 = coordinator(&rm);
+        loaded(&c3, &image, g).await;
+        let want: GroupOffsets = [
+            (("t".to_string(), 0), offset(30)),
+            (("t".to_string(), 1), offset(21)),
+        ]
+        .into();
+        assert_eq!(c3.fetch_offsets(g), Ok(want));
+        assert!(c3.unstable_partitions(g).is_empty());
+        // Deleting the group tombstones pending offsets too: none comes back at a COMMIT.
+        commit(14, 1, 40);
+        c3.delete_group(&image, g).expect("delete");
+        assert_eq!(
+            c3.complete_transaction(&image, p, 14, 0, &marker(true))
+                .error,
+            ErrorCode::None
+        );
+        assert_eq!(c3.fetch_offsets(g).map(|o| o.len()), Ok(0));
     }
 
     #[test]

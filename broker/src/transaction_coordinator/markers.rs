@@ -6,6 +6,7 @@
 //! transaction (the next coordinator resends them from the log).
 
 use crate::apis::write_txn_markers::write_markers;
+use crate::group_coordinator::GroupCoordinator;
 use crate::replica_fetcher::address_of;
 use crate::replica_manager::ReplicaManager;
 use rafka_controller::image::MetadataImage;
@@ -31,6 +32,8 @@ const REMOTE_TIMEOUT: Duration = Duration::from_secs(35);
 pub struct MarkerChannel {
     pub broker_id: i32,
     pub replica_manager: Arc<ReplicaManager>,
+    /// Writes the markers of `__consumer_offsets` partitions (the transactions' offsets).
+    pub groups: Arc<GroupCoordinator>,
     /// `inter.broker.listener.name`.
     pub listener_name: String,
     pub security: Arc<ClientSecurity>,
@@ -74,8 +77,13 @@ impl MarkerChannel {
             let marker = marker_of(txn, &parts);
             let answer = if leader == self.broker_id {
                 Some(
-                    write_markers(&self.replica_manager, image, std::slice::from_ref(&marker))
-                        .await,
+                    write_markers(
+                        &self.replica_manager,
+                        &self.groups,
+                        image,
+                        std::slice::from_ref(&marker),
+                    )
+                    .await,
                 )
             } else {
                 self.send_remote(image, leader, marker).await

@@ -52,6 +52,22 @@ impl TransactionState {
         })
     }
 
+    /// The state named `name` (Kafka's `TransactionState.fromName`, exact case).
+    pub fn from_name(name: &str) -> Option<TransactionState> {
+        [
+            TransactionState::Empty,
+            TransactionState::Ongoing,
+            TransactionState::PrepareCommit,
+            TransactionState::PrepareAbort,
+            TransactionState::CompleteCommit,
+            TransactionState::CompleteAbort,
+            TransactionState::Dead,
+            TransactionState::PrepareEpochFence,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
+
     /// Kafka's names (ListTransactions, DescribeTransactions).
     pub fn name(self) -> &'static str {
         match self {
@@ -117,6 +133,14 @@ impl TransactionMetadata {
             Some(encode_record(&value, VALUE_VERSION)),
         )
     }
+}
+
+/// The tombstone that removes `transactional_id` from `__transaction_state` (its expiry).
+pub fn tombstone(transactional_id: &str) -> (Bytes, Option<Bytes>) {
+    let key = TransactionLogKey {
+        transactional_id: transactional_id.to_owned(),
+    };
+    (encode_record(&key, KEY_VERSION), None)
 }
 
 /// One record of `__transaction_state`: the id and its state (`None`: a tombstone).

@@ -26,8 +26,13 @@
 //! leaders (AddPartitionsToTxn v4+ VerifyOnly, or a direct call from this node's leaders: see
 //! [`crate::add_partitions_to_txn_manager`]).
 //!
-//! Not yet: TxnOffsetCommit (offsets committed with the transaction), transactions v2, DescribeTransactions / ListTransactions, `transactional.id.expiration.ms`.
+//! - [`listing`]: DescribeTransactions / ListTransactions.
+//! - [`expiration`]: `transactional.id.expiration.ms`.
+//!
+//! Not yet: transactions v2.
 
+pub mod expiration;
+pub mod listing;
 pub mod markers;
 pub mod metadata;
 
@@ -73,6 +78,11 @@ pub struct TransactionConfig {
     pub max_timeout_ms: i32,
     /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
     pub abort_timed_out_interval_ms: i64,
+    /// `transactional.id.expiration.ms`: an id idle this long after its last transaction ended
+    /// is removed ([`expiration`]).
+    pub transactional_id_expiration_ms: i64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
+    pub remove_expired_interval_ms: i64,
 }
 
 impl Default for TransactionConfig {
@@ -84,6 +94,8 @@ impl Default for TransactionConfig {
             min_isr: 2,
             max_timeout_ms: 900_000,
             abort_timed_out_interval_ms: 10_000,
+            transactional_id_expiration_ms: 604_800_000,
+            remove_expired_interval_ms: 3_600_000,
         }
     }
 }
@@ -119,7 +131,8 @@ pub struct TransactionCoordinator {
     replica_manager: Arc<ReplicaManager>,
     producer_ids: Arc<ProducerIdManager>,
     channel: MarkerChannel,
-    /// Bounds the marker sends in flight ([`MAX_MARKER_SENDS`]).
+    /// Bounds the marker sends in flight ([`MAX_MARKER_SENDS`]). Lock order: a permit is
+    /// taken with no lock held, and `partitions` is never locked while one waits.
     marker_sends: tokio::sync::Semaphore,
     /// Lock order: this lock alone; never held across an await (appends are synchronous).
     partitions: Mutex<HashMap<i32, StatePartition>>,
@@ -732,6 +745,48 @@ impl TransactionCoordinator {
                 }
             })
             .collect())
+    }
+
+    /// KIP-890's verification of a TxnOffsetCommit: the group's `__consumer_offsets` partition
+    /// `tp` must be in the producer's ongoing transaction (AddOffsetsToTxn put it there). Kafka's
+    /// verify-only AddPartitionsToTxn codes: an unknown id or another producer id
+    /// INVALID_PRODUCER_ID_MAPPING, another epoch INVALID_PRODUCER_EPOCH (TxnOffsetCommit has no
+    /// PRODUCER_FENCED at any version), a transaction ending CONCURRENT_TRANSACTIONS, a partition
+    /// not added INVALID_TXN_STATE. `Ok` when this broker does not coordinate the id (the log
+    /// still refuses a stale epoch).
+    pub fn verify_offsets(
+        &self,
+        id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        tp: &TopicPartition,
+    ) -> Result<(), ErrorCode> {
+        let p = self.partition_for(id);
+        let parts = self.lock();
+        let Some(s) = parts.get(&p).filter(|s| s.loaded) else {
+            return Ok(());
+        };
+        let Some(e) = s.txns.get(id) else {
+            return Err(ErrorCode::InvalidProducerIdMapping);
+        };
+        let m = &e.metadata;
+        if m.producer_id != producer_id {
+            return Err(ErrorCode::InvalidProducerIdMapping);
+        }
+        if m.producer_epoch != producer_epoch {
+            return Err(ErrorCode::InvalidProducerEpoch);
+        }
+        match m.state {
+            TransactionState::PrepareCommit | TransactionState::PrepareAbort => {
+                Err(ErrorCode::ConcurrentTransactions)
+            }
+            TransactionState::Ongoing
+                if m.partitions.contains(&(tp.topic.clone(), tp.partition)) =>
+            {
+                Ok(())
+            }
+            _ => Err(ErrorCode::InvalidTxnState),
+        }
     }
 
     /// Aborts every Ongoing transaction older than its timeout, with a bumped epoch so its

@@ -595,12 +595,16 @@ impl Group {
         self.remove(member_id);
     }
 
+    /// OffsetCommit's (or, `transactional`, TxnOffsetCommit's) check of the member (Kafka's
+    /// `ClassicGroup.validateOffsetCommit`): a transactional commit may omit the member entirely
+    /// (TxnOffsetCommit before v3 has no such fields) and is not refused during a rebalance.
     pub(super) fn check_commit(
         &mut self,
         now: Instant,
         generation: i32,
         member_id: &str,
         instance_id: Option<&str>,
+        transactional: bool,
     ) -> Result<(), ErrorCode> {
         if generation < 0 && self.state == GroupState::Empty {
             // An admin client or a consumer without group management.
@@ -611,13 +615,16 @@ impl Group {
             if generation != self.generation_id {
                 return Err(ErrorCode::IllegalGeneration);
             }
-        } else if self.state != GroupState::Empty {
+        } else if !transactional && self.state != GroupState::Empty {
             // Without member and generation, commits are only for groups without members.
             return Err(ErrorCode::UnknownMemberId);
         }
         match self.state {
             // Valid member, but the assignment is not out yet.
-            GroupState::CompletingRebalance => Err(ErrorCode::RebalanceInProgress),
+            GroupState::CompletingRebalance if !transactional => {
+                Err(ErrorCode::RebalanceInProgress)
+            }
+            GroupState::CompletingRebalance => Ok(()),
             GroupState::Stable | GroupState::PreparingRebalance => {
                 if let Some(m) = self.members.get_mut(member_id) {
                     m.heartbeat_deadline = Some(after(now, m.session_timeout_ms));
