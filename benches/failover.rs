@@ -5,8 +5,9 @@
 //! 1. `$RAFKA_FAILOVER_KILLS` (default 20) SIGKILLs of the partition's leader → the time to the
 //!    first acknowledgement of a message sent after the kill (on the new leader); the node is
 //!    restarted and the full ISR awaited between kills. Targets: median ≤ 1 s, max ≤ 2 s.
-//! 2. The leader SIGSTOPped for 10 s → the first acknowledgement of a message sent after the
-//!    SIGSTOP. Target ≤ 3 s.
+//! 2. The leader SIGSTOPped for 10 s (`$RAFKA_FAILOVER_PAUSES` times, default 3) → the first
+//!    acknowledgement of a message sent after the SIGSTOP, during the pause or counted from the
+//!    SIGCONT. Target ≤ 3 s (from the SIGSTOP: librdkafka cannot reach it, see the README).
 //! 3. The active controller SIGKILLed → an admin client's next CreateTopics succeeds. Target
 //!    ≤ 1 s.
 //! 4. A saturating load (`$RAFKA_FAILOVER_SATURATE_SECS`, default 60 s: a producer sending as
@@ -99,16 +100,40 @@ fn main() {
     );
     }
 
-    // 2. Leader SIGSTOPped for 10 s.
-    let (paused, took) =
-        failover::pause_leader(&mut cluster, topic, &load, Duration::from_secs(10));
-    out += &format!(
-        "leader SIGSTOP 10 s (node {paused}) → first ack: {}\n",
-        took.map_or("none during the pause".to_owned(), |d| format!(
-            "{} ms",
-            d.as_millis()
-        ))
-    );
+    // 2. Leader SIGSTOPped for 10 s, `$RAFKA_FAILOVER_PAUSES` times (default 3).
+    let pauses = env_usize("RAFKA_FAILOVER_PAUSES", 3);
+    let mut resumed = Vec::new();
+    for i in 0..pauses {
+        let p = failover::pause_leader(&mut cluster, topic, &load, Duration::from_secs(10));
+        eprintln!(
+            "pause {}/{pauses}: leader {}, first ack during the pause {:?}, after the resume {:?} (load {})",
+            i + 1,
+            p.leader,
+            p.during,
+            p.after_resume,
+            load_average()
+        );
+        out += &format!(
+            "leader SIGSTOP 10 s (node {}) → first ack: {}\n",
+            p.leader,
+            p.during.map_or(
+                format!(
+                    "none during the pause; {} ms after the SIGCONT",
+                    p.after_resume.as_millis()
+                ),
+                |d| format!("{} ms after the SIGSTOP", d.as_millis())
+            )
+        );
+        resumed.push(p.after_resume);
+    }
+    if pauses > 0 {
+        let (median, max) = failover::median_max(&resumed);
+        out += &format!(
+            "leader SIGSTOP 10 s x{pauses} → first ack after the SIGCONT: median {} ms, max {} ms\n",
+            median.as_millis(),
+            max.as_millis()
+        );
+    }
     let errors = load.acks.errors();
     out += &format!(
         "producer: {} acknowledged, {} delivery errors {:?}\n",

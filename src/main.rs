@@ -160,11 +160,6 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
             default_replication_factor: config.default_replication_factor() as i16,
             unclean_leader_election_enable: config.unclean_leader_election_enable(),
             session_timeout: Duration::from_millis(config.broker_session_timeout_ms().max(1) as u64),
-            // A live broker whose heartbeat connection dropped reconnects at once (its next
-            // attempt follows 50 ms later), well within one heartbeat interval.
-            heartbeat_connection_grace: Duration::from_millis(
-                config.broker_heartbeat_interval_ms().max(10) as u64,
-            ),
             controller_listener_name: config
                 .controller_listener_names()
                 .first()

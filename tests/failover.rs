@@ -1,8 +1,8 @@
 //! Failover with the default settings, bounded for CI (the full figures come from
 //! `benches/failover.rs`): three SIGKILLs of an RF=3 partition's leader under an idempotent
 //! acks=all load, each acknowledged again on the new leader within a few seconds (the process's
-//! death closes its heartbeat connection; the controller fences it after a short grace, elects
-//! a leader from the ISR, and the client follows); then the active controller SIGKILLed, and an
+//! death closes its heartbeat connection; the controller moves its leaderships to another ISR
+//! member at once, fences it when its session expires, and the client follows); then the active controller SIGKILLed, and an
 //! admin client's next CreateTopics succeeds promptly (Metadata names a live broker as the
 //! controller, so the client does not chase the dead node).
 //!

@@ -27,6 +27,7 @@ pub mod errors;
 pub mod group_coordinator;
 pub mod http;
 pub mod lifecycle;
+pub mod lost_leaders;
 pub mod metrics;
 pub mod network;
 pub mod partition;

@@ -6,6 +6,7 @@
 //! `replica.fetch.backoff.ms`. A fetcher ends when this broker no longer follows anything on
 //! its leader; the manager starts fetchers for new leaders as the image changes.
 
+use crate::lost_leaders::LostLeaders;
 use crate::replica_manager::replication::{FetchedPartition, FollowedPartition};
 use crate::replica_manager::ReplicaManager;
 use rafka_controller::image::MetadataImage;
@@ -40,10 +41,12 @@ pub struct FetcherConfig {
     pub security: Arc<ClientSecurity>,
 }
 
-/// Runs until `shutdown`: keeps one fetcher per leader this broker follows partitions on.
+/// Runs until `shutdown`: keeps one fetcher per leader this broker follows partitions on. A
+/// fetch connection that fails (closed or reset, not a timeout) is reported to `lost`.
 pub async fn run(
     config: FetcherConfig,
     replica_manager: Arc<ReplicaManager>,
+    lost: Arc<LostLeaders>,
     mut images: watch::Receiver<Arc<MetadataImage>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -62,6 +65,7 @@ pub async fn run(
                     config.clone(),
                     leader,
                     replica_manager.clone(),
+                    lost.clone(),
                     images.clone(),
                     shutdown.clone(),
                 ))
@@ -89,6 +93,7 @@ async fn fetch_from(
     config: FetcherConfig,
     leader: i32,
     rm: Arc<ReplicaManager>,
+    lost: Arc<LostLeaders>,
     mut images: watch::Receiver<Arc<MetadataImage>>,
     shutdown: watch::Receiver<bool>,
 ) {
@@ -120,6 +125,7 @@ async fn fetch_from(
                 .await
             {
                 Ok(Ok(s)) => {
+                    lost.connected(leader);
                     conn = Some((addr.clone(), s));
                 }
                 _ => {
@@ -178,6 +184,9 @@ async fn fetch_from(
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 tracing::debug!(leader, error = %e, "fetch from the leader failed");
+                if e.connection_lost {
+                    lost.connection_lost(leader);
+                }
                 conn = None;
                 tokio::time::sleep(config.backoff).await;
                 continue;
@@ -223,16 +232,35 @@ async fn fetch_from(
             work.iter()
                 .map(|(tp, epoch, data)| rm2.process_fetched(tp, *epoch, data))
                 .filter(|e| !matches!(e, ErrorCode::None | ErrorCode::OffsetOutOfRange))
-                .count()
+                .collect::<Vec<_>>()
         })
         .await
-        .unwrap_or(1);
-        if errors > 0 {
+        .unwrap_or_else(|_| vec![ErrorCode::UnknownServerError]);
+        if !errors.is_empty() {
             // Leadership is moving or a batch was refused: wait for the image, then refetch.
-            tokio::time::sleep(config.backoff).await;
+            tokio::time::sleep(retry_after(&errors, config.backoff)).await;
         }
     }
 }
+
+/// How long to wait before fetching again after `errors`. A new leader that has not yet applied
+/// the image naming it answers NOT_LEADER_OR_FOLLOWER or UNKNOWN_LEADER_EPOCH for a few
+/// milliseconds — the follower applied it first — and every acks=all produce on it waits for
+/// this follower: retry after [`LEADER_CATCH_UP`], not `replica.fetch.backoff.ms` (Kafka's 1 s).
+/// Any other error gets the whole backoff.
+fn retry_after(errors: &[ErrorCode], backoff: Duration) -> Duration {
+    let leader_catching_up = errors
+        .iter()
+        .all(|e| matches!(e, ErrorCode::NotLeaderOrFollower | ErrorCode::UnknownLeaderEpoch));
+    if leader_catching_up {
+        backoff.min(LEADER_CATCH_UP)
+    } else {
+        backoff
+    }
+}
+
+/// The retry after a leader that is still catching up with the image (see [`retry_after`]).
+const LEADER_CATCH_UP: Duration = Duration::from_millis(20);
 
 fn fetch_request(config: &FetcherConfig, followed: &[FollowedPartition]) -> FetchRequest {
     let mut topics: Vec<FetchTopic> = Vec::new();
@@ -265,12 +293,22 @@ fn fetch_request(config: &FetcherConfig, followed: &[FollowedPartition]) -> Fetc
     }
 }
 
+/// Why a fetch got no answer.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+struct FetchFailed {
+    /// The connection closed or failed: the leader's process has most likely died.
+    connection_lost: bool,
+    reason: String,
+}
+
 async fn exchange(
     stream: &mut Stream,
     broker_id: i32,
     correlation_id: i32,
     request: FetchRequest,
-) -> Result<rafka_protocol::messages::FetchResponse, String> {
+) -> Result<rafka_protocol::messages::FetchResponse, FetchFailed> {
+    use rafka_client::wire::ExchangeError;
     let body = rafka_client::wire::exchange(
         stream,
         FETCH_VERSION,
@@ -280,9 +318,42 @@ async fn exchange(
         rafka_controller::network::MAX_FRAME_BYTES,
     )
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| FetchFailed {
+        connection_lost: matches!(e, ExchangeError::Io(_) | ExchangeError::Closed),
+        reason: e.to_string(),
+    })?;
     match body {
         ResponseKind::Fetch(r) => Ok(r),
-        other => Err(format!("not a fetch response: {:?}", other.api_key())),
+        other => Err(FetchFailed {
+            connection_lost: false,
+            reason: format!("not a fetch response: {:?}", other.api_key()),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{retry_after, LEADER_CATCH_UP};
+    use rafka_protocol::ErrorCode;
+    use std::time::Duration;
+
+    #[test]
+    fn a_leader_still_catching_up_is_retried_soon_anything_else_after_the_backoff() {
+        let backoff = Duration::from_secs(1);
+        use ErrorCode::*;
+        for (errors, want) in [
+            (vec![NotLeaderOrFollower], LEADER_CATCH_UP),
+            (vec![UnknownLeaderEpoch, NotLeaderOrFollower], LEADER_CATCH_UP),
+            (vec![FencedLeaderEpoch], backoff),
+            (vec![UnknownLeaderEpoch, CorruptMessage], backoff),
+            (vec![KafkaStorageError], backoff),
+        ] {
+            assert_eq!(retry_after(&errors, backoff), want, "{errors:?}");
+        }
+        assert_eq!(
+            retry_after(&[NotLeaderOrFollower], Duration::from_millis(5)),
+            Duration::from_millis(5),
+            "never longer than the configured backoff"
+        );
     }
 }

@@ -553,6 +553,11 @@ impl KafkaServer {
                 }
             }));
         }
+        // Leaders whose fetch connection failed: Metadata holds answers that still name them
+        // (see `lost_leaders`).
+        let lost_leaders = Arc::new(crate::lost_leaders::LostLeaders::new(
+            Duration::from_millis(settings.kafka_config.broker_session_timeout_ms().max(1) as u64),
+        ));
         // Replication: fetchers for the partitions this broker follows, ISR proposals for those
         // it leads.
         {
@@ -571,6 +576,7 @@ impl KafkaServer {
             tasks.push(tokio::spawn(crate::replica_fetcher::run(
                 fetcher,
                 replica_manager.clone(),
+                lost_leaders.clone(),
                 broker_images.clone(),
                 shutdown_rx.clone(),
             )));
@@ -606,6 +612,7 @@ impl KafkaServer {
             txn_verifier,
             config: settings.kafka_config.clone(),
             authorizer: settings.kafka_config.authorizer(),
+            lost_leaders,
         });
         let mut bound = Vec::new();
         // One set of connection counts and one request memory pool for all client listeners:

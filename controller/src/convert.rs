@@ -16,7 +16,7 @@ use openraft::{BasicNode, CommittedLeaderId, EntryPayload};
 use rafka_protocol::messages::{
     raft_append_entries_request as aer, raft_append_entries_response as aes,
     raft_install_snapshot_request as isr, raft_install_snapshot_response as iss,
-    raft_vote_request as vr, raft_vote_response as vs,
+    raft_pre_vote_request as pvr, raft_vote_request as vr, raft_vote_response as vs,
 };
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -101,6 +101,7 @@ vote_conv!(aer);
 vote_conv!(aes);
 vote_conv!(isr);
 vote_conv!(iss);
+vote_conv!(pvr);
 
 macro_rules! log_id_conv {
     ($m:ident) => {
@@ -137,6 +138,7 @@ log_id_conv!(vs);
 log_id_conv!(aer);
 log_id_conv!(aes);
 log_id_conv!(isr);
+log_id_conv!(pvr);
 
 macro_rules! membership_conv {
     ($m:ident) => {

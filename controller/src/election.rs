@@ -1,30 +1,25 @@
-//! Re-randomized elections: a candidate whose election did not produce a leader tries again
-//! after a fresh random delay, so two voters that split the vote once do not keep splitting it.
+//! When this voter campaigns. openraft's own election timer is off (`enable_elect = false`):
+//! every election starts here, and only after a pre-vote majority ([`crate::pre_vote`]), so a
+//! voter back from a pause or a partition never raises the term of a healthy quorum.
 //!
-//! Why this exists. openraft 0.9 draws a node's election timeout once, when the `Raft` is
-//! built (`EngineConfig::new`), and checks it only on a tick of 1.5 × `heartbeat_interval`. A
-//! candidate that lost (another voter voted for itself in the same term: with
-//! `single-term-leader` neither vote outranks the other) starts its next election when that
-//! same fixed timeout has passed since its vote changed, on the same tick phase. Two voters
-//! whose elections coincided once coincide again, term after term, until the ticks drift apart:
-//! failovers of several seconds.
+//! The timer. A follower campaigns once it has heard nothing from a leader, and not changed its
+//! vote, for its election timeout — read from openraft's own vote timestamp, which every append
+//! from the leader refreshes: after the leader lease (`max`; openraft's voters refuse every vote
+//! before it) and one heartbeat interval, plus a random part in `[0, max − min)`, if it followed
+//! a leader (openraft's own timer adds a whole timeout, `[min, max)`), `[min, max)` if it never did, and `[max, 2·max)` if it
+//! has just granted its vote to a candidate that has not yet shown itself as leader (that
+//! candidate needs time to save its leadership and send its first append — two fsyncs, which on
+//! a busy disk outlasted openraft's timeout and let the voter depose the leader it had just
+//! elected). The only voter of a one-voter quorum campaigns at once.
 //!
-//! What it does. One task per node follows `Raft::metrics()`. While the node is a candidate it
-//! turns openraft's own tick-driven elections off (`runtime_config().elect(false)`, which only
-//! gates the tick) and waits a random delay drawn afresh for every candidacy (see
-//! [`Timing::retry_delay`]). Then, if the election was a split vote — a voter refused because it
-//! had voted for another candidate in the same term, with no more log than ours — and this node
-//! is still that term's candidate, it starts the next election with `trigger().elect()`. In
-//! every other case it hands the retry back to openraft's timer, which knows more: after a
-//! refusal that showed a longer log it waits an extra `2 × election_timeout_max`, so a voter
-//! that cannot win (a restarted node behind the others) does not keep raising the term and
-//! deposing the leader the others elect. As soon as the node is not a candidate openraft's timer
-//! is on again: a follower's first election after losing its leader is always openraft's
-//! (leader lease, then its timeout). One exception: a follower that has just granted its vote
-//! holds openraft's timer back until a random point in `[max, 2·max)` of the timeout range, so
-//! that the candidate it voted for has time to save its leadership and send its first append —
-//! two fsyncs, which on a busy disk outlasted openraft's timeout and let the voter depose the
-//! leader it had just elected.
+//! Re-randomized retries. openraft 0.9 draws a node's election timeout once, when the `Raft` is
+//! built, and checks it on a tick of 1.5 × `heartbeat_interval`: two voters whose elections
+//! coincided once (a split vote: with `single-term-leader` neither vote outranks the other)
+//! coincided again, term after term — failovers of several seconds. A candidate here retries
+//! after a delay drawn afresh for every candidacy (see [`Timing::retry_delay`]), widened for each
+//! split in a row; after a refusal that showed a longer log it waits a further
+//! `2 × election_timeout_max` (openraft's back-off for that case), so a voter that cannot win
+//! leaves the others time to elect.
 //!
 //! What it learns outside the metrics comes through an [`ElectionObserver`] that the log store
 //! and the network feed: the vote being saved (before its fsync, so earlier than the metrics
@@ -33,15 +28,11 @@
 //! Safety. This changes only *when* a voter campaigns, never how votes are granted: a vote is
 //! still granted at most once per term and persisted before it is answered, and with
 //! `single-term-leader` a term has at most one leader whoever triggers the election. The one
-//! race left — a vote request or a new leader's append reaches openraft's queue after our last
-//! look but before our trigger — makes this node campaign in a higher term, which can make that
-//! leader step down (as openraft's own timer could); it cannot make two leaders in one term. The
-//! look at the vote being saved keeps that window to the time a request waits in openraft's
-//! queue.
-//!
-//! Not here: the follower's first timeout (openraft's, drawn once), pre-vote (openraft 0.9 has
-//! none).
+//! race left — a leader's append reaches openraft's queue after our last look but before our
+//! trigger — makes this node campaign in a higher term, which can make that leader step down; it
+//! cannot make two leaders in one term. The pre-vote keeps that window to one round trip.
 
+use crate::pre_vote::PreVote;
 use crate::raft_types::{NodeId, Raft, Vote};
 use openraft::raft::{VoteRequest, VoteResponse};
 use openraft::ServerState;
@@ -58,8 +49,9 @@ pub(crate) fn spawn(
     raft: Raft,
     timing: Timing,
     observer: ElectionObserver,
+    pre_vote: PreVote,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(run(node_id, raft, timing, observer))
+    tokio::spawn(run(node_id, raft, timing, observer, pre_vote))
 }
 
 /// The node's Raft timings, in ms (`ControllerNodeConfig`'s).
@@ -147,8 +139,14 @@ impl ElectionObserver {
         }
     }
 
-    /// Whether `node_id`, candidate in `term`, should campaign again now rather than leave it
-    /// to openraft: its election in `term` split the vote, no voter showed a longer log, and
+    /// Whether a voter answering this node's vote requests in `term` showed a longer log.
+    fn saw_longer_log(&self, term: u64) -> bool {
+        let o = self.lock();
+        o.term == term && o.longer_log
+    }
+
+    /// Whether `node_id`, candidate in `term`, lost to a split vote (counted for the widening
+    /// retry delay): its election in `term` split the vote, no voter showed a longer log, and
     /// the vote being saved is still its own uncommitted vote for `term` (it has not granted a
     /// vote to anyone else, or heard from a leader, since).
     fn split_vote(&self, node_id: NodeId, term: u64) -> bool {
@@ -167,108 +165,170 @@ pub(crate) fn random_delay(min_ms: u64, max_ms: u64) -> Duration {
     Duration::from_micros(min_ms.saturating_mul(1000) + h.finish() % span_us)
 }
 
-async fn run(node_id: NodeId, raft: Raft, timing: Timing, observer: ElectionObserver) {
+/// How a wait for a deadline ended.
+enum Waited {
+    /// The deadline passed with the node in the same state.
+    Expired,
+    /// The node's state or vote changed first: decide afresh.
+    Changed,
+    /// Raft stopped.
+    Closed,
+}
+
+/// Waits until `deadline` unless `same` stops holding for Raft's metrics first.
+async fn wait_until(
+    deadline: Instant,
+    metrics: &mut tokio::sync::watch::Receiver<openraft::RaftMetrics<NodeId, openraft::BasicNode>>,
+    same: impl Fn(&openraft::RaftMetrics<NodeId, openraft::BasicNode>) -> bool,
+) -> Waited {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => return Waited::Expired,
+            changed = metrics.changed() => {
+                if changed.is_err() {
+                    return Waited::Closed;
+                }
+                if !same(&metrics.borrow()) {
+                    return Waited::Changed;
+                }
+            }
+        }
+    }
+}
+
+async fn run(
+    node_id: NodeId,
+    raft: Raft,
+    timing: Timing,
+    observer: ElectionObserver,
+    pre_vote: PreVote,
+) {
     let mut metrics = raft.metrics();
-    // What we last told openraft, to touch its flag only on a change.
-    let mut tick_elections = true;
+    // openraft's own election timer is off for good (`enable_elect = false` in the node's
+    // config): every campaign starts here, after a pre-vote.
+    raft.runtime_config().elect(false);
+    let started = Instant::now();
     // Split votes since this node was last anything but a candidate.
     let mut splits = 0;
     loop {
-        let (state, term, vote) = {
+        let (state, term, vote, voters) = {
             let m = metrics.borrow_and_update();
-            (m.state, m.current_term, m.vote)
+            let voters = m
+                .membership_config
+                .membership()
+                .voter_ids()
+                .collect::<Vec<_>>();
+            (m.state, m.current_term, m.vote, voters)
         };
-        let candidate = state == ServerState::Candidate;
-        if !candidate {
+        let same = move |m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>| {
+            m.state == state && m.vote == vote
+        };
+        if !voters.contains(&node_id)
+            || !matches!(state, ServerState::Follower | ServerState::Candidate)
+        {
+            // A leader, a learner, or not yet initialized: nothing to time.
             splits = 0;
-            // A follower whose vote went to another candidate that has not yet shown itself as
-            // leader: give that candidate until a random point in [max, 2·max) of the timeout
-            // range to save its leadership and send its first append (two fsyncs on a busy
-            // disk can outlast openraft's timeout, and a campaign now would depose it).
-            let granted = state == ServerState::Follower
-                && !vote.is_committed()
-                && vote.leader_id().voted_for().is_some_and(|v| v != node_id);
-            if granted {
-                if tick_elections {
-                    raft.runtime_config().elect(false);
-                    tick_elections = false;
-                }
-                let max = timing.election_timeout_max_ms;
-                let deadline = Instant::now() + random_delay(max, 2 * max);
-                let expired = loop {
-                    tokio::select! {
-                        () = tokio::time::sleep_until(deadline) => break true,
-                        changed = metrics.changed() => {
-                            if changed.is_err() {
-                                return;
-                            }
-                            let m = metrics.borrow();
-                            if m.state != state || m.vote != vote {
-                                break false;
-                            }
-                        }
-                    }
-                };
-                if !expired {
-                    continue; // Decide afresh on the new state.
-                }
-            }
-            if !tick_elections {
-                raft.runtime_config().elect(true);
-                tick_elections = true;
-            }
             if metrics.changed().await.is_err() {
                 return;
             }
             continue;
         }
-        // A candidate: hold openraft's retry back until we know whether the vote split.
-        if tick_elections {
-            raft.runtime_config().elect(false);
-            tick_elections = false;
-        }
-        let delay = timing.retry_delay(splits + 1);
-        let deadline = Instant::now() + delay;
-        let still_candidate = |m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>| {
-            m.state == ServerState::Candidate && m.current_term == term
-        };
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep_until(deadline) => {
-                    if !still_candidate(&metrics.borrow()) {
-                        break;
-                    }
-                    if observer.split_vote(node_id, term) {
-                        splits += 1;
-                        tracing::info!(node_id, epoch = term, ?delay, splits, "split vote: campaigning again");
-                        if raft.trigger().elect().await.is_err() {
-                            return; // Raft has stopped.
-                        }
-                        break;
-                    }
-                    // Not a split vote (or no answers yet): openraft's timer decides, with its
-                    // back-off for a shorter log. Wait until this candidacy is over.
-                    raft.runtime_config().elect(true);
-                    tick_elections = true;
-                    loop {
-                        if metrics.changed().await.is_err() {
-                            return;
-                        }
-                        if !still_candidate(&metrics.borrow()) {
-                            break;
-                        }
-                    }
-                    break;
-                }
-                changed = metrics.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                    if !still_candidate(&metrics.borrow()) {
-                        break;
-                    }
+        if state == ServerState::Candidate {
+            // A candidate whose election has not ended it: retry after a fresh random delay.
+            let delay = timing.retry_delay(splits + 1);
+            match wait_until(Instant::now() + delay, &mut metrics, same).await {
+                Waited::Closed => return,
+                Waited::Changed => continue,
+                Waited::Expired => {}
+            }
+            if observer.split_vote(node_id, term) {
+                splits += 1;
+                tracing::info!(
+                    node_id,
+                    epoch = term,
+                    ?delay,
+                    splits,
+                    "split vote: campaigning again"
+                );
+            } else if observer.saw_longer_log(term) {
+                // A voter has more log: this node cannot win; give the others time to elect
+                // (openraft's own back-off for this case).
+                let back_off = Duration::from_millis(2 * timing.election_timeout_max_ms);
+                match wait_until(Instant::now() + back_off, &mut metrics, same).await {
+                    Waited::Closed => return,
+                    Waited::Changed => continue,
+                    Waited::Expired => {}
                 }
             }
+        } else {
+            splits = 0;
+            // A follower campaigns once it has heard nothing from a leader (nor changed its
+            // vote) for its election timeout: just after the leader lease if it followed a
+            // leader, and — if it has just granted its vote to a candidate
+            // that has not shown itself as leader yet — not before a random point in
+            // [max, 2·max), so that the candidate has time to save its leadership and send its
+            // first append (two fsyncs on a busy disk can outlast the timeout).
+            let granted =
+                !vote.is_committed() && vote.leader_id().voted_for().is_some_and(|v| v != node_id);
+            let (min, max) = (
+                timing.election_timeout_min_ms,
+                timing.election_timeout_max_ms,
+            );
+            let timeout = if voters.len() == 1 {
+                Duration::ZERO // The only voter: nobody else can lead.
+            } else if granted {
+                random_delay(max, 2 * max)
+            } else if vote.is_committed() {
+                // openraft's voters refuse any vote until their leader lease (`max`) has passed
+                // since the leader's last append to *them*, which may have come one heartbeat
+                // after ours; after that, a random part as wide as the timeout range keeps the
+                // survivors' campaigns apart.
+                Duration::from_millis(max + timing.heartbeat_interval_ms)
+                    + random_delay(0, max - min)
+            } else {
+                random_delay(min, max)
+            };
+            loop {
+                let Ok(last) = raft.with_raft_state(|st| st.vote_last_modified()).await else {
+                    return;
+                };
+                let deadline = last.unwrap_or(started) + timeout;
+                if deadline <= Instant::now() {
+                    break;
+                }
+                match wait_until(deadline, &mut metrics, same).await {
+                    Waited::Closed => return,
+                    Waited::Changed => break,
+                    // Heard from the leader meanwhile? Look again.
+                    Waited::Expired => {}
+                }
+            }
+            if !same(&metrics.borrow()) {
+                continue;
+            }
+        }
+        // Campaign only if a majority would vote for this node (see `pre_vote`).
+        if !pre_vote.round().await {
+            // Refused: a leader is alive (or this node's log is behind). Look again after a
+            // fresh election timeout; the leader's next append resets the follower's timer.
+            let retry = random_delay(
+                timing.election_timeout_min_ms,
+                timing.election_timeout_max_ms,
+            );
+            match wait_until(Instant::now() + retry, &mut metrics, same).await {
+                Waited::Closed => return,
+                Waited::Changed | Waited::Expired => continue,
+            }
+        }
+        if !same(&metrics.borrow()) {
+            continue;
+        }
+        if raft.trigger().elect().await.is_err() {
+            return; // Raft has stopped.
+        }
+        // Wait for the election to show in the metrics before deciding again.
+        if metrics.changed().await.is_err() {
+            return;
         }
     }
 }

@@ -2,7 +2,8 @@
 //! into, the openraft glue (log store, state machine, network) and the controller logic.
 //!
 //! - [`raft_types`]: the concrete openraft configuration and the command a log entry carries.
-//! - `election`: a candidate's retries after a split vote, re-randomized each time.
+//! - `election`: when this voter campaigns (openraft's timer is off): after its election timeout,
+//!   re-randomized for each retry, and only after a pre-vote majority (`pre_vote`).
 
 pub mod connection_quotas;
 pub mod control;
@@ -14,6 +15,7 @@ pub mod log_scan;
 pub mod log_store;
 pub mod network;
 pub mod node;
+mod pre_vote;
 pub mod quorum_controller;
 pub mod raft_types;
 pub mod scram_credentials;

@@ -213,6 +213,12 @@ impl LogStore {
         self.elections = Some(observer);
     }
 
+    /// The last entry's id (the purge point when no entry is left): what a pre-vote compares.
+    pub(crate) async fn last_log_id(&self) -> Result<Option<LogId>, StorageError> {
+        self.run(ErrorSubject::Logs, ErrorVerb::Read, |inner| Ok(inner.last))
+            .await
+    }
+
     /// Opens (or creates) the metadata log under `dir` with Kafka's default segment settings.
     /// Blocking: recovery reads the whole live log. Call it from a blocking thread in async code.
     // openraft's error type, large as it is: callers hand it straight to openraft.

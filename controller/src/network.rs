@@ -1,6 +1,7 @@
 //! openraft's network over the controller listener: every RPC is a Kafka-framed request
 //! (request header v2) under one of rafka's private API keys (`RaftVote` 30000,
-//! `RaftAppendEntries` 30001, `RaftInstallSnapshot` 30002), answered by a Kafka-framed response.
+//! `RaftAppendEntries` 30001, `RaftInstallSnapshot` 30002, and rafka's own `RaftPreVote` 30003,
+//! see [`pre_vote`](crate::pre_vote)), answered by a Kafka-framed response.
 //! The serving side is in [`server`](crate::server).
 //!
 //! One client per target node keeps one TCP connection, opened on first use and dropped on any
@@ -25,7 +26,7 @@ use openraft::raft::{
 use openraft::BasicNode;
 use rafka_protocol::messages::{
     raft_append_entries_request as aer, raft_install_snapshot_request as isr,
-    raft_vote_request as vr, RequestKind, ResponseKind,
+    raft_pre_vote_request as pvr, raft_vote_request as vr, RequestKind, ResponseKind,
 };
 use rafka_protocol::ApiKey;
 use rafka_security::transport::{connect, ClientSecurity, Stream};
@@ -217,6 +218,37 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Asks the target whether it would vote for `candidate` in `term` (see
+    /// [`crate::pre_vote`]): its answer, or why there is none.
+    pub(crate) async fn pre_vote(
+        &mut self,
+        term: u64,
+        candidate: NodeId,
+        last_log_id: Option<&crate::raft_types::LogId>,
+    ) -> Result<bool, String> {
+        let req = pvr::RaftPreVoteRequest {
+            cluster_id: self.cluster_id.get().map(str::to_owned),
+            vote: pvr::RaftVote::from_vote(&crate::raft_types::Vote::new(term, candidate)),
+            last_log_id: pvr::RaftLogId::from_log_id(last_log_id),
+            ..Default::default()
+        };
+        let r = match self.call_inner(RequestKind::RaftPreVote(req)).await {
+            Ok(ResponseKind::RaftPreVote(r)) => r,
+            Ok(_) => return Err("wrong response type".into()),
+            Err(e) => return Err(e.to_string()),
+        };
+        if r.error_code != 0 {
+            self.stream = None;
+            return Err(format!(
+                "node {} answered error {}",
+                self.target, r.error_code
+            ));
+        }
+        Ok(r.vote_granted)
+    }
+}
+
 fn remote_error<E: std::error::Error>(target: NodeId, code: i16) -> RPCError<NodeId, BasicNode, E> {
     let e = CallError::Protocol(format!(
         "node {target} answered {}",
@@ -359,9 +391,10 @@ pub fn remote<E: std::error::Error>(
     RemoteError::new_with_node(target, node, e)
 }
 
-/// The API keys of openraft's RPCs.
-pub const RAFT_APIS: [ApiKey; 3] = [
+/// The API keys of openraft's RPCs, and rafka's pre-vote.
+pub const RAFT_APIS: [ApiKey; 4] = [
     ApiKey::RaftVote,
     ApiKey::RaftAppendEntries,
     ApiKey::RaftInstallSnapshot,
+    ApiKey::RaftPreVote,
 ];

@@ -330,6 +330,8 @@ impl ControllerNode {
             install_snapshot_timeout: 2000,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
             max_in_snapshot_log_to_keep: 1000.min(config.snapshot_every),
+            // Elections are the election task's, each after a pre-vote (`pre_vote`).
+            enable_elect: false,
             ..Default::default()
         }
         .validate()
@@ -347,12 +349,19 @@ impl ControllerNode {
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config),
-            network,
-            log_store,
+            network.clone(),
+            log_store.clone(),
             sm.clone(),
         )
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let pre_vote = crate::pre_vote::PreVote::new(
+            config.node_id,
+            raft.clone(),
+            log_store,
+            network,
+            std::time::Duration::from_millis(config.election_timeout_min_ms),
+        );
         // Before `initialize`: the first election may already split the vote.
         let election_task = crate::election::spawn(
             config.node_id,
@@ -363,6 +372,7 @@ impl ControllerNode {
                 heartbeat_interval_ms: config.heartbeat_interval_ms,
             },
             elections,
+            pre_vote.clone(),
         );
         let quorum = QuorumController::start(
             config.node_id,
@@ -387,7 +397,8 @@ impl ControllerNode {
                 role,
                 cluster_id.clone(),
                 config.voters.keys().copied().collect(),
-            );
+            )
+            .answer_pre_votes(pre_vote.clone());
             tokio::spawn(crate::server::serve(
                 listener,
                 raft.clone(),

@@ -12,7 +12,7 @@
 //!
 //! Serialisation is by an mpsc queue drained by one task — no lock is held across `.await`.
 
-use crate::control::{ActiveController, BrokerControlState, ControllerConfig, ControllerResult};
+use crate::control::{ActiveController, ControllerConfig, ControllerResult};
 use crate::node::QuorumInfo;
 use crate::raft_types::{MetadataCommand, NodeId, Raft};
 use crate::server::ControllerApis;
@@ -141,8 +141,8 @@ struct EventLoop {
     /// The Raft term `active` was built in.
     active_term: u64,
     /// The last other node this one saw lead the quorum. When this node takes over, that node
-    /// has most likely died (or paused) with its in-process broker: its session gets the
-    /// heartbeat-connection grace instead of a whole session timeout from the takeover.
+    /// has most likely died (or paused) with its in-process broker: its leaderships move at once
+    /// (see [`ActiveController::broker_likely_dead`]).
     previous_leader: Option<NodeId>,
 }
 
@@ -172,7 +172,7 @@ impl EventLoop {
                         let _ = reply.send(resp);
                     }
                     Some(Event::HeartbeatConnectionClosed { broker_id }) => {
-                        self.heartbeat_connection_closed(broker_id);
+                        self.heartbeat_connection_closed(broker_id).await;
                     }
                     None => return,
                 },
@@ -181,22 +181,34 @@ impl EventLoop {
         }
     }
 
-    /// A broker's heartbeat connection closed: its session ends after the grace unless it
-    /// heartbeats again (over a new connection) before.
-    fn heartbeat_connection_closed(&mut self, broker_id: i32) {
-        if let Some(active) = self.active.as_mut() {
-            if active.heartbeats().state(broker_id) == Some(BrokerControlState::Unfenced) {
-                let grace = self.config.heartbeat_connection_grace;
-                tracing::info!(
-                    node_id = broker_id,
-                    ?grace,
-                    "heartbeat connection closed: the broker is fenced unless it heartbeats again"
-                );
-                active
-                    .heartbeats_mut()
-                    .expire_early(broker_id, Instant::now() + grace);
-            }
+    /// A broker's heartbeat connection closed: it has most likely died. Its leaderships and ISR
+    /// places move now; it is fenced when its session expires unless it heartbeats again (see
+    /// `control::heartbeats` for why not at once).
+    async fn heartbeat_connection_closed(&mut self, broker_id: i32) {
+        if !self.activate().await {
+            return;
         }
+        self.likely_dead(broker_id, "heartbeat connection closed")
+            .await;
+    }
+
+    /// Commits the changes for a broker that has most likely died (see
+    /// [`ActiveController::broker_likely_dead`]).
+    async fn likely_dead(&mut self, broker_id: i32, why: &'static str) {
+        let image = self.sm.image();
+        let Some(active) = self.active.as_ref() else {
+            return;
+        };
+        let result = active.broker_likely_dead(&image, broker_id);
+        if result.response {
+            tracing::info!(
+                node_id = broker_id,
+                partitions = result.records.len(),
+                why,
+                "broker most likely dead: its leaderships and ISR places move now; fenced when its session expires unless it heartbeats"
+            );
+        }
+        let _ = self.commit(result).await;
     }
 
     fn is_leader(&self) -> bool {
@@ -253,18 +265,7 @@ impl EventLoop {
             }
             let image = self.sm.image();
             let now = Instant::now();
-            let mut active = ActiveController::new(self.config.clone(), &image, now, self.seed);
-            if let Some(prev) = self.previous_leader.and_then(|p| i32::try_from(p).ok()) {
-                if active.heartbeats().state(prev) == Some(BrokerControlState::Unfenced) {
-                    let grace = self.config.heartbeat_connection_grace;
-                    tracing::info!(
-                        node_id = prev,
-                        ?grace,
-                        "the previous active controller's broker is fenced unless it heartbeats"
-                    );
-                    active.heartbeats_mut().expire_early(prev, now + grace);
-                }
-            }
+            let active = ActiveController::new(self.config.clone(), &image, now, self.seed);
             self.seed = self.seed.wrapping_add(1);
             if let Some(r) = active.cluster_id_record(&image, &mut random_bits) {
                 if !self.write(vec![r]).await {
@@ -274,6 +275,18 @@ impl EventLoop {
             tracing::info!(node_id = self.node_id, term, "became the active controller");
             self.active = Some(active);
             self.active_term = term;
+            // The previous active controller's node has most likely died (or paused) with its
+            // in-process broker: its leaderships move now, as for a closed heartbeat connection.
+            // Once: a later takeover without another leader between has no predecessor.
+            if let Some(prev) = self
+                .previous_leader
+                .take()
+                .and_then(|p| i32::try_from(p).ok())
+            {
+                self.likely_dead(prev, "it was the previous active controller")
+                    .await;
+            }
+            return self.active.is_some();
         }
         true
     }

@@ -50,8 +50,8 @@ use openraft::raft::{
 use rafka_protocol::messages::{
     raft_append_entries_response as aes, raft_install_snapshot_response as iss,
     raft_vote_response as vs, RaftAppendEntriesRequest, RaftAppendEntriesResponse,
-    RaftInstallSnapshotRequest, RaftInstallSnapshotResponse, RaftVoteRequest, RaftVoteResponse,
-    RequestKind, ResponseKind,
+    RaftInstallSnapshotRequest, RaftInstallSnapshotResponse, RaftPreVoteRequest,
+    RaftPreVoteResponse, RaftVoteRequest, RaftVoteResponse, RequestKind, ResponseKind,
 };
 use rafka_protocol::{ErrorCode, RequestFrame, ResponseFrame};
 use rafka_security::sasl::authenticator::{Decision, SaslServerAuthenticator};
@@ -388,6 +388,8 @@ pub struct PeerCheck {
     cluster_id: ClusterId,
     /// `controller.quorum.voters`: the voters until the log gives this node a membership.
     bootstrap_voters: BTreeSet<NodeId>,
+    /// How this voter answers pre-votes (none: it refuses them).
+    pre_vote: Option<crate::pre_vote::PreVote>,
 }
 
 impl PeerCheck {
@@ -402,7 +404,14 @@ impl PeerCheck {
             role,
             cluster_id,
             bootstrap_voters,
+            pre_vote: None,
         }
+    }
+
+    /// Answers pre-votes with `pre_vote` (a voter's controller listener).
+    pub(crate) fn answer_pre_votes(mut self, pre_vote: crate::pre_vote::PreVote) -> PeerCheck {
+        self.pre_vote = Some(pre_vote);
+        self
     }
 
     /// The sender's claimed cluster id against ours.
@@ -588,6 +597,7 @@ pub async fn raft_rpc(
 ) -> Result<ResponseKind, RequestKind> {
     Ok(match body {
         RequestKind::RaftVote(r) => ResponseKind::RaftVote(vote(raft, check, r).await),
+        RequestKind::RaftPreVote(r) => ResponseKind::RaftPreVote(pre_vote(raft, check, r).await),
         RequestKind::RaftAppendEntries(r) => {
             ResponseKind::RaftAppendEntries(append(raft, check, r).await)
         }
@@ -638,6 +648,38 @@ async fn vote(raft: &Raft, check: &PeerCheck, r: RaftVoteRequest) -> RaftVoteRes
             tracing::warn!(error = %e, "vote failed");
             fail(UNKNOWN)
         }
+    }
+}
+
+/// A pre-vote ([`crate::pre_vote`]): checked as a vote request is, answered without touching
+/// Raft's state.
+async fn pre_vote(raft: &Raft, check: &PeerCheck, r: RaftPreVoteRequest) -> RaftPreVoteResponse {
+    let fail = |code| RaftPreVoteResponse {
+        error_code: code,
+        ..Default::default()
+    };
+    let checked = (|| {
+        if check.role == ListenerRole::Learner {
+            return Err(Refusal::LearnerVote);
+        }
+        check.cluster(r.cluster_id.as_deref())?;
+        let vote = r.vote.to_vote()?;
+        let last_log_id = r.last_log_id.to_log_id()?;
+        not_above("last log id", last_log_id.as_ref(), vote.leader_id.term)?;
+        PeerCheck::sender(&check.voters(raft), &vote, &local_vote(raft))?;
+        Ok((vote, last_log_id))
+    })();
+    let (vote, last_log_id) = match checked {
+        Ok(req) => req,
+        Err(e) => return fail(refused("pre-vote", &e)),
+    };
+    let Some(p) = &check.pre_vote else {
+        return RaftPreVoteResponse::default();
+    };
+    let candidate = vote.leader_id.voted_for.unwrap_or_default();
+    RaftPreVoteResponse {
+        vote_granted: p.grant(candidate, last_log_id).await,
+        ..Default::default()
     }
 }
 

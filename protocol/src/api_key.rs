@@ -158,6 +158,7 @@ api_keys! {
     (30000, RaftVote, "RaftVote"),
     (30001, RaftAppendEntries, "RaftAppendEntries"),
     (30002, RaftInstallSnapshot, "RaftInstallSnapshot"),
+    (30003, RaftPreVote, "RaftPreVote"),
 }
 
 impl fmt::Display for ApiKey {
@@ -192,7 +193,7 @@ mod tests {
         let mut sorted = ApiKey::ALL.to_vec();
         sorted.sort();
         assert_eq!(sorted, ApiKey::ALL);
-        assert_eq!(ApiKey::ALL.len(), 88 + 3);
+        assert_eq!(ApiKey::ALL.len(), 88 + 4);
         assert!(ApiKey::ALL
             .iter()
             .filter(|k| k.is_private())
@@ -209,7 +210,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_none() {
-        for key in [i16::MIN, -1, 88, 1000, 29999, 30003, i16::MAX] {
+        for key in [i16::MIN, -1, 88, 1000, 29999, 30004, i16::MAX] {
             assert_eq!(ApiKey::from_key(key), None);
         }
         let known = (i16::MIN..=i16::MAX)

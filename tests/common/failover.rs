@@ -22,6 +22,9 @@ pub const SETTINGS: [(&str, &str); 1] = [("min.insync.replicas", "2")];
 /// How long any one step may take before the run gives up.
 pub const BOUND: Duration = Duration::from_secs(60);
 
+/// The pause between the restarted node's return to the ISR and the next fault.
+pub const SETTLE: Duration = Duration::from_secs(1);
+
 /// One partition's leader, leader epoch and ISR as a node's Metadata shows them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionState {
@@ -312,8 +315,15 @@ pub fn kill_leader(cluster: &mut Cluster, topic: &str, load: &Load) -> Kill {
             cluster.logs(30)
         )
     });
+    if took > Duration::from_secs(1) && std::env::var_os("RAFKA_FAILOVER_TRACE").is_some() {
+        eprintln!("slow failover: node logs\n{}", cluster.logs(80));
+    }
     cluster.nodes[(leader - 1) as usize].start();
     wait_full_isr(cluster, survivor, topic);
+    // Each kill starts from a settled cluster: the restarted node back in the ISR, and the
+    // client's connections and metadata steady again (one librdkafka topic scan), so that a
+    // kill is one fault, not the tail of the previous one.
+    std::thread::sleep(SETTLE);
     Kill {
         leader,
         elected,
@@ -321,27 +331,52 @@ pub fn kill_leader(cluster: &mut Cluster, topic: &str, load: &Load) -> Kill {
     }
 }
 
-/// SIGSTOPs `topic`-0's leader for `pause` under `load`: the time to the first acknowledgement
-/// of a message sent after the SIGSTOP. SIGCONT after `pause`, then the full ISR is awaited.
-pub fn pause_leader(
-    cluster: &mut Cluster,
-    topic: &str,
-    load: &Load,
-    pause: Duration,
-) -> (i32, Option<Duration>) {
+/// One leader SIGSTOP: who, and when the first message sent after the SIGSTOP was acknowledged —
+/// from the SIGSTOP if during the pause, and from the SIGCONT.
+#[derive(Debug, Clone, Copy)]
+pub struct Pause {
+    pub leader: i32,
+    /// From the SIGSTOP, if the acknowledgement came while the leader was stopped.
+    pub during: Option<Duration>,
+    /// From the SIGCONT to the first acknowledgement of a message sent after the SIGSTOP (zero
+    /// if one came during the pause).
+    pub after_resume: Duration,
+}
+
+/// SIGSTOPs `topic`-0's leader for `pause` under `load`, then SIGCONT; waits for the full ISR.
+pub fn pause_leader(cluster: &mut Cluster, topic: &str, load: &Load, pause: Duration) -> Pause {
     let leader = partition_state(cluster, 1, topic)
         .or_else(|| partition_state(cluster, 2, topic))
         .expect("partition state")
         .leader;
     let fault = Instant::now();
     cluster.nodes[(leader - 1) as usize].pause();
-    let took = time_to_first_ack(&load.acks, fault, pause);
+    let during = time_to_first_ack(&load.acks, fault, pause);
     let rest = pause.saturating_sub(fault.elapsed());
     std::thread::sleep(rest);
+    let resumed = Instant::now();
     cluster.nodes[(leader - 1) as usize].resume();
+    let after_resume = match during {
+        Some(_) => Duration::ZERO,
+        None => {
+            let at = time_to_first_ack(&load.acks, fault, BOUND).unwrap_or_else(|| {
+                panic!(
+                    "no acknowledgement within {BOUND:?} of resuming leader {leader} (errors {:?})\n{}",
+                    load.acks.errors(),
+                    cluster.logs(30)
+                )
+            });
+            (fault + at).saturating_duration_since(resumed)
+        }
+    };
     let via = if leader == 1 { 2 } else { 1 };
     wait_full_isr(cluster, via, topic);
-    (leader, took)
+    std::thread::sleep(SETTLE);
+    Pause {
+        leader,
+        during,
+        after_resume,
+    }
 }
 
 /// SIGKILLs the active controller, then creates a topic through an admin client made before

@@ -653,6 +653,14 @@ pub fn metadata(
 /// `addr`; -1 when it has no leader). Metadata's controller id is not it: a broker names a live
 /// broker there, as Kafka's KRaft brokers do.
 pub fn active_controller(addr: SocketAddr, timeout: Duration) -> std::io::Result<i32> {
+    active_controller_and_epoch(addr, timeout).map(|(leader, _)| leader)
+}
+
+/// The quorum's leader and its epoch (Raft term) as `addr`'s DescribeQuorum shows them.
+pub fn active_controller_and_epoch(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> std::io::Result<(i32, i32)> {
     use rafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
     use rafka_protocol::messages::DescribeQuorumRequest;
     let req = DescribeQuorumRequest {
@@ -672,7 +680,7 @@ pub fn active_controller(addr: SocketAddr, timeout: Duration) -> std::io::Result
             .first()
             .and_then(|t| t.partitions.first())
             .filter(|p| p.error_code == 0)
-            .map(|p| p.leader_id)
+            .map(|p| (p.leader_id, p.leader_epoch))
             .ok_or_else(|| std::io::Error::other(format!("DescribeQuorum failed: {r:?}"))),
         other => Err(std::io::Error::other(format!(
             "not a DescribeQuorum response: {other:?}"

@@ -6,8 +6,35 @@
 //! broker's metadata image has it (-1/-1 for a partition it does not know), its endpoint only if
 //! it is alive (registered and unfenced) and has that listener.
 
+use super::KafkaApis;
 use rafka_controller::image::MetadataImage;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long an answer waits for the handlers' image to catch up with the replica manager's.
+const CATCH_UP: Duration = Duration::from_millis(500);
+
+/// The image to name current leaders from when this broker answers NOT_LEADER_OR_FOLLOWER for
+/// `partitions` (topic, partition). The replica manager acts on a new image before the handlers
+/// see it (`server`), so for a moment the handlers' image may still name this very broker as the
+/// leader it has just stopped being — a broker that resumes after a pause gets there at once.
+/// Naming itself would send the client straight back; so wait (at most 500 ms) for the image in
+/// which it is not.
+pub async fn image_for_hints(apis: &KafkaApis, partitions: &[(&str, i32)]) -> Arc<MetadataImage> {
+    let names_me = |image: &MetadataImage| {
+        partitions.iter().any(|(topic, partition)| {
+            image
+                .topic_by_name(topic)
+                .and_then(|t| t.partitions.get(partition))
+                .is_some_and(|p| p.leader == apis.broker_id)
+        })
+    };
+    if names_me(&apis.image()) {
+        apis.wait_for_image(CATCH_UP, |i| !names_me(i)).await;
+    }
+    apis.image()
+}
 
 /// A partition's leader as this broker knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,8 +12,13 @@
 //! needs CLUSTER CREATE or TOPIC CREATE on the name (else TOPIC_AUTHORIZATION_FAILED). With
 //! `include_topic_authorized_operations` / `include_cluster_authorized_operations` (v8+) the
 //! answer carries Kafka's bit sets.
+//!
+//! An answer that would name, as a partition's leader, a broker whose connection this broker has
+//! just lost waits (at most a second) until the controller has moved that leadership (see
+//! [`crate::lost_leaders`]).
 
 use super::KafkaApis;
+use crate::lost_leaders::{names_lost_leader, MAX_HOLD};
 use crate::network::RequestContext;
 use rafka_controller::control::topics::internal;
 use rafka_controller::image::{MetadataImage, TopicImage};
@@ -85,6 +90,20 @@ pub async fn handle(
         }
         if !missing.is_empty() {
             created = super::create_topics::auto_create(apis, &missing).await;
+            image = apis.image();
+        }
+    }
+    // A leader whose connection this broker just lost is most likely dead, and the controller
+    // is about to move its partitions: answer with that move rather than before it.
+    let lost = apis.lost_leaders.recent();
+    if !lost.is_empty() {
+        let names: Option<BTreeSet<String>> =
+            (!all).then(|| wanted.iter().filter_map(|(n, _)| n.clone()).collect());
+        if names_lost_leader(&image, names.as_ref(), &lost) {
+            let moved = apis
+                .wait_for_image(MAX_HOLD, |i| !names_lost_leader(i, names.as_ref(), &lost))
+                .await;
+            tracing::debug!(?lost, moved, "metadata answer held for a lost leader");
             image = apis.image();
         }
     }

@@ -99,6 +99,8 @@ pub struct KafkaApis {
     /// The authorizer `authorizer.class.name` turns on; `None`: everything is allowed.
     /// Every check goes through [`KafkaApis::authorize`] / [`KafkaApis::authorizer_for`].
     pub authorizer: Option<rafka_security::authorizer::StandardAuthorizer>,
+    /// Leaders whose fetch connection failed lately (Metadata's hold, see `lost_leaders`).
+    pub lost_leaders: Arc<crate::lost_leaders::LostLeaders>,
 }
 
 impl KafkaApis {

@@ -252,7 +252,20 @@ pub async fn handle(
     // KIP-951 (v10+): where the leader went, from the image as it is now.
     let mut hints = LeaderHints::default();
     if version >= 10 {
-        let image = apis.image();
+        let not_leader: Vec<(&str, i32)> = responses
+            .iter()
+            .flat_map(|t| {
+                t.partition_responses
+                    .iter()
+                    .filter(|p| p.error_code == ErrorCode::NotLeaderOrFollower.code())
+                    .map(move |p| (t.name.as_str(), p.index))
+            })
+            .collect();
+        let image = if not_leader.is_empty() {
+            apis.image()
+        } else {
+            super::current_leader::image_for_hints(apis, &not_leader).await
+        };
         for t in &mut responses {
             for p in &mut t.partition_responses {
                 if p.error_code == ErrorCode::NotLeaderOrFollower.code() {

@@ -10,11 +10,19 @@
 //!   caught up with the offset of those changes; SHUTDOWN_NOW fences it;
 //! - `want_fence` (or a fenced broker's `want_shut_down`) → fenced at once.
 //!
-//! A session also ends early, at a deadline set by [`BrokerHeartbeatManager::expire_early`], when
-//! the broker has most likely died: its heartbeat connection closed (a process's death closes
-//! its sockets), or it was the previous active controller's node when this one took over. Any
-//! heartbeat lifts that deadline, so a live broker that reconnects within the grace keeps its
-//! session; a pause closes nothing and is caught by the session timeout alone.
+//! A broker that has most likely died — its heartbeat connection closed (a process's death
+//! closes its sockets), or it was the previous active controller's node when this one took over
+//! — loses its leaderships and ISR places at once ([`broker_likely_dead`]: the records of a
+//! controlled shutdown, without its registration flag), but is fenced only when its session
+//! expires. Fencing takes a broker out of the Metadata broker list, and librdkafka tears down
+//! the thread of a broker missing from that list: a partition it was moving from the dead
+//! broker to the new leader then lands on its internal broker until its next 1 s topic scan
+//! (`rd_kafka_metadata_decommission_unavailable_brokers`, then `rd_kafka_broker_fail` →
+//! `rd_kafka_toppar_undelegate`). With the leader moved first and the dead broker still listed —
+//! as Kafka lists a dead broker until its session times out — the client moves the partition
+//! straight to the new leader. A live broker whose connection dropped heartbeats again at once
+//! and rejoins the ISR as any follower does, by catching up; a pause closes nothing and is
+//! caught by the session timeout alone.
 //!
 //! Sessions are state of this process, not of the image: a new active controller starts every
 //! registered broker with a fresh session ([`BrokerHeartbeatManager::activate`]). The manager's
@@ -61,15 +69,11 @@ struct BrokerSession {
     fenced: bool,
     /// Set while in controlled shutdown: the offset every active broker must reach first.
     controlled_shutdown_offset: Option<i64>,
-    /// An earlier end of the session than `last_contact + session_timeout` (see the module
-    /// doc); cleared by the next heartbeat.
-    early_expiry: Option<Instant>,
 }
 
 impl BrokerSession {
     fn expires(&self, session_timeout: Duration) -> Instant {
-        let normal = self.last_contact + session_timeout;
-        self.early_expiry.map_or(normal, |e| e.min(normal))
+        self.last_contact + session_timeout
     }
 }
 
@@ -117,10 +121,8 @@ impl BrokerHeartbeatManager {
             metadata_offset,
             fenced,
             controlled_shutdown_offset: None,
-            early_expiry: None,
         });
         s.last_contact = now;
-        s.early_expiry = None;
         s.metadata_offset = metadata_offset;
         s.fenced = fenced;
         if fenced {
@@ -134,16 +136,6 @@ impl BrokerHeartbeatManager {
         self.sessions
             .get(&broker_id)
             .is_some_and(|s| !s.fenced && s.expires(self.session_timeout) >= now)
-    }
-
-    /// Ends `broker_id`'s session at `deadline` unless it heartbeats before (see the module
-    /// doc). A later deadline than the session's own changes nothing.
-    pub fn expire_early(&mut self, broker_id: i32, deadline: Instant) {
-        if let Some(s) = self.sessions.get_mut(&broker_id) {
-            if !s.fenced {
-                s.early_expiry = Some(s.early_expiry.map_or(deadline, |e| e.min(deadline)));
-            }
-        }
     }
 
     /// The broker's state as this manager sees it (None: no session).
@@ -340,6 +332,22 @@ pub fn process_heartbeat(
             ..Default::default()
         },
     )
+}
+
+/// A broker that has most likely died (see the module doc): if it is unfenced and not shutting
+/// down, the records that move its leaderships to other ISR members and take it out of every ISR
+/// (the last member stays), and `true`. Its session is left alone: it is fenced when that
+/// expires, unless it heartbeats again.
+pub fn broker_likely_dead(
+    image: &MetadataImage,
+    config: &ControllerConfig,
+    heartbeats: &BrokerHeartbeatManager,
+    broker_id: i32,
+) -> ControllerResult<bool> {
+    if heartbeats.state(broker_id) != Some(BrokerControlState::Unfenced) {
+        return ControllerResult::without_records(false);
+    }
+    ControllerResult::new(brokers_removed_changes(image, config, &[broker_id]), true)
 }
 
 /// Fences every broker whose session expired at `now`, longest silent first (Kafka fences one

@@ -104,10 +104,6 @@ pub struct ControllerConfig {
     pub unclean_leader_election_enable: bool,
     /// `broker.session.timeout.ms`.
     pub session_timeout: Duration,
-    /// How long a broker whose heartbeat connection closed (or that was the previous active
-    /// controller's node) has to heartbeat again before it is fenced: one
-    /// `broker.heartbeat.interval.ms` (see `heartbeats`).
-    pub heartbeat_connection_grace: Duration,
     /// The name of the controller listener (the first of `controller.listener.names`), as
     /// DescribeQuorum v2 names the voters' endpoints.
     pub controller_listener_name: String,
@@ -127,7 +123,6 @@ impl Default for ControllerConfig {
             default_replication_factor: 1,
             unclean_leader_election_enable: false,
             session_timeout: Duration::from_millis(1500),
-            heartbeat_connection_grace: Duration::from_millis(250),
             controller_listener_name: "CONTROLLER".to_owned(),
             auto_leader_rebalance_enable: true,
             leader_imbalance_check_interval: Duration::from_secs(300),
@@ -235,6 +230,16 @@ impl ActiveController {
             next_write_offset,
             now,
         )
+    }
+
+    /// A broker that has most likely died: its leaderships and ISR places move now, its fencing
+    /// waits for its session (see [`heartbeats`]). `true` if it was unfenced.
+    pub fn broker_likely_dead(
+        &self,
+        image: &MetadataImage,
+        broker_id: i32,
+    ) -> ControllerResult<bool> {
+        heartbeats::broker_likely_dead(image, &self.config, &self.heartbeats, broker_id)
     }
 
     /// Fences every broker whose session has expired at `now`; the response lists them.

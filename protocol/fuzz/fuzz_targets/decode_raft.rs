@@ -1,5 +1,5 @@
-//! The controller listener's own RPCs (openraft's vote, append-entries and install-snapshot in
-//! Kafka framing): the first byte picks the RPC, the rest is its body behind a fixed request
+//! The controller listener's own RPCs (openraft's vote, append-entries and install-snapshot, and
+//! rafka's pre-vote, in Kafka framing): the first byte picks the RPC, the rest is its body behind a fixed request
 //! header, decoded as the listener decodes a frame (`RequestFrame::decode`) and then converted to
 //! openraft's types with `rafka_controller::convert`, as the listener does before handing them to
 //! Raft.
@@ -76,6 +76,10 @@ fn convert(body: &RequestKind) {
                 }
             }
         }
+        RequestKind::RaftPreVote(r) => {
+            vote(&r.vote);
+            log_id(&r.last_log_id);
+        }
         RequestKind::RaftInstallSnapshot(r) => {
             vote(&r.vote);
             log_id(&r.last_log_id);
@@ -90,7 +94,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&pick, body)) = data.split_first() else {
         return;
     };
-    let key = 30000 + i16::from(pick % 3);
+    let key = 30000 + i16::from(pick % 4);
     let mut frame = BytesMut::with_capacity(11 + body.len());
     frame.put_i16(key);
     frame.put_i16(0); // version

@@ -225,35 +225,54 @@ fn sessions_expire_after_the_timeout_not_at_it() {
 }
 
 #[test]
-fn a_session_expired_early_ends_at_its_deadline_unless_the_broker_heartbeats() {
+fn a_likely_dead_broker_loses_its_leaderships_at_once_and_is_fenced_when_its_session_expires() {
     let mut k = kit_with_broker1(BrokerControlState::Unfenced);
-    let grace = Duration::from_millis(500);
-    // Broker 1's heartbeat connection closed; broker 3's too, but it heartbeats again in time.
-    let deadline = k.now + grace;
-    k.controller.heartbeats_mut().expire_early(1, deadline);
-    k.controller.heartbeats_mut().expire_early(3, deadline);
-    assert_eq!(k.controller.heartbeats().next_expiry(), Some(deadline));
-    k.advance(grace / 2);
-    k.heartbeat(3, |_| {});
-    k.heartbeat(2, |_| {});
-    k.advance(grace / 2);
-    assert!(k.fence_expired().is_empty(), "not before the deadline");
-    k.advance(Duration::from_millis(1));
-    assert_eq!(
-        k.fence_expired(),
-        vec![1],
-        "only the broker that did not come back"
-    );
+    assert_eq!(k.partition("t", 0).leader, 1);
+    // Broker 1's heartbeat connection closed: leadership and ISR place go now…
+    let result = k.controller.broker_likely_dead(&k.image, 1);
+    assert!(result.response);
+    assert!(k.commit(result));
     let p = k.partition("t", 0);
-    assert_eq!((p.leader, p.isr.clone()), (2, vec![2, 3]));
-    // A deadline later than the session's own changes nothing.
-    k.controller
-        .heartbeats_mut()
-        .expire_early(2, k.now + k.config.session_timeout * 10);
+    assert_eq!(
+        (p.leader, p.isr.clone(), p.leader_epoch),
+        (2, vec![2, 3], 1)
+    );
+    // …but it stays registered and unfenced (listed in Metadata) until its session expires.
+    assert!(k.image.broker(1).is_some_and(|b| !b.fenced));
+    assert_eq!(
+        k.controller.heartbeats().state(1),
+        Some(BrokerControlState::Unfenced)
+    );
+    // A second close changes nothing more.
+    let again = k.controller.broker_likely_dead(&k.image, 1);
+    assert!(again.records.is_empty());
+    k.advance(k.config.session_timeout / 2);
+    k.heartbeat(2, |_| {});
     k.heartbeat(3, |_| {});
-    k.advance(k.config.session_timeout + Duration::from_millis(1));
+    assert!(
+        k.fence_expired().is_empty(),
+        "not before its session expires"
+    );
+    k.advance(k.config.session_timeout / 2 + Duration::from_millis(1));
+    assert_eq!(k.fence_expired(), vec![1]);
+    assert!(k.image.broker(1).is_some_and(|b| b.fenced));
+    assert_eq!(k.partition("t", 0).leader, 2);
+    // Fenced, shutting down or unknown brokers are left alone.
+    let fenced = k.controller.broker_likely_dead(&k.image, 1);
+    assert!(!fenced.response && fenced.records.is_empty());
+    assert!(!k.controller.broker_likely_dead(&k.image, 9).response);
+    let k = kit_with_broker1(BrokerControlState::ControlledShutdown);
+    assert!(!k.controller.broker_likely_dead(&k.image, 1).response);
+    // A live broker whose connection dropped heartbeats again: it keeps its session.
+    let mut k = kit_with_broker1(BrokerControlState::Unfenced);
+    let result = k.controller.broker_likely_dead(&k.image, 1);
+    k.commit(result);
+    k.advance(k.config.session_timeout / 2);
+    k.heartbeat(1, |_| {});
+    k.heartbeat(2, |_| {});
     k.heartbeat(3, |_| {});
-    assert_eq!(k.fence_expired(), vec![2]);
+    k.advance(k.config.session_timeout / 2 + Duration::from_millis(1));
+    assert!(k.fence_expired().is_empty());
 }
 
 /// The scenario at the level of records: registration → heartbeat → expiry →
