@@ -32,11 +32,10 @@ TOPIC, INPUT, GROUP = "py-txn", "py-txn-in", "py-txn-group"
 
 def committed():
     """The group's committed offset of the input partition (-1: none)."""
-    admin = KafkaAdminClient(bootstrap_servers=broker)
-    got = admin.list_consumer_group_offsets(GROUP)
-    admin.close()
-    o = got.get(TopicPartition(INPUT, 0))
-    return -1 if o is None else o.offset
+    c = KafkaConsumer(bootstrap_servers=broker, group_id=GROUP, enable_auto_commit=False)
+    o = c.committed(TopicPartition(INPUT, 0))
+    c.close()
+    return -1 if o is None else o
 
 if command == "create":
     admin = KafkaAdminClient(bootstrap_servers=broker)
@@ -54,6 +53,8 @@ elif command == "transactions":
     p.send(TOPIC, b"a1", partition=0)
     p.send(TOPIC, b"a2", partition=0)
     p.send_offsets_to_transaction({TopicPartition(INPUT, 0): OffsetAndMetadata(3, "", -1)}, GROUP)
+    # Written before the abort (an abort drops records not yet sent).
+    p.flush()
     p.abort_transaction()
     print("after abort", committed())
     p.begin_transaction()
