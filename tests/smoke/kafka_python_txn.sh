@@ -3,6 +3,7 @@
 # committed transaction is read by a read_committed consumer, an aborted one is not (a
 # read_uncommitted consumer reads both), and offsets sent with send_offsets_to_transaction
 # become the group's committed offsets only when their transaction commits (not when it aborts).
+# Then `rafka transactions list` / `describe` show the transactional id.
 #
 #   bash tests/smoke/kafka_python_txn.sh [path/to/rafka]   (default target/debug/rafka)
 #
@@ -19,7 +20,8 @@ rafka_extra_props() {
   echo "transaction.state.log.min.isr=1"
   echo "transaction.state.log.num.partitions=5"
 }
-rafka_start "${1:-target/debug/rafka}"
+RAFKA_BIN=${1:-target/debug/rafka}
+rafka_start "$RAFKA_BIN"
 
 cat > "$WORK/txn.py" <<'PY'
 import sys, time
@@ -97,3 +99,12 @@ expect_same "kafka-python: read_committed reads committed transactions only" "$W
 py read read_uncommitted > "$WORK/ru.out"
 echo "c1 c2 a1 a2 c3" > "$WORK/ru.want"
 expect_same "kafka-python: read_uncommitted reads aborted records too" "$WORK/ru.want" "$WORK/ru.out"
+
+# rafka's own tool lists and describes the transactional id kafka-python used.
+"$RAFKA_BIN" transactions list -b "$BROKER" --output json > "$WORK/list.json"
+grep -q '"py-txn-producer"' "$WORK/list.json" && grep -q '"CompleteCommit"' "$WORK/list.json" \
+  || fail "rafka transactions list: $(cat "$WORK/list.json")"
+check "rafka transactions list shows the producer's id, CompleteCommit"
+"$RAFKA_BIN" transactions describe -b "$BROKER" --transactional-id py-txn-producer > "$WORK/describe.out"
+grep -q "CompleteCommit" "$WORK/describe.out" || fail "rafka transactions describe: $(cat "$WORK/describe.out")"
+check "rafka transactions describe"
