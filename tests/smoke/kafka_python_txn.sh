@@ -3,6 +3,7 @@
 # committed transaction is read by a read_committed consumer, an aborted one is not (a
 # read_uncommitted consumer reads both), and offsets sent with send_offsets_to_transaction
 # become the group's committed offsets only when their transaction commits (not when it aborts).
+# Then `rafka transactions list` / `describe` show the transactional id.
 #
 #   bash tests/smoke/kafka_python_txn.sh [path/to/rafka]   (default target/debug/rafka)
 #
@@ -19,7 +20,8 @@ rafka_extra_props() {
   echo "transaction.state.log.min.isr=1"
   echo "transaction.state.log.num.partitions=5"
 }
-rafka_start "${1:-target/debug/rafka}"
+RAFKA_BIN=${1:-target/debug/rafka}
+rafka_start "$RAFKA_BIN"
 
 cat > "$WORK/txn.py" <<'PY'
 import sys, time
@@ -32,11 +34,10 @@ TOPIC, INPUT, GROUP = "py-txn", "py-txn-in", "py-txn-group"
 
 def committed():
     """The group's committed offset of the input partition (-1: none)."""
-    admin = KafkaAdminClient(bootstrap_servers=broker)
-    got = admin.list_consumer_group_offsets(GROUP)
-    admin.close()
-    o = got.get(TopicPartition(INPUT, 0))
-    return -1 if o is None else o.offset
+    c = KafkaConsumer(bootstrap_servers=broker, group_id=GROUP, enable_auto_commit=False)
+    o = c.committed(TopicPartition(INPUT, 0))
+    c.close()
+    return -1 if o is None else o
 
 if command == "create":
     admin = KafkaAdminClient(bootstrap_servers=broker)
@@ -54,6 +55,8 @@ elif command == "transactions":
     p.send(TOPIC, b"a1", partition=0)
     p.send(TOPIC, b"a2", partition=0)
     p.send_offsets_to_transaction({TopicPartition(INPUT, 0): OffsetAndMetadata(3, "", -1)}, GROUP)
+    # Written before the abort (an abort drops records not yet sent).
+    p.flush()
     p.abort_transaction()
     print("after abort", committed())
     p.begin_transaction()
@@ -96,3 +99,12 @@ expect_same "kafka-python: read_committed reads committed transactions only" "$W
 py read read_uncommitted > "$WORK/ru.out"
 echo "c1 c2 a1 a2 c3" > "$WORK/ru.want"
 expect_same "kafka-python: read_uncommitted reads aborted records too" "$WORK/ru.want" "$WORK/ru.out"
+
+# rafka's own tool lists and describes the transactional id kafka-python used.
+"$RAFKA_BIN" transactions list -b "$BROKER" --output json > "$WORK/list.json"
+grep -q '"py-txn-producer"' "$WORK/list.json" && grep -q '"CompleteCommit"' "$WORK/list.json" \
+  || fail "rafka transactions list: $(cat "$WORK/list.json")"
+check "rafka transactions list shows the producer's id, CompleteCommit"
+"$RAFKA_BIN" transactions describe -b "$BROKER" --transactional-id py-txn-producer > "$WORK/describe.out"
+grep -q "CompleteCommit" "$WORK/describe.out" || fail "rafka transactions describe: $(cat "$WORK/describe.out")"
+check "rafka transactions describe"

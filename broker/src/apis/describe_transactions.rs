@@ -50,7 +50,7 @@ pub fn handle(
                         transaction_timeout_ms: m.txn_timeout_ms,
                         transaction_start_time_ms: m.txn_start_timestamp,
                         producer_id: m.producer_id,
-                        producer_epoch: i32::from(m.producer_epoch),
+                        producer_epoch: m.producer_epoch,
                         topic_partitions: topics,
                         ..Default::default()
                     }
