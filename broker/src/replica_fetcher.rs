@@ -249,9 +249,12 @@ async fn fetch_from(
 /// this follower: retry after [`LEADER_CATCH_UP`], not `replica.fetch.backoff.ms` (Kafka's 1 s).
 /// Any other error gets the whole backoff.
 fn retry_after(errors: &[ErrorCode], backoff: Duration) -> Duration {
-    let leader_catching_up = errors
-        .iter()
-        .all(|e| matches!(e, ErrorCode::NotLeaderOrFollower | ErrorCode::UnknownLeaderEpoch));
+    let leader_catching_up = errors.iter().all(|e| {
+        matches!(
+            e,
+            ErrorCode::NotLeaderOrFollower | ErrorCode::UnknownLeaderEpoch
+        )
+    });
     if leader_catching_up {
         backoff.min(LEADER_CATCH_UP)
     } else {
@@ -343,7 +346,10 @@ mod tests {
         use ErrorCode::*;
         for (errors, want) in [
             (vec![NotLeaderOrFollower], LEADER_CATCH_UP),
-            (vec![UnknownLeaderEpoch, NotLeaderOrFollower], LEADER_CATCH_UP),
+            (
+                vec![UnknownLeaderEpoch, NotLeaderOrFollower],
+                LEADER_CATCH_UP,
+            ),
             (vec![FencedLeaderEpoch], backoff),
             (vec![UnknownLeaderEpoch, CorruptMessage], backoff),
             (vec![KafkaStorageError], backoff),
