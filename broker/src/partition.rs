@@ -239,7 +239,7 @@ impl Partition {
     ) -> (bool, StateChange) {
         let me = self.local_broker_id;
         let is_leader = reg.leader == me;
-        let (new_leadership, change) = {
+        let (new_leadership, change, left_isr) = {
             let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
             if is_leader && !st.is_leader {
                 tracing::info!(topic = %self.tp.topic, partition = self.tp.partition, epoch = reg.leader_epoch, "became leader");
@@ -254,6 +254,13 @@ impl Partition {
             let isr_sizes =
                 (is_leader && st.is_leader).then_some((st.registration.isr.len(), reg.isr.len()));
             let followed_before = followed_leader(&st);
+            let left_isr: Vec<i32> = st
+                .registration
+                .isr
+                .iter()
+                .copied()
+                .filter(|id| !reg.isr.contains(id))
+                .collect();
             st.registration = reg.clone();
             st.is_leader = is_leader;
             (
@@ -263,9 +270,10 @@ impl Partition {
                     followed_after: followed_leader(&st),
                     isr_sizes,
                 },
+                left_isr,
             )
         };
-        self.on_registration(reg, is_leader, new_leadership, now);
+        self.on_registration(reg, is_leader, new_leadership, &left_isr, now);
         let mut log = lock_log(&self.log);
         if is_leader {
             self.maybe_increment_high_watermark(reg, &mut log);
@@ -284,11 +292,19 @@ impl Partition {
     /// Keeps the replica bookkeeping in step with a new registration: a new leadership starts
     /// with every follower unknown but counted as caught up now (as Kafka does, so an ISR member
     /// is not dropped before it could fetch); a decided ISR proposal is forgotten.
+    ///
+    /// A follower taken out of the ISR (`left_isr`) is known again only from its next fetch.
+    /// The controller takes a broker whose heartbeat connection closed out of every ISR at once
+    /// but fences it only when its session expires; in between the image shows it unfenced, and
+    /// the fetch state of the dead process (caught up a moment ago) would let this leader add it
+    /// straight back — an ISR counting a replica nobody serves. Kafka's fenced-broker check
+    /// covers this there, because Kafka takes a broker out of the ISR only by fencing it.
     fn on_registration(
         &self,
         reg: &PartitionRegistration,
         is_leader: bool,
         new_leadership: bool,
+        left_isr: &[i32],
         now: i64,
     ) {
         let me = self.local_broker_id;
@@ -300,6 +316,9 @@ impl Partition {
         }
         if new_leadership {
             r.followers.clear();
+        }
+        for &id in left_isr.iter().filter(|&&id| id != me) {
+            r.followers.insert(id, FollowerState::unknown(now));
         }
         for &id in reg.replicas.iter().filter(|&&id| id != me) {
             r.followers
@@ -457,7 +476,8 @@ impl Partition {
 
     /// A follower's fetch from this leader, after its replica and epoch were checked: finds a
     /// divergence (KIP-320), reads up to the log end (not the high watermark), records the
-    /// follower's progress and moves the high watermark.
+    /// follower's progress at `record_progress_at` (`None`: a re-read, already recorded) and
+    /// moves the high watermark.
     pub(crate) fn read_for_follower(
         &self,
         reg: &PartitionRegistration,
@@ -465,7 +485,7 @@ impl Partition {
         fetch_offset: i64,
         last_fetched_epoch: i32,
         max_bytes: u64,
-        now: i64,
+        record_progress_at: Option<i64>,
     ) -> FollowerRead {
         let mut log = lock_log(&self.log);
         let leo = log.log_end_offset();
@@ -498,7 +518,9 @@ impl Partition {
                 return out;
             }
         }
-        self.update_follower_fetch_state(replica_id, fetch_offset, leo, now);
+        if let Some(now) = record_progress_at {
+            self.update_follower_fetch_state(replica_id, fetch_offset, leo, now);
+        }
         self.maybe_increment_high_watermark(reg, &mut log);
         out.high_watermark = log.high_watermark();
         self.release(log);

@@ -6,6 +6,7 @@
 //! `replica.fetch.backoff.ms`. A fetcher ends when this broker no longer follows anything on
 //! its leader; the manager starts fetchers for new leaders as the image changes.
 
+use crate::lifecycle::BrokerLifecycleManager;
 use crate::lost_leaders::LostLeaders;
 use crate::replica_manager::replication::{FetchedPartition, FollowedPartition};
 use crate::replica_manager::ReplicaManager;
@@ -43,13 +44,27 @@ pub struct FetcherConfig {
 
 /// Runs until `shutdown`: keeps one fetcher per leader this broker follows partitions on. A
 /// fetch connection that fails (closed or reset, not a timeout) is reported to `lost`.
+///
+/// Nothing is followed before `lifecycle` says the broker serves, that is, before the controller
+/// has accepted this process's registration and unfenced it, as Kafka starts its fetchers only
+/// after registration. A process restarted while its predecessor's session is still live is
+/// refused registration (DUPLICATE_BROKER_REGISTRATION) until that session expires; the image
+/// still shows the predecessor's registration unfenced, so fetches made meanwhile would let a
+/// leader add this replica back to the ISR under a registration no live process holds, and the
+/// ISR would count a replica that may not even be registered when the next fault comes (Kafka's
+/// KIP-903 broker epoch in the fetch closes the same hole).
 pub async fn run(
     config: FetcherConfig,
     replica_manager: Arc<ReplicaManager>,
     lost: Arc<LostLeaders>,
+    lifecycle: Arc<BrokerLifecycleManager>,
     mut images: watch::Receiver<Arc<MetadataImage>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    tokio::select! {
+        () = lifecycle.wait_serving() => {}
+        _ = shutdown.changed() => return,
+    }
     let mut fetchers: HashMap<i32, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut every = tokio::time::interval(Duration::from_millis(100));
     loop {

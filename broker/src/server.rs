@@ -577,6 +577,7 @@ impl KafkaServer {
                 fetcher,
                 replica_manager.clone(),
                 lost_leaders.clone(),
+                lifecycle.clone(),
                 broker_images.clone(),
                 shutdown_rx.clone(),
             )));

@@ -28,6 +28,7 @@ use super::KafkaApis;
 use crate::metrics::topic::TopicMetrics;
 use crate::network::RequestContext;
 use crate::purgatory::delayed_fetch::FetchWatch;
+use crate::replica_manager::replication::FollowerFetch;
 use crate::replica_manager::FetchIsolation;
 use rafka_controller::control::topics::internal::check_fetch;
 use rafka_controller::image::MetadataImage;
@@ -114,8 +115,11 @@ pub async fn handle(
     let image = apis.image();
     let items = distinct_partitions(version, &req, &image);
     let denied = denied_items(apis, ctx, &image, version, &req, &items);
+    // A follower's progress is recorded at the first read only (see `reread_for_follower`).
+    let mut first_read = true;
     loop {
-        let read = read_all(apis, version, &req, &items, &denied, max_bytes);
+        let read = read_all(apis, version, &req, &items, &denied, max_bytes, first_read);
+        first_read = false;
         let done =
             read.bytes >= min_bytes || read.errors || tokio::time::Instant::now() >= deadline;
         if done {
@@ -134,7 +138,7 @@ pub async fn handle(
         drop(delayed);
         if !ready {
             // Deadline: answer with whatever there is now.
-            let read = read_all(apis, version, &req, &items, &denied, max_bytes);
+            let read = read_all(apis, version, &req, &items, &denied, max_bytes, false);
             return answer(apis, ctx, version, &req, read.response, read.slices);
         }
     }
@@ -264,6 +268,7 @@ fn read_all(
     items: &[FetchItem],
     denied: &[bool],
     max_bytes: usize,
+    first_read: bool,
 ) -> FetchRead {
     let image = apis.image();
     let mut slices = Vec::new();
@@ -319,6 +324,7 @@ fn read_all(
                     client_rack,
                     budget,
                     min_one,
+                    first_read,
                     &mut slices,
                     &mut total,
                     &mut errors,
@@ -374,6 +380,7 @@ fn read_partition(
     client_rack: Option<&str>,
     budget: usize,
     min_one: bool,
+    first_read: bool,
     slices: &mut Vec<SlotSource>,
     total: &mut usize,
     errors: &mut bool,
@@ -397,15 +404,29 @@ fn read_partition(
     // and it fetches the batch again, first, next time.
     let within = |slice: Option<FileSlice>| slice.filter(|s| min_one || s.len as usize <= budget);
     if replica_id >= 0 {
-        let r = apis.replica_manager.read_for_follower(
-            image,
-            tp,
-            replica_id,
-            p.fetch_offset,
-            p.last_fetched_epoch,
-            budget as u64,
-            p.current_leader_epoch,
-        );
+        let r = if first_read {
+            apis.replica_manager.read_for_follower(
+                image,
+                tp,
+                replica_id,
+                p.fetch_offset,
+                p.last_fetched_epoch,
+                budget as u64,
+                p.current_leader_epoch,
+            )
+        } else {
+            apis.replica_manager.reread_for_follower(
+                image,
+                tp,
+                FollowerFetch {
+                    replica_id,
+                    fetch_offset: p.fetch_offset,
+                    last_fetched_epoch: p.last_fetched_epoch,
+                    current_leader_epoch: p.current_leader_epoch,
+                },
+                budget as u64,
+            )
+        };
         if r.error != ErrorCode::None {
             *errors = true;
         }

@@ -92,6 +92,23 @@ pub struct FetchedPartition {
     pub records: Bytes,
 }
 
+/// What a follower's fetch asks of one partition.
+#[derive(Debug, Clone, Copy)]
+pub struct FollowerFetch {
+    pub replica_id: i32,
+    pub fetch_offset: i64,
+    pub last_fetched_epoch: i32,
+    pub current_leader_epoch: i32,
+}
+
+/// Whether a follower read records the follower's progress (its first read) or not (a re-read
+/// of a fetch parked in the purgatory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FollowerProgress {
+    Record,
+    AlreadyRecorded,
+}
+
 impl ReplicaManager {
     /// A follower's fetch from this leader: checks the replica and epochs, finds a divergence,
     /// reads up to the log end (not the high watermark), records the follower's progress and
@@ -107,6 +124,55 @@ impl ReplicaManager {
         max_bytes: u64,
         current_leader_epoch: i32,
     ) -> FollowerRead {
+        self.follower_read(
+            image,
+            tp,
+            FollowerFetch {
+                replica_id,
+                fetch_offset,
+                last_fetched_epoch,
+                current_leader_epoch,
+            },
+            max_bytes,
+            FollowerProgress::Record,
+        )
+    }
+
+    /// [`Self::read_for_follower`] for a fetch read before and parked in the purgatory: the
+    /// follower's progress was recorded at that first read and is not recorded again, as
+    /// Kafka's `DelayedFetch` reads without updating the follower's state. (A fetch the follower
+    /// sent before it died, completed after the controller took it out of the ISR, would
+    /// otherwise count the dead process as caught up.)
+    pub fn reread_for_follower(
+        &self,
+        image: &MetadataImage,
+        tp: &TopicPartition,
+        fetch: FollowerFetch,
+        max_bytes: u64,
+    ) -> FollowerRead {
+        self.follower_read(
+            image,
+            tp,
+            fetch,
+            max_bytes,
+            FollowerProgress::AlreadyRecorded,
+        )
+    }
+
+    fn follower_read(
+        &self,
+        image: &MetadataImage,
+        tp: &TopicPartition,
+        fetch: FollowerFetch,
+        max_bytes: u64,
+        progress: FollowerProgress,
+    ) -> FollowerRead {
+        let FollowerFetch {
+            replica_id,
+            fetch_offset,
+            last_fetched_epoch,
+            current_leader_epoch,
+        } = fetch;
         let p = match self.leader_partition(image, tp) {
             Ok(p) => p,
             Err(e) => return FollowerRead::error(e),
@@ -131,7 +197,7 @@ impl ReplicaManager {
             fetch_offset,
             last_fetched_epoch,
             max_bytes,
-            now_ms(),
+            (progress == FollowerProgress::Record).then(now_ms),
         )
     }
 
@@ -485,6 +551,48 @@ mod tests {
         rm.append(&shrunk, &tp(), &records(2), 1);
         rm.read_for_follower(&shrunk, &tp(), 2, 2, 0, 1 << 20, -1);
         let grow = rm.isr_changes(&shrunk, now_ms());
+        assert_eq!(grow.len(), 1, "{grow:?}");
+        assert_eq!(grow[0].new_isr, vec![1, 2]);
+    }
+
+    /// The controller takes a follower out of the ISR (its heartbeat connection closed: the
+    /// process most likely died) while the image still shows it unfenced: the leader must not
+    /// add it back from the fetch state the dead process left, only after a new fetch.
+    #[test]
+    fn a_follower_the_controller_took_out_is_added_back_only_after_it_fetches_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rm, image) = setup(dir.path());
+        rm.set_replica_lag_time_max_ms(30_000);
+        rm.append(&image, &tp(), &records(3), 1);
+        rm.read_for_follower(&image, &tp(), 2, 3, 0, 1 << 20, 0);
+        assert_eq!(hw(&rm), 3);
+        let taken_out = next(
+            &image,
+            &[MetadataRecord::PartitionChange(PartitionChangeRecord {
+                topic_id: Uuid::from_u128(ID),
+                partition_id: 0,
+                isr: Some(vec![1]),
+                leader: -2,
+                ..Default::default()
+            })],
+        );
+        rm.apply_image(&image, &taken_out);
+        assert!(taken_out.is_active(2), "not fenced yet");
+        // A fetch the process sent before it died, parked, completes now.
+        let parked = FollowerFetch {
+            replica_id: 2,
+            fetch_offset: 3,
+            last_fetched_epoch: 0,
+            current_leader_epoch: 0,
+        };
+        rm.reread_for_follower(&taken_out, &tp(), parked, 1 << 20);
+        assert_eq!(
+            rm.isr_changes(&taken_out, now_ms()),
+            vec![],
+            "the dead process's caught-up fetch does not count"
+        );
+        rm.read_for_follower(&taken_out, &tp(), 2, 3, 0, 1 << 20, 0);
+        let grow = rm.isr_changes(&taken_out, now_ms());
         assert_eq!(grow.len(), 1, "{grow:?}");
         assert_eq!(grow[0].new_isr, vec![1, 2]);
     }
