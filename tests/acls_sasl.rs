@@ -7,7 +7,9 @@
 mod common;
 
 use common::{Cluster, Deadline, NodePorts};
-use rafka_protocol::messages::{create_acls_request, CreateAclsRequest, RequestKind, ResponseKind};
+use rafka_protocol::messages::{
+    create_acls_request, CreateAclsRequest, DescribeAclsRequest, RequestKind, ResponseKind,
+};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
@@ -109,11 +111,62 @@ fn allow(addr: SocketAddr, acls: &[(i8, &str, i8, &str, i8)]) {
         creations,
         ..Default::default()
     };
+    let wanted: Vec<(i8, String, String, i8)> = req
+        .creations
+        .iter()
+        .map(|c| {
+            (
+                c.resource_type,
+                c.resource_name.clone(),
+                c.principal.clone(),
+                c.operation,
+            )
+        })
+        .collect();
     match common::raw_request(addr, 3, RequestKind::CreateAcls(req), T).expect("CreateAcls") {
         ResponseKind::CreateAcls(r) => {
             assert!(r.results.iter().all(|r| r.error_code == 0), "{r:?}")
         }
         other => panic!("{other:?}"),
+    }
+    // CreateAcls answers once the controller has committed them; the broker's authorizer sees
+    // them once it has applied that metadata, a moment later (in Kafka too). A client connecting
+    // in between is still refused, so wait until the broker lists them.
+    let deadline = Deadline::after(T);
+    loop {
+        let req = DescribeAclsRequest {
+            resource_type_filter: 1,
+            resource_name_filter: None,
+            pattern_type_filter: 1,
+            principal_filter: None,
+            host_filter: None,
+            operation: 1,
+            permission_type: 1,
+            ..Default::default()
+        };
+        let answer = common::raw_request(addr, 3, RequestKind::DescribeAcls(req), T);
+        let listed: Vec<(i8, String, String, i8)> = match &answer {
+            Ok(ResponseKind::DescribeAcls(r)) => r
+                .resources
+                .iter()
+                .flat_map(|res| {
+                    res.acls.iter().map(move |a| {
+                        (
+                            res.resource_type,
+                            res.resource_name.clone(),
+                            a.principal.clone(),
+                            a.operation,
+                        )
+                    })
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        if wanted.iter().all(|w| listed.contains(w)) {
+            return;
+        }
+        deadline.check(|| format!("the broker lists {wanted:?}; it answered {answer:?}"));
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

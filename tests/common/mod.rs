@@ -43,7 +43,7 @@ use rdkafka::producer::BaseProducer;
 use rdkafka::ClientConfig;
 use std::collections::HashSet;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -96,12 +96,34 @@ static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 /// A port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     loop {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let port = l.local_addr().expect("local addr").port();
+        let port = unlistened_port();
         let mut g = HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
         if g.get_or_insert_with(HashSet::new).insert(port) {
             return port;
         }
+    }
+}
+
+/// A port the kernel hands out for 127.0.0.1, found with a socket that is bound but never
+/// listens. A listening probe would, for its moment, take connections meant for another test's
+/// broker that had been given the same port and was about to bind it (`tests/ready.rs` connects
+/// every millisecond while the port opens), then reset them when it closed.
+fn unlistened_port() -> u16 {
+    // SAFETY: socket(2), bind(2), getsockname(2) and close(2) on a descriptor this function
+    // owns; the address structs are plain data sized as the calls are told.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let mut addr: libc::sockaddr_in = std::mem::zeroed();
+        addr.sin_family = libc::AF_INET as libc::sa_family_t;
+        addr.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let bound = libc::bind(fd, std::ptr::addr_of!(addr).cast(), len) == 0
+            && libc::getsockname(fd, std::ptr::addr_of_mut!(addr).cast(), &mut len) == 0;
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        assert!(bound, "bind 127.0.0.1:0: {err}");
+        u16::from_be(addr.sin_port)
     }
 }
 
