@@ -245,7 +245,8 @@ impl Drop for Node {
 }
 
 fn log_tail(path: &Path, lines: usize) -> String {
-    let text = strip_ansi(&std::fs::read_to_string(path).unwrap_or_default());
+    // Lossy: one line with bytes that are not UTF-8 must not hide the whole log.
+    let text = strip_ansi(&String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()));
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
