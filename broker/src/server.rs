@@ -671,6 +671,7 @@ impl KafkaServer {
                 apis: apis.clone(),
                 lifecycle,
                 sockets: sockets.clone(),
+                inter_node: vec![controller_client.clone(), inter_broker_client.clone()],
             }),
             &shutdown_rx,
             &mut tasks,
