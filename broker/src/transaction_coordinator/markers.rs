@@ -316,3 +316,127 @@ fn marker_of(txn: &TxnMarkers, parts: &[(String, i32)]) -> WritableTxnMarker {
         ..Default::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inter_node_client::ConnectionConfig;
+    use rafka_protocol::messages::write_txn_markers_response::{
+        WritableTxnMarkerPartitionResult, WritableTxnMarkerTopicResult,
+    };
+    use rafka_protocol::messages::WriteTxnMarkersResponse;
+    use rafka_protocol::{RequestFrame, ResponseFrame};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::AsyncWriteExt;
+
+    /// Queues markers of producers `pids` for leader 2 at `addr`; their answers.
+    fn queue(
+        queues: &MarkerQueues,
+        addr: &str,
+        pids: std::ops::RangeInclusive<i64>,
+    ) -> Vec<oneshot::Receiver<Option<WritableTxnMarkerResult>>> {
+        let mut q = queues.by_leader.lock().expect("lock");
+        let lq = q.entry(2).or_default();
+        lq.addr = addr.to_owned();
+        lq.sending = true;
+        pids.map(|pid| {
+            let (reply, answer) = oneshot::channel();
+            let marker = marker_of(
+                &TxnMarkers {
+                    producer_id: pid,
+                    producer_epoch: 0,
+                    commit: true,
+                    coordinator_epoch: 0,
+                },
+                &[("t".to_owned(), 0)],
+            );
+            lq.markers.push(QueuedMarker { marker, reply });
+            answer
+        })
+        .collect()
+    }
+
+    #[tokio::test]
+    async fn markers_for_one_leader_go_in_one_request_and_only_a_matching_answer_counts() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<usize>();
+        let count = accepted.clone();
+        // A leader that answers its first request properly and the next with one result only.
+        let peer = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            count.fetch_add(1, Ordering::SeqCst);
+            let mut honest = true;
+            while let Ok(Some(frame)) = rafka_client::wire::read_frame(&mut s, 1 << 20).await {
+                let req = RequestFrame::decode(&frame).expect("decode");
+                let RequestKind::WriteTxnMarkers(r) = req.body else {
+                    panic!("not WriteTxnMarkers");
+                };
+                let _ = seen_tx.send(r.markers.len());
+                let results = r.markers.iter().map(|m| WritableTxnMarkerResult {
+                    producer_id: m.producer_id,
+                    topics: vec![WritableTxnMarkerTopicResult {
+                        name: "t".into(),
+                        partitions: vec![WritableTxnMarkerPartitionResult {
+                            partition_index: 0,
+                            error_code: 0,
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                });
+                let markers = if honest {
+                    results.collect()
+                } else {
+                    results.take(1).collect()
+                };
+                honest = false;
+                let out = ResponseFrame {
+                    correlation_id: req.header.correlation_id,
+                    api_version: req.header.request_api_version,
+                    body: ResponseKind::WriteTxnMarkers(WriteTxnMarkersResponse {
+                        markers,
+                        ..Default::default()
+                    }),
+                }
+                .encode()
+                .expect("encode");
+                s.write_all(&out).await.expect("write");
+            }
+        });
+        let client = Arc::new(InterNodeClient::new(
+            "test",
+            ConnectionConfig::new("broker-1", Arc::new(Default::default())),
+        ));
+        let queues = Arc::new(MarkerQueues::default());
+
+        let answers = queue(&queues, &addr, 1..=3);
+        send_loop(client.clone(), queues.clone(), 2).await;
+        assert_eq!(seen.recv().await, Some(3), "three markers, one request");
+        for (pid, a) in (1..=3).zip(answers) {
+            let r = a.await.expect("answered").expect("a result");
+            assert_eq!(r.producer_id, pid);
+        }
+        assert!(queues.by_leader.lock().expect("lock").is_empty());
+
+        let answers = queue(&queues, &addr, 4..=6);
+        send_loop(client.clone(), queues.clone(), 2).await;
+        assert_eq!(seen.recv().await, Some(3));
+        for a in answers {
+            assert!(
+                a.await.expect("answered").is_none(),
+                "a short answer is no answer"
+            );
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "one connection for both"
+        );
+        peer.abort();
+    }
+}
