@@ -37,6 +37,10 @@ pub const RECONNECT_BACKOFF: Duration = Duration::from_millis(50);
 pub const RECONNECT_BACKOFF_MAX: Duration = Duration::from_millis(1000);
 /// Kafka's `socket.connection.setup.timeout.ms` default: one connection attempt's bound.
 pub const CONNECTION_SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Kafka's client `connections.max.idle.ms` default (9 minutes): a shared connection unused this
+/// long is closed by this side — before the peer's listener closes it at its 10 minutes, and so
+/// that a node gone from the cluster keeps no socket here.
+pub const CONNECTIONS_MAX_IDLE: Duration = Duration::from_secs(540);
 
 /// How a [`NodeConnection`] behaves.
 #[derive(Debug, Clone)]
@@ -51,6 +55,8 @@ pub struct ConnectionConfig {
     pub connection_setup_timeout: Duration,
     pub reconnect_backoff: Duration,
     pub reconnect_backoff_max: Duration,
+    /// How long a shared connection may stay unused (see [`CONNECTIONS_MAX_IDLE`]).
+    pub connections_max_idle: Duration,
 }
 
 impl ConnectionConfig {
@@ -63,6 +69,7 @@ impl ConnectionConfig {
             connection_setup_timeout: CONNECTION_SETUP_TIMEOUT,
             reconnect_backoff: RECONNECT_BACKOFF,
             reconnect_backoff_max: RECONNECT_BACKOFF_MAX,
+            connections_max_idle: CONNECTIONS_MAX_IDLE,
         }
     }
 }
@@ -90,6 +97,8 @@ pub struct NodeConnection {
     /// Consecutive failed connection attempts, and when the last attempt started.
     failures: u32,
     last_attempt: Option<Instant>,
+    /// When the last request ended (or the connection opened).
+    last_used: Instant,
 }
 
 impl NodeConnection {
@@ -106,6 +115,20 @@ impl NodeConnection {
             correlation_id: 0,
             failures: 0,
             last_attempt: None,
+            last_used: Instant::now(),
+        }
+    }
+
+    /// Closes the connection if it has been unused for `connections_max_idle`.
+    pub fn close_if_idle(&mut self, now: Instant) {
+        if self.stream.is_some()
+            && now.saturating_duration_since(self.last_used) >= self.config.connections_max_idle
+        {
+            tracing::debug!(
+                node_id = self.node_id,
+                "closing an idle inter-node connection"
+            );
+            self.close();
         }
     }
 
@@ -188,6 +211,7 @@ impl NodeConnection {
                     .fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(node_id = self.node_id, %addr, client_id = %self.config.client_id, "inter-node connection opened");
                 self.stream = Some((addr.to_owned(), s));
+                self.last_used = Instant::now();
                 Ok(Connected::New)
             }
             Err(source) => {
@@ -259,6 +283,7 @@ impl NodeConnection {
             }
         };
         self.stream = taken.stream.take();
+        self.last_used = Instant::now();
         self.stats.request_total.fetch_add(1, Ordering::Relaxed);
         if answer.api_key() != api {
             // The codec decodes by the key sent, so this is a bug, not the peer's doing; the

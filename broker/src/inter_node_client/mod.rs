@@ -15,8 +15,9 @@
 //! Connections are counted ([`InterNodeStats`], Kafka's `connection-creation-total` /
 //! `connection-close-total`), and served at `/metrics` per client.
 //!
-//! Lock order: `connections` (a std mutex, never held across an await) is taken alone; then at
-//! most one connection's async mutex, held for that one exchange.
+//! Lock order: `connections` (a std mutex, never held across an await) first — under it the
+//! other connections are only `try_lock`ed (to close idle ones), never waited for; then, with
+//! it released, one connection's async mutex, held for that one exchange.
 
 mod connection;
 mod error;
@@ -152,6 +153,16 @@ impl InterNodeClient {
         let api = body.api_key();
         let connection = {
             let mut all = self.connections.lock().unwrap_or_else(|e| e.into_inner());
+            // The others unused for `connections.max.idle.ms` are closed on the way (a few
+            // entries: the cluster's nodes times the purposes; one busy is skipped).
+            let now = tokio::time::Instant::now();
+            for (key, c) in all.iter() {
+                if *key != (node_id, purpose) {
+                    if let Ok(mut c) = c.try_lock() {
+                        c.close_if_idle(now);
+                    }
+                }
+            }
             all.entry((node_id, purpose))
                 .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(self.dedicated(node_id))))
                 .clone()

@@ -413,3 +413,29 @@ async fn a_dedicated_connection_follows_its_address_and_reports_new_connections(
     drop(conn);
     assert_eq!(c.stats().connection_count(), 0);
 }
+
+#[tokio::test]
+async fn shared_connections_unused_past_the_idle_limit_are_closed() {
+    let peer = Peer::start(|_| Act::Answer).await;
+    let mut config = ConnectionConfig::new("broker-1", Arc::new(Default::default()));
+    config.connections_max_idle = Duration::from_millis(200);
+    let c = InterNodeClient::new("test", config);
+    send(&c, &peer.addr, Purpose::TransactionMarkers)
+        .await
+        .expect("answer");
+    send(&c, &peer.addr, Purpose::Forwarding)
+        .await
+        .expect("answer");
+    assert_eq!(c.stats().connection_count(), 2);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Any request sweeps the others: the marker connection is closed, this one reopened.
+    send(&c, &peer.addr, Purpose::Forwarding)
+        .await
+        .expect("answer");
+    assert_eq!(c.stats().connection_count(), 1);
+    assert_eq!(
+        peer.accepted(),
+        2,
+        "the forwarding connection was kept: it was not idle long"
+    );
+}
