@@ -439,3 +439,35 @@ async fn shared_connections_unused_past_the_idle_limit_are_closed() {
         "the forwarding connection was kept: it was not idle long"
     );
 }
+
+#[tokio::test]
+async fn a_dedicated_connection_never_waits_behind_a_slow_shared_one() {
+    // The first request (on the shared connection) is never answered; the rest are.
+    let peer = Peer::start(|n| if n == 0 { Act::Silent } else { Act::Answer }).await;
+    let c = Arc::new(client());
+    let slow = {
+        let (c, addr) = (c.clone(), peer.addr.clone());
+        tokio::spawn(async move {
+            c.send(
+                2,
+                &addr,
+                Purpose::Forwarding,
+                0,
+                request(),
+                Duration::from_secs(5),
+            )
+            .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // As the controller channel's heartbeat: its own connection to the same node.
+    let mut heartbeat = c.dedicated(2);
+    let started = std::time::Instant::now();
+    heartbeat
+        .send(&peer.addr, 0, request(), Duration::from_millis(500))
+        .await
+        .expect("answered while the shared connection waits");
+    assert!(started.elapsed() < Duration::from_millis(500));
+    assert!(!slow.is_finished());
+    slow.abort();
+}
