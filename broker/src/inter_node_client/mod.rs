@@ -182,10 +182,4 @@ impl InterNodeClient {
         }
         r
     }
-
-    /// Closes the shared connections to `node_id` (a node gone from the cluster).
-    pub fn forget(&self, node_id: i32) {
-        let mut all = self.connections.lock().unwrap_or_else(|e| e.into_inner());
-        all.retain(|(n, _), _| *n != node_id);
-    }
 }
