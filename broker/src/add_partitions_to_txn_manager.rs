@@ -5,8 +5,9 @@
 //! The coordinator is the leader of the id's `__transaction_state` partition. On this node it is
 //! called directly; on another broker, the questions for it are queued and sent as one batched
 //! AddPartitionsToTxn v4 request (VerifyOnly, one entry per transactional id) on the inter-broker
-//! listener ([`MarkerChannel::request`]); the questions that arrive while it is in flight go in
-//! the next one. What the answer does not confirm is refused.
+//! listener, over the connection kept for verifications to that node ([`MarkerChannel::request`],
+//! [`Purpose::AddPartitionsToTxn`]); the questions that arrive while it is in flight go in the
+//! next one. What the answer does not confirm is refused.
 //!
 //! The "cache" of verifications is the log's: a producer with a transaction open in the
 //! partition is not asked about again until a marker closes it, and the guard
@@ -25,6 +26,7 @@
 //!
 //! Lock order: `queues` alone, never held across an await.
 
+use crate::inter_node_client::Purpose;
 use crate::transaction_coordinator::markers::MarkerChannel;
 use crate::transaction_coordinator::{TransactionCoordinator, TRANSACTION_STATE_TOPIC};
 use rafka_controller::image::MetadataImage;
@@ -283,11 +285,23 @@ impl AddPartitionsToTxnManager {
         });
         let answer = self
             .channel
-            .request(image, node, VERIFY_VERSION, request, VERIFY_TIMEOUT)
+            .request(
+                image,
+                node,
+                Purpose::AddPartitionsToTxn,
+                VERIFY_VERSION,
+                request,
+                VERIFY_TIMEOUT,
+            )
             .await;
         let mut out: HashMap<String, HashMap<(String, i32), ErrorCode>> = HashMap::new();
-        let Some(ResponseKind::AddPartitionsToTxn(r)) = answer else {
-            return out;
+        let r = match answer {
+            Ok(ResponseKind::AddPartitionsToTxn(r)) => r,
+            Ok(_) => return out,
+            Err(e) => {
+                tracing::debug!(node_id = node, error = %e, "no answer to a KIP-890 verification");
+                return out;
+            }
         };
         let top = ErrorCode::from_code(r.error_code).unwrap_or(ErrorCode::UnknownServerError);
         for t in r.results_by_transaction {

@@ -3,16 +3,26 @@
 //! uses), otherwise over the controller listener of the leader named by the quorum, in Kafka
 //! framing. Requests are retried while there is no leader or it moved, within a deadline.
 //!
-//! Heartbeats keep one connection open to the active controller ([`ControllerChannel::send_heartbeat`]):
-//! when this process dies the kernel closes it, and the controller fences the broker after a
-//! short grace instead of a whole session timeout (see the controller's `heartbeats`). Each
-//! heartbeat attempt is bounded by `heartbeat_timeout`, well below the session, so a controller
-//! that stops answering without closing (paused, cut off) costs one attempt, not the session.
+//! Connections (see [`crate::inter_node_client`]): requests go over persistent connections kept
+//! per controller and [`Purpose`] — AlterPartition on one, everything else (forwarded admin
+//! requests, registration, producer id blocks) on another, as Kafka's `alter-partition` and
+//! `forwarding` channels — so N requests cost one connection, and a slow CreateTopics does not
+//! hold an ISR change.
+//!
+//! Heartbeats keep a connection of their own to the active controller
+//! ([`ControllerChannel::send_heartbeat`]), apart from every other request so that none waits
+//! behind a slow one: when this process dies the kernel closes it, and the controller fences the
+//! broker after a short grace instead of a whole session timeout (see the controller's
+//! `heartbeats`). It follows the active controller: when the leader moves it is closed (while
+//! that node is not the leader, so the closure means nothing there) and one opened to the new
+//! leader. Each heartbeat attempt is bounded by `heartbeat_timeout`, well below the session, so
+//! a controller that stops answering without closing (paused, cut off) costs one attempt, not
+//! the session.
 
+use crate::inter_node_client::{InterNodeClient, InterNodeError, NodeConnection, Purpose};
 use rafka_controller::node::ControllerNode;
 use rafka_controller::raft_types::NodeId;
 use rafka_protocol::messages::{RequestKind, ResponseKind};
-use rafka_security::transport::{connect, ClientSecurity};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,36 +34,34 @@ const DEADLINE: Duration = Duration::from_secs(10);
 pub struct ControllerChannel {
     node: Arc<ControllerNode>,
     voters: BTreeMap<NodeId, String>,
-    client_id: String,
     /// `controller.quorum.request.timeout.ms`: one attempt's bound. It must stay below the
     /// broker session timeout, or a controller that stops answering without closing (paused,
     /// cut off) holds a heartbeat until this broker is fenced; after it the next attempt goes
     /// to whichever voter leads by then.
     request_timeout: Duration,
-    /// How to connect to the controller listener (its security protocol).
-    security: Arc<ClientSecurity>,
+    /// The connections to the controller listener (with its security protocol).
+    client: Arc<InterNodeClient>,
     /// One heartbeat attempt's bound (see the module doc).
     heartbeat_timeout: Duration,
-    /// The heartbeat connection: the controller address it goes to and the stream. Only the
-    /// lifecycle manager's heartbeat loop takes it (one request at a time), so it is never
-    /// contended; an async mutex because the exchange is awaited under it.
-    heartbeat_connection: Mutex<Option<(String, rafka_security::transport::Stream)>>,
+    /// The heartbeat connection (see the module doc). Only the lifecycle manager's heartbeat
+    /// loop takes it (one request at a time), so it is never contended; an async mutex because
+    /// the exchange is awaited under it.
+    heartbeat_connection: Mutex<Option<NodeConnection>>,
 }
 
 impl ControllerChannel {
+    /// `client` connects to the controller listener (`broker-<id>` as client id).
     pub fn new(
         node: Arc<ControllerNode>,
         voters: BTreeMap<NodeId, String>,
-        broker_id: i32,
         request_timeout: Duration,
-        security: Arc<ClientSecurity>,
+        client: Arc<InterNodeClient>,
     ) -> ControllerChannel {
         ControllerChannel {
             node,
             voters,
-            client_id: format!("broker-{broker_id}"),
             request_timeout,
-            security,
+            client,
             heartbeat_timeout: request_timeout,
             heartbeat_connection: Mutex::new(None),
         }
@@ -63,6 +71,11 @@ impl ControllerChannel {
     pub fn with_heartbeat_timeout(mut self, timeout: Duration) -> Self {
         self.heartbeat_timeout = timeout.min(self.request_timeout);
         self
+    }
+
+    /// The connections this channel uses (for their counters).
+    pub fn client(&self) -> &Arc<InterNodeClient> {
+        &self.client
     }
 
     /// The active controller's id, if the quorum has one.
@@ -101,10 +114,15 @@ impl ControllerChannel {
     ) -> Option<ResponseKind> {
         let deadline = tokio::time::Instant::now() + DEADLINE;
         let mut attempt = 0usize;
+        let mut last_error: Option<InterNodeError> = None;
         while tokio::time::Instant::now() < deadline {
             attempt += 1;
             match self.node.quorum_info().leader {
                 Some(l) if l == self.node.node_id() => {
+                    if heartbeat {
+                        // This node leads: a connection to another voter means nothing now.
+                        self.heartbeat_connection.lock().await.take();
+                    }
                     if let Some(r) = self
                         .node
                         .quorum_controller()
@@ -117,15 +135,13 @@ impl ControllerChannel {
                 Some(l) => {
                     if let Some(addr) = self.voters.get(&l) {
                         let sent = if heartbeat {
-                            self.forward_heartbeat(addr, version, body.clone()).await
+                            self.forward_heartbeat(l, addr, version, body.clone()).await
                         } else {
-                            self.forward(addr, version, body.clone()).await
+                            self.forward(l, addr, version, body.clone()).await
                         };
                         match sent {
                             Ok(r) => return Some(r),
-                            Err(e) => {
-                                tracing::debug!(node_id = l, error = %e, "controller unreachable")
-                            }
+                            Err(e) => last_error = Some(e),
                         }
                     }
                 }
@@ -133,11 +149,11 @@ impl ControllerChannel {
                     // A broker that is not a voter learns the leader only once the log reaches
                     // it, which needs its registration first: ask the voters in turn (one that
                     // is not the leader answers NOT_CONTROLLER, and the caller retries).
-                    let addr = self.voters.values().nth(attempt % self.voters.len().max(1));
-                    if let Some(addr) = addr {
-                        match self.forward(addr, version, body.clone()).await {
+                    let voter = self.voters.iter().nth(attempt % self.voters.len().max(1));
+                    if let Some((&id, addr)) = voter {
+                        match self.forward(id, addr, version, body.clone()).await {
                             Ok(r) => return Some(r),
-                            Err(e) => tracing::debug!(%addr, error = %e, "voter unreachable"),
+                            Err(e) => last_error = Some(e),
                         }
                     }
                 }
@@ -145,73 +161,61 @@ impl ControllerChannel {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        match last_error {
+            Some(e) => {
+                tracing::debug!(api_key = body.api_key().key(), error = %e, "no controller answered")
+            }
+            None => tracing::debug!(api_key = body.api_key().key(), "no active controller"),
+        }
         None
     }
 
-    /// One exchange over the heartbeat connection to `addr`, opened (or moved there) first if
-    /// needed; any failure drops it, and the next attempt opens a new one.
+    /// One exchange over the heartbeat connection to controller `id` at `addr`; a connection to
+    /// another controller is closed first. A failure closes it (the next attempt opens a new one).
     async fn forward_heartbeat(
         &self,
+        id: NodeId,
         addr: &str,
         version: i16,
         body: RequestKind,
-    ) -> Result<ResponseKind, String> {
+    ) -> Result<ResponseKind, InterNodeError> {
+        let node_id = node_id_of(id);
         let mut held = self.heartbeat_connection.lock().await;
-        let io = async {
-            if held.as_ref().is_none_or(|(a, _)| a != addr) {
-                let s = connect(addr, &self.security)
-                    .await
-                    .map_err(|e| e.to_string())?;
-                *held = Some((addr.to_owned(), s));
-            }
-            let (_, s) = held
-                .as_mut()
-                .expect("invariant: the connection was opened above");
-            rafka_client::wire::exchange(
-                s,
-                version,
-                1,
-                &self.client_id,
-                body,
-                rafka_controller::network::MAX_FRAME_BYTES,
-            )
-            .await
-            .map_err(|e| e.to_string())
-        };
-        let r = match tokio::time::timeout(self.heartbeat_timeout, io).await {
-            Ok(r) => r,
-            Err(_) => Err("timed out".to_owned()),
-        };
-        if r.is_err() {
+        if held.as_ref().is_some_and(|c| c.node_id() != node_id) {
             *held = None;
         }
-        r
+        let connection = held.get_or_insert_with(|| self.client.dedicated(node_id));
+        connection
+            .send(addr, version, body, self.heartbeat_timeout)
+            .await
+            .inspect_err(|e| tracing::debug!(node_id, error = %e, "heartbeat failed"))
     }
 
     async fn forward(
         &self,
+        id: NodeId,
         addr: &str,
         version: i16,
         body: RequestKind,
-    ) -> Result<ResponseKind, String> {
-        let io = async {
-            let mut s = connect(addr, &self.security)
-                .await
-                .map_err(|e| e.to_string())?;
-            rafka_client::wire::exchange(
-                &mut s,
+    ) -> Result<ResponseKind, InterNodeError> {
+        let purpose = match body {
+            RequestKind::AlterPartition(_) => Purpose::AlterPartition,
+            _ => Purpose::Forwarding,
+        };
+        self.client
+            .send(
+                node_id_of(id),
+                addr,
+                purpose,
                 version,
-                1,
-                &self.client_id,
                 body,
-                rafka_controller::network::MAX_FRAME_BYTES,
+                self.request_timeout,
             )
             .await
-            .map_err(|e| e.to_string())
-        };
-        let resp = tokio::time::timeout(self.request_timeout, io)
-            .await
-            .map_err(|_| "timed out".to_owned())??;
-        Ok(resp)
     }
+}
+
+/// A Raft node id as a Kafka node id (ours are both `node.id`, which fits an `i32`).
+fn node_id_of(id: NodeId) -> i32 {
+    i32::try_from(id).unwrap_or(i32::MAX)
 }

@@ -7,6 +7,8 @@
 //! - [`replica_fetcher`], [`alter_partition_manager`]: a follower's fetchers; a leader's ISR
 //!   proposals to the controller.
 //! - [`controller_channel`]: reaching the active controller (in-process or over its listener).
+//! - [`inter_node_client`]: the connections to the other nodes, shared or dedicated, with
+//!   typed errors ([`inter_node_client::InterNodeError`]).
 //! - [`producer_id_manager`]: producer ids for InitProducerId, in blocks from the controller.
 //! - [`group_coordinator`], [`transaction_coordinator`]: the coordinators of groups and of
 //!   transactions, over what they share in [`coordinator_common`].
@@ -26,6 +28,7 @@ pub mod coordinator_common;
 pub mod errors;
 pub mod group_coordinator;
 pub mod http;
+pub mod inter_node_client;
 pub mod lifecycle;
 pub mod lost_leaders;
 pub mod metrics;

@@ -1,11 +1,16 @@
 //! `ReplicaFetcherManager`: a follower's fetchers, one task per source broker (Kafka's
 //! `ReplicaFetcherThread`), each fetching every partition this broker follows on that leader in
 //! one Fetch (version 12: topic names, the last fetched epoch, KIP-320's diverging epoch) with
-//! this broker's replica id, over one connection it keeps. What comes back is applied by
+//! this broker's replica id, over a dedicated [`NodeConnection`] it keeps (the inter-broker
+//! client's connection type: reconnect backoff, `replica.socket.timeout.ms` per fetch,
+//! correlation ids and frame size checked). What comes back is applied by
 //! [`ReplicaManager::process_fetched`] on a blocking thread; errors back off for
 //! `replica.fetch.backoff.ms`. A fetcher ends when this broker no longer follows anything on
 //! its leader; the manager starts fetchers for new leaders as the image changes.
 
+use crate::inter_node_client::{
+    Connected, ConnectionConfig, InterNodeClient, InterNodeError, NodeConnection,
+};
 use crate::lifecycle::BrokerLifecycleManager;
 use crate::lost_leaders::LostLeaders;
 use crate::replica_manager::replication::{FetchedPartition, FollowedPartition};
@@ -14,7 +19,6 @@ use rafka_controller::image::MetadataImage;
 use rafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use rafka_protocol::messages::{FetchRequest, RequestKind, ResponseKind};
 use rafka_protocol::{ErrorCode, Records};
-use rafka_security::transport::{connect, ClientSecurity, Stream};
 use rafka_storage::TopicPartition;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -24,7 +28,7 @@ use tokio::sync::watch;
 /// The Fetch version followers send.
 const FETCH_VERSION: i16 = 12;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FetcherConfig {
     pub broker_id: i32,
     /// `inter.broker.listener.name`: the leader's listener followers connect to.
@@ -38,9 +42,13 @@ pub struct FetcherConfig {
     pub backoff: Duration,
     /// `replica.socket.timeout.ms`: how long a fetch may go unanswered.
     pub socket_timeout: Duration,
-    /// How to connect to the leaders' inter-broker listener (its security protocol).
-    pub security: Arc<ClientSecurity>,
+    /// The connections to the leaders' inter-broker listener (its security protocol); each
+    /// fetcher takes a dedicated one.
+    pub client: Arc<InterNodeClient>,
 }
+
+/// How long a fetcher waits for a connection to its leader.
+const FETCHER_CONNECTION_SETUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Runs until `shutdown`: keeps one fetcher per leader this broker follows partitions on. A
 /// fetch connection that fails (closed or reset, not a timeout) is reported to `lost`.
@@ -113,8 +121,14 @@ async fn fetch_from(
     shutdown: watch::Receiver<bool>,
 ) {
     tracing::info!(leader, "replica fetcher started");
-    let mut conn: Option<(String, Stream)> = None;
-    let mut correlation_id = 0i32;
+    let mut conn: NodeConnection = config.client.dedicated_with(
+        leader,
+        ConnectionConfig {
+            client_id: format!("replica-fetcher-{}", config.broker_id),
+            connection_setup_timeout: FETCHER_CONNECTION_SETUP_TIMEOUT,
+            ..config.client.config().clone()
+        },
+    );
     loop {
         if *shutdown.borrow() {
             return;
@@ -135,39 +149,31 @@ async fn fetch_from(
             tokio::time::sleep(config.backoff).await;
             continue;
         };
-        if conn.as_ref().is_none_or(|(a, _)| *a != addr) {
-            match tokio::time::timeout(Duration::from_secs(2), connect(&addr, &config.security))
-                .await
-            {
-                Ok(Ok(s)) => {
-                    lost.connected(leader);
-                    conn = Some((addr.clone(), s));
-                }
-                _ => {
-                    tracing::debug!(leader, %addr, "cannot reach the leader");
-                    conn = None;
-                    tokio::time::sleep(config.backoff).await;
-                    continue;
-                }
+        match conn.connect(&addr).await {
+            Ok(Connected::New) => lost.connected(leader),
+            Ok(Connected::Existing) => {}
+            Err(e) => {
+                tracing::debug!(leader, error = %e, "cannot reach the leader");
+                tokio::time::sleep(config.backoff).await;
+                continue;
             }
         }
-        let Some((_, stream)) = conn.as_mut() else {
-            continue;
-        };
-        correlation_id = correlation_id.wrapping_add(1);
         let request = fetch_request(&config, &followed);
         let fetched: Vec<(TopicPartition, i32)> = followed
             .iter()
             .map(|f| (f.tp.clone(), f.leader_epoch))
             .collect();
         let answer = {
-            let exchange = tokio::time::timeout(
+            let exchange = conn.send(
+                &addr,
+                FETCH_VERSION,
+                RequestKind::Fetch(request),
                 config.socket_timeout,
-                exchange(stream, config.broker_id, correlation_id, request),
             );
             tokio::pin!(exchange);
             // A leader that stops answering without closing (paused, cut off) must not hold
-            // its followers: once the image moves these partitions elsewhere, give up on it.
+            // its followers: once the image moves these partitions elsewhere, give up on it
+            // (dropping the exchange closes its connection).
             loop {
                 tokio::select! {
                     a = &mut exchange => break Some(a),
@@ -192,23 +198,30 @@ async fn fetch_from(
         };
         let Some(answer) = answer else {
             tracing::debug!(leader, "leadership moved during a fetch: dropping it");
-            conn = None;
             continue;
         };
         let response = match answer {
-            Ok(Ok(r)) => r,
-            Ok(Err(e)) => {
-                tracing::debug!(leader, error = %e, "fetch from the leader failed");
-                if e.connection_lost {
-                    lost.connection_lost(leader);
-                }
-                conn = None;
+            Ok(ResponseKind::Fetch(r)) => r,
+            Ok(other) => {
+                tracing::debug!(
+                    leader,
+                    api_key = other.api_key().key(),
+                    "not a fetch response"
+                );
+                conn.close();
                 tokio::time::sleep(config.backoff).await;
                 continue;
             }
-            Err(_) => {
+            Err(InterNodeError::Timeout { .. }) => {
                 tracing::debug!(leader, "fetch from the leader timed out");
-                conn = None;
+                continue;
+            }
+            Err(e) => {
+                tracing::debug!(leader, error = %e, "fetch from the leader failed");
+                if e.is_connection_lost() {
+                    lost.connection_lost(leader);
+                }
+                tokio::time::sleep(config.backoff).await;
                 continue;
             }
         };
@@ -308,44 +321,6 @@ fn fetch_request(config: &FetcherConfig, followed: &[FollowedPartition]) -> Fetc
         max_bytes: config.response_max_bytes,
         topics,
         ..Default::default()
-    }
-}
-
-/// Why a fetch got no answer.
-#[derive(Debug, thiserror::Error)]
-#[error("{reason}")]
-struct FetchFailed {
-    /// The connection closed or failed: the leader's process has most likely died.
-    connection_lost: bool,
-    reason: String,
-}
-
-async fn exchange(
-    stream: &mut Stream,
-    broker_id: i32,
-    correlation_id: i32,
-    request: FetchRequest,
-) -> Result<rafka_protocol::messages::FetchResponse, FetchFailed> {
-    use rafka_client::wire::ExchangeError;
-    let body = rafka_client::wire::exchange(
-        stream,
-        FETCH_VERSION,
-        correlation_id,
-        &format!("replica-fetcher-{broker_id}"),
-        RequestKind::Fetch(request),
-        rafka_controller::network::MAX_FRAME_BYTES,
-    )
-    .await
-    .map_err(|e| FetchFailed {
-        connection_lost: matches!(e, ExchangeError::Io(_) | ExchangeError::Closed),
-        reason: e.to_string(),
-    })?;
-    match body {
-        ResponseKind::Fetch(r) => Ok(r),
-        other => Err(FetchFailed {
-            connection_lost: false,
-            reason: format!("not a fetch response: {:?}", other.api_key()),
-        }),
     }
 }
 

@@ -22,6 +22,7 @@ use crate::config::{effective_config, KafkaConfig, ProcessRoles};
 use crate::controller_channel::ControllerChannel;
 use crate::group_coordinator::membership::{GroupMembership, MembershipConfig};
 use crate::group_coordinator::{CoordinatorConfig, GroupCoordinator};
+use crate::inter_node_client::{ConnectionConfig, InterNodeClient};
 use crate::lifecycle::{AdvertisedListener, BrokerLifecycleManager};
 use crate::network::{self, NetworkConfig};
 use crate::now_ms;
@@ -399,15 +400,29 @@ impl KafkaServer {
                 }
             }));
         }
+        // The connections to the other nodes: one client per listener they go to.
+        let controller_client = Arc::new(InterNodeClient::new(
+            "broker-to-controller",
+            ConnectionConfig::new(
+                format!("broker-{}", settings.node_id),
+                settings.controller_client_security.clone(),
+            ),
+        ));
+        let inter_broker_client = Arc::new(InterNodeClient::new(
+            "inter-broker",
+            ConnectionConfig::new(
+                format!("broker-{}", settings.node_id),
+                settings.inter_broker_client_security.clone(),
+            ),
+        ));
         let channel = Arc::new(
             ControllerChannel::new(
                 controller.clone(),
                 settings.voters.clone(),
-                settings.node_id,
                 Duration::from_millis(
                     settings.kafka_config.quorum_request_timeout_ms().max(1) as u64
                 ),
-                settings.controller_client_security.clone(),
+                controller_client.clone(),
             )
             // Two heartbeat intervals: a controller that stops answering costs one attempt, well
             // within the session.
@@ -433,7 +448,8 @@ impl KafkaServer {
                 .kafka_config
                 .inter_broker_listener_name()
                 .to_owned(),
-            security: settings.inter_broker_client_security.clone(),
+            client: inter_broker_client.clone(),
+            queues: Default::default(),
         };
         let transactions = {
             let c = &settings.kafka_config;
@@ -571,7 +587,7 @@ impl KafkaServer {
                 response_max_bytes: c.replica_fetch_response_max_bytes(),
                 backoff: Duration::from_millis(c.replica_fetch_backoff_ms().max(0) as u64),
                 socket_timeout: Duration::from_millis(c.replica_socket_timeout_ms().max(1) as u64),
-                security: settings.inter_broker_client_security.clone(),
+                client: inter_broker_client.clone(),
             };
             tasks.push(tokio::spawn(crate::replica_fetcher::run(
                 fetcher,
@@ -656,6 +672,7 @@ impl KafkaServer {
                 apis: apis.clone(),
                 lifecycle,
                 sockets: sockets.clone(),
+                inter_node: vec![controller_client.clone(), inter_broker_client.clone()],
             }),
             &shutdown_rx,
             &mut tasks,

@@ -29,11 +29,26 @@ pub enum ExchangeError {
     Decode(rafka_protocol::DecodeError),
     #[error("correlation id {got} answers request {sent}")]
     Correlation { sent: i32, got: i32 },
+    #[error("{0}")]
+    FrameSize(FrameSizeError),
+}
+
+/// A size prefix outside `0..=max`: the frame is refused before any of it is buffered. Carried
+/// inside the `io::Error` (kind `InvalidData`) [`read_frame`] returns, so that [`exchange`] can
+/// report it as [`ExchangeError::FrameSize`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("frame size {size} outside 0..={max}")]
+pub struct FrameSizeError {
+    pub size: i32,
+    pub max: usize,
 }
 
 impl From<std::io::Error> for ExchangeError {
     fn from(e: std::io::Error) -> Self {
-        ExchangeError::Io(e)
+        match e.get_ref().and_then(|i| i.downcast_ref::<FrameSizeError>()) {
+            Some(f) => ExchangeError::FrameSize(*f),
+            None => ExchangeError::Io(e),
+        }
     }
 }
 
@@ -96,7 +111,7 @@ pub async fn read_frame_within<S: AsyncRead + Unpin>(
     if len < 0 || len as usize > max {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("frame size {len} outside 0..={max}"),
+            FrameSizeError { size: len, max },
         ));
     }
     let len = len as usize;

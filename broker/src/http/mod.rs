@@ -74,6 +74,8 @@ pub struct BrokerState {
     pub lifecycle: Arc<BrokerLifecycleManager>,
     /// The client listeners' shared state (connection counts).
     pub sockets: Arc<crate::network::SocketServer>,
+    /// The clients to the other nodes (their connection counters).
+    pub inter_node: Vec<Arc<crate::inter_node_client::InterNodeClient>>,
 }
 
 /// Every route of the HTTP listener.

@@ -155,6 +155,7 @@ impl Collector for Scrape {
                     .into_iter()
                     .map(|(l, n)| (vec![("listener", l)], n as i64)),
             )?;
+            self.inter_node(enc, broker)?;
             histogram(
                 enc,
                 "kafka_log_logflushstats_logflushrateandtimems",
@@ -175,6 +176,52 @@ impl Collector for Scrape {
 }
 
 impl Scrape {
+    /// Kafka's selector metrics (`connection-creation-total`, `connection-close-total`,
+    /// `connection-count`, `request-total`) of the broker's clients to other nodes, by client:
+    /// `broker-to-controller` and `inter-broker` (replica fetchers included).
+    fn inter_node(
+        &self,
+        enc: &mut DescriptorEncoder,
+        broker: &crate::http::BrokerState,
+    ) -> fmt::Result {
+        let by_client = |f: fn(&crate::inter_node_client::InterNodeStats) -> u64| {
+            broker
+                .inter_node
+                .iter()
+                .map(move |c| (vec![("client", c.name().to_owned())], f(c.stats())))
+        };
+        counter(
+            enc,
+            "rafka_inter_node_connection_creation",
+            "Connections opened to other nodes of the cluster.",
+            by_client(|s| load(&s.connection_creation_total)),
+        )?;
+        counter(
+            enc,
+            "rafka_inter_node_connection_creation_failed",
+            "Connection attempts to other nodes that failed (refused, timed out, TLS or SASL).",
+            by_client(|s| load(&s.connection_creation_failed_total)),
+        )?;
+        counter(
+            enc,
+            "rafka_inter_node_connection_close",
+            "Connections to other nodes closed by this node (after an error, a timeout, a move).",
+            by_client(|s| load(&s.connection_close_total)),
+        )?;
+        gauge(
+            enc,
+            "rafka_inter_node_connection_count",
+            "Connections to other nodes open now.",
+            by_client(|s| s.connection_count()).map(|(l, n)| (l, n as i64)),
+        )?;
+        counter(
+            enc,
+            "rafka_inter_node_request",
+            "Requests to other nodes answered.",
+            by_client(|s| load(&s.request_total)),
+        )
+    }
+
     fn broker_topic_metrics(&self, enc: &mut DescriptorEncoder) -> fmt::Result {
         let stats = &self.metrics.topics;
         let topics = stats.topics();
