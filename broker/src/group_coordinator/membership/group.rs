@@ -298,6 +298,75 @@ impl Group {
         g
     }
 
+    /// The group as a consumer group takes it over ([`super::GroupMembership::convert_out`]).
+    pub(super) fn migrating(&self) -> super::MigratingGroup {
+        super::MigratingGroup {
+            generation: self.generation_id,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol_name.clone(),
+            empty: self.state == GroupState::Empty,
+            members: self
+                .member_ids()
+                .iter()
+                .filter_map(|id| self.members.get(id))
+                .map(|m| super::MigratingMember {
+                    member_id: m.member_id.clone(),
+                    instance_id: m.group_instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    session_timeout_ms: m.session_timeout_ms,
+                    protocols: m
+                        .protocols
+                        .iter()
+                        .map(|p| (p.name.clone(), p.metadata.clone()))
+                        .collect(),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// A group converted from a consumer group (Kafka's `ClassicGroup.fromConsumerGroup`):
+    /// Stable at the consumer group's epoch with its members and their assignments, the protocol
+    /// chosen by the members' vote; each member must heartbeat within its session from `now`.
+    pub(super) fn from_migrating(group_id: String, from: super::MigratingGroup, now: Instant) -> Group {
+        let mut g = Group::new(group_id);
+        g.generation_id = from.generation;
+        for m in from.members {
+            g.add(Member {
+                member_id: m.member_id,
+                group_instance_id: m.instance_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+                rebalance_timeout_ms: m.rebalance_timeout_ms,
+                session_timeout_ms: m.session_timeout_ms,
+                protocol_type: from.protocol_type.clone().unwrap_or_default(),
+                protocols: m
+                    .protocols
+                    .into_iter()
+                    .map(|(name, metadata)| Protocol { name, metadata })
+                    .collect(),
+                assignment: m.assignment,
+                awaiting_join: None,
+                awaiting_sync: None,
+                is_new: false,
+                heartbeat_deadline: Some(after(now, m.session_timeout_ms)),
+                seq: 0,
+            });
+        }
+        g.protocol_type = from.protocol_type;
+        g.protocol_name = g.select_protocol();
+        g.subscribed_topics = g.compute_subscribed_topics();
+        g.state = if g.members.is_empty() {
+            GroupState::Empty
+        } else {
+            GroupState::Stable
+        };
+        g.state_since = Some(now);
+        g
+    }
+
     pub(super) fn is_leader(&self, member_id: &str) -> bool {
         self.leader_id.as_deref() == Some(member_id)
     }
