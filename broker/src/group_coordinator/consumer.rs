@@ -36,6 +36,8 @@ mod classic;
 pub mod group;
 pub mod records;
 #[cfg(test)]
+mod migration_tests;
+#[cfg(test)]
 mod tests;
 
 use crate::config::{group_int, CONSUMER_HEARTBEAT_INTERVAL_MS, CONSUMER_SESSION_TIMEOUT_MS};

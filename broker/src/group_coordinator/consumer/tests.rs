@@ -7,7 +7,7 @@ use rafka_protocol::messages::consumer_group_heartbeat_request::HeartbeatTopicPa
 use rafka_protocol::messages::{MetadataRecord, PartitionRecord, TopicRecord};
 use std::sync::Arc;
 
-fn image(topics: &[(&str, u128, i32)]) -> Arc<MetadataImage> {
+pub(super) fn image(topics: &[(&str, u128, i32)]) -> Arc<MetadataImage> {
     let mut records = Vec::new();
     for (name, id, parts) in topics {
         records.push(MetadataRecord::Topic(TopicRecord {
@@ -32,7 +32,7 @@ fn image(topics: &[(&str, u128, i32)]) -> Arc<MetadataImage> {
     Arc::new(MetadataImage::load(&records, offset).expect("records"))
 }
 
-fn join(member: &str, topics: &[&str]) -> ConsumerGroupHeartbeatRequest {
+pub(super) fn join(member: &str, topics: &[&str]) -> ConsumerGroupHeartbeatRequest {
     ConsumerGroupHeartbeatRequest {
         group_id: "g".into(),
         member_id: member.into(),
@@ -44,7 +44,7 @@ fn join(member: &str, topics: &[&str]) -> ConsumerGroupHeartbeatRequest {
     }
 }
 
-fn beat(member: &str, epoch: i32, owned: Option<&Assignment>) -> ConsumerGroupHeartbeatRequest {
+pub(super) fn beat(member: &str, epoch: i32, owned: Option<&Assignment>) -> ConsumerGroupHeartbeatRequest {
     ConsumerGroupHeartbeatRequest {
         group_id: "g".into(),
         member_id: member.into(),
