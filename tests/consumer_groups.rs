@@ -735,7 +735,10 @@ fn an_empty_classic_group_converts_to_a_consumer_group_and_back() {
     // group and the two share the topic; the classic member's LeaveGroup leaves it to the other.
     let classic_member = common::group_consumer(&bootstrap, group);
     classic_member.subscribe(&[TOPIC]).expect("subscribe");
-    wait_for_split(&[&modern, &classic_member], "a classic member in the consumer group");
+    wait_for_split(
+        &[&modern, &classic_member],
+        "a classic member in the consumer group",
+    );
     assert_eq!(group_type(node, group).as_deref(), Some("consumer"));
     classic_member.unsubscribe();
     drop(classic_member);

@@ -132,7 +132,11 @@ impl Reads {
         let sets: Vec<_> = consumers.iter().map(|c| assigned(c)).collect();
         let total: usize = sets.iter().map(BTreeSet::len).sum();
         let union: BTreeSet<_> = sets.iter().flatten().collect();
-        assert_eq!(total, union.len(), "{what}: a partition owned twice: {sets:?}");
+        assert_eq!(
+            total,
+            union.len(),
+            "{what}: a partition owned twice: {sets:?}"
+        );
     }
 
     fn read(&self, round: usize) -> usize {
@@ -184,7 +188,11 @@ fn raw(node: &common::Node, version: i16, body: RequestKind) -> ResponseKind {
 
 /// The type ListGroups v5 reports for `group`.
 fn group_type(node: &common::Node, group: &str) -> Option<String> {
-    match raw(node, 5, RequestKind::ListGroups(ListGroupsRequest::default())) {
+    match raw(
+        node,
+        5,
+        RequestKind::ListGroups(ListGroupsRequest::default()),
+    ) {
         ResponseKind::ListGroups(r) => r
             .groups
             .into_iter()
@@ -248,7 +256,13 @@ fn describe_protocol_type(node: &common::Node, group: &str) -> (String, String, 
     }
 }
 
-fn wait_type(node: &common::Node, group: &str, want: &str, consumers: &[&BaseConsumer], reads: &mut Reads) {
+fn wait_type(
+    node: &common::Node,
+    group: &str,
+    want: &str,
+    consumers: &[&BaseConsumer],
+    reads: &mut Reads,
+) {
     let deadline = Deadline::after(T);
     while group_type(node, group).as_deref() != Some(want) {
         reads.poll(consumers, want);
@@ -318,11 +332,18 @@ fn classic_members_upgrade_to_a_consumer_group_and_back_without_losing_progress(
         consumer_members(node, group),
         Err(ErrorCode::GroupIdNotFound.code())
     );
-    assert_eq!(assigned(&c1).len() + assigned(&c2).len(), PARTITIONS as usize);
+    assert_eq!(
+        assigned(&c1).len() + assigned(&c2).len(),
+        PARTITIONS as usize
+    );
     // Round 0 was committed before the upgrade, round 1 before the downgrade: neither was read
     // again (checked at every read), and every record was read.
     for round in 0..3 {
-        assert_eq!(reads.read(round), PARTITIONS as usize * PER_PARTITION, "round {round}");
+        assert_eq!(
+            reads.read(round),
+            PARTITIONS as usize * PER_PARTITION,
+            "round {round}"
+        );
     }
 }
 
@@ -461,7 +482,10 @@ fn upgrades_are_refused_as_kafka_refuses_them_and_hostile_metadata_gets_kafkas_e
         let (a, b) = (a.join().expect("join"), b.join().expect("join"));
         assert_eq!(a.generation_id, b.generation_id);
     });
-    assert_eq!(heartbeat(node, "big").error_code, ErrorCode::GroupIdNotFound.code());
+    assert_eq!(
+        heartbeat(node, "big").error_code,
+        ErrorCode::GroupIdNotFound.code()
+    );
     assert_eq!(group_type(node, "big").as_deref(), Some("classic"));
     // One member and the joining one would make two: GROUP_MAX_SIZE_REACHED, still classic.
     joined(node, "full", "consumer");
@@ -483,11 +507,23 @@ fn upgrades_are_refused_as_kafka_refuses_them_and_hostile_metadata_gets_kafkas_e
         &[0xff, 0xff],
         &[0, 0, 0x7f, 0xff, 0xff, 0xff],
         &[0, 3, 0, 0, 0, 1, 0x7f, 0xff],
-        &[0, 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff],
+        &[
+            0, 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff,
+        ],
     ];
     for bad in hostile {
-        let r = classic_join(node, "modern", "consumer", bytes::Bytes::from_static(bad), "m1");
-        assert_eq!(r.error_code, ErrorCode::UnknownServerError.code(), "{bad:?}");
+        let r = classic_join(
+            node,
+            "modern",
+            "consumer",
+            bytes::Bytes::from_static(bad),
+            "m1",
+        );
+        assert_eq!(
+            r.error_code,
+            ErrorCode::UnknownServerError.code(),
+            "{bad:?}"
+        );
     }
     let r = classic_join(node, "modern", "connect", subscription(), "m1");
     assert_eq!(r.error_code, ErrorCode::InconsistentGroupProtocol.code());
@@ -498,5 +534,9 @@ fn upgrades_are_refused_as_kafka_refuses_them_and_hostile_metadata_gets_kafkas_e
     assert!(r.leader.is_empty() && r.members.is_empty(), "{r:?}");
     assert_eq!(r.protocol_name.as_deref(), Some("range"));
     let members = consumer_members(node, "modern").expect("consumer group");
-    assert_eq!(members.iter().filter(|(t, _)| *t == 0).count(), 1, "{members:?}");
+    assert_eq!(
+        members.iter().filter(|(t, _)| *t == 0).count(),
+        1,
+        "{members:?}"
+    );
 }

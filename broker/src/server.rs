@@ -356,7 +356,9 @@ impl KafkaServer {
                         migration_policy: c
                             .get::<String>("group.consumer.migration.policy")
                             .as_deref()
-                            .and_then(crate::group_coordinator::consumer::MigrationPolicy::from_name)
+                            .and_then(
+                                crate::group_coordinator::consumer::MigrationPolicy::from_name,
+                            )
                             .unwrap_or_default(),
                         assignors: {
                             let a: Vec<_> = c

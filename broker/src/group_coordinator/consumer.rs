@@ -34,18 +34,17 @@
 pub mod assignor;
 mod classic;
 pub mod group;
-pub mod records;
 #[cfg(test)]
 mod migration_tests;
+pub mod records;
 #[cfg(test)]
 mod tests;
 
 use crate::config::{group_int, CONSUMER_HEARTBEAT_INTERVAL_MS, CONSUMER_SESSION_TIMEOUT_MS};
 use crate::group_coordinator::consumer_protocol;
 use crate::group_coordinator::membership::{GroupMembership, Subscriptions};
-pub use classic::ClassicRoute;
-use rafka_protocol::messages::GroupMetadataValue;
 use assignor::{Assignment, Assignor, MemberSpec};
+pub use classic::ClassicRoute;
 use group::{reconcile, ConsumerGroup, Member, MemberState};
 use rafka_controller::image::{ConfigResource, MetadataImage};
 use rafka_protocol::messages::consumer_group_describe_response::{
@@ -55,6 +54,7 @@ use rafka_protocol::messages::consumer_group_heartbeat_response::{
     HeartbeatAssignment, HeartbeatTopicPartitions,
 };
 use rafka_protocol::messages::list_groups_response::ListedGroup;
+use rafka_protocol::messages::GroupMetadataValue;
 use rafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 use rafka_protocol::{ErrorCode, Uuid};
 use records::ConsumerRecord;
@@ -119,11 +119,17 @@ impl MigrationPolicy {
     }
 
     pub fn upgrade_enabled(self) -> bool {
-        matches!(self, MigrationPolicy::Upgrade | MigrationPolicy::Bidirectional)
+        matches!(
+            self,
+            MigrationPolicy::Upgrade | MigrationPolicy::Bidirectional
+        )
     }
 
     pub fn downgrade_enabled(self) -> bool {
-        matches!(self, MigrationPolicy::Downgrade | MigrationPolicy::Bidirectional)
+        matches!(
+            self,
+            MigrationPolicy::Downgrade | MigrationPolicy::Bidirectional
+        )
     }
 }
 
@@ -596,10 +602,11 @@ impl ConsumerGroups {
                 }
             }
         }
-        let before_assigned = match self.advance(g, &member_id, bump, owned.as_ref(), image, now, &mut out) {
-            Some(b) => b,
-            None => return fail(error(ErrorCode::UnknownServerError, "member vanished")),
-        };
+        let before_assigned =
+            match self.advance(g, &member_id, bump, owned.as_ref(), image, now, &mut out) {
+                Some(b) => b,
+                None => return fail(error(ErrorCode::UnknownServerError, "member vanished")),
+            };
         let Some(m) = g.members.get(&member_id) else {
             return fail(error(ErrorCode::UnknownServerError, "member vanished"));
         };
@@ -685,8 +692,8 @@ impl ConsumerGroups {
             m.assigned = assigned;
             m.pending_revocation = pending;
             // A classic member revokes by rejoining: its rejoin timer bounds that instead.
-            m.revocation_deadline =
-                (state == MemberState::UnrevokedPartitions && !m.is_classic()).then(|| {
+            m.revocation_deadline = (state == MemberState::UnrevokedPartitions && !m.is_classic())
+                .then(|| {
                     now + Duration::from_millis(
                         u64::try_from(m.metadata.rebalance_timeout_ms.max(0)).unwrap_or(0),
                     )
@@ -803,7 +810,10 @@ impl ConsumerGroups {
                 }
                 g.remove_member(id, &mut recs);
             }
-            if downgrades.last().is_some_and(|(id, _, _)| *id == g.group_id) {
+            if downgrades
+                .last()
+                .is_some_and(|(id, _, _)| *id == g.group_id)
+            {
                 continue;
             }
             self.compute_target(g, image, &mut recs);

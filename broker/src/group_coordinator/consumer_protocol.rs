@@ -160,7 +160,10 @@ mod tests {
         let mut future = b.to_vec();
         future[..2].copy_from_slice(&7i16.to_be_bytes());
         future.extend_from_slice(&[1, 2, 3]);
-        assert_eq!(Subscription::parse(&Bytes::from(future)).map(|s| s.version), Ok(3));
+        assert_eq!(
+            Subscription::parse(&Bytes::from(future)).map(|s| s.version),
+            Ok(3)
+        );
         for bad in [
             &[][..],
             &[0][..],
@@ -168,7 +171,10 @@ mod tests {
             &[0, 0, 0x7f, 0xff, 0xff, 0xff][..],
             &b[..b.len() - 3][..],
         ] {
-            assert!(Subscription::parse(&Bytes::copy_from_slice(bad)).is_err(), "{bad:?}");
+            assert!(
+                Subscription::parse(&Bytes::copy_from_slice(bad)).is_err(),
+                "{bad:?}"
+            );
         }
     }
 
@@ -177,8 +183,14 @@ mod tests {
         let parts = [0, 3];
         let b = assignment([("t".to_string(), parts.iter())], 1);
         assert_eq!(version(&b), Ok(1));
-        assert_eq!(parse_assignment(&b), Ok(vec![("t".to_string(), vec![0, 3])]));
-        assert_eq!(version(&assignment(Vec::<(String, Vec<&i32>)>::new(), 9)), Ok(3));
+        assert_eq!(
+            parse_assignment(&b),
+            Ok(vec![("t".to_string(), vec![0, 3])])
+        );
+        assert_eq!(
+            version(&assignment(Vec::<(String, Vec<&i32>)>::new(), 9)),
+            Ok(3)
+        );
         assert!(parse_assignment(&b.slice(..b.len() - 2)).is_err());
     }
 }

@@ -627,7 +627,10 @@ impl GroupCoordinator {
         };
         let records: Vec<_> = tombstones.iter().map(|r| r.encode(group)).collect();
         self.append(image, self.partition_for(group), &records)?;
-        tracing::info!(group, "converted an empty consumer group to a classic group");
+        tracing::info!(
+            group,
+            "converted an empty consumer group to a classic group"
+        );
         Ok(())
     }
 
@@ -717,16 +720,12 @@ impl GroupCoordinator {
         let expired = self.consumer.expire(image, Some(&self.membership), now);
         let mut by_partition: BTreeMap<i32, Vec<(bytes::Bytes, Option<bytes::Bytes>)>> =
             BTreeMap::new();
-        let encoded = expired
-            .records
-            .iter()
-            .map(|(g, r)| (g, r.encode(g)))
-            .chain(
-                expired
-                    .classic_records
-                    .iter()
-                    .map(|(g, v)| (g, records::group_metadata(g, v))),
-            );
+        let encoded = expired.records.iter().map(|(g, r)| (g, r.encode(g))).chain(
+            expired
+                .classic_records
+                .iter()
+                .map(|(g, v)| (g, records::group_metadata(g, v))),
+        );
         for (g, r) in encoded {
             let p = self.partition_for(g);
             if parts.get(&p).is_some_and(|s| s.loaded) {

@@ -150,8 +150,8 @@ pub(super) fn from_classic_group(
         let assigned = if cm.assignment.is_empty() {
             Assignment::new()
         } else {
-            let named = consumer_protocol::parse_assignment(&cm.assignment)
-                .map_err(|_| malformed())?;
+            let named =
+                consumer_protocol::parse_assignment(&cm.assignment).map_err(|_| malformed())?;
             by_id(&named, image)
         };
         let mut m = Member::new(cm.member_id.clone(), now);
@@ -250,7 +250,11 @@ impl ConsumerGroups {
     ) -> Result<(), (ErrorCode, String)> {
         let max = usize::try_from(self.config.max_size).unwrap_or(usize::MAX);
         let not_consumer = |why: &str| {
-            tracing::info!(members = cg.members.len(), why, "classic group not upgraded");
+            tracing::info!(
+                members = cg.members.len(),
+                why,
+                "classic group not upgraded"
+            );
             Err((
                 ErrorCode::GroupIdNotFound,
                 "The group is a classic group that cannot become a consumer group.".to_owned(),
@@ -265,8 +269,7 @@ impl ConsumerGroups {
         if cg.members.len() > max {
             return not_consumer("the group has more members than group.consumer.max.size");
         }
-        if cg.members.len() >= max && !cg.members.iter().any(|m| m.member_id == joining_member_id)
-        {
+        if cg.members.len() >= max && !cg.members.iter().any(|m| m.member_id == joining_member_id) {
             return Err((
                 ErrorCode::GroupMaxSizeReached,
                 "The consumer group has reached its maximum size.".to_owned(),
@@ -317,11 +320,7 @@ impl ConsumerGroups {
                         rebalance_timeout_ms: m.metadata.rebalance_timeout_ms,
                         session_timeout_ms: c.session_timeout_ms,
                         protocols: c.protocols.clone(),
-                        assignment: encoded(
-                            m,
-                            g.target.get(&m.member_id).unwrap_or(&empty),
-                            image,
-                        ),
+                        assignment: encoded(m, g.target.get(&m.member_id).unwrap_or(&empty), image),
                     })
                 })
                 .collect(),
@@ -467,10 +466,7 @@ impl ConsumerGroups {
         g.empty_since_ms = None;
         ClassicRoute::Answer {
             response,
-            records: out
-                .into_iter()
-                .map(|r| (req.group_id.clone(), r))
-                .collect(),
+            records: out.into_iter().map(|r| (req.group_id.clone(), r)).collect(),
         }
     }
 
@@ -530,7 +526,11 @@ impl ConsumerGroups {
 
     /// Heartbeat of a classic member of a consumer group (Kafka's
     /// `classicGroupHeartbeatToConsumerGroup`): REBALANCE_IN_PROGRESS when it must rejoin.
-    pub fn classic_heartbeat(&self, req: &HeartbeatRequest, now: Instant) -> ClassicRoute<ErrorCode> {
+    pub fn classic_heartbeat(
+        &self,
+        req: &HeartbeatRequest,
+        now: Instant,
+    ) -> ClassicRoute<ErrorCode> {
         let mut groups = self.lock();
         let Some(g) = groups.get_mut(&req.group_id) else {
             return ClassicRoute::NotConsumerGroup;
@@ -590,9 +590,7 @@ impl ConsumerGroups {
                     Some(id) if !who.member_id.is_empty() && *id != who.member_id => {
                         Err(ErrorCode::FencedInstanceId)
                     }
-                    Some(id) if g.members.get(id).is_some_and(Member::is_classic) => {
-                        Ok(id.clone())
-                    }
+                    Some(id) if g.members.get(id).is_some_and(Member::is_classic) => Ok(id.clone()),
                     Some(_) => Err(ErrorCode::UnknownMemberId),
                 },
             };

@@ -303,9 +303,7 @@ impl ConsumerGroup {
 
     /// Kafka's `allMembersUseClassicProtocolExcept`.
     pub fn all_classic_except(&self, member_id: &str) -> bool {
-        self.members
-            .get(member_id)
-            .is_some_and(|m| !m.is_classic())
+        self.members.get(member_id).is_some_and(|m| !m.is_classic())
             && self
                 .members
                 .values()
@@ -323,9 +321,7 @@ impl ConsumerGroup {
             t.iter().any(|(topic, parts)| {
                 parts.iter().any(|p| {
                     !m.assigned.get(topic).is_some_and(|a| a.contains(p))
-                        && owners
-                            .get(&(*topic, *p))
-                            .is_some_and(|o| *o != member_id)
+                        && owners.get(&(*topic, *p)).is_some_and(|o| *o != member_id)
                 })
             })
         })

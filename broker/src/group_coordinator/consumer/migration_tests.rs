@@ -178,7 +178,11 @@ fn a_classic_group_upgrades_reconciles_and_downgrades() {
 
     // The consumer-protocol member joins: the classic group is now a consumer group of three.
     let out = g.heartbeat(1, join("m", &["t"]), "c", "/h", &img, Some(&classic), now);
-    assert_eq!(out.response.error_code, 0, "{:?}", out.response.error_message);
+    assert_eq!(
+        out.response.error_code, 0,
+        "{:?}",
+        out.response.error_message
+    );
     log.extend(out.records.clone());
     assert_eq!(classic.describe_group("g").group_state, "Dead");
     assert!(out.records.iter().any(|(_, r)| matches!(r,
@@ -190,8 +194,16 @@ fn a_classic_group_upgrades_reconciles_and_downgrades() {
 
     // The classic members are told to rejoin and give up what m gets; m's heartbeats take it
     // once released. No partition is ever owned twice.
-    let mut c1 = Classic { id: "c1".into(), generation: 5, owned: vec![0, 1] };
-    let mut c2 = Classic { id: "c2".into(), generation: 5, owned: vec![2, 3] };
+    let mut c1 = Classic {
+        id: "c1".into(),
+        generation: 5,
+        owned: vec![0, 1],
+    };
+    let mut c2 = Classic {
+        id: "c2".into(),
+        generation: 5,
+        owned: vec![2, 3],
+    };
     let mut m_epoch = out.response.member_epoch;
     let mut m_owned: Vec<i32> = Vec::new();
     for round in 0..20 {
@@ -213,14 +225,29 @@ fn a_classic_group_upgrades_reconciles_and_downgrades() {
         assert_eq!(out.response.error_code, 0, "round {round}");
         m_epoch = out.response.member_epoch;
         if let Some(a) = &out.response.assignment {
-            m_owned = a.topic_partitions.iter().flat_map(|t| t.partitions.clone()).collect();
+            m_owned = a
+                .topic_partitions
+                .iter()
+                .flat_map(|t| t.partitions.clone())
+                .collect();
         }
         log.extend(out.records);
-        let mut all: Vec<i32> = [&c1.owned, &c2.owned, &m_owned].into_iter().flatten().copied().collect();
+        let mut all: Vec<i32> = [&c1.owned, &c2.owned, &m_owned]
+            .into_iter()
+            .flatten()
+            .copied()
+            .collect();
         let n = all.len();
         all.sort();
         all.dedup();
-        assert_eq!(all.len(), n, "round {round}: owned twice: {:?} {:?} {:?}", c1.owned, c2.owned, m_owned);
+        assert_eq!(
+            all.len(),
+            n,
+            "round {round}: owned twice: {:?} {:?} {:?}",
+            c1.owned,
+            c2.owned,
+            m_owned
+        );
         if n == 4 && !m_owned.is_empty() && !c1.owned.is_empty() && !c2.owned.is_empty() {
             break;
         }
@@ -255,18 +282,24 @@ fn a_classic_group_upgrades_reconciles_and_downgrades() {
     let out = g.heartbeat(1, leave, "c", "/h", &img, Some(&classic), now);
     assert_eq!(out.response.error_code, 0);
     assert_eq!(g.is_empty_group("g"), None);
-    assert!(out.records.iter().any(|(_, r)| *r == ConsumerRecord::GroupEpoch(None)));
+    assert!(out
+        .records
+        .iter()
+        .any(|(_, r)| *r == ConsumerRecord::GroupEpoch(None)));
     let (_, value) = &out.classic_records[0];
     assert_eq!((value.generation, value.members.len()), (epoch, 2));
     assert_eq!(value.protocol.as_deref(), Some("range"));
     let d = classic.describe_group("g");
-    assert_eq!((d.group_state.as_str(), d.members.len()), ("PreparingRebalance", 2));
+    assert_eq!(
+        (d.group_state.as_str(), d.members.len()),
+        ("PreparingRebalance", 2)
+    );
 }
 
 fn owned_partitions(r: &ConsumerGroupHeartbeatResponse) -> usize {
-    r.assignment
-        .as_ref()
-        .map_or(0, |a| a.topic_partitions.iter().map(|t| t.partitions.len()).sum())
+    r.assignment.as_ref().map_or(0, |a| {
+        a.topic_partitions.iter().map(|t| t.partitions.len()).sum()
+    })
 }
 
 #[test]
@@ -286,16 +319,45 @@ fn refusals_follow_the_policy_and_kafkas_rules() {
             .error_code
     };
     for (policy, protocol_type, max, want) in [
-        (MigrationPolicy::Disabled, "consumer", 10, ErrorCode::GroupIdNotFound),
-        (MigrationPolicy::Downgrade, "consumer", 10, ErrorCode::GroupIdNotFound),
-        (MigrationPolicy::Bidirectional, "connect", 10, ErrorCode::GroupIdNotFound),
-        (MigrationPolicy::Bidirectional, "consumer", 1, ErrorCode::GroupIdNotFound),
-        (MigrationPolicy::Bidirectional, "consumer", 2, ErrorCode::GroupMaxSizeReached),
+        (
+            MigrationPolicy::Disabled,
+            "consumer",
+            10,
+            ErrorCode::GroupIdNotFound,
+        ),
+        (
+            MigrationPolicy::Downgrade,
+            "consumer",
+            10,
+            ErrorCode::GroupIdNotFound,
+        ),
+        (
+            MigrationPolicy::Bidirectional,
+            "connect",
+            10,
+            ErrorCode::GroupIdNotFound,
+        ),
+        (
+            MigrationPolicy::Bidirectional,
+            "consumer",
+            1,
+            ErrorCode::GroupIdNotFound,
+        ),
+        (
+            MigrationPolicy::Bidirectional,
+            "consumer",
+            2,
+            ErrorCode::GroupMaxSizeReached,
+        ),
     ] {
         let classic = GroupMembership::new(MembershipConfig::default());
         classic_group(&classic, protocol_type, &[("c1", &[0, 1]), ("c2", &[2, 3])]);
         let g = with(policy, max);
-        assert_eq!(heartbeat(&g, &classic), want.code(), "{policy:?} {protocol_type} {max}");
+        assert_eq!(
+            heartbeat(&g, &classic),
+            want.code(),
+            "{policy:?} {protocol_type} {max}"
+        );
         // Untouched: still classic with its members.
         assert_eq!(classic.describe_group("g").members.len(), 2);
         assert_eq!(g.is_empty_group("g"), None);
@@ -345,11 +407,19 @@ fn classic_requests_to_a_consumer_group_get_kafkas_errors() {
     // A member of the consumer protocol does not speak the classic one.
     assert_eq!(hb("m", 1), ErrorCode::UnknownMemberId);
     // Hostile JoinGroup metadata: Kafka's UNKNOWN_SERVER_ERROR, nothing changes.
-    for bad in [&[][..], &[0xff, 0xff][..], &[0, 0, 0x7f, 0xff, 0xff, 0xff][..]] {
+    for bad in [
+        &[][..],
+        &[0xff, 0xff][..],
+        &[0, 0, 0x7f, 0xff, 0xff, 0xff][..],
+    ] {
         let mut j = classic_join("c3", &[]);
         j.protocols[0].metadata = Bytes::copy_from_slice(bad);
         let (r, records) = answer(g.classic_join(5, &j, "c", "/h", &img, now));
-        assert_eq!(r.error_code, ErrorCode::UnknownServerError.code(), "{bad:?}");
+        assert_eq!(
+            r.error_code,
+            ErrorCode::UnknownServerError.code(),
+            "{bad:?}"
+        );
         assert!(records.is_empty());
     }
     // Another protocol type, or no protocol all classic members support.
@@ -383,20 +453,31 @@ fn classic_requests_to_a_consumer_group_get_kafkas_errors() {
         .error_code
     };
     assert_eq!(sync(4, "range"), ErrorCode::IllegalGeneration.code());
-    assert_eq!(sync(5, "sticky"), ErrorCode::InconsistentGroupProtocol.code());
+    assert_eq!(
+        sync(5, "sticky"),
+        ErrorCode::InconsistentGroupProtocol.code()
+    );
     assert_eq!(sync(5, "range"), ErrorCode::RebalanceInProgress.code());
     // LeaveGroup: the consumer-protocol member cannot leave by it; a classic one can.
     let (members, records) = answer(g.classic_leave(
         "g",
         &[
-            MemberIdentity { member_id: "m".into(), ..Default::default() },
-            MemberIdentity { member_id: "c2".into(), ..Default::default() },
+            MemberIdentity {
+                member_id: "m".into(),
+                ..Default::default()
+            },
+            MemberIdentity {
+                member_id: "c2".into(),
+                ..Default::default()
+            },
         ],
         &img,
     ));
     assert_eq!(members[0].error_code, ErrorCode::UnknownMemberId.code());
     assert_eq!(members[1].error_code, 0);
-    assert!(records.iter().any(|(_, r)| *r == ConsumerRecord::Member("c2".into(), None)));
+    assert!(records
+        .iter()
+        .any(|(_, r)| *r == ConsumerRecord::Member("c2".into(), None)));
     // c1, told to rejoin, does not within its rebalance timeout: removed; then m's session
     // ends and nothing classic is left to downgrade to.
     assert_eq!(hb("c1", 5), ErrorCode::RebalanceInProgress);
@@ -426,12 +507,19 @@ fn an_expired_consumer_member_downgrades_the_group() {
             .error_code,
         0
     );
-    let mut c1 = Classic { id: "c1".into(), generation: 5, owned: vec![0, 1, 2, 3] };
+    let mut c1 = Classic {
+        id: "c1".into(),
+        generation: 5,
+        owned: vec![0, 1, 2, 3],
+    };
     c1.step(&g, &img, now);
     let later = now + Duration::from_millis(1_001);
     let expired = g.expire(&img, Some(&classic), later);
     assert_eq!(expired.classic_records.len(), 1);
-    assert!(expired.records.iter().any(|(_, r)| *r == ConsumerRecord::GroupEpoch(None)));
+    assert!(expired
+        .records
+        .iter()
+        .any(|(_, r)| *r == ConsumerRecord::GroupEpoch(None)));
     assert_eq!(g.is_empty_group("g"), None);
     assert_eq!(classic.describe_group("g").members.len(), 1);
 }

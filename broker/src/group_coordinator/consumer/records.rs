@@ -169,20 +169,18 @@ impl ConsumerRecord {
                         subscribed_topic_regex: v.subscribed_topic_regex.clone(),
                         rebalance_timeout_ms: v.rebalance_timeout_ms,
                         server_assignor: v.server_assignor.clone(),
-                        classic_member_metadata: v.classic.as_ref().map(|c| {
-                            WireClassicMember {
-                                session_timeout_ms: c.session_timeout_ms,
-                                supported_protocols: c
-                                    .protocols
-                                    .iter()
-                                    .map(|(name, metadata)| WireClassicProtocol {
-                                        name: name.clone(),
-                                        metadata: metadata.clone(),
-                                        ..Default::default()
-                                    })
-                                    .collect(),
-                                ..Default::default()
-                            }
+                        classic_member_metadata: v.classic.as_ref().map(|c| WireClassicMember {
+                            session_timeout_ms: c.session_timeout_ms,
+                            supported_protocols: c
+                                .protocols
+                                .iter()
+                                .map(|(name, metadata)| WireClassicProtocol {
+                                    name: name.clone(),
+                                    metadata: metadata.clone(),
+                                    ..Default::default()
+                                })
+                                .collect(),
+                            ..Default::default()
                         }),
                         ..Default::default()
                     };

@@ -44,7 +44,11 @@ pub(super) fn join(member: &str, topics: &[&str]) -> ConsumerGroupHeartbeatReque
     }
 }
 
-pub(super) fn beat(member: &str, epoch: i32, owned: Option<&Assignment>) -> ConsumerGroupHeartbeatRequest {
+pub(super) fn beat(
+    member: &str,
+    epoch: i32,
+    owned: Option<&Assignment>,
+) -> ConsumerGroupHeartbeatRequest {
     ConsumerGroupHeartbeatRequest {
         group_id: "g".into(),
         member_id: member.into(),
@@ -435,7 +439,9 @@ fn a_groups_own_session_and_heartbeat_configs_apply() {
     let broker = g.heartbeat(1, other, "c", "/h", &img, None, now);
     assert_eq!(broker.response.heartbeat_interval_ms, 5_000);
     // After 2 s only the member of "g" is gone.
-    let expired = g.expire(&img, None, now + Duration::from_millis(2_001)).records;
+    let expired = g
+        .expire(&img, None, now + Duration::from_millis(2_001))
+        .records;
     assert!(expired.iter().all(|(group, _)| group == "g"), "{expired:?}");
     assert!(!expired.is_empty());
     assert_eq!(g.describe("g", &img).members.len(), 0);

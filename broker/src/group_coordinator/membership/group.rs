@@ -330,7 +330,11 @@ impl Group {
     /// A group converted from a consumer group (Kafka's `ClassicGroup.fromConsumerGroup`):
     /// Stable at the consumer group's epoch with its members and their assignments, the protocol
     /// chosen by the members' vote; each member must heartbeat within its session from `now`.
-    pub(super) fn from_migrating(group_id: String, from: super::MigratingGroup, now: Instant) -> Group {
+    pub(super) fn from_migrating(
+        group_id: String,
+        from: super::MigratingGroup,
+        now: Instant,
+    ) -> Group {
         let mut g = Group::new(group_id);
         g.generation_id = from.generation;
         for m in from.members {
