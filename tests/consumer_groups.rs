@@ -733,6 +733,8 @@ fn an_empty_classic_group_converts_to_a_consumer_group_and_back() {
     // While it has a member, a classic member joins it as a classic member (KIP-848's online
     // migration; `tests/group_migration.rs` covers it in depth): the group stays a consumer
     // group and the two share the topic; the classic member's LeaveGroup leaves it to the other.
+    // Round 1 committed first: the classic member starts after it.
+    commit(&[&modern]);
     let classic_member = common::group_consumer(&bootstrap, group);
     classic_member.subscribe(&[TOPIC]).expect("subscribe");
     wait_for_split(
@@ -742,7 +744,6 @@ fn an_empty_classic_group_converts_to_a_consumer_group_and_back() {
     assert_eq!(group_type(node, group).as_deref(), Some("consumer"));
     classic_member.unsubscribe();
     drop(classic_member);
-    commit(&[&modern]);
     modern.unsubscribe();
     drop(modern);
 
