@@ -4,7 +4,8 @@
 //! DeleteGroups and OffsetCommit.
 //!
 //! Files: this one is the face ([`ConsumerGroups`]); `consumer/group.rs` is one group and the
-//! member reconciliation; `consumer/assignor.rs` the server-side assignors;
+//! member reconciliation; `consumer/classic.rs` its classic members and the conversions to and
+//! from classic groups; `consumer/assignor.rs` the server-side assignors;
 //! `consumer/records.rs` the `__consumer_offsets` records (types 3–8).
 //!
 //! Every change is described by records (Kafka's "generate records, then replay" model, in
@@ -26,10 +27,9 @@
 //!   `\C`, and Unicode classes follow the crate's tables; internal topics never match;
 //! - a heartbeat with epoch ≠ 0 for a group that does not exist answers UNKNOWN_MEMBER_ID (the
 //!   member rejoins), where Kafka 4.0 answers GROUP_ID_NOT_FOUND;
-//! - classic members cannot join a consumer group and consumer members cannot join a non-empty
-//!   classic group (`group.consumer.migration.policy=disabled` semantics for non-empty groups):
-//!   JoinGroup answers INCONSISTENT_GROUP_PROTOCOL, ConsumerGroupHeartbeat GROUP_ID_NOT_FOUND.
-//!   Empty groups convert both ways (the online upgrade/downgrade of an empty group).
+//! - classic members inside a consumer group and the online upgrade and downgrade (KIP-848's
+//!   migration, `group.consumer.migration.policy`) are in `consumer/classic.rs`, with their
+//!   own differences listed there.
 
 pub mod assignor;
 mod classic;

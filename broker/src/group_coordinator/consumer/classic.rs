@@ -26,7 +26,8 @@
 //!   and they are no more than `group.max.size`: Stable at the group epoch with each member's
 //!   target assignment, then a rebalance, which the members join by the classic protocol.
 //!
-//! Differences from Kafka: an empty assignment (a member that joined during a rebalance and was
+//! Differences from Kafka: the upgrade writes no classic-group tombstone (on load the later kind
+//! of record wins, and our loader drops a tombstoned group's offsets); an empty assignment (a member that joined during a rebalance and was
 //! never assigned) converts as no partitions where Kafka fails the upgrade; a downgraded member's
 //! assignment is written at the version of its first protocol's metadata (Kafka: the selected
 //! protocol's; clients write the same version in all); the downgrade Kafka does when a static
