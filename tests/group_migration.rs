@@ -3,7 +3,8 @@
 //! `group.protocol=consumer` joins, and the group becomes a consumer group in place — the classic
 //! members keep consuming through JoinGroup/SyncGroup/Heartbeat, every partition has one owner,
 //! nothing below the committed offsets is read again; when the consumer-protocol member leaves,
-//! the group is classic again and the two classic members share every partition. The refusals
+//! the group is classic again and the two classic members share every partition (a broker
+//! restart in between brings the classic members back as such). The refusals
 //! (`group.consumer.migration.policy`, a non-`consumer` protocol type, `group.consumer.max.size`)
 //! and hostile JoinGroup metadata for a classic member of a consumer group get Kafka's errors, in
 //! raw frames.
@@ -272,9 +273,9 @@ fn wait_type(
 
 #[test]
 fn classic_members_upgrade_to_a_consumer_group_and_back_without_losing_progress() {
-    let cluster = Cluster::start(1, &config(&[]));
-    let node = &cluster.nodes[0];
+    let mut cluster = Cluster::start(1, &config(&[]));
     let bootstrap = cluster.bootstrap();
+    let node = &cluster.nodes[0];
     create_topic(&admin(&bootstrap), node, TOPIC, PARTITIONS, &[]);
     let group = "migrating-group";
     let mut reads = Reads::default();
@@ -311,6 +312,24 @@ fn classic_members_upgrade_to_a_consumer_group_and_back_without_losing_progress(
     assert_eq!((protocol_type.as_str(), n), ("consumer", 3));
     // Classic members commit with their generation (their member epoch) by OffsetCommit < v9.
     reads.commit(&[&c1, &c2, &m]);
+
+    // The broker restarts: the group comes back from __consumer_offsets with its classic
+    // members as such (record 5's ClassicMemberMetadata), and all three stay in it.
+    cluster.nodes[0].terminate();
+    cluster.nodes[0].start();
+    cluster.wait_ready(T);
+    let deadline = Deadline::after(T);
+    loop {
+        reads.poll(&[&c1, &c2, &m], "restarted");
+        if let Ok(members) = consumer_members(&cluster.nodes[0], group) {
+            let classic = members.iter().filter(|(t, _)| *t == 0).count();
+            if members.len() == 3 && classic == 2 {
+                break;
+            }
+        }
+        deadline.check(|| "the consumer group and its classic members after a restart".into());
+    }
+    let node = &cluster.nodes[0];
 
     // The consumer-protocol member leaves: the group is classic again, the two classic members
     // rejoin it and share every partition, from the commits on.
