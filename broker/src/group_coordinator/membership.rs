@@ -71,7 +71,7 @@ use group::{Group, JoinArgs};
 pub const NEW_MEMBER_JOIN_TIMEOUT_MS: i32 = 5 * 60 * 1000;
 
 /// The protocol type of Kafka's consumers, whose subscriptions OffsetDelete respects.
-const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
+const CONSUMER_PROTOCOL_TYPE: &str = super::consumer_protocol::PROTOCOL_TYPE;
 
 /// The broker settings of classic groups.
 #[derive(Debug, Clone, PartialEq, Eq)]
