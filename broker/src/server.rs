@@ -354,6 +354,13 @@ impl KafkaServer {
                         session_timeout_ms: int("group.consumer.session.timeout.ms", 45_000),
                         heartbeat_interval_ms: int("group.consumer.heartbeat.interval.ms", 5_000),
                         max_size: int("group.consumer.max.size", i32::MAX),
+                        migration_policy: c
+                            .get::<String>("group.consumer.migration.policy")
+                            .as_deref()
+                            .and_then(
+                                crate::group_coordinator::consumer::MigrationPolicy::from_name,
+                            )
+                            .unwrap_or_default(),
                         assignors: {
                             let a: Vec<_> = c
                                 .get_list("group.consumer.assignors")

@@ -22,5 +22,5 @@ pub fn handle(
             ..Default::default()
         };
     }
-    apis.groups.membership().heartbeat(version, req)
+    apis.groups.heartbeat(&apis.image(), version, req)
 }

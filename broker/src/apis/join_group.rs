@@ -32,28 +32,13 @@ pub async fn handle(
             ..Default::default()
         };
     }
-    // A consumer group: an empty one becomes classic again; one with members refuses
-    // classic members (INCONSISTENT_GROUP_PROTOCOL).
-    if let Err(code) = apis
-        .groups
-        .convert_consumer_to_classic(&apis.image(), &req.group_id)
-    {
-        return JoinGroupResponse {
-            error_code: code.code(),
-            generation_id: -1,
-            protocol_name: if version >= 7 {
-                None
-            } else {
-                Some(String::new())
-            },
-            member_id: req.member_id,
-            ..Default::default()
-        };
-    }
     // Kafka's client host: the peer address with a leading slash (InetAddress.toString).
     let host = format!("/{}", ctx.peer.ip());
+    // A classic group, or a consumer group whose classic members speak JoinGroup (KIP-848's
+    // online migration); an empty consumer group becomes classic again.
+    let timeout =
+        std::time::Duration::from_millis(apis.config.offsets_commit_timeout_ms().max(1) as u64);
     apis.groups
-        .membership()
-        .join_group(version, req, client_id, &host)
+        .join_group(&apis.image(), version, req, client_id, &host, timeout)
         .await
 }

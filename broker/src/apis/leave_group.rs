@@ -7,7 +7,7 @@ use crate::network::RequestContext;
 use rafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 use rafka_security::authorizer::AclOperation;
 
-pub fn handle(
+pub async fn handle(
     apis: &KafkaApis,
     ctx: &RequestContext,
     version: i16,
@@ -22,5 +22,9 @@ pub fn handle(
             ..Default::default()
         };
     }
-    apis.groups.membership().leave_group(version, req)
+    let timeout =
+        std::time::Duration::from_millis(apis.config.offsets_commit_timeout_ms().max(1) as u64);
+    apis.groups
+        .leave_group(&apis.image(), version, req, timeout)
+        .await
 }

@@ -235,7 +235,7 @@ impl KafkaApis {
                 ResponseKind::Heartbeat(heartbeat::handle(self, ctx, version, r))
             }
             RequestKind::LeaveGroup(r) => {
-                ResponseKind::LeaveGroup(leave_group::handle(self, ctx, version, r))
+                ResponseKind::LeaveGroup(leave_group::handle(self, ctx, version, r).await)
             }
             RequestKind::OffsetCommit(r) => {
                 ResponseKind::OffsetCommit(offset_commit::handle(self, ctx, version, r).await)

@@ -22,5 +22,5 @@ pub async fn handle(
             ..Default::default()
         };
     }
-    apis.groups.membership().sync_group(version, req).await
+    apis.groups.sync_group(&apis.image(), version, req).await
 }

@@ -729,7 +729,7 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
             "org.apache.kafka.coordinator.group.assignor.UniformAssignor",
             "org.apache.kafka.coordinator.group.assignor.RangeAssignor"])),
     k("group.consumer.migration.policy", T::String, Some("bidirectional"), I::Medium,
-        "Conversion between classic and consumer groups; rafka converts empty groups both ways and never mixes members of both protocols in one group, whatever the value.")
+        "Conversion between classic and consumer groups with members (KIP-848 online migration): upgrade, downgrade, both (bidirectional) or neither (disabled). Empty groups convert whatever the value.")
         .check(V::OneOf(&["disabled", "downgrade", "upgrade", "bidirectional"])),
     k("offset.metadata.max.bytes", T::Int, Some("4096"), I::High,
         "The maximum size of the metadata string of an offset commit."),

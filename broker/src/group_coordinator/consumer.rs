@@ -4,7 +4,8 @@
 //! DeleteGroups and OffsetCommit.
 //!
 //! Files: this one is the face ([`ConsumerGroups`]); `consumer/group.rs` is one group and the
-//! member reconciliation; `consumer/assignor.rs` the server-side assignors;
+//! member reconciliation; `consumer/classic.rs` its classic members and the conversions to and
+//! from classic groups; `consumer/assignor.rs` the server-side assignors;
 //! `consumer/records.rs` the `__consumer_offsets` records (types 3–8).
 //!
 //! Every change is described by records (Kafka's "generate records, then replay" model, in
@@ -26,20 +27,24 @@
 //!   `\C`, and Unicode classes follow the crate's tables; internal topics never match;
 //! - a heartbeat with epoch ≠ 0 for a group that does not exist answers UNKNOWN_MEMBER_ID (the
 //!   member rejoins), where Kafka 4.0 answers GROUP_ID_NOT_FOUND;
-//! - classic members cannot join a consumer group and consumer members cannot join a non-empty
-//!   classic group (`group.consumer.migration.policy=disabled` semantics for non-empty groups):
-//!   JoinGroup answers INCONSISTENT_GROUP_PROTOCOL, ConsumerGroupHeartbeat GROUP_ID_NOT_FOUND.
-//!   Empty groups convert both ways (the online upgrade/downgrade of an empty group).
+//! - classic members inside a consumer group and the online upgrade and downgrade (KIP-848's
+//!   migration, `group.consumer.migration.policy`) are in `consumer/classic.rs`, with their
+//!   own differences listed there.
 
 pub mod assignor;
+mod classic;
 pub mod group;
+#[cfg(test)]
+mod migration_tests;
 pub mod records;
 #[cfg(test)]
 mod tests;
 
 use crate::config::{group_int, CONSUMER_HEARTBEAT_INTERVAL_MS, CONSUMER_SESSION_TIMEOUT_MS};
-use crate::group_coordinator::membership::Subscriptions;
+use crate::group_coordinator::consumer_protocol;
+use crate::group_coordinator::membership::{GroupMembership, Subscriptions};
 use assignor::{Assignment, Assignor, MemberSpec};
+pub use classic::ClassicRoute;
 use group::{reconcile, ConsumerGroup, Member, MemberState};
 use rafka_controller::image::{ConfigResource, MetadataImage};
 use rafka_protocol::messages::consumer_group_describe_response::{
@@ -49,6 +54,7 @@ use rafka_protocol::messages::consumer_group_heartbeat_response::{
     HeartbeatAssignment, HeartbeatTopicPartitions,
 };
 use rafka_protocol::messages::list_groups_response::ListedGroup;
+use rafka_protocol::messages::GroupMetadataValue;
 use rafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 use rafka_protocol::{ErrorCode, Uuid};
 use records::ConsumerRecord;
@@ -82,6 +88,49 @@ pub struct ConsumerGroupConfig {
     pub max_size: i32,
     /// `group.consumer.assignors`; the first is the default.
     pub assignors: Vec<Assignor>,
+    /// `group.consumer.migration.policy`.
+    pub migration_policy: MigrationPolicy,
+}
+
+/// `group.consumer.migration.policy` (Kafka's `ConsumerGroupMigrationPolicy`): whether a
+/// non-empty classic group becomes a consumer group when a member of the consumer protocol
+/// joins it (upgrade), and a consumer group whose last consumer-protocol member leaves becomes
+/// classic again when only classic members remain (downgrade). Empty groups convert whatever
+/// the policy, as in Kafka.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MigrationPolicy {
+    Disabled,
+    Upgrade,
+    Downgrade,
+    #[default]
+    Bidirectional,
+}
+
+impl MigrationPolicy {
+    /// The policy of a config value (case-insensitive, as Kafka parses it).
+    pub fn from_name(name: &str) -> Option<MigrationPolicy> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "disabled" => Some(MigrationPolicy::Disabled),
+            "upgrade" => Some(MigrationPolicy::Upgrade),
+            "downgrade" => Some(MigrationPolicy::Downgrade),
+            "bidirectional" => Some(MigrationPolicy::Bidirectional),
+            _ => None,
+        }
+    }
+
+    pub fn upgrade_enabled(self) -> bool {
+        matches!(
+            self,
+            MigrationPolicy::Upgrade | MigrationPolicy::Bidirectional
+        )
+    }
+
+    pub fn downgrade_enabled(self) -> bool {
+        matches!(
+            self,
+            MigrationPolicy::Downgrade | MigrationPolicy::Bidirectional
+        )
+    }
 }
 
 impl Default for ConsumerGroupConfig {
@@ -91,16 +140,26 @@ impl Default for ConsumerGroupConfig {
             heartbeat_interval_ms: 5_000,
             max_size: i32::MAX,
             assignors: vec![Assignor::Uniform, Assignor::Range],
+            migration_policy: MigrationPolicy::Bidirectional,
         }
     }
+}
+
+/// What [`ConsumerGroups::expire`] removed: the records to append, by group, then the metadata
+/// records of the groups that became classic.
+#[derive(Debug, Default)]
+pub struct Expired {
+    pub records: Vec<(String, ConsumerRecord)>,
+    pub classic_records: Vec<(String, GroupMetadataValue)>,
 }
 
 /// The outcome of a heartbeat: the answer and the records to append before sending it.
 pub struct HeartbeatOutcome {
     pub response: ConsumerGroupHeartbeatResponse,
     pub records: Vec<(String, ConsumerRecord)>,
-    /// An empty classic group this heartbeat converts (its metadata record must be tombstoned).
-    pub converted_classic: Option<String>,
+    /// The metadata records of groups this change turned into classic groups (online
+    /// downgrade), written after `records` (which tombstone them as consumer groups).
+    pub classic_records: Vec<(String, GroupMetadataValue)>,
 }
 
 /// The consumer groups this broker coordinates.
@@ -267,8 +326,10 @@ impl ConsumerGroups {
         .unwrap_or(self.config.heartbeat_interval_ms)
     }
 
-    /// ConsumerGroupHeartbeat. `classic_state`: whether a classic group of this id exists and
-    /// is empty (`Some(true)`), has members (`Some(false)`), or not (`None`).
+    /// ConsumerGroupHeartbeat. `classic`: the classic groups, which a joining member converts
+    /// (an empty one, or one with members as `group.consumer.migration.policy` allows) and to
+    /// which the group returns when its last consumer-protocol member leaves and only classic
+    /// members remain (`None`: no classic groups to consider).
     #[allow(clippy::too_many_arguments)]
     pub fn heartbeat(
         &self,
@@ -277,13 +338,13 @@ impl ConsumerGroups {
         client_id: &str,
         client_host: &str,
         image: &MetadataImage,
-        classic_state: Option<bool>,
+        classic: Option<&GroupMembership>,
         now: Instant,
     ) -> HeartbeatOutcome {
         let fail = |r| HeartbeatOutcome {
             response: r,
             records: Vec::new(),
-            converted_classic: None,
+            classic_records: Vec::new(),
         };
         if let Err((code, msg)) = self.validate(version, &req) {
             return fail(error(code, msg));
@@ -294,7 +355,7 @@ impl ConsumerGroups {
         };
         let mut groups = self.lock();
         let mut out: Vec<ConsumerRecord> = Vec::new();
-        let mut converted_classic = None;
+        let mut classic_records = Vec::new();
         if !groups.contains_key(&req.group_id) {
             if req.member_epoch != 0 {
                 return fail(error(
@@ -302,20 +363,29 @@ impl ConsumerGroups {
                     "The group is unknown to this coordinator.",
                 ));
             }
-            match classic_state {
-                Some(false) => {
-                    return fail(error(
-                        ErrorCode::GroupIdNotFound,
-                        "The group is a classic group with members.",
-                    ))
+            let converted = classic.and_then(|c| {
+                c.convert_out(&req.group_id, |cg| {
+                    if cg.empty {
+                        return Ok(None);
+                    }
+                    self.validate_online_upgrade(cg, req.member_id.as_str())?;
+                    classic::from_classic_group(&req.group_id, cg, image, now).map(Some)
+                })
+            });
+            let g = match converted {
+                None => ConsumerGroup::new(req.group_id.clone()),
+                Some(Ok(None)) => {
+                    tracing::info!(group = %req.group_id, "converted an empty classic group to a consumer group");
+                    ConsumerGroup::new(req.group_id.clone())
                 }
-                Some(true) => converted_classic = Some(req.group_id.clone()),
-                None => {}
-            }
-            groups.insert(
-                req.group_id.clone(),
-                ConsumerGroup::new(req.group_id.clone()),
-            );
+                Some(Ok(Some((g, records)))) => {
+                    tracing::info!(group = %req.group_id, members = g.members.len(), "converted a classic group with members to a consumer group (online upgrade)");
+                    out.extend(records);
+                    g
+                }
+                Some(Err((code, message))) => return fail(error(code, &message)),
+            };
+            groups.insert(req.group_id.clone(), g);
         }
         let Some(g) = groups.get_mut(&req.group_id) else {
             return fail(error(ErrorCode::UnknownServerError, "group vanished"));
@@ -362,6 +432,20 @@ impl ConsumerGroups {
                         m.session_deadline = now + session;
                         out.push(m.current_record());
                     }
+                } else if let Some(view) =
+                    classic.and_then(|c| self.downgrade_view(g, &id, c.max_size(), image))
+                {
+                    // The last member of the consumer protocol leaves classic members behind:
+                    // the group becomes classic again (Kafka's online downgrade).
+                    out.extend(g.tombstones());
+                    groups.remove(&req.group_id);
+                    if let Some(c) = classic {
+                        classic_records.push((
+                            req.group_id.clone(),
+                            c.install_converted(&req.group_id, view),
+                        ));
+                    }
+                    tracing::info!(group = %req.group_id, "converted a consumer group to a classic group (online downgrade)");
                 } else {
                     g.remove_member(&id, &mut out);
                     self.compute_target(g, image, &mut out);
@@ -375,7 +459,7 @@ impl ConsumerGroups {
                         ..Default::default()
                     },
                     records,
-                    converted_classic,
+                    classic_records,
                 };
             }
             0 => {
@@ -518,56 +602,14 @@ impl ConsumerGroups {
                 }
             }
         }
-        // Topic metadata: new partitions, deleted topics, regex matches.
-        if bump || g.metadata_checked_at != image.offset() {
-            let md = subscription_metadata(g, image);
-            g.metadata_checked_at = image.offset();
-            if md != g.subscription_metadata {
-                g.subscription_metadata = md.clone();
-                out.push(ConsumerRecord::PartitionMetadata(Some(md)));
-                bump = true;
-            }
-        }
-        if bump {
-            g.bump_epoch(&mut out);
-        }
-        if g.group_epoch > g.assignment_epoch {
-            self.compute_target(g, image, &mut out);
-        }
-
-        // Reconcile this member toward its target.
-        let target_epoch = g.assignment_epoch;
-        let target = g.target.get(&member_id).cloned().unwrap_or_default();
-        let owners = g.owners();
+        let before_assigned =
+            match self.advance(g, &member_id, bump, owned.as_ref(), image, now, &mut out) {
+                Some(b) => b,
+                None => return fail(error(ErrorCode::UnknownServerError, "member vanished")),
+            };
         let Some(m) = g.members.get(&member_id) else {
             return fail(error(ErrorCode::UnknownServerError, "member vanished"));
         };
-        let is_free = |t: &Uuid, p: i32| {
-            owners
-                .get(&(*t, p))
-                .is_none_or(|o| *o == member_id.as_str())
-        };
-        let before_assigned = m.assigned.clone();
-        let next = reconcile(m, target_epoch, &target, owned.as_ref(), &is_free);
-        let m = g
-            .members
-            .get_mut(&member_id)
-            .expect("invariant: member present");
-        if let Some((epoch, state, assigned, pending)) = next {
-            if epoch != m.member_epoch {
-                m.previous_member_epoch = m.member_epoch;
-            }
-            m.member_epoch = epoch;
-            m.state = state;
-            m.assigned = assigned;
-            m.pending_revocation = pending;
-            m.revocation_deadline = (state == MemberState::UnrevokedPartitions).then(|| {
-                now + Duration::from_millis(
-                    u64::try_from(m.metadata.rebalance_timeout_ms.max(0)).unwrap_or(0),
-                )
-            });
-            out.push(m.current_record());
-        }
         let send_assignment = req.member_epoch == 0
             || m.assigned != before_assigned
             || owned.as_ref().is_some_and(|o| *o != m.assigned);
@@ -594,8 +636,71 @@ impl ConsumerGroups {
         HeartbeatOutcome {
             response,
             records: out.into_iter().map(|r| (req.group_id.clone(), r)).collect(),
-            converted_classic,
+            classic_records,
         }
+    }
+
+    /// After a member's metadata changed (`bump`: its subscription did): the subscribed topics'
+    /// metadata is refreshed, the group epoch bumped and the target assignment computed if
+    /// needed, and the member reconciled toward its target, given the partitions it reported
+    /// owning (`owned`). Its assignment before, `None` if it is not in the group. Shared by the
+    /// heartbeat and a classic member's JoinGroup (Kafka's `consumerGroupHeartbeat` and
+    /// `classicGroupJoinToConsumerGroup` steps 1–3).
+    #[allow(clippy::too_many_arguments)]
+    fn advance(
+        &self,
+        g: &mut ConsumerGroup,
+        member_id: &str,
+        mut bump: bool,
+        owned: Option<&Assignment>,
+        image: &MetadataImage,
+        now: Instant,
+        out: &mut Vec<ConsumerRecord>,
+    ) -> Option<Assignment> {
+        // Topic metadata: new partitions, deleted topics, regex matches.
+        if bump || g.metadata_checked_at != image.offset() {
+            let md = subscription_metadata(g, image);
+            g.metadata_checked_at = image.offset();
+            if md != g.subscription_metadata {
+                g.subscription_metadata = md.clone();
+                out.push(ConsumerRecord::PartitionMetadata(Some(md)));
+                bump = true;
+            }
+        }
+        if bump {
+            g.bump_epoch(out);
+        }
+        if g.group_epoch > g.assignment_epoch {
+            self.compute_target(g, image, out);
+        }
+
+        // Reconcile this member toward its target.
+        let target_epoch = g.assignment_epoch;
+        let target = g.target.get(member_id).cloned().unwrap_or_default();
+        let owners = g.owners();
+        let m = g.members.get(member_id)?;
+        let is_free = |t: &Uuid, p: i32| owners.get(&(*t, p)).is_none_or(|o| *o == member_id);
+        let before_assigned = m.assigned.clone();
+        let next = reconcile(m, target_epoch, &target, owned, &is_free);
+        let m = g.members.get_mut(member_id)?;
+        if let Some((epoch, state, assigned, pending)) = next {
+            if epoch != m.member_epoch {
+                m.previous_member_epoch = m.member_epoch;
+            }
+            m.member_epoch = epoch;
+            m.state = state;
+            m.assigned = assigned;
+            m.pending_revocation = pending;
+            // A classic member revokes by rejoining: its rejoin timer bounds that instead.
+            m.revocation_deadline = (state == MemberState::UnrevokedPartitions && !m.is_classic())
+                .then(|| {
+                    now + Duration::from_millis(
+                        u64::try_from(m.metadata.rebalance_timeout_ms.max(0)).unwrap_or(0),
+                    )
+                });
+            out.push(m.current_record());
+        }
+        Some(before_assigned)
     }
 
     /// The assignor for the group: the one its members ask for (the most requested; ties by
@@ -668,18 +773,24 @@ impl ConsumerGroups {
         out.push(ConsumerRecord::AssignmentEpoch(Some(g.assignment_epoch)));
     }
 
-    /// Members whose session or revocation deadline passed are removed (Kafka fences them):
-    /// the records to append, by group.
-    pub fn expire(&self, image: &MetadataImage, now: Instant) -> Vec<(String, ConsumerRecord)> {
+    /// Members whose session or revocation deadline passed (and classic members that did not
+    /// rejoin or sync in time) are removed (Kafka fences them): the records to append, by group.
+    /// A consumer-protocol member whose going leaves only classic members turns its group into
+    /// a classic group instead (Kafka's online downgrade, `consumerGroupFenceMember`).
+    pub fn expire(
+        &self,
+        image: &MetadataImage,
+        classic: Option<&GroupMembership>,
+        now: Instant,
+    ) -> Expired {
         let mut groups = self.lock();
-        let mut out = Vec::new();
+        let mut out = Expired::default();
+        let mut downgrades = Vec::new();
         for g in groups.values_mut() {
             let expired: Vec<String> = g
                 .members
                 .values()
-                .filter(|m| {
-                    m.session_deadline <= now || m.revocation_deadline.is_some_and(|d| d <= now)
-                })
+                .filter(|m| m.deadlines().any(|d| d <= now))
                 .map(|m| m.member_id.clone())
                 .collect();
             if expired.is_empty() {
@@ -688,10 +799,36 @@ impl ConsumerGroups {
             let mut recs = Vec::new();
             for id in &expired {
                 tracing::info!(group = %g.group_id, member = %id, "consumer group member expired");
+                if let Some(view) =
+                    classic.and_then(|c| self.downgrade_view(g, id, c.max_size(), image))
+                {
+                    // The tombstones of members removed before it, then the group's.
+                    let mut tombstones = std::mem::take(&mut recs);
+                    tombstones.extend(g.tombstones());
+                    downgrades.push((g.group_id.clone(), view, tombstones));
+                    break;
+                }
                 g.remove_member(id, &mut recs);
             }
+            if downgrades
+                .last()
+                .is_some_and(|(id, _, _)| *id == g.group_id)
+            {
+                continue;
+            }
             self.compute_target(g, image, &mut recs);
-            out.extend(recs.into_iter().map(|r| (g.group_id.clone(), r)));
+            out.records
+                .extend(recs.into_iter().map(|r| (g.group_id.clone(), r)));
+        }
+        for (group, view, tombstones) in downgrades {
+            groups.remove(&group);
+            out.records
+                .extend(tombstones.into_iter().map(|r| (group.clone(), r)));
+            if let Some(c) = classic {
+                tracing::info!(group = %group, "converted a consumer group to a classic group (online downgrade)");
+                out.classic_records
+                    .push((group.clone(), c.install_converted(&group, view)));
+            }
         }
         out
     }
@@ -701,7 +838,7 @@ impl ConsumerGroups {
         self.lock()
             .values()
             .flat_map(|g| g.members.values())
-            .flat_map(|m| std::iter::once(m.session_deadline).chain(m.revocation_deadline))
+            .flat_map(Member::deadlines)
             .min()
     }
 
@@ -728,7 +865,11 @@ impl ConsumerGroups {
         for g in self.lock().values_mut().filter(|g| belongs(&g.group_id)) {
             let session = self.session_timeout(image, &g.group_id);
             for m in g.members.values_mut() {
-                m.session_deadline = now + session;
+                // A classic member's session is the one it joined with.
+                m.session_deadline = now
+                    + m.metadata.classic.as_ref().map_or(session, |c| {
+                        Duration::from_millis(u64::try_from(c.session_timeout_ms).unwrap_or(0))
+                    });
             }
         }
     }
@@ -779,11 +920,15 @@ impl ConsumerGroups {
         let Some(m) = g.members.get(member_id) else {
             return Some(Err(ErrorCode::UnknownMemberId));
         };
-        if version < 9 {
+        // Only members of the consumer protocol must use v9+; a classic member commits with its
+        // generation, which is its member epoch (ILLEGAL_GENERATION if it differs).
+        if version < 9 && !m.is_classic() {
             return Some(Err(ErrorCode::UnsupportedVersion));
         }
         Some(if member_epoch == m.member_epoch {
             Ok(())
+        } else if m.is_classic() {
+            Err(ErrorCode::IllegalGeneration)
         } else {
             Err(ErrorCode::StaleMemberEpoch)
         })
@@ -884,7 +1029,8 @@ impl ConsumerGroups {
                     subscribed_topic_regex: m.metadata.subscribed_topic_regex.clone(),
                     assignment: described(&m.assigned),
                     target_assignment: described(g.target.get(&m.member_id).unwrap_or(&empty)),
-                    member_type: 1,
+                    // Kafka's MemberType: 0 classic, 1 consumer.
+                    member_type: if m.is_classic() { 0 } else { 1 },
                     ..Default::default()
                 })
                 .collect(),
@@ -1000,11 +1146,19 @@ impl ConsumerGroups {
                     group_instance_id: m.metadata.instance_id.clone(),
                     client_id: m.metadata.client_id.clone(),
                     client_host: m.metadata.client_host.clone(),
-                    member_metadata: consumer_protocol_subscription(
-                        &m.metadata.subscribed_topic_names,
-                    ),
-                    member_assignment: consumer_protocol_assignment(
+                    // A classic member: what it joined with; else the consumer protocol's v0.
+                    member_metadata: m
+                        .metadata
+                        .classic
+                        .as_ref()
+                        .and_then(|c| c.protocols.first())
+                        .map(|(_, meta)| meta.clone())
+                        .unwrap_or_else(|| {
+                            consumer_protocol::subscription(&m.metadata.subscribed_topic_names)
+                        }),
+                    member_assignment: consumer_protocol::assignment(
                         m.assigned.iter().map(|(t, p)| (name(t), p)),
+                        classic::protocol_version(m),
                     ),
                     ..Default::default()
                 })
@@ -1012,37 +1166,4 @@ impl ConsumerGroups {
             ..Default::default()
         })
     }
-}
-
-/// A consumer protocol `Subscription` v0 (int16 version, topics, null user data).
-fn consumer_protocol_subscription(topics: &[String]) -> bytes::Bytes {
-    let mut b = Vec::new();
-    b.extend_from_slice(&0i16.to_be_bytes());
-    b.extend_from_slice(&i32::try_from(topics.len()).unwrap_or(0).to_be_bytes());
-    for t in topics {
-        b.extend_from_slice(&i16::try_from(t.len()).unwrap_or(0).to_be_bytes());
-        b.extend_from_slice(t.as_bytes());
-    }
-    b.extend_from_slice(&(-1i32).to_be_bytes());
-    b.into()
-}
-
-/// A consumer protocol `Assignment` v0 (int16 version, topic partitions, null user data).
-fn consumer_protocol_assignment<'a>(
-    topics: impl Iterator<Item = (String, &'a BTreeSet<i32>)>,
-) -> bytes::Bytes {
-    let topics: Vec<_> = topics.collect();
-    let mut b = Vec::new();
-    b.extend_from_slice(&0i16.to_be_bytes());
-    b.extend_from_slice(&i32::try_from(topics.len()).unwrap_or(0).to_be_bytes());
-    for (t, parts) in topics {
-        b.extend_from_slice(&i16::try_from(t.len()).unwrap_or(0).to_be_bytes());
-        b.extend_from_slice(t.as_bytes());
-        b.extend_from_slice(&i32::try_from(parts.len()).unwrap_or(0).to_be_bytes());
-        for p in parts {
-            b.extend_from_slice(&p.to_be_bytes());
-        }
-    }
-    b.extend_from_slice(&(-1i32).to_be_bytes());
-    b.into()
 }

@@ -47,6 +47,7 @@ use std::time::Instant;
 
 use rafka_protocol::messages::describe_groups_response::DescribedGroup;
 use rafka_protocol::messages::leave_group_request::MemberIdentity;
+use rafka_protocol::messages::leave_group_response::MemberResponse;
 use rafka_protocol::messages::list_groups_response::ListedGroup;
 use rafka_protocol::messages::{
     GroupMetadataValue, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest, JoinGroupResponse,
@@ -70,7 +71,7 @@ use group::{Group, JoinArgs};
 pub const NEW_MEMBER_JOIN_TIMEOUT_MS: i32 = 5 * 60 * 1000;
 
 /// The protocol type of Kafka's consumers, whose subscriptions OffsetDelete respects.
-const CONSUMER_PROTOCOL_TYPE: &str = "consumer";
+const CONSUMER_PROTOCOL_TYPE: &str = super::consumer_protocol::PROTOCOL_TYPE;
 
 /// The broker settings of classic groups.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,6 +183,45 @@ enum Reply<T> {
     Wait(oneshot::Receiver<T>),
 }
 
+/// A JoinGroup or SyncGroup answer, now or to wait for.
+pub struct Pending<T>(Reply<T>);
+
+impl<T> Pending<T> {
+    /// An answer given at once.
+    pub fn now(t: T) -> Pending<T> {
+        Pending(Reply::Now(t))
+    }
+}
+
+/// A classic group as KIP-848's online migration hands it over: read from a classic group that
+/// becomes a consumer group (Kafka's `ConsumerGroup.fromClassicGroup`), or built from a consumer
+/// group that becomes classic (`ClassicGroup.fromConsumerGroup`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MigratingGroup {
+    pub generation: i32,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    /// In state Empty (a conversion then just replaces it).
+    pub empty: bool,
+    /// In join order.
+    pub members: Vec<MigratingMember>,
+}
+
+/// One member of a [`MigratingGroup`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MigratingMember {
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub session_timeout_ms: i32,
+    /// Its JoinGroup protocols (name, metadata), in preference order.
+    pub protocols: Vec<(String, bytes::Bytes)>,
+    /// Its assignment (a ConsumerProtocolAssignment for `consumer` groups; empty if none yet).
+    pub assignment: bytes::Bytes,
+}
+
 impl GroupMembership {
     pub fn new(config: MembershipConfig) -> Arc<GroupMembership> {
         GroupMembership::with_clock(config, Instant::now)
@@ -221,15 +261,54 @@ impl GroupMembership {
         client_host: &str,
     ) -> JoinGroupResponse {
         let member_id = req.member_id.clone();
-        let resp = match self.join_locked(version, req, client_id, client_host) {
+        let pending = self.join_begin(version, req, client_id, client_host);
+        self.join_wait(version, &member_id, pending).await
+    }
+
+    /// JoinGroup's synchronous part ([`Self::join_group`]): the group changes now; the answer
+    /// may wait ([`Self::join_wait`]). The coordinator calls it under its own lock, so that no
+    /// conversion between a classic and a consumer group comes between its routing and the join.
+    pub fn join_begin(
+        &self,
+        version: i16,
+        req: JoinGroupRequest,
+        client_id: &str,
+        client_host: &str,
+    ) -> Pending<JoinGroupResponse> {
+        Pending(self.join_locked(version, req, client_id, client_host))
+    }
+
+    /// The answer of a join begun with [`Self::join_begin`].
+    pub async fn join_wait(
+        &self,
+        version: i16,
+        member_id: &str,
+        pending: Pending<JoinGroupResponse>,
+    ) -> JoinGroupResponse {
+        let resp = match pending.0 {
             Reply::Now(r) => r,
             // Every waiter is completed before its sender goes, unless the groups themselves
             // are dropped (shutdown): the client then finds its coordinator again.
             Reply::Wait(rx) => rx
                 .await
-                .unwrap_or_else(|_| join_error(&member_id, ErrorCode::CoordinatorNotAvailable)),
+                .unwrap_or_else(|_| join_error(member_id, ErrorCode::CoordinatorNotAvailable)),
         };
         finish_join_response(version, resp)
+    }
+
+    /// JoinGroup's checks of the request itself, whichever kind of group it joins (Kafka's
+    /// `GroupCoordinatorService.joinGroup`): INVALID_GROUP_ID, INVALID_SESSION_TIMEOUT
+    /// (outside `group.min/max.session.timeout.ms`).
+    pub fn check_join(&self, req: &JoinGroupRequest) -> Result<(), ErrorCode> {
+        if req.group_id.is_empty() {
+            return Err(ErrorCode::InvalidGroupId);
+        }
+        if req.session_timeout_ms < self.config.min_session_timeout_ms
+            || req.session_timeout_ms > self.config.max_session_timeout_ms
+        {
+            return Err(ErrorCode::InvalidSessionTimeout);
+        }
+        Ok(())
     }
 
     fn join_locked(
@@ -239,13 +318,8 @@ impl GroupMembership {
         client_id: &str,
         client_host: &str,
     ) -> Reply<JoinGroupResponse> {
-        if req.group_id.is_empty() {
-            return Reply::Now(join_error(&req.member_id, ErrorCode::InvalidGroupId));
-        }
-        if req.session_timeout_ms < self.config.min_session_timeout_ms
-            || req.session_timeout_ms > self.config.max_session_timeout_ms
-        {
-            return Reply::Now(join_error(&req.member_id, ErrorCode::InvalidSessionTimeout));
+        if let Err(code) = self.check_join(&req) {
+            return Reply::Now(join_error(&req.member_id, code));
         }
         let join = JoinArgs::new(version, req, client_id, client_host);
         let now = (self.clock)();
@@ -270,23 +344,30 @@ impl GroupMembership {
     /// errors, and in Stable).
     pub async fn sync_group(&self, version: i16, req: SyncGroupRequest) -> SyncGroupResponse {
         let _ = version; // no version-dependent behaviour: v5's protocol fields are ignorable.
-        let reply = {
-            if req.group_id.is_empty() {
-                Reply::Now(sync_error(ErrorCode::InvalidGroupId))
-            } else {
-                let now = (self.clock)();
-                let mut groups = self.lock();
-                match groups.get_mut(&req.group_id) {
-                    None => Reply::Now(sync_error(ErrorCode::UnknownMemberId)),
-                    Some(g) => {
-                        let reply = g.sync(now, req);
-                        self.note_record(g);
-                        reply
-                    }
+        Self::sync_wait(self.sync_begin(req)).await
+    }
+
+    /// SyncGroup's synchronous part (as [`Self::join_begin`]).
+    pub fn sync_begin(&self, req: SyncGroupRequest) -> Pending<SyncGroupResponse> {
+        Pending(if req.group_id.is_empty() {
+            Reply::Now(sync_error(ErrorCode::InvalidGroupId))
+        } else {
+            let now = (self.clock)();
+            let mut groups = self.lock();
+            match groups.get_mut(&req.group_id) {
+                None => Reply::Now(sync_error(ErrorCode::UnknownMemberId)),
+                Some(g) => {
+                    let reply = g.sync(now, req);
+                    self.note_record(g);
+                    reply
                 }
             }
-        };
-        match reply {
+        })
+    }
+
+    /// The answer of a sync begun with [`Self::sync_begin`].
+    pub async fn sync_wait(pending: Pending<SyncGroupResponse>) -> SyncGroupResponse {
+        match pending.0 {
             Reply::Now(r) => r,
             Reply::Wait(rx) => rx
                 .await
@@ -327,14 +408,7 @@ impl GroupMembership {
         if req.group_id.is_empty() {
             return top(ErrorCode::InvalidGroupId);
         }
-        let leaving = if version < 3 {
-            vec![MemberIdentity {
-                member_id: req.member_id,
-                ..Default::default()
-            }]
-        } else {
-            req.members
-        };
+        let leaving = leaving_members(version, &req);
         let now = (self.clock)();
         let members = {
             let mut groups = self.lock();
@@ -347,23 +421,7 @@ impl GroupMembership {
                 }
             }
         };
-        if version < 3 {
-            // Kafka's LeaveGroupResponse for v0-2: the (only) member's error is the error.
-            let code = members
-                .iter()
-                .map(|m| m.error_code)
-                .find(|&c| c != 0)
-                .unwrap_or(0);
-            LeaveGroupResponse {
-                error_code: code,
-                ..Default::default()
-            }
-        } else {
-            LeaveGroupResponse {
-                members,
-                ..Default::default()
-            }
-        }
+        leave_response(version, members)
     }
 
     /// OffsetCommit's membership check (Kafka's `validateOffsetCommit` for classic groups, API
@@ -494,6 +552,53 @@ impl GroupMembership {
         self.lock()
             .get(group_id)
             .map(|g| g.state == GroupState::Empty)
+    }
+
+    /// KIP-848's online upgrade, the classic side: if `group_id` is a classic group, `convert`
+    /// sees it as it is; if that succeeds the group is gone from here (its waiting JoinGroups
+    /// and SyncGroups answer REBALANCE_IN_PROGRESS, so their members rejoin the consumer group
+    /// it has become, as Kafka's `convertToConsumerGroup` tells them). `None`: no classic group.
+    /// `convert` runs under this lock and must take no other.
+    pub fn convert_out<T, E>(
+        &self,
+        group_id: &str,
+        convert: impl FnOnce(&MigratingGroup) -> Result<T, E>,
+    ) -> Option<Result<T, E>> {
+        let mut groups = self.lock();
+        let g = groups.get(group_id)?;
+        let view = g.migrating();
+        let r = convert(&view);
+        if r.is_ok() {
+            if let Some(mut g) = groups.remove(group_id) {
+                g.complete_all_waiters(ErrorCode::RebalanceInProgress);
+            }
+        }
+        Some(r)
+    }
+
+    /// KIP-848's online downgrade, the classic side: `group` (members with their assignments)
+    /// becomes a classic group here, Stable at its generation, and at once prepares a rebalance
+    /// so that its members rejoin (Kafka's `convertToClassicGroup`). Returns its metadata record
+    /// as of the conversion, to be written with the consumer group's tombstones.
+    pub fn install_converted(&self, group_id: &str, group: MigratingGroup) -> GroupMetadataValue {
+        let now = (self.clock)();
+        let mut g = Group::from_migrating(group_id.to_owned(), group, now);
+        g.store_record();
+        let mut value = g.pending_record.take().unwrap_or_default();
+        value.current_state_timestamp = self.epoch_ms(now);
+        g.prepare_rebalance(
+            &self.config,
+            now,
+            "downgrade of the group from consumer to classic",
+        );
+        self.note_record(&g);
+        self.lock().insert(group_id.to_owned(), g);
+        value
+    }
+
+    /// `group.max.size`.
+    pub fn max_size(&self) -> i32 {
+        self.config.max_size
     }
 
     /// OffsetDelete's check (Kafka's `validateOffsetDelete`): GROUP_ID_NOT_FOUND if unknown;
@@ -697,9 +802,42 @@ fn sync_error(code: ErrorCode) -> SyncGroupResponse {
     }
 }
 
+/// The members a LeaveGroup names: v0-2 one (its member id), v3+ a batch.
+pub fn leaving_members(version: i16, req: &LeaveGroupRequest) -> Vec<MemberIdentity> {
+    if version < 3 {
+        vec![MemberIdentity {
+            member_id: req.member_id.clone(),
+            ..Default::default()
+        }]
+    } else {
+        req.members.clone()
+    }
+}
+
+/// LeaveGroup's answer: v0-2 the (only) member's error at the top, as Kafka's
+/// LeaveGroupResponse does; v3+ an error per member.
+pub fn leave_response(version: i16, members: Vec<MemberResponse>) -> LeaveGroupResponse {
+    if version < 3 {
+        let code = members
+            .iter()
+            .map(|m| m.error_code)
+            .find(|&c| c != 0)
+            .unwrap_or(0);
+        LeaveGroupResponse {
+            error_code: code,
+            ..Default::default()
+        }
+    } else {
+        LeaveGroupResponse {
+            members,
+            ..Default::default()
+        }
+    }
+}
+
 /// Kafka's JoinGroupResponse constructor: the protocol name is "" before v7 (not nullable
 /// there) and null rather than "" from v7; SkipAssignment exists from v9.
-fn finish_join_response(version: i16, mut r: JoinGroupResponse) -> JoinGroupResponse {
+pub fn finish_join_response(version: i16, mut r: JoinGroupResponse) -> JoinGroupResponse {
     if version < 7 {
         if r.protocol_name.is_none() {
             r.protocol_name = Some(String::new());

@@ -2,6 +2,9 @@
 //!
 //! - [`membership`]: the groups' members and rebalances, in memory (JoinGroup, SyncGroup,
 //!   Heartbeat, LeaveGroup, ListGroups, DescribeGroups, DeleteGroups).
+//! - [`consumer`]: consumer groups (KIP-848), with classic members inside them and the online
+//!   migration between the two kinds; `classic_api` routes the classic APIs to either;
+//!   [`consumer_protocol`] reads and writes the consumer protocol classic members embed.
 //! - [`records`]: the records of `__consumer_offsets`, in Kafka's format.
 //! - loading, appending and waiting for replication are shared with the transaction
 //!   coordinator ([`crate::coordinator_common`]).
@@ -30,7 +33,9 @@
 //! Offset expiry (`offsets.retention.minutes`, checked every
 //! `offsets.retention.check.interval.ms`): see [`GroupCoordinator::expire_offsets`].
 
+mod classic_api;
 pub mod consumer;
+pub mod consumer_protocol;
 pub mod lag;
 pub mod membership;
 pub mod records;
@@ -608,35 +613,25 @@ impl GroupCoordinator {
     }
 
     /// An empty consumer group a classic JoinGroup turns back into a classic group (Kafka's
-    /// downgrade of an empty group): its records are tombstoned, its offsets stay. Ok(false) if
-    /// the group is not a consumer group; INCONSISTENT_GROUP_PROTOCOL if it has members.
-    pub fn convert_consumer_to_classic(
+    /// downgrade of an empty group): its records are tombstoned, its offsets stay. Called with
+    /// the partitions lock held ([`classic_api`]).
+    fn convert_empty_consumer_group(
         &self,
         image: &MetadataImage,
         group: &str,
-    ) -> Result<bool, ErrorCode> {
-        match self.consumer.is_empty_group(group) {
-            None => Ok(false),
-            Some(false) => Err(ErrorCode::InconsistentGroupProtocol),
-            Some(true) => {
-                let p = self.check(group)?;
-                let _parts = self.lock();
-                let tombstones = match self.consumer.delete_group(group) {
-                    Ok(t) => t,
-                    Err(ErrorCode::NonEmptyGroup) => {
-                        return Err(ErrorCode::InconsistentGroupProtocol)
-                    }
-                    Err(_) => return Ok(false),
-                };
-                let records: Vec<_> = tombstones.iter().map(|r| r.encode(group)).collect();
-                self.append(image, p, &records)?;
-                tracing::info!(
-                    group,
-                    "converted an empty consumer group to a classic group"
-                );
-                Ok(true)
-            }
-        }
+    ) -> Result<(), ErrorCode> {
+        let tombstones = match self.consumer.delete_group(group) {
+            Ok(t) => t,
+            Err(ErrorCode::NonEmptyGroup) => return Err(ErrorCode::InconsistentGroupProtocol),
+            Err(_) => return Ok(()),
+        };
+        let records: Vec<_> = tombstones.iter().map(|r| r.encode(group)).collect();
+        self.append(image, self.partition_for(group), &records)?;
+        tracing::info!(
+            group,
+            "converted an empty consumer group to a classic group"
+        );
+        Ok(())
     }
 
     /// ConsumerGroupHeartbeat (KIP-848): the state change is appended to `__consumer_offsets`
@@ -673,28 +668,28 @@ impl GroupCoordinator {
                 Err(e) => return fail(e),
             };
             let parts = self.lock();
-            let classic = self.membership.is_empty_group(&group);
+            // A classic group this heartbeat converts is superseded on reload by the consumer
+            // group's records (the later kind wins), so no classic tombstone is written (ours
+            // would take the offsets with it).
             let outcome = self.consumer.heartbeat(
                 version,
                 req,
                 client_id,
                 client_host,
                 image,
-                classic,
+                Some(&self.membership),
                 Instant::now(),
             );
-            if let Some(g) = &outcome.converted_classic {
-                // Empty: nothing waits on it. Its metadata record is superseded on reload by
-                // the consumer group's records, so no classic tombstone (which would take the
-                // offsets with it).
-                if self.membership.remove_if_empty(g) {
-                    tracing::info!(group = %g, "converted an empty classic group to a consumer group");
-                }
-            }
-            if outcome.records.is_empty() {
+            if outcome.records.is_empty() && outcome.classic_records.is_empty() {
                 return outcome.response;
             }
-            let records: Vec<_> = outcome.records.iter().map(|(g, r)| r.encode(g)).collect();
+            let mut records: Vec<_> = outcome.records.iter().map(|(g, r)| r.encode(g)).collect();
+            records.extend(
+                outcome
+                    .classic_records
+                    .iter()
+                    .map(|(g, v)| records::group_metadata(g, v)),
+            );
             if !parts.get(&p).is_some_and(|s| s.loaded) {
                 return fail(ErrorCode::NotCoordinator);
             }
@@ -722,13 +717,19 @@ impl GroupCoordinator {
     /// their tombstones and the new assignment.
     pub fn expire_consumer_members(&self, image: &MetadataImage, now: Instant) -> usize {
         let parts = self.lock();
-        let recs = self.consumer.expire(image, now);
+        let expired = self.consumer.expire(image, Some(&self.membership), now);
         let mut by_partition: BTreeMap<i32, Vec<(bytes::Bytes, Option<bytes::Bytes>)>> =
             BTreeMap::new();
-        for (g, r) in &recs {
+        let encoded = expired.records.iter().map(|(g, r)| (g, r.encode(g))).chain(
+            expired
+                .classic_records
+                .iter()
+                .map(|(g, v)| (g, records::group_metadata(g, v))),
+        );
+        for (g, r) in encoded {
             let p = self.partition_for(g);
             if parts.get(&p).is_some_and(|s| s.loaded) {
-                by_partition.entry(p).or_default().push(r.encode(g));
+                by_partition.entry(p).or_default().push(r);
             }
         }
         for (p, records) in by_partition {
@@ -736,7 +737,7 @@ impl GroupCoordinator {
                 tracing::warn!(partition = p, error = ?e, "cannot write consumer group records");
             }
         }
-        recs.len()
+        expired.records.len() + expired.classic_records.len()
     }
 
     /// The coordinator's periodic work, called every ~100 ms and at each timer's deadline: the

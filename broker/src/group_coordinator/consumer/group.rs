@@ -57,6 +57,12 @@ pub struct Member {
     /// When a member that must revoke partitions is removed unless it has (its
     /// `RebalanceTimeoutMs`).
     pub revocation_deadline: Option<Instant>,
+    /// A classic member told to rejoin (Heartbeat or SyncGroup answered REBALANCE_IN_PROGRESS)
+    /// is removed unless its JoinGroup comes by then (Kafka's consumer group join timeout).
+    pub rejoin_deadline: Option<Instant>,
+    /// A classic member whose JoinGroup was answered is removed unless its SyncGroup comes by
+    /// then (Kafka's consumer group sync timeout).
+    pub sync_deadline: Option<Instant>,
 }
 
 impl Member {
@@ -74,7 +80,22 @@ impl Member {
             pending_revocation: Assignment::new(),
             session_deadline: now,
             revocation_deadline: None,
+            rejoin_deadline: None,
+            sync_deadline: None,
         }
+    }
+
+    /// Whether the member speaks the classic protocol (JoinGroup, SyncGroup, Heartbeat).
+    pub fn is_classic(&self) -> bool {
+        self.metadata.classic.is_some()
+    }
+
+    /// The deadlines that remove the member when passed.
+    pub fn deadlines(&self) -> impl Iterator<Item = Instant> {
+        std::iter::once(self.session_deadline)
+            .chain(self.revocation_deadline)
+            .chain(self.rejoin_deadline)
+            .chain(self.sync_deadline)
     }
 
     pub fn current_record(&self) -> ConsumerRecord {
@@ -256,6 +277,54 @@ impl ConsumerGroup {
         } else {
             ConsumerGroupState::Stable
         }
+    }
+
+    /// Kafka's `supportsClassicProtocols`: a classic member may join if its protocol type is
+    /// `consumer` and, when the group has classic members, one of its protocols is supported by
+    /// all of them.
+    pub fn supports_classic_protocols<'a>(
+        &self,
+        protocol_type: &str,
+        mut names: impl Iterator<Item = &'a str>,
+    ) -> bool {
+        if protocol_type != crate::group_coordinator::consumer_protocol::PROTOCOL_TYPE {
+            return false;
+        }
+        let classic: Vec<&Member> = self.members.values().filter(|m| m.is_classic()).collect();
+        names.any(|name| {
+            classic.iter().all(|m| {
+                m.metadata
+                    .classic
+                    .as_ref()
+                    .is_some_and(|c| c.protocols.iter().any(|(n, _)| n == name))
+            })
+        })
+    }
+
+    /// Kafka's `allMembersUseClassicProtocolExcept`.
+    pub fn all_classic_except(&self, member_id: &str) -> bool {
+        self.members.get(member_id).is_some_and(|m| !m.is_classic())
+            && self
+                .members
+                .values()
+                .all(|m| m.member_id == member_id || m.is_classic())
+    }
+
+    /// Kafka's `waitingOnUnreleasedPartition`: a partition of the member's target that it does
+    /// not hold yet is still held by another member.
+    pub fn waiting_on_unreleased(&self, member_id: &str) -> bool {
+        let Some(m) = self.members.get(member_id) else {
+            return false;
+        };
+        let owners = self.owners();
+        self.target.get(member_id).is_some_and(|t| {
+            t.iter().any(|(topic, parts)| {
+                parts.iter().any(|p| {
+                    !m.assigned.get(topic).is_some_and(|a| a.contains(p))
+                        && owners.get(&(*topic, *p)).is_some_and(|o| *o != member_id)
+                })
+            })
+        })
     }
 
     /// Who holds each partition now (assigned or pending revocation).

@@ -7,6 +7,9 @@ use super::assignor::Assignment;
 use super::group::MemberState;
 use bytes::{Bytes, BytesMut};
 use rafka_protocol::messages::consumer_group_current_member_assignment_value::RecordTopicPartitions;
+use rafka_protocol::messages::consumer_group_member_metadata_value::{
+    ClassicMemberMetadata as WireClassicMember, ClassicProtocol as WireClassicProtocol,
+};
 use rafka_protocol::messages::consumer_group_partition_metadata_value::TopicMetadata;
 use rafka_protocol::messages::consumer_group_target_assignment_member_value::RecordTopicPartitions as TargetTopicPartitions;
 use rafka_protocol::messages::{
@@ -31,6 +34,17 @@ pub struct MemberMetadata {
     pub subscribed_topic_regex: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub server_assignor: Option<String>,
+    /// Set for a member that speaks the classic protocol (JoinGroup, SyncGroup, Heartbeat)
+    /// inside a consumer group (Kafka's `ClassicMemberMetadata`, KIP-848's online migration).
+    pub classic: Option<ClassicMember>,
+}
+
+/// What a classic member of a consumer group joined with (record 5's `ClassicMemberMetadata`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClassicMember {
+    pub session_timeout_ms: i32,
+    /// Its JoinGroup protocols (name, ConsumerProtocolSubscription), in preference order.
+    pub protocols: Vec<(String, Bytes)>,
 }
 
 /// A member's current assignment (record 8).
@@ -155,6 +169,19 @@ impl ConsumerRecord {
                         subscribed_topic_regex: v.subscribed_topic_regex.clone(),
                         rebalance_timeout_ms: v.rebalance_timeout_ms,
                         server_assignor: v.server_assignor.clone(),
+                        classic_member_metadata: v.classic.as_ref().map(|c| WireClassicMember {
+                            session_timeout_ms: c.session_timeout_ms,
+                            supported_protocols: c
+                                .protocols
+                                .iter()
+                                .map(|(name, metadata)| WireClassicProtocol {
+                                    name: name.clone(),
+                                    metadata: metadata.clone(),
+                                    ..Default::default()
+                                })
+                                .collect(),
+                            ..Default::default()
+                        }),
                         ..Default::default()
                     };
                     encode(&value, 0)
@@ -265,6 +292,14 @@ impl ConsumerRecord {
                             subscribed_topic_regex: v.subscribed_topic_regex,
                             rebalance_timeout_ms: v.rebalance_timeout_ms,
                             server_assignor: v.server_assignor,
+                            classic: v.classic_member_metadata.map(|c| ClassicMember {
+                                session_timeout_ms: c.session_timeout_ms,
+                                protocols: c
+                                    .supported_protocols
+                                    .into_iter()
+                                    .map(|p| (p.name, p.metadata))
+                                    .collect(),
+                            }),
                         })
                     })
                     .transpose()?;
@@ -347,6 +382,19 @@ mod tests {
                     subscribed_topic_names: vec!["orders".into()],
                     subscribed_topic_regex: Some("ord.*".into()),
                     rebalance_timeout_ms: 300_000,
+                    ..Default::default()
+                }),
+            ),
+            ConsumerRecord::Member(
+                "classic".into(),
+                Some(MemberMetadata {
+                    client_id: "c".into(),
+                    subscribed_topic_names: vec!["orders".into()],
+                    rebalance_timeout_ms: 300_000,
+                    classic: Some(ClassicMember {
+                        session_timeout_ms: 10_000,
+                        protocols: vec![("range".into(), Bytes::from_static(&[0, 0, 0, 0]))],
+                    }),
                     ..Default::default()
                 }),
             ),

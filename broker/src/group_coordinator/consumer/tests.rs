@@ -7,7 +7,7 @@ use rafka_protocol::messages::consumer_group_heartbeat_request::HeartbeatTopicPa
 use rafka_protocol::messages::{MetadataRecord, PartitionRecord, TopicRecord};
 use std::sync::Arc;
 
-fn image(topics: &[(&str, u128, i32)]) -> Arc<MetadataImage> {
+pub(super) fn image(topics: &[(&str, u128, i32)]) -> Arc<MetadataImage> {
     let mut records = Vec::new();
     for (name, id, parts) in topics {
         records.push(MetadataRecord::Topic(TopicRecord {
@@ -32,7 +32,7 @@ fn image(topics: &[(&str, u128, i32)]) -> Arc<MetadataImage> {
     Arc::new(MetadataImage::load(&records, offset).expect("records"))
 }
 
-fn join(member: &str, topics: &[&str]) -> ConsumerGroupHeartbeatRequest {
+pub(super) fn join(member: &str, topics: &[&str]) -> ConsumerGroupHeartbeatRequest {
     ConsumerGroupHeartbeatRequest {
         group_id: "g".into(),
         member_id: member.into(),
@@ -44,7 +44,11 @@ fn join(member: &str, topics: &[&str]) -> ConsumerGroupHeartbeatRequest {
     }
 }
 
-fn beat(member: &str, epoch: i32, owned: Option<&Assignment>) -> ConsumerGroupHeartbeatRequest {
+pub(super) fn beat(
+    member: &str,
+    epoch: i32,
+    owned: Option<&Assignment>,
+) -> ConsumerGroupHeartbeatRequest {
     ConsumerGroupHeartbeatRequest {
         group_id: "g".into(),
         member_id: member.into(),
@@ -253,8 +257,13 @@ fn leave_expiry_and_topic_changes_bump_the_group_epoch() {
         .any(|(_, r)| *r == ConsumerRecord::Member("b".into(), None)));
     assert_eq!(g.describe("g", &img2).group_epoch, 4);
     // a stops heartbeating: gone after its session.
-    assert!(g.expire(&img2, now + Duration::from_millis(500)).is_empty());
-    let recs = g.expire(&img2, now + Duration::from_millis(1500));
+    assert!(g
+        .expire(&img2, None, now + Duration::from_millis(500))
+        .records
+        .is_empty());
+    let recs = g
+        .expire(&img2, None, now + Duration::from_millis(1500))
+        .records;
     assert!(recs
         .iter()
         .any(|(_, r)| *r == ConsumerRecord::Member("a".into(), None)));
@@ -389,36 +398,6 @@ fn bad_heartbeats_get_kafkas_errors() {
     j.member_epoch = 1;
     j.topic_partitions = None;
     assert_eq!(code(j, 0), 0);
-    // A non-empty classic group of the same id is not taken over.
-    let r = g.heartbeat(
-        1,
-        ConsumerGroupHeartbeatRequest {
-            group_id: "classic".into(),
-            ..join("x", &["t"])
-        },
-        "c",
-        "/h",
-        &img,
-        Some(false),
-        now,
-    );
-    assert_eq!(r.response.error_code, ErrorCode::GroupIdNotFound.code());
-    let r = g.heartbeat(
-        1,
-        ConsumerGroupHeartbeatRequest {
-            group_id: "classic".into(),
-            ..join("x", &["t"])
-        },
-        "c",
-        "/h",
-        &img,
-        Some(true),
-        now,
-    );
-    assert_eq!(
-        (r.response.error_code, r.converted_classic.as_deref()),
-        (0, Some("classic"))
-    );
 }
 
 /// A group's dynamic configs (KIP-848) override the broker's: the heartbeat interval members
@@ -460,7 +439,9 @@ fn a_groups_own_session_and_heartbeat_configs_apply() {
     let broker = g.heartbeat(1, other, "c", "/h", &img, None, now);
     assert_eq!(broker.response.heartbeat_interval_ms, 5_000);
     // After 2 s only the member of "g" is gone.
-    let expired = g.expire(&img, now + Duration::from_millis(2_001));
+    let expired = g
+        .expire(&img, None, now + Duration::from_millis(2_001))
+        .records;
     assert!(expired.iter().all(|(group, _)| group == "g"), "{expired:?}");
     assert!(!expired.is_empty());
     assert_eq!(g.describe("g", &img).members.len(), 0);

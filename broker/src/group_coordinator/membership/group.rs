@@ -18,6 +18,7 @@ use rafka_protocol::ErrorCode;
 use tokio::sync::oneshot;
 
 use super::{join_error, sync_error, GroupState, CONSUMER_PROTOCOL_TYPE};
+use crate::group_coordinator::consumer_protocol;
 
 /// A JoinGroup's inputs, normalized.
 pub(super) struct JoinArgs {
@@ -295,6 +296,79 @@ impl Group {
         }
         g.subscribed_topics = g.compute_subscribed_topics();
         g.state_since = state_since;
+        g
+    }
+
+    /// The group as a consumer group takes it over ([`super::GroupMembership::convert_out`]).
+    pub(super) fn migrating(&self) -> super::MigratingGroup {
+        super::MigratingGroup {
+            generation: self.generation_id,
+            protocol_type: self.protocol_type.clone(),
+            protocol_name: self.protocol_name.clone(),
+            empty: self.state == GroupState::Empty,
+            members: self
+                .member_ids()
+                .iter()
+                .filter_map(|id| self.members.get(id))
+                .map(|m| super::MigratingMember {
+                    member_id: m.member_id.clone(),
+                    instance_id: m.group_instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    session_timeout_ms: m.session_timeout_ms,
+                    protocols: m
+                        .protocols
+                        .iter()
+                        .map(|p| (p.name.clone(), p.metadata.clone()))
+                        .collect(),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// A group converted from a consumer group (Kafka's `ClassicGroup.fromConsumerGroup`):
+    /// Stable at the consumer group's epoch with its members and their assignments, the protocol
+    /// chosen by the members' vote; each member must heartbeat within its session from `now`.
+    pub(super) fn from_migrating(
+        group_id: String,
+        from: super::MigratingGroup,
+        now: Instant,
+    ) -> Group {
+        let mut g = Group::new(group_id);
+        g.generation_id = from.generation;
+        for m in from.members {
+            g.add(Member {
+                member_id: m.member_id,
+                group_instance_id: m.instance_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+                rebalance_timeout_ms: m.rebalance_timeout_ms,
+                session_timeout_ms: m.session_timeout_ms,
+                protocol_type: from.protocol_type.clone().unwrap_or_default(),
+                protocols: m
+                    .protocols
+                    .into_iter()
+                    .map(|(name, metadata)| Protocol { name, metadata })
+                    .collect(),
+                assignment: m.assignment,
+                awaiting_join: None,
+                awaiting_sync: None,
+                is_new: false,
+                heartbeat_deadline: Some(after(now, m.session_timeout_ms)),
+                seq: 0,
+            });
+        }
+        g.protocol_type = from.protocol_type;
+        g.protocol_name = g.select_protocol();
+        g.subscribed_topics = g.compute_subscribed_topics();
+        g.state = if g.members.is_empty() {
+            GroupState::Empty
+        } else {
+            GroupState::Stable
+        };
+        g.state_since = Some(now);
         g
     }
 
@@ -626,70 +700,19 @@ impl Group {
     }
 }
 
-/// The topics of a ConsumerProtocolSubscription: int16 version, then (in every version) an
-/// array of strings. Reads only what is there; `None` if it is not well formed.
+/// The topics of a ConsumerProtocolSubscription ([`consumer_protocol`] reads it as Kafka does);
+/// `None` if it is not well formed.
 pub(super) fn parse_subscription_topics(b: &[u8]) -> Option<Vec<String>> {
-    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-        if b.len() < n {
-            return None;
-        }
-        let (head, tail) = b.split_at(n);
-        *b = tail;
-        Some(head)
-    }
-    let mut b = b;
-    let version = i16::from_be_bytes(take(&mut b, 2)?.try_into().ok()?);
-    if version < 0 {
-        return None;
-    }
-    let count = i32::from_be_bytes(take(&mut b, 4)?.try_into().ok()?);
-    let count = usize::try_from(count).ok()?;
-    // No allocation from the claimed count: each topic needs at least its 2-byte length.
-    let mut topics = Vec::with_capacity(count.min(b.len() / 2));
-    for _ in 0..count {
-        let len = i16::from_be_bytes(take(&mut b, 2)?.try_into().ok()?);
-        let name = take(&mut b, usize::try_from(len).ok()?)?;
-        topics.push(String::from_utf8(name.to_vec()).ok()?);
-    }
-    Some(topics)
+    consumer_protocol::Subscription::parse(&Bytes::copy_from_slice(b))
+        .ok()
+        .map(|s| s.topics)
 }
 
-/// The partitions of a ConsumerProtocolAssignment: int16 version, then (in every version) an
-/// array of (topic string, int32 array); what follows (user data) is not read. `None` if it is
-/// not well formed. For showing a `consumer` group's assignments (the console); the broker
-/// itself never needs them.
+/// The partitions of a ConsumerProtocolAssignment (user data is not read); `None` if it is not
+/// well formed. For showing a `consumer` group's assignments (the console); the broker itself
+/// never needs them.
 pub fn parse_assignment(b: &[u8]) -> Option<Vec<(String, Vec<i32>)>> {
-    fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-        if b.len() < n {
-            return None;
-        }
-        let (head, tail) = b.split_at(n);
-        *b = tail;
-        Some(head)
-    }
-    fn int32(b: &mut &[u8]) -> Option<i32> {
-        Some(i32::from_be_bytes(take(b, 4)?.try_into().ok()?))
-    }
-    let mut b = b;
-    let version = i16::from_be_bytes(take(&mut b, 2)?.try_into().ok()?);
-    if version < 0 {
-        return None;
-    }
-    let count = usize::try_from(int32(&mut b)?).ok()?;
-    // No allocation from a claimed count: each entry needs at least 6 bytes, each partition 4.
-    let mut out = Vec::with_capacity(count.min(b.len() / 6));
-    for _ in 0..count {
-        let len = i16::from_be_bytes(take(&mut b, 2)?.try_into().ok()?);
-        let name = take(&mut b, usize::try_from(len).ok()?)?;
-        let name = String::from_utf8(name.to_vec()).ok()?;
-        let n = usize::try_from(int32(&mut b)?).ok()?;
-        let mut partitions = Vec::with_capacity(n.min(b.len() / 4));
-        for _ in 0..n {
-            partitions.push(int32(&mut b)?);
-        }
-        out.push((name, partitions));
-    }
-    Some(out)
+    consumer_protocol::parse_assignment(&Bytes::copy_from_slice(b)).ok()
 }
 
 #[cfg(test)]
