@@ -158,18 +158,28 @@ impl Node {
 
     /// RSS (KiB), open descriptors, memory maps.
     fn usage(&self) -> (u64, usize, usize) {
+        let (rss, _, _) = self.rss();
         let pid = self.pid();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let rss = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
         let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
         let maps =
             std::fs::read_to_string(format!("/proc/{pid}/maps")).map_or(0, |m| m.lines().count());
         (rss, fds, maps)
+    }
+
+    /// RSS and its anonymous (heap, stacks) and file-backed (mapped indexes, the binary) parts,
+    /// in KiB.
+    fn rss(&self) -> (u64, u64, u64) {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("RssAnon:"), field("RssFile:"))
     }
 }
 
@@ -365,10 +375,13 @@ fn create_all(node: &Node, topics: &[String], per_topic: i32, batch: usize) -> V
 
 fn report(label: &str, node: &Node, partitions: usize, base_rss: u64) {
     let (rss, fds, maps) = node.usage();
+    let (_, anon, file) = node.rss();
     let per = (rss.saturating_sub(base_rss) as f64 * 1024.0) / partitions.max(1) as f64;
     println!(
-        "partitions: {label:<28} RSS {:>8.1} MiB ({per:>6.0} B/partition above empty)  fds {fds:>6}  maps {maps:>6}",
-        rss as f64 / 1024.0
+        "partitions: {label:<28} RSS {:>8.1} MiB ({per:>6.0} B/partition above empty; anon {:.1} MiB, file {:.1} MiB)  fds {fds:>6}  maps {maps:>6}",
+        rss as f64 / 1024.0,
+        anon as f64 / 1024.0,
+        file as f64 / 1024.0
     );
 }
 

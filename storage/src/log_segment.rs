@@ -223,7 +223,6 @@ impl BatchPosition {
 #[derive(Debug)]
 pub struct LogSegment {
     fs: Arc<dyn FileSystem>,
-    dir: PathBuf,
     base_offset: i64,
     /// `None` while cold: opened on first use.
     file: Option<Arc<dyn LogFile>>,
@@ -350,7 +349,6 @@ impl LogSegment {
         let persistent = fs.persistent_indexes();
         let mut seg = LogSegment {
             fs: fs.clone(),
-            dir: dir.to_path_buf(),
             base_offset,
             file: Some(file),
             file_token: None,
@@ -392,7 +390,6 @@ impl LogSegment {
         let persistent = fs.persistent_indexes();
         Ok(LogSegment {
             fs: fs.clone(),
-            dir: dir.to_path_buf(),
             base_offset,
             file: None,
             file_token: None,
@@ -427,6 +424,14 @@ impl LogSegment {
     /// Bytes in the `.log` file.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// The partition directory the segment's files are in (from its `.log` file's path: one
+    /// path a segment is kept, not one per use).
+    fn dir(&self) -> &Path {
+        self.log_path
+            .parent()
+            .expect("invariant: a segment's file is in its partition's directory")
     }
 
     pub fn log_path(&self) -> &Path {
@@ -976,8 +981,9 @@ impl LogSegment {
     /// are released first; open handles (a reader's file slice) keep reading.
     pub fn change_suffix(&mut self, suffix: &'static str) -> Result<()> {
         self.release()?;
-        let (log, idx, tidx) = Self::paths(&self.dir, self.base_offset, self.suffix);
-        let (to_log, to_idx, to_tidx) = Self::paths(&self.dir, self.base_offset, suffix);
+        let dir = self.dir().to_path_buf();
+        let (log, idx, tidx) = Self::paths(&dir, self.base_offset, self.suffix);
+        let (to_log, to_idx, to_tidx) = Self::paths(&dir, self.base_offset, suffix);
         for (from, to) in [(&log, &to_log), (&idx, &to_idx), (&tidx, &to_tidx)] {
             if self.fs.exists(from) {
                 self.fs.rename(from, to).at(from)?;
@@ -986,16 +992,16 @@ impl LogSegment {
         self.offset_index.rename_to(to_idx)?;
         self.time_index.rename_to(to_tidx)?;
         self.txn_index
-            .rename_to(Self::txn_index_path(&self.dir, self.base_offset, suffix))?;
+            .rename_to(Self::txn_index_path(&dir, self.base_offset, suffix))?;
         self.suffix = suffix;
         self.log_path = to_log;
-        self.fs.sync_dir(&self.dir).at(&self.dir)
+        self.fs.sync_dir(&dir).at(&dir)
     }
 
     /// Removes the segment's files (normally after [`LogSegment::mark_deleted`]).
     pub fn delete_files(mut self) -> Result<()> {
         self.release()?;
-        let (log, idx, tidx) = Self::paths(&self.dir, self.base_offset, self.suffix);
+        let (log, idx, tidx) = Self::paths(self.dir(), self.base_offset, self.suffix);
         let txn = self.txn_index.path().to_path_buf();
         for p in [&log, &idx, &tidx, &txn] {
             if self.fs.exists(p) {
@@ -1014,7 +1020,7 @@ impl LogSegment {
 
     /// Whether both index files exist (a missing one is rebuilt by recovery).
     pub fn indexes_exist(&self) -> bool {
-        let (_, idx, tidx) = Self::paths(&self.dir, self.base_offset, self.suffix);
+        let (_, idx, tidx) = Self::paths(self.dir(), self.base_offset, self.suffix);
         self.fs.exists(&idx) && self.fs.exists(&tidx)
     }
 }

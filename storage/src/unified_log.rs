@@ -53,7 +53,7 @@ use rafka_protocol::record_batch::{
     RECORD_BATCH_OVERHEAD, TIMESTAMP_TYPE_MASK, TRANSACTIONAL_FLAG_MASK,
 };
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 #[path = "timestamp_search.rs"]
@@ -137,9 +137,12 @@ pub struct LogCheckpoints {
 #[derive(Debug)]
 pub struct UnifiedLog {
     fs: Arc<dyn FileSystem>,
-    dir: PathBuf,
+    /// Shared with the producer state (one copy of the path a log).
+    dir: Arc<Path>,
     topic_partition: TopicPartition,
-    config: LogConfig,
+    /// Shared with the other logs of its topic and with the broker's partition (one copy a
+    /// topic, not one a partition).
+    config: Arc<LogConfig>,
     /// Boxed: a map's node holds room for 11 entries, and a log mostly has one segment (a
     /// `LogSegment` inline would cost its node 11 segments' size, ~5.6 KB a log).
     segments: BTreeMap<i64, Box<LogSegment>>,
@@ -202,7 +205,7 @@ impl UnifiedLog {
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         topic_partition: TopicPartition,
-        config: LogConfig,
+        config: impl Into<Arc<LogConfig>>,
         checkpoints: LogCheckpoints,
         now_ms: i64,
     ) -> Result<UnifiedLog> {
@@ -223,7 +226,7 @@ impl UnifiedLog {
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         topic_partition: TopicPartition,
-        config: LogConfig,
+        config: impl Into<Arc<LogConfig>>,
         checkpoints: LogCheckpoints,
         now_ms: i64,
         budget: &Arc<FileBudget>,
@@ -232,7 +235,7 @@ impl UnifiedLog {
             fs,
             dir,
             topic_partition,
-            config,
+            config.into(),
             checkpoints,
             now_ms,
             budget,
@@ -247,7 +250,7 @@ impl UnifiedLog {
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         topic_partition: TopicPartition,
-        config: LogConfig,
+        config: impl Into<Arc<LogConfig>>,
         now_ms: i64,
         budget: &Arc<FileBudget>,
     ) -> Result<UnifiedLog> {
@@ -255,7 +258,7 @@ impl UnifiedLog {
             fs,
             dir,
             topic_partition,
-            config,
+            config.into(),
             LogCheckpoints::default(),
             now_ms,
             budget,
@@ -268,7 +271,7 @@ impl UnifiedLog {
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         topic_partition: TopicPartition,
-        config: LogConfig,
+        config: Arc<LogConfig>,
         checkpoints: LogCheckpoints,
         now_ms: i64,
         budget: &Arc<FileBudget>,
@@ -302,10 +305,11 @@ impl UnifiedLog {
         bases.sort_unstable();
         let epoch_path = dir.join(LEADER_EPOCH_CHECKPOINT);
         let leader_epoch_cache = LeaderEpochFileCache::new(fs.clone(), epoch_path)?;
-        let producer_state = ProducerStateManager::new(fs.clone(), dir)?;
+        let shared_dir: Arc<Path> = Arc::from(dir);
+        let producer_state = ProducerStateManager::new(fs.clone(), shared_dir.clone())?;
         let mut log = UnifiedLog {
             fs: fs.clone(),
-            dir: dir.to_path_buf(),
+            dir: shared_dir,
             topic_partition,
             config,
             segments: BTreeMap::new(),
@@ -557,9 +561,13 @@ impl UnifiedLog {
     pub fn config(&self) -> &LogConfig {
         &self.config
     }
+    /// The config, to share (the broker's partition keeps the same one).
+    pub fn shared_config(&self) -> &Arc<LogConfig> {
+        &self.config
+    }
     /// Changes the config of a live log: takes effect on the next append, roll or retention.
-    pub fn set_config(&mut self, config: LogConfig) {
-        self.config = config;
+    pub fn set_config(&mut self, config: impl Into<Arc<LogConfig>>) {
+        self.config = config.into();
     }
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset
@@ -1561,8 +1569,8 @@ impl UnifiedLog {
             });
         }
         Ok(CleanableView {
-            dir: self.dir.clone(),
-            config: self.config.clone(),
+            dir: self.dir.to_path_buf(),
+            config: LogConfig::clone(&self.config),
             segments,
             log_start_offset: self.log_start_offset,
             high_watermark: self.high_watermark,
