@@ -17,6 +17,7 @@ use crate::error::{IoContext, Result, StorageError};
 use crate::file_budget::{LogHandles, OpenFile};
 use crate::fs::{FileSystem, LogFile};
 use crate::index::{OffsetIndex, TimeIndex, TimestampOffset};
+use crate::leader_epoch::LeaderEpochFileCache;
 use crate::transaction_index::TransactionIndex;
 use rafka_protocol::record_batch::{
     RecordBatch, ATTRIBUTES_OFFSET, BASE_SEQUENCE_OFFSET, CONTROL_FLAG_MASK,
@@ -754,7 +755,12 @@ impl LogSegment {
     /// truncates at the first invalid or torn one, and rebuilds both indexes. Returns the bytes
     /// truncated. The indexes are trimmed to their entries unless `active` (the log's last
     /// segment, whose indexes the log keeps at full size to append to).
-    pub fn recover(&mut self, max_batch_size: usize, active: bool) -> Result<u64> {
+    pub fn recover(
+        &mut self,
+        max_batch_size: usize,
+        active: bool,
+        epochs: &mut LeaderEpochFileCache,
+    ) -> Result<u64> {
         // Kafka's reset(): empty indexes at their full size, so a denser rebuild than what a
         // trimmed (closed) index held still fits, and all zeros: nothing of the old files (a
         // partial entry at the end of a cut one, junk) is left after the rebuilt entries.
@@ -804,6 +810,12 @@ impl LogSegment {
             }
             if self.rolling_based_timestamp.is_none() {
                 self.rolling_based_timestamp = Some(batch.max_timestamp());
+            }
+            // As Kafka's recover: a batch of a newer epoch than the cache knows starts that
+            // epoch (its entry may not have been written before the crash).
+            let epoch = batch.partition_leader_epoch();
+            if epoch >= 0 && epochs.latest_epoch().is_none_or(|e| epoch > e) {
+                epochs.assign_unflushed(epoch, batch.base_offset())?;
             }
             if self.bytes_since_last_index_entry > self.index_interval_bytes {
                 self.offset_index.append(batch.last_offset(), pos as u32)?;

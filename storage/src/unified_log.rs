@@ -480,7 +480,8 @@ impl UnifiedLog {
             if trusted {
                 continue;
             }
-            let truncated = seg.recover(max_batch, next_base.is_none())?;
+            let truncated =
+                seg.recover(max_batch, next_base.is_none(), &mut self.leader_epoch_cache)?;
             // A closed segment is fsynced after its roll, not before the next segment is
             // written, so a crash can keep a later segment's data and lose this one's tail, cut
             // at a batch boundary (nothing torn to see): it then ends below the next segment's
@@ -797,15 +798,16 @@ impl UnifiedLog {
         self.check_append_size(position)?;
         info.batches = to_append.len();
         info.bytes = position;
-        // The epoch first, as Kafka does: a failed checkpoint write must leave the log as it
-        // was (an epoch entry at the log end is harmless: recovery truncates entries from it).
+        // The epoch first, as Kafka does (an entry at the log end is harmless if the append
+        // then fails: recovery truncates entries from it). In memory only: the file is written
+        // before the recovery point passes it (see `crate::leader_epoch`).
         if self
             .leader_epoch_cache
             .latest_epoch()
             .is_none_or(|e| leader_epoch > e)
         {
             self.leader_epoch_cache
-                .assign(leader_epoch, info.first_offset)?;
+                .assign_unflushed(leader_epoch, info.first_offset)?;
         }
         self.append_batches(info.first_offset, &to_append, position, now_ms)?;
         self.producer_state.apply(producers, self.log_end_offset);
@@ -870,7 +872,7 @@ impl UnifiedLog {
                     .is_none_or(|e| epoch > e)
             {
                 let base = i64::from_be_bytes(header_field(&b.header, BASE_OFFSET_OFFSET));
-                self.leader_epoch_cache.assign(epoch, base)?;
+                self.leader_epoch_cache.assign_unflushed(epoch, base)?;
             }
         }
         self.append_batches(first_offset, &to_append, position, now_ms)?;
@@ -974,7 +976,8 @@ impl UnifiedLog {
             .latest_epoch()
             .is_none_or(|e| leader_epoch > e)
         {
-            self.leader_epoch_cache.assign(leader_epoch, offset)?;
+            self.leader_epoch_cache
+                .assign_unflushed(leader_epoch, offset)?;
         }
         self.append_batches(offset, &to_append, bytes.len(), now_ms)?;
         self.record_end_txn(producer_id, producer_epoch, marker, offset, now_ms)?;
@@ -1142,6 +1145,11 @@ impl UnifiedLog {
         if up_to <= self.recovery_point {
             return Ok(None);
         }
+        // The epochs the flushed offsets were written in, before the recovery point can pass
+        // them (once per new epoch at most; see `crate::leader_epoch`).
+        self.leader_epoch_cache
+            .flush()
+            .inspect_err(|_| self.roll_flush_up_to = Some(up_to))?;
         let from = self
             .segments
             .range(..=self.recovery_point)
@@ -1454,6 +1462,8 @@ impl UnifiedLog {
         for (_, seg) in self.segments.range_mut(from..offset) {
             seg.flush()?;
         }
+        // The epochs of what is now below the recovery point (see `crate::leader_epoch`).
+        self.leader_epoch_cache.flush()?;
         if let Some(observe) = FLUSH_OBSERVER.get() {
             observe(start.elapsed());
         }
@@ -1469,6 +1479,7 @@ impl UnifiedLog {
         // The state at the log end, so the next start replays nothing.
         self.producer_state.advance_to(self.log_end_offset);
         self.producer_state.take_snapshot()?;
+        self.leader_epoch_cache.flush()?;
         for seg in self.segments.values_mut() {
             seg.close()?;
         }
@@ -1481,6 +1492,7 @@ impl UnifiedLog {
     pub fn close_unsynced(&mut self) -> Result<i64> {
         self.producer_state.advance_to(self.log_end_offset);
         self.producer_state.take_snapshot()?;
+        self.leader_epoch_cache.flush_unsynced()?;
         for seg in self.segments.values_mut() {
             seg.close_unsynced()?;
         }
