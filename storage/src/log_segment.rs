@@ -935,13 +935,15 @@ impl LogSegment {
     /// The segment's open files, to fsync later without the segment (and so without the log's
     /// lock): what [`LogSegment::flush`] syncs, taken now.
     pub fn files_to_sync(&mut self) -> Result<SegmentFiles> {
-        let indexes = [
-            (self.offset_index.file_to_sync(), self.offset_index.path()),
-            (self.time_index.file_to_sync(), self.time_index.path()),
-        ]
-        .into_iter()
-        .filter_map(|(f, p)| Some((f?, p.to_path_buf())))
-        .collect();
+        let mut indexes = Vec::new();
+        for (f, p) in [
+            (self.offset_index.file_to_sync()?, self.offset_index.path()),
+            (self.time_index.file_to_sync()?, self.time_index.path()),
+        ] {
+            if let Some(f) = f {
+                indexes.push((f, p.to_path_buf()));
+            }
+        }
         Ok(SegmentFiles {
             log: self.file()?,
             indexes,

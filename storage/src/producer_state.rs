@@ -332,8 +332,19 @@ impl ProducerStateManager {
     /// loaded yet.
     pub fn new(fs: Arc<dyn FileSystem>, dir: impl Into<Arc<Path>>) -> Result<ProducerStateManager> {
         let dir: Arc<Path> = dir.into();
+        let listing = fs.list_dir(&dir).at(&dir)?;
+        Ok(Self::from_listing(fs, dir, &listing))
+    }
+
+    /// [`ProducerStateManager::new`] from the directory's entries as the caller listed them
+    /// (the log lists its directory once when it loads).
+    pub fn from_listing(
+        fs: Arc<dyn FileSystem>,
+        dir: Arc<Path>,
+        listing: &[std::path::PathBuf],
+    ) -> ProducerStateManager {
         let mut snapshots = BTreeSet::new();
-        for p in fs.list_dir(&dir).at(&dir)? {
+        for p in listing {
             let name = p
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -347,7 +358,7 @@ impl ProducerStateManager {
                 }
             }
         }
-        Ok(ProducerStateManager {
+        ProducerStateManager {
             fs,
             dir,
             producers: HashMap::new(),
@@ -357,7 +368,7 @@ impl ProducerStateManager {
             unreplicated_txns: BTreeMap::new(),
             verifications: HashMap::new(),
             next_guard: 1,
-        })
+        }
     }
 
     pub fn map_end_offset(&self) -> i64 {

@@ -278,16 +278,31 @@ impl UnifiedLog {
         sync_new_segment: bool,
     ) -> Result<UnifiedLog> {
         fs.create_dir_all(dir).at(dir)?;
-        crate::log_cleaner::complete_interrupted_swaps(&fs, dir)?;
+        // The directory is listed once (it was four times a log: a restart of many logs did
+        // little else), and again only after completing a cleaner's interrupted swap or
+        // removing what a crash left behind.
+        let mut listing = fs.list_dir(dir).at(dir)?;
+        let is_swap = |p: &std::path::PathBuf| {
+            p.file_name().is_some_and(|n| {
+                n.to_string_lossy()
+                    .ends_with(crate::log_cleaner::SWAP_SUFFIX)
+            })
+        };
+        if listing.iter().any(is_swap) {
+            crate::log_cleaner::complete_interrupted_swaps(&fs, dir)?;
+            listing = fs.list_dir(dir).at(dir)?;
+        }
         let mut bases = Vec::new();
-        for p in fs.list_dir(dir).at(dir)? {
+        let mut removed = false;
+        for p in &listing {
             let name = p
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             if name.ends_with(".deleted") || name.ends_with(".tmp") || name.ends_with(".cleaned") {
                 // Deletions and rewrites that a crash interrupted: finish or undo them.
-                fs.remove_file(&p).at(&p)?;
+                fs.remove_file(p).at(p)?;
+                removed = true;
             } else if let Some(base) = name.strip_suffix(".log") {
                 if let Ok(base) = base.parse::<i64>() {
                     bases.push(base);
@@ -298,15 +313,20 @@ impl UnifiedLog {
             {
                 // An index without its log is an orphan.
                 if !fs.exists(&dir.join(file_name(base.parse().unwrap_or(-1), ".log"))) {
-                    fs.remove_file(&p).at(&p)?;
+                    fs.remove_file(p).at(p)?;
+                    removed = true;
                 }
             }
+        }
+        if removed {
+            listing = fs.list_dir(dir).at(dir)?;
         }
         bases.sort_unstable();
         let epoch_path = dir.join(LEADER_EPOCH_CHECKPOINT);
         let leader_epoch_cache = LeaderEpochFileCache::new(fs.clone(), epoch_path)?;
         let shared_dir: Arc<Path> = Arc::from(dir);
-        let producer_state = ProducerStateManager::new(fs.clone(), shared_dir.clone())?;
+        let producer_state =
+            ProducerStateManager::from_listing(fs.clone(), shared_dir.clone(), &listing);
         let mut log = UnifiedLog {
             fs: fs.clone(),
             dir: shared_dir,
