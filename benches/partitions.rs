@@ -18,8 +18,10 @@
 //!   `log.open.files.max=2000`).
 //! - `RAFKA_BIN`: the binary (else the one Cargo built for the bench).
 //! - `RAFKA_BENCH_KEEP`: keep the node's directory (its path is printed).
+//! - `RAFKA_BENCH_DIR`: where the node's directory is made (default `target/tmp`, on the disk;
+//!   e.g. `/dev/shm` to take the disk out of the figures, or when it has no room).
 //!
-//! The data directory is under `target/tmp` (the disk, not a tmpfs) and removed at the end.
+//! The data directory is removed at the end.
 
 #[path = "e2e/support.rs"]
 #[allow(dead_code)]
@@ -158,18 +160,28 @@ impl Node {
 
     /// RSS (KiB), open descriptors, memory maps.
     fn usage(&self) -> (u64, usize, usize) {
+        let (rss, _, _) = self.rss();
         let pid = self.pid();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let rss = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
         let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
         let maps =
             std::fs::read_to_string(format!("/proc/{pid}/maps")).map_or(0, |m| m.lines().count());
         (rss, fds, maps)
+    }
+
+    /// RSS and its anonymous (heap, stacks) and file-backed (mapped indexes, the binary) parts,
+    /// in KiB.
+    fn rss(&self) -> (u64, u64, u64) {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        (field("VmRSS:"), field("RssAnon:"), field("RssFile:"))
     }
 }
 
@@ -257,9 +269,75 @@ impl ProducerContext for Ctx {
     }
 }
 
-/// One record to every partition; the deliveries that succeeded and the errors by kind.
+/// Topics per client: librdkafka's producer serves every partition it knows in each round of its
+/// broker thread, so one client with 100,000 partitions is the bottleneck (perf: its
+/// `rd_kafka_toppar_producer_serve` and mutexes, the node idle); `RAFKA_BENCH_CLIENT_PARTITIONS`
+/// (10,000) partitions a client, the clients run at once.
+fn client_chunks<'a>(topics: &'a [String], per_topic: i32) -> Vec<&'a [String]> {
+    let per_client: usize = env_or("RAFKA_BENCH_CLIENT_PARTITIONS", 10_000);
+    let topics_per_client = (per_client / per_topic.max(1) as usize).max(1);
+    topics.chunks(topics_per_client).collect()
+}
+
+/// One record to every partition, from several clients at once ([`client_chunks`]); the
+/// deliveries that succeeded and the errors by kind.
 fn produce_all(
     node: &Node,
+    topics: &[String],
+    per_topic: i32,
+    bound: Duration,
+) -> (u64, BTreeMap<String, u64>) {
+    let bootstrap = node.bootstrap();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = client_chunks(topics, per_topic)
+            .into_iter()
+            .map(|chunk| {
+                let bootstrap = &bootstrap;
+                s.spawn(move || produce_some(bootstrap, chunk, per_topic, bound))
+            })
+            .collect();
+        let mut ok = 0;
+        let mut errors = BTreeMap::new();
+        for h in handles {
+            let (n, e) = h.join().expect("producer thread");
+            ok += n;
+            for (k, v) in e {
+                *errors.entry(k).or_default() += v;
+            }
+        }
+        (ok, errors)
+    })
+}
+
+/// Consumes every partition from its start, from several clients at once ([`client_chunks`]),
+/// until `want` records a partition were read; how many were.
+fn consume_all(
+    node: &Node,
+    topics: &[String],
+    per_topic: i32,
+    want_per_partition: u64,
+    bound: Duration,
+) -> u64 {
+    let bootstrap = node.bootstrap();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = client_chunks(topics, per_topic)
+            .into_iter()
+            .map(|chunk| {
+                let bootstrap = &bootstrap;
+                let want = want_per_partition * chunk.len() as u64 * per_topic as u64;
+                s.spawn(move || consume_some(bootstrap, chunk, per_topic, want, bound))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("consumer thread"))
+            .sum()
+    })
+}
+
+/// One record to every partition of `topics`, from one client.
+fn produce_some(
+    bootstrap: &str,
     topics: &[String],
     per_topic: i32,
     bound: Duration,
@@ -268,7 +346,7 @@ fn produce_all(
         ok: AtomicU64::new(0),
         errors: Mutex::new(BTreeMap::new()),
     });
-    let producer: BaseProducer<Ctx> = client(&node.bootstrap())
+    let producer: BaseProducer<Ctx> = client(bootstrap)
         .set("linger.ms", "20")
         .set("batch.num.messages", "100000")
         .set("queue.buffering.max.messages", "2000000")
@@ -304,9 +382,16 @@ fn produce_all(
     (d.ok.load(Ordering::Relaxed), errors)
 }
 
-/// Consumes every partition from its start until `want` records were read; how many were.
-fn consume_all(node: &Node, topics: &[String], per_topic: i32, want: u64, bound: Duration) -> u64 {
-    let consumer: BaseConsumer = client(&node.bootstrap())
+/// Consumes every partition of `topics` from its start, from one client, until `want` records
+/// were read; how many were.
+fn consume_some(
+    bootstrap: &str,
+    topics: &[String],
+    per_topic: i32,
+    want: u64,
+    bound: Duration,
+) -> u64 {
+    let consumer: BaseConsumer = client(bootstrap)
         .set("group.id", "partitions-bench")
         .set("enable.auto.commit", "false")
         .set("fetch.wait.max.ms", "100")
@@ -365,10 +450,13 @@ fn create_all(node: &Node, topics: &[String], per_topic: i32, batch: usize) -> V
 
 fn report(label: &str, node: &Node, partitions: usize, base_rss: u64) {
     let (rss, fds, maps) = node.usage();
+    let (_, anon, file) = node.rss();
     let per = (rss.saturating_sub(base_rss) as f64 * 1024.0) / partitions.max(1) as f64;
     println!(
-        "partitions: {label:<28} RSS {:>8.1} MiB ({per:>6.0} B/partition above empty)  fds {fds:>6}  maps {maps:>6}",
-        rss as f64 / 1024.0
+        "partitions: {label:<28} RSS {:>8.1} MiB ({per:>6.0} B/partition above empty; anon {:.1} MiB, file {:.1} MiB)  fds {fds:>6}  maps {maps:>6}",
+        rss as f64 / 1024.0,
+        anon as f64 / 1024.0,
+        file as f64 / 1024.0
     );
 }
 
@@ -393,14 +481,18 @@ fn main() {
         .map(|i| format!("p-{i:05}"))
         .collect();
     let partitions = topics.len() * per_topic as usize;
-    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let root = std::env::var_os("RAFKA_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")));
     std::fs::create_dir_all(&root).expect("tmp");
     let tmp = tempfile::tempdir_in(&root).expect("tempdir");
     println!(
-        "partitions: {partitions} partitions ({} topics x {per_topic}), ulimit -n {nofile}, vm.max_map_count {}, {}",
+        "partitions: {partitions} partitions ({} topics x {per_topic}), ulimit -n {nofile}, vm.max_map_count {}, {}, data under {}, load average {}",
         topics.len(),
         std::fs::read_to_string("/proc/sys/vm/max_map_count").unwrap_or_default().trim(),
-        support::rafka_binary().display()
+        support::rafka_binary().display(),
+        root.display(),
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default().trim()
     );
     let mut node = Node::new(tmp.path(), nofile, &extra);
     let mut failed = Vec::new();
@@ -453,7 +545,13 @@ fn main() {
     produced += produce_phase(&mut node, "produce one to each", &mut failed);
 
     let t = Instant::now();
-    let n = consume_all(&node, &topics, per_topic, produced, bound);
+    let n = consume_all(
+        &node,
+        &topics,
+        per_topic,
+        produced.div_ceil(partitions as u64),
+        bound,
+    );
     println!(
         "partitions: consume all: {n}/{produced} records in {:.2} s",
         t.elapsed().as_secs_f64()
@@ -489,7 +587,13 @@ fn main() {
         report("idle", &node, partitions, base_rss);
     }
     let t = Instant::now();
-    let n = consume_all(&node, &topics, per_topic, produced, bound);
+    let n = consume_all(
+        &node,
+        &topics,
+        per_topic,
+        produced.div_ceil(partitions as u64),
+        bound,
+    );
     println!(
         "partitions: consume all after restarts: {n}/{produced} records in {:.2} s",
         t.elapsed().as_secs_f64()
@@ -503,6 +607,12 @@ fn main() {
         .filter(|l| l.contains("ERROR") || l.contains("Too many open files"))
         .count();
     println!("partitions: {warnings} ERROR lines in the broker's log");
+    println!(
+        "partitions: load average at the end {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
     node.stop(libc::SIGTERM, Duration::from_secs(120));
     if std::env::var_os("RAFKA_BENCH_KEEP").is_some() {
         println!("partitions: kept {}", tmp.keep().display());

@@ -190,6 +190,27 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
     })
 }
 
+/// Bounds glibc's malloc arenas to one per core (unless `MALLOC_ARENA_MAX` is set, which glibc
+/// reads itself). By default glibc gives threads that allocate at the same time arenas of their
+/// own, up to eight per core; the threads that load thousands of logs at start
+/// (`num.recovery.threads.per.data.dir`) and tokio's blocking pool then leave each partition's
+/// long-lived state spread over many arenas among freed temporaries, which an arena keeps. At
+/// 3,000 partitions (`benches/partitions.rs`) that was 9.2 KB of RSS a partition after a restart,
+/// against 5.7 KB with one arena; the heap actually live was 3.9 KB a partition.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let arenas = i32::try_from(cores).unwrap_or(i32::MAX);
+    // SAFETY: mallopt only sets an allocator parameter; called before any other thread exists.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}
+
 fn main() {
     let os_args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if os_args
@@ -208,6 +229,7 @@ fn main() {
         println!("rafka {}", env!("CARGO_PKG_VERSION"));
         return;
     }
+    limit_malloc_arenas();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

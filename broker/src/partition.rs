@@ -145,11 +145,17 @@ impl Partition {
         log: SharedLog,
         local_broker_id: i32,
         registration: PartitionRegistration,
-        config: LogConfig,
+        config: Arc<LogConfig>,
         min_insync_replicas: i32,
         stats: Option<Arc<TopicMetrics>>,
     ) -> Partition {
-        let offsets = OffsetsWatch::new(offsets_of(&lock_log(&log)));
+        let offsets = {
+            let mut l = lock_log(&log);
+            // One copy of the settings for the log and the partition (and, from the replica
+            // manager, for every partition of the topic).
+            l.set_config(config.clone());
+            OffsetsWatch::new(offsets_of(&l))
+        };
         Partition {
             tp,
             topic_id,
@@ -160,7 +166,7 @@ impl Partition {
                 is_leader: false,
             }),
             replicas: Mutex::new(ReplicaStates::default()),
-            config: RwLock::new(Arc::new(config)),
+            config: RwLock::new(config),
             min_insync_replicas: AtomicI32::new(min_insync_replicas),
             offsets,
             stats,
@@ -197,9 +203,9 @@ impl Partition {
     }
 
     /// The topic's configs changed (or the broker's defaults): the log and the cached values.
-    pub(crate) fn update_config(&self, config: LogConfig, min_insync_replicas: i32) {
+    pub(crate) fn update_config(&self, config: Arc<LogConfig>, min_insync_replicas: i32) {
         lock_log(&self.log).set_config(config.clone());
-        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
         self.min_insync_replicas
             .store(min_insync_replicas, Ordering::Relaxed);
     }

@@ -319,6 +319,8 @@ impl ReplicaManager {
                         .flat_map(|t| t.partitions.iter().map(move |(p, r)| (t, *p, r))),
                 )
             };
+        // The settings of the topic whose partitions are being visited (they come topic by topic).
+        let mut topic_settings: Option<(Uuid, Arc<LogConfig>, i32)> = None;
         for (topic, index, reg) in visit {
             if !reg.replicas.contains(&me) {
                 continue;
@@ -337,12 +339,18 @@ impl ReplicaManager {
                 continue;
             }
             // The topic's effective settings, resolved here (when a partition is created or its
-            // configs changed) and cached on the partition, never per request.
-            let settings = || {
-                (
-                    (self.topic_config)(new, &topic.name),
-                    (self.min_insync_replicas)(new, &topic.name),
-                )
+            // configs changed) once for the topic's partitions in this delta, and cached on the
+            // partition, never per request.
+            let mut settings = || {
+                if let Some((id, config, min_isr)) = &topic_settings {
+                    if *id == topic.id {
+                        return (config.clone(), *min_isr);
+                    }
+                }
+                let config = Arc::new((self.topic_config)(new, &topic.name));
+                let min_isr = (self.min_insync_replicas)(new, &topic.name);
+                topic_settings = Some((topic.id, config.clone(), min_isr));
+                (config, min_isr)
             };
             let partition = match existing {
                 Some(p) if p.topic_id == topic.id => {
@@ -513,7 +521,7 @@ impl ReplicaManager {
                     continue;
                 }
                 let config = config
-                    .get_or_insert_with(|| (self.topic_config)(new, &topic.name))
+                    .get_or_insert_with(|| Arc::new((self.topic_config)(new, &topic.name)))
                     .clone();
                 logs.push((tp, config));
             }

@@ -304,6 +304,15 @@ impl KafkaServer {
             if let Some(m) = &metrics {
                 m.set_log_recovery_time(started.elapsed());
             }
+            if let Ok(lm) = &opened {
+                // As Kafka's LogManager: "Loaded N logs in X ms".
+                tracing::info!(
+                    logs = lm.partitions().len(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    threads,
+                    "loaded logs"
+                );
+            }
             Arc::new(opened.map_err(|e| StartError::LogDir {
                 path: settings.log_dirs[0].clone(),
                 what: e.to_string(),

@@ -75,7 +75,7 @@ fn main() {
         .flat_map(|chunk| {
             let new: Vec<_> = chunk
                 .iter()
-                .map(|tp| (tp.clone(), LogConfig::default()))
+                .map(|tp| (tp.clone(), Arc::new(LogConfig::default())))
                 .collect();
             lm.create_logs(&new, 0)
         })

@@ -145,6 +145,20 @@ impl<T: CheckpointEntry> CheckpointFile<T> {
         self.fs.write_atomic(&self.path, &bytes).at(&self.path)
     }
 
+    /// [`CheckpointFile::write`] without the fsyncs, for a shutdown that syncs the whole file
+    /// system afterwards ([`FileSystem::write_atomic_unsynced`]).
+    pub fn write_unsynced<I>(&self, entries: I) -> Result<()>
+    where
+        I: IntoIterator,
+        I::Item: Borrow<T>,
+    {
+        let bytes = encode(entries);
+        let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.fs
+            .write_atomic_unsynced(&self.path, &bytes)
+            .at(&self.path)
+    }
+
     /// The entries in file order; none if the file does not exist.
     pub fn read(&self) -> Result<Vec<T>> {
         if !self.fs.exists(&self.path) {

@@ -90,6 +90,19 @@ pub trait FileSystem: Send + Sync + Debug {
         self.rename(&tmp, path)?;
         self.sync_dir(path.parent().unwrap_or(Path::new(".")))
     }
+
+    /// [`FileSystem::write_atomic`] without its fsyncs, for a caller that makes the whole file
+    /// system durable afterwards ([`FileSystem::sync_filesystem`] at shutdown): a process crash
+    /// leaves the old or the new contents; only a power loss before that sync may lose both
+    /// (the file then reads as absent or as its old contents, never torn).
+    fn write_atomic_unsynced(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        let tmp = path.with_extension("tmp");
+        let f = self.open(&tmp, true)?;
+        f.set_len(0)?;
+        f.write_all_at(&[data], 0)?;
+        drop(f);
+        self.rename(&tmp, path)
+    }
 }
 
 /// The real disk.

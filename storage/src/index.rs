@@ -230,14 +230,14 @@ macro_rules! common_index_methods {
             self.index.flush()
         }
 
-        /// The open file, while mapped, to fsync later without the index (`None`: nothing to
-        /// make durable, the index being anonymous or cold).
-        pub fn file_to_sync(&self) -> Option<std::sync::Arc<std::fs::File>> {
+        /// The file, to fsync later without the index (`None`: nothing to make durable, the
+        /// index being anonymous, or cold with its writes synced).
+        pub fn file_to_sync(&self) -> Result<Option<std::sync::Arc<std::fs::File>>> {
             self.index.file_to_sync()
         }
 
-        /// Flushes, unmaps and closes the file; the next use maps it again. Keeps an anonymous
-        /// index (its memory is its only copy).
+        /// Unmaps and closes the file (no fsync: the next flush makes what it dirtied durable);
+        /// the next use maps it again. Keeps an anonymous index (its memory is its only copy).
         pub fn release(&mut self) -> Result<()> {
             self.index.release()
         }

@@ -19,9 +19,18 @@
 //! 3 1200
 //! ```
 //!
-//! Unlike Kafka, which flushes truncations in the background, every change here is written
+//! Unlike Kafka, which flushes truncations in the background, every truncation here is written
 //! (atomically and durably) before the method returns, and the cache only changes once the write
 //! succeeded: after an error the cache and the file both hold the previous history.
+//!
+//! A new epoch's entry from an append ([`assign_unflushed`](LeaderEpochFileCache::assign_unflushed))
+//! is the exception: it is kept in memory and written by the next
+//! [`flush`](LeaderEpochFileCache::flush), which the log runs before its recovery point passes
+//! the entry's offset. Kafka writes it durably at once (`assign`); what that buys is only needed
+//! below the recovery point, since after a crash the log recovers every segment above it and
+//! assigns the epochs of the batches it finds there again (as Kafka's `LogSegment.recover`
+//! does). So the first append of each epoch costs no fsync — the two it did cost were what
+//! producing one record to each of many partitions waited on.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -103,6 +112,8 @@ impl CheckpointEntry for EpochEntry {
 pub struct LeaderEpochFileCache {
     checkpoint: CheckpointFile<EpochEntry>,
     epochs: Vec<EpochEntry>,
+    /// Whether `epochs` holds entries the file does not have yet ([`Self::assign_unflushed`]).
+    unflushed: bool,
 }
 
 impl LeaderEpochFileCache {
@@ -117,7 +128,11 @@ impl LeaderEpochFileCache {
                 assign_to(&mut epochs, entry);
             }
         }
-        Ok(LeaderEpochFileCache { checkpoint, epochs })
+        Ok(LeaderEpochFileCache {
+            checkpoint,
+            epochs,
+            unflushed: false,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -166,6 +181,65 @@ impl LeaderEpochFileCache {
                 entries = self.epochs.len(),
                 "appended new epoch entry"
             );
+        }
+        Ok(())
+    }
+
+    /// [`assign`](Self::assign) in memory only: the file is written by the next
+    /// [`flush`](Self::flush) (or any write of the file). For the log's appends, whose batches
+    /// carry their epoch: recovery assigns those above the recovery point again after a crash,
+    /// so the log only has to flush the cache before its recovery point moves past the entry.
+    pub fn assign_unflushed(&mut self, epoch: i32, start_offset: i64) -> Result<()> {
+        let entry = EpochEntry::new(epoch, start_offset);
+        if epoch < 0 || start_offset < 0 {
+            return Err(StorageError::InvalidArgument {
+                partition: self.partition(),
+                what: format!("invalid partition leader epoch entry {entry}"),
+            });
+        }
+        if !is_update_needed(&self.epochs, entry) {
+            return Ok(());
+        }
+        let removed = assign_to(&mut self.epochs, entry);
+        self.unflushed = true;
+        if removed.len() > 1
+            || removed
+                .first()
+                .is_some_and(|r| r.start_offset != start_offset)
+        {
+            tracing::warn!(
+                path = %self.path().display(),
+                epoch,
+                offset = start_offset,
+                ?removed,
+                entries = self.epochs.len(),
+                "new epoch entry caused truncation of conflicting entries"
+            );
+        }
+        Ok(())
+    }
+
+    /// Whether entries assigned with [`assign_unflushed`](Self::assign_unflushed) are not in
+    /// the file yet.
+    pub fn is_unflushed(&self) -> bool {
+        self.unflushed
+    }
+
+    /// Writes the entries the file does not have yet, durably; nothing if it has them all.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.unflushed {
+            self.checkpoint.write(&self.epochs)?;
+            self.unflushed = false;
+        }
+        Ok(())
+    }
+
+    /// [`flush`](Self::flush) without fsyncs, for a shutdown that syncs the whole file system
+    /// afterwards.
+    pub fn flush_unsynced(&mut self) -> Result<()> {
+        if self.unflushed {
+            self.checkpoint.write_unsynced(&self.epochs)?;
+            self.unflushed = false;
         }
         Ok(())
     }
@@ -303,6 +377,7 @@ impl LeaderEpochFileCache {
     fn commit(&mut self, next: Vec<EpochEntry>) -> Result<()> {
         self.checkpoint.write(&next)?;
         self.epochs = next;
+        self.unflushed = false;
         Ok(())
     }
 

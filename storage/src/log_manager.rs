@@ -257,12 +257,12 @@ impl LogManager {
             tp: TopicPartition,
             path: PathBuf,
             checkpoints: LogCheckpoints,
-            config: LogConfig,
+            config: Arc<LogConfig>,
         }
         let mut loads = Vec::new();
         let mut clean_dirs = Vec::new();
         // A topic's partitions share its config: asked for once per topic.
-        let mut configs: std::collections::HashMap<String, LogConfig> =
+        let mut configs: std::collections::HashMap<String, Arc<LogConfig>> =
             std::collections::HashMap::new();
         for (d, dir) in dirs.iter().enumerate() {
             fs.create_dir_all(dir).at(dir)?;
@@ -306,7 +306,7 @@ impl LogManager {
                 let config = match configs.get(&tp.topic) {
                     Some(c) => c.clone(),
                     None => {
-                        let c = config_for(&tp);
+                        let c = Arc::new(config_for(&tp));
                         configs.insert(tp.topic.clone(), c.clone());
                         c
                     }
@@ -403,7 +403,7 @@ impl LogManager {
     pub fn get_or_create_log(
         &self,
         tp: &TopicPartition,
-        config: LogConfig,
+        config: impl Into<Arc<LogConfig>>,
         now_ms: i64,
     ) -> Result<SharedLog> {
         if let Some(existing) = self.existing_log(tp) {
@@ -433,7 +433,7 @@ impl LogManager {
     /// in the order asked.
     pub fn create_logs(
         &self,
-        logs: &[(TopicPartition, LogConfig)],
+        logs: &[(TopicPartition, Arc<LogConfig>)],
         now_ms: i64,
     ) -> Vec<Result<SharedLog>> {
         let mut results: Vec<Option<Result<SharedLog>>> = Vec::with_capacity(logs.len());
@@ -1029,10 +1029,10 @@ mod tests {
         let existing = lm
             .get_or_create_log(&TopicPartition::new("t", 0), LogConfig::default(), 0)
             .expect("log");
-        let asked: Vec<(TopicPartition, LogConfig)> = (0..5)
+        let asked: Vec<(TopicPartition, Arc<LogConfig>)> = (0..5)
             .map(|p| TopicPartition::new("t", p))
             .chain([TopicPartition::new(METADATA_TOPIC, 0)])
-            .map(|tp| (tp, LogConfig::default()))
+            .map(|tp| (tp, Arc::new(LogConfig::default())))
             .collect();
         let got = lm.create_logs(&asked, 0);
         assert_eq!(got.len(), 6);

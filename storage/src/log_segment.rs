@@ -17,6 +17,7 @@ use crate::error::{IoContext, Result, StorageError};
 use crate::file_budget::{LogHandles, OpenFile};
 use crate::fs::{FileSystem, LogFile};
 use crate::index::{OffsetIndex, TimeIndex, TimestampOffset};
+use crate::leader_epoch::LeaderEpochFileCache;
 use crate::transaction_index::TransactionIndex;
 use rafka_protocol::record_batch::{
     RecordBatch, ATTRIBUTES_OFFSET, BASE_SEQUENCE_OFFSET, CONTROL_FLAG_MASK,
@@ -223,7 +224,6 @@ impl BatchPosition {
 #[derive(Debug)]
 pub struct LogSegment {
     fs: Arc<dyn FileSystem>,
-    dir: PathBuf,
     base_offset: i64,
     /// `None` while cold: opened on first use.
     file: Option<Arc<dyn LogFile>>,
@@ -350,7 +350,6 @@ impl LogSegment {
         let persistent = fs.persistent_indexes();
         let mut seg = LogSegment {
             fs: fs.clone(),
-            dir: dir.to_path_buf(),
             base_offset,
             file: Some(file),
             file_token: None,
@@ -392,7 +391,6 @@ impl LogSegment {
         let persistent = fs.persistent_indexes();
         Ok(LogSegment {
             fs: fs.clone(),
-            dir: dir.to_path_buf(),
             base_offset,
             file: None,
             file_token: None,
@@ -427,6 +425,14 @@ impl LogSegment {
     /// Bytes in the `.log` file.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// The partition directory the segment's files are in (from its `.log` file's path: one
+    /// path a segment is kept, not one per use).
+    fn dir(&self) -> &Path {
+        self.log_path
+            .parent()
+            .expect("invariant: a segment's file is in its partition's directory")
     }
 
     pub fn log_path(&self) -> &Path {
@@ -749,7 +755,12 @@ impl LogSegment {
     /// truncates at the first invalid or torn one, and rebuilds both indexes. Returns the bytes
     /// truncated. The indexes are trimmed to their entries unless `active` (the log's last
     /// segment, whose indexes the log keeps at full size to append to).
-    pub fn recover(&mut self, max_batch_size: usize, active: bool) -> Result<u64> {
+    pub fn recover(
+        &mut self,
+        max_batch_size: usize,
+        active: bool,
+        epochs: &mut LeaderEpochFileCache,
+    ) -> Result<u64> {
         // Kafka's reset(): empty indexes at their full size, so a denser rebuild than what a
         // trimmed (closed) index held still fits, and all zeros: nothing of the old files (a
         // partial entry at the end of a cut one, junk) is left after the rebuilt entries.
@@ -799,6 +810,12 @@ impl LogSegment {
             }
             if self.rolling_based_timestamp.is_none() {
                 self.rolling_based_timestamp = Some(batch.max_timestamp());
+            }
+            // As Kafka's recover: a batch of a newer epoch than the cache knows starts that
+            // epoch (its entry may not have been written before the crash).
+            let epoch = batch.partition_leader_epoch();
+            if epoch >= 0 && epochs.latest_epoch().is_none_or(|e| epoch > e) {
+                epochs.assign_unflushed(epoch, batch.base_offset())?;
             }
             if self.bytes_since_last_index_entry > self.index_interval_bytes {
                 self.offset_index.append(batch.last_offset(), pos as u32)?;
@@ -918,13 +935,15 @@ impl LogSegment {
     /// The segment's open files, to fsync later without the segment (and so without the log's
     /// lock): what [`LogSegment::flush`] syncs, taken now.
     pub fn files_to_sync(&mut self) -> Result<SegmentFiles> {
-        let indexes = [
-            (self.offset_index.file_to_sync(), self.offset_index.path()),
-            (self.time_index.file_to_sync(), self.time_index.path()),
-        ]
-        .into_iter()
-        .filter_map(|(f, p)| Some((f?, p.to_path_buf())))
-        .collect();
+        let mut indexes = Vec::new();
+        for (f, p) in [
+            (self.offset_index.file_to_sync()?, self.offset_index.path()),
+            (self.time_index.file_to_sync()?, self.time_index.path()),
+        ] {
+            if let Some(f) = f {
+                indexes.push((f, p.to_path_buf()));
+            }
+        }
         Ok(SegmentFiles {
             log: self.file()?,
             indexes,
@@ -976,8 +995,9 @@ impl LogSegment {
     /// are released first; open handles (a reader's file slice) keep reading.
     pub fn change_suffix(&mut self, suffix: &'static str) -> Result<()> {
         self.release()?;
-        let (log, idx, tidx) = Self::paths(&self.dir, self.base_offset, self.suffix);
-        let (to_log, to_idx, to_tidx) = Self::paths(&self.dir, self.base_offset, suffix);
+        let dir = self.dir().to_path_buf();
+        let (log, idx, tidx) = Self::paths(&dir, self.base_offset, self.suffix);
+        let (to_log, to_idx, to_tidx) = Self::paths(&dir, self.base_offset, suffix);
         for (from, to) in [(&log, &to_log), (&idx, &to_idx), (&tidx, &to_tidx)] {
             if self.fs.exists(from) {
                 self.fs.rename(from, to).at(from)?;
@@ -986,16 +1006,16 @@ impl LogSegment {
         self.offset_index.rename_to(to_idx)?;
         self.time_index.rename_to(to_tidx)?;
         self.txn_index
-            .rename_to(Self::txn_index_path(&self.dir, self.base_offset, suffix))?;
+            .rename_to(Self::txn_index_path(&dir, self.base_offset, suffix))?;
         self.suffix = suffix;
         self.log_path = to_log;
-        self.fs.sync_dir(&self.dir).at(&self.dir)
+        self.fs.sync_dir(&dir).at(&dir)
     }
 
     /// Removes the segment's files (normally after [`LogSegment::mark_deleted`]).
     pub fn delete_files(mut self) -> Result<()> {
         self.release()?;
-        let (log, idx, tidx) = Self::paths(&self.dir, self.base_offset, self.suffix);
+        let (log, idx, tidx) = Self::paths(self.dir(), self.base_offset, self.suffix);
         let txn = self.txn_index.path().to_path_buf();
         for p in [&log, &idx, &tidx, &txn] {
             if self.fs.exists(p) {
@@ -1014,7 +1034,7 @@ impl LogSegment {
 
     /// Whether both index files exist (a missing one is rebuilt by recovery).
     pub fn indexes_exist(&self) -> bool {
-        let (_, idx, tidx) = Self::paths(&self.dir, self.base_offset, self.suffix);
+        let (_, idx, tidx) = Self::paths(self.dir(), self.base_offset, self.suffix);
         self.fs.exists(&idx) && self.fs.exists(&tidx)
     }
 }

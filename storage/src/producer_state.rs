@@ -310,7 +310,7 @@ impl PendingProducerState {
 #[derive(Debug)]
 pub struct ProducerStateManager {
     fs: Arc<dyn FileSystem>,
-    dir: PathBuf,
+    dir: Arc<Path>,
     producers: HashMap<i64, ProducerStateEntry>,
     /// The offset the state covers the log up to (exclusive).
     map_end_offset: i64,
@@ -330,9 +330,21 @@ pub struct ProducerStateManager {
 impl ProducerStateManager {
     /// A manager for the partition directory `dir`, knowing its snapshot files, with no state
     /// loaded yet.
-    pub fn new(fs: Arc<dyn FileSystem>, dir: &Path) -> Result<ProducerStateManager> {
+    pub fn new(fs: Arc<dyn FileSystem>, dir: impl Into<Arc<Path>>) -> Result<ProducerStateManager> {
+        let dir: Arc<Path> = dir.into();
+        let listing = fs.list_dir(&dir).at(&dir)?;
+        Ok(Self::from_listing(fs, dir, &listing))
+    }
+
+    /// [`ProducerStateManager::new`] from the directory's entries as the caller listed them
+    /// (the log lists its directory once when it loads).
+    pub fn from_listing(
+        fs: Arc<dyn FileSystem>,
+        dir: Arc<Path>,
+        listing: &[std::path::PathBuf],
+    ) -> ProducerStateManager {
         let mut snapshots = BTreeSet::new();
-        for p in fs.list_dir(dir).at(dir)? {
+        for p in listing {
             let name = p
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -346,9 +358,9 @@ impl ProducerStateManager {
                 }
             }
         }
-        Ok(ProducerStateManager {
+        ProducerStateManager {
             fs,
-            dir: dir.to_path_buf(),
+            dir,
             producers: HashMap::new(),
             map_end_offset: 0,
             snapshots,
@@ -356,7 +368,7 @@ impl ProducerStateManager {
             unreplicated_txns: BTreeMap::new(),
             verifications: HashMap::new(),
             next_guard: 1,
-        })
+        }
     }
 
     pub fn map_end_offset(&self) -> i64 {

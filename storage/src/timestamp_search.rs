@@ -131,7 +131,7 @@ impl TimestampSearch {
                             batch: b,
                             min_offset: lso,
                             limit,
-                            dir: log.dir.clone(),
+                            dir: log.dir.to_path_buf(),
                         }));
                     }
                 }
@@ -282,7 +282,7 @@ fn header_max_timestamp(log: &mut UnifiedLog) -> Result<(Option<i64>, Option<Bat
                     batch: b,
                     min_offset: lso,
                     limit,
-                    dir: log.dir.clone(),
+                    dir: log.dir.to_path_buf(),
                 });
             }
         }

@@ -53,7 +53,7 @@ use rafka_protocol::record_batch::{
     RECORD_BATCH_OVERHEAD, TIMESTAMP_TYPE_MASK, TRANSACTIONAL_FLAG_MASK,
 };
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 #[path = "timestamp_search.rs"]
@@ -137,9 +137,12 @@ pub struct LogCheckpoints {
 #[derive(Debug)]
 pub struct UnifiedLog {
     fs: Arc<dyn FileSystem>,
-    dir: PathBuf,
+    /// Shared with the producer state (one copy of the path a log).
+    dir: Arc<Path>,
     topic_partition: TopicPartition,
-    config: LogConfig,
+    /// Shared with the other logs of its topic and with the broker's partition (one copy a
+    /// topic, not one a partition).
+    config: Arc<LogConfig>,
     /// Boxed: a map's node holds room for 11 entries, and a log mostly has one segment (a
     /// `LogSegment` inline would cost its node 11 segments' size, ~5.6 KB a log).
     segments: BTreeMap<i64, Box<LogSegment>>,
@@ -202,7 +205,7 @@ impl UnifiedLog {
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         topic_partition: TopicPartition,
-        config: LogConfig,
+        config: impl Into<Arc<LogConfig>>,
         checkpoints: LogCheckpoints,
         now_ms: i64,
     ) -> Result<UnifiedLog> {
@@ -223,7 +226,7 @@ impl UnifiedLog {
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         topic_partition: TopicPartition,
-        config: LogConfig,
+        config: impl Into<Arc<LogConfig>>,
         checkpoints: LogCheckpoints,
         now_ms: i64,
         budget: &Arc<FileBudget>,
@@ -232,7 +235,7 @@ impl UnifiedLog {
             fs,
             dir,
             topic_partition,
-            config,
+            config.into(),
             checkpoints,
             now_ms,
             budget,
@@ -247,7 +250,7 @@ impl UnifiedLog {
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         topic_partition: TopicPartition,
-        config: LogConfig,
+        config: impl Into<Arc<LogConfig>>,
         now_ms: i64,
         budget: &Arc<FileBudget>,
     ) -> Result<UnifiedLog> {
@@ -255,7 +258,7 @@ impl UnifiedLog {
             fs,
             dir,
             topic_partition,
-            config,
+            config.into(),
             LogCheckpoints::default(),
             now_ms,
             budget,
@@ -268,23 +271,38 @@ impl UnifiedLog {
         fs: Arc<dyn FileSystem>,
         dir: &Path,
         topic_partition: TopicPartition,
-        config: LogConfig,
+        config: Arc<LogConfig>,
         checkpoints: LogCheckpoints,
         now_ms: i64,
         budget: &Arc<FileBudget>,
         sync_new_segment: bool,
     ) -> Result<UnifiedLog> {
         fs.create_dir_all(dir).at(dir)?;
-        crate::log_cleaner::complete_interrupted_swaps(&fs, dir)?;
+        // The directory is listed once (it was four times a log: a restart of many logs did
+        // little else), and again only after completing a cleaner's interrupted swap or
+        // removing what a crash left behind.
+        let mut listing = fs.list_dir(dir).at(dir)?;
+        let is_swap = |p: &std::path::PathBuf| {
+            p.file_name().is_some_and(|n| {
+                n.to_string_lossy()
+                    .ends_with(crate::log_cleaner::SWAP_SUFFIX)
+            })
+        };
+        if listing.iter().any(is_swap) {
+            crate::log_cleaner::complete_interrupted_swaps(&fs, dir)?;
+            listing = fs.list_dir(dir).at(dir)?;
+        }
         let mut bases = Vec::new();
-        for p in fs.list_dir(dir).at(dir)? {
+        let mut removed = false;
+        for p in &listing {
             let name = p
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             if name.ends_with(".deleted") || name.ends_with(".tmp") || name.ends_with(".cleaned") {
                 // Deletions and rewrites that a crash interrupted: finish or undo them.
-                fs.remove_file(&p).at(&p)?;
+                fs.remove_file(p).at(p)?;
+                removed = true;
             } else if let Some(base) = name.strip_suffix(".log") {
                 if let Ok(base) = base.parse::<i64>() {
                     bases.push(base);
@@ -295,17 +313,23 @@ impl UnifiedLog {
             {
                 // An index without its log is an orphan.
                 if !fs.exists(&dir.join(file_name(base.parse().unwrap_or(-1), ".log"))) {
-                    fs.remove_file(&p).at(&p)?;
+                    fs.remove_file(p).at(p)?;
+                    removed = true;
                 }
             }
+        }
+        if removed {
+            listing = fs.list_dir(dir).at(dir)?;
         }
         bases.sort_unstable();
         let epoch_path = dir.join(LEADER_EPOCH_CHECKPOINT);
         let leader_epoch_cache = LeaderEpochFileCache::new(fs.clone(), epoch_path)?;
-        let producer_state = ProducerStateManager::new(fs.clone(), dir)?;
+        let shared_dir: Arc<Path> = Arc::from(dir);
+        let producer_state =
+            ProducerStateManager::from_listing(fs.clone(), shared_dir.clone(), &listing);
         let mut log = UnifiedLog {
             fs: fs.clone(),
-            dir: dir.to_path_buf(),
+            dir: shared_dir,
             topic_partition,
             config,
             segments: BTreeMap::new(),
@@ -476,7 +500,8 @@ impl UnifiedLog {
             if trusted {
                 continue;
             }
-            let truncated = seg.recover(max_batch, next_base.is_none())?;
+            let truncated =
+                seg.recover(max_batch, next_base.is_none(), &mut self.leader_epoch_cache)?;
             // A closed segment is fsynced after its roll, not before the next segment is
             // written, so a crash can keep a later segment's data and lose this one's tail, cut
             // at a batch boundary (nothing torn to see): it then ends below the next segment's
@@ -557,9 +582,13 @@ impl UnifiedLog {
     pub fn config(&self) -> &LogConfig {
         &self.config
     }
+    /// The config, to share (the broker's partition keeps the same one).
+    pub fn shared_config(&self) -> &Arc<LogConfig> {
+        &self.config
+    }
     /// Changes the config of a live log: takes effect on the next append, roll or retention.
-    pub fn set_config(&mut self, config: LogConfig) {
-        self.config = config;
+    pub fn set_config(&mut self, config: impl Into<Arc<LogConfig>>) {
+        self.config = config.into();
     }
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset
@@ -789,15 +818,16 @@ impl UnifiedLog {
         self.check_append_size(position)?;
         info.batches = to_append.len();
         info.bytes = position;
-        // The epoch first, as Kafka does: a failed checkpoint write must leave the log as it
-        // was (an epoch entry at the log end is harmless: recovery truncates entries from it).
+        // The epoch first, as Kafka does (an entry at the log end is harmless if the append
+        // then fails: recovery truncates entries from it). In memory only: the file is written
+        // before the recovery point passes it (see `crate::leader_epoch`).
         if self
             .leader_epoch_cache
             .latest_epoch()
             .is_none_or(|e| leader_epoch > e)
         {
             self.leader_epoch_cache
-                .assign(leader_epoch, info.first_offset)?;
+                .assign_unflushed(leader_epoch, info.first_offset)?;
         }
         self.append_batches(info.first_offset, &to_append, position, now_ms)?;
         self.producer_state.apply(producers, self.log_end_offset);
@@ -862,7 +892,7 @@ impl UnifiedLog {
                     .is_none_or(|e| epoch > e)
             {
                 let base = i64::from_be_bytes(header_field(&b.header, BASE_OFFSET_OFFSET));
-                self.leader_epoch_cache.assign(epoch, base)?;
+                self.leader_epoch_cache.assign_unflushed(epoch, base)?;
             }
         }
         self.append_batches(first_offset, &to_append, position, now_ms)?;
@@ -966,7 +996,8 @@ impl UnifiedLog {
             .latest_epoch()
             .is_none_or(|e| leader_epoch > e)
         {
-            self.leader_epoch_cache.assign(leader_epoch, offset)?;
+            self.leader_epoch_cache
+                .assign_unflushed(leader_epoch, offset)?;
         }
         self.append_batches(offset, &to_append, bytes.len(), now_ms)?;
         self.record_end_txn(producer_id, producer_epoch, marker, offset, now_ms)?;
@@ -1134,6 +1165,11 @@ impl UnifiedLog {
         if up_to <= self.recovery_point {
             return Ok(None);
         }
+        // The epochs the flushed offsets were written in, before the recovery point can pass
+        // them (once per new epoch at most; see `crate::leader_epoch`).
+        self.leader_epoch_cache
+            .flush()
+            .inspect_err(|_| self.roll_flush_up_to = Some(up_to))?;
         let from = self
             .segments
             .range(..=self.recovery_point)
@@ -1446,6 +1482,8 @@ impl UnifiedLog {
         for (_, seg) in self.segments.range_mut(from..offset) {
             seg.flush()?;
         }
+        // The epochs of what is now below the recovery point (see `crate::leader_epoch`).
+        self.leader_epoch_cache.flush()?;
         if let Some(observe) = FLUSH_OBSERVER.get() {
             observe(start.elapsed());
         }
@@ -1461,6 +1499,7 @@ impl UnifiedLog {
         // The state at the log end, so the next start replays nothing.
         self.producer_state.advance_to(self.log_end_offset);
         self.producer_state.take_snapshot()?;
+        self.leader_epoch_cache.flush()?;
         for seg in self.segments.values_mut() {
             seg.close()?;
         }
@@ -1473,6 +1512,7 @@ impl UnifiedLog {
     pub fn close_unsynced(&mut self) -> Result<i64> {
         self.producer_state.advance_to(self.log_end_offset);
         self.producer_state.take_snapshot()?;
+        self.leader_epoch_cache.flush_unsynced()?;
         for seg in self.segments.values_mut() {
             seg.close_unsynced()?;
         }
@@ -1561,8 +1601,8 @@ impl UnifiedLog {
             });
         }
         Ok(CleanableView {
-            dir: self.dir.clone(),
-            config: self.config.clone(),
+            dir: self.dir.to_path_buf(),
+            config: LogConfig::clone(&self.config),
             segments,
             log_start_offset: self.log_start_offset,
             high_watermark: self.high_watermark,

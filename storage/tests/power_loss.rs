@@ -9,6 +9,10 @@
 //! - Failing fsync (`set_fail_sync`): the flush fails and the recovery point stays.
 //! - A roll fsyncs nothing inline: the flush it leaves runs while appends go on, and the recovery
 //!   point moves only once it has completed (and not over a truncation made meanwhile).
+//! - The first append of a new leader epoch writes no checkpoint (no fsync): after every cut the
+//!   log's leader-epoch history is exactly the one its surviving batches imply — entries below
+//!   the recovery point from the file (written by the flush that moved it), those above rebuilt
+//!   by recovery.
 //!
 //! Batch contents derive from their first offset; the leader epoch of an append tells which
 //! round wrote it.
@@ -16,7 +20,8 @@
 use bytes::Bytes;
 use rafka_protocol::record_batch::{RecordBatch, RecordBatchBuilder};
 use rafka_storage::{
-    FileSystem, LogCheckpoints, LogConfig, SimFs, StorageError, TopicPartition, UnifiedLog,
+    EpochEntry, FileSystem, LogCheckpoints, LogConfig, SimFs, StorageError, TopicPartition,
+    UnifiedLog,
 };
 use std::io::ErrorKind;
 use std::path::Path;
@@ -161,6 +166,17 @@ fn append(log: &mut UnifiedLog, epoch: i32) -> rafka_storage::Result<Entry> {
     Ok((first, info.last_offset, epoch))
 }
 
+/// The leader-epoch history `batches` imply: the first batch of each epoch.
+fn epochs_of(batches: &[Entry]) -> Vec<EpochEntry> {
+    let mut out: Vec<EpochEntry> = Vec::new();
+    for &(base, _, epoch) in batches {
+        if out.last().is_none_or(|e| e.epoch != epoch) {
+            out.push(EpochEntry::new(epoch, base));
+        }
+    }
+    out
+}
+
 fn is_enospc(e: &StorageError) -> bool {
     matches!(e, StorageError::Io { source, .. } if source.kind() == ErrorKind::StorageFull)
 }
@@ -191,6 +207,11 @@ fn power_cuts_keep_every_flushed_batch() {
             assert!(
                 log.log_end_offset() >= durable,
                 "{what}: flushed offsets lost"
+            );
+            assert_eq!(
+                log.leader_epoch_cache().epoch_entries(),
+                &epochs_of(&got)[..],
+                "{what}: the leader-epoch history of what survived"
             );
             lost += model.len() - got.len();
             model.truncate(got.len());
@@ -300,21 +321,66 @@ fn full_disk_fails_the_append_and_changes_nothing() {
     println!("{failures} appends failed on a full disk, each changing nothing");
 }
 
-/// The first append of a new leader epoch also writes the leader-epoch checkpoint: a disk that
-/// fills up in between must not leave the batch in the log while the append fails.
+/// The first append of a new leader epoch writes only the batch; the flush that moves the
+/// recovery point over it writes the leader-epoch checkpoint first. A disk that is full by then
+/// fails that flush (and the roll flush), and the recovery point stays below the epoch's start,
+/// so a power cut still finds the epoch's batches above it and rebuilds the entry.
 #[test]
-fn full_disk_on_a_new_epoch_fails_the_append_and_changes_nothing() {
+fn a_new_epoch_is_checkpointed_by_the_flush_that_covers_it() {
     let fs = SimFs::new();
-    let (mut log, model) = log_with(&fs, 10);
+    let (mut log, mut model) = log_with(&fs, 10);
     let leo = log.log_end_offset();
-    // Room for the batch, not for the checkpoint.
+    log.flush(leo, TS0).expect("flush");
+    let checkpoint = Path::new(DIR).join("leader-epoch-checkpoint");
+    let written = fs.contents(&checkpoint).expect("written by the flush");
+    // Exactly room for the batch: the append needs no more.
     fs.set_space_left(Some(batch_for(leo).len() as u64));
-    match append(&mut log, 2) {
-        Ok(_) => panic!("the append must fail: the checkpoint cannot be written"),
+    model.push(append(&mut log, 2).expect("a new epoch's append writes only its batch"));
+    assert!(log.leader_epoch_cache().is_unflushed());
+    assert_eq!(fs.contents(&checkpoint), Some(written.clone()));
+    let leo2 = log.log_end_offset();
+    match log.flush(leo2, TS0) {
+        Ok(()) => panic!("the checkpoint cannot be written on a full disk"),
         Err(e) => assert!(is_enospc(&e), "{e}"),
     }
-    assert_eq!(log.log_end_offset(), leo, "a failed append moved the LEO");
+    assert_eq!(
+        log.recovery_point(),
+        leo,
+        "the recovery point passed an unwritten epoch"
+    );
+    fs.set_space_left(None);
+    log.roll(TS0).expect("roll");
+    fs.set_space_left(Some(0));
+    assert!(
+        log.take_roll_flush().is_err(),
+        "the roll flush writes the epoch first"
+    );
+    assert!(log.has_roll_flush(), "and stays pending when it cannot");
+    assert_eq!(log.recovery_point(), leo);
+    fs.power_cut(None);
+    drop(log);
+    fs.set_space_left(None);
+    let mut log = open(&fs, leo).expect("reopen");
+    let got = read_all(&mut log);
+    assert_eq!(got[..], model[..got.len()]);
+    assert_eq!(
+        log.leader_epoch_cache().epoch_entries(),
+        &epochs_of(&got)[..]
+    );
+    // With room again the flush writes it, durably.
+    model.truncate(got.len());
+    model.push(append(&mut log, 3).expect("append"));
+    let end = log.log_end_offset();
+    log.flush(end, TS0).expect("flush");
+    assert!(!log.leader_epoch_cache().is_unflushed());
+    fs.power_cut(None);
+    drop(log);
+    let mut log = open(&fs, end).expect("reopen");
     assert_eq!(read_all(&mut log), model);
+    assert_eq!(
+        log.leader_epoch_cache().epoch_entries(),
+        &epochs_of(&model)[..]
+    );
 }
 
 #[test]
@@ -380,6 +446,10 @@ fn a_roll_leaves_its_fsync_to_a_flush_that_moves_the_recovery_point_when_done() 
     // The roll synced nothing: the recovery point stays where it was, a flush is pending.
     assert_eq!(log.recovery_point(), 0);
     assert!(log.has_roll_flush());
+    // The epoch-1 entry is written when the flush is taken (before any fsync can fail here).
+    log.leader_epoch_cache_mut()
+        .flush()
+        .expect("epoch checkpoint");
     // It fails: handed back, the recovery point still there.
     fs.set_fail_sync(true);
     let flush = log.take_roll_flush().expect("take").expect("pending");

@@ -40,6 +40,12 @@ pub(super) struct State<E> {
     /// Bytes in the file (or the anonymous mapping).
     pub(super) length: u64,
     pub(super) last: Option<E>,
+    /// The file may have writes not yet durable while cold (released dirty, or reset): the next
+    /// [`Index::flush`] (or [`Index::file_to_sync`]) opens it to fsync them. A release does not:
+    /// recovery rebuilds an index above the recovery point, so only the flush that moves the
+    /// recovery point needs it durable — an fsync per index at each release made the recovery
+    /// of many logs after a crash wait on one fsync a log.
+    pub(super) unsynced: bool,
 }
 
 #[derive(Debug)]
@@ -251,6 +257,7 @@ impl<E: IndexEntry> Index<E> {
                 entries: 0,
                 length: full,
                 last: None,
+                unsynced: false,
             });
             self.hot = Some(Hot {
                 mmap,
@@ -261,22 +268,7 @@ impl<E: IndexEntry> Index<E> {
             });
             return Ok(());
         }
-        let mut options = OpenOptions::new();
-        options.read(true).write(true);
-        let (file, created) = match options.clone().create_new(true).open(&self.path) {
-            Ok(f) => (f, true),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                (options.open(&self.path).at(&self.path)?, false)
-            }
-            Err(e) => return Err(e).at(&self.path),
-        };
-        if created {
-            if full == 0 {
-                let _ = std::fs::remove_file(&self.path);
-                return Err(too_small());
-            }
-            file.set_len(full).at(&self.path)?;
-        }
+        let (file, created) = self.open_file()?;
         let length = file.metadata().at(&self.path)?.len();
         // SAFETY: the file is this index's alone: nothing else maps, writes or resizes it while
         // it is mapped (`resize` unmaps before changing its length).
@@ -294,10 +286,12 @@ impl<E: IndexEntry> Index<E> {
             .checked_sub(1)
             .map(|n| decode_at(&mmap, n, self.base_offset));
         tracing::debug!(path = %self.path.display(), entries, length, created, "mapped index");
+        let unsynced = self.state.as_ref().is_some_and(|s| s.unsynced);
         self.state = Some(State {
             entries,
             length,
             last,
+            unsynced,
         });
         self.hot = Some(Hot {
             mmap,
@@ -307,6 +301,33 @@ impl<E: IndexEntry> Index<E> {
             _token: self.token(),
         });
         Ok(())
+    }
+
+    /// Opens the file without mapping it, creating it (at full size) if missing; whether it
+    /// was created.
+    fn open_file(&self) -> Result<(File, bool)> {
+        let full = self.full_size();
+        let mut options = OpenOptions::new();
+        options.read(true).write(true);
+        let (file, created) = match options.clone().create_new(true).open(&self.path) {
+            Ok(f) => (f, true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                (options.open(&self.path).at(&self.path)?, false)
+            }
+            Err(e) => return Err(e).at(&self.path),
+        };
+        if created {
+            if full == 0 {
+                let _ = std::fs::remove_file(&self.path);
+                return Err(self.invalid(format!(
+                    "index size {} is smaller than one {}-byte entry",
+                    self.max_index_size,
+                    E::SIZE
+                )));
+            }
+            file.set_len(full).at(&self.path)?;
+        }
+        Ok((file, created))
     }
 
     /// Whether mapped now.
@@ -447,8 +468,12 @@ impl<E: IndexEntry> Index<E> {
 
     /// Changes the file's length to `new_size` rounded down to whole entries.
     pub(super) fn resize(&mut self, new_size: u64) -> Result<()> {
-        self.open()?;
         let rounded = new_size / E::SIZE as u64 * E::SIZE as u64;
+        if self.state.as_ref().is_some_and(|s| s.length == rounded) {
+            // Already that size (known without mapping it: a reset index).
+            return Ok(());
+        }
+        self.open()?;
         let (entries, length) = {
             let st = self.state()?;
             (st.entries, st.length)
@@ -517,41 +542,40 @@ impl<E: IndexEntry> Index<E> {
             hot.mmap = mmap;
             hot.allocated = full;
         } else {
-            // As in `resize`: never change the length under the mapping; on an error the index is
-            // left cold with its state matching the file.
-            let Hot {
-                mmap, file, _token, ..
-            } = self.hot.take().expect("invariant: opened");
-            drop(mmap);
-            let file = file.expect("invariant: a persistent index has a file");
-            let length = self.state.as_ref().map_or(0, |s| s.length);
+            // As in `resize`: never change the length under the mapping. The index is left cold
+            // (as Kafka's LazyIndex): recovery maps it only if it writes an entry, and most
+            // segments recovered after a crash are small active ones that need none.
+            let file = match self.hot.take() {
+                Some(Hot { mmap, file, .. }) => {
+                    drop(mmap);
+                    file.expect("invariant: a persistent index has a file")
+                }
+                None => Arc::new(self.open_file()?.0),
+            };
+            let length = file.metadata().at(&self.path)?.len();
+            // On an error below, the state matches the file as far as it is known: no entries
+            // counted, and not known durable.
+            self.state = Some(State {
+                entries: 0,
+                length,
+                last: None,
+                unsynced: true,
+            });
             // Zeros over every allocated range, then the full length: the whole file reads as
             // zeros. Not a cut to nothing and a re-extension: on a file system mounted with
             // `discard` that frees the blocks with a synchronous discard, ~3 ms an index, which
             // made the recovery of 10,000 logs after a crash take over a minute.
-            *self.state.as_mut().expect("invariant: opened") = State {
-                entries: 0,
-                length,
-                last: None,
-            };
             zero_allocated(&file, length).at(&self.path)?;
             if length != full {
                 file.set_len(full).at(&self.path)?;
             }
-            // SAFETY: as in `open`.
-            let mmap = unsafe { map(&file) }.at(&self.path)?;
-            self.hot = Some(Hot {
-                mmap,
-                file: Some(file),
-                allocated: 0,
-                dirty: false,
-                _token,
-            });
         }
+        let unsynced = self.persistent;
         *self.state.as_mut().expect("invariant: opened") = State {
             entries: 0,
             length: full,
             last: None,
+            unsynced,
         };
         tracing::debug!(path = %self.path.display(), length = full, "reset index");
         Ok(())
@@ -563,33 +587,46 @@ impl<E: IndexEntry> Index<E> {
     }
 
     pub(super) fn flush(&mut self) -> Result<()> {
-        if let Some(Hot {
-            file: Some(file),
-            dirty,
-            ..
-        }) = &mut self.hot
-        {
+        if let Some(file) = self.file_to_sync()? {
             // fdatasync writes back the pages dirtied through the mapping (msync(MS_SYNC) is the
             // same call on Linux) and the file's length.
             file.sync_data().at(&self.path)?;
-            *dirty = false;
+            if let Some(hot) = &mut self.hot {
+                hot.dirty = false;
+            }
+            if let Some(st) = &mut self.state {
+                st.unsynced = false;
+            }
         }
         Ok(())
     }
 
-    /// The open file of a mapped persistent index, for an fsync made later without the index
-    /// (it writes back what the mapping dirtied, as [`Index::flush`]). `None` when there is
-    /// nothing to make durable: anonymous, or cold (releasing flushed it).
-    pub(super) fn file_to_sync(&self) -> Option<Arc<File>> {
-        self.hot.as_ref().and_then(|h| h.file.clone())
+    /// The file of a persistent index, for an fsync made later without the index (it writes back
+    /// what the mapping dirtied, as [`Index::flush`]): the mapped one, or for a cold index with
+    /// writes not known durable the file opened again. `None` when there is nothing to make
+    /// durable: anonymous, never used, or cold and synced.
+    pub(super) fn file_to_sync(&self) -> Result<Option<Arc<File>>> {
+        if let Some(hot) = &self.hot {
+            return Ok(hot.file.clone());
+        }
+        if self.persistent && self.state.as_ref().is_some_and(|s| s.unsynced) {
+            let file = File::open(&self.path).at(&self.path)?;
+            return Ok(Some(Arc::new(file)));
+        }
+        Ok(None)
     }
 
+    /// Unmaps and closes the file without an fsync; what the mapping dirtied is synced by the
+    /// next flush ([`State::unsynced`]).
     pub(super) fn release(&mut self) -> Result<()> {
-        if self.persistent && self.hot.is_some() {
-            if self.hot.as_ref().is_some_and(|h| h.dirty) {
-                self.flush()?;
+        if self.persistent {
+            if let Some(hot) = self.hot.take() {
+                if hot.dirty {
+                    if let Some(st) = &mut self.state {
+                        st.unsynced = true;
+                    }
+                }
             }
-            self.hot = None;
         }
         Ok(())
     }
@@ -624,6 +661,7 @@ impl<E: IndexEntry> Index<E> {
             return Ok(());
         }
         self.trim_to_valid_size()?;
+        self.flush()?;
         self.release()
     }
 

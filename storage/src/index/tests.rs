@@ -322,6 +322,38 @@ fn release_unmaps_and_the_next_use_maps_again() {
     assert_eq!(idx.entries().expect("entries"), 11);
 }
 
+/// A release does not fsync what the mapping dirtied (recovery releases thousands of indexes);
+/// the next flush does, opening the cold file again, and a reset index is likewise owed one.
+#[test]
+fn a_released_or_reset_index_is_synced_by_the_next_flush() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut idx = offset_index(dir.path(), 1 << 20);
+    assert!(idx.file_to_sync().expect("file").is_none(), "never used");
+    idx.append(BASE, 0).expect("append");
+    idx.release().expect("release");
+    assert!(!idx.is_mapped());
+    assert_eq!(held(idx.path()), (0, false));
+    assert!(
+        idx.file_to_sync().expect("file").is_some(),
+        "dirty when released: owed an fsync"
+    );
+    assert_eq!(held(idx.path()), (0, false), "asking opens nothing to keep");
+    idx.flush().expect("flush");
+    assert!(idx.file_to_sync().expect("file").is_none(), "synced");
+    assert!(!idx.is_mapped(), "a cold flush does not map");
+    idx.reset().expect("reset");
+    assert!(!idx.is_mapped(), "reset leaves it cold");
+    assert_eq!(idx.entries().expect("entries"), 0);
+    assert!(
+        idx.file_to_sync().expect("file").is_some(),
+        "zeroed: owed an fsync"
+    );
+    idx.flush().expect("flush");
+    assert!(idx.file_to_sync().expect("file").is_none());
+    idx.append(BASE + 1, 10).expect("append after a reset");
+    assert_eq!(idx.lookup(BASE + 5).expect("lookup"), op(BASE + 1, 10));
+}
+
 #[test]
 fn a_trimmed_index_reopens_with_its_entries() {
     let dir = tempfile::tempdir().expect("tmp");
