@@ -239,6 +239,7 @@ impl Partition {
     ) -> (bool, StateChange) {
         let me = self.local_broker_id;
         let is_leader = reg.leader == me;
+        let old_isr;
         let (new_leadership, change) = {
             let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
             if is_leader && !st.is_leader {
@@ -254,6 +255,7 @@ impl Partition {
             let isr_sizes =
                 (is_leader && st.is_leader).then_some((st.registration.isr.len(), reg.isr.len()));
             let followed_before = followed_leader(&st);
+            old_isr = std::mem::take(&mut st.registration.isr);
             st.registration = reg.clone();
             st.is_leader = is_leader;
             (
@@ -265,7 +267,7 @@ impl Partition {
                 },
             )
         };
-        self.on_registration(reg, is_leader, new_leadership, now);
+        self.on_registration(reg, &old_isr, is_leader, new_leadership, now);
         let mut log = lock_log(&self.log);
         if is_leader {
             self.maybe_increment_high_watermark(reg, &mut log);
@@ -283,10 +285,14 @@ impl Partition {
 
     /// Keeps the replica bookkeeping in step with a new registration: a new leadership starts
     /// with every follower unknown but counted as caught up now (as Kafka does, so an ISR member
-    /// is not dropped before it could fetch); a decided ISR proposal is forgotten.
+    /// is not dropped before it could fetch); a decided ISR proposal is forgotten. A follower the
+    /// new ISR leaves out (of `old_isr`) must fetch again before it may rejoin — Kafka expands an
+    /// ISR only on a follower's fetch — so one the controller took out because it died is not
+    /// put back from what it fetched before dying.
     fn on_registration(
         &self,
         reg: &PartitionRegistration,
+        old_isr: &[i32],
         is_leader: bool,
         new_leadership: bool,
         now: i64,
@@ -307,6 +313,11 @@ impl Partition {
                 .or_insert_with(|| FollowerState::unknown(now));
         }
         r.followers.retain(|id, _| reg.replicas.contains(id));
+        for id in old_isr.iter().filter(|id| !reg.isr.contains(id)) {
+            if let Some(f) = r.followers.get_mut(id) {
+                f.log_end_offset = -1;
+            }
+        }
         if r.pending_isr
             .as_ref()
             .is_some_and(|(epoch, _)| *epoch != reg.partition_epoch)

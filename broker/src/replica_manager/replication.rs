@@ -489,6 +489,39 @@ mod tests {
         assert_eq!(grow[0].new_isr, vec![1, 2]);
     }
 
+    /// The controller takes a caught-up follower out of the ISR (its broker died: its heartbeat
+    /// connection closed): the leader does not put it back from what it fetched before; only a
+    /// new fetch reaching the high watermark does (Kafka expands an ISR only on a fetch).
+    #[test]
+    fn a_follower_taken_out_of_the_isr_rejoins_only_by_fetching_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (rm, image) = setup(dir.path());
+        rm.set_replica_lag_time_max_ms(10_000);
+        rm.append(&image, &tp(), &records(2), 1);
+        rm.read_for_follower(&image, &tp(), 2, 2, 0, 1 << 20, -1);
+        assert_eq!(rm.isr_changes(&image, now_ms()), vec![], "in sync");
+        let out = next(
+            &image,
+            &[MetadataRecord::PartitionChange(PartitionChangeRecord {
+                topic_id: Uuid::from_u128(ID),
+                partition_id: 0,
+                isr: Some(vec![1]),
+                leader: -2,
+                ..Default::default()
+            })],
+        );
+        rm.apply_image(&image, &out);
+        assert_eq!(
+            rm.isr_changes(&out, now_ms()),
+            vec![],
+            "its last fetch, before it left, does not bring it back"
+        );
+        rm.read_for_follower(&out, &tp(), 2, 2, 0, 1 << 20, -1);
+        let back = rm.isr_changes(&out, now_ms());
+        assert_eq!(back.len(), 1, "{back:?}");
+        assert_eq!(back[0].new_isr, vec![1, 2]);
+    }
+
     /// Broker 1 following `r-0`, led by 2 at epoch 1.
     fn follower_setup(dir: &std::path::Path) -> (ReplicaManager, MetadataImage) {
         let (rm, image) = setup(dir);
