@@ -18,6 +18,10 @@
 //!   coordinator is another broker.
 //! - `a_new_coordinator_completes_a_commit_its_predecessor_could_not`: the coordinator dies
 //!   between PrepareCommit and the markers; the next one writes them.
+//! - `consume_transform_produce_is_exactly_once_across_kills`: a read_committed consumer and a
+//!   transactional producer (`send_offsets_to_transaction`) copy three partitions while the
+//!   transaction coordinator, the group coordinator and partition leaders are SIGKILLed in turn;
+//!   every input record is in the committed output exactly once.
 
 mod common;
 
@@ -1166,10 +1170,14 @@ fn ctp_committed(bootstrap: &str) -> Vec<i64> {
 /// coordinator, the group coordinator and partition leaders are SIGKILLed in turn (as
 /// `transactions_survive_coordinator_and_leader_kills`): afterwards every input record is in the
 /// committed output exactly once, and the group's offsets are at the end of the input.
+///
+/// It used to stall (no commit for 45 s) when a round's kill came while the previous round's
+/// victim, restarted, was still refused registration (its old session lasting): that broker's
+/// replicas had fetched their way back into the ISRs and it was elected leader — of the group's
+/// or the transaction's coordinator partition — while it accepted no client connection yet, and
+/// librdkafka's coordinator requests then waited for good. A broker now acts on the metadata
+/// only once registered (see `tests/restart.rs`).
 #[test]
-#[ignore = "not yet green: the loop stalls in some runs after a partition leader's SIGKILL \
-            (no commit for 45 s, cause not found yet); run with `cargo test --test \
-            transactions_failover -- --ignored consume_transform`"]
 fn consume_transform_produce_is_exactly_once_across_kills() {
     let rounds: usize = std::env::var("RAFKA_TXN_CHAOS_ROUNDS")
         .ok()

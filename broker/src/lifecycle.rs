@@ -10,6 +10,13 @@
 //! every other live one) and a CreateTopics is forwarded to a controller that knows it. Kafka's
 //! `BrokerServer` starts its request processing at the same point (after the initial unfence).
 //! Serving, once begun, does not stop when the broker is fenced later (as in Kafka).
+//!
+//! Nothing on this broker acts on the metadata before it is registered
+//! ([`BrokerLifecycleManager::wait_registered`]), as Kafka's `BrokerServer` installs its metadata
+//! publishers only after the controller has acknowledged it: a broker restarted while its
+//! previous incarnation's session lasts is refused (DUPLICATE_BROKER_REGISTRATION) until that
+//! session expires, and meanwhile it must not fetch, rejoin ISRs and be elected leader of
+//! partitions whose clients it cannot serve yet.
 
 use crate::controller_channel::ControllerChannel;
 use rafka_controller::image::MetadataImage;
@@ -43,6 +50,8 @@ pub struct BrokerLifecycleManager {
     incarnation_id: Uuid,
     /// Becomes `true` once, when the broker may serve clients (see the module doc).
     serving: watch::Sender<bool>,
+    /// Becomes `true` once, when the controller has accepted this incarnation's registration.
+    registered: watch::Sender<bool>,
 }
 
 impl BrokerLifecycleManager {
@@ -67,6 +76,7 @@ impl BrokerLifecycleManager {
             shutting_down: AtomicBool::new(false),
             incarnation_id: Uuid::from_u128(nanos ^ (u128::from(std::process::id()) << 96)),
             serving: watch::channel(false).0,
+            registered: watch::channel(false).0,
         })
     }
 
@@ -80,6 +90,13 @@ impl BrokerLifecycleManager {
     pub async fn wait_serving(&self) {
         let mut rx = self.serving.subscribe();
         let _ = rx.wait_for(|s| *s).await;
+    }
+
+    /// Resolves once the controller has accepted this incarnation's registration; never, if the
+    /// lifecycle manager is gone before that. Cancel-safe.
+    pub async fn wait_registered(&self) {
+        let mut rx = self.registered.subscribe();
+        let _ = rx.wait_for(|r| *r).await;
     }
 
     /// Starts serving once `image` shows this broker's current registration unfenced.
@@ -117,9 +134,12 @@ impl BrokerLifecycleManager {
     }
 
     /// Registers, then heartbeats until `shutdown`; returns after the controller has allowed a
-    /// controlled shutdown (or after a bounded wait).
+    /// controlled shutdown (or after a bounded wait). `log` is the metadata log as this node
+    /// follows it (for the cluster id before registering); `metadata` is the image the broker
+    /// has acted on (what the heartbeats report as caught up).
     pub async fn run(
         self: Arc<Self>,
+        mut log: watch::Receiver<Arc<MetadataImage>>,
         mut metadata: watch::Receiver<Arc<MetadataImage>>,
         mut shutdown: watch::Receiver<bool>,
     ) {
@@ -128,14 +148,14 @@ impl BrokerLifecycleManager {
         // learner): when it has no id yet it registers without one and adopts the cluster's.
         let learner = !self.channel.is_voter();
         let cluster_id = loop {
-            if let Some(id) = metadata.borrow_and_update().cluster_id().map(str::to_owned) {
+            if let Some(id) = log.borrow_and_update().cluster_id().map(str::to_owned) {
                 break id;
             }
             if learner {
                 break String::new();
             }
             tokio::select! {
-                r = metadata.changed() => if r.is_err() { return; },
+                r = log.changed() => if r.is_err() { return; },
                 _ = shutdown.changed() => return,
             }
         };
@@ -173,6 +193,7 @@ impl BrokerLifecycleManager {
                         epoch = r.broker_epoch,
                         "registered with the controller"
                     );
+                    self.registered.send_replace(true);
                     break;
                 }
                 Some(ResponseKind::BrokerRegistration(r)) => {

@@ -556,7 +556,12 @@ impl KafkaServer {
             let rm = replica_manager.clone();
             let groups = groups.clone();
             let transactions = transactions.clone();
+            let lifecycle = lifecycle.clone();
             tasks.push(tokio::spawn(async move {
+                // Nothing acts on the metadata before this incarnation is registered (see
+                // `lifecycle`): a restarted broker must not fetch, rejoin ISRs and lead partitions
+                // while the controller still refuses it and it cannot serve their clients.
+                lifecycle.wait_registered().await;
                 let mut current = Arc::new(MetadataImage::new());
                 loop {
                     let next = rx.borrow_and_update().clone();
@@ -626,11 +631,11 @@ impl KafkaServer {
                 shutdown_rx.clone(),
             )));
         }
-        let lifecycle_task = tokio::spawn(
-            lifecycle
-                .clone()
-                .run(broker_images.clone(), shutdown_rx.clone()),
-        );
+        let lifecycle_task = tokio::spawn(lifecycle.clone().run(
+            controller.subscribe(),
+            broker_images.clone(),
+            shutdown_rx.clone(),
+        ));
         let apis = Arc::new(KafkaApis {
             broker_id: settings.node_id,
             replica_manager: replica_manager.clone(),

@@ -28,6 +28,24 @@ use rafka_protocol::{ErrorCode, Message};
 use rafka_storage::TopicPartition;
 use std::fmt::Display;
 
+/// What a coordinator answers for a key of partition `p` of `topic` it has not started loading:
+/// COORDINATOR_LOAD_IN_PROGRESS when this broker already leads the partition (its replica
+/// manager has acted on the leadership and the coordinator is about to load it), else
+/// NOT_COORDINATOR. The first code makes clients retry here; the second makes them look the
+/// coordinator up again, and a client told by another broker that this one leads would be sent
+/// straight back — some do not even retry then (librdkafka's OffsetFetch for an assignment leaves
+/// the partitions unfetched for good, confluentinc/librdkafka#5586).
+pub fn not_loaded(rm: &ReplicaManager, topic: &str, p: i32) -> ErrorCode {
+    let leads = rm
+        .partition(&TopicPartition::new(topic, p))
+        .is_some_and(|partition| partition.is_leader());
+    if leads {
+        ErrorCode::CoordinatorLoadInProgress
+    } else {
+        ErrorCode::NotCoordinator
+    }
+}
+
 /// A record key or value: `version`, then `m` at that version.
 pub fn encode_record<M: Message>(m: &M, version: i16) -> Bytes {
     let mut out = BytesMut::with_capacity(2 + m.size_at(version));

@@ -43,7 +43,8 @@ pub mod txn_offsets;
 
 use crate::coordinator_common::loader::{Loaded, PartitionLoad};
 use crate::coordinator_common::{
-    append_records, append_transactional_records, read_partition_loaded, wait_replicated,
+    append_records, append_transactional_records, not_loaded, read_partition_loaded,
+    wait_replicated,
 };
 use crate::replica_manager::ReplicaManager;
 use consumer::records::ConsumerRecord;
@@ -194,7 +195,7 @@ impl GroupCoordinator {
         match self.lock().get(&p) {
             Some(s) if s.loaded => Ok(p),
             Some(_) => Err(ErrorCode::CoordinatorLoadInProgress),
-            None => Err(ErrorCode::NotCoordinator),
+            None => Err(not_loaded(&self.replica_manager, GROUP_METADATA_TOPIC, p)),
         }
     }
 
@@ -1431,6 +1432,29 @@ mod tests {
         assert_eq!(c2.membership().describe_group(emptied).group_state, "Dead");
         assert_eq!(c2.fetch_offsets(active).map(|o| o.len()), Ok(2));
         assert_eq!(c2.membership().describe_group(active).group_state, "Stable");
+    }
+
+    /// Between the replica manager becoming leader of a group's partition and the coordinator
+    /// starting to load it, the group is "loading", not elsewhere: a client sent here by another
+    /// broker retries here rather than looking the coordinator up again (librdkafka does not even
+    /// retry an assignment's OffsetFetch after NOT_COORDINATOR). A partition this broker does not
+    /// lead stays NOT_COORDINATOR.
+    #[tokio::test]
+    async fn a_led_partition_not_yet_loaded_is_loading_not_elsewhere() {
+        let dir = tempfile::tempdir().expect("dir");
+        let image = image();
+        let rm = replica_manager(dir.path(), &image);
+        let c = coordinator(&rm);
+        assert_eq!(c.check("g"), Err(ErrorCode::CoordinatorLoadInProgress));
+        loaded(&c, &image, "g").await;
+        assert_eq!(c.check("g"), Ok(c.partition_for("g")));
+
+        let elsewhere = tempfile::tempdir().expect("dir");
+        let follower = replica_manager(elsewhere.path(), &Arc::new(MetadataImage::new()));
+        assert_eq!(
+            coordinator(&follower).check("g"),
+            Err(ErrorCode::NotCoordinator)
+        );
     }
 
     async fn loaded(c: &Arc<GroupCoordinator>, image: &Arc<MetadataImage>, group: &str) {

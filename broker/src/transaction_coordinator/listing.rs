@@ -44,7 +44,7 @@ impl TransactionCoordinator {
         }
         let p = self.partition_for(id);
         let parts = self.lock();
-        let s = Self::check_coordinator(&parts, p)?;
+        let s = Self::check_coordinator(&self.replica_manager, &parts, p)?;
         match s.txns.get(id) {
             Some(e) if e.metadata.state != TransactionState::Dead => Ok(e.metadata.clone()),
             _ => Err(ErrorCode::TransactionalIdNotFound),

@@ -37,7 +37,7 @@ pub mod markers;
 pub mod metadata;
 
 use crate::coordinator_common::loader::PartitionLoad;
-use crate::coordinator_common::{append_records, read_partition, wait_replicated};
+use crate::coordinator_common::{append_records, not_loaded, read_partition, wait_replicated};
 use crate::group_coordinator::partition_for;
 use crate::now_ms;
 use crate::producer_id_manager::ProducerIdManager;
@@ -195,15 +195,16 @@ impl TransactionCoordinator {
     }
 
     /// Whether this broker coordinates the id now: NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS
-    /// otherwise.
-    fn check_coordinator(
-        parts: &HashMap<i32, StatePartition>,
+    /// otherwise ([`not_loaded`] before the load has begun).
+    fn check_coordinator<'a>(
+        rm: &ReplicaManager,
+        parts: &'a HashMap<i32, StatePartition>,
         p: i32,
-    ) -> Result<&StatePartition, ErrorCode> {
+    ) -> Result<&'a StatePartition, ErrorCode> {
         match parts.get(&p) {
             Some(s) if s.loaded => Ok(s),
             Some(_) => Err(ErrorCode::CoordinatorLoadInProgress),
-            None => Err(ErrorCode::NotCoordinator),
+            None => Err(not_loaded(rm, TRANSACTION_STATE_TOPIC, p)),
         }
     }
 
@@ -397,7 +398,7 @@ impl TransactionCoordinator {
     ) -> Result<(i32, i32, T), ErrorCode> {
         let p = self.partition_for(id);
         let mut parts = self.lock();
-        let s = Self::check_coordinator(&parts, p)?;
+        let s = Self::check_coordinator(&self.replica_manager, &parts, p)?;
         let epoch = s.coordinator_epoch;
         let entry = s.txns.get(id);
         if entry.is_some_and(|e| e.pending) {
@@ -425,7 +426,9 @@ impl TransactionCoordinator {
         let known = {
             let p = self.partition_for(id);
             let parts = self.lock();
-            Self::check_coordinator(&parts, p)?.txns.contains_key(id)
+            Self::check_coordinator(&self.replica_manager, &parts, p)?
+                .txns
+                .contains_key(id)
         };
         let fresh = if known {
             None
@@ -443,7 +446,13 @@ impl TransactionCoordinator {
             let s = match parts.get_mut(&p) {
                 Some(s) if s.loaded => s,
                 Some(_) => return Err(ErrorCode::CoordinatorLoadInProgress),
-                None => return Err(ErrorCode::NotCoordinator),
+                None => {
+                    return Err(not_loaded(
+                        &self.replica_manager,
+                        TRANSACTION_STATE_TOPIC,
+                        p,
+                    ))
+                }
             };
             let coordinator_epoch = s.coordinator_epoch;
             let entry = match (s.txns.get_mut(id), fresh) {
@@ -719,7 +728,7 @@ impl TransactionCoordinator {
     ) -> Result<Vec<ErrorCode>, ErrorCode> {
         let p = self.partition_for(id);
         let parts = self.lock();
-        let s = Self::check_coordinator(&parts, p)?;
+        let s = Self::check_coordinator(&self.replica_manager, &parts, p)?;
         let m = &s
             .txns
             .get(id)
