@@ -10,51 +10,20 @@ mod common;
 use common::{admin, create_replicated_topic, create_topic, Cluster, Deadline};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::BaseRecord;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 const T: Duration = Duration::from_secs(30);
 const TOPIC: &str = "kip848";
 const PARTITIONS: i32 = 6;
-/// One replica of `__consumer_offsets`; a short consumer-group session so a killed member
-/// goes within seconds, and a short heartbeat interval so reconciliation is quick.
-const CONFIG: [(&str, &str); 4] = [
-    ("offsets.topic.replication.factor", "1"),
-    ("group.initial.rebalance.delay.ms", "0"),
-    ("group.consumer.session.timeout.ms", "6000"),
-    ("group.consumer.heartbeat.interval.ms", "300"),
-];
+const CONFIG: [(&str, &str); 4] = common::KIP848_GROUP_CONFIG;
 
 fn member(bootstrap: &str, group: &str) -> BaseConsumer {
-    common::client_config(
-        bootstrap,
-        &[
-            ("group.id", group),
-            ("group.protocol", "consumer"),
-            ("enable.auto.commit", "false"),
-            ("auto.offset.reset", "earliest"),
-        ],
-    )
-    .create()
-    .expect("create consumer")
+    common::kip848_consumer(bootstrap, group)
 }
 
 fn produce(bootstrap: &str, topic: &str, round: usize, per_partition: usize) {
-    let p = common::producer(bootstrap, &[("acks", "all")]);
-    for i in 0..per_partition {
-        for part in 0..PARTITIONS {
-            let v = format!("round {round} partition {part} record {i}");
-            p.send(
-                BaseRecord::<(), str>::to(topic)
-                    .partition(part)
-                    .payload(v.as_str()),
-            )
-            .map_err(|(e, _)| e)
-            .expect("send");
-        }
-    }
-    common::flush(&p, T);
+    common::produce_round(bootstrap, topic, PARTITIONS, round, per_partition, T);
 }
 
 fn assigned(c: &BaseConsumer) -> BTreeSet<(String, i32)> {

@@ -21,7 +21,6 @@ use rafka_protocol::messages::{
 use rafka_protocol::ErrorCode;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::BaseRecord;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -31,45 +30,17 @@ const PARTITIONS: i32 = 6;
 const PER_PARTITION: usize = 10;
 
 fn config<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    let mut c = vec![
-        ("offsets.topic.replication.factor", "1"),
-        ("group.initial.rebalance.delay.ms", "0"),
-        ("group.consumer.session.timeout.ms", "6000"),
-        ("group.consumer.heartbeat.interval.ms", "300"),
-    ];
+    let mut c = common::KIP848_GROUP_CONFIG.to_vec();
     c.extend_from_slice(extra);
     c
 }
 
 fn modern(bootstrap: &str, group: &str) -> BaseConsumer {
-    common::client_config(
-        bootstrap,
-        &[
-            ("group.id", group),
-            ("group.protocol", "consumer"),
-            ("enable.auto.commit", "false"),
-            ("auto.offset.reset", "earliest"),
-        ],
-    )
-    .create()
-    .expect("create consumer")
+    common::kip848_consumer(bootstrap, group)
 }
 
 fn produce(bootstrap: &str, round: usize) {
-    let p = common::producer(bootstrap, &[("acks", "all")]);
-    for i in 0..PER_PARTITION {
-        for part in 0..PARTITIONS {
-            let v = format!("round {round} partition {part} record {i}");
-            p.send(
-                BaseRecord::<(), str>::to(TOPIC)
-                    .partition(part)
-                    .payload(v.as_str()),
-            )
-            .map_err(|(e, _)| e)
-            .expect("send");
-        }
-    }
-    common::flush(&p, T);
+    common::produce_round(bootstrap, TOPIC, PARTITIONS, round, PER_PARTITION, T);
 }
 
 fn assigned(c: &BaseConsumer) -> BTreeSet<i32> {

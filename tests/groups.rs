@@ -8,7 +8,6 @@ mod common;
 use common::{admin, create_topic, Cluster, Deadline};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::BaseRecord;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -25,20 +24,7 @@ const GROUP_CONFIG: [(&str, &str); 2] = [
 ];
 
 fn produce(bootstrap: &str, round: usize, per_partition: usize) {
-    let p = common::producer(bootstrap, &[("acks", "all")]);
-    for i in 0..per_partition {
-        for part in 0..PARTITIONS {
-            let v = format!("round {round} partition {part} record {i}");
-            p.send(
-                BaseRecord::<(), str>::to(TOPIC)
-                    .partition(part)
-                    .payload(v.as_str()),
-            )
-            .map_err(|(e, _)| e)
-            .expect("send");
-        }
-    }
-    common::flush(&p, T);
+    common::produce_round(bootstrap, TOPIC, PARTITIONS, round, per_partition, T);
 }
 
 /// Polls `consumers` in turn until `want` distinct (partition, offset) pairs of round `round`
@@ -272,20 +258,14 @@ const TRIO_GROUP: &str = "trio-group";
 const TRIO_CHILD_ENV: &str = "RAFKA_TRIO_MEMBER_BOOTSTRAP";
 
 fn trio_produce(bootstrap: &str, round: usize, per_partition: usize) {
-    let p = common::producer(bootstrap, &[("acks", "all")]);
-    for i in 0..per_partition {
-        for part in 0..TRIO_PARTITIONS {
-            let v = format!("round {round} partition {part} record {i}");
-            p.send(
-                BaseRecord::<(), str>::to(TRIO_TOPIC)
-                    .partition(part)
-                    .payload(v.as_str()),
-            )
-            .map_err(|(e, _)| e)
-            .expect("send");
-        }
-    }
-    common::flush(&p, T);
+    common::produce_round(
+        bootstrap,
+        TRIO_TOPIC,
+        TRIO_PARTITIONS,
+        round,
+        per_partition,
+        T,
+    );
 }
 
 /// One message as a member handles it: recorded, then its offset committed synchronously —

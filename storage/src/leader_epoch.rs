@@ -145,35 +145,13 @@ impl LeaderEpochFileCache {
     /// whose start offset is `>= start_offset` is removed, the new entry appended, and the file
     /// rewritten.
     pub fn assign(&mut self, epoch: i32, start_offset: i64) -> Result<()> {
-        let entry = EpochEntry::new(epoch, start_offset);
-        if epoch < 0 || start_offset < 0 {
-            return Err(StorageError::InvalidArgument {
-                partition: self.partition(),
-                what: format!("invalid partition leader epoch entry {entry}"),
-            });
-        }
-        if !is_update_needed(&self.epochs, entry) {
+        let Some(entry) = self.entry_to_assign(epoch, start_offset)? else {
             return Ok(());
-        }
+        };
         let mut next = self.epochs.clone();
         let removed = assign_to(&mut next, entry);
         self.commit(next)?;
-        // Removing only an entry at the same start offset is expected: no record was written in
-        // it. Anything else means the log diverged and is worth an operator's look.
-        if removed.len() > 1
-            || removed
-                .first()
-                .is_some_and(|r| r.start_offset != start_offset)
-        {
-            tracing::warn!(
-                path = %self.path().display(),
-                epoch,
-                offset = start_offset,
-                ?removed,
-                entries = self.epochs.len(),
-                "new epoch entry caused truncation of conflicting entries"
-            );
-        } else {
+        if !self.warn_on_divergence(&removed, entry) {
             tracing::debug!(
                 path = %self.path().display(),
                 epoch,
@@ -190,6 +168,18 @@ impl LeaderEpochFileCache {
     /// carry their epoch: recovery assigns those above the recovery point again after a crash,
     /// so the log only has to flush the cache before its recovery point moves past the entry.
     pub fn assign_unflushed(&mut self, epoch: i32, start_offset: i64) -> Result<()> {
+        let Some(entry) = self.entry_to_assign(epoch, start_offset)? else {
+            return Ok(());
+        };
+        let removed = assign_to(&mut self.epochs, entry);
+        self.unflushed = true;
+        self.warn_on_divergence(&removed, entry);
+        Ok(())
+    }
+
+    /// The entry `assign` would add, `None` when the cache already covers it; refuses a
+    /// negative epoch or offset.
+    fn entry_to_assign(&self, epoch: i32, start_offset: i64) -> Result<Option<EpochEntry>> {
         let entry = EpochEntry::new(epoch, start_offset);
         if epoch < 0 || start_offset < 0 {
             return Err(StorageError::InvalidArgument {
@@ -197,26 +187,28 @@ impl LeaderEpochFileCache {
                 what: format!("invalid partition leader epoch entry {entry}"),
             });
         }
-        if !is_update_needed(&self.epochs, entry) {
-            return Ok(());
-        }
-        let removed = assign_to(&mut self.epochs, entry);
-        self.unflushed = true;
-        if removed.len() > 1
+        Ok(is_update_needed(&self.epochs, entry).then_some(entry))
+    }
+
+    /// Warns when assigning `entry` removed more than an entry at its own start offset (which
+    /// is expected: no record was written in it): the log diverged, worth an operator's look.
+    /// Returns whether it warned.
+    fn warn_on_divergence(&self, removed: &[EpochEntry], entry: EpochEntry) -> bool {
+        let diverged = removed.len() > 1
             || removed
                 .first()
-                .is_some_and(|r| r.start_offset != start_offset)
-        {
+                .is_some_and(|r| r.start_offset != entry.start_offset);
+        if diverged {
             tracing::warn!(
                 path = %self.path().display(),
-                epoch,
-                offset = start_offset,
+                epoch = entry.epoch,
+                offset = entry.start_offset,
                 ?removed,
                 entries = self.epochs.len(),
                 "new epoch entry caused truncation of conflicting entries"
             );
         }
-        Ok(())
+        diverged
     }
 
     /// Whether entries assigned with [`assign_unflushed`](Self::assign_unflushed) are not in

@@ -246,7 +246,9 @@ impl Drop for Node {
 
 fn log_tail(path: &Path, lines: usize) -> String {
     // Lossy: one line with bytes that are not UTF-8 must not hide the whole log.
-    let text = strip_ansi(&String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()));
+    let text = strip_ansi(&String::from_utf8_lossy(
+        &std::fs::read(path).unwrap_or_default(),
+    ));
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
@@ -933,6 +935,59 @@ pub fn flush(producer: &BaseProducer, timeout: Duration) {
     producer
         .flush(timeout)
         .unwrap_or_else(|e| panic!("flush within {timeout:?}: {e}"));
+}
+
+/// A one-node group setup for KIP-848 tests: offsets on one replica, no initial rebalance
+/// delay, a 6 s session (a killed member's partitions move within seconds) and a 300 ms
+/// heartbeat interval (reconciliation is quick).
+pub const KIP848_GROUP_CONFIG: [(&str, &str); 4] = [
+    ("offsets.topic.replication.factor", "1"),
+    ("group.initial.rebalance.delay.ms", "0"),
+    ("group.consumer.session.timeout.ms", "6000"),
+    ("group.consumer.heartbeat.interval.ms", "300"),
+];
+
+/// A librdkafka consumer of `group` in the consumer group protocol (KIP-848), committing only
+/// when told, reading from the earliest offset.
+pub fn kip848_consumer(bootstrap: &str, group: &str) -> BaseConsumer {
+    client_config(
+        bootstrap,
+        &[
+            ("group.id", group),
+            ("group.protocol", "consumer"),
+            ("enable.auto.commit", "false"),
+            ("auto.offset.reset", "earliest"),
+        ],
+    )
+    .create()
+    .expect("create consumer")
+}
+
+/// Produces `per_partition` records to each of partitions `0..partitions` of `topic` (acks=all),
+/// each value `round R partition P record I` so that a consumer can tell rounds apart; returns
+/// once all are delivered (within `timeout`).
+pub fn produce_round(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    round: usize,
+    per_partition: usize,
+    timeout: Duration,
+) {
+    let p = producer(bootstrap, &[("acks", "all")]);
+    for i in 0..per_partition {
+        for part in 0..partitions {
+            let v = format!("round {round} partition {part} record {i}");
+            p.send(
+                rdkafka::producer::BaseRecord::<(), str>::to(topic)
+                    .partition(part)
+                    .payload(v.as_str()),
+            )
+            .map_err(|(e, _)| e)
+            .expect("send");
+        }
+    }
+    flush(&p, timeout);
 }
 
 /// Assigns `partitions` of `topic` to `consumer` starting at `offset`.

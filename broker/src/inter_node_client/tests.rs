@@ -135,6 +135,19 @@ async fn send(
     c.send(2, addr, purpose, 0, request(), T).await
 }
 
+/// Sends [`request`] to node 2 on the forwarding connection in a task of its own.
+fn spawn_forward(
+    c: &Arc<InterNodeClient>,
+    addr: &str,
+    timeout: Duration,
+) -> tokio::task::JoinHandle<Result<ResponseKind, InterNodeError>> {
+    let (c, addr) = (c.clone(), addr.to_owned());
+    tokio::spawn(async move {
+        c.send(2, &addr, Purpose::Forwarding, 0, request(), timeout)
+            .await
+    })
+}
+
 #[tokio::test]
 async fn requests_for_one_node_and_purpose_reuse_one_connection() {
     let peer = Peer::start(|_| Act::Answer).await;
@@ -242,20 +255,7 @@ async fn a_peer_that_never_answers_times_out_and_loses_the_connection() {
 async fn a_request_queued_behind_a_slow_one_times_out_on_its_own_deadline() {
     let peer = Peer::start(|_| Act::Silent).await;
     let c = Arc::new(client());
-    let slow = {
-        let (c, addr) = (c.clone(), peer.addr.clone());
-        tokio::spawn(async move {
-            c.send(
-                2,
-                &addr,
-                Purpose::Forwarding,
-                0,
-                request(),
-                Duration::from_secs(3),
-            )
-            .await
-        })
-    };
+    let slow = spawn_forward(&c, &peer.addr, Duration::from_secs(3));
     tokio::time::sleep(Duration::from_millis(100)).await;
     let started = std::time::Instant::now();
     let e = c
@@ -445,20 +445,7 @@ async fn a_dedicated_connection_never_waits_behind_a_slow_shared_one() {
     // The first request (on the shared connection) is never answered; the rest are.
     let peer = Peer::start(|n| if n == 0 { Act::Silent } else { Act::Answer }).await;
     let c = Arc::new(client());
-    let slow = {
-        let (c, addr) = (c.clone(), peer.addr.clone());
-        tokio::spawn(async move {
-            c.send(
-                2,
-                &addr,
-                Purpose::Forwarding,
-                0,
-                request(),
-                Duration::from_secs(5),
-            )
-            .await
-        })
-    };
+    let slow = spawn_forward(&c, &peer.addr, Duration::from_secs(5));
     tokio::time::sleep(Duration::from_millis(100)).await;
     // As the controller channel's heartbeat: its own connection to the same node.
     let mut heartbeat = c.dedicated(2);
