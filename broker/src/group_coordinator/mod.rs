@@ -1574,8 +1574,11 @@ mod tests {
             Err(ErrorCode::GroupIdNotFound)
         );
 
-        // Leadership of the partitions moves away: NOT_COORDINATOR.
-        c3.on_image(&Arc::new(MetadataImage::new()));
+        // Leadership of the partitions moves away (the replica manager acts on it first, as
+        // the server applies images): NOT_COORDINATOR.
+        let gone = Arc::new(MetadataImage::new());
+        rm.apply_image(&image, &gone);
+        c3.on_image(&gone);
         assert_eq!(c3.check(g1), Err(ErrorCode::NotCoordinator));
     }
 
