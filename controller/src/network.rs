@@ -151,19 +151,27 @@ enum CallError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Protocol(String),
-    #[error("rpc to {0} timed out")]
-    Timeout(NodeId),
+    #[error("{action:?} to node {target} timed out after {after:?}")]
+    Timeout {
+        target: NodeId,
+        action: openraft::network::RPCTypes,
+        after: std::time::Duration,
+    },
 }
 
 impl<E: std::error::Error> From<CallError> for RPCError<NodeId, BasicNode, E> {
     fn from(e: CallError) -> Self {
         match e {
             CallError::Connect { .. } => RPCError::Unreachable(Unreachable::new(&e)),
-            CallError::Timeout(target) => RPCError::Timeout(openraft::error::Timeout {
-                action: openraft::network::RPCTypes::AppendEntries,
+            CallError::Timeout {
+                target,
+                action,
+                after,
+            } => RPCError::Timeout(openraft::error::Timeout {
+                action,
                 id: 0,
                 target,
-                timeout: std::time::Duration::ZERO,
+                timeout: after,
             }),
             other => RPCError::Network(NetworkError::new(&other)),
         }
@@ -177,9 +185,19 @@ impl Client {
         option: &RPCOption,
     ) -> Result<ResponseKind, CallError> {
         let ttl = option.hard_ttl();
+        let action = match &body {
+            RequestKind::RaftVote(_) => openraft::network::RPCTypes::Vote,
+            RequestKind::RaftInstallSnapshot(_) => openraft::network::RPCTypes::InstallSnapshot,
+            _ => openraft::network::RPCTypes::AppendEntries,
+        };
         match tokio::time::timeout(ttl, self.call_inner(body)).await {
             Ok(r) => r,
-            Err(_) => Err(CallError::Timeout(self.target)),
+            // The deadline that expired, so the log line says how long was waited.
+            Err(_) => Err(CallError::Timeout {
+                target: self.target,
+                action,
+                after: ttl,
+            }),
         }
     }
 
