@@ -264,9 +264,9 @@ impl KafkaApis {
             RequestKind::AddOffsetsToTxn(r) => ResponseKind::AddOffsetsToTxn(
                 add_offsets_to_txn::handle(self, ctx, version, r).await,
             ),
-            RequestKind::TxnOffsetCommit(r) => {
-                ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(self, ctx, r).await)
-            }
+            RequestKind::TxnOffsetCommit(r) => ResponseKind::TxnOffsetCommit(
+                txn_offset_commit::handle(self, ctx, version, r).await,
+            ),
             RequestKind::EndTxn(r) => {
                 ResponseKind::EndTxn(end_txn::handle(self, ctx, version, r).await)
             }
