@@ -142,7 +142,9 @@ impl KafkaApis {
             "request"
         );
         let body = match req.body {
-            RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions_response(0)),
+            RequestKind::ApiVersions(r) => {
+                ResponseKind::ApiVersions(api_versions::answer(version, &r))
+            }
             RequestKind::Metadata(r) => {
                 ResponseKind::Metadata(metadata::handle(self, ctx, version, r).await)
             }
