@@ -1,12 +1,15 @@
 //! ApiVersions: the versions we serve, as PROTOCOL.md's "advertise" column says.
 //!
 //! The response always uses response header v0 (the frame layer does that). It carries the
-//! optional tagged fields (supported / finalized features) only for the Java client (v3+,
+//! optional tagged fields (supported / finalized features) only for the Java client (v4+,
 //! `ClientSoftwareName` "apache-kafka-java"): Debian's kcat (librdkafka 2.0.2) cannot parse a
 //! v3 response that has them, and a client that does not name itself cannot be told apart. Kafka
 //! sends them to every v3+ client; the Java client (≥ 4.0) is the one that acts on them: it
 //! uses transactions v2 (KIP-890 part 2) when `transaction.version` is finalized at 2, which
 //! this broker supports (0–2) and finalizes at 2. Every other client keeps transactions v1.
+//! Not below v4: a supported feature whose minimum is 0 must be left out of v0–3 answers (Java
+//! clients before 3.9 refuse the whole response, KAFKA-17011 / KAFKA-17492), and those clients
+//! have no transactions v2 anyway.
 
 use rafka_protocol::messages::api_versions_response::{
     ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
@@ -57,6 +60,8 @@ pub const TRANSACTION_VERSION_FINALIZED: i16 = 2;
 /// The finalized features' epoch: they never change on a rafka cluster (there is no
 /// UpdateFeatures), so one constant epoch above the client's initial -1.
 pub const FINALIZED_FEATURES_EPOCH: i64 = 1;
+/// The first ApiVersions version whose answer may carry a supported feature with minimum 0.
+pub const MIN_FEATURES_VERSION: i16 = 4;
 /// The Java client's `ClientSoftwareName`.
 pub const JAVA_CLIENT: &str = "apache-kafka-java";
 
@@ -64,7 +69,7 @@ pub const JAVA_CLIENT: &str = "apache-kafka-java";
 /// for the clients that read them (see the module's doc).
 pub fn answer(version: i16, req: &ApiVersionsRequest) -> ApiVersionsResponse {
     let mut r = api_versions_response(0);
-    if version >= 3 && req.client_software_name == JAVA_CLIENT {
+    if version >= MIN_FEATURES_VERSION && req.client_software_name == JAVA_CLIENT {
         let (min, max) = TRANSACTION_VERSION_SUPPORTED;
         r.supported_features = vec![SupportedFeatureKey {
             name: TRANSACTION_VERSION_FEATURE.to_owned(),
@@ -106,7 +111,13 @@ mod tests {
         let plain = rafka_protocol::encode_to_bytes(&api_versions_response(0), 4).expect("encodes");
         assert!(bytes.len() > plain.len());
         // librdkafka (kcat), unnamed clients and pre-v3 requests: the body of before.
-        for (v, name) in [(3, "librdkafka"), (4, ""), (2, JAVA_CLIENT)] {
+        // A Java client before 3.9 (ApiVersions v3) cannot take a supported minimum of 0.
+        for (v, name) in [
+            (3, "librdkafka"),
+            (4, ""),
+            (2, JAVA_CLIENT),
+            (3, JAVA_CLIENT),
+        ] {
             let other = ApiVersionsRequest {
                 client_software_name: name.into(),
                 ..Default::default()
