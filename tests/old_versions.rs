@@ -56,7 +56,7 @@ fn produce_v0_to_v2_answer_unsupported_version() {
         .iter()
         .find(|k| k.api_key == 0)
         .expect("Produce advertised");
-    assert_eq!((p.min_version, p.max_version), (0, 11));
+    assert_eq!((p.min_version, p.max_version), (0, 12));
 
     for version in 0..=2 {
         let r = raw_request(n.addr(), version, RequestKind::Produce(produce(1)), T)

@@ -760,6 +760,19 @@ fn raw_txn_produce(
     node: i32,
     topic: &str,
     transactional_id: &str,
+    ids: (i64, i16, i32),
+) -> i16 {
+    raw_txn_produce_v(cluster, node, 9, topic, transactional_id, ids)
+}
+
+/// [`raw_txn_produce`] as Produce v`version` (v12: transactions v2, the leader adds the
+/// partition).
+fn raw_txn_produce_v(
+    cluster: &Cluster,
+    node: i32,
+    version: i16,
+    topic: &str,
+    transactional_id: &str,
     (pid, epoch, seq): (i64, i16, i32),
 ) -> i16 {
     use rafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -786,7 +799,7 @@ fn raw_txn_produce(
     };
     match raw_request(
         cluster.node(node).addr(),
-        9,
+        version,
         RequestKind::Produce(req),
         Duration::from_secs(15),
     ) {
@@ -898,6 +911,237 @@ fn a_leader_asks_a_remote_coordinator_before_a_transaction_opens() {
         ErrorCode::InvalidProducerEpoch.code()
     );
     assert_eq!(hw(&cluster), 1);
+}
+
+/// Transactions v2 (KIP-890 part 2) across brokers: a partition led by a broker that is not the
+/// transactional id's coordinator adds the partition itself on Produce v12 (AddPartitionsToTxn v5
+/// on the inter-broker listener), and so does a group coordinator on a third node for the
+/// group's `__consumer_offsets` partition on TxnOffsetCommit v5; EndTxn v5 bumps the epoch, the
+/// markers at the bumped epoch reach both, and the next transaction runs at that epoch.
+#[test]
+fn a_transactions_v2_producer_needs_no_add_partitions_with_a_remote_coordinator() {
+    use rafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use rafka_protocol::messages::txn_offset_commit_request::{
+        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+    };
+    use rafka_protocol::messages::{
+        EndTxnRequest, InitProducerIdRequest, OffsetFetchRequest, TxnOffsetCommitRequest,
+    };
+    use rafka_protocol::ErrorCode;
+    use rdkafka::admin::{NewTopic, TopicReplication};
+    let _serial = common::one_cluster_at_a_time();
+    let cluster = Cluster::start(3, SETTINGS);
+    let id = "remote-tv2";
+    let t = Duration::from_secs(10);
+    let deadline = Deadline::after(Duration::from_secs(60));
+    let coordinator = loop {
+        if let Some(c) = txn_coordinator(&cluster, 1, id) {
+            break c;
+        }
+        deadline.check(|| format!("a coordinator for {id}"));
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let leader = (1..=3).find(|&n| n != coordinator).expect("another node");
+    let topic = "remote-tv2";
+    let admin = common::admin(&cluster.bootstrap());
+    let replicas = [leader];
+    let assignment = [&replicas[..]];
+    // One replica: its markers (written acks=all) need min.insync.replicas=1.
+    let nt = NewTopic::new(topic, 1, TopicReplication::Variable(&assignment))
+        .set("min.insync.replicas", "1");
+    let r = common::runtime()
+        .block_on(admin.create_topics([&nt], &common::admin_options()))
+        .expect("CreateTopics");
+    assert_eq!(r, vec![Ok(topic.to_string())]);
+    wait_for_isrs(
+        cluster.node(leader),
+        topic,
+        1,
+        &[leader],
+        Deadline::after(Duration::from_secs(30)),
+    );
+    // A group whose coordinator is not the transaction coordinator.
+    let (group, group_node) = (0..60)
+        .find_map(|i| {
+            let g = format!("tv2-g{i}");
+            let find = FindCoordinatorRequest {
+                key: g.clone(),
+                key_type: 0,
+                ..Default::default()
+            };
+            for _ in 0..50 {
+                if let Ok(ResponseKind::FindCoordinator(r)) = raw_request(
+                    cluster.node(1).addr(),
+                    3,
+                    RequestKind::FindCoordinator(find.clone()),
+                    t,
+                ) {
+                    if r.error_code == 0 {
+                        return (r.node_id != coordinator).then_some((g, r.node_id));
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            None
+        })
+        .expect("a group coordinated elsewhere");
+    let init = InitProducerIdRequest {
+        transactional_id: Some(id.into()),
+        transaction_timeout_ms: 60_000,
+        ..Default::default()
+    };
+    let (pid, e0) = loop {
+        match raw_request(
+            cluster.node(coordinator).addr(),
+            4,
+            RequestKind::InitProducerId(init.clone()),
+            t,
+        ) {
+            Ok(ResponseKind::InitProducerId(r)) if r.error_code == 0 => {
+                break (r.producer_id, r.producer_epoch)
+            }
+            other => deadline.check(|| format!("InitProducerId: {other:?}")),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Retried while the coordinator is busy (markers of the previous transaction in flight).
+    let produce = |ids: (i64, i16, i32)| loop {
+        let code = raw_txn_produce_v(&cluster, leader, 12, topic, id, ids);
+        if code != ErrorCode::NotEnoughReplicas.code() {
+            return code;
+        }
+        deadline.check(|| format!("Produce v12 {ids:?}"));
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let end = |epoch: i16, commit: bool| loop {
+        let req = EndTxnRequest {
+            transactional_id: id.into(),
+            producer_id: pid,
+            producer_epoch: epoch,
+            committed: commit,
+            ..Default::default()
+        };
+        match raw_request(
+            cluster.node(coordinator).addr(),
+            5,
+            RequestKind::EndTxn(req),
+            t,
+        ) {
+            Ok(ResponseKind::EndTxn(r))
+                if r.error_code != ErrorCode::ConcurrentTransactions.code() =>
+            {
+                return (r.error_code, r.producer_id, r.producer_epoch)
+            }
+            other => deadline.check(|| format!("EndTxn: {other:?}")),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Transaction 1 at e0: the leader adds its partition, the group coordinator its offsets
+    // partition, at the remote coordinator; committed.
+    assert_eq!(produce((pid, e0, 0)), 0);
+    let commit_offset = |epoch: i16, offset: i64| loop {
+        let req = TxnOffsetCommitRequest {
+            transactional_id: id.into(),
+            group_id: group.clone(),
+            producer_id: pid,
+            producer_epoch: epoch,
+            topics: vec![TxnOffsetCommitRequestTopic {
+                name: topic.into(),
+                partitions: vec![TxnOffsetCommitRequestPartition {
+                    partition_index: 0,
+                    committed_offset: offset,
+                    committed_metadata: None,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let code = match raw_request(
+            cluster.node(group_node).addr(),
+            5,
+            RequestKind::TxnOffsetCommit(req),
+            t,
+        ) {
+            Ok(ResponseKind::TxnOffsetCommit(r)) => r.topics[0].partitions[0].error_code,
+            other => panic!("TxnOffsetCommit: {other:?}"),
+        };
+        let retriable = [
+            ErrorCode::CoordinatorNotAvailable.code(),
+            ErrorCode::CoordinatorLoadInProgress.code(),
+            ErrorCode::NotCoordinator.code(),
+        ];
+        if !retriable.contains(&code) {
+            return code;
+        }
+        deadline.check(|| format!("TxnOffsetCommit: {code}"));
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(commit_offset(e0, 42), 0);
+    assert_eq!(end(e0, true), (0, pid, e0 + 1));
+    // Transaction 2 at e0 + 1, from sequence 0 (the marker at e0 + 1 is on the leader first):
+    // a record and an offset, aborted.
+    assert_eq!(produce((pid, e0 + 1, 0)), 0);
+    // A zombie still at e0 is fenced (by the coordinator's answer, then the log).
+    assert_eq!(
+        raw_txn_produce_v(&cluster, leader, 12, topic, id, (pid, e0, 1)),
+        ErrorCode::InvalidProducerEpoch.code(),
+        "a stale epoch"
+    );
+    assert_eq!(commit_offset(e0 + 1, 99), 0);
+    assert_eq!(end(e0 + 1, false), (0, pid, e0 + 2));
+    // The zombie at e0 is fenced at the group coordinator too.
+    assert_eq!(commit_offset(e0, 7), ErrorCode::InvalidProducerEpoch.code());
+    // The committed offset is 42, stable once the ABORT marker has reached the group.
+    let fetch = OffsetFetchRequest {
+        group_id: group.clone(),
+        topics: Some(vec![OffsetFetchRequestTopic {
+            name: topic.into(),
+            partition_indexes: vec![0],
+            ..Default::default()
+        }]),
+        require_stable: true,
+        ..Default::default()
+    };
+    loop {
+        if let Ok(ResponseKind::OffsetFetch(r)) = raw_request(
+            cluster.node(group_node).addr(),
+            7,
+            RequestKind::OffsetFetch(fetch.clone()),
+            t,
+        ) {
+            let p = &r.topics[0].partitions[0];
+            if r.error_code == 0 && p.error_code == 0 {
+                assert_eq!(p.committed_offset, 42);
+                break;
+            }
+        }
+        deadline.check(|| "a stable committed offset".to_string());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // read_committed: the committed record only.
+    let c: BaseConsumer = common::consumer(
+        &cluster.bootstrap(),
+        &[
+            ("group.id", "tv2-reader"),
+            ("isolation.level", "read_committed"),
+            ("enable.partition.eof", "true"),
+        ],
+    );
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
+        .expect("partition");
+    c.assign(&tpl).expect("assign");
+    let mut read = 0;
+    loop {
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(_)) => read += 1,
+            Some(Err(KafkaError::PartitionEOF(_))) => break,
+            Some(Err(e)) => panic!("consume: {e}"),
+            None => deadline.check(|| format!("reading {topic}: {read} so far")),
+        }
+    }
+    assert_eq!(read, 1);
 }
 
 /// Coordinator failover between PrepareCommit and the markers: the partition's leader is

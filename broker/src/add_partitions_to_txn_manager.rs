@@ -2,6 +2,11 @@
 //! transactional produce opens a transaction in a partition, the leader asks the transactional
 //! id's coordinator whether the partition is in that producer's ongoing transaction.
 //!
+//! KIP-890 part 2 (transactions v2: Produce v12, TxnOffsetCommit v5): the producer no longer
+//! sends AddPartitionsToTxn; the leader (or the group coordinator, for the offsets partition)
+//! asks the coordinator to *add* the partition instead ([`Ask::Add`]: a direct call, or
+//! AddPartitionsToTxn v5 without VerifyOnly), under the same guard.
+//!
 //! The coordinator is the leader of the id's `__transaction_state` partition. On this node it is
 //! called directly; on another broker, the questions for it are queued and sent as one batched
 //! AddPartitionsToTxn v4 request (VerifyOnly, one entry per transactional id) on the inter-broker
@@ -28,6 +33,7 @@
 
 use crate::inter_node_client::Purpose;
 use crate::transaction_coordinator::markers::MarkerChannel;
+use crate::transaction_coordinator::metadata::TRANSACTION_VERSION_2;
 use crate::transaction_coordinator::{TransactionCoordinator, TRANSACTION_STATE_TOPIC};
 use rafka_controller::image::MetadataImage;
 use rafka_protocol::messages::add_partitions_to_txn_request::{
@@ -43,6 +49,17 @@ use tokio::sync::oneshot;
 /// The version partition leaders send (v4: batched, VerifyOnly; v5 only adds an error code
 /// this coordinator never answers).
 pub const VERIFY_VERSION: i16 = 4;
+/// The version a leader adds partitions with for a transactions v2 producer (as Kafka 4 sends).
+pub const ADD_VERSION: i16 = 5;
+
+/// What a leader asks the coordinator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Ask {
+    /// Whether the partitions are in the ongoing transaction (KIP-890 part 1).
+    Verify,
+    /// Add them to the transaction (transactions v2).
+    Add,
+}
 /// How long one verification exchange with a coordinator may take.
 pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most partitions waiting for a remote coordinator's answer on this node.
@@ -63,7 +80,9 @@ struct PendingTxn {
 
 #[derive(Default)]
 struct NodeQueue {
-    txns: BTreeMap<String, PendingTxn>,
+    /// By what is asked, then transactional id (one request carries one kind: an id appears at
+    /// most once in a request).
+    txns: BTreeMap<(Ask, String), PendingTxn>,
     /// A sender task runs for this node.
     sending: bool,
     /// The newest image a question came with (to find the node's address).
@@ -112,7 +131,8 @@ impl AddPartitionsToTxnManager {
     }
 
     /// The coordinator's verdict on each of `partitions` (in order) for a transactional write of
-    /// `producer_id` at `producer_epoch` under `transactional_id`, as codes for the producer.
+    /// `producer_id` at `producer_epoch` under `transactional_id`, as codes for the producer:
+    /// verified to be in its transaction, or (`Ask::Add`) added to it.
     pub async fn verify(
         self: &Arc<Self>,
         image: &Arc<MetadataImage>,
@@ -120,6 +140,7 @@ impl AddPartitionsToTxnManager {
         producer_id: i64,
         producer_epoch: i16,
         partitions: Vec<(String, i32)>,
+        ask: Ask,
     ) -> Vec<ErrorCode> {
         let n = partitions.len();
         let p = self.coordinator.partition_for(transactional_id);
@@ -131,6 +152,22 @@ impl AddPartitionsToTxnManager {
         let Some(node) = node else {
             return vec![ErrorCode::NotEnoughReplicas; n];
         };
+        if node == self.channel.broker_id && ask == Ask::Add {
+            let code = self
+                .coordinator
+                .add_partitions(
+                    transactional_id,
+                    producer_id,
+                    producer_epoch,
+                    &partitions,
+                    ErrorCode::ProducerFenced,
+                    TRANSACTION_VERSION_2,
+                )
+                .await
+                .err()
+                .unwrap_or(ErrorCode::None);
+            return vec![for_producer(code); n];
+        }
         if node == self.channel.broker_id {
             return match self.coordinator.verify_partitions(
                 transactional_id,
@@ -156,7 +193,8 @@ impl AddPartitionsToTxnManager {
             };
             // Partitions now waiting, less those answered at once.
             let mut queued = n;
-            match queue.txns.get_mut(transactional_id) {
+            let key = (ask, transactional_id.to_owned());
+            match queue.txns.get_mut(&key) {
                 Some(t) if t.producer_id == producer_id && t.producer_epoch == producer_epoch => {
                     t.waiters.push(waiter)
                 }
@@ -168,7 +206,7 @@ impl AddPartitionsToTxnManager {
                 _ => {
                     // First, or newer than the one queued (whose waiters are fenced).
                     let old = queue.txns.insert(
-                        transactional_id.to_owned(),
+                        key,
                         PendingTxn {
                             producer_id,
                             producer_epoch,
@@ -219,12 +257,25 @@ impl AddPartitionsToTxnManager {
                 q.queued = q.queued.saturating_sub(taken);
                 (txns, image)
             };
-            let answers = match image {
-                Some(image) => self.ask(&image, node, &txns).await,
-                None => HashMap::new(),
-            };
-            for (id, t) in txns {
-                let answer = answers.get(&id);
+            let mut answers: HashMap<(Ask, String), HashMap<(String, i32), ErrorCode>> =
+                HashMap::new();
+            if let Some(image) = image {
+                for kind in [Ask::Verify, Ask::Add] {
+                    let of_kind: BTreeMap<String, &PendingTxn> = txns
+                        .iter()
+                        .filter(|((k, _), _)| *k == kind)
+                        .map(|((_, id), t)| (id.clone(), t))
+                        .collect();
+                    if of_kind.is_empty() {
+                        continue;
+                    }
+                    for (id, codes) in self.ask(&image, node, &of_kind, kind).await {
+                        answers.insert((kind, id), codes);
+                    }
+                }
+            }
+            for (key, t) in txns {
+                let answer = answers.get(&key);
                 for w in t.waiters {
                     let codes = w
                         .partitions
@@ -242,13 +293,14 @@ impl AddPartitionsToTxnManager {
         }
     }
 
-    /// One AddPartitionsToTxn v4 VerifyOnly request; per transactional id the coordinator's code
-    /// for each partition it answered (none when it did not answer).
+    /// One AddPartitionsToTxn request (v4 VerifyOnly, or v5 adding); per transactional id the
+    /// coordinator's code for each partition it answered (none when it did not answer).
     async fn ask(
         &self,
         image: &MetadataImage,
         node: i32,
-        txns: &BTreeMap<String, PendingTxn>,
+        txns: &BTreeMap<String, &PendingTxn>,
+        kind: Ask,
     ) -> HashMap<String, HashMap<(String, i32), ErrorCode>> {
         let transactions = txns
             .iter()
@@ -266,7 +318,7 @@ impl AddPartitionsToTxnManager {
                     transactional_id: id.clone(),
                     producer_id: t.producer_id,
                     producer_epoch: t.producer_epoch,
-                    verify_only: true,
+                    verify_only: kind == Ask::Verify,
                     topics: topics
                         .into_iter()
                         .map(|(name, partitions)| AddPartitionsToTxnTransactionTopic {
@@ -289,7 +341,11 @@ impl AddPartitionsToTxnManager {
                 image,
                 node,
                 Purpose::AddPartitionsToTxn,
-                VERIFY_VERSION,
+                if kind == Ask::Verify {
+                    VERIFY_VERSION
+                } else {
+                    ADD_VERSION
+                },
                 request,
                 VERIFY_TIMEOUT,
             )

@@ -310,3 +310,69 @@ fn delete_records_may_pass_an_open_transaction_and_the_lso_stays_at_the_log_star
     let leo = end(&mut log);
     assert_eq!(log.last_stable_offset(), leo);
 }
+
+/// Transactions v2 (KIP-890 part 2): the coordinator bumps the producer epoch at every EndTxn, so
+/// a transaction's marker carries its data's epoch + 1. The partition closes the transaction
+/// with it, then takes the producer's next transaction at that epoch (sequences from 0), and
+/// fences a late batch of the previous epoch.
+#[test]
+fn a_marker_one_epoch_above_the_data_ends_it_and_the_next_transaction_runs_at_that_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), true, 0);
+    // 0..3 at epoch 0, committed at 3 by a marker at epoch 1.
+    log.append_as_leader(&batch(1, 0, 0, 3, true), 0, 0)
+        .unwrap();
+    log.append_end_txn_marker(1, 1, &marker(true, 4), 0, 0)
+        .unwrap();
+    end(&mut log);
+    assert_eq!(log.last_stable_offset(), 4);
+    // The next transaction at epoch 1 starts its sequences at 0: 4..6.
+    log.append_as_leader(&batch(1, 1, 0, 2, true), 0, 0)
+        .unwrap();
+    end(&mut log);
+    assert_eq!(log.last_stable_offset(), 4, "held by the new transaction");
+    // A late batch of the committed transaction's epoch is fenced, and nothing is stored.
+    let before = log.log_end_offset();
+    assert!(matches!(
+        log.append_as_leader(&batch(1, 0, 3, 1, true), 0, 0),
+        Err(StorageError::Producer {
+            source: ProducerError::InvalidProducerEpoch { current: 1, .. },
+            ..
+        })
+    ));
+    assert_eq!(log.log_end_offset(), before);
+    // A marker of the old epoch is fenced too; the abort at epoch 2 ends the transaction.
+    assert!(matches!(
+        log.append_end_txn_marker(1, 0, &marker(false, 4), 0, 0),
+        Err(StorageError::Producer {
+            source: ProducerError::ProducerFenced { .. },
+            ..
+        })
+    ));
+    log.append_end_txn_marker(1, 2, &marker(false, 4), 0, 0)
+        .unwrap();
+    let leo = end(&mut log);
+    assert_eq!(leo, 7);
+    assert_eq!(log.last_stable_offset(), 7);
+    assert_eq!(
+        log.collect_aborted_txns(0, 7, 100).unwrap(),
+        vec![AbortedTxn {
+            producer_id: 1,
+            first_offset: 4,
+            last_offset: 6,
+            last_stable_offset: 7,
+        }]
+    );
+    // And the same after a restart from the log (the epochs come back from the batches).
+    drop(log);
+    let mut log = open(dir.path(), false, 7);
+    assert!(matches!(
+        log.append_as_leader(&batch(1, 1, 2, 1, true), 0, 0),
+        Err(StorageError::Producer {
+            source: ProducerError::InvalidProducerEpoch { current: 2, .. },
+            ..
+        })
+    ));
+    log.append_as_leader(&batch(1, 2, 0, 1, true), 0, 0)
+        .unwrap();
+}

@@ -46,6 +46,7 @@ pub async fn handle(
             req.producer_epoch,
             &[partition],
             fenced_code(version),
+            0,
         )
         .await
     {

@@ -5,15 +5,19 @@
 //! transactional id needs TRANSACTIONAL_ID WRITE; then the coordinator's answer applies to all.
 //! A stale epoch is PRODUCER_FENCED from v2, INVALID_PRODUCER_EPOCH before.
 //!
-//! v4+ (batched, one entry per transactional id) is the brokers' form (KIP-890 part 1): a
-//! partition leader asks with VerifyOnly whether partitions are in a producer's ongoing
-//! transaction ([`crate::add_partitions_to_txn_manager`]). It is served only on the inter-broker
+//! v4+ (batched, one entry per transactional id) is the brokers' form: a partition leader asks
+//! with VerifyOnly whether partitions are in a producer's ongoing transaction (KIP-890 part 1),
+//! or, without it, adds them for a transactions v2 producer (KIP-890 part 2: Produce v12,
+//! TxnOffsetCommit v5 — the coordinator takes the request as transaction version 2, as Kafka
+//! does for v4+) ([`crate::add_partitions_to_txn_manager`]). It is served only on the inter-broker
 //! listener to a principal with CLUSTER CLUSTER_ACTION (Kafka's rule), else the whole request is
 //! answered CLUSTER_AUTHORIZATION_FAILED; more than [`MAX_PARTITIONS_PER_REQUEST`] partitions is
 //! INVALID_REQUEST.
 
 use super::KafkaApis;
+use crate::group_coordinator::GROUP_METADATA_TOPIC;
 use crate::network::RequestContext;
+use crate::transaction_coordinator::metadata::TRANSACTION_VERSION_2;
 use rafka_controller::control::topics::internal::is_internal;
 use rafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnResult, AddPartitionsToTxnTopicResult,
@@ -93,6 +97,7 @@ pub async fn handle(
                 req.v3_and_below_producer_epoch,
                 &partitions,
                 fenced_code(version),
+                0,
             )
             .await;
         let code = result.err().unwrap_or(ErrorCode::None);
@@ -169,8 +174,10 @@ async fn handle_batched(
                 )
                 .unwrap_or_else(|e| vec![e; partitions.len()])
         } else {
+            // A partition leader adds what a transactions v2 producer writes: a topic's
+            // partition, or (TxnOffsetCommit v5) a group's `__consumer_offsets` partition.
             let known = partitions.iter().all(|(topic, p)| {
-                !is_internal(topic)
+                (!is_internal(topic) || topic == GROUP_METADATA_TOPIC)
                     && image
                         .topic_by_name(topic)
                         .is_some_and(|t| t.partitions.contains_key(p))
@@ -183,6 +190,7 @@ async fn handle_batched(
                         t.producer_epoch,
                         &partitions,
                         ErrorCode::ProducerFenced,
+                        TRANSACTION_VERSION_2,
                     )
                     .await
                     .err()

@@ -1,6 +1,10 @@
 //! EndTxn: commit or abort the producer's transaction. Answered once PrepareCommit /
 //! PrepareAbort is replicated in `__transaction_state`; the markers follow in the background
 //! (the transaction coordinator). Needs TRANSACTIONAL_ID WRITE.
+//!
+//! v5 is transactions v2 (KIP-890 part 2): the coordinator bumps the producer epoch at every
+//! commit and abort, and the response names the producer id and epoch to use next (-1 / -1 on
+//! an error, as Kafka).
 
 use super::add_partitions_to_txn::fenced_code;
 use super::KafkaApis;
@@ -15,6 +19,7 @@ pub async fn handle(
     version: i16,
     req: EndTxnRequest,
 ) -> EndTxnResponse {
+    let mut answer = (-1, -1);
     let code = if !apis.authorize(
         ctx,
         AclOperation::Write,
@@ -23,20 +28,30 @@ pub async fn handle(
     ) {
         ErrorCode::TransactionalIdAuthorizationFailed
     } else {
-        apis.transactions
+        match apis
+            .transactions
             .end_txn(
                 &req.transactional_id,
                 req.producer_id,
                 req.producer_epoch,
                 req.committed,
                 fenced_code(version),
+                version >= 5,
             )
             .await
-            .err()
-            .unwrap_or(ErrorCode::None)
+        {
+            Ok(next) => {
+                answer = next;
+                ErrorCode::None
+            }
+            Err(code) => code,
+        }
     };
     EndTxnResponse {
         error_code: code.code(),
+        // v5+ only (the fields do not exist before; ignorable, so dropped there).
+        producer_id: if version >= 5 { answer.0 } else { -1 },
+        producer_epoch: if version >= 5 { answer.1 } else { -1 },
         ..Default::default()
     }
 }

@@ -142,7 +142,9 @@ impl KafkaApis {
             "request"
         );
         let body = match req.body {
-            RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions_response(0)),
+            RequestKind::ApiVersions(r) => {
+                ResponseKind::ApiVersions(api_versions::answer(version, &r))
+            }
             RequestKind::Metadata(r) => {
                 ResponseKind::Metadata(metadata::handle(self, ctx, version, r).await)
             }
@@ -264,9 +266,9 @@ impl KafkaApis {
             RequestKind::AddOffsetsToTxn(r) => ResponseKind::AddOffsetsToTxn(
                 add_offsets_to_txn::handle(self, ctx, version, r).await,
             ),
-            RequestKind::TxnOffsetCommit(r) => {
-                ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(self, ctx, r).await)
-            }
+            RequestKind::TxnOffsetCommit(r) => ResponseKind::TxnOffsetCommit(
+                txn_offset_commit::handle(self, ctx, version, r).await,
+            ),
             RequestKind::EndTxn(r) => {
                 ResponseKind::EndTxn(end_txn::handle(self, ctx, version, r).await)
             }

@@ -12,6 +12,7 @@
 
 use super::current_leader::LeaderHints;
 use super::KafkaApis;
+use crate::add_partitions_to_txn_manager::Ask;
 use crate::network::RequestContext;
 use rafka_controller::control::topics::internal::check_client_produce;
 use rafka_protocol::messages::produce_response::{
@@ -23,6 +24,9 @@ use rafka_protocol::ErrorCode;
 use rafka_security::authorizer::{AclOperation, ResourceType};
 use rafka_storage::{TopicPartition, VerificationGuard};
 use std::collections::{BTreeMap, HashMap};
+
+/// The first Produce version of transactions v2 (KIP-890 part 2): the leader adds partitions.
+pub const TRANSACTIONS_V2_VERSION: i16 = 12;
 
 /// The producer id and epoch of a partition's records if its first batch is transactional
 /// (Kafka takes a request's producer from its first batch; a later batch of another producer
@@ -41,12 +45,22 @@ fn transactional_producer(bytes: &bytes::Bytes) -> Option<(i64, i16)> {
 /// with the id's coordinator ([`crate::add_partitions_to_txn_manager`]) under a guard the append
 /// presents. Per partition with transactional records: the guard to append with, or the code
 /// that refuses them.
+///
+/// From v12 (KIP-890 part 2, transactions v2) the producer sends no AddPartitionsToTxn: the
+/// coordinator is asked to add the partition to the transaction instead (Kafka's
+/// `addPartition` operation), under the same guard.
 async fn verify_transactional(
     apis: &KafkaApis,
     image: &std::sync::Arc<rafka_controller::image::MetadataImage>,
+    version: i16,
     req: &ProduceRequest,
     may_write: impl Fn(&str) -> bool,
 ) -> HashMap<(String, i32), Result<VerificationGuard, ErrorCode>> {
+    let what = if version >= TRANSACTIONS_V2_VERSION {
+        Ask::Add
+    } else {
+        Ask::Verify
+    };
     let mut out = HashMap::new();
     // (producer id, epoch) → the partitions to ask about.
     let mut ask: BTreeMap<(i64, i16), Vec<(String, i32)>> = BTreeMap::new();
@@ -81,7 +95,7 @@ async fn verify_transactional(
     for ((pid, epoch), partitions) in ask {
         let codes = apis
             .txn_verifier
-            .verify(image, id, pid, epoch, partitions.clone())
+            .verify(image, id, pid, epoch, partitions.clone(), what)
             .await;
         for (key, code) in partitions.into_iter().zip(codes) {
             if code != ErrorCode::None {
@@ -124,7 +138,7 @@ pub async fn handle(
             authz.allows(AclOperation::Write, ResourceType::Topic, topic)
                 && check_client_produce(topic).is_ok()
         };
-        verify_transactional(apis, &image, &req, may_write).await
+        verify_transactional(apis, &image, version, &req, may_write).await
     };
     // acks=all: (topic index, partition index, partition, the offset the high watermark must
     // reach).

@@ -16,12 +16,22 @@
 //! `validateOffsetCommit` for a transactional commit), and per partition metadata longer than
 //! `offset.metadata.max.bytes` (OFFSET_METADATA_TOO_LARGE). The log refuses a stale producer
 //! epoch (INVALID_PRODUCER_EPOCH) whichever broker coordinates the id. Answered once replicated.
+//!
+//! v5 (KIP-890 part 2, transactions v2): the producer sends no AddOffsetsToTxn; after the group
+//! and member checks, the group's `__consumer_offsets` partition is added to the transaction by
+//! its coordinator, wherever it is (as a partition leader adds a produced partition:
+//! [`crate::add_partitions_to_txn_manager`]). Its refusals as Kafka's group coordinator answers
+//! them: INVALID_PRODUCER_ID_MAPPING, INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, and
+//! COORDINATOR_NOT_AVAILABLE (retriable) when the transaction coordinator cannot be reached or
+//! is busy.
 
 use super::KafkaApis;
+use crate::add_partitions_to_txn_manager::Ask;
 use crate::group_coordinator::records::OffsetAndMetadata;
 use crate::group_coordinator::GROUP_METADATA_TOPIC;
 use crate::network::RequestContext;
 use crate::now_ms;
+use rafka_controller::image::MetadataImage;
 use rafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
@@ -29,6 +39,7 @@ use rafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use rafka_protocol::ErrorCode;
 use rafka_security::authorizer::{AclOperation, ResourceType};
 use rafka_storage::TopicPartition;
+use std::sync::Arc;
 
 /// Every partition of the request answered `code`.
 fn all(req: &TxnOffsetCommitRequest, code: ErrorCode) -> TxnOffsetCommitResponse {
@@ -54,18 +65,30 @@ fn all(req: &TxnOffsetCommitRequest, code: ErrorCode) -> TxnOffsetCommitResponse
     }
 }
 
-/// The group-level checks after authorization: the coordinator, the transaction, the member.
-fn check_group(apis: &KafkaApis, req: &TxnOffsetCommitRequest) -> Result<(), ErrorCode> {
+/// The first version of transactions v2: the offsets partition is added implicitly.
+pub const TRANSACTIONS_V2_VERSION: i16 = 5;
+
+/// The group-level checks after authorization: the coordinator, the transaction, the member;
+/// from v5 the offsets partition is then added to the transaction.
+async fn check_group(
+    apis: &KafkaApis,
+    image: &Arc<MetadataImage>,
+    version: i16,
+    req: &TxnOffsetCommitRequest,
+) -> Result<(), ErrorCode> {
     if req.group_id.is_empty() {
         return Err(ErrorCode::InvalidGroupId);
     }
     let p = apis.groups.check(&req.group_id)?;
-    apis.transactions.verify_offsets(
-        &req.transactional_id,
-        req.producer_id,
-        req.producer_epoch,
-        &TopicPartition::new(GROUP_METADATA_TOPIC, p),
-    )?;
+    let v2 = version >= TRANSACTIONS_V2_VERSION;
+    if !v2 {
+        apis.transactions.verify_offsets(
+            &req.transactional_id,
+            req.producer_id,
+            req.producer_epoch,
+            &TopicPartition::new(GROUP_METADATA_TOPIC, p),
+        )?;
+    }
     let instance = req.group_instance_id.as_deref();
     if let Some(r) = apis.groups.consumer().check_txn_commit(
         &req.group_id,
@@ -73,19 +96,45 @@ fn check_group(apis: &KafkaApis, req: &TxnOffsetCommitRequest) -> Result<(), Err
         req.generation_id,
         instance,
     ) {
-        return r;
+        r?;
+    } else {
+        apis.groups.membership().check_txn_commit(
+            &req.group_id,
+            req.generation_id,
+            &req.member_id,
+            instance,
+        )?;
     }
-    apis.groups.membership().check_txn_commit(
-        &req.group_id,
-        req.generation_id,
-        &req.member_id,
-        instance,
-    )
+    if v2 {
+        let codes = apis
+            .txn_verifier
+            .verify(
+                image,
+                &req.transactional_id,
+                req.producer_id,
+                req.producer_epoch,
+                vec![(GROUP_METADATA_TOPIC.to_owned(), p)],
+                Ask::Add,
+            )
+            .await;
+        match codes
+            .first()
+            .copied()
+            .unwrap_or(ErrorCode::NotEnoughReplicas)
+        {
+            ErrorCode::None => {}
+            // Kafka's group coordinator normalizes a failed write's retriable codes so.
+            ErrorCode::NotEnoughReplicas => return Err(ErrorCode::CoordinatorNotAvailable),
+            code => return Err(code),
+        }
+    }
+    Ok(())
 }
 
 pub async fn handle(
     apis: &KafkaApis,
     ctx: &RequestContext,
+    version: i16,
     req: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {
     let image = apis.image();
@@ -107,7 +156,20 @@ pub async fn handle(
     let mut commits = Vec::new();
     // (topic index, partition index) of each entry in `commits`.
     let mut accepted = Vec::new();
-    let group_check = check_group(apis, &req);
+    // Only when a partition would be committed: an add is a write at the coordinator.
+    let any = req.topics.iter().any(|t| {
+        authz.allows(AclOperation::Read, ResourceType::Topic, &t.name)
+            && image.topic_by_name(&t.name).is_some_and(|k| {
+                t.partitions
+                    .iter()
+                    .any(|p| k.partitions.contains_key(&p.partition_index))
+            })
+    });
+    let group_check = if any {
+        check_group(apis, &image, version, &req).await
+    } else {
+        Ok(())
+    };
     for (ti, t) in req.topics.iter().enumerate() {
         let allowed = authz.allows(AclOperation::Read, ResourceType::Topic, &t.name);
         let known = image.topic_by_name(&t.name);

@@ -1,6 +1,7 @@
 //! One transactional id's state (Kafka's `TransactionMetadata` and `TransactionState`), and its
-//! record in `__transaction_state` (`TransactionLogKey` v0 / `TransactionLogValue` v0, read at
-//! v0 and v1).
+//! record in `__transaction_state` (`TransactionLogKey` v0 / `TransactionLogValue` v0, or v1 for
+//! a transaction of transactions v2 — KIP-890 part 2 — whose tagged fields carry the previous and
+//! next producer ids and the client's transaction version; read at v0 and v1).
 
 use crate::coordinator_common::{decode_record, encode_record};
 use bytes::Bytes;
@@ -9,7 +10,17 @@ use rafka_protocol::messages::{TransactionLogKey, TransactionLogValue};
 use std::collections::BTreeSet;
 
 const KEY_VERSION: i16 = 0;
+/// The value version for transactions v1 (what older readers know).
 const VALUE_VERSION: i16 = 0;
+/// The value version with the tagged fields of transactions v2.
+const VALUE_VERSION_TV2: i16 = 1;
+
+/// No producer id (Kafka's `RecordBatch.NO_PRODUCER_ID`).
+pub const NO_PRODUCER_ID: i64 = -1;
+/// No producer epoch.
+pub const NO_PRODUCER_EPOCH: i16 = -1;
+/// The `transaction.version` whose EndTxn bumps the epoch (KIP-890 part 2).
+pub const TRANSACTION_VERSION_2: i16 = 2;
 
 /// Kafka's transaction states, with the ids it writes in `TransactionStatus`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,9 +105,47 @@ pub struct TransactionMetadata {
     pub partitions: BTreeSet<(String, i32)>,
     pub txn_start_timestamp: i64,
     pub txn_last_update_timestamp: i64,
+    /// The producer id before the last transition (Kafka's `prevProducerId`): after an epoch
+    /// overflow rolled to a new id, a retried EndTxn names this one.
+    pub prev_producer_id: i64,
+    /// The producer id a Prepare* state rolls to when it completes (its epoch was exhausted).
+    pub next_producer_id: i64,
+    /// The epoch before the last bump (in memory only, as in Kafka).
+    pub last_producer_epoch: i16,
+    /// The client's transaction version (0: transactions v1; 2: KIP-890 part 2, the epoch is
+    /// bumped at every EndTxn).
+    pub client_transaction_version: i16,
 }
 
 impl TransactionMetadata {
+    /// A new id's state before its first InitProducerId is written.
+    pub fn new(producer_id: i64, txn_timeout_ms: i32, now: i64) -> TransactionMetadata {
+        TransactionMetadata {
+            producer_id,
+            producer_epoch: NO_PRODUCER_EPOCH,
+            txn_timeout_ms,
+            state: TransactionState::Empty,
+            partitions: BTreeSet::new(),
+            txn_start_timestamp: -1,
+            txn_last_update_timestamp: now,
+            prev_producer_id: NO_PRODUCER_ID,
+            next_producer_id: NO_PRODUCER_ID,
+            last_producer_epoch: NO_PRODUCER_EPOCH,
+            client_transaction_version: 0,
+        }
+    }
+
+    /// Whether EndTxn bumps the epoch for this transaction (transactions v2).
+    pub fn bumps_epoch_on_end(&self) -> bool {
+        self.client_transaction_version >= TRANSACTION_VERSION_2
+    }
+
+    /// Kafka's `isProducerEpochExhausted`: no client may use `i16::MAX`, so that the
+    /// coordinator can always fence it.
+    pub fn epoch_exhausted(&self) -> bool {
+        self.producer_epoch >= i16::MAX - 1
+    }
+
     /// The record that stores this state.
     pub fn to_record(&self, transactional_id: &str) -> (Bytes, Option<Bytes>) {
         let key = TransactionLogKey {
@@ -126,11 +175,21 @@ impl TransactionMetadata {
             transaction_partitions: partitions,
             transaction_last_update_timestamp_ms: self.txn_last_update_timestamp,
             transaction_start_timestamp_ms: self.txn_start_timestamp,
+            previous_producer_id: self.prev_producer_id,
+            next_producer_id: self.next_producer_id,
+            client_transaction_version: self.client_transaction_version,
             ..Default::default()
+        };
+        // v1 only where its tagged fields matter: a transactions v1 id keeps the bytes older
+        // readers (and rafka before KIP-890 part 2) know.
+        let version = if self.bumps_epoch_on_end() || self.next_producer_id != NO_PRODUCER_ID {
+            VALUE_VERSION_TV2
+        } else {
+            VALUE_VERSION
         };
         (
             encode_record(&key, KEY_VERSION),
-            Some(encode_record(&value, VALUE_VERSION)),
+            Some(encode_record(&value, version)),
         )
     }
 }
@@ -178,6 +237,10 @@ pub fn read_record(
             partitions,
             txn_start_timestamp: v.transaction_start_timestamp_ms,
             txn_last_update_timestamp: v.transaction_last_update_timestamp_ms,
+            prev_producer_id: v.previous_producer_id,
+            next_producer_id: v.next_producer_id,
+            last_producer_epoch: NO_PRODUCER_EPOCH,
+            client_transaction_version: v.client_transaction_version,
         }),
     ))
 }
@@ -203,6 +266,7 @@ mod tests {
             .collect(),
             txn_start_timestamp: 100,
             txn_last_update_timestamp: 200,
+            ..TransactionMetadata::new(7, 60_000, 0)
         };
         let (k, v) = m.to_record("tx");
         // Key: version 0, then the id as an int16-prefixed string.
@@ -223,5 +287,33 @@ mod tests {
         );
         assert!(read_record(None, Some(&v)).is_err());
         assert!(read_record(Some(&k), Some(&Bytes::from_static(&[0, 0, 1]))).is_err());
+    }
+
+    #[test]
+    fn transactions_v2_state_is_written_at_value_v1_with_its_tagged_fields() {
+        let m = TransactionMetadata {
+            producer_epoch: i16::MAX,
+            state: TransactionState::PrepareCommit,
+            partitions: [("a".to_owned(), 0)].into_iter().collect(),
+            txn_start_timestamp: 100,
+            prev_producer_id: 7,
+            next_producer_id: 8,
+            client_transaction_version: TRANSACTION_VERSION_2,
+            ..TransactionMetadata::new(7, 60_000, 0)
+        };
+        let (k, v) = m.to_record("tx");
+        let v = v.unwrap();
+        assert_eq!(&v[..2], &[0, 1], "value version 1");
+        let (_, back) = read_record(Some(&k), Some(&v)).unwrap();
+        assert_eq!(back.unwrap(), m);
+        // A transactions v1 state stays at v0, and reads back with the fields' defaults.
+        let v1 = TransactionMetadata {
+            producer_epoch: 3,
+            ..TransactionMetadata::new(9, 1_000, 5)
+        };
+        let (k, v) = v1.to_record("tx");
+        let v = v.unwrap();
+        assert_eq!(&v[..2], &[0, 0]);
+        assert_eq!(read_record(Some(&k), Some(&v)).unwrap().1.unwrap(), v1);
     }
 }

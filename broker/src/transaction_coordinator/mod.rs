@@ -29,8 +29,12 @@
 //! - [`listing`]: DescribeTransactions / ListTransactions.
 //! - [`expiration`]: `transactional.id.expiration.ms`.
 //!
-//! Not yet: transactions v2.
+//! - [`epoch_bump`]: transactions v2 (KIP-890 part 2): EndTxn v5 bumps the producer epoch at
+//!   every commit and abort (a fresh producer id once it is exhausted), retries are answered from
+//!   the completed state, and partition leaders add partitions themselves
+//!   ([`TransactionCoordinator::add_partitions`] with transaction version 2).
 
+pub mod epoch_bump;
 pub mod expiration;
 pub mod listing;
 pub mod markers;
@@ -42,6 +46,7 @@ use crate::group_coordinator::partition_for;
 use crate::now_ms;
 use crate::producer_id_manager::ProducerIdManager;
 use crate::replica_manager::ReplicaManager;
+use epoch_bump::EndTxnV2;
 use markers::{MarkerChannel, TxnMarkers};
 use metadata::{read_record, TransactionMetadata, TransactionState};
 use rafka_controller::image::MetadataImage;
@@ -422,18 +427,20 @@ impl TransactionCoordinator {
         if txn_timeout_ms <= 0 || txn_timeout_ms > self.config.max_timeout_ms {
             return Err(ErrorCode::InvalidTransactionTimeout);
         }
-        // A new id needs a producer id before its first state is written.
-        let known = {
+        // A new id needs a producer id before its first state is written; so does one whose
+        // epoch is exhausted (Kafka's `prepareProducerIdRotation`).
+        let needs_id = {
             let p = self.partition_for(id);
             let parts = self.lock();
             Self::check_coordinator(&self.replica_manager, &parts, p)?
                 .txns
-                .contains_key(id)
+                .get(id)
+                .is_none_or(|e| e.metadata.epoch_exhausted())
         };
-        let fresh = if known {
-            None
-        } else {
+        let fresh = if needs_id {
             Some(self.producer_ids.generate_producer_id().await?)
+        } else {
+            None
         };
         enum Plan {
             Bump(TransactionMetadata),
@@ -458,15 +465,7 @@ impl TransactionCoordinator {
             let entry = match (s.txns.get_mut(id), fresh) {
                 (Some(e), _) => e,
                 (None, Some(pid)) => s.txns.entry(id.to_owned()).or_insert(Entry {
-                    metadata: TransactionMetadata {
-                        producer_id: pid,
-                        producer_epoch: -1,
-                        txn_timeout_ms,
-                        state: TransactionState::Empty,
-                        partitions: BTreeSet::new(),
-                        txn_start_timestamp: -1,
-                        txn_last_update_timestamp: now,
-                    },
+                    metadata: TransactionMetadata::new(pid, txn_timeout_ms, now),
                     pending: false,
                 }),
                 (None, None) => return Err(ErrorCode::ConcurrentTransactions),
@@ -489,19 +488,22 @@ impl TransactionCoordinator {
                 }
                 TransactionState::Ongoing => {
                     // Fence the old producer, abort its transaction with the new epoch.
-                    let mut next = m.clone();
-                    next.producer_epoch = m.producer_epoch.saturating_add(1);
-                    next.state = TransactionState::PrepareAbort;
-                    next.txn_last_update_timestamp = now;
-                    Plan::AbortFirst(next)
+                    Plan::AbortFirst(epoch_bump::fence_abort(m, now))
                 }
                 _ => {
                     let mut next = m.clone();
-                    if m.producer_epoch >= i16::MAX - 1 {
-                        // Epoch exhausted: a new producer id is needed; ask again.
-                        return Err(ErrorCode::ConcurrentTransactions);
+                    if m.epoch_exhausted() {
+                        // A fresh producer id at epoch 0 (taken above; if the epoch ran out
+                        // meanwhile, the client asks again).
+                        let Some(pid) = fresh else {
+                            return Err(ErrorCode::ConcurrentTransactions);
+                        };
+                        next.prev_producer_id = m.producer_id;
+                        next.producer_id = pid;
+                        next.producer_epoch = 0;
+                    } else {
+                        next.producer_epoch = m.producer_epoch + 1;
                     }
-                    next.producer_epoch = m.producer_epoch + 1;
                     next.txn_timeout_ms = txn_timeout_ms;
                     next.state = TransactionState::Empty;
                     next.partitions.clear();
@@ -548,7 +550,9 @@ impl TransactionCoordinator {
 
     /// AddPartitionsToTxn / AddOffsetsToTxn: `partitions` join the transaction (Ongoing).
     /// `fenced` is the code for a stale epoch (PRODUCER_FENCED from v2, else
-    /// INVALID_PRODUCER_EPOCH).
+    /// INVALID_PRODUCER_EPOCH). `client_transaction_version` is the request's (Kafka's
+    /// `clientTransactionVersion`: 2 when a partition leader adds a partition for a transactions
+    /// v2 producer, AddPartitionsToTxn v4+ without VerifyOnly; 0 for the clients' v0–3).
     pub async fn add_partitions(
         &self,
         id: &str,
@@ -556,6 +560,7 @@ impl TransactionCoordinator {
         producer_epoch: i16,
         partitions: &[(String, i32)],
         fenced: ErrorCode,
+        client_transaction_version: i16,
     ) -> Result<(), ErrorCode> {
         let now = now_ms();
         let p = self.partition_for(id);
@@ -578,6 +583,7 @@ impl TransactionCoordinator {
             }
             next.state = TransactionState::Ongoing;
             next.txn_last_update_timestamp = now;
+            next.client_transaction_version = client_transaction_version;
             next.partitions.extend(partitions.iter().cloned());
             Ok(next)
         })?;
@@ -586,7 +592,8 @@ impl TransactionCoordinator {
     }
 
     /// EndTxn: writes PrepareCommit / PrepareAbort, then (in the background) the markers and
-    /// CompleteCommit / CompleteAbort.
+    /// CompleteCommit / CompleteAbort. `bump_epoch` (EndTxn v5, transactions v2): the epoch is
+    /// bumped ([`epoch_bump`]). `Ok` is the producer id and epoch the producer uses next.
     pub async fn end_txn(
         self: &Arc<Self>,
         id: &str,
@@ -594,7 +601,13 @@ impl TransactionCoordinator {
         producer_epoch: i16,
         commit: bool,
         fenced: ErrorCode,
-    ) -> Result<(), ErrorCode> {
+        bump_epoch: bool,
+    ) -> Result<(i64, i16), ErrorCode> {
+        if bump_epoch {
+            return self
+                .end_txn_v2(id, producer_id, producer_epoch, commit)
+                .await;
+        }
         let now = now_ms();
         let p = self.partition_for(id);
         let result = self.begin(id, |m| {
@@ -609,6 +622,7 @@ impl TransactionCoordinator {
                         TransactionState::PrepareAbort
                     };
                     next.txn_last_update_timestamp = now;
+                    next.client_transaction_version = 0;
                     Ok(next)
                 }
                 // A retry of an EndTxn already done.
@@ -621,7 +635,7 @@ impl TransactionCoordinator {
         });
         let (_, coordinator_epoch, next) = match result {
             Ok(r) => r,
-            Err(ErrorCode::None) => return Ok(()),
+            Err(ErrorCode::None) => return Ok((producer_id, producer_epoch)),
             Err(e) => return Err(e),
         };
         let c = Completion {
@@ -639,7 +653,105 @@ impl TransactionCoordinator {
         self.write(p, coordinator_epoch, id, next).await?;
         self.mark_pending(p, id);
         self.clone().spawn_markers(c);
-        Ok(())
+        Ok((producer_id, producer_epoch))
+    }
+
+    /// EndTxn v5 ([`epoch_bump`]): Kafka's transactions v2 checks, then PrepareCommit /
+    /// PrepareAbort at the bumped epoch (with a fresh producer id when the epoch is exhausted),
+    /// then the markers at that epoch in the background.
+    async fn end_txn_v2(
+        self: &Arc<Self>,
+        id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+    ) -> Result<(i64, i16), ErrorCode> {
+        let p = self.partition_for(id);
+        let decide = || -> Result<EndTxnV2, ErrorCode> {
+            let parts = self.lock();
+            let s = Self::check_coordinator(&self.replica_manager, &parts, p)?;
+            let entry = s.txns.get(id);
+            Ok(epoch_bump::decide(
+                entry.map(|e| &e.metadata),
+                entry.is_some_and(|e| e.pending),
+                producer_id,
+                producer_epoch,
+                commit,
+            ))
+        };
+        // A fresh producer id is taken (asynchronously) before the state is looked at again.
+        let fresh = match decide()? {
+            EndTxnV2::Prepare { rotate: true, .. } => {
+                Some(self.producer_ids.generate_producer_id().await?)
+            }
+            _ => None,
+        };
+        let now = now_ms();
+        let (coordinator_epoch, next) = {
+            let mut parts = self.lock();
+            let s = Self::check_coordinator(&self.replica_manager, &parts, p)?;
+            let coordinator_epoch = s.coordinator_epoch;
+            let entry = s.txns.get(id);
+            let decision = epoch_bump::decide(
+                entry.map(|e| &e.metadata),
+                entry.is_some_and(|e| e.pending),
+                producer_id,
+                producer_epoch,
+                commit,
+            );
+            let next = match (decision, entry) {
+                (
+                    EndTxnV2::Done {
+                        producer_id,
+                        producer_epoch,
+                    },
+                    _,
+                ) => return Ok((producer_id, producer_epoch)),
+                (EndTxnV2::Refuse(code), _) => return Err(code),
+                (EndTxnV2::Prepare { rotate: true, .. }, _) if fresh.is_none() => {
+                    // The epoch ran out between the two looks: the client retries.
+                    return Err(ErrorCode::ConcurrentTransactions);
+                }
+                (
+                    EndTxnV2::Prepare {
+                        state,
+                        no_partition_added,
+                        rotate,
+                    },
+                    Some(e),
+                ) => epoch_bump::prepare(
+                    &e.metadata,
+                    state,
+                    no_partition_added,
+                    fresh.filter(|_| rotate),
+                    now,
+                ),
+                (EndTxnV2::Prepare { .. }, None) => {
+                    return Err(ErrorCode::InvalidProducerIdMapping)
+                }
+            };
+            if let Some(e) = parts.get_mut(&p).and_then(|s| s.txns.get_mut(id)) {
+                e.pending = true;
+            }
+            (coordinator_epoch, next)
+        };
+        let answer = epoch_bump::identity_after(&next);
+        let c = Completion {
+            transactional_id: id.to_owned(),
+            partition: p,
+            coordinator_epoch,
+            markers: TxnMarkers {
+                producer_id: next.producer_id,
+                producer_epoch: next.producer_epoch,
+                commit,
+                coordinator_epoch,
+            },
+            partitions: next.partitions.clone(),
+        };
+        self.write(p, coordinator_epoch, id, next).await?;
+        self.mark_pending(p, id);
+        self.clone().spawn_markers(c);
+        Ok(answer)
     }
 
     /// Sends a completion's markers until every partition has one, then writes the Complete
@@ -679,15 +791,8 @@ impl TransactionCoordinator {
                 else {
                     return;
                 };
-                let mut next = m;
-                next.state = if c.markers.commit {
-                    TransactionState::CompleteCommit
-                } else {
-                    TransactionState::CompleteAbort
-                };
-                next.partitions.clear();
-                next.txn_last_update_timestamp = now_ms();
-                next
+                // Transactions v2: a state that named a next producer id rolls to it here.
+                epoch_bump::complete(&m, now_ms())
             };
             // Retried until written or no longer the coordinator: the Prepare state stays
             // pending meanwhile.
@@ -817,10 +922,7 @@ impl TransactionCoordinator {
                     {
                         continue;
                     }
-                    let mut next = m.clone();
-                    next.producer_epoch = m.producer_epoch.saturating_add(1);
-                    next.state = TransactionState::PrepareAbort;
-                    next.txn_last_update_timestamp = now;
+                    let next = epoch_bump::fence_abort(m, now);
                     e.pending = true;
                     out.push((*p, s.coordinator_epoch, id.clone(), next));
                 }
