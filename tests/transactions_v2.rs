@@ -9,14 +9,15 @@
 
 mod common;
 
+use common::txn::{find_coordinator, offset_fetch, wait_offset};
 use common::{raw_request, Cluster};
 use rafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use rafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
 use rafka_protocol::messages::{
-    ApiVersionsRequest, EndTxnRequest, EndTxnResponse, FindCoordinatorRequest,
-    InitProducerIdRequest, ProduceRequest, RequestKind, ResponseKind, TxnOffsetCommitRequest,
+    ApiVersionsRequest, EndTxnRequest, EndTxnResponse, InitProducerIdRequest, ProduceRequest,
+    RequestKind, ResponseKind, TxnOffsetCommitRequest,
 };
 use rafka_protocol::{ApiKey, ErrorCode, Records};
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -44,28 +45,6 @@ fn node() -> Cluster {
 fn create(cluster: &Cluster, topic: &str) {
     let admin = common::admin(&cluster.bootstrap());
     common::create_topic(&admin, &cluster.nodes[0], topic, 1, &[]);
-}
-
-/// FindCoordinator v3 for `key` until it answers (creating the internal topic).
-fn find_coordinator(addr: SocketAddr, key: &str, key_type: i8) {
-    let find = FindCoordinatorRequest {
-        key: key.into(),
-        key_type,
-        ..Default::default()
-    };
-    let deadline = Instant::now() + T;
-    loop {
-        let Ok(ResponseKind::FindCoordinator(r)) =
-            raw_request(addr, 3, RequestKind::FindCoordinator(find.clone()), T)
-        else {
-            panic!("FindCoordinator")
-        };
-        if r.error_code == 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no coordinator for {key}: {r:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// InitProducerId v4 for `id` (retried while the coordinator loads): (producer id, epoch).
@@ -391,58 +370,6 @@ fn only_produce_v12_adds_the_partition() {
         read(&cluster.bootstrap(), "v11", "read_committed"),
         ["y", "z"]
     );
-}
-
-/// OffsetFetch v7 of partition 0 of `topic` for `group`: (offset, error), retried while the
-/// group's coordinator is missing or loading.
-fn offset_fetch(addr: SocketAddr, group: &str, topic: &str, require_stable: bool) -> (i64, i16) {
-    use rafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
-    let req = rafka_protocol::messages::OffsetFetchRequest {
-        group_id: group.into(),
-        topics: Some(vec![OffsetFetchRequestTopic {
-            name: topic.into(),
-            partition_indexes: vec![0],
-            ..Default::default()
-        }]),
-        require_stable,
-        ..Default::default()
-    };
-    let deadline = Instant::now() + T;
-    loop {
-        let Ok(ResponseKind::OffsetFetch(r)) =
-            raw_request(addr, 7, RequestKind::OffsetFetch(req.clone()), T)
-        else {
-            panic!("OffsetFetch")
-        };
-        let retriable = [
-            ErrorCode::CoordinatorNotAvailable.code(),
-            ErrorCode::CoordinatorLoadInProgress.code(),
-            ErrorCode::NotCoordinator.code(),
-        ];
-        if retriable.contains(&r.error_code) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(200));
-            continue;
-        }
-        assert_eq!(r.error_code, 0, "OffsetFetch {group}");
-        let p = &r.topics[0].partitions[0];
-        return (p.committed_offset, p.error_code);
-    }
-}
-
-/// Polls `offset_fetch` until it answers `want` (within `T`).
-fn wait_offset(addr: SocketAddr, group: &str, topic: &str, stable: bool, want: (i64, i16)) {
-    let deadline = Instant::now() + T;
-    loop {
-        let got = offset_fetch(addr, group, topic, stable);
-        if got == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{group} {topic} (require_stable {stable}): {got:?}, want {want:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 const UNSTABLE: i16 = 88;

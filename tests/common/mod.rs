@@ -29,6 +29,7 @@ pub mod http;
 pub mod load;
 pub mod proxy;
 pub mod scram;
+pub mod txn;
 
 use rafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use rafka_protocol::messages::{
