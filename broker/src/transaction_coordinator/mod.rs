@@ -522,24 +522,39 @@ impl TransactionCoordinator {
                 Ok(r)
             }
             Plan::AbortFirst(next) => {
-                let c = Completion {
-                    transactional_id: id.to_owned(),
-                    partition: p,
-                    coordinator_epoch,
-                    markers: TxnMarkers {
-                        producer_id: next.producer_id,
-                        producer_epoch: next.producer_epoch,
-                        commit: false,
-                        coordinator_epoch,
-                    },
-                    partitions: next.partitions.clone(),
-                };
-                self.write(p, coordinator_epoch, id, next).await?;
-                self.mark_pending(p, id);
-                self.clone().spawn_markers(c);
+                self.prepare_and_send_markers(p, coordinator_epoch, id, next, false)
+                    .await?;
                 Err(ErrorCode::ConcurrentTransactions)
             }
         }
+    }
+
+    /// Writes `next` (PrepareCommit or PrepareAbort) and, once it is replicated, sends its
+    /// markers to every partition of the transaction in the background (then Complete*).
+    async fn prepare_and_send_markers(
+        self: &Arc<Self>,
+        p: i32,
+        coordinator_epoch: i32,
+        id: &str,
+        next: TransactionMetadata,
+        commit: bool,
+    ) -> Result<(), ErrorCode> {
+        let c = Completion {
+            transactional_id: id.to_owned(),
+            partition: p,
+            coordinator_epoch,
+            markers: TxnMarkers {
+                producer_id: next.producer_id,
+                producer_epoch: next.producer_epoch,
+                commit,
+                coordinator_epoch,
+            },
+            partitions: next.partitions.clone(),
+        };
+        self.write(p, coordinator_epoch, id, next).await?;
+        self.mark_pending(p, id);
+        self.clone().spawn_markers(c);
+        Ok(())
     }
 
     fn mark_pending(&self, p: i32, id: &str) {
@@ -638,21 +653,8 @@ impl TransactionCoordinator {
             Err(ErrorCode::None) => return Ok((producer_id, producer_epoch)),
             Err(e) => return Err(e),
         };
-        let c = Completion {
-            transactional_id: id.to_owned(),
-            partition: p,
-            coordinator_epoch,
-            markers: TxnMarkers {
-                producer_id: next.producer_id,
-                producer_epoch: next.producer_epoch,
-                commit,
-                coordinator_epoch,
-            },
-            partitions: next.partitions.clone(),
-        };
-        self.write(p, coordinator_epoch, id, next).await?;
-        self.mark_pending(p, id);
-        self.clone().spawn_markers(c);
+        self.prepare_and_send_markers(p, coordinator_epoch, id, next, commit)
+            .await?;
         Ok((producer_id, producer_epoch))
     }
 
@@ -736,21 +738,8 @@ impl TransactionCoordinator {
             (coordinator_epoch, next)
         };
         let answer = epoch_bump::identity_after(&next);
-        let c = Completion {
-            transactional_id: id.to_owned(),
-            partition: p,
-            coordinator_epoch,
-            markers: TxnMarkers {
-                producer_id: next.producer_id,
-                producer_epoch: next.producer_epoch,
-                commit,
-                coordinator_epoch,
-            },
-            partitions: next.partitions.clone(),
-        };
-        self.write(p, coordinator_epoch, id, next).await?;
-        self.mark_pending(p, id);
-        self.clone().spawn_markers(c);
+        self.prepare_and_send_markers(p, coordinator_epoch, id, next, commit)
+            .await?;
         Ok(answer)
     }
 
@@ -931,21 +920,12 @@ impl TransactionCoordinator {
         };
         for (p, coordinator_epoch, id, next) in timed_out {
             tracing::info!(transactional_id = %id, producer_id = next.producer_id, "aborting a timed-out transaction");
-            let c = Completion {
-                transactional_id: id.clone(),
-                partition: p,
-                coordinator_epoch,
-                markers: TxnMarkers {
-                    producer_id: next.producer_id,
-                    producer_epoch: next.producer_epoch,
-                    commit: false,
-                    coordinator_epoch,
-                },
-                partitions: next.partitions.clone(),
-            };
-            if self.write(p, coordinator_epoch, &id, next).await.is_ok() {
-                self.mark_pending(p, &id);
-                self.clone().spawn_markers(c);
+            if let Err(e) = self
+                .prepare_and_send_markers(p, coordinator_epoch, &id, next, false)
+                .await
+            {
+                // The entry is left as it was: the next check tries again.
+                tracing::debug!(transactional_id = %id, ?e, "timed-out transaction not aborted yet");
             }
         }
     }
