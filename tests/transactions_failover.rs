@@ -925,7 +925,8 @@ fn a_transactions_v2_producer_needs_no_add_partitions_with_a_remote_coordinator(
         TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
     };
     use rafka_protocol::messages::{
-        EndTxnRequest, InitProducerIdRequest, OffsetFetchRequest, TxnOffsetCommitRequest,
+        AddOffsetsToTxnRequest, EndTxnRequest, InitProducerIdRequest, OffsetFetchRequest,
+        TxnOffsetCommitRequest,
     };
     use rafka_protocol::ErrorCode;
     use rdkafka::admin::{NewTopic, TopicReplication};
@@ -1039,7 +1040,7 @@ fn a_transactions_v2_producer_needs_no_add_partitions_with_a_remote_coordinator(
     // Transaction 1 at e0: the leader adds its partition, the group coordinator its offsets
     // partition, at the remote coordinator; committed.
     assert_eq!(produce((pid, e0, 0)), 0);
-    let commit_offset = |epoch: i16, offset: i64| loop {
+    let commit_offset_of = |id: &str, pid: i64, version: i16, epoch: i16, offset: i64| loop {
         let req = TxnOffsetCommitRequest {
             transactional_id: id.into(),
             group_id: group.clone(),
@@ -1059,7 +1060,7 @@ fn a_transactions_v2_producer_needs_no_add_partitions_with_a_remote_coordinator(
         };
         let code = match raw_request(
             cluster.node(group_node).addr(),
-            5,
+            version,
             RequestKind::TxnOffsetCommit(req),
             t,
         ) {
@@ -1077,6 +1078,7 @@ fn a_transactions_v2_producer_needs_no_add_partitions_with_a_remote_coordinator(
         deadline.check(|| format!("TxnOffsetCommit: {code}"));
         std::thread::sleep(Duration::from_millis(100));
     };
+    let commit_offset = |epoch: i16, offset: i64| commit_offset_of(id, pid, 5, epoch, offset);
     assert_eq!(commit_offset(e0, 42), 0);
     assert_eq!(end(e0, true), (0, pid, e0 + 1));
     // Transaction 2 at e0 + 1, from sequence 0 (the marker at e0 + 1 is on the leader first):
@@ -1142,6 +1144,107 @@ fn a_transactions_v2_producer_needs_no_add_partitions_with_a_remote_coordinator(
         }
     }
     assert_eq!(read, 1);
+
+    // Transactions v1 (TxnOffsetCommit v3, librdkafka's) with the id's coordinator elsewhere
+    // than the group's: KIP-890 part 1 asks that coordinator whether AddOffsetsToTxn put the
+    // group's partition in the transaction; before, only a local coordinator was asked.
+    let id1 = (0..100)
+        .map(|i| format!("remote-tv1-{i}"))
+        .find(|id1| {
+            let deadline = Deadline::after(Duration::from_secs(10));
+            loop {
+                if let Some(c) = txn_coordinator(&cluster, 1, id1) {
+                    return c != group_node;
+                }
+                deadline.check(|| format!("a coordinator for {id1}"));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+        .expect("a transactional id coordinated elsewhere than the group");
+    let coordinator1 = txn_coordinator(&cluster, 1, &id1).expect("its coordinator");
+    let init1 = InitProducerIdRequest {
+        transactional_id: Some(id1.clone()),
+        transaction_timeout_ms: 60_000,
+        ..Default::default()
+    };
+    let (pid1, e1) = loop {
+        match raw_request(
+            cluster.node(coordinator1).addr(),
+            4,
+            RequestKind::InitProducerId(init1.clone()),
+            t,
+        ) {
+            Ok(ResponseKind::InitProducerId(r)) if r.error_code == 0 => {
+                break (r.producer_id, r.producer_epoch)
+            }
+            other => deadline.check(|| format!("InitProducerId {id1}: {other:?}")),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Not added by AddOffsetsToTxn: refused, and nothing pending for the group.
+    assert_eq!(
+        commit_offset_of(&id1, pid1, 3, e1, 500),
+        ErrorCode::InvalidTxnState.code(),
+        "an offset commit outside the transaction"
+    );
+    let add = AddOffsetsToTxnRequest {
+        transactional_id: id1.clone(),
+        producer_id: pid1,
+        producer_epoch: e1,
+        group_id: group.clone(),
+        ..Default::default()
+    };
+    loop {
+        match raw_request(
+            cluster.node(coordinator1).addr(),
+            3,
+            RequestKind::AddOffsetsToTxn(add.clone()),
+            t,
+        ) {
+            Ok(ResponseKind::AddOffsetsToTxn(r)) if r.error_code == 0 => break,
+            other => deadline.check(|| format!("AddOffsetsToTxn: {other:?}")),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        commit_offset_of(&id1, pid1, 3, e1 + 1, 500),
+        ErrorCode::InvalidProducerEpoch.code()
+    );
+    assert_eq!(commit_offset_of(&id1, pid1, 3, e1, 500), 0);
+    let end1 = EndTxnRequest {
+        transactional_id: id1.clone(),
+        producer_id: pid1,
+        producer_epoch: e1,
+        committed: true,
+        ..Default::default()
+    };
+    loop {
+        match raw_request(
+            cluster.node(coordinator1).addr(),
+            3,
+            RequestKind::EndTxn(end1.clone()),
+            t,
+        ) {
+            Ok(ResponseKind::EndTxn(r)) if r.error_code == 0 => break,
+            other => deadline.check(|| format!("EndTxn {id1}: {other:?}")),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    loop {
+        if let Ok(ResponseKind::OffsetFetch(r)) = raw_request(
+            cluster.node(group_node).addr(),
+            7,
+            RequestKind::OffsetFetch(fetch.clone()),
+            t,
+        ) {
+            let p = &r.topics[0].partitions[0];
+            if r.error_code == 0 && p.error_code == 0 && p.committed_offset == 500 {
+                break;
+            }
+        }
+        deadline.check(|| "the v1 transaction's offset committed".to_string());
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Coordinator failover between PrepareCommit and the markers: the partition's leader is

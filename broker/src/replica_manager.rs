@@ -771,15 +771,17 @@ impl ReplicaManager {
     }
 
     /// Appends a coordinator's own records (acks=all): a transactional batch is checked only for its producer's epoch and transaction state (Kafka's origin
-    /// COORDINATOR; the group coordinator's TxnOffsetCommit records).
+    /// COORDINATOR; the group coordinator's TxnOffsetCommit records). `guard`: as
+    /// [`Self::append_validated`]'s.
     pub fn append_as_coordinator(
         &self,
         image: &MetadataImage,
         tp: &TopicPartition,
         records: &Bytes,
+        guard: Option<VerificationGuard>,
     ) -> AppendResult {
         self.append_with(image, tp, -1, |log, epoch| {
-            log.append_as_coordinator(records, epoch, now_ms())
+            log.append_as_coordinator(records, epoch, now_ms(), guard)
         })
     }
 

@@ -659,19 +659,25 @@ impl UnifiedLog {
     /// Appends a coordinator's own batches (Kafka's `appendAsLeader` with origin COORDINATOR):
     /// validated as a client's, but a transactional batch (the group coordinator's TxnOffsetCommit
     /// records, all at base sequence 0) is checked only for its producer's epoch and
-    /// transaction state.
+    /// transaction state. With `guard`, a batch that would open its producer's transaction here
+    /// needs it to be the producer's current guard (KIP-890, as
+    /// [`append_validated_verified`](Self::append_validated_verified)).
     pub fn append_as_coordinator(
         &mut self,
         records: &Bytes,
         leader_epoch: i32,
         now_ms: i64,
+        guard: Option<VerificationGuard>,
     ) -> Result<LogAppendInfo> {
         let validated = LogValidator::new(&self.config, now_ms).validate(&self.name(), records)?;
         self.append_validated_with(
             &validated,
             leader_epoch,
             now_ms,
-            PendingProducerState::default(),
+            guard.map_or_else(
+                PendingProducerState::default,
+                PendingProducerState::verified_by,
+            ),
             AppendOrigin::Coordinator,
         )
     }

@@ -8,14 +8,16 @@
 //! GROUP READ (GROUP_AUTHORIZATION_FAILED), then per topic TOPIC READ
 //! (TOPIC_AUTHORIZATION_FAILED) and the partition existing (UNKNOWN_TOPIC_OR_PARTITION); then
 //! the group id (INVALID_GROUP_ID), this broker coordinating the group (NOT_COORDINATOR /
-//! COORDINATOR_LOAD_IN_PROGRESS), the transaction (KIP-890 part 1, when this broker also
-//! coordinates the transactional id: the group's partition must have been added by
-//! AddOffsetsToTxn — INVALID_TXN_STATE; INVALID_PRODUCER_ID_MAPPING for an unknown producer,
-//! INVALID_PRODUCER_EPOCH for another epoch, CONCURRENT_TRANSACTIONS while it ends), the member
+//! COORDINATOR_LOAD_IN_PROGRESS), the transaction (KIP-890 part 1: the group's partition must
+//! have been added by AddOffsetsToTxn, asked of the transactional id's coordinator wherever it
+//! is — a direct call or AddPartitionsToTxn VerifyOnly — under a verification guard the append
+//! presents; INVALID_TXN_STATE, INVALID_PRODUCER_ID_MAPPING for an unknown producer,
+//! INVALID_PRODUCER_EPOCH for another epoch, COORDINATOR_NOT_AVAILABLE while it ends or cannot
+//! be reached), the member
 //! (v3+: ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, as Kafka's
 //! `validateOffsetCommit` for a transactional commit), and per partition metadata longer than
-//! `offset.metadata.max.bytes` (OFFSET_METADATA_TOO_LARGE). The log refuses a stale producer
-//! epoch (INVALID_PRODUCER_EPOCH) whichever broker coordinates the id. Answered once replicated.
+//! `offset.metadata.max.bytes` (OFFSET_METADATA_TOO_LARGE). The log also refuses a stale
+//! producer epoch (INVALID_PRODUCER_EPOCH). Answered once replicated.
 //!
 //! v5 (KIP-890 part 2, transactions v2): the producer sends no AddOffsetsToTxn; after the group
 //! and member checks, the group's `__consumer_offsets` partition is added to the transaction by
@@ -38,7 +40,7 @@ use rafka_protocol::messages::txn_offset_commit_response::{
 use rafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use rafka_protocol::ErrorCode;
 use rafka_security::authorizer::{AclOperation, ResourceType};
-use rafka_storage::TopicPartition;
+use rafka_storage::{TopicPartition, VerificationGuard};
 use std::sync::Arc;
 
 /// Every partition of the request answered `code`.
@@ -68,27 +70,25 @@ fn all(req: &TxnOffsetCommitRequest, code: ErrorCode) -> TxnOffsetCommitResponse
 /// The first version of transactions v2: the offsets partition is added implicitly.
 pub const TRANSACTIONS_V2_VERSION: i16 = 5;
 
-/// The group-level checks after authorization: the coordinator, the transaction, the member;
-/// from v5 the offsets partition is then added to the transaction.
+/// The group-level checks after authorization: the coordinator, the transaction, the member
+/// (v0–4 verify the transaction first, as Kafka; v5 adds the offsets partition only once the
+/// member checks passed, so a refused commit adds nothing). The guard the append presents.
 async fn check_group(
     apis: &KafkaApis,
     image: &Arc<MetadataImage>,
     version: i16,
     req: &TxnOffsetCommitRequest,
-) -> Result<(), ErrorCode> {
+) -> Result<VerificationGuard, ErrorCode> {
     if req.group_id.is_empty() {
         return Err(ErrorCode::InvalidGroupId);
     }
     let p = apis.groups.check(&req.group_id)?;
     let v2 = version >= TRANSACTIONS_V2_VERSION;
-    if !v2 {
-        apis.transactions.verify_offsets(
-            &req.transactional_id,
-            req.producer_id,
-            req.producer_epoch,
-            &TopicPartition::new(GROUP_METADATA_TOPIC, p),
-        )?;
-    }
+    let verified = if v2 {
+        None
+    } else {
+        Some(ask_coordinator(apis, image, req, p, Ask::Verify).await?)
+    };
     let instance = req.group_instance_id.as_deref();
     if let Some(r) = apis.groups.consumer().check_txn_commit(
         &req.group_id,
@@ -105,30 +105,57 @@ async fn check_group(
             instance,
         )?;
     }
-    if v2 {
-        let codes = apis
-            .txn_verifier
-            .verify(
-                image,
-                &req.transactional_id,
-                req.producer_id,
-                req.producer_epoch,
-                vec![(GROUP_METADATA_TOPIC.to_owned(), p)],
-                Ask::Add,
-            )
-            .await;
-        match codes
-            .first()
-            .copied()
-            .unwrap_or(ErrorCode::NotEnoughReplicas)
-        {
-            ErrorCode::None => {}
-            // Kafka's group coordinator normalizes a failed write's retriable codes so.
-            ErrorCode::NotEnoughReplicas => return Err(ErrorCode::CoordinatorNotAvailable),
-            code => return Err(code),
-        }
+    match verified {
+        Some(guard) => Ok(guard),
+        None => ask_coordinator(apis, image, req, p, Ask::Add).await,
     }
-    Ok(())
+}
+
+/// KIP-890 for the group's offsets partition `p`: takes the producer's verification guard in
+/// that partition, then asks the transactional id's coordinator, wherever it is, whether the
+/// partition is in the producer's ongoing transaction (`Ask::Verify`, v0–4: AddOffsetsToTxn
+/// put it there) or to add it (`Ask::Add`, v5) — unless the producer already has a transaction
+/// open there (the sentinel guard). The append presents the guard, so an end marker written in
+/// between refuses it rather than letting the offsets open a transaction nobody will end.
+/// Refusals as Kafka's group coordinator answers them: INVALID_PRODUCER_ID_MAPPING,
+/// INVALID_PRODUCER_EPOCH, INVALID_TXN_STATE, and COORDINATOR_NOT_AVAILABLE (retriable) when
+/// the transaction coordinator cannot be reached, is moving or is ending the transaction.
+async fn ask_coordinator(
+    apis: &KafkaApis,
+    image: &Arc<MetadataImage>,
+    req: &TxnOffsetCommitRequest,
+    p: i32,
+    ask: Ask,
+) -> Result<VerificationGuard, ErrorCode> {
+    let tp = TopicPartition::new(GROUP_METADATA_TOPIC, p);
+    let guard = apis
+        .replica_manager
+        .start_txn_verification(image, &tp, req.producer_id, req.producer_epoch)
+        .map_err(|_| ErrorCode::NotCoordinator)?;
+    if guard.is_sentinel() {
+        return Ok(guard);
+    }
+    let codes = apis
+        .txn_verifier
+        .verify(
+            image,
+            &req.transactional_id,
+            req.producer_id,
+            req.producer_epoch,
+            vec![(GROUP_METADATA_TOPIC.to_owned(), p)],
+            ask,
+        )
+        .await;
+    match codes
+        .first()
+        .copied()
+        .unwrap_or(ErrorCode::NotEnoughReplicas)
+    {
+        ErrorCode::None => Ok(guard),
+        // Kafka's group coordinator normalizes a failed write's retriable codes so.
+        ErrorCode::NotEnoughReplicas => Err(ErrorCode::CoordinatorNotAvailable),
+        code => Err(code),
+    }
 }
 
 pub async fn handle(
@@ -166,9 +193,9 @@ pub async fn handle(
             })
     });
     let group_check = if any {
-        check_group(apis, &image, version, &req).await
+        check_group(apis, &image, version, &req).await.map(Some)
     } else {
-        Ok(())
+        Ok(None)
     };
     for (ti, t) in req.topics.iter().enumerate() {
         let allowed = authz.allows(AclOperation::Read, ResourceType::Topic, &t.name);
@@ -180,8 +207,8 @@ pub async fn handle(
                 ErrorCode::TopicAuthorizationFailed
             } else if !known.is_some_and(|k| k.partitions.contains_key(&p.partition_index)) {
                 ErrorCode::UnknownTopicOrPartition
-            } else if let Err(e) = group_check {
-                e
+            } else if let Err(e) = &group_check {
+                *e
             } else if metadata.len() > max {
                 ErrorCode::OffsetMetadataTooLarge
             } else {
@@ -215,6 +242,7 @@ pub async fn handle(
         &req.group_id,
         req.producer_id,
         req.producer_epoch,
+        group_check.ok().flatten(),
         &commits,
     ) {
         Ok(Some(required)) => {

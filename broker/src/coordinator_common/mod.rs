@@ -91,7 +91,11 @@ pub fn append_records(
 /// [`append_records`] as one transactional batch of `producer_id` at `producer_epoch`, base
 /// sequence 0 and not checked as a sequence (Kafka's TxnOffsetCommit records): the log checks the producer's epoch and
 /// opens the producer's transaction in the partition; its marker later closes it. A stale epoch
-/// answers the log's error (INVALID_PRODUCER_EPOCH / PRODUCER_FENCED).
+/// answers the log's error (INVALID_PRODUCER_EPOCH / PRODUCER_FENCED). With `guard` (KIP-890:
+/// the transaction coordinator was asked under it), a batch that would open the producer's
+/// transaction in the partition is refused (INVALID_TXN_STATE) unless the guard is still the
+/// producer's there — an end marker in between drops it.
+#[allow(clippy::too_many_arguments)]
 pub fn append_transactional_records(
     rm: &ReplicaManager,
     image: &MetadataImage,
@@ -99,10 +103,15 @@ pub fn append_transactional_records(
     records: &[(Bytes, Option<Bytes>)],
     producer_id: i64,
     producer_epoch: i16,
+    guard: Option<rafka_storage::VerificationGuard>,
     too_large: ErrorCode,
 ) -> Result<i64, ErrorCode> {
     let batch = build_batch(records, Some((producer_id, producer_epoch))).map_err(|_| too_large)?;
-    appended(tp, rm.append_as_coordinator(image, tp, &batch), too_large)
+    appended(
+        tp,
+        rm.append_as_coordinator(image, tp, &batch, guard),
+        too_large,
+    )
 }
 
 fn build_batch(

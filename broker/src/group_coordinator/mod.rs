@@ -375,6 +375,7 @@ impl GroupCoordinator {
         group: &str,
         producer_id: i64,
         producer_epoch: i16,
+        guard: Option<rafka_storage::VerificationGuard>,
         commits: &OffsetCommits,
     ) -> Result<Option<i64>, ErrorCode> {
         let p = self.check(group)?;
@@ -409,6 +410,7 @@ impl GroupCoordinator {
             &records,
             producer_id,
             producer_epoch,
+            guard,
             ErrorCode::InvalidCommitOffsetSize,
         )?;
         let Some(s) = parts.get_mut(&p) else {
@@ -1605,8 +1607,15 @@ mod tests {
             coordinator_epoch: 0,
         };
         let commit = |pid: i64, part: i32, o: i64| {
-            c.commit_txn_offsets(&image, g, pid, 0, &vec![("t".into(), part, offset(o))])
-                .expect("txn commit")
+            c.commit_txn_offsets(
+                &image,
+                g,
+                pid,
+                0,
+                None,
+                &vec![("t".into(), part, offset(o))],
+            )
+            .expect("txn commit")
         };
         // Producer 10 commits offset 5 of t-0; producer 11 aborts offset 9 of t-0.
         commit(10, 0, 5);
@@ -1628,7 +1637,7 @@ mod tests {
         assert!(c.unstable_partitions(g).is_empty());
         // A stale epoch of producer 10 is refused by the log.
         assert_eq!(
-            c.commit_txn_offsets(&image, g, 10, -1, &vec![("t".into(), 0, offset(1))]),
+            c.commit_txn_offsets(&image, g, 10, -1, None, &vec![("t".into(), 0, offset(1))]),
             Err(ErrorCode::InvalidProducerEpoch)
         );
         // Producer 12's offset of t-1 is superseded by a plain commit written after it; producer

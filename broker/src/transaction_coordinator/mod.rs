@@ -850,48 +850,6 @@ impl TransactionCoordinator {
             .collect())
     }
 
-    /// KIP-890's verification of a TxnOffsetCommit: the group's `__consumer_offsets` partition
-    /// `tp` must be in the producer's ongoing transaction (AddOffsetsToTxn put it there). Kafka's
-    /// verify-only AddPartitionsToTxn codes: an unknown id or another producer id
-    /// INVALID_PRODUCER_ID_MAPPING, another epoch INVALID_PRODUCER_EPOCH (TxnOffsetCommit has no
-    /// PRODUCER_FENCED at any version), a transaction ending CONCURRENT_TRANSACTIONS, a partition
-    /// not added INVALID_TXN_STATE. `Ok` when this broker does not coordinate the id (the log
-    /// still refuses a stale epoch).
-    pub fn verify_offsets(
-        &self,
-        id: &str,
-        producer_id: i64,
-        producer_epoch: i16,
-        tp: &TopicPartition,
-    ) -> Result<(), ErrorCode> {
-        let p = self.partition_for(id);
-        let parts = self.lock();
-        let Some(s) = parts.get(&p).filter(|s| s.loaded) else {
-            return Ok(());
-        };
-        let Some(e) = s.txns.get(id) else {
-            return Err(ErrorCode::InvalidProducerIdMapping);
-        };
-        let m = &e.metadata;
-        if m.producer_id != producer_id {
-            return Err(ErrorCode::InvalidProducerIdMapping);
-        }
-        if m.producer_epoch != producer_epoch {
-            return Err(ErrorCode::InvalidProducerEpoch);
-        }
-        match m.state {
-            TransactionState::PrepareCommit | TransactionState::PrepareAbort => {
-                Err(ErrorCode::ConcurrentTransactions)
-            }
-            TransactionState::Ongoing
-                if m.partitions.contains(&(tp.topic.clone(), tp.partition)) =>
-            {
-                Ok(())
-            }
-            _ => Err(ErrorCode::InvalidTxnState),
-        }
-    }
-
     /// Aborts every Ongoing transaction older than its timeout, with a bumped epoch so its
     /// producer is fenced (Kafka's `abortTimedOutTransactions`).
     pub async fn abort_timed_out(self: &Arc<Self>) {
