@@ -513,7 +513,15 @@ impl ProducerStateManager {
             }
         } else {
             let last = current.map_or(NO_SEQUENCE, ProducerStateEntry::last_seq);
-            if last != NO_SEQUENCE && !in_sequence(last, first_seq) {
+            // A known epoch with no batch here (a transactions v2 marker bumped it to this
+            // epoch) starts at 0, as in Kafka's `checkSequence`; a producer with no state at all
+            // is accepted at any sequence (above).
+            let in_order = if last == NO_SEQUENCE {
+                current_epoch == NO_PRODUCER_EPOCH || first_seq == 0
+            } else {
+                in_sequence(last, first_seq)
+            };
+            if !in_order {
                 return Err(ProducerError::OutOfOrderSequence {
                     producer_id: pid,
                     epoch,

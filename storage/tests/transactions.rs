@@ -326,7 +326,16 @@ fn a_marker_one_epoch_above_the_data_ends_it_and_the_next_transaction_runs_at_th
         .unwrap();
     end(&mut log);
     assert_eq!(log.last_stable_offset(), 4);
-    // The next transaction at epoch 1 starts its sequences at 0: 4..6.
+    // The next transaction at epoch 1 starts its sequences at 0 (anything else is out of
+    // order, as in Kafka, and stores nothing): 4..6.
+    assert!(matches!(
+        log.append_as_leader(&batch(1, 1, 3, 2, true), 0, 0),
+        Err(StorageError::Producer {
+            source: ProducerError::OutOfOrderSequence { expected: 0, .. },
+            ..
+        })
+    ));
+    assert_eq!(log.log_end_offset(), 4);
     log.append_as_leader(&batch(1, 1, 0, 2, true), 0, 0)
         .unwrap();
     end(&mut log);
