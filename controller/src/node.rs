@@ -179,7 +179,12 @@ pub struct ControllerNode {
     quorum: QuorumController,
     /// The listener's task: the controller listener on a voter, the learner listener on a
     /// broker-only node (none when started without a listener).
-    server: Option<tokio::task::JoinHandle<()>>,
+    server: std::sync::Mutex<
+        Option<(
+            tokio::task::JoinHandle<()>,
+            tokio::sync::watch::Sender<bool>,
+        )>,
+    >,
     /// Re-randomizes a candidate's retries (`crate::election`).
     elections: tokio::task::JoinHandle<()>,
     local_addr: Option<std::net::SocketAddr>,
@@ -399,13 +404,16 @@ impl ControllerNode {
                 config.voters.keys().copied().collect(),
             )
             .answer_pre_votes(pre_vote.clone());
-            tokio::spawn(crate::server::serve(
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let task = tokio::spawn(crate::server::serve(
                 listener,
                 raft.clone(),
                 apis,
                 check,
                 listener_config_with_scram(config.listener.clone(), &sm),
-            ))
+                stopped,
+            ));
+            (task, stop)
         });
         if config.is_voter()
             && !raft
@@ -469,7 +477,7 @@ impl ControllerNode {
             raft,
             sm,
             quorum,
-            server,
+            server: std::sync::Mutex::new(server),
             elections: election_task,
             local_addr,
         })
@@ -530,8 +538,12 @@ impl ControllerNode {
 
     /// Stops Raft and the listener (a clean shutdown; storage is durable at every step).
     pub async fn shutdown(&self) {
-        if let Some(server) = &self.server {
-            server.abort();
+        // Taken out of the lock before awaiting: the listener closes, then every connection
+        // (their tasks have ended when the listener's task has).
+        let server = self.server.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some((task, stop)) = server {
+            let _ = stop.send(true);
+            let _ = task.await;
         }
         self.elections.abort();
         let _ = self.raft.shutdown().await;

@@ -154,15 +154,18 @@ impl Default for ListenerConfig {
 /// The controller listener's default connection limit (see [`ListenerConfig::limits`]).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
 
-/// Accepts connections until the task is dropped. Connections live in a `JoinSet` owned by this
-/// task, so aborting it (node shutdown) closes every connection too: a peer must see its old
-/// connection to a stopped node fail, not keep talking to a Raft that no longer runs.
+/// Accepts connections until `stop` turns true (or the sender is gone), then closes every
+/// connection and returns once each one's task has ended — so that when the node's shutdown has
+/// awaited this task no request is served any more: a peer must see its old connection to a
+/// stopped node fail, not keep talking to a Raft that no longer runs. (Aborting the task alone
+/// is not enough: a connection task running on another worker finishes the request it holds.)
 pub async fn serve(
     listener: TcpListener,
     raft: Raft,
     apis: Option<Arc<dyn ControllerApis>>,
     check: PeerCheck,
     config: ListenerConfig,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut connections = tokio::task::JoinSet::new();
     let quotas = ConnectionQuotas::new(config.limits.clone());
@@ -174,6 +177,7 @@ pub async fn serve(
         let slot = tokio::select! {
             slot = quotas.slot(LISTENER_COUNTS) => slot,
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            _ = stopped(&mut stop) => break,
         };
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -202,8 +206,17 @@ pub async fn serve(
                 }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = stopped(&mut stop) => break,
         }
     }
+    drop(listener);
+    connections.shutdown().await;
+}
+
+/// Resolves once `stop` is true or its sender is gone (the guard is dropped here, so the
+/// future stays `Send`).
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// The name this listener's connections are counted under in its own [`ConnectionQuotas`].
