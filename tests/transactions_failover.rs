@@ -918,6 +918,31 @@ fn a_leader_asks_a_remote_coordinator_before_a_transaction_opens() {
 /// on the inter-broker listener), and so does a group coordinator on a third node for the
 /// group's `__consumer_offsets` partition on TxnOffsetCommit v5; EndTxn v5 bumps the epoch, the
 /// markers at the bumped epoch reach both, and the next transaction runs at that epoch.
+/// InitProducerId v4 for `id` (60 s transaction timeout) at `node`, retried until it answers
+/// without error (within `deadline`): the producer id and epoch.
+fn init_producer_id(cluster: &Cluster, node: i32, id: &str, deadline: &Deadline) -> (i64, i16) {
+    use rafka_protocol::messages::InitProducerIdRequest;
+    let init = InitProducerIdRequest {
+        transactional_id: Some(id.into()),
+        transaction_timeout_ms: 60_000,
+        ..Default::default()
+    };
+    loop {
+        match raw_request(
+            cluster.node(node).addr(),
+            4,
+            RequestKind::InitProducerId(init.clone()),
+            Duration::from_secs(10),
+        ) {
+            Ok(ResponseKind::InitProducerId(r)) if r.error_code == 0 => {
+                return (r.producer_id, r.producer_epoch)
+            }
+            other => deadline.check(|| format!("InitProducerId {id}: {other:?}")),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn a_transactions_v2_producer_needs_no_add_partitions_with_a_remote_coordinator() {
     use rafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
@@ -925,8 +950,7 @@ fn a_transactions_v2_producer_needs_no_add_partitions_with_a_remote_coordinator(
         TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
     };
     use rafka_protocol::messages::{
-        AddOffsetsToTxnRequest, EndTxnRequest, InitProducerIdRequest, OffsetFetchRequest,
-        TxnOffsetCommitRequest,
+        AddOffsetsToTxnRequest, EndTxnRequest, OffsetFetchRequest, TxnOffsetCommitRequest,
     };
     use rafka_protocol::ErrorCode;
     use rdkafka::admin::{NewTopic, TopicReplication};
@@ -986,25 +1010,7 @@ fn a_transactions_v2_producer_needs_no_add_partitions_with_a_remote_coordinator(
             None
         })
         .expect("a group coordinated elsewhere");
-    let init = InitProducerIdRequest {
-        transactional_id: Some(id.into()),
-        transaction_timeout_ms: 60_000,
-        ..Default::default()
-    };
-    let (pid, e0) = loop {
-        match raw_request(
-            cluster.node(coordinator).addr(),
-            4,
-            RequestKind::InitProducerId(init.clone()),
-            t,
-        ) {
-            Ok(ResponseKind::InitProducerId(r)) if r.error_code == 0 => {
-                break (r.producer_id, r.producer_epoch)
-            }
-            other => deadline.check(|| format!("InitProducerId: {other:?}")),
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (pid, e0) = init_producer_id(&cluster, coordinator, id, &deadline);
     // Retried while the coordinator is busy (markers of the previous transaction in flight).
     let produce = |ids: (i64, i16, i32)| loop {
         let code = raw_txn_produce_v(&cluster, leader, 12, topic, id, ids);
@@ -1162,25 +1168,7 @@ fn a_transactions_v2_producer_needs_no_add_partitions_with_a_remote_coordinator(
         })
         .expect("a transactional id coordinated elsewhere than the group");
     let coordinator1 = txn_coordinator(&cluster, 1, &id1).expect("its coordinator");
-    let init1 = InitProducerIdRequest {
-        transactional_id: Some(id1.clone()),
-        transaction_timeout_ms: 60_000,
-        ..Default::default()
-    };
-    let (pid1, e1) = loop {
-        match raw_request(
-            cluster.node(coordinator1).addr(),
-            4,
-            RequestKind::InitProducerId(init1.clone()),
-            t,
-        ) {
-            Ok(ResponseKind::InitProducerId(r)) if r.error_code == 0 => {
-                break (r.producer_id, r.producer_epoch)
-            }
-            other => deadline.check(|| format!("InitProducerId {id1}: {other:?}")),
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let (pid1, e1) = init_producer_id(&cluster, coordinator1, &id1, &deadline);
     // Not added by AddOffsetsToTxn: refused, and nothing pending for the group.
     assert_eq!(
         commit_offset_of(&id1, pid1, 3, e1, 500),
