@@ -12,6 +12,7 @@
 //!
 //! Serialisation is by an mpsc queue drained by one task — no lock is held across `.await`.
 
+use crate::control::heartbeat_tracker::BrokerHeartbeatTracker;
 use crate::control::{ActiveController, ControllerConfig, ControllerResult};
 use crate::node::QuorumInfo;
 use crate::raft_types::{MetadataCommand, NodeId, Raft};
@@ -22,6 +23,7 @@ use rafka_protocol::messages::*;
 use rafka_protocol::ErrorCode;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -45,6 +47,9 @@ pub struct QuorumController {
     node_id: NodeId,
     raft: Raft,
     listener_name: String,
+    /// Heartbeats recorded as they arrive, before they queue (shared with the event loop's
+    /// broker sessions; see [`crate::control::heartbeat_tracker`]).
+    heartbeats: Arc<BrokerHeartbeatTracker>,
 }
 
 impl QuorumController {
@@ -57,7 +62,9 @@ impl QuorumController {
     ) -> QuorumController {
         let (tx, rx) = mpsc::channel(1024);
         let listener_name = config.controller_listener_name.clone();
+        let heartbeats = Arc::new(BrokerHeartbeatTracker::default());
         let lp = EventLoop {
+            heartbeats: heartbeats.clone(),
             node_id,
             raft: raft.clone(),
             sm,
@@ -74,6 +81,7 @@ impl QuorumController {
             node_id,
             raft,
             listener_name,
+            heartbeats,
         }
     }
 
@@ -92,6 +100,11 @@ impl QuorumController {
                     r,
                 ),
             ));
+        }
+        if let RequestKind::BrokerHeartbeat(r) = &body {
+            // The contact counts from now, however long the queue ahead of it.
+            self.heartbeats
+                .heard_from(r.broker_id, r.broker_epoch, Instant::now());
         }
         let (reply, rx) = oneshot::channel();
         if self
@@ -130,6 +143,8 @@ impl ControllerApis for QuorumController {
 
 struct EventLoop {
     node_id: NodeId,
+    /// The request path's record of arriving heartbeats, handed to each new active controller.
+    heartbeats: Arc<BrokerHeartbeatTracker>,
     raft: Raft,
     sm: StateMachine,
     config: ControllerConfig,
@@ -265,7 +280,8 @@ impl EventLoop {
             }
             let image = self.sm.image();
             let now = Instant::now();
-            let active = ActiveController::new(self.config.clone(), &image, now, self.seed);
+            let mut active = ActiveController::new(self.config.clone(), &image, now, self.seed);
+            active.heartbeats_mut().use_tracker(self.heartbeats.clone());
             self.seed = self.seed.wrapping_add(1);
             if let Some(r) = active.cluster_id_record(&image, &mut random_bits) {
                 if !self.write(vec![r]).await {

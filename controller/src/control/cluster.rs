@@ -117,6 +117,7 @@ pub fn register_broker(
     }
     let existing = image.broker(broker_id);
     if let Some(old) = existing {
+        heartbeats.observe_contacts(image);
         if heartbeats.has_valid_session(broker_id, now)
             && old.incarnation_id != request.incarnation_id
         {

@@ -30,6 +30,7 @@
 //! fenced twice for one expiry.
 
 use super::cluster::check_broker_epoch;
+use super::heartbeat_tracker::BrokerHeartbeatTracker;
 use super::replication::{broker_unfenced_changes, brokers_removed_changes, has_leaderships};
 use super::{ControllerConfig, ControllerResult};
 use crate::image::MetadataImage;
@@ -37,6 +38,7 @@ use rafka_protocol::messages::{
     BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerRegistrationChangeRecord, MetadataRecord,
 };
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Kafka's `BrokerControlState`.
@@ -82,6 +84,8 @@ impl BrokerSession {
 pub struct BrokerHeartbeatManager {
     session_timeout: Duration,
     sessions: BTreeMap<i32, BrokerSession>,
+    /// Heartbeats as they arrived, ahead of the event queue (see [`Self::observe_contacts`]).
+    tracker: Arc<BrokerHeartbeatTracker>,
 }
 
 impl BrokerHeartbeatManager {
@@ -89,6 +93,33 @@ impl BrokerHeartbeatManager {
         BrokerHeartbeatManager {
             session_timeout,
             sessions: BTreeMap::new(),
+            tracker: Arc::default(),
+        }
+    }
+
+    /// Judges sessions also by the heartbeats `tracker` saw arrive (the controller's request
+    /// path records them there before they queue): every broker with a session is tracked.
+    pub fn use_tracker(&mut self, tracker: Arc<BrokerHeartbeatTracker>) {
+        for id in self.sessions.keys() {
+            tracker.track(*id);
+        }
+        self.tracker = tracker;
+    }
+
+    /// Moves each session's last contact up to the last heartbeat that *arrived* for the
+    /// broker's registered epoch in `image`, though it may still wait in the event queue —
+    /// Kafka's `BrokerHeartbeatTracker`: a controller busy with a long write must not fence a
+    /// broker whose heartbeats are on time. Called where sessions are judged: before fencing
+    /// expired ones and before a registration asks whether the id's session is live.
+    pub fn observe_contacts(&mut self, image: &MetadataImage) {
+        for (id, s) in self.sessions.iter_mut() {
+            let Some(contact) = self.tracker.contact(*id) else {
+                continue;
+            };
+            let registered = image.broker(*id).map(|b| b.epoch);
+            if registered == Some(contact.broker_epoch) && contact.at > s.last_contact {
+                s.last_contact = contact.at;
+            }
         }
     }
 
@@ -109,10 +140,12 @@ impl BrokerHeartbeatManager {
             .get(&broker_id)
             .map_or(-1, |s| s.metadata_offset);
         self.touch(broker_id, fenced, metadata_offset, now);
+        self.tracker.track(broker_id);
     }
 
     pub fn remove(&mut self, broker_id: i32) {
         self.sessions.remove(&broker_id);
+        self.tracker.untrack(broker_id);
     }
 
     fn touch(&mut self, broker_id: i32, fenced: bool, metadata_offset: i64, now: Instant) {
@@ -359,6 +392,7 @@ pub fn fence_expired(
     heartbeats: &mut BrokerHeartbeatManager,
     now: Instant,
 ) -> ControllerResult<Vec<i32>> {
+    heartbeats.observe_contacts(image);
     let mut fenced = Vec::new();
     for id in heartbeats.expired(now) {
         if image.broker(id).is_some() {

@@ -8,6 +8,8 @@
 //! - [`cluster`] — `ClusterControlManager`: broker registration, broker epochs, the cluster id.
 //! - [`heartbeats`] — `BrokerHeartbeatManager`: in-memory broker sessions, heartbeats,
 //!   fencing on session expiry, controlled shutdown.
+//! - [`heartbeat_tracker`] — `BrokerHeartbeatTracker`: when heartbeats arrived, recorded on
+//!   the request path ahead of the event queue, so a busy controller fences no live broker.
 //! - [`replication`] — `ReplicationControlManager`: leader and ISR changes when brokers come and
 //!   go, AlterPartition, ElectLeaders.
 //! - [`topics`] — the rest of `ReplicationControlManager`: CreateTopics, DeleteTopics,
@@ -34,6 +36,7 @@ pub mod acls;
 pub mod cluster;
 pub mod config;
 pub mod directories;
+pub mod heartbeat_tracker;
 pub mod heartbeats;
 pub mod partition_change;
 pub mod placement;

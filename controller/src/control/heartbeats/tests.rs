@@ -2,6 +2,7 @@
 
 use super::super::testkit::*;
 use super::*;
+use crate::control::heartbeat_tracker::BrokerHeartbeatTracker;
 use rafka_protocol::messages::BrokerRegistrationRequest;
 use rafka_protocol::{ErrorCode, Uuid};
 
@@ -204,6 +205,44 @@ fn a_broker_without_leaderships_shuts_down_at_once() {
     let r = k.heartbeat(1, |r| r.want_shut_down = true);
     assert!(r.should_shut_down && r.is_fenced);
     assert_eq!(k.partition("t", 0).isr, vec![2]);
+}
+
+#[test]
+fn a_heartbeat_that_arrived_keeps_the_session_while_it_waits_in_the_queue() {
+    // Kafka's BrokerHeartbeatTracker: the request path records the arrival; the event loop may
+    // handle the heartbeat only after the session check has run.
+    let mut k = kit_with_broker1(BrokerControlState::Unfenced);
+    let tracker = std::sync::Arc::new(BrokerHeartbeatTracker::default());
+    k.controller.heartbeats_mut().use_tracker(tracker.clone());
+    let timeout = k.config.session_timeout;
+    k.advance(timeout / 2);
+    // Broker 1's heartbeat arrives (its current epoch); broker 3's carries an old epoch, as a
+    // dead incarnation's would; broker 9 holds no session.
+    tracker.heard_from(1, k.epoch(1), k.now);
+    tracker.heard_from(3, k.epoch(3) - 1, k.now);
+    tracker.heard_from(9, 0, k.now);
+    assert_eq!(
+        tracker.len(),
+        3,
+        "brokers 1, 2 and 3 only: 9 is not tracked"
+    );
+    k.heartbeat(2, |_| {});
+    k.advance(timeout / 2 + Duration::from_millis(1));
+    assert_eq!(
+        k.fence_expired(),
+        vec![3],
+        "1 was heard from (though not yet handled); 3's contact was for another epoch"
+    );
+    k.heartbeat(2, |_| {});
+    k.advance(timeout / 2);
+    assert_eq!(
+        k.fence_expired(),
+        vec![1],
+        "its session runs from the arrival"
+    );
+    // A removed session is no longer tracked.
+    k.controller.heartbeats_mut().remove(1);
+    assert_eq!(tracker.contact(1), None);
 }
 
 #[test]
