@@ -17,7 +17,9 @@
 //! that node is not the leader, so the closure means nothing there) and one opened to the new
 //! leader. Each heartbeat attempt is bounded by `heartbeat_timeout`, well below the session, so
 //! a controller that stops answering without closing (paused, cut off) costs one attempt, not
-//! the session.
+//! the session — also in-process, where the answer may wait behind a long write in the
+//! controller's event queue: the controller counts a heartbeat from its arrival, so the next
+//! attempt, made while the first still waits, keeps the session.
 
 use crate::inter_node_client::{InterNodeClient, InterNodeError, NodeConnection, Purpose};
 use rafka_controller::node::ControllerNode;
@@ -119,16 +121,24 @@ impl ControllerChannel {
             attempt += 1;
             match self.node.quorum_info().leader {
                 Some(l) if l == self.node.node_id() => {
-                    if heartbeat {
-                        // This node leads: a connection to another voter means nothing now.
-                        self.heartbeat_connection.lock().await.take();
-                    }
-                    if let Some(r) = self
+                    let local = self
                         .node
                         .quorum_controller()
-                        .handle_request(version, body.clone())
-                        .await
-                    {
+                        .handle_request(version, body.clone());
+                    let answer = if heartbeat {
+                        // This node leads: a connection to another voter means nothing now.
+                        self.heartbeat_connection.lock().await.take();
+                        // Bounded as a remote attempt is: a heartbeat queued behind a long
+                        // write is recorded on arrival (the controller's heartbeat tracker), and
+                        // the next one must arrive too, not wait for this one's answer.
+                        tokio::time::timeout(self.heartbeat_timeout, local)
+                            .await
+                            .ok()
+                            .flatten()
+                    } else {
+                        local.await
+                    };
+                    if let Some(r) = answer {
                         return Some(r);
                     }
                 }
