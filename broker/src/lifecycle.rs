@@ -140,7 +140,7 @@ impl BrokerLifecycleManager {
     pub async fn run(
         self: Arc<Self>,
         mut log: watch::Receiver<Arc<MetadataImage>>,
-        mut metadata: watch::Receiver<Arc<MetadataImage>>,
+        metadata: watch::Receiver<Arc<MetadataImage>>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         // The cluster id comes from the log: wait for the first active controller to write it.
@@ -206,6 +206,44 @@ impl BrokerLifecycleManager {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+        // The heartbeats run on a thread of their own (see `heartbeat_loop`); this task ends
+        // with them.
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("rafka-heartbeat".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(me.heartbeat_loop(metadata, shutdown)),
+                    Err(e) => tracing::error!(error = %e, "cannot start the heartbeat thread"),
+                }
+                let _ = done_tx.send(());
+            });
+        match spawned {
+            Ok(_) => {
+                let _ = done_rx.await;
+            }
+            Err(e) => tracing::error!(error = %e, "cannot start the heartbeat thread"),
+        }
+    }
+
+    /// Heartbeats until a controlled shutdown is allowed (or refused, or unanswered while
+    /// shutting down). Runs on its own thread with its own runtime, as Kafka's
+    /// `BrokerLifecycleManager` has its own event thread: the session must not depend on the
+    /// request-serving runtime, whose workers a request touching tens of thousands of
+    /// partitions can hold for longer than the session timeout (at 100,000 partitions on one
+    /// node, heartbeats on that runtime left 1–2.8 s apart and the node fenced itself). The
+    /// heartbeat connection is made from this runtime and used only here; in a combined node
+    /// the heartbeat is recorded by its own controller's request path as it arrives, however
+    /// late the controller's event loop handles it.
+    async fn heartbeat_loop(
+        self: Arc<Self>,
+        mut metadata: watch::Receiver<Arc<MetadataImage>>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let mut interval = tokio::time::interval(self.heartbeat_interval);
         loop {
             tokio::select! {
@@ -233,11 +271,23 @@ impl BrokerLifecycleManager {
                 want_shut_down,
                 ..Default::default()
             };
-            match self
+            let sent = std::time::Instant::now();
+            let answer = self
                 .channel
                 .send_heartbeat(1, RequestKind::BrokerHeartbeat(req))
-                .await
-            {
+                .await;
+            let waited = sent.elapsed();
+            if waited > self.heartbeat_interval * 4 {
+                // Each attempt is bounded and the controller counts one from its arrival, so
+                // the session holds; a controller this slow to answer is worth knowing of.
+                tracing::warn!(
+                    node_id = self.broker_id,
+                    waited_ms = waited.as_millis() as u64,
+                    answered = answer.is_some(),
+                    "the controller was slow to answer a heartbeat"
+                );
+            }
+            match answer {
                 Some(ResponseKind::BrokerHeartbeat(r)) if r.error_code == 0 => {
                     let was = self.fenced.swap(r.is_fenced, Ordering::Relaxed);
                     if was && !r.is_fenced {

@@ -396,9 +396,24 @@ pub fn fence_expired(
     let mut fenced = Vec::new();
     for id in heartbeats.expired(now) {
         if image.broker(id).is_some() {
+            let silent = heartbeats
+                .sessions
+                .get(&id)
+                .map(|s| now.saturating_duration_since(s.last_contact));
+            let arrived = heartbeats.tracker.contact(id).map(|c| {
+                (
+                    c.broker_epoch,
+                    now.saturating_duration_since(c.at).as_millis() as u64,
+                )
+            });
             heartbeats.fence(id);
             fenced.push(id);
-            tracing::warn!(node_id = id, "broker session expired; fencing it");
+            tracing::warn!(
+                node_id = id,
+                silent_ms = silent.map_or(0, |d| d.as_millis() as u64),
+                last_arrival = ?arrived,
+                "broker session expired; fencing it"
+            );
         } else {
             heartbeats.remove(id);
         }
