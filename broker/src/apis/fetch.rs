@@ -24,6 +24,7 @@
 //! and the response its endpoint (KIP-951, `current_leader`).
 
 use super::current_leader::LeaderHints;
+use super::fetch_files::{ResponseFiles, ResponseHolds, Sent};
 use super::KafkaApis;
 use crate::metrics::topic::TopicMetrics;
 use crate::network::RequestContext;
@@ -47,6 +48,15 @@ use std::time::Duration;
 
 /// A slot's file slice and the topic metrics its bytes count in (none for a follower's read).
 type SlotSource = (FileSlice, Option<Arc<TopicMetrics>>);
+
+/// The record data of one read of a fetch: slices sent with `sendfile` (each file counted by
+/// the process's [`ResponseFiles`] bound), and the length of those copied instead once that
+/// bound was reached, with the topic each belongs to (for BytesOut).
+struct Slots {
+    sources: Vec<SlotSource>,
+    copied: Vec<(u64, Option<Arc<TopicMetrics>>)>,
+    holds: ResponseHolds,
+}
 
 /// One partition to read, once, whatever the number of times the request lists it.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,7 +133,7 @@ pub async fn handle(
         let done =
             read.bytes >= min_bytes || read.errors || tokio::time::Instant::now() >= deadline;
         if done {
-            return answer(apis, ctx, version, &req, read.response, read.slices);
+            return answer(apis, ctx, version, &req, read.response, read.slots);
         }
         // Kafka's delayed-fetch purgatory: parked on these partitions only, until they have
         // enough (then read again) or the deadline.
@@ -139,7 +149,7 @@ pub async fn handle(
         if !ready {
             // Deadline: answer with whatever there is now.
             let read = read_all(apis, version, &req, &items, &denied, max_bytes, false);
-            return answer(apis, ctx, version, &req, read.response, read.slices);
+            return answer(apis, ctx, version, &req, read.response, read.slots);
         }
     }
 }
@@ -152,14 +162,20 @@ fn answer(
     version: i16,
     req: &FetchRequest,
     mut resp: FetchResponse,
-    slices: Vec<(FileSlice, Option<Arc<TopicMetrics>>)>,
+    slots: Slots,
 ) -> (FetchResponse, Vec<FileSlice>) {
+    let Slots {
+        sources: slices,
+        copied,
+        ..
+    } = slots;
     if version >= 16 {
         add_leader_hints(apis, ctx, &mut resp);
     }
     if let Some(m) = apis.replica_manager.metrics() {
         if replica_id(version, req) >= 0 {
-            let bytes: u64 = slices.iter().map(|(s, _)| u64::from(s.len)).sum();
+            let bytes: u64 = slices.iter().map(|(s, _)| u64::from(s.len)).sum::<u64>()
+                + copied.iter().map(|(n, _)| n).sum::<u64>();
             m.topics
                 .replication_bytes_out
                 .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
@@ -167,6 +183,11 @@ fn answer(
             for (slice, stats) in &slices {
                 if let Some(stats) = stats {
                     stats.bytes_out(u64::from(slice.len));
+                }
+            }
+            for (n, stats) in &copied {
+                if let Some(stats) = stats {
+                    stats.bytes_out(*n);
                 }
             }
         }
@@ -250,8 +271,8 @@ fn denied_items(
 /// One read of every item of a fetch.
 struct FetchRead {
     response: FetchResponse,
-    slices: Vec<SlotSource>,
-    /// The slices' total length.
+    slots: Slots,
+    /// The record data's total length.
     bytes: usize,
     /// Whether an error or a divergence means the fetch must not wait.
     errors: bool,
@@ -271,7 +292,11 @@ fn read_all(
     first_read: bool,
 ) -> FetchRead {
     let image = apis.image();
-    let mut slices = Vec::new();
+    let mut slots = Slots {
+        sources: Vec::new(),
+        copied: Vec::new(),
+        holds: ResponseHolds::new(ResponseFiles::process().clone()),
+    };
     let mut total: usize = 0;
     let mut errors = false;
     let mut watches = Vec::new();
@@ -325,7 +350,7 @@ fn read_all(
                     budget,
                     min_one,
                     first_read,
-                    &mut slices,
+                    &mut slots,
                     &mut total,
                     &mut errors,
                     &mut watches,
@@ -360,7 +385,7 @@ fn read_all(
             responses,
             ..Default::default()
         },
-        slices,
+        slots,
         bytes: total,
         errors,
         watches,
@@ -381,7 +406,7 @@ fn read_partition(
     budget: usize,
     min_one: bool,
     first_read: bool,
-    slices: &mut Vec<SlotSource>,
+    slots: &mut Slots,
     total: &mut usize,
     errors: &mut bool,
     watches: &mut Vec<FetchWatch>,
@@ -394,7 +419,7 @@ fn read_partition(
             read_bound,
             bytes: match bytes {
                 Records::Slot { len, .. } => u64::from(*len),
-                _ => 0,
+                Records::Bytes(b) => b.len() as u64,
             },
             max_bytes: p.partition_max_bytes.max(0) as u64,
         });
@@ -430,7 +455,7 @@ fn read_partition(
         if r.error != ErrorCode::None {
             *errors = true;
         }
-        let records = slot(within(r.records), None, slices, total);
+        let records = slot(within(r.records), None, slots, total);
         if r.error == ErrorCode::None {
             watch(FetchIsolation::LogEnd, r.log_end_offset, &records);
         }
@@ -513,7 +538,7 @@ fn read_partition(
             })
             .collect()
     });
-    let records = slot(within(r.records), r.stats, slices, total);
+    let records = slot(within(r.records), r.stats, slots, total);
     if r.error == ErrorCode::None {
         let isolation = FetchIsolation::of_consumer(isolation_level);
         let bound = if isolation == FetchIsolation::TxnCommitted {
@@ -536,20 +561,36 @@ fn read_partition(
 }
 
 /// The response's records for a read: a slot the network layer fills from `slice` with
-/// `sendfile`, or empty.
+/// `sendfile`, or the slice's bytes when the process's bound on files held by responses is
+/// reached (see [`ResponseFiles`]), or empty.
 fn slot(
     slice: Option<FileSlice>,
     stats: Option<Arc<TopicMetrics>>,
-    slices: &mut Vec<SlotSource>,
+    slots: &mut Slots,
     total: &mut usize,
 ) -> Records {
     match slice {
         Some(slice) if slice.len > 0 => {
-            *total += slice.len as usize;
-            let handle = slices.len() as u64;
             let len = slice.len;
-            slices.push((slice, stats));
-            Records::Slot { handle, len }
+            match slots.holds.hold(slice) {
+                Ok(Sent::Slice(slice)) => {
+                    *total += len as usize;
+                    let handle = slots.sources.len() as u64;
+                    slots.sources.push((slice, stats));
+                    Records::Slot { handle, len }
+                }
+                Ok(Sent::Copied(bytes)) => {
+                    *total += len as usize;
+                    slots.copied.push((u64::from(len), stats));
+                    Records::Bytes(bytes)
+                }
+                Err(e) => {
+                    // Nothing for this partition this time: the consumer asks again from the
+                    // same offset.
+                    tracing::warn!(error = %e, "cannot copy a fetch slice");
+                    Records::Bytes(Default::default())
+                }
+            }
         }
         _ => Records::Bytes(Default::default()),
     }
