@@ -26,7 +26,7 @@ use rafka_protocol::messages::{
     CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, FetchRequest,
     IncrementalAlterConfigsRequest, MetadataRequest, ProduceRequest, RequestKind, ResponseKind,
 };
-use rafka_protocol::record::RecordBatchBuilder;
+use rafka_protocol::record_batch::RecordBatchBuilder;
 use rafka_protocol::record_batch::Compression;
 use rafka_protocol::{ErrorCode, Records, Uuid};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};

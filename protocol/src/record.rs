@@ -2,11 +2,12 @@
 //!
 //! This module owns the record layout (Kafka's `DefaultRecord`), reading records out of a
 //! region of record bytes without copying (keys, values and header values are `Bytes`
-//! slices of the input), and writing them: [`RecordBatchBuilder`] puts records into an
-//! uncompressed batch, using the header layout of [`crate::record_batch`], which owns the
-//! header, the CRC and compression. A region of records comes either from an uncompressed
-//! batch ([`RecordBatch::records`]) or from a compressed batch's payload decompressed
-//! elsewhere ([`RecordIter::new`]).
+//! slices of the input), and writing them ([`Record::write_to`]; the batch builder,
+//! [`crate::record_batch_builder`], writes its records with this module). It knows no batch
+//! header: [`crate::record_batch`] owns that, and gives a record its absolute offset and
+//! timestamp ([`Record::offset`], [`Record::timestamp`]). A region of records comes either from
+//! an uncompressed batch ([`crate::record_batch::RecordBatch::records`]) or from a compressed
+//! batch's payload decompressed elsewhere ([`RecordIter::new`]).
 //!
 //! ```text
 //! Record =>
@@ -39,11 +40,7 @@ use std::iter::FusedIterator;
 use crate::primitives::WireError;
 use bytes::Bytes;
 
-use crate::record_batch::{
-    crc_of, put_field, RecordBatch, RecordBatchError, TimestampType, CONTROL_FLAG_MASK, CRC_OFFSET,
-    LOG_OVERHEAD, MAGIC_V2, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
-    NO_SEQUENCE, RECORD_BATCH_OVERHEAD, TIMESTAMP_TYPE_MASK, TRANSACTIONAL_FLAG_MASK,
-};
+use crate::record_format::RecordBatchError;
 
 /// Longest encoding of a varint (int32).
 pub const MAX_VARINT_LEN: usize = 5;
@@ -91,29 +88,13 @@ impl Record {
                 .map(|h| (&h.key[..], h.value.as_deref())),
         )
     }
-
-    /// The record's absolute offset in `batch`: baseOffset + offsetDelta.
-    pub fn offset(&self, batch: &RecordBatch) -> i64 {
-        batch
-            .base_offset()
-            .wrapping_add(i64::from(self.offset_delta))
-    }
-
-    /// The record's timestamp in `batch`: the batch's maxTimestamp for LogAppendTime (as in
-    /// Kafka, every record then carries the append time), else baseTimestamp + timestampDelta.
-    pub fn timestamp(&self, batch: &RecordBatch) -> i64 {
-        match batch.timestamp_type() {
-            TimestampType::LogAppendTime => batch.max_timestamp(),
-            TimestampType::CreateTime => batch.base_timestamp().wrapping_add(self.timestamp_delta),
-        }
-    }
 }
 
 /// Reads `record_count` records from a region of record bytes, then requires the region to
 /// be used up exactly (Kafka: "Incorrect declared batch size, records still remaining").
 ///
 /// Byte positions in errors count from the start of the region, or from the start of the
-/// batch for [`RecordBatch::records`]. After the first error the iterator ends.
+/// batch for [`crate::record_batch::RecordBatch::records`]. After the first error the iterator ends.
 #[derive(Debug, Clone)]
 pub struct RecordIter {
     records: Bytes,
@@ -457,165 +438,12 @@ fn write_record_fields<'a>(
     Ok(())
 }
 
-/// Writes an uncompressed batch of the broker's own (control records, internal topics,
-/// tests). baseTimestamp is the first record's timestamp, maxTimestamp the largest; the
-/// producer fields default to "none" and the partition leader epoch to -1.
-#[derive(Debug, Clone)]
-pub struct RecordBatchBuilder {
-    base_offset: i64,
-    partition_leader_epoch: i32,
-    producer_id: i64,
-    producer_epoch: i16,
-    base_sequence: i32,
-    timestamp_type: TimestampType,
-    is_transactional: bool,
-    is_control: bool,
-    base_timestamp: i64,
-    max_timestamp: i64,
-    record_count: i32,
-    records: Vec<u8>,
-}
-
-impl RecordBatchBuilder {
-    pub fn new(base_offset: i64) -> RecordBatchBuilder {
-        RecordBatchBuilder {
-            base_offset,
-            partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
-            producer_id: NO_PRODUCER_ID,
-            producer_epoch: NO_PRODUCER_EPOCH,
-            base_sequence: NO_SEQUENCE,
-            timestamp_type: TimestampType::CreateTime,
-            is_transactional: false,
-            is_control: false,
-            base_timestamp: 0,
-            max_timestamp: 0,
-            record_count: 0,
-            records: Vec::new(),
-        }
-    }
-
-    pub fn partition_leader_epoch(mut self, epoch: i32) -> RecordBatchBuilder {
-        self.partition_leader_epoch = epoch;
-        self
-    }
-
-    pub fn producer(mut self, producer_id: i64, producer_epoch: i16, base_sequence: i32) -> Self {
-        self.producer_id = producer_id;
-        self.producer_epoch = producer_epoch;
-        self.base_sequence = base_sequence;
-        self
-    }
-
-    /// With LogAppendTime, pass the append time as each record's timestamp.
-    pub fn timestamp_type(mut self, timestamp_type: TimestampType) -> RecordBatchBuilder {
-        self.timestamp_type = timestamp_type;
-        self
-    }
-
-    pub fn transactional(mut self, is_transactional: bool) -> RecordBatchBuilder {
-        self.is_transactional = is_transactional;
-        self
-    }
-
-    pub fn control(mut self, is_control: bool) -> RecordBatchBuilder {
-        self.is_control = is_control;
-        self
-    }
-
-    pub fn record_count(&self) -> i32 {
-        self.record_count
-    }
-
-    /// Appends a record at the next offset and returns that offset. Fails, changing
-    /// nothing, if a length, the record count or the batch size would not fit in an int32.
-    pub fn append(
-        &mut self,
-        timestamp: i64,
-        key: Option<&[u8]>,
-        value: Option<&[u8]>,
-        headers: &[(&str, Option<&[u8]>)],
-    ) -> Result<i64, RecordBatchError> {
-        let offset_delta = self.record_count;
-        if offset_delta == i32::MAX {
-            return Err(RecordBatchError::BuilderOverflow {
-                what: "record count",
-            });
-        }
-        let base_timestamp = if offset_delta == 0 {
-            timestamp
-        } else {
-            self.base_timestamp
-        };
-        let start = self.records.len();
-        let written = write_record(
-            &mut self.records,
-            offset_delta,
-            timestamp.wrapping_sub(base_timestamp),
-            key,
-            value,
-            headers,
-        );
-        let fits = i32::try_from(RECORD_BATCH_OVERHEAD - LOG_OVERHEAD + self.records.len()).is_ok();
-        if written.is_err() || !fits {
-            self.records.truncate(start);
-            written?;
-            return Err(RecordBatchError::BuilderOverflow {
-                what: "batch length",
-            });
-        }
-        self.base_timestamp = base_timestamp;
-        self.max_timestamp = if offset_delta == 0 {
-            timestamp
-        } else {
-            self.max_timestamp.max(timestamp)
-        };
-        self.record_count += 1;
-        Ok(self.base_offset.wrapping_add(i64::from(offset_delta)))
-    }
-
-    /// The batch, CRC included; empty bytes (no batch at all) if nothing was appended, as
-    /// Kafka's `MemoryRecordsBuilder` builds `MemoryRecords.EMPTY`.
-    pub fn build(&self) -> Bytes {
-        if self.record_count == 0 {
-            return Bytes::new();
-        }
-        let mut attributes = 0i16; // compression none
-        if self.timestamp_type == TimestampType::LogAppendTime {
-            attributes |= TIMESTAMP_TYPE_MASK;
-        }
-        if self.is_transactional {
-            attributes |= TRANSACTIONAL_FLAG_MASK;
-        }
-        if self.is_control {
-            attributes |= CONTROL_FLAG_MASK;
-        }
-        // append() keeps this within an int32.
-        let batch_length = (RECORD_BATCH_OVERHEAD - LOG_OVERHEAD + self.records.len()) as i32;
-        let mut out = Vec::with_capacity(RECORD_BATCH_OVERHEAD + self.records.len());
-        out.extend_from_slice(&self.base_offset.to_be_bytes());
-        out.extend_from_slice(&batch_length.to_be_bytes());
-        out.extend_from_slice(&self.partition_leader_epoch.to_be_bytes());
-        out.extend_from_slice(&MAGIC_V2.to_be_bytes());
-        out.extend_from_slice(&0u32.to_be_bytes()); // crc, below
-        out.extend_from_slice(&attributes.to_be_bytes());
-        out.extend_from_slice(&(self.record_count - 1).to_be_bytes());
-        out.extend_from_slice(&self.base_timestamp.to_be_bytes());
-        out.extend_from_slice(&self.max_timestamp.to_be_bytes());
-        out.extend_from_slice(&self.producer_id.to_be_bytes());
-        out.extend_from_slice(&self.producer_epoch.to_be_bytes());
-        out.extend_from_slice(&self.base_sequence.to_be_bytes());
-        out.extend_from_slice(&self.record_count.to_be_bytes());
-        out.extend_from_slice(&self.records);
-        let crc = crc_of(&out);
-        put_field(&mut out, CRC_OFFSET, &crc.to_be_bytes());
-        Bytes::from(out)
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::record_batch::{RecordBatch, TimestampType, RECORD_BATCH_OVERHEAD};
+    use crate::record_batch_builder::RecordBatchBuilder;
     use proptest::prelude::*;
 
     fn records(batch: &RecordBatch) -> Vec<Record> {
