@@ -23,6 +23,11 @@
 //! rescans those segments, and one that lost its tail (a later segment's data kept, its own
 //! not) ends the log there.
 //!
+//! Opening a log is [`crate::log_loader`]'s (Kafka's `LogLoader`): it lists, recovers and
+//! loads the directory, and the log is built from what it returns. What the log gives the
+//! cleaner and takes back from it is in the `cleaning` sub-module; searching by timestamp in
+//! [`TimestampSearch`].
+//!
 //! Thread-safety: `&mut self` for changes, `&mut self` for reads too (segments open files and
 //! map indexes lazily); the broker wraps a log in its partition's lock.
 
@@ -33,14 +38,14 @@ use crate::error::{IoContext, Result, StorageError};
 use crate::file_budget::{FileBudget, LogHandles, MAX_OPEN_FILES_PER_LOG};
 use crate::fs::FileSystem;
 use crate::leader_epoch::LeaderEpochFileCache;
-use crate::log_cleaner::{CleanableView, InactiveSegment};
-use crate::log_segment::{
-    file_name, BatchToAppend, FileSlice, LogSegment, SegmentFiles, NO_TIMESTAMP,
-};
+pub use crate::leader_epoch::LEADER_EPOCH_CHECKPOINT;
+pub use crate::log_loader::LogCheckpoints;
+use crate::log_loader::{aborted_txn, rebuild_producer_state, LogLoader};
+use crate::log_segment::{BatchToAppend, FileSlice, LogSegment, SegmentFiles, NO_TIMESTAMP};
 use crate::log_validator::{LogValidator, ValidatedRecords};
 use crate::producer_state::{
-    AppendOrigin, CompletedTxn, PendingProducerState, ProducerBatch, ProducerCheck,
-    ProducerStateManager, VerificationGuard, DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+    AppendOrigin, PendingProducerState, ProducerBatch, ProducerCheck, ProducerStateManager,
+    VerificationGuard, DEFAULT_PRODUCER_ID_EXPIRATION_MS,
 };
 use crate::transaction_index::AbortedTxn;
 use bytes::Bytes;
@@ -56,8 +61,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+mod cleaning;
 #[path = "timestamp_search.rs"]
 mod timestamp_search;
+pub use cleaning::{CleanableView, InactiveSegment, MAX_ABORTED_TXNS_PER_CLEAN};
 pub use timestamp_search::{BatchRead, TimestampSearch, TimestampStep};
 
 /// Told how long each [`UnifiedLog::flush`] took (the broker's log-flush metric); set once per
@@ -124,16 +131,6 @@ pub struct TimestampAndOffset {
     pub leader_epoch: i32,
 }
 
-/// Where the log starts when it is opened: what the log directory's checkpoints say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct LogCheckpoints {
-    pub recovery_point: i64,
-    pub log_start_offset: i64,
-    pub high_watermark: i64,
-    /// Whether the previous process shut down cleanly (the marker was present).
-    pub clean_shutdown: bool,
-}
-
 #[derive(Debug)]
 pub struct UnifiedLog {
     fs: Arc<dyn FileSystem>,
@@ -193,9 +190,6 @@ impl PendingFlush {
         Ok(())
     }
 }
-
-/// The file name of the leader-epoch checkpoint inside a partition directory.
-pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
 
 impl UnifiedLog {
     /// Opens (or creates) the log in `dir`, recovering it if the last shutdown was not clean:
@@ -277,275 +271,53 @@ impl UnifiedLog {
         budget: &Arc<FileBudget>,
         sync_new_segment: bool,
     ) -> Result<UnifiedLog> {
-        fs.create_dir_all(dir).at(dir)?;
-        // The directory is listed once (it was four times a log: a restart of many logs did
-        // little else), and again only after completing a cleaner's interrupted swap or
-        // removing what a crash left behind.
-        let mut listing = fs.list_dir(dir).at(dir)?;
-        let is_swap = |p: &std::path::PathBuf| {
-            p.file_name().is_some_and(|n| {
-                n.to_string_lossy()
-                    .ends_with(crate::log_cleaner::SWAP_SUFFIX)
-            })
-        };
-        if listing.iter().any(is_swap) {
-            crate::log_cleaner::complete_interrupted_swaps(&fs, dir)?;
-            listing = fs.list_dir(dir).at(dir)?;
+        let loaded = LogLoader {
+            fs: &fs,
+            dir,
+            topic_partition: &topic_partition,
+            config: &config,
+            checkpoints,
+            now_ms,
+            budget,
+            sync_new_segment,
         }
-        let mut bases = Vec::new();
-        let mut removed = false;
-        for p in &listing {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if name.ends_with(".deleted") || name.ends_with(".tmp") || name.ends_with(".cleaned") {
-                // Deletions and rewrites that a crash interrupted: finish or undo them.
-                fs.remove_file(p).at(p)?;
-                removed = true;
-            } else if let Some(base) = name.strip_suffix(".log") {
-                if let Ok(base) = base.parse::<i64>() {
-                    bases.push(base);
-                }
-            } else if let Some(base) = name
-                .strip_suffix(".index")
-                .or_else(|| name.strip_suffix(".timeindex"))
-            {
-                // An index without its log is an orphan.
-                if !fs.exists(&dir.join(file_name(base.parse().unwrap_or(-1), ".log"))) {
-                    fs.remove_file(p).at(p)?;
-                    removed = true;
-                }
-            }
-        }
-        if removed {
-            listing = fs.list_dir(dir).at(dir)?;
-        }
-        bases.sort_unstable();
-        let epoch_path = dir.join(LEADER_EPOCH_CHECKPOINT);
-        let leader_epoch_cache = LeaderEpochFileCache::new(fs.clone(), epoch_path)?;
-        let shared_dir: Arc<Path> = Arc::from(dir);
-        let producer_state =
-            ProducerStateManager::from_listing(fs.clone(), shared_dir.clone(), &listing);
-        let mut log = UnifiedLog {
-            fs: fs.clone(),
-            dir: shared_dir,
+        .load()?;
+        Ok(UnifiedLog {
+            fs,
+            dir: loaded.dir,
             topic_partition,
             config,
-            segments: BTreeMap::new(),
-            log_start_offset: checkpoints.log_start_offset.max(0),
-            log_end_offset: 0,
-            recovery_point: checkpoints.recovery_point,
-            high_watermark: checkpoints.high_watermark,
-            leader_epoch_cache,
-            producer_state,
+            segments: loaded.segments,
+            log_start_offset: loaded.log_start_offset,
+            log_end_offset: loaded.log_end_offset,
+            recovery_point: loaded.recovery_point,
+            high_watermark: loaded.high_watermark,
+            leader_epoch_cache: loaded.leader_epoch_cache,
+            producer_state: loaded.producer_state,
             unflushed_batches: 0,
             last_flush_ms: now_ms,
             pending_deletes: Vec::new(),
             roll_flush_up_to: None,
             truncations: 0,
-            handles: budget.new_log(),
-        };
-        for base in bases {
-            let mut seg = LogSegment::open(
-                fs.clone(),
-                dir,
-                base,
-                log.config.index_interval_bytes,
-                log.config.segment_index_bytes,
-                now_ms,
-            )?;
-            seg.set_handles(log.handles.clone());
-            log.segments.insert(base, Box::new(seg));
-        }
-        log.load(checkpoints.clean_shutdown)?;
-        if log.segments.is_empty() {
-            let start = log.log_start_offset.max(log.recovery_point).max(0);
-            log.log_start_offset = start;
-            if sync_new_segment {
-                log.add_segment(start, now_ms)?;
-            } else {
-                let mut seg = LogSegment::create_unsynced(
-                    log.fs.clone(),
-                    &log.dir,
-                    start,
-                    log.config.index_interval_bytes,
-                    log.config.segment_index_bytes,
-                    now_ms,
-                )?;
-                seg.set_handles(log.handles.clone());
-                log.segments.insert(start, Box::new(seg));
-            }
-            log.log_end_offset = start;
-        }
-        let first_base = *log
-            .segments
-            .keys()
-            .next()
-            .expect("invariant: a log has a segment");
-        log.log_start_offset = log.log_start_offset.max(first_base);
-        log.recovery_point = log
-            .recovery_point
-            .clamp(log.log_start_offset, log.log_end_offset);
-        log.high_watermark = log
-            .high_watermark
-            .clamp(log.log_start_offset, log.log_end_offset);
-        log.leader_epoch_cache
-            .truncate_from_end(log.log_end_offset)?;
-        log.leader_epoch_cache
-            .truncate_from_start(log.log_start_offset)?;
-        let max = log.config.segment_index_bytes;
-        log.active_segment().make_active(max)?;
-        log.rebuild_producer_state()?;
-        Ok(log)
+            handles: loaded.handles,
+        })
     }
 
-    /// Loads the newest producer snapshot at or below the log end and replays the batch headers
-    /// after it (Kafka's `loadProducerState`).
+    /// Rebuilds the producer state after a truncation (as a load does at its end).
     fn rebuild_producer_state(&mut self) -> Result<()> {
-        let from = self
-            .producer_state
-            .reload(self.log_start_offset, self.log_end_offset)?;
-        let end = self.log_end_offset;
-        // The aborted transactions from `from` on are rebuilt from their markers.
-        for seg in self.segments.values() {
-            seg.txn_index().truncate_to(from)?;
-        }
-        if from < end {
-            let first = self
-                .segments
-                .range(..=from)
-                .next_back()
-                .map_or(i64::MIN, |(b, _)| *b);
-            for (&base, seg) in self.segments.range_mut(first..) {
-                let position = if base == first {
-                    match seg.translate_offset(from)? {
-                        Some(b) => b.position,
-                        None => continue,
-                    }
-                } else {
-                    0
-                };
-                for b in seg.batches_from(position)? {
-                    if b.last_offset < from {
-                        continue;
-                    }
-                    if b.is_control() && b.producer_id >= 0 {
-                        let batch = seg.read_batch(&b)?;
-                        let marker = EndTransactionMarker::parse(&batch).map_err(|source| {
-                            StorageError::CorruptBatch {
-                                partition: self.topic_partition.to_string(),
-                                position: b.position as usize,
-                                source,
-                            }
-                        })?;
-                        if let Some(marker) = marker {
-                            let done = self.producer_state.complete_txn(
-                                b.producer_id,
-                                b.producer_epoch,
-                                &marker,
-                                b.base_offset,
-                                b.max_timestamp,
-                            );
-                            if done.is_aborted {
-                                let lso = self.producer_state.last_stable_offset_after(&done);
-                                seg.txn_index().append(&aborted_txn(&done, lso))?;
-                            }
-                        }
-                        continue;
-                    }
-                    self.producer_state.update(&ProducerBatch {
-                        producer_id: b.producer_id,
-                        producer_epoch: b.producer_epoch,
-                        base_sequence: b.base_sequence,
-                        first_offset: b.base_offset,
-                        last_offset: b.last_offset,
-                        max_timestamp: b.max_timestamp,
-                        is_transactional: b.is_transactional(),
-                    });
-                }
-            }
-        }
-        self.producer_state.advance_to(end);
-        self.producer_state
-            .on_high_watermark_updated(self.high_watermark);
-        Ok(())
+        rebuild_producer_state(
+            &mut self.segments,
+            &mut self.producer_state,
+            &self.topic_partition,
+            self.log_start_offset,
+            self.log_end_offset,
+            self.high_watermark,
+        )
     }
 
     /// The idempotent producers' state (DescribeProducers).
     pub fn producer_state(&self) -> &ProducerStateManager {
         &self.producer_state
-    }
-
-    /// Loads the segments: trusts those below the recovery point after a clean shutdown (with
-    /// sane indexes), rescans the rest, and drops every segment after a truncated one.
-    fn load(&mut self, clean_shutdown: bool) -> Result<()> {
-        let bases: Vec<i64> = self.segments.keys().copied().collect();
-        let persistent = self.fs.persistent_indexes();
-        let max_batch = self
-            .config
-            .max_message_bytes
-            .max(self.config.segment_bytes as usize);
-        for (i, &base) in bases.iter().enumerate() {
-            let next_base = bases.get(i + 1).copied();
-            let seg = self
-                .segments
-                .get_mut(&base)
-                .expect("invariant: listed segment");
-            let below_recovery = next_base.is_some_and(|n| n <= self.recovery_point);
-            let trusted = persistent
-                && seg.indexes_exist()
-                && (clean_shutdown || below_recovery)
-                && seg.load_trusted().is_ok();
-            if trusted {
-                continue;
-            }
-            let truncated =
-                seg.recover(max_batch, next_base.is_none(), &mut self.leader_epoch_cache)?;
-            // A closed segment is fsynced after its roll, not before the next segment is
-            // written, so a crash can keep a later segment's data and lose this one's tail, cut
-            // at a batch boundary (nothing torn to see): it then ends below the next segment's
-            // base offset. A follower's gap at a roll looks the same, but it is above the
-            // recovery point too, so it may go: the follower fetches it again.
-            let lost_tail = match next_base {
-                Some(next) => seg.read_next_offset()? < next,
-                None => false,
-            };
-            if truncated > 0 || lost_tail {
-                tracing::warn!(
-                    topic = %self.topic_partition.topic,
-                    partition = self.topic_partition.partition,
-                    offset = base,
-                    bytes = truncated,
-                    lost_tail,
-                    "truncated an invalid or torn tail during recovery"
-                );
-                // Nothing after a torn batch can be trusted.
-                for later in &bases[i + 1..] {
-                    if let Some(s) = self.segments.remove(later) {
-                        s.delete_files()?;
-                    }
-                }
-                break;
-            }
-        }
-        // Empty segments other than the last are dropped (a roll that a crash interrupted).
-        while self.segments.len() > 1 {
-            let (&first, seg) = self
-                .segments
-                .iter_mut()
-                .next()
-                .expect("invariant: non-empty");
-            if seg.size() > 0 {
-                break;
-            }
-            let seg = self.segments.remove(&first).expect("invariant: present");
-            seg.delete_files()?;
-        }
-        if let Some(last) = self.segments.values_mut().next_back() {
-            self.log_end_offset = last.read_next_offset()?;
-        }
-        Ok(())
     }
 
     fn add_segment(&mut self, base: i64, now_ms: i64) -> Result<()> {
@@ -1587,88 +1359,6 @@ impl UnifiedLog {
         self.release()?;
         self.fs.remove_dir_all(&self.dir).at(&self.dir)
     }
-
-    /// For the log cleaner: every segment but the active one, with its file, and the offsets
-    /// that bound a clean — taken under the log's lock, read without it.
-    pub fn cleanable_view(&mut self) -> Result<CleanableView> {
-        let bases: Vec<i64> = self.segments.keys().copied().collect();
-        let mut segments = Vec::with_capacity(bases.len().saturating_sub(1));
-        for pair in bases.windows(2) {
-            let seg = self
-                .segments
-                .get_mut(&pair[0])
-                .expect("invariant: listed segment");
-            segments.push(InactiveSegment {
-                base_offset: pair[0],
-                end_offset: pair[1],
-                size: seg.size(),
-                max_timestamp: seg.max_timestamp_so_far(),
-                file: seg.file()?,
-            });
-        }
-        Ok(CleanableView {
-            dir: self.dir.to_path_buf(),
-            config: LogConfig::clone(&self.config),
-            segments,
-            log_start_offset: self.log_start_offset,
-            high_watermark: self.high_watermark,
-            truncations: self.truncations,
-            producer_last_offsets: self
-                .producer_state
-                .active_producers()
-                .iter()
-                .map(|e| (e.producer_id, e.last_offset()))
-                .collect(),
-            first_unstable_offset: self.producer_state.first_unstable_offset(),
-            aborted_txns: {
-                let limit = crate::log_cleaner::MAX_ABORTED_TXNS_PER_CLEAN;
-                let all = self.collect_aborted_txns(self.log_start_offset, i64::MAX, limit + 1)?;
-                (all.len() <= limit).then_some(all)
-            },
-        })
-    }
-
-    /// The log cleaner's swap (Kafka's `replaceSegments`): `cleaned` (its files `.cleaned`,
-    /// fsynced) takes the place of the segments `old` lists by base offset and size. Refused —
-    /// `cleaned` deleted, `false` returned — if the log was truncated since `truncations` was
-    /// read or any of those segments is gone, changed size, or is the active one. Otherwise the
-    /// files go `.cleaned` → `.swap`, the old segments `.deleted` (removed after
-    /// `file.delete.delay.ms`), then `.swap` → final, so that a crash at any point leaves what
-    /// [`crate::log_cleaner::complete_interrupted_swaps`] finishes.
-    pub fn replace_segments(
-        &mut self,
-        mut cleaned: LogSegment,
-        old: &[(i64, u64)],
-        truncations: u64,
-        now_ms: i64,
-    ) -> Result<bool> {
-        let active = *self
-            .segments
-            .keys()
-            .next_back()
-            .expect("invariant: a log has a segment");
-        let unchanged = truncations == self.truncations
-            && old.iter().all(|&(base, size)| {
-                base != active && self.segments.get(&base).map(|s| s.size()) == Some(size)
-            });
-        if !unchanged {
-            cleaned.delete_files()?;
-            return Ok(false);
-        }
-        cleaned.change_suffix(crate::log_cleaner::SWAP_SUFFIX)?;
-        for &(base, _) in old {
-            if let Some(mut seg) = self.segments.remove(&base) {
-                seg.mark_deleted()?;
-                self.pending_deletes
-                    .push((now_ms + self.config.file_delete_delay_ms, *seg));
-            }
-        }
-        cleaned.change_suffix("")?;
-        cleaned.set_handles(self.handles.clone());
-        self.segments
-            .insert(cleaned.base_offset(), Box::new(cleaned));
-        Ok(true)
-    }
 }
 
 /// `N` bytes of a batch header at `at` (a constant inside the header).
@@ -1679,15 +1369,6 @@ fn header_field<const N: usize>(header: &[u8; RECORD_BATCH_OVERHEAD], at: usize)
 }
 
 /// The records of a stored batch, decompressed if need be (only where records must be read).
-fn aborted_txn(done: &CompletedTxn, last_stable_offset: i64) -> AbortedTxn {
-    AbortedTxn {
-        producer_id: done.producer_id,
-        first_offset: done.first_offset,
-        last_offset: done.last_offset,
-        last_stable_offset,
-    }
-}
-
 pub(crate) fn records_of(batch: &RecordBatch, limit: usize, dir: &Path) -> Result<RecordIter> {
     let corrupt = |what: String| StorageError::CorruptFile {
         path: dir.to_path_buf(),
