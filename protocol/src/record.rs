@@ -442,7 +442,7 @@ fn write_record_fields<'a>(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::record_batch::{RecordBatch, TimestampType, RECORD_BATCH_OVERHEAD};
+    use crate::record_batch::{RecordBatch, RECORD_BATCH_OVERHEAD};
     use crate::record_batch_builder::RecordBatchBuilder;
     use proptest::prelude::*;
 
@@ -673,111 +673,5 @@ mod tests {
             prop_assert!(items.len() <= count + 1);
             prop_assert!(items.iter().filter(|r| r.is_err()).count() <= 1);
         }
-    }
-
-    #[test]
-    fn builder_writes_what_it_was_given() {
-        let mut builder = RecordBatchBuilder::new(42)
-            .partition_leader_epoch(3)
-            .producer(9, 1, 5)
-            .transactional(true)
-            .control(true);
-        assert_eq!(
-            builder.append(1000, Some(b"k"), None, &[("a", None), ("b", Some(b"x"))]),
-            Ok(42)
-        );
-        assert_eq!(builder.append(900, None, Some(b""), &[]), Ok(43));
-        let b = RecordBatch::parse(builder.build()).unwrap();
-        assert_eq!(b.validate(), Ok(()));
-        assert_eq!(
-            (
-                b.base_offset(),
-                b.partition_leader_epoch(),
-                b.record_count()
-            ),
-            (42, 3, 2)
-        );
-        assert_eq!(
-            (b.producer_id(), b.producer_epoch(), b.base_sequence()),
-            (9, 1, 5)
-        );
-        assert!(b.is_transactional() && b.is_control());
-        assert_eq!(
-            (b.base_timestamp(), b.max_timestamp(), b.last_offset()),
-            (1000, 1000, 43)
-        );
-        let rs = records(&b);
-        assert_eq!(
-            rs[0].headers,
-            [
-                RecordHeader {
-                    key: Bytes::from_static(b"a"),
-                    value: None
-                },
-                RecordHeader {
-                    key: Bytes::from_static(b"b"),
-                    value: Some(Bytes::from_static(b"x"))
-                },
-            ]
-        );
-        assert_eq!(
-            (rs[1].key.clone(), rs[1].value.clone()),
-            (None, Some(Bytes::new()))
-        );
-        assert_eq!((rs[1].timestamp(&b), rs[1].offset(&b)), (900, 43));
-        assert!(RecordBatchBuilder::new(0).build().is_empty());
-    }
-
-    type Header = (String, Option<Vec<u8>>);
-    type Rec = (i64, Option<Vec<u8>>, Option<Vec<u8>>, Vec<Header>);
-
-    fn rec() -> impl Strategy<Value = Rec> {
-        let bytes = || proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40));
-        let header = ("[a-z\u{e9}]{0,8}", bytes());
-        (
-            any::<i64>(),
-            bytes(),
-            bytes(),
-            proptest::collection::vec(header, 0..4),
-        )
-    }
-
-    proptest! {
-        #[test]
-        fn builder_output_iterates_to_its_input(
-            recs in proptest::collection::vec(rec(), 1..20),
-            base_offset in any::<i64>(),
-            producer in (-1i64..1000, -1i16..10, 0i32..1000),
-            log_append in any::<bool>(),
-        ) {
-            let timestamp_type = if log_append { TimestampType::LogAppendTime } else { TimestampType::CreateTime };
-            let mut builder = RecordBatchBuilder::new(base_offset)
-                .producer(producer.0, producer.1, producer.2)
-                .timestamp_type(timestamp_type);
-            for (ts, key, value, headers) in &recs {
-                let headers: Vec<_> = headers.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
-                builder.append(*ts, key.as_deref(), value.as_deref(), &headers).unwrap();
-            }
-            let b = RecordBatch::parse(builder.build()).unwrap();
-            prop_assert_eq!(b.validate(), Ok(()));
-            prop_assert_eq!(b.timestamp_type(), timestamp_type);
-            prop_assert_eq!(b.base_timestamp(), recs[0].0);
-            prop_assert_eq!(b.max_timestamp(), recs.iter().map(|r| r.0).max().unwrap());
-            let got = records(&b);
-            prop_assert_eq!(got.len(), recs.len());
-            for (i, (r, (ts, key, value, headers))) in got.iter().zip(&recs).enumerate() {
-                prop_assert_eq!(r.offset(&b), base_offset.wrapping_add(i as i64));
-                if !log_append {
-                    prop_assert_eq!(r.timestamp(&b), *ts);
-                }
-                prop_assert_eq!(r.key.as_deref(), key.as_deref());
-                prop_assert_eq!(r.value.as_deref(), value.as_deref());
-                let got_headers: Vec<_> = r.headers.iter()
-                    .map(|h| (h.key_str().unwrap().to_owned(), h.value.as_deref().map(<[u8]>::to_vec)))
-                    .collect();
-                prop_assert_eq!(&got_headers, headers);
-            }
-        }
-
     }
 }
