@@ -13,7 +13,7 @@
 //! Serialisation is by an mpsc queue drained by one task — no lock is held across `.await`.
 
 use crate::control::{ActiveController, ControllerConfig, ControllerResult};
-use crate::node::QuorumInfo;
+use crate::describe_quorum::QuorumInfo;
 use crate::raft_types::{MetadataCommand, NodeId, Raft};
 use crate::server::ControllerApis;
 use crate::state_machine::StateMachine;
