@@ -12,7 +12,8 @@ use common::{admin, create_topic, raw_request, Cluster, Deadline, READY_TIMEOUT}
 use rafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use rafka_protocol::messages::produce_response::PartitionProduceResponse;
 use rafka_protocol::messages::{ProduceRequest, RequestKind, ResponseKind};
-use rafka_protocol::record::{Record, RecordBatchBuilder};
+use rafka_protocol::record::Record;
+use rafka_protocol::record_batch::RecordBatchBuilder;
 use rafka_protocol::record_batch::{
     crc32c, Compression, ATTRIBUTES_OFFSET, CONTROL_FLAG_MASK, CRC_OFFSET, CRC_START,
     LAST_OFFSET_DELTA_OFFSET, LENGTH_OFFSET, LOG_OVERHEAD, MAX_TIMESTAMP_OFFSET,

@@ -26,8 +26,8 @@ use rafka_protocol::messages::{
     CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, FetchRequest,
     IncrementalAlterConfigsRequest, MetadataRequest, ProduceRequest, RequestKind, ResponseKind,
 };
-use rafka_protocol::record::RecordBatchBuilder;
 use rafka_protocol::record_batch::Compression;
+use rafka_protocol::record_batch::RecordBatchBuilder;
 use rafka_protocol::{ErrorCode, Records, Uuid};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::BaseRecord;

@@ -342,7 +342,7 @@ fn bad_transactional_requests_get_kafkas_errors() {
         panic!("InitProducerId")
     };
     assert_eq!(ids.error_code, 0);
-    let mut b = rafka_protocol::record::RecordBatchBuilder::new(0)
+    let mut b = rafka_protocol::record_batch::RecordBatchBuilder::new(0)
         .producer(ids.producer_id, ids.producer_epoch, 0)
         .transactional(true);
     b.append(0, Some(b"k"), Some(b"v"), &[]).unwrap();

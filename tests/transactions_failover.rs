@@ -777,7 +777,7 @@ fn raw_txn_produce_v(
 ) -> i16 {
     use rafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
     use rafka_protocol::messages::ProduceRequest;
-    let mut b = rafka_protocol::record::RecordBatchBuilder::new(0)
+    let mut b = rafka_protocol::record_batch::RecordBatchBuilder::new(0)
         .producer(pid, epoch, seq)
         .transactional(true);
     b.append(0, Some(b"k"), Some(b"v"), &[]).expect("record");

@@ -89,7 +89,7 @@ fn produce(
     (pid, epoch, seq): (i64, i16, i32),
     values: &[&str],
 ) -> i16 {
-    let mut b = rafka_protocol::record::RecordBatchBuilder::new(0)
+    let mut b = rafka_protocol::record_batch::RecordBatchBuilder::new(0)
         .producer(pid, epoch, seq)
         .transactional(true);
     for v in values {

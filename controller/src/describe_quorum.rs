@@ -13,15 +13,68 @@
 //!
 //! openraft reports no fetch times: the leader is caught up "now", a follower whose matched
 //! index is the leader's last entry likewise, any other -1 (unknown).
+//!
+//! [`QuorumInfo`] — the quorum as this node sees it, read from openraft's metrics — is defined
+//! here (the node and the quorum controller both read it; [`crate::node`] re-exports it).
 
-use crate::node::QuorumInfo;
-use crate::raft_types::NodeId;
+use crate::raft_types::{NodeId, Raft};
 use rafka_protocol::messages::describe_quorum_response::{
     Listener, Node, PartitionData, ReplicaState, TopicData,
 };
 use rafka_protocol::messages::{DescribeQuorumRequest, DescribeQuorumResponse};
 use rafka_protocol::ErrorCode;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The quorum as this node sees it (served by DescribeQuorum and metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumInfo {
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    /// The next log offset on this node (Kafka's high watermark for the quorum is the leader's
+    /// commit index).
+    pub last_log_index: Option<u64>,
+    pub last_applied: Option<u64>,
+    pub voters: BTreeSet<NodeId>,
+    pub learners: BTreeSet<NodeId>,
+    /// On the leader: each replica's last matched log index.
+    pub replicas: BTreeMap<NodeId, Option<u64>>,
+}
+
+impl QuorumInfo {
+    /// The quorum as `raft` reports it now.
+    pub fn of(raft: &Raft) -> QuorumInfo {
+        let m = raft.metrics();
+        let m = m.borrow();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let learners: BTreeSet<NodeId> = membership.learner_ids().collect();
+        QuorumInfo {
+            leader: m.current_leader,
+            term: m.current_term,
+            last_log_index: m.last_log_index,
+            last_applied: m.last_applied.map(|l| l.index),
+            voters,
+            learners,
+            replicas: m
+                .replication
+                .as_ref()
+                .map(|r| r.iter().map(|(id, l)| (*id, l.map(|l| l.index))).collect())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The address of every member of the quorum, voters and learners (`host:port`, as the Raft
+    /// membership holds them).
+    pub fn endpoints(raft: &Raft) -> BTreeMap<NodeId, String> {
+        let m = raft.metrics();
+        let m = m.borrow();
+        m.membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| (*id, n.addr.clone()))
+            .collect()
+    }
+}
 
 /// The metadata log's topic-partition.
 pub const METADATA_TOPIC: &str = "__cluster_metadata";

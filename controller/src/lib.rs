@@ -4,12 +4,14 @@
 //! - [`raft_types`]: the concrete openraft configuration and the command a log entry carries.
 //! - `election`: when this voter campaigns (openraft's timer is off): after its election timeout,
 //!   re-randomized for each retry, and only after a pre-vote majority (`pre_vote`).
+//!   What it learns from the log store and the network comes through `election_observer`.
 
 pub mod connection_quotas;
 pub mod control;
 pub mod convert;
 pub mod describe_quorum;
 mod election;
+mod election_observer;
 pub mod image;
 pub mod log_scan;
 pub mod log_store;

@@ -189,7 +189,7 @@ pub struct LogStore {
     /// locked.
     inner: Arc<Mutex<Inner>>,
     /// Told of every vote before it is saved (the election task's earliest news of it).
-    elections: Option<crate::election::ElectionObserver>,
+    elections: Option<crate::election_observer::ElectionObserver>,
 }
 
 #[derive(Debug)]
@@ -209,7 +209,10 @@ struct Inner {
 
 impl LogStore {
     /// Tells `observer` of every vote before it is saved.
-    pub(crate) fn observe_elections(&mut self, observer: crate::election::ElectionObserver) {
+    pub(crate) fn observe_elections(
+        &mut self,
+        observer: crate::election_observer::ElectionObserver,
+    ) {
         self.elections = Some(observer);
     }
 

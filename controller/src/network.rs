@@ -67,7 +67,7 @@ pub struct Network {
     node_id: NodeId,
     cluster_id: ClusterId,
     /// Told of every answer to this node's vote requests.
-    elections: Option<crate::election::ElectionObserver>,
+    elections: Option<crate::election_observer::ElectionObserver>,
     /// How long a leader waits before trying an unreachable node again.
     unreachable_backoff: std::time::Duration,
     /// How to connect to the other voters' controller listeners.
@@ -102,7 +102,10 @@ impl Network {
     }
 
     /// Tells `observer` of every answer to this node's vote requests.
-    pub(crate) fn observe_elections(mut self, observer: crate::election::ElectionObserver) -> Self {
+    pub(crate) fn observe_elections(
+        mut self,
+        observer: crate::election_observer::ElectionObserver,
+    ) -> Self {
         self.elections = Some(observer);
         self
     }
@@ -136,7 +139,7 @@ pub struct Client {
     stream: Option<Stream>,
     security: Arc<ClientSecurity>,
     correlation_id: i32,
-    elections: Option<crate::election::ElectionObserver>,
+    elections: Option<crate::election_observer::ElectionObserver>,
     unreachable_backoff: std::time::Duration,
 }
 

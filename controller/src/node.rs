@@ -21,6 +21,7 @@
 //! leader's pushes only) — see [`crate::server`].
 
 use crate::control::ControllerConfig;
+pub use crate::describe_quorum::QuorumInfo;
 use crate::image::MetadataImage;
 use crate::log_store::LogStore;
 use crate::network::Network;
@@ -29,7 +30,7 @@ use crate::raft_types::{NodeId, Raft};
 use crate::state_machine::StateMachine;
 use openraft::BasicNode;
 use rafka_storage::FileSystem;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -117,57 +118,6 @@ impl ControllerNodeConfig {
 
     pub fn is_voter(&self) -> bool {
         self.voters.contains_key(&self.node_id)
-    }
-}
-
-/// The quorum as this node sees it (served by DescribeQuorum and metrics).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QuorumInfo {
-    pub leader: Option<NodeId>,
-    pub term: u64,
-    /// The next log offset on this node (Kafka's high watermark for the quorum is the leader's
-    /// commit index).
-    pub last_log_index: Option<u64>,
-    pub last_applied: Option<u64>,
-    pub voters: BTreeSet<NodeId>,
-    pub learners: BTreeSet<NodeId>,
-    /// On the leader: each replica's last matched log index.
-    pub replicas: BTreeMap<NodeId, Option<u64>>,
-}
-
-impl QuorumInfo {
-    /// The quorum as `raft` reports it now.
-    pub fn of(raft: &Raft) -> QuorumInfo {
-        let m = raft.metrics();
-        let m = m.borrow();
-        let membership = m.membership_config.membership();
-        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
-        let learners: BTreeSet<NodeId> = membership.learner_ids().collect();
-        QuorumInfo {
-            leader: m.current_leader,
-            term: m.current_term,
-            last_log_index: m.last_log_index,
-            last_applied: m.last_applied.map(|l| l.index),
-            voters,
-            learners,
-            replicas: m
-                .replication
-                .as_ref()
-                .map(|r| r.iter().map(|(id, l)| (*id, l.map(|l| l.index))).collect())
-                .unwrap_or_default(),
-        }
-    }
-
-    /// The address of every member of the quorum, voters and learners (`host:port`, as the Raft
-    /// membership holds them).
-    pub fn endpoints(raft: &Raft) -> BTreeMap<NodeId, String> {
-        let m = raft.metrics();
-        let m = m.borrow();
-        m.membership_config
-            .membership()
-            .nodes()
-            .map(|(id, n)| (*id, n.addr.clone()))
-            .collect()
     }
 }
 
@@ -308,7 +258,7 @@ impl ControllerNode {
             .clone()
             .or_else(|| config.controller.cluster_id.clone());
         // Feeds the election task what the metrics show late or not at all.
-        let elections = crate::election::ElectionObserver::default();
+        let elections = crate::election_observer::ElectionObserver::default();
         let mut log_store = {
             let (fs, dir) = (fs.clone(), dir.clone());
             tokio::task::spawn_blocking(move || LogStore::open(fs, &dir))

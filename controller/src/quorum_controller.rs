@@ -14,7 +14,7 @@
 
 use crate::control::heartbeat_tracker::BrokerHeartbeatTracker;
 use crate::control::{ActiveController, ControllerConfig, ControllerResult};
-use crate::node::QuorumInfo;
+use crate::describe_quorum::QuorumInfo;
 use crate::raft_types::{MetadataCommand, NodeId, Raft};
 use crate::server::ControllerApis;
 use crate::state_machine::StateMachine;

@@ -6,8 +6,8 @@
 //! int16` (0 ABORT, 1 COMMIT), value `version int16 (0), coordinator_epoch int32`. Only the
 //! broker writes them (WriteTxnMarkers); a client's control batch is refused by the validator.
 
-use crate::record::RecordBatchBuilder;
 use crate::record_batch::{RecordBatch, RecordBatchError, NO_SEQUENCE};
+use crate::record_batch_builder::RecordBatchBuilder;
 use bytes::Bytes;
 
 const CONTROL_KEY_VERSION: i16 = 0;

@@ -8,7 +8,9 @@
 //! - [`frame`]: request and response frames — header versions, the size prefix, decoding a whole
 //!   request, encoding a response into bytes or into chunks with `sendfile` slots.
 //! - [`record_batch`]: a zero-copy view of RecordBatch v2, its validation and in-place offset
-//!   assignment, record iteration and a builder for the broker's own batches.
+//!   assignment; it re-exports the format's constants and errors ([`record_format`]) and the
+//!   builder for the broker's own batches ([`record_batch_builder`]). [`record`] reads and writes
+//!   the records inside a batch.
 //! - [`ApiKey`] and [`ErrorCode`]: Kafka's tables.
 //!
 //! This crate knows nothing of files, sockets or tasks. Decoding untrusted bytes never panics and
@@ -23,6 +25,8 @@ pub mod metadata_record;
 pub mod primitives;
 pub mod record;
 pub mod record_batch;
+pub mod record_batch_builder;
+pub mod record_format;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

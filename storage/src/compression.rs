@@ -51,23 +51,7 @@ use std::io::{self, Read};
 use bytes::Bytes;
 use rafka_protocol::record_batch::Compression;
 
-/// Why a records region could not be decompressed.
-#[derive(Debug, thiserror::Error)]
-pub enum DecompressError {
-    /// The bytes are not a valid stream of the codec: a bad header or checksum, truncation,
-    /// trailing bytes.
-    #[error("{codec}: corrupt stream: {source}")]
-    Corrupt {
-        codec: Compression,
-        source: io::Error,
-    },
-    /// The stream decodes to more than the caller's `max_output` bytes.
-    #[error("{codec}: output exceeds {max_output} bytes")]
-    TooLarge {
-        codec: Compression,
-        max_output: usize,
-    },
-}
+pub use crate::error::DecompressError;
 
 /// Decompresses `data`, the records region of a batch compressed with `codec` (the bytes
 /// after the 61-byte header), into the records as [`RecordIter::new`] reads them.

@@ -1,7 +1,12 @@
-//! The storage crate's one error type. Messages name the subject (partition, offset, path); the
-//! broker maps each variant to a Kafka error code with an exhaustive `match`.
+//! The storage crate's one error type, and the two refusals it carries that the broker maps
+//! apart: [`ProducerError`] (an idempotent or transactional producer's batch refused, raised by
+//! [`crate::producer_state`]) and [`DecompressError`] (raised by [`crate::compression`]). Both
+//! modules re-export theirs. Messages name the subject (partition, offset, path); the broker maps
+//! each variant to a Kafka error code with an exhaustive `match`.
+//!
+//! This module depends on no other module of the crate, so every module can return its errors.
 
-use rafka_protocol::record_batch::RecordBatchError;
+use rafka_protocol::record_batch::{Compression, RecordBatchError};
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
@@ -19,7 +24,7 @@ pub enum StorageError {
     Decompression {
         partition: String,
         position: usize,
-        source: crate::compression::DecompressError,
+        source: DecompressError,
     },
     /// A batch Kafka's `LogValidator` refuses as INVALID_RECORD: a control batch from a
     /// client, or records without a key on a compacted topic (then `record_errors` names them).
@@ -64,7 +69,7 @@ pub enum StorageError {
     #[error("{partition}: {source}")]
     Producer {
         partition: String,
-        source: crate::producer_state::ProducerError,
+        source: ProducerError,
     },
     /// A read outside [log start, log end]: OFFSET_OUT_OF_RANGE.
     #[error("{partition}: offset {offset} is out of range [{log_start_offset}, {log_end_offset}]")]
@@ -107,6 +112,69 @@ impl StorageError {
 pub struct RecordError {
     pub batch_index: i32,
     pub message: String,
+}
+
+/// Why a producer's batch was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProducerError {
+    /// INVALID_PRODUCER_EPOCH (Kafka ≥ 2.7 answers this rather than PRODUCER_FENCED).
+    #[error("epoch {epoch} of producer {producer_id} is older than its last epoch {current}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER.
+    #[error("out of order sequence number for producer {producer_id} at epoch {epoch}: {found}, expected {expected}")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        epoch: i16,
+        found: i32,
+        expected: i32,
+    },
+    /// INVALID_TXN_STATE: a non-transactional batch from a producer with an open transaction.
+    #[error(
+        "expected a transactional write from producer {producer_id}, which has a transaction open"
+    )]
+    InvalidTxnState { producer_id: i64 },
+    /// INVALID_TXN_STATE: a transactional batch that would open a transaction without the
+    /// coordinator's verification (KIP-890 part 1), or verified before a marker ended it.
+    #[error("transactional batch of producer {producer_id} at epoch {epoch} opens a transaction the coordinator has not verified")]
+    NotVerified { producer_id: i64, epoch: i16 },
+    /// PRODUCER_FENCED: an end marker for an epoch older than the producer's.
+    #[error(
+        "end marker for producer {producer_id} at epoch {epoch} is older than its epoch {current}"
+    )]
+    ProducerFenced {
+        producer_id: i64,
+        epoch: i16,
+        current: i16,
+    },
+    /// TRANSACTION_COORDINATOR_FENCED: an end marker from an older coordinator.
+    #[error("end marker for producer {producer_id} from coordinator epoch {coordinator_epoch}, older than {current}")]
+    CoordinatorFenced {
+        producer_id: i64,
+        coordinator_epoch: i32,
+        current: i32,
+    },
+}
+
+/// Why a records region could not be decompressed.
+#[derive(Debug, thiserror::Error)]
+pub enum DecompressError {
+    /// The bytes are not a valid stream of the codec: a bad header or checksum, truncation,
+    /// trailing bytes.
+    #[error("{codec}: corrupt stream: {source}")]
+    Corrupt {
+        codec: Compression,
+        source: std::io::Error,
+    },
+    /// The stream decodes to more than the caller's `max_output` bytes.
+    #[error("{codec}: output exceeds {max_output} bytes")]
+    TooLarge {
+        codec: Compression,
+        max_output: usize,
+    },
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -53,7 +53,8 @@
 //!    then `.swap` → final names, the `.log` first. A clean is abandoned if the log was truncated
 //!    or any of its segments changed while it was reading without the lock.
 //!
-//! Crash recovery ([`complete_interrupted_swaps`], run when a log is opened): `.cleaned` files
+//! Crash recovery ([`complete_interrupted_swaps`], which [`crate::log_loader`] runs when a log is
+//! opened, and which this module re-exports): `.cleaned` files
 //! are deleted (a clean that had not started swapping); a `<base>.log.swap` is completed — the
 //! segments whose base lies in `[base, swap's next offset)` are deleted and the swap files take
 //! their final names — and an index `.swap` left without its log (the log already renamed) takes
@@ -72,13 +73,16 @@
 
 use crate::checkpoint::TopicPartition;
 use crate::compression;
-use crate::config::LogConfig;
 use crate::error::{IoContext, Result, StorageError};
-use crate::fs::{FileSystem, LogFile};
-use crate::log_manager::{lock_log, SharedLog};
-use crate::log_segment::{file_name, BatchToAppend, LogSegment, NO_TIMESTAMP};
+use crate::fs::FileSystem;
+pub use crate::log_loader::complete_interrupted_swaps;
+use crate::log_segment::{BatchToAppend, LogSegment, NO_TIMESTAMP};
+pub use crate::log_segment::{CLEANED_SUFFIX, SWAP_SUFFIX};
+use crate::segment_batches::SegmentBatches;
+use crate::shared_log::{lock_log, SharedLog};
 use crate::transaction_index::AbortedTxn;
 use crate::unified_log::{records_of, UnifiedLog};
+pub use crate::unified_log::{CleanableView, InactiveSegment, MAX_ABORTED_TXNS_PER_CLEAN};
 use bytes::Bytes;
 use rafka_protocol::control_record::{ControlRecordType, EndTransactionMarker};
 use rafka_protocol::record::Record;
@@ -88,7 +92,7 @@ use rafka_protocol::record_batch::{
     MAX_TIMESTAMP_OFFSET, RECORDS_COUNT_OFFSET, RECORD_BATCH_OVERHEAD,
 };
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, Weak};
 
 /// The cleaner checkpoint at the top of a log directory: per partition, the first offset not
@@ -96,57 +100,11 @@ use std::sync::{Arc, Mutex, Weak};
 pub const CLEANER_OFFSET_CHECKPOINT: &str = "cleaner-offset-checkpoint";
 /// Kafka's `log.cleaner.dedupe.buffer.size` default.
 pub const DEFAULT_DEDUPE_BUFFER_SIZE: usize = 128 << 20;
-/// The suffix of a cleaned segment's files before the swap starts.
-pub const CLEANED_SUFFIX: &str = ".cleaned";
-/// The suffix of a cleaned segment's files while the swap is under way.
-pub const SWAP_SUFFIX: &str = ".swap";
 
 /// What one map entry costs beyond its key's bytes (hash table slot, box, offset).
 const ENTRY_OVERHEAD: usize = 48;
-/// How much of a segment is read at once.
-const READ_CHUNK: u64 = 1 << 20;
 /// How many output bytes are gathered before an append to the cleaned segment.
 const WRITE_CHUNK: usize = 1 << 20;
-
-/// A non-active segment as the cleaner reads it, without the log's lock: its file stays
-/// readable whatever the log does meanwhile (a deleted file stays open).
-#[derive(Debug, Clone)]
-pub struct InactiveSegment {
-    pub base_offset: i64,
-    /// The next segment's base offset: where this segment's offsets end.
-    pub end_offset: i64,
-    pub size: u64,
-    /// The largest timestamp in the segment ([`NO_TIMESTAMP`] if unknown).
-    pub max_timestamp: i64,
-    pub file: Arc<dyn LogFile>,
-}
-
-/// A log as the cleaner plans a clean of it ([`UnifiedLog::cleanable_view`]).
-///
-/// [`UnifiedLog::cleanable_view`]: crate::UnifiedLog::cleanable_view
-#[derive(Debug, Clone)]
-pub struct CleanableView {
-    pub dir: PathBuf,
-    pub config: LogConfig,
-    /// Every segment but the active one, in offset order.
-    pub segments: Vec<InactiveSegment>,
-    pub log_start_offset: i64,
-    pub high_watermark: i64,
-    /// The log's truncation counter: a swap is refused if it moved.
-    pub truncations: u64,
-    /// Each active idempotent producer's last offset: its last batch is kept (emptied if need
-    /// be), as Kafka keeps it, so that its state can be rebuilt from the log.
-    pub producer_last_offsets: HashMap<i64, i64>,
-    /// The first offset of the oldest transaction still open or unreplicated: nothing from it
-    /// on is cleaned.
-    pub first_unstable_offset: Option<i64>,
-    /// The aborted transactions of the whole log (from every `.txnindex`), in marker order;
-    /// `None` if there are more than [`MAX_ABORTED_TXNS_PER_CLEAN`].
-    pub aborted_txns: Option<Vec<AbortedTxn>>,
-}
-
-/// The most aborted transactions one clean tracks (32 bytes each in memory).
-pub const MAX_ABORTED_TXNS_PER_CLEAN: usize = 1_000_000;
 
 /// Kafka's `CleanedTransactionMetadata`: which transactions a pass over batches in offset order
 /// is inside, to drop aborted data and tell which markers may go.
@@ -465,7 +423,7 @@ impl LogCleaner {
             let mut pending = Pending::default();
             let mut last_dropped: Option<RecordBatch> = None;
             for seg in group {
-                let mut batches = SegmentBatches::new(seg);
+                let mut batches = SegmentBatches::of_file(seg.file.clone(), seg.size);
                 while let Some(batch) = batches.next_batch()? {
                     stats.bytes_read += batch.size_in_bytes() as u64;
                     let filtered = if batch.is_control() {
@@ -684,7 +642,7 @@ fn map_segment(
     txns: &mut TxnTracker,
 ) -> Result<()> {
     let limit = view.config.max_message_bytes.max(1 << 20) * 64;
-    let mut batches = SegmentBatches::new(seg);
+    let mut batches = SegmentBatches::of_file(seg.file.clone(), seg.size);
     while let Some(batch) = batches.next_batch()? {
         if batch.last_offset() < from {
             continue;
@@ -898,143 +856,6 @@ fn corrupt(dir: &Path, batch: &RecordBatch, what: String) -> StorageError {
         path: dir.to_path_buf(),
         what: format!("batch at offset {}: {what}", batch.base_offset()),
     }
-}
-
-/// Whole batches of a segment file read forward a chunk (1 MiB) at a time; each batch a
-/// slice of its chunk.
-struct SegmentBatches {
-    file: Arc<dyn LogFile>,
-    size: u64,
-    position: u64,
-    chunk: Bytes,
-    chunk_start: u64,
-}
-
-impl SegmentBatches {
-    fn new(seg: &InactiveSegment) -> SegmentBatches {
-        SegmentBatches::of_file(seg.file.clone(), seg.size)
-    }
-
-    fn of_file(file: Arc<dyn LogFile>, size: u64) -> SegmentBatches {
-        SegmentBatches {
-            file,
-            size,
-            position: 0,
-            chunk: Bytes::new(),
-            chunk_start: 0,
-        }
-    }
-
-    fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
-        if self.position + RECORD_BATCH_OVERHEAD as u64 > self.size {
-            return Ok(None);
-        }
-        let head = self.bytes(self.position, LOG_OVERHEAD)?;
-        let length = i32::from_be_bytes(
-            head[LENGTH_OFFSET..LENGTH_OFFSET + 4]
-                .try_into()
-                .expect("invariant: 4 bytes"),
-        );
-        let size = LOG_OVERHEAD as i64 + i64::from(length);
-        let path = self.file.path().to_path_buf();
-        if size < RECORD_BATCH_OVERHEAD as i64 || self.position + size as u64 > self.size {
-            return Err(StorageError::CorruptFile {
-                path,
-                what: format!(
-                    "batch at position {} has invalid length {length}",
-                    self.position
-                ),
-            });
-        }
-        let bytes = self.bytes(self.position, size as usize)?;
-        self.position += size as u64;
-        RecordBatch::parse(bytes)
-            .map(Some)
-            .map_err(|e| StorageError::CorruptFile {
-                path,
-                what: e.to_string(),
-            })
-    }
-
-    fn bytes(&mut self, at: u64, len: usize) -> Result<Bytes> {
-        let chunk_end = self.chunk_start + self.chunk.len() as u64;
-        if at < self.chunk_start || at + len as u64 > chunk_end {
-            let want = (len as u64).max(READ_CHUNK).min(self.size - at) as usize;
-            let mut buf = vec![0; want];
-            self.file.read_exact_at(&mut buf, at).at(self.file.path())?;
-            self.chunk = Bytes::from(buf);
-            self.chunk_start = at;
-        }
-        let from = (at - self.chunk_start) as usize;
-        Ok(self.chunk.slice(from..from + len))
-    }
-}
-
-/// Finishes or undoes, in a partition directory, what a crash interrupted in a swap (the
-/// module's crash-recovery paragraph). Run before the log's files are listed.
-pub fn complete_interrupted_swaps(fs: &Arc<dyn FileSystem>, dir: &Path) -> Result<()> {
-    let names = || -> Result<Vec<String>> {
-        Ok(fs
-            .list_dir(dir)
-            .at(dir)?
-            .iter()
-            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .collect())
-    };
-    let swap_log = format!(".log{SWAP_SUFFIX}");
-    let mut changed = false;
-    for name in names()? {
-        let Some(base) = name
-            .strip_suffix(&swap_log)
-            .and_then(|b| b.parse::<i64>().ok())
-        else {
-            continue;
-        };
-        let path = dir.join(&name);
-        let file = fs.open(&path, false).at(&path)?;
-        let size = file.len().at(&path)?;
-        let mut batches = SegmentBatches::of_file(file, size);
-        let mut next = base;
-        // The swap file was fsynced before it was named so: it is whole.
-        while let Some(b) = batches.next_batch()? {
-            next = b.next_offset();
-        }
-        for other in names()? {
-            let Some(b) = other
-                .strip_suffix(".log")
-                .and_then(|b| b.parse::<i64>().ok())
-            else {
-                continue;
-            };
-            if (base..next.max(base + 1)).contains(&b) {
-                for suffix in [".log", ".index", ".timeindex", ".txnindex"] {
-                    let p = dir.join(file_name(b, suffix));
-                    if fs.exists(&p) {
-                        fs.remove_file(&p).at(&p)?;
-                    }
-                }
-            }
-        }
-        fs.rename(&path, &dir.join(file_name(base, ".log")))
-            .at(&path)?;
-        tracing::warn!(dir = %dir.display(), offset = base, "completed a cleaner swap interrupted by a crash");
-        changed = true;
-    }
-    for name in names()? {
-        for suffix in [".index", ".timeindex", ".txnindex"] {
-            let swap = format!("{suffix}{SWAP_SUFFIX}");
-            if let Some(base) = name.strip_suffix(&swap) {
-                let from = dir.join(&name);
-                let to = dir.join(format!("{base}{suffix}"));
-                fs.rename(&from, &to).at(&from)?;
-                changed = true;
-            }
-        }
-    }
-    if changed {
-        fs.sync_dir(dir).at(dir)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

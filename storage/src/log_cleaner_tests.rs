@@ -1,8 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
-use crate::config::CleanupPolicy;
+use crate::config::{CleanupPolicy, LogConfig};
 use crate::fs::DiskFs;
+use crate::log_segment::file_name;
 use crate::unified_log::{LogCheckpoints, UnifiedLog};
 use rafka_protocol::record_batch::{Compression, RecordBatchBuilder};
 use std::sync::Mutex;

@@ -26,16 +26,16 @@
 use crate::checkpoint::{OffsetCheckpointFile, TopicPartition};
 use crate::config::LogConfig;
 use crate::error::{IoContext, Result, StorageError};
-use crate::file_budget::{FileBudget, ReleaseFiles};
+use crate::file_budget::FileBudget;
 use crate::fs::FileSystem;
 use crate::log_cleaner::{
     CleanStats, LogCleaner, CLEANER_OFFSET_CHECKPOINT, DEFAULT_DEDUPE_BUFFER_SIZE,
 };
+pub use crate::shared_log::{lock_log, share_log, LogGuard, SharedLog};
 use crate::unified_log::{LogCheckpoints, UnifiedLog};
 use std::collections::BTreeMap;
-use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 /// The metadata quorum's log topic: never a partition of the log manager's.
@@ -97,68 +97,6 @@ fn parallel_map<T: Sync, R: Send>(
     out.into_iter()
         .map(|r| r.expect("invariant: every item was taken by a thread"))
         .collect()
-}
-
-/// A shared partition log.
-pub type SharedLog = Arc<Mutex<UnifiedLog>>;
-
-/// Locks a log; a panic while holding it leaves the log as the panicking call left it, which
-/// the next call may still use (every change is written before state is updated). Letting go
-/// of the guard keeps the log within its file budget ([`UnifiedLog::settle`]).
-pub fn lock_log(log: &SharedLog) -> LogGuard<'_> {
-    LogGuard(log.lock().unwrap_or_else(|e| e.into_inner()))
-}
-
-/// A locked log. On drop, before the lock is let go, the log settles its open files
-/// ([`UnifiedLog::settle`]): what a use opened beyond the budget is released.
-#[derive(Debug)]
-pub struct LogGuard<'a>(MutexGuard<'a, UnifiedLog>);
-
-impl Deref for LogGuard<'_> {
-    type Target = UnifiedLog;
-    fn deref(&self) -> &UnifiedLog {
-        &self.0
-    }
-}
-
-impl DerefMut for LogGuard<'_> {
-    fn deref_mut(&mut self) -> &mut UnifiedLog {
-        &mut self.0
-    }
-}
-
-impl Drop for LogGuard<'_> {
-    fn drop(&mut self) {
-        self.0.settle();
-    }
-}
-
-/// The budget's eviction: a log whose lock is free has all its files released.
-impl ReleaseFiles for Mutex<UnifiedLog> {
-    fn try_release_files(&self) -> bool {
-        let mut log = match self.try_lock() {
-            Ok(log) => log,
-            Err(TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(TryLockError::WouldBlock) => return false,
-        };
-        match log.release() {
-            Ok(()) => true,
-            Err(e) => {
-                let tp = log.topic_partition();
-                tracing::warn!(topic = %tp.topic, partition = tp.partition, error = %e, "cannot release a log's files");
-                false
-            }
-        }
-    }
-}
-
-/// A log shared under its mutex, registered with its budget for eviction.
-pub fn share_log(log: UnifiedLog) -> SharedLog {
-    let shared = Arc::new(Mutex::new(log));
-    let weak: Weak<Mutex<UnifiedLog>> = Arc::downgrade(&shared);
-    let weak: Weak<dyn ReleaseFiles> = weak;
-    lock_log(&shared).handles().set_log(weak);
-    shared
 }
 
 /// The longest file name Linux (and every file system Kafka runs on) accepts.

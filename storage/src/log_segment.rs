@@ -27,6 +27,11 @@ use rafka_protocol::record_batch::{
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// The suffix of a cleaned segment's files before the swap starts.
+pub const CLEANED_SUFFIX: &str = ".cleaned";
+/// The suffix of a cleaned segment's files while the swap is under way.
+pub const SWAP_SUFFIX: &str = ".swap";
+
 /// Kafka's `RecordBatch.NO_TIMESTAMP`.
 pub const NO_TIMESTAMP: i64 = -1;
 

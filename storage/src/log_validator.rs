@@ -701,7 +701,8 @@ mod tests {
     use super::*;
     use crate::compression::compress;
     use crate::config::CleanupPolicy;
-    use rafka_protocol::record::{Record, RecordBatchBuilder, RecordHeader};
+    use rafka_protocol::record::{Record, RecordHeader};
+    use rafka_protocol::record_batch::RecordBatchBuilder;
     use rafka_protocol::record_batch::{
         crc32c, RecordBatchMut, ATTRIBUTES_OFFSET, CONTROL_FLAG_MASK, CRC_OFFSET, CRC_START,
         LAST_OFFSET_DELTA_OFFSET, LENGTH_OFFSET, LOG_OVERHEAD, RECORDS_COUNT_OFFSET,

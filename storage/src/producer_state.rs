@@ -19,6 +19,7 @@
 //! snapshot at or below the log end and replays the batch headers from there; a truncation drops
 //! the snapshots above its point and does the same.
 
+pub use crate::error::ProducerError;
 use crate::error::{IoContext, Result, StorageError};
 use crate::fs::FileSystem;
 use crate::log_segment::file_name;
@@ -217,51 +218,6 @@ pub enum AppendOrigin {
     Client,
     /// A coordinator writing its own records (TxnOffsetCommit): no duplicate or sequence check.
     Coordinator,
-}
-
-/// Why a producer's batch was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProducerError {
-    /// INVALID_PRODUCER_EPOCH (Kafka ≥ 2.7 answers this rather than PRODUCER_FENCED).
-    #[error("epoch {epoch} of producer {producer_id} is older than its last epoch {current}")]
-    InvalidProducerEpoch {
-        producer_id: i64,
-        epoch: i16,
-        current: i16,
-    },
-    /// OUT_OF_ORDER_SEQUENCE_NUMBER.
-    #[error("out of order sequence number for producer {producer_id} at epoch {epoch}: {found}, expected {expected}")]
-    OutOfOrderSequence {
-        producer_id: i64,
-        epoch: i16,
-        found: i32,
-        expected: i32,
-    },
-    /// INVALID_TXN_STATE: a non-transactional batch from a producer with an open transaction.
-    #[error(
-        "expected a transactional write from producer {producer_id}, which has a transaction open"
-    )]
-    InvalidTxnState { producer_id: i64 },
-    /// INVALID_TXN_STATE: a transactional batch that would open a transaction without the
-    /// coordinator's verification (KIP-890 part 1), or verified before a marker ended it.
-    #[error("transactional batch of producer {producer_id} at epoch {epoch} opens a transaction the coordinator has not verified")]
-    NotVerified { producer_id: i64, epoch: i16 },
-    /// PRODUCER_FENCED: an end marker for an epoch older than the producer's.
-    #[error(
-        "end marker for producer {producer_id} at epoch {epoch} is older than its epoch {current}"
-    )]
-    ProducerFenced {
-        producer_id: i64,
-        epoch: i16,
-        current: i16,
-    },
-    /// TRANSACTION_COORDINATOR_FENCED: an end marker from an older coordinator.
-    #[error("end marker for producer {producer_id} from coordinator epoch {coordinator_epoch}, older than {current}")]
-    CoordinatorFenced {
-        producer_id: i64,
-        coordinator_epoch: i32,
-        current: i32,
-    },
 }
 
 /// A transaction an end marker closed (Kafka's `CompletedTxn`).

@@ -15,7 +15,8 @@
 //! [`UnifiedLog::fetch_offset_by_timestamp`] runs both halves in one call, under one lock, for
 //! callers that hold the log anyway.
 
-use super::{first_record_at_or_after, max_record_timestamp_from, TimestampAndOffset, UnifiedLog};
+use super::read::{first_record_at_or_after, max_record_timestamp_from};
+use super::{TimestampAndOffset, UnifiedLog};
 use crate::error::{IoContext, Result, StorageError};
 use crate::fs::LogFile;
 use crate::log_segment::{BatchPosition, NO_TIMESTAMP};

@@ -23,51 +23,53 @@
 //! rescans those segments, and one that lost its tail (a later segment's data kept, its own
 //! not) ends the log there.
 //!
+//! Opening a log is [`crate::log_loader`]'s (Kafka's `LogLoader`): it lists, recovers and
+//! loads the directory, and the log is built from what it returns. What the log gives the
+//! cleaner and takes back from it is in the `cleaning` sub-module; searching by timestamp in
+//! [`TimestampSearch`].
+//!
 //! Thread-safety: `&mut self` for changes, `&mut self` for reads too (segments open files and
 //! map indexes lazily); the broker wraps a log in its partition's lock.
 
 use crate::checkpoint::TopicPartition;
-use crate::compression;
 use crate::config::LogConfig;
 use crate::error::{IoContext, Result, StorageError};
 use crate::file_budget::{FileBudget, LogHandles, MAX_OPEN_FILES_PER_LOG};
 use crate::fs::FileSystem;
 use crate::leader_epoch::LeaderEpochFileCache;
-use crate::log_cleaner::{CleanableView, InactiveSegment};
-use crate::log_segment::{
-    file_name, BatchToAppend, FileSlice, LogSegment, SegmentFiles, NO_TIMESTAMP,
-};
+pub use crate::leader_epoch::LEADER_EPOCH_CHECKPOINT;
+pub use crate::log_loader::LogCheckpoints;
+use crate::log_loader::{rebuild_producer_state, LogLoader};
+use crate::log_segment::{BatchToAppend, LogSegment, NO_TIMESTAMP};
 use crate::log_validator::{LogValidator, ValidatedRecords};
 use crate::producer_state::{
-    AppendOrigin, CompletedTxn, PendingProducerState, ProducerBatch, ProducerCheck,
-    ProducerStateManager, VerificationGuard, DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+    AppendOrigin, PendingProducerState, ProducerBatch, ProducerCheck, ProducerStateManager,
+    VerificationGuard,
 };
-use crate::transaction_index::AbortedTxn;
 use bytes::Bytes;
 use rafka_protocol::control_record::EndTransactionMarker;
-use rafka_protocol::record::RecordIter;
 use rafka_protocol::record_batch::{
-    crc32c, Compression, RecordBatch, TimestampType, ATTRIBUTES_OFFSET, BASE_OFFSET_OFFSET,
-    BASE_SEQUENCE_OFFSET, CONTROL_FLAG_MASK, CRC_OFFSET, MAX_TIMESTAMP_OFFSET,
-    PARTITION_LEADER_EPOCH_OFFSET, PRODUCER_EPOCH_OFFSET, PRODUCER_ID_OFFSET,
-    RECORD_BATCH_OVERHEAD, TIMESTAMP_TYPE_MASK, TRANSACTIONAL_FLAG_MASK,
+    crc32c, RecordBatch, ATTRIBUTES_OFFSET, BASE_OFFSET_OFFSET, BASE_SEQUENCE_OFFSET,
+    CONTROL_FLAG_MASK, CRC_OFFSET, MAX_TIMESTAMP_OFFSET, PARTITION_LEADER_EPOCH_OFFSET,
+    PRODUCER_EPOCH_OFFSET, PRODUCER_ID_OFFSET, RECORD_BATCH_OVERHEAD, TIMESTAMP_TYPE_MASK,
+    TRANSACTIONAL_FLAG_MASK,
 };
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+mod cleaning;
+mod flush;
+mod read;
+mod retention;
 #[path = "timestamp_search.rs"]
 mod timestamp_search;
+mod transactions;
+pub use cleaning::{CleanableView, InactiveSegment, MAX_ABORTED_TXNS_PER_CLEAN};
+pub use flush::{set_flush_observer, PendingFlush};
+pub(crate) use read::records_of;
+pub use read::{FetchDataInfo, TimestampAndOffset};
 pub use timestamp_search::{BatchRead, TimestampSearch, TimestampStep};
-
-/// Told how long each [`UnifiedLog::flush`] took (the broker's log-flush metric); set once per
-/// process. Storage knows nothing of metrics: it only reports the time.
-static FLUSH_OBSERVER: std::sync::OnceLock<fn(std::time::Duration)> = std::sync::OnceLock::new();
-
-/// Installs the flush observer (the first call wins).
-pub fn set_flush_observer(observe: fn(std::time::Duration)) {
-    let _ = FLUSH_OBSERVER.set(observe);
-}
 
 /// ListOffsets' special timestamps.
 pub const LATEST_TIMESTAMP: i64 = -1;
@@ -88,50 +90,6 @@ pub struct LogAppendInfo {
     /// The batch was a retry of one already in the log (an idempotent producer's): nothing was
     /// appended, and the offsets are the ones it got the first time.
     pub duplicate: bool,
-}
-
-/// What a read found: the batches as one file slice (empty when there is nothing to read yet).
-#[derive(Debug, Clone)]
-pub struct FetchDataInfo {
-    /// The first batch's base offset (at or below the offset asked for).
-    pub first_batch_offset: i64,
-    pub slice: Option<FileSlice>,
-}
-
-impl FetchDataInfo {
-    fn empty(offset: i64) -> FetchDataInfo {
-        FetchDataInfo {
-            first_batch_offset: offset,
-            slice: None,
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.slice.as_ref().map_or(0, |s| s.len as usize)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// A timestamp lookup's answer: the record's timestamp and offset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimestampAndOffset {
-    pub timestamp: i64,
-    pub offset: i64,
-    /// The leader epoch of the batch holding it (-1 when unknown).
-    pub leader_epoch: i32,
-}
-
-/// Where the log starts when it is opened: what the log directory's checkpoints say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct LogCheckpoints {
-    pub recovery_point: i64,
-    pub log_start_offset: i64,
-    pub high_watermark: i64,
-    /// Whether the previous process shut down cleanly (the marker was present).
-    pub clean_shutdown: bool,
 }
 
 #[derive(Debug)]
@@ -166,36 +124,6 @@ pub struct UnifiedLog {
     /// This log's share of the node's [`FileBudget`]: every segment counts its open files here.
     handles: Arc<LogHandles>,
 }
-
-/// The flush a roll leaves behind (Kafka's `flush-log` task that `roll` schedules): the files of
-/// the segments from the recovery point's to the one just closed, to fsync without the log's
-/// lock — the log keeps taking appends in its new segment meanwhile — and then the offset the
-/// recovery point may advance to ([`UnifiedLog::complete_flush`]).
-#[derive(Debug)]
-#[must_use = "the recovery point advances only once the flush is run and completed"]
-pub struct PendingFlush {
-    files: Vec<SegmentFiles>,
-    up_to: i64,
-    truncations: u64,
-}
-
-impl PendingFlush {
-    /// The offset the recovery point moves to once the files are durable.
-    pub fn up_to(&self) -> i64 {
-        self.up_to
-    }
-
-    /// fsyncs every file (blocking: on a thread that holds no lock of the log).
-    pub fn run(&self) -> Result<()> {
-        for f in &self.files {
-            f.sync()?;
-        }
-        Ok(())
-    }
-}
-
-/// The file name of the leader-epoch checkpoint inside a partition directory.
-pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
 
 impl UnifiedLog {
     /// Opens (or creates) the log in `dir`, recovering it if the last shutdown was not clean:
@@ -277,275 +205,53 @@ impl UnifiedLog {
         budget: &Arc<FileBudget>,
         sync_new_segment: bool,
     ) -> Result<UnifiedLog> {
-        fs.create_dir_all(dir).at(dir)?;
-        // The directory is listed once (it was four times a log: a restart of many logs did
-        // little else), and again only after completing a cleaner's interrupted swap or
-        // removing what a crash left behind.
-        let mut listing = fs.list_dir(dir).at(dir)?;
-        let is_swap = |p: &std::path::PathBuf| {
-            p.file_name().is_some_and(|n| {
-                n.to_string_lossy()
-                    .ends_with(crate::log_cleaner::SWAP_SUFFIX)
-            })
-        };
-        if listing.iter().any(is_swap) {
-            crate::log_cleaner::complete_interrupted_swaps(&fs, dir)?;
-            listing = fs.list_dir(dir).at(dir)?;
+        let loaded = LogLoader {
+            fs: &fs,
+            dir,
+            topic_partition: &topic_partition,
+            config: &config,
+            checkpoints,
+            now_ms,
+            budget,
+            sync_new_segment,
         }
-        let mut bases = Vec::new();
-        let mut removed = false;
-        for p in &listing {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if name.ends_with(".deleted") || name.ends_with(".tmp") || name.ends_with(".cleaned") {
-                // Deletions and rewrites that a crash interrupted: finish or undo them.
-                fs.remove_file(p).at(p)?;
-                removed = true;
-            } else if let Some(base) = name.strip_suffix(".log") {
-                if let Ok(base) = base.parse::<i64>() {
-                    bases.push(base);
-                }
-            } else if let Some(base) = name
-                .strip_suffix(".index")
-                .or_else(|| name.strip_suffix(".timeindex"))
-            {
-                // An index without its log is an orphan.
-                if !fs.exists(&dir.join(file_name(base.parse().unwrap_or(-1), ".log"))) {
-                    fs.remove_file(p).at(p)?;
-                    removed = true;
-                }
-            }
-        }
-        if removed {
-            listing = fs.list_dir(dir).at(dir)?;
-        }
-        bases.sort_unstable();
-        let epoch_path = dir.join(LEADER_EPOCH_CHECKPOINT);
-        let leader_epoch_cache = LeaderEpochFileCache::new(fs.clone(), epoch_path)?;
-        let shared_dir: Arc<Path> = Arc::from(dir);
-        let producer_state =
-            ProducerStateManager::from_listing(fs.clone(), shared_dir.clone(), &listing);
-        let mut log = UnifiedLog {
-            fs: fs.clone(),
-            dir: shared_dir,
+        .load()?;
+        Ok(UnifiedLog {
+            fs,
+            dir: loaded.dir,
             topic_partition,
             config,
-            segments: BTreeMap::new(),
-            log_start_offset: checkpoints.log_start_offset.max(0),
-            log_end_offset: 0,
-            recovery_point: checkpoints.recovery_point,
-            high_watermark: checkpoints.high_watermark,
-            leader_epoch_cache,
-            producer_state,
+            segments: loaded.segments,
+            log_start_offset: loaded.log_start_offset,
+            log_end_offset: loaded.log_end_offset,
+            recovery_point: loaded.recovery_point,
+            high_watermark: loaded.high_watermark,
+            leader_epoch_cache: loaded.leader_epoch_cache,
+            producer_state: loaded.producer_state,
             unflushed_batches: 0,
             last_flush_ms: now_ms,
             pending_deletes: Vec::new(),
             roll_flush_up_to: None,
             truncations: 0,
-            handles: budget.new_log(),
-        };
-        for base in bases {
-            let mut seg = LogSegment::open(
-                fs.clone(),
-                dir,
-                base,
-                log.config.index_interval_bytes,
-                log.config.segment_index_bytes,
-                now_ms,
-            )?;
-            seg.set_handles(log.handles.clone());
-            log.segments.insert(base, Box::new(seg));
-        }
-        log.load(checkpoints.clean_shutdown)?;
-        if log.segments.is_empty() {
-            let start = log.log_start_offset.max(log.recovery_point).max(0);
-            log.log_start_offset = start;
-            if sync_new_segment {
-                log.add_segment(start, now_ms)?;
-            } else {
-                let mut seg = LogSegment::create_unsynced(
-                    log.fs.clone(),
-                    &log.dir,
-                    start,
-                    log.config.index_interval_bytes,
-                    log.config.segment_index_bytes,
-                    now_ms,
-                )?;
-                seg.set_handles(log.handles.clone());
-                log.segments.insert(start, Box::new(seg));
-            }
-            log.log_end_offset = start;
-        }
-        let first_base = *log
-            .segments
-            .keys()
-            .next()
-            .expect("invariant: a log has a segment");
-        log.log_start_offset = log.log_start_offset.max(first_base);
-        log.recovery_point = log
-            .recovery_point
-            .clamp(log.log_start_offset, log.log_end_offset);
-        log.high_watermark = log
-            .high_watermark
-            .clamp(log.log_start_offset, log.log_end_offset);
-        log.leader_epoch_cache
-            .truncate_from_end(log.log_end_offset)?;
-        log.leader_epoch_cache
-            .truncate_from_start(log.log_start_offset)?;
-        let max = log.config.segment_index_bytes;
-        log.active_segment().make_active(max)?;
-        log.rebuild_producer_state()?;
-        Ok(log)
+            handles: loaded.handles,
+        })
     }
 
-    /// Loads the newest producer snapshot at or below the log end and replays the batch headers
-    /// after it (Kafka's `loadProducerState`).
+    /// Rebuilds the producer state after a truncation (as a load does at its end).
     fn rebuild_producer_state(&mut self) -> Result<()> {
-        let from = self
-            .producer_state
-            .reload(self.log_start_offset, self.log_end_offset)?;
-        let end = self.log_end_offset;
-        // The aborted transactions from `from` on are rebuilt from their markers.
-        for seg in self.segments.values() {
-            seg.txn_index().truncate_to(from)?;
-        }
-        if from < end {
-            let first = self
-                .segments
-                .range(..=from)
-                .next_back()
-                .map_or(i64::MIN, |(b, _)| *b);
-            for (&base, seg) in self.segments.range_mut(first..) {
-                let position = if base == first {
-                    match seg.translate_offset(from)? {
-                        Some(b) => b.position,
-                        None => continue,
-                    }
-                } else {
-                    0
-                };
-                for b in seg.batches_from(position)? {
-                    if b.last_offset < from {
-                        continue;
-                    }
-                    if b.is_control() && b.producer_id >= 0 {
-                        let batch = seg.read_batch(&b)?;
-                        let marker = EndTransactionMarker::parse(&batch).map_err(|source| {
-                            StorageError::CorruptBatch {
-                                partition: self.topic_partition.to_string(),
-                                position: b.position as usize,
-                                source,
-                            }
-                        })?;
-                        if let Some(marker) = marker {
-                            let done = self.producer_state.complete_txn(
-                                b.producer_id,
-                                b.producer_epoch,
-                                &marker,
-                                b.base_offset,
-                                b.max_timestamp,
-                            );
-                            if done.is_aborted {
-                                let lso = self.producer_state.last_stable_offset_after(&done);
-                                seg.txn_index().append(&aborted_txn(&done, lso))?;
-                            }
-                        }
-                        continue;
-                    }
-                    self.producer_state.update(&ProducerBatch {
-                        producer_id: b.producer_id,
-                        producer_epoch: b.producer_epoch,
-                        base_sequence: b.base_sequence,
-                        first_offset: b.base_offset,
-                        last_offset: b.last_offset,
-                        max_timestamp: b.max_timestamp,
-                        is_transactional: b.is_transactional(),
-                    });
-                }
-            }
-        }
-        self.producer_state.advance_to(end);
-        self.producer_state
-            .on_high_watermark_updated(self.high_watermark);
-        Ok(())
+        rebuild_producer_state(
+            &mut self.segments,
+            &mut self.producer_state,
+            &self.topic_partition,
+            self.log_start_offset,
+            self.log_end_offset,
+            self.high_watermark,
+        )
     }
 
     /// The idempotent producers' state (DescribeProducers).
     pub fn producer_state(&self) -> &ProducerStateManager {
         &self.producer_state
-    }
-
-    /// Loads the segments: trusts those below the recovery point after a clean shutdown (with
-    /// sane indexes), rescans the rest, and drops every segment after a truncated one.
-    fn load(&mut self, clean_shutdown: bool) -> Result<()> {
-        let bases: Vec<i64> = self.segments.keys().copied().collect();
-        let persistent = self.fs.persistent_indexes();
-        let max_batch = self
-            .config
-            .max_message_bytes
-            .max(self.config.segment_bytes as usize);
-        for (i, &base) in bases.iter().enumerate() {
-            let next_base = bases.get(i + 1).copied();
-            let seg = self
-                .segments
-                .get_mut(&base)
-                .expect("invariant: listed segment");
-            let below_recovery = next_base.is_some_and(|n| n <= self.recovery_point);
-            let trusted = persistent
-                && seg.indexes_exist()
-                && (clean_shutdown || below_recovery)
-                && seg.load_trusted().is_ok();
-            if trusted {
-                continue;
-            }
-            let truncated =
-                seg.recover(max_batch, next_base.is_none(), &mut self.leader_epoch_cache)?;
-            // A closed segment is fsynced after its roll, not before the next segment is
-            // written, so a crash can keep a later segment's data and lose this one's tail, cut
-            // at a batch boundary (nothing torn to see): it then ends below the next segment's
-            // base offset. A follower's gap at a roll looks the same, but it is above the
-            // recovery point too, so it may go: the follower fetches it again.
-            let lost_tail = match next_base {
-                Some(next) => seg.read_next_offset()? < next,
-                None => false,
-            };
-            if truncated > 0 || lost_tail {
-                tracing::warn!(
-                    topic = %self.topic_partition.topic,
-                    partition = self.topic_partition.partition,
-                    offset = base,
-                    bytes = truncated,
-                    lost_tail,
-                    "truncated an invalid or torn tail during recovery"
-                );
-                // Nothing after a torn batch can be trusted.
-                for later in &bases[i + 1..] {
-                    if let Some(s) = self.segments.remove(later) {
-                        s.delete_files()?;
-                    }
-                }
-                break;
-            }
-        }
-        // Empty segments other than the last are dropped (a roll that a crash interrupted).
-        while self.segments.len() > 1 {
-            let (&first, seg) = self
-                .segments
-                .iter_mut()
-                .next()
-                .expect("invariant: non-empty");
-            if seg.size() > 0 {
-                break;
-            }
-            let seg = self.segments.remove(&first).expect("invariant: present");
-            seg.delete_files()?;
-        }
-        if let Some(last) = self.segments.values_mut().next_back() {
-            self.log_end_offset = last.read_next_offset()?;
-        }
-        Ok(())
     }
 
     fn add_segment(&mut self, base: i64, now_ms: i64) -> Result<()> {
@@ -680,18 +386,6 @@ impl UnifiedLog {
             ),
             AppendOrigin::Coordinator,
         )
-    }
-
-    /// The guard a transactional produce of `producer_id` at `producer_epoch` presents with its
-    /// append, after asking the coordinator unless it is the sentinel (KIP-890 part 1; see
-    /// [`ProducerStateManager::maybe_start_verification`]).
-    pub fn maybe_start_txn_verification(
-        &mut self,
-        producer_id: i64,
-        producer_epoch: i16,
-    ) -> VerificationGuard {
-        self.producer_state
-            .maybe_start_verification(producer_id, producer_epoch)
     }
 
     /// [`UnifiedLog::append_validated`] for a request whose transactional batches must carry
@@ -959,129 +653,6 @@ impl UnifiedLog {
         })
     }
 
-    /// Appends an end-of-transaction marker for a producer (WriteTxnMarkers, from the
-    /// transaction coordinator; Kafka's `appendAsLeader` with origin COORDINATOR): checked
-    /// against the producer's epoch and coordinator epoch, written as a control batch, and the
-    /// transaction closed — an aborted one gets its `.txnindex` entry.
-    pub fn append_end_txn_marker(
-        &mut self,
-        producer_id: i64,
-        producer_epoch: i16,
-        marker: &EndTransactionMarker,
-        leader_epoch: i32,
-        now_ms: i64,
-    ) -> Result<LogAppendInfo> {
-        self.producer_state
-            .check_end_txn(producer_id, producer_epoch, marker.coordinator_epoch)
-            .map_err(|source| StorageError::Producer {
-                partition: self.name(),
-                source,
-            })?;
-        let bytes = marker
-            .batch(producer_id, producer_epoch, now_ms)
-            .map_err(|source| StorageError::CorruptBatch {
-                partition: self.name(),
-                position: 0,
-                source,
-            })?;
-        let offset = self.log_end_offset;
-        let mut h = [0u8; RECORD_BATCH_OVERHEAD];
-        h.copy_from_slice(&bytes[..RECORD_BATCH_OVERHEAD]);
-        h[BASE_OFFSET_OFFSET..BASE_OFFSET_OFFSET + 8].copy_from_slice(&offset.to_be_bytes());
-        h[PARTITION_LEADER_EPOCH_OFFSET..PARTITION_LEADER_EPOCH_OFFSET + 4]
-            .copy_from_slice(&leader_epoch.to_be_bytes());
-        let to_append = [BatchToAppend {
-            header: h,
-            body: &bytes[RECORD_BATCH_OVERHEAD..],
-            last_offset: offset,
-            max_timestamp: now_ms,
-        }];
-        self.check_append_size(bytes.len())?;
-        if self
-            .leader_epoch_cache
-            .latest_epoch()
-            .is_none_or(|e| leader_epoch > e)
-        {
-            self.leader_epoch_cache
-                .assign_unflushed(leader_epoch, offset)?;
-        }
-        self.append_batches(offset, &to_append, bytes.len(), now_ms)?;
-        self.record_end_txn(producer_id, producer_epoch, marker, offset, now_ms)?;
-        Ok(LogAppendInfo {
-            first_offset: offset,
-            last_offset: offset,
-            max_timestamp: now_ms,
-            log_append_time: NO_TIMESTAMP,
-            batches: 1,
-            bytes: bytes.len(),
-            duplicate: false,
-        })
-    }
-
-    /// A marker at `offset` is in the active segment: the producer's transaction ends, and an
-    /// aborted one is indexed there.
-    fn record_end_txn(
-        &mut self,
-        producer_id: i64,
-        producer_epoch: i16,
-        marker: &EndTransactionMarker,
-        offset: i64,
-        timestamp: i64,
-    ) -> Result<()> {
-        let done = self.producer_state.complete_txn(
-            producer_id,
-            producer_epoch,
-            marker,
-            offset,
-            timestamp,
-        );
-        if done.is_aborted {
-            let lso = self.producer_state.last_stable_offset_after(&done);
-            self.active_segment()
-                .txn_index()
-                .append(&aborted_txn(&done, lso))?;
-        }
-        Ok(())
-    }
-
-    /// The first offset a read_committed consumer may not read: the oldest transaction still
-    /// open or not yet replicated, else the high watermark. A transaction whose first records
-    /// went with retention or DeleteRecords holds it at the log start (Kafka's
-    /// `updateFirstUnstableOffset`: the log start may pass unstable data, the LSO never goes
-    /// below the log start).
-    pub fn last_stable_offset(&self) -> i64 {
-        self.producer_state
-            .first_unstable_offset()
-            .map_or(self.high_watermark, |f| {
-                f.max(self.log_start_offset).min(self.high_watermark)
-            })
-    }
-
-    /// The aborted transactions that may hold records in `[start_offset, upper_bound)`, for a
-    /// read_committed fetch (Kafka's `collectAbortedTransactions`): at most `limit` of them.
-    pub fn collect_aborted_txns(
-        &self,
-        start_offset: i64,
-        upper_bound: i64,
-        limit: usize,
-    ) -> Result<Vec<AbortedTxn>> {
-        let mut out = Vec::new();
-        let from = self
-            .segments
-            .range(..=start_offset)
-            .next_back()
-            .map_or(i64::MIN, |(b, _)| *b);
-        for seg in self.segments.range(from..).map(|(_, s)| s) {
-            if seg
-                .txn_index()
-                .collect_aborted(start_offset, upper_bound, &mut out, limit)?
-            {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
     fn check_append_size(&self, size: usize) -> Result<()> {
         if size as u64 > self.config.segment_bytes {
             return Err(StorageError::AppendTooLarge {
@@ -1128,413 +699,6 @@ impl UnifiedLog {
             self.flush(self.log_end_offset, now_ms)?;
         }
         Ok(())
-    }
-
-    /// Rolls a new active segment at the log end offset (if the active one is not empty).
-    pub fn roll(&mut self, now_ms: i64) -> Result<()> {
-        let leo = self.log_end_offset;
-        self.roll_at(leo, now_ms)
-    }
-
-    /// Closes the active segment (its indexes trimmed) and starts one at `base`. The closed
-    /// segment is not fsynced here, in the append that rolled, but by the flush the roll leaves
-    /// behind ([`UnifiedLog::take_roll_flush`]), as Kafka schedules it; until that completes the
-    /// recovery point stays where it was, so a crash rescans the segment.
-    fn roll_at(&mut self, base: i64, now_ms: i64) -> Result<()> {
-        if self.active_segment().size() == 0 {
-            return Ok(());
-        }
-        self.active_segment().on_become_inactive()?;
-        tracing::info!(topic = %self.topic_partition.topic, partition = self.topic_partition.partition, offset = base, "rolled a new segment");
-        self.add_segment(base, now_ms)?;
-        self.roll_flush_up_to = Some(base);
-        // Kafka snapshots producer state at every roll, so a restart replays one segment at most.
-        self.producer_state.advance_to(base);
-        self.producer_state.take_snapshot()?;
-        Ok(())
-    }
-
-    /// Whether a roll left segments to flush ([`UnifiedLog::take_roll_flush`]).
-    pub fn has_roll_flush(&self) -> bool {
-        self.roll_flush_up_to
-            .is_some_and(|up_to| up_to > self.recovery_point)
-    }
-
-    /// The flush the last roll left behind, if it is still needed: the files of every segment
-    /// from the recovery point's to the newest closed one. Cheap (no I/O but opening a cold
-    /// segment's file), for the caller to run without the log's lock and then hand back to
-    /// [`UnifiedLog::complete_flush`].
-    pub fn take_roll_flush(&mut self) -> Result<Option<PendingFlush>> {
-        let Some(up_to) = self.roll_flush_up_to.take() else {
-            return Ok(None);
-        };
-        if up_to <= self.recovery_point {
-            return Ok(None);
-        }
-        // The epochs the flushed offsets were written in, before the recovery point can pass
-        // them (once per new epoch at most; see `crate::leader_epoch`).
-        self.leader_epoch_cache
-            .flush()
-            .inspect_err(|_| self.roll_flush_up_to = Some(up_to))?;
-        let from = self
-            .segments
-            .range(..=self.recovery_point)
-            .next_back()
-            .map(|(b, _)| *b)
-            .unwrap_or(i64::MIN);
-        let files = self
-            .segments
-            .range_mut(from..up_to)
-            .map(|(_, seg)| seg.files_to_sync())
-            .collect::<Result<Vec<_>>>()
-            .inspect_err(|_| self.roll_flush_up_to = Some(up_to))?;
-        Ok(Some(PendingFlush {
-            files,
-            up_to,
-            truncations: self.truncations,
-        }))
-    }
-
-    /// Advances the recovery point to what `flush` made durable — unless the log was truncated
-    /// since it was taken (what is below its offset now may be newer than what it synced; the
-    /// next flush covers it).
-    pub fn complete_flush(&mut self, flush: PendingFlush) {
-        if flush.truncations == self.truncations {
-            self.recovery_point = self
-                .recovery_point
-                .max(flush.up_to.min(self.log_end_offset));
-        }
-    }
-
-    /// Gives a flush that failed back, to be taken again (the recovery point did not move).
-    pub fn abandon_flush(&mut self, flush: PendingFlush) {
-        if flush.truncations == self.truncations {
-            self.roll_flush_up_to = self.roll_flush_up_to.max(Some(flush.up_to));
-        }
-    }
-
-    /// Reads whole batches from `start_offset`: at most `max_bytes` (the first batch whole when
-    /// `min_one_batch`), none at or above `max_offset` (the high watermark for consumers, the log
-    /// end for followers). Offsets outside [log start, log end] are OFFSET_OUT_OF_RANGE.
-    pub fn read(
-        &mut self,
-        start_offset: i64,
-        max_bytes: u64,
-        max_offset: i64,
-        min_one_batch: bool,
-    ) -> Result<FetchDataInfo> {
-        if start_offset < self.log_start_offset || start_offset > self.log_end_offset {
-            return Err(StorageError::OffsetOutOfRange {
-                partition: self.name(),
-                offset: start_offset,
-                log_start_offset: self.log_start_offset,
-                log_end_offset: self.log_end_offset,
-            });
-        }
-        let max_offset = max_offset.min(self.log_end_offset);
-        if start_offset >= max_offset {
-            return Ok(FetchDataInfo::empty(start_offset));
-        }
-        let from = self
-            .segments
-            .range(..=start_offset)
-            .next_back()
-            .map(|(b, _)| *b)
-            .unwrap_or(i64::MIN);
-        for (_, seg) in self.segments.range_mut(from..) {
-            if let Some((first, slice)) =
-                seg.read(start_offset, max_bytes, max_offset, min_one_batch)?
-            {
-                if slice.len == 0 {
-                    return Ok(FetchDataInfo::empty(start_offset));
-                }
-                return Ok(FetchDataInfo {
-                    first_batch_offset: first.base_offset,
-                    slice: Some(slice),
-                });
-            }
-        }
-        Ok(FetchDataInfo::empty(start_offset))
-    }
-
-    /// ListOffsets: `EARLIEST_TIMESTAMP` → the log start offset, `LATEST_TIMESTAMP` → the log end
-    /// offset (the broker answers consumers with the high watermark), `MAX_TIMESTAMP` → the
-    /// record with the largest timestamp, otherwise the first record (not batch) whose timestamp
-    /// is at or above `timestamp` — inside compressed batches too — or `None`.
-    pub fn fetch_offset_by_timestamp(
-        &mut self,
-        timestamp: i64,
-    ) -> Result<Option<TimestampAndOffset>> {
-        match timestamp {
-            EARLIEST_TIMESTAMP => {
-                let epoch = self
-                    .leader_epoch_cache
-                    .epoch_for_offset(self.log_start_offset)
-                    .unwrap_or(-1);
-                return Ok(Some(TimestampAndOffset {
-                    timestamp: NO_TIMESTAMP,
-                    offset: self.log_start_offset,
-                    leader_epoch: epoch,
-                }));
-            }
-            LATEST_TIMESTAMP => {
-                let epoch = self.leader_epoch_cache.latest_epoch().unwrap_or(-1);
-                return Ok(Some(TimestampAndOffset {
-                    timestamp: NO_TIMESTAMP,
-                    offset: self.log_end_offset,
-                    leader_epoch: epoch,
-                }));
-            }
-            t if t < 0 && t != MAX_TIMESTAMP => return Ok(None),
-            _ => {}
-        }
-        // Both halves of the search here, under the caller's hold of the log.
-        let mut search = TimestampSearch::new(timestamp);
-        loop {
-            match search.step(self)? {
-                TimestampStep::Done(found) => return Ok(found),
-                TimestampStep::Read(read) => {
-                    if let Some(found) = search.read(read)? {
-                        return Ok(Some(found));
-                    }
-                }
-            }
-        }
-    }
-
-    /// The most a compressed batch may inflate to when its records must be read.
-    fn decompression_limit(&self) -> usize {
-        self.config.max_message_bytes.max(1 << 20) * 64
-    }
-
-    /// Retention: deletes whole segments older than `retention.ms` (by their largest timestamp),
-    /// beyond `retention.bytes`, or wholly below the log start offset — never at or above the
-    /// high watermark. Deleted segments are renamed to `.deleted` and removed later
-    /// ([`UnifiedLog::remove_deleted_segments`]). The log start offset advances. Returns how many
-    /// segments were deleted.
-    pub fn delete_old_segments(&mut self, now_ms: i64) -> Result<usize> {
-        // A compacted log without `delete` in its policy keeps its segments whatever their age
-        // or size (only the log start offset removes them), as Kafka's `deleteOldSegments`.
-        let (retention_ms, retention_bytes) = if self.config.cleanup_policy.delete {
-            (self.config.retention_ms, self.config.retention_bytes)
-        } else {
-            (-1, -1)
-        };
-        let mut excess = if retention_bytes >= 0 {
-            self.size() as i64 - retention_bytes
-        } else {
-            0
-        };
-        let bases: Vec<i64> = self.segments.keys().copied().collect();
-        let mut to_delete = Vec::new();
-        for (i, &base) in bases.iter().enumerate() {
-            let next = bases.get(i + 1).copied().unwrap_or(self.log_end_offset);
-            let seg = self
-                .segments
-                .get_mut(&base)
-                .expect("invariant: listed segment");
-            if seg.size() == 0 || next > self.high_watermark {
-                break;
-            }
-            let by_start = next <= self.log_start_offset;
-            let by_time = retention_ms >= 0
-                && seg.max_timestamp_so_far() != NO_TIMESTAMP
-                && now_ms - seg.max_timestamp_so_far() > retention_ms;
-            let by_size = excess >= seg.size() as i64;
-            if !(by_start || by_time || by_size) {
-                break;
-            }
-            excess -= seg.size() as i64;
-            to_delete.push((base, next));
-        }
-        if to_delete.len() == bases.len() {
-            // Every segment goes: roll first so the log keeps an active segment.
-            self.roll(now_ms)?;
-        }
-        let count = to_delete.len();
-        for (base, next) in to_delete {
-            if let Some(mut seg) = self.segments.remove(&base) {
-                seg.mark_deleted()?;
-                self.pending_deletes
-                    .push((now_ms + self.config.file_delete_delay_ms, *seg));
-            }
-            self.log_start_offset = self.log_start_offset.max(next);
-        }
-        if count > 0 {
-            self.leader_epoch_cache
-                .truncate_from_start(self.log_start_offset)?;
-            self.recovery_point = self.recovery_point.max(self.log_start_offset);
-            self.producer_state.truncate_head(self.log_start_offset)?;
-            tracing::info!(topic = %self.topic_partition.topic, partition = self.topic_partition.partition, offset = self.log_start_offset, segments = count, "deleted segments by retention");
-        }
-        self.producer_state
-            .remove_expired(now_ms, DEFAULT_PRODUCER_ID_EXPIRATION_MS);
-        Ok(count)
-    }
-
-    /// Removes `.deleted` segment files whose delay has passed.
-    pub fn remove_deleted_segments(&mut self, now_ms: i64) -> Result<usize> {
-        let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.pending_deletes)
-            .into_iter()
-            .partition(|(at, _)| *at <= now_ms);
-        self.pending_deletes = keep;
-        let n = due.len();
-        for (_, seg) in due {
-            seg.delete_files()?;
-        }
-        Ok(n)
-    }
-
-    /// DeleteRecords: moves the log start offset forward (never past the high watermark);
-    /// segments wholly below it go at the next retention pass.
-    pub fn increment_log_start_offset(&mut self, offset: i64) -> Result<()> {
-        if offset > self.high_watermark {
-            return Err(StorageError::OffsetOutOfRange {
-                partition: self.name(),
-                offset,
-                log_start_offset: self.log_start_offset,
-                log_end_offset: self.high_watermark,
-            });
-        }
-        if offset > self.log_start_offset {
-            self.log_start_offset = offset;
-            self.leader_epoch_cache.truncate_from_start(offset)?;
-            self.recovery_point = self.recovery_point.max(offset);
-            self.producer_state.truncate_head(offset)?;
-        }
-        Ok(())
-    }
-
-    /// Removes every batch at or above `offset` (a follower whose log diverged). Returns whether
-    /// anything was removed.
-    pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> Result<bool> {
-        if offset < 0 {
-            return Err(StorageError::InvalidArgument {
-                partition: self.name(),
-                what: format!("cannot truncate to negative offset {offset}"),
-            });
-        }
-        if offset >= self.log_end_offset {
-            return Ok(false);
-        }
-        if offset < self.log_start_offset {
-            self.truncate_fully_and_start_at(offset, now_ms)?;
-            return Ok(true);
-        }
-        let doomed: Vec<i64> = self.segments.range(offset + 1..).map(|(b, _)| *b).collect();
-        for base in doomed {
-            if let Some(seg) = self.segments.remove(&base) {
-                seg.delete_files()?;
-            }
-        }
-        if self.segments.is_empty() {
-            self.add_segment(offset, now_ms)?;
-        }
-        let max = self.config.segment_index_bytes;
-        let active = self.active_segment();
-        active.make_active(max)?;
-        active.truncate_to(offset)?;
-        self.log_end_offset = self.active_segment().read_next_offset()?;
-        // The batch holding `offset` goes whole, so the log end can fall below the log start
-        // (DeleteRecords moved it inside that batch): the start follows it down, as Kafka's
-        // `logStartOffset = min(targetOffset, logStartOffset)`, never above the end.
-        self.log_start_offset = self.log_start_offset.min(self.log_end_offset);
-        self.high_watermark = self.high_watermark.min(self.log_end_offset);
-        self.recovery_point = self.recovery_point.min(self.log_end_offset);
-        self.truncations += 1;
-        if self.roll_flush_up_to.is_some() {
-            // The segments a roll closed above the new active one are gone; those below it are
-            // still to be flushed.
-            let active = self.active_segment().base_offset();
-            self.roll_flush_up_to = Some(active);
-        }
-        self.leader_epoch_cache
-            .truncate_from_end(self.log_end_offset)?;
-        self.rebuild_producer_state()?;
-        Ok(true)
-    }
-
-    /// Deletes everything and starts again, empty, at `offset`.
-    pub fn truncate_fully_and_start_at(&mut self, offset: i64, now_ms: i64) -> Result<()> {
-        for (_, seg) in std::mem::take(&mut self.segments) {
-            seg.delete_files()?;
-        }
-        self.add_segment(offset, now_ms)?;
-        self.log_start_offset = offset;
-        self.log_end_offset = offset;
-        self.high_watermark = offset;
-        self.recovery_point = offset;
-        self.truncations += 1;
-        self.roll_flush_up_to = None;
-        self.leader_epoch_cache.clear_and_flush()?;
-        self.producer_state.truncate_fully(offset)?;
-        Ok(())
-    }
-
-    /// fsyncs every segment holding offsets below `offset` (from the recovery point on) and
-    /// advances the recovery point to it.
-    pub fn flush(&mut self, offset: i64, now_ms: i64) -> Result<()> {
-        let offset = offset.min(self.log_end_offset);
-        if offset <= self.recovery_point {
-            return Ok(());
-        }
-        let from = self
-            .segments
-            .range(..=self.recovery_point)
-            .next_back()
-            .map(|(b, _)| *b)
-            .unwrap_or(i64::MIN);
-        let start = std::time::Instant::now();
-        for (_, seg) in self.segments.range_mut(from..offset) {
-            seg.flush()?;
-        }
-        // The epochs of what is now below the recovery point (see `crate::leader_epoch`).
-        self.leader_epoch_cache.flush()?;
-        if let Some(observe) = FLUSH_OBSERVER.get() {
-            observe(start.elapsed());
-        }
-        self.recovery_point = offset;
-        self.unflushed_batches = 0;
-        self.last_flush_ms = now_ms;
-        Ok(())
-    }
-
-    /// A clean close: trims the indexes and releases files. The caller flushes first and writes
-    /// the checkpoints and the clean-shutdown marker.
-    pub fn close(&mut self) -> Result<()> {
-        // The state at the log end, so the next start replays nothing.
-        self.producer_state.advance_to(self.log_end_offset);
-        self.producer_state.take_snapshot()?;
-        self.leader_epoch_cache.flush()?;
-        for seg in self.segments.values_mut() {
-            seg.close()?;
-        }
-        Ok(())
-    }
-
-    /// [`UnifiedLog::close`] without any fsync, for a shutdown that then syncs the whole file
-    /// system and calls [`UnifiedLog::mark_flushed`] with the offset returned (the log end at
-    /// the close).
-    pub fn close_unsynced(&mut self) -> Result<i64> {
-        self.producer_state.advance_to(self.log_end_offset);
-        self.producer_state.take_snapshot()?;
-        self.leader_epoch_cache.flush_unsynced()?;
-        for seg in self.segments.values_mut() {
-            seg.close_unsynced()?;
-        }
-        Ok(self.log_end_offset)
-    }
-
-    /// Advances the recovery point to `offset` (at most the log end) once the caller has made
-    /// everything below it durable by other means: a sync of the whole file system after
-    /// [`UnifiedLog::close_unsynced`].
-    pub fn mark_flushed(&mut self, offset: i64, now_ms: i64) {
-        let offset = offset.min(self.log_end_offset);
-        if offset > self.recovery_point {
-            self.recovery_point = offset;
-            self.unflushed_batches = 0;
-            self.last_flush_ms = now_ms;
-        }
     }
 
     /// Closes file handles and unmaps indexes of every segment (a cold log); they reopen on use.
@@ -1587,88 +751,6 @@ impl UnifiedLog {
         self.release()?;
         self.fs.remove_dir_all(&self.dir).at(&self.dir)
     }
-
-    /// For the log cleaner: every segment but the active one, with its file, and the offsets
-    /// that bound a clean — taken under the log's lock, read without it.
-    pub fn cleanable_view(&mut self) -> Result<CleanableView> {
-        let bases: Vec<i64> = self.segments.keys().copied().collect();
-        let mut segments = Vec::with_capacity(bases.len().saturating_sub(1));
-        for pair in bases.windows(2) {
-            let seg = self
-                .segments
-                .get_mut(&pair[0])
-                .expect("invariant: listed segment");
-            segments.push(InactiveSegment {
-                base_offset: pair[0],
-                end_offset: pair[1],
-                size: seg.size(),
-                max_timestamp: seg.max_timestamp_so_far(),
-                file: seg.file()?,
-            });
-        }
-        Ok(CleanableView {
-            dir: self.dir.to_path_buf(),
-            config: LogConfig::clone(&self.config),
-            segments,
-            log_start_offset: self.log_start_offset,
-            high_watermark: self.high_watermark,
-            truncations: self.truncations,
-            producer_last_offsets: self
-                .producer_state
-                .active_producers()
-                .iter()
-                .map(|e| (e.producer_id, e.last_offset()))
-                .collect(),
-            first_unstable_offset: self.producer_state.first_unstable_offset(),
-            aborted_txns: {
-                let limit = crate::log_cleaner::MAX_ABORTED_TXNS_PER_CLEAN;
-                let all = self.collect_aborted_txns(self.log_start_offset, i64::MAX, limit + 1)?;
-                (all.len() <= limit).then_some(all)
-            },
-        })
-    }
-
-    /// The log cleaner's swap (Kafka's `replaceSegments`): `cleaned` (its files `.cleaned`,
-    /// fsynced) takes the place of the segments `old` lists by base offset and size. Refused —
-    /// `cleaned` deleted, `false` returned — if the log was truncated since `truncations` was
-    /// read or any of those segments is gone, changed size, or is the active one. Otherwise the
-    /// files go `.cleaned` → `.swap`, the old segments `.deleted` (removed after
-    /// `file.delete.delay.ms`), then `.swap` → final, so that a crash at any point leaves what
-    /// [`crate::log_cleaner::complete_interrupted_swaps`] finishes.
-    pub fn replace_segments(
-        &mut self,
-        mut cleaned: LogSegment,
-        old: &[(i64, u64)],
-        truncations: u64,
-        now_ms: i64,
-    ) -> Result<bool> {
-        let active = *self
-            .segments
-            .keys()
-            .next_back()
-            .expect("invariant: a log has a segment");
-        let unchanged = truncations == self.truncations
-            && old.iter().all(|&(base, size)| {
-                base != active && self.segments.get(&base).map(|s| s.size()) == Some(size)
-            });
-        if !unchanged {
-            cleaned.delete_files()?;
-            return Ok(false);
-        }
-        cleaned.change_suffix(crate::log_cleaner::SWAP_SUFFIX)?;
-        for &(base, _) in old {
-            if let Some(mut seg) = self.segments.remove(&base) {
-                seg.mark_deleted()?;
-                self.pending_deletes
-                    .push((now_ms + self.config.file_delete_delay_ms, *seg));
-            }
-        }
-        cleaned.change_suffix("")?;
-        cleaned.set_handles(self.handles.clone());
-        self.segments
-            .insert(cleaned.base_offset(), Box::new(cleaned));
-        Ok(true)
-    }
 }
 
 /// `N` bytes of a batch header at `at` (a constant inside the header).
@@ -1676,98 +758,4 @@ fn header_field<const N: usize>(header: &[u8; RECORD_BATCH_OVERHEAD], at: usize)
     header[at..at + N]
         .try_into()
         .expect("invariant: the field is inside the header")
-}
-
-/// The records of a stored batch, decompressed if need be (only where records must be read).
-fn aborted_txn(done: &CompletedTxn, last_stable_offset: i64) -> AbortedTxn {
-    AbortedTxn {
-        producer_id: done.producer_id,
-        first_offset: done.first_offset,
-        last_offset: done.last_offset,
-        last_stable_offset,
-    }
-}
-
-pub(crate) fn records_of(batch: &RecordBatch, limit: usize, dir: &Path) -> Result<RecordIter> {
-    let corrupt = |what: String| StorageError::CorruptFile {
-        path: dir.to_path_buf(),
-        what: format!("batch at offset {}: {what}", batch.base_offset()),
-    };
-    let codec = batch.compression().map_err(|e| corrupt(e.to_string()))?;
-    let count = usize::try_from(batch.record_count())
-        .map_err(|_| corrupt("negative record count".into()))?;
-    let data = if codec == Compression::None {
-        batch.records_bytes()
-    } else {
-        compression::decompress(codec, &batch.records_bytes(), limit)
-            .map_err(|e| corrupt(e.to_string()))?
-    };
-    Ok(RecordIter::new(data, count))
-}
-
-/// The largest timestamp of the records of `batch` with an offset at or above `min_offset`.
-fn max_record_timestamp_from(
-    batch: &RecordBatch,
-    min_offset: i64,
-    limit: usize,
-    dir: &Path,
-) -> Result<Option<i64>> {
-    if batch.last_offset() < min_offset {
-        return Ok(None);
-    }
-    if batch.timestamp_type() == TimestampType::LogAppendTime {
-        // Every record carries the batch's append time.
-        return Ok(Some(batch.max_timestamp()));
-    }
-    let mut max = None;
-    for r in records_of(batch, limit, dir)? {
-        let r = r.map_err(|e| StorageError::CorruptFile {
-            path: dir.to_path_buf(),
-            what: e.to_string(),
-        })?;
-        if batch.base_offset() + i64::from(r.offset_delta) >= min_offset {
-            max = max.max(Some(batch.base_timestamp() + r.timestamp_delta));
-        }
-    }
-    Ok(max)
-}
-
-/// The first record of `batch` at or after `timestamp` with an offset at or above `min_offset`.
-fn first_record_at_or_after(
-    batch: &RecordBatch,
-    timestamp: i64,
-    min_offset: i64,
-    limit: usize,
-    dir: &Path,
-) -> Result<Option<TimestampAndOffset>> {
-    let epoch = batch.partition_leader_epoch();
-    if batch.timestamp_type() == TimestampType::LogAppendTime {
-        // Every record carries the batch's append time.
-        let offset = batch.base_offset().max(min_offset);
-        return Ok(
-            (batch.max_timestamp() >= timestamp && offset <= batch.last_offset()).then_some(
-                TimestampAndOffset {
-                    timestamp: batch.max_timestamp(),
-                    offset,
-                    leader_epoch: epoch,
-                },
-            ),
-        );
-    }
-    for r in records_of(batch, limit, dir)? {
-        let r = r.map_err(|e| StorageError::CorruptFile {
-            path: dir.to_path_buf(),
-            what: e.to_string(),
-        })?;
-        let ts = batch.base_timestamp() + r.timestamp_delta;
-        let offset = batch.base_offset() + i64::from(r.offset_delta);
-        if ts >= timestamp && offset >= min_offset {
-            return Ok(Some(TimestampAndOffset {
-                timestamp: ts,
-                offset,
-                leader_epoch: epoch,
-            }));
-        }
-    }
-    Ok(None)
 }

@@ -227,7 +227,7 @@ impl PartitionLoad {
 mod tests {
     use super::*;
     use crate::group_coordinator::records::{self, CoordinatorRecord, OffsetAndMetadata};
-    use rafka_protocol::record::RecordBatchBuilder;
+    use rafka_protocol::record_batch::RecordBatchBuilder;
     use rafka_protocol::record_batch::RecordBatchMut;
     use rafka_storage::compression::compress;
 

@@ -23,7 +23,7 @@ use loader::{ChunkEnd, DecodeRecord, Loaded, PartitionLoad};
 use rafka_controller::image::MetadataImage;
 use rafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use rafka_protocol::messages::{CreateTopicsRequest, RequestKind, ResponseKind};
-use rafka_protocol::record::RecordBatchBuilder;
+use rafka_protocol::record_batch::RecordBatchBuilder;
 use rafka_protocol::{ErrorCode, Message};
 use rafka_storage::TopicPartition;
 use std::fmt::Display;

@@ -11,7 +11,7 @@
 //! Also the conversions between the wire's ACL fields and [`AclBinding`] /
 //! [`AclBindingFilter`], which the broker's DescribeAcls uses too.
 
-use super::cluster::random_uuid;
+use super::random_uuid::random_uuid;
 use super::ControllerResult;
 use crate::image::{acl_record, MetadataImage};
 use rafka_protocol::messages::{

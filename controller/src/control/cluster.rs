@@ -1,5 +1,7 @@
-//! Kafka's `ClusterControlManager`: broker registration (BrokerRegistration, API 62), broker
-//! epoch checks for the other broker APIs, and the cluster id.
+//! Kafka's `ClusterControlManager`: broker registration (BrokerRegistration, API 62) and the
+//! cluster id. The broker epoch check the other broker APIs make is [`super::broker_epoch`]'s
+//! (re-exported here with [`random_uuid`]), so that the managers that call it need not call
+//! this one.
 //!
 //! As in Kafka the broker epoch is the metadata offset its `RegisterBrokerRecord` is committed
 //! at (the caller passes its next write offset), so "caught up with its registration" is "its
@@ -11,55 +13,18 @@
 //! places are given up first, exactly as if it had been fenced — so no partition keeps a leader
 //! that restarted.
 
+pub use super::broker_epoch::check_broker_epoch;
 use super::heartbeats::BrokerHeartbeatManager;
+pub use super::random_uuid::random_uuid;
 use super::replication::brokers_removed_changes;
 use super::{ApiError, ControllerConfig, ControllerResult};
-use crate::image::{BrokerRegistration, MetadataImage};
+use crate::image::MetadataImage;
 use rafka_protocol::messages::{
     register_broker_record as rbr, BrokerRegistrationRequest, BrokerRegistrationResponse,
     ClusterIdRecord, MetadataRecord, RegisterBrokerRecord,
 };
-use rafka_protocol::{ErrorCode, Uuid};
+use rafka_protocol::ErrorCode;
 use std::time::Instant;
-
-/// The registration of `broker_id` if it has `epoch`; STALE_BROKER_EPOCH otherwise (also for
-/// a broker that is not registered), as Kafka's `checkBrokerEpoch`.
-pub fn check_broker_epoch(
-    image: &MetadataImage,
-    broker_id: i32,
-    epoch: i64,
-) -> Result<&BrokerRegistration, ApiError> {
-    let registration = image.broker(broker_id).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::StaleBrokerEpoch,
-            format!("no broker registration found for broker id {broker_id}"),
-        )
-    })?;
-    if registration.epoch != epoch {
-        return Err(ApiError::new(
-            ErrorCode::StaleBrokerEpoch,
-            format!(
-                "expected broker epoch {}, but got broker epoch {epoch}",
-                registration.epoch
-            ),
-        ));
-    }
-    Ok(registration)
-}
-
-/// A new random UUID (version 4) from `bits`, never zero, never Kafka's reserved id 1 and never
-/// one whose printed form starts with '-' (as Kafka's `Uuid.randomUuid`).
-pub fn random_uuid(bits: &mut dyn FnMut() -> u128) -> Uuid {
-    loop {
-        let v = (bits() & !(0xF000u128 << 64) & !(0xC0u128 << 56))
-            | (0x4000u128 << 64)
-            | (0x80u128 << 56);
-        let id = Uuid::from_u128(v);
-        if v > 1 && !id.to_string().starts_with('-') {
-            return id;
-        }
-    }
-}
 
 /// The `ClusterIdRecord` for a cluster whose image has no id yet: `configured` (`cluster.id`)
 /// or a new random one (22 characters of base64, Kafka's form). `None` if the image has one.
@@ -208,6 +173,7 @@ mod tests {
     use super::super::testkit::*;
     use super::*;
     use rafka_protocol::messages::broker_registration_request::Listener;
+    use rafka_protocol::Uuid;
 
     fn request(id: i32, incarnation: u128, cluster: &str) -> BrokerRegistrationRequest {
         BrokerRegistrationRequest {
@@ -348,20 +314,5 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(cluster_id_record(&Kit::three_brokers().image, None, &mut bits).is_none());
-    }
-
-    #[test]
-    fn random_uuids_are_version_4() {
-        let mut n = 0u128;
-        let mut bits = || {
-            n += 1;
-            n.wrapping_mul(0x9E37_79B9_7F4A_7C15_F39C_C060_5CED_C835)
-        };
-        for _ in 0..100 {
-            let id = random_uuid(&mut bits);
-            assert_eq!(id.0[6] >> 4, 4);
-            assert_eq!(id.0[8] >> 6, 2);
-            assert!(!id.to_string().starts_with('-'));
-        }
     }
 }

@@ -21,7 +21,7 @@
 //! need not exist to have configs; at most [`MAX_GROUPS_WITH_CONFIGS`] groups have them (a
 //! rafka bound; INVALID_REQUEST beyond).
 
-use super::topics::validate_topic_name;
+use super::topic_name::validate_topic_name;
 use super::{ApiError, ControllerConfig, ControllerResult};
 use crate::image::{ConfigResource, MetadataImage};
 use group_defs::GroupConfigBounds;

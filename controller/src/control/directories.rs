@@ -13,7 +13,7 @@
 //! for a partition left leaderless, being the last ISR member when it is unfenced again after
 //! a restart, when it retries the log).
 
-use super::cluster::check_broker_epoch;
+use super::broker_epoch::check_broker_epoch;
 use super::replication::replica_offline_changes;
 use super::{ControllerConfig, ControllerResult};
 use crate::image::MetadataImage;

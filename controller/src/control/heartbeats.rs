@@ -29,7 +29,7 @@
 //! view of fencing moves when records are generated, ahead of the image, so a broker is never
 //! fenced twice for one expiry.
 
-use super::cluster::check_broker_epoch;
+use super::broker_epoch::check_broker_epoch;
 use super::heartbeat_tracker::BrokerHeartbeatTracker;
 use super::replication::{broker_unfenced_changes, brokers_removed_changes, has_leaderships};
 use super::{ControllerConfig, ControllerResult};

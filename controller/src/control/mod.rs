@@ -21,6 +21,12 @@
 //! - [`directories`] — AssignReplicasToDirs: a replica its broker cannot host loses leadership.
 //! - [`partition_change`] — `PartitionChangeBuilder`: elections and ISR targets, for all of them.
 //! - [`placement`] — `StripedReplicaPlacer`: replicas for new partitions.
+//! - [`broker_epoch`], [`topic_name`], [`random_uuid`] — the small checks and ids the managers
+//!   share (Kafka's `checkBrokerEpoch`, `Topic.validate`, `Uuid.randomUuid`).
+//!
+//! Who calls whom, one way only: [`cluster`] registers brokers with [`heartbeats`], which fences
+//! and unfences them through [`replication`]; [`replication`] and [`topics`] read topic configs
+//! from [`config`]; the shared checks above call none of them.
 //!
 //! [`ActiveController`] bundles the state that lives only on the active controller (broker
 //! sessions, the placer's generator) with the configuration, one method per request.
@@ -33,6 +39,7 @@
 //! Nothing here is async or touches Raft; time is passed in.
 
 pub mod acls;
+pub mod broker_epoch;
 pub mod cluster;
 pub mod config;
 pub mod directories;
@@ -41,8 +48,10 @@ pub mod heartbeats;
 pub mod partition_change;
 pub mod placement;
 pub mod producer_ids;
+pub mod random_uuid;
 pub mod replication;
 pub mod scram;
+pub mod topic_name;
 pub mod topics;
 
 #[cfg(test)]

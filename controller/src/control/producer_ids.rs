@@ -2,7 +2,7 @@
 //! block of [`PRODUCER_ID_BLOCK_SIZE`] producer ids; a `ProducerIdsRecord` moves the image's
 //! next id past it, so no id is handed out twice, across controller failovers too.
 
-use super::cluster::check_broker_epoch;
+use super::broker_epoch::check_broker_epoch;
 use super::ControllerResult;
 use crate::image::MetadataImage;
 use rafka_protocol::messages::{

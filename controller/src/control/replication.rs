@@ -6,7 +6,7 @@
 //! Leaders are elected from the ISR only, unless `unclean.leader.election.enable` is set for
 //! the topic (see [`super::config::unclean_leader_election_enabled`]); an ISR is never emptied.
 
-use super::cluster::check_broker_epoch;
+use super::broker_epoch::check_broker_epoch;
 use super::config::unclean_leader_election_enabled;
 use super::partition_change::{Election, PartitionChangeBuilder};
 use super::{ApiError, ControllerConfig, ControllerResult};

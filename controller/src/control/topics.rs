@@ -1,13 +1,15 @@
 //! Kafka's `ReplicationControlManager`, topic half: CreateTopics (API 19), DeleteTopics
-//! (API 20) and CreatePartitions (API 37), with Kafka's topic-name rules (`Topic.validate`) and
-//! the request-level checks Kafka's `ControllerApis` makes (duplicates, name and id together).
+//! (API 20) and CreatePartitions (API 37), with the request-level checks Kafka's
+//! `ControllerApis` makes (duplicates, name and id together). Kafka's topic-name rules
+//! (`Topic.validate`) are [`super::topic_name`]'s, re-exported here.
 //!
 //! A new partition's ISR is its active replicas and its leader the first of them, at leader and
 //! partition epoch 0. Each topic succeeds or fails on its own; a failed topic writes nothing.
 
-use super::cluster::random_uuid;
 use super::config::creation_config_records;
 use super::placement::{StripedReplicaPlacer, UsableBroker};
+use super::random_uuid::random_uuid;
+pub use super::topic_name::{validate_topic_name, MAX_TOPIC_NAME_LENGTH};
 use super::{ApiError, ControllerConfig, ControllerResult, MAX_RECORDS_PER_USER_OP};
 use crate::image::{LeaderRecoveryState, MetadataImage, PartitionRegistration};
 use rafka_protocol::messages::{
@@ -20,34 +22,6 @@ use rafka_protocol::{ErrorCode, Uuid};
 use std::collections::{BTreeMap, BTreeSet};
 
 pub mod internal;
-
-/// The longest topic name Kafka accepts.
-pub const MAX_TOPIC_NAME_LENGTH: usize = 249;
-
-/// Kafka's `Topic.validate`: INVALID_TOPIC_EXCEPTION with Kafka's messages.
-pub fn validate_topic_name(name: &str) -> Result<(), ApiError> {
-    let invalid = |m: String| Err(ApiError::new(ErrorCode::InvalidTopicException, m));
-    if name.is_empty() {
-        return invalid("Topic name is illegal, it can't be empty".into());
-    }
-    if name == "." || name == ".." {
-        return invalid("Topic name cannot be \".\" or \"..\"".into());
-    }
-    if name.len() > MAX_TOPIC_NAME_LENGTH {
-        return invalid(format!(
-            "Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME_LENGTH} characters, topic name: {name}"
-        ));
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
-    {
-        return invalid(format!(
-            "Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
-        ));
-    }
-    Ok(())
-}
 
 /// '.' and '_' collide in metric names, so Kafka refuses topics that differ only by them.
 fn collision_key(name: &str) -> String {

@@ -17,30 +17,11 @@
 //! So a partition is never given to two members at once.
 
 use super::assignor::Assignment;
+pub use super::records::MemberState;
 use super::records::{ConsumerRecord, CurrentAssignment, MemberMetadata};
 use rafka_protocol::Uuid;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
-
-/// Kafka's `MemberState`, with its record values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemberState {
-    Stable = 0,
-    UnrevokedPartitions = 1,
-    UnreleasedPartitions = 2,
-    Unknown = 127,
-}
-
-impl MemberState {
-    pub fn from_i8(v: i8) -> MemberState {
-        match v {
-            0 => MemberState::Stable,
-            1 => MemberState::UnrevokedPartitions,
-            2 => MemberState::UnreleasedPartitions,
-            _ => MemberState::Unknown,
-        }
-    }
-}
 
 /// A member of a consumer group.
 #[derive(Debug, Clone)]

@@ -2,9 +2,10 @@
 //! key's int16 version is the record type (3 group metadata, 4 partition metadata, 5 member
 //! metadata, 6 target assignment metadata, 7 target assignment member, 8 current member
 //! assignment), each value is version 0; a null value is a tombstone.
+//!
+//! [`MemberState`] is defined here, as the values its records carry (the group re-exports it).
 
 use super::assignor::Assignment;
-use super::group::MemberState;
 use bytes::{Bytes, BytesMut};
 use rafka_protocol::messages::consumer_group_current_member_assignment_value::RecordTopicPartitions;
 use rafka_protocol::messages::consumer_group_member_metadata_value::{
@@ -22,6 +23,26 @@ use rafka_protocol::messages::{
 };
 use rafka_protocol::{Message, Uuid};
 use std::collections::BTreeMap;
+
+/// Kafka's `MemberState`, with its record values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberState {
+    Stable = 0,
+    UnrevokedPartitions = 1,
+    UnreleasedPartitions = 2,
+    Unknown = 127,
+}
+
+impl MemberState {
+    pub fn from_i8(v: i8) -> MemberState {
+        match v {
+            0 => MemberState::Stable,
+            1 => MemberState::UnrevokedPartitions,
+            2 => MemberState::UnreleasedPartitions,
+            _ => MemberState::Unknown,
+        }
+    }
+}
 
 /// What a member's metadata record holds (record 5).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -39,7 +39,7 @@ pub const TRANSACTION_STATE_TOPIC_NAME: &str = "__transaction_state";
 pub const INTERNAL_TOPICS: &[&str] = &[GROUP_METADATA_TOPIC_NAME, TRANSACTION_STATE_TOPIC_NAME];
 
 /// The metadata log's topic id, reserved (Kafka's `Uuid.METADATA_TOPIC_ID`, 0:1); no topic is
-/// ever given it (`cluster::random_uuid` skips 0 and 1).
+/// ever given it (`random_uuid::random_uuid` skips 0 and 1).
 pub const CLUSTER_METADATA_TOPIC_ID: Uuid = Uuid([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
 
 /// Kafka's `Topic.isInternal`: a coordinator's topic (what Metadata reports as `is_internal`).
