@@ -396,8 +396,7 @@ mod tests {
         let rm = ReplicaManager::new(
             1,
             lm,
-            Arc::new(|_: &MetadataImage, _: &str| LogConfig::default()),
-            Arc::new(|_: &MetadataImage, _: &str| 2),
+            crate::replica_manager::FixedTopicConfigs::new(2),
         );
         let empty = MetadataImage::new();
         let broker = |id: i32| {
