@@ -75,11 +75,11 @@ use std::path::{Path, PathBuf};
 use rafka_storage::{CleanupPolicy, LogConfig};
 
 pub use broker_defs::BROKER_CONFIGS;
-pub use dynamic_broker_config::{DynamicBrokerConfig, DynamicBrokerConfigs};
 pub use def::{
     java_double, parse_list, ConfigKey, ConfigSource, ConfigType, Conversion, DynamicScope,
     Importance, Validator, Value,
 };
+pub use dynamic_broker_config::{DynamicBrokerConfig, DynamicBrokerConfigs};
 pub use endpoints::{local_hostname, Endpoint, HostPort, ProcessRoles, SecurityProtocol, Voter};
 pub use group_defs::{
     group_config, group_int, GroupConfigBounds, GroupKey, CONSUMER_HEARTBEAT_INTERVAL_MS,

@@ -1145,11 +1145,7 @@ mod tests {
             )
             .expect("log manager"),
         );
-        ReplicaManager::new(
-            1,
-            lm,
-            FixedTopicConfigs::new(1),
-        )
+        ReplicaManager::new(1, lm, FixedTopicConfigs::new(1))
     }
 
     /// `apply_image` visits only what the delta between two images touched, across any number

@@ -17,8 +17,8 @@
 
 use crate::config::ssl::dynamic_listener_ssl_key;
 use crate::config::{
-    broker_config, topic_config, validate_dynamic_broker_config,
-    validate_topic_configs, ConfigType, DynamicBrokerConfigs, KafkaConfig,
+    broker_config, topic_config, validate_dynamic_broker_config, validate_topic_configs,
+    ConfigType, DynamicBrokerConfigs, KafkaConfig,
 };
 use rafka_controller::control::config::{list_op as controller_list_op, value_in_force};
 use rafka_controller::image::{ConfigResource, MetadataImage};
@@ -97,12 +97,8 @@ pub fn refusals(
     resources: &[Resource<'_>],
 ) -> Vec<Option<Refusal>> {
     let authz = apis.authorizer_for(ctx, image);
-    preprocess(
-        &apis.dynamic_config.current_config(),
-        image,
-        apis.broker_id,
-        resources,
-    )
+    let config = apis.dynamic_config.current_config();
+    preprocess(&config, image, apis.broker_id, resources)
         .into_iter()
         .zip(resources)
         .map(|(refusal, r)| {
@@ -247,11 +243,7 @@ fn check_broker(
 /// ([`validate_reconfiguration`](rafka_security::tls::validate_reconfiguration)). Refused with
 /// INVALID_REQUEST, as Kafka (KAFKA-13609); the listener keeps its certificates. `now` is the
 /// configuration in force; the proposed one is a one-off copy with the change installed.
-fn check_listener_ssl(
-    now: &KafkaConfig,
-    broker_id: i32,
-    r: &Resource<'_>,
-) -> Result<(), Refusal> {
+fn check_listener_ssl(now: &KafkaConfig, broker_id: i32, r: &Resource<'_>) -> Result<(), Refusal> {
     let listeners: BTreeSet<String> = r
         .changes
         .iter()

@@ -209,7 +209,10 @@ mod tests {
     fn per_broker_beats_cluster_default_beats_static() {
         let d = dynamic_config();
         let empty = MetadataImage::new();
-        assert!(!d.update_from_image(&empty), "no dynamic configs: nothing to do");
+        assert!(
+            !d.update_from_image(&empty),
+            "no dynamic configs: nothing to do"
+        );
         assert_eq!(segment_bytes(&d), 5_000_000, "static");
 
         let cluster = apply(
@@ -235,24 +238,44 @@ mod tests {
         let both = apply(
             &cluster,
             &[
-                config_record(ConfigResource::broker("1"), "log.segment.bytes", Some("3000000")),
+                config_record(
+                    ConfigResource::broker("1"),
+                    "log.segment.bytes",
+                    Some("3000000"),
+                ),
                 // Another broker's configs are not this broker's.
-                config_record(ConfigResource::broker("2"), "log.segment.bytes", Some("2000000")),
+                config_record(
+                    ConfigResource::broker("2"),
+                    "log.segment.bytes",
+                    Some("2000000"),
+                ),
             ],
         );
         assert!(d.update_from_image(&both));
-        assert_eq!(segment_bytes(&d), 3_000_000, "per broker over cluster default");
+        assert_eq!(
+            segment_bytes(&d),
+            3_000_000,
+            "per broker over cluster default"
+        );
 
         // Deleting the per-broker value uncovers the cluster default, then the static value.
         let cluster_again = apply(
             &both,
-            &[config_record(ConfigResource::broker("1"), "log.segment.bytes", None)],
+            &[config_record(
+                ConfigResource::broker("1"),
+                "log.segment.bytes",
+                None,
+            )],
         );
         assert!(d.update_from_image(&cluster_again));
         assert_eq!(segment_bytes(&d), 4_000_000);
         let none = apply(
             &cluster_again,
-            &[config_record(ConfigResource::broker(""), "log.segment.bytes", None)],
+            &[config_record(
+                ConfigResource::broker(""),
+                "log.segment.bytes",
+                None,
+            )],
         );
         assert!(d.update_from_image(&none));
         assert_eq!(segment_bytes(&d), 5_000_000);
@@ -292,11 +315,23 @@ mod tests {
         // An entry this version cannot use is dropped, and does not rebuild every image.
         let unusable = apply(
             &unrelated,
-            &[config_record(ConfigResource::broker(""), "log.retention.hours", Some("1"))],
+            &[config_record(
+                ConfigResource::broker(""),
+                "log.retention.hours",
+                Some("1"),
+            )],
         );
         assert!(d.update_from_image(&unusable));
         let after = d.current_config();
-        assert!(after.dynamic().cluster_default.get("log.retention.hours").is_none());
+        assert!(!after
+            .dynamic()
+            .cluster_default
+            .contains_key("log.retention.hours"));
+        assert_eq!(
+            after.log_config().retention_ms,
+            9000,
+            "the usable cluster default stays in force"
+        );
         assert!(!d.update_from_image(&unusable));
         assert!(Arc::ptr_eq(&after, &d.current_config()));
     }
@@ -307,10 +342,22 @@ mod tests {
         let image = apply(
             &MetadataImage::new(),
             &[
-                config_record(ConfigResource::broker(""), "log.segment.bytes", Some("4000000")),
+                config_record(
+                    ConfigResource::broker(""),
+                    "log.segment.bytes",
+                    Some("4000000"),
+                ),
                 config_record(ConfigResource::broker(""), "min.insync.replicas", Some("2")),
-                config_record(ConfigResource::topic("own"), "segment.bytes", Some("2000000")),
-                config_record(ConfigResource::topic("own"), "min.insync.replicas", Some("3")),
+                config_record(
+                    ConfigResource::topic("own"),
+                    "segment.bytes",
+                    Some("2000000"),
+                ),
+                config_record(
+                    ConfigResource::topic("own"),
+                    "min.insync.replicas",
+                    Some("3"),
+                ),
             ],
         );
         // Before the snapshot takes the image, only the topic's overrides come from it.
