@@ -169,38 +169,38 @@ impl ReadResult {
 /// manager applies it). Resolved once per topic per image change and cached on the partitions,
 /// never per request.
 pub trait TopicConfigs: Send + Sync {
-    /// The storage settings of `topic`'s logs.
-    fn log_config(&self, image: &MetadataImage, topic: &str) -> LogConfig;
-    /// `topic`'s `min.insync.replicas`.
-    fn min_insync_replicas(&self, image: &MetadataImage, topic: &str) -> i32;
+    /// `topic`'s settings by `image`.
+    fn topic_settings(&self, image: &MetadataImage, topic: &str) -> TopicSettings;
+}
+
+/// What a partition takes from its topic's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicSettings {
+    /// The storage settings of the topic's logs.
+    pub log_config: LogConfig,
+    /// `min.insync.replicas`.
+    pub min_insync_replicas: i32,
 }
 
 /// The same settings for every topic.
 #[cfg(test)]
-pub(crate) struct FixedTopicConfigs {
-    pub log_config: LogConfig,
-    pub min_insync_replicas: i32,
-}
+pub(crate) struct FixedTopicConfigs(TopicSettings);
 
 #[cfg(test)]
 impl FixedTopicConfigs {
     /// [`LogConfig::default`] and `min_insync_replicas`.
     pub(crate) fn new(min_insync_replicas: i32) -> Arc<FixedTopicConfigs> {
-        Arc::new(FixedTopicConfigs {
+        Arc::new(FixedTopicConfigs(TopicSettings {
             log_config: LogConfig::default(),
             min_insync_replicas,
-        })
+        }))
     }
 }
 
 #[cfg(test)]
 impl TopicConfigs for FixedTopicConfigs {
-    fn log_config(&self, _: &MetadataImage, _: &str) -> LogConfig {
-        self.log_config.clone()
-    }
-
-    fn min_insync_replicas(&self, _: &MetadataImage, _: &str) -> i32 {
-        self.min_insync_replicas
+    fn topic_settings(&self, _: &MetadataImage, _: &str) -> TopicSettings {
+        self.0.clone()
     }
 }
 
@@ -387,8 +387,8 @@ impl ReplicaManager {
                         return (config.clone(), *min_isr);
                     }
                 }
-                let config = Arc::new(self.topic_configs.log_config(new, &topic.name));
-                let min_isr = self.topic_configs.min_insync_replicas(new, &topic.name);
+                let s = self.topic_configs.topic_settings(new, &topic.name);
+                let (config, min_isr) = (Arc::new(s.log_config), s.min_insync_replicas);
                 topic_settings = Some((topic.id, config.clone(), min_isr));
                 (config, min_isr)
             };
@@ -562,7 +562,11 @@ impl ReplicaManager {
                 }
                 let config = config
                     .get_or_insert_with(|| {
-                        Arc::new(self.topic_configs.log_config(new, &topic.name))
+                        Arc::new(
+                            self.topic_configs
+                                .topic_settings(new, &topic.name)
+                                .log_config,
+                        )
                     })
                     .clone();
                 logs.push((tp, config));

@@ -283,7 +283,7 @@ impl KafkaServer {
                 LogManager::open_with_budget(
                     fs,
                     &dirs,
-                    &|tp| tc.log_config(&image, &tp.topic),
+                    &|tp| tc.topic_settings(&image, &tp.topic).log_config,
                     now_ms(),
                     budget,
                     threads,

@@ -7,9 +7,10 @@
 //! broker configs change ([`DynamicBrokerConfig::update_from_image`], called by whoever applies
 //! metadata images, before anything recomputes from that image) and read everywhere by cloning
 //! the `Arc` ([`DynamicBrokerConfig::current_config`]). It also answers the replica manager's
-//! per-topic questions (a topic's [`LogConfig`] and `min.insync.replicas`: its overrides in the
-//! image over the snapshot), so an image change that touches a thousand topics resolves a
-//! thousand topics, not a thousand broker configurations.
+//! per-topic questions (a topic's [`LogConfig`](rafka_storage::LogConfig) and `min.insync.replicas`: its overrides in the
+//! image over the snapshot; for a topic without overrides, the snapshot's own, resolved once),
+//! so an image change that touches a thousand topics does not rebuild the broker configuration
+//! two thousand times.
 //!
 //! It does not own the image, nor the topic overrides (they stay in the image), nor the
 //! validation of a proposed change (`crate::apis::config_admin` builds that one-off from the
@@ -19,10 +20,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use rafka_controller::image::{ConfigResource, MetadataImage};
-use rafka_storage::LogConfig;
 
 use super::KafkaConfig;
-use crate::replica_manager::TopicConfigs;
+use crate::replica_manager::{TopicConfigs, TopicSettings};
 
 /// The dynamic broker configurations in force (from the metadata log's `ConfigRecord`s for
 /// `BROKER` resources), as set by IncrementalAlterConfigs / AlterConfigs.
@@ -57,7 +57,7 @@ impl DynamicBrokerConfigs {
 /// change.
 ///
 /// Thread-safety: `Send + Sync`; share it behind an `Arc`. Readers take the snapshot's lock only
-/// to clone the `Arc`; [`DynamicBrokerConfig::update_from_image`] holds it (for writing) only
+/// to clone the `Arc` (or the settings of a topic without overrides); [`DynamicBrokerConfig::update_from_image`] holds it (for writing) only
 /// while it compares and, on a change, rebuilds the snapshot — a clone of the static
 /// configuration and the validation of the dynamic entries, no I/O.
 #[derive(Debug)]
@@ -79,6 +79,30 @@ struct Current {
     /// the snapshot every time.
     from_image: DynamicBrokerConfigs,
     config: Arc<KafkaConfig>,
+    /// The settings of a topic without overrides (most topics), resolved once per snapshot.
+    defaults: TopicSettings,
+}
+
+impl Current {
+    fn new(from_image: DynamicBrokerConfigs, config: Arc<KafkaConfig>) -> Current {
+        Current {
+            from_image,
+            defaults: topic_settings(&config, &BTreeMap::new()),
+            config,
+        }
+    }
+}
+
+/// A topic's settings: `overrides` over `config`; `min.insync.replicas` 1 if it cannot be read
+/// (it cannot, once validated).
+fn topic_settings(config: &KafkaConfig, overrides: &BTreeMap<String, String>) -> TopicSettings {
+    TopicSettings {
+        log_config: config.topic_log_config(overrides),
+        min_insync_replicas: config
+            .topic_value("min.insync.replicas", overrides)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1),
+    }
 }
 
 impl DynamicBrokerConfig {
@@ -87,10 +111,10 @@ impl DynamicBrokerConfig {
     pub fn new(static_config: Arc<KafkaConfig>, broker_id: i32) -> DynamicBrokerConfig {
         DynamicBrokerConfig {
             broker_id,
-            current: RwLock::new(Current {
-                from_image: static_config.dynamic().clone(),
-                config: static_config.clone(),
-            }),
+            current: RwLock::new(Current::new(
+                static_config.dynamic().clone(),
+                static_config.clone(),
+            )),
             static_config,
         }
     }
@@ -134,36 +158,29 @@ impl DynamicBrokerConfig {
             cluster_default = config.dynamic().cluster_default.len(),
             "dynamic broker configs updated"
         );
-        *current = Current {
-            from_image: dynamic,
-            config: Arc::new(config),
-        };
+        *current = Current::new(dynamic, Arc::new(config));
         true
     }
 }
 
-/// A topic's overrides (resource `TOPIC`) in `image`.
-pub fn topic_overrides(image: &MetadataImage, topic: &str) -> BTreeMap<String, String> {
-    image
-        .configs()
-        .get(&ConfigResource::topic(topic))
-        .cloned()
-        .unwrap_or_default()
-}
-
 impl TopicConfigs for DynamicBrokerConfig {
-    /// The topic's overrides in `image` over the configuration in force.
-    fn log_config(&self, image: &MetadataImage, topic: &str) -> LogConfig {
-        self.current_config()
-            .topic_log_config(&topic_overrides(image, topic))
-    }
-
-    /// The topic's `min.insync.replicas` (1 if it cannot be read: it cannot, once validated).
-    fn min_insync_replicas(&self, image: &MetadataImage, topic: &str) -> i32 {
-        self.current_config()
-            .topic_value("min.insync.replicas", &topic_overrides(image, topic))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1)
+    /// `topic`'s overrides in `image` over the configuration in force (the snapshot's own
+    /// settings, resolved once, for a topic without overrides).
+    fn topic_settings(&self, image: &MetadataImage, topic: &str) -> TopicSettings {
+        let overrides = image
+            .configs()
+            .get(&ConfigResource::topic(topic))
+            .filter(|o| !o.is_empty());
+        let current = self.current.read().unwrap_or_else(|e| e.into_inner());
+        match overrides {
+            None => current.defaults.clone(),
+            Some(o) => {
+                let config = current.config.clone();
+                // Resolving ~20 keys: not under the lock.
+                drop(current);
+                topic_settings(&config, o)
+            }
+        }
     }
 }
 
@@ -361,12 +378,24 @@ mod tests {
             ],
         );
         // Before the snapshot takes the image, only the topic's overrides come from it.
-        assert_eq!(d.log_config(&image, "plain").segment_bytes, 5_000_000);
+        assert_eq!(
+            d.topic_settings(&image, "plain").log_config.segment_bytes,
+            5_000_000
+        );
         assert!(d.update_from_image(&image));
-        assert_eq!(d.log_config(&image, "plain").segment_bytes, 4_000_000);
-        assert_eq!(d.min_insync_replicas(&image, "plain"), 2);
-        assert_eq!(d.log_config(&image, "own").segment_bytes, 2_000_000);
-        assert_eq!(d.min_insync_replicas(&image, "own"), 3);
-        assert_eq!(d.log_config(&image, "own").retention_ms, 7000);
+        assert_eq!(
+            d.topic_settings(&image, "plain").log_config.segment_bytes,
+            4_000_000
+        );
+        assert_eq!(d.topic_settings(&image, "plain").min_insync_replicas, 2);
+        assert_eq!(
+            d.topic_settings(&image, "own").log_config.segment_bytes,
+            2_000_000
+        );
+        assert_eq!(d.topic_settings(&image, "own").min_insync_replicas, 3);
+        assert_eq!(
+            d.topic_settings(&image, "own").log_config.retention_ms,
+            7000
+        );
     }
 }
