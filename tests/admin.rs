@@ -362,6 +362,61 @@ fn dynamic_broker_configs_change_the_live_logs() {
     }
 }
 
+/// A cluster-wide dynamic default (`BROKER` resource ""), set with AlterConfigs as rdkafka's
+/// `alter_configs` sends it, reaches the live log of a topic without an override: the segments of
+/// `plain` roll at the new `log.segment.bytes` (1 MiB, the least allowed), while `own`, whose
+/// `segment.bytes` override is 100 MiB, keeps one segment.
+#[test]
+fn a_cluster_default_broker_config_rolls_the_live_segments() {
+    const BROKER: i8 = 4;
+    const MIB: usize = 1 << 20;
+    let cluster = node();
+    let n = &cluster.nodes[0];
+    let admin = admin(&n.bootstrap());
+    create_topic(&admin, n, "plain", 1, &[]);
+    create_topic(&admin, n, "own", 1, &[("segment.bytes", "104857600")]);
+    let p = SyncProducer::new(&n.bootstrap(), &[]);
+    let record = vec![b'x'; 100 * 1024];
+    assert_eq!(p.send("plain", 0, &record), Ok(0), "before the change");
+
+    let (code, message) =
+        common::legacy_alter_configs(n.addr(), BROKER, "", &[("log.segment.bytes", "1048576")], T);
+    assert_eq!(code, 0, "AlterConfigs BROKER \"\": {message:?}");
+    // DescribeConfigs shows it as the cluster default (once this broker has the image).
+    let deadline = Deadline::after(T);
+    loop {
+        let cfg = describe(&admin, ResourceSpecifier::Topic("plain"));
+        let e = entry(&cfg, "segment.bytes");
+        if e.value.as_deref() == Some("1048576") {
+            assert_eq!(e.source, ConfigSource::DynamicDefaultBroker);
+            break;
+        }
+        deadline.check(|| format!("segment.bytes of plain still {:?}", e.value));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // 4 MiB in 100 KiB records: at 1 MiB a segment, `plain` rolls at least three times (its
+    // first record is in the first segment); under the static 1 GiB it would not roll at all.
+    let records = 4 * MIB / record.len();
+    for _ in 0..records {
+        assert!(p.send("plain", 0, &record).is_ok(), "produce to plain");
+        assert!(p.send("own", 0, &record).is_ok(), "produce to own");
+    }
+    let plain = common::segment_files(&n.log_dir(), "plain", 0);
+    assert!(
+        plain.len() >= 4,
+        "plain has {} segments after 4 MiB under log.segment.bytes=1048576: {plain:?}",
+        plain.len()
+    );
+    for f in &plain {
+        let len = std::fs::metadata(f).map(|m| m.len()).unwrap_or(u64::MAX);
+        assert!(len <= MIB as u64, "{f:?} is {len} bytes, over 1 MiB");
+    }
+    // The topic's own segment.bytes wins over the cluster default.
+    let own = common::segment_files(&n.log_dir(), "own", 0);
+    assert_eq!(own.len(), 1, "own keeps one segment: {own:?}");
+}
+
 #[test]
 fn alter_configs_replaces_the_topic_overrides() {
     let cluster = node();

@@ -11,6 +11,9 @@
 //! - [`BROKER_CONFIGS`] / [`TOPIC_CONFIGS`]: the definition tables (Kafka's `ConfigDef`, written
 //!   once): name, type, Kafka's default, validator, importance, dynamic scope, documentation, and
 //!   for topic configurations the broker synonyms they default from.
+//! - [`DynamicBrokerConfig`]: this broker's configuration in force — one [`KafkaConfig`] with
+//!   the metadata image's dynamic broker configs installed, rebuilt only when they change, read
+//!   by everything that obeys a dynamic key (the live logs, DescribeConfigs, the TLS listeners).
 //! - [`ConfigError`]: why a configuration was refused, always one line naming the key, the value
 //!   and the problem. Unknown keys are not errors: they are returned as warnings
 //!   ([`KafkaConfig::warnings`]).
@@ -55,6 +58,7 @@
 
 mod broker_defs;
 mod def;
+pub mod dynamic_broker_config;
 mod endpoints;
 mod group_defs;
 use rafka_client::properties;
@@ -68,7 +72,6 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use rafka_controller::image::{ConfigResource, MetadataImage};
 use rafka_storage::{CleanupPolicy, LogConfig};
 
 pub use broker_defs::BROKER_CONFIGS;
@@ -76,6 +79,7 @@ pub use def::{
     java_double, parse_list, ConfigKey, ConfigSource, ConfigType, Conversion, DynamicScope,
     Importance, Validator, Value,
 };
+pub use dynamic_broker_config::{DynamicBrokerConfig, DynamicBrokerConfigs};
 pub use endpoints::{local_hostname, Endpoint, HostPort, ProcessRoles, SecurityProtocol, Voter};
 pub use group_defs::{
     group_config, group_int, GroupConfigBounds, GroupKey, CONSUMER_HEARTBEAT_INTERVAL_MS,
@@ -180,48 +184,6 @@ impl ConfigError {
     }
 }
 
-/// The dynamic broker configurations in force (from the metadata log's `ConfigRecord`s for
-/// `BROKER` resources), as set by IncrementalAlterConfigs / AlterConfigs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DynamicBrokerConfigs {
-    /// Resource `BROKER` named by this node's id (source `DYNAMIC_BROKER_CONFIG`).
-    pub per_broker: BTreeMap<String, String>,
-    /// Resource `BROKER` with the empty name: the cluster-wide default (source
-    /// `DYNAMIC_DEFAULT_BROKER_CONFIG`).
-    pub cluster_default: BTreeMap<String, String>,
-}
-
-impl DynamicBrokerConfigs {
-    /// The dynamic broker configurations `image` holds for `broker_id`: its own (`BROKER`
-    /// resource named by its id) and the cluster-wide default (`BROKER` "").
-    pub fn from_image(image: &MetadataImage, broker_id: i32) -> DynamicBrokerConfigs {
-        let get = |name: &str| {
-            image
-                .configs()
-                .get(&ConfigResource::broker(name))
-                .cloned()
-                .unwrap_or_default()
-        };
-        DynamicBrokerConfigs {
-            per_broker: get(&broker_id.to_string()),
-            cluster_default: get(""),
-        }
-    }
-}
-
-/// The static configuration with the dynamic broker configs of `image` installed: what this
-/// broker obeys now (DescribeConfigs, the live logs' defaults, `min.insync.replicas`).
-pub fn effective_config(base: &KafkaConfig, image: &MetadataImage, broker_id: i32) -> KafkaConfig {
-    let mut config = base.clone();
-    let dynamic = DynamicBrokerConfigs::from_image(image, broker_id);
-    if dynamic != config.dynamic {
-        for w in config.set_dynamic(dynamic) {
-            tracing::debug!("{w}");
-        }
-    }
-    config
-}
-
 /// One synonym of a described configuration (DescribeConfigs `Synonyms`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DescribedSynonym {
@@ -255,8 +217,9 @@ pub struct DescribedConfig {
     pub documentation: Option<String>,
 }
 
-/// A parsed and validated broker configuration. Cheap to clone; to change the dynamic
-/// configurations, clone it, [`KafkaConfig::set_dynamic`], and swap it in.
+/// A parsed and validated broker configuration. To change the dynamic configurations, clone
+/// it, [`KafkaConfig::set_dynamic`], and swap it in — what [`DynamicBrokerConfig`] does once
+/// per change of the image's dynamic broker configs.
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {
     /// File + overrides, raw (every key, unknown ones included).

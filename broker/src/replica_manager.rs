@@ -163,17 +163,57 @@ impl ReadResult {
     }
 }
 
+/// Where the replica manager takes a topic's settings from when it creates a partition or a
+/// topic's configs change: the topic's overrides in the image over the broker's configuration
+/// in force (`crate::config::DynamicBrokerConfig`, updated from an image before the replica
+/// manager applies it). Resolved once per topic per image change and cached on the partitions,
+/// never per request.
+pub trait TopicConfigs: Send + Sync {
+    /// `topic`'s settings by `image`.
+    fn topic_settings(&self, image: &MetadataImage, topic: &str) -> TopicSettings;
+}
+
+/// What a partition takes from its topic's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicSettings {
+    /// The storage settings of the topic's logs.
+    pub log_config: LogConfig,
+    /// `min.insync.replicas`.
+    pub min_insync_replicas: i32,
+}
+
+/// The same settings for every topic.
+#[cfg(test)]
+pub(crate) struct FixedTopicConfigs(TopicSettings);
+
+#[cfg(test)]
+impl FixedTopicConfigs {
+    /// [`LogConfig::default`] and `min_insync_replicas`.
+    pub(crate) fn new(min_insync_replicas: i32) -> Arc<FixedTopicConfigs> {
+        Arc::new(FixedTopicConfigs(TopicSettings {
+            log_config: LogConfig::default(),
+            min_insync_replicas,
+        }))
+    }
+}
+
+#[cfg(test)]
+impl TopicConfigs for FixedTopicConfigs {
+    fn topic_settings(&self, _: &MetadataImage, _: &str) -> TopicSettings {
+        self.0.clone()
+    }
+}
+
 /// The partitions of this broker.
 pub struct ReplicaManager {
     broker_id: i32,
     log_manager: Arc<LogManager>,
-    /// Broker-level log defaults; topic overrides from the image are applied on top.
-    topic_config: Arc<dyn Fn(&MetadataImage, &str) -> LogConfig + Send + Sync>,
+    /// Topics' log configs and `min.insync.replicas`.
+    topic_configs: Arc<dyn TopicConfigs>,
     partitions: RwLock<HashMap<TopicPartition, Arc<Partition>>>,
     by_id: RwLock<HashMap<(Uuid, i32), TopicPartition>>,
     /// The delayed produces and fetches: what they were woken by, how they ended.
     purgatory: Purgatory,
-    min_insync_replicas: Arc<dyn Fn(&MetadataImage, &str) -> i32 + Send + Sync>,
     /// `replica.lag.time.max.ms`: a follower not caught up for this long leaves the ISR.
     replica_lag_time_max_ms: AtomicI64,
     /// Replicas this broker cannot host: their log could not be created or opened. They are
@@ -220,18 +260,16 @@ impl ReplicaManager {
     pub fn new(
         broker_id: i32,
         log_manager: Arc<LogManager>,
-        topic_config: Arc<dyn Fn(&MetadataImage, &str) -> LogConfig + Send + Sync>,
-        min_insync_replicas: Arc<dyn Fn(&MetadataImage, &str) -> i32 + Send + Sync>,
+        topic_configs: Arc<dyn TopicConfigs>,
     ) -> ReplicaManager {
         ReplicaManager {
             broker_id,
             log_manager,
-            topic_config,
+            topic_configs,
             partitions: RwLock::new(HashMap::new()),
             by_id: RwLock::new(HashMap::new()),
             sets: Mutex::new(ReplicaSets::default()),
             purgatory: Purgatory::default(),
-            min_insync_replicas,
             replica_lag_time_max_ms: AtomicI64::new(30_000),
             offline: Mutex::new(HashMap::new()),
             metrics: OnceLock::new(),
@@ -289,7 +327,9 @@ impl ReplicaManager {
     /// Only the topics the delta touched are visited (partitions changed, or topic configs), so
     /// a change costs what it changed, not the size of the image — except a change of dynamic
     /// broker configs (this broker's, or the cluster-wide default), which are the defaults of
-    /// every topic's configs and so reach every live log.
+    /// every topic's configs and so reach every live log. The [`TopicConfigs`] must already
+    /// answer with `new`'s dynamic broker configs (the server updates the broker's
+    /// configuration in force from `new` first).
     pub fn apply_image(&self, old: &MetadataImage, new: &MetadataImage) {
         let me = self.broker_id;
         let now = now_ms();
@@ -347,8 +387,8 @@ impl ReplicaManager {
                         return (config.clone(), *min_isr);
                     }
                 }
-                let config = Arc::new((self.topic_config)(new, &topic.name));
-                let min_isr = (self.min_insync_replicas)(new, &topic.name);
+                let s = self.topic_configs.topic_settings(new, &topic.name);
+                let (config, min_isr) = (Arc::new(s.log_config), s.min_insync_replicas);
                 topic_settings = Some((topic.id, config.clone(), min_isr));
                 (config, min_isr)
             };
@@ -521,7 +561,13 @@ impl ReplicaManager {
                     continue;
                 }
                 let config = config
-                    .get_or_insert_with(|| Arc::new((self.topic_config)(new, &topic.name)))
+                    .get_or_insert_with(|| {
+                        Arc::new(
+                            self.topic_configs
+                                .topic_settings(new, &topic.name)
+                                .log_config,
+                        )
+                    })
                     .clone();
                 logs.push((tp, config));
             }
@@ -1103,12 +1149,7 @@ mod tests {
             )
             .expect("log manager"),
         );
-        ReplicaManager::new(
-            1,
-            lm,
-            Arc::new(|_: &MetadataImage, _: &str| LogConfig::default()),
-            Arc::new(|_: &MetadataImage, _: &str| 1),
-        )
+        ReplicaManager::new(1, lm, FixedTopicConfigs::new(1))
     }
 
     /// `apply_image` visits only what the delta between two images touched, across any number

@@ -4,7 +4,9 @@
 //!
 //! The broker acts on metadata only after the replica manager has applied it: images from the
 //! quorum go through `ReplicaManager::apply_image` first and are then published to the request
-//! handlers, so a topic a client can see in Metadata has its partitions in place.
+//! handlers, so a topic a client can see in Metadata has its partitions in place. Before that,
+//! the broker's configuration in force ([`DynamicBrokerConfig`]) takes the image's dynamic
+//! broker configs, so the live logs' configs are recomputed from them.
 //!
 //! Listeners keep their roles: a voter's controller listener serves the controller and Raft
 //! APIs; a broker-only node, which follows the metadata log as a Raft learner, binds a learner
@@ -18,7 +20,7 @@
 use crate::add_partitions_to_txn_manager::AddPartitionsToTxnManager;
 use crate::apis::KafkaApis;
 use crate::config::ssl::DynamicListenerSsl;
-use crate::config::{effective_config, KafkaConfig, ProcessRoles};
+use crate::config::{DynamicBrokerConfig, KafkaConfig, ProcessRoles};
 use crate::controller_channel::ControllerChannel;
 use crate::group_coordinator::membership::{GroupMembership, MembershipConfig};
 use crate::group_coordinator::{CoordinatorConfig, GroupCoordinator};
@@ -27,16 +29,16 @@ use crate::lifecycle::{AdvertisedListener, BrokerLifecycleManager};
 use crate::network::{self, NetworkConfig};
 use crate::now_ms;
 use crate::producer_id_manager::ProducerIdManager;
-use crate::replica_manager::ReplicaManager;
+use crate::replica_manager::{ReplicaManager, TopicConfigs};
 use crate::transaction_coordinator::markers::MarkerChannel;
 use crate::transaction_coordinator::{TransactionConfig, TransactionCoordinator};
 use rafka_controller::control::ControllerConfig;
-use rafka_controller::image::{ConfigResource, MetadataImage};
+use rafka_controller::image::MetadataImage;
 use rafka_controller::node::{ControllerNode, ControllerNodeConfig};
 use rafka_controller::raft_types::NodeId;
 use rafka_controller::server::{ListenerConfig, LEARNER_LISTENER_NAME};
 use rafka_security::transport::{ClientSecurity, ServerSecurity};
-use rafka_storage::{DiskFs, FileBudget, FileSystem, LogConfig, LogManager};
+use rafka_storage::{DiskFs, FileBudget, FileSystem, LogManager};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -94,7 +96,7 @@ pub struct ServerSettings {
     /// The HTTP listener (health, metrics, console).
     pub http: crate::http::HttpConfig,
     /// The configuration as loaded. Dynamic broker configs from the metadata log are layered
-    /// over it ([`effective_config`]) for DescribeConfigs, validation and the live logs.
+    /// over it ([`DynamicBrokerConfig`]) for DescribeConfigs, validation and the live logs.
     pub kafka_config: Arc<KafkaConfig>,
 }
 
@@ -146,14 +148,6 @@ async fn bind(spec: &ListenerSpec) -> Result<TcpListener, StartError> {
             addr,
             source,
         })
-}
-
-fn topic_overrides(image: &MetadataImage, topic: &str) -> BTreeMap<String, String> {
-    image
-        .configs()
-        .get(&ConfigResource::topic(topic))
-        .cloned()
-        .unwrap_or_default()
 }
 
 impl KafkaServer {
@@ -255,20 +249,19 @@ impl KafkaServer {
                 bound,
             });
         }
-        // The live logs obey the topic's overrides over this broker's configuration as it
-        // stands in the image, dynamic broker configs included (`log.retention.ms`, …).
-        let topic_config = {
-            let base = settings.kafka_config.clone();
-            let id = settings.node_id;
-            move |image: &MetadataImage, topic: &str| -> LogConfig {
-                effective_config(&base, image, id).topic_log_config(&topic_overrides(image, topic))
-            }
-        };
+        // This broker's configuration in force: the static one with the image's dynamic broker
+        // configs (`log.retention.ms`, …) installed. The live logs obey the topic's overrides
+        // over it. Updated from each image before the replica manager applies that image.
+        let dynamic_config = Arc::new(DynamicBrokerConfig::new(
+            settings.kafka_config.clone(),
+            settings.node_id,
+        ));
         let log_manager = {
             let fs = fs.clone();
             let dirs = settings.log_dirs.clone();
             let image = controller.image();
-            let tc = topic_config.clone();
+            dynamic_config.update_from_image(&image);
+            let tc = dynamic_config.clone();
             let budget = match settings.kafka_config.log_open_files_max() {
                 n if n > 0 => FileBudget::new(n as usize),
                 _ => FileBudget::from_process_limits(),
@@ -290,7 +283,7 @@ impl KafkaServer {
                 LogManager::open_with_budget(
                     fs,
                     &dirs,
-                    &|tp| tc(&image, &tp.topic),
+                    &|tp| tc.topic_settings(&image, &tp.topic).log_config,
                     now_ms(),
                     budget,
                     threads,
@@ -321,17 +314,7 @@ impl KafkaServer {
         let replica_manager = Arc::new(ReplicaManager::new(
             settings.node_id,
             log_manager.clone(),
-            Arc::new(topic_config.clone()),
-            {
-                let base = settings.kafka_config.clone();
-                let id = settings.node_id;
-                Arc::new(move |image: &MetadataImage, topic: &str| {
-                    effective_config(&base, image, id)
-                        .topic_value("min.insync.replicas", &topic_overrides(image, topic))
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(1)
-                })
-            },
+            dynamic_config.clone(),
         ));
         if let Some(m) = &metrics {
             replica_manager.set_metrics(m.clone());
@@ -543,8 +526,6 @@ impl KafkaServer {
         // The dynamic SSL updates of the client listeners, applied before the handlers see the
         // image that holds them.
         let dynamic_ssl = Arc::new(std::sync::Mutex::new(DynamicListenerSsl::new(
-            (*settings.kafka_config).clone(),
-            settings.node_id,
             settings
                 .listeners
                 .iter()
@@ -557,6 +538,7 @@ impl KafkaServer {
             let groups = groups.clone();
             let transactions = transactions.clone();
             let lifecycle = lifecycle.clone();
+            let dynamic_config = dynamic_config.clone();
             tasks.push(tokio::spawn(async move {
                 // Nothing acts on the metadata before this incarnation is registered (see
                 // `lifecycle`): a restarted broker must not fetch, rejoin ISRs and lead partitions
@@ -569,6 +551,11 @@ impl KafkaServer {
                         let (old, new) = (current.clone(), next.clone());
                         let rm = rm.clone();
                         let dynamic_ssl = dynamic_ssl.clone();
+                        // The configuration in force first: the replica manager recomputes the
+                        // live logs' configs from it (every log, when the dynamic broker
+                        // configs changed) and the handlers read it.
+                        dynamic_config.update_from_image(&new);
+                        let config = dynamic_config.current_config();
                         // Log creation and deletion, and loading keystores, are file-system work.
                         let _ = tokio::task::spawn_blocking(move || {
                             rm.apply_image(&old, &new);
@@ -576,7 +563,7 @@ impl KafkaServer {
                             dynamic_ssl
                                 .lock()
                                 .unwrap_or_else(|p| p.into_inner())
-                                .on_image(&new);
+                                .on_config(&config);
                         })
                         .await;
                         groups.on_image(&next);
@@ -649,6 +636,7 @@ impl KafkaServer {
             transactions,
             txn_verifier,
             config: settings.kafka_config.clone(),
+            dynamic_config,
             authorizer: settings.kafka_config.authorizer(),
             lost_leaders,
         });

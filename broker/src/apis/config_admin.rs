@@ -17,8 +17,8 @@
 
 use crate::config::ssl::dynamic_listener_ssl_key;
 use crate::config::{
-    broker_config, effective_config, topic_config, validate_dynamic_broker_config,
-    validate_topic_configs, ConfigType, DynamicBrokerConfigs, KafkaConfig,
+    broker_config, topic_config, validate_dynamic_broker_config, validate_topic_configs,
+    ConfigType, DynamicBrokerConfigs, KafkaConfig,
 };
 use rafka_controller::control::config::{list_op as controller_list_op, value_in_force};
 use rafka_controller::image::{ConfigResource, MetadataImage};
@@ -97,7 +97,8 @@ pub fn refusals(
     resources: &[Resource<'_>],
 ) -> Vec<Option<Refusal>> {
     let authz = apis.authorizer_for(ctx, image);
-    preprocess(&apis.config, image, apis.broker_id, resources)
+    let config = apis.dynamic_config.current_config();
+    preprocess(&config, image, apis.broker_id, resources)
         .into_iter()
         .zip(resources)
         .map(|(refusal, r)| {
@@ -116,10 +117,11 @@ pub fn refusals(
         .collect()
 }
 
-/// For each resource, in order: `Some` if it is answered here, `None` to forward it. `base` is
-/// this broker's static configuration (the image adds the dynamic ones).
+/// For each resource, in order: `Some` if it is answered here, `None` to forward it. `config`
+/// is this broker's configuration in force (the image's dynamic broker configs installed:
+/// [`DynamicBrokerConfig`](crate::config::DynamicBrokerConfig)).
 pub fn preprocess(
-    base: &KafkaConfig,
+    config: &KafkaConfig,
     image: &MetadataImage,
     broker_id: i32,
     resources: &[Resource<'_>],
@@ -136,13 +138,13 @@ pub fn preprocess(
                     "Each resource must appear at most once.",
                 ));
             }
-            check_resource(base, image, broker_id, r).err()
+            check_resource(config, image, broker_id, r).err()
         })
         .collect()
 }
 
 fn check_resource(
-    base: &KafkaConfig,
+    config: &KafkaConfig,
     image: &MetadataImage,
     broker_id: i32,
     r: &Resource<'_>,
@@ -166,7 +168,7 @@ fn check_resource(
         )));
     }
     match r.resource_type {
-        ConfigResource::BROKER => check_broker(base, image, broker_id, r),
+        ConfigResource::BROKER => check_broker(config, image, broker_id, r),
         ConfigResource::TOPIC => check_topic(image, r),
         // Names, values and the broker's bounds are the controller's to check (Kafka's
         // `ControllerConfigurationValidator`), against its own `group.consumer.*` bounds.
@@ -179,7 +181,7 @@ fn check_resource(
 
 /// Kafka's `validateResourceNameIsCurrentNodeId` and `validateBrokerConfigChange`.
 fn check_broker(
-    base: &KafkaConfig,
+    config: &KafkaConfig,
     image: &MetadataImage,
     broker_id: i32,
     r: &Resource<'_>,
@@ -232,20 +234,16 @@ fn check_broker(
         validate_dynamic_broker_config(c.name, Some(&value), per_broker)
             .map_err(Refusal::invalid_request)?;
     }
-    check_listener_ssl(base, image, broker_id, r)
+    check_listener_ssl(config, broker_id, r)
 }
 
 /// Kafka's dynamic SSL update, checked before anything is committed: each listener whose
 /// keystore or truststore keys change must be a TLS listener of this broker, and its settings
 /// after the change must load and be compatible with the ones in force
 /// ([`validate_reconfiguration`](rafka_security::tls::validate_reconfiguration)). Refused with
-/// INVALID_REQUEST, as Kafka (KAFKA-13609); the listener keeps its certificates.
-fn check_listener_ssl(
-    base: &KafkaConfig,
-    image: &MetadataImage,
-    broker_id: i32,
-    r: &Resource<'_>,
-) -> Result<(), Refusal> {
+/// INVALID_REQUEST, as Kafka (KAFKA-13609); the listener keeps its certificates. `now` is the
+/// configuration in force; the proposed one is a one-off copy with the change installed.
+fn check_listener_ssl(now: &KafkaConfig, broker_id: i32, r: &Resource<'_>) -> Result<(), Refusal> {
     let listeners: BTreeSet<String> = r
         .changes
         .iter()
@@ -255,7 +253,6 @@ fn check_listener_ssl(
     if listeners.is_empty() {
         return Ok(());
     }
-    let now = effective_config(base, image, broker_id);
     // AlterConfigs replaces the broker's whole dynamic set; IncrementalAlterConfigs edits it.
     let mut per_broker = if r.legacy {
         BTreeMap::new()
@@ -273,13 +270,13 @@ fn check_listener_ssl(
             _ => {}
         }
     }
-    let mut next = base.clone();
+    let mut next = now.clone();
     next.set_dynamic(DynamicBrokerConfigs {
         per_broker,
         cluster_default: now.dynamic().cluster_default.clone(),
     });
     for listener in listeners {
-        let uses_tls = base
+        let uses_tls = now
             .listener_security_protocol_map()
             .get(&listener)
             .is_some_and(|p| p.uses_tls());

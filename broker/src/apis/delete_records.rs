@@ -14,7 +14,6 @@
 
 use super::offset_for_leader_epoch::hosted_partition;
 use super::KafkaApis;
-use crate::config::effective_config;
 use crate::config::KafkaConfig;
 use crate::errors::storage_error_code;
 use crate::network::RequestContext;
@@ -38,7 +37,7 @@ pub async fn handle(
     req: DeleteRecordsRequest,
 ) -> DeleteRecordsResponse {
     let image = apis.image();
-    let config = effective_config(&apis.config, &image, apis.broker_id);
+    let config = apis.dynamic_config.current_config();
     // TOPIC DELETE on each topic, else TOPIC_AUTHORIZATION_FAILED for its partitions.
     let authz = apis.authorizer_for(ctx, &image);
     let mut refused = Vec::new();

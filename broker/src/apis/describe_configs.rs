@@ -4,8 +4,9 @@
 //!
 //! The listing itself is [`KafkaConfig`]'s ([`KafkaConfig::describe_topic`],
 //! [`KafkaConfig::describe_broker`], [`KafkaConfig::describe_broker_defaults`]); this file picks
-//! the resource, layers the dynamic broker configs from the image over the static
-//! configuration ([`effective_config`](crate::config::effective_config)), filters by `configuration_keys` and maps to the wire.
+//! the resource over this broker's configuration in force (the dynamic broker configs from the
+//! image installed: [`DynamicBrokerConfig`](crate::config::DynamicBrokerConfig)), filters by
+//! `configuration_keys` and maps to the wire.
 //!
 //! Resources: a topic (unknown → UNKNOWN_TOPIC_OR_PARTITION, an invalid name →
 //! INVALID_TOPIC_EXCEPTION); a broker named by this node's id, or "" for the cluster-wide
@@ -15,7 +16,7 @@
 //! need not exist; an empty name → INVALID_REQUEST). Each resource gets its own error.
 
 use super::KafkaApis;
-use crate::config::{effective_config, DescribedConfig, KafkaConfig};
+use crate::config::{DescribedConfig, KafkaConfig};
 use crate::network::RequestContext;
 use rafka_controller::image::{ConfigResource, MetadataImage};
 use rafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
@@ -34,7 +35,7 @@ pub fn handle(
 ) -> DescribeConfigsResponse {
     let image = apis.image();
     let authz = apis.authorizer_for(ctx, &image);
-    let config = effective_config(&apis.config, &image, apis.broker_id);
+    let config = apis.dynamic_config.current_config();
     let options = Options {
         include_synonyms: req.include_synonyms,
         include_documentation: version >= 3 && req.include_documentation,
@@ -234,6 +235,13 @@ mod tests {
         KafkaConfig::from_props(props).expect("valid config")
     }
 
+    /// `base()` with `img`'s dynamic broker configs installed, as the broker holds it.
+    fn in_force(img: &MetadataImage) -> std::sync::Arc<KafkaConfig> {
+        let d = crate::config::DynamicBrokerConfig::new(std::sync::Arc::new(base()), 1);
+        d.update_from_image(img);
+        d.current_config()
+    }
+
     fn resource(ty: i8, name: &str, keys: Option<Vec<&str>>) -> DescribeConfigsResource {
         DescribeConfigsResource {
             resource_type: ty,
@@ -256,7 +264,7 @@ mod tests {
             config_record(ConfigResource::topic("t"), "segment.bytes", "2097152"),
             config_record(ConfigResource::broker(""), "log.retention.ms", "5000"),
         ]);
-        let config = effective_config(&base(), &img, 1);
+        let config = in_force(&img);
         let configs = describe(
             &config,
             &img,
@@ -354,7 +362,7 @@ mod tests {
     #[test]
     fn static_broker_synonym_without_dynamic_config() {
         let img = image(&[]);
-        let config = effective_config(&base(), &img, 1);
+        let config = in_force(&img);
         let configs = describe(
             &config,
             &img,
@@ -373,7 +381,7 @@ mod tests {
             config_record(ConfigResource::broker("1"), "log.retention.ms", "1000"),
             config_record(ConfigResource::broker(""), "min.insync.replicas", "2"),
         ]);
-        let config = effective_config(&base(), &img, 1);
+        let config = in_force(&img);
         let own = describe(
             &config,
             &img,
@@ -416,7 +424,7 @@ mod tests {
     #[test]
     fn topic_errors() {
         let img = image(&[]);
-        let config = effective_config(&base(), &img, 1);
+        let config = in_force(&img);
         let unknown = describe(
             &config,
             &img,
@@ -450,7 +458,7 @@ mod tests {
         assert!(wanted(&all, "segment.bytes"));
 
         let img = image(&[]);
-        let config = effective_config(&base(), &img, 1);
+        let config = in_force(&img);
         let configs = describe(&config, &img, 1, &r).expect("topic described");
         let ret = find(&configs, "retention.ms").clone();
         let bare = to_wire(

@@ -58,7 +58,7 @@ pub(crate) mod write_txn_markers;
 pub use api_versions::{advertised_versions, api_versions_response};
 pub use authorize::RequestAuthorizer;
 
-use crate::config::KafkaConfig;
+use crate::config::{DynamicBrokerConfig, KafkaConfig};
 use crate::controller_channel::ControllerChannel;
 use crate::group_coordinator::GroupCoordinator;
 use crate::network::{RequestContext, RequestHandler, Response};
@@ -94,9 +94,12 @@ pub struct KafkaApis {
     /// KIP-890 part 1: asks a transactional id's coordinator before a produce opens a
     /// transaction in a partition this broker leads.
     pub txn_verifier: Arc<crate::add_partitions_to_txn_manager::AddPartitionsToTxnManager>,
-    /// The static configuration (file and overrides); the dynamic broker configs come from the
-    /// image (DescribeConfigs, AlterConfigs validation, topic defaults).
+    /// The static configuration (file and overrides): for what only changes with a restart.
     pub config: Arc<KafkaConfig>,
+    /// The configuration in force, dynamic broker configs from the image installed
+    /// (DescribeConfigs, AlterConfigs validation, topic defaults): read with
+    /// [`DynamicBrokerConfig::current_config`].
+    pub dynamic_config: Arc<DynamicBrokerConfig>,
     /// The authorizer `authorizer.class.name` turns on; `None`: everything is allowed.
     /// Every check goes through [`KafkaApis::authorize`] / [`KafkaApis::authorizer_for`].
     pub authorizer: Option<rafka_security::authorizer::StandardAuthorizer>,

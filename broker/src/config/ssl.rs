@@ -10,10 +10,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rafka_controller::image::MetadataImage;
 use rafka_security::tls::{SslConfig, TlsError, TlsServer};
 
-use super::{effective_config, KafkaConfig};
+use super::KafkaConfig;
 
 /// The `ssl.*` keys a listener takes dynamically (as `listener.name.<l>.<key>`).
 pub const RECONFIGURABLE_SSL_KEYS: &[&str] = &[
@@ -45,12 +44,11 @@ impl KafkaConfig {
 
 /// Applies the dynamic SSL updates the image holds for this broker to its listeners' TLS
 /// servers: once a listener's keys change, new connections get the new keystore and truststore.
-/// The broker calls [`DynamicListenerSsl::on_image`] for each new image before its handlers see
-/// it, so an AlterConfigs that waits for its change to reach the image answers after the
-/// listener switched.
+/// The broker calls [`DynamicListenerSsl::on_config`] with its configuration in force
+/// ([`DynamicBrokerConfig`](super::DynamicBrokerConfig), updated from each new image) before
+/// its handlers see the image, so an AlterConfigs that waits for its change to reach the image
+/// answers after the listener switched.
 pub struct DynamicListenerSsl {
-    base: KafkaConfig,
-    broker_id: i32,
     listeners: Vec<(String, Arc<TlsServer>)>,
     /// The listener-prefixed reconfigurable keys last applied.
     applied: BTreeMap<String, String>,
@@ -58,24 +56,19 @@ pub struct DynamicListenerSsl {
 
 impl DynamicListenerSsl {
     /// `listeners`: the TLS listeners (name, server) of this broker.
-    pub fn new(
-        base: KafkaConfig,
-        broker_id: i32,
-        listeners: Vec<(String, Arc<TlsServer>)>,
-    ) -> DynamicListenerSsl {
+    pub fn new(listeners: Vec<(String, Arc<TlsServer>)>) -> DynamicListenerSsl {
         DynamicListenerSsl {
-            base,
-            broker_id,
             listeners,
             applied: BTreeMap::new(),
         }
     }
 
-    pub fn on_image(&mut self, image: &MetadataImage) {
+    /// Reconfigures the listeners whose dynamic keys in `config` (the configuration in force)
+    /// differ from those last applied.
+    pub fn on_config(&mut self, config: &KafkaConfig) {
         if self.listeners.is_empty() {
             return;
         }
-        let config = effective_config(&self.base, image, self.broker_id);
         let now: BTreeMap<String, String> = config
             .dynamic()
             .per_broker

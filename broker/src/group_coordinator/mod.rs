@@ -1148,8 +1148,7 @@ mod tests {
         let rm = Arc::new(ReplicaManager::new(
             1,
             lm,
-            Arc::new(|_: &MetadataImage, _: &str| LogConfig::default()),
-            Arc::new(|_: &MetadataImage, _: &str| 1),
+            crate::replica_manager::FixedTopicConfigs::new(1),
         ));
         rm.apply_image(&MetadataImage::new(), image);
         rm

@@ -36,8 +36,7 @@ fn broker(
     let rm = Arc::new(ReplicaManager::new(
         1,
         lm,
-        Arc::new(|_: &MetadataImage, _: &str| LogConfig::default()),
-        Arc::new(move |_: &MetadataImage, _: &str| min_isr),
+        crate::replica_manager::FixedTopicConfigs::new(min_isr),
     ));
     let mut records: Vec<MetadataRecord> = replicas
         .iter()

@@ -393,12 +393,7 @@ mod tests {
             )
             .unwrap(),
         );
-        let rm = ReplicaManager::new(
-            1,
-            lm,
-            Arc::new(|_: &MetadataImage, _: &str| LogConfig::default()),
-            Arc::new(|_: &MetadataImage, _: &str| 2),
-        );
+        let rm = ReplicaManager::new(1, lm, crate::replica_manager::FixedTopicConfigs::new(2));
         let empty = MetadataImage::new();
         let broker = |id: i32| {
             MetadataRecord::RegisterBroker(RegisterBrokerRecord {

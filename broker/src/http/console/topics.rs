@@ -125,7 +125,9 @@ fn log_config(
         .configs()
         .get(&ConfigResource::topic(topic))
         .unwrap_or(&empty);
-    apis.config.topic_log_config(overrides)
+    apis.dynamic_config
+        .current_config()
+        .topic_log_config(overrides)
 }
 
 fn cleanup_policy(config: &rafka_storage::LogConfig) -> &'static str {
