@@ -161,29 +161,22 @@ impl LogLoader<'_> {
         if log.segments.is_empty() {
             let start = log.log_start_offset.max(log.recovery_point).max(0);
             log.log_start_offset = start;
-            if self.sync_new_segment {
-                let mut seg = LogSegment::create(
-                    fs.clone(),
-                    &log.dir,
-                    start,
-                    self.config.index_interval_bytes,
-                    self.config.segment_index_bytes,
-                    now_ms,
-                )?;
-                seg.set_handles(log.handles.clone());
-                log.segments.insert(start, Box::new(seg));
+            // Durably named unless the caller fsyncs the directory (`sync_new_segment`).
+            let create = if self.sync_new_segment {
+                LogSegment::create
             } else {
-                let mut seg = LogSegment::create_unsynced(
-                    fs.clone(),
-                    &log.dir,
-                    start,
-                    self.config.index_interval_bytes,
-                    self.config.segment_index_bytes,
-                    now_ms,
-                )?;
-                seg.set_handles(log.handles.clone());
-                log.segments.insert(start, Box::new(seg));
-            }
+                LogSegment::create_unsynced
+            };
+            let mut seg = create(
+                fs.clone(),
+                &log.dir,
+                start,
+                self.config.index_interval_bytes,
+                self.config.segment_index_bytes,
+                now_ms,
+            )?;
+            seg.set_handles(log.handles.clone());
+            log.segments.insert(start, Box::new(seg));
             log.log_end_offset = start;
         }
         let first_base = *log

@@ -57,12 +57,9 @@ impl ResponseFiles {
     }
 
     /// Files held now.
-    pub fn held(&self) -> usize {
+    #[cfg(test)]
+    fn held(&self) -> usize {
         self.held.load(Ordering::Relaxed)
-    }
-
-    pub fn max(&self) -> usize {
-        self.max
     }
 
     /// One hold, if the bound allows.

@@ -35,7 +35,7 @@ mod describe_user_scram_credentials;
 mod elect_leaders;
 mod end_txn;
 mod fetch;
-pub mod fetch_files;
+mod fetch_files;
 mod find_coordinator;
 mod heartbeat;
 pub(crate) mod incremental_alter_configs;

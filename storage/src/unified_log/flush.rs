@@ -90,12 +90,7 @@ impl UnifiedLog {
         self.leader_epoch_cache
             .flush()
             .inspect_err(|_| self.roll_flush_up_to = Some(up_to))?;
-        let from = self
-            .segments
-            .range(..=self.recovery_point)
-            .next_back()
-            .map(|(b, _)| *b)
-            .unwrap_or(i64::MIN);
+        let from = self.first_unflushed_segment();
         let files = self
             .segments
             .range_mut(from..up_to)
@@ -129,17 +124,22 @@ impl UnifiedLog {
 
     /// fsyncs every segment holding offsets below `offset` (from the recovery point on) and
     /// advances the recovery point to it.
+    /// The base offset of the segment holding the recovery point: the first that may hold
+    /// writes not yet durable (every segment from it on is fsynced by a flush).
+    fn first_unflushed_segment(&self) -> i64 {
+        self.segments
+            .range(..=self.recovery_point)
+            .next_back()
+            .map(|(b, _)| *b)
+            .unwrap_or(i64::MIN)
+    }
+
     pub fn flush(&mut self, offset: i64, now_ms: i64) -> Result<()> {
         let offset = offset.min(self.log_end_offset);
         if offset <= self.recovery_point {
             return Ok(());
         }
-        let from = self
-            .segments
-            .range(..=self.recovery_point)
-            .next_back()
-            .map(|(b, _)| *b)
-            .unwrap_or(i64::MIN);
+        let from = self.first_unflushed_segment();
         let start = std::time::Instant::now();
         for (_, seg) in self.segments.range_mut(from..offset) {
             seg.flush()?;
