@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::txn::{find_coordinator, offset_fetch, wait_offset};
+use common::txn::{describe_transactions, find_coordinator, offset_fetch, wait_offset};
 use common::{raw_request, Cluster, NodePorts};
 use rafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use rafka_protocol::messages::write_txn_markers_request::{
@@ -752,22 +752,6 @@ fn list_transactions(
         }
         return r;
     }
-}
-
-fn describe_transactions(
-    addr: SocketAddr,
-    ids: &[&str],
-) -> Vec<rafka_protocol::messages::describe_transactions_response::TransactionState> {
-    let req = rafka_protocol::messages::DescribeTransactionsRequest {
-        transactional_ids: ids.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    };
-    let Ok(ResponseKind::DescribeTransactions(r)) =
-        raw_request(addr, 0, RequestKind::DescribeTransactions(req), T)
-    else {
-        panic!("DescribeTransactions")
-    };
-    r.transaction_states
 }
 
 /// Listed (id, state) pairs of a ListTransactions answer, for the ids starting with `prefix`.

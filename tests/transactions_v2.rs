@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::txn::{find_coordinator, offset_fetch, wait_offset};
+use common::txn::{find_coordinator, offset_fetch, wait_offset, wait_transaction_state};
 use common::{raw_request, Cluster};
 use rafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use rafka_protocol::messages::txn_offset_commit_request::{
@@ -304,7 +304,8 @@ fn a_transactions_v2_producer_bumps_its_epoch_at_every_commit_and_abort() {
     );
     let e2 = e1 + 1;
 
-    // A zombie still at e0: its writes and its EndTxn are fenced, nothing is stored.
+    // A zombie still at e0: its writes and its EndTxn are fenced, nothing is stored — also
+    // while the abort's markers are still written (the epoch is checked first, as Kafka's).
     let zombie = produce(addr, 12, id, "tv2", (pid, e0, 2), &["zombie"]);
     assert_eq!(zombie, ErrorCode::InvalidProducerEpoch.code());
     let r = end_txn(addr, 5, id, (pid, e0), true);
@@ -312,7 +313,10 @@ fn a_transactions_v2_producer_bumps_its_epoch_at_every_commit_and_abort() {
     // An unknown producer id.
     let r = end_txn(addr, 5, id, (pid + 1000, e2), true);
     assert_eq!(r.error_code, ErrorCode::InvalidProducerIdMapping.code());
-    // A commit with nothing open at the current epoch is invalid (v2 allows only an abort).
+    // A commit with nothing open at the current epoch is invalid (v2 allows only an abort),
+    // once the abort's markers are written: before that the state is PrepareAbort at e2, where
+    // Kafka takes only the retry at e1 and fences e2.
+    wait_transaction_state(addr, id, "CompleteAbort");
     let r = end_txn(addr, 5, id, (pid, e2), true);
     assert_eq!(r.error_code, ErrorCode::InvalidTxnState.code());
 

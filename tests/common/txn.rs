@@ -1,4 +1,5 @@
-//! Raw-frame helpers shared by the transaction tests: coordinator lookup and OffsetFetch.
+//! Raw-frame helpers shared by the transaction tests: coordinator lookup, OffsetFetch and
+//! DescribeTransactions.
 
 use super::raw_request;
 use rafka_protocol::messages::{FindCoordinatorRequest, RequestKind, ResponseKind};
@@ -84,5 +85,35 @@ pub fn wait_offset(addr: SocketAddr, group: &str, topic: &str, stable: bool, wan
             "{group} {topic} (require_stable {stable}): {got:?}, want {want:?}"
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// DescribeTransactions v0 for `ids`: the coordinator's answer for each.
+pub fn describe_transactions(
+    addr: SocketAddr,
+    ids: &[&str],
+) -> Vec<rafka_protocol::messages::describe_transactions_response::TransactionState> {
+    let req = rafka_protocol::messages::DescribeTransactionsRequest {
+        transactional_ids: ids.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let Ok(ResponseKind::DescribeTransactions(r)) =
+        raw_request(addr, 0, RequestKind::DescribeTransactions(req), T)
+    else {
+        panic!("DescribeTransactions")
+    };
+    r.transaction_states
+}
+
+/// Waits until `id`'s transaction is in `state` (e.g. `CompleteAbort`: its markers written).
+pub fn wait_transaction_state(addr: SocketAddr, id: &str, state: &str) {
+    let deadline = Instant::now() + T;
+    loop {
+        let got = describe_transactions(addr, &[id]).remove(0);
+        if got.transaction_state == state {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{id}: {got:?}, want {state}");
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

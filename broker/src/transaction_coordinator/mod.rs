@@ -395,21 +395,25 @@ impl TransactionCoordinator {
         }
     }
 
-    /// Marks `id` pending and returns its state and the coordinator epoch, after `check`.
+    /// Marks `id` pending and returns its state and the coordinator epoch, after `check`. As
+    /// Kafka's, the producer's id and epoch are checked before the pending write: a fenced
+    /// producer hears it is fenced, not CONCURRENT_TRANSACTIONS, while the id's markers are written.
     fn begin<T>(
         &self,
         id: &str,
-        check: impl FnOnce(Option<&TransactionMetadata>) -> Result<T, ErrorCode>,
+        (producer_id, producer_epoch, fenced): (i64, i16, ErrorCode),
+        check: impl FnOnce(&TransactionMetadata) -> Result<T, ErrorCode>,
     ) -> Result<(i32, i32, T), ErrorCode> {
         let p = self.partition_for(id);
         let mut parts = self.lock();
         let s = Self::check_coordinator(&self.replica_manager, &parts, p)?;
         let epoch = s.coordinator_epoch;
-        let entry = s.txns.get(id);
-        if entry.is_some_and(|e| e.pending) {
+        let entry = s.txns.get(id).ok_or(ErrorCode::InvalidProducerIdMapping)?;
+        check_producer(&entry.metadata, producer_id, producer_epoch, fenced)?;
+        if entry.pending {
             return Err(ErrorCode::ConcurrentTransactions);
         }
-        let out = check(entry.map(|e| &e.metadata))?;
+        let out = check(&entry.metadata)?;
         if let Some(e) = parts.get_mut(&p).and_then(|s| s.txns.get_mut(id)) {
             e.pending = true;
         }
@@ -579,9 +583,8 @@ impl TransactionCoordinator {
     ) -> Result<(), ErrorCode> {
         let now = now_ms();
         let p = self.partition_for(id);
-        let (p2, coordinator_epoch, next) = self.begin(id, |m| {
-            let m = m.ok_or(ErrorCode::InvalidProducerIdMapping)?;
-            check_producer(m, producer_id, producer_epoch, fenced)?;
+        let producer = (producer_id, producer_epoch, fenced);
+        let (p2, coordinator_epoch, next) = self.begin(id, producer, |m| {
             match m.state {
                 TransactionState::PrepareCommit | TransactionState::PrepareAbort => {
                     return Err(ErrorCode::ConcurrentTransactions)
@@ -625,9 +628,8 @@ impl TransactionCoordinator {
         }
         let now = now_ms();
         let p = self.partition_for(id);
-        let result = self.begin(id, |m| {
-            let m = m.ok_or(ErrorCode::InvalidProducerIdMapping)?;
-            check_producer(m, producer_id, producer_epoch, fenced)?;
+        let producer = (producer_id, producer_epoch, fenced);
+        let result = self.begin(id, producer, |m| {
             match (m.state, commit) {
                 (TransactionState::Ongoing, _) => {
                     let mut next = m.clone();
