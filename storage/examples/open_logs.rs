@@ -5,7 +5,9 @@
 //!
 //! `RAFKA_RECOVERY_THREADS=8 cargo run --release -p rafka-storage --example open_logs -- 20000 [dir]`
 //! (the directory defaults to one under `target/tmp`, removed at the end). The process's
-//! `RLIMIT_NOFILE` decides the file budget, as in the broker.
+//! `RLIMIT_NOFILE` decides the file budget, as in the broker. With `RAFKA_OPEN_ONLY=1` and a
+//! `dir` a run left, only the open is run and timed; `RAFKA_OPEN_ONLY=clean` then shuts down
+//! cleanly (a full run leaves the directory as a crash does).
 
 use bytes::Bytes;
 use rafka_protocol::record_batch::RecordBatchBuilder;
@@ -27,9 +29,16 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_millis() as i64)
+}
+
 fn batch() -> Bytes {
     let mut b = RecordBatchBuilder::new(0);
-    b.append(0, Some(b"k"), Some(&[b'v'; 100]), &[])
+    // A real timestamp, as a client sends (a zero one would be a time-index entry of zeros).
+    b.append(now_ms(), Some(b"k"), Some(&[b'v'; 100]), &[])
         .expect("a record fits");
     b.build()
 }
@@ -67,6 +76,21 @@ fn main() {
     let base = rss_kib();
     let per = |rss: u64| (rss.saturating_sub(base) as f64 * 1024.0) / n as f64;
 
+    if let Some(then) = std::env::var_os("RAFKA_OPEN_ONLY") {
+        // Only the restart, of a directory a run left (with `dir` given): for profiling it.
+        let t = Instant::now();
+        let lm = open();
+        println!(
+            "open_logs: open {} logs: {:.2} s",
+            lm.partitions().len(),
+            t.elapsed().as_secs_f64()
+        );
+        if then == "clean" {
+            lm.shutdown(0).expect("shutdown");
+        }
+        std::mem::forget(lm);
+        return;
+    }
     let t = Instant::now();
     let lm = open();
     // As the broker creates them: a metadata delta's worth (20 topics of 100) at a time.
@@ -89,7 +113,7 @@ fn main() {
     let t = Instant::now();
     for log in &logs {
         lock_log(log)
-            .append_as_leader(&batch, 1, 0)
+            .append_as_leader(&batch, 1, now_ms())
             .expect("append");
     }
     println!(
@@ -116,7 +140,7 @@ fn main() {
     for tp in &tps {
         let log = lm.get_log(tp).expect("log");
         lock_log(&log)
-            .append_as_leader(&batch, 1, 0)
+            .append_as_leader(&batch, 1, now_ms())
             .expect("append");
     }
     println!(

@@ -345,7 +345,7 @@ impl OffsetIndex {
     /// Kafka's checks: a whole number of entries, the last offset not below the base offset
     /// (and the last two entries in order). A `CorruptFile` error means: rebuild the index.
     pub fn sanity_check(&mut self) -> Result<()> {
-        self.index.sanity_check()
+        self.index.sanity_check().map(drop)
     }
 }
 
@@ -438,9 +438,8 @@ impl TimeIndex {
     /// last timestamp not below the first), and the last two entries in order. A `CorruptFile`
     /// error means: rebuild the index.
     pub fn sanity_check(&mut self) -> Result<()> {
-        self.index.sanity_check()?;
-        if self.entries()? > 0 {
-            let (first, last) = (self.index.read(0), self.last_entry()?);
+        if let Some(first) = self.index.sanity_check()? {
+            let last = self.last_entry()?;
             if last.timestamp < first.timestamp {
                 return Err(self.index.corrupt(format!(
                     "the last timestamp {} is below the first timestamp {}",

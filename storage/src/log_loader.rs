@@ -86,11 +86,16 @@ impl LogLoader<'_> {
         let dir = self.dir;
         let checkpoints = self.checkpoints;
         let now_ms = self.now_ms;
-        fs.create_dir_all(dir).at(dir)?;
         // The directory is listed once (it was four times a log: a restart of many logs did
         // little else), and again only after completing a cleaner's interrupted swap or
-        // removing what a crash left behind.
-        let mut listing = fs.list_dir(dir).at(dir)?;
+        // removing what a crash left behind. A new log's directory is made here.
+        let mut listing = match fs.list_dir(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs.create_dir_all(dir).at(dir)?;
+                Vec::new()
+            }
+            listed => listed.at(dir)?,
+        };
         let is_swap = |p: &std::path::PathBuf| {
             p.file_name()
                 .is_some_and(|n| n.to_string_lossy().ends_with(SWAP_SUFFIX))
@@ -101,6 +106,8 @@ impl LogLoader<'_> {
         }
         let mut bases = Vec::new();
         let mut removed = false;
+        let names: std::collections::HashSet<&std::ffi::OsStr> =
+            listing.iter().filter_map(|p| p.file_name()).collect();
         for p in &listing {
             let name = p
                 .file_name()
@@ -119,7 +126,8 @@ impl LogLoader<'_> {
                 .or_else(|| name.strip_suffix(".timeindex"))
             {
                 // An index without its log is an orphan.
-                if !fs.exists(&dir.join(file_name(base.parse().unwrap_or(-1), ".log"))) {
+                let log = file_name(base.parse().unwrap_or(-1), ".log");
+                if !names.contains(std::ffi::OsStr::new(&log)) {
                     fs.remove_file(p).at(p)?;
                     removed = true;
                 }
@@ -229,10 +237,9 @@ impl LogLoader<'_> {
                 .get_mut(&base)
                 .expect("invariant: listed segment");
             let below_recovery = next_base.is_some_and(|n| n <= log.recovery_point);
-            let trusted = persistent
-                && seg.indexes_exist()
-                && (clean_shutdown || below_recovery)
-                && seg.load_trusted().is_ok();
+            // A missing index fails `load_trusted` (its first use opens without creating it).
+            let trusted =
+                persistent && (clean_shutdown || below_recovery) && seg.load_trusted().is_ok();
             if trusted {
                 continue;
             }

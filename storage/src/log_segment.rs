@@ -854,7 +854,8 @@ impl LogSegment {
     }
 
     /// Loads the state a trusted segment needs for appending (the largest timestamp, from the
-    /// time index's last entry, as Kafka does) and checks the indexes' sanity.
+    /// time index's last entry, as Kafka does) and checks the indexes' sanity, without mapping
+    /// them if they were not used yet. A missing index is an error (recovery rebuilds it).
     pub fn load_trusted(&mut self) -> Result<()> {
         self.offset_index.sanity_check()?;
         self.time_index.sanity_check()?;
@@ -1035,11 +1036,5 @@ impl LogSegment {
     pub fn make_active(&mut self, max_index_size: u64) -> Result<()> {
         self.offset_index.resize(max_index_size)?;
         self.time_index.resize(max_index_size)
-    }
-
-    /// Whether both index files exist (a missing one is rebuilt by recovery).
-    pub fn indexes_exist(&self) -> bool {
-        let (_, idx, tidx) = Self::paths(self.dir(), self.base_offset, self.suffix);
-        self.fs.exists(&idx) && self.fs.exists(&tidx)
     }
 }

@@ -73,10 +73,10 @@ impl TransactionIndex {
     }
 
     fn len(&self) -> Result<u64> {
-        if !self.fs.exists(&self.path) {
-            return Ok(0);
+        match self.fs.file_size(&self.path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            size => size.at(&self.path),
         }
-        self.fs.file_size(&self.path).at(&self.path)
     }
 
     /// Appends an entry (the caller keeps entries in marker order).

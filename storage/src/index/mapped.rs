@@ -32,6 +32,11 @@ pub(super) struct Index<E> {
     hot: Option<Hot>,
     /// Where a hot index counts itself (one open file: its descriptor and mapping).
     handles: Option<Arc<LogHandles>>,
+    /// The file's length while it differs from [`State::length`]: a resize of a cold index (the
+    /// active segment's, at load) waits for the next mapping, as in Kafka's `LazyIndex`. A node
+    /// restarted with many partitions maps, extends and unmaps none of the indexes that get no
+    /// append before they are closed again.
+    on_disk: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -199,6 +204,7 @@ impl<E: IndexEntry> Index<E> {
             state: None,
             hot: None,
             handles: None,
+            on_disk: None,
         }
     }
 
@@ -269,7 +275,15 @@ impl<E: IndexEntry> Index<E> {
             return Ok(());
         }
         let (file, created) = self.open_file()?;
-        let length = file.metadata().at(&self.path)?.len();
+        let mut length = file.metadata().at(&self.path)?.len();
+        if let (Some(disk), Some(st)) = (self.on_disk, &self.state) {
+            // A resize made while cold: the file gets its length now, before it is mapped.
+            if disk == length && st.length != length {
+                file.set_len(st.length).at(&self.path)?;
+                length = st.length;
+            }
+        }
+        self.on_disk = None;
         // SAFETY: the file is this index's alone: nothing else maps, writes or resizes it while
         // it is mapped (`resize` unmaps before changing its length).
         let mmap = unsafe { map(&file) }.at(&self.path)?;
@@ -389,6 +403,14 @@ impl<E: IndexEntry> Index<E> {
 
     /// The entry with the largest key at or below `target`.
     pub(super) fn lookup(&mut self, target: i64) -> Result<Option<E>> {
+        // At or past the last entry (as the log end is looked up): known without mapping.
+        if let (None, Some(st)) = (&self.hot, &self.state) {
+            match st.last {
+                None => return Ok(None),
+                Some(last) if last.key() <= target => return Ok(Some(last)),
+                Some(_) => {}
+            }
+        }
         let n = self.partition_point(|e| e.key() <= target)?;
         Ok(n.checked_sub(1).map(|n| self.read(n)))
     }
@@ -473,6 +495,35 @@ impl<E: IndexEntry> Index<E> {
             // Already that size (known without mapping it: a reset index).
             return Ok(());
         }
+        if self.persistent && self.hot.is_none() {
+            if let Some(&State {
+                entries, length, ..
+            }) = self.state.as_ref()
+            {
+                let disk = self.on_disk.unwrap_or(length);
+                // Only a file of whole entries: a partial entry at its end is dropped by a
+                // mapped resize (below).
+                if disk % E::SIZE as u64 == 0 {
+                    if rounded < (entries * E::SIZE) as u64 {
+                        return Err(self.invalid(format!(
+                            "cannot resize an index of {entries} entries to {new_size} bytes"
+                        )));
+                    }
+                    if rounded < disk {
+                        // A shrink (the trim at a close) reaches the file now, without a map.
+                        let file = OpenOptions::new()
+                            .write(true)
+                            .open(&self.path)
+                            .at(&self.path)?;
+                        file.set_len(rounded).at(&self.path)?;
+                    }
+                    // A growth waits for the next mapping.
+                    self.on_disk = (rounded > disk).then_some(disk);
+                    self.state.as_mut().expect("invariant: known").length = rounded;
+                    return Ok(());
+                }
+            }
+        }
         self.open()?;
         let (entries, length) = {
             let st = self.state()?;
@@ -534,9 +585,10 @@ impl<E: IndexEntry> Index<E> {
     /// truncate, then resize to `segment.index.bytes`), for recovery to rebuild into. Whatever the
     /// file held goes: entries, a partial entry at its end, junk after the entries counted.
     pub(super) fn reset(&mut self) -> Result<()> {
-        self.open()?;
+        self.on_disk = None;
         let full = self.full_size();
         if !self.persistent {
+            self.open()?;
             let mmap = MmapMut::map_anon(full as usize).at(&self.path)?;
             let hot = self.hot.as_mut().expect("invariant: opened");
             hot.mmap = mmap;
@@ -697,12 +749,26 @@ impl<E: IndexEntry> Index<E> {
     }
 
     /// Kafka's checks, plus the last two entries in order (which catches a full-size file taken
-    /// for a trimmed one: zeros after the entries).
-    pub(super) fn sanity_check(&mut self) -> Result<()> {
-        self.open()?;
-        let (entries, length, last) = {
+    /// for a trimmed one: zeros after the entries). Returns the first entry, if any.
+    ///
+    /// An index not yet used is checked without mapping it ([`Index::probe`]): a restart of a
+    /// node trusts most of its segments this way, and a map and unmap per index (each taking the
+    /// process's address-space lock) was most of what loading them cost.
+    pub(super) fn sanity_check(&mut self) -> Result<Option<E>> {
+        let ends = match self.probe()? {
+            Some(ends) => ends,
+            None => {
+                self.open()?;
+                let n = self.state()?.entries;
+                Ends {
+                    first: (n > 0).then(|| self.read(0)),
+                    before_last: n.checked_sub(2).map(|i| self.read(i)),
+                }
+            }
+        };
+        let (length, last) = {
             let st = self.state()?;
-            (st.entries, st.length, st.last)
+            (st.length, st.last)
         };
         if length % E::SIZE as u64 != 0 {
             return Err(self.corrupt(format!(
@@ -711,7 +777,7 @@ impl<E: IndexEntry> Index<E> {
             )));
         }
         let Some(last) = last else {
-            return Ok(());
+            return Ok(None);
         };
         if last.offset() < self.base_offset {
             return Err(self.corrupt(format!(
@@ -720,14 +786,69 @@ impl<E: IndexEntry> Index<E> {
                 self.base_offset
             )));
         }
-        if entries >= 2 && !self.read(entries - 2).may_precede(&last) {
+        if let Some(before) = ends.before_last.filter(|b| !b.may_precede(&last)) {
             return Err(self.corrupt(format!(
-                "the last two entries are out of order: {:?}, {last:?}",
-                self.read(entries - 2)
+                "the last two entries are out of order: {before:?}, {last:?}"
             )));
         }
-        Ok(())
+        Ok(ends.first)
     }
+
+    /// Learns a persistent, never used index's entries from its file without mapping it: its
+    /// length, and its first and last two entries read with pread(2). `None` when the index is in
+    /// use already, or its file may hold zeros after its entries (a full-size file, or a last
+    /// entry of zeros), which only counting the entries through a mapping tells.
+    fn probe(&mut self) -> Result<Option<Ends<E>>> {
+        if !self.persistent || self.state.is_some() || self.hot.is_some() {
+            return Ok(None);
+        }
+        // No O_CREAT: a missing index is an error here, and recovery rebuilds it.
+        let file = File::open(&self.path).at(&self.path)?;
+        let length = file.metadata().at(&self.path)?.len();
+        let size = E::SIZE as u64;
+        if length >= self.full_size() || length % size != 0 {
+            return Ok(None);
+        }
+        let n = (length / size) as usize;
+        // Small files (most active segments') in one read; else the first entry and the last two.
+        const WHOLE: u64 = 4096;
+        let (first, tail, tail_from) = if length <= WHOLE {
+            let mut all = vec![0; length as usize];
+            file.read_exact_at(&mut all, 0).at(&self.path)?;
+            let first = (n > 0).then(|| decode_at::<E>(&all, 0, self.base_offset));
+            (first, all, 0)
+        } else {
+            let mut head = vec![0; E::SIZE];
+            file.read_exact_at(&mut head, 0).at(&self.path)?;
+            let from = n - 2;
+            let mut tail = vec![0; 2 * E::SIZE];
+            file.read_exact_at(&mut tail, (from * E::SIZE) as u64)
+                .at(&self.path)?;
+            (Some(decode_at::<E>(&head, 0, self.base_offset)), tail, from)
+        };
+        if n > 0 && ends_in_zeros::<E>(&tail) {
+            return Ok(None);
+        }
+        let at = |i: usize| decode_at::<E>(&tail, i - tail_from, self.base_offset);
+        let ends = Ends {
+            first,
+            before_last: n.checked_sub(2).map(at),
+        };
+        self.state = Some(State {
+            entries: n,
+            length,
+            last: n.checked_sub(1).map(at),
+            unsynced: false,
+        });
+        tracing::debug!(path = %self.path.display(), entries = n, length, "probed index");
+        Ok(Some(ends))
+    }
+}
+
+/// What a sanity check reads besides the last entry (kept in [`State::last`]).
+pub(super) struct Ends<E> {
+    first: Option<E>,
+    before_last: Option<E>,
 }
 
 #[cfg(test)]

@@ -712,3 +712,145 @@ fn rename_and_delete() {
     assert!(!back.exists());
     assert!(!offset_index(dir.path(), 64).delete().expect("delete"));
 }
+
+/// A restart trusts an index without mapping it: the sanity check reads it with pread, and the
+/// active segment's resize waits for its first append (Kafka's `LazyIndex`); an index closed
+/// again without an append is left as it was, with no I/O.
+#[test]
+fn a_trusted_index_is_checked_unmapped_and_grows_at_its_first_append() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let max = 1 << 20;
+    let mut idx = offset_index(dir.path(), max);
+    let mut tidx = time_index(dir.path(), max);
+    for i in 0..100 {
+        idx.append(BASE + i * 10, i as u32 * 100).expect("append");
+        tidx.maybe_append(5000 + i, BASE + i * 10).expect("append");
+    }
+    idx.close().expect("close");
+    tidx.close().expect("close");
+    let (ipath, tpath) = (idx.path().to_path_buf(), tidx.path().to_path_buf());
+    let len = |p: &Path| fs::metadata(p).expect("stat").len();
+    assert_eq!((len(&ipath), len(&tpath)), (800, 1200));
+
+    // Checked, made active, closed: never mapped or held open, the files untouched.
+    let mut idx = offset_index(dir.path(), max);
+    let mut tidx = time_index(dir.path(), max);
+    idx.sanity_check().expect("sane");
+    tidx.sanity_check().expect("sane");
+    assert_eq!(tidx.last_entry().expect("last"), to(5099, BASE + 990));
+    assert_eq!(idx.last_offset().expect("last"), BASE + 990);
+    idx.resize(max).expect("resize");
+    tidx.resize(max).expect("resize");
+    assert_eq!(idx.max_entries().expect("max"), (max / 8) as usize);
+    assert!(!tidx.is_full().expect("full"));
+    assert_eq!((held(&ipath), held(&tpath)), ((0, false), (0, false)));
+    assert_eq!((len(&ipath), len(&tpath)), (800, 1200));
+    idx.close_unsynced().expect("close");
+    tidx.close_unsynced().expect("close");
+    assert_eq!((len(&ipath), len(&tpath)), (800, 1200));
+
+    // Made active again, then appended to: the file grows to its full size when it is mapped.
+    let mut idx = offset_index(dir.path(), max);
+    let mut tidx = time_index(dir.path(), max);
+    idx.sanity_check().expect("sane");
+    tidx.sanity_check().expect("sane");
+    idx.resize(max).expect("resize");
+    tidx.resize(max).expect("resize");
+    idx.append(BASE + 1000, 10_000).expect("append");
+    tidx.maybe_append(6000, BASE + 1000).expect("append");
+    assert!(held(&ipath).1 && held(&tpath).1);
+    assert_eq!(len(&ipath), max);
+    assert_eq!(len(&tpath), max / 12 * 12);
+    assert_eq!(
+        idx.lookup(BASE + 995).expect("lookup"),
+        op(BASE + 990, 9900)
+    );
+    assert_eq!(
+        idx.lookup(BASE + 1005).expect("lookup"),
+        op(BASE + 1000, 10_000)
+    );
+    idx.close().expect("close");
+    tidx.close().expect("close");
+    assert_eq!((len(&ipath), len(&tpath)), (808, 1212));
+    let mut idx = offset_index(dir.path(), max);
+    let mut tidx = time_index(dir.path(), max);
+    assert_eq!(idx.entries().expect("n"), 101);
+    assert_eq!(tidx.last_entry().expect("last"), to(6000, BASE + 1000));
+}
+
+/// The unmapped check finds what the mapped one finds: entries out of order at the end (of a
+/// small file read whole, and of a large one read at its ends), a last offset below the base, a
+/// last timestamp below the first; a missing index is an error and is not created; a file of
+/// zeros after its entries is counted through a mapping.
+#[test]
+fn an_unmapped_sanity_check_refuses_what_a_mapped_one_refuses() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("00000000000000001000.index");
+    let entry = |rel: u32, pos: u32| [rel.to_be_bytes(), pos.to_be_bytes()].concat();
+    let write = |entries: &[(u32, u32)]| {
+        let bytes: Vec<u8> = entries.iter().flat_map(|&(r, p)| entry(r, p)).collect();
+        fs::write(&path, bytes).expect("write");
+    };
+    let check = || offset_index(dir.path(), 1 << 20).sanity_check();
+
+    write(&[(1, 10), (2, 20), (3, 30)]);
+    check().expect("sane");
+    write(&[(1, 10), (3, 30), (2, 20)]);
+    assert!(is_corrupt(check()), "out of order, small");
+    let mut many: Vec<(u32, u32)> = (1..=1000).map(|i| (i, i * 10)).collect();
+    write(&many);
+    check().expect("sane");
+    many.swap(998, 999);
+    write(&many);
+    assert!(is_corrupt(check()), "out of order, large");
+
+    // A last offset below the base: the relative offset is negative as an i32.
+    write(&[(1, 10), (u32::MAX, 20)]);
+    assert!(is_corrupt(check()), "below the base");
+
+    // A time index whose last timestamp is below its first.
+    let tpath = dir.path().join("00000000000000001000.timeindex");
+    let tentry = |ts: i64, rel: u32| [&ts.to_be_bytes()[..], &rel.to_be_bytes()[..]].concat();
+    fs::write(&tpath, [tentry(500, 1), tentry(400, 2)].concat()).expect("write");
+    assert!(is_corrupt(time_index(dir.path(), 1 << 20).sanity_check()));
+
+    // Missing: an error, and still missing.
+    fs::remove_file(&path).expect("rm");
+    assert!(check().is_err());
+    assert!(!path.exists());
+
+    // Entries, then zeros (a file extended and not trimmed): counted through the mapping.
+    let mut bytes: Vec<u8> = [(1, 10), (2, 20)]
+        .iter()
+        .flat_map(|&(r, p)| entry(r, p))
+        .collect();
+    bytes.resize(4000, 0);
+    fs::write(&path, bytes).expect("write");
+    let mut idx = offset_index(dir.path(), 1 << 20);
+    idx.sanity_check().expect("sane");
+    assert_eq!(idx.entries().expect("n"), 2);
+    assert_eq!(idx.last_offset().expect("last"), BASE + 2);
+}
+
+/// An index reset by recovery (full size, all zeros) and closed without a use is trimmed on
+/// disk, without a mapping: a shrink is never left for later as a growth is.
+#[test]
+fn a_reset_index_closed_unused_is_trimmed_on_disk() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let max = 1 << 20;
+    let mut idx = offset_index(dir.path(), max);
+    for i in 0..3 {
+        idx.append(BASE + i, i as u32 * 10).expect("append");
+    }
+    idx.close().expect("close");
+    let path = idx.path().to_path_buf();
+    let mut idx = offset_index(dir.path(), max);
+    idx.reset().expect("reset");
+    assert_eq!(fs::metadata(&path).expect("stat").len(), max);
+    idx.close_unsynced().expect("close");
+    assert_eq!(held(&path), (0, false));
+    assert_eq!(fs::metadata(&path).expect("stat").len(), 0);
+    let mut idx = offset_index(dir.path(), max);
+    idx.sanity_check().expect("sane");
+    assert_eq!(idx.entries().expect("n"), 0);
+}
