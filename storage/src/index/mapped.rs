@@ -503,7 +503,7 @@ impl<E: IndexEntry> Index<E> {
                 let disk = self.on_disk.unwrap_or(length);
                 // Only a file of whole entries: a partial entry at its end is dropped by a
                 // mapped resize (below).
-                if disk % E::SIZE as u64 == 0 {
+                if disk.is_multiple_of(E::SIZE as u64) {
                     if rounded < (entries * E::SIZE) as u64 {
                         return Err(self.invalid(format!(
                             "cannot resize an index of {entries} entries to {new_size} bytes"
