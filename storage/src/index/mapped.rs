@@ -15,6 +15,11 @@ use std::sync::Arc;
 
 /// How far ahead of the next entry fallocate(2) backs the file (a multiple of any page size).
 pub(super) const PREALLOCATE_STEP: u64 = 64 * 1024;
+/// Entries a cold persistent index takes with pwrite(2) before it is mapped. Recovery rebuilds
+/// one or two for most segments, and the first appends after a restart are as few: a map, and
+/// later its unmap (the address-space lock and, on unmap, a TLB shootdown on every core), cost
+/// more than that many writes. Past it, appends go through the mapping.
+const COLD_WRITES: usize = 4;
 /// Kafka's "warm section": lookups first check the last 8 KiB of entries, which appends and
 /// readers near the log end keep in the page cache, so they fault in no cold page.
 const WARM_BYTES: usize = 8192;
@@ -453,6 +458,9 @@ impl<E: IndexEntry> Index<E> {
             )));
         }
         let at = entries * E::SIZE;
+        if self.persistent && self.hot.is_none() && entries < COLD_WRITES {
+            return self.push_cold(e, at as u64);
+        }
         self.back((at + E::SIZE) as u64)?;
         let hot = self.hot.as_mut().expect("invariant: opened");
         e.encode(self.base_offset, &mut hot.mmap[at..at + E::SIZE]);
@@ -460,6 +468,32 @@ impl<E: IndexEntry> Index<E> {
         let st = self.state.as_mut().expect("invariant: opened");
         st.entries += 1;
         st.last = Some(e);
+        Ok(())
+    }
+
+    /// [`Index::push`] to a cold index, with pwrite(2) at `at` (the end of the entries: only
+    /// zeros, or the end of the file, follow).
+    fn push_cold(&mut self, e: E, at: u64) -> Result<()> {
+        let mut bytes = [0u8; 16];
+        let bytes = &mut bytes[..E::SIZE];
+        e.encode(self.base_offset, bytes);
+        // The file exists: its state was learnt from it (or it was reset).
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .at(&self.path)?;
+        file.write_all_at(bytes, at).at(&self.path)?;
+        let end = at + E::SIZE as u64;
+        let st = self.state.as_mut().expect("invariant: known");
+        // A file shorter than the index's length (a growth waiting for the mapping) may have
+        // grown by the write.
+        if let Some(disk) = self.on_disk.filter(|&d| end > d) {
+            debug_assert!(disk <= st.length);
+            self.on_disk = (end != st.length).then_some(end);
+        }
+        st.entries += 1;
+        st.last = Some(e);
+        st.unsynced = true;
         Ok(())
     }
 

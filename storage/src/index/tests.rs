@@ -854,3 +854,56 @@ fn a_reset_index_closed_unused_is_trimmed_on_disk() {
     idx.sanity_check().expect("sane");
     assert_eq!(idx.entries().expect("n"), 0);
 }
+
+/// The first few entries of a cold index are written with pwrite, not through a mapping —
+/// recovery's one or two, the first appends after a restart — after the entries of a reset
+/// (full-size) file or past the end of a trimmed one whose growth waits; past them the index is
+/// mapped. What was written reads back after a reopen either way.
+#[test]
+fn a_cold_index_takes_its_first_entries_without_a_mapping() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let max = 1 << 20;
+    let len = |p: &Path| fs::metadata(p).expect("stat").len();
+
+    // Reset (as recovery does): full size, zeros; two entries written in place.
+    let mut idx = offset_index(dir.path(), max);
+    idx.reset().expect("reset");
+    let path = idx.path().to_path_buf();
+    idx.append(BASE + 5, 100).expect("append");
+    idx.append(BASE + 9, 200).expect("append");
+    assert_eq!(held(&path), (0, false));
+    assert_eq!(len(&path), max);
+    idx.flush().expect("flush");
+    idx.close_unsynced().expect("close");
+    assert_eq!(len(&path), 16);
+
+    // Trusted and made active: the file stays trimmed and grows by each written entry.
+    let mut idx = offset_index(dir.path(), max);
+    idx.sanity_check().expect("sane");
+    idx.resize(max).expect("resize");
+    idx.append(BASE + 12, 300).expect("append");
+    assert_eq!(held(&path), (0, false));
+    assert_eq!(len(&path), 24);
+    assert_eq!(idx.lookup(BASE + 10).expect("lookup"), op(BASE + 9, 200));
+    idx.close_unsynced().expect("close");
+    assert_eq!(len(&path), 24);
+    let mut idx = offset_index(dir.path(), max);
+    assert_eq!(idx.entries().expect("n"), 3);
+    assert_eq!(idx.last_offset().expect("last"), BASE + 12);
+
+    // Past the few: mapped, at full size, every entry in place.
+    let mut idx = offset_index(dir.path(), max);
+    idx.sanity_check().expect("sane");
+    idx.resize(max).expect("resize");
+    for i in 0..6 {
+        idx.append(BASE + 20 + i, 400 + i as u32).expect("append");
+    }
+    assert!(held(&path).1);
+    assert_eq!(len(&path), max);
+    idx.close().expect("close");
+    assert_eq!(len(&path), 9 * 8);
+    let mut idx = offset_index(dir.path(), max);
+    assert_eq!(idx.entries().expect("n"), 9);
+    assert_eq!(idx.lookup(BASE + 13).expect("lookup"), op(BASE + 12, 300));
+    assert_eq!(idx.lookup(BASE + 30).expect("lookup"), op(BASE + 25, 405));
+}
