@@ -793,3 +793,37 @@ fn recovery_after_lowering_index_interval_bytes() {
         );
     }
 }
+
+/// A segment larger than what recovery reads at once (256 KiB): batches straddling the edges
+/// of its reads are read whole and checked, and a torn last batch several reads in is cut.
+#[test]
+fn recovery_reads_a_segment_larger_than_one_read() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("big-0");
+    let cfg = LogConfig {
+        segment_bytes: 4 << 20,
+        segment_index_bytes: 1 << 20,
+        index_interval_bytes: INTERVAL,
+        retention_ms: -1,
+        ..LogConfig::default()
+    };
+    let mut log = open_with(&dir, cfg.clone(), checkpoints(0, false));
+    while log.size() < 1 << 20 {
+        let first = log.log_end_offset();
+        log.append_as_leader(&batch_for(first), 1, TS0).expect("a");
+    }
+    drop(log);
+    let segs = scan_dir(&dir);
+    assert_eq!(segs.len(), 1, "one segment");
+    let batches = &segs[0].batches;
+    let last = *batches.last().expect("a batch");
+    let path = seg_path(&dir, 0, ".log");
+    let data = std::fs::read(&path).expect("read");
+    std::fs::write(&path, &data[..(last.pos + last.size / 2) as usize]).expect("cut");
+    let mut log = open_with(&dir, cfg, checkpoints(0, false));
+    assert_eq!(log.log_end_offset(), last.base);
+    let got = read_all(&mut log);
+    assert_eq!(got.len(), batches.len() - 1);
+    assert_eq!(std::fs::metadata(&path).expect("stat").len(), last.pos);
+    check_indexes(&dir, &scan_dir(&dir)[0], Indexes::Rebuilt);
+}
