@@ -195,15 +195,15 @@ fn topics_seen(port: u16, name: &str, password: &str) -> Vec<String> {
     t
 }
 
-/// Reads offset `offset` of `topic`-0 in `group` and commits it; the first error met.
-fn consume_and_commit(
+/// A consumer of `group` as `name` (no auto-commit), assigned `topic`-0 from `offset`; and
+/// that assignment.
+fn assigned(
     port: u16,
     name: &str,
     password: &str,
     group: &str,
-    topic: &str,
-    offset: i64,
-) -> Result<(), KafkaError> {
+    (topic, offset): (&str, i64),
+) -> (BaseConsumer, TopicPartitionList) {
     let c: BaseConsumer = user(port, name, password)
         .set("group.id", group)
         .set("enable.auto.commit", "false")
@@ -213,6 +213,19 @@ fn consume_and_commit(
     tpl.add_partition_offset(topic, 0, Offset::Offset(offset))
         .expect("tpl");
     c.assign(&tpl).expect("assign");
+    (c, tpl)
+}
+
+/// Reads offset `offset` of `topic`-0 in `group` and commits it; the first error met.
+fn consume_and_commit(
+    port: u16,
+    name: &str,
+    password: &str,
+    group: &str,
+    topic: &str,
+    offset: i64,
+) -> Result<(), KafkaError> {
+    let (c, _) = assigned(port, name, password, group, (topic, offset));
     let deadline = Deadline::after(Duration::from_secs(15));
     loop {
         deadline.check(|| format!("{name}: nothing read from {topic}"));
@@ -248,16 +261,8 @@ fn commit_error(
     topic: &str,
     offset: i64,
 ) -> Option<KafkaError> {
-    let c: BaseConsumer = user(port, name, password)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Offset(offset))
-        .expect("tpl");
     // Reading keeps a connection up: without one librdkafka never asks for the coordinator.
-    c.assign(&tpl).expect("assign");
+    let (c, tpl) = assigned(port, name, password, group, (topic, offset));
     let until = std::time::Instant::now() + Duration::from_secs(10);
     while std::time::Instant::now() < until {
         if let Some(Err(e)) = c.poll(Duration::from_millis(200)) {
