@@ -71,6 +71,26 @@ expect_same() {
   check "$1"
 }
 
+# expect_output NAME EXPECTED_TEXT COMMAND...: COMMAND's standard output is EXPECTED_TEXT
+# (printf-style escapes, e.g. \n).
+expect_output() {
+  local name=$1 want=$2
+  shift 2
+  "$@" > "$WORK/out.txt"
+  printf "$want\n" > "$WORK/want.txt"
+  expect_same "$name" "$WORK/want.txt" "$WORK/out.txt"
+}
+
+# The server properties of a one-node broker for the transaction smoke tests (pass them on
+# from the script's rafka_extra_props).
+rafka_txn_props() {
+  echo "transaction.state.log.replication.factor=1"
+  echo "transaction.state.log.min.isr=1"
+  echo "transaction.state.log.num.partitions=5"
+  echo "offsets.topic.replication.factor=1"
+  echo "group.initial.rebalance.delay.ms=0"
+}
+
 # rafka_start BIN [PREFIX...]
 rafka_start() {
   local bin=$1

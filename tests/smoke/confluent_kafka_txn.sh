@@ -14,13 +14,7 @@ cd "$(dirname "$0")/../.."
 source tests/smoke/common.bash
 
 python3 -c 'import confluent_kafka' 2>/dev/null || fail "confluent-kafka is not installed (pip install confluent-kafka)"
-rafka_extra_props() {
-  echo "transaction.state.log.replication.factor=1"
-  echo "transaction.state.log.min.isr=1"
-  echo "transaction.state.log.num.partitions=5"
-  echo "offsets.topic.replication.factor=1"
-  echo "group.initial.rebalance.delay.ms=0"
-}
+rafka_extra_props() { rafka_txn_props; }
 RAFKA_BIN=${1:-target/debug/rafka}
 rafka_start "$RAFKA_BIN"
 
@@ -115,15 +109,7 @@ PY
 py() { timeout 120 python3 "$WORK/txn.py" "$BROKER" "$@"; }
 
 py create
-py transactions > "$WORK/offsets.out"
-printf 'after abort -1\nafter commit 7\n' > "$WORK/offsets.want"
-expect_same "confluent-kafka: send_offsets_to_transaction commits with the transaction only" "$WORK/offsets.want" "$WORK/offsets.out"
-py fence > "$WORK/fence.out"
-echo "zombie fenced" > "$WORK/fence.want"
-expect_same "confluent-kafka: a new producer with the same transactional.id fences the old one" "$WORK/fence.want" "$WORK/fence.out"
-py read read_committed > "$WORK/rc.out"
-echo "c1 c2 c3" > "$WORK/rc.want"
-expect_same "confluent-kafka: read_committed reads committed transactions only" "$WORK/rc.want" "$WORK/rc.out"
-py read read_uncommitted > "$WORK/ru.out"
-echo "c1 c2 a1 a2 c3 z1" > "$WORK/ru.want"
-expect_same "confluent-kafka: read_uncommitted reads aborted records too" "$WORK/ru.want" "$WORK/ru.out"
+expect_output "confluent-kafka: send_offsets_to_transaction commits with the transaction only" 'after abort -1\nafter commit 7' py transactions
+expect_output "confluent-kafka: a new producer with the same transactional.id fences the old one" 'zombie fenced' py fence
+expect_output "confluent-kafka: read_committed reads committed transactions only" 'c1 c2 c3' py read read_committed
+expect_output "confluent-kafka: read_uncommitted reads aborted records too" 'c1 c2 a1 a2 c3 z1' py read read_uncommitted

@@ -15,11 +15,7 @@ source tests/smoke/common.bash
 python3 -c 'import kafka' 2>/dev/null || fail "kafka-python is not installed (pip install kafka-python)"
 python3 -c 'from kafka import KafkaProducer; KafkaProducer.init_transactions' 2>/dev/null \
   || fail "kafka-python has no transactional producer (>= 2.1 needed)"
-rafka_extra_props() {
-  echo "transaction.state.log.replication.factor=1"
-  echo "transaction.state.log.min.isr=1"
-  echo "transaction.state.log.num.partitions=5"
-}
+rafka_extra_props() { rafka_txn_props; }
 RAFKA_BIN=${1:-target/debug/rafka}
 rafka_start "$RAFKA_BIN"
 
@@ -90,15 +86,9 @@ PY
 py() { timeout 120 python3 "$WORK/txn.py" "$BROKER" "$@"; }
 
 py create
-py transactions > "$WORK/offsets.out"
-printf 'after abort -1\nafter commit 7\n' > "$WORK/offsets.want"
-expect_same "kafka-python: send_offsets_to_transaction commits with the transaction only" "$WORK/offsets.want" "$WORK/offsets.out"
-py read read_committed > "$WORK/rc.out"
-echo "c1 c2 c3" > "$WORK/rc.want"
-expect_same "kafka-python: read_committed reads committed transactions only" "$WORK/rc.want" "$WORK/rc.out"
-py read read_uncommitted > "$WORK/ru.out"
-echo "c1 c2 a1 a2 c3" > "$WORK/ru.want"
-expect_same "kafka-python: read_uncommitted reads aborted records too" "$WORK/ru.want" "$WORK/ru.out"
+expect_output "kafka-python: send_offsets_to_transaction commits with the transaction only" 'after abort -1\nafter commit 7' py transactions
+expect_output "kafka-python: read_committed reads committed transactions only" 'c1 c2 c3' py read read_committed
+expect_output "kafka-python: read_uncommitted reads aborted records too" 'c1 c2 a1 a2 c3' py read read_uncommitted
 
 # rafka's own tool lists and describes the transactional id kafka-python used.
 "$RAFKA_BIN" transactions list -b "$BROKER" --output json > "$WORK/list.json"
