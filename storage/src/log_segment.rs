@@ -18,6 +18,7 @@ use crate::file_budget::{LogHandles, OpenFile};
 use crate::fs::{FileSystem, LogFile};
 use crate::index::{OffsetIndex, TimeIndex, TimestampOffset};
 use crate::leader_epoch::LeaderEpochFileCache;
+use crate::segment_batches::SegmentBatches;
 use crate::transaction_index::TransactionIndex;
 use rafka_protocol::record_batch::{
     RecordBatch, ATTRIBUTES_OFFSET, BASE_SEQUENCE_OFFSET, CONTROL_FLAG_MASK,
@@ -38,40 +39,6 @@ pub const NO_TIMESTAMP: i64 = -1;
 /// The file name of a segment file: the base offset as 20 digits plus `suffix`.
 pub fn file_name(base_offset: i64, suffix: &str) -> String {
     format!("{base_offset:020}{suffix}")
-}
-
-/// What recovery reads of a segment at once (more when a batch is larger).
-const RECOVERY_CHUNK: usize = 256 << 10;
-
-/// A segment read forward in chunks; what is asked is sliced from the chunk holding it.
-#[derive(Default)]
-struct ReadChunk {
-    bytes: bytes::Bytes,
-    start: u64,
-}
-
-impl ReadChunk {
-    /// `len` bytes at `pos` (`pos + len <= file_len`, checked by the caller), read with the
-    /// chunk after them when not in the current chunk.
-    fn get(
-        &mut self,
-        file: &dyn LogFile,
-        pos: u64,
-        len: usize,
-        file_len: u64,
-    ) -> std::io::Result<bytes::Bytes> {
-        let end = pos + len as u64;
-        let in_chunk = pos >= self.start && end <= self.start + self.bytes.len() as u64;
-        if !in_chunk {
-            let want = (len.max(RECOVERY_CHUNK) as u64).min(file_len - pos) as usize;
-            let mut buf = vec![0u8; want];
-            file.read_exact_at(&mut buf, pos)?;
-            self.bytes = bytes::Bytes::from(buf);
-            self.start = pos;
-        }
-        let at = (pos - self.start) as usize;
-        Ok(self.bytes.slice(at..at + len))
-    }
 }
 
 /// The smallest a stored batch can be: its header with no records.
@@ -815,14 +782,12 @@ impl LogSegment {
         self.rolling_based_timestamp = None;
         let mut pos = 0u64;
         let mut prev_last = self.base_offset - 1;
-        // The file is read in chunks of at least RECOVERY_CHUNK bytes and each batch parsed
-        // from its chunk without a copy (it was a read of the header and another of the batch,
-        // then a copy: two system calls and two copies a batch).
-        let mut chunk = ReadChunk::default();
+        // The file is read a chunk at a time and each batch parsed from its chunk without a
+        // copy (it was a read of the header and another of the batch, then a copy: two system
+        // calls and two copies a batch). Lengths are checked here: a bad one ends the scan.
+        let mut chunks = SegmentBatches::of_file(file.clone(), file_len);
         while pos + RECORD_BATCH_OVERHEAD as u64 <= file_len {
-            let header = chunk
-                .get(&*file, pos, RECORD_BATCH_OVERHEAD, file_len)
-                .at(&path)?;
+            let header = chunks.bytes(pos, RECORD_BATCH_OVERHEAD)?;
             let length = i32::from_be_bytes(
                 header[LENGTH_OFFSET..LENGTH_OFFSET + 4]
                     .try_into()
@@ -835,7 +800,7 @@ impl LogSegment {
             {
                 break;
             }
-            let bytes = chunk.get(&*file, pos, size as usize, file_len).at(&path)?;
+            let bytes = chunks.bytes(pos, size as usize)?;
             let Ok(batch) = RecordBatch::parse(bytes) else {
                 break;
             };

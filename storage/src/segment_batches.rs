@@ -1,7 +1,8 @@
 //! [`SegmentBatches`]: the whole batches of a segment file, read forward a chunk at a time
 //! without the log's lock (a file deleted meanwhile stays readable while open). The log cleaner
-//! reads the segments it cleans with it, and loading reads an interrupted swap's `.log.swap`
-//! file with it ([`crate::log_loader::complete_interrupted_swaps`]).
+//! reads the segments it cleans with it, loading reads an interrupted swap's `.log.swap` file
+//! with it ([`crate::log_loader::complete_interrupted_swaps`]), and recovery reads a segment's
+//! bytes through it ([`crate::LogSegment::recover`]).
 //!
 //! It owns no format: each batch is checked by its length field and parsed as a
 //! [`RecordBatch`] view; nothing is validated beyond that.
@@ -69,7 +70,10 @@ impl SegmentBatches {
             })
     }
 
-    fn bytes(&mut self, at: u64, len: usize) -> Result<Bytes> {
+    /// `len` bytes at `at` (within the file's `size`), sliced from the chunk holding them,
+    /// which is read when they are not all in the current one (at least 1 MiB, or `len`, up to
+    /// the file's end). Recovery reads its batches with it after checking each length itself.
+    pub(crate) fn bytes(&mut self, at: u64, len: usize) -> Result<Bytes> {
         let chunk_end = self.chunk_start + self.chunk.len() as u64;
         if at < self.chunk_start || at + len as u64 > chunk_end {
             let want = (len as u64).max(READ_CHUNK).min(self.size - at) as usize;

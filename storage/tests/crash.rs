@@ -794,8 +794,8 @@ fn recovery_after_lowering_index_interval_bytes() {
     }
 }
 
-/// A segment larger than what recovery reads at once (256 KiB): batches straddling the edges
-/// of its reads are read whole and checked, and a torn last batch several reads in is cut.
+/// A segment larger than what recovery reads at once (1 MiB): batches straddling the edges of
+/// its reads are read whole and checked, and a torn last batch several reads in is cut.
 #[test]
 fn recovery_reads_a_segment_larger_than_one_read() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -808,7 +808,7 @@ fn recovery_reads_a_segment_larger_than_one_read() {
         ..LogConfig::default()
     };
     let mut log = open_with(&dir, cfg.clone(), checkpoints(0, false));
-    while log.size() < 1 << 20 {
+    while log.size() < 3 << 20 {
         let first = log.log_end_offset();
         log.append_as_leader(&batch_for(first), 1, TS0).expect("a");
     }
