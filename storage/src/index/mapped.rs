@@ -349,6 +349,15 @@ impl<E: IndexEntry> Index<E> {
         Ok((file, created))
     }
 
+    /// The file of a cold index whose state was learnt from it (or that was reset), opened for
+    /// a write without a mapping; never created here.
+    fn open_existing(&self) -> Result<File> {
+        OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .at(&self.path)
+    }
+
     /// Whether mapped now.
     pub(super) fn is_mapped(&self) -> bool {
         self.hot.is_some()
@@ -477,12 +486,9 @@ impl<E: IndexEntry> Index<E> {
         let mut bytes = [0u8; 16];
         let bytes = &mut bytes[..E::SIZE];
         e.encode(self.base_offset, bytes);
-        // The file exists: its state was learnt from it (or it was reset).
-        let file = OpenOptions::new()
-            .write(true)
-            .open(&self.path)
+        self.open_existing()?
+            .write_all_at(bytes, at)
             .at(&self.path)?;
-        file.write_all_at(bytes, at).at(&self.path)?;
         let end = at + E::SIZE as u64;
         let st = self.state.as_mut().expect("invariant: known");
         // A file shorter than the index's length (a growth waiting for the mapping) may have
@@ -545,11 +551,7 @@ impl<E: IndexEntry> Index<E> {
                     }
                     if rounded < disk {
                         // A shrink (the trim at a close) reaches the file now, without a map.
-                        let file = OpenOptions::new()
-                            .write(true)
-                            .open(&self.path)
-                            .at(&self.path)?;
-                        file.set_len(rounded).at(&self.path)?;
+                        self.open_existing()?.set_len(rounded).at(&self.path)?;
                     }
                     // A growth waits for the next mapping.
                     self.on_disk = (rounded > disk).then_some(disk);
