@@ -5,6 +5,12 @@
 //! - `produce/{acks1,acks_all}/{100B,1KiB,16KiB}`: one partition, librdkafka defaults
 //!   (`linger.ms=5`, `batch.size=1000000`, no compression); one iteration is 4 MiB of payload,
 //!   produced and delivered (every delivery report received).
+//! - `produce/raw_acks1/{100B,1KiB,16KiB}`: the same uncompressed acks=1 produce from a client
+//!   that costs next to nothing per record (`support::RawProducer`): one ProduceRequest v9 of a
+//!   single batch (as many records as librdkafka's `batch.size` holds), built once and sent
+//!   again and again on one connection, at most 5 unanswered, every answer checked. librdkafka
+//!   spends several times the broker's CPU per GB on 100 B messages, and on a 2-core machine
+//!   the two contend for the same cores and caches; this row is the broker's own cost.
 //! - `produce/acks1_{gzip,snappy,lz4,zstd}/{1KiB,16KiB}`: the same at acks=1 with librdkafka
 //!   compressing (`compression.type`), and text-like payloads that compress 3-4x; throughput and
 //!   CPU per GB count the uncompressed payload. The broker validates every record of these
@@ -67,7 +73,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{thread_cpu, Broker, CountingConsumer, RecvWriteRef, SendfileRef};
+use support::{thread_cpu, Broker, CountingConsumer, RawProducer, RecvWriteRef, SendfileRef};
 
 const KIB: usize = 1024;
 const MIB: u64 = 1 << 20;
@@ -366,44 +372,103 @@ fn produce(c: &mut Criterion, st: &RefCell<State>) {
                 }
                 b.iter_custom(|iters| {
                     let n = iters * msgs_per_iter;
-                    let bytes = n * size as u64;
                     calls += 1;
-                    // The reference writes as many bytes beside every call, before it and
-                    // after it in turn: on a VM whose guest memory is backed on first touch,
-                    // a page-cache write costs several times more on a page never touched
-                    // than on one just freed, so whichever writes first could take the cheap
-                    // pages. Alternating gives both the same conditions.
-                    let mut run_reference = |summary: &mut Summary| {
-                        if let (Some(rid), Some(r)) = (&paired, reference.as_mut()) {
-                            let before = Clocks::read(&env.broker);
-                            let t0 = Instant::now();
-                            let cpu = r.send(bytes);
-                            let wall = t0.elapsed();
-                            let spent = Clocks::since(&env.broker, before, cpu);
-                            summary.add(rid, bytes, n, wall, spent);
-                        }
-                    };
-                    if calls % 2 == 0 {
-                        run_reference(summary);
-                    }
-                    let before = Clocks::read(&env.broker);
-                    let t0 = Instant::now();
-                    enqueue(p, topic, &data, n);
-                    drain(p, d);
-                    let wall = t0.elapsed();
-                    let spent = Clocks::broker_since(&env.broker, before);
-                    summary.add(&format!("produce/{id}"), bytes, n, wall, spent);
-                    if calls % 2 == 1 {
-                        run_reference(summary);
-                    }
-                    wall
+                    let pair = paired.as_deref().zip(reference.as_mut());
+                    timed_beside(summary, &env.broker, pair, calls, &id, n, size, || {
+                        enqueue(p, topic, &data, n);
+                        drain(p, d);
+                    })
                 });
             });
             drop(client);
         }
     }
+    // The raw client: the same uncompressed acks=1 produce with a client that costs nothing
+    // per record (`RawProducer`), so the broker's own cost is measured without librdkafka's
+    // beside it on the same two cores.
+    for &(size_name, size) in &SIZES {
+        let id = format!("raw_acks1/{size_name}");
+        let paired = format!("reference/recv_write~produce/{id}");
+        let data = payload(size);
+        let mut client: Option<RawProducer> = None;
+        let mut calls = 0u64;
+        // Whole requests per iteration, as near 4 MiB of payload as they come.
+        let per_request = RawProducer::records_per_request(size);
+        let requests_per_iter = (PRODUCE_ITER_BYTES / (per_request * size as u64)).max(1);
+        g.throughput(Throughput::BytesDecimal(
+            requests_per_iter * per_request * size as u64,
+        ));
+        g.bench_function(id.as_str(), |b| {
+            let mut st = st.borrow_mut();
+            let State { env: slot, summary } = &mut *st;
+            let env = env(slot);
+            let raw = client.get_or_insert_with(|| {
+                let topic = format!("produce-raw-acks1-{size_name}");
+                env.broker.create_topic(&topic, &[]);
+                let mut raw = RawProducer::new(&env.broker.bootstrap(), &topic, &data);
+                raw.send(1);
+                raw
+            });
+            let reference = reference.get_or_insert_with(|| {
+                let file = env.scratch.path().join("recv-write-paired.bin");
+                RecvWriteRef::new(&file, &data)
+            });
+            b.iter_custom(|iters| {
+                let requests = iters * requests_per_iter;
+                calls += 1;
+                let pair = Some((paired.as_str(), &mut *reference));
+                let n = requests * per_request;
+                timed_beside(summary, &env.broker, pair, calls, &id, n, size, || {
+                    raw.send(requests)
+                })
+            });
+        });
+    }
     drop(reference);
     g.finish();
+}
+
+/// Times `produce` (which sends `n` messages of `size` bytes) as the row `produce/<id>`, with
+/// the broker as the subject, and runs the paired reference (row id, reference) with as many
+/// bytes beside it — before it on even calls, after it on odd ones: on a VM whose guest memory
+/// is backed on first touch, a page-cache write costs several times more on a page never
+/// touched than on one just freed, so whichever writes first could take the cheap pages.
+/// Alternating gives both the same conditions. Returns the produce's wall time.
+#[allow(clippy::too_many_arguments)]
+fn timed_beside(
+    summary: &mut Summary,
+    broker: &Broker,
+    mut paired: Option<(&str, &mut RecvWriteRef)>,
+    calls: u64,
+    id: &str,
+    n: u64,
+    size: usize,
+    produce: impl FnOnce(),
+) -> Duration {
+    let bytes = n * size as u64;
+    let mut run_reference = |summary: &mut Summary| {
+        if let Some((rid, r)) = paired.as_mut() {
+            let before = Clocks::read(broker);
+            let t0 = Instant::now();
+            let cpu = r.send(bytes);
+            let wall = t0.elapsed();
+            let spent = Clocks::since(broker, before, cpu);
+            summary.add(rid, bytes, n, wall, spent);
+        }
+    };
+    if calls % 2 == 0 {
+        run_reference(summary);
+    }
+    let before = Clocks::read(broker);
+    let t0 = Instant::now();
+    produce();
+    let wall = t0.elapsed();
+    let spent = Clocks::broker_since(broker, before);
+    summary.add(&format!("produce/{id}"), bytes, n, wall, spent);
+    if calls % 2 == 1 {
+        run_reference(summary);
+    }
+    wall
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -729,7 +794,7 @@ fn report(s: &mut Summary) -> String {
             align("consume 16 KiB (broker+client) / (sender+reader)")
         );
     }
-    for (acks, (size_name, _)) in ["acks1", "acks_all"]
+    for (acks, (size_name, _)) in ["acks1", "acks_all", "raw_acks1"]
         .into_iter()
         .flat_map(|a| SIZES.iter().map(move |s| (a, *s)))
     {
