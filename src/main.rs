@@ -6,6 +6,7 @@
 //! localhost:9093) with data under `./rafka-data`. SIGTERM or Ctrl-C shut it down cleanly.
 
 use rafka_broker::config::KafkaConfig;
+use rafka_broker::http::HttpConfig;
 use rafka_broker::lifecycle::AdvertisedListener;
 use rafka_broker::network::NetworkConfig;
 use rafka_broker::server::{KafkaServer, ListenerSpec, ServerSettings};
@@ -185,7 +186,7 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
                 .max(100) as u64,
         ),
         checkpoint_interval: Duration::from_secs(5),
-        http: config.http_config(),
+        http: HttpConfig::from_kafka_config(&config),
         kafka_config: Arc::new(config.clone()),
     })
 }

@@ -1143,23 +1143,21 @@ impl KafkaConfig {
         &self.listeners
     }
 
+    /// `metrics.enable` and `metrics.partition.level.enable`.
+    pub fn metrics_config(&self) -> crate::metrics::MetricsConfig {
+        crate::metrics::MetricsConfig {
+            enabled: self.get::<bool>("metrics.enable").unwrap_or(true),
+            partition_level: self
+                .get::<bool>("metrics.partition.level.enable")
+                .unwrap_or(false),
+        }
+    }
+
     /// `http.listeners`: where the HTTP listener binds (host, port).
     pub fn http_listeners(&self) -> Vec<(String, u16)> {
         // Validated at load (`check_http_listeners`).
         endpoints::parse_http_listeners(&self.get_list("http.listeners").join(","))
             .unwrap_or_default()
-    }
-
-    /// The HTTP listener's configuration.
-    pub fn http_config(&self) -> crate::http::HttpConfig {
-        crate::http::HttpConfig {
-            listeners: self.http_listeners(),
-            max_connections: self.http_max_connections().max(1) as usize,
-            max_request_bytes: self.http_max_request_bytes().max(8192) as usize,
-            request_timeout: std::time::Duration::from_millis(
-                self.http_request_timeout_ms().max(1) as u64,
-            ),
-        }
     }
 
     /// The listeners serving clients and other brokers (those not in

@@ -155,7 +155,7 @@ impl KafkaServer {
         let fs: Arc<dyn FileSystem> = Arc::new(DiskFs);
         // `metrics.enable=false`: nothing records, and `/metrics` answers 404.
         let metrics = {
-            let c = crate::metrics::MetricsConfig::from_kafka_config(&settings.kafka_config);
+            let c = settings.kafka_config.metrics_config();
             c.enabled
                 .then(|| Arc::new(crate::metrics::NodeMetrics::new(c)))
         };

@@ -80,7 +80,7 @@ fn check_listener_names(v: &str) -> Result<(), String> {
 
 /// `max.connections.per.ip.overrides`: `host:count` entries (hosts are resolved at start).
 fn check_connection_overrides(v: &str) -> Result<(), String> {
-    crate::network::connection_quotas::parse_overrides(v)
+    rafka_controller::connection_quotas::parse_overrides(v)
         .map(|_| ())
         .map_err(|e| e.to_string())
 }

@@ -1,6 +1,6 @@
 //! `/health/live` and `/health/ready`.
 
-use super::HttpState;
+use super::state::HttpState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;

@@ -2,8 +2,8 @@
 //! OpenMetrics 1.0 when the scraper's `Accept` asks for `application/openmetrics-text` (as
 //! Prometheus does). Encoded on a blocking thread: it walks the hosted partitions and groups.
 
-use super::HttpState;
-use crate::metrics::collect;
+use super::collect;
+use super::state::HttpState;
 use axum::extract::State;
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};

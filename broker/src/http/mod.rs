@@ -12,18 +12,19 @@
 //! caught up with the metadata log — and, on a controller, a known quorum leader; 503 with the
 //! reason otherwise). Anything else is 404.
 
+mod collect;
 pub mod console;
 mod health;
 mod metrics;
+mod state;
 
-use crate::apis::KafkaApis;
-use crate::lifecycle::BrokerLifecycleManager;
+pub use state::{BrokerState, HttpState};
+
 use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use rafka_controller::node::ControllerNode;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -42,6 +43,18 @@ pub struct HttpConfig {
     pub request_timeout: Duration,
 }
 
+impl HttpConfig {
+    /// The `http.*` settings of `c`.
+    pub fn from_kafka_config(c: &crate::config::KafkaConfig) -> HttpConfig {
+        HttpConfig {
+            listeners: c.http_listeners(),
+            max_connections: c.http_max_connections().max(1) as usize,
+            max_request_bytes: c.http_max_request_bytes().max(8192) as usize,
+            request_timeout: Duration::from_millis(c.http_request_timeout_ms().max(1) as u64),
+        }
+    }
+}
+
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
@@ -51,31 +64,6 @@ impl Default for HttpConfig {
             request_timeout: Duration::from_secs(30),
         }
     }
-}
-
-/// What the handlers may read: this node's parts.
-pub struct HttpState {
-    pub node_id: i32,
-    pub controller: Arc<ControllerNode>,
-    /// The broker's parts (absent on a controller-only node).
-    pub broker: Option<BrokerState>,
-    /// The configuration as loaded.
-    pub config: Arc<crate::config::KafkaConfig>,
-    /// Whether this node is a controller (a quorum voter).
-    pub is_controller: bool,
-    /// What `/metrics` serves (none with `metrics.enable=false`: 404).
-    pub metrics: Option<Arc<crate::metrics::NodeMetrics>>,
-}
-
-/// A broker's parts, for the handlers: the request handlers (and through them the replica
-/// manager, the metadata image, the group coordinator) and the broker's lifecycle.
-pub struct BrokerState {
-    pub apis: Arc<KafkaApis>,
-    pub lifecycle: Arc<BrokerLifecycleManager>,
-    /// The client listeners' shared state (connection counts).
-    pub sockets: Arc<crate::network::SocketServer>,
-    /// The clients to the other nodes (their connection counters).
-    pub inter_node: Vec<Arc<crate::inter_node_client::InterNodeClient>>,
 }
 
 /// Every route of the HTTP listener.

@@ -9,7 +9,7 @@
 //! Two kinds of metric, kept apart for the hot path's sake:
 //! - **recorded** as the node works ([`topic`], [`request`], and the counters below): relaxed
 //!   atomic adds through handles resolved once, never a map lookup or a lock per request;
-//! - **collected** at scrape time ([`collect`]): gauges read from the parts that own the state
+//! - **collected** at scrape time (`crate::http`'s `collect`): gauges read from the parts that own the state
 //!   (replica manager, controller, group coordinator, logs), on a blocking thread.
 //!
 //! `metrics.enable=false` turns recording off altogether (no handle is resolved, nothing is
@@ -17,7 +17,6 @@
 //! series (log size, segments, offsets, per-partition lag) — off by default, so that a node
 //! with 100,000 partitions answers a scrape quickly.
 
-pub mod collect;
 pub mod histogram;
 pub mod request;
 pub mod topic;
@@ -43,17 +42,6 @@ impl Default for MetricsConfig {
         MetricsConfig {
             enabled: true,
             partition_level: false,
-        }
-    }
-}
-
-impl MetricsConfig {
-    pub fn from_kafka_config(c: &crate::config::KafkaConfig) -> MetricsConfig {
-        MetricsConfig {
-            enabled: c.get::<bool>("metrics.enable").unwrap_or(true),
-            partition_level: c
-                .get::<bool>("metrics.partition.level.enable")
-                .unwrap_or(false),
         }
     }
 }

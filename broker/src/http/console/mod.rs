@@ -34,7 +34,7 @@ mod history;
 mod messages;
 mod topics;
 
-use super::HttpState;
+use super::state::HttpState;
 use crate::apis::KafkaApis;
 use crate::network::RequestContext;
 use axum::extract::State;

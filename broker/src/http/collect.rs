@@ -1,13 +1,13 @@
 //! The scrape: every series, encoded by prometheus-client's encoders (Prometheus text 0.0.4 or
 //! OpenMetrics) from the recorded counters and from gauges read now from the parts that own the
-//! state. Runs on a blocking thread ([`crate::http`]'s `/metrics` route): walking the hosted
+//! state. Runs on a blocking thread (the `/metrics` route's): walking the hosted
 //! partitions and the groups must never hold up a Kafka listener's task.
 
-use super::histogram::Histogram;
-use super::request::{PURGATORY_FETCH, PURGATORY_PRODUCE};
-use super::topic::TopicCounters;
-use super::{NodeMetrics, GROUP_REBALANCES, LOG_FLUSH};
-use crate::http::HttpState;
+use super::state::{BrokerState, HttpState};
+use crate::metrics::histogram::Histogram;
+use crate::metrics::request::{PURGATORY_FETCH, PURGATORY_PRODUCE};
+use crate::metrics::topic::TopicCounters;
+use crate::metrics::{NodeMetrics, GROUP_REBALANCES, LOG_FLUSH};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -179,11 +179,7 @@ impl Scrape {
     /// Kafka's selector metrics (`connection-creation-total`, `connection-close-total`,
     /// `connection-count`, `request-total`) of the broker's clients to other nodes, by client:
     /// `broker-to-controller` and `inter-broker` (replica fetchers included).
-    fn inter_node(
-        &self,
-        enc: &mut DescriptorEncoder,
-        broker: &crate::http::BrokerState,
-    ) -> fmt::Result {
+    fn inter_node(&self, enc: &mut DescriptorEncoder, broker: &BrokerState) -> fmt::Result {
         let by_client = |f: fn(&crate::inter_node_client::InterNodeStats) -> u64| {
             broker
                 .inter_node
@@ -308,7 +304,7 @@ impl Scrape {
             "Requests answered, per API (RequestsPerSec).",
             requests.served().map(|(k, a)| (label(k), a.total.count())),
         )?;
-        type Part = fn(&super::request::ApiTimes) -> &Histogram;
+        type Part = fn(&crate::metrics::request::ApiTimes) -> &Histogram;
         let parts: [(&str, &str, Part); 5] = [
             (
                 "totaltimems",
@@ -347,11 +343,7 @@ impl Scrape {
         Ok(())
     }
 
-    fn replica_manager(
-        &self,
-        enc: &mut DescriptorEncoder,
-        broker: &crate::http::BrokerState,
-    ) -> fmt::Result {
+    fn replica_manager(&self, enc: &mut DescriptorEncoder, broker: &BrokerState) -> fmt::Result {
         let image = broker.apis.image();
         let rm = &broker.apis.replica_manager;
         let s = rm.partition_summary(&image, self.metrics.config.partition_level);
@@ -429,11 +421,7 @@ impl Scrape {
         Ok(())
     }
 
-    fn group_coordinator(
-        &self,
-        enc: &mut DescriptorEncoder,
-        broker: &crate::http::BrokerState,
-    ) -> fmt::Result {
+    fn group_coordinator(&self, enc: &mut DescriptorEncoder, broker: &BrokerState) -> fmt::Result {
         let groups = &broker.apis.groups;
         let listed = groups.membership().list_groups(&[]);
         let mut states: BTreeMap<&str, i64> = [
