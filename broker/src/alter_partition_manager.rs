@@ -12,7 +12,7 @@
 
 use crate::controller_channel::ControllerChannel;
 use crate::lifecycle::BrokerLifecycleManager;
-use crate::replica_manager::replication::IsrChange;
+use crate::partition::IsrChange;
 use crate::replica_manager::ReplicaManager;
 use rafka_controller::image::MetadataImage;
 use rafka_protocol::messages::alter_partition_request::{BrokerState, PartitionData, TopicData};

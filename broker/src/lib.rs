@@ -30,6 +30,7 @@ pub mod group_coordinator;
 pub mod http;
 pub mod inter_node_client;
 pub mod lifecycle;
+pub mod log_read;
 pub mod lost_leaders;
 pub mod metrics;
 pub mod network;

@@ -24,10 +24,9 @@
 //! any lock; its waiters are woken after the log's lock is let go.
 
 use crate::errors::storage_error_code;
+use crate::log_read::{FetchIsolation, FollowerRead, ReadResult, MAX_ABORTED_TXNS_PER_FETCH};
 use crate::metrics::topic::TopicMetrics;
 use crate::purgatory::{Moved, Offsets, OffsetsWatch, WatchKey};
-use crate::replica_manager::replication::{FollowerRead, IsrChange};
-use crate::replica_manager::{FetchIsolation, ReadResult, MAX_ABORTED_TXNS_PER_FETCH};
 use rafka_controller::image::{MetadataImage, PartitionRegistration};
 use rafka_protocol::{ErrorCode, Uuid};
 use rafka_storage::log_manager::{lock_log, LogGuard};
@@ -35,6 +34,16 @@ use rafka_storage::{LogConfig, SharedLog, TopicPartition, UnifiedLog};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+
+/// An ISR change to propose to the controller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrChange {
+    pub tp: TopicPartition,
+    pub topic_id: Uuid,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub new_isr: Vec<i32>,
+}
 
 /// One hosted partition.
 #[derive(Debug)]
@@ -52,7 +61,7 @@ pub struct Partition {
     /// The topic's `min.insync.replicas`, as the image last set it.
     min_insync_replicas: AtomicI32,
     /// Log end, high watermark and last stable offset, for delayed operations.
-    offsets: OffsetsWatch,
+    offsets: Arc<OffsetsWatch>,
     /// Its topic's metrics handle, resolved when the partition is created (none with
     /// `metrics.enable=false`): the produce and fetch paths record through it without a lookup.
     pub stats: Option<Arc<TopicMetrics>>,
@@ -154,7 +163,7 @@ impl Partition {
             // One copy of the settings for the log and the partition (and, from the replica
             // manager, for every partition of the topic).
             l.set_config(config.clone());
-            OffsetsWatch::new(offsets_of(&l))
+            Arc::new(OffsetsWatch::new(offsets_of(&l)))
         };
         Partition {
             tp,
@@ -211,7 +220,7 @@ impl Partition {
     }
 
     /// The watch of this partition's offsets.
-    pub fn offsets(&self) -> &OffsetsWatch {
+    pub fn offsets(&self) -> &Arc<OffsetsWatch> {
         &self.offsets
     }
 

@@ -11,19 +11,16 @@
 //! list, each told *which* of its partitions moved, so a woken operation looks at that partition
 //! alone:
 //!
-//! - [`delayed_fetch::DelayedFetch`] waits on its partitions' log ends (a follower), high
+//! - [`crate::replica_manager::delayed_fetch::DelayedFetch`] waits on its partitions' log ends (a follower), high
 //!   watermarks (read_uncommitted) or last stable offsets (read_committed: a transaction's
 //!   marker, once replicated, wakes it);
-//! - [`delayed_produce`] (acks=all) waits on its partitions' high watermarks.
+//! - [`crate::replica_manager::delayed_produce`] (acks=all) waits on its partitions' high watermarks.
 //!
 //! [`PurgatoryStats`] counts, per purgatory, the wake-ups delivered and how operations ended.
 //!
 //! Thread-safety: a watch list's mutex is held only to add, remove or walk its entries; walking
 //! it takes each woken waiter's mutex (a leaf). Neither is ever held across an `.await`, nor
 //! while taking a log's lock.
-
-pub mod delayed_fetch;
-pub mod delayed_produce;
 
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -299,7 +296,7 @@ pub struct Purgatory {
 /// drops it).
 pub(crate) struct Registrations {
     waiter: Arc<Waiter>,
-    on: Vec<(Arc<crate::partition::Partition>, WatchKey)>,
+    on: Vec<(Arc<OffsetsWatch>, WatchKey)>,
 }
 
 impl Registrations {
@@ -314,22 +311,18 @@ impl Registrations {
         &self.waiter
     }
 
-    /// Registers the operation's partition number `index` on `key` of `p`.
-    pub(crate) fn add(
-        &mut self,
-        p: &Arc<crate::partition::Partition>,
-        key: WatchKey,
-        index: usize,
-    ) {
-        p.offsets().register(key, &self.waiter, index);
-        self.on.push((p.clone(), key));
+    /// Registers the operation's partition number `index` on `key` of its partition's
+    /// `offsets`.
+    pub(crate) fn add(&mut self, offsets: &Arc<OffsetsWatch>, key: WatchKey, index: usize) {
+        offsets.register(key, &self.waiter, index);
+        self.on.push((offsets.clone(), key));
     }
 }
 
 impl Drop for Registrations {
     fn drop(&mut self) {
-        for (p, key) in &self.on {
-            p.offsets().deregister(*key, &self.waiter);
+        for (offsets, key) in &self.on {
+            offsets.deregister(*key, &self.waiter);
         }
     }
 }

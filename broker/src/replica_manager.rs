@@ -32,7 +32,7 @@
 //! change; its mutex is a leaf, taken under a partition's state lock at most.
 
 use crate::errors::storage_error_code;
-use crate::metrics::topic::TopicMetrics;
+use crate::log_read::{FetchIsolation, ReadResult};
 use crate::metrics::NodeMetrics;
 use crate::now_ms;
 use crate::purgatory::Purgatory;
@@ -47,13 +47,15 @@ use rafka_storage::unified_log::{
     LogAppendInfo, TimestampAndOffset, TimestampSearch, TimestampStep, UnifiedLog,
 };
 use rafka_storage::{
-    AbortedTxn, FileSlice, LogConfig, LogManager, LogValidator, RecordError, StorageError,
-    TopicPartition, ValidatedRecords, VerificationGuard,
+    LogConfig, LogManager, LogValidator, RecordError, StorageError, TopicPartition,
+    ValidatedRecords, VerificationGuard,
 };
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
+pub mod delayed_fetch;
+pub mod delayed_produce;
 pub mod metrics;
 pub mod read_replica;
 pub mod replication;
@@ -100,66 +102,6 @@ fn refused(tp: &TopicPartition, e: &StorageError) -> AppendResult {
     AppendResult {
         record_errors: e.record_errors().to_vec(),
         ..AppendResult::error(code, Some(e.to_string()))
-    }
-}
-
-/// The answer to one partition of a fetch.
-#[derive(Debug, Clone)]
-pub struct ReadResult {
-    pub error: ErrorCode,
-    pub high_watermark: i64,
-    pub last_stable_offset: i64,
-    pub log_start_offset: i64,
-    pub records: Option<FileSlice>,
-    /// The partition's topic metrics, for the bytes the response ends up carrying.
-    pub stats: Option<Arc<TopicMetrics>>,
-    /// For a read_committed read: the aborted transactions that may hold records in the range
-    /// read (`None` for other reads, as Kafka answers read_uncommitted with null).
-    pub aborted_transactions: Option<Vec<AbortedTxn>>,
-}
-
-/// How far a read may go (Kafka's `FetchIsolation`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FetchIsolation {
-    /// The log end: a leader's own reads (a coordinator loading its partition).
-    LogEnd,
-    /// The high watermark: read_uncommitted consumers.
-    HighWatermark,
-    /// The last stable offset: read_committed consumers, who also get the aborted transactions.
-    TxnCommitted,
-}
-
-impl FetchIsolation {
-    /// A consumer's `isolation_level` (0 read_uncommitted, 1 read_committed).
-    pub fn of_consumer(isolation_level: i8) -> FetchIsolation {
-        if isolation_level == 1 {
-            FetchIsolation::TxnCommitted
-        } else {
-            FetchIsolation::HighWatermark
-        }
-    }
-}
-
-/// The most aborted transactions one partition's read_committed fetch answers with. Kafka has no
-/// bound; a consumer that gets fewer than its range holds simply fetches again from where it
-/// stopped, and the bound keeps a response's memory bounded.
-pub const MAX_ABORTED_TXNS_PER_FETCH: usize = 10_000;
-
-impl ReadResult {
-    fn error(error: ErrorCode) -> ReadResult {
-        ReadResult {
-            error,
-            high_watermark: -1,
-            last_stable_offset: -1,
-            log_start_offset: -1,
-            records: None,
-            stats: None,
-            aborted_transactions: None,
-        }
-    }
-
-    pub fn bytes(&self) -> usize {
-        self.records.as_ref().map_or(0, |s| s.len as usize)
     }
 }
 

@@ -13,7 +13,7 @@
 //! its first listing, with the fields of its last (keyed by topic id, topic name and partition,
 //! so two unknown topic ids are two entries). A fetch that finds fewer than
 //! `min(min_bytes, fetch max)` bytes waits in the fetch purgatory, keyed by its partitions
-//! ([`crate::purgatory::delayed_fetch`]), until they have enough or `max_wait_ms`: an append or
+//! ([`crate::replica_manager::delayed_fetch`]), until they have enough or `max_wait_ms`: an append or
 //! a high-watermark move elsewhere does not wake it.
 //! Fetch sessions (KIP-227) are refused correctly: a request to open one is answered with
 //! session id 0 (no session; the client keeps sending full fetches), an incremental fetch on a
@@ -26,11 +26,11 @@
 use super::current_leader::LeaderHints;
 use super::fetch_files::{ResponseFiles, ResponseHolds, Sent};
 use super::KafkaApis;
+use crate::log_read::FetchIsolation;
 use crate::metrics::topic::TopicMetrics;
 use crate::network::RequestContext;
-use crate::purgatory::delayed_fetch::FetchWatch;
+use crate::replica_manager::delayed_fetch::FetchWatch;
 use crate::replica_manager::replication::FollowerFetch;
-use crate::replica_manager::FetchIsolation;
 use rafka_controller::control::topics::internal::check_fetch;
 use rafka_controller::image::MetadataImage;
 use rafka_protocol::messages::fetch_request::FetchPartition;

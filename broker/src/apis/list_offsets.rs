@@ -9,8 +9,9 @@
 //! Each topic needs TOPIC DESCRIBE (else TOPIC_AUTHORIZATION_FAILED for its partitions).
 
 use super::KafkaApis;
+use crate::log_read::FetchIsolation;
 use crate::network::RequestContext;
-use crate::replica_manager::{FetchIsolation, ReplicaManager};
+use crate::replica_manager::ReplicaManager;
 use rafka_controller::image::MetadataImage;
 use rafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,

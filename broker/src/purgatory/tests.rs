@@ -1,8 +1,9 @@
 //! The purgatory with a real `ReplicaManager` over real logs: an operation is woken by its own
 //! partitions only, and completes on the offset it waits for.
 
-use super::delayed_fetch::FetchWatch;
-use crate::replica_manager::{FetchIsolation, ReplicaManager};
+use crate::log_read::FetchIsolation;
+use crate::replica_manager::delayed_fetch::FetchWatch;
+use crate::replica_manager::ReplicaManager;
 use bytes::Bytes;
 use rafka_controller::image::MetadataImage;
 use rafka_protocol::control_record::{ControlRecordType, EndTransactionMarker};

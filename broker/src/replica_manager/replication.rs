@@ -9,7 +9,7 @@
 //!   watermark and the start of the leader's epoch is proposed back in — always through
 //!   AlterPartition ([`crate::alter_partition_manager`]), in force only once the controller has
 //!   committed it and the image brings it back.
-//! - **acks=all** waits in the produce purgatory ([`crate::purgatory::delayed_produce`]) until
+//! - **acks=all** waits in the produce purgatory ([`super::delayed_produce`]) until
 //!   the high watermark passes the append (NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank
 //!   below `min.insync.replicas` meanwhile, REQUEST_TIMED_OUT at the request's timeout,
 //!   NOT_LEADER_OR_FOLLOWER if leadership moved).
@@ -26,50 +26,14 @@ use bytes::Bytes;
 use rafka_controller::image::MetadataImage;
 use rafka_protocol::{ErrorCode, Uuid};
 use rafka_storage::log_manager::lock_log;
-use rafka_storage::{FileSlice, StorageError, TopicPartition};
+use rafka_storage::{StorageError, TopicPartition};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use crate::partition::Partition;
+use crate::log_read::FollowerRead;
+use crate::partition::{IsrChange, Partition};
 
 pub use crate::partition::{FollowerState, ReplicaStates};
-
-/// An ISR change to propose to the controller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IsrChange {
-    pub tp: TopicPartition,
-    pub topic_id: Uuid,
-    pub leader_epoch: i32,
-    pub partition_epoch: i32,
-    pub new_isr: Vec<i32>,
-}
-
-/// A read by a follower.
-#[derive(Debug, Clone)]
-pub struct FollowerRead {
-    pub error: ErrorCode,
-    pub high_watermark: i64,
-    pub log_start_offset: i64,
-    /// The leader's log end offset when it read (what a delayed follower fetch waits past).
-    pub log_end_offset: i64,
-    pub records: Option<FileSlice>,
-    /// KIP-320: the end of the follower's last fetched epoch on the leader, when the
-    /// follower's log goes past it (it must truncate there).
-    pub diverging_epoch: Option<(i32, i64)>,
-}
-
-impl FollowerRead {
-    fn error(error: ErrorCode) -> FollowerRead {
-        FollowerRead {
-            error,
-            high_watermark: -1,
-            log_start_offset: -1,
-            log_end_offset: -1,
-            records: None,
-            diverging_epoch: None,
-        }
-    }
-}
 
 /// A partition this broker follows: what a fetch from its leader needs.
 #[derive(Debug, Clone)]

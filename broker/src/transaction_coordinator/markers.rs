@@ -16,7 +16,7 @@
 //!
 //! Lock order: `MarkerQueues::by_leader` alone, never held across an await.
 
-use crate::apis::write_txn_markers::write_markers;
+use super::marker_writer::write_markers;
 use crate::group_coordinator::GroupCoordinator;
 use crate::inter_node_client::{InterNodeClient, InterNodeError, Purpose};
 use crate::replica_fetcher::address_of;

@@ -37,6 +37,7 @@
 pub mod epoch_bump;
 pub mod expiration;
 pub mod listing;
+pub mod marker_writer;
 pub mod markers;
 pub mod metadata;
 

@@ -14,9 +14,10 @@
 //! Completing means: the handler reads every partition again and answers — or, if that read
 //! still falls short, parks again.
 
-use super::{Registrations, Waiter};
+use super::ReplicaManager;
+use crate::log_read::FetchIsolation;
 use crate::partition::{watch_key, Partition};
-use crate::replica_manager::{FetchIsolation, ReplicaManager};
+use crate::purgatory::{Registrations, Waiter};
 use rafka_storage::TopicPartition;
 use std::sync::Arc;
 
@@ -64,7 +65,7 @@ impl ReplicaManager {
                 let partition = self.partition(&watch.tp);
                 let mut generation = 0;
                 if let Some(p) = &partition {
-                    registrations.add(p, watch_key(watch.isolation), i);
+                    registrations.add(p.offsets(), watch_key(watch.isolation), i);
                     generation = p.offsets().generation();
                 }
                 Item {

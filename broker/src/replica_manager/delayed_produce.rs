@@ -5,9 +5,9 @@
 //! below `min.insync.replicas` meanwhile; NOT_LEADER_OR_FOLLOWER if leadership moved or the
 //! partition went away; REQUEST_TIMED_OUT at the deadline.
 
-use super::{Registrations, Waiter, WatchKey};
+use super::ReplicaManager;
 use crate::partition::Partition;
-use crate::replica_manager::ReplicaManager;
+use crate::purgatory::{Registrations, Waiter, WatchKey};
 use rafka_protocol::ErrorCode;
 use rafka_storage::TopicPartition;
 use std::sync::Arc;
@@ -28,7 +28,7 @@ impl ReplicaManager {
             let p = self.partition(tp);
             if let Some(p) = &p {
                 // Registered before the first look: a move in between wakes it.
-                registrations.add(p, WatchKey::HighWatermark, i);
+                registrations.add(p.offsets(), WatchKey::HighWatermark, i);
             }
             partitions.push(p);
         }
