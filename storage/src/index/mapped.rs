@@ -350,12 +350,15 @@ impl<E: IndexEntry> Index<E> {
     }
 
     /// The file of a cold index whose state was learnt from it (or that was reset), opened for
-    /// a write without a mapping; never created here.
-    fn open_existing(&self) -> Result<File> {
-        OpenOptions::new()
+    /// a write without a mapping; never created here. Counted against the log's budget for as
+    /// long as the token lives (the caller keeps it beside the file).
+    fn open_existing(&self) -> Result<(File, Option<OpenFile>)> {
+        let counted = self.token();
+        let file = OpenOptions::new()
             .write(true)
             .open(&self.path)
-            .at(&self.path)
+            .at(&self.path)?;
+        Ok((file, counted))
     }
 
     /// Whether mapped now.
@@ -486,9 +489,8 @@ impl<E: IndexEntry> Index<E> {
         let mut bytes = [0u8; 16];
         let bytes = &mut bytes[..E::SIZE];
         e.encode(self.base_offset, bytes);
-        self.open_existing()?
-            .write_all_at(bytes, at)
-            .at(&self.path)?;
+        let (file, _counted) = self.open_existing()?;
+        file.write_all_at(bytes, at).at(&self.path)?;
         let end = at + E::SIZE as u64;
         let st = self.state.as_mut().expect("invariant: known");
         // A file shorter than the index's length (a growth waiting for the mapping) may have
@@ -551,7 +553,8 @@ impl<E: IndexEntry> Index<E> {
                     }
                     if rounded < disk {
                         // A shrink (the trim at a close) reaches the file now, without a map.
-                        self.open_existing()?.set_len(rounded).at(&self.path)?;
+                        let (file, _counted) = self.open_existing()?;
+                        file.set_len(rounded).at(&self.path)?;
                     }
                     // A growth waits for the next mapping.
                     self.on_disk = (rounded > disk).then_some(disk);

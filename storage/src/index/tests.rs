@@ -865,13 +865,18 @@ fn a_cold_index_takes_its_first_entries_without_a_mapping() {
     let max = 1 << 20;
     let len = |p: &Path| fs::metadata(p).expect("stat").len();
 
-    // Reset (as recovery does): full size, zeros; two entries written in place.
+    // Reset (as recovery does): full size, zeros; two entries written in place. The descriptor
+    // each write opens is counted while open, and nothing stays counted after.
+    let budget = crate::file_budget::FileBudget::new(100);
+    let handles = budget.new_log();
     let mut idx = offset_index(dir.path(), max);
+    idx.set_handles(handles.clone());
     idx.reset().expect("reset");
     let path = idx.path().to_path_buf();
     idx.append(BASE + 5, 100).expect("append");
     idx.append(BASE + 9, 200).expect("append");
     assert_eq!(held(&path), (0, false));
+    assert_eq!((handles.open_files(), budget.open_files()), (0, 0));
     assert_eq!(len(&path), max);
     idx.flush().expect("flush");
     idx.close_unsynced().expect("close");
@@ -891,16 +896,19 @@ fn a_cold_index_takes_its_first_entries_without_a_mapping() {
     assert_eq!(idx.entries().expect("n"), 3);
     assert_eq!(idx.last_offset().expect("last"), BASE + 12);
 
-    // Past the few: mapped, at full size, every entry in place.
+    // Past the few: mapped, at full size, every entry in place; the mapping counted.
     let mut idx = offset_index(dir.path(), max);
+    idx.set_handles(handles.clone());
     idx.sanity_check().expect("sane");
     idx.resize(max).expect("resize");
     for i in 0..6 {
         idx.append(BASE + 20 + i, 400 + i as u32).expect("append");
     }
     assert!(held(&path).1);
+    assert_eq!(handles.open_files(), 1);
     assert_eq!(len(&path), max);
     idx.close().expect("close");
+    assert_eq!(handles.open_files(), 0);
     assert_eq!(len(&path), 9 * 8);
     let mut idx = offset_index(dir.path(), max);
     assert_eq!(idx.entries().expect("n"), 9);
