@@ -121,10 +121,20 @@ impl ReplicaStates {
 /// What a change of registration did to a partition (for the replica manager's sets and logs).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct StateChange {
+    /// Whether this registration made this broker the partition's leader or moved it to a
+    /// follower of another leader (logged by the replica manager).
+    pub(crate) became: Option<Became>,
     pub(crate) followed_before: Option<i32>,
     pub(crate) followed_after: Option<i32>,
     /// ISR size before and after, when this broker led before and leads now.
     pub(crate) isr_sizes: Option<(usize, usize)>,
+}
+
+/// A change of this broker's role for a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Became {
+    Leader { epoch: i32 },
+    Follower { leader: i32, epoch: i32 },
 }
 
 fn offsets_of(log: &UnifiedLog) -> Offsets {
@@ -256,14 +266,21 @@ impl Partition {
         let is_leader = reg.leader == me;
         let (new_leadership, change, left_isr) = {
             let mut st = self.state.write().unwrap_or_else(|e| e.into_inner());
-            if is_leader && !st.is_leader {
-                tracing::info!(topic = %self.tp.topic, partition = self.tp.partition, epoch = reg.leader_epoch, "became leader");
+            let became = if is_leader && !st.is_leader {
+                Some(Became::Leader {
+                    epoch: reg.leader_epoch,
+                })
             } else if !is_leader
                 && reg.leader >= 0
                 && (st.is_leader || st.registration.leader != reg.leader)
             {
-                tracing::info!(topic = %self.tp.topic, partition = self.tp.partition, leader = reg.leader, epoch = reg.leader_epoch, "became follower");
-            }
+                Some(Became::Follower {
+                    leader: reg.leader,
+                    epoch: reg.leader_epoch,
+                })
+            } else {
+                None
+            };
             let new =
                 is_leader && (!st.is_leader || st.registration.leader_epoch != reg.leader_epoch);
             let isr_sizes =
@@ -281,6 +298,7 @@ impl Partition {
             (
                 new,
                 StateChange {
+                    became,
                     followed_before,
                     followed_after: followed_leader(&st),
                     isr_sizes,

@@ -61,7 +61,7 @@ pub mod read_replica;
 pub mod replication;
 
 pub use crate::partition::Partition;
-use crate::partition::{followed_leader, AppendRefused};
+use crate::partition::{followed_leader, AppendRefused, Became};
 
 /// The answer to one partition of a produce request.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +102,54 @@ fn refused(tp: &TopicPartition, e: &StorageError) -> AppendResult {
     AppendResult {
         record_errors: e.record_errors().to_vec(),
         ..AppendResult::error(code, Some(e.to_string()))
+    }
+}
+
+/// The partitions whose leader this broker became, or that it now follows under another
+/// leader, in one image change: logged one line each (Kafka's state-change log) up to
+/// [`RoleChanges::EACH_UP_TO`], above that in one line at INFO and each at DEBUG — a restart of
+/// a node leading 100,000 partitions would otherwise write 100,000 lines.
+#[derive(Default)]
+struct RoleChanges {
+    changes: Vec<(TopicPartition, Became)>,
+}
+
+impl RoleChanges {
+    const EACH_UP_TO: usize = 100;
+
+    fn push(&mut self, tp: &TopicPartition, became: Became) {
+        self.changes.push((tp.clone(), became));
+    }
+
+    fn log(self) {
+        let each = self.changes.len() <= Self::EACH_UP_TO;
+        for (tp, became) in &self.changes {
+            match (*became, each) {
+                (Became::Leader { epoch }, true) => {
+                    tracing::info!(topic = %tp.topic, partition = tp.partition, epoch, "became leader")
+                }
+                (Became::Leader { epoch }, false) => {
+                    tracing::debug!(topic = %tp.topic, partition = tp.partition, epoch, "became leader")
+                }
+                (Became::Follower { leader, epoch }, true) => {
+                    tracing::info!(topic = %tp.topic, partition = tp.partition, leader, epoch, "became follower")
+                }
+                (Became::Follower { leader, epoch }, false) => {
+                    tracing::debug!(topic = %tp.topic, partition = tp.partition, leader, epoch, "became follower")
+                }
+            }
+        }
+        if !each {
+            let leader = self
+                .changes
+                .iter()
+                .filter(|(_, b)| matches!(b, Became::Leader { .. }))
+                .count();
+            let follower = self.changes.len() - leader;
+            tracing::info!(
+                "became leader of {leader} partitions and follower of {follower} in one metadata change (each at DEBUG)"
+            );
+        }
     }
 }
 
@@ -303,6 +351,7 @@ impl ReplicaManager {
             };
         // The settings of the topic whose partitions are being visited (they come topic by topic).
         let mut topic_settings: Option<(Uuid, Arc<LogConfig>, i32)> = None;
+        let mut roles = RoleChanges::default();
         for (topic, index, reg) in visit {
             if !reg.replicas.contains(&me) {
                 continue;
@@ -400,6 +449,9 @@ impl ReplicaManager {
                 }
             };
             let (_, change) = partition.set_registration(reg, now);
+            if let Some(became) = change.became {
+                roles.push(&partition.tp, became);
+            }
             // A committed ISR change of a partition this broker kept leading (Kafka's
             // IsrShrinksPerSec / IsrExpandsPerSec).
             if let (Some((before, after)), Some(m)) = (change.isr_sizes, self.metrics.get()) {
@@ -417,6 +469,7 @@ impl ReplicaManager {
                 led_with_followers,
             );
         }
+        roles.log();
         // Replicas that are gone: the topic was deleted or the replica moved away.
         let gone: Vec<TopicPartition> = {
             let by_id = self.by_id.read().unwrap_or_else(|e| e.into_inner());
