@@ -88,16 +88,20 @@ fn code(text: &str) -> String {
     out
 }
 
+/// The module-like name `s` starts with (empty if none).
+fn leading_name(s: &str) -> String {
+    s.chars()
+        .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+        .collect()
+}
+
 /// Every `crate::<name>` the code names.
 fn named_modules(code: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = code;
     while let Some(i) = rest.find("crate::") {
         rest = &rest[i + "crate::".len()..];
-        let name: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
-            .collect();
+        let name = leading_name(rest);
         if !name.is_empty() {
             out.push(name);
         }
@@ -108,11 +112,7 @@ fn named_modules(code: &str) -> Vec<String> {
         rest = &rest[i + "crate::{".len()..];
         let group = &rest[..rest.find('}').unwrap_or(rest.len())];
         for item in group.split(',') {
-            let name: String = item
-                .trim()
-                .chars()
-                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
-                .collect();
+            let name = leading_name(item.trim());
             if !name.is_empty() {
                 out.push(name);
             }
