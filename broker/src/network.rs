@@ -32,6 +32,7 @@
 //! shorter than promised, error for a handler bug.
 
 mod connection;
+pub mod listen;
 /// Kafka's `ConnectionQuotas`, shared with the controller listener (hence in the controller
 /// crate, which the broker depends on).
 pub use rafka_controller::connection_quotas;

@@ -26,6 +26,7 @@ use crate::group_coordinator::membership::{GroupMembership, MembershipConfig};
 use crate::group_coordinator::{CoordinatorConfig, GroupCoordinator};
 use crate::inter_node_client::{ConnectionConfig, InterNodeClient};
 use crate::lifecycle::{AdvertisedListener, BrokerLifecycleManager};
+use crate::network::listen::{listen, ListenOptions};
 use crate::network::{self, NetworkConfig};
 use crate::now_ms;
 use crate::producer_id_manager::ProducerIdManager;
@@ -131,7 +132,9 @@ struct BrokerParts {
     lifecycle: tokio::task::JoinHandle<()>,
 }
 
-async fn bind(spec: &ListenerSpec) -> Result<TcpListener, StartError> {
+/// Binds a Kafka listener (client or controller) with the socket options of the configuration
+/// (`socket.send.buffer.bytes`, `socket.receive.buffer.bytes`, `socket.listen.backlog.size`).
+async fn bind(spec: &ListenerSpec, options: ListenOptions) -> Result<TcpListener, StartError> {
     let addr = format!(
         "{}:{}",
         if spec.host.is_empty() {
@@ -141,7 +144,7 @@ async fn bind(spec: &ListenerSpec) -> Result<TcpListener, StartError> {
         },
         spec.port
     );
-    TcpListener::bind(&addr)
+    listen(&addr, options)
         .await
         .map_err(|source| StartError::Bind {
             name: spec.name.clone(),
@@ -160,10 +163,11 @@ impl KafkaServer {
                 .then(|| Arc::new(crate::metrics::NodeMetrics::new(c)))
         };
         // Every listener is bound before anything starts, so a port in use fails cleanly.
+        let listen_options = ListenOptions::from_kafka_config(&settings.kafka_config);
         let controller_listener = match (&settings.controller_listener, &settings.learner_listener)
         {
-            (Some(spec), _) if settings.roles.controller => Some(bind(spec).await?),
-            (_, Some(spec)) if settings.roles.broker => Some(bind(spec).await?),
+            (Some(spec), _) if settings.roles.controller => Some(bind(spec, listen_options).await?),
+            (_, Some(spec)) if settings.roles.broker => Some(bind(spec, listen_options).await?),
             _ => None,
         };
         // The learner listener is registered with the controller at its bound port, on the host
@@ -213,7 +217,7 @@ impl KafkaServer {
                 client_listeners.push((
                     spec.name.clone(),
                     spec.security.clone(),
-                    bind(spec).await?,
+                    bind(spec, listen_options).await?,
                 ));
             }
         }

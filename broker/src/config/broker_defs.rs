@@ -279,15 +279,15 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
     k("connection.failed.authentication.delay.ms", T::Int, Some("100"), I::Low,
         "How long the broker waits before answering a failed authentication and closing the connection.")
         .check(V::AtLeast(0)),
-    k("socket.send.buffer.bytes", T::Int, Some("102400"), I::High,
-        "SO_SNDBUF of the server sockets (-1: the OS default)."),
-    k("socket.receive.buffer.bytes", T::Int, Some("102400"), I::High,
-        "SO_RCVBUF of the server sockets (-1: the OS default)."),
+    k("socket.send.buffer.bytes", T::Int, Some("-1"), I::High,
+        "SO_SNDBUF of the server sockets (-1: the OS default). Kafka's default is 102400, which fixes the buffer and turns Linux's autotuning off: a connection then has at most that much unacknowledged, capping it at a buffer per round trip."),
+    k("socket.receive.buffer.bytes", T::Int, Some("-1"), I::High,
+        "SO_RCVBUF of the server sockets (-1: the OS default), set on the listener before any handshake. Kafka's default is 102400 (see socket.send.buffer.bytes)."),
     k("socket.request.max.bytes", T::Int, Some("104857600"), I::High,
         "The largest request the server accepts; a larger size prefix closes the connection.")
         .check(V::AtLeast(1)),
-    k("socket.listen.backlog.size", T::Int, Some("50"), I::Medium,
-        "The maximum number of pending connections on a listening socket.")
+    k("socket.listen.backlog.size", T::Int, Some("1024"), I::Medium,
+        "The maximum number of pending connections on a listening socket (capped by net.core.somaxconn). Kafka's default is 50; a rafka broker accepts only once it is ready, and every client connecting before waits in this queue.")
         .check(V::AtLeast(1)),
     k("max.connections.per.ip", T::Int, Some(INT_MAX), I::Medium,
         "The maximum number of connections allowed from one IP address.")
