@@ -20,11 +20,20 @@
 //!   messages, just written, so in the page cache), going back to offset 0 at the end; one
 //!   iteration is 32 MiB (16 KiB) or 16 MiB (1 KiB) of payload. Payloads are counted, not
 //!   copied.
+//! - `consume/raw/{16KiB,1KiB}`: the same reads by a client that costs next to nothing per
+//!   byte (`support::RawConsumer`): one Fetch v12 at a time (1 MiB per partition,
+//!   read_committed, as librdkafka asks), every answer read into a reused buffer, decoded and
+//!   checked, its batches counted from their headers. It drains its socket as the sendfile
+//!   reference's reader does; this row is the broker's own cost of serving.
 //! - `reference/sendfile`: `sendfile(2)` of the 16 KiB topic's segment file (the same bytes the
-//!   broker serves) to a loopback TCP socket, a thread draining it; 32 MiB per iteration. Its
-//!   CPU is the sending thread's (getrusage RUSAGE_THREAD), which blocks — in `sendfile` while
-//!   the socket is full, then on a condition variable until the reader has every byte — so
-//!   only the sending is counted.
+//!   broker serves) to a loopback TCP socket in 1 MiB rounds, each asked for by a reader
+//!   thread with one byte and framed by a 4-byte length, as a Fetch is served; 32 MiB per
+//!   iteration. Its CPU is the sending thread's (getrusage RUSAGE_THREAD), which blocks in
+//!   `read` for each ask and in `sendfile` while the socket is full, so only the sending is
+//!   counted (`support::SendfileRef` says why rounds, not a stream). It is also run beside every timed consume call, with as many
+//!   bytes, alternately before and after it (rows `reference/sendfile~consume/…`), and the
+//!   consume targets are judged against that paired figure: on this VM the cost of a loopback
+//!   byte drifts between runs by more than the targets' margin.
 //! - `reference/recv_write`: a thread receiving 1 KiB-message payload bytes over loopback and
 //!   `write(2)`ing them to a file on the same disk (4 MiB per iteration, sent as one request,
 //!   answered when written), appending like the broker's log. Its CPU is the receiving
@@ -45,6 +54,11 @@
 //! end a summary table with the targets' ratios is printed and written to
 //! `target/criterion/e2e-summary.txt`. The summary's rates are totals over every timed call
 //! (warm-up included), so they can differ a little from criterion's estimates.
+//!
+//! `$RAFKA_BENCH_PIN=<server cpu>,<client cpu>` pins the broker and the references' server
+//! sides (the sendfile sender, the receive-and-write receiver) to one CPU and the clients and
+//! the references' client sides to another (or the same), so that the broker and its floor
+//! are compared in the same placement (see `support::pinning`).
 //!
 //! `$RAFKA_BENCH_FETCH_BYTES` sets the consumer's `fetch.message.max.bytes` (librdkafka's
 //! default, 1 MiB, otherwise).
@@ -73,7 +87,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{thread_cpu, Broker, CountingConsumer, RawProducer, RecvWriteRef, SendfileRef};
+use support::{
+    thread_cpu, Broker, CountingConsumer, RawConsumer, RawProducer, RecvWriteRef, Reference,
+    SendfileRef,
+};
 
 const KIB: usize = 1024;
 const MIB: u64 = 1 << 20;
@@ -373,10 +390,14 @@ fn produce(c: &mut Criterion, st: &RefCell<State>) {
                 b.iter_custom(|iters| {
                     let n = iters * msgs_per_iter;
                     calls += 1;
-                    let pair = paired.as_deref().zip(reference.as_mut());
-                    timed_beside(summary, &env.broker, pair, calls, &id, n, size, || {
+                    let pair = paired
+                        .as_deref()
+                        .zip(reference.as_mut().map(|r| r as &mut dyn Reference));
+                    let row = format!("produce/{id}");
+                    timed_beside(summary, &env.broker, pair, calls, &row, n, size, || {
                         enqueue(p, topic, &data, n);
                         drain(p, d);
+                        (n, n * size as u64)
                     })
                 });
             });
@@ -416,10 +437,12 @@ fn produce(c: &mut Criterion, st: &RefCell<State>) {
             b.iter_custom(|iters| {
                 let requests = iters * requests_per_iter;
                 calls += 1;
-                let pair = Some((paired.as_str(), &mut *reference));
+                let pair = Some((paired.as_str(), &mut *reference as &mut dyn Reference));
                 let n = requests * per_request;
-                timed_beside(summary, &env.broker, pair, calls, &id, n, size, || {
-                    raw.send(requests)
+                let row = format!("produce/{id}");
+                timed_beside(summary, &env.broker, pair, calls, &row, n, size, || {
+                    raw.send(requests);
+                    (n, n * size as u64)
                 })
             });
         });
@@ -428,29 +451,30 @@ fn produce(c: &mut Criterion, st: &RefCell<State>) {
     g.finish();
 }
 
-/// Times `produce` (which sends `n` messages of `size` bytes) as the row `produce/<id>`, with
-/// the broker as the subject, and runs the paired reference (row id, reference) with as many
-/// bytes beside it — before it on even calls, after it on odd ones: on a VM whose guest memory
-/// is backed on first touch, a page-cache write costs several times more on a page never
-/// touched than on one just freed, so whichever writes first could take the cheap pages.
-/// Alternating gives both the same conditions. Returns the produce's wall time.
+/// Times `work` (which moves `n` messages of `size` bytes and returns the messages and bytes
+/// it moved: a consumer may read a few more) as the row `row`, with the broker as the subject,
+/// and runs the paired reference (row id, reference) with as many bytes beside it — before it
+/// on even calls, after it on odd ones, so that both meet the same conditions: on a VM whose
+/// guest memory is backed on first touch, a page-cache write costs several times more on a page
+/// never touched than on one just freed, so whichever writes first could take the cheap pages;
+/// and the cost of a loopback byte itself drifts between runs. Returns the work's wall time.
 #[allow(clippy::too_many_arguments)]
 fn timed_beside(
     summary: &mut Summary,
     broker: &Broker,
-    mut paired: Option<(&str, &mut RecvWriteRef)>,
+    mut paired: Option<(&str, &mut dyn Reference)>,
     calls: u64,
-    id: &str,
+    row: &str,
     n: u64,
     size: usize,
-    produce: impl FnOnce(),
+    work: impl FnOnce() -> (u64, u64),
 ) -> Duration {
     let bytes = n * size as u64;
     let mut run_reference = |summary: &mut Summary| {
         if let Some((rid, r)) = paired.as_mut() {
             let before = Clocks::read(broker);
             let t0 = Instant::now();
-            let cpu = r.send(bytes);
+            let cpu = r.run(bytes);
             let wall = t0.elapsed();
             let spent = Clocks::since(broker, before, cpu);
             summary.add(rid, bytes, n, wall, spent);
@@ -461,10 +485,10 @@ fn timed_beside(
     }
     let before = Clocks::read(broker);
     let t0 = Instant::now();
-    produce();
+    let (msgs, moved) = work();
     let wall = t0.elapsed();
     let spent = Clocks::broker_since(broker, before);
-    summary.add(&format!("produce/{id}"), bytes, n, wall, spent);
+    summary.add(row, moved, msgs, wall, spent);
     if calls % 2 == 1 {
         run_reference(summary);
     }
@@ -492,38 +516,78 @@ fn fill(env: &mut Env, name: &str, size: usize, msgs: u64) -> String {
     topic
 }
 
+/// A consume bench's client: librdkafka's or the raw one.
+enum Reader {
+    Librdkafka(CountingConsumer),
+    Raw(RawConsumer),
+}
+
+impl Reader {
+    /// Reads at least `msgs` messages of `size` bytes: (messages, payload bytes).
+    fn read(&mut self, msgs: u64, size: usize) -> (u64, u64) {
+        match self {
+            Reader::Librdkafka(c) => {
+                let bytes = c.read(msgs);
+                assert_eq!(bytes, msgs * size as u64, "payload bytes read");
+                (msgs, bytes)
+            }
+            Reader::Raw(c) => c.read(msgs, size),
+        }
+    }
+}
+
 fn consume(c: &mut Criterion, st: &RefCell<State>) {
     let mut g = c.benchmark_group("consume");
     g.sampling_mode(SamplingMode::Flat);
-    for (name, size, fill_msgs, msgs_per_iter) in CONSUME {
-        g.throughput(Throughput::BytesDecimal(msgs_per_iter * size as u64));
-        let mut consumer = None;
-        g.bench_function(name, |b| {
-            let mut st = st.borrow_mut();
-            let State { env: slot, summary } = &mut *st;
-            let env = env(slot);
-            let c = consumer.get_or_insert_with(|| {
-                let topic = fill(env, name, size, fill_msgs);
-                let mut c =
-                    CountingConsumer::new(&env.broker.bootstrap(), &topic, fill_msgs as i64);
-                c.read(1);
-                c
+    // The sendfile reference, run beside each timed call (see `timed_beside`): it sends the
+    // 16 KiB topic's first segment, the bytes the broker serves.
+    let mut reference: Option<SendfileRef> = None;
+    // librdkafka's consumer, then the raw client: the same reads by a consumer that drains the
+    // socket as the reference's reader does (`RawConsumer`), so the broker's serving is
+    // measured without librdkafka's per-message work beside it (a reader that falls behind
+    // makes the sending side's kernel work more per byte on loopback).
+    for raw in [false, true] {
+        for (name, size, fill_msgs, msgs_per_iter) in CONSUME {
+            g.throughput(Throughput::BytesDecimal(msgs_per_iter * size as u64));
+            let id = if raw { format!("raw/{name}") } else { name.to_string() };
+            let row = format!("consume/{id}");
+            let paired = format!("reference/sendfile~{row}");
+            let mut reader = None;
+            let mut calls = 0u64;
+            g.bench_function(id.as_str(), |b| {
+                let mut st = st.borrow_mut();
+                let State { env: slot, summary } = &mut *st;
+                let env = env(slot);
+                let reference = reference.get_or_insert_with(|| {
+                    let (name, size, fill_msgs, _) = CONSUME[0];
+                    let topic = fill(env, name, size, fill_msgs);
+                    SendfileRef::new(&env.broker.first_segment(&topic))
+                });
+                let r = reader.get_or_insert_with(|| {
+                    let topic = fill(env, name, size, fill_msgs);
+                    let bootstrap = env.broker.bootstrap();
+                    let mut r = if raw {
+                        Reader::Raw(RawConsumer::new(&bootstrap, &topic))
+                    } else {
+                        Reader::Librdkafka(CountingConsumer::new(&bootstrap, &topic, fill_msgs as i64))
+                    };
+                    r.read(1, size);
+                    r
+                });
+                b.iter_custom(|iters| {
+                    let n = iters * msgs_per_iter;
+                    calls += 1;
+                    let pair = Some((paired.as_str(), &mut *reference as &mut dyn Reference));
+                    timed_beside(summary, &env.broker, pair, calls, &row, n, size, || {
+                        r.read(n, size)
+                    })
+                });
             });
-            b.iter_custom(|iters| {
-                let n = iters * msgs_per_iter;
-                let before = Clocks::read(&env.broker);
-                let t0 = Instant::now();
-                let bytes = c.read(n);
-                let wall = t0.elapsed();
-                let spent = Clocks::broker_since(&env.broker, before);
-                assert_eq!(bytes, n * size as u64, "payload bytes read");
-                summary.add(&format!("consume/{name}"), bytes, n, wall, spent);
-                wall
-            });
-        });
-        // Dropped here so it stops fetching before the next bench.
-        drop(consumer);
+            // Dropped here so it stops fetching before the next bench.
+            drop(reader);
+        }
     }
+    drop(reference);
     g.finish();
 }
 
@@ -702,10 +766,16 @@ fn report(s: &mut Summary) -> String {
     let _ = writeln!(w, "\n== rafka end-to-end summary ==");
     let _ = writeln!(
         w,
-        "load average (1 5 15 min): at start {}, at end {}; {} CPUs; CPU = utime+stime",
+        "load average (1 5 15 min): at start {}, at end {}; {} CPUs; CPU = utime+stime; {}",
         s.load_start,
         load_average(),
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        // Online CPUs, not this thread's share (pinned, that is one).
+        // SAFETY: sysconf reads a system value.
+        unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) },
+        match support::pinning() {
+            Some((server, client)) => format!("pinned: server CPU {server}, client CPU {client}"),
+            None => "not pinned".into(),
+        }
     );
     let _ = writeln!(
         w,
@@ -719,7 +789,7 @@ fn report(s: &mut Summary) -> String {
     );
     for (id, a) in &s.rows {
         let secs = a.wall.as_secs_f64();
-        let subject = if id == "reference/sendfile" {
+        let subject = if id.starts_with("reference/sendfile") {
             "sender thread"
         } else if id.starts_with("reference/recv_write") {
             "receiver thread"
@@ -765,7 +835,8 @@ fn report(s: &mut Summary) -> String {
     let rate = |a: &Acc| a.bytes as f64 / a.wall.as_secs_f64();
     let verdict = |ok: bool| if ok { "MET" } else { "MISSED" };
     let row = |k: &str| s.rows.get(k).copied();
-    if let (Some(c), Some(r)) = (row("consume/16KiB"), row("reference/sendfile")) {
+    let sendfile = row("reference/sendfile~consume/16KiB").or(row("reference/sendfile"));
+    if let (Some(c), Some(r)) = (row("consume/16KiB"), sendfile) {
         let rr = rate(&c) / rate(&r);
         let _ = writeln!(
             w,
@@ -773,17 +844,6 @@ fn report(s: &mut Summary) -> String {
             align("consume 16 KiB rate / sendfile rate"),
             verdict(rr >= 0.70)
         );
-        for (size_name, label) in [("16KiB", "16 KiB"), ("1KiB", "1 KiB")] {
-            if let Some(c) = row(&format!("consume/{size_name}")) {
-                let cr = per_gb(c.cpu, c.bytes) / per_gb(r.cpu, r.bytes);
-                let _ = writeln!(
-                    w,
-                    "{}= {cr:.2}  (target <= 1.3: {})",
-                    align(&format!("consume {label} CPU/GB / sendfile CPU/GB")),
-                    verdict(cr <= 1.3)
-                );
-            }
-        }
         // Both ends together: on loopback the receiving side's TCP work runs partly on the
         // sender's CPU (softirq, charged to whoever sends) and partly on the reader's, in
         // proportions that depend on who is awake; the sum does not.
@@ -793,6 +853,20 @@ fn report(s: &mut Summary) -> String {
             "{}= {total:.2}  (not judged: both ends)",
             align("consume 16 KiB (broker+client) / (sender+reader)")
         );
+    }
+    for client in ["", "raw/"] {
+        for (size_name, label) in [("16KiB", "16 KiB"), ("1KiB", "1 KiB")] {
+            let id = format!("consume/{client}{size_name}");
+            if let (Some(c), Some(r)) = (row(&id), row(&format!("reference/sendfile~{id}"))) {
+                let cr = per_gb(c.cpu, c.bytes) / per_gb(r.cpu, r.bytes);
+                let _ = writeln!(
+                    w,
+                    "{}= {cr:.2}  (target <= 1.3: {})",
+                    align(&format!("consume {client}{label} CPU/GB / paired sendfile")),
+                    verdict(cr <= 1.3)
+                );
+            }
+        }
     }
     for (acks, (size_name, _)) in ["acks1", "acks_all", "raw_acks1"]
         .into_iter()
@@ -842,6 +916,11 @@ fn main() {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4))
         .configure_from_args();
+    // Pinned (`$RAFKA_BENCH_PIN`): this thread, and so every client thread it starts, on the
+    // client CPU.
+    if let Some((_, client)) = support::pinning() {
+        support::pin_thread(client);
+    }
     let st = RefCell::new(State::default());
     st.borrow_mut().summary.load_start = load_average();
 

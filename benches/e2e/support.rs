@@ -19,7 +19,6 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -57,6 +56,64 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("bind 127.0.0.1:0")
         .port()
+}
+
+/// `$RAFKA_BENCH_PIN=<server cpu>,<client cpu>` (e.g. `0,1`): the broker process and the
+/// references' server sides (the sendfile sender, the receive-and-write receiver) run on the
+/// server CPU, the clients and the references' client sides on the client CPU. Unset, the
+/// scheduler places everything. Why: on this VM a loopback byte costs its sender about twice as
+/// much when the reader runs on the other CPU as when both share one (a bare C sendfile loop:
+/// 0.19-0.30 CPU-s/GB on one CPU, 0.43-0.52 on two), and the scheduler picks differently from
+/// run to run for the broker and its client than for a reference's two threads, so unpinned
+/// comparisons measure placement as much as work.
+pub fn pinning() -> Option<(usize, usize)> {
+    let v = std::env::var("RAFKA_BENCH_PIN").ok().filter(|v| !v.is_empty())?;
+    let parse = |s: Option<&str>| s.and_then(|s| s.trim().parse::<usize>().ok());
+    let mut parts = v.split(',');
+    match (parse(parts.next()), parse(parts.next()), parts.next()) {
+        (Some(server), Some(client), None) if server < 1024 && client < 1024 => {
+            Some((server, client))
+        }
+        _ => panic!("RAFKA_BENCH_PIN={v:?}: expected <server cpu>,<client cpu>"),
+    }
+}
+
+fn cpu_set(cpu: usize) -> libc::cpu_set_t {
+    // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET writes within it (cpu < 1024).
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        set
+    }
+}
+
+/// Moves the calling thread to `cpu`; panics if the kernel refuses (e.g. no such CPU).
+pub fn pin_thread(cpu: usize) {
+    let set = cpu_set(cpu);
+    // SAFETY: sched_setaffinity on the calling thread (0) with a valid set.
+    let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
+    assert_eq!(r, 0, "pin to CPU {cpu}: {}", std::io::Error::last_os_error());
+}
+
+/// While alive, the calling thread runs on the server CPU; back on the client CPU after (only
+/// when pinned: `$RAFKA_BENCH_PIN`).
+pub struct Pinned(Option<usize>);
+
+impl Pinned {
+    pub fn server_side() -> Pinned {
+        Pinned(pinning().map(|(server, client)| {
+            pin_thread(server);
+            client
+        }))
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        if let Some(client) = self.0 {
+            pin_thread(client);
+        }
+    }
 }
 
 /// One single-node rafka (broker+controller) in its own directory; SIGKILLed on drop.
@@ -123,11 +180,13 @@ impl Broker {
                     "RUST_LOG",
                     std::env::var("RAFKA_BENCH_LOG").unwrap_or_else(|_| "warn".into()),
                 );
-            // SAFETY: prctl is async-signal-safe and touches no memory of the parent. The
-            // signal is tied to the spawning thread: the bench's main thread, which outlives
-            // the broker.
+            // The broker's threads on the server CPU when pinned (`$RAFKA_BENCH_PIN`).
+            let server_cpu = pinning().map(|(server, _)| cpu_set(server));
+            // SAFETY: prctl and sched_setaffinity are async-signal-safe system calls and touch
+            // no memory of the parent (the CPU set was built before the fork). The signal is
+            // tied to the spawning thread: the bench's main thread, which outlives the broker.
             unsafe {
-                cmd.pre_exec(|| {
+                cmd.pre_exec(move || {
                     libc::prctl(
                         libc::PR_SET_PDEATHSIG,
                         libc::SIGKILL as libc::c_ulong,
@@ -135,6 +194,11 @@ impl Broker {
                         0,
                         0,
                     );
+                    if let Some(set) = &server_cpu {
+                        if libc::sched_setaffinity(0, std::mem::size_of_val(set), set) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                    }
                     Ok(())
                 });
             }
@@ -521,21 +585,33 @@ impl Drop for CountingConsumer {
     }
 }
 
-/// Reference 1: `sendfile(2)` from a file to a loopback TCP socket, a thread draining the
-/// other end (`read` into a 1 MiB buffer). The calling thread sends; its CPU is the figure.
+/// The bytes the sendfile reference sends per round: what a consumer asks per partition in one
+/// Fetch by default (librdkafka's `fetch.message.max.bytes`, Kafka's
+/// `max.partition.fetch.bytes`).
+const SENDFILE_ROUND: u64 = 1 << 20;
+
+/// Reference 1: `sendfile(2)` from a file to a loopback TCP socket, in rounds as a fetch is
+/// served, a thread on the other end asking for each. The reader asks with one byte on the
+/// socket; the sender, blocked in `read` until the ask comes, writes a 4-byte length and
+/// `sendfile`s that many bytes ([`SENDFILE_ROUND`]); the reader reads the length and drains the
+/// round (`read` into a 1 MiB buffer), then asks again. The calling thread sends; its CPU is the
+/// figure. It is the broker's fetch path with nothing of the broker: a request read, a length
+/// written, the records sent from the page cache.
 ///
-/// The sender blocks, never spins: in `sendfile` while the socket buffer is full, then on a
-/// condition variable until the reader has everything. (It used to wait with `yield_now`, which
-/// charged the waiting to the very thread whose CPU is the floor, and took a core from the
-/// reader: the broker then looked cheaper and faster than a bare `sendfile`.)
+/// Why rounds and not one stream: on loopback a sender that keeps the reader's socket full
+/// while the reader drains it (a stream) costs about twice as much CPU per byte as one that
+/// sends a round and waits for the next ask (a bare C loop, sender and reader on two CPUs:
+/// 0.46-0.50 CPU-s/GB streaming, 0.21-0.22 in 1 MiB rounds, 2 of 3 runs), so a streaming
+/// reference was no floor: the broker serving the raw consumer came out cheaper than it.
+/// Everything blocks, nothing spins (an earlier version waited with `yield_now`, charging the
+/// wait to the very thread whose CPU is the floor).
 pub struct SendfileRef {
     file: File,
     file_len: u64,
     pos: i64,
     sock: TcpStream,
-    /// Bytes the reader has received, and the signal it gives after each read.
-    received: Arc<(Mutex<u64>, Condvar)>,
-    sent: u64,
+    /// The reader's ask that followed the last round, read at the end of the previous `send`.
+    asked: bool,
     reader: Option<JoinHandle<()>>,
 }
 
@@ -546,71 +622,117 @@ impl SendfileRef {
         assert!(file_len > 0, "empty {}", path.display());
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let received = Arc::new((Mutex::new(0u64), Condvar::new()));
-        let rx = received.clone();
         let reader = std::thread::Builder::new()
             .name("sendfile-reader".into())
             .spawn(move || {
+                if let Some((_, client)) = pinning() {
+                    pin_thread(client);
+                }
                 let (mut s, _) = listener.accept().expect("accept");
+                s.set_nodelay(true).expect("nodelay");
                 let mut buf = vec![0u8; 1 << 20];
                 loop {
-                    match s.read(&mut buf) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => {
-                            let (count, signal) = &*rx;
-                            *count.lock().unwrap_or_else(|e| e.into_inner()) += n as u64;
-                            signal.notify_one();
+                    if s.write_all(&[1]).is_err() {
+                        return;
+                    }
+                    let mut len = [0u8; 4];
+                    if s.read_exact(&mut len).is_err() {
+                        return;
+                    }
+                    let mut left = u32::from_be_bytes(len) as usize;
+                    while left > 0 {
+                        match s.read(&mut buf[..left.min(1 << 20)]) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => left -= n,
                         }
                     }
                 }
             })
             .expect("spawn reader");
         let sock = TcpStream::connect(addr).expect("connect");
+        // As the broker's connections (Kafka sets TCP_NODELAY on every accepted socket).
+        sock.set_nodelay(true).expect("nodelay");
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
         SendfileRef {
             file,
             file_len,
             pos: 0,
             sock,
-            received,
-            sent: 0,
+            asked: false,
             reader: Some(reader),
         }
     }
 
-    /// Sends `bytes` bytes of the file (wrapping to its start) and waits until the reader has
-    /// them all.
-    pub fn send(&mut self, bytes: u64) {
-        let mut left = bytes;
-        while left > 0 {
-            if self.pos as u64 >= self.file_len {
-                self.pos = 0;
-            }
-            let count = left.min(self.file_len - self.pos as u64).min(16 << 20) as usize;
-            // SAFETY: sendfile between two fds we own; `pos` is a valid offset in the file.
-            let n = unsafe {
-                libc::sendfile(
-                    self.sock.as_raw_fd(),
-                    self.file.as_raw_fd(),
-                    &mut self.pos,
-                    count,
-                )
-            };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                panic!("sendfile: {e}");
-            }
-            left -= n as u64;
+    /// Waits for the reader's next ask.
+    fn ask(&mut self) {
+        if std::mem::take(&mut self.asked) {
+            return;
         }
-        self.sent += bytes;
-        let (count, signal) = &*self.received;
-        let count = count.lock().unwrap_or_else(|e| e.into_inner());
-        let (count, waited) = signal
-            .wait_timeout_while(count, Duration::from_secs(10), |c| *c < self.sent)
-            .unwrap_or_else(|e| e.into_inner());
-        assert!(!waited.timed_out() || *count >= self.sent, "reader stuck");
+        let mut ask = [0u8; 1];
+        self.sock.read_exact(&mut ask).expect("the reader asks");
+    }
+
+    /// Sends `bytes` bytes of the file (wrapping to its start) in rounds of at most
+    /// [`SENDFILE_ROUND`], each when the reader asks, and waits until the reader has them all.
+    pub fn send(&mut self, bytes: u64) {
+        // On the server's CPU while it sends, when pinned (`$RAFKA_BENCH_PIN`).
+        let _on_server = Pinned::server_side();
+        let mut total = bytes;
+        while total > 0 {
+            let round = total.min(SENDFILE_ROUND);
+            total -= round;
+            self.ask();
+            self.sock
+                .write_all(&(round as u32).to_be_bytes())
+                .expect("send a round's length");
+            let mut left = round;
+            while left > 0 {
+                if self.pos as u64 >= self.file_len {
+                    self.pos = 0;
+                }
+                let count = left.min(self.file_len - self.pos as u64) as usize;
+                // SAFETY: sendfile between two fds we own; `pos` is a valid offset in the file.
+                let n = unsafe {
+                    libc::sendfile(
+                        self.sock.as_raw_fd(),
+                        self.file.as_raw_fd(),
+                        &mut self.pos,
+                        count,
+                    )
+                };
+                if n < 0 {
+                    let e = std::io::Error::last_os_error();
+                    if e.kind() == std::io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    panic!("sendfile: {e}");
+                }
+                left -= n as u64;
+            }
+        }
+        // The ask after the last round: the reader has everything. The next round goes out on it.
+        self.ask();
+        self.asked = true;
+    }
+}
+
+/// A reference run beside a timed call with as many bytes: returns its measured thread's CPU.
+pub trait Reference {
+    fn run(&mut self, bytes: u64) -> Duration;
+}
+
+impl Reference for SendfileRef {
+    fn run(&mut self, bytes: u64) -> Duration {
+        let cpu0 = thread_cpu();
+        self.send(bytes);
+        thread_cpu() - cpu0
+    }
+}
+
+impl Reference for RecvWriteRef {
+    fn run(&mut self, bytes: u64) -> Duration {
+        self.send(bytes)
     }
 }
 
@@ -649,6 +771,9 @@ impl RecvWriteRef {
         let receiver = std::thread::Builder::new()
             .name("recv-write".into())
             .spawn(move || {
+                if let Some((server, _)) = pinning() {
+                    pin_thread(server);
+                }
                 let (mut s, _) = listener.accept().expect("accept");
                 let mut f = File::create(&path).expect("create reference file");
                 let mut written = 0u64;
@@ -849,4 +974,189 @@ impl RawProducer {
             }
         }
     }
+}
+
+/// The raw consumer's per-partition fetch size: librdkafka's `fetch.message.max.bytes` and
+/// Kafka's `max.partition.fetch.bytes` default.
+const RAW_FETCH_BYTES: i32 = 1 << 20;
+/// Fetch version the raw consumer speaks: flexible, topics by name (v13+ name them by id).
+const RAW_FETCH_VERSION: i16 = 12;
+
+/// A Kafka consumer of one partition that costs next to nothing per byte: one Fetch (v12,
+/// read_committed as librdkafka's default, 1 MiB per partition, no fetch session — librdkafka
+/// has none) at a time on one connection, the answer read into a buffer reused from fetch to
+/// fetch, decoded and checked (correlation id, error codes, magic-2 batches whole and in order),
+/// its batches counted from their headers without touching the records. It drains the socket as
+/// the sendfile reference's reader does, so the broker's serving is measured without a client
+/// that falls behind: a receiver whose socket backs up changes what the sender's kernel does
+/// (on loopback the receive path runs in the sender's softirq).
+pub struct RawConsumer {
+    sock: TcpStream,
+    topic: String,
+    /// The next offset to fetch; back to 0 at the high watermark.
+    offset: i64,
+    correlation_id: i32,
+    /// The answer buffer, kept at its largest length so it is never zeroed again.
+    buf: Vec<u8>,
+}
+
+impl RawConsumer {
+    pub fn new(bootstrap: &str, topic: &str) -> RawConsumer {
+        let sock = TcpStream::connect(bootstrap).expect("connect to the broker");
+        sock.set_nodelay(true).expect("nodelay");
+        sock.set_read_timeout(Some(READY_TIMEOUT))
+            .expect("read timeout");
+        RawConsumer {
+            sock,
+            topic: topic.into(),
+            offset: 0,
+            correlation_id: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    fn request(&mut self) -> Vec<u8> {
+        use rafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+        use rafka_protocol::messages::{FetchRequest, RequestHeader, RequestKind};
+        use rafka_protocol::RequestFrame;
+
+        self.correlation_id = self.correlation_id.wrapping_add(1);
+        let request = RequestFrame {
+            header: RequestHeader {
+                request_api_key: 1,
+                request_api_version: RAW_FETCH_VERSION,
+                correlation_id: self.correlation_id,
+                client_id: Some("rafka-e2e-raw".into()),
+                ..Default::default()
+            },
+            body: RequestKind::Fetch(FetchRequest {
+                replica_id: -1,
+                max_wait_ms: 5,
+                min_bytes: 1,
+                max_bytes: 50 << 20,
+                isolation_level: 1,
+                session_id: 0,
+                session_epoch: -1,
+                topics: vec![FetchTopic {
+                    topic: self.topic.clone(),
+                    partitions: vec![FetchPartition {
+                        partition: 0,
+                        fetch_offset: self.offset,
+                        partition_max_bytes: RAW_FETCH_BYTES,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+        };
+        request.encode().expect("the request encodes").to_vec()
+    }
+
+    /// Fetches until at least `msgs` messages have come (whole batches: a few more may come),
+    /// going back to offset 0 at the high watermark. Returns (messages, payload bytes), the
+    /// bytes counted as messages × `size` (every message of the topic is `size` bytes).
+    pub fn read(&mut self, msgs: u64, size: usize) -> (u64, u64) {
+        let mut got = 0u64;
+        let started = Instant::now();
+        while got < msgs {
+            let request = self.request();
+            self.sock.write_all(&request).expect("send a Fetch");
+            let n = self.answer();
+            if n == 0 {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "no message for 10 s at offset {}",
+                    self.offset
+                );
+            }
+            got += n;
+        }
+        (got, got * size as u64)
+    }
+
+    /// Reads one Fetch answer, checks it, advances `offset`; returns the messages it held.
+    fn answer(&mut self) -> u64 {
+        use bytes::Bytes;
+        use rafka_protocol::messages::ResponseKind;
+        use rafka_protocol::{ApiKey, Records, ResponseFrame};
+
+        let mut size = [0u8; 4];
+        self.sock.read_exact(&mut size).expect("an answer's size");
+        let size = i32::from_be_bytes(size);
+        // One partition's 1 MiB and the answer's own fields.
+        assert!(
+            (0..RAW_FETCH_BYTES + (64 << 10)).contains(&size),
+            "answer size {size}"
+        );
+        let size = size as usize;
+        if self.buf.len() < size {
+            self.buf.resize(size, 0);
+        }
+        self.sock
+            .read_exact(&mut self.buf[..size])
+            .expect("an answer");
+        // Lent to the decoder without a copy, and taken back once its slices are dropped.
+        let whole = Bytes::from(std::mem::take(&mut self.buf));
+        let (msgs, next, high_watermark) = {
+            let answer = ResponseFrame::decode(ApiKey::Fetch, RAW_FETCH_VERSION, &whole.slice(..size))
+                .expect("a Fetch answer decodes");
+            assert_eq!(answer.correlation_id, self.correlation_id, "the answer to our Fetch");
+            let ResponseKind::Fetch(fetch) = answer.body else {
+                panic!("not a Fetch answer");
+            };
+            assert_eq!(fetch.error_code, 0, "Fetch failed");
+            let [topic] = &fetch.responses[..] else {
+                panic!("{} topics in the answer", fetch.responses.len());
+            };
+            let [p] = &topic.partitions[..] else {
+                panic!("{} partitions in the answer", topic.partitions.len());
+            };
+            assert_eq!(p.error_code, 0, "Fetch of the partition failed");
+            let records = match &p.records {
+                Some(Records::Bytes(b)) => b.clone(),
+                None => Bytes::new(),
+                Some(other) => panic!("records not bytes: {other:?}"),
+            };
+            let (msgs, next) = count_batches(&records, self.offset);
+            (msgs, next, p.high_watermark)
+        };
+        self.buf = match whole.try_into_mut() {
+            Ok(b) => b.into(),
+            Err(_) => panic!("the decoded answer outlived its buffer"),
+        };
+        self.offset = if next >= high_watermark { 0 } else { next };
+        msgs
+    }
+}
+
+/// Walks the record batches' headers in `records` (a partial last batch, as a fetch may end
+/// with, is left for the next fetch): the messages they hold and the offset after the last one.
+/// Checks each batch is magic 2, whole and starts where the previous one ended (or at or below
+/// `from`, for the first).
+fn count_batches(records: &[u8], from: i64) -> (u64, i64) {
+    let (mut at, mut msgs, mut next) = (0usize, 0u64, from);
+    let be_i64 = |b: &[u8]| i64::from_be_bytes(b.try_into().expect("8 bytes"));
+    let be_i32 = |b: &[u8]| i32::from_be_bytes(b.try_into().expect("4 bytes"));
+    while records.len() - at >= 61 {
+        let h = &records[at..];
+        let base = be_i64(&h[0..8]);
+        let len = be_i32(&h[8..12]);
+        assert!(len >= 49, "batch length {len}");
+        if h.len() < 12 + len as usize {
+            break;
+        }
+        assert_eq!(h[16], 2, "magic");
+        let last_delta = be_i32(&h[23..27]);
+        let count = be_i32(&h[57..61]);
+        assert!(count > 0 && last_delta >= 0, "batch of {count} records");
+        assert!(
+            if msgs == 0 { base <= next } else { base == next },
+            "batch at {base}, expected {next}"
+        );
+        next = base + last_delta as i64 + 1;
+        msgs += count as u64;
+        at += 12 + len as usize;
+    }
+    (msgs, next)
 }
