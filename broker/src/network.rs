@@ -14,7 +14,7 @@
 //! Layout: this file holds the public types and the accept loop ([`serve`]);
 //! `network/connection.rs` is the one type that owns a socket (frame reading, response writing,
 //! the per-connection request loop); `network/sendfile.rs` wraps the two Linux system calls the
-//! write path needs (`sendfile`, `TCP_CORK`). Like `storage`, this is Linux-only.
+//! write path needs (`sendfile`, `sendmsg` with `MSG_MORE`). Like `storage`, this is Linux-only.
 //!
 //! Ordering: requests on one connection are handled strictly one after another, as Kafka does
 //! (its Processor mutes a channel from a complete receive until that response is sent). A

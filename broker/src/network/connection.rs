@@ -258,9 +258,10 @@ impl Connection {
         Ok(())
     }
 
-    /// Byte chunks with `writev`, slots with `sendfile`. When there is a slot, the socket is
-    /// corked for the whole response so that header bytes and record data leave in full-size
-    /// segments rather than one small segment per chunk (TCP_NODELAY is on).
+    /// Byte chunks with `writev`, slots with `sendfile`. On a plain TCP connection the bytes
+    /// just before a slot go with `MSG_MORE`, so that they leave in one segment with the slot's
+    /// first record bytes rather than alone (TCP_NODELAY is on); see `sendfile.rs` for why not
+    /// `TCP_CORK`.
     async fn write_chunks(
         &mut self,
         chunks: &[Chunk],
@@ -277,10 +278,6 @@ impl Connection {
                     });
                 }
             }
-        }
-        let cork = chunks.iter().any(|c| matches!(c, Chunk::Slot { .. }));
-        if cork {
-            sendfile::set_cork(self.stream.tcp(), true)?;
         }
         let mut rest = chunks;
         while let Some(first) = rest.first() {
@@ -302,15 +299,55 @@ impl Connection {
                             Chunk::Slot { .. } => None,
                         })
                         .collect();
-                    self.write_all_vectored(&bufs).await?;
+                    // Only before record bytes that will follow: bytes held with MSG_MORE and
+                    // nothing sent after them would wait in the kernel.
+                    let data_follows =
+                        matches!(rest.get(run), Some(Chunk::Slot { len, .. }) if *len > 0);
+                    if data_follows && self.stream.tcp_for_sendfile().is_some() {
+                        self.write_all_more(&bufs).await?;
+                    } else {
+                        self.write_all_vectored(&bufs).await?;
+                    }
                     rest = &rest[run..];
                 }
             }
         }
-        if cork {
-            // Whatever TLS still holds goes out before the cork is pulled.
-            self.flush().await?;
-            sendfile::set_cork(self.stream.tcp(), false)?;
+        Ok(())
+    }
+
+    /// Writes every byte of `bufs` on the plain TCP socket with `MSG_MORE` (the next send, a
+    /// `sendfile`, carries them out with its data).
+    async fn write_all_more(&mut self, bufs: &[&[u8]]) -> Result<(), ConnectionError> {
+        let mut slices: Vec<IoSlice<'_>> = bufs
+            .iter()
+            .filter(|b| !b.is_empty())
+            .map(|b| IoSlice::new(b))
+            .collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            let count = rest.len().min(IOV_MAX);
+            let Some(stream) = self.stream.tcp_for_sendfile() else {
+                let left: Vec<&[u8]> = rest.iter().map(|s| &s[..]).collect();
+                return self.write_all_vectored(&left).await;
+            };
+            let batch = &rest[..count];
+            let n = idle(self.idle_timeout, async {
+                loop {
+                    stream.writable().await?;
+                    match stream.try_io(Interest::WRITABLE, || sendfile::send_more(stream, batch)) {
+                        Ok(n) => return Ok(n),
+                        // try_io cleared the readiness: wait for the socket to drain.
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+            })
+            .await?;
+            if n == 0 {
+                return Err(io::Error::from(io::ErrorKind::WriteZero).into());
+            }
+            IoSlice::advance_slices(&mut rest, n);
         }
         Ok(())
     }
