@@ -4,11 +4,11 @@
 //! on).
 //!
 //! Why not `TCP_CORK` around the whole response, as this path once did: on loopback a corked
-//! `sendfile` of 1 MiB cost the broker about 1.4x the CPU per byte of an uncorked one and halved
-//! the consume rate (`cargo bench --bench e2e -- 'consume/'`, three alternated pairs), and a
-//! fixed-size reference corked the same way slowed down just as much. `MSG_MORE` holds only the
-//! bytes of the call it is given, until the next call sends data. (Kafka itself does neither: its
-//! header and each partition's `transferTo` leave as they are written.)
+//! 1 MiB fetch cost the broker about 1.4x the CPU per byte of an uncorked one and about a quarter
+//! of its consume rate (`cargo bench --bench e2e -- 'consume/'`, six alternated pairs), and the
+//! bench's bare `sendfile` reference corked the same way ran at half its rate. `MSG_MORE` holds
+//! only the bytes of the call it is given, until the next call sends data. (Kafka itself does
+//! neither: its header and each partition's `transferTo` leave as they are written.)
 //!
 //! Both act on a non-blocking socket owned by a tokio `TcpStream`; waiting for writability is the
 //! caller's (`TcpStream::writable` + `try_io`).
