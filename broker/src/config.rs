@@ -1740,6 +1740,8 @@ impl KafkaConfig {
         replica_fetch_backoff_ms: i32 = "replica.fetch.backoff.ms";
         /// Follower socket timeout.
         replica_socket_timeout_ms: i32 = "replica.socket.timeout.ms";
+        /// SO_RCVBUF of follower fetch connections (-1: OS default).
+        replica_socket_receive_buffer_bytes: i32 = "replica.socket.receive.buffer.bytes";
         /// High-watermark checkpoint interval.
         replica_high_watermark_checkpoint_interval_ms: i64 = "replica.high.watermark.checkpoint.interval.ms";
         /// Timeout of the broker's own requests (e.g. to the controller).

@@ -42,6 +42,9 @@ pub struct FetcherConfig {
     pub backoff: Duration,
     /// `replica.socket.timeout.ms`: how long a fetch may go unanswered.
     pub socket_timeout: Duration,
+    /// `replica.socket.receive.buffer.bytes`: SO_RCVBUF of the fetch connections (`None`: the
+    /// OS's autotuned buffer).
+    pub receive_buffer: Option<u32>,
     /// The connections to the leaders' inter-broker listener (its security protocol); each
     /// fetcher takes a dedicated one.
     pub client: Arc<InterNodeClient>,
@@ -126,6 +129,7 @@ async fn fetch_from(
         ConnectionConfig {
             client_id: format!("replica-fetcher-{}", config.broker_id),
             connection_setup_timeout: FETCHER_CONNECTION_SETUP_TIMEOUT,
+            receive_buffer: config.receive_buffer,
             ..config.client.config().clone()
         },
     );

@@ -599,6 +599,9 @@ impl KafkaServer {
                 response_max_bytes: c.replica_fetch_response_max_bytes(),
                 backoff: Duration::from_millis(c.replica_fetch_backoff_ms().max(0) as u64),
                 socket_timeout: Duration::from_millis(c.replica_socket_timeout_ms().max(1) as u64),
+                receive_buffer: u32::try_from(c.replica_socket_receive_buffer_bytes())
+                    .ok()
+                    .filter(|&n| n > 0),
                 client: inter_broker_client.clone(),
             };
             tasks.push(tokio::spawn(crate::replica_fetcher::run(

@@ -231,10 +231,47 @@ impl Default for ClientSecurity {
     }
 }
 
+/// A TCP connection to `addr` with SO_RCVBUF set before it connects; the addresses a name
+/// resolves to are tried in order, as `TcpStream::connect` does.
+async fn connect_sized(addr: &str, receive_buffer: u32) -> io::Result<TcpStream> {
+    let mut last = None;
+    for resolved in tokio::net::lookup_host(addr).await? {
+        let socket = match resolved {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.set_recv_buffer_size(receive_buffer)?;
+        match socket.connect(resolved).await {
+            Ok(tcp) => return Ok(tcp),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{addr} resolves to no address"),
+        )
+    }))
+}
+
 /// Opens a connection to `addr` (`host:port`) with the layers `security` asks for, ready for
 /// Kafka requests. TCP_NODELAY is on: requests and responses must not wait for an ACK.
 pub async fn connect(addr: &str, security: &ClientSecurity) -> io::Result<Stream> {
-    let tcp = TcpStream::connect(addr).await?;
+    connect_with(addr, security, None).await
+}
+
+/// As [`connect`], with the socket's receive buffer (SO_RCVBUF) set to `receive_buffer` bytes
+/// before the TCP handshake, so that the window scale it announces fits the buffer (Kafka's
+/// `replica.socket.receive.buffer.bytes`). `None`: the OS's autotuned buffer.
+pub async fn connect_with(
+    addr: &str,
+    security: &ClientSecurity,
+    receive_buffer: Option<u32>,
+) -> io::Result<Stream> {
+    let tcp = match receive_buffer {
+        None => TcpStream::connect(addr).await?,
+        Some(size) => connect_sized(addr, size).await?,
+    };
     tcp.set_nodelay(true)?;
     let protocol = security.protocol;
     // The transport first: TLS on SSL and SASL_SSL listeners...
@@ -295,3 +332,47 @@ fn warn_refused(addr: &str, e: &io::Error) {
 
 /// See [`warn_refused`].
 const REFUSAL_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The receive buffer of a connected stream (Linux reports twice the size asked for).
+    fn receive_buffer(stream: Stream) -> u32 {
+        let Stream::Plain(tcp) = stream else {
+            panic!("a plain connection");
+        };
+        let std = tcp.into_std().expect("std stream");
+        tokio::net::TcpSocket::from_std_stream(std)
+            .recv_buffer_size()
+            .expect("SO_RCVBUF")
+    }
+
+    #[tokio::test]
+    async fn a_receive_buffer_is_set_before_connecting_and_none_leaves_the_os_default() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address").to_string();
+        let accept = tokio::spawn(async move {
+            let mut held = Vec::new();
+            for _ in 0..2 {
+                held.push(listener.accept().await.expect("accept").0);
+            }
+            held
+        });
+        let plain = ClientSecurity::default();
+        let sized = connect_with(&addr, &plain, Some(48 * 1024)).await.expect("connect");
+        assert_eq!(receive_buffer(sized), 2 * 48 * 1024);
+        let default = connect(&addr, &plain).await.expect("connect");
+        assert_ne!(receive_buffer(default), 2 * 48 * 1024);
+        drop(accept.await.expect("accepted"));
+    }
+
+    #[tokio::test]
+    async fn a_name_that_resolves_to_nothing_reachable_fails() {
+        // Port 1 on loopback: nothing listens there.
+        let e = connect_with("127.0.0.1:1", &ClientSecurity::default(), Some(65536))
+            .await
+            .expect_err("refused");
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionRefused);
+    }
+}

@@ -649,8 +649,8 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         "A follower that has not caught up for this long leaves the ISR."),
     k("replica.socket.timeout.ms", T::Int, Some("30000"), I::High,
         "The socket timeout of follower fetch requests; at least replica.fetch.wait.max.ms."),
-    k("replica.socket.receive.buffer.bytes", T::Int, Some("65536"), I::High,
-        "SO_RCVBUF of follower fetch connections."),
+    k("replica.socket.receive.buffer.bytes", T::Int, Some("-1"), I::High,
+        "SO_RCVBUF of follower fetch connections, set before they connect (-1: the OS default). Kafka's default is 65536, a fixed buffer that caps a follower at that much per round trip to its leader."),
     k("replica.fetch.max.bytes", T::Int, Some("1048576"), I::Medium,
         "The bytes a follower asks for per partition in one fetch.")
         .check(V::AtLeast(0)),

@@ -25,7 +25,7 @@
 use super::{InterNodeError, InterNodeStats};
 use rafka_client::wire::ExchangeError;
 use rafka_protocol::messages::{RequestKind, ResponseKind};
-use rafka_security::transport::{connect, ClientSecurity, Stream};
+use rafka_security::transport::{connect_with, ClientSecurity, Stream};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -57,6 +57,9 @@ pub struct ConnectionConfig {
     pub reconnect_backoff_max: Duration,
     /// How long a shared connection may stay unused (see [`CONNECTIONS_MAX_IDLE`]).
     pub connections_max_idle: Duration,
+    /// SO_RCVBUF of the connection, set before it connects (the replica fetcher's
+    /// `replica.socket.receive.buffer.bytes`); `None`: the OS's autotuned buffer.
+    pub receive_buffer: Option<u32>,
 }
 
 impl ConnectionConfig {
@@ -70,6 +73,7 @@ impl ConnectionConfig {
             reconnect_backoff: RECONNECT_BACKOFF,
             reconnect_backoff_max: RECONNECT_BACKOFF_MAX,
             connections_max_idle: CONNECTIONS_MAX_IDLE,
+            receive_buffer: None,
         }
     }
 }
@@ -190,7 +194,7 @@ impl NodeConnection {
         self.last_attempt = Some(now);
         let attempt = tokio::time::timeout(
             self.config.connection_setup_timeout,
-            connect(addr, &self.config.security),
+            connect_with(addr, &self.config.security, self.config.receive_buffer),
         )
         .await
         .unwrap_or_else(|_| {
