@@ -549,7 +549,11 @@ fn consume(c: &mut Criterion, st: &RefCell<State>) {
     for raw in [false, true] {
         for (name, size, fill_msgs, msgs_per_iter) in CONSUME {
             g.throughput(Throughput::BytesDecimal(msgs_per_iter * size as u64));
-            let id = if raw { format!("raw/{name}") } else { name.to_string() };
+            let id = if raw {
+                format!("raw/{name}")
+            } else {
+                name.to_string()
+            };
             let row = format!("consume/{id}");
             let paired = format!("reference/sendfile~{row}");
             let mut reader = None;
@@ -569,7 +573,11 @@ fn consume(c: &mut Criterion, st: &RefCell<State>) {
                     let mut r = if raw {
                         Reader::Raw(RawConsumer::new(&bootstrap, &topic))
                     } else {
-                        Reader::Librdkafka(CountingConsumer::new(&bootstrap, &topic, fill_msgs as i64))
+                        Reader::Librdkafka(CountingConsumer::new(
+                            &bootstrap,
+                            &topic,
+                            fill_msgs as i64,
+                        ))
                     };
                     r.read(1, size);
                     r

@@ -67,7 +67,9 @@ fn free_port() -> u16 {
 /// run to run for the broker and its client than for a reference's two threads, so unpinned
 /// comparisons measure placement as much as work.
 pub fn pinning() -> Option<(usize, usize)> {
-    let v = std::env::var("RAFKA_BENCH_PIN").ok().filter(|v| !v.is_empty())?;
+    let v = std::env::var("RAFKA_BENCH_PIN")
+        .ok()
+        .filter(|v| !v.is_empty())?;
     let parse = |s: Option<&str>| s.and_then(|s| s.trim().parse::<usize>().ok());
     let mut parts = v.split(',');
     match (parse(parts.next()), parse(parts.next()), parts.next()) {
@@ -92,7 +94,12 @@ pub fn pin_thread(cpu: usize) {
     let set = cpu_set(cpu);
     // SAFETY: sched_setaffinity on the calling thread (0) with a valid set.
     let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) };
-    assert_eq!(r, 0, "pin to CPU {cpu}: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        r,
+        0,
+        "pin to CPU {cpu}: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// While alive, the calling thread runs on the server CPU; back on the client CPU after (only
@@ -1099,9 +1106,13 @@ impl RawConsumer {
         // Lent to the decoder without a copy, and taken back once its slices are dropped.
         let whole = Bytes::from(std::mem::take(&mut self.buf));
         let (msgs, next, high_watermark) = {
-            let answer = ResponseFrame::decode(ApiKey::Fetch, RAW_FETCH_VERSION, &whole.slice(..size))
-                .expect("a Fetch answer decodes");
-            assert_eq!(answer.correlation_id, self.correlation_id, "the answer to our Fetch");
+            let answer =
+                ResponseFrame::decode(ApiKey::Fetch, RAW_FETCH_VERSION, &whole.slice(..size))
+                    .expect("a Fetch answer decodes");
+            assert_eq!(
+                answer.correlation_id, self.correlation_id,
+                "the answer to our Fetch"
+            );
             let ResponseKind::Fetch(fetch) = answer.body else {
                 panic!("not a Fetch answer");
             };
@@ -1151,7 +1162,11 @@ fn count_batches(records: &[u8], from: i64) -> (u64, i64) {
         let count = be_i32(&h[57..61]);
         assert!(count > 0 && last_delta >= 0, "batch of {count} records");
         assert!(
-            if msgs == 0 { base <= next } else { base == next },
+            if msgs == 0 {
+                base <= next
+            } else {
+                base == next
+            },
             "batch at {base}, expected {next}"
         );
         next = base + last_delta as i64 + 1;

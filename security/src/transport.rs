@@ -350,7 +350,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_receive_buffer_is_set_before_connecting_and_none_leaves_the_os_default() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("address").to_string();
         let accept = tokio::spawn(async move {
             let mut held = Vec::new();
@@ -360,7 +362,9 @@ mod tests {
             held
         });
         let plain = ClientSecurity::default();
-        let sized = connect_with(&addr, &plain, Some(48 * 1024)).await.expect("connect");
+        let sized = connect_with(&addr, &plain, Some(48 * 1024))
+            .await
+            .expect("connect");
         assert_eq!(receive_buffer(sized), 2 * 48 * 1024);
         let default = connect(&addr, &plain).await.expect("connect");
         assert_ne!(receive_buffer(default), 2 * 48 * 1024);

@@ -241,7 +241,7 @@ impl Connection {
 
     async fn write_response(&mut self, response: Response) -> Result<(), ConnectionError> {
         match response {
-            Response::Frame(frame) => self.write_all_vectored(&[&frame]).await?,
+            Response::Frame(frame) => self.write_all(&[&frame], false).await?,
             Response::Chunks { chunks, slices } => self.write_chunks(&chunks, &slices).await?,
             Response::None => return Ok(()),
             Response::Close => return Err(ConnectionError::ClosedByHandler),
@@ -303,11 +303,7 @@ impl Connection {
                     // nothing sent after them would wait in the kernel.
                     let data_follows =
                         matches!(rest.get(run), Some(Chunk::Slot { len, .. }) if *len > 0);
-                    if data_follows && self.stream.tcp_for_sendfile().is_some() {
-                        self.write_all_more(&bufs).await?;
-                    } else {
-                        self.write_all_vectored(&bufs).await?;
-                    }
+                    self.write_all(&bufs, data_follows).await?;
                     rest = &rest[run..];
                 }
             }
@@ -315,9 +311,10 @@ impl Connection {
         Ok(())
     }
 
-    /// Writes every byte of `bufs` on the plain TCP socket with `MSG_MORE` (the next send, a
-    /// `sendfile`, carries them out with its data).
-    async fn write_all_more(&mut self, bufs: &[&[u8]]) -> Result<(), ConnectionError> {
+    /// Writes every byte of `bufs`, with as few calls as the socket allows. With `more`, on a
+    /// plain TCP connection they go with `MSG_MORE`: the next send (a `sendfile`) carries them
+    /// out with its data.
+    async fn write_all(&mut self, bufs: &[&[u8]], more: bool) -> Result<(), ConnectionError> {
         let mut slices: Vec<IoSlice<'_>> = bufs
             .iter()
             .filter(|b| !b.is_empty())
@@ -325,48 +322,14 @@ impl Connection {
             .collect();
         let mut rest = &mut slices[..];
         while !rest.is_empty() {
-            let count = rest.len().min(IOV_MAX);
-            let Some(stream) = self.stream.tcp_for_sendfile() else {
-                let left: Vec<&[u8]> = rest.iter().map(|s| &s[..]).collect();
-                return self.write_all_vectored(&left).await;
-            };
-            let batch = &rest[..count];
-            let n = idle(self.idle_timeout, async {
-                loop {
-                    stream.writable().await?;
-                    match stream.try_io(Interest::WRITABLE, || sendfile::send_more(stream, batch)) {
-                        Ok(n) => return Ok(n),
-                        // try_io cleared the readiness: wait for the socket to drain.
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(e),
-                    }
+            let batch = &rest[..rest.len().min(IOV_MAX)];
+            let n = match self.stream.tcp_for_sendfile().filter(|_| more) {
+                Some(tcp) => {
+                    when_writable(tcp, self.idle_timeout, || sendfile::send_more(tcp, batch))
+                        .await?
                 }
-            })
-            .await?;
-            if n == 0 {
-                return Err(io::Error::from(io::ErrorKind::WriteZero).into());
-            }
-            IoSlice::advance_slices(&mut rest, n);
-        }
-        Ok(())
-    }
-
-    /// Writes every byte of `bufs`, with as few `writev` calls as the socket allows.
-    async fn write_all_vectored(&mut self, bufs: &[&[u8]]) -> Result<(), ConnectionError> {
-        let mut slices: Vec<IoSlice<'_>> = bufs
-            .iter()
-            .filter(|b| !b.is_empty())
-            .map(|b| IoSlice::new(b))
-            .collect();
-        let mut rest = &mut slices[..];
-        while !rest.is_empty() {
-            let count = rest.len().min(IOV_MAX);
-            let n = idle(
-                self.idle_timeout,
-                self.stream.write_vectored(&rest[..count]),
-            )
-            .await?;
+                None => idle(self.idle_timeout, self.stream.write_vectored(batch)).await?,
+            };
             if n == 0 {
                 return Err(io::Error::from(io::ErrorKind::WriteZero).into());
             }
@@ -395,7 +358,7 @@ impl Connection {
                 io::ErrorKind::UnexpectedEof => truncated(0),
                 _ => e.into(),
             })?;
-            return self.write_all_vectored(&[&data]).await;
+            return self.write_all(&[&data], false).await;
         };
         let mut offset = i64::try_from(slice.position).map_err(|_| truncated(0))?;
         let mut remaining = slice.len as usize;
@@ -404,19 +367,8 @@ impl Connection {
             let Some(stream) = self.stream.tcp_for_sendfile() else {
                 return self.copy_slice(slice).await;
             };
-            let n = idle(self.idle_timeout, async {
-                loop {
-                    stream.writable().await?;
-                    match stream.try_io(Interest::WRITABLE, || {
-                        sendfile::sendfile(stream, file_fd, &mut offset, count)
-                    }) {
-                        Ok(n) => return Ok(n),
-                        // try_io cleared the readiness: wait for the socket to drain.
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(e),
-                    }
-                }
+            let n = when_writable(stream, self.idle_timeout, || {
+                sendfile::sendfile(stream, file_fd, &mut offset, count)
             })
             .await?;
             if n == 0 {
@@ -464,6 +416,34 @@ impl Connection {
         }
         Ok(())
     }
+}
+
+/// Runs the non-blocking write `op` on the plain socket until it goes through: waits for
+/// writability after each WouldBlock (try_io clears the readiness it saw), retries on EINTR, all
+/// under the idle timeout.
+async fn when_writable(
+    stream: &TcpStream,
+    timeout: Duration,
+    mut op: impl FnMut() -> io::Result<usize>,
+) -> Result<usize, ConnectionError> {
+    idle(timeout, async {
+        loop {
+            stream.writable().await?;
+            match stream.try_io(Interest::WRITABLE, &mut op) {
+                Ok(n) => return Ok(n),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await
 }
 
 /// Awaits `op`, failing with [`ConnectionError::Idle`] when it makes no progress for `timeout`.

@@ -95,7 +95,15 @@ mod tests {
         let mut v: libc::c_int = 0;
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
         // SAFETY: getsockopt writes at most `len` bytes into `v`.
-        let r = unsafe { libc::getsockopt(fd, level, name, (&mut v as *mut libc::c_int).cast(), &mut len) };
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                level,
+                name,
+                (&mut v as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
         assert_eq!(r, 0, "getsockopt: {}", io::Error::last_os_error());
         v
     }
@@ -132,19 +140,33 @@ mod tests {
         let (accepted, _) = listener.accept().await.expect("accept");
         let fd = accepted.as_raw_fd();
         // Linux doubles what it is asked for (room for its own bookkeeping).
-        assert_eq!(int_option(fd, libc::SOL_SOCKET, libc::SO_SNDBUF), 2 * 96 * 1024);
-        assert_eq!(int_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUF), 2 * 80 * 1024);
+        assert_eq!(
+            int_option(fd, libc::SOL_SOCKET, libc::SO_SNDBUF),
+            2 * 96 * 1024
+        );
+        assert_eq!(
+            int_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUF),
+            2 * 80 * 1024
+        );
 
         // Unset: the sizes are the OS's, whatever they are, and not the ones asked above.
-        let listener = listen("127.0.0.1:0", ListenOptions::default()).await.expect("listen");
+        let listener = listen("127.0.0.1:0", ListenOptions::default())
+            .await
+            .expect("listen");
         assert_eq!(backlog(&listener), DEFAULT_LISTEN_BACKLOG.min(somaxconn()));
         let _client = tokio::net::TcpStream::connect(listener.local_addr().expect("address"))
             .await
             .expect("connect");
         let (accepted, _) = listener.accept().await.expect("accept");
         let fd = accepted.as_raw_fd();
-        assert_ne!(int_option(fd, libc::SOL_SOCKET, libc::SO_SNDBUF), 2 * 96 * 1024);
-        assert_ne!(int_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUF), 2 * 80 * 1024);
+        assert_ne!(
+            int_option(fd, libc::SOL_SOCKET, libc::SO_SNDBUF),
+            2 * 96 * 1024
+        );
+        assert_ne!(
+            int_option(fd, libc::SOL_SOCKET, libc::SO_RCVBUF),
+            2 * 80 * 1024
+        );
     }
 
     fn somaxconn() -> u32 {
@@ -178,6 +200,9 @@ mod tests {
             }
         );
         let c = kafka_config(&[]);
-        assert_eq!(ListenOptions::from_kafka_config(&c), ListenOptions::default());
+        assert_eq!(
+            ListenOptions::from_kafka_config(&c),
+            ListenOptions::default()
+        );
     }
 }
