@@ -210,11 +210,19 @@ impl Node {
         self.child = Some(spawn_rafka(&self.dir, &[file.display().to_string()]));
     }
 
-    /// SIGKILL and reap.
     /// SIGSTOP: the process stops answering but keeps its connections open (a hung or
-    /// partitioned broker, as its peers see it).
+    /// partitioned broker, as its peers see it). Returns once every thread of it is stopped:
+    /// `kill` returns before a busy process on a loaded machine has stopped, and it can still
+    /// answer a request or two meanwhile (a test then reads its pre-pause answers as if given
+    /// after the pause). Bounded: 5 s.
     pub fn pause(&self) {
         self.signal(libc::SIGSTOP);
+        let Some(pid) = self.pid() else { return };
+        let deadline = Deadline::after(Duration::from_secs(5));
+        while !all_threads_stopped(pid) {
+            deadline.check(|| format!("node {} did not stop within 5 s of SIGSTOP", self.node_id));
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// SIGCONT after [`Node::pause`].
@@ -231,6 +239,7 @@ impl Node {
         }
     }
 
+    /// SIGKILL and reap.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -1165,4 +1174,22 @@ pub fn read_all(
         part.push(m);
     }
     out
+}
+
+/// Whether every thread of process `pid` is in the stopped state (`T` in its `stat`).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        // Gone: nothing of it runs.
+        return true;
+    };
+    tasks.flatten().all(|task| {
+        std::fs::read_to_string(task.path().join("stat"))
+            .ok()
+            // The state follows the command name, which is in parentheses and may hold spaces.
+            .and_then(|stat| {
+                stat.rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().next().map(str::to_owned))
+            })
+            .is_none_or(|state| state == "T" || state == "t")
+    })
 }
