@@ -13,11 +13,12 @@ RAFKA_PID=
 CHECKS=0
 
 # A port nobody listens on now (bash's /dev/tcp; the broker's bind is the final word, and a
-# lost race shows as a failed start).
+# lost race shows as a failed start, which rafka_start retries on fresh ports). Below Linux's
+# ephemeral range (32768 and up by default), where outgoing connections take their ports.
 free_port() {
   local p
   while :; do
-    p=$((20000 + RANDOM % 40000))
+    p=$((20000 + RANDOM % 12000))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       echo "$p"
       return
@@ -138,6 +139,14 @@ EOF
   local i
   for i in $(seq 1 300); do
     if ! kill -0 "$RAFKA_PID" 2>/dev/null; then
+      # A port taken between free_port and the bind: start again on fresh ports (3 times).
+      if grep -q "Address already in use" "$WORK/rafka.log" && (( ${RAFKA_START_TRIES:-0} < 3 )); then
+        RAFKA_START_TRIES=$(( ${RAFKA_START_TRIES:-0} + 1 ))
+        echo "rafka: a port was taken ($(tail -1 "$WORK/rafka.log")); again on fresh ports"
+        rm -rf "$WORK/data"
+        rafka_start "$bin" "$@"
+        return
+      fi
       fail "rafka exited during startup"
     fi
     if timeout 5 kcat -b "$BROKER" -L -m 2 2>/dev/null | grep -q "broker 1 at 127.0.0.1:$PORT"; then
