@@ -620,6 +620,7 @@ fn references(c: &mut Criterion, st: &RefCell<State>) {
         });
         b.iter_custom(|iters| {
             let bytes = iters * bytes_per_iter;
+            let _on_server = support::Pinned::server_side();
             let (before, cpu0) = (Clocks::read(&env.broker), thread_cpu());
             let t0 = Instant::now();
             s.send(bytes);

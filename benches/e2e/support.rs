@@ -682,9 +682,9 @@ impl SendfileRef {
 
     /// Sends `bytes` bytes of the file (wrapping to its start) in rounds of at most
     /// [`SENDFILE_ROUND`], each when the reader asks, and waits until the reader has them all.
+    /// When pinned (`$RAFKA_BENCH_PIN`), the caller moves its thread to the server CPU first
+    /// ([`Pinned::server_side`]), outside the CPU it measures.
     pub fn send(&mut self, bytes: u64) {
-        // On the server's CPU while it sends, when pinned (`$RAFKA_BENCH_PIN`).
-        let _on_server = Pinned::server_side();
         let mut total = bytes;
         while total > 0 {
             let round = total.min(SENDFILE_ROUND);
@@ -731,6 +731,7 @@ pub trait Reference {
 
 impl Reference for SendfileRef {
     fn run(&mut self, bytes: u64) -> Duration {
+        let _on_server = Pinned::server_side();
         let cpu0 = thread_cpu();
         self.send(bytes);
         thread_cpu() - cpu0
