@@ -10,12 +10,16 @@
 //!
 //! The file is opened per operation (aborts are rare; a segment keeps no descriptor for it) and
 //! read in bounded chunks, so a large index never takes more memory than the entries a caller
-//! asks for. Not fsynced on its own: the segment flush syncs it with the log, and a lost tail is
+//! asks for. Most segments never get one: once a look finds no file, the index remembers that
+//! until it writes one, so a read_committed fetch costs no failing `statx` per segment. That is
+//! sound because a segment's index file is written only through its one `TransactionIndex`
+//! (recovery renames and removes files before segments are opened). Not fsynced on its own: the segment flush syncs it with the log, and a lost tail is
 //! rebuilt from the log's markers at recovery.
 
 use crate::error::{IoContext, Result};
 use crate::fs::FileSystem;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
 /// The size of one entry.
@@ -60,12 +64,25 @@ impl AbortedTxn {
 pub struct TransactionIndex {
     fs: Arc<dyn FileSystem>,
     path: PathBuf,
+    /// What is known of the file at `path`: [`UNKNOWN`], [`ABSENT`] (a look found none and this
+    /// index has written none since) or [`PRESENT`] (this index wrote one). A reader that finds
+    /// no file records ABSENT only over UNKNOWN, so a look that raced an append cannot hide the
+    /// file the append created.
+    file: AtomicU8,
 }
+
+const UNKNOWN: u8 = 0;
+const ABSENT: u8 = 1;
+const PRESENT: u8 = 2;
 
 impl TransactionIndex {
     /// The index at `path`; no file is touched until an entry is written or read.
     pub fn new(fs: Arc<dyn FileSystem>, path: PathBuf) -> TransactionIndex {
-        TransactionIndex { fs, path }
+        TransactionIndex {
+            fs,
+            path,
+            file: AtomicU8::new(UNKNOWN),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -73,8 +90,19 @@ impl TransactionIndex {
     }
 
     fn len(&self) -> Result<u64> {
+        if self.file.load(Ordering::Acquire) == ABSENT {
+            return Ok(0);
+        }
         match self.fs.file_size(&self.path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let _ = self.file.compare_exchange(
+                    UNKNOWN,
+                    ABSENT,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+                Ok(0)
+            }
             size => size.at(&self.path),
         }
     }
@@ -82,6 +110,7 @@ impl TransactionIndex {
     /// Appends an entry (the caller keeps entries in marker order).
     pub fn append(&self, txn: &AbortedTxn) -> Result<()> {
         let f = self.fs.open(&self.path, true).at(&self.path)?;
+        self.file.store(PRESENT, Ordering::Release);
         // A torn partial entry at the end (a crash mid-write) is overwritten.
         let len = f.len().at(&self.path)?;
         let end = len - len % ABORTED_TXN_SIZE as u64;
@@ -177,21 +206,24 @@ impl TransactionIndex {
         if self.fs.exists(&self.path) {
             self.fs.remove_file(&self.path).at(&self.path)?;
         }
+        self.file.store(ABSENT, Ordering::Release);
         Ok(())
     }
 
     /// Renames the file, if there is one, and points the index at the new path.
     pub fn rename_to(&mut self, to: PathBuf) -> Result<()> {
-        if self.fs.exists(&self.path) {
+        let exists = self.fs.exists(&self.path);
+        if exists {
             self.fs.rename(&self.path, &to).at(&self.path)?;
         }
         self.path = to;
+        *self.file.get_mut() = if exists { PRESENT } else { ABSENT };
         Ok(())
     }
 
     /// The file to fsync with the segment, if there is one.
     pub fn file_to_sync(&self) -> Result<Option<Arc<dyn crate::fs::LogFile>>> {
-        if !self.fs.exists(&self.path) {
+        if self.file.load(Ordering::Acquire) == ABSENT || !self.fs.exists(&self.path) {
             return Ok(None);
         }
         Ok(Some(self.fs.open(&self.path, false).at(&self.path)?))
@@ -253,5 +285,33 @@ mod tests {
         assert_eq!(idx.all().unwrap().len(), 1);
         idx.append(&txn(4, 7, 8, 9)).unwrap();
         assert_eq!(idx.all().unwrap(), vec![txn(1, 0, 5, 6), txn(4, 7, 8, 9)]);
+    }
+
+    #[test]
+    fn a_file_found_absent_is_not_looked_for_again_until_this_index_writes_one() {
+        let fs = Arc::new(SimFs::new());
+        fs.create_dir_all(Path::new("/d")).unwrap();
+        let p = PathBuf::from("/d/00000000000000000005.txnindex");
+        let mut idx = TransactionIndex::new(fs.clone(), p.clone());
+        assert!(idx.all().unwrap().is_empty());
+        // A file that appears behind the index's back is not seen: only this index writes it.
+        let other = fs.open(&p, true).unwrap();
+        other.write_all_at(&[&txn(9, 0, 1, 2).to_bytes()], 0).unwrap();
+        drop(other);
+        assert!(idx.all().unwrap().is_empty());
+        assert!(idx.file_to_sync().unwrap().is_none());
+        fs.remove_file(&p).unwrap();
+        // Its own write is seen at once.
+        idx.append(&txn(1, 0, 5, 6)).unwrap();
+        assert_eq!(idx.all().unwrap(), vec![txn(1, 0, 5, 6)]);
+        // A rename carries what is known; a reset forgets the entries.
+        let q = PathBuf::from("/d/00000000000000000005.txnindex.deleted");
+        idx.rename_to(q.clone()).unwrap();
+        assert_eq!(idx.all().unwrap(), vec![txn(1, 0, 5, 6)]);
+        idx.reset().unwrap();
+        assert!(idx.all().unwrap().is_empty());
+        assert!(!fs.exists(&q));
+        idx.append(&txn(2, 7, 8, 9)).unwrap();
+        assert_eq!(idx.all().unwrap(), vec![txn(2, 7, 8, 9)]);
     }
 }
