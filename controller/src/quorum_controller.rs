@@ -175,6 +175,31 @@ fn random_bits() -> u128 {
     (u128::from(a.finish()) << 64) | u128::from(b.finish())
 }
 
+/// Waits for a write to the Raft log (`op`) only as long as node `me` leads the term it wrote in
+/// (as `metrics` shows it). openraft 0.9 can leave a write unanswered for ever when its
+/// leadership ends under it (seen: a node restarted as leader of its old term took a write,
+/// learned of a newer term 8 ms later and then had its log replaced by a snapshot; the write
+/// never returned and the event loop — every request to the node — hung with it, even once the
+/// node led again). The write's fate is then unknown, as Kafka's controller's is when it
+/// renounces: the request is answered NOT_CONTROLLER, and the next activation's own write,
+/// applied before anything is generated, brings in whatever did commit.
+async fn while_leading<T, E: std::fmt::Display>(
+    mut metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<NodeId, BasicNode>>,
+    me: NodeId,
+    op: impl Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    let term = metrics.borrow().current_term;
+    let deposed = metrics.wait_for(|m| m.current_term != term || m.current_leader != Some(me));
+    tokio::select! {
+        biased;
+        r = op => r.map_err(|e| e.to_string()),
+        d = deposed => Err(match d {
+            Ok(_) => format!("no longer the leader of term {term}: the write's outcome is unknown"),
+            Err(_) => "raft stopped".to_owned(),
+        }),
+    }
+}
+
 impl EventLoop {
     async fn run(mut self, mut rx: mpsc::Receiver<Event>) {
         let mut tick = tokio::time::interval(TICK);
@@ -312,7 +337,13 @@ impl EventLoop {
         if records.is_empty() {
             return true;
         }
-        match self.raft.client_write(MetadataCommand { records }).await {
+        let outcome = while_leading(
+            self.raft.metrics(),
+            self.node_id,
+            self.raft.client_write(MetadataCommand { records }),
+        )
+        .await;
+        match outcome {
             Ok(_) => true,
             Err(e) => {
                 tracing::warn!(node_id = self.node_id, error = %e, "metadata write failed");
@@ -371,22 +402,18 @@ impl EventLoop {
         // address is replaced with `SetNodes` — safe for a learner, which never votes.
         let node = BasicNode { addr: addr.clone() };
         let res = if known.is_some() {
-            self.raft
-                .change_membership(
-                    openraft::ChangeMembers::SetNodes(std::collections::BTreeMap::from([(
-                        id, node,
-                    )])),
-                    false,
-                )
+            let change = self.raft.change_membership(
+                openraft::ChangeMembers::SetNodes(std::collections::BTreeMap::from([(id, node)])),
+                false,
+            );
+            while_leading(self.raft.metrics(), self.node_id, change)
                 .await
                 .map(|_| ())
-                .map_err(|e| e.to_string())
         } else {
-            self.raft
-                .add_learner(id, node, false)
+            let add = self.raft.add_learner(id, node, false);
+            while_leading(self.raft.metrics(), self.node_id, add)
                 .await
                 .map(|_| ())
-                .map_err(|e| e.to_string())
         };
         match res {
             Ok(_) => {
@@ -724,5 +751,79 @@ pub fn scram_results(
             )
             .collect(),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::watch;
+
+    fn leading(me: NodeId, term: u64) -> openraft::RaftMetrics<NodeId, BasicNode> {
+        let mut m = openraft::RaftMetrics::new_initial(me);
+        m.current_term = term;
+        m.current_leader = Some(me);
+        m
+    }
+
+    #[tokio::test]
+    async fn a_write_left_unanswered_ends_when_its_leadership_does() {
+        let (tx, rx) = watch::channel(leading(1, 7));
+        let never = std::future::pending::<Result<(), String>>();
+        let waiting = tokio::spawn(while_leading(rx, 1, never));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "still leading: the write is waited for");
+        // A newer term from another node.
+        tx.send_modify(|m| {
+            m.current_term = 8;
+            m.current_leader = Some(2);
+        });
+        let r = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("returns once deposed")
+            .expect("task");
+        let e = r.expect_err("outcome unknown");
+        assert!(e.contains("term 7"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_write_ends_when_the_node_leads_a_new_term_or_stops() {
+        // Leadership lost and won again between two looks is a new term: still given up.
+        let (tx, rx) = watch::channel(leading(1, 7));
+        let waiting = tokio::spawn(while_leading(
+            rx,
+            1,
+            std::future::pending::<Result<(), String>>(),
+        ));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        tx.send_modify(|m| m.current_term = 9);
+        let r = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("returns")
+            .expect("task");
+        assert!(r.is_err());
+        // Raft shut down: its metrics close.
+        let (tx, rx) = watch::channel(leading(1, 7));
+        let waiting = tokio::spawn(while_leading(
+            rx,
+            1,
+            std::future::pending::<Result<(), String>>(),
+        ));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(tx);
+        let r = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("returns")
+            .expect("task");
+        assert_eq!(r.expect_err("stopped"), "raft stopped");
+    }
+
+    #[tokio::test]
+    async fn an_answered_write_is_its_answer_even_if_the_term_ended_meanwhile() {
+        let (tx, rx) = watch::channel(leading(1, 7));
+        tx.send_modify(|m| m.current_term = 8);
+        // Both are ready at the first poll: the write's own answer wins.
+        let r = while_leading(rx, 1, async { Ok::<_, String>(42) }).await;
+        assert_eq!(r, Ok(42));
     }
 }
