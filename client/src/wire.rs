@@ -9,6 +9,7 @@
 use bytes::{Bytes, BytesMut};
 use rafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
 use rafka_protocol::{RequestFrame, ResponseFrame};
+use rafka_security::transport::ReceiveLowWater;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -80,6 +81,31 @@ pub async fn read_frame_within<S: AsyncRead + Unpin>(
     max: usize,
     idle: Option<Duration>,
 ) -> std::io::Result<Option<Bytes>> {
+    read_frame_inner(stream, max, idle, |_, _| false).await
+}
+
+/// Responses at least this long are waited for with a receive low water (`SO_RCVLOWAT`).
+const LOW_WATER_FROM: usize = 256 * 1024;
+/// The most bytes the kernel gathers before it wakes the reader of a long response — and so the
+/// most buffer claimed ahead of bytes arriving when it does.
+const LOW_WATER_MAX: usize = 1024 * 1024;
+
+/// Reads one frame. `low_water(stream, n)` asks the stream's socket to wake the reader only once
+/// `n` bytes wait (see `rafka_security::transport::ReceiveLowWater`); false where it cannot.
+///
+/// A reader woken per arriving segment pays a sleep and a wake-up for every 64 KiB or so — a
+/// follower reading a 1 MiB fetch response slept ten times (`perf`, the replication bench) —
+/// where one wake-up per response would do. So a long frame is waited for with a low water of
+/// its remaining length (at most [`LOW_WATER_MAX`]) and read in steps of that size. The low
+/// water never exceeds the bytes of this frame still to come: the peer sends nothing more until
+/// it is answered, so a higher one could wait for ever. It is back at 1 when the frame is read;
+/// a frame that fails leaves it set, but a failed exchange's stream is never reused.
+async fn read_frame_inner<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    max: usize,
+    idle: Option<Duration>,
+    low_water: impl Fn(&S, usize) -> bool,
+) -> std::io::Result<Option<Bytes>> {
     async fn within<T>(
         idle: Option<Duration>,
         f: impl std::future::Future<Output = std::io::Result<T>>,
@@ -116,21 +142,48 @@ pub async fn read_frame_within<S: AsyncRead + Unpin>(
     }
     let len = len as usize;
     let mut buf = BytesMut::with_capacity(len.min(READ_STEP_BYTES));
+    // The low water set on the socket (0: none).
+    let mut low = 0;
     while buf.len() < len {
-        let want = (len - buf.len()).min(READ_STEP_BYTES);
+        let remaining = len - buf.len();
+        if low > remaining {
+            // Lower it before any wait; a socket that refuses could wait for ever: give up.
+            let want = if remaining >= LOW_WATER_FROM {
+                remaining.min(LOW_WATER_MAX)
+            } else {
+                1
+            };
+            if !low_water(stream, want) {
+                return Err(low_water_refused());
+            }
+            low = if want > 1 { want } else { 0 };
+        } else if low == 0 && buf.is_empty() && remaining >= LOW_WATER_FROM {
+            let want = remaining.min(LOW_WATER_MAX);
+            if low_water(stream, want) {
+                low = want;
+            }
+        }
+        let want = remaining.min(READ_STEP_BYTES.max(low));
         buf.reserve(want);
         let n = within(idle, (&mut *stream).take(want as u64).read_buf(&mut buf)).await?;
         if n == 0 {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
     }
+    if low > 0 && !low_water(stream, 1) {
+        return Err(low_water_refused());
+    }
     Ok(Some(buf.freeze()))
+}
+
+fn low_water_refused() -> std::io::Error {
+    std::io::Error::other("the socket refused to lower its receive low water")
 }
 
 /// Sends `body` at `version` with `correlation_id`, then reads and decodes its response (at most
 /// `max_response` bytes) and checks it answers this request. The caller bounds the time; a
 /// cancelled or failed exchange leaves the stream mid-frame, so it must not be reused.
-pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin + ReceiveLowWater>(
     stream: &mut S,
     version: i16,
     correlation_id: i32,
@@ -153,8 +206,10 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     stream.write_all(&bytes).await?;
     // TLS may hold the last records until flushed.
     stream.flush().await?;
-    let resp = read_frame(stream, max_response)
-        .await?
+    let resp = read_frame_inner(stream, max_response, None, |s, n| {
+        s.set_receive_low_water(n)
+    })
+    .await?
         .ok_or(ExchangeError::Closed)?;
     let frame = ResponseFrame::decode(api, version, &resp)?;
     if frame.correlation_id != correlation_id {
@@ -196,5 +251,76 @@ mod tests {
             .await
             .expect_err("silent");
         assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+    }
+
+    /// The low water reading a long frame over a real socket: whole frames, the low water back
+    /// at 1 after each (a short frame after a long one is not held), and never more than the
+    /// bytes still to come (a tail that arrives late is read).
+    #[tokio::test]
+    async fn long_frames_wait_with_a_low_water_that_never_outlasts_the_frame() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let long: Vec<u8> = (0..1_500_000u32).map(|i| (i % 251) as u8).collect();
+        let sent = long.clone();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut frame = (sent.len() as i32).to_be_bytes().to_vec();
+            frame.extend_from_slice(&sent);
+            // The first part, a pause, the rest: the reader must not wait for more than comes.
+            s.write_all(&frame[..300_000]).await.expect("write");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            s.write_all(&frame[300_000..]).await.expect("write");
+            s.write_all(&[0, 0, 0, 3, 7, 8, 9]).await.expect("write");
+            // Keep the connection open: the short frame must arrive without the peer closing.
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        });
+        let mut c = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let calls = AtomicUsize::new(0);
+        let lowat = |s: &tokio::net::TcpStream, n: usize| {
+            calls.fetch_add(1, Ordering::Relaxed);
+            s.set_receive_low_water(n)
+        };
+        let got = tokio::time::timeout(
+            Duration::from_secs(5),
+            read_frame_inner(&mut c, 4 << 20, None, &lowat),
+        )
+        .await
+        .expect("the long frame within 5 s")
+        .expect("read")
+        .expect("a frame");
+        assert!(got[..] == long[..], "the long frame arrives whole");
+        assert!(calls.load(Ordering::Relaxed) >= 2, "set, then back to 1");
+        assert_eq!(low_water_of(&c), 1, "back at 1 after the frame");
+        let short = tokio::time::timeout(
+            Duration::from_secs(5),
+            read_frame_inner(&mut c, 4 << 20, None, &lowat),
+        )
+        .await
+        .expect("the short frame within 5 s: no low water left over")
+        .expect("read")
+        .expect("a frame");
+        assert_eq!(&short[..], &[7, 8, 9]);
+        server.abort();
+    }
+
+    fn low_water_of(s: &tokio::net::TcpStream) -> i32 {
+        use std::os::fd::AsRawFd;
+        let mut v: i32 = 0;
+        let mut len = std::mem::size_of::<i32>() as u32;
+        // SAFETY: a valid socket descriptor and an int-sized option buffer.
+        let rc = unsafe {
+            libc::getsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVLOWAT,
+                (&mut v as *mut i32).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "getsockopt");
+        v
     }
 }

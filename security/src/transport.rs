@@ -83,6 +83,49 @@ impl From<TcpStream> for Stream {
     }
 }
 
+/// A stream whose socket can be told how many unread bytes make it worth waking the reader
+/// (`SO_RCVLOWAT`): a reader that knows a response's length waits for most of it in one wake-up
+/// instead of one per segment that arrives (see `rafka_client::wire::exchange`).
+pub trait ReceiveLowWater {
+    /// Asks the kernel to report the socket readable only once `bytes` are waiting (1: any).
+    /// False where it cannot be done: a TLS stream's kernel bytes are not the bytes its reader
+    /// gets, so a low water there could wait for bytes that never come.
+    fn set_receive_low_water(&self, bytes: usize) -> bool;
+}
+
+impl ReceiveLowWater for TcpStream {
+    fn set_receive_low_water(&self, bytes: usize) -> bool {
+        use std::os::fd::AsRawFd;
+        let value = libc::c_int::try_from(bytes.max(1)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: a valid socket descriptor, and a c_int option value of the given size.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVLOWAT,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        rc == 0
+    }
+}
+
+impl ReceiveLowWater for Stream {
+    fn set_receive_low_water(&self, bytes: usize) -> bool {
+        match self {
+            Stream::Plain(s) => s.set_receive_low_water(bytes),
+            Stream::TlsServer(_) | Stream::TlsClient(_) => false,
+        }
+    }
+}
+
+impl ReceiveLowWater for tokio::io::DuplexStream {
+    fn set_receive_low_water(&self, _bytes: usize) -> bool {
+        false
+    }
+}
+
 impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,
