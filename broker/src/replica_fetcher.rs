@@ -133,15 +133,22 @@ async fn fetch_from(
             ..config.client.config().clone()
         },
     );
+    // What to fetch next, as the last round's blocking step read it right after applying its
+    // answer: one hop to a blocking thread per round instead of two (each hop is a sleep and a
+    // wake-up on both sides).
+    let mut next: Option<Vec<FollowedPartition>> = None;
     loop {
         if *shutdown.borrow() {
             return;
         }
-        let followed = {
-            let rm = rm.clone();
-            match tokio::task::spawn_blocking(move || rm.followed_from(leader)).await {
-                Ok(f) => f,
-                Err(_) => return,
+        let followed = match next.take() {
+            Some(f) => f,
+            None => {
+                let rm = rm.clone();
+                match tokio::task::spawn_blocking(move || rm.followed_from(leader)).await {
+                    Ok(f) => f,
+                    Err(_) => return,
+                }
             }
         };
         if followed.is_empty() {
@@ -260,14 +267,19 @@ async fn fetch_from(
             }
         }
         let rm2 = rm.clone();
-        let errors = tokio::task::spawn_blocking(move || {
-            work.iter()
+        let (errors, followed_next) = tokio::task::spawn_blocking(move || {
+            let errors = work
+                .iter()
                 .map(|(tp, epoch, data)| rm2.process_fetched(tp, *epoch, data))
                 .filter(|e| !matches!(e, ErrorCode::None | ErrorCode::OffsetOutOfRange))
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>();
+            let followed_next = errors.is_empty().then(|| rm2.followed_from(leader));
+            (errors, followed_next)
         })
         .await
-        .unwrap_or_else(|_| vec![ErrorCode::UnknownServerError]);
+        .unwrap_or_else(|_| (vec![ErrorCode::UnknownServerError], None));
+        // After an error the next round looks again once the wait is over.
+        next = followed_next;
         if !errors.is_empty() {
             // Leadership is moving or a batch was refused: wait for the image, then refetch.
             tokio::time::sleep(retry_after(&errors, config.backoff)).await;
