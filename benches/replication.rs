@@ -37,6 +37,7 @@
 //! bench checks that no leader epoch moved meanwhile: the tighter session survives a saturated
 //! two-core machine (that is the justification the summary prints).
 //!
+//! `$RAFKA_BIN` runs the nodes from another build (two builds against each other, alternately).
 //! `$RAFKA_BENCH_ONLY` runs a subset (`throughput`, `latency`, `failover`, comma-separated);
 //! `$RAFKA_BENCH_CLIENT` adds settings to the paced producers (`key=value;key=value`, e.g.
 //! `topic.metadata.refresh.interval.ms=100` or `socket.timeout.ms=3000`): the time from

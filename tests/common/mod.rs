@@ -59,6 +59,12 @@ pub const TERM_TIMEOUT: Duration = Duration::from_secs(20);
 /// The binary under test: the one `cargo test` built alongside this test.
 pub const RAFKA: &str = env!("CARGO_BIN_EXE_rafka");
 
+/// The binary a node runs: [`RAFKA`], or `$RAFKA_BIN` when set — the benches' switch for
+/// running two builds against each other (as `benches/e2e` reads it).
+pub fn node_binary() -> std::ffi::OsString {
+    std::env::var_os("RAFKA_BIN").unwrap_or_else(|| RAFKA.into())
+}
+
 /// Tests of one file that each run a multi-node cluster with tight timeouts (sessions of a
 /// few seconds) take this first, so that they run one at a time rather than all at once on a
 /// small machine, where the load alone could fence a broker.
@@ -289,7 +295,7 @@ pub fn spawn_rafka(cwd: &Path, args: &[String]) -> Child {
         .open(cwd.join("rafka.log"))
         .expect("open rafka.log");
     let log2 = log.try_clone().expect("dup rafka.log");
-    let mut cmd = Command::new(RAFKA);
+    let mut cmd = Command::new(node_binary());
     cmd.args(args)
         .current_dir(cwd)
         .stdin(Stdio::null())
