@@ -210,7 +210,7 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin + ReceiveLowWater>(
         s.set_receive_low_water(n)
     })
     .await?
-        .ok_or(ExchangeError::Closed)?;
+    .ok_or(ExchangeError::Closed)?;
     let frame = ResponseFrame::decode(api, version, &resp)?;
     if frame.correlation_id != correlation_id {
         return Err(ExchangeError::Correlation {

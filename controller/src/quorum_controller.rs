@@ -772,7 +772,10 @@ mod tests {
         let never = std::future::pending::<Result<(), String>>();
         let waiting = tokio::spawn(while_leading(rx, 1, never));
         tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!waiting.is_finished(), "still leading: the write is waited for");
+        assert!(
+            !waiting.is_finished(),
+            "still leading: the write is waited for"
+        );
         // A newer term from another node.
         tx.send_modify(|m| {
             m.current_term = 8;

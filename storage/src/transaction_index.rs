@@ -296,7 +296,9 @@ mod tests {
         assert!(idx.all().unwrap().is_empty());
         // A file that appears behind the index's back is not seen: only this index writes it.
         let other = fs.open(&p, true).unwrap();
-        other.write_all_at(&[&txn(9, 0, 1, 2).to_bytes()], 0).unwrap();
+        other
+            .write_all_at(&[&txn(9, 0, 1, 2).to_bytes()], 0)
+            .unwrap();
         drop(other);
         assert!(idx.all().unwrap().is_empty());
         assert!(idx.file_to_sync().unwrap().is_none());
