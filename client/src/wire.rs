@@ -1,5 +1,6 @@
 //! One request and its response on a stream: the size-prefixed frames Kafka speaks, read with a
-//! buffer that grows only as bytes arrive (a size prefix alone claims no memory), and
+//! buffer that grows only as bytes arrive (a size prefix alone claims at most 64 KiB; a response
+//! to our own request, at most 1 MiB — see `read_frame_inner`), and
 //! [`exchange`], the request/response helper every client in the workspace uses — the tools'
 //! connections, the broker's controller channel and replica fetchers, the controller's Raft RPCs.
 //!
@@ -99,7 +100,10 @@ const LOW_WATER_MAX: usize = 1024 * 1024;
 /// its remaining length (at most [`LOW_WATER_MAX`]) and read in steps of that size. The low
 /// water never exceeds the bytes of this frame still to come: the peer sends nothing more until
 /// it is answered, so a higher one could wait for ever. It is back at 1 when the frame is read;
-/// a frame that fails leaves it set, but a failed exchange's stream is never reused.
+/// a frame that fails leaves it set, but a failed exchange's stream is never reused. (Linux
+/// reports a socket readable at once when a lowered low water is already met, and wakes the
+/// reader anyway when its receive buffer or window cannot take more; a kernel cap on the value,
+/// half a fixed `SO_RCVBUF`, only lowers it.)
 async fn read_frame_inner<S: AsyncRead + Unpin>(
     stream: &mut S,
     max: usize,

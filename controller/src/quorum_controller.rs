@@ -183,13 +183,25 @@ fn random_bits() -> u128 {
 /// node led again). The write's fate is then unknown, as Kafka's controller's is when it
 /// renounces: the request is answered NOT_CONTROLLER, and the next activation's own write,
 /// applied before anything is generated, brings in whatever did commit.
+///
+/// `term` is the term the records were made in (the active controller's), so a node that lost
+/// and won leadership again since does not submit records made from the old term's state: `op`
+/// is not polled — an openraft write is submitted on its first poll — unless `term` is still
+/// led here. (openraft 0.9 takes no expected term, so a change between that look and the first
+/// poll, a few microseconds of this task's own code, is not covered.)
 async fn while_leading<T, E: std::fmt::Display>(
     mut metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<NodeId, BasicNode>>,
     me: NodeId,
+    term: u64,
     op: impl Future<Output = Result<T, E>>,
 ) -> Result<T, String> {
-    let term = metrics.borrow().current_term;
-    let deposed = metrics.wait_for(|m| m.current_term != term || m.current_leader != Some(me));
+    let led = |m: &openraft::RaftMetrics<NodeId, BasicNode>| {
+        m.current_term == term && m.current_leader == Some(me)
+    };
+    if !led(&metrics.borrow()) {
+        return Err(format!("not the leader of term {term}: nothing written"));
+    }
+    let deposed = metrics.wait_for(|m| !led(m));
     tokio::select! {
         biased;
         r = op => r.map_err(|e| e.to_string()),
@@ -332,6 +344,16 @@ impl EventLoop {
         true
     }
 
+    /// The term records are made in: the active controller's, or — while activating, before
+    /// there is one — the current term.
+    fn records_term(&self) -> u64 {
+        if self.active.is_some() {
+            self.active_term
+        } else {
+            self.raft.metrics().borrow().current_term
+        }
+    }
+
     /// Commits records; false if this node lost leadership meanwhile.
     async fn write(&mut self, records: Vec<MetadataRecord>) -> bool {
         if records.is_empty() {
@@ -340,6 +362,7 @@ impl EventLoop {
         let outcome = while_leading(
             self.raft.metrics(),
             self.node_id,
+            self.records_term(),
             self.raft.client_write(MetadataCommand { records }),
         )
         .await;
@@ -406,12 +429,17 @@ impl EventLoop {
                 openraft::ChangeMembers::SetNodes(std::collections::BTreeMap::from([(id, node)])),
                 false,
             );
-            while_leading(self.raft.metrics(), self.node_id, change)
-                .await
-                .map(|_| ())
+            while_leading(
+                self.raft.metrics(),
+                self.node_id,
+                self.records_term(),
+                change,
+            )
+            .await
+            .map(|_| ())
         } else {
             let add = self.raft.add_learner(id, node, false);
-            while_leading(self.raft.metrics(), self.node_id, add)
+            while_leading(self.raft.metrics(), self.node_id, self.records_term(), add)
                 .await
                 .map(|_| ())
         };
@@ -770,7 +798,7 @@ mod tests {
     async fn a_write_left_unanswered_ends_when_its_leadership_does() {
         let (tx, rx) = watch::channel(leading(1, 7));
         let never = std::future::pending::<Result<(), String>>();
-        let waiting = tokio::spawn(while_leading(rx, 1, never));
+        let waiting = tokio::spawn(while_leading(rx, 1, 7, never));
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(
             !waiting.is_finished(),
@@ -796,6 +824,7 @@ mod tests {
         let waiting = tokio::spawn(while_leading(
             rx,
             1,
+            7,
             std::future::pending::<Result<(), String>>(),
         ));
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -810,6 +839,7 @@ mod tests {
         let waiting = tokio::spawn(while_leading(
             rx,
             1,
+            7,
             std::future::pending::<Result<(), String>>(),
         ));
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -822,11 +852,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_answered_write_is_its_answer_even_if_the_term_ended_meanwhile() {
-        let (tx, rx) = watch::channel(leading(1, 7));
-        tx.send_modify(|m| m.current_term = 8);
-        // Both are ready at the first poll: the write's own answer wins.
-        let r = while_leading(rx, 1, async { Ok::<_, String>(42) }).await;
+    async fn an_answered_write_is_its_answer() {
+        let (_tx, rx) = watch::channel(leading(1, 7));
+        let r = while_leading(rx, 1, 7, async { Ok::<_, String>(42) }).await;
         assert_eq!(r, Ok(42));
+    }
+
+    #[tokio::test]
+    async fn records_made_in_an_earlier_term_are_not_submitted_in_a_later_one() {
+        // Leadership lost and won again: leading term 9, records made in term 7.
+        let (_tx, rx) = watch::channel(leading(1, 9));
+        let polled = std::sync::atomic::AtomicBool::new(false);
+        let op = async {
+            polled.store(true, std::sync::atomic::Ordering::Relaxed);
+            Ok::<_, String>(())
+        };
+        let r = while_leading(rx, 1, 7, op).await;
+        assert!(r.is_err());
+        assert!(
+            !polled.load(std::sync::atomic::Ordering::Relaxed),
+            "never submitted"
+        );
     }
 }
