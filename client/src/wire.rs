@@ -287,27 +287,55 @@ mod tests {
             calls.fetch_add(1, Ordering::Relaxed);
             s.set_receive_low_water(n)
         };
-        let got = tokio::time::timeout(
-            Duration::from_secs(5),
-            read_frame_inner(&mut c, 4 << 20, None, &lowat),
-        )
-        .await
-        .expect("the long frame within 5 s")
-        .expect("read")
-        .expect("a frame");
+        let got = read_within_5s(&mut c, &lowat)
+            .await
+            .expect("the long frame within 5 s")
+            .expect("a frame");
         assert!(got[..] == long[..], "the long frame arrives whole");
         assert!(calls.load(Ordering::Relaxed) >= 2, "set, then back to 1");
         assert_eq!(low_water_of(&c), 1, "back at 1 after the frame");
-        let short = tokio::time::timeout(
-            Duration::from_secs(5),
-            read_frame_inner(&mut c, 4 << 20, None, &lowat),
-        )
-        .await
-        .expect("the short frame within 5 s: no low water left over")
-        .expect("read")
-        .expect("a frame");
+        let short = read_within_5s(&mut c, &lowat)
+            .await
+            .expect("the short frame within 5 s: no low water left over")
+            .expect("a frame");
         assert_eq!(&short[..], &[7, 8, 9]);
         server.abort();
+    }
+
+    /// A peer that announces a long frame and closes part-way: an end-of-stream error at once,
+    /// not a reader left waiting for a low water the bytes will never reach.
+    #[tokio::test]
+    async fn a_long_frame_cut_short_is_an_error_not_a_wait() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            s.write_all(&(2_000_000i32).to_be_bytes())
+                .await
+                .expect("write");
+            s.write_all(&[1u8; 300_000]).await.expect("write");
+            // Closed with 1.7 MB of the frame never sent.
+        });
+        let mut c = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let lowat = |s: &tokio::net::TcpStream, n: usize| s.set_receive_low_water(n);
+        let e = read_within_5s(&mut c, &lowat).await.expect_err("cut short");
+        assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
+        server.await.expect("server");
+    }
+
+    /// One frame over `c` with the socket's low water, failing with `TimedOut` after 5 s.
+    async fn read_within_5s(
+        c: &mut tokio::net::TcpStream,
+        lowat: impl Fn(&tokio::net::TcpStream, usize) -> bool,
+    ) -> std::io::Result<Option<Bytes>> {
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            read_frame_inner(c, 4 << 20, None, lowat),
+        )
+        .await
+        .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
     }
 
     fn low_water_of(s: &tokio::net::TcpStream) -> i32 {

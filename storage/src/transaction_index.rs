@@ -13,8 +13,9 @@
 //! asks for. Most segments never get one: once a look finds no file, the index remembers that
 //! until it writes one, so a read_committed fetch costs no failing `statx` per segment. That is
 //! sound because a segment's index file is written only through its one `TransactionIndex`
-//! (recovery renames and removes files before segments are opened). Not fsynced on its own: the segment flush syncs it with the log, and a lost tail is
-//! rebuilt from the log's markers at recovery.
+//! (recovery renames and removes files before segments are opened). Not fsynced on its own: the
+//! segment flush syncs it with the log, and a lost tail is rebuilt from the log's markers at
+//! recovery.
 
 use crate::error::{IoContext, Result};
 use crate::fs::FileSystem;
