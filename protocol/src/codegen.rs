@@ -1,10 +1,12 @@
 //! What the generated message code (`build/main.rs`) calls besides the primitives: error
 //! attribution, array decoding, raw tagged fields, whole-message decode and checked encode.
 
+pub(crate) use crate::decode_error::{DecodeError, DecodeErrorKind};
+pub(crate) use crate::encode_error::EncodeError;
+pub(crate) use crate::message::{DResult, Message, VersionRange};
 pub(crate) use crate::primitives::put;
 pub(crate) use crate::primitives::size;
 pub(crate) use crate::primitives::*;
-pub(crate) use crate::{DResult, DecodeError, DecodeErrorKind, EncodeError, Message, VersionRange};
 pub(crate) use bytes::Bytes;
 
 /// An error at `field`; the message and version are filled in by [`decode_all`].
@@ -36,8 +38,8 @@ pub(crate) fn at<'a, T>(field: &'static str, r: WResult<'a, T>) -> DResult<'a, T
 /// A request's decoded size is bounded by its frame: every allocation the decoder makes (an
 /// array's elements, a string's bytes, the unknown tagged fields of a struct) is charged here
 /// *before* it is made, and one that would exceed the budget fails the decode with
-/// [`WireError::OverBudget`]. The budget is [`crate::DECODE_MEMORY_PER_BYTE`] times the input's
-/// length plus [`crate::DECODE_MEMORY_BASE`]; byte and record fields are slices of the frame and
+/// [`WireError::OverBudget`]. The budget is [`crate::message::DECODE_MEMORY_PER_BYTE`] times the input's
+/// length plus [`crate::message::DECODE_MEMORY_BASE`]; byte and record fields are slices of the frame and
 /// cost nothing. Checking each count against the bytes that remain (`array_len`) alone is not
 /// enough: a string is 24 bytes in memory for one byte on the wire, a struct can be hundreds of
 /// bytes for a handful, and an array that fails half-way has already allocated its elements.
@@ -53,8 +55,8 @@ impl<'f> DecodeCx<'f> {
             frame,
             left: std::cell::Cell::new(
                 input_len
-                    .saturating_mul(crate::DECODE_MEMORY_PER_BYTE)
-                    .saturating_add(crate::DECODE_MEMORY_BASE),
+                    .saturating_mul(crate::message::DECODE_MEMORY_PER_BYTE)
+                    .saturating_add(crate::message::DECODE_MEMORY_BASE),
             ),
         }
     }

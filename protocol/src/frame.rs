@@ -8,11 +8,15 @@
 //! Decoding takes the frame without its size prefix (the connection reads the prefix, checks it
 //! against `socket.request.max.bytes`, then reads exactly that many bytes). Encoding writes the
 //! prefix. A response can be encoded as [`Chunk`]s so that record data given as
-//! [`Records::Slot`](crate::Records) is sent with `sendfile` rather than copied.
+//! [`Records::Slot`](crate::primitives::Records) is sent with `sendfile` rather than copied.
 
+use crate::api_key::ApiKey;
+use crate::codegen::decode_all;
+use crate::decode_error::{DecodeError, DecodeErrorKind};
+use crate::encode_error::EncodeError;
+use crate::message::Message;
 use crate::messages::{RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use crate::primitives::{put, Chunk, ChunkedSink, Sink};
-use crate::{ApiKey, DecodeError, EncodeError, Message};
 use bytes::{Bytes, BytesMut};
 
 /// The request header version for `key` at `version`.
@@ -136,14 +140,14 @@ fn frame_size(message: &'static str, version: i16, size: usize) -> Result<i32, E
 }
 
 fn header_error(frame: &Bytes, hv: i16) -> DecodeError {
-    match crate::decode::<RequestHeader>(frame, frame, hv) {
+    match decode_all::<RequestHeader>(frame, frame, hv) {
         Err(e) => e,
         // The header decoded alone: what failed was the body's absence, not the header.
         Ok(_) => DecodeError {
             message: RequestHeader::NAME,
             version: hv,
             field: "(end)",
-            error: crate::DecodeErrorKind::Wire(crate::WireError::Truncated {
+            error: DecodeErrorKind::Wire(crate::primitives::WireError::Truncated {
                 needed: 1,
                 remaining: 0,
             }),
@@ -200,7 +204,7 @@ impl ResponseFrame {
         let (body, header) = match ResponseHeader::decode_from(frame, frame, hv) {
             Ok(x) => x,
             Err(_) => {
-                return Err(match crate::decode::<ResponseHeader>(frame, frame, hv) {
+                return Err(match decode_all::<ResponseHeader>(frame, frame, hv) {
                     Err(e) => e,
                     Ok(_) => DecodeError::unsupported_api(key),
                 })

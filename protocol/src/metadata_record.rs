@@ -3,9 +3,11 @@
 //! record itself (every metadata record schema is flexible). The record types are declared in
 //! `schema/metadata_records.schema` like every other message.
 
+use crate::decode_error::{DecodeError, DecodeErrorKind};
+use crate::encode_error::EncodeError;
 use crate::messages::MetadataRecord;
+use crate::primitives::WireError;
 use crate::primitives::{put, size, unsigned_varint, Counter};
-use crate::{DecodeError, DecodeErrorKind, EncodeError, WireError};
 use bytes::{Bytes, BytesMut};
 
 const FRAME_VERSION: u32 = 0;
@@ -112,7 +114,7 @@ mod tests {
     #[test]
     fn an_unknown_tag_the_version_knows_is_not_encoded() {
         let r = crate::messages::BrokerRegistrationChangeRecord {
-            unknown_tagged_fields: vec![crate::RawTaggedField {
+            unknown_tagged_fields: vec![crate::primitives::RawTaggedField {
                 tag: 1,
                 data: Bytes::from_static(b"\x01"),
             }],
@@ -128,7 +130,7 @@ mod tests {
     fn frame_matches_kafkas_layout() {
         let r = MetadataRecord::Topic(crate::messages::TopicRecord {
             name: "t".into(),
-            topic_id: crate::Uuid::from_u128(1),
+            topic_id: crate::primitives::Uuid::from_u128(1),
             ..Default::default()
         });
         let b = r.encode().expect("encodes");

@@ -16,7 +16,7 @@ use nom::bytes::complete::take;
 use nom::number::complete::{be_f64, be_i16, be_i32, be_i64, be_i8, be_u16, be_u32, be_u8};
 
 /// Why a primitive failed to decode. The generated code wraps it in a
-/// [`DecodeError`](crate::DecodeError) naming the message, version and field.
+/// [`DecodeError`](crate::decode_error::DecodeError) naming the message, version and field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
     #[error("needs {needed} more bytes, {remaining} remain")]
@@ -410,13 +410,13 @@ pub trait Sink {
     fn put_slice(&mut self, b: &[u8]);
 
     /// Writes record data whose length prefix has already been written.
-    fn put_records(&mut self, r: &Records) -> Result<(), crate::EncodeError> {
+    fn put_records(&mut self, r: &Records) -> Result<(), crate::encode_error::EncodeError> {
         match r {
             Records::Bytes(b) => {
                 self.put_slice(b);
                 Ok(())
             }
-            Records::Slot { .. } => Err(crate::EncodeError::RecordSlot),
+            Records::Slot { .. } => Err(crate::encode_error::EncodeError::RecordSlot),
         }
     }
 }
@@ -441,7 +441,7 @@ impl Sink for Counter {
     fn put_slice(&mut self, b: &[u8]) {
         self.0 += b.len();
     }
-    fn put_records(&mut self, r: &Records) -> Result<(), crate::EncodeError> {
+    fn put_records(&mut self, r: &Records) -> Result<(), crate::encode_error::EncodeError> {
         self.0 += r.len();
         Ok(())
     }
@@ -488,7 +488,7 @@ impl Sink for ChunkedSink {
     fn put_slice(&mut self, b: &[u8]) {
         self.current.extend_from_slice(b);
     }
-    fn put_records(&mut self, r: &Records) -> Result<(), crate::EncodeError> {
+    fn put_records(&mut self, r: &Records) -> Result<(), crate::encode_error::EncodeError> {
         if r.is_empty() {
             return Ok(());
         }
@@ -568,8 +568,8 @@ pub mod put {
     /// compact ones included (Kafka reads a compact length into an `int`).
     pub const MAX_LENGTH: usize = i32::MAX as usize;
 
-    fn too_long(len: usize, max: usize) -> crate::EncodeError {
-        crate::EncodeError::TooLong {
+    fn too_long(len: usize, max: usize) -> crate::encode_error::EncodeError {
+        crate::encode_error::EncodeError::TooLong {
             message: "",
             field: "",
             version: -1,
@@ -586,7 +586,7 @@ pub mod put {
         len: Option<usize>,
         compact: bool,
         short: bool,
-    ) -> Result<(), crate::EncodeError> {
+    ) -> Result<(), crate::encode_error::EncodeError> {
         let max = if short { MAX_STRING_LEN } else { MAX_LENGTH };
         match len {
             Some(n) if n > max => return Err(too_long(n, max)),
@@ -608,7 +608,7 @@ pub mod put {
         w: &mut W,
         s: Option<&str>,
         compact: bool,
-    ) -> Result<(), crate::EncodeError> {
+    ) -> Result<(), crate::encode_error::EncodeError> {
         length(w, s.map(str::len), compact, true)?;
         if let Some(s) = s {
             w.put_slice(s.as_bytes());
@@ -619,7 +619,7 @@ pub mod put {
         w: &mut W,
         b: Option<&[u8]>,
         compact: bool,
-    ) -> Result<(), crate::EncodeError> {
+    ) -> Result<(), crate::encode_error::EncodeError> {
         length(w, b.map(<[u8]>::len), compact, false)?;
         if let Some(b) = b {
             w.put_slice(b);
@@ -630,7 +630,7 @@ pub mod put {
         w: &mut W,
         r: Option<&Records>,
         compact: bool,
-    ) -> Result<(), crate::EncodeError> {
+    ) -> Result<(), crate::encode_error::EncodeError> {
         length(w, r.map(Records::len), compact, false)?;
         match r {
             Some(r) => w.put_records(r),
@@ -641,12 +641,15 @@ pub mod put {
         w: &mut W,
         n: Option<usize>,
         compact: bool,
-    ) -> Result<(), crate::EncodeError> {
+    ) -> Result<(), crate::encode_error::EncodeError> {
         length(w, n, compact, false)
     }
     /// A count or size written as an unsigned varint (tagged fields: their number, each one's
     /// size), at most `i32::MAX` as Kafka reads it into an `int`.
-    pub fn varint_len<W: Sink + ?Sized>(w: &mut W, n: usize) -> Result<(), crate::EncodeError> {
+    pub fn varint_len<W: Sink + ?Sized>(
+        w: &mut W,
+        n: usize,
+    ) -> Result<(), crate::encode_error::EncodeError> {
         if n > MAX_LENGTH {
             return Err(too_long(n, MAX_LENGTH));
         }
@@ -806,8 +809,8 @@ mod tests {
 
     #[test]
     fn lengths_the_wire_cannot_carry_are_encode_errors() {
-        let too_long = |r: Result<(), crate::EncodeError>| {
-            matches!(r, Err(crate::EncodeError::TooLong { .. }))
+        let too_long = |r: Result<(), crate::encode_error::EncodeError>| {
+            matches!(r, Err(crate::encode_error::EncodeError::TooLong { .. }))
         };
         // A 32,768-byte string: its classic i16 prefix would wrap to -32768 (null-like garbage).
         let s = "x".repeat(MAX_STRING_LEN + 1);
