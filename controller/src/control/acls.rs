@@ -11,8 +11,8 @@
 //! Also the conversions between the wire's ACL fields and [`AclBinding`] /
 //! [`AclBindingFilter`], which the broker's DescribeAcls uses too.
 
+use super::controller_result::ControllerResult;
 use super::random_uuid::random_uuid;
-use super::ControllerResult;
 use crate::image::{acl_record, MetadataImage};
 use rafka_protocol::messages::{
     create_acls_request, create_acls_response, delete_acls_request, delete_acls_response,

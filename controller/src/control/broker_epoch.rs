@@ -4,7 +4,7 @@
 //!
 //! It only reads the image; registration itself is [`super::cluster`]'s.
 
-use super::ApiError;
+use super::api_error::ApiError;
 use crate::image::{BrokerRegistration, MetadataImage};
 use rafka_protocol::ErrorCode;
 

@@ -13,11 +13,13 @@
 //! places are given up first, exactly as if it had been fenced — so no partition keeps a leader
 //! that restarted.
 
+use super::api_error::ApiError;
 pub use super::broker_epoch::check_broker_epoch;
+use super::controller_config::ControllerConfig;
+use super::controller_result::ControllerResult;
 use super::heartbeats::BrokerHeartbeatManager;
 pub use super::random_uuid::random_uuid;
 use super::replication::brokers_removed_changes;
-use super::{ApiError, ControllerConfig, ControllerResult};
 use crate::image::MetadataImage;
 use rafka_protocol::messages::{
     register_broker_record as rbr, BrokerRegistrationRequest, BrokerRegistrationResponse,

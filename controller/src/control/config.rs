@@ -21,8 +21,9 @@
 //! need not exist to have configs; at most [`MAX_GROUPS_WITH_CONFIGS`] groups have them (a
 //! rafka bound; INVALID_REQUEST beyond).
 
+use super::api_error::ApiError;
+use super::controller_result::ControllerResult;
 use super::topic_name::validate_topic_name;
-use super::{ApiError, ControllerConfig, ControllerResult};
 use crate::image::{ConfigResource, MetadataImage};
 use group_defs::GroupConfigBounds;
 use rafka_protocol::messages::{
@@ -574,10 +575,11 @@ pub fn creation_config_records(
 /// Whether leaders of `topic` may be elected outside the ISR: the topic's config, else the
 /// cluster-wide dynamic broker config, else the static one (Kafka's
 /// `uncleanLeaderElectionEnabledForTopic`; a value other than "true" is false, as Java's
-/// `Boolean.parseBoolean`).
+/// `Boolean.parseBoolean`). `static_default` is `unclean.leader.election.enable` from the
+/// controller's own configuration.
 pub fn unclean_leader_election_enabled(
     image: &MetadataImage,
-    config: &ControllerConfig,
+    static_default: bool,
     topic: &str,
 ) -> bool {
     image
@@ -586,9 +588,7 @@ pub fn unclean_leader_election_enabled(
             UNCLEAN_LEADER_ELECTION_ENABLE,
         )
         .or_else(|| image.config(&ConfigResource::broker(""), UNCLEAN_LEADER_ELECTION_ENABLE))
-        .map_or(config.unclean_leader_election_enable, |v| {
-            v.trim().eq_ignore_ascii_case("true")
-        })
+        .map_or(static_default, |v| v.trim().eq_ignore_ascii_case("true"))
 }
 
 #[cfg(test)]

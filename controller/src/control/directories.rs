@@ -14,8 +14,9 @@
 //! a restart, when it retries the log).
 
 use super::broker_epoch::check_broker_epoch;
+use super::controller_config::ControllerConfig;
+use super::controller_result::ControllerResult;
 use super::replication::replica_offline_changes;
-use super::{ControllerConfig, ControllerResult};
 use crate::image::MetadataImage;
 use rafka_protocol::messages::assign_replicas_to_dirs_response as resp;
 use rafka_protocol::messages::{

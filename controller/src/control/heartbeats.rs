@@ -30,9 +30,10 @@
 //! fenced twice for one expiry.
 
 use super::broker_epoch::check_broker_epoch;
+use super::controller_config::ControllerConfig;
+use super::controller_result::ControllerResult;
 use super::heartbeat_tracker::BrokerHeartbeatTracker;
 use super::replication::{broker_unfenced_changes, brokers_removed_changes, has_leaderships};
-use super::{ControllerConfig, ControllerResult};
 use crate::image::MetadataImage;
 use rafka_protocol::messages::{
     BrokerHeartbeatRequest, BrokerHeartbeatResponse, BrokerRegistrationChangeRecord, MetadataRecord,

@@ -9,7 +9,7 @@
 //! epoch); a new leader comes from the previous ISR unless unclean election is on for the topic.
 
 use super::config::unclean_leader_election_enabled;
-use super::ControllerConfig;
+use super::controller_config::ControllerConfig;
 use crate::image::{MetadataImage, NO_LEADER};
 use rafka_protocol::messages::MetadataRecord;
 use std::collections::BTreeSet;
@@ -81,7 +81,11 @@ pub fn check_transition(old: &MetadataImage, new: &MetadataImage, records: &[Met
             );
             if n.leader != NO_LEADER && !o.isr.contains(&n.leader) {
                 assert!(
-                    unclean_leader_election_enabled(old, &config, &topic.name),
+                    unclean_leader_election_enabled(
+                        old,
+                        config.unclean_leader_election_enable,
+                        &topic.name
+                    ),
                     "{at}: leader from outside the ISR {o:?} -> {n:?}"
                 );
                 assert_eq!(

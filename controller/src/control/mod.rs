@@ -39,9 +39,12 @@
 //! Nothing here is async or touches Raft; time is passed in.
 
 pub mod acls;
+pub mod api_error;
 pub mod broker_epoch;
 pub mod cluster;
 pub mod config;
+pub mod controller_config;
+pub mod controller_result;
 pub mod directories;
 pub mod heartbeat_tracker;
 pub mod heartbeats;
@@ -59,6 +62,9 @@ mod invariants;
 #[cfg(test)]
 mod testkit;
 
+pub use api_error::ApiError;
+pub use controller_config::ControllerConfig;
+pub use controller_result::{ControllerResult, MAX_RECORDS_PER_USER_OP};
 pub use heartbeats::{BrokerControlState, BrokerHeartbeatManager};
 pub use partition_change::{Election, PartitionChangeBuilder};
 pub use placement::{PlacementError, StripedReplicaPlacer, UsableBroker};
@@ -74,97 +80,7 @@ use rafka_protocol::messages::{
     DeleteTopicsRequest, DeleteTopicsResponse, ElectLeadersRequest, ElectLeadersResponse,
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, MetadataRecord,
 };
-use rafka_protocol::ErrorCode;
-use std::time::{Duration, Instant};
-
-/// The most records one request may generate (Kafka's `MAX_RECORDS_PER_USER_OP`); a topic
-/// that would pass it fails with POLICY_VIOLATION.
-pub const MAX_RECORDS_PER_USER_OP: usize = 10_000;
-
-/// Records to commit, and the response to send once they are committed (Kafka's
-/// `ControllerResult`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ControllerResult<T> {
-    pub records: Vec<MetadataRecord>,
-    pub response: T,
-}
-
-impl<T> ControllerResult<T> {
-    pub fn new(records: Vec<MetadataRecord>, response: T) -> Self {
-        ControllerResult { records, response }
-    }
-
-    /// A response that needs no records (a failure, or nothing to change).
-    pub fn without_records(response: T) -> Self {
-        ControllerResult {
-            records: Vec::new(),
-            response,
-        }
-    }
-}
-
-/// The controller's settings, from `server.properties` (Kafka's keys and defaults).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ControllerConfig {
-    /// `cluster.id`, if configured; else the image's (written by the first active controller).
-    pub cluster_id: Option<String>,
-    /// `num.partitions`: partitions of a topic created without a count.
-    pub num_partitions: i32,
-    /// `default.replication.factor`.
-    pub default_replication_factor: i16,
-    /// `unclean.leader.election.enable`, the static default under topic and dynamic configs.
-    pub unclean_leader_election_enable: bool,
-    /// `broker.session.timeout.ms`.
-    pub session_timeout: Duration,
-    /// The name of the controller listener (the first of `controller.listener.names`), as
-    /// DescribeQuorum v2 names the voters' endpoints.
-    pub controller_listener_name: String,
-    /// `auto.leader.rebalance.enable`.
-    pub auto_leader_rebalance_enable: bool,
-    /// `leader.imbalance.check.interval.seconds`.
-    pub leader_imbalance_check_interval: Duration,
-    /// The bounds group configs must stay within (`group.consumer.min/max.*`).
-    pub group_config_bounds: config::group_defs::GroupConfigBounds,
-}
-
-impl Default for ControllerConfig {
-    fn default() -> Self {
-        ControllerConfig {
-            cluster_id: None,
-            num_partitions: 1,
-            default_replication_factor: 1,
-            unclean_leader_election_enable: false,
-            session_timeout: Duration::from_millis(1500),
-            controller_listener_name: "CONTROLLER".to_owned(),
-            auto_leader_rebalance_enable: true,
-            leader_imbalance_check_interval: Duration::from_secs(300),
-            group_config_bounds: Default::default(),
-        }
-    }
-}
-
-/// A Kafka error code with its message, for one response entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    pub code: ErrorCode,
-    pub message: Option<String>,
-}
-
-impl ApiError {
-    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError {
-            code,
-            message: Some(message.into()),
-        }
-    }
-
-    pub fn code(code: ErrorCode) -> Self {
-        ApiError {
-            code,
-            message: None,
-        }
-    }
-}
+use std::time::Instant;
 
 /// The active controller: one per Raft leadership — built when this node becomes the leader
 /// (Kafka's `QuorumController` activation), dropped when it stops being one.

@@ -3,7 +3,7 @@
 //! next id past it, so no id is handed out twice, across controller failovers too.
 
 use super::broker_epoch::check_broker_epoch;
-use super::ControllerResult;
+use super::controller_result::ControllerResult;
 use crate::image::MetadataImage;
 use rafka_protocol::messages::{
     AllocateProducerIdsRequest, AllocateProducerIdsResponse, MetadataRecord, ProducerIdsRecord,

@@ -6,10 +6,12 @@
 //! Leaders are elected from the ISR only, unless `unclean.leader.election.enable` is set for
 //! the topic (see [`super::config::unclean_leader_election_enabled`]); an ISR is never emptied.
 
+use super::api_error::ApiError;
 use super::broker_epoch::check_broker_epoch;
 use super::config::unclean_leader_election_enabled;
+use super::controller_config::ControllerConfig;
+use super::controller_result::ControllerResult;
 use super::partition_change::{Election, PartitionChangeBuilder};
-use super::{ApiError, ControllerConfig, ControllerResult};
 use crate::image::{
     LeaderRecoveryState, MetadataImage, PartitionRegistration, TopicImage, NO_LEADER,
 };
@@ -50,7 +52,13 @@ fn leader_and_isr_updates<'a>(
     for (topic, p, reg) in partitions {
         let unclean = *unclean_by_topic
             .entry(topic.name.as_str())
-            .or_insert_with(|| unclean_leader_election_enabled(image, config, &topic.name));
+            .or_insert_with(|| {
+                unclean_leader_election_enabled(
+                    image,
+                    config.unclean_leader_election_enable,
+                    &topic.name,
+                )
+            });
         let mut target_isr: Vec<i32> = reg
             .isr
             .iter()
@@ -212,7 +220,11 @@ pub fn alter_partition(
             response.topics.push(out);
             continue;
         };
-        let unclean = unclean_leader_election_enabled(image, config, &topic.name);
+        let unclean = unclean_leader_election_enabled(
+            image,
+            config.unclean_leader_election_enable,
+            &topic.name,
+        );
         for data in &topic_data.partitions {
             let isr_epochs: Vec<(i32, i64)> = if data.new_isr_with_epochs.is_empty() {
                 data.new_isr.iter().map(|r| (*r, -1)).collect()

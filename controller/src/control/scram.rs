@@ -17,7 +17,7 @@ use rafka_security::sasl::scram::{
     ScramCredential, ScramMechanism, MAX_ITERATIONS, MIN_ITERATIONS,
 };
 
-use super::ControllerResult;
+use super::controller_result::ControllerResult;
 use crate::image::MetadataImage;
 
 /// AlterUserScramCredentials.

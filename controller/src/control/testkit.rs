@@ -1,8 +1,10 @@
 //! Test fixtures: an image built from records, an active controller over it, and a clock.
 //! Every result a test generates is applied back, as the Raft glue would after committing it.
 
+use super::controller_config::ControllerConfig;
+use super::controller_result::ControllerResult;
 use super::invariants::{check_image, check_transition};
-use super::{ActiveController, ControllerConfig, ControllerResult};
+use super::ActiveController;
 use crate::image::{MetadataImage, PartitionRegistration};
 use rafka_protocol::messages::{
     create_topics_request::CreatableTopic, register_broker_record::BrokerEndpoint,

@@ -1,7 +1,7 @@
 //! Kafka's topic-name rules (`Topic.validate`): what CreateTopics, the config APIs and the
 //! broker's own checks refuse as INVALID_TOPIC_EXCEPTION, with Kafka's messages.
 
-use super::ApiError;
+use super::api_error::ApiError;
 use rafka_protocol::ErrorCode;
 
 /// The longest topic name Kafka accepts.

@@ -6,11 +6,13 @@
 //! A new partition's ISR is its active replicas and its leader the first of them, at leader and
 //! partition epoch 0. Each topic succeeds or fails on its own; a failed topic writes nothing.
 
+use super::api_error::ApiError;
 use super::config::creation_config_records;
+use super::controller_config::ControllerConfig;
+use super::controller_result::{ControllerResult, MAX_RECORDS_PER_USER_OP};
 use super::placement::{StripedReplicaPlacer, UsableBroker};
 use super::random_uuid::random_uuid;
 pub use super::topic_name::{validate_topic_name, MAX_TOPIC_NAME_LENGTH};
-use super::{ApiError, ControllerConfig, ControllerResult, MAX_RECORDS_PER_USER_OP};
 use crate::image::{LeaderRecoveryState, MetadataImage, PartitionRegistration};
 use rafka_protocol::messages::{
     create_partitions_response as cpr, create_topics_request as ctq, create_topics_response as ctr,

@@ -1,5 +1,6 @@
 //! IncrementalAlterConfigs, AlterConfigs and config lookup cases.
 
+use super::super::controller_config::ControllerConfig;
 use super::super::testkit::*;
 use super::*;
 use rafka_protocol::messages::{
@@ -560,7 +561,7 @@ fn unclean_election_lookup_order() {
             ..ControllerConfig::default()
         };
         assert_eq!(
-            unclean_leader_election_enabled(&k.image, &config, "t"),
+            unclean_leader_election_enabled(&k.image, config.unclean_leader_election_enable, "t"),
             want,
             "{name}"
         );

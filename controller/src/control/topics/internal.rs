@@ -23,7 +23,7 @@
 //!   would lose every group's offsets; the broker creates them itself with their own configs.
 //!   Clients may still read internal topics and describe or alter their configs, as in Kafka.
 
-use super::super::ApiError;
+use super::super::api_error::ApiError;
 use rafka_protocol::{ErrorCode, Uuid};
 
 /// The controller quorum's metadata log, as named on disk (`<dir>/__cluster_metadata-0`).
