@@ -8,8 +8,10 @@
 //! - [`principal`]: [`KafkaPrincipal`], the `User:name` a connection acts as — `User:ANONYMOUS`
 //!   on a PLAINTEXT listener, the certificate's subject (through `ssl.principal.mapping.rules`)
 //!   on an SSL listener, the authenticated SASL user on a SASL listener.
-//! - [`transport`]: [`transport::Stream`], the byte stream of one connection, a TCP socket or a
-//!   TLS session over one; the one type the network layers read and write.
+//! - [`stream`]: [`stream::Stream`], the byte stream of one connection, a TCP socket or a TLS
+//!   session over one; the one type the network layers read and write.
+//! - [`transport`]: how a connection gets its stream — a listener's `ServerSecurity`, and
+//!   `connect` for outgoing connections with the layers a `ClientSecurity` asks for.
 //! - [`authorizer`]: ACLs and Kafka's `StandardAuthorizer` decision over them.
 //!
 //! Not here: configuration parsing (the broker's `config`), the records that carry ACLs and SCRAM
@@ -19,6 +21,7 @@ pub mod authorizer;
 pub mod principal;
 pub mod protocol;
 pub mod sasl;
+pub mod stream;
 pub mod transport;
 
 pub use principal::KafkaPrincipal;

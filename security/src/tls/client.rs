@@ -17,7 +17,7 @@ use tokio_rustls::TlsConnector;
 
 use super::pem::{load_key_pair, root_store};
 use super::{SslConfig, TlsError};
-use crate::transport::Stream;
+use crate::stream::Stream;
 
 /// The client side of TLS connections to one listener.
 #[derive(Debug, Clone)]

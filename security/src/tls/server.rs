@@ -23,7 +23,7 @@ use super::distinguished_name::subject_rfc2253;
 use super::pem::{load_key_pair, root_store};
 use super::ssl_config::{ClientAuth, KeystoreSource, TruststoreSource};
 use super::{SslConfig, TlsError};
-use crate::transport::Stream;
+use crate::stream::Stream;
 use crate::KafkaPrincipal;
 
 /// The first byte of a TLS record carrying a handshake message (`ContentType.handshake`).
