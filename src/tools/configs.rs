@@ -2,7 +2,7 @@
 //! append, subtract) the configuration of topics and brokers — as `kafka-configs`.
 
 use super::output::Table;
-use super::{Connection, ToolResult};
+use super::shared::{Connection, ToolResult};
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use rafka_client::{Client, ClientError};

@@ -3,7 +3,7 @@
 //! earliest or latest offset, an offset, or a timestamp; or in a consumer group, committing what
 //! it printed), as `kafka-console-producer` / `kafka-console-consumer`.
 
-use super::{now_ms, Connection, ToolResult};
+use super::shared::{now_ms, Connection, ToolResult};
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::Args;

@@ -12,7 +12,7 @@
 //! one, and carries on there (or says that none follows). Any such finding makes the exit code 1.
 
 use super::legacy_records::{LegacyRecord, MIN_MESSAGE_V0};
-use super::ToolResult;
+use super::shared::ToolResult;
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::Args;

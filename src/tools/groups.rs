@@ -4,7 +4,7 @@
 //! delete offsets; delete groups — as `kafka-consumer-groups`.
 
 use super::output::{Format, Table};
-use super::{now_ms, Connection, ToolResult};
+use super::shared::{now_ms, Connection, ToolResult};
 use anyhow::{bail, Context};
 use clap::{ArgGroup, Args, Subcommand};
 use rafka_client::consumer_protocol::decode_assignment;

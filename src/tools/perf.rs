@@ -27,7 +27,7 @@
 
 use super::console::parse_acks;
 use super::output::Format;
-use super::{key_value, now_ms, Connection, ToolResult};
+use super::shared::{key_value, now_ms, Connection, ToolResult};
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::{Args, Subcommand};

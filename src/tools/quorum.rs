@@ -2,7 +2,7 @@
 //! `kafka-metadata-quorum` shows it, from DescribeQuorum on `__cluster_metadata-0`.
 
 use super::output::{print_json_or, Table};
-use super::{now_ms, Connection, ToolResult};
+use super::shared::{now_ms, Connection, ToolResult};
 use anyhow::Context;
 use clap::{ArgGroup, Args, Subcommand};
 use rafka_client::{Client, ClientError};

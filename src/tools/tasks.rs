@@ -7,7 +7,7 @@
 //! so reading it from the beginning gives every live task; following its end is the watch: a
 //! change reaches every agent within one fetch wait ([`WATCH_WAIT_MS`]).
 
-use super::{Connection, ToolResult};
+use super::shared::{Connection, ToolResult};
 use anyhow::{bail, Context};
 use bytes::Bytes;
 use clap::{Args, Subcommand};
@@ -301,7 +301,7 @@ pub async fn run(args: TasksArgs) -> ToolResult {
         .send(ProducerRecord {
             key: Some(Bytes::from(id.clone().into_bytes())),
             value,
-            timestamp: super::now_ms(),
+            timestamp: super::shared::now_ms(),
             ..Default::default()
         })
         .await?;

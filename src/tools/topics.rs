@@ -2,7 +2,7 @@
 //! unavailable filters), create, alter partitions, delete — as `kafka-topics`.
 
 use super::output::Table;
-use super::{key_value, Connection, ToolResult};
+use super::shared::{key_value, Connection, ToolResult};
 use anyhow::bail;
 use clap::{Args, Subcommand};
 use rafka_client::{Client, ClientError};

@@ -3,7 +3,7 @@
 //! as `kafka-transactions.sh list` / `describe` do.
 
 use super::output::{Format, Table};
-use super::{Connection, ToolResult};
+use super::shared::{Connection, ToolResult};
 use anyhow::bail;
 use clap::{Args, Subcommand};
 use rafka_client::{Client, ClientError};

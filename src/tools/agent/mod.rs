@@ -23,8 +23,8 @@ pub mod lines;
 pub mod state;
 pub mod tail;
 
+use super::shared::{Connection, ToolResult};
 use super::tasks::{self, Tasks, DEFAULT_TASKS_TOPIC};
-use super::{Connection, ToolResult};
 use bytes::Bytes;
 use clap::Args;
 use rafka_client::producer::{Producer, ProducerConfig, ProducerRecord};
@@ -91,7 +91,7 @@ pub async fn run(args: AgentArgs) -> ToolResult {
             args.max_record_bytes
         );
     }
-    super::init_logging();
+    super::shared::init_logging();
     let host = match &args.host {
         Some(h) => h.clone(),
         None => hostname(),
@@ -228,7 +228,7 @@ async fn send_all(
             key: Some(r.key.clone()),
             value: Some(r.value.clone()),
             headers: r.headers.clone(),
-            timestamp: super::now_ms(),
+            timestamp: super::shared::now_ms(),
         };
         // A send error comes from flushing earlier batches; the record itself is queued.
         if let Err(e) = producer.send(record).await {
@@ -248,7 +248,7 @@ async fn send_all(
                 return true;
             }
             Ok(_) => continue,
-            Err(e) if super::transient(&e) => {
+            Err(e) if super::shared::transient(&e) => {
                 tracing::warn!(%topic, error = %e, "the broker did not acknowledge; retrying");
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(10));

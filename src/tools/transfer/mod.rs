@@ -12,8 +12,8 @@
 
 pub mod sink;
 
+use super::shared::{Connection, ToolResult};
 use super::tasks::{self, DEFAULT_TASKS_TOPIC};
-use super::{Connection, ToolResult};
 use clap::Args;
 use rafka_client::consumer::{Consumer, ConsumerConfig};
 use rafka_client::group_member::GroupMember;
@@ -56,7 +56,7 @@ enum Stop {
 }
 
 pub async fn run(args: TransferArgs) -> ToolResult {
-    super::init_logging();
+    super::shared::init_logging();
     let mut sink = JsonLinesSink::new(&args.output_dir)
         .map_err(|e| anyhow::anyhow!("output directory {}: {e}", args.output_dir.display()))?;
     let mut tasks_rx = tasks::watch_tasks(&args.conn, &args.tasks_topic).await?;
@@ -136,7 +136,7 @@ pub async fn run(args: TransferArgs) -> ToolResult {
             Ok(s) => s,
             Err(e)
                 if e.downcast_ref::<ClientError>()
-                    .is_some_and(super::transient) =>
+                    .is_some_and(super::shared::transient) =>
             {
                 tracing::warn!(error = %e, "the cluster is away; joining again");
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -227,7 +227,7 @@ async fn consume(
             }
             let records = match consumer.poll().await {
                 Ok(r) => r,
-                Err(e) if super::transient(&e) => {
+                Err(e) if super::shared::transient(&e) => {
                     tracing::warn!(%topic, error = %e, "fetch failed; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     continue;
@@ -243,7 +243,7 @@ async fn consume(
             match member.heartbeat(client).await {
                 Ok(true) => stop = Some(Stop::Rejoin),
                 Ok(false) => {}
-                Err(e) if super::transient(&e) => {
+                Err(e) if super::shared::transient(&e) => {
                     tracing::warn!(error = %e, "heartbeat failed; retrying")
                 }
                 Err(e) => return Err(e.into()),
@@ -269,7 +269,7 @@ async fn consume(
                         tracing::info!(error = %e, "commit refused by a rebalance; rejoining");
                         return Ok(Stop::Rejoin);
                     }
-                    Err(e) if super::transient(&e) && stop.is_none() => {
+                    Err(e) if super::shared::transient(&e) && stop.is_none() => {
                         tracing::warn!(error = %e, "commit failed; retrying");
                     }
                     Err(e) => return Err(e.into()),
