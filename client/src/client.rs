@@ -4,9 +4,10 @@
 //! connection failures, timeouts and Kafka's retriable errors — with a doubling backoff, within
 //! `default.api.timeout.ms`. Nothing waits without a bound.
 
+use crate::config::ClientConfig;
 use crate::connection::BrokerConnection;
+use crate::error::ClientError;
 use crate::request::KafkaRequest;
-use crate::{ClientConfig, ClientError};
 use rafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use rafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use rafka_protocol::messages::{MetadataRequest, MetadataResponse};

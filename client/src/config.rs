@@ -10,8 +10,8 @@
 //! `default.api.timeout.ms` (60 s), `retry.backoff.ms` (100 ms). Other keys are kept for the
 //! caller (`acks`, `batch.size`, …) and otherwise ignored.
 
+use crate::error::ClientError;
 use crate::properties;
-use crate::ClientError;
 use rafka_security::sasl::client_authenticator::SaslClientConfig;
 use rafka_security::sasl::jaas::JaasConfig;
 use rafka_security::sasl::SaslMechanism;

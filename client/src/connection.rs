@@ -9,9 +9,10 @@
 //! fails or times out poisons the connection (it may be mid-frame): the next send fails fast and
 //! the owner opens a new one.
 
+use crate::config::ClientConfig;
+use crate::error::ClientError;
 use crate::request::KafkaRequest;
 use crate::wire::{self, ExchangeError};
-use crate::{ClientConfig, ClientError};
 use rafka_protocol::messages::{ApiVersionsRequest, RequestKind};
 use rafka_protocol::{ApiKey, VersionRange};
 use rafka_security::transport::{connect, Stream};

@@ -5,8 +5,9 @@
 //! batch returns the whole batch) are dropped. Leadership changes refresh the metadata; an
 //! offset out of range moves the position to the log start or end, as `auto.offset.reset` says.
 
+use crate::client::Client;
+use crate::error::ClientError;
 use crate::offsets::{EARLIEST, LATEST};
-use crate::{Client, ClientError};
 use bytes::Bytes;
 use rafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic};
 use rafka_protocol::record_batch::{RecordBatch, TimestampType};

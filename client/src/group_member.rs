@@ -2,8 +2,9 @@
 //! LeaveGroup, as Kafka's `ConsumerCoordinator` with the `range` assignor): it joins, computes
 //! the assignment when it is the leader, heartbeats, and rejoins when the group rebalances.
 
+use crate::client::Client;
 use crate::consumer_protocol::{self, Assignment};
-use crate::{Client, ClientError};
+use crate::error::ClientError;
 use rafka_protocol::messages::heartbeat_request::HeartbeatRequest;
 use rafka_protocol::messages::join_group_request::{JoinGroupRequest, JoinGroupRequestProtocol};
 use rafka_protocol::messages::leave_group_request::{LeaveGroupRequest, MemberIdentity};

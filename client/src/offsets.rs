@@ -1,7 +1,8 @@
 //! Offsets through a [`Client`]: a partition's offsets by time (ListOffsets to each leader),
 //! and a group's committed offsets (OffsetFetch and OffsetCommit to its coordinator).
 
-use crate::{Client, ClientError};
+use crate::client::Client;
+use crate::error::ClientError;
 use rafka_protocol::messages::list_offsets_request::{
     ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic,
 };

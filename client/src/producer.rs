@@ -18,7 +18,8 @@
 //! holds from sequence 0 — as Kafka's idempotent producer resets its producer id; a batch the
 //! broker did write before forgetting the producer may then be written twice.
 
-use crate::{Client, ClientError};
+use crate::client::Client;
+use crate::error::ClientError;
 use bytes::Bytes;
 use rafka_protocol::messages::init_producer_id_request::InitProducerIdRequest;
 use rafka_protocol::messages::produce_request::{
