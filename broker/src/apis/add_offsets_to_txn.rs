@@ -3,7 +3,7 @@
 //! markers then make the offsets visible). Needs TRANSACTIONAL_ID WRITE and GROUP READ.
 
 use super::add_partitions_to_txn::fenced_code;
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::group_coordinator::GROUP_METADATA_TOPIC;
 use crate::network::RequestContext;
 use rafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};

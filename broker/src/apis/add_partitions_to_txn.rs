@@ -14,7 +14,7 @@
 //! answered CLUSTER_AUTHORIZATION_FAILED; more than [`MAX_PARTITIONS_PER_REQUEST`] partitions is
 //! INVALID_REQUEST.
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::group_coordinator::GROUP_METADATA_TOPIC;
 use crate::network::RequestContext;
 use crate::transaction_coordinator::metadata::TRANSACTION_VERSION_2;

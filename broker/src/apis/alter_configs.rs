@@ -4,7 +4,7 @@
 //! in request order and sent once this broker's image shows the accepted changes.
 
 use super::config_admin::{self, Change, Op, Resource};
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use rafka_protocol::messages::{

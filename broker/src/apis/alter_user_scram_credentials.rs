@@ -6,7 +6,7 @@
 //! Authorization (Kafka: CLUSTER ALTER) comes first: a refused request is answered with
 //! [`refuse_all`] and CLUSTER_AUTHORIZATION_FAILED, and nothing is forwarded.
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_controller::quorum_controller::scram_results;
 use rafka_protocol::messages::{

@@ -23,7 +23,7 @@ use rafka_protocol::{ApiKey, VersionRange};
 pub fn advertised_versions(key: ApiKey) -> Option<VersionRange> {
     // Only what this broker answers: not the private or controller-listener APIs, not the ones
     // whose handlers have not landed (groups, idempotent producers).
-    if !super::handles(key) {
+    if !handles(key) {
         return None;
     }
     // Produce's schema declares 0–11 so that v0–v2 can be answered UNSUPPORTED_VERSION in their
@@ -86,6 +86,59 @@ pub fn answer(version: i16, req: &ApiVersionsRequest) -> ApiVersionsResponse {
         }];
     }
     r
+}
+
+/// Whether this broker answers `key` on its client listeners (what ApiVersions advertises).
+pub fn handles(key: rafka_protocol::ApiKey) -> bool {
+    use rafka_protocol::ApiKey::*;
+    matches!(
+        key,
+        ApiVersions
+            | Metadata
+            | Produce
+            | Fetch
+            | ListOffsets
+            | CreateTopics
+            | DeleteTopics
+            | CreatePartitions
+            | ElectLeaders
+            | DescribeConfigs
+            | AlterConfigs
+            | IncrementalAlterConfigs
+            | DescribeCluster
+            | DescribeLogDirs
+            | DeleteRecords
+            | OffsetForLeaderEpoch
+            | DescribeQuorum
+            | FindCoordinator
+            | JoinGroup
+            | SyncGroup
+            | Heartbeat
+            | ConsumerGroupHeartbeat
+            | ConsumerGroupDescribe
+            | LeaveGroup
+            | OffsetCommit
+            | OffsetFetch
+            | ListGroups
+            | DescribeGroups
+            | DeleteGroups
+            | OffsetDelete
+            | InitProducerId
+            | AddPartitionsToTxn
+            | AddOffsetsToTxn
+            | EndTxn
+            | TxnOffsetCommit
+            | DescribeTransactions
+            | ListTransactions
+            | DescribeProducers
+            | SaslHandshake
+            | SaslAuthenticate
+            | DescribeUserScramCredentials
+            | AlterUserScramCredentials
+            | DescribeAcls
+            | CreateAcls
+            | DeleteAcls
+    )
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //! which takes the image once and answers many decisions (a Metadata request that filters
 //! thousands of topics, a Produce with many topics).
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_controller::image::MetadataImage;
 use rafka_security::authorizer::{

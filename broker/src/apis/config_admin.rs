@@ -91,7 +91,7 @@ impl Refusal {
 /// ALTER_CONFIGS on the resource (as Kafka, an unauthorized resource is answered so whatever
 /// else is wrong with it), then [`preprocess`]'s checks. `None`: forward it to the controller.
 pub fn refusals(
-    apis: &super::KafkaApis,
+    apis: &super::kafka_apis::KafkaApis,
     ctx: &crate::network::RequestContext,
     image: &std::sync::Arc<MetadataImage>,
     resources: &[Resource<'_>],
@@ -431,7 +431,7 @@ const APPLY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// request order ([`reassemble`]), after waiting (bounded) until this broker's image shows every
 /// accepted change, so the client's next read sees it.
 pub async fn settle(
-    apis: &super::KafkaApis,
+    apis: &super::kafka_apis::KafkaApis,
     resources: &[Resource<'_>],
     refused: Vec<Option<Refusal>>,
     answers: &Answers,

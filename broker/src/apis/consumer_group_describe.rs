@@ -4,7 +4,7 @@
 //! a broker that does not coordinate it.
 //! Needs GROUP DESCRIBE per group (else GROUP_AUTHORIZATION_FAILED).
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_protocol::messages::consumer_group_describe_response::DescribedConsumerGroup;
 use rafka_protocol::messages::{ConsumerGroupDescribeRequest, ConsumerGroupDescribeResponse};

@@ -6,7 +6,7 @@
 //! coordinate the group answer NOT_COORDINATOR (or COORDINATOR_LOAD_IN_PROGRESS), in Kafka's
 //! order.
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse};
 use rafka_protocol::ErrorCode;

@@ -5,7 +5,7 @@
 //! image holds the created ACLs, so the client's next request here is decided by them; every
 //! other broker applies them within one metadata round.
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_controller::control::acls::creation_binding;
 use rafka_protocol::messages::create_acls_response::AclCreationResult;

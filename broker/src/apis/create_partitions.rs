@@ -3,7 +3,7 @@
 //! the request's timeout) until this broker's image has every new partition, so their logs
 //! exist here and a client's next Metadata request finds them.
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use rafka_protocol::messages::{

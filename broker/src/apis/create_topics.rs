@@ -4,7 +4,7 @@
 //! Neither creates what no client may: the metadata log or an internal topic (the group
 //! coordinator creates `__consumer_offsets` itself, through the controller, with its configs).
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_controller::control::topics::internal::check_client_create;
 use rafka_protocol::messages::create_topics_request::CreatableTopic;

@@ -6,7 +6,7 @@
 //! broker's metadata image has it (-1/-1 for a partition it does not know), its endpoint only if
 //! it is alive (registered and unfenced) and has that listener.
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use rafka_controller::image::MetadataImage;
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! (`RemoveAccessControlEntryRecord`s) and lists them. The answer waits (bounded) until this
 //! broker's image no longer holds them.
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_protocol::messages::delete_acls_response::DeleteAclsFilterResult;
 use rafka_protocol::messages::{DeleteAclsRequest, DeleteAclsResponse, RequestKind, ResponseKind};

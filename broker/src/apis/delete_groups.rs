@@ -3,7 +3,7 @@
 //! GROUP_ID_NOT_FOUND, an empty id INVALID_GROUP_ID.
 //! Needs GROUP DELETE per group (else GROUP_AUTHORIZATION_FAILED).
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use rafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};

@@ -12,8 +12,8 @@
 //! Moving the log start rewrites the leader-epoch checkpoint: the work runs on a blocking
 //! thread.
 
+use super::kafka_apis::KafkaApis;
 use super::offset_for_leader_epoch::hosted_partition;
-use super::KafkaApis;
 use crate::config::KafkaConfig;
 use crate::errors::storage_error_code;
 use crate::network::RequestContext;

@@ -3,7 +3,7 @@
 //! (within the request's timeout) until this broker's image no longer has the deleted topics,
 //! so their logs are gone here and a client's next Metadata request does not find them.
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use rafka_protocol::messages::{

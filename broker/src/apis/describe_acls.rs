@@ -3,7 +3,7 @@
 //! CLUSTER_AUTHORIZATION_FAILED); with no authorizer configured the answer is
 //! SECURITY_DISABLED, and a filter with a code Kafka does not define INVALID_REQUEST.
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_controller::control::acls::wire_filter;
 use rafka_protocol::messages::describe_acls_response::{AclDescription, DescribeAclsResource};

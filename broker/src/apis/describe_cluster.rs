@@ -7,7 +7,7 @@
 //! in v0, which has no such codes). With no authorizer every cluster operation is allowed, so
 //! `include_cluster_authorized_operations` reports all of them, as Kafka does without one.
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use rafka_protocol::messages::{DescribeClusterRequest, DescribeClusterResponse};

@@ -15,7 +15,7 @@
 //! list); a group (KIP-848's dynamic group configs, DESCRIBE_CONFIGS on the group; the group
 //! need not exist; an empty name → INVALID_REQUEST). Each resource gets its own error.
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::config::{DescribedConfig, KafkaConfig};
 use crate::network::RequestContext;
 use rafka_controller::image::{ConfigResource, MetadataImage};

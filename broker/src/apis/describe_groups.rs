@@ -7,7 +7,7 @@
 //! Needs GROUP DESCRIBE per group (else GROUP_AUTHORIZATION_FAILED); with
 //! `include_authorized_operations` (v3+) each group carries Kafka's operations bit set.
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_protocol::messages::describe_groups_response::DescribedGroup;
 use rafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};

@@ -7,7 +7,7 @@
 //!
 //! Locking every log and `statvfs` can wait on the disk: the work runs on a blocking thread.
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,

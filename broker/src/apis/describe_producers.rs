@@ -2,7 +2,7 @@
 //! timestamp, the coordinator epoch of their last marker and the first offset of their open
 //! transaction — from its producer state.
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,

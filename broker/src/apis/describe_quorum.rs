@@ -3,7 +3,7 @@
 //! [`describe_quorum`]. With no controller reachable the metadata partition
 //! gets NOT_LEADER_OR_FOLLOWER, so the client retries.
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_controller::describe_quorum;
 use rafka_protocol::messages::{

@@ -3,7 +3,7 @@
 //! TRANSACTIONAL_ID_AUTHORIZATION_FAILED (Kafka's rule); NOT_COORDINATOR /
 //! COORDINATOR_LOAD_IN_PROGRESS, TRANSACTIONAL_ID_NOT_FOUND, INVALID_REQUEST for an empty id.
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
 use rafka_protocol::messages::{DescribeTransactionsRequest, DescribeTransactionsResponse};

@@ -6,7 +6,7 @@
 //! Authorization (Kafka: CLUSTER DESCRIBE) comes first: a refused request is answered with the
 //! response's top-level `error_code` CLUSTER_AUTHORIZATION_FAILED and no results, as Kafka does.
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_protocol::messages::describe_user_scram_credentials_response::{
     CredentialInfo, DescribeUserScramCredentialsResult,

@@ -5,7 +5,7 @@
 //! v0 has no top-level error code: a request-level error (no controller, or the controller's
 //! own) is given to every partition the request named instead, so the response still encodes.
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use rafka_protocol::messages::{

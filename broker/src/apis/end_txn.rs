@@ -7,7 +7,7 @@
 //! an error, as Kafka).
 
 use super::add_partitions_to_txn::fenced_code;
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_protocol::messages::{EndTxnRequest, EndTxnResponse};
 use rafka_protocol::ErrorCode;

@@ -25,7 +25,7 @@
 
 use super::current_leader::LeaderHints;
 use super::fetch_files::{ResponseFiles, ResponseHolds, Sent};
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::log_read::FetchIsolation;
 use crate::metrics::topic::TopicMetrics;
 use crate::network::RequestContext;

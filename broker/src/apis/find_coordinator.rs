@@ -7,7 +7,7 @@
 //! unknown key type is INVALID_REQUEST. Needs GROUP DESCRIBE on a group key, TRANSACTIONAL_ID
 //! DESCRIBE on a transactional id.
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::coordinator_common::{create_internal_topic, InternalTopic};
 use crate::group_coordinator::GROUP_METADATA_TOPIC;
 use crate::network::RequestContext;

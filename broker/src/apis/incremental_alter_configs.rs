@@ -5,7 +5,7 @@
 //! so the live logs already run with them and a DescribeConfigs here sees them.
 
 use super::config_admin::{self, Change, Op, Resource};
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use rafka_protocol::messages::{

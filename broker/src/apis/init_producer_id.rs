@@ -4,7 +4,7 @@
 //! transactional id the transaction coordinator answers (TRANSACTIONAL_ID WRITE needed): the id's
 //! producer id with its epoch bumped, which fences every older instance.
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
 use rafka_protocol::ErrorCode;

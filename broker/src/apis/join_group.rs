@@ -4,7 +4,7 @@
 //! the coordinator up again.
 //! Needs GROUP READ (else GROUP_AUTHORIZATION_FAILED).
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use rafka_security::authorizer::AclOperation;

@@ -2,7 +2,7 @@
 //! ([`crate::group_coordinator::membership`]); NOT_COORDINATOR elsewhere.
 //! Needs GROUP READ (else GROUP_AUTHORIZATION_FAILED).
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 use rafka_security::authorizer::AclOperation;

@@ -4,7 +4,7 @@
 //! (type `consumer`, protocol type `consumer`). v4 filters by state, v5 by type.
 //! CLUSTER DESCRIBE lists every group; otherwise only the groups the principal may DESCRIBE.
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use rafka_protocol::messages::list_groups_response::ListedGroup;
 use rafka_protocol::messages::{ListGroupsRequest, ListGroupsResponse};

@@ -8,7 +8,7 @@
 //! async workers, and the replica manager reads and decompresses without the partition's lock.
 //! Each topic needs TOPIC DESCRIBE (else TOPIC_AUTHORIZATION_FAILED for its partitions).
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::log_read::FetchIsolation;
 use crate::network::RequestContext;
 use crate::replica_manager::ReplicaManager;

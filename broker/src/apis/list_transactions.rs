@@ -3,7 +3,7 @@
 //! their transaction has been open, and then to those the principal may DESCRIBE (Kafka drops the
 //! others silently). COORDINATOR_LOAD_IN_PROGRESS while a `__transaction_state` partition loads.
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use crate::transaction_coordinator::listing::ListFilter;
 use rafka_protocol::messages::list_transactions_response::TransactionState;

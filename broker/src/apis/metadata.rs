@@ -17,7 +17,7 @@
 //! just lost waits (at most a second) until the controller has moved that leadership (see
 //! [`crate::lost_leaders`]).
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::lost_leaders::{names_lost_leader, MAX_HOLD};
 use crate::network::RequestContext;
 use rafka_controller::control::topics::internal;

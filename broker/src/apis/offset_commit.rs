@@ -12,7 +12,7 @@
 //! Needs GROUP READ (else GROUP_AUTHORIZATION_FAILED for every partition) and TOPIC READ on
 //! each topic (else TOPIC_AUTHORIZATION_FAILED for its partitions), as Kafka.
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::group_coordinator::records::OffsetAndMetadata;
 use crate::network::RequestContext;
 use crate::now_ms;

@@ -7,7 +7,7 @@
 //! Needs GROUP DELETE (else GROUP_AUTHORIZATION_FAILED) and TOPIC READ on each topic (else
 //! TOPIC_AUTHORIZATION_FAILED for its partitions).
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::group_coordinator::membership::Subscriptions;
 use crate::network::RequestContext;
 use rafka_protocol::messages::offset_delete_response::{

@@ -7,8 +7,8 @@
 //! DESCRIBE answers TOPIC_AUTHORIZATION_FAILED, and a listing of all the group's offsets
 //! leaves such topics out (Kafka's `handleOffsetFetchRequest`).
 
-use super::KafkaApis;
-use super::RequestAuthorizer;
+use super::authorize::RequestAuthorizer;
+use super::kafka_apis::KafkaApis;
 use crate::group_coordinator::GroupOffsets;
 use crate::network::RequestContext;
 use rafka_protocol::messages::offset_fetch_response::{

@@ -11,7 +11,7 @@
 //! Authorization as Kafka: CLUSTER CLUSTER_ACTION (followers) allows every topic, otherwise each
 //! topic needs TOPIC DESCRIBE (else TOPIC_AUTHORIZATION_FAILED).
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use crate::replica_manager::{Partition, ReplicaManager};
 use rafka_controller::image::MetadataImage;

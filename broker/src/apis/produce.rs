@@ -11,7 +11,7 @@
 //! endpoint (KIP-951, `current_leader`).
 
 use super::current_leader::LeaderHints;
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::add_partitions_to_txn_manager::Ask;
 use crate::network::RequestContext;
 use rafka_controller::control::topics::internal::check_client_produce;

@@ -27,7 +27,7 @@
 //! COORDINATOR_NOT_AVAILABLE (retriable) when the transaction coordinator cannot be reached or
 //! is busy.
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::add_partitions_to_txn_manager::Ask;
 use crate::group_coordinator::records::OffsetAndMetadata;
 use crate::group_coordinator::GROUP_METADATA_TOPIC;

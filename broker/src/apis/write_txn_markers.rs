@@ -16,7 +16,7 @@
 //! TRANSACTION_COORDINATOR_FENCED for an older coordinator epoch, NOT_LEADER_OR_FOLLOWER / UNKNOWN_TOPIC_OR_PARTITION, and
 //! NOT_ENOUGH_REPLICAS(_AFTER_APPEND) or REQUEST_TIMED_OUT when it cannot be replicated.
 
-use super::KafkaApis;
+use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
 use crate::transaction_coordinator::marker_writer::write_markers;
 use rafka_protocol::messages::write_txn_markers_response::{
