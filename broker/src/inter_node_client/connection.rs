@@ -22,7 +22,8 @@
 //! Not here: which node leads what (the callers), sharing connections between tasks (see
 //! [`super::InterNodeClient`]).
 
-use super::{InterNodeError, InterNodeStats};
+use super::error::InterNodeError;
+use super::stats::InterNodeStats;
 use rafka_client::wire::ExchangeError;
 use rafka_protocol::messages::{RequestKind, ResponseKind};
 use rafka_security::transport::{connect_with, ClientSecurity, Stream};

@@ -21,6 +21,7 @@
 
 mod connection;
 mod error;
+mod stats;
 #[cfg(test)]
 mod tests;
 
@@ -29,10 +30,10 @@ pub use connection::{
     RECONNECT_BACKOFF_MAX,
 };
 pub use error::InterNodeError;
+pub use stats::InterNodeStats;
 
 use rafka_protocol::messages::{RequestKind, ResponseKind};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,28 +60,6 @@ impl Purpose {
             Purpose::TransactionMarkers => "transaction-marker",
             Purpose::AddPartitionsToTxn => "add-partitions-to-txn",
         }
-    }
-}
-
-/// Counters of one client's connections (Kafka's selector metrics).
-#[derive(Debug, Default)]
-pub struct InterNodeStats {
-    /// Connections opened.
-    pub connection_creation_total: AtomicU64,
-    /// Connection attempts that failed (refused, unreachable, TLS or SASL refused, timed out).
-    pub connection_creation_failed_total: AtomicU64,
-    /// Connections closed by this side (after an error, a timeout, or on purpose).
-    pub connection_close_total: AtomicU64,
-    /// Requests answered.
-    pub request_total: AtomicU64,
-}
-
-impl InterNodeStats {
-    /// Connections open now: opened less closed.
-    pub fn connection_count(&self) -> u64 {
-        self.connection_creation_total
-            .load(Ordering::Relaxed)
-            .saturating_sub(self.connection_close_total.load(Ordering::Relaxed))
     }
 }
 

@@ -4,7 +4,7 @@
 use super::*;
 use rafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use rafka_protocol::{RequestFrame, ResponseFrame};
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 

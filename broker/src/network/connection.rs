@@ -23,12 +23,12 @@ use tracing::debug;
 
 use rafka_security::sasl::authenticator::{Decision, SaslServerAuthenticator};
 
-use super::connection_quotas::ConnectionPermit;
 use super::memory_pool::{decode_charge, MemoryLease, MemoryPool};
-use super::{
-    sendfile, shutdown_signalled, RequestContext, RequestHandler, Response, SocketServer,
-    SENDFILE_BYTES,
-};
+use super::request_channel::{RequestContext, RequestHandler, Response};
+use super::sendfile::{self, SENDFILE_BYTES};
+use super::shutdown::shutdown_signalled;
+use super::socket_server::SocketServer;
+use rafka_controller::connection_quotas::ConnectionPermit;
 
 /// Reads ask for at least this much room, so that one read picks up several small pipelined
 /// requests.

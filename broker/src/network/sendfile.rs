@@ -60,3 +60,8 @@ pub(super) fn send_more(socket: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<
     }
     Ok(n as usize)
 }
+
+/// Bytes written to sockets by `sendfile(2)` since the process started, over all connections.
+/// Record data sent this way never passed through user space; tests (and the zero-copy check)
+/// compare it with the slices they expect to go out.
+pub static SENDFILE_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

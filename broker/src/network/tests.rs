@@ -3,6 +3,7 @@
 //! The toy handler answers every request with an ApiVersions response carrying the request's
 //! correlation id; the request's client id selects other behaviours (see [`Toy::handle`]).
 
+use super::connection_quotas::ConnectionLimits;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
