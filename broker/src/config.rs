@@ -11,7 +11,7 @@
 //! - [`BROKER_CONFIGS`] / [`TOPIC_CONFIGS`]: the definition tables (Kafka's `ConfigDef`, written
 //!   once): name, type, Kafka's default, validator, importance, dynamic scope, documentation, and
 //!   for topic configurations the broker synonyms they default from.
-//! - [`DynamicBrokerConfig`]: this broker's configuration in force — one [`KafkaConfig`] with
+//! - [`DynamicBrokerConfig`](dynamic_broker_config::DynamicBrokerConfig): this broker's configuration in force — one [`KafkaConfig`] with
 //!   the metadata image's dynamic broker configs installed, rebuilt only when they change, read
 //!   by everything that obeys a dynamic key (the live logs, DescribeConfigs, the TLS listeners).
 //! - [`ConfigError`]: why a configuration was refused, always one line naming the key, the value
@@ -59,8 +59,10 @@
 mod broker_defs;
 mod def;
 pub mod dynamic_broker_config;
+mod dynamic_broker_configs;
 mod endpoints;
 mod group_defs;
+pub mod listener_keys;
 use rafka_client::properties;
 pub mod sasl;
 pub mod ssl;
@@ -79,7 +81,7 @@ pub use def::{
     java_double, parse_list, ConfigKey, ConfigSource, ConfigType, Conversion, DynamicScope,
     Importance, Validator, Value,
 };
-pub use dynamic_broker_config::{DynamicBrokerConfig, DynamicBrokerConfigs};
+pub use dynamic_broker_configs::DynamicBrokerConfigs;
 pub use endpoints::{local_hostname, Endpoint, HostPort, ProcessRoles, SecurityProtocol, Voter};
 pub use group_defs::{
     group_config, group_int, GroupConfigBounds, GroupKey, CONSUMER_HEARTBEAT_INTERVAL_MS,
@@ -218,7 +220,7 @@ pub struct DescribedConfig {
 }
 
 /// A parsed and validated broker configuration. To change the dynamic configurations, clone
-/// it, [`KafkaConfig::set_dynamic`], and swap it in — what [`DynamicBrokerConfig`] does once
+/// it, [`KafkaConfig::set_dynamic`], and swap it in — what [`DynamicBrokerConfig`](dynamic_broker_config::DynamicBrokerConfig) does once
 /// per change of the image's dynamic broker configs.
 #[derive(Debug, Clone)]
 pub struct KafkaConfig {
@@ -527,7 +529,8 @@ impl KafkaConfig {
                 }
                 // `listener.name.<name>.[<mechanism>.]<sasl key>`: read per listener (and
                 // mechanism) by `config::sasl`.
-                None if key.starts_with("listener.name.") && sasl::is_listener_sasl_key(key) => {}
+                None if key.starts_with("listener.name.")
+                    && listener_keys::is_listener_sasl_key(key) => {}
                 None => warnings.push(unknown_key_warning(key)),
             }
         }
@@ -1829,7 +1832,7 @@ pub fn validate_dynamic_broker_config(
     per_broker: bool,
 ) -> Result<(), String> {
     // Kafka's dynamic SSL update: a listener's keystore and truststore, per broker.
-    if let Some((_, ssl_key)) = ssl::dynamic_listener_ssl_key(key) {
+    if let Some((_, ssl_key)) = listener_keys::dynamic_listener_ssl_key(key) {
         if !per_broker {
             return Err(format!(
                 "Cannot update these configs at default cluster level, broker id must be specified: {key}"

@@ -155,7 +155,7 @@ impl RoleChanges {
 
 /// Where the replica manager takes a topic's settings from when it creates a partition or a
 /// topic's configs change: the topic's overrides in the image over the broker's configuration
-/// in force (`crate::config::DynamicBrokerConfig`, updated from an image before the replica
+/// in force (`crate::config::dynamic_broker_config::DynamicBrokerConfig`, updated from an image before the replica
 /// manager applies it). Resolved once per topic per image change and cached on the partitions,
 /// never per request.
 pub trait TopicConfigs: Send + Sync {

@@ -19,8 +19,9 @@
 
 use crate::add_partitions_to_txn_manager::AddPartitionsToTxnManager;
 use crate::apis::KafkaApis;
+use crate::config::dynamic_broker_config::DynamicBrokerConfig;
 use crate::config::ssl::DynamicListenerSsl;
-use crate::config::{DynamicBrokerConfig, KafkaConfig, ProcessRoles};
+use crate::config::{KafkaConfig, ProcessRoles};
 use crate::controller_channel::ControllerChannel;
 use crate::group_coordinator::membership::{GroupMembership, MembershipConfig};
 use crate::group_coordinator::{CoordinatorConfig, GroupCoordinator};

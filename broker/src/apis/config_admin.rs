@@ -15,7 +15,7 @@
 //! broker acts on it (the live logs take topic configs when the image arrives:
 //! `ReplicaManager::apply_image`).
 
-use crate::config::ssl::dynamic_listener_ssl_key;
+use crate::config::listener_keys::dynamic_listener_ssl_key;
 use crate::config::{
     broker_config, topic_config, validate_dynamic_broker_config, validate_topic_configs,
     ConfigType, DynamicBrokerConfigs, KafkaConfig,
@@ -119,7 +119,7 @@ pub fn refusals(
 
 /// For each resource, in order: `Some` if it is answered here, `None` to forward it. `config`
 /// is this broker's configuration in force (the image's dynamic broker configs installed:
-/// [`DynamicBrokerConfig`](crate::config::DynamicBrokerConfig)).
+/// [`DynamicBrokerConfig`](crate::config::dynamic_broker_config::DynamicBrokerConfig)).
 pub fn preprocess(
     config: &KafkaConfig,
     image: &MetadataImage,

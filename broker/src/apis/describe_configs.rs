@@ -5,7 +5,7 @@
 //! The listing itself is [`KafkaConfig`]'s ([`KafkaConfig::describe_topic`],
 //! [`KafkaConfig::describe_broker`], [`KafkaConfig::describe_broker_defaults`]); this file picks
 //! the resource over this broker's configuration in force (the dynamic broker configs from the
-//! image installed: [`DynamicBrokerConfig`](crate::config::DynamicBrokerConfig)), filters by
+//! image installed: [`DynamicBrokerConfig`](crate::config::dynamic_broker_config::DynamicBrokerConfig)), filters by
 //! `configuration_keys` and maps to the wire.
 //!
 //! Resources: a topic (unknown → UNKNOWN_TOPIC_OR_PARTITION, an invalid name →
@@ -237,7 +237,10 @@ mod tests {
 
     /// `base()` with `img`'s dynamic broker configs installed, as the broker holds it.
     fn in_force(img: &MetadataImage) -> std::sync::Arc<KafkaConfig> {
-        let d = crate::config::DynamicBrokerConfig::new(std::sync::Arc::new(base()), 1);
+        let d = crate::config::dynamic_broker_config::DynamicBrokerConfig::new(
+            std::sync::Arc::new(base()),
+            1,
+        );
         d.update_from_image(img);
         d.current_config()
     }

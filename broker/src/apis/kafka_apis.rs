@@ -2,7 +2,8 @@
 //! it acts on, the replica manager, the coordinators, the controller channel) and its
 //! configuration. The handlers, one file per API, take it; `mod.rs` dispatches to them.
 
-use crate::config::{DynamicBrokerConfig, KafkaConfig};
+use crate::config::dynamic_broker_config::DynamicBrokerConfig;
+use crate::config::KafkaConfig;
 use crate::controller_channel::ControllerChannel;
 use crate::group_coordinator::GroupCoordinator;
 use crate::producer_id_manager::ProducerIdManager;

@@ -21,37 +21,9 @@ use std::sync::{Arc, RwLock};
 
 use rafka_controller::image::{ConfigResource, MetadataImage};
 
+use super::dynamic_broker_configs::DynamicBrokerConfigs;
 use super::KafkaConfig;
 use crate::replica_manager::{TopicConfigs, TopicSettings};
-
-/// The dynamic broker configurations in force (from the metadata log's `ConfigRecord`s for
-/// `BROKER` resources), as set by IncrementalAlterConfigs / AlterConfigs.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DynamicBrokerConfigs {
-    /// Resource `BROKER` named by this node's id (source `DYNAMIC_BROKER_CONFIG`).
-    pub per_broker: BTreeMap<String, String>,
-    /// Resource `BROKER` with the empty name: the cluster-wide default (source
-    /// `DYNAMIC_DEFAULT_BROKER_CONFIG`).
-    pub cluster_default: BTreeMap<String, String>,
-}
-
-impl DynamicBrokerConfigs {
-    /// The dynamic broker configurations `image` holds for `broker_id`: its own (`BROKER`
-    /// resource named by its id) and the cluster-wide default (`BROKER` "").
-    pub fn from_image(image: &MetadataImage, broker_id: i32) -> DynamicBrokerConfigs {
-        let get = |name: &str| {
-            image
-                .configs()
-                .get(&ConfigResource::broker(name))
-                .cloned()
-                .unwrap_or_default()
-        };
-        DynamicBrokerConfigs {
-            per_broker: get(&broker_id.to_string()),
-            cluster_default: get(""),
-        }
-    }
-}
 
 /// This broker's configuration in force, replaced when the image's dynamic broker configs
 /// change.

@@ -24,25 +24,6 @@ use rafka_security::tls::ssl_config::TruststoreSource;
 
 use super::{ConfigError, KafkaConfig};
 
-/// Keys read per listener (`listener.name.<l>.<key>`) or per listener and mechanism
-/// (`listener.name.<l>.<mechanism>.<key>`).
-const LISTENER_KEYS: &[&str] = &[
-    "sasl.enabled.mechanisms",
-    "sasl.jaas.config",
-    "connections.max.reauth.ms",
-    "sasl.server.max.receive.size",
-    "sasl.server.callback.handler.class",
-    "sasl.oauthbearer.jwks.endpoint.url",
-    "sasl.oauthbearer.jwks.endpoint.refresh.ms",
-    "sasl.oauthbearer.jwks.endpoint.retry.backoff.ms",
-    "sasl.oauthbearer.jwks.endpoint.retry.backoff.max.ms",
-    "sasl.oauthbearer.expected.audience",
-    "sasl.oauthbearer.expected.issuer",
-    "sasl.oauthbearer.sub.claim.name",
-    "sasl.oauthbearer.scope.claim.name",
-    "sasl.oauthbearer.clock.skew.seconds",
-];
-
 /// Kafka's default OAUTHBEARER server callback handler: unsecured JWS tokens.
 const UNSECURED_VALIDATOR_CLASS: &str = "org.apache.kafka.common.security.oauthbearer.internals.unsecured.OAuthBearerUnsecuredValidatorCallbackHandler";
 /// Kafka's handler for signed JWTs checked against a JWKS (KIP-768), under its current and its
@@ -51,13 +32,6 @@ const VALIDATOR_CLASSES: &[&str] = &[
     "org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler",
     "org.apache.kafka.common.security.oauthbearer.secured.OAuthBearerValidatorCallbackHandler",
 ];
-
-/// Whether `key` (`listener.name.…`) is one of the SASL keys read per listener.
-pub fn is_listener_sasl_key(key: &str) -> bool {
-    LISTENER_KEYS
-        .iter()
-        .any(|k| key.ends_with(&format!(".{k}")))
-}
 
 impl KafkaConfig {
     fn listener_mechanism_value(

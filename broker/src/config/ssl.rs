@@ -12,28 +12,8 @@ use std::sync::Arc;
 
 use rafka_security::tls::{SslConfig, TlsError, TlsServer};
 
+use super::listener_keys::dynamic_listener_ssl_key;
 use super::KafkaConfig;
-
-/// The `ssl.*` keys a listener takes dynamically (as `listener.name.<l>.<key>`).
-pub const RECONFIGURABLE_SSL_KEYS: &[&str] = &[
-    "ssl.keystore.type",
-    "ssl.keystore.location",
-    "ssl.keystore.password",
-    "ssl.key.password",
-    "ssl.keystore.certificate.chain",
-    "ssl.keystore.key",
-    "ssl.truststore.type",
-    "ssl.truststore.location",
-    "ssl.truststore.password",
-    "ssl.truststore.certificates",
-];
-
-/// `listener.name.<l>.<key>` with a reconfigurable `key`: the listener's name (as written, lower
-/// case in Kafka's spelling) and the key.
-pub fn dynamic_listener_ssl_key(key: &str) -> Option<(&str, &str)> {
-    let (listener, rest) = key.strip_prefix("listener.name.")?.split_once('.')?;
-    (!listener.is_empty() && RECONFIGURABLE_SSL_KEYS.contains(&rest)).then_some((listener, rest))
-}
 
 impl KafkaConfig {
     /// The `ssl.*` settings of `listener` in force (dynamic per-broker values first).
@@ -45,7 +25,7 @@ impl KafkaConfig {
 /// Applies the dynamic SSL updates the image holds for this broker to its listeners' TLS
 /// servers: once a listener's keys change, new connections get the new keystore and truststore.
 /// The broker calls [`DynamicListenerSsl::on_config`] with its configuration in force
-/// ([`DynamicBrokerConfig`](super::DynamicBrokerConfig), updated from each new image) before
+/// ([`DynamicBrokerConfig`](super::dynamic_broker_config::DynamicBrokerConfig), updated from each new image) before
 /// its handlers see the image, so an AlterConfigs that waits for its change to reach the image
 /// answers after the listener switched.
 pub struct DynamicListenerSsl {
