@@ -4,13 +4,15 @@
 //! (IncrementalAlterConfigs), `POST /api/groups/{group}/offsets` (OffsetCommit with generation
 //! -1 and no member, as `kafka-consumer-groups.sh --reset-offsets` commits; the coordinator
 //! refuses it while the group has members). Only with `http.console.write.enable=true`, and
-//! only from the console's own origin ([`super::check_write`]).
+//! only from the console's own origin ([`check_write`]).
 
-use super::{check_write, ok, ApiError, ConsoleState};
+use super::api::{ok, ApiError};
+use super::state::{Console, ConsoleState};
 use crate::apis::{create_topics, incremental_alter_configs, offset_commit};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
+use axum::http::{header, StatusCode};
 use axum::response::Response;
 use rafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use rafka_protocol::messages::incremental_alter_configs_request::{
@@ -310,4 +312,44 @@ enum Target {
     Earliest,
     Latest,
     Offset(i64),
+}
+
+/// Checks a write: enabled, and not forged (see the module doc).
+pub fn check_write(console: &Console, headers: &HeaderMap) -> Result<(), ApiError> {
+    if !console.config.write_enable {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "the console is read-only: set http.console.write.enable=true to allow changes",
+        ));
+    }
+    if headers.get("x-rafka-console").and_then(|v| v.to_str().ok()) != Some("1") {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "a console write needs the header X-Rafka-Console: 1",
+        ));
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        let origin_host = origin
+            .to_str()
+            .ok()
+            .and_then(|o| o.split_once("://").map(|(_, rest)| rest));
+        if host.is_none() || origin_host != host {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "a console write must come from the console's own origin",
+            ));
+        }
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().map(str::trim) == Some("application/json"));
+    if !json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a console write must have Content-Type: application/json",
+        ));
+    }
+    Ok(())
 }

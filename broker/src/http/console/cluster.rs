@@ -2,7 +2,8 @@
 //! voter's lag (from the DescribeQuorum handler, i.e. the active controller's view), and counts
 //! of topics, partitions, under-replicated and offline partitions.
 
-use super::{blocking, ok, ApiError, ConsoleState};
+use super::api::{blocking, ok, ApiError};
+use super::state::{Console, ConsoleState};
 use crate::apis::describe_quorum;
 use axum::response::Response;
 use rafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
@@ -84,7 +85,7 @@ pub async fn get_cluster(State(console): ConsoleState) -> Result<Response, ApiEr
 }
 
 /// The image's part: nodes with roles, partition counts.
-fn summary(console: &super::Console) -> Value {
+fn summary(console: &Console) -> Value {
     let quorum = console.http.controller.quorum_info();
     let Ok(apis) = console.apis() else {
         return json!({

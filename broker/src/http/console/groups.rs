@@ -3,7 +3,8 @@
 //! each committed partition from [`GroupCoordinator::lag`](crate::group_coordinator::GroupCoordinator::lag),
 //! and the sampled history of the group's total lag).
 
-use super::{blocking, ok, page, ApiError, Console, ConsoleState, Params};
+use super::api::{blocking, ok, page, ApiError, Params};
+use super::state::{Console, ConsoleState};
 use crate::apis::describe_groups;
 use crate::group_coordinator::lag::total_lag;
 use crate::group_coordinator::membership::parse_assignment;

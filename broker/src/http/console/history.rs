@@ -2,20 +2,16 @@
 //! `http.console.sample.interval.ms` (default 5 s), kept in ring buffers of [`MAX_SAMPLES`]
 //! (10 minutes at the default) — each group's total lag (at most [`MAX_GROUPS`] groups), and
 //! each topic's bytes and messages in per second (at most [`MAX_TOPICS`] topics with a
-//! history, the busiest; plus the node's total) — and `GET /api/throughput`, which serves them.
+//! history, the busiest; plus the node's total). The sampler that takes them and the endpoint that
+//! serves them are `charts.rs`'s.
 //!
 //! Throughput is measured on the partitions this node leads: messages in is the growth of the
 //! log end offset, bytes in the growth of the log's size (a retention deletion between two
 //! samples hides that interval's bytes rather than counting negative ones).
 
-use super::{ok, ApiError, Console, ConsoleState, Params};
-use crate::group_coordinator::lag::total_lag;
-use axum::extract::{Query, State};
-use axum::response::Response;
-use rafka_storage::log_manager::lock_log;
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Mutex;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// Samples kept per series.
@@ -53,7 +49,7 @@ fn push<T>(q: &mut VecDeque<T>, v: T) {
     q.push_back(v);
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -79,34 +75,14 @@ impl History {
             .unwrap_or_default()
     }
 
-    /// Takes one sample of everything (on a blocking thread).
-    fn sample(&self, console: &Console) {
-        let Ok(apis) = console.apis() else { return };
-        let now = now_ms();
-        // Lag: the first MAX_GROUPS groups coordinated here.
-        let groups: Vec<(String, Option<i64>)> = super::groups::coordinated_groups(console)
-            .map(|g| g.into_keys().take(MAX_GROUPS).collect::<Vec<_>>())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|g| {
-                let lag = apis.groups.lag(&g).ok().and_then(|l| total_lag(&l));
-                (g, lag)
-            })
-            .collect();
-        // Throughput: each led topic's log end offsets and sizes.
-        let mut counters: HashMap<String, (i64, u64)> = HashMap::new();
-        for p in apis.replica_manager.partitions() {
-            if !p.is_leader() {
-                continue;
-            }
-            let (end, size) = {
-                let log = lock_log(&p.log);
-                (log.log_end_offset(), log.size())
-            };
-            let c = counters.entry(p.tp.topic.clone()).or_default();
-            c.0 += end;
-            c.1 += size;
-        }
+    /// Stores one sample taken at `now` (unix ms): each group's total lag (`None`: unknown) and
+    /// each led topic's (log end offset, size) summed over its partitions.
+    pub fn record(
+        &self,
+        now: i64,
+        groups: Vec<(String, Option<i64>)>,
+        counters: HashMap<String, (i64, u64)>,
+    ) {
         let at = Instant::now();
         let mut inner = self.lock();
         inner.lag.retain(|g, _| groups.iter().any(|(x, _)| x == g));
@@ -178,52 +154,28 @@ impl Default for History {
     }
 }
 
-/// Starts the sampler: one sample per interval on a blocking thread, until the console is
-/// dropped.
-pub fn start_sampler(console: &Arc<Console>) {
-    let weak: Weak<Console> = Arc::downgrade(console);
-    let interval = console.config.sample_interval;
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            let Some(console) = weak.upgrade() else {
-                return;
-            };
-            let _ = tokio::task::spawn_blocking(move || console.history.sample(&console)).await;
-        }
-    });
+impl History {
+    /// The node's total and the busiest topics' series (or the one asked for), each
+    /// `[[unix ms, bytes/s, messages/s], ...]`.
+    pub fn throughput(&self, topic: Option<&str>) -> (Value, Vec<Value>) {
+        let inner = self.lock();
+        let mut topics: Vec<(&String, &VecDeque<Rate>)> = match topic {
+            Some(t) => inner.topics.get_key_value(t).into_iter().collect(),
+            None => inner.topics.iter().collect(),
+        };
+        let recent = |q: &VecDeque<Rate>| q.iter().rev().take(12).map(|r| r.1).sum::<f64>();
+        topics.sort_by(|a, b| recent(b.1).total_cmp(&recent(a.1)).then(a.0.cmp(b.0)));
+        let topics: Vec<Value> = topics
+            .into_iter()
+            .take(TOP_TOPICS)
+            .map(|(t, q)| json!({"topic": t, "samples": series(q)}))
+            .collect();
+        (Value::Array(series(&inner.total)), topics)
+    }
 }
 
 fn series(q: &VecDeque<Rate>) -> Vec<Value> {
     q.iter()
         .map(|(t, b, m)| json!([t, (b * 10.0).round() / 10.0, (m * 10.0).round() / 10.0]))
         .collect()
-}
-
-/// `GET /api/throughput[?topic=NAME]`: the node's total and the busiest topics' series (or the
-/// one asked for), each `[[unix ms, bytes/s, messages/s], ...]`.
-pub async fn throughput(
-    State(console): ConsoleState,
-    Query(raw): Query<HashMap<String, String>>,
-) -> Result<Response, ApiError> {
-    let params = Params::new(raw, &["topic"])?;
-    let inner = console.history.lock();
-    let mut topics: Vec<(&String, &VecDeque<Rate>)> = match params.str("topic") {
-        Some(t) => inner.topics.get_key_value(t).into_iter().collect(),
-        None => inner.topics.iter().collect(),
-    };
-    let recent = |q: &VecDeque<Rate>| q.iter().rev().take(12).map(|r| r.1).sum::<f64>();
-    topics.sort_by(|a, b| recent(b.1).total_cmp(&recent(a.1)).then(a.0.cmp(b.0)));
-    let topics: Vec<Value> = topics
-        .into_iter()
-        .take(TOP_TOPICS)
-        .map(|(t, q)| json!({"topic": t, "samples": series(q)}))
-        .collect();
-    Ok(ok(json!({
-        "interval_ms": console.config.sample_interval.as_millis() as u64,
-        "total": series(&inner.total),
-        "topics": topics,
-    })))
 }

@@ -10,7 +10,8 @@
 //! each key, value and header value is shown up to [`MAX_FIELD_PREVIEW`] bytes. An offset
 //! outside [log start, high watermark] is refused with 416 and the valid range.
 
-use super::{blocking, ok, ApiError, Console, ConsoleState, Params};
+use super::api::{blocking, ok, ApiError, Params};
+use super::state::{Console, ConsoleState};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;

@@ -6,7 +6,8 @@
 //! Sizes and offsets are this node's replicas' (it knows no other node's logs); a partition
 //! this node does not host shows its placement only.
 
-use super::{blocking, ok, page, ApiError, Console, ConsoleState, Params};
+use super::api::{blocking, ok, page, ApiError, Params};
+use super::state::{Console, ConsoleState};
 use crate::apis::describe_configs;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
