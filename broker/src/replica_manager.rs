@@ -43,9 +43,9 @@ use rafka_controller::image::{
 use rafka_protocol::control_record::EndTransactionMarker;
 use rafka_protocol::{ErrorCode, Uuid};
 use rafka_storage::log_manager::lock_log;
-use rafka_storage::unified_log::{
-    LogAppendInfo, TimestampAndOffset, TimestampSearch, TimestampStep, UnifiedLog,
-};
+use rafka_storage::unified_log::read::TimestampAndOffset;
+use rafka_storage::unified_log::timestamp_search::{TimestampSearch, TimestampStep};
+use rafka_storage::unified_log::{LogAppendInfo, UnifiedLog};
 use rafka_storage::{
     LogConfig, LogManager, LogValidator, RecordError, StorageError, TopicPartition,
     ValidatedRecords, VerificationGuard,

@@ -23,7 +23,7 @@
 //!
 //! Not counted: a descriptor a [`crate::FileSlice`] keeps alive for a fetch response being sent
 //! (its `Arc` holds the file open after the segment released it, so sendfile of an evicted
-//! segment still works) and those a [`crate::unified_log::PendingFlush`] holds until it runs —
+//! segment still works) and those a [`crate::unified_log::flush::PendingFlush`] holds until it runs —
 //! both live only as long as a response or a flush.
 //!
 //! The default bound ([`FileBudget::from_process_limits`]) is half of `RLIMIT_NOFILE` (the

@@ -27,12 +27,14 @@
 //! index that fails `sanity_check` (`LogSegment::recover`, from the log).
 
 use crate::error::Result;
+use index_entry::IndexEntry;
 use mapped::Index;
 #[cfg(test)]
 use mapped::PREALLOCATE_STEP;
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
+mod index_entry;
 mod mapped;
 #[cfg(test)]
 mod tests;
@@ -52,19 +54,6 @@ pub struct OffsetPosition {
 pub struct TimestampOffset {
     pub timestamp: i64,
     pub offset: i64,
-}
-
-/// One entry format.
-trait IndexEntry: Copy + Debug {
-    const SIZE: usize;
-    /// What a lookup searches by: the offset in `.index`, the timestamp in `.timeindex`.
-    fn key(&self) -> i64;
-    fn offset(&self) -> i64;
-    fn decode(bytes: &[u8], base_offset: i64) -> Self;
-    /// Writes the entry; its offset was checked to fit 31 bits above `base_offset`.
-    fn encode(&self, base_offset: i64, out: &mut [u8]);
-    /// Whether `next` may follow `self` in an index (for counting and checking entries).
-    fn may_precede(&self, next: &Self) -> bool;
 }
 
 fn be_i32(b: &[u8]) -> i32 {

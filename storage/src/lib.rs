@@ -55,6 +55,5 @@ pub use log_validator::{LogValidator, ValidatedRecords};
 pub use producer_state::{ProducerStateEntry, ProducerStateManager, VerificationGuard};
 pub use shared_log::SharedLog;
 pub use transaction_index::{AbortedTxn, TransactionIndex};
-pub use unified_log::{
-    FetchDataInfo, LogAppendInfo, LogCheckpoints, TimestampAndOffset, UnifiedLog,
-};
+pub use unified_log::read::{FetchDataInfo, TimestampAndOffset};
+pub use unified_log::{LogAppendInfo, LogCheckpoints, UnifiedLog};

@@ -81,8 +81,11 @@ pub use crate::log_segment::{CLEANED_SUFFIX, SWAP_SUFFIX};
 use crate::segment_batches::SegmentBatches;
 use crate::shared_log::{lock_log, SharedLog};
 use crate::transaction_index::AbortedTxn;
-use crate::unified_log::{records_of, UnifiedLog};
-pub use crate::unified_log::{CleanableView, InactiveSegment, MAX_ABORTED_TXNS_PER_CLEAN};
+pub use crate::unified_log::cleaning::{
+    CleanableView, InactiveSegment, MAX_ABORTED_TXNS_PER_CLEAN,
+};
+use crate::unified_log::read::records_of;
+use crate::unified_log::UnifiedLog;
 use bytes::Bytes;
 use rafka_protocol::control_record::{ControlRecordType, EndTransactionMarker};
 use rafka_protocol::record::Record;

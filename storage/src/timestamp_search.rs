@@ -15,8 +15,9 @@
 //! [`UnifiedLog::fetch_offset_by_timestamp`] runs both halves in one call, under one lock, for
 //! callers that hold the log anyway.
 
+use super::read::TimestampAndOffset;
 use super::read::{first_record_at_or_after, max_record_timestamp_from};
-use super::{TimestampAndOffset, UnifiedLog};
+use super::UnifiedLog;
 use crate::error::{IoContext, Result, StorageError};
 use crate::fs::LogFile;
 use crate::log_segment::{BatchPosition, NO_TIMESTAMP};

@@ -17,7 +17,7 @@
 //! payload.
 //! Appends as follower keep the leader's offsets.
 //!
-//! A roll fsyncs nothing in the append that rolls: it leaves a [`PendingFlush`] of the closed
+//! A roll fsyncs nothing in the append that rolls: it leaves a [`PendingFlush`](flush::PendingFlush) of the closed
 //! segments, which the caller runs without the log's lock (Kafka schedules the same flush on
 //! its scheduler); the recovery point advances once it has completed. Until then a crash
 //! rescans those segments, and one that lost its tail (a later segment's data kept, its own
@@ -26,7 +26,7 @@
 //! Opening a log is [`crate::log_loader`]'s (Kafka's `LogLoader`): it lists, recovers and
 //! loads the directory, and the log is built from what it returns. What the log gives the
 //! cleaner and takes back from it is in the `cleaning` sub-module; searching by timestamp in
-//! [`TimestampSearch`].
+//! [`TimestampSearch`](timestamp_search::TimestampSearch).
 //!
 //! Thread-safety: `&mut self` for changes, `&mut self` for reads too (segments open files and
 //! map indexes lazily); the broker wraps a log in its partition's lock.
@@ -58,18 +58,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-mod cleaning;
-mod flush;
-mod read;
+pub mod cleaning;
+pub mod flush;
+pub mod read;
 mod retention;
 #[path = "timestamp_search.rs"]
-mod timestamp_search;
+pub mod timestamp_search;
 mod transactions;
-pub use cleaning::{CleanableView, InactiveSegment, MAX_ABORTED_TXNS_PER_CLEAN};
-pub use flush::{set_flush_observer, PendingFlush};
-pub(crate) use read::records_of;
-pub use read::{FetchDataInfo, TimestampAndOffset};
-pub use timestamp_search::{BatchRead, TimestampSearch, TimestampStep};
 
 /// ListOffsets' special timestamps.
 pub const LATEST_TIMESTAMP: i64 = -1;

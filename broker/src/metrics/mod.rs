@@ -80,7 +80,7 @@ impl NodeMetrics {
     pub fn new(config: MetricsConfig) -> NodeMetrics {
         START.get_or_init(Instant::now);
         if config.enabled {
-            rafka_storage::unified_log::set_flush_observer(observe_flush);
+            rafka_storage::unified_log::flush::set_flush_observer(observe_flush);
         }
         NodeMetrics {
             config,

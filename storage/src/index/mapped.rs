@@ -2,7 +2,7 @@
 //! first use, dropped on release), the entry count, binary search, truncation, trimming and
 //! resizing, and fallocate(2) ahead of the next entry. The entry formats are in the parent module.
 
-use super::IndexEntry;
+use super::index_entry::IndexEntry;
 use crate::error::{IoContext, Result, StorageError};
 use crate::file_budget::{LogHandles, OpenFile};
 use memmap2::MmapMut;
