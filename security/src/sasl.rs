@@ -51,15 +51,6 @@ impl SaslMechanism {
             SaslMechanism::OAuthBearer => "OAUTHBEARER",
         }
     }
-
-    /// The SCRAM variant, for the two SCRAM mechanisms.
-    pub fn scram(self) -> Option<scram::ScramMechanism> {
-        match self {
-            SaslMechanism::ScramSha256 => Some(scram::ScramMechanism::Sha256),
-            SaslMechanism::ScramSha512 => Some(scram::ScramMechanism::Sha512),
-            _ => None,
-        }
-    }
 }
 
 impl fmt::Display for SaslMechanism {

@@ -2,12 +2,17 @@
 //! its `merge` of a `PartitionChangeRecord`), topics, brokers (`BrokerRegistration`) and config
 //! resources (`ConfigResource`), with their conversions to and from records.
 
-use super::{ImageError, NO_LEADER, NO_LEADER_CHANGE};
+use super::image_error::ImageError;
 use rafka_protocol::messages::{
     register_broker_record as rbr, PartitionChangeRecord, PartitionRecord, RegisterBrokerRecord,
 };
 use rafka_protocol::Uuid;
 use std::collections::BTreeMap;
+
+/// No leader (Kafka's `LeaderConstants.NO_LEADER`).
+pub const NO_LEADER: i32 = -1;
+/// In a `PartitionChangeRecord`: the leader does not change (`NO_LEADER_CHANGE`).
+pub const NO_LEADER_CHANGE: i32 = -2;
 
 /// A partition leader's recovery state (Kafka's `LeaderRecoveryState`): `Recovering` after an
 /// unclean election until the leader tells the controller it has recovered.

@@ -3,7 +3,10 @@
 //! controller writes it (Kafka's `AclControlManager.validateNewAcl` and the broker-side checks
 //! of `AclApis.handleCreateAcls`).
 
-use super::{AclOperation, AclPermissionType, PatternType, ResourceType};
+use super::acl_operation::AclOperation;
+use super::acl_permission_type::AclPermissionType;
+use super::pattern_type::PatternType;
+use super::resource_type::ResourceType;
 use crate::KafkaPrincipal;
 use std::fmt;
 

@@ -3,7 +3,10 @@
 
 use super::acl_binding::WILDCARD_RESOURCE;
 use super::acl_binding::{AccessControlEntry, AclBinding, AclError, ResourcePattern};
-use super::{AclOperation, AclPermissionType, PatternType, ResourceType};
+use super::acl_operation::AclOperation;
+use super::acl_permission_type::AclPermissionType;
+use super::pattern_type::PatternType;
+use super::resource_type::ResourceType;
 
 /// Which resource patterns a filter selects. `resource_type` may be `Any`; `name` `None` for
 /// any name; `pattern_type` `Any` (any pattern type, the exact name), `Match` (every pattern

@@ -9,7 +9,9 @@
 //! Ids are the 128 bits of the ACL's metadata-record UUID (`AccessControlEntryRecord.Id`).
 
 use super::acl_binding::{AccessControlEntry, AclBinding, ResourcePattern, WILDCARD_RESOURCE};
-use super::{AclBindingFilter, PatternType, ResourceType};
+use super::acl_binding_filter::AclBindingFilter;
+use super::pattern_type::PatternType;
+use super::resource_type::ResourceType;
 use std::collections::BTreeMap;
 
 /// ACLs by id and by resource pattern. Cloning copies every ACL: a holder that changes it

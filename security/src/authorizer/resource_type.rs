@@ -1,7 +1,7 @@
 //! [`ResourceType`]: what an ACL protects (Kafka's `org.apache.kafka.common.resource.ResourceType`).
 
+use super::acl_operation::AclOperation;
 use super::codes::kafka_code_enum;
-use super::AclOperation;
 
 kafka_code_enum! {
     /// The type of a resource, with Kafka's codes. `Any` exists only in filters.

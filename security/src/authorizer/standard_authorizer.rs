@@ -14,9 +14,12 @@
 //! The authorizer holds only its configuration; the ACLs are the metadata image's, so a
 //! decision always uses the image the broker acts on.
 
-use super::{
-    AclIndex, AclOperation, AclPermissionType, PatternType, ResourceType, WILDCARD_RESOURCE,
-};
+use super::acl_binding::WILDCARD_RESOURCE;
+use super::acl_index::AclIndex;
+use super::acl_operation::AclOperation;
+use super::acl_permission_type::AclPermissionType;
+use super::pattern_type::PatternType;
+use super::resource_type::ResourceType;
 use crate::KafkaPrincipal;
 use std::collections::BTreeSet;
 

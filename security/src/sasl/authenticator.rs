@@ -28,7 +28,7 @@ use rafka_protocol::{ErrorCode, RequestFrame, ResponseFrame};
 
 use super::oauthbearer::{OAuthBearerServer, TokenValidator};
 use super::plain::{PlainServer, PlainUsers};
-use super::scram::{ScramCredentialStore, ScramServer};
+use super::scram::{ScramCredentialStore, ScramMechanism, ScramServer};
 use super::{SaslError, SaslMechanism, SaslServer, ServerStep};
 use crate::KafkaPrincipal;
 
@@ -71,7 +71,10 @@ impl SaslServerConfig {
             SaslMechanism::Plain => Some(Box::new(PlainServer::new(self.plain_users.clone()))),
             SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => {
                 let store = self.scram_credentials.clone()?;
-                Some(Box::new(ScramServer::new(mechanism.scram()?, store)))
+                Some(Box::new(ScramServer::new(
+                    ScramMechanism::of(mechanism)?,
+                    store,
+                )))
             }
             SaslMechanism::OAuthBearer => {
                 Some(Box::new(OAuthBearerServer::new(self.oauthbearer.clone()?)))

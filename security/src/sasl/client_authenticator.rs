@@ -15,7 +15,7 @@ use rafka_protocol::{ApiKey, ErrorCode, RequestFrame, ResponseFrame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::plain::PlainClient;
-use super::scram::ScramClient;
+use super::scram::{ScramClient, ScramMechanism};
 use super::{SaslClient, SaslMechanism};
 
 /// The most rounds an exchange may take (SCRAM needs two).
@@ -46,7 +46,7 @@ impl SaslClientConfig {
     fn client(&self) -> io::Result<Box<dyn SaslClient>> {
         Ok(match self.mechanism {
             SaslMechanism::Plain => Box::new(PlainClient::new(&self.username, &self.password)),
-            m => match m.scram() {
+            m => match ScramMechanism::of(m) {
                 Some(s) => Box::new(ScramClient::new(s, &self.username, &self.password)),
                 None => {
                     return Err(io::Error::new(

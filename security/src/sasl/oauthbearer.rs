@@ -15,6 +15,7 @@
 //! The unsecured validator is here; the signed one is [`jwks_validator`], its keys [`jwk`] and
 //! their retrieval [`jwks_endpoint`]. Both answer a refused token the same way.
 
+mod audience;
 pub mod jwk;
 pub mod jwks_endpoint;
 pub mod jwks_validator;
@@ -30,6 +31,7 @@ use serde_json::Value;
 
 use super::jaas::JaasConfig;
 use super::{SaslError, SaslMechanism, SaslServer, ServerStep};
+use audience::check_audience;
 
 const M: SaslMechanism = SaslMechanism::OAuthBearer;
 /// The longest client message accepted.
@@ -270,27 +272,6 @@ impl SaslServer for OAuthBearerServer {
                 ))
             }
         }
-    }
-}
-
-/// The `aud` claim (a string or an array of them) must name one of `expected`, when any is
-/// configured (`sasl.oauthbearer.expected.audience`, Kafka's rule for both validators).
-pub(crate) fn check_audience(
-    claims: &serde_json::Map<String, Value>,
-    expected: &[String],
-) -> Result<(), String> {
-    if expected.is_empty() {
-        return Ok(());
-    }
-    let aud: Vec<&str> = match claims.get("aud") {
-        Some(Value::String(s)) => vec![s.as_str()],
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-        _ => Vec::new(),
-    };
-    if aud.iter().any(|a| expected.iter().any(|e| e == a)) {
-        Ok(())
-    } else {
-        Err("the token's audience is not an expected one".into())
     }
 }
 

@@ -32,6 +32,15 @@ pub enum ScramMechanism {
 }
 
 impl ScramMechanism {
+    /// The SCRAM variant of `mechanism`, for the two SCRAM mechanisms.
+    pub fn of(mechanism: SaslMechanism) -> Option<ScramMechanism> {
+        match mechanism {
+            SaslMechanism::ScramSha256 => Some(ScramMechanism::Sha256),
+            SaslMechanism::ScramSha512 => Some(ScramMechanism::Sha512),
+            _ => None,
+        }
+    }
+
     /// The wire id in AlterUserScramCredentials, DescribeUserScramCredentials and the metadata
     /// records (`ScramMechanism.type()`: 0 is UNKNOWN).
     pub fn id(self) -> i8 {

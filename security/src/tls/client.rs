@@ -16,7 +16,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use super::pem::{load_key_pair, root_store};
-use super::{SslConfig, TlsError};
+use super::ssl_config::SslConfig;
+use super::tls_error::TlsError;
 use crate::stream::Stream;
 
 /// The client side of TLS connections to one listener.

@@ -9,7 +9,7 @@
 //! Kafka's `ssl.principal.mapping.rules` ([`SslPrincipalMapper`]).
 //!
 //! Not here: which listener is SSL (the broker's configuration), SASL (a layer above this one:
-//! SASL_SSL is a TLS session carrying SASL), the byte stream type ([`crate::transport::Stream`]).
+//! SASL_SSL is a TLS session carrying SASL), the byte stream type ([`crate::stream::Stream`]).
 //!
 //! Kernel TLS: Linux can take over a TLS session's record layer (`kTLS`, the `tls` module and
 //! `TCP_ULP`), which would let `sendfile(2)` serve fetches on TLS connections. rafka does not
@@ -24,45 +24,10 @@ pub mod pem;
 pub mod principal_mapper;
 pub mod server;
 pub mod ssl_config;
+pub mod tls_error;
 
 pub use client::TlsClient;
 pub use principal_mapper::SslPrincipalMapper;
 pub use server::{validate_reconfiguration, ReloadTask, TlsHandshakeError, TlsServer};
 pub use ssl_config::{ClientAuth, SslConfig};
-
-use std::path::PathBuf;
-
-/// A listener's TLS configuration that cannot be used. Each names the key (or file) at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    #[error(
-        "{key}={value}: rafka supports only PEM keystores and truststores (set {key}=PEM and \
-         give PEM files or PEM values); JKS and PKCS12 are not supported"
-    )]
-    UnsupportedStoreType { key: String, value: String },
-    #[error("{key}={value}: {reason}")]
-    InvalidValue {
-        key: String,
-        value: String,
-        reason: String,
-    },
-    #[error("{0}")]
-    Missing(String),
-    #[error("{path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{what}: {reason}")]
-    Pem { what: String, reason: String },
-    #[error("{what}: cannot decrypt the private key with ssl.key.password: {reason}")]
-    Decrypt { what: String, reason: String },
-    #[error("cannot build the TLS configuration: {0}")]
-    Rustls(#[from] rustls::Error),
-    #[error("cannot build the certificate verifier: {0}")]
-    Verifier(String),
-    /// A dynamic update whose keystore does not match the one in force.
-    #[error("{0}")]
-    Incompatible(String),
-}
+pub use tls_error::TlsError;

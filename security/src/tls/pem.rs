@@ -14,7 +14,7 @@ use rustls::pki_types::{
 };
 
 use super::ssl_config::{KeystoreSource, TruststoreSource};
-use super::TlsError;
+use super::tls_error::TlsError;
 
 /// A certificate chain (leaf first) and its private key.
 #[derive(Debug)]

@@ -21,8 +21,9 @@ use tracing::{info, warn};
 
 use super::distinguished_name::subject_rfc2253;
 use super::pem::{load_key_pair, root_store};
+use super::ssl_config::SslConfig;
 use super::ssl_config::{ClientAuth, KeystoreSource, TruststoreSource};
-use super::{SslConfig, TlsError};
+use super::tls_error::TlsError;
 use crate::stream::Stream;
 use crate::KafkaPrincipal;
 

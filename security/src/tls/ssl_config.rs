@@ -11,7 +11,8 @@ use std::sync::Arc;
 use rustls::crypto::CryptoProvider;
 use rustls::{SupportedCipherSuite, SupportedProtocolVersion};
 
-use super::{SslPrincipalMapper, TlsError};
+use super::principal_mapper::SslPrincipalMapper;
+use super::tls_error::TlsError;
 
 /// Where the listener's own certificate chain and private key come from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -21,15 +21,15 @@
 
 pub mod lines;
 pub mod state;
+pub mod stats;
 pub mod tail;
 
 use super::shared::{Connection, ToolResult};
 use super::tasks::{self, Tasks, DEFAULT_TASKS_TOPIC};
-use bytes::Bytes;
 use clap::Args;
 use rafka_client::producer::{Producer, ProducerConfig, ProducerRecord};
-use serde::Serialize;
 use state::Positions;
+use stats::Stats;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -61,26 +61,6 @@ pub struct AgentArgs {
     /// A multi-line record still open is sent once its file has not grown for this long (ms).
     #[arg(long, default_value_t = 1000)]
     pub multiline_flush_ms: u64,
-}
-
-/// What the agent did, written to `<state-dir>/stats.json` after each loop that sent records.
-#[derive(Debug, Default, Clone, Serialize)]
-pub struct Stats {
-    /// Records acknowledged by the broker.
-    pub records: u64,
-    pub bytes: u64,
-    /// Pieces of records longer than `--max-record-bytes`.
-    pub split_pieces: u64,
-    /// Files that could not be opened or read (each time it happened).
-    pub unreadable: u64,
-    /// Files found shorter than their read position (truncated), read again from 0.
-    pub truncations: u64,
-    /// Files finished after being renamed or removed.
-    pub rotations: u64,
-    /// Records the broker refused for good (dropped and counted).
-    pub refused: u64,
-    /// Files followed now.
-    pub files: usize,
 }
 
 pub async fn run(args: AgentArgs) -> ToolResult {
@@ -294,9 +274,4 @@ fn hostname() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_owned())
-}
-
-/// A record header.
-pub fn header(name: &str, value: impl Into<Vec<u8>>) -> (String, Option<Bytes>) {
-    (name.to_owned(), Some(Bytes::from(value.into())))
 }

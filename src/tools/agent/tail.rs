@@ -15,7 +15,7 @@
 
 use super::lines::{self, Piece};
 use super::state::{fingerprint, FileId, Position, Positions, FINGERPRINT_BYTES};
-use super::{header, Stats};
+use super::stats::Stats;
 use crate::tools::tasks::{CollectionTask, Tasks};
 use bytes::Bytes;
 use regex::bytes::Regex;
@@ -510,6 +510,11 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
         pi += 1;
     }
     pi == p.len()
+}
+
+/// A record header.
+pub fn header(name: &str, value: impl Into<Vec<u8>>) -> (String, Option<Bytes>) {
+    (name.to_owned(), Some(Bytes::from(value.into())))
 }
 
 #[cfg(test)]

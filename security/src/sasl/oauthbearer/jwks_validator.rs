@@ -23,6 +23,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use serde_json::{Map, Value};
 
+use super::audience::check_audience;
 use super::jwk::JwsAlgorithm;
 use super::jwks_endpoint::RefreshingJwks;
 
@@ -169,7 +170,7 @@ impl JwksValidator {
                 return Err("the token is not valid yet (nbf)".into());
             }
         }
-        super::check_audience(claims, &rules.expected_audience)?;
+        check_audience(claims, &rules.expected_audience)?;
         if let Some(issuer) = &rules.expected_issuer {
             if claims.get("iss").and_then(Value::as_str) != Some(issuer.as_str()) {
                 return Err("the token's issuer is not the expected one".into());
