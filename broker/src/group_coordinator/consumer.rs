@@ -33,6 +33,7 @@
 
 pub mod assignor;
 mod classic;
+mod classic_member;
 pub mod group;
 #[cfg(test)]
 mod migration_tests;
@@ -44,8 +45,9 @@ use crate::config::{group_int, CONSUMER_HEARTBEAT_INTERVAL_MS, CONSUMER_SESSION_
 use crate::group_coordinator::consumer_protocol;
 use crate::group_coordinator::membership::{GroupMembership, Subscriptions};
 use assignor::{Assignment, Assignor, MemberSpec};
-pub use classic::ClassicRoute;
+pub use classic_member::ClassicRoute;
 use group::{reconcile, ConsumerGroup, Member, MemberState};
+pub use group::{LEAVE_GROUP_MEMBER_EPOCH, LEAVE_GROUP_STATIC_MEMBER_EPOCH};
 use rafka_controller::image::{ConfigResource, MetadataImage};
 use rafka_protocol::messages::consumer_group_describe_response::{
     ConsumerGroupMember, DescribedAssignment, DescribedConsumerGroup, DescribedTopicPartitions,
@@ -62,10 +64,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-/// The epoch a member sends to leave.
-pub const LEAVE_GROUP_MEMBER_EPOCH: i32 = -1;
-/// The epoch a static member sends to leave for now, keeping its place for its session.
-pub const LEAVE_GROUP_STATIC_MEMBER_EPOCH: i32 = -2;
 /// The longest `SubscribedTopicRegex` accepted (INVALID_REGULAR_EXPRESSION beyond).
 pub const MAX_REGEX_LEN: usize = 1024;
 /// The most topic names one member may subscribe to (INVALID_REQUEST beyond).
@@ -369,7 +367,7 @@ impl ConsumerGroups {
                         return Ok(None);
                     }
                     self.validate_online_upgrade(cg, req.member_id.as_str())?;
-                    classic::from_classic_group(&req.group_id, cg, image, now).map(Some)
+                    classic_member::from_classic_group(&req.group_id, cg, image, now).map(Some)
                 })
             });
             let g = match converted {
@@ -1158,7 +1156,7 @@ impl ConsumerGroups {
                         }),
                     member_assignment: consumer_protocol::assignment(
                         m.assigned.iter().map(|(t, p)| (name(t), p)),
-                        classic::protocol_version(m),
+                        classic_member::protocol_version(m),
                     ),
                     ..Default::default()
                 })

@@ -54,81 +54,27 @@ use rafka_protocol::messages::{
     LeaveGroupRequest, LeaveGroupResponse, SyncGroupRequest, SyncGroupResponse,
 };
 use rafka_protocol::ErrorCode;
-use tokio::sync::oneshot;
 
 mod group;
+mod group_state;
+mod membership_config;
+mod migrating_group;
 mod rebalance;
+mod reply;
 #[cfg(test)]
 mod tests;
 
 pub use group::parse_assignment;
 pub(crate) use group::random_uuid;
 use group::{Group, JoinArgs};
-
-/// How long a new member's JoinGroup may wait before the member is dropped (Kafka's
-/// `classicGroupNewMemberJoinTimeoutMs`, 5 minutes, not configurable there either): a client
-/// that gave up on a long rebalance and retried would otherwise leave defunct members behind.
-pub const NEW_MEMBER_JOIN_TIMEOUT_MS: i32 = 5 * 60 * 1000;
+pub use group_state::GroupState;
+pub use membership_config::{MembershipConfig, NEW_MEMBER_JOIN_TIMEOUT_MS};
+pub use migrating_group::{MigratingGroup, MigratingMember};
+pub use reply::Pending;
+use reply::{join_error, sync_error, Reply};
 
 /// The protocol type of Kafka's consumers, whose subscriptions OffsetDelete respects.
 const CONSUMER_PROTOCOL_TYPE: &str = super::consumer_protocol::PROTOCOL_TYPE;
-
-/// The broker settings of classic groups.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MembershipConfig {
-    /// `group.min.session.timeout.ms` (6000).
-    pub min_session_timeout_ms: i32,
-    /// `group.max.session.timeout.ms` (1800000).
-    pub max_session_timeout_ms: i32,
-    /// `group.initial.rebalance.delay.ms` (3000).
-    pub initial_rebalance_delay_ms: i32,
-    /// `group.max.size` (`i32::MAX`).
-    pub max_size: i32,
-}
-
-impl Default for MembershipConfig {
-    fn default() -> Self {
-        MembershipConfig {
-            min_session_timeout_ms: 6000,
-            max_session_timeout_ms: 1_800_000,
-            initial_rebalance_delay_ms: 3000,
-            max_size: i32::MAX,
-        }
-    }
-}
-
-/// Kafka's `ClassicGroupState`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupState {
-    /// No members (there may be members pending after MEMBER_ID_REQUIRED).
-    Empty,
-    /// Waiting for the members to (re)join.
-    PreparingRebalance,
-    /// Joined; waiting for the leader's assignment.
-    CompletingRebalance,
-    /// Assigned; members heartbeat.
-    Stable,
-}
-
-impl GroupState {
-    /// Kafka's name of the state, as ListGroups and DescribeGroups print it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GroupState::Empty => "Empty",
-            GroupState::PreparingRebalance => "PreparingRebalance",
-            GroupState::CompletingRebalance => "CompletingRebalance",
-            GroupState::Stable => "Stable",
-        }
-    }
-
-    /// Kafka's `validPreviousStates` of PreparingRebalance: a rebalance can start from here.
-    fn can_rebalance(self) -> bool {
-        matches!(
-            self,
-            GroupState::Empty | GroupState::CompletingRebalance | GroupState::Stable
-        )
-    }
-}
 
 /// What OffsetDelete may remove from a group's offsets (Kafka's `validateOffsetDelete` and
 /// `isSubscribedToTopic` for classic groups).
@@ -176,50 +122,6 @@ impl std::fmt::Debug for GroupMembership {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
-}
-
-enum Reply<T> {
-    Now(T),
-    Wait(oneshot::Receiver<T>),
-}
-
-/// A JoinGroup or SyncGroup answer, now or to wait for.
-pub struct Pending<T>(Reply<T>);
-
-impl<T> Pending<T> {
-    /// An answer given at once.
-    pub fn now(t: T) -> Pending<T> {
-        Pending(Reply::Now(t))
-    }
-}
-
-/// A classic group as KIP-848's online migration hands it over: read from a classic group that
-/// becomes a consumer group (Kafka's `ConsumerGroup.fromClassicGroup`), or built from a consumer
-/// group that becomes classic (`ClassicGroup.fromConsumerGroup`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MigratingGroup {
-    pub generation: i32,
-    pub protocol_type: Option<String>,
-    pub protocol_name: Option<String>,
-    /// In state Empty (a conversion then just replaces it).
-    pub empty: bool,
-    /// In join order.
-    pub members: Vec<MigratingMember>,
-}
-
-/// One member of a [`MigratingGroup`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MigratingMember {
-    pub member_id: String,
-    pub instance_id: Option<String>,
-    pub client_id: String,
-    pub client_host: String,
-    pub rebalance_timeout_ms: i32,
-    pub session_timeout_ms: i32,
-    /// Its JoinGroup protocols (name, metadata), in preference order.
-    pub protocols: Vec<(String, bytes::Bytes)>,
-    /// Its assignment (a ConsumerProtocolAssignment for `consumer` groups; empty if none yet).
-    pub assignment: bytes::Bytes,
 }
 
 impl GroupMembership {
@@ -784,22 +686,6 @@ pub enum OffsetExpiry {
     Unsubscribed(BTreeSet<String>),
     /// Not while the group is active.
     Never,
-}
-
-fn join_error(member_id: &str, code: ErrorCode) -> JoinGroupResponse {
-    JoinGroupResponse {
-        error_code: code.code(),
-        member_id: member_id.to_string(),
-        protocol_name: None,
-        ..Default::default()
-    }
-}
-
-fn sync_error(code: ErrorCode) -> SyncGroupResponse {
-    SyncGroupResponse {
-        error_code: code.code(),
-        ..Default::default()
-    }
 }
 
 /// The members a LeaveGroup names: v0-2 one (its member id), v3+ a batch.

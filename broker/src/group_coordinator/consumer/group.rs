@@ -23,6 +23,11 @@ use rafka_protocol::Uuid;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
+/// The epoch a member sends to leave.
+pub const LEAVE_GROUP_MEMBER_EPOCH: i32 = -1;
+/// The epoch a static member sends to leave for now, keeping its place for its session.
+pub const LEAVE_GROUP_STATIC_MEMBER_EPOCH: i32 = -2;
+
 /// A member of a consumer group.
 #[derive(Debug, Clone)]
 pub struct Member {
@@ -94,7 +99,7 @@ impl Member {
 
     /// Whether this member left with epoch −2 and its instance id may come back.
     pub fn is_static_left(&self) -> bool {
-        self.member_epoch == super::LEAVE_GROUP_STATIC_MEMBER_EPOCH
+        self.member_epoch == LEAVE_GROUP_STATIC_MEMBER_EPOCH
     }
 
     pub fn partition_count(&self) -> usize {

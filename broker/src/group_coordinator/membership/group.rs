@@ -17,8 +17,11 @@ use rafka_protocol::messages::{
 use rafka_protocol::ErrorCode;
 use tokio::sync::oneshot;
 
-use super::{join_error, sync_error, GroupState, CONSUMER_PROTOCOL_TYPE};
+use super::group_state::GroupState;
+use super::migrating_group::{MigratingGroup, MigratingMember};
+use super::reply::{join_error, sync_error};
 use crate::group_coordinator::consumer_protocol;
+use crate::group_coordinator::consumer_protocol::PROTOCOL_TYPE as CONSUMER_PROTOCOL_TYPE;
 
 /// A JoinGroup's inputs, normalized.
 pub(super) struct JoinArgs {
@@ -300,8 +303,8 @@ impl Group {
     }
 
     /// The group as a consumer group takes it over ([`super::GroupMembership::convert_out`]).
-    pub(super) fn migrating(&self) -> super::MigratingGroup {
-        super::MigratingGroup {
+    pub(super) fn migrating(&self) -> MigratingGroup {
+        MigratingGroup {
             generation: self.generation_id,
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol_name.clone(),
@@ -310,7 +313,7 @@ impl Group {
                 .member_ids()
                 .iter()
                 .filter_map(|id| self.members.get(id))
-                .map(|m| super::MigratingMember {
+                .map(|m| MigratingMember {
                     member_id: m.member_id.clone(),
                     instance_id: m.group_instance_id.clone(),
                     client_id: m.client_id.clone(),
@@ -331,11 +334,7 @@ impl Group {
     /// A group converted from a consumer group (Kafka's `ClassicGroup.fromConsumerGroup`):
     /// Stable at the consumer group's epoch with its members and their assignments, the protocol
     /// chosen by the members' vote; each member must heartbeat within its session from `now`.
-    pub(super) fn from_migrating(
-        group_id: String,
-        from: super::MigratingGroup,
-        now: Instant,
-    ) -> Group {
+    pub(super) fn from_migrating(group_id: String, from: MigratingGroup, now: Instant) -> Group {
         let mut g = Group::new(group_id);
         g.generation_id = from.generation;
         for m in from.members {

@@ -15,9 +15,9 @@ use rafka_protocol::ErrorCode;
 use tokio::sync::oneshot;
 
 use super::group::{after, random_uuid, Group, JoinArgs, JoinTimer, Member};
-use super::{
-    join_error, sync_error, GroupState, MembershipConfig, Reply, NEW_MEMBER_JOIN_TIMEOUT_MS,
-};
+use super::group_state::GroupState;
+use super::membership_config::{MembershipConfig, NEW_MEMBER_JOIN_TIMEOUT_MS};
+use super::reply::{join_error, sync_error, Reply};
 
 impl Group {
     // ---- GroupMetadataManager: joins -----------------------------------------------------
