@@ -37,9 +37,8 @@ use crate::metrics::NodeMetrics;
 use crate::now_ms;
 use crate::purgatory::Purgatory;
 use bytes::Bytes;
-use rafka_controller::image::{
-    ConfigResource, MetadataDelta, MetadataImage, PartitionRegistration, TopicImage,
-};
+use rafka_controller::image::delta::MetadataDelta;
+use rafka_controller::image::{ConfigResource, MetadataImage, PartitionRegistration, TopicImage};
 use rafka_protocol::control_record::EndTransactionMarker;
 use rafka_protocol::{ErrorCode, Uuid};
 use rafka_storage::log_manager::lock_log;

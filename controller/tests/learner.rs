@@ -13,7 +13,8 @@
 mod common;
 
 use common::*;
-use rafka_controller::image::{LocalChangeKind, LocalPartitionChange, MetadataDelta, NO_LEADER};
+use rafka_controller::image::delta::{LocalChangeKind, LocalPartitionChange, MetadataDelta};
+use rafka_controller::image::NO_LEADER;
 use rafka_controller::node::ControllerNode;
 use rafka_protocol::messages::broker_registration_request::Listener;
 use rafka_protocol::messages::{BrokerRegistrationRequest, RequestKind, ResponseKind};

@@ -5,7 +5,8 @@
 //! [`MetadataDelta::local_changes`] (Kafka's `TopicsDelta.localChanges`): "you now lead
 //! partition p at epoch e", "you follow it from broker b", "you no longer host it".
 
-use super::{BrokerRegistration, ConfigResource, MetadataImage, PartitionRegistration, TopicImage};
+use super::registration::{BrokerRegistration, ConfigResource, PartitionRegistration, TopicImage};
+use super::MetadataImage;
 use rafka_protocol::Uuid;
 use rafka_security::authorizer::AclBinding;
 use rafka_security::sasl::scram::ScramMechanism;

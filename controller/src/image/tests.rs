@@ -1,5 +1,6 @@
 //! Tables of cases for record application, the delta and the snapshot round trip.
 
+use super::delta::{LocalChangeKind, LocalPartitionChange, MetadataDelta};
 use super::*;
 use rafka_protocol::messages::{
     register_broker_record as rbr, BrokerRegistrationChangeRecord, FenceBrokerRecord, NoOpRecord,
