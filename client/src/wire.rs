@@ -263,10 +263,7 @@ mod tests {
     #[tokio::test]
     async fn long_frames_wait_with_a_low_water_that_never_outlasts_the_frame() {
         use std::sync::atomic::{AtomicUsize, Ordering};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
+        let (listener, addr) = loopback_listener().await;
         let long: Vec<u8> = (0..1_500_000u32).map(|i| (i % 251) as u8).collect();
         let sent = long.clone();
         let server = tokio::spawn(async move {
@@ -306,10 +303,7 @@ mod tests {
     /// not a reader left waiting for a low water the bytes will never reach.
     #[tokio::test]
     async fn a_long_frame_cut_short_is_an_error_not_a_wait() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
+        let (listener, addr) = loopback_listener().await;
         let server = tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.expect("accept");
             s.write_all(&(2_000_000i32).to_be_bytes())
@@ -326,6 +320,15 @@ mod tests {
     }
 
     /// One frame over `c` with the socket's low water, failing with `TimedOut` after 5 s.
+    /// A listener on a free loopback port, and its address.
+    async fn loopback_listener() -> (tokio::net::TcpListener, std::net::SocketAddr) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        (listener, addr)
+    }
+
     async fn read_within_5s(
         c: &mut tokio::net::TcpStream,
         lowat: impl Fn(&tokio::net::TcpStream, usize) -> bool,

@@ -216,11 +216,7 @@ impl MetadataImage {
             }
             MetadataRecord::NoOp(_) => {}
             MetadataRecord::UserScramCredential(r) => {
-                let mechanism = ScramMechanism::from_id(r.mechanism).ok_or(
-                    ImageError::UnknownScramMechanism {
-                        mechanism: r.mechanism,
-                    },
-                )?;
+                let mechanism = scram_mechanism(r.mechanism)?;
                 let key = (r.name.clone(), mechanism);
                 journal.scram(&key, self.scram.get(&key).cloned());
                 Arc::make_mut(&mut self.scram).insert(
@@ -234,11 +230,7 @@ impl MetadataImage {
                 );
             }
             MetadataRecord::RemoveUserScramCredential(r) => {
-                let mechanism = ScramMechanism::from_id(r.mechanism).ok_or(
-                    ImageError::UnknownScramMechanism {
-                        mechanism: r.mechanism,
-                    },
-                )?;
+                let mechanism = scram_mechanism(r.mechanism)?;
                 let key = (r.name.clone(), mechanism);
                 let old = self.scram.get(&key).cloned();
                 if old.is_none() {
@@ -431,4 +423,9 @@ impl MetadataImage {
             None => features.remove(&name),
         };
     }
+}
+
+/// The SCRAM mechanism a credential record names by id.
+fn scram_mechanism(id: i8) -> Result<ScramMechanism, ImageError> {
+    ScramMechanism::from_id(id).ok_or(ImageError::UnknownScramMechanism { mechanism: id })
 }

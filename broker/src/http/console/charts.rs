@@ -2,9 +2,10 @@
 //! `http.console.sample.interval.ms`, and `GET /api/throughput`, which serves it.
 
 use super::api::{ok, ApiError, Params};
-use super::history::{now_ms, MAX_GROUPS};
+use super::history::MAX_GROUPS;
 use super::state::{Console, ConsoleState};
 use crate::group_coordinator::lag::total_lag;
+use crate::now_ms;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use rafka_storage::log_manager::lock_log;

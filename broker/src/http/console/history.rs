@@ -12,7 +12,7 @@
 use serde_json::{json, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 /// Samples kept per series.
 pub const MAX_SAMPLES: usize = 120;
@@ -47,12 +47,6 @@ fn push<T>(q: &mut VecDeque<T>, v: T) {
         q.pop_front();
     }
     q.push_back(v);
-}
-
-pub(super) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl History {
