@@ -63,7 +63,7 @@ impl Drop for Broker {
 
 impl Broker {
     fn cpu(&self) -> Duration {
-        support::process_cpu(&format!("/proc/{}/stat", self.child.id()))
+        support::pid_cpu(self.child.id())
     }
 }
 
