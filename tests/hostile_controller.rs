@@ -10,6 +10,7 @@
 //!   connections after `connections.max.idle.ms`;
 //! - a flipped byte inside the committed part of a stopped node's metadata log stops the next
 //!   start with one line naming the segment file and the offset, and truncates nothing;
+//! - `meta.properties` that cannot be written stops the node;
 //! - `meta.properties` that is garbage, names another node.id or another cluster.id stops the
 //!   start with one line.
 
@@ -582,6 +583,38 @@ fn a_corrupt_committed_metadata_entry_stops_the_start_naming_file_and_offset() {
     cluster.wait_ready(Duration::from_secs(30));
     for i in 0..5 {
         common::wait_for_topic(cluster.node(1), &format!("t{i}"), 1, T);
+    }
+}
+
+/// A node that cannot write `meta.properties` once its log names the cluster stops, naming the
+/// file, rather than run on without a record of its identity.
+#[test]
+fn meta_properties_that_cannot_be_written_stops_the_node() {
+    let mut cluster = Cluster::single();
+    let meta = find_file(&cluster.node(1).log_dir(), "meta.properties");
+    assert!(cluster.nodes[0].terminate().success(), "clean stop");
+    // Without the file the node writes it again from the log's cluster id; a directory where its
+    // temporary file goes makes that write fail.
+    std::fs::remove_file(&meta).expect("remove meta.properties");
+    let blocker = meta.with_extension("tmp");
+    std::fs::create_dir(&blocker).expect("a directory in the temporary file's place");
+    cluster.nodes[0].start();
+    let (status, line) = failed_start(&mut cluster.nodes[0]);
+    assert!(!status.success(), "the node must stop: {line}");
+    assert!(line.starts_with("rafka: "), "one line: {line}");
+    assert!(
+        line.contains("meta.properties") && line.contains("cannot write"),
+        "{line}"
+    );
+    assert!(!meta.exists(), "no meta.properties was written");
+
+    std::fs::remove_dir(&blocker).expect("remove the blocker");
+    cluster.nodes[0].start();
+    cluster.wait_ready(Duration::from_secs(30));
+    let deadline = Deadline::after(Duration::from_secs(10));
+    while !meta.is_file() {
+        deadline.check(|| "meta.properties written again once it can be".to_owned());
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -382,7 +382,8 @@ impl ControllerNode {
             }
         }
         // Keep meta.properties in step with the cluster id once the log names one; a log that
-        // names another cluster than meta.properties is fatal (see `failed`).
+        // names another cluster than meta.properties, or a meta.properties that cannot be
+        // written, is fatal (see `failed`).
         let (fatal_tx, fatal) = watch::channel(None::<String>);
         {
             let mut images = sm.subscribe();
@@ -406,10 +407,18 @@ impl ControllerNode {
                             }
                             Some(_) => {}
                             None => {
+                                // A node that cannot record its identity does not run on, as
+                                // Kafka does not start on a directory it cannot format.
                                 if let Err(e) =
                                     write_meta_properties(fs.as_ref(), &dir, node_id, &id)
                                 {
-                                    tracing::error!(node_id, error = %e, "cannot write meta.properties");
+                                    let e = NodeError::MetaProperties {
+                                        path: dir.join(META_PROPERTIES),
+                                        what: format!("cannot write it: {e}"),
+                                    };
+                                    tracing::error!(node_id, error = %e, "stopping");
+                                    let _ = fatal_tx.send(Some(e.to_string()));
+                                    return;
                                 }
                                 written = Some(id);
                             }
