@@ -80,6 +80,8 @@ use std::time::{Duration, Instant};
 const KIB: usize = 1024;
 /// Messages per throughput round (64 MiB of 1 KiB payloads).
 const TPUT_MSGS: u64 = 64 * 1024;
+/// The payload bytes of one throughput round.
+const ROUND_BYTES: u64 = TPUT_MSGS * KIB as u64;
 /// Throughput rounds per variant (alternating).
 const TPUT_ROUNDS: usize = 5;
 /// The paced latency runs.
@@ -873,10 +875,8 @@ fn main() {
     ];
     let mut tput = vec![Tput::default(); variants.len()];
     let mut floor: Option<Floor> = None;
-    let mut floor_cpu = FloorCpu::default();
-    let mut floor_bytes = 0u64;
-    // Each RF=3 acks=all round's (cluster, floor) CPU for the same bytes.
-    let mut paired: Vec<(Duration, Duration)> = Vec::new();
+    // Each RF=3 acks=all round and the floor's pass over the same bytes right after it.
+    let mut paired: Vec<(Tput, FloorCpu)> = Vec::new();
     for _ in 0..if want("throughput") { TPUT_ROUNDS } else { 0 } {
         for (i, (name, topic, acks)) in variants.iter().enumerate() {
             let r = produce_round(&cluster, topic, leader, acks, &data, TPUT_MSGS);
@@ -894,20 +894,16 @@ fn main() {
                         .expect("the RF=3 topic's first segment");
                     Floor::new(&cluster.node(leader).dir, &segment, &data)
                 });
-                let part = f.replicate(TPUT_MSGS * KIB as u64);
-                let gb = (TPUT_MSGS * KIB as u64) as f64 / 1e9;
+                let part = f.replicate(ROUND_BYTES);
                 eprintln!(
                     "replication:   this round: leader {:.3} (its floor {:.3}), followers {:.3} \
                      (theirs {:.3}) CPU-s/GB",
-                    r.leader_cpu.as_secs_f64() / gb,
-                    part.leader.as_secs_f64() / gb,
-                    (r.brokers_cpu - r.leader_cpu).as_secs_f64() / gb,
-                    part.followers.as_secs_f64() / gb,
+                    per_gb(r.leader_cpu, ROUND_BYTES),
+                    per_gb(part.leader, ROUND_BYTES),
+                    per_gb(r.brokers_cpu - r.leader_cpu, ROUND_BYTES),
+                    per_gb(part.followers, ROUND_BYTES),
                 );
-                floor_cpu.leader += part.leader;
-                floor_cpu.followers += part.followers;
-                paired.push((r.brokers_cpu, part.total()));
-                floor_bytes += TPUT_MSGS * KIB as u64;
+                paired.push((r, part));
             }
         }
     }
@@ -968,33 +964,42 @@ fn main() {
     let rate = |t: &Tput| (t.msgs * KIB as u64) as f64 / 1e6 / t.wall.as_secs_f64();
     if tput[0].rounds > 0 {
         throughput_table(w, leader, &variants, &tput, &tput_state);
-        if floor_bytes > 0 {
-            let per_gb = |cpu: Duration, bytes: u64| cpu.as_secs_f64() / (bytes as f64 / 1e9);
+        if !paired.is_empty() {
+            let floor_bytes = paired.len() as u64 * ROUND_BYTES;
+            let floor_cpu = paired
+                .iter()
+                .fold(FloorCpu::default(), |a, (_, f)| FloorCpu {
+                    leader: a.leader + f.leader,
+                    followers: a.followers + f.followers,
+                });
             let floor_per_gb = per_gb(floor_cpu.total(), floor_bytes);
             let rf3 = &tput[1];
             let rf3_bytes = rf3.msgs * KIB as u64;
             let cluster_per_gb = per_gb(rf3.brokers_cpu, rf3_bytes);
             let ratio = cluster_per_gb / floor_per_gb;
-            let round_gb = (TPUT_MSGS * KIB as u64) as f64 / 1e9;
             let rounds: Vec<String> = paired
                 .iter()
                 .map(|(c, f)| {
                     format!(
                         "{:.2} ({:.2} / {:.2})",
-                        c.as_secs_f64() / f.as_secs_f64(),
-                        c.as_secs_f64() / round_gb,
-                        f.as_secs_f64() / round_gb
+                        c.brokers_cpu.as_secs_f64() / f.total().as_secs_f64(),
+                        per_gb(c.brokers_cpu, ROUND_BYTES),
+                        per_gb(f.total(), ROUND_BYTES)
                     )
                 })
                 .collect();
             // The verdict counts the rounds whose floor cost at most 1.5 times the cheapest
             // round's: where the machine charged extra for the same work, it charged both
             // sides, and the ratio of two inflated costs says little about the broker.
-            let cheapest = paired.iter().map(|(_, f)| *f).min().unwrap_or_default();
+            let cheapest = paired
+                .iter()
+                .map(|(_, f)| f.total())
+                .min()
+                .unwrap_or_default();
             let mut ratios: Vec<f64> = paired
                 .iter()
-                .filter(|(_, f)| f.as_secs_f64() <= 1.5 * cheapest.as_secs_f64())
-                .map(|(c, f)| c.as_secs_f64() / f.as_secs_f64())
+                .filter(|(_, f)| f.total().as_secs_f64() <= 1.5 * cheapest.as_secs_f64())
+                .map(|(c, f)| c.brokers_cpu.as_secs_f64() / f.total().as_secs_f64())
                 .collect();
             ratios.sort_by(f64::total_cmp);
             let median = ratios[ratios.len() / 2];
@@ -1057,6 +1062,11 @@ fn main() {
             Err(e) => eprintln!("replication: cannot write {}: {e}", file.display()),
         }
     }
+}
+
+/// CPU seconds per GB of `bytes`.
+fn per_gb(cpu: Duration, bytes: u64) -> f64 {
+    cpu.as_secs_f64() / (bytes as f64 / 1e9)
 }
 
 fn tput_rate(t: &Tput) -> f64 {
