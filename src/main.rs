@@ -159,6 +159,7 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
             cluster_id: config.cluster_id(),
             num_partitions: config.num_partitions(),
             default_replication_factor: config.default_replication_factor() as i16,
+            delete_topic_enable: config.delete_topic_enable(),
             unclean_leader_election_enable: config.unclean_leader_election_enable(),
             session_timeout: Duration::from_millis(config.broker_session_timeout_ms().max(1) as u64),
             controller_listener_name: config
@@ -185,7 +186,6 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
                 .unwrap_or(300_000)
                 .max(100) as u64,
         ),
-        checkpoint_interval: Duration::from_secs(5),
         http: HttpConfig::from_kafka_config(&config),
         kafka_config: Arc::new(config.clone()),
     })

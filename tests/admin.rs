@@ -13,8 +13,9 @@ use common::{
 };
 use rafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use rafka_protocol::messages::{
-    DescribeClusterRequest, DescribeConfigsRequest, RequestKind, ResponseKind,
+    DeleteTopicsRequest, DescribeClusterRequest, DescribeConfigsRequest, RequestKind, ResponseKind,
 };
+use rafka_protocol::ErrorCode;
 use rdkafka::admin::{
     AlterConfig, ConfigEntry, ConfigSource, NewPartitions, NewTopic, ResourceSpecifier,
     TopicReplication,
@@ -438,6 +439,62 @@ fn alter_configs_replaces_the_topic_overrides() {
     let e = entry(&cfg, "cleanup.policy");
     assert_eq!(e.value.as_deref(), Some("delete"));
     assert_eq!(e.source, ConfigSource::Default);
+}
+
+/// `delete.topic.enable=false` (Kafka's switch against deleting topics by mistake): librdkafka's
+/// DeleteTopics (v1 here: INVALID_REQUEST, as Kafka answers before v3) and a v6 request by name
+/// are both refused for every topic, and nothing is deleted.
+#[test]
+fn topic_deletion_disabled_refuses_and_deletes_nothing() {
+    let cluster = Cluster::start(1, &[("delete.topic.enable", "false")]);
+    let n = &cluster.nodes[0];
+    let admin = admin(&n.bootstrap());
+    let rt = runtime();
+    create_topic(&admin, n, "precious", 1, &[]);
+    let res = rt
+        .block_on(admin.delete_topics(&["precious"], &admin_options()))
+        .expect("DeleteTopics");
+    assert!(
+        matches!(
+            res.as_slice(),
+            [Err((t, RDKafkaErrorCode::InvalidRequest | RDKafkaErrorCode::TopicDeletionDisabled))]
+                if t == "precious"
+        ),
+        "{res:?}"
+    );
+    let v6 = common::raw_request(
+        n.addr(),
+        6,
+        RequestKind::DeleteTopics(DeleteTopicsRequest {
+            topics: vec![
+                rafka_protocol::messages::delete_topics_request::DeleteTopicState {
+                    name: Some("precious".into()),
+                    ..Default::default()
+                },
+            ],
+            timeout_ms: 5_000,
+            ..Default::default()
+        }),
+        T,
+    )
+    .expect("DeleteTopics v6");
+    let ResponseKind::DeleteTopics(v6) = v6 else {
+        panic!("not a DeleteTopics answer: {v6:?}")
+    };
+    let codes: Vec<(Option<String>, i16)> = v6
+        .responses
+        .iter()
+        .map(|r| (r.name.clone(), r.error_code))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![(
+            Some("precious".into()),
+            ErrorCode::TopicDeletionDisabled.code()
+        )]
+    );
+    assert_eq!(topic_names(n), vec!["precious".to_string()]);
+    assert!(n.log_dir().join("precious-0").exists());
 }
 
 #[test]

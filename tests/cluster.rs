@@ -378,3 +378,53 @@ fn controller_only_and_broker_only_nodes() {
         "no partition directory on the controller-only node"
     );
 }
+
+/// `initial.broker.registration.timeout.ms`: a broker-only node that cannot reach the controller
+/// quorum gives up once that long has passed since it started — one line, a non-zero exit, as
+/// Kafka's broker — and registers as usual once the controller is there.
+#[test]
+fn a_broker_not_registered_in_time_stops() {
+    let mut cluster = Cluster::start_roles(&["controller", "broker"], &[]);
+    cluster.nodes[0].kill();
+    cluster.nodes[1].kill();
+    // Short for this start of the broker alone (the cluster's first start, in a debug build,
+    // can take longer than that to elect its controller).
+    let properties = cluster.nodes[1].dir.join("server.properties");
+    let original = std::fs::read_to_string(&properties).expect("server.properties");
+    std::fs::write(
+        &properties,
+        format!("{original}\ninitial.broker.registration.timeout.ms=1500\n"),
+    )
+    .expect("write server.properties");
+    let started = Instant::now();
+    cluster.nodes[1].start();
+    let deadline = Deadline::after(Duration::from_secs(20));
+    let status = loop {
+        if let Some(status) = cluster.nodes[1].exited() {
+            break status;
+        }
+        deadline.check(|| {
+            format!(
+                "the unregistered broker kept running\n{}",
+                cluster.nodes[1].log_tail(20)
+            )
+        });
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let waited = started.elapsed();
+    cluster.nodes[1].kill(); // reaps it
+    let line = cluster.nodes[1].log_tail(1);
+    assert!(!status.success(), "{line}");
+    assert!(
+        line.starts_with("rafka: ") && line.contains("initial.broker.registration.timeout.ms"),
+        "{line}"
+    );
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "gave up after {waited:?}"
+    );
+    std::fs::write(&properties, original).expect("restore server.properties");
+    cluster.nodes[0].start();
+    cluster.nodes[1].start();
+    cluster.wait_ready(Duration::from_secs(30));
+}

@@ -607,3 +607,55 @@ fn group_configs_are_validated_persisted_and_applied() {
         started.elapsed()
     );
 }
+
+/// The offsets `file` (a checkpoint at the top of a log directory) holds for `topic`-0, if any:
+/// Kafka's text format, a version line, a count line, then `topic partition offset` lines.
+fn checkpointed(log_dir: &std::path::Path, file: &str, topic: &str) -> Option<i64> {
+    let text = std::fs::read_to_string(log_dir.join(file)).ok()?;
+    text.lines().skip(2).find_map(|l| {
+        let mut f = l.split(' ');
+        (f.next()? == topic && f.next()? == "0").then(|| f.next()?.parse().ok())?
+    })
+}
+
+/// The three checkpoints each on its own interval, as in Kafka: with the high watermarks' and
+/// log start offsets' every 200 ms and the recovery points' every 10 minutes, a new partition's
+/// high watermark and log start offset reach their files within a second of a DeleteRecords,
+/// while the recovery-point file — written once at start — never names it.
+#[test]
+fn each_checkpoint_is_written_on_its_own_interval() {
+    let cluster = Cluster::start(
+        1,
+        &[
+            ("replica.high.watermark.checkpoint.interval.ms", "200"),
+            ("log.flush.start.offset.checkpoint.interval.ms", "200"),
+            ("log.flush.offset.checkpoint.interval.ms", "600000"),
+        ],
+    );
+    let node = &cluster.nodes[0];
+    create_topic(&common::admin(&cluster.bootstrap()), node, "ticks", 1, &[]);
+    let p = SyncProducer::new(&cluster.bootstrap(), &[]);
+    for i in 0..5u8 {
+        p.send("ticks", 0, &[i]).expect("record");
+    }
+    assert_eq!(
+        delete_records(node.addr(), "ticks", 2),
+        0,
+        "DeleteRecords to 2"
+    );
+    let dir = node.log_dir();
+    let deadline = common::Deadline::after(Duration::from_secs(10));
+    while checkpointed(&dir, "replication-offset-checkpoint", "ticks") != Some(5)
+        || checkpointed(&dir, "log-start-offset-checkpoint", "ticks") != Some(2)
+    {
+        deadline.check(|| "the high watermark 5 and log start 2 of ticks-0 checkpointed".into());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        checkpointed(&dir, "recovery-point-offset-checkpoint", "ticks"),
+        None,
+        "the recovery points waited for their own interval"
+    );
+    assert!(dir.join("recovery-point-offset-checkpoint").exists());
+}

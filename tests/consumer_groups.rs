@@ -747,3 +747,78 @@ fn an_empty_classic_group_converts_to_a_consumer_group_and_back() {
     consume_round(&[&back], 2, 60);
     wait_type("classic");
 }
+
+/// `group.coordinator.rebalance.protocols=classic`: the consumer protocol (KIP-848) is off, so
+/// ConsumerGroupHeartbeat and ConsumerGroupDescribe are UNSUPPORTED_VERSION, as Kafka answers
+/// them, while classic groups work as ever.
+#[test]
+fn the_consumer_protocol_can_be_turned_off() {
+    use rafka_protocol::messages::{
+        ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest, RequestKind, ResponseKind,
+    };
+    use rafka_protocol::ErrorCode;
+    let cluster = Cluster::start(
+        1,
+        &[
+            ("group.coordinator.rebalance.protocols", "classic"),
+            ("offsets.topic.replication.factor", "1"),
+        ],
+    );
+    let node = &cluster.nodes[0];
+    create_topic(&admin(&cluster.bootstrap()), node, "classic-only", 1, &[]);
+    let hb = common::raw_request(
+        node.addr(),
+        0,
+        RequestKind::ConsumerGroupHeartbeat(ConsumerGroupHeartbeatRequest {
+            group_id: "g848".into(),
+            member_id: "m".into(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 30_000,
+            subscribed_topic_names: Some(vec!["classic-only".into()]),
+            topic_partitions: Some(vec![]),
+            ..Default::default()
+        }),
+        Duration::from_secs(10),
+    )
+    .expect("ConsumerGroupHeartbeat");
+    let ResponseKind::ConsumerGroupHeartbeat(hb) = hb else {
+        panic!("{hb:?}")
+    };
+    assert_eq!(hb.error_code, ErrorCode::UnsupportedVersion.code());
+    let d = common::raw_request(
+        node.addr(),
+        0,
+        RequestKind::ConsumerGroupDescribe(ConsumerGroupDescribeRequest {
+            group_ids: vec!["g848".into(), "other".into()],
+            ..Default::default()
+        }),
+        Duration::from_secs(10),
+    )
+    .expect("ConsumerGroupDescribe");
+    let ResponseKind::ConsumerGroupDescribe(d) = d else {
+        panic!("{d:?}")
+    };
+    let codes: Vec<i16> = d.groups.iter().map(|g| g.error_code).collect();
+    assert_eq!(codes, vec![ErrorCode::UnsupportedVersion.code(); 2]);
+    // A classic group member still joins and reads.
+    let p = common::producer(&cluster.bootstrap(), &[]);
+    p.send(rdkafka::producer::BaseRecord::<(), str>::to("classic-only").payload("x"))
+        .map_err(|(e, _)| e)
+        .expect("send");
+    common::flush(&p, Duration::from_secs(20));
+    let c = common::group_consumer(&cluster.bootstrap(), "classic-group");
+    c.subscribe(&["classic-only"]).expect("subscribe");
+    let deadline = Deadline::after(Duration::from_secs(30));
+    loop {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            assert_eq!(m.payload(), Some(&b"x"[..]));
+            break;
+        }
+        deadline.check(|| {
+            format!(
+                "the classic member never read the record\n{}",
+                node.log_tail(30)
+            )
+        });
+    }
+}

@@ -276,3 +276,37 @@ fn controlled_shutdown_moves_leadership_before_exit_and_stalls_less_than_a_kill(
         "a controlled shutdown stalls {TOPIC}-0 for {stall_term:?} (a SIGKILL {stall_kill:?})"
     );
 }
+
+/// `controlled.shutdown.enable=false`: SIGTERM stops the broker without asking the controller
+/// to move its leaderships first (they move once the controller sees it gone), and the stop is
+/// still clean; the default asks.
+#[test]
+fn controlled_shutdown_disabled_stops_without_asking() {
+    let mut cluster = Cluster::start(3, &[("controlled.shutdown.enable", "false")]);
+    create_replicated_topic(&cluster.bootstrap(), TOPIC, PARTITIONS, 3);
+    wait_for_full_isr(&cluster, 1, Duration::from_secs(30));
+    assert!(cluster.nodes[1].terminate().success(), "a clean stop");
+    let log = std::fs::read_to_string(cluster.nodes[1].log_file()).expect("node 2's log");
+    assert!(
+        log.contains("stopping without a controlled shutdown"),
+        "{}",
+        cluster.nodes[1].log_tail(20)
+    );
+    assert!(
+        !log.contains("asking the controller for a controlled shutdown"),
+        "{}",
+        cluster.nodes[1].log_tail(20)
+    );
+    // The survivors take over what node 2 led.
+    let deadline = Deadline::after(Duration::from_secs(20));
+    while !partitions(&cluster, 1).is_some_and(|ps| ps.iter().all(|p| p.leader != 2)) {
+        deadline.check(|| format!("node 2 leads nothing: {:?}", partitions(&cluster, 1)));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The default asks the controller.
+    drop(cluster);
+    let mut cluster = Cluster::start(3, &[]);
+    assert!(cluster.nodes[1].terminate().success(), "a clean stop");
+    let log = std::fs::read_to_string(cluster.nodes[1].log_file()).expect("node 2's log");
+    assert!(log.contains("asking the controller for a controlled shutdown"));
+}

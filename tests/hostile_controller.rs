@@ -655,3 +655,32 @@ fn meta_properties_that_is_garbage_or_another_nodes_stops_the_start() {
     cluster.nodes[0].start();
     cluster.wait_ready(Duration::from_secs(30));
 }
+
+/// `metadata.log.segment.ms`: the metadata log rolls a segment that old at its next append,
+/// as a partition's log does with `segment.ms` (Kafka's `KafkaMetadataLog`).
+#[test]
+fn the_metadata_log_rolls_by_metadata_log_segment_ms() {
+    let cluster = Cluster::start(1, &[("metadata.log.segment.ms", "300")]);
+    let node = cluster.node(1);
+    let dir = metadata_segment(node)
+        .parent()
+        .expect("the metadata log's directory")
+        .to_path_buf();
+    let segments = || {
+        std::fs::read_dir(&dir)
+            .expect("metadata log directory")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+            .count()
+    };
+    let before = segments();
+    for i in 0..3 {
+        std::thread::sleep(Duration::from_millis(400));
+        assert_eq!(create_topic_at(node.addr(), &format!("roll{i}")), 0);
+    }
+    assert!(
+        segments() >= before + 2,
+        "{before} segment(s) before, {} after three writes 400 ms apart",
+        segments()
+    );
+}

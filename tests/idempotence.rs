@@ -305,3 +305,71 @@ fn init_producer_id_gives_distinct_ids_and_describe_producers_shows_them() {
         "UNKNOWN_TOPIC_OR_PARTITION"
     );
 }
+
+/// The producers DescribeProducers lists for `topic`-0 on `node`.
+fn active_producers(node: &common::Node, topic: &str) -> Vec<i64> {
+    let r = raw_request(
+        node.addr(),
+        0,
+        RequestKind::DescribeProducers(DescribeProducersRequest {
+            topics: vec![TopicRequest {
+                name: topic.into(),
+                partition_indexes: vec![0],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        Duration::from_secs(10),
+    )
+    .expect("DescribeProducers");
+    let ResponseKind::DescribeProducers(r) = r else {
+        panic!("{r:?}")
+    };
+    let p = &r.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0, "{p:?}");
+    p.active_producers.iter().map(|s| s.producer_id).collect()
+}
+
+/// `producer.id.expiration.ms`: an idempotent producer idle that long is forgotten by the next
+/// retention pass (Kafka's `removeExpiredProducers`), and DescribeProducers stops listing it.
+#[test]
+fn an_idle_producers_state_expires_after_producer_id_expiration_ms() {
+    let cluster = Cluster::start(
+        1,
+        &[
+            ("producer.id.expiration.ms", "1500"),
+            ("log.retention.check.interval.ms", "200"),
+        ],
+    );
+    let node = &cluster.nodes[0];
+    let topic = "expiring";
+    create_topic(&admin(&cluster.bootstrap()), node, topic, 1, &[]);
+    let producer: ThreadedProducer<Ctx> = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap())
+        .set("broker.address.family", "v4")
+        .set("enable.idempotence", "true")
+        .create_with_context(Ctx(Arc::default()))
+        .expect("producer");
+    producer
+        .send(BaseRecord::<(), _>::to(topic).partition(0).payload("x"))
+        .map_err(|(e, _)| e)
+        .expect("send");
+    producer.flush(Duration::from_secs(20)).expect("flush");
+    let sent = std::time::Instant::now();
+    assert_eq!(
+        active_producers(node, topic).len(),
+        1,
+        "listed once it wrote"
+    );
+    let deadline = Deadline::after(Duration::from_secs(15));
+    while !active_producers(node, topic).is_empty() {
+        deadline.check(|| "the idle producer is still listed".into());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Not before it was idle for the configured time (its batch's timestamp is the client's).
+    assert!(
+        sent.elapsed() >= Duration::from_millis(1000),
+        "forgotten after {:?}",
+        sent.elapsed()
+    );
+}

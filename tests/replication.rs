@@ -484,3 +484,38 @@ fn a_follower_paused_past_its_session_is_fenced_and_leaves_every_isr() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `replica.fetch.min.bytes`: a follower asks the leader to hold its fetch until that much is
+/// there or `replica.fetch.wait.max.ms` passes. At 1 MiB and 300 ms, a record of a few bytes
+/// sent with acks=all waits out the follower's parked fetch — every one after the first, whose
+/// fetch was parked just as the previous record was acknowledged — where the default (1) gets
+/// each acknowledged in milliseconds.
+#[test]
+fn replica_fetch_min_bytes_holds_the_followers_fetches() {
+    let cluster = Cluster::start(
+        2,
+        &[
+            ("replica.fetch.min.bytes", "1048576"),
+            ("replica.fetch.wait.max.ms", "300"),
+        ],
+    );
+    create_replicated_topic(&cluster.bootstrap(), "held", 1, 2);
+    let deadline = Deadline::after(Duration::from_secs(30));
+    while !common::partition_views(&cluster.nodes[0], "held", 1)
+        .is_some_and(|v| v[0].leader > 0 && v[0].isr.len() == 2)
+    {
+        deadline.check(|| "both replicas in the ISR of held-0".into());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let p = common::SyncProducer::new(&cluster.bootstrap(), &[]);
+    p.send("held", 0, b"first").expect("first record");
+    let t0 = std::time::Instant::now();
+    for i in 0..4u8 {
+        p.send("held", 0, &[i]).expect("record");
+    }
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(750),
+        "4 acks=all records in {took:?}: the follower's fetches were not held for 1 MiB"
+    );
+}

@@ -207,6 +207,17 @@ fn invalid_configuration_stops_the_start_with_one_line() {
         line.contains("log.dirs") && line.contains(&dir.display().to_string()),
         "unwritable log dir: {line:?}"
     );
+
+    // The classic rebalance protocol cannot be turned off (Kafka refuses it too).
+    let cwd = tempfile::tempdir().expect("temp dir");
+    let line = refused_start(
+        cwd.path(),
+        &["group.coordinator.rebalance.protocols=consumer".into()],
+    );
+    assert!(
+        line.contains("group.coordinator.rebalance.protocols") && line.contains("classic"),
+        "classic turned off: {line:?}"
+    );
     println!("refusals, one line each, e.g.: {line}");
 }
 

@@ -1072,6 +1072,14 @@ impl KafkaConfig {
     }
 
     /// A LIST key's elements (empty when unset).
+    /// Whether `group.coordinator.rebalance.protocols` offers the consumer protocol (KIP-848):
+    /// without it ConsumerGroupHeartbeat and ConsumerGroupDescribe are UNSUPPORTED_VERSION.
+    pub fn consumer_protocol_enabled(&self) -> bool {
+        self.get_list("group.coordinator.rebalance.protocols")
+            .iter()
+            .any(|p| p == "consumer")
+    }
+
     pub fn get_list(&self, name: &str) -> Vec<String> {
         match self.value(name) {
             Some(Value::List(l)) => l,

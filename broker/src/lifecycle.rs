@@ -38,12 +38,30 @@ pub struct AdvertisedListener {
     pub port: u16,
 }
 
+/// The lifecycle's settings from `server.properties`.
+#[derive(Debug, Clone, Copy)]
+pub struct LifecycleConfig {
+    /// `broker.heartbeat.interval.ms`.
+    pub heartbeat_interval: Duration,
+    /// `controlled.shutdown.enable`: ask the controller to move leadership away before
+    /// stopping; without it the broker stops at once and its leaderships move when the
+    /// controller sees it gone (its heartbeat connection closed, or its session expired).
+    pub controlled_shutdown: bool,
+    /// `initial.broker.registration.timeout.ms`: a broker not registered this long after it
+    /// started gives up (Kafka's `RegistrationTimeoutEvent`; see [`BrokerLifecycleManager::failed`]).
+    pub initial_registration_timeout: Duration,
+}
+
 pub struct BrokerLifecycleManager {
     broker_id: i32,
     channel: Arc<ControllerChannel>,
     listeners: Vec<AdvertisedListener>,
     rack: Option<String>,
     heartbeat_interval: Duration,
+    controlled_shutdown: bool,
+    initial_registration_timeout: Duration,
+    /// Set once, with the reason, when the broker cannot go on (see [`Self::failed`]).
+    fatal: watch::Sender<Option<String>>,
     epoch: AtomicI64,
     fenced: AtomicBool,
     shutting_down: AtomicBool,
@@ -60,7 +78,7 @@ impl BrokerLifecycleManager {
         channel: Arc<ControllerChannel>,
         listeners: Vec<AdvertisedListener>,
         rack: Option<String>,
-        heartbeat_interval: Duration,
+        config: LifecycleConfig,
     ) -> Arc<BrokerLifecycleManager> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -70,7 +88,10 @@ impl BrokerLifecycleManager {
             channel,
             listeners,
             rack,
-            heartbeat_interval,
+            heartbeat_interval: config.heartbeat_interval,
+            controlled_shutdown: config.controlled_shutdown,
+            initial_registration_timeout: config.initial_registration_timeout,
+            fatal: watch::channel(None).0,
             epoch: AtomicI64::new(-1),
             fenced: AtomicBool::new(true),
             shutting_down: AtomicBool::new(false),
@@ -78,6 +99,21 @@ impl BrokerLifecycleManager {
             serving: watch::channel(false).0,
             registered: watch::channel(false).0,
         })
+    }
+
+    /// Resolves, with one line for the operator, once the broker cannot go on: it was not
+    /// registered within `initial.broker.registration.timeout.ms` of starting. The process
+    /// should stop with that line, as Kafka's broker exits when its registration times out.
+    pub async fn failed(&self) -> String {
+        let mut rx = self.fatal.subscribe();
+        let why = match rx.wait_for(Option::is_some).await {
+            Ok(why) => why.clone(),
+            Err(_) => None,
+        };
+        match why {
+            Some(why) => why,
+            None => std::future::pending().await,
+        }
     }
 
     /// Whether the broker serves clients yet (see the module doc).
@@ -136,13 +172,61 @@ impl BrokerLifecycleManager {
     /// Registers, then heartbeats until `shutdown`; returns after the controller has allowed a
     /// controlled shutdown (or after a bounded wait). `log` is the metadata log as this node
     /// follows it (for the cluster id before registering); `metadata` is the image the broker
-    /// has acted on (what the heartbeats report as caught up).
+    /// has acted on (what the heartbeats report as caught up). Not registered within
+    /// `initial.broker.registration.timeout.ms`, it gives up (see [`Self::failed`]).
     pub async fn run(
         self: Arc<Self>,
         mut log: watch::Receiver<Arc<MetadataImage>>,
         metadata: watch::Receiver<Arc<MetadataImage>>,
         mut shutdown: watch::Receiver<bool>,
     ) {
+        let timeout = self.initial_registration_timeout;
+        match tokio::time::timeout(timeout, self.register(&mut log, &mut shutdown)).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(_) => {
+                let why = format!(
+                    "broker {} was not registered with the controller quorum within \
+                     initial.broker.registration.timeout.ms ({} ms): shutting down",
+                    self.broker_id,
+                    timeout.as_millis()
+                );
+                tracing::error!("{why}");
+                self.fatal.send_replace(Some(why));
+                return;
+            }
+        }
+        // The heartbeats run on a thread of their own (see `heartbeat_loop`); this task ends
+        // with them.
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("rafka-heartbeat".into())
+            .spawn(move || {
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(me.heartbeat_loop(metadata, shutdown)),
+                    Err(e) => tracing::error!(error = %e, "cannot start the heartbeat thread"),
+                }
+                let _ = done_tx.send(());
+            });
+        match spawned {
+            Ok(_) => {
+                let _ = done_rx.await;
+            }
+            Err(e) => tracing::error!(error = %e, "cannot start the heartbeat thread"),
+        }
+    }
+
+    /// Registers this incarnation, retrying until the controller accepts it; false if told to
+    /// shut down (or the log is gone) first.
+    async fn register(
+        &self,
+        log: &mut watch::Receiver<Arc<MetadataImage>>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> bool {
         // The cluster id comes from the log: wait for the first active controller to write it.
         // A broker that is not a voter sees the log only once registered (it follows it as a
         // learner): when it has no id yet it registers without one and adopts the cluster's.
@@ -155,13 +239,13 @@ impl BrokerLifecycleManager {
                 break String::new();
             }
             tokio::select! {
-                r = log.changed() => if r.is_err() { return; },
-                _ = shutdown.changed() => return,
+                r = log.changed() => if r.is_err() { return false; },
+                _ = shutdown.changed() => return false,
             }
         };
         loop {
             if *shutdown.borrow() {
-                return;
+                return false;
             }
             let req = BrokerRegistrationRequest {
                 broker_id: self.broker_id,
@@ -194,7 +278,7 @@ impl BrokerLifecycleManager {
                         "registered with the controller"
                     );
                     self.registered.send_replace(true);
-                    break;
+                    return true;
                 }
                 Some(ResponseKind::BrokerRegistration(r)) => {
                     tracing::warn!(node_id = self.broker_id, error = ?ErrorCode::from_code(r.error_code), "registration refused; retrying");
@@ -205,28 +289,6 @@ impl BrokerLifecycleManager {
                 ),
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        // The heartbeats run on a thread of their own (see `heartbeat_loop`); this task ends
-        // with them.
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-        let me = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name("rafka-heartbeat".into())
-            .spawn(move || {
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt.block_on(me.heartbeat_loop(metadata, shutdown)),
-                    Err(e) => tracing::error!(error = %e, "cannot start the heartbeat thread"),
-                }
-                let _ = done_tx.send(());
-            });
-        match spawned {
-            Ok(_) => {
-                let _ = done_rx.await;
-            }
-            Err(e) => tracing::error!(error = %e, "cannot start the heartbeat thread"),
         }
     }
 
@@ -256,6 +318,14 @@ impl BrokerLifecycleManager {
                 }
             }
             let want_shut_down = *shutdown.borrow();
+            if want_shut_down && !self.controlled_shutdown {
+                // `controlled.shutdown.enable=false`: no leadership moved first.
+                tracing::info!(
+                    node_id = self.broker_id,
+                    "controlled.shutdown.enable is false: stopping without a controlled shutdown"
+                );
+                return;
+            }
             if want_shut_down && !self.shutting_down.swap(true, Ordering::Relaxed) {
                 tracing::info!(
                     node_id = self.broker_id,

@@ -35,6 +35,9 @@ pub struct FetcherConfig {
     pub listener_name: String,
     /// `replica.fetch.wait.max.ms`.
     pub max_wait_ms: i32,
+    /// `replica.fetch.min.bytes`: the leader holds a fetch until this much is there (or
+    /// `max_wait_ms` passes).
+    pub min_bytes: i32,
     /// `replica.fetch.max.bytes` (per partition) and `replica.fetch.response.max.bytes`.
     pub partition_max_bytes: i32,
     pub response_max_bytes: i32,
@@ -333,7 +336,7 @@ fn fetch_request(config: &FetcherConfig, followed: &[FollowedPartition]) -> Fetc
     FetchRequest {
         replica_id: config.broker_id,
         max_wait_ms: config.max_wait_ms,
-        min_bytes: 1,
+        min_bytes: config.min_bytes,
         max_bytes: config.response_max_bytes,
         topics,
         ..Default::default()

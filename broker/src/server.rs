@@ -94,7 +94,6 @@ pub struct ServerSettings {
     pub default_replication_factor: i16,
     pub heartbeat_interval: Duration,
     pub retention_check_interval: Duration,
-    pub checkpoint_interval: Duration,
     /// The HTTP listener (health, metrics, console).
     pub http: crate::http::HttpConfig,
     /// The configuration as loaded. Dynamic broker configs from the metadata log are layered
@@ -130,6 +129,7 @@ pub struct KafkaServer {
 
 struct BrokerParts {
     log_manager: Arc<LogManager>,
+    lifecycle_manager: Arc<BrokerLifecycleManager>,
     lifecycle: tokio::task::JoinHandle<()>,
 }
 
@@ -228,6 +228,10 @@ impl KafkaServer {
             settings.metadata_dir.clone(),
         );
         node_config.controller = settings.controller.clone();
+        node_config.log_store = rafka_controller::log_store::LogStoreOptions {
+            segment_bytes: settings.kafka_config.metadata_log_segment_bytes().max(1) as u64,
+            segment_ms: settings.kafka_config.metadata_log_segment_ms(),
+        };
         node_config.listener = settings.controller_listener_config.clone();
         node_config.client_security = settings.controller_client_security.clone();
         let controller =
@@ -437,7 +441,16 @@ impl KafkaServer {
             channel.clone(),
             advertised,
             settings.rack.clone(),
-            settings.heartbeat_interval,
+            crate::lifecycle::LifecycleConfig {
+                heartbeat_interval: settings.heartbeat_interval,
+                controlled_shutdown: settings.kafka_config.controlled_shutdown_enable(),
+                initial_registration_timeout: Duration::from_millis(
+                    settings
+                        .kafka_config
+                        .initial_broker_registration_timeout_ms()
+                        .max(1) as u64,
+                ),
+            },
         );
         let producer_ids = Arc::new(ProducerIdManager::new(
             settings.node_id,
@@ -596,6 +609,7 @@ impl KafkaServer {
                 broker_id: settings.node_id,
                 listener_name: c.inter_broker_listener_name().to_owned(),
                 max_wait_ms: c.replica_fetch_wait_max_ms(),
+                min_bytes: c.replica_fetch_min_bytes(),
                 partition_max_bytes: c.replica_fetch_max_bytes(),
                 response_max_bytes: c.replica_fetch_response_max_bytes(),
                 backoff: Duration::from_millis(c.replica_fetch_backoff_ms().max(0) as u64),
@@ -687,7 +701,7 @@ impl KafkaServer {
             &metrics,
             Some(crate::http::BrokerState {
                 apis: apis.clone(),
-                lifecycle,
+                lifecycle: lifecycle.clone(),
                 sockets: sockets.clone(),
                 inter_node: vec![controller_client.clone(), inter_broker_client.clone()],
             }),
@@ -695,37 +709,56 @@ impl KafkaServer {
             &mut tasks,
             &mut bound,
         );
-        // Retention and checkpoints, on blocking threads.
+        // Retention (with producer expiry) and the three checkpoints, each on its own
+        // interval as in Kafka, on blocking threads.
         {
+            use rafka_storage::log_manager::CheckpointKind;
             let lm = log_manager.clone();
-            let (retention, checkpoint) = (
-                settings.retention_check_interval,
-                settings.checkpoint_interval,
-            );
+            let c = &settings.kafka_config;
+            lm.set_producer_id_expiration_ms(i64::from(c.producer_id_expiration_ms()));
+            let every = |ms: i64| Duration::from_millis(ms.max(1) as u64);
+            let retention = settings.retention_check_interval;
+            let checkpoints = [
+                (
+                    CheckpointKind::HighWatermarks,
+                    every(c.replica_high_watermark_checkpoint_interval_ms()),
+                ),
+                (
+                    CheckpointKind::RecoveryPoints,
+                    every(i64::from(c.log_flush_offset_checkpoint_interval_ms())),
+                ),
+                (
+                    CheckpointKind::LogStartOffsets,
+                    every(i64::from(c.log_flush_start_offset_checkpoint_interval_ms())),
+                ),
+            ];
             let mut shutdown = shutdown_rx.clone();
             tasks.push(tokio::spawn(async move {
                 let mut r = tokio::time::interval(retention);
-                let mut c = tokio::time::interval(checkpoint);
+                let mut ticks = checkpoints.map(|(kind, d)| (kind, tokio::time::interval(d)));
                 loop {
-                    tokio::select! {
-                        _ = r.tick() => {
-                            let lm = lm.clone();
-                            let _ = tokio::task::spawn_blocking(move || {
-                                if let Err(e) = lm.cleanup_logs(now_ms()) {
-                                    tracing::error!(error = %e, "retention pass failed");
-                                }
-                            }).await;
-                        }
-                        _ = c.tick() => {
-                            let lm = lm.clone();
-                            let _ = tokio::task::spawn_blocking(move || {
-                                if let Err(e) = lm.checkpoint() {
-                                    tracing::error!(error = %e, "checkpoint failed");
-                                }
-                            }).await;
-                        }
+                    let [(hw, hw_tick), (rp, rp_tick), (so, so_tick)] = &mut ticks;
+                    let kind = tokio::select! {
+                        _ = r.tick() => None,
+                        _ = hw_tick.tick() => Some(*hw),
+                        _ = rp_tick.tick() => Some(*rp),
+                        _ = so_tick.tick() => Some(*so),
                         _ = shutdown.changed() => return,
-                    }
+                    };
+                    let lm = lm.clone();
+                    let _ = tokio::task::spawn_blocking(move || match kind {
+                        None => {
+                            if let Err(e) = lm.cleanup_logs(now_ms()) {
+                                tracing::error!(error = %e, "retention pass failed");
+                            }
+                        }
+                        Some(kind) => {
+                            if let Err(e) = lm.checkpoint_only(&[kind]) {
+                                tracing::error!(error = %e, checkpoint = kind.file_name(), "checkpoint failed");
+                            }
+                        }
+                    })
+                    .await;
                 }
             }));
         }
@@ -764,6 +797,7 @@ impl KafkaServer {
             controller,
             broker: Some(BrokerParts {
                 log_manager,
+                lifecycle_manager: lifecycle.clone(),
                 lifecycle: lifecycle_task,
             }),
             tasks,
@@ -772,9 +806,16 @@ impl KafkaServer {
     }
 
     /// Resolves, with one line for the operator, once the node can no longer run (its metadata
-    /// log names another cluster than its `meta.properties`).
+    /// log names another cluster than its `meta.properties`, or the broker was not registered
+    /// within `initial.broker.registration.timeout.ms`).
     pub async fn failed(&self) -> String {
-        self.controller.failed().await
+        match &self.broker {
+            Some(b) => tokio::select! {
+                why = self.controller.failed() => why,
+                why = b.lifecycle_manager.failed() => why,
+            },
+            None => self.controller.failed().await,
+        }
     }
 
     /// A clean shutdown: controlled shutdown through the controller, then logs flushed and

@@ -93,6 +93,8 @@ pub struct ControllerNodeConfig {
     pub heartbeat_interval_ms: u64,
     /// A snapshot every this many log entries (the log is purged behind it).
     pub snapshot_every: u64,
+    /// The metadata log's segments (`metadata.log.segment.bytes`, `metadata.log.segment.ms`).
+    pub log_store: crate::log_store::LogStoreOptions,
     /// The bounds of this node's listener.
     pub listener: crate::server::ListenerConfig,
     /// How this node connects to the other voters' controller listeners.
@@ -111,6 +113,7 @@ impl ControllerNodeConfig {
             election_timeout_max_ms: 300,
             heartbeat_interval_ms: 50,
             snapshot_every: 10_000,
+            log_store: crate::log_store::LogStoreOptions::default(),
             listener: crate::server::ListenerConfig::default(),
             client_security: Arc::default(),
         }
@@ -260,8 +263,8 @@ impl ControllerNode {
         // Feeds the election task what the metrics show late or not at all.
         let elections = crate::election_observer::ElectionObserver::default();
         let mut log_store = {
-            let (fs, dir) = (fs.clone(), dir.clone());
-            tokio::task::spawn_blocking(move || LogStore::open(fs, &dir))
+            let (fs, dir, options) = (fs.clone(), dir.clone(), config.log_store.clone());
+            tokio::task::spawn_blocking(move || LogStore::open_with(fs, &dir, options))
                 .await
                 .map_err(|e| storage_err(e.to_string()))?
                 .map_err(|e| storage_err(e.to_string()))?

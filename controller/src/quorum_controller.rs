@@ -533,7 +533,7 @@ impl EventLoop {
                 self.commit(res).await.map(ResponseKind::CreateTopics)
             }
             RequestKind::DeleteTopics(r) => {
-                let res = active.delete_topics(&image, r);
+                let res = active.delete_topics(&image, r, version);
                 self.commit(res).await.map(ResponseKind::DeleteTopics)
             }
             RequestKind::CreatePartitions(r) => {

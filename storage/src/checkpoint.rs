@@ -47,6 +47,35 @@ pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
 /// The high-watermark checkpoint at the top of a log directory.
 pub const REPLICATION_OFFSET_CHECKPOINT: &str = "replication-offset-checkpoint";
 
+/// One of the three offset checkpoints at the top of a log directory, each written on its own
+/// interval as in Kafka.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointKind {
+    /// High watermarks (`replica.high.watermark.checkpoint.interval.ms`).
+    HighWatermarks,
+    /// Recovery points (`log.flush.offset.checkpoint.interval.ms`).
+    RecoveryPoints,
+    /// Log start offsets (`log.flush.start.offset.checkpoint.interval.ms`).
+    LogStartOffsets,
+}
+
+impl CheckpointKind {
+    pub const ALL: [CheckpointKind; 3] = [
+        CheckpointKind::HighWatermarks,
+        CheckpointKind::RecoveryPoints,
+        CheckpointKind::LogStartOffsets,
+    ];
+
+    /// The file's name in its log directory.
+    pub fn file_name(self) -> &'static str {
+        match self {
+            CheckpointKind::HighWatermarks => REPLICATION_OFFSET_CHECKPOINT,
+            CheckpointKind::RecoveryPoints => RECOVERY_POINT_CHECKPOINT,
+            CheckpointKind::LogStartOffsets => LOG_START_OFFSET_CHECKPOINT,
+        }
+    }
+}
+
 /// A partition of a topic, as Kafka names it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicPartition {

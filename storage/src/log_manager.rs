@@ -31,18 +31,21 @@ use crate::fs::FileSystem;
 use crate::log_cleaner::{
     CleanStats, LogCleaner, CLEANER_OFFSET_CHECKPOINT, DEFAULT_DEDUPE_BUFFER_SIZE,
 };
+use crate::producer_state::DEFAULT_PRODUCER_ID_EXPIRATION_MS;
 pub use crate::shared_log::{lock_log, share_log, LogGuard, SharedLog};
 use crate::unified_log::{LogCheckpoints, UnifiedLog};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 /// The metadata quorum's log topic: never a partition of the log manager's.
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
-pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
-pub const LOG_START_OFFSET_CHECKPOINT: &str = "log-start-offset-checkpoint";
-pub const REPLICATION_OFFSET_CHECKPOINT: &str = "replication-offset-checkpoint";
+pub use crate::checkpoint::{
+    CheckpointKind, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT,
+    REPLICATION_OFFSET_CHECKPOINT,
+};
 
 /// Threads per log directory that load logs at startup and close them at shutdown, unless
 /// configured (`num.recovery.threads.per.data.dir`; Kafka's default is 1). The work waits on
@@ -152,6 +155,8 @@ pub struct LogManager {
     budget: Arc<FileBudget>,
     /// Threads that load logs at startup and close them at shutdown (all directories').
     threads: usize,
+    /// `producer.id.expiration.ms`: the retention pass forgets producers idle this long.
+    producer_id_expiration_ms: AtomicI64,
 }
 
 impl LogManager {
@@ -317,6 +322,7 @@ impl LogManager {
             offline: Mutex::new(offline),
             budget,
             threads,
+            producer_id_expiration_ms: AtomicI64::new(DEFAULT_PRODUCER_ID_EXPIRATION_MS),
         })
     }
 
@@ -577,38 +583,55 @@ impl LogManager {
     /// Writes the three checkpoints of every directory (atomically and durably), after the
     /// flushes that rolls left (so the recovery points written include them).
     pub fn checkpoint(&self) -> Result<()> {
+        self.checkpoint_only(&CheckpointKind::ALL)
+    }
+
+    /// Writes the `kinds` of checkpoint of every directory, after the flushes rolls left (run
+    /// whichever is written: a rolled segment is synced soon after its roll, whatever the
+    /// recovery-point interval).
+    pub fn checkpoint_only(&self, kinds: &[CheckpointKind]) -> Result<()> {
         self.flush_rolled_segments()?;
         for (dir, logs) in self.logs_by_dir() {
-            let mut recovery = BTreeMap::new();
-            let mut starts = BTreeMap::new();
-            let mut hws = BTreeMap::new();
+            let mut offsets: Vec<BTreeMap<TopicPartition, i64>> =
+                vec![BTreeMap::new(); kinds.len()];
             for (tp, log) in logs {
                 let log = lock_log(&log);
-                recovery.insert(tp.clone(), log.recovery_point());
-                starts.insert(tp.clone(), log.log_start_offset());
-                hws.insert(tp, log.high_watermark());
+                for (kind, map) in kinds.iter().zip(&mut offsets) {
+                    let offset = match kind {
+                        CheckpointKind::HighWatermarks => log.high_watermark(),
+                        CheckpointKind::RecoveryPoints => log.recovery_point(),
+                        CheckpointKind::LogStartOffsets => log.log_start_offset(),
+                    };
+                    map.insert(tp.clone(), offset);
+                }
             }
-            OffsetCheckpointFile::new(self.fs.clone(), dir.join(RECOVERY_POINT_CHECKPOINT))
-                .write(&recovery)?;
-            OffsetCheckpointFile::new(self.fs.clone(), dir.join(LOG_START_OFFSET_CHECKPOINT))
-                .write(&starts)?;
-            OffsetCheckpointFile::new(self.fs.clone(), dir.join(REPLICATION_OFFSET_CHECKPOINT))
-                .write(&hws)?;
+            for (kind, map) in kinds.iter().zip(&offsets) {
+                OffsetCheckpointFile::new(self.fs.clone(), dir.join(kind.file_name()))
+                    .write(map)?;
+            }
         }
         Ok(())
     }
 
-    /// One retention pass over every log: deletes expired segments and removes `.deleted` files
-    /// whose delay has passed. Returns the segments deleted.
+    /// One retention pass over every log: deletes expired segments, removes `.deleted` files
+    /// whose delay has passed and forgets idle producers. Returns the segments deleted.
     pub fn cleanup_logs(&self, now_ms: i64) -> Result<usize> {
         let logs: Vec<SharedLog> = self.map().values().map(|e| e.log.clone()).collect();
+        let expiration_ms = self.producer_id_expiration_ms.load(Ordering::Relaxed);
         let mut n = 0;
         for log in logs {
             let mut log = lock_log(&log);
             n += log.delete_old_segments(now_ms)?;
             log.remove_deleted_segments(now_ms)?;
+            log.remove_expired_producers(now_ms, expiration_ms);
         }
         Ok(n)
+    }
+
+    /// `producer.id.expiration.ms` (Kafka's default until set; at least 1 ms).
+    pub fn set_producer_id_expiration_ms(&self, ms: i64) {
+        self.producer_id_expiration_ms
+            .store(ms.max(1), Ordering::Relaxed);
     }
 
     /// `log.cleaner.dedupe.buffer.size`: the most the cleaner's offset map holds.

@@ -18,6 +18,7 @@ pub fn handle(
 ) -> ConsumerGroupDescribeResponse {
     let image = apis.image();
     let authz = apis.authorizer_for(ctx, &image);
+    let consumer_protocol = apis.config.consumer_protocol_enabled();
     let groups = req
         .group_ids
         .into_iter()
@@ -27,6 +28,11 @@ pub fn handle(
                 group_id: g,
                 ..Default::default()
             };
+            // Kafka answers every group so when `group.coordinator.rebalance.protocols` leaves
+            // out `consumer`, before any other check.
+            if !consumer_protocol {
+                return err(ErrorCode::UnsupportedVersion, g);
+            }
             if !authz.allows(AclOperation::Describe, ResourceType::Group, &g) {
                 return err(ErrorCode::GroupAuthorizationFailed, g);
             }

@@ -4,7 +4,8 @@
 //! TOPIC_AUTHORIZATION_FAILED for the whole heartbeat); then the request is validated (INVALID_REQUEST,
 //! UNSUPPORTED_ASSIGNOR, INVALID_REGULAR_EXPRESSION), and only then does a broker that does not
 //! coordinate the group answer NOT_COORDINATOR (or COORDINATOR_LOAD_IN_PROGRESS), in Kafka's
-//! order.
+//! order. Before all that, UNSUPPORTED_VERSION if `group.coordinator.rebalance.protocols`
+//! leaves out `consumer`.
 
 use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
@@ -19,6 +20,14 @@ pub async fn handle(
     version: i16,
     req: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
+    // Kafka answers this before anything else when `group.coordinator.rebalance.protocols`
+    // leaves out `consumer`.
+    if !apis.config.consumer_protocol_enabled() {
+        return ConsumerGroupHeartbeatResponse {
+            error_code: ErrorCode::UnsupportedVersion.code(),
+            ..Default::default()
+        };
+    }
     if let Err(code) = apis.authorize_group(ctx, AclOperation::Read, &req.group_id) {
         return ConsumerGroupHeartbeatResponse {
             error_code: code.code(),

@@ -35,6 +35,11 @@ const IGNORED_THREADS: &str = "accepted and ignored: rafka runs one tokio runtim
      threads serve every connection and request; size it with TOKIO_WORKER_THREADS";
 const IGNORED: &str = "accepted and ignored";
 const KERBEROS: &str = "accepted and ignored: rafka does not support SASL/GSSAPI (Kerberos)";
+const IGNORED_QUORUM_TIMINGS: &str = "accepted and ignored: rafka's quorum (openraft) holds an \
+     election 150-300 ms after a voter last heard the leader, whose heartbeats come every 50 ms \
+     (Kafka's 1-2 s defaults outlast JVM pauses rafka does not have)";
+const IGNORED_SNAPSHOTS: &str = "accepted and ignored: rafka snapshots the metadata image every \
+     10,000 records and purges the log behind the snapshot, keeping the last 1,000";
 const NOT_LIVE: &str = "dynamic in Kafka; read-only in rafka (changes need a restart)";
 
 const SECURITY_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
@@ -63,6 +68,22 @@ fn check_http_listeners(v: &str) -> Result<(), String> {
 
 fn check_protocol_map(v: &str) -> Result<(), String> {
     endpoints::parse_protocol_map(v).map(|_| ())
+}
+
+/// Kafka's: a list of `classic`, `consumer` and `share` that keeps `classic` (the protocol
+/// every older client speaks).
+fn check_rebalance_protocols(v: &str) -> Result<(), String> {
+    let protocols = super::def::parse_list(v);
+    if let Some(p) = protocols
+        .iter()
+        .find(|p| !["classic", "consumer", "share"].contains(&p.as_str()))
+    {
+        return Err(format!("unknown rebalance protocol {p:?}"));
+    }
+    if !protocols.iter().any(|p| p == "classic") {
+        return Err("the classic rebalance protocol cannot be disabled".into());
+    }
+    Ok(())
 }
 
 fn check_listener_names(v: &str) -> Result<(), String> {
@@ -172,17 +193,22 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         "host:port entries used to discover the controller quorum (dynamic quorum, KIP-853).")
         .check(V::Custom(check_bootstrap)),
     k("controller.quorum.election.timeout.ms", T::Int, Some("1000"), I::High,
-        "Maximum time without finding a leader before a controller starts an election."),
+        "Maximum time without finding a leader before a controller starts an election.")
+        .note(IGNORED_QUORUM_TIMINGS),
     k("controller.quorum.fetch.timeout.ms", T::Int, Some("2000"), I::High,
-        "Maximum time without hearing from the leader before a voter becomes a candidate."),
+        "Maximum time without hearing from the leader before a voter becomes a candidate.")
+        .note(IGNORED_QUORUM_TIMINGS),
     k("controller.quorum.election.backoff.max.ms", T::Int, Some("1000"), I::High,
-        "Maximum time before starting a new election (exponential backoff)."),
+        "Maximum time before starting a new election (exponential backoff).")
+        .note(IGNORED_QUORUM_TIMINGS),
     k("controller.quorum.append.linger.ms", T::Int, Some("25"), I::Medium,
-        "How long the quorum leader waits to batch writes before flushing them."),
+        "How long the quorum leader waits to batch writes before flushing them.")
+        .note("accepted and ignored: the active controller writes each request's records at once, without lingering"),
     k("controller.quorum.request.timeout.ms", T::Int, Some("2000"), I::Medium,
         "How long a quorum request may wait for its response."),
     k("controller.quorum.retry.backoff.ms", T::Int, Some("20"), I::Low,
-        "How long to wait before retrying a failed quorum request."),
+        "How long to wait before retrying a failed quorum request.")
+        .note(IGNORED_QUORUM_TIMINGS),
     k("controller.listener.names", T::String, None, I::High,
         "Comma-separated listener names used by the controller. Required in KRaft mode.")
         .check(V::Custom(check_listener_names)),
@@ -198,22 +224,29 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         "Where the metadata log lives; defaults to the first log directory."),
     k("metadata.log.segment.bytes", T::Int, Some("1073741824"), I::High,
         "The maximum size of a single metadata log segment.")
-        .check(V::AtLeast(12)),
+        // Kafka's definition says 12; its metadata log refuses less than 8 MiB at start.
+        .check(V::AtLeast(8 * 1024 * 1024)),
     k("metadata.log.segment.ms", T::Long, Some("604800000"), I::High,
-        "The maximum time before a new metadata log segment is rolled."),
+        "The maximum time before a new metadata log segment is rolled.")
+        .check(V::AtLeast(1)),
     k("metadata.max.retention.bytes", T::Long, Some("104857600"), I::High,
-        "The maximum bytes of metadata log and snapshots before old snapshots and segments go."),
+        "The maximum bytes of metadata log and snapshots before old snapshots and segments go.")
+        .note(IGNORED_SNAPSHOTS),
     k("metadata.max.retention.ms", T::Long, Some("604800000"), I::High,
-        "How long a metadata snapshot and the log segments it covers are kept."),
+        "How long a metadata snapshot and the log segments it covers are kept.")
+        .note(IGNORED_SNAPSHOTS),
     k("metadata.log.max.record.bytes.between.snapshots", T::Long, Some("20971520"), I::High,
         "The bytes of metadata log between the last snapshot and the high watermark that trigger a new snapshot.")
-        .check(V::AtLeast(1)),
+        .check(V::AtLeast(1))
+        .note(IGNORED_SNAPSHOTS),
     k("metadata.log.max.snapshot.interval.ms", T::Long, Some("3600000"), I::High,
         "The longest time between metadata snapshots when records are committed (0 disables).")
-        .check(V::AtLeast(0)),
+        .check(V::AtLeast(0))
+        .note(IGNORED_SNAPSHOTS),
     k("metadata.max.idle.interval.ms", T::Int, Some("500"), I::Low,
         "How often the active controller appends a no-op record to the metadata log (0 disables).")
-        .check(V::AtLeast(0)),
+        .check(V::AtLeast(0))
+        .note("accepted and ignored: the quorum shows it is alive by Raft heartbeats every 50 ms; no no-op records are written"),
     k("eligible.leader.replicas.enable", T::Boolean, Some("false"), I::High,
         "Enable eligible leader replicas (KIP-966).")
         .note("accepted; rafka does not implement ELR and elects from the ISR"),
@@ -229,8 +262,7 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
     k("listener.security.protocol.map", T::String,
         Some("SASL_SSL:SASL_SSL,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT"), I::Low,
         "Map from listener names to security protocols: NAME:PROTOCOL entries.")
-        .check(V::Custom(check_protocol_map))
-        .note("only PLAINTEXT listeners are served for now; a listener using another protocol stops the start"),
+        .check(V::Custom(check_protocol_map)),
     k("inter.broker.listener.name", T::String, None, I::Medium,
         "The listener brokers use to reach each other; defaults to security.inter.broker.protocol's name."),
     k("security.inter.broker.protocol", T::String, Some("PLAINTEXT"), I::Medium,
@@ -411,7 +443,8 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         "The number of fetcher threads per source broker.")
         .note("accepted and ignored: rafka runs one fetcher task per leader broker"),
     k("request.timeout.ms", T::Int, Some("30000"), I::High,
-        "How long the broker's own clients (e.g. to the controller) wait for a response."),
+        "How long the broker's own clients (e.g. to the controller) wait for a response.")
+        .note("accepted and ignored: the broker's requests to other nodes have their own bounds (controller.quorum.request.timeout.ms for the controller, 5 s for a KIP-890 verification, 35 s for transaction markers)"),
     k("auto.create.topics.enable", T::Boolean, Some("true"), I::High,
         "Create a topic when a client asks for metadata of a topic that does not exist."),
     k("delete.topic.enable", T::Boolean, Some("true"), I::High,
@@ -431,7 +464,8 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
     k("auto.leader.rebalance.enable", T::Boolean, Some("true"), I::High,
         "Periodically move leadership back to each partition's preferred replica."),
     k("leader.imbalance.per.broker.percentage", T::Int, Some("10"), I::High,
-        "The leader imbalance per broker that triggers a rebalance, in percent."),
+        "The leader imbalance per broker that triggers a rebalance, in percent.")
+        .note("accepted and ignored, as by Kafka's KRaft controller (and gone in Kafka 4.0): every partition not led by its preferred replica is rebalanced"),
     k("leader.imbalance.check.interval.seconds", T::Long, Some("300"), I::High,
         "How often the controller checks for leader imbalance.")
         .check(V::AtLeast(1)),
@@ -455,18 +489,22 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
     k("controlled.shutdown.enable", T::Boolean, Some("true"), I::Medium,
         "Move leadership away from the broker before it shuts down."),
     k("controlled.shutdown.max.retries", T::Int, Some("3"), I::Medium,
-        "How many times a controlled shutdown is retried before an unclean one."),
+        "How many times a controlled shutdown is retried before an unclean one.")
+        .note("accepted and ignored: ZooKeeper-mode keys (gone in Kafka 4.0); the controlled shutdown is asked for in heartbeats until the controller allows it"),
     k("controlled.shutdown.retry.backoff.ms", T::Long, Some("5000"), I::Medium,
-        "The wait between controlled-shutdown retries."),
+        "The wait between controlled-shutdown retries.")
+        .note("accepted and ignored: ZooKeeper-mode keys (gone in Kafka 4.0); the controlled shutdown is asked for in heartbeats until the controller allows it"),
     k("fetch.max.bytes", T::Int, Some("57671680"), I::Medium,
         "The maximum bytes the broker returns for one Fetch request.")
         .check(V::AtLeast(1024)),
     k("max.incremental.fetch.session.cache.slots", T::Int, Some("1000"), I::Medium,
         "The maximum number of incremental fetch sessions kept (KIP-227).")
-        .check(V::AtLeast(0)),
+        .check(V::AtLeast(0))
+        .note("accepted and ignored: rafka keeps no incremental fetch sessions (KIP-227) — as Kafka with 0 slots, every fetch is answered in full with session id 0"),
     k("max.request.partition.size.limit", T::Int, Some("2000"), I::Medium,
-        "The maximum number of partitions in one share-fetch request.")
-        .check(V::AtLeast(1)),
+        "The most partitions one DescribeTopicPartitions response holds (the rest are paged).")
+        .check(V::AtLeast(1))
+        .note("accepted and ignored: rafka does not implement DescribeTopicPartitions (KIP-966), the request it bounds"),
     k("authorizer.class.name", T::String, Some(""), I::Low,
         "The authorizer class; empty means no authorization. \
          org.apache.kafka.metadata.authorizer.StandardAuthorizer turns on ACLs.")
@@ -586,7 +624,8 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         .cluster_wide(),
     k("log.dir.failure.timeout.ms", T::Long, Some("30000"), I::Low,
         "How long a broker with a failed log directory waits before shutting down.")
-        .check(V::AtLeast(1)),
+        .check(V::AtLeast(1))
+        .note("accepted and ignored: rafka does not report failed log directories to the controller (KIP-858)"),
     k("log.local.retention.ms", T::Long, Some("-2"), I::Medium,
         "Local retention with tiered storage (-2: retention.ms).")
         .check(V::AtLeast(-2))
@@ -603,27 +642,28 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
             } else {
                 Ok(())
             }
-        })),
+        }))
+        .note("accepted only as false: rafka has no tiered storage, and true stops the start"),
     // ---- Log cleaner (CleanerConfig) ----
     k("log.cleaner.enable", T::Boolean, Some("true"), I::Medium,
         "Run the log cleaner (needed by compacted topics, including __consumer_offsets)."),
     k("log.cleaner.threads", T::Int, Some("1"), I::Medium,
         "The number of log cleaner threads.")
         .check(V::AtLeast(0))
-        .note(NOT_LIVE),
+        .note("rafka cleans with one thread; the value enters only the dedupe buffer's per-thread check, as in Kafka"),
     k("log.cleaner.io.max.bytes.per.second", T::Double, Some("1.7976931348623157E308"), I::Medium,
         "Throttle on the log cleaner's read+write I/O.")
-        .note(NOT_LIVE),
+        .note("accepted and ignored: the cleaner is not throttled and sizes its own buffers"),
     k("log.cleaner.dedupe.buffer.size", T::Long, Some("134217728"), I::Medium,
         "Memory for log deduplication across all cleaner threads.")
         .note(NOT_LIVE),
     k("log.cleaner.io.buffer.size", T::Int, Some("524288"), I::Medium,
         "Memory for log cleaner I/O buffers across all cleaner threads.")
         .check(V::AtLeast(0))
-        .note(NOT_LIVE),
+        .note("accepted and ignored: the cleaner is not throttled and sizes its own buffers"),
     k("log.cleaner.io.buffer.load.factor", T::Double, Some("0.9"), I::Medium,
         "How full the dedupe buffer may become.")
-        .note(NOT_LIVE),
+        .note("accepted and ignored: the cleaner is not throttled and sizes its own buffers"),
     k("log.cleaner.backoff.ms", T::Long, Some("15000"), I::Medium,
         "How long the cleaner sleeps when there is nothing to clean.")
         .check(V::AtLeast(0))
@@ -676,10 +716,12 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         "Purge interval of the delete-records purgatory.")
         .note(IGNORED),
     k("controller.socket.timeout.ms", T::Int, Some("30000"), I::Medium,
-        "The socket timeout of broker-to-controller channels."),
+        "The socket timeout of broker-to-controller channels.")
+        .note("accepted and ignored: each request to the controller is bounded by controller.quorum.request.timeout.ms, each heartbeat by two heartbeat intervals"),
     k("inter.broker.protocol.version", T::String, Some("4.0-IV0"), I::Medium,
         "The inter-broker protocol version (ZooKeeper mode); ignored in KRaft mode, where metadata.version rules.")
-        .check(V::Custom(check_metadata_version)),
+        .check(V::Custom(check_metadata_version))
+        .note("accepted and ignored, as in Kafka 4.0 (where it is gone): versions are negotiated per request (ApiVersions) and by metadata.version"),
     // ---- Group coordinator (GroupCoordinatorConfig) ----
     k("group.min.session.timeout.ms", T::Int, Some("6000"), I::Medium,
         "The smallest session timeout a classic group member may ask for."),
@@ -692,14 +734,15 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         .check(V::AtLeast(1)),
     k("group.coordinator.rebalance.protocols", T::List, Some("classic,consumer"), I::Medium,
         "The rebalance protocols the group coordinator offers.")
-        .check(V::ListOf(&["classic", "consumer", "share"])),
+        .check(V::Custom(check_rebalance_protocols)),
     k("group.coordinator.threads", T::Int, Some("1"), I::Medium,
         "The number of group coordinator threads.")
         .check(V::AtLeast(1))
         .note(IGNORED_THREADS),
     k("group.coordinator.append.linger.ms", T::Int, Some("10"), I::Medium,
         "How long the coordinator waits to batch writes to __consumer_offsets.")
-        .check(V::AtLeast(0)),
+        .check(V::AtLeast(0))
+        .note("accepted and ignored: the coordinators append each write at once, without lingering"),
     k("group.consumer.session.timeout.ms", T::Int, Some("45000"), I::Medium,
         "The session timeout of consumer-protocol (KIP-848) group members.")
         .check(V::AtLeast(1)),
@@ -735,7 +778,8 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         "The maximum size of the metadata string of an offset commit."),
     k("offsets.load.buffer.size", T::Int, Some("5242880"), I::High,
         "Batch size when reading __consumer_offsets into the cache.")
-        .check(V::AtLeast(1)),
+        .check(V::AtLeast(1))
+        .note("accepted and ignored: the coordinator loads its partitions 1 MiB at a time"),
     k("offsets.topic.replication.factor", T::Short, Some("3"), I::High,
         "The replication factor of __consumer_offsets; its creation fails until enough brokers exist.")
         .check(V::AtLeast(1)),
@@ -746,7 +790,8 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         "The segment size of __consumer_offsets.")
         .check(V::AtLeast(1)),
     k("offsets.topic.compression.codec", T::Int, Some("0"), I::High,
-        "The compression codec id for __consumer_offsets writes (0: none)."),
+        "The compression codec id for __consumer_offsets writes (0: none).")
+        .note("accepted and ignored: rafka writes __consumer_offsets uncompressed"),
     k("offsets.retention.minutes", T::Int, Some("10080"), I::High,
         "How long the committed offsets of an empty group are kept.")
         .check(V::AtLeast(1)),
@@ -771,7 +816,8 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         .check(V::AtLeast(1)),
     k("transaction.state.log.load.buffer.size", T::Int, Some("5242880"), I::High,
         "Batch size when reading __transaction_state into the cache.")
-        .check(V::AtLeast(1)),
+        .check(V::AtLeast(1))
+        .note("accepted and ignored: the coordinator loads its partitions 1 MiB at a time"),
     k("transaction.max.timeout.ms", T::Int, Some("900000"), I::High,
         "The largest transaction timeout a producer may ask for.")
         .check(V::AtLeast(1)),
@@ -786,7 +832,7 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         .check(V::AtLeast(1)),
     k("transaction.partition.verification.enable", T::Boolean, Some("true"), I::Low,
         "Verify that a partition was added to the transaction before a transactional write.")
-        .note(NOT_LIVE),
+        .note("accepted and ignored: rafka always verifies (KIP-890); false does not turn it off"),
     k("producer.id.expiration.ms", T::Int, Some("86400000"), I::Low,
         "How long an idle producer id's state is kept.")
         .check(V::AtLeast(1))

@@ -12,6 +12,8 @@ pub struct ControllerConfig {
     pub num_partitions: i32,
     /// `default.replication.factor`.
     pub default_replication_factor: i16,
+    /// `delete.topic.enable`: false refuses every DeleteTopics.
+    pub delete_topic_enable: bool,
     /// `unclean.leader.election.enable`, the static default under topic and dynamic configs.
     pub unclean_leader_election_enable: bool,
     /// `broker.session.timeout.ms`.
@@ -33,6 +35,7 @@ impl Default for ControllerConfig {
             cluster_id: None,
             num_partitions: 1,
             default_replication_factor: 1,
+            delete_topic_enable: true,
             unclean_leader_election_enable: false,
             session_timeout: Duration::from_millis(1500),
             controller_listener_name: "CONTROLLER".to_owned(),

@@ -321,6 +321,7 @@ mod properties {
                             topic_names: vec![name],
                             ..Default::default()
                         },
+                        6,
                     );
                     k.commit(result);
                 }

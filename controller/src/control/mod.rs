@@ -217,11 +217,16 @@ impl ActiveController {
         topics::create_topics(image, &self.config, &mut self.placer, request, new_id)
     }
 
+    /// DeleteTopics at request `version`; refused whole while `delete.topic.enable` is false.
     pub fn delete_topics(
         &self,
         image: &MetadataImage,
         request: &DeleteTopicsRequest,
+        version: i16,
     ) -> ControllerResult<DeleteTopicsResponse> {
+        if !self.config.delete_topic_enable {
+            return topics::deletion_disabled(request, version);
+        }
         topics::delete_topics(image, request)
     }
 

@@ -356,6 +356,39 @@ enum TopicRef {
     Invalid(Option<String>, Uuid, &'static str),
 }
 
+/// DeleteTopics when `delete.topic.enable` is false: nothing is deleted, and every entry gets
+/// the one error Kafka's `ControllerApis.deleteTopics` raises before it looks at any topic —
+/// INVALID_REQUEST before version 3 (which has no other way to say it), TOPIC_DELETION_DISABLED
+/// from it. Entries are echoed as given (name, or id from version 6).
+pub fn deletion_disabled(
+    request: &DeleteTopicsRequest,
+    version: i16,
+) -> ControllerResult<DeleteTopicsResponse> {
+    let (code, message) = if version < 3 {
+        (ErrorCode::InvalidRequest, "Topic deletion is disabled.")
+    } else {
+        (
+            ErrorCode::TopicDeletionDisabled,
+            "Topic deletion is disabled (delete.topic.enable=false).",
+        )
+    };
+    let entry = |name: Option<String>, topic_id: Uuid| dtr::DeletableTopicResult {
+        name,
+        topic_id,
+        error_code: code.code(),
+        error_message: Some(message.to_owned()),
+        ..Default::default()
+    };
+    let mut response = DeleteTopicsResponse::default();
+    for n in &request.topic_names {
+        response.responses.push(entry(Some(n.clone()), Uuid::ZERO));
+    }
+    for t in &request.topics {
+        response.responses.push(entry(t.name.clone(), t.topic_id));
+    }
+    ControllerResult::new(Vec::new(), response)
+}
+
 /// DeleteTopics by name (versions 1–5, and 6 with a name) or by id (6).
 pub fn delete_topics(
     image: &MetadataImage,

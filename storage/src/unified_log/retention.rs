@@ -1,11 +1,10 @@
 //! Moving a [`UnifiedLog`]'s bounds: retention by time and size, removing deleted segments
-//! once `file.delete.delay.ms` has passed, DeleteRecords' log start offset, and truncation (a
+//! once `file.delete.delay.ms` has passed, forgetting idle producers, DeleteRecords' log start offset, and truncation (a
 //! follower whose log diverged, or one that starts again elsewhere).
 
 use super::UnifiedLog;
 use crate::error::{Result, StorageError};
 use crate::log_segment::NO_TIMESTAMP;
-use crate::producer_state::DEFAULT_PRODUCER_ID_EXPIRATION_MS;
 
 impl UnifiedLog {
     /// Retention: deletes whole segments older than `retention.ms` (by their largest timestamp),
@@ -68,9 +67,13 @@ impl UnifiedLog {
             self.producer_state.truncate_head(self.log_start_offset)?;
             tracing::info!(topic = %self.topic_partition.topic, partition = self.topic_partition.partition, offset = self.log_start_offset, segments = count, "deleted segments by retention");
         }
-        self.producer_state
-            .remove_expired(now_ms, DEFAULT_PRODUCER_ID_EXPIRATION_MS);
         Ok(count)
+    }
+
+    /// Forgets the producers idle for `expiration_ms` (`producer.id.expiration.ms`) without an
+    /// open transaction, as Kafka's periodic `removeExpiredProducers`; how many went.
+    pub fn remove_expired_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.producer_state.remove_expired(now_ms, expiration_ms)
     }
 
     /// Removes `.deleted` segment files whose delay has passed.

@@ -2,6 +2,7 @@
 
 use super::super::heartbeats::fence_brokers;
 use super::super::testkit::*;
+use super::super::ActiveController;
 use super::*;
 use rafka_protocol::messages::{
     create_partitions_request as cpq, create_topics_request::CreatableReplicaAssignment,
@@ -706,4 +707,74 @@ fn reserved_and_internal_topics() {
     );
     assert!(result.records.is_empty());
     assert!(k.image.topic(&offsets).is_some());
+}
+
+/// `delete.topic.enable=false`: every entry of every version is refused with the request's
+/// one error, nothing is written, and the topics stay; with it true the same request deletes.
+#[test]
+fn deletion_disabled_refuses_every_entry_and_writes_nothing() {
+    let mut k = Kit::three_brokers();
+    let a = k.create_topic("a", 1, 1);
+    k.create_topic("b", 1, 1);
+    let off = ActiveController::new(
+        ControllerConfig {
+            delete_topic_enable: false,
+            ..k.config.clone()
+        },
+        &k.image,
+        k.now,
+        1,
+    );
+    let by_names = DeleteTopicsRequest {
+        topic_names: vec!["a".into(), "missing".into()],
+        ..Default::default()
+    };
+    let by_id = DeleteTopicsRequest {
+        topics: vec![
+            dtq::DeleteTopicState {
+                name: None,
+                topic_id: a,
+                ..Default::default()
+            },
+            dtq::DeleteTopicState {
+                name: Some("b".into()),
+                topic_id: Uuid::ZERO,
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    for (version, req, code) in [
+        (1, &by_names, ErrorCode::InvalidRequest),
+        (2, &by_names, ErrorCode::InvalidRequest),
+        (3, &by_names, ErrorCode::TopicDeletionDisabled),
+        (5, &by_names, ErrorCode::TopicDeletionDisabled),
+        (6, &by_id, ErrorCode::TopicDeletionDisabled),
+    ] {
+        let result = off.delete_topics(&k.image, req, version);
+        assert!(result.records.is_empty(), "v{version}: nothing written");
+        let got: Vec<(Option<String>, Uuid, i16)> = result
+            .response
+            .responses
+            .iter()
+            .map(|r| (r.name.clone(), r.topic_id, r.error_code))
+            .collect();
+        let want: Vec<(Option<String>, Uuid, i16)> = req
+            .topic_names
+            .iter()
+            .map(|n| (Some(n.clone()), Uuid::ZERO, code.code()))
+            .chain(
+                req.topics
+                    .iter()
+                    .map(|t| (t.name.clone(), t.topic_id, code.code())),
+            )
+            .collect();
+        assert_eq!(got, want, "v{version}");
+    }
+    assert!(k.image.topic_by_name("a").is_some() && k.image.topic_by_name("b").is_some());
+    // The same request with deletion enabled (the kit's controller, the default) deletes.
+    let result = k.controller.delete_topics(&k.image, &by_id, 6);
+    assert_eq!(result.records.len(), 2);
+    k.commit(result);
+    assert!(k.image.topic_by_name("a").is_none() && k.image.topic_by_name("b").is_none());
 }
