@@ -1012,3 +1012,104 @@ fn authorizer_keys() {
         .expect_err("other classes are refused");
     assert!(e.to_string().contains("StandardAuthorizer"), "{e}");
 }
+
+/// The workspace's non-test Rust sources (test files left out, inline test modules — the last
+/// thing in a file — cut off), without the broker key table itself and without the typed
+/// accessors' declarations.
+fn code_outside_the_table() -> String {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root");
+    let mut files = Vec::new();
+    for dir in [
+        "src",
+        "broker/src",
+        "controller/src",
+        "storage/src",
+        "security/src",
+        "client/src",
+        "protocol/src",
+    ] {
+        walk(&root.join(dir), &mut files);
+    }
+    let mut code = String::new();
+    for f in files {
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name == "broker_defs.rs" || name == "tests.rs" || name.ends_with("_tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).expect("a source file");
+        let text = text
+            .split("#[cfg(test)]\nmod tests {")
+            .next()
+            .unwrap_or_default();
+        for line in text.lines() {
+            // `name: type = "key";` declares an accessor; it reads nothing by itself.
+            let declaration =
+                line.trim_end().ends_with("\";") && line.contains(": ") && line.contains(" = \"");
+            if !declaration {
+                code.push_str(line);
+                code.push('\n');
+            }
+        }
+    }
+    code
+}
+
+/// The typed accessors `name: type = "key";` of `config.rs`, by key.
+fn accessors() -> BTreeMap<String, String> {
+    let config_rs = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/config.rs");
+    let text = std::fs::read_to_string(config_rs).expect("config.rs");
+    text.lines()
+        .filter_map(|l| {
+            let l = l.trim();
+            let (name, rest) = l.split_once(": ")?;
+            let key = rest.split_once(" = \"")?.1.strip_suffix("\";")?;
+            (!name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+            .then(|| (key.to_owned(), name.to_owned()))
+        })
+        .collect()
+}
+
+/// Every key the broker table documents is read somewhere in the code (by name, or through
+/// its typed accessor) or carries a note that starts "accepted" — saying it is accepted and
+/// ignored. A key that claims an effect and has none misleads the operator:
+/// `delete.topic.enable=false` deleted topics, `replica.fetch.min.bytes` and
+/// `producer.id.expiration.ms` changed nothing, until this test.
+#[test]
+fn every_documented_key_is_read_or_noted_as_ignored() {
+    let code = code_outside_the_table();
+    let accessors = accessors();
+    let unread: Vec<&str> = crate::config::broker_defs::BROKER_CONFIGS
+        .iter()
+        .filter(|k| !k.note.is_some_and(|n| n.starts_with("accepted")))
+        .filter(|k| {
+            let by_name = code.contains(&format!("\"{}\"", k.name));
+            let by_accessor = accessors
+                .get(k.name)
+                .is_some_and(|a| code.contains(&format!(".{a}(")));
+            !by_name && !by_accessor
+        })
+        .map(|k| k.name)
+        .collect();
+    assert!(
+        unread.is_empty(),
+        "documented, neither read nor noted as ignored: {unread:?}"
+    );
+}
