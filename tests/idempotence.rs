@@ -350,12 +350,13 @@ fn an_idle_producers_state_expires_after_producer_id_expiration_ms() {
         .set("enable.idempotence", "true")
         .create_with_context(Ctx(Arc::default()))
         .expect("producer");
+    // Before the send: the record's timestamp, from which the idle time counts, is taken then.
+    let sent = std::time::Instant::now();
     producer
         .send(BaseRecord::<(), _>::to(topic).partition(0).payload("x"))
         .map_err(|(e, _)| e)
         .expect("send");
     producer.flush(Duration::from_secs(20)).expect("flush");
-    let sent = std::time::Instant::now();
     assert_eq!(
         active_producers(node, topic).len(),
         1,

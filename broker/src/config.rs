@@ -1071,7 +1071,6 @@ impl KafkaConfig {
         }
     }
 
-    /// A LIST key's elements (empty when unset).
     /// Whether `group.coordinator.rebalance.protocols` offers the consumer protocol (KIP-848):
     /// without it ConsumerGroupHeartbeat and ConsumerGroupDescribe are UNSUPPORTED_VERSION.
     pub fn consumer_protocol_enabled(&self) -> bool {
@@ -1080,6 +1079,7 @@ impl KafkaConfig {
             .any(|p| p == "consumer")
     }
 
+    /// A LIST key's elements (empty when unset).
     pub fn get_list(&self, name: &str) -> Vec<String> {
         match self.value(name) {
             Some(Value::List(l)) => l,

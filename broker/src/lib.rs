@@ -31,6 +31,7 @@ pub mod http;
 pub mod inter_node_client;
 pub mod lifecycle;
 pub mod log_read;
+pub mod log_tasks;
 pub mod lost_leaders;
 pub mod metrics;
 pub mod network;

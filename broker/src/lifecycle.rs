@@ -181,7 +181,14 @@ impl BrokerLifecycleManager {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let timeout = self.initial_registration_timeout;
-        match tokio::time::timeout(timeout, self.register(&mut log, &mut shutdown)).await {
+        // A stop asked for while an attempt is in flight ends the wait at once: no timeout
+        // to report then.
+        let mut stop = shutdown.clone();
+        let registered = tokio::select! {
+            r = tokio::time::timeout(timeout, self.register(&mut log, &mut shutdown)) => r,
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        match registered {
             Ok(true) => {}
             Ok(false) => return,
             Err(_) => {

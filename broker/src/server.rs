@@ -709,58 +709,26 @@ impl KafkaServer {
             &mut tasks,
             &mut bound,
         );
-        // Retention (with producer expiry) and the three checkpoints, each on its own
-        // interval as in Kafka, on blocking threads.
+        // Retention (with producer expiry), rolled-segment flushes and the three checkpoints,
+        // each on its own period (`log_tasks`).
         {
-            use rafka_storage::log_manager::CheckpointKind;
-            let lm = log_manager.clone();
             let c = &settings.kafka_config;
-            lm.set_producer_id_expiration_ms(i64::from(c.producer_id_expiration_ms()));
-            let every = |ms: i64| Duration::from_millis(ms.max(1) as u64);
-            let retention = settings.retention_check_interval;
-            let checkpoints = [
-                (
-                    CheckpointKind::HighWatermarks,
-                    every(c.replica_high_watermark_checkpoint_interval_ms()),
+            log_manager.set_producer_id_expiration_ms(i64::from(c.producer_id_expiration_ms()));
+            let periods = crate::log_tasks::LogTaskPeriods {
+                retention_check_ms: settings.retention_check_interval.as_millis() as i64,
+                high_watermark_checkpoint_ms: c.replica_high_watermark_checkpoint_interval_ms(),
+                recovery_point_checkpoint_ms: i64::from(
+                    c.log_flush_offset_checkpoint_interval_ms(),
                 ),
-                (
-                    CheckpointKind::RecoveryPoints,
-                    every(i64::from(c.log_flush_offset_checkpoint_interval_ms())),
+                log_start_offset_checkpoint_ms: i64::from(
+                    c.log_flush_start_offset_checkpoint_interval_ms(),
                 ),
-                (
-                    CheckpointKind::LogStartOffsets,
-                    every(i64::from(c.log_flush_start_offset_checkpoint_interval_ms())),
-                ),
-            ];
-            let mut shutdown = shutdown_rx.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut r = tokio::time::interval(retention);
-                let mut ticks = checkpoints.map(|(kind, d)| (kind, tokio::time::interval(d)));
-                loop {
-                    let [(hw, hw_tick), (rp, rp_tick), (so, so_tick)] = &mut ticks;
-                    let kind = tokio::select! {
-                        _ = r.tick() => None,
-                        _ = hw_tick.tick() => Some(*hw),
-                        _ = rp_tick.tick() => Some(*rp),
-                        _ = so_tick.tick() => Some(*so),
-                        _ = shutdown.changed() => return,
-                    };
-                    let lm = lm.clone();
-                    let _ = tokio::task::spawn_blocking(move || match kind {
-                        None => {
-                            if let Err(e) = lm.cleanup_logs(now_ms()) {
-                                tracing::error!(error = %e, "retention pass failed");
-                            }
-                        }
-                        Some(kind) => {
-                            if let Err(e) = lm.checkpoint_only(&[kind]) {
-                                tracing::error!(error = %e, checkpoint = kind.file_name(), "checkpoint failed");
-                            }
-                        }
-                    })
-                    .await;
-                }
-            }));
+            };
+            tasks.push(tokio::spawn(crate::log_tasks::run(
+                log_manager.clone(),
+                periods,
+                shutdown_rx.clone(),
+            )));
         }
         // The log cleaner: one pass over the compacted logs every `log.cleaner.backoff.ms`, on a
         // blocking thread (it reads and writes whole segments; each log's lock is taken only to

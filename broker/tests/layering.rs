@@ -26,6 +26,7 @@ const LAYERS: &[&str] = &[
     "partition",
     "lifecycle",
     "log_read",
+    "log_tasks",
     "controller_channel",
     "purgatory",
     "metrics",

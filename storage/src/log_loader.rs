@@ -193,6 +193,19 @@ impl LogLoader<'_> {
             .next()
             .expect("invariant: a log has a segment");
         log.log_start_offset = log.log_start_offset.max(first_base);
+        if log.log_start_offset > log.log_end_offset {
+            // No log starts past its own end: a checkpoint written for another incarnation
+            // of this partition (deleted and created again) or damaged. The segments say
+            // where it starts.
+            tracing::warn!(
+                topic = %self.topic_partition.topic,
+                partition = self.topic_partition.partition,
+                checkpointed = log.log_start_offset,
+                log_end_offset = log.log_end_offset,
+                "the checkpointed log start offset is past the log's end: ignored"
+            );
+            log.log_start_offset = first_base;
+        }
         log.recovery_point = log
             .recovery_point
             .clamp(log.log_start_offset, log.log_end_offset);

@@ -36,7 +36,7 @@ pub use crate::shared_log::{lock_log, share_log, LogGuard, SharedLog};
 use crate::unified_log::{LogCheckpoints, UnifiedLog};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
@@ -157,6 +157,10 @@ pub struct LogManager {
     threads: usize,
     /// `producer.id.expiration.ms`: the retention pass forgets producers idle this long.
     producer_id_expiration_ms: AtomicI64,
+    /// A log was deleted since the checkpoints were last written: they still hold its offsets,
+    /// which a log created under the same name must not inherit after a crash (see
+    /// [`LogManager::forget_deleted_in_checkpoints`]).
+    deleted_since_checkpoint: AtomicBool,
 }
 
 impl LogManager {
@@ -323,6 +327,7 @@ impl LogManager {
             budget,
             threads,
             producer_id_expiration_ms: AtomicI64::new(DEFAULT_PRODUCER_ID_EXPIRATION_MS),
+            deleted_since_checkpoint: AtomicBool::new(false),
         })
     }
 
@@ -353,6 +358,7 @@ impl LogManager {
         if let Some(existing) = self.existing_log(tp) {
             return existing;
         }
+        self.forget_deleted_in_checkpoints();
         let dir = self.next_dirs(1).remove(0);
         let path = dir.join(tp.dir_name());
         let log = UnifiedLog::open_with_budget(
@@ -388,6 +394,9 @@ impl LogManager {
                 new.push(i);
             }
             results.push(existing);
+        }
+        if !new.is_empty() {
+            self.forget_deleted_in_checkpoints();
         }
         let jobs: Vec<(usize, PathBuf)> = new.into_iter().zip(self.next_dirs(logs.len())).collect();
         let created = parallel_map(&jobs, self.threads, |(i, dir)| {
@@ -527,6 +536,7 @@ impl LogManager {
                 }
             }
         };
+        self.deleted_since_checkpoint.store(true, Ordering::Relaxed);
         let to = parent.join(delete_dir_name(tp, unique_id()));
         self.fs.rename(&from, &to).at(&from)?;
         self.fs.sync_dir(&parent).at(&parent)?;
@@ -586,11 +596,12 @@ impl LogManager {
         self.checkpoint_only(&CheckpointKind::ALL)
     }
 
-    /// Writes the `kinds` of checkpoint of every directory, after the flushes rolls left (run
-    /// whichever is written: a rolled segment is synced soon after its roll, whatever the
-    /// recovery-point interval).
+    /// Writes the `kinds` of checkpoint of every directory; the recovery points after the
+    /// flushes rolls left (so that they include them).
     pub fn checkpoint_only(&self, kinds: &[CheckpointKind]) -> Result<()> {
-        self.flush_rolled_segments()?;
+        if kinds.contains(&CheckpointKind::RecoveryPoints) {
+            self.flush_rolled_segments()?;
+        }
         for (dir, logs) in self.logs_by_dir() {
             let mut offsets: Vec<BTreeMap<TopicPartition, i64>> =
                 vec![BTreeMap::new(); kinds.len()];
@@ -626,6 +637,22 @@ impl LogManager {
             log.remove_expired_producers(now_ms, expiration_ms);
         }
         Ok(n)
+    }
+
+    /// Before a log is created: if one was deleted since the checkpoints were written, writes
+    /// them now, without it. Otherwise a partition deleted and created again under the same
+    /// name, then a crash before the next scheduled write, would load the new log with the old
+    /// one's recovery point, log start offset and high watermark (Kafka rewrites a directory's
+    /// checkpoints right after a deletion for the same reason). Once per deletion burst, not
+    /// once per log. A failed write is logged and tried again at the next creation.
+    fn forget_deleted_in_checkpoints(&self) {
+        if !self.deleted_since_checkpoint.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        if let Err(e) = self.checkpoint_only(&CheckpointKind::ALL) {
+            self.deleted_since_checkpoint.store(true, Ordering::Relaxed);
+            tracing::warn!(error = %e, "could not rewrite the checkpoints after a log deletion");
+        }
     }
 
     /// `producer.id.expiration.ms` (Kafka's default until set; at least 1 ms).
@@ -1040,5 +1067,79 @@ mod tests {
         assert!(!lm.delete_log(&tp).expect("nothing to delete"));
         assert!(fs.is_dir(&meta), "left alone");
         assert!(lm.partitions().is_empty(), "not created");
+    }
+
+    /// A partition deleted and created again under the same name, then the process killed
+    /// before any scheduled checkpoint: the new log does not inherit the old one's offsets —
+    /// the creation rewrote the checkpoints without it — and a checkpointed log start offset
+    /// past a log's end (an older file, or a damaged one) is ignored rather than panicking
+    /// the load.
+    #[test]
+    fn a_recreated_partition_does_not_inherit_the_deleted_ones_checkpoints() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let open = || {
+            LogManager::open(
+                Arc::new(crate::fs::DiskFs),
+                &[dir.path().to_path_buf()],
+                &|_| LogConfig::default(),
+                0,
+            )
+            .expect("the node opens")
+        };
+        let tp = TopicPartition::new("again", 0);
+        let lm = open();
+        let log = lm
+            .get_or_create_log(&tp, LogConfig::default(), 0)
+            .expect("log");
+        {
+            let mut log = lock_log(&log);
+            for _ in 0..5 {
+                log.append_as_leader(&batch(), 0, 0).expect("append");
+            }
+            log.set_high_watermark(5);
+            log.increment_log_start_offset(4).expect("DeleteRecords");
+        }
+        lm.checkpoint().expect("checkpoint");
+        let read = |name: &str| {
+            OffsetCheckpointFile::new(Arc::new(crate::fs::DiskFs), dir.path().join(name))
+                .read()
+                .expect("read")
+                .get(&tp)
+                .copied()
+        };
+        assert_eq!(read(LOG_START_OFFSET_CHECKPOINT), Some(4));
+        assert!(lm.delete_log(&tp).expect("delete"));
+        let again = lm
+            .get_or_create_log(&tp, LogConfig::default(), 0)
+            .expect("again");
+        lock_log(&again)
+            .append_as_leader(&batch(), 0, 0)
+            .expect("append");
+        assert_eq!(
+            read(LOG_START_OFFSET_CHECKPOINT),
+            None,
+            "rewritten without it"
+        );
+        assert_eq!(read(REPLICATION_OFFSET_CHECKPOINT), None);
+        drop((again, log, lm)); // a crash: no clean shutdown, no checkpoint
+        let lm = open();
+        let log = lm.get_log(&tp).expect("loaded");
+        assert_eq!(lock_log(&log).log_start_offset(), 0);
+        assert_eq!(lock_log(&log).log_end_offset(), 1);
+        // A damaged or older file naming a start past the end: ignored.
+        lm.shutdown(0).expect("shutdown");
+        drop((log, lm));
+        let mut stale = BTreeMap::new();
+        stale.insert(tp.clone(), 40);
+        OffsetCheckpointFile::new(
+            Arc::new(crate::fs::DiskFs),
+            dir.path().join(LOG_START_OFFSET_CHECKPOINT),
+        )
+        .write(&stale)
+        .expect("write");
+        let lm = open();
+        let log = lm.get_log(&tp).expect("loaded");
+        assert_eq!(lock_log(&log).log_start_offset(), 0);
+        assert_eq!(lock_log(&log).log_end_offset(), 1);
     }
 }

@@ -35,11 +35,13 @@ const IGNORED_THREADS: &str = "accepted and ignored: rafka runs one tokio runtim
      threads serve every connection and request; size it with TOKIO_WORKER_THREADS";
 const IGNORED: &str = "accepted and ignored";
 const KERBEROS: &str = "accepted and ignored: rafka does not support SASL/GSSAPI (Kerberos)";
-const IGNORED_QUORUM_TIMINGS: &str = "accepted and ignored: rafka's quorum (openraft) holds an \
-     election 150-300 ms after a voter last heard the leader, whose heartbeats come every 50 ms \
-     (Kafka's 1-2 s defaults outlast JVM pauses rafka does not have)";
+const IGNORED_QUORUM_TIMINGS: &str = "accepted and ignored: rafka's quorum (openraft) sends \
+     heartbeats every 50 ms; a voter that follows a leader campaigns 350-500 ms after the \
+     leader's last append to it (a 300 ms lease, a heartbeat, a random part), one that knows \
+     no leader after 150-300 ms (Kafka's 1-2 s defaults outlast JVM pauses rafka does not have)";
 const IGNORED_SNAPSHOTS: &str = "accepted and ignored: rafka snapshots the metadata image every \
-     10,000 records and purges the log behind the snapshot, keeping the last 1,000";
+     10,000 Raft log entries (each a batch of records) and purges the log behind the snapshot, \
+     keeping the last 1,000 entries";
 const NOT_LIVE: &str = "dynamic in Kafka; read-only in rafka (changes need a restart)";
 
 const SECURITY_PROTOCOLS: &[&str] = &["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
@@ -246,7 +248,7 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
     k("metadata.max.idle.interval.ms", T::Int, Some("500"), I::Low,
         "How often the active controller appends a no-op record to the metadata log (0 disables).")
         .check(V::AtLeast(0))
-        .note("accepted and ignored: the quorum shows it is alive by Raft heartbeats every 50 ms; no no-op records are written"),
+        .note("accepted and ignored: the quorum shows it is alive by Raft heartbeats every 50 ms; no periodic no-op records (one when a controller becomes active)"),
     k("eligible.leader.replicas.enable", T::Boolean, Some("false"), I::High,
         "Enable eligible leader replicas (KIP-966).")
         .note("accepted; rafka does not implement ELR and elects from the ISR"),
@@ -477,15 +479,18 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
     k("compression.gzip.level", T::Int, Some("-1"), I::Medium,
         "The broker default of compression.gzip.level.")
         .check(V::Custom(check_gzip_level))
-        .cluster_wide(),
+        .cluster_wide()
+        .note("accepted and ignored: batches are stored as the producer compressed them, so no level applies"),
     k("compression.lz4.level", T::Int, Some("9"), I::Medium,
         "The broker default of compression.lz4.level.")
         .check(V::Between(1, 17))
-        .cluster_wide(),
+        .cluster_wide()
+        .note("accepted and ignored: batches are stored as the producer compressed them, so no level applies"),
     k("compression.zstd.level", T::Int, Some("3"), I::Medium,
         "The broker default of compression.zstd.level.")
         .check(V::Between(-131072, 22))
-        .cluster_wide(),
+        .cluster_wide()
+        .note("accepted and ignored: batches are stored as the producer compressed them, so no level applies"),
     k("controlled.shutdown.enable", T::Boolean, Some("true"), I::Medium,
         "Move leadership away from the broker before it shuts down."),
     k("controlled.shutdown.max.retries", T::Int, Some("3"), I::Medium,
@@ -598,10 +603,12 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         .cluster_wide(),
     k("log.preallocate", T::Boolean, Some("false"), I::Medium,
         "Preallocate segment files (preallocate).")
-        .cluster_wide(),
+        .cluster_wide()
+        .note("accepted and ignored: segment files are not preallocated"),
     k("log.message.format.version", T::String, Some("3.0-IV1"), I::Medium,
         "Deprecated; ignored from inter-broker protocol 3.0 on (records are always v2).")
-        .check(V::Custom(check_metadata_version)),
+        .check(V::Custom(check_metadata_version))
+        .note("accepted and ignored (gone in Kafka 4.0): batches are stored in the format the producer sent"),
     k("log.message.timestamp.type", T::String, Some("CreateTime"), I::Medium,
         "Whether record timestamps are the producer's (CreateTime) or the append time (LogAppendTime).")
         .check(V::OneOf(&["CreateTime", "LogAppendTime"]))
@@ -609,7 +616,8 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
     k("log.message.timestamp.difference.max.ms", T::Long, Some(LONG_MAX), I::Medium,
         "Deprecated: the largest allowed difference between a CreateTime timestamp and the broker's time.")
         .check(V::AtLeast(0))
-        .cluster_wide(),
+        .cluster_wide()
+        .note("accepted and ignored (gone in Kafka 4.0): log.message.timestamp.before.max.ms and .after.max.ms bound timestamps"),
     k("log.message.timestamp.before.max.ms", T::Long, Some(LONG_MAX), I::Medium,
         "How far in the past a CreateTime timestamp may be (message.timestamp.before.max.ms).")
         .check(V::AtLeast(0))
@@ -621,7 +629,8 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
         .cluster_wide(),
     k("log.message.downconversion.enable", T::Boolean, Some("true"), I::Low,
         "Whether old-format fetch requests get down-converted records.")
-        .cluster_wide(),
+        .cluster_wide()
+        .note("accepted and ignored (gone in Kafka 4.0): records are never converted to an older format for a fetch"),
     k("log.dir.failure.timeout.ms", T::Long, Some("30000"), I::Low,
         "How long a broker with a failed log directory waits before shutting down.")
         .check(V::AtLeast(1))
@@ -629,11 +638,13 @@ pub static BROKER_CONFIGS: &[ConfigKey] = &[
     k("log.local.retention.ms", T::Long, Some("-2"), I::Medium,
         "Local retention with tiered storage (-2: retention.ms).")
         .check(V::AtLeast(-2))
-        .cluster_wide(),
+        .cluster_wide()
+        .note("accepted and ignored: without tiered storage there is no local part to retain"),
     k("log.local.retention.bytes", T::Long, Some("-2"), I::Medium,
         "Local retention size with tiered storage (-2: retention.bytes).")
         .check(V::AtLeast(-2))
-        .cluster_wide(),
+        .cluster_wide()
+        .note("accepted and ignored: without tiered storage there is no local part to retain"),
     k("remote.log.storage.system.enable", T::Boolean, Some("false"), I::Medium,
         "Enable tiered storage on this broker.")
         .check(V::Custom(|v| {
