@@ -267,30 +267,7 @@ fn init_producer_id_gives_distinct_ids_and_describe_producers_shows_them() {
             .expect("send");
     }
     producer.flush(Duration::from_secs(20)).expect("flush");
-    let r = raw_request(
-        node.addr(),
-        0,
-        RequestKind::DescribeProducers(DescribeProducersRequest {
-            topics: vec![
-                TopicRequest {
-                    name: topic.into(),
-                    partition_indexes: vec![0],
-                    ..Default::default()
-                },
-                TopicRequest {
-                    name: "no-such-topic".into(),
-                    partition_indexes: vec![0],
-                    ..Default::default()
-                },
-            ],
-            ..Default::default()
-        }),
-        Duration::from_secs(10),
-    )
-    .expect("DescribeProducers");
-    let ResponseKind::DescribeProducers(r) = r else {
-        panic!("{r:?}")
-    };
+    let r = describe_producers(node, &[topic, "no-such-topic"]);
     let p = &r.topics[0].partitions[0];
     assert_eq!(p.error_code, 0);
     assert_eq!(p.active_producers.len(), 1, "{p:?}");
@@ -306,17 +283,23 @@ fn init_producer_id_gives_distinct_ids_and_describe_producers_shows_them() {
     );
 }
 
-/// The producers DescribeProducers lists for `topic`-0 on `node`.
-fn active_producers(node: &common::Node, topic: &str) -> Vec<i64> {
+/// DescribeProducers v0 for partition 0 of each of `topics`, asked of `node`.
+fn describe_producers(
+    node: &common::Node,
+    topics: &[&str],
+) -> rafka_protocol::messages::DescribeProducersResponse {
     let r = raw_request(
         node.addr(),
         0,
         RequestKind::DescribeProducers(DescribeProducersRequest {
-            topics: vec![TopicRequest {
-                name: topic.into(),
-                partition_indexes: vec![0],
-                ..Default::default()
-            }],
+            topics: topics
+                .iter()
+                .map(|t| TopicRequest {
+                    name: (*t).into(),
+                    partition_indexes: vec![0],
+                    ..Default::default()
+                })
+                .collect(),
             ..Default::default()
         }),
         Duration::from_secs(10),
@@ -325,6 +308,12 @@ fn active_producers(node: &common::Node, topic: &str) -> Vec<i64> {
     let ResponseKind::DescribeProducers(r) = r else {
         panic!("{r:?}")
     };
+    r
+}
+
+/// The producers DescribeProducers lists for `topic`-0 on `node`.
+fn active_producers(node: &common::Node, topic: &str) -> Vec<i64> {
+    let r = describe_producers(node, &[topic]);
     let p = &r.topics[0].partitions[0];
     assert_eq!(p.error_code, 0, "{p:?}");
     p.active_producers.iter().map(|s| s.producer_id).collect()

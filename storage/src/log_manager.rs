@@ -809,6 +809,17 @@ mod tests {
     use bytes::Bytes;
     use rafka_protocol::record_batch::RecordBatchBuilder;
 
+    /// A node's logs in `dir`, on the real file system, every topic with the default config.
+    fn open_on_disk(dir: &Path) -> LogManager {
+        LogManager::open(
+            Arc::new(crate::fs::DiskFs),
+            &[dir.to_path_buf()],
+            &|_| LogConfig::default(),
+            0,
+        )
+        .expect("the node opens")
+    }
+
     fn batch() -> Bytes {
         let mut b = RecordBatchBuilder::new(0);
         b.append(0, Some(b"k"), Some(&[7; 100]), &[])
@@ -858,15 +869,7 @@ mod tests {
     #[test]
     fn a_log_that_cannot_be_opened_is_offline_alone() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let open = || {
-            LogManager::open(
-                Arc::new(crate::fs::DiskFs),
-                &[dir.path().to_path_buf()],
-                &|_| LogConfig::default(),
-                0,
-            )
-            .expect("the node opens")
-        };
+        let open = || open_on_disk(dir.path());
         let (bad, good) = (
             TopicPartition::new("bad", 0),
             TopicPartition::new("good", 0),
@@ -1077,15 +1080,7 @@ mod tests {
     #[test]
     fn a_recreated_partition_does_not_inherit_the_deleted_ones_checkpoints() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let open = || {
-            LogManager::open(
-                Arc::new(crate::fs::DiskFs),
-                &[dir.path().to_path_buf()],
-                &|_| LogConfig::default(),
-                0,
-            )
-            .expect("the node opens")
-        };
+        let open = || open_on_disk(dir.path());
         let tp = TopicPartition::new("again", 0);
         let lm = open();
         let log = lm

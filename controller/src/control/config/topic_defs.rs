@@ -36,6 +36,14 @@ const fn t(
     }
 }
 
+impl TopicKey {
+    /// With rafka's note (see [`ConfigKey::note`]).
+    const fn note(mut self, note: &'static str) -> TopicKey {
+        self.key = self.key.note(note);
+        self
+    }
+}
+
 /// The smallest `segment.bytes` (and `log.segment.bytes`): 1 MiB, Kafka 4.0's floor (KIP-1030).
 /// Below it a client could make the broker roll, and so create files, at every append.
 pub const MIN_SEGMENT_BYTES: i64 = 1024 * 1024;
@@ -98,16 +106,19 @@ pub static TOPIC_CONFIGS: &[TopicKey] = &[
         "delete (remove old segments by time or size), compact (keep the latest value per key), or both."),
     t("compression.gzip.level", T::Int, Some("-1"), V::Custom(check_gzip_level),
         &[("compression.gzip.level", C::Same)],
-        "The gzip level used when compression.type is gzip."),
+        "The gzip level used when compression.type is gzip.")
+        .note("accepted and ignored: batches are stored as the producer compressed them, so no level applies"),
     t("compression.lz4.level", T::Int, Some("9"), V::Between(1, 17),
         &[("compression.lz4.level", C::Same)],
-        "The lz4 level used when compression.type is lz4."),
+        "The lz4 level used when compression.type is lz4.")
+        .note("accepted and ignored: batches are stored as the producer compressed them, so no level applies"),
     t("compression.type", T::String, Some("producer"), V::OneOf(COMPRESSION_TYPES),
         &[("compression.type", C::Same)],
         "The final compression of the topic's data; producer keeps what the producer sent."),
     t("compression.zstd.level", T::Int, Some("3"), V::Between(-131072, 22),
         &[("compression.zstd.level", C::Same)],
-        "The zstd level used when compression.type is zstd."),
+        "The zstd level used when compression.type is zstd.")
+        .note("accepted and ignored: batches are stored as the producer compressed them, so no level applies"),
     t("delete.retention.ms", T::Long, Some("86400000"), V::AtLeast(0),
         &[("log.cleaner.delete.retention.ms", C::Same)],
         "How long tombstones are kept in a compacted topic."),
@@ -122,19 +133,23 @@ pub static TOPIC_CONFIGS: &[TopicKey] = &[
         "The longest a message stays unflushed (the default leaves it to the OS)."),
     t("follower.replication.throttled.replicas", T::List, Some(""), V::Custom(check_throttled_replicas),
         &[],
-        "Replicas throttled on the follower side: partitionId:brokerId entries or *."),
+        "Replicas throttled on the follower side: partitionId:brokerId entries or *.")
+        .note("accepted and ignored: replication is not throttled"),
     t("index.interval.bytes", T::Int, Some("4096"), V::AtLeast(0),
         &[("log.index.interval.bytes", C::Same)],
         "The bytes of log between two offset-index entries."),
     t("leader.replication.throttled.replicas", T::List, Some(""), V::Custom(check_throttled_replicas),
         &[],
-        "Replicas throttled on the leader side: partitionId:brokerId entries or *."),
+        "Replicas throttled on the leader side: partitionId:brokerId entries or *.")
+        .note("accepted and ignored: replication is not throttled"),
     t("local.retention.bytes", T::Long, Some("-2"), V::AtLeast(-2),
         &[("log.local.retention.bytes", C::Same)],
-        "Local size retention with tiered storage (-2: retention.bytes)."),
+        "Local size retention with tiered storage (-2: retention.bytes).")
+        .note("accepted and ignored: without tiered storage there is no local part to retain"),
     t("local.retention.ms", T::Long, Some("-2"), V::AtLeast(-2),
         &[("log.local.retention.ms", C::Same)],
-        "Local time retention with tiered storage (-2: retention.ms)."),
+        "Local time retention with tiered storage (-2: retention.ms).")
+        .note("accepted and ignored: without tiered storage there is no local part to retain"),
     t("max.compaction.lag.ms", T::Long, Some(LONG_MAX), V::AtLeast(1),
         &[("log.cleaner.max.compaction.lag.ms", C::Same)],
         "The maximum time a record stays ineligible for compaction."),
@@ -143,10 +158,12 @@ pub static TOPIC_CONFIGS: &[TopicKey] = &[
         "The largest record batch size the topic accepts."),
     t("message.downconversion.enable", T::Boolean, Some("true"), V::Any,
         &[("log.message.downconversion.enable", C::Same)],
-        "Whether old-format fetch requests get down-converted records."),
+        "Whether old-format fetch requests get down-converted records.")
+        .note("accepted and ignored (gone in Kafka 4.0): records are never converted to an older format for a fetch"),
     t("message.format.version", T::String, Some("3.0-IV1"), V::Any,
         &[("log.message.format.version", C::Same)],
-        "Deprecated; ignored from inter-broker protocol 3.0 on."),
+        "Deprecated; ignored from inter-broker protocol 3.0 on.")
+        .note("accepted and ignored (gone in Kafka 4.0): batches are stored in the format the producer sent"),
     // Kafka 4.0's default (KIP-1030): one hour.
     t("message.timestamp.after.max.ms", T::Long, Some("3600000"), V::AtLeast(0),
         &[("log.message.timestamp.after.max.ms", C::Same)],
@@ -156,7 +173,8 @@ pub static TOPIC_CONFIGS: &[TopicKey] = &[
         "How far in the past a CreateTime timestamp may be."),
     t("message.timestamp.difference.max.ms", T::Long, Some(LONG_MAX), V::AtLeast(0),
         &[("log.message.timestamp.difference.max.ms", C::Same)],
-        "Deprecated: the largest allowed difference between a CreateTime timestamp and the broker's time."),
+        "Deprecated: the largest allowed difference between a CreateTime timestamp and the broker's time.")
+        .note("accepted and ignored (gone in Kafka 4.0): message.timestamp.before.max.ms and .after.max.ms bound timestamps"),
     t("message.timestamp.type", T::String, Some("CreateTime"), V::OneOf(&["CreateTime", "LogAppendTime"]),
         &[("log.message.timestamp.type", C::Same)],
         "CreateTime keeps the producer's timestamps; LogAppendTime stamps batches on append."),
@@ -171,16 +189,20 @@ pub static TOPIC_CONFIGS: &[TopicKey] = &[
         "The replicas that must acknowledge an acks=all write, or it fails with NOT_ENOUGH_REPLICAS."),
     t("preallocate", T::Boolean, Some("false"), V::Any,
         &[("log.preallocate", C::Same)],
-        "Preallocate the file of a new segment."),
+        "Preallocate the file of a new segment.")
+        .note("accepted and ignored: segment files are not preallocated"),
     t("remote.log.copy.disable", T::Boolean, Some("false"), V::Any,
         &[],
-        "Stop copying segments to remote storage (tiered storage)."),
+        "Stop copying segments to remote storage (tiered storage).")
+        .note("accepted and ignored: rafka has no tiered storage"),
     t("remote.log.delete.on.disable", T::Boolean, Some("false"), V::Any,
         &[],
-        "Delete remote data when tiered storage is turned off for the topic."),
+        "Delete remote data when tiered storage is turned off for the topic.")
+        .note("accepted and ignored: rafka has no tiered storage"),
     t("remote.storage.enable", T::Boolean, Some("false"), V::Custom(check_no_remote_storage),
         &[],
-        "Enable tiered storage for the topic (not supported by rafka)."),
+        "Enable tiered storage for the topic (not supported by rafka).")
+        .note("accepted only as false: rafka has no tiered storage"),
     t("retention.bytes", T::Long, Some("-1"), V::Any,
         &[("log.retention.bytes", C::Same)],
         "The size a partition's log may grow to before old segments are deleted (-1: unbounded)."),
