@@ -180,12 +180,6 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
         heartbeat_interval: Duration::from_millis(
             config.broker_heartbeat_interval_ms().max(10) as u64
         ),
-        retention_check_interval: Duration::from_millis(
-            config
-                .get::<i64>("log.retention.check.interval.ms")
-                .unwrap_or(300_000)
-                .max(100) as u64,
-        ),
         http: HttpConfig::from_kafka_config(&config),
         kafka_config: Arc::new(config.clone()),
     })

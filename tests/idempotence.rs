@@ -253,12 +253,7 @@ fn init_producer_id_gives_distinct_ids_and_describe_producers_shows_them() {
     // An idempotent producer, then DescribeProducers.
     let topic = "described";
     create_topic(&admin(&cluster.bootstrap()), node, topic, 1, &[]);
-    let producer: ThreadedProducer<Ctx> = ClientConfig::new()
-        .set("bootstrap.servers", cluster.bootstrap())
-        .set("broker.address.family", "v4")
-        .set("enable.idempotence", "true")
-        .create_with_context(Ctx(Arc::default()))
-        .expect("producer");
+    let producer = idempotent_producer(&cluster.bootstrap());
     for i in 0..10 {
         let v = i.to_string();
         producer
@@ -281,6 +276,16 @@ fn init_producer_id_gives_distinct_ids_and_describe_producers_shows_them() {
         r.topics[1].partitions[0].error_code, 3,
         "UNKNOWN_TOPIC_OR_PARTITION"
     );
+}
+
+/// A librdkafka producer with `enable.idempotence` and this file's delivery context.
+fn idempotent_producer(bootstrap: &str) -> ThreadedProducer<Ctx> {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4")
+        .set("enable.idempotence", "true")
+        .create_with_context(Ctx(Arc::default()))
+        .expect("producer")
 }
 
 /// DescribeProducers v0 for partition 0 of each of `topics`, asked of `node`.
@@ -333,12 +338,7 @@ fn an_idle_producers_state_expires_after_producer_id_expiration_ms() {
     let node = &cluster.nodes[0];
     let topic = "expiring";
     create_topic(&admin(&cluster.bootstrap()), node, topic, 1, &[]);
-    let producer: ThreadedProducer<Ctx> = ClientConfig::new()
-        .set("bootstrap.servers", cluster.bootstrap())
-        .set("broker.address.family", "v4")
-        .set("enable.idempotence", "true")
-        .create_with_context(Ctx(Arc::default()))
-        .expect("producer");
+    let producer = idempotent_producer(&cluster.bootstrap());
     // Before the send: the record's timestamp, from which the idle time counts, is taken then.
     let sent = std::time::Instant::now();
     producer

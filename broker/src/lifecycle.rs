@@ -178,14 +178,14 @@ impl BrokerLifecycleManager {
         self: Arc<Self>,
         mut log: watch::Receiver<Arc<MetadataImage>>,
         metadata: watch::Receiver<Arc<MetadataImage>>,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
     ) {
         let timeout = self.initial_registration_timeout;
-        // A stop asked for while an attempt is in flight ends the wait at once: no timeout
-        // to report then.
+        // A stop ends the registration at once, an attempt in flight or not: no timeout to
+        // report then.
         let mut stop = shutdown.clone();
         let registered = tokio::select! {
-            r = tokio::time::timeout(timeout, self.register(&mut log, &mut shutdown)) => r,
+            r = tokio::time::timeout(timeout, self.register(&mut log)) => r,
             _ = stop.wait_for(|s| *s) => return,
         };
         match registered {
@@ -227,13 +227,9 @@ impl BrokerLifecycleManager {
         }
     }
 
-    /// Registers this incarnation, retrying until the controller accepts it; false if told to
-    /// shut down (or the log is gone) first.
-    async fn register(
-        &self,
-        log: &mut watch::Receiver<Arc<MetadataImage>>,
-        shutdown: &mut watch::Receiver<bool>,
-    ) -> bool {
+    /// Registers this incarnation, retrying until the controller accepts it; false if the
+    /// metadata log is gone first. The caller ends it on shutdown.
+    async fn register(&self, log: &mut watch::Receiver<Arc<MetadataImage>>) -> bool {
         // The cluster id comes from the log: wait for the first active controller to write it.
         // A broker that is not a voter sees the log only once registered (it follows it as a
         // learner): when it has no id yet it registers without one and adopts the cluster's.
@@ -245,15 +241,11 @@ impl BrokerLifecycleManager {
             if learner {
                 break String::new();
             }
-            tokio::select! {
-                r = log.changed() => if r.is_err() { return false; },
-                _ = shutdown.changed() => return false,
+            if log.changed().await.is_err() {
+                return false;
             }
         };
         loop {
-            if *shutdown.borrow() {
-                return false;
-            }
             let req = BrokerRegistrationRequest {
                 broker_id: self.broker_id,
                 cluster_id: cluster_id.clone(),

@@ -93,7 +93,6 @@ pub struct ServerSettings {
     pub num_partitions: i32,
     pub default_replication_factor: i16,
     pub heartbeat_interval: Duration,
-    pub retention_check_interval: Duration,
     /// The HTTP listener (health, metrics, console).
     pub http: crate::http::HttpConfig,
     /// The configuration as loaded. Dynamic broker configs from the metadata log are layered
@@ -715,7 +714,8 @@ impl KafkaServer {
             let c = &settings.kafka_config;
             log_manager.set_producer_id_expiration_ms(i64::from(c.producer_id_expiration_ms()));
             let periods = crate::log_tasks::LogTaskPeriods {
-                retention_check_ms: settings.retention_check_interval.as_millis() as i64,
+                // At least 100 ms: a smaller period would spin the retention pass.
+                retention_check_ms: c.log_retention_check_interval_ms().max(100),
                 high_watermark_checkpoint_ms: c.replica_high_watermark_checkpoint_interval_ms(),
                 recovery_point_checkpoint_ms: i64::from(
                     c.log_flush_offset_checkpoint_interval_ms(),

@@ -832,13 +832,7 @@ mod tests {
     #[test]
     fn a_partition_of_a_249_character_topic_is_created_and_deleted() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let lm = LogManager::open(
-            Arc::new(crate::fs::DiskFs),
-            &[dir.path().to_path_buf()],
-            &|_| LogConfig::default(),
-            0,
-        )
-        .expect("open");
+        let lm = open_on_disk(dir.path());
         let tp = TopicPartition::new("t".repeat(249), 12_345);
         let log = lm
             .get_or_create_log(&tp, LogConfig::default(), 0)
