@@ -72,6 +72,24 @@ fn not_leader_answers_name_the_leader_and_its_endpoint() {
         deadline.check(|| format!("{topic}: leader and ISR of two: {md:?}"));
         std::thread::sleep(Duration::from_millis(50));
     };
+    // The ISR is full from creation, so node 1's image can show it before the other nodes have
+    // applied the topic; a broker that has not yet seen it rightly answers
+    // UNKNOWN_TOPIC_OR_PARTITION. Wait until every node's own image names this leader.
+    for node in &cluster.nodes {
+        let deadline = Deadline::after(T);
+        loop {
+            let md = metadata(node.addr(), Some(&[topic]), T).expect("metadata");
+            let known = md.topics[0]
+                .partitions
+                .first()
+                .is_some_and(|p| (p.leader_id, p.leader_epoch) == (leader, epoch));
+            if known {
+                break;
+            }
+            deadline.check(|| format!("{topic} at {}: leader {leader}: {md:?}", node.addr()));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
     let leader_port = i32::from(cluster.node(leader).port);
     let at_follower = cluster.node(follower).addr();
 
