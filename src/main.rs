@@ -281,12 +281,21 @@ fn main() {
         for (name, addr) in &server.bound {
             tracing::info!(listener = %name, %addr, "serving");
         }
-        tokio::select! {
-            _ = wait_for_signal() => {}
-            why = server.failed() => fail(&why),
+        let fatal = tokio::select! {
+            _ = wait_for_signal() => None,
+            why = server.failed() => Some(why),
+        };
+        // A fatal error still stops in order (logs flushed, checkpoints and the clean-shutdown
+        // marker written), as Kafka's broker shuts down before it exits 1: otherwise the next
+        // start would recover every log.
+        match &fatal {
+            Some(why) => tracing::error!(reason = %why, "cannot go on: shutting down"),
+            None => tracing::info!("shutting down"),
         }
-        tracing::info!("shutting down");
         server.shutdown().await;
+        if let Some(why) = fatal {
+            fail(&why);
+        }
     });
 }
 

@@ -423,6 +423,16 @@ fn a_broker_not_registered_in_time_stops() {
         waited >= Duration::from_millis(1500),
         "gave up after {waited:?}"
     );
+    // It stopped in order (as Kafka's broker shuts down before it exits 1): the next start
+    // need not recover its logs.
+    assert!(
+        cluster.nodes[1]
+            .log_dir()
+            .join(".kafka_cleanshutdown")
+            .is_file(),
+        "no clean-shutdown marker: {}",
+        cluster.nodes[1].log_tail(20)
+    );
     std::fs::write(&properties, original).expect("restore server.properties");
     cluster.nodes[0].start();
     cluster.nodes[1].start();

@@ -607,6 +607,16 @@ fn meta_properties_that_cannot_be_written_stops_the_node() {
         "{line}"
     );
     assert!(!meta.exists(), "no meta.properties was written");
+    // It stopped in order before exiting: logs flushed and the clean-shutdown marker written.
+    assert!(
+        cluster
+            .node(1)
+            .log_dir()
+            .join(".kafka_cleanshutdown")
+            .is_file(),
+        "no clean-shutdown marker: {}",
+        cluster.nodes[0].log_tail(20)
+    );
 
     std::fs::remove_dir(&blocker).expect("remove the blocker");
     cluster.nodes[0].start();

@@ -198,7 +198,6 @@ impl BrokerLifecycleManager {
                     self.broker_id,
                     timeout.as_millis()
                 );
-                tracing::error!("{why}");
                 self.fatal.send_replace(Some(why));
                 return;
             }
