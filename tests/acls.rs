@@ -41,6 +41,7 @@ const PREFIXED: i8 = 4;
 const READ: i8 = 3;
 const WRITE: i8 = 4;
 const CREATE: i8 = 5;
+const DELETE: i8 = 6;
 const DESCRIBE: i8 = 8;
 const ALTER: i8 = 7;
 const DENY: i8 = 2;
@@ -49,6 +50,7 @@ const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
 const GROUP_AUTHORIZATION_FAILED: i16 = 30;
 const CLUSTER_AUTHORIZATION_FAILED: i16 = 31;
 const INVALID_REQUEST: i16 = 42;
+const TOPIC_DELETION_DISABLED: i16 = 73;
 
 /// Who a client connects as, and the client settings that make it so. Today: PLAINTEXT, so
 /// `User:ANONYMOUS`. With SASL this gains `sasl_plain(user, password)` (security.protocol,
@@ -879,4 +881,78 @@ fn without_an_authorizer_everything_is_allowed_and_acl_calls_are_security_disabl
             bits(&[5, 7, 8, 9, 10, 11, 12])
         )
     );
+}
+
+/// With `delete.topic.enable=false` a principal refused DELETE on a topic is told that deletion
+/// is disabled, not that it is unauthorized: Kafka's controller checks the switch before
+/// anything else. Nothing is deleted either way.
+#[test]
+fn deletion_disabled_is_answered_before_authorization() {
+    let cluster = Cluster::start(
+        1,
+        &[
+            ("authorizer.class.name", STANDARD_AUTHORIZER),
+            ("allow.everyone.if.no.acl.found", "true"),
+            ("delete.topic.enable", "false"),
+        ],
+    );
+    let addr = cluster.nodes[0].addr();
+    let me = Principal::anonymous();
+    common::create_topic(
+        &common::admin(&cluster.bootstrap()),
+        &cluster.nodes[0],
+        "guarded",
+        1,
+        &[],
+    );
+    assert_eq!(
+        create_acls(
+            &me,
+            addr,
+            vec![
+                acl(TOPIC, "guarded", LITERAL, me.name, DELETE, DENY),
+                acl(TOPIC, "guarded", LITERAL, me.name, DESCRIBE, DENY),
+            ]
+        ),
+        [0, 0]
+    );
+    // The denials are in force once Metadata refuses the topic.
+    let deadline = Deadline::after(T);
+    while metadata(&me, addr, Some(&["guarded"]))
+        != [("guarded".to_owned(), TOPIC_AUTHORIZATION_FAILED)]
+    {
+        deadline.check(|| "the DENY ACLs never took effect".to_owned());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for (version, code) in [(2, INVALID_REQUEST), (6, TOPIC_DELETION_DISABLED)] {
+        let req = DeleteTopicsRequest {
+            topic_names: if version < 6 {
+                vec!["guarded".to_owned()]
+            } else {
+                Vec::new()
+            },
+            topics: if version < 6 {
+                Vec::new()
+            } else {
+                vec![delete_topics_request::DeleteTopicState {
+                    name: Some("guarded".to_owned()),
+                    ..Default::default()
+                }]
+            },
+            timeout_ms: 5_000,
+            ..Default::default()
+        };
+        match me.raw(addr, version, RequestKind::DeleteTopics(req)) {
+            ResponseKind::DeleteTopics(r) => {
+                let got: Vec<(Option<String>, i16)> = r
+                    .responses
+                    .iter()
+                    .map(|t| (t.name.clone(), t.error_code))
+                    .collect();
+                assert_eq!(got, [(Some("guarded".to_owned()), code)], "v{version}");
+            }
+            other => panic!("not a DeleteTopics response: {other:?}"),
+        }
+    }
+    assert!(cluster.nodes[0].log_dir().join("guarded-0").exists());
 }

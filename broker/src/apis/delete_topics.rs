@@ -1,10 +1,14 @@
 //! DeleteTopics: forwarded to the active controller unchanged (by name before v6, by name or id
-//! from v6; the checks and the `RemoveTopicRecord`s are the controller's). The answer waits
+//! from v6; the checks and the `RemoveTopicRecord`s are the controller's). With this node's
+//! `delete.topic.enable=false` every entry is refused before any other check, authorization
+//! included, as Kafka's `ControllerApis.deleteTopics` (and its ZooKeeper-era `KafkaApis`) does:
+//! an entry the principal may not delete still learns that deletion is off. The answer waits
 //! (within the request's timeout) until this broker's image no longer has the deleted topics,
 //! so their logs are gone here and a client's next Metadata request does not find them.
 
 use super::kafka_apis::KafkaApis;
 use crate::network::RequestContext;
+use rafka_controller::control::topics::deletion_disabled;
 use rafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use rafka_protocol::messages::{
     DeleteTopicsRequest, DeleteTopicsResponse, RequestKind, ResponseKind,
@@ -19,6 +23,9 @@ pub async fn handle(
     version: i16,
     mut req: DeleteTopicsRequest,
 ) -> DeleteTopicsResponse {
+    if !apis.config.delete_topic_enable() {
+        return deletion_disabled(&req, version).response;
+    }
     let before = apis.image();
     let timeout = Duration::from_millis(req.timeout_ms.clamp(0, 60_000) as u64);
     // TOPIC DELETE on each topic (named, or resolved from its id); the refused are answered
