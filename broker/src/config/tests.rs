@@ -1018,6 +1018,18 @@ fn authorizer_keys() {
 /// the typed accessors' declarations or the client crate (whose keys share names with the
 /// broker's).
 fn code_outside_the_table() -> String {
+    code_under(&[
+        "src",
+        "broker/src",
+        "controller/src",
+        "storage/src",
+        "security/src",
+        "protocol/src",
+    ])
+}
+
+/// [`code_outside_the_table`] for the sources under `dirs` (relative to the workspace root).
+fn code_under(dirs: &[&str]) -> String {
     fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
@@ -1035,17 +1047,13 @@ fn code_outside_the_table() -> String {
         .parent()
         .expect("the workspace root");
     let mut files = Vec::new();
-    for dir in [
-        "src",
-        "broker/src",
-        "controller/src",
-        "storage/src",
-        "security/src",
-        "protocol/src",
-    ] {
+    for dir in dirs {
         walk(&root.join(dir), &mut files);
     }
-    assert!(files.len() > 100, "the sources were found: {}", files.len());
+    assert!(
+        files.len() >= dirs.len(),
+        "the sources were found: {dirs:?}"
+    );
     // The key tables (a topic key's broker synonyms are judged by the topic key, below), and
     // the files that only tests compile.
     let not_code = [
@@ -1166,5 +1174,22 @@ fn every_documented_key_is_read_or_noted_as_ignored() {
     assert!(
         unread.is_empty(),
         "topic configs documented, neither read nor noted as ignored: {unread:?}"
+    );
+    // And every group config: only the group coordinator can give one an effect, and it names
+    // them through their constants (`consumer.session.timeout.ms`: CONSUMER_SESSION_TIMEOUT_MS).
+    let coordinator = code_under(&["broker/src/group_coordinator"]);
+    let unread: Vec<&str> = crate::config::GROUP_CONFIGS
+        .iter()
+        .filter(|g| !g.key.note.is_some_and(|n| n.starts_with("accepted")))
+        .filter(|g| {
+            let constant = g.key.name.to_uppercase().replace('.', "_");
+            !coordinator.contains(&constant)
+                && !coordinator.contains(&format!("\"{}\"", g.key.name))
+        })
+        .map(|g| g.key.name)
+        .collect();
+    assert!(
+        unread.is_empty(),
+        "group configs documented, neither read by the group coordinator nor noted as ignored: {unread:?}"
     );
 }

@@ -50,6 +50,25 @@ const fn g(
     }
 }
 
+/// The note every `share.*` key carries.
+const NO_SHARE_GROUPS: &str =
+    "accepted and ignored: rafka has no share groups (KIP-932); the value is validated and described";
+
+/// A `share.*` key: as [`g`], with the note that nothing reads it.
+const fn share(
+    name: &'static str,
+    ty: T,
+    default: &'static str,
+    validator: V,
+    doc: &'static str,
+) -> GroupKey {
+    let k = g(name, ty, default, validator, None, doc);
+    GroupKey {
+        key: k.key.note(NO_SHARE_GROUPS),
+        broker_synonym: None,
+    }
+}
+
 /// Every group configuration, in Kafka's order.
 pub static GROUP_CONFIGS: &[GroupKey] = &[
     g(
@@ -68,36 +87,32 @@ pub static GROUP_CONFIGS: &[GroupKey] = &[
         Some("group.consumer.heartbeat.interval.ms"),
         "The heartbeat interval given to the members of a consumer group.",
     ),
-    g(
+    share(
         SHARE_SESSION_TIMEOUT_MS,
         T::Int,
         "45000",
         V::AtLeast(1),
-        None,
         "The timeout to detect client failures when using the share group protocol.",
     ),
-    g(
+    share(
         SHARE_HEARTBEAT_INTERVAL_MS,
         T::Int,
         "5000",
         V::AtLeast(1),
-        None,
         "The heartbeat interval given to the members of a share group.",
     ),
-    g(
+    share(
         SHARE_RECORD_LOCK_DURATION_MS,
         T::Int,
         "30000",
         V::AtLeast(1000),
-        None,
         "The record acquisition lock duration in milliseconds for share groups.",
     ),
-    g(
+    share(
         SHARE_AUTO_OFFSET_RESET,
         T::String,
         "latest",
         V::OneOf(&["latest", "earliest"]),
-        None,
         "The strategy to initialize the share-partition start offset.",
     ),
 ];
