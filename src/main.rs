@@ -180,7 +180,7 @@ fn settings(config: &KafkaConfig) -> anyhow::Result<ServerSettings> {
         heartbeat_interval: Duration::from_millis(
             config.broker_heartbeat_interval_ms().max(10) as u64
         ),
-        http: HttpConfig::from_kafka_config(&config),
+        http: HttpConfig::from_kafka_config(config),
         kafka_config: Arc::new(config.clone()),
     })
 }

@@ -853,18 +853,15 @@ impl KafkaConfig {
                 ));
             }
             for name in &cln {
-                match self.protocol_map.get(name) {
-                    None => {
-                        return Err(ConfigError::invalid(
-                            "listener.security.protocol.map",
-                            format!(
-                                "controller listener with name {name} defined in \
-                                 controller.listener.names not found in \
-                                 listener.security.protocol.map"
-                            ),
-                        ))
-                    }
-                    Some(_) => {}
+                if !self.protocol_map.contains_key(name) {
+                    return Err(ConfigError::invalid(
+                        "listener.security.protocol.map",
+                        format!(
+                            "controller listener with name {name} defined in \
+                             controller.listener.names not found in \
+                             listener.security.protocol.map"
+                        ),
+                    ));
                 }
             }
             if cln.len() > 1 {

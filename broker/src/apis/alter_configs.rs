@@ -11,8 +11,6 @@ use rafka_protocol::messages::{
     AlterConfigsRequest, AlterConfigsResponse, RequestKind, ResponseKind,
 };
 
-/// How long the answer waits for this broker's image to show an accepted change.
-
 pub async fn handle(
     apis: &KafkaApis,
     ctx: &RequestContext,

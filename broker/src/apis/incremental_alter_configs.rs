@@ -12,8 +12,6 @@ use rafka_protocol::messages::{
     IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse, RequestKind, ResponseKind,
 };
 
-/// How long the answer waits for this broker's image to show an accepted change.
-
 pub async fn handle(
     apis: &KafkaApis,
     ctx: &RequestContext,

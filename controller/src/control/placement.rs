@@ -165,7 +165,7 @@ impl RackList {
     }
 
     fn place(&mut self, rng: &mut Rng, replication_factor: usize) -> Vec<i32> {
-        if self.epoch > 0 && self.epoch % self.num_brokers == 0 && self.num_brokers > 1 {
+        if self.epoch > 0 && self.epoch.is_multiple_of(self.num_brokers) && self.num_brokers > 1 {
             rng.shuffle(&mut self.follow_names);
             for list in self.racks.values_mut() {
                 rng.shuffle(&mut list.follow_order);
