@@ -17,6 +17,7 @@
 //! [`QuorumInfo`] — the quorum as this node sees it, read from openraft's metrics — is defined
 //! here (the node and the quorum controller both read it; [`crate::node`] re-exports it).
 
+use crate::now_ms;
 use crate::raft_types::{NodeId, Raft};
 use rafka_protocol::messages::describe_quorum_response::{
     Listener, Node, PartitionData, ReplicaState, TopicData,
@@ -203,12 +204,6 @@ fn describe(info: &QuorumInfo, now: i64) -> DescribeQuorumResponse {
 /// Kafka's offsets name the next entry: a Raft index + 1, -1 when there is none.
 fn next_offset(index: Option<u64>) -> i64 {
     index.map_or(-1, |i| i64::try_from(i).map_or(i64::MAX, |i| i + 1))
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

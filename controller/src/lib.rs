@@ -23,3 +23,10 @@ pub mod raft_types;
 pub mod scram_credentials;
 pub mod server;
 pub mod state_machine;
+
+/// The wall clock in milliseconds since the epoch (0 before it), as Kafka's `Time.milliseconds`.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -80,6 +80,7 @@
 //! operation also keeps writes in the order openraft issued them, which it requires.
 
 use crate::convert::{entry_from_bytes, entry_to_bytes};
+use crate::now_ms;
 use crate::raft_types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote};
 use bytes::{Bytes, BytesMut};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
@@ -169,12 +170,6 @@ fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> LogStoreError + '_ {
 
 fn raft_err(subject: ErrorSubject<NodeId>, verb: ErrorVerb, e: &LogStoreError) -> StorageError {
     StorageIOError::new(subject, verb, AnyError::new(e)).into()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 fn log_id(term: u64, index: u64) -> LogId {
