@@ -846,6 +846,9 @@ fn a_leader_asks_a_remote_coordinator_before_a_transaction_opens() {
         &[leader],
         Deadline::after(Duration::from_secs(30)),
     );
+    // The raw AddPartitionsToTxn below goes to the coordinator, which answers from its own image:
+    // it must have applied the topic too (it may not have taken the CreateTopics).
+    common::wait_for_topic(cluster.node(coordinator), topic, 1, Duration::from_secs(30));
     let init = InitProducerIdRequest {
         transactional_id: Some(id.into()),
         transaction_timeout_ms: 60_000,
