@@ -4,7 +4,10 @@
 // transactions (a committed and an aborted one, read back read_committed), DeleteTopics. Every
 // check prints "ok <name>"; the first failure exits 1.
 //
-//   node smoke.mjs <host:port>
+//   node smoke.mjs <host:port> [<SASL_PLAINTEXT host:port>]
+//
+// With the second address (a SASL_PLAINTEXT listener whose PLAIN user is admin/admin-secret) it
+// also produces and consumes over SASL PLAIN and checks that a wrong password is refused.
 import { Kafka, CompressionTypes, logLevel } from 'kafkajs';
 
 const broker = process.argv[2];
@@ -32,8 +35,10 @@ function withTimeout(p, ms, what) {
 
 // Reads with a fresh member of `groupId` until `want` messages came (or the deadline), then
 // waits a little for any extra one (a message read twice) and leaves the group.
-async function consume(groupId, topic, want, opts = {}) {
-  const consumer = kafka.consumer({ groupId, sessionTimeout: 10000, heartbeatInterval: 500, ...opts });
+async function consume(groupId, topic, want, opts = {}, client = kafka) {
+  // kafkajs heartbeats and leaves between fetches, so its default 5 s fetch wait would hold every
+  // rebalance and every leave for 5 s on an idle topic (as against Kafka).
+  const consumer = client.consumer({ groupId, sessionTimeout: 10000, heartbeatInterval: 500, maxWaitTimeInMs: 500, ...opts });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   const got = [];
@@ -173,6 +178,70 @@ check(JSON.stringify(txRead.map((m) => m.value)) === JSON.stringify(['committed-
 const uncommitted = await consume('js-txn-uncommitted', TXN_TOPIC, 4, { readUncommitted: true });
 check(JSON.stringify(uncommitted.map((m) => m.value)) === JSON.stringify(['committed-1', 'committed-2', 'aborted', 'committed-3']),
   'a read_uncommitted consumer also reads the aborted message', uncommitted.map((m) => m.value));
+
+// --- two members of one group share a topic's partitions, and one takes all when the other leaves.
+const SHARED = 'js-shared';
+await admin.createTopics({ topics: [{ topic: SHARED, numPartitions: 4 }], waitForLeaders: true });
+const members = [];
+const assigned = [new Set(), new Set()];
+for (let i = 0; i < 2; i++) {
+  const m = kafka.consumer({ groupId: 'js-pair', sessionTimeout: 10000, heartbeatInterval: 300, rebalanceTimeout: 10000, maxWaitTimeInMs: 500 });
+  m.on(m.events.GROUP_JOIN, (e) => {
+    assigned[i] = new Set((e.payload.memberAssignment[SHARED] || []).map(Number));
+  });
+  await m.connect();
+  await m.subscribe({ topic: SHARED, fromBeginning: true });
+  await m.run({ eachMessage: async () => {} });
+  members.push(m);
+}
+const split = async () => {
+  const deadline = Date.now() + 60000;
+  while (Date.now() < deadline) {
+    const [a, b] = assigned;
+    if (a.size === 2 && b.size === 2 && [...a].every((p) => !b.has(p))) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+};
+check(await split(), 'two members split four partitions two and two', assigned.map((s) => [...s]));
+await members[1].disconnect();
+{
+  const deadline = Date.now() + 60000;
+  while (assigned[0].size !== 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+}
+check(assigned[0].size === 4, 'the remaining member takes all four after the other leaves', [...assigned[0]]);
+await members[0].disconnect();
+
+// --- SASL PLAIN on the second listener: produce and consume, and a wrong password refused.
+const saslBroker = process.argv[3];
+if (saslBroker) {
+  const sasl = new Kafka({
+    clientId: 'rafka-smoke-sasl', brokers: [saslBroker], logLevel: logLevel.WARN,
+    sasl: { mechanism: 'plain', username: 'admin', password: 'admin-secret' },
+  });
+  const sp = sasl.producer();
+  await sp.connect();
+  await sp.send({ topic: 'js-sasl', acks: -1, messages: [{ value: 's0' }, { value: 's1' }, { value: 's2' }] });
+  await sp.disconnect();
+  const sread = await consume('js-sasl-group', 'js-sasl', 3, {}, sasl);
+  check(JSON.stringify(sread.map((m) => m.value)) === JSON.stringify(['s0', 's1', 's2']),
+    'SASL PLAIN: a producer and a group consumer over SASL_PLAINTEXT', sread.map((m) => m.value));
+  const bad = new Kafka({
+    clientId: 'rafka-smoke-bad', brokers: [saslBroker], logLevel: logLevel.NOTHING,
+    retry: { retries: 0 },
+    sasl: { mechanism: 'plain', username: 'admin', password: 'wrong' },
+  });
+  const badAdmin = bad.admin();
+  let refused = null;
+  try {
+    await badAdmin.connect();
+    await badAdmin.listTopics();
+  } catch (e) {
+    refused = e;
+  }
+  check(refused !== null && /SASL|auth/i.test(`${refused.name} ${refused.message}`),
+    'SASL PLAIN: a wrong password is refused', refused && `${refused.name}: ${refused.message}`);
+}
 
 // --- DeleteTopics.
 await admin.deleteTopics({ topics: [TXN_TOPIC] });

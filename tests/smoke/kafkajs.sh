@@ -3,7 +3,9 @@
 # rafka: admin calls (CreateTopics, Metadata, DescribeCluster, DescribeConfigs, AlterConfigs,
 # CreatePartitions, DeleteRecords, group offsets, DeleteTopics), an idempotent gzip producer with
 # keys and headers, a consumer group that reads every message once and commits, a member that
-# resumes from the commit, and transactions read back read_committed and read_uncommitted.
+# resumes from the commit, two members splitting a topic's partitions and one taking them all
+# when the other leaves, transactions read back read_committed and read_uncommitted, and SASL
+# PLAIN on a SASL_PLAINTEXT listener (a wrong password refused).
 #
 #   bash tests/smoke/kafkajs.sh [path/to/rafka]   (default target/debug/rafka)
 #
@@ -18,10 +20,10 @@ if [[ ! -d tests/kafkajs/node_modules/kafkajs ]]; then
   (cd tests/kafkajs && npm install --no-audit --no-fund)
 fi
 rafka_extra_props() { rafka_txn_props; }
-rafka_start "${1:-target/debug/rafka}"
+RAFKA_SASL=1 rafka_start "${1:-target/debug/rafka}"
 
-KAFKAJS_NO_PARTITIONER_WARNING=1 timeout 300 node tests/kafkajs/smoke.mjs "$BROKER" | tee "$WORK/kafkajs.out"
+KAFKAJS_NO_PARTITIONER_WARNING=1 timeout 300 node tests/kafkajs/smoke.mjs "$BROKER" "$SASL_BROKER" | tee "$WORK/kafkajs.out"
 n=$(grep -c '^ok ' "$WORK/kafkajs.out")
-(( n >= 25 )) || fail "kafkajs: only $n checks ran"
+(( n >= 30 )) || fail "kafkajs: only $n checks ran"
 grep -q '^kafkajs: all checks passed$' "$WORK/kafkajs.out" || fail "kafkajs: did not finish"
 check "kafkajs: $n checks against rafka"
