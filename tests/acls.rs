@@ -925,23 +925,19 @@ fn deletion_disabled_is_answered_before_authorization() {
         std::thread::sleep(Duration::from_millis(50));
     }
     for (version, code) in [(2, INVALID_REQUEST), (6, TOPIC_DELETION_DISABLED)] {
-        let req = DeleteTopicsRequest {
-            topic_names: if version < 6 {
-                vec!["guarded".to_owned()]
-            } else {
-                Vec::new()
-            },
-            topics: if version < 6 {
-                Vec::new()
-            } else {
-                vec![delete_topics_request::DeleteTopicState {
-                    name: Some("guarded".to_owned()),
-                    ..Default::default()
-                }]
-            },
+        // By name: the names list before v6, a topic state from v6.
+        let mut req = DeleteTopicsRequest {
             timeout_ms: 5_000,
             ..Default::default()
         };
+        if version < 6 {
+            req.topic_names.push("guarded".to_owned());
+        } else {
+            req.topics.push(delete_topics_request::DeleteTopicState {
+                name: Some("guarded".to_owned()),
+                ..Default::default()
+            });
+        }
         match me.raw(addr, version, RequestKind::DeleteTopics(req)) {
             ResponseKind::DeleteTopics(r) => {
                 let got: Vec<(Option<String>, i16)> = r

@@ -62,11 +62,9 @@ const fn share(
     validator: V,
     doc: &'static str,
 ) -> GroupKey {
-    let k = g(name, ty, default, validator, None, doc);
-    GroupKey {
-        key: k.key.note(NO_SHARE_GROUPS),
-        broker_synonym: None,
-    }
+    let mut k = g(name, ty, default, validator, None, doc);
+    k.key = k.key.note(NO_SHARE_GROUPS);
+    k
 }
 
 /// Every group configuration, in Kafka's order.
