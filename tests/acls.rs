@@ -848,7 +848,8 @@ fn an_acl_change_reaches_every_broker_without_a_restart() {
 
 #[test]
 fn without_an_authorizer_everything_is_allowed_and_acl_calls_are_security_disabled() {
-    let cluster = Cluster::single();
+    // One replica of `__consumer_offsets`, so that the group below has a coordinator.
+    let cluster = Cluster::start(1, &[("offsets.topic.replication.factor", "1")]);
     let me = Principal::anonymous();
     let addr = cluster.nodes[0].addr();
     assert_eq!(
@@ -881,6 +882,19 @@ fn without_an_authorizer_everything_is_allowed_and_acl_calls_are_security_disabl
             bits(&[5, 7, 8, 9, 10, 11, 12])
         )
     );
+    // GROUP: READ DELETE DESCRIBE DESCRIBE_CONFIGS ALTER_CONFIGS, Kafka 4's set since KIP-848's
+    // group configs (librdkafka's 0081 against 4.0 checks all five). Asked until the group
+    // coordinator has loaded its partition (FindCoordinator creates `__consumer_offsets`).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let group = loop {
+        find_coordinator_error(&me, addr, "g");
+        let described = describe_groups(&me, addr, &["g"]);
+        if described[0].1 == 0 || Instant::now() > deadline {
+            break described;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(group, [("g".to_owned(), 0, bits(&[3, 6, 8, 10, 11]))]);
 }
 
 /// With `delete.topic.enable=false` a principal refused DELETE on a topic is told that deletion

@@ -34,7 +34,10 @@ impl ResourceType {
                 DescribeConfigs,
                 AlterConfigs,
             ],
-            ResourceType::Group => &[Read, Describe, Delete],
+            // Kafka 4's set: KIP-848's group configs made DESCRIBE_CONFIGS and ALTER_CONFIGS
+            // mean something on a group (DescribeConfigs and IncrementalAlterConfigs of a
+            // `GROUP` resource check them).
+            ResourceType::Group => &[Read, Describe, Delete, DescribeConfigs, AlterConfigs],
             ResourceType::Cluster => &[
                 Create,
                 ClusterAction,
