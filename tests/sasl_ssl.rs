@@ -26,8 +26,11 @@ const CLIENT_JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginMo
 /// Three nodes: EXTERNAL (clients), INTERNAL (inter-broker) and CONTROLLER are SASL_SSL, each
 /// node with its own certificate from one CA; a PLAINTEXT listener on localhost is kept for the
 /// test harness and for creating the first SCRAM user (the bootstrap the README documents).
-/// Returns the cluster, the EXTERNAL ports and the CA.
-fn sasl_ssl_cluster(dir: &std::path::Path) -> (Cluster, BTreeMap<i32, u16>, Ca) {
+/// `extra` properties go to every node. Returns the cluster, the EXTERNAL ports and the CA.
+fn sasl_ssl_cluster(
+    dir: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> (Cluster, BTreeMap<i32, u16>, Ca) {
     let ca = Ca::new(dir, "rafka test CA", "ca.pem");
     let keystores: Vec<String> = (1..=3)
         .map(|i| {
@@ -66,25 +69,23 @@ fn sasl_ssl_cluster(dir: &std::path::Path) -> (Cluster, BTreeMap<i32, u16>, Ca) 
             ("ssl.truststore.location".to_owned(), truststore.clone()),
         ]
     };
-    let cluster = Cluster::start_with(
-        &["broker,controller"; 3],
-        &[
-            (
-                "listener.security.protocol.map",
-                "PLAINTEXT:PLAINTEXT,EXTERNAL:SASL_SSL,INTERNAL:SASL_SSL,CONTROLLER:SASL_SSL",
-            ),
-            ("inter.broker.listener.name", "INTERNAL"),
-            ("ssl.keystore.type", "PEM"),
-            ("ssl.truststore.type", "PEM"),
-            ("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-512"),
-            ("sasl.mechanism.inter.broker.protocol", "PLAIN"),
-            ("sasl.mechanism.controller.protocol", "PLAIN"),
-            ("listener.name.internal.plain.sasl.jaas.config", NODE_JAAS),
-            ("listener.name.controller.plain.sasl.jaas.config", NODE_JAAS),
-            ("listener.name.external.plain.sasl.jaas.config", CLIENT_JAAS),
-        ],
-        &per_node,
-    );
+    let mut properties = vec![
+        (
+            "listener.security.protocol.map",
+            "PLAINTEXT:PLAINTEXT,EXTERNAL:SASL_SSL,INTERNAL:SASL_SSL,CONTROLLER:SASL_SSL",
+        ),
+        ("inter.broker.listener.name", "INTERNAL"),
+        ("ssl.keystore.type", "PEM"),
+        ("ssl.truststore.type", "PEM"),
+        ("sasl.enabled.mechanisms", "PLAIN,SCRAM-SHA-512"),
+        ("sasl.mechanism.inter.broker.protocol", "PLAIN"),
+        ("sasl.mechanism.controller.protocol", "PLAIN"),
+        ("listener.name.internal.plain.sasl.jaas.config", NODE_JAAS),
+        ("listener.name.controller.plain.sasl.jaas.config", NODE_JAAS),
+        ("listener.name.external.plain.sasl.jaas.config", CLIENT_JAAS),
+    ];
+    properties.extend_from_slice(extra);
+    let cluster = Cluster::start_with(&["broker,controller"; 3], &properties, &per_node);
     (cluster, external.into_inner().expect("lock"), ca)
 }
 
@@ -105,7 +106,7 @@ fn client(bootstrap: &str, ca: &Ca, mechanism: &str, user: &str, password: &str)
 fn three_nodes_over_sasl_ssl_serve_scram_and_plain_clients_over_sasl_ssl() {
     let _serial = one_cluster_at_a_time();
     let dir = tempfile::tempdir().expect("dir");
-    let (cluster, external, ca) = sasl_ssl_cluster(dir.path());
+    let (cluster, external, ca) = sasl_ssl_cluster(dir.path(), &[]);
     // The cluster is ready: every node registered, which it did over SASL_SSL to the
     // controllers, and the quorum formed over SASL_SSL.
     let bootstrap: String = external
@@ -221,4 +222,51 @@ fn three_nodes_over_sasl_ssl_serve_scram_and_plain_clients_over_sasl_ssl() {
     // rustls may answer with a TLS alert record (content type 21) before closing; never with a
     // Kafka response.
     assert!(n == 0 || buf[0] == 21, "got {n} bytes: {:?}", &buf[..n]);
+}
+
+/// KIP-368 between the nodes: with `connections.max.reauth.ms` set, every SASL session on the
+/// INTERNAL and CONTROLLER listeners ends after it, and a peer closes a connection whose next
+/// request comes later. The nodes' own connections — replica fetchers, the controller channel
+/// that carries heartbeats, the Raft RPCs — authenticate again on the same connection before
+/// that. Before they did, the controller saw the heartbeat connection close every session, took
+/// the live broker for dead and moved its leaderships.
+#[test]
+fn the_nodes_authenticate_their_own_connections_again_before_their_sessions_end() {
+    let _serial = one_cluster_at_a_time();
+    let dir = tempfile::tempdir().expect("dir");
+    let session_ms = 2_000;
+    let (cluster, _, _) = sasl_ssl_cluster(
+        dir.path(),
+        &[("connections.max.reauth.ms", &session_ms.to_string())],
+    );
+    // A topic on all three, so that two followers fetch over INTERNAL the whole time.
+    let rt = common::runtime();
+    let admin = common::admin(&cluster.bootstrap());
+    use rdkafka::admin::{NewTopic, TopicReplication};
+    let created = rt
+        .block_on(admin.create_topics(
+            &[NewTopic::new("reauth", 1, TopicReplication::Fixed(3))],
+            &common::admin_options(),
+        ))
+        .expect("create");
+    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+    // Four sessions' worth of heartbeats, fetches and Raft traffic.
+    std::thread::sleep(Duration::from_millis(4 * session_ms));
+    let logs = cluster.logs(100_000);
+    assert!(
+        !logs.contains("did not re-authenticate"),
+        "a node let its own session expire:\n{}",
+        cluster.logs(40)
+    );
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("re-authenticated") && l.contains("User:node")),
+        "no replica fetcher authenticated again on INTERNAL:\n{}",
+        cluster.logs(40)
+    );
+    assert!(
+        !logs.contains("broker most likely dead"),
+        "the controller took a live broker for dead:\n{}",
+        cluster.logs(40)
+    );
 }

@@ -15,7 +15,7 @@ use crate::request::KafkaRequest;
 use crate::wire::{self, ExchangeError};
 use rafka_protocol::messages::{ApiVersionsRequest, RequestKind};
 use rafka_protocol::{ApiKey, VersionRange};
-use rafka_security::transport::{connect, Stream};
+use rafka_security::transport::{connect, ClientSecurity, Session, Stream};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -29,6 +29,9 @@ const API_VERSIONS_TRIED: [i16; 2] = [3, 0];
 pub struct BrokerConnection {
     addr: String,
     stream: Option<Stream>,
+    /// The stream's SASL session (KIP-368), authenticated again with `security` when due.
+    session: Session,
+    security: ClientSecurity,
     /// The broker's ranges, by API key.
     versions: HashMap<i16, VersionRange>,
     correlation_id: i32,
@@ -88,9 +91,12 @@ impl BrokerConnection {
                     })
                 }
             };
+        let (stream, session) = stream;
         let mut conn = BrokerConnection {
             addr: addr.to_owned(),
             stream: Some(stream),
+            session,
+            security: config.security.clone(),
             versions: HashMap::new(),
             correlation_id: 0,
             client_id: config.client_id.clone(),
@@ -198,14 +204,22 @@ impl BrokerConnection {
             });
         };
         self.correlation_id = self.correlation_id.wrapping_add(1);
-        let exchange = wire::exchange(
-            &mut stream,
-            version,
-            self.correlation_id,
-            &self.client_id,
-            request.into_kind(),
-            MAX_RESPONSE_BYTES,
-        );
+        let (session, security) = (&mut self.session, &self.security);
+        let exchange = async {
+            session
+                .keep(&mut stream, security)
+                .await
+                .map_err(ExchangeError::Io)?;
+            wire::exchange(
+                &mut stream,
+                version,
+                self.correlation_id,
+                &self.client_id,
+                request.into_kind(),
+                MAX_RESPONSE_BYTES,
+            )
+            .await
+        };
         let body = match tokio::time::timeout(self.request_timeout, exchange).await {
             Ok(Ok(body)) => body,
             Ok(Err(error)) => {
@@ -256,8 +270,10 @@ impl BrokerConnection {
             addr: self.addr.clone(),
             error: e.into(),
         })?;
+        let (session, security) = (&mut self.session, &self.security);
         let write = async {
             use tokio::io::AsyncWriteExt;
+            session.keep(&mut stream, security).await?;
             stream.write_all(&bytes).await?;
             stream.flush().await
         };

@@ -29,7 +29,7 @@ use rafka_protocol::messages::{
     raft_pre_vote_request as pvr, raft_vote_request as vr, RequestKind, ResponseKind,
 };
 use rafka_protocol::ApiKey;
-use rafka_security::transport::{connect, ClientSecurity, Stream};
+use rafka_security::transport::{connect, ClientSecurity, Session, Stream};
 use std::sync::{Arc, OnceLock};
 
 /// The largest frame our nodes accept from each other (a snapshot chunk or a batch of entries).
@@ -121,6 +121,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             client_id: format!("controller-{}", self.node_id),
             cluster_id: self.cluster_id.clone(),
             stream: None,
+            session: Session::default(),
             security: self.security.clone(),
             correlation_id: 0,
             elections: self.elections.clone(),
@@ -137,6 +138,8 @@ pub struct Client {
     client_id: String,
     cluster_id: ClusterId,
     stream: Option<Stream>,
+    /// The stream's SASL session (KIP-368): authenticated again before a request when due.
+    session: Session,
     security: Arc<ClientSecurity>,
     correlation_id: i32,
     elections: Option<crate::election_observer::ElectionObserver>,
@@ -211,13 +214,22 @@ impl Client {
         self.correlation_id = self.correlation_id.wrapping_add(1);
         let mut stream = match self.stream.take() {
             Some(s) => s,
-            None => connect(&self.addr, &self.security)
-                .await
-                .map_err(|source| CallError::Connect {
-                    addr: self.addr.clone(),
-                    source,
-                })?,
+            None => {
+                let (stream, session) =
+                    connect(&self.addr, &self.security)
+                        .await
+                        .map_err(|source| CallError::Connect {
+                            addr: self.addr.clone(),
+                            source,
+                        })?;
+                self.session = session;
+                stream
+            }
         };
+        self.session
+            .keep(&mut stream, &self.security)
+            .await
+            .map_err(CallError::Io)?;
         let body = rafka_client::wire::exchange(
             &mut stream,
             0,

@@ -7,7 +7,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
@@ -148,9 +148,48 @@ async fn connect_sized(addr: &str, receive_buffer: u32) -> io::Result<TcpStream>
     }))
 }
 
+/// The SASL session of an outgoing connection (KIP-368). A server that gives the session a
+/// lifetime (`connections.max.reauth.ms`, or the credential's expiry) closes the connection on
+/// the first request that arrives after it, unless the client has authenticated again on the same
+/// connection. [`Session::keep`], called before each request, does that once 85% of the lifetime
+/// has passed, as Kafka's clients do (they pick a point between 85% and 95%). Without a lifetime
+/// (PLAINTEXT, SSL, or no limit on the server) it does nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Session {
+    reauthenticate_at: Option<Instant>,
+}
+
+impl Session {
+    fn after(authenticated: Instant, lifetime: Option<Duration>) -> Session {
+        Session {
+            reauthenticate_at: lifetime.map(|l| authenticated + l.mul_f64(REAUTHENTICATE_AT)),
+        }
+    }
+
+    /// Authenticates `stream` again, with the credentials of `security`, when the session is
+    /// due for it. The caller has no request in flight on the stream (the server answers the
+    /// SASL requests in order, after anything sent before them).
+    pub async fn keep(&mut self, stream: &mut Stream, security: &ClientSecurity) -> io::Result<()> {
+        let (Some(at), Some(sasl)) = (self.reauthenticate_at, security.sasl.as_ref()) else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if now < at {
+            return Ok(());
+        }
+        let lifetime = crate::sasl::client_authenticator::authenticate(stream, sasl).await?;
+        *self = Session::after(now, lifetime);
+        Ok(())
+    }
+}
+
+/// The share of a session's lifetime after which [`Session::keep`] authenticates again.
+const REAUTHENTICATE_AT: f64 = 0.85;
+
 /// Opens a connection to `addr` (`host:port`) with the layers `security` asks for, ready for
-/// Kafka requests. TCP_NODELAY is on: requests and responses must not wait for an ACK.
-pub async fn connect(addr: &str, security: &ClientSecurity) -> io::Result<Stream> {
+/// Kafka requests, with its SASL [`Session`]. TCP_NODELAY is on: requests and responses must not
+/// wait for an ACK.
+pub async fn connect(addr: &str, security: &ClientSecurity) -> io::Result<(Stream, Session)> {
     connect_with(addr, security, None).await
 }
 
@@ -161,7 +200,7 @@ pub async fn connect_with(
     addr: &str,
     security: &ClientSecurity,
     receive_buffer: Option<u32>,
-) -> io::Result<Stream> {
+) -> io::Result<(Stream, Session)> {
     let tcp = match receive_buffer {
         None => TcpStream::connect(addr).await?,
         Some(size) => connect_sized(addr, size).await?,
@@ -181,6 +220,7 @@ pub async fn connect_with(
         Stream::Plain(tcp)
     };
     // ... then SASL over it on SASL_PLAINTEXT and SASL_SSL listeners.
+    let mut session = Session::default();
     if protocol.uses_sasl() {
         let sasl = security.sasl.as_ref().ok_or_else(|| {
             io::Error::new(
@@ -188,12 +228,16 @@ pub async fn connect_with(
                 format!("{addr} is a {protocol} listener and no SASL credentials are set"),
             )
         })?;
-        if let Err(e) = crate::sasl::client_authenticator::authenticate(&mut stream, sasl).await {
-            warn_refused(addr, &e);
-            return Err(e);
+        let authenticated = Instant::now();
+        match crate::sasl::client_authenticator::authenticate(&mut stream, sasl).await {
+            Ok(lifetime) => session = Session::after(authenticated, lifetime),
+            Err(e) => {
+                warn_refused(addr, &e);
+                return Err(e);
+            }
         }
     }
-    Ok(stream)
+    Ok((stream, session))
 }
 
 /// The host part of `host:port` (`[v6]:port` too).
@@ -256,11 +300,11 @@ mod tests {
             held
         });
         let plain = ClientSecurity::default();
-        let sized = connect_with(&addr, &plain, Some(48 * 1024))
+        let (sized, _) = connect_with(&addr, &plain, Some(48 * 1024))
             .await
             .expect("connect");
         assert_eq!(receive_buffer(sized), 2 * 48 * 1024);
-        let default = connect(&addr, &plain).await.expect("connect");
+        let (default, _) = connect(&addr, &plain).await.expect("connect");
         assert_ne!(receive_buffer(default), 2 * 48 * 1024);
         drop(accept.await.expect("accepted"));
     }

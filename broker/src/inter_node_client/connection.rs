@@ -26,7 +26,7 @@ use super::error::InterNodeError;
 use super::stats::InterNodeStats;
 use rafka_client::wire::ExchangeError;
 use rafka_protocol::messages::{RequestKind, ResponseKind};
-use rafka_security::transport::{connect_with, ClientSecurity, Stream};
+use rafka_security::transport::{connect_with, ClientSecurity, Session, Stream};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,6 +97,8 @@ pub struct NodeConnection {
     /// The open stream and the address it goes to; `None` while closed, or while an exchange
     /// holds it.
     stream: Option<(String, Stream)>,
+    /// The open stream's SASL session: authenticated again before a request once it is due.
+    session: Session,
     /// The last correlation id sent on this connection (each request takes the next).
     correlation_id: i32,
     /// Consecutive failed connection attempts, and when the last attempt started.
@@ -117,6 +119,7 @@ impl NodeConnection {
             config,
             stats,
             stream: None,
+            session: Session::default(),
             correlation_id: 0,
             failures: 0,
             last_attempt: None,
@@ -208,8 +211,9 @@ impl NodeConnection {
             ))
         });
         match attempt {
-            Ok(s) => {
+            Ok((s, session)) => {
                 self.failures = 0;
+                self.session = session;
                 self.correlation_id = 0;
                 self.stats
                     .connection_creation_total
@@ -266,14 +270,23 @@ impl NodeConnection {
         let addr = addr.clone();
         self.correlation_id = self.correlation_id.wrapping_add(1);
         let correlation_id = self.correlation_id;
-        let exchange = rafka_client::wire::exchange(
-            stream,
-            version,
-            correlation_id,
-            &self.config.client_id,
-            body,
-            self.config.max_response_bytes,
-        );
+        let (session, config) = (&mut self.session, &self.config);
+        let exchange = async {
+            // KIP-368: a session the peer limited is renewed on this connection before it ends.
+            session
+                .keep(stream, &config.security)
+                .await
+                .map_err(ExchangeError::Io)?;
+            rafka_client::wire::exchange(
+                stream,
+                version,
+                correlation_id,
+                &config.client_id,
+                body,
+                config.max_response_bytes,
+            )
+            .await
+        };
         let answer = match tokio::time::timeout_at(deadline, exchange).await {
             Ok(Ok(r)) => r,
             // `taken` closes the stream as it goes.

@@ -59,11 +59,14 @@ impl SaslClientConfig {
     }
 }
 
-/// Authenticates `stream` with `config`; the stream is ready for Kafka requests afterwards.
+/// Authenticates `stream` with `config` (first, or again on the same connection: KIP-368); the
+/// stream is ready for Kafka requests afterwards. Returns the session's lifetime when the server
+/// gave it one (`connections.max.reauth.ms`, or a credential's expiry): past it the server closes
+/// the connection on its next request unless the client has authenticated again.
 pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     config: &SaslClientConfig,
-) -> io::Result<()> {
+) -> io::Result<Option<Duration>> {
     match tokio::time::timeout(TIMEOUT, exchange(stream, config)).await {
         Ok(r) => r,
         Err(_) => Err(io::Error::new(
@@ -76,7 +79,7 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     config: &SaslClientConfig,
-) -> io::Result<()> {
+) -> io::Result<Option<Duration>> {
     let refused = |what: String| {
         io::Error::new(
             io::ErrorKind::PermissionDenied,
@@ -138,7 +141,10 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             .map_err(|e| refused(e.to_string()))?
         {
             Some(next) => token = next,
-            None if client.is_complete() => return Ok(()),
+            None if client.is_complete() => {
+                let lifetime = u64::try_from(a.session_lifetime_ms).unwrap_or(0);
+                return Ok((lifetime > 0).then(|| Duration::from_millis(lifetime)));
+            }
             None => return Err(refused("the exchange ended early".into())),
         }
     }
