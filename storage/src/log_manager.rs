@@ -19,9 +19,10 @@
 //! too many. Released files reopen on their next use.
 //!
 //! Thread-safety: the map of logs is behind a mutex held only to look up, insert or remove an
-//! entry (never during I/O on a log); each log is behind its own mutex. Lock order: the map,
-//! then a log, then the budget's registry (briefly, never while taking a log's lock); another
-//! log's lock is only ever *tried* while one is held (the budget's eviction), never waited for.
+//! entry (never during I/O on a log); each log is behind its own mutex. Lock order: the
+//! checkpoint writer's (a whole pass of [`LogManager::checkpoint_only`]), then the map, then a
+//! log, then the budget's registry (briefly, never while taking a log's lock); another log's lock
+//! is only ever *tried* while one is held (the budget's eviction), never waited for.
 
 use crate::checkpoint::{OffsetCheckpointFile, TopicPartition};
 use crate::config::LogConfig;
@@ -161,6 +162,10 @@ pub struct LogManager {
     /// which a log created under the same name must not inherit after a crash (see
     /// [`LogManager::forget_deleted_in_checkpoints`]).
     deleted_since_checkpoint: AtomicBool,
+    /// Held for a whole pass of [`LogManager::checkpoint_only`]: the periodic tasks, a deletion's
+    /// rewrite and shutdown all write the same files through the same temporary name, and two
+    /// passes at once could rename the other's file away (ENOENT) or go back in time.
+    checkpoint_writer: Mutex<()>,
 }
 
 impl LogManager {
@@ -328,6 +333,7 @@ impl LogManager {
             threads,
             producer_id_expiration_ms: AtomicI64::new(DEFAULT_PRODUCER_ID_EXPIRATION_MS),
             deleted_since_checkpoint: AtomicBool::new(false),
+            checkpoint_writer: Mutex::new(()),
         })
     }
 
@@ -599,6 +605,11 @@ impl LogManager {
     /// Writes the `kinds` of checkpoint of every directory; the recovery points after the
     /// flushes rolls left (so that they include them).
     pub fn checkpoint_only(&self, kinds: &[CheckpointKind]) -> Result<()> {
+        // A pass that panicked wrote nothing shared but a temporary file the next one truncates.
+        let _writer = self
+            .checkpoint_writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if kinds.contains(&CheckpointKind::RecoveryPoints) {
             self.flush_rolled_segments()?;
         }
@@ -1071,6 +1082,32 @@ mod tests {
     /// the creation rewrote the checkpoints without it — and a checkpointed log start offset
     /// past a log's end (an older file, or a damaged one) is ignored rather than panicking
     /// the load.
+    /// The periodic tasks, a deletion's rewrite and shutdown may write the checkpoints at once
+    /// (a node stopping right after it started does): every write must succeed. Before the
+    /// passes were serialized, two renaming the same temporary file failed with ENOENT.
+    #[test]
+    fn checkpoints_written_at_once_by_several_threads_all_succeed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lm = Arc::new(open_on_disk(dir.path()));
+        for p in 0..4 {
+            lm.get_or_create_log(&TopicPartition::new("t", p), LogConfig::default(), 0)
+                .expect("log");
+        }
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let lm = lm.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..100 {
+                        lm.checkpoint().expect("a checkpoint pass");
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().expect("every pass succeeded");
+        }
+    }
+
     #[test]
     fn a_recreated_partition_does_not_inherit_the_deleted_ones_checkpoints() {
         let dir = tempfile::tempdir().expect("tempdir");
