@@ -7,20 +7,28 @@
 //! watermark and last stable offset as atomics (published under the log's lock after every
 //! change, read without it), a generation bumped on every leadership change, and one watch list
 //! per offset. A delayed operation registers a [`Waiter`] on the lists of its partitions once,
-//! for as long as it waits; a publish that moves an offset wakes the waiters on that offset's
-//! list, each told *which* of its partitions moved, so a woken operation looks at that partition
-//! alone:
+//! for as long as it waits, each registration with the offset it waits for (`at`); a publish
+//! that moves an offset wakes the waiters on that offset's list whose `at` it reached, each told
+//! *which* of its partitions moved, so a woken operation looks at that partition alone:
 //!
 //! - [`crate::replica_manager::delayed_fetch::DelayedFetch`] waits on its partitions' log ends (a follower), high
 //!   watermarks (read_uncommitted) or last stable offsets (read_committed: a transaction's
 //!   marker, once replicated, wakes it);
-//! - [`crate::replica_manager::delayed_produce`] (acks=all) waits on its partitions' high watermarks.
+//! - [`crate::replica_manager::delayed_produce`] (acks=all) waits on its partitions' high
+//!   watermarks, each until it reaches the offset after the produce's append. Woken on any move,
+//!   every acks=all produce in flight on a partition looked again at every high-watermark
+//!   step though at most the oldest could complete (librdkafka pipelines: with 16 KiB batches,
+//!   a dozen in flight), and the walk held the list's lock while it woke them, so that the
+//!   produces completing on the other worker waited for it to deregister.
+//!
+//! A leadership change (or the partition going away) wakes every waiter, whatever its `at`.
 //!
 //! [`PurgatoryStats`] counts, per purgatory, the wake-ups delivered and how operations ended.
 //!
-//! Thread-safety: a watch list's mutex is held only to add, remove or walk its entries; walking
-//! it takes each woken waiter's mutex (a leaf). Neither is ever held across an `.await`, nor
-//! while taking a log's lock.
+//! Thread-safety: a watch list's mutex is held only to add, remove or walk its entries, never
+//! while waking (the walk collects whom to wake and wakes them after); waking takes each woken
+//! waiter's mutex (a leaf). Neither is ever held across an `.await`, nor while taking a log's
+//! lock.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -123,11 +131,13 @@ impl OffsetsWatch {
         moved
     }
 
-    /// Wakes the waiters on the offsets in `moved`.
+    /// Wakes the waiters on the offsets in `moved` whose offset is reached: read now, not as
+    /// published, so a later publish's value counts (that publish wakes too; a second wake-up
+    /// costs a look, a missed one a whole wait).
     pub fn wake(&self, moved: Moved) {
         for (i, list) in self.lists.iter().enumerate() {
             if moved.0[i] {
-                list.wake_all();
+                list.wake(Some(self.offsets[i].load(Ordering::SeqCst)));
             }
         }
     }
@@ -136,14 +146,15 @@ impl OffsetsWatch {
     pub fn wake_everyone(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         for list in &self.lists {
-            list.wake_all();
+            list.wake(None);
         }
     }
 
-    /// Registers `waiter` (its operation's partition number `index`) on `key`'s list. Check
-    /// the offset after registering, never before: a change in between wakes the waiter.
-    pub fn register(&self, key: WatchKey, waiter: &Arc<Waiter>, index: usize) {
-        self.lists[key.index()].add(waiter, index);
+    /// Registers `waiter` (its operation's partition number `index`) on `key`'s list, to be
+    /// woken once the offset is at least `at` (`i64::MIN`: on any move). Check the offset after
+    /// registering, never before: a change in between wakes the waiter.
+    pub fn register(&self, key: WatchKey, waiter: &Arc<Waiter>, index: usize, at: i64) {
+        self.lists[key.index()].add(waiter, index, at);
     }
 
     pub fn deregister(&self, key: WatchKey, waiter: &Arc<Waiter>) {
@@ -162,32 +173,52 @@ struct WatchList {
     /// The entries' count, read without the lock so that a publish nobody waits for costs one
     /// load.
     len: AtomicUsize,
-    entries: Mutex<Vec<(Arc<Waiter>, usize)>>,
+    entries: Mutex<Vec<Entry>>,
+}
+
+/// A registration: the waiter, its partition number in the operation, the offset it waits for.
+#[derive(Debug)]
+struct Entry {
+    waiter: Arc<Waiter>,
+    index: usize,
+    at: i64,
 }
 
 impl WatchList {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Arc<Waiter>, usize)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Entry>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn add(&self, waiter: &Arc<Waiter>, index: usize) {
+    fn add(&self, waiter: &Arc<Waiter>, index: usize, at: i64) {
         let mut entries = self.lock();
-        entries.push((waiter.clone(), index));
+        entries.push(Entry {
+            waiter: waiter.clone(),
+            index,
+            at,
+        });
         self.len.store(entries.len(), Ordering::SeqCst);
     }
 
     fn remove(&self, waiter: &Arc<Waiter>) {
         let mut entries = self.lock();
-        entries.retain(|(w, _)| !Arc::ptr_eq(w, waiter));
+        entries.retain(|e| !Arc::ptr_eq(&e.waiter, waiter));
         self.len.store(entries.len(), Ordering::SeqCst);
     }
 
-    fn wake_all(&self) {
+    /// Wakes the entries whose offset `reached` is at (all of them for `None`), after letting
+    /// the list's lock go.
+    fn wake(&self, reached: Option<i64>) {
         if self.len.load(Ordering::SeqCst) == 0 {
             return;
         }
-        for (waiter, index) in self.lock().iter() {
-            waiter.wake(*index);
+        let due: Vec<(Arc<Waiter>, usize)> = self
+            .lock()
+            .iter()
+            .filter(|e| reached.is_none_or(|offset| offset >= e.at))
+            .map(|e| (e.waiter.clone(), e.index))
+            .collect();
+        for (waiter, index) in due {
+            waiter.wake(index);
         }
     }
 }
@@ -312,9 +343,20 @@ impl Registrations {
     }
 
     /// Registers the operation's partition number `index` on `key` of its partition's
-    /// `offsets`.
+    /// `offsets`, woken by any move of it.
     pub(crate) fn add(&mut self, offsets: &Arc<OffsetsWatch>, key: WatchKey, index: usize) {
-        offsets.register(key, &self.waiter, index);
+        self.add_at(offsets, key, index, i64::MIN);
+    }
+
+    /// [`Registrations::add`], woken only once the offset reaches `at` (or leadership changes).
+    pub(crate) fn add_at(
+        &mut self,
+        offsets: &Arc<OffsetsWatch>,
+        key: WatchKey,
+        index: usize,
+        at: i64,
+    ) {
+        offsets.register(key, &self.waiter, index, at);
         self.on.push((offsets.clone(), key));
     }
 }
@@ -341,8 +383,8 @@ mod watch_tests {
         let stats = Arc::new(PurgatoryStats::default());
         let on_hw = Waiter::new(1, stats.clone());
         let on_leo = Waiter::new(2, stats.clone());
-        w.register(WatchKey::HighWatermark, &on_hw, 0);
-        w.register(WatchKey::LogEnd, &on_leo, 1);
+        w.register(WatchKey::HighWatermark, &on_hw, 0, i64::MIN);
+        w.register(WatchKey::LogEnd, &on_leo, 1, i64::MIN);
         // The log end moves, the high watermark does not.
         let moved = w.publish(Offsets {
             log_end_offset: 6,
@@ -370,6 +412,47 @@ mod watch_tests {
         w.wake_everyone();
         assert_eq!(on_hw.take_woken(), vec![0]);
         assert_eq!(w.generation(), 1);
+    }
+
+    #[test]
+    fn a_waiter_with_an_offset_is_woken_once_it_is_reached_or_by_a_leadership_change() {
+        let at = |hw| Offsets {
+            log_end_offset: 20,
+            high_watermark: hw,
+            last_stable_offset: hw,
+        };
+        let w = OffsetsWatch::new(at(3));
+        let stats = Arc::new(PurgatoryStats::default());
+        let waiter = Waiter::new(1, stats.clone());
+        w.register(WatchKey::HighWatermark, &waiter, 0, 10);
+        // Moves short of 10 wake nobody.
+        for hw in [4, 9] {
+            let moved = w.publish(at(hw));
+            assert!(moved.contains(WatchKey::HighWatermark));
+            w.wake(moved);
+            assert_eq!(waiter.take_woken(), Vec::<usize>::new(), "woken at {hw}");
+        }
+        // 10 and past it do.
+        for hw in [10, 12] {
+            w.wake(w.publish(at(hw)));
+            assert_eq!(waiter.take_woken(), vec![0], "not woken at {hw}");
+        }
+        // The offset as it is when the wake runs counts, not as the publish saw it: a publish
+        // short of 10 whose wake runs after a later one reached it still wakes.
+        let fresh = Waiter::new(1, stats.clone());
+        w.register(WatchKey::HighWatermark, &fresh, 0, 30);
+        let early = w.publish(at(25));
+        w.wake(w.publish(at(30)));
+        assert_eq!(fresh.take_woken(), vec![0]);
+        w.wake(early);
+        assert_eq!(fresh.take_woken(), vec![0]);
+        // A leadership change wakes it whatever its offset.
+        let far = Waiter::new(1, stats);
+        w.register(WatchKey::HighWatermark, &far, 0, i64::MAX);
+        w.wake(w.publish(at(31)));
+        assert_eq!(far.take_woken(), Vec::<usize>::new());
+        w.wake_everyone();
+        assert_eq!(far.take_woken(), vec![0]);
     }
 }
 

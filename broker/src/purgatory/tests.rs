@@ -300,3 +300,54 @@ fn a_delayed_produce_completes_on_its_own_partitions_high_watermark_only() {
         assert_eq!(stats.expired(), 1);
     });
 }
+
+/// Pipelined acks=all produces on one partition: each high-watermark step wakes only the
+/// produces it completes, not every one still waiting behind it.
+#[test]
+fn a_high_watermark_step_wakes_only_the_produces_it_reaches() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (rm, image) = broker(dir.path(), 1, &[1, 2]);
+    let stats = rm.purgatory().produce.clone();
+    runtime().block_on(async {
+        let mut waiting = Vec::new();
+        let mut ends = Vec::new();
+        for _ in 0..3 {
+            let a = rm.append(&image, &tp(0), &records(3), -1);
+            assert_eq!(a.error, ErrorCode::None);
+            ends.push(a.last_offset + 1);
+            let rm = rm.clone();
+            let required = a.last_offset + 1;
+            waiting.push(tokio::spawn(async move {
+                rm.wait_for_high_watermarks(
+                    &[(tp(0), required)],
+                    Instant::now() + Duration::from_secs(10),
+                )
+                .await
+            }));
+        }
+        settle().await;
+        assert_eq!(ends, vec![3, 6, 9]);
+        // Follower 2 reaches offset 1, then 3: the first step completes nothing and wakes
+        // nobody, the second wakes and completes the first produce alone.
+        for (step, (offset, woken, done)) in [(1, 0, 0), (3, 1, 1), (6, 2, 2), (9, 3, 3)]
+            .into_iter()
+            .enumerate()
+        {
+            let read = rm.read_for_follower(&image, &tp(0), 2, offset, 0, 1 << 20, -1);
+            assert_eq!(read.error, ErrorCode::None);
+            settle().await;
+            assert_eq!(
+                (
+                    stats.wakeups(),
+                    waiting.iter().filter(|w| w.is_finished()).count()
+                ),
+                (woken, done),
+                "after step {step} (high watermark {offset}): wake-ups and produces completed",
+            );
+        }
+        for w in waiting {
+            assert_eq!(w.await.expect("task"), vec![ErrorCode::None]);
+        }
+        assert_eq!((stats.completed(), stats.expired()), (3, 0));
+    });
+}

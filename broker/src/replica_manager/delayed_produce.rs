@@ -24,11 +24,13 @@ impl ReplicaManager {
         let stats = self.purgatory().produce.clone();
         let mut registrations = Registrations::new(Waiter::new(waits.len(), stats.clone()));
         let mut partitions: Vec<Option<Arc<Partition>>> = Vec::with_capacity(waits.len());
-        for (i, (tp, _)) in waits.iter().enumerate() {
+        for (i, (tp, required)) in waits.iter().enumerate() {
             let p = self.partition(tp);
             if let Some(p) = &p {
-                // Registered before the first look: a move in between wakes it.
-                registrations.add(p.offsets(), WatchKey::HighWatermark, i);
+                // Registered before the first look: a move in between wakes it. Only a high
+                // watermark at `required` can decide it (or a leadership change, which wakes
+                // everyone).
+                registrations.add_at(p.offsets(), WatchKey::HighWatermark, i, *required);
             }
             partitions.push(p);
         }
