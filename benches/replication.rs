@@ -44,6 +44,8 @@
 //!
 //! `$RAFKA_BIN` runs the nodes from another build (two builds against each other, alternately).
 //! `$RAFKA_BENCH_ONLY` runs a subset (`throughput`, `latency`, `failover`, comma-separated);
+//! `$RAFKA_BENCH_TPUT_CLIENT` overrides the throughput rounds' producer settings (same form as
+//! below; `batch.size=16384` is the Java client's default, a produce request per 16 KiB);
 //! `$RAFKA_BENCH_CLIENT` adds settings to the paced producers (`key=value;key=value`, e.g.
 //! `topic.metadata.refresh.interval.ms=100` or `socket.timeout.ms=3000`): the time from
 //! "elected" to "first ack" is the client's, spent until librdkafka refreshes its metadata (after
@@ -326,7 +328,12 @@ impl ProducerContext for Reports {
 /// Extra client settings from `$RAFKA_BENCH_CLIENT` (`key=value;key=value`), for the paced
 /// producers: to see which client setting a figure depends on.
 fn client_extra() -> Vec<(String, String)> {
-    std::env::var("RAFKA_BENCH_CLIENT")
+    settings_from("RAFKA_BENCH_CLIENT")
+}
+
+/// `key=value;key=value` pairs from the environment variable `var`.
+fn settings_from(var: &str) -> Vec<(String, String)> {
+    std::env::var(var)
         .unwrap_or_default()
         .split(';')
         .filter_map(|kv| kv.split_once('='))
@@ -433,7 +440,7 @@ fn produce_round(
     msgs: u64,
 ) -> Tput {
     let ctx = Reports::new();
-    let p: BaseProducer<Reports> = common::client_config(
+    let mut config = common::client_config(
         &cluster.bootstrap(),
         &[
             ("acks", acks),
@@ -442,9 +449,11 @@ fn produce_round(
             ("compression.type", "none"),
             ("message.timeout.ms", "60000"),
         ],
-    )
-    .create_with_context(ctx.clone())
-    .expect("producer");
+    );
+    for (k, v) in settings_from("RAFKA_BENCH_TPUT_CLIENT") {
+        config.set(k, v);
+    }
+    let p: BaseProducer<Reports> = config.create_with_context(ctx.clone()).expect("producer");
     // Connection and metadata outside the timing.
     let first = BaseRecord::<(), [u8], usize>::with_opaque_to(topic, 0)
         .partition(0)
@@ -1082,8 +1091,12 @@ fn throughput_table(
 ) {
     let _ = writeln!(
         w,
-        "\n(c) throughput, 1 KiB messages, linger.ms=5, one partition led by node {leader}, \
+        "\n(c) throughput, 1 KiB messages, linger.ms=5{}, one partition led by node {leader}, \
          {TPUT_ROUNDS} alternating rounds of {} MiB:",
+        settings_from("RAFKA_BENCH_TPUT_CLIENT")
+            .iter()
+            .map(|(k, v)| format!(", {k}={v}"))
+            .collect::<String>(),
         (TPUT_MSGS * KIB as u64) >> 20
     );
     let _ = writeln!(
