@@ -160,9 +160,12 @@ pub struct Session {
 }
 
 impl Session {
+    /// A session authenticated at `authenticated` for `lifetime`. One so long that its due time
+    /// is past what an `Instant` holds is never renewed (it outlives the process).
     fn after(authenticated: Instant, lifetime: Option<Duration>) -> Session {
         Session {
-            reauthenticate_at: lifetime.map(|l| authenticated + l.mul_f64(REAUTHENTICATE_AT)),
+            reauthenticate_at: lifetime
+                .and_then(|l| authenticated.checked_add(l.mul_f64(REAUTHENTICATE_AT))),
         }
     }
 
@@ -274,6 +277,26 @@ const REFUSAL_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_is_due_at_85_percent_of_its_lifetime_and_an_endless_one_never() {
+        let now = Instant::now();
+        assert_eq!(Session::after(now, None).reauthenticate_at, None);
+        assert_eq!(
+            Session::after(now, Some(Duration::from_millis(1000))).reauthenticate_at,
+            Some(now + Duration::from_millis(850))
+        );
+        assert_eq!(
+            Session::after(now, Some(Duration::from_millis(1))).reauthenticate_at,
+            Some(now + Duration::from_micros(850))
+        );
+        // The longest lifetime the protocol can announce (i64::MAX ms) and the longest a
+        // Duration holds: due far ahead, or never when past what an Instant holds; no panic.
+        for lifetime in [Duration::from_millis(i64::MAX as u64), Duration::MAX] {
+            let at = Session::after(now, Some(lifetime)).reauthenticate_at;
+            assert!(at.is_none_or(|at| at > now + Duration::from_secs(1 << 40)));
+        }
+    }
 
     /// The receive buffer of a connected stream (Linux reports twice the size asked for).
     fn receive_buffer(stream: Stream) -> u32 {

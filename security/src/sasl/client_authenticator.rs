@@ -142,13 +142,22 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         {
             Some(next) => token = next,
             None if client.is_complete() => {
-                let lifetime = u64::try_from(a.session_lifetime_ms).unwrap_or(0);
-                return Ok((lifetime > 0).then(|| Duration::from_millis(lifetime)));
+                return Ok(session_lifetime(a.session_lifetime_ms));
             }
             None => return Err(refused("the exchange ended early".into())),
         }
     }
     Err(refused("too many rounds".into()))
+}
+
+/// The session lifetime a server announced (`session_lifetime_ms`, KIP-368): none for zero
+/// (no limit) and for a negative value, which no server sends (Kafka's clients treat anything
+/// not positive as no limit).
+fn session_lifetime(ms: i64) -> Option<Duration> {
+    u64::try_from(ms)
+        .ok()
+        .filter(|&ms| ms > 0)
+        .map(Duration::from_millis)
 }
 
 fn error_name(code: i16) -> String {
@@ -197,6 +206,18 @@ async fn call<S: AsyncRead + AsyncWrite + Unpin>(
 mod tests {
     use super::*;
     use crate::sasl::authenticator::{Decision, SaslServerAuthenticator, SaslServerConfig};
+
+    #[test]
+    fn a_session_lifetime_of_any_value_a_server_sends_is_read_without_panicking() {
+        for ms in [i64::MIN, -1, 0] {
+            assert_eq!(session_lifetime(ms), None, "{ms}");
+        }
+        assert_eq!(session_lifetime(1), Some(Duration::from_millis(1)));
+        assert_eq!(
+            session_lifetime(i64::MAX),
+            Some(Duration::from_millis(i64::MAX as u64))
+        );
+    }
     use crate::sasl::jaas::JaasConfig;
     use crate::sasl::plain::PlainUsers;
     use std::sync::Arc;
