@@ -714,16 +714,8 @@ fn internal_sasl_cluster() -> Cluster {
 fn nodes_authenticate_to_each_other_and_replicate() {
     let _one = common::one_cluster_at_a_time();
     let mut c = internal_sasl_cluster();
-    let admin = common::admin(&c.bootstrap());
+    common::create_replicated_topic(&c.bootstrap(), "replicated", 1, 3);
     let rt = common::runtime();
-    use rdkafka::admin::{NewTopic, TopicReplication};
-    let res = rt
-        .block_on(admin.create_topics(
-            &[NewTopic::new("replicated", 1, TopicReplication::Fixed(3))],
-            &common::admin_options(),
-        ))
-        .expect("create");
-    assert!(res.iter().all(|r| r.is_ok()), "{res:?}");
     // acks=all needs every in-sync follower to have fetched over the SASL inter-broker listener.
     let producer: FutureProducer = common::client_config(&c.bootstrap(), &[("acks", "all")])
         .set("message.timeout.ms", "30000")

@@ -134,14 +134,7 @@ fn three_nodes_over_sasl_ssl_serve_scram_and_plain_clients_over_sasl_ssl() {
         client(&bootstrap, &ca, "PLAIN", "admin", "admin-secret")
             .create()
             .expect("admin");
-    use rdkafka::admin::{NewTopic, TopicReplication};
-    let created = rt
-        .block_on(admin.create_topics(
-            &[NewTopic::new("sasl-ssl", 1, TopicReplication::Fixed(3))],
-            &common::admin_options(),
-        ))
-        .expect("create");
-    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+    common::create_replicated_topic_with(&admin, "sasl-ssl", 1, 3);
 
     // carol produces with acks=all over SASL_SSL + SCRAM-SHA-512: each acknowledgement needs the
     // followers to have fetched over the SASL_SSL inter-broker listener.
@@ -240,16 +233,7 @@ fn the_nodes_authenticate_their_own_connections_again_before_their_sessions_end(
         &[("connections.max.reauth.ms", &session_ms.to_string())],
     );
     // A topic on all three, so that two followers fetch over INTERNAL the whole time.
-    let rt = common::runtime();
-    let admin = common::admin(&cluster.bootstrap());
-    use rdkafka::admin::{NewTopic, TopicReplication};
-    let created = rt
-        .block_on(admin.create_topics(
-            &[NewTopic::new("reauth", 1, TopicReplication::Fixed(3))],
-            &common::admin_options(),
-        ))
-        .expect("create");
-    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+    common::create_replicated_topic(&cluster.bootstrap(), "reauth", 1, 3);
     // Four sessions' worth of heartbeats, fetches and Raft traffic.
     std::thread::sleep(Duration::from_millis(4 * session_ms));
     let logs = cluster.logs(100_000);

@@ -933,6 +933,16 @@ pub fn create_replicated_topic(
     partitions: i32,
     replication_factor: i32,
 ) {
+    create_replicated_topic_with(&admin(bootstrap), topic, partitions, replication_factor);
+}
+
+/// [`create_replicated_topic`] through `admin` (a client with its own security settings).
+pub fn create_replicated_topic_with(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+    partitions: i32,
+    replication_factor: i32,
+) {
     use rdkafka::admin::{NewTopic, TopicReplication};
     let nt = NewTopic::new(
         topic,
@@ -940,7 +950,7 @@ pub fn create_replicated_topic(
         TopicReplication::Fixed(replication_factor),
     );
     let res = runtime()
-        .block_on(admin(bootstrap).create_topics([&nt], &admin_options()))
+        .block_on(admin.create_topics([&nt], &admin_options()))
         .expect("CreateTopics request");
     assert_eq!(res, vec![Ok(topic.to_string())], "CreateTopics {topic}");
 }
