@@ -239,10 +239,16 @@ impl ReplicaManager {
         out
     }
 
-    /// Applies what a fetch from the leader brought for one followed partition (blocking I/O:
-    /// call it off the async threads). `leader_epoch` is the epoch the fetch was made at: a
-    /// partition whose leadership changed since ignores it. Returns the partition's error, if
-    /// the fetcher should back off.
+    /// Applies what a fetch from the leader brought for one followed partition. Appending is
+    /// what a produce does on its worker; a truncation or a reset deletes files, so a round that
+    /// carries one runs on a blocking thread (`replica_fetcher`). `leader_epoch` is the epoch
+    /// the fetch was made at: a partition whose leadership changed since ignores it. Returns the
+    /// partition's error, if the fetcher should back off.
+    ///
+    /// The partition's state is read-held until the log is let go (state before log, as
+    /// `Partition` orders them), so the leadership checked is the one the log is changed under:
+    /// a broker made leader in between can no longer have this round truncate or append over
+    /// the records it took as leader.
     pub fn process_fetched(
         &self,
         tp: &TopicPartition,
@@ -252,9 +258,21 @@ impl ReplicaManager {
         let Some(p) = self.partition(tp) else {
             return ErrorCode::UnknownTopicOrPartition;
         };
-        if p.with_state(|st| st.is_leader || st.registration.leader_epoch != leader_epoch) {
-            return ErrorCode::None;
-        }
+        p.with_state(|st| {
+            if st.is_leader || st.registration.leader_epoch != leader_epoch {
+                return ErrorCode::None;
+            }
+            self.apply_fetched(&p, tp, data)
+        })
+    }
+
+    /// [`ReplicaManager::process_fetched`] once the leadership is checked (its state held).
+    fn apply_fetched(
+        &self,
+        p: &Partition,
+        tp: &TopicPartition,
+        data: &FetchedPartition,
+    ) -> ErrorCode {
         let now = now_ms();
         let mut log = lock_log(&p.log);
         let leo = log.log_end_offset();
