@@ -204,22 +204,16 @@ impl BrokerConnection {
             });
         };
         self.correlation_id = self.correlation_id.wrapping_add(1);
-        let (session, security) = (&mut self.session, &self.security);
-        let exchange = async {
-            session
-                .keep(&mut stream, security)
-                .await
-                .map_err(ExchangeError::Io)?;
-            wire::exchange(
-                &mut stream,
-                version,
-                self.correlation_id,
-                &self.client_id,
-                request.into_kind(),
-                MAX_RESPONSE_BYTES,
-            )
-            .await
-        };
+        let exchange = wire::exchange_in_session(
+            &mut stream,
+            &mut self.session,
+            &self.security,
+            version,
+            self.correlation_id,
+            &self.client_id,
+            request.into_kind(),
+            MAX_RESPONSE_BYTES,
+        );
         let body = match tokio::time::timeout(self.request_timeout, exchange).await {
             Ok(Ok(body)) => body,
             Ok(Err(error)) => {

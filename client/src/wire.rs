@@ -10,7 +10,7 @@
 use bytes::{Bytes, BytesMut};
 use rafka_protocol::messages::{RequestHeader, RequestKind, ResponseKind};
 use rafka_protocol::{RequestFrame, ResponseFrame};
-use rafka_security::transport::ReceiveLowWater;
+use rafka_security::transport::{ClientSecurity, ReceiveLowWater, Session, Stream};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -223,6 +223,36 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin + ReceiveLowWater>(
         });
     }
     Ok(frame.body)
+}
+
+/// [`exchange`] on a connection whose SASL `session` the peer may have limited (KIP-368): the
+/// session is renewed with `security`'s credentials first when it is due. Every client that
+/// keeps a connection (the inter-node client, the controller's Raft client, the tools' client)
+/// sends its requests through here.
+#[allow(clippy::too_many_arguments)]
+pub async fn exchange_in_session(
+    stream: &mut Stream,
+    session: &mut Session,
+    security: &ClientSecurity,
+    version: i16,
+    correlation_id: i32,
+    client_id: &str,
+    body: RequestKind,
+    max_response: usize,
+) -> Result<ResponseKind, ExchangeError> {
+    session
+        .keep(stream, security)
+        .await
+        .map_err(ExchangeError::Io)?;
+    exchange(
+        stream,
+        version,
+        correlation_id,
+        client_id,
+        body,
+        max_response,
+    )
+    .await
 }
 
 #[cfg(test)]

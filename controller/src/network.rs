@@ -226,12 +226,10 @@ impl Client {
                 stream
             }
         };
-        self.session
-            .keep(&mut stream, &self.security)
-            .await
-            .map_err(CallError::Io)?;
-        let body = rafka_client::wire::exchange(
+        let body = rafka_client::wire::exchange_in_session(
             &mut stream,
+            &mut self.session,
+            &self.security,
             0,
             self.correlation_id,
             &self.client_id,

@@ -270,23 +270,16 @@ impl NodeConnection {
         let addr = addr.clone();
         self.correlation_id = self.correlation_id.wrapping_add(1);
         let correlation_id = self.correlation_id;
-        let (session, config) = (&mut self.session, &self.config);
-        let exchange = async {
-            // KIP-368: a session the peer limited is renewed on this connection before it ends.
-            session
-                .keep(stream, &config.security)
-                .await
-                .map_err(ExchangeError::Io)?;
-            rafka_client::wire::exchange(
-                stream,
-                version,
-                correlation_id,
-                &config.client_id,
-                body,
-                config.max_response_bytes,
-            )
-            .await
-        };
+        let exchange = rafka_client::wire::exchange_in_session(
+            stream,
+            &mut self.session,
+            &self.config.security,
+            version,
+            correlation_id,
+            &self.config.client_id,
+            body,
+            self.config.max_response_bytes,
+        );
         let answer = match tokio::time::timeout_at(deadline, exchange).await {
             Ok(Ok(r)) => r,
             // `taken` closes the stream as it goes.
